@@ -1,0 +1,124 @@
+import { Client, credentials as grpcCredentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { service as healthService, type ServingStatus } from 'grpc-health-check';
+import type { CloudEvent } from './cloud-event.js';
+import { Code, PluginError } from './errors.js';
+import { eventToProto } from './event-codec.js';
+import { HandleStatus, PluginServiceClient, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { PLUGIN_SERVICE_NAME } from './serve.js';
+import { channelCredentials, type ClientTlsOptions } from './tls.js';
+
+/** Options for {@link PluginClient}; every field has a default. */
+export interface PluginClientOptions {
+  /** TLS or mTLS towards the plugin. Default: plaintext. */
+  tls?: ClientTlsOptions;
+  /** Deadline for calls that do not set one. Default 30 000 ms. */
+  defaultTimeoutMs?: number;
+  /** Largest request sent, in bytes. Default 16 MiB. */
+  maxSendMessageBytes?: number;
+}
+
+/** Options for one {@link PluginClient.handle} call. */
+export interface HandleCallOptions {
+  /** The flow whose run makes the call. */
+  flow: string;
+  /** 1-based attempt number. Default 1. */
+  attempt?: number;
+  /** Deadline for this call, in ms from now. Default: the client's `defaultTimeoutMs`. */
+  timeoutMs?: number;
+  /** Cancels the call; it then fails with CANCELLED. */
+  signal?: AbortSignal;
+}
+
+/** What a plugin answered. */
+export interface PluginResponse {
+  status: 'ok' | 'skipped';
+  message: string;
+  attributes: Record<string, string>;
+}
+
+interface HealthClient extends Client {
+  check(
+    request: { service: string },
+    metadata: Metadata,
+    options: { deadline: Date },
+    callback: (err: ServiceError | null, response?: { status: ServingStatus }) => void,
+  ): void;
+}
+const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Health') as unknown as new (
+  ...args: ConstructorParameters<typeof Client>
+) => HealthClient;
+
+function fromServiceError(err: ServiceError): PluginError {
+  return new PluginError(err.code as number as Code, err.details || err.message);
+}
+
+/**
+ * Core's side of the plugin contract: one channel to one plugin, opened on first
+ * use and reused by every call until {@link PluginClient.close}.
+ */
+export class PluginClient {
+  private readonly client: PluginServiceClient;
+  private readonly health: HealthClient;
+  private readonly defaultTimeoutMs: number;
+
+  /** @param address `host:port` of the plugin. */
+  constructor(readonly address: string, options: PluginClientOptions = {}) {
+    const creds = channelCredentials(options.tls);
+    const channelOptions = {
+      'grpc.max_send_message_length': options.maxSendMessageBytes ?? 16 * 1024 * 1024,
+      ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
+    };
+    this.client = new PluginServiceClient(address, creds, channelOptions);
+    // The health client shares the plugin client's channel: one connection per plugin.
+    this.health = new HealthClientConstructor(address, grpcCredentials.createInsecure(), {
+      channelOverride: this.client.getChannel(),
+    });
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
+  }
+
+  /**
+   * Sends one event. Resolves with the plugin's answer; rejects with a
+   * {@link PluginError} whose `code` is the gRPC status (DEADLINE_EXCEEDED when
+   * the timeout passes, UNAVAILABLE when the plugin cannot be reached).
+   */
+  handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
+    const deadline = new Date(Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs));
+    const request = { event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1 };
+    return new Promise<PluginResponse>((resolve, reject) => {
+      if (options.signal?.aborted) {
+        reject(new PluginError(Code.Canceled, 'call cancelled before it started'));
+        return;
+      }
+      const call = this.client.handle(request, new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
+        options.signal?.removeEventListener('abort', cancel);
+        if (err) reject(fromServiceError(err));
+        else
+          resolve({
+            status: response?.status === HandleStatus.HANDLE_STATUS_SKIPPED ? 'skipped' : 'ok',
+            message: response?.message ?? '',
+            attributes: response?.attributes ?? {},
+          });
+      });
+      const cancel = (): void => call.cancel();
+      options.signal?.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  /**
+   * Asks the plugin's `grpc.health.v1` service for its status.
+   * @param service Default: the plugin service's own name.
+   */
+  checkHealth(options: { service?: string; timeoutMs?: number } = {}): Promise<ServingStatus> {
+    const deadline = new Date(Date.now() + (options.timeoutMs ?? 5_000));
+    return new Promise((resolve, reject) => {
+      this.health.check({ service: options.service ?? PLUGIN_SERVICE_NAME }, new Metadata(), { deadline }, (err, response) =>
+        err ? reject(fromServiceError(err)) : resolve(response?.status ?? 'UNKNOWN'),
+      );
+    });
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. */
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CloudEvent } from './cloud-event.js';
+import { eventFromProto, eventToProto } from './event-codec.js';
+import { CloudEvent as ProtoCloudEvent } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { PluginClient } from './client.js';
+import { serve, type PluginServer } from './serve.js';
+
+const everyExtensionType: CloudEvent['extensions'] = {
+  flag: { type: 'boolean', value: true },
+  off: { type: 'boolean', value: false },
+  count: { type: 'integer', value: -2147483648 },
+  note: { type: 'string', value: 'grüße, 東京 🚀' },
+  blob: { type: 'binary', value: new Uint8Array([0, 1, 254, 255]) },
+  link: { type: 'uri', value: 'https://example.com/a?b=c' },
+  rel: { type: 'uri-ref', value: '/relative/path#frag' },
+  seen: { type: 'timestamp', value: '2026-11-25T10:00:00.123456789Z' },
+};
+
+const cases: Array<[string, CloudEvent]> = [
+  [
+    'unicode labels and annotations',
+    {
+      id: 'ü-1',
+      source: 'prometheus://ex',
+      specversion: '1.0',
+      type: 'prometheus.server.alert.SpotTermination',
+      time: '2026-11-25T10:00:00.5Z',
+      subject: 'ノード-1',
+      datacontenttype: 'application/json',
+      data: { labels: { instance_id: 'i-0abc', emoji: '🔥', zh: '节点' }, annotations: { summary: 'Ça va\n"quoted"' } },
+    },
+  ],
+  [
+    '1 MiB of data',
+    {
+      id: 'big',
+      source: 's',
+      specversion: '1.0',
+      type: 't',
+      datacontenttype: 'application/json',
+      data: { labels: { a: 'b' }, blob: 'x'.repeat(1024 * 1024) },
+    },
+  ],
+  ['extensions of every attribute type', { id: 'ext', source: 's', specversion: '1.0', type: 't', dataschema: 'https://schema/x', extensions: everyExtensionType }],
+  ['binary data', { id: 'bin', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/octet-stream', data: new Uint8Array([0, 255, 10, 13, 128]) }],
+  ['plain text data', { id: 'txt', source: 's', specversion: '1.0', type: 't', datacontenttype: 'text/plain', data: '{not json' }],
+  ['no data and no optional attributes', { id: 'min', source: 's', specversion: '1.0', type: 't' }],
+];
+
+describe('event codec', () => {
+  it.each(cases)('round-trips %s through the protobuf bytes', (_name, event) => {
+    const bytes = ProtoCloudEvent.encode(eventToProto(event)).finish();
+    expect(eventFromProto(ProtoCloudEvent.decode(bytes))).toEqual(event);
+  });
+
+  it('writes time as a protobuf Timestamp keeping nanoseconds', () => {
+    const proto = eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', time: '2026-01-02T03:04:05.000000007+01:00' });
+    expect(proto.attributes.time?.attr).toEqual({ $case: 'ceTimestamp', value: { seconds: Date.UTC(2026, 0, 2, 2, 4, 5) / 1000, nanos: 7 } });
+    expect(eventFromProto(proto).time).toBe('2026-01-02T02:04:05.000000007Z');
+  });
+
+  it('rejects a time that is not RFC 3339, naming the value', () => {
+    expect(() => eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', time: 'yesterday' })).toThrow(/not an RFC 3339 time: "yesterday"/);
+  });
+});
+
+describe('event fields over real gRPC', () => {
+  let server: PluginServer;
+  let client: PluginClient;
+  let received: CloudEvent | undefined;
+
+  beforeAll(async () => {
+    server = await serve(0, { handle: (event) => void (received = event) }, { host: '127.0.0.1' });
+    client = new PluginClient(`127.0.0.1:${server.port}`);
+  });
+  afterAll(async () => {
+    client.close();
+    await server.close();
+  });
+
+  it.each(cases)('arrive exactly: %s', async (_name, event) => {
+    received = undefined;
+    await client.handle(event, { flow: 'f' });
+    expect(received).toEqual(event);
+  });
+});

@@ -1,0 +1,35 @@
+import type { CloudEvent } from './cloud-event.js';
+
+/** What the handler knows about the call it serves. */
+export interface HandleContext {
+  /** The flow whose run calls the plugin. */
+  readonly flow: string;
+  /** 1 for the first call of this plugin in this run, 2 for the first retry, ... */
+  readonly attempt: number;
+  /** When core stops waiting, if it set a deadline (core always does). */
+  readonly deadline: Date | undefined;
+  /** Aborts at the deadline or when core cancels the call; pass it to I/O. */
+  readonly signal: AbortSignal;
+}
+
+/** Outcome of a handled event. Returning nothing means `{ status: 'ok' }`. */
+export interface HandleResult {
+  /** `ok`: the plugin acted; `skipped`: nothing to do, the run goes on. Default `ok`. */
+  status?: 'ok' | 'skipped';
+  /** A short human-readable summary, logged by core. */
+  message?: string;
+  /**
+   * Merged by core into `data.labels` of the event handed to the next plugin of
+   * the same run (later values win), e.g. `replacement_instance_id`.
+   */
+  attributes?: Record<string, string>;
+}
+
+/**
+ * Implemented by every action plugin, and by core's built-in plugins.
+ * Throw a {@link PluginError} to answer with a gRPC code; anything else thrown
+ * becomes INTERNAL.
+ */
+export interface EventHandler {
+  handle(event: CloudEvent, context: HandleContext): Promise<HandleResult | void> | HandleResult | void;
+}

@@ -1,0 +1,18 @@
+/**
+ * The Hollowtrees plugin SDK: implement {@link EventHandler}, then
+ * `await serve(9000, new MyHandler())`. Core talks to plugins through
+ * {@link PluginClient}.
+ *
+ * @packageDocumentation
+ */
+export { labelsOf, type CloudEvent, type CloudEventExtension, type EventData } from './cloud-event.js';
+export { Code, PluginError, codeName, isRetryable } from './errors.js';
+export type { EventHandler, HandleContext, HandleResult } from './handler.js';
+export { serve, PLUGIN_SERVICE_NAME, type PluginServer, type ServeOptions } from './serve.js';
+export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse } from './client.js';
+export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';
+export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
+export { normalizeTime } from './timestamp.js';
+export type { ServingStatus } from 'grpc-health-check';
+/** The generated protobuf messages and service definition, for tooling that needs the wire types. */
+export * as proto from './gen/hollowtrees/plugin/v1/plugin.js';

@@ -1,0 +1,223 @@
+import { createServer } from 'node:net';
+import { makeTestCertificates, type TestCertificates } from '@hollowtrees/testkit';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { CloudEvent } from './cloud-event.js';
+import { PluginClient } from './client.js';
+import { Code, PluginError } from './errors.js';
+import type { EventHandler, HandleContext } from './handler.js';
+import { serve, type PluginServer, type ServeOptions } from './serve.js';
+
+const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event', data: { labels: { node: 'n1' } } };
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function start(handler: EventHandler, options: ServeOptions = {}): Promise<{ server: PluginServer; client: PluginClient }> {
+  const server = await serve(0, handler, { host: '127.0.0.1', ...options });
+  const client = new PluginClient(`127.0.0.1:${server.port}`);
+  cleanups.push(() => server.close(), () => client.close());
+  return { server, client };
+}
+
+const rejection = (p: Promise<unknown>): Promise<PluginError> =>
+  p.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (err: unknown) => {
+      expect(err).toBeInstanceOf(PluginError);
+      return err as PluginError;
+    },
+  );
+
+describe('serve', () => {
+  it('passes flow, attempt and deadline to the handler and returns its attributes', async () => {
+    let seen: HandleContext | undefined;
+    const { client } = await start({
+      handle: (_e, ctx) => {
+        seen = ctx;
+        return { message: 'done', attributes: { replacement_instance_id: 'i-new' } };
+      },
+    });
+    const before = Date.now();
+    const res = await client.handle(event, { flow: 'spot', attempt: 3, timeoutMs: 5_000 });
+    expect(res).toEqual({ status: 'ok', message: 'done', attributes: { replacement_instance_id: 'i-new' } });
+    expect(seen?.flow).toBe('spot');
+    expect(seen?.attempt).toBe(3);
+    expect(seen?.deadline!.getTime()).toBeGreaterThanOrEqual(before + 4_000);
+    expect(seen?.signal.aborted).toBe(false);
+  });
+
+  it('reports skipped', async () => {
+    const { client } = await start({ handle: () => ({ status: 'skipped', message: 'already drained' }) });
+    expect(await client.handle(event, { flow: 'f' })).toMatchObject({ status: 'skipped', message: 'already drained' });
+  });
+
+  it.each([
+    [Code.Unavailable, true],
+    [Code.ResourceExhausted, true],
+    [Code.Aborted, true],
+    [Code.NotFound, false],
+    [Code.PermissionDenied, false],
+    [Code.InvalidArgument, false],
+  ])('a thrown PluginError with code %i arrives with that code (retryable: %s)', async (code, retryable) => {
+    const { client } = await start({
+      handle: () => {
+        throw new PluginError(code, `failed with ${code}`);
+      },
+    });
+    const err = await rejection(client.handle(event, { flow: 'f' }));
+    expect(err.code).toBe(code);
+    expect(err.message).toBe(`failed with ${code}`);
+    expect(err.retryable).toBe(retryable);
+  });
+
+  it('an unknown thrown error arrives as INTERNAL with its message', async () => {
+    const { client } = await start({
+      handle: async () => {
+        throw new TypeError('cannot read properties of undefined');
+      },
+    });
+    const err = await rejection(client.handle(event, { flow: 'f' }));
+    expect(err.code).toBe(Code.Internal);
+    expect(err.message).toBe('cannot read properties of undefined');
+  });
+
+  it('a thrown non-Error arrives as INTERNAL', async () => {
+    const { client } = await start({
+      handle: () => {
+        throw 'a string'; // eslint-disable-line no-throw-literal
+      },
+    });
+    const err = await rejection(client.handle(event, { flow: 'f' }));
+    expect([err.code, err.message]).toEqual([Code.Internal, 'a string']);
+  });
+
+  it('a slow handler: the client gets DEADLINE_EXCEEDED and the AbortSignal fires', async () => {
+    let aborted: (reason: unknown) => void = () => {};
+    const abortedReason = new Promise<unknown>((resolve) => (aborted = resolve));
+    const { client } = await start({
+      handle: (_e, { signal }) =>
+        new Promise((resolve) => {
+          signal.addEventListener('abort', () => {
+            aborted(signal.reason);
+            resolve();
+          });
+        }),
+    });
+    const err = await rejection(client.handle(event, { flow: 'f', timeoutMs: 200 }));
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect(await abortedReason).toBeInstanceOf(PluginError);
+  });
+
+  it('the AbortSignal fires when the client cancels', async () => {
+    let fired!: () => void;
+    const cancelled = new Promise<void>((resolve) => (fired = resolve));
+    const { client } = await start({ handle: (_e, { signal }) =>
+        new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => {
+            fired();
+            resolve();
+          }),
+        ),
+    });
+    const controller = new AbortController();
+    const call = client.handle(event, { flow: 'f', signal: controller.signal });
+    setTimeout(() => controller.abort(), 100);
+    expect((await rejection(call)).code).toBe(Code.Canceled);
+    await cancelled;
+  });
+
+  it('health is SERVING, then NOT_SERVING during close(); close() waits for the call in flight', async () => {
+    let release!: () => void;
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const { server, client } = await start({
+      handle: () =>
+        new Promise((resolve) => {
+          entered();
+          release = () => resolve({ attributes: { finished: 'yes' } });
+        }),
+    });
+    expect(await client.checkHealth()).toBe('SERVING');
+    expect(await client.checkHealth({ service: '' })).toBe('SERVING');
+
+    const inFlight = client.handle(event, { flow: 'f' });
+    await inHandler;
+    let closed = false;
+    const closing = server.close().then(() => (closed = true));
+
+    expect(await client.checkHealth()).toBe('NOT_SERVING');
+    const refused = await rejection(client.handle(event, { flow: 'f' }));
+    expect(refused.code).toBe(Code.Unavailable);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(closed).toBe(false);
+
+    release();
+    expect((await inFlight).attributes).toEqual({ finished: 'yes' });
+    await closing;
+    expect(closed).toBe(true);
+  });
+
+  it('a port already in use gives an error naming the port', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((r) => blocker.close(r)));
+    const port = (blocker.address() as { port: number }).port;
+    await expect(serve(port, { handle: () => {} }, { host: '127.0.0.1' })).rejects.toThrow(`port ${port} is already in use`);
+  });
+
+  it('an unreachable plugin fails with UNAVAILABLE', async () => {
+    const { server, client } = await start({ handle: () => {} });
+    await server.close();
+    const err = await rejection(client.handle(event, { flow: 'f', timeoutMs: 2_000 }));
+    expect(err.code).toBe(Code.Unavailable);
+  });
+});
+
+describe('serve with TLS', () => {
+  let certs: TestCertificates;
+  beforeAll(() => {
+    certs = makeTestCertificates();
+  });
+
+  async function tlsServer(mutual: boolean): Promise<PluginServer> {
+    const server = await serve(0, { handle: () => ({ attributes: { tls: 'yes' } }) }, {
+      host: '127.0.0.1',
+      tls: { cert: certs.server.cert, key: certs.server.key, ...(mutual ? { ca: certs.ca.cert } : {}) },
+    });
+    cleanups.push(() => server.close());
+    return server;
+  }
+  const connect = (port: number, tls: ConstructorParameters<typeof PluginClient>[1]): PluginClient => {
+    const client = new PluginClient(`localhost:${port}`, tls);
+    cleanups.push(() => client.close());
+    return client;
+  };
+
+  it('serves over TLS to a client that trusts the CA', async () => {
+    const server = await tlsServer(false);
+    const client = connect(server.port, { tls: { ca: certs.ca.cert } });
+    expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ tls: 'yes' });
+    expect(await client.checkHealth()).toBe('SERVING');
+  });
+
+  it('a plaintext client cannot talk to a TLS server', async () => {
+    const server = await tlsServer(false);
+    const client = connect(server.port, {});
+    expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
+  });
+
+  it('mTLS: a client with a certificate from the CA is served', async () => {
+    const server = await tlsServer(true);
+    const client = connect(server.port, { tls: { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key } });
+    expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ tls: 'yes' });
+  });
+
+  it('mTLS: a client without a certificate is refused', async () => {
+    const server = await tlsServer(true);
+    const client = connect(server.port, { tls: { ca: certs.ca.cert } });
+    expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
+  });
+});

@@ -1,0 +1,162 @@
+import { Server, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { Code, PluginError } from './errors.js';
+import { eventFromProto } from './event-codec.js';
+import {
+  HandleStatus,
+  PluginServiceService,
+  type HandleRequest,
+  type HandleResponse,
+} from './gen/hollowtrees/plugin/v1/plugin.js';
+import type { EventHandler, HandleResult } from './handler.js';
+import { serverCredentials, type ServerTlsOptions } from './tls.js';
+
+/** The fully qualified name the plugin service reports in the health service. */
+export const PLUGIN_SERVICE_NAME = 'hollowtrees.plugin.v1.PluginService';
+
+/** Options for {@link serve}; every field has a default. */
+export interface ServeOptions {
+  /** Address to bind. Default `0.0.0.0` (all interfaces, as a plugin in a pod needs). */
+  host?: string;
+  /** TLS, or mTLS when `tls.ca` is set. Default: plaintext. */
+  tls?: ServerTlsOptions;
+  /** Close gracefully on SIGTERM and SIGINT. Default false. */
+  handleSignals?: boolean;
+  /** How long `close()` waits for in-flight calls before cancelling them. Default 30 000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Largest request accepted, in bytes. Default 16 MiB. */
+  maxReceiveMessageBytes?: number;
+}
+
+/** A running plugin server. */
+export interface PluginServer {
+  /** The bound port (the ephemeral one when `serve` was given 0). */
+  readonly port: number;
+  /**
+   * Reports NOT_SERVING, refuses new calls with UNAVAILABLE, waits for calls in
+   * flight (up to `shutdownTimeoutMs`), then stops. Safe to call more than once.
+   */
+  close(): Promise<void>;
+}
+
+function toServiceError(err: unknown): Partial<ServiceError> {
+  const e = PluginError.from(err);
+  return { code: e.code as number as status, details: e.message };
+}
+
+function toResponse(result: HandleResult | void): HandleResponse {
+  return {
+    status: result?.status === 'skipped' ? HandleStatus.HANDLE_STATUS_SKIPPED : HandleStatus.HANDLE_STATUS_OK,
+    message: result?.message ?? '',
+    attributes: result?.attributes ?? {},
+  };
+}
+
+function bindError(host: string, port: number, err: Error): Error {
+  if (/EADDRINUSE|address already in use/i.test(err.message)) {
+    return new Error(`cannot serve on ${host}:${port}: port ${port} is already in use`, { cause: err });
+  }
+  return new Error(`cannot serve on ${host}:${port}: ${err.message}`, { cause: err });
+}
+
+/**
+ * Serves `handler` as a Hollowtrees action plugin on `port` (0 for an ephemeral
+ * port), together with the standard `grpc.health.v1` health service.
+ *
+ * @example
+ * ```ts
+ * const server = await serve(9000, new MyHandler(), { handleSignals: true });
+ * ```
+ */
+export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {
+  const host = options.host ?? '0.0.0.0';
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
+  const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 16 * 1024 * 1024 });
+  const health = new HealthImplementation({ '': 'SERVING', [PLUGIN_SERVICE_NAME]: 'SERVING' });
+  health.addToServer(server);
+
+  let closing: Promise<void> | undefined;
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+
+  const handle = (call: ServerUnaryCall<HandleRequest, HandleResponse>, callback: sendUnaryData<HandleResponse>): void => {
+    if (closing) {
+      callback({ code: status.UNAVAILABLE, details: 'plugin is shutting down' });
+      return;
+    }
+    const request = call.request;
+    if (!request.event) {
+      callback({ code: status.INVALID_ARGUMENT, details: 'request has no event' });
+      return;
+    }
+    inFlight++;
+    const controller = new AbortController();
+    const deadlineValue = call.getDeadline();
+    const deadlineMs = deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue;
+    const deadline = Number.isFinite(deadlineMs) ? new Date(deadlineMs) : undefined;
+    const timer = deadline
+      ? setTimeout(() => controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded')), Math.max(0, deadlineMs - Date.now()))
+      : undefined;
+    // grpc-js also emits 'cancelled' when a finished call's stream closes: only a pending call is aborted.
+    let settled = false;
+    call.once('cancelled', () => settled || controller.abort(new PluginError(Code.Canceled, 'call cancelled by the client')));
+
+    const event = eventFromProto(request.event);
+    Promise.resolve()
+      .then(() => handler.handle(event, { flow: request.flow, attempt: request.attempt || 1, deadline, signal: controller.signal }))
+      .then(
+        (result) => {
+          settled = true;
+          callback(null, toResponse(result));
+        },
+        (err: unknown) => {
+          settled = true;
+          callback(toServiceError(err));
+        },
+      )
+      .finally(() => {
+        clearTimeout(timer);
+        if (--inFlight === 0) onIdle?.();
+      });
+  };
+  server.addService(PluginServiceService, { handle });
+
+  const boundPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, serverCredentials(options.tls), (err, bound) =>
+      err ? reject(bindError(host, port, err)) : resolve(bound),
+    );
+  });
+
+  const drain = (): Promise<void> =>
+    inFlight === 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, shutdownTimeoutMs);
+          onIdle = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+
+  const onSignal = (): void => void close();
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(PLUGIN_SERVICE_NAME, 'NOT_SERVING');
+      await drain();
+      // A client holding a stream open (a health Watch) would keep tryShutdown waiting.
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 1_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+    })();
+    return closing;
+  };
+  if (options.handleSignals) process.once('SIGTERM', onSignal).once('SIGINT', onSignal);
+
+  return { port: boundPort, close };
+}

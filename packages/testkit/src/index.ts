@@ -1,0 +1,8 @@
+/**
+ * Wire-level stand-ins and helpers for Hollowtrees' tests and demos. Not for production.
+ *
+ * @packageDocumentation
+ */
+export { makeTestCertificates, type KeyPair, type TestCertificates } from './certificates.js';
+export * from './kube/index.js';
+export * from './aws/index.js';
