@@ -1,1 +1,26 @@
-export {};
+/**
+ * A kube-apiserver stand-in: nodes get/list/patch, pods list/get/delete, the
+ * `policy/v1` eviction subresource with PodDisruptionBudget semantics, events
+ * create, and `Status` error bodies as the real API server sends them.
+ */
+export {
+  startKubeApiServer,
+  type FaultOptions,
+  type KubeApiServer,
+  type KubeApiServerOptions,
+  type KubeConfigOptions,
+  type RequestRecord,
+} from './server.js';
+export { KubeCluster, type EvictionRecord, type KubeClusterOptions, type ListQuery, type ObjectList } from './cluster.js';
+export type {
+  Event as KubeEvent,
+  Node as KubeNode,
+  ObjectMeta as KubeObjectMeta,
+  OwnerReference as KubeOwnerReference,
+  Pod as KubePod,
+  PodDisruptionBudget as KubePodDisruptionBudget,
+  PodDisruptionBudgetStatus as KubePodDisruptionBudgetStatus,
+  Status as KubeStatus,
+  Taint as KubeTaint,
+  Volume as KubeVolume,
+} from './types.js';

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { startHollowtrees } from './app.js';
+import { ConfigError } from './config/config-error.js';
+import { defaultConfig } from './config/default-config.js';
+import { loadConfigFile, type LoadedConfig } from './config/load-config.js';
+import { createLogger } from './logger.js';
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+
+const HELP = `Usage:
+  hollowtrees [--config FILE] [--dry-run] [--listen HOST:PORT]
+  hollowtrees validate --config FILE
+  hollowtrees --version | --help
+
+Turns Prometheus alerts into CloudEvents and runs the configured action flows.
+Without --config it runs on the embedded default: receiver on 127.0.0.1:9092,
+one demo flow that logs every firing alert.
+
+Options:
+  -c, --config FILE     YAML configuration (see examples/config.yaml)
+      --dry-run         run the flows, log what each plugin would get, call none
+      --listen ADDR     override server.listen, e.g. 0.0.0.0:9092
+  -h, --help            this text
+  -v, --version         the version
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'dry-run': { type: 'boolean' },
+        listen: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`hollowtrees: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = positionals[0];
+  if (positionals.length > 1 || (command !== undefined && command !== 'validate')) {
+    process.stderr.write(`hollowtrees: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+
+  let loaded: LoadedConfig;
+  try {
+    if (command === 'validate') {
+      if (!values.config) {
+        process.stderr.write('hollowtrees validate: --config FILE is required\n');
+        return EXIT_USAGE;
+      }
+      loaded = await loadConfigFile(values.config);
+      for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
+      const flows = Object.keys(loaded.config.flows);
+      process.stdout.write(`${values.config}: valid (${flows.length} flow${flows.length === 1 ? '' : 's'}: ${flows.join(', ')})\n`);
+      return 0;
+    }
+    loaded = values.config ? await loadConfigFile(values.config) : defaultConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+
+  const logger = createLogger(loaded.config.log.level);
+  if (!values.config) {
+    logger.warn(`no --config given: running on the embedded default configuration (receiver on ${loaded.config.server.listen}, flow "demo" into the log plugin)`);
+  }
+  let app;
+  try {
+    app = await startHollowtrees(loaded, { logger, dryRun: values['dry-run'] ?? false, ...(values.listen ? { listen: values.listen } : {}) });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    logger.fatal({ err }, (err as Error).message);
+    logger.flush();
+    return EXIT_RUNTIME;
+  }
+  const running = app;
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'shutting down');
+      process.once(signal, () => resolve(EXIT_RUNTIME)); // a second signal means: now
+      running.close().then(() => resolve(0), (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        resolve(EXIT_RUNTIME);
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Flushing the async logger and closing sockets can leave timers: do not wait on them.
+    setTimeout(() => process.exit(code), 100).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`hollowtrees: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(EXIT_RUNTIME);
+  },
+);

@@ -1,0 +1,84 @@
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { describeIssues, formatPath } from '../validation-issues.js';
+import { ConfigError, type ConfigProblem } from './config-error.js';
+import { interpolateEnv, MissingEnvError } from './interpolate.js';
+import { configSchema, type Config } from './schema.js';
+
+/** Names usable in a flow's `plugins` without declaring them. */
+export const BUILTIN_PLUGINS: readonly string[] = ['log'];
+
+/** A validated configuration and what the reader should know about it. */
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from, or `<embedded default>`. */
+  file: string;
+  /** Deprecations and similar, to log at start. */
+  warnings: string[];
+}
+
+function checkReferences(config: Config): ConfigProblem[] {
+  const known = [...new Set([...Object.keys(config.plugins), ...BUILTIN_PLUGINS])].sort();
+  const problems: ConfigProblem[] = [];
+  for (const [flowName, flow] of Object.entries(config.flows)) {
+    flow.plugins.forEach((name, i) => {
+      if (!known.includes(name)) {
+        problems.push({ path: formatPath(['flows', flowName, 'plugins', i]), message: `unknown plugin ${JSON.stringify(name)} (known: ${known.join(', ')})` });
+      }
+    });
+  }
+  return problems;
+}
+
+/**
+ * Parses and validates configuration text. Throws {@link ConfigError} naming
+ * the file, the path and what was expected for every problem found.
+ */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let expanded: string;
+  try {
+    expanded = interpolateEnv(text, env);
+  } catch (err) {
+    if (err instanceof MissingEnvError) throw new ConfigError(file, [{ path: '', message: err.message }]);
+    throw err;
+  }
+
+  const doc = parseDocument(expanded, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ path: '', message: `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: ${e.message.split('\n', 1)[0]}` })),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(file, [{ path: '', message: 'expected a YAML mapping with server, log, plugins and flows' }]);
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(file, describeIssues(parsed.error.issues));
+  const config = parsed.data;
+
+  const problems = checkReferences(config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  const warnings: string[] = [];
+  const bindAddr = config.global?.bindAddr;
+  if (bindAddr !== undefined) {
+    warnings.push(`${file}: global.bindAddr is deprecated; write server.listen instead`);
+    const serverSection = (raw as { server?: { listen?: unknown } }).server;
+    if (serverSection?.listen === undefined) config.server.listen = bindAddr;
+  }
+  return { config, file, warnings };
+}
+
+/** Reads and validates a configuration file. Throws {@link ConfigError}, also when the file cannot be read. */
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+  }
+  return parseConfig(text, file, env);
+}

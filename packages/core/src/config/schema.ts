@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { parseDuration } from '../duration.js';
+
+/** A Go-style duration string (`30s`, `5m30s`), validated and turned into milliseconds. */
+const duration = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 5m or 1h30m, got ${JSON.stringify(text)}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9092');
+
+const tlsFiles = z.strictObject({
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  serverName: z.string().optional(),
+});
+
+const retry = z.strictObject({
+  /** Total attempts, including the first. */
+  attempts: z.number().int().min(1).max(100).default(3),
+  initialBackoff: duration.default(200),
+  maxBackoff: duration.default(5_000),
+  multiplier: z.number().min(1).max(10).default(2),
+});
+const defaultRetry = { attempts: 3, initialBackoff: 200, maxBackoff: 5_000, multiplier: 2 };
+
+const grpcPlugin = z.strictObject({
+  type: z.literal('grpc'),
+  address: z.string().min(1, 'expected host:port of the plugin'),
+  timeout: duration.default(30_000),
+  retry: retry.default(defaultRetry),
+  tls: tlsFiles.optional(),
+});
+
+const logPlugin = z.strictObject({
+  type: z.literal('log'),
+  timeout: duration.default(5_000),
+  retry: retry.default(defaultRetry),
+});
+
+const plugin = z.discriminatedUnion('type', [grpcPlugin, logPlugin], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'expected type: grpc or type: log' : undefined),
+});
+
+/** A filter value: equality, any of a list, `{ not: ... }`, or `{ regex: ... }` (anchored). */
+const filterValue = z.union([
+  z.string(),
+  z.array(z.string()).min(1),
+  z.strictObject({ not: z.union([z.string(), z.array(z.string()).min(1)]) }),
+  z.strictObject({
+    regex: z.string().refine((source) => {
+      try {
+        new RegExp(source);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected a valid regular expression'),
+  }),
+], { error: () => 'expected a string, a list of strings, { not: ... } or { regex: ... }' });
+
+const eventPattern = z.string().regex(/^[^\s]+$/, 'expected an event type or a glob such as prometheus.server.alert.*');
+
+const flow = z.strictObject({
+  description: z.string().default(''),
+  allowedEvents: z.array(eventPattern).min(1, 'expected at least one event type'),
+  filters: z.record(z.string(), filterValue).default({}),
+  groupBy: z.array(z.string().min(1)).default([]),
+  cooldown: duration.default(0),
+  /** Runs of this flow at once; more wait in the queue. */
+  concurrency: z.number().int().min(1).max(100_000).default(1_000),
+  /** Runs waiting for a slot; beyond it events are dropped and counted. */
+  queueSize: z.number().int().min(0).max(10_000_000).default(10_000),
+  plugins: z.array(z.string().min(1)).min(1, 'expected at least one plugin'),
+});
+
+/** Receiver limits; each default is documented in the README. */
+const limits = z.strictObject({
+  /** Largest request body, in bytes. */
+  maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Alerts in one request. */
+  maxAlertsPerRequest: z.number().int().min(1).max(1_000_000).default(10_000),
+  /** Labels on one alert. */
+  maxLabelsPerAlert: z.number().int().min(1).max(10_000).default(128),
+  /** Characters in one label name or value. */
+  maxLabelLength: z.number().int().min(16).max(1_000_000).default(4_096),
+  /** Requests handled at once; more get 503. */
+  maxConcurrentRequests: z.number().int().min(1).max(1_000_000).default(1_024),
+});
+const defaultLimits = { maxBodyBytes: 1024 * 1024, maxAlertsPerRequest: 10_000, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024 };
+
+const server = z.strictObject({
+  listen: listenAddress.default('127.0.0.1:9092'),
+  limits: limits.default(defaultLimits),
+  /** How long shutdown waits for runs in flight before cancelling them. */
+  shutdownGracePeriod: duration.default(30_000),
+});
+
+const log = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+/** The original Hollowtrees' `global` section, still accepted. */
+const legacyGlobal = z.strictObject({ bindAddr: listenAddress.optional() });
+
+export const configSchema = z.strictObject({
+  global: legacyGlobal.optional(),
+  server: server.default({ listen: '127.0.0.1:9092', limits: defaultLimits, shutdownGracePeriod: 30_000 }),
+  log: log.default({ level: 'info' }),
+  plugins: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'plugin names use letters, digits, . _ -'), plugin).default({}),
+  flows: z.record(z.string().min(1), flow),
+});
+
+/** The configuration after validation: durations are milliseconds, defaults filled in. */
+export type Config = z.output<typeof configSchema>;
+export type FlowConfig = Config['flows'][string];
+export type PluginConfig = Config['plugins'][string];
+export type GrpcPluginConfig = z.output<typeof grpcPlugin>;
+export type FilterValue = z.output<typeof filterValue>;
+export type RetryConfig = z.output<typeof retry>;
+export type ReceiverLimits = z.output<typeof limits>;

@@ -1,0 +1,228 @@
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
+import type { FlowConfig } from '../config/schema.js';
+import type { CoreMetrics } from '../metrics.js';
+import type { ActionPlugin } from '../plugins/action-plugin.js';
+import { BoundedQueue } from './bounded-queue.js';
+import { compileMatcher, type EventMatcher } from './event-matcher.js';
+import { compileGroupKey } from './group-key.js';
+import { GroupStates, type GroupState } from './group-states.js';
+import { RecentRuns, type FinishedRun } from './recent-runs.js';
+import { runPlugins } from './run-plugins.js';
+
+/** What became of one event. */
+export interface DispatchResult {
+  /** Flows whose type and filters took the event. */
+  matched: number;
+  /** Runs started or queued. */
+  started: number;
+  /** Dropped because the group was running or cooling down. */
+  deduplicated: number;
+  /** Dropped because a queue was full or core is shutting down. */
+  dropped: number;
+}
+
+export interface FlowEngineOptions {
+  flows: Readonly<Record<string, FlowConfig>>;
+  plugins: ReadonlyMap<string, ActionPlugin>;
+  logger: Logger;
+  metrics: CoreMetrics;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Default: Math.random (retry jitter). */
+  random?: () => number;
+  /** Finished runs kept for the status API. Default 100. */
+  recentRuns?: number;
+  /** Shared with the engine this one replaces on reload, so groups stay held. */
+  states?: GroupStates;
+}
+
+interface CompiledFlow {
+  name: string;
+  config: FlowConfig;
+  matches: EventMatcher;
+  groupKey: (event: CloudEvent) => string;
+  plugins: ActionPlugin[];
+  queue: BoundedQueue;
+}
+
+/** The status API's view of one flow. */
+export interface FlowStatus {
+  name: string;
+  description: string;
+  allowedEvents: string[];
+  groupBy: string[];
+  cooldownMs: number;
+  plugins: string[];
+  running: number;
+  queued: number;
+}
+
+/**
+ * Dispatches events to every matching flow: match → group key → atomic
+ * check-and-start → bounded per-flow queue → plugins in order → cooldown.
+ */
+export class FlowEngine {
+  readonly states: GroupStates;
+  private readonly flows: CompiledFlow[];
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly recent: RecentRuns;
+  private readonly abort = new AbortController();
+  private accepting = true;
+
+  constructor(private readonly options: FlowEngineOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.recent = new RecentRuns(options.recentRuns ?? 100);
+    this.states = options.states ?? new GroupStates();
+    this.flows = Object.entries(options.flows).map(([name, config]) => ({
+      name,
+      config,
+      matches: compileMatcher(config.allowedEvents, config.filters),
+      groupKey: compileGroupKey(name, config.groupBy),
+      plugins: config.plugins.map((p) => {
+        const plugin = options.plugins.get(p);
+        if (!plugin) throw new Error(`flow ${name}: plugin ${p} is not built`); // config validation names it first
+        return plugin;
+      }),
+      queue: new BoundedQueue(config.concurrency, config.queueSize),
+    }));
+    options.metrics.initFlows(this.flows.map((f) => f.name));
+  }
+
+  /** Hands one accepted event to every flow that takes it. Never throws. */
+  dispatch(event: CloudEvent, receivedAt: number): DispatchResult {
+    const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: 0 };
+    const { metrics, logger } = this.options;
+    for (const flow of this.flows) {
+      if (!flow.matches(event)) continue;
+      result.matched++;
+      const key = flow.groupKey(event);
+      if (!this.accepting) {
+        result.dropped++;
+        metrics.eventsDropped.inc({ flow: flow.name, reason: 'shutting_down' });
+        logger.warn({ flow: flow.name, groupKey: key, eventId: event.id }, 'event dropped: shutting down');
+        continue;
+      }
+      if (!this.states.tryStart(key, flow.name, event.id, this.clock.now())) {
+        result.deduplicated++;
+        metrics.eventsDeduplicated.inc({ flow: flow.name });
+        continue;
+      }
+      if (!flow.queue.offer(() => this.run(flow, key, event, receivedAt))) {
+        this.states.release(key);
+        result.dropped++;
+        metrics.eventsDropped.inc({ flow: flow.name, reason: 'queue_full' });
+        logger.warn({ flow: flow.name, groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, 'event dropped: flow queue full');
+        continue;
+      }
+      result.started++;
+      metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
+    }
+    if (result.matched === 0) metrics.eventsUnmatched.inc();
+    return result;
+  }
+
+  private async run(flow: CompiledFlow, groupKey: string, event: CloudEvent, receivedAt: number): Promise<void> {
+    const { metrics, logger } = this.options;
+    const labels = { flow: flow.name };
+    metrics.queueDepth.set(labels, flow.queue.depth);
+    metrics.runsInProgress.inc(labels);
+    const startedAt = this.clock.now();
+    let firstCall = true;
+    const result = await runPlugins(event, flow.name, flow.plugins, {
+      clock: this.clock,
+      random: this.random,
+      signal: this.abort.signal,
+      onCall: (call) => {
+        if (firstCall) {
+          firstCall = false;
+          metrics.receiptToFirstCall.observe(labels, (call.startedAt - receivedAt) / 1000);
+        }
+        metrics.pluginCalls.inc({ plugin: call.plugin, code: call.code, attempt: call.attempt >= 5 ? '5+' : String(call.attempt) });
+        metrics.pluginCallDuration.observe({ plugin: call.plugin }, call.durationMs / 1000);
+      },
+    });
+    const finishedAt = this.clock.now();
+    if (result.outcome === 'succeeded') this.states.succeeded(groupKey, finishedAt, flow.config.cooldown);
+    else this.states.release(groupKey);
+
+    metrics.runsInProgress.dec(labels);
+    metrics.flowRuns.inc({ ...labels, outcome: result.outcome });
+    metrics.runDuration.observe({ ...labels, outcome: result.outcome }, (finishedAt - startedAt) / 1000);
+    const run: FinishedRun = {
+      flow: flow.name,
+      groupKey,
+      eventId: event.id,
+      eventType: event.type,
+      outcome: result.outcome,
+      receivedAt,
+      startedAt,
+      finishedAt,
+      calls: result.calls,
+      ...(result.error ? { error: result.error } : {}),
+    };
+    this.recent.add(run);
+    const log = { flow: flow.name, groupKey, eventId: event.id, outcome: result.outcome, durationMs: finishedAt - startedAt, attempts: result.calls.length };
+    if (result.outcome === 'succeeded') logger.info(log, 'flow run succeeded');
+    else logger.warn({ ...log, error: result.error }, `flow run ${result.outcome}`);
+  }
+
+  /** Groups cooling down, per flow, for the gauge. */
+  updateCoolingGauge(): void {
+    const counts = this.states.coolingByFlow(this.clock.now());
+    for (const flow of this.flows) this.options.metrics.groupsCoolingDown.set({ flow: flow.name }, counts.get(flow.name) ?? 0);
+  }
+
+  /** Frees memory held by cooldowns that are over. */
+  sweep(): number {
+    return this.states.sweep(this.clock.now());
+  }
+
+  /** Runs calling plugins or waiting, over all flows. */
+  get pending(): number {
+    return this.flows.reduce((n, f) => n + f.queue.active + f.queue.depth, 0);
+  }
+
+  /**
+   * Stops taking events, waits up to `graceMs` for runs in flight, then
+   * cancels what is left (those runs end as interrupted).
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.accepting = false;
+    const idle = Promise.all(this.flows.map((f) => f.queue.idle()));
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
+    if ((await Promise.race([idle, expired])) === 'expired') {
+      this.abort.abort(new Error('shutdown grace period over'));
+      await idle;
+    }
+    clearTimeout(timer);
+  }
+
+  /** The flows with their live counts. */
+  flowStatus(): FlowStatus[] {
+    return this.flows.map((f) => ({
+      name: f.name,
+      description: f.config.description,
+      allowedEvents: f.config.allowedEvents,
+      groupBy: f.config.groupBy,
+      cooldownMs: f.config.cooldown,
+      plugins: f.config.plugins,
+      running: f.queue.active,
+      queued: f.queue.depth,
+    }));
+  }
+
+  /** Groups running or cooling down. */
+  groups(): GroupState[] {
+    return this.states.list(this.clock.now());
+  }
+
+  /** Finished runs, newest first. */
+  recentRuns(): FinishedRun[] {
+    return this.recent.list();
+  }
+}

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config/config-error.js';
+import type { Config, GrpcPluginConfig, PluginConfig } from '../config/schema.js';
+import type { ActionPlugin } from './action-plugin.js';
+import { grpcActionPlugin } from './grpc-action-plugin.js';
+import { handlerActionPlugin } from './handler-action-plugin.js';
+import { LogHandler } from './log-handler.js';
+
+const BUILTIN_LOG: PluginConfig = { type: 'log', timeout: 5_000, retry: { attempts: 1, initialBackoff: 0, maxBackoff: 0, multiplier: 1 } };
+
+function readTls(name: string, tls: NonNullable<GrpcPluginConfig['tls']>, file: string): ClientTlsOptions {
+  const read = (field: 'ca' | 'cert' | 'key'): Buffer | undefined => {
+    const path = tls[field];
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(file, [{ path: `plugins.${name}.tls.${field}`, message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+    }
+  };
+  const [ca, cert, key] = [read('ca'), read('cert'), read('key')];
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(file, [{ path: `plugins.${name}.tls`, message: 'cert and key must be given together' }]);
+  }
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(tls.serverName ? { serverName: tls.serverName } : {}) };
+}
+
+/** Builds every plugin of the configuration, plus the built-in `log` unless the file redefines it. */
+export function buildPlugins(config: Config, file: string, logger: Logger): Map<string, ActionPlugin> {
+  const plugins = new Map<string, ActionPlugin>();
+  const entries: Array<[string, PluginConfig]> = Object.entries({ log: BUILTIN_LOG, ...config.plugins });
+  for (const [name, pc] of entries) {
+    if (pc.type === 'log') {
+      plugins.set(name, handlerActionPlugin(name, new LogHandler(logger), pc.timeout, pc.retry));
+    } else {
+      plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...(pc.tls ? { tls: readTls(name, pc.tls, file) } : {}) }));
+    }
+  }
+  return plugins;
+}

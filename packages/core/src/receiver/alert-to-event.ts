@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin';
+
+/** The `data` of an event made from a Prometheus alert. */
+export interface AlertEventData {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  status: 'firing' | 'resolved';
+  startsAt: string;
+  endsAt: string;
+  generatorURL: string;
+  fingerprint: string;
+  [field: string]: unknown;
+}
+
+/** An alert as every receiver path normalises it before it becomes an event. */
+export interface ReceivedAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  status: 'firing' | 'resolved';
+  startsAt: string | undefined;
+  endsAt: string | undefined;
+  generatorURL: string;
+  /** Set by Alertmanager; computed from the labels when absent. */
+  fingerprint?: string;
+}
+
+/** The event type prefix for Prometheus alerts. */
+export const ALERT_TYPE_PREFIX = 'prometheus.server.alert.';
+
+/** A stable 16-hex-digit fingerprint of a label set, independent of key order. */
+export function labelsFingerprint(labels: Record<string, string>): string {
+  const hash = createHash('sha256');
+  for (const key of Object.keys(labels).sort()) hash.update(key).update('\0').update(labels[key]!).update('\0');
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * Turns an alert into a CloudEvent. The id hashes the labels and `startsAt`, so
+ * a re-sent alert (by Prometheus, or by Alertmanager for the same occurrence) is
+ * the same event.
+ */
+export function alertToEvent(alert: ReceivedAlert, receivedAt: Date, source: string): CloudEvent<AlertEventData> {
+  const startsAt = alert.startsAt === undefined ? undefined : normalizeTime(alert.startsAt);
+  const labelsHash = labelsFingerprint(alert.labels);
+  // The id ignores Alertmanager's fingerprint so one alert has one id on every receiver path.
+  const id = createHash('sha256').update(labelsHash).update('@').update(startsAt ?? '').digest('hex').slice(0, 32);
+  const resolved = alert.status === 'resolved';
+  return {
+    id,
+    source,
+    specversion: '1.0',
+    type: `${ALERT_TYPE_PREFIX}${alert.labels.alertname}${resolved ? '.resolved' : ''}`,
+    time: startsAt ?? normalizeTime(receivedAt.toISOString()),
+    datacontenttype: 'application/json',
+    data: {
+      labels: alert.labels,
+      annotations: alert.annotations,
+      status: alert.status,
+      startsAt: startsAt ?? '',
+      endsAt: alert.endsAt === undefined ? '' : normalizeTime(alert.endsAt),
+      generatorURL: alert.generatorURL,
+      fingerprint: alert.fingerprint || labelsHash,
+    },
+  };
+}
+
+/** The v2/v1 body has no status: an alert whose `endsAt` is not after receipt is resolved. */
+export function statusFromEndsAt(endsAt: string | undefined, receivedAt: Date): 'firing' | 'resolved' {
+  return endsAt !== undefined && Date.parse(endsAt) <= receivedAt.getTime() ? 'resolved' : 'firing';
+}

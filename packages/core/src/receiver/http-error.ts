@@ -1,0 +1,24 @@
+/** Why the receiver refused a request; also the `reason` label of the rejection counter. */
+export type RejectReason =
+  | 'bad_json'
+  | 'bad_data'
+  | 'too_large'
+  | 'too_many_alerts'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'unauthorized'
+  | 'overloaded'
+  | 'shutting_down'
+  | 'internal';
+
+/** A request the receiver answers with a 4xx or 503 and a JSON reason. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: RejectReason,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}

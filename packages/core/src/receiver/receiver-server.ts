@@ -1,0 +1,165 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import type { Logger } from 'pino';
+import type { ReceiverLimits } from '../config/schema.js';
+import type { CoreMetrics } from '../metrics.js';
+import { HttpError } from './http-error.js';
+import { parseAlerts, type AlertFormat } from './parse-alerts.js';
+import { readBody } from './read-body.js';
+
+/** Where accepted events go (the flow engine). */
+export type EventSink = (event: CloudEvent, receivedAt: number) => void;
+
+/** The read-only JSON the status routes serve. */
+export interface StatusProvider {
+  flows(): unknown;
+  groups(): unknown;
+  runs(): unknown;
+}
+
+export interface ReceiverOptions {
+  host: string;
+  port: number;
+  limits: ReceiverLimits;
+  sink: EventSink;
+  status: StatusProvider;
+  metrics: CoreMetrics;
+  logger: Logger;
+  /** Default: the system time. */
+  now?: () => Date;
+}
+
+/** Paths that accept alerts, and the format each reads. */
+export const ALERT_PATHS: Readonly<Record<string, AlertFormat>> = {
+  '/api/v2/alerts': 'api_v2',
+  '/api/v1/alerts': 'api_v1',
+  '/webhook/alertmanager': 'webhook',
+};
+
+type GetRoute = (res: ServerResponse) => void | Promise<void>;
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/**
+ * The HTTP receiver: alert paths, health, readiness, metrics and the status
+ * API. Every refusal is a 4xx (or 503) with a JSON reason; nothing a client
+ * sends can crash it.
+ */
+export class Receiver {
+  private readonly server: Server;
+  private ready = false;
+  private inFlight = 0;
+  private readonly getRoutes: Record<string, GetRoute>;
+
+  constructor(private readonly options: ReceiverOptions) {
+    this.getRoutes = {
+      '/-/healthy': (res) => sendText(res, 200, 'Healthy\n'),
+      '/-/ready': (res) => (this.ready ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
+      '/metrics': async (res) => {
+        const body = await options.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
+        res.end(body);
+      },
+      '/api/v1/status': (res) => sendJson(res, 200, { flows: options.status.flows(), groups: options.status.groups() }),
+      '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
+      '/api/v1/status/groups': (res) => sendJson(res, 200, options.status.groups()),
+      '/api/v1/status/runs': (res) => sendJson(res, 200, options.status.runs()),
+    };
+    this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+    this.server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  /** Binds and starts answering; readiness turns true. Resolves with the bound address. */
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.ready = true;
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Readiness false and new requests get 503; keep-alive connections are told to close. */
+  stopAccepting(): void {
+    this.ready = false;
+  }
+
+  /** Closes the listener and every connection. */
+  async close(): Promise<void> {
+    this.ready = false;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+      setTimeout(() => this.server.closeAllConnections(), 1_000).unref();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    try {
+      const format = ALERT_PATHS[path];
+      const getRoute = this.getRoutes[path];
+      if (format !== undefined) {
+        if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use POST`, { allow: 'POST' });
+        await this.acceptAlerts(format, req, res);
+      } else if (getRoute !== undefined) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use GET`, { allow: 'GET, HEAD' });
+        await getRoute(res);
+      } else {
+        throw new HttpError(404, 'not_found', `no route for ${path}`);
+      }
+    } catch (err) {
+      this.reject(req, res, err);
+    }
+  }
+
+  private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { limits, metrics, sink } = this.options;
+    if (!this.ready) throw new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
+    if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
+    this.inFlight++;
+    try {
+      const body = await readBody(req, limits.maxBodyBytes);
+      const receivedAt = this.options.now?.() ?? new Date();
+      const events = parseAlerts(format, body, receivedAt, limits);
+      const at = receivedAt.getTime();
+      for (const event of events) {
+        metrics.eventsReceived.inc({ source: format, type: event.type });
+        sink(event, at);
+      }
+      sendJson(res, 200, { status: 'success', accepted: events.length });
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private reject(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const error = err instanceof HttpError ? err : new HttpError(500, 'internal', 'internal error');
+    if (!(err instanceof HttpError)) this.options.logger.error({ err, path: req.url }, 'receiver failed on a request');
+    this.options.metrics.requestsRejected.inc({ reason: error.reason });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // After a refused upload the rest of the body is not read: close instead of keeping the connection.
+    const unread: Record<string, string> = req.complete ? {} : { connection: 'close' };
+    sendJson(res, error.status, { status: 'error', errorType: error.reason, error: error.message }, { ...error.headers, ...unread });
+    if (!req.complete) res.once('finish', () => req.destroy());
+  }
+}

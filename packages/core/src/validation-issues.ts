@@ -1,0 +1,35 @@
+import type { z } from 'zod';
+
+/** One problem in validated input, at a path such as `flows.spot.plugins[1]` or `alerts[3].labels`. */
+export interface InputProblem {
+  path: string;
+  message: string;
+}
+
+/** Formats a path the way a reader of the YAML or JSON thinks of it: `flows.spot.plugins[1]`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path
+    .map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`))
+    .join('');
+}
+
+/** Turns zod's issues into problems a person can act on: unknown fields named, missing ones called required. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): InputProblem[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: 'unknown field' }));
+    }
+    if (issue.code === 'invalid_type' && issue.input === undefined) {
+      return [{ path: formatPath(path), message: `required (expected ${issue.expected})` }];
+    }
+    return [{ path: formatPath(path), message: issue.message }];
+  });
+}
+
+/** `path: message` lines joined with `; `, the first `limit` of them. */
+export function problemsText(problems: readonly InputProblem[], limit = 5): string {
+  const shown = problems.slice(0, limit).map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
+  if (problems.length > limit) shown.push(`and ${problems.length - limit} more`);
+  return shown.join('; ');
+}

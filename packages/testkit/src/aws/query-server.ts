@@ -1,0 +1,208 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { XMLBuilder } from 'fast-xml-parser';
+import { AwsApiError } from './aws-api-error.js';
+import { QueryParams } from './query-params.js';
+
+/** The services a stand-in speaks for. */
+export type AwsService = 'ec2' | 'autoscaling';
+
+/** One request the stand-in received, in arrival order. */
+export interface AwsCall {
+  readonly service: AwsService;
+  readonly action: string;
+  readonly params: Readonly<Record<string, string>>;
+  /** The error code answered, when the call failed (injected faults included). */
+  readonly errorCode?: string;
+}
+
+/** Serves one action: returns the elements inside the response (EC2) or its `<Action>Result` (Auto Scaling). */
+export type ActionHandler = (params: QueryParams) => Record<string, unknown>;
+
+/** How one service shapes its XML: namespace, version, success and error envelopes. */
+interface Dialect {
+  readonly version: string;
+  readonly namespace: string;
+  success(action: string, body: Record<string, unknown>, requestId: string): Record<string, unknown>;
+  error(err: AwsApiError, requestId: string): Record<string, unknown>;
+}
+
+const DIALECTS: Record<AwsService, Dialect> = {
+  // EC2 (ec2Query): elements straight under the response, requestId first; errors in <Response><Errors>.
+  ec2: {
+    version: '2016-11-15',
+    namespace: 'http://ec2.amazonaws.com/doc/2016-11-15/',
+    success: (action, body, requestId) => ({
+      [`${action}Response`]: { '@_xmlns': DIALECTS.ec2.namespace, requestId, ...body },
+    }),
+    error: (err, requestId) => ({
+      Response: { Errors: { Error: { Code: err.code, Message: err.message } }, RequestID: requestId },
+    }),
+  },
+  // Auto Scaling (awsQuery): <ActionResult> then <ResponseMetadata>; errors in <ErrorResponse> with a Type.
+  autoscaling: {
+    version: '2011-01-01',
+    namespace: 'http://autoscaling.amazonaws.com/doc/2011-01-01/',
+    success: (action, body, requestId) => ({
+      [`${action}Response`]: {
+        '@_xmlns': DIALECTS.autoscaling.namespace,
+        [`${action}Result`]: body,
+        ResponseMetadata: { RequestId: requestId },
+      },
+    }),
+    error: (err, requestId) => ({
+      ErrorResponse: {
+        '@_xmlns': DIALECTS.autoscaling.namespace,
+        Error: { Type: err.status >= 500 ? 'Receiver' : 'Sender', Code: err.code, Message: err.message },
+        RequestId: requestId,
+      },
+    }),
+  },
+};
+
+/** A fault waiting for the next matching calls. */
+interface PendingFault {
+  remaining: number;
+  readonly service: AwsService | undefined;
+  readonly action: string | undefined;
+  readonly error: (service: AwsService) => AwsApiError;
+}
+
+/** Which calls a fault applies to. Default: any call to either service. */
+export interface FaultScope {
+  service?: AwsService;
+  action?: string;
+}
+
+/** Errors injected into the next calls, answered before the action runs. */
+export class AwsFaults {
+  private readonly pending: PendingFault[] = [];
+
+  /**
+   * The next `count` calls fail with each service's real throttling error:
+   * EC2 `RequestLimitExceeded` (HTTP 503), Auto Scaling `Throttling` "Rate exceeded" (HTTP 400).
+   */
+  throttle(count: number, scope: FaultScope = {}): void {
+    this.add(count, scope, (service) =>
+      service === 'ec2'
+        ? new AwsApiError('RequestLimitExceeded', 'Request limit exceeded.', 503)
+        : new AwsApiError('Throttling', 'Rate exceeded', 400),
+    );
+  }
+
+  /** The next `count` calls fail with HTTP 503 (EC2 `Unavailable`, Auto Scaling `ServiceUnavailable`). */
+  unavailable(count: number, scope: FaultScope = {}): void {
+    this.add(count, scope, (service) =>
+      service === 'ec2'
+        ? new AwsApiError('Unavailable', "The server is overloaded and can't handle the request.", 503)
+        : new AwsApiError('ServiceUnavailable', 'Service is unavailable, please try again later.', 503),
+    );
+  }
+
+  /** The next `count` calls fail with the given error, e.g. `AuthFailure` (401) or `UnauthorizedOperation` (403). */
+  fail(count: number, error: { code: string; message: string; status?: number }, scope: FaultScope = {}): void {
+    this.add(count, scope, () => new AwsApiError(error.code, error.message, error.status));
+  }
+
+  /** Takes the fault for this call, if one is pending. */
+  take(service: AwsService, action: string): AwsApiError | undefined {
+    const fault = this.pending.find(
+      (f) => f.remaining > 0 && (f.service ?? service) === service && (f.action ?? action) === action,
+    );
+    if (!fault) return undefined;
+    fault.remaining--;
+    return fault.error(service);
+  }
+
+  private add(count: number, scope: FaultScope, error: PendingFault['error']): void {
+    this.pending.push({ remaining: count, service: scope.service, action: scope.action, error });
+  }
+}
+
+const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_' });
+const toXml = (body: Record<string, unknown>): string => `<?xml version="1.0" encoding="UTF-8"?>\n${builder.build(body) as string}`;
+
+/** Bodies beyond this are refused: no real query request comes near it. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) req.destroy(new Error('request body too large'));
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** A running query-protocol server. */
+export interface QueryServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the AWS query protocol for both services on one port: each SDK sends
+ * its API `Version`, which picks the service, so one endpoint override points
+ * the EC2 and the Auto Scaling client at the same stand-in.
+ */
+export async function startQueryServer(options: {
+  host: string;
+  actions: Record<AwsService, Readonly<Record<string, ActionHandler>>>;
+  faults: AwsFaults;
+  calls: AwsCall[];
+}): Promise<QueryServer> {
+  const serviceOf = (version: string | undefined): AwsService | undefined =>
+    (Object.keys(DIALECTS) as AwsService[]).find((s) => DIALECTS[s].version === version);
+
+  const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const requestId = randomUUID();
+    const params = QueryParams.parse(await readBody(req));
+    const action = params.get('Action') ?? '';
+    const service = serviceOf(params.get('Version')) ?? 'ec2';
+    const dialect = DIALECTS[service];
+    const send = (status: number, body: Record<string, unknown>): void => {
+      res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId });
+      res.end(toXml(body));
+    };
+    try {
+      if (req.method !== 'POST') throw new AwsApiError('InvalidHttpRequest', 'The stand-in accepts POST requests only.');
+      if (serviceOf(params.get('Version')) === undefined) {
+        throw new AwsApiError('NoSuchVersion', `The requested version (${params.get('Version') ?? ''}) of service does not exist`);
+      }
+      const fault = options.faults.take(service, action);
+      if (fault) throw fault;
+      const handler = options.actions[service][action];
+      if (!handler) throw new AwsApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
+      const body = handler(params);
+      options.calls.push({ service, action, params: params.toObject() });
+      send(200, dialect.success(action, body, requestId));
+    } catch (err) {
+      const apiError = err instanceof AwsApiError ? err : new AwsApiError('InternalError', String(err), 500);
+      options.calls.push({ service, action, params: params.toObject(), errorCode: apiError.code });
+      send(apiError.status, dialect.error(apiError, requestId));
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    answer(req, res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, options.host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${options.host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

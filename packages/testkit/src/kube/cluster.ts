@@ -1,0 +1,379 @@
+import { randomUUID } from 'node:crypto';
+import { applyPatch } from './patch.js';
+import { fieldSelector, labelSelector, matchesLabels } from './selectors.js';
+import {
+  alreadyExists,
+  badRequest,
+  conflict,
+  disruptionBudgetViolated,
+  invalid,
+  multipleBudgets,
+  notFound,
+  success,
+  type Resource,
+} from './status.js';
+import type { Event, Node, Pod, PodDisruptionBudget, PodDisruptionBudgetStatus, Status } from './types.js';
+
+const NODES: Resource = { resource: 'nodes' };
+const PODS: Resource = { resource: 'pods' };
+const EVENTS: Resource = { resource: 'events' };
+
+/** Options of the simulated cluster; every field has a default. */
+export interface KubeClusterOptions {
+  /**
+   * Real milliseconds one second of a pod's termination grace period lasts, so a
+   * 30 s grace period passes in 300 ms by default. Default 10.
+   */
+  msPerGraceSecond?: number;
+  /**
+   * When an evicted pod owned by a controller other than a DaemonSet is gone, add
+   * a replacement (same labels and owner) on another schedulable node, as its
+   * ReplicaSet or StatefulSet would; this is what lets a budget allow the next
+   * eviction. Default true.
+   */
+  replaceEvictedPods?: boolean;
+}
+
+/** One call of the eviction API, in the order they arrived. */
+export interface EvictionRecord {
+  namespace: string;
+  name: string;
+  /** The node the pod was on, when it existed. */
+  node: string | undefined;
+  /** HTTP code answered: 201 evicted, 429 blocked by a budget, 404 no such pod, 500 several budgets. */
+  code: number;
+  /** The grace period the deletion used, when the pod was evicted. */
+  gracePeriodSeconds: number | undefined;
+  at: Date;
+}
+
+/** A list answer: `items` plus `metadata.continue` when `limit` cut it short. */
+export interface ObjectList<T> {
+  kind: string;
+  apiVersion: 'v1';
+  metadata: { resourceVersion: string; continue?: string; remainingItemCount?: number };
+  items: T[];
+}
+
+/** What a list call may ask for. */
+export interface ListQuery {
+  fieldSelector: string | null;
+  labelSelector: string | null;
+  limit: number | null;
+  continueToken: string | null;
+}
+
+const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
+const isReady = (pod: Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const isTerminal = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+
+/**
+ * The state of the simulated cluster and the API semantics over it: nodes,
+ * pods, PodDisruptionBudgets, events, evictions. API operations throw
+ * `StatusError`s shaped like the real API server's answers. Getters return
+ * copies, so a test can keep them while the cluster moves on.
+ */
+export class KubeCluster {
+  private readonly nodeMap = new Map<string, Node>();
+  private readonly podMap = new Map<string, Pod>();
+  private readonly pdbMap = new Map<string, PodDisruptionBudget & { expectedPods: number }>();
+  private readonly eventList: Event[] = [];
+  private readonly evictionLog: EvictionRecord[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly msPerGraceSecond: number;
+  private readonly replaceEvictedPods: boolean;
+  private resourceVersion = 1000;
+  private generated = 0;
+
+  constructor(options: KubeClusterOptions = {}) {
+    this.msPerGraceSecond = options.msPerGraceSecond ?? 10;
+    this.replaceEvictedPods = options.replaceEvictedPods ?? true;
+  }
+
+  // ---- set-up and inspection (for tests) ----
+
+  /** Adds a node; fills uid, resourceVersion, creationTimestamp. */
+  addNode(node: Node): Node {
+    const stored: Node = { ...structuredClone(node), apiVersion: 'v1', kind: 'Node', spec: { ...node.spec } };
+    this.stamp(stored);
+    this.nodeMap.set(node.metadata.name, stored);
+    return structuredClone(stored);
+  }
+
+  /** Adds a pod; namespace defaults to `default`, status to Running and Ready. */
+  addPod(pod: Pod): Pod {
+    const stored: Pod = {
+      ...structuredClone(pod),
+      apiVersion: 'v1',
+      kind: 'Pod',
+      spec: { ...pod.spec },
+      status: pod.status ?? { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+    };
+    stored.metadata.namespace ??= 'default';
+    this.stamp(stored);
+    this.podMap.set(keyOf(stored.metadata.namespace, stored.metadata.name), stored);
+    return structuredClone(stored);
+  }
+
+  /**
+   * Adds a budget. For `maxUnavailable`, the expected pod count (the controller's
+   * replicas) is the number of matching pods now.
+   */
+  addPodDisruptionBudget(pdb: PodDisruptionBudget): void {
+    const namespace = pdb.metadata.namespace ?? 'default';
+    const stored = { ...structuredClone(pdb), expectedPods: 0 };
+    stored.metadata.namespace = namespace;
+    this.stamp(stored);
+    stored.expectedPods = this.podsMatching(stored).filter((p) => !p.metadata.deletionTimestamp).length;
+    this.pdbMap.set(keyOf(namespace, pdb.metadata.name), stored);
+  }
+
+  /** The budget's status as the disruption controller would compute it now. */
+  pdbStatus(namespace: string, name: string): PodDisruptionBudgetStatus {
+    const pdb = this.pdbMap.get(keyOf(namespace, name));
+    if (!pdb) throw new Error(`no PodDisruptionBudget ${namespace}/${name}`);
+    return this.statusOf(pdb);
+  }
+
+  /** A copy of the node, or undefined. */
+  node(name: string): Node | undefined {
+    const node = this.nodeMap.get(name);
+    return node && structuredClone(node);
+  }
+
+  /** Copies of all nodes. */
+  nodes(): Node[] {
+    return [...this.nodeMap.values()].map((n) => structuredClone(n));
+  }
+
+  /** Copies of the pods, optionally only those on `nodeName`. */
+  pods(nodeName?: string): Pod[] {
+    return [...this.podMap.values()].filter((p) => nodeName === undefined || p.spec?.nodeName === nodeName).map((p) => structuredClone(p));
+  }
+
+  /** Copies of the recorded events, oldest first. */
+  events(): Event[] {
+    return this.eventList.map((e) => structuredClone(e));
+  }
+
+  /** Every eviction call, oldest first. */
+  evictions(): EvictionRecord[] {
+    return this.evictionLog.map((e) => ({ ...e }));
+  }
+
+  /** Stops pending terminations (the pods stay as they are). */
+  stop(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  // ---- API operations ----
+
+  /** `GET /api/v1/nodes`. */
+  listNodes(query: ListQuery): ObjectList<Node> {
+    const byField = fieldSelector<Node>(query.fieldSelector, {
+      'metadata.name': (n) => n.metadata.name,
+      'spec.unschedulable': (n) => String(n.spec?.unschedulable ?? false),
+    });
+    const byLabel = labelSelector(query.labelSelector);
+    return this.page('NodeList', [...this.nodeMap.values()].filter((n) => byField(n) && byLabel(n.metadata.labels)), query);
+  }
+
+  /** `GET /api/v1/nodes/{name}`. */
+  readNode(name: string): Node {
+    const node = this.nodeMap.get(name);
+    if (!node) throw notFound(NODES, name);
+    return structuredClone(node);
+  }
+
+  /**
+   * `PATCH /api/v1/nodes/{name}`. A `metadata.resourceVersion` in the patched
+   * result that differs from the stored one is a precondition, answered 409.
+   */
+  patchNode(name: string, contentType: string, body: unknown): Node {
+    const current = this.nodeMap.get(name);
+    if (!current) throw notFound(NODES, name);
+    const patched = applyPatch(structuredClone(current), contentType, body, 'Node', name);
+    if (patched.metadata?.resourceVersion !== current.metadata.resourceVersion) throw conflict(NODES, name);
+    if (patched.metadata.name !== name) throw badRequest('the name of the object does not match the name on the URL');
+    this.stamp(patched);
+    this.nodeMap.set(name, patched);
+    return structuredClone(patched);
+  }
+
+  /** `GET /api/v1/pods` and `GET /api/v1/namespaces/{ns}/pods`. */
+  listPods(namespace: string | undefined, query: ListQuery): ObjectList<Pod> {
+    const byField = fieldSelector<Pod>(query.fieldSelector, {
+      'spec.nodeName': (p) => p.spec?.nodeName ?? '',
+      'metadata.name': (p) => p.metadata.name,
+      'metadata.namespace': (p) => p.metadata.namespace ?? '',
+      'status.phase': (p) => p.status?.phase ?? '',
+    });
+    const byLabel = labelSelector(query.labelSelector);
+    const pods = [...this.podMap.values()].filter(
+      (p) => (namespace === undefined || p.metadata.namespace === namespace) && byField(p) && byLabel(p.metadata.labels),
+    );
+    return this.page('PodList', pods, query);
+  }
+
+  /** `GET /api/v1/namespaces/{ns}/pods/{name}`. */
+  readPod(namespace: string, name: string): Pod {
+    const pod = this.podMap.get(keyOf(namespace, name));
+    if (!pod) throw notFound(PODS, name);
+    return structuredClone(pod);
+  }
+
+  /** `DELETE /api/v1/namespaces/{ns}/pods/{name}`: starts the pod's termination; answers the pod. */
+  deletePod(namespace: string, name: string, gracePeriodSeconds: number | undefined): Pod {
+    const pod = this.podMap.get(keyOf(namespace, name));
+    if (!pod) throw notFound(PODS, name);
+    this.terminate(pod, gracePeriodSeconds);
+    return structuredClone(pod);
+  }
+
+  /**
+   * `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`, with the eviction
+   * subresource's rules: terminal, pending and terminating pods are deleted
+   * without a budget check; a pod under two budgets gets 500; under one budget
+   * that allows no disruption, 429.
+   */
+  evictPod(namespace: string, name: string, body: unknown): Status {
+    const eviction = (body ?? {}) as { metadata?: { name?: string }; deleteOptions?: { gracePeriodSeconds?: number } };
+    if (eviction.metadata?.name !== name) throw badRequest('name in URL does not match name in Eviction object');
+    const pod = this.podMap.get(keyOf(namespace, name));
+    const record = (code: number, gracePeriodSeconds?: number): void => {
+      this.evictionLog.push({ namespace, name, node: pod?.spec?.nodeName, code, gracePeriodSeconds, at: new Date() });
+    };
+    try {
+      if (!pod) throw notFound(PODS, name);
+      this.checkBudget(pod);
+    } catch (err) {
+      record((err as { status?: Status }).status?.code ?? 500);
+      throw err;
+    }
+    const grace = this.terminate(pod, eviction.deleteOptions?.gracePeriodSeconds);
+    record(201, grace);
+    return success(201);
+  }
+
+  /** `POST /api/v1/namespaces/{ns}/events`. */
+  createEvent(namespace: string, body: unknown): Event {
+    const event = structuredClone((body ?? {}) as Event);
+    event.metadata ??= { name: '' };
+    if (event.metadata.namespace && event.metadata.namespace !== namespace) {
+      throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    }
+    if (!event.metadata.name) {
+      if (!event.metadata.generateName) throw invalid('Event', '', 'metadata.name', 'Required value: name or generateName is required');
+      event.metadata.name = `${event.metadata.generateName}${this.nextSuffix()}`;
+    }
+    if (this.eventList.some((e) => e.metadata.namespace === namespace && e.metadata.name === event.metadata.name)) {
+      throw alreadyExists(EVENTS, event.metadata.name);
+    }
+    Object.assign(event, { apiVersion: 'v1', kind: 'Event' });
+    event.metadata.namespace = namespace;
+    this.stamp(event);
+    this.eventList.push(event);
+    return structuredClone(event);
+  }
+
+  // ---- internals ----
+
+  private stamp(obj: { metadata: { uid?: string; resourceVersion?: string; creationTimestamp?: string } }): void {
+    obj.metadata.uid ??= randomUUID();
+    obj.metadata.creationTimestamp ??= new Date().toISOString();
+    obj.metadata.resourceVersion = String(++this.resourceVersion);
+  }
+
+  private nextSuffix(): string {
+    return (++this.generated).toString(36).padStart(5, '0');
+  }
+
+  private page<T extends { metadata: { name: string; namespace?: string } }>(kind: string, all: T[], query: ListQuery): ObjectList<T> {
+    const sorted = all.sort((a, b) =>
+      keyOf(a.metadata.namespace ?? '', a.metadata.name).localeCompare(keyOf(b.metadata.namespace ?? '', b.metadata.name)),
+    );
+    const start = query.continueToken ? Number(Buffer.from(query.continueToken, 'base64url').toString()) : 0;
+    if (!Number.isInteger(start) || start < 0) throw badRequest('continue key is not valid');
+    const end = query.limit && query.limit > 0 ? start + query.limit : sorted.length;
+    const items = sorted.slice(start, end).map((o) => structuredClone(o));
+    const metadata: ObjectList<T>['metadata'] = { resourceVersion: String(this.resourceVersion) };
+    if (end < sorted.length) {
+      metadata.continue = Buffer.from(String(end)).toString('base64url');
+      metadata.remainingItemCount = sorted.length - end;
+    }
+    return { kind, apiVersion: 'v1', metadata, items };
+  }
+
+  private podsMatching(pdb: PodDisruptionBudget): Pod[] {
+    return [...this.podMap.values()].filter(
+      (p) => p.metadata.namespace === pdb.metadata.namespace && matchesLabels(pdb.spec.selector.matchLabels, p.metadata.labels),
+    );
+  }
+
+  private statusOf(pdb: PodDisruptionBudget & { expectedPods: number }): PodDisruptionBudgetStatus {
+    const currentHealthy = this.podsMatching(pdb).filter(
+      (p) => p.spec?.nodeName && p.status?.phase === 'Running' && isReady(p) && !p.metadata.deletionTimestamp,
+    ).length;
+    const desiredHealthy =
+      pdb.spec.minAvailable !== undefined ? pdb.spec.minAvailable : Math.max(0, pdb.expectedPods - (pdb.spec.maxUnavailable ?? 0));
+    return {
+      currentHealthy,
+      desiredHealthy,
+      disruptionsAllowed: Math.max(0, currentHealthy - desiredHealthy),
+      expectedPods: pdb.expectedPods,
+    };
+  }
+
+  private checkBudget(pod: Pod): void {
+    const phase = pod.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed' || phase === 'Pending' || pod.metadata.deletionTimestamp) return;
+    const pdbs = [...this.pdbMap.values()].filter(
+      (b) => b.metadata.namespace === pod.metadata.namespace && matchesLabels(b.spec.selector.matchLabels, pod.metadata.labels),
+    );
+    if (pdbs.length > 1) throw multipleBudgets();
+    const pdb = pdbs[0];
+    if (!pdb) return;
+    const status = this.statusOf(pdb);
+    // An unready pod does not count as healthy, so evicting it costs the budget nothing.
+    if (!isReady(pod) && status.currentHealthy >= status.desiredHealthy && status.desiredHealthy > 0) return;
+    if (status.disruptionsAllowed === 0) throw disruptionBudgetViolated(pdb.metadata.name, status.desiredHealthy, status.currentHealthy);
+  }
+
+  /** Marks the pod terminating and removes it after its (scaled) grace period; returns the grace period used. */
+  private terminate(pod: Pod, requested: number | undefined): number {
+    const grace = requested ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+    if (pod.metadata.deletionTimestamp) return pod.metadata.deletionGracePeriodSeconds ?? grace;
+    const key = keyOf(pod.metadata.namespace ?? 'default', pod.metadata.name);
+    // The API server removes at once what no kubelet runs: unscheduled and finished pods.
+    if (!pod.spec?.nodeName || isTerminal(pod) || grace === 0) {
+      this.podMap.delete(key);
+      this.replace(pod);
+      return grace;
+    }
+    pod.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString();
+    pod.metadata.deletionGracePeriodSeconds = grace;
+    this.stamp(pod);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.podMap.delete(key);
+      this.replace(pod);
+    }, grace * this.msPerGraceSecond);
+    this.timers.add(timer);
+    return grace;
+  }
+
+  private replace(pod: Pod): void {
+    const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
+    if (!this.replaceEvictedPods || !owner || owner.kind === 'DaemonSet' || owner.kind === 'Node') return;
+    const target = [...this.nodeMap.values()].find((n) => n.metadata.name !== pod.spec?.nodeName && !n.spec?.unschedulable);
+    const { uid: _uid, resourceVersion: _rv, creationTimestamp: _ct, deletionTimestamp: _dt, deletionGracePeriodSeconds: _dg, ...meta } =
+      structuredClone(pod.metadata);
+    const prefix = meta.generateName ?? `${pod.metadata.name}-`;
+    this.addPod({
+      metadata: { ...meta, name: `${prefix}${this.nextSuffix()}` },
+      spec: { ...structuredClone(pod.spec), nodeName: target?.metadata.name },
+      status: target ? { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } : { phase: 'Pending' },
+    });
+  }
+}

@@ -1,0 +1,145 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startKubeApiServer, type KubeApiServer } from './server.js';
+
+let api: KubeApiServer;
+beforeEach(async () => {
+  api = await startKubeApiServer({ msPerGraceSecond: 1 });
+  api.cluster.addNode({ metadata: { name: 'n1' }, spec: { providerID: 'aws:///eu-west-1a/i-1' } });
+  api.cluster.addNode({ metadata: { name: 'n2' } });
+});
+afterEach(() => api.close());
+
+async function call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ code: number; body: any }> {
+  const res = await fetch(`${api.url}${path}`, {
+    method,
+    headers: { 'content-type': contentType },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { code: res.status, body: await res.json() };
+}
+
+const eviction = (name: string): unknown => ({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: 'default' } });
+
+describe('kube-apiserver stand-in', () => {
+  it('answers a missing node with a 404 Status like the API server', async () => {
+    expect(await call('GET', '/api/v1/nodes/nope')).toEqual({
+      code: 404,
+      body: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: 'nodes "nope" not found',
+        reason: 'NotFound',
+        details: { name: 'nope', kind: 'nodes' },
+        code: 404,
+      },
+    });
+    expect((await call('GET', '/api/v1/widgets')).body).toMatchObject({ code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' });
+    expect((await call('PUT', '/api/v1/nodes/n1', {})).body).toMatchObject({ code: 405, reason: 'MethodNotAllowed' });
+  });
+
+  it('applies a merge patch and answers a stale resourceVersion with 409 Conflict', async () => {
+    const { body: node } = await call('GET', '/api/v1/nodes/n1');
+    const patched = await call(
+      'PATCH',
+      '/api/v1/nodes/n1',
+      { metadata: { resourceVersion: node.metadata.resourceVersion }, spec: { unschedulable: true } },
+      'application/merge-patch+json',
+    );
+    expect(patched.code).toBe(200);
+    expect(patched.body.spec).toEqual({ providerID: 'aws:///eu-west-1a/i-1', unschedulable: true });
+    const stale = await call('PATCH', '/api/v1/nodes/n1', { metadata: { resourceVersion: node.metadata.resourceVersion } }, 'application/merge-patch+json');
+    expect(stale).toEqual({
+      code: 409,
+      body: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message:
+          'Operation cannot be fulfilled on nodes "n1": the object has been modified; please apply your changes to the latest version and try again',
+        reason: 'Conflict',
+        details: { name: 'n1', kind: 'nodes' },
+        code: 409,
+      },
+    });
+    const json = await call('PATCH', '/api/v1/nodes/n1', [{ op: 'remove', path: '/spec/unschedulable' }], 'application/json-patch+json');
+    expect(json.body.spec.unschedulable).toBeUndefined();
+    expect((await call('PATCH', '/api/v1/nodes/n1', {}, 'application/apply-patch+yaml')).code).toBe(415);
+  });
+
+  it('lists pods by spec.nodeName, page by page', async () => {
+    for (const i of [1, 2, 3]) api.cluster.addPod({ metadata: { name: `p${i}` }, spec: { nodeName: 'n1' } });
+    api.cluster.addPod({ metadata: { name: 'other' }, spec: { nodeName: 'n2' } });
+    const first = await call('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&limit=2');
+    expect(first.body.items.map((p: any) => p.metadata.name)).toEqual(['p1', 'p2']);
+    const rest = await call('GET', `/api/v1/pods?fieldSelector=spec.nodeName%3Dn1&limit=2&continue=${first.body.metadata.continue}`);
+    expect(rest.body.items.map((p: any) => p.metadata.name)).toEqual(['p3']);
+    expect(rest.body.metadata.continue).toBeUndefined();
+    expect((await call('GET', '/api/v1/pods?fieldSelector=spec.hostname%3Dx')).body).toMatchObject({ code: 400, reason: 'BadRequest' });
+  });
+
+  it('evicts within the budget, answers 429 past it, and removes the pod after its grace period', async () => {
+    const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'rs', controller: true };
+    for (const i of [1, 2]) {
+      api.cluster.addPod({
+        metadata: { name: `web-${i}`, labels: { app: 'web' }, ownerReferences: [owner] },
+        spec: { nodeName: 'n1', terminationGracePeriodSeconds: 5 },
+      });
+    }
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'web' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 } });
+    expect(await call('POST', '/api/v1/namespaces/default/pods/web-1/eviction', eviction('web-1'))).toEqual({
+      code: 201,
+      body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 },
+    });
+    expect(await call('POST', '/api/v1/namespaces/default/pods/web-2/eviction', eviction('web-2'))).toEqual({
+      code: 429,
+      body: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: "Cannot evict pod as it would violate the pod's disruption budget.",
+        reason: 'TooManyRequests',
+        details: { causes: [{ reason: 'DisruptionBudget', message: 'The disruption budget web needs 1 healthy pods and has 1 currently' }] },
+        code: 429,
+      },
+    });
+    expect(api.cluster.pods('n1').find((p) => p.metadata.name === 'web-1')?.metadata.deletionGracePeriodSeconds).toBe(5);
+    await expect.poll(() => api.cluster.pods('n1').map((p) => p.metadata.name)).toEqual(['web-2']);
+    // The ReplicaSet's replacement runs on n2, so the budget allows the next eviction.
+    expect(api.cluster.pods('n2')).toHaveLength(1);
+    expect((await call('POST', '/api/v1/namespaces/default/pods/web-2/eviction', eviction('web-2'))).code).toBe(201);
+    expect(api.cluster.evictions().map((e) => e.code)).toEqual([201, 429, 201]);
+    const missing = await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', eviction('gone'));
+    expect(missing.body).toMatchObject({ code: 404, message: 'pods "gone" not found', details: { name: 'gone', kind: 'pods' } });
+  });
+
+  it('creates events and refuses a duplicate name with 409 AlreadyExists', async () => {
+    const event = { metadata: { name: 'n1.1' }, involvedObject: { kind: 'Node', name: 'n1' }, reason: 'Test', type: 'Normal' };
+    expect((await call('POST', '/api/v1/namespaces/default/events', event)).code).toBe(201);
+    expect((await call('POST', '/api/v1/namespaces/default/events', event)).body).toMatchObject({ code: 409, reason: 'AlreadyExists' });
+    expect(api.cluster.events().map((e) => e.reason)).toEqual(['Test']);
+  });
+
+  it('injects faults on the next N matching requests', async () => {
+    api.failNext(2, { method: 'GET', path: /\/nodes/ });
+    api.failNext(1, { code: 503 });
+    expect((await call('GET', '/api/v1/nodes')).body).toMatchObject({ code: 500, reason: 'InternalError', status: 'Failure' });
+    expect((await call('POST', '/api/v1/namespaces/default/events', {})).body).toMatchObject({ code: 503, reason: 'ServiceUnavailable' });
+    expect((await call('GET', '/api/v1/nodes/n1')).code).toBe(500);
+    expect((await call('GET', '/api/v1/nodes/n1')).code).toBe(200);
+    expect(api.requests.map((r) => r.code)).toEqual([500, 503, 500, 200]);
+  });
+
+  it('requires the bearer token when one is set', async () => {
+    const secured = await startKubeApiServer({ token: 's3cret' });
+    try {
+      expect((await fetch(`${secured.url}/api/v1/nodes`)).status).toBe(401);
+      expect((await fetch(`${secured.url}/api/v1/nodes`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
+    } finally {
+      await secured.close();
+    }
+  });
+});

@@ -1,0 +1,209 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeCluster, type KubeClusterOptions, type ListQuery } from './cluster.js';
+import { badRequest, injected, methodNotAllowed, noSuchPath, StatusError, unauthorized } from './status.js';
+
+/** Options of {@link startKubeApiServer}; every field has a default. */
+export interface KubeApiServerOptions extends KubeClusterOptions {
+  /** When set, every request must carry `Authorization: Bearer <token>`, else 401. Default: no auth. */
+  token?: string;
+}
+
+/** Which requests an injected fault hits. */
+export interface FaultOptions {
+  /** HTTP code answered, with a matching `Status` body. Default 500. */
+  code?: number;
+  /** Only requests with this method (upper case). Default: any. */
+  method?: string;
+  /** Only requests whose path matches. Default: any. */
+  path?: RegExp;
+}
+
+/** One request the stand-in answered. */
+export interface RequestRecord {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  contentType: string | undefined;
+  /** The HTTP code answered. */
+  code: number;
+}
+
+/** A running kube-apiserver stand-in. */
+export interface KubeApiServer {
+  /** `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  readonly port: number;
+  /** The simulated cluster: set it up and inspect it. */
+  readonly cluster: KubeCluster;
+  /** Every request answered, oldest first. */
+  readonly requests: RequestRecord[];
+  /** Answers the next `count` matching requests with an error instead of serving them. */
+  failNext(count: number, options?: FaultOptions): void;
+  /**
+   * For `KubeConfig.loadFromOptions()` of `@kubernetes/client-node`. The cluster
+   * sets `skipTLSVerify`, without which the client refuses a plain-HTTP server.
+   */
+  kubeConfigOptions(): KubeConfigOptions;
+  /** The same as a kubeconfig file's text (JSON, which is YAML), for `--kubeconfig`. */
+  kubeConfigFileText(): string;
+  /** Stops pending pod terminations and closes the server. */
+  close(): Promise<void>;
+}
+
+/** The shape `KubeConfig.loadFromOptions()` takes, spelled out so testkit need not depend on the client. */
+export interface KubeConfigOptions {
+  clusters: Array<{ name: string; server: string; skipTLSVerify: boolean }>;
+  users: Array<{ name: string; token?: string }>;
+  contexts: Array<{ name: string; cluster: string; user: string }>;
+  currentContext: string;
+}
+
+interface Fault {
+  remaining: number;
+  code: number;
+  method: string | undefined;
+  path: RegExp | undefined;
+}
+
+interface Request {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  contentType: string;
+  body: unknown;
+}
+
+type Route = [method: string, pattern: RegExp, serve: (cluster: KubeCluster, req: Request, params: string[]) => [number, unknown]];
+
+const listQuery = (q: URLSearchParams): ListQuery => ({
+  fieldSelector: q.get('fieldSelector'),
+  labelSelector: q.get('labelSelector'),
+  limit: q.has('limit') ? Number(q.get('limit')) : null,
+  continueToken: q.get('continue'),
+});
+
+const NAME = '([^/]+)';
+const routes: Route[] = [
+  ['GET', /^\/api\/v1\/nodes$/, (c, r) => [200, c.listNodes(listQuery(r.query))]],
+  ['GET', new RegExp(`^/api/v1/nodes/${NAME}$`), (c, _r, [n]) => [200, c.readNode(n!)]],
+  ['PATCH', new RegExp(`^/api/v1/nodes/${NAME}$`), (c, r, [n]) => [200, c.patchNode(n!, r.contentType, r.body)]],
+  ['GET', /^\/api\/v1\/pods$/, (c, r) => [200, c.listPods(undefined, listQuery(r.query))]],
+  ['GET', new RegExp(`^/api/v1/namespaces/${NAME}/pods$`), (c, r, [ns]) => [200, c.listPods(ns!, listQuery(r.query))]],
+  ['GET', new RegExp(`^/api/v1/namespaces/${NAME}/pods/${NAME}$`), (c, _r, [ns, n]) => [200, c.readPod(ns!, n!)]],
+  [
+    'DELETE',
+    new RegExp(`^/api/v1/namespaces/${NAME}/pods/${NAME}$`),
+    (c, r, [ns, n]) => {
+      const fromBody = (r.body as { gracePeriodSeconds?: number } | undefined)?.gracePeriodSeconds;
+      const fromQuery = r.query.has('gracePeriodSeconds') ? Number(r.query.get('gracePeriodSeconds')) : undefined;
+      return [200, c.deletePod(ns!, n!, fromBody ?? fromQuery)];
+    },
+  ],
+  ['POST', new RegExp(`^/api/v1/namespaces/${NAME}/pods/${NAME}/eviction$`), (c, r, [ns, n]) => [201, c.evictPod(ns!, n!, r.body)]],
+  ['POST', new RegExp(`^/api/v1/namespaces/${NAME}/events$`), (c, r, [ns]) => [201, c.createEvent(ns!, r.body)]],
+];
+
+function route(cluster: KubeCluster, req: Request): [number, unknown] {
+  let pathKnown = false;
+  for (const [method, pattern, serve] of routes) {
+    const m = pattern.exec(req.path);
+    if (!m) continue;
+    pathKnown = true;
+    if (method === req.method) return serve(cluster, req, m.slice(1).map(decodeURIComponent));
+  }
+  throw pathKnown ? methodNotAllowed() : noSuchPath();
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw badRequest('the object provided is unrecognized (must be of type JSON)');
+  }
+}
+
+/**
+ * Starts a kube-apiserver stand-in on 127.0.0.1 and an ephemeral port: enough of
+ * the core/v1 and policy/v1 API, over plain HTTP, for the real
+ * `@kubernetes/client-node` to cordon and drain a node. For tests and demos only.
+ */
+export async function startKubeApiServer(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
+  const cluster = new KubeCluster(options);
+  const requests: RequestRecord[] = [];
+  const faults: Fault[] = [];
+
+  const takeFault = (method: string, path: string): Fault | undefined => {
+    const fault = faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && (!f.path || f.path.test(path)));
+    if (fault) fault.remaining--;
+    return fault;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    const contentType = req.headers['content-type'];
+    let code: number;
+    let body: unknown;
+    try {
+      if (options.token && req.headers.authorization !== `Bearer ${options.token}`) throw unauthorized();
+      const fault = takeFault(method, url.pathname);
+      if (fault) throw injected(fault.code);
+      const parsed = await readBody(req);
+      [code, body] = route(cluster, { method, path: url.pathname, query: url.searchParams, contentType: contentType ?? '', body: parsed });
+    } catch (err) {
+      if (!(err instanceof StatusError)) throw err;
+      code = err.status.code;
+      body = err.status;
+    }
+    requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), contentType, code });
+    res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify(injected(500).status));
+      console.error('kube stand-in bug:', err);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${port}`;
+
+  const kubeConfigOptions = (): KubeConfigOptions => ({
+    clusters: [{ name: 'testkit', server: url, skipTLSVerify: true }],
+    users: [{ name: 'testkit', ...(options.token ? { token: options.token } : {}) }],
+    contexts: [{ name: 'testkit', cluster: 'testkit', user: 'testkit' }],
+    currentContext: 'testkit',
+  });
+
+  return {
+    url,
+    port,
+    cluster,
+    requests,
+    failNext(count, fault = {}) {
+      faults.push({ remaining: count, code: fault.code ?? 500, method: fault.method, path: fault.path });
+    },
+    kubeConfigOptions,
+    kubeConfigFileText: () =>
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'testkit', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'testkit', user: options.token ? { token: options.token } : {} }],
+        contexts: [{ name: 'testkit', context: { cluster: 'testkit', user: 'testkit' } }],
+        'current-context': 'testkit',
+      }),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        cluster.stop();
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
