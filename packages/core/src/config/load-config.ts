@@ -43,11 +43,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     throw err;
   }
 
-  const doc = parseDocument(expanded, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(expanded, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({ path: '', message: `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: ${e.message.split('\n', 1)[0]}` })),
+      doc.errors.map((e) => {
+        const reason = e.message.split('\n', 1)[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        return { path: '', message: `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: ${reason}` };
+      }),
     );
   }
   const raw: unknown = doc.toJS() ?? {};
@@ -55,7 +58,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     throw new ConfigError(file, [{ path: '', message: 'expected a YAML mapping with server, log, plugins and flows' }]);
   }
 
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new ConfigError(file, describeIssues(parsed.error.issues));
   const config = parsed.data;
 

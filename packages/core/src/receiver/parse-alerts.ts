@@ -20,7 +20,7 @@ function parseJson(body: Buffer): unknown {
 }
 
 function validate<S extends z.ZodType>(schema: S, value: unknown, prefix: PropertyKey[]): z.output<S> {
-  const parsed = schema.safeParse(value);
+  const parsed = schema.safeParse(value, { reportInput: true });
   if (!parsed.success) throw new HttpError(400, 'bad_data', problemsText(describeIssues(parsed.error.issues, prefix)));
   return parsed.data;
 }

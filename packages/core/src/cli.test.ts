@@ -1,0 +1,106 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
+const tmp = mkdtempSync(join(tmpdir(), 'hollowtrees-cli-'));
+const file = (name: string, text: string): string => {
+  const path = join(tmp, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+const children: Array<ReturnType<typeof spawn>> = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+});
+
+/** Starts the CLI and collects its JSON log lines until `predicate` holds. */
+function start(args: string[]) {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(JSON.parse(line) as Record<string, unknown>);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const waitFor = async (predicate: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const found = lines.find(predicate);
+      if (found) return found;
+      await Promise.race([new Promise<void>((r) => waiters.push(r)), exited.then((code) => Promise.reject(new Error(`exited ${code}: ${JSON.stringify(lines)}`)))]);
+    }
+  };
+  return { child, lines, waitFor, exited };
+}
+
+const alert = JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc', instance_action: 'terminate' }, startsAt: '2026-11-25T10:00:00Z' }]);
+
+describe('hollowtrees CLI', () => {
+  it('--version and --help exit 0', () => {
+    expect(run('--version')).toMatchObject({ status: 0, stdout: '0.1.0\n' });
+    const help = run('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('hollowtrees validate --config FILE');
+  });
+
+  it('bad usage exits 2', () => {
+    expect(run('--nope').status).toBe(2);
+    expect(run('frobnicate').status).toBe(2);
+    expect(run('validate')).toMatchObject({ status: 2, stderr: 'hollowtrees validate: --config FILE is required\n' });
+  });
+
+  it('validate accepts the example config and exits 0', () => {
+    expect(run('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stdout: `${EXAMPLE_CONFIG}: valid (3 flows: spot-termination, spot-rebalance, resolved)\n` });
+  });
+
+  it('validate names the file, the path and the expectation, and exits 2', () => {
+    const bad = file('bad.yaml', 'flows:\n  spot:\n    allowedEvents: [x]\n    plugins: [k8s-drian]\n');
+    expect(run('validate', '--config', bad)).toMatchObject({ status: 2, stderr: `${bad}: flows.spot.plugins[0]: unknown plugin "k8s-drian" (known: log)\n` });
+    expect(run('validate', '--config', join(tmp, 'missing.yaml'))).toMatchObject({ status: 2, stderr: `${join(tmp, 'missing.yaml')}: cannot read file: ENOENT\n` });
+    expect(run('--config', bad).status).toBe(2);
+  });
+
+  it('without a config runs on the embedded default, says so, logs an alert through the log plugin, and exits 0 on SIGTERM', async () => {
+    const core = start(['--listen', '127.0.0.1:0']);
+    expect(await core.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('no --config given'))).toBeDefined();
+    const started = await core.waitFor((l) => l.msg === 'hollowtrees started');
+    const res = await fetch(`http://${started.listen as string}/api/v2/alerts`, { method: 'POST', body: alert });
+    expect(res.status).toBe(200);
+    const logged = await core.waitFor((l) => l.plugin === 'log');
+    expect(logged).toMatchObject({ flow: 'demo', event: { type: 'prometheus.server.alert.SpotInstanceTerminating', data: { labels: { instance_id: 'i-0abc' } } } });
+    core.child.kill('SIGTERM');
+    expect(await core.exited).toBe(0);
+  });
+
+  it('--dry-run runs the flows and logs what each plugin would get without calling it', async () => {
+    const config = file('dry.yaml', `plugins:\n  drain: { type: grpc, address: "127.0.0.1:1" }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.*]\n    plugins: [drain]\n`);
+    const core = start(['--config', config, '--dry-run', '--listen', '127.0.0.1:0']);
+    const started = await core.waitFor((l) => l.msg === 'hollowtrees started');
+    expect(started.dryRun).toBe(true);
+    await fetch(`http://${started.listen as string}/api/v2/alerts`, { method: 'POST', body: alert });
+    expect(await core.waitFor((l) => l.msg === 'dry run: would call plugin drain')).toMatchObject({ plugin: 'drain', event: { data: { labels: { instance_id: 'i-0abc' } } } });
+    expect(await core.waitFor((l) => l.msg === 'flow run succeeded')).toBeDefined();
+  });
+
+  it('a port in use is a runtime failure: exit 1 with the port named', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const core = start(['--listen', `127.0.0.1:${port}`]);
+      expect(await core.exited).toBe(1);
+      expect(core.lines.find((l) => l.level === 60)?.msg).toBe(`cannot listen on 127.0.0.1:${port}: port ${port} is already in use`);
+    } finally {
+      blocker.close();
+    }
+  });
+});

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from './config-error.js';
+import { defaultConfig } from './default-config.js';
+import { parseConfig } from './load-config.js';
+
+const flowYaml = (extra = '', plugins = '[log]') => `
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotTerminationNotice]
+    plugins: ${plugins}
+${extra}`;
+
+function problem(yaml: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseConfig(yaml, 'config.yaml', env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseConfig', () => {
+  it('fills in defaults and turns durations into milliseconds', () => {
+    const { config } = parseConfig(
+      `
+plugins:
+  k8s-drain: { type: grpc, address: 127.0.0.1:9000, timeout: 1m30s }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.*]
+    groupBy: [instance_id]
+    cooldown: 5m30s
+    plugins: [k8s-drain, log]
+`,
+      'config.yaml',
+    );
+    expect(config.server).toEqual({
+      listen: '127.0.0.1:9092',
+      shutdownGracePeriod: 30_000,
+      limits: { maxBodyBytes: 1_048_576, maxAlertsPerRequest: 10_000, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024 },
+    });
+    expect(config.plugins['k8s-drain']).toMatchObject({ type: 'grpc', timeout: 90_000, retry: { attempts: 3, initialBackoff: 200, maxBackoff: 5_000 } });
+    expect(config.flows.spot).toMatchObject({ cooldown: 330_000, groupBy: ['instance_id'], filters: {}, concurrency: 1_000, queueSize: 10_000 });
+  });
+
+  it('interpolates ${ENV} and ${ENV:-default}', () => {
+    const { config } = parseConfig(
+      `server: { listen: "\${HOST:-0.0.0.0}:\${PORT}" }\n${flowYaml()}`,
+      'config.yaml',
+      { PORT: '9999' },
+    );
+    expect(config.server.listen).toBe('0.0.0.0:9999');
+  });
+
+  it('accepts the original global.bindAddr with a deprecation warning', () => {
+    const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\n${flowYaml()}`, 'config.yaml');
+    expect(loaded.config.server.listen).toBe('0.0.0.0:9191');
+    expect(loaded.warnings).toEqual(['config.yaml: global.bindAddr is deprecated; write server.listen instead']);
+  });
+
+  it('server.listen wins over global.bindAddr', () => {
+    const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\nserver: { listen: "127.0.0.1:1" }\n${flowYaml()}`, 'config.yaml');
+    expect(loaded.config.server.listen).toBe('127.0.0.1:1');
+  });
+
+  it('the embedded default is valid: receiver on 127.0.0.1:9092, a demo flow into log', () => {
+    const { config, file } = defaultConfig();
+    expect(file).toBe('<embedded default>');
+    expect(config.server.listen).toBe('127.0.0.1:9092');
+    expect(config.flows.demo?.plugins).toEqual(['log']);
+  });
+
+  it.each([
+    ['an unknown plugin, with the known ones', `plugins:\n  k8s-drain: { type: grpc, address: "a:1" }\n${flowYaml('', '[log, k8s-drian]')}`, 'config.yaml: flows.spot.plugins[1]: unknown plugin "k8s-drian" (known: k8s-drain, log)'],
+    ['broken YAML, with its line', 'flows:\n  spot: [unclosed\n', 'config.yaml: line 3, column 1:'],
+    ['a duplicate key', 'flows: {}\nflows: {}\n', 'config.yaml: line 2, column 1: Map keys must be unique'],
+    ['a list at the top', '- a\n- b\n', 'config.yaml: expected a YAML mapping with server, log, plugins and flows'],
+    ['no flows', 'server: {}\n', 'config.yaml: flows: required (expected record)'],
+    ['a bad duration', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    cooldown: 5 minutes'), 'config.yaml: flows.spot.cooldown: expected a duration like 30s, 5m or 1h30m, got "5 minutes"'],
+    ['a duration given as a number', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    cooldown: 300'), 'config.yaml: flows.spot.cooldown: Invalid input: expected string, received number'],
+    ['an unknown field (a typo)', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    groupby: [instance_id]'), 'config.yaml: flows.spot.groupby: unknown field'],
+    ['no allowedEvents', 'flows:\n  spot:\n    plugins: [log]\n', 'config.yaml: flows.spot.allowedEvents: required (expected array)'],
+    ['an empty plugin list', flowYaml('', '[]'), 'config.yaml: flows.spot.plugins: expected at least one plugin'],
+    ['a plugin without type', `plugins:\n  x: { address: "a:1" }\n${flowYaml()}`, 'config.yaml: plugins.x.type: expected type: grpc or type: log'],
+    ['a grpc plugin without address', `plugins:\n  x: { type: grpc }\n${flowYaml()}`, 'config.yaml: plugins.x.address: required (expected string)'],
+    ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['a bad filter regex', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: { regex: "([" } }'), 'config.yaml: flows.spot.filters.node.regex: expected a valid regular expression'],
+    ['a filter of the wrong shape', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: 5 }'), 'config.yaml: flows.spot.filters.node: expected a string, a list of strings, { not: ... } or { regex: ... }'],
+    ['retry attempts of zero', `plugins:\n  x: { type: grpc, address: "a:1", retry: { attempts: 0 } }\n${flowYaml()}`, 'config.yaml: plugins.x.retry.attempts: Too small: expected number to be >=1'],
+    ['an unset environment variable', `server: { listen: "\${LISTEN}" }\n${flowYaml()}`, 'config.yaml: line 1: environment variable LISTEN is not set'],
+    ['a log level that does not exist', `log: { level: loud }\n${flowYaml()}`, 'config.yaml: log.level: Invalid option: expected one of'],
+  ])('rejects %s', (_name, yaml, expected) => {
+    expect(problem(yaml)).toContain(expected);
+  });
+
+  it('lists every problem, not only the first', () => {
+    const message = problem('flows:\n  a: { plugins: [log] }\n  b: { allowedEvents: [x], plugins: [nope] }\n');
+    expect(message.split('\n')).toEqual([
+      'config.yaml: flows.a.allowedEvents: required (expected array)',
+    ]);
+    expect(problem('flows:\n  b: { allowedEvents: [x], plugins: [nope, log, nada] }\n').split('\n')).toEqual([
+      'config.yaml: flows.b.plugins[0]: unknown plugin "nope" (known: log)',
+      'config.yaml: flows.b.plugins[2]: unknown plugin "nada" (known: log)',
+    ]);
+  });
+});

@@ -1,0 +1,149 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
+import { startTestCore, type TestCore } from './test-support/start-core.js';
+
+const EXAMPLE_PLUGIN = new URL('../../../examples/grpc-plugin/dist/main.js', import.meta.url).pathname;
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const spotConfig = (address: string, extra = '') => `
+plugins:
+  rec:
+    type: grpc
+    address: ${address}
+    timeout: 5s
+    retry: { attempts: 3, initialBackoff: 20ms, maxBackoff: 100ms }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotTerminationNotice]
+    groupBy: [instance_id]
+    cooldown: 10m
+    plugins: [rec]
+${extra}`;
+
+const spotAlert = (instance = 'i-0abc123', startsAt = '2026-11-25T10:00:00.123Z') => ({
+  labels: { alertname: 'SpotTerminationNotice', instance_id: instance, node: 'ip-10-0-1-23', cluster_name: 'prod' },
+  annotations: { summary: `Spot instance ${instance} will be reclaimed` },
+  startsAt,
+  endsAt: '2099-01-01T00:00:00Z',
+  generatorURL: 'http://prometheus:9090/graph?g0.expr=x',
+});
+
+async function core(yaml: string): Promise<TestCore> {
+  const c = await startTestCore(yaml);
+  cleanups.push(() => c.close());
+  return c;
+}
+async function plugin(behaviour?: Parameters<typeof startRecordingPlugin>[0]): Promise<RecordingPlugin> {
+  const p = await startRecordingPlugin(behaviour);
+  cleanups.push(() => p.close());
+  return p;
+}
+async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Starts the example plugin as its README says, on an ephemeral port; yields its JSON output lines. */
+async function startExamplePlugin(): Promise<{ address: string; lines: Array<Record<string, unknown>>; child: ChildProcess }> {
+  const child = spawn(process.execPath, [EXAMPLE_PLUGIN, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  }));
+  const lines: Array<Record<string, unknown>> = [];
+  const address = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`example plugin exited with ${code}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const json = JSON.parse(line) as Record<string, unknown>;
+      lines.push(json);
+      if (typeof json.address === 'string') resolve(json.address);
+    });
+  });
+  return { address, lines, child };
+}
+
+describe('core with plugins over real gRPC', () => {
+  it('a POSTed alert reaches the example plugin as a CloudEvent with the right fields', async () => {
+    const example = await startExamplePlugin();
+    const c = await core(spotConfig(example.address).replace('plugins: [rec]', 'plugins: [rec, log]'));
+    expect((await c.post('/api/v2/alerts', [spotAlert()])).status).toBe(200);
+    await until(() => example.lines.some((l) => l.msg === 'event received'));
+    expect(example.lines.find((l) => l.msg === 'event received')).toMatchObject({
+      flow: 'spot',
+      attempt: 1,
+      type: 'prometheus.server.alert.SpotTerminationNotice',
+      id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-0abc123', node: 'ip-10-0-1-23', cluster_name: 'prod' },
+    });
+    // The attribute the example returns is merged into the event the next plugin (log) gets.
+    await until(() => c.logs.some((l) => l.plugin === 'log'));
+    const logged = c.logs.find((l) => l.plugin === 'log')!.event as { time: string; source: string; data: { labels: Record<string, string>; annotations: object } };
+    expect(logged.time).toBe('2026-11-25T10:00:00.123Z');
+    expect(logged.source).toBe('http://prometheus:9090');
+    expect(logged.data.labels.example_handled_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(logged.data.annotations).toEqual({ summary: 'Spot instance i-0abc123 will be reclaimed' });
+  });
+
+  it('50 concurrent copies of one alert start exactly one run', async () => {
+    const rec = await plugin();
+    const c = await core(spotConfig(rec.address));
+    const responses = await Promise.all(Array.from({ length: 50 }, () => c.post('/api/v2/alerts', [spotAlert()])));
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    await rec.waitForCalls(1);
+    await until(() => c.engine.recentRuns().length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rec.calls).toHaveLength(1);
+    expect(await c.metrics.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 49 }] });
+  });
+
+  it('a plugin that fails with UNAVAILABLE twice then succeeds gives one run with three attempts', async () => {
+    const rec = await plugin((_e, ctx) => {
+      if (ctx.attempt < 3) throw new PluginError(Code.Unavailable, 'warming up');
+      return { attributes: { done: 'yes' } };
+    });
+    const c = await core(spotConfig(rec.address));
+    await c.post('/api/v2/alerts', [spotAlert()]);
+    await until(() => c.engine.recentRuns().length === 1);
+    expect(rec.calls.map((call) => call.attempt)).toEqual([1, 2, 3]);
+    expect(c.engine.recentRuns()[0]).toMatchObject({ outcome: 'succeeded', calls: [{ code: 'UNAVAILABLE' }, { code: 'UNAVAILABLE' }, { code: 'OK' }] });
+  });
+
+  it('a plugin that is down fails the run; core stays healthy and the next re-send retries', async () => {
+    const rec = await plugin();
+    const address = rec.address;
+    await rec.close();
+    const c = await core(spotConfig(address));
+    await c.post('/api/v2/alerts', [spotAlert()]);
+    await until(() => c.engine.recentRuns().length === 1);
+    expect(c.engine.recentRuns()[0]).toMatchObject({ outcome: 'failed', error: expect.stringContaining('rec: UNAVAILABLE after 3 attempts') });
+    expect((await fetch(`${c.url}/-/healthy`)).status).toBe(200);
+    expect(c.engine.groups()).toEqual([]);
+    // The re-send of the same alert starts a new run instead of being deduplicated.
+    await c.post('/api/v2/alerts', [spotAlert()]);
+    await until(() => c.engine.recentRuns().length === 2);
+  });
+
+  it('a cooldown blocks further runs of the group, then releases it', async () => {
+    const rec = await plugin();
+    const c = await core(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 700ms'));
+    await c.post('/api/v2/alerts', [spotAlert()]);
+    await rec.waitForCalls(1);
+    await until(() => c.engine.groups()[0]?.phase === 'cooling');
+    await c.post('/api/v2/alerts', [spotAlert('i-0abc123', '2026-11-25T10:05:00Z')]); // a new occurrence, same group
+    await new Promise((r) => setTimeout(r, 100));
+    expect(rec.calls).toHaveLength(1);
+    await until(() => c.engine.groups().length === 0, 2_000);
+    await c.post('/api/v2/alerts', [spotAlert()]);
+    await rec.waitForCalls(2);
+    expect(rec.calls).toHaveLength(2);
+  });
+});

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { AlertEventData } from './alert-to-event.js';
+import { HttpError } from './http-error.js';
+import { parseAlerts } from './parse-alerts.js';
+
+const fixtures = new URL('../../../../../shared/fixtures/', import.meta.url);
+const fixture = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, fixtures), 'utf8')) as T;
+const prometheusRequests = fixture<Array<{ path: string; body: unknown[] }>>('prometheus-2.42-api-v2-alerts.json');
+const webhookFiring = fixture<unknown>('alertmanager-0.25-webhook-firing.json');
+const webhookResolved = fixture<unknown>('alertmanager-0.25-webhook-resolved.json');
+const limits = { maxBodyBytes: 1 << 20, maxAlertsPerRequest: 100, maxLabelsPerAlert: 10, maxLabelLength: 64, maxConcurrentRequests: 10 };
+const body = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
+
+function refusal(run: () => unknown): HttpError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(HttpError);
+    return err as HttpError;
+  }
+  throw new Error('expected an HttpError');
+}
+
+describe('alerts to CloudEvents', () => {
+  const first = prometheusRequests[0]!.body;
+  const startsAt = '2026-11-25T03:32:16.258Z';
+
+  it('turns a Prometheus 2.42 postable alert into a firing event', () => {
+    const [event] = parseAlerts('api_v2', body(first), new Date('2026-11-25T03:32:18.258Z'), limits);
+    expect(event).toEqual({
+      id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      source: 'http://vm:19190',
+      specversion: '1.0',
+      type: 'prometheus.server.alert.SpotTerminationNotice',
+      time: startsAt,
+      datacontenttype: 'application/json',
+      data: {
+        labels: { alertname: 'SpotTerminationNotice', cluster_name: 'prod', instance_id: 'i-0abc123', node: 'ip-10-0-1-23.eu-west-1.compute.internal', severity: 'critical' },
+        annotations: { description: 'AWS sent a spot instance-action notice', summary: 'Spot instance i-0abc123 will be reclaimed' },
+        status: 'firing',
+        startsAt,
+        endsAt: '2026-11-25T03:32:22.258Z',
+        generatorURL: expect.stringContaining('http://vm:19190/graph'),
+        fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/),
+      },
+    });
+  });
+
+  it('gives every re-send of one occurrence the same id, and the next occurrence another', () => {
+    const ids = prometheusRequests.map((r) => parseAlerts('api_v2', body(r.body), new Date(startsAt), limits)[0]!.id);
+    const occurrences = prometheusRequests.map((r) => (r.body[0] as { startsAt: string }).startsAt);
+    expect(new Set(ids).size).toBe(new Set(occurrences).size);
+    expect(new Set(occurrences).size).toBe(3);
+    expect(ids[0]).toBe(ids[6]);
+    expect(ids[0]).not.toBe(ids[7]);
+  });
+
+  it('an alert whose endsAt is at or before receipt is resolved (the v2 body has no status)', () => {
+    const resolvedCopy = prometheusRequests[4]!.body; // endsAt 03:32:24.258, the time it resolved
+    const at = (t: string) => parseAlerts('api_v2', body(resolvedCopy), new Date(t), limits)[0]!;
+    expect(at('2026-11-25T03:32:24.258Z').type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
+    expect((at('2026-11-25T03:32:25Z').data as AlertEventData).status).toBe('resolved');
+    expect(at('2026-11-25T03:32:20Z').type).toBe('prometheus.server.alert.SpotTerminationNotice');
+  });
+
+  it('the legacy v1 body reads like v2', () => {
+    const v1 = parseAlerts('api_v1', body(first), new Date(startsAt), limits);
+    expect(v1).toEqual(parseAlerts('api_v2', body(first), new Date(startsAt), limits));
+  });
+
+  it('reads the Alertmanager 0.25 webhook payload, firing and resolved, with the same id as the Prometheus alert', () => {
+    const [firing] = parseAlerts('webhook', body(webhookFiring), new Date(), limits);
+    const [resolved] = parseAlerts('webhook', body(webhookResolved), new Date(), limits);
+    expect(firing!.type).toBe('prometheus.server.alert.SpotTerminationNotice');
+    expect(firing!.source).toBe('http://vm:19194');
+    expect(firing!.data).toMatchObject({ status: 'firing', endsAt: '', fingerprint: 'b48c66a924da3988' });
+    expect(resolved!.type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
+    expect(resolved!.data).toMatchObject({ status: 'resolved', endsAt: '2026-11-25T03:32:24.258Z' });
+    expect(firing!.id).toBe(parseAlerts('api_v2', body(first), new Date(startsAt), limits)[0]!.id);
+  });
+
+  it('ignores unknown fields', () => {
+    const [event] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, extra: { deep: [1] }, startsAt }]), new Date(startsAt), limits);
+    expect(event!.type).toBe('prometheus.server.alert.A');
+  });
+
+  it('an alert without startsAt takes the receipt time and an id from its labels alone', () => {
+    const at = new Date('2026-11-25T10:00:00.5Z');
+    const [a] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), at, limits);
+    const [b] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), new Date(at.getTime() + 1000), limits);
+    expect(a!.time).toBe('2026-11-25T10:00:00.5Z');
+    expect(a!.id).toBe(b!.id);
+  });
+
+  it.each([
+    ['not JSON', '{"labels":', 400, 'body is not valid JSON'],
+    ['an object instead of an array', { labels: {} }, 400, 'alerts: expected a JSON array of alerts'],
+    ['an alert without labels', [{ labels: { alertname: 'A' } }, { annotations: {} }], 400, 'alerts[1].labels: required (expected record)'],
+    ['an alert without alertname', [{ labels: { alertname: 'A' } }, { labels: { alertname: 'B' } }, { labels: { node: 'x' } }], 400, 'alerts[2].labels.alertname: required: labels.alertname'],
+    ['a label that is not a string', [{ labels: { alertname: 'A', n: 5 } }], 400, 'alerts[0].labels.n: expected a string value'],
+    ['a startsAt that is not a time', [{ labels: { alertname: 'A' }, startsAt: 'yesterday' }], 400, 'alerts[0].startsAt'],
+    ['too many alerts', Array.from({ length: 101 }, () => ({ labels: { alertname: 'A' } })), 413, 'request carries 101 alerts, more than the limit of 100'],
+    ['too many labels', [{ labels: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`l${i}`, 'v']).concat([['alertname', 'A']])) }], 400, 'alerts[0].labels: 12 labels, more than the limit of 10'],
+    ['a label value that is too long', [{ labels: { alertname: 'A', big: 'x'.repeat(65) } }], 400, 'alerts[0].labels.big: longer than the limit of 64 characters'],
+  ])('refuses %s, naming where', (_name, value, status, message) => {
+    const err = refusal(() => parseAlerts('api_v2', body(value), new Date(), limits));
+    expect(err.status).toBe(status);
+    expect(err.message).toContain(message);
+  });
+
+  it('refuses a webhook payload of another version', () => {
+    const err = refusal(() => parseAlerts('webhook', body({ ...(webhookFiring as object), version: '3' }), new Date(), limits));
+    expect(err.message).toBe('version: expected version "4" (Alertmanager webhook payload)');
+  });
+});

@@ -1,0 +1,88 @@
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCore, type TestCore } from '../test-support/start-core.js';
+
+const CONFIG = `
+server:
+  limits: { maxBodyBytes: 4096 }
+flows:
+  all:
+    allowedEvents: [prometheus.server.alert.*]
+    groupBy: [instance_id]
+    cooldown: 1m
+    plugins: [log]
+`;
+
+/** Sends raw bytes with a chosen method, so bodies fetch would refuse can be tried. */
+function send(core: TestCore, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${core.url}${path}`, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('receiver', () => {
+  let core: TestCore;
+  beforeAll(async () => {
+    core = await startTestCore(CONFIG);
+  });
+  afterAll(() => core.close());
+
+  it('accepts a batch on every alert path with 200 and the count', async () => {
+    const alerts = [{ labels: { alertname: 'Spot', instance_id: 'i-path' }, startsAt: '2026-11-25T10:00:00Z' }];
+    expect(await core.post('/api/v2/alerts', alerts)).toEqual({ status: 200, json: { status: 'success', accepted: 1 } });
+    expect(await core.post('/api/v1/alerts', alerts)).toEqual({ status: 200, json: { status: 'success', accepted: 1 } });
+    expect(await core.post('/webhook/alertmanager', { version: '4', alerts: alerts.map((a) => ({ ...a, status: 'firing' })) })).toEqual({ status: 200, json: { status: 'success', accepted: 1 } });
+  });
+
+  it('rejects a batch whole when one alert is bad, naming its index and field', async () => {
+    const before = core.engine.groups().length;
+    const res = await core.post('/api/v2/alerts', [
+      { labels: { alertname: 'Spot', instance_id: 'i-whole-1' } },
+      { labels: { instance_id: 'i-whole-2' } },
+    ]);
+    expect(res).toEqual({ status: 400, json: { status: 'error', errorType: 'bad_data', error: 'alerts[1].labels.alertname: required: labels.alertname' } });
+    expect(core.engine.groups().length).toBe(before);
+  });
+
+  it.each([
+    ['non-JSON', 'POST', '/api/v2/alerts', 'not json', 400, 'body is not valid JSON'],
+    ['a missing labels field', 'POST', '/api/v2/alerts', '[{"annotations":{}}]', 400, 'alerts[0].labels: required'],
+    ['GET on an alert path', 'GET', '/api/v2/alerts', undefined, 405, 'GET is not allowed on /api/v2/alerts; use POST'],
+    ['POST on a read-only path', 'POST', '/-/healthy', '', 405, 'POST is not allowed on /-/healthy; use GET'],
+    ['an unknown path', 'POST', '/api/v3/alerts', '[]', 404, 'no route for /api/v3/alerts'],
+  ])('answers %s with a JSON reason', async (_name, method, path, body, status, message) => {
+    const res = await send(core, method, path, body, { 'content-type': 'application/json' });
+    expect(res.status).toBe(status);
+    expect(JSON.parse(res.body).error).toContain(message);
+    if (status === 405) expect(res.headers.allow).toBeDefined();
+  });
+
+  it('refuses a body over the limit with 413, by Content-Length and when streamed without one', async () => {
+    const big = JSON.stringify([{ labels: { alertname: 'A', pad: 'x'.repeat(5000) } }]);
+    const declared = await send(core, 'POST', '/api/v2/alerts', big, { 'content-type': 'application/json' });
+    expect(declared.status).toBe(413);
+    expect(JSON.parse(declared.body).error).toBe('request body is larger than the limit of 4096 bytes');
+    const chunked = await send(core, 'POST', '/api/v2/alerts', big, { 'transfer-encoding': 'chunked' });
+    expect(chunked.status).toBe(413);
+  });
+
+  it('serves health, readiness, metrics and status', async () => {
+    expect((await send(core, 'GET', '/-/healthy')).status).toBe(200);
+    expect((await send(core, 'GET', '/-/ready')).status).toBe(200);
+    const metrics = await send(core, 'GET', '/metrics');
+    expect(metrics.body).toContain('hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.Spot"}');
+    expect(metrics.body).toMatch(/hollowtrees_requests_rejected_total\{reason="bad_data"\} [1-9]/);
+    const status = JSON.parse((await send(core, 'GET', '/api/v1/status')).body) as { flows: Array<{ name: string }> };
+    expect(status.flows.map((f) => f.name)).toEqual(['all']);
+  });
+
+  it('ignores a query string when routing', async () => {
+    expect((await send(core, 'GET', '/-/healthy?x=1')).status).toBe(200);
+  });
+});

@@ -1,0 +1,165 @@
+import {
+  CompleteLifecycleActionCommand,
+  DescribeAutoScalingGroupsCommand,
+  DescribeLifecycleHooksCommand,
+  DetachInstancesCommand,
+  UpdateAutoScalingGroupCommand,
+} from '@aws-sdk/client-auto-scaling';
+import { CreateTagsCommand } from '@aws-sdk/client-ec2';
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { callAws, dryRunEc2 } from './aws-call.js';
+import { KeyedSerial } from './keyed-serial.js';
+import type { ReplacementOutcome, StrategyContext } from './replacement-outcome.js';
+import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
+
+const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
+
+// MinSize is lowered and restored around a detach: two detaches from one group
+// at once would restore each other's lowered value, so they take turns.
+const perGroup = new KeyedSerial();
+
+/**
+ * Strategy `asg-detach`: the group replaces its own member.
+ *
+ * - `InService` / `Standby`: tag the instance {@link DETACHED_FROM_TAG}, then detach it
+ *   with `ShouldDecrementDesiredCapacity=false`, so the group launches a
+ *   replacement now instead of after the termination. When the detach would
+ *   leave fewer instances in service than `MinSize`, MinSize is lowered by what
+ *   is needed for the detach and restored right after.
+ * - `Terminating:Wait` (a termination lifecycle hook is pending; such an instance
+ *   cannot be detached): complete the termination hooks with `CONTINUE`, so the
+ *   group replaces it without waiting for the hook's heartbeat timeout.
+ * - Already detached (it carries the tag), or no longer in its group: nothing to do.
+ */
+export async function detachFromGroup(ctx: StrategyContext): Promise<ReplacementOutcome> {
+  const { instance } = ctx;
+  if (!instance.group) return notAMember(ctx);
+  const group = instance.group.name;
+  switch (instance.group.lifecycleState) {
+    case 'InService':
+    case 'Standby':
+      return perGroup.run(group, () => detach(ctx, group));
+    case 'Terminating:Wait':
+      return completeTermination(ctx, group);
+    default:
+      return {
+        status: 'skipped',
+        message: `${instance.instanceId} is ${instance.group.lifecycleState} in Auto Scaling group ${group}: nothing to detach`,
+        attributes: { auto_scaling_group: group },
+      };
+  }
+}
+
+function notAMember({ instance }: StrategyContext): ReplacementOutcome {
+  const detachedFrom = instance.tags[DETACHED_FROM_TAG];
+  if (detachedFrom !== undefined) {
+    return {
+      status: 'ok',
+      message: `${instance.instanceId} was already detached from Auto Scaling group ${detachedFrom}`,
+      attributes: { auto_scaling_group: detachedFrom, replacement_requested: 'true' },
+    };
+  }
+  const formerGroup = instance.tags[AUTO_SCALING_GROUP_TAG];
+  if (formerGroup !== undefined) {
+    return {
+      status: 'skipped',
+      message: `${instance.instanceId} is no longer in Auto Scaling group ${formerGroup} (${instance.state ?? 'unknown state'}): the group keeps its own capacity`,
+      attributes: { auto_scaling_group: formerGroup },
+    };
+  }
+  throw new PluginError(Code.FailedPrecondition, `${instance.instanceId} is not in an Auto Scaling group: the asg-detach strategy cannot replace it`);
+}
+
+async function detach(ctx: StrategyContext, groupName: string): Promise<ReplacementOutcome> {
+  const { clients, instance, signal, logger } = ctx;
+  const described = await callAws('Auto Scaling DescribeAutoScalingGroups', signal, (o) =>
+    clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] }), o),
+  );
+  const group = described.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === groupName);
+  if (!group) throw new PluginError(Code.NotFound, `Auto Scaling group ${groupName} of ${instance.instanceId} does not exist`);
+  const minSize = group.MinSize ?? 0;
+  const inService = (group.Instances ?? []).filter((i) => i.LifecycleState === 'InService').length;
+  const leaving = instance.group?.lifecycleState === 'InService' ? 1 : 0;
+  // Auto Scaling refuses a detach that leaves fewer than MinSize in service, even with the desired capacity kept.
+  const loweredMinSize = inService - leaving < minSize ? inService - leaving : undefined;
+  const attributes = { auto_scaling_group: groupName, replacement_requested: 'true' };
+  const tag = new CreateTagsCommand({ Resources: [instance.instanceId], Tags: [{ Key: DETACHED_FROM_TAG, Value: groupName }], DryRun: ctx.dryRun });
+
+  if (ctx.dryRun) {
+    // Auto Scaling has no DryRun parameter: EC2 checks the tag call, the rest is logged.
+    await dryRunEc2('EC2 CreateTags', signal, (o) => clients.ec2.send(tag, o));
+    logger.info('dry run: would detach the instance keeping the desired capacity', {
+      instance_id: instance.instanceId,
+      auto_scaling_group: groupName,
+      ...(loweredMinSize !== undefined && { min_size: minSize, lowered_min_size: loweredMinSize }),
+    });
+    return { status: 'ok', message: `dry run: would detach ${instance.instanceId} from ${groupName} keeping its desired capacity`, attributes: { ...attributes, dry_run: 'true' } };
+  }
+
+  await callAws('EC2 CreateTags', signal, (o) => clients.ec2.send(tag, o));
+  if (loweredMinSize !== undefined) await setMinSize(ctx, groupName, loweredMinSize);
+  let restoreWarning = '';
+  try {
+    await callAws('Auto Scaling DetachInstances', signal, (o) =>
+      clients.autoScaling.send(
+        new DetachInstancesCommand({ AutoScalingGroupName: groupName, InstanceIds: [instance.instanceId], ShouldDecrementDesiredCapacity: false }),
+        o,
+      ),
+    );
+  } finally {
+    if (loweredMinSize !== undefined) restoreWarning = await restoreMinSize(ctx, groupName, minSize);
+  }
+  return {
+    status: 'ok',
+    message: `detached ${instance.instanceId} from ${groupName} keeping its desired capacity: the group launches a replacement${restoreWarning}`,
+    attributes,
+  };
+}
+
+function setMinSize(ctx: StrategyContext, groupName: string, minSize: number): Promise<unknown> {
+  return callAws('Auto Scaling UpdateAutoScalingGroup', ctx.signal, (o) =>
+    ctx.clients.autoScaling.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: groupName, MinSize: minSize }), o),
+  );
+}
+
+/**
+ * Puts MinSize back. The detach has happened by now, so a failure here does not
+ * fail the call (a retry would find nothing to detach and never restore it): it
+ * is logged, and returned as a note for the answer's message.
+ */
+async function restoreMinSize(ctx: StrategyContext, groupName: string, minSize: number): Promise<string> {
+  try {
+    await setMinSize(ctx, groupName, minSize);
+    return '';
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    ctx.logger.warn('could not restore the group MinSize after the detach', { auto_scaling_group: groupName, min_size: minSize, error: reason });
+    return `; restoring MinSize ${minSize} failed, set it back by hand (${reason})`;
+  }
+}
+
+async function completeTermination(ctx: StrategyContext, groupName: string): Promise<ReplacementOutcome> {
+  const { clients, instance, signal, logger } = ctx;
+  const described = await callAws('Auto Scaling DescribeLifecycleHooks', signal, (o) =>
+    clients.autoScaling.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: groupName }), o),
+  );
+  const hooks = (described.LifecycleHooks ?? []).filter((h) => h.LifecycleTransition === TERMINATING).flatMap((h) => h.LifecycleHookName ?? []);
+  const attributes = { auto_scaling_group: groupName, replacement_requested: 'true', lifecycle_hooks_completed: hooks.join(',') };
+  if (ctx.dryRun) {
+    logger.info('dry run: would complete the termination lifecycle actions with CONTINUE', { instance_id: instance.instanceId, auto_scaling_group: groupName, hooks });
+    return { status: 'ok', message: `dry run: would complete ${hooks.join(', ')} for ${instance.instanceId} with CONTINUE`, attributes: { ...attributes, dry_run: 'true' } };
+  }
+  for (const hook of hooks) {
+    await callAws('Auto Scaling CompleteLifecycleAction', signal, (o) =>
+      clients.autoScaling.send(
+        new CompleteLifecycleActionCommand({ AutoScalingGroupName: groupName, LifecycleHookName: hook, InstanceId: instance.instanceId, LifecycleActionResult: 'CONTINUE' }),
+        o,
+      ),
+    );
+  }
+  return {
+    status: 'ok',
+    message: `${instance.instanceId} is terminating in ${groupName}: completed ${hooks.join(', ')} with CONTINUE so the group replaces it now`,
+    attributes,
+  };
+}

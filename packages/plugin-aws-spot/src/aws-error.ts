@@ -1,0 +1,95 @@
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+
+// AWS error codes by the gRPC code they map to. Throttling and capacity are
+// retryable; credentials, permissions and validation are permanent.
+const THROTTLING = new Set([
+  'RequestLimitExceeded',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'EC2ThrottledException',
+  'SlowDown',
+]);
+const NO_CAPACITY = new Set(['InsufficientInstanceCapacity', 'UnfulfillableCapacity', 'InsufficientCapacity', 'InsufficientHostCapacity']);
+const CONFLICT = new Set(['ResourceContention', 'ScalingActivityInProgress', 'IncorrectInstanceState', 'ConcurrentTagAccess']);
+const UNAUTHENTICATED = new Set([
+  'AuthFailure',
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'UnrecognizedClientException',
+  'CredentialsProviderError',
+]);
+const PERMISSION_DENIED = new Set(['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'OptInRequired', 'Blocked']);
+const INVALID = new Set([
+  'ValidationError',
+  'InvalidParameter',
+  'InvalidParameterValue',
+  'InvalidParameterCombination',
+  'MissingParameter',
+  'UnknownParameter',
+  'InvalidAction',
+  'IdempotentParameterMismatch',
+]);
+const QUOTA = new Set(['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure']);
+// Failures below HTTP: no answer came, so the call may succeed later.
+const NETWORK = new Set(['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * The gRPC code for an AWS error code (and HTTP status, when known): throttling
+ * and capacity shortages → RESOURCE_EXHAUSTED, conflicting updates → ABORTED,
+ * 5xx and network failures → UNAVAILABLE (all retryable); bad credentials →
+ * UNAUTHENTICATED, missing permissions → PERMISSION_DENIED, validation →
+ * INVALID_ARGUMENT, `*.NotFound` → NOT_FOUND, quotas and other 4xx →
+ * FAILED_PRECONDITION (all permanent).
+ */
+export function grpcCodeFor(awsCode: string, httpStatus?: number): Code {
+  if (THROTTLING.has(awsCode) || NO_CAPACITY.has(awsCode)) return Code.ResourceExhausted;
+  if (CONFLICT.has(awsCode)) return Code.Aborted;
+  if (UNAUTHENTICATED.has(awsCode)) return Code.Unauthenticated;
+  if (PERMISSION_DENIED.has(awsCode)) return Code.PermissionDenied;
+  if (INVALID.has(awsCode) || awsCode.endsWith('.Malformed')) return Code.InvalidArgument;
+  if (awsCode.endsWith('.NotFound')) return Code.NotFound;
+  if (QUOTA.has(awsCode)) return Code.FailedPrecondition;
+  if (NETWORK.has(awsCode) || (httpStatus !== undefined && httpStatus >= 500)) return Code.Unavailable;
+  if (httpStatus !== undefined && httpStatus >= 400) return Code.FailedPrecondition;
+  return Code.Internal;
+}
+
+interface SdkErrorShape {
+  name: string;
+  message: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function isSdkError(err: unknown): err is SdkErrorShape {
+  return err instanceof Error;
+}
+
+/** The AWS error code of an SDK error, or of the SDK error behind a {@link PluginError} from {@link toPluginError}. */
+export function awsErrorCode(err: unknown): string | undefined {
+  const sdkError = err instanceof PluginError ? err.cause : err;
+  return isSdkError(sdkError) ? (sdkError.code ?? sdkError.name) : undefined;
+}
+
+/**
+ * Turns what an SDK call threw into a {@link PluginError} that keeps AWS's own
+ * message: `"<operation> failed: <AWS code>: <AWS message>"`. An abort by the
+ * handler's signal becomes the signal's reason (DEADLINE_EXCEEDED or CANCELLED).
+ */
+export function toPluginError(err: unknown, operation: string, signal?: AbortSignal): PluginError {
+  if (err instanceof PluginError) return err;
+  if (signal?.aborted) {
+    return signal.reason instanceof PluginError ? signal.reason : new PluginError(Code.Canceled, `${operation} cancelled`, { cause: err });
+  }
+  if (!isSdkError(err)) return new PluginError(Code.Internal, `${operation} failed: ${String(err)}`);
+  const code = err.code ?? err.name;
+  return new PluginError(grpcCodeFor(code, err.$metadata?.httpStatusCode), `${operation} failed: ${code}: ${err.message}`, { cause: err });
+}

@@ -1,0 +1,19 @@
+import type { Logger } from './logger.js';
+import type { AwsClients } from './aws-clients.js';
+import type { InstanceInfo } from './instance-lookup.js';
+
+/** What a strategy hands back to the handler, before `strategy` and `duration_ms` are added. */
+export interface ReplacementOutcome {
+  readonly status: 'ok' | 'skipped';
+  readonly message: string;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** What every strategy works with. */
+export interface StrategyContext {
+  readonly clients: AwsClients;
+  readonly instance: InstanceInfo;
+  readonly signal: AbortSignal;
+  readonly dryRun: boolean;
+  readonly logger: Logger;
+}

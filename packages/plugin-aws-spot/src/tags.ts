@@ -1,0 +1,19 @@
+import type { InstanceInfo } from './instance-lookup.js';
+
+/** Set on a fleet replacement: the id of the instance it replaces. Also how a repeat is recognised. */
+export const REPLACES_TAG = 'hollowtrees:replaces';
+
+/** Set on an instance before it is detached from its group: the group's name. Recognises a repeat. */
+export const DETACHED_FROM_TAG = 'hollowtrees:detached-from';
+
+/** Auto Scaling's own tag on its instances; it stays on after a detach. */
+export const AUTO_SCALING_GROUP_TAG = 'aws:autoscaling:groupName';
+
+/** Keys in this namespace belong to AWS: EC2 refuses them in a request. */
+const RESERVED_PREFIX = 'aws:';
+
+/** Tags for the replacement of `instance`: its own user tags, plus {@link REPLACES_TAG}. */
+export function replacementTags(instance: InstanceInfo): { Key: string; Value: string }[] {
+  const copied = Object.entries(instance.tags).filter(([key]) => !key.toLowerCase().startsWith(RESERVED_PREFIX) && key !== REPLACES_TAG);
+  return [...copied, [REPLACES_TAG, instance.instanceId] as const].map(([Key, Value]) => ({ Key, Value }));
+}

@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { ServerTlsOptions } from '@hollowtrees/grpcplugin';
+import { parseNodeLabel, parseTaint } from './node-marks.js';
+import type { DrainOptions } from './options.js';
+
+/** Bad command-line usage; the CLI exits with code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** The `--help` text. */
+export const USAGE = `Usage: hollowtrees-k8s-drain [flags]
+
+Serves the Hollowtrees cordon-and-drain action plugin over gRPC.
+
+Server:
+  --port N                      gRPC port (default 9000)
+  --host ADDR                   address to bind (default 0.0.0.0)
+  --tls-cert FILE --tls-key FILE  serve TLS with this certificate and key (PEM)
+  --tls-client-ca FILE          require client certificates signed by this CA (mTLS)
+Cluster:
+  --kubeconfig FILE             kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
+  --context NAME                kubeconfig context (default: the current one)
+Finding the node:
+  --node-label KEY              event label with the node name (default node)
+  --instance-id-label KEY       event label with the EC2 instance id (default instance_id)
+  --termination-time-label KEY  event label with the termination time, RFC 3339 (default termination_time)
+  --node-not-found error|skip   answer for a node this cluster lacks (default error = NOT_FOUND)
+Cordon:
+  --taint KEY=VALUE:EFFECT      (default hollowtrees.io/spot-termination=true:NoSchedule)
+  --mark-label KEY=VALUE        (default hollowtrees.io/spot-termination=true)
+Drain:
+  --delete-emptydir-data true|false  evict pods with emptyDir volumes (default true)
+  --grace-period-seconds N      cap on each pod's grace period (default: the pod's own)
+  --concurrency N               evictions in flight (default 20)
+  --wait-for-deletion true|false  wait until evicted pods are gone (default true)
+  --deletion-poll-ms N          poll interval while waiting (default 1000)
+  --termination-margin-ms N     stop this long before the termination time (default 10000)
+  --reply-margin-ms N           stop this long before the gRPC deadline (default 1000)
+  --max-drain-ms N              longest drain without another bound (default 120000)
+  --event-namespace NS          namespace of the node's Kubernetes Events (default default)
+  --dry-run                     log every step, change nothing
+  -h, --help                    show this help
+`;
+
+/** What the command line asks for. */
+export type CliCommand =
+  | { kind: 'help' }
+  | { kind: 'serve'; port: number; host: string; tls: ServerTlsOptions | undefined; kubeconfig: string | undefined; context: string | undefined; drain: DrainOptions };
+
+const STRING_FLAGS = [
+  'port',
+  'host',
+  'tls-cert',
+  'tls-key',
+  'tls-client-ca',
+  'kubeconfig',
+  'context',
+  'node-label',
+  'instance-id-label',
+  'termination-time-label',
+  'node-not-found',
+  'taint',
+  'mark-label',
+  'delete-emptydir-data',
+  'grace-period-seconds',
+  'concurrency',
+  'wait-for-deletion',
+  'deletion-poll-ms',
+  'termination-margin-ms',
+  'reply-margin-ms',
+  'max-drain-ms',
+  'event-namespace',
+] as const;
+
+type Values = Partial<Record<(typeof STRING_FLAGS)[number], string>>;
+
+function integer(values: Values, flag: keyof Values): number | undefined {
+  const text = values[flag];
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text)) throw new UsageError(`--${flag} must be a non-negative integer, got "${text}"`);
+  return Number(text);
+}
+
+function bool(values: Values, flag: keyof Values): boolean | undefined {
+  const text = values[flag];
+  if (text === undefined || text === 'true' || text === 'false') return text === undefined ? undefined : text === 'true';
+  throw new UsageError(`--${flag} must be true or false, got "${text}"`);
+}
+
+function parsed<T>(values: Values, flag: keyof Values, parse: (text: string) => T): T | undefined {
+  const text = values[flag];
+  if (text === undefined) return undefined;
+  try {
+    return parse(text);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+}
+
+function readPem(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+function tlsOf(values: Values): ServerTlsOptions | undefined {
+  const { 'tls-cert': cert, 'tls-key': key, 'tls-client-ca': ca } = values;
+  if (!cert && !key && !ca) return undefined;
+  if (!cert || !key) throw new UsageError('--tls-cert and --tls-key go together');
+  return { cert: readPem(cert), key: readPem(key), ...(ca ? { ca: readPem(ca) } : {}) };
+}
+
+/**
+ * Parses the command line (without `node` and the script).
+ * @throws UsageError for an unknown flag or a bad value.
+ */
+export function parseCliArgs(argv: readonly string[]): CliCommand {
+  let result;
+  try {
+    result = parseArgs({
+      args: [...argv],
+      options: {
+        ...Object.fromEntries(STRING_FLAGS.map((f) => [f, { type: 'string' as const }])),
+        'dry-run': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const values = result.values as Values & { 'dry-run'?: boolean; help?: boolean };
+  if (values.help) return { kind: 'help' };
+
+  const port = integer(values, 'port') ?? 9000;
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const nodeNotFound = values['node-not-found'];
+  if (nodeNotFound !== undefined && nodeNotFound !== 'error' && nodeNotFound !== 'skip') {
+    throw new UsageError(`--node-not-found must be error or skip, got "${nodeNotFound}"`);
+  }
+  const concurrency = integer(values, 'concurrency');
+  if (concurrency === 0) throw new UsageError('--concurrency must be at least 1');
+
+  const drain: DrainOptions = {
+    nodeLabel: values['node-label'],
+    instanceIdLabel: values['instance-id-label'],
+    terminationTimeLabel: values['termination-time-label'],
+    nodeNotFound,
+    taint: parsed(values, 'taint', parseTaint),
+    nodeLabelMark: parsed(values, 'mark-label', parseNodeLabel),
+    deleteEmptyDirData: bool(values, 'delete-emptydir-data'),
+    gracePeriodSeconds: integer(values, 'grace-period-seconds'),
+    concurrency,
+    waitForDeletion: bool(values, 'wait-for-deletion'),
+    deletionPollMs: integer(values, 'deletion-poll-ms'),
+    terminationMarginMs: integer(values, 'termination-margin-ms'),
+    replyMarginMs: integer(values, 'reply-margin-ms'),
+    maxDrainMs: integer(values, 'max-drain-ms'),
+    eventNamespace: values['event-namespace'],
+    dryRun: values['dry-run'],
+  };
+  return {
+    kind: 'serve',
+    port,
+    host: values.host ?? '0.0.0.0',
+    tls: tlsOf(values),
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    // Unset flags stay out, so the handler's defaults apply.
+    drain: Object.fromEntries(Object.entries(drain).filter(([, v]) => v !== undefined)) as DrainOptions,
+  };
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+import { serve } from '@hollowtrees/grpcplugin';
+import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
+import { createDrainHandler } from './drain-handler.js';
+import { loadKubeConfig } from './kube-config.js';
+import { jsonLogger } from './logger.js';
+
+async function main(argv: readonly string[]): Promise<number> {
+  let command;
+  try {
+    command = parseCliArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`hollowtrees-k8s-drain: ${err.message}\nRun with --help for the flags.\n`);
+    return 2;
+  }
+  if (command.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const logger = jsonLogger();
+  const handler = createDrainHandler(loadKubeConfig({ path: command.kubeconfig, context: command.context }), { ...command.drain, logger });
+  const server = await serve(command.port, handler, { host: command.host, tls: command.tls, handleSignals: true });
+  logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: server.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`hollowtrees-k8s-drain: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

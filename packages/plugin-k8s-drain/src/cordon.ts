@@ -1,0 +1,58 @@
+import type { V1Node, V1Taint } from '@kubernetes/client-node';
+import type { Deadline } from './deadline.js';
+import type { KubeApi } from './kube-api.js';
+import type { Logger } from './logger.js';
+import type { NodeMarks, Taint } from './node-marks.js';
+import { withRetries, type Backoff } from './retry.js';
+
+const sameSlot = (a: V1Taint, b: Taint): boolean => a.key === b.key && a.effect === b.effect;
+
+/**
+ * The merge patch that cordons and marks `node`, or undefined when it already
+ * is. The patch carries the node's `resourceVersion`, so a concurrent change
+ * to the taints answers 409 instead of being overwritten.
+ */
+export function cordonPatch(node: V1Node, marks: NodeMarks): object | undefined {
+  const taints = node.spec?.taints ?? [];
+  const { taint, label } = marks;
+  const tainted = taints.some((t) => sameSlot(t, taint) && (t.value ?? '') === taint.value);
+  if (node.spec?.unschedulable === true && tainted && node.metadata?.labels?.[label.key] === label.value) return undefined;
+  return {
+    metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [label.key]: label.value } },
+    spec: { unschedulable: true, taints: [...taints.filter((t) => !sameSlot(t, taint)), { ...taint }] },
+  };
+}
+
+/** What {@link cordonNode} did. */
+export interface CordonResult {
+  /** False when the node was already cordoned and marked. */
+  changed: boolean;
+}
+
+/**
+ * Cordons and marks the node, re-reading it after a conflict. In dry-run it
+ * logs the patch it would send.
+ */
+export async function cordonNode(
+  api: KubeApi,
+  node: V1Node,
+  marks: NodeMarks,
+  run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
+): Promise<CordonResult> {
+  const name = node.metadata?.name ?? '';
+  return withRetries(
+    async (attempt) => {
+      const current = attempt === 1 ? node : await api.readNode(name);
+      const patch = cordonPatch(current, marks);
+      if (!patch) return { changed: false };
+      if (run.dryRun) {
+        run.logger.info('dry run: would cordon and taint node', { node: name, patch });
+        return { changed: true };
+      }
+      await api.mergePatchNode(name, patch);
+      run.logger.info('cordoned and tainted node', { node: name, taint: marks.taint, label: marks.label });
+      return { changed: true };
+    },
+    { deadline: run.deadline, backoff: run.backoff, doing: `cordoning node "${name}"` },
+  );
+}

@@ -1,0 +1,152 @@
+import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
+import { cordonNode } from './cordon.js';
+import { Deadline } from './deadline.js';
+import { DrainIncompleteError } from './drain-incomplete-error.js';
+import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
+import { evictPods, gracePeriodFor } from './evict.js';
+import { recordNodeEvent, type NodeEvent } from './events.js';
+import { createKubeApi, type KubeApi } from './kube-api.js';
+import { describeNodeRef, findNode, nodeRefOf, type NodeRef } from './node-lookup.js';
+import { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } from './options.js';
+import { planEviction, podKey } from './pod-filter.js';
+import { withRetries } from './retry.js';
+import { waitForPodsGone } from './wait-for-deletion.js';
+
+// Enough pod names for a message; the rest are counted.
+const LISTED_PODS = 5;
+
+/**
+ * The cordon-and-drain action: finds the node an event is about, cordons,
+ * taints and labels it, evicts its pods through the Eviction API within the
+ * deadline, and answers `node`, `pods_evicted`, `pods_remaining`, `duration_ms`.
+ *
+ * Answers: `ok` after a drain; `skipped` when the node was already cordoned
+ * and had nothing left to evict, or does not exist and `nodeNotFound` is
+ * `skip`. Fails with INVALID_ARGUMENT (no node label), NOT_FOUND (no such
+ * node), DEADLINE_EXCEEDED ({@link DrainIncompleteError}: pods left at the
+ * deadline), UNAVAILABLE (API server unreachable until the deadline),
+ * PERMISSION_DENIED / UNAUTHENTICATED (RBAC or credentials).
+ */
+export class DrainHandler implements EventHandler {
+  private readonly options: ResolvedDrainOptions;
+
+  constructor(
+    private readonly api: KubeApi,
+    options: DrainOptions = {},
+  ) {
+    this.options = resolveDrainOptions(options);
+  }
+
+  async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
+    const started = Date.now();
+    const o = this.options;
+    const labels = labelsOf(event);
+    const ref = nodeRefOf(labels, o);
+    const at = drainDeadline({
+      now: started,
+      callDeadline: context.deadline,
+      terminationTime: terminationTimeOf(labels, o.terminationTimeLabel),
+      terminationMarginMs: o.terminationMarginMs,
+      replyMarginMs: o.replyMarginMs,
+      maxDrainMs: o.maxDrainMs,
+    });
+    if (at <= started) {
+      throw new PluginError(Code.DeadlineExceeded, `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(at).toISOString()} has passed`);
+    }
+    const deadline = new Deadline(at, context.signal);
+    try {
+      return await this.drain(event, ref, deadline, started);
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  private async drain(event: CloudEvent, ref: NodeRef, deadline: Deadline, started: number): Promise<HandleResult> {
+    const { api, options: o } = this;
+    const log = o.logger;
+    const retry = { deadline, backoff: o.backoff };
+
+    const node = await findNode(api, ref, retry);
+    if (!node) return this.nodeNotFound(ref);
+    const name = node.metadata?.name ?? '';
+
+    const cordon = await cordonNode(api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: log });
+    if (cordon.changed) {
+      await this.record(node, {
+        reason: 'SpotInterruption',
+        type: 'Warning',
+        message: `Hollowtrees received ${event.type} (event ${event.id}): node cordoned and tainted, draining it`,
+      });
+    }
+
+    const pods = await withRetries(() => api.listPodsOnNode(name), { ...retry, doing: `listing the pods of node "${name}"` });
+    const plan = planEviction(pods, o);
+    for (const { pod, reason } of plan.skipped) log.info('not evicting pod', { node: name, pod: podKey(pod), reason });
+    const attributes = (evicted: number, remaining: number): Record<string, string> => ({
+      node: name,
+      pods_evicted: String(evicted),
+      pods_remaining: String(remaining),
+      duration_ms: String(Date.now() - started),
+    });
+
+    if (o.dryRun) {
+      for (const pod of plan.evict) {
+        log.info('dry run: would evict pod', { node: name, pod: podKey(pod), gracePeriodSeconds: gracePeriodFor(pod, o.gracePeriodSeconds) });
+      }
+      return {
+        message: `dry run: would ${cordon.changed ? 'cordon node and ' : ''}evict ${plan.evict.length} pods from node ${name}`,
+        attributes: { ...attributes(0, plan.evict.length), dry_run: 'true' },
+      };
+    }
+    if (!cordon.changed && plan.evict.length === 0) {
+      log.info('node already cordoned and drained', { node: name });
+      return { status: 'skipped', message: `node ${name} is already cordoned and drained`, attributes: attributes(0, 0) };
+    }
+
+    const outcome = await evictPods(api, plan.evict, { ...retry, logger: log, concurrency: o.concurrency, gracePeriodSeconds: o.gracePeriodSeconds });
+    const terminating = o.waitForDeletion
+      ? await waitForPodsGone(api, name, [...outcome.evicted, ...plan.terminating], { ...retry, pollMs: o.deletionPollMs })
+      : [];
+
+    const result = attributes(outcome.evicted.length, outcome.remaining.length);
+    if (outcome.remaining.length > 0) {
+      const left = outcome.remaining.map((r) => podKey(r.pod));
+      const shown = left.slice(0, LISTED_PODS).join(', ') + (left.length > LISTED_PODS ? `, and ${left.length - LISTED_PODS} more` : '');
+      const message =
+        `drain of node ${name} stopped at its deadline: pods_evicted=${result.pods_evicted} pods_remaining=${result.pods_remaining} ` +
+        `(${shown}); last reason: ${outcome.remaining.at(-1)?.reason}`;
+      log.warn('drain incomplete', { ...result, pods: left });
+      await this.record(node, { reason: 'DrainFailed', type: 'Warning', message });
+      throw new DrainIncompleteError(message, result);
+    }
+    const message =
+      `drained node ${name}: ${outcome.evicted.length} pods evicted` +
+      (terminating.length > 0 ? `, ${terminating.length} still terminating at the deadline` : '');
+    log.info('drained node', { ...result, terminating: terminating.length });
+    await this.record(node, { reason: 'CordonAndDrain', type: 'Normal', message });
+    return { message, attributes: result };
+  }
+
+  private nodeNotFound(ref: NodeRef): HandleResult {
+    const what = 'name' in ref ? `node "${ref.name}" does not exist` : `no node has instance ${ref.instanceId} in its spec.providerID`;
+    if (this.options.nodeNotFound === 'skip') {
+      this.options.logger.info('node not found; skipping as configured', { node: describeNodeRef(ref) });
+      return { status: 'skipped', message: `${what} in this cluster; nothing to drain` };
+    }
+    throw new PluginError(Code.NotFound, `${what} in this cluster (set nodeNotFound to "skip" if several clusters share this signal source)`);
+  }
+
+  private async record(node: V1Node, event: NodeEvent): Promise<void> {
+    if (this.options.dryRun) {
+      this.options.logger.info('dry run: would record a Kubernetes Event', { node: node.metadata?.name, ...event });
+      return;
+    }
+    await recordNodeEvent(this.api, node, event, { namespace: this.options.eventNamespace, logger: this.options.logger });
+  }
+}
+
+/** A {@link DrainHandler} talking to the cluster of `kubeConfig` through `@kubernetes/client-node`. */
+export function createDrainHandler(kubeConfig: KubeConfig, options: DrainOptions = {}): DrainHandler {
+  return new DrainHandler(createKubeApi(kubeConfig), options);
+}

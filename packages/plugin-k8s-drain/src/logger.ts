@@ -1,0 +1,13 @@
+/** Where the plugin reports what it does (and, in dry-run, what it would do). */
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** A logger writing one JSON object a line: `{time, level, msg, ...fields}`. Default stream: stderr. */
+export function jsonLogger(stream: NodeJS.WritableStream = process.stderr): Logger {
+  const write = (level: string, msg: string, fields?: Record<string, unknown>): void => {
+    stream.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
+  };
+  return { info: (m, f) => write('info', m, f), warn: (m, f) => write('warn', m, f) };
+}

@@ -1,0 +1,83 @@
+import { jsonLogger, type Logger } from './logger.js';
+import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
+import { exponentialBackoff, type Backoff } from './retry.js';
+
+/** Settings of the drain handler; every field has a default. */
+export interface DrainOptions {
+  /** Event label holding the node name. Default `node`. */
+  nodeLabel?: string;
+  /** Event label holding the EC2 instance id, matched against the node's `spec.providerID`. Default `instance_id`. */
+  instanceIdLabel?: string;
+  /** Event label holding the instance's termination time (RFC 3339). Default `termination_time`. */
+  terminationTimeLabel?: string;
+  /** Taint put on the node. Default `hollowtrees.io/spot-termination=true:NoSchedule`. */
+  taint?: Taint;
+  /** Label put on the node. Default `hollowtrees.io/spot-termination=true`. */
+  nodeLabelMark?: NodeLabel;
+  /** Evict pods with emptyDir volumes (their data is lost). Default true, as the AWS Node Termination Handler. */
+  deleteEmptyDirData?: boolean;
+  /** Cap on a pod's termination grace period, in seconds. Default: none, each pod's own. */
+  gracePeriodSeconds?: number;
+  /** Evictions in flight at once. Default 20. */
+  concurrency?: number;
+  /** After evicting, wait until the evicted pods are gone from the node. Default true. */
+  waitForDeletion?: boolean;
+  /** Poll interval while waiting for deletion. Default 1 000 ms. */
+  deletionPollMs?: number;
+  /** Stop this long before the event's termination time. Default 10 000 ms. */
+  terminationMarginMs?: number;
+  /** Stop this long before the gRPC deadline, so the answer reaches core in time. Default 1 000 ms. */
+  replyMarginMs?: number;
+  /** Longest drain when neither the call nor the event bounds it. Default 120 000 ms (a spot notice). */
+  maxDrainMs?: number;
+  /**
+   * A node that does not exist: `error` answers NOT_FOUND; `skip` answers
+   * `skipped`, for several clusters sharing one signal source. Default `error`.
+   */
+  nodeNotFound?: 'error' | 'skip';
+  /** Namespace of the Kubernetes Events recorded on the node. Default `default`, as the kubelet. */
+  eventNamespace?: string;
+  /** Log every step instead of changing anything. Default false. */
+  dryRun?: boolean;
+  /** Wait before each retry of a Kubernetes call. Default `exponentialBackoff()`: 250 ms doubling to 5 s, jittered. */
+  backoff?: Backoff;
+  /** Default: JSON lines on stderr. */
+  logger?: Logger;
+}
+
+/** {@link DrainOptions} with every default applied. */
+export type ResolvedDrainOptions = Required<Omit<DrainOptions, 'gracePeriodSeconds'>> & Pick<DrainOptions, 'gracePeriodSeconds'>;
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a non-negative number, got ${value}`);
+  return value;
+}
+
+/**
+ * Applies the defaults and checks the numbers.
+ * @throws RangeError for a negative or non-finite number, or a concurrency below 1.
+ */
+export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions {
+  const concurrency = o.concurrency ?? 20;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be an integer >= 1, got ${concurrency}`);
+  return {
+    nodeLabel: o.nodeLabel ?? 'node',
+    instanceIdLabel: o.instanceIdLabel ?? 'instance_id',
+    terminationTimeLabel: o.terminationTimeLabel ?? 'termination_time',
+    taint: o.taint ?? { ...DEFAULT_TAINT },
+    nodeLabelMark: o.nodeLabelMark ?? { ...DEFAULT_NODE_LABEL },
+    deleteEmptyDirData: o.deleteEmptyDirData ?? true,
+    gracePeriodSeconds: o.gracePeriodSeconds === undefined ? undefined : positive('gracePeriodSeconds', o.gracePeriodSeconds),
+    concurrency,
+    waitForDeletion: o.waitForDeletion ?? true,
+    deletionPollMs: positive('deletionPollMs', o.deletionPollMs ?? 1_000),
+    terminationMarginMs: positive('terminationMarginMs', o.terminationMarginMs ?? 10_000),
+    replyMarginMs: positive('replyMarginMs', o.replyMarginMs ?? 1_000),
+    maxDrainMs: positive('maxDrainMs', o.maxDrainMs ?? 120_000),
+    nodeNotFound: o.nodeNotFound ?? 'error',
+    eventNamespace: o.eventNamespace ?? 'default',
+    dryRun: o.dryRun ?? false,
+    backoff: o.backoff ?? exponentialBackoff(),
+    logger: o.logger ?? jsonLogger(),
+  };
+}

@@ -1,0 +1,321 @@
+import { randomUUID } from 'node:crypto';
+import { AwsApiError } from './aws-api-error.js';
+import type { Ec2Instance, Ec2StandIn } from './ec2-stand-in.js';
+import type { QueryParams } from './query-params.js';
+import type { ActionHandler } from './query-server.js';
+
+/** The lifecycle transitions a hook can watch. */
+export type LifecycleTransition = 'autoscaling:EC2_INSTANCE_LAUNCHING' | 'autoscaling:EC2_INSTANCE_TERMINATING';
+
+/** A lifecycle hook of a group. */
+export interface LifecycleHook {
+  readonly name: string;
+  readonly transition: LifecycleTransition;
+  /** Default `CONTINUE`. */
+  readonly defaultResult?: 'CONTINUE' | 'ABANDON';
+  /** Seconds. Default 3600. */
+  readonly heartbeatTimeout?: number;
+}
+
+/** An instance's membership of a group. */
+export interface GroupMember {
+  readonly instanceId: string;
+  /** `InService`, `Standby`, `Terminating:Wait`, ... as Auto Scaling spells them. */
+  lifecycleState: string;
+  healthStatus: 'Healthy' | 'Unhealthy';
+}
+
+/** A group held by the stand-in. Mutable, so tests can arrange and inspect state. */
+export interface AutoScalingGroup {
+  readonly name: string;
+  minSize: number;
+  maxSize: number;
+  desiredCapacity: number;
+  readonly instanceType: string;
+  readonly availabilityZone: string;
+  readonly subnetId: string;
+  readonly launchTemplate: { id: string; version: string };
+  readonly members: Map<string, GroupMember>;
+  readonly lifecycleHooks: LifecycleHook[];
+}
+
+/** A lifecycle action: pending until completed with a result. */
+export interface LifecycleAction {
+  readonly groupName: string;
+  readonly hookName: string;
+  readonly instanceId: string;
+  readonly token: string;
+  result: 'CONTINUE' | 'ABANDON' | undefined;
+}
+
+/** What {@link AutoScalingStandIn.addGroup} needs. */
+export interface GroupSpec {
+  name: string;
+  /** Instances launched at once. Default 2. */
+  desiredCapacity?: number;
+  /** Default: `desiredCapacity`. */
+  minSize?: number;
+  /** Default: `desiredCapacity + 2`. */
+  maxSize?: number;
+  /** Default `m5.large`. */
+  instanceType?: string;
+  /** Default `us-east-1a`. */
+  availabilityZone?: string;
+  /** Default `subnet-0a1b2c3d`. */
+  subnetId?: string;
+  /** Default `{ id: 'lt-0123456789abcdef0', version: '1' }`. */
+  launchTemplate?: { id: string; version: string };
+  /** Default none. */
+  lifecycleHooks?: LifecycleHook[];
+}
+
+const TERMINATING: LifecycleTransition = 'autoscaling:EC2_INSTANCE_TERMINATING';
+const DETACHABLE = new Set(['InService', 'Standby']);
+
+function validation(message: string): AwsApiError {
+  return new AwsApiError('ValidationError', message);
+}
+
+/**
+ * The Auto Scaling side of the stand-in. Groups launch their instances in the
+ * EC2 stand-in (tagged `aws:autoscaling:groupName`) and launch replacements at
+ * once whenever fewer members are in service than the desired capacity.
+ *
+ * DetachInstances follows the user guide: an instance is detachable only when
+ * `InService` or `Standby`, and a detach may not leave fewer instances than
+ * `MinSize`, even when the desired capacity is kept.
+ */
+export class AutoScalingStandIn {
+  /** Groups by name. */
+  readonly groups = new Map<string, AutoScalingGroup>();
+  /** Every lifecycle action, pending ones with `result` undefined. */
+  readonly lifecycleActions: LifecycleAction[] = [];
+
+  /** The actions served, by name. */
+  readonly actions: Readonly<Record<string, ActionHandler>> = {
+    DescribeAutoScalingInstances: (p) => this.describeAutoScalingInstances(p),
+    DescribeAutoScalingGroups: (p) => this.describeAutoScalingGroups(p),
+    DescribeLifecycleHooks: (p) => this.describeLifecycleHooks(p),
+    DetachInstances: (p) => this.detachInstances(p),
+    CompleteLifecycleAction: (p) => this.completeLifecycleAction(p),
+    UpdateAutoScalingGroup: (p) => this.updateAutoScalingGroup(p),
+  };
+
+  constructor(private readonly ec2: Ec2StandIn) {}
+
+  /** Creates a group and launches its desired capacity. */
+  addGroup(spec: GroupSpec): AutoScalingGroup {
+    const desired = spec.desiredCapacity ?? 2;
+    const group: AutoScalingGroup = {
+      name: spec.name,
+      minSize: spec.minSize ?? desired,
+      maxSize: spec.maxSize ?? desired + 2,
+      desiredCapacity: desired,
+      instanceType: spec.instanceType ?? 'm5.large',
+      availabilityZone: spec.availabilityZone ?? 'us-east-1a',
+      subnetId: spec.subnetId ?? 'subnet-0a1b2c3d',
+      launchTemplate: spec.launchTemplate ?? { id: 'lt-0123456789abcdef0', version: '1' },
+      members: new Map(),
+      lifecycleHooks: [...(spec.lifecycleHooks ?? [])],
+    };
+    this.groups.set(group.name, group);
+    this.replenish(group);
+    return group;
+  }
+
+  /** The group's members' EC2 instances. */
+  instancesOf(groupName: string): Ec2Instance[] {
+    const group = this.group(groupName);
+    return [...group.members.keys()].flatMap((id) => this.ec2.instances.get(id) ?? []);
+  }
+
+  /**
+   * Starts terminating a member, as a spot interruption does: with termination
+   * hooks it waits in `Terminating:Wait` with one pending action per hook;
+   * without, it is terminated and replaced at once.
+   */
+  beginTermination(instanceId: string): LifecycleAction[] {
+    const group = this.groupOf(instanceId);
+    const member = group.members.get(instanceId)!;
+    const hooks = group.lifecycleHooks.filter((h) => h.transition === TERMINATING);
+    if (hooks.length === 0) {
+      this.terminate(group, instanceId);
+      return [];
+    }
+    member.lifecycleState = 'Terminating:Wait';
+    const actions = hooks.map((h) => ({ groupName: group.name, hookName: h.name, instanceId, token: randomUUID(), result: undefined }));
+    this.lifecycleActions.push(...actions);
+    return actions;
+  }
+
+  private group(name: string): AutoScalingGroup {
+    const group = this.groups.get(name);
+    if (!group) throw validation(`AutoScalingGroup name not found - AutoScalingGroup '${name}' not found`);
+    return group;
+  }
+
+  private groupOf(instanceId: string): AutoScalingGroup {
+    const group = [...this.groups.values()].find((g) => g.members.has(instanceId));
+    if (!group) throw validation(`The instance ${instanceId} is not part of any Auto Scaling group.`);
+    return group;
+  }
+
+  private inService(group: AutoScalingGroup): number {
+    return [...group.members.values()].filter((m) => m.lifecycleState === 'InService').length;
+  }
+
+  private replenish(group: AutoScalingGroup): void {
+    while (group.members.size < group.desiredCapacity) {
+      const instance = this.ec2.addInstance({
+        instanceType: group.instanceType,
+        availabilityZone: group.availabilityZone,
+        subnetId: group.subnetId,
+        launchTemplate: group.launchTemplate,
+      });
+      instance.tags['aws:autoscaling:groupName'] = group.name;
+      group.members.set(instance.instanceId, { instanceId: instance.instanceId, lifecycleState: 'InService', healthStatus: 'Healthy' });
+    }
+  }
+
+  private terminate(group: AutoScalingGroup, instanceId: string): void {
+    group.members.delete(instanceId);
+    const instance = this.ec2.instances.get(instanceId);
+    if (instance) instance.state = 'terminated';
+    this.replenish(group);
+  }
+
+  private describeAutoScalingInstances(params: QueryParams): Record<string, unknown> {
+    const ids = new Set(params.list('InstanceIds.member'));
+    const rows = [...this.groups.values()].flatMap((group) =>
+      [...group.members.values()]
+        .filter((m) => ids.size === 0 || ids.has(m.instanceId))
+        .map((m) => ({ InstanceId: m.instanceId, AutoScalingGroupName: group.name, ...this.memberXml(group, m) })),
+    );
+    return { AutoScalingInstances: { member: rows } };
+  }
+
+  private describeAutoScalingGroups(params: QueryParams): Record<string, unknown> {
+    const names = params.list('AutoScalingGroupNames.member');
+    const groups = [...this.groups.values()].filter((g) => names.length === 0 || names.includes(g.name));
+    return {
+      AutoScalingGroups: {
+        member: groups.map((g) => ({
+          AutoScalingGroupName: g.name,
+          AutoScalingGroupARN: `arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:${randomUUID()}:autoScalingGroupName/${g.name}`,
+          LaunchTemplate: { LaunchTemplateId: g.launchTemplate.id, Version: g.launchTemplate.version },
+          MinSize: g.minSize,
+          MaxSize: g.maxSize,
+          DesiredCapacity: g.desiredCapacity,
+          DefaultCooldown: 300,
+          AvailabilityZones: { member: [g.availabilityZone] },
+          HealthCheckType: 'EC2',
+          HealthCheckGracePeriod: 300,
+          Instances: { member: [...g.members.values()].map((m) => ({ InstanceId: m.instanceId, ...this.memberXml(g, m) })) },
+          CreatedTime: new Date(0).toISOString(),
+          VPCZoneIdentifier: g.subnetId,
+        })),
+      },
+    };
+  }
+
+  private memberXml(group: AutoScalingGroup, member: GroupMember): Record<string, unknown> {
+    return {
+      InstanceType: this.ec2.instances.get(member.instanceId)?.instanceType ?? group.instanceType,
+      AvailabilityZone: group.availabilityZone,
+      LifecycleState: member.lifecycleState,
+      HealthStatus: member.healthStatus,
+      LaunchTemplate: { LaunchTemplateId: group.launchTemplate.id, Version: group.launchTemplate.version },
+      ProtectedFromScaleIn: false,
+    };
+  }
+
+  private describeLifecycleHooks(params: QueryParams): Record<string, unknown> {
+    const group = this.group(params.require('AutoScalingGroupName'));
+    const names = params.list('LifecycleHookNames.member');
+    const hooks = group.lifecycleHooks.filter((h) => names.length === 0 || names.includes(h.name));
+    return {
+      LifecycleHooks: {
+        member: hooks.map((h) => ({
+          LifecycleHookName: h.name,
+          AutoScalingGroupName: group.name,
+          LifecycleTransition: h.transition,
+          HeartbeatTimeout: h.heartbeatTimeout ?? 3600,
+          GlobalTimeout: (h.heartbeatTimeout ?? 3600) * 100,
+          DefaultResult: h.defaultResult ?? 'CONTINUE',
+        })),
+      },
+    };
+  }
+
+  private detachInstances(params: QueryParams): Record<string, unknown> {
+    const group = this.group(params.require('AutoScalingGroupName'));
+    const decrement = params.require('ShouldDecrementDesiredCapacity') === 'true';
+    const ids = params.list('InstanceIds.member');
+    for (const id of ids) {
+      const member = group.members.get(id);
+      if (!member) throw validation(`The instance ${id} is not part of Auto Scaling group ${group.name}.`);
+      if (!DETACHABLE.has(member.lifecycleState)) throw validation(`The instance ${id} is not in InService or Standby.`);
+    }
+    const remaining = this.inService(group) - ids.filter((id) => group.members.get(id)?.lifecycleState === 'InService').length;
+    if (remaining < group.minSize) {
+      throw validation(
+        `Detaching ${ids.length} instance(s) would leave ${remaining} in service, below the minimum size of ${group.minSize} of Auto Scaling group ${group.name}. Decrease the minimum size first.`,
+      );
+    }
+    if (decrement) group.desiredCapacity -= ids.length;
+    for (const id of ids) group.members.delete(id);
+    this.replenish(group);
+    return {
+      Activities: {
+        member: ids.map((id) => ({
+          ActivityId: randomUUID(),
+          AutoScalingGroupName: group.name,
+          Description: `Detaching EC2 instance: ${id}`,
+          Cause: `At ${new Date().toISOString()} instance ${id} was detached in response to a user request${decrement ? ', shrinking the capacity' : ', keeping the capacity'}.`,
+          StartTime: new Date().toISOString(),
+          StatusCode: 'InProgress',
+          Progress: 50,
+          Details: JSON.stringify({ 'Subnet ID': group.subnetId, 'Availability Zone': group.availabilityZone }),
+        })),
+      },
+    };
+  }
+
+  private completeLifecycleAction(params: QueryParams): Record<string, unknown> {
+    const group = this.group(params.require('AutoScalingGroupName'));
+    const hookName = params.require('LifecycleHookName');
+    const result = params.require('LifecycleActionResult');
+    if (result !== 'CONTINUE' && result !== 'ABANDON') throw validation(`Invalid LifecycleActionResult: ${result}`);
+    const token = params.get('LifecycleActionToken');
+    const instanceId = params.get('InstanceId');
+    const action = this.lifecycleActions.find(
+      (a) =>
+        a.result === undefined &&
+        a.groupName === group.name &&
+        a.hookName === hookName &&
+        (token === undefined || a.token === token) &&
+        (instanceId === undefined || a.instanceId === instanceId),
+    );
+    if (!action) {
+      throw validation(token !== undefined ? `No active Lifecycle Action found with token ${token}` : `No active Lifecycle Action found with instance ID ${instanceId ?? ''}`);
+    }
+    action.result = result;
+    const stillPending = this.lifecycleActions.some((a) => a.instanceId === action.instanceId && a.result === undefined);
+    if (!stillPending) this.terminate(group, action.instanceId);
+    return {};
+  }
+
+  private updateAutoScalingGroup(params: QueryParams): Record<string, unknown> {
+    const group = this.group(params.require('AutoScalingGroupName'));
+    const min = params.int('MinSize') ?? group.minSize;
+    const max = params.int('MaxSize') ?? group.maxSize;
+    // As documented: a MinSize above the current desired capacity raises it.
+    const desired = params.int('DesiredCapacity') ?? Math.max(group.desiredCapacity, min);
+    if (min > max || desired < min || desired > max) {
+      throw validation(`Desired capacity:${desired} must be between the specified min size:${min} and max size:${max}`);
+    }
+    Object.assign(group, { minSize: min, maxSize: max, desiredCapacity: desired });
+    this.replenish(group);
+    return {};
+  }
+}

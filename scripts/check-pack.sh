@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Packs @hollowtrees/grpcplugin as it would be published, checks what the tarball
+# holds, then installs it in a throwaway project that serves a handler from it
+# (JavaScript) and type-checks a TypeScript consumer against its .d.ts files.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$root/packages/grpcplugin"
+pnpm pack --pack-destination "$tmp" >/dev/null
+tarball=$(ls "$tmp"/*.tgz)
+unexpected=$(tar -tzf "$tarball" | grep -Ev '^package/(dist/.+\.(js|d\.ts)|README\.md|LICENSE|package\.json)$' || true)
+if [ -n "$unexpected" ]; then
+  echo "unexpected files in $(basename "$tarball"):" >&2
+  echo "$unexpected" >&2
+  exit 1
+fi
+echo "tarball holds only dist JS, .d.ts, README, LICENSE ($(tar -tzf "$tarball" | wc -l) files)"
+
+mkdir "$tmp/consumer" && cd "$tmp/consumer"
+cat > package.json <<'JSON'
+{ "name": "consumer", "private": true, "type": "module" }
+JSON
+npm install --no-audit --no-fund --loglevel=error "$tarball" >/dev/null
+cat > serve-check.mjs <<'JS'
+import { serve, PluginClient } from '@hollowtrees/grpcplugin';
+const server = await serve(0, { handle: (event) => ({ attributes: { seen: event.id } }) }, { host: '127.0.0.1' });
+const client = new PluginClient(`127.0.0.1:${server.port}`);
+const response = await client.handle({ id: 'e-1', source: 'consumer', specversion: '1.0', type: 'check' }, { flow: 'pack-check' });
+client.close();
+await server.close();
+if (response.attributes.seen !== 'e-1') throw new Error(`unexpected response ${JSON.stringify(response)}`);
+console.log('installed tarball serves a handler');
+JS
+node serve-check.mjs
+cat > consumer.ts <<'TS'
+import { serve, PluginError, Code, labelsOf, type EventHandler } from '@hollowtrees/grpcplugin';
+class Handler implements EventHandler {
+  handle(event: Parameters<EventHandler['handle']>[0]) {
+    if (!labelsOf(event).instance_id) throw new PluginError(Code.InvalidArgument, 'no instance_id');
+    return { attributes: { ok: 'yes' } };
+  }
+}
+export const start = () => serve(9000, new Handler());
+TS
+cat > tsconfig.json <<'JSON'
+{ "compilerOptions": { "strict": true, "module": "NodeNext", "moduleResolution": "NodeNext", "target": "ES2022", "noEmit": true, "types": [] }, "files": ["consumer.ts"] }
+JSON
+node "$root/node_modules/typescript/bin/tsc" -p tsconfig.json
+echo "a TypeScript consumer type-checks against the published types"
