@@ -1,12 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CLI_PATH as CLI, killAllCli, startCli as start } from './test-support/cli-process.js';
 
-const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
 const tmp = mkdtempSync(join(tmpdir(), 'hollowtrees-cli-'));
@@ -16,31 +15,7 @@ const file = (name: string, text: string): string => {
   return path;
 };
 
-const children: Array<ReturnType<typeof spawn>> = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-/** Starts the CLI and collects its JSON log lines until `predicate` holds. */
-function start(args: string[]) {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    lines.push(JSON.parse(line) as Record<string, unknown>);
-    waiters.splice(0).forEach((w) => w());
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const waitFor = async (predicate: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
-    for (;;) {
-      const found = lines.find(predicate);
-      if (found) return found;
-      await Promise.race([new Promise<void>((r) => waiters.push(r)), exited.then((code) => Promise.reject(new Error(`exited ${code}: ${JSON.stringify(lines)}`)))]);
-    }
-  };
-  return { child, lines, waitFor, exited };
-}
+afterEach(killAllCli);
 
 const alert = JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc', instance_action: 'terminate' }, startsAt: '2026-11-25T10:00:00Z' }]);
 

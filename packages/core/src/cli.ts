@@ -107,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_RUNTIME;
   }
   const running = app;
-  return new Promise<number>((resolve) => {
+  const exitCode = new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       logger.info({ signal }, 'shutting down');
       process.once(signal, () => resolve(EXIT_RUNTIME)); // a second signal means: now
@@ -118,7 +118,23 @@ async function main(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    process.on('SIGHUP', () => void reload());
   });
+  return exitCode;
+
+  /** SIGHUP: a good new file replaces the running configuration; a bad one is logged and the old one kept. */
+  async function reload(): Promise<void> {
+    if (!values.config) {
+      logger.warn('SIGHUP: running on the embedded default, there is no file to reload');
+      return;
+    }
+    try {
+      await running.reload(await loadConfigFile(values.config));
+    } catch (err) {
+      const detail = err instanceof ConfigError ? { problems: err.message.split('\n') } : { err };
+      logger.error(detail, 'configuration reload rejected; the running configuration stays');
+    }
+  }
 }
 
 main(process.argv.slice(2)).then(

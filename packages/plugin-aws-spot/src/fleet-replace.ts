@@ -1,4 +1,10 @@
-import { CreateFleetCommand, DescribeInstancesCommand, type CreateFleetCommandInput, type CreateFleetError } from '@aws-sdk/client-ec2';
+import {
+  CreateFleetCommand,
+  DescribeInstancesCommand,
+  type _InstanceType,
+  type CreateFleetCommandInput,
+  type CreateFleetError,
+} from '@aws-sdk/client-ec2';
 import { Code, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { callAws, dryRunEc2 } from './aws-call.js';
 import { grpcCodeFor } from './aws-error.js';
@@ -45,7 +51,8 @@ export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, 
       attributes: { replacement_instance_id: existing },
     };
   }
-  if (!instance.launchTemplate) {
+  const template = instance.launchTemplate;
+  if (!template) {
     throw new PluginError(
       Code.FailedPrecondition,
       `${instance.instanceId} was not launched from a launch template (no aws:ec2launchtemplate:id tag): the fleet strategy needs one`,
@@ -56,9 +63,10 @@ export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, 
     ClientToken: clientToken(event, capacityType),
     LaunchTemplateConfigs: [
       {
-        LaunchTemplateSpecification: { LaunchTemplateId: instance.launchTemplate?.id, Version: instance.launchTemplate?.version },
-        Overrides: (settings.instanceTypes ?? siblingInstanceTypes(instance.instanceType)).map((InstanceType) => ({
-          InstanceType,
+        LaunchTemplateSpecification: { LaunchTemplateId: template.id, Version: template.version },
+        Overrides: (settings.instanceTypes ?? siblingInstanceTypes(instance.instanceType)).map((type) => ({
+          // EC2 validates the name; the SDK's union lags behind new instance types.
+          InstanceType: type as _InstanceType,
           ...(instance.subnetId !== undefined && { SubnetId: instance.subnetId }),
         })),
       },

@@ -12,10 +12,19 @@ const CODE_BY_HTTP: Record<number, Code> = {
   429: Code.ResourceExhausted,
 };
 
+// The client hands over the error body as received: a JSON string, usually a `Status`.
 function messageOf(err: ApiException<unknown>): string {
-  const body = err.body as { message?: unknown } | string | undefined;
-  const message = typeof body === 'object' && body !== null && typeof body.message === 'string' ? body.message : undefined;
-  return message ?? `HTTP ${err.code}`;
+  let body: unknown = err.body;
+  if (typeof body === 'string') {
+    const text = body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return text.trim() || `HTTP ${err.code}`;
+    }
+  }
+  const message = typeof body === 'object' && body !== null && 'message' in body ? body.message : undefined;
+  return typeof message === 'string' && message ? message : `HTTP ${err.code}`;
 }
 
 /**

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /** The reason a {@link Deadline}'s signal aborts when its time is up. */
 export class DeadlineReachedError extends Error {
   override readonly name = 'DeadlineReachedError';
@@ -20,6 +22,8 @@ export class Deadline {
     readonly at: number,
     private readonly parent?: AbortSignal,
   ) {
+    // Every eviction in flight races this signal: more than the default 10 listeners is expected.
+    setMaxListeners(0, this.controller.signal);
     this.timer = setTimeout(() => this.abort(new DeadlineReachedError(at)), Math.max(0, at - Date.now()));
     this.onParentAbort = () => this.abort(parent?.reason);
     if (parent?.aborted) this.onParentAbort();

@@ -111,7 +111,7 @@ export class DrainHandler implements EventHandler {
 
     const result = attributes(outcome.evicted.length, outcome.remaining.length);
     if (outcome.remaining.length > 0) {
-      const left = outcome.remaining.map((r) => podKey(r.pod));
+      const left = outcome.remaining.map((r) => podKey(r.pod)).sort();
       const shown = left.slice(0, LISTED_PODS).join(', ') + (left.length > LISTED_PODS ? `, and ${left.length - LISTED_PODS} more` : '');
       const message =
         `drain of node ${name} stopped at its deadline: pods_evicted=${result.pods_evicted} pods_remaining=${result.pods_remaining} ` +

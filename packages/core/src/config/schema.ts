@@ -94,8 +94,29 @@ const limits = z.strictObject({
 });
 const defaultLimits = { maxBodyBytes: 1024 * 1024, maxAlertsPerRequest: 10_000, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024 };
 
+const exactlyOne = (a: unknown, b: unknown): boolean => (a === undefined) !== (b === undefined);
+
+/** Receiver auth, as Prometheus' and Alertmanager's http_config can send it. Secrets inline (use `${ENV}`) or in files. */
+const auth = z
+  .strictObject({
+    /** `Authorization: Bearer <token>` (Prometheus `authorization: {credentials}`). */
+    bearerToken: z.string().min(1).optional(),
+    bearerTokenFile: z.string().min(1).optional(),
+    /** `Authorization: Basic` (Prometheus `basic_auth`). */
+    basic: z
+      .strictObject({ username: z.string().min(1), password: z.string().min(1).optional(), passwordFile: z.string().min(1).optional() })
+      .refine((b) => exactlyOne(b.password, b.passwordFile), 'expected password or passwordFile, exactly one')
+      .optional(),
+  })
+  .refine((a) => a.bearerToken === undefined || a.bearerTokenFile === undefined, 'expected bearerToken or bearerTokenFile, not both')
+  .refine((a) => a.bearerToken !== undefined || a.bearerTokenFile !== undefined || a.basic !== undefined, 'expected bearerToken, bearerTokenFile or basic');
+
 const server = z.strictObject({
   listen: listenAddress.default('127.0.0.1:9092'),
+  /** HTTPS on the receiver: certificate and key files. */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /** Without it the receiver takes alerts from anyone who can reach it. */
+  auth: auth.optional(),
   limits: limits.default(defaultLimits),
   /** How long shutdown waits for runs in flight before cancelling them. */
   shutdownGracePeriod: duration.default(30_000),
@@ -108,7 +129,11 @@ const log = z.strictObject({
 /** The original Hollowtrees' `global` section, still accepted. */
 const legacyGlobal = z.strictObject({ bindAddr: listenAddress.optional() });
 
+/** Where run state is kept across restarts; without it, in memory only. */
+const state = z.strictObject({ file: z.string().min(1) });
+
 export const configSchema = z.strictObject({
+  state: state.optional(),
   global: legacyGlobal.optional(),
   server: server.default({ listen: '127.0.0.1:9092', limits: defaultLimits, shutdownGracePeriod: 30_000 }),
   log: log.default({ level: 'info' }),
@@ -124,3 +149,4 @@ export type GrpcPluginConfig = z.output<typeof grpcPlugin>;
 export type FilterValue = z.output<typeof filterValue>;
 export type RetryConfig = z.output<typeof retry>;
 export type ReceiverLimits = z.output<typeof limits>;
+export type AuthConfig = z.output<typeof auth>;

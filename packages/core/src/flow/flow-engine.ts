@@ -10,6 +10,7 @@ import { compileGroupKey } from './group-key.js';
 import { GroupStates, type GroupState } from './group-states.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
 import { runPlugins } from './run-plugins.js';
+import type { StateJournal } from './state-journal.js';
 
 /** What became of one event. */
 export interface DispatchResult {
@@ -36,6 +37,8 @@ export interface FlowEngineOptions {
   recentRuns?: number;
   /** Shared with the engine this one replaces on reload, so groups stay held. */
   states?: GroupStates;
+  /** Where run state is made durable; without it, state lives in memory only. */
+  journal?: StateJournal;
 }
 
 interface CompiledFlow {
@@ -76,7 +79,7 @@ export class FlowEngine {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.recent = new RecentRuns(options.recentRuns ?? 100);
-    this.states = options.states ?? new GroupStates();
+    this.states = options.states ?? new GroupStates(options.journal ? (change) => options.journal!.record(change) : undefined);
     this.flows = Object.entries(options.flows).map(([name, config]) => ({
       name,
       config,
@@ -130,6 +133,8 @@ export class FlowEngine {
     const labels = { flow: flow.name };
     metrics.queueDepth.set(labels, flow.queue.depth);
     metrics.runsInProgress.inc(labels);
+    // The run is on disk before any plugin acts, so a crash leaves it visible as interrupted.
+    await this.options.journal?.flush();
     const startedAt = this.clock.now();
     let firstCall = true;
     const result = await runPlugins(event, flow.name, flow.plugins, {
@@ -170,6 +175,33 @@ export class FlowEngine {
     else logger.warn({ ...log, error: result.error }, `flow run ${result.outcome}`);
   }
 
+  /**
+   * Takes back what the journal held at start: cooldowns still running hold
+   * their groups again; runs that were in progress when the process died are
+   * reported as interrupted and their groups freed, so the next event re-runs.
+   */
+  recover(states: readonly GroupState[]): { cooling: number; interrupted: number } {
+    const now = this.clock.now();
+    let cooling = 0;
+    let interrupted = 0;
+    for (const state of states) {
+      if (state.phase === 'cooling') {
+        if (state.until! > now) {
+          this.states.restore(state);
+          cooling++;
+        }
+        continue;
+      }
+      interrupted++;
+      this.states.restore(state);
+      this.states.release(state.key);
+      this.options.metrics.flowRuns.inc({ flow: state.flow, outcome: 'interrupted' });
+      this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: '', outcome: 'interrupted', error: 'the process stopped during the run', receivedAt: state.since, startedAt: state.since, finishedAt: now, calls: [] });
+      this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
+    }
+    return { cooling, interrupted };
+  }
+
   /** Groups cooling down, per flow, for the gauge. */
   updateCoolingGauge(): void {
     const counts = this.states.coolingByFlow(this.clock.now());
@@ -178,7 +210,9 @@ export class FlowEngine {
 
   /** Frees memory held by cooldowns that are over. */
   sweep(): number {
-    return this.states.sweep(this.clock.now());
+    const removed = this.states.sweep(this.clock.now());
+    if (this.options.journal?.needsCompaction) this.options.journal.compact(this.states.list(this.clock.now()));
+    return removed;
   }
 
   /** Runs calling plugins or waiting, over all flows. */

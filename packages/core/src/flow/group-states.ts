@@ -22,11 +22,16 @@ export interface GroupState {
 export class GroupStates {
   private readonly groups = new Map<string, GroupState>();
 
+  /** @param persist told of every change, in order (the state journal). */
+  constructor(private readonly persist: (change: GroupState | { key: string; phase: 'free' }) => void = () => {}) {}
+
   /** Marks the group running and returns true, unless it is running or still cooling down. */
   tryStart(key: string, flow: string, eventId: string, now: number): boolean {
     const current = this.groups.get(key);
     if (current && (current.phase === 'running' || current.until! > now)) return false;
-    this.groups.set(key, { key, flow, phase: 'running', eventId, since: now });
+    const state: GroupState = { key, flow, phase: 'running', eventId, since: now };
+    this.groups.set(key, state);
+    this.persist(state);
     return true;
   }
 
@@ -34,13 +39,18 @@ export class GroupStates {
   succeeded(key: string, now: number, cooldownMs: number): void {
     const current = this.groups.get(key);
     if (!current) return;
-    if (cooldownMs <= 0) this.groups.delete(key);
-    else this.groups.set(key, { ...current, phase: 'cooling', since: now, until: now + cooldownMs });
+    if (cooldownMs <= 0) {
+      this.release(key);
+      return;
+    }
+    const state: GroupState = { ...current, phase: 'cooling', since: now, until: now + cooldownMs };
+    this.groups.set(key, state);
+    this.persist(state);
   }
 
   /** After failure, or when the run never started: the group is free again, so the next re-send retries. */
   release(key: string): void {
-    this.groups.delete(key);
+    if (this.groups.delete(key)) this.persist({ key, phase: 'free' });
   }
 
   /** Restores a state read back from disk. */
@@ -48,7 +58,7 @@ export class GroupStates {
     this.groups.set(state.key, state);
   }
 
-  /** Forgets cooldowns that are over; returns how many. */
+  /** Forgets cooldowns that are over; returns how many. Not journalled: a reader drops them by time too. */
   sweep(now: number): number {
     let removed = 0;
     for (const [key, state] of this.groups) {

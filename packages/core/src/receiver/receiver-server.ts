@@ -1,9 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import type { ReceiverLimits } from '../config/schema.js';
 import type { CoreMetrics } from '../metrics.js';
+import type { Authenticator } from './auth.js';
 import { HttpError } from './http-error.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
@@ -28,7 +30,14 @@ export interface ReceiverOptions {
   logger: Logger;
   /** Default: the system time. */
   now?: () => Date;
+  /** Default: every request is let in. Health and readiness never ask. */
+  authenticate?: Authenticator;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
 }
+
+/** Probes must work without credentials. */
+const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
 
 /** Paths that accept alerts, and the format each reads. */
 export const ALERT_PATHS: Readonly<Record<string, AlertFormat>> = {
@@ -61,7 +70,7 @@ export class Receiver {
   private inFlight = 0;
   private readonly getRoutes: Record<string, GetRoute>;
 
-  constructor(private readonly options: ReceiverOptions) {
+  constructor(private options: ReceiverOptions) {
     this.getRoutes = {
       '/-/healthy': (res) => sendText(res, 200, 'Healthy\n'),
       '/-/ready': (res) => (this.ready ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
@@ -75,7 +84,10 @@ export class Receiver {
       '/api/v1/status/groups': (res) => sendJson(res, 200, options.status.groups()),
       '/api/v1/status/runs': (res) => sendJson(res, 200, options.status.runs()),
     };
-    this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+    const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    this.server = options.tls
+      ? createHttpsServer({ keepAliveTimeout: 65_000, cert: options.tls.cert, key: options.tls.key }, listener)
+      : createServer({ keepAliveTimeout: 65_000 }, listener);
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
@@ -93,6 +105,11 @@ export class Receiver {
     });
     this.ready = true;
     return this.server.address() as AddressInfo;
+  }
+
+  /** Takes a reloaded configuration's limits and credentials. */
+  update(changes: Pick<ReceiverOptions, 'limits' | 'authenticate'>): void {
+    this.options = { ...this.options, ...changes };
   }
 
   /** Readiness false and new requests get 503; keep-alive connections are told to close. */
@@ -113,6 +130,10 @@ export class Receiver {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     try {
+      if (this.options.authenticate && !OPEN_PATHS.has(path) && !this.options.authenticate(req)) {
+        // One answer for every failure: no hint which part was wrong.
+        throw new HttpError(401, 'unauthorized', 'unauthorized', { 'www-authenticate': 'Bearer realm="hollowtrees", Basic realm="hollowtrees"' });
+      }
       const format = ALERT_PATHS[path];
       const getRoute = this.getRoutes[path];
       if (format !== undefined) {

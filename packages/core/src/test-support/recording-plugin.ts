@@ -1,4 +1,4 @@
-import { serve, type CloudEvent, type EventHandler, type HandleContext, type HandleResult, type PluginServer } from '@hollowtrees/grpcplugin';
+import { serve, type CloudEvent, type EventHandler, type HandleContext, type HandleResult, type PluginServer, type ServeOptions } from '@hollowtrees/grpcplugin';
 
 /** One call a recording plugin received. */
 export interface RecordedCall {
@@ -20,6 +20,7 @@ export interface RecordingPlugin {
 
 export async function startRecordingPlugin(
   behaviour: (event: CloudEvent, context: HandleContext, callIndex: number) => HandleResult | void | Promise<HandleResult | void> = () => {},
+  options: ServeOptions = {},
 ): Promise<RecordingPlugin> {
   const calls: RecordedCall[] = [];
   const waiters: Array<{ count: number; resolve: () => void }> = [];
@@ -30,7 +31,7 @@ export async function startRecordingPlugin(
       return behaviour(event, context, calls.length - 1);
     },
   };
-  const server = await serve(0, handler, { host: '127.0.0.1', shutdownTimeoutMs: 2_000 });
+  const server = await serve(0, handler, { host: '127.0.0.1', shutdownTimeoutMs: 2_000, ...options });
   return {
     server,
     address: `127.0.0.1:${server.port}`,

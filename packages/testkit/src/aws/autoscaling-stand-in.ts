@@ -123,12 +123,6 @@ export class AutoScalingStandIn {
     return group;
   }
 
-  /** The group's members' EC2 instances. */
-  instancesOf(groupName: string): Ec2Instance[] {
-    const group = this.group(groupName);
-    return [...group.members.keys()].flatMap((id) => this.ec2.instances.get(id) ?? []);
-  }
-
   /**
    * Starts terminating a member, as a spot interruption does: with termination
    * hooks it waits in `Terminating:Wait` with one pending action per hook;

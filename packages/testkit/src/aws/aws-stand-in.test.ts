@@ -7,7 +7,14 @@ import {
   DetachInstancesCommand,
   UpdateAutoScalingGroupCommand,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateFleetCommand, CreateTagsCommand, DescribeInstancesCommand, EC2Client, type CreateFleetCommandInput } from '@aws-sdk/client-ec2';
+import {
+  CreateFleetCommand,
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  type _InstanceType,
+  type CreateFleetCommandInput,
+} from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startAwsStandIn, type AwsStandIn } from './index.js';
 
@@ -36,7 +43,7 @@ const failure = (p: Promise<unknown>): Promise<Error & { $metadata: { httpStatus
     (err: Error & { $metadata: { httpStatusCode?: number } }) => err,
   );
 
-const fleetInput = (overrides: string[], capacityType: 'spot' | 'on-demand', clientToken?: string): CreateFleetCommandInput => ({
+const fleetInput = (overrides: _InstanceType[], capacityType: 'spot' | 'on-demand', clientToken?: string): CreateFleetCommandInput => ({
   Type: 'instant',
   ClientToken: clientToken,
   LaunchTemplateConfigs: [

@@ -28,8 +28,8 @@ export interface KubeClusterOptions {
   /**
    * When an evicted pod owned by a controller other than a DaemonSet is gone, add
    * a replacement (same labels and owner) on another schedulable node, as its
-   * ReplicaSet or StatefulSet would; this is what lets a budget allow the next
-   * eviction. Default true.
+   * ReplicaSet or StatefulSet would (finished pods are not replaced); this is
+   * what lets a budget allow the next eviction. Default true.
    */
   replaceEvictedPods?: boolean;
 }
@@ -365,7 +365,8 @@ export class KubeCluster {
 
   private replace(pod: Pod): void {
     const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
-    if (!this.replaceEvictedPods || !owner || owner.kind === 'DaemonSet' || owner.kind === 'Node') return;
+    // A finished pod is not replaced: its Job is done with it.
+    if (!this.replaceEvictedPods || !owner || owner.kind === 'DaemonSet' || owner.kind === 'Node' || isTerminal(pod)) return;
     const target = [...this.nodeMap.values()].find((n) => n.metadata.name !== pod.spec?.nodeName && !n.spec?.unschedulable);
     const { uid: _uid, resourceVersion: _rv, creationTimestamp: _ct, deletionTimestamp: _dt, deletionGracePeriodSeconds: _dg, ...meta } =
       structuredClone(pod.metadata);

@@ -85,7 +85,7 @@ describe('kube-apiserver stand-in', () => {
     for (const i of [1, 2]) {
       api.cluster.addPod({
         metadata: { name: `web-${i}`, labels: { app: 'web' }, ownerReferences: [owner] },
-        spec: { nodeName: 'n1', terminationGracePeriodSeconds: 5 },
+        spec: { nodeName: 'n1', terminationGracePeriodSeconds: 200 },
       });
     }
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'web' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 } });
@@ -106,7 +106,7 @@ describe('kube-apiserver stand-in', () => {
         code: 429,
       },
     });
-    expect(api.cluster.pods('n1').find((p) => p.metadata.name === 'web-1')?.metadata.deletionGracePeriodSeconds).toBe(5);
+    expect(api.cluster.pods('n1').find((p) => p.metadata.name === 'web-1')?.metadata.deletionGracePeriodSeconds).toBe(200);
     await expect.poll(() => api.cluster.pods('n1').map((p) => p.metadata.name)).toEqual(['web-2']);
     // The ReplicaSet's replacement runs on n2, so the budget allows the next eviction.
     expect(api.cluster.pods('n2')).toHaveLength(1);

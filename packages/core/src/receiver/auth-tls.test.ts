@@ -1,0 +1,135 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTestCertificates } from '@hollowtrees/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../test-support/start-core.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-tls-'));
+const certs = makeTestCertificates();
+const file = (name: string, text: string): string => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
+const caFile = file('ca.pem', certs.ca.cert);
+const alerts = JSON.stringify([{ labels: { alertname: 'Spot', instance_id: 'i-auth' } }]);
+const FLOW = `
+flows:
+  spot: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [log] }
+`;
+
+const postWith = (core: TestCore, headers: Record<string, string>) => fetch(`${core.url}/api/v2/alerts`, { method: 'POST', headers, body: alerts });
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+describe('receiver auth', () => {
+  let open: TestCore;
+  let guarded: TestCore;
+  const TOKEN = 's3cret-token-value';
+  beforeAll(async () => {
+    open = await startTestCore(FLOW);
+    const passwordFile = file('password', 'hunter2\n');
+    process.env.HT_TEST_TOKEN = TOKEN;
+    guarded = await startTestCore(`server:\n  auth:\n    bearerToken: \${HT_TEST_TOKEN}\n    basic: { username: prometheus, passwordFile: "${passwordFile}" }\n${FLOW}`);
+  });
+  afterAll(async () => {
+    await open.close();
+    await guarded.close();
+  });
+
+  it('auth off: alerts are taken without credentials', async () => {
+    expect((await postWith(open, {})).status).toBe(200);
+  });
+
+  it('auth on: the right bearer token or basic credentials are let in', async () => {
+    expect((await postWith(guarded, { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect((await postWith(guarded, { authorization: basic('prometheus', 'hunter2') })).status).toBe(200);
+  });
+
+  it.each([
+    ['no credentials', {}],
+    ['a wrong token', { authorization: 'Bearer s3cret-token-valuE' }],
+    ['a token prefix', { authorization: 'Bearer s3cret' }],
+    ['a wrong password', { authorization: basic('prometheus', 'hunter3') }],
+    ['a wrong user', { authorization: basic('grafana', 'hunter2') }],
+    ['an unknown scheme', { authorization: `Token ${TOKEN}` }],
+    ['the token as basic auth', { authorization: `Basic ${TOKEN}` }],
+  ])('auth on: %s gets the same 401, which does not say what failed', async (_name, headers) => {
+    const res = await postWith(guarded, headers);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('Bearer');
+    expect(await res.json()).toEqual({ status: 'error', errorType: 'unauthorized', error: 'unauthorized' });
+  });
+
+  it('probes need no credentials; metrics and status do', async () => {
+    expect((await fetch(`${guarded.url}/-/healthy`)).status).toBe(200);
+    expect((await fetch(`${guarded.url}/-/ready`)).status).toBe(200);
+    expect((await fetch(`${guarded.url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${guarded.url}/api/v1/status`)).status).toBe(401);
+  });
+
+  it('never logs the secrets', () => {
+    const text = JSON.stringify(guarded.logs);
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain('hunter2');
+  });
+});
+
+describe('TLS', () => {
+  let plugin: RecordingPlugin;
+  let core: TestCore;
+  beforeAll(async () => {
+    plugin = await startRecordingPlugin(() => ({ attributes: { over: 'mtls' } }), {
+      tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca.cert },
+    });
+    const serverCert = file('server.pem', certs.server.cert);
+    const serverKey = file('server-key.pem', certs.server.key);
+    const clientCert = file('client.pem', certs.client.cert);
+    const clientKey = file('client-key.pem', certs.client.key);
+    core = await startTestCore(`
+server:
+  tls: { cert: "${serverCert}", key: "${serverKey}" }
+plugins:
+  mtls: { type: grpc, address: "localhost:${plugin.server.port}", retry: { attempts: 1 }, tls: { ca: "${caFile}", cert: "${clientCert}", key: "${clientKey}" } }
+  nocert: { type: grpc, address: "localhost:${plugin.server.port}", retry: { attempts: 1 }, tls: { ca: "${caFile}" } }
+flows:
+  good: { allowedEvents: [prometheus.server.alert.Good], plugins: [mtls] }
+  bad: { allowedEvents: [prometheus.server.alert.Bad], plugins: [nocert] }
+`);
+  });
+  afterAll(async () => {
+    await core.close();
+    await plugin.close();
+  });
+
+  const httpsPost = (path: string, body: string, ca?: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request(`${core.url.replace('127.0.0.1', 'localhost')}${path}`, { method: 'POST', ...(ca ? { ca } : {}) }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('the receiver serves HTTPS with a certificate made in the test', async () => {
+    expect(core.url).toMatch(/^https:/);
+    expect(await httpsPost('/api/v2/alerts', JSON.stringify([{ labels: { alertname: 'Good' } }]), certs.ca.cert)).toBe(200);
+  });
+
+  it('a client that does not trust the certificate cannot talk to the receiver', async () => {
+    await expect(httpsPost('/api/v2/alerts', '[]')).rejects.toThrow(/certificate/);
+  });
+
+  it('mTLS towards a plugin: with the client certificate the run succeeds, without it the plugin refuses', async () => {
+    await plugin.waitForCalls(1);
+    expect(plugin.calls[0]!.flow).toBe('good');
+    expect(await httpsPost('/api/v2/alerts', JSON.stringify([{ labels: { alertname: 'Bad' } }]), certs.ca.cert)).toBe(200);
+    for (let i = 0; i < 100 && core.engine.recentRuns().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const runs = core.engine.recentRuns();
+    expect(runs.find((r) => r.flow === 'good')).toMatchObject({ outcome: 'succeeded' });
+    expect(runs.find((r) => r.flow === 'bad')).toMatchObject({ outcome: 'failed', error: expect.stringContaining('nocert: UNAVAILABLE') });
+    expect(plugin.calls).toHaveLength(1);
+  });
+});

@@ -1,0 +1,21 @@
+import type { GroupState } from '../flow/group-states.js';
+import type { FinishedRun } from '../flow/recent-runs.js';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A group as the status API shows it: times as RFC 3339. */
+export function groupView(state: GroupState): Record<string, unknown> {
+  return { ...state, since: iso(state.since), ...(state.until === undefined ? {} : { until: iso(state.until) }) };
+}
+
+/** A finished run as the status API shows it: times as RFC 3339, each plugin call with its duration. */
+export function runView(run: FinishedRun): Record<string, unknown> {
+  return {
+    ...run,
+    receivedAt: iso(run.receivedAt),
+    startedAt: iso(run.startedAt),
+    finishedAt: iso(run.finishedAt),
+    durationMs: run.finishedAt - run.startedAt,
+    calls: run.calls.map((c) => ({ ...c, startedAt: iso(c.startedAt) })),
+  };
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { parseCliArgs, UsageError } from './cli-args.js';
+
+describe('parseCliArgs', () => {
+  it('applies the defaults', () => {
+    expect(parseCliArgs([])).toEqual({
+      kind: 'serve',
+      port: 9001,
+      serve: { host: '0.0.0.0' },
+      handler: { onDemandFallback: true, dryRun: false, retry: { maxAttempts: 4 } },
+    });
+  });
+
+  it('reads every handler flag', () => {
+    const command = parseCliArgs([
+      '--port=0',
+      '--host',
+      '127.0.0.1',
+      '--region',
+      'eu-west-1',
+      '--endpoint',
+      'http://127.0.0.1:4566',
+      '--strategy',
+      'fleet',
+      '--instance-types',
+      'm5.large, m6i.large',
+      '--spot-only',
+      '--dry-run',
+      '--max-attempts',
+      '2',
+    ]);
+    expect(command).toEqual({
+      kind: 'serve',
+      port: 0,
+      serve: { host: '127.0.0.1' },
+      handler: {
+        region: 'eu-west-1',
+        endpoint: 'http://127.0.0.1:4566',
+        strategy: 'fleet',
+        instanceTypes: ['m5.large', 'm6i.large'],
+        onDemandFallback: false,
+        dryRun: true,
+        retry: { maxAttempts: 2 },
+      },
+    });
+  });
+
+  it('asks for help', () => {
+    expect(parseCliArgs(['-h'])).toEqual({ kind: 'help' });
+  });
+
+  it.each([
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['extra'], /Unexpected argument 'extra'/],
+    [['--port', '70000'], /--port must be an integer from 0 to 65535/],
+    [['--strategy', 'magic'], /--strategy must be one of auto, asg-detach, fleet/],
+    [['--endpoint', 'not a url'], /--endpoint must be a URL/],
+    [['--instance-types', ','], /at least one instance type/],
+    [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
+    [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem'], /--tls-cert: cannot read/],
+  ])('refuses %j', (argv, message) => {
+    expect(() => parseCliArgs(argv)).toThrow(UsageError);
+    expect(() => parseCliArgs(argv)).toThrow(message);
+  });
+});

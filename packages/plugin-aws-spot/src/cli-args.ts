@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { ServeOptions } from '@hollowtrees/grpcplugin';
+import { REPLACEMENT_STRATEGIES, type AwsSpotReplaceOptions, type ReplacementStrategy } from './replace-handler.js';
+
+/** The bin's usage text. */
+export const USAGE = `Usage: hollowtrees-aws-spot [options]
+
+Serves the Hollowtrees AWS spot replacement plugin over gRPC.
+
+Options:
+  --port <n>              port to listen on (default 9001; 0 picks a free one)
+  --host <addr>           address to bind (default 0.0.0.0)
+  --region <r>            region for events without labels.region (default: AWS_REGION / profile / IMDS)
+  --endpoint <url>        EC2 and Auto Scaling endpoint, for stand-ins and demos (default: AWS)
+  --strategy <s>          auto | asg-detach | fleet (default auto)
+  --instance-types <list> comma-separated types for fleet replacements
+                          (default: the old type, then the same size in sibling families)
+  --spot-only             never fall back to on-demand when spot has no capacity
+  --dry-run               check with EC2's DryRun and log; change nothing
+  --max-attempts <n>      attempts per AWS call, the first included (default 4)
+  --tls-cert <file>       serve TLS with this certificate chain (PEM) ...
+  --tls-key <file>        ... and this private key (PEM)
+  --tls-ca <file>         require client certificates signed by this CA (mTLS)
+  -h, --help              show this help
+
+Credentials come from the AWS SDK's default chain (environment, profile, web identity, IMDS).`;
+
+/** Bad command-line usage: the bin prints it with the usage text and exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** What the bin runs with. */
+export type CliCommand =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'serve'; readonly port: number; readonly serve: ServeOptions; readonly handler: AwsSpotReplaceOptions };
+
+function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+function strategy(value: string | undefined): ReplacementStrategy | undefined {
+  if (value === undefined) return undefined;
+  const found = REPLACEMENT_STRATEGIES.find((s) => s === value);
+  if (!found) throw new UsageError(`--strategy must be one of ${REPLACEMENT_STRATEGIES.join(', ')}, got "${value}"`);
+  return found;
+}
+
+function pemFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function tls(cert: string | undefined, key: string | undefined, ca: string | undefined): ServeOptions['tls'] {
+  if (cert === undefined && key === undefined) {
+    if (ca !== undefined) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) throw new UsageError('--tls-cert and --tls-key go together');
+  return { cert: pemFile('tls-cert', cert), key: pemFile('tls-key', key), ...(ca !== undefined && { ca: pemFile('tls-ca', ca) }) };
+}
+
+/** Parses the bin's arguments (without `node` and the script). Throws {@link UsageError}. */
+export function parseCliArgs(argv: readonly string[]): CliCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        region: { type: 'string' },
+        endpoint: { type: 'string' },
+        strategy: { type: 'string' },
+        'instance-types': { type: 'string' },
+        'spot-only': { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        'max-attempts': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: 'help' };
+  if (v.endpoint !== undefined && !URL.canParse(v.endpoint)) throw new UsageError(`--endpoint must be a URL, got "${v.endpoint}"`);
+  const instanceTypes = v['instance-types']?.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  if (instanceTypes?.length === 0) throw new UsageError('--instance-types needs at least one instance type');
+  const serveTls = tls(v['tls-cert'], v['tls-key'], v['tls-ca']);
+  const chosenStrategy = strategy(v.strategy);
+  return {
+    kind: 'serve',
+    port: integer('port', v.port, 9001, 0, 65_535),
+    serve: { host: v.host ?? '0.0.0.0', ...(serveTls && { tls: serveTls }) },
+    handler: {
+      ...(v.region !== undefined && { region: v.region }),
+      ...(v.endpoint !== undefined && { endpoint: v.endpoint }),
+      ...(chosenStrategy !== undefined && { strategy: chosenStrategy }),
+      ...(instanceTypes !== undefined && { instanceTypes }),
+      onDemandFallback: !v['spot-only'],
+      dryRun: v['dry-run'] ?? false,
+      retry: { maxAttempts: integer('max-attempts', v['max-attempts'], 4, 1, 20) },
+    },
+  };
+}

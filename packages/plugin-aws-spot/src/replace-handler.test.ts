@@ -1,0 +1,367 @@
+import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Logger } from './logger.js';
+import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
+
+const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
+
+let aws: AwsStandIn;
+let logs: { level: string; message: string; fields: Record<string, unknown> | undefined }[];
+const cleanups: Array<() => unknown> = [];
+
+beforeEach(async () => {
+  aws = await startAwsStandIn();
+  logs = [];
+  cleanups.push(() => aws.close());
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const logger: Logger = {
+  info: (message, fields) => logs.push({ level: 'info', message, fields }),
+  warn: (message, fields) => logs.push({ level: 'warn', message, fields }),
+};
+
+function handler(options: AwsSpotReplaceOptions = {}): AwsSpotReplaceHandler {
+  const h = new AwsSpotReplaceHandler({
+    region: 'us-east-1',
+    endpoint: aws.url,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    // Retries stay real but do not slow the tests down.
+    retry: { baseDelayMs: 1, maxDelayMs: 5 },
+    logger,
+    ...options,
+  });
+  cleanups.push(() => h.close());
+  return h;
+}
+
+const context = (): HandleContext => ({ flow: 'spot-replace', attempt: 1, deadline: undefined, signal: new AbortController().signal });
+
+const spotEvent = (instanceId: string, id = `evt-${instanceId}`): CloudEvent => ({
+  id,
+  source: 'test',
+  specversion: '1.0',
+  type: 'prometheus.server.alert.SpotTerminating',
+  data: { labels: { instance_id: instanceId } },
+});
+
+const rejection = (p: Promise<unknown>): Promise<PluginError> =>
+  p.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (err: unknown) => {
+      expect(err).toBeInstanceOf(PluginError);
+      return err as PluginError;
+    },
+  );
+
+const standalone = (): string =>
+  aws.ec2.addInstance({
+    instanceType: 'm5.large',
+    subnetId: 'subnet-0feed',
+    launchTemplate: { id: 'lt-0web', version: '7' },
+    tags: { Name: 'web-1', team: 'infra' },
+  }).instanceId;
+
+const replacementsOf = (instanceId: string) => aws.ec2.instancesTagged('hollowtrees:replaces', instanceId);
+
+describe('a group member (strategy asg-detach)', () => {
+  it('is detached with the desired capacity kept, so the group launches a replacement', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1 });
+    const [old] = group.members.keys();
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result).toMatchObject({
+      status: 'ok',
+      attributes: { auto_scaling_group: 'workers', replacement_requested: 'true', strategy: 'asg-detach', duration_ms: expect.stringMatching(/^\d+$/) },
+    });
+    expect(aws.callsTo('DetachInstances')[0]?.params).toMatchObject({ ShouldDecrementDesiredCapacity: 'false', 'InstanceIds.member.1': old });
+    expect(group.desiredCapacity).toBe(3);
+    expect(group.members.has(old!)).toBe(false);
+    expect(group.members.size).toBe(3);
+    expect(aws.ec2.instances.get(old!)?.tags['hollowtrees:detached-from']).toBe('workers');
+    expect(aws.ec2.fleets).toHaveLength(0);
+  });
+
+  it('lowers MinSize for the detach when the group is at its minimum, and restores it', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', '2']);
+    expect(aws.calls.map((c) => c.action).slice(-3)).toEqual(['UpdateAutoScalingGroup', 'DetachInstances', 'UpdateAutoScalingGroup']);
+    expect(group.minSize).toBe(2);
+    expect(group.desiredCapacity).toBe(2);
+    expect(group.members.has(old!)).toBe(false);
+  });
+
+  it('completes its pending termination lifecycle action with CONTINUE, so the group replaces it now', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.attributes).toMatchObject({ auto_scaling_group: 'workers', lifecycle_hooks_completed: 'drain-first', strategy: 'asg-detach' });
+    expect(aws.autoScaling.lifecycleActions).toEqual([expect.objectContaining({ instanceId: old, hookName: 'drain-first', result: 'CONTINUE' })]);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(0);
+    expect(group.members.size).toBe(2);
+  });
+
+  it('is detached once when the same event comes twice', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const h = handler();
+    await h.handle(spotEvent(old!), context());
+    const again = await h.handle(spotEvent(old!), context());
+    expect(again).toMatchObject({ status: 'ok', attributes: { auto_scaling_group: 'workers', replacement_requested: 'true' } });
+    expect(again.message).toMatch(/already detached/);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(1);
+    expect(aws.ec2.fleets).toHaveLength(0);
+  });
+});
+
+describe('an instance outside a group (strategy fleet)', () => {
+  it('is replaced by an instant spot fleet from the same launch template, diversified over sibling types', async () => {
+    const old = standalone();
+    const result = await handler().handle(spotEvent(old), context());
+    const [fleet] = aws.ec2.fleets;
+    expect(fleet).toMatchObject({ capacityType: 'spot', launchTemplate: { id: 'lt-0web', version: '7' } });
+    expect(fleet?.instanceTypes).toEqual(['m5.large', 'm5a.large', 'm5n.large', 'm6i.large', 'm6a.large', 'm7i.large', 'm7a.large']);
+    const params = aws.callsTo('CreateFleet')[0]?.params;
+    expect(params).toMatchObject({ Type: 'instant', 'SpotOptions.AllocationStrategy': 'capacity-optimized', 'LaunchTemplateConfigs.1.Overrides.1.SubnetId': 'subnet-0feed' });
+    const newId = fleet?.instances[0]?.instanceId;
+    expect(result).toMatchObject({
+      status: 'ok',
+      attributes: { replacement_instance_id: newId, replacement_capacity_type: 'spot', replacement_instance_type: 'm5.large', strategy: 'fleet' },
+    });
+    expect(aws.ec2.instances.get(newId!)).toMatchObject({ lifecycle: 'spot', subnetId: 'subnet-0feed', launchTemplate: { id: 'lt-0web', version: '7' } });
+  });
+
+  it('copies the tags and adds hollowtrees:replaces=<old id>', async () => {
+    const old = standalone();
+    const result = await handler().handle(spotEvent(old), context());
+    const replacement = aws.ec2.instances.get(result.attributes?.replacement_instance_id ?? '');
+    expect(replacement?.tags).toMatchObject({ Name: 'web-1', team: 'infra', 'hollowtrees:replaces': old });
+    // AWS's own tags are set by EC2 for the new instance, not copied from the old one.
+    expect(replacement?.tags['aws:ec2:fleet-id']).toBe(aws.ec2.fleets[0]?.fleetId);
+  });
+
+  it.each(['InsufficientInstanceCapacity', 'UnfulfillableCapacity'] as const)('falls back to on-demand when spot answers %s for every type', async (errorCode) => {
+    const old = standalone();
+    const types = ['m5.large', 'm5a.large'];
+    aws.ec2.noSpotCapacity(types, errorCode);
+    const result = await handler({ instanceTypes: types }).handle(spotEvent(old), context());
+    expect(aws.ec2.fleets.map((f) => [f.capacityType, f.instances.length])).toEqual([
+      ['spot', 0],
+      ['on-demand', 1],
+    ]);
+    expect(aws.callsTo('CreateFleet')[1]?.params['TargetCapacitySpecification.DefaultTargetCapacityType']).toBe('on-demand');
+    expect(result.attributes).toMatchObject({ replacement_capacity_type: 'on-demand', replacement_instance_id: aws.ec2.fleets[1]?.instances[0]?.instanceId });
+    expect(aws.ec2.instances.get(result.attributes?.replacement_instance_id ?? '')?.lifecycle).toBe('on-demand');
+  });
+
+  it('fails with RESOURCE_EXHAUSTED (retryable) when neither spot nor on-demand has capacity', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large']);
+    aws.ec2.noOnDemandCapacity(['m5.large']);
+    const err = await rejection(handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), context()));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.message).toMatch(/InsufficientInstanceCapacity: We currently do not have sufficient m5.large capacity/);
+  });
+
+  it('does not fall back when configured spot-only', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large']);
+    const err = await rejection(handler({ instanceTypes: ['m5.large'], onDemandFallback: false }).handle(spotEvent(old), context()));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(aws.ec2.fleets).toHaveLength(1);
+  });
+
+  it('fails with FAILED_PRECONDITION when the instance has no launch template', async () => {
+    const old = aws.ec2.addInstance().instanceId;
+    const err = await rejection(handler().handle(spotEvent(old), context()));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toMatch(/not launched from a launch template/);
+  });
+});
+
+describe('idempotency', () => {
+  it('launches one replacement when the same event comes twice (the replaces tag)', async () => {
+    const old = standalone();
+    const h = handler();
+    const first = await h.handle(spotEvent(old), context());
+    const second = await h.handle(spotEvent(old), context());
+    expect(second.attributes?.replacement_instance_id).toBe(first.attributes?.replacement_instance_id);
+    expect(second.message).toMatch(/already replaced/);
+    expect(replacementsOf(old)).toHaveLength(1);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(1);
+  });
+
+  it('launches one replacement when copies of the event race past the tag check (the client token)', async () => {
+    const old = standalone();
+    const h = handler();
+    const results = await Promise.all([h.handle(spotEvent(old), context()), h.handle(spotEvent(old), context())]);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(2);
+    const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
+    expect(tokens[0]).toMatch(/^hollowtrees-[0-9a-f]{40}$/);
+    expect(tokens[1]).toBe(tokens[0]);
+    expect(replacementsOf(old)).toHaveLength(1);
+    expect(results[1]?.attributes?.replacement_instance_id).toBe(results[0]?.attributes?.replacement_instance_id);
+  });
+
+  it('derives different client tokens from different events', async () => {
+    const h = handler();
+    await h.handle(spotEvent(standalone(), 'a'), context());
+    await h.handle(spotEvent(standalone(), 'b'), context());
+    const [a, b] = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
+    expect(a).not.toBe(b);
+  });
+});
+
+describe('dry-run', () => {
+  it('sends CreateFleet with DryRun and launches nothing', async () => {
+    const old = standalone();
+    const result = await handler({ dryRun: true }).handle(spotEvent(old), context());
+    expect(result).toMatchObject({ status: 'ok', attributes: { dry_run: 'true', strategy: 'fleet' } });
+    expect(aws.callsTo('CreateFleet')[0]).toMatchObject({ params: expect.objectContaining({ DryRun: 'true' }), errorCode: 'DryRunOperation' });
+    expect(aws.ec2.fleets).toHaveLength(0);
+    expect(replacementsOf(old)).toHaveLength(0);
+    expect(logs.some((l) => l.message.startsWith('dry run'))).toBe(true);
+  });
+
+  it('checks the tag with DryRun and only logs the Auto Scaling calls', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    const result = await handler({ dryRun: true }).handle(spotEvent(old!), context());
+    expect(result.attributes).toMatchObject({ dry_run: 'true', auto_scaling_group: 'workers' });
+    expect(aws.callsTo('CreateTags')[0]).toMatchObject({ params: expect.objectContaining({ DryRun: 'true' }), errorCode: 'DryRunOperation' });
+    expect(aws.callsTo('DetachInstances')).toHaveLength(0);
+    expect(aws.callsTo('UpdateAutoScalingGroup')).toHaveLength(0);
+    expect(group.members.has(old!)).toBe(true);
+    expect(logs).toContainEqual(
+      expect.objectContaining({ message: expect.stringMatching(/^dry run: would detach/), fields: expect.objectContaining({ instance_id: old, lowered_min_size: 1 }) }),
+    );
+  });
+});
+
+describe('AWS errors', () => {
+  it('retries throttling of both services and succeeds', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.faults.throttle(2, { service: 'ec2', action: 'DescribeInstances' });
+    aws.faults.throttle(2, { service: 'autoscaling', action: 'DetachInstances' });
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.status).toBe('ok');
+    expect(aws.callsTo('DescribeInstances').map((c) => c.errorCode)).toEqual(['RequestLimitExceeded', 'RequestLimitExceeded', undefined]);
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['Throttling', 'Throttling', undefined]);
+  });
+
+  it('retries 503 answers', async () => {
+    const old = standalone();
+    aws.faults.unavailable(2, { action: 'CreateFleet' });
+    const result = await handler().handle(spotEvent(old), context());
+    expect(result.attributes?.replacement_instance_id).toBeDefined();
+    expect(aws.callsTo('CreateFleet')).toHaveLength(3);
+  });
+
+  it.each([
+    ['throttling', { code: 'RequestLimitExceeded', message: 'Request limit exceeded.', status: 503 }, Code.ResourceExhausted],
+    ['5xx', { code: 'InternalError', message: 'An internal error has occurred', status: 500 }, Code.Unavailable],
+  ])('maps %s that outlasts the retries to a retryable code', async (_name, fault, code) => {
+    const old = standalone();
+    aws.faults.fail(10, fault, { action: 'DescribeInstances' });
+    const err = await rejection(handler({ retry: { maxAttempts: 3, baseDelayMs: 1 } }).handle(spotEvent(old), context()));
+    expect(err.code).toBe(code);
+    expect(err.retryable).toBe(true);
+    expect(aws.callsTo('DescribeInstances')).toHaveLength(3);
+  });
+
+  it.each([
+    ['bad credentials', { code: 'AuthFailure', message: 'AWS was not able to validate the provided access credentials', status: 401 }, Code.Unauthenticated],
+    ['a missing permission', { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.', status: 403 }, Code.PermissionDenied],
+    ['a validation error', { code: 'InvalidParameterValue', message: "Value (x) for parameter instanceType is invalid.", status: 400 }, Code.InvalidArgument],
+  ])('maps %s to a permanent code with AWS’s own message, without retrying', async (_name, fault, code) => {
+    const old = standalone();
+    aws.faults.fail(1, fault, { action: 'CreateFleet' });
+    const err = await rejection(handler().handle(spotEvent(old), context()));
+    expect(err.code).toBe(code);
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain(`EC2 CreateFleet failed: ${fault.code}: ${fault.message}`);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(1);
+  });
+
+  it('maps an Auto Scaling ValidationError to INVALID_ARGUMENT with its message', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.faults.fail(1, { code: 'ValidationError', message: 'Group workers is being deleted.' }, { action: 'DetachInstances' });
+    const err = await rejection(handler().handle(spotEvent(old!), context()));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toContain('Auto Scaling DetachInstances failed: ValidationError: Group workers is being deleted.');
+  });
+
+  it('answers with the deadline when core gives up on the call', async () => {
+    const old = standalone();
+    const controller = new AbortController();
+    controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
+    const err = await rejection(handler().handle(spotEvent(old), { ...context(), signal: controller.signal }));
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect(aws.ec2.fleets).toHaveLength(0);
+  });
+
+  it('answers NOT_FOUND for an instance EC2 does not know', async () => {
+    const err = await rejection(handler().handle(spotEvent('i-0123456789abcdef0'), context()));
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.message).toContain("InvalidInstanceID.NotFound: The instance ID 'i-0123456789abcdef0' does not exist");
+  });
+});
+
+describe('bad input', () => {
+  it.each([
+    ['no labels', { id: 'e1', source: 's', specversion: '1.0', type: 't', data: {} }, /has no labels.instance_id/],
+    ['no instance_id', { id: 'e2', source: 's', specversion: '1.0', type: 't', data: { labels: { node: 'n1' } } }, /has no labels.instance_id/],
+    ['a malformed instance_id', { id: 'e3', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'node-1' } } }, /is not an EC2 instance id/],
+  ])('answers INVALID_ARGUMENT for an event with %s', async (_name, event: CloudEvent, message) => {
+    const err = await rejection(handler().handle(event, context()));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(message);
+    expect(aws.calls).toHaveLength(0);
+  });
+});
+
+describe('served over gRPC', () => {
+  async function client(options: AwsSpotReplaceOptions = {}): Promise<PluginClient> {
+    const server = await serve(0, handler(options), { host: '127.0.0.1' });
+    const c = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => c.close());
+    return c;
+  }
+
+  it('answers with replacement_instance_id, strategy and duration_ms', async () => {
+    const old = standalone();
+    const res = await (await client()).handle(spotEvent(old), { flow: 'spot-replace', timeoutMs: 10_000 });
+    const expected: HandleResult['attributes'] = {
+      replacement_instance_id: aws.ec2.fleets[0]?.instances[0]?.instanceId ?? '',
+      replacement_capacity_type: 'spot',
+      replacement_instance_type: 'm5.large',
+      strategy: 'fleet',
+    };
+    expect(res.status).toBe('ok');
+    expect(res.attributes).toMatchObject(expected);
+    expect(Number(res.attributes.duration_ms)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('answers with the group name and replacement_requested for a group member', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const res = await (await client()).handle(spotEvent(old!), { flow: 'spot-replace' });
+    expect(res.attributes).toMatchObject({ auto_scaling_group: 'workers', replacement_requested: 'true', strategy: 'asg-detach' });
+  });
+
+  it('carries the error code over the wire', async () => {
+    const c = await client();
+    const err = await rejection(c.handle({ id: 'e', source: 's', specversion: '1.0', type: 't', data: { labels: {} } }, { flow: 'f' }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/has no labels.instance_id/);
+  });
+});

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { parseCliArgs, UsageError } from './cli-args.js';
+
+describe('parseCliArgs', () => {
+  it('maps flags to drain options and leaves unset ones to the defaults', () => {
+    expect(
+      parseCliArgs(['--port', '9100', '--dry-run', '--taint', 'spot=gone:NoExecute', '--delete-emptydir-data', 'false', '--node-not-found', 'skip']),
+    ).toEqual({
+      kind: 'serve',
+      port: 9100,
+      host: '0.0.0.0',
+      tls: undefined,
+      kubeconfig: undefined,
+      context: undefined,
+      drain: { dryRun: true, taint: { key: 'spot', value: 'gone', effect: 'NoExecute' }, deleteEmptyDirData: false, nodeNotFound: 'skip' },
+    });
+    expect(parseCliArgs(['-h'])).toEqual({ kind: 'help' });
+  });
+
+  it.each([
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['--port', 'x'], /--port must be a non-negative integer/],
+    [['--taint', 'nokey'], /--taint: taint "nokey" is not key=value:Effect/],
+    [['--wait-for-deletion', 'yes'], /--wait-for-deletion must be true or false/],
+    [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
+  ])('rejects %j as bad usage', (argv, message) => {
+    expect(() => parseCliArgs(argv)).toThrow(UsageError);
+    expect(() => parseCliArgs(argv)).toThrow(message);
+  });
+});

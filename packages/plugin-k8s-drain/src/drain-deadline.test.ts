@@ -1,0 +1,23 @@
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { describe, expect, it } from 'vitest';
+import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
+
+const now = Date.parse('2024-05-01T12:00:00Z');
+const margins = { terminationMarginMs: 10_000, replyMarginMs: 1_000, maxDrainMs: 120_000 };
+
+describe('drainDeadline', () => {
+  it('takes the earliest of termination time minus its margin, gRPC deadline minus the reply margin, and the cap', () => {
+    const terminationTime = new Date(now + 60_000);
+    expect(drainDeadline({ now, callDeadline: new Date(now + 30_000), terminationTime, ...margins })).toBe(now + 29_000);
+    expect(drainDeadline({ now, callDeadline: new Date(now + 90_000), terminationTime, ...margins })).toBe(now + 50_000);
+    expect(drainDeadline({ now, callDeadline: undefined, terminationTime: undefined, ...margins })).toBe(now + 120_000);
+  });
+
+  it('reads the termination time label and rejects one that is not RFC 3339', () => {
+    expect(terminationTimeOf({ termination_time: '2024-05-01T12:02:00Z' }, 'termination_time')).toEqual(new Date(now + 120_000));
+    expect(terminationTimeOf({}, 'termination_time')).toBeUndefined();
+    expect(() => terminationTimeOf({ termination_time: 'soon' }, 'termination_time')).toThrow(
+      new PluginError(Code.InvalidArgument, 'label termination_time="soon" is not an RFC 3339 time'),
+    );
+  });
+});

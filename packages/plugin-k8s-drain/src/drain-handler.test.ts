@@ -1,0 +1,252 @@
+import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
+import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubePod } from '@hollowtrees/testkit';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDrainHandler, DrainHandler } from './drain-handler.js';
+import { DrainIncompleteError } from './drain-incomplete-error.js';
+import type { Logger } from './logger.js';
+import type { DrainOptions } from './options.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const silent: Logger = { info: () => {}, warn: () => {} };
+
+/** A stand-in with two nodes: node-a (i-0aaa) to drain, node-b (i-0bbb) for the replacements. */
+async function startCluster(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
+  const api = await startKubeApiServer({ msPerGraceSecond: 5, ...options });
+  cleanups.push(() => api.close());
+  api.cluster.addNode({ metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } }, spec: { providerID: 'aws:///eu-west-1a/i-0aaa' } });
+  api.cluster.addNode({ metadata: { name: 'node-b' }, spec: { providerID: 'aws:///eu-west-1b/i-0bbb' } });
+  return api;
+}
+
+/** The real client, pointed at the stand-in (plain HTTP needs skipTLSVerify). */
+function handlerFor(api: KubeApiServer, options: DrainOptions = {}): DrainHandler {
+  const kc = new KubeConfig();
+  kc.loadFromOptions(api.kubeConfigOptions());
+  return createDrainHandler(kc, { backoff: () => 10, deletionPollMs: 20, logger: silent, ...options });
+}
+
+const event = (labels: Record<string, string>): CloudEvent => ({
+  id: 'alert-1',
+  source: 'test',
+  specversion: '1.0',
+  type: 'prometheus.server.alert.SpotTerminating',
+  data: { labels },
+});
+
+const context = (timeoutMs = 10_000): HandleContext => ({
+  flow: 'spot',
+  attempt: 1,
+  deadline: new Date(Date.now() + timeoutMs),
+  signal: new AbortController().signal,
+});
+
+const owner = (kind: string, name: string) => [{ apiVersion: 'apps/v1', kind, name, uid: `${kind}-${name}`, controller: true }];
+
+function pod(name: string, extra: { labels?: Record<string, string>; owner?: string[]; grace?: number; emptyDir?: boolean; annotations?: Record<string, string>; phase?: 'Succeeded' } = {}): KubePod {
+  return {
+    metadata: {
+      name,
+      namespace: 'apps',
+      labels: extra.labels,
+      annotations: extra.annotations,
+      ownerReferences: extra.owner ? owner(extra.owner[0]!, extra.owner[1]!) : undefined,
+    },
+    spec: {
+      nodeName: 'node-a',
+      terminationGracePeriodSeconds: extra.grace,
+      volumes: extra.emptyDir ? [{ name: 'scratch', emptyDir: {} }] : [],
+    },
+    ...(extra.phase ? { status: { phase: extra.phase } } : {}),
+  };
+}
+
+async function rejection(p: Promise<unknown>): Promise<PluginError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(PluginError);
+  return err as PluginError;
+}
+
+const names = (pods: KubePod[]): string[] => pods.map((p) => p.metadata.name).sort();
+const writes = (api: KubeApiServer) => api.requests.filter((r) => r.method !== 'GET');
+
+describe('DrainHandler', () => {
+  it('drains a node with 30 pods: skips DaemonSet and mirror pods, evicts emptyDir pods, waits on the PodDisruptionBudget', async () => {
+    const api = await startCluster();
+    const daemonSets = ['kube-proxy-a', 'aws-node-a', 'node-exporter-a'];
+    for (const name of daemonSets) api.cluster.addPod(pod(name, { owner: ['DaemonSet', name.slice(0, -2)] }));
+    api.cluster.addPod(pod('etcd-node-a', { annotations: { 'kubernetes.io/config.mirror': 'abc' }, owner: ['Node', 'node-a'] }));
+    for (let i = 0; i < 4; i++) api.cluster.addPod(pod(`cache-${i}`, { owner: ['ReplicaSet', 'cache'], emptyDir: true }));
+    for (let i = 0; i < 8; i++) api.cluster.addPod(pod(`web-${i}`, { owner: ['ReplicaSet', 'web'], labels: { app: 'web' }, grace: 15 }));
+    for (let i = 0; i < 12; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'], grace: 60 }));
+    for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`job-${i}`, { owner: ['Job', 'report'], phase: 'Succeeded' }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'web', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 } });
+    expect(api.cluster.pods('node-a')).toHaveLength(30);
+
+    const result = await handlerFor(api, { gracePeriodSeconds: 20 }).handle(event({ node: 'node-a' }), context());
+
+    expect(result.status).toBeUndefined();
+    expect(result.attributes).toMatchObject({ node: 'node-a', pods_evicted: '26', pods_remaining: '0' });
+    expect(Number(result.attributes?.duration_ms)).toBeGreaterThan(0);
+    const node = api.cluster.node('node-a')!;
+    expect(node.spec?.unschedulable).toBe(true);
+    expect(node.spec?.taints).toEqual([{ key: 'hollowtrees.io/spot-termination', value: 'true', effect: 'NoSchedule' }]);
+    expect(node.metadata.labels).toMatchObject({ 'hollowtrees.io/spot-termination': 'true', 'kubernetes.io/hostname': 'node-a' });
+    // Left behind: what a drain must not touch. Everything else is gone (waitForDeletion).
+    expect(names(api.cluster.pods('node-a'))).toEqual([...daemonSets, 'etcd-node-a'].sort());
+    // Replacements of the managed pods run on node-b; finished Job pods are not replaced.
+    expect(api.cluster.pods('node-b')).toHaveLength(24);
+
+    const evictions = api.cluster.evictions();
+    const evicted = evictions.filter((e) => e.code === 201);
+    expect(evicted).toHaveLength(26);
+    expect(evictions.every((e) => !daemonSets.includes(e.name) && e.name !== 'etcd-node-a')).toBe(true);
+    // The budget refused some evictions, and the handler retried them until it allowed each.
+    expect(evictions.filter((e) => e.code === 429).every((e) => e.name.startsWith('web-'))).toBe(true);
+    expect(evictions.some((e) => e.code === 429)).toBe(true);
+    // The pod's own grace period, capped at 20 s.
+    expect(new Set(evicted.filter((e) => e.name.startsWith('web-')).map((e) => e.gracePeriodSeconds))).toEqual(new Set([15]));
+    expect(new Set(evicted.filter((e) => e.name.startsWith('api-')).map((e) => e.gracePeriodSeconds))).toEqual(new Set([20]));
+    expect(api.cluster.events().map((e) => [e.reason, e.type, e.involvedObject.name])).toEqual([
+      ['SpotInterruption', 'Warning', 'node-a'],
+      ['CordonAndDrain', 'Normal', 'node-a'],
+    ]);
+    // Each patch was a merge patch, sent once.
+    expect(api.requests.filter((r) => r.method === 'PATCH').map((r) => r.contentType)).toEqual(['application/merge-patch+json']);
+  });
+
+  it('returns before the deadline with pods_remaining and DEADLINE_EXCEEDED when a budget never allows', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`db-${i}`, { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 3 } });
+    const handler = handlerFor(api, { replyMarginMs: 300 });
+
+    const started = Date.now();
+    const err = await rejection(handler.handle(event({ node: 'node-a' }), context(1_500)));
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(err).toBeInstanceOf(DrainIncompleteError);
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect((err as DrainIncompleteError).attributes).toMatchObject({ node: 'node-a', pods_evicted: '2', pods_remaining: '3' });
+    expect(names(api.cluster.pods('node-a'))).toEqual(['db-0', 'db-1', 'db-2']);
+    expect(api.cluster.events().map((e) => e.reason)).toEqual(['SpotInterruption', 'DrainFailed']);
+
+    // Over real gRPC: the answer beats core's deadline, and the message carries the counts.
+    const server = await serve(0, handler, { host: '127.0.0.1' });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+    const remote = await rejection(client.handle(event({ node: 'node-a' }), { flow: 'spot', timeoutMs: 1_500 }));
+    expect(remote.code).toBe(Code.DeadlineExceeded);
+    expect(remote.message).toMatch(/pods_remaining=3 \(apps\/db-0, apps\/db-1, apps\/db-2\).*disruption budget/);
+  });
+
+  it('is idempotent: a second call for a drained node changes nothing and answers skipped', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const handler = handlerFor(api);
+    expect((await handler.handle(event({ node: 'node-a' }), context())).attributes).toMatchObject({ pods_evicted: '1' });
+    const before = { node: api.cluster.node('node-a'), writes: writes(api).length, events: api.cluster.events().length };
+
+    const started = Date.now();
+    const again = await handler.handle(event({ node: 'node-a' }), context());
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(again).toMatchObject({ status: 'skipped', attributes: { node: 'node-a', pods_evicted: '0', pods_remaining: '0' } });
+    expect(api.cluster.node('node-a')).toEqual(before.node);
+    expect(writes(api)).toHaveLength(before.writes);
+    expect(api.cluster.events()).toHaveLength(before.events);
+  });
+
+  it('dry-run logs every step and changes nothing', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
+    for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    const lines: string[] = [];
+    const logger: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m) };
+    const before = api.cluster.node('node-a');
+
+    const result = await handlerFor(api, { dryRun: true, logger }).handle(event({ node: 'node-a' }), context());
+
+    expect(result).toMatchObject({ attributes: { node: 'node-a', pods_evicted: '0', pods_remaining: '3', dry_run: 'true' } });
+    expect(result.message).toBe('dry run: would cordon node and evict 3 pods from node node-a');
+    expect(lines).toEqual([
+      'dry run: would cordon and taint node',
+      'dry run: would record a Kubernetes Event',
+      'not evicting pod',
+      'dry run: would evict pod',
+      'dry run: would evict pod',
+      'dry run: would evict pod',
+    ]);
+    expect(writes(api)).toEqual([]);
+    expect(api.cluster.node('node-a')).toEqual(before);
+    expect(api.cluster.pods('node-a')).toHaveLength(4);
+  });
+
+  it('finds the node by instance id through spec.providerID', async () => {
+    const api = await startCluster();
+    api.cluster.addPod({ ...pod('api-0', { owner: ['ReplicaSet', 'api'] }), spec: { nodeName: 'node-b' } });
+
+    const result = await handlerFor(api).handle(event({ instance_id: 'i-0bbb' }), context());
+
+    expect(result.attributes).toMatchObject({ node: 'node-b', pods_evicted: '1' });
+    expect(api.cluster.node('node-b')?.spec?.unschedulable).toBe(true);
+    expect(api.cluster.node('node-a')?.spec?.unschedulable).toBeUndefined();
+  });
+
+  it('answers NOT_FOUND for a node the cluster lacks, or skipped when configured to', async () => {
+    const api = await startCluster();
+    const notFound = await rejection(handlerFor(api).handle(event({ node: 'node-z' }), context()));
+    expect(notFound.code).toBe(Code.NotFound);
+    expect(notFound.message).toMatch(/node "node-z" does not exist/);
+    const byInstance = await rejection(handlerFor(api).handle(event({ instance_id: 'i-0zzz' }), context()));
+    expect(byInstance.message).toMatch(/no node has instance i-0zzz/);
+
+    const skipped = await handlerFor(api, { nodeNotFound: 'skip' }).handle(event({ instance_id: 'i-0zzz' }), context());
+    expect(skipped).toMatchObject({ status: 'skipped' });
+    expect(writes(api)).toEqual([]);
+  });
+
+  it('answers INVALID_ARGUMENT for an event with neither a node nor an instance_id label', async () => {
+    const api = await startCluster();
+    const err = await rejection(handlerFor(api).handle(event({ alertname: 'SpotTerminating' }), context()));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toBe('the event has neither a "node" nor an "instance_id" label, so there is no node to drain');
+  });
+
+  it('retries API faults', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    api.failNext(2, { code: 500 });
+    api.failNext(1, { code: 409, method: 'PATCH' });
+    api.failNext(2, { code: 503, method: 'POST', path: /\/eviction$/ });
+
+    const result = await handlerFor(api).handle(event({ node: 'node-a' }), context());
+
+    expect(result.attributes).toMatchObject({ pods_evicted: '3', pods_remaining: '0' });
+    expect(api.cluster.node('node-a')?.spec?.unschedulable).toBe(true);
+    expect(api.requests.map((r) => r.code).filter((c) => c >= 400)).toEqual([500, 500, 409, 503, 503]);
+  });
+
+  it('serves over real gRPC and answers node, pods_evicted, pods_remaining, duration_ms', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const server = await serve(0, handlerFor(api), { host: '127.0.0.1' });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+
+    const res = await client.handle(event({ node: 'node-a' }), { flow: 'spot', timeoutMs: 5_000 });
+
+    expect(res.status).toBe('ok');
+    expect(res.message).toBe('drained node node-a: 1 pods evicted');
+    expect(Object.keys(res.attributes).sort()).toEqual(['duration_ms', 'node', 'pods_evicted', 'pods_remaining']);
+    expect(res.attributes).toMatchObject({ node: 'node-a', pods_evicted: '1', pods_remaining: '0' });
+    expect(Number(res.attributes.duration_ms)).toBeGreaterThanOrEqual(0);
+  });
+});
