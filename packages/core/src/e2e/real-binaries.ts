@@ -63,9 +63,9 @@ export function describeWithBinaries(
     return;
   }
   const message =
-    `${missing.map((b) => `"${b.command}"`).join(' and ')} not found on PATH; ` +
-    `install with: apt-get install ${missing.map((b) => b.debianPackage).join(' ')} ` +
-    `(the end-to-end tests need prometheus and prometheus-alertmanager: apt-get install prometheus prometheus-alertmanager)`;
+    `${missing.map((b) => `"${b.command}"`).join(' and ')} not found on PATH. ` +
+    `Install with: apt-get install ${missing.map((b) => b.debianPackage).join(' ')} ` +
+    `(every end-to-end test: apt-get install ${PROMETHEUS.debianPackage} ${ALERTMANAGER.debianPackage})`;
   if (process.env.CI === 'true') {
     throw new Error(`CI=true and a required binary is missing, so "${title}" cannot run: ${message}`);
   }

@@ -1,0 +1,99 @@
+import { parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
+import { serve, type PluginServer } from '@hollowtrees/grpcplugin';
+import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
+import { createDrainHandler } from '@hollowtrees/plugin-k8s-drain';
+import { startAwsStandIn, startKubeApiServer, type AutoScalingGroup, type AwsStandIn, type KubeApiServer } from '@hollowtrees/testkit';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+/** Everything the spot-termination path needs, on loopback. */
+export interface SpotTerminationStack {
+  kube: KubeApiServer;
+  aws: AwsStandIn;
+  /** The group as the stand-in holds it (live). */
+  group: AutoScalingGroup;
+  core: Hollowtrees;
+  /** The spot instance that will be reclaimed, a member of an Auto Scaling group. */
+  instanceId: string;
+  groupName: string;
+  /** Its Kubernetes node, found by the drain plugin through spec.providerID. */
+  nodeName: string;
+  close(): Promise<void>;
+}
+
+const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+/**
+ * Starts the stand-ins for kube-apiserver, EC2 and Auto Scaling, both plugins
+ * over real gRPC, and core with one flow: drain, then replace, then log.
+ */
+export async function startSpotTerminationStack(logger?: Logger): Promise<SpotTerminationStack> {
+  const kube = await startKubeApiServer({ msPerGraceSecond: 5 });
+  const aws = await startAwsStandIn();
+  const groupName = 'spot-workers';
+  const group = aws.autoScaling.addGroup({ name: groupName, desiredCapacity: 2, minSize: 1, maxSize: 4, instanceType: 'm5.large', availabilityZone: 'us-east-1a' });
+  const instanceId = [...group.members.keys()][0]!;
+  const nodeName = 'ip-10-0-1-23.ec2.internal';
+  kube.cluster.addNode({ metadata: { name: nodeName }, spec: { providerID: `aws:///us-east-1a/${instanceId}` } });
+  kube.cluster.addNode({ metadata: { name: 'ip-10-0-2-41.ec2.internal' }, spec: { providerID: 'aws:///us-east-1b/i-0other' } });
+  for (let i = 0; i < 6; i++) {
+    kube.cluster.addPod({
+      metadata: { name: `web-${i}`, namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'rs-web', controller: true }] },
+      spec: { nodeName, terminationGracePeriodSeconds: 5, volumes: [] },
+    });
+  }
+
+  const kc = new KubeConfig();
+  kc.loadFromOptions(kube.kubeConfigOptions());
+  const drain: PluginServer = await serve(0, createDrainHandler(kc, { deletionPollMs: 20, logger: quiet }), { host: '127.0.0.1' });
+  const replaceHandler = new AwsSpotReplaceHandler({ region: 'us-east-1', endpoint: aws.url, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' }, logger: quiet });
+  const replace: PluginServer = await serve(0, replaceHandler, { host: '127.0.0.1' });
+
+  const config = parseConfig(
+    `
+plugins:
+  k8s-drain: { type: grpc, address: "127.0.0.1:${drain.port}", timeout: 60s }
+  aws-spot: { type: grpc, address: "127.0.0.1:${replace.port}", timeout: 30s }
+flows:
+  spot-termination:
+    description: Cordon and drain the node, then replace the reclaimed instance
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    cooldown: 10m
+    plugins: [k8s-drain, aws-spot, log]
+`,
+    'spot-termination.yaml',
+    {},
+  );
+  const core = await startHollowtrees(config, { listen: '127.0.0.1:0', ...(logger ? { logger } : {}) });
+  return {
+    kube,
+    aws,
+    group,
+    core,
+    instanceId,
+    groupName,
+    nodeName,
+    async close() {
+      await core.close();
+      await drain.close();
+      await replace.close();
+      replaceHandler.close();
+      await kube.close();
+      await aws.close();
+    },
+  };
+}
+
+/** The alert Prometheus sends when the exporter sees the spot notice. */
+export function spotAlert(instanceId: string): unknown[] {
+  return [
+    {
+      labels: { alertname: 'SpotInstanceTerminating', instance_id: instanceId, instance_action: 'terminate', region: 'us-east-1', severity: 'critical' },
+      annotations: { summary: `Spot instance ${instanceId} is being reclaimed` },
+      startsAt: new Date().toISOString(),
+      endsAt: new Date(Date.now() + 60_000).toISOString(),
+      generatorURL: 'http://prometheus:9090/graph',
+    },
+  ];
+}
