@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
-import { stderrLogger } from './logger.js';
+import { jsonLogger } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler } from './replace-handler.js';
 
 let command: CliCommand;
@@ -16,7 +16,8 @@ try {
 if (command.kind === 'help') {
   process.stdout.write(`${USAGE}\n`);
 } else {
-  const handler = new AwsSpotReplaceHandler({ ...command.handler, logger: stderrLogger });
+  const logger = jsonLogger();
+  const handler = new AwsSpotReplaceHandler({ ...command.handler, logger });
   try {
     const server = await serve(command.port, handler, command.serve);
     // serve() is not told to handle signals: the SDK clients must be released after it drains.
@@ -24,7 +25,7 @@ if (command.kind === 'help') {
       void server.close().then(() => handler.close());
     };
     process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
-    stderrLogger.info('hollowtrees-aws-spot serving', {
+    logger.info('hollowtrees-aws-spot serving', {
       host: command.serve.host,
       port: server.port,
       tls: command.serve.tls !== undefined,

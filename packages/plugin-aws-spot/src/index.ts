@@ -16,7 +16,6 @@ export {
 } from './replace-handler.js';
 export type { AwsCredentials } from './aws-clients.js';
 export type { RetryOptions } from './retry-strategy.js';
-export { stderrLogger, type Logger } from './logger.js';
 export { grpcCodeFor } from './aws-error.js';
 export { siblingInstanceTypes } from './instance-types.js';
 export { REPLACES_TAG, DETACHED_FROM_TAG } from './tags.js';

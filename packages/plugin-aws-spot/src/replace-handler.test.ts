@@ -1,7 +1,7 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import { startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Logger } from './logger.js';
+import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
 
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';

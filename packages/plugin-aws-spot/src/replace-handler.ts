@@ -4,7 +4,7 @@ import { toPluginError } from './aws-error.js';
 import { detachFromGroup } from './asg-detach.js';
 import { replaceWithFleet } from './fleet-replace.js';
 import { lookupInstance, type InstanceInfo } from './instance-lookup.js';
-import { stderrLogger, type Logger } from './logger.js';
+import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { ReplacementOutcome } from './replacement-outcome.js';
 import type { RetryOptions } from './retry-strategy.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
@@ -85,7 +85,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
 
   constructor(options: AwsSpotReplaceOptions = {}) {
     this.options = options;
-    this.logger = options.logger ?? stderrLogger;
+    this.logger = options.logger ?? jsonLogger();
     this.now = options.now ?? (() => performance.now());
   }
 

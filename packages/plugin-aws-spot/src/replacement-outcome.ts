@@ -1,4 +1,4 @@
-import type { Logger } from './logger.js';
+import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { AwsClients } from './aws-clients.js';
 import type { InstanceInfo } from './instance-lookup.js';
 

@@ -3,7 +3,7 @@ import { serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
 import { createDrainHandler } from './drain-handler.js';
 import { loadKubeConfig } from './kube-config.js';
-import { jsonLogger } from './logger.js';
+import { jsonLogger } from '@hollowtrees/grpcplugin';
 
 async function main(argv: readonly string[]): Promise<number> {
   let command;

@@ -1,7 +1,7 @@
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
 import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
-import type { Logger } from './logger.js';
+import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { NodeMarks, Taint } from './node-marks.js';
 import { withRetries, type Backoff } from './retry.js';
 

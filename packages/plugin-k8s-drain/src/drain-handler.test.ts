@@ -4,7 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDrainHandler, DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
-import type { Logger } from './logger.js';
+import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { DrainOptions } from './options.js';
 
 const cleanups: Array<() => unknown> = [];

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { V1Node } from '@kubernetes/client-node';
 import { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
-import type { Logger } from './logger.js';
+import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { toPluginError } from './api-errors.js';
 
 /** The reasons of the Kubernetes Events this plugin records on a node. */

@@ -3,7 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { forEachBounded } from './bounded-parallel.js';
 import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
-import type { Logger } from './logger.js';
+import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { podKey } from './pod-filter.js';
 import { withRetries, type Backoff } from './retry.js';
 

@@ -18,6 +18,5 @@ export { createKubeApi, type KubeApi } from './kube-api.js';
 export { loadKubeConfig } from './kube-config.js';
 export { DEFAULT_NODE_LABEL, DEFAULT_TAINT, parseNodeLabel, parseTaint, type NodeLabel, type NodeMarks, type Taint } from './node-marks.js';
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './retry.js';
-export { jsonLogger, type Logger } from './logger.js';
 export { instanceIdOf } from './node-lookup.js';
 export type { NodeEventReason } from './events.js';

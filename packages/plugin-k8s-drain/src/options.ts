@@ -1,4 +1,4 @@
-import { jsonLogger, type Logger } from './logger.js';
+import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
 import { exponentialBackoff, type Backoff } from './retry.js';
 
