@@ -1,14 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AlertEventData } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
 import { parseAlerts } from './parse-alerts.js';
+import { readFixture } from '../test-support/fixtures.js';
 
-const fixtures = new URL('../../../../../shared/fixtures/', import.meta.url);
-const fixture = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, fixtures), 'utf8')) as T;
-const prometheusRequests = fixture<Array<{ path: string; body: unknown[] }>>('prometheus-2.42-api-v2-alerts.json');
-const webhookFiring = fixture<unknown>('alertmanager-0.25-webhook-firing.json');
-const webhookResolved = fixture<unknown>('alertmanager-0.25-webhook-resolved.json');
+const prometheusRequests = readFixture<Array<{ path: string; body: unknown[] }>>('prometheus-2.42-api-v2-alerts.json');
+const webhookFiring = readFixture<unknown>('alertmanager-0.25-webhook-firing.json');
+const webhookResolved = readFixture<unknown>('alertmanager-0.25-webhook-resolved.json');
 const limits = { maxBodyBytes: 1 << 20, maxAlertsPerRequest: 100, maxLabelsPerAlert: 10, maxLabelLength: 64, maxConcurrentRequests: 10 };
 const body = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
@@ -12,6 +13,7 @@ export type AlertFormat = 'api_v2' | 'api_v1' | 'webhook';
 const DEFAULT_SOURCE = 'urn:hollowtrees:receiver';
 
 function parseJson(body: Buffer): unknown {
+  if (!isUtf8(body)) throw new HttpError(400, 'bad_json', 'body is not valid UTF-8');
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {

@@ -23,6 +23,6 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     req.on('data', onData);
     req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.once('error', reject);
+    req.once('error', () => reject(new HttpError(400, 'bad_data', 'request body ended early: the client closed the connection')));
   });
 }
