@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'bench/**/*.test.ts'],
+    // The soak runs on its own afterwards (vitest.soak.config.ts), with the machine to itself.
+    exclude: [...configDefaults.exclude, '**/*.soak.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
     // Files run in parallel, each with its own ephemeral ports.

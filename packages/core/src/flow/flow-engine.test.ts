@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
 import { CoreMetrics } from '../metrics.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
+import { DropLog } from './drop-log.js';
 import { FlowEngine } from './flow-engine.js';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
@@ -217,5 +218,22 @@ flows:
     await vi.advanceTimersByTimeAsync(1_000);
     await done;
     expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'interrupted' });
+  });
+});
+
+describe('drop log', () => {
+  beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
+  afterEach(() => vi.useRealTimers());
+
+  it('logs the first dropped event at once, then one line per interval with the count', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const log = new DropLog(logger, () => Date.now(), 10_000);
+    for (let i = 0; i < 1_000; i++) log.dropped('spot', 'queue_full', { eventId: `e${i}` });
+    expect(lines).toHaveLength(1);
+    vi.advanceTimersByTime(10_000);
+    log.dropped('spot', 'queue_full', { eventId: 'late' });
+    log.dropped('other', 'queue_full', { eventId: 'x' });
+    expect(lines.map((l) => [l.flow, l.eventId, l.alsoDroppedSinceLastLine])).toEqual([['spot', 'e0', undefined], ['spot', 'late', 999], ['other', 'x', undefined]]);
   });
 });

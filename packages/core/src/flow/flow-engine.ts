@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
@@ -5,6 +6,7 @@ import type { FlowConfig } from '../config/schema.js';
 import type { CoreMetrics } from '../metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import { BoundedQueue } from './bounded-queue.js';
+import { DropLog } from './drop-log.js';
 import { compileMatcher, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
 import { GroupStates, type GroupState } from './group-states.js';
@@ -73,12 +75,16 @@ export class FlowEngine {
   private readonly random: () => number;
   private readonly recent: RecentRuns;
   private readonly abort = new AbortController();
+  private readonly dropLog: DropLog;
   private accepting = true;
 
   constructor(private readonly options: FlowEngineOptions) {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.recent = new RecentRuns(options.recentRuns ?? 100);
+    this.dropLog = new DropLog(options.logger, () => this.clock.now());
+    // Every plugin call in flight listens on this one signal: thousands at once is normal.
+    setMaxListeners(0, this.abort.signal);
     this.states = options.states ?? new GroupStates(options.journal ? (change) => options.journal!.record(change) : undefined);
     this.flows = Object.entries(options.flows).map(([name, config]) => ({
       name,
@@ -98,7 +104,7 @@ export class FlowEngine {
   /** Hands one accepted event to every flow that takes it. Never throws. */
   dispatch(event: CloudEvent, receivedAt: number): DispatchResult {
     const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: 0 };
-    const { metrics, logger } = this.options;
+    const { metrics } = this.options;
     for (const flow of this.flows) {
       if (!flow.matches(event)) continue;
       result.matched++;
@@ -106,7 +112,7 @@ export class FlowEngine {
       if (!this.accepting) {
         result.dropped++;
         metrics.eventsDropped.inc({ flow: flow.name, reason: 'shutting_down' });
-        logger.warn({ flow: flow.name, groupKey: key, eventId: event.id }, 'event dropped: shutting down');
+        this.dropLog.dropped(flow.name, 'shutting_down', { groupKey: key, eventId: event.id });
         continue;
       }
       if (!this.states.tryStart(key, flow.name, event.id, this.clock.now())) {
@@ -118,7 +124,7 @@ export class FlowEngine {
         this.states.release(key);
         result.dropped++;
         metrics.eventsDropped.inc({ flow: flow.name, reason: 'queue_full' });
-        logger.warn({ flow: flow.name, groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, 'event dropped: flow queue full');
+        this.dropLog.dropped(flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize });
         continue;
       }
       result.started++;

@@ -1,6 +1,7 @@
 /** Why the receiver refused a request; also the `reason` label of the rejection counter. */
 export type RejectReason =
   | 'bad_json'
+  | 'bad_request'
   | 'bad_data'
   | 'too_large'
   | 'too_many_alerts'

@@ -36,6 +36,12 @@ export interface ReceiverOptions {
   tls?: { cert: Buffer; key: Buffer };
 }
 
+/**
+ * A slow or stalled client must not hold one of the `maxConcurrentRequests`
+ * slots for Node's default five minutes; keep-alive outlasts the senders' idle pools.
+ */
+const SERVER_TIMEOUTS = { keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 30_000 };
+
 /** Probes must work without credentials. */
 const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
 
@@ -68,6 +74,8 @@ export class Receiver {
   private readonly server: Server;
   private ready = false;
   private inFlight = 0;
+  /** Sockets with a request core is handling, so a parser error on them is not counted twice. */
+  private readonly busySockets = new WeakSet<object>();
   private readonly getRoutes: Record<string, GetRoute>;
 
   constructor(private options: ReceiverOptions) {
@@ -86,9 +94,11 @@ export class Receiver {
     };
     const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     this.server = options.tls
-      ? createHttpsServer({ keepAliveTimeout: 65_000, cert: options.tls.cert, key: options.tls.key }, listener)
-      : createServer({ keepAliveTimeout: 65_000 }, listener);
-    this.server.on('clientError', (_err, socket) => {
+      ? createHttpsServer({ ...SERVER_TIMEOUTS, cert: options.tls.cert, key: options.tls.key }, listener)
+      : createServer(SERVER_TIMEOUTS, listener);
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Count what Node's parser refused before core saw a request; a request core took is counted where it fails.
+      if (!this.busySockets.has(socket) && err.code !== 'ECONNRESET') this.options.metrics.requestsRejected.inc({ reason: 'bad_request' });
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
@@ -129,6 +139,8 @@ export class Receiver {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0]!;
+    this.busySockets.add(req.socket);
+    res.once('close', () => this.busySockets.delete(req.socket));
     try {
       if (this.options.authenticate && !OPEN_PATHS.has(path) && !this.options.authenticate(req)) {
         // One answer for every failure: no hint which part was wrong.
