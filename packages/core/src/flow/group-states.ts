@@ -43,7 +43,8 @@ export class GroupStates {
       this.release(key);
       return;
     }
-    const state: GroupState = { ...current, phase: 'cooling', since: now, until: now + cooldownMs };
+    // Spelled out rather than spread: one object shape for every cooling group, the smallest one.
+    const state: GroupState = { key: current.key, flow: current.flow, phase: 'cooling', eventId: current.eventId, since: now, until: now + cooldownMs };
     this.groups.set(key, state);
     this.persist(state);
   }

@@ -78,6 +78,12 @@ describe('alerts to CloudEvents', () => {
     expect(firing!.id).toBe(parseAlerts('api_v2', body(first), new Date(startsAt), limits)[0]!.id);
   });
 
+  it('gives label sets that only differ in where separators fall different ids', () => {
+    const idOf = (labels: Record<string, string>) => parseAlerts('api_v2', body([{ labels: { alertname: 'A', ...labels }, startsAt }]), new Date(startsAt), limits)[0]!.id;
+    expect(idOf({ a: 'x\u0000b\u0000y' })).not.toBe(idOf({ a: 'x', b: 'y' }));
+    expect(idOf({ a: 'b1:c' })).not.toBe(idOf({ a: 'b', c: '' }));
+  });
+
   it('ignores unknown fields', () => {
     const [event] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, extra: { deep: [1] }, startsAt }]), new Date(startsAt), limits);
     expect(event!.type).toBe('prometheus.server.alert.A');

@@ -1,0 +1,24 @@
+/** Alert bodies for `POST /api/v2/alerts` (Alertmanager's `postableAlert`), the same bytes for both targets. */
+
+/** The alertname the bench's flows take. */
+export const BENCH_ALERTNAME = 'SpotInstanceTerminating';
+
+const STARTS_AT = new Date().toISOString();
+const ENDS_AT = new Date(Date.now() + 6 * 3600_000).toISOString();
+
+/** One alert, about instance `instanceId` (its group key): about 300 bytes of JSON. */
+export function alertJson(instanceId: string): string {
+  return (
+    `{"labels":{"alertname":"${BENCH_ALERTNAME}","instance_id":"${instanceId}","node":"ip-10-0-${instanceId}.ec2.internal",` +
+    `"availability_zone":"eu-west-1a","instance_type":"m5.large","cluster_name":"bench","instance_action":"terminate"},` +
+    `"annotations":{"summary":"spot instance ${instanceId} will be reclaimed"},` +
+    `"startsAt":"${STARTS_AT}","endsAt":"${ENDS_AT}","generatorURL":"http://prometheus:9090/graph"}`
+  );
+}
+
+/** A JSON array of `count` alerts for instances `${prefix}${first}` .. `${prefix}${first + count - 1}`. */
+export function alertsBody(prefix: string, first: number, count: number): string {
+  const parts = new Array<string>(count);
+  for (let i = 0; i < count; i++) parts[i] = alertJson(`${prefix}${first + i}`);
+  return `[${parts.join(',')}]`;
+}

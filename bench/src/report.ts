@@ -1,0 +1,178 @@
+/** The bench's results, the pass/fail of each target, and the table printed from them. */
+import type { FloorResult } from './grpc-floor.js';
+import type { LoadResult } from './loadgen.js';
+import type { MachineInfo } from './machine.js';
+import type { Summary } from './stats.js';
+import type { ChartPanel } from './svg-chart.js';
+
+export interface IngestRun {
+  batch: number;
+  load: LoadResult;
+  /** The server's CPU over the run (warm-up included), % of one core. */
+  serverCpuPercent: number;
+  /** Plugin calls (Hollowtrees) or webhook alerts (Alertmanager) by the end of the run. */
+  actionsDelivered: number;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  wallSeconds: number;
+  machine: MachineInfo;
+  generatorCeiling: Record<string, LoadResult>;
+  ingest: { hollowtrees: IngestRun[]; alertmanager: IngestRun[] };
+  latency: { floor: FloorResult; hollowtrees: Summary; alertmanager: Summary };
+  massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number };
+  memory: {
+    groups: number;
+    /** Paced fill: each batch acted on before the next. */
+    hollowtrees: { idleBytes: number; loadedBytes: number; fillSeconds: number };
+    /** Burst fill: all batches posted back to back, runs queued behind them. */
+    hollowtreesBurst: { idleBytes: number; loadedBytes: number; fillSeconds: number };
+    alertmanager: { idleBytes: number; loadedBytes: number; fillSeconds: number; webhookAlerts: number };
+  };
+}
+
+export interface TargetCheck {
+  name: string;
+  target: string;
+  measured: string;
+  pass: boolean;
+}
+
+const fmtRate = (n: number): string => `${Math.round(n).toLocaleString('en-US')}/s`;
+const fmtMs = (n: number): string => `${n.toFixed(2)} ms`;
+const fmtMiB = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
+const fmtRatio = (n: number): string => `${n.toFixed(2)}×`;
+
+function batchRun(runs: IngestRun[], batch: number): IngestRun {
+  const run = runs.find((r) => r.batch === batch);
+  if (!run) throw new Error(`no ingest run with batch ${batch}`);
+  return run;
+}
+
+/** Each target of issue 7, measured. */
+export function checkTargets(r: BenchResults): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  for (const batch of [1, 100]) {
+    const ht = batchRun(r.ingest.hollowtrees, batch).load.alertsPerSecond;
+    const am = batchRun(r.ingest.alertmanager, batch).load.alertsPerSecond;
+    checks.push({ name: `ingest, batches of ${batch}`, target: '≥ 3× Alertmanager', measured: `${fmtRatio(ht / am)} (${fmtRate(ht)} vs ${fmtRate(am)})`, pass: ht >= 3 * am });
+  }
+  const floorP99 = r.latency.floor.latencyMs.p99;
+  const bound = 3 * floorP99 + 1;
+  const htP99 = r.latency.hollowtrees.p99;
+  const amP99 = r.latency.alertmanager.p99;
+  checks.push({ name: 'alert-to-plugin p99 vs floor', target: `≤ 3× floor + 1 ms = ${fmtMs(bound)}`, measured: fmtMs(htP99), pass: htP99 <= bound });
+  checks.push({ name: 'alert-to-plugin p99 vs Alertmanager', target: `< Alertmanager p99 (${fmtMs(amP99)})`, measured: fmtMs(htP99), pass: htP99 < amP99 });
+  checks.push({ name: `mass reclaim, ${r.massReclaim.alerts} instances`, target: '≤ 1,000 ms', measured: `${r.massReclaim.allCalledMs.toFixed(0)} ms`, pass: r.massReclaim.allCalledMs <= 1_000 });
+  const htMem = r.memory.hollowtrees.loadedBytes;
+  const amMem = r.memory.alertmanager.loadedBytes;
+  checks.push({ name: `memory, ${r.memory.groups.toLocaleString('en-US')} groups`, target: '≤ 1/5 of Alertmanager', measured: `${fmtMiB(htMem)} vs ${fmtMiB(amMem)} (1/${(amMem / htMem).toFixed(1)})`, pass: htMem * 5 <= amMem });
+  return checks;
+}
+
+function markdownTable(header: string[], rows: string[][]): string {
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/** The results table (Markdown), as printed and pasted into the README. */
+export function resultsTable(r: BenchResults): string {
+  const rows: string[][] = [];
+  for (const batch of [1, 100]) {
+    const ht = batchRun(r.ingest.hollowtrees, batch);
+    const am = batchRun(r.ingest.alertmanager, batch);
+    const ceiling = r.generatorCeiling[`batch${batch}`];
+    rows.push([
+      `Ingest, batches of ${batch} (alerts/s)`,
+      fmtRate(ht.load.alertsPerSecond),
+      fmtRate(am.load.alertsPerSecond),
+      ceiling ? `generator ceiling ${fmtRate(ceiling.alertsPerSecond)}` : '',
+      `${fmtRatio(ht.load.alertsPerSecond / am.load.alertsPerSecond)} AM`,
+    ]);
+  }
+  const f = r.latency.floor.latencyMs;
+  const ht = r.latency.hollowtrees;
+  const am = r.latency.alertmanager;
+  rows.push(['Alert → action p50', fmtMs(ht.p50), fmtMs(am.p50), `gRPC floor ${fmtMs(f.p50)}`, `${fmtRatio(ht.p50 / f.p50)} / ${fmtRatio(am.p50 / f.p50)} floor`]);
+  rows.push(['Alert → action p99', fmtMs(ht.p99), fmtMs(am.p99), `gRPC floor ${fmtMs(f.p99)}`, `${fmtRatio(ht.p99 / f.p99)} / ${fmtRatio(am.p99 / f.p99)} floor`]);
+  rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
+  rows.push([
+    `RSS with ${r.memory.groups.toLocaleString('en-US')} groups`,
+    fmtMiB(r.memory.hollowtrees.loadedBytes),
+    fmtMiB(r.memory.alertmanager.loadedBytes),
+    '',
+    `1/${(r.memory.alertmanager.loadedBytes / r.memory.hollowtrees.loadedBytes).toFixed(1)}`,
+  ]);
+  const main = markdownTable(['Measurement', 'Hollowtrees', `Alertmanager ${r.machine.alertmanager}`, 'Reference', 'Ratio'], rows);
+  const checks = markdownTable(
+    ['Target (issue 7)', 'Wanted', 'Measured', 'Result'],
+    checkTargets(r).map((c) => [c.name, c.target, c.measured, c.pass ? 'PASS' : 'FAIL']),
+  );
+  return `${main}\n\n${checks}`;
+}
+
+/** The generator's evidence that it was not the bottleneck. */
+export function generatorTable(r: BenchResults): string {
+  const rows: string[][] = [];
+  for (const batch of [1, 100]) {
+    const ceiling = r.generatorCeiling[`batch${batch}`];
+    const ht = batchRun(r.ingest.hollowtrees, batch);
+    const am = batchRun(r.ingest.alertmanager, batch);
+    const cpu = (run: IngestRun): string => `${run.load.cpuPercent.toFixed(0)}% (server ${run.serverCpuPercent.toFixed(0)}%)`;
+    rows.push([`batches of ${batch}`, ceiling ? `${fmtRate(ceiling.alertsPerSecond)} at ${ceiling.cpuPercent.toFixed(0)}%` : '', cpu(ht), cpu(am)]);
+  }
+  return markdownTable(['Load generator', 'Against a null HTTP server (rate, generator CPU)', 'Generator CPU vs Hollowtrees', 'Generator CPU vs Alertmanager'], rows);
+}
+
+/** The machine, one line. */
+export function machineLine(m: MachineInfo): string {
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}, Node ${m.node}, Alertmanager ${m.alertmanager}`;
+}
+
+/** The chart's panels. */
+export function chartPanels(r: BenchResults): ChartPanel[] {
+  const HT = '#2f7d32';
+  const AM = '#c0392b';
+  const REF = '#7f8c8d';
+  const panels: ChartPanel[] = [];
+  for (const batch of [1, 100]) {
+    panels.push({
+      title: `Ingest, batches of ${batch}, 8 connections`,
+      unit: 'alerts/s',
+      bars: [
+        { label: 'Hollowtrees', value: batchRun(r.ingest.hollowtrees, batch).load.alertsPerSecond, color: HT },
+        { label: 'Alertmanager', value: batchRun(r.ingest.alertmanager, batch).load.alertsPerSecond, color: AM },
+      ],
+    });
+  }
+  panels.push({
+    title: 'Alert → action latency, p50 / p99',
+    unit: 'ms',
+    bars: [
+      { label: 'raw gRPC floor p50', value: r.latency.floor.latencyMs.p50, color: REF },
+      { label: 'Hollowtrees p50', value: r.latency.hollowtrees.p50, color: HT },
+      { label: 'Alertmanager p50', value: r.latency.alertmanager.p50, color: AM },
+      { label: 'raw gRPC floor p99', value: r.latency.floor.latencyMs.p99, color: REF },
+      { label: 'Hollowtrees p99', value: r.latency.hollowtrees.p99, color: HT },
+      { label: 'Alertmanager p99', value: r.latency.alertmanager.p99, color: AM },
+    ],
+  });
+  panels.push({
+    title: `Mass reclaim: ${r.massReclaim.alerts} instances in one POST, ${r.massReclaim.pluginDelayMs} ms plugin`,
+    unit: 'ms',
+    bars: [
+      { label: 'Hollowtrees, all called', value: r.massReclaim.allCalledMs, color: HT },
+      { label: 'target', value: 1_000, color: REF },
+    ],
+  });
+  panels.push({
+    title: `RSS holding ${r.memory.groups.toLocaleString('en-US')} groups`,
+    unit: 'MiB',
+    bars: [
+      { label: 'Hollowtrees', value: r.memory.hollowtrees.loadedBytes / 2 ** 20, color: HT },
+      { label: 'Alertmanager', value: r.memory.alertmanager.loadedBytes / 2 ** 20, color: AM },
+    ],
+  });
+  return panels;
+}

@@ -1,0 +1,266 @@
+/**
+ * `pnpm bench`: Hollowtrees side by side with Prometheus Alertmanager and the
+ * raw gRPC floor, on loopback. Prints a table and writes JSON and an SVG chart
+ * into bench/results/, copied to bench/latest.{json,svg}.
+ *
+ * Environment:
+ *   BENCH_ONLY=ingest,latency,reclaim,memory   run only some sections (results are then partial)
+ *   BENCH_CPU_PROF=<dir>                      run Hollowtrees under `node --cpu-prof` into <dir>
+ */
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { alertJson, alertsBody } from './alerts.js';
+import { measureGrpcFloor } from './grpc-floor.js';
+import { runLoad, type LoadResult } from './loadgen.js';
+import { describeMachine, processCpuSeconds } from './machine.js';
+import { startNullServer } from './null-server.js';
+import { chartPanels, checkTargets, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun } from './report.js';
+import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
+import { summarize, type Summary } from './stats.js';
+import { renderBarChart } from './svg-chart.js';
+import { postAlerts, readMetric, startAlertmanager, startHollowtrees, type Target } from './targets.js';
+
+const BENCH_DIR = new URL('..', import.meta.url).pathname;
+const CONNECTIONS = 8;
+const INGEST_WARMUP_MS = 1_000;
+const INGEST_MS = 5_000;
+const LATENCY_SAMPLES = 2_000;
+const LATENCY_WARMUP = 200;
+const RECLAIM_ALERTS = 1_000;
+const RECLAIM_DELAY_MS = 50;
+const MEMORY_GROUPS = 100_000;
+const MEMORY_BATCH = 1_000;
+
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory').split(','));
+const cpuProfDir = process.env.BENCH_CPU_PROF;
+const htNodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = (text: string): void => void process.stderr.write(`[bench] ${text}\n`);
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+async function generatorCeiling(): Promise<Record<string, LoadResult>> {
+  const server = await startNullServer();
+  const out: Record<string, LoadResult> = {};
+  try {
+    for (const batch of [1, 100]) {
+      out[`batch${batch}`] = await runLoad({ url: `${server.url}/api/v2/alerts`, connections: CONNECTIONS, batch, warmupMs: 500, durationMs: 3_000, prefix: `null-${batch}-` });
+      log(`null server, batch ${batch}: ${Math.round(out[`batch${batch}`]!.alertsPerSecond)} alerts/s, generator CPU ${out[`batch${batch}`]!.cpuPercent.toFixed(0)}%`);
+    }
+  } finally {
+    server.close();
+  }
+  return out;
+}
+
+async function ingestAgainst(start: () => Promise<{ target: Target; sink: Sink }>, label: string): Promise<IngestRun[]> {
+  const runs: IngestRun[] = [];
+  for (const batch of [1, 100]) {
+    const { target, sink } = await start();
+    try {
+      const cpuBefore = processCpuSeconds(target.pid);
+      const wallBefore = performance.now();
+      const load = await runLoad({ url: `${target.url}/api/v2/alerts`, connections: CONNECTIONS, batch, warmupMs: INGEST_WARMUP_MS, durationMs: INGEST_MS, prefix: `i-${batch}-` });
+      const serverCpuPercent = ((processCpuSeconds(target.pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000)) * 100;
+      runs.push({ batch, load, serverCpuPercent, actionsDelivered: sink.received });
+      log(`${label} ingest batch ${batch}: ${Math.round(load.alertsPerSecond)} alerts/s (${load.errors} errors), generator CPU ${load.cpuPercent.toFixed(0)}%, server CPU ${serverCpuPercent.toFixed(0)}%, actions delivered ${sink.received}`);
+    } finally {
+      await target.stop();
+      await sink.close();
+    }
+  }
+  return runs;
+}
+
+/** Posts one alert at a time and times POST start → the sink's handler entered for that alert. */
+async function latencyAgainst(target: Target, sink: Sink, prefix: string): Promise<Summary> {
+  const latencies: number[] = [];
+  for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i++) {
+    const id = `${prefix}${i}`;
+    let timer: NodeJS.Timeout | undefined;
+    const entered = new Promise<number>((resolve, reject) => {
+      sink.onEntry((instance, at) => instance === id && resolve(at));
+      timer = setTimeout(() => reject(new Error(`${target.name}: no action for ${id} within 5 s`)), 5_000);
+    });
+    const body = `[${alertJson(id)}]`;
+    const t0 = performance.now();
+    await postAlerts(target.url, body);
+    const at = await entered;
+    clearTimeout(timer);
+    if (i >= LATENCY_WARMUP) latencies.push(at - t0);
+  }
+  sink.onEntry(undefined);
+  return summarize(latencies);
+}
+
+async function main(): Promise<void> {
+  const wallStart = performance.now();
+  const machine = describeMachine();
+  log(machineLine(machine));
+  const results: Partial<BenchResults> = { startedAt: new Date().toISOString(), machine };
+
+  if (only.has('ingest')) {
+    results.generatorCeiling = await generatorCeiling();
+    const hollowtrees = await ingestAgainst(async () => {
+      const sink = await startPluginSink();
+      return { sink, target: await startHollowtrees({ pluginAddress: sink.address, nodeArgs: htNodeArgs }) };
+    }, 'Hollowtrees');
+    const alertmanager = await ingestAgainst(async () => {
+      const sink = await startWebhookSink();
+      return { sink, target: await startAlertmanager(sink.address) };
+    }, 'Alertmanager');
+    results.ingest = { hollowtrees, alertmanager };
+  }
+
+  if (only.has('latency')) {
+    const floor = await measureGrpcFloor(5_000, 1_000);
+    log(`gRPC floor: p50 ${floor.latencyMs.p50.toFixed(3)} ms, p99 ${floor.latencyMs.p99.toFixed(3)} ms, ${Math.round(floor.callsPerSecond)} calls/s with 64 in flight`);
+    const plugin = await startPluginSink();
+    const ht = await startHollowtrees({ pluginAddress: plugin.address, nodeArgs: htNodeArgs });
+    let hollowtrees: Summary;
+    try {
+      hollowtrees = await latencyAgainst(ht, plugin, 'lat-');
+    } finally {
+      await ht.stop();
+      await plugin.close();
+    }
+    log(`Hollowtrees alert → plugin: p50 ${hollowtrees.p50.toFixed(3)} ms, p99 ${hollowtrees.p99.toFixed(3)} ms`);
+    const webhook = await startWebhookSink();
+    const am = await startAlertmanager(webhook.address);
+    let alertmanager: Summary;
+    try {
+      alertmanager = await latencyAgainst(am, webhook, 'lat-');
+    } finally {
+      await am.stop();
+      await webhook.close();
+    }
+    log(`Alertmanager alert → webhook: p50 ${alertmanager.p50.toFixed(3)} ms, p99 ${alertmanager.p99.toFixed(3)} ms`);
+    results.latency = { floor, hollowtrees, alertmanager };
+  }
+
+  if (only.has('reclaim')) {
+    const plugin = await startPluginSink({ delayMs: RECLAIM_DELAY_MS });
+    const ht = await startHollowtrees({ pluginAddress: plugin.address, nodeArgs: htNodeArgs });
+    try {
+      // Warm the process and the plugin channel as a running Hollowtrees would be.
+      await postAlerts(ht.url, alertsBody('warm-', 0, 100));
+      await waitFor('warm-up runs', () => plugin.received >= 100, 10_000);
+      await sleep(300);
+      const base = plugin.received;
+      let lastEntry = 0;
+      plugin.onEntry((instance, at) => {
+        if (instance.startsWith('reclaim-')) lastEntry = at;
+      });
+      const body = alertsBody('reclaim-', 0, RECLAIM_ALERTS);
+      const t0 = performance.now();
+      await postAlerts(ht.url, body);
+      const postAnsweredMs = performance.now() - t0;
+      await waitFor('all reclaim runs to call the plugin', () => plugin.received - base >= RECLAIM_ALERTS, 30_000, 1);
+      const allCalledMs = lastEntry - t0;
+      await waitFor('all reclaim runs to finish', async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, 5);
+      const allFinishedMs = performance.now() - t0;
+      results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs };
+      log(`mass reclaim: POST answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms`);
+    } finally {
+      plugin.onEntry(undefined);
+      await ht.stop();
+      await plugin.close();
+    }
+  }
+
+  if (only.has('memory')) {
+    /**
+     * Posts MEMORY_GROUPS distinct alerts in batches. Paced (the default), each
+     * batch waits until the target has acted on the previous one (plugin calls,
+     * webhook notifications), so what is measured is the memory of holding the
+     * groups, not of a backlog. Both targets are paced the same way.
+     */
+    const fill = async (target: Target, sink: Sink, prefix: string, paced: boolean): Promise<number> => {
+      const started = performance.now();
+      const base = sink.received;
+      for (let first = 0; first < MEMORY_GROUPS; first += MEMORY_BATCH) {
+        await postAlerts(target.url, alertsBody(prefix, first, MEMORY_BATCH));
+        if (paced) await waitFor(`${target.name} to act on ${first + MEMORY_BATCH} alerts`, () => sink.received - base >= first + MEMORY_BATCH, 60_000, 2);
+      }
+      return (performance.now() - started) / 1000;
+    };
+    const measureHollowtrees = async (paced: boolean): Promise<{ idleBytes: number; loadedBytes: number; fillSeconds: number }> => {
+      const plugin = await startPluginSink();
+      const ht = await startHollowtrees({ pluginAddress: plugin.address, cooldown: '1h' });
+      try {
+        const idleBytes = ht.rss();
+        const fillSeconds = await fill(ht, plugin, 'mem-', paced);
+        await waitFor(`${MEMORY_GROUPS} groups cooling down`, async () => (await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) >= MEMORY_GROUPS, 180_000, 200);
+        await sleep(2_000);
+        const result = { idleBytes, loadedBytes: ht.rss(), fillSeconds };
+        log(`Hollowtrees RSS (${paced ? 'paced' : 'burst'} fill): idle ${(idleBytes / 2 ** 20).toFixed(0)} MiB, with ${MEMORY_GROUPS} groups cooling ${(result.loadedBytes / 2 ** 20).toFixed(0)} MiB (filled in ${fillSeconds.toFixed(1)} s)`);
+        return result;
+      } finally {
+        await ht.stop();
+        await plugin.close();
+      }
+    };
+    const hollowtrees = await measureHollowtrees(true);
+    const hollowtreesBurst = await measureHollowtrees(false);
+    const webhook = await startWebhookSink();
+    const am = await startAlertmanager(webhook.address);
+    let alertmanager;
+    try {
+      const idleBytes = am.rss();
+      const fillSeconds = await fill(am, webhook, 'mem-', true);
+      await sleep(2_000);
+      alertmanager = { idleBytes, loadedBytes: am.rss(), fillSeconds, webhookAlerts: webhook.received };
+      log(`Alertmanager RSS (paced fill): idle ${(idleBytes / 2 ** 20).toFixed(0)} MiB, with ${MEMORY_GROUPS} groups ${(alertmanager.loadedBytes / 2 ** 20).toFixed(0)} MiB (filled in ${fillSeconds.toFixed(1)} s, ${webhook.received} notified)`);
+    } finally {
+      await am.stop();
+      await webhook.close();
+    }
+    results.memory = { groups: MEMORY_GROUPS, hollowtrees, hollowtreesBurst, alertmanager };
+  }
+
+  results.wallSeconds = (performance.now() - wallStart) / 1000;
+  const resultsDir = join(BENCH_DIR, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = results.startedAt!.replace(/[:.]/g, '-');
+  const jsonPath = join(resultsDir, `bench-${stamp}.json`);
+  writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+  if (!(results.ingest && results.latency && results.massReclaim && results.memory)) {
+    log(`partial run (BENCH_ONLY=${[...only].join(',')}): wrote ${jsonPath}; no table, chart or latest.*`);
+    return;
+  }
+  const full = results as BenchResults;
+  const svg = renderBarChart('Hollowtrees vs Prometheus Alertmanager, loopback', chartPanels(full), machineLine(machine));
+  const svgPath = join(resultsDir, `bench-${stamp}.svg`);
+  writeFileSync(svgPath, svg);
+  copyFileSync(jsonPath, join(BENCH_DIR, 'latest.json'));
+  copyFileSync(svgPath, join(BENCH_DIR, 'latest.svg'));
+
+  const out = [
+    '',
+    `Machine: ${machineLine(machine)}`,
+    '',
+    resultsTable(full),
+    '',
+    generatorTable(full),
+    '',
+    `Bench wall time: ${full.wallSeconds.toFixed(0)} s. Wrote ${jsonPath}, ${svgPath}, bench/latest.json, bench/latest.svg.`,
+    '',
+  ].join('\n');
+  process.stdout.write(out);
+  if (checkTargets(full).some((c) => !c.pass)) process.stdout.write('Some targets are missed (see FAIL above).\n');
+}
+
+main().then(
+  () => setTimeout(() => process.exit(0), 100).unref(),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
