@@ -9,5 +9,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Files run in parallel, each with its own ephemeral ports.
     pool: 'forks',
+    // The JSON report lets .ci/run print one closing 'N passed, N failed' line for both runs.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.tmp/vitest-main.json' },
   },
 });

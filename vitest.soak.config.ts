@@ -11,6 +11,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     fileParallelism: false,
+    reporters: ['default', 'json'],
+    outputFile: { json: '.tmp/vitest-soak.json' },
     env: { HOLLOWTREES_SOAK: '1' },
     // Lets the soak force a GC before it reads RSS and heap.
     execArgv: ['--expose-gc'],
