@@ -277,15 +277,14 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
       // Every run that started finished, none interrupted.
       expect(finished, `${flow}: runs started = runs finished`).toBe(coreFirst);
       expect(interrupted).toBe(0);
-      // The plugin saw every first attempt, except calls that timed out on core's side
-      // before reaching it (the plugin answers in at most 40 ms; the timeout is 5 s).
+      // The plugin saw every call core made. (The plugin answers in at most 40 ms; the
+      // timeout is 5 s. Calls used to be lost when core's requests overran the
+      // plugin's 64 KiB HTTP/2 connection window: see serve.ts, CONNECTION_WINDOW_BYTES.)
       expect(plugin.calls.every((c) => c.flow === flow)).toBe(true);
-      expect(pluginFirst, `${flow}: plugin first attempts`).toBeLessThanOrEqual(coreFirst);
-      expect(pluginFirst, `${flow}: plugin first attempts`).toBeGreaterThanOrEqual(coreFirst - deadlineFirst);
-      expect(plugin.calls.length, `${flow}: plugin calls`).toBeLessThanOrEqual(coreCalls);
-      expect(plugin.calls.length, `${flow}: plugin calls`).toBeGreaterThanOrEqual(coreCalls - deadline);
-      // Such lost calls stay rare.
-      expect(deadline, `${flow}: calls that hit the 5 s deadline`).toBeLessThanOrEqual(Math.ceil(coreCalls * 0.02));
+      expect(pluginFirst, `${flow}: plugin first attempts`).toBe(coreFirst);
+      expect(plugin.calls.length, `${flow}: plugin calls`).toBe(coreCalls);
+      expect(deadlineFirst, `${flow}: first attempts that hit the 5 s deadline`).toBe(0);
+      expect(deadline, `${flow}: calls that hit the 5 s deadline`).toBe(0);
       // The scenario exercised what it meant to.
       expect(dedup).toBeGreaterThan(0);
       expect(failed).toBeGreaterThan(0);

@@ -140,7 +140,7 @@ export class FlowEngine {
     metrics.queueDepth.set(labels, flow.queue.depth);
     metrics.runsInProgress.inc(labels);
     // The run is on disk before any plugin acts, so a crash leaves it visible as interrupted.
-    await this.options.journal?.flush();
+    if (this.options.journal) await this.options.journal.flush();
     const startedAt = this.clock.now();
     let firstCall = true;
     const result = await runPlugins(event, flow.name, flow.plugins, {

@@ -1,0 +1,53 @@
+/**
+ * Regression: under sustained load (every finished call immediately replaced, as
+ * core's flow engine does), hundreds of concurrent requests on one channel
+ * exhaust a 64 KiB HTTP/2 connection window. nghttp2 on the client then sends a
+ * request that did not fit in part and schedules that stream behind every newer
+ * one: the rest of the request starves until the deadline and the handler never
+ * sees the call. serve() raises the window; this fails (~150 lost calls) without it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CloudEvent } from './cloud-event.js';
+import { PluginClient } from './client.js';
+import { Code, PluginError } from './errors.js';
+import { serve } from './serve.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const CONCURRENCY = 256;
+const LOAD_MS = 2_500;
+const TIMEOUT_MS = 1_000;
+// ~1.6 KB requests: 256 of them are far more than 64 KiB.
+const event = (id: number): CloudEvent => ({ id: String(id), source: 'test', specversion: '1.0', type: 'test.event', data: { labels: { pad: 'x'.repeat(1_500) } } });
+
+describe('sustained concurrent load on one channel', () => {
+  it('delivers every call to the handler: none starves behind the HTTP/2 connection window', async () => {
+    let received = 0;
+    const server = await serve(0, { handle: () => void received++ }, { host: '127.0.0.1' });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+
+    let sent = 0;
+    let deadlineExceeded = 0;
+    const until = Date.now() + LOAD_MS;
+    const worker = async (): Promise<void> => {
+      while (Date.now() < until) {
+        sent++;
+        try {
+          await client.handle(event(sent), { flow: 'f', timeoutMs: TIMEOUT_MS });
+        } catch (err) {
+          if (!(err instanceof PluginError && err.code === Code.DeadlineExceeded)) throw err;
+          deadlineExceeded++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+
+    expect(sent).toBeGreaterThan(CONCURRENCY * 2);
+    expect(deadlineExceeded, `${deadlineExceeded} of ${sent} calls hit the ${TIMEOUT_MS} ms deadline`).toBe(0);
+    expect(received).toBe(sent);
+  });
+});
