@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
 import { startTestCore, type TestCore } from './test-support/start-core.js';
+import { seededRandom } from './test-support/seeded-random.js';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const SEED = Number(process.env.SOAK_SEED ?? 20261125);
@@ -26,18 +27,6 @@ const WORKERS = 12;
 const MAX_REQUESTS = SOAK_SECONDS * 1_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const MB = 1024 * 1024;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with the same mix. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -195,8 +184,8 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
   const logLines = { info: 0, warn: 0, error: 0, other: 0 };
 
   beforeAll(async () => {
-    fast = await startRecordingPlugin(flakyBehaviour(prng(SEED + 1), 0, 4));
-    slow = await startRecordingPlugin(flakyBehaviour(prng(SEED + 2), 10, 40));
+    fast = await startRecordingPlugin(flakyBehaviour(seededRandom(SEED + 1), 0, 4));
+    slow = await startRecordingPlugin(flakyBehaviour(seededRandom(SEED + 2), 10, 40));
     // Core logs as in production (info); the lines are counted, not kept, so the
     // harness does not hold hundreds of thousands of log objects.
     const sink = new Writable({
@@ -227,7 +216,7 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
     // RSS half-way through: memory must plateau under steady load, not keep climbing.
     let midRss = 0;
     const mid = setTimeout(() => (midRss = process.memoryUsage().rss), (SOAK_SECONDS * 1000) / 2);
-    const load = await generateLoad(core.url, SOAK_SECONDS, prng(SEED));
+    const load = await generateLoad(core.url, SOAK_SECONDS, seededRandom(SEED));
     clearTimeout(mid);
     lag.disable();
 

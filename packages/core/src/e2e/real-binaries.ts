@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -219,6 +219,46 @@ export async function startOnFreePort(
     }
   }
   throw lastError ?? new Error(`${name} did not start`);
+}
+
+/**
+ * Writes `prometheus.yml` and `rules.yml` into `dir` and starts Prometheus on
+ * them (data in `dir/prometheus-data`) on a free port, re-sending firing alerts
+ * once a second (`--rules.alert.resend-delay=1s`); resolves once `/-/ready` answers.
+ */
+export async function startPrometheus(
+  command: string,
+  dir: string,
+  config: { prometheusYml: string; rulesYml: string },
+): Promise<{ proc: Spawned; port: number }> {
+  await writeFile(join(dir, 'prometheus.yml'), config.prometheusYml);
+  await writeFile(join(dir, 'rules.yml'), config.rulesYml);
+  return startOnFreePort(
+    'prometheus',
+    command,
+    (port) => [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'prometheus-data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      `--web.external-url=http://127.0.0.1:${port}/`,
+      '--rules.alert.resend-delay=1s',
+    ],
+    '/-/ready',
+  );
+}
+
+/**
+ * Runs each clean-up step in order; each runs even when an earlier one failed
+ * (or the thing it stops was never started), so `afterAll` always finishes.
+ */
+export async function closeEach(steps: ReadonlyArray<() => Promise<unknown> | undefined>): Promise<void> {
+  for (const step of steps) {
+    try {
+      await step();
+    } catch {
+      // keep going: the next step must still run
+    }
+  }
 }
 
 /** Polls `check` every `intervalMs` until it returns true; throws `describe()` at the deadline. */

@@ -10,6 +10,7 @@ import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCore, type TestCore } from '../test-support/start-core.js';
 import { readFixture } from '../test-support/fixtures.js';
+import { seededRandom } from '../test-support/seeded-random.js';
 
 // ---------------------------------------------------------------- inputs
 
@@ -28,22 +29,10 @@ const ALERT_PATHS = ['/api/v2/alerts', '/api/v1/alerts', '/webhook/alertmanager'
 type AlertPath = (typeof ALERT_PATHS)[number];
 const POSTABLE_PATHS = ['/api/v2/alerts', '/api/v1/alerts'] as const;
 
-/** mulberry32: a tiny deterministic PRNG, so every run sends the same bodies. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 class Rng {
   private readonly next: () => number;
   constructor(seed: number) {
-    this.next = mulberry32(seed);
+    this.next = seededRandom(seed);
   }
   float(): number {
     return this.next();
