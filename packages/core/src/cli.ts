@@ -92,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
 
   const logger = createLogger(loaded.config.log.level);
   if (!values.config) {
-    logger.warn(`no --config given: running on the embedded default configuration (receiver on ${loaded.config.server.listen}, flow "demo" into the log plugin)`);
+    logger.warn(`no --config given: running on the embedded default configuration (receiver on ${values.listen ?? loaded.config.server.listen}, flow "demo" into the log plugin)`);
   }
   let app;
   try {
