@@ -78,8 +78,8 @@ async function waitReady(url: string, child: ChildProcess, output: () => string,
   }
 }
 
-function spawnKept(command: string, args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnKept(command: string, args: string[], cwd?: string): { child: ChildProcess; output: () => string } {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
   let kept = '';
   const keep = (chunk: Buffer): void => {
     kept = (kept + chunk.toString('utf8')).slice(-8_000);
@@ -145,17 +145,15 @@ flows:
   );
   const port = await freePort();
   const args = [...(options.nodeArgs ?? []), hollowtreesCli(), '--config', config, '--listen', `127.0.0.1:${port}`];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd ?? dir });
-  let kept = '';
-  const keep = (chunk: Buffer): void => {
-    kept = (kept + chunk.toString('utf8')).slice(-8_000);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const url = `http://127.0.0.1:${port}`;
-  await waitReady(`${url}/-/ready`, child, () => kept);
+  const { child, output } = spawnKept(process.execPath, args, options.cwd ?? dir);
+  return readyTarget('Hollowtrees', `http://127.0.0.1:${port}`, child, output, dir);
+}
+
+/** Waits until the server answers /-/ready, then wraps it as a {@link Target} that cleans up its directory. */
+async function readyTarget(name: string, url: string, child: ChildProcess, output: () => string, dir: string): Promise<Target> {
+  await waitReady(`${url}/-/ready`, child, output);
   return {
-    name: 'Hollowtrees',
+    name,
     url,
     pid: child.pid!,
     rss: () => readRss(child.pid!),
@@ -206,16 +204,5 @@ receivers:
     '--cluster.listen-address=',
     '--log.level=warn',
   ]);
-  const url = `http://127.0.0.1:${port}`;
-  await waitReady(`${url}/-/ready`, child, output);
-  return {
-    name: 'Alertmanager',
-    url,
-    pid: child.pid!,
-    rss: () => readRss(child.pid!),
-    async stop() {
-      await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return readyTarget('Alertmanager', `http://127.0.0.1:${port}`, child, output, dir);
 }

@@ -39,9 +39,10 @@ const TOKEN = 'bad-input-token-7f3a';
 const BASIC_USER = 'prometheus';
 const BASIC_PASSWORD = 'pa55:word';
 
-const openConfig = (plugin: string): string => `
+/** One flow taking every alert into the recording plugin, under the given `server` section. */
+const coreConfig = (server: string, plugin: string): string => `
 server:
-  limits: { maxBodyBytes: ${MAX_BODY}, maxAlertsPerRequest: 5, maxLabelsPerAlert: 5, maxLabelLength: 64, maxConcurrentRequests: 2 }
+${server}
 plugins:
   rec: { type: grpc, address: "${plugin}", timeout: 5s, retry: { attempts: 1 } }
 flows:
@@ -51,21 +52,10 @@ flows:
     cooldown: 1h
     plugins: [rec]
 `;
-
-const authConfig = (plugin: string): string => `
-server:
-  auth:
-    bearerToken: ${TOKEN}
-    basic: { username: ${BASIC_USER}, password: "${BASIC_PASSWORD}" }
-plugins:
-  rec: { type: grpc, address: "${plugin}", timeout: 5s, retry: { attempts: 1 } }
-flows:
-  everything:
-    allowedEvents: [prometheus.server.alert.*, prometheus.server.alert.*.resolved]
-    groupBy: [instance_id]
-    cooldown: 1h
-    plugins: [rec]
-`;
+const openConfig = (plugin: string): string =>
+  coreConfig(`  limits: { maxBodyBytes: ${MAX_BODY}, maxAlertsPerRequest: 5, maxLabelsPerAlert: 5, maxLabelLength: 64, maxConcurrentRequests: 2 }`, plugin);
+const authConfig = (plugin: string): string =>
+  coreConfig(`  auth:\n    bearerToken: ${TOKEN}\n    basic: { username: ${BASIC_USER}, password: "${BASIC_PASSWORD}" }`, plugin);
 
 // ---------------------------------------------------------------- senders
 
