@@ -115,7 +115,14 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     port,
     limits: config.server.limits,
     sink: (event, receivedAt) => current.engine.dispatch(event, receivedAt),
-    status: { flows: () => current.engine.flowStatus(), groups: () => current.engine.groups().map(groupView), runs: () => current.engine.recentRuns().map(runView) },
+    status: {
+      flows: () => current.engine.flowStatus(),
+      groups: (limit) => {
+        const all = current.engine.groups();
+        return { groups: all.slice(0, limit).map(groupView), total: all.length };
+      },
+      runs: () => current.engine.recentRuns().map(runView),
+    },
     metrics,
     logger,
     authenticate: createAuthenticator(config.server.auth, loaded.file),

@@ -82,6 +82,18 @@ describe('receiver', () => {
     expect(status.flows.map((f) => f.name)).toEqual(['all']);
   });
 
+  it('lists groups up to a limit and says how many there are', async () => {
+    await core.post('/api/v2/alerts', ['g-1', 'g-2', 'g-3'].map((id) => ({ labels: { alertname: 'Spot', instance_id: id } })));
+    const all = await send(core, 'GET', '/api/v1/status/groups?limit=100000');
+    const total = Number(all.headers['x-total-count']);
+    expect(total).toBeGreaterThanOrEqual(3);
+    expect(JSON.parse(all.body)).toHaveLength(total);
+    const two = await send(core, 'GET', '/api/v1/status/groups?limit=2');
+    expect(JSON.parse(two.body)).toHaveLength(2);
+    expect(two.headers['x-total-count']).toBe(String(total));
+    expect(JSON.parse((await send(core, 'GET', '/api/v1/status?limit=1')).body)).toMatchObject({ groups: [expect.any(Object)], groupsTotal: total });
+  });
+
   it('ignores a query string when routing', async () => {
     expect((await send(core, 'GET', '/-/healthy?x=1')).status).toBe(200);
   });

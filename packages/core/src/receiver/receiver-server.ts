@@ -16,8 +16,17 @@ export type EventSink = (event: CloudEvent, receivedAt: number) => void;
 /** The read-only JSON the status routes serve. */
 export interface StatusProvider {
   flows(): unknown;
-  groups(): unknown;
+  /** The first `limit` groups running or cooling down, and how many there are. */
+  groups(limit: number): { groups: unknown[]; total: number };
   runs(): unknown;
+}
+
+/** Groups listed by default: 100,000 cooling groups would be megabytes of JSON built on the event loop. */
+const DEFAULT_GROUP_LIMIT = 1_000;
+
+function groupLimit(query: URLSearchParams): number {
+  const asked = Number(query.get('limit'));
+  return Number.isInteger(asked) && asked > 0 ? asked : DEFAULT_GROUP_LIMIT;
 }
 
 export interface ReceiverOptions {
@@ -52,7 +61,7 @@ export const ALERT_PATHS: Readonly<Record<string, AlertFormat>> = {
   '/webhook/alertmanager': 'webhook',
 };
 
-type GetRoute = (res: ServerResponse) => void | Promise<void>;
+type GetRoute = (res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -87,9 +96,15 @@ export class Receiver {
         res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
         res.end(body);
       },
-      '/api/v1/status': (res) => sendJson(res, 200, { flows: options.status.flows(), groups: options.status.groups() }),
+      '/api/v1/status': (res, query) => {
+        const { groups, total } = this.options.status.groups(groupLimit(query));
+        sendJson(res, 200, { flows: this.options.status.flows(), groups, groupsTotal: total });
+      },
       '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
-      '/api/v1/status/groups': (res) => sendJson(res, 200, options.status.groups()),
+      '/api/v1/status/groups': (res, query) => {
+        const { groups, total } = this.options.status.groups(groupLimit(query));
+        sendJson(res, 200, groups, { 'x-total-count': String(total) });
+      },
       '/api/v1/status/runs': (res) => sendJson(res, 200, options.status.runs()),
     };
     const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
@@ -138,7 +153,7 @@ export class Receiver {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const [path = '/', search = ''] = (req.url ?? '/').split('?', 2);
     this.busySockets.add(req.socket);
     res.once('close', () => this.busySockets.delete(req.socket));
     try {
@@ -153,7 +168,7 @@ export class Receiver {
         await this.acceptAlerts(format, req, res);
       } else if (getRoute !== undefined) {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use GET`, { allow: 'GET, HEAD' });
-        await getRoute(res);
+        await getRoute(res, new URLSearchParams(search));
       } else {
         throw new HttpError(404, 'not_found', `no route for ${path}`);
       }
