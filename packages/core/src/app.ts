@@ -86,7 +86,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const tls = readReceiverTls(loaded);
 
   const stateFile = loaded.config.state?.file;
-  const opened = stateFile ? StateJournal.open(stateFile) : undefined;
+  const opened = stateFile
+    ? StateJournal.open(stateFile, { onError: (err, unwrittenLines) => logger.error({ err, file: stateFile, unwrittenLines }, 'could not write run state; runs go on, the journal catches up when the disk recovers') })
+    : undefined;
   const journal = opened?.journal;
 
   const buildRuntime = (next: LoadedConfig, states: GroupStates | undefined): Runtime => {
@@ -95,10 +97,15 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics, ...clockOption, ...(states ? { states } : {}), ...(journal ? { journal } : {}) });
     return { engine, plugins };
   };
-  const closeRuntime = async (runtime: Runtime, graceMs: number): Promise<void> => {
-    await runtime.engine.shutdown(graceMs);
+  const closePlugins = async (runtime: Runtime): Promise<void> => {
     for (const plugin of runtime.plugins.values()) await plugin.close();
   };
+  const closeRuntime = async (runtime: Runtime, graceMs: number): Promise<void> => {
+    await runtime.engine.shutdown(graceMs);
+    await closePlugins(runtime);
+  };
+  /** Runtimes a reload replaced, still finishing their runs on their own plugins. */
+  const retiring = new Set<Runtime>();
 
   let current = buildRuntime(loaded, undefined);
   let config = loaded.config;
@@ -150,6 +157,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     metrics,
     logger,
     async reload(next) {
+      if (closing) throw new Error('shutting down: configuration not reloaded');
       for (const warning of next.warnings) logger.warn(warning);
       const needsRestart: string[] = (['listen', 'tls'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
       if (JSON.stringify(next.config.state) !== JSON.stringify(config.state)) needsRestart.push('state');
@@ -159,12 +167,17 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       receiver.update({ limits: next.config.server.limits, authenticate });
       config = next.config;
       logger.info({ config: next.file, flows: Object.keys(next.config.flows), ...(needsRestart.length ? { needsRestart } : {}) }, 'configuration reloaded');
-      await closeRuntime(previous, next.config.server.shutdownGracePeriod);
+      // Runs in flight finish on the old plugins, however long their deadlines and retries take; nothing is cancelled.
+      retiring.add(previous);
+      await previous.engine.drain();
+      await closePlugins(previous);
+      retiring.delete(previous);
     },
     close: () =>
       (closing ??= (async () => {
         receiver.stopAccepting();
-        await closeRuntime(current, config.server.shutdownGracePeriod);
+        // Runtimes still retiring after a reload get the same grace period; all must be done before the journal closes.
+        await Promise.all([current, ...retiring].map((runtime) => closeRuntime(runtime, config.server.shutdownGracePeriod)));
         await receiver.close();
         clearInterval(sweeper);
         await journal?.close();

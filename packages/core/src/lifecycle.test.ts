@@ -99,6 +99,21 @@ describe('graceful shutdown', () => {
 });
 
 describe('reload on SIGHUP', () => {
+  it('lets a run in flight finish on the old plugins, even past the shutdown grace period', async () => {
+    const rec = await startRecordingPlugin(() => new Promise((r) => setTimeout(() => r({ attributes: { slow: 'done' } }), 1_200)));
+    plugins.push(rec);
+    const text = config(rec.address).replace('shutdownGracePeriod: 10s', 'shutdownGracePeriod: 200ms');
+    const file = writeConfig(text);
+    const core = startCli(['--config', file]);
+    const url = await core.url();
+    await post(url, alert('i-reload'));
+    await rec.waitForCalls(1);
+    writeFileSync(file, text.replace('cooldown: 10m', 'cooldown: 20m'));
+    core.child.kill('SIGHUP');
+    await core.waitFor((l) => l.msg === 'configuration reloaded');
+    expect(await core.waitFor((l) => l.msg === 'flow run succeeded' || l.msg === 'flow run interrupted')).toMatchObject({ msg: 'flow run succeeded', groupKey: 'spot:{instance_id="i-reload"}' });
+  });
+
   it('takes a good new config and keeps the old one when the new one is bad', async () => {
     const file = writeConfig('server: { listen: "127.0.0.1:0" }\nflows:\n  first: { allowedEvents: [a.b], plugins: [log] }\n');
     const core = startCli(['--config', file]);

@@ -1,9 +1,11 @@
 import { createServer } from 'node:net';
 import { makeTestCertificates, type TestCertificates } from '@hollowtrees/testkit';
+import { credentials } from '@grpc/grpc-js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
+import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { EventHandler, HandleContext } from './handler.js';
 import { serve, type PluginServer, type ServeOptions } from './serve.js';
 
@@ -158,6 +160,19 @@ describe('serve', () => {
     expect((await inFlight).attributes).toEqual({ finished: 'yes' });
     await closing;
     expect(closed).toBe(true);
+  });
+
+  it('an event it cannot read is INVALID_ARGUMENT and holds no in-flight slot, so close() does not wait', async () => {
+    const { server } = await start({ handle: () => {} });
+    const raw = new proto.PluginServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    const badTime = { attr: { $case: 'ceTimestamp' as const, value: { seconds: 1e15, nanos: 0 } } };
+    const request = { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: { time: badTime }, data: undefined }, flow: 'f', attempt: 1 };
+    const code = await new Promise<number>((resolve) => raw.handle(request, (err) => resolve(err?.code ?? 0)));
+    raw.close();
+    expect(code).toBe(Code.InvalidArgument);
+    const started = Date.now();
+    await server.close();
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('a port already in use gives an error naming the port', async () => {

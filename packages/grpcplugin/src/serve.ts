@@ -9,6 +9,7 @@ import {
   type HandleRequest,
   type HandleResponse,
 } from './gen/hollowtrees/plugin/v1/plugin.js';
+import type { CloudEvent } from './cloud-event.js';
 import type { EventHandler, HandleResult } from './handler.js';
 import { serverCredentials, type ServerTlsOptions } from './tls.js';
 
@@ -120,6 +121,14 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
       callback({ code: status.INVALID_ARGUMENT, details: 'request has no event' });
       return;
     }
+    let event: CloudEvent;
+    try {
+      event = eventFromProto(request.event);
+    } catch (err) {
+      // Decoded before anything is counted or timed, so a bad event cannot leak an in-flight slot.
+      callback({ code: status.INVALID_ARGUMENT, details: `cannot read the event: ${(err as Error).message}` });
+      return;
+    }
     inFlight++;
     const controller = new AbortController();
     const deadlineValue = call.getDeadline();
@@ -132,7 +141,6 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     let settled = false;
     call.once('cancelled', () => settled || controller.abort(new PluginError(Code.Canceled, 'call cancelled by the client')));
 
-    const event = eventFromProto(request.event);
     Promise.resolve()
       .then(() => handler.handle(event, { flow: request.flow, attempt: request.attempt || 1, deadline, signal: controller.signal }))
       .then(

@@ -1,3 +1,6 @@
+import { closeSync, mkdtempSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollowtrees/grpcplugin';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -7,6 +10,7 @@ import { CoreMetrics } from '../metrics.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
 import { DropLog } from './drop-log.js';
 import { FlowEngine } from './flow-engine.js';
+import { StateJournal } from './state-journal.js';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
 
@@ -235,5 +239,28 @@ describe('drop log', () => {
     log.dropped('spot', 'queue_full', { eventId: 'late' });
     log.dropped('other', 'queue_full', { eventId: 'x' });
     expect(lines.map((l) => [l.flow, l.eventId, l.alsoDroppedSinceLastLine])).toEqual([['spot', 'e0', undefined], ['spot', 'late', 999], ['other', 'x', undefined]]);
+  });
+});
+
+describe('FlowEngine with a journal on a failing disk', () => {
+  it('still runs the plugins and cools the group down, reporting the failed writes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-engine-'));
+    const failures: number[] = [];
+    const { journal } = StateJournal.open(join(dir, 'state.jsonl'), { onError: (_err, lines) => failures.push(lines) });
+    const internals = journal as unknown as { fd: number };
+    const good = internals.fd;
+    internals.fd = openSync('/dev/full', 'w');
+    const a = scripted('a');
+    const declared = 'plugins:\n  a: { type: grpc, address: "unused:1" }\n';
+    const { config } = parseConfig(declared + spotFlow(), 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), journal });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await engine.drain();
+    expect(a.calls).toHaveLength(1);
+    expect(engine.groups()).toMatchObject([{ phase: 'cooling' }]);
+    expect(failures.length).toBeGreaterThan(0);
+    closeSync(internals.fd);
+    internals.fd = good;
+    await journal.close();
   });
 });

@@ -11,7 +11,7 @@ import { compileMatcher, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
 import { GroupStates, type GroupState } from './group-states.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
-import { runPlugins } from './run-plugins.js';
+import { runPlugins, type RunResult } from './run-plugins.js';
 import type { StateJournal } from './state-journal.js';
 
 /** What became of one event. */
@@ -139,26 +139,34 @@ export class FlowEngine {
     const labels = { flow: flow.name };
     metrics.queueDepth.set(labels, flow.queue.depth);
     metrics.runsInProgress.inc(labels);
-    // The run is on disk before any plugin acts, so a crash leaves it visible as interrupted.
-    if (this.options.journal) await this.options.journal.flush();
     const startedAt = this.clock.now();
     let firstCall = true;
-    const result = await runPlugins(event, flow.name, flow.plugins, {
-      clock: this.clock,
-      random: this.random,
-      signal: this.abort.signal,
-      onCall: (call) => {
-        if (firstCall) {
-          firstCall = false;
-          metrics.receiptToFirstCall.observe(labels, (call.startedAt - receivedAt) / 1000);
-        }
-        metrics.pluginCalls.inc({ plugin: call.plugin, code: call.code, attempt: call.attempt >= 5 ? '5+' : String(call.attempt) });
-        metrics.pluginCallDuration.observe({ plugin: call.plugin }, call.durationMs / 1000);
-      },
-    });
+    let result: RunResult;
+    try {
+      // The run is on disk before any plugin acts, so a crash leaves it visible as interrupted.
+      if (this.options.journal) await this.options.journal.flush();
+      result = await runPlugins(event, flow.name, flow.plugins, {
+        clock: this.clock,
+        random: this.random,
+        signal: this.abort.signal,
+        onCall: (call) => {
+          if (firstCall) {
+            firstCall = false;
+            metrics.receiptToFirstCall.observe(labels, (call.startedAt - receivedAt) / 1000);
+          }
+          metrics.pluginCalls.inc({ plugin: call.plugin, code: call.code, attempt: call.attempt >= 5 ? '5+' : String(call.attempt) });
+          metrics.pluginCallDuration.observe({ plugin: call.plugin }, call.durationMs / 1000);
+        },
+      });
+    } catch (err) {
+      // Nothing above should throw; if it does, the group must still be freed, never left running.
+      result = { outcome: 'failed', error: `internal error: ${(err as Error).message}`, calls: [], event };
+    }
     const finishedAt = this.clock.now();
     if (result.outcome === 'succeeded') this.states.succeeded(groupKey, finishedAt, flow.config.cooldown);
     else this.states.release(groupKey);
+    // The cooldown is on disk before the run counts as done: a crash now must not re-run the flow.
+    if (this.options.journal) await this.options.journal.flush();
 
     metrics.runsInProgress.dec(labels);
     metrics.flowRuns.inc({ ...labels, outcome: result.outcome });
@@ -217,7 +225,14 @@ export class FlowEngine {
   /** Frees memory held by cooldowns that are over. */
   sweep(): number {
     const removed = this.states.sweep(this.clock.now());
-    if (this.options.journal?.needsCompaction) this.options.journal.compact(this.states.list(this.clock.now()));
+    if (this.options.journal?.needsCompaction) {
+      try {
+        this.options.journal.compact(this.states.list(this.clock.now()));
+      } catch (err) {
+        // The journal stays as it was (the rename is atomic); the next sweep tries again.
+        this.options.logger.error({ err }, 'could not compact the state journal');
+      }
+    }
     return removed;
   }
 
@@ -226,13 +241,18 @@ export class FlowEngine {
     return this.flows.reduce((n, f) => n + f.queue.active + f.queue.depth, 0);
   }
 
+  /** Stops taking events and resolves when every run, queued or in flight, has finished. */
+  async drain(): Promise<void> {
+    this.accepting = false;
+    await Promise.all(this.flows.map((f) => f.queue.idle()));
+  }
+
   /**
    * Stops taking events, waits up to `graceMs` for runs in flight, then
    * cancels what is left (those runs end as interrupted).
    */
   async shutdown(graceMs: number): Promise<void> {
-    this.accepting = false;
-    const idle = Promise.all(this.flows.map((f) => f.queue.idle()));
+    const idle = this.drain();
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
     if ((await Promise.race([idle, expired])) === 'expired') {

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -54,5 +54,37 @@ describe('StateJournal', () => {
     states.release('g0');
     await journal.close();
     expect(StateJournal.open(path).recovered.states).toHaveLength(9);
+  });
+});
+
+describe('StateJournal when the disk fails', () => {
+  it('reports a failed write, keeps the lines, and writes them once the disk is back', async () => {
+    const path = freshPath();
+    const errors: Array<[string, number]> = [];
+    const { journal } = StateJournal.open(path, { onError: (err, lines) => errors.push([(err as NodeJS.ErrnoException).code ?? '', lines]) });
+    // Point the journal at a device that is always full, as a full disk would behave.
+    const internals = journal as unknown as { fd: number };
+    const good = internals.fd;
+    internals.fd = openSync('/dev/full', 'w');
+    journal.record({ key: 'a', flow: 'f', phase: 'running', eventId: 'e', since: 1 });
+    await journal.flush();
+    journal.record({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 });
+    await journal.flush();
+    expect(errors).toEqual([['ENOSPC', 1], ['ENOSPC', 2]]);
+
+    closeSync(internals.fd);
+    internals.fd = good;
+    await journal.flush();
+    await journal.close();
+    expect(StateJournal.open(path).recovered.states).toEqual([{ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 }]);
+  });
+
+  it('ignores records after close', async () => {
+    const path = freshPath();
+    const { journal } = StateJournal.open(path);
+    await journal.close();
+    journal.record({ key: 'late', flow: 'f', phase: 'running', eventId: 'e', since: 1 });
+    await journal.flush();
+    expect(StateJournal.open(path).recovered.states).toEqual([]);
   });
 });

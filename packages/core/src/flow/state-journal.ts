@@ -5,6 +5,9 @@ import type { GroupState } from './group-states.js';
 /** One line of the journal: a group's new state, or `free` when it has none. */
 type JournalRecord = GroupState | { key: string; phase: 'free' };
 
+/** Lines kept in memory while writes fail. */
+const MAX_UNWRITTEN_LINES = 100_000;
+
 /** What the journal held at start. */
 export interface RecoveredState {
   /** Groups cooling down or running when the process stopped. */
@@ -26,21 +29,31 @@ export interface RecoveredState {
 export class StateJournal {
   private fd: number;
   private pending: string[] = [];
-  private flushing: Promise<void> | undefined;
+  private flushing: Promise<void> = Promise.resolve();
   private written = 0;
+  private closed = false;
 
   private constructor(
     private readonly path: string,
     private readonly compactAfter: number,
+    private readonly onError: (err: unknown, unwrittenLines: number) => void,
   ) {
     this.fd = openSync(path, 'a');
   }
 
-  /** Opens (creating) the journal at `path` and reads back what it holds. */
-  static open(path: string, options: { compactAfter?: number } = {}): { journal: StateJournal; recovered: RecoveredState } {
+  /**
+   * Opens (creating) the journal at `path` and reads back what it holds.
+   * `onError` hears of a write that failed (disk full, I/O error): the lines stay
+   * queued for the next flush, and runs go on, since acting matters more than
+   * remembering that we did.
+   */
+  static open(
+    path: string,
+    options: { compactAfter?: number; onError?: (err: unknown, unwrittenLines: number) => void } = {},
+  ): { journal: StateJournal; recovered: RecoveredState } {
     mkdirSync(dirname(path), { recursive: true });
     const recovered = StateJournal.read(path);
-    const journal = new StateJournal(path, options.compactAfter ?? 100_000);
+    const journal = new StateJournal(path, options.compactAfter ?? 100_000, options.onError ?? (() => {}));
     journal.compact(recovered.states);
     return { journal, recovered };
   }
@@ -70,22 +83,28 @@ export class StateJournal {
     return { states: [...states.values()], skippedLines };
   }
 
-  /** Queues a state change; written by the next flush. */
+  /** Queues a state change; written by the next flush. Ignored once closed. */
   record(record: JournalRecord): void {
+    if (this.closed) return;
     this.pending.push(JSON.stringify(record));
     if (this.pending.length === 1) setImmediate(() => void this.flush());
   }
 
-  /** Writes and syncs everything queued so far. */
+  /** Writes and syncs everything queued so far. Never rejects: a failed write is reported to `onError` and retried by the next flush. */
   flush(): Promise<void> {
-    if (this.pending.length === 0) return this.flushing ?? Promise.resolve();
-    this.flushing = (this.flushing ?? Promise.resolve()).then(() => {
-      if (this.pending.length === 0) return;
+    this.flushing = this.flushing.then(() => {
+      if (this.pending.length === 0 || this.closed) return;
       const lines = this.pending;
       this.pending = [];
-      writeSync(this.fd, `${lines.join('\n')}\n`);
-      fdatasyncSync(this.fd);
-      this.written += lines.length;
+      try {
+        writeSync(this.fd, `${lines.join('\n')}\n`);
+        fdatasyncSync(this.fd);
+        this.written += lines.length;
+      } catch (err) {
+        // Keep the lines (newest last) so state catches up once the disk recovers; bounded, so a dead disk cannot eat memory.
+        this.pending = [...lines, ...this.pending].slice(-MAX_UNWRITTEN_LINES);
+        this.onError(err, this.pending.length);
+      }
     });
     return this.flushing;
   }
@@ -97,6 +116,7 @@ export class StateJournal {
 
   /** Rewrites the journal as just `states`: write a temporary file, fsync, rename over the journal. */
   compact(states: readonly GroupState[]): void {
+    if (this.closed) return;
     const tmp = `${this.path}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
@@ -113,14 +133,18 @@ export class StateJournal {
     } finally {
       closeSync(dir);
     }
+    // Open the new file before letting go of the old one, so `fd` is never a closed descriptor.
+    const appendFd = openSync(this.path, 'a');
     closeSync(this.fd);
-    this.fd = openSync(this.path, 'a');
+    this.fd = appendFd;
     this.written = states.length;
+    this.pending = []; // the snapshot already holds every queued change
   }
 
-  /** Flushes and closes the file. */
+  /** Flushes and closes the file; later records are ignored. */
   async close(): Promise<void> {
     await this.flush();
+    this.closed = true;
     closeSync(this.fd);
   }
 }

@@ -31,6 +31,17 @@ function readTls(name: string, tls: NonNullable<GrpcPluginConfig['tls']>, file: 
 export function buildPlugins(config: Config, file: string, logger: Logger): Map<string, ActionPlugin> {
   const plugins = new Map<string, ActionPlugin>();
   const entries: Array<[string, PluginConfig]> = Object.entries({ log: BUILTIN_LOG, ...config.plugins });
+  try {
+    addPlugins(plugins, entries, file, logger);
+  } catch (err) {
+    // A bad TLS file of one plugin must not leak the channels already opened for the others.
+    for (const plugin of plugins.values()) void plugin.close();
+    throw err;
+  }
+  return plugins;
+}
+
+function addPlugins(plugins: Map<string, ActionPlugin>, entries: Array<[string, PluginConfig]>, file: string, logger: Logger): void {
   for (const [name, pc] of entries) {
     if (pc.type === 'log') {
       plugins.set(name, handlerActionPlugin(name, new LogHandler(logger), pc.timeout, pc.retry));
@@ -38,5 +49,4 @@ export function buildPlugins(config: Config, file: string, logger: Logger): Map<
       plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...(pc.tls ? { tls: readTls(name, pc.tls, file) } : {}) }));
     }
   }
-  return plugins;
 }

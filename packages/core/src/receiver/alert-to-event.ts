@@ -46,9 +46,10 @@ export function labelsFingerprint(labels: Record<string, string>): string {
 export function alertToEvent(alert: ReceivedAlert, receivedAt: Date, source: string): CloudEvent<AlertEventData> {
   const startsAt = alert.startsAt === undefined ? undefined : normalizeTime(alert.startsAt);
   const labelsHash = labelsFingerprint(alert.labels);
-  // The id ignores Alertmanager's fingerprint so one alert has one id on every receiver path.
-  const id = createHash('sha256').update(labelsHash).update('@').update(startsAt ?? '').digest().toString('hex', 0, 16);
   const resolved = alert.status === 'resolved';
+  // The id ignores Alertmanager's fingerprint so one alert has one id on every receiver path;
+  // the resolution is another event than the firing it ends (CloudEvents: source + id unique).
+  const id = createHash('sha256').update(labelsHash).update('@').update(startsAt ?? '').update(resolved ? '#resolved' : '').digest().toString('hex', 0, 16);
   return {
     id,
     source,

@@ -76,6 +76,7 @@ describe('alerts to CloudEvents', () => {
     expect(resolved!.type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
     expect(resolved!.data).toMatchObject({ status: 'resolved', endsAt: '2026-11-25T03:32:24.258Z' });
     expect(firing!.id).toBe(parseAlerts('api_v2', body(first), new Date(startsAt), limits)[0]!.id);
+    expect(resolved!.id).not.toBe(firing!.id);
   });
 
   it('gives label sets that only differ in where separators fall different ids', () => {
