@@ -1,23 +1,82 @@
-/** Thrown when a `${VAR}` names a variable that is not set. */
-export class MissingEnvError extends Error {
-  constructor(readonly variable: string, readonly line: number) {
-    super(`line ${line}: environment variable ${variable} is not set (write \${${variable}:-default} for a default)`);
-  }
-}
+import { isPair, isScalar, isSeq, visit, type Document, type Node, type Pair } from 'yaml';
+import { formatPath } from '../validation-issues.js';
+import type { ConfigProblem } from './config-error.js';
 
 const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
+/** The result of interpolating one string: the new text, or the variables that are not set. */
+export type Interpolated = { ok: true; value: string } | { ok: false; missing: string[] };
+
 /**
- * Replaces `${VAR}` and `${VAR:-default}` with values from `env`; `$$` writes a
- * literal `$`. Runs on the raw text before YAML parsing, so secrets never need
- * to be written into the file.
+ * Replaces `${VAR}` and `${VAR:-default}` in one string with values from `env`
+ * (a variable set to the empty string counts as unset); `$$` writes a literal `$`.
+ * The replacement is not scanned again, so a value containing `${...}` or `$$`
+ * is taken verbatim.
  */
-export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): string {
-  return text.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined, offset: number) => {
+export function interpolateString(text: string, env: NodeJS.ProcessEnv): Interpolated {
+  const missing: string[] = [];
+  const value = text.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
     if (match === '$$') return '$';
-    const value = env[name!];
-    if (value !== undefined && value !== '') return value;
+    const fromEnv = env[name!];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
     if (fallback !== undefined) return fallback;
-    throw new MissingEnvError(name!, text.slice(0, offset).split('\n').length);
+    if (!missing.includes(name!)) missing.push(name!);
+    return match;
   });
+  return missing.length > 0 ? { ok: false, missing } : { ok: true, value };
+}
+
+type Ancestor = Document | Node | Pair;
+
+/** The keys and indexes leading to `node`, or `undefined` when `node` is (inside) a mapping key. */
+function pathTo(ancestors: readonly Ancestor[], node: Node): PropertyKey[] | undefined {
+  const chain = [...ancestors, node];
+  const path: PropertyKey[] = [];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const parent = chain[i];
+    const child = chain[i + 1];
+    if (isPair(parent)) {
+      if (parent.key === child) return undefined;
+      path.push(isScalar(parent.key) ? String(parent.key.value) : String(parent.key));
+    } else if (isSeq(parent)) {
+      path.push(parent.items.indexOf(child));
+    }
+  }
+  return path;
+}
+
+/**
+ * Interpolates environment variables into the string scalar values of a
+ * parsed YAML document, in place. Runs after parsing, so a value can never
+ * change the structure of the file (a `#`, quote, newline or leading `*` in a
+ * secret is kept verbatim), and is never part of an error message.
+ *
+ * - Only values are interpolated; mapping keys are left as written.
+ * - Only string scalars are touched; the result stays a string, so numbers
+ *   and booleans cannot come from the environment (`concurrency: ${N}` fails
+ *   validation with "expected number, received string").
+ * - Comments are not interpolated.
+ * - An aliased value is interpolated once, where its anchor is.
+ *
+ * Returns one problem per unset variable without a default, at the YAML path
+ * of the value that names it.
+ */
+export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  visit(doc, {
+    Scalar(_key, node, ancestors) {
+      if (typeof node.value !== 'string' || !node.value.includes('$')) return;
+      const path = pathTo(ancestors, node);
+      if (path === undefined) return;
+      const result = interpolateString(node.value, env);
+      if (result.ok) {
+        node.value = result.value;
+        return;
+      }
+      for (const name of result.missing) {
+        problems.push({ path: formatPath(path), message: `environment variable ${name} is not set (write \${${name}:-default} for a default)` });
+      }
+    },
+  });
+  return problems;
 }

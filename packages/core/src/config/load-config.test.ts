@@ -53,6 +53,52 @@ flows:
     expect(config.server.listen).toBe('0.0.0.0:9999');
   });
 
+  it('interpolates after parsing, so a value is loaded verbatim and cannot change the structure', () => {
+    const auth = (token: string) =>
+      parseConfig(`server:\n  auth:\n    bearerToken: \${TOKEN}\n${flowYaml()}`, 'config.yaml', { TOKEN: token }).config.server.auth;
+    for (const token of ['Zk9 #longsecretpart', '*notAnAlias', '&anchor', 'say "hi"\nflows: {}', "it's: [a, b]", '  spaced  ', '${OTHER}', '$$'] as const) {
+      expect(auth(token)).toMatchObject({ bearerToken: token });
+    }
+  });
+
+  it('keeps $$ as a literal $ ($${T} is the text ${T}), also inside quoted and block scalars, and ignores comments', () => {
+    const { config } = parseConfig(
+      `# \${NOT_SET} in a comment is not interpolated\nserver:\n  auth:\n    bearerToken: |-\n      a$$b \${T}\n    basic: { username: "u\${T}$\${T}", password: 'p$$' }\n${flowYaml()}`,
+      'config.yaml',
+      { T: 'x#y' },
+    );
+    expect(config.server.auth).toMatchObject({ bearerToken: 'a$b x#y', basic: { username: 'ux#y${T}', password: 'p$' } });
+  });
+
+  it('leaves mapping keys as written', () => {
+    const { config } = parseConfig(`${flowYaml().replace('spot:', '"\${NAME}":')}`, 'config.yaml', { NAME: 'renamed' });
+    expect(Object.keys(config.flows)).toEqual(['${NAME}']);
+  });
+
+  it('does not re-type a value: numbers cannot come from the environment', () => {
+    const message = problem(flowYaml().replace('plugins: [log]', 'plugins: [log]\n    concurrency: ${N}'), { N: '5' });
+    expect(message).toBe('config.yaml: flows.spot.concurrency: Invalid input: expected number, received string');
+  });
+
+  it('names the path of every unset variable, and never a value', () => {
+    const secret = 'Zk9 #longsecretpart';
+    const message = problem(
+      `server:\n  auth:\n    bearerToken: \${TOKEN}\n    basic: { username: "\${USER_SET}", password: "\${PASS}\${PASS}\${USER_SET}" }\n${flowYaml().replace('[prometheus.server.alert.SpotTerminationNotice]', '[a, "\${EVENT}"]')}`,
+      { USER_SET: secret },
+    );
+    expect(message.split('\n')).toEqual([
+      'config.yaml: server.auth.bearerToken: environment variable TOKEN is not set (write ${TOKEN:-default} for a default)',
+      'config.yaml: server.auth.basic.password: environment variable PASS is not set (write ${PASS:-default} for a default)',
+      'config.yaml: flows.spot.allowedEvents[1]: environment variable EVENT is not set (write ${EVENT:-default} for a default)',
+    ]);
+    expect(message).not.toContain('Zk9');
+    expect(message).not.toContain('longsecretpart');
+  });
+
+  it('an empty variable counts as unset', () => {
+    expect(problem(`server: { listen: "\${LISTEN}" }\n${flowYaml()}`, { LISTEN: '' })).toContain('server.listen: environment variable LISTEN is not set');
+  });
+
   it('accepts the original global.bindAddr with a deprecation warning', () => {
     const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\n${flowYaml()}`, 'config.yaml');
     expect(loaded.config.server.listen).toBe('0.0.0.0:9191');
@@ -88,7 +134,7 @@ flows:
     ['a bad filter regex', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: { regex: "([" } }'), 'config.yaml: flows.spot.filters.node.regex: expected a valid regular expression'],
     ['a filter of the wrong shape', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: 5 }'), 'config.yaml: flows.spot.filters.node: expected a string, a list of strings, { not: ... } or { regex: ... }'],
     ['retry attempts of zero', `plugins:\n  x: { type: grpc, address: "a:1", retry: { attempts: 0 } }\n${flowYaml()}`, 'config.yaml: plugins.x.retry.attempts: Too small: expected number to be >=1'],
-    ['an unset environment variable', `server: { listen: "\${LISTEN}" }\n${flowYaml()}`, 'config.yaml: line 1: environment variable LISTEN is not set'],
+    ['an unset environment variable', `server: { listen: "\${LISTEN}" }\n${flowYaml()}`, 'config.yaml: server.listen: environment variable LISTEN is not set (write ${LISTEN:-default} for a default)'],
     ['a log level that does not exist', `log: { level: loud }\n${flowYaml()}`, 'config.yaml: log.level: Invalid option: expected one of'],
   ])('rejects %s', (_name, yaml, expected) => {
     expect(problem(yaml)).toContain(expected);

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
-import { interpolateEnv, MissingEnvError } from './interpolate.js';
+import { interpolateDocument } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
 
 /** Names usable in a flow's `plugins` without declaring them. */
@@ -35,15 +35,9 @@ function checkReferences(config: Config): ConfigProblem[] {
  * the file, the path and what was expected for every problem found.
  */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  let expanded: string;
-  try {
-    expanded = interpolateEnv(text, env);
-  } catch (err) {
-    if (err instanceof MissingEnvError) throw new ConfigError(file, [{ path: '', message: err.message }]);
-    throw err;
-  }
-
-  const doc = parseDocument(expanded, { prettyErrors: true, uniqueKeys: true });
+  // Parse first, then interpolate into string values: a value from the
+  // environment can never change the structure, nor show up in a YAML error.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
@@ -53,6 +47,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
+  const missing = interpolateDocument(doc, env);
+  if (missing.length > 0) throw new ConfigError(file, missing);
+
   const raw: unknown = doc.toJS() ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [{ path: '', message: 'expected a YAML mapping with server, log, plugins and flows' }]);
