@@ -77,11 +77,14 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
   );
   const group = described.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === groupName);
   if (!group) throw new PluginError(Code.NotFound, `Auto Scaling group ${groupName} of ${instance.instanceId} does not exist`);
-  const minSize = group.MinSize ?? 0;
+  const currentMinSize = group.MinSize ?? 0;
+  const minSize = originalMinSize(ctx, groupName, currentMinSize);
   const inService = (group.Instances ?? []).filter((i) => i.LifecycleState === 'InService').length;
   const leaving = instance.group?.lifecycleState === 'InService' ? 1 : 0;
   // Auto Scaling refuses a detach that leaves fewer than MinSize in service, even with the desired capacity kept.
-  const loweredMinSize = inService - leaving < minSize ? inService - leaving : undefined;
+  const loweredMinSize = inService - leaving < currentMinSize ? inService - leaving : undefined;
+  // Put back after the detach: when lowered now, or still lowered by an earlier detach of this process.
+  const restoreTo = loweredMinSize !== undefined || minSize !== currentMinSize ? minSize : undefined;
   const attributes = { auto_scaling_group: groupName, replacement_requested: 'true' };
   const tag = new CreateTagsCommand({ Resources: [instance.instanceId], Tags: [{ Key: DETACHED_FROM_TAG, Value: groupName }], DryRun: ctx.dryRun });
 
@@ -91,15 +94,19 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
     logger.info('dry run: would detach the instance keeping the desired capacity', {
       instance_id: instance.instanceId,
       auto_scaling_group: groupName,
-      ...(loweredMinSize !== undefined && { min_size: minSize, lowered_min_size: loweredMinSize }),
+      ...(restoreTo !== undefined && { min_size: minSize, lowered_min_size: loweredMinSize ?? currentMinSize }),
     });
     return { status: 'ok', message: `dry run: would detach ${instance.instanceId} from ${groupName} keeping its desired capacity`, attributes: { ...attributes, dry_run: 'true' } };
   }
 
   await callAws('EC2 CreateTags', signal, (o) => clients.ec2.send(tag, o));
-  if (loweredMinSize !== undefined) await setMinSize(ctx, groupName, loweredMinSize);
   let restoreWarning = '';
   try {
+    if (loweredMinSize !== undefined) {
+      // Recorded first: if the lowering lands but nothing after it does, a later detach still knows the original.
+      ctx.loweredMinSizes.set(groupName, minSize);
+      await setMinSize(ctx, signal, groupName, loweredMinSize);
+    }
     await callAws('Auto Scaling DetachInstances', signal, (o) =>
       clients.autoScaling.send(
         new DetachInstancesCommand({ AutoScalingGroupName: groupName, InstanceIds: [instance.instanceId], ShouldDecrementDesiredCapacity: false }),
@@ -107,7 +114,8 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
       ),
     );
   } finally {
-    if (loweredMinSize !== undefined) restoreWarning = await restoreMinSize(ctx, groupName, minSize);
+    // Inside the finally also when the lowering itself was cut off: it may have landed all the same.
+    if (restoreTo !== undefined) restoreWarning = await restoreMinSize(ctx, groupName, restoreTo);
   }
   return {
     status: 'ok',
@@ -116,22 +124,54 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
   };
 }
 
-function setMinSize(ctx: StrategyContext, groupName: string, minSize: number): Promise<unknown> {
-  return callAws('Auto Scaling UpdateAutoScalingGroup', ctx.signal, (o) =>
+/**
+ * The group's MinSize before any detach lowered it. A MinSize this process
+ * lowered and could not put back is recorded in `ctx.loweredMinSizes`; while
+ * the group's MinSize is still below that record, the record is the original
+ * (reading the lowered value as the original would make the lowering stick,
+ * and a next lowering would compound it). A MinSize at or above the record was
+ * set by someone else since: it is the original now, and the record is dropped.
+ * Without a record the current MinSize is all there is to go by.
+ */
+function originalMinSize(ctx: StrategyContext, groupName: string, currentMinSize: number): number {
+  const recorded = ctx.loweredMinSizes.get(groupName);
+  if (recorded === undefined) return currentMinSize;
+  if (currentMinSize >= recorded) {
+    ctx.loweredMinSizes.delete(groupName);
+    return currentMinSize;
+  }
+  ctx.logger.warn('the group MinSize is still lowered by an earlier detach: restoring the original after this one', {
+    auto_scaling_group: groupName,
+    min_size: recorded,
+    current_min_size: currentMinSize,
+  });
+  return recorded;
+}
+
+function setMinSize(ctx: StrategyContext, signal: AbortSignal, groupName: string, minSize: number): Promise<unknown> {
+  return callAws('Auto Scaling UpdateAutoScalingGroup', signal, (o) =>
     ctx.clients.autoScaling.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: groupName, MinSize: minSize }), o),
   );
 }
 
+/** How long restoring MinSize may take, retries included. */
+const RESTORE_MIN_SIZE_TIMEOUT_MS = 10_000;
+
 /**
- * Puts MinSize back. The detach has happened by now, so a failure here does not
- * fail the call (a retry would find nothing to detach and never restore it): it
- * is logged, and returned as a note for the answer's message.
+ * Puts MinSize back. It runs with its own bounded signal, not the call's: the
+ * call's deadline or a cancel that cut the detach short must not also cut the
+ * restore, or MinSize would stay lowered. The detach may have happened by now,
+ * so a failure here does not fail the call (a retry would find nothing to
+ * detach): it is logged, returned as a note for the answer's message, and the
+ * original stays recorded for the next detach from the group.
  */
 async function restoreMinSize(ctx: StrategyContext, groupName: string, minSize: number): Promise<string> {
   try {
-    await setMinSize(ctx, groupName, minSize);
+    await setMinSize(ctx, AbortSignal.timeout(RESTORE_MIN_SIZE_TIMEOUT_MS), groupName, minSize);
+    ctx.loweredMinSizes.delete(groupName);
     return '';
   } catch (err) {
+    ctx.loweredMinSizes.set(groupName, minSize);
     const reason = err instanceof Error ? err.message : String(err);
     ctx.logger.warn('could not restore the group MinSize after the detach', { auto_scaling_group: groupName, min_size: minSize, error: reason });
     return `; restoring MinSize ${minSize} failed, set it back by hand (${reason})`;

@@ -1,6 +1,6 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import { startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
 
@@ -95,6 +95,59 @@ describe('a group member (strategy asg-detach)', () => {
     expect(group.minSize).toBe(2);
     expect(group.desiredCapacity).toBe(2);
     expect(group.members.has(old!)).toBe(false);
+  });
+
+  it('restores MinSize when the call is cut off (deadline or cancel) during DetachInstances', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    // DetachInstances is throttled for as long as the test needs: the call is still in it when the deadline fires.
+    aws.faults.throttle(1_000, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20, random: () => 1 } });
+    const controller = new AbortController();
+    const pending = rejection(h.handle(spotEvent(old!), { ...context(), signal: controller.signal }));
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    expect(group.minSize).toBe(1);
+    controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
+
+    const err = await pending;
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    // The restore ran on its own signal, after the call's had fired.
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => [c.params.MinSize, c.errorCode])).toEqual([
+      ['1', undefined],
+      ['2', undefined],
+    ]);
+    expect(group.minSize).toBe(2);
+    expect(group.members.has(old!)).toBe(true);
+    expect(group.desiredCapacity).toBe(2);
+    expect(logs.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it('remembers the original MinSize when restoring it fails, and restores it with the next detach from the group', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [first, second] = group.members.keys();
+    const h = handler({ retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 50, random: () => 1 } });
+    // The first DetachInstances is throttled: while it waits to retry, the restore that follows is made to fail.
+    aws.faults.throttle(1, { action: 'DetachInstances' });
+    const pending = h.handle(spotEvent(first!), context());
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'User is not authorized to perform: autoscaling:UpdateAutoScalingGroup', status: 403 }, { action: 'UpdateAutoScalingGroup' });
+    const result = await pending;
+    expect(result.status).toBe('ok');
+    expect(result.message).toMatch(/restoring MinSize 2 failed, set it back by hand/);
+    expect(group.minSize).toBe(1);
+
+    // The next detach does not take the lowered 1 for the original: it puts 2 back.
+    const next = await h.handle(spotEvent(second!), context());
+    expect(next.message).not.toMatch(/failed/);
+    expect(group.minSize).toBe(2);
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => [c.params.MinSize, c.errorCode])).toEqual([
+      ['1', undefined],
+      ['2', 'AccessDenied'],
+      ['2', undefined],
+    ]);
+    expect(group.members.has(first!)).toBe(false);
+    expect(group.members.has(second!)).toBe(false);
+    expect(group.desiredCapacity).toBe(2);
   });
 
   it('completes its pending termination lifecycle action with CONTINUE, so the group replaces it now', async () => {

@@ -147,6 +147,30 @@ describe('DrainHandler', () => {
     expect(remote.message).toMatch(/pods_remaining=3 \(apps\/db-0, apps\/db-1, apps\/db-2\).*disruption budget/);
   });
 
+  it('fails with FAILED_PRECONDITION (permanent, not retried) when the deadline has already passed at entry', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const handler = handlerFor(api);
+    const passed = new Date(Date.now() - 60_000).toISOString();
+
+    const err = await rejection(handler.handle(event({ node: 'node-a', termination_time: passed }), context()));
+    expect(err).not.toBeInstanceOf(DrainIncompleteError);
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/^no time left to drain .*node-a.*: its deadline .* has passed$/);
+    // Nothing was touched: no cordon, no eviction.
+    expect(writes(api)).toHaveLength(0);
+    expect(api.cluster.evictions()).toHaveLength(0);
+
+    // The same over real gRPC.
+    const server = await serve(0, handler, { host: '127.0.0.1' });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+    const remote = await rejection(client.handle(event({ node: 'node-a', termination_time: passed }), { flow: 'spot', timeoutMs: 5_000 }));
+    expect(remote.code).toBe(Code.FailedPrecondition);
+    expect(remote.message).toMatch(/no time left to drain/);
+  });
+
   it('is idempotent: a second call for a drained node changes nothing and answers skipped', async () => {
     const api = await startCluster();
     api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));

@@ -24,8 +24,9 @@ const LISTED_PODS = 5;
  * Answers: `ok` after a drain; `skipped` when the node was already cordoned
  * and had nothing left to evict, or does not exist and `nodeNotFound` is
  * `skip`. Fails with INVALID_ARGUMENT (no node label), NOT_FOUND (no such
- * node), DEADLINE_EXCEEDED ({@link DrainIncompleteError}: pods left at the
- * deadline), UNAVAILABLE (API server unreachable until the deadline),
+ * node), FAILED_PRECONDITION (the deadline had already passed when the call
+ * came: no time left to drain at all), DEADLINE_EXCEEDED
+ * ({@link DrainIncompleteError}: pods left at the deadline), UNAVAILABLE (API server unreachable until the deadline),
  * PERMISSION_DENIED / UNAUTHENTICATED (RBAC or credentials).
  */
 export class DrainHandler implements EventHandler {
@@ -52,7 +53,8 @@ export class DrainHandler implements EventHandler {
       maxDrainMs: o.maxDrainMs,
     });
     if (at <= started) {
-      throw new PluginError(Code.DeadlineExceeded, `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(at).toISOString()} has passed`);
+      // Permanent: the deadline is already behind us, so a retry would find even less time.
+      throw new PluginError(Code.FailedPrecondition, `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(at).toISOString()} has passed`);
     }
     const deadline = new Deadline(at, context.signal);
     try {
