@@ -1,16 +1,19 @@
 import {
   CompleteLifecycleActionCommand,
+  CreateOrUpdateTagsCommand,
+  DeleteTagsCommand,
   DescribeAutoScalingGroupsCommand,
   DescribeLifecycleHooksCommand,
   DetachInstancesCommand,
   UpdateAutoScalingGroupCommand,
+  type TagDescription,
 } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { callAws, dryRunEc2 } from './aws-call.js';
 import { KeyedSerial } from './keyed-serial.js';
 import type { ReplacementOutcome, StrategyContext } from './replacement-outcome.js';
-import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
+import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG, ORIGINAL_MIN_SIZE_TAG } from './tags.js';
 
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
 
@@ -25,7 +28,8 @@ const perGroup = new KeyedSerial();
  *   with `ShouldDecrementDesiredCapacity=false`, so the group launches a
  *   replacement now instead of after the termination. When the detach would
  *   leave fewer instances in service than `MinSize`, MinSize is lowered by what
- *   is needed for the detach and restored right after.
+ *   is needed for the detach and restored right after; the original is kept in
+ *   the group tag {@link ORIGINAL_MIN_SIZE_TAG} until then.
  * - `Terminating:Wait` (a termination lifecycle hook is pending; such an instance
  *   cannot be detached): complete the termination hooks with `CONTINUE`, so the
  *   group replaces it without waiting for the hook's heartbeat timeout.
@@ -78,13 +82,19 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
   const group = described.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === groupName);
   if (!group) throw new PluginError(Code.NotFound, `Auto Scaling group ${groupName} of ${instance.instanceId} does not exist`);
   const currentMinSize = group.MinSize ?? 0;
-  const minSize = originalMinSize(ctx, groupName, currentMinSize);
+  const { minSize, tagged } = originalMinSize(ctx, groupName, group.Tags, currentMinSize);
   const inService = (group.Instances ?? []).filter((i) => i.LifecycleState === 'InService').length;
   const leaving = instance.group?.lifecycleState === 'InService' ? 1 : 0;
   // Auto Scaling refuses a detach that leaves fewer than MinSize in service, even with the desired capacity kept.
   const loweredMinSize = inService - leaving < currentMinSize ? inService - leaving : undefined;
-  // Put back after the detach: when lowered now, or still lowered by an earlier detach of this process.
+  // Put back after the detach: when lowered now, or still lowered by an earlier detach (the tag says so).
   const restoreTo = loweredMinSize !== undefined || minSize !== currentMinSize ? minSize : undefined;
+  // Tagged before the lowering, unless the group already carries the original: a restore that never
+  // happens (failure, crash, restart) then leaves the original on the group for any later detach.
+  const tagValue = String(minSize);
+  const writeTag = loweredMinSize !== undefined && tagged !== tagValue;
+  // Removed once MinSize is the original again: the tag written now, or the one found on the group.
+  const untag = writeTag ? tagValue : tagged;
   const attributes = { auto_scaling_group: groupName, replacement_requested: 'true' };
   const tag = new CreateTagsCommand({ Resources: [instance.instanceId], Tags: [{ Key: DETACHED_FROM_TAG, Value: groupName }], DryRun: ctx.dryRun });
 
@@ -95,18 +105,18 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
       instance_id: instance.instanceId,
       auto_scaling_group: groupName,
       ...(restoreTo !== undefined && { min_size: minSize, lowered_min_size: loweredMinSize ?? currentMinSize }),
+      ...(writeTag && { tag_group: `${ORIGINAL_MIN_SIZE_TAG}=${tagValue}` }),
+      ...(untag !== undefined && { untag_group: `${ORIGINAL_MIN_SIZE_TAG}=${untag}` }),
     });
     return { status: 'ok', message: `dry run: would detach ${instance.instanceId} from ${groupName} keeping its desired capacity`, attributes: { ...attributes, dry_run: 'true' } };
   }
 
   await callAws('EC2 CreateTags', signal, (o) => clients.ec2.send(tag, o));
+  // Outside the try: when the tag is not written, MinSize is not lowered either, and there is nothing to restore.
+  if (writeTag) await tagOriginalMinSize(ctx, groupName, tagValue);
   let restoreWarning = '';
   try {
-    if (loweredMinSize !== undefined) {
-      // Recorded first: if the lowering lands but nothing after it does, a later detach still knows the original.
-      ctx.loweredMinSizes.set(groupName, minSize);
-      await setMinSize(ctx, signal, groupName, loweredMinSize);
-    }
+    if (loweredMinSize !== undefined) await setMinSize(ctx, signal, groupName, loweredMinSize);
     await callAws('Auto Scaling DetachInstances', signal, (o) =>
       clients.autoScaling.send(
         new DetachInstancesCommand({ AutoScalingGroupName: groupName, InstanceIds: [instance.instanceId], ShouldDecrementDesiredCapacity: false }),
@@ -115,7 +125,7 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
     );
   } finally {
     // Inside the finally also when the lowering itself was cut off: it may have landed all the same.
-    if (restoreTo !== undefined) restoreWarning = await restoreMinSize(ctx, groupName, restoreTo);
+    restoreWarning = await restoreMinSize(ctx, groupName, restoreTo, untag);
   }
   return {
     status: 'ok',
@@ -125,27 +135,41 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
 }
 
 /**
- * The group's MinSize before any detach lowered it. A MinSize this process
- * lowered and could not put back is recorded in `ctx.loweredMinSizes`; while
- * the group's MinSize is still below that record, the record is the original
- * (reading the lowered value as the original would make the lowering stick,
- * and a next lowering would compound it). A MinSize at or above the record was
- * set by someone else since: it is the original now, and the record is dropped.
- * Without a record the current MinSize is all there is to go by.
+ * The group's MinSize before any detach lowered it, and the value of its
+ * {@link ORIGINAL_MIN_SIZE_TAG} tag if it carries one. The tag is written
+ * before a lowering and removed after the restore, so on entry it means an
+ * earlier detach (of any process or replica) did not put MinSize back: while
+ * the group's MinSize is below the tag, the tag is the original (reading the
+ * lowered value as the original would make the lowering stick, and a next
+ * lowering would compound it). A MinSize at or above the tag was set since (by
+ * hand, or by a restore whose untagging failed): it is the original, and the
+ * tag is stale. So is a value that is not a number. A stale tag is replaced or
+ * removed by this detach.
  */
-function originalMinSize(ctx: StrategyContext, groupName: string, currentMinSize: number): number {
-  const recorded = ctx.loweredMinSizes.get(groupName);
-  if (recorded === undefined) return currentMinSize;
-  if (currentMinSize >= recorded) {
-    ctx.loweredMinSizes.delete(groupName);
-    return currentMinSize;
+function originalMinSize(
+  ctx: StrategyContext,
+  groupName: string,
+  tags: readonly TagDescription[] | undefined,
+  currentMinSize: number,
+): { minSize: number; tagged: string | undefined } {
+  const tagged = tags?.find((t) => t.Key === ORIGINAL_MIN_SIZE_TAG)?.Value;
+  const recorded = tagged !== undefined && /^\d+$/.test(tagged) ? Number(tagged) : undefined;
+  if (recorded === undefined || recorded <= currentMinSize) {
+    if (tagged !== undefined) {
+      ctx.logger.info('the group carries a stale original MinSize tag: this detach replaces or removes it', {
+        auto_scaling_group: groupName,
+        tag: `${ORIGINAL_MIN_SIZE_TAG}=${tagged}`,
+        current_min_size: currentMinSize,
+      });
+    }
+    return { minSize: currentMinSize, tagged };
   }
   ctx.logger.warn('the group MinSize is still lowered by an earlier detach: restoring the original after this one', {
     auto_scaling_group: groupName,
     min_size: recorded,
     current_min_size: currentMinSize,
   });
-  return recorded;
+  return { minSize: recorded, tagged };
 }
 
 function setMinSize(ctx: StrategyContext, signal: AbortSignal, groupName: string, minSize: number): Promise<unknown> {
@@ -154,28 +178,63 @@ function setMinSize(ctx: StrategyContext, signal: AbortSignal, groupName: string
   );
 }
 
-/** How long restoring MinSize may take, retries included. */
+/** The group's {@link ORIGINAL_MIN_SIZE_TAG} as CreateOrUpdateTags and DeleteTags name it. */
+function originalMinSizeTag(groupName: string, value: string): { ResourceId: string; ResourceType: string; Key: string; Value: string } {
+  return { ResourceId: groupName, ResourceType: 'auto-scaling-group', Key: ORIGINAL_MIN_SIZE_TAG, Value: value };
+}
+
+function tagOriginalMinSize(ctx: StrategyContext, groupName: string, value: string): Promise<unknown> {
+  return callAws('Auto Scaling CreateOrUpdateTags', ctx.signal, (o) =>
+    ctx.clients.autoScaling.send(new CreateOrUpdateTagsCommand({ Tags: [{ ...originalMinSizeTag(groupName, value), PropagateAtLaunch: false }] }), o),
+  );
+}
+
+/** How long restoring MinSize and removing the tag may take together, retries included. */
 const RESTORE_MIN_SIZE_TIMEOUT_MS = 10_000;
 
 /**
- * Puts MinSize back. It runs with its own bounded signal, not the call's: the
+ * Puts MinSize back (when `restoreTo` is set), then removes the tag (when
+ * `untag` is set). It runs with its own bounded signal, not the call's: the
  * call's deadline or a cancel that cut the detach short must not also cut the
  * restore, or MinSize would stay lowered. The detach may have happened by now,
  * so a failure here does not fail the call (a retry would find nothing to
- * detach): it is logged, returned as a note for the answer's message, and the
- * original stays recorded for the next detach from the group.
+ * detach). A failed restore is logged and returned as a note for the answer's
+ * message; the tag stays, so the next detach from the group restores the
+ * original. A failed untagging is only logged: MinSize is the original again,
+ * and the next detach takes the tag for stale.
  */
-async function restoreMinSize(ctx: StrategyContext, groupName: string, minSize: number): Promise<string> {
-  try {
-    await setMinSize(ctx, AbortSignal.timeout(RESTORE_MIN_SIZE_TIMEOUT_MS), groupName, minSize);
-    ctx.loweredMinSizes.delete(groupName);
-    return '';
-  } catch (err) {
-    ctx.loweredMinSizes.set(groupName, minSize);
-    const reason = err instanceof Error ? err.message : String(err);
-    ctx.logger.warn('could not restore the group MinSize after the detach', { auto_scaling_group: groupName, min_size: minSize, error: reason });
-    return `; restoring MinSize ${minSize} failed, set it back by hand (${reason})`;
+async function restoreMinSize(ctx: StrategyContext, groupName: string, restoreTo: number | undefined, untag: string | undefined): Promise<string> {
+  if (restoreTo === undefined && untag === undefined) return '';
+  const signal = AbortSignal.timeout(RESTORE_MIN_SIZE_TIMEOUT_MS);
+  if (restoreTo !== undefined) {
+    try {
+      await setMinSize(ctx, signal, groupName, restoreTo);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      ctx.logger.warn('could not restore the group MinSize after the detach: the group keeps the original in its tag', {
+        auto_scaling_group: groupName,
+        min_size: restoreTo,
+        tag: `${ORIGINAL_MIN_SIZE_TAG}=${restoreTo}`,
+        error: reason,
+      });
+      return `; restoring MinSize ${restoreTo} failed, set it back by hand or let the next detach from the group do it (tag ${ORIGINAL_MIN_SIZE_TAG}=${restoreTo}) (${reason})`;
+    }
   }
+  if (untag !== undefined) {
+    try {
+      // With the value: a tag another replica has rewritten since is not this detach's to remove.
+      await callAws('Auto Scaling DeleteTags', signal, (o) =>
+        ctx.clients.autoScaling.send(new DeleteTagsCommand({ Tags: [originalMinSizeTag(groupName, untag)] }), o),
+      );
+    } catch (err) {
+      ctx.logger.warn('could not remove the original MinSize tag from the group', {
+        auto_scaling_group: groupName,
+        tag: `${ORIGINAL_MIN_SIZE_TAG}=${untag}`,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+  return '';
 }
 
 async function completeTermination(ctx: StrategyContext, groupName: string): Promise<ReplacementOutcome> {

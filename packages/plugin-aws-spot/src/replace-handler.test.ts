@@ -5,6 +5,7 @@ import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
 
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
+const ORIGINAL_MIN_SIZE = 'hollowtrees:original-min-size';
 
 let aws: AwsStandIn;
 let logs: { level: string; message: string; fields: Record<string, unknown> | undefined }[];
@@ -91,7 +92,17 @@ describe('a group member (strategy asg-detach)', () => {
     const [old] = group.members.keys();
     await handler().handle(spotEvent(old!), context());
     expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', '2']);
-    expect(aws.calls.map((c) => c.action).slice(-3)).toEqual(['UpdateAutoScalingGroup', 'DetachInstances', 'UpdateAutoScalingGroup']);
+    // The original is on the group before MinSize is lowered, and taken off once it is back.
+    expect(aws.calls.map((c) => c.action).slice(-5)).toEqual(['CreateOrUpdateTags', 'UpdateAutoScalingGroup', 'DetachInstances', 'UpdateAutoScalingGroup', 'DeleteTags']);
+    expect(aws.callsTo('CreateOrUpdateTags')[0]?.params).toMatchObject({
+      'Tags.member.1.ResourceId': 'workers',
+      'Tags.member.1.ResourceType': 'auto-scaling-group',
+      'Tags.member.1.Key': ORIGINAL_MIN_SIZE,
+      'Tags.member.1.Value': '2',
+      'Tags.member.1.PropagateAtLaunch': 'false',
+    });
+    expect(aws.callsTo('DeleteTags')[0]?.params).toMatchObject({ 'Tags.member.1.Key': ORIGINAL_MIN_SIZE, 'Tags.member.1.Value': '2' });
+    expect(group.tags.size).toBe(0);
     expect(group.minSize).toBe(2);
     expect(group.desiredCapacity).toBe(2);
     expect(group.members.has(old!)).toBe(false);
@@ -117,37 +128,100 @@ describe('a group member (strategy asg-detach)', () => {
       ['2', undefined],
     ]);
     expect(group.minSize).toBe(2);
+    expect(group.tags.has(ORIGINAL_MIN_SIZE)).toBe(false);
     expect(group.members.has(old!)).toBe(true);
     expect(group.desiredCapacity).toBe(2);
     expect(logs.filter((l) => l.level === 'warn')).toEqual([]);
   });
 
-  it('remembers the original MinSize when restoring it fails, and restores it with the next detach from the group', async () => {
+  it('leaves the original MinSize tag when restoring fails, and a new handler (a restart) restores it with the next detach from the group', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
     const [first, second] = group.members.keys();
-    const h = handler({ retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 50, random: () => 1 } });
+    const before = handler({ retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 50, random: () => 1 } });
     // The first DetachInstances is throttled: while it waits to retry, the restore that follows is made to fail.
     aws.faults.throttle(1, { action: 'DetachInstances' });
-    const pending = h.handle(spotEvent(first!), context());
+    const pending = before.handle(spotEvent(first!), context());
     await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
     aws.faults.fail(1, { code: 'AccessDenied', message: 'User is not authorized to perform: autoscaling:UpdateAutoScalingGroup', status: 403 }, { action: 'UpdateAutoScalingGroup' });
     const result = await pending;
     expect(result.status).toBe('ok');
-    expect(result.message).toMatch(/restoring MinSize 2 failed, set it back by hand/);
+    expect(result.message).toMatch(/restoring MinSize 2 failed, set it back by hand or let the next detach from the group do it \(tag hollowtrees:original-min-size=2\)/);
     expect(group.minSize).toBe(1);
+    expect(group.tags.get(ORIGINAL_MIN_SIZE)).toEqual({ value: '2', propagateAtLaunch: false });
+    expect(aws.callsTo('DeleteTags')).toHaveLength(0);
+    before.close();
 
-    // The next detach does not take the lowered 1 for the original: it puts 2 back.
-    const next = await h.handle(spotEvent(second!), context());
+    // A new handler knows nothing of the first one: the tag tells it that 1 is a lowered MinSize, and 2 the original.
+    const next = await handler().handle(spotEvent(second!), context());
     expect(next.message).not.toMatch(/failed/);
     expect(group.minSize).toBe(2);
+    expect(group.tags.has(ORIGINAL_MIN_SIZE)).toBe(false);
     expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => [c.params.MinSize, c.errorCode])).toEqual([
       ['1', undefined],
       ['2', 'AccessDenied'],
       ['2', undefined],
     ]);
+    // The tag was already there: written once, by the first detach.
+    expect(aws.callsTo('CreateOrUpdateTags')).toHaveLength(1);
+    expect(aws.callsTo('DeleteTags').map((c) => c.params['Tags.member.1.Value'])).toEqual(['2']);
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'warn', message: expect.stringMatching(/still lowered by an earlier detach/), fields: expect.objectContaining({ min_size: 2, current_min_size: 1 }) }));
     expect(group.members.has(first!)).toBe(false);
     expect(group.members.has(second!)).toBe(false);
     expect(group.desiredCapacity).toBe(2);
+  });
+
+  it('takes a tag at or below the current MinSize for stale: MinSize was set back since, and the tag goes', async () => {
+    // Set back by hand to 2, then raised to 3; the tag of the failed restore is still on the group.
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 3, tags: { [ORIGINAL_MIN_SIZE]: '2' } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    // 3 is the original now: lowered to 2 for the detach and put back to 3, not to the tag's 2.
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['2', '3']);
+    expect(aws.callsTo('CreateOrUpdateTags')[0]?.params['Tags.member.1.Value']).toBe('3');
+    expect(group.minSize).toBe(3);
+    expect(group.tags.size).toBe(0);
+  });
+
+  it('removes a stale tag also when no lowering is needed', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1, tags: { [ORIGINAL_MIN_SIZE]: 'one' } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('UpdateAutoScalingGroup')).toHaveLength(0);
+    expect(aws.callsTo('CreateOrUpdateTags')).toHaveLength(0);
+    expect(aws.callsTo('DeleteTags')[0]?.params).toMatchObject({ 'Tags.member.1.Key': ORIGINAL_MIN_SIZE, 'Tags.member.1.Value': 'one' });
+    expect(group.tags.size).toBe(0);
+    expect(group.minSize).toBe(1);
+  });
+
+  it('does not lower MinSize when the original cannot be tagged', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'User is not authorized to perform: autoscaling:CreateOrUpdateTags', status: 403 }, { action: 'CreateOrUpdateTags' });
+    const err = await rejection(handler().handle(spotEvent(old!), context()));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toContain('Auto Scaling CreateOrUpdateTags failed: AccessDenied');
+    expect(aws.callsTo('UpdateAutoScalingGroup')).toHaveLength(0);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(0);
+    expect(group.minSize).toBe(2);
+    expect(group.members.has(old!)).toBe(true);
+  });
+
+  it('succeeds when only removing the tag after the restore fails: the next detach takes the tag for stale', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [first, second] = group.members.keys();
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'User is not authorized to perform: autoscaling:DeleteTags', status: 403 }, { action: 'DeleteTags' });
+    const result = await handler().handle(spotEvent(first!), context());
+    expect(result.message).not.toMatch(/failed/);
+    expect(group.minSize).toBe(2);
+    expect(group.tags.get(ORIGINAL_MIN_SIZE)?.value).toBe('2');
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'warn', message: 'could not remove the original MinSize tag from the group' }));
+
+    await handler().handle(spotEvent(second!), context());
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', '2', '1', '2']);
+    // Already on the group with the right value: not written again, removed this time.
+    expect(aws.callsTo('CreateOrUpdateTags')).toHaveLength(1);
+    expect(group.tags.size).toBe(0);
+    expect(group.minSize).toBe(2);
   });
 
   it('completes its pending termination lifecycle action with CONTINUE, so the group replaces it now', async () => {
@@ -291,9 +365,20 @@ describe('dry-run', () => {
     expect(aws.callsTo('CreateTags')[0]).toMatchObject({ params: expect.objectContaining({ DryRun: 'true' }), errorCode: 'DryRunOperation' });
     expect(aws.callsTo('DetachInstances')).toHaveLength(0);
     expect(aws.callsTo('UpdateAutoScalingGroup')).toHaveLength(0);
+    expect(aws.callsTo('CreateOrUpdateTags')).toHaveLength(0);
+    expect(aws.callsTo('DeleteTags')).toHaveLength(0);
     expect(group.members.has(old!)).toBe(true);
+    expect(group.tags.size).toBe(0);
     expect(logs).toContainEqual(
-      expect.objectContaining({ message: expect.stringMatching(/^dry run: would detach/), fields: expect.objectContaining({ instance_id: old, lowered_min_size: 1 }) }),
+      expect.objectContaining({
+        message: expect.stringMatching(/^dry run: would detach/),
+        fields: expect.objectContaining({
+          instance_id: old,
+          lowered_min_size: 1,
+          tag_group: 'hollowtrees:original-min-size=2',
+          untag_group: 'hollowtrees:original-min-size=2',
+        }),
+      }),
     );
   });
 });

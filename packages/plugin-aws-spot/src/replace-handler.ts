@@ -79,8 +79,6 @@ function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): '
  */
 export class AwsSpotReplaceHandler implements EventHandler {
   private readonly clients = new Map<string, AwsClients>();
-  /** Per region: the original MinSize of groups left lowered by a detach whose restore failed. */
-  private readonly loweredMinSizes = new Map<string, Map<string, number>>();
   private readonly options: AwsSpotReplaceOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -105,7 +103,6 @@ export class AwsSpotReplaceHandler implements EventHandler {
         signal: context.signal,
         dryRun: this.options.dryRun ?? false,
         logger: this.logger,
-        loweredMinSizes: this.loweredMinSizesFor(labelsOf(event).region ?? this.options.region),
       };
       const outcome: ReplacementOutcome =
         strategy === 'asg-detach'
@@ -131,16 +128,6 @@ export class AwsSpotReplaceHandler implements EventHandler {
       clients.autoScaling.destroy();
     }
     this.clients.clear();
-  }
-
-  private loweredMinSizesFor(region: string | undefined): Map<string, number> {
-    const key = region ?? '';
-    let ledger = this.loweredMinSizes.get(key);
-    if (!ledger) {
-      ledger = new Map();
-      this.loweredMinSizes.set(key, ledger);
-    }
-    return ledger;
   }
 
   private clientsFor(region: string | undefined): AwsClients {

@@ -16,11 +16,4 @@ export interface StrategyContext {
   readonly signal: AbortSignal;
   readonly dryRun: boolean;
   readonly logger: Logger;
-  /**
-   * Original MinSize by Auto Scaling group name, for groups whose MinSize this
-   * process lowered for a detach and has not yet seen put back (one map per
-   * region, owned by the handler). It is the evidence that a group's current
-   * MinSize is a lowered one, not its original.
-   */
-  readonly loweredMinSizes: Map<string, number>;
 }

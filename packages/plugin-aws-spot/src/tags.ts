@@ -6,6 +6,13 @@ export const REPLACES_TAG = 'hollowtrees:replaces';
 /** Set on an instance before it is detached from its group: the group's name. Recognises a repeat. */
 export const DETACHED_FROM_TAG = 'hollowtrees:detached-from';
 
+/**
+ * Set on an Auto Scaling group before a detach lowers its MinSize: the original
+ * MinSize. Removed once MinSize is restored; found on entry, it means a restore
+ * did not happen, in this process or another.
+ */
+export const ORIGINAL_MIN_SIZE_TAG = 'hollowtrees:original-min-size';
+
 /** Auto Scaling's own tag on its instances; it stays on after a detach. */
 export const AUTO_SCALING_GROUP_TAG = 'aws:autoscaling:groupName';
 

@@ -25,6 +25,13 @@ export interface GroupMember {
   healthStatus: 'Healthy' | 'Unhealthy';
 }
 
+/** A tag of a group. */
+export interface GroupTag {
+  value: string;
+  /** Whether the group copies it onto the instances it launches from now on. */
+  propagateAtLaunch: boolean;
+}
+
 /** A group held by the stand-in. Mutable, so tests can arrange and inspect state. */
 export interface AutoScalingGroup {
   readonly name: string;
@@ -37,6 +44,8 @@ export interface AutoScalingGroup {
   readonly launchTemplate: { id: string; version: string };
   readonly members: Map<string, GroupMember>;
   readonly lifecycleHooks: LifecycleHook[];
+  /** Tags by key, as CreateOrUpdateTags and DeleteTags leave them. */
+  readonly tags: Map<string, GroupTag>;
 }
 
 /** A lifecycle action: pending until completed with a result. */
@@ -67,10 +76,19 @@ export interface GroupSpec {
   launchTemplate?: { id: string; version: string };
   /** Default none. */
   lifecycleHooks?: LifecycleHook[];
+  /** Tags by key, not propagated at launch. Default none. */
+  tags?: Readonly<Record<string, string>>;
 }
 
 const TERMINATING: LifecycleTransition = 'autoscaling:EC2_INSTANCE_TERMINATING';
 const DETACHABLE = new Set(['InService', 'Standby']);
+/** The only `ResourceType` a group tag may name. */
+const GROUP_RESOURCE_TYPE = 'auto-scaling-group';
+/** Auto Scaling's tagging limits, from the user guide. */
+const MAX_TAGS_PER_CALL = 25;
+const MAX_TAGS_PER_GROUP = 50;
+const MAX_KEY_LENGTH = 128;
+const MAX_VALUE_LENGTH = 256;
 
 function validation(message: string): AwsApiError {
   return new AwsApiError('ValidationError', message);
@@ -84,6 +102,14 @@ function validation(message: string): AwsApiError {
  * DetachInstances follows the user guide: an instance is detachable only when
  * `InService` or `Standby`, and a detach may not leave fewer instances than
  * `MinSize`, even when the desired capacity is kept.
+ *
+ * Group tags follow the API reference: CreateOrUpdateTags and DeleteTags take
+ * `Tags.member.N` with `ResourceId` (the group name), `ResourceType`
+ * (`auto-scaling-group`), `Key`, `Value` and `PropagateAtLaunch`; a key that
+ * exists is overwritten; DeleteTags needs only the key, and leaves a tag alone
+ * when a `Value` is given that is not the tag's. DescribeAutoScalingGroups lists
+ * them under `Tags`, and tags with `PropagateAtLaunch` are copied onto the
+ * instances the group launches afterwards.
  */
 export class AutoScalingStandIn {
   /** Groups by name. */
@@ -99,6 +125,8 @@ export class AutoScalingStandIn {
     DetachInstances: (p) => this.detachInstances(p),
     CompleteLifecycleAction: (p) => this.completeLifecycleAction(p),
     UpdateAutoScalingGroup: (p) => this.updateAutoScalingGroup(p),
+    CreateOrUpdateTags: (p) => this.createOrUpdateTags(p),
+    DeleteTags: (p) => this.deleteTags(p),
   };
 
   constructor(private readonly ec2: Ec2StandIn) {}
@@ -117,6 +145,7 @@ export class AutoScalingStandIn {
       launchTemplate: spec.launchTemplate ?? { id: 'lt-0123456789abcdef0', version: '1' },
       members: new Map(),
       lifecycleHooks: [...(spec.lifecycleHooks ?? [])],
+      tags: new Map(Object.entries(spec.tags ?? {}).map(([key, value]) => [key, { value, propagateAtLaunch: false }])),
     };
     this.groups.set(group.name, group);
     this.replenish(group);
@@ -166,6 +195,7 @@ export class AutoScalingStandIn {
         subnetId: group.subnetId,
         launchTemplate: group.launchTemplate,
       });
+      for (const [key, tag] of group.tags) if (tag.propagateAtLaunch) instance.tags[key] = tag.value;
       instance.tags['aws:autoscaling:groupName'] = group.name;
       group.members.set(instance.instanceId, { instanceId: instance.instanceId, lifecycleState: 'InService', healthStatus: 'Healthy' });
     }
@@ -207,6 +237,15 @@ export class AutoScalingStandIn {
           Instances: { member: [...g.members.values()].map((m) => ({ InstanceId: m.instanceId, ...this.memberXml(g, m) })) },
           CreatedTime: new Date(0).toISOString(),
           VPCZoneIdentifier: g.subnetId,
+          Tags: {
+            member: [...g.tags].map(([key, tag]) => ({
+              ResourceId: g.name,
+              ResourceType: GROUP_RESOURCE_TYPE,
+              Key: key,
+              Value: tag.value,
+              PropagateAtLaunch: tag.propagateAtLaunch,
+            })),
+          },
         })),
       },
     };
@@ -311,5 +350,43 @@ export class AutoScalingStandIn {
     Object.assign(group, { minSize: min, maxSize: max, desiredCapacity: desired });
     this.replenish(group);
     return {};
+  }
+
+  private createOrUpdateTags(params: QueryParams): Record<string, unknown> {
+    const requests = this.tagRequests(params);
+    // Checked before anything changes: a refused call tags nothing.
+    for (const group of new Set(requests.map((r) => r.group))) {
+      const keys = new Set([...group.tags.keys(), ...requests.filter((r) => r.group === group).map((r) => r.key)]);
+      if (keys.size > MAX_TAGS_PER_GROUP) {
+        throw new AwsApiError('LimitExceeded', `Auto Scaling group ${group.name} would have ${keys.size} tags: the maximum is ${MAX_TAGS_PER_GROUP}.`);
+      }
+    }
+    for (const r of requests) r.group.tags.set(r.key, { value: r.value ?? '', propagateAtLaunch: r.propagateAtLaunch ?? false });
+    return {};
+  }
+
+  private deleteTags(params: QueryParams): Record<string, unknown> {
+    for (const r of this.tagRequests(params)) {
+      const tag = r.group.tags.get(r.key);
+      if (tag && (r.value === undefined || r.value === tag.value)) r.group.tags.delete(r.key);
+    }
+    return {};
+  }
+
+  /** The `Tags.member.N` of CreateOrUpdateTags and DeleteTags, checked. */
+  private tagRequests(params: QueryParams): { group: AutoScalingGroup; key: string; value: string | undefined; propagateAtLaunch: boolean | undefined }[] {
+    const structs = params.structs('Tags.member');
+    if (structs.length === 0) throw new AwsApiError('MissingParameter', 'The request must contain the parameter Tags');
+    if (structs.length > MAX_TAGS_PER_CALL) throw validation(`${structs.length} tags in one call: the maximum is ${MAX_TAGS_PER_CALL}.`);
+    return structs.map((tag) => {
+      const resourceType = tag.require('ResourceType');
+      if (resourceType !== GROUP_RESOURCE_TYPE) throw validation(`Invalid resource type ${resourceType}: the only supported value is ${GROUP_RESOURCE_TYPE}.`);
+      const group = this.group(tag.require('ResourceId'));
+      const key = tag.require('Key');
+      const value = tag.get('Value');
+      if (key.length > MAX_KEY_LENGTH) throw validation(`Tag key ${key} is longer than ${MAX_KEY_LENGTH} characters.`);
+      if (value !== undefined && value.length > MAX_VALUE_LENGTH) throw validation(`The value of tag ${key} is longer than ${MAX_VALUE_LENGTH} characters.`);
+      return { group, key, value, propagateAtLaunch: tag.bool('PropagateAtLaunch') };
+    });
   }
 }

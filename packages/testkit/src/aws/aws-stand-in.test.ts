@@ -1,6 +1,8 @@
 import {
   AutoScalingClient,
   CompleteLifecycleActionCommand,
+  CreateOrUpdateTagsCommand,
+  DeleteTagsCommand,
   DescribeAutoScalingGroupsCommand,
   DescribeAutoScalingInstancesCommand,
   DescribeLifecycleHooksCommand,
@@ -189,6 +191,57 @@ describe('Auto Scaling stand-in', () => {
     expect(err.$metadata.requestId).toMatch(/^[0-9a-f-]{36}$/);
     await autoScaling.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: 'workers', MinSize: 1 }));
     expect(group.minSize).toBe(1);
+  });
+
+  it('creates, updates, describes and deletes group tags', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 1, minSize: 0, tags: { team: 'infra' } });
+    const tag = (Key: string, Value?: string, PropagateAtLaunch?: boolean) => ({ ResourceId: 'workers', ResourceType: 'auto-scaling-group', Key, Value, PropagateAtLaunch });
+    await autoScaling.send(new CreateOrUpdateTagsCommand({ Tags: [tag('hollowtrees:original-min-size', '3', false), tag('env', 'test', true)] }));
+    expect(aws.callsTo('CreateOrUpdateTags')[0]?.params).toMatchObject({
+      'Tags.member.1.ResourceId': 'workers',
+      'Tags.member.1.ResourceType': 'auto-scaling-group',
+      'Tags.member.1.Key': 'hollowtrees:original-min-size',
+      'Tags.member.1.Value': '3',
+      'Tags.member.1.PropagateAtLaunch': 'false',
+      'Tags.member.2.PropagateAtLaunch': 'true',
+    });
+    // An existing key is overwritten, not refused.
+    await autoScaling.send(new CreateOrUpdateTagsCommand({ Tags: [tag('team', 'platform', false)] }));
+    expect(group.tags).toEqual(
+      new Map([
+        ['team', { value: 'platform', propagateAtLaunch: false }],
+        ['hollowtrees:original-min-size', { value: '3', propagateAtLaunch: false }],
+        ['env', { value: 'test', propagateAtLaunch: true }],
+      ]),
+    );
+    const described = await autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ['workers'] }));
+    expect(described.AutoScalingGroups?.[0]?.Tags).toEqual([
+      { ResourceId: 'workers', ResourceType: 'auto-scaling-group', Key: 'team', Value: 'platform', PropagateAtLaunch: false },
+      { ResourceId: 'workers', ResourceType: 'auto-scaling-group', Key: 'hollowtrees:original-min-size', Value: '3', PropagateAtLaunch: false },
+      { ResourceId: 'workers', ResourceType: 'auto-scaling-group', Key: 'env', Value: 'test', PropagateAtLaunch: true },
+    ]);
+
+    // Only tags with PropagateAtLaunch reach the instances launched from now on.
+    const [member] = group.members.keys();
+    await autoScaling.send(new DetachInstancesCommand({ AutoScalingGroupName: 'workers', InstanceIds: [member!], ShouldDecrementDesiredCapacity: false }));
+    const [launched] = group.members.keys();
+    const launchedTags = aws.ec2.instances.get(launched!)?.tags ?? {};
+    expect(launchedTags).toMatchObject({ env: 'test', 'aws:autoscaling:groupName': 'workers' });
+    expect(launchedTags).not.toHaveProperty('team');
+    expect(launchedTags).not.toHaveProperty(['hollowtrees:original-min-size']);
+
+    // DeleteTags needs only the key; with a value that is not the tag's, the tag stays.
+    await autoScaling.send(new DeleteTagsCommand({ Tags: [tag('hollowtrees:original-min-size', '2'), tag('team')] }));
+    expect([...group.tags.keys()]).toEqual(['hollowtrees:original-min-size', 'env']);
+    await autoScaling.send(new DeleteTagsCommand({ Tags: [tag('hollowtrees:original-min-size', '3'), tag('no-such-key')] }));
+    expect([...group.tags.keys()]).toEqual(['env']);
+    expect((await autoScaling.send(new DescribeAutoScalingGroupsCommand({}))).AutoScalingGroups?.[0]?.Tags).toHaveLength(1);
+
+    const wrongType = await failure(autoScaling.send(new CreateOrUpdateTagsCommand({ Tags: [{ ...tag('a', 'b'), ResourceType: 'instance' }] })));
+    expect(wrongType.name).toBe('ValidationError');
+    const noGroup = await failure(autoScaling.send(new DeleteTagsCommand({ Tags: [{ ...tag('env'), ResourceId: 'nope' }] })));
+    expect([noGroup.name, noGroup.message]).toEqual(['ValidationError', "AutoScalingGroup name not found - AutoScalingGroup 'nope' not found"]);
+    expect(group.tags.size).toBe(1);
   });
 
   it('completes a pending lifecycle action, then terminates and replaces the instance', async () => {

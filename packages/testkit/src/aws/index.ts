@@ -8,6 +8,7 @@ export {
   type AutoScalingGroup,
   type GroupMember,
   type GroupSpec,
+  type GroupTag,
   type LifecycleAction,
   type LifecycleHook,
   type LifecycleTransition,
