@@ -3,7 +3,8 @@ import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { NodeMarks, Taint } from './node-marks.js';
-import { withRetries, type Backoff } from './retry.js';
+import type { Backoff } from '@hollowtrees/grpcplugin';
+import { withRetries } from './retry.js';
 
 const sameSlot = (a: V1Taint, b: Taint): boolean => a.key === b.key && a.effect === b.effect;
 

@@ -5,7 +5,8 @@ import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { podKey } from './pod-filter.js';
-import { withRetries, type Backoff } from './retry.js';
+import type { Backoff } from '@hollowtrees/grpcplugin';
+import { withRetries } from './retry.js';
 
 /** What became of the pods given to {@link evictPods}. */
 export interface EvictionOutcome {

@@ -17,6 +17,5 @@ export { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } fro
 export { createKubeApi, type KubeApi } from './kube-api.js';
 export { loadKubeConfig } from './kube-config.js';
 export { DEFAULT_NODE_LABEL, DEFAULT_TAINT, parseNodeLabel, parseTaint, type NodeLabel, type NodeMarks, type Taint } from './node-marks.js';
-export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './retry.js';
 export { instanceIdOf } from './node-lookup.js';
 export type { NodeEventReason } from './events.js';

@@ -1,7 +1,8 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.js';
-import { withRetries, type Backoff } from './retry.js';
+import type { Backoff } from '@hollowtrees/grpcplugin';
+import { withRetries } from './retry.js';
 import type { Deadline } from './deadline.js';
 
 /** Which node an event is about: by name, or by the EC2 instance behind it. */

@@ -1,6 +1,6 @@
 import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
-import { exponentialBackoff, type Backoff } from './retry.js';
+import { exponentialBackoff, type Backoff } from '@hollowtrees/grpcplugin';
 
 /** Settings of the drain handler; every field has a default. */
 export interface DrainOptions {

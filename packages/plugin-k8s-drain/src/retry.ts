@@ -1,25 +1,6 @@
-import type { PluginError } from '@hollowtrees/grpcplugin';
+import type { Backoff, PluginError } from '@hollowtrees/grpcplugin';
 import { isTransient, toPluginError } from './api-errors.js';
 import { DeadlineReachedError, type Deadline } from './deadline.js';
-
-/** Milliseconds to wait before retry number `attempt` (1 for the first retry). */
-export type Backoff = (attempt: number) => number;
-
-/** Options of {@link exponentialBackoff}; every field has a default. */
-export interface ExponentialBackoffOptions {
-  /** First wait. Default 250 ms. */
-  initialMs?: number;
-  /** Longest wait. Default 5 000 ms. */
-  maxMs?: number;
-  /** Returns [0, 1); spreads retries of many pods apart. Default `Math.random`. */
-  random?: () => number;
-}
-
-/** Doubling waits from `initialMs` up to `maxMs`, each scaled by a random factor in [0.5, 1). */
-export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Backoff {
-  const { initialMs = 250, maxMs = 5_000, random = Math.random } = options;
-  return (attempt) => Math.min(maxMs, initialMs * 2 ** (attempt - 1)) * (0.5 + random() / 2);
-}
 
 /**
  * Runs a Kubernetes call, repeating it after transient failures (see

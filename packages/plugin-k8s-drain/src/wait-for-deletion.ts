@@ -2,7 +2,8 @@ import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import type { V1Pod } from '@kubernetes/client-node';
 import { DeadlineReachedError, type Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
-import { withRetries, type Backoff } from './retry.js';
+import type { Backoff } from '@hollowtrees/grpcplugin';
+import { withRetries } from './retry.js';
 
 /**
  * Polls the node's pods every `pollMs` until none of `pods` (matched by uid, so a
