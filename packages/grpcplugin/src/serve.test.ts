@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { makeTestCertificates, type TestCertificates } from '@hollowtrees/testkit';
+import { makeTestCertificates, rejectionOf, type TestCertificates } from '@hollowtrees/testkit';
 import { credentials } from '@grpc/grpc-js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
@@ -22,16 +22,7 @@ async function start(handler: EventHandler, options: ServeOptions = {}): Promise
   return { server, client };
 }
 
-const rejection = (p: Promise<unknown>): Promise<PluginError> =>
-  p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (err: unknown) => {
-      expect(err).toBeInstanceOf(PluginError);
-      return err as PluginError;
-    },
-  );
+const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
 
 describe('serve', () => {
   it('passes flow, attempt and deadline to the handler and returns its attributes', async () => {

@@ -1,5 +1,5 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
-import { startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
+import { rejectionOf, startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
@@ -49,16 +49,7 @@ const spotEvent = (instanceId: string, id = `evt-${instanceId}`): CloudEvent => 
   data: { labels: { instance_id: instanceId } },
 });
 
-const rejection = (p: Promise<unknown>): Promise<PluginError> =>
-  p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (err: unknown) => {
-      expect(err).toBeInstanceOf(PluginError);
-      return err as PluginError;
-    },
-  );
+const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
 
 const standalone = (): string =>
   aws.ec2.addInstance({

@@ -1,5 +1,5 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
-import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubePod } from '@hollowtrees/testkit';
+import { rejectionOf, startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDrainHandler, DrainHandler } from './drain-handler.js';
@@ -65,14 +65,7 @@ function pod(name: string, extra: { labels?: Record<string, string>; owner?: str
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<PluginError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PluginError);
-  return err as PluginError;
-}
+const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
 
 const names = (pods: KubePod[]): string[] => pods.map((p) => p.metadata.name).sort();
 const writes = (api: KubeApiServer) => api.requests.filter((r) => r.method !== 'GET');

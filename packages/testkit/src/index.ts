@@ -4,5 +4,6 @@
  * @packageDocumentation
  */
 export { makeTestCertificates, type KeyPair, type TestCertificates } from './certificates.js';
+export { rejectionOf } from './rejection.js';
 export * from './kube/index.js';
 export * from './aws/index.js';
