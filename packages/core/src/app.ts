@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Clock } from './clock.js';
-import { ConfigError } from './config/config-error.js';
 import type { LoadedConfig } from './config/load-config.js';
+import { readNamedFile } from './config/read-named-file.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import type { GroupStates } from './flow/group-states.js';
 import { StateJournal } from './flow/state-journal.js';
@@ -67,14 +66,7 @@ function splitListen(listen: string): { host: string; port: number } {
 function readReceiverTls(loaded: LoadedConfig): { cert: Buffer; key: Buffer } | undefined {
   const tls = loaded.config.server.tls;
   if (!tls) return undefined;
-  const read = (field: 'cert' | 'key'): Buffer => {
-    try {
-      return readFileSync(tls[field]);
-    } catch (err) {
-      throw new ConfigError(loaded.file, [{ path: `server.tls.${field}`, message: `cannot read ${tls[field]}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
-    }
-  };
-  return { cert: read('cert'), key: read('key') };
+  return { cert: readNamedFile(tls.cert, loaded.file, 'server.tls.cert'), key: readNamedFile(tls.key, loaded.file, 'server.tls.key') };
 }
 
 /** Starts the receiver and the flow engine on a validated configuration. */

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/config-error.js';
+import { readNamedFile } from '../config/read-named-file.js';
 import type { Config, GrpcPluginConfig, PluginConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
 import { grpcActionPlugin } from './grpc-action-plugin.js';
@@ -13,12 +13,7 @@ const BUILTIN_LOG: PluginConfig = { type: 'log', timeout: 5_000, retry: { attemp
 function readTls(name: string, tls: NonNullable<GrpcPluginConfig['tls']>, file: string): ClientTlsOptions {
   const read = (field: 'ca' | 'cert' | 'key'): Buffer | undefined => {
     const path = tls[field];
-    if (path === undefined) return undefined;
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new ConfigError(file, [{ path: `plugins.${name}.tls.${field}`, message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
-    }
+    return path === undefined ? undefined : readNamedFile(path, file, `plugins.${name}.tls.${field}`);
   };
   const [ca, cert, key] = [read('ca'), read('cert'), read('key')];
   if ((cert === undefined) !== (key === undefined)) {

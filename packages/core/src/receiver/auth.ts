@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { ConfigError } from '../config/config-error.js';
+import { readNamedFile } from '../config/read-named-file.js';
 import type { AuthConfig } from '../config/schema.js';
 
 /** Decides whether a request carries valid credentials. */
@@ -15,11 +14,7 @@ function constantTimeEquals(expected: Buffer, actual: string): boolean {
 }
 
 function readSecret(file: string, path: string, configFile: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    throw new ConfigError(configFile, [{ path, message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
-  }
+  return readNamedFile(file, configFile, path).toString('utf8').trim();
 }
 
 /**
