@@ -12,6 +12,8 @@ export interface IngestRun {
   serverCpuPercent: number;
   /** Plugin calls (Hollowtrees) or webhook alerts (Alertmanager) by the end of the run. */
   actionsDelivered: number;
+  /** `actionsDelivered` over the run's wall time, warm-up included: the rate acted on. */
+  actionsPerSecond: number;
 }
 
 export interface BenchResults {
@@ -19,17 +21,31 @@ export interface BenchResults {
   wallSeconds: number;
   machine: MachineInfo;
   generatorCeiling: Record<string, LoadResult>;
-  ingest: { hollowtrees: IngestRun[]; alertmanager: IngestRun[] };
+  /** `relay`: the bare HTTP → gRPC relay (`relay.ts`), the transport's ceiling for this design. */
+  ingest: { hollowtrees: IngestRun[]; relay: IngestRun[]; alertmanager: IngestRun[] };
   latency: { floor: FloorResult; hollowtrees: Summary; alertmanager: Summary };
   massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number };
   memory: {
     groups: number;
     /** Paced fill: each batch acted on before the next. */
-    hollowtrees: { idleBytes: number; loadedBytes: number; fillSeconds: number };
+    hollowtrees: MemoryReading;
     /** Burst fill: all batches posted back to back, runs queued behind them. */
-    hollowtreesBurst: { idleBytes: number; loadedBytes: number; fillSeconds: number };
-    alertmanager: { idleBytes: number; loadedBytes: number; fillSeconds: number; webhookAlerts: number };
+    hollowtreesBurst: MemoryReading;
+    alertmanager: MemoryReading & { webhookAlerts: number };
   };
+}
+
+/** RSS of one server around a fill of `groups` groups. */
+export interface MemoryReading {
+  /** Before the fill. */
+  idleBytes: number;
+  fillSeconds: number;
+  /** 2 s after the fill: still holds garbage neither runtime has returned yet. */
+  loadedBytes: number;
+  /** At the end of the settle period, every group still held: the compared figure. */
+  settledBytes: number;
+  /** One reading a second during the settle period. */
+  rssSamplesMiB: number[];
 }
 
 export interface TargetCheck {
@@ -41,7 +57,8 @@ export interface TargetCheck {
 
 const fmtRate = (n: number): string => `${Math.round(n).toLocaleString('en-US')}/s`;
 const fmtMs = (n: number): string => `${n.toFixed(2)} ms`;
-const fmtMiB = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
+/** Bytes as whole MiB. */
+export const fmtMiB = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
 const fmtRatio = (n: number): string => `${n.toFixed(2)}×`;
 
 function batchRun(runs: IngestRun[], batch: number): IngestRun {
@@ -65,8 +82,8 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
   checks.push({ name: 'alert-to-plugin p99 vs floor', target: `≤ 3× floor + 1 ms = ${fmtMs(bound)}`, measured: fmtMs(htP99), pass: htP99 <= bound });
   checks.push({ name: 'alert-to-plugin p99 vs Alertmanager', target: `< Alertmanager p99 (${fmtMs(amP99)})`, measured: fmtMs(htP99), pass: htP99 < amP99 });
   checks.push({ name: `mass reclaim, ${r.massReclaim.alerts} instances`, target: '≤ 1,000 ms', measured: `${r.massReclaim.allCalledMs.toFixed(0)} ms`, pass: r.massReclaim.allCalledMs <= 1_000 });
-  const htMem = r.memory.hollowtrees.loadedBytes;
-  const amMem = r.memory.alertmanager.loadedBytes;
+  const htMem = r.memory.hollowtrees.settledBytes;
+  const amMem = r.memory.alertmanager.settledBytes;
   checks.push({ name: `memory, ${r.memory.groups.toLocaleString('en-US')} groups`, target: '≤ 1/5 of Alertmanager', measured: `${fmtMiB(htMem)} vs ${fmtMiB(amMem)} (1/${(amMem / htMem).toFixed(1)})`, pass: htMem * 5 <= amMem });
   return checks;
 }
@@ -90,6 +107,14 @@ export function resultsTable(r: BenchResults): string {
       ceiling ? `generator ceiling ${fmtRate(ceiling.alertsPerSecond)}` : '',
       `${fmtRatio(ht.load.alertsPerSecond / am.load.alertsPerSecond)} AM`,
     ]);
+    const relay = batchRun(r.ingest.relay, batch);
+    rows.push([
+      `… acted on in the same run (actions/s)`,
+      fmtRate(ht.actionsPerSecond),
+      fmtRate(am.actionsPerSecond),
+      `bare HTTP → gRPC relay ${fmtRate(relay.actionsPerSecond)} (accepted ${fmtRate(relay.load.alertsPerSecond)})`,
+      `${fmtRatio(ht.actionsPerSecond / am.actionsPerSecond)} AM, ${fmtRatio(ht.actionsPerSecond / relay.actionsPerSecond)} relay`,
+    ]);
   }
   const f = r.latency.floor.latencyMs;
   const ht = r.latency.hollowtrees;
@@ -97,13 +122,15 @@ export function resultsTable(r: BenchResults): string {
   rows.push(['Alert → action p50', fmtMs(ht.p50), fmtMs(am.p50), `gRPC floor ${fmtMs(f.p50)}`, `${fmtRatio(ht.p50 / f.p50)} / ${fmtRatio(am.p50 / f.p50)} floor`]);
   rows.push(['Alert → action p99', fmtMs(ht.p99), fmtMs(am.p99), `gRPC floor ${fmtMs(f.p99)}`, `${fmtRatio(ht.p99 / f.p99)} / ${fmtRatio(am.p99 / f.p99)} floor`]);
   rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
-  rows.push([
-    `RSS with ${r.memory.groups.toLocaleString('en-US')} groups`,
-    fmtMiB(r.memory.hollowtrees.loadedBytes),
-    fmtMiB(r.memory.alertmanager.loadedBytes),
-    '',
-    `1/${(r.memory.alertmanager.loadedBytes / r.memory.hollowtrees.loadedBytes).toFixed(1)}`,
-  ]);
+  const settle = r.memory.hollowtrees.rssSamplesMiB.length;
+  for (const [when, pick] of [
+    ['2 s after the fill', (m: MemoryReading) => m.loadedBytes],
+    [`${settle} s later`, (m: MemoryReading) => m.settledBytes],
+  ] as const) {
+    const htBytes = pick(r.memory.hollowtrees);
+    const amBytes = pick(r.memory.alertmanager);
+    rows.push([`RSS with ${r.memory.groups.toLocaleString('en-US')} groups, ${when}`, fmtMiB(htBytes), fmtMiB(amBytes), '', `1/${(amBytes / htBytes).toFixed(1)}`]);
+  }
   const main = markdownTable(['Measurement', 'Hollowtrees', `Alertmanager ${r.machine.alertmanager}`, 'Reference', 'Ratio'], rows);
   const checks = markdownTable(
     ['Target (issue 7)', 'Wanted', 'Measured', 'Result'],
@@ -167,11 +194,13 @@ export function chartPanels(r: BenchResults): ChartPanel[] {
     ],
   });
   panels.push({
-    title: `RSS holding ${r.memory.groups.toLocaleString('en-US')} groups`,
+    title: `RSS holding ${r.memory.groups.toLocaleString('en-US')} groups (2 s after the fill / settled)`,
     unit: 'MiB',
     bars: [
-      { label: 'Hollowtrees', value: r.memory.hollowtrees.loadedBytes / 2 ** 20, color: HT },
-      { label: 'Alertmanager', value: r.memory.alertmanager.loadedBytes / 2 ** 20, color: AM },
+      { label: 'Hollowtrees, 2 s after', value: r.memory.hollowtrees.loadedBytes / 2 ** 20, color: HT },
+      { label: 'Alertmanager, 2 s after', value: r.memory.alertmanager.loadedBytes / 2 ** 20, color: AM },
+      { label: 'Hollowtrees, settled', value: r.memory.hollowtrees.settledBytes / 2 ** 20, color: HT },
+      { label: 'Alertmanager, settled', value: r.memory.alertmanager.settledBytes / 2 ** 20, color: AM },
     ],
   });
   return panels;

@@ -14,7 +14,8 @@ import { measureGrpcFloor } from './grpc-floor.js';
 import { runLoad, type LoadResult } from './loadgen.js';
 import { describeMachine, processCpuSeconds } from './machine.js';
 import { startNullServer } from './null-server.js';
-import { chartPanels, checkTargets, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun } from './report.js';
+import { startRelay } from './relay.js';
+import { chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type MemoryReading } from './report.js';
 import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
@@ -30,6 +31,8 @@ const RECLAIM_ALERTS = 1_000;
 const RECLAIM_DELAY_MS = 50;
 const MEMORY_GROUPS = 100_000;
 const MEMORY_BATCH = 1_000;
+/** How long RSS is followed after a fill: V8 and Go return freed memory lazily, so the first reading holds garbage. */
+const MEMORY_SETTLE_MS = 60_000;
 
 const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory').split(','));
 const cpuProfDir = process.env.BENCH_CPU_PROF;
@@ -68,9 +71,11 @@ async function ingestAgainst(start: () => Promise<{ target: Target; sink: Sink }
       const cpuBefore = processCpuSeconds(target.pid);
       const wallBefore = performance.now();
       const load = await runLoad({ url: `${target.url}/api/v2/alerts`, connections: CONNECTIONS, batch, warmupMs: INGEST_WARMUP_MS, durationMs: INGEST_MS, prefix: `i-${batch}-` });
-      const serverCpuPercent = ((processCpuSeconds(target.pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000)) * 100;
-      runs.push({ batch, load, serverCpuPercent, actionsDelivered: sink.received });
-      log(`${label} ingest batch ${batch}: ${Math.round(load.alertsPerSecond)} alerts/s (${load.errors} errors), generator CPU ${load.cpuPercent.toFixed(0)}%, server CPU ${serverCpuPercent.toFixed(0)}%, actions delivered ${sink.received}`);
+      const wallSeconds = (performance.now() - wallBefore) / 1000;
+      const serverCpuPercent = ((processCpuSeconds(target.pid) - cpuBefore) / wallSeconds) * 100;
+      const actionsDelivered = sink.received;
+      runs.push({ batch, load, serverCpuPercent, actionsDelivered, actionsPerSecond: actionsDelivered / wallSeconds });
+      log(`${label} ingest batch ${batch}: ${Math.round(load.alertsPerSecond)} alerts/s (${load.errors} errors), generator CPU ${load.cpuPercent.toFixed(0)}%, server CPU ${serverCpuPercent.toFixed(0)}%, actions delivered ${actionsDelivered} (${Math.round(actionsDelivered / wallSeconds)}/s)`);
     } finally {
       await target.stop();
       await sink.close();
@@ -112,11 +117,15 @@ async function main(): Promise<void> {
       const sink = await startPluginSink();
       return { sink, target: await startHollowtrees({ pluginAddress: sink.address, nodeArgs: htNodeArgs }) };
     }, 'Hollowtrees');
+    const relay = await ingestAgainst(async () => {
+      const sink = await startPluginSink();
+      return { sink, target: await startRelay(sink.address, htNodeArgs) };
+    }, 'Bare HTTP → gRPC relay');
     const alertmanager = await ingestAgainst(async () => {
       const sink = await startWebhookSink();
       return { sink, target: await startAlertmanager(sink.address) };
     }, 'Alertmanager');
-    results.ingest = { hollowtrees, alertmanager };
+    results.ingest = { hollowtrees, relay, alertmanager };
   }
 
   if (only.has('latency')) {
@@ -191,16 +200,27 @@ async function main(): Promise<void> {
       }
       return (performance.now() - started) / 1000;
     };
-    const measureHollowtrees = async (paced: boolean): Promise<{ idleBytes: number; loadedBytes: number; fillSeconds: number }> => {
+    /** RSS 2 s after the fill, then once a second for {@link MEMORY_SETTLE_MS}: the settled figure is the last reading. */
+    const followRss = async (target: Target): Promise<Omit<MemoryReading, 'idleBytes' | 'fillSeconds'>> => {
+      await sleep(2_000);
+      const loadedBytes = target.rss();
+      const rssSamplesMiB: number[] = [];
+      for (let waited = 0; waited < MEMORY_SETTLE_MS; waited += 1_000) {
+        await sleep(1_000);
+        rssSamplesMiB.push(Math.round(target.rss() / 2 ** 20));
+      }
+      return { loadedBytes, settledBytes: target.rss(), rssSamplesMiB };
+    };
+    const measureHollowtrees = async (paced: boolean): Promise<MemoryReading> => {
       const plugin = await startPluginSink();
       const ht = await startHollowtrees({ pluginAddress: plugin.address, cooldown: '1h' });
       try {
         const idleBytes = ht.rss();
         const fillSeconds = await fill(ht, plugin, 'mem-', paced);
         await waitFor(`${MEMORY_GROUPS} groups cooling down`, async () => (await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) >= MEMORY_GROUPS, 180_000, 200);
-        await sleep(2_000);
-        const result = { idleBytes, loadedBytes: ht.rss(), fillSeconds };
-        log(`Hollowtrees RSS (${paced ? 'paced' : 'burst'} fill): idle ${(idleBytes / 2 ** 20).toFixed(0)} MiB, with ${MEMORY_GROUPS} groups cooling ${(result.loadedBytes / 2 ** 20).toFixed(0)} MiB (filled in ${fillSeconds.toFixed(1)} s)`);
+        const result = { idleBytes, fillSeconds, ...(await followRss(ht)) };
+        if ((await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) < MEMORY_GROUPS) throw new Error('Hollowtrees: groups stopped cooling down while RSS was followed');
+        log(`Hollowtrees RSS (${paced ? 'paced' : 'burst'} fill): idle ${fmtMiB(idleBytes)}, with ${MEMORY_GROUPS} groups cooling ${fmtMiB(result.loadedBytes)} just after, ${fmtMiB(result.settledBytes)} ${MEMORY_SETTLE_MS / 1000} s later (filled in ${fillSeconds.toFixed(1)} s)`);
         return result;
       } finally {
         await ht.stop();
@@ -215,9 +235,8 @@ async function main(): Promise<void> {
     try {
       const idleBytes = am.rss();
       const fillSeconds = await fill(am, webhook, 'mem-', true);
-      await sleep(2_000);
-      alertmanager = { idleBytes, loadedBytes: am.rss(), fillSeconds, webhookAlerts: webhook.received };
-      log(`Alertmanager RSS (paced fill): idle ${(idleBytes / 2 ** 20).toFixed(0)} MiB, with ${MEMORY_GROUPS} groups ${(alertmanager.loadedBytes / 2 ** 20).toFixed(0)} MiB (filled in ${fillSeconds.toFixed(1)} s, ${webhook.received} notified)`);
+      alertmanager = { idleBytes, fillSeconds, ...(await followRss(am)), webhookAlerts: webhook.received };
+      log(`Alertmanager RSS (paced fill): idle ${fmtMiB(idleBytes)}, with ${MEMORY_GROUPS} groups ${fmtMiB(alertmanager.loadedBytes)} just after, ${fmtMiB(alertmanager.settledBytes)} ${MEMORY_SETTLE_MS / 1000} s later (filled in ${fillSeconds.toFixed(1)} s, ${webhook.received} notified)`);
     } finally {
       await am.stop();
       await webhook.close();

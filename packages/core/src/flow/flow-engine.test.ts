@@ -34,6 +34,16 @@ function scripted(name: string, behaviour: Behaviour = () => {}, attempts = 3): 
   };
 }
 
+/** A plugin whose call takes 10 s unless its run is cancelled, then fails CANCELLED. */
+const untilCancelled = (name: string): ScriptedPlugin =>
+  scripted(name, (_e, call) => new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, 10_000);
+    call.signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(new PluginError(Code.Canceled, 'cancelled'));
+    });
+  }));
+
 const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSON.stringify(labels)}`): CloudEvent => ({
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
@@ -208,13 +218,7 @@ flows:
   });
 
   it('shutdown lets runs finish within the grace period, then cancels the rest as interrupted', async () => {
-    const slow = scripted('a', (_e, call) => new Promise((resolve, reject) => {
-      const timer = setTimeout(resolve, 10_000);
-      call.signal?.addEventListener('abort', () => {
-        clearTimeout(timer);
-        reject(new PluginError(Code.Canceled, 'cancelled'));
-      });
-    }));
+    const slow = untilCancelled('a');
     const { engine } = engineFor(spotFlow(), [slow]);
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     const done = engine.shutdown(1_000);
@@ -222,6 +226,25 @@ flows:
     await vi.advanceTimersByTimeAsync(1_000);
     await done;
     expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'interrupted' });
+  });
+
+  it('cancels every run in flight at the end of the grace period, and a queued run starting after it never calls the plugin', async () => {
+    const slow = untilCancelled('a');
+    const { engine } = engineFor(spotFlow('').replace('cooldown: 5m', 'cooldown: 5m\n    concurrency: 2'), [slow]);
+    for (const id of ['i-1', 'i-2', 'i-3']) engine.dispatch(alert('Spot', { instance_id: id }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(slow.calls).toHaveLength(2);
+    const done = engine.shutdown(1_000);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await done;
+    // The two calls in flight were cancelled; i-3 left the queue after the cancel and was interrupted before its call.
+    expect(slow.calls.map((c) => c.call.signal?.aborted)).toEqual([true, true]);
+    expect(engine.recentRuns().map((r) => [r.groupKey, r.outcome, r.calls.length])).toEqual([
+      ['spot:{instance_id="i-3"}', 'interrupted', 0],
+      ['spot:{instance_id="i-2"}', 'interrupted', 1],
+      ['spot:{instance_id="i-1"}', 'interrupted', 1],
+    ]);
+    expect(engine.groups()).toEqual([]);
   });
 });
 

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
@@ -74,7 +73,13 @@ export class FlowEngine {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly recent: RecentRuns;
-  private readonly abort = new AbortController();
+  /**
+   * One controller per run in flight, not one signal shared by all: Node's
+   * EventTarget scans its listeners on add and remove, so with 10,000 calls
+   * listening on one signal each call paid ~19 µs for it instead of ~4 µs.
+   */
+  private readonly runControllers = new Set<AbortController>();
+  private cancelled: Error | undefined;
   private readonly dropLog: DropLog;
   private accepting = true;
 
@@ -83,8 +88,6 @@ export class FlowEngine {
     this.random = options.random ?? Math.random;
     this.recent = new RecentRuns(options.recentRuns ?? 100);
     this.dropLog = new DropLog(options.logger, () => this.clock.now());
-    // Every plugin call in flight listens on this one signal: thousands at once is normal.
-    setMaxListeners(0, this.abort.signal);
     this.states = options.states ?? new GroupStates(options.journal ? (change) => options.journal!.record(change) : undefined);
     this.flows = Object.entries(options.flows).map(([name, config]) => ({
       name,
@@ -142,13 +145,16 @@ export class FlowEngine {
     const startedAt = this.clock.now();
     let firstCall = true;
     let result: RunResult;
+    const controller = new AbortController();
+    if (this.cancelled) controller.abort(this.cancelled);
+    this.runControllers.add(controller);
     try {
       // The run is on disk before any plugin acts, so a crash leaves it visible as interrupted.
       if (this.options.journal) await this.options.journal.flush();
       result = await runPlugins(event, flow.name, flow.plugins, {
         clock: this.clock,
         random: this.random,
-        signal: this.abort.signal,
+        signal: controller.signal,
         onCall: (call) => {
           if (firstCall) {
             firstCall = false;
@@ -162,6 +168,7 @@ export class FlowEngine {
       // Nothing above should throw; if it does, the group must still be freed, never left running.
       result = { outcome: 'failed', error: `internal error: ${(err as Error).message}`, calls: [], event };
     }
+    this.runControllers.delete(controller);
     const finishedAt = this.clock.now();
     if (result.outcome === 'succeeded') this.states.succeeded(groupKey, finishedAt, flow.config.cooldown);
     else this.states.release(groupKey);
@@ -256,7 +263,8 @@ export class FlowEngine {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
     if ((await Promise.race([idle, expired])) === 'expired') {
-      this.abort.abort(new Error('shutdown grace period over'));
+      this.cancelled = new Error('shutdown grace period over');
+      for (const controller of this.runControllers) controller.abort(this.cancelled);
       await idle;
     }
     clearTimeout(timer);

@@ -191,7 +191,9 @@ export class Receiver {
         metrics.eventsReceived.inc({ source: format, type: event.type });
         sink(event, at);
       }
-      sendJson(res, 200, { status: 'success', accepted: events.length });
+      // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
+      // these events started: the action leaves before the acknowledgement, not behind its syscall.
+      setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));
     } finally {
       this.inFlight--;
     }
