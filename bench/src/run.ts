@@ -32,7 +32,7 @@ const RECLAIM_DELAY_MS = 50;
 const MEMORY_GROUPS = 100_000;
 const MEMORY_BATCH = 1_000;
 /** How long RSS is followed after a fill: V8 and Go return freed memory lazily, so the first reading holds garbage. */
-const MEMORY_SETTLE_MS = 60_000;
+const MEMORY_SETTLE_MS = 90_000;
 
 const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory').split(','));
 const cpuProfDir = process.env.BENCH_CPU_PROF;
