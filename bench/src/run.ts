@@ -63,11 +63,44 @@ async function generatorCeiling(): Promise<Record<string, LoadResult>> {
   return out;
 }
 
-async function ingestAgainst(start: () => Promise<{ target: Target; sink: Sink }>, label: string): Promise<IngestRun[]> {
+/** Starts a server under test together with the sink it acts into. */
+type Start = () => Promise<{ target: Target; sink: Sink }>;
+
+/** Starts a fresh target and its sink, hands both to `use`, and stops both whatever happened. */
+async function withTarget<T>(start: Start, use: (target: Target, sink: Sink) => Promise<T>): Promise<T> {
+  const { target, sink } = await start();
+  try {
+    return await use(target, sink);
+  } finally {
+    await target.stop();
+    await sink.close();
+  }
+}
+
+/** Hollowtrees' CLI into the bench's gRPC plugin (`delayMs` per call). */
+const hollowtreesIntoPlugin =
+  (options: { delayMs?: number; nodeArgs?: string[] } = {}): Start =>
+  async () => {
+    const sink = await startPluginSink({ delayMs: options.delayMs ?? 0 });
+    return { sink, target: await startHollowtrees({ pluginAddress: sink.address, nodeArgs: options.nodeArgs ?? [] }) };
+  };
+
+/** The bare relay into the bench's gRPC plugin. */
+const relayIntoPlugin: Start = async () => {
+  const sink = await startPluginSink();
+  return { sink, target: await startRelay(sink.address, htNodeArgs) };
+};
+
+/** Alertmanager into the bench's webhook receiver. */
+const alertmanagerIntoWebhook: Start = async () => {
+  const sink = await startWebhookSink();
+  return { sink, target: await startAlertmanager(sink.address) };
+};
+
+async function ingestAgainst(start: Start, label: string): Promise<IngestRun[]> {
   const runs: IngestRun[] = [];
   for (const batch of [1, 100]) {
-    const { target, sink } = await start();
-    try {
+    await withTarget(start, async (target, sink) => {
       const cpuBefore = processCpuSeconds(target.pid);
       const wallBefore = performance.now();
       const load = await runLoad({ url: `${target.url}/api/v2/alerts`, connections: CONNECTIONS, batch, warmupMs: INGEST_WARMUP_MS, durationMs: INGEST_MS, prefix: `i-${batch}-` });
@@ -76,10 +109,7 @@ async function ingestAgainst(start: () => Promise<{ target: Target; sink: Sink }
       const actionsDelivered = sink.received;
       runs.push({ batch, load, serverCpuPercent, actionsDelivered, actionsPerSecond: actionsDelivered / wallSeconds });
       log(`${label} ingest batch ${batch}: ${Math.round(load.alertsPerSecond)} alerts/s (${load.errors} errors), generator CPU ${load.cpuPercent.toFixed(0)}%, server CPU ${serverCpuPercent.toFixed(0)}%, actions delivered ${actionsDelivered} (${Math.round(actionsDelivered / wallSeconds)}/s)`);
-    } finally {
-      await target.stop();
-      await sink.close();
-    }
+    });
   }
   return runs;
 }
@@ -113,51 +143,24 @@ async function main(): Promise<void> {
 
   if (only.has('ingest')) {
     results.generatorCeiling = await generatorCeiling();
-    const hollowtrees = await ingestAgainst(async () => {
-      const sink = await startPluginSink();
-      return { sink, target: await startHollowtrees({ pluginAddress: sink.address, nodeArgs: htNodeArgs }) };
-    }, 'Hollowtrees');
-    const relay = await ingestAgainst(async () => {
-      const sink = await startPluginSink();
-      return { sink, target: await startRelay(sink.address, htNodeArgs) };
-    }, 'Bare HTTP → gRPC relay');
-    const alertmanager = await ingestAgainst(async () => {
-      const sink = await startWebhookSink();
-      return { sink, target: await startAlertmanager(sink.address) };
-    }, 'Alertmanager');
+    const hollowtrees = await ingestAgainst(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), 'Hollowtrees');
+    const relay = await ingestAgainst(relayIntoPlugin, 'Bare HTTP → gRPC relay');
+    const alertmanager = await ingestAgainst(alertmanagerIntoWebhook, 'Alertmanager');
     results.ingest = { hollowtrees, relay, alertmanager };
   }
 
   if (only.has('latency')) {
     const floor = await measureGrpcFloor(5_000, 1_000);
     log(`gRPC floor: p50 ${floor.latencyMs.p50.toFixed(3)} ms, p99 ${floor.latencyMs.p99.toFixed(3)} ms, ${Math.round(floor.callsPerSecond)} calls/s with 64 in flight`);
-    const plugin = await startPluginSink();
-    const ht = await startHollowtrees({ pluginAddress: plugin.address, nodeArgs: htNodeArgs });
-    let hollowtrees: Summary;
-    try {
-      hollowtrees = await latencyAgainst(ht, plugin, 'lat-');
-    } finally {
-      await ht.stop();
-      await plugin.close();
-    }
+    const hollowtrees = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), (ht, plugin) => latencyAgainst(ht, plugin, 'lat-'));
     log(`Hollowtrees alert → plugin: p50 ${hollowtrees.p50.toFixed(3)} ms, p99 ${hollowtrees.p99.toFixed(3)} ms`);
-    const webhook = await startWebhookSink();
-    const am = await startAlertmanager(webhook.address);
-    let alertmanager: Summary;
-    try {
-      alertmanager = await latencyAgainst(am, webhook, 'lat-');
-    } finally {
-      await am.stop();
-      await webhook.close();
-    }
+    const alertmanager = await withTarget(alertmanagerIntoWebhook, (am, webhook) => latencyAgainst(am, webhook, 'lat-'));
     log(`Alertmanager alert → webhook: p50 ${alertmanager.p50.toFixed(3)} ms, p99 ${alertmanager.p99.toFixed(3)} ms`);
     results.latency = { floor, hollowtrees, alertmanager };
   }
 
   if (only.has('reclaim')) {
-    const plugin = await startPluginSink({ delayMs: RECLAIM_DELAY_MS });
-    const ht = await startHollowtrees({ pluginAddress: plugin.address, nodeArgs: htNodeArgs });
-    try {
+    await withTarget(hollowtreesIntoPlugin({ delayMs: RECLAIM_DELAY_MS, nodeArgs: htNodeArgs }), async (ht, plugin) => {
       // Warm the process and the plugin channel as a running Hollowtrees would be.
       await postAlerts(ht.url, alertsBody('warm-', 0, 100));
       await waitFor('warm-up runs', () => plugin.received >= 100, 10_000);
@@ -177,11 +180,7 @@ async function main(): Promise<void> {
       const allFinishedMs = performance.now() - t0;
       results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs };
       log(`mass reclaim: POST answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms`);
-    } finally {
-      plugin.onEntry(undefined);
-      await ht.stop();
-      await plugin.close();
-    }
+    });
   }
 
   if (only.has('memory')) {
@@ -211,10 +210,8 @@ async function main(): Promise<void> {
       }
       return { loadedBytes, settledBytes: target.rss(), rssSamplesMiB };
     };
-    const measureHollowtrees = async (paced: boolean): Promise<MemoryReading> => {
-      const plugin = await startPluginSink();
-      const ht = await startHollowtrees({ pluginAddress: plugin.address, cooldown: '1h' });
-      try {
+    const measureHollowtrees = (paced: boolean): Promise<MemoryReading> =>
+      withTarget(hollowtreesIntoPlugin(), async (ht, plugin) => {
         const idleBytes = ht.rss();
         const fillSeconds = await fill(ht, plugin, 'mem-', paced);
         await waitFor(`${MEMORY_GROUPS} groups cooling down`, async () => (await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) >= MEMORY_GROUPS, 180_000, 200);
@@ -222,25 +219,16 @@ async function main(): Promise<void> {
         if ((await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) < MEMORY_GROUPS) throw new Error('Hollowtrees: groups stopped cooling down while RSS was followed');
         log(`Hollowtrees RSS (${paced ? 'paced' : 'burst'} fill): idle ${fmtMiB(idleBytes)}, with ${MEMORY_GROUPS} groups cooling ${fmtMiB(result.loadedBytes)} just after, ${fmtMiB(result.settledBytes)} ${MEMORY_SETTLE_MS / 1000} s later (filled in ${fillSeconds.toFixed(1)} s)`);
         return result;
-      } finally {
-        await ht.stop();
-        await plugin.close();
-      }
-    };
+      });
     const hollowtrees = await measureHollowtrees(true);
     const hollowtreesBurst = await measureHollowtrees(false);
-    const webhook = await startWebhookSink();
-    const am = await startAlertmanager(webhook.address);
-    let alertmanager;
-    try {
+    const alertmanager = await withTarget(alertmanagerIntoWebhook, async (am, webhook) => {
       const idleBytes = am.rss();
       const fillSeconds = await fill(am, webhook, 'mem-', true);
-      alertmanager = { idleBytes, fillSeconds, ...(await followRss(am)), webhookAlerts: webhook.received };
-      log(`Alertmanager RSS (paced fill): idle ${fmtMiB(idleBytes)}, with ${MEMORY_GROUPS} groups ${fmtMiB(alertmanager.loadedBytes)} just after, ${fmtMiB(alertmanager.settledBytes)} ${MEMORY_SETTLE_MS / 1000} s later (filled in ${fillSeconds.toFixed(1)} s, ${webhook.received} notified)`);
-    } finally {
-      await am.stop();
-      await webhook.close();
-    }
+      const reading = { idleBytes, fillSeconds, ...(await followRss(am)), webhookAlerts: webhook.received };
+      log(`Alertmanager RSS (paced fill): idle ${fmtMiB(idleBytes)}, with ${MEMORY_GROUPS} groups ${fmtMiB(reading.loadedBytes)} just after, ${fmtMiB(reading.settledBytes)} ${MEMORY_SETTLE_MS / 1000} s later (filled in ${fillSeconds.toFixed(1)} s, ${webhook.received} notified)`);
+      return reading;
+    });
     results.memory = { groups: MEMORY_GROUPS, hollowtrees, hollowtreesBurst, alertmanager };
   }
 

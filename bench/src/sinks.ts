@@ -21,10 +21,10 @@ export interface Sink {
 }
 
 /** A gRPC action plugin whose handler takes `delayMs` (0: answers at once). */
-export async function startPluginSink(options: { delayMs?: number } = {}): Promise<Sink & { setDelay(ms: number): void }> {
+export async function startPluginSink(options: { delayMs?: number } = {}): Promise<Sink> {
   let listener: EntryListener | undefined;
   let received = 0;
-  let delayMs = options.delayMs ?? 0;
+  const delayMs = options.delayMs ?? 0;
   const server: PluginServer = await serve(
     0,
     {
@@ -44,7 +44,6 @@ export async function startPluginSink(options: { delayMs?: number } = {}): Promi
       return received;
     },
     onEntry: (l) => (listener = l),
-    setDelay: (ms) => (delayMs = ms),
     close: () => server.close(),
   };
 }

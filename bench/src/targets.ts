@@ -98,6 +98,14 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** A fresh temporary directory (removed by the target's `stop`) holding one config file. */
+function writeTempConfig(prefix: string, fileName: string, text: string): { dir: string; config: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const config = join(dir, fileName);
+  writeFileSync(config, text);
+  return { dir, config };
+}
+
 /** The built CLI of @hollowtrees/core. */
 function hollowtreesCli(): string {
   const require = createRequire(import.meta.url);
@@ -120,10 +128,9 @@ export interface HollowtreesOptions {
  * the bench's gRPC plugin. Logs at warn, so a run's info line costs nothing.
  */
 export async function startHollowtrees(options: HollowtreesOptions): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-bench-'));
-  const config = join(dir, 'config.yaml');
-  writeFileSync(
-    config,
+  const { dir, config } = writeTempConfig(
+    'hollowtrees-bench-',
+    'config.yaml',
     `log:
   level: warn
 server:
@@ -179,10 +186,9 @@ export async function readMetric(baseUrl: string, name: string): Promise<number>
  * into a webhook receiver at `webhookUrl`; clustering off, fresh storage.
  */
 export async function startAlertmanager(webhookUrl: string): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), 'alertmanager-bench-'));
-  const config = join(dir, 'alertmanager.yml');
-  writeFileSync(
-    config,
+  const { dir, config } = writeTempConfig(
+    'alertmanager-bench-',
+    'alertmanager.yml',
     `route:
   receiver: sink
   group_by: [instance_id]

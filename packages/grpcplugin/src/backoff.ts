@@ -16,7 +16,8 @@ export interface ExponentialBackoffOptions {
 /**
  * Waits growing by `multiplier` from `initialMs` up to `maxMs`, each scaled by a
  * random factor in [0.5, 1) so a wave of failed calls does not retry in lockstep.
- * Core's plugin retries and the reference plugins' API retries share it.
+ * Core's plugin retries and the drain plugin's API retries share it; the AWS plugin's
+ * retries live in the AWS SDK's retry-strategy interface, with full jitter.
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Backoff {
   const { initialMs = 250, maxMs = 5_000, multiplier = 2, random = Math.random } = options;
