@@ -154,9 +154,11 @@ async function main(): Promise<void> {
     log(`gRPC floor: p50 ${floor.latencyMs.p50.toFixed(3)} ms, p99 ${floor.latencyMs.p99.toFixed(3)} ms, ${Math.round(floor.callsPerSecond)} calls/s with 64 in flight`);
     const hollowtrees = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), (ht, plugin) => latencyAgainst(ht, plugin, 'lat-'));
     log(`Hollowtrees alert → plugin: p50 ${hollowtrees.p50.toFixed(3)} ms, p99 ${hollowtrees.p99.toFixed(3)} ms`);
+    const relay = await withTarget(relayIntoPlugin, (r, plugin) => latencyAgainst(r, plugin, 'lat-'));
+    log(`Bare HTTP → gRPC relay alert → plugin: p50 ${relay.p50.toFixed(3)} ms, p99 ${relay.p99.toFixed(3)} ms`);
     const alertmanager = await withTarget(alertmanagerIntoWebhook, (am, webhook) => latencyAgainst(am, webhook, 'lat-'));
     log(`Alertmanager alert → webhook: p50 ${alertmanager.p50.toFixed(3)} ms, p99 ${alertmanager.p99.toFixed(3)} ms`);
-    results.latency = { floor, hollowtrees, alertmanager };
+    results.latency = { floor, hollowtrees, relay, alertmanager };
   }
 
   if (only.has('reclaim')) {
