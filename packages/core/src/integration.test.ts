@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, labelsOf } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
 import { startTestCore, type TestCore } from './test-support/start-core.js';
@@ -145,5 +145,35 @@ describe('core with plugins over real gRPC', () => {
     await c.post('/api/v2/alerts', [spotAlert()]);
     await rec.waitForCalls(2);
     expect(rec.calls).toHaveLength(2);
+  });
+
+  it('an alert a full queue cannot take turns the answer into 503 with Retry-After; the re-sent batch runs it, once', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    cleanups.push(() => release());
+    const rec = await plugin(() => gate);
+    const c = await core(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 10m\n    concurrency: 1\n    queueSize: 1'));
+    const batch = JSON.stringify([spotAlert('i-1'), spotAlert('i-2'), spotAlert('i-3')]);
+    const send = () => fetch(`${c.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: batch });
+
+    // i-1 runs (blocked in the plugin), i-2 waits in the queue, i-3 finds no room.
+    const refused = await send();
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(await refused.json()).toEqual({
+      status: 'error',
+      errorType: 'queue_full',
+      error: '1 of 3 alerts were not queued (flow "spot": queue full); re-send the batch later, alerts already taken are deduplicated',
+    });
+    release();
+    await until(() => c.engine.recentRuns().length === 2);
+
+    // The sender re-sends the batch: i-1 and i-2 are cooling down, i-3 runs now.
+    const accepted = await send();
+    expect(accepted.status).toBe(200);
+    await until(() => c.engine.recentRuns().length === 3);
+    expect(rec.calls.map((call) => labelsOf(call.event).instance_id)).toEqual(['i-1', 'i-2', 'i-3']);
+    expect(await c.metrics.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 2 }] });
+    expect((await c.metrics.eventsDropped.get()).values).toContainEqual({ labels: { flow: 'spot', reason: 'queue_full' }, value: 1 });
   });
 });

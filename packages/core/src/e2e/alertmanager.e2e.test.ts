@@ -6,8 +6,6 @@
  * `/webhook/alertmanager` and repeats the notification every ~1 s
  * (`repeat_interval: 1s`). Core runs the flow into a real gRPC plugin.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../test-support/start-core.js';
@@ -21,7 +19,7 @@ import {
   describeWithBinaries,
   outputReport,
   pollUntil,
-  startOnFreePort,
+  startAlertmanager,
   startPrometheus,
   tempDir,
   type Spawned,
@@ -60,24 +58,11 @@ describeWithBinaries('core with a real Alertmanager sending its webhook to it', 
     rec = await startRecordingPlugin();
     core = await startTestCore(coreConfig(rec.address));
     dir = await tempDir('alertmanager-e2e');
-    const dirPath = dir.path;
-    await writeFile(join(dirPath, 'alertmanager.yml'), alertmanagerYml(core.port));
-    const startedAm = await startOnFreePort(
-      'alertmanager',
-      bins[ALERTMANAGER.command]!,
-      (port) => [
-        `--config.file=${join(dirPath, 'alertmanager.yml')}`,
-        `--storage.path=${join(dirPath, 'alertmanager-data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        `--web.external-url=http://127.0.0.1:${port}/`,
-        '--cluster.listen-address=',
-      ],
-      '/-/ready',
-    );
+    const startedAm = await startAlertmanager(bins[ALERTMANAGER.command]!, dir.path, alertmanagerYml(core.port));
     am = startedAm.proc;
     amPort = startedAm.port;
 
-    const startedProm = await startPrometheus(bins[PROMETHEUS.command]!, dirPath, {
+    const startedProm = await startPrometheus(bins[PROMETHEUS.command]!, dir.path, {
       prometheusYml: prometheusYml(amPort),
       rulesYml: rulesYml(SPOT_LABELS, FLAPPING_LABELS),
     });

@@ -248,6 +248,26 @@ export async function startPrometheus(
 }
 
 /**
+ * Writes `alertmanager.yml` into `dir` and starts Alertmanager on it (data in
+ * `dir/alertmanager-data`, clustering off) on a free port; resolves once `/-/ready` answers.
+ */
+export async function startAlertmanager(command: string, dir: string, alertmanagerYml: string): Promise<{ proc: Spawned; port: number }> {
+  await writeFile(join(dir, 'alertmanager.yml'), alertmanagerYml);
+  return startOnFreePort(
+    'alertmanager',
+    command,
+    (port) => [
+      `--config.file=${join(dir, 'alertmanager.yml')}`,
+      `--storage.path=${join(dir, 'alertmanager-data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      `--web.external-url=http://127.0.0.1:${port}/`,
+      '--cluster.listen-address=',
+    ],
+    '/-/ready',
+  );
+}
+
+/**
  * Runs each clean-up step in order; each runs even when an earlier one failed
  * (or the thing it stops was never started), so `afterAll` always finishes.
  */

@@ -20,16 +20,20 @@ export const SPOT_TYPE = `prometheus.server.alert.${SPOT}`;
 /** The event type of the flapping alert's resolution. */
 export const FLAPPING_RESOLVED_TYPE = `prometheus.server.alert.${FLAPPING}.resolved`;
 
-/** Core's config: the `spot` flow (grouped by instance) and the `resolved` flow, each with a 10m cooldown, into plugin `rec`. */
-export const coreConfig = (pluginAddress: string): string => `
+/**
+ * Core's config: the `spot` flow (grouped by instance) and the `resolved` flow,
+ * each with a 10m cooldown, into plugin `rec` (call timeout `timeout`, default
+ * 5s); `spotLimits` sets the spot flow's concurrency and queue size.
+ */
+export const coreConfig = (pluginAddress: string, options: { timeout?: string; spotLimits?: { concurrency: number; queueSize: number } } = {}): string => `
 plugins:
-  rec: { type: grpc, address: ${pluginAddress}, timeout: 5s }
+  rec: { type: grpc, address: ${pluginAddress}, timeout: ${options.timeout ?? '5s'} }
 flows:
   spot:
     allowedEvents: [${SPOT_TYPE}]
     groupBy: [instance_id]
     cooldown: 10m
-    plugins: [rec]
+${options.spotLimits ? `    concurrency: ${options.spotLimits.concurrency}\n    queueSize: ${options.spotLimits.queueSize}\n` : ''}    plugins: [rec]
   resolved:
     allowedEvents: [prometheus.server.alert.*.resolved]
     cooldown: 10m

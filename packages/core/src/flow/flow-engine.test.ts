@@ -193,7 +193,7 @@ flows:
 `,
       [a, b],
     );
-    expect(engine.dispatch(alert('Spot', { instance_id: 'i-1', severity: 'critical' }), Date.now())).toEqual({ matched: 2, started: 2, deduplicated: 0, dropped: 0 });
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-1', severity: 'critical' }), Date.now())).toEqual({ matched: 2, started: 2, deduplicated: 0, dropped: [] });
     expect(engine.dispatch(alert('Spot', { instance_id: 'i-2', severity: 'info' }), Date.now())).toMatchObject({ matched: 1, started: 1 });
     await vi.runAllTimersAsync();
     expect([a.calls.length, b.calls.length]).toEqual([2, 1]);
@@ -208,6 +208,7 @@ flows:
     await vi.advanceTimersByTimeAsync(0);
     expect(a.calls).toHaveLength(2);
     expect(results.map((r) => r.started)).toEqual([1, 1, 1, 1, 1, 0, 0, 0]);
+    expect(results[7]!.dropped).toEqual([{ flow: 'spot', reason: 'queue_full' }]);
     expect(engine.flowStatus()[0]).toMatchObject({ running: 2, queued: 3 });
     expect(await counter(metrics, 'hollowtrees_events_dropped_total', { flow: 'spot', reason: 'queue_full' })).toBe(3);
     // A dropped event does not hold its group: its next re-send can run.
@@ -222,7 +223,7 @@ flows:
     const { engine } = engineFor(spotFlow(), [slow]);
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     const done = engine.shutdown(1_000);
-    expect(engine.dispatch(alert('Spot', { instance_id: 'i-2' }), Date.now()).dropped).toBe(1);
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-2' }), Date.now()).dropped).toEqual([{ flow: 'spot', reason: 'shutting_down' }]);
     await vi.advanceTimersByTimeAsync(1_000);
     await done;
     expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'interrupted' });

@@ -13,6 +13,17 @@ import { RecentRuns, type FinishedRun } from './recent-runs.js';
 import { runPlugins, type RunResult } from './run-plugins.js';
 import type { StateJournal } from './state-journal.js';
 
+/** Why a flow that matched an event could not take it. */
+export type DropReason = 'queue_full' | 'shutting_down';
+
+/** A flow that matched an event but could not take it; a re-send of the event can still run there. */
+export interface Drop {
+  flow: string;
+  reason: DropReason;
+}
+
+const NO_DROPS: readonly Drop[] = Object.freeze([]);
+
 /** What became of one event. */
 export interface DispatchResult {
   /** Flows whose type and filters took the event. */
@@ -21,8 +32,8 @@ export interface DispatchResult {
   started: number;
   /** Dropped because the group was running or cooling down. */
   deduplicated: number;
-  /** Dropped because a queue was full or core is shutting down. */
-  dropped: number;
+  /** Flows that dropped the event because their queue was full or core is shutting down. */
+  dropped: readonly Drop[];
 }
 
 export interface FlowEngineOptions {
@@ -106,16 +117,14 @@ export class FlowEngine {
 
   /** Hands one accepted event to every flow that takes it. Never throws. */
   dispatch(event: CloudEvent, receivedAt: number): DispatchResult {
-    const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: 0 };
+    const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: NO_DROPS };
     const { metrics } = this.options;
     for (const flow of this.flows) {
       if (!flow.matches(event)) continue;
       result.matched++;
       const key = flow.groupKey(event);
       if (!this.accepting) {
-        result.dropped++;
-        metrics.eventsDropped.inc({ flow: flow.name, reason: 'shutting_down' });
-        this.dropLog.dropped(flow.name, 'shutting_down', { groupKey: key, eventId: event.id });
+        this.drop(result, flow.name, 'shutting_down', { groupKey: key, eventId: event.id });
         continue;
       }
       if (!this.states.tryStart(key, flow.name, event.id, this.clock.now())) {
@@ -125,9 +134,7 @@ export class FlowEngine {
       }
       if (!flow.queue.offer(() => this.run(flow, key, event, receivedAt))) {
         this.states.release(key);
-        result.dropped++;
-        metrics.eventsDropped.inc({ flow: flow.name, reason: 'queue_full' });
-        this.dropLog.dropped(flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize });
+        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize });
         continue;
       }
       result.started++;
@@ -135,6 +142,13 @@ export class FlowEngine {
     }
     if (result.matched === 0) metrics.eventsUnmatched.inc();
     return result;
+  }
+
+  /** Records on `result`, counts and logs that `flow` dropped an event. */
+  private drop(result: DispatchResult, flow: string, reason: DropReason, fields: Record<string, unknown>): void {
+    result.dropped = [...result.dropped, { flow, reason }];
+    this.options.metrics.eventsDropped.inc({ flow, reason });
+    this.dropLog.dropped(flow, reason, fields);
   }
 
   private async run(flow: CompiledFlow, groupKey: string, event: CloudEvent, receivedAt: number): Promise<void> {

@@ -9,6 +9,7 @@ export type RejectReason =
   | 'method_not_allowed'
   | 'unauthorized'
   | 'overloaded'
+  | 'queue_full'
   | 'shutting_down'
   | 'internal';
 

@@ -10,8 +10,8 @@ import { HttpError } from './http-error.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
 
-/** Where accepted events go (the flow engine). */
-export type EventSink = (event: CloudEvent, receivedAt: number) => void;
+/** Where accepted events go (the flow engine); says which flows could not take the event and why. */
+export type EventSink = (event: CloudEvent, receivedAt: number) => { dropped: ReadonlyArray<{ flow: string; reason: string }> };
 
 /** The read-only JSON the status routes serve. */
 export interface StatusProvider {
@@ -187,9 +187,25 @@ export class Receiver {
       const receivedAt = this.options.now?.() ?? new Date();
       const events = parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
+      let notTaken = 0;
+      let firstDrop: { flow: string; reason: string } | undefined;
       for (const event of events) {
         metrics.eventsReceived.inc({ source: format, type: event.type });
-        sink(event, at);
+        const { dropped } = sink(event, at);
+        if (dropped.length === 0) continue;
+        notTaken++;
+        firstDrop ??= dropped[0];
+      }
+      // A 200 would tell the sender these alerts were delivered though they will not be acted on:
+      // ask for a re-send instead (Alertmanager retries a 5xx with backoff). What was taken dedups.
+      if (firstDrop) {
+        throw new HttpError(
+          503,
+          firstDrop.reason === 'queue_full' ? 'queue_full' : 'shutting_down',
+          `${notTaken} of ${events.length} alerts were not queued (flow "${firstDrop.flow}": ${firstDrop.reason.replace('_', ' ')}); ` +
+            're-send the batch later, alerts already taken are deduplicated',
+          { 'retry-after': '1' },
+        );
       }
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
