@@ -150,9 +150,9 @@ describe('core with plugins over real gRPC', () => {
   it('an alert a full queue cannot take turns the answer into 503 with Retry-After; the re-sent batch runs it, once', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    cleanups.push(() => release());
     const rec = await plugin(() => gate);
     const c = await core(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 10m\n    concurrency: 1\n    queueSize: 1'));
+    cleanups.push(() => release()); // runs first: core's shutdown must not wait for the held call
     const batch = JSON.stringify([spotAlert('i-1'), spotAlert('i-2'), spotAlert('i-3')]);
     const send = () => fetch(`${c.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: batch });
 
@@ -163,7 +163,7 @@ describe('core with plugins over real gRPC', () => {
     expect(await refused.json()).toEqual({
       status: 'error',
       errorType: 'queue_full',
-      error: '1 of 3 alerts were not queued (flow "spot": queue full); re-send the batch later, alerts already taken are deduplicated',
+      error: '1 of 3 alerts were not queued by every flow they match (flow "spot" has no room in its queue); retry later',
     });
     release();
     await until(() => c.engine.recentRuns().length === 2);

@@ -74,7 +74,7 @@ const flow = z.strictObject({
   cooldown: duration.default(0),
   /** Runs of this flow at once; more wait in the queue. */
   concurrency: z.number().int().min(1).max(100_000).default(1_000),
-  /** Runs waiting for a slot; beyond it events are dropped and counted. */
+  /** Runs waiting for a slot; beyond it an event is dropped, counted, and its POST answered 503 so the sender re-sends. */
   queueSize: z.number().int().min(0).max(10_000_000).default(10_000),
   plugins: z.array(z.string().min(1)).min(1, 'expected at least one plugin'),
 });

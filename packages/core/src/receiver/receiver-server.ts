@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import type { ReceiverLimits } from '../config/schema.js';
+import type { Drop } from '../flow/flow-engine.js';
 import type { CoreMetrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
 import { HttpError } from './http-error.js';
@@ -11,7 +12,9 @@ import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
 
 /** Where accepted events go (the flow engine); says which flows could not take the event and why. */
-export type EventSink = (event: CloudEvent, receivedAt: number) => { dropped: ReadonlyArray<{ flow: string; reason: string }> };
+export type EventSink = (event: CloudEvent, receivedAt: number) => { dropped: readonly Drop[] };
+
+const shuttingDown = (): HttpError => new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
 
 /** The read-only JSON the status routes serve. */
 export interface StatusProvider {
@@ -179,7 +182,7 @@ export class Receiver {
 
   private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { limits, metrics, sink } = this.options;
-    if (!this.ready) throw new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
+    if (!this.ready) throw shuttingDown();
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
     try {
@@ -188,7 +191,7 @@ export class Receiver {
       const events = parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
       let notTaken = 0;
-      let firstDrop: { flow: string; reason: string } | undefined;
+      let firstDrop: Drop | undefined;
       for (const event of events) {
         metrics.eventsReceived.inc({ source: format, type: event.type });
         const { dropped } = sink(event, at);
@@ -197,15 +200,11 @@ export class Receiver {
         firstDrop ??= dropped[0];
       }
       // A 200 would tell the sender these alerts were delivered though they will not be acted on:
-      // ask for a re-send instead (Alertmanager retries a 5xx with backoff). What was taken dedups.
+      // ask for a re-send instead (Alertmanager retries a 5xx with backoff).
+      if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
       if (firstDrop) {
-        throw new HttpError(
-          503,
-          firstDrop.reason === 'queue_full' ? 'queue_full' : 'shutting_down',
-          `${notTaken} of ${events.length} alerts were not queued (flow "${firstDrop.flow}": ${firstDrop.reason.replace('_', ' ')}); ` +
-            're-send the batch later, alerts already taken are deduplicated',
-          { 'retry-after': '1' },
-        );
+        const message = `${notTaken} of ${events.length} alerts were not queued by every flow they match (flow "${firstDrop.flow}" has no room in its queue); retry later`;
+        throw new HttpError(503, 'queue_full', message, { 'retry-after': '1' });
       }
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
