@@ -9,6 +9,7 @@
 import { fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import { PluginClient } from '@hollowtrees/grpcplugin';
+import { stopChild } from '@hollowtrees/testkit';
 import { readRss, type Target } from './targets.js';
 
 /** Forks the relay towards the plugin at `pluginAddress` (with extra `node` flags) and resolves once it listens. */
@@ -21,11 +22,7 @@ export function startRelay(pluginAddress: string, nodeArgs: string[] = []): Prom
         url: `http://127.0.0.1:${port as number}`,
         pid: child.pid!,
         rss: () => readRss(child.pid!),
-        stop: async () => {
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          await exited;
-        },
+        stop: () => stopChild(child),
       }),
     );
     child.once('exit', (code) => reject(new Error(`relay exited with ${code}`)));

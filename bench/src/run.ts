@@ -9,13 +9,14 @@
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pollUntil } from '@hollowtrees/testkit';
 import { alertJson, alertsBody } from './alerts.js';
 import { measureGrpcFloor } from './grpc-floor.js';
 import { runLoad, type LoadResult } from './loadgen.js';
 import { describeMachine, processCpuSeconds } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
-import { chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type MemoryReading } from './report.js';
+import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type MemoryReading } from './report.js';
 import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
@@ -41,19 +42,11 @@ const htNodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] :
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (text: string): void => void process.stderr.write(`[bench] ${text}\n`);
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
-
 async function generatorCeiling(): Promise<Record<string, LoadResult>> {
   const server = await startNullServer();
   const out: Record<string, LoadResult> = {};
   try {
-    for (const batch of [1, 100]) {
+    for (const batch of INGEST_BATCHES) {
       out[`batch${batch}`] = await runLoad({ url: `${server.url}/api/v2/alerts`, connections: CONNECTIONS, batch, warmupMs: 500, durationMs: 3_000, prefix: `null-${batch}-` });
       log(`null server, batch ${batch}: ${Math.round(out[`batch${batch}`]!.alertsPerSecond)} alerts/s, generator CPU ${out[`batch${batch}`]!.cpuPercent.toFixed(0)}%`);
     }
@@ -99,7 +92,7 @@ const alertmanagerIntoWebhook: Start = async () => {
 
 async function ingestAgainst(start: Start, label: string): Promise<IngestRun[]> {
   const runs: IngestRun[] = [];
-  for (const batch of [1, 100]) {
+  for (const batch of INGEST_BATCHES) {
     await withTarget(start, async (target, sink) => {
       const cpuBefore = processCpuSeconds(target.pid);
       const wallBefore = performance.now();
@@ -115,10 +108,10 @@ async function ingestAgainst(start: Start, label: string): Promise<IngestRun[]> 
 }
 
 /** Posts one alert at a time and times POST start → the sink's handler entered for that alert. */
-async function latencyAgainst(target: Target, sink: Sink, prefix: string): Promise<Summary> {
+async function latencyAgainst(target: Target, sink: Sink): Promise<Summary> {
   const latencies: number[] = [];
   for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i++) {
-    const id = `${prefix}${i}`;
+    const id = `lat-${i}`;
     let timer: NodeJS.Timeout | undefined;
     const entered = new Promise<number>((resolve, reject) => {
       sink.onEntry((instance, at) => instance === id && resolve(at));
@@ -152,11 +145,11 @@ async function main(): Promise<void> {
   if (only.has('latency')) {
     const floor = await measureGrpcFloor(5_000, 1_000);
     log(`gRPC floor: p50 ${floor.latencyMs.p50.toFixed(3)} ms, p99 ${floor.latencyMs.p99.toFixed(3)} ms, ${Math.round(floor.callsPerSecond)} calls/s with 64 in flight`);
-    const hollowtrees = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), (ht, plugin) => latencyAgainst(ht, plugin, 'lat-'));
+    const hollowtrees = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), (ht, plugin) => latencyAgainst(ht, plugin));
     log(`Hollowtrees alert → plugin: p50 ${hollowtrees.p50.toFixed(3)} ms, p99 ${hollowtrees.p99.toFixed(3)} ms`);
-    const relay = await withTarget(relayIntoPlugin, (r, plugin) => latencyAgainst(r, plugin, 'lat-'));
+    const relay = await withTarget(relayIntoPlugin, (r, plugin) => latencyAgainst(r, plugin));
     log(`Bare HTTP → gRPC relay alert → plugin: p50 ${relay.p50.toFixed(3)} ms, p99 ${relay.p99.toFixed(3)} ms`);
-    const alertmanager = await withTarget(alertmanagerIntoWebhook, (am, webhook) => latencyAgainst(am, webhook, 'lat-'));
+    const alertmanager = await withTarget(alertmanagerIntoWebhook, (am, webhook) => latencyAgainst(am, webhook));
     log(`Alertmanager alert → webhook: p50 ${alertmanager.p50.toFixed(3)} ms, p99 ${alertmanager.p99.toFixed(3)} ms`);
     results.latency = { floor, hollowtrees, relay, alertmanager };
   }
@@ -165,7 +158,7 @@ async function main(): Promise<void> {
     await withTarget(hollowtreesIntoPlugin({ delayMs: RECLAIM_DELAY_MS, nodeArgs: htNodeArgs }), async (ht, plugin) => {
       // Warm the process and the plugin channel as a running Hollowtrees would be.
       await postAlerts(ht.url, alertsBody('warm-', 0, 100));
-      await waitFor('warm-up runs', () => plugin.received >= 100, 10_000);
+      await pollUntil(() => plugin.received >= 100, 10_000, () => 'warm-up runs', 20);
       await sleep(300);
       const base = plugin.received;
       let lastEntry = 0;
@@ -176,9 +169,9 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       await postAlerts(ht.url, body);
       const postAnsweredMs = performance.now() - t0;
-      await waitFor('all reclaim runs to call the plugin', () => plugin.received - base >= RECLAIM_ALERTS, 30_000, 1);
+      await pollUntil(() => plugin.received - base >= RECLAIM_ALERTS, 30_000, () => 'all reclaim runs to call the plugin', 1);
       const allCalledMs = lastEntry - t0;
-      await waitFor('all reclaim runs to finish', async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, 5);
+      await pollUntil(async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, () => 'all reclaim runs to finish', 5);
       const allFinishedMs = performance.now() - t0;
       results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs };
       log(`mass reclaim: POST answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms`);
@@ -197,7 +190,7 @@ async function main(): Promise<void> {
       const base = sink.received;
       for (let first = 0; first < MEMORY_GROUPS; first += MEMORY_BATCH) {
         await postAlerts(target.url, alertsBody(prefix, first, MEMORY_BATCH));
-        if (paced) await waitFor(`${target.name} to act on ${first + MEMORY_BATCH} alerts`, () => sink.received - base >= first + MEMORY_BATCH, 60_000, 2);
+        if (paced) await pollUntil(() => sink.received - base >= first + MEMORY_BATCH, 60_000, () => `${target.name} to act on ${first + MEMORY_BATCH} alerts`, 2);
       }
       return (performance.now() - started) / 1000;
     };
@@ -216,7 +209,7 @@ async function main(): Promise<void> {
       withTarget(hollowtreesIntoPlugin(), async (ht, plugin) => {
         const idleBytes = ht.rss();
         const fillSeconds = await fill(ht, plugin, 'mem-', paced);
-        await waitFor(`${MEMORY_GROUPS} groups cooling down`, async () => (await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) >= MEMORY_GROUPS, 180_000, 200);
+        await pollUntil(async () => (await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) >= MEMORY_GROUPS, 180_000, () => `${MEMORY_GROUPS} groups cooling down`, 200);
         const result = { idleBytes, fillSeconds, ...(await followRss(ht)) };
         if ((await readMetric(ht.url, 'hollowtrees_groups_cooling_down')) < MEMORY_GROUPS) throw new Error('Hollowtrees: groups stopped cooling down while RSS was followed');
         log(`Hollowtrees RSS (${paced ? 'paced' : 'burst'} fill): idle ${fmtMiB(idleBytes)}, with ${MEMORY_GROUPS} groups cooling ${fmtMiB(result.loadedBytes)} just after, ${fmtMiB(result.settledBytes)} ${MEMORY_SETTLE_MS / 1000} s later (filled in ${fillSeconds.toFixed(1)} s)`);
@@ -251,11 +244,12 @@ async function main(): Promise<void> {
   copyFileSync(jsonPath, join(BENCH_DIR, 'latest.json'));
   copyFileSync(svgPath, join(BENCH_DIR, 'latest.svg'));
 
+  const checks = checkTargets(full);
   const out = [
     '',
     `Machine: ${machineLine(machine)}`,
     '',
-    resultsTable(full),
+    resultsTable(full, checks),
     '',
     generatorTable(full),
     '',
@@ -263,7 +257,7 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   process.stdout.write(out);
-  if (checkTargets(full).some((c) => !c.pass)) process.stdout.write('Some targets are missed (see FAIL above).\n');
+  if (checks.some((c) => !c.pass)) process.stdout.write('Some targets are missed (see FAIL above).\n');
 }
 
 main().then(

@@ -27,7 +27,7 @@ function escapeXml(text: string): string {
 }
 
 /** A value as the chart prints it: integers grouped, small values with 2 decimals. */
-export function formatValue(value: number): string {
+function formatValue(value: number): string {
   if (!Number.isFinite(value)) return 'n/a';
   if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US');
   return value.toFixed(2);

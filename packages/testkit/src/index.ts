@@ -1,9 +1,10 @@
 /**
- * Wire-level stand-ins and helpers for Hollowtrees' tests and demos. Not for production.
+ * Wire-level stand-ins and helpers for Hollowtrees' tests, demos and bench. Not for production.
  *
  * @packageDocumentation
  */
 export { makeTestCertificates, type KeyPair, type TestCertificates } from './certificates.js';
 export { rejectionOf } from './rejection.js';
+export * from './processes.js';
 export * from './kube/index.js';
 export * from './aws/index.js';

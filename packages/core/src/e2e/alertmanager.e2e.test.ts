@@ -7,23 +7,10 @@
  * (`repeat_interval: 1s`). Core runs the flow into a real gRPC plugin.
  */
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
+import { closeEach, outputReport, pollUntil, startAlertmanager, tempDir, type Spawned } from '@hollowtrees/testkit';
 import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../test-support/start-core.js';
-import {
-  ALERTMANAGER,
-  PROMETHEUS,
-  closeEach,
-  coreLogTail,
-  coreState,
-  counterSum,
-  describeWithBinaries,
-  outputReport,
-  pollUntil,
-  startAlertmanager,
-  startPrometheus,
-  tempDir,
-  type Spawned,
-} from './real-binaries.js';
+import { ALERTMANAGER, PROMETHEUS, coreLogTail, coreState, counterSum, describeWithBinaries, startPrometheus } from './real-binaries.js';
 import { coreConfig, expectOneSpotRun, expectResolvedRuns, expectSpotEvent, prometheusYml, rulesYml, waitForSpotRepeats } from './spot-scenario.js';
 
 const SPOT_LABELS = { instance_id: 'i-0e2e0000000000a1', node: 'ip-10-0-9-10.eu-west-1.compute.internal', cluster_name: 'e2e', severity: 'critical' };

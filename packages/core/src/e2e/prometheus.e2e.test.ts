@@ -7,21 +7,10 @@
  * first alert core sees comes ~5 s in. Core runs the flow into a real gRPC plugin.
  */
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
+import { closeEach, outputReport, pollUntil, tempDir, type Spawned } from '@hollowtrees/testkit';
 import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../test-support/start-core.js';
-import {
-  PROMETHEUS,
-  closeEach,
-  coreLogTail,
-  coreState,
-  counterSum,
-  describeWithBinaries,
-  outputReport,
-  pollUntil,
-  startPrometheus,
-  tempDir,
-  type Spawned,
-} from './real-binaries.js';
+import { PROMETHEUS, coreLogTail, coreState, counterSum, describeWithBinaries, startPrometheus } from './real-binaries.js';
 import { FLAPPING_RESOLVED_TYPE, SPOT_TYPE, coreConfig, expectOneSpotRun, expectResolvedRuns, expectSpotEvent, prometheusYml, rulesYml, waitForSpotRepeats } from './spot-scenario.js';
 
 const SPOT_LABELS = { instance_id: 'i-0e2e000000000001', node: 'ip-10-0-9-9.eu-west-1.compute.internal', cluster_name: 'e2e', severity: 'critical' };
