@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import type { Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import type { LoadedConfig } from './config/load-config.js';
 import { readNamedFile } from './config/read-named-file.js';
+import { ConfigError } from './config/config-error.js';
 import { FlowEngine } from './flow/flow-engine.js';
-import type { GroupStates } from './flow/group-states.js';
-import { StateJournal } from './flow/state-journal.js';
+import { GroupStates } from './flow/group-states.js';
+import { HeldBytes } from './flow/held-bytes.js';
 import { createLogger } from './logger.js';
 import { CoreMetrics } from './metrics.js';
 import type { ActionPlugin } from './plugins/action-plugin.js';
@@ -14,6 +15,8 @@ import { buildPlugins } from './plugins/plugin-registry.js';
 import { createAuthenticator } from './receiver/auth.js';
 import { Receiver } from './receiver/receiver-server.js';
 import { groupView, runView } from './receiver/status-view.js';
+import { lockStateFile, StateFileLockedError, type StateLock } from './state/state-lock.js';
+import { StateJournal } from './state/state-journal.js';
 
 /** Options for {@link startHollowtrees}; every field has a default. */
 export interface StartOptions {
@@ -27,6 +30,11 @@ export interface StartOptions {
   clock?: Clock;
   /** Override the configured listen address, e.g. `127.0.0.1:0` in tests. */
   listen?: string;
+  /**
+   * Told when Hollowtrees had to stop by itself (it lost the lock on its state
+   * file), after it closed. Default: nothing more is done.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 /** A running Hollowtrees: receiver, flow engine and plugins. */
@@ -57,6 +65,21 @@ interface Runtime {
   plugins: Map<string, ActionPlugin>;
 }
 
+/** How often the journal checks that its file is still the one on disk. */
+const JOURNAL_CHECK_MS = 5_000;
+/** How often cooldowns that are over are forgotten. */
+const SWEEP_MS = 30_000;
+
+/** Takes the state file's lock, turning "held by another process" into a configuration error (exit 2). */
+async function lockState(file: string, configFile: string, onCompromised: (err: Error) => void): Promise<StateLock> {
+  try {
+    return await lockStateFile(file, onCompromised);
+  } catch (err) {
+    if (err instanceof StateFileLockedError) throw new ConfigError(configFile, [{ path: 'state.file', message: err.message }]);
+    throw err;
+  }
+}
+
 function splitListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
@@ -75,18 +98,42 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
   const clockOption = options.clock ? { clock: options.clock } : {};
+  const clock = options.clock ?? systemClock;
   const tls = readReceiverTls(loaded);
+  const authenticate = createAuthenticator(loaded.config.server.auth, loaded.file);
 
-  const stateFile = loaded.config.state?.file;
+  const stateFile = loaded.config.state.file;
+  let stopBecause: ((err: Error) => void) | undefined;
+  const lock = stateFile
+    ? await lockState(stateFile, loaded.file, (err) => {
+        logger.error({ err, file: stateFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
+        stopBecause?.(err);
+      })
+    : undefined;
   const opened = stateFile
-    ? StateJournal.open(stateFile, { onError: (err, unwrittenLines) => logger.error({ err, file: stateFile, unwrittenLines }, 'could not write run state; runs go on, the journal catches up when the disk recovers') })
+    ? await StateJournal.open(stateFile, {
+        onError: (err, unwrittenLines) => {
+          metrics.stateDurable.set(0);
+          logger.error({ err, file: stateFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
+        },
+        onDurable: ({ oldestWaitMs }) => {
+          metrics.stateDurable.set(1);
+          metrics.stateWriteSeconds.observe(oldestWaitMs / 1000);
+        },
+      }).catch(async (err: unknown) => {
+        await lock?.release();
+        throw err;
+      })
     : undefined;
   const journal = opened?.journal;
+  metrics.stateDurable.set(1);
+  const states = new GroupStates(journal ? (change) => journal.record(change) : undefined, loaded.config.state.maxGroups);
+  const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
 
-  const buildRuntime = (next: LoadedConfig, states: GroupStates | undefined): Runtime => {
+  const buildRuntime = (next: LoadedConfig): Runtime => {
     const built = buildPlugins(next.config, next.file, logger);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics, ...clockOption, ...(states ? { states } : {}), ...(journal ? { journal } : {}) });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics, states, heldBytes, ...clockOption, ...(journal ? { journal } : {}) });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {
@@ -99,13 +146,35 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   /** Runtimes a reload replaced, still finishing their runs on their own plugins. */
   const retiring = new Set<Runtime>();
 
-  let current = buildRuntime(loaded, undefined);
+  let current: Runtime;
+  try {
+    current = buildRuntime(loaded);
+  } catch (err) {
+    await journal?.close();
+    await lock?.release();
+    throw err;
+  }
   let config = loaded.config;
   if (opened) {
-    const { cooling, interrupted } = current.engine.recover(opened.recovered.states);
-    logger.info({ file: stateFile, cooling, interrupted, unreadableLines: opened.recovered.skippedLines }, 'run state restored');
+    const recovery = current.engine.recover(opened.recovered.states);
+    const { problems } = opened.recovered;
+    for (const problem of problems.slice(0, 20)) logger.error({ file: stateFile, line: problem.line }, `state journal line skipped: ${problem.reason}`);
+    logger.info({ file: stateFile, ...recovery, unreadableLines: problems.length }, 'run state restored');
   }
-  const sweeper = setInterval(() => current.engine.sweep(), 30_000).unref();
+  const snapshot = () => states.list(clock.now());
+  const maintain = async (): Promise<void> => {
+    if (!journal) return;
+    try {
+      const repaired = await journal.verify(snapshot);
+      if (repaired) logger.error({ file: stateFile }, `the state journal was ${repaired} while running; rewrote it from memory`);
+      if (journal.needsCompaction) await journal.compact(snapshot);
+    } catch (err) {
+      // The journal stays as it was (the rename is atomic); the next check tries again.
+      logger.error({ err, file: stateFile }, 'could not check or compact the state journal');
+    }
+  };
+  const sweeper = setInterval(() => current.engine.sweep(), SWEEP_MS).unref();
+  const checker = setInterval(() => void maintain(), JOURNAL_CHECK_MS).unref();
   metrics.beforeCollect(() => current.engine.updateCoolingGauge());
 
   const { host, port } = splitListen(options.listen ?? config.server.listen);
@@ -113,7 +182,13 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     host,
     port,
     limits: config.server.limits,
-    sink: (event, receivedAt) => current.engine.dispatch(event, receivedAt),
+    sink: {
+      accept: (event, receivedAt) => current.engine.dispatch(event, receivedAt),
+      commit: () => current.engine.commit(),
+      get durable() {
+        return current.engine.durable;
+      },
+    },
     status: {
       flows: () => current.engine.flowStatus(),
       groups: (limit) => {
@@ -124,14 +199,16 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     },
     metrics,
     logger,
-    authenticate: createAuthenticator(config.server.auth, loaded.file),
+    authenticate,
     ...(tls ? { tls } : {}),
     ...(options.clock ? { now: () => new Date(options.clock!.now()) } : {}),
   });
   const address = await receiver.listen().catch(async (err: NodeJS.ErrnoException) => {
     clearInterval(sweeper);
+    clearInterval(checker);
     await closeRuntime(current, 0);
     await journal?.close();
+    await lock?.release();
     const reason = err.code === 'EADDRINUSE' ? `port ${port} is already in use` : err.message;
     throw new Error(`cannot listen on ${host}:${port}: ${reason}`, { cause: err });
   });
@@ -140,7 +217,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   logger.info({ listen: `${urlHost}:${address.port}`, tls: Boolean(tls), auth: Boolean(config.server.auth), config: loaded.file, flows: Object.keys(config.flows), dryRun: options.dryRun ?? false }, 'hollowtrees started');
 
   let closing: Promise<void> | undefined;
-  return {
+  const app: Hollowtrees = {
     url,
     port: address.port,
     get engine() {
@@ -152,16 +229,17 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (closing) throw new Error('shutting down: configuration not reloaded');
       for (const warning of next.warnings) logger.warn(warning);
       const needsRestart: string[] = (['listen', 'tls'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
-      if (JSON.stringify(next.config.state) !== JSON.stringify(config.state)) needsRestart.push('state');
+      if (next.config.state.file !== config.state.file || next.config.state.maxGroups !== config.state.maxGroups) needsRestart.push('state');
       const authenticate = createAuthenticator(next.config.server.auth, next.file);
       const previous = current;
-      current = buildRuntime(next, previous.engine.states);
+      current = buildRuntime(next);
+      heldBytes.limit = next.config.state.maxQueuedBytes;
       receiver.update({ limits: next.config.server.limits, authenticate });
       config = next.config;
       logger.info({ config: next.file, flows: Object.keys(next.config.flows), ...(needsRestart.length ? { needsRestart } : {}) }, 'configuration reloaded');
       // Runs in flight finish on the old plugins, however long their deadlines and retries take; nothing is cancelled.
       retiring.add(previous);
-      await previous.engine.drain();
+      await previous.engine.retire(current.engine);
       await closePlugins(previous);
       retiring.delete(previous);
     },
@@ -172,9 +250,13 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
         await Promise.all([current, ...retiring].map((runtime) => closeRuntime(runtime, config.server.shutdownGracePeriod)));
         await receiver.close();
         clearInterval(sweeper);
+        clearInterval(checker);
         await journal?.close();
+        await lock?.release().catch((err: unknown) => logger.warn({ err, file: stateFile }, 'could not release the state file lock'));
         logger.info('hollowtrees stopped');
         logger.flush();
       })()),
   };
+  stopBecause = (err) => void app.close().then(() => options.onFatal?.(err));
+  return app;
 }

@@ -39,8 +39,8 @@ async function core(yaml: string): Promise<TestCore> {
   cleanups.push(() => c.close());
   return c;
 }
-async function plugin(behaviour?: Parameters<typeof startRecordingPlugin>[0]): Promise<RecordingPlugin> {
-  const p = await startRecordingPlugin(behaviour);
+async function plugin(behaviour?: Parameters<typeof startRecordingPlugin>[0], options?: Parameters<typeof startRecordingPlugin>[1]): Promise<RecordingPlugin> {
+  const p = await startRecordingPlugin(behaviour, options);
   cleanups.push(() => p.close());
   return p;
 }
@@ -117,19 +117,25 @@ describe('core with plugins over real gRPC', () => {
     expect(c.engine.recentRuns()[0]).toMatchObject({ outcome: 'succeeded', calls: [{ code: 'UNAVAILABLE' }, { code: 'UNAVAILABLE' }, { code: 'OK' }] });
   });
 
-  it('a plugin that is down fails the run; core stays healthy and the next re-send retries', async () => {
-    const rec = await plugin();
-    const address = rec.address;
-    await rec.close();
-    const c = await core(spotConfig(address));
-    await c.post('/api/v2/alerts', [spotAlert()]);
+  it('a plugin that is down: the run waits for its next try with the group held, and completes once the plugin is back', async () => {
+    const gone = await plugin();
+    const port = Number(gone.address.split(':')[1]);
+    await gone.close();
+    const c = await core(spotConfig(gone.address).replace('timeout: 5s', 'timeout: 300ms').replace('cooldown: 10m', 'cooldown: 10m\n    runRetry: { attempts: 10, initialBackoff: 400ms, maxBackoff: 400ms }'));
+    expect((await c.post('/api/v2/alerts', [spotAlert()])).status).toBe(200);
     await until(() => c.engine.recentRuns().length === 1);
-    expect(c.engine.recentRuns()[0]).toMatchObject({ outcome: 'failed', error: expect.stringContaining('rec: UNAVAILABLE after 3 attempts') });
+    expect(c.engine.recentRuns()[0]).toMatchObject({ outcome: 'retrying', error: expect.stringContaining('rec: UNAVAILABLE after 3 attempts') });
+    expect(c.engine.groups()).toMatchObject([{ phase: 'retrying' }]);
+    expect(await c.metrics.runsWaitingForRetry.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 1 }] });
     expect((await fetch(`${c.url}/-/healthy`)).status).toBe(200);
-    expect(c.engine.groups()).toEqual([]);
-    // The re-send of the same alert starts a new run instead of being deduplicated.
-    await c.post('/api/v2/alerts', [spotAlert()]);
-    await until(() => c.engine.recentRuns().length === 2);
+    // A re-send while the run waits is deduplicated, not a second run.
+    expect((await c.post('/api/v2/alerts', [spotAlert()])).status).toBe(200);
+    expect(await c.metrics.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 1 }] });
+
+    const back = await plugin(undefined, { port });
+    await until(() => c.engine.recentRuns()[0]?.outcome === 'succeeded', 10_000);
+    expect(back.calls.map((call) => labelsOf(call.event).instance_id)).toEqual(['i-0abc123']);
+    expect(c.engine.groups()).toMatchObject([{ phase: 'cooling' }]);
   });
 
   it('a cooldown blocks further runs of the group, then releases it', async () => {
@@ -163,7 +169,7 @@ describe('core with plugins over real gRPC', () => {
     expect(await refused.json()).toEqual({
       status: 'error',
       errorType: 'queue_full',
-      error: '1 of 3 alerts were not queued by every flow they match (flow "spot" has no room in its queue); retry later',
+      error: '1 of 3 alerts were not queued by every flow they match (flow "spot": its queue is full (queueSize 1)); retry later',
     });
     release();
     await until(() => c.engine.recentRuns().length === 2);

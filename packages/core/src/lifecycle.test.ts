@@ -23,7 +23,7 @@ afterEach(async () => {
 const instanceOf = (event: CloudEvent): string => (event.data as { labels: { instance_id: string } }).labels.instance_id;
 const alert = (instance: string, startsAt = '2026-11-25T10:00:00Z') =>
   JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: instance }, startsAt }]);
-const post = (url: string, body: string) => fetch(`${url}/api/v2/alerts`, { method: 'POST', body });
+const post = (url: string, body: string) => fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 const config = (pluginAddress: string, extra = '') => `
 ${extra}
@@ -41,10 +41,11 @@ flows:
 `;
 
 describe('durable run state', () => {
-  it('after kill -9 mid-run and a restart: the cooldown still holds, the cut run is reported interrupted and re-runs on the next event', async () => {
+  it('after kill -9 mid-run and a restart: the cooldown still holds and the cut run resumes by itself, once', async () => {
     let release!: () => void;
     const blocked = new Promise<void>((resolve) => (release = resolve));
-    const rec = await startRecordingPlugin((event) => (instanceOf(event) === 'i-slow' ? blocked : undefined));
+    // The first call for i-slow never answers before the kill; the resumed one does.
+    const rec = await startRecordingPlugin((event, _ctx, index) => (instanceOf(event) === 'i-slow' && index === 1 ? blocked : undefined));
     plugins.push(rec);
     const file = writeConfig(config(rec.address, `state: { file: "${join(dir, 'state', 'runs.jsonl')}" }`));
 
@@ -57,21 +58,66 @@ describe('durable run state', () => {
     first.child.kill('SIGKILL');
     await first.exited;
 
+    // Started at once: the lock of the killed process is taken over, its pid being dead.
     const second = startCli(['--config', file]);
     const secondUrl = await second.url();
-    expect(await second.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ cooling: 1, interrupted: 1 });
-    const runs = (await (await fetch(`${secondUrl}/api/v1/status/runs`)).json()) as Array<{ groupKey: string; outcome: string }>;
-    expect(runs).toEqual([expect.objectContaining({ groupKey: 'spot:{instance_id="i-slow"}', outcome: 'interrupted' })]);
+    expect(await second.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ cooling: 1, resumed: 1, interrupted: 0 });
+    await second.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === 'spot:{instance_id="i-slow"}');
     const groups = (await (await fetch(`${secondUrl}/api/v1/status/groups`)).json()) as Array<{ key: string; phase: string }>;
-    expect(groups).toEqual([expect.objectContaining({ key: 'spot:{instance_id="i-done"}', phase: 'cooling' })]);
+    expect(groups.map((g) => [g.key, g.phase]).sort()).toEqual([['spot:{instance_id="i-done"}', 'cooling'], ['spot:{instance_id="i-slow"}', 'cooling']]);
 
-    // A new occurrence of the cooled-down group is deduplicated; the interrupted one runs again.
+    // New occurrences of both groups are deduplicated.
     await post(secondUrl, alert('i-done', '2026-11-25T10:01:00Z'));
     await post(secondUrl, alert('i-slow', '2026-11-25T10:01:00Z'));
-    await rec.waitForCalls(3);
     await new Promise((r) => setTimeout(r, 200));
     expect(rec.calls.map((c) => instanceOf(c.event))).toEqual(['i-done', 'i-slow', 'i-slow']);
     release();
+  });
+
+  it('a second process on the same state file exits 2 naming the file and the holder', async () => {
+    const stateFile = join(dir, 'locked', 'runs.jsonl');
+    const file = writeConfig(config('127.0.0.1:1', `state: { file: "${stateFile}" }`));
+    const holder = startCli(['--config', file]);
+    await holder.url();
+    const second = startCli(['--config', file]);
+    expect(await second.exited).toBe(2);
+    expect(second.stderr()).toContain(`${file}: state.file: ${stateFile} is in use by pid ${holder.child.pid} on host `);
+    holder.child.kill('SIGTERM');
+    expect(await holder.exited).toBe(0);
+    // Released at a clean stop: the next process starts.
+    const third = startCli(['--config', file]);
+    await third.url();
+  });
+});
+
+describe('shutdown under load', () => {
+  it('SIGTERM with runs queued and in flight past the grace period: every accepted alert runs after the restart, none twice', async () => {
+    const rec = await startRecordingPlugin(() => new Promise((r) => setTimeout(r, 400)));
+    plugins.push(rec);
+    const stateFile = join(dir, 'load', 'runs.jsonl');
+    const text = config(rec.address, `state: { file: "${stateFile}" }`).replace('shutdownGracePeriod: 10s', 'shutdownGracePeriod: 100ms').replace('cooldown: 10m', 'cooldown: 10m\n    concurrency: 3');
+    const file = writeConfig(text);
+    const first = startCli(['--config', file]);
+    const url = await first.url();
+    const instances = Array.from({ length: 30 }, (_, i) => `i-${i}`);
+    const answers = await Promise.all(instances.map((id) => post(url, alert(id))));
+    expect(answers.map((a) => a.status)).toEqual(instances.map(() => 200));
+    await rec.waitForCalls(3);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    const doneBefore = new Set(first.lines.filter((l) => l.msg === 'flow run succeeded').map((l) => l.groupKey));
+    expect(doneBefore.size).toBeLessThan(30);
+
+    const second = startCli(['--config', file]);
+    await second.url();
+    expect(await second.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: 30 - doneBefore.size });
+    for (let i = 0; second.lines.filter((l) => l.msg === 'flow run succeeded').length < 30 - doneBefore.size; i++) {
+      if (i > 200) throw new Error('the resumed runs did not all finish');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const doneAfter = second.lines.filter((l) => l.msg === 'flow run succeeded').map((l) => l.groupKey);
+    expect(new Set([...doneBefore, ...doneAfter]).size).toBe(30);
+    expect(doneAfter.filter((key) => doneBefore.has(key))).toEqual([]);
   });
 });
 

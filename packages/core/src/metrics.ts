@@ -24,6 +24,12 @@ export class CoreMetrics {
   readonly runsInProgress: Gauge<'flow'>;
   readonly groupsCoolingDown: Gauge<'flow'>;
   readonly queueDepth: Gauge<'flow'>;
+  readonly heldEventBytes: Gauge<'flow'>;
+  readonly runsWaitingForRetry: Gauge<'flow'>;
+  readonly runRetries: Counter<'flow'>;
+  readonly groupsHeld: Gauge;
+  readonly stateWriteSeconds: Histogram;
+  readonly stateDurable: Gauge;
 
   private onCollect: (() => void) | undefined;
 
@@ -43,6 +49,12 @@ export class CoreMetrics {
     // Counted at scrape time: a cooldown ends by itself, with no event to update a gauge.
     this.groupsCoolingDown = new Gauge({ name: 'hollowtrees_groups_cooling_down', help: 'Groups held by a cooldown.', labelNames: ['flow'], registers, collect: () => this.onCollect?.() });
     this.queueDepth = new Gauge({ name: 'hollowtrees_queue_depth', help: 'Runs waiting for a slot, by flow.', labelNames: ['flow'], registers });
+    this.heldEventBytes = new Gauge({ name: 'hollowtrees_queued_event_bytes', help: 'Approximate bytes of events held by runs queued, running or waiting for a retry, by flow (bounded by queueBytes and server.limits.maxQueuedBytes).', labelNames: ['flow'], registers });
+    this.runsWaitingForRetry = new Gauge({ name: 'hollowtrees_runs_waiting_for_retry', help: 'Runs that failed on retryable codes and wait for their next try (runRetry), by flow.', labelNames: ['flow'], registers });
+    this.runRetries = new Counter({ name: 'hollowtrees_run_retries_total', help: 'Runs that failed on retryable codes and were scheduled to be tried again, by flow.', labelNames: ['flow'], registers });
+    this.groupsHeld = new Gauge({ name: 'hollowtrees_groups_held', help: 'Groups held in memory (running, waiting for a retry, cooling down); bounded by state.maxGroups.', registers });
+    this.stateWriteSeconds = new Histogram({ name: 'hollowtrees_state_write_seconds', help: 'From a run-state change to its write being durable (the window in which a crash loses it), per group commit.', buckets: LATENCY_BUCKETS, registers });
+    this.stateDurable = new Gauge({ name: 'hollowtrees_state_durable', help: '1 while run state can be written to state.file, 0 while writes fail (readiness is false and events get 503).', registers });
   }
 
   /** Sets what refreshes the computed gauges before each scrape. */
@@ -53,9 +65,11 @@ export class CoreMetrics {
   /** Makes the per-flow series exist at zero from the start. */
   initFlows(flows: readonly string[]): void {
     for (const flow of flows) {
-      for (const outcome of ['succeeded', 'failed', 'interrupted']) this.flowRuns.inc({ flow, outcome }, 0);
+      for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) this.flowRuns.inc({ flow, outcome }, 0);
       this.eventsDeduplicated.inc({ flow }, 0);
-      for (const reason of ['queue_full', 'shutting_down']) this.eventsDropped.inc({ flow, reason }, 0);
+      for (const reason of ['queue_full', 'too_many_groups', 'shutting_down']) this.eventsDropped.inc({ flow, reason }, 0);
+      this.runsWaitingForRetry.set({ flow }, 0);
+      this.runRetries.inc({ flow }, 0);
       this.runsInProgress.set({ flow }, 0);
       this.groupsCoolingDown.set({ flow }, 0);
       this.queueDepth.set({ flow }, 0);

@@ -1,9 +1,9 @@
-import { Client, credentials as grpcCredentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, connectivityState, credentials as grpcCredentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService, type ServingStatus } from 'grpc-health-check';
 import type { CloudEvent } from './cloud-event.js';
 import { Code, PluginError } from './errors.js';
 import { eventToProto } from './event-codec.js';
-import { HandleStatus, PluginServiceClient, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { HandleStatus, PluginServiceClient, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { PLUGIN_SERVICE_NAME } from './serve.js';
 import { channelCredentials, type ClientTlsOptions } from './tls.js';
 
@@ -15,6 +15,12 @@ export interface PluginClientOptions {
   defaultTimeoutMs?: number;
   /** Largest request sent, in bytes. Default 16 MiB. */
   maxSendMessageBytes?: number;
+  /**
+   * Backoff between attempts to reconnect to a plugin that went away. grpc-js
+   * defaults to 1 s growing to 120 s, so a plugin that restarted stayed
+   * unreachable for up to half a minute after it was back. Default 250 ms growing to 2 s.
+   */
+  reconnectBackoff?: { initialMs: number; maxMs: number };
 }
 
 /** Options for one {@link PluginClient.handle} call. */
@@ -66,6 +72,8 @@ export class PluginClient {
     const creds = channelCredentials(options.tls);
     const channelOptions = {
       'grpc.max_send_message_length': options.maxSendMessageBytes ?? 16 * 1024 * 1024,
+      'grpc.initial_reconnect_backoff_ms': options.reconnectBackoff?.initialMs ?? 250,
+      'grpc.max_reconnect_backoff_ms': options.reconnectBackoff?.maxMs ?? 2_000,
       ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
     };
     this.client = new PluginServiceClient(address, creds, channelOptions);
@@ -79,18 +87,31 @@ export class PluginClient {
   /**
    * Sends one event. Resolves with the plugin's answer; rejects with a
    * {@link PluginError} whose `code` is the gRPC status (DEADLINE_EXCEEDED when
-   * the timeout passes, UNAVAILABLE when the plugin cannot be reached).
+   * the timeout passes). A plugin that cannot be reached is waited for until
+   * the deadline and called once it is back, so a plugin restarting within the
+   * deadline loses no call; UNAVAILABLE, with the connection error, when it never came.
    */
-  handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
-    const deadline = new Date(Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs));
+  async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
+    const deadline = Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs);
     const request = { event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1 };
+    try {
+      return await this.callOnce(request, deadline, options.signal);
+    } catch (err) {
+      // Only when the channel is down: a plugin that answered UNAVAILABLE itself is not called again here.
+      if (!(err instanceof PluginError) || err.code !== Code.Unavailable || this.channelReady()) throw err;
+      if (!(await this.waitUntilReady(deadline, options.signal))) throw err;
+      return this.callOnce(request, deadline, options.signal);
+    }
+  }
+
+  private callOnce(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
     return new Promise<PluginResponse>((resolve, reject) => {
-      if (options.signal?.aborted) {
+      if (signal?.aborted) {
         reject(new PluginError(Code.Canceled, 'call cancelled before it started'));
         return;
       }
       const call = this.client.handle(request, new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
-        options.signal?.removeEventListener('abort', cancel);
+        signal?.removeEventListener('abort', cancel);
         if (err) reject(fromServiceError(err));
         else
           resolve({
@@ -100,7 +121,24 @@ export class PluginClient {
           });
       });
       const cancel = (): void => call.cancel();
-      options.signal?.addEventListener('abort', cancel, { once: true });
+      signal?.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  private channelReady(): boolean {
+    return this.client.getChannel().getConnectivityState(false) === connectivityState.READY;
+  }
+
+  /** Resolves true once the channel is connected, false when the deadline passes or the call is cancelled first. */
+  private waitUntilReady(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+    if (signal?.aborted || Date.now() >= deadline) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = (): void => resolve(false);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.client.waitForReady(deadline, (err) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(!err);
+      });
     });
   }
 

@@ -29,6 +29,20 @@ const retry = z.strictObject({
 });
 const defaultRetry = { attempts: 3, initialBackoff: 200, maxBackoff: 5_000, multiplier: 2 };
 
+/**
+ * Later tries of a whole run that failed on retryable codes (a plugin down for
+ * longer than its own retries span): the group stays held meanwhile, and the
+ * run goes on from the plugin that failed.
+ */
+const runRetry = z.strictObject({
+  /** Tries of the run in all, including the first; 1 turns later tries off. */
+  attempts: z.number().int().min(1).max(1_000).default(6),
+  initialBackoff: duration.default(30_000),
+  maxBackoff: duration.default(300_000),
+  multiplier: z.number().min(1).max(10).default(2),
+});
+const defaultRunRetry = { attempts: 6, initialBackoff: 30_000, maxBackoff: 300_000, multiplier: 2 };
+
 const grpcPlugin = z.strictObject({
   type: z.literal('grpc'),
   address: z.string().min(1, 'expected host:port of the plugin'),
@@ -76,6 +90,9 @@ const flow = z.strictObject({
   concurrency: z.number().int().min(1).max(100_000).default(1_000),
   /** Runs waiting for a slot; beyond it an event is dropped, counted, and its POST answered 503 so the sender re-sends. */
   queueSize: z.number().int().min(0).max(10_000_000).default(10_000),
+  /** Bytes of events this flow's queued, running and waiting runs may hold; beyond it the POST is answered 503 too. */
+  queueBytes: z.number().int().min(1_024).max(64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  runRetry: runRetry.default(defaultRunRetry),
   plugins: z.array(z.string().min(1)).min(1, 'expected at least one plugin'),
 });
 
@@ -129,11 +146,17 @@ const log = z.strictObject({
 /** The original Hollowtrees' `global` section, still accepted. */
 const legacyGlobal = z.strictObject({ bindAddr: listenAddress.optional() });
 
-/** Where run state is kept across restarts; without it, in memory only. */
-const state = z.strictObject({ file: z.string().min(1) });
+/** Run state: where it is kept across restarts (without `file`, in memory only) and how much of it is held. */
+const state = z.strictObject({
+  file: z.string().min(1).optional(),
+  /** Groups held at once (running, waiting, cooling); beyond it an event of a new group is answered 503 too_many_groups. */
+  maxGroups: z.number().int().min(1).max(100_000_000).default(250_000),
+  /** Bytes of events all flows' runs may hold together; beyond it events are answered 503 queue_full. */
+  maxQueuedBytes: z.number().int().min(1_024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+});
 
 export const configSchema = z.strictObject({
-  state: state.optional(),
+  state: state.default({ maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 }),
   global: legacyGlobal.optional(),
   server: server.default({ listen: '127.0.0.1:9092', limits: defaultLimits, shutdownGracePeriod: 30_000 }),
   log: log.default({ level: 'info' }),
@@ -148,5 +171,6 @@ export type PluginConfig = Config['plugins'][string];
 export type GrpcPluginConfig = z.output<typeof grpcPlugin>;
 export type FilterValue = z.output<typeof filterValue>;
 export type RetryConfig = z.output<typeof retry>;
+export type RunRetryConfig = z.output<typeof runRetry>;
 export type ReceiverLimits = z.output<typeof limits>;
 export type AuthConfig = z.output<typeof auth>;

@@ -17,13 +17,16 @@ export class BoundedQueue {
     private readonly capacity: number,
   ) {}
 
-  /** Starts or queues the task; false when the queue is full. */
-  offer(task: QueuedTask): boolean {
+  /**
+   * Starts or queues the task; false when the queue is full. `force` queues it
+   * even then: for a run that was accepted earlier (resumed, retried) and must not be lost.
+   */
+  offer(task: QueuedTask, options: { force?: boolean } = {}): boolean {
     if (this.running < this.concurrency) {
       this.start(task);
       return true;
     }
-    if (this.depth >= this.capacity) return false;
+    if (this.depth >= this.capacity && !options.force) return false;
     this.waiting.push(task);
     return true;
   }

@@ -1,4 +1,5 @@
-import { closeSync, mkdtempSync, openSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollowtrees/grpcplugin';
@@ -9,8 +10,11 @@ import { parseConfig } from '../config/load-config.js';
 import { CoreMetrics } from '../metrics.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
 import { DropLog } from './drop-log.js';
-import { FlowEngine } from './flow-engine.js';
-import { StateJournal } from './state-journal.js';
+import { FlowEngine, MAX_RESTARTS } from './flow-engine.js';
+import { GroupStates } from './group-states.js';
+import { HeldBytes } from './held-bytes.js';
+import { openJournalFile, type JournalFile } from '../state/journal-file.js';
+import { StateJournal } from '../state/state-journal.js';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
 
@@ -164,7 +168,7 @@ describe('FlowEngine', () => {
     const a = scripted('a', () => {
       throw new PluginError(Code.ResourceExhausted, 'throttled');
     }, 4);
-    const { engine } = engineFor(spotFlow(), [a]);
+    const { engine } = engineFor(spotFlow('    runRetry: { attempts: 1 }'), [a]);
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     await vi.runAllTimersAsync();
     expect(a.calls).toHaveLength(4);
@@ -208,7 +212,7 @@ flows:
     await vi.advanceTimersByTimeAsync(0);
     expect(a.calls).toHaveLength(2);
     expect(results.map((r) => r.started)).toEqual([1, 1, 1, 1, 1, 0, 0, 0]);
-    expect(results[7]!.dropped).toEqual([{ flow: 'spot', reason: 'queue_full' }]);
+    expect(results[7]!.dropped).toEqual([{ flow: 'spot', reason: 'queue_full', detail: 'its queue is full (queueSize 3)' }]);
     expect(engine.flowStatus()[0]).toMatchObject({ running: 2, queued: 3 });
     expect(await counter(metrics, 'hollowtrees_events_dropped_total', { flow: 'spot', reason: 'queue_full' })).toBe(3);
     // A dropped event does not hold its group: its next re-send can run.
@@ -249,6 +253,179 @@ flows:
   });
 });
 
+describe('FlowEngine: later tries of a failed run', () => {
+  beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
+  afterEach(() => vi.useRealTimers());
+
+  it('a run that failed on retryable codes holds its group, waits, and goes on from the failing plugin with what earlier plugins returned', async () => {
+    let down = true;
+    const a = scripted('a', () => ({ attributes: { node: 'ip-1' } }));
+    const b = scripted('b', () => {
+      if (down) throw new PluginError(Code.Unavailable, 'plugin b is restarting');
+    }, 2);
+    const { engine, metrics } = engineFor(spotFlow('    runRetry: { attempts: 3, initialBackoff: 1m, maxBackoff: 5m }', '[a, b]'), [a, b]);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'first'), Date.now());
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect([a.calls.length, b.calls.length]).toEqual([1, 2]);
+    expect(engine.groups()).toMatchObject([{ phase: 'retrying', run: { attempt: 2, next: 1, retryAt: Date.parse('2026-11-25T10:01:00.100Z') } }]);
+    expect(engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
+    expect(await counter(metrics, 'hollowtrees_runs_waiting_for_retry', { flow: 'spot' })).toBe(1);
+    expect(await counter(metrics, 'hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'retrying' })).toBe(1);
+    // A re-send meanwhile is deduplicated: the group is still held.
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'again'), Date.now()).deduplicated).toBe(1);
+
+    down = false;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect([a.calls.length, b.calls.length]).toEqual([1, 3]);
+    expect((b.calls[2]!.event.data as { labels: object }).labels).toMatchObject({ instance_id: 'i-1', node: 'ip-1' });
+    expect(engine.groups()).toMatchObject([{ phase: 'cooling' }]);
+    expect(await counter(metrics, 'hollowtrees_runs_waiting_for_retry', { flow: 'spot' })).toBe(0);
+    expect(engine.recentRuns().map((r) => r.outcome)).toEqual(['succeeded', 'retrying']);
+  });
+
+  it('gives up after runRetry.attempts tries and frees the group; a permanent code is never tried again', async () => {
+    const a = scripted('a', () => {
+      throw new PluginError(Code.Unavailable, 'down');
+    }, 1);
+    const { engine } = engineFor(spotFlow('    runRetry: { attempts: 3, initialBackoff: 1m }'), [a]);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.runAllTimersAsync();
+    expect(a.calls).toHaveLength(3);
+    expect(engine.recentRuns().map((r) => r.outcome)).toEqual(['failed', 'retrying', 'retrying']);
+    expect(engine.groups()).toEqual([]);
+
+    const permanent = scripted('a', () => {
+      throw new PluginError(Code.PermissionDenied, 'no');
+    });
+    const other = engineFor(spotFlow('    runRetry: { attempts: 3 }'), [permanent]).engine;
+    other.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.runAllTimersAsync();
+    expect(permanent.calls).toHaveLength(1);
+  });
+});
+
+describe('FlowEngine: attributes', () => {
+  it('later plugins\' attributes win over earlier ones, but never change the event\'s own labels', async () => {
+    const a = scripted('a', () => ({ attributes: { instance_id: 'i-other', replacement: 'r-1' } }));
+    const b = scripted('b', () => ({ attributes: { replacement: 'r-2' } }));
+    const c = scripted('c');
+    const { engine } = engineFor(spotFlow('', '[a, b, c]'), [a, b, c]);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await engine.drain();
+    expect((c.calls[0]!.event.data as { labels: object }).labels).toEqual({ alertname: 'Spot', instance_id: 'i-1', replacement: 'r-2' });
+  });
+});
+
+describe('FlowEngine: memory bounds', () => {
+  const big = (instance: string): CloudEvent => alert('Spot', { instance_id: instance, blob: 'x'.repeat(200_000) }, instance);
+  const gate = (): { plugin: ScriptedPlugin; release: () => void } => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    return { plugin: scripted('a', () => held), release };
+  };
+
+  it('bounds what a flow holds by bytes, not only by count, and says so in the gauge', async () => {
+    const { plugin, release } = gate();
+    const { engine, metrics } = engineFor(spotFlow('    concurrency: 1\n    queueBytes: 1000000'), [plugin]);
+    const results = Array.from({ length: 8 }, (_, i) => engine.dispatch(big(`i-${i}`), Date.now()));
+    expect(results.map((r) => r.started)).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);
+    expect(results[4]!.dropped).toEqual([{ flow: 'spot', reason: 'queue_full', detail: expect.stringMatching(/^it holds 8\d{5} bytes of events \(queueBytes\)$/) as string }]);
+    const held = await counter(metrics, 'hollowtrees_queued_event_bytes', { flow: 'spot' });
+    expect(held).toBeGreaterThan(800_000);
+    expect(held).toBeLessThanOrEqual(1_000_000);
+    release();
+    await engine.drain();
+    expect(await counter(metrics, 'hollowtrees_queued_event_bytes', { flow: 'spot' })).toBe(0);
+  });
+
+  it('bounds what all flows hold together', () => {
+    const { plugin } = gate();
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1')}`, 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), heldBytes: new HeldBytes(500_000) });
+    const results = Array.from({ length: 4 }, (_, i) => engine.dispatch(big(`i-${i}`), Date.now()));
+    expect(results.map((r) => r.started)).toEqual([1, 1, 0, 0]);
+    expect(results[2]!.dropped[0]!.detail).toMatch(/^all flows hold 4\d{5} bytes of events \(state.maxQueuedBytes\)$/);
+  });
+
+  it('bounds how many groups are held; a cooldown that is over makes room', async () => {
+    vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') });
+    try {
+      const a = scripted('a');
+      const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow()}`, 'test.yaml', {});
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), states: new GroupStates(undefined, 2) });
+      engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+      engine.dispatch(alert('Spot', { instance_id: 'i-2' }), Date.now());
+      expect(engine.dispatch(alert('Spot', { instance_id: 'i-3' }), Date.now()).dropped).toEqual([{ flow: 'spot', reason: 'too_many_groups', detail: '2 groups are held (state.maxGroups)' }]);
+      // Held groups are still deduplicated, not refused.
+      expect(engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now()).deduplicated).toBe(1);
+      await vi.advanceTimersByTimeAsync(5 * 60_000);
+      expect(engine.dispatch(alert('Spot', { instance_id: 'i-3' }), Date.now()).started).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('FlowEngine: runs survive a restart', () => {
+  const flows = spotFlow('    concurrency: 1', '[a, b]');
+  const engineOn = (journal: StateJournal, a: ScriptedPlugin, b: ScriptedPlugin): FlowEngine => {
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n  b: { type: grpc, address: "unused:1" }\n${flows}`, 'test.yaml', {});
+    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)) });
+  };
+
+  it('a shutdown that cuts runs short keeps them, queued ones too, and the next process resumes each from where it stopped', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl');
+    const first = await StateJournal.open(path);
+    const a1 = scripted('a', () => ({ attributes: { node: 'ip-1' } }));
+    const b1 = untilCancelled('b');
+    const before = engineOn(first.journal, a1, b1);
+    for (const id of ['i-1', 'i-2', 'i-3']) before.dispatch(alert('Spot', { instance_id: id }), Date.now());
+    expect(await before.commit()).toBe(true);
+    await vi.waitFor(() => expect(b1.calls).toHaveLength(1));
+    await before.shutdown(50);
+    await first.journal.close();
+    expect(a1.calls).toHaveLength(1);
+
+    const second = await StateJournal.open(path);
+    const a2 = scripted('a');
+    const b2 = scripted('b');
+    const after = engineOn(second.journal, a2, b2);
+    expect(after.recover(second.recovered.states)).toEqual({ cooling: 0, resumed: 3, interrupted: 0, abandoned: 0 });
+    await after.drain();
+    // i-1 had passed a: it goes on with b, with a's attributes; the queued ones run whole.
+    expect(a2.calls.map((c) => (c.event.data as { labels: { instance_id: string } }).labels.instance_id)).toEqual(['i-2', 'i-3']);
+    expect(b2.calls.map((c) => (c.event.data as { labels: object }).labels)).toEqual([
+      expect.objectContaining({ instance_id: 'i-1', node: 'ip-1' }),
+      expect.objectContaining({ instance_id: 'i-2' }),
+      expect.objectContaining({ instance_id: 'i-3' }),
+    ]);
+    expect(after.groups().map((g) => g.phase)).toEqual(['cooling', 'cooling', 'cooling']);
+    await second.journal.close();
+  });
+
+  it('gives up a run that was resumed too often, and one whose flow is gone', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl');
+    const { journal } = await StateJournal.open(path);
+    const a = scripted('a');
+    const engine = engineOn(journal, a, scripted('b'));
+    const run = (id: string, restarts: number) => ({ event: alert('Spot', { instance_id: id }), attributes: {}, receivedAt: 1, next: 0, attempt: 1, restarts });
+    const recovery = engine.recover([
+      { key: 'k1', flow: 'spot', phase: 'running', eventId: 'e1', since: 1, run: run('i-1', MAX_RESTARTS) },
+      { key: 'k2', flow: 'gone', phase: 'running', eventId: 'e2', since: 1, run: run('i-2', 0) },
+      { key: 'k3', flow: 'spot', phase: 'running', eventId: 'e3', since: 1, run: run('i-3', MAX_RESTARTS - 1) },
+    ]);
+    expect(recovery).toEqual({ cooling: 0, resumed: 1, interrupted: 0, abandoned: 2 });
+    await engine.drain();
+    expect(a.calls).toHaveLength(1);
+    expect(engine.recentRuns().map((r) => [r.groupKey, r.outcome, r.error])).toEqual([
+      ['k3', 'succeeded', undefined],
+      ['k2', 'failed', 'not resumed: flow gone is no longer configured'],
+      ['k1', 'failed', `not resumed: it was resumed ${MAX_RESTARTS} times and never finished`],
+    ]);
+    await journal.close();
+  });
+});
+
 describe('drop log', () => {
   beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
   afterEach(() => vi.useRealTimers());
@@ -267,24 +444,27 @@ describe('drop log', () => {
 });
 
 describe('FlowEngine with a journal on a failing disk', () => {
-  it('still runs the plugins and cools the group down, reporting the failed writes', async () => {
+  it('still runs the plugins and cools the group down, and says the state is not durable', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-engine-'));
     const failures: number[] = [];
-    const { journal } = StateJournal.open(join(dir, 'state.jsonl'), { onError: (_err, lines) => failures.push(lines) });
-    const internals = journal as unknown as { fd: number };
-    const good = internals.fd;
-    internals.fd = openSync('/dev/full', 'w');
+    // Every append goes to /dev/full, which fails with ENOSPC like a full disk.
+    const openFile = async (path: string): Promise<JournalFile> => {
+      const file = await openJournalFile(path);
+      const device = await open('/dev/full', 'w');
+      return { ...file, append: async (text) => void (await device.write(text)), close: async () => (await device.close(), await file.close()) };
+    };
+    const { journal } = await StateJournal.open(join(dir, 'state.jsonl'), { openFile, onError: (_err, lines) => failures.push(lines) });
     const a = scripted('a');
     const declared = 'plugins:\n  a: { type: grpc, address: "unused:1" }\n';
     const { config } = parseConfig(declared + spotFlow(), 'test.yaml', {});
     const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), journal });
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    expect(await engine.commit()).toBe(false);
+    expect(engine.durable).toBe(false);
     await engine.drain();
     expect(a.calls).toHaveLength(1);
     expect(engine.groups()).toMatchObject([{ phase: 'cooling' }]);
     expect(failures.length).toBeGreaterThan(0);
-    closeSync(internals.fd);
-    internals.fd = good;
     await journal.close();
   });
 });

@@ -4,25 +4,33 @@ import { systemClock, type Clock } from '../clock.js';
 import type { FlowConfig } from '../config/schema.js';
 import type { CoreMetrics } from '../metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
+import type { StateJournal } from '../state/state-journal.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
+import { approximateBytes } from './event-bytes.js';
 import { compileMatcher, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
-import { GroupStates, type GroupState } from './group-states.js';
+import { GroupStates, type GroupState, type RunProgress } from './group-states.js';
+import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
-import { runPlugins, type RunResult } from './run-plugins.js';
-import type { StateJournal } from './state-journal.js';
+import { backoffDelay } from './retry-policy.js';
+import { runPlugins, type RunOutcome, type RunResult } from './run-plugins.js';
 
 /** Why a flow that matched an event could not take it. */
-export type DropReason = 'queue_full' | 'shutting_down';
+export type DropReason = 'queue_full' | 'too_many_groups' | 'shutting_down';
 
 /** A flow that matched an event but could not take it; a re-send of the event can still run there. */
 export interface Drop {
   flow: string;
   reason: DropReason;
+  /** What was full, for the sender: e.g. `its queue is full (queueSize 10000)`. */
+  detail?: string;
 }
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
+
+/** A run resumed after this many restarts is given up: something in it keeps the process from finishing it. */
+export const MAX_RESTARTS = 5;
 
 /** What became of one event. */
 export interface DispatchResult {
@@ -30,10 +38,22 @@ export interface DispatchResult {
   matched: number;
   /** Runs started or queued. */
   started: number;
-  /** Dropped because the group was running or cooling down. */
+  /** Dropped because the group was running, waiting for a retry or cooling down. */
   deduplicated: number;
-  /** Flows that dropped the event because their queue was full or core is shutting down. */
+  /** Flows that dropped the event because they had no room or core is shutting down. */
   dropped: readonly Drop[];
+}
+
+/** What {@link FlowEngine.recover} found in the journal. */
+export interface Recovery {
+  /** Cooldowns still running, holding their groups again. */
+  cooling: number;
+  /** Runs queued, in flight or waiting for a retry when the process stopped, started again. */
+  resumed: number;
+  /** Runs from a journal without their event (written by an older version): reported, their groups freed. */
+  interrupted: number;
+  /** Runs that cannot go on (their flow is gone, or they were resumed too often): reported failed. */
+  abandoned: number;
 }
 
 export interface FlowEngineOptions {
@@ -49,6 +69,8 @@ export interface FlowEngineOptions {
   recentRuns?: number;
   /** Shared with the engine this one replaces on reload, so groups stay held. */
   states?: GroupStates;
+  /** Bytes held by runs, shared with the engine this one replaces. Default: no global limit. */
+  heldBytes?: HeldBytes;
   /** Where run state is made durable; without it, state lives in memory only. */
   journal?: StateJournal;
 }
@@ -62,6 +84,13 @@ interface CompiledFlow {
   queue: BoundedQueue;
 }
 
+/** A run waiting for its next try. */
+interface WaitingRun {
+  flow: CompiledFlow;
+  timer: NodeJS.Timeout;
+  bytes: number;
+}
+
 /** The status API's view of one flow. */
 export interface FlowStatus {
   name: string;
@@ -72,15 +101,26 @@ export interface FlowStatus {
   plugins: string[];
   running: number;
   queued: number;
+  /** Runs that failed on a retryable code and wait for their next try. */
+  waitingForRetry: number;
+  /** Bytes of events held by this flow's queued, running and waiting runs. */
+  heldBytes: number;
 }
 
 /**
  * Dispatches events to every matching flow: match → group key → atomic
- * check-and-start → bounded per-flow queue → plugins in order → cooldown.
+ * check-and-start → bounded per-flow queue → plugins in order → cooldown, or a
+ * later try of the run when it failed on retryable codes.
+ *
+ * With a journal, every run is on disk with its event before its first plugin
+ * call (and before the sender is told the event was accepted): a restart,
+ * clean or not, resumes the runs that had not finished.
  */
 export class FlowEngine {
   readonly states: GroupStates;
+  readonly heldBytes: HeldBytes;
   private readonly flows: CompiledFlow[];
+  private readonly byName: Map<string, CompiledFlow>;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly recent: RecentRuns;
@@ -90,9 +130,12 @@ export class FlowEngine {
    * listening on one signal each call paid ~19 µs for it instead of ~4 µs.
    */
   private readonly runControllers = new Set<AbortController>();
+  private readonly waiting = new Map<string, WaitingRun>();
   private cancelled: Error | undefined;
   private readonly dropLog: DropLog;
   private accepting = true;
+  /** The engine that took over after a reload: runs that fail here later retry there. */
+  private successor: FlowEngine | undefined;
 
   constructor(private readonly options: FlowEngineOptions) {
     this.clock = options.clock ?? systemClock;
@@ -100,6 +143,7 @@ export class FlowEngine {
     this.recent = new RecentRuns(options.recentRuns ?? 100);
     this.dropLog = new DropLog(options.logger, () => this.clock.now());
     this.states = options.states ?? new GroupStates(options.journal ? (change) => options.journal!.record(change) : undefined);
+    this.heldBytes = options.heldBytes ?? new HeldBytes();
     this.flows = Object.entries(options.flows).map(([name, config]) => ({
       name,
       config,
@@ -112,13 +156,17 @@ export class FlowEngine {
       }),
       queue: new BoundedQueue(config.concurrency, config.queueSize),
     }));
+    this.byName = new Map(this.flows.map((f) => [f.name, f]));
     options.metrics.initFlows(this.flows.map((f) => f.name));
+    // After a reload the bytes of runs still finishing on the old engine are held already.
+    for (const flow of this.flows) this.updateHeldBytes(flow.name);
   }
 
   /** Hands one accepted event to every flow that takes it. Never throws. */
   dispatch(event: CloudEvent, receivedAt: number): DispatchResult {
     const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: NO_DROPS };
     const { metrics } = this.options;
+    let bytes: number | undefined;
     for (const flow of this.flows) {
       if (!flow.matches(event)) continue;
       result.matched++;
@@ -127,16 +175,31 @@ export class FlowEngine {
         this.drop(result, flow.name, 'shutting_down', { groupKey: key, eventId: event.id });
         continue;
       }
-      if (!this.states.tryStart(key, flow.name, event.id, this.clock.now())) {
+      const now = this.clock.now();
+      if (this.isHeld(key, now)) {
         result.deduplicated++;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
         continue;
       }
-      if (!flow.queue.offer(() => this.run(flow, key, event, receivedAt))) {
-        this.states.release(key);
-        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize });
+      bytes ??= approximateBytes(event);
+      if (!this.heldBytes.tryHold(flow.name, flow.config.queueBytes, bytes)) {
+        const detail = this.heldBytes.total + bytes > this.heldBytes.limit ? `all flows hold ${this.heldBytes.total} bytes of events (state.maxQueuedBytes)` : `it holds ${this.heldBytes.of(flow.name)} bytes of events (queueBytes)`;
+        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, bytes }, detail);
         continue;
       }
+      const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0 };
+      if (this.states.tryStart(key, flow.name, run, now) === 'full') {
+        this.releaseBytes(flow.name, bytes);
+        this.drop(result, flow.name, 'too_many_groups', { groupKey: key, eventId: event.id }, `${this.states.maxGroups} groups are held (state.maxGroups)`);
+        continue;
+      }
+      if (!flow.queue.offer(() => this.run(flow, key, run, bytes!))) {
+        this.states.release(key);
+        this.releaseBytes(flow.name, bytes);
+        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, `its queue is full (queueSize ${flow.config.queueSize})`);
+        continue;
+      }
+      this.updateHeldBytes(flow.name);
       result.started++;
       metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
     }
@@ -144,35 +207,62 @@ export class FlowEngine {
     return result;
   }
 
+  /**
+   * Resolves once every run started so far is on disk: true, or false when the
+   * run state cannot be saved now (see {@link durable}). True at once without a journal.
+   */
+  commit(): Promise<boolean> {
+    return this.options.journal?.flush() ?? Promise.resolve(true);
+  }
+
+  /** False while the journal cannot write: events must then be refused, not acknowledged. */
+  get durable(): boolean {
+    return this.options.journal?.durable ?? true;
+  }
+
+  private isHeld(key: string, now: number): boolean {
+    const state = this.states.get(key);
+    return state !== undefined && (state.phase !== 'cooling' || state.until! > now);
+  }
+
   /** Records on `result`, counts and logs that `flow` dropped an event. */
-  private drop(result: DispatchResult, flow: string, reason: DropReason, fields: Record<string, unknown>): void {
-    result.dropped = [...result.dropped, { flow, reason }];
+  private drop(result: DispatchResult, flow: string, reason: DropReason, fields: Record<string, unknown>, detail?: string): void {
+    result.dropped = [...result.dropped, { flow, reason, ...(detail ? { detail } : {}) }];
     this.options.metrics.eventsDropped.inc({ flow, reason });
     this.dropLog.dropped(flow, reason, fields);
   }
 
-  private async run(flow: CompiledFlow, groupKey: string, event: CloudEvent, receivedAt: number): Promise<void> {
-    const { metrics, logger } = this.options;
+  private releaseBytes(flow: string, bytes: number): void {
+    this.heldBytes.release(flow, bytes);
+    this.updateHeldBytes(flow);
+  }
+
+  private updateHeldBytes(flow: string): void {
+    this.options.metrics.heldEventBytes.set({ flow }, this.heldBytes.of(flow));
+  }
+
+  private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
+    const { metrics, logger, journal } = this.options;
     const labels = { flow: flow.name };
     metrics.queueDepth.set(labels, flow.queue.depth);
     metrics.runsInProgress.inc(labels);
     const startedAt = this.clock.now();
-    let firstCall = true;
+    let firstCall = progress.next === 0 && progress.attempt === 1 && progress.restarts === 0;
     let result: RunResult;
     const controller = new AbortController();
     if (this.cancelled) controller.abort(this.cancelled);
     this.runControllers.add(controller);
     try {
-      // The run is on disk before any plugin acts, so a crash leaves it visible as interrupted.
-      if (this.options.journal) await this.options.journal.flush();
-      result = await runPlugins(event, flow.name, flow.plugins, {
+      // The run is on disk before any plugin acts, so a crash leaves it there to resume.
+      if (journal) await journal.flush();
+      result = await runPlugins(progress, flow.name, flow.plugins.slice(progress.next), {
         clock: this.clock,
         random: this.random,
         signal: controller.signal,
         onCall: (call) => {
           if (firstCall) {
             firstCall = false;
-            metrics.receiptToFirstCall.observe(labels, (call.startedAt - receivedAt) / 1000);
+            metrics.receiptToFirstCall.observe(labels, (call.startedAt - progress.receivedAt) / 1000);
           }
           metrics.pluginCalls.inc({ plugin: call.plugin, code: call.code, attempt: call.attempt >= 5 ? '5+' : String(call.attempt) });
           metrics.pluginCallDuration.observe({ plugin: call.plugin }, call.durationMs / 1000);
@@ -180,86 +270,191 @@ export class FlowEngine {
       });
     } catch (err) {
       // Nothing above should throw; if it does, the group must still be freed, never left running.
-      result = { outcome: 'failed', error: `internal error: ${(err as Error).message}`, calls: [], event };
+      result = { outcome: 'failed', error: `internal error: ${(err as Error).message}`, calls: [], attributes: progress.attributes, reached: 0, ignored: [] };
     }
     this.runControllers.delete(controller);
     const finishedAt = this.clock.now();
-    if (result.outcome === 'succeeded') this.states.succeeded(groupKey, finishedAt, flow.config.cooldown);
-    else this.states.release(groupKey);
+    const reached: RunProgress = { ...progress, attributes: result.attributes, next: progress.next + result.reached };
+    const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     // The cooldown is on disk before the run counts as done: a crash now must not re-run the flow.
-    if (this.options.journal) await this.options.journal.flush();
+    if (journal) await journal.flush();
 
     metrics.runsInProgress.dec(labels);
-    metrics.flowRuns.inc({ ...labels, outcome: result.outcome });
-    metrics.runDuration.observe({ ...labels, outcome: result.outcome }, (finishedAt - startedAt) / 1000);
+    metrics.flowRuns.inc({ ...labels, outcome });
+    metrics.runDuration.observe({ ...labels, outcome }, (finishedAt - startedAt) / 1000);
     const run: FinishedRun = {
       flow: flow.name,
       groupKey,
-      eventId: event.id,
-      eventType: event.type,
-      outcome: result.outcome,
-      receivedAt,
+      eventId: progress.event.id,
+      eventType: progress.event.type,
+      outcome,
+      receivedAt: progress.receivedAt,
       startedAt,
       finishedAt,
       calls: result.calls,
       ...(result.error ? { error: result.error } : {}),
     };
     this.recent.add(run);
-    const log = { flow: flow.name, groupKey, eventId: event.id, outcome: result.outcome, durationMs: finishedAt - startedAt, attempts: result.calls.length };
-    if (result.outcome === 'succeeded') logger.info(log, 'flow run succeeded');
-    else logger.warn({ ...log, error: result.error }, `flow run ${result.outcome}`);
+    const log = { flow: flow.name, groupKey, eventId: progress.event.id, outcome, durationMs: finishedAt - startedAt, pluginCalls: result.calls.length, runAttempt: progress.attempt };
+    if (result.ignored.length > 0) logger.warn({ ...log, ignoredAttributes: result.ignored }, 'plugins returned attributes that would change the event\'s own labels; they were ignored');
+    if (outcome === 'succeeded') logger.info(log, 'flow run succeeded');
+    else if (outcome === 'retrying') logger.warn({ ...log, error: result.error, retryAt: new Date(this.states.get(groupKey)?.run?.retryAt ?? finishedAt).toISOString() }, 'flow run failed on a retryable code; it will be tried again');
+    else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: Boolean(journal) }, journal ? 'flow run interrupted; it resumes after the restart' : 'flow run interrupted; without state.file it is lost');
+    else logger.error({ ...log, error: result.error }, 'flow run failed');
+  }
+
+  /** Decides what the group becomes after one pass over the plugins. */
+  private settle(flow: CompiledFlow, key: string, reached: RunProgress, result: RunResult, bytes: number, now: number): RunOutcome {
+    if (result.outcome === 'succeeded') {
+      this.states.succeeded(key, now, flow.config.cooldown);
+      this.releaseBytes(flow.name, bytes);
+      return 'succeeded';
+    }
+    if (result.outcome === 'interrupted') {
+      // Kept as running on disk: the restart resumes it from the plugin it stopped at.
+      if (this.options.journal) this.states.progress(key, 'running', reached);
+      else this.states.release(key);
+      this.releaseBytes(flow.name, bytes);
+      return 'interrupted';
+    }
+    const { runRetry } = flow.config;
+    if (result.retryable && reached.attempt < runRetry.attempts) {
+      const retryAt = now + backoffDelay(runRetry, reached.attempt, this.random);
+      const next: RunProgress = { ...reached, attempt: reached.attempt + 1, retryAt };
+      this.states.progress(key, 'retrying', next);
+      this.options.metrics.runRetries.inc({ flow: flow.name });
+      this.releaseBytes(flow.name, bytes);
+      this.scheduleOrHandOver(this.states.get(key)!);
+      return 'retrying';
+    }
+    this.states.release(key);
+    this.releaseBytes(flow.name, bytes);
+    return 'failed';
+  }
+
+  /** A run that waits for its next try goes to the engine that runs it: this one, its successor, or the journal alone at shutdown. */
+  private scheduleOrHandOver(state: GroupState): void {
+    if (this.successor) this.successor.resume([state]);
+    else if (this.accepting) this.resume([state]);
+    // Shutting down: the retrying record on disk starts it again after the restart.
+  }
+
+  /**
+   * Starts again runs taken from elsewhere: the journal at start (`restart`:
+   * each such run counts one restart more), or an engine a reload replaced.
+   * A run whose `retryAt` is ahead waits for it. Returns how many were taken.
+   */
+  resume(states: readonly GroupState[], options: { restart?: boolean } = {}): { resumed: number; abandoned: number } {
+    let resumed = 0;
+    let abandoned = 0;
+    for (const state of states) {
+      const flow = this.byName.get(state.flow);
+      const run = state.run!;
+      const restarts = run.restarts + (options.restart ? 1 : 0);
+      const reason = !flow ? `flow ${state.flow} is no longer configured` : restarts > MAX_RESTARTS ? `it was resumed ${MAX_RESTARTS} times and never finished` : undefined;
+      if (reason) {
+        abandoned++;
+        this.abandon(state, reason);
+        continue;
+      }
+      resumed++;
+      const progress: RunProgress = { ...run, restarts };
+      if (options.restart) {
+        this.states.restore(state);
+        this.states.progress(state.key, state.phase === 'retrying' ? 'retrying' : 'running', progress);
+      }
+      const bytes = approximateBytes(run.event);
+      this.heldBytes.hold(flow!.name, bytes);
+      this.updateHeldBytes(flow!.name);
+      const delay = (progress.retryAt ?? 0) - this.clock.now();
+      if (delay <= 0) {
+        this.enqueue(flow!, state.key, progress, bytes);
+        continue;
+      }
+      const timer = setTimeout(() => {
+        this.waiting.delete(state.key);
+        this.updateWaitingGauge(flow!.name);
+        this.enqueue(flow!, state.key, progress, bytes);
+      }, delay);
+      timer.unref?.();
+      this.waiting.set(state.key, { flow: flow!, timer, bytes });
+      this.updateWaitingGauge(flow!.name);
+    }
+    return { resumed, abandoned };
+  }
+
+  private enqueue(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): void {
+    flow.queue.offer(() => this.run(flow, key, progress, bytes), { force: true });
+    this.options.metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
+  }
+
+  private abandon(state: GroupState, reason: string): void {
+    this.states.restore(state);
+    this.states.release(state.key);
+    this.options.metrics.flowRuns.inc({ flow: state.flow, outcome: 'failed' });
+    const now = this.clock.now();
+    const event = state.run?.event;
+    this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: event?.type ?? '', outcome: 'failed', error: `not resumed: ${reason}`, receivedAt: state.run?.receivedAt ?? state.since, startedAt: state.since, finishedAt: now, calls: [] });
+    this.options.logger.error({ flow: state.flow, groupKey: state.key, eventId: state.eventId }, `run not resumed: ${reason}`);
+  }
+
+  private updateWaitingGauge(flow: string): void {
+    let count = 0;
+    for (const run of this.waiting.values()) if (run.flow.name === flow) count++;
+    this.options.metrics.runsWaitingForRetry.set({ flow }, count);
   }
 
   /**
    * Takes back what the journal held at start: cooldowns still running hold
-   * their groups again; runs that were in progress when the process died are
-   * reported as interrupted and their groups freed, so the next event re-runs.
+   * their groups again; runs that had not finished (queued, in flight, or
+   * waiting for a retry) are resumed where they stopped.
    */
-  recover(states: readonly GroupState[]): { cooling: number; interrupted: number } {
+  recover(states: readonly GroupState[]): Recovery {
     const now = this.clock.now();
-    let cooling = 0;
-    let interrupted = 0;
+    const recovery: Recovery = { cooling: 0, resumed: 0, interrupted: 0, abandoned: 0 };
+    const toResume: GroupState[] = [];
     for (const state of states) {
       if (state.phase === 'cooling') {
         if (state.until! > now) {
           this.states.restore(state);
-          cooling++;
+          recovery.cooling++;
         }
-        continue;
+      } else if (state.run) {
+        toResume.push(state);
+      } else {
+        recovery.interrupted++;
+        this.reportInterrupted(state, now);
       }
-      interrupted++;
-      this.states.restore(state);
-      this.states.release(state.key);
-      this.options.metrics.flowRuns.inc({ flow: state.flow, outcome: 'interrupted' });
-      this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: '', outcome: 'interrupted', error: 'the process stopped during the run', receivedAt: state.since, startedAt: state.since, finishedAt: now, calls: [] });
-      this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
     }
-    return { cooling, interrupted };
+    const { resumed, abandoned } = this.resume(toResume, { restart: true });
+    recovery.resumed = resumed;
+    recovery.abandoned = abandoned;
+    return recovery;
+  }
+
+  private reportInterrupted(state: GroupState, now: number): void {
+    this.states.restore(state);
+    this.states.release(state.key);
+    this.options.metrics.flowRuns.inc({ flow: state.flow, outcome: 'interrupted' });
+    this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: '', outcome: 'interrupted', error: 'the process stopped during the run', receivedAt: state.since, startedAt: state.since, finishedAt: now, calls: [] });
+    this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
   }
 
   /** Groups cooling down, per flow, for the gauge. */
   updateCoolingGauge(): void {
     const counts = this.states.coolingByFlow(this.clock.now());
     for (const flow of this.flows) this.options.metrics.groupsCoolingDown.set({ flow: flow.name }, counts.get(flow.name) ?? 0);
+    this.options.metrics.groupsHeld.set(this.states.size);
   }
 
   /** Frees memory held by cooldowns that are over. */
   sweep(): number {
-    const removed = this.states.sweep(this.clock.now());
-    if (this.options.journal?.needsCompaction) {
-      try {
-        this.options.journal.compact(this.states.list(this.clock.now()));
-      } catch (err) {
-        // The journal stays as it was (the rename is atomic); the next sweep tries again.
-        this.options.logger.error({ err }, 'could not compact the state journal');
-      }
-    }
-    return removed;
+    return this.states.sweep(this.clock.now());
   }
 
-  /** Runs calling plugins or waiting, over all flows. */
+  /** Runs calling plugins, queued or waiting for a retry, over all flows. */
   get pending(): number {
-    return this.flows.reduce((n, f) => n + f.queue.active + f.queue.depth, 0);
+    return this.flows.reduce((n, f) => n + f.queue.active + f.queue.depth, 0) + this.waiting.size;
   }
 
   /** Stops taking events and resolves when every run, queued or in flight, has finished. */
@@ -269,8 +464,35 @@ export class FlowEngine {
   }
 
   /**
+   * After a reload: runs waiting for a retry, and runs in flight that fail
+   * later, go on in `successor`; this engine then drains.
+   */
+  async retire(successor: FlowEngine): Promise<void> {
+    this.successor = successor;
+    successor.resume(this.takeWaiting());
+    await this.drain();
+  }
+
+  /** Cancels the timers of runs waiting for a retry and hands their states over. */
+  private takeWaiting(): GroupState[] {
+    const states: GroupState[] = [];
+    for (const [key, run] of this.waiting) {
+      clearTimeout(run.timer);
+      this.releaseBytes(run.flow.name, run.bytes);
+      const state = this.states.get(key);
+      if (state?.run) states.push(state);
+    }
+    const flows = new Set([...this.waiting.values()].map((run) => run.flow.name));
+    this.waiting.clear();
+    for (const flow of flows) this.updateWaitingGauge(flow);
+    return states;
+  }
+
+  /**
    * Stops taking events, waits up to `graceMs` for runs in flight, then
-   * cancels what is left (those runs end as interrupted).
+   * cancels what is left. With a journal, cancelled, queued and waiting runs
+   * stay on disk and resume after the restart; without one they are lost, and
+   * the log says how many.
    */
   async shutdown(graceMs: number): Promise<void> {
     const idle = this.drain();
@@ -282,6 +504,11 @@ export class FlowEngine {
       await idle;
     }
     clearTimeout(timer);
+    const waiting = this.takeWaiting();
+    if (waiting.length > 0 && !this.options.journal) {
+      for (const state of waiting) this.states.release(state.key);
+      this.options.logger.error({ runs: waiting.length }, 'runs waiting for a retry are lost: without state.file nothing survives the restart');
+    }
   }
 
   /** The flows with their live counts. */
@@ -295,10 +522,12 @@ export class FlowEngine {
       plugins: f.config.plugins,
       running: f.queue.active,
       queued: f.queue.depth,
+      waitingForRetry: [...this.waiting.values()].filter((w) => w.flow === f).length,
+      heldBytes: this.heldBytes.of(f.name),
     }));
   }
 
-  /** Groups running or cooling down. */
+  /** Groups running, waiting for a retry or cooling down. */
   groups(): GroupState[] {
     return this.states.list(this.clock.now());
   }

@@ -1,18 +1,55 @@
-/** Where a group is in its life: a run queued or calling plugins, or a cooldown after success. */
-export type GroupPhase = 'running' | 'cooling';
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
 
-/** The state of one group, as the status API shows it. */
+/**
+ * Where a group is in its life: a run queued or calling plugins, a failed run
+ * waiting for its next try, or a cooldown after success.
+ */
+export type GroupPhase = 'running' | 'retrying' | 'cooling';
+
+/**
+ * What a run needs to go on where it stopped: after a restart, after a
+ * shutdown that cut it short, or when its next try is due.
+ */
+export interface RunProgress {
+  /** The event as its source made it. */
+  event: CloudEvent;
+  /** Attributes the plugins that already succeeded returned; the next plugin sees them merged into the labels. */
+  attributes: Record<string, string>;
+  /** When the event was received, ms since epoch. */
+  receivedAt: number;
+  /** Index in the flow's `plugins` of the plugin the run goes on with. */
+  next: number;
+  /** 1 for the first try of the run, 2 for its first retry, ... */
+  attempt: number;
+  /** When a run waiting for its next try starts it, ms since epoch. */
+  retryAt?: number;
+  /** How many times a restart resumed the run. */
+  restarts: number;
+}
+
+/** The state of one group. */
 export interface GroupState {
   key: string;
   flow: string;
   phase: GroupPhase;
   /** Event that started the run. */
   eventId: string;
-  /** When the run started (running) or finished (cooling), ms since epoch. */
+  /** When the run started (running, retrying) or finished (cooling), ms since epoch. */
   since: number;
   /** End of the cooldown, ms since epoch. */
   until?: number;
+  /** Running and retrying only: what the run needs to go on, kept so it survives a restart. */
+  run?: RunProgress;
 }
+
+/** A change of one group, in the order it happened: its new state, or `free` when it has none. */
+export type GroupChange = GroupState | { key: string; phase: 'free' };
+
+/** What {@link GroupStates.tryStart} decided. */
+export type StartDecision = 'started' | 'held' | 'full';
+
+/** Least time between two sweeps forced by a full table, so a flood cannot make every event O(groups). */
+const FULL_SWEEP_INTERVAL_MS = 1_000;
 
 /**
  * The run state of every group. `tryStart` is the atomic check-and-start:
@@ -21,18 +58,35 @@ export interface GroupState {
  */
 export class GroupStates {
   private readonly groups = new Map<string, GroupState>();
+  private lastFullSweep = -Infinity;
 
-  /** @param persist told of every change, in order (the state journal). */
-  constructor(private readonly persist: (change: GroupState | { key: string; phase: 'free' }) => void = () => {}) {}
+  /**
+   * @param persist told of every change, in order (the state journal).
+   * @param maxGroups groups held at most; beyond it a new group is refused (`full`).
+   */
+  constructor(
+    private readonly persist: (change: GroupChange) => void = () => {},
+    readonly maxGroups = Number.POSITIVE_INFINITY,
+  ) {}
 
-  /** Marks the group running and returns true, unless it is running or still cooling down. */
-  tryStart(key: string, flow: string, eventId: string, now: number): boolean {
+  /**
+   * Marks the group running and says `started`, unless it is running, waiting
+   * for a retry or still cooling down (`held`), or the table is full of live
+   * groups (`full`).
+   */
+  tryStart(key: string, flow: string, run: RunProgress, now: number): StartDecision {
     const current = this.groups.get(key);
-    if (current && (current.phase === 'running' || current.until! > now)) return false;
-    const state: GroupState = { key, flow, phase: 'running', eventId, since: now };
-    this.groups.set(key, state);
-    this.persist(state);
-    return true;
+    if (current && (current.phase !== 'cooling' || current.until! > now)) return 'held';
+    if (!current && this.groups.size >= this.maxGroups && !this.sweepWhenFull(now)) return 'full';
+    this.set({ key, flow, phase: 'running', eventId: run.event.id, since: now, run });
+    return 'started';
+  }
+
+  /** Records how far a running or retrying run got (what a restart resumes from). */
+  progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void {
+    const current = this.groups.get(key);
+    if (!current || current.phase === 'cooling') return;
+    this.set({ ...current, phase, run });
   }
 
   /** After success: hold the group for `cooldownMs` (none when 0). */
@@ -44,9 +98,7 @@ export class GroupStates {
       return;
     }
     // Spelled out rather than spread: one object shape for every cooling group, the smallest one.
-    const state: GroupState = { key: current.key, flow: current.flow, phase: 'cooling', eventId: current.eventId, since: now, until: now + cooldownMs };
-    this.groups.set(key, state);
-    this.persist(state);
+    this.set({ key: current.key, flow: current.flow, phase: 'cooling', eventId: current.eventId, since: now, until: now + cooldownMs });
   }
 
   /** After failure, or when the run never started: the group is free again, so the next re-send retries. */
@@ -54,9 +106,14 @@ export class GroupStates {
     if (this.groups.delete(key)) this.persist({ key, phase: 'free' });
   }
 
-  /** Restores a state read back from disk. */
+  /** Restores a state read back from disk, without writing it again. */
   restore(state: GroupState): void {
     this.groups.set(state.key, state);
+  }
+
+  /** The state of one group, if it has one. */
+  get(key: string): GroupState | undefined {
+    return this.groups.get(key);
   }
 
   /** Forgets cooldowns that are over; returns how many. Not journalled: a reader drops them by time too. */
@@ -82,10 +139,24 @@ export class GroupStates {
 
   /** Every live state (cooldowns that are over left out). */
   list(now: number): GroupState[] {
-    return [...this.groups.values()].filter((s) => s.phase === 'running' || s.until! > now);
+    return [...this.groups.values()].filter((s) => s.phase !== 'cooling' || s.until! > now);
   }
 
+  /** Groups held in memory, cooldowns that are over but not yet swept included. */
   get size(): number {
     return this.groups.size;
+  }
+
+  private set(state: GroupState): void {
+    this.groups.set(state.key, state);
+    this.persist(state);
+  }
+
+  /** Sweeps at most once a second when the table is full; true when that made room. */
+  private sweepWhenFull(now: number): boolean {
+    if (now - this.lastFullSweep < FULL_SWEEP_INTERVAL_MS) return false;
+    this.lastFullSweep = now;
+    this.sweep(now);
+    return this.groups.size < this.maxGroups;
   }
 }

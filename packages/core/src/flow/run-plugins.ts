@@ -14,16 +14,34 @@ export interface PluginCallRecord {
   durationMs: number;
 }
 
-/** How a run ended. */
-export type RunOutcome = 'succeeded' | 'failed' | 'interrupted';
+/**
+ * How a run ended: `retrying` when it failed on a retryable code and waits for
+ * its next try, `interrupted` when a shutdown cut it short.
+ */
+export type RunOutcome = 'succeeded' | 'failed' | 'retrying' | 'interrupted';
 
+/** How one pass over the plugins ended. */
 export interface RunResult {
-  outcome: RunOutcome;
+  outcome: 'succeeded' | 'failed' | 'interrupted';
   /** Why it failed, naming the plugin. */
   error?: string;
+  /** The failure was a retryable code on every attempt: a later try of the run may succeed. */
+  retryable?: boolean;
   calls: PluginCallRecord[];
-  /** The event as the last plugin saw it, attributes merged. */
+  /** Attributes the plugins returned, merged (later values win). */
+  attributes: Record<string, string>;
+  /** Index among the plugins passed in of the one that failed or was cut short; their count on success. */
+  reached: number;
+  /** Attributes a plugin returned that name one of the event's own labels, and were ignored. */
+  ignored: string[];
+}
+
+/** Where a run starts. */
+export interface RunStart {
+  /** The event as its source made it. */
   event: CloudEvent;
+  /** Attributes returned by plugins of an earlier try. */
+  attributes: Record<string, string>;
 }
 
 export interface RunDependencies {
@@ -34,12 +52,23 @@ export interface RunDependencies {
   onCall?: (record: PluginCallRecord) => void;
 }
 
-/** Returns the event with `attributes` merged into `data.labels`, leaving the original untouched. */
-export function mergeAttributes(event: CloudEvent, attributes: Record<string, string>): CloudEvent {
-  if (Object.keys(attributes).length === 0) return event;
+function labelsOf(event: CloudEvent): { data: Record<string, unknown>; labels: Record<string, string> } {
   const data = typeof event.data === 'object' && event.data !== null && !(event.data instanceof Uint8Array) ? (event.data as Record<string, unknown>) : {};
   const labels = typeof data.labels === 'object' && data.labels !== null ? (data.labels as Record<string, string>) : {};
-  return { ...event, data: { ...data, labels: { ...labels, ...attributes } } };
+  return { data, labels };
+}
+
+/**
+ * Returns the event with `attributes` added to `data.labels`, leaving the
+ * original untouched. The event's own labels are protected: a plugin can add
+ * labels for the plugins after it, never change what the source said (a
+ * plugin must not redirect the next one to another instance).
+ */
+export function mergeAttributes(event: CloudEvent, attributes: Record<string, string>): CloudEvent {
+  const { data, labels } = labelsOf(event);
+  const added = Object.entries(attributes).filter(([key]) => !Object.hasOwn(labels, key));
+  if (added.length === 0) return event;
+  return { ...event, data: { ...data, labels: { ...labels, ...Object.fromEntries(added) } } };
 }
 
 /**
@@ -48,36 +77,52 @@ export function mergeAttributes(event: CloudEvent, attributes: Record<string, st
  * definitive failure ends the run as failed. Attributes a plugin returns are
  * merged into the event handed to the next plugin.
  */
-export async function runPlugins(event: CloudEvent, flow: string, plugins: readonly ActionPlugin[], deps: RunDependencies): Promise<RunResult> {
+export async function runPlugins(start: RunStart, flow: string, plugins: readonly ActionPlugin[], deps: RunDependencies): Promise<RunResult> {
   const calls: PluginCallRecord[] = [];
-  let current = event;
-  for (const plugin of plugins) {
+  const own = labelsOf(start.event).labels;
+  let attributes = start.attributes;
+  let current = mergeAttributes(start.event, attributes);
+  const ignored = new Set<string>();
+  const end = (reached: number, outcome: RunResult['outcome'], error?: string, retryable?: boolean): RunResult => ({
+    outcome,
+    ...(error === undefined ? {} : { error }),
+    ...(retryable ? { retryable } : {}),
+    calls,
+    attributes,
+    reached,
+    ignored: [...ignored],
+  });
+  for (const [index, plugin] of plugins.entries()) {
     for (let attempt = 1; ; attempt++) {
-      if (deps.signal.aborted) return { outcome: 'interrupted', error: `interrupted before ${plugin.name}`, calls, event: current };
+      if (deps.signal.aborted) return end(index, 'interrupted', `interrupted before ${plugin.name}`);
       const startedAt = deps.clock.now();
       let failure: PluginError | undefined;
       try {
         const response = await plugin.invoke(current, { flow, attempt, signal: deps.signal });
-        current = mergeAttributes(current, response.attributes);
+        if (Object.keys(response.attributes).length > 0) {
+          attributes = { ...attributes, ...response.attributes };
+          for (const key of Object.keys(response.attributes)) if (Object.hasOwn(own, key)) ignored.add(key);
+          current = mergeAttributes(start.event, attributes);
+        }
         record({ plugin: plugin.name, attempt, code: 'OK', message: response.message, startedAt, durationMs: deps.clock.now() - startedAt });
       } catch (err) {
         failure = PluginError.from(err);
         record({ plugin: plugin.name, attempt, code: codeName(failure.code), message: failure.message, startedAt, durationMs: deps.clock.now() - startedAt });
       }
       if (!failure) break;
-      if (deps.signal.aborted) return { outcome: 'interrupted', error: `${plugin.name}: interrupted: ${failure.message}`, calls, event: current };
+      if (deps.signal.aborted) return end(index, 'interrupted', `${plugin.name}: interrupted: ${failure.message}`);
       if (!failure.retryable || attempt >= plugin.retry.attempts) {
         const tries = attempt > 1 ? ` after ${attempt} attempts` : '';
-        return { outcome: 'failed', error: `${plugin.name}: ${codeName(failure.code)}${tries}: ${failure.message}`, calls, event: current };
+        return end(index, 'failed', `${plugin.name}: ${codeName(failure.code)}${tries}: ${failure.message}`, failure.retryable);
       }
       try {
         await deps.clock.sleep(backoffDelay(plugin.retry, attempt, deps.random), deps.signal);
       } catch {
-        return { outcome: 'interrupted', error: `interrupted while waiting to retry ${plugin.name}`, calls, event: current };
+        return end(index, 'interrupted', `interrupted while waiting to retry ${plugin.name}`);
       }
     }
   }
-  return { outcome: 'succeeded', calls, event: current };
+  return end(plugins.length, 'succeeded');
 
   function record(call: PluginCallRecord): void {
     calls.push(call);

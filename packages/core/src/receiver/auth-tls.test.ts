@@ -92,10 +92,10 @@ server:
   tls: { cert: "${serverCert}", key: "${serverKey}" }
 plugins:
   mtls: { type: grpc, address: "localhost:${plugin.server.port}", retry: { attempts: 1 }, tls: { ca: "${caFile}", cert: "${clientCert}", key: "${clientKey}" } }
-  nocert: { type: grpc, address: "localhost:${plugin.server.port}", retry: { attempts: 1 }, tls: { ca: "${caFile}" } }
+  nocert: { type: grpc, address: "localhost:${plugin.server.port}", timeout: 500ms, retry: { attempts: 1 }, tls: { ca: "${caFile}" } }
 flows:
   good: { allowedEvents: [prometheus.server.alert.Good], plugins: [mtls] }
-  bad: { allowedEvents: [prometheus.server.alert.Bad], plugins: [nocert] }
+  bad: { allowedEvents: [prometheus.server.alert.Bad], plugins: [nocert], runRetry: { attempts: 1 } }
 `);
   });
   afterAll(async () => {

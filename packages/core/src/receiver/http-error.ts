@@ -10,6 +10,8 @@ export type RejectReason =
   | 'unauthorized'
   | 'overloaded'
   | 'queue_full'
+  | 'too_many_groups'
+  | 'state_unavailable'
   | 'shutting_down'
   | 'internal';
 

@@ -11,10 +11,27 @@ import { HttpError } from './http-error.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
 
-/** Where accepted events go (the flow engine); says which flows could not take the event and why. */
-export type EventSink = (event: CloudEvent, receivedAt: number) => { dropped: readonly Drop[] };
+/**
+ * Where accepted events go (the flow engine). A sender is told an event was
+ * accepted only once `commit()` resolved true: its run is then on disk.
+ */
+export interface EventSink {
+  /** Hands one event to the flows; says which could not take it and why. */
+  accept(event: CloudEvent, receivedAt: number): { dropped: readonly Drop[] };
+  /** Resolves once what was accepted so far is durable; false when the run state cannot be saved now. */
+  commit(): Promise<boolean>;
+  /** False while the run state cannot be saved: readiness is false and events are refused. */
+  readonly durable: boolean;
+}
 
 const shuttingDown = (): HttpError => new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
+const stateUnavailable = (): HttpError =>
+  new HttpError(503, 'state_unavailable', 'run state cannot be saved to disk right now, so the alerts cannot be promised; retry later', { 'retry-after': '5' });
+
+/** The 503 for a batch some of whose alerts a matching flow had no room for. */
+function noRoom(notTaken: number, total: number, drop: Drop): HttpError {
+  return new HttpError(503, drop.reason, `${notTaken} of ${total} alerts were not queued by every flow they match (flow "${drop.flow}": ${drop.detail ?? 'no room'}); retry later`, { 'retry-after': '1' });
+}
 
 /** The read-only JSON the status routes serve. */
 export interface StatusProvider {
@@ -93,7 +110,7 @@ export class Receiver {
   constructor(private options: ReceiverOptions) {
     this.getRoutes = {
       '/-/healthy': (res) => sendText(res, 200, 'Healthy\n'),
-      '/-/ready': (res) => (this.ready ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
+      '/-/ready': (res) => (this.ready && this.options.sink.durable ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
       '/metrics': async (res) => {
         const body = await options.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
@@ -183,6 +200,7 @@ export class Receiver {
   private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { limits, metrics, sink } = this.options;
     if (!this.ready) throw shuttingDown();
+    if (!sink.durable) throw stateUnavailable();
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
     try {
@@ -194,7 +212,7 @@ export class Receiver {
       let firstDrop: Drop | undefined;
       for (const event of events) {
         metrics.eventsReceived.inc({ source: format, type: event.type });
-        const { dropped } = sink(event, at);
+        const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;
         notTaken++;
         firstDrop ??= dropped[0];
@@ -202,10 +220,9 @@ export class Receiver {
       // A 200 would tell the sender these alerts were delivered though they will not be acted on:
       // ask for a re-send instead (Alertmanager retries a 5xx with backoff).
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
-      if (firstDrop) {
-        const message = `${notTaken} of ${events.length} alerts were not queued by every flow they match (flow "${firstDrop.flow}" has no room in its queue); retry later`;
-        throw new HttpError(503, 'queue_full', message, { 'retry-after': '1' });
-      }
+      if (firstDrop) throw noRoom(notTaken, events.length, firstDrop);
+      // The runs are on disk before the sender hears they were accepted: a crash after the 200 resumes them.
+      if (!(await sink.commit())) throw stateUnavailable();
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
       setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));

@@ -3,9 +3,19 @@ import type { FinishedRun } from '../flow/recent-runs.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-/** A group as the status API shows it: times as RFC 3339. */
+/** A group as the status API shows it: times as RFC 3339; of a run, how far it got, not its event. */
 export function groupView(state: GroupState): Record<string, unknown> {
-  return { ...state, since: iso(state.since), ...(state.until === undefined ? {} : { until: iso(state.until) }) };
+  const { run } = state;
+  return {
+    key: state.key,
+    flow: state.flow,
+    phase: state.phase,
+    eventId: state.eventId,
+    since: iso(state.since),
+    ...(state.until === undefined ? {} : { until: iso(state.until) }),
+    ...(run ? { runAttempt: run.attempt, nextPlugin: run.next, restarts: run.restarts } : {}),
+    ...(run?.retryAt === undefined ? {} : { retryAt: iso(run.retryAt) }),
+  };
 }
 
 /** A finished run as the status API shows it: times as RFC 3339, each plugin call with its duration. */

@@ -16,13 +16,22 @@ export interface CliProcess {
   exited: Promise<number | null>;
   /** Base URL once started, from the `hollowtrees started` line. */
   url(): Promise<string>;
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
+}
+
+/** Options for {@link startCli}. */
+export interface StartCliOptions {
+  /** A command the CLI runs under, e.g. `['unshare', '-m', 'sh', '-c', '...; exec "$0" "$@"']`. */
+  wrap?: string[];
 }
 
 const running = new Set<ChildProcess>();
 
 /** Starts the CLI with `args`; every process still running is killed by {@link killAllCli}. */
-export function startCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(args: string[], options: StartCliOptions = {}): CliProcess {
+  const [command, ...prefix] = [...(options.wrap ?? []), process.execPath];
+  const child = spawn(command!, [...prefix, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const lines: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -60,7 +69,7 @@ export function startCli(args: string[]): CliProcess {
     const started = await waitFor((l) => l.msg === 'hollowtrees started');
     return `${started.tls ? 'https' : 'http'}://${started.listen as string}`;
   };
-  return { child, lines, waitFor, exited, url };
+  return { child, lines, waitFor, exited, url, stderr: () => stderr };
 }
 
 /** Kills every CLI process a test left running. */

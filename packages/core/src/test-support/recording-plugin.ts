@@ -20,7 +20,7 @@ export interface RecordingPlugin {
 
 export async function startRecordingPlugin(
   behaviour: (event: CloudEvent, context: HandleContext, callIndex: number) => HandleResult | void | Promise<HandleResult | void> = () => {},
-  options: ServeOptions = {},
+  options: ServeOptions & { port?: number } = {},
 ): Promise<RecordingPlugin> {
   const calls: RecordedCall[] = [];
   const waiters: Array<{ count: number; resolve: () => void }> = [];
@@ -31,7 +31,8 @@ export async function startRecordingPlugin(
       return behaviour(event, context, calls.length - 1);
     },
   };
-  const server = await serve(0, handler, { host: '127.0.0.1', shutdownTimeoutMs: 2_000, ...options });
+  const { port = 0, ...serveOptions } = options;
+  const server = await serve(port, handler, { host: '127.0.0.1', shutdownTimeoutMs: 2_000, ...serveOptions });
   return {
     server,
     address: `127.0.0.1:${server.port}`,

@@ -1,0 +1,210 @@
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { describe, expect, it } from 'vitest';
+import { GroupStates, type RunProgress } from '../flow/group-states.js';
+import { openJournalFile, type JournalFile } from './journal-file.js';
+import { parseJournal, type JournalContents } from './journal-format.js';
+import { StateJournal } from './state-journal.js';
+
+const freshPath = () => join(mkdtempSync(join(tmpdir(), 'hollowtrees-journal-')), 'nested', 'state.jsonl');
+
+const event = (id: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 'prometheus.server.alert.Spot', data: { labels: { instance_id: id } } });
+const run = (id: string, extra: Partial<RunProgress> = {}): RunProgress => ({ event: event(id), attributes: {}, receivedAt: 500, next: 0, attempt: 1, restarts: 0, ...extra });
+
+const lines = (path: string): string[] => readFileSync(path, 'utf8').trim().split('\n');
+
+/** What a restarted process would read back from `path`. */
+async function reopen(path: string): Promise<JournalContents> {
+  const { journal, recovered } = await StateJournal.open(path);
+  await journal.close();
+  return recovered;
+}
+
+describe('StateJournal', () => {
+  it('reads back the last state of every group after a restart, a run with its event', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    const states = new GroupStates((change) => journal.record(change));
+    states.tryStart('a', 'f', run('e1'), 1_000);
+    states.tryStart('b', 'f', run('e2'), 1_000);
+    states.tryStart('c', 'f', run('e3'), 1_000);
+    states.succeeded('a', 2_000, 60_000);
+    states.release('b');
+    states.progress('c', 'retrying', run('e3', { attributes: { node: 'n-1' }, next: 1, attempt: 2, retryAt: 9_000 }));
+    await journal.close();
+
+    const recovered = await reopen(path);
+    expect(recovered.problems).toEqual([]);
+    expect(recovered.states).toEqual([
+      { key: 'a', flow: 'f', phase: 'cooling', eventId: 'e1', since: 2_000, until: 62_000 },
+      { key: 'c', flow: 'f', phase: 'retrying', eventId: 'e3', since: 1_000, run: run('e3', { attributes: { node: 'n-1' }, next: 1, attempt: 2, retryAt: 9_000 }) },
+    ]);
+  });
+
+  it('skips a last line cut short by kill -9, naming its line', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    journal.record({ key: 'a', flow: 'f', phase: 'running', eventId: 'e', since: 1 });
+    await journal.close();
+    appendFileSync(path, '{"key":"b","flow":"f","pha');
+    const recovered = await reopen(path);
+    expect(recovered.states.map((s) => s.key)).toEqual(['a']);
+    expect(recovered.problems).toEqual([{ line: 3, reason: 'not JSON (a write cut short?)' }]);
+  });
+
+  it('skips records of the wrong shape with their line instead of crashing on them', async () => {
+    const path = freshPath();
+    const good = JSON.stringify({ key: 'ok', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12 });
+    const bad = ['42', 'null', '[]', '"text"', '{}', '{"key":"x","flow":"f","phase":"cooling","eventId":"e","since":1}', '{"key":"y","flow":"f","phase":"cooling","eventId":"e","since":1,"until":1e300}', '{"key":"z","flow":"f","phase":"retrying","eventId":"e","since":1}', '{"key":"w","phase":"gone"}'];
+    const { journal } = await StateJournal.open(path);
+    await journal.close();
+    writeFileSync(path, [...bad, good, ''].join('\n'));
+    const recovered = await reopen(path);
+    expect(recovered.states.map((s) => s.key)).toEqual(['ok']);
+    expect(recovered.problems.map((p) => p.line)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(recovered.problems[5]!.reason).toMatch(/^not a run-state record: until: /);
+  });
+
+  it('notices a snapshot cut short at a line boundary', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    const states = new GroupStates((change) => journal.record(change));
+    for (const key of ['a', 'b', 'c']) states.tryStart(key, 'f', run(key), 1);
+    await journal.compact(() => states.list(1));
+    await journal.close();
+    const [header, first] = lines(path);
+    expect(JSON.parse(header!)).toEqual({ journal: 'hollowtrees-run-state', version: 2, records: 3 });
+    writeFileSync(path, `${header}\n${first}\n`);
+    const recovered = await reopen(path);
+    expect(recovered.states.map((s) => s.key)).toEqual(['a']);
+    expect(recovered.problems).toEqual([{ line: 3, reason: 'the snapshot announces 3 records but the file ends after 1: it was cut short' }]);
+  });
+
+  it('compacts to the live states on open and when it grows, keeping them readable', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path, { compactAfter: 10 });
+    const states = new GroupStates((change) => journal.record(change));
+    for (let i = 0; i < 20; i++) {
+      states.tryStart(`g${i}`, 'f', run(`e${i}`), 0);
+      if (i % 2) states.release(`g${i}`);
+    }
+    await journal.flush();
+    expect(journal.needsCompaction).toBe(true);
+    await journal.compact(() => states.list(0));
+    expect(journal.needsCompaction).toBe(false);
+    expect(lines(path)).toHaveLength(11);
+    states.release('g0');
+    await journal.close();
+    expect((await reopen(path)).states).toHaveLength(9);
+  });
+
+  it('group-commits: records that arrive while a sync runs share the next sync', async () => {
+    const path = freshPath();
+    const held: Array<() => void> = [];
+    let syncs = 0;
+    // The real file, with each fdatasync held until the test lets it go, as a slow disk would.
+    const openFile = async (p: string): Promise<JournalFile> => {
+      const file = await openJournalFile(p);
+      return { ...file, sync: async () => {
+        syncs++;
+        await new Promise<void>((resolve) => held.push(resolve));
+        await file.sync();
+      } };
+    };
+    const { journal } = await StateJournal.open(path, { openFile });
+    const states = new GroupStates((change) => journal.record(change));
+    states.tryStart('first', 'f', run('first'), 1);
+    const first = journal.flush();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(syncs).toBe(1);
+    // 1,000 runs finish one after another, each in its own turn of the event loop, while the first sync is slow.
+    const durable: Array<Promise<boolean>> = [];
+    for (let i = 0; i < 1_000; i++) {
+      await new Promise((r) => setImmediate(r));
+      states.tryStart(`g${i}`, 'f', run(`e${i}`), 1);
+      durable.push(journal.flush());
+    }
+    expect(syncs).toBe(1);
+    held.shift()!();
+    expect(await first).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(syncs).toBe(2);
+    held.shift()!();
+    expect(await Promise.all(durable)).toEqual(durable.map(() => true));
+    expect(syncs).toBe(2);
+    expect(journal.syncCount).toBe(2);
+    await journal.close();
+    expect((await reopen(path)).states).toHaveLength(1_001);
+  });
+
+  it('rewrites itself from memory when its file was deleted or replaced while running', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    const states = new GroupStates((change) => journal.record(change));
+    states.tryStart('a', 'f', run('a'), 1);
+    states.succeeded('a', 2, 8e12);
+    await journal.flush();
+    expect(await journal.verify(() => states.list(3))).toBeUndefined();
+
+    rmSync(path);
+    expect(await journal.verify(() => states.list(3))).toBe('deleted');
+    expect(parseJournal(readFileSync(path, 'utf8')).states.map((s) => s.key)).toEqual(['a']);
+
+    writeFileSync(`${path}.other`, '');
+    renameSync(`${path}.other`, path);
+    expect(await journal.verify(() => states.list(3))).toBe('replaced');
+    states.tryStart('b', 'f', run('b'), 4);
+    await journal.close();
+    expect((await reopen(path)).states.map((s) => s.key)).toEqual(['a', 'b']);
+  });
+});
+
+describe('StateJournal when the disk fails', () => {
+  it('reports a failed write, is not durable until the disk is back, then writes the kept lines', async () => {
+    const path = freshPath();
+    const errors: Array<[string, number]> = [];
+    let full = false;
+    // The real file, or /dev/full (every write fails with ENOSPC) while `full` is set.
+    const openFile = async (p: string): Promise<JournalFile> => {
+      const file = await openJournalFile(p);
+      const device = await open('/dev/full', 'w');
+      return {
+        ...file,
+        append: async (text) => {
+          if (full) await device.write(text);
+          else await file.append(text);
+        },
+        close: async () => {
+          await device.close();
+          await file.close();
+        },
+      };
+    };
+    const { journal } = await StateJournal.open(path, { openFile, onError: (err, count) => errors.push([(err as NodeJS.ErrnoException).code ?? '', count]) });
+    full = true;
+    journal.record({ key: 'a', flow: 'f', phase: 'running', eventId: 'e', since: 1 });
+    expect(await journal.flush()).toBe(false);
+    expect(journal.durable).toBe(false);
+    journal.record({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 });
+    expect(await journal.flush()).toBe(false);
+    expect(errors).toEqual([['ENOSPC', 1], ['ENOSPC', 2]]);
+
+    full = false;
+    expect(await journal.flush()).toBe(true);
+    expect(journal.durable).toBe(true);
+    await journal.close();
+    expect((await reopen(path))).toEqual({ states: [{ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 }], problems: [] });
+  });
+
+  it('ignores records after close', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    await journal.close();
+    journal.record({ key: 'late', flow: 'f', phase: 'running', eventId: 'e', since: 1 });
+    await journal.flush();
+    expect((await reopen(path)).states).toEqual([]);
+  });
+});

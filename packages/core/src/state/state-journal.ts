@@ -1,0 +1,233 @@
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { GroupChange, GroupState } from '../flow/group-states.js';
+import { formatRecord, formatSnapshot, parseJournal, type JournalContents } from './journal-format.js';
+import { openJournalFile, type JournalFile, type OpenJournalFile } from './journal-file.js';
+
+/** How soon a failed write is tried again. */
+const RETRY_AFTER_FAILURE_MS = 1_000;
+
+/** Lines kept in memory while writes fail. */
+const MAX_UNWRITTEN_LINES = 100_000;
+
+/** Options for {@link StateJournal.open}; every field has a default. */
+export interface StateJournalOptions {
+  /** Rewrite the journal once this many records were appended since the last rewrite. Default 100,000. */
+  compactAfter?: number;
+  /** Told of a write that failed (disk full, I/O error); the lines stay queued for the next flush. */
+  onError?: (err: unknown, unwrittenLines: number) => void;
+  /** Told how long each batch took from its first record to durable, in ms. */
+  onDurable?: (batch: { records: number; oldestWaitMs: number }) => void;
+  /** Default: the real file. Tests wrap it to hold or count syncs. */
+  openFile?: OpenJournalFile;
+  /** Default: Date.now. */
+  now?: () => number;
+}
+
+/** Why the journal rewrote itself from memory. */
+export type JournalRepair = 'deleted' | 'replaced';
+
+/**
+ * An append-only journal of group states, so that cooldowns survive a restart
+ * (also `kill -9`) and runs cut short are resumed.
+ *
+ * Writes are group-committed: `record()` queues a line; `flush()` resolves once
+ * every line queued before it is on disk. One write + fdatasync runs at a time,
+ * off the event loop; lines queued meanwhile go together in the next one, so
+ * 1,000 runs finishing at once cost a few syncs, not 1,000 in a row. When the
+ * journal has grown past `compactAfter` records it is rewritten with only the
+ * live states (write, fsync, rename: atomic).
+ */
+export class StateJournal {
+  private pending: string[] = [];
+  /** When the oldest pending line was queued. */
+  private pendingSince = 0;
+  /** Every write, sync, compaction and close, one after another. */
+  private tail: Promise<unknown> = Promise.resolve();
+  /** The flush that takes the lines queued now, once the one running has finished. */
+  private nextFlush: Promise<boolean> | undefined;
+  private written = 0;
+  private closed = false;
+  private healthy = true;
+  /** A failed write may have left half a line: start the next one on a fresh line. */
+  private tornLine = false;
+  private syncs = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  private constructor(
+    readonly path: string,
+    private file: JournalFile,
+    private readonly options: StateJournalOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Opens (creating) the journal at `path`, reads back what it holds, and
+   * rewrites it as a snapshot of that.
+   */
+  static async open(path: string, options: StateJournalOptions = {}): Promise<{ journal: StateJournal; recovered: JournalContents }> {
+    await mkdir(dirname(path), { recursive: true });
+    const recovered = await StateJournal.read(path);
+    const openFile = options.openFile ?? openJournalFile;
+    const journal = new StateJournal(path, await openFile(path), options);
+    await journal.compact(() => recovered.states);
+    return { journal, recovered };
+  }
+
+  private static async read(path: string): Promise<JournalContents> {
+    try {
+      return parseJournal(await readFile(path, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { states: [], problems: [] };
+      throw err;
+    }
+  }
+
+  /** Queues a state change; written by the next flush. Ignored once closed. */
+  record(change: GroupChange): void {
+    if (this.closed) return;
+    if (this.pending.length === 0) {
+      this.pendingSince = this.now();
+      // Nobody may ask for a flush (a cooldown ending a run does): write it soon anyway.
+      setImmediate(() => void this.flush());
+    }
+    this.pending.push(formatRecord(change));
+  }
+
+  /**
+   * Resolves once every change recorded before the call is on disk: true, or
+   * false when the write failed (reported to `onError`; the lines stay queued
+   * and the next flush tries again). Never rejects.
+   */
+  flush(): Promise<boolean> {
+    // A flush that has not started yet takes every line queued until it starts.
+    if (this.nextFlush) return this.nextFlush;
+    const flush = this.enqueue(() => {
+      this.nextFlush = undefined;
+      return this.writePending();
+    });
+    this.nextFlush = flush;
+    return flush;
+  }
+
+  /** True while the last write succeeded: what was recorded can be made durable. */
+  get durable(): boolean {
+    return this.healthy;
+  }
+
+  /** Syncs done so far (one per group commit). */
+  get syncCount(): number {
+    return this.syncs;
+  }
+
+  /** True when the journal has grown enough to be worth rewriting. */
+  get needsCompaction(): boolean {
+    return this.written > (this.options.compactAfter ?? 100_000);
+  }
+
+  /**
+   * Rewrites the journal as the states `snapshot()` returns when the rewrite
+   * starts: a temporary file, fsync, rename over the journal, fsync of the
+   * directory. Rejects when the rewrite fails; the old journal then stays.
+   */
+  compact(snapshot: () => readonly GroupState[]): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.closed) return;
+      const states = snapshot();
+      // The directory too may have been deleted under us.
+      await mkdir(dirname(this.path), { recursive: true });
+      const tmp = `${this.path}.tmp`;
+      const handle = await open(tmp, 'w');
+      try {
+        await handle.writeFile(formatSnapshot(states));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, this.path);
+      const dir = await open(dirname(this.path), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      // Open the new file before letting go of the old one, so `file` is never closed while in use.
+      const previous = this.file;
+      this.file = await (this.options.openFile ?? openJournalFile)(this.path);
+      await previous.close();
+      this.written = states.length;
+      this.tornLine = false;
+      // The snapshot holds every change queued so far.
+      this.pending = [];
+      this.healthy = true;
+    });
+  }
+
+  /**
+   * Checks that the file at `path` is still the one being written. When it was
+   * deleted or replaced (a cleanup job, a restore), every state written so far
+   * would be lost at the next restart: rewrites it from `snapshot()` and says
+   * which happened; undefined when all is well.
+   */
+  async verify(snapshot: () => readonly GroupState[]): Promise<JournalRepair | undefined> {
+    if (this.closed) return undefined;
+    const open = await this.file.identity();
+    let onDisk: { dev: number; ino: number } | undefined;
+    try {
+      onDisk = await stat(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const problem: JournalRepair | undefined =
+      onDisk === undefined || (open.nlink === 0 && onDisk.ino === open.ino) ? 'deleted' : onDisk.ino !== open.ino || onDisk.dev !== open.dev ? 'replaced' : undefined;
+    if (problem) await this.compact(snapshot);
+    return problem;
+  }
+
+  /** Flushes and closes the file; later records are ignored. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    await this.enqueue(() => this.file.close());
+  }
+
+  private enqueue<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(operation);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+
+  private async writePending(): Promise<boolean> {
+    if (this.pending.length === 0 || this.closed) return this.healthy;
+    const lines = this.pending;
+    const since = this.pendingSince;
+    this.pending = [];
+    try {
+      await this.file.append(`${this.tornLine ? '\n' : ''}${lines.join('\n')}\n`);
+      await this.file.sync();
+      this.syncs++;
+      this.written += lines.length;
+      this.tornLine = false;
+      this.healthy = true;
+      this.options.onDurable?.({ records: lines.length, oldestWaitMs: this.now() - since });
+      return true;
+    } catch (err) {
+      this.tornLine = true;
+      this.healthy = false;
+      // Keep the lines (newest last) so state catches up once the disk recovers; bounded, so a dead disk cannot eat memory.
+      this.pending = [...lines, ...this.pending].slice(-MAX_UNWRITTEN_LINES);
+      this.pendingSince = since;
+      this.options.onError?.(err, this.pending.length);
+      // Try again without waiting for the next record, so readiness comes back once the disk does.
+      this.retryTimer ??= setTimeout(() => {
+        this.retryTimer = undefined;
+        void this.flush();
+      }, RETRY_AFTER_FAILURE_MS).unref();
+      return false;
+    }
+  }
+}

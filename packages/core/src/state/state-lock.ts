@@ -1,0 +1,82 @@
+import { hostname } from 'node:os';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import lockfile from 'proper-lockfile';
+
+/** Who holds a state file, as the holder wrote it next to the lock. */
+export interface LockHolder {
+  pid: number;
+  hostname: string;
+  /** When the holder took the lock, RFC 3339. */
+  since: string;
+}
+
+/** The state file is held by another live process. */
+export class StateFileLockedError extends Error {
+  override readonly name = 'StateFileLockedError';
+  constructor(
+    readonly file: string,
+    readonly holder: LockHolder | undefined,
+  ) {
+    const who = holder ? `pid ${holder.pid} on host ${holder.hostname} (since ${holder.since})` : 'another process';
+    super(`${file} is in use by ${who}; two processes on one state file would both act on the same events`);
+  }
+}
+
+/** A held lock. */
+export interface StateLock {
+  release(): Promise<void>;
+}
+
+/**
+ * The lock is a directory refreshed every UPDATE_MS and taken over once it is
+ * STALE_MS old (proper-lockfile), so a holder killed with -9 on another host
+ * frees it within seconds; on this host a dead holder's lock is taken at once.
+ */
+const STALE_MS = 10_000;
+const UPDATE_MS = 2_000;
+
+const holderPath = (file: string): string => `${file}.holder`;
+
+async function readHolder(file: string): Promise<LockHolder | undefined> {
+  try {
+    return JSON.parse(await readFile(holderPath(file), 'utf8')) as LockHolder;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  // Our own pid in the holder file is a previous life of this container or unit, not us: we hold nothing yet.
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the exclusive lock on a state file for the life of the process.
+ * Throws {@link StateFileLockedError} naming the holder when a live process
+ * has it. `onCompromised` hears that the lock was lost (its directory removed
+ * or taken over): the caller must stop writing the file.
+ */
+export async function lockStateFile(file: string, onCompromised: (err: Error) => void): Promise<StateLock> {
+  const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: `${file}.lock`, onCompromised };
+  await mkdir(dirname(file), { recursive: true });
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(file, options);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    const holder = await readHolder(file);
+    if (!holder || holder.hostname !== hostname() || isAlive(holder.pid)) throw new StateFileLockedError(file, holder);
+    await rm(options.lockfilePath, { recursive: true, force: true });
+    release = await lockfile.lock(file, options);
+  }
+  const holder: LockHolder = { pid: process.pid, hostname: hostname(), since: new Date().toISOString() };
+  await writeFile(holderPath(file), `${JSON.stringify(holder)}\n`);
+  return { release: () => release() };
+}
