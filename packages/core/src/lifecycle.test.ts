@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
@@ -90,6 +91,21 @@ describe('durable run state', () => {
   });
 });
 
+describe('state journal removed while running', () => {
+  it('is noticed within seconds, logged as an error, and written again from memory', async () => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const stateFile = join(dir, 'removed', 'runs.jsonl');
+    const core = startCli(['--config', writeConfig(config(rec.address, `state: { file: "${stateFile}" }`))]);
+    const url = await core.url();
+    await post(url, alert('i-kept'));
+    await core.waitFor((l) => l.msg === 'flow run succeeded');
+    rmSync(stateFile);
+    expect(await core.waitFor((l) => l.msg === 'the state journal was deleted while running; rewrote it from memory')).toMatchObject({ level: 50, file: stateFile });
+    expect(readFileSync(stateFile, 'utf8')).toContain('"key":"spot:{instance_id=\\"i-kept\\"}","flow":"spot","phase":"cooling"');
+  });
+});
+
 describe('shutdown under load', () => {
   it('SIGTERM with runs queued and in flight past the grace period: every accepted alert runs after the restart, none twice', async () => {
     const rec = await startRecordingPlugin(() => new Promise((r) => setTimeout(r, 400)));
@@ -118,6 +134,56 @@ describe('shutdown under load', () => {
     const doneAfter = second.lines.filter((l) => l.msg === 'flow run succeeded').map((l) => l.groupKey);
     expect(new Set([...doneBefore, ...doneAfter]).size).toBe(30);
     expect(doneAfter.filter((key) => doneBefore.has(key))).toEqual([]);
+  });
+});
+
+/** True when this machine lets a child process mount a tmpfs in its own mount namespace (root, or user namespaces). */
+function canMountPrivateTmpfs(): boolean {
+  const target = mkdtempSync(join(tmpdir(), 'hollowtrees-mount-probe-'));
+  return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs ${target}`]).status === 0;
+}
+
+describe('disk full at run time', () => {
+  const mountable = canMountPrivateTmpfs();
+  if (!mountable && process.env.CI) throw new Error('CI: this machine must let unshare -m mount a tmpfs (run as root) for the disk-full test');
+
+  it.skipIf(!mountable)('readiness turns false and alerts get 503 while run state cannot be written; both come back with the disk', async () => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const disk = mkdtempSync(join(tmpdir(), 'hollowtrees-small-disk-'));
+    const file = writeConfig(config(rec.address, `state: { file: "${join(disk, 'runs.jsonl')}" }`));
+    // core runs with a 256 KiB tmpfs of its own over \`disk\`; the test reaches it through /proc/PID/root.
+    const core = startCli(['--config', file], { wrap: ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=256k tmpfs ${disk} && exec "$0" "$@"`] });
+    const url = await core.url();
+    expect((await post(url, alert('i-before'))).status).toBe(200);
+
+    const filler = `/proc/${core.child.pid}/root${disk}/filler`;
+    try {
+      writeFileSync(filler, Buffer.alloc(1024 * 1024));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+    // The journal's last page still had room: alerts are taken until it is full too.
+    let refused: Response | undefined;
+    for (let i = 0; i < 50 && !refused; i++) {
+      const answer = await post(url, alert(`i-full-${i}`));
+      if (answer.status !== 200) refused = answer;
+    }
+    expect(refused?.status).toBe(503);
+    expect(await refused!.json()).toMatchObject({ errorType: 'state_unavailable' });
+    expect((await fetch(`${url}/-/ready`)).status).toBe(503);
+    expect((await post(url, alert('i-refused'))).status).toBe(503);
+    await core.waitFor((l) => l.msg?.toString().startsWith('could not write run state') === true);
+
+    rmSync(filler);
+    for (let i = 0; (await fetch(`${url}/-/ready`)).status !== 200; i++) {
+      if (i > 100) throw new Error('readiness did not come back with the disk');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await post(url, alert('i-after'))).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === 'spot:{instance_id="i-after"}');
+    // The alert refused before dispatch never ran; its re-send now does.
+    expect(rec.calls.map((c) => instanceOf(c.event))).not.toContain('i-refused');
   });
 });
 

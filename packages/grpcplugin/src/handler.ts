@@ -20,7 +20,10 @@ export interface HandleResult {
   message?: string;
   /**
    * Merged by core into `data.labels` of the event handed to the next plugin of
-   * the same run (later values win), e.g. `replacement_instance_id`.
+   * the same run, e.g. `replacement_instance_id`. When two plugins return the
+   * same attribute the later value wins; an attribute named like one of the
+   * event's own labels (`instance_id`, `node`, ...) is ignored, so a plugin can
+   * add to what the source said but never change it.
    */
   attributes?: Record<string, string>;
 }
