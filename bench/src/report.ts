@@ -1,4 +1,5 @@
 /** The bench's results, the pass/fail of each target, and the table printed from them. */
+import type { CrashWindowResult } from './crash-window.js';
 import type { FloorResult } from './grpc-floor.js';
 import type { LoadResult } from './loadgen.js';
 import type { MachineInfo } from './machine.js';
@@ -21,6 +22,8 @@ export const INGEST_BATCHES = [1, 100] as const;
 
 export interface BenchResults {
   startedAt: string;
+  /** The run-state journal's crash window: 1,000 runs finishing at once, then kill -9 (`crash-window.ts`). */
+  crashWindow?: CrashWindowResult;
   wallSeconds: number;
   machine: MachineInfo;
   generatorCeiling: Record<string, LoadResult>;

@@ -4,13 +4,14 @@
  * into bench/results/, copied to bench/latest.{json,svg}.
  *
  * Environment:
- *   BENCH_ONLY=ingest,latency,reclaim,memory   run only some sections (results are then partial)
+ *   BENCH_ONLY=ingest,latency,reclaim,memory,crash   run only some sections (results are then partial)
  *   BENCH_CPU_PROF=<dir>                      run Hollowtrees under `node --cpu-prof` into <dir>
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '@hollowtrees/testkit';
 import { alertJson, alertsBody } from './alerts.js';
+import { measureCrashWindow } from './crash-window.js';
 import { measureGrpcFloor } from './grpc-floor.js';
 import { runLoad, type LoadResult } from './loadgen.js';
 import { describeMachine, processCpuSeconds } from './machine.js';
@@ -35,7 +36,7 @@ const MEMORY_BATCH = 1_000;
 /** How long RSS is followed after a fill: V8 and Go return freed memory lazily, so the first reading holds garbage. */
 const MEMORY_SETTLE_MS = 90_000;
 
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory,crash').split(','));
 const cpuProfDir = process.env.BENCH_CPU_PROF;
 const htNodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
 
@@ -225,6 +226,14 @@ async function main(): Promise<void> {
       return reading;
     });
     results.memory = { groups: MEMORY_GROUPS, hollowtrees, hollowtreesBurst, alertmanager };
+  }
+
+  if (only.has('crash')) {
+    const crash = await measureCrashWindow();
+    results.crashWindow = crash;
+    const { p50, p99, all } = crash.cooldownOnDiskMs;
+    log(`run-state journal, ${crash.runs} runs answered at once → cooldowns in the journal: half ${p50.toFixed(0)} ms, 99% ${p99.toFixed(0)} ms, all ${all.toFixed(0)} ms`);
+    for (const k of crash.kills) log(`kill -9 ${k.killAfterMs} ms after the burst answered: ${k.answeredBeforeKill} calls answered, ${k.resumed} runs resumed after the restart, ${k.calledAgain} called again`);
   }
 
   results.wallSeconds = (performance.now() - wallStart) / 1000;

@@ -60,6 +60,8 @@ export interface HollowtreesOptions {
   pluginAddress: string;
   /** Extra `node` flags, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
+  /** Keep run state in this journal (survives the target's stop). Default: memory only. */
+  stateFile?: string;
 }
 
 /**
@@ -74,7 +76,7 @@ export async function startHollowtrees(options: HollowtreesOptions): Promise<Tar
     config,
     `log:
   level: warn
-server:
+${options.stateFile ? `state:\n  file: ${options.stateFile}\n` : ''}server:
   shutdownGracePeriod: 1s
 plugins:
   sink:
