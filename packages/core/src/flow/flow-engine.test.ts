@@ -403,6 +403,49 @@ describe('FlowEngine: runs survive a restart', () => {
     await second.journal.close();
   });
 
+  it('calls no plugin before the run is on disk', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-flush-first-')), 'state.jsonl');
+    let holdSyncs = false;
+    const held: Array<() => void> = [];
+    // The real file, with fdatasync held while the test says so, as a slow disk would.
+    const openFile = async (p: string): Promise<JournalFile> => {
+      const file = await openJournalFile(p);
+      return { ...file, sync: async () => {
+        if (holdSyncs) await new Promise<void>((resolve) => held.push(resolve));
+        await file.sync();
+      } };
+    };
+    const { journal } = await StateJournal.open(path, { openFile });
+    const a = scripted('a');
+    const engine = engineOn(journal, a, scripted('b'));
+    holdSyncs = true;
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.calls).toHaveLength(0);
+    holdSyncs = false;
+    held.shift()!();
+    await vi.waitFor(() => expect(a.calls).toHaveLength(1));
+    await engine.drain();
+    await journal.close();
+  });
+
+  it('restores cooldowns still running and forgets those that are over', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl');
+    const { journal } = await StateJournal.open(path);
+    const a = scripted('a');
+    const engine = engineOn(journal, a, scripted('b'));
+    const now = Date.now();
+    expect(engine.recover([
+      { key: 'spot:{instance_id="i-over"}', flow: 'spot', phase: 'cooling', eventId: 'e1', since: now - 10_000, until: now - 1 },
+      { key: 'spot:{instance_id="i-held"}', flow: 'spot', phase: 'cooling', eventId: 'e2', since: now - 10_000, until: now + 60_000 },
+    ])).toEqual({ cooling: 1, resumed: 0, interrupted: 0, abandoned: 0 });
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-over' }), Date.now()).started).toBe(1);
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-held' }), Date.now()).deduplicated).toBe(1);
+    await engine.drain();
+    await journal.close();
+  });
+
   it('gives up a run that was resumed too often, and one whose flow is gone', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl');
     const { journal } = await StateJournal.open(path);

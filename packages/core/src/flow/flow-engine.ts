@@ -341,7 +341,8 @@ export class FlowEngine {
 
   /**
    * Starts again runs taken from elsewhere: the journal at start (`restart`:
-   * each such run counts one restart more), or an engine a reload replaced.
+   * each run that was queued or in flight counts one restart more), or an
+   * engine a reload replaced.
    * A run whose `retryAt` is ahead waits for it. Returns how many were taken.
    */
   resume(states: readonly GroupState[], options: { restart?: boolean } = {}): { resumed: number; abandoned: number } {
@@ -350,7 +351,8 @@ export class FlowEngine {
     for (const state of states) {
       const flow = this.byName.get(state.flow);
       const run = state.run!;
-      const restarts = run.restarts + (options.restart ? 1 : 0);
+      // Only a run that was queued or in flight counts: one that waited for its next try through a restart did nothing wrong.
+      const restarts = run.restarts + (options.restart && state.phase === 'running' ? 1 : 0);
       const reason = !flow ? `flow ${state.flow} is no longer configured` : restarts > MAX_RESTARTS ? `it was resumed ${MAX_RESTARTS} times and never finished` : undefined;
       if (reason) {
         abandoned++;
