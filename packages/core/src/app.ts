@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Clock } from './clock.js';
+import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
-import { readNamedFile } from './config/read-named-file.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import type { GroupStates } from './flow/group-states.js';
 import { StateJournal } from './flow/state-journal.js';
@@ -63,28 +63,25 @@ function splitListen(listen: string): { host: string; port: number } {
   return { host, port: Number(listen.slice(i + 1)) };
 }
 
-function readReceiverTls(loaded: LoadedConfig): { cert: Buffer; key: Buffer } | undefined {
-  const tls = loaded.config.server.tls;
-  if (!tls) return undefined;
-  return { cert: readNamedFile(tls.cert, loaded.file, 'server.tls.cert'), key: readNamedFile(tls.key, loaded.file, 'server.tls.key') };
-}
-
 /** Starts the receiver and the flow engine on a validated configuration. */
 export async function startHollowtrees(loaded: LoadedConfig, options: StartOptions = {}): Promise<Hollowtrees> {
   const logger = options.logger ?? createLogger(loaded.config.log.level);
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
   const clockOption = options.clock ? { clock: options.clock } : {};
-  const tls = readReceiverTls(loaded);
+  const files = readConfigFiles(loaded);
+  const tls = files.receiverTls;
 
   const stateFile = loaded.config.state?.file;
+  // Logged as written in the file: a path from ${VAR} is not shown.
+  const shownStateFile = stateFile && loaded.display.plain('state.file', stateFile);
   const opened = stateFile
-    ? StateJournal.open(stateFile, { onError: (err, unwrittenLines) => logger.error({ err, file: stateFile, unwrittenLines }, 'could not write run state; runs go on, the journal catches up when the disk recovers') })
+    ? StateJournal.open(stateFile, { onError: (err, unwrittenLines) => logger.error({ err, file: shownStateFile, unwrittenLines }, 'could not write run state; runs go on, the journal catches up when the disk recovers') })
     : undefined;
   const journal = opened?.journal;
 
-  const buildRuntime = (next: LoadedConfig, states: GroupStates | undefined): Runtime => {
-    const built = buildPlugins(next.config, next.file, logger);
+  const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles, states: GroupStates | undefined): Runtime => {
+    const built = buildPlugins(next.config, nextFiles.pluginTls, logger);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
     const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics, ...clockOption, ...(states ? { states } : {}), ...(journal ? { journal } : {}) });
     return { engine, plugins };
@@ -99,11 +96,11 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   /** Runtimes a reload replaced, still finishing their runs on their own plugins. */
   const retiring = new Set<Runtime>();
 
-  let current = buildRuntime(loaded, undefined);
+  let current = buildRuntime(loaded, files, undefined);
   let config = loaded.config;
   if (opened) {
     const { cooling, interrupted } = current.engine.recover(opened.recovered.states);
-    logger.info({ file: stateFile, cooling, interrupted, unreadableLines: opened.recovered.skippedLines }, 'run state restored');
+    logger.info({ file: shownStateFile, cooling, interrupted, unreadableLines: opened.recovered.skippedLines }, 'run state restored');
   }
   const sweeper = setInterval(() => current.engine.sweep(), 30_000).unref();
   metrics.beforeCollect(() => current.engine.updateCoolingGauge());
@@ -124,7 +121,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     },
     metrics,
     logger,
-    authenticate: createAuthenticator(config.server.auth, loaded.file),
+    authenticate: createAuthenticator(files.credentials),
     ...(tls ? { tls } : {}),
     ...(options.clock ? { now: () => new Date(options.clock!.now()) } : {}),
   });
@@ -132,8 +129,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     clearInterval(sweeper);
     await closeRuntime(current, 0);
     await journal?.close();
-    const reason = err.code === 'EADDRINUSE' ? `port ${port} is already in use` : err.message;
-    throw new Error(`cannot listen on ${host}:${port}: ${reason}`, { cause: err });
+    // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.
+    const where = options.listen ?? loaded.display.plain('server.listen', config.server.listen);
+    throw new Error(`cannot listen on ${where}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
   });
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;
@@ -153,9 +151,10 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       for (const warning of next.warnings) logger.warn(warning);
       const needsRestart: string[] = (['listen', 'tls'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
       if (JSON.stringify(next.config.state) !== JSON.stringify(config.state)) needsRestart.push('state');
-      const authenticate = createAuthenticator(next.config.server.auth, next.file);
+      const nextFiles = readConfigFiles(next);
+      const authenticate = createAuthenticator(nextFiles.credentials);
       const previous = current;
-      current = buildRuntime(next, previous.engine.states);
+      current = buildRuntime(next, nextFiles, previous.engine.states);
       receiver.update({ limits: next.config.server.limits, authenticate });
       config = next.config;
       logger.info({ config: next.file, flows: Object.keys(next.config.flows), ...(needsRestart.length ? { needsRestart } : {}) }, 'configuration reloaded');
