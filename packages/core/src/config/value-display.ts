@@ -1,17 +1,12 @@
 /**
  * How messages and logs show values of the configuration. A value that took
  * text from the environment (`${VAR}`) is shown as written in the file, never
- * as what it became: every message or log line that names a configuration
- * value gets it from here, so a secret cannot leak through one that forgot.
+ * as what it became. Every message or log line that names a configuration
+ * value gets it from here.
  */
 export class ValueDisplay {
   /** @param fromEnv YAML path → text as written, for every value that took text from the environment. */
-  constructor(private readonly fromEnv: ReadonlyMap<string, string> = new Map()) {}
-
-  /** Whether the value at `path` (e.g. `server.tls.cert`) took text from the environment. */
-  isFromEnv(path: string): boolean {
-    return this.fromEnv.has(path);
-  }
+  constructor(private readonly fromEnv: ReadonlyMap<string, string>) {}
 
   /** For a log field: the value itself, or the text as written (`${STATE_DIR}/runs.jsonl`). */
   plain(path: string, value: string): string {

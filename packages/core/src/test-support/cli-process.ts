@@ -16,13 +16,15 @@ export interface CliProcess {
   exited: Promise<number | null>;
   /** Base URL once started, from the `hollowtrees started` line. */
   url(): Promise<string>;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
 }
 
 const running = new Set<ChildProcess>();
 
-/** Starts the CLI with `args`; every process still running is killed by {@link killAllCli}. */
-export function startCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts the CLI with `args` (default environment and directory: this process'); every process still running is killed by {@link killAllCli}. */
+export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   running.add(child);
   const lines: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -37,7 +39,8 @@ export function startCli(args: string[]): CliProcess {
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
+    // 'close', not 'exit': by then everything it wrote has been read.
+    child.once('close', (code) => {
       running.delete(child);
       resolve(code);
     }),
@@ -60,7 +63,7 @@ export function startCli(args: string[]): CliProcess {
     const started = await waitFor((l) => l.msg === 'hollowtrees started');
     return `${started.tls ? 'https' : 'http'}://${started.listen as string}`;
   };
-  return { child, lines, waitFor, exited, url };
+  return { child, lines, waitFor, exited, url, stderr: () => stderr };
 }
 
 /** Kills every CLI process a test left running. */
