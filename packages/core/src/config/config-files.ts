@@ -64,7 +64,8 @@ export function readConfigFiles(loaded: LoadedConfig): ConfigFiles {
     try {
       return readFileSync(file);
     } catch (err) {
-      problems.push({ path, message: `cannot read ${display.quoted(path, file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+      // The code only: the system's message repeats the path.
+      problems.push({ path, message: `cannot read ${display.quoted(path, file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).name}` });
       return undefined;
     }
   };
