@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { stringify } from 'yaml';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
 import { parseConfig } from './config/load-config.js';
-import { CLI_PATH, killAllCli, startCli, type CliProcess } from './test-support/cli-process.js';
+import { killAllCli, startCli, type CliProcess } from './test-support/cli-process.js';
 import { completeConfigs, matchesPattern, stringKeyPatterns, stringLeaves, withLeaves, type StringLeaf } from './test-support/config-keys.js';
 
 // The rule under test: a value that came from ${VAR} never appears in an error or a log line.
@@ -52,30 +51,22 @@ async function markUntilAccepted(base: object, file: string, attempt: (file: str
   }
 }
 
-function validate(file: string): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, 'validate', '--config', file], { env, cwd: newDir() });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      expect([0, 2], stderr).toContain(code);
-      resolve({ output: stdout + stderr, ...(code === 2 ? { problems: stderr.trimEnd().split('\n') } : {}) });
-    });
-  });
+const everything = (cli: CliProcess): string => JSON.stringify(cli.lines) + cli.stderr();
+/** A configuration the CLI refused: exit 2, one problem a line on stderr. */
+async function refused(cli: CliProcess): Promise<Outcome> {
+  expect(await cli.exited, cli.stderr()).toBe(2);
+  return { output: everything(cli), problems: cli.stderr().trimEnd().split('\n') };
 }
 
-const everything = (cli: CliProcess): string => JSON.stringify(cli.lines) + cli.stderr();
+async function validate(file: string): Promise<Outcome> {
+  const cli = startCli(['validate', '--config', file], { env, cwd: newDir() });
+  return (await cli.exited) === 0 ? { output: everything(cli) } : refused(cli);
+}
 
 async function startUp(file: string): Promise<Outcome> {
   const cli = startCli(['--config', file], { env, cwd: newDir() });
   const started = await Promise.race([cli.url().then(() => true), cli.exited.then(() => false)]);
-  if (!started) {
-    expect(await cli.exited).toBe(2);
-    return { output: everything(cli), problems: cli.stderr().trimEnd().split('\n') };
-  }
+  if (!started) return refused(cli);
   cli.child.kill('SIGTERM');
   expect(await cli.exited).toBe(0);
   return { output: everything(cli) };
