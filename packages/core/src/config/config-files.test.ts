@@ -82,7 +82,7 @@ describe('readConfigFiles', () => {
     ['a plugin CA that is not PEM', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${notPem}" } }`), `plugins.p.tls.ca: "${notPem}" is not a PEM certificate bundle`],
     ['a plugin CA that is a key', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${serverKey}" } }`), `plugins.p.tls.ca: "${serverKey}" is not a PEM certificate bundle`],
     ['a plugin client key of another certificate', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { cert: "${clientCert}", key: "${serverKey}" } }`), `plugins.p.tls.key: "${serverKey}" is not the key of the certificate in plugins.p.tls.cert`],
-    ['an empty token file (anyone sending "Bearer " would be let in)', configWith(`  auth: { bearerTokenFile: "${file('empty', '\n')}" }`), `server.auth.bearerTokenFile: "${join(dir, 'empty')}" is empty`],
+    ['an empty token file (an empty secret)', configWith(`  auth: { bearerTokenFile: "${file('empty', '\n')}" }`), `server.auth.bearerTokenFile: "${join(dir, 'empty')}" is empty`],
   ])('rejects %s', (_name, yaml, expected) => {
     expect(problems(yaml)).toEqual([`config.yaml: ${expected}`]);
   });
