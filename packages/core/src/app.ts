@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { systemClock, type Clock } from './clock.js';
+import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
-import { readNamedFile } from './config/read-named-file.js';
 import { ConfigError } from './config/config-error.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { GroupStates } from './flow/group-states.js';
@@ -71,11 +71,11 @@ const JOURNAL_CHECK_MS = 5_000;
 const SWEEP_MS = 30_000;
 
 /** Takes the state file's lock, turning "held by another process" into a configuration error (exit 2). */
-async function lockState(file: string, configFile: string, onCompromised: (err: Error) => void): Promise<StateLock> {
+async function lockState(file: string, shownFile: string, configFile: string, onCompromised: (err: Error) => void): Promise<StateLock> {
   try {
     return await lockStateFile(file, onCompromised);
   } catch (err) {
-    if (err instanceof StateFileLockedError) throw new ConfigError(configFile, [{ path: 'state.file', message: err.message }]);
+    if (err instanceof StateFileLockedError) throw new ConfigError(configFile, [{ path: 'state.file', message: `${shownFile} ${err.holderText}` }]);
     throw err;
   }
 }
@@ -86,12 +86,6 @@ function splitListen(listen: string): { host: string; port: number } {
   return { host, port: Number(listen.slice(i + 1)) };
 }
 
-function readReceiverTls(loaded: LoadedConfig): { cert: Buffer; key: Buffer } | undefined {
-  const tls = loaded.config.server.tls;
-  if (!tls) return undefined;
-  return { cert: readNamedFile(tls.cert, loaded.file, 'server.tls.cert'), key: readNamedFile(tls.key, loaded.file, 'server.tls.key') };
-}
-
 /** Starts the receiver and the flow engine on a validated configuration. */
 export async function startHollowtrees(loaded: LoadedConfig, options: StartOptions = {}): Promise<Hollowtrees> {
   const logger = options.logger ?? createLogger(loaded.config.log.level);
@@ -99,14 +93,17 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const metrics = new CoreMetrics(options.registry ?? new Registry());
   const clockOption = options.clock ? { clock: options.clock } : {};
   const clock = options.clock ?? systemClock;
-  const tls = readReceiverTls(loaded);
-  const authenticate = createAuthenticator(loaded.config.server.auth, loaded.file);
+  const files = readConfigFiles(loaded);
+  const tls = files.receiverTls;
+  const authenticate = createAuthenticator(files.credentials);
 
   const stateFile = loaded.config.state.file;
+  // Logged as written in the file: a path from ${VAR} is not shown.
+  const shownStateFile = stateFile && loaded.display.plain('state.file', stateFile);
   let stopBecause: ((err: Error) => void) | undefined;
   const lock = stateFile
-    ? await lockState(stateFile, loaded.file, (err) => {
-        logger.error({ err, file: stateFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
+    ? await lockState(stateFile, shownStateFile!, loaded.file, (err) => {
+        logger.error({ err, file: shownStateFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
         stopBecause?.(err);
       })
     : undefined;
@@ -114,7 +111,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     ? await StateJournal.open(stateFile, {
         onError: (err, unwrittenLines) => {
           metrics.stateDurable.set(0);
-          logger.error({ err, file: stateFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
+          logger.error({ err, file: shownStateFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
         },
         onDurable: ({ oldestWaitMs }) => {
           metrics.stateDurable.set(1);
@@ -130,8 +127,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const states = new GroupStates(journal ? (change) => journal.record(change) : undefined, loaded.config.state.maxGroups);
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
 
-  const buildRuntime = (next: LoadedConfig): Runtime => {
-    const built = buildPlugins(next.config, next.file, logger);
+  const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
+    const built = buildPlugins(next.config, nextFiles.pluginTls, logger);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
     const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics, states, heldBytes, ...clockOption, ...(journal ? { journal } : {}) });
     return { engine, plugins };
@@ -148,7 +145,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
 
   let current: Runtime;
   try {
-    current = buildRuntime(loaded);
+    current = buildRuntime(loaded, files);
   } catch (err) {
     await journal?.close();
     await lock?.release();
@@ -158,19 +155,19 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   if (opened) {
     const recovery = current.engine.recover(opened.recovered.states);
     const { problems } = opened.recovered;
-    for (const problem of problems.slice(0, 20)) logger.error({ file: stateFile, line: problem.line }, `state journal line skipped: ${problem.reason}`);
-    logger.info({ file: stateFile, ...recovery, unreadableLines: problems.length }, 'run state restored');
+    for (const problem of problems.slice(0, 20)) logger.error({ file: shownStateFile, line: problem.line }, `state journal line skipped: ${problem.reason}`);
+    logger.info({ file: shownStateFile, ...recovery, unreadableLines: problems.length }, 'run state restored');
   }
   const snapshot = () => states.list(clock.now());
   const maintain = async (): Promise<void> => {
     if (!journal) return;
     try {
       const repaired = await journal.verify(snapshot);
-      if (repaired) logger.error({ file: stateFile }, `the state journal was ${repaired} while running; rewrote it from memory`);
+      if (repaired) logger.error({ file: shownStateFile }, `the state journal was ${repaired} while running; rewrote it from memory`);
       if (journal.needsCompaction) await journal.compact(snapshot);
     } catch (err) {
       // The journal stays as it was (the rename is atomic); the next check tries again.
-      logger.error({ err, file: stateFile }, 'could not check or compact the state journal');
+      logger.error({ err, file: shownStateFile }, 'could not check or compact the state journal');
     }
   };
   const sweeper = setInterval(() => current.engine.sweep(), SWEEP_MS).unref();
@@ -209,8 +206,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     await closeRuntime(current, 0);
     await journal?.close();
     await lock?.release();
-    const reason = err.code === 'EADDRINUSE' ? `port ${port} is already in use` : err.message;
-    throw new Error(`cannot listen on ${host}:${port}: ${reason}`, { cause: err });
+    // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.
+    const where = options.listen ?? loaded.display.plain('server.listen', config.server.listen);
+    throw new Error(`cannot listen on ${where}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
   });
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;
@@ -230,9 +228,10 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       for (const warning of next.warnings) logger.warn(warning);
       const needsRestart: string[] = (['listen', 'tls'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
       if (next.config.state.file !== config.state.file || next.config.state.maxGroups !== config.state.maxGroups) needsRestart.push('state');
-      const authenticate = createAuthenticator(next.config.server.auth, next.file);
+      const nextFiles = readConfigFiles(next);
+      const authenticate = createAuthenticator(nextFiles.credentials);
       const previous = current;
-      current = buildRuntime(next);
+      current = buildRuntime(next, nextFiles);
       heldBytes.limit = next.config.state.maxQueuedBytes;
       receiver.update({ limits: next.config.server.limits, authenticate });
       config = next.config;
@@ -252,7 +251,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
         clearInterval(sweeper);
         clearInterval(checker);
         await journal?.close();
-        await lock?.release().catch((err: unknown) => logger.warn({ err, file: stateFile }, 'could not release the state file lock'));
+        await lock?.release().catch((err: unknown) => logger.warn({ err, file: shownStateFile }, 'could not release the state file lock'));
         logger.info('hollowtrees stopped');
         logger.flush();
       })()),

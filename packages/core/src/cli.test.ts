@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeTestCertificates } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from './test-support/cli-process.js';
 
@@ -44,6 +45,22 @@ describe('hollowtrees CLI', () => {
     expect(run('--config', bad).status).toBe(2);
   });
 
+  it('validate checks every file start-up reads (missing, not PEM, not a pair): both exit 2 with the same errors', () => {
+    const certs = makeTestCertificates();
+    const notPem = file('not.pem', 'not PEM\n');
+    const config = file(
+      'files.yaml',
+      `server:\n  tls: { cert: "${file('cert.pem', certs.server.cert)}", key: "${file('key.pem', certs.client.key)}" }\n  auth: { bearerTokenFile: "${join(tmp, 'no-token')}" }\nplugins:\n  p: { type: grpc, address: "a:1", tls: { ca: "${notPem}" } }\nflows:\n  f: { allowedEvents: [a.b], plugins: [p] }\n`,
+    );
+    const expected = [
+      `${config}: server.tls.key: "${join(tmp, 'key.pem')}" is not the key of the certificate in server.tls.cert`,
+      `${config}: server.auth.bearerTokenFile: cannot read "${join(tmp, 'no-token')}": ENOENT`,
+      `${config}: plugins.p.tls.ca: "${notPem}" is not a PEM certificate bundle`,
+    ].join('\n');
+    expect(run('validate', '--config', config)).toMatchObject({ status: 2, stdout: '', stderr: `${expected}\n` });
+    expect(run('--config', config, '--listen', '127.0.0.1:0')).toMatchObject({ status: 2, stdout: '', stderr: `${expected}\n` });
+  });
+
   it('without a config runs on the embedded default, says so, logs an alert through the log plugin, and exits 0 on SIGTERM', async () => {
     const core = start(['--listen', '127.0.0.1:0']);
     expect(await core.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('no --config given'))).toBeDefined();
@@ -73,7 +90,7 @@ describe('hollowtrees CLI', () => {
     try {
       const core = start(['--listen', `127.0.0.1:${port}`]);
       expect(await core.exited).toBe(1);
-      expect(core.lines.find((l) => l.level === 60)?.msg).toBe(`cannot listen on 127.0.0.1:${port}: port ${port} is already in use`);
+      expect(core.lines.find((l) => l.level === 60)?.msg).toBe(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
     } finally {
       blocker.close();
     }

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startHollowtrees } from './app.js';
+import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
 import { defaultConfig } from './config/default-config.js';
 import { loadConfigFile, type LoadedConfig } from './config/load-config.js';
@@ -76,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
         return EXIT_USAGE;
       }
       loaded = await loadConfigFile(values.config);
+      readConfigFiles(loaded); // what start-up reads and checks, with the same errors
       for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
       const flows = Object.keys(loaded.config.flows);
       process.stdout.write(`${values.config}: valid (${flows.length} flow${flows.length === 1 ? '' : 's'}: ${flows.join(', ')})\n`);

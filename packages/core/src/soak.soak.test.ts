@@ -330,7 +330,7 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
 
     expect(rate).toBeGreaterThan(1_000);
     // A failed run is logged at error, one line each; nothing else may be.
-    expect(logLines.error).toBe(perFlow.replace!.failed + perFlow.notify!.failed);
+    expect(logLines.error).toBe(perFlow.replace!.failed! + perFlow.notify!.failed!);
     // Bounded memory. RSS peaks within the first seconds at full load (V8 heap
     // headroom plus HTTP/2 and socket buffers) and then stays flat: a 10 s and a
     // 60 s run both end near 410 MB from about 90 MB. What stays live after a GC

@@ -13,10 +13,31 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
     .join('');
 }
 
-/** Turns zod's issues into problems a person can act on: unknown fields named, missing ones called required. */
-export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): InputProblem[] {
+/**
+ * The `params` of a custom issue whose message should end with the value it
+ * got: the value is kept out of the message so that {@link describeIssues}'
+ * caller decides how (or whether) it may be shown.
+ */
+export interface ShownInput {
+  got: string;
+}
+
+const shownInput = (issue: z.core.$ZodIssue): string | undefined =>
+  issue.code === 'custom' && typeof (issue.params as Partial<ShownInput> | undefined)?.got === 'string' ? (issue.params as ShownInput).got : undefined;
+
+/**
+ * Turns zod's issues into problems a person can act on: unknown fields named, missing ones called required.
+ * `show` writes a value a custom issue asks to show (see {@link ShownInput}); default: quoted.
+ */
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  prefix: readonly PropertyKey[] = [],
+  show: (path: string, value: string) => string = (_path, value) => JSON.stringify(value),
+): InputProblem[] {
   return issues.flatMap((issue) => {
     const path = [...prefix, ...issue.path];
+    const got = shownInput(issue);
+    if (got !== undefined) return [{ path: formatPath(path), message: `${issue.message}, got ${show(formatPath(path), got)}` }];
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: 'unknown field' }));
     }

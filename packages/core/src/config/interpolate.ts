@@ -1,11 +1,15 @@
-import { isPair, isScalar, isSeq, visit, type Document, type Node, type Pair } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, visit, type Document, type Node, type Pair, type Scalar } from 'yaml';
 import { formatPath } from '../validation-issues.js';
 import type { ConfigProblem } from './config-error.js';
 
 const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** The result of interpolating one string: the new text, or the variables that are not set. */
-export type Interpolated = { ok: true; value: string } | { ok: false; missing: string[] };
+/**
+ * The result of interpolating one string: the new text (and whether any of it
+ * came from the environment, rather than from defaults and `$$`), or the
+ * variables that are not set.
+ */
+export type Interpolated = { ok: true; value: string; fromEnv: boolean } | { ok: false; missing: string[] };
 
 /**
  * Replaces `${VAR}` and `${VAR:-default}` in one string with values from `env`
@@ -15,15 +19,19 @@ export type Interpolated = { ok: true; value: string } | { ok: false; missing: s
  */
 export function interpolateString(text: string, env: NodeJS.ProcessEnv): Interpolated {
   const missing: string[] = [];
+  let fromEnv = false;
   const value = text.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
     if (match === '$$') return '$';
-    const fromEnv = env[name!];
-    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    const set = env[name!];
+    if (set !== undefined && set !== '') {
+      fromEnv = true;
+      return set;
+    }
     if (fallback !== undefined) return fallback;
     if (!missing.includes(name!)) missing.push(name!);
     return match;
   });
-  return missing.length > 0 ? { ok: false, missing } : { ok: true, value };
+  return missing.length > 0 ? { ok: false, missing } : { ok: true, value, fromEnv };
 }
 
 type Ancestor = Document | Node | Pair;
@@ -46,6 +54,29 @@ function pathTo(ancestors: readonly Ancestor[], node: Node): PropertyKey[] | und
 }
 
 /**
+ * The YAML path of every value that took text from the environment, with the
+ * text as written in the file (`${TOKEN}`, `${DIR}/cert.pem`). A value reached
+ * through an alias is listed at the alias' path too, since that is where the
+ * configuration, and so any message about it, sees it.
+ */
+export type EnvironmentValues = Map<string, string>;
+
+function findPaths(doc: Document, written: ReadonlyMap<Scalar, string>): EnvironmentValues {
+  const found: EnvironmentValues = new Map();
+  const walk = (node: unknown, path: PropertyKey[], seen: ReadonlySet<unknown>): void => {
+    // `&a [*a]` is valid YAML: an alias inside its own anchor must not loop.
+    if (seen.has(node)) return;
+    const inside = new Set(seen).add(node);
+    if (isAlias(node)) walk(node.resolve(doc), path, inside);
+    else if (isMap(node)) for (const pair of node.items) walk(pair.value, [...path, isScalar(pair.key) ? String(pair.key.value) : String(pair.key)], inside);
+    else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...path, i], inside));
+    else if (isScalar(node) && written.has(node)) found.set(formatPath(path), written.get(node)!);
+  };
+  walk(doc.contents, [], new Set());
+  return found;
+}
+
+/**
  * Interpolates environment variables into the string scalar values of a
  * parsed YAML document, in place. Runs after parsing, so a value can never
  * change the structure of the file (a `#`, quote, newline or leading `*` in a
@@ -59,10 +90,12 @@ function pathTo(ancestors: readonly Ancestor[], node: Node): PropertyKey[] | und
  * - An aliased value is interpolated once, where its anchor is.
  *
  * Returns one problem per unset variable without a default, at the YAML path
- * of the value that names it.
+ * of the value that names it, and the paths of the values that took text from
+ * the environment, so that no message shows them.
  */
-export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): ConfigProblem[] {
+export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): { problems: ConfigProblem[]; fromEnv: EnvironmentValues } {
   const problems: ConfigProblem[] = [];
+  const written = new Map<Scalar, string>();
   visit(doc, {
     Scalar(_key, node, ancestors) {
       if (typeof node.value !== 'string' || !node.value.includes('$')) return;
@@ -70,6 +103,7 @@ export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): Conf
       if (path === undefined) return;
       const result = interpolateString(node.value, env);
       if (result.ok) {
+        if (result.fromEnv) written.set(node, node.value);
         node.value = result.value;
         return;
       }
@@ -78,5 +112,5 @@ export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): Conf
       }
     },
   });
-  return problems;
+  return { problems, fromEnv: findPaths(doc, written) };
 }

@@ -95,6 +95,42 @@ flows:
     expect(message).not.toContain('longsecretpart');
   });
 
+  it('never shows a value from the environment in a message that names the value, and says where it came from', () => {
+    const env = { COOLDOWN: '5 minutes', PLUGIN: 'k8s-drian', HALF: 'dr' };
+    expect(problem(flowYaml().replace('plugins: [log]', 'plugins: [log]\n    cooldown: ${COOLDOWN}'), env)).toBe(
+      'config.yaml: flows.spot.cooldown: expected a duration like 30s, 5m or 1h30m, got "${COOLDOWN}" (from the environment, not shown)',
+    );
+    expect(problem(flowYaml('', '[log, "${PLUGIN}", "k8s-${HALF}ain"]'), env).split('\n')).toEqual([
+      'config.yaml: flows.spot.plugins[1]: unknown plugin "${PLUGIN}" (from the environment, not shown) (known: log)',
+      'config.yaml: flows.spot.plugins[2]: unknown plugin "k8s-${HALF}ain" (from the environment, not shown) (known: log)',
+    ]);
+  });
+
+  it('a short value from the environment ("5") is hidden without garbling the message around it', () => {
+    expect(problem(flowYaml().replace('plugins: [log]', 'plugins: [log]\n    cooldown: "${N}"'), { N: '5' })).toBe(
+      'config.yaml: flows.spot.cooldown: expected a duration like 30s, 5m or 1h30m, got "${N}" (from the environment, not shown)',
+    );
+  });
+
+  it('a value written in the file, or made of defaults only, is shown', () => {
+    expect(problem(flowYaml().replace('plugins: [log]', 'plugins: [log]\n    cooldown: "${UNSET:-5 minutes}"'))).toContain('got "5 minutes"');
+  });
+
+  it('hides a value from the environment also where an alias repeats it', () => {
+    const env = { COOLDOWN: 'Zk9secret', P: 'Zk9secret' };
+    const scalar = problem(`flows:\n  a: { allowedEvents: [x], plugins: [log], cooldown: &c "\${COOLDOWN}" }\n  b: { allowedEvents: [x], plugins: [log], cooldown: *c }\n`, env);
+    expect(scalar.split('\n')[1]).toBe('config.yaml: flows.b.cooldown: expected a duration like 30s, 5m or 1h30m, got "${COOLDOWN}" (from the environment, not shown)');
+    const nested = problem('flows:\n  c: &flow { allowedEvents: [x], plugins: ["${P}"] }\n  d: *flow\n', env);
+    expect(nested.split('\n')[1]).toBe('config.yaml: flows.d.plugins[0]: unknown plugin "${P}" (from the environment, not shown) (known: log)');
+    expect(scalar + nested).not.toContain('Zk9secret');
+  });
+
+  it('a deprecated global.bindAddr from the environment stays hidden where it becomes server.listen', () => {
+    const { config, display } = parseConfig(`global: { bindAddr: "\${ADDR}" }\n${flowYaml()}`, 'config.yaml', { ADDR: '10.1.2.3:9092' });
+    expect(config.server.listen).toBe('10.1.2.3:9092');
+    expect(display.plain('server.listen', config.server.listen)).toBe('${ADDR}');
+  });
+
   it('an empty variable counts as unset', () => {
     expect(problem(`server: { listen: "\${LISTEN}" }\n${flowYaml()}`, { LISTEN: '' })).toContain('server.listen: environment variable LISTEN is not set');
   });
@@ -136,6 +172,8 @@ flows:
     ['retry attempts of zero', `plugins:\n  x: { type: grpc, address: "a:1", retry: { attempts: 0 } }\n${flowYaml()}`, 'config.yaml: plugins.x.retry.attempts: Too small: expected number to be >=1'],
     ['an unset environment variable', `server: { listen: "\${LISTEN}" }\n${flowYaml()}`, 'config.yaml: server.listen: environment variable LISTEN is not set (write ${LISTEN:-default} for a default)'],
     ['a log level that does not exist', `log: { level: loud }\n${flowYaml()}`, 'config.yaml: log.level: Invalid option: expected one of'],
+    ['a plugin client certificate without its key', `plugins:\n  x: { type: grpc, address: "a:1", tls: { cert: /c.pem } }\n${flowYaml()}`, 'config.yaml: plugins.x.tls: cert and key must be given together'],
+    ['a port above 65535', `server: { listen: "127.0.0.1:70000" }\n${flowYaml()}`, 'config.yaml: server.listen: expected a port from 0 to 65535'],
   ])('rejects %s', (_name, yaml, expected) => {
     expect(problem(yaml)).toContain(expected);
   });

@@ -4,6 +4,7 @@ import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
+import { ValueDisplay } from './value-display.js';
 
 /** Names usable in a flow's `plugins` without declaring them. */
 export const BUILTIN_PLUGINS: readonly string[] = ['log'];
@@ -15,16 +16,17 @@ export interface LoadedConfig {
   file: string;
   /** Deprecations and similar, to log at start. */
   warnings: string[];
+  /** How a message or log line may show a value of this file: never one from the environment. */
+  display: ValueDisplay;
 }
 
-function checkReferences(config: Config): ConfigProblem[] {
+function checkReferences(config: Config, display: ValueDisplay): ConfigProblem[] {
   const known = [...new Set([...Object.keys(config.plugins), ...BUILTIN_PLUGINS])].sort();
   const problems: ConfigProblem[] = [];
   for (const [flowName, flow] of Object.entries(config.flows)) {
     flow.plugins.forEach((name, i) => {
-      if (!known.includes(name)) {
-        problems.push({ path: formatPath(['flows', flowName, 'plugins', i]), message: `unknown plugin ${JSON.stringify(name)} (known: ${known.join(', ')})` });
-      }
+      const path = formatPath(['flows', flowName, 'plugins', i]);
+      if (!known.includes(name)) problems.push({ path, message: `unknown plugin ${display.quoted(path, name)} (known: ${known.join(', ')})` });
     });
   }
   return problems;
@@ -47,8 +49,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
-  const missing = interpolateDocument(doc, env);
+  const { problems: missing, fromEnv } = interpolateDocument(doc, env);
   if (missing.length > 0) throw new ConfigError(file, missing);
+  const display = new ValueDisplay(fromEnv);
 
   const raw: unknown = doc.toJS() ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
@@ -56,10 +59,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
 
   const parsed = configSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) throw new ConfigError(file, describeIssues(parsed.error.issues));
+  if (!parsed.success) throw new ConfigError(file, describeIssues(parsed.error.issues, [], (path, value) => display.quoted(path, value)));
   const config = parsed.data;
 
-  const problems = checkReferences(config);
+  const problems = checkReferences(config, display);
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   const warnings: string[] = [];
@@ -67,9 +70,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (bindAddr !== undefined) {
     warnings.push(`${file}: global.bindAddr is deprecated; write server.listen instead`);
     const serverSection = (raw as { server?: { listen?: unknown } }).server;
-    if (serverSection?.listen === undefined) config.server.listen = bindAddr;
+    if (serverSection?.listen === undefined) {
+      config.server.listen = bindAddr;
+      const written = fromEnv.get('global.bindAddr');
+      if (written !== undefined) fromEnv.set('server.listen', written);
+    }
   }
-  return { config, file, warnings };
+  return { config, file, warnings, display };
 }
 
 /** Reads and validates a configuration file. Throws {@link ConfigError}, also when the file cannot be read. */

@@ -1,24 +1,31 @@
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
+import type { ShownInput } from '../validation-issues.js';
 
 /** A Go-style duration string (`30s`, `5m30s`), validated and turned into milliseconds. */
 const duration = z.string().transform((text, ctx) => {
   const ms = parseDuration(text);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 5m or 1h30m, got ${JSON.stringify(text)}` });
+    // The value is shown by whoever describes the issue, who knows whether it may be shown (see ShownInput).
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like 30s, 5m or 1h30m', params: { got: text } satisfies ShownInput });
     return z.NEVER;
   }
   return ms;
 });
 
-const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9092');
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9092')
+  .refine((address) => Number(/:(\d+)$/.exec(address)?.[1] ?? 0) <= 65_535, 'expected a port from 0 to 65535');
 
-const tlsFiles = z.strictObject({
-  ca: z.string().optional(),
-  cert: z.string().optional(),
-  key: z.string().optional(),
-  serverName: z.string().optional(),
-});
+const tlsFiles = z
+  .strictObject({
+    ca: z.string().optional(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    serverName: z.string().optional(),
+  })
+  .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), 'cert and key must be given together');
 
 const retry = z.strictObject({
   /** Total attempts, including the first. */

@@ -1,8 +1,6 @@
-import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
-import { ConfigError } from '../config/config-error.js';
-import { readNamedFile } from '../config/read-named-file.js';
-import type { Config, GrpcPluginConfig, PluginConfig } from '../config/schema.js';
+import type { ConfigFiles } from '../config/config-files.js';
+import type { Config, PluginConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
 import { grpcActionPlugin } from './grpc-action-plugin.js';
 import { handlerActionPlugin } from './handler-action-plugin.js';
@@ -10,38 +8,19 @@ import { LogHandler } from './log-handler.js';
 
 const BUILTIN_LOG: PluginConfig = { type: 'log', timeout: 5_000, retry: { attempts: 1, initialBackoff: 0, maxBackoff: 0, multiplier: 1 } };
 
-function readTls(name: string, tls: NonNullable<GrpcPluginConfig['tls']>, file: string): ClientTlsOptions {
-  const read = (field: 'ca' | 'cert' | 'key'): Buffer | undefined => {
-    const path = tls[field];
-    return path === undefined ? undefined : readNamedFile(path, file, `plugins.${name}.tls.${field}`);
-  };
-  const [ca, cert, key] = [read('ca'), read('cert'), read('key')];
-  if ((cert === undefined) !== (key === undefined)) {
-    throw new ConfigError(file, [{ path: `plugins.${name}.tls`, message: 'cert and key must be given together' }]);
-  }
-  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(tls.serverName ? { serverName: tls.serverName } : {}) };
-}
-
-/** Builds every plugin of the configuration, plus the built-in `log` unless the file redefines it. */
-export function buildPlugins(config: Config, file: string, logger: Logger): Map<string, ActionPlugin> {
+/**
+ * Builds every plugin of the configuration, plus the built-in `log` unless the file redefines it.
+ * `tls`: each gRPC plugin's TLS material, as `readConfigFiles` read it.
+ */
+export function buildPlugins(config: Config, tls: ConfigFiles['pluginTls'], logger: Logger): Map<string, ActionPlugin> {
   const plugins = new Map<string, ActionPlugin>();
-  const entries: Array<[string, PluginConfig]> = Object.entries({ log: BUILTIN_LOG, ...config.plugins });
-  try {
-    addPlugins(plugins, entries, file, logger);
-  } catch (err) {
-    // A bad TLS file of one plugin must not leak the channels already opened for the others.
-    for (const plugin of plugins.values()) void plugin.close();
-    throw err;
-  }
-  return plugins;
-}
-
-function addPlugins(plugins: Map<string, ActionPlugin>, entries: Array<[string, PluginConfig]>, file: string, logger: Logger): void {
-  for (const [name, pc] of entries) {
+  for (const [name, pc] of Object.entries({ log: BUILTIN_LOG, ...config.plugins })) {
     if (pc.type === 'log') {
       plugins.set(name, handlerActionPlugin(name, new LogHandler(logger), pc.timeout, pc.retry));
     } else {
-      plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...(pc.tls ? { tls: readTls(name, pc.tls, file) } : {}) }));
+      const pluginTls = tls.get(name);
+      plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...(pluginTls ? { tls: pluginTls } : {}) }));
     }
   }
+  return plugins;
 }

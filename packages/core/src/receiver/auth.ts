@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { readNamedFile } from '../config/read-named-file.js';
-import type { AuthConfig } from '../config/schema.js';
+import type { ReceiverCredentials } from '../config/config-files.js';
 
 /** Decides whether a request carries valid credentials. */
 export type Authenticator = (req: IncomingMessage) => boolean;
@@ -13,21 +12,15 @@ function constantTimeEquals(expected: Buffer, actual: string): boolean {
   return timingSafeEqual(expected, digest(actual));
 }
 
-function readSecret(file: string, path: string, configFile: string): string {
-  return readNamedFile(file, configFile, path).toString('utf8').trim();
-}
-
 /**
  * Builds the receiver's authenticator: a bearer token and/or basic auth, either
- * one accepted. Secrets are read once here and only kept as digests.
+ * one accepted; without credentials, every request. Secrets are only kept as digests.
  */
-export function createAuthenticator(auth: AuthConfig | undefined, configFile: string): Authenticator {
-  if (!auth) return () => true;
-  const token = auth.bearerToken ?? (auth.bearerTokenFile ? readSecret(auth.bearerTokenFile, 'server.auth.bearerTokenFile', configFile) : undefined);
-  const tokenDigest = token === undefined ? undefined : digest(token);
-  const basic = auth.basic;
-  const password = basic ? (basic.password ?? readSecret(basic.passwordFile!, 'server.auth.basic.passwordFile', configFile)) : undefined;
-  const basicDigest = basic ? digest(`${basic.username}:${password}`) : undefined;
+export function createAuthenticator(credentials: ReceiverCredentials | undefined): Authenticator {
+  if (!credentials) return () => true;
+  const tokenDigest = credentials.bearerToken === undefined ? undefined : digest(credentials.bearerToken);
+  const basic = credentials.basic;
+  const basicDigest = basic ? digest(`${basic.username}:${basic.password}`) : undefined;
 
   return (req) => {
     const header = req.headers.authorization;

@@ -11,6 +11,11 @@ export interface LockHolder {
   since: string;
 }
 
+function holderText(holder: LockHolder | undefined): string {
+  const who = holder ? `pid ${holder.pid} on host ${holder.hostname} (since ${holder.since})` : 'another process';
+  return `is in use by ${who}; two processes on one state file would both act on the same events`;
+}
+
 /** The state file is held by another live process. */
 export class StateFileLockedError extends Error {
   override readonly name = 'StateFileLockedError';
@@ -18,8 +23,12 @@ export class StateFileLockedError extends Error {
     readonly file: string,
     readonly holder: LockHolder | undefined,
   ) {
-    const who = holder ? `pid ${holder.pid} on host ${holder.hostname} (since ${holder.since})` : 'another process';
-    super(`${file} is in use by ${who}; two processes on one state file would both act on the same events`);
+    super(`${file} ${holderText(holder)}`);
+  }
+
+  /** The message without the file name, for a caller that shows the file its own way. */
+  get holderText(): string {
+    return holderText(this.holder);
   }
 }
 

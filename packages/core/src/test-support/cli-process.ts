@@ -20,8 +20,10 @@ export interface CliProcess {
   stderr(): string;
 }
 
-/** Options for {@link startCli}. */
+/** Options for {@link startCli}; default environment and directory: this process'. */
 export interface StartCliOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
   /** A command the CLI runs under, e.g. `['unshare', '-m', 'sh', '-c', '...; exec "$0" "$@"']`. */
   wrap?: string[];
 }
@@ -30,8 +32,9 @@ const running = new Set<ChildProcess>();
 
 /** Starts the CLI with `args`; every process still running is killed by {@link killAllCli}. */
 export function startCli(args: string[], options: StartCliOptions = {}): CliProcess {
-  const [command, ...prefix] = [...(options.wrap ?? []), process.execPath];
-  const child = spawn(command!, [...prefix, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { wrap = [], ...spawnOptions } = options;
+  const [command, ...prefix] = [...wrap, process.execPath];
+  const child = spawn(command!, [...prefix, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
   running.add(child);
   const lines: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -46,7 +49,8 @@ export function startCli(args: string[], options: StartCliOptions = {}): CliProc
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
+    // 'close', not 'exit': by then everything it wrote has been read.
+    child.once('close', (code) => {
       running.delete(child);
       resolve(code);
     }),

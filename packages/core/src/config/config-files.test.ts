@@ -1,0 +1,104 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTestCertificates } from '@hollowtrees/testkit';
+import { describe, expect, it } from 'vitest';
+import { readConfigFiles } from './config-files.js';
+import { ConfigError } from './config-error.js';
+import { parseConfig } from './load-config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-config-files-'));
+const certs = makeTestCertificates();
+const file = (name: string, text: string): string => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
+const serverCert = file('server.pem', certs.server.cert);
+const serverKey = file('server-key.pem', certs.server.key);
+const clientCert = file('client.pem', certs.client.cert);
+const clientKey = file('client-key.pem', certs.client.key);
+const ca = file('ca.pem', certs.ca.cert);
+const token = file('token', 's3cret-token\n');
+const password = file('password', 'hunter2\n');
+const missing = join(dir, 'missing.pem');
+const notPem = file('not.pem', 'this is not PEM\n');
+
+const FLOW = 'flows:\n  spot: { allowedEvents: [a.b], plugins: [log] }\n';
+const configWith = (server: string, plugins = '') => `server:\n${server}\n${plugins ? `plugins:\n${plugins}\n` : ''}${FLOW}`;
+
+function problems(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
+  const loaded = parseConfig(yaml, 'config.yaml', env);
+  try {
+    readConfigFiles(loaded);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message.split('\n');
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('readConfigFiles', () => {
+  it('reads every file the configuration names: receiver TLS, auth secrets (trimmed), plugin TLS', () => {
+    const loaded = parseConfig(
+      configWith(
+        `  tls: { cert: "${serverCert}", key: "${serverKey}" }\n  auth: { bearerTokenFile: "${token}", basic: { username: prometheus, passwordFile: "${password}" } }`,
+        `  mtls: { type: grpc, address: "localhost:1", tls: { ca: "${ca}", cert: "${clientCert}", key: "${clientKey}", serverName: plugin.local } }\n  plain: { type: grpc, address: "localhost:2" }`,
+      ),
+      'config.yaml',
+      {},
+    );
+    const files = readConfigFiles(loaded);
+    expect(files.receiverTls).toEqual({ cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key) });
+    expect(files.credentials).toEqual({ bearerToken: 's3cret-token', basic: { username: 'prometheus', password: 'hunter2' } });
+    expect(files.pluginTls).toEqual(new Map([['mtls', { ca: Buffer.from(certs.ca.cert), cert: Buffer.from(certs.client.cert), key: Buffer.from(certs.client.key), serverName: 'plugin.local' }]]));
+  });
+
+  it('inline secrets need no file; no TLS and no auth read nothing', () => {
+    const loaded = parseConfig(configWith('  auth: { bearerToken: t0ken, basic: { username: u, password: p } }'), 'config.yaml', {});
+    expect(readConfigFiles(loaded)).toEqual({ credentials: { bearerToken: 't0ken', basic: { username: 'u', password: 'p' } }, pluginTls: new Map() });
+    expect(readConfigFiles(parseConfig(FLOW, 'config.yaml', {}))).toEqual({ pluginTls: new Map() });
+  });
+
+  it('names every missing file with its YAML path, not only the first', () => {
+    expect(
+      problems(
+        configWith(
+          `  tls: { cert: "${missing}", key: "${missing}" }\n  auth: { bearerTokenFile: "${missing}", basic: { username: u, passwordFile: "${missing}" } }`,
+          `  p: { type: grpc, address: "localhost:1", tls: { ca: "${missing}", cert: "${missing}", key: "${missing}" } }`,
+        ),
+      ),
+    ).toEqual(
+      ['server.tls.cert', 'server.tls.key', 'server.auth.bearerTokenFile', 'server.auth.basic.passwordFile', 'plugins.p.tls.ca', 'plugins.p.tls.cert', 'plugins.p.tls.key'].map(
+        (path) => `config.yaml: ${path}: cannot read ${JSON.stringify(missing)}: ENOENT`,
+      ),
+    );
+  });
+
+  it.each([
+    ['a receiver certificate that is not PEM', configWith(`  tls: { cert: "${notPem}", key: "${serverKey}" }`), `server.tls.cert: "${notPem}" is not a PEM certificate`],
+    ['a receiver key that is not PEM', configWith(`  tls: { cert: "${serverCert}", key: "${notPem}" }`), `server.tls.key: "${notPem}" is not a PEM private key (without passphrase)`],
+    ['a certificate given as the key', configWith(`  tls: { cert: "${serverCert}", key: "${serverCert}" }`), `server.tls.key: "${serverCert}" is not a PEM private key (without passphrase)`],
+    ['a key that belongs to another certificate', configWith(`  tls: { cert: "${serverCert}", key: "${clientKey}" }`), `server.tls.key: "${clientKey}" is not the key of the certificate in server.tls.cert`],
+    ['a plugin CA that is not PEM', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${notPem}" } }`), `plugins.p.tls.ca: "${notPem}" is not a PEM certificate bundle`],
+    ['a plugin CA that is a key', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${serverKey}" } }`), `plugins.p.tls.ca: "${serverKey}" is not a PEM certificate bundle`],
+    ['a plugin client key of another certificate', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { cert: "${clientCert}", key: "${serverKey}" } }`), `plugins.p.tls.key: "${serverKey}" is not the key of the certificate in plugins.p.tls.cert`],
+    ['an empty token file (an empty secret)', configWith(`  auth: { bearerTokenFile: "${file('empty', '\n')}" }`), `server.auth.bearerTokenFile: "${join(dir, 'empty')}" is empty`],
+  ])('rejects %s', (_name, yaml, expected) => {
+    expect(problems(yaml)).toEqual([`config.yaml: ${expected}`]);
+  });
+
+  it('a CA bundle with several certificates is taken', () => {
+    const bundle = file('bundle.pem', `${certs.ca.cert}\n${certs.server.cert}`);
+    const loaded = parseConfig(configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${bundle}" } }`), 'config.yaml', {});
+    expect(readConfigFiles(loaded).pluginTls.get('p')).toEqual({ ca: Buffer.from(`${certs.ca.cert}\n${certs.server.cert}`) });
+  });
+
+  it('a path that came from the environment is shown as written, never as its value', () => {
+    const lines = problems(configWith('  tls: { cert: "${CERT_DIR}/cert.pem", key: "${KEY}" }'), { CERT_DIR: join(dir, 'secret-dir'), KEY: notPem });
+    expect(lines).toEqual([
+      'config.yaml: server.tls.cert: cannot read "${CERT_DIR}/cert.pem" (from the environment, not shown): ENOENT',
+      'config.yaml: server.tls.key: "${KEY}" (from the environment, not shown) is not a PEM private key (without passphrase)',
+    ]);
+    expect(lines.join('\n')).not.toContain(dir);
+  });
+});

@@ -1,0 +1,119 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
+import { ConfigError, type ConfigProblem } from './config-error.js';
+import type { LoadedConfig } from './load-config.js';
+
+/** The receiver's credentials with every secret in hand (files read). */
+export interface ReceiverCredentials {
+  bearerToken?: string;
+  basic?: { username: string; password: string };
+}
+
+/** What the files a configuration names hold, read and checked. */
+export interface ConfigFiles {
+  /** `server.tls`, when set. */
+  receiverTls?: { cert: Buffer; key: Buffer };
+  /** `server.auth`, when set. */
+  credentials?: ReceiverCredentials;
+  /** `plugins.<name>.tls` of every plugin that has it. */
+  pluginTls: ReadonlyMap<string, ClientTlsOptions>;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+
+/** Whether `pem` holds at least one certificate and every certificate block in it parses. */
+function holdsCertificates(pem: Buffer): boolean {
+  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  try {
+    for (const block of blocks) new X509Certificate(block);
+  } catch {
+    return false;
+  }
+  return blocks.length > 0;
+}
+
+/** Whether Node's TLS (which gRPC uses too) takes these options. */
+function tlsAccepts(options: { cert?: Buffer; key?: Buffer }): boolean {
+  try {
+    createSecureContext(options);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads and checks every file the configuration names — receiver certificate and
+ * key, auth secrets, plugin CA, certificate and key — as start-up needs them.
+ * `hollowtrees validate`, start-up and reload all call this one function, so a
+ * file that would stop start-up fails validation with the same message.
+ *
+ * Throws {@link ConfigError} listing every problem: the YAML path, the file
+ * (never a path that came from the environment) and what is wrong with it.
+ */
+export function readConfigFiles(loaded: LoadedConfig): ConfigFiles {
+  const { config, display } = loaded;
+  const problems: ConfigProblem[] = [];
+  const problem = (path: string, file: string, what: string): undefined => {
+    problems.push({ path, message: `${display.quoted(path, file)} ${what}` });
+    return undefined;
+  };
+  const read = (path: string, file: string): Buffer | undefined => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      // The code only: the system's message repeats the path.
+      problems.push({ path, message: `cannot read ${display.quoted(path, file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).name}` });
+      return undefined;
+    }
+  };
+  /** A secret file's text; the trailing newline an editor or `echo` leaves is not part of it. */
+  const readSecret = (path: string, file: string): string | undefined => {
+    const text = read(path, file)?.toString('utf8').trim();
+    return text === '' ? problem(path, file, 'is empty') : text;
+  };
+  const readCertificate = (path: string, file: string): Buffer | undefined => {
+    const pem = read(path, file);
+    return pem && !tlsAccepts({ cert: pem }) ? problem(path, file, 'is not a PEM certificate') : pem;
+  };
+  const readKey = (path: string, file: string): Buffer | undefined => {
+    const pem = read(path, file);
+    return pem && !tlsAccepts({ key: pem }) ? problem(path, file, 'is not a PEM private key (without passphrase)') : pem;
+  };
+  /** Certificate and key under `prefix` (e.g. `server.tls`), which must belong together. */
+  const readPair = (prefix: string, files: { cert: string; key: string }): { cert: Buffer; key: Buffer } | undefined => {
+    const cert = readCertificate(`${prefix}.cert`, files.cert);
+    const key = readKey(`${prefix}.key`, files.key);
+    if (!cert || !key) return undefined;
+    return tlsAccepts({ cert, key }) ? { cert, key } : problem(`${prefix}.key`, files.key, `is not the key of the certificate in ${prefix}.cert`);
+  };
+
+  const serverTls = config.server.tls;
+  const receiverTls = serverTls && readPair('server.tls', serverTls);
+
+  const auth = config.server.auth;
+  let credentials: ReceiverCredentials | undefined;
+  if (auth) {
+    const bearerToken = auth.bearerToken ?? (auth.bearerTokenFile === undefined ? undefined : readSecret('server.auth.bearerTokenFile', auth.bearerTokenFile));
+    const basic = auth.basic;
+    const password = basic && (basic.password ?? readSecret('server.auth.basic.passwordFile', basic.passwordFile!));
+    credentials = { ...(bearerToken === undefined ? {} : { bearerToken }), ...(basic && password !== undefined ? { basic: { username: basic.username, password } } : {}) };
+  }
+
+  const pluginTls = new Map<string, ClientTlsOptions>();
+  for (const [name, plugin] of Object.entries(config.plugins)) {
+    if (plugin.type !== 'grpc' || !plugin.tls) continue;
+    const { ca: caFile, cert, key, serverName } = plugin.tls;
+    const prefix = `plugins.${name}.tls`;
+    const caPem = caFile === undefined ? undefined : read(`${prefix}.ca`, caFile);
+    // Node's TLS skips what it cannot parse in a CA bundle; every plugin call would then fail verification.
+    const ca = caPem && !holdsCertificates(caPem) ? problem(`${prefix}.ca`, caFile!, 'is not a PEM certificate bundle') : caPem;
+    const pair = cert !== undefined && key !== undefined ? readPair(prefix, { cert, key }) : undefined;
+    pluginTls.set(name, { ...(ca ? { ca } : {}), ...(pair ?? {}), ...(serverName ? { serverName } : {}) });
+  }
+
+  if (problems.length > 0) throw new ConfigError(loaded.file, problems);
+  return { ...(receiverTls ? { receiverTls } : {}), ...(credentials ? { credentials } : {}), pluginTls };
+}
