@@ -1,9 +1,24 @@
+import { normalizeTime } from '@hollowtrees/grpcplugin';
 import { z } from 'zod';
 
 /** Label and annotation maps: string values only, as Prometheus sends them. */
 const stringMap = z.record(z.string(), z.string({ error: 'expected a string value' }));
 
-const time = z.iso.datetime({ offset: true, local: false, error: 'expected an RFC 3339 time' });
+/** Whether a time fits a protobuf Timestamp, as every event time must to reach a plugin. */
+function fitsTimestamp(time: string): boolean {
+  try {
+    normalizeTime(time);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** RFC 3339 (zod checks the calendar; any number of fractional digits, kept to nanoseconds) within years 0001-9999 UTC. */
+const time = z.iso
+  .datetime({ offset: true, local: false, error: 'expected an RFC 3339 time' })
+  // Only once the format passed, so a malformed time gets one message.
+  .refine(fitsTimestamp, { message: 'expected an RFC 3339 time between years 0001 and 9999 UTC', when: (payload) => payload.issues.length === 0 });
 
 /** Go's zero time, which Alertmanager writes for "not set". */
 const GO_ZERO_TIME = /^0001-01-01T00:00:00/;

@@ -12,6 +12,9 @@
  *   and a body that is not valid UTF-8 is refused rather than having its
  *   bytes replaced, which could merge two instances' label values into one group.
  * - Duplicate JSON keys: the last one wins (as in Go's encoding/json).
+ * - Times: RFC 3339 with any number of fractional digits (kept to nanoseconds),
+ *   within a protobuf Timestamp's years 0001-9999 UTC; a leap second is refused
+ *   (Go, which Prometheus and Alertmanager are written in, never writes one).
  * - `__proto__` keys are dropped by validation and never reach a prototype.
  * - Paths are matched byte for byte: no dot-segment or percent decoding, no
  *   trailing-slash or case folding; a query string is ignored.
@@ -235,6 +238,39 @@ const WH = '/webhook/alertmanager';
 const H = ['Content-Type: application/json'];
 
 // ---------------------------------------------------------------- the table
+/**
+ * Times a sender could put in startsAt: [what, value, accepted]. RFC 3339 allows any number of
+ * fractional digits (core keeps nanoseconds); everything else must be a 400, never a 500.
+ */
+const hostileTimes: Array<[string, string, boolean]> = [
+  ['10 fractional digits', '2026-11-25T10:00:00.1234567890Z', true],
+  ['100 fractional digits', `2026-11-25T10:00:00.${'1'.repeat(100)}Z`, true],
+  ['an offset of -00:00', '2026-11-25T10:00:00-00:00', true],
+  ['an offset of +23:59', '2026-11-25T10:00:00+23:59', true],
+  ['the last nanosecond of year 9999', '9999-12-31T23:59:59.999999999Z', true],
+  ['the first second of year 0001 after Go\'s zero time', '0001-01-01T00:00:01Z', true],
+  ['month 13', '2026-13-01T10:00:00Z', false],
+  ['month 00', '2026-00-10T10:00:00Z', false],
+  ['day 32', '2026-01-32T10:00:00Z', false],
+  ['February 29 in a common year', '2026-02-29T10:00:00Z', false],
+  ['hour 24', '2026-11-25T24:00:00Z', false],
+  ['minute 60', '2026-11-25T10:60:00Z', false],
+  ['a leap second (:60)', '2016-12-31T23:59:60Z', false],
+  ['an offset of +99:99', '2026-11-25T10:00:00+99:99', false],
+  ['an offset of +24:00', '2026-11-25T10:00:00+24:00', false],
+  ['an offset without a colon', '2026-11-25T10:00:00+0100', false],
+  ['year 0000', '0000-01-01T00:00:00Z', false],
+  ['year 0001 moved into year 0000 by its offset', '0001-01-01T00:30:00+01:00', false],
+  ['year 9999 moved into year 10000 by its offset', '9999-12-31T23:00:00-05:00', false],
+  ['a five-digit year', '10000-01-01T00:00:00Z', false],
+  ['an expanded year (+275760)', '+275760-09-13T00:00:00Z', false],
+  ['a huge year', `${'9'.repeat(40)}-01-01T00:00:00Z`, false],
+  ['a dot and no fractional digits', '2026-11-25T10:00:00.Z', false],
+  ['no seconds', '2026-11-25T10:00Z', false],
+  ['a space instead of T', '2026-11-25 10:00:00Z', false],
+  ['full-width digits', '\uff12026-11-25T10:00:00Z', false],
+];
+
 
 interface Row {
   /** The behaviour, as the test name. */
@@ -374,6 +410,12 @@ const rows: Row[] = [
   { name: 'refuses startsAt as a Unix timestamp number', send: post(V2, [alert('bad-startsnum', { startsAt: 1_764_064_800 })]), status: 400, error: 'alerts[0].startsAt: Invalid input', reason: 'bad_data' },
   { name: 'refuses null startsAt', send: post(V2, [alert('bad-startsnull', { startsAt: null })]), status: 400, error: 'alerts[0].startsAt: Invalid input', reason: 'bad_data' },
   { name: 'refuses endsAt garbage', send: post(V2, [alert('bad-ends', { endsAt: '2026-13-45T99:00:00Z' })]), status: 400, error: 'alerts[0].endsAt: expected an RFC 3339 time', reason: 'bad_data' },
+  // Hostile times: what zod's RFC 3339 pattern lets through must also fit a protobuf Timestamp (years 0001-9999 UTC).
+  ...hostileTimes.map(([what, time, accepted], i): Row => accepted
+    ? { name: `accepts startsAt with ${what}`, send: post(V2, [alert(`ok-time-${i}`, { startsAt: time })]), status: 200, accepted: 1 }
+    : { name: `refuses startsAt with ${what}, naming the field`, send: post(V2, [alert(`bad-time-${i}`, { startsAt: time })]), status: 400, error: 'alerts[0].startsAt: expected an RFC 3339 time', reason: 'bad_data' }),
+  { name: 'refuses endsAt moved past year 9999 by its offset in a webhook alert', send: post(WH, webhook([firing('bad-whtime', { endsAt: '9999-12-31T23:30:00-01:00' })])), status: 400, error: 'alerts[0].endsAt: expected an RFC 3339 time', reason: 'bad_data' },
+  { name: 'accepts webhook endsAt with 30 fractional digits', send: post(WH, webhook([firing('ok-whtime', { endsAt: `2026-11-25T10:00:00.${'9'.repeat(30)}Z` })])), status: 200, accepted: 1 },
   { name: 'refuses generatorURL as a number', send: post(V2, [alert('bad-gen', { generatorURL: 42 })]), status: 400, error: 'alerts[0].generatorURL: Invalid input: expected string, received number', reason: 'bad_data' },
   { name: 'refuses generatorURL as an object', send: post(V1, [alert('bad-genobj', { generatorURL: { href: 'http://x' } })]), status: 400, error: 'alerts[0].generatorURL: Invalid input: expected string, received object', reason: 'bad_data' },
   { name: 'refuses a whole batch when its second alert is bad, naming the index', send: post(V2, [alert('bad-batch-first'), { labels: { instance_id: 'bad-batch-second' } }]), status: 400, error: 'alerts[1].labels.alertname: required: labels.alertname', reason: 'bad_data' },

@@ -85,6 +85,14 @@ describe('alerts to CloudEvents', () => {
     expect(idOf({ a: 'b1:c' })).not.toBe(idOf({ a: 'b', c: '' }));
   });
 
+  it('keeps nanoseconds of a time with more fractional digits, truncating the rest, in the id too', () => {
+    const parse = (time: string) => parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, startsAt: time, endsAt: time }]), new Date(0), limits)[0]!;
+    const event = parse(`2026-11-25T10:00:00.1234567899${'9'.repeat(90)}Z`);
+    expect(event.time).toBe('2026-11-25T10:00:00.123456789Z');
+    expect(event.data).toMatchObject({ startsAt: '2026-11-25T10:00:00.123456789Z', endsAt: '2026-11-25T10:00:00.123456789Z' });
+    expect(event.id).toBe(parse('2026-11-25T11:00:00.123456789+01:00').id);
+  });
+
   it('ignores unknown fields', () => {
     const [event] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, extra: { deep: [1] }, startsAt }]), new Date(startsAt), limits);
     expect(event!.type).toBe('prometheus.server.alert.A');
