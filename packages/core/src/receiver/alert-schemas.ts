@@ -1,8 +1,21 @@
 import { normalizeTime } from '@hollowtrees/grpcplugin';
 import { z } from 'zod';
 
-/** Label and annotation maps: string values only, as Prometheus sends them. */
-const stringMap = z.record(z.string(), z.string({ error: 'expected a string value' }));
+const STRING_VALUE = 'expected a string value';
+
+/**
+ * Label and annotation maps: string values only, as Prometheus sends them. zod's
+ * record skips a `__proto__` key (assigning it would set the prototype), which
+ * would drop it silently: refuse it instead, whatever its value, since JavaScript
+ * code further on (core's, a plugin's) could drop it the same way.
+ */
+const stringMap = z.preprocess((input, ctx) => {
+  if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) {
+    const value: unknown = (input as Record<string, unknown>)['__proto__'];
+    ctx.addIssue({ code: 'custom', path: ['__proto__'], input: value, message: typeof value === 'string' ? 'the name "__proto__" is reserved' : STRING_VALUE });
+  }
+  return input;
+}, z.record(z.string(), z.string({ error: STRING_VALUE })));
 
 /** Whether a time fits a protobuf Timestamp, as every event time must to reach a plugin. */
 function fitsTimestamp(time: string): boolean {

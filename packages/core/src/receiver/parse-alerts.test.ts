@@ -122,6 +122,14 @@ describe('alerts to CloudEvents', () => {
     expect(err.message).toContain(message);
   });
 
+  it('refuses a __proto__ label or annotation with one message, whatever its value, and pollutes nothing', () => {
+    const message = (text: string) => refusal(() => parseAlerts('api_v2', body(text), new Date(), limits)).message;
+    expect(message('[{"labels":{"__proto__":{"alertname":"A"}}}]')).toBe('alerts[0].labels.__proto__: expected a string value');
+    expect(message('[{"labels":{"alertname":"A","__proto__":"x"}}]')).toBe('alerts[0].labels.__proto__: the name "__proto__" is reserved');
+    expect(message('[{"labels":{"alertname":"A"},"annotations":{"__proto__":null}}]')).toBe('alerts[0].annotations.__proto__: expected a string value');
+    expect(({} as Record<string, unknown>).alertname).toBeUndefined();
+  });
+
   it('refuses a webhook payload of another version', () => {
     const err = refusal(() => parseAlerts('webhook', body({ ...(webhookFiring as object), version: '3' }), new Date(), limits));
     expect(err.message).toBe('version: expected version "4" (Alertmanager webhook payload)');
