@@ -23,7 +23,7 @@ afterEach(async () => {
 const instanceOf = (event: CloudEvent): string => (event.data as { labels: { instance_id: string } }).labels.instance_id;
 const alert = (instance: string, startsAt = '2026-11-25T10:00:00Z') =>
   JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: instance }, startsAt }]);
-const post = (url: string, body: string) => fetch(`${url}/api/v2/alerts`, { method: 'POST', body });
+const post = (url: string, body: string) => fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
 
 const config = (pluginAddress: string, extra = '') => `
 ${extra}

@@ -7,6 +7,7 @@ export type RejectReason =
   | 'too_many_alerts'
   | 'not_found'
   | 'method_not_allowed'
+  | 'unsupported_media_type'
   | 'unauthorized'
   | 'overloaded'
   | 'queue_full'

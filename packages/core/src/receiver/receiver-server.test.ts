@@ -68,7 +68,7 @@ describe('receiver', () => {
     const declared = await send(core, 'POST', '/api/v2/alerts', big, { 'content-type': 'application/json' });
     expect(declared.status).toBe(413);
     expect(JSON.parse(declared.body).error).toBe('request body is larger than the limit of 4096 bytes');
-    const chunked = await send(core, 'POST', '/api/v2/alerts', big, { 'transfer-encoding': 'chunked' });
+    const chunked = await send(core, 'POST', '/api/v2/alerts', big, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     expect(chunked.status).toBe(413);
   });
 

@@ -8,6 +8,7 @@ import type { Drop } from '../flow/flow-engine.js';
 import type { CoreMetrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
 import { HttpError } from './http-error.js';
+import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
 
@@ -182,6 +183,7 @@ export class Receiver {
 
   private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { limits, metrics, sink } = this.options;
+    requireJson(req);
     if (!this.ready) throw shuttingDown();
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
