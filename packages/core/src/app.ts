@@ -113,6 +113,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     host,
     port,
     limits: config.server.limits,
+    timeouts: config.server.timeouts,
     sink: (event, receivedAt) => current.engine.dispatch(event, receivedAt),
     status: {
       flows: () => current.engine.flowStatus(),
@@ -151,7 +152,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     async reload(next) {
       if (closing) throw new Error('shutting down: configuration not reloaded');
       for (const warning of next.warnings) logger.warn(warning);
-      const needsRestart: string[] = (['listen', 'tls'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
+      const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
       if (JSON.stringify(next.config.state) !== JSON.stringify(config.state)) needsRestart.push('state');
       const authenticate = createAuthenticator(next.config.server.auth, next.file);
       const previous = current;

@@ -30,11 +30,14 @@
  *   request: the client gets the same bare 400, and core counts it as `bad_data`.
  * - A client that hangs up before its body is complete is counted as
  *   `bad_data` (nobody is left to read the answer).
+ * - A client that stalls (timeouts at the end of this file) loses its request
+ *   slot after the body timeout (408 in JSON) and its connection after the
+ *   headers timeout (a bare 408) or the idle timeout, whether or not it reads.
  * - With auth on, every path but the probes answers 401 before the body or
  *   the route is looked at, so an unauthenticated client learns nothing.
  */
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RejectReason } from './http-error.js';
 import { readFixture } from '../test-support/fixtures.js';
@@ -632,5 +635,126 @@ describe('receiver under bad input', () => {
     expect(call.event.type).toBe('prometheus.server.alert.SpotTerminationNotice');
     expect((call.event.data as { labels: Record<string, string> }).labels.instance_id).toBe('ok-after-table');
     await expect.poll(() => open.engine.recentRuns().find((r) => r.groupKey.includes('ok-after-table'))?.outcome).toBe('succeeded');
+  });
+});
+
+// ---------------------------------------------------------------- timeouts
+
+/** Short timeouts, so a stalled client is cut off within the test; the body one is well under the idle one. */
+const TIMEOUTS = { headers: 500, body: 1_000, idle: 3_000 };
+const SLOTS = 4;
+const timeoutConfig = (plugin: string): string =>
+  coreConfig(`  limits: { maxConcurrentRequests: ${SLOTS} }\n  timeouts: { headers: ${TIMEOUTS.headers}ms, body: ${TIMEOUTS.body}ms, idle: ${TIMEOUTS.idle}ms }`, plugin);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A connection that sends `data`, then neither sends nor reads anything (its socket is paused from the start). */
+function stalled(port: number, data: string | Buffer): Promise<Socket> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(data, () => resolve(socket)));
+    socket.pause();
+    socket.on('error', () => {}); // the server may reset it: these tests are about the server letting go
+  });
+}
+
+/** Resumes reading a paused socket: resolves with what it received once the server has closed it, or after `ms`. */
+function drain(socket: Socket, ms: number): Promise<{ closed: boolean; received: string }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const done = (closed: boolean): void => resolve({ closed, received: Buffer.concat(chunks).toString('latin1') });
+    const timer = setTimeout(() => done(false), ms);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      done(true);
+    });
+    socket.resume();
+  });
+}
+
+describe('receiver timeouts: a stalled client loses its slot and its connection', () => {
+  let plugin: RecordingPlugin;
+  let core: TestCore;
+
+  beforeAll(async () => {
+    plugin = await startRecordingPlugin();
+    core = await startTestCore(timeoutConfig(plugin.address));
+  });
+  afterAll(async () => {
+    await core?.close();
+    await plugin?.close();
+  });
+
+  it('frees every slot held by uploads stalled after one body byte whose clients never read: a normal alert gets 200 while they stay connected', async () => {
+    const uploads = await Promise.all(Array.from({ length: 10 * SLOTS }, () => stalled(core.port, rawRequest(`POST ${V2} HTTP/1.1`, [...H, 'Content-Length: 100'], '['))));
+    try {
+      // The stalled uploads hold every slot: an alert is refused for overload.
+      let reply = await post(V2, [alert('stall-probe')])(core.port);
+      for (let i = 0; reply.status !== 503 && i < 50; i++) reply = await post(V2, [alert('stall-probe')])(core.port);
+      expect(reply.status, reply.body).toBe(503);
+      expect(JSON.parse(reply.body).errorType).toBe('overloaded');
+      // Within the body timeout (plus slack for a busy machine) they lose their slots.
+      const deadline = Date.now() + TIMEOUTS.body + 5_000;
+      while (reply.status !== 200 && Date.now() < deadline) {
+        await sleep(50);
+        reply = await post(V2, [alert('stall-after')])(core.port);
+      }
+      expect(reply.status, reply.body).toBe(200);
+      expect(uploads.filter((s) => s.destroyed)).toEqual([]);
+      expect((await rejectedByReason(core)).timeout).toBeGreaterThanOrEqual(SLOTS);
+    } finally {
+      for (const s of uploads) s.destroy();
+    }
+  });
+
+  it('answers a stalled upload whose client reads with 408 and a JSON reason, and closes the connection', async () => {
+    const reply = await raw(rawRequest(`POST ${V2} HTTP/1.1`, [...H, 'Content-Length: 100'], '[{"labels":'))(core.port);
+    expect(reply.status).toBe(408);
+    expect(reply.headers.connection).toBe('close');
+    expect(JSON.parse(reply.body)).toEqual({ status: 'error', errorType: 'timeout', error: `request body not complete within ${TIMEOUTS.body / 1_000}s` });
+  });
+
+  it('answers headers that never end with a bare 408 and counts it as a timeout', async () => {
+    const before = (await rejectedByReason(core)).timeout ?? 0;
+    const reply = await raw(`POST ${V2} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n`)(core.port);
+    expect(reply.status).toBe(408);
+    expect(reply.reasonPhrase).toBe('Request Timeout');
+    expect((await rejectedByReason(core)).timeout).toBe(before + 1);
+  });
+
+  it('destroys connections stalled in their headers whose clients never read, well before the idle timeout', async () => {
+    const sockets = await Promise.all(Array.from({ length: 5 }, () => stalled(core.port, `POST ${V2} HTTP/1.1\r\nHost: x\r\n`)));
+    // Headers timeout, Node's check (an eighth of a second here), then one second to read the bare 408.
+    await sleep(TIMEOUTS.headers + 125 + 1_000 + 400);
+    // A write to a destroyed peer is answered with a reset; a half-closed one would take it silently.
+    const outcomes = await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<string>((resolve) => {
+            socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+            socket.write('X');
+            setTimeout(() => socket.write('X'), 200);
+            setTimeout(() => resolve('still open'), 1_500);
+          }),
+      ),
+    );
+    for (const socket of sockets) socket.destroy();
+    expect(outcomes.filter((o) => o !== 'EPIPE' && o !== 'ECONNRESET')).toEqual([]);
+  });
+
+  it('closes a connection whose client stops reading the answers it asked for, after the idle timeout', async () => {
+    // Far more answers than the socket buffers hold: the server's writes stall and nothing moves.
+    const asked = 5_000;
+    const socket = await stalled(core.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(asked));
+    await sleep(TIMEOUTS.idle + 1_000);
+    const { closed, received } = await drain(socket, 5_000);
+    socket.destroy();
+    expect(closed).toBe(true);
+    expect(received.split('HTTP/1.1 200 OK').length - 1).toBeLessThan(asked);
+  });
+
+  it('still answers probes and alerts afterwards', async () => {
+    expect((await http('GET', '/-/healthy')(core.port)).status).toBe(200);
+    expect((await post(V2, [alert('stall-last')])(core.port)).status).toBe(200);
   });
 });

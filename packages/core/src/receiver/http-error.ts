@@ -10,6 +10,7 @@ export type RejectReason =
   | 'unsupported_media_type'
   | 'unauthorized'
   | 'overloaded'
+  | 'timeout'
   | 'queue_full'
   | 'shutting_down'
   | 'internal';
