@@ -60,6 +60,8 @@ export interface HollowtreesOptions {
   pluginAddress: string;
   /** Extra `node` flags, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
+  /** `server.limits.maxBodyBytes`, for batches over the default 1 MiB. */
+  maxBodyBytes?: number;
 }
 
 /**
@@ -75,7 +77,7 @@ export async function startHollowtrees(options: HollowtreesOptions): Promise<Tar
     `log:
   level: warn
 server:
-  shutdownGracePeriod: 1s
+  shutdownGracePeriod: 1s${options.maxBodyBytes ? `\n  limits: { maxBodyBytes: ${options.maxBodyBytes} }` : ''}
 plugins:
   sink:
     type: grpc

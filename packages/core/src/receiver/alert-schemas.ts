@@ -54,22 +54,22 @@ export const postableAlertSchema = z.object({
   generatorURL: z.string().optional().default(''),
 });
 
-export const postableAlertsSchema = z.array(postableAlertSchema, { error: 'expected a JSON array of alerts' });
+/** The v2/v1 body: an array of alerts, each validated on its own with {@link postableAlertSchema}. */
+export const alertArraySchema = z.array(z.unknown(), { error: 'expected a JSON array of alerts' });
 
 /** One alert inside an Alertmanager webhook payload (version 4). */
-const webhookAlertSchema = postableAlertSchema.extend({
+export const webhookAlertSchema = postableAlertSchema.extend({
   status: z.enum(['firing', 'resolved']),
   fingerprint: z.string().optional().default(''),
 });
 
-/** The Alertmanager webhook receiver payload, version 4. */
-export const webhookPayloadSchema = z.object({
+/** The Alertmanager webhook receiver payload, version 4; its alerts are validated on their own with {@link webhookAlertSchema}. */
+export const webhookEnvelopeSchema = z.object({
   version: z.literal('4', { error: 'expected version "4" (Alertmanager webhook payload)' }),
   groupKey: z.string().optional().default(''),
   externalURL: z.string().optional().default(''),
-  alerts: z.array(webhookAlertSchema),
+  alerts: z.array(z.unknown()),
 });
 
 export type PostableAlert = z.output<typeof postableAlertSchema>;
 export type WebhookAlert = z.output<typeof webhookAlertSchema>;
-export type WebhookPayload = z.output<typeof webhookPayloadSchema>;

@@ -11,6 +11,7 @@ import { HttpError } from './http-error.js';
 import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
+import { slicer } from './slices.js';
 
 /** Where accepted events go (the flow engine); says which flows could not take the event and why. */
 export type EventSink = (event: CloudEvent, receivedAt: number) => { dropped: readonly Drop[] };
@@ -222,11 +223,13 @@ export class Receiver {
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
       const receivedAt = this.options.now?.() ?? new Date();
-      const events = parseAlerts(format, body, receivedAt, limits);
+      const events = await parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
       let notTaken = 0;
       let firstDrop: Drop | undefined;
+      const nextEvent = slicer();
       for (const event of events) {
+        await nextEvent();
         metrics.eventsReceived.inc({ source: format, type: event.type });
         const { dropped } = sink(event, at);
         if (dropped.length === 0) continue;
