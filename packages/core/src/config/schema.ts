@@ -166,5 +166,6 @@ export type GrpcPluginConfig = z.output<typeof grpcPlugin>;
 export type FilterValue = z.output<typeof filterValue>;
 export type RetryConfig = z.output<typeof retry>;
 export type ReceiverLimits = z.output<typeof limits>;
+/** `server.timeouts`, in milliseconds: headers, body and idle. */
 export type ReceiverTimeouts = z.output<typeof timeouts>;
 export type AuthConfig = z.output<typeof auth>;

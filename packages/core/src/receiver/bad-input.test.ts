@@ -641,7 +641,7 @@ describe('receiver under bad input', () => {
 // ---------------------------------------------------------------- timeouts
 
 /** Short timeouts, so a stalled client is cut off within the test; the body one is well under the idle one. */
-const TIMEOUTS = { headers: 500, body: 1_000, idle: 3_000 };
+const TIMEOUTS = { headers: 500, body: 2_000, idle: 3_000 };
 const SLOTS = 4;
 const timeoutConfig = (plugin: string): string =>
   coreConfig(`  limits: { maxConcurrentRequests: ${SLOTS} }\n  timeouts: { headers: ${TIMEOUTS.headers}ms, body: ${TIMEOUTS.body}ms, idle: ${TIMEOUTS.idle}ms }`, plugin);
