@@ -62,6 +62,8 @@ export interface HollowtreesOptions {
   nodeArgs?: string[];
   /** Keep run state in this journal (survives the target's stop). Default: memory only. */
   stateFile?: string;
+  /** `server.limits.maxBodyBytes`, for batches over the default 1 MiB. */
+  maxBodyBytes?: number;
 }
 
 /**
@@ -77,7 +79,7 @@ export async function startHollowtrees(options: HollowtreesOptions): Promise<Tar
     `log:
   level: warn
 ${options.stateFile ? `state:\n  file: ${options.stateFile}\n` : ''}server:
-  shutdownGracePeriod: 1s
+  shutdownGracePeriod: 1s${options.maxBodyBytes ? `\n  limits: { maxBodyBytes: ${options.maxBodyBytes} }` : ''}
 plugins:
   sink:
     type: grpc

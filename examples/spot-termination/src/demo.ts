@@ -4,7 +4,7 @@ import { spotAlert, startSpotTerminationStack } from './stack.js';
 
 const stack = await startSpotTerminationStack(createLogger('info'));
 console.error(`core on ${stack.core.url}; reclaiming ${stack.instanceId} (node ${stack.nodeName}, group ${stack.groupName})`);
-const res = await fetch(`${stack.core.url}/api/v2/alerts`, { method: 'POST', body: JSON.stringify(spotAlert(stack.instanceId)) });
+const res = await fetch(`${stack.core.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spotAlert(stack.instanceId)) });
 console.error(`POST /api/v2/alerts -> ${res.status}`);
 while (stack.core.engine.recentRuns().length === 0) await new Promise((r) => setTimeout(r, 20));
 const [run] = stack.core.engine.recentRuns();

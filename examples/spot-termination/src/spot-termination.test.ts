@@ -18,7 +18,7 @@ describe('spot termination end to end through core', () => {
   afterAll(() => stack.close());
 
   it('one alert runs the drain plugin, then the AWS plugin, in one flow, and the attributes are passed along', async () => {
-    const res = await fetch(`${stack.core.url}/api/v2/alerts`, { method: 'POST', body: JSON.stringify(spotAlert(stack.instanceId)) });
+    const res = await fetch(`${stack.core.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spotAlert(stack.instanceId)) });
     expect(res.status).toBe(200);
     for (let i = 0; i < 500 && stack.core.engine.recentRuns().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
 

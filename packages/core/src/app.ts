@@ -179,6 +179,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     host,
     port,
     limits: config.server.limits,
+    timeouts: config.server.timeouts,
     sink: {
       accept: (event, receivedAt) => current.engine.dispatch(event, receivedAt),
       commit: () => current.engine.commit(),
@@ -226,7 +227,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     async reload(next) {
       if (closing) throw new Error('shutting down: configuration not reloaded');
       for (const warning of next.warnings) logger.warn(warning);
-      const needsRestart: string[] = (['listen', 'tls'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
+      const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
       if (next.config.state.file !== config.state.file || next.config.state.maxGroups !== config.state.maxGroups) needsRestart.push('state');
       const nextFiles = readConfigFiles(next);
       const authenticate = createAuthenticator(nextFiles.credentials);

@@ -65,7 +65,7 @@ describe('hollowtrees CLI', () => {
     const core = start(['--listen', '127.0.0.1:0']);
     expect(await core.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('no --config given'))).toBeDefined();
     const started = await core.waitFor((l) => l.msg === 'hollowtrees started');
-    const res = await fetch(`http://${started.listen as string}/api/v2/alerts`, { method: 'POST', body: alert });
+    const res = await fetch(`http://${started.listen as string}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alert });
     expect(res.status).toBe(200);
     const logged = await core.waitFor((l) => l.plugin === 'log');
     expect(logged).toMatchObject({ flow: 'demo', event: { type: 'prometheus.server.alert.SpotInstanceTerminating', data: { labels: { instance_id: 'i-0abc' } } } });
@@ -78,7 +78,7 @@ describe('hollowtrees CLI', () => {
     const core = start(['--config', config, '--dry-run', '--listen', '127.0.0.1:0']);
     const started = await core.waitFor((l) => l.msg === 'hollowtrees started');
     expect(started.dryRun).toBe(true);
-    await fetch(`http://${started.listen as string}/api/v2/alerts`, { method: 'POST', body: alert });
+    await fetch(`http://${started.listen as string}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alert });
     expect(await core.waitFor((l) => l.msg === 'dry run: would call plugin drain')).toMatchObject({ plugin: 'drain', event: { data: { labels: { instance_id: 'i-0abc' } } } });
     expect(await core.waitFor((l) => l.msg === 'flow run succeeded')).toBeDefined();
   });

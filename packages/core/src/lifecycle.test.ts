@@ -233,9 +233,10 @@ describe('reload on SIGHUP', () => {
     const flows = async () => ((await (await fetch(`${url}/api/v1/status/flows`)).json()) as Array<{ name: string }>).map((f) => f.name);
     expect(await flows()).toEqual(['first']);
 
-    writeFileSync(file, 'server: { listen: "127.0.0.1:0" }\nflows:\n  second: { allowedEvents: [prometheus.server.alert.*], plugins: [log] }\n');
+    writeFileSync(file, 'server: { listen: "127.0.0.1:0", timeouts: { idle: 2m } }\nflows:\n  second: { allowedEvents: [prometheus.server.alert.*], plugins: [log] }\n');
     core.child.kill('SIGHUP');
-    await core.waitFor((l) => l.msg === 'configuration reloaded');
+    // The receiver's timeouts are set up with its server: the log says they wait for a restart.
+    expect(await core.waitFor((l) => l.msg === 'configuration reloaded')).toMatchObject({ needsRestart: ['timeouts'] });
     expect(await flows()).toEqual(['second']);
     await post(url, alert('i-after-reload'));
     await core.waitFor((l) => l.msg === 'flow run succeeded' && l.flow === 'second');

@@ -59,6 +59,15 @@ describe('event codec', () => {
     expect(eventFromProto(proto).time).toBe('2026-01-02T02:04:05.000000007Z');
   });
 
+  it('truncates fractional digits past nanoseconds, as RFC 3339 allows any number', () => {
+    const proto = eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', time: `2026-01-02T03:04:05.1234567899${'9'.repeat(90)}Z` });
+    expect(proto.attributes.time?.attr).toEqual({ $case: 'ceTimestamp', value: { seconds: Date.UTC(2026, 0, 2, 3, 4, 5) / 1000, nanos: 123_456_789 } });
+  });
+
+  it.each(['0000-12-31T23:59:59.999999999Z', '0001-01-01T00:30:00+01:00', '9999-12-31T23:00:00-05:00'])('rejects %s, outside a protobuf Timestamp\'s years 0001 to 9999 UTC', (time) => {
+    expect(() => eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', time })).toThrow(`time outside years 0001 to 9999 UTC: "${time}"`);
+  });
+
   it('rejects a time that is not RFC 3339, naming the value', () => {
     expect(() => eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', time: 'yesterday' })).toThrow(/not an RFC 3339 time: "yesterday"/);
   });

@@ -1,13 +1,24 @@
 import type { Timestamp } from './gen/google/protobuf/timestamp.js';
 
-const RFC3339 = /^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
+/** RFC 3339 allows any number of fractional digits; those past nanoseconds are dropped. */
+const RFC3339 = /^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/;
 
-/** Parses an RFC 3339 time keeping nanoseconds, which `Date` would drop. */
+/** The range of a protobuf Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
+const MIN_SECONDS = -62_135_596_800;
+const MAX_SECONDS = 253_402_300_799;
+
+/**
+ * Parses an RFC 3339 time keeping nanoseconds, which `Date` would drop; digits
+ * past nanoseconds are truncated. Throws a RangeError for anything else, and for
+ * a time outside a protobuf Timestamp's range (years 0001 to 9999 in UTC).
+ */
 export function timestampFromString(value: string): Timestamp {
   const m = RFC3339.exec(value);
   const millis = m ? Date.parse(`${m[1]!.replace(/[t ]/, 'T')}${m[3]!.toUpperCase()}`) : NaN;
   if (!m || Number.isNaN(millis)) throw new RangeError(`not an RFC 3339 time: ${JSON.stringify(value)}`);
-  return { seconds: Math.floor(millis / 1000), nanos: Number((m[2] ?? '').padEnd(9, '0')) };
+  const seconds = Math.floor(millis / 1000);
+  if (seconds < MIN_SECONDS || seconds > MAX_SECONDS) throw new RangeError(`time outside years 0001 to 9999 UTC: ${JSON.stringify(value)}`);
+  return { seconds, nanos: Number((m[2] ?? '').slice(0, 9).padEnd(9, '0')) };
 }
 
 /** Formats a protobuf Timestamp as RFC 3339 in UTC, trailing zeros dropped (like Go's RFC3339Nano). */

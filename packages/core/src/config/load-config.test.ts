@@ -39,6 +39,7 @@ flows:
       listen: '127.0.0.1:9092',
       shutdownGracePeriod: 30_000,
       limits: { maxBodyBytes: 1_048_576, maxAlertsPerRequest: 10_000, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024 },
+      timeouts: { headers: 10_000, body: 30_000, idle: 60_000 },
     });
     expect(config.plugins['k8s-drain']).toMatchObject({ type: 'grpc', timeout: 90_000, retry: { attempts: 3, initialBackoff: 200, maxBackoff: 5_000 } });
     expect(config.flows.spot).toMatchObject({ cooldown: 330_000, groupBy: ['instance_id'], filters: {}, concurrency: 1_000, queueSize: 10_000 });
@@ -166,6 +167,8 @@ flows:
     ['an empty plugin list', flowYaml('', '[]'), 'config.yaml: flows.spot.plugins: expected at least one plugin'],
     ['a plugin without type', `plugins:\n  x: { address: "a:1" }\n${flowYaml()}`, 'config.yaml: plugins.x.type: expected type: grpc or type: log'],
     ['a grpc plugin without address', `plugins:\n  x: { type: grpc }\n${flowYaml()}`, 'config.yaml: plugins.x.address: required (expected string)'],
+    ['a receiver timeout of zero (Node would read it as none)', `server: { timeouts: { body: 0s } }\n${flowYaml()}`, 'config.yaml: server.timeouts.body: expected a duration from 100ms to 1h'],
+    ['a receiver timeout that is not a duration', `server: { timeouts: { idle: forever } }\n${flowYaml()}`, 'config.yaml: server.timeouts.idle: expected a duration like 30s, 5m or 1h30m, got "forever"'],
     ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected host:port, e.g. 127.0.0.1:9092'],
     ['a bad filter regex', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: { regex: "([" } }'), 'config.yaml: flows.spot.filters.node.regex: expected a valid regular expression'],
     ['a filter of the wrong shape', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: 5 }'), 'config.yaml: flows.spot.filters.node: expected a string, a list of strings, { not: ... } or { regex: ... }'],

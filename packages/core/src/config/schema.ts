@@ -118,6 +118,22 @@ const limits = z.strictObject({
 });
 const defaultLimits = { maxBodyBytes: 1024 * 1024, maxAlertsPerRequest: 10_000, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024 };
 
+/** A receiver timeout: whole milliseconds, so Node takes it, and never 0, which Node reads as "none". */
+const timeout = duration
+  .refine((ms) => ms >= 100 && ms <= 3_600_000, 'expected a duration from 100ms to 1h')
+  .transform((ms) => Math.ceil(ms));
+
+/** Receiver timeouts, so a stalled client cannot hold a request slot or a connection; each default is documented in the README. */
+const timeouts = z.strictObject({
+  /** From a request's first byte until its headers are in; then a bare 408 and the connection is closed. */
+  headers: timeout.default(10_000),
+  /** From the headers until the whole body is in; then 408 and the request slot is free. */
+  body: timeout.default(30_000),
+  /** No byte moving either way on a connection for this long (a client that stopped sending or reading): it is closed. */
+  idle: timeout.default(60_000),
+});
+const defaultTimeouts = { headers: 10_000, body: 30_000, idle: 60_000 };
+
 const exactlyOne = (a: unknown, b: unknown): boolean => (a === undefined) !== (b === undefined);
 
 /** Receiver auth, as Prometheus' and Alertmanager's http_config can send it. Secrets inline (use `${ENV}`) or in files. */
@@ -142,6 +158,7 @@ const server = z.strictObject({
   /** Without it the receiver takes alerts from anyone who can reach it. */
   auth: auth.optional(),
   limits: limits.default(defaultLimits),
+  timeouts: timeouts.default(defaultTimeouts),
   /** How long shutdown waits for runs in flight before cancelling them. */
   shutdownGracePeriod: duration.default(30_000),
 });
@@ -165,7 +182,7 @@ const state = z.strictObject({
 export const configSchema = z.strictObject({
   state: state.default({ maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 }),
   global: legacyGlobal.optional(),
-  server: server.default({ listen: '127.0.0.1:9092', limits: defaultLimits, shutdownGracePeriod: 30_000 }),
+  server: server.default({ listen: '127.0.0.1:9092', limits: defaultLimits, timeouts: defaultTimeouts, shutdownGracePeriod: 30_000 }),
   log: log.default({ level: 'info' }),
   plugins: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'plugin names use letters, digits, . _ -'), plugin).default({}),
   flows: z.record(z.string().min(1), flow),
@@ -180,4 +197,6 @@ export type FilterValue = z.output<typeof filterValue>;
 export type RetryConfig = z.output<typeof retry>;
 export type RunRetryConfig = z.output<typeof runRetry>;
 export type ReceiverLimits = z.output<typeof limits>;
+/** `server.timeouts`, in milliseconds: headers, body and idle. */
+export type ReceiverTimeouts = z.output<typeof timeouts>;
 export type AuthConfig = z.output<typeof auth>;

@@ -1,9 +1,37 @@
+import { normalizeTime } from '@hollowtrees/grpcplugin';
 import { z } from 'zod';
 
-/** Label and annotation maps: string values only, as Prometheus sends them. */
-const stringMap = z.record(z.string(), z.string({ error: 'expected a string value' }));
+const STRING_VALUE = 'expected a string value';
 
-const time = z.iso.datetime({ offset: true, local: false, error: 'expected an RFC 3339 time' });
+/**
+ * Label and annotation maps: string values only, as Prometheus sends them. zod's
+ * record skips a `__proto__` key (assigning it would set the prototype), which
+ * would drop it silently: refuse it instead, whatever its value, since JavaScript
+ * code further on (core's, a plugin's) could drop it the same way.
+ */
+const stringMap = z.preprocess((input, ctx) => {
+  if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) {
+    const value: unknown = (input as Record<string, unknown>)['__proto__'];
+    ctx.addIssue({ code: 'custom', path: ['__proto__'], input: value, message: typeof value === 'string' ? 'the name "__proto__" is reserved' : STRING_VALUE });
+  }
+  return input;
+}, z.record(z.string(), z.string({ error: STRING_VALUE })));
+
+/** Whether a time fits a protobuf Timestamp, as every event time must to reach a plugin. */
+function fitsTimestamp(time: string): boolean {
+  try {
+    normalizeTime(time);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** RFC 3339 (zod checks the calendar; any number of fractional digits, kept to nanoseconds) within years 0001-9999 UTC. */
+const time = z.iso
+  .datetime({ offset: true, local: false, error: 'expected an RFC 3339 time' })
+  // Only once the format passed, so a malformed time gets one message.
+  .refine(fitsTimestamp, { message: 'expected an RFC 3339 time between years 0001 and 9999 UTC', when: (payload) => payload.issues.length === 0 });
 
 /** Go's zero time, which Alertmanager writes for "not set". */
 const GO_ZERO_TIME = /^0001-01-01T00:00:00/;
@@ -26,22 +54,22 @@ export const postableAlertSchema = z.object({
   generatorURL: z.string().optional().default(''),
 });
 
-export const postableAlertsSchema = z.array(postableAlertSchema, { error: 'expected a JSON array of alerts' });
+/** The v2/v1 body: an array of alerts, each validated on its own with {@link postableAlertSchema}. */
+export const alertArraySchema = z.array(z.unknown(), { error: 'expected a JSON array of alerts' });
 
 /** One alert inside an Alertmanager webhook payload (version 4). */
-const webhookAlertSchema = postableAlertSchema.extend({
+export const webhookAlertSchema = postableAlertSchema.extend({
   status: z.enum(['firing', 'resolved']),
   fingerprint: z.string().optional().default(''),
 });
 
-/** The Alertmanager webhook receiver payload, version 4. */
-export const webhookPayloadSchema = z.object({
+/** The Alertmanager webhook receiver payload, version 4; its alerts are validated on their own with {@link webhookAlertSchema}. */
+export const webhookEnvelopeSchema = z.object({
   version: z.literal('4', { error: 'expected version "4" (Alertmanager webhook payload)' }),
   groupKey: z.string().optional().default(''),
   externalURL: z.string().optional().default(''),
-  alerts: z.array(webhookAlertSchema),
+  alerts: z.array(z.unknown()),
 });
 
 export type PostableAlert = z.output<typeof postableAlertSchema>;
 export type WebhookAlert = z.output<typeof webhookAlertSchema>;
-export type WebhookPayload = z.output<typeof webhookPayloadSchema>;

@@ -20,7 +20,7 @@ flows:
   spot: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [log] }
 `;
 
-const postWith = (core: TestCore, headers: Record<string, string>) => fetch(`${core.url}/api/v2/alerts`, { method: 'POST', headers, body: alerts });
+const postWith = (core: TestCore, headers: Record<string, string>) => fetch(`${core.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: alerts });
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('receiver auth', () => {
@@ -105,7 +105,7 @@ flows:
 
   const httpsPost = (path: string, body: string, ca?: string): Promise<number> =>
     new Promise((resolve, reject) => {
-      const req = request(`${core.url.replace('127.0.0.1', 'localhost')}${path}`, { method: 'POST', ...(ca ? { ca } : {}) }, (res) => {
+      const req = request(`${core.url.replace('127.0.0.1', 'localhost')}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, ...(ca ? { ca } : {}) }, (res) => {
         res.resume();
         resolve(res.statusCode!);
       });

@@ -110,6 +110,12 @@ function fixtureCases(): Case[] {
   return cases;
 }
 
+/** Every real payload under each media type a browser may send cross-site without a preflight, and under none. */
+function mediaTypeCases(): Case[] {
+  const types = ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=----x', null];
+  return fixtureCases().flatMap((c) => types.map((contentType): Case => ({ ...c, name: `${c.name} sent as ${contentType ?? 'no Content-Type'}`, contentType, expect: 'rejected' })));
+}
+
 function randomBytesCases(rng: Rng, count: number): Case[] {
   const contentTypes = ['application/json', 'text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded', null];
   const cases: Case[] = [];
@@ -117,7 +123,9 @@ function randomBytesCases(rng: Rng, count: number): Case[] {
     const length = rng.float() < 0.9 ? rng.int(512) : rng.int(64 * 1024);
     const body = rng.bytes(length);
     const contentType = rng.pick(contentTypes);
-    for (const path of ALERT_PATHS) cases.push({ name: `random bytes #${i} (${length} B) on ${path}`, path, body, expect: randomBodyExpectation(path, body), contentType });
+    // Only application/json is read: any other media type is refused before the body is.
+    const expect = (path: AlertPath): Expectation => (contentType === 'application/json' ? randomBodyExpectation(path, body) : 'rejected');
+    for (const path of ALERT_PATHS) cases.push({ name: `random bytes #${i} (${length} B) on ${path}`, path, body, expect: expect(path), contentType });
   }
   return cases;
 }
@@ -556,6 +564,10 @@ describe('the receiver under garbage input', () => {
     const cases = fixtureCases();
     expect(cases.length).toBe(prometheusCapture.length * 2 + 2);
     await check(cases, 5_000);
+  });
+
+  it('refuses every real payload sent as another media type than application/json, or none, with a 4xx', async () => {
+    await check(mediaTypeCases(), 5_000);
   });
 
   it('refuses random bytes with a 4xx and a JSON reason on every alert path', async () => {

@@ -10,9 +10,9 @@ const webhookResolved = readFixture<unknown>('alertmanager-0.25-webhook-resolved
 const limits = { maxBodyBytes: 1 << 20, maxAlertsPerRequest: 100, maxLabelsPerAlert: 10, maxLabelLength: 64, maxConcurrentRequests: 10 };
 const body = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
-function refusal(run: () => unknown): HttpError {
+async function refusal(run: () => Promise<unknown>): Promise<HttpError> {
   try {
-    run();
+    await run();
   } catch (err) {
     expect(err).toBeInstanceOf(HttpError);
     return err as HttpError;
@@ -24,8 +24,8 @@ describe('alerts to CloudEvents', () => {
   const first = prometheusRequests[0]!.body;
   const startsAt = '2026-11-25T03:32:16.258Z';
 
-  it('turns a Prometheus 2.42 postable alert into a firing event', () => {
-    const [event] = parseAlerts('api_v2', body(first), new Date('2026-11-25T03:32:18.258Z'), limits);
+  it('turns a Prometheus 2.42 postable alert into a firing event', async () => {
+    const [event] = await parseAlerts('api_v2', body(first), new Date('2026-11-25T03:32:18.258Z'), limits);
     expect(event).toEqual({
       id: expect.stringMatching(/^[0-9a-f]{32}$/),
       source: 'http://vm:19190',
@@ -45,8 +45,8 @@ describe('alerts to CloudEvents', () => {
     });
   });
 
-  it('gives every re-send of one occurrence the same id, and the next occurrence another', () => {
-    const ids = prometheusRequests.map((r) => parseAlerts('api_v2', body(r.body), new Date(startsAt), limits)[0]!.id);
+  it('gives every re-send of one occurrence the same id, and the next occurrence another', async () => {
+    const ids = await Promise.all(prometheusRequests.map(async (r) => (await parseAlerts('api_v2', body(r.body), new Date(startsAt), limits))[0]!.id));
     const occurrences = prometheusRequests.map((r) => (r.body[0] as { startsAt: string }).startsAt);
     expect(new Set(ids).size).toBe(new Set(occurrences).size);
     expect(new Set(occurrences).size).toBe(3);
@@ -54,46 +54,54 @@ describe('alerts to CloudEvents', () => {
     expect(ids[0]).not.toBe(ids[7]);
   });
 
-  it('an alert whose endsAt is at or before receipt is resolved (the v2 body has no status)', () => {
+  it('an alert whose endsAt is at or before receipt is resolved (the v2 body has no status)', async () => {
     const resolvedCopy = prometheusRequests[4]!.body; // endsAt 03:32:24.258, the time it resolved
-    const at = (t: string) => parseAlerts('api_v2', body(resolvedCopy), new Date(t), limits)[0]!;
-    expect(at('2026-11-25T03:32:24.258Z').type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
-    expect((at('2026-11-25T03:32:25Z').data as AlertEventData).status).toBe('resolved');
-    expect(at('2026-11-25T03:32:20Z').type).toBe('prometheus.server.alert.SpotTerminationNotice');
+    const at = async (t: string) => (await parseAlerts('api_v2', body(resolvedCopy), new Date(t), limits))[0]!;
+    expect((await at('2026-11-25T03:32:24.258Z')).type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
+    expect(((await at('2026-11-25T03:32:25Z')).data as AlertEventData).status).toBe('resolved');
+    expect((await at('2026-11-25T03:32:20Z')).type).toBe('prometheus.server.alert.SpotTerminationNotice');
   });
 
-  it('the legacy v1 body reads like v2', () => {
-    const v1 = parseAlerts('api_v1', body(first), new Date(startsAt), limits);
-    expect(v1).toEqual(parseAlerts('api_v2', body(first), new Date(startsAt), limits));
+  it('the legacy v1 body reads like v2', async () => {
+    const v1 = await parseAlerts('api_v1', body(first), new Date(startsAt), limits);
+    expect(v1).toEqual(await parseAlerts('api_v2', body(first), new Date(startsAt), limits));
   });
 
-  it('reads the Alertmanager 0.25 webhook payload, firing and resolved, with the same id as the Prometheus alert', () => {
-    const [firing] = parseAlerts('webhook', body(webhookFiring), new Date(), limits);
-    const [resolved] = parseAlerts('webhook', body(webhookResolved), new Date(), limits);
+  it('reads the Alertmanager 0.25 webhook payload, firing and resolved, with the same id as the Prometheus alert', async () => {
+    const [firing] = await parseAlerts('webhook', body(webhookFiring), new Date(), limits);
+    const [resolved] = await parseAlerts('webhook', body(webhookResolved), new Date(), limits);
     expect(firing!.type).toBe('prometheus.server.alert.SpotTerminationNotice');
     expect(firing!.source).toBe('http://vm:19194');
     expect(firing!.data).toMatchObject({ status: 'firing', endsAt: '', fingerprint: 'b48c66a924da3988' });
     expect(resolved!.type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
     expect(resolved!.data).toMatchObject({ status: 'resolved', endsAt: '2026-11-25T03:32:24.258Z' });
-    expect(firing!.id).toBe(parseAlerts('api_v2', body(first), new Date(startsAt), limits)[0]!.id);
+    expect(firing!.id).toBe((await parseAlerts('api_v2', body(first), new Date(startsAt), limits))[0]!.id);
     expect(resolved!.id).not.toBe(firing!.id);
   });
 
-  it('gives label sets that only differ in where separators fall different ids', () => {
-    const idOf = (labels: Record<string, string>) => parseAlerts('api_v2', body([{ labels: { alertname: 'A', ...labels }, startsAt }]), new Date(startsAt), limits)[0]!.id;
-    expect(idOf({ a: 'x\u0000b\u0000y' })).not.toBe(idOf({ a: 'x', b: 'y' }));
-    expect(idOf({ a: 'b1:c' })).not.toBe(idOf({ a: 'b', c: '' }));
+  it('gives label sets that only differ in where separators fall different ids', async () => {
+    const idOf = async (labels: Record<string, string>) => (await parseAlerts('api_v2', body([{ labels: { alertname: 'A', ...labels }, startsAt }]), new Date(startsAt), limits))[0]!.id;
+    expect(await idOf({ a: 'x\u0000b\u0000y' })).not.toBe(await idOf({ a: 'x', b: 'y' }));
+    expect(await idOf({ a: 'b1:c' })).not.toBe(await idOf({ a: 'b', c: '' }));
   });
 
-  it('ignores unknown fields', () => {
-    const [event] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, extra: { deep: [1] }, startsAt }]), new Date(startsAt), limits);
+  it('keeps nanoseconds of a time with more fractional digits, truncating the rest, in the id too', async () => {
+    const parse = async (time: string) => (await parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, startsAt: time, endsAt: time }]), new Date(0), limits))[0]!;
+    const event = await parse(`2026-11-25T10:00:00.1234567899${'9'.repeat(90)}Z`);
+    expect(event.time).toBe('2026-11-25T10:00:00.123456789Z');
+    expect(event.data).toMatchObject({ startsAt: '2026-11-25T10:00:00.123456789Z', endsAt: '2026-11-25T10:00:00.123456789Z' });
+    expect(event.id).toBe((await parse('2026-11-25T11:00:00.123456789+01:00')).id);
+  });
+
+  it('ignores unknown fields', async () => {
+    const [event] = await parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, extra: { deep: [1] }, startsAt }]), new Date(startsAt), limits);
     expect(event!.type).toBe('prometheus.server.alert.A');
   });
 
-  it('an alert without startsAt takes the receipt time and an id from its labels alone', () => {
+  it('an alert without startsAt takes the receipt time and an id from its labels alone', async () => {
     const at = new Date('2026-11-25T10:00:00.5Z');
-    const [a] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), at, limits);
-    const [b] = parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), new Date(at.getTime() + 1000), limits);
+    const [a] = await parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), at, limits);
+    const [b] = await parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), new Date(at.getTime() + 1000), limits);
     expect(a!.time).toBe('2026-11-25T10:00:00.5Z');
     expect(a!.id).toBe(b!.id);
   });
@@ -108,14 +116,47 @@ describe('alerts to CloudEvents', () => {
     ['too many alerts', Array.from({ length: 101 }, () => ({ labels: { alertname: 'A' } })), 413, 'request carries 101 alerts, more than the limit of 100'],
     ['too many labels', [{ labels: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`l${i}`, 'v']).concat([['alertname', 'A']])) }], 400, 'alerts[0].labels: 12 labels, more than the limit of 10'],
     ['a label value that is too long', [{ labels: { alertname: 'A', big: 'x'.repeat(65) } }], 400, 'alerts[0].labels.big: longer than the limit of 64 characters'],
-  ])('refuses %s, naming where', (_name, value, status, message) => {
-    const err = refusal(() => parseAlerts('api_v2', body(value), new Date(), limits));
+  ])('refuses %s, naming where', async (_name, value, status, message) => {
+    const err = await refusal(() => parseAlerts('api_v2', body(value), new Date(), limits));
     expect(err.status).toBe(status);
     expect(err.message).toContain(message);
   });
 
-  it('refuses a webhook payload of another version', () => {
-    const err = refusal(() => parseAlerts('webhook', body({ ...(webhookFiring as object), version: '3' }), new Date(), limits));
+  it('refuses a __proto__ label or annotation with one message, whatever its value, and pollutes nothing', async () => {
+    const message = async (text: string) => (await refusal(() => parseAlerts('api_v2', body(text), new Date(), limits))).message;
+    expect(await message('[{"labels":{"__proto__":{"alertname":"A"}}}]')).toBe('alerts[0].labels.__proto__: expected a string value');
+    expect(await message('[{"labels":{"alertname":"A","__proto__":"x"}}]')).toBe('alerts[0].labels.__proto__: the name "__proto__" is reserved');
+    expect(await message('[{"labels":{"alertname":"A"},"annotations":{"__proto__":null}}]')).toBe('alerts[0].annotations.__proto__: expected a string value');
+    expect(({} as Record<string, unknown>).alertname).toBeUndefined();
+  });
+
+  it('lets the event loop turn while it validates a large batch, and still refuses it whole', async () => {
+    const many = Array.from({ length: 5_000 }, (_, i) => ({ labels: { alertname: 'A', i: String(i) } }));
+    const bigLimits = { ...limits, maxAlertsPerRequest: 10_000 };
+    // Turns of the event loop while one call runs: a call that holds the loop sees none.
+    const turnsDuring = async (run: () => Promise<unknown>): Promise<number> => {
+      let turns = 0;
+      let running = true;
+      const tick = (): void => {
+        if (!running) return;
+        turns++;
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      await run().finally(() => (running = false));
+      return turns;
+    };
+    let events: unknown[] = [];
+    expect(await turnsDuring(async () => (events = await parseAlerts('api_v2', body(many), new Date(), bigLimits)))).toBeGreaterThan(2);
+    expect(events).toHaveLength(5_000);
+    let err: HttpError | undefined;
+    const bad = [...many, { labels: { i: 'no-name' } }];
+    expect(await turnsDuring(async () => (err = await refusal(() => parseAlerts('api_v2', body(bad), new Date(), bigLimits))))).toBeGreaterThan(2);
+    expect(err!.message).toBe('alerts[5000].labels.alertname: required: labels.alertname');
+  });
+
+  it('refuses a webhook payload of another version', async () => {
+    const err = await refusal(() => parseAlerts('webhook', body({ ...(webhookFiring as object), version: '3' }), new Date(), limits));
     expect(err.message).toBe('version: expected version "4" (Alertmanager webhook payload)');
   });
 });

@@ -2,10 +2,11 @@ import { isUtf8 } from 'node:buffer';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
-import { describeIssues, problemsText } from '../validation-issues.js';
-import { postableAlertsSchema, webhookPayloadSchema } from './alert-schemas.js';
+import { describeIssues, problemsText, type InputProblem } from '../validation-issues.js';
+import { alertArraySchema, postableAlertSchema, webhookAlertSchema, webhookEnvelopeSchema } from './alert-schemas.js';
 import { alertToEvent, statusFromEndsAt, type ReceivedAlert } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
+import { mapInSlices } from './slices.js';
 
 /** The alert formats the receiver reads. */
 export type AlertFormat = 'api_v2' | 'api_v1' | 'webhook';
@@ -59,26 +60,44 @@ function checkLabels(alerts: readonly ReceivedAlert[], limits: ReceiverLimits): 
 }
 
 /**
- * Validates a whole request body and turns every alert into a CloudEvent.
+ * Validates each alert on its own, a slice at a time, and collects every
+ * problem under the alert's index, as one schema over the whole array would.
+ */
+async function validateAlerts<S extends z.ZodType>(schema: S, alerts: readonly unknown[]): Promise<Array<z.output<S>>> {
+  const problems: InputProblem[] = [];
+  const valid = await mapInSlices(alerts, (alert, i) => {
+    const parsed = schema.safeParse(alert, { reportInput: true });
+    if (parsed.success) return parsed.data as z.output<S>;
+    problems.push(...describeIssues(parsed.error.issues, ['alerts', i]));
+    return undefined;
+  });
+  if (problems.length > 0) throw new HttpError(400, 'bad_data', problemsText(problems));
+  return valid as Array<z.output<S>>;
+}
+
+/**
+ * Validates a whole request body and turns every alert into a CloudEvent, a
+ * slice of alerts at a time so that a large batch lets the event loop turn.
  * The batch is all or nothing: the first problem rejects the request with a
  * 400 naming the alert's index and field.
  */
-export function parseAlerts(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): CloudEvent[] {
+export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<CloudEvent[]> {
   const json = parseJson(body);
   let alerts: ReceivedAlert[];
   let source: (alert: ReceivedAlert) => string;
   if (format === 'webhook') {
-    const payload = validate(webhookPayloadSchema, json, []);
-    alerts = payload.alerts;
-    checkCount(alerts.length, limits);
+    const payload = validate(webhookEnvelopeSchema, json, []);
+    checkCount(payload.alerts.length, limits);
+    alerts = await validateAlerts(webhookAlertSchema, payload.alerts);
     const external = originOf(payload.externalURL) ?? DEFAULT_SOURCE;
     source = () => external;
   } else {
     // Count before validating, so an oversized batch costs no validation work.
-    if (Array.isArray(json)) checkCount(json.length, limits);
-    alerts = validate(postableAlertsSchema, json, ['alerts']).map((a) => ({ ...a, status: statusFromEndsAt(a.endsAt, receivedAt) }));
+    const list = validate(alertArraySchema, json, ['alerts']);
+    checkCount(list.length, limits);
+    alerts = (await validateAlerts(postableAlertSchema, list)).map((a) => ({ ...a, status: statusFromEndsAt(a.endsAt, receivedAt) }));
     source = (alert) => originOf(alert.generatorURL) ?? DEFAULT_SOURCE;
   }
   checkLabels(alerts, limits);
-  return alerts.map((alert) => alertToEvent(alert, receivedAt, source(alert)));
+  return mapInSlices(alerts, (alert) => alertToEvent(alert, receivedAt, source(alert)));
 }

@@ -1,28 +1,39 @@
 import type { IncomingMessage } from 'node:http';
+import { formatDuration } from '../duration.js';
 import { HttpError } from './http-error.js';
 
 /**
  * Reads the request body, refusing with 413 as soon as it passes `limit`
- * bytes (by Content-Length when sent, by counting otherwise).
+ * bytes (by Content-Length when sent, by counting otherwise), and with 408
+ * when it is not complete within `timeoutMs`. It settles however the request
+ * ends (complete, failed, closed or stalled), so the caller's slot comes back.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
   const tooLarge = (): HttpError => new HttpError(413, 'too_large', `request body is larger than the limit of ${limit} bytes`);
   const declared = Number(req.headers['content-length']);
   if (declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // The first outcome wins; the promise ignores later ones (e.g. 'close' after 'end').
+    const fail = (error: HttpError): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(new HttpError(408, 'timeout', `request body not complete within ${formatDuration(timeoutMs)}`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        reject(tooLarge());
-        return;
-      }
+      if (size > limit) return fail(tooLarge());
       chunks.push(chunk);
     };
+    const endedEarly = (): void => fail(new HttpError(400, 'bad_data', 'request body ended early: the client closed the connection'));
     req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.once('error', () => reject(new HttpError(400, 'bad_data', 'request body ended early: the client closed the connection')));
+    req.once('end', () => {
+      clearTimeout(timer);
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    req.once('error', endedEarly);
+    req.once('close', endedEarly);
   });
 }

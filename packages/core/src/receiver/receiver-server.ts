@@ -1,15 +1,17 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
-import type { ReceiverLimits } from '../config/schema.js';
+import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import type { Drop } from '../flow/flow-engine.js';
 import type { CoreMetrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
 import { HttpError } from './http-error.js';
+import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
+import { slicer } from './slices.js';
 
 /**
  * Where accepted events go (the flow engine). A sender is told an event was
@@ -53,6 +55,8 @@ export interface ReceiverOptions {
   host: string;
   port: number;
   limits: ReceiverLimits;
+  /** Fixed at start: Node checks them on a timer set up with the server. */
+  timeouts: ReceiverTimeouts;
   sink: EventSink;
   status: StatusProvider;
   metrics: CoreMetrics;
@@ -66,10 +70,23 @@ export interface ReceiverOptions {
 }
 
 /**
- * A slow or stalled client must not hold one of the `maxConcurrentRequests`
- * slots for Node's default five minutes; keep-alive outlasts the senders' idle pools.
+ * Node's timeouts from the receiver's. The body has its own timer (readBody),
+ * which answers 408 in JSON; `requestTimeout` bounds every other request. Node
+ * checks both only every `connectionsCheckingInterval` (30 s by default), so
+ * check at a quarter of the headers timeout, at least every second. Keep-alive
+ * outlasts the senders' idle pools.
  */
-const SERVER_TIMEOUTS = { keepAliveTimeout: 65_000, headersTimeout: 10_000, requestTimeout: 30_000 };
+function serverOptions(timeouts: ReceiverTimeouts): ServerOptions {
+  return {
+    keepAliveTimeout: 65_000,
+    headersTimeout: timeouts.headers,
+    requestTimeout: timeouts.headers + timeouts.body,
+    connectionsCheckingInterval: Math.min(1_000, Math.ceil(timeouts.headers / 4)),
+  };
+}
+
+/** How long a refused connection may take to read Node's bare answer before it is destroyed. */
+const LINGER_MS = 1_000;
 
 /** Probes must work without credentials. */
 const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
@@ -103,8 +120,8 @@ export class Receiver {
   private readonly server: Server;
   private ready = false;
   private inFlight = 0;
-  /** Sockets with a request core is handling, so a parser error on them is not counted twice. */
-  private readonly busySockets = new WeakSet<object>();
+  /** Sockets with a request core is handling, and its response: a parser error on them is not counted twice. */
+  private readonly busySockets = new WeakMap<object, ServerResponse>();
   private readonly getRoutes: Record<string, GetRoute>;
 
   constructor(private options: ReceiverOptions) {
@@ -128,15 +145,13 @@ export class Receiver {
       '/api/v1/status/runs': (res) => sendJson(res, 200, options.status.runs()),
     };
     const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const nodeOptions = serverOptions(options.timeouts);
     this.server = options.tls
-      ? createHttpsServer({ ...SERVER_TIMEOUTS, cert: options.tls.cert, key: options.tls.key }, listener)
-      : createServer(SERVER_TIMEOUTS, listener);
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // Count what Node's parser refused before core saw a request; a request core took is counted where it fails.
-      if (!this.busySockets.has(socket) && err.code !== 'ECONNRESET') this.options.metrics.requestsRejected.inc({ reason: 'bad_request' });
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      else socket.destroy();
-    });
+      ? createHttpsServer({ ...nodeOptions, cert: options.tls.cert, key: options.tls.key }, listener)
+      : createServer(nodeOptions, listener);
+    // A connection with nothing moving either way (a client that stopped sending or reading) is destroyed.
+    this.server.timeout = options.timeouts.idle;
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.refuseConnection(err, socket));
   }
 
   /** Binds and starts answering; readiness turns true. Resolves with the bound address. */
@@ -172,9 +187,28 @@ export class Receiver {
     });
   }
 
+  /**
+   * What Node's parser or its header and request timers refused: a bare answer
+   * unless core's own has begun, then the connection goes, read or not.
+   */
+  private refuseConnection(err: NodeJS.ErrnoException, socket: Socket): void {
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const res = this.busySockets.get(socket);
+    // Count what was refused before core saw a request; a request core took is counted where it fails.
+    if (!res && err.code !== 'ECONNRESET') this.options.metrics.requestsRejected.inc({ reason: timedOut ? 'timeout' : 'bad_request' });
+    if (!socket.writable || res?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    // A client that reads closes its side and the socket goes at once; one that does not is not waited for.
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once('close', () => clearTimeout(linger));
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const [path = '/', search = ''] = (req.url ?? '/').split('?', 2);
-    this.busySockets.add(req.socket);
+    this.busySockets.set(req.socket, res);
     res.once('close', () => this.busySockets.delete(req.socket));
     try {
       if (this.options.authenticate && !OPEN_PATHS.has(path) && !this.options.authenticate(req)) {
@@ -199,18 +233,21 @@ export class Receiver {
 
   private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { limits, metrics, sink } = this.options;
+    requireJson(req);
     if (!this.ready) throw shuttingDown();
     if (!sink.durable) throw stateUnavailable();
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
     try {
-      const body = await readBody(req, limits.maxBodyBytes);
+      const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
       const receivedAt = this.options.now?.() ?? new Date();
-      const events = parseAlerts(format, body, receivedAt, limits);
+      const events = await parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
       let notTaken = 0;
       let firstDrop: Drop | undefined;
+      const nextEvent = slicer();
       for (const event of events) {
+        await nextEvent();
         metrics.eventsReceived.inc({ source: format, type: event.type });
         const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;

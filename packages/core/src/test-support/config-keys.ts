@@ -102,6 +102,7 @@ export function completeConfigs(dir: string): object[] {
       listen: '127.0.0.1:0',
       tls: { cert: file('server.pem', certs.server.cert), key: file('server-key.pem', certs.server.key) },
       shutdownGracePeriod: '1s',
+      timeouts: { headers: '5s', body: '5s', idle: '10s' },
     },
     log: { level: 'info' },
     plugins: {
