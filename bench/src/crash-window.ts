@@ -1,32 +1,35 @@
 /**
  * The crash window of the run-state journal (issue 12, item 8): 1,000 runs
- * whose plugin calls all answer at once, then `kill -9` of core a few ms later
- * and a restart on the same state file. A run whose success reached the
- * journal before the kill cools down; one whose success did not is resumed and
- * calls the plugin again. The fewer calls after the restart, the smaller the
- * window. A process left alive shows when the cooldowns reach the journal.
+ * whose plugin calls all answer at once. On a process left alive, how long
+ * each cooldown took from core having the plugin's OK to being in the journal.
+ * Then `kill -9` of core during such a burst (0, 30 and 75 ms after its first
+ * cooldown reached the journal) and a restart on the same state file: a run
+ * whose cooldown was on disk stays done; any other is resumed and calls the
+ * plugin again (whether its OK had reached core before the kill or not).
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { labelsOf, serve } from '@hollowtrees/grpcplugin';
 import { pollUntil, tempDir } from '@hollowtrees/testkit';
 import { alertsBody } from './alerts.js';
+import { summarize } from './stats.js';
 import { postAlerts, readMetric, startHollowtrees, type Target } from './targets.js';
 
-/** One kill after the burst. */
+/** One kill during the burst. */
 export interface CrashRun {
-  killAfterMs: number;
-  /** Calls the plugin had answered OK before the kill. */
-  answeredBeforeKill: number;
-  /** Runs the restarted process resumed. */
+  /** The kill came this long after the first cooldown of the burst reached the journal. */
+  killAfterFirstCooldownMs: number;
+  /** Cooldowns in the journal when the process was killed. */
+  cooldownsOnDisk: number;
+  /** Runs the restarted process finished (those without a cooldown on disk, resumed). */
   resumed: number;
-  /** Of the answered calls, how many the restarted process made again. */
+  /** Instances whose plugin call the restarted process made again. */
   calledAgain: number;
 }
 
 export interface CrashWindowResult {
   runs: number;
-  /** From the plugin answering every call to half, 99% and all of the cooldowns written to the journal, in ms. */
-  cooldownOnDiskMs: { p50: number; p99: number; all: number };
+  /** Per run, from core having the plugin's OK to the cooldown being in the journal, in ms. */
+  windowMs: { p50: number; p99: number; max: number };
   kills: CrashRun[];
 }
 
@@ -61,46 +64,77 @@ async function gatedPlugin(): Promise<{ address: string; calls: Map<string, numb
   };
 }
 
-/** Polls the journal and says when half, 99% and all of `runs` cooldowns were in it, in ms after `t0`. */
-async function cooldownsOnDisk(file: string, runs: number, t0: number): Promise<CrashWindowResult['cooldownOnDiskMs']> {
-  const at: { p50?: number; p99?: number; all?: number } = {};
-  while (at.all === undefined) {
-    if (performance.now() - t0 > 30_000) throw new Error('cooldowns did not reach the journal within 30 s');
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      // a compaction renames the file in place for a moment
+/**
+ * Follows a journal as it is appended to. For every cooldown record it notes
+ * how long after the record's `since` (the moment core had the plugin's OK) the
+ * record was in the file: the window in which a crash would lose it. Reads only
+ * what was appended since the last look, so it does not hold up the plugin
+ * answering the calls, which lives in this process.
+ */
+class JournalFollower {
+  readonly windowsMs: number[] = [];
+  private readonly fd: number;
+  private position = 0;
+  private partial = '';
+
+  constructor(file: string) {
+    this.fd = openSync(file, 'r');
+  }
+
+  /** Reads what is new; returns how many cooldown records the file holds so far. */
+  poll(): number {
+    const buffer = Buffer.alloc(1 << 20);
+    for (;;) {
+      const read = readSync(this.fd, buffer, 0, buffer.length, this.position);
+      if (read === 0) break;
+      this.position += read;
+      const lines = (this.partial + buffer.toString('utf8', 0, read)).split('\n');
+      this.partial = lines.pop()!;
+      const now = Date.now();
+      for (const line of lines) {
+        if (!line.includes('"phase":"cooling"')) continue;
+        this.windowsMs.push(now - (JSON.parse(line) as { since: number }).since);
+      }
     }
-    const cooling = text.split('"phase":"cooling"').length - 1;
-    const now = performance.now() - t0;
-    if (cooling >= runs * 0.5) at.p50 ??= now;
-    if (cooling >= runs * 0.99) at.p99 ??= now;
-    if (cooling >= runs) at.all = now;
+    return this.windowsMs.length;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** Polls `follower` every millisecond until `done` says so. */
+async function follow(follower: JournalFollower, done: (cooling: number) => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  while (!done(follower.poll())) {
+    if (performance.now() > deadline) throw new Error(`${what}: not within 30 s (${follower.windowsMs.length} cooldowns in the journal)`);
     await sleep(1);
   }
-  return { p50: at.p50!, p99: at.p99!, all: at.all };
 }
 
-/** Posts `runs` alerts, waits until every call is held by the plugin, then lets them all answer; resolves with that moment. */
-async function burst(target: Target, plugin: Awaited<ReturnType<typeof gatedPlugin>>, prefix: string, runs: number): Promise<number> {
+/** Posts `runs` alerts, waits until every call is held by the plugin, then lets them all answer. */
+async function burst(target: Target, plugin: Awaited<ReturnType<typeof gatedPlugin>>, prefix: string, runs: number): Promise<void> {
   for (let first = 0; first < runs; first += 100) await postAlerts(target.url, alertsBody(prefix, first, Math.min(100, runs - first)));
   await pollUntil(() => plugin.waiting() >= runs, 30_000, () => `${runs} calls held (have ${plugin.waiting()})`, 5);
-  const releasedAt = performance.now();
   plugin.release();
-  return releasedAt;
 }
 
-export async function measureCrashWindow(runs = 1_000, killDelaysMs: readonly number[] = [30, 75]): Promise<CrashWindowResult> {
+export async function measureCrashWindow(runs = 1_000, killDelaysMs: readonly number[] = [0, 30, 75]): Promise<CrashWindowResult> {
   const dir = await tempDir('bench-crash-window');
   try {
     // The window itself, on a process left alive.
     const alive = await gatedPlugin();
     const aliveFile = `${dir.path}/alive.jsonl`;
     const aliveTarget = await startHollowtrees({ pluginAddress: alive.address, stateFile: aliveFile });
-    let cooldownOnDiskMs: CrashWindowResult['cooldownOnDiskMs'];
+    let windowMs: CrashWindowResult['windowMs'];
     try {
-      cooldownOnDiskMs = await cooldownsOnDisk(aliveFile, runs, await burst(aliveTarget, alive, 'alive-', runs));
+      const follower = new JournalFollower(aliveFile);
+      await burst(aliveTarget, alive, 'alive-', runs);
+      await follow(follower, (cooling) => cooling >= runs, 'every cooldown in the journal');
+      follower.close();
+      const s = summarize(follower.windowsMs);
+      windowMs = { p50: s.p50, p99: s.p99, max: s.max };
     } finally {
       await aliveTarget.stop();
       await alive.close();
@@ -111,11 +145,14 @@ export async function measureCrashWindow(runs = 1_000, killDelaysMs: readonly nu
       const stateFile = `${dir.path}/kill-${killAfterMs}.jsonl`;
       const plugin = await gatedPlugin();
       const first = await startHollowtrees({ pluginAddress: plugin.address, stateFile });
+      const follower = new JournalFollower(stateFile);
       await burst(first, plugin, `kill-${killAfterMs}-`, runs);
+      await follow(follower, (cooling) => cooling > 0, 'a first cooldown');
       await sleep(killAfterMs);
       process.kill(first.pid, 'SIGKILL');
       await first.stop();
-      const answeredBeforeKill = plugin.calls.size;
+      const cooldownsOnDisk = follower.poll();
+      follower.close();
       const before = new Map(plugin.calls);
       const second = await startHollowtrees({ pluginAddress: plugin.address, stateFile });
       try {
@@ -123,13 +160,13 @@ export async function measureCrashWindow(runs = 1_000, killDelaysMs: readonly nu
         await sleep(200);
         const calledAgain = [...plugin.calls].filter(([instance, count]) => count > (before.get(instance) ?? 0)).length;
         const resumed = await readMetric(second.url, 'hollowtrees_flow_runs_total');
-        kills.push({ killAfterMs, answeredBeforeKill, resumed, calledAgain });
+        kills.push({ killAfterFirstCooldownMs: killAfterMs, cooldownsOnDisk, resumed, calledAgain });
       } finally {
         await second.stop();
         await plugin.close();
       }
     }
-    return { runs, cooldownOnDiskMs, kills };
+    return { runs, windowMs, kills };
   } finally {
     await dir.remove();
   }
