@@ -27,27 +27,26 @@ const tlsFiles = z
   })
   .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), 'cert and key must be given together');
 
-const retry = z.strictObject({
-  /** Total attempts, including the first. */
-  attempts: z.number().int().min(1).max(100).default(3),
-  initialBackoff: duration.default(200),
-  maxBackoff: duration.default(5_000),
-  multiplier: z.number().min(1).max(10).default(2),
-});
+/** A retry policy with its defaults: `attempts` in all (the first included), exponential backoff between them. */
+function retryPolicy(defaults: { attempts: number; maxAttempts: number; initialBackoff: number; maxBackoff: number }) {
+  return z.strictObject({
+    attempts: z.number().int().min(1).max(defaults.maxAttempts).default(defaults.attempts),
+    initialBackoff: duration.default(defaults.initialBackoff),
+    maxBackoff: duration.default(defaults.maxBackoff),
+    multiplier: z.number().min(1).max(10).default(2),
+  });
+}
+
+/** Retries of one plugin call that failed on a retryable code. */
+const retry = retryPolicy({ attempts: 3, maxAttempts: 100, initialBackoff: 200, maxBackoff: 5_000 });
 const defaultRetry = { attempts: 3, initialBackoff: 200, maxBackoff: 5_000, multiplier: 2 };
 
 /**
  * Later tries of a whole run that failed on retryable codes (a plugin down for
  * longer than its own retries span): the group stays held meanwhile, and the
- * run goes on from the plugin that failed.
+ * run goes on from the plugin that failed. 1 attempt turns later tries off.
  */
-const runRetry = z.strictObject({
-  /** Tries of the run in all, including the first; 1 turns later tries off. */
-  attempts: z.number().int().min(1).max(1_000).default(6),
-  initialBackoff: duration.default(30_000),
-  maxBackoff: duration.default(300_000),
-  multiplier: z.number().min(1).max(10).default(2),
-});
+const runRetry = retryPolicy({ attempts: 6, maxAttempts: 1_000, initialBackoff: 30_000, maxBackoff: 300_000 });
 const defaultRunRetry = { attempts: 6, initialBackoff: 30_000, maxBackoff: 300_000, multiplier: 2 };
 
 const grpcPlugin = z.strictObject({

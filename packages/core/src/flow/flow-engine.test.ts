@@ -430,11 +430,15 @@ describe('FlowEngine: runs survive a restart', () => {
     await journal.close();
   });
 
-  it('restores cooldowns still running and forgets those that are over', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl');
-    const { journal } = await StateJournal.open(path);
+  /** An engine on a journal in a fresh directory, with plugin `a` recording calls. */
+  const journalled = async (): Promise<{ journal: StateJournal; engine: FlowEngine; a: ScriptedPlugin }> => {
+    const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));
     const a = scripted('a');
-    const engine = engineOn(journal, a, scripted('b'));
+    return { journal, engine: engineOn(journal, a, scripted('b')), a };
+  };
+
+  it('restores cooldowns still running and forgets those that are over', async () => {
+    const { journal, engine } = await journalled();
     const now = Date.now();
     expect(engine.recover([
       { key: 'spot:{instance_id="i-over"}', flow: 'spot', phase: 'cooling', eventId: 'e1', since: now - 10_000, until: now - 1 },
@@ -447,10 +451,7 @@ describe('FlowEngine: runs survive a restart', () => {
   });
 
   it('gives up a run that was resumed too often, and one whose flow is gone', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl');
-    const { journal } = await StateJournal.open(path);
-    const a = scripted('a');
-    const engine = engineOn(journal, a, scripted('b'));
+    const { journal, engine, a } = await journalled();
     const run = (id: string, restarts: number) => ({ event: alert('Spot', { instance_id: id }), attributes: {}, receivedAt: 1, next: 0, attempt: 1, restarts });
     const recovery = engine.recover([
       { key: 'k1', flow: 'spot', phase: 'running', eventId: 'e1', since: 1, run: run('i-1', MAX_RESTARTS) },
