@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { wallClockMs } from '../listen.js';
 import { applyPatch } from './patch.js';
 import { fieldSelector, labelSelector, matchesLabels } from './selectors.js';
 import {
@@ -6,13 +7,14 @@ import {
   badRequest,
   conflict,
   disruptionBudgetViolated,
+  expired,
   invalid,
   multipleBudgets,
   notFound,
   success,
   type Resource,
 } from './status.js';
-import type { Event, Node, Pod, PodDisruptionBudget, PodDisruptionBudgetStatus, Status } from './types.js';
+import type { Event, Node, Pod, PodDisruptionBudget, PodDisruptionBudgetStatus, Status, WatchEvent } from './types.js';
 
 const NODES: Resource = { resource: 'nodes' };
 const PODS: Resource = { resource: 'pods' };
@@ -45,6 +47,8 @@ export interface EvictionRecord {
   /** The grace period the deletion used, when the pod was evicted. */
   gracePeriodSeconds: number | undefined;
   at: Date;
+  /** The same moment as `at`, with sub-millisecond precision: `wallClockMs()`. */
+  atMs: number;
 }
 
 /** A list answer: `items` plus `metadata.continue` when `limit` cut it short. */
@@ -63,7 +67,24 @@ export interface ListQuery {
   continueToken: string | null;
 }
 
+/** Pod events a watch can resume from; an older resourceVersion gets 410 Expired, as from the API server's watch cache. */
+const WATCH_HISTORY = 50_000;
+
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
+/** Etcd orders keys bytewise; so does the stand-in (not by locale). */
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const podKeyOf = (pod: Pod): string => keyOf(pod.metadata.namespace ?? 'default', pod.metadata.name);
+
+/**
+ * An integer, or a percentage of `total` rounded up, as `intstr` values of a
+ * PodDisruptionBudget are scaled.
+ */
+function scaled(value: number | string, total: number, field: string): number {
+  if (typeof value === 'number') return value;
+  const m = /^(\d+)%$/.exec(value);
+  if (!m) throw new Error(`PodDisruptionBudget ${field}: "${value}" is neither an integer nor a percentage`);
+  return Math.ceil((Number(m[1]) * total) / 100);
+}
 const isReady = (pod: Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const isTerminal = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
 
@@ -76,7 +97,13 @@ const isTerminal = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || p
 export class KubeCluster {
   private readonly nodeMap = new Map<string, Node>();
   private readonly podMap = new Map<string, Pod>();
+  /** Pod keys by `spec.nodeName`: a node's pods without scanning the cluster. */
+  private readonly podsByNode = new Map<string, Set<string>>();
   private readonly pdbMap = new Map<string, PodDisruptionBudget & { expectedPods: number }>();
+  /** Pod keys each budget selects (pod labels never change here). */
+  private readonly pdbPods = new Map<string, Set<string>>();
+  private readonly podEvents: Array<{ resourceVersion: number; event: WatchEvent<Pod> }> = [];
+  private readonly podWatchers = new Set<(event: { resourceVersion: number; event: WatchEvent<Pod> }) => void>();
   private readonly eventList: Event[] = [];
   private readonly evictionLog: EvictionRecord[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -111,7 +138,7 @@ export class KubeCluster {
     };
     stored.metadata.namespace ??= 'default';
     this.stamp(stored);
-    this.podMap.set(keyOf(stored.metadata.namespace, stored.metadata.name), stored);
+    this.storePod(stored);
     return structuredClone(stored);
   }
 
@@ -124,8 +151,12 @@ export class KubeCluster {
     const stored = { ...structuredClone(pdb), expectedPods: 0 };
     stored.metadata.namespace = namespace;
     this.stamp(stored);
+    const key = keyOf(namespace, pdb.metadata.name);
+    this.pdbMap.set(key, stored);
+    this.pdbPods.set(key, new Set([...this.podMap.values()].filter((p) => this.selects(stored, p)).map(podKeyOf)));
     stored.expectedPods = this.podsMatching(stored).filter((p) => !p.metadata.deletionTimestamp).length;
-    this.pdbMap.set(keyOf(namespace, pdb.metadata.name), stored);
+    // Checked now, so a typo in a test's budget fails where it is made.
+    this.statusOf(stored);
   }
 
   /** The budget's status as the disruption controller would compute it now. */
@@ -148,7 +179,7 @@ export class KubeCluster {
 
   /** Copies of the pods, optionally only those on `nodeName`. */
   pods(nodeName?: string): Pod[] {
-    return [...this.podMap.values()].filter((p) => nodeName === undefined || p.spec?.nodeName === nodeName).map((p) => structuredClone(p));
+    return this.candidatePods(nodeName).map((p) => structuredClone(p));
   }
 
   /** Copies of the recorded events, oldest first. */
@@ -161,10 +192,11 @@ export class KubeCluster {
     return this.evictionLog.map((e) => ({ ...e }));
   }
 
-  /** Stops pending terminations (the pods stay as they are). */
+  /** Stops pending terminations (the pods stay as they are) and ends every watch. */
   stop(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.podWatchers.clear();
   }
 
   // ---- API operations ----
@@ -203,17 +235,33 @@ export class KubeCluster {
 
   /** `GET /api/v1/pods` and `GET /api/v1/namespaces/{ns}/pods`. */
   listPods(namespace: string | undefined, query: ListQuery): ObjectList<Pod> {
-    const byField = fieldSelector<Pod>(query.fieldSelector, {
-      'spec.nodeName': (p) => p.spec?.nodeName ?? '',
-      'metadata.name': (p) => p.metadata.name,
-      'metadata.namespace': (p) => p.metadata.namespace ?? '',
-      'status.phase': (p) => p.status?.phase ?? '',
-    });
-    const byLabel = labelSelector(query.labelSelector);
-    const pods = [...this.podMap.values()].filter(
-      (p) => (namespace === undefined || p.metadata.namespace === namespace) && byField(p) && byLabel(p.metadata.labels),
-    );
-    return this.page('PodList', pods, query);
+    const matches = this.podFilter(namespace, query);
+    return this.page('PodList', this.candidatePods(nodeNameOf(query.fieldSelector)).filter(matches), query);
+  }
+
+  /**
+   * `GET /api/v1/pods?watch=true` (and per namespace): calls `send` with each
+   * change of a matching pod, in resourceVersion order, until the returned
+   * function is called. Without a resourceVersion (or with `"0"`) it starts
+   * with an ADDED event per matching pod, as the API server does; from a
+   * resourceVersion it replays what came after it.
+   * @throws StatusError 410 Expired when the resourceVersion is older than the history kept.
+   */
+  watchPods(namespace: string | undefined, query: ListQuery, resourceVersion: string | null, send: (event: WatchEvent<Pod>) => void): () => void {
+    const matches = this.podFilter(namespace, query);
+    const forward = ({ event }: { event: WatchEvent<Pod> }): void => {
+      if (matches(event.object)) send(event);
+    };
+    if (!resourceVersion || resourceVersion === '0') {
+      for (const pod of this.podMap.values()) if (matches(pod)) send({ type: 'ADDED', object: structuredClone(pod) });
+    } else {
+      const from = Number(resourceVersion);
+      const oldest = this.podEvents[0]?.resourceVersion ?? this.resourceVersion + 1;
+      if (!Number.isInteger(from) || from < oldest - 1) throw expired(resourceVersion, oldest);
+      for (const recorded of this.podEvents) if (recorded.resourceVersion > from) forward(recorded);
+    }
+    this.podWatchers.add(forward);
+    return () => this.podWatchers.delete(forward);
   }
 
   /** `GET /api/v1/namespaces/{ns}/pods/{name}`. */
@@ -242,7 +290,8 @@ export class KubeCluster {
     if (eviction.metadata?.name !== name) throw badRequest('name in URL does not match name in Eviction object');
     const pod = this.podMap.get(keyOf(namespace, name));
     const record = (code: number, gracePeriodSeconds?: number): void => {
-      this.evictionLog.push({ namespace, name, node: pod?.spec?.nodeName, code, gracePeriodSeconds, at: new Date() });
+      const atMs = wallClockMs();
+      this.evictionLog.push({ namespace, name, node: pod?.spec?.nodeName, code, gracePeriodSeconds, at: new Date(atMs), atMs });
     };
     try {
       if (!pod) throw notFound(PODS, name);
@@ -290,9 +339,7 @@ export class KubeCluster {
   }
 
   private page<T extends { metadata: { name: string; namespace?: string } }>(kind: string, all: T[], query: ListQuery): ObjectList<T> {
-    const sorted = all.sort((a, b) =>
-      keyOf(a.metadata.namespace ?? '', a.metadata.name).localeCompare(keyOf(b.metadata.namespace ?? '', b.metadata.name)),
-    );
+    const sorted = all.sort((a, b) => byKey(keyOf(a.metadata.namespace ?? '', a.metadata.name), keyOf(b.metadata.namespace ?? '', b.metadata.name)));
     const start = query.continueToken ? Number(Buffer.from(query.continueToken, 'base64url').toString()) : 0;
     if (!Number.isInteger(start) || start < 0) throw badRequest('continue key is not valid');
     const end = query.limit && query.limit > 0 ? start + query.limit : sorted.length;
@@ -305,18 +352,24 @@ export class KubeCluster {
     return { kind, apiVersion: 'v1', metadata, items };
   }
 
+  private selects(pdb: PodDisruptionBudget, pod: Pod): boolean {
+    return pod.metadata.namespace === pdb.metadata.namespace && matchesLabels(pdb.spec.selector.matchLabels, pod.metadata.labels);
+  }
+
   private podsMatching(pdb: PodDisruptionBudget): Pod[] {
-    return [...this.podMap.values()].filter(
-      (p) => p.metadata.namespace === pdb.metadata.namespace && matchesLabels(pdb.spec.selector.matchLabels, p.metadata.labels),
-    );
+    const keys = this.pdbPods.get(keyOf(pdb.metadata.namespace ?? 'default', pdb.metadata.name)) ?? new Set<string>();
+    return [...keys].flatMap((k) => this.podMap.get(k) ?? []);
   }
 
   private statusOf(pdb: PodDisruptionBudget & { expectedPods: number }): PodDisruptionBudgetStatus {
     const currentHealthy = this.podsMatching(pdb).filter(
       (p) => p.spec?.nodeName && p.status?.phase === 'Running' && isReady(p) && !p.metadata.deletionTimestamp,
     ).length;
+    const { minAvailable, maxUnavailable } = pdb.spec;
     const desiredHealthy =
-      pdb.spec.minAvailable !== undefined ? pdb.spec.minAvailable : Math.max(0, pdb.expectedPods - (pdb.spec.maxUnavailable ?? 0));
+      minAvailable !== undefined
+        ? scaled(minAvailable, pdb.expectedPods, 'minAvailable')
+        : Math.max(0, pdb.expectedPods - scaled(maxUnavailable ?? 0, pdb.expectedPods, 'maxUnavailable'));
     return {
       currentHealthy,
       desiredHealthy,
@@ -328,9 +381,7 @@ export class KubeCluster {
   private checkBudget(pod: Pod): void {
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed' || phase === 'Pending' || pod.metadata.deletionTimestamp) return;
-    const pdbs = [...this.pdbMap.values()].filter(
-      (b) => b.metadata.namespace === pod.metadata.namespace && matchesLabels(b.spec.selector.matchLabels, pod.metadata.labels),
-    );
+    const pdbs = [...this.pdbMap.values()].filter((b) => this.selects(b, pod));
     if (pdbs.length > 1) throw multipleBudgets();
     const pdb = pdbs[0];
     if (!pdb) return;
@@ -344,30 +395,87 @@ export class KubeCluster {
   private terminate(pod: Pod, requested: number | undefined): number {
     const grace = requested ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
     if (pod.metadata.deletionTimestamp) return pod.metadata.deletionGracePeriodSeconds ?? grace;
-    const key = keyOf(pod.metadata.namespace ?? 'default', pod.metadata.name);
     // The API server removes at once what no kubelet runs: unscheduled and finished pods.
     if (!pod.spec?.nodeName || isTerminal(pod) || grace === 0) {
-      this.podMap.delete(key);
+      this.removePod(pod);
       this.replace(pod);
       return grace;
     }
     pod.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString();
     pod.metadata.deletionGracePeriodSeconds = grace;
     this.stamp(pod);
+    this.emitPod('MODIFIED', pod);
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      this.podMap.delete(key);
+      this.removePod(pod);
       this.replace(pod);
     }, grace * this.msPerGraceSecond);
     this.timers.add(timer);
     return grace;
   }
 
+  /** The pods on `nodeName` (all pods when undefined), from the index. */
+  private candidatePods(nodeName: string | undefined): Pod[] {
+    if (nodeName === undefined) return [...this.podMap.values()];
+    return [...(this.podsByNode.get(nodeName) ?? [])].flatMap((k) => this.podMap.get(k) ?? []);
+  }
+
+  /** What a pod list or watch selects. */
+  private podFilter(namespace: string | undefined, query: ListQuery): (pod: Pod) => boolean {
+    const byField = fieldSelector<Pod>(query.fieldSelector, {
+      'spec.nodeName': (p) => p.spec?.nodeName ?? '',
+      'metadata.name': (p) => p.metadata.name,
+      'metadata.namespace': (p) => p.metadata.namespace ?? '',
+      'status.phase': (p) => p.status?.phase ?? '',
+    });
+    const byLabel = labelSelector(query.labelSelector);
+    return (p) => (namespace === undefined || p.metadata.namespace === namespace) && byField(p) && byLabel(p.metadata.labels);
+  }
+
+  /** Stores a new pod with its indexes, and tells the watches. */
+  private storePod(pod: Pod): void {
+    const key = podKeyOf(pod);
+    this.podMap.set(key, pod);
+    const node = pod.spec?.nodeName;
+    if (node !== undefined) {
+      const onNode = this.podsByNode.get(node) ?? new Set<string>();
+      onNode.add(key);
+      this.podsByNode.set(node, onNode);
+    }
+    for (const [pdbKey, pdb] of this.pdbMap) if (this.selects(pdb, pod)) this.pdbPods.get(pdbKey)?.add(key);
+    this.emitPod('ADDED', pod);
+  }
+
+  /** Removes a pod and its index entries, and tells the watches (the deletion gets a resourceVersion of its own). */
+  private removePod(pod: Pod): void {
+    const key = podKeyOf(pod);
+    this.podMap.delete(key);
+    const node = pod.spec?.nodeName;
+    if (node !== undefined) this.podsByNode.get(node)?.delete(key);
+    for (const members of this.pdbPods.values()) members.delete(key);
+    this.stamp(pod);
+    this.emitPod('DELETED', pod);
+  }
+
+  private emitPod(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: Pod): void {
+    const recorded = { resourceVersion: Number(pod.metadata.resourceVersion), event: { type, object: structuredClone(pod) } };
+    this.podEvents.push(recorded);
+    // Trimmed in chunks: one splice per event would move the whole history every time.
+    if (this.podEvents.length > WATCH_HISTORY * 1.25) this.podEvents.splice(0, this.podEvents.length - WATCH_HISTORY);
+    for (const watcher of this.podWatchers) watcher(recorded);
+  }
+
   private replace(pod: Pod): void {
     const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
     // A finished pod is not replaced: its Job is done with it.
     if (!this.replaceEvictedPods || !owner || owner.kind === 'DaemonSet' || owner.kind === 'Node' || isTerminal(pod)) return;
-    const target = [...this.nodeMap.values()].find((n) => n.metadata.name !== pod.spec?.nodeName && !n.spec?.unschedulable);
+    let target: Node | undefined;
+    for (const n of this.nodeMap.values()) {
+      if (n.metadata.name !== pod.spec?.nodeName && !n.spec?.unschedulable) {
+        target = n;
+        break;
+      }
+    }
     const { uid: _uid, resourceVersion: _rv, creationTimestamp: _ct, deletionTimestamp: _dt, deletionGracePeriodSeconds: _dg, ...meta } =
       structuredClone(pod.metadata);
     const prefix = meta.generateName ?? `${pod.metadata.name}-`;
@@ -377,4 +485,10 @@ export class KubeCluster {
       status: target ? { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } : { phase: 'Pending' },
     });
   }
+}
+
+/** The node a field selector names with `spec.nodeName=<node>`, so a list can use the index. */
+function nodeNameOf(selector: string | null): string | undefined {
+  const m = /(?:^|,)\s*spec\.nodeName\s*==?\s*([^,\s]+)\s*(?:,|$)/.exec(selector ?? '');
+  return m?.[1];
 }
