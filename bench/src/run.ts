@@ -4,7 +4,8 @@
  * into bench/results/, copied to bench/latest.{json,svg}.
  *
  * Environment:
- *   BENCH_ONLY=ingest,latency,reclaim,memory   run only some sections (results are then partial)
+ *   BENCH_ONLY=ingest,latency,reclaim,memory,wave   run only some sections (results are then partial)
+ *   BENCH_WAVE_*                                the wave drill's matrix (see wave/section.ts)
  *   BENCH_CPU_PROF=<dir>                      run Hollowtrees under `node --cpu-prof` into <dir>
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
 import { postAlerts, readMetric, startAlertmanager, startHollowtrees, type Target } from './targets.js';
+import { runWaveSection } from './wave/section.js';
 
 const BENCH_DIR = new URL('..', import.meta.url).pathname;
 const CONNECTIONS = 8;
@@ -35,7 +37,7 @@ const MEMORY_BATCH = 1_000;
 /** How long RSS is followed after a fill: V8 and Go return freed memory lazily, so the first reading holds garbage. */
 const MEMORY_SETTLE_MS = 90_000;
 
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory,wave').split(','));
 const cpuProfDir = process.env.BENCH_CPU_PROF;
 const htNodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
 
@@ -227,10 +229,12 @@ async function main(): Promise<void> {
     results.memory = { groups: MEMORY_GROUPS, hollowtrees, hollowtreesBurst, alertmanager };
   }
 
-  results.wallSeconds = (performance.now() - wallStart) / 1000;
   const resultsDir = join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = results.startedAt!.replace(/[:.]/g, '-');
+  if (only.has('wave')) results.wave = await runWaveSection(BENCH_DIR, resultsDir, stamp, log);
+
+  results.wallSeconds = (performance.now() - wallStart) / 1000;
   const jsonPath = join(resultsDir, `bench-${stamp}.json`);
   writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
   if (!(results.ingest && results.latency && results.massReclaim && results.memory)) {
