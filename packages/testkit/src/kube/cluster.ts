@@ -34,6 +34,8 @@ export interface KubeClusterOptions {
    * what lets a budget allow the next eviction. Default true.
    */
   replaceEvictedPods?: boolean;
+  /** Pod events a watch can resume from; older resourceVersions get 410 Expired. Default 50 000. */
+  watchHistory?: number;
 }
 
 /** One call of the eviction API, in the order they arrived. */
@@ -67,8 +69,6 @@ export interface ListQuery {
   continueToken: string | null;
 }
 
-/** Pod events a watch can resume from; an older resourceVersion gets 410 Expired, as from the API server's watch cache. */
-const WATCH_HISTORY = 50_000;
 
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
 /** Etcd orders keys bytewise; so does the stand-in (not by locale). */
@@ -109,12 +109,15 @@ export class KubeCluster {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly msPerGraceSecond: number;
   private readonly replaceEvictedPods: boolean;
+  /** Pod events a watch can resume from; an older resourceVersion gets 410 Expired, as from the API server's watch cache. */
+  private readonly watchHistory: number;
   private resourceVersion = 1000;
   private generated = 0;
 
   constructor(options: KubeClusterOptions = {}) {
     this.msPerGraceSecond = options.msPerGraceSecond ?? 10;
     this.replaceEvictedPods = options.replaceEvictedPods ?? true;
+    this.watchHistory = options.watchHistory ?? 50_000;
   }
 
   // ---- set-up and inspection (for tests) ----
@@ -461,7 +464,7 @@ export class KubeCluster {
     const recorded = { resourceVersion: Number(pod.metadata.resourceVersion), event: { type, object: structuredClone(pod) } };
     this.podEvents.push(recorded);
     // Trimmed in chunks: one splice per event would move the whole history every time.
-    if (this.podEvents.length > WATCH_HISTORY * 1.25) this.podEvents.splice(0, this.podEvents.length - WATCH_HISTORY);
+    if (this.podEvents.length > Math.ceil(this.watchHistory * 1.25)) this.podEvents.splice(0, this.podEvents.length - this.watchHistory);
     for (const watcher of this.podWatchers) watcher(recorded);
   }
 

@@ -47,6 +47,10 @@ export interface KubeApiServer {
   readonly latency: CallLatency;
   /** Answers the next `count` matching requests with an error instead of serving them. */
   failNext(count: number, options?: FaultOptions): void;
+  /** TCP connections accepted so far (a client that reuses connections opens few). */
+  connections(): number;
+  /** Drops every open connection, as a restarting API server or a network blip does; watches end. */
+  dropConnections(): void;
   /**
    * For `KubeConfig.loadFromOptions()` of `@kubernetes/client-node`. The cluster
    * sets `skipTLSVerify`, without which the client refuses a plain-HTTP server.
@@ -204,6 +208,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // As the API server: the client's watch has started once it has the headers, events or not.
+    res.flushHeaders();
     streaming = true;
     if (lines.length > 0) res.write(`${lines.join('\n')}\n`);
     const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0);
@@ -220,6 +226,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       console.error('kube stand-in bug:', err);
     });
   });
+  let accepted = 0;
+  server.on('connection', () => accepted++);
   const port = await listenOnEphemeralPort(server, '127.0.0.1');
   const url = `http://127.0.0.1:${port}`;
 
@@ -239,6 +247,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     failNext(count, fault = {}) {
       faults.push({ remaining: count, code: fault.code ?? 500, method: fault.method, path: fault.path });
     },
+    connections: () => accepted,
+    dropConnections: () => server.closeAllConnections(),
     kubeConfigOptions,
     kubeConfigFileText: () =>
       JSON.stringify({

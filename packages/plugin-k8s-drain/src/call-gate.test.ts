@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { CallGate } from './call-gate.js';
+
+/** A call that finishes when told to. */
+function heldCall(log: string[], name: string): { call: () => Promise<string>; finish: () => void } {
+  let finish = (): void => {};
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  return {
+    call: async () => {
+      log.push(`start ${name}`);
+      await done;
+      return name;
+    },
+    finish: () => finish(),
+  };
+}
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('CallGate', () => {
+  it('keeps at most `limit` calls in flight and hands a freed slot to cordons, then drain calls, then events', async () => {
+    const gate = new CallGate(2);
+    const log: string[] = [];
+    const calls = {
+      a: heldCall(log, 'evict-a'),
+      b: heldCall(log, 'evict-b'),
+      event: heldCall(log, 'event'),
+      c: heldCall(log, 'evict-c'),
+      cordon: heldCall(log, 'cordon'),
+    };
+    const results = [
+      gate.run('drain', calls.a.call),
+      gate.run('drain', calls.b.call),
+      gate.run('event', calls.event.call),
+      gate.run('drain', calls.c.call),
+      gate.run('cordon', calls.cordon.call),
+    ];
+    await settle();
+    expect(log).toEqual(['start evict-a', 'start evict-b']);
+    expect(gate.queued()).toEqual({ cordon: 1, drain: 1, event: 1 });
+    calls.a.finish();
+    await settle();
+    // The cordon came last but goes first.
+    expect(log.at(-1)).toBe('start cordon');
+    calls.b.finish();
+    await settle();
+    expect(log.at(-1)).toBe('start evict-c');
+    calls.cordon.finish();
+    await settle();
+    expect(log.at(-1)).toBe('start event');
+    calls.c.finish();
+    calls.event.finish();
+    expect(await Promise.all(results)).toEqual(['evict-a', 'evict-b', 'event', 'evict-c', 'cordon']);
+    expect(gate.queued()).toEqual({ cordon: 0, drain: 0, event: 0 });
+  });
+
+  it('frees the slot of a call that fails', async () => {
+    const gate = new CallGate(1);
+    await expect(gate.run('drain', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(await gate.run('drain', async () => 'next')).toBe('next');
+    expect(() => new CallGate(0)).toThrow(RangeError);
+  });
+});
