@@ -34,6 +34,8 @@ export class RegionalReplacer {
   readonly clients: AwsClients;
   readonly lookup: InstanceLookup;
   readonly requested: ExpiringMap<string, RequestedReplacement>;
+  /** Replacements being requested now, by instance: a second call about one of them waits for it. */
+  readonly inFlight = new Map<string, Promise<RequestedReplacement>>();
   private readonly detachers = new Map<string, GroupDetacher>();
 
   constructor(private readonly settings: RegionalSettings) {

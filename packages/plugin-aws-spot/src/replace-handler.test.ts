@@ -240,6 +240,19 @@ describe('a group member (strategy asg-detach)', () => {
     expect(aws.ec2.fleets).toHaveLength(0);
   });
 
+  it('makes a call about an instance being replaced right now wait for that replacement instead of starting another', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.latency.set(20);
+    const h = handler();
+    const [first, second] = await Promise.all([h.handle(spotEvent(old!, 'replace-flow'), context()), h.handle(spotEvent(old!, 'drain-flow'), context())]);
+    expect(first.message).toMatch(/^detached /);
+    expect(second.message).toBe(`replacement already requested by this process: ${first.message}`);
+    expect(aws.callsTo('DescribeInstances')).toHaveLength(1);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(1);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(1);
+  });
+
   it('remembers a requested replacement: a retried or repeated call is answered without calling AWS', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
     const [old] = group.members.keys();
@@ -434,10 +447,10 @@ describe('idempotency', () => {
     expect(aws.callsTo('CreateFleet')).toHaveLength(1);
   });
 
-  it('launches one replacement when copies of the event race past the tag check (the client token)', async () => {
+  it('launches one replacement when copies of the event race past the tag check in two replicas (the client token)', async () => {
     const old = standalone();
-    const h = handler();
-    const results = await Promise.all([h.handle(spotEvent(old), context()), h.handle(spotEvent(old), context())]);
+    // Two processes: within one, the second copy would wait for the first instead.
+    const results = await Promise.all([handler().handle(spotEvent(old), context()), handler().handle(spotEvent(old), context())]);
     expect(aws.callsTo('CreateFleet')).toHaveLength(2);
     const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
     expect(tokens[0]).toMatch(/^hollowtrees-[0-9a-f]{40}$/);

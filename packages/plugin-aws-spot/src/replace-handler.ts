@@ -1,12 +1,12 @@
 import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
-import { abortReason } from './abortable.js';
+import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
 import { toPluginError } from './aws-error.js';
 import { replaceWithFleet } from './fleet-replace.js';
 import type { InstanceInfo } from './instance-lookup.js';
-import { RegionalReplacer } from './regional-replacer.js';
+import { RegionalReplacer, type RequestedReplacement } from './regional-replacer.js';
 import type { ReplacementOutcome } from './replacement-outcome.js';
 import type { RetryOptions } from './retry-strategy.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
@@ -137,26 +137,41 @@ export class AwsSpotReplaceHandler implements EventHandler {
       message: outcome.message,
       attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.now() - started)) },
     });
+    const again = (done: RequestedReplacement): HandleResult =>
+      answer(done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
     const requested = region.requested.get(instanceId);
-    if (requested) {
-      return answer(requested.strategy, { ...requested.outcome, message: `replacement already requested by this process: ${requested.outcome.message}` });
+    if (requested) return again(requested);
+    const pending = region.inFlight.get(instanceId);
+    if (pending) {
+      // Another call (a second flow, a second event) is replacing it now: its outcome is this call's.
+      const done = await untilAborted(pending, context.signal).catch(() => undefined);
+      if (done?.outcome.status === 'ok') return again(done);
     }
+    const work = this.replace(region, instanceId, event, context);
+    region.inFlight.set(instanceId, work);
     try {
-      const instance = await region.lookup.lookup(instanceId, context.signal);
-      const strategy = strategyFor(this.options.strategy ?? 'auto', instance);
-      const outcome: ReplacementOutcome =
-        strategy === 'asg-detach'
-          ? await this.detach(region, instance, event, context)
-          : await replaceWithFleet(
-              { clients: region.clients, instance, signal: context.signal, dryRun: this.options.dryRun ?? false, logger: this.logger },
-              event,
-              { instanceTypes: this.options.instanceTypes, onDemandFallback: this.options.onDemandFallback ?? true },
-            );
-      if (outcome.status === 'ok' && outcome.attributes.dry_run === undefined) region.requested.set(instanceId, { strategy, outcome });
-      return answer(strategy, outcome);
+      const done = await work;
+      if (done.outcome.status === 'ok' && done.outcome.attributes.dry_run === undefined) region.requested.set(instanceId, done);
+      return answer(done.strategy, done.outcome);
     } catch (err) {
       throw toPluginError(err, `replacing ${instanceId}`, context.signal);
+    } finally {
+      if (region.inFlight.get(instanceId) === work) region.inFlight.delete(instanceId);
     }
+  }
+
+  private async replace(region: RegionalReplacer, instanceId: string, event: CloudEvent, context: HandleContext): Promise<RequestedReplacement> {
+    const instance = await region.lookup.lookup(instanceId, context.signal);
+    const strategy = strategyFor(this.options.strategy ?? 'auto', instance);
+    const outcome: ReplacementOutcome =
+      strategy === 'asg-detach'
+        ? await this.detach(region, instance, event, context)
+        : await replaceWithFleet(
+            { clients: region.clients, instance, signal: context.signal, dryRun: this.options.dryRun ?? false, logger: this.logger },
+            event,
+            { instanceTypes: this.options.instanceTypes, onDemandFallback: this.options.onDemandFallback ?? true },
+          );
+    return { strategy, outcome };
   }
 
   /** Releases the SDK clients' connections. */
