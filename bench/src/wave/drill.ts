@@ -85,7 +85,14 @@ function ask(child: ChildProcess, request: StandInsRequest, kind: StandInsReply[
 }
 
 /** Runs the drill once; every process is fresh and stopped at the end. */
-export async function runWaveDrill(options: { scenario: WaveScenario; condition: WaveCondition; configFile: string; cutoffMs: number }): Promise<WaveRunResult> {
+export async function runWaveDrill(options: {
+  scenario: WaveScenario;
+  condition: WaveCondition;
+  configFile: string;
+  cutoffMs: number;
+  /** Extra flags of the AWS plugin, as the configuration's layout asks for. */
+  awsSpotArgs: readonly string[];
+}): Promise<WaveRunResult> {
   const { scenario, condition } = options;
   const dir = await tempDir('wave');
   const standIns = fork(new URL('./standins-process.js', import.meta.url).pathname, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -102,7 +109,7 @@ export async function runWaveDrill(options: { scenario: WaveScenario; condition:
     const replace = await startOnFreePort(
       'aws-spot',
       process.execPath,
-      (port) => [packageCli('@hollowtrees/plugin-aws-spot'), '--port', String(port), '--host', '127.0.0.1', '--region', 'us-east-1', '--endpoint', started.awsUrl],
+      (port) => [packageCli('@hollowtrees/plugin-aws-spot'), '--port', String(port), '--host', '127.0.0.1', '--region', 'us-east-1', '--endpoint', started.awsUrl, ...options.awsSpotArgs],
       grpcHealthProbe,
       { env: { AWS_ACCESS_KEY_ID: 'drill', AWS_SECRET_ACCESS_KEY: 'drill', AWS_EC2_METADATA_DISABLED: 'true' } },
     );
