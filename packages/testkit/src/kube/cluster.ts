@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { wallClockMs } from '../listen.js';
 import { applyPatch } from './patch.js';
 import { fieldSelector, labelSelector, matchesLabels } from './selectors.js';
+import { WatchHistory } from './watch-history.js';
 import {
   alreadyExists,
   badRequest,
   conflict,
   disruptionBudgetViolated,
-  expired,
   invalid,
   multipleBudgets,
   notFound,
@@ -87,6 +87,8 @@ function scaled(value: number | string, total: number, field: string): number {
 }
 const isReady = (pod: Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const isTerminal = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+/** What a budget counts as healthy: scheduled, running, ready, not terminating. */
+const isHealthy = (pod: Pod): boolean => Boolean(pod.spec?.nodeName) && pod.status?.phase === 'Running' && isReady(pod) && !pod.metadata.deletionTimestamp;
 
 /**
  * The state of the simulated cluster and the API semantics over it: nodes,
@@ -100,24 +102,34 @@ export class KubeCluster {
   /** Pod keys by `spec.nodeName`: a node's pods without scanning the cluster. */
   private readonly podsByNode = new Map<string, Set<string>>();
   private readonly pdbMap = new Map<string, PodDisruptionBudget & { expectedPods: number }>();
-  /** Pod keys each budget selects (pod labels never change here). */
+  /** Pod keys each budget selects (pod labels never change here), and the budgets of each pod. */
   private readonly pdbPods = new Map<string, Set<string>>();
-  private readonly podEvents: Array<{ resourceVersion: number; event: WatchEvent<Pod> }> = [];
-  private readonly podWatchers = new Set<(event: { resourceVersion: number; event: WatchEvent<Pod> }) => void>();
+  private readonly podBudgets = new Map<string, string[]>();
+  /**
+   * Healthy pods per budget, kept as pods come, start terminating and go (the
+   * only changes the stand-in makes to a pod), so an eviction's budget check
+   * costs the same with ten pods or ten thousand.
+   */
+  private readonly pdbHealthy = new Map<string, number>();
+  /** Bumped on every pod stored or removed: a sorted listing of all pods is reused until it changes. */
+  private podSetVersion = 0;
+  private sortedPods: { version: number; pods: Pod[] } | undefined;
+  private readonly podHistory: WatchHistory<Pod>;
+  private readonly nodeHistory: WatchHistory<Node>;
   private readonly eventList: Event[] = [];
   private readonly evictionLog: EvictionRecord[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly msPerGraceSecond: number;
   private readonly replaceEvictedPods: boolean;
-  /** Pod events a watch can resume from; an older resourceVersion gets 410 Expired, as from the API server's watch cache. */
-  private readonly watchHistory: number;
+
   private resourceVersion = 1000;
   private generated = 0;
 
   constructor(options: KubeClusterOptions = {}) {
     this.msPerGraceSecond = options.msPerGraceSecond ?? 10;
     this.replaceEvictedPods = options.replaceEvictedPods ?? true;
-    this.watchHistory = options.watchHistory ?? 50_000;
+    this.podHistory = new WatchHistory(options.watchHistory ?? 50_000);
+    this.nodeHistory = new WatchHistory(options.watchHistory ?? 50_000);
   }
 
   // ---- set-up and inspection (for tests) ----
@@ -127,6 +139,7 @@ export class KubeCluster {
     const stored: Node = { ...structuredClone(node), apiVersion: 'v1', kind: 'Node', spec: { ...node.spec } };
     this.stamp(stored);
     this.nodeMap.set(node.metadata.name, stored);
+    this.nodeHistory.record('ADDED', stored);
     return structuredClone(stored);
   }
 
@@ -156,8 +169,11 @@ export class KubeCluster {
     this.stamp(stored);
     const key = keyOf(namespace, pdb.metadata.name);
     this.pdbMap.set(key, stored);
-    this.pdbPods.set(key, new Set([...this.podMap.values()].filter((p) => this.selects(stored, p)).map(podKeyOf)));
-    stored.expectedPods = this.podsMatching(stored).filter((p) => !p.metadata.deletionTimestamp).length;
+    const members = [...this.podMap.values()].filter((p) => this.selects(stored, p));
+    this.pdbPods.set(key, new Set(members.map(podKeyOf)));
+    for (const pod of members) this.podBudgets.set(podKeyOf(pod), [...(this.podBudgets.get(podKeyOf(pod)) ?? []), key]);
+    this.pdbHealthy.set(key, members.filter(isHealthy).length);
+    stored.expectedPods = members.filter((p) => !p.metadata.deletionTimestamp).length;
     // Checked now, so a typo in a test's budget fails where it is made.
     this.statusOf(stored);
   }
@@ -199,19 +215,15 @@ export class KubeCluster {
   stop(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.podWatchers.clear();
+    this.podHistory.clear();
+    this.nodeHistory.clear();
   }
 
   // ---- API operations ----
 
   /** `GET /api/v1/nodes`. */
   listNodes(query: ListQuery): ObjectList<Node> {
-    const byField = fieldSelector<Node>(query.fieldSelector, {
-      'metadata.name': (n) => n.metadata.name,
-      'spec.unschedulable': (n) => String(n.spec?.unschedulable ?? false),
-    });
-    const byLabel = labelSelector(query.labelSelector);
-    return this.page('NodeList', [...this.nodeMap.values()].filter((n) => byField(n) && byLabel(n.metadata.labels)), query);
+    return this.page('NodeList', [...this.nodeMap.values()].filter(this.nodeFilter(query)), query);
   }
 
   /** `GET /api/v1/nodes/{name}`. */
@@ -233,6 +245,7 @@ export class KubeCluster {
     if (patched.metadata.name !== name) throw badRequest('the name of the object does not match the name on the URL');
     this.stamp(patched);
     this.nodeMap.set(name, patched);
+    this.nodeHistory.record('MODIFIED', patched);
     return structuredClone(patched);
   }
 
@@ -251,20 +264,12 @@ export class KubeCluster {
    * @throws StatusError 410 Expired when the resourceVersion is older than the history kept.
    */
   watchPods(namespace: string | undefined, query: ListQuery, resourceVersion: string | null, send: (event: WatchEvent<Pod>) => void): () => void {
-    const matches = this.podFilter(namespace, query);
-    const forward = ({ event }: { event: WatchEvent<Pod> }): void => {
-      if (matches(event.object)) send(event);
-    };
-    if (!resourceVersion || resourceVersion === '0') {
-      for (const pod of this.podMap.values()) if (matches(pod)) send({ type: 'ADDED', object: structuredClone(pod) });
-    } else {
-      const from = Number(resourceVersion);
-      const oldest = this.podEvents[0]?.resourceVersion ?? this.resourceVersion + 1;
-      if (!Number.isInteger(from) || from < oldest - 1) throw expired(resourceVersion, oldest);
-      for (const recorded of this.podEvents) if (recorded.resourceVersion > from) forward(recorded);
-    }
-    this.podWatchers.add(forward);
-    return () => this.podWatchers.delete(forward);
+    return this.podHistory.watch(resourceVersion, this.resourceVersion, () => this.podMap.values(), this.podFilter(namespace, query), send);
+  }
+
+  /** `GET /api/v1/nodes?watch=true`: as {@link watchPods}, for nodes. */
+  watchNodes(query: ListQuery, resourceVersion: string | null, send: (event: WatchEvent<Node>) => void): () => void {
+    return this.nodeHistory.watch(resourceVersion, this.resourceVersion, () => this.nodeMap.values(), this.nodeFilter(query), send);
   }
 
   /** `GET /api/v1/namespaces/{ns}/pods/{name}`. */
@@ -359,15 +364,8 @@ export class KubeCluster {
     return pod.metadata.namespace === pdb.metadata.namespace && matchesLabels(pdb.spec.selector.matchLabels, pod.metadata.labels);
   }
 
-  private podsMatching(pdb: PodDisruptionBudget): Pod[] {
-    const keys = this.pdbPods.get(keyOf(pdb.metadata.namespace ?? 'default', pdb.metadata.name)) ?? new Set<string>();
-    return [...keys].flatMap((k) => this.podMap.get(k) ?? []);
-  }
-
   private statusOf(pdb: PodDisruptionBudget & { expectedPods: number }): PodDisruptionBudgetStatus {
-    const currentHealthy = this.podsMatching(pdb).filter(
-      (p) => p.spec?.nodeName && p.status?.phase === 'Running' && isReady(p) && !p.metadata.deletionTimestamp,
-    ).length;
+    const currentHealthy = this.pdbHealthy.get(keyOf(pdb.metadata.namespace ?? 'default', pdb.metadata.name)) ?? 0;
     const { minAvailable, maxUnavailable } = pdb.spec;
     const desiredHealthy =
       minAvailable !== undefined
@@ -384,7 +382,7 @@ export class KubeCluster {
   private checkBudget(pod: Pod): void {
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed' || phase === 'Pending' || pod.metadata.deletionTimestamp) return;
-    const pdbs = [...this.pdbMap.values()].filter((b) => this.selects(b, pod));
+    const pdbs = (this.podBudgets.get(podKeyOf(pod)) ?? []).flatMap((k) => this.pdbMap.get(k) ?? []);
     if (pdbs.length > 1) throw multipleBudgets();
     const pdb = pdbs[0];
     if (!pdb) return;
@@ -404,6 +402,7 @@ export class KubeCluster {
       this.replace(pod);
       return grace;
     }
+    this.countHealthy(pod, -1);
     pod.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString();
     pod.metadata.deletionGracePeriodSeconds = grace;
     this.stamp(pod);
@@ -419,8 +418,25 @@ export class KubeCluster {
 
   /** The pods on `nodeName` (all pods when undefined), from the index. */
   private candidatePods(nodeName: string | undefined): Pod[] {
-    if (nodeName === undefined) return [...this.podMap.values()];
+    if (nodeName === undefined) {
+      // The pages of one listing of every pod reuse one sorted copy while no pod comes or goes.
+      if (this.sortedPods?.version !== this.podSetVersion) {
+        const pods = [...this.podMap.values()].sort((a, b) => byKey(podKeyOf(a), podKeyOf(b)));
+        this.sortedPods = { version: this.podSetVersion, pods };
+      }
+      return [...this.sortedPods.pods];
+    }
     return [...(this.podsByNode.get(nodeName) ?? [])].flatMap((k) => this.podMap.get(k) ?? []);
+  }
+
+  /** What a node list or watch selects. */
+  private nodeFilter(query: ListQuery): (node: Node) => boolean {
+    const byField = fieldSelector<Node>(query.fieldSelector, {
+      'metadata.name': (n) => n.metadata.name,
+      'spec.unschedulable': (n) => String(n.spec?.unschedulable ?? false),
+    });
+    const byLabel = labelSelector(query.labelSelector);
+    return (n) => byField(n) && byLabel(n.metadata.labels);
   }
 
   /** What a pod list or watch selects. */
@@ -445,7 +461,11 @@ export class KubeCluster {
       onNode.add(key);
       this.podsByNode.set(node, onNode);
     }
-    for (const [pdbKey, pdb] of this.pdbMap) if (this.selects(pdb, pod)) this.pdbPods.get(pdbKey)?.add(key);
+    const budgets = [...this.pdbMap].filter(([, pdb]) => this.selects(pdb, pod)).map(([pdbKey]) => pdbKey);
+    for (const pdbKey of budgets) this.pdbPods.get(pdbKey)?.add(key);
+    if (budgets.length > 0) this.podBudgets.set(key, budgets);
+    this.countHealthy(pod, +1);
+    this.podSetVersion++;
     this.emitPod('ADDED', pod);
   }
 
@@ -455,17 +475,22 @@ export class KubeCluster {
     this.podMap.delete(key);
     const node = pod.spec?.nodeName;
     if (node !== undefined) this.podsByNode.get(node)?.delete(key);
-    for (const members of this.pdbPods.values()) members.delete(key);
+    this.countHealthy(pod, -1);
+    for (const pdbKey of this.podBudgets.get(key) ?? []) this.pdbPods.get(pdbKey)?.delete(key);
+    this.podBudgets.delete(key);
+    this.podSetVersion++;
     this.stamp(pod);
     this.emitPod('DELETED', pod);
   }
 
+  /** Adds `delta` to the healthy count of each budget of `pod`, if the pod counts as healthy now. */
+  private countHealthy(pod: Pod, delta: 1 | -1): void {
+    if (!isHealthy(pod)) return;
+    for (const pdbKey of this.podBudgets.get(podKeyOf(pod)) ?? []) this.pdbHealthy.set(pdbKey, (this.pdbHealthy.get(pdbKey) ?? 0) + delta);
+  }
+
   private emitPod(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: Pod): void {
-    const recorded = { resourceVersion: Number(pod.metadata.resourceVersion), event: { type, object: structuredClone(pod) } };
-    this.podEvents.push(recorded);
-    // Trimmed in chunks: one splice per event would move the whole history every time.
-    if (this.podEvents.length > Math.ceil(this.watchHistory * 1.25)) this.podEvents.splice(0, this.podEvents.length - this.watchHistory);
-    for (const watcher of this.podWatchers) watcher(recorded);
+    this.podHistory.record(type, pod);
   }
 
   private replace(pod: Pod): void {

@@ -1,5 +1,5 @@
 /**
- * A kube-apiserver stand-in: nodes get/list/patch, pods list/watch/get/delete,
+ * A kube-apiserver stand-in: nodes get/list/watch/patch, pods list/watch/get/delete,
  * the `policy/v1` eviction subresource with PodDisruptionBudget semantics,
  * events create, and `Status` error bodies as the real API server sends them;
  * optionally slowed by a per-request latency.

@@ -182,6 +182,20 @@ describe('kube-apiserver stand-in', () => {
     tooOld.close();
   });
 
+  it('streams node changes to a node watch: the nodes first, then a patch', async () => {
+    const watch = await openWatch('/api/v1/nodes?watch=true');
+    await watch.until((events) => events.length === 2);
+    const { body: node } = await call('GET', '/api/v1/nodes/n1');
+    await call('PATCH', '/api/v1/nodes/n1', { metadata: { resourceVersion: node.metadata.resourceVersion }, spec: { unschedulable: true } }, 'application/merge-patch+json');
+    const events = await watch.until((all) => all.length === 3);
+    expect(events.map((e) => [e.type, e.object.metadata.name, e.object.spec.unschedulable ?? false])).toEqual([
+      ['ADDED', 'n1', false],
+      ['ADDED', 'n2', false],
+      ['MODIFIED', 'n1', true],
+    ]);
+    watch.close();
+  });
+
   it('scales percentage budgets of the expected pods, rounding up, as the disruption controller does', () => {
     for (let i = 0; i < 25; i++) api.cluster.addPod({ metadata: { name: `a-${i}`, labels: { app: 'a' } }, spec: { nodeName: 'n1' } });
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'max' }, spec: { selector: { matchLabels: { app: 'a' } }, maxUnavailable: '10%' } });

@@ -95,8 +95,9 @@ const listQuery = (q: URLSearchParams): ListQuery => ({
 });
 
 const NAME = '([^/]+)';
-/** Pod collections a watch may follow: the cluster's, or one namespace's. */
+/** Collections a watch may follow: the nodes, the cluster's pods, or one namespace's. */
 const POD_COLLECTION = new RegExp(`^/api/v1/(?:namespaces/${NAME}/)?pods$`);
+const NODE_COLLECTION = /^\/api\/v1\/nodes$/;
 const isWatch = (q: URLSearchParams): boolean => q.get('watch') === 'true' || q.get('watch') === '1';
 
 const routes: Route[] = [
@@ -175,8 +176,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       if (fault) throw injected(fault.code);
       const parsed = await readBody(req);
       const podCollection = POD_COLLECTION.exec(url.pathname);
-      if (method === 'GET' && podCollection && isWatch(url.searchParams)) {
-        watch(podCollection[1], url.searchParams, res);
+      if (method === 'GET' && isWatch(url.searchParams) && (podCollection || NODE_COLLECTION.test(url.pathname))) {
+        const q = url.searchParams;
+        const namespace = podCollection?.[1] && decodeURIComponent(podCollection[1]);
+        watch(res, q, (send) =>
+          podCollection ? cluster.watchPods(namespace, listQuery(q), q.get('resourceVersion'), send) : cluster.watchNodes(listQuery(q), q.get('resourceVersion'), send),
+        );
         record(200);
         return;
       }
@@ -190,8 +195,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
 
-  /** Streams pod events as JSON lines until the client goes or `timeoutSeconds` passes. */
-  const watch = (namespace: string | undefined, query: URLSearchParams, res: ServerResponse): void => {
+  /** Streams a watch's events as JSON lines until the client goes or `timeoutSeconds` passes. */
+  const watch = (res: ServerResponse, query: URLSearchParams, start: (send: (event: unknown) => void) => () => void): void => {
     const lines: string[] = [];
     let streaming = false;
     const send = (event: unknown): void => {
@@ -200,7 +205,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     };
     let unsubscribe: () => void;
     try {
-      unsubscribe = cluster.watchPods(namespace && decodeURIComponent(namespace), listQuery(query), query.get('resourceVersion'), send);
+      unsubscribe = start(send);
     } catch (err) {
       if (!(err instanceof StatusError)) throw err;
       // As the API server: a watch that cannot start is a 200 whose one event is the ERROR.
