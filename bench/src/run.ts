@@ -6,7 +6,7 @@
  * Environment:
  *   BENCH_ONLY=ingest,latency,reclaim,memory,wave   run only some sections (results are then partial)
  *   BENCH_WAVE_*                                the wave drill's matrix (see wave/section.ts)
- *   BENCH_CPU_PROF=<dir>                      run Hollowtrees under `node --cpu-prof` into <dir>
+ *   BENCH_CPU_PROF=<dir>                      run Hollowtrees (and every process of the wave drill) under `node --cpu-prof` into <dir>
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -232,7 +232,7 @@ async function main(): Promise<void> {
   const resultsDir = join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = results.startedAt!.replace(/[:.]/g, '-');
-  if (only.has('wave')) results.wave = await runWaveSection(BENCH_DIR, resultsDir, stamp, log);
+  if (only.has('wave')) results.wave = await runWaveSection(BENCH_DIR, resultsDir, stamp, htNodeArgs, log);
 
   results.wallSeconds = (performance.now() - wallStart) / 1000;
   const jsonPath = join(resultsDir, `bench-${stamp}.json`);

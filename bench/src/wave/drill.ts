@@ -92,10 +92,12 @@ export async function runWaveDrill(options: {
   cutoffMs: number;
   /** Extra flags of the AWS plugin, as the configuration's layout asks for. */
   awsSpotArgs: readonly string[];
+  /** `node` flags for every process of the run, e.g. `--cpu-prof`. */
+  nodeArgs: readonly string[];
 }): Promise<WaveRunResult> {
   const { scenario, condition } = options;
   const dir = await tempDir('wave');
-  const standIns = fork(new URL('./standins-process.js', import.meta.url).pathname, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const standIns = fork(new URL('./standins-process.js', import.meta.url).pathname, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...options.nodeArgs] });
   const spawned: Spawned[] = [];
   try {
     const settings: StandInsSettings = { scenario, kubeLatencyMs: condition.kubeLatencyMs, awsLatencyMs: condition.awsLatencyMs, rateLimits: condition.rateLimits };
@@ -104,12 +106,12 @@ export async function runWaveDrill(options: {
     const kubeconfig = join(dir.path, 'kubeconfig');
     await writeFile(kubeconfig, started.kubeconfig);
 
-    const drain = await startOnFreePort('k8s-drain', process.execPath, (port) => [packageCli('@hollowtrees/plugin-k8s-drain'), '--port', String(port), '--host', '127.0.0.1', '--kubeconfig', kubeconfig], grpcHealthProbe);
+    const drain = await startOnFreePort('k8s-drain', process.execPath, (port) => [...options.nodeArgs, packageCli('@hollowtrees/plugin-k8s-drain'), '--port', String(port), '--host', '127.0.0.1', '--kubeconfig', kubeconfig], grpcHealthProbe);
     spawned.push(drain.proc);
     const replace = await startOnFreePort(
       'aws-spot',
       process.execPath,
-      (port) => [packageCli('@hollowtrees/plugin-aws-spot'), '--port', String(port), '--host', '127.0.0.1', '--region', 'us-east-1', '--endpoint', started.awsUrl, ...options.awsSpotArgs],
+      (port) => [...options.nodeArgs, packageCli('@hollowtrees/plugin-aws-spot'), '--port', String(port), '--host', '127.0.0.1', '--region', 'us-east-1', '--endpoint', started.awsUrl, ...options.awsSpotArgs],
       grpcHealthProbe,
       { env: { AWS_ACCESS_KEY_ID: 'drill', AWS_SECRET_ACCESS_KEY: 'drill', AWS_EC2_METADATA_DISABLED: 'true' } },
     );
@@ -117,7 +119,7 @@ export async function runWaveDrill(options: {
     const core = await startOnFreePort(
       'hollowtrees',
       process.execPath,
-      (port) => [packageCli('@hollowtrees/core'), '--config', options.configFile, '--listen', `127.0.0.1:${port}`],
+      (port) => [...options.nodeArgs, packageCli('@hollowtrees/core'), '--config', options.configFile, '--listen', `127.0.0.1:${port}`],
       '/-/ready',
       { env: { K8S_DRAIN_ADDRESS: `127.0.0.1:${drain.port}`, AWS_SPOT_ADDRESS: `127.0.0.1:${replace.port}` } },
     );

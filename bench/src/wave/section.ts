@@ -19,7 +19,7 @@ import { waveScenario } from './scenario.js';
 const list = (name: string, fallback: string): string[] => (process.env[name] ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
 
 /** Runs the drills; writes `<resultsDir>/wave-<stamp>.json`, copies it to BENCH_WAVE_OUT, prints the tables. */
-export async function runWaveSection(benchDir: string, resultsDir: string, stamp: string, log: (text: string) => void): Promise<WaveRunResult[]> {
+export async function runWaveSection(benchDir: string, resultsDir: string, stamp: string, nodeArgs: readonly string[], log: (text: string) => void): Promise<WaveRunResult[]> {
   const configFile = process.env.BENCH_WAVE_CONFIG ?? join(benchDir, '..', 'examples', 'config.yaml');
   const cutoffMs = Number(process.env.BENCH_WAVE_CUTOFF_S ?? 180) * 1000;
   const awsSpotArgs = (process.env.BENCH_WAVE_AWS_SPOT_ARGS ?? '--complete-lifecycle-hooks after-drain').split(' ').filter(Boolean);
@@ -29,7 +29,7 @@ export async function runWaveSection(benchDir: string, resultsDir: string, stamp
       const condition = WAVE_CONDITIONS[conditionName];
       if (!condition) throw new Error(`BENCH_WAVE_CONDITIONS: unknown condition "${conditionName}" (known: ${Object.keys(WAVE_CONDITIONS).join(', ')})`);
       for (const groups of list('BENCH_WAVE_GROUPS', '1,10').map(Number)) {
-        const result = await runWaveDrill({ scenario: waveScenario(nodes, groups), condition, configFile, cutoffMs, awsSpotArgs });
+        const result = await runWaveDrill({ scenario: waveScenario(nodes, groups), condition, configFile, cutoffMs, awsSpotArgs, nodeArgs });
         const m = result.measurement;
         log(
           `wave ${nodes} nodes, ${groups} group(s), ${condition.name}: runs ${result.runs.succeeded} ok / ${result.runs.failed} failed / ${result.runs.unfinished} unfinished; ` +

@@ -50,8 +50,9 @@ async function main(): Promise<void> {
       }
     })();
   });
-  // The bench going away ends the stand-ins.
+  // The bench going away, or stopping them, ends the stand-ins (an exit that still writes a --cpu-prof profile).
   process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 void main();

@@ -136,14 +136,17 @@ describe('a wave of reclaimed spot instances, end to end, replacement first', ()
     expect(Object.values(aws.rateLimiter?.throttled() ?? {}).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   });
 
-  it('shares the Kubernetes calls of the wave: one pod listing and watch, a few kept-alive connections, no per-node list or poll', async () => {
+  it('shares the Kubernetes calls of the wave: one listing and watch of nodes and of pods, a few kept-alive connections, no call per node but its cordon, evictions and events', async () => {
     await drain.eventsRecorded();
     const verbs = kube.requests.map((r) => kubeVerb({ ...r, watch: r.query.watch === 'true' }));
-    expect(verbs.filter((v) => v === 'list pods')).toHaveLength(1);
-    expect(verbs.filter((v) => v === 'watch pods')).toHaveLength(1);
+    for (const collection of ['nodes', 'pods']) {
+      expect(verbs.filter((v) => v === `list ${collection}`)).toHaveLength(1);
+      expect(verbs.filter((v) => v === `watch ${collection}`)).toHaveLength(1);
+    }
+    expect(verbs.filter((v) => v === 'get node')).toEqual([]);
     expect(kube.requests.filter((r) => r.query.fieldSelector !== undefined)).toEqual([]);
     expect(verbs.filter((v) => v === 'patch node')).toHaveLength(NODES);
     expect(kube.requests.length).toBeGreaterThan(5 * NODES);
-    expect(kube.connections()).toBeLessThanOrEqual(MAX_IN_FLIGHT + 1);
+    expect(kube.connections()).toBeLessThanOrEqual(MAX_IN_FLIGHT + 2);
   });
 });

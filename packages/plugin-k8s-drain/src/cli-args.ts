@@ -35,10 +35,10 @@ Drain:
   --grace-period-seconds N      cap on each pod's grace period (default: the pod's own)
   --concurrency N               evictions in flight per node (default 20)
   --max-in-flight N             Kubernetes calls in flight across all drains, cordons first (default 64)
-  --pod-cache true|false        keep the cluster's pods in a watch-fed cache instead of listing
-                                and polling per node (default true; needs watch on pods)
+  --watch-cache true|false      keep the cluster's nodes and pods in watch-fed caches instead of
+                                a GET, a list and a poll per node (default true; needs watch on nodes, pods)
   --wait-for-deletion true|false  wait until evicted pods are gone (default true)
-  --deletion-poll-ms N          poll interval while waiting without the pod cache (default 1000)
+  --deletion-poll-ms N          poll interval while waiting without the watch cache (default 1000)
   --termination-margin-ms N     stop this long before the termination time (default 10000)
   --reply-margin-ms N           stop this long before the gRPC deadline (default 1000)
   --max-drain-ms N              longest drain without another bound (default 120000)
@@ -70,7 +70,7 @@ const STRING_FLAGS = [
   'grace-period-seconds',
   'concurrency',
   'max-in-flight',
-  'pod-cache',
+  'watch-cache',
   'wait-for-deletion',
   'deletion-poll-ms',
   'termination-margin-ms',
@@ -164,7 +164,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     gracePeriodSeconds: integer(values, 'grace-period-seconds'),
     concurrency,
     maxInFlight,
-    podCache: bool(values, 'pod-cache'),
+    watchCache: bool(values, 'watch-cache'),
     waitForDeletion: bool(values, 'wait-for-deletion'),
     deletionPollMs: integer(values, 'deletion-poll-ms'),
     terminationMarginMs: integer(values, 'termination-margin-ms'),

@@ -20,7 +20,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const logger = jsonLogger();
   const handler = createDrainHandler(loadKubeConfig({ path: command.kubeconfig, context: command.context }), { ...command.drain, logger });
-  // The pod cache lists the cluster now, so the first drain of a wave finds it ready.
+  // The caches list the cluster now, so the first drain of a wave finds them ready.
   handler.start();
   let server;
   try {

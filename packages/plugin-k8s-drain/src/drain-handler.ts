@@ -1,5 +1,5 @@
-import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { Code, labelsOf, PluginError, type Backoff, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { cordonNode } from './cordon.js';
 import { Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
@@ -7,6 +7,7 @@ import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
 import { evictPods, gracePeriodFor } from './evict.js';
 import { EventRecorder } from './events.js';
 import { createKubeApi, type KubeApi } from './kube-api.js';
+import { NodeCache } from './node-cache.js';
 import { describeNodeRef, findNode, nodeRefOf, type NodeRef } from './node-lookup.js';
 import { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } from './options.js';
 import { PodCache } from './pod-cache.js';
@@ -15,8 +16,8 @@ import { cachedPodSource, listingPodSource, type PodSource } from './pod-source.
 
 // Enough pod names for a message; the rest are counted.
 const LISTED_PODS = 5;
-/** How long a drain waits for the pod cache's first list before it lists its node itself. */
-const POD_CACHE_SYNC_WAIT_MS = 10_000;
+/** How long a drain waits for a cache's first list before it asks the API server itself. */
+const CACHE_SYNC_WAIT_MS = 10_000;
 /** Kubernetes Events in flight beyond which new ones are dropped. */
 const MAX_PENDING_EVENTS = 10_000;
 
@@ -36,6 +37,7 @@ const MAX_PENDING_EVENTS = 10_000;
 export class DrainHandler implements EventHandler {
   private readonly options: ResolvedDrainOptions;
   private readonly cache: PodCache | undefined;
+  private readonly nodes: NodeCache | undefined;
   private readonly pods: PodSource;
   private readonly events: EventRecorder;
 
@@ -45,13 +47,15 @@ export class DrainHandler implements EventHandler {
   ) {
     const o = (this.options = resolveDrainOptions(options));
     const listing = listingPodSource(api, o.deletionPollMs);
-    this.cache = o.podCache ? new PodCache(api, { logger: o.logger, backoff: o.backoff }) : undefined;
-    this.pods = this.cache ? cachedPodSource(this.cache, listing, POD_CACHE_SYNC_WAIT_MS) : listing;
+    this.cache = o.watchCache ? new PodCache(api, { logger: o.logger, backoff: o.backoff }) : undefined;
+    this.nodes = o.watchCache ? new NodeCache(api, { logger: o.logger, backoff: o.backoff }) : undefined;
+    this.pods = this.cache ? cachedPodSource(this.cache, listing, CACHE_SYNC_WAIT_MS) : listing;
     this.events = new EventRecorder(api, { namespace: o.eventNamespace, logger: o.logger, dryRun: o.dryRun, maxPending: MAX_PENDING_EVENTS });
   }
 
-  /** Lists and starts watching the cluster's pods now rather than at the first drain (with `podCache`). */
+  /** Lists and starts watching the cluster's nodes and pods now rather than at the first drain (with `watchCache`). */
   start(): void {
+    this.nodes?.start();
     this.cache?.start();
   }
 
@@ -60,8 +64,9 @@ export class DrainHandler implements EventHandler {
     return this.events.idle();
   }
 
-  /** Stops the pod watch and closes the connections, once the Events in flight are answered. */
+  /** Stops the watches and closes the connections, once the Events in flight are answered. */
   async close(): Promise<void> {
+    this.nodes?.stop();
     this.cache?.stop();
     await this.events.idle();
     this.api.close();
@@ -97,7 +102,7 @@ export class DrainHandler implements EventHandler {
     const log = o.logger;
     const retry = { deadline, backoff: o.backoff };
 
-    const node = await findNode(api, ref, retry);
+    const node = await this.findNode(ref, retry);
     if (!node) return this.nodeNotFound(ref);
     const name = node.metadata?.name ?? '';
 
@@ -154,6 +159,16 @@ export class DrainHandler implements EventHandler {
     log.info('drained node', { ...result, terminating: terminating.length });
     this.events.record(node, { reason: 'CordonAndDrain', type: 'Normal', message });
     return { message, attributes: result };
+  }
+
+  /** From the node cache when it has the node (no call at all), else from the API server. */
+  private async findNode(ref: NodeRef, retry: { deadline: Deadline; backoff: Backoff }): Promise<V1Node | undefined> {
+    if (this.nodes && (await this.nodes.whenSynced(Math.min(CACHE_SYNC_WAIT_MS, retry.deadline.remainingMs())))) {
+      const cached = this.nodes.find(ref);
+      if (cached) return cached;
+    }
+    // Not there (a node that has just joined, say) or no cache: ask.
+    return findNode(this.api, ref, retry);
   }
 
   private nodeNotFound(ref: NodeRef): HandleResult {

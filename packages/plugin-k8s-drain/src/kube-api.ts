@@ -12,20 +12,14 @@ import {
 } from '@kubernetes/client-node';
 import { CallGate } from './call-gate.js';
 import { SharedAgents } from './shared-agents.js';
+import type { ListedPage, WatchEvent } from './watched-list.js';
 
-/** One page of a pod list, with the resourceVersion a watch resumes from. */
-export interface PodPage {
-  items: V1Pod[];
-  resourceVersion: string;
-  continueToken: string | undefined;
-}
-
-/** A pod watch's event: `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`, or `ERROR` (whose object is a `Status`). */
-export type PodWatchEvent = { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: V1Pod } | { type: 'ERROR'; object: { code?: number; message?: string } };
+/** The collections a drain's caches watch. */
+export type WatchedCollection = 'pods' | 'nodes';
 
 /**
  * The Kubernetes calls a drain makes, and nothing else, so the RBAC in
- * `rbac.yaml` stays minimal: nodes get/list/patch, pods list/watch,
+ * `rbac.yaml` stays minimal: nodes get/list/watch/patch, pods list/watch,
  * pods/eviction create, events create.
  */
 export interface KubeApi {
@@ -37,12 +31,19 @@ export interface KubeApi {
   /** All pods bound to the node, every page. */
   listPodsOnNode(nodeName: string): Promise<V1Pod[]>;
   /** One page of every pod in the cluster. */
-  listPodPage(continueToken: string | undefined): Promise<PodPage>;
+  listPodPage(continueToken: string | undefined): Promise<ListedPage<V1Pod>>;
+  /** One page of every node. */
+  listNodePage(continueToken: string | undefined): Promise<ListedPage<V1Node>>;
   /**
-   * Follows pod changes after `resourceVersion` until the server ends the
-   * watch or `stop` is called; `done` is told once, with the error if any.
+   * Follows the changes of a collection after `resourceVersion` until the
+   * server ends the watch or `stop` is called; `done` is told once, with the error if any.
    */
-  watchPods(resourceVersion: string, onEvent: (event: PodWatchEvent) => void, done: (err?: unknown) => void): Promise<{ stop(): void }>;
+  watch<T extends V1Pod | V1Node>(
+    collection: WatchedCollection,
+    resourceVersion: string,
+    onEvent: (event: WatchEvent<T>) => void,
+    done: (err?: unknown) => void,
+  ): Promise<{ stop(): void }>;
   /** Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. */
   evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined): Promise<void>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
@@ -68,6 +69,11 @@ async function allPages<T>(page: (continueToken: string | undefined) => Promise<
     token = list.metadata?._continue || undefined;
   } while (token);
   return items;
+}
+
+/** A list answer as a {@link ListedPage}. */
+function page<T>(list: { items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }): ListedPage<T> {
+  return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue || undefined };
 }
 
 /**
@@ -106,16 +112,14 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
     mergePatchNode: (name, body) => gate.run('cordon', () => core.patchNode({ name, body }, mergePatch)),
     listPodsOnNode: (nodeName) =>
       allPages((token) => gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token }))),
-    listPodPage: async (token) => {
-      const list = await gate.run('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }));
-      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue || undefined };
-    },
-    watchPods: async (resourceVersion, onEvent, done) => {
-      // One long-lived connection, outside the gate: it would hold a slot for minutes.
+    listPodPage: async (token) => page(await gate.run('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }))),
+    listNodePage: async (token) => page(await gate.run('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
+    watch: async (collection, resourceVersion, onEvent, done) => {
+      // One long-lived connection per collection, outside the gate: it would hold a slot for minutes.
       const controller = await watch.watch(
-        '/api/v1/pods',
+        `/api/v1/${collection}`,
         { resourceVersion, allowWatchBookmarks: true },
-        (type: string, object: unknown) => onEvent({ type, object } as PodWatchEvent),
+        (type: string, object: unknown) => onEvent({ type, object } as Parameters<typeof onEvent>[0]),
         done,
       );
       return { stop: () => controller.abort() };

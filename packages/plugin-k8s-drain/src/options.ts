@@ -26,15 +26,15 @@ export interface DrainOptions {
    */
   maxInFlight?: number;
   /**
-   * Keep every pod of the cluster in a watch-fed cache: a drain reads its
-   * node's pods from it and waits for their DELETED events, instead of a pod
-   * list per node and a poll while they terminate. Needs `watch` on pods.
-   * Default true.
+   * Keep the cluster's nodes and pods in watch-fed caches: a drain finds its
+   * node and reads its pods from them and waits for their DELETED events,
+   * instead of a GET (or a list of every node) and a pod list per node and a
+   * poll while the pods terminate. Needs `watch` on nodes and pods. Default true.
    */
-  podCache?: boolean;
+  watchCache?: boolean;
   /** After evicting, wait until the evicted pods are gone from the node. Default true. */
   waitForDeletion?: boolean;
-  /** Poll interval while waiting for deletion, when the pod cache is off or not ready. Default 1 000 ms. */
+  /** Poll interval while waiting for deletion, when the watch cache is off or not ready. Default 1 000 ms. */
   deletionPollMs?: number;
   /** Stop this long before the event's termination time. Default 10 000 ms. */
   terminationMarginMs?: number;
@@ -84,7 +84,7 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     gracePeriodSeconds: o.gracePeriodSeconds === undefined ? undefined : positive('gracePeriodSeconds', o.gracePeriodSeconds),
     concurrency,
     maxInFlight,
-    podCache: o.podCache ?? true,
+    watchCache: o.watchCache ?? true,
     waitForDeletion: o.waitForDeletion ?? true,
     deletionPollMs: positive('deletionPollMs', o.deletionPollMs ?? 1_000),
     terminationMarginMs: positive('terminationMarginMs', o.terminationMarginMs ?? 10_000),
