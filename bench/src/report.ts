@@ -4,6 +4,7 @@ import type { FloorResult } from './grpc-floor.js';
 import type { LoadResult } from './loadgen.js';
 import type { MachineInfo } from './machine.js';
 import type { Summary } from './stats.js';
+import type { WaveRunResult } from './wave/drill.js';
 import type { ChartPanel } from './svg-chart.js';
 
 export interface IngestRun {
@@ -32,6 +33,8 @@ export interface BenchResults {
   /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes. */
   latency: { floor: FloorResult; hollowtrees: Summary; relay: Summary; alertmanager: Summary };
   massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number };
+  /** The wave drill (wave/), when it ran. */
+  wave?: WaveRunResult[];
   memory: {
     groups: number;
     /** Paced fill: each batch acted on before the next. */
@@ -95,7 +98,8 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
   return checks;
 }
 
-function markdownTable(header: string[], rows: string[][]): string {
+/** A Markdown table. */
+export function markdownTable(header: string[], rows: string[][]): string {
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }

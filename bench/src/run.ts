@@ -4,8 +4,9 @@
  * into bench/results/, copied to bench/latest.{json,svg}.
  *
  * Environment:
- *   BENCH_ONLY=ingest,latency,reclaim,memory,crash   run only some sections (results are then partial)
- *   BENCH_CPU_PROF=<dir>                      run Hollowtrees under `node --cpu-prof` into <dir>
+ *   BENCH_ONLY=ingest,latency,reclaim,memory,crash,wave   run only some sections (results are then partial)
+ *   BENCH_WAVE_*                                the wave drill's matrix (see wave/section.ts)
+ *   BENCH_CPU_PROF=<dir>                      run Hollowtrees (and every process of the wave drill) under `node --cpu-prof` into <dir>
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
 import { postAlerts, readMetric, startAlertmanager, startHollowtrees, type Target } from './targets.js';
+import { runWaveSection } from './wave/section.js';
 
 const BENCH_DIR = new URL('..', import.meta.url).pathname;
 const CONNECTIONS = 8;
@@ -36,7 +38,7 @@ const MEMORY_BATCH = 1_000;
 /** How long RSS is followed after a fill: V8 and Go return freed memory lazily, so the first reading holds garbage. */
 const MEMORY_SETTLE_MS = 90_000;
 
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory,crash').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory,crash,wave').split(','));
 const cpuProfDir = process.env.BENCH_CPU_PROF;
 const htNodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
 
@@ -236,10 +238,12 @@ async function main(): Promise<void> {
     for (const k of crash.kills) log(`kill -9 ${k.killAfterFirstCooldownMs} ms after the burst's first cooldown reached the journal: ${k.cooldownsOnDisk} cooldowns on disk, ${k.resumed} runs resumed after the restart, ${k.calledAgain} called again`);
   }
 
-  results.wallSeconds = (performance.now() - wallStart) / 1000;
   const resultsDir = join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = results.startedAt!.replace(/[:.]/g, '-');
+  if (only.has('wave')) results.wave = await runWaveSection(BENCH_DIR, resultsDir, stamp, htNodeArgs, log);
+
+  results.wallSeconds = (performance.now() - wallStart) / 1000;
   const jsonPath = join(resultsDir, `bench-${stamp}.json`);
   writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
   if (!(results.ingest && results.latency && results.massReclaim && results.memory)) {

@@ -19,10 +19,10 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-/** VmRSS of a process, in bytes. */
-export function readRss(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+/** A memory field of /proc/<pid>/status in bytes: `VmRSS` (resident now) or `VmHWM` (the peak). */
+export function readRss(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no ${field} for pid ${pid}`);
   return Number(match[1]) * 1024;
 }
 
@@ -119,12 +119,18 @@ function asTarget(name: string, { proc, port }: { proc: Spawned; port: number },
   };
 }
 
-/** Reads a gauge or counter sample (summed over its series) from Hollowtrees' /metrics. */
-export async function readMetric(baseUrl: string, name: string): Promise<number> {
+/**
+ * Reads a gauge or counter from Hollowtrees' /metrics, summed over its series,
+ * or over those whose labels include every pair of `labels`.
+ */
+export async function readMetric(baseUrl: string, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
   const { text } = await httpRequest(`${baseUrl}/metrics`);
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    const series = line.slice(name.length, line.lastIndexOf(' '));
+    if (wanted.every((pair) => series.includes(pair))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
 }

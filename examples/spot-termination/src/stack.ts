@@ -45,7 +45,8 @@ export async function startSpotTerminationStack(logger?: Logger): Promise<SpotTe
 
   const kc = new KubeConfig();
   kc.loadFromOptions(kube.kubeConfigOptions());
-  const drain: PluginServer = await serve(0, createDrainHandler(kc, { deletionPollMs: 20, logger: quiet }), { host: '127.0.0.1' });
+  const drainHandler = createDrainHandler(kc, { logger: quiet });
+  const drain: PluginServer = await serve(0, drainHandler, { host: '127.0.0.1' });
   const replaceHandler = new AwsSpotReplaceHandler({ region: 'us-east-1', endpoint: aws.url, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' }, logger: quiet });
   const replace: PluginServer = await serve(0, replaceHandler, { host: '127.0.0.1' });
 
@@ -77,6 +78,7 @@ flows:
     async close() {
       await core.close();
       await drain.close();
+      await drainHandler.close();
       await replace.close();
       replaceHandler.close();
       await kube.close();

@@ -35,7 +35,7 @@ describe('hollowtrees CLI', () => {
   });
 
   it('validate accepts the example config and exits 0', () => {
-    expect(run('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stdout: `${EXAMPLE_CONFIG}: valid (3 flows: spot-termination, spot-rebalance, resolved)\n` });
+    expect(run('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stdout: `${EXAMPLE_CONFIG}: valid (4 flows: spot-replace, spot-drain, spot-rebalance, resolved)\n` });
   });
 
   it('validate names the file, the path and the expectation, and exits 2', () => {

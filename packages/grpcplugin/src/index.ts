@@ -10,6 +10,7 @@ export { Code, PluginError, codeName, isRetryable } from './errors.js';
 export type { EventHandler, HandleContext, HandleResult } from './handler.js';
 export { jsonLogger, type PluginLogger } from './plugin-logger.js';
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './backoff.js';
+export { forEachBounded } from './bounded-parallel.js';
 export { serve, PLUGIN_SERVICE_NAME, type PluginServer, type ServeOptions } from './serve.js';
 export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse } from './client.js';
 export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';

@@ -2,59 +2,33 @@ import {
   CompleteLifecycleActionCommand,
   CreateOrUpdateTagsCommand,
   DeleteTagsCommand,
-  DescribeAutoScalingGroupsCommand,
   DescribeLifecycleHooksCommand,
-  DetachInstancesCommand,
   UpdateAutoScalingGroupCommand,
   type TagDescription,
 } from '@aws-sdk/client-auto-scaling';
-import { CreateTagsCommand } from '@aws-sdk/client-ec2';
-import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { callAws, dryRunEc2 } from './aws-call.js';
-import { KeyedSerial } from './keyed-serial.js';
-import type { ReplacementOutcome, StrategyContext } from './replacement-outcome.js';
+import { Code, PluginError, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { timeoutSignal } from './abortable.js';
+import { callAws } from './aws-call.js';
+import type { AwsClients } from './aws-clients.js';
+import type { InstanceInfo } from './instance-lookup.js';
+import type { ReplacementOutcome } from './replacement-outcome.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG, ORIGINAL_MIN_SIZE_TAG } from './tags.js';
 
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
 
-// MinSize is lowered and restored around a detach: two detaches from one group
-// at once would restore each other's lowered value, so they take turns.
-const perGroup = new KeyedSerial();
-
-/**
- * Strategy `asg-detach`: the group replaces its own member.
- *
- * - `InService` / `Standby`: tag the instance {@link DETACHED_FROM_TAG}, then detach it
- *   with `ShouldDecrementDesiredCapacity=false`, so the group launches a
- *   replacement now instead of after the termination. When the detach would
- *   leave fewer instances in service than `MinSize`, MinSize is lowered by what
- *   is needed for the detach and restored right after; the original is kept in
- *   the group tag {@link ORIGINAL_MIN_SIZE_TAG} until then.
- * - `Terminating:Wait` (a termination lifecycle hook is pending; such an instance
- *   cannot be detached): complete the termination hooks with `CONTINUE`, so the
- *   group replaces it without waiting for the hook's heartbeat timeout.
- * - Already detached (it carries the tag), or no longer in its group: nothing to do.
- */
-export async function detachFromGroup(ctx: StrategyContext): Promise<ReplacementOutcome> {
-  const { instance } = ctx;
-  if (!instance.group) return notAMember(ctx);
-  const group = instance.group.name;
-  switch (instance.group.lifecycleState) {
-    case 'InService':
-    case 'Standby':
-      return perGroup.run(group, () => detach(ctx, group));
-    case 'Terminating:Wait':
-      return completeTermination(ctx, group);
-    default:
-      return {
-        status: 'skipped',
-        message: `${instance.instanceId} is ${instance.group.lifecycleState} in Auto Scaling group ${group}: nothing to detach`,
-        attributes: { auto_scaling_group: group },
-      };
-  }
+/** What the group actions need: the clients, the log, and whether to act or only check and log. */
+export interface GroupActionContext {
+  readonly clients: AwsClients;
+  readonly logger: Logger;
+  readonly dryRun: boolean;
 }
 
-function notAMember({ instance }: StrategyContext): ReplacementOutcome {
+/**
+ * The answer for an instance its group no longer lists: already detached (it
+ * carries {@link DETACHED_FROM_TAG}), or terminated by its group (Auto
+ * Scaling's tag only): nothing to do. Never a member at all: FAILED_PRECONDITION.
+ */
+export function notAMember(instance: InstanceInfo): ReplacementOutcome {
   const detachedFrom = instance.tags[DETACHED_FROM_TAG];
   if (detachedFrom !== undefined) {
     return {
@@ -74,66 +48,6 @@ function notAMember({ instance }: StrategyContext): ReplacementOutcome {
   throw new PluginError(Code.FailedPrecondition, `${instance.instanceId} is not in an Auto Scaling group: the asg-detach strategy cannot replace it`);
 }
 
-async function detach(ctx: StrategyContext, groupName: string): Promise<ReplacementOutcome> {
-  const { clients, instance, signal, logger } = ctx;
-  const described = await callAws('Auto Scaling DescribeAutoScalingGroups', signal, (o) =>
-    clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] }), o),
-  );
-  const group = described.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === groupName);
-  if (!group) throw new PluginError(Code.NotFound, `Auto Scaling group ${groupName} of ${instance.instanceId} does not exist`);
-  const currentMinSize = group.MinSize ?? 0;
-  const { minSize, tagged } = originalMinSize(ctx, groupName, group.Tags, currentMinSize);
-  const inService = (group.Instances ?? []).filter((i) => i.LifecycleState === 'InService').length;
-  const leaving = instance.group?.lifecycleState === 'InService' ? 1 : 0;
-  // Auto Scaling refuses a detach that leaves fewer than MinSize in service, even with the desired capacity kept.
-  const loweredMinSize = inService - leaving < currentMinSize ? inService - leaving : undefined;
-  // Put back after the detach: when lowered now, or still lowered by an earlier detach (the tag says so).
-  const restoreTo = loweredMinSize !== undefined || minSize !== currentMinSize ? minSize : undefined;
-  // Tagged before the lowering, unless the group already carries the original: a restore that never
-  // happens (failure, crash, restart) then leaves the original on the group for any later detach.
-  const tagValue = String(minSize);
-  const writeTag = loweredMinSize !== undefined && tagged !== tagValue;
-  // Removed once MinSize is the original again: the tag written now, or the one found on the group.
-  const untag = writeTag ? tagValue : tagged;
-  const attributes = { auto_scaling_group: groupName, replacement_requested: 'true' };
-  const tag = new CreateTagsCommand({ Resources: [instance.instanceId], Tags: [{ Key: DETACHED_FROM_TAG, Value: groupName }], DryRun: ctx.dryRun });
-
-  if (ctx.dryRun) {
-    // Auto Scaling has no DryRun parameter: EC2 checks the tag call, the rest is logged.
-    await dryRunEc2('EC2 CreateTags', signal, (o) => clients.ec2.send(tag, o));
-    logger.info('dry run: would detach the instance keeping the desired capacity', {
-      instance_id: instance.instanceId,
-      auto_scaling_group: groupName,
-      ...(restoreTo !== undefined && { min_size: minSize, lowered_min_size: loweredMinSize ?? currentMinSize }),
-      ...(writeTag && { tag_group: `${ORIGINAL_MIN_SIZE_TAG}=${tagValue}` }),
-      ...(untag !== undefined && { untag_group: `${ORIGINAL_MIN_SIZE_TAG}=${untag}` }),
-    });
-    return { status: 'ok', message: `dry run: would detach ${instance.instanceId} from ${groupName} keeping its desired capacity`, attributes: { ...attributes, dry_run: 'true' } };
-  }
-
-  await callAws('EC2 CreateTags', signal, (o) => clients.ec2.send(tag, o));
-  // Outside the try: when the tag is not written, MinSize is not lowered either, and there is nothing to restore.
-  if (writeTag) await tagOriginalMinSize(ctx, groupName, tagValue);
-  let restoreWarning = '';
-  try {
-    if (loweredMinSize !== undefined) await setMinSize(ctx, signal, groupName, loweredMinSize);
-    await callAws('Auto Scaling DetachInstances', signal, (o) =>
-      clients.autoScaling.send(
-        new DetachInstancesCommand({ AutoScalingGroupName: groupName, InstanceIds: [instance.instanceId], ShouldDecrementDesiredCapacity: false }),
-        o,
-      ),
-    );
-  } finally {
-    // Inside the finally also when the lowering itself was cut off: it may have landed all the same.
-    restoreWarning = await restoreMinSize(ctx, groupName, restoreTo, untag);
-  }
-  return {
-    status: 'ok',
-    message: `detached ${instance.instanceId} from ${groupName} keeping its desired capacity: the group launches a replacement${restoreWarning}`,
-    attributes,
-  };
-}
-
 /**
  * The group's MinSize before any detach lowered it, and the value of its
  * {@link ORIGINAL_MIN_SIZE_TAG} tag if it carries one. The tag is written
@@ -146,8 +60,8 @@ async function detach(ctx: StrategyContext, groupName: string): Promise<Replacem
  * tag is stale. So is a value that is not a number. A stale tag is replaced or
  * removed by this detach.
  */
-function originalMinSize(
-  ctx: StrategyContext,
+export function originalMinSize(
+  logger: Logger,
   groupName: string,
   tags: readonly TagDescription[] | undefined,
   currentMinSize: number,
@@ -156,7 +70,7 @@ function originalMinSize(
   const recorded = tagged !== undefined && /^\d+$/.test(tagged) ? Number(tagged) : undefined;
   if (recorded === undefined || recorded <= currentMinSize) {
     if (tagged !== undefined) {
-      ctx.logger.info('the group carries a stale original MinSize tag: this detach replaces or removes it', {
+      logger.info('the group carries a stale original MinSize tag: this detach replaces or removes it', {
         auto_scaling_group: groupName,
         tag: `${ORIGINAL_MIN_SIZE_TAG}=${tagged}`,
         current_min_size: currentMinSize,
@@ -164,7 +78,7 @@ function originalMinSize(
     }
     return { minSize: currentMinSize, tagged };
   }
-  ctx.logger.warn('the group MinSize is still lowered by an earlier detach: restoring the original after this one', {
+  logger.warn('the group MinSize is still lowered by an earlier detach: restoring the original after this one', {
     auto_scaling_group: groupName,
     min_size: recorded,
     current_min_size: currentMinSize,
@@ -172,7 +86,8 @@ function originalMinSize(
   return { minSize: recorded, tagged };
 }
 
-function setMinSize(ctx: StrategyContext, signal: AbortSignal, groupName: string, minSize: number): Promise<unknown> {
+/** Sets the group's MinSize, leaving its desired capacity alone. */
+export function setMinSize(ctx: GroupActionContext, signal: AbortSignal, groupName: string, minSize: number): Promise<unknown> {
   return callAws('Auto Scaling UpdateAutoScalingGroup', signal, (o) =>
     ctx.clients.autoScaling.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: groupName, MinSize: minSize }), o),
   );
@@ -183,8 +98,9 @@ function originalMinSizeTag(groupName: string, value: string): { ResourceId: str
   return { ResourceId: groupName, ResourceType: 'auto-scaling-group', Key: ORIGINAL_MIN_SIZE_TAG, Value: value };
 }
 
-function tagOriginalMinSize(ctx: StrategyContext, groupName: string, value: string): Promise<unknown> {
-  return callAws('Auto Scaling CreateOrUpdateTags', ctx.signal, (o) =>
+/** Records the original MinSize on the group, before it is lowered. */
+export function tagOriginalMinSize(ctx: GroupActionContext, signal: AbortSignal, groupName: string, value: string): Promise<unknown> {
+  return callAws('Auto Scaling CreateOrUpdateTags', signal, (o) =>
     ctx.clients.autoScaling.send(new CreateOrUpdateTagsCommand({ Tags: [{ ...originalMinSizeTag(groupName, value), PropagateAtLaunch: false }] }), o),
   );
 }
@@ -194,8 +110,8 @@ const RESTORE_MIN_SIZE_TIMEOUT_MS = 10_000;
 
 /**
  * Puts MinSize back (when `restoreTo` is set), then removes the tag (when
- * `untag` is set). It runs with its own bounded signal, not the call's: the
- * call's deadline or a cancel that cut the detach short must not also cut the
+ * `untag` is set). It runs with its own bounded signal, not a call's: a
+ * deadline or a cancel that cut the detach short must not also cut the
  * restore, or MinSize would stay lowered. The detach may have happened by now,
  * so a failure here does not fail the call (a retry would find nothing to
  * detach). A failed restore is logged and returned as a note for the answer's
@@ -203,9 +119,9 @@ const RESTORE_MIN_SIZE_TIMEOUT_MS = 10_000;
  * original. A failed untagging is only logged: MinSize is the original again,
  * and the next detach takes the tag for stale.
  */
-async function restoreMinSize(ctx: StrategyContext, groupName: string, restoreTo: number | undefined, untag: string | undefined): Promise<string> {
+export async function restoreMinSize(ctx: GroupActionContext, groupName: string, restoreTo: number | undefined, untag: string | undefined): Promise<string> {
   if (restoreTo === undefined && untag === undefined) return '';
-  const signal = AbortSignal.timeout(RESTORE_MIN_SIZE_TIMEOUT_MS);
+  const signal = timeoutSignal(RESTORE_MIN_SIZE_TIMEOUT_MS, `restoring the MinSize of Auto Scaling group ${groupName}`);
   if (restoreTo !== undefined) {
     try {
       await setMinSize(ctx, signal, groupName, restoreTo);
@@ -223,9 +139,7 @@ async function restoreMinSize(ctx: StrategyContext, groupName: string, restoreTo
   if (untag !== undefined) {
     try {
       // With the value: a tag another replica has rewritten since is not this detach's to remove.
-      await callAws('Auto Scaling DeleteTags', signal, (o) =>
-        ctx.clients.autoScaling.send(new DeleteTagsCommand({ Tags: [originalMinSizeTag(groupName, untag)] }), o),
-      );
+      await callAws('Auto Scaling DeleteTags', signal, (o) => ctx.clients.autoScaling.send(new DeleteTagsCommand({ Tags: [originalMinSizeTag(groupName, untag)] }), o));
     } catch (err) {
       ctx.logger.warn('could not remove the original MinSize tag from the group', {
         auto_scaling_group: groupName,
@@ -237,28 +151,34 @@ async function restoreMinSize(ctx: StrategyContext, groupName: string, restoreTo
   return '';
 }
 
-async function completeTermination(ctx: StrategyContext, groupName: string): Promise<ReplacementOutcome> {
-  const { clients, instance, signal, logger } = ctx;
+/**
+ * For a member in `Terminating:Wait` (a termination lifecycle hook is pending;
+ * Auto Scaling does not detach such an instance): completes the group's
+ * termination hooks with CONTINUE, so the group replaces it without waiting
+ * for the hook's heartbeat timeout.
+ */
+export async function completeTermination(ctx: GroupActionContext, signal: AbortSignal, groupName: string, instanceId: string): Promise<ReplacementOutcome> {
+  const { clients, logger } = ctx;
   const described = await callAws('Auto Scaling DescribeLifecycleHooks', signal, (o) =>
     clients.autoScaling.send(new DescribeLifecycleHooksCommand({ AutoScalingGroupName: groupName }), o),
   );
   const hooks = (described.LifecycleHooks ?? []).filter((h) => h.LifecycleTransition === TERMINATING).flatMap((h) => h.LifecycleHookName ?? []);
   const attributes = { auto_scaling_group: groupName, replacement_requested: 'true', lifecycle_hooks_completed: hooks.join(',') };
   if (ctx.dryRun) {
-    logger.info('dry run: would complete the termination lifecycle actions with CONTINUE', { instance_id: instance.instanceId, auto_scaling_group: groupName, hooks });
-    return { status: 'ok', message: `dry run: would complete ${hooks.join(', ')} for ${instance.instanceId} with CONTINUE`, attributes: { ...attributes, dry_run: 'true' } };
+    logger.info('dry run: would complete the termination lifecycle actions with CONTINUE', { instance_id: instanceId, auto_scaling_group: groupName, hooks });
+    return { status: 'ok', message: `dry run: would complete ${hooks.join(', ')} for ${instanceId} with CONTINUE`, attributes: { ...attributes, dry_run: 'true' } };
   }
   for (const hook of hooks) {
     await callAws('Auto Scaling CompleteLifecycleAction', signal, (o) =>
       clients.autoScaling.send(
-        new CompleteLifecycleActionCommand({ AutoScalingGroupName: groupName, LifecycleHookName: hook, InstanceId: instance.instanceId, LifecycleActionResult: 'CONTINUE' }),
+        new CompleteLifecycleActionCommand({ AutoScalingGroupName: groupName, LifecycleHookName: hook, InstanceId: instanceId, LifecycleActionResult: 'CONTINUE' }),
         o,
       ),
     );
   }
   return {
     status: 'ok',
-    message: `${instance.instanceId} is terminating in ${groupName}: completed ${hooks.join(', ')} with CONTINUE so the group replaces it now`,
+    message: `${instanceId} is terminating in ${groupName}: completed ${hooks.join(', ')} with CONTINUE so the group replaces it now`,
     attributes,
   };
 }

@@ -28,6 +28,10 @@ describe('parseCliArgs', () => {
       '--dry-run',
       '--max-attempts',
       '2',
+      '--max-sockets',
+      '256',
+      '--complete-lifecycle-hooks',
+      'after-drain',
     ]);
     expect(command).toEqual({
       kind: 'serve',
@@ -41,6 +45,8 @@ describe('parseCliArgs', () => {
         onDemandFallback: false,
         dryRun: true,
         retry: { maxAttempts: 2 },
+        maxSockets: 256,
+        completeLifecycleHooks: 'after-drain',
       },
     });
   });
@@ -55,6 +61,8 @@ describe('parseCliArgs', () => {
     [['--port', '70000'], /--port must be an integer from 0 to 65535/],
     [['--strategy', 'magic'], /--strategy must be one of auto, asg-detach, fleet/],
     [['--endpoint', 'not a url'], /--endpoint must be a URL/],
+    [['--max-sockets', '0'], /--max-sockets must be an integer from 1 to 10000/],
+    [['--complete-lifecycle-hooks', 'sometimes'], /--complete-lifecycle-hooks must be always or after-drain, got "sometimes"/],
     [['--instance-types', ','], /at least one instance type/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem'], /--tls-cert: cannot read/],

@@ -19,6 +19,10 @@ Options:
   --spot-only             never fall back to on-demand when spot has no capacity
   --dry-run               check with EC2's DryRun and log; change nothing
   --max-attempts <n>      attempts per AWS call, the first included (default 4)
+  --max-sockets <n>       connections per AWS endpoint; more calls wait, and a long wait is logged (default 128)
+  --complete-lifecycle-hooks always|after-drain
+                          complete a Terminating:Wait member's lifecycle actions always, or only after the
+                          k8s-drain plugin drained its node earlier in the same run (default always)
   --tls-cert <file>       serve TLS with this certificate chain (PEM) ...
   --tls-key <file>        ... and this private key (PEM)
   --tls-ca <file>         require client certificates signed by this CA (mTLS)
@@ -85,6 +89,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
         'spot-only': { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         'max-attempts': { type: 'string' },
+        'max-sockets': { type: 'string' },
+        'complete-lifecycle-hooks': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'tls-ca': { type: 'string' },
@@ -101,6 +107,10 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (instanceTypes?.length === 0) throw new UsageError('--instance-types needs at least one instance type');
   const serveTls = tls(v['tls-cert'], v['tls-key'], v['tls-ca']);
   const chosenStrategy = strategy(v.strategy);
+  const hooks = v['complete-lifecycle-hooks'];
+  if (hooks !== undefined && hooks !== 'always' && hooks !== 'after-drain') {
+    throw new UsageError(`--complete-lifecycle-hooks must be always or after-drain, got "${hooks}"`);
+  }
   return {
     kind: 'serve',
     port: integer('port', v.port, 9001, 0, 65_535),
@@ -113,6 +123,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       onDemandFallback: !v['spot-only'],
       dryRun: v['dry-run'] ?? false,
       retry: { maxAttempts: integer('max-attempts', v['max-attempts'], 4, 1, 20) },
+      ...(v['max-sockets'] !== undefined && { maxSockets: integer('max-sockets', v['max-sockets'], 128, 1, 10_000) }),
+      ...(hooks !== undefined && { completeLifecycleHooks: hooks }),
     },
   };
 }

@@ -111,13 +111,16 @@ describe('a group member (strategy asg-detach)', () => {
     expect(group.minSize).toBe(1);
     controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
 
+    // The caller is answered at once; its batch, with no caller left, stops and restores on its own signal.
     const err = await pending;
     expect(err.code).toBe(Code.DeadlineExceeded);
-    // The restore ran on its own signal, after the call's had fired.
-    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => [c.params.MinSize, c.errorCode])).toEqual([
-      ['1', undefined],
-      ['2', undefined],
-    ]);
+    await vi.waitFor(() =>
+      expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => [c.params.MinSize, c.errorCode])).toEqual([
+        ['1', undefined],
+        ['2', undefined],
+      ]),
+    );
+    await vi.waitFor(() => expect(aws.callsTo('DeleteTags')).toHaveLength(1));
     expect(group.minSize).toBe(2);
     expect(group.tags.has(ORIGINAL_MIN_SIZE)).toBe(false);
     expect(group.members.has(old!)).toBe(true);
@@ -226,16 +229,144 @@ describe('a group member (strategy asg-detach)', () => {
     expect(group.members.size).toBe(2);
   });
 
-  it('is detached once when the same event comes twice', async () => {
+  it('is detached once when the same event comes twice, also to a restarted plugin (the detached-from tag)', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
     const [old] = group.members.keys();
-    const h = handler();
-    await h.handle(spotEvent(old!), context());
-    const again = await h.handle(spotEvent(old!), context());
+    await handler().handle(spotEvent(old!), context());
+    const again = await handler().handle(spotEvent(old!), context());
     expect(again).toMatchObject({ status: 'ok', attributes: { auto_scaling_group: 'workers', replacement_requested: 'true' } });
     expect(again.message).toMatch(/already detached/);
     expect(aws.callsTo('DetachInstances')).toHaveLength(1);
     expect(aws.ec2.fleets).toHaveLength(0);
+  });
+
+  it('makes a call about an instance being replaced right now wait for that replacement instead of starting another', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.latency.set(20);
+    const h = handler();
+    const [first, second] = await Promise.all([h.handle(spotEvent(old!, 'replace-flow'), context()), h.handle(spotEvent(old!, 'drain-flow'), context())]);
+    expect(first.message).toMatch(/^detached /);
+    expect(second.message).toBe(`replacement already requested by this process: ${first.message}`);
+    expect(aws.callsTo('DescribeInstances')).toHaveLength(1);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(1);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(1);
+  });
+
+  it('remembers a requested replacement: a retried or repeated call is answered without calling AWS', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const h = handler();
+    const first = await h.handle(spotEvent(old!), context());
+    const calls = aws.calls.length;
+    const retried = await h.handle(spotEvent(old!), { ...context(), attempt: 2 });
+    const otherEvent = await h.handle(spotEvent(old!, 'notice-of-the-same-instance'), context());
+    for (const again of [retried, otherEvent]) {
+      expect(again).toMatchObject({ status: 'ok', attributes: { ...first.attributes, duration_ms: expect.any(String) } });
+      expect(again.message).toBe(`replacement already requested by this process: ${first.message}`);
+    }
+    expect(aws.calls).toHaveLength(calls);
+  });
+});
+
+describe('a wave of members of one group', () => {
+  it.each([2, 3, 5])('detaches %i members of a group at MinSize called at once in one batch, MinSize lowered and restored once (issue 20)', async (n) => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: n + 1, minSize: n + 1 });
+    const leaving = [...group.members.keys()].slice(0, n);
+    // Every call takes a while, so detaches that did not wait for each other would overlap.
+    aws.latency.set(10);
+    const h = handler();
+    const results = await Promise.allSettled(leaving.map((id) => h.handle(spotEvent(id), context())));
+    // Correct: every one detached, nothing refused, the group as it was.
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.status : (r.reason as Error).message))).toEqual(leaving.map(() => 'ok'));
+    expect(results.map((r) => (r.status === 'fulfilled' ? (r.value.message ?? '') : '')).filter((m) => /failed/.test(m))).toEqual([]);
+    expect(aws.calls.filter((c) => c.errorCode !== undefined)).toEqual([]);
+    expect(leaving.filter((id) => group.members.has(id))).toEqual([]);
+    expect(group.minSize).toBe(n + 1);
+    expect(group.tags.size).toBe(0);
+    expect(group.desiredCapacity).toBe(n + 1);
+    // One batch: the group read once, MinSize lowered once to what all of them need, one DetachInstances.
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(1);
+    expect(aws.callsTo('DetachInstances').map((c) => Object.keys(c.params).filter((k) => k.startsWith('InstanceIds.member.')).length)).toEqual([n]);
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', String(n + 1)]);
+    expect(aws.callsTo('CreateOrUpdateTags').map((c) => c.params['Tags.member.1.Value'])).toEqual([String(n + 1)]);
+    expect(aws.callsTo('DeleteTags')).toHaveLength(1);
+  });
+
+  it('detaches a wave in DetachInstances of up to 20, looked up in one call, tagged in one call', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 50, minSize: 0, maxSize: 100 });
+    const leaving = [...group.members.keys()].slice(0, 45);
+    const h = handler();
+    const results = await Promise.all(leaving.map((id) => h.handle(spotEvent(id), context())));
+    expect(results.every((r) => r.status === 'ok')).toBe(true);
+    expect(aws.callsTo('DetachInstances').map((c) => Object.keys(c.params).filter((k) => k.startsWith('InstanceIds.member.')).length).sort((a, b) => b - a)).toEqual([20, 20, 5]);
+    expect(aws.callsTo('DescribeInstances')).toHaveLength(1);
+    // Auto Scaling's tag names the group: no DescribeAutoScalingInstances needed.
+    expect(aws.callsTo('DescribeAutoScalingInstances')).toHaveLength(0);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(1);
+    expect(aws.callsTo('CreateTags')).toHaveLength(1);
+    // MinSize 0 allows every detach: no lowering, no tag on the group.
+    expect(aws.callsTo('UpdateAutoScalingGroup')).toHaveLength(0);
+    expect(leaving.filter((id) => group.members.has(id))).toEqual([]);
+    expect(leaving.every((id) => aws.ec2.instances.get(id)?.tags['hollowtrees:detached-from'] === 'workers')).toBe(true);
+  });
+
+  it('answers a detach still queued near its deadline with RESOURCE_EXHAUSTED before the deadline, and does nothing for it', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 0 });
+    const [busy, queued] = group.members.keys();
+    // The first batch is stuck retrying a throttled DetachInstances; the second call must wait behind it.
+    aws.faults.throttle(1_000, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500 });
+    const first = new AbortController();
+    const stuck = rejection(h.handle(spotEvent(busy!), { ...context(), signal: first.signal }));
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const deadline = new Date(Date.now() + 1_500);
+    const err = await rejection(h.handle(spotEvent(queued!), { ...context(), deadline }));
+    expect(Date.now()).toBeLessThan(deadline.getTime());
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/still queued .* before the call's deadline; nothing was done for it, retry/);
+    expect(aws.ec2.instances.get(queued!)?.tags['hollowtrees:detached-from']).toBeUndefined();
+    first.abort(new PluginError(Code.Canceled, 'cancelled'));
+    expect((await stuck).code).toBe(Code.Canceled);
+    expect(group.members.has(queued!)).toBe(true);
+  });
+
+  it('leaves a Terminating:Wait member’s lifecycle actions pending until the drain has run, with completeLifecycleHooks: after-drain', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    const h = handler({ completeLifecycleHooks: 'after-drain' });
+    const early = await h.handle(spotEvent(old!), context());
+    expect(early).toMatchObject({ status: 'skipped', message: expect.stringMatching(/left pending until the node is drained/) });
+    expect(aws.callsTo('CompleteLifecycleAction')).toHaveLength(0);
+    // The same flow after k8s-drain: its answer is merged into the event's labels.
+    const drained = { ...spotEvent(old!), data: { labels: { instance_id: old!, node: 'n1', pods_evicted: '3', pods_remaining: '0' } } };
+    const after = await h.handle(drained, context());
+    expect(after.attributes).toMatchObject({ lifecycle_hooks_completed: 'drain-first', replacement_requested: 'true' });
+    expect(aws.autoScaling.lifecycleActions).toEqual([expect.objectContaining({ instanceId: old, result: 'CONTINUE' })]);
+  });
+
+  it('logs when calls wait for a connection: the SDK’s socket usage at capacity, with the service', async () => {
+    for (const name of ['a', 'b', 'c']) aws.autoScaling.addGroup({ name, desiredCapacity: 1, minSize: 0 });
+    const members = [...aws.autoScaling.groups.values()].map((g) => [...g.members.keys()][0]!);
+    // One connection, three groups' batches at once, each call slower than the SDK's 1 s check.
+    aws.latency.set(1_300);
+    const h = handler({ maxSockets: 1 });
+    const replaced = Promise.all(members.map((id) => h.handle(spotEvent(id), context())));
+    await vi.waitFor(
+      () =>
+        expect(logs).toContainEqual(
+          expect.objectContaining({
+            level: 'warn',
+            message: 'AWS SDK: socket usage at capacity, calls are waiting for a connection (raise --max-sockets)',
+            fields: expect.objectContaining({ service: 'autoscaling', max_sockets: 1, sdk_message: expect.stringMatching(/socket usage at capacity=1 and 2 additional requests are enqueued/) }),
+          }),
+        ),
+      { timeout: 10_000, interval: 20 },
+    );
+    aws.latency.set(0);
+    expect((await replaced).map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
   });
 });
 
@@ -307,19 +438,19 @@ describe('an instance outside a group (strategy fleet)', () => {
 describe('idempotency', () => {
   it('launches one replacement when the same event comes twice (the replaces tag)', async () => {
     const old = standalone();
-    const h = handler();
-    const first = await h.handle(spotEvent(old), context());
-    const second = await h.handle(spotEvent(old), context());
+    const first = await handler().handle(spotEvent(old), context());
+    // A second process (or this one after a restart) knows nothing of the first: the tag tells it.
+    const second = await handler().handle(spotEvent(old), context());
     expect(second.attributes?.replacement_instance_id).toBe(first.attributes?.replacement_instance_id);
     expect(second.message).toMatch(/already replaced/);
     expect(replacementsOf(old)).toHaveLength(1);
     expect(aws.callsTo('CreateFleet')).toHaveLength(1);
   });
 
-  it('launches one replacement when copies of the event race past the tag check (the client token)', async () => {
+  it('launches one replacement when copies of the event race past the tag check in two replicas (the client token)', async () => {
     const old = standalone();
-    const h = handler();
-    const results = await Promise.all([h.handle(spotEvent(old), context()), h.handle(spotEvent(old), context())]);
+    // Two processes: within one, the second copy would wait for the first instead.
+    const results = await Promise.all([handler().handle(spotEvent(old), context()), handler().handle(spotEvent(old), context())]);
     expect(aws.callsTo('CreateFleet')).toHaveLength(2);
     const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
     expect(tokens[0]).toMatch(/^hollowtrees-[0-9a-f]{40}$/);
@@ -438,10 +569,15 @@ describe('AWS errors', () => {
     expect(aws.ec2.fleets).toHaveLength(0);
   });
 
-  it('answers NOT_FOUND for an instance EC2 does not know', async () => {
-    const err = await rejection(handler().handle(spotEvent('i-0123456789abcdef0'), context()));
-    expect(err.code).toBe(Code.NotFound);
-    expect(err.message).toContain("InvalidInstanceID.NotFound: The instance ID 'i-0123456789abcdef0' does not exist");
+  it('answers NOT_FOUND for an instance EC2 does not know, without failing the others looked up with it', async () => {
+    const old = standalone();
+    const h = handler();
+    const [unknown, known] = await Promise.allSettled([h.handle(spotEvent('i-0123456789abcdef0'), context()), h.handle(spotEvent(old), context())]);
+    expect(unknown).toMatchObject({ status: 'rejected', reason: { code: Code.NotFound, message: 'EC2 DescribeInstances does not know instance i-0123456789abcdef0' } });
+    expect(known).toMatchObject({ status: 'fulfilled', value: { status: 'ok' } });
+    // Both were asked for in one call.
+    const lookups = aws.callsTo('DescribeInstances').filter((c) => c.params['Filter.1.Name'] === 'instance-id');
+    expect(lookups.map((c) => [c.params['Filter.1.Value.1'], c.params['Filter.1.Value.2']].sort())).toEqual([[old, 'i-0123456789abcdef0'].sort()]);
   });
 });
 

@@ -1,10 +1,12 @@
 import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
-import { createAwsClients, type AwsClients, type AwsCredentials } from './aws-clients.js';
-import { toPluginError } from './aws-error.js';
-import { detachFromGroup } from './asg-detach.js';
-import { replaceWithFleet } from './fleet-replace.js';
-import { lookupInstance, type InstanceInfo } from './instance-lookup.js';
 import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { abortReason, untilAborted } from './abortable.js';
+import { notAMember } from './asg-detach.js';
+import type { AwsCredentials } from './aws-clients.js';
+import { toPluginError } from './aws-error.js';
+import { replaceWithFleet } from './fleet-replace.js';
+import type { InstanceInfo } from './instance-lookup.js';
+import { RegionalReplacer, type RequestedReplacement } from './regional-replacer.js';
 import type { ReplacementOutcome } from './replacement-outcome.js';
 import type { RetryOptions } from './retry-strategy.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
@@ -36,8 +38,38 @@ export interface AwsSpotReplaceOptions {
   onDemandFallback?: boolean;
   /** Check and log instead of acting: EC2 calls carry `DryRun`, Auto Scaling calls are only logged. Default false. */
   dryRun?: boolean;
-  /** SDK retries of each AWS call. Default: 4 attempts, 100 ms base backoff, 2 s cap. */
+  /** SDK retries of each AWS call. Default: 4 attempts, 100 ms base backoff (500 ms after throttling), 2 s cap, a retry quota of 500. */
   retry?: RetryOptions;
+  /**
+   * Connections each SDK client keeps to its endpoint; more calls wait for one,
+   * and a queue of twice as many is logged as "socket usage at capacity".
+   * Default 128 (the SDK's own is 50).
+   */
+  maxSockets?: number;
+  /**
+   * How long a look-up or a detach waits for others to share its AWS call
+   * (DescribeInstances of up to 100 instances, DetachInstances of up to 20).
+   * Default 25 ms.
+   */
+  coalesceMs?: number;
+  /** DetachInstances calls of one group in flight at once. Default 4. */
+  detachConcurrency?: number;
+  /**
+   * How long an instance's description and a requested replacement are
+   * remembered, so core's retries and repeated events do not call AWS again.
+   * Default 120 000 ms (a spot notice).
+   */
+  rememberMs?: number;
+  /** A detach still queued this close to the call's deadline is answered RESOURCE_EXHAUSTED. Default 1 000 ms. */
+  replyMarginMs?: number;
+  /**
+   * When a member in `Terminating:Wait` gets its termination lifecycle actions
+   * completed: `always`, or `after-drain`, only when the event shows the node
+   * was drained first in the same run (`labels.pods_remaining` is `0`, as the
+   * k8s-drain plugin answers), for a flow that requests the replacement before
+   * the drain. Default `always`.
+   */
+  completeLifecycleHooks?: 'always' | 'after-drain';
   /** Default: JSON lines on stderr. */
   logger?: Logger;
   /** Milliseconds clock for `duration_ms`. Default `performance.now`. */
@@ -71,6 +103,11 @@ function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): '
  * `auto_scaling_group` + `replacement_requested` (group), plus `strategy` and
  * `duration_ms`.
  *
+ * Built for waves: look-ups of many instances share DescribeInstances calls,
+ * detaches from one group are batched (see `GroupDetacher`), and a replacement
+ * once requested is remembered, so a retried or repeated call is answered
+ * without calling AWS.
+ *
  * @example
  * ```ts
  * const handler = new AwsSpotReplaceHandler({ region: 'eu-west-1', strategy: 'auto' });
@@ -78,7 +115,7 @@ function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): '
  * ```
  */
 export class AwsSpotReplaceHandler implements EventHandler {
-  private readonly clients = new Map<string, AwsClients>();
+  private readonly regions = new Map<string, RegionalReplacer>();
   private readonly options: AwsSpotReplaceOptions;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -93,50 +130,83 @@ export class AwsSpotReplaceHandler implements EventHandler {
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
     const started = this.now();
     const instanceId = instanceIdOf(event);
-    const clients = this.clientsFor(labelsOf(event).region ?? this.options.region);
+    if (context.signal.aborted) throw abortReason(context.signal);
+    const region = this.regional(labelsOf(event).region ?? this.options.region);
+    const answer = (strategy: string, outcome: ReplacementOutcome): HandleResult => ({
+      status: outcome.status,
+      message: outcome.message,
+      attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.now() - started)) },
+    });
+    const again = (done: RequestedReplacement): HandleResult =>
+      answer(done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
+    const requested = region.requested.get(instanceId);
+    if (requested) return again(requested);
+    const pending = region.inFlight.get(instanceId);
+    if (pending) {
+      // Another call (a second flow, a second event) is replacing it now: its outcome is this call's.
+      const done = await untilAborted(pending, context.signal).catch(() => undefined);
+      if (done?.outcome.status === 'ok') return again(done);
+    }
+    const work = this.replace(region, instanceId, event, context);
+    region.inFlight.set(instanceId, work);
     try {
-      const instance = await lookupInstance(clients, instanceId, context.signal);
-      const strategy = strategyFor(this.options.strategy ?? 'auto', instance);
-      const strategyContext = {
-        clients,
-        instance,
-        signal: context.signal,
-        dryRun: this.options.dryRun ?? false,
-        logger: this.logger,
-      };
-      const outcome: ReplacementOutcome =
-        strategy === 'asg-detach'
-          ? await detachFromGroup(strategyContext)
-          : await replaceWithFleet(strategyContext, event, {
-              instanceTypes: this.options.instanceTypes,
-              onDemandFallback: this.options.onDemandFallback ?? true,
-            });
-      return {
-        status: outcome.status,
-        message: outcome.message,
-        attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.now() - started)) },
-      };
+      const done = await work;
+      if (done.outcome.status === 'ok' && done.outcome.attributes.dry_run === undefined) region.requested.set(instanceId, done);
+      return answer(done.strategy, done.outcome);
     } catch (err) {
       throw toPluginError(err, `replacing ${instanceId}`, context.signal);
+    } finally {
+      if (region.inFlight.get(instanceId) === work) region.inFlight.delete(instanceId);
     }
+  }
+
+  private async replace(region: RegionalReplacer, instanceId: string, event: CloudEvent, context: HandleContext): Promise<RequestedReplacement> {
+    const instance = await region.lookup.lookup(instanceId, context.signal);
+    const strategy = strategyFor(this.options.strategy ?? 'auto', instance);
+    const outcome: ReplacementOutcome =
+      strategy === 'asg-detach'
+        ? await this.detach(region, instance, event, context)
+        : await replaceWithFleet(
+            { clients: region.clients, instance, signal: context.signal, dryRun: this.options.dryRun ?? false, logger: this.logger },
+            event,
+            { instanceTypes: this.options.instanceTypes, onDemandFallback: this.options.onDemandFallback ?? true },
+          );
+    return { strategy, outcome };
   }
 
   /** Releases the SDK clients' connections. */
   close(): void {
-    for (const clients of this.clients.values()) {
-      clients.ec2.destroy();
-      clients.autoScaling.destroy();
-    }
-    this.clients.clear();
+    for (const region of this.regions.values()) region.close();
+    this.regions.clear();
   }
 
-  private clientsFor(region: string | undefined): AwsClients {
+  private detach(region: RegionalReplacer, instance: InstanceInfo, event: CloudEvent, context: HandleContext): Promise<ReplacementOutcome> {
+    const group = instance.group?.name ?? instance.tags[DETACHED_FROM_TAG];
+    if (group === undefined) return Promise.resolve(notAMember(instance));
+    const releaseHooks = (this.options.completeLifecycleHooks ?? 'always') === 'always' || labelsOf(event).pods_remaining === '0';
+    return region.detacher(group).detach({ instance, releaseHooks, signal: context.signal, deadline: context.deadline });
+  }
+
+  private regional(region: string | undefined): RegionalReplacer {
     const key = region ?? '';
-    let clients = this.clients.get(key);
-    if (!clients) {
-      clients = createAwsClients({ region, endpoint: this.options.endpoint, credentials: this.options.credentials, retry: this.options.retry ?? {} });
-      this.clients.set(key, clients);
+    let regional = this.regions.get(key);
+    if (!regional) {
+      const o = this.options;
+      regional = new RegionalReplacer({
+        region,
+        endpoint: o.endpoint,
+        credentials: o.credentials,
+        retry: o.retry ?? {},
+        maxSockets: o.maxSockets ?? 128,
+        logger: this.logger,
+        dryRun: o.dryRun ?? false,
+        coalesceMs: o.coalesceMs ?? 25,
+        rememberMs: o.rememberMs ?? 120_000,
+        detachConcurrency: o.detachConcurrency ?? 4,
+        replyMarginMs: o.replyMarginMs ?? 1_000,
+      });
+      this.regions.set(key, regional);
     }
-    return clients;
+    return regional;
   }
 }

@@ -15,6 +15,7 @@ describe('parseCliArgs', () => {
       drain: { dryRun: true, taint: { key: 'spot', value: 'gone', effect: 'NoExecute' }, deleteEmptyDirData: false, nodeNotFound: 'skip' },
     });
     expect(parseCliArgs(['-h'])).toEqual({ kind: 'help' });
+    expect(parseCliArgs(['--max-in-flight', '128', '--watch-cache', 'false'])).toMatchObject({ drain: { maxInFlight: 128, watchCache: false } });
   });
 
   it.each([
@@ -22,6 +23,8 @@ describe('parseCliArgs', () => {
     [['--port', 'x'], /--port must be a non-negative integer/],
     [['--taint', 'nokey'], /--taint: taint "nokey" is not key=value:Effect/],
     [['--wait-for-deletion', 'yes'], /--wait-for-deletion must be true or false/],
+    [['--watch-cache', 'on'], /--watch-cache must be true or false/],
+    [['--max-in-flight', '0'], /--max-in-flight must be at least 1/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
   ])('rejects %j as bad usage', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);

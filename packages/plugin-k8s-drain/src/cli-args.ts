@@ -33,9 +33,12 @@ Cordon:
 Drain:
   --delete-emptydir-data true|false  evict pods with emptyDir volumes (default true)
   --grace-period-seconds N      cap on each pod's grace period (default: the pod's own)
-  --concurrency N               evictions in flight (default 20)
+  --concurrency N               evictions in flight per node (default 20)
+  --max-in-flight N             Kubernetes calls in flight across all drains, cordons first (default 64)
+  --watch-cache true|false      keep the cluster's nodes and pods in watch-fed caches instead of
+                                a GET, a list and a poll per node (default true; needs watch on nodes, pods)
   --wait-for-deletion true|false  wait until evicted pods are gone (default true)
-  --deletion-poll-ms N          poll interval while waiting (default 1000)
+  --deletion-poll-ms N          poll interval while waiting without the watch cache (default 1000)
   --termination-margin-ms N     stop this long before the termination time (default 10000)
   --reply-margin-ms N           stop this long before the gRPC deadline (default 1000)
   --max-drain-ms N              longest drain without another bound (default 120000)
@@ -66,6 +69,8 @@ const STRING_FLAGS = [
   'delete-emptydir-data',
   'grace-period-seconds',
   'concurrency',
+  'max-in-flight',
+  'watch-cache',
   'wait-for-deletion',
   'deletion-poll-ms',
   'termination-margin-ms',
@@ -145,6 +150,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   }
   const concurrency = integer(values, 'concurrency');
   if (concurrency === 0) throw new UsageError('--concurrency must be at least 1');
+  const maxInFlight = integer(values, 'max-in-flight');
+  if (maxInFlight === 0) throw new UsageError('--max-in-flight must be at least 1');
 
   const drain: DrainOptions = {
     nodeLabel: values['node-label'],
@@ -156,6 +163,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     deleteEmptyDirData: bool(values, 'delete-emptydir-data'),
     gracePeriodSeconds: integer(values, 'grace-period-seconds'),
     concurrency,
+    maxInFlight,
+    watchCache: bool(values, 'watch-cache'),
     waitForDeletion: bool(values, 'wait-for-deletion'),
     deletionPollMs: integer(values, 'deletion-poll-ms'),
     terminationMarginMs: integer(values, 'termination-margin-ms'),

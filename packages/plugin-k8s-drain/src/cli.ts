@@ -20,8 +20,20 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const logger = jsonLogger();
   const handler = createDrainHandler(loadKubeConfig({ path: command.kubeconfig, context: command.context }), { ...command.drain, logger });
-  const server = await serve(command.port, handler, { host: command.host, tls: command.tls, handleSignals: true });
-  logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: server.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false });
+  // The caches list the cluster now, so the first drain of a wave finds them ready.
+  handler.start();
+  let server;
+  try {
+    server = await serve(command.port, handler, { host: command.host, tls: command.tls });
+  } catch (err) {
+    await handler.close();
+    throw err;
+  }
+  const served = server;
+  // Not serve()'s handleSignals: the pod watch and the connections must be closed after the calls drain.
+  const shutdown = (): void => void served.close().then(() => handler.close());
+  process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
+  logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: served.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false });
   return 0;
 }
 

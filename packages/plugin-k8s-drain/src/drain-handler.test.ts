@@ -27,7 +27,10 @@ async function startCluster(options: KubeApiServerOptions = {}): Promise<KubeApi
 function handlerFor(api: KubeApiServer, options: DrainOptions = {}): DrainHandler {
   const kc = new KubeConfig();
   kc.loadFromOptions(api.kubeConfigOptions());
-  return createDrainHandler(kc, { backoff: () => 10, deletionPollMs: 20, logger: silent, ...options });
+  const handler = createDrainHandler(kc, { backoff: () => 10, deletionPollMs: 20, logger: silent, ...options });
+  // Before the stand-in closes: the pod watch is a connection to it.
+  cleanups.push(() => handler.close());
+  return handler;
 }
 
 const event = (labels: Record<string, string>): CloudEvent => ({
@@ -83,7 +86,8 @@ describe('DrainHandler', () => {
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'web', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 } });
     expect(api.cluster.pods('node-a')).toHaveLength(30);
 
-    const result = await handlerFor(api, { gracePeriodSeconds: 20 }).handle(event({ node: 'node-a' }), context());
+    const handler = handlerFor(api, { gracePeriodSeconds: 20 });
+    const result = await handler.handle(event({ node: 'node-a' }), context());
 
     expect(result.status).toBeUndefined();
     expect(result.attributes).toMatchObject({ node: 'node-a', pods_evicted: '26', pods_remaining: '0' });
@@ -107,6 +111,8 @@ describe('DrainHandler', () => {
     // The pod's own grace period, capped at 20 s.
     expect(new Set(evicted.filter((e) => e.name.startsWith('web-')).map((e) => e.gracePeriodSeconds))).toEqual(new Set([15]));
     expect(new Set(evicted.filter((e) => e.name.startsWith('api-')).map((e) => e.gracePeriodSeconds))).toEqual(new Set([20]));
+    // Events do not hold up the drain: they may still be on their way when it answers.
+    await handler.eventsRecorded();
     expect(api.cluster.events().map((e) => [e.reason, e.type, e.involvedObject.name])).toEqual([
       ['SpotInterruption', 'Warning', 'node-a'],
       ['CordonAndDrain', 'Normal', 'node-a'],
@@ -129,6 +135,7 @@ describe('DrainHandler', () => {
     expect(err.code).toBe(Code.DeadlineExceeded);
     expect((err as DrainIncompleteError).attributes).toMatchObject({ node: 'node-a', pods_evicted: '2', pods_remaining: '3' });
     expect(names(api.cluster.pods('node-a'))).toEqual(['db-0', 'db-1', 'db-2']);
+    await handler.eventsRecorded();
     expect(api.cluster.events().map((e) => e.reason)).toEqual(['SpotInterruption', 'DrainFailed']);
 
     // Over real gRPC: the answer beats core's deadline, and the message carries the counts.
@@ -170,6 +177,7 @@ describe('DrainHandler', () => {
     api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
     const handler = handlerFor(api);
     expect((await handler.handle(event({ node: 'node-a' }), context())).attributes).toMatchObject({ pods_evicted: '1' });
+    await handler.eventsRecorded();
     const before = { node: api.cluster.node('node-a'), writes: writes(api).length, events: api.cluster.events().length };
 
     const started = Date.now();
@@ -265,5 +273,39 @@ describe('DrainHandler', () => {
     expect(Object.keys(res.attributes).sort()).toEqual(['duration_ms', 'node', 'pods_evicted', 'pods_remaining']);
     expect(res.attributes).toMatchObject({ node: 'node-a', pods_evicted: '1', pods_remaining: '0' });
     expect(Number(res.attributes.duration_ms)).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('a wave of drains', () => {
+  it('drains 12 nodes at once over a few kept-alive connections, lists nodes and pods once and waits on the watch, not a poll', async () => {
+    const api = await startKubeApiServer({ msPerGraceSecond: 5 });
+    cleanups.push(() => api.close());
+    // The spare node first: the stand-in reschedules evicted pods onto the first schedulable node.
+    api.cluster.addNode({ metadata: { name: 'spare' } });
+    const nodes = Array.from({ length: 12 }, (_, i) => `node-${i}`);
+    for (const node of nodes) {
+      api.cluster.addNode({ metadata: { name: node } });
+      for (let p = 0; p < 4; p++) api.cluster.addPod({ ...pod(`${node}-api-${p}`, { owner: ['ReplicaSet', 'api'], grace: 10 }), spec: { nodeName: node, terminationGracePeriodSeconds: 10 } });
+      api.cluster.addPod({ ...pod(`${node}-proxy`, { owner: ['DaemonSet', 'kube-proxy'] }), spec: { nodeName: node } });
+    }
+    const handler = handlerFor(api, { maxInFlight: 4 });
+
+    const results = await Promise.all(nodes.map((node) => handler.handle(event({ node }), context())));
+
+    for (const result of results) expect(result.attributes).toMatchObject({ pods_evicted: '4', pods_remaining: '0' });
+    for (const node of nodes) {
+      expect(api.cluster.node(node)?.spec?.unschedulable).toBe(true);
+      expect(names(api.cluster.pods(node))).toEqual([`${node}-proxy`]);
+    }
+    await handler.eventsRecorded();
+    // One listing of the cluster's nodes and pods for the whole wave, and one watch of each: no GET of
+    // a node, no pod list per node, no poll while pods terminate.
+    const kinds = (path: string): string[] => api.requests.filter((r) => r.path === path).map((r) => (r.query.watch ? 'watch' : 'list'));
+    expect(kinds('/api/v1/pods')).toEqual(['list', 'watch']);
+    expect(kinds('/api/v1/nodes')).toEqual(['list', 'watch']);
+    expect(api.requests.filter((r) => r.query.fieldSelector !== undefined || (r.method === 'GET' && r.path.startsWith('/api/v1/nodes/')))).toEqual([]);
+    // 12 PATCHes, 48 evictions, 24 events over at most four kept-alive connections, plus the two watches'.
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(12 + 48 + 24);
+    expect(api.connections()).toBeLessThanOrEqual(4 + 2);
   });
 });

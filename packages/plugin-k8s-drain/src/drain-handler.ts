@@ -1,20 +1,25 @@
-import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { Code, labelsOf, PluginError, type Backoff, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
 import { cordonNode } from './cordon.js';
 import { Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
 import { evictPods, gracePeriodFor } from './evict.js';
-import { recordNodeEvent, type NodeEvent } from './events.js';
+import { EventRecorder } from './events.js';
 import { createKubeApi, type KubeApi } from './kube-api.js';
+import { NodeCache } from './node-cache.js';
 import { describeNodeRef, findNode, nodeRefOf, type NodeRef } from './node-lookup.js';
 import { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } from './options.js';
+import { PodCache } from './pod-cache.js';
 import { planEviction, podKey } from './pod-filter.js';
-import { withRetries } from './retry.js';
-import { waitForPodsGone } from './wait-for-deletion.js';
+import { cachedPodSource, listingPodSource, type PodSource } from './pod-source.js';
 
 // Enough pod names for a message; the rest are counted.
 const LISTED_PODS = 5;
+/** How long a drain waits for a cache's first list before it asks the API server itself. */
+const CACHE_SYNC_WAIT_MS = 10_000;
+/** Kubernetes Events in flight beyond which new ones are dropped. */
+const MAX_PENDING_EVENTS = 10_000;
 
 /**
  * The cordon-and-drain action: finds the node an event is about, cordons,
@@ -31,12 +36,40 @@ const LISTED_PODS = 5;
  */
 export class DrainHandler implements EventHandler {
   private readonly options: ResolvedDrainOptions;
+  private readonly cache: PodCache | undefined;
+  private readonly nodes: NodeCache | undefined;
+  private readonly pods: PodSource;
+  private readonly events: EventRecorder;
 
   constructor(
     private readonly api: KubeApi,
     options: DrainOptions = {},
   ) {
-    this.options = resolveDrainOptions(options);
+    const o = (this.options = resolveDrainOptions(options));
+    const listing = listingPodSource(api, o.deletionPollMs);
+    this.cache = o.watchCache ? new PodCache(api, { logger: o.logger, backoff: o.backoff }) : undefined;
+    this.nodes = o.watchCache ? new NodeCache(api, { logger: o.logger, backoff: o.backoff }) : undefined;
+    this.pods = this.cache ? cachedPodSource(this.cache, listing, CACHE_SYNC_WAIT_MS) : listing;
+    this.events = new EventRecorder(api, { namespace: o.eventNamespace, logger: o.logger, dryRun: o.dryRun, maxPending: MAX_PENDING_EVENTS });
+  }
+
+  /** Lists and starts watching the cluster's nodes and pods now rather than at the first drain (with `watchCache`). */
+  start(): void {
+    this.nodes?.start();
+    this.cache?.start();
+  }
+
+  /** Resolves once every Kubernetes Event sent so far has been answered. */
+  eventsRecorded(): Promise<void> {
+    return this.events.idle();
+  }
+
+  /** Stops the watches and closes the connections, once the Events in flight are answered. */
+  async close(): Promise<void> {
+    this.nodes?.stop();
+    this.cache?.stop();
+    await this.events.idle();
+    this.api.close();
   }
 
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
@@ -69,20 +102,27 @@ export class DrainHandler implements EventHandler {
     const log = o.logger;
     const retry = { deadline, backoff: o.backoff };
 
-    const node = await findNode(api, ref, retry);
-    if (!node) return this.nodeNotFound(ref);
+    // Until this node is cordoned, the wave's evictions wait (see CallGate).
+    const cordoned = api.cordoning();
+    let node: V1Node | undefined;
+    let cordon;
+    try {
+      node = await this.findNode(ref, retry);
+      if (!node) return this.nodeNotFound(ref);
+      cordon = await cordonNode(api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: log });
+    } finally {
+      cordoned();
+    }
     const name = node.metadata?.name ?? '';
-
-    const cordon = await cordonNode(api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: log });
     if (cordon.changed) {
-      await this.record(node, {
+      this.events.record(node, {
         reason: 'SpotInterruption',
         type: 'Warning',
         message: `Hollowtrees received ${event.type} (event ${event.id}): node cordoned and tainted, draining it`,
       });
     }
 
-    const pods = await withRetries(() => api.listPodsOnNode(name), { ...retry, doing: `listing the pods of node "${name}"` });
+    const pods = await this.pods.podsOn(name, retry);
     const plan = planEviction(pods, o);
     for (const { pod, reason } of plan.skipped) log.info('not evicting pod', { node: name, pod: podKey(pod), reason });
     const attributes = (evicted: number, remaining: number): Record<string, string> => ({
@@ -107,9 +147,7 @@ export class DrainHandler implements EventHandler {
     }
 
     const outcome = await evictPods(api, plan.evict, { ...retry, logger: log, concurrency: o.concurrency, gracePeriodSeconds: o.gracePeriodSeconds });
-    const terminating = o.waitForDeletion
-      ? await waitForPodsGone(api, name, [...outcome.evicted, ...plan.terminating], { ...retry, pollMs: o.deletionPollMs })
-      : [];
+    const terminating = o.waitForDeletion ? await this.pods.waitGone(name, [...outcome.evicted, ...plan.terminating], retry) : [];
 
     const result = attributes(outcome.evicted.length, outcome.remaining.length);
     if (outcome.remaining.length > 0) {
@@ -119,15 +157,25 @@ export class DrainHandler implements EventHandler {
         `drain of node ${name} stopped at its deadline: pods_evicted=${result.pods_evicted} pods_remaining=${result.pods_remaining} ` +
         `(${shown}); last reason: ${outcome.remaining.at(-1)?.reason}`;
       log.warn('drain incomplete', { ...result, pods: left });
-      await this.record(node, { reason: 'DrainFailed', type: 'Warning', message });
+      this.events.record(node, { reason: 'DrainFailed', type: 'Warning', message });
       throw new DrainIncompleteError(message, result);
     }
     const message =
       `drained node ${name}: ${outcome.evicted.length} pods evicted` +
       (terminating.length > 0 ? `, ${terminating.length} still terminating at the deadline` : '');
     log.info('drained node', { ...result, terminating: terminating.length });
-    await this.record(node, { reason: 'CordonAndDrain', type: 'Normal', message });
+    this.events.record(node, { reason: 'CordonAndDrain', type: 'Normal', message });
     return { message, attributes: result };
+  }
+
+  /** From the node cache when it has the node (no call at all), else from the API server. */
+  private async findNode(ref: NodeRef, retry: { deadline: Deadline; backoff: Backoff }): Promise<V1Node | undefined> {
+    if (this.nodes && (await this.nodes.whenSynced(Math.min(CACHE_SYNC_WAIT_MS, retry.deadline.remainingMs())))) {
+      const cached = this.nodes.find(ref);
+      if (cached) return cached;
+    }
+    // Not there (a node that has just joined, say) or no cache: ask.
+    return findNode(this.api, ref, retry);
   }
 
   private nodeNotFound(ref: NodeRef): HandleResult {
@@ -138,17 +186,9 @@ export class DrainHandler implements EventHandler {
     }
     throw new PluginError(Code.NotFound, `${what} in this cluster (set nodeNotFound to "skip" if several clusters share this signal source)`);
   }
-
-  private async record(node: V1Node, event: NodeEvent): Promise<void> {
-    if (this.options.dryRun) {
-      this.options.logger.info('dry run: would record a Kubernetes Event', { node: node.metadata?.name, ...event });
-      return;
-    }
-    await recordNodeEvent(this.api, node, event, { namespace: this.options.eventNamespace, logger: this.options.logger });
-  }
 }
 
 /** A {@link DrainHandler} talking to the cluster of `kubeConfig` through `@kubernetes/client-node`. */
 export function createDrainHandler(kubeConfig: KubeConfig, options: DrainOptions = {}): DrainHandler {
-  return new DrainHandler(createKubeApi(kubeConfig), options);
+  return new DrainHandler(createKubeApi(kubeConfig, { maxInFlight: resolveDrainOptions(options).maxInFlight }), options);
 }

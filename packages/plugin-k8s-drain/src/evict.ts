@@ -1,6 +1,5 @@
-import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { Code, forEachBounded, PluginError } from '@hollowtrees/grpcplugin';
 import type { V1Pod } from '@kubernetes/client-node';
-import { forEachBounded } from './bounded-parallel.js';
 import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';

@@ -1,17 +1,26 @@
 import {
   CoreV1Api,
+  createConfiguration,
   PatchStrategy,
+  ServerConfiguration,
   setHeaderOptions,
+  Watch,
   type CoreV1Event,
   type KubeConfig,
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { CallGate } from './call-gate.js';
+import { SharedAgents } from './shared-agents.js';
+import type { ListedPage, WatchEvent } from './watched-list.js';
+
+/** The collections a drain's caches watch. */
+export type WatchedCollection = 'pods' | 'nodes';
 
 /**
  * The Kubernetes calls a drain makes, and nothing else, so the RBAC in
- * `rbac.yaml` stays minimal: nodes get/list/patch, pods list, pods/eviction
- * create, events create.
+ * `rbac.yaml` stays minimal: nodes get/list/watch/patch, pods list/watch,
+ * pods/eviction create, events create.
  */
 export interface KubeApi {
   readNode(name: string): Promise<V1Node>;
@@ -21,9 +30,37 @@ export interface KubeApi {
   mergePatchNode(name: string, patch: object): Promise<V1Node>;
   /** All pods bound to the node, every page. */
   listPodsOnNode(nodeName: string): Promise<V1Pod[]>;
+  /** One page of every pod in the cluster. */
+  listPodPage(continueToken: string | undefined): Promise<ListedPage<V1Pod>>;
+  /** One page of every node. */
+  listNodePage(continueToken: string | undefined): Promise<ListedPage<V1Node>>;
+  /**
+   * Follows the changes of a collection after `resourceVersion` until the
+   * server ends the watch or `stop` is called; `done` is told once, with the error if any.
+   */
+  watch<T extends V1Pod | V1Node>(
+    collection: WatchedCollection,
+    resourceVersion: string,
+    onEvent: (event: WatchEvent<T>) => void,
+    done: (err?: unknown) => void,
+  ): Promise<{ stop(): void }>;
   /** Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. */
   evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined): Promise<void>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
+  /**
+   * Tells the API client a drain has started and will cordon its node, so it
+   * can put the wave's cordons before its evictions; call the returned
+   * function once the node is cordoned (or the drain gave up).
+   */
+  cordoning(): () => void;
+  /** Closes the connections it keeps. */
+  close(): void;
+}
+
+/** How {@link createKubeApi} talks to the API server. */
+export interface KubeApiOptions {
+  /** Calls in flight at once, across every drain; also the connections kept. Default 64. */
+  maxInFlight?: number;
 }
 
 // Large clusters list in pages, so one answer never holds every node or pod.
@@ -40,30 +77,78 @@ async function allPages<T>(page: (continueToken: string | undefined) => Promise<
   return items;
 }
 
-/** A {@link KubeApi} over `@kubernetes/client-node`'s `CoreV1Api` for the given config. */
-export function createKubeApi(kubeConfig: KubeConfig): KubeApi {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-  return {
-    readNode: (name) => core.readNode({ name }),
-    listNodes: () => allPages((token) => core.listNode({ limit: PAGE_SIZE, _continue: token })),
-    mergePatchNode: (name, body) => core.patchNode({ name, body }, mergePatch),
-    listPodsOnNode: (nodeName) =>
-      allPages((token) => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token })),
-    evictPod: async (namespace, name, gracePeriodSeconds) => {
-      await core.createNamespacedPodEviction({
-        name,
-        namespace,
-        body: {
-          apiVersion: 'policy/v1',
-          kind: 'Eviction',
-          metadata: { name, namespace },
-          ...(gracePeriodSeconds === undefined ? {} : { deleteOptions: { gracePeriodSeconds } }),
+/** A list answer as a {@link ListedPage}. */
+function page<T>(list: { items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }): ListedPage<T> {
+  return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue || undefined };
+}
+
+/**
+ * A {@link KubeApi} over `@kubernetes/client-node`'s `CoreV1Api` for the given
+ * config. Every call goes through one {@link CallGate} (cordons first, also
+ * while a wave's drains are still arriving) and one
+ * set of keep-alive connections ({@link SharedAgents}, applied by a request
+ * middleware after the kubeconfig's authentication), so a wave of drains
+ * reuses a bounded number of connections instead of opening one per call.
+ */
+export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = {}): KubeApi {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const gate = new CallGate(options.maxInFlight ?? 64);
+  const agents = new SharedAgents(gate.limit);
+  const core = new CoreV1Api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: kubeConfig },
+      promiseMiddleware: [
+        {
+          pre: async (context) => {
+            const agent = agents.agentFor(context.getAgent());
+            if (agent) context.setAgent(agent);
+            return context;
+          },
+          post: async (response) => response,
         },
-      });
+      ],
+    }),
+  );
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  const watch = new Watch(kubeConfig);
+  return {
+    readNode: (name) => gate.run('cordon', () => core.readNode({ name })),
+    listNodes: () => allPages((token) => gate.run('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
+    mergePatchNode: (name, body) => gate.run('cordon', () => core.patchNode({ name, body }, mergePatch)),
+    listPodsOnNode: (nodeName) =>
+      allPages((token) => gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token }))),
+    listPodPage: async (token) => page(await gate.run('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }))),
+    listNodePage: async (token) => page(await gate.run('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
+    watch: async (collection, resourceVersion, onEvent, done) => {
+      // One long-lived connection per collection, outside the gate: it would hold a slot for minutes.
+      const controller = await watch.watch(
+        `/api/v1/${collection}`,
+        { resourceVersion, allowWatchBookmarks: true },
+        (type: string, object: unknown) => onEvent({ type, object } as Parameters<typeof onEvent>[0]),
+        done,
+      );
+      return { stop: () => controller.abort() };
     },
-    createEvent: async (namespace, body) => {
-      await core.createNamespacedEvent({ namespace, body });
-    },
+    evictPod: (namespace, name, gracePeriodSeconds) =>
+      gate.run('drain', async () => {
+        await core.createNamespacedPodEviction({
+          name,
+          namespace,
+          body: {
+            apiVersion: 'policy/v1',
+            kind: 'Eviction',
+            metadata: { name, namespace },
+            ...(gracePeriodSeconds === undefined ? {} : { deleteOptions: { gracePeriodSeconds } }),
+          },
+        });
+      }),
+    createEvent: (namespace, body) =>
+      gate.run('event', async () => {
+        await core.createNamespacedEvent({ namespace, body });
+      }),
+    cordoning: () => gate.cordoning(),
+    close: () => agents.destroy(),
   };
 }

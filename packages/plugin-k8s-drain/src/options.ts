@@ -18,11 +18,23 @@ export interface DrainOptions {
   deleteEmptyDirData?: boolean;
   /** Cap on a pod's termination grace period, in seconds. Default: none, each pod's own. */
   gracePeriodSeconds?: number;
-  /** Evictions in flight at once. Default 20. */
+  /** Evictions in flight at once for one node. Default 20. */
   concurrency?: number;
+  /**
+   * Kubernetes calls in flight at once across every drain of the process (and
+   * the keep-alive connections kept); more wait, cordons first. Default 64.
+   */
+  maxInFlight?: number;
+  /**
+   * Keep the cluster's nodes and pods in watch-fed caches: a drain finds its
+   * node and reads its pods from them and waits for their DELETED events,
+   * instead of a GET (or a list of every node) and a pod list per node and a
+   * poll while the pods terminate. Needs `watch` on nodes and pods. Default true.
+   */
+  watchCache?: boolean;
   /** After evicting, wait until the evicted pods are gone from the node. Default true. */
   waitForDeletion?: boolean;
-  /** Poll interval while waiting for deletion. Default 1 000 ms. */
+  /** Poll interval while waiting for deletion, when the watch cache is off or not ready. Default 1 000 ms. */
   deletionPollMs?: number;
   /** Stop this long before the event's termination time. Default 10 000 ms. */
   terminationMarginMs?: number;
@@ -55,11 +67,13 @@ function positive(name: string, value: number): number {
 
 /**
  * Applies the defaults and checks the numbers.
- * @throws RangeError for a negative or non-finite number, or a concurrency below 1.
+ * @throws RangeError for a negative or non-finite number, or a concurrency or in-flight limit below 1.
  */
 export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions {
   const concurrency = o.concurrency ?? 20;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be an integer >= 1, got ${concurrency}`);
+  const maxInFlight = o.maxInFlight ?? 64;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be an integer >= 1, got ${maxInFlight}`);
   return {
     nodeLabel: o.nodeLabel ?? 'node',
     instanceIdLabel: o.instanceIdLabel ?? 'instance_id',
@@ -69,6 +83,8 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     deleteEmptyDirData: o.deleteEmptyDirData ?? true,
     gracePeriodSeconds: o.gracePeriodSeconds === undefined ? undefined : positive('gracePeriodSeconds', o.gracePeriodSeconds),
     concurrency,
+    maxInFlight,
+    watchCache: o.watchCache ?? true,
     waitForDeletion: o.waitForDeletion ?? true,
     deletionPollMs: positive('deletionPollMs', o.deletionPollMs ?? 1_000),
     terminationMarginMs: positive('terminationMarginMs', o.terminationMarginMs ?? 10_000),

@@ -14,7 +14,7 @@ export interface EvictionPlan {
 }
 
 // The kubelet creates a mirror pod for each static pod; the API cannot evict it.
-const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
 
 function skipReason(pod: V1Pod, deleteEmptyDirData: boolean): SkipReason | undefined {
   if (pod.metadata?.annotations?.[MIRROR_ANNOTATION] !== undefined) return 'mirror';

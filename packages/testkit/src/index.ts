@@ -5,6 +5,8 @@
  */
 export { makeTestCertificates, type KeyPair, type TestCertificates } from './certificates.js';
 export { rejectionOf } from './rejection.js';
+export { CallLatency } from './call-latency.js';
+export { LISTEN_BACKLOG, wallClockMs } from './listen.js';
 export * from './processes.js';
 export * from './kube/index.js';
 export * from './aws/index.js';

@@ -47,8 +47,8 @@ const MAX_KEPT_LINES = 400;
 const alive = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-/** Spawns a command with stdout and stderr captured. */
-export function spawnCaptured(name: string, command: string, args: readonly string[]): Spawned {
+/** Spawns a command with stdout and stderr captured; `env` is added to this process's environment. */
+export function spawnCaptured(name: string, command: string, args: readonly string[], env: Readonly<Record<string, string>> = {}): Spawned {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // Last resort if the runner dies before afterAll: never leave a Prometheus behind.
@@ -56,7 +56,7 @@ export function spawnCaptured(name: string, command: string, args: readonly stri
       for (const child of alive) child.kill('SIGKILL');
     });
   }
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   alive.add(child);
   const lines: string[] = [];
   let partial = '';
@@ -113,45 +113,67 @@ export function outputReport(processes: ReadonlyArray<Spawned | undefined>): str
 }
 
 /**
- * Polls `url` until it answers 200. Fails early, with the process output, when
- * the process exits first; fails at the deadline otherwise.
+ * Asks whether a server is ready: `true` when it is, otherwise what it said
+ * (kept for the failure message). May throw; that counts as not ready.
  */
-export async function waitForHttpOk(url: string, proc: Spawned, timeoutMs = 10_000, intervalMs = 50): Promise<void> {
+export type ReadinessProbe = () => Promise<true | string>;
+
+/**
+ * Polls `probe` until it answers `true`. Fails early, with the process output,
+ * when the process exits first; fails at the deadline otherwise.
+ */
+export async function waitUntilReady(proc: Spawned, what: string, probe: ReadinessProbe, timeoutMs = 10_000, intervalMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   for (;;) {
-    if (proc.hasExited()) throw new Error(`${proc.name} exited (${await proc.exited}) before ${url} was ready\n${outputReport([proc])}`);
+    if (proc.hasExited()) throw new Error(`${proc.name} exited (${await proc.exited}) before ${what} was ready\n${outputReport([proc])}`);
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-      last = `HTTP ${res.status}`;
+      const answer = await probe();
+      if (answer === true) return;
+      last = answer;
     } catch (err) {
       last = (err as Error).message;
     }
-    if (Date.now() > deadline) throw new Error(`${proc.name}: ${url} not ready after ${timeoutMs} ms (${last})\n${outputReport([proc])}`);
+    if (Date.now() > deadline) throw new Error(`${proc.name}: ${what} not ready after ${timeoutMs} ms (${last})\n${outputReport([proc])}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
+/** A probe that is ready once `url` answers 200. */
+export function httpOkProbe(url: string): ReadinessProbe {
+  return async () => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+    await res.arrayBuffer();
+    return res.status === 200 ? true : `HTTP ${res.status}`;
+  };
+}
+
+/** Polls `url` until it answers 200 (see {@link waitUntilReady}). */
+export function waitForHttpOk(url: string, proc: Spawned, timeoutMs = 10_000, intervalMs = 50): Promise<void> {
+  return waitUntilReady(proc, url, httpOkProbe(url), timeoutMs, intervalMs);
+}
+
 /**
- * Starts a server on a free port and waits until `readyPath` answers 200. The
- * port is found by binding port 0 and closing it, so another process can take
- * it in between: an instance that dies on start is retried on a new port.
+ * Starts a server on a free port and waits until it is ready: `readiness` is
+ * an HTTP path that must answer 200, or a probe made for the port. The port is
+ * found by binding port 0 and closing it, so another process can take it in
+ * between: an instance that dies on start is retried on a new port.
  */
 export async function startOnFreePort(
   name: string,
   command: string,
   args: (port: number) => string[],
-  readyPath: string,
-  timeoutMs = 10_000,
+  readiness: string | ((port: number) => ReadinessProbe),
+  options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
 ): Promise<{ proc: Spawned; port: number }> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
   let lastError: Error | undefined;
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort();
-    const proc = spawnCaptured(name, command, args(port));
+    const proc = spawnCaptured(name, command, args(port), options.env);
     try {
-      await waitForHttpOk(`http://127.0.0.1:${port}${readyPath}`, proc, timeoutMs);
+      if (typeof readiness === 'string') await waitForHttpOk(`http://127.0.0.1:${port}${readiness}`, proc, timeoutMs);
+      else await waitUntilReady(proc, `port ${port}`, readiness(port), timeoutMs);
       return { proc, port };
     } catch (err) {
       lastError = err as Error;

@@ -89,6 +89,14 @@ const MAX_TAGS_PER_CALL = 25;
 const MAX_TAGS_PER_GROUP = 50;
 const MAX_KEY_LENGTH = 128;
 const MAX_VALUE_LENGTH = 256;
+/** Instances one DetachInstances may name, and one DescribeAutoScalingInstances may ask for, per the API reference. */
+const MAX_DETACH_IDS = 20;
+const MAX_DESCRIBE_IDS = 50;
+
+/** AWS's wording for a list longer than the action takes. */
+function tooMany(parameter: string, max: number): AwsApiError {
+  return validation(`1 validation error detected: Value at '${parameter}' failed to satisfy constraint: Member must have length less than or equal to ${max}`);
+}
 
 function validation(message: string): AwsApiError {
   return new AwsApiError('ValidationError', message);
@@ -101,7 +109,8 @@ function validation(message: string): AwsApiError {
  *
  * DetachInstances follows the user guide: an instance is detachable only when
  * `InService` or `Standby`, and a detach may not leave fewer instances than
- * `MinSize`, even when the desired capacity is kept.
+ * `MinSize`, even when the desired capacity is kept. One call takes up to 20
+ * instances, one DescribeAutoScalingInstances up to 50.
  *
  * Group tags follow the API reference: CreateOrUpdateTags and DeleteTags take
  * `Tags.member.N` with `ResourceId` (the group name), `ResourceType`
@@ -210,6 +219,7 @@ export class AutoScalingStandIn {
 
   private describeAutoScalingInstances(params: QueryParams): Record<string, unknown> {
     const ids = new Set(params.list('InstanceIds.member'));
+    if (ids.size > MAX_DESCRIBE_IDS) throw tooMany('instanceIds', MAX_DESCRIBE_IDS);
     const rows = [...this.groups.values()].flatMap((group) =>
       [...group.members.values()]
         .filter((m) => ids.size === 0 || ids.has(m.instanceId))
@@ -284,6 +294,7 @@ export class AutoScalingStandIn {
     const group = this.group(params.require('AutoScalingGroupName'));
     const decrement = params.require('ShouldDecrementDesiredCapacity') === 'true';
     const ids = params.list('InstanceIds.member');
+    if (ids.length > MAX_DETACH_IDS) throw tooMany('instanceIds', MAX_DETACH_IDS);
     for (const id of ids) {
       const member = group.members.get(id);
       if (!member) throw validation(`The instance ${id} is not part of Auto Scaling group ${group.name}.`);

@@ -244,6 +244,23 @@ describe('Auto Scaling stand-in', () => {
     expect(group.tags.size).toBe(1);
   });
 
+  it('refuses more instances in one call than the API takes: 20 for DetachInstances, 50 for DescribeAutoScalingInstances', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 60, minSize: 0, maxSize: 100 });
+    const ids = [...group.members.keys()];
+    const detach = (n: number) =>
+      autoScaling.send(new DetachInstancesCommand({ AutoScalingGroupName: 'workers', InstanceIds: ids.slice(0, n), ShouldDecrementDesiredCapacity: false }));
+    const tooMany = await failure(detach(21));
+    expect([tooMany.name, tooMany.message]).toEqual([
+      'ValidationError',
+      "1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 20",
+    ]);
+    expect(group.members.size).toBe(60);
+    expect((await detach(20)).Activities).toHaveLength(20);
+    const described = (n: number) => autoScaling.send(new DescribeAutoScalingInstancesCommand({ InstanceIds: [...group.members.keys()].slice(0, n) }));
+    expect((await failure(described(51))).message).toMatch(/less than or equal to 50$/);
+    expect((await described(50)).AutoScalingInstances).toHaveLength(50);
+  });
+
   it('completes a pending lifecycle action, then terminates and replaces the instance', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain', transition: 'autoscaling:EC2_INSTANCE_TERMINATING' }] });
     const [member] = group.members.keys();

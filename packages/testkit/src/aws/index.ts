@@ -1,8 +1,11 @@
+import { CallLatency } from '../call-latency.js';
 import { AutoScalingStandIn } from './autoscaling-stand-in.js';
 import { Ec2StandIn } from './ec2-stand-in.js';
 import { AwsFaults, startQueryServer, type AwsCall, type AwsService } from './query-server.js';
+import { AwsRateLimiter, type RateLimitPolicy } from './rate-limits.js';
 
-export { AwsApiError } from './aws-api-error.js';
+export { AwsApiError, throttlingError } from './aws-api-error.js';
+export { AwsRateLimiter, awsLikeRateLimits, type RateLimitPolicy, type RateLimitRule, type TokenBucketLimit } from './rate-limits.js';
 export {
   AutoScalingStandIn,
   type AutoScalingGroup,
@@ -36,6 +39,10 @@ export interface AwsStandIn {
   readonly autoScaling: AutoScalingStandIn;
   /** Errors to answer the next calls with. */
   readonly faults: AwsFaults;
+  /** The delay added to every call; settable while running. */
+  readonly latency: CallLatency;
+  /** The rate limiter, when the stand-in was started with one. */
+  readonly rateLimiter: AwsRateLimiter | undefined;
   /** Every call received, in order, failed ones included. */
   readonly calls: readonly AwsCall[];
   /** The calls of one action (and service, when given), in order. */
@@ -47,6 +54,13 @@ export interface AwsStandIn {
 export interface AwsStandInOptions {
   /** Address to bind. Default `127.0.0.1`. */
   host?: string;
+  /** Milliseconds added to every call before it is served. Default 0. */
+  latencyMs?: number;
+  /**
+   * Token buckets calls draw from; a call that finds its bucket empty gets the
+   * service's throttling answer, e.g. {@link awsLikeRateLimits}. Default: none.
+   */
+  rateLimits?: RateLimitPolicy;
 }
 
 /**
@@ -66,17 +80,23 @@ export async function startAwsStandIn(options: AwsStandInOptions = {}): Promise<
   const autoScaling = new AutoScalingStandIn(ec2);
   const faults = new AwsFaults();
   const calls: AwsCall[] = [];
+  const latency = new CallLatency(options.latencyMs ?? 0);
+  const rateLimiter = options.rateLimits ? new AwsRateLimiter(options.rateLimits) : undefined;
   const server = await startQueryServer({
     host: options.host ?? '127.0.0.1',
     actions: { ec2: ec2.actions, autoscaling: autoScaling.actions },
     faults,
     calls,
+    latency,
+    rateLimiter,
   });
   return {
     url: server.url,
     ec2,
     autoScaling,
     faults,
+    latency,
+    rateLimiter,
     calls,
     callsTo: (action, service) => calls.filter((c) => c.action === action && (service === undefined || c.service === service)),
     close: () => server.close(),

@@ -1,20 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { XMLBuilder } from 'fast-xml-parser';
-import { AwsApiError } from './aws-api-error.js';
+import type { CallLatency } from '../call-latency.js';
+import { listenOnEphemeralPort, wallClockMs } from '../listen.js';
+import { AwsApiError, throttlingError, type AwsService } from './aws-api-error.js';
 import { QueryParams } from './query-params.js';
+import type { AwsRateLimiter } from './rate-limits.js';
 
-/** The services a stand-in speaks for. */
-export type AwsService = 'ec2' | 'autoscaling';
+export type { AwsService } from './aws-api-error.js';
 
 /** One request the stand-in received, in arrival order. */
 export interface AwsCall {
   readonly service: AwsService;
   readonly action: string;
   readonly params: Readonly<Record<string, string>>;
-  /** The error code answered, when the call failed (injected faults included). */
+  /** The error code answered, when the call failed (injected faults and throttling included). */
   readonly errorCode?: string;
+  /** When it was served (after the injected latency): {@link wallClockMs}. */
+  readonly at: number;
 }
 
 /** Serves one action: returns the elements inside the response (EC2) or its `<Action>Result` (Auto Scaling). */
@@ -84,11 +87,7 @@ export class AwsFaults {
    * EC2 `RequestLimitExceeded` (HTTP 503), Auto Scaling `Throttling` "Rate exceeded" (HTTP 400).
    */
   throttle(count: number, scope: FaultScope = {}): void {
-    this.add(count, scope, (service) =>
-      service === 'ec2'
-        ? new AwsApiError('RequestLimitExceeded', 'Request limit exceeded.', 503)
-        : new AwsApiError('Throttling', 'Rate exceeded', 400),
-    );
+    this.add(count, scope, throttlingError);
   }
 
   /** The next `count` calls fail with HTTP 503 (EC2 `Unavailable`, Auto Scaling `ServiceUnavailable`). */
@@ -156,6 +155,8 @@ export async function startQueryServer(options: {
   actions: Record<AwsService, Readonly<Record<string, ActionHandler>>>;
   faults: AwsFaults;
   calls: AwsCall[];
+  latency: CallLatency;
+  rateLimiter: AwsRateLimiter | undefined;
 }): Promise<QueryServer> {
   const serviceOf = (version: string | undefined): AwsService | undefined =>
     (Object.keys(DIALECTS) as AwsService[]).find((s) => DIALECTS[s].version === version);
@@ -163,6 +164,7 @@ export async function startQueryServer(options: {
   const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = randomUUID();
     const params = QueryParams.parse(await readBody(req));
+    await options.latency.wait();
     const action = params.get('Action') ?? '';
     const service = serviceOf(params.get('Version')) ?? 'ec2';
     const dialect = DIALECTS[service];
@@ -175,16 +177,16 @@ export async function startQueryServer(options: {
       if (serviceOf(params.get('Version')) === undefined) {
         throw new AwsApiError('NoSuchVersion', `The requested version (${params.get('Version') ?? ''}) of service does not exist`);
       }
-      const fault = options.faults.take(service, action);
-      if (fault) throw fault;
+      const refusal = options.faults.take(service, action) ?? options.rateLimiter?.take(service, action);
+      if (refusal) throw refusal;
       const handler = options.actions[service][action];
       if (!handler) throw new AwsApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
       const body = handler(params);
-      options.calls.push({ service, action, params: params.toObject() });
+      options.calls.push({ service, action, params: params.toObject(), at: wallClockMs() });
       send(200, dialect.success(action, body, requestId));
     } catch (err) {
       const apiError = err instanceof AwsApiError ? err : new AwsApiError('InternalError', String(err), 500);
-      options.calls.push({ service, action, params: params.toObject(), errorCode: apiError.code });
+      options.calls.push({ service, action, params: params.toObject(), errorCode: apiError.code, at: wallClockMs() });
       send(apiError.status, dialect.error(apiError, requestId));
     }
   };
@@ -192,11 +194,7 @@ export async function startQueryServer(options: {
   const server: Server = createServer((req, res) => {
     answer(req, res).catch(() => res.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, options.host, resolve);
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnEphemeralPort(server, options.host);
   return {
     url: `http://${options.host}:${port}`,
     close: () =>

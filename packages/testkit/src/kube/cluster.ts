@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { wallClockMs } from '../listen.js';
 import { applyPatch } from './patch.js';
 import { fieldSelector, labelSelector, matchesLabels } from './selectors.js';
+import { WatchHistory } from './watch-history.js';
 import {
   alreadyExists,
   badRequest,
@@ -12,7 +14,7 @@ import {
   success,
   type Resource,
 } from './status.js';
-import type { Event, Node, Pod, PodDisruptionBudget, PodDisruptionBudgetStatus, Status } from './types.js';
+import type { Event, Node, Pod, PodDisruptionBudget, PodDisruptionBudgetStatus, Status, WatchEvent } from './types.js';
 
 const NODES: Resource = { resource: 'nodes' };
 const PODS: Resource = { resource: 'pods' };
@@ -32,6 +34,8 @@ export interface KubeClusterOptions {
    * what lets a budget allow the next eviction. Default true.
    */
   replaceEvictedPods?: boolean;
+  /** Pod events a watch can resume from; older resourceVersions get 410 Expired. Default 50 000. */
+  watchHistory?: number;
 }
 
 /** One call of the eviction API, in the order they arrived. */
@@ -45,6 +49,8 @@ export interface EvictionRecord {
   /** The grace period the deletion used, when the pod was evicted. */
   gracePeriodSeconds: number | undefined;
   at: Date;
+  /** The same moment as `at`, with sub-millisecond precision: `wallClockMs()`. */
+  atMs: number;
 }
 
 /** A list answer: `items` plus `metadata.continue` when `limit` cut it short. */
@@ -63,9 +69,26 @@ export interface ListQuery {
   continueToken: string | null;
 }
 
+
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
+/** Etcd orders keys bytewise; so does the stand-in (not by locale). */
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const podKeyOf = (pod: Pod): string => keyOf(pod.metadata.namespace ?? 'default', pod.metadata.name);
+
+/**
+ * An integer, or a percentage of `total` rounded up, as `intstr` values of a
+ * PodDisruptionBudget are scaled.
+ */
+function scaled(value: number | string, total: number, field: string): number {
+  if (typeof value === 'number') return value;
+  const m = /^(\d+)%$/.exec(value);
+  if (!m) throw new Error(`PodDisruptionBudget ${field}: "${value}" is neither an integer nor a percentage`);
+  return Math.ceil((Number(m[1]) * total) / 100);
+}
 const isReady = (pod: Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const isTerminal = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+/** What a budget counts as healthy: scheduled, running, ready, not terminating. */
+const isHealthy = (pod: Pod): boolean => Boolean(pod.spec?.nodeName) && pod.status?.phase === 'Running' && isReady(pod) && !pod.metadata.deletionTimestamp;
 
 /**
  * The state of the simulated cluster and the API semantics over it: nodes,
@@ -76,18 +99,37 @@ const isTerminal = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || p
 export class KubeCluster {
   private readonly nodeMap = new Map<string, Node>();
   private readonly podMap = new Map<string, Pod>();
+  /** Pod keys by `spec.nodeName`: a node's pods without scanning the cluster. */
+  private readonly podsByNode = new Map<string, Set<string>>();
   private readonly pdbMap = new Map<string, PodDisruptionBudget & { expectedPods: number }>();
+  /** Pod keys each budget selects (pod labels never change here), and the budgets of each pod. */
+  private readonly pdbPods = new Map<string, Set<string>>();
+  private readonly podBudgets = new Map<string, string[]>();
+  /**
+   * Healthy pods per budget, kept as pods come, start terminating and go (the
+   * only changes the stand-in makes to a pod), so an eviction's budget check
+   * costs the same with ten pods or ten thousand.
+   */
+  private readonly pdbHealthy = new Map<string, number>();
+  /** Bumped on every pod stored or removed: a sorted listing of all pods is reused until it changes. */
+  private podSetVersion = 0;
+  private sortedPods: { version: number; pods: Pod[] } | undefined;
+  private readonly podHistory: WatchHistory<Pod>;
+  private readonly nodeHistory: WatchHistory<Node>;
   private readonly eventList: Event[] = [];
   private readonly evictionLog: EvictionRecord[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly msPerGraceSecond: number;
   private readonly replaceEvictedPods: boolean;
+
   private resourceVersion = 1000;
   private generated = 0;
 
   constructor(options: KubeClusterOptions = {}) {
     this.msPerGraceSecond = options.msPerGraceSecond ?? 10;
     this.replaceEvictedPods = options.replaceEvictedPods ?? true;
+    this.podHistory = new WatchHistory(options.watchHistory ?? 50_000);
+    this.nodeHistory = new WatchHistory(options.watchHistory ?? 50_000);
   }
 
   // ---- set-up and inspection (for tests) ----
@@ -97,6 +139,7 @@ export class KubeCluster {
     const stored: Node = { ...structuredClone(node), apiVersion: 'v1', kind: 'Node', spec: { ...node.spec } };
     this.stamp(stored);
     this.nodeMap.set(node.metadata.name, stored);
+    this.nodeHistory.record('ADDED', stored);
     return structuredClone(stored);
   }
 
@@ -111,7 +154,7 @@ export class KubeCluster {
     };
     stored.metadata.namespace ??= 'default';
     this.stamp(stored);
-    this.podMap.set(keyOf(stored.metadata.namespace, stored.metadata.name), stored);
+    this.storePod(stored);
     return structuredClone(stored);
   }
 
@@ -124,8 +167,15 @@ export class KubeCluster {
     const stored = { ...structuredClone(pdb), expectedPods: 0 };
     stored.metadata.namespace = namespace;
     this.stamp(stored);
-    stored.expectedPods = this.podsMatching(stored).filter((p) => !p.metadata.deletionTimestamp).length;
-    this.pdbMap.set(keyOf(namespace, pdb.metadata.name), stored);
+    const key = keyOf(namespace, pdb.metadata.name);
+    this.pdbMap.set(key, stored);
+    const members = [...this.podMap.values()].filter((p) => this.selects(stored, p));
+    this.pdbPods.set(key, new Set(members.map(podKeyOf)));
+    for (const pod of members) this.podBudgets.set(podKeyOf(pod), [...(this.podBudgets.get(podKeyOf(pod)) ?? []), key]);
+    this.pdbHealthy.set(key, members.filter(isHealthy).length);
+    stored.expectedPods = members.filter((p) => !p.metadata.deletionTimestamp).length;
+    // Checked now, so a typo in a test's budget fails where it is made.
+    this.statusOf(stored);
   }
 
   /** The budget's status as the disruption controller would compute it now. */
@@ -148,7 +198,7 @@ export class KubeCluster {
 
   /** Copies of the pods, optionally only those on `nodeName`. */
   pods(nodeName?: string): Pod[] {
-    return [...this.podMap.values()].filter((p) => nodeName === undefined || p.spec?.nodeName === nodeName).map((p) => structuredClone(p));
+    return this.candidatePods(nodeName).map((p) => structuredClone(p));
   }
 
   /** Copies of the recorded events, oldest first. */
@@ -161,22 +211,19 @@ export class KubeCluster {
     return this.evictionLog.map((e) => ({ ...e }));
   }
 
-  /** Stops pending terminations (the pods stay as they are). */
+  /** Stops pending terminations (the pods stay as they are) and ends every watch. */
   stop(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.podHistory.clear();
+    this.nodeHistory.clear();
   }
 
   // ---- API operations ----
 
   /** `GET /api/v1/nodes`. */
   listNodes(query: ListQuery): ObjectList<Node> {
-    const byField = fieldSelector<Node>(query.fieldSelector, {
-      'metadata.name': (n) => n.metadata.name,
-      'spec.unschedulable': (n) => String(n.spec?.unschedulable ?? false),
-    });
-    const byLabel = labelSelector(query.labelSelector);
-    return this.page('NodeList', [...this.nodeMap.values()].filter((n) => byField(n) && byLabel(n.metadata.labels)), query);
+    return this.page('NodeList', [...this.nodeMap.values()].filter(this.nodeFilter(query)), query);
   }
 
   /** `GET /api/v1/nodes/{name}`. */
@@ -198,22 +245,31 @@ export class KubeCluster {
     if (patched.metadata.name !== name) throw badRequest('the name of the object does not match the name on the URL');
     this.stamp(patched);
     this.nodeMap.set(name, patched);
+    this.nodeHistory.record('MODIFIED', patched);
     return structuredClone(patched);
   }
 
   /** `GET /api/v1/pods` and `GET /api/v1/namespaces/{ns}/pods`. */
   listPods(namespace: string | undefined, query: ListQuery): ObjectList<Pod> {
-    const byField = fieldSelector<Pod>(query.fieldSelector, {
-      'spec.nodeName': (p) => p.spec?.nodeName ?? '',
-      'metadata.name': (p) => p.metadata.name,
-      'metadata.namespace': (p) => p.metadata.namespace ?? '',
-      'status.phase': (p) => p.status?.phase ?? '',
-    });
-    const byLabel = labelSelector(query.labelSelector);
-    const pods = [...this.podMap.values()].filter(
-      (p) => (namespace === undefined || p.metadata.namespace === namespace) && byField(p) && byLabel(p.metadata.labels),
-    );
-    return this.page('PodList', pods, query);
+    const matches = this.podFilter(namespace, query);
+    return this.page('PodList', this.candidatePods(nodeNameOf(query.fieldSelector)).filter(matches), query);
+  }
+
+  /**
+   * `GET /api/v1/pods?watch=true` (and per namespace): calls `send` with each
+   * change of a matching pod, in resourceVersion order, until the returned
+   * function is called. Without a resourceVersion (or with `"0"`) it starts
+   * with an ADDED event per matching pod, as the API server does; from a
+   * resourceVersion it replays what came after it.
+   * @throws StatusError 410 Expired when the resourceVersion is older than the history kept.
+   */
+  watchPods(namespace: string | undefined, query: ListQuery, resourceVersion: string | null, send: (event: WatchEvent<Pod>) => void): () => void {
+    return this.podHistory.watch(resourceVersion, this.resourceVersion, () => this.podMap.values(), this.podFilter(namespace, query), send);
+  }
+
+  /** `GET /api/v1/nodes?watch=true`: as {@link watchPods}, for nodes. */
+  watchNodes(query: ListQuery, resourceVersion: string | null, send: (event: WatchEvent<Node>) => void): () => void {
+    return this.nodeHistory.watch(resourceVersion, this.resourceVersion, () => this.nodeMap.values(), this.nodeFilter(query), send);
   }
 
   /** `GET /api/v1/namespaces/{ns}/pods/{name}`. */
@@ -242,7 +298,8 @@ export class KubeCluster {
     if (eviction.metadata?.name !== name) throw badRequest('name in URL does not match name in Eviction object');
     const pod = this.podMap.get(keyOf(namespace, name));
     const record = (code: number, gracePeriodSeconds?: number): void => {
-      this.evictionLog.push({ namespace, name, node: pod?.spec?.nodeName, code, gracePeriodSeconds, at: new Date() });
+      const atMs = wallClockMs();
+      this.evictionLog.push({ namespace, name, node: pod?.spec?.nodeName, code, gracePeriodSeconds, at: new Date(atMs), atMs });
     };
     try {
       if (!pod) throw notFound(PODS, name);
@@ -290,9 +347,7 @@ export class KubeCluster {
   }
 
   private page<T extends { metadata: { name: string; namespace?: string } }>(kind: string, all: T[], query: ListQuery): ObjectList<T> {
-    const sorted = all.sort((a, b) =>
-      keyOf(a.metadata.namespace ?? '', a.metadata.name).localeCompare(keyOf(b.metadata.namespace ?? '', b.metadata.name)),
-    );
+    const sorted = all.sort((a, b) => byKey(keyOf(a.metadata.namespace ?? '', a.metadata.name), keyOf(b.metadata.namespace ?? '', b.metadata.name)));
     const start = query.continueToken ? Number(Buffer.from(query.continueToken, 'base64url').toString()) : 0;
     if (!Number.isInteger(start) || start < 0) throw badRequest('continue key is not valid');
     const end = query.limit && query.limit > 0 ? start + query.limit : sorted.length;
@@ -305,18 +360,17 @@ export class KubeCluster {
     return { kind, apiVersion: 'v1', metadata, items };
   }
 
-  private podsMatching(pdb: PodDisruptionBudget): Pod[] {
-    return [...this.podMap.values()].filter(
-      (p) => p.metadata.namespace === pdb.metadata.namespace && matchesLabels(pdb.spec.selector.matchLabels, p.metadata.labels),
-    );
+  private selects(pdb: PodDisruptionBudget, pod: Pod): boolean {
+    return pod.metadata.namespace === pdb.metadata.namespace && matchesLabels(pdb.spec.selector.matchLabels, pod.metadata.labels);
   }
 
   private statusOf(pdb: PodDisruptionBudget & { expectedPods: number }): PodDisruptionBudgetStatus {
-    const currentHealthy = this.podsMatching(pdb).filter(
-      (p) => p.spec?.nodeName && p.status?.phase === 'Running' && isReady(p) && !p.metadata.deletionTimestamp,
-    ).length;
+    const currentHealthy = this.pdbHealthy.get(keyOf(pdb.metadata.namespace ?? 'default', pdb.metadata.name)) ?? 0;
+    const { minAvailable, maxUnavailable } = pdb.spec;
     const desiredHealthy =
-      pdb.spec.minAvailable !== undefined ? pdb.spec.minAvailable : Math.max(0, pdb.expectedPods - (pdb.spec.maxUnavailable ?? 0));
+      minAvailable !== undefined
+        ? scaled(minAvailable, pdb.expectedPods, 'minAvailable')
+        : Math.max(0, pdb.expectedPods - scaled(maxUnavailable ?? 0, pdb.expectedPods, 'maxUnavailable'));
     return {
       currentHealthy,
       desiredHealthy,
@@ -328,9 +382,7 @@ export class KubeCluster {
   private checkBudget(pod: Pod): void {
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed' || phase === 'Pending' || pod.metadata.deletionTimestamp) return;
-    const pdbs = [...this.pdbMap.values()].filter(
-      (b) => b.metadata.namespace === pod.metadata.namespace && matchesLabels(b.spec.selector.matchLabels, pod.metadata.labels),
-    );
+    const pdbs = (this.podBudgets.get(podKeyOf(pod)) ?? []).flatMap((k) => this.pdbMap.get(k) ?? []);
     if (pdbs.length > 1) throw multipleBudgets();
     const pdb = pdbs[0];
     if (!pdb) return;
@@ -344,30 +396,114 @@ export class KubeCluster {
   private terminate(pod: Pod, requested: number | undefined): number {
     const grace = requested ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
     if (pod.metadata.deletionTimestamp) return pod.metadata.deletionGracePeriodSeconds ?? grace;
-    const key = keyOf(pod.metadata.namespace ?? 'default', pod.metadata.name);
     // The API server removes at once what no kubelet runs: unscheduled and finished pods.
     if (!pod.spec?.nodeName || isTerminal(pod) || grace === 0) {
-      this.podMap.delete(key);
+      this.removePod(pod);
       this.replace(pod);
       return grace;
     }
+    this.countHealthy(pod, -1);
     pod.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString();
     pod.metadata.deletionGracePeriodSeconds = grace;
     this.stamp(pod);
+    this.emitPod('MODIFIED', pod);
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      this.podMap.delete(key);
+      this.removePod(pod);
       this.replace(pod);
     }, grace * this.msPerGraceSecond);
     this.timers.add(timer);
     return grace;
   }
 
+  /** The pods on `nodeName` (all pods when undefined), from the index. */
+  private candidatePods(nodeName: string | undefined): Pod[] {
+    if (nodeName === undefined) {
+      // The pages of one listing of every pod reuse one sorted copy while no pod comes or goes.
+      if (this.sortedPods?.version !== this.podSetVersion) {
+        const pods = [...this.podMap.values()].sort((a, b) => byKey(podKeyOf(a), podKeyOf(b)));
+        this.sortedPods = { version: this.podSetVersion, pods };
+      }
+      return [...this.sortedPods.pods];
+    }
+    return [...(this.podsByNode.get(nodeName) ?? [])].flatMap((k) => this.podMap.get(k) ?? []);
+  }
+
+  /** What a node list or watch selects. */
+  private nodeFilter(query: ListQuery): (node: Node) => boolean {
+    const byField = fieldSelector<Node>(query.fieldSelector, {
+      'metadata.name': (n) => n.metadata.name,
+      'spec.unschedulable': (n) => String(n.spec?.unschedulable ?? false),
+    });
+    const byLabel = labelSelector(query.labelSelector);
+    return (n) => byField(n) && byLabel(n.metadata.labels);
+  }
+
+  /** What a pod list or watch selects. */
+  private podFilter(namespace: string | undefined, query: ListQuery): (pod: Pod) => boolean {
+    const byField = fieldSelector<Pod>(query.fieldSelector, {
+      'spec.nodeName': (p) => p.spec?.nodeName ?? '',
+      'metadata.name': (p) => p.metadata.name,
+      'metadata.namespace': (p) => p.metadata.namespace ?? '',
+      'status.phase': (p) => p.status?.phase ?? '',
+    });
+    const byLabel = labelSelector(query.labelSelector);
+    return (p) => (namespace === undefined || p.metadata.namespace === namespace) && byField(p) && byLabel(p.metadata.labels);
+  }
+
+  /** Stores a new pod with its indexes, and tells the watches. */
+  private storePod(pod: Pod): void {
+    const key = podKeyOf(pod);
+    this.podMap.set(key, pod);
+    const node = pod.spec?.nodeName;
+    if (node !== undefined) {
+      const onNode = this.podsByNode.get(node) ?? new Set<string>();
+      onNode.add(key);
+      this.podsByNode.set(node, onNode);
+    }
+    const budgets = [...this.pdbMap].filter(([, pdb]) => this.selects(pdb, pod)).map(([pdbKey]) => pdbKey);
+    for (const pdbKey of budgets) this.pdbPods.get(pdbKey)?.add(key);
+    if (budgets.length > 0) this.podBudgets.set(key, budgets);
+    this.countHealthy(pod, +1);
+    this.podSetVersion++;
+    this.emitPod('ADDED', pod);
+  }
+
+  /** Removes a pod and its index entries, and tells the watches (the deletion gets a resourceVersion of its own). */
+  private removePod(pod: Pod): void {
+    const key = podKeyOf(pod);
+    this.podMap.delete(key);
+    const node = pod.spec?.nodeName;
+    if (node !== undefined) this.podsByNode.get(node)?.delete(key);
+    this.countHealthy(pod, -1);
+    for (const pdbKey of this.podBudgets.get(key) ?? []) this.pdbPods.get(pdbKey)?.delete(key);
+    this.podBudgets.delete(key);
+    this.podSetVersion++;
+    this.stamp(pod);
+    this.emitPod('DELETED', pod);
+  }
+
+  /** Adds `delta` to the healthy count of each budget of `pod`, if the pod counts as healthy now. */
+  private countHealthy(pod: Pod, delta: 1 | -1): void {
+    if (!isHealthy(pod)) return;
+    for (const pdbKey of this.podBudgets.get(podKeyOf(pod)) ?? []) this.pdbHealthy.set(pdbKey, (this.pdbHealthy.get(pdbKey) ?? 0) + delta);
+  }
+
+  private emitPod(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: Pod): void {
+    this.podHistory.record(type, pod);
+  }
+
   private replace(pod: Pod): void {
     const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
     // A finished pod is not replaced: its Job is done with it.
     if (!this.replaceEvictedPods || !owner || owner.kind === 'DaemonSet' || owner.kind === 'Node' || isTerminal(pod)) return;
-    const target = [...this.nodeMap.values()].find((n) => n.metadata.name !== pod.spec?.nodeName && !n.spec?.unschedulable);
+    let target: Node | undefined;
+    for (const n of this.nodeMap.values()) {
+      if (n.metadata.name !== pod.spec?.nodeName && !n.spec?.unschedulable) {
+        target = n;
+        break;
+      }
+    }
     const { uid: _uid, resourceVersion: _rv, creationTimestamp: _ct, deletionTimestamp: _dt, deletionGracePeriodSeconds: _dg, ...meta } =
       structuredClone(pod.metadata);
     const prefix = meta.generateName ?? `${pod.metadata.name}-`;
@@ -377,4 +513,10 @@ export class KubeCluster {
       status: target ? { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } : { phase: 'Pending' },
     });
   }
+}
+
+/** The node a field selector names with `spec.nodeName=<node>`, so a list can use the index. */
+function nodeNameOf(selector: string | null): string | undefined {
+  const m = /(?:^|,)\s*spec\.nodeName\s*==?\s*([^,\s]+)\s*(?:,|$)/.exec(selector ?? '');
+  return m?.[1];
 }

@@ -1,7 +1,8 @@
 /**
- * A kube-apiserver stand-in: nodes get/list/patch, pods list/get/delete, the
- * `policy/v1` eviction subresource with PodDisruptionBudget semantics, events
- * create, and `Status` error bodies as the real API server sends them.
+ * A kube-apiserver stand-in: nodes get/list/watch/patch, pods list/watch/get/delete,
+ * the `policy/v1` eviction subresource with PodDisruptionBudget semantics,
+ * events create, and `Status` error bodies as the real API server sends them;
+ * optionally slowed by a per-request latency.
  */
 export {
   startKubeApiServer,
@@ -23,4 +24,5 @@ export type {
   Status as KubeStatus,
   Taint as KubeTaint,
   Volume as KubeVolume,
+  WatchEvent as KubeWatchEvent,
 } from './types.js';

@@ -18,6 +18,39 @@ async function call(method: string, path: string, body?: unknown, contentType = 
   return { code: res.status, body: await res.json() };
 }
 
+interface Watching {
+  /** Resolves with every event so far once `done` holds for them (fails after 5 s). */
+  until(done: (events: any[]) => boolean): Promise<any[]>;
+  close(): void;
+}
+
+/** Opens a watch and collects its JSON lines. */
+async function openWatch(path: string): Promise<Watching> {
+  const controller = new AbortController();
+  const res = await fetch(`${api.url}${path}`, { signal: controller.signal });
+  expect(res.status).toBe(200);
+  const events: any[] = [];
+  let partial = '';
+  const decoder = new TextDecoder();
+  const reading = (async () => {
+    for await (const chunk of res.body!) {
+      const lines = (partial + decoder.decode(chunk as Uint8Array, { stream: true })).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) if (line) events.push(JSON.parse(line));
+    }
+  })().catch(() => undefined);
+  return {
+    async until(done) {
+      await expect.poll(() => done(events), { timeout: 5_000, interval: 5 }).toBe(true);
+      return events;
+    },
+    close() {
+      controller.abort();
+      void reading;
+    },
+  };
+}
+
 const eviction = (name: string): unknown => ({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: 'default' } });
 
 describe('kube-apiserver stand-in', () => {
@@ -114,6 +147,76 @@ describe('kube-apiserver stand-in', () => {
     expect(api.cluster.evictions().map((e) => e.code)).toEqual([201, 429, 201]);
     const missing = await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', eviction('gone'));
     expect(missing.body).toMatchObject({ code: 404, message: 'pods "gone" not found', details: { name: 'gone', kind: 'pods' } });
+  });
+
+  it('streams pod changes to a watch: the current pods first, then each change of an eviction, in resourceVersion order', async () => {
+    const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'rs', controller: true };
+    api.cluster.addPod({ metadata: { name: 'web-1', ownerReferences: [owner] }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 5 } });
+    api.cluster.addPod({ metadata: { name: 'other' }, spec: { nodeName: 'n2' } });
+    const watch = await openWatch('/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dn1');
+    await watch.until((events) => events.length === 1);
+    expect((await call('POST', '/api/v1/namespaces/default/pods/web-1/eviction', eviction('web-1'))).code).toBe(201);
+    const events = await watch.until((all) => all.some((e) => e.type === 'DELETED'));
+    expect(events.map((e) => [e.type, e.object.metadata.name, e.object.metadata.deletionTimestamp !== undefined])).toEqual([
+      ['ADDED', 'web-1', false],
+      ['MODIFIED', 'web-1', true],
+      ['DELETED', 'web-1', true],
+    ]);
+    const versions = events.map((e) => Number(e.object.metadata.resourceVersion));
+    expect([...versions].sort((a, b) => a - b)).toEqual(versions);
+    // Its replacement went to n2, outside this watch's selector.
+    expect(api.cluster.pods('n2')).toHaveLength(2);
+    watch.close();
+  });
+
+  it('resumes a watch after a resourceVersion, and answers one older than its history with a 410 ERROR event', async () => {
+    const list = await call('GET', '/api/v1/pods');
+    api.cluster.addPod({ metadata: { name: 'late' }, spec: { nodeName: 'n1' } });
+    const resumed = await openWatch(`/api/v1/namespaces/default/pods?watch=1&resourceVersion=${list.body.metadata.resourceVersion}`);
+    expect((await resumed.until((e) => e.length === 1)).map((e) => [e.type, e.object.metadata.name])).toEqual([['ADDED', 'late']]);
+    resumed.close();
+    const tooOld = await openWatch('/api/v1/pods?watch=true&resourceVersion=1');
+    expect(await tooOld.until((e) => e.length === 1)).toEqual([
+      { type: 'ERROR', object: expect.objectContaining({ kind: 'Status', code: 410, reason: 'Expired', message: expect.stringMatching(/^too old resource version: 1 /) }) },
+    ]);
+    tooOld.close();
+  });
+
+  it('streams node changes to a node watch: the nodes first, then a patch', async () => {
+    const watch = await openWatch('/api/v1/nodes?watch=true');
+    await watch.until((events) => events.length === 2);
+    const { body: node } = await call('GET', '/api/v1/nodes/n1');
+    await call('PATCH', '/api/v1/nodes/n1', { metadata: { resourceVersion: node.metadata.resourceVersion }, spec: { unschedulable: true } }, 'application/merge-patch+json');
+    const events = await watch.until((all) => all.length === 3);
+    expect(events.map((e) => [e.type, e.object.metadata.name, e.object.spec.unschedulable ?? false])).toEqual([
+      ['ADDED', 'n1', false],
+      ['ADDED', 'n2', false],
+      ['MODIFIED', 'n1', true],
+    ]);
+    watch.close();
+  });
+
+  it('scales percentage budgets of the expected pods, rounding up, as the disruption controller does', () => {
+    for (let i = 0; i < 25; i++) api.cluster.addPod({ metadata: { name: `a-${i}`, labels: { app: 'a' } }, spec: { nodeName: 'n1' } });
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'max' }, spec: { selector: { matchLabels: { app: 'a' } }, maxUnavailable: '10%' } });
+    // ceil(2.5) = 3 may be unavailable: 22 must stay healthy.
+    expect(api.cluster.pdbStatus('default', 'max')).toEqual({ currentHealthy: 25, desiredHealthy: 22, disruptionsAllowed: 3, expectedPods: 25 });
+    for (let i = 0; i < 25; i++) api.cluster.addPod({ metadata: { name: `b-${i}`, labels: { app: 'b' } }, spec: { nodeName: 'n1' } });
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'min' }, spec: { selector: { matchLabels: { app: 'b' } }, minAvailable: '90%' } });
+    // ceil(22.5) = 23 must stay healthy.
+    expect(api.cluster.pdbStatus('default', 'min')).toEqual({ currentHealthy: 25, desiredHealthy: 23, disruptionsAllowed: 2, expectedPods: 25 });
+    expect(() => api.cluster.addPodDisruptionBudget({ metadata: { name: 'bad' }, spec: { selector: { matchLabels: { app: 'a' } }, minAvailable: 'ten' } })).toThrow(
+      'PodDisruptionBudget minAvailable: "ten" is neither an integer nor a percentage',
+    );
+  });
+
+  it('adds its latency to every request, settable while it runs', async () => {
+    api.latency.set(40);
+    const started = performance.now();
+    expect((await call('GET', '/api/v1/nodes/n1')).code).toBe(200);
+    // A timer never fires early; the margin is the clock's rounding.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(39);
+    expect(api.requests.at(-1)!.at).toBeGreaterThanOrEqual(started + performance.timeOrigin + 39);
   });
 
   it('creates events and refuses a duplicate name with 409 AlreadyExists', async () => {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { CallLatency } from '../call-latency.js';
+import { listenOnEphemeralPort, wallClockMs } from '../listen.js';
 import { KubeCluster, type KubeClusterOptions, type ListQuery } from './cluster.js';
 import { badRequest, injected, methodNotAllowed, noSuchPath, StatusError, unauthorized } from './status.js';
 
@@ -7,6 +8,8 @@ import { badRequest, injected, methodNotAllowed, noSuchPath, StatusError, unauth
 export interface KubeApiServerOptions extends KubeClusterOptions {
   /** When set, every request must carry `Authorization: Bearer <token>`, else 401. Default: no auth. */
   token?: string;
+  /** Milliseconds added to every request before it is served (a watch: before it starts). Default 0. */
+  latencyMs?: number;
 }
 
 /** Which requests an injected fault hits. */
@@ -27,6 +30,8 @@ export interface RequestRecord {
   contentType: string | undefined;
   /** The HTTP code answered. */
   code: number;
+  /** When it was served (after the injected latency): `wallClockMs()`. */
+  at: number;
 }
 
 /** A running kube-apiserver stand-in. */
@@ -36,10 +41,16 @@ export interface KubeApiServer {
   readonly port: number;
   /** The simulated cluster: set it up and inspect it. */
   readonly cluster: KubeCluster;
-  /** Every request answered, oldest first. */
+  /** Every request answered, oldest first (a watch once, when it starts). */
   readonly requests: RequestRecord[];
+  /** The delay added to every request; settable while running. */
+  readonly latency: CallLatency;
   /** Answers the next `count` matching requests with an error instead of serving them. */
   failNext(count: number, options?: FaultOptions): void;
+  /** TCP connections accepted so far (a client that reuses connections opens few). */
+  connections(): number;
+  /** Drops every open connection, as a restarting API server or a network blip does; watches end. */
+  dropConnections(): void;
   /**
    * For `KubeConfig.loadFromOptions()` of `@kubernetes/client-node`. The cluster
    * sets `skipTLSVerify`, without which the client refuses a plain-HTTP server.
@@ -84,6 +95,11 @@ const listQuery = (q: URLSearchParams): ListQuery => ({
 });
 
 const NAME = '([^/]+)';
+/** Collections a watch may follow: the nodes, the cluster's pods, or one namespace's. */
+const POD_COLLECTION = new RegExp(`^/api/v1/(?:namespaces/${NAME}/)?pods$`);
+const NODE_COLLECTION = /^\/api\/v1\/nodes$/;
+const isWatch = (q: URLSearchParams): boolean => q.get('watch') === 'true' || q.get('watch') === '1';
+
 const routes: Route[] = [
   ['GET', /^\/api\/v1\/nodes$/, (c, r) => [200, c.listNodes(listQuery(r.query))]],
   ['GET', new RegExp(`^/api/v1/nodes/${NAME}$`), (c, _r, [n]) => [200, c.readNode(n!)]],
@@ -136,6 +152,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const cluster = new KubeCluster(options);
   const requests: RequestRecord[] = [];
   const faults: Fault[] = [];
+  const latency = new CallLatency(options.latencyMs ?? 0);
 
   const takeFault = (method: string, path: string): Fault | undefined => {
     const fault = faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && (!f.path || f.path.test(path)));
@@ -149,19 +166,63 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const contentType = req.headers['content-type'];
     let code: number;
     let body: unknown;
+    const record = (answered: number): void => {
+      requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), contentType, code: answered, at: wallClockMs() });
+    };
     try {
+      await latency.wait();
       if (options.token && req.headers.authorization !== `Bearer ${options.token}`) throw unauthorized();
       const fault = takeFault(method, url.pathname);
       if (fault) throw injected(fault.code);
       const parsed = await readBody(req);
+      const podCollection = POD_COLLECTION.exec(url.pathname);
+      if (method === 'GET' && isWatch(url.searchParams) && (podCollection || NODE_COLLECTION.test(url.pathname))) {
+        const q = url.searchParams;
+        const namespace = podCollection?.[1] && decodeURIComponent(podCollection[1]);
+        watch(res, q, (send) =>
+          podCollection ? cluster.watchPods(namespace, listQuery(q), q.get('resourceVersion'), send) : cluster.watchNodes(listQuery(q), q.get('resourceVersion'), send),
+        );
+        record(200);
+        return;
+      }
       [code, body] = route(cluster, { method, path: url.pathname, query: url.searchParams, contentType: contentType ?? '', body: parsed });
     } catch (err) {
       if (!(err instanceof StatusError)) throw err;
       code = err.status.code;
       body = err.status;
     }
-    requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), contentType, code });
+    record(code);
     res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+
+  /** Streams a watch's events as JSON lines until the client goes or `timeoutSeconds` passes. */
+  const watch = (res: ServerResponse, query: URLSearchParams, start: (send: (event: unknown) => void) => () => void): void => {
+    const lines: string[] = [];
+    let streaming = false;
+    const send = (event: unknown): void => {
+      if (streaming) res.write(`${JSON.stringify(event)}\n`);
+      else lines.push(JSON.stringify(event));
+    };
+    let unsubscribe: () => void;
+    try {
+      unsubscribe = start(send);
+    } catch (err) {
+      if (!(err instanceof StatusError)) throw err;
+      // As the API server: a watch that cannot start is a 200 whose one event is the ERROR.
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ type: 'ERROR', object: err.status })}\n`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // As the API server: the client's watch has started once it has the headers, events or not.
+    res.flushHeaders();
+    streaming = true;
+    if (lines.length > 0) res.write(`${lines.join('\n')}\n`);
+    const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0);
+    const timer = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : undefined;
+    res.once('close', () => {
+      clearTimeout(timer);
+      unsubscribe();
+    });
   };
 
   const server = createServer((req, res) => {
@@ -170,8 +231,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       console.error('kube stand-in bug:', err);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  let accepted = 0;
+  server.on('connection', () => accepted++);
+  const port = await listenOnEphemeralPort(server, '127.0.0.1');
   const url = `http://127.0.0.1:${port}`;
 
   const kubeConfigOptions = (): KubeConfigOptions => ({
@@ -186,9 +248,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     port,
     cluster,
     requests,
+    latency,
     failNext(count, fault = {}) {
       faults.push({ remaining: count, code: fault.code ?? 500, method: fault.method, path: fault.path });
     },
+    connections: () => accepted,
+    dropConnections: () => server.closeAllConnections(),
     kubeConfigOptions,
     kubeConfigFileText: () =>
       JSON.stringify({

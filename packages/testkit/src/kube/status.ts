@@ -111,3 +111,7 @@ export const injected = (code: number): StatusError => {
 
 /** The body of a successful eviction or deletion-by-eviction. */
 export const success = (code: number): Status => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code });
+
+/** 410 for a watch from a resourceVersion older than the history kept (the API server's "too old resource version"). */
+export const expired = (requested: string, oldest: number): StatusError =>
+  failure(410, 'Expired', `too old resource version: ${requested} (${oldest})`);

@@ -62,14 +62,16 @@ export interface Pod {
 
 /**
  * A `policy/v1` PodDisruptionBudget, reduced to what eviction needs: a
- * `matchLabels` selector and an integer `minAvailable` or `maxUnavailable`.
+ * `matchLabels` selector and a `minAvailable` or `maxUnavailable`, each an
+ * integer or a percentage such as `"90%"` (of the pods the controller expects,
+ * rounded up, as the disruption controller does).
  */
 export interface PodDisruptionBudget {
   metadata: ObjectMeta;
   spec: {
     selector: { matchLabels: Record<string, string> };
-    minAvailable?: number;
-    maxUnavailable?: number;
+    minAvailable?: number | string;
+    maxUnavailable?: number | string;
   };
 }
 
@@ -92,6 +94,12 @@ export interface Event {
   message?: string;
   type?: string;
   [field: string]: unknown;
+}
+
+/** One event of a watch, as the API server streams it (one JSON object a line). */
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'ERROR';
+  object: T;
 }
 
 /** A `meta/v1` Status, the body of every error answer (and of a successful eviction). */

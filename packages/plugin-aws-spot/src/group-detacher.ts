@@ -1,0 +1,320 @@
+import { DescribeAutoScalingGroupsCommand, DetachInstancesCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
+import { CreateTagsCommand } from '@aws-sdk/client-ec2';
+import { Code, forEachBounded, PluginError } from '@hollowtrees/grpcplugin';
+import { abortReason, timeoutSignal } from './abortable.js';
+import { completeTermination, notAMember, originalMinSize, restoreMinSize, setMinSize, tagOriginalMinSize, type GroupActionContext } from './asg-detach.js';
+import { callAws, dryRunEc2 } from './aws-call.js';
+import { toPluginError } from './aws-error.js';
+import type { InstanceInfo } from './instance-lookup.js';
+import type { ReplacementOutcome } from './replacement-outcome.js';
+import { DETACHED_FROM_TAG, ORIGINAL_MIN_SIZE_TAG } from './tags.js';
+
+/** How a {@link GroupDetacher} batches and paces its work. */
+export interface GroupDetacherSettings extends GroupActionContext {
+  /** How long the first detach of a batch waits for others to join it. */
+  readonly coalesceMs: number;
+  /** DetachInstances calls of one batch in flight at once. */
+  readonly detachConcurrency: number;
+  /** A call still queued this close to its deadline is answered RESOURCE_EXHAUSTED rather than left to time out. */
+  readonly replyMarginMs: number;
+  /** Told of each instance this process has tagged: a description kept of it is stale. */
+  readonly onTagged: (instanceId: string) => void;
+}
+
+/** One call's wish to see an instance leave the group. */
+export interface DetachRequest {
+  readonly instance: InstanceInfo;
+  /** Whether a pending termination lifecycle action (`Terminating:Wait`) may be completed now. */
+  readonly releaseHooks: boolean;
+  /** The call's signal: it stops waiting when this aborts. */
+  readonly signal: AbortSignal;
+  /** The call's deadline, if it has one. */
+  readonly deadline: Date | undefined;
+}
+
+interface Pending extends DetachRequest {
+  state: 'queued' | 'running' | 'settled';
+  settle(result: ReplacementOutcome | PluginError): void;
+}
+
+/** Instances one DetachInstances takes (the API's limit). */
+const DETACH_BATCH = 20;
+/** Instances tagged by one CreateTags. */
+const TAG_BATCH = 100;
+/** A batch's calls serve many callers, so the batch runs on its own clock. */
+const BATCH_TIMEOUT_MS = 60_000;
+
+const chunks = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+
+/** A signal that aborts once every one of `signals` has (every caller of a batch has gone); `dispose` stops listening. */
+function whenAllAborted(signals: readonly AbortSignal[]): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  let left = signals.filter((s) => !s.aborted).length;
+  const onAbort = (event: Event): void => {
+    if (--left === 0) controller.abort((event.target as AbortSignal).reason);
+  };
+  if (left === 0 && signals.length > 0) controller.abort(signals[0]!.reason);
+  for (const s of signals) if (!s.aborted) s.addEventListener('abort', onAbort, { once: true });
+  return { signal: controller.signal, dispose: () => signals.forEach((s) => s.removeEventListener('abort', onAbort)) };
+}
+
+/**
+ * Detaches the members of one Auto Scaling group, in batches. The detaches
+ * that arrive within `coalesceMs` of the first, and all that arrive while a
+ * batch is running, form the next batch: one DescribeAutoScalingGroups reads
+ * every member's lifecycle state and the group's MinSize, one CreateTags per
+ * hundred instances marks them {@link DETACHED_FROM_TAG}, and DetachInstances
+ * takes them twenty at a time (`detachConcurrency` calls at once), with the
+ * desired capacity kept so the group launches replacements now.
+ *
+ * MinSize is lowered only when the batch needs it (Auto Scaling refuses a
+ * detach that leaves fewer in service than MinSize, even with the desired
+ * capacity kept), once for the whole batch, with the original recorded first
+ * in the group tag {@link ORIGINAL_MIN_SIZE_TAG}; it is put back when no
+ * detach of the group is left waiting, so a wave lowers and restores it once.
+ * Batches of one group never overlap: they would restore each other's
+ * lowered MinSize.
+ *
+ * A caller who goes (deadline, cancel) stops waiting at once; a batch whose
+ * callers have all gone stops its calls and still restores MinSize. A call
+ * still queued `replyMarginMs` before its deadline is answered
+ * RESOURCE_EXHAUSTED (retryable) instead of timing out in the queue.
+ */
+export class GroupDetacher {
+  private queue: Pending[] = [];
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** A restore the last batch left to the next one, done when no next batch comes. */
+  private deferredRestore: { restoreTo: number | undefined; untag: string | undefined } | undefined;
+
+  constructor(
+    readonly groupName: string,
+    private readonly settings: GroupDetacherSettings,
+  ) {}
+
+  /** Detaches (or otherwise replaces) `request.instance`; see the class comment for when it answers. */
+  detach(request: DetachRequest): Promise<ReplacementOutcome> {
+    if (request.signal.aborted) return Promise.reject(abortReason(request.signal));
+    return new Promise<ReplacementOutcome>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => pending.settle(abortReason(request.signal));
+      const pending: Pending = {
+        ...request,
+        state: 'queued',
+        settle: (result) => {
+          if (pending.state === 'settled') return;
+          if (pending.state === 'queued') this.queue = this.queue.filter((p) => p !== pending);
+          pending.state = 'settled';
+          clearTimeout(timer);
+          request.signal.removeEventListener('abort', onAbort);
+          if (result instanceof PluginError) reject(result);
+          else resolve(result);
+        },
+      };
+      request.signal.addEventListener('abort', onAbort, { once: true });
+      if (request.deadline) {
+        const wait = request.deadline.getTime() - this.settings.replyMarginMs - Date.now();
+        timer = setTimeout(() => pending.state === 'queued' && pending.settle(this.stillQueued(pending)), Math.max(0, wait));
+      }
+      this.queue.push(pending);
+      this.schedule();
+    });
+  }
+
+  private stillQueued(pending: Pending): PluginError {
+    const ahead = this.queue.indexOf(pending);
+    return new PluginError(
+      Code.ResourceExhausted,
+      `the detach of ${pending.instance.instanceId} from Auto Scaling group ${this.groupName} was still queued (${ahead} ahead of it${this.running ? ', a batch in progress' : ''}) ` +
+        `${this.settings.replyMarginMs} ms before the call's deadline; nothing was done for it, retry`,
+    );
+  }
+
+  private schedule(): void {
+    if (this.running || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = true;
+      void this.drain().finally(() => {
+        this.running = false;
+        if (this.queue.length > 0) this.schedule();
+      });
+    }, this.settings.coalesceMs);
+  }
+
+  /** Runs batches while detaches are waiting, then any restore the last batch left over. */
+  private async drain(): Promise<void> {
+    for (let batch = this.take(); batch.length > 0; batch = this.take()) {
+      const callers = whenAllAborted(batch.map((p) => p.signal));
+      try {
+        await this.runBatch(batch, AbortSignal.any([callers.signal, timeoutSignal(BATCH_TIMEOUT_MS, `a detach batch of Auto Scaling group ${this.groupName}`)]));
+      } catch (err) {
+        for (const p of batch) p.settle(toPluginError(err, `detaching from Auto Scaling group ${this.groupName}`));
+      } finally {
+        callers.dispose();
+      }
+    }
+    if (this.deferredRestore) {
+      const { restoreTo, untag } = this.deferredRestore;
+      this.deferredRestore = undefined;
+      await restoreMinSize(this.settings, this.groupName, restoreTo, untag);
+    }
+  }
+
+  private take(): Pending[] {
+    const batch = this.queue;
+    this.queue = [];
+    for (const p of batch) p.state = 'running';
+    return batch;
+  }
+
+  private async runBatch(batch: readonly Pending[], signal: AbortSignal): Promise<void> {
+    const { clients } = this.settings;
+    const described = await callAws('Auto Scaling DescribeAutoScalingGroups', signal, (o) =>
+      clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [this.groupName] }), o),
+    );
+    const group = described.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === this.groupName);
+    if (!group) throw new PluginError(Code.NotFound, `Auto Scaling group ${this.groupName} does not exist`);
+    const states = new Map((group.Instances ?? []).map((i) => [i.InstanceId, i.LifecycleState]));
+    // Two calls about one instance (an alert and a notice) share its outcome.
+    const byInstance = new Map<string, Pending[]>();
+    for (const p of batch) byInstance.set(p.instance.instanceId, [...(byInstance.get(p.instance.instanceId) ?? []), p]);
+    const settleAll = (id: string, result: ReplacementOutcome | PluginError): void => byInstance.get(id)?.forEach((p) => p.settle(result));
+    const toDetach: string[] = [];
+    const toRelease: string[] = [];
+    for (const [id, pendings] of byInstance) {
+      const state = states.get(id);
+      if (state === 'InService' || state === 'Standby') toDetach.push(id);
+      else if (state === 'Terminating:Wait' && pendings.some((p) => p.releaseHooks)) toRelease.push(id);
+      else settleAll(id, this.otherwise(pendings[0]!.instance, state));
+    }
+    await Promise.all([
+      this.detachAll(toDetach, group, signal, settleAll),
+      ...toRelease.map((id) =>
+        completeTermination(this.settings, signal, this.groupName, id).then(
+          (outcome) => settleAll(id, outcome),
+          (err: unknown) => settleAll(id, toPluginError(err, `completing the lifecycle actions of ${id}`)),
+        ),
+      ),
+    ]);
+  }
+
+  /** The answer for a member that is not to be detached now. */
+  private otherwise(instance: InstanceInfo, state: string | undefined): ReplacementOutcome | PluginError {
+    if (state === undefined) {
+      try {
+        return notAMember(instance);
+      } catch (err) {
+        return PluginError.from(err);
+      }
+    }
+    if (state === 'Terminating:Wait') {
+      return {
+        status: 'skipped',
+        message: `${instance.instanceId} is terminating in Auto Scaling group ${this.groupName}: its lifecycle actions are left pending until the node is drained`,
+        attributes: { auto_scaling_group: this.groupName },
+      };
+    }
+    return {
+      status: 'skipped',
+      message: `${instance.instanceId} is ${state} in Auto Scaling group ${this.groupName}: nothing to detach`,
+      attributes: { auto_scaling_group: this.groupName },
+    };
+  }
+
+  private async detachAll(
+    ids: readonly string[],
+    group: AutoScalingGroup,
+    signal: AbortSignal,
+    settleAll: (id: string, result: ReplacementOutcome | PluginError) => void,
+  ): Promise<void> {
+    if (ids.length === 0) return;
+    const { clients, logger } = this.settings;
+    const name = this.groupName;
+    const currentMinSize = group.MinSize ?? 0;
+    const { minSize, tagged } = originalMinSize(logger, name, group.Tags, currentMinSize);
+    const inService = (group.Instances ?? []).filter((i) => i.LifecycleState === 'InService').length;
+    const detaching = new Set(ids);
+    const leaving = (group.Instances ?? []).filter((i) => i.LifecycleState === 'InService' && detaching.has(i.InstanceId ?? '')).length;
+    // Auto Scaling refuses a detach that leaves fewer than MinSize in service, even with the desired capacity kept.
+    const loweredMinSize = inService - leaving < currentMinSize ? inService - leaving : undefined;
+    // Put back once the group has nothing more to detach: when lowered now, or still lowered by an earlier detach (the tag says so).
+    const restoreTo = loweredMinSize !== undefined || minSize !== currentMinSize ? minSize : undefined;
+    // Tagged before the lowering, unless the group already carries the original: a restore that never
+    // happens (failure, crash, restart) then leaves the original on the group for any later detach.
+    const tagValue = String(minSize);
+    const writeTag = loweredMinSize !== undefined && tagged !== tagValue;
+    // Removed once MinSize is the original again: the tag written now, or the one found on the group.
+    const untag = writeTag ? tagValue : tagged;
+    const attributes = { auto_scaling_group: name, replacement_requested: 'true' };
+    const tagCommand = (chunk: string[]): CreateTagsCommand =>
+      new CreateTagsCommand({ Resources: chunk, Tags: [{ Key: DETACHED_FROM_TAG, Value: name }], DryRun: this.settings.dryRun });
+
+    if (this.settings.dryRun) {
+      // Auto Scaling has no DryRun parameter: EC2 checks the tag call, the rest is logged.
+      for (const chunk of chunks(ids, TAG_BATCH)) await dryRunEc2('EC2 CreateTags', signal, (o) => clients.ec2.send(tagCommand(chunk), o));
+      for (const id of ids) {
+        logger.info('dry run: would detach the instance keeping the desired capacity', {
+          instance_id: id,
+          auto_scaling_group: name,
+          ...(restoreTo !== undefined && { min_size: minSize, lowered_min_size: loweredMinSize ?? currentMinSize }),
+          ...(writeTag && { tag_group: `${ORIGINAL_MIN_SIZE_TAG}=${tagValue}` }),
+          ...(untag !== undefined && { untag_group: `${ORIGINAL_MIN_SIZE_TAG}=${untag}` }),
+        });
+        settleAll(id, { status: 'ok', message: `dry run: would detach ${id} from ${name} keeping its desired capacity`, attributes: { ...attributes, dry_run: 'true' } });
+      }
+      return;
+    }
+
+    for (const chunk of chunks(ids, TAG_BATCH)) {
+      await callAws('EC2 CreateTags', signal, (o) => clients.ec2.send(tagCommand(chunk), o));
+      chunk.forEach(this.settings.onTagged);
+    }
+    // Outside the try: when the tag is not written, MinSize is not lowered either, and there is nothing to restore.
+    if (writeTag) await tagOriginalMinSize(this.settings, signal, name, tagValue);
+    const detached: string[] = [];
+    const failed = new Map<string, PluginError>();
+    try {
+      if (loweredMinSize !== undefined) await setMinSize(this.settings, signal, name, loweredMinSize);
+      await forEachBounded(chunks(ids, DETACH_BATCH), this.settings.detachConcurrency, (chunk) => this.detachChunk(chunk, signal, detached, failed));
+    } catch (err) {
+      for (const id of ids) if (!detached.includes(id)) failed.set(id, toPluginError(err, `detaching ${id} from ${name}`, signal));
+    } finally {
+      // Inside the finally also when the lowering itself was cut off: it may have landed all the same.
+      this.deferredRestore = { restoreTo, untag };
+    }
+    // More detaches of this group are waiting: the next batch reads the tag and restores after itself.
+    const note = this.queue.length > 0 ? '' : await this.restoreNow();
+    for (const id of detached) {
+      settleAll(id, {
+        status: 'ok',
+        message: `detached ${id} from ${name} keeping its desired capacity: the group launches a replacement${note}`,
+        attributes,
+      });
+    }
+    for (const [id, err] of failed) settleAll(id, err);
+  }
+
+  private async restoreNow(): Promise<string> {
+    const { restoreTo, untag } = this.deferredRestore ?? {};
+    this.deferredRestore = undefined;
+    return restoreMinSize(this.settings, this.groupName, restoreTo, untag);
+  }
+
+  /** One DetachInstances; a refusal of a multi-instance call is retried one instance at a time, so one bad member fails alone. */
+  private async detachChunk(chunk: string[], signal: AbortSignal, detached: string[], failed: Map<string, PluginError>): Promise<void> {
+    try {
+      await callAws('Auto Scaling DetachInstances', signal, (o) =>
+        this.settings.clients.autoScaling.send(new DetachInstancesCommand({ AutoScalingGroupName: this.groupName, InstanceIds: chunk, ShouldDecrementDesiredCapacity: false }), o),
+      );
+      detached.push(...chunk);
+    } catch (err) {
+      const error = toPluginError(err, `detaching ${chunk.join(', ')} from ${this.groupName}`, signal);
+      if (chunk.length > 1 && error.code === Code.InvalidArgument) {
+        for (const id of chunk) await this.detachChunk([id], signal, detached, failed);
+      } else {
+        for (const id of chunk) failed.set(id, error);
+      }
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { createAwsClients, type AwsClients, type AwsClientSettings } from './aws-clients.js';
+import { ExpiringMap } from './expiring-map.js';
+import { GroupDetacher } from './group-detacher.js';
+import { InstanceLookup } from './instance-lookup.js';
+import type { ReplacementOutcome } from './replacement-outcome.js';
+
+/** A replacement that was requested, as it was answered. */
+export interface RequestedReplacement {
+  readonly strategy: 'asg-detach' | 'fleet';
+  readonly outcome: ReplacementOutcome;
+}
+
+/** How a region's work is batched and remembered. */
+export interface RegionalSettings extends Omit<AwsClientSettings, 'region'> {
+  readonly region: string | undefined;
+  readonly logger: Logger;
+  readonly dryRun: boolean;
+  /** How long a look-up or a detach waits for others to share its call. */
+  readonly coalesceMs: number;
+  /** How long an instance's description and a requested replacement are remembered. */
+  readonly rememberMs: number;
+  readonly detachConcurrency: number;
+  readonly replyMarginMs: number;
+}
+
+/**
+ * What the replacements of one region share: the SDK clients, the batched
+ * look-ups, one {@link GroupDetacher} per Auto Scaling group, and the
+ * replacements already requested (so a retried or repeated call is answered
+ * without calling AWS again).
+ */
+export class RegionalReplacer {
+  readonly clients: AwsClients;
+  readonly lookup: InstanceLookup;
+  readonly requested: ExpiringMap<string, RequestedReplacement>;
+  /** Replacements being requested now, by instance: a second call about one of them waits for it. */
+  readonly inFlight = new Map<string, Promise<RequestedReplacement>>();
+  private readonly detachers = new Map<string, GroupDetacher>();
+
+  constructor(private readonly settings: RegionalSettings) {
+    this.clients = createAwsClients(settings);
+    this.lookup = new InstanceLookup(this.clients, { windowMs: settings.coalesceMs, cacheMs: settings.rememberMs });
+    this.requested = new ExpiringMap(settings.rememberMs);
+  }
+
+  /** The detacher of `groupName`, made on first use. */
+  detacher(groupName: string): GroupDetacher {
+    let detacher = this.detachers.get(groupName);
+    if (!detacher) {
+      const { logger, dryRun, coalesceMs, detachConcurrency, replyMarginMs } = this.settings;
+      detacher = new GroupDetacher(groupName, {
+        clients: this.clients,
+        logger,
+        dryRun,
+        coalesceMs,
+        detachConcurrency,
+        replyMarginMs,
+        onTagged: (id) => this.lookup.forget(id),
+      });
+      this.detachers.set(groupName, detacher);
+    }
+    return detacher;
+  }
+
+  /** Releases the clients' connections. */
+  close(): void {
+    this.clients.ec2.destroy();
+    this.clients.autoScaling.destroy();
+  }
+}

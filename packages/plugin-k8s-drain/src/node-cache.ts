@@ -1,0 +1,82 @@
+import type { Backoff, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import type { V1Node } from '@kubernetes/client-node';
+import type { KubeApi } from './kube-api.js';
+import { instanceIdOf, type NodeRef } from './node-lookup.js';
+import { WatchedList, type ListSink } from './watched-list.js';
+
+/** The fields of a node a drain reads (to find it and to cordon it); the rest, its status above all, is not kept. */
+function trimmed(node: V1Node): V1Node {
+  const m = node.metadata ?? {};
+  return {
+    metadata: { name: m.name, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels },
+    spec: { providerID: node.spec?.providerID, unschedulable: node.spec?.unschedulable, taints: node.spec?.taints },
+  };
+}
+
+/**
+ * Every node of the cluster, by name and by the EC2 instance in its
+ * `spec.providerID`, kept current by one watch ({@link WatchedList}): a drain
+ * finds its node without a GET, and an event that names only the instance
+ * needs no list of every node. The resourceVersion it holds can be a moment
+ * old: the cordon's patch then gets 409 Conflict, and reads the node again.
+ */
+export class NodeCache implements ListSink<V1Node> {
+  private readonly byName = new Map<string, V1Node>();
+  private readonly byInstance = new Map<string, string>();
+  private readonly list: WatchedList<V1Node>;
+
+  constructor(api: KubeApi, options: { readonly logger: Logger; readonly backoff: Backoff }) {
+    this.list = new WatchedList<V1Node>(
+      { list: (token) => api.listNodePage(token), watch: (rv, onEvent, done) => api.watch('nodes', rv, onEvent, done) },
+      this,
+      { what: 'node', ...options },
+    );
+  }
+
+  /** Starts listing and watching, once. */
+  start(): void {
+    this.list.start();
+  }
+
+  /** Resolves true once the first list has landed, false if it has not within `waitMs`. */
+  whenSynced(waitMs: number): Promise<boolean> {
+    return this.list.whenSynced(waitMs);
+  }
+
+  /** Stops watching. */
+  stop(): void {
+    this.list.stop();
+  }
+
+  /** The node `ref` points at, as the cache has it. */
+  find(ref: NodeRef): V1Node | undefined {
+    const name = 'name' in ref ? ref.name : this.byInstance.get(ref.instanceId);
+    return name === undefined ? undefined : this.byName.get(name);
+  }
+
+  /** @internal */
+  replaceAll(nodes: readonly V1Node[]): void {
+    this.byName.clear();
+    this.byInstance.clear();
+    for (const node of nodes) this.put(node);
+  }
+
+  /** @internal */
+  put(node: V1Node): void {
+    const kept = trimmed(node);
+    const name = kept.metadata?.name;
+    if (!name) return;
+    this.byName.set(name, kept);
+    const instanceId = instanceIdOf(kept.spec?.providerID);
+    if (instanceId) this.byInstance.set(instanceId, name);
+  }
+
+  /** @internal */
+  remove(node: V1Node): void {
+    const name = node.metadata?.name;
+    if (!name) return;
+    this.byName.delete(name);
+    const instanceId = instanceIdOf(node.spec?.providerID);
+    if (instanceId && this.byInstance.get(instanceId) === name) this.byInstance.delete(instanceId);
+  }
+}
