@@ -8,6 +8,7 @@ import { Code, PluginError } from './errors.js';
 import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { EventHandler, HandleContext } from './handler.js';
 import { serve, type PluginServer, type ServeOptions } from './serve.js';
+import { startDelayingRelay } from './test-support/delaying-relay.js';
 
 const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event', data: { labels: { node: 'n1' } } };
 const cleanups: Array<() => unknown> = [];
@@ -49,6 +50,7 @@ describe('serve', () => {
 
   it.each([
     [Code.Unavailable, true],
+    [Code.DeadlineExceeded, true],
     [Code.ResourceExhausted, true],
     [Code.Aborted, true],
     [Code.NotFound, false],
@@ -87,7 +89,7 @@ describe('serve', () => {
     expect([err.code, err.message]).toEqual([Code.Internal, 'a string']);
   });
 
-  it('a slow handler: the client gets DEADLINE_EXCEEDED and the AbortSignal fires', async () => {
+  it('a slow handler: the client gets DEADLINE_EXCEEDED and the AbortSignal fires with DEADLINE_EXCEEDED', async () => {
     let aborted: (reason: unknown) => void = () => {};
     const abortedReason = new Promise<unknown>((resolve) => (aborted = resolve));
     const { client } = await start({
@@ -99,27 +101,59 @@ describe('serve', () => {
           });
         }),
     });
-    const err = await rejection(client.handle(event, { flow: 'f', timeoutMs: 200 }));
+    const err = await rejection(client.handle(event, { flow: 'f', timeoutMs: 500 }));
     expect(err.code).toBe(Code.DeadlineExceeded);
-    expect(await abortedReason).toBeInstanceOf(PluginError);
+    const reason = await abortedReason;
+    expect(reason).toBeInstanceOf(PluginError);
+    expect(reason).toMatchObject({ code: Code.DeadlineExceeded, message: 'deadline exceeded' });
   });
 
-  it('the AbortSignal fires when the client cancels', async () => {
-    let fired!: () => void;
-    const cancelled = new Promise<void>((resolve) => (fired = resolve));
-    const { client } = await start({ handle: (_e, { signal }) =>
-        new Promise<void>((resolve) =>
+  it('a client deadline that reaches the plugin ahead of the plugin\'s own copy (the request was read late) is still DEADLINE_EXCEEDED', async () => {
+    let aborted!: (reason: unknown) => void;
+    const abortedReason = new Promise<unknown>((resolve) => (aborted = resolve));
+    let calls = 0;
+    const { server } = await start({
+      handle: (_e, { signal }) => {
+        if (++calls === 1) return; // the call that opens the connection
+        return new Promise<void>((resolve) =>
           signal.addEventListener('abort', () => {
-            fired();
+            aborted(signal.reason);
             resolve();
           }),
-        ),
+        );
+      },
+    });
+    const relay = await startDelayingRelay(server.port);
+    const client = new PluginClient(`127.0.0.1:${relay.port}`);
+    cleanups.push(() => relay.close(), () => client.close());
+    await client.handle(event, { flow: 'f' });
+    // The plugin's deadline now starts 150 ms after the client's: the client's reset arrives first.
+    relay.delayNextClientBytes(150);
+    expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 500 }))).code).toBe(Code.DeadlineExceeded);
+    expect(await abortedReason).toMatchObject({ code: Code.DeadlineExceeded, message: 'deadline exceeded' });
+  });
+
+  it('the AbortSignal fires with CANCELLED when the client cancels before the deadline', async () => {
+    let fired!: (reason: unknown) => void;
+    const cancelled = new Promise<unknown>((resolve) => (fired = resolve));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const { client } = await start({
+      handle: (_e, { signal }) =>
+        new Promise<void>((resolve) => {
+          entered();
+          signal.addEventListener('abort', () => {
+            fired(signal.reason);
+            resolve();
+          });
+        }),
     });
     const controller = new AbortController();
-    const call = client.handle(event, { flow: 'f', signal: controller.signal });
-    setTimeout(() => controller.abort(), 100);
+    const call = client.handle(event, { flow: 'f', signal: controller.signal, timeoutMs: 10_000 });
+    await inHandler;
+    controller.abort();
     expect((await rejection(call)).code).toBe(Code.Canceled);
-    await cancelled;
+    expect(await cancelled).toMatchObject({ code: Code.Canceled, message: 'call cancelled by the client' });
   });
 
   it('health is SERVING, then NOT_SERVING during close(); close() waits for the call in flight', async () => {
