@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
-import { eventFromProto, eventToProto } from './event-codec.js';
+import { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 import { CloudEvent as ProtoCloudEvent } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { PluginClient } from './client.js';
 import { serve, type PluginServer } from './serve.js';
@@ -44,6 +44,11 @@ const cases: Array<[string, CloudEvent]> = [
   ['extensions of every attribute type', { id: 'ext', source: 's', specversion: '1.0', type: 't', dataschema: 'https://schema/x', extensions: everyExtensionType }],
   ['binary data', { id: 'bin', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/octet-stream', data: new Uint8Array([0, 255, 10, 13, 128]) }],
   ['plain text data', { id: 'txt', source: 's', specversion: '1.0', type: 't', datacontenttype: 'text/plain', data: '{not json' }],
+  ['JSON under a +json type', { id: 'ce', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/cloudevents+json', data: { labels: { node: 'n1' } } }],
+  ['JSON with a charset, in capitals', { id: 'cs', source: 's', specversion: '1.0', type: 't', datacontenttype: 'Application/JSON; charset=utf-8', data: ['a', 1] }],
+  ['text/json', { id: 'tj', source: 's', specversion: '1.0', type: 't', datacontenttype: 'text/json', data: { n: 1 } }],
+  ['a JSON string', { id: 'js', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/json', data: '{not an object' }],
+  ['JSON data without a content type (JSON is the default)', { id: 'def', source: 's', specversion: '1.0', type: 't', data: { labels: { a: 'b' } } }],
   ['no data and no optional attributes', { id: 'min', source: 's', specversion: '1.0', type: 't' }],
 ];
 
@@ -57,6 +62,33 @@ describe('event codec', () => {
     const proto = eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', time: '2026-01-02T03:04:05.000000007+01:00' });
     expect(proto.attributes.time?.attr).toEqual({ $case: 'ceTimestamp', value: { seconds: Date.UTC(2026, 0, 2, 2, 4, 5) / 1000, nanos: 7 } });
     expect(eventFromProto(proto).time).toBe('2026-01-02T02:04:05.000000007Z');
+  });
+
+  it.each([
+    [undefined, true],
+    ['application/json', true],
+    [' Application/JSON ; charset=utf-8', true],
+    ['text/json', true],
+    ['application/cloudevents+json', true],
+    ['application/vnd.api+JSON', true],
+    ['text/plain', false],
+    ['application/octet-stream', false],
+    ['application/json-seq', false],
+    ['application/jsonx', false],
+    ['application/+json+xml', false],
+    ['text/plain; profile=application/json', false],
+  ])('isJsonContentType(%j) is %s', (contentType, json) => {
+    expect(isJsonContentType(contentType)).toBe(json);
+  });
+
+  it('text data under a JSON type that does not parse arrives as the text', () => {
+    const proto = { ...eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/json' }), data: { $case: 'textData' as const, value: '{"cut": ' } };
+    expect(eventFromProto(proto).data).toBe('{"cut": ');
+  });
+
+  it('reads protobuf data as its type URL and bytes', () => {
+    const proto = { ...eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't' }), data: { $case: 'protoData' as const, value: { typeUrl: 'type.googleapis.com/x.Y', value: Buffer.from([8, 1]) } } };
+    expect(eventFromProto(ProtoCloudEvent.decode(ProtoCloudEvent.encode(proto).finish())).data).toEqual({ typeUrl: 'type.googleapis.com/x.Y', value: new Uint8Array([8, 1]) });
   });
 
   it('rejects a time that is not RFC 3339, naming the value', () => {
