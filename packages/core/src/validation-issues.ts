@@ -17,6 +17,8 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): InputProblem[] {
   return issues.flatMap((issue) => {
     const path = [...prefix, ...issue.path];
+    // A key a record refused (e.g. a plugin name): what its own schema said, at that key.
+    if (issue.code === 'invalid_key') return describeIssues(issue.issues, path);
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: 'unknown field' }));
     }
