@@ -259,6 +259,7 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     ['a plugin name starting with a dash', 'plugins:\n  -x: { type: log }', 'plugins.-x: plugin names use letters, digits, . _ -'],
     ['a plugin name with a space', 'plugins:\n  "a b": { type: log }', 'plugins.a b: plugin names use letters, digits, . _ -'],
     ['an unknown plugin type', 'plugins:\n  x: { type: http }', 'plugins.x.type: expected type: grpc or type: log'],
+    ['a plugin that is not a mapping', 'plugins:\n  x: grpc', 'plugins.x: Invalid input: expected object, received string'],
     ['an empty plugin address', 'plugins:\n  x: { type: grpc, address: "" }', 'plugins.x.address: expected host:port of the plugin'],
     ['a plugin address that is not a string', 'plugins:\n  x: { type: grpc, address: 9000 }', 'plugins.x.address: Invalid input: expected string, received number'],
     ['retry attempts over 100', 'plugins:\n  x: { type: log, retry: { attempts: 101 } }', 'plugins.x.retry.attempts: Too big: expected number to be <=100'],

@@ -29,7 +29,9 @@ const file = (name: string, text: string): string => {
 };
 
 describe('createAuthenticator', () => {
-  const both = createAuthenticator({ bearerToken: TOKEN, basic: { username: 'prometheus', password: 'p:ss word' } }, 'config.yaml');
+  // Built in each test, not while the file loads: a failure to build must fail a test.
+  const both = (req: IncomingMessage): boolean =>
+    createAuthenticator({ bearerToken: TOKEN, basic: { username: 'prometheus', password: 'p:ss word' } }, 'config.yaml')(req);
 
   it('without auth, every request is let in', () => {
     expect(createAuthenticator(undefined, 'config.yaml')(request())).toBe(true);
@@ -55,6 +57,7 @@ describe('createAuthenticator', () => {
     ['a wrong password', basic('prometheus', 'p:ss')],
     ['a wrong user', basic('grafana', 'p:ss word')],
     ['basic credentials as a token', `Bearer ${basic('prometheus', 'p:ss word').slice(6)}`],
+    ['basic credentials under another scheme', basic('prometheus', 'p:ss word').replace('Basic', 'Digest')],
   ])('refuses %s', (_name, header) => {
     expect(both(request(header))).toBe(false);
   });
