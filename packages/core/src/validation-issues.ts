@@ -36,6 +36,8 @@ export function describeIssues(
 ): InputProblem[] {
   return issues.flatMap((issue) => {
     const path = [...prefix, ...issue.path];
+    // A key a record refused (e.g. a plugin name): what its own schema said, at that key.
+    if (issue.code === 'invalid_key') return describeIssues(issue.issues, path, show);
     const got = shownInput(issue);
     if (got !== undefined) return [{ path: formatPath(path), message: `${issue.message}, got ${show(formatPath(path), got)}` }];
     if (issue.code === 'unrecognized_keys') {

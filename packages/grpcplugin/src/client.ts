@@ -58,6 +58,10 @@ function fromServiceError(err: ServiceError): PluginError {
   return new PluginError(err.code as number as Code, err.details || err.message);
 }
 
+function fromResponse({ status, message, attributes }: HandleResponse): PluginResponse {
+  return { status: status === HandleStatus.HANDLE_STATUS_SKIPPED ? 'skipped' : 'ok', message, attributes };
+}
+
 /**
  * Core's side of the plugin contract: one channel to one plugin, opened on first
  * use and reused by every call until {@link PluginClient.close}.
@@ -110,15 +114,11 @@ export class PluginClient {
         reject(new PluginError(Code.Canceled, 'call cancelled before it started'));
         return;
       }
+      // grpc-js passes a response whenever it passes no error.
       const call = this.client.handle(request, new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
         signal?.removeEventListener('abort', cancel);
         if (err) reject(fromServiceError(err));
-        else
-          resolve({
-            status: response?.status === HandleStatus.HANDLE_STATUS_SKIPPED ? 'skipped' : 'ok',
-            message: response?.message ?? '',
-            attributes: response?.attributes ?? {},
-          });
+        else resolve(fromResponse(response!));
       });
       const cancel = (): void => call.cancel();
       signal?.addEventListener('abort', cancel, { once: true });
@@ -150,7 +150,7 @@ export class PluginClient {
     const deadline = new Date(Date.now() + (options.timeoutMs ?? 5_000));
     return new Promise((resolve, reject) => {
       this.health.check({ service: options.service ?? PLUGIN_SERVICE_NAME }, new Metadata(), { deadline }, (err, response) =>
-        err ? reject(fromServiceError(err)) : resolve(response?.status ?? 'UNKNOWN'),
+        err ? reject(fromServiceError(err)) : resolve(response!.status),
       );
     });
   }

@@ -1,3 +1,5 @@
+import { status } from '@grpc/grpc-js';
+
 /**
  * gRPC status codes, with the same numbers as on the wire. Branch on
  * {@link PluginError.code}, never on message text.
@@ -34,10 +36,9 @@ export function isRetryable(code: Code): boolean {
   return RETRYABLE.has(code);
 }
 
-/** The name of a code as gRPC spells it, e.g. `UNAVAILABLE`. */
+/** The name of a code as gRPC spells it, e.g. `UNAVAILABLE` or `CANCELLED`; `CODE_<n>` for a number gRPC does not define. */
 export function codeName(code: Code): string {
-  const name = Code[code];
-  return name === undefined ? `CODE_${code}` : name.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+  return status[code] ?? `CODE_${code}`;
 }
 
 /**

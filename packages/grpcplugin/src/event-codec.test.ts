@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
-import { eventFromProto, eventToProto } from './event-codec.js';
+import { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 import { CloudEvent as ProtoCloudEvent } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { PluginClient } from './client.js';
 import { serve, type PluginServer } from './serve.js';
@@ -44,6 +44,11 @@ const cases: Array<[string, CloudEvent]> = [
   ['extensions of every attribute type', { id: 'ext', source: 's', specversion: '1.0', type: 't', dataschema: 'https://schema/x', extensions: everyExtensionType }],
   ['binary data', { id: 'bin', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/octet-stream', data: new Uint8Array([0, 255, 10, 13, 128]) }],
   ['plain text data', { id: 'txt', source: 's', specversion: '1.0', type: 't', datacontenttype: 'text/plain', data: '{not json' }],
+  ['JSON under a +json type', { id: 'ce', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/cloudevents+json', data: { labels: { node: 'n1' } } }],
+  ['JSON with a charset, in capitals', { id: 'cs', source: 's', specversion: '1.0', type: 't', datacontenttype: 'Application/JSON; charset=utf-8', data: ['a', 1] }],
+  ['text/json', { id: 'tj', source: 's', specversion: '1.0', type: 't', datacontenttype: 'text/json', data: { n: 1 } }],
+  ['a JSON string', { id: 'js', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/json', data: '{not an object' }],
+  ['JSON data without a content type (JSON is the default)', { id: 'def', source: 's', specversion: '1.0', type: 't', data: { labels: { a: 'b' } } }],
   ['no data and no optional attributes', { id: 'min', source: 's', specversion: '1.0', type: 't' }],
 ];
 
@@ -66,6 +71,33 @@ describe('event codec', () => {
 
   it.each(['0000-12-31T23:59:59.999999999Z', '0001-01-01T00:30:00+01:00', '9999-12-31T23:00:00-05:00'])('rejects %s, outside a protobuf Timestamp\'s years 0001 to 9999 UTC', (time) => {
     expect(() => eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', time })).toThrow(`time outside years 0001 to 9999 UTC: "${time}"`);
+  });
+
+  it.each([
+    [undefined, true],
+    ['application/json', true],
+    [' Application/JSON ; charset=utf-8', true],
+    ['text/json', true],
+    ['application/cloudevents+json', true],
+    ['application/vnd.api+JSON', true],
+    ['text/plain', false],
+    ['application/octet-stream', false],
+    ['application/json-seq', false],
+    ['application/jsonx', false],
+    ['application/+json+xml', false],
+    ['text/plain; profile=application/json', false],
+  ])('isJsonContentType(%j) is %s', (contentType, json) => {
+    expect(isJsonContentType(contentType)).toBe(json);
+  });
+
+  it('text data under a JSON type that does not parse arrives as the text', () => {
+    const proto = { ...eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't', datacontenttype: 'application/json' }), data: { $case: 'textData' as const, value: '{"cut": ' } };
+    expect(eventFromProto(proto).data).toBe('{"cut": ');
+  });
+
+  it('reads protobuf data as its type URL and bytes', () => {
+    const proto = { ...eventToProto({ id: '1', source: 's', specversion: '1.0', type: 't' }), data: { $case: 'protoData' as const, value: { typeUrl: 'type.googleapis.com/x.Y', value: Buffer.from([8, 1]) } } };
+    expect(eventFromProto(ProtoCloudEvent.decode(ProtoCloudEvent.encode(proto).finish())).data).toEqual({ typeUrl: 'type.googleapis.com/x.Y', value: new Uint8Array([8, 1]) });
   });
 
   it('rejects a time that is not RFC 3339, naming the value', () => {

@@ -1,4 +1,5 @@
 import type { CloudEvent } from './cloud-event.js';
+import type { PluginError } from './errors.js';
 
 /** What the handler knows about the call it serves. */
 export interface HandleContext {
@@ -8,7 +9,10 @@ export interface HandleContext {
   readonly attempt: number;
   /** When core stops waiting, if it set a deadline (core always does). */
   readonly deadline: Date | undefined;
-  /** Aborts at the deadline or when core cancels the call; pass it to I/O. */
+  /**
+   * Aborts at the deadline or when core cancels the call; pass it to I/O. Its
+   * `reason` is a {@link PluginError}: DEADLINE_EXCEEDED or CANCELLED.
+   */
   readonly signal: AbortSignal;
 }
 

@@ -1,26 +1,17 @@
 import { createServer } from 'node:net';
-import { makeTestCertificates, rejectionOf, type TestCertificates } from '@hollowtrees/testkit';
+import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
 import { credentials } from '@grpc/grpc-js';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CloudEvent } from './cloud-event.js';
+import { describe, expect, it } from 'vitest';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
 import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
-import type { EventHandler, HandleContext } from './handler.js';
-import { serve, type PluginServer, type ServeOptions } from './serve.js';
+import type { HandleContext } from './handler.js';
+import { serve, type PluginServer } from './serve.js';
+import { startDelayingRelay } from './test-support/delaying-relay.js';
+import { pluginPairs, testEvent as event } from './test-support/plugin-pair.js';
 
-const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event', data: { labels: { node: 'n1' } } };
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function start(handler: EventHandler, options: ServeOptions = {}): Promise<{ server: PluginServer; client: PluginClient }> {
-  const server = await serve(0, handler, { host: '127.0.0.1', ...options });
-  const client = new PluginClient(`127.0.0.1:${server.port}`);
-  cleanups.push(() => server.close(), () => client.close());
-  return { server, client };
-}
+const pairs = pluginPairs();
+const start = pairs.start;
 
 const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
 
@@ -42,6 +33,11 @@ describe('serve', () => {
     expect(seen?.signal.aborted).toBe(false);
   });
 
+  it('a handler that returns nothing answers ok, with no message and no attributes', async () => {
+    const { client } = await start({ handle: () => {} });
+    expect(await client.handle(event, { flow: 'f' })).toEqual({ status: 'ok', message: '', attributes: {} });
+  });
+
   it('reports skipped', async () => {
     const { client } = await start({ handle: () => ({ status: 'skipped', message: 'already drained' }) });
     expect(await client.handle(event, { flow: 'f' })).toMatchObject({ status: 'skipped', message: 'already drained' });
@@ -49,6 +45,7 @@ describe('serve', () => {
 
   it.each([
     [Code.Unavailable, true],
+    [Code.DeadlineExceeded, true],
     [Code.ResourceExhausted, true],
     [Code.Aborted, true],
     [Code.NotFound, false],
@@ -87,7 +84,7 @@ describe('serve', () => {
     expect([err.code, err.message]).toEqual([Code.Internal, 'a string']);
   });
 
-  it('a slow handler: the client gets DEADLINE_EXCEEDED and the AbortSignal fires', async () => {
+  it('a slow handler: the client gets DEADLINE_EXCEEDED and the AbortSignal fires with DEADLINE_EXCEEDED', async () => {
     let aborted: (reason: unknown) => void = () => {};
     const abortedReason = new Promise<unknown>((resolve) => (aborted = resolve));
     const { client } = await start({
@@ -99,27 +96,75 @@ describe('serve', () => {
           });
         }),
     });
-    const err = await rejection(client.handle(event, { flow: 'f', timeoutMs: 200 }));
+    const err = await rejection(client.handle(event, { flow: 'f', timeoutMs: 500 }));
     expect(err.code).toBe(Code.DeadlineExceeded);
-    expect(await abortedReason).toBeInstanceOf(PluginError);
+    const reason = await abortedReason;
+    expect(reason).toBeInstanceOf(PluginError);
+    expect(reason).toMatchObject({ code: Code.DeadlineExceeded, message: 'deadline exceeded' });
   });
 
-  it('the AbortSignal fires when the client cancels', async () => {
-    let fired!: () => void;
-    const cancelled = new Promise<void>((resolve) => (fired = resolve));
-    const { client } = await start({ handle: (_e, { signal }) =>
-        new Promise<void>((resolve) =>
+  it('a client deadline that reaches the plugin ahead of the plugin\'s own copy (the request was read late) is still DEADLINE_EXCEEDED', async () => {
+    let aborted!: (reason: unknown) => void;
+    const abortedReason = new Promise<unknown>((resolve) => (aborted = resolve));
+    let calls = 0;
+    const { server } = await start({
+      handle: (_e, { signal }) => {
+        if (++calls === 1) return; // the call that opens the connection
+        return new Promise<void>((resolve) =>
           signal.addEventListener('abort', () => {
-            fired();
+            aborted(signal.reason);
             resolve();
           }),
-        ),
+        );
+      },
+    });
+    const relay = await startDelayingRelay(server.port);
+    const client = new PluginClient(`127.0.0.1:${relay.port}`);
+    pairs.defer(() => relay.close());
+    pairs.defer(() => client.close());
+    await client.handle(event, { flow: 'f' });
+    // The plugin's deadline now starts 150 ms after the client's: the client's reset arrives first.
+    relay.delayNextClientBytes(150);
+    expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 500 }))).code).toBe(Code.DeadlineExceeded);
+    expect(await abortedReason).toMatchObject({ code: Code.DeadlineExceeded, message: 'deadline exceeded' });
+  });
+
+  it('the AbortSignal fires with CANCELLED when the client cancels before the deadline', async () => {
+    let fired!: (reason: unknown) => void;
+    const cancelled = new Promise<unknown>((resolve) => (fired = resolve));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const { client } = await start({
+      handle: (_e, { signal }) =>
+        new Promise<void>((resolve) => {
+          entered();
+          signal.addEventListener('abort', () => {
+            fired(signal.reason);
+            resolve();
+          });
+        }),
     });
     const controller = new AbortController();
-    const call = client.handle(event, { flow: 'f', signal: controller.signal });
-    setTimeout(() => controller.abort(), 100);
+    const call = client.handle(event, { flow: 'f', signal: controller.signal, timeoutMs: 10_000 });
+    await inHandler;
+    controller.abort();
     expect((await rejection(call)).code).toBe(Code.Canceled);
-    await cancelled;
+    expect(await cancelled).toMatchObject({ code: Code.Canceled, message: 'call cancelled by the client' });
+  });
+
+  it('a finished call\'s signal stays unaborted, whether the handler answered or threw', async () => {
+    const signals: AbortSignal[] = [];
+    const { client } = await start({
+      handle: (_e, { signal }) => {
+        signals.push(signal);
+        if (signals.length === 2) throw new PluginError(Code.NotFound, 'no such node');
+      },
+    });
+    await client.handle(event, { flow: 'f' });
+    await rejection(client.handle(event, { flow: 'f' }));
+    // grpc-js reports each finished call's stream closing as 'cancelled' on the next tick.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(signals.map((s) => s.aborted)).toEqual([false, false]);
   });
 
   it('health is SERVING, then NOT_SERVING during close(); close() waits for the call in flight', async () => {
@@ -133,7 +178,7 @@ describe('serve', () => {
           release = () => resolve({ attributes: { finished: 'yes' } });
         }),
     });
-    expect(await client.checkHealth()).toBe('SERVING');
+    expect(await client.checkHealth({ service: 'hollowtrees.plugin.v1.PluginService' })).toBe('SERVING');
     expect(await client.checkHealth({ service: '' })).toBe('SERVING');
 
     const inFlight = client.handle(event, { flow: 'f' });
@@ -141,9 +186,10 @@ describe('serve', () => {
     let closed = false;
     const closing = server.close().then(() => (closed = true));
 
-    expect(await client.checkHealth()).toBe('NOT_SERVING');
+    expect(await client.checkHealth({ service: 'hollowtrees.plugin.v1.PluginService' })).toBe('NOT_SERVING');
+    expect(await client.checkHealth({ service: '' })).toBe('NOT_SERVING');
     const refused = await rejection(client.handle(event, { flow: 'f' }));
-    expect(refused.code).toBe(Code.Unavailable);
+    expect([refused.code, refused.message]).toEqual([Code.Unavailable, 'plugin is shutting down']);
     await new Promise((r) => setTimeout(r, 100));
     expect(closed).toBe(false);
 
@@ -153,25 +199,76 @@ describe('serve', () => {
     expect(closed).toBe(true);
   });
 
-  it('an event it cannot read is INVALID_ARGUMENT and holds no in-flight slot, so close() does not wait', async () => {
-    const { server } = await start({ handle: () => {} });
+  /** Sends `request` as it is, the way a client other than PluginClient could. */
+  async function rawHandle(server: PluginServer, request: proto.HandleRequest): Promise<{ code: number; details: string }> {
     const raw = new proto.PluginServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    try {
+      return await new Promise((resolve) => raw.handle(request, (err) => resolve({ code: err?.code ?? 0, details: err?.details ?? '' })));
+    } finally {
+      raw.close();
+    }
+  }
+
+  it('an event it cannot read is INVALID_ARGUMENT and holds no in-flight slot, so close() does not wait', async () => {
+    const { server } = await start({ handle: () => {} }, { shutdownTimeoutMs: 10_000 });
     const badTime = { attr: { $case: 'ceTimestamp' as const, value: { seconds: 1e15, nanos: 0 } } };
-    const request = { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: { time: badTime }, data: undefined }, flow: 'f', attempt: 1 };
-    const code = await new Promise<number>((resolve) => raw.handle(request, (err) => resolve(err?.code ?? 0)));
-    raw.close();
-    expect(code).toBe(Code.InvalidArgument);
+    const answer = await rawHandle(server, { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: { time: badTime }, data: undefined }, flow: 'f', attempt: 1 });
+    expect(answer).toEqual({ code: Code.InvalidArgument, details: 'cannot read the event: Invalid time value' });
     const started = Date.now();
     await server.close();
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it('a request without an event is INVALID_ARGUMENT', async () => {
+    const { server } = await start({ handle: () => {} });
+    expect(await rawHandle(server, { event: undefined, flow: 'f', attempt: 1 })).toEqual({ code: Code.InvalidArgument, details: 'request has no event' });
+  });
+
+  it('a request without an attempt number is attempt 1', async () => {
+    let attempt = 0;
+    const { server } = await start({ handle: (_e, ctx) => void (attempt = ctx.attempt) });
+    await rawHandle(server, { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: {}, data: undefined }, flow: 'f', attempt: 0 });
+    expect(attempt).toBe(1);
+  });
+
   it('a port already in use gives an error naming the port', async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((r) => blocker.close(r)));
+    pairs.defer(() => new Promise((r) => blocker.close(r)));
     const port = (blocker.address() as { port: number }).port;
-    await expect(serve(port, { handle: () => {} }, { host: '127.0.0.1' })).rejects.toThrow(`port ${port} is already in use`);
+    const err = await rejectionOf(serve(port, { handle: () => {} }, { host: '127.0.0.1' }), Error);
+    expect(err.message).toBe(`cannot serve on 127.0.0.1:${port}: port ${port} is already in use`);
+    expect(err.cause).toBeInstanceOf(Error);
+  });
+
+  it('any other bind failure names the address and the reason', async () => {
+    // 192.0.2.1 (TEST-NET-1) is an address of no interface here.
+    const err = await rejectionOf(serve(0, { handle: () => {} }, { host: '192.0.2.1' }), Error);
+    expect(err.message).toMatch(/^cannot serve on 192\.0\.2\.1:0: (?!.*already in use)/);
+    expect(err.cause).toBeInstanceOf(Error);
+  });
+
+  it('by default serves on every interface', async () => {
+    const server = await serve(0, { handle: () => ({ attributes: { reached: 'yes' } }) });
+    const client = new PluginClient(`127.0.0.2:${server.port}`);
+    pairs.defer(() => server.close());
+    pairs.defer(() => client.close());
+    expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ reached: 'yes' });
+  });
+
+  it('handleSignals: SIGTERM and SIGINT close the server, which then stops listening for them', async () => {
+    const before = { SIGTERM: process.listeners('SIGTERM'), SIGINT: process.listeners('SIGINT') };
+    const added = (signal: 'SIGTERM' | 'SIGINT') => process.listeners(signal).filter((l) => !before[signal].includes(l));
+    const { client } = await start({ handle: () => {} }, { handleSignals: true });
+    const [onTerm] = added('SIGTERM');
+    expect([added('SIGTERM').length, added('SIGINT').length]).toEqual([1, 1]);
+    await start({ handle: () => {} });
+    expect([added('SIGTERM').length, added('SIGINT').length]).toEqual([1, 1]);
+
+    onTerm!('SIGTERM');
+    for (let i = 0; i < 100 && added('SIGTERM').length + added('SIGINT').length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect([added('SIGTERM').length, added('SIGINT').length]).toEqual([0, 0]);
+    expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
   });
 
   it('an unreachable plugin fails with UNAVAILABLE', async () => {
@@ -183,47 +280,41 @@ describe('serve', () => {
 });
 
 describe('serve with TLS', () => {
-  let certs: TestCertificates;
-  beforeAll(() => {
-    certs = makeTestCertificates();
-  });
-
-  async function tlsServer(mutual: boolean): Promise<PluginServer> {
-    const server = await serve(0, { handle: () => ({ attributes: { tls: 'yes' } }) }, {
-      host: '127.0.0.1',
-      tls: { cert: certs.server.cert, key: certs.server.key, ...(mutual ? { ca: certs.ca.cert } : {}) },
-    });
-    cleanups.push(() => server.close());
-    return server;
-  }
-  const connect = (port: number, tls: ConstructorParameters<typeof PluginClient>[1]): PluginClient => {
-    const client = new PluginClient(`localhost:${port}`, tls);
-    cleanups.push(() => client.close());
-    return client;
-  };
+  const certs = makeTestCertificates();
+  const tlsPair = (mutual: boolean, clientOptions: ConstructorParameters<typeof PluginClient>[1]) =>
+    start(
+      { handle: () => ({ attributes: { tls: 'yes' } }) },
+      { tls: { cert: certs.server.cert, key: certs.server.key, ...(mutual ? { ca: certs.ca.cert } : {}) } },
+      clientOptions,
+    );
 
   it('serves over TLS to a client that trusts the CA', async () => {
-    const server = await tlsServer(false);
-    const client = connect(server.port, { tls: { ca: certs.ca.cert } });
+    const { client } = await tlsPair(false, { tls: { ca: certs.ca.cert } });
     expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ tls: 'yes' });
     expect(await client.checkHealth()).toBe('SERVING');
   });
 
   it('a plaintext client cannot talk to a TLS server', async () => {
-    const server = await tlsServer(false);
-    const client = connect(server.port, {});
+    const { client } = await tlsPair(false, {});
     expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
   });
 
   it('mTLS: a client with a certificate from the CA is served', async () => {
-    const server = await tlsServer(true);
-    const client = connect(server.port, { tls: { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key } });
+    const { client } = await tlsPair(true, { tls: { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key } });
     expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ tls: 'yes' });
   });
 
   it('mTLS: a client without a certificate is refused', async () => {
-    const server = await tlsServer(true);
-    const client = connect(server.port, { tls: { ca: certs.ca.cert } });
+    const { client } = await tlsPair(true, { tls: { ca: certs.ca.cert } });
     expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
+  });
+
+  it('mTLS can be turned off while a CA is given (requireClientCert: false)', async () => {
+    const { client } = await start(
+      { handle: () => ({ attributes: { tls: 'yes' } }) },
+      { tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca.cert, requireClientCert: false } },
+      { tls: { ca: certs.ca.cert } },
+    );
+    expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ tls: 'yes' });
   });
 });

@@ -1,7 +1,8 @@
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { Server, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { Code, PluginError } from './errors.js';
+import { cancelReason } from './cancel-reason.js';
+import { PluginError } from './errors.js';
 import { eventFromProto } from './event-codec.js';
 import {
   HandleStatus,
@@ -134,12 +135,11 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     const deadlineValue = call.getDeadline();
     const deadlineMs = deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue;
     const deadline = Number.isFinite(deadlineMs) ? new Date(deadlineMs) : undefined;
-    const timer = deadline
-      ? setTimeout(() => controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded')), Math.max(0, deadlineMs - Date.now()))
-      : undefined;
-    // grpc-js also emits 'cancelled' when a finished call's stream closes: only a pending call is aborted.
+    // grpc-js ends a call with 'cancelled' when its deadline passes (its own timer, or the client's
+    // reset at the client's deadline) and when the client cancels; the time tells which. It also
+    // emits 'cancelled' when a finished call's stream closes: only a pending call is aborted.
     let settled = false;
-    call.once('cancelled', () => settled || controller.abort(new PluginError(Code.Canceled, 'call cancelled by the client')));
+    call.once('cancelled', () => settled || controller.abort(cancelReason(deadlineMs, Date.now())));
 
     Promise.resolve()
       .then(() => handler.handle(event, { flow: request.flow, attempt: request.attempt || 1, deadline, signal: controller.signal }))
@@ -154,7 +154,6 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
         },
       )
       .finally(() => {
-        clearTimeout(timer);
         if (--inFlight === 0) onIdle?.();
       });
   };

@@ -38,11 +38,9 @@ type Ancestor = Document | Node | Pair;
 
 /** The keys and indexes leading to `node`, or `undefined` when `node` is (inside) a mapping key. */
 function pathTo(ancestors: readonly Ancestor[], node: Node): PropertyKey[] | undefined {
-  const chain = [...ancestors, node];
   const path: PropertyKey[] = [];
-  for (let i = 0; i < chain.length - 1; i++) {
-    const parent = chain[i];
-    const child = chain[i + 1];
+  for (const [i, parent] of ancestors.entries()) {
+    const child = ancestors[i + 1] ?? node;
     if (isPair(parent)) {
       if (parent.key === child) return undefined;
       path.push(isScalar(parent.key) ? String(parent.key.value) : String(parent.key));
@@ -98,7 +96,7 @@ export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): { pr
   const written = new Map<Scalar, string>();
   visit(doc, {
     Scalar(_key, node, ancestors) {
-      if (typeof node.value !== 'string' || !node.value.includes('$')) return;
+      if (typeof node.value !== 'string') return;
       const path = pathTo(ancestors, node);
       if (path === undefined) return;
       const result = interpolateString(node.value, env);

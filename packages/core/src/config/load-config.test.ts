@@ -1,7 +1,10 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config-error.js';
 import { defaultConfig } from './default-config.js';
-import { parseConfig } from './load-config.js';
+import { loadConfigFile, parseConfig } from './load-config.js';
 
 const flowYaml = (extra = '', plugins = '[log]') => `
 flows:
@@ -190,5 +193,172 @@ flows:
       'config.yaml: flows.b.plugins[0]: unknown plugin "nope" (known: log)',
       'config.yaml: flows.b.plugins[2]: unknown plugin "nada" (known: log)',
     ]);
+  });
+});
+
+/** `flowYaml()` under `extra` top-level YAML, parsed. */
+const withTop = (extra: string) => parseConfig(`${extra}\n${flowYaml()}`, 'config.yaml', {}).config;
+/** A flow `spot` with `fields` (YAML lines at flow level) added, parsed. */
+const flowWith = (fields: string) => parseConfig(flowYaml().replace('plugins: [log]', `plugins: [log]\n${fields.replace(/^/gm, '    ')}`), 'config.yaml', {}).config.flows.spot!;
+
+describe('parseConfig accepts every documented form', () => {
+  it('a flow without optional fields gets an empty description, filters and groupBy, no cooldown', () => {
+    expect(parseConfig(flowYaml(), 'config.yaml').config.flows.spot).toEqual({
+      description: '',
+      allowedEvents: ['prometheus.server.alert.SpotTerminationNotice'],
+      filters: {},
+      groupBy: [],
+      cooldown: 0,
+      concurrency: 1_000,
+      queueSize: 10_000,
+      plugins: ['log'],
+    });
+  });
+
+  it('flow fields within their bounds', () => {
+    const events = parseConfig('flows:\n  spot: { allowedEvents: [a.b, "prometheus.server.alert.*.resolved"], plugins: [log] }\n', 'config.yaml');
+    expect(events.config.flows.spot?.allowedEvents).toEqual(['a.b', 'prometheus.server.alert.*.resolved']);
+    expect(flowWith('concurrency: 5\nqueueSize: 0\ngroupBy: [node, instance_id]')).toMatchObject({
+      concurrency: 5,
+      queueSize: 0,
+      groupBy: ['node', 'instance_id'],
+    });
+    expect(flowWith('concurrency: 100000\nqueueSize: 10000000')).toMatchObject({ concurrency: 100_000, queueSize: 10_000_000 });
+  });
+
+  it('filters: a value, a list, { not: value or list }, { regex }', () => {
+    const filters = { node: 'n1', zone: ['a', 'b'], region: { not: 'us-east-1' }, type: { not: ['t3.micro', 'm5.large'] }, pool: { regex: 'spot-.*' } };
+    expect(flowWith(`filters: ${JSON.stringify(filters)}`).filters).toEqual(filters);
+  });
+
+  it('a gRPC plugin with TLS files, a server name and its own retry policy; a log plugin with its timeout', () => {
+    const { plugins } = withTop(`plugins:
+  drain: { type: grpc, address: "127.0.0.1:9000", timeout: 2m, retry: { attempts: 100, initialBackoff: 1s, maxBackoff: 1m, multiplier: 1.5 }, tls: { ca: /ca.pem, cert: /c.pem, key: /k.pem, serverName: drain.local } }
+  quiet: { type: log, timeout: 1s, retry: { attempts: 1, multiplier: 10 } }`);
+    expect(plugins.drain).toEqual({
+      type: 'grpc',
+      address: '127.0.0.1:9000',
+      timeout: 120_000,
+      retry: { attempts: 100, initialBackoff: 1_000, maxBackoff: 60_000, multiplier: 1.5 },
+      tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem', serverName: 'drain.local' },
+    });
+    expect(plugins.quiet).toEqual({ type: 'log', timeout: 1_000, retry: { attempts: 1, initialBackoff: 200, maxBackoff: 5_000, multiplier: 10 } });
+  });
+
+  it('plugin names with letters, digits, dots, underscores and dashes', () => {
+    expect(Object.keys(withTop('plugins:\n  k8s_drain.v2-b: { type: log }').plugins)).toEqual(['k8s_drain.v2-b']);
+  });
+
+  it.each(['127.0.0.1:9092', '0.0.0.0:1', ':9092', 'localhost:65535', '[::1]:9092', '[fe80::1:AbCd]:80'])('server.listen %s', (listen) => {
+    expect(withTop(`server: { listen: "${listen}" }`).server.listen).toBe(listen);
+  });
+
+  it('a server section without listen or limits gets the defaults', () => {
+    expect(withTop('server: { shutdownGracePeriod: 5s }').server).toEqual({
+      listen: '127.0.0.1:9092',
+      shutdownGracePeriod: 5_000,
+      limits: { maxBodyBytes: 1_048_576, maxAlertsPerRequest: 10_000, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024 },
+    });
+  });
+
+  it('receiver limits within their bounds; one given leaves the others at their defaults', () => {
+    const limits = { maxBodyBytes: 64 * 1024 * 1024, maxAlertsPerRequest: 1_000_000, maxLabelsPerAlert: 10_000, maxLabelLength: 1_000_000, maxConcurrentRequests: 1_000_000 };
+    expect(withTop(`server: { limits: ${JSON.stringify(limits)} }`).server.limits).toEqual(limits);
+    const low = { maxBodyBytes: 1_024, maxAlertsPerRequest: 1, maxLabelsPerAlert: 1, maxLabelLength: 16, maxConcurrentRequests: 1 };
+    expect(withTop(`server: { limits: ${JSON.stringify(low)} }`).server.limits).toEqual(low);
+    expect(withTop('server: { limits: { maxAlertsPerRequest: 5 } }').server.limits).toEqual({
+      maxBodyBytes: 1_048_576, maxAlertsPerRequest: 5, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024,
+    });
+  });
+
+  it('receiver TLS and auth in each form', () => {
+    expect(withTop('server: { tls: { cert: /c.pem, key: /k.pem } }').server.tls).toEqual({ cert: '/c.pem', key: '/k.pem' });
+    for (const auth of [{ bearerTokenFile: '/token' }, { basic: { username: 'u', passwordFile: '/pw' } }, { bearerToken: 't', basic: { username: 'u', password: 'p' } }]) {
+      expect(withTop(`server: { auth: ${JSON.stringify(auth)} }`).server.auth).toEqual(auth);
+    }
+  });
+
+  it.each(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])('log level %s', (level) => {
+    expect(withTop(`log: { level: ${level} }`).log.level).toBe(level);
+  });
+
+  it('a state file, and no state section means memory only', () => {
+    expect(withTop('state: { file: /var/lib/hollowtrees/state.jsonl }').state).toEqual({ file: '/var/lib/hollowtrees/state.jsonl' });
+    expect(parseConfig(flowYaml(), 'config.yaml').config.state).toBeUndefined();
+  });
+
+  it('lists the known plugins sorted', () => {
+    expect(problem(`plugins:\n  zeta: { type: log }\n  alpha: { type: log }\n${flowYaml('', '[nope]')}`)).toBe('config.yaml: flows.spot.plugins[0]: unknown plugin "nope" (known: alpha, log, zeta)');
+  });
+});
+
+describe('parseConfig rejects, saying where and what was expected', () => {
+  it.each([
+    ['a listen address with a space', 'server: { listen: "a b:9092" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['a listen port of six digits', 'server: { listen: "127.0.0.1:909200" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['an IPv6 listen address without brackets', 'server: { listen: "::1:9092" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['a plugin name starting with a dash', 'plugins:\n  -x: { type: log }', 'plugins.-x: plugin names use letters, digits, . _ -'],
+    ['a plugin name with a space', 'plugins:\n  "a b": { type: log }', 'plugins.a b: plugin names use letters, digits, . _ -'],
+    ['an unknown plugin type', 'plugins:\n  x: { type: http }', 'plugins.x.type: expected type: grpc or type: log'],
+    ['a plugin that is not a mapping', 'plugins:\n  x: grpc', 'plugins.x: Invalid input: expected object, received string'],
+    ['an empty plugin address', 'plugins:\n  x: { type: grpc, address: "" }', 'plugins.x.address: expected host:port of the plugin'],
+    ['a plugin address that is not a string', 'plugins:\n  x: { type: grpc, address: 9000 }', 'plugins.x.address: Invalid input: expected string, received number'],
+    ['retry attempts over 100', 'plugins:\n  x: { type: log, retry: { attempts: 101 } }', 'plugins.x.retry.attempts: Too big: expected number to be <=100'],
+    ['a retry multiplier under 1', 'plugins:\n  x: { type: log, retry: { multiplier: 0.5 } }', 'plugins.x.retry.multiplier: Too small: expected number to be >=1'],
+    ['a retry multiplier over 10', 'plugins:\n  x: { type: log, retry: { multiplier: 11 } }', 'plugins.x.retry.multiplier: Too big: expected number to be <=10'],
+    ['an unknown TLS field', 'plugins:\n  x: { type: grpc, address: "a:1", tls: { insecure: true } }', 'plugins.x.tls.insecure: unknown field'],
+    ['a body limit over 64 MiB', 'server: { limits: { maxBodyBytes: 67108865 } }', 'server.limits.maxBodyBytes: Too big: expected number to be <=67108864'],
+    ['a body limit under 1 KiB', 'server: { limits: { maxBodyBytes: 1023 } }', 'server.limits.maxBodyBytes: Too small: expected number to be >=1024'],
+    ['an empty TLS certificate path', 'server: { tls: { cert: "", key: /k.pem } }', 'server.tls.cert: Too small: expected string to have >=1 characters'],
+    ['auth with nothing in it', 'server: { auth: {} }', 'server.auth: expected bearerToken, bearerTokenFile or basic'],
+    ['a token and a token file', 'server: { auth: { bearerToken: t, bearerTokenFile: /t } }', 'server.auth: expected bearerToken or bearerTokenFile, not both'],
+    ['an empty token file path', 'server: { auth: { bearerTokenFile: "" } }', 'server.auth.bearerTokenFile: Too small: expected string to have >=1 characters'],
+    ['basic auth with a password and a password file', 'server: { auth: { basic: { username: u, password: p, passwordFile: /p } } }', 'server.auth.basic: expected password or passwordFile, exactly one'],
+    ['basic auth without a password', 'server: { auth: { basic: { username: u } } }', 'server.auth.basic: expected password or passwordFile, exactly one'],
+    ['an empty password file path', 'server: { auth: { basic: { username: u, passwordFile: "" } } }', 'server.auth.basic.passwordFile: Too small: expected string to have >=1 characters'],
+    ['an empty state file path', 'state: { file: "" }', 'state.file: Too small: expected string to have >=1 characters'],
+    ['an unknown state field', 'state: { file: /s, dir: /d }', 'state.dir: unknown field'],
+  ])('%s', (_name, top, expected) => {
+    expect(problem(`${top}\n${flowYaml()}`)).toBe(`config.yaml: ${expected}`);
+  });
+
+  it.each([
+    ['an event type with a space', 'allowedEvents: ["prometheus alert"]', 'flows.spot.allowedEvents[0]: expected an event type or a glob such as prometheus.server.alert.*'],
+    ['no event types', 'allowedEvents: []', 'flows.spot.allowedEvents: expected at least one event type'],
+    ['an empty filter list', 'allowedEvents: [a]\nfilters: { node: [] }', 'flows.spot.filters.node: Too small: expected array to have >=1 items'],
+    ['an empty { not } list', 'allowedEvents: [a]\nfilters: { node: { not: [] } }', 'flows.spot.filters.node.not: Too small: expected array to have >=1 items'],
+    ['an empty groupBy key', 'allowedEvents: [a]\ngroupBy: [""]', 'flows.spot.groupBy[0]: Too small: expected string to have >=1 characters'],
+    ['concurrency over 100,000', 'allowedEvents: [a]\nconcurrency: 100001', 'flows.spot.concurrency: Too big: expected number to be <=100000'],
+    ['a queue over 10,000,000', 'allowedEvents: [a]\nqueueSize: 10000001', 'flows.spot.queueSize: Too big: expected number to be <=10000000'],
+    ['an empty plugin name', 'allowedEvents: [a]\nplugins: [log, ""]', 'flows.spot.plugins[1]: Too small: expected string to have >=1 characters'],
+  ])('a flow with %s', (_name, fields, expected) => {
+    const withPlugins = fields.includes('plugins:') ? fields : `${fields}\nplugins: [log]`;
+    expect(problem(`flows:\n  spot:\n${withPlugins.replace(/^/gm, '    ')}\n`)).toBe(`config.yaml: ${expected}`);
+  });
+
+  it('a YAML error gives its line and column and the reason, without the code frame', () => {
+    expect(problem(`${'# comment\n'.repeat(10)}flows: { spot: 1, spot: 2 }\n`)).toBe('config.yaml: line 11, column 19: Map keys must be unique');
+    expect(problem('flows: {}\nflows: {}\n')).toBe('config.yaml: line 2, column 1: Map keys must be unique');
+  });
+
+  it('a document that is a single value', () => {
+    expect(problem('just text\n')).toBe('config.yaml: expected a YAML mapping with server, log, plugins and flows');
+  });
+});
+
+describe('loadConfigFile', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-config-'));
+
+  it('reads and validates a file, naming it as the source', async () => {
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, flowYaml());
+    const loaded = await loadConfigFile(file, {});
+    expect([loaded.file, loaded.config.flows.spot?.plugins]).toEqual([file, ['log']]);
+  });
+
+  it('a file that cannot be read is a ConfigError naming it and the reason', async () => {
+    const file = join(dir, 'missing.yaml');
+    await expect(loadConfigFile(file)).rejects.toThrow(new ConfigError(file, [{ path: '', message: 'cannot read file: ENOENT' }]));
+    await expect(loadConfigFile(file)).rejects.toThrow(`${file}: cannot read file: ENOENT`);
   });
 });

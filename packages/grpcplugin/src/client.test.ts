@@ -1,0 +1,72 @@
+import { getEventListeners } from 'node:events';
+import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
+import { describe, expect, it } from 'vitest';
+import { PluginClient } from './client.js';
+import { Code, PluginError } from './errors.js';
+import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
+
+const pairs = pluginPairs();
+const certs = makeTestCertificates();
+const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
+
+describe('PluginClient', () => {
+  it('a signal aborted before the call fails it with CANCELLED, and the plugin never sees it', async () => {
+    let calls = 0;
+    const { client } = await pairs.start({ handle: () => void calls++ });
+    const err = await rejection(client.handle(testEvent, { flow: 'f', signal: AbortSignal.abort() }));
+    expect([err.code, err.message]).toEqual([Code.Canceled, 'call cancelled before it started']);
+    await client.handle(testEvent, { flow: 'f' });
+    expect(calls).toBe(1);
+  });
+
+  it('leaves no listener on a signal shared by many calls, whether they succeed or fail', async () => {
+    let n = 0;
+    const { client } = await pairs.start({
+      handle: () => {
+        if (n++ % 2) throw new PluginError(Code.Unavailable, 'busy');
+      },
+    });
+    const run = new AbortController();
+    for (let i = 0; i < 4; i++) await client.handle(testEvent, { flow: 'f', signal: run.signal }).catch(() => {});
+    expect(getEventListeners(run.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('refuses to send a request larger than maxSendMessageBytes (RESOURCE_EXHAUSTED); the plugin never sees it', async () => {
+    let calls = 0;
+    const { client } = await pairs.start({ handle: () => void calls++ }, {}, { maxSendMessageBytes: 4_096 });
+    const big = { ...testEvent, data: { labels: { pad: 'x'.repeat(8_192) } } };
+    expect((await rejection(client.handle(big, { flow: 'f' }))).code).toBe(Code.ResourceExhausted);
+    await client.handle(testEvent, { flow: 'f' });
+    expect(calls).toBe(1);
+  });
+
+  it('asks the health service about the plugin service, or the service named', async () => {
+    const { client } = await pairs.start({ handle: () => {} });
+    expect(await client.checkHealth()).toBe('SERVING');
+    expect(await client.checkHealth({ service: 'hollowtrees.plugin.v1.PluginService' })).toBe('SERVING');
+    expect((await rejection(client.checkHealth({ service: 'no.such.Service' }))).code).toBe(Code.NotFound);
+  });
+
+  it('after close() no call goes out', async () => {
+    let calls = 0;
+    const { client } = await pairs.start({ handle: () => void calls++ });
+    await client.handle(testEvent, { flow: 'f' });
+    client.close();
+    await expect(client.handle(testEvent, { flow: 'f', timeoutMs: 2_000 })).rejects.toThrow();
+    expect(calls).toBe(1);
+  });
+
+  it('TLS: serverName is the name the server certificate is checked against', async () => {
+    // 127.0.0.2 is this machine, but not a name in the certificate (localhost, 127.0.0.1).
+    const serveOptions = { host: '127.0.0.2', tls: { cert: certs.server.cert, key: certs.server.key } };
+    const named = await pairs.start({ handle: () => ({ attributes: { over: 'tls' } }) }, serveOptions, { tls: { ca: certs.ca.cert, serverName: 'localhost' } });
+    expect((await named.client.handle(testEvent, { flow: 'f' })).attributes).toEqual({ over: 'tls' });
+    const unnamed = await pairs.start({ handle: () => {} }, serveOptions, { tls: { ca: certs.ca.cert } });
+    expect((await rejection(unnamed.client.handle(testEvent, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
+  });
+
+  it('TLS: a client certificate without its key (or a key without its certificate) is refused at once', () => {
+    expect(() => new PluginClient('127.0.0.1:1', { tls: { cert: certs.client.cert } })).toThrow(new TypeError('client TLS: cert and key must be given together'));
+    expect(() => new PluginClient('127.0.0.1:1', { tls: { key: certs.client.key } })).toThrow(new TypeError('client TLS: cert and key must be given together'));
+  });
+});

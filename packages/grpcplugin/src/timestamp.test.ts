@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeTime, timestampFromString, timestampToString } from './timestamp.js';
+
+const SECONDS = Date.UTC(2026, 0, 2, 3, 4, 5) / 1000;
+
+describe('RFC 3339 times', () => {
+  it.each([
+    ['2026-01-02T03:04:05Z', { seconds: SECONDS, nanos: 0 }],
+    ['2026-01-02t03:04:05z', { seconds: SECONDS, nanos: 0 }],
+    ['2026-01-02 03:04:05Z', { seconds: SECONDS, nanos: 0 }],
+    ['2026-01-02T03:04:05.5Z', { seconds: SECONDS, nanos: 500_000_000 }],
+    ['2026-01-02T03:04:05.000000001Z', { seconds: SECONDS, nanos: 1 }],
+    ['2026-01-02T05:04:05.25+02:00', { seconds: SECONDS, nanos: 250_000_000 }],
+    ['2026-01-02T00:04:05-03:00', { seconds: SECONDS, nanos: 0 }],
+  ])('reads %s', (text, timestamp) => {
+    expect(timestampFromString(text)).toEqual(timestamp);
+  });
+
+  it.each([
+    'yesterday',
+    '2026-01-02T03:04:05', // no zone: local time is not a point in time
+    'x2026-01-02T03:04:05Z',
+    '2026-01-02T03:04:05Zjunk',
+    '2026-01-02T03:04:05.Z',
+    '2026-01-02T03:04:05.1234567890Z',
+    '2026-13-02T03:04:05Z',
+    '2026-01-02T03:04:05+0200',
+  ])('rejects %s, naming it', (text) => {
+    expect(() => timestampFromString(text)).toThrow(new RangeError(`not an RFC 3339 time: ${JSON.stringify(text)}`));
+  });
+
+  it('writes UTC with Z, trailing zeros of the fraction dropped, none for whole seconds', () => {
+    expect(timestampToString({ seconds: SECONDS, nanos: 0 })).toBe('2026-01-02T03:04:05Z');
+    expect(timestampToString({ seconds: SECONDS, nanos: 120_000_000 })).toBe('2026-01-02T03:04:05.12Z');
+    expect(timestampToString({ seconds: SECONDS, nanos: 7 })).toBe('2026-01-02T03:04:05.000000007Z');
+  });
+
+  it('normalizeTime turns any RFC 3339 form into that one', () => {
+    expect(normalizeTime('2026-01-02t05:04:05.500+02:00')).toBe('2026-01-02T03:04:05.5Z');
+  });
+});
