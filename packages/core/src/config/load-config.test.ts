@@ -211,6 +211,8 @@ describe('parseConfig accepts every documented form', () => {
       cooldown: 0,
       concurrency: 1_000,
       queueSize: 10_000,
+      queueBytes: 64 * 1024 * 1024,
+      runRetry: { attempts: 6, initialBackoff: 30_000, maxBackoff: 300_000, multiplier: 2 },
       plugins: ['log'],
     });
   });
@@ -258,6 +260,7 @@ describe('parseConfig accepts every documented form', () => {
       listen: '127.0.0.1:9092',
       shutdownGracePeriod: 5_000,
       limits: { maxBodyBytes: 1_048_576, maxAlertsPerRequest: 10_000, maxLabelsPerAlert: 128, maxLabelLength: 4_096, maxConcurrentRequests: 1_024 },
+      timeouts: { headers: 10_000, body: 30_000, idle: 60_000 },
     });
   });
 
@@ -282,9 +285,10 @@ describe('parseConfig accepts every documented form', () => {
     expect(withTop(`log: { level: ${level} }`).log.level).toBe(level);
   });
 
-  it('a state file, and no state section means memory only', () => {
-    expect(withTop('state: { file: /var/lib/hollowtrees/state.jsonl }').state).toEqual({ file: '/var/lib/hollowtrees/state.jsonl' });
-    expect(parseConfig(flowYaml(), 'config.yaml').config.state).toBeUndefined();
+  it('a state file, and no state section means memory only, with the default bounds', () => {
+    const bounds = { maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 };
+    expect(withTop('state: { file: /var/lib/hollowtrees/state.jsonl }').state).toEqual({ file: '/var/lib/hollowtrees/state.jsonl', ...bounds });
+    expect(parseConfig(flowYaml(), 'config.yaml').config.state).toEqual(bounds);
   });
 
   it('lists the known plugins sorted', () => {
@@ -295,7 +299,7 @@ describe('parseConfig accepts every documented form', () => {
 describe('parseConfig rejects, saying where and what was expected', () => {
   it.each([
     ['a listen address with a space', 'server: { listen: "a b:9092" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
-    ['a listen port of six digits', 'server: { listen: "127.0.0.1:909200" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['a listen port of six digits', 'server: { listen: "127.0.0.1:909200" }', 'server.listen: expected a port from 0 to 65535'],
     ['an IPv6 listen address without brackets', 'server: { listen: "::1:9092" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
     ['a plugin name starting with a dash', 'plugins:\n  -x: { type: log }', 'plugins.-x: plugin names use letters, digits, . _ -'],
     ['a plugin name with a space', 'plugins:\n  "a b": { type: log }', 'plugins.a b: plugin names use letters, digits, . _ -'],

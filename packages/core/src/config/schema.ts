@@ -15,7 +15,7 @@ const duration = z.string().transform((text, ctx) => {
 
 const listenAddress = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9092')
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d+$/, 'expected host:port, e.g. 127.0.0.1:9092')
   .refine((address) => Number(/:(\d+)$/.exec(address)?.[1] ?? 0) <= 65_535, 'expected a port from 0 to 65535');
 
 const tlsFiles = z
