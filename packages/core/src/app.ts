@@ -4,6 +4,7 @@ import { systemClock, type Clock } from './clock.js';
 import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';
+import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { GroupStates } from './flow/group-states.js';
 import { HeldBytes } from './flow/held-bytes.js';
@@ -80,11 +81,12 @@ async function lockState(file: string, shownFile: string, configFile: string, on
   }
 }
 
-function splitListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-  return { host, port: Number(listen.slice(i + 1)) };
-}
+/** Listen errors that mean the configured host is not one of this machine's: a configuration error. */
+const NOT_THIS_MACHINE: Readonly<Record<string, string>> = {
+  EADDRNOTAVAIL: 'no interface of this machine has that address',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name does not resolve',
+};
 
 /** Starts the receiver and the flow engine on a validated configuration. */
 export async function startHollowtrees(loaded: LoadedConfig, options: StartOptions = {}): Promise<Hollowtrees> {
@@ -172,9 +174,29 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   };
   const sweeper = setInterval(() => current.engine.sweep(), SWEEP_MS).unref();
   const checker = setInterval(() => void maintain(), JOURNAL_CHECK_MS).unref();
+  /** Undoes what start-up did so far, when the receiver cannot start. */
+  const closeStarted = async (): Promise<void> => {
+    clearInterval(sweeper);
+    clearInterval(checker);
+    await closeRuntime(current, 0);
+    await journal?.close();
+    await lock?.release();
+  };
   metrics.beforeCollect(() => current.engine.updateCoolingGauge());
 
-  const { host, port } = splitListen(options.listen ?? config.server.listen);
+  const listen = options.listen ?? config.server.listen;
+  // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.
+  const shownListen = options.listen ?? loaded.display.plain('server.listen', config.server.listen);
+  const listenProblem = (message: string): ConfigError =>
+    options.listen === undefined
+      ? new ConfigError(loaded.file, [{ path: 'server.listen', message: `${loaded.display.quoted('server.listen', listen)}: ${message}` }])
+      : new ConfigError('--listen', [{ path: '', message: `${JSON.stringify(listen)}: ${message}` }]);
+  const parsedListen = parseListenAddress(listen);
+  if (!parsedListen) {
+    await closeStarted();
+    throw listenProblem(LISTEN_FORMAT);
+  }
+  const { host, port } = parsedListen;
   const receiver = new Receiver({
     host,
     port,
@@ -202,14 +224,11 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     ...(options.clock ? { now: () => new Date(options.clock!.now()) } : {}),
   });
   const address = await receiver.listen().catch(async (err: NodeJS.ErrnoException) => {
-    clearInterval(sweeper);
-    clearInterval(checker);
-    await closeRuntime(current, 0);
-    await journal?.close();
-    await lock?.release();
-    // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.
-    const where = options.listen ?? loaded.display.plain('server.listen', config.server.listen);
-    throw new Error(`cannot listen on ${where}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
+    await closeStarted();
+    // An address this machine does not have is a mistake in the configuration (exit 2); a port in use is not.
+    const notHere = NOT_THIS_MACHINE[err.code ?? ''];
+    if (notHere) throw listenProblem(notHere);
+    throw new Error(`cannot listen on ${shownListen}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
   });
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;

@@ -34,6 +34,35 @@ describe('hollowtrees CLI', () => {
     expect(run('validate')).toMatchObject({ status: 2, stderr: 'hollowtrees validate: --config FILE is required\n' });
   });
 
+  it('a malformed --listen is a usage error: exit 2 naming the value, before anything starts', () => {
+    for (const listen of ['9099', 'localhost', '127.0.0.1:99999', '0.0.0.0:']) {
+      expect(run('--listen', listen)).toMatchObject({
+        status: 2,
+        stdout: '',
+        stderr: `hollowtrees: --listen ${JSON.stringify(listen)}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces)\n`,
+      });
+    }
+  });
+
+  it('server.listen that validate refuses, start-up refuses the same way (exit 2, one message)', () => {
+    const bad = file('bad-listen.yaml', 'server: { listen: "127.0.0.1:99999" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n');
+    const expected = `${bad}: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:99999"\n`;
+    expect(run('validate', '--config', bad)).toMatchObject({ status: 2, stdout: '', stderr: expected });
+    expect(run('--config', bad)).toMatchObject({ status: 2, stdout: '', stderr: expected });
+  });
+
+  it('an address this machine does not have is a configuration error: exit 2 naming server.listen or --listen', () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): on no machine's interfaces.
+    const elsewhere = file('elsewhere.yaml', 'server: { listen: "192.0.2.1:9099" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n');
+    expect(run('--config', elsewhere)).toMatchObject({ status: 2, stderr: `${elsewhere}: server.listen: "192.0.2.1:9099": no interface of this machine has that address\n` });
+    expect(run('--listen', '192.0.2.1:9099')).toMatchObject({ status: 2, stderr: '--listen: "192.0.2.1:9099": no interface of this machine has that address\n' });
+  });
+
+  it(':PORT listens on all IPv4 interfaces', async () => {
+    const core = start(['--listen', ':0']);
+    expect((await core.waitFor((l) => l.msg === 'hollowtrees started')).listen).toMatch(/^0\.0\.0\.0:\d+$/);
+  });
+
   it('validate accepts the example config and exits 0', () => {
     expect(run('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stdout: `${EXAMPLE_CONFIG}: valid (3 flows: spot-termination, spot-rebalance, resolved)\n` });
   });

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { startHollowtrees } from './app.js';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
+import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { defaultConfig } from './config/default-config.js';
 import { loadConfigFile, type LoadedConfig } from './config/load-config.js';
 import { createLogger } from './logger.js';
@@ -24,7 +25,8 @@ one demo flow that logs every firing alert.
 Options:
   -c, --config FILE     YAML configuration (see examples/config.yaml)
       --dry-run         run the flows, log what each plugin would get, call none
-      --listen ADDR     override server.listen, e.g. 0.0.0.0:9092
+      --listen ADDR     override server.listen: HOST:PORT, e.g. 127.0.0.1:9092 (this
+                        machine only) or :9092 (all IPv4 interfaces); a bare port is refused
   -h, --help            this text
   -v, --version         the version
 
@@ -66,6 +68,11 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0];
   if (positionals.length > 1 || (command !== undefined && command !== 'validate')) {
     process.stderr.write(`hollowtrees: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+
+  if (values.listen !== undefined && !parseListenAddress(values.listen)) {
+    process.stderr.write(`hollowtrees: --listen ${JSON.stringify(values.listen)}: ${LISTEN_FORMAT}\n`);
     return EXIT_USAGE;
   }
 

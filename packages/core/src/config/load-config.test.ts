@@ -169,14 +169,15 @@ flows:
     ['a grpc plugin without address', `plugins:\n  x: { type: grpc }\n${flowYaml()}`, 'config.yaml: plugins.x.address: required (expected string)'],
     ['a receiver timeout of zero (Node would read it as none)', `server: { timeouts: { body: 0s } }\n${flowYaml()}`, 'config.yaml: server.timeouts.body: expected a duration from 100ms to 1h'],
     ['a receiver timeout that is not a duration', `server: { timeouts: { idle: forever } }\n${flowYaml()}`, 'config.yaml: server.timeouts.idle: expected a duration like 30s, 5m or 1h30m, got "forever"'],
-    ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "localhost"'],
+    ['a bare port as listen address (loopback or everywhere? not guessed)', `server: { listen: "9099" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "9099"'],
     ['a bad filter regex', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: { regex: "([" } }'), 'config.yaml: flows.spot.filters.node.regex: expected a valid regular expression'],
     ['a filter of the wrong shape', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: 5 }'), 'config.yaml: flows.spot.filters.node: expected a string, a list of strings, { not: ... } or { regex: ... }'],
     ['retry attempts of zero', `plugins:\n  x: { type: grpc, address: "a:1", retry: { attempts: 0 } }\n${flowYaml()}`, 'config.yaml: plugins.x.retry.attempts: Too small: expected number to be >=1'],
     ['an unset environment variable', `server: { listen: "\${LISTEN}" }\n${flowYaml()}`, 'config.yaml: server.listen: environment variable LISTEN is not set (write ${LISTEN:-default} for a default)'],
     ['a log level that does not exist', `log: { level: loud }\n${flowYaml()}`, 'config.yaml: log.level: Invalid option: expected one of'],
     ['a plugin client certificate without its key', `plugins:\n  x: { type: grpc, address: "a:1", tls: { cert: /c.pem } }\n${flowYaml()}`, 'config.yaml: plugins.x.tls: cert and key must be given together'],
-    ['a port above 65535', `server: { listen: "127.0.0.1:70000" }\n${flowYaml()}`, 'config.yaml: server.listen: expected a port from 0 to 65535'],
+    ['a port above 65535', `server: { listen: "127.0.0.1:70000" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:70000"'],
   ])('rejects %s', (_name, yaml, expected) => {
     expect(problem(yaml)).toContain(expected);
   });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
+import { LISTEN_FORMAT, parseListenAddress } from './listen-address.js';
 import type { ShownInput } from '../validation-issues.js';
 
 /** A Go-style duration string (`30s`, `5m30s`), validated and turned into milliseconds. */
@@ -13,10 +14,10 @@ const duration = z.string().transform((text, ctx) => {
   return ms;
 });
 
-const listenAddress = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9092')
-  .refine((address) => Number(/:(\d+)$/.exec(address)?.[1] ?? 0) <= 65_535, 'expected a port from 0 to 65535');
+/** `HOST:PORT` or `:PORT`, checked by the parser start-up uses; the value is shown unless it came from ${VAR}. */
+const listenAddress = z.string().superRefine((text, ctx) => {
+  if (!parseListenAddress(text)) ctx.addIssue({ code: 'custom', message: LISTEN_FORMAT, params: { got: text } satisfies ShownInput });
+});
 
 const tlsFiles = z
   .strictObject({

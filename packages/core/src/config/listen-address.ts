@@ -1,0 +1,26 @@
+/** A receiver address, split into what `server.listen()` takes. */
+export interface ListenAddress {
+  /** `0.0.0.0` when the address was written without a host (`:9092`). */
+  host: string;
+  port: number;
+}
+
+/** What a listen address must look like, for error messages. */
+export const LISTEN_FORMAT = 'expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces)';
+
+const SHAPE = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):(\d{1,5})$/;
+
+/**
+ * Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces, as in Go
+ * and Prometheus). A bare port is refused rather than guessed: `9092` alone
+ * could mean "loopback" or "everywhere", and the difference is who can send
+ * alerts. Returns undefined for anything else.
+ */
+export function parseListenAddress(text: string): ListenAddress | undefined {
+  const match = SHAPE.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[2]);
+  if (port > 65_535) return undefined;
+  const host = match[1]!.replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
+  return { host, port };
+}
