@@ -112,6 +112,21 @@ describe('hollowtrees CLI', () => {
     expect(await core.waitFor((l) => l.msg === 'flow run succeeded')).toBeDefined();
   });
 
+  it('exits promptly after "hollowtrees stopped", also when a run was cut short on a plugin that never answered', async () => {
+    // The unreachable plugin leaves grpc-js' waitForReady deadline timer (the plugin's 60 s timeout) running after close.
+    const config = file('stuck.yaml', `server: { shutdownGracePeriod: 200ms }\nplugins:\n  drain: { type: grpc, address: "127.0.0.1:1", timeout: 60s }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.*]\n    plugins: [drain]\n`);
+    const core = start(['--config', config, '--listen', '127.0.0.1:0']);
+    const res = await fetch(`${await core.url()}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alert });
+    expect(res.status).toBe(200);
+    core.child.kill('SIGTERM');
+    await core.waitFor((l) => l.msg === 'hollowtrees stopped');
+    const stoppedAt = Date.now();
+    expect(await core.exited).toBe(0);
+    // Generous bound for a loaded machine; what it guards against is the plugin's whole timeout.
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+    expect(core.lines.at(-1)?.msg).toBe('hollowtrees stopped');
+  });
+
   it('a port in use is a runtime failure: exit 1 with the port named', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

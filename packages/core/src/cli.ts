@@ -149,7 +149,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
-    // Flushing the async logger and closing sockets can leave timers: do not wait on them.
+    // Everything core owns is closed by now, but a plugin client can keep a timer: grpc-js' waitForReady
+    // deadline (up to the plugin's timeout) outlives the channel's close. The log is flushed; do not wait on it.
     setTimeout(() => process.exit(code), 100).unref();
   },
   (err: unknown) => {
