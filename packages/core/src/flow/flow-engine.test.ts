@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollowtrees/grpcplugin';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
@@ -52,12 +52,12 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[]): { engine: FlowEngine; metrics: CoreMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' })): { engine: FlowEngine; metrics: CoreMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
   const metrics = new CoreMetrics(new Registry());
-  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger: pino({ level: 'silent' }), metrics, random: () => 1 });
+  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1 });
   return { engine, metrics };
 }
 
@@ -101,6 +101,28 @@ describe('FlowEngine', () => {
     expect(results.filter((r) => r.deduplicated === 1)).toHaveLength(49);
     expect(a.calls).toHaveLength(1);
     expect(await counter(metrics, 'hollowtrees_events_deduplicated_total', { flow: 'spot' })).toBe(49);
+  });
+
+  it('logs at debug why an event ran nowhere: which flow refused its type, which filter failed, which group holds it until when', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const a = scripted('a');
+    const { engine } = engineFor(spotFlow(`  other:\n    allowedEvents: [prometheus.server.alert.*]\n    filters: { instance_action: [terminate, stop] }\n    plugins: [a]\n`), [a], logger);
+    engine.dispatch(alert('Rebalance', { instance_id: 'i-1', instance_action: 'reboot' }), Date.now());
+    expect(lines.find((l) => l.msg === 'event matched no flow')).toMatchObject({
+      level: 20,
+      type: 'prometheus.server.alert.Rebalance',
+      flows: {
+        spot: 'type is "prometheus.server.alert.Rebalance", expected one of allowedEvents [prometheus.server.alert.Spot]',
+        other: 'instance_action is "reboot", expected one of [terminate, stop]',
+      },
+    });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'first'), Date.now());
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'copy'), Date.now());
+    expect(lines.find((l) => l.eventId === 'copy')).toMatchObject({ level: 20, flow: 'spot', groupKey: 'spot:{instance_id="i-1"}', phase: 'running', heldBy: 'first', msg: 'event deduplicated: a run of its group is in progress' });
+    await vi.runAllTimersAsync();
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'later'), Date.now());
+    expect(lines.find((l) => l.eventId === 'later')).toMatchObject({ phase: 'cooling', until: '2026-11-25T10:05:00.000Z', msg: 'event deduplicated: its group is cooling down' });
   });
 
   it('groups by the groupBy keys: other instances run in parallel, other labels do not split a group', async () => {

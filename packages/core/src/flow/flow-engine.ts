@@ -8,7 +8,7 @@ import type { StateJournal } from '../state/state-journal.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
 import { approximateBytes } from './event-bytes.js';
-import { compileMatcher, type EventMatcher } from './event-matcher.js';
+import { compileMatcher, describeMismatch, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
 import { GroupStates, type GroupState, type RunProgress } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
@@ -107,6 +107,13 @@ export interface FlowStatus {
   heldBytes: number;
 }
 
+/** The debug line of a deduplicated event, by what holds its group. */
+const HELD_BECAUSE: Readonly<Record<GroupState['phase'], string>> = {
+  running: 'event deduplicated: a run of its group is in progress',
+  retrying: 'event deduplicated: a run of its group waits for its next try',
+  cooling: 'event deduplicated: its group is cooling down',
+};
+
 /**
  * Dispatches events to every matching flow: match → group key → atomic
  * check-and-start → bounded per-flow queue → plugins in order → cooldown, or a
@@ -167,8 +174,14 @@ export class FlowEngine {
     const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: NO_DROPS };
     const { metrics } = this.options;
     let bytes: number | undefined;
+    // Why each flow passed the event by, kept only when someone reads the debug log.
+    const rejections = this.options.logger.isLevelEnabled('debug') ? new Map<string, string>() : undefined;
     for (const flow of this.flows) {
-      if (!flow.matches(event)) continue;
+      const mismatch = flow.matches(event);
+      if (mismatch) {
+        rejections?.set(flow.name, describeMismatch(mismatch));
+        continue;
+      }
       result.matched++;
       const key = flow.groupKey(event);
       if (!this.accepting) {
@@ -176,9 +189,14 @@ export class FlowEngine {
         continue;
       }
       const now = this.clock.now();
-      if (this.isHeld(key, now)) {
+      const holder = this.holder(key, now);
+      if (holder) {
         result.deduplicated++;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
+        this.options.logger.debug(
+          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
+          HELD_BECAUSE[holder.phase],
+        );
         continue;
       }
       bytes ??= approximateBytes(event);
@@ -203,7 +221,10 @@ export class FlowEngine {
       result.started++;
       metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
     }
-    if (result.matched === 0) metrics.eventsUnmatched.inc();
+    if (result.matched === 0) {
+      metrics.eventsUnmatched.inc();
+      if (rejections) this.options.logger.debug({ eventId: event.id, type: event.type, flows: Object.fromEntries(rejections) }, 'event matched no flow');
+    }
     return result;
   }
 
@@ -220,9 +241,10 @@ export class FlowEngine {
     return this.options.journal?.durable ?? true;
   }
 
-  private isHeld(key: string, now: number): boolean {
+  /** The state holding the group now (running, waiting for a retry, or cooling down), if any. */
+  private holder(key: string, now: number): GroupState | undefined {
     const state = this.states.get(key);
-    return state !== undefined && (state.phase !== 'cooling' || state.until! > now);
+    return state !== undefined && (state.phase !== 'cooling' || state.until! > now) ? state : undefined;
   }
 
   /** Records on `result`, counts and logs that `flow` dropped an event. */
