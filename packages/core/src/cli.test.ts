@@ -150,7 +150,7 @@ describe('hollowtrees CLI', () => {
     try {
       const core = start(['--listen', `127.0.0.1:${port}`]);
       expect(await core.exited).toBe(1);
-      expect(core.lines.find((l) => l.level === 60)?.msg).toBe(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
+      expect(core.lines.find((l) => l.level === 'fatal')?.msg).toBe(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
     } finally {
       blocker.close();
     }

@@ -101,7 +101,7 @@ describe('state journal removed while running', () => {
     await post(url, alert('i-kept'));
     await core.waitFor((l) => l.msg === 'flow run succeeded');
     rmSync(stateFile);
-    expect(await core.waitFor((l) => l.msg === 'the state journal was deleted while running; rewrote it from memory')).toMatchObject({ level: 50, file: stateFile });
+    expect(await core.waitFor((l) => l.msg === 'the state journal was deleted while running; rewrote it from memory')).toMatchObject({ level: 'error', file: stateFile });
     expect(readFileSync(stateFile, 'utf8')).toContain('"key":"spot:{instance_id=\\"i-kept\\"}","flow":"spot","phase":"cooling"');
   });
 });

@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
+import { createLogger } from '../logger.js';
 import { CoreMetrics } from '../metrics.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
 import { DropLog } from './drop-log.js';
@@ -105,12 +106,12 @@ describe('FlowEngine', () => {
 
   it('logs at debug why an event ran nowhere: which flow refused its type, which filter failed, which group holds it until when', async () => {
     const lines: Array<Record<string, unknown>> = [];
-    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const logger = createLogger('debug', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
     const a = scripted('a');
     const { engine } = engineFor(spotFlow(`  other:\n    allowedEvents: [prometheus.server.alert.*]\n    filters: { instance_action: [terminate, stop] }\n    plugins: [a]\n`), [a], logger);
     engine.dispatch(alert('Rebalance', { instance_id: 'i-1', instance_action: 'reboot' }), Date.now());
     expect(lines.find((l) => l.msg === 'event matched no flow')).toMatchObject({
-      level: 20,
+      level: 'debug',
       type: 'prometheus.server.alert.Rebalance',
       flows: {
         spot: 'type is "prometheus.server.alert.Rebalance", expected one of allowedEvents [prometheus.server.alert.Spot]',
@@ -119,7 +120,7 @@ describe('FlowEngine', () => {
     });
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'first'), Date.now());
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'copy'), Date.now());
-    expect(lines.find((l) => l.eventId === 'copy')).toMatchObject({ level: 20, flow: 'spot', groupKey: 'spot:{instance_id="i-1"}', phase: 'running', heldBy: 'first', msg: 'event deduplicated: a run of its group is in progress' });
+    expect(lines.find((l) => l.eventId === 'copy')).toMatchObject({ level: 'debug', flow: 'spot', groupKey: 'spot:{instance_id="i-1"}', phase: 'running', heldBy: 'first', msg: 'event deduplicated: a run of its group is in progress' });
     await vi.runAllTimersAsync();
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'later'), Date.now());
     expect(lines.find((l) => l.eventId === 'later')).toMatchObject({ phase: 'cooling', until: '2026-11-25T10:05:00.000Z', msg: 'event deduplicated: its group is cooling down' });
