@@ -35,7 +35,7 @@ export class CoreMetrics {
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.eventsReceived = new Counter({ name: 'hollowtrees_events_received_total', help: 'Events received in valid batches (including batches answered 503 queue_full), by source and type.', labelNames: ['source', 'type'], registers });
+    this.eventsReceived = new Counter({ name: 'hollowtrees_events_received_total', help: 'Events received in valid batches (including batches answered 503 queue_full), by receiver path and type family (the alert name as *).', labelNames: ['source', 'type'], registers });
     this.requestsRejected = new Counter({ name: 'hollowtrees_requests_rejected_total', help: 'Receiver requests answered with an error, by reason.', labelNames: ['reason'], registers });
     this.flowRuns = new Counter({ name: 'hollowtrees_flow_runs_total', help: 'Finished flow runs, by flow and outcome.', labelNames: ['flow', 'outcome'], registers });
     this.pluginCalls = new Counter({ name: 'hollowtrees_plugin_calls_total', help: 'Plugin calls, by plugin, gRPC code and attempt.', labelNames: ['plugin', 'code', 'attempt'], registers });

@@ -88,7 +88,7 @@ export async function waitForSpotRepeats(
 ): Promise<void> {
   await pollUntil(
     async () =>
-      (await counterSum(core.metrics.eventsReceived, { source: expected.source, type: SPOT_TYPE })) >= expected.received &&
+      (await counterSum(core.metrics.eventsReceived, { source: expected.source, type: 'prometheus.server.alert.*' })) >= expected.received &&
       (await counterSum(core.metrics.eventsDeduplicated, { flow: 'spot' })) >= expected.deduplicated,
     15_000,
     report,

@@ -7,6 +7,7 @@ import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import type { Drop } from '../flow/flow-engine.js';
 import type { CoreMetrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
+import { alertTypeFamily } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
 import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
@@ -248,7 +249,7 @@ export class Receiver {
       const nextEvent = slicer();
       for (const event of events) {
         await nextEvent();
-        metrics.eventsReceived.inc({ source: format, type: event.type });
+        metrics.eventsReceived.inc({ source: format, type: alertTypeFamily(event.data?.status ?? 'firing') });
         const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;
         notTaken++;
