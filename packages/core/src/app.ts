@@ -112,12 +112,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const opened = stateFile
     ? await StateJournal.open(stateFile, {
         onError: (err, unwrittenLines) => {
-          metrics.stateDurable.set(0);
+          metrics.engine.stateDurable.set(0);
           logger.error({ err, file: shownStateFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
         },
         onDurable: ({ oldestWaitMs }) => {
-          metrics.stateDurable.set(1);
-          metrics.stateWriteSeconds.observe(oldestWaitMs / 1000);
+          metrics.engine.stateDurable.set(1);
+          metrics.engine.stateWriteSeconds.observe(oldestWaitMs / 1000);
         },
       }).catch(async (err: unknown) => {
         await lock?.release();
@@ -125,14 +125,14 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       })
     : undefined;
   const journal = opened?.journal;
-  metrics.stateDurable.set(1);
+  metrics.engine.stateDurable.set(1);
   const states = new GroupStates(journal ? (change) => journal.record(change) : undefined, loaded.config.state.maxGroups);
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
     const built = buildPlugins(next.config, nextFiles.pluginTls, logger);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics, states, heldBytes, ...clockOption, ...(journal ? { journal } : {}) });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, ...clockOption, ...(journal ? { journal } : {}) });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {
@@ -182,7 +182,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     await journal?.close();
     await lock?.release();
   };
-  metrics.beforeCollect(() => current.engine.updateCoolingGauge());
+  metrics.engine.beforeCollect(() => current.engine.updateCoolingGauge());
 
   const listen = options.listen ?? config.server.listen;
   // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.
@@ -217,7 +217,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       },
       runs: () => current.engine.recentRuns().map(runView),
     },
-    metrics,
+    metrics: metrics.receiver,
     logger,
     authenticate,
     ...(tls ? { tls } : {}),

@@ -71,7 +71,7 @@ describeWithBinaries('a flow with no room behind a real Alertmanager', [ALERTMAN
     await pollUntil(() => instancesCalled().includes(RUNNING), 10_000, report);
 
     await fire(amPort, REFUSED);
-    await pollUntil(async () => (await counterSum(core!.metrics.requestsRejected, { reason: 'queue_full' })) >= 1, 10_000, report);
+    await pollUntil(async () => (await counterSum(core!.metrics.receiver.requestsRejected, { reason: 'queue_full' })) >= 1, 10_000, report);
     expect(instancesCalled()).toEqual([RUNNING]);
 
     // Room again: Alertmanager's retry of the failed notification runs the alert.
@@ -79,6 +79,6 @@ describeWithBinaries('a flow with no room behind a real Alertmanager', [ALERTMAN
     await pollUntil(() => instancesCalled().includes(REFUSED), 20_000, report);
     await pollUntil(() => core!.engine.flowStatus().every((flow) => flow.running + flow.queued === 0), 5_000, report);
     expect(instancesCalled()).toEqual([RUNNING, REFUSED]);
-    expect(await counterSum(core!.metrics.eventsDropped, { reason: 'queue_full' })).toBeGreaterThanOrEqual(1);
+    expect(await counterSum(core!.metrics.engine.eventsDropped, { reason: 'queue_full' })).toBeGreaterThanOrEqual(1);
   });
 });

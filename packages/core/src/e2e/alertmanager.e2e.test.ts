@@ -70,7 +70,7 @@ describeWithBinaries('core with a real Alertmanager sending its webhook to it', 
     // Alertmanager's fingerprint is kept.
     expect(data.fingerprint).toMatch(/^[0-9a-f]{16}$/);
     // Nothing Alertmanager sent was refused.
-    expect(await counterSum(core!.metrics.requestsRejected, {})).toBe(0);
+    expect(await counterSum(core!.metrics.receiver.requestsRejected, {})).toBe(0);
   });
 
   it('an alert that resolves reaches a flow of prometheus.server.alert.*.resolved once per occurrence', async () => {

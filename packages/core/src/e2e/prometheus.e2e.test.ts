@@ -58,7 +58,7 @@ describeWithBinaries('core with a real Prometheus sending alerts to it', [PROMET
     onTestFailed(async () => console.error(await report()));
     // Prometheus re-sends the resolution every second: wait for a re-send as well.
     await pollUntil(
-      async () => rec!.calls.some((c) => c.flow === 'resolved') && (await counterSum(core!.metrics.eventsReceived, { type: FLAPPING_RESOLVED_TYPE })) >= 2,
+      async () => rec!.calls.some((c) => c.flow === 'resolved') && (await counterSum(core!.metrics.receiver.eventsReceived, { type: FLAPPING_RESOLVED_TYPE })) >= 2,
       15_000,
       report,
     );

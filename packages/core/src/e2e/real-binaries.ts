@@ -129,9 +129,9 @@ export function alertData(call: RecordedCall): AlertEventData {
 /** A compact description of what core and the plugin saw, for failure messages. */
 export async function coreState(core: TestCore | undefined, calls: readonly RecordedCall[]): Promise<string> {
   if (!core) return 'core not started';
-  const received = (await core.metrics.eventsReceived.get()).values.map((v) => `${String(v.labels.source)} ${String(v.labels.type)}=${v.value}`);
-  const dedup = (await core.metrics.eventsDeduplicated.get()).values.map((v) => `${String(v.labels.flow)}=${v.value}`);
-  const rejected = (await core.metrics.requestsRejected.get()).values.map((v) => `${String(v.labels.reason)}=${v.value}`);
+  const received = (await core.metrics.receiver.eventsReceived.get()).values.map((v) => `${String(v.labels.source)} ${String(v.labels.type)}=${v.value}`);
+  const dedup = (await core.metrics.engine.eventsDeduplicated.get()).values.map((v) => `${String(v.labels.flow)}=${v.value}`);
+  const rejected = (await core.metrics.receiver.requestsRejected.get()).values.map((v) => `${String(v.labels.reason)}=${v.value}`);
   return [
     `received: [${received.join(', ')}]`,
     `deduplicated: [${dedup.join(', ')}]`,

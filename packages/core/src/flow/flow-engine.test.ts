@@ -8,9 +8,9 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
 import { createLogger } from '../logger.js';
-import { CoreMetrics } from '../metrics.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
 import { DropLog } from './drop-log.js';
+import { EngineMetrics } from './engine-metrics.js';
 import { FlowEngine, MAX_RESTARTS } from './flow-engine.js';
 import { GroupStates } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
@@ -53,16 +53,16 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' })): { engine: FlowEngine; metrics: CoreMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' })): { engine: FlowEngine; metrics: EngineMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
-  const metrics = new CoreMetrics(new Registry());
+  const metrics = new EngineMetrics(new Registry());
   const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1 });
   return { engine, metrics };
 }
 
-const counter = async (metrics: CoreMetrics, name: string, labels: Record<string, string>): Promise<number> => {
+const counter = async (metrics: EngineMetrics, name: string, labels: Record<string, string>): Promise<number> => {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
   return value?.value ?? 0;
@@ -364,7 +364,7 @@ describe('FlowEngine: memory bounds', () => {
   it('bounds what all flows hold together', () => {
     const { plugin } = gate();
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1')}`, 'test.yaml', {});
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), heldBytes: new HeldBytes(500_000) });
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), heldBytes: new HeldBytes(500_000) });
     const results = Array.from({ length: 4 }, (_, i) => engine.dispatch(big(`i-${i}`), Date.now()));
     expect(results.map((r) => r.started)).toEqual([1, 1, 0, 0]);
     expect(results[2]!.dropped[0]!.detail).toMatch(/^all flows hold 4\d{5} bytes of events \(state.maxQueuedBytes\)$/);
@@ -375,7 +375,7 @@ describe('FlowEngine: memory bounds', () => {
     try {
       const a = scripted('a');
       const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow()}`, 'test.yaml', {});
-      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), states: new GroupStates(undefined, 2) });
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), states: new GroupStates(undefined, 2) });
       engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
       engine.dispatch(alert('Spot', { instance_id: 'i-2' }), Date.now());
       expect(engine.dispatch(alert('Spot', { instance_id: 'i-3' }), Date.now()).dropped).toEqual([{ flow: 'spot', reason: 'too_many_groups', detail: '2 groups are held (state.maxGroups)' }]);
@@ -393,7 +393,7 @@ describe('FlowEngine: runs survive a restart', () => {
   const flows = spotFlow('    concurrency: 1', '[a, b]');
   const engineOn = (journal: StateJournal, a: ScriptedPlugin, b: ScriptedPlugin): FlowEngine => {
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n  b: { type: grpc, address: "unused:1" }\n${flows}`, 'test.yaml', {});
-    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)) });
+    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)) });
   };
 
   it('a shutdown that cuts runs short keeps them, queued ones too, and the next process resumes each from where it stopped', async () => {
@@ -524,7 +524,7 @@ describe('FlowEngine with a journal on a failing disk', () => {
     const a = scripted('a');
     const declared = 'plugins:\n  a: { type: grpc, address: "unused:1" }\n';
     const { config } = parseConfig(declared + spotFlow(), 'test.yaml', {});
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), journal });
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal });
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     expect(await engine.commit()).toBe(false);
     expect(engine.durable).toBe(false);

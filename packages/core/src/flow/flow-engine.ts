@@ -2,7 +2,7 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { FlowConfig } from '../config/schema.js';
-import type { CoreMetrics } from '../metrics.js';
+import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { StateJournal } from '../state/state-journal.js';
 import { BoundedQueue } from './bounded-queue.js';
@@ -60,7 +60,7 @@ export interface FlowEngineOptions {
   flows: Readonly<Record<string, FlowConfig>>;
   plugins: ReadonlyMap<string, ActionPlugin>;
   logger: Logger;
-  metrics: CoreMetrics;
+  metrics: EngineMetrics;
   /** Default: the system clock. */
   clock?: Clock;
   /** Default: Math.random (retry jitter). */

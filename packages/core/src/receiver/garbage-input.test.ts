@@ -610,7 +610,7 @@ describe('the receiver under garbage input', () => {
     expect((await fetch(`${core.url}/-/healthy`)).status).toBe(200);
     expect((await fetch(`${core.url}/-/ready`)).status).toBe(200);
     expect(core.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
-    const rejected = (await core.metrics.requestsRejected.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const rejected = (await core.metrics.receiver.requestsRejected.get()).values.reduce((sum, v) => sum + v.value, 0);
     expect(rejected).toBe(total.rejected);
     expect(rejected + total.accepted).toBe(total.sent);
   });

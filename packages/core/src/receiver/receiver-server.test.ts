@@ -109,7 +109,7 @@ describe('receiver with a batch of 10,000 alerts', () => {
 
   it('lets the event loop turn while it dispatches the batch, which it validated whole before', async () => {
     const batch = Array.from({ length: 10_000 }, (_, i) => ({ labels: { alertname: 'Big', instance_id: `i-${i}` }, startsAt: '2026-11-25T10:00:00Z' }));
-    const received = async (): Promise<number> => (await core.metrics.eventsReceived.get()).values.reduce((n, v) => n + v.value, 0);
+    const received = async (): Promise<number> => (await core.metrics.receiver.eventsReceived.get()).values.reduce((n, v) => n + v.value, 0);
     // Seen between two turns of the event loop while the request is handled: a batch dispatched in one go shows only 0 and 10,000.
     const seen = new Set<number>();
     let posting = true;

@@ -5,13 +5,13 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import type { Drop } from '../flow/flow-engine.js';
-import type { CoreMetrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
 import { alertTypeFamily } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
 import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
+import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
 
 /**
@@ -60,7 +60,7 @@ export interface ReceiverOptions {
   timeouts: ReceiverTimeouts;
   sink: EventSink;
   status: StatusProvider;
-  metrics: CoreMetrics;
+  metrics: ReceiverMetrics;
   logger: Logger;
   /** Default: the system time. */
   now?: () => Date;
