@@ -93,7 +93,6 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const logger = options.logger ?? createLogger(loaded.config.log.level);
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
-  const clockOption = options.clock ? { clock: options.clock } : {};
   const clock = options.clock ?? systemClock;
   const files = readConfigFiles(loaded);
   const tls = files.receiverTls;
@@ -111,6 +110,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     : undefined;
   const opened = stateFile
     ? await StateJournal.open(stateFile, {
+        now: () => clock.now(),
         onError: (err, unwrittenLines) => {
           metrics.engine.stateDurable.set(0);
           logger.error({ err, file: shownStateFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
@@ -130,9 +130,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
-    const built = buildPlugins(next.config, nextFiles.pluginTls, logger);
+    const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, ...clockOption, ...(journal ? { journal } : {}) });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, clock, ...(journal ? { journal } : {}) });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {
@@ -221,7 +221,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     logger,
     authenticate,
     ...(tls ? { tls } : {}),
-    ...(options.clock ? { now: () => new Date(options.clock!.now()) } : {}),
+    clock,
   });
   const address = await receiver.listen().catch(async (err: NodeJS.ErrnoException) => {
     await closeStarted();

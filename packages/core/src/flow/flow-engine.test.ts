@@ -6,6 +6,7 @@ import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollow
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Clock } from '../clock.js';
 import { parseConfig } from '../config/load-config.js';
 import { createLogger } from '../logger.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
@@ -16,6 +17,7 @@ import { GroupStates } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { openJournalFile, type JournalFile } from '../state/journal-file.js';
 import { StateJournal } from '../state/state-journal.js';
+import { manualClock } from '../test-support/manual-clock.js';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
 
@@ -53,12 +55,12 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' })): { engine: FlowEngine; metrics: EngineMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock): { engine: FlowEngine; metrics: EngineMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
   const metrics = new EngineMetrics(new Registry());
-  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1 });
+  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1, ...(clock ? { clock } : {}) });
   return { engine, metrics };
 }
 
@@ -273,6 +275,46 @@ flows:
       ['spot:{instance_id="i-1"}', 'interrupted', 1],
     ]);
     expect(engine.groups()).toEqual([]);
+  });
+});
+
+describe('FlowEngine on an injected clock (real timers stand still)', () => {
+  /** Whether `promise` settles while real time barely moves: the wait is on the injected clock, not a timer. */
+  const settlesSoon = (promise: Promise<unknown>): Promise<boolean> =>
+    Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000))]);
+
+  it('shutdown counts its grace period on the clock, then cancels the run in flight', async () => {
+    const clock = manualClock();
+    const a = untilCancelled('a');
+    const { engine } = engineFor(spotFlow(), [a], undefined, clock);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), clock.now());
+    await vi.waitFor(() => expect(a.calls).toHaveLength(1));
+    const stopped = engine.shutdown(60_000);
+    clock.advance(59_999);
+    expect(await settlesSoon(stopped)).toBe(false);
+    clock.advance(1);
+    expect(await settlesSoon(stopped)).toBe(true);
+    expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'interrupted' });
+    expect(clock.sleeping).toBe(0);
+  });
+
+  it('a run waiting for its next try starts when the clock reaches its retryAt', async () => {
+    const clock = manualClock();
+    let down = true;
+    const a = scripted('a', () => {
+      if (down) throw new PluginError(Code.Unavailable, 'restarting');
+    }, 1);
+    const { engine } = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }'), [a], undefined, clock);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), clock.now());
+    await vi.waitFor(() => expect(engine.groups()).toMatchObject([{ phase: 'retrying' }]));
+    down = false;
+    const retryAt = engine.groups()[0]!.run!.retryAt!;
+    clock.advance(retryAt - clock.now() - 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.calls).toHaveLength(1);
+    clock.advance(1);
+    await vi.waitFor(() => expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'succeeded' }));
+    expect(a.calls).toHaveLength(2);
   });
 });
 

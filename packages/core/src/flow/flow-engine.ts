@@ -87,7 +87,8 @@ interface CompiledFlow {
 /** A run waiting for its next try. */
 interface WaitingRun {
   flow: CompiledFlow;
-  timer: NodeJS.Timeout;
+  /** Ends the wait without running (shutdown, or handed to a successor). */
+  cancel: AbortController;
   bytes: number;
 }
 
@@ -395,13 +396,13 @@ export class FlowEngine {
         this.enqueue(flow!, state.key, progress, bytes);
         continue;
       }
-      const timer = setTimeout(() => {
+      const cancel = new AbortController();
+      this.clock.sleep(delay, cancel.signal).then(() => {
         this.waiting.delete(state.key);
         this.updateWaitingGauge(flow!.name);
         this.enqueue(flow!, state.key, progress, bytes);
-      }, delay);
-      timer.unref?.();
-      this.waiting.set(state.key, { flow: flow!, timer, bytes });
+      }, () => {});
+      this.waiting.set(state.key, { flow: flow!, cancel, bytes });
       this.updateWaitingGauge(flow!.name);
     }
     return { resumed, abandoned };
@@ -501,7 +502,7 @@ export class FlowEngine {
   private takeWaiting(): GroupState[] {
     const states: GroupState[] = [];
     for (const [key, run] of this.waiting) {
-      clearTimeout(run.timer);
+      run.cancel.abort();
       this.releaseBytes(run.flow.name, run.bytes);
       const state = this.states.get(key);
       if (state?.run) states.push(state);
@@ -520,14 +521,14 @@ export class FlowEngine {
    */
   async shutdown(graceMs: number): Promise<void> {
     const idle = this.drain();
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
+    const graceOver = new AbortController();
+    const expired = this.clock.sleep(graceMs, graceOver.signal).then(() => 'expired' as const, () => 'idle' as const);
     if ((await Promise.race([idle, expired])) === 'expired') {
       this.cancelled = new Error('shutdown grace period over');
       for (const controller of this.runControllers) controller.abort(this.cancelled);
       await idle;
     }
-    clearTimeout(timer);
+    graceOver.abort();
     const waiting = this.takeWaiting();
     if (waiting.length > 0 && !this.options.journal) {
       for (const state of waiting) this.states.release(state.key);

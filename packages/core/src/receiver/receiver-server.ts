@@ -3,6 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import type { Drop } from '../flow/flow-engine.js';
 import type { Authenticator } from './auth.js';
@@ -63,7 +64,7 @@ export interface ReceiverOptions {
   metrics: ReceiverMetrics;
   logger: Logger;
   /** Default: the system time. */
-  now?: () => Date;
+  clock?: Clock;
   /** Default: every request is let in. Health and readiness never ask. */
   authenticate?: Authenticator;
   /** Serve HTTPS with this certificate and key (PEM). */
@@ -241,7 +242,7 @@ export class Receiver {
     this.inFlight++;
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
-      const receivedAt = this.options.now?.() ?? new Date();
+      const receivedAt = new Date((this.options.clock ?? systemClock).now());
       const events = await parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
       let notTaken = 0;
