@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI_PATH as CLI, killAllCli, startCli as start } from './test-support/cli-process.js';
+import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
 
 const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });

@@ -6,8 +6,8 @@ import { stringify } from 'yaml';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
 import { parseConfig } from './config/load-config.js';
-import { killAllCli, startCli, type CliProcess } from './test-support/cli-process.js';
-import { completeConfigs, matchesPattern, stringKeyPatterns, stringLeaves, withLeaves, type StringLeaf } from './test-support/config-keys.js';
+import { killAllCli, startCli, type CliProcess } from '../test/support/cli-process.js';
+import { completeConfigs, matchesPattern, stringKeyPatterns, stringLeaves, withLeaves, type StringLeaf } from '../test/support/config-keys.js';
 
 // The rule under test: a value that came from ${VAR} never appears in an error or a log line.
 const MARKER = 'ht-env-marker-5f3a9c';

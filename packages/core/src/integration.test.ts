@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Code, PluginError, labelsOf } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from './test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../test/support/start-core.js';
 
 const EXAMPLE_PLUGIN = new URL('../../../examples/grpc-plugin/dist/main.js', import.meta.url).pathname;
 const cleanups: Array<() => unknown> = [];

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it } from 'vitest';
-import { killAllCli, startCli } from './test-support/cli-process.js';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
+import { killAllCli, startCli } from '../test/support/cli-process.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-lifecycle-'));
 let fileCount = 0;

@@ -1,7 +1,7 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from './test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../test/support/start-core.js';
 
 /** The value of one sample in Prometheus text format, e.g. `name{a="b"}`. */
 function sample(text: string, series: string): number | undefined {

@@ -14,9 +14,9 @@ import { Writable } from 'node:stream';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from './logger.js';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from './test-support/start-core.js';
-import { seededRandom } from './test-support/seeded-random.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../test/support/start-core.js';
+import { seededRandom } from '../test/support/seeded-random.js';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const SEED = Number(process.env.SOAK_SEED ?? 20261125);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
-import { readFixture } from '../test-support/fixtures.js';
+import { readFixture } from '../../test/support/fixtures.js';
 import { explainEvent, formatExplanation } from './explain-event.js';
 import { ExplainInputError, readExplainInput } from './read-events.js';
 

@@ -17,7 +17,7 @@ import { GroupStates } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { openJournalFile, type JournalFile } from '../state/journal-file.js';
 import { StateJournal } from '../state/state-journal.js';
-import { manualClock } from '../test-support/manual-clock.js';
+import { manualClock } from '../../test/support/manual-clock.js';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
 

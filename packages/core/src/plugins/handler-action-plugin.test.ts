@@ -1,6 +1,6 @@
-import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, type HandleContext } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
-import { manualClock } from '../test-support/manual-clock.js';
+import { manualClock } from '../../test/support/manual-clock.js';
 import { handlerActionPlugin } from './handler-action-plugin.js';
 
 const event = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: {} } };
@@ -9,8 +9,8 @@ const retry = { attempts: 1, initialBackoff: 0, maxBackoff: 0, multiplier: 1 };
 describe('an in-process plugin on an injected clock', () => {
   it('gets its deadline from the clock and is cut off with DEADLINE_EXCEEDED when the clock passes it', async () => {
     const clock = manualClock();
-    const seen: Date[] = [];
-    const handle = (_e: unknown, ctx: { deadline: Date }): Promise<never> => {
+    const seen: Array<Date | undefined> = [];
+    const handle = (_e: unknown, ctx: HandleContext): Promise<never> => {
       seen.push(ctx.deadline);
       return new Promise(() => {}); // answers only when cut off
     };

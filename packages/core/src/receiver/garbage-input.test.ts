@@ -8,9 +8,9 @@
  */
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
-import { readFixture } from '../test-support/fixtures.js';
-import { seededRandom } from '../test-support/seeded-random.js';
+import { startTestCore, type TestCore } from '../../test/support/start-core.js';
+import { readFixture } from '../../test/support/fixtures.js';
+import { seededRandom } from '../../test/support/seeded-random.js';
 
 // ---------------------------------------------------------------- inputs
 

@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const CONFIG = `
 server:

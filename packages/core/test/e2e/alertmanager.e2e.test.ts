@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { closeEach, outputReport, pollUntil, startAlertmanager, tempDir, type Spawned } from '@hollowtrees/testkit';
-import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../support/start-core.js';
 import { ALERTMANAGER, PROMETHEUS, coreLogTail, coreState, counterSum, describeWithBinaries, startPrometheus } from './real-binaries.js';
 import { coreConfig, expectOneSpotRun, expectResolvedRuns, expectSpotEvent, prometheusYml, rulesYml, waitForSpotRepeats } from './spot-scenario.js';
 

@@ -9,8 +9,8 @@
 import { labelsOf } from '@hollowtrees/grpcplugin';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { closeEach, outputReport, pollUntil, startAlertmanager, tempDir, type Spawned } from '@hollowtrees/testkit';
-import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../support/start-core.js';
 import { ALERTMANAGER, coreLogTail, coreState, counterSum, describeWithBinaries } from './real-binaries.js';
 import { SPOT, coreConfig } from './spot-scenario.js';
 

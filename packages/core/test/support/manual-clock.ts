@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../src/clock.js';
 
 /** A clock that moves only when a test calls {@link ManualClock.advance}. */
 export interface ManualClock extends Clock {

@@ -9,9 +9,9 @@
  */
 import { expect } from 'vitest';
 import { pollUntil } from '@hollowtrees/testkit';
-import type { AlertEventData } from '../receiver/alert-to-event.js';
-import type { RecordedCall } from '../test-support/recording-plugin.js';
-import type { TestCore } from '../test-support/start-core.js';
+import type { AlertEventData } from '../../src/receiver/alert-to-event.js';
+import type { RecordedCall } from '../support/recording-plugin.js';
+import type { TestCore } from '../support/start-core.js';
 import { alertData, counterSum, epochMs } from './real-binaries.js';
 
 export const SPOT = 'SpotTerminationNotice';

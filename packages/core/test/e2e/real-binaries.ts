@@ -10,9 +10,9 @@ import { writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { startOnFreePort, type Spawned } from '@hollowtrees/testkit';
 import { describe } from 'vitest';
-import type { RecordedCall } from '../test-support/recording-plugin.js';
-import type { TestCore } from '../test-support/start-core.js';
-import type { AlertEventData } from '../receiver/alert-to-event.js';
+import type { RecordedCall } from '../support/recording-plugin.js';
+import type { TestCore } from '../support/start-core.js';
+import type { AlertEventData } from '../../src/receiver/alert-to-event.js';
 
 /** A binary an e2e test needs, and the Debian package that provides it. */
 export interface RequiredBinary {

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
-import { startHollowtrees, type Hollowtrees, type StartOptions } from '../app.js';
-import { parseConfig } from '../config/load-config.js';
-import { createLogger } from '../logger.js';
+import { startHollowtrees, type Hollowtrees, type StartOptions } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load-config.js';
+import { createLogger } from '../../src/logger.js';
 
 /** Core started for a test, with its log lines captured. */
 export interface TestCore extends Hollowtrees {
