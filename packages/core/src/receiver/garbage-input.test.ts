@@ -223,7 +223,7 @@ function byteFlipCases(rng: Rng, perSource: number): Case[] {
   return cases;
 }
 
-// What core reads, by field, per the issue and DESIGN; everything else is ignored.
+// What core reads, by field, as the README's "Events" table says; everything else is ignored.
 type Kind = 'alerts' | 'alert' | 'labels' | 'alertname' | 'labelValue' | 'annotations' | 'annotationValue' | 'time' | 'string' | 'alertStatus' | 'version' | 'ignored';
 const REQUIRED: ReadonlySet<Kind> = new Set(['alerts', 'alert', 'labels', 'alertname', 'alertStatus', 'version']);
 const RAW = (literal: string): string => `\u0000raw:${literal}\u0000`;
