@@ -24,3 +24,20 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
   const host = match[1]!.replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
   return { host, port };
 }
+
+/** What a plugin address must look like, for error messages. */
+export const PLUGIN_ADDRESS_FORMAT = 'expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock';
+
+/** gRPC name-resolver schemes grpc-js takes in a target. */
+const GRPC_TARGET = /^(dns|unix|unix-abstract|ipv4|ipv6|vsock):./;
+
+/**
+ * Whether `text` is where a plugin can be reached: `HOST:PORT` with a host and
+ * a port from 1, or a gRPC target URI. grpc-js would take a bare name too and
+ * quietly dial port 443; that is refused, as it is always a mistake here.
+ */
+export function isPluginAddress(text: string): boolean {
+  if (GRPC_TARGET.test(text)) return true;
+  const address = parseListenAddress(text);
+  return address !== undefined && !text.startsWith(':') && address.port > 0;
+}

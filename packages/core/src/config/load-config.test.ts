@@ -136,6 +136,10 @@ flows:
     expect(problem(`server: { listen: "\${LISTEN}" }\n${flowYaml()}`, { LISTEN: '' })).toContain('server.listen: environment variable LISTEN is not set');
   });
 
+  it.each(['127.0.0.1:9000', 'drain.hollowtrees.svc:9000', '[::1]:9000', 'unix:/run/hollowtrees/drain.sock', 'dns:///drain:9000'])('accepts the plugin address %s', (address) => {
+    expect(parseConfig(`plugins:\n  x: { type: grpc, address: "${address}" }\n${flowYaml()}`, 'config.yaml', {}).config.plugins.x).toMatchObject({ address });
+  });
+
   it('accepts the original global.bindAddr with a deprecation warning', () => {
     const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\n${flowYaml()}`, 'config.yaml');
     expect(loaded.config.server.listen).toBe('0.0.0.0:9191');
@@ -165,6 +169,9 @@ flows:
     ['an unknown field (a typo)', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    groupby: [instance_id]'), 'config.yaml: flows.spot.groupby: unknown field'],
     ['no allowedEvents', 'flows:\n  spot:\n    plugins: [log]\n', 'config.yaml: flows.spot.allowedEvents: required (expected array)'],
     ['an empty plugin list', flowYaml('', '[]'), 'config.yaml: flows.spot.plugins: expected at least one plugin'],
+    ['a plugin address without a port (grpc-js would dial 443)', `plugins:\n  x: { type: grpc, address: "drain" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock, got "drain"'],
+    ['a plugin address with port 0', `plugins:\n  x: { type: grpc, address: "127.0.0.1:0" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin'],
+    ['a plugin address without a host', `plugins:\n  x: { type: grpc, address: ":9000" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin'],
     ['a plugin without type', `plugins:\n  x: { address: "a:1" }\n${flowYaml()}`, 'config.yaml: plugins.x.type: expected type: grpc or type: log'],
     ['a grpc plugin without address', `plugins:\n  x: { type: grpc }\n${flowYaml()}`, 'config.yaml: plugins.x.address: required (expected string)'],
     ['a receiver timeout of zero (Node would read it as none)', `server: { timeouts: { body: 0s } }\n${flowYaml()}`, 'config.yaml: server.timeouts.body: expected a duration from 100ms to 1h'],

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
-import { LISTEN_FORMAT, parseListenAddress } from './listen-address.js';
+import { isPluginAddress, LISTEN_FORMAT, parseListenAddress, PLUGIN_ADDRESS_FORMAT } from './listen-address.js';
 import type { ShownInput } from '../validation-issues.js';
 
 /** A Go-style duration string (`30s`, `5m30s`), validated and turned into milliseconds. */
@@ -52,7 +52,9 @@ const defaultRunRetry = { attempts: 6, initialBackoff: 30_000, maxBackoff: 300_0
 
 const grpcPlugin = z.strictObject({
   type: z.literal('grpc'),
-  address: z.string().min(1, 'expected host:port of the plugin'),
+  address: z.string().superRefine((text, ctx) => {
+    if (!isPluginAddress(text)) ctx.addIssue({ code: 'custom', message: PLUGIN_ADDRESS_FORMAT, params: { got: text } satisfies ShownInput });
+  }),
   timeout: duration.default(30_000),
   retry: retry.default(defaultRetry),
   tls: tlsFiles.optional(),
