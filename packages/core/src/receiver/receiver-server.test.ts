@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../../test/support/manual-clock.js';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const CONFIG = `
@@ -128,5 +129,20 @@ describe('receiver with a batch of 10,000 alerts', () => {
     await watching;
     expect(accepted).toEqual({ status: 200, json: { status: 'success', accepted: 10_000 } });
     expect([...seen].filter((n) => n > 0 && n < 10_000)).not.toEqual([]);
+  });
+});
+
+describe('receiver on an injected clock', () => {
+  it('reads the time of receipt from the clock: an API v2 alert whose endsAt the clock has passed is a resolution', async () => {
+    const clock = manualClock(Date.parse('2030-01-01T00:00:00Z'));
+    const core = await startTestCore(CONFIG.replace('prometheus.server.alert.*]', 'prometheus.server.alert.*.resolved]'), { clock });
+    try {
+      // By the wall clock this alert still fires; by the injected one it ended a year ago.
+      const alert = { labels: { alertname: 'Spot', instance_id: 'i-clock' }, startsAt: '2028-01-01T00:00:00Z', endsAt: '2029-01-01T00:00:00Z' };
+      expect(await core.post('/api/v2/alerts', [alert])).toMatchObject({ status: 200 });
+      expect(core.engine.groups()).toMatchObject([{ flow: 'all', since: clock.now() }]);
+    } finally {
+      await core.close();
+    }
   });
 });
