@@ -81,6 +81,11 @@ async function lockState(file: string, shownFile: string, configFile: string, on
   }
 }
 
+/** Start-up failed for a reason its message says in full (e.g. the port is in use): no stack to show. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
 /** Listen errors that mean the configured host is not one of this machine's: a configuration error. */
 const NOT_THIS_MACHINE: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: 'no interface of this machine has that address',
@@ -228,7 +233,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     // An address this machine does not have is a mistake in the configuration (exit 2); a port in use is not.
     const notHere = NOT_THIS_MACHINE[err.code ?? ''];
     if (notHere) throw listenProblem(notHere);
-    throw new Error(`cannot listen on ${shownListen}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
+    throw new StartupError(`cannot listen on ${shownListen}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
   });
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { startHollowtrees } from './app.js';
+import { startHollowtrees, StartupError } from './app.js';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
 import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
@@ -150,7 +150,9 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${err.message}\n`);
       return EXIT_USAGE;
     }
-    logger.fatal({ err }, (err as Error).message);
+    // A known failure's message says it all; anything else keeps its stack.
+    if (err instanceof StartupError) logger.fatal(err.message);
+    else logger.fatal({ err }, (err as Error).message);
     logger.flush();
     return EXIT_RUNTIME;
   }

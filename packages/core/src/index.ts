@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { startHollowtrees, type Hollowtrees, type StartOptions } from './app.js';
+export { startHollowtrees, StartupError, type Hollowtrees, type StartOptions } from './app.js';
 export { systemClock, type Clock } from './clock.js';
 export { ConfigError, type ConfigProblem } from './config/config-error.js';
 export { defaultConfig, DEFAULT_CONFIG_YAML } from './config/default-config.js';
