@@ -4,6 +4,7 @@ import { systemClock, type Clock } from './clock.js';
 import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';
+import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { GroupStates } from './flow/group-states.js';
 import { HeldBytes } from './flow/held-bytes.js';
@@ -80,18 +81,23 @@ async function lockState(file: string, shownFile: string, configFile: string, on
   }
 }
 
-function splitListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-  return { host, port: Number(listen.slice(i + 1)) };
+/** Start-up failed for a reason its message says in full (e.g. the port is in use): no stack to show. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
 }
+
+/** Listen errors that mean the configured host is not one of this machine's: a configuration error. */
+const NOT_THIS_MACHINE: Readonly<Record<string, string>> = {
+  EADDRNOTAVAIL: 'no interface of this machine has that address',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name does not resolve',
+};
 
 /** Starts the receiver and the flow engine on a validated configuration. */
 export async function startHollowtrees(loaded: LoadedConfig, options: StartOptions = {}): Promise<Hollowtrees> {
   const logger = options.logger ?? createLogger(loaded.config.log.level);
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
-  const clockOption = options.clock ? { clock: options.clock } : {};
   const clock = options.clock ?? systemClock;
   const files = readConfigFiles(loaded);
   const tls = files.receiverTls;
@@ -109,13 +115,14 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     : undefined;
   const opened = stateFile
     ? await StateJournal.open(stateFile, {
+        now: () => clock.now(),
         onError: (err, unwrittenLines) => {
-          metrics.stateDurable.set(0);
+          metrics.engine.stateDurable.set(0);
           logger.error({ err, file: shownStateFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
         },
         onDurable: ({ oldestWaitMs }) => {
-          metrics.stateDurable.set(1);
-          metrics.stateWriteSeconds.observe(oldestWaitMs / 1000);
+          metrics.engine.stateDurable.set(1);
+          metrics.engine.stateWriteSeconds.observe(oldestWaitMs / 1000);
         },
       }).catch(async (err: unknown) => {
         await lock?.release();
@@ -123,14 +130,14 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       })
     : undefined;
   const journal = opened?.journal;
-  metrics.stateDurable.set(1);
+  metrics.engine.stateDurable.set(1);
   const states = new GroupStates(journal ? (change) => journal.record(change) : undefined, loaded.config.state.maxGroups);
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
-    const built = buildPlugins(next.config, nextFiles.pluginTls, logger);
+    const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics, states, heldBytes, ...clockOption, ...(journal ? { journal } : {}) });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, clock, ...(journal ? { journal } : {}) });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {
@@ -172,9 +179,29 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   };
   const sweeper = setInterval(() => current.engine.sweep(), SWEEP_MS).unref();
   const checker = setInterval(() => void maintain(), JOURNAL_CHECK_MS).unref();
-  metrics.beforeCollect(() => current.engine.updateCoolingGauge());
+  /** Undoes what start-up did so far, when the receiver cannot start. */
+  const closeStarted = async (): Promise<void> => {
+    clearInterval(sweeper);
+    clearInterval(checker);
+    await closeRuntime(current, 0);
+    await journal?.close();
+    await lock?.release();
+  };
+  metrics.engine.beforeCollect(() => current.engine.updateCoolingGauge());
 
-  const { host, port } = splitListen(options.listen ?? config.server.listen);
+  const listen = options.listen ?? config.server.listen;
+  // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.
+  const shownListen = options.listen ?? loaded.display.plain('server.listen', config.server.listen);
+  const listenProblem = (message: string): ConfigError =>
+    options.listen === undefined
+      ? new ConfigError(loaded.file, [{ path: 'server.listen', message: `${loaded.display.quoted('server.listen', listen)}: ${message}` }])
+      : new ConfigError('--listen', [{ path: '', message: `${JSON.stringify(listen)}: ${message}` }]);
+  const parsedListen = parseListenAddress(listen);
+  if (!parsedListen) {
+    await closeStarted();
+    throw listenProblem(LISTEN_FORMAT);
+  }
+  const { host, port } = parsedListen;
   const receiver = new Receiver({
     host,
     port,
@@ -195,21 +222,18 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       },
       runs: () => current.engine.recentRuns().map(runView),
     },
-    metrics,
+    metrics: metrics.receiver,
     logger,
     authenticate,
     ...(tls ? { tls } : {}),
-    ...(options.clock ? { now: () => new Date(options.clock!.now()) } : {}),
+    clock,
   });
   const address = await receiver.listen().catch(async (err: NodeJS.ErrnoException) => {
-    clearInterval(sweeper);
-    clearInterval(checker);
-    await closeRuntime(current, 0);
-    await journal?.close();
-    await lock?.release();
-    // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.
-    const where = options.listen ?? loaded.display.plain('server.listen', config.server.listen);
-    throw new Error(`cannot listen on ${where}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
+    await closeStarted();
+    // An address this machine does not have is a mistake in the configuration (exit 2); a port in use is not.
+    const notHere = NOT_THIS_MACHINE[err.code ?? ''];
+    if (notHere) throw listenProblem(notHere);
+    throw new StartupError(`cannot listen on ${shownListen}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
   });
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI_PATH as CLI, killAllCli, startCli as start } from './test-support/cli-process.js';
+import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
 
 const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
@@ -32,6 +32,51 @@ describe('hollowtrees CLI', () => {
     expect(run('--nope').status).toBe(2);
     expect(run('frobnicate').status).toBe(2);
     expect(run('validate')).toMatchObject({ status: 2, stderr: 'hollowtrees validate: --config FILE is required\n' });
+  });
+
+  it('a malformed --listen is a usage error: exit 2 naming the value, before anything starts', () => {
+    for (const listen of ['9099', 'localhost', '127.0.0.1:99999', '0.0.0.0:']) {
+      expect(run('--listen', listen)).toMatchObject({
+        status: 2,
+        stdout: '',
+        stderr: `hollowtrees: --listen ${JSON.stringify(listen)}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces)\n`,
+      });
+    }
+  });
+
+  it('server.listen that validate refuses, start-up refuses the same way (exit 2, one message)', () => {
+    const bad = file('bad-listen.yaml', 'server: { listen: "127.0.0.1:99999" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n');
+    const expected = `${bad}: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:99999"\n`;
+    expect(run('validate', '--config', bad)).toMatchObject({ status: 2, stdout: '', stderr: expected });
+    expect(run('--config', bad)).toMatchObject({ status: 2, stdout: '', stderr: expected });
+  });
+
+  it('an address this machine does not have is a configuration error: exit 2 naming server.listen or --listen', () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): on no machine's interfaces.
+    const elsewhere = file('elsewhere.yaml', 'server: { listen: "192.0.2.1:9099" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n');
+    expect(run('--config', elsewhere)).toMatchObject({ status: 2, stderr: `${elsewhere}: server.listen: "192.0.2.1:9099": no interface of this machine has that address\n` });
+    expect(run('--listen', '192.0.2.1:9099')).toMatchObject({ status: 2, stderr: '--listen: "192.0.2.1:9099": no interface of this machine has that address\n' });
+  });
+
+  it(':PORT listens on all IPv4 interfaces', async () => {
+    const core = start(['--listen', ':0']);
+    expect((await core.waitFor((l) => l.msg === 'hollowtrees started')).listen).toMatch(/^0\.0\.0\.0:\d+$/);
+  });
+
+  it('explain reads an alert from stdin or a file and prints what each flow of the config would do; bad input exits 2', () => {
+    const input = JSON.stringify({ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc', instance_action: 'reboot' }, startsAt: '2026-11-25T10:00:00Z' });
+    const viaStdin = spawnSync(process.execPath, [CLI, 'explain', '--config', EXAMPLE_CONFIG], { encoding: 'utf8', timeout: 10_000, input });
+    expect(viaStdin.status).toBe(0);
+    expect(viaStdin.stdout.split('\n').slice(1, 4)).toEqual([
+      '  spot-termination: not taken: instance_action is "reboot", expected one of [terminate, stop, hibernate]',
+      '  spot-rebalance: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [prometheus.server.alert.SpotRebalanceRecommended]',
+      '  resolved: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [prometheus.server.alert.*.resolved]',
+    ]);
+    const viaFile = run('explain', '--config', EXAMPLE_CONFIG, file('alert.json', alert));
+    expect(viaFile.status).toBe(0);
+    expect(viaFile.stdout).toContain('  spot-termination: runs, group spot-termination:{instance_id="i-0abc"}, plugins k8s-drain → aws-spot → log\n');
+    expect(run('explain', '--config', EXAMPLE_CONFIG, file('bad.json', '[{"labels": {}}]'))).toMatchObject({ status: 2, stdout: '', stderr: expect.stringContaining(`hollowtrees explain: ${join(tmp, 'bad.json')}: not a CloudEvent`) });
+    expect(run('explain', file('x.json', alert))).toMatchObject({ status: 2, stderr: 'hollowtrees explain: --config FILE is required\n' });
   });
 
   it('validate accepts the example config and exits 0', () => {
@@ -83,6 +128,21 @@ describe('hollowtrees CLI', () => {
     expect(await core.waitFor((l) => l.msg === 'flow run succeeded')).toBeDefined();
   });
 
+  it('exits promptly after "hollowtrees stopped", also when a run was cut short on a plugin that never answered', async () => {
+    // The unreachable plugin leaves grpc-js' waitForReady deadline timer (the plugin's 60 s timeout) running after close.
+    const config = file('stuck.yaml', `server: { shutdownGracePeriod: 200ms }\nplugins:\n  drain: { type: grpc, address: "127.0.0.1:1", timeout: 60s }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.*]\n    plugins: [drain]\n`);
+    const core = start(['--config', config, '--listen', '127.0.0.1:0']);
+    const res = await fetch(`${await core.url()}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alert });
+    expect(res.status).toBe(200);
+    core.child.kill('SIGTERM');
+    await core.waitFor((l) => l.msg === 'hollowtrees stopped');
+    const stoppedAt = Date.now();
+    expect(await core.exited).toBe(0);
+    // Generous bound for a loaded machine; what it guards against is the plugin's whole timeout.
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+    expect(core.lines.at(-1)?.msg).toBe('hollowtrees stopped');
+  });
+
   it('a port in use is a runtime failure: exit 1 with the port named', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
@@ -90,7 +150,8 @@ describe('hollowtrees CLI', () => {
     try {
       const core = start(['--listen', `127.0.0.1:${port}`]);
       expect(await core.exited).toBe(1);
-      expect(core.lines.find((l) => l.level === 60)?.msg).toBe(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
+      // Said once: the message, without an err object repeating it with a stack.
+      expect(core.lines.filter((l) => l.level === 'fatal')).toEqual([{ level: 'fatal', time: expect.any(String), service: 'hollowtrees', msg: `cannot listen on 127.0.0.1:${port}: the port is already in use` }]);
     } finally {
       blocker.close();
     }

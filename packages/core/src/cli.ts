@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { startHollowtrees } from './app.js';
+import { startHollowtrees, StartupError } from './app.js';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
+import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { defaultConfig } from './config/default-config.js';
 import { loadConfigFile, type LoadedConfig } from './config/load-config.js';
+import { explainEvent, formatExplanation } from './explain/explain-event.js';
+import { ExplainInputError, readExplainInput } from './explain/read-events.js';
 import { createLogger } from './logger.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
@@ -15,21 +19,55 @@ const EXIT_USAGE = 2;
 const HELP = `Usage:
   hollowtrees [--config FILE] [--dry-run] [--listen HOST:PORT]
   hollowtrees validate --config FILE
+  hollowtrees explain --config FILE [FILE|-]
   hollowtrees --version | --help
 
 Turns Prometheus alerts into CloudEvents and runs the configured action flows.
 Without --config it runs on the embedded default: receiver on 127.0.0.1:9092,
 one demo flow that logs every firing alert.
 
+explain reads an alert (Alertmanager API v2 alert or list of them, or a webhook
+payload) or a CloudEvent in JSON from FILE or stdin and prints, per flow, whether
+it takes the event and why not, its group key and the plugins that would run.
+
 Options:
   -c, --config FILE     YAML configuration (see examples/config.yaml)
       --dry-run         run the flows, log what each plugin would get, call none
-      --listen ADDR     override server.listen, e.g. 0.0.0.0:9092
+      --listen ADDR     override server.listen: HOST:PORT, e.g. 127.0.0.1:9092 (this
+                        machine only) or :9092 (all IPv4 interfaces); a bare port is refused
   -h, --help            this text
   -v, --version         the version
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
 `;
+
+/** `hollowtrees explain`: what each flow would do with the alert or event in `input` (a file, or stdin when absent or `-`). */
+async function explain(loaded: LoadedConfig, input: string | undefined): Promise<number> {
+  const name = input === undefined || input === '-' ? '<stdin>' : input;
+  let text: string;
+  try {
+    text = name === '<stdin>' ? await readStdin() : await readFile(name, 'utf8');
+  } catch (err) {
+    process.stderr.write(`hollowtrees explain: ${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+    return EXIT_USAGE;
+  }
+  let events;
+  try {
+    events = await readExplainInput(text, new Date(), loaded.config.server.limits);
+  } catch (err) {
+    if (!(err instanceof ExplainInputError)) throw err;
+    process.stderr.write(`hollowtrees explain: ${name}: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  for (const event of events) process.stdout.write(formatExplanation(event, explainEvent(event, loaded.config.flows)));
+  return 0;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -64,23 +102,31 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0];
-  if (positionals.length > 1 || (command !== undefined && command !== 'validate')) {
+  const maxPositionals = command === 'explain' ? 2 : 1;
+  if (positionals.length > maxPositionals || (command !== undefined && command !== 'validate' && command !== 'explain')) {
     process.stderr.write(`hollowtrees: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+
+  if (values.listen !== undefined && !parseListenAddress(values.listen)) {
+    process.stderr.write(`hollowtrees: --listen ${JSON.stringify(values.listen)}: ${LISTEN_FORMAT}\n`);
     return EXIT_USAGE;
   }
 
   let loaded: LoadedConfig;
   try {
-    if (command === 'validate') {
-      if (!values.config) {
-        process.stderr.write('hollowtrees validate: --config FILE is required\n');
+    if (command !== undefined) {
+      const file = values.config;
+      if (!file) {
+        process.stderr.write(`hollowtrees ${command}: --config FILE is required\n`);
         return EXIT_USAGE;
       }
-      loaded = await loadConfigFile(values.config);
+      loaded = await loadConfigFile(file);
+      if (command === 'explain') return await explain(loaded, positionals[1]);
       readConfigFiles(loaded); // what start-up reads and checks, with the same errors
       for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
       const flows = Object.keys(loaded.config.flows);
-      process.stdout.write(`${values.config}: valid (${flows.length} flow${flows.length === 1 ? '' : 's'}: ${flows.join(', ')})\n`);
+      process.stdout.write(`${file}: valid (${flows.length} flow${flows.length === 1 ? '' : 's'}: ${flows.join(', ')})\n`);
       return 0;
     }
     loaded = values.config ? await loadConfigFile(values.config) : defaultConfig();
@@ -104,7 +150,9 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${err.message}\n`);
       return EXIT_USAGE;
     }
-    logger.fatal({ err }, (err as Error).message);
+    // A known failure's message says it all; anything else keeps its stack.
+    if (err instanceof StartupError) logger.fatal(err.message);
+    else logger.fatal({ err }, (err as Error).message);
     logger.flush();
     return EXIT_RUNTIME;
   }
@@ -142,7 +190,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
-    // Flushing the async logger and closing sockets can leave timers: do not wait on them.
+    // Everything core owns is closed by now, but a plugin client can keep a timer: grpc-js' waitForReady
+    // deadline (up to the plugin's timeout) outlives the channel's close. The log is flushed; do not wait on it.
     setTimeout(() => process.exit(code), 100).unref();
   },
   (err: unknown) => {

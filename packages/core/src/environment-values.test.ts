@@ -6,8 +6,8 @@ import { stringify } from 'yaml';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
 import { parseConfig } from './config/load-config.js';
-import { killAllCli, startCli, type CliProcess } from './test-support/cli-process.js';
-import { completeConfigs, matchesPattern, stringKeyPatterns, stringLeaves, withLeaves, type StringLeaf } from './test-support/config-keys.js';
+import { killAllCli, startCli, type CliProcess } from '../test/support/cli-process.js';
+import { completeConfigs, matchesPattern, stringKeyPatterns, stringLeaves, withLeaves, type StringLeaf } from '../test/support/config-keys.js';
 
 // The rule under test: a value that came from ${VAR} never appears in an error or a log line.
 const MARKER = 'ht-env-marker-5f3a9c';
@@ -125,6 +125,7 @@ describe('a value from the environment never appears in an error or a log line, 
 
   it('hollowtrees validate, start-up and SIGHUP reload', { timeout: 120_000 }, async () => {
     const [accepted] = await Promise.all(bases.map(checkCli));
-    expect(accepted).toEqual(expect.arrayContaining(['state.file', 'plugins.g.address', 'server.auth.basic.username']));
+    // plugins.g.address is not among them: the marker is no HOST:PORT, so it is refused (without showing it).
+    expect(accepted).toEqual(expect.arrayContaining(['state.file', 'plugins.g.tls.serverName', 'server.auth.basic.username']));
   });
 });

@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { startHollowtrees, type Hollowtrees, type StartOptions } from './app.js';
+export { startHollowtrees, StartupError, type Hollowtrees, type StartOptions } from './app.js';
 export { systemClock, type Clock } from './clock.js';
 export { ConfigError, type ConfigProblem } from './config/config-error.js';
 export { defaultConfig, DEFAULT_CONFIG_YAML } from './config/default-config.js';
@@ -17,7 +17,9 @@ export type { GroupPhase, GroupState } from './flow/group-states.js';
 export type { FinishedRun } from './flow/recent-runs.js';
 export type { PluginCallRecord, RunOutcome } from './flow/run-plugins.js';
 export { createLogger } from './logger.js';
-export { CoreMetrics, type EventSource } from './metrics.js';
+export { CoreMetrics } from './metrics.js';
+export { EngineMetrics } from './flow/engine-metrics.js';
+export { ReceiverMetrics } from './receiver/receiver-metrics.js';
 export type { ActionPlugin, PluginCall } from './plugins/action-plugin.js';
 export { ALERT_TYPE_PREFIX, alertToEvent, type AlertEventData, type ReceivedAlert } from './receiver/alert-to-event.js';
 export { ALERT_PATHS } from './receiver/receiver-server.js';

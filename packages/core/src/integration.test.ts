@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Code, PluginError, labelsOf } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from './test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../test/support/start-core.js';
 
 const EXAMPLE_PLUGIN = new URL('../../../examples/grpc-plugin/dist/main.js', import.meta.url).pathname;
 const cleanups: Array<() => unknown> = [];
@@ -102,7 +102,7 @@ describe('core with plugins over real gRPC', () => {
     await until(() => c.engine.recentRuns().length === 1);
     await new Promise((r) => setTimeout(r, 100));
     expect(rec.calls).toHaveLength(1);
-    expect(await c.metrics.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 49 }] });
+    expect(await c.metrics.engine.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 49 }] });
   });
 
   it('a plugin that fails with UNAVAILABLE twice then succeeds gives one run with three attempts', async () => {
@@ -126,11 +126,11 @@ describe('core with plugins over real gRPC', () => {
     await until(() => c.engine.recentRuns().length === 1);
     expect(c.engine.recentRuns()[0]).toMatchObject({ outcome: 'retrying', error: expect.stringContaining('rec: UNAVAILABLE after 3 attempts') });
     expect(c.engine.groups()).toMatchObject([{ phase: 'retrying' }]);
-    expect(await c.metrics.runsWaitingForRetry.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 1 }] });
+    expect(await c.metrics.engine.runsWaitingForRetry.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 1 }] });
     expect((await fetch(`${c.url}/-/healthy`)).status).toBe(200);
     // A re-send while the run waits is deduplicated, not a second run.
     expect((await c.post('/api/v2/alerts', [spotAlert()])).status).toBe(200);
-    expect(await c.metrics.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 1 }] });
+    expect(await c.metrics.engine.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 1 }] });
 
     const back = await plugin(undefined, { port });
     await until(() => c.engine.recentRuns()[0]?.outcome === 'succeeded', 10_000);
@@ -179,7 +179,7 @@ describe('core with plugins over real gRPC', () => {
     expect(accepted.status).toBe(200);
     await until(() => c.engine.recentRuns().length === 3);
     expect(rec.calls.map((call) => labelsOf(call.event).instance_id)).toEqual(['i-1', 'i-2', 'i-3']);
-    expect(await c.metrics.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 2 }] });
-    expect((await c.metrics.eventsDropped.get()).values).toContainEqual({ labels: { flow: 'spot', reason: 'queue_full' }, value: 1 });
+    expect(await c.metrics.engine.eventsDeduplicated.get()).toMatchObject({ values: [{ labels: { flow: 'spot' }, value: 2 }] });
+    expect((await c.metrics.engine.eventsDropped.get()).values).toContainEqual({ labels: { flow: 'spot', reason: 'queue_full' }, value: 1 });
   });
 });

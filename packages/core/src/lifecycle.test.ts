@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it } from 'vitest';
-import { killAllCli, startCli } from './test-support/cli-process.js';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
+import { killAllCli, startCli } from '../test/support/cli-process.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-lifecycle-'));
 let fileCount = 0;
@@ -101,7 +101,7 @@ describe('state journal removed while running', () => {
     await post(url, alert('i-kept'));
     await core.waitFor((l) => l.msg === 'flow run succeeded');
     rmSync(stateFile);
-    expect(await core.waitFor((l) => l.msg === 'the state journal was deleted while running; rewrote it from memory')).toMatchObject({ level: 50, file: stateFile });
+    expect(await core.waitFor((l) => l.msg === 'the state journal was deleted while running; rewrote it from memory')).toMatchObject({ level: 'error', file: stateFile });
     expect(readFileSync(stateFile, 'utf8')).toContain('"key":"spot:{instance_id=\\"i-kept\\"}","flow":"spot","phase":"cooling"');
   });
 });

@@ -1,7 +1,7 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from './test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../test/support/start-core.js';
 
 /** The value of one sample in Prometheus text format, e.g. `name{a="b"}`. */
 function sample(text: string, series: string): number | undefined {
@@ -31,10 +31,10 @@ flows:
     plugins: [drain]
 `);
     const spot = (instance: string) => ({ labels: { alertname: 'Spot', instance_id: instance } });
-    // 4 accepted on v2 (one a duplicate), 1 on the webhook, 1 unmatched, 2 refused.
+    // 4 accepted on v2 (one a duplicate), 1 on the webhook, 2 unmatched (one resolved), 2 refused.
     await core.post('/api/v2/alerts', [spot('i-ok'), spot('i-ok'), spot('i-missing'), spot('i-flaky')]);
     await core.post('/webhook/alertmanager', { version: '4', alerts: [{ ...spot('i-hook'), status: 'firing' }] });
-    await core.post('/api/v2/alerts', [{ labels: { alertname: 'Other' } }]);
+    await core.post('/api/v2/alerts', [{ labels: { alertname: 'Other' } }, { labels: { alertname: 'Gone' }, endsAt: '2020-01-01T00:00:00Z' }]);
     await core.post('/api/v2/alerts', 'nope');
     await core.post('/api/v2/alerts', [{ labels: {} }]);
     for (let i = 0; i < 200 && core.engine.recentRuns().length < 4; i++) await new Promise((r) => setTimeout(r, 10));
@@ -45,11 +45,12 @@ flows:
     await plugin.close();
   });
 
-  it('counts events received by source and type', () => {
-    expect(sample(text, 'hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.Spot"}')).toBe(4);
-    expect(sample(text, 'hollowtrees_events_received_total{source="webhook",type="prometheus.server.alert.Spot"}')).toBe(1);
-    expect(sample(text, 'hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.Other"}')).toBe(1);
-    expect(sample(text, 'hollowtrees_events_unmatched_total')).toBe(1);
+  it('counts events received by source and type family: the alert name a sender chooses is never a label value', () => {
+    expect(sample(text, 'hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.*"}')).toBe(5);
+    expect(sample(text, 'hollowtrees_events_received_total{source="webhook",type="prometheus.server.alert.*"}')).toBe(1);
+    expect(sample(text, 'hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.*.resolved"}')).toBe(1);
+    expect(text.split('\n').filter((l) => l.startsWith('hollowtrees_events_received_total{'))).toHaveLength(3);
+    expect(sample(text, 'hollowtrees_events_unmatched_total')).toBe(2);
   });
 
   it('counts rejected requests by reason', () => {

@@ -12,11 +12,11 @@ import { Agent, request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRecordingPlugin, type RecordingPlugin } from './test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from './test-support/start-core.js';
-import { seededRandom } from './test-support/seeded-random.js';
+import { createLogger } from './logger.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../test/support/start-core.js';
+import { seededRandom } from '../test/support/seeded-random.js';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const SEED = Number(process.env.SOAK_SEED ?? 20261125);
@@ -212,16 +212,16 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
       write(chunk: Buffer, _enc, done) {
         for (const line of chunk.toString().split('\n')) {
           if (!line) continue;
-          const level = /"level":(\d+)/.exec(line)?.[1];
-          if (level === '30') logLines.info++;
-          else if (level === '40') logLines.warn++;
-          else if (level === '50' || level === '60') logLines.error++;
+          const level = /"level":"(\w+)"/.exec(line)?.[1];
+          if (level === 'info') logLines.info++;
+          else if (level === 'warn') logLines.warn++;
+          else if (level === 'error' || level === 'fatal') logLines.error++;
           else logLines.other++;
         }
         done();
       },
     });
-    core = await startTestCore(config(fast.address, slow.address), { logger: pino({ level: 'info' }, sink) });
+    core = await startTestCore(config(fast.address, slow.address), { logger: createLogger('info', sink) });
   });
   afterAll(async () => {
     await core?.close();

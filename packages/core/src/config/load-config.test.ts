@@ -139,6 +139,10 @@ flows:
     expect(problem(`server: { listen: "\${LISTEN}" }\n${flowYaml()}`, { LISTEN: '' })).toContain('server.listen: environment variable LISTEN is not set');
   });
 
+  it.each(['127.0.0.1:9000', 'drain.hollowtrees.svc:9000', '[::1]:9000', 'unix:/run/hollowtrees/drain.sock', 'dns:///drain:9000'])('accepts the plugin address %s', (address) => {
+    expect(parseConfig(`plugins:\n  x: { type: grpc, address: "${address}" }\n${flowYaml()}`, 'config.yaml', {}).config.plugins.x).toMatchObject({ address });
+  });
+
   it('accepts the original global.bindAddr with a deprecation warning', () => {
     const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\n${flowYaml()}`, 'config.yaml');
     expect(loaded.config.server.listen).toBe('0.0.0.0:9191');
@@ -168,18 +172,22 @@ flows:
     ['an unknown field (a typo)', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    groupby: [instance_id]'), 'config.yaml: flows.spot.groupby: unknown field'],
     ['no allowedEvents', 'flows:\n  spot:\n    plugins: [log]\n', 'config.yaml: flows.spot.allowedEvents: required (expected array)'],
     ['an empty plugin list', flowYaml('', '[]'), 'config.yaml: flows.spot.plugins: expected at least one plugin'],
+    ['a plugin address without a port (grpc-js would dial 443)', `plugins:\n  x: { type: grpc, address: "drain" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock, got "drain"'],
+    ['a plugin address with port 0', `plugins:\n  x: { type: grpc, address: "127.0.0.1:0" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin'],
+    ['a plugin address without a host', `plugins:\n  x: { type: grpc, address: ":9000" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin'],
     ['a plugin without type', `plugins:\n  x: { address: "a:1" }\n${flowYaml()}`, 'config.yaml: plugins.x.type: expected type: grpc or type: log'],
     ['a grpc plugin without address', `plugins:\n  x: { type: grpc }\n${flowYaml()}`, 'config.yaml: plugins.x.address: required (expected string)'],
     ['a receiver timeout of zero (Node would read it as none)', `server: { timeouts: { body: 0s } }\n${flowYaml()}`, 'config.yaml: server.timeouts.body: expected a duration from 100ms to 1h'],
     ['a receiver timeout that is not a duration', `server: { timeouts: { idle: forever } }\n${flowYaml()}`, 'config.yaml: server.timeouts.idle: expected a duration like 30s, 5m or 1h30m, got "forever"'],
-    ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "localhost"'],
+    ['a bare port as listen address (loopback or everywhere? not guessed)', `server: { listen: "9099" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "9099"'],
     ['a bad filter regex', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: { regex: "([" } }'), 'config.yaml: flows.spot.filters.node.regex: expected a valid regular expression'],
     ['a filter of the wrong shape', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: 5 }'), 'config.yaml: flows.spot.filters.node: expected a string, a list of strings, { not: ... } or { regex: ... }'],
     ['retry attempts of zero', `plugins:\n  x: { type: grpc, address: "a:1", retry: { attempts: 0 } }\n${flowYaml()}`, 'config.yaml: plugins.x.retry.attempts: Too small: expected number to be >=1'],
     ['an unset environment variable', `server: { listen: "\${LISTEN}" }\n${flowYaml()}`, 'config.yaml: server.listen: environment variable LISTEN is not set (write ${LISTEN:-default} for a default)'],
     ['a log level that does not exist', `log: { level: loud }\n${flowYaml()}`, 'config.yaml: log.level: Invalid option: expected one of'],
     ['a plugin client certificate without its key', `plugins:\n  x: { type: grpc, address: "a:1", tls: { cert: /c.pem } }\n${flowYaml()}`, 'config.yaml: plugins.x.tls: cert and key must be given together'],
-    ['a port above 65535', `server: { listen: "127.0.0.1:70000" }\n${flowYaml()}`, 'config.yaml: server.listen: expected a port from 0 to 65535'],
+    ['a port above 65535', `server: { listen: "127.0.0.1:70000" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:70000"'],
   ])('rejects %s', (_name, yaml, expected) => {
     expect(problem(yaml)).toContain(expected);
   });

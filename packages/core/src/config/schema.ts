@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
+import { isPluginAddress, LISTEN_FORMAT, parseListenAddress, PLUGIN_ADDRESS_FORMAT } from './listen-address.js';
 import type { ShownInput } from '../validation-issues.js';
 
 /** A Go-style duration string (`30s`, `5m30s`), validated and turned into milliseconds. */
@@ -13,10 +14,10 @@ const duration = z.string().transform((text, ctx) => {
   return ms;
 });
 
-const listenAddress = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d+$/, 'expected host:port, e.g. 127.0.0.1:9092')
-  .refine((address) => Number(/:(\d+)$/.exec(address)?.[1] ?? 0) <= 65_535, 'expected a port from 0 to 65535');
+/** `HOST:PORT` or `:PORT`, checked by the parser start-up uses; the value is shown unless it came from ${VAR}. */
+const listenAddress = z.string().superRefine((text, ctx) => {
+  if (!parseListenAddress(text)) ctx.addIssue({ code: 'custom', message: LISTEN_FORMAT, params: { got: text } satisfies ShownInput });
+});
 
 const tlsFiles = z
   .strictObject({
@@ -51,7 +52,9 @@ const defaultRunRetry = { attempts: 6, initialBackoff: 30_000, maxBackoff: 300_0
 
 const grpcPlugin = z.strictObject({
   type: z.literal('grpc'),
-  address: z.string().min(1, 'expected host:port of the plugin'),
+  address: z.string().superRefine((text, ctx) => {
+    if (!isPluginAddress(text)) ctx.addIssue({ code: 'custom', message: PLUGIN_ADDRESS_FORMAT, params: { got: text } satisfies ShownInput });
+  }),
   timeout: duration.default(30_000),
   retry: retry.default(defaultRetry),
   tls: tlsFiles.optional(),

@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
-import { compileMatcher, compileTypePatterns } from './event-matcher.js';
+import { compileMatcher, compileTypePatterns, describeMismatch } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
 
 const event = (type: string, labels: Record<string, string>, extra: Record<string, unknown> = {}): CloudEvent => ({
@@ -40,17 +40,27 @@ describe('filters', () => {
     ['anchored regex does not match inside', { node: { regex: '10-0' } }, { node: 'ip-10-0-1-23' }, false],
     ['every filter must hold', { cluster_name: 'prod', region: 'x' }, { cluster_name: 'prod', region: 'y' }, false],
   ] as const)('%s', (_name, filters, labels, expected) => {
-    expect(compileMatcher([type], filters as never)(event(type, labels))).toBe(expected);
+    expect(compileMatcher([type], filters as never)(event(type, labels)) === undefined).toBe(expected);
   });
 
   it('reaches CloudEvent attributes and dotted paths into data', () => {
     const match = compileMatcher([type], { source: 's', 'annotations.summary': 'reclaimed', 'labels.type': 'spot' });
-    expect(match(event(type, { type: 'spot' }))).toBe(true);
-    expect(match(event(type, { type: 'ondemand' }))).toBe(false);
+    expect(match(event(type, { type: 'spot' }))).toBeUndefined();
+    expect(match(event(type, { type: 'ondemand' }))).toEqual({ key: 'labels.type', actual: 'ondemand', expected: '"spot"' });
   });
 
   it('a type that is not allowed never matches, whatever the filters', () => {
-    expect(compileMatcher(['other'], {})(event(type, {}))).toBe(false);
+    expect(compileMatcher(['other', 'b.*'], { x: 'y' })(event(type, {}))).toEqual({ key: 'type', actual: type, expected: 'one of allowedEvents [other, b.*]' });
+  });
+
+  it.each([
+    ['a value', { instance_action: ['terminate', 'stop'] }, { instance_action: 'reboot' }, 'instance_action is "reboot", expected one of [terminate, stop]'],
+    ['a missing label', { cluster_name: 'prod' }, {}, 'cluster_name absent, expected "prod"'],
+    ['a negation', { severity: { not: ['info'] } }, { severity: 'info' }, 'severity is "info", expected none of [info]'],
+    ['a regex', { node: { regex: 'ip-.*' } }, { node: 'x' }, 'node is "x", expected matching /^(?:ip-.*)$/'],
+    ['the first filter that fails, in the order written', { a: 'x', b: 'y' }, { a: 'x', b: 'z' }, 'b is "z", expected "y"'],
+  ] as const)('names the filter that failed on %s, with what it got and wanted', (_name, filters, labels, text) => {
+    expect(describeMismatch(compileMatcher([type], filters as never)(event(type, labels))!)).toBe(text);
   });
 });
 

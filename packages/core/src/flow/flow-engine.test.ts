@@ -3,18 +3,21 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollowtrees/grpcplugin';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Clock } from '../clock.js';
 import { parseConfig } from '../config/load-config.js';
-import { CoreMetrics } from '../metrics.js';
+import { createLogger } from '../logger.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
 import { DropLog } from './drop-log.js';
+import { EngineMetrics } from './engine-metrics.js';
 import { FlowEngine, MAX_RESTARTS } from './flow-engine.js';
 import { GroupStates } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { openJournalFile, type JournalFile } from '../state/journal-file.js';
 import { StateJournal } from '../state/state-journal.js';
+import { manualClock } from '../../test/support/manual-clock.js';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
 
@@ -52,16 +55,16 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[]): { engine: FlowEngine; metrics: CoreMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock): { engine: FlowEngine; metrics: EngineMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
-  const metrics = new CoreMetrics(new Registry());
-  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger: pino({ level: 'silent' }), metrics, random: () => 1 });
+  const metrics = new EngineMetrics(new Registry());
+  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1, ...(clock ? { clock } : {}) });
   return { engine, metrics };
 }
 
-const counter = async (metrics: CoreMetrics, name: string, labels: Record<string, string>): Promise<number> => {
+const counter = async (metrics: EngineMetrics, name: string, labels: Record<string, string>): Promise<number> => {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
   return value?.value ?? 0;
@@ -101,6 +104,28 @@ describe('FlowEngine', () => {
     expect(results.filter((r) => r.deduplicated === 1)).toHaveLength(49);
     expect(a.calls).toHaveLength(1);
     expect(await counter(metrics, 'hollowtrees_events_deduplicated_total', { flow: 'spot' })).toBe(49);
+  });
+
+  it('logs at debug why an event ran nowhere: which flow refused its type, which filter failed, which group holds it until when', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('debug', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const a = scripted('a');
+    const { engine } = engineFor(spotFlow(`  other:\n    allowedEvents: [prometheus.server.alert.*]\n    filters: { instance_action: [terminate, stop] }\n    plugins: [a]\n`), [a], logger);
+    engine.dispatch(alert('Rebalance', { instance_id: 'i-1', instance_action: 'reboot' }), Date.now());
+    expect(lines.find((l) => l.msg === 'event matched no flow')).toMatchObject({
+      level: 'debug',
+      type: 'prometheus.server.alert.Rebalance',
+      flows: {
+        spot: 'type is "prometheus.server.alert.Rebalance", expected one of allowedEvents [prometheus.server.alert.Spot]',
+        other: 'instance_action is "reboot", expected one of [terminate, stop]',
+      },
+    });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'first'), Date.now());
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'copy'), Date.now());
+    expect(lines.find((l) => l.eventId === 'copy')).toMatchObject({ level: 'debug', flow: 'spot', groupKey: 'spot:{instance_id="i-1"}', phase: 'running', heldBy: 'first', msg: 'event deduplicated: a run of its group is in progress' });
+    await vi.runAllTimersAsync();
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'later'), Date.now());
+    expect(lines.find((l) => l.eventId === 'later')).toMatchObject({ phase: 'cooling', until: '2026-11-25T10:05:00.000Z', msg: 'event deduplicated: its group is cooling down' });
   });
 
   it('groups by the groupBy keys: other instances run in parallel, other labels do not split a group', async () => {
@@ -253,6 +278,46 @@ flows:
   });
 });
 
+describe('FlowEngine on an injected clock (real timers stand still)', () => {
+  /** Whether `promise` settles while real time barely moves: the wait is on the injected clock, not a timer. */
+  const settlesSoon = (promise: Promise<unknown>): Promise<boolean> =>
+    Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000))]);
+
+  it('shutdown counts its grace period on the clock, then cancels the run in flight', async () => {
+    const clock = manualClock();
+    const a = untilCancelled('a');
+    const { engine } = engineFor(spotFlow(), [a], undefined, clock);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), clock.now());
+    await vi.waitFor(() => expect(a.calls).toHaveLength(1));
+    const stopped = engine.shutdown(60_000);
+    clock.advance(59_999);
+    expect(await settlesSoon(stopped)).toBe(false);
+    clock.advance(1);
+    expect(await settlesSoon(stopped)).toBe(true);
+    expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'interrupted' });
+    expect(clock.sleeping).toBe(0);
+  });
+
+  it('a run waiting for its next try starts when the clock reaches its retryAt', async () => {
+    const clock = manualClock();
+    let down = true;
+    const a = scripted('a', () => {
+      if (down) throw new PluginError(Code.Unavailable, 'restarting');
+    }, 1);
+    const { engine } = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }'), [a], undefined, clock);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), clock.now());
+    await vi.waitFor(() => expect(engine.groups()).toMatchObject([{ phase: 'retrying' }]));
+    down = false;
+    const retryAt = engine.groups()[0]!.run!.retryAt!;
+    clock.advance(retryAt - clock.now() - 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.calls).toHaveLength(1);
+    clock.advance(1);
+    await vi.waitFor(() => expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'succeeded' }));
+    expect(a.calls).toHaveLength(2);
+  });
+});
+
 describe('FlowEngine: later tries of a failed run', () => {
   beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
   afterEach(() => vi.useRealTimers());
@@ -341,7 +406,7 @@ describe('FlowEngine: memory bounds', () => {
   it('bounds what all flows hold together', () => {
     const { plugin } = gate();
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1')}`, 'test.yaml', {});
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), heldBytes: new HeldBytes(500_000) });
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), heldBytes: new HeldBytes(500_000) });
     const results = Array.from({ length: 4 }, (_, i) => engine.dispatch(big(`i-${i}`), Date.now()));
     expect(results.map((r) => r.started)).toEqual([1, 1, 0, 0]);
     expect(results[2]!.dropped[0]!.detail).toMatch(/^all flows hold 4\d{5} bytes of events \(state.maxQueuedBytes\)$/);
@@ -352,7 +417,7 @@ describe('FlowEngine: memory bounds', () => {
     try {
       const a = scripted('a');
       const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow()}`, 'test.yaml', {});
-      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), states: new GroupStates(undefined, 2) });
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), states: new GroupStates(undefined, 2) });
       engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
       engine.dispatch(alert('Spot', { instance_id: 'i-2' }), Date.now());
       expect(engine.dispatch(alert('Spot', { instance_id: 'i-3' }), Date.now()).dropped).toEqual([{ flow: 'spot', reason: 'too_many_groups', detail: '2 groups are held (state.maxGroups)' }]);
@@ -370,7 +435,7 @@ describe('FlowEngine: runs survive a restart', () => {
   const flows = spotFlow('    concurrency: 1', '[a, b]');
   const engineOn = (journal: StateJournal, a: ScriptedPlugin, b: ScriptedPlugin): FlowEngine => {
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n  b: { type: grpc, address: "unused:1" }\n${flows}`, 'test.yaml', {});
-    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)) });
+    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)) });
   };
 
   it('a shutdown that cuts runs short keeps them, queued ones too, and the next process resumes each from where it stopped', async () => {
@@ -501,7 +566,7 @@ describe('FlowEngine with a journal on a failing disk', () => {
     const a = scripted('a');
     const declared = 'plugins:\n  a: { type: grpc, address: "unused:1" }\n';
     const { config } = parseConfig(declared + spotFlow(), 'test.yaml', {});
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new CoreMetrics(new Registry()), journal });
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal });
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     expect(await engine.commit()).toBe(false);
     expect(engine.durable).toBe(false);

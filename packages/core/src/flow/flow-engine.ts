@@ -2,13 +2,13 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { FlowConfig } from '../config/schema.js';
-import type { CoreMetrics } from '../metrics.js';
+import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { StateJournal } from '../state/state-journal.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
 import { approximateBytes } from './event-bytes.js';
-import { compileMatcher, type EventMatcher } from './event-matcher.js';
+import { compileMatcher, describeMismatch, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
 import { GroupStates, type GroupState, type RunProgress } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
@@ -60,7 +60,7 @@ export interface FlowEngineOptions {
   flows: Readonly<Record<string, FlowConfig>>;
   plugins: ReadonlyMap<string, ActionPlugin>;
   logger: Logger;
-  metrics: CoreMetrics;
+  metrics: EngineMetrics;
   /** Default: the system clock. */
   clock?: Clock;
   /** Default: Math.random (retry jitter). */
@@ -87,7 +87,8 @@ interface CompiledFlow {
 /** A run waiting for its next try. */
 interface WaitingRun {
   flow: CompiledFlow;
-  timer: NodeJS.Timeout;
+  /** Ends the wait without running (shutdown, or handed to a successor). */
+  cancel: AbortController;
   bytes: number;
 }
 
@@ -106,6 +107,13 @@ export interface FlowStatus {
   /** Bytes of events held by this flow's queued, running and waiting runs. */
   heldBytes: number;
 }
+
+/** The debug line of a deduplicated event, by what holds its group. */
+const HELD_BECAUSE: Readonly<Record<GroupState['phase'], string>> = {
+  running: 'event deduplicated: a run of its group is in progress',
+  retrying: 'event deduplicated: a run of its group waits for its next try',
+  cooling: 'event deduplicated: its group is cooling down',
+};
 
 /**
  * Dispatches events to every matching flow: match → group key → atomic
@@ -167,8 +175,14 @@ export class FlowEngine {
     const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: NO_DROPS };
     const { metrics } = this.options;
     let bytes: number | undefined;
+    // Why each flow passed the event by, kept only when someone reads the debug log.
+    const rejections = this.options.logger.isLevelEnabled('debug') ? new Map<string, string>() : undefined;
     for (const flow of this.flows) {
-      if (!flow.matches(event)) continue;
+      const mismatch = flow.matches(event);
+      if (mismatch) {
+        rejections?.set(flow.name, describeMismatch(mismatch));
+        continue;
+      }
       result.matched++;
       const key = flow.groupKey(event);
       if (!this.accepting) {
@@ -176,9 +190,14 @@ export class FlowEngine {
         continue;
       }
       const now = this.clock.now();
-      if (this.isHeld(key, now)) {
+      const holder = this.holder(key, now);
+      if (holder) {
         result.deduplicated++;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
+        this.options.logger.debug(
+          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
+          HELD_BECAUSE[holder.phase],
+        );
         continue;
       }
       bytes ??= approximateBytes(event);
@@ -203,7 +222,10 @@ export class FlowEngine {
       result.started++;
       metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
     }
-    if (result.matched === 0) metrics.eventsUnmatched.inc();
+    if (result.matched === 0) {
+      metrics.eventsUnmatched.inc();
+      if (rejections) this.options.logger.debug({ eventId: event.id, type: event.type, flows: Object.fromEntries(rejections) }, 'event matched no flow');
+    }
     return result;
   }
 
@@ -220,9 +242,10 @@ export class FlowEngine {
     return this.options.journal?.durable ?? true;
   }
 
-  private isHeld(key: string, now: number): boolean {
+  /** The state holding the group now (running, waiting for a retry, or cooling down), if any. */
+  private holder(key: string, now: number): GroupState | undefined {
     const state = this.states.get(key);
-    return state !== undefined && (state.phase !== 'cooling' || state.until! > now);
+    return state !== undefined && (state.phase !== 'cooling' || state.until! > now) ? state : undefined;
   }
 
   /** Records on `result`, counts and logs that `flow` dropped an event. */
@@ -373,13 +396,13 @@ export class FlowEngine {
         this.enqueue(flow!, state.key, progress, bytes);
         continue;
       }
-      const timer = setTimeout(() => {
+      const cancel = new AbortController();
+      this.clock.sleep(delay, cancel.signal).then(() => {
         this.waiting.delete(state.key);
         this.updateWaitingGauge(flow!.name);
         this.enqueue(flow!, state.key, progress, bytes);
-      }, delay);
-      timer.unref?.();
-      this.waiting.set(state.key, { flow: flow!, timer, bytes });
+      }, () => {});
+      this.waiting.set(state.key, { flow: flow!, cancel, bytes });
       this.updateWaitingGauge(flow!.name);
     }
     return { resumed, abandoned };
@@ -479,7 +502,7 @@ export class FlowEngine {
   private takeWaiting(): GroupState[] {
     const states: GroupState[] = [];
     for (const [key, run] of this.waiting) {
-      clearTimeout(run.timer);
+      run.cancel.abort();
       this.releaseBytes(run.flow.name, run.bytes);
       const state = this.states.get(key);
       if (state?.run) states.push(state);
@@ -498,14 +521,14 @@ export class FlowEngine {
    */
   async shutdown(graceMs: number): Promise<void> {
     const idle = this.drain();
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
+    const graceOver = new AbortController();
+    const expired = this.clock.sleep(graceMs, graceOver.signal).then(() => 'expired' as const, () => 'idle' as const);
     if ((await Promise.race([idle, expired])) === 'expired') {
       this.cancelled = new Error('shutdown grace period over');
       for (const controller of this.runControllers) controller.abort(this.cancelled);
       await idle;
     }
-    clearTimeout(timer);
+    graceOver.abort();
     const waiting = this.takeWaiting();
     if (waiting.length > 0 && !this.options.journal) {
       for (const state of waiting) this.states.release(state.key);

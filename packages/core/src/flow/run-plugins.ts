@@ -72,6 +72,15 @@ export function mergeAttributes(event: CloudEvent, attributes: Record<string, st
 }
 
 /**
+ * A plugin error's message as logs and the status API show it. grpc-js ends the
+ * details of an UNAVAILABLE with `Resolution note: ` and nothing after it when
+ * name resolution had nothing to say; that dangling label is dropped.
+ */
+function failureText(message: string): string {
+  return message.replace(/\s*Resolution note:\s*$/, '');
+}
+
+/**
  * Calls the plugins in order, each with its retry policy: retryable codes are
  * retried with exponential backoff up to the attempt limit; the first
  * definitive failure ends the run as failed. Attributes a plugin returns are
@@ -97,6 +106,7 @@ export async function runPlugins(start: RunStart, flow: string, plugins: readonl
       if (deps.signal.aborted) return end(index, 'interrupted', `interrupted before ${plugin.name}`);
       const startedAt = deps.clock.now();
       let failure: PluginError | undefined;
+      let reason = '';
       try {
         const response = await plugin.invoke(current, { flow, attempt, signal: deps.signal });
         if (Object.keys(response.attributes).length > 0) {
@@ -107,13 +117,14 @@ export async function runPlugins(start: RunStart, flow: string, plugins: readonl
         record({ plugin: plugin.name, attempt, code: 'OK', message: response.message, startedAt, durationMs: deps.clock.now() - startedAt });
       } catch (err) {
         failure = PluginError.from(err);
-        record({ plugin: plugin.name, attempt, code: codeName(failure.code), message: failure.message, startedAt, durationMs: deps.clock.now() - startedAt });
+        reason = failureText(failure.message);
+        record({ plugin: plugin.name, attempt, code: codeName(failure.code), message: reason, startedAt, durationMs: deps.clock.now() - startedAt });
       }
       if (!failure) break;
-      if (deps.signal.aborted) return end(index, 'interrupted', `${plugin.name}: interrupted: ${failure.message}`);
+      if (deps.signal.aborted) return end(index, 'interrupted', `${plugin.name}: interrupted: ${reason}`);
       if (!failure.retryable || attempt >= plugin.retry.attempts) {
         const tries = attempt > 1 ? ` after ${attempt} attempts` : '';
-        return end(index, 'failed', `${plugin.name}: ${codeName(failure.code)}${tries}: ${failure.message}`, failure.retryable);
+        return end(index, 'failed', `${plugin.name}: ${codeName(failure.code)}${tries}: ${reason}`, failure.retryable);
       }
       try {
         await deps.clock.sleep(backoffDelay(plugin.retry, attempt, deps.random), deps.signal);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
 import type { ConfigFiles } from '../config/config-files.js';
 import type { Config, PluginConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
@@ -12,11 +13,11 @@ const BUILTIN_LOG: PluginConfig = { type: 'log', timeout: 5_000, retry: { attemp
  * Builds every plugin of the configuration, plus the built-in `log` unless the file redefines it.
  * `tls`: each gRPC plugin's TLS material, as `readConfigFiles` read it.
  */
-export function buildPlugins(config: Config, tls: ConfigFiles['pluginTls'], logger: Logger): Map<string, ActionPlugin> {
+export function buildPlugins(config: Config, tls: ConfigFiles['pluginTls'], logger: Logger, clock: Clock = systemClock): Map<string, ActionPlugin> {
   const plugins = new Map<string, ActionPlugin>();
   for (const [name, pc] of Object.entries({ log: BUILTIN_LOG, ...config.plugins })) {
     if (pc.type === 'log') {
-      plugins.set(name, handlerActionPlugin(name, new LogHandler(logger), pc.timeout, pc.retry));
+      plugins.set(name, handlerActionPlugin(name, new LogHandler(logger), pc.timeout, pc.retry, clock));
     } else {
       const pluginTls = tls.get(name);
       plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...(pluginTls ? { tls: pluginTls } : {}) }));

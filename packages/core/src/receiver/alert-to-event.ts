@@ -28,6 +28,16 @@ export interface ReceivedAlert {
 /** The event type prefix for Prometheus alerts. */
 export const ALERT_TYPE_PREFIX = 'prometheus.server.alert.';
 
+/**
+ * The `type` label of `hollowtrees_events_received_total` for an alert: its
+ * type with the sender-chosen alert name as `*` (`prometheus.server.alert.*`,
+ * `prometheus.server.alert.*.resolved`), so the series stay a fixed set
+ * whatever names senders make up.
+ */
+export function alertTypeFamily(status: AlertEventData['status']): string {
+  return `${ALERT_TYPE_PREFIX}*${status === 'resolved' ? '.resolved' : ''}`;
+}
+
 /** A stable 16-hex-digit fingerprint of a label set, independent of key order. */
 export function labelsFingerprint(labels: Record<string, string>): string {
   const hash = createHash('sha256');

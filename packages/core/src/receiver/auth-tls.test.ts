@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-tls-'));
 const certs = makeTestCertificates();

@@ -40,9 +40,9 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RejectReason } from './http-error.js';
-import { readFixture } from '../test-support/fixtures.js';
-import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { readFixture } from '../../test/support/fixtures.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const MAX_BODY = 1024 * 1024;
 const TOKEN = 'bad-input-token-7f3a';

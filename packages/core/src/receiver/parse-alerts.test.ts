@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AlertEventData } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
 import { parseAlerts } from './parse-alerts.js';
-import { readFixture } from '../test-support/fixtures.js';
+import { readFixture } from '../../test/support/fixtures.js';
 
 const prometheusRequests = readFixture<Array<{ path: string; body: unknown[] }>>('prometheus-2.42-api-v2-alerts.json');
 const webhookFiring = readFixture<unknown>('alertmanager-0.25-webhook-firing.json');

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { describeIssues, problemsText, type InputProblem } from '../validation-issues.js';
 import { alertArraySchema, postableAlertSchema, webhookAlertSchema, webhookEnvelopeSchema } from './alert-schemas.js';
-import { alertToEvent, statusFromEndsAt, type ReceivedAlert } from './alert-to-event.js';
+import { alertToEvent, statusFromEndsAt, type AlertEventData, type ReceivedAlert } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
 import { mapInSlices } from './slices.js';
 
@@ -81,7 +81,7 @@ async function validateAlerts<S extends z.ZodType>(schema: S, alerts: readonly u
  * The batch is all or nothing: the first problem rejects the request with a
  * 400 naming the alert's index and field.
  */
-export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<CloudEvent[]> {
+export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<Array<CloudEvent<AlertEventData>>> {
   const json = parseJson(body);
   let alerts: ReceivedAlert[];
   let source: (alert: ReceivedAlert) => string;

@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { manualClock } from '../../test/support/manual-clock.js';
+import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const CONFIG = `
 server:
@@ -76,7 +77,7 @@ describe('receiver', () => {
     expect((await send(core, 'GET', '/-/healthy')).status).toBe(200);
     expect((await send(core, 'GET', '/-/ready')).status).toBe(200);
     const metrics = await send(core, 'GET', '/metrics');
-    expect(metrics.body).toContain('hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.Spot"}');
+    expect(metrics.body).toContain('hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.*"}');
     expect(metrics.body).toMatch(/hollowtrees_requests_rejected_total\{reason="bad_data"\} [1-9]/);
     const status = JSON.parse((await send(core, 'GET', '/api/v1/status')).body) as { flows: Array<{ name: string }> };
     expect(status.flows.map((f) => f.name)).toEqual(['all']);
@@ -109,7 +110,7 @@ describe('receiver with a batch of 10,000 alerts', () => {
 
   it('lets the event loop turn while it dispatches the batch, which it validated whole before', async () => {
     const batch = Array.from({ length: 10_000 }, (_, i) => ({ labels: { alertname: 'Big', instance_id: `i-${i}` }, startsAt: '2026-11-25T10:00:00Z' }));
-    const received = async (): Promise<number> => (await core.metrics.eventsReceived.get()).values.reduce((n, v) => n + v.value, 0);
+    const received = async (): Promise<number> => (await core.metrics.receiver.eventsReceived.get()).values.reduce((n, v) => n + v.value, 0);
     // Seen between two turns of the event loop while the request is handled: a batch dispatched in one go shows only 0 and 10,000.
     const seen = new Set<number>();
     let posting = true;
@@ -128,5 +129,20 @@ describe('receiver with a batch of 10,000 alerts', () => {
     await watching;
     expect(accepted).toEqual({ status: 200, json: { status: 'success', accepted: 10_000 } });
     expect([...seen].filter((n) => n > 0 && n < 10_000)).not.toEqual([]);
+  });
+});
+
+describe('receiver on an injected clock', () => {
+  it('reads the time of receipt from the clock: an API v2 alert whose endsAt the clock has passed is a resolution', async () => {
+    const clock = manualClock(Date.parse('2030-01-01T00:00:00Z'));
+    const core = await startTestCore(CONFIG.replace('prometheus.server.alert.*]', 'prometheus.server.alert.*.resolved]'), { clock });
+    try {
+      // By the wall clock this alert still fires; by the injected one it ended a year ago.
+      const alert = { labels: { alertname: 'Spot', instance_id: 'i-clock' }, startsAt: '2028-01-01T00:00:00Z', endsAt: '2029-01-01T00:00:00Z' };
+      expect(await core.post('/api/v2/alerts', [alert])).toMatchObject({ status: 200 });
+      expect(core.engine.groups()).toMatchObject([{ flow: 'all', since: clock.now() }]);
+    } finally {
+      await core.close();
+    }
   });
 });

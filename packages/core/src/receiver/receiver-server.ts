@@ -3,14 +3,16 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../clock.js';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import type { Drop } from '../flow/flow-engine.js';
-import type { CoreMetrics } from '../metrics.js';
 import type { Authenticator } from './auth.js';
+import { alertTypeFamily } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
 import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
+import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
 
 /**
@@ -59,10 +61,10 @@ export interface ReceiverOptions {
   timeouts: ReceiverTimeouts;
   sink: EventSink;
   status: StatusProvider;
-  metrics: CoreMetrics;
+  metrics: ReceiverMetrics;
   logger: Logger;
   /** Default: the system time. */
-  now?: () => Date;
+  clock?: Clock;
   /** Default: every request is let in. Health and readiness never ask. */
   authenticate?: Authenticator;
   /** Serve HTTPS with this certificate and key (PEM). */
@@ -240,7 +242,7 @@ export class Receiver {
     this.inFlight++;
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
-      const receivedAt = this.options.now?.() ?? new Date();
+      const receivedAt = new Date((this.options.clock ?? systemClock).now());
       const events = await parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
       let notTaken = 0;
@@ -248,7 +250,7 @@ export class Receiver {
       const nextEvent = slicer();
       for (const event of events) {
         await nextEvent();
-        metrics.eventsReceived.inc({ source: format, type: event.type });
+        metrics.eventsReceived.inc({ source: format, type: alertTypeFamily(event.data?.status ?? 'firing') });
         const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;
         notTaken++;

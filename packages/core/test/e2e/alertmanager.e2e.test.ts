@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { closeEach, outputReport, pollUntil, startAlertmanager, tempDir, type Spawned } from '@hollowtrees/testkit';
-import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../support/start-core.js';
 import { ALERTMANAGER, PROMETHEUS, coreLogTail, coreState, counterSum, describeWithBinaries, startPrometheus } from './real-binaries.js';
 import { coreConfig, expectOneSpotRun, expectResolvedRuns, expectSpotEvent, prometheusYml, rulesYml, waitForSpotRepeats } from './spot-scenario.js';
 
@@ -70,7 +70,7 @@ describeWithBinaries('core with a real Alertmanager sending its webhook to it', 
     // Alertmanager's fingerprint is kept.
     expect(data.fingerprint).toMatch(/^[0-9a-f]{16}$/);
     // Nothing Alertmanager sent was refused.
-    expect(await counterSum(core!.metrics.requestsRejected, {})).toBe(0);
+    expect(await counterSum(core!.metrics.receiver.requestsRejected, {})).toBe(0);
   });
 
   it('an alert that resolves reaches a flow of prometheus.server.alert.*.resolved once per occurrence', async () => {

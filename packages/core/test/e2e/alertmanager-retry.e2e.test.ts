@@ -9,8 +9,8 @@
 import { labelsOf } from '@hollowtrees/grpcplugin';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { closeEach, outputReport, pollUntil, startAlertmanager, tempDir, type Spawned } from '@hollowtrees/testkit';
-import { startRecordingPlugin, type RecordingPlugin } from '../test-support/recording-plugin.js';
-import { startTestCore, type TestCore } from '../test-support/start-core.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../support/start-core.js';
 import { ALERTMANAGER, coreLogTail, coreState, counterSum, describeWithBinaries } from './real-binaries.js';
 import { SPOT, coreConfig } from './spot-scenario.js';
 
@@ -71,7 +71,7 @@ describeWithBinaries('a flow with no room behind a real Alertmanager', [ALERTMAN
     await pollUntil(() => instancesCalled().includes(RUNNING), 10_000, report);
 
     await fire(amPort, REFUSED);
-    await pollUntil(async () => (await counterSum(core!.metrics.requestsRejected, { reason: 'queue_full' })) >= 1, 10_000, report);
+    await pollUntil(async () => (await counterSum(core!.metrics.receiver.requestsRejected, { reason: 'queue_full' })) >= 1, 10_000, report);
     expect(instancesCalled()).toEqual([RUNNING]);
 
     // Room again: Alertmanager's retry of the failed notification runs the alert.
@@ -79,6 +79,6 @@ describeWithBinaries('a flow with no room behind a real Alertmanager', [ALERTMAN
     await pollUntil(() => instancesCalled().includes(REFUSED), 20_000, report);
     await pollUntil(() => core!.engine.flowStatus().every((flow) => flow.running + flow.queued === 0), 5_000, report);
     expect(instancesCalled()).toEqual([RUNNING, REFUSED]);
-    expect(await counterSum(core!.metrics.eventsDropped, { reason: 'queue_full' })).toBeGreaterThanOrEqual(1);
+    expect(await counterSum(core!.metrics.engine.eventsDropped, { reason: 'queue_full' })).toBeGreaterThanOrEqual(1);
   });
 });

@@ -9,9 +9,9 @@
  */
 import { expect } from 'vitest';
 import { pollUntil } from '@hollowtrees/testkit';
-import type { AlertEventData } from '../receiver/alert-to-event.js';
-import type { RecordedCall } from '../test-support/recording-plugin.js';
-import type { TestCore } from '../test-support/start-core.js';
+import type { AlertEventData } from '../../src/receiver/alert-to-event.js';
+import type { RecordedCall } from '../support/recording-plugin.js';
+import type { TestCore } from '../support/start-core.js';
 import { alertData, counterSum, epochMs } from './real-binaries.js';
 
 export const SPOT = 'SpotTerminationNotice';
@@ -88,8 +88,8 @@ export async function waitForSpotRepeats(
 ): Promise<void> {
   await pollUntil(
     async () =>
-      (await counterSum(core.metrics.eventsReceived, { source: expected.source, type: SPOT_TYPE })) >= expected.received &&
-      (await counterSum(core.metrics.eventsDeduplicated, { flow: 'spot' })) >= expected.deduplicated,
+      (await counterSum(core.metrics.receiver.eventsReceived, { source: expected.source, type: 'prometheus.server.alert.*' })) >= expected.received &&
+      (await counterSum(core.metrics.engine.eventsDeduplicated, { flow: 'spot' })) >= expected.deduplicated,
     15_000,
     report,
   );
@@ -103,7 +103,7 @@ export async function expectOneSpotRun(core: TestCore, calls: readonly RecordedC
   const spotCalls = calls.filter((c) => c.flow === 'spot');
   expect(spotCalls).toHaveLength(1);
   expect(core.engine.recentRuns().filter((r) => r.flow === 'spot')).toMatchObject([{ outcome: 'succeeded', eventType: SPOT_TYPE }]);
-  expect(await counterSum(core.metrics.flowRuns, { flow: 'spot' })).toBe(1);
+  expect(await counterSum(core.metrics.engine.flowRuns, { flow: 'spot' })).toBe(1);
   return spotCalls[0]!;
 }
 

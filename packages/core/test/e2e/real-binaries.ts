@@ -10,9 +10,9 @@ import { writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { startOnFreePort, type Spawned } from '@hollowtrees/testkit';
 import { describe } from 'vitest';
-import type { RecordedCall } from '../test-support/recording-plugin.js';
-import type { TestCore } from '../test-support/start-core.js';
-import type { AlertEventData } from '../receiver/alert-to-event.js';
+import type { RecordedCall } from '../support/recording-plugin.js';
+import type { TestCore } from '../support/start-core.js';
+import type { AlertEventData } from '../../src/receiver/alert-to-event.js';
 
 /** A binary an e2e test needs, and the Debian package that provides it. */
 export interface RequiredBinary {
@@ -129,9 +129,9 @@ export function alertData(call: RecordedCall): AlertEventData {
 /** A compact description of what core and the plugin saw, for failure messages. */
 export async function coreState(core: TestCore | undefined, calls: readonly RecordedCall[]): Promise<string> {
   if (!core) return 'core not started';
-  const received = (await core.metrics.eventsReceived.get()).values.map((v) => `${String(v.labels.source)} ${String(v.labels.type)}=${v.value}`);
-  const dedup = (await core.metrics.eventsDeduplicated.get()).values.map((v) => `${String(v.labels.flow)}=${v.value}`);
-  const rejected = (await core.metrics.requestsRejected.get()).values.map((v) => `${String(v.labels.reason)}=${v.value}`);
+  const received = (await core.metrics.receiver.eventsReceived.get()).values.map((v) => `${String(v.labels.source)} ${String(v.labels.type)}=${v.value}`);
+  const dedup = (await core.metrics.engine.eventsDeduplicated.get()).values.map((v) => `${String(v.labels.flow)}=${v.value}`);
+  const rejected = (await core.metrics.receiver.requestsRejected.get()).values.map((v) => `${String(v.labels.reason)}=${v.value}`);
   return [
     `received: [${received.join(', ')}]`,
     `deduplicated: [${dedup.join(', ')}]`,

@@ -2,8 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { z } from 'zod';
-import { configSchema } from '../config/schema.js';
-import { formatPath } from '../validation-issues.js';
+import { configSchema } from '../../src/config/schema.js';
+import { formatPath } from '../../src/validation-issues.js';
 
 interface JsonSchema {
   type?: string;

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
-import { startHollowtrees, type Hollowtrees, type StartOptions } from '../app.js';
-import { parseConfig } from '../config/load-config.js';
+import { startHollowtrees, type Hollowtrees, type StartOptions } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load-config.js';
+import { createLogger } from '../../src/logger.js';
 
 /** Core started for a test, with its log lines captured. */
 export interface TestCore extends Hollowtrees {
@@ -19,7 +19,7 @@ export async function startTestCore(yaml: string, options: StartOptions = {}): P
       done();
     },
   });
-  const logger = pino({ level: 'debug' }, sink);
+  const logger = createLogger('debug', sink);
   const app = await startHollowtrees(parseConfig(yaml, 'test.yaml', process.env), { listen: '127.0.0.1:0', logger, ...options });
   return Object.assign(app, {
     logs,

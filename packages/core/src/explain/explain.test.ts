@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/load-config.js';
+import { readFixture } from '../../test/support/fixtures.js';
+import { explainEvent, formatExplanation } from './explain-event.js';
+import { ExplainInputError, readExplainInput } from './read-events.js';
+
+const { config } = parseConfig(
+  `flows:
+  drain:
+    allowedEvents: [prometheus.server.alert.SpotTerminationNotice]
+    filters: { cluster_name: prod, severity: [critical] }
+    groupBy: [instance_id]
+    plugins: [log]
+  rebalance:
+    allowedEvents: [prometheus.server.alert.SpotRebalance]
+    plugins: [log]
+  audit:
+    allowedEvents: [prometheus.server.alert.*.resolved]
+    plugins: [log]
+`,
+  'explain.yaml',
+  {},
+);
+const read = (value: unknown) => readExplainInput(JSON.stringify(value), new Date('2026-11-25T03:32:18Z'), config.server.limits);
+const webhook = readFixture<{ alerts: Array<Record<string, unknown>> }>('alertmanager-0.25-webhook-firing.json');
+
+describe('hollowtrees explain', () => {
+  it('reads a webhook payload through the receiver\'s parser and tells, per flow, whether it runs, in which group, with which plugins', async () => {
+    const [event] = await read(webhook);
+    expect(event!.type).toBe('prometheus.server.alert.SpotTerminationNotice');
+    expect(explainEvent(event!, config.flows)).toEqual([
+      { flow: 'drain', matched: true, groupKey: 'drain:{instance_id="i-0abc123"}', plugins: ['log'] },
+      { flow: 'rebalance', matched: false, reason: 'type is "prometheus.server.alert.SpotTerminationNotice", expected one of allowedEvents [prometheus.server.alert.SpotRebalance]' },
+      { flow: 'audit', matched: false, reason: 'type is "prometheus.server.alert.SpotTerminationNotice", expected one of allowedEvents [prometheus.server.alert.*.resolved]' },
+    ]);
+  });
+
+  it('reads one postable alert or a list of them (v2: endsAt in the past means resolved), and names the filter that failed', async () => {
+    const alert = { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1', cluster_name: 'dev' }, startsAt: '2026-11-25T03:32:00Z' };
+    const [one] = await read(alert);
+    expect(formatExplanation(one!, explainEvent(one!, config.flows))).toBe(
+      [
+        `event prometheus.server.alert.SpotTerminationNotice (id ${one!.id}, source urn:hollowtrees:receiver)`,
+        '  drain: not taken: cluster_name is "dev", expected "prod"',
+        '  rebalance: not taken: type is "prometheus.server.alert.SpotTerminationNotice", expected one of allowedEvents [prometheus.server.alert.SpotRebalance]',
+        '  audit: not taken: type is "prometheus.server.alert.SpotTerminationNotice", expected one of allowedEvents [prometheus.server.alert.*.resolved]',
+        '  no flow takes this event',
+        '',
+      ].join('\n'),
+    );
+    const events = await read([alert, { ...alert, endsAt: '2026-11-25T03:32:10Z' }]);
+    expect(events.map((e) => e.type)).toEqual(['prometheus.server.alert.SpotTerminationNotice', 'prometheus.server.alert.SpotTerminationNotice.resolved']);
+    expect(explainEvent(events[1]!, config.flows).find((v) => v.flow === 'audit')).toEqual({ flow: 'audit', matched: true, groupKey: `audit:{id=${JSON.stringify(events[1]!.id)}}`, plugins: ['log'] });
+  });
+
+  it('reads a CloudEvent in JSON, and says what is wrong with one it cannot use', async () => {
+    const cloudEvent = { specversion: '1.0', id: 'ev-1', source: 'urn:node-watcher', type: 'prometheus.server.alert.SpotRebalance', data: { labels: { instance_id: 'i-2' } } };
+    const [event] = await read(cloudEvent);
+    expect(event).toEqual(cloudEvent);
+    expect(explainEvent(event!, config.flows)[1]).toEqual({ flow: 'rebalance', matched: true, groupKey: 'rebalance:{id="ev-1"}', plugins: ['log'] });
+    await expect(read({ ...cloudEvent, type: undefined })).rejects.toThrow(new ExplainInputError('type: required (expected string)'));
+    await expect(read([{ labels: { alertname: 5 } }])).rejects.toThrow(/^not a CloudEvent \(no specversion\), nor an alert the receiver takes: alerts\[0\]\.labels\.alertname/);
+    await expect(readExplainInput('{"labels":', new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
+  });
+});

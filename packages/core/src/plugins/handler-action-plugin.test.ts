@@ -1,0 +1,32 @@
+import { Code, PluginError, type HandleContext } from '@hollowtrees/grpcplugin';
+import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../test/support/manual-clock.js';
+import { handlerActionPlugin } from './handler-action-plugin.js';
+
+const event = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: {} } };
+const retry = { attempts: 1, initialBackoff: 0, maxBackoff: 0, multiplier: 1 };
+
+describe('an in-process plugin on an injected clock', () => {
+  it('gets its deadline from the clock and is cut off with DEADLINE_EXCEEDED when the clock passes it', async () => {
+    const clock = manualClock();
+    const seen: Array<Date | undefined> = [];
+    const handle = (_e: unknown, ctx: HandleContext): Promise<never> => {
+      seen.push(ctx.deadline);
+      return new Promise(() => {}); // answers only when cut off
+    };
+    const plugin = handlerActionPlugin('slow', { handle }, 30_000, retry, clock);
+    const call = plugin.invoke(event, { flow: 'f', attempt: 1 });
+    expect(seen).toEqual([new Date(clock.now() + 30_000)]);
+    clock.advance(30_000);
+    const err = await call.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect((err as PluginError).code).toBe(Code.DeadlineExceeded);
+  });
+
+  it('leaves no deadline running once the call is over', async () => {
+    const clock = manualClock();
+    const plugin = handlerActionPlugin('quick', { handle: () => ({ message: 'done' }) }, 30_000, retry, clock);
+    expect(await plugin.invoke(event, { flow: 'f', attempt: 1 })).toMatchObject({ message: 'done' });
+    expect(clock.sleeping).toBe(0);
+  });
+});

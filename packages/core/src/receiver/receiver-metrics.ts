@@ -1,0 +1,13 @@
+import { Counter, type Registry } from 'prom-client';
+
+/** The receiver's metrics, registered on the registry passed in; `/metrics` serves that registry. */
+export class ReceiverMetrics {
+  readonly eventsReceived: Counter<'source' | 'type'>;
+  readonly requestsRejected: Counter<'reason'>;
+
+  constructor(readonly registry: Registry) {
+    const registers = [registry];
+    this.eventsReceived = new Counter({ name: 'hollowtrees_events_received_total', help: 'Events received in valid batches (including batches answered 503 queue_full), by receiver path and type family (the alert name as *).', labelNames: ['source', 'type'], registers });
+    this.requestsRejected = new Counter({ name: 'hollowtrees_requests_rejected_total', help: 'Receiver requests answered with an error, by reason.', labelNames: ['reason'], registers });
+  }
+}
