@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { rejectionOf } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
@@ -51,6 +52,23 @@ describe('PluginClient when the plugin restarts', () => {
     }
     await servePlugin(first.port);
     expect((await client.handle(event, { flow: 'f', timeoutMs: 3_500 })).attributes).toEqual({ served: 'yes' });
+  });
+
+  it('a call left waiting for a plugin does not keep the process alive once the client is closed', async () => {
+    const gone = await servePlugin();
+    await gone.close();
+    // A process of its own, on the built package: only its exit shows what still holds the event loop.
+    const script = `
+      import { PluginClient } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+      const client = new PluginClient('127.0.0.1:${gone.port}');
+      const cancel = new AbortController();
+      client.handle({ id: '1', source: 's', specversion: '1.0', type: 't' }, { flow: 'f', timeoutMs: 30000, signal: cancel.signal }).catch(() => {});
+      setTimeout(() => { cancel.abort(); client.close(); }, 500);`;
+    const started = Date.now();
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('a plugin that never comes back: UNAVAILABLE with the connection error once the deadline passes', async () => {

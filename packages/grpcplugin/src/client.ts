@@ -129,18 +129,41 @@ export class PluginClient {
     return this.client.getChannel().getConnectivityState(false) === connectivityState.READY;
   }
 
-  /** Resolves true once the channel is connected, false when the deadline passes or the call is cancelled first. */
+  /**
+   * Resolves true once the channel is connected, false when the deadline passes,
+   * the call is cancelled or the client is closed first. Watches the channel
+   * without a deadline of grpc-js' own: its timer would outlive `close()` and
+   * keep the process alive until the deadline.
+   */
   private waitUntilReady(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
-    if (signal?.aborted || Date.now() >= deadline) return Promise.resolve(false);
+    const channel = this.client.getChannel();
     return new Promise((resolve) => {
-      const onAbort = (): void => resolve(false);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.client.waitForReady(deadline, (err) => {
+      let done = false;
+      const finish = (ready: boolean): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        resolve(!err);
-      });
+        resolve(ready);
+      };
+      const onAbort = (): void => finish(false);
+      const timer = setTimeout(() => finish(false), Math.max(0, deadline - Date.now()));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const check = (): void => {
+        if (done) return;
+        let state: connectivityState;
+        try {
+          state = channel.getConnectivityState(true);
+          if (state === connectivityState.READY || state === connectivityState.SHUTDOWN) return finish(state === connectivityState.READY);
+          channel.watchConnectivityState(state, Infinity, check);
+        } catch {
+          finish(false); // closed meanwhile
+        }
+      };
+      check();
     });
   }
+
 
   /**
    * Asks the plugin's `grpc.health.v1` service for its status.
