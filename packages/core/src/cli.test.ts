@@ -67,14 +67,16 @@ describe('hollowtrees CLI', () => {
     const input = JSON.stringify({ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc', instance_action: 'reboot' }, startsAt: '2026-11-25T10:00:00Z' });
     const viaStdin = spawnSync(process.execPath, [CLI, 'explain', '--config', EXAMPLE_CONFIG], { encoding: 'utf8', timeout: 10_000, input });
     expect(viaStdin.status).toBe(0);
-    expect(viaStdin.stdout.split('\n').slice(1, 4)).toEqual([
-      '  spot-termination: not taken: instance_action is "reboot", expected one of [terminate, stop, hibernate]',
+    expect(viaStdin.stdout.split('\n').slice(1, 5)).toEqual([
+      '  spot-replace: not taken: instance_action is "reboot", expected one of [terminate, stop, hibernate]',
+      '  spot-drain: not taken: instance_action is "reboot", expected one of [terminate, stop, hibernate]',
       '  spot-rebalance: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [prometheus.server.alert.SpotRebalanceRecommended]',
       '  resolved: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [prometheus.server.alert.*.resolved]',
     ]);
     const viaFile = run('explain', '--config', EXAMPLE_CONFIG, file('alert.json', alert));
     expect(viaFile.status).toBe(0);
-    expect(viaFile.stdout).toContain('  spot-termination: runs, group spot-termination:{instance_id="i-0abc"}, plugins k8s-drain → aws-spot → log\n');
+    expect(viaFile.stdout).toContain('  spot-replace: runs, group spot-replace:{instance_id="i-0abc"}, plugins aws-spot\n');
+    expect(viaFile.stdout).toContain('  spot-drain: runs, group spot-drain:{instance_id="i-0abc"}, plugins k8s-drain → aws-spot → log\n');
     expect(run('explain', '--config', EXAMPLE_CONFIG, file('bad.json', '[{"labels": {}}]'))).toMatchObject({ status: 2, stdout: '', stderr: expect.stringContaining(`hollowtrees explain: ${join(tmp, 'bad.json')}: not a CloudEvent`) });
     expect(run('explain', file('x.json', alert))).toMatchObject({ status: 2, stderr: 'hollowtrees explain: --config FILE is required\n' });
   });

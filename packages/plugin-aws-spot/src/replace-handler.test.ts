@@ -449,7 +449,9 @@ describe('idempotency', () => {
 
   it('launches one replacement when copies of the event race past the tag check in two replicas (the client token)', async () => {
     const old = standalone();
-    // Two processes: within one, the second copy would wait for the first instead.
+    // Two processes: within one, the second copy would wait for the first instead. 100 ms on every
+    // call makes both look before either launches, however busy the machine is.
+    aws.latency.set(100);
     const results = await Promise.all([handler().handle(spotEvent(old), context()), handler().handle(spotEvent(old), context())]);
     expect(aws.callsTo('CreateFleet')).toHaveLength(2);
     const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);

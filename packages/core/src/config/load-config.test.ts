@@ -306,14 +306,14 @@ describe('parseConfig accepts every documented form', () => {
 
 describe('parseConfig rejects, saying where and what was expected', () => {
   it.each([
-    ['a listen address with a space', 'server: { listen: "a b:9092" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
-    ['a listen port of six digits', 'server: { listen: "127.0.0.1:909200" }', 'server.listen: expected a port from 0 to 65535'],
-    ['an IPv6 listen address without brackets', 'server: { listen: "::1:9092" }', 'server.listen: expected host:port, e.g. 127.0.0.1:9092'],
+    ['a listen address with a space', 'server: { listen: "a b:9092" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "a b:9092"'],
+    ['a listen port of six digits', 'server: { listen: "127.0.0.1:909200" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:909200"'],
+    ['an IPv6 listen address without brackets', 'server: { listen: "::1:9092" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "::1:9092"'],
     ['a plugin name starting with a dash', 'plugins:\n  -x: { type: log }', 'plugins.-x: plugin names use letters, digits, . _ -'],
     ['a plugin name with a space', 'plugins:\n  "a b": { type: log }', 'plugins.a b: plugin names use letters, digits, . _ -'],
     ['an unknown plugin type', 'plugins:\n  x: { type: http }', 'plugins.x.type: expected type: grpc or type: log'],
     ['a plugin that is not a mapping', 'plugins:\n  x: grpc', 'plugins.x: Invalid input: expected object, received string'],
-    ['an empty plugin address', 'plugins:\n  x: { type: grpc, address: "" }', 'plugins.x.address: expected host:port of the plugin'],
+    ['an empty plugin address', 'plugins:\n  x: { type: grpc, address: "" }', 'plugins.x.address: expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock, got ""'],
     ['a plugin address that is not a string', 'plugins:\n  x: { type: grpc, address: 9000 }', 'plugins.x.address: Invalid input: expected string, received number'],
     ['retry attempts over 100', 'plugins:\n  x: { type: log, retry: { attempts: 101 } }', 'plugins.x.retry.attempts: Too big: expected number to be <=100'],
     ['a retry multiplier under 1', 'plugins:\n  x: { type: log, retry: { multiplier: 0.5 } }', 'plugins.x.retry.multiplier: Too small: expected number to be >=1'],
