@@ -2,7 +2,7 @@ import type { Backoff, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.js';
 import { instanceIdOf, type NodeRef } from './node-lookup.js';
-import { WatchedList, type ListSink } from './watched-list.js';
+import { WatchedCache } from './watched-list.js';
 
 /** The fields of a node a drain reads (to find it and to cordon it); the rest, its status above all, is not kept. */
 function trimmed(node: V1Node): V1Node {
@@ -20,32 +20,12 @@ function trimmed(node: V1Node): V1Node {
  * needs no list of every node. The resourceVersion it holds can be a moment
  * old: the cordon's patch then gets 409 Conflict, and reads the node again.
  */
-export class NodeCache implements ListSink<V1Node> {
+export class NodeCache extends WatchedCache<V1Node> {
   private readonly byName = new Map<string, V1Node>();
   private readonly byInstance = new Map<string, string>();
-  private readonly list: WatchedList<V1Node>;
 
   constructor(api: KubeApi, options: { readonly logger: Logger; readonly backoff: Backoff }) {
-    this.list = new WatchedList<V1Node>(
-      { list: (token) => api.listNodePage(token), watch: (rv, onEvent, done) => api.watch('nodes', rv, onEvent, done) },
-      this,
-      { what: 'node', ...options },
-    );
-  }
-
-  /** Starts listing and watching, once. */
-  start(): void {
-    this.list.start();
-  }
-
-  /** Resolves true once the first list has landed, false if it has not within `waitMs`. */
-  whenSynced(waitMs: number): Promise<boolean> {
-    return this.list.whenSynced(waitMs);
-  }
-
-  /** Stops watching. */
-  stop(): void {
-    this.list.stop();
+    super({ list: (token) => api.listNodePage(token), watch: (rv, onEvent, done) => api.watch('nodes', rv, onEvent, done) }, { what: 'node', ...options });
   }
 
   /** The node `ref` points at, as the cache has it. */
@@ -54,7 +34,7 @@ export class NodeCache implements ListSink<V1Node> {
     return name === undefined ? undefined : this.byName.get(name);
   }
 
-  /** @internal */
+  /** @internal A (re)list: replaces what the cache holds. */
   replaceAll(nodes: readonly V1Node[]): void {
     this.byName.clear();
     this.byInstance.clear();

@@ -2,7 +2,7 @@ import type { Backoff, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.js';
 import { MIRROR_ANNOTATION } from './pod-filter.js';
-import { WatchedList, type ListSink } from './watched-list.js';
+import { WatchedCache } from './watched-list.js';
 
 /**
  * The fields of a pod a drain reads (which pods to evict, their grace period,
@@ -40,38 +40,13 @@ function trimmed(pod: V1Pod): V1Pod {
  * their DELETED events. Like any informer it can be a moment behind the API
  * server.
  */
-export class PodCache implements ListSink<V1Pod> {
+export class PodCache extends WatchedCache<V1Pod> {
   private readonly byNode = new Map<string, Map<string, V1Pod>>();
   private readonly nodeOf = new Map<string, string>();
   private readonly goneWaiters = new Map<string, Set<() => void>>();
-  private readonly list: WatchedList<V1Pod>;
 
   constructor(api: KubeApi, options: { readonly logger: Logger; readonly backoff: Backoff }) {
-    this.list = new WatchedList<V1Pod>(
-      { list: (token) => api.listPodPage(token), watch: (rv, onEvent, done) => api.watch('pods', rv, onEvent, done) },
-      this,
-      { what: 'pod', ...options },
-    );
-  }
-
-  /** Starts listing and watching, once. */
-  start(): void {
-    this.list.start();
-  }
-
-  /** Whether the first list has landed. */
-  get isSynced(): boolean {
-    return this.list.isSynced;
-  }
-
-  /** Resolves true once the first list has landed, false if it has not within `waitMs`. */
-  whenSynced(waitMs: number): Promise<boolean> {
-    return this.list.whenSynced(waitMs);
-  }
-
-  /** Stops watching. */
-  stop(): void {
-    this.list.stop();
+    super({ list: (token) => api.listPodPage(token), watch: (rv, onEvent, done) => api.watch('pods', rv, onEvent, done) }, { what: 'pod', ...options });
   }
 
   /** The pods bound to `node` as the cache has them (copies of the kept fields). */

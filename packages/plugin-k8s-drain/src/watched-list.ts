@@ -146,3 +146,39 @@ export class WatchedList<T extends Versioned> {
     this.resourceVersion = event.object.metadata?.resourceVersion ?? this.resourceVersion;
   }
 }
+
+/**
+ * A cache of one collection kept current by a {@link WatchedList}: subclasses
+ * index what they keep ({@link ListSink}), this runs the list and the watch.
+ */
+export abstract class WatchedCache<T extends Versioned> implements ListSink<T> {
+  private readonly list: WatchedList<T>;
+
+  protected constructor(source: ListAndWatch<T>, options: { readonly what: string; readonly logger: Logger; readonly backoff: Backoff }) {
+    this.list = new WatchedList(source, this, options);
+  }
+
+  /** Starts listing and watching, once. */
+  start(): void {
+    this.list.start();
+  }
+
+  /** Whether the first list has landed. */
+  get isSynced(): boolean {
+    return this.list.isSynced;
+  }
+
+  /** Starts if needed; resolves true once the first list has landed, false if it has not within `waitMs`. */
+  whenSynced(waitMs: number): Promise<boolean> {
+    return this.list.whenSynced(waitMs);
+  }
+
+  /** Stops watching. */
+  stop(): void {
+    this.list.stop();
+  }
+
+  abstract replaceAll(items: readonly T[]): void;
+  abstract put(item: T): void;
+  abstract remove(item: T): void;
+}
