@@ -5,14 +5,14 @@
  *
  *   pnpm mutate                      every target in mutate-targets.mjs
  *   pnpm mutate sdk core-config      those targets
- *   pnpm mutate packages/core/src/receiver/auth.ts   one file (or glob), against the tests beside it
+ *   pnpm mutate packages/core/src/receiver/auth.ts   one file (or glob), against its own tests
  *   pnpm mutate sdk -- --force       options after `--` go to `stryker run`
  *
  * Runs are incremental: only mutants in changed code, or covered by changed
  * tests, run again. Reports: reports/mutation/<target>/index.html and mutation.json.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { targets } from './mutate-targets.mjs';
 
@@ -22,8 +22,9 @@ const names = dashDash === -1 ? argv : argv.slice(0, dashDash);
 const strykerArgs = dashDash === -1 ? [] : argv.slice(dashDash + 1);
 
 /**
- * A target name, or a file or glob under packages/<package>/, mutated against the
- * tests in its directory and below (the report is named after the path).
+ * A target name, or a file or glob under packages/<package>/: a file with a
+ * `.test.ts` beside it is mutated against that test, anything else against the
+ * tests in its directory and below. The report is named after the path.
  */
 function resolve(name) {
   if (name in targets) return { target: name, spec: targets[name] };
@@ -32,7 +33,8 @@ function resolve(name) {
     console.error(`pnpm mutate: ${JSON.stringify(name)} is neither a target (${Object.keys(targets).join(', ')}) nor a path under packages/<package>/`);
     process.exit(2);
   }
-  const tests = `${dirname(file.replace(/[*{].*$/, 'x'))}/**/*.test.ts`;
+  const ownTest = file.replace(/\.ts$/, '.test.ts');
+  const tests = ownTest !== file && existsSync(`packages/${pkg}/${ownTest}`) ? ownTest : `${dirname(file.replace(/[*{].*$/, 'x'))}/**/*.test.ts`;
   return { target: name.replace(/[^A-Za-z0-9.-]+/g, '_'), spec: { package: pkg, mutate: [file], tests: [tests] } };
 }
 

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { describe, expect, it } from 'vitest';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
@@ -165,6 +166,31 @@ describe('serve', () => {
     // grpc-js reports each finished call's stream closing as 'cancelled' on the next tick.
     await new Promise((resolve) => setImmediate(resolve));
     expect(signals.map((s) => s.aborted)).toEqual([false, false]);
+  });
+
+  it('refuses a request larger than maxReceiveMessageBytes (RESOURCE_EXHAUSTED); the handler never sees it', async () => {
+    let calls = 0;
+    const { client } = await start({ handle: () => void calls++ }, { maxReceiveMessageBytes: 4_096 });
+    const big = { ...event, data: { labels: { pad: 'x'.repeat(8_192) } } };
+    expect((await rejection(client.handle(big, { flow: 'f' }))).code).toBe(Code.ResourceExhausted);
+    await client.handle(event, { flow: 'f' });
+    expect(calls).toBe(1);
+  });
+
+  it('close() ends while a client holds a health Watch stream open', async () => {
+    const { server } = await start({ handle: () => {} });
+    const Health = makeGenericClientConstructor(healthService, 'Health');
+    const health = new Health(`127.0.0.1:${server.port}`, credentials.createInsecure()) as unknown as Client & {
+      watch(request: { service: string }): ClientReadableStream<{ status: string }>;
+    };
+    pairs.defer(() => health.close());
+    const watch = health.watch({ service: '' });
+    watch.on('error', () => {});
+    await new Promise((resolve) => watch.once('data', resolve));
+    await server.close();
+    const late = new PluginClient(`127.0.0.1:${server.port}`);
+    pairs.defer(() => late.close());
+    expect((await rejection(late.handle(event, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
   });
 
   it('health is SERVING, then NOT_SERVING during close(); close() waits for the call in flight', async () => {
