@@ -332,6 +332,19 @@ describe('a wave of members of one group', () => {
     expect(group.members.has(queued!)).toBe(true);
   });
 
+  it('does not look the instance up again when core retries a call that failed', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.faults.unavailable(1, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 1 } });
+    const failed = await rejection(h.handle(spotEvent(old!), context()));
+    expect(failed.code).toBe(Code.Unavailable);
+    const retried = await h.handle(spotEvent(old!), { ...context(), attempt: 2 });
+    expect(retried).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    expect(aws.callsTo('DescribeInstances')).toHaveLength(1);
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ServiceUnavailable', undefined]);
+  });
+
   it('leaves a Terminating:Wait member’s lifecycle actions pending until the drain has run, with completeLifecycleHooks: after-drain', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
     const [old] = group.members.keys();
@@ -449,7 +462,9 @@ describe('idempotency', () => {
 
   it('launches one replacement when copies of the event race past the tag check in two replicas (the client token)', async () => {
     const old = standalone();
-    // Two processes: within one, the second copy would wait for the first instead.
+    // Two processes (within one, the second copy would wait for the first instead); every call takes a
+    // while, so both tag checks are answered before either fleet is launched.
+    aws.latency.set(50);
     const results = await Promise.all([handler().handle(spotEvent(old), context()), handler().handle(spotEvent(old), context())]);
     expect(aws.callsTo('CreateFleet')).toHaveLength(2);
     const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
