@@ -92,6 +92,8 @@ export async function runWaveDrill(options: {
   cutoffMs: number;
   /** Extra flags of the AWS plugin, as the configuration's layout asks for. */
   awsSpotArgs: readonly string[];
+  /** Extra flags of the drain plugin. */
+  drainArgs: readonly string[];
   /** `node` flags for every process of the run, e.g. `--cpu-prof`. */
   nodeArgs: readonly string[];
 }): Promise<WaveRunResult> {
@@ -106,7 +108,7 @@ export async function runWaveDrill(options: {
     const kubeconfig = join(dir.path, 'kubeconfig');
     await writeFile(kubeconfig, started.kubeconfig);
 
-    const drain = await startOnFreePort('k8s-drain', process.execPath, (port) => [...options.nodeArgs, packageCli('@hollowtrees/plugin-k8s-drain'), '--port', String(port), '--host', '127.0.0.1', '--kubeconfig', kubeconfig], grpcHealthProbe);
+    const drain = await startOnFreePort('k8s-drain', process.execPath, (port) => [...options.nodeArgs, packageCli('@hollowtrees/plugin-k8s-drain'), '--port', String(port), '--host', '127.0.0.1', '--kubeconfig', kubeconfig, ...options.drainArgs], grpcHealthProbe);
     spawned.push(drain.proc);
     const replace = await startOnFreePort(
       'aws-spot',

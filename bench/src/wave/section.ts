@@ -7,6 +7,7 @@
  *   BENCH_WAVE_CONDITIONS [none,latency,latency+limits]
  *   BENCH_WAVE_CONFIG [examples/config.yaml]   core's configuration
  *   BENCH_WAVE_AWS_SPOT_ARGS [--complete-lifecycle-hooks after-drain]   the AWS plugin's flags (its layout's)
+ *   BENCH_WAVE_DRAIN_ARGS []      the drain plugin's flags, e.g. --max-in-flight 128
  *   BENCH_WAVE_CUTOFF_S [180]     a run still going then is cut off
  *   BENCH_WAVE_OUT [bench/wave-latest.json]    where the results are copied
  */
@@ -23,13 +24,14 @@ export async function runWaveSection(benchDir: string, resultsDir: string, stamp
   const configFile = process.env.BENCH_WAVE_CONFIG ?? join(benchDir, '..', 'examples', 'config.yaml');
   const cutoffMs = Number(process.env.BENCH_WAVE_CUTOFF_S ?? 180) * 1000;
   const awsSpotArgs = (process.env.BENCH_WAVE_AWS_SPOT_ARGS ?? '--complete-lifecycle-hooks after-drain').split(' ').filter(Boolean);
+  const drainArgs = (process.env.BENCH_WAVE_DRAIN_ARGS ?? '').split(' ').filter(Boolean);
   const results: WaveRunResult[] = [];
   for (const nodes of list('BENCH_WAVE_NODES', '100,1000').map(Number)) {
     for (const conditionName of list('BENCH_WAVE_CONDITIONS', 'none,latency,latency+limits')) {
       const condition = WAVE_CONDITIONS[conditionName];
       if (!condition) throw new Error(`BENCH_WAVE_CONDITIONS: unknown condition "${conditionName}" (known: ${Object.keys(WAVE_CONDITIONS).join(', ')})`);
       for (const groups of list('BENCH_WAVE_GROUPS', '1,10').map(Number)) {
-        const result = await runWaveDrill({ scenario: waveScenario(nodes, groups), condition, configFile, cutoffMs, awsSpotArgs, nodeArgs });
+        const result = await runWaveDrill({ scenario: waveScenario(nodes, groups), condition, configFile, cutoffMs, awsSpotArgs, drainArgs, nodeArgs });
         const m = result.measurement;
         log(
           `wave ${nodes} nodes, ${groups} group(s), ${condition.name}: runs ${result.runs.succeeded} ok / ${result.runs.failed} failed / ${result.runs.unfinished} unfinished; ` +

@@ -25,8 +25,4 @@ export class ExpiringMap<K, V> {
     this.entries.delete(key);
     this.entries.set(key, { value, at: now });
   }
-
-  delete(key: K): void {
-    this.entries.delete(key);
-  }
 }

@@ -17,8 +17,8 @@ export interface GroupDetacherSettings extends GroupActionContext {
   readonly detachConcurrency: number;
   /** A call still queued this close to its deadline is answered RESOURCE_EXHAUSTED rather than left to time out. */
   readonly replyMarginMs: number;
-  /** Told of each instance this process has tagged: a description kept of it is stale. */
-  readonly onTagged: (instanceId: string) => void;
+  /** Told of each tag this process has put on an instance, so a description kept of it stays true. */
+  readonly onTagged: (instanceId: string, key: string, value: string) => void;
 }
 
 /** One call's wish to see an instance leave the group. */
@@ -268,7 +268,7 @@ export class GroupDetacher {
 
     for (const chunk of chunks(ids, TAG_BATCH)) {
       await callAws('EC2 CreateTags', signal, (o) => clients.ec2.send(tagCommand(chunk), o));
-      chunk.forEach(this.settings.onTagged);
+      for (const id of chunk) this.settings.onTagged(id, DETACHED_FROM_TAG, name);
     }
     // Outside the try: when the tag is not written, MinSize is not lowered either, and there is nothing to restore.
     if (writeTag) await tagOriginalMinSize(this.settings, signal, name, tagValue);

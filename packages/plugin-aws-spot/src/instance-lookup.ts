@@ -107,9 +107,10 @@ export class InstanceLookup {
     return untilAborted(this.describe(instanceId), signal);
   }
 
-  /** Drops what is known of the instance: this process has just changed it. */
-  forget(instanceId: string): void {
-    this.cache.delete(instanceId);
+  /** Keeps a tag this process has just put on the instance in what it knows of it. */
+  tagged(instanceId: string, key: string, value: string): void {
+    const cached = this.cache.get(instanceId);
+    if (cached) this.cache.set(instanceId, { ...cached, tags: { ...cached.tags, [key]: value } });
   }
 
   private async describe(instanceId: string): Promise<InstanceInfo> {

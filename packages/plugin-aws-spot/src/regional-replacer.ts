@@ -56,7 +56,7 @@ export class RegionalReplacer {
         coalesceMs,
         detachConcurrency,
         replyMarginMs,
-        onTagged: (id) => this.lookup.forget(id),
+        onTagged: (id, key, value) => this.lookup.tagged(id, key, value),
       });
       this.detachers.set(groupName, detacher);
     }

@@ -332,6 +332,19 @@ describe('a wave of members of one group', () => {
     expect(group.members.has(queued!)).toBe(true);
   });
 
+  it('does not look the instance up again when core retries a call that failed', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.faults.unavailable(1, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 1 } });
+    const failed = await rejection(h.handle(spotEvent(old!), context()));
+    expect(failed.code).toBe(Code.Unavailable);
+    const retried = await h.handle(spotEvent(old!), { ...context(), attempt: 2 });
+    expect(retried).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    expect(aws.callsTo('DescribeInstances')).toHaveLength(1);
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ServiceUnavailable', undefined]);
+  });
+
   it('leaves a Terminating:Wait member’s lifecycle actions pending until the drain has run, with completeLifecycleHooks: after-drain', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
     const [old] = group.members.keys();
