@@ -41,6 +41,24 @@ describe('receiver', () => {
     expect(await core.post('/webhook/alertmanager', { version: '4', alerts: alerts.map((a) => ({ ...a, status: 'firing' })) })).toEqual({ status: 200, json: { status: 'success', accepted: 1 } });
   });
 
+  it.each([
+    ['Content-Length', false],
+    ['chunked', true],
+  ])('takes a body of exactly maxBodyBytes and refuses one byte more with 413 (%s)', async (_name, chunked) => {
+    // A valid batch padded with spaces to the byte: JSON ignores them, the limit does not.
+    const sized = (bytes: number): string => {
+      const json = JSON.stringify([{ labels: { alertname: 'Spot', instance_id: `i-limit-${bytes}-${String(chunked)}` } }]);
+      return json + ' '.repeat(bytes - Buffer.byteLength(json));
+    };
+    const headers = (body: string): Record<string, string> => ({ 'content-type': 'application/json', ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(Buffer.byteLength(body)) }) });
+    const atLimit = sized(4096);
+    expect((await send(core, 'POST', '/api/v2/alerts', atLimit, headers(atLimit))).status).toBe(200);
+    const over = sized(4097);
+    const refused = await send(core, 'POST', '/api/v2/alerts', over, headers(over));
+    expect(refused.status).toBe(413);
+    expect(JSON.parse(refused.body)).toMatchObject({ errorType: 'too_large' });
+  });
+
   it('rejects a batch whole when one alert is bad, naming its index and field', async () => {
     const before = core.engine.groups().length;
     const res = await core.post('/api/v2/alerts', [
