@@ -8,6 +8,8 @@ interface TestSpec {
 }
 
 const spec = JSON.parse(process.env.MUTATE_SPEC ?? 'null') as TestSpec | null;
+const tests = spec?.tests ?? [];
+const inPackage = (glob: string): string => `packages/${spec?.package}/${glob.replace(/^!/, '')}`;
 
 /**
  * The suite as `pnpm mutate` runs it against each mutant: only the tests of the
@@ -18,8 +20,8 @@ const spec = JSON.parse(process.env.MUTATE_SPEC ?? 'null') as TestSpec | null;
 export default defineConfig({
   test: {
     ...base.test,
-    include: spec ? spec.tests.map((glob) => `packages/${spec.package}/${glob}`) : base.test?.include,
-    exclude: [...(base.test?.exclude ?? []), '**/e2e/**'],
+    include: spec ? tests.filter((g) => !g.startsWith('!')).map(inPackage) : base.test?.include,
+    exclude: [...(base.test?.exclude ?? []), '**/e2e/**', ...tests.filter((g) => g.startsWith('!')).map(inPackage)],
     reporters: ['default'],
     outputFile: {},
   },

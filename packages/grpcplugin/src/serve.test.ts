@@ -1,3 +1,4 @@
+import { connect as connectHttp2 } from 'node:http2';
 import { createServer } from 'node:net';
 import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
 import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream } from '@grpc/grpc-js';
@@ -166,6 +167,19 @@ describe('serve', () => {
     // grpc-js reports each finished call's stream closing as 'cancelled' on the next tick.
     await new Promise((resolve) => setImmediate(resolve));
     expect(signals.map((s) => s.aborted)).toEqual([false, false]);
+  });
+
+  it('grants every connection a 16 MiB HTTP/2 receive window, not the 64 KiB default (see flow-control.test.ts)', async () => {
+    const { server } = await start({ handle: () => {} });
+    for (let i = 0; i < 2; i++) {
+      const session = connectHttp2(`http://127.0.0.1:${server.port}`);
+      pairs.defer(() => new Promise<void>((resolve) => session.close(() => resolve())));
+      // The server's WINDOW_UPDATE is on the wire before its answer to any request.
+      const request = session.request({ ':method': 'POST', ':path': '/no.Such/Method', 'content-type': 'application/grpc', te: 'trailers' });
+      await new Promise((resolve, reject) => request.on('response', resolve).on('error', reject).end());
+      request.close();
+      expect(session.state.remoteWindowSize).toBe(16 * 1024 * 1024);
+    }
   });
 
   it('refuses a request larger than maxReceiveMessageBytes (RESOURCE_EXHAUSTED); the handler never sees it', async () => {
