@@ -6,7 +6,11 @@
  * set. MUTATION.md explains the choices and the survivors that are left.
  */
 
-/** Prefixes each glob (negated or not) with `dir`. */
+/**
+ * Prefixes each glob (negated or not) with `dir`.
+ * @param {string} dir
+ * @param {string[]} globs
+ */
 const inDirectory = (dir, globs) => globs.map((g) => (g.startsWith('!') ? `!${dir}/${g.slice(1)}` : `${dir}/${g}`));
 
 const target = process.env.MUTATE_TARGET;
@@ -15,7 +19,7 @@ if (!target || !spec) throw new Error('stryker.config.mjs: MUTATE_TARGET and MUT
 const dir = `packages/${spec.package}`;
 const reports = `reports/mutation/${target}`;
 
-/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+// Stryker checks these options when it starts (and names an unknown one).
 export default {
   // Named, because under pnpm Stryker's default `@stryker-mutator/*` scan only sees its own dependencies.
   plugins: ['@stryker-mutator/vitest-runner', '@stryker-mutator/typescript-checker'],

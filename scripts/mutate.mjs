@@ -25,6 +25,8 @@ const strykerArgs = dashDash === -1 ? [] : argv.slice(dashDash + 1);
  * A target name, or a file or glob under packages/<package>/: a file with a
  * `.test.ts` beside it is mutated against that test, anything else against the
  * tests in its directory and below. The report is named after the path.
+ * @param {string} name
+ * @returns {{ target: string; spec: import('./mutate-targets.mjs').MutateSpec }}
  */
 function resolve(name) {
   if (name in targets) return { target: name, spec: targets[name] };
@@ -38,11 +40,17 @@ function resolve(name) {
   return { target: name.replace(/[^A-Za-z0-9.-]+/g, '_'), spec: { package: pkg, mutate: [file], tests: [tests] } };
 }
 
-/** Stryker's mutation score: detected / (detected + undetected); compile errors and ignored mutants do not count. */
+/**
+ * Stryker's mutation score: detected / (detected + undetected); compile errors and ignored mutants do not count.
+ * @param {string} reportFile a mutation-testing-report-schema JSON report
+ */
 function score(reportFile) {
+  /** @type {{ files: Record<string, { mutants: Array<{ status: string }> }> }} */
   const report = JSON.parse(readFileSync(reportFile, 'utf8'));
   const count = { Killed: 0, Timeout: 0, Survived: 0, NoCoverage: 0 };
-  for (const file of Object.values(report.files)) for (const m of file.mutants) if (m.status in count) count[m.status]++;
+  for (const file of Object.values(report.files)) {
+    for (const { status } of file.mutants) if (status in count) count[/** @type {keyof typeof count} */ (status)]++;
+  }
   const detected = count.Killed + count.Timeout;
   const valid = detected + count.Survived + count.NoCoverage;
   return { ...count, valid, score: valid === 0 ? NaN : (100 * detected) / valid };
