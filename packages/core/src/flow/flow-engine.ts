@@ -190,7 +190,7 @@ export class FlowEngine {
         continue;
       }
       const now = this.clock.now();
-      const holder = this.holder(key, now);
+      const holder = this.states.holder(key, now);
       if (holder) {
         result.deduplicated++;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
@@ -240,12 +240,6 @@ export class FlowEngine {
   /** False while the journal cannot write: events must then be refused, not acknowledged. */
   get durable(): boolean {
     return this.options.journal?.durable ?? true;
-  }
-
-  /** The state holding the group now (running, waiting for a retry, or cooling down), if any. */
-  private holder(key: string, now: number): GroupState | undefined {
-    const state = this.states.get(key);
-    return state !== undefined && (state.phase !== 'cooling' || state.until! > now) ? state : undefined;
   }
 
   /** Records on `result`, counts and logs that `flow` dropped an event. */
@@ -328,16 +322,16 @@ export class FlowEngine {
 
   /** Decides what the group becomes after one pass over the plugins. */
   private settle(flow: CompiledFlow, key: string, reached: RunProgress, result: RunResult, bytes: number, now: number): RunOutcome {
+    // The event leaves this run whatever happens; a later try holds its bytes again.
+    this.releaseBytes(flow.name, bytes);
     if (result.outcome === 'succeeded') {
       this.states.succeeded(key, now, flow.config.cooldown);
-      this.releaseBytes(flow.name, bytes);
       return 'succeeded';
     }
     if (result.outcome === 'interrupted') {
       // Kept as running on disk: the restart resumes it from the plugin it stopped at.
       if (this.options.journal) this.states.progress(key, 'running', reached);
       else this.states.release(key);
-      this.releaseBytes(flow.name, bytes);
       return 'interrupted';
     }
     const { runRetry } = flow.config;
@@ -346,12 +340,10 @@ export class FlowEngine {
       const next: RunProgress = { ...reached, attempt: reached.attempt + 1, retryAt };
       this.states.progress(key, 'retrying', next);
       this.options.metrics.runRetries.inc({ flow: flow.name });
-      this.releaseBytes(flow.name, bytes);
       this.scheduleOrHandOver(this.states.get(key)!);
       return 'retrying';
     }
     this.states.release(key);
-    this.releaseBytes(flow.name, bytes);
     return 'failed';
   }
 
@@ -414,13 +406,16 @@ export class FlowEngine {
   }
 
   private abandon(state: GroupState, reason: string): void {
+    this.endRecovered(state, 'failed', `not resumed: ${reason}`, this.clock.now());
+    this.options.logger.error({ flow: state.flow, groupKey: state.key, eventId: state.eventId }, `run not resumed: ${reason}`);
+  }
+
+  /** A run read back from the journal that will not go on: its group is freed, and it is counted and listed as `outcome`. */
+  private endRecovered(state: GroupState, outcome: 'failed' | 'interrupted', error: string, now: number): void {
     this.states.restore(state);
     this.states.release(state.key);
-    this.options.metrics.flowRuns.inc({ flow: state.flow, outcome: 'failed' });
-    const now = this.clock.now();
-    const event = state.run?.event;
-    this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: event?.type ?? '', outcome: 'failed', error: `not resumed: ${reason}`, receivedAt: state.run?.receivedAt ?? state.since, startedAt: state.since, finishedAt: now, calls: [] });
-    this.options.logger.error({ flow: state.flow, groupKey: state.key, eventId: state.eventId }, `run not resumed: ${reason}`);
+    this.options.metrics.flowRuns.inc({ flow: state.flow, outcome });
+    this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: state.run?.event.type ?? '', outcome, error, receivedAt: state.run?.receivedAt ?? state.since, startedAt: state.since, finishedAt: now, calls: [] });
   }
 
   private updateWaitingGauge(flow: string): void {
@@ -458,10 +453,7 @@ export class FlowEngine {
   }
 
   private reportInterrupted(state: GroupState, now: number): void {
-    this.states.restore(state);
-    this.states.release(state.key);
-    this.options.metrics.flowRuns.inc({ flow: state.flow, outcome: 'interrupted' });
-    this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: '', outcome: 'interrupted', error: 'the process stopped during the run', receivedAt: state.since, startedAt: state.since, finishedAt: now, calls: [] });
+    this.endRecovered(state, 'interrupted', 'the process stopped during the run', now);
     this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
   }
 

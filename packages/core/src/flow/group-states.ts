@@ -75,8 +75,8 @@ export class GroupStates {
    * groups (`full`).
    */
   tryStart(key: string, flow: string, run: RunProgress, now: number): StartDecision {
+    if (this.holder(key, now)) return 'held';
     const current = this.groups.get(key);
-    if (current && (current.phase !== 'cooling' || current.until! > now)) return 'held';
     if (!current && this.groups.size >= this.maxGroups && !this.sweepWhenFull(now)) return 'full';
     this.set({ key, flow, phase: 'running', eventId: run.event.id, since: now, run });
     return 'started';
@@ -109,6 +109,12 @@ export class GroupStates {
   /** Restores a state read back from disk, without writing it again. */
   restore(state: GroupState): void {
     this.groups.set(state.key, state);
+  }
+
+  /** The state holding the group now (running, waiting for a retry, or cooling down), if any. */
+  holder(key: string, now: number): GroupState | undefined {
+    const state = this.groups.get(key);
+    return state !== undefined && (state.phase !== 'cooling' || state.until! > now) ? state : undefined;
   }
 
   /** The state of one group, if it has one. */
