@@ -1,5 +1,4 @@
 import { mkdtempSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollowtrees/grpcplugin';
@@ -15,7 +14,7 @@ import { EngineMetrics } from './engine-metrics.js';
 import { FlowEngine, MAX_RESTARTS } from './flow-engine.js';
 import { GroupStates } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
-import { openJournalFile, type JournalFile } from '../state/journal-file.js';
+import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { StateJournal } from '../state/state-journal.js';
 import { manualClock } from '../../test/support/manual-clock.js';
 
@@ -470,26 +469,17 @@ describe('FlowEngine: runs survive a restart', () => {
 
   it('calls no plugin before the run is on disk', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-flush-first-')), 'state.jsonl');
-    let holdSyncs = false;
-    const held: Array<() => void> = [];
-    // The real file, with fdatasync held while the test says so, as a slow disk would.
-    const openFile = async (p: string): Promise<JournalFile> => {
-      const file = await openJournalFile(p);
-      return { ...file, sync: async () => {
-        if (holdSyncs) await new Promise<void>((resolve) => held.push(resolve));
-        await file.sync();
-      } };
-    };
-    const { journal } = await StateJournal.open(path, { openFile });
+    const disk = slowDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile });
     const a = scripted('a');
     const engine = engineOn(journal, a, scripted('b'));
-    holdSyncs = true;
+    disk.holding = true;
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
-    await vi.waitFor(() => expect(held).toHaveLength(1));
+    await vi.waitFor(() => expect(disk.held).toHaveLength(1));
     await new Promise((r) => setTimeout(r, 50));
     expect(a.calls).toHaveLength(0);
-    holdSyncs = false;
-    held.shift()!();
+    disk.holding = false;
+    disk.held.shift()!();
     await vi.waitFor(() => expect(a.calls).toHaveLength(1));
     await engine.drain();
     await journal.close();
@@ -557,12 +547,8 @@ describe('FlowEngine with a journal on a failing disk', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-engine-'));
     const failures: number[] = [];
     // Every append goes to /dev/full, which fails with ENOSPC like a full disk.
-    const openFile = async (path: string): Promise<JournalFile> => {
-      const file = await openJournalFile(path);
-      const device = await open('/dev/full', 'w');
-      return { ...file, append: async (text) => void (await device.write(text)), close: async () => (await device.close(), await file.close()) };
-    };
-    const { journal } = await StateJournal.open(join(dir, 'state.jsonl'), { openFile, onError: (_err, lines) => failures.push(lines) });
+    const disk = fullDisk();
+    const { journal } = await StateJournal.open(join(dir, 'state.jsonl'), { openFile: disk.openFile, onError: (_err, lines) => failures.push(lines) });
     const a = scripted('a');
     const declared = 'plugins:\n  a: { type: grpc, address: "unused:1" }\n';
     const { config } = parseConfig(declared + spotFlow(), 'test.yaml', {});

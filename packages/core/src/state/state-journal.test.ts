@@ -1,11 +1,10 @@
 import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
 import { GroupStates, type RunProgress } from '../flow/group-states.js';
-import { openJournalFile, type JournalFile } from './journal-file.js';
+import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { parseJournal, type JournalContents } from './journal-format.js';
 import { StateJournal } from './state-journal.js';
 
@@ -103,23 +102,14 @@ describe('StateJournal', () => {
 
   it('group-commits: records that arrive while a sync runs share the next sync', async () => {
     const path = freshPath();
-    const held: Array<() => void> = [];
-    let syncs = 0;
-    // The real file, with each fdatasync held until the test lets it go, as a slow disk would.
-    const openFile = async (p: string): Promise<JournalFile> => {
-      const file = await openJournalFile(p);
-      return { ...file, sync: async () => {
-        syncs++;
-        await new Promise<void>((resolve) => held.push(resolve));
-        await file.sync();
-      } };
-    };
-    const { journal } = await StateJournal.open(path, { openFile });
+    const disk = slowDisk();
+    const { held } = disk;
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile });
     const states = new GroupStates((change) => journal.record(change));
     states.tryStart('first', 'f', run('first'), 1);
     const first = journal.flush();
     await new Promise((r) => setTimeout(r, 20));
-    expect(syncs).toBe(1);
+    expect(disk.syncs).toBe(1);
     // 1,000 runs finish one after another, each in its own turn of the event loop, while the first sync is slow.
     const durable: Array<Promise<boolean>> = [];
     for (let i = 0; i < 1_000; i++) {
@@ -127,14 +117,14 @@ describe('StateJournal', () => {
       states.tryStart(`g${i}`, 'f', run(`e${i}`), 1);
       durable.push(journal.flush());
     }
-    expect(syncs).toBe(1);
+    expect(disk.syncs).toBe(1);
     held.shift()!();
     expect(await first).toBe(true);
     await new Promise((r) => setTimeout(r, 20));
-    expect(syncs).toBe(2);
+    expect(disk.syncs).toBe(2);
     held.shift()!();
     expect(await Promise.all(durable)).toEqual(durable.map(() => true));
-    expect(syncs).toBe(2);
+    expect(disk.syncs).toBe(2);
     expect(journal.syncCount).toBe(2);
     await journal.close();
     expect((await reopen(path)).states).toHaveLength(1_001);
@@ -166,25 +156,10 @@ describe('StateJournal when the disk fails', () => {
   it('reports a failed write, is not durable until the disk is back, then writes the kept lines', async () => {
     const path = freshPath();
     const errors: Array<[string, number]> = [];
-    let full = false;
-    // The real file, or /dev/full (every write fails with ENOSPC) while `full` is set.
-    const openFile = async (p: string): Promise<JournalFile> => {
-      const file = await openJournalFile(p);
-      const device = await open('/dev/full', 'w');
-      return {
-        ...file,
-        append: async (text) => {
-          if (full) await device.write(text);
-          else await file.append(text);
-        },
-        close: async () => {
-          await device.close();
-          await file.close();
-        },
-      };
-    };
-    const { journal } = await StateJournal.open(path, { openFile, onError: (err, count) => errors.push([(err as NodeJS.ErrnoException).code ?? '', count]) });
-    full = true;
+    // The real file, or /dev/full while `disk.full` is set.
+    const disk = fullDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile, onError: (err, count) => errors.push([(err as NodeJS.ErrnoException).code ?? '', count]) });
+    disk.full = true;
     journal.record({ key: 'a', flow: 'f', phase: 'running', eventId: 'e', since: 1 });
     expect(await journal.flush()).toBe(false);
     expect(journal.durable).toBe(false);
@@ -192,7 +167,7 @@ describe('StateJournal when the disk fails', () => {
     expect(await journal.flush()).toBe(false);
     expect(errors).toEqual([['ENOSPC', 1], ['ENOSPC', 2]]);
 
-    full = false;
+    disk.full = false;
     expect(await journal.flush()).toBe(true);
     expect(journal.durable).toBe(true);
     await journal.close();
