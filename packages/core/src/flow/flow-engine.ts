@@ -419,9 +419,14 @@ export class FlowEngine {
   }
 
   private updateWaitingGauge(flow: string): void {
+    this.options.metrics.runsWaitingForRetry.set({ flow }, this.waitingIn(flow));
+  }
+
+  /** Runs of `flow` waiting for their next try. */
+  private waitingIn(flow: string): number {
     let count = 0;
     for (const run of this.waiting.values()) if (run.flow.name === flow) count++;
-    this.options.metrics.runsWaitingForRetry.set({ flow }, count);
+    return count;
   }
 
   /**
@@ -539,7 +544,7 @@ export class FlowEngine {
       plugins: f.config.plugins,
       running: f.queue.active,
       queued: f.queue.depth,
-      waitingForRetry: [...this.waiting.values()].filter((w) => w.flow === f).length,
+      waitingForRetry: this.waitingIn(f.name),
       heldBytes: this.heldBytes.of(f.name),
     }));
   }
