@@ -47,12 +47,6 @@ export interface KubeApi {
   /** Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. */
   evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined): Promise<void>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
-  /**
-   * Tells the API client a drain has started and will cordon its node, so it
-   * can put the wave's cordons before its evictions; call the returned
-   * function once the node is cordoned (or the drain gave up).
-   */
-  cordoning(): () => void;
   /** Closes the connections it keeps. */
   close(): void;
 }
@@ -84,8 +78,7 @@ function page<T>(list: { items: T[]; metadata?: { resourceVersion?: string; _con
 
 /**
  * A {@link KubeApi} over `@kubernetes/client-node`'s `CoreV1Api` for the given
- * config. Every call goes through one {@link CallGate} (cordons first, also
- * while a wave's drains are still arriving) and one
+ * config. Every call goes through one {@link CallGate} (cordons first) and one
  * set of keep-alive connections ({@link SharedAgents}, applied by a request
  * middleware after the kubeconfig's authentication), so a wave of drains
  * reuses a bounded number of connections instead of opening one per call.
@@ -144,7 +137,6 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
         }),
       ),
     createEvent: (namespace, body) => gate.run('event', () => write('POST', `/api/v1/namespaces/${path(namespace)}/events`, body)),
-    cordoning: () => gate.cordoning(),
     close: () => agents.destroy(),
   };
 }
