@@ -8,6 +8,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PluginClient } from '@hollowtrees/grpcplugin';
 import { pollUntil, startOnFreePort, stopChild, tempDir, wallClockMs, type ReadinessProbe, type Spawned } from '@hollowtrees/testkit';
@@ -36,6 +37,12 @@ export const WAVE_CONDITIONS: Readonly<Record<string, WaveCondition>> = {
 export interface ProcessUsage {
   /** CPU seconds from the first alert until the end of the run. */
   cpuSeconds: number;
+  /**
+   * CPU seconds from the first alert until the last reclaimed node was cordoned
+   * (read every 100 ms, the first reading at or after it): what the cordons
+   * competed with, independent of how busy the machine was.
+   */
+  cpuSecondsToCordoned: number | undefined;
   /** `cpuSeconds` over that time, % of one core. */
   cpuPercent: number;
   /** Peak resident set (VmHWM), MiB. */
@@ -49,6 +56,8 @@ export interface WaveRunResult {
   config: string;
   /** When the last POST was answered, ms after the first was sent. */
   alertsInMs: number;
+  /** The machine's 1-minute load average when the wave started (other work shares the CPUs). */
+  loadAverage: number;
   /** Runs of every flow the alerts started, by outcome; `unfinished` at the cut-off. */
   runs: { succeeded: number; failed: number; interrupted: number; unfinished: number };
   /** When the last run finished; undefined at the cut-off. */
@@ -136,8 +145,15 @@ export async function runWaveDrill(options: {
       bench: process.pid,
     };
     const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid)]));
+    const loadAverage = loadavg()[0]!;
 
     const t0 = wallClockMs();
+    const cpuReadings: Array<{ atMs: number; cpu: Record<string, number> }> = [];
+    const readCpu = (): void => {
+      cpuReadings.push({ atMs: wallClockMs() - t0, cpu: Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid) - cpuBefore[name]!])) });
+    };
+    const cpuTimer = setInterval(readCpu, 100);
+    cpuTimer.unref();
     await Promise.all(waveAlertBodies(started.instances, 100).map((body) => postAlerts(coreUrl, body)));
     const alertsInMs = wallClockMs() - t0;
     const busy = async (): Promise<number> => (await readMetric(coreUrl, 'hollowtrees_runs_in_progress')) + (await readMetric(coreUrl, 'hollowtrees_queue_depth'));
@@ -148,26 +164,33 @@ export async function runWaveDrill(options: {
     } catch {
       // The cut-off: what is still running is counted as unfinished.
     }
-    const elapsedSeconds = (wallClockMs() - t0) / 1000;
+    clearInterval(cpuTimer);
+    readCpu();
+    const end = cpuReadings.at(-1)!;
+    const peakRssMiB = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, readRss(pid, 'VmHWM') / 2 ** 20]));
+    const collected = await ask(standIns, { kind: 'collect' }, 'collected');
+    if (collected.kind !== 'collected') throw new Error('stand-ins sent no records');
+    const measurement = measureWave(collected.records, started.instances, t0);
+    const cordoned = measurement.allCordonedMs;
+    const cordonedReading = cordoned === undefined ? undefined : cpuReadings.find((r) => r.atMs >= cordoned);
     const processes = Object.fromEntries(
-      Object.entries(pids).map(([name, pid]) => {
-        const cpuSeconds = processCpuSeconds(pid) - cpuBefore[name]!;
-        return [name, { cpuSeconds, cpuPercent: (cpuSeconds / elapsedSeconds) * 100, peakRssMiB: readRss(pid, 'VmHWM') / 2 ** 20 }];
+      Object.keys(pids).map((name) => {
+        const cpuSeconds = end.cpu[name]!;
+        return [name, { cpuSeconds, cpuSecondsToCordoned: cordonedReading?.cpu[name], cpuPercent: (cpuSeconds / (end.atMs / 1000)) * 100, peakRssMiB: peakRssMiB[name]! }];
       }),
     );
     const outcome = (o: string): Promise<number> => readMetric(coreUrl, 'hollowtrees_flow_runs_total', { outcome: o });
     const runs = { succeeded: await outcome('succeeded'), failed: await outcome('failed'), interrupted: await outcome('interrupted'), unfinished: await busy() };
-    const collected = await ask(standIns, { kind: 'collect' }, 'collected');
-    if (collected.kind !== 'collected') throw new Error('stand-ins sent no records');
     return {
       nodes: scenario.nodes,
       groups: scenario.groups,
       condition: condition.name,
       config: options.configFile,
       alertsInMs,
+      loadAverage,
       runs,
       finishedMs,
-      measurement: measureWave(collected.records, started.instances, t0),
+      measurement,
       processes,
     };
   } finally {

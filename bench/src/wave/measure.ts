@@ -8,6 +8,10 @@ export interface WaveMeasurement {
   /** When the last reclaimed node was cordoned; undefined when some never were. */
   allCordonedMs: number | undefined;
   nodesCordoned: number;
+  /** When half the reclaimed nodes had been cordoned. */
+  halfCordonedMs: number | undefined;
+  /** Eviction calls (any answer) the stand-in served before the last node was cordoned: work the cordons shared the CPUs with. */
+  evictionsBeforeAllCordoned: number;
   /** Per node, when its last pod was evicted (201), over the nodes that had one evicted. */
   evictionsDoneMs: Summary;
   /** ReplicaSet pods still on reclaimed nodes at the end. */
@@ -64,8 +68,12 @@ export function measureWave(records: WaveRecords, instances: readonly WaveInstan
   for (const c of records.awsCalls) for (const id of c.instanceIds) if (ids.has(id) && !requestedAt.has(id)) requestedAt.set(id, c.at - t0);
   const requestTimes = [...requestedAt.values()];
   const initialMin = new Map(records.groups.map((g) => [g.name, g.initialMinSize]));
+  const allCordonedMs = cordonedAt.size === reclaimed.size ? Math.max(...cordonedAt.values()) : undefined;
+  const cordonTimes = [...cordonedAt.values()].sort((a, b) => a - b);
   return {
-    allCordonedMs: cordonedAt.size === reclaimed.size ? Math.max(...cordonedAt.values()) : undefined,
+    allCordonedMs,
+    halfCordonedMs: cordonTimes.length >= reclaimed.size / 2 ? cordonTimes[Math.ceil(reclaimed.size / 2) - 1] : undefined,
+    evictionsBeforeAllCordoned: allCordonedMs === undefined ? records.evictions.length : records.evictions.filter((e) => e.at - t0 < allCordonedMs).length,
     nodesCordoned: records.nodes.filter((n) => n.cordoned).length,
     evictionsDoneMs: summarize([...lastEviction.values()]),
     podsLeft: records.nodes.reduce((n, node) => n + node.replicaSetPodsLeft, 0),

@@ -37,16 +37,16 @@ export function waveCallsTable(results: readonly WaveRunResult[]): string {
   );
 }
 
-/** CPU (% of one core over the run) and peak RSS of each process, one column per run. */
+/** CPU (seconds until all cordoned, % of one core over the run) and peak RSS of each process, one column per run. */
 export function waveProcessTable(results: readonly WaveRunResult[]): string {
   const names = [...new Set(results.flatMap((r) => Object.keys(r.processes)))];
   return markdownTable(
-    ['CPU % / peak RSS MiB', ...results.map(runLabel)],
+    ['CPU s to all cordoned / CPU % over the run / peak RSS MiB', ...results.map(runLabel)],
     names.map((name) => [
       name,
       ...results.map((r) => {
         const p = r.processes[name];
-        return p ? `${p.cpuPercent.toFixed(0)}% / ${p.peakRssMiB.toFixed(0)}` : '';
+        return p ? `${p.cpuSecondsToCordoned?.toFixed(2) ?? '—'} s / ${p.cpuPercent.toFixed(0)}% / ${p.peakRssMiB.toFixed(0)}` : '';
       }),
     ]),
   );

@@ -36,7 +36,10 @@ export async function runWaveSection(benchDir: string, resultsDir: string, stamp
         log(
           `wave ${nodes} nodes, ${groups} group(s), ${condition.name}: runs ${result.runs.succeeded} ok / ${result.runs.failed} failed / ${result.runs.unfinished} unfinished; ` +
             `cordoned ${m.allCordonedMs?.toFixed(0) ?? `${m.nodesCordoned}/${nodes}`} ms, evictions p99 ${m.evictionsDoneMs.p99.toFixed(0)} ms, ` +
-            `replacements ${m.allReplacementsMs?.toFixed(0) ?? `${m.replacementsRequested}/${nodes}`} ms, finished ${result.finishedMs?.toFixed(0) ?? 'cut off'} ms`,
+            `replacements ${m.allReplacementsMs?.toFixed(0) ?? `${m.replacementsRequested}/${nodes}`} ms, finished ${result.finishedMs?.toFixed(0) ?? 'cut off'} ms; ` +
+            `load ${result.loadAverage.toFixed(1)}, alerts in ${result.alertsInMs.toFixed(0)} ms, half cordoned ${m.halfCordonedMs?.toFixed(0) ?? '—'} ms, ` +
+            `${m.evictionsBeforeAllCordoned} evictions before all cordoned, CPU s to all cordoned: ` +
+            Object.entries(result.processes).map(([name, p]) => `${name} ${p.cpuSecondsToCordoned?.toFixed(2) ?? '—'}`).join(', '),
         );
         results.push(result);
       }

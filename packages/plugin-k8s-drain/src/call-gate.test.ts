@@ -54,29 +54,6 @@ describe('CallGate', () => {
     expect(gate.queued()).toEqual({ cordon: 0, drain: 0, event: 0 });
   });
 
-  it('holds evictions to a few slots while a wave is being cordoned, and releases them once it is, and settled', async () => {
-    const gate = new CallGate(4, { whileCordoning: 1, settleMs: 30 });
-    const log: string[] = [];
-    const cordoned = [gate.cordoning(), gate.cordoning()];
-    const evictions = Array.from({ length: 4 }, (_, i) => heldCall(log, `evict-${i}`));
-    const running = evictions.map((e) => gate.run('drain', e.call));
-    const cordon = heldCall(log, 'cordon');
-    const cordonCall = gate.run('cordon', cordon.call);
-    await settle();
-    // One eviction while cordons are pending; the cordon still gets a slot of its own.
-    expect(log).toEqual(['start evict-0', 'start cordon']);
-    cordon.finish();
-    await cordonCall;
-    for (const done of cordoned) done();
-    await settle();
-    // Every cordon is done, but the wave may still be arriving: the rest wait for the settle time.
-    expect(log).toEqual(['start evict-0', 'start cordon']);
-    await expect.poll(() => log.length, { timeout: 2_000, interval: 5 }).toBe(5);
-    expect(log.slice(2).sort()).toEqual(['start evict-1', 'start evict-2', 'start evict-3']);
-    for (const e of evictions) e.finish();
-    expect(await Promise.all(running)).toEqual(['evict-0', 'evict-1', 'evict-2', 'evict-3']);
-  });
-
   it('frees the slot of a call that fails', async () => {
     const gate = new CallGate(1);
     await expect(gate.run('drain', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');

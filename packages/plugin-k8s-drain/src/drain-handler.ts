@@ -102,18 +102,11 @@ export class DrainHandler implements EventHandler {
     const log = o.logger;
     const retry = { deadline, backoff: o.backoff };
 
-    // Until this node is cordoned, the wave's evictions wait (see CallGate).
-    const cordoned = api.cordoning();
-    let node: V1Node | undefined;
-    let cordon;
-    try {
-      node = await this.findNode(ref, retry);
-      if (!node) return this.nodeNotFound(ref);
-      cordon = await cordonNode(api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: log });
-    } finally {
-      cordoned();
-    }
+    const node = await this.findNode(ref, retry);
+    if (!node) return this.nodeNotFound(ref);
     const name = node.metadata?.name ?? '';
+
+    const cordon = await cordonNode(api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: log });
     if (cordon.changed) {
       this.events.record(node, {
         reason: 'SpotInterruption',

@@ -3,7 +3,6 @@ import {
   createConfiguration,
   PatchStrategy,
   ServerConfiguration,
-  setHeaderOptions,
   Watch,
   type CoreV1Event,
   type KubeConfig,
@@ -11,6 +10,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { CallGate } from './call-gate.js';
+import { kubeWriter } from './kube-request.js';
 import { SharedAgents } from './shared-agents.js';
 import type { ListedPage, WatchEvent } from './watched-list.js';
 
@@ -27,7 +27,7 @@ export interface KubeApi {
   /** All nodes, every page. */
   listNodes(): Promise<V1Node[]>;
   /** Applies a JSON merge patch (RFC 7386) to the node. */
-  mergePatchNode(name: string, patch: object): Promise<V1Node>;
+  mergePatchNode(name: string, patch: object): Promise<void>;
   /** All pods bound to the node, every page. */
   listPodsOnNode(nodeName: string): Promise<V1Pod[]>;
   /** One page of every pod in the cluster. */
@@ -47,12 +47,6 @@ export interface KubeApi {
   /** Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. */
   evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined): Promise<void>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
-  /**
-   * Tells the API client a drain has started and will cordon its node, so it
-   * can put the wave's cordons before its evictions; call the returned
-   * function once the node is cordoned (or the drain gave up).
-   */
-  cordoning(): () => void;
   /** Closes the connections it keeps. */
   close(): void;
 }
@@ -84,11 +78,12 @@ function page<T>(list: { items: T[]; metadata?: { resourceVersion?: string; _con
 
 /**
  * A {@link KubeApi} over `@kubernetes/client-node`'s `CoreV1Api` for the given
- * config. Every call goes through one {@link CallGate} (cordons first, also
- * while a wave's drains are still arriving) and one
+ * config. Every call goes through one {@link CallGate} (cordons first) and one
  * set of keep-alive connections ({@link SharedAgents}, applied by a request
  * middleware after the kubeconfig's authentication), so a wave of drains
  * reuses a bounded number of connections instead of opening one per call.
+ * Cordons, evictions and Events, a wave's thousands of writes, skip the
+ * generated client ({@link kubeWriter}); reads, lists and watches keep its typed models.
  */
 export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = {}): KubeApi {
   const cluster = kubeConfig.getCurrentCluster();
@@ -111,12 +106,13 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       ],
     }),
   );
-  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  const write = kubeWriter(kubeConfig, agents);
   const watch = new Watch(kubeConfig);
+  const path = encodeURIComponent;
   return {
     readNode: (name) => gate.run('cordon', () => core.readNode({ name })),
     listNodes: () => allPages((token) => gate.run('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
-    mergePatchNode: (name, body) => gate.run('cordon', () => core.patchNode({ name, body }, mergePatch)),
+    mergePatchNode: (name, body) => gate.run('cordon', () => write('PATCH', `/api/v1/nodes/${path(name)}`, body, PatchStrategy.MergePatch)),
     listPodsOnNode: (nodeName) =>
       allPages((token) => gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token }))),
     listPodPage: async (token) => page(await gate.run('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }))),
@@ -132,23 +128,15 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       return { stop: () => controller.abort() };
     },
     evictPod: (namespace, name, gracePeriodSeconds) =>
-      gate.run('drain', async () => {
-        await core.createNamespacedPodEviction({
-          name,
-          namespace,
-          body: {
-            apiVersion: 'policy/v1',
-            kind: 'Eviction',
-            metadata: { name, namespace },
-            ...(gracePeriodSeconds === undefined ? {} : { deleteOptions: { gracePeriodSeconds } }),
-          },
-        });
-      }),
-    createEvent: (namespace, body) =>
-      gate.run('event', async () => {
-        await core.createNamespacedEvent({ namespace, body });
-      }),
-    cordoning: () => gate.cordoning(),
+      gate.run('drain', () =>
+        write('POST', `/api/v1/namespaces/${path(namespace)}/pods/${path(name)}/eviction`, {
+          apiVersion: 'policy/v1',
+          kind: 'Eviction',
+          metadata: { name, namespace },
+          ...(gracePeriodSeconds === undefined ? {} : { deleteOptions: { gracePeriodSeconds } }),
+        }),
+      ),
+    createEvent: (namespace, body) => gate.run('event', () => write('POST', `/api/v1/namespaces/${path(namespace)}/events`, body)),
     close: () => agents.destroy(),
   };
 }

@@ -186,9 +186,10 @@ export class Ec2StandIn {
 
   private describeInstances(params: QueryParams): Record<string, unknown> {
     const ids = params.list('InstanceId');
-    const filters = params.structs('Filter').map((f) => ({ name: f.require('Name'), values: f.list('Value') }));
+    // A Set per filter: a batched look-up filters by 100 instance ids, and a wave's stand-in holds a thousand instances.
+    const filters = params.structs('Filter').map((f) => ({ name: f.require('Name'), values: new Set(f.list('Value')) }));
     const candidates = ids.length > 0 ? ids.map((id) => this.instance(id)) : [...this.instances.values()];
-    const matches = candidates.filter((instance) => filters.every((f) => f.values.some((v) => filterValue(instance, f.name).includes(v))));
+    const matches = candidates.filter((instance) => filters.every((f) => filterValue(instance, f.name).some((v) => f.values.has(v))));
     return {
       reservationSet: {
         item: matches.map((instance) => ({

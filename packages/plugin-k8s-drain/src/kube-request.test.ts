@@ -1,0 +1,87 @@
+import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { Code } from '@hollowtrees/grpcplugin';
+import { makeTestCertificates } from '@hollowtrees/testkit';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { toPluginError } from './api-errors.js';
+import { kubeWriter } from './kube-request.js';
+import { SharedAgents } from './shared-agents.js';
+
+const certs = makeTestCertificates();
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Seen {
+  method: string | undefined;
+  url: string | undefined;
+  headers: IncomingMessage['headers'];
+  body: string;
+  clientCertificate: string | undefined;
+}
+
+/** An HTTPS API server that wants the test CA's client certificate and records what it is sent. */
+async function apiServer(answer: (res: ServerResponse) => void): Promise<{ url: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = createServer({ cert: certs.server.cert, key: certs.server.key, ca: certs.ca.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString(), clientCertificate: String(peer.subject?.CN) });
+      answer(res);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/base`, seen };
+}
+
+function writerFor(url: string): ReturnType<typeof kubeWriter> {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: url, caData: Buffer.from(certs.ca.cert).toString('base64') }],
+    users: [{ name: 'u', token: 'the-token', certData: Buffer.from(certs.client.cert).toString('base64'), keyData: Buffer.from(certs.client.key).toString('base64') }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  const agents = new SharedAgents(4);
+  cleanups.push(() => agents.destroy());
+  return kubeWriter(kc, agents);
+}
+
+describe('kubeWriter', () => {
+  it('writes over TLS with the kubeconfig’s CA, client certificate and token, on the server’s base path', async () => {
+    const { url, seen } = await apiServer((res) => res.writeHead(201, { 'content-type': 'application/json' }).end('{"kind":"Status"}'));
+    const write = writerFor(url);
+
+    await write('PATCH', '/api/v1/nodes/node%2Da', { spec: { unschedulable: true } }, 'application/merge-patch+json');
+    await write('POST', '/api/v1/namespaces/apps/pods/p/eviction', { kind: 'Eviction' });
+
+    expect(seen.map((s) => [s.method, s.url, s.headers['content-type'], s.body])).toEqual([
+      ['PATCH', '/base/api/v1/nodes/node%2Da', 'application/merge-patch+json', '{"spec":{"unschedulable":true}}'],
+      ['POST', '/base/api/v1/namespaces/apps/pods/p/eviction', 'application/json', '{"kind":"Eviction"}'],
+    ]);
+    for (const s of seen) {
+      expect(s.headers.authorization).toBe('Bearer the-token');
+      expect(s.clientCertificate).toBe('hollowtrees test client');
+    }
+  });
+
+  it('refuses with the HTTP code and the Status message, mapped as the generated client’s errors are', async () => {
+    const status = { kind: 'Status', status: 'Failure', message: 'Cannot evict pod as it would violate the pod\'s disruption budget.', code: 429 };
+    const { url } = await apiServer((res) => res.writeHead(429, { 'content-type': 'application/json' }).end(JSON.stringify(status)));
+
+    const err = await writerFor(url)('POST', '/api/v1/namespaces/apps/pods/p/eviction', {}).catch((e: unknown) => e);
+
+    const mapped = toPluginError(err, 'evicting pod apps/p');
+    expect(mapped.code).toBe(Code.ResourceExhausted);
+    expect(mapped.message).toBe('evicting pod apps/p: Cannot evict pod as it would violate the pod\'s disruption budget.');
+  });
+});
