@@ -16,6 +16,13 @@ if [ -n "$unexpected" ]; then
   exit 1
 fi
 echo "tarball holds only dist JS, .d.ts, README, LICENSE ($(tar -tzf "$tarball" | wc -l) files)"
+# A sourceMappingURL would point at a .map (and the .map at src/) the tarball does not hold.
+mapped=$(tar -xzOf "$tarball" --wildcards 'package/dist/*' | grep -c 'sourceMappingURL' || true)
+if [ "$mapped" != "0" ]; then
+  echo "$mapped files in $(basename "$tarball") reference source maps it does not ship" >&2
+  exit 1
+fi
+echo "no file references a source map the tarball lacks"
 
 mkdir "$tmp/consumer" && cd "$tmp/consumer"
 cat > package.json <<'JSON'
