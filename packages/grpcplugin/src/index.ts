@@ -8,7 +8,7 @@
 export { labelsOf, type CloudEvent, type CloudEventExtension, type EventData } from './cloud-event.js';
 export { Code, PluginError, codeName, isRetryable } from './errors.js';
 export type { EventHandler, HandleContext, HandleResult } from './handler.js';
-export { jsonLogger, type PluginLogger } from './plugin-logger.js';
+export { createJsonLogger, jsonLogger, pluginLogger, type JsonLoggerOptions, type LogFields, type LogLevel, type PluginLogger } from './plugin-logger.js';
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './backoff.js';
 export { forEachBounded } from './bounded-parallel.js';
 export { serve, PLUGIN_SERVICE_NAME, type PluginServer, type ServeOptions } from './serve.js';

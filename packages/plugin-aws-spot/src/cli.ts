@@ -2,7 +2,7 @@
 import { serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
 import { jsonLogger } from '@hollowtrees/grpcplugin';
-import { AwsSpotReplaceHandler } from './replace-handler.js';
+import { AwsSpotReplaceHandler, SERVICE } from './replace-handler.js';
 
 let command: CliCommand;
 try {
@@ -16,7 +16,7 @@ try {
 if (command.kind === 'help') {
   process.stdout.write(`${USAGE}\n`);
 } else {
-  const logger = jsonLogger();
+  const logger = jsonLogger({ service: SERVICE });
   const handler = new AwsSpotReplaceHandler({ ...command.handler, logger });
   try {
     const server = await serve(command.port, handler, command.serve);

@@ -21,6 +21,8 @@ afterEach(async () => {
 });
 
 const logger: Logger = {
+  debug: (message, fields) => logs.push({ level: 'debug', message, fields }),
+  error: (message, fields) => logs.push({ level: 'error', message, fields }),
   info: (message, fields) => logs.push({ level: 'info', message, fields }),
   warn: (message, fields) => logs.push({ level: 'warn', message, fields }),
 };

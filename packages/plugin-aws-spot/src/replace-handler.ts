@@ -11,6 +11,9 @@ import type { ReplacementOutcome } from './replacement-outcome.js';
 import type { RetryOptions } from './retry-strategy.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
 
+/** The `service` field of the plugin's log lines. */
+export const SERVICE = 'hollowtrees-aws-spot';
+
 /**
  * How the reclaimed instance is replaced:
  * - `auto`: `asg-detach` for Auto Scaling group members (present or former), `fleet` otherwise;
@@ -122,7 +125,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
 
   constructor(options: AwsSpotReplaceOptions = {}) {
     this.options = options;
-    this.logger = options.logger ?? jsonLogger();
+    this.logger = options.logger ?? jsonLogger({ service: SERVICE });
     this.now = options.now ?? (() => performance.now());
   }
 

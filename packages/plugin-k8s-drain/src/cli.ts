@@ -3,6 +3,7 @@ import { serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
 import { createDrainHandler } from './drain-handler.js';
 import { loadKubeConfig } from './kube-config.js';
+import { SERVICE } from './options.js';
 import { jsonLogger } from '@hollowtrees/grpcplugin';
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -18,7 +19,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const logger = jsonLogger();
+  const logger = jsonLogger({ service: SERVICE });
   const handler = createDrainHandler(loadKubeConfig({ path: command.kubeconfig, context: command.context }), { ...command.drain, logger });
   // The caches list the cluster now, so the first drain of a wave finds them ready.
   handler.start();

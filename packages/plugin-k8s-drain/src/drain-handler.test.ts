@@ -4,7 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDrainHandler, DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
-import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { DrainOptions } from './options.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -12,7 +12,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const silent: Logger = { info: () => {}, warn: () => {} };
+const silent: Logger = jsonLogger({ service: 'test', level: 'silent' });
 
 /** A stand-in with two nodes: node-a (i-0aaa) to drain, node-b (i-0bbb) for the replacements. */
 async function startCluster(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
@@ -194,7 +194,7 @@ describe('DrainHandler', () => {
     api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
     for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
     const lines: string[] = [];
-    const logger: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m) };
+    const logger: Logger = { ...silent, info: (m) => lines.push(m), warn: (m) => lines.push(m) };
     const before = api.cluster.node('node-a');
 
     const result = await handlerFor(api, { dryRun: true, logger }).handle(event({ node: 'node-a' }), context());

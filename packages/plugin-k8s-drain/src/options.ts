@@ -2,6 +2,9 @@ import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
 import { exponentialBackoff, type Backoff } from '@hollowtrees/grpcplugin';
 
+/** The `service` field of the plugin's log lines. */
+export const SERVICE = 'hollowtrees-k8s-drain';
+
 /** Settings of the drain handler; every field has a default. */
 export interface DrainOptions {
   /** Event label holding the node name. Default `node`. */
@@ -94,6 +97,6 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     eventNamespace: o.eventNamespace ?? 'default',
     dryRun: o.dryRun ?? false,
     backoff: o.backoff ?? exponentialBackoff(),
-    logger: o.logger ?? jsonLogger(),
+    logger: o.logger ?? jsonLogger({ service: SERVICE }),
   };
 }
