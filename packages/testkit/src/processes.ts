@@ -94,6 +94,22 @@ export function spawnCaptured(name: string, command: string, args: readonly stri
   };
 }
 
+/**
+ * Resolves with the first line of `proc`'s output matching `pattern`; rejects, with the output,
+ * when the process exits first or `timeoutMs` passes.
+ */
+export async function waitForOutput(proc: Spawned, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = proc.output().split('\n').find((line) => pattern.test(line));
+    if (found !== undefined) return found;
+    if (proc.hasExited() || Date.now() > deadline) {
+      throw new Error(`${proc.name} ${proc.hasExited() ? `exited (${await proc.exited})` : `still running after ${timeoutMs} ms`} without writing ${pattern}\n${outputReport([proc])}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once `child` has exited (at once if it already has). */
 export async function stopChild(child: ChildProcess, graceMs = 3_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
