@@ -27,7 +27,7 @@ export const REPLACEMENT_STRATEGIES: readonly ReplacementStrategy[] = ['auto', '
 
 /** Options for {@link AwsSpotReplaceHandler}; every field has a default. */
 export interface AwsSpotReplaceOptions {
-  /** Region for events without `labels.region`. Default: the SDK's chain (`AWS_REGION`, profile, IMDS). */
+  /** Region for events without `labels.region`. Default: the SDK's chain (`AWS_REGION`, then the profile's region). */
   region?: string;
   /** Endpoint for both EC2 and Auto Scaling, for stand-ins and demos. Default: AWS's regional endpoints. */
   endpoint?: string;

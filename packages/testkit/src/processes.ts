@@ -47,8 +47,8 @@ const MAX_KEPT_LINES = 400;
 const alive = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-/** Spawns a command with stdout and stderr captured; `env` is added to this process's environment. */
-export function spawnCaptured(name: string, command: string, args: readonly string[], env: Readonly<Record<string, string>> = {}): Spawned {
+/** Spawns a command with stdout and stderr captured; `env` is added to this process's environment (`undefined` removes a variable). */
+export function spawnCaptured(name: string, command: string, args: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Spawned {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // Last resort if the runner dies before afterAll: never leave a Prometheus behind.
