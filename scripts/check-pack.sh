@@ -42,6 +42,7 @@ JS
 node serve-check.mjs
 cat > consumer.ts <<'TS'
 import { serve, PluginError, Code, labelsOf, type EventHandler } from '@hollowtrees/grpcplugin';
+import { invokeHandler, manualClock, testEvent } from '@hollowtrees/grpcplugin/testing';
 class Handler implements EventHandler {
   handle(event: Parameters<EventHandler['handle']>[0]) {
     if (!labelsOf(event).instance_id) throw new PluginError(Code.InvalidArgument, 'no instance_id');
@@ -49,6 +50,7 @@ class Handler implements EventHandler {
   }
 }
 export const start = () => serve(9000, new Handler());
+export const tried = invokeHandler(new Handler(), testEvent({ labels: { instance_id: 'i-1' } }), { clock: manualClock() });
 TS
 cat > tsconfig.json <<'JSON'
 { "compilerOptions": { "strict": true, "module": "NodeNext", "moduleResolution": "NodeNext", "target": "ES2022", "noEmit": true, "types": [] }, "files": ["consumer.ts"] }

@@ -16,6 +16,8 @@ export { PluginClient, type HandleCallOptions, type PluginClientOptions, type Pl
 export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';
 export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 export { normalizeTime } from './timestamp.js';
+export { systemClock, type Clock } from './clock.js';
+export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export type { ServingStatus } from 'grpc-health-check';
 /** The generated protobuf messages and service definition, for tooling that needs the wire types. */
 export * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
