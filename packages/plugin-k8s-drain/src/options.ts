@@ -1,4 +1,4 @@
-import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
 import { exponentialBackoff, type Backoff } from '@hollowtrees/grpcplugin';
 
@@ -58,6 +58,8 @@ export interface DrainOptions {
   backoff?: Backoff;
   /** Default: JSON lines on stderr. */
   logger?: Logger;
+  /** Where a drain reads the time and waits for its deadline and retries. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 /** {@link DrainOptions} with every default applied. */
@@ -98,5 +100,6 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     dryRun: o.dryRun ?? false,
     backoff: o.backoff ?? exponentialBackoff(),
     logger: o.logger ?? jsonLogger({ service: SERVICE }),
+    clock: o.clock ?? systemClock,
   };
 }
