@@ -1,5 +1,5 @@
 import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
-import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
@@ -73,10 +73,10 @@ export interface AwsSpotReplaceOptions {
    * the drain. Default `always`.
    */
   completeLifecycleHooks?: 'always' | 'after-drain';
-  /** Default: JSON lines on stderr. */
+  /** Default: JSON lines on stdout, in core's format. */
   logger?: Logger;
-  /** Milliseconds clock for `duration_ms`. Default `performance.now`. */
-  now?: () => number;
+  /** Where `duration_ms` and the `rememberMs` windows read time. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -121,24 +121,24 @@ export class AwsSpotReplaceHandler implements EventHandler {
   private readonly regions = new Map<string, RegionalReplacer>();
   private readonly options: AwsSpotReplaceOptions;
   private readonly logger: Logger;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(options: AwsSpotReplaceOptions = {}) {
     this.options = options;
     this.logger = options.logger ?? jsonLogger({ service: SERVICE });
-    this.now = options.now ?? (() => performance.now());
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Replaces the event's instance; rejects with a {@link PluginError} whose code says whether core should retry. */
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
-    const started = this.now();
+    const started = this.clock.now();
     const instanceId = instanceIdOf(event);
     if (context.signal.aborted) throw abortReason(context.signal);
     const region = this.regional(labelsOf(event).region ?? this.options.region);
     const answer = (strategy: string, outcome: ReplacementOutcome): HandleResult => ({
       status: outcome.status,
       message: outcome.message,
-      attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.now() - started)) },
+      attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.clock.now() - started)) },
     });
     const again = (done: RequestedReplacement): HandleResult =>
       answer(done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
@@ -205,6 +205,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
         dryRun: o.dryRun ?? false,
         coalesceMs: o.coalesceMs ?? 25,
         rememberMs: o.rememberMs ?? 120_000,
+        clock: this.clock,
         detachConcurrency: o.detachConcurrency ?? 4,
         replyMarginMs: o.replyMarginMs ?? 1_000,
       });
