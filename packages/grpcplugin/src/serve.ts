@@ -110,7 +110,9 @@ function bindError(host: string, port: number, err: Error): Error {
  *
  * @example
  * ```ts
- * const server = await serve(9000, new MyHandler(), { handleSignals: true });
+ * import { serve, type EventHandler } from '@hollowtrees/grpcplugin';
+ * const handler: EventHandler = { handle: (event) => ({ message: `saw ${event.id}` }) };
+ * const server = await serve(9000, handler, { handleSignals: true });
  * ```
  */
 export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {

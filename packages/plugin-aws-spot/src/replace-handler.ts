@@ -113,6 +113,8 @@ function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): '
  *
  * @example
  * ```ts
+ * import { serve } from '@hollowtrees/grpcplugin';
+ * import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
  * const handler = new AwsSpotReplaceHandler({ region: 'eu-west-1', strategy: 'auto' });
  * await serve(9001, handler, { handleSignals: true });
  * ```
