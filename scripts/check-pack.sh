@@ -16,6 +16,13 @@ if [ -n "$unexpected" ]; then
   exit 1
 fi
 echo "tarball holds only dist JS, .d.ts, README, LICENSE ($(tar -tzf "$tarball" | wc -l) files)"
+# A sourceMappingURL would point at a .map (and the .map at src/) the tarball does not hold.
+mapped=$(tar -xzOf "$tarball" --wildcards 'package/dist/*' | grep -c 'sourceMappingURL' || true)
+if [ "$mapped" != "0" ]; then
+  echo "$mapped files in $(basename "$tarball") reference source maps it does not ship" >&2
+  exit 1
+fi
+echo "no file references a source map the tarball lacks"
 
 mkdir "$tmp/consumer" && cd "$tmp/consumer"
 cat > package.json <<'JSON'
@@ -35,6 +42,7 @@ JS
 node serve-check.mjs
 cat > consumer.ts <<'TS'
 import { serve, PluginError, Code, labelsOf, type EventHandler } from '@hollowtrees/grpcplugin';
+import { invokeHandler, manualClock, testEvent } from '@hollowtrees/grpcplugin/testing';
 class Handler implements EventHandler {
   handle(event: Parameters<EventHandler['handle']>[0]) {
     if (!labelsOf(event).instance_id) throw new PluginError(Code.InvalidArgument, 'no instance_id');
@@ -42,6 +50,7 @@ class Handler implements EventHandler {
   }
 }
 export const start = () => serve(9000, new Handler());
+export const tried = invokeHandler(new Handler(), testEvent({ labels: { instance_id: 'i-1' } }), { clock: manualClock() });
 TS
 cat > tsconfig.json <<'JSON'
 { "compilerOptions": { "strict": true, "module": "NodeNext", "moduleResolution": "NodeNext", "target": "ES2022", "noEmit": true, "types": [] }, "files": ["consumer.ts"] }

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
-import { serve, type PluginServer } from '@hollowtrees/grpcplugin';
+import { jsonLogger, serve, type PluginServer } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
 import { createDrainHandler, type DrainHandler } from '@hollowtrees/plugin-k8s-drain';
 import { closeEach, pollUntil, startAwsStandIn, startKubeApiServer, type AwsStandIn, type KubeApiServer, type RateLimitPolicy } from '@hollowtrees/testkit';
@@ -19,7 +19,7 @@ import { buildWave, waveAlertBodies, type WaveInstance } from './scenario.js';
 const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
 const NODES = 30;
 const MAX_IN_FLIGHT = 8;
-const quiet = { info: () => {}, warn: () => {} };
+const quiet = jsonLogger({ service: 'wave-drill', level: 'silent' });
 // Tight enough that the wave is throttled: a burst of three calls, then five a second.
 const tightLimits: RateLimitPolicy = (service, action) => ({ bucket: service === 'ec2' ? `ec2:${action}` : 'autoscaling', limit: { capacity: 3, refillPerSecond: 5 } });
 

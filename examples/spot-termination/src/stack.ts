@@ -1,5 +1,5 @@
 import { parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
-import { serve, type PluginServer } from '@hollowtrees/grpcplugin';
+import { jsonLogger, serve, type PluginServer } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
 import { createDrainHandler } from '@hollowtrees/plugin-k8s-drain';
 import { startAwsStandIn, startKubeApiServer, type AutoScalingGroup, type AwsStandIn, type KubeApiServer } from '@hollowtrees/testkit';
@@ -21,7 +21,7 @@ export interface SpotTerminationStack {
   close(): Promise<void>;
 }
 
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+const quiet = jsonLogger({ service: 'spot-termination-demo', level: 'silent' });
 
 /**
  * Starts the stand-ins for kube-apiserver, EC2 and Auto Scaling, both plugins

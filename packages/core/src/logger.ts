@@ -1,15 +1,10 @@
-import { pino, type DestinationStream, type Logger } from 'pino';
+import { createJsonLogger, type LogLevel } from '@hollowtrees/grpcplugin';
+import type { DestinationStream, Logger } from 'pino';
 
 /**
- * The structured JSON logger core writes with; `destination` defaults to stdout.
- * One object a line: `{"level":"info","time":"<RFC 3339>","service":"hollowtrees",...fields,"msg":...}`.
- * The level is pino's label, not its number, as the plugins' logger writes it:
- * readable without pino's table, and what log pipelines (Loki, Cloud Logging,
- * Elasticsearch) take as severity as it is.
+ * Core's logger: the SDK's one log format ({@link createJsonLogger}) with `service: hollowtrees`,
+ * on stdout unless `destination` is given.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
-    { level, base: { service: 'hollowtrees' }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
-    destination ?? pino.destination({ sync: false }),
-  );
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return createJsonLogger({ service: 'hollowtrees', level, ...(destination && { destination }) });
 }

@@ -8,7 +8,7 @@
 export { labelsOf, type CloudEvent, type CloudEventExtension, type EventData } from './cloud-event.js';
 export { Code, PluginError, codeName, isRetryable } from './errors.js';
 export type { EventHandler, HandleContext, HandleResult } from './handler.js';
-export { jsonLogger, type PluginLogger } from './plugin-logger.js';
+export { createJsonLogger, jsonLogger, pluginLogger, type JsonLoggerOptions, type LogFields, type LogLevel, type PluginLogger } from './plugin-logger.js';
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './backoff.js';
 export { forEachBounded } from './bounded-parallel.js';
 export { serve, PLUGIN_SERVICE_NAME, type PluginServer, type ServeOptions } from './serve.js';
@@ -16,6 +16,8 @@ export { PluginClient, type HandleCallOptions, type PluginClientOptions, type Pl
 export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';
 export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 export { normalizeTime } from './timestamp.js';
+export { systemClock, type Clock } from './clock.js';
+export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export type { ServingStatus } from 'grpc-health-check';
 /** The generated protobuf messages and service definition, for tooling that needs the wire types. */
 export * as proto from './gen/hollowtrees/plugin/v1/plugin.js';

@@ -1,5 +1,5 @@
 import { connect as connectHttp2 } from 'node:http2';
-import { createServer } from 'node:net';
+import { connect as connectTcp, createServer } from 'node:net';
 import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
 import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
@@ -8,12 +8,26 @@ import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
 import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { HandleContext } from './handler.js';
-import { serve, type PluginServer } from './serve.js';
+import { jsonLogger, type LogFields, type PluginLogger } from './plugin-logger.js';
+import { serve, type PluginServer, type ServeOptions } from './serve.js';
 import { startDelayingRelay } from './test-support/delaying-relay.js';
 import { pluginPairs, testEvent as event } from './test-support/plugin-pair.js';
 
 const pairs = pluginPairs();
 const start = pairs.start;
+
+const silentLogger: PluginLogger = jsonLogger({ service: 'test', level: 'silent' });
+
+/** Opens a TCP connection and closes it: 'connected', or the error code. */
+const tcpConnect = (host: string, port: number): Promise<string> =>
+  new Promise((resolve) => {
+    const socket = connectTcp(port, host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
 
 const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
 
@@ -288,12 +302,33 @@ describe('serve', () => {
     expect(err.cause).toBeInstanceOf(Error);
   });
 
-  it('by default serves on every interface', async () => {
-    const server = await serve(0, { handle: () => ({ attributes: { reached: 'yes' } }) });
-    const client = new PluginClient(`127.0.0.2:${server.port}`);
+  it('by default serves on 127.0.0.1 only, and says nothing about it', async () => {
+    const warnings: string[] = [];
+    const server = await serve(0, { handle: () => ({ attributes: { reached: 'yes' } }) }, { logger: { ...silentLogger, warn: (m) => warnings.push(m) } });
     pairs.defer(() => server.close());
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
     pairs.defer(() => client.close());
     expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ reached: 'yes' });
+    // 127.0.0.2 is this host too, but not the address bound: an all-interfaces bind would accept it.
+    expect(await tcpConnect('127.0.0.2', server.port)).toBe('ECONNREFUSED');
+    expect(warnings).toEqual([]);
+  });
+
+  it('warns, naming the risk, when it serves another address without TLS or without client certificates', async () => {
+    const warned = async (options: ServeOptions): Promise<Array<{ message: string; fields: LogFields | undefined }>> => {
+      const warnings: Array<{ message: string; fields: LogFields | undefined }> = [];
+      const server = await serve(0, { handle: () => {} }, { ...options, logger: { ...silentLogger, warn: (message, fields) => warnings.push({ message, fields }) } });
+      await server.close();
+      return warnings;
+    };
+    const certs = makeTestCertificates();
+    const plain = await warned({ host: '0.0.0.0' });
+    expect(plain).toEqual([{ message: expect.stringMatching(/^serving on 0\.0\.0\.0:\d+ without TLS: anyone who can reach the port can make this plugin act \(drain a node/), fields: expect.objectContaining({ host: '0.0.0.0', tls: false }) }]);
+    const tlsOnly = await warned({ host: '0.0.0.0', tls: { cert: certs.server.cert, key: certs.server.key } });
+    expect(tlsOnly.map((w) => w.message)).toEqual([expect.stringMatching(/without client certificates: anyone who can reach the port/)]);
+    expect(await warned({ host: '0.0.0.0', tls: { cert: certs.server.cert, key: certs.server.key, ca: certs.ca.cert } })).toEqual([]);
+    expect(await warned({ host: '127.0.0.1' })).toEqual([]);
+    expect(await warned({ host: 'localhost' })).toEqual([]);
   });
 
   it('handleSignals: SIGTERM and SIGINT close the server, which then stops listening for them', async () => {

@@ -12,14 +12,19 @@ import {
 } from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { CloudEvent } from './cloud-event.js';
 import type { EventHandler, HandleResult } from './handler.js';
-import { serverCredentials, type ServerTlsOptions } from './tls.js';
+import { jsonLogger, type PluginLogger } from './plugin-logger.js';
+import { requiresClientCertificates, serverCredentials, type ServerTlsOptions } from './tls.js';
 
 /** The fully qualified name the plugin service reports in the health service. */
 export const PLUGIN_SERVICE_NAME = 'hollowtrees.plugin.v1.PluginService';
 
 /** Options for {@link serve}; every field has a default. */
 export interface ServeOptions {
-  /** Address to bind. Default `0.0.0.0` (all interfaces, as a plugin in a pod needs). */
+  /**
+   * Address to bind. Default `127.0.0.1`: a plugin acts on whatever call reaches it, so it is
+   * reachable only from its own host (core beside it, or a sidecar in core's pod) unless asked.
+   * Binding another address without mTLS logs a warning.
+   */
   host?: string;
   /** TLS, or mTLS when `tls.ca` is set. Default: plaintext. */
   tls?: ServerTlsOptions;
@@ -29,6 +34,8 @@ export interface ServeOptions {
   shutdownTimeoutMs?: number;
   /** Largest request accepted, in bytes. Default 16 MiB. */
   maxReceiveMessageBytes?: number;
+  /** Where `serve` reports an exposed, unauthenticated bind. Default: {@link jsonLogger} with service `hollowtrees-plugin`. */
+  logger?: PluginLogger;
 }
 
 /** A running plugin server. */
@@ -84,6 +91,12 @@ function raiseConnectionWindow(server: Server): void {
   };
 }
 
+/** True for an address only this host can reach. */
+function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
+}
+
 function bindError(host: string, port: number, err: Error): Error {
   if (/EADDRINUSE|address already in use/i.test(err.message)) {
     return new Error(`cannot serve on ${host}:${port}: port ${port} is already in use`, { cause: err });
@@ -97,11 +110,13 @@ function bindError(host: string, port: number, err: Error): Error {
  *
  * @example
  * ```ts
- * const server = await serve(9000, new MyHandler(), { handleSignals: true });
+ * import { serve, type EventHandler } from '@hollowtrees/grpcplugin';
+ * const handler: EventHandler = { handle: (event) => ({ message: `saw ${event.id}` }) };
+ * const server = await serve(9000, handler, { handleSignals: true });
  * ```
  */
 export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {
-  const host = options.host ?? '0.0.0.0';
+  const host = options.host ?? '127.0.0.1';
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
   const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 16 * 1024 * 1024 });
   raiseConnectionWindow(server);
@@ -164,6 +179,13 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
       err ? reject(bindError(host, port, err)) : resolve(bound),
     );
   });
+
+  if (!isLoopback(host) && !requiresClientCertificates(options.tls)) {
+    (options.logger ?? jsonLogger({ service: 'hollowtrees-plugin' })).warn(
+      `serving on ${host}:${boundPort} without ${options.tls ? 'client certificates' : 'TLS'}: anyone who can reach the port can make this plugin act (drain a node, replace an instance); bind 127.0.0.1, or serve mTLS (tls with ca)`,
+      { host, port: boundPort, tls: options.tls !== undefined, mtls: false },
+    );
+  }
 
   const drain = (): Promise<void> =>
     inFlight === 0

@@ -29,14 +29,18 @@ export interface ClientTlsOptions {
 
 const toBuffer = (pem: Pem): Buffer => (typeof pem === 'string' ? Buffer.from(pem) : pem);
 
+/** True when a server with these options accepts only clients presenting a certificate (mTLS). */
+export function requiresClientCertificates(tls: ServerTlsOptions | undefined): boolean {
+  return tls !== undefined && (tls.requireClientCert ?? tls.ca !== undefined);
+}
+
 /** Server credentials for the given TLS options; insecure without them. */
 export function serverCredentials(tls: ServerTlsOptions | undefined): ServerCredentials {
   if (!tls) return ServerCredentials.createInsecure();
-  const ca = tls.ca === undefined ? null : toBuffer(tls.ca);
   return ServerCredentials.createSsl(
-    ca,
+    tls.ca === undefined ? null : toBuffer(tls.ca),
     [{ cert_chain: toBuffer(tls.cert), private_key: toBuffer(tls.key) }],
-    tls.requireClientCert ?? ca !== null,
+    requiresClientCertificates(tls),
   );
 }
 

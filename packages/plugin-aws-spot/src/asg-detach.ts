@@ -131,7 +131,7 @@ export async function restoreMinSize(ctx: GroupActionContext, groupName: string,
         auto_scaling_group: groupName,
         min_size: restoreTo,
         tag: `${ORIGINAL_MIN_SIZE_TAG}=${restoreTo}`,
-        error: reason,
+        err,
       });
       return `; restoring MinSize ${restoreTo} failed, set it back by hand or let the next detach from the group do it (tag ${ORIGINAL_MIN_SIZE_TAG}=${restoreTo}) (${reason})`;
     }
@@ -144,7 +144,7 @@ export async function restoreMinSize(ctx: GroupActionContext, groupName: string,
       ctx.logger.warn('could not remove the original MinSize tag from the group', {
         auto_scaling_group: groupName,
         tag: `${ORIGINAL_MIN_SIZE_TAG}=${untag}`,
-        error: err instanceof Error ? err.message : String(err),
+        err,
       });
     }
   }

@@ -6,7 +6,7 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs([])).toEqual({
       kind: 'serve',
       port: 9001,
-      serve: { host: '0.0.0.0' },
+      serve: { host: '127.0.0.1' },
       handler: { onDemandFallback: true, dryRun: false, retry: { maxAttempts: 4 } },
     });
   });

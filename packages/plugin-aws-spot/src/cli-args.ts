@@ -10,8 +10,10 @@ Serves the Hollowtrees AWS spot replacement plugin over gRPC.
 
 Options:
   --port <n>              port to listen on (default 9001; 0 picks a free one)
-  --host <addr>           address to bind (default 0.0.0.0)
-  --region <r>            region for events without labels.region (default: AWS_REGION / profile / IMDS)
+  --host <addr>           address to bind (default 127.0.0.1; another address without mTLS lets
+                          anyone who reaches the port ask for a replacement, and is logged)
+  --region <r>            region for events without labels.region (default: AWS_REGION, then the
+                          profile's region; none at all exits 2)
   --endpoint <url>        EC2 and Auto Scaling endpoint, for stand-ins and demos (default: AWS)
   --strategy <s>          auto | asg-detach | fleet (default auto)
   --instance-types <list> comma-separated types for fleet replacements
@@ -114,7 +116,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   return {
     kind: 'serve',
     port: integer('port', v.port, 9001, 0, 65_535),
-    serve: { host: v.host ?? '0.0.0.0', ...(serveTls && { tls: serveTls }) },
+    serve: { host: v.host ?? '127.0.0.1', ...(serveTls && { tls: serveTls }) },
     handler: {
       ...(v.region !== undefined && { region: v.region }),
       ...(v.endpoint !== undefined && { endpoint: v.endpoint }),

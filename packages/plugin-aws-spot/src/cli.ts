@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { serve } from '@hollowtrees/grpcplugin';
+import { jsonLogger, serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
-import { jsonLogger } from '@hollowtrees/grpcplugin';
-import { AwsSpotReplaceHandler } from './replace-handler.js';
+import { resolveDefaultRegion } from './default-region.js';
+import { AwsSpotReplaceHandler, SERVICE } from './replace-handler.js';
 
 let command: CliCommand;
 try {
@@ -16,10 +16,17 @@ try {
 if (command.kind === 'help') {
   process.stdout.write(`${USAGE}\n`);
 } else {
-  const logger = jsonLogger();
-  const handler = new AwsSpotReplaceHandler({ ...command.handler, logger });
+  let region: string;
   try {
-    const server = await serve(command.port, handler, command.serve);
+    region = await resolveDefaultRegion(command.handler.region);
+  } catch (err) {
+    process.stderr.write(`hollowtrees-aws-spot: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = jsonLogger({ service: SERVICE });
+  const handler = new AwsSpotReplaceHandler({ ...command.handler, region, logger });
+  try {
+    const server = await serve(command.port, handler, { ...command.serve, logger });
     // serve() is not told to handle signals: the SDK clients must be released after it drains.
     const shutdown = (): void => {
       void server.close().then(() => handler.close());
@@ -29,6 +36,7 @@ if (command.kind === 'help') {
       host: command.serve.host,
       port: server.port,
       tls: command.serve.tls !== undefined,
+      region,
       strategy: command.handler.strategy ?? 'auto',
       dry_run: command.handler.dryRun,
     });

@@ -1,4 +1,4 @@
-import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import type { Clock, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { createAwsClients, type AwsClients, type AwsClientSettings } from './aws-clients.js';
 import { ExpiringMap } from './expiring-map.js';
 import { GroupDetacher } from './group-detacher.js';
@@ -22,6 +22,8 @@ export interface RegionalSettings extends Omit<AwsClientSettings, 'region'> {
   readonly rememberMs: number;
   readonly detachConcurrency: number;
   readonly replyMarginMs: number;
+  /** Where the `rememberMs` windows read time. */
+  readonly clock: Clock;
 }
 
 /**
@@ -40,8 +42,9 @@ export class RegionalReplacer {
 
   constructor(private readonly settings: RegionalSettings) {
     this.clients = createAwsClients(settings);
-    this.lookup = new InstanceLookup(this.clients, { windowMs: settings.coalesceMs, cacheMs: settings.rememberMs });
-    this.requested = new ExpiringMap(settings.rememberMs);
+    const now = (): number => settings.clock.now();
+    this.lookup = new InstanceLookup(this.clients, { windowMs: settings.coalesceMs, cacheMs: settings.rememberMs }, now);
+    this.requested = new ExpiringMap(settings.rememberMs, now);
   }
 
   /** The detacher of `groupName`, made on first use. */

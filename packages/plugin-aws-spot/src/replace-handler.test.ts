@@ -2,6 +2,7 @@ import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleCon
 import { rejectionOf, startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
 
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
@@ -21,6 +22,8 @@ afterEach(async () => {
 });
 
 const logger: Logger = {
+  debug: (message, fields) => logs.push({ level: 'debug', message, fields }),
+  error: (message, fields) => logs.push({ level: 'error', message, fields }),
   info: (message, fields) => logs.push({ level: 'info', message, fields }),
   warn: (message, fields) => logs.push({ level: 'warn', message, fields }),
 };
@@ -266,6 +269,23 @@ describe('a group member (strategy asg-detach)', () => {
       expect(again.message).toBe(`replacement already requested by this process: ${first.message}`);
     }
     expect(aws.calls).toHaveLength(calls);
+  });
+
+  it('on an injected clock: remembers a replacement for rememberMs of that clock, then asks AWS again; duration_ms is read from it', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const clock = manualClock();
+    const h = handler({ clock, rememberMs: 60_000 });
+    const first = await h.handle(spotEvent(old!), context());
+    expect(first.attributes?.duration_ms).toBe('0');
+    const calls = aws.calls.length;
+    clock.advance(59_999);
+    expect((await h.handle(spotEvent(old!), context())).message).toBe(`replacement already requested by this process: ${first.message}`);
+    expect(aws.calls).toHaveLength(calls);
+    clock.advance(1);
+    const later = await h.handle(spotEvent(old!), context());
+    expect(later.message).not.toMatch(/^replacement already requested by this process/);
+    expect(aws.callsTo('DescribeInstances').length).toBeGreaterThan(1);
   });
 });
 

@@ -1,5 +1,5 @@
 import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
-import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
@@ -10,6 +10,9 @@ import { RegionalReplacer, type RequestedReplacement } from './regional-replacer
 import type { ReplacementOutcome } from './replacement-outcome.js';
 import type { RetryOptions } from './retry-strategy.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
+
+/** The `service` field of the plugin's log lines. */
+export const SERVICE = 'hollowtrees-aws-spot';
 
 /**
  * How the reclaimed instance is replaced:
@@ -24,7 +27,7 @@ export const REPLACEMENT_STRATEGIES: readonly ReplacementStrategy[] = ['auto', '
 
 /** Options for {@link AwsSpotReplaceHandler}; every field has a default. */
 export interface AwsSpotReplaceOptions {
-  /** Region for events without `labels.region`. Default: the SDK's chain (`AWS_REGION`, profile, IMDS). */
+  /** Region for events without `labels.region`. Default: the SDK's chain (`AWS_REGION`, then the profile's region). */
   region?: string;
   /** Endpoint for both EC2 and Auto Scaling, for stand-ins and demos. Default: AWS's regional endpoints. */
   endpoint?: string;
@@ -70,10 +73,10 @@ export interface AwsSpotReplaceOptions {
    * the drain. Default `always`.
    */
   completeLifecycleHooks?: 'always' | 'after-drain';
-  /** Default: JSON lines on stderr. */
+  /** Default: JSON lines on stdout, in core's format. */
   logger?: Logger;
-  /** Milliseconds clock for `duration_ms`. Default `performance.now`. */
-  now?: () => number;
+  /** Where `duration_ms` and the `rememberMs` windows read time. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -110,6 +113,8 @@ function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): '
  *
  * @example
  * ```ts
+ * import { serve } from '@hollowtrees/grpcplugin';
+ * import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
  * const handler = new AwsSpotReplaceHandler({ region: 'eu-west-1', strategy: 'auto' });
  * await serve(9001, handler, { handleSignals: true });
  * ```
@@ -118,24 +123,24 @@ export class AwsSpotReplaceHandler implements EventHandler {
   private readonly regions = new Map<string, RegionalReplacer>();
   private readonly options: AwsSpotReplaceOptions;
   private readonly logger: Logger;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(options: AwsSpotReplaceOptions = {}) {
     this.options = options;
-    this.logger = options.logger ?? jsonLogger();
-    this.now = options.now ?? (() => performance.now());
+    this.logger = options.logger ?? jsonLogger({ service: SERVICE });
+    this.clock = options.clock ?? systemClock;
   }
 
   /** Replaces the event's instance; rejects with a {@link PluginError} whose code says whether core should retry. */
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
-    const started = this.now();
+    const started = this.clock.now();
     const instanceId = instanceIdOf(event);
     if (context.signal.aborted) throw abortReason(context.signal);
     const region = this.regional(labelsOf(event).region ?? this.options.region);
     const answer = (strategy: string, outcome: ReplacementOutcome): HandleResult => ({
       status: outcome.status,
       message: outcome.message,
-      attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.now() - started)) },
+      attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.clock.now() - started)) },
     });
     const again = (done: RequestedReplacement): HandleResult =>
       answer(done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
@@ -202,6 +207,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
         dryRun: o.dryRun ?? false,
         coalesceMs: o.coalesceMs ?? 25,
         rememberMs: o.rememberMs ?? 120_000,
+        clock: this.clock,
         detachConcurrency: o.detachConcurrency ?? 4,
         replyMarginMs: o.replyMarginMs ?? 1_000,
       });

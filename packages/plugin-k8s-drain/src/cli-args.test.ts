@@ -8,7 +8,7 @@ describe('parseCliArgs', () => {
     ).toEqual({
       kind: 'serve',
       port: 9100,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       tls: undefined,
       kubeconfig: undefined,
       context: undefined,

@@ -16,7 +16,8 @@ Serves the Hollowtrees cordon-and-drain action plugin over gRPC.
 
 Server:
   --port N                      gRPC port (default 9000)
-  --host ADDR                   address to bind (default 0.0.0.0)
+  --host ADDR                   address to bind (default 127.0.0.1; another address without mTLS
+                                lets anyone who reaches the port ask for a drain, and is logged)
   --tls-cert FILE --tls-key FILE  serve TLS with this certificate and key (PEM)
   --tls-client-ca FILE          require client certificates signed by this CA (mTLS)
 Cluster:
@@ -176,7 +177,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   return {
     kind: 'serve',
     port,
-    host: values.host ?? '0.0.0.0',
+    host: values.host ?? '127.0.0.1',
     tls: tlsOf(values),
     kubeconfig: values.kubeconfig,
     context: values.context,

@@ -2,7 +2,9 @@
 import { serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
 import { createDrainHandler } from './drain-handler.js';
+import { checkClusterAccess } from './cluster-access.js';
 import { loadKubeConfig } from './kube-config.js';
+import { SERVICE } from './options.js';
 import { jsonLogger } from '@hollowtrees/grpcplugin';
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -18,13 +20,21 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const logger = jsonLogger();
-  const handler = createDrainHandler(loadKubeConfig({ path: command.kubeconfig, context: command.context }), { ...command.drain, logger });
+  let kubeConfig;
+  try {
+    kubeConfig = loadKubeConfig({ path: command.kubeconfig, context: command.context });
+    await checkClusterAccess(kubeConfig);
+  } catch (err) {
+    process.stderr.write(`hollowtrees-k8s-drain: no usable Kubernetes credentials: ${(err as Error).message}\nSet --kubeconfig (or $KUBECONFIG) and --context, or run in a pod with a service account bound to rbac.yaml.\n`);
+    return 2;
+  }
+  const logger = jsonLogger({ service: SERVICE });
+  const handler = createDrainHandler(kubeConfig, { ...command.drain, logger });
   // The caches list the cluster now, so the first drain of a wave finds them ready.
   handler.start();
   let server;
   try {
-    server = await serve(command.port, handler, { host: command.host, tls: command.tls });
+    server = await serve(command.port, handler, { host: command.host, tls: command.tls, logger });
   } catch (err) {
     await handler.close();
     throw err;

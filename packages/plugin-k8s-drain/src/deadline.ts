@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 
 /** The reason a {@link Deadline}'s signal aborts when its time is up. */
 export class DeadlineReachedError extends Error {
@@ -10,21 +11,24 @@ export class DeadlineReachedError extends Error {
 
 /**
  * A point in time with an AbortSignal that fires at it, or earlier when the
- * parent signal (the gRPC call's) aborts, with the parent's reason.
+ * parent signal (the gRPC call's) aborts, with the parent's reason. Time is
+ * read and waited for on `clock`.
  */
 export class Deadline {
   private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
+  /** Ends the wait for `at` once the deadline is disposed of. */
+  private readonly disposed = new AbortController();
   private readonly onParentAbort: () => void;
 
   constructor(
     /** Epoch milliseconds. */
     readonly at: number,
     private readonly parent?: AbortSignal,
+    private readonly clock: Clock = systemClock,
   ) {
     // Every eviction in flight races this signal: more than the default 10 listeners is expected.
     setMaxListeners(0, this.controller.signal);
-    this.timer = setTimeout(() => this.abort(new DeadlineReachedError(at)), Math.max(0, at - Date.now()));
+    clock.sleep(Math.max(0, at - clock.now()), this.disposed.signal).then(() => this.abort(new DeadlineReachedError(at)), () => {});
     this.onParentAbort = () => this.abort(parent?.reason);
     if (parent?.aborted) this.onParentAbort();
     else parent?.addEventListener('abort', this.onParentAbort, { once: true });
@@ -37,7 +41,7 @@ export class Deadline {
 
   /** Milliseconds left, 0 once passed. */
   remainingMs(): number {
-    return Math.max(0, this.at - Date.now());
+    return Math.max(0, this.at - this.clock.now());
   }
 
   /** Stops everything waiting on this deadline with `reason`. */
@@ -48,7 +52,11 @@ export class Deadline {
   /** Settles like `promise`, or rejects with the abort reason if the signal aborts first. */
   race<T>(promise: Promise<T>): Promise<T> {
     const signal = this.signal;
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    if (signal.aborted) {
+      // Already started by the caller: its failure is not this race's answer, and must not go unhandled.
+      promise.catch(() => {});
+      return Promise.reject(signal.reason as Error);
+    }
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => reject(signal.reason as Error);
       signal.addEventListener('abort', onAbort, { once: true });
@@ -58,13 +66,12 @@ export class Deadline {
 
   /** Waits `ms`, or rejects with the abort reason if the signal aborts first. */
   sleep(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    return this.race(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))).finally(() => clearTimeout(timer));
+    return this.clock.sleep(ms, this.signal);
   }
 
   /** Releases the timer and the parent listener. */
   dispose(): void {
-    clearTimeout(this.timer);
+    this.disposed.abort();
     this.parent?.removeEventListener('abort', this.onParentAbort);
   }
 }

@@ -1,10 +1,11 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
 import { rejectionOf, startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
-import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import type { DrainOptions } from './options.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -12,7 +13,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const silent: Logger = { info: () => {}, warn: () => {} };
+const silent: Logger = jsonLogger({ service: 'test', level: 'silent' });
 
 /** A stand-in with two nodes: node-a (i-0aaa) to drain, node-b (i-0bbb) for the replacements. */
 async function startCluster(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
@@ -194,7 +195,7 @@ describe('DrainHandler', () => {
     api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
     for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
     const lines: string[] = [];
-    const logger: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m) };
+    const logger: Logger = { ...silent, info: (m) => lines.push(m), warn: (m) => lines.push(m) };
     const before = api.cluster.node('node-a');
 
     const result = await handlerFor(api, { dryRun: true, logger }).handle(event({ node: 'node-a' }), context());
@@ -307,5 +308,33 @@ describe('a wave of drains', () => {
     // 12 PATCHes, 48 evictions, 24 events over at most four kept-alive connections, plus the two watches'.
     expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(12 + 48 + 24);
     expect(api.connections()).toBeLessThanOrEqual(4 + 2);
+  });
+});
+
+describe('DrainHandler on an injected clock', () => {
+  it('reads the drain deadline from the clock, and is cut off only when the clock passes it', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // Long before the real now: a drain reading the system clock would find its deadline passed.
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    const handler = handlerFor(api, { clock, terminationMarginMs: 10_000 });
+    const call = handler.handle(event({ node: 'node-a', termination_time: new Date(clock.now() + 60_000).toISOString() }), {
+      ...context(),
+      deadline: new Date(clock.now() + 120_000),
+    });
+    let settled = false;
+    void call.then(() => (settled = true), () => (settled = true));
+    // The budget refuses the eviction; the drain retries, each wait on the clock.
+    await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction'))).not.toHaveLength(0));
+    clock.advance(49_000);
+    await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction')).length).toBeGreaterThan(1));
+    expect(settled).toBe(false);
+    // The deadline: the termination time less its 10 s margin.
+    clock.advance(1_000);
+    const err = await rejection(call);
+    expect(err).toBeInstanceOf(DrainIncompleteError);
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect((err as DrainIncompleteError).attributes).toMatchObject({ node: 'node-a', pods_evicted: '0', pods_remaining: '1', duration_ms: '50000' });
   });
 });

@@ -73,7 +73,7 @@ export class DrainHandler implements EventHandler {
   }
 
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
-    const started = Date.now();
+    const started = this.options.clock.now();
     const o = this.options;
     const labels = labelsOf(event);
     const ref = nodeRefOf(labels, o);
@@ -89,7 +89,7 @@ export class DrainHandler implements EventHandler {
       // Permanent: the deadline is already behind us, so a retry would find even less time.
       throw new PluginError(Code.FailedPrecondition, `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(at).toISOString()} has passed`);
     }
-    const deadline = new Deadline(at, context.signal);
+    const deadline = new Deadline(at, context.signal, o.clock);
     try {
       return await this.drain(event, ref, deadline, started);
     } finally {
@@ -122,7 +122,7 @@ export class DrainHandler implements EventHandler {
       node: name,
       pods_evicted: String(evicted),
       pods_remaining: String(remaining),
-      duration_ms: String(Date.now() - started),
+      duration_ms: String(o.clock.now() - started),
     });
 
     if (o.dryRun) {

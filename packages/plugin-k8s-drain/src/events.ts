@@ -77,7 +77,7 @@ export class EventRecorder {
     this.api
       .createEvent(namespace, eventBody(node, event, namespace))
       .catch((err: unknown) => {
-        logger.warn('could not record a Kubernetes Event on the node', { node: node.metadata?.name, reason: event.reason, error: toPluginError(err, 'creating the event').message });
+        logger.warn('could not record a Kubernetes Event on the node', { node: node.metadata?.name, reason: event.reason, err: toPluginError(err, 'creating the event') });
       })
       .finally(() => {
         if (--this.pending === 0) for (const waiter of [...this.idleWaiters]) waiter();

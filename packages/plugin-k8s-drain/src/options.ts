@@ -1,6 +1,9 @@
-import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
 import { exponentialBackoff, type Backoff } from '@hollowtrees/grpcplugin';
+
+/** The `service` field of the plugin's log lines. */
+export const SERVICE = 'hollowtrees-k8s-drain';
 
 /** Settings of the drain handler; every field has a default. */
 export interface DrainOptions {
@@ -55,6 +58,8 @@ export interface DrainOptions {
   backoff?: Backoff;
   /** Default: JSON lines on stderr. */
   logger?: Logger;
+  /** Where a drain reads the time and waits for its deadline and retries. Default {@link systemClock}. */
+  clock?: Clock;
 }
 
 /** {@link DrainOptions} with every default applied. */
@@ -94,6 +99,7 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     eventNamespace: o.eventNamespace ?? 'default',
     dryRun: o.dryRun ?? false,
     backoff: o.backoff ?? exponentialBackoff(),
-    logger: o.logger ?? jsonLogger(),
+    logger: o.logger ?? jsonLogger({ service: SERVICE }),
+    clock: o.clock ?? systemClock,
   };
 }

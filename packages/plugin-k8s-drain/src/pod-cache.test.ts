@@ -1,3 +1,4 @@
+import { jsonLogger } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ afterEach(async () => {
 });
 
 const warnings: string[] = [];
-const logger = { info: () => {}, warn: (message: string) => void warnings.push(message) };
+const logger = { ...jsonLogger({ service: 'test', level: 'silent' }), warn: (message: string) => void warnings.push(message) };
 
 async function start(options: { watchHistory?: number } = {}): Promise<{ kube: KubeApiServer; api: KubeApi; cache: PodCache }> {
   const kube = await startKubeApiServer({ msPerGraceSecond: 1, ...options });

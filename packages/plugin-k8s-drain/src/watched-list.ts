@@ -94,7 +94,7 @@ export class WatchedList<T extends Versioned> {
         if ((err as { statusCode?: number }).statusCode === 410) this.resourceVersion = '';
         failures++;
         this.options.logger.warn(`the ${this.options.what} cache lost its watch or list: trying again (drains meanwhile use what it has, or ask the API server)`, {
-          error: err instanceof Error ? err.message : String(err),
+          err,
           attempt: failures,
         });
         await new Promise<void>((resolve) => {

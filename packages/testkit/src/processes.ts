@@ -47,8 +47,8 @@ const MAX_KEPT_LINES = 400;
 const alive = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-/** Spawns a command with stdout and stderr captured; `env` is added to this process's environment. */
-export function spawnCaptured(name: string, command: string, args: readonly string[], env: Readonly<Record<string, string>> = {}): Spawned {
+/** Spawns a command with stdout and stderr captured; `env` is added to this process's environment (`undefined` removes a variable). */
+export function spawnCaptured(name: string, command: string, args: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Spawned {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // Last resort if the runner dies before afterAll: never leave a Prometheus behind.
@@ -92,6 +92,22 @@ export function spawnCaptured(name: string, command: string, args: readonly stri
       if (!done) await stopChild(child, graceMs);
     },
   };
+}
+
+/**
+ * Resolves with the first line of `proc`'s output matching `pattern`; rejects, with the output,
+ * when the process exits first or `timeoutMs` passes.
+ */
+export async function waitForOutput(proc: Spawned, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = proc.output().split('\n').find((line) => pattern.test(line));
+    if (found !== undefined) return found;
+    if (proc.hasExited() || Date.now() > deadline) {
+      throw new Error(`${proc.name} ${proc.hasExited() ? `exited (${await proc.exited})` : `still running after ${timeoutMs} ms`} without writing ${pattern}\n${outputReport([proc])}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once `child` has exited (at once if it already has). */

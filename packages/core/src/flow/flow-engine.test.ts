@@ -5,7 +5,7 @@ import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollow
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Clock } from '../clock.js';
+import type { Clock } from '@hollowtrees/grpcplugin';
 import { parseConfig } from '../config/load-config.js';
 import { createLogger } from '../logger.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
@@ -16,7 +16,7 @@ import { GroupStates } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { StateJournal } from '../state/state-journal.js';
-import { manualClock } from '../../test/support/manual-clock.js';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
 

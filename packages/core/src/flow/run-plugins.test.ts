@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { systemClock } from '../clock.js';
+import { systemClock } from '@hollowtrees/grpcplugin';
 import { grpcActionPlugin } from '../plugins/grpc-action-plugin.js';
 import { runPlugins } from './run-plugins.js';
 

@@ -1,5 +1,5 @@
 import { codeName, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
-import type { Clock } from '../clock.js';
+import type { Clock } from '@hollowtrees/grpcplugin';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import { backoffDelay } from './retry-policy.js';
 

@@ -1,6 +1,6 @@
 import { Code, PluginError, type HandleContext } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
-import { manualClock } from '../../test/support/manual-clock.js';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { handlerActionPlugin } from './handler-action-plugin.js';
 
 const event = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: {} } };
@@ -21,6 +21,18 @@ describe('an in-process plugin on an injected clock', () => {
     const err = await call.then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(PluginError);
     expect((err as PluginError).code).toBe(Code.DeadlineExceeded);
+  });
+
+  it("aborts the handler's signal with the reason a served plugin's signal gets: PluginError DEADLINE_EXCEEDED", async () => {
+    const clock = manualClock();
+    const reasons: unknown[] = [];
+    const handle = (_e: unknown, ctx: HandleContext): Promise<never> =>
+      new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject((reasons.push(ctx.signal.reason), ctx.signal.reason))));
+    const call = handlerActionPlugin('slow', { handle }, 1_000, retry, clock).invoke(event, { flow: 'f', attempt: 1 });
+    clock.advance(1_000);
+    await call.catch(() => {});
+    expect(reasons).toEqual([new PluginError(Code.DeadlineExceeded, 'deadline exceeded')]);
+    expect(reasons[0]).toBeInstanceOf(PluginError);
   });
 
   it('leaves no deadline running once the call is over', async () => {

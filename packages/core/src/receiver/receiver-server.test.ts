@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualClock } from '../../test/support/manual-clock.js';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const CONFIG = `

@@ -71,6 +71,8 @@ export interface AwsStandInOptions {
  *
  * @example
  * ```ts
+ * import { EC2Client } from '@aws-sdk/client-ec2';
+ * import { startAwsStandIn } from '@hollowtrees/testkit';
  * const aws = await startAwsStandIn();
  * const ec2 = new EC2Client({ region: 'us-east-1', endpoint: aws.url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
  * ```

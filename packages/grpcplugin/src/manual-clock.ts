@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from './clock.js';
 
 /** A clock that moves only when a test calls {@link ManualClock.advance}. */
 export interface ManualClock extends Clock {
@@ -8,6 +8,19 @@ export interface ManualClock extends Clock {
   readonly sleeping: number;
 }
 
+/**
+ * A {@link Clock} for tests: time stands at `start` (default 2026-11-25T10:00:00Z) until
+ * {@link ManualClock.advance} moves it, which wakes every sleep that has come due.
+ *
+ * @example
+ * ```ts
+ * import { manualClock } from '@hollowtrees/grpcplugin/testing';
+ * const clock = manualClock();
+ * const slept = clock.sleep(1_000);
+ * clock.advance(1_000);
+ * await slept;
+ * ```
+ */
 export function manualClock(start = Date.parse('2026-11-25T10:00:00Z')): ManualClock {
   let now = start;
   const sleepers = new Set<{ at: number; wake: () => void }>();

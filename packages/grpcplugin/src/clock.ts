@@ -1,4 +1,8 @@
-/** Time as a dependency, so tests pin it instead of sleeping. */
+/**
+ * Time as a dependency, so tests pin it instead of sleeping: core and the plugins read time and
+ * wait through one of these ({@link systemClock} in production, `manualClock()` from
+ * `@hollowtrees/grpcplugin/testing` in tests).
+ */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;

@@ -1,0 +1,71 @@
+import { createServer } from 'node:http';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { spawnCaptured, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+
+// The built bin, as `npx hollowtrees-aws-spot` runs it (`pnpm test` builds first).
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** An HTTP server that answers 404 and counts what reaches it: the instance metadata service, as far as the SDK can tell. */
+async function countingServer(): Promise<{ url: string; requests: string[] }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests };
+}
+
+/** Runs the bin with `args` in a home without AWS files, no region in the environment, and `imds` as the metadata service. */
+async function run(args: string[], imds: string, home?: string): Promise<Spawned> {
+  const dir = await tempDir('aws-spot-cli');
+  cleanups.push(dir.remove);
+  const proc = spawnCaptured('hollowtrees-aws-spot', process.execPath, ['--no-warnings', CLI, '--port', '0', ...args], {
+    HOME: home ?? dir.path,
+    AWS_REGION: undefined,
+    AWS_DEFAULT_REGION: undefined,
+    AWS_PROFILE: undefined,
+    AWS_CONFIG_FILE: join(home ?? dir.path, '.aws', 'config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home ?? dir.path, '.aws', 'credentials'),
+    AWS_EC2_METADATA_SERVICE_ENDPOINT: imds,
+  });
+  cleanups.push(() => proc.kill());
+  return proc;
+}
+
+describe('hollowtrees-aws-spot', () => {
+  it('exits 2 at start, saying so, when no region resolves, without asking the network', async () => {
+    const imds = await countingServer();
+    const proc = await run([], imds.url);
+    expect(await proc.exited).toBe('code 2');
+    expect(proc.output()).toBe('hollowtrees-aws-spot: no AWS region: pass --region, set AWS_REGION, or set region in the profile (~/.aws/config, AWS_PROFILE)');
+    expect(imds.requests).toEqual([]);
+  });
+
+  it("takes the profile's region, serves on 127.0.0.1 and logs in core's format on stdout", async () => {
+    const imds = await countingServer();
+    const dir = await tempDir('aws-spot-home');
+    cleanups.push(dir.remove);
+    const home = dir.path;
+    await mkdir(join(home, '.aws'));
+    await writeFile(join(home, '.aws', 'config'), '[default]\nregion = ap-south-1\n');
+    const proc = await run([], imds.url, home);
+    const serving = JSON.parse(await waitForOutput(proc, /hollowtrees-aws-spot serving/)) as Record<string, unknown>;
+    expect(Object.keys(serving).slice(0, 3)).toEqual(['level', 'time', 'service']);
+    expect(serving).toMatchObject({ level: 'info', service: 'hollowtrees-aws-spot', host: '127.0.0.1', region: 'ap-south-1', msg: 'hollowtrees-aws-spot serving' });
+    expect(proc.output()).not.toMatch(/anyone who can reach the port/);
+  });
+
+  it('warns when told to serve every interface without mTLS', async () => {
+    const proc = await run(['--region', 'eu-west-1', '--host', '0.0.0.0'], (await countingServer()).url);
+    const warning = JSON.parse(await waitForOutput(proc, /anyone who can reach the port/)) as Record<string, unknown>;
+    expect(warning).toMatchObject({ level: 'warn', service: 'hollowtrees-aws-spot', host: '0.0.0.0', msg: expect.stringMatching(/^serving on 0\.0\.0\.0:\d+ without TLS: anyone who can reach the port can make this plugin act/) });
+  });
+});

@@ -1,0 +1,18 @@
+import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
+
+/**
+ * The region calls go to when an event has no `labels.region`: `region` when given, else what the
+ * SDK's own settings say (`AWS_REGION`, then the profile's `region` in the shared config files),
+ * read with the SDK's loader. Not the SDK's last resort, the instance metadata service: off EC2
+ * that costs up to two one-second timeouts before saying nothing, so a missing region is known in
+ * milliseconds instead. On EC2, pass `--region` or set `AWS_REGION`.
+ * @throws Error saying how to set one.
+ */
+export async function resolveDefaultRegion(region: string | undefined): Promise<string> {
+  if (region !== undefined) return region;
+  const missing = (): never => {
+    throw new Error('no AWS region: pass --region, set AWS_REGION, or set region in the profile (~/.aws/config, AWS_PROFILE)');
+  };
+  const found = await loadConfig({ ...NODE_REGION_CONFIG_OPTIONS, default: missing }, NODE_REGION_CONFIG_FILE_OPTIONS)();
+  return found || missing();
+}

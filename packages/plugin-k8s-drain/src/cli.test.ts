@@ -1,0 +1,78 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { spawnCaptured, startKubeApiServer, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+
+// The built bin, as `npx hollowtrees-k8s-drain` runs it (`pnpm test` builds first).
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function workDir(): Promise<string> {
+  const dir = await tempDir('k8s-drain-cli');
+  cleanups.push(dir.remove);
+  return dir.path;
+}
+
+/** Runs the bin with `args`, in an environment whose home has no kubeconfig. */
+async function run(args: string[], env: Record<string, string> = {}): Promise<Spawned> {
+  const proc = spawnCaptured('hollowtrees-k8s-drain', process.execPath, [CLI, '--port', '0', ...args], { KUBECONFIG: '', HOME: await workDir(), ...env });
+  cleanups.push(() => proc.kill());
+  return proc;
+}
+
+async function kubeconfigFor(text: string): Promise<string> {
+  const path = join(await workDir(), 'kubeconfig');
+  await writeFile(path, text);
+  return path;
+}
+
+describe('hollowtrees-k8s-drain', () => {
+  it('exits 2 at start, saying so, when no kubeconfig is found', async () => {
+    const proc = await run([]);
+    expect(await proc.exited).toBe('code 2');
+    expect(proc.output()).toMatch(/^hollowtrees-k8s-drain: no usable Kubernetes credentials: no kubeconfig found: \$KUBECONFIG is unset, ~\/\.kube\/config does not exist/);
+  });
+
+  it('exits 2 at start when the API server refuses its credentials', async () => {
+    const kube = await startKubeApiServer({ token: 'the-right-one' });
+    cleanups.push(() => kube.close());
+    const proc = await run(['--kubeconfig', await kubeconfigFor(kube.kubeConfigFileText().replace('the-right-one', 'a-wrong-one'))]);
+    expect(await proc.exited).toBe('code 2');
+    expect(proc.output()).toContain(`no usable Kubernetes credentials: cannot list nodes with the Kubernetes API at ${kube.url} (user "testkit"): listing nodes: HTTP 401 (the API server refused the credentials)`);
+  });
+
+  it('exits 2 at start when the API server cannot be reached, or the context does not exist', async () => {
+    const kube = await startKubeApiServer();
+    const kubeconfig = await kubeconfigFor(kube.kubeConfigFileText());
+    await kube.close();
+    const unreachable = await run(['--kubeconfig', kubeconfig]);
+    expect(await unreachable.exited).toBe('code 2');
+    expect(unreachable.output()).toContain(`cannot list nodes with the Kubernetes API at ${kube.url}`);
+    expect(unreachable.output()).toContain('cannot reach the Kubernetes API');
+    const noContext = await run(['--kubeconfig', kubeconfig, '--context', 'prod']);
+    expect(await noContext.exited).toBe('code 2');
+    expect(noContext.output()).toContain('the kubeconfig has no context "prod" (it has: testkit)');
+  });
+
+  it('with working credentials serves on 127.0.0.1, logging in core\'s format on stdout', async () => {
+    const kube = await startKubeApiServer({ token: 'the-right-one' });
+    cleanups.push(() => kube.close());
+    const proc = await run(['--kubeconfig', await kubeconfigFor(kube.kubeConfigFileText())]);
+    const serving = JSON.parse(await waitForOutput(proc, /hollowtrees-k8s-drain serving/)) as Record<string, unknown>;
+    expect(Object.keys(serving).slice(0, 3)).toEqual(['level', 'time', 'service']);
+    expect(serving).toMatchObject({ level: 'info', service: 'hollowtrees-k8s-drain', host: '127.0.0.1', tls: false, msg: 'hollowtrees-k8s-drain serving' });
+    expect(proc.output()).not.toMatch(/anyone who can reach the port/);
+    expect(kube.requests.some((r) => r.path === '/api/v1/nodes' && r.query.limit === '1' && r.code === 200)).toBe(true);
+  });
+
+  it('warns when told to serve every interface without mTLS', async () => {
+    const kube = await startKubeApiServer();
+    cleanups.push(() => kube.close());
+    const proc = await run(['--kubeconfig', await kubeconfigFor(kube.kubeConfigFileText()), '--host', '0.0.0.0']);
+    const warning = JSON.parse(await waitForOutput(proc, /anyone who can reach the port/)) as Record<string, unknown>;
+    expect(warning).toMatchObject({ level: 'warn', service: 'hollowtrees-k8s-drain', host: '0.0.0.0', msg: expect.stringMatching(/^serving on 0\.0\.0\.0:\d+ without TLS: anyone who can reach the port can make this plugin act/) });
+  });
+});
