@@ -1,5 +1,5 @@
-import { normalizeTime } from '@hollowtrees/grpcplugin';
 import { z } from 'zod';
+import { rfc3339Time as time } from '../time-schema.js';
 
 const STRING_VALUE = 'expected a string value';
 
@@ -16,22 +16,6 @@ const stringMap = z.preprocess((input, ctx) => {
   }
   return input;
 }, z.record(z.string(), z.string({ error: STRING_VALUE })));
-
-/** Whether a time fits a protobuf Timestamp, as every event time must to reach a plugin. */
-function fitsTimestamp(time: string): boolean {
-  try {
-    normalizeTime(time);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** RFC 3339 (zod checks the calendar; any number of fractional digits, kept to nanoseconds) within years 0001-9999 UTC. */
-const time = z.iso
-  .datetime({ offset: true, local: false, error: 'expected an RFC 3339 time' })
-  // Only once the format passed, so a malformed time gets one message.
-  .refine(fitsTimestamp, { message: 'expected an RFC 3339 time between years 0001 and 9999 UTC', when: (payload) => payload.issues.length === 0 });
 
 /** Go's zero time, which Alertmanager writes for "not set". */
 const GO_ZERO_TIME = /^0001-01-01T00:00:00/;
