@@ -8,6 +8,7 @@ import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { GroupStates } from './flow/group-states.js';
 import { HeldBytes } from './flow/held-bytes.js';
+import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
 import { CoreMetrics } from './metrics.js';
 import type { ActionPlugin } from './plugins/action-plugin.js';
@@ -133,11 +134,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   metrics.engine.stateDurable.set(1);
   const states = new GroupStates(journal ? (change) => journal.record(change) : undefined, loaded.config.state.maxGroups);
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
+  const listeners = new RunListeners();
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
     const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, clock, ...(journal ? { journal } : {}) });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, listeners, clock, ...(journal ? { journal } : {}) });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {
