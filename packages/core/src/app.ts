@@ -19,6 +19,7 @@ import { Receiver } from './receiver/receiver-server.js';
 import { groupView, runView } from './receiver/status-view.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state/state-lock.js';
 import { StateJournal } from './state/state-journal.js';
+import { SqsRegionMissing, SqsSource } from './sources/sqs/sqs-source.js';
 
 /** Options for {@link startHollowtrees}; every field has a default. */
 export interface StartOptions {
@@ -69,6 +70,8 @@ interface Runtime {
 
 /** How often the journal checks that its file is still the one on disk. */
 const JOURNAL_CHECK_MS = 5_000;
+/** How long a shutdown waits, once the runs have ended, for the SQS deletes they led to. */
+const SQS_DELETE_GRACE_MS = 5_000;
 /** How often cooldowns that are over are forgotten. */
 const SWEEP_MS = 30_000;
 
@@ -223,6 +226,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
         return { groups: all.slice(0, limit).map(groupView), total: all.length };
       },
       runs: () => current.engine.recentRuns().map(runView),
+      sources: () => ({ sqs: sqs?.status() ?? [] }),
     },
     metrics: metrics.receiver,
     logger,
@@ -237,6 +241,16 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     if (notHere) throw listenProblem(notHere);
     throw new StartupError(`cannot listen on ${shownListen}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
   });
+  const sqs = config.sources.sqs.length > 0 ? new SqsSource({ queues: config.sources.sqs, metrics: metrics.sqs, logger, clock }) : undefined;
+  try {
+    await sqs?.start({ accept: (event, receivedAt, onSettled) => current.engine.dispatch(event, receivedAt, onSettled) });
+  } catch (err) {
+    await sqs?.close(0);
+    await receiver.close();
+    await closeStarted();
+    if (err instanceof SqsRegionMissing) throw new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);
+    throw err;
+  }
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;
   logger.info({ listen: `${urlHost}:${address.port}`, tls: Boolean(tls), auth: Boolean(config.server.auth), config: loaded.file, flows: Object.keys(config.flows), dryRun: options.dryRun ?? false }, 'hollowtrees started');
@@ -255,6 +269,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       for (const warning of next.warnings) logger.warn(warning);
       const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
       if (next.config.state.file !== config.state.file || next.config.state.maxGroups !== config.state.maxGroups) needsRestart.push('state');
+      if (JSON.stringify(next.config.sources) !== JSON.stringify(config.sources)) needsRestart.push('sources');
       const nextFiles = readConfigFiles(next);
       const authenticate = createAuthenticator(nextFiles.credentials);
       const previous = current;
@@ -272,8 +287,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     close: () =>
       (closing ??= (async () => {
         receiver.stopAccepting();
+        // No new messages; those in progress stay hidden while their runs finish in the grace period below.
+        await sqs?.stopReceiving();
         // Runtimes still retiring after a reload get the same grace period; all must be done before the journal closes.
         await Promise.all([current, ...retiring].map((runtime) => closeRuntime(runtime, config.server.shutdownGracePeriod)));
+        // Every run has ended now: what is left are deletes in flight, and messages whose runs wait for a later try (left for a redelivery).
+        await sqs?.close(SQS_DELETE_GRACE_MS);
         await receiver.close();
         clearInterval(sweeper);
         clearInterval(checker);

@@ -43,6 +43,8 @@ export interface StatusProvider {
   /** The first `limit` groups running or cooling down, and how many there are. */
   groups(limit: number): { groups: unknown[]; total: number };
   runs(): unknown;
+  /** The event sources besides this receiver (SQS queues) and their state. */
+  sources(): unknown;
 }
 
 /** Groups listed by default: 100,000 cooling groups would be megabytes of JSON built on the event loop. */
@@ -137,7 +139,7 @@ export class Receiver {
       },
       '/api/v1/status': (res, query) => {
         const { groups, total } = this.options.status.groups(groupLimit(query));
-        sendJson(res, 200, { flows: this.options.status.flows(), groups, groupsTotal: total });
+        sendJson(res, 200, { flows: this.options.status.flows(), groups, groupsTotal: total, sources: this.options.status.sources() });
       },
       '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
       '/api/v1/status/groups': (res, query) => {
