@@ -16,10 +16,13 @@ import { dryRunPlugin } from './plugins/dry-run-plugin.js';
 import { buildPlugins } from './plugins/plugin-registry.js';
 import { createAuthenticator } from './receiver/auth.js';
 import { Receiver } from './receiver/receiver-server.js';
-import { groupView, runView } from './receiver/status-view.js';
+import { groupView, runView, sourceView } from './receiver/status-view.js';
+import type { EventSink } from './sources/event-sink.js';
+import type { EventSource } from './sources/event-source.js';
+import { SourceSet } from './sources/source-set.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state/state-lock.js';
 import { StateJournal } from './state/state-journal.js';
-import { SqsRegionMissing, SqsSource } from './sources/sqs/sqs-source.js';
+import { SqsQueueSource, SqsRegionMissing } from './sources/sqs/sqs-queue-source.js';
 
 /** Options for {@link startHollowtrees}; every field has a default. */
 export interface StartOptions {
@@ -70,8 +73,6 @@ interface Runtime {
 
 /** How often the journal checks that its file is still the one on disk. */
 const JOURNAL_CHECK_MS = 5_000;
-/** How long a shutdown waits, once the runs have ended, for the SQS deletes they led to. */
-const SQS_DELETE_GRACE_MS = 5_000;
 /** How often cooldowns that are over are forgotten. */
 const SWEEP_MS = 30_000;
 
@@ -207,26 +208,27 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     throw listenProblem(LISTEN_FORMAT);
   }
   const { host, port } = parsedListen;
-  const receiver = new Receiver({
+  /** Every source hands its events to the engine running now (a reload replaces it). */
+  const sink: EventSink = {
+    accept: (event, receivedAt, onSettled) => current.engine.dispatch(event, receivedAt, onSettled),
+    commit: () => current.engine.commit(),
+    get durable() {
+      return current.engine.durable;
+    },
+  };
+  const receiver: Receiver = new Receiver({
     host,
     port,
     limits: config.server.limits,
     timeouts: config.server.timeouts,
-    sink: {
-      accept: (event, receivedAt) => current.engine.dispatch(event, receivedAt),
-      commit: () => current.engine.commit(),
-      get durable() {
-        return current.engine.durable;
-      },
-    },
     status: {
+      sources: (): unknown => sources.statuses().map(sourceView),
       flows: () => current.engine.flowStatus(),
       groups: (limit) => {
         const all = current.engine.groups();
         return { groups: all.slice(0, limit).map(groupView), total: all.length };
       },
       runs: () => current.engine.recentRuns().map(runView),
-      sources: () => ({ sqs: sqs?.status() ?? [] }),
     },
     metrics: metrics.receiver,
     logger,
@@ -234,23 +236,23 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     ...(tls ? { tls } : {}),
     clock,
   });
-  const address = await receiver.listen().catch(async (err: NodeJS.ErrnoException) => {
-    await closeStarted();
+  // The receiver first: it serves health and status while the others start.
+  const sources: SourceSet = new SourceSet([receiver, ...config.sources.sqs.map((queue, i) => new SqsQueueSource(queue, i, metrics.sqs, logger, clock))]);
+  /** Why a source could not start, as the CLI shows it. */
+  const startProblem = (source: EventSource, err: unknown): Error => {
+    if (err instanceof SqsRegionMissing) return new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);
+    if (source !== receiver) return new StartupError(`source "${source.name}" cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    const { code, name } = err as NodeJS.ErrnoException;
     // An address this machine does not have is a mistake in the configuration (exit 2); a port in use is not.
-    const notHere = NOT_THIS_MACHINE[err.code ?? ''];
-    if (notHere) throw listenProblem(notHere);
-    throw new StartupError(`cannot listen on ${shownListen}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
-  });
-  const sqs = config.sources.sqs.length > 0 ? new SqsSource({ queues: config.sources.sqs, metrics: metrics.sqs, logger, clock }) : undefined;
-  try {
-    await sqs?.start({ accept: (event, receivedAt, onSettled) => current.engine.dispatch(event, receivedAt, onSettled) });
-  } catch (err) {
-    await sqs?.close(0);
-    await receiver.close();
+    const notHere = NOT_THIS_MACHINE[code ?? ''];
+    if (notHere) return listenProblem(notHere);
+    return new StartupError(`cannot listen on ${shownListen}: ${code === 'EADDRINUSE' ? 'the port is already in use' : (code ?? name)}`);
+  };
+  await sources.start(sink, startProblem).catch(async (err: unknown) => {
     await closeStarted();
-    if (err instanceof SqsRegionMissing) throw new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);
     throw err;
-  }
+  });
+  const { address } = receiver;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;
   logger.info({ listen: `${urlHost}:${address.port}`, tls: Boolean(tls), auth: Boolean(config.server.auth), config: loaded.file, flows: Object.keys(config.flows), dryRun: options.dryRun ?? false }, 'hollowtrees started');
@@ -286,14 +288,10 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     },
     close: () =>
       (closing ??= (async () => {
-        receiver.stopAccepting();
-        // No new messages; those in progress stay hidden while their runs finish in the grace period below.
-        await sqs?.stopReceiving();
+        await sources.stop();
         // Runtimes still retiring after a reload get the same grace period; all must be done before the journal closes.
         await Promise.all([current, ...retiring].map((runtime) => closeRuntime(runtime, config.server.shutdownGracePeriod)));
-        // Every run has ended now: what is left are deletes in flight, and messages whose runs wait for a later try (left for a redelivery).
-        await sqs?.close(SQS_DELETE_GRACE_MS);
-        await receiver.close();
+        await sources.close();
         clearInterval(sweeper);
         clearInterval(checker);
         await journal?.close();

@@ -13,37 +13,18 @@ import { compileGroupKey } from './group-key.js';
 import { GroupStates, type GroupState, type RunProgress } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
-import { RunListeners, type RunListener } from './run-listeners.js';
+import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
 import { runPlugins, type RunOutcome, type RunResult } from './run-plugins.js';
-
-/** Why a flow that matched an event could not take it. */
-export type DropReason = 'queue_full' | 'too_many_groups' | 'shutting_down';
-
-/** A flow that matched an event but could not take it; a re-send of the event can still run there. */
-export interface Drop {
-  flow: string;
-  reason: DropReason;
-  /** What was full, for the sender: e.g. `its queue is full (queueSize 10000)`. */
-  detail?: string;
-}
+import type { Acceptance, Drop, DropReason, RunListener } from '../sources/event-sink.js';
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
 
 /** A run resumed after this many restarts is given up: something in it keeps the process from finishing it. */
 export const MAX_RESTARTS = 5;
 
-/** What became of one event. */
-export interface DispatchResult {
-  /** Flows whose type and filters took the event. */
-  matched: number;
-  /** Runs started or queued. */
-  started: number;
-  /** Dropped because the group was running, waiting for a retry or cooling down. */
-  deduplicated: number;
-  /** Flows that dropped the event because they had no room or core is shutting down. */
-  dropped: readonly Drop[];
-}
+/** What became of one event: the sink contract's {@link Acceptance}. */
+export type DispatchResult = Acceptance;
 
 /** What {@link FlowEngine.recover} found in the journal. */
 export interface Recovery {

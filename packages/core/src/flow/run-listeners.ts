@@ -1,22 +1,4 @@
-/**
- * How a run ended, told to the source of the event that started it: a source
- * that acknowledges only after acting (a queue) deletes its message on
- * `succeeded`, and decides by `code` whether a failure is worth a redelivery.
- */
-export interface RunSettlement {
-  readonly flow: string;
-  /** `interrupted`: a shutdown cut it short (with a journal it resumes after the restart). */
-  readonly outcome: 'succeeded' | 'failed' | 'interrupted';
-  /** The gRPC code name (`NOT_FOUND`, `UNAVAILABLE`, ...) of the plugin failure that ended a failed run. */
-  readonly code?: string;
-  /** Why it failed or was cut short. */
-  readonly error?: string;
-  /** When its first plugin call started, ms since epoch; absent when no plugin was called. */
-  readonly firstCallAt?: number;
-}
-
-/** Told once, when a run started for an event ends for good (never on a failure the engine tries again itself). */
-export type RunListener = (settlement: RunSettlement) => void;
+import type { RunListener, RunSettlement } from '../sources/event-sink.js';
 
 /**
  * Listeners of the runs in progress, by group key. Shared by the engine a

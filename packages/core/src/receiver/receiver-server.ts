@@ -5,7 +5,8 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
-import type { Drop } from '../flow/flow-engine.js';
+import type { Drop, EventSink } from '../sources/event-sink.js';
+import type { EventSource, SourceStatus } from '../sources/event-source.js';
 import type { Authenticator } from './auth.js';
 import { alertTypeFamily } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
@@ -14,19 +15,6 @@ import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { readBody } from './read-body.js';
 import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
-
-/**
- * Where accepted events go (the flow engine). A sender is told an event was
- * accepted only once `commit()` resolved true: its run is then on disk.
- */
-export interface EventSink {
-  /** Hands one event to the flows; says which could not take it and why. */
-  accept(event: CloudEvent, receivedAt: number): { dropped: readonly Drop[] };
-  /** Resolves once what was accepted so far is durable; false when the run state cannot be saved now. */
-  commit(): Promise<boolean>;
-  /** False while the run state cannot be saved: readiness is false and events are refused. */
-  readonly durable: boolean;
-}
 
 const shuttingDown = (): HttpError => new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
 const stateUnavailable = (): HttpError =>
@@ -43,7 +31,7 @@ export interface StatusProvider {
   /** The first `limit` groups running or cooling down, and how many there are. */
   groups(limit: number): { groups: unknown[]; total: number };
   runs(): unknown;
-  /** The event sources besides this receiver (SQS queues) and their state. */
+  /** Every source, this receiver among them. */
   sources(): unknown;
 }
 
@@ -61,7 +49,6 @@ export interface ReceiverOptions {
   limits: ReceiverLimits;
   /** Fixed at start: Node checks them on a timer set up with the server. */
   timeouts: ReceiverTimeouts;
-  sink: EventSink;
   status: StatusProvider;
   metrics: ReceiverMetrics;
   logger: Logger;
@@ -116,14 +103,22 @@ function sendText(res: ServerResponse, status: number, text: string): void {
 }
 
 /**
- * The HTTP receiver: alert paths, health, readiness, metrics and the status
- * API. Every refusal is a 4xx (or 503) with a JSON reason; nothing a client
- * sends can crash it.
+ * The HTTP receiver, an event source: alert paths, health, readiness, metrics
+ * and the status API. Every refusal is a 4xx (or 503) with a JSON reason;
+ * nothing a client sends can crash it.
  */
-export class Receiver {
+export class Receiver implements EventSource {
+  readonly name = 'http';
+  readonly kind = 'http';
   private readonly server: Server;
+  private sink: EventSink | undefined;
+  private state: SourceStatus['state'] = 'starting';
   private ready = false;
   private inFlight = 0;
+  private lastReceiveAt: number | undefined;
+  private errors = 0;
+  private lastError: SourceStatus['lastError'];
+  private boundAddress: AddressInfo | undefined;
   /** Sockets with a request core is handling, and its response: a parser error on them is not counted twice. */
   private readonly busySockets = new WeakMap<object, ServerResponse>();
   private readonly getRoutes: Record<string, GetRoute>;
@@ -131,7 +126,7 @@ export class Receiver {
   constructor(private options: ReceiverOptions) {
     this.getRoutes = {
       '/-/healthy': (res) => sendText(res, 200, 'Healthy\n'),
-      '/-/ready': (res) => (this.ready && this.options.sink.durable ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
+      '/-/ready': (res) => (this.ready && this.sink?.durable === true ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
       '/metrics': async (res) => {
         const body = await options.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
@@ -139,9 +134,10 @@ export class Receiver {
       },
       '/api/v1/status': (res, query) => {
         const { groups, total } = this.options.status.groups(groupLimit(query));
-        sendJson(res, 200, { flows: this.options.status.flows(), groups, groupsTotal: total, sources: this.options.status.sources() });
+        sendJson(res, 200, { sources: this.options.status.sources(), flows: this.options.status.flows(), groups, groupsTotal: total });
       },
       '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
+      '/api/v1/status/sources': (res) => sendJson(res, 200, options.status.sources()),
       '/api/v1/status/groups': (res, query) => {
         const { groups, total } = this.options.status.groups(groupLimit(query));
         sendJson(res, 200, groups, { 'x-total-count': String(total) });
@@ -158,8 +154,9 @@ export class Receiver {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.refuseConnection(err, socket));
   }
 
-  /** Binds and starts answering; readiness turns true. Resolves with the bound address. */
-  async listen(): Promise<AddressInfo> {
+  /** Binds and starts answering, handing events to `sink`; readiness turns true. */
+  async start(sink: EventSink): Promise<void> {
+    this.sink = sink;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
@@ -168,7 +165,26 @@ export class Receiver {
       });
     });
     this.ready = true;
-    return this.server.address() as AddressInfo;
+    this.state = 'running';
+    this.boundAddress = this.server.address() as AddressInfo;
+  }
+
+  /** The address bound by {@link start}. */
+  get address(): AddressInfo {
+    if (!this.boundAddress) throw new Error('the receiver has not started');
+    return this.boundAddress;
+  }
+
+  status(): SourceStatus {
+    return {
+      name: this.name,
+      kind: this.kind,
+      state: this.state,
+      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
+      inFlight: this.inFlight,
+      errors: this.errors,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
   }
 
   /** Takes a reloaded configuration's limits and credentials. */
@@ -176,14 +192,17 @@ export class Receiver {
     this.options = { ...this.options, ...changes };
   }
 
-  /** Readiness false and new requests get 503; keep-alive connections are told to close. */
-  stopAccepting(): void {
+  /** Readiness false and new events get 503; health, metrics and status are still served until {@link close}. */
+  stop(): Promise<void> {
     this.ready = false;
+    if (this.state !== 'stopped') this.state = 'stopping';
+    return Promise.resolve();
   }
 
   /** Closes the listener and every connection. */
   async close(): Promise<void> {
     this.ready = false;
+    this.state = 'stopped';
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
@@ -236,15 +255,17 @@ export class Receiver {
   }
 
   private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { limits, metrics, sink } = this.options;
+    const { limits, metrics } = this.options;
+    const { sink } = this;
     requireJson(req);
-    if (!this.ready) throw shuttingDown();
+    if (!this.ready || !sink) throw shuttingDown();
     if (!sink.durable) throw stateUnavailable();
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
+      this.lastReceiveAt = receivedAt.getTime();
       const events = await parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
       let notTaken = 0;
@@ -276,6 +297,8 @@ export class Receiver {
     const error = err instanceof HttpError ? err : new HttpError(500, 'internal', 'internal error');
     if (!(err instanceof HttpError)) this.options.logger.error({ err, path: req.url }, 'receiver failed on a request');
     this.options.metrics.requestsRejected.inc({ reason: error.reason });
+    this.errors++;
+    this.lastError = { at: (this.options.clock ?? systemClock).now(), message: `${error.status} ${error.reason}: ${error.message}` };
     if (res.headersSent) {
       res.destroy();
       return;

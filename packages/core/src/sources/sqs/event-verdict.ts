@@ -1,15 +1,6 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import type { DispatchResult } from '../../flow/flow-engine.js';
-import type { RunListener, RunSettlement } from '../../flow/run-listeners.js';
+import type { EventSink, RunSettlement } from '../event-sink.js';
 import type { DeleteReason } from './sqs-metrics.js';
-
-/**
- * What the SQS source hands events to: the flow engine's dispatch, with a
- * listener told how each run the event started ended.
- */
-export interface SettlingSink {
-  accept(event: CloudEvent, receivedAt: number, onSettled: RunListener): DispatchResult;
-}
 
 /** What becomes of a message: deleted for a reason, or left on the queue for SQS to hand out again. */
 export type Verdict = { readonly action: 'delete'; readonly reason: DeleteReason } | { readonly action: 'leave'; readonly why: string };
@@ -48,9 +39,11 @@ export interface EventProgress {
  * once every run it started succeeded or ended on NOT_FOUND, or when no run
  * was needed (deduplicated: its group is running or cooling down; unmatched:
  * no flow takes it); leave it when a run failed or was cut short, or a flow
- * had no room, so that SQS hands it out again and a later run retries.
+ * had no room (the event was not accepted), so that SQS hands it out again and
+ * a later run retries. Deletes without a run wait for `commit()`, as the sink
+ * contract asks; a commit that fails leaves the message.
  */
-export function dispatchForVerdict(sink: SettlingSink, event: CloudEvent, receivedAt: number): EventProgress {
+export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedAt: number): EventProgress {
   const runs: Verdict[] = [];
   let firstCallAt: number | undefined;
   let expected = Infinity;
@@ -71,5 +64,9 @@ export function dispatchForVerdict(sink: SettlingSink, event: CloudEvent, receiv
   else if (result.deduplicated > 0) runs.push({ action: 'delete', reason: 'deduplicated' });
   expected = result.started + (drop || result.matched === 0 || result.deduplicated > 0 ? 1 : 0);
   settled();
-  return { verdict, firstCallAt: () => firstCallAt };
+  // A run's settlement comes after its state is on disk; a deduplication's holder may not be yet.
+  const committed = verdict.then(async (v) =>
+    v.action === 'delete' && v.reason === 'deduplicated' && !(await sink.commit()) ? ({ action: 'leave', why: 'the run state cannot be saved now' } as const) : v,
+  );
+  return { verdict: committed, firstCallAt: () => firstCallAt };
 }

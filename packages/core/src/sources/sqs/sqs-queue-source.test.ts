@@ -73,6 +73,28 @@ const metric = async (name: string, labels: Record<string, string> = {}): Promis
 };
 
 describe('SQS source', () => {
+  it('a queue without a region anywhere is a configuration error naming the entry', async () => {
+    const saved = process.env['AWS_REGION'];
+    delete process.env['AWS_REGION'];
+    sqs = await startSqsStandIn();
+    plugin = await startRecordingPlugin();
+    try {
+      const started = startTestCore(`
+plugins:
+  drain: { type: grpc, address: "${plugin.address}" }
+flows:
+  spot: { allowedEvents: [aws.ec2.spot.interruption-warning], plugins: [drain] }
+sources:
+  sqs:
+    - url: ${sqs.url}/000000000000/interruptions
+      endpoint: ${sqs.url}
+`);
+      await expect(started).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('sources.sqs[0].region: no region') as string });
+    } finally {
+      if (saved !== undefined) process.env['AWS_REGION'] = saved;
+    }
+  });
+
   it('acts on a spot interruption warning, then deletes its message', async () => {
     await start(() => {});
     queue.send(spotWarning('i-0b662ef9931388ba0'));
@@ -82,8 +104,8 @@ describe('SQS source', () => {
     expect(await metric('hollowtrees_sqs_messages_received_total', { queue: 'interruptions' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
     expect(await metric('hollowtrees_sqs_receive_to_first_plugin_call_seconds_count', { queue: 'interruptions' })).toBe(1);
-    const status = (await (await fetch(`${core!.url}/api/v1/status`)).json()) as { sources: { sqs: Array<Record<string, unknown>> } };
-    expect(status.sources.sqs).toMatchObject([{ queue: 'interruptions', state: 'receiving', inFlight: 0, received: 1, deleted: 1, left: 0 }]);
+    const status = (await (await fetch(`${core!.url}/api/v1/status/sources`)).json()) as Array<Record<string, unknown>>;
+    expect(status.find((s) => s['kind'] === 'sqs')).toMatchObject({ name: 'interruptions', state: 'running', inFlight: 0, errors: 0, lastReceiveAt: expect.any(String) as string });
   });
 
   it('a failed run leaves the message; SQS hands it out again and the next run succeeds: one success, then deleted', async () => {

@@ -1,103 +1,121 @@
-import { DeleteMessageCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
-import type { SqsQueueConfig } from '../../config/schema.js';
-import { combineVerdicts, dispatchForVerdict, type SettlingSink, type Verdict } from './event-verdict.js';
+import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
+import type { EventSink } from '../event-sink.js';
+import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
 import type { SqsMetrics } from './sqs-metrics.js';
 import { VisibilityKeeper } from './visibility-keeper.js';
 
-/** The status API's view of one queue. */
-export interface QueueStatus {
-  queue: string;
-  url: string;
-  /** `receiving`, `backing_off` after a failed receive, `stopped`. */
-  state: 'receiving' | 'backing_off' | 'stopped';
-  inFlight: number;
-  received: number;
-  deleted: number;
-  /** Messages left for a redelivery (a run failed, a flow had no room). */
-  left: number;
-  lastReceiveAt?: string;
-  lastError?: { at: string; message: string };
+/** A queue whose region is in neither its entry, its URL, nor the SDK's chain (`AWS_REGION`, profile). */
+export class SqsRegionMissing extends Error {
+  override readonly name = 'SqsRegionMissing';
+  constructor(readonly index: number) {
+    super('no region: set it here, in AWS_REGION, or use a queue URL of the form https://sqs.<region>.amazonaws.com/...');
+  }
 }
+
+/** The region an SQS URL names in its host (`sqs.<region>.amazonaws.com`, or the legacy `<region>.queue.amazonaws.com`). */
+export function regionOfQueueUrl(url: string): string | undefined {
+  const host = new URL(url).hostname;
+  return /^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ?? /^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$/.exec(host)?.[1];
+}
+
+/** How long `close()` waits for the deletes of messages whose runs ended during the shutdown. */
+const DELETE_GRACE_MS = 5_000;
 
 /** Waits after a failed receive: 1 s, doubling to 30 s. */
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 30_000;
 
-/** The queue's name: the last segment of its URL, as in every SQS URL. */
-export function queueName(url: string): string {
-  return url.slice(url.replace(/\/+$/, '').lastIndexOf('/') + 1).replace(/\/+$/, '');
-}
-
 /**
- * One queue: its pollers long-poll for messages, each message becomes events
- * handed to the flows, stays hidden while their runs are in progress, and is
- * deleted only when {@link dispatchForVerdict} says so; otherwise it is left
- * for SQS to hand out again once its visibility timeout runs out.
+ * One EventBridge → SQS queue as an event source: its pollers long-poll for
+ * messages on an `@aws-sdk/client-sqs` client with the default credential
+ * chain; each message becomes events handed to the sink, stays hidden while
+ * their runs are in progress, and is deleted only when
+ * {@link dispatchForVerdict} says so; otherwise it is left for SQS to hand
+ * out again once its visibility timeout runs out.
  */
-export class QueueConsumer {
-  readonly name: string;
-  private readonly keeper: VisibilityKeeper;
+export class SqsQueueSource implements EventSource {
+  readonly kind = 'sqs';
+  private client: SQSClient | undefined;
+  private keeper: VisibilityKeeper | undefined;
+  private sink: EventSink | undefined;
+  private region = '';
   private readonly stopping = new AbortController();
   private readonly pollers: Promise<void>[] = [];
   private readonly inProgress = new Set<Promise<void>>();
   /** Pollers waiting for a message in progress to end (maxInFlight reached). */
   private readonly waitingForRoom = new Set<() => void>();
-  private counts = { received: 0, deleted: 0, left: 0 };
-  private state: QueueStatus['state'] = 'receiving';
+  private state: SourceState = 'starting';
+  private errors = 0;
   private lastReceiveAt: number | undefined;
   private lastError: { at: number; message: string } | undefined;
 
   constructor(
     private readonly config: SqsQueueConfig,
-    private readonly region: string,
-    private readonly client: SQSClient,
-    private readonly sink: SettlingSink,
+    /** Its index in `sources.sqs`, for errors that name the entry. */
+    private readonly index: number,
     private readonly metrics: SqsMetrics,
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
-    this.name = queueName(config.url);
-    this.keeper = new VisibilityKeeper(client, config.url, config.visibilityTimeout, logger, (err) => this.failed('ChangeMessageVisibilityBatch', err));
     metrics.initQueue(this.name);
   }
 
-  start(): void {
-    for (let i = 0; i < this.config.pollers; i++) this.pollers.push(this.poll());
+  /** The configured name, else the queue's: the last segment of its URL. */
+  get name(): string {
+    return sqsQueueName(this.config);
   }
 
-  /** Stops receiving; messages in progress go on until {@link close}. */
-  async stopReceiving(): Promise<void> {
+  async start(sink: EventSink): Promise<void> {
+    const configured = this.config.region ?? regionOfQueueUrl(this.config.url);
+    this.client = new SQSClient({ ...(configured ? { region: configured } : {}), ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}) });
+    // Without a region anywhere the SDK fails every call; asking now makes that a configuration error at start.
+    const region = configured ?? (await this.client.config.region().catch(() => undefined));
+    if (!region) throw new SqsRegionMissing(this.index);
+    this.region = region;
+    this.sink = sink;
+    this.keeper = new VisibilityKeeper(this.client, this.config.url, this.config.visibilityTimeout, this.logger, (err) => this.failed('ChangeMessageVisibilityBatch', err));
+    for (let i = 0; i < this.config.pollers; i++) this.pollers.push(this.poll());
+    this.state = 'running';
+    this.logger.info({ queue: this.name, region, pollers: this.config.pollers, visibilityTimeoutMs: this.config.visibilityTimeout }, 'receiving from SQS queue');
+  }
+
+  /** Stops receiving; messages in progress stay hidden while their runs go on, until {@link close}. */
+  async stop(): Promise<void> {
+    this.state = 'stopping';
     this.stopping.abort();
     this.wakePollers();
     await Promise.all(this.pollers);
-    this.state = 'stopped';
   }
 
   /**
-   * Stops receiving and waits up to `graceMs` for messages in progress to be
-   * deleted or left; the rest stop being extended and reappear on the queue
-   * after their visibility timeout, for this or another replica.
+   * Waits a few seconds for the deletes of messages whose runs ended, then
+   * stops extending the rest: they reappear on the queue after their
+   * visibility timeout, for this process after a restart or another replica.
    */
-  async close(graceMs: number): Promise<void> {
-    await this.stopReceiving();
+  async close(): Promise<void> {
+    await this.stop();
     const grace = new AbortController();
-    await Promise.race([Promise.all(this.inProgress), this.clock.sleep(graceMs, grace.signal).catch(() => {})]);
+    await Promise.race([Promise.all(this.inProgress), this.clock.sleep(DELETE_GRACE_MS, grace.signal).catch(() => {})]);
     grace.abort();
-    this.keeper.stop();
+    this.keeper?.stop();
+    this.client?.destroy();
+    this.state = 'stopped';
   }
 
-  status(): QueueStatus {
+  status(): SourceStatus {
     return {
-      queue: this.name,
-      url: this.config.url,
+      name: this.name,
+      kind: this.kind,
       state: this.state,
       inFlight: this.inProgress.size,
-      ...this.counts,
-      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: new Date(this.lastReceiveAt).toISOString() }),
-      ...(this.lastError ? { lastError: { at: new Date(this.lastError.at).toISOString(), message: this.lastError.message } } : {}),
+      errors: this.errors,
+      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
     };
   }
 
@@ -112,7 +130,7 @@ export class QueueConsumer {
       }
       let messages: Message[];
       try {
-        const answer = await this.client.send(
+        const answer = await this.client!.send(
           new ReceiveMessageCommand({
             QueueUrl: this.config.url,
             MaxNumberOfMessages: Math.min(this.config.batchSize, room),
@@ -124,12 +142,12 @@ export class QueueConsumer {
         );
         messages = answer.Messages ?? [];
         backoff = FIRST_BACKOFF_MS;
-        this.state = 'receiving';
+        if (!signal.aborted) this.state = 'running';
       } catch (err) {
         if (signal.aborted) break;
         this.failed('ReceiveMessage', err);
         this.logger.error({ err, queue: this.name, retryInMs: backoff }, 'could not receive from the SQS queue; trying again');
-        this.state = 'backing_off';
+        this.state = 'failing';
         await this.clock.sleep(backoff, signal).catch(() => {});
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         continue;
@@ -158,7 +176,6 @@ export class QueueConsumer {
   private async handle(message: Message, receivedAt: number): Promise<void> {
     const labels = { queue: this.name };
     const fields = { queue: this.name, messageId: message.MessageId };
-    this.counts.received++;
     this.metrics.received.inc(labels);
     const receiveCount = Number(message.Attributes?.['ApproximateReceiveCount'] ?? '1');
     if (receiveCount > 1) this.metrics.redelivered.inc(labels);
@@ -175,25 +192,23 @@ export class QueueConsumer {
       this.logger.info({ ...fields, reason: outcome.reason }, 'SQS message needs no action; deleting it');
       verdict = { action: 'delete', reason: 'ignored' };
     } else {
-      this.keeper.hold(handle);
+      this.keeper!.hold(handle);
       try {
-        const progress = outcome.events.map((event) => dispatchForVerdict(this.sink, event, receivedAt));
+        const progress = outcome.events.map((event) => dispatchForVerdict(this.sink!, event, receivedAt));
         verdict = combineVerdicts(await Promise.all(progress.map((p) => p.verdict)));
         const firstCalls = progress.map((p) => p.firstCallAt()).filter((t): t is number => t !== undefined);
         if (firstCalls.length > 0) this.metrics.receiveToFirstCall.observe(labels, (Math.min(...firstCalls) - receivedAt) / 1000);
       } finally {
-        this.keeper.release(handle);
+        this.keeper!.release(handle);
       }
     }
     if (verdict.action === 'leave') {
-      this.counts.left++;
       this.metrics.left.inc(labels);
       this.logger.warn({ ...fields, receiveCount, why: verdict.why }, 'SQS message left on the queue; it is handed out again after its visibility timeout');
       return;
     }
     try {
-      await this.client.send(new DeleteMessageCommand({ QueueUrl: this.config.url, ReceiptHandle: handle }));
-      this.counts.deleted++;
+      await this.client!.send(new DeleteMessageCommand({ QueueUrl: this.config.url, ReceiptHandle: handle }));
       this.metrics.deleted.inc({ ...labels, reason: verdict.reason });
       if (verdict.reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {
@@ -204,6 +219,7 @@ export class QueueConsumer {
   }
 
   private failed(action: string, err: unknown): void {
+    this.errors++;
     this.metrics.apiErrors.inc({ queue: this.name, action });
     this.lastError = { at: this.clock.now(), message: `${action}: ${(err as Error).name}: ${(err as Error).message}` };
   }
