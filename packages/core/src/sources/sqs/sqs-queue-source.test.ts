@@ -33,7 +33,7 @@ afterEach(async () => {
   await sqs?.close();
 });
 
-async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s'): Promise<void> {
+async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s', queueExtra = ''): Promise<void> {
   sqs = await startSqsStandIn();
   queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
   plugin = await startRecordingPlugin(behaviour);
@@ -54,7 +54,7 @@ sources:
       endpoint: ${sqs.url}
       waitTimeSeconds: 1
       visibilityTimeout: ${visibility}
-`);
+${queueExtra}`);
 }
 
 /** Resolves when `check` holds, polling every 50 ms for up to `ms`. */
@@ -181,5 +181,19 @@ sources:
     await eventually(() => queue.list().length === 0, 15_000);
     expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'ReceiveMessage' })).toBe(1);
     expect(sqs.callsTo('ReceiveMessage').slice(0, 4).map((c) => c.errorCode)).toEqual(['RequestThrottled', 'RequestThrottled', 'drop-connection', 'ServiceUnavailable']);
+  });
+
+  it('1,000 messages for 1,000 instances: 1,000 runs, 1,000 deletes, nothing left in flight', async () => {
+    await start(() => {}, '30s', '      pollers: 4\n');
+    const instances = Array.from({ length: 1_000 }, (_, i) => `i-${(0x10000000 + i).toString(16).padStart(17, '0')}`);
+    for (const instance of instances) queue.send(spotWarning(instance));
+    await plugin.waitForCalls(1_000, 60_000);
+    await eventually(() => queue.list().length === 0, 30_000);
+    expect(new Set(plugin.calls.map((c) => labelsOf(c.event)['instance_id'])).size).toBe(1_000);
+    expect(await metric('hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'succeeded' })).toBe(1_000);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1_000);
+    await eventually(() => core!.engine.listeners.size === 0);
+    expect(await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })).toBe(0);
+    expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(0);
   });
 });

@@ -1,9 +1,10 @@
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import { DeleteBatcher } from './delete-batcher.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
 import type { SqsMetrics } from './sqs-metrics.js';
@@ -42,6 +43,7 @@ export class SqsQueueSource implements EventSource {
   readonly kind = 'sqs';
   private client: SQSClient | undefined;
   private keeper: VisibilityKeeper | undefined;
+  private deleter: DeleteBatcher | undefined;
   private sink: EventSink | undefined;
   private region = '';
   private readonly stopping = new AbortController();
@@ -78,6 +80,7 @@ export class SqsQueueSource implements EventSource {
     if (!region) throw new SqsRegionMissing(this.index);
     this.region = region;
     this.sink = sink;
+    this.deleter = new DeleteBatcher(this.client, this.config.url);
     this.keeper = new VisibilityKeeper(this.client, this.config.url, this.config.visibilityTimeout, this.logger, (err) => this.failed('ChangeMessageVisibilityBatch', err));
     for (let i = 0; i < this.config.pollers; i++) this.pollers.push(this.poll());
     this.state = 'running';
@@ -208,7 +211,7 @@ export class SqsQueueSource implements EventSource {
       return;
     }
     try {
-      await this.client!.send(new DeleteMessageCommand({ QueueUrl: this.config.url, ReceiptHandle: handle }));
+      await this.deleter!.delete(handle);
       this.metrics.deleted.inc({ ...labels, reason: verdict.reason });
       if (verdict.reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {
