@@ -110,6 +110,11 @@ export class AwsFaults {
     this.add(count, scope, () => new AwsApiError(error.code, error.message, error.status));
   }
 
+  /** Drops every fault still pending: the service works again. */
+  clear(): void {
+    this.pending.length = 0;
+  }
+
   /** Takes the fault for this call, if one is pending. */
   take(service: AwsService, action: string): InjectedFault | undefined {
     const fault = this.pending.find(
