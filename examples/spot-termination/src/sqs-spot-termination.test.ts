@@ -1,17 +1,13 @@
+import { pollUntil } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spotInterruptionWarning, startSpotTerminationStack, type SpotTerminationStack } from './stack.js';
 
-/** Resolves when `check` holds, polling every 50 ms for up to `ms`. */
-async function eventually(check: () => boolean, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('spot termination from an EventBridge → SQS queue, end to end through the real SDK', () => {
   let stack: SpotTerminationStack | undefined;
+  /** Resolves when `check` holds (polling every 50 ms), or fails after `ms` saying where things stand. */
+  const eventually = (check: () => boolean, ms = 15_000): Promise<void> =>
+    pollUntil(check, ms, () => `queue holds ${stack?.sqs?.queue.list().length} messages; runs: ${JSON.stringify(stack?.core.engine.recentRuns().map((r) => r.outcome))}`);
   afterEach(async () => {
     await stack?.close();
     stack = undefined;

@@ -14,6 +14,16 @@ export class RunListeners {
     this.byKey.set(key, { listener });
   }
 
+  /**
+   * Listens to the run of `key` already in progress, when nobody does (a run
+   * resumed from the journal): true when this listener now hears how it ends.
+   */
+  join(key: string, listener: RunListener): boolean {
+    if (this.byKey.has(key)) return false;
+    this.byKey.set(key, { listener });
+    return true;
+  }
+
   /** Notes that the run of `key` called a plugin at `at`; only its first call is kept, over all its tries. */
   called(key: string, at: number): void {
     const entry = this.byKey.get(key);

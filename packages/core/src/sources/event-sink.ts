@@ -19,6 +19,12 @@ export interface Acceptance {
   started: number;
   /** Flows that passed the event by because its group was running, waiting for a retry or cooling down. */
   deduplicated: number;
+  /**
+   * Of `deduplicated`, runs in progress that nobody listened to (resumed from
+   * the journal after a restart) and that now tell this event's `onSettled`
+   * how they end, as if it had started them. Absent when no listener was given.
+   */
+  joined?: number;
   /** Flows that matched the event but could not take it (no room, or core is shutting down). */
   dropped: readonly Drop[];
 }
@@ -42,7 +48,8 @@ export interface RunSettlement {
 }
 
 /**
- * Told once per run the event started ({@link Acceptance.started} runs), when
+ * Told once per run the event started or joined ({@link Acceptance.started}
+ * plus {@link Acceptance.joined} runs), when
  * that run has ended for good and its outcome is on disk: never on a failure
  * the engine tries again by itself (`runRetry`). Not told after a restart (a
  * run resumed from the journal has no listener) nor for a run still waiting

@@ -36,7 +36,8 @@ export interface EventProgress {
 
 /**
  * Dispatches one event and resolves with what to do with its message: delete
- * once every run it started succeeded or ended on NOT_FOUND, or when no run
+ * once every run it started (or joined: a run resumed after a restart, which
+ * nobody else listens to) succeeded or ended on NOT_FOUND, or when no run
  * was needed (deduplicated: its group is running or cooling down; unmatched:
  * no flow takes it); leave it when a run failed or was cut short, or a flow
  * had no room (the event was not accepted), so that SQS hands it out again and
@@ -61,8 +62,9 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
   const [drop] = result.dropped;
   if (drop) runs.push({ action: 'leave', why: `flow ${drop.flow} could not take it: ${drop.reason}${drop.detail ? ` (${drop.detail})` : ''}` });
   else if (result.matched === 0) runs.push({ action: 'delete', reason: 'unmatched' });
-  else if (result.deduplicated > 0) runs.push({ action: 'delete', reason: 'deduplicated' });
-  expected = result.started + (drop || result.matched === 0 || result.deduplicated > 0 ? 1 : 0);
+  // Deduplicated against a cooldown or a run someone else listens to: nothing more to wait for.
+  else if (result.deduplicated > (result.joined ?? 0)) runs.push({ action: 'delete', reason: 'deduplicated' });
+  expected = result.started + (result.joined ?? 0) + (drop || result.matched === 0 || result.deduplicated > (result.joined ?? 0) ? 1 : 0);
   settled();
   // A run's settlement comes after its state is on disk; a deduplication's holder may not be yet.
   const committed = verdict.then(async (v) =>

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Code, labelsOf, PluginError } from '@hollowtrees/grpcplugin';
-import { startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
+import { pollUntil, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
@@ -57,14 +57,9 @@ sources:
 ${queueExtra}`);
 }
 
-/** Resolves when `check` holds, polling every 50 ms for up to `ms`. */
-async function eventually(check: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const state = (): string => `queue holds ${queue.list().length} messages; plugin got ${plugin.calls.length} calls`;
+/** Resolves when `check` holds (polling every 50 ms), or fails after `ms` saying where things stand. */
+const eventually = (check: () => boolean, ms = 15_000): Promise<void> => pollUntil(check, ms, state);
 
 const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
   // A histogram's _count and _sum are values of the metric itself, named by metricName.

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labelsOf } from '@hollowtrees/grpcplugin';
-import { startSqsStandIn, type SqsStandIn } from '@hollowtrees/testkit';
+import { pollUntil, startSqsStandIn, type SqsStandIn } from '@hollowtrees/testkit';
 import { afterEach, expect, it } from 'vitest';
 import { killAllCli, startCli } from '../../../test/support/cli-process.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
@@ -28,14 +28,9 @@ const warning = (instance: string): string =>
     detail: { 'instance-id': instance, 'instance-action': 'terminate' },
   });
 
-/** Resolves when `check` holds, polling every 50 ms for up to `ms`. */
-async function eventually(check: () => boolean, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const state = (): string => `queue holds ${sqs?.queue('interruptions')?.list().length ?? 0} messages; plugin got ${plugin?.calls.length ?? 0} calls`;
+/** Resolves when `check` holds (polling every 50 ms), or fails after `ms` saying where things stand. */
+const eventually = (check: () => boolean, ms = 15_000): Promise<void> => pollUntil(check, ms, state);
 
 it('core killed with messages in flight: after the restart every message is acted on exactly once and deleted', async () => {
   const done = ['i-0aaaaaaaaaaaaaaa1', 'i-0aaaaaaaaaaaaaaa2', 'i-0aaaaaaaaaaaaaaa3'];
@@ -92,5 +87,6 @@ sources:
 
   // Every instance acted on once: `done` before the kill, `cut` by the resumed runs; every redelivery was deduplicated.
   expect(Object.fromEntries(acted)).toEqual(Object.fromEntries([...done, ...cut].map((i) => [i, 1])));
+  // The redeliveries of `cut` were deleted only once the resumed runs had succeeded: had one failed, its message would still be there.
   expect(second.lines.filter((l) => l['msg'] === 'flow run succeeded').map((l) => l['groupKey'])).toHaveLength(3);
 });
