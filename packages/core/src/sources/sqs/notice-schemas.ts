@@ -26,7 +26,8 @@ export type EventBridgeEnvelope = z.infer<typeof eventBridgeEnvelope>;
 /** `detail` of "EC2 Spot Instance Interruption Warning". */
 export const spotInterruptionDetail = z.object({
   'instance-id': instanceId,
-  'instance-action': z.enum(['terminate', 'stop', 'hibernate']),
+  // terminate, stop or hibernate today; a new action must not make the warning unreadable.
+  'instance-action': nonEmpty,
 });
 
 /** `detail` of "EC2 Instance Rebalance Recommendation". */

@@ -156,7 +156,7 @@ export class SqsQueueSource implements EventSource {
         continue;
       }
       const receivedAt = this.clock.now();
-      this.lastReceiveAt = receivedAt;
+      if (messages.length > 0) this.lastReceiveAt = receivedAt;
       for (const message of messages) this.track(this.handle(message, receivedAt));
     }
   }
