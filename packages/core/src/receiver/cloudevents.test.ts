@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { labelsOf, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFixture } from '../../test/support/fixtures.js';
+import { seededRandom } from '../../test/support/seeded-random.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
@@ -294,5 +295,39 @@ describe('the alert paths\' rules on /api/v1/events', () => {
     release();
     await closing;
     expect(rec.calls).toHaveLength(1);
+  });
+});
+
+describe('broken events, generated (seeded), in every mode', () => {
+  /** Values of every JSON type and the edge cases of the rules: each replaces or adds an attribute. */
+  const VALUES: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 31, -(2 ** 31), '', 'x', '1.0', '0.3', '2026-11-25T10:00:00Z', '2026-02-30T10:00:00Z', 'text/plain', 'application/json', '%zz', 'y'.repeat(300), [], [1], {}, { labels: {} }, { labels: { a: 1 } }, { labels: { instance_id: 'i' } }];
+  const KEYS = ['specversion', 'id', 'source', 'type', 'time', 'subject', 'datacontenttype', 'dataschema', 'data', 'data_base64', 'region', 'Region', 'spot_action', 'x1'];
+
+  it('answers every one with 200 or a 4xx with a JSON reason, never a 5xx, and stays up', async () => {
+    const { core } = await startCore();
+    const random = seededRandom(15);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const answers = new Map<string, number>();
+    for (let i = 0; i < 600; i++) {
+      const broken: Record<string, unknown> = event(`i-fuzz-${i}`, { time: '2026-11-25T10:00:00Z' });
+      for (let n = 0; n <= Math.floor(random() * 3); n++) {
+        const key = pick(KEYS);
+        if (random() < 0.3) delete broken[key];
+        else broken[key] = pick(VALUES);
+      }
+      const mode = pick(['structured', 'batch', 'binary'] as const);
+      const headers = mode === 'structured' ? STRUCTURED : mode === 'batch' ? BATCH : { 'content-type': 'application/json', ...Object.fromEntries(Object.entries(broken).filter(([k]) => k !== 'data').map(([k, v]) => [`ce-${k}`, typeof v === 'string' ? v : JSON.stringify(v)])) };
+      const body = mode === 'structured' ? broken : mode === 'batch' ? [broken] : JSON.stringify(broken.data ?? null);
+      const reply = await send(core, body, headers);
+      const key = `${reply.status} ${reply.json.errorType ?? ''}`;
+      answers.set(key, (answers.get(key) ?? 0) + 1);
+      if (reply.status === 200) expect(reply.json).toEqual({ status: 'success', accepted: 1 });
+      else expect([reply.status, reply.json.status, typeof reply.json.error], JSON.stringify({ mode, body, headers })).toEqual([400, 'error', 'string']);
+    }
+    // Both outcomes were reached: the generator is neither all valid nor all broken.
+    expect(answers.get('200 ')).toBeGreaterThan(20);
+    expect(answers.get('400 bad_data')).toBeGreaterThan(300);
+    expect((await fetch(`${core.url}/-/healthy`)).status).toBe(200);
+    expect(await send(core, event('i-after-fuzz'), STRUCTURED)).toMatchObject({ status: 200 });
   });
 });
