@@ -93,9 +93,9 @@ function sendText(res: ServerResponse, status: number, text: string): void {
 }
 
 /**
- * The HTTP receiver, an event source: alert and CloudEvents paths, health, readiness, metrics
- * and the status API. Every refusal is a 4xx (or 503) with a JSON reason;
- * nothing a client sends can crash it.
+ * The HTTP receiver, an event source: alert and CloudEvents paths, health,
+ * readiness, metrics and the status API. Every refusal is a 4xx (or 503) with
+ * a JSON reason; nothing a client sends can crash it.
  */
 export class Receiver implements EventSource {
   readonly name = 'http';
@@ -258,9 +258,9 @@ export class Receiver implements EventSource {
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
-      this.lastReceiveAt = receivedAt.getTime();
-      const events = await intake.parse(body, receivedAt, limits);
       const at = receivedAt.getTime();
+      this.lastReceiveAt = at;
+      const events = await intake.parse(body, receivedAt, limits);
       let notTaken = 0;
       let firstDrop: Drop | undefined;
       const nextEvent = slicer();
