@@ -1,28 +1,25 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
 import type { EventSource, SourceStatus } from '../sources/event-source.js';
 import type { Authenticator } from './auth.js';
-import { alertTypeFamily } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
-import { requireJson } from './media-type.js';
-import { parseAlerts, type AlertFormat } from './parse-alerts.js';
+import { INTAKES, type Intake } from './intake.js';
 import { readBody } from './read-body.js';
 import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
 
 const shuttingDown = (): HttpError => new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
-const stateUnavailable = (): HttpError =>
-  new HttpError(503, 'state_unavailable', 'run state cannot be saved to disk right now, so the alerts cannot be promised; retry later', { 'retry-after': '5' });
+const stateUnavailable = (noun: Intake['noun']): HttpError =>
+  new HttpError(503, 'state_unavailable', `run state cannot be saved to disk right now, so the ${noun} cannot be promised; retry later`, { 'retry-after': '5' });
 
-/** The 503 for a batch some of whose alerts a matching flow had no room for. */
-function noRoom(notTaken: number, total: number, drop: Drop): HttpError {
-  return new HttpError(503, drop.reason, `${notTaken} of ${total} alerts were not queued by every flow they match (flow "${drop.flow}": ${drop.detail ?? 'no room'}); retry later`, { 'retry-after': '1' });
+/** The 503 for a batch some of whose alerts or events a matching flow had no room for. */
+function noRoom(notTaken: number, total: number, noun: Intake['noun'], drop: Drop): HttpError {
+  return new HttpError(503, drop.reason, `${notTaken} of ${total} ${noun} were not queued by every flow they match (flow "${drop.flow}": ${drop.detail ?? 'no room'}); retry later`, { 'retry-after': '1' });
 }
 
 /** The read-only JSON the status routes serve. */
@@ -82,13 +79,6 @@ const LINGER_MS = 1_000;
 /** Probes must work without credentials. */
 const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
 
-/** Paths that accept alerts, and the format each reads. */
-export const ALERT_PATHS: Readonly<Record<string, AlertFormat>> = {
-  '/api/v2/alerts': 'api_v2',
-  '/api/v1/alerts': 'api_v1',
-  '/webhook/alertmanager': 'webhook',
-};
-
 type GetRoute = (res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -103,9 +93,9 @@ function sendText(res: ServerResponse, status: number, text: string): void {
 }
 
 /**
- * The HTTP receiver, an event source: alert paths, health, readiness, metrics
- * and the status API. Every refusal is a 4xx (or 503) with a JSON reason;
- * nothing a client sends can crash it.
+ * The HTTP receiver, an event source: alert and CloudEvents paths, health,
+ * readiness, metrics and the status API. Every refusal is a 4xx (or 503) with
+ * a JSON reason; nothing a client sends can crash it.
  */
 export class Receiver implements EventSource {
   readonly name = 'http';
@@ -238,11 +228,11 @@ export class Receiver implements EventSource {
         // One answer for every failure: no hint which part was wrong.
         throw new HttpError(401, 'unauthorized', 'unauthorized', { 'www-authenticate': 'Bearer realm="hollowtrees", Basic realm="hollowtrees"' });
       }
-      const format = ALERT_PATHS[path];
+      const intake = INTAKES[path];
       const getRoute = this.getRoutes[path];
-      if (format !== undefined) {
+      if (intake !== undefined) {
         if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use POST`, { allow: 'POST' });
-        await this.acceptAlerts(format, req, res);
+        await this.acceptEvents(intake(req), req, res);
       } else if (getRoute !== undefined) {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use GET`, { allow: 'GET, HEAD' });
         await getRoute(res, new URLSearchParams(search));
@@ -254,37 +244,40 @@ export class Receiver implements EventSource {
     }
   }
 
-  private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * One POST of alerts or events, whatever the path: the same limits, 503s and
+   * metrics, and a 200 only once every event was taken and its runs are on disk.
+   */
+  private async acceptEvents(intake: Intake, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { limits, metrics } = this.options;
     const { sink } = this;
-    requireJson(req);
     if (!this.ready || !sink) throw shuttingDown();
-    if (!sink.durable) throw stateUnavailable();
+    if (!sink.durable) throw stateUnavailable(intake.noun);
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
-      this.lastReceiveAt = receivedAt.getTime();
-      const events = await parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
+      this.lastReceiveAt = at;
+      const events = await intake.parse(body, receivedAt, limits);
       let notTaken = 0;
       let firstDrop: Drop | undefined;
       const nextEvent = slicer();
       for (const event of events) {
         await nextEvent();
-        metrics.eventsReceived.inc({ source: format, type: alertTypeFamily(event.data?.status ?? 'firing') });
+        metrics.eventsReceived.inc({ source: intake.source, type: intake.typeLabel(event) });
         const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;
         notTaken++;
         firstDrop ??= dropped[0];
       }
-      // A 200 would tell the sender these alerts were delivered though they will not be acted on:
+      // A 200 would tell the sender these events were delivered though they will not be acted on:
       // ask for a re-send instead (Alertmanager retries a 5xx with backoff).
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
-      if (firstDrop) throw noRoom(notTaken, events.length, firstDrop);
+      if (firstDrop) throw noRoom(notTaken, events.length, intake.noun, firstDrop);
       // The runs are on disk before the sender hears they were accepted: a crash after the 200 resumes them.
-      if (!(await sink.commit())) throw stateUnavailable();
+      if (!(await sink.commit())) throw stateUnavailable(intake.noun);
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
       setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));
