@@ -197,16 +197,14 @@ const queueUrl = z.string().superRefine((text, ctx) => {
 /** Whole seconds from 1s to 12h: SQS's visibility timeout range (0 would hand a message out again at once). */
 const visibilityTimeout = duration.refine((ms) => ms >= 1_000 && ms <= 43_200_000 && ms % 1_000 === 0, 'expected whole seconds from 1s to 12h');
 
-/** A queue's name in metrics, logs and the status API: the configured one, else the URL's last segment (the SQS queue name). */
-export function sqsQueueName(queue: { url: string; name?: string | undefined }): string {
-  return queue.name ?? new URL(queue.url).pathname.split('/').filter(Boolean).pop() ?? queue.url;
+/** A queue's name in metrics, logs and the status API: its URL's last segment (the SQS queue name). */
+export function sqsQueueName(queue: { url: string }): string {
+  return URL.parse(queue.url)?.pathname.split('/').filter(Boolean).pop() ?? queue.url;
 }
 
 /** One EventBridge → SQS queue the SQS source reads (see README, "Cloud notices"). */
 const sqsQueue = z.strictObject({
   url: queueUrl,
-  /** Names the queue in metrics, logs and the status API. Default: the queue's name, the URL's last segment. */
-  name: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'expected 1-80 letters, digits, - or _ (an SQS queue name)').optional(),
   /** Default: the region in the URL's host (`sqs.<region>.amazonaws.com`), else the SDK's chain (`AWS_REGION`, profile). */
   region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as us-east-1').optional(),
   /** Another SQS endpoint (a VPC endpoint, a stand-in). Default: the region's. */
@@ -232,7 +230,8 @@ const sources = z.strictObject({
       const seen = new Set<string>();
       for (const [i, queue] of queues.entries()) {
         const name = sqsQueueName(queue);
-        if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `another queue is named "${name}": give one a distinct name` });
+        // The name labels metrics and the status API: two queues of one name (in two regions or accounts) would share them.
+        if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'url'], message: 'another entry reads a queue of the same name; each queue name may appear once' });
         seen.add(name);
       }
     }),

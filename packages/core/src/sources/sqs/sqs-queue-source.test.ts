@@ -59,7 +59,10 @@ ${queueExtra}`);
 
 const state = (): string => `queue holds ${queue.list().length} messages; plugin got ${plugin.calls.length} calls`;
 /** Resolves when `check` holds (polling every 50 ms), or fails after `ms` saying where things stand. */
-const eventually = (check: () => boolean, ms = 15_000): Promise<void> => pollUntil(check, ms, state);
+const eventually = (check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => pollUntil(check, ms, state);
+/** The queue is empty and the source is done with every message (its metrics counted: the delete's answer comes after the queue empties). */
+const drained = (ms?: number): Promise<void> =>
+  eventually(async () => queue.list().length === 0 && (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 0, ms);
 
 const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
   // A histogram's _count and _sum are values of the metric itself, named by metricName.
@@ -94,7 +97,7 @@ sources:
     await start(() => {});
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await plugin.waitForCalls(1);
-    await eventually(() => queue.list().length === 0);
+    await drained();
     expect(labelsOf(plugin.calls[0]!.event)).toMatchObject({ instance_id: 'i-0b662ef9931388ba0', instance_action: 'terminate', termination_time: '2026-11-29T18:42:12.000Z' });
     expect(await metric('hollowtrees_sqs_messages_received_total', { queue: 'interruptions' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
@@ -109,7 +112,7 @@ sources:
     });
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await plugin.waitForCalls(2);
-    await eventually(() => queue.list().length === 0);
+    await drained();
     expect(await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(1);
     expect(await metric('hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'succeeded' })).toBe(1);
@@ -122,7 +125,7 @@ sources:
     await start(() => new Promise((resolve) => setTimeout(resolve, 3_500)));
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await plugin.waitForCalls(1);
-    await eventually(() => queue.list().length === 0, 8_000);
+    await drained(8_000);
     expect(sqs.callsTo('ReceiveMessage').filter((c) => c.errorCode === undefined).length).toBeGreaterThan(1);
     expect(sqs.callsTo('ChangeMessageVisibilityBatch').length).toBeGreaterThanOrEqual(3);
     expect(await metric('hollowtrees_sqs_messages_received_total', { queue: 'interruptions' })).toBe(1);
@@ -134,7 +137,7 @@ sources:
       throw new PluginError(Code.NotFound, 'no node for instance i-0b662ef9931388ba0');
     });
     queue.send(spotWarning('i-0b662ef9931388ba0'));
-    await eventually(() => queue.list().length === 0);
+    await drained();
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'not_found' })).toBe(1);
     expect(plugin.calls).toHaveLength(1);
   });
@@ -144,7 +147,7 @@ sources:
     queue.send('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": 7');
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await plugin.waitForCalls(1);
-    await eventually(() => queue.list().length === 0);
+    await drained();
     expect(await metric('hollowtrees_sqs_messages_unprocessable_total', { queue: 'interruptions' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unprocessable' })).toBe(1);
     expect(core!.logs.find((l) => l['msg'] === 'SQS message is not a notice Hollowtrees can read; deleting it')).toMatchObject({ reason: 'the message body is not JSON' });
@@ -154,15 +157,26 @@ sources:
     await start(() => {});
     queue.send(spotWarning('i-0b662ef9931388ba0', 'same-event'));
     await plugin.waitForCalls(1);
-    await eventually(() => queue.list().length === 0);
+    await drained();
     queue.send(spotWarning('i-0b662ef9931388ba0', 'same-event'));
     queue.send(sample('rebalance-recommendation.json'));
     queue.send(sample('autoscaling-test-notification.json'));
-    await eventually(() => queue.list().length === 0);
+    await drained();
     expect(plugin.calls).toHaveLength(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unmatched' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'ignored' })).toBe(1);
+  });
+
+  it('a delete SQS refuses leaves the message; its redelivery is deduplicated by the cooldown and deleted, never acted on twice', async () => {
+    await start(() => {});
+    // Three 500s outlast the SDK's three attempts.
+    sqs.faults.fail(3, { code: 'InternalFailure', message: 'We encountered an internal error. Please try again.', status: 500 }, { service: 'sqs', action: 'DeleteMessageBatch' });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await drained();
+    expect(plugin.calls).toHaveLength(1);
+    expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'DeleteMessageBatch' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
   });
 
   it('keeps receiving through throttling, 5xx and dropped connections', async () => {
@@ -173,7 +187,7 @@ sources:
     sqs.faults.unavailable(1, { service: 'sqs', action: 'ReceiveMessage' });
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await plugin.waitForCalls(1, 15_000);
-    await eventually(() => queue.list().length === 0, 15_000);
+    await drained(15_000);
     expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'ReceiveMessage' })).toBe(1);
     expect(sqs.callsTo('ReceiveMessage').slice(0, 4).map((c) => c.errorCode)).toEqual(['RequestThrottled', 'RequestThrottled', 'drop-connection', 'ServiceUnavailable']);
   });
@@ -183,7 +197,7 @@ sources:
     const instances = Array.from({ length: 1_000 }, (_, i) => `i-${(0x10000000 + i).toString(16).padStart(17, '0')}`);
     for (const instance of instances) queue.send(spotWarning(instance));
     await plugin.waitForCalls(1_000, 60_000);
-    await eventually(() => queue.list().length === 0, 30_000);
+    await drained(30_000);
     expect(new Set(plugin.calls.map((c) => labelsOf(c.event)['instance_id'])).size).toBe(1_000);
     expect(await metric('hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'succeeded' })).toBe(1_000);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1_000);

@@ -67,7 +67,7 @@ export class SqsQueueSource implements EventSource {
     metrics.initQueue(this.name);
   }
 
-  /** The configured name, else the queue's: the last segment of its URL. */
+  /** The queue's name: the last segment of its URL. */
   get name(): string {
     return sqsQueueName(this.config);
   }
@@ -84,7 +84,8 @@ export class SqsQueueSource implements EventSource {
     this.keeper = new VisibilityKeeper(this.client, this.config.url, this.config.visibilityTimeout, this.logger, (err) => this.failed('ChangeMessageVisibilityBatch', err));
     for (let i = 0; i < this.config.pollers; i++) this.pollers.push(this.poll());
     this.state = 'running';
-    this.logger.info({ queue: this.name, region, pollers: this.config.pollers, visibilityTimeoutMs: this.config.visibilityTimeout }, 'receiving from SQS queue');
+    // Named by its entry: the URL may come from ${VAR}, and nothing of such a value is logged at start.
+    this.logger.info({ source: `sources.sqs[${this.index}]`, pollers: this.config.pollers, visibilityTimeoutMs: this.config.visibilityTimeout }, 'receiving from SQS queue');
   }
 
   /** Stops receiving; messages in progress stay hidden while their runs go on, until {@link close}. */
@@ -216,7 +217,7 @@ export class SqsQueueSource implements EventSource {
       if (verdict.reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {
       // The message comes back after its visibility timeout; its group is then held, so it is deduplicated and deleted.
-      this.failed('DeleteMessage', err);
+      this.failed('DeleteMessageBatch', err);
       this.logger.error({ ...fields, err }, 'could not delete an SQS message that was acted on; it will be redelivered and deduplicated');
     }
   }
