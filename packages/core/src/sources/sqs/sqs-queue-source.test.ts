@@ -179,6 +179,20 @@ sources:
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
   });
 
+  it('takes no more than maxInFlight messages at once: the rest wait on the queue, visible to other replicas', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    await start(() => blocked, '5s', '      maxInFlight: 2\n');
+    for (const n of [1, 2, 3, 4, 5]) queue.send(spotWarning(`i-0b662ef993138800${n}`));
+    await plugin.waitForCalls(2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(plugin.calls).toHaveLength(2);
+    expect(queue.visibleCount).toBe(3);
+    release();
+    await plugin.waitForCalls(5);
+    await drained();
+  });
+
   it('keeps receiving through throttling, 5xx and dropped connections', async () => {
     await start(() => {});
     // Three in a row outlast the SDK's three attempts: the source backs off and receives again. The 503 after it the SDK retries itself.
