@@ -13,7 +13,7 @@ describe('spot termination end to end through core', () => {
         done();
       },
     });
-    stack = await startSpotTerminationStack(pino({ level: 'info' }, sink));
+    stack = await startSpotTerminationStack({ logger: pino({ level: 'info' }, sink) });
   });
   afterAll(() => stack.close());
 

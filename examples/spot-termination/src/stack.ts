@@ -2,7 +2,7 @@ import { parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/co
 import { jsonLogger, serve, type PluginServer } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
 import { createDrainHandler } from '@hollowtrees/plugin-k8s-drain';
-import { startAwsStandIn, startKubeApiServer, type AutoScalingGroup, type AwsStandIn, type KubeApiServer } from '@hollowtrees/testkit';
+import { startAwsStandIn, startKubeApiServer, startSqsStandIn, type AutoScalingGroup, type AwsStandIn, type KubeApiServer, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
@@ -18,17 +18,34 @@ export interface SpotTerminationStack {
   groupName: string;
   /** Its Kubernetes node, found by the drain plugin through spec.providerID. */
   nodeName: string;
+  /** With {@link StackOptions.sqs}: the SQS stand-in and the queue core reads (EventBridge's target). */
+  sqs?: { standIn: SqsStandIn; queue: SqsQueue };
   close(): Promise<void>;
+}
+
+/** Options for {@link startSpotTerminationStack}. */
+export interface StackOptions {
+  logger?: Logger;
+  /** Also read spot interruption warnings from an SQS queue (a stand-in), as EventBridge delivers them. Default false. */
+  sqs?: boolean;
+  /** The queue's visibility timeout in seconds. Default 30. */
+  visibilityTimeoutSeconds?: number;
+  /** Milliseconds the kube-apiserver stand-in takes per second of a pod's grace period. Default 5. */
+  msPerGraceSecond?: number;
+  /** The pods' terminationGracePeriodSeconds. Default 5. */
+  podGraceSeconds?: number;
 }
 
 const quiet = jsonLogger({ service: 'spot-termination-demo', level: 'silent' });
 
 /**
- * Starts the stand-ins for kube-apiserver, EC2 and Auto Scaling, both plugins
- * over real gRPC, and core with one flow: drain, then replace, then log.
+ * Starts the stand-ins for kube-apiserver, EC2 and Auto Scaling (and SQS, with
+ * `sqs`), both plugins over real gRPC, and core with one flow: drain, then
+ * replace, then log.
  */
-export async function startSpotTerminationStack(logger?: Logger): Promise<SpotTerminationStack> {
-  const kube = await startKubeApiServer({ msPerGraceSecond: 5 });
+export async function startSpotTerminationStack(options: StackOptions = {}): Promise<SpotTerminationStack> {
+  const { logger } = options;
+  const kube = await startKubeApiServer({ msPerGraceSecond: options.msPerGraceSecond ?? 5 });
   const aws = await startAwsStandIn();
   const groupName = 'spot-workers';
   const group = aws.autoScaling.addGroup({ name: groupName, desiredCapacity: 2, minSize: 1, maxSize: 4, instanceType: 'm5.large', availabilityZone: 'us-east-1a' });
@@ -39,7 +56,7 @@ export async function startSpotTerminationStack(logger?: Logger): Promise<SpotTe
   for (let i = 0; i < 6; i++) {
     kube.cluster.addPod({
       metadata: { name: `web-${i}`, namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'rs-web', controller: true }] },
-      spec: { nodeName, terminationGracePeriodSeconds: 5, volumes: [] },
+      spec: { nodeName, terminationGracePeriodSeconds: options.podGraceSeconds ?? 5, volumes: [] },
     });
   }
 
@@ -50,6 +67,24 @@ export async function startSpotTerminationStack(logger?: Logger): Promise<SpotTe
   const replaceHandler = new AwsSpotReplaceHandler({ region: 'us-east-1', endpoint: aws.url, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' }, logger: quiet });
   const replace: PluginServer = await serve(0, replaceHandler, { host: '127.0.0.1' });
 
+  const sqs = options.sqs ? await startSqsStandIn() : undefined;
+  const queue = sqs?.createQueue('spot-interruptions', { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30 });
+  // Core's SQS client takes the default credential chain; the stand-in checks no signature.
+  if (sqs) {
+    process.env['AWS_ACCESS_KEY_ID'] ??= 'demo';
+    process.env['AWS_SECRET_ACCESS_KEY'] ??= 'demo';
+    process.env['AWS_EC2_METADATA_DISABLED'] ??= 'true';
+  }
+  const sqsSource = queue
+    ? `sources:
+  sqs:
+    - url: ${queue.url}
+      region: us-east-1
+      endpoint: ${sqs!.url}
+      waitTimeSeconds: 1
+      visibilityTimeout: ${queue.visibilityTimeoutSeconds}s
+`
+    : '';
   const config = parseConfig(
     `
 plugins:
@@ -58,11 +93,11 @@ plugins:
 flows:
   spot-termination:
     description: Cordon and drain the node, then replace the reclaimed instance
-    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating, aws.ec2.spot.interruption-warning]
     groupBy: [instance_id]
     cooldown: 10m
     plugins: [k8s-drain, aws-spot, log]
-`,
+${sqsSource}`,
     'spot-termination.yaml',
     {},
   );
@@ -75,6 +110,7 @@ flows:
     instanceId,
     groupName,
     nodeName,
+    ...(sqs && queue ? { sqs: { standIn: sqs, queue } } : {}),
     async close() {
       await core.close();
       await drain.close();
@@ -83,8 +119,28 @@ flows:
       replaceHandler.close();
       await kube.close();
       await aws.close();
+      await sqs?.close();
     },
   };
+}
+
+/**
+ * The EventBridge event EC2 sends two minutes before it reclaims a spot
+ * instance, as it arrives on the queue (shape: EC2 User Guide, "Spot Instance
+ * interruption notices").
+ */
+export function spotInterruptionWarning(instanceId: string, eventId = `e2e-${instanceId}`): string {
+  return JSON.stringify({
+    version: '0',
+    id: eventId,
+    'detail-type': 'EC2 Spot Instance Interruption Warning',
+    source: 'aws.ec2',
+    account: '123456789012',
+    time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    region: 'us-east-1',
+    resources: [`arn:aws:ec2:us-east-1a:instance/${instanceId}`],
+    detail: { 'instance-id': instanceId, 'instance-action': 'terminate' },
+  });
 }
 
 /** The alert Prometheus sends when the exporter sees the spot notice. */

@@ -8,6 +8,7 @@ import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { GroupStates } from './flow/group-states.js';
 import { HeldBytes } from './flow/held-bytes.js';
+import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
 import { CoreMetrics } from './metrics.js';
 import type { ActionPlugin } from './plugins/action-plugin.js';
@@ -15,9 +16,13 @@ import { dryRunPlugin } from './plugins/dry-run-plugin.js';
 import { buildPlugins } from './plugins/plugin-registry.js';
 import { createAuthenticator } from './receiver/auth.js';
 import { Receiver } from './receiver/receiver-server.js';
-import { groupView, runView } from './receiver/status-view.js';
+import { groupView, runView, sourceView } from './receiver/status-view.js';
+import type { EventSink } from './sources/event-sink.js';
+import type { EventSource } from './sources/event-source.js';
+import { SourceSet } from './sources/source-set.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state/state-lock.js';
 import { StateJournal } from './state/state-journal.js';
+import { SqsQueueSource, SqsRegionMissing } from './sources/sqs/sqs-queue-source.js';
 
 /** Options for {@link startHollowtrees}; every field has a default. */
 export interface StartOptions {
@@ -133,11 +138,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   metrics.engine.stateDurable.set(1);
   const states = new GroupStates(journal ? (change) => journal.record(change) : undefined, loaded.config.state.maxGroups);
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
+  const listeners = new RunListeners();
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
     const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, clock, ...(journal ? { journal } : {}) });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, listeners, clock, ...(journal ? { journal } : {}) });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {
@@ -202,19 +208,21 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     throw listenProblem(LISTEN_FORMAT);
   }
   const { host, port } = parsedListen;
-  const receiver = new Receiver({
+  /** Every source hands its events to the engine running now (a reload replaces it). */
+  const sink: EventSink = {
+    accept: (event, receivedAt, onSettled) => current.engine.dispatch(event, receivedAt, onSettled),
+    commit: () => current.engine.commit(),
+    get durable() {
+      return current.engine.durable;
+    },
+  };
+  const receiver: Receiver = new Receiver({
     host,
     port,
     limits: config.server.limits,
     timeouts: config.server.timeouts,
-    sink: {
-      accept: (event, receivedAt) => current.engine.dispatch(event, receivedAt),
-      commit: () => current.engine.commit(),
-      get durable() {
-        return current.engine.durable;
-      },
-    },
     status: {
+      sources: (): unknown => sources.statuses().map(sourceView),
       flows: () => current.engine.flowStatus(),
       groups: (limit) => {
         const all = current.engine.groups();
@@ -228,13 +236,23 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     ...(tls ? { tls } : {}),
     clock,
   });
-  const address = await receiver.listen().catch(async (err: NodeJS.ErrnoException) => {
-    await closeStarted();
+  // The receiver first: it serves health and status while the others start.
+  const sources: SourceSet = new SourceSet([receiver, ...config.sources.sqs.map((queue, i) => new SqsQueueSource(queue, i, metrics.sqs, logger, clock))]);
+  /** Why a source could not start, as the CLI shows it. */
+  const startProblem = (source: EventSource, err: unknown): Error => {
+    if (err instanceof SqsRegionMissing) return new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);
+    if (source !== receiver) return new StartupError(`source "${source.name}" cannot start: ${err instanceof Error ? err.message : String(err)}`);
+    const { code, name } = err as NodeJS.ErrnoException;
     // An address this machine does not have is a mistake in the configuration (exit 2); a port in use is not.
-    const notHere = NOT_THIS_MACHINE[err.code ?? ''];
-    if (notHere) throw listenProblem(notHere);
-    throw new StartupError(`cannot listen on ${shownListen}: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : (err.code ?? err.name)}`);
+    const notHere = NOT_THIS_MACHINE[code ?? ''];
+    if (notHere) return listenProblem(notHere);
+    return new StartupError(`cannot listen on ${shownListen}: ${code === 'EADDRINUSE' ? 'the port is already in use' : (code ?? name)}`);
+  };
+  await sources.start(sink, startProblem).catch(async (err: unknown) => {
+    await closeStarted();
+    throw err;
   });
+  const { address } = receiver;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${urlHost}:${address.port}`;
   logger.info({ listen: `${urlHost}:${address.port}`, tls: Boolean(tls), auth: Boolean(config.server.auth), config: loaded.file, flows: Object.keys(config.flows), dryRun: options.dryRun ?? false }, 'hollowtrees started');
@@ -253,6 +271,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       for (const warning of next.warnings) logger.warn(warning);
       const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
       if (next.config.state.file !== config.state.file || next.config.state.maxGroups !== config.state.maxGroups) needsRestart.push('state');
+      if (JSON.stringify(next.config.sources) !== JSON.stringify(config.sources)) needsRestart.push('sources');
       const nextFiles = readConfigFiles(next);
       const authenticate = createAuthenticator(nextFiles.credentials);
       const previous = current;
@@ -269,10 +288,10 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     },
     close: () =>
       (closing ??= (async () => {
-        receiver.stopAccepting();
+        await sources.stop();
         // Runtimes still retiring after a reload get the same grace period; all must be done before the journal closes.
         await Promise.all([current, ...retiring].map((runtime) => closeRuntime(runtime, config.server.shutdownGracePeriod)));
-        await receiver.close();
+        await sources.close();
         clearInterval(sweeper);
         clearInterval(checker);
         await journal?.close();

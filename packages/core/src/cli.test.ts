@@ -81,6 +81,17 @@ describe('hollowtrees CLI', () => {
     expect(run('explain', file('x.json', alert))).toMatchObject({ status: 2, stderr: 'hollowtrees explain: --config FILE is required\n' });
   });
 
+  it('validate accepts the example SQS config, and names the queue URL it lacks', () => {
+    const sqsConfig = new URL('../../../examples/config-sqs.yaml', import.meta.url).pathname;
+    const validate = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [CLI, 'validate', '--config', sqsConfig], { encoding: 'utf8', timeout: 10_000, env });
+    expect(validate({ ...process.env, SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/hollowtrees-notices' })).toMatchObject({
+      status: 0,
+      stdout: `${sqsConfig}: valid (3 flows: spot-termination, scheduled-change, spot-rebalance)\n`,
+    });
+    const { SQS_QUEUE_URL: _unset, ...withoutUrl } = process.env;
+    expect(validate(withoutUrl)).toMatchObject({ status: 2, stderr: expect.stringContaining('sources.sqs[0].url') as string });
+  });
+
   it('validate accepts the example config and exits 0', () => {
     expect(run('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stdout: `${EXAMPLE_CONFIG}: valid (4 flows: spot-replace, spot-drain, spot-rebalance, resolved)\n` });
   });

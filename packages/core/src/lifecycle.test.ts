@@ -25,6 +25,18 @@ const instanceOf = (event: CloudEvent): string => (event.data as { labels: { ins
 const alert = (instance: string, startsAt = '2026-11-25T10:00:00Z') =>
   JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: instance }, startsAt }]);
 const post = (url: string, body: string) => fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+/** A structured-mode CloudEvent of the type the flow below takes, with an extension and data beyond the labels. */
+const cloudEvent = (instance: string) => ({
+  specversion: '1.0',
+  id: `ce-${instance}`,
+  source: '//node-watcher/test',
+  type: 'prometheus.server.alert.SpotInstanceTerminating',
+  time: '2026-11-25T10:00:00Z',
+  region: 'eu-west-1',
+  data: { labels: { instance_id: instance }, action: 'terminate' },
+});
+const postEvent = (url: string, instance: string) =>
+  fetch(`${url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(cloudEvent(instance)) });
 
 const config = (pluginAddress: string, extra = '') => `
 ${extra}
@@ -72,6 +84,29 @@ describe('durable run state', () => {
     await post(secondUrl, alert('i-slow', '2026-11-25T10:01:00Z'));
     await new Promise((r) => setTimeout(r, 200));
     expect(rec.calls.map((c) => instanceOf(c.event))).toEqual(['i-done', 'i-slow', 'i-slow']);
+    release();
+  });
+
+  it('a CloudEvent answered 200 survives kill -9: its cut run resumes after the restart with the event as it was sent', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const rec = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
+    plugins.push(rec);
+    const file = writeConfig(config(rec.address, `state: { file: "${join(dir, 'events-state', 'runs.jsonl')}" }`));
+    const first = startCli(['--config', file]);
+    expect((await postEvent(await first.url(), 'i-event')).status).toBe(200);
+    await rec.waitForCalls(1);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = startCli(['--config', file]);
+    await second.url();
+    expect(await second.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: 1 });
+    await second.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === 'spot:{instance_id="i-event"}');
+    expect(rec.calls).toHaveLength(2);
+    const { region, ...attributes } = cloudEvent('i-event');
+    expect(rec.calls[1]!.event).toEqual({ ...attributes, datacontenttype: 'application/json', extensions: { region: { type: 'string', value: region } } });
+    expect(rec.calls[1]!.event).toEqual(rec.calls[0]!.event);
     release();
   });
 
@@ -173,6 +208,9 @@ describe('disk full at run time', () => {
     expect(await refused!.json()).toMatchObject({ errorType: 'state_unavailable' });
     expect((await fetch(`${url}/-/ready`)).status).toBe(503);
     expect((await post(url, alert('i-refused'))).status).toBe(503);
+    const refusedEvent = await postEvent(url, 'i-refused-event');
+    expect(refusedEvent.status).toBe(503);
+    expect(await refusedEvent.json()).toMatchObject({ errorType: 'state_unavailable', error: 'run state cannot be saved to disk right now, so the events cannot be promised; retry later' });
     await core.waitFor((l) => l.msg?.toString().startsWith('could not write run state') === true);
 
     rmSync(filler);

@@ -28,3 +28,11 @@ export function listenOnEphemeralPort(server: Server, host: string): Promise<num
 export function wallClockMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** Closes a stand-in's server, cutting open connections (long polls, keep-alive sockets) instead of waiting for them. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}

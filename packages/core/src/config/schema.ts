@@ -181,6 +181,62 @@ const state = z.strictObject({
   maxQueuedBytes: z.number().int().min(1_024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
 });
 
+/** An SQS queue URL: `https://sqs.<region>.amazonaws.com/<account>/<name>` (or any endpoint's, with `endpoint`). */
+const queueUrl = z.string().superRefine((text, ctx) => {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.pathname.split('/').filter(Boolean).length < 2) {
+    ctx.addIssue({ code: 'custom', message: 'expected a queue URL like https://sqs.us-east-1.amazonaws.com/123456789012/my-queue', params: { got: text } satisfies ShownInput });
+  }
+});
+
+/** Whole seconds from 1s to 12h: SQS's visibility timeout range (0 would hand a message out again at once). */
+const visibilityTimeout = duration.refine((ms) => ms >= 1_000 && ms <= 43_200_000 && ms % 1_000 === 0, 'expected whole seconds from 1s to 12h');
+
+/** A queue's name in metrics, logs and the status API: its URL's last segment (the SQS queue name). */
+export function sqsQueueName(queue: { url: string }): string {
+  return URL.parse(queue.url)?.pathname.split('/').filter(Boolean).pop() ?? queue.url;
+}
+
+/** One EventBridge → SQS queue the SQS source reads (see README, "Cloud notices"). */
+const sqsQueue = z.strictObject({
+  url: queueUrl,
+  /** Default: the region in the URL's host (`sqs.<region>.amazonaws.com`), else the SDK's chain (`AWS_REGION`, profile). */
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as us-east-1').optional(),
+  /** Another SQS endpoint (a VPC endpoint, a stand-in). Default: the region's. */
+  endpoint: z.url({ error: 'expected a URL such as https://sqs.us-east-1.amazonaws.com' }).optional(),
+  /** Long-poll wait of each receive, 0–20 s. */
+  waitTimeSeconds: z.number().int().min(0).max(20).default(20),
+  /** Messages per receive, 1–10. */
+  batchSize: z.number().int().min(1).max(10).default(10),
+  /** How long a received message stays hidden; extended while its runs are in progress. */
+  visibilityTimeout: visibilityTimeout.default(30_000),
+  /** Receives in parallel on this queue. */
+  pollers: z.number().int().min(1).max(50).default(1),
+  /** Messages being acted on at once; the pollers wait while this many are. */
+  maxInFlight: z.number().int().min(1).max(100_000).default(1_000),
+});
+
+/** Where events come from besides the HTTP receiver. */
+const sources = z.strictObject({
+  sqs: z
+    .array(sqsQueue)
+    .default([])
+    .superRefine((queues, ctx) => {
+      const seen = new Set<string>();
+      for (const [i, queue] of queues.entries()) {
+        const name = sqsQueueName(queue);
+        // The name labels metrics and the status API: two queues of one name (in two regions or accounts) would share them.
+        if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'url'], message: 'another entry reads a queue of the same name; each queue name may appear once' });
+        seen.add(name);
+      }
+    }),
+});
+
 export const configSchema = z.strictObject({
   state: state.default({ maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 }),
   global: legacyGlobal.optional(),
@@ -188,6 +244,7 @@ export const configSchema = z.strictObject({
   log: log.default({ level: 'info' }),
   plugins: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'plugin names use letters, digits, . _ -'), plugin).default({}),
   flows: z.record(z.string().min(1), flow),
+  sources: sources.default({ sqs: [] }),
 });
 
 /** The configuration after validation: durations are milliseconds, defaults filled in. */
@@ -202,3 +259,5 @@ export type ReceiverLimits = z.output<typeof limits>;
 /** `server.timeouts`, in milliseconds: headers, body and idle. */
 export type ReceiverTimeouts = z.output<typeof timeouts>;
 export type AuthConfig = z.output<typeof auth>;
+/** One entry of `sources.sqs`, durations in milliseconds. */
+export type SqsQueueConfig = z.output<typeof sqsQueue>;

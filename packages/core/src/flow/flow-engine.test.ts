@@ -368,6 +368,51 @@ describe('FlowEngine: later tries of a failed run', () => {
   });
 });
 
+describe('FlowEngine: telling the source how a run ended', () => {
+  beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
+  afterEach(() => vi.useRealTimers());
+
+  it('hears once, after the last try, not on the tries the engine makes itself', async () => {
+    let failures = 1;
+    const a = scripted('a', () => {
+      if (failures-- > 0) throw new PluginError(Code.Unavailable, 'down');
+    }, 1);
+    const { engine } = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m }'), [a]);
+    const heard: unknown[] = [];
+    const result = engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now(), (s) => heard.push(s));
+    expect(result.started).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(heard).toEqual([]);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(heard).toEqual([{ flow: 'spot', outcome: 'succeeded', firstCallAt: Date.parse('2026-11-25T10:00:00Z') }]);
+    expect(engine.listeners.size).toBe(0);
+  });
+
+  it('a failed run names the code that ended it; a deduplicated event is never heard of', async () => {
+    const a = scripted('a', () => {
+      throw new PluginError(Code.NotFound, 'no such instance');
+    });
+    const { engine } = engineFor(spotFlow(), [a]);
+    const heard: Array<{ outcome: string; code?: string }> = [];
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'one'), Date.now(), (s) => heard.push(s));
+    const again = engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'two'), Date.now(), () => heard.push({ outcome: 'wrong listener' }));
+    expect(again.deduplicated).toBe(1);
+    await vi.runAllTimersAsync();
+    expect(heard).toMatchObject([{ outcome: 'failed', code: 'NOT_FOUND', error: expect.stringContaining('no such instance') as string }]);
+  });
+
+  it('a run cut short by shutdown is heard of as interrupted', async () => {
+    const { engine } = engineFor(spotFlow(), [untilCancelled('a')]);
+    const heard: string[] = [];
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now(), (s) => heard.push(s.outcome));
+    await vi.advanceTimersByTimeAsync(10);
+    const stopped = engine.shutdown(100);
+    await vi.advanceTimersByTimeAsync(200);
+    await stopped;
+    expect(heard).toEqual(['interrupted']);
+  });
+});
+
 describe('FlowEngine: attributes', () => {
   it('later plugins\' attributes win over earlier ones, but never change the event\'s own labels', async () => {
     const a = scripted('a', () => ({ attributes: { instance_id: 'i-other', replacement: 'r-1' } }));

@@ -13,36 +13,18 @@ import { compileGroupKey } from './group-key.js';
 import { GroupStates, type GroupState, type RunProgress } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
+import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
 import { runPlugins, type RunOutcome, type RunResult } from './run-plugins.js';
-
-/** Why a flow that matched an event could not take it. */
-export type DropReason = 'queue_full' | 'too_many_groups' | 'shutting_down';
-
-/** A flow that matched an event but could not take it; a re-send of the event can still run there. */
-export interface Drop {
-  flow: string;
-  reason: DropReason;
-  /** What was full, for the sender: e.g. `its queue is full (queueSize 10000)`. */
-  detail?: string;
-}
+import type { Acceptance, Drop, DropReason, RunListener } from '../sources/event-sink.js';
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
 
 /** A run resumed after this many restarts is given up: something in it keeps the process from finishing it. */
 export const MAX_RESTARTS = 5;
 
-/** What became of one event. */
-export interface DispatchResult {
-  /** Flows whose type and filters took the event. */
-  matched: number;
-  /** Runs started or queued. */
-  started: number;
-  /** Dropped because the group was running, waiting for a retry or cooling down. */
-  deduplicated: number;
-  /** Flows that dropped the event because they had no room or core is shutting down. */
-  dropped: readonly Drop[];
-}
+/** What became of one event: the sink contract's {@link Acceptance}. */
+export type DispatchResult = Acceptance;
 
 /** What {@link FlowEngine.recover} found in the journal. */
 export interface Recovery {
@@ -73,6 +55,8 @@ export interface FlowEngineOptions {
   heldBytes?: HeldBytes;
   /** Where run state is made durable; without it, state lives in memory only. */
   journal?: StateJournal;
+  /** Shared with the engine this one replaces, so a handed-over run still tells its source how it ended. */
+  listeners?: RunListeners;
 }
 
 interface CompiledFlow {
@@ -127,6 +111,7 @@ const HELD_BECAUSE: Readonly<Record<GroupState['phase'], string>> = {
 export class FlowEngine {
   readonly states: GroupStates;
   readonly heldBytes: HeldBytes;
+  readonly listeners: RunListeners;
   private readonly flows: CompiledFlow[];
   private readonly byName: Map<string, CompiledFlow>;
   private readonly clock: Clock;
@@ -152,6 +137,7 @@ export class FlowEngine {
     this.dropLog = new DropLog(options.logger, () => this.clock.now());
     this.states = options.states ?? new GroupStates(options.journal ? (change) => options.journal!.record(change) : undefined);
     this.heldBytes = options.heldBytes ?? new HeldBytes();
+    this.listeners = options.listeners ?? new RunListeners();
     this.flows = Object.entries(options.flows).map(([name, config]) => ({
       name,
       config,
@@ -170,8 +156,12 @@ export class FlowEngine {
     for (const flow of this.flows) this.updateHeldBytes(flow.name);
   }
 
-  /** Hands one accepted event to every flow that takes it. Never throws. */
-  dispatch(event: CloudEvent, receivedAt: number): DispatchResult {
+  /**
+   * Hands one accepted event to every flow that takes it. Never throws.
+   * `onSettled` hears, once per run this event started (`started` of the
+   * result), how that run ended.
+   */
+  dispatch(event: CloudEvent, receivedAt: number, onSettled?: RunListener): DispatchResult {
     const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: NO_DROPS };
     const { metrics } = this.options;
     let bytes: number | undefined;
@@ -193,6 +183,8 @@ export class FlowEngine {
       const holder = this.states.holder(key, now);
       if (holder) {
         result.deduplicated++;
+        // A run resumed after a restart has no listener: the source of a redelivered copy takes its place.
+        if (onSettled && holder.phase !== 'cooling' && this.listeners.join(key, onSettled)) result.joined = (result.joined ?? 0) + 1;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(
           { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
@@ -219,6 +211,7 @@ export class FlowEngine {
         continue;
       }
       this.updateHeldBytes(flow.name);
+      if (onSettled) this.listeners.listen(key, onSettled);
       result.started++;
       metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
     }
@@ -277,6 +270,7 @@ export class FlowEngine {
         random: this.random,
         signal: controller.signal,
         onCall: (call) => {
+          this.listeners.called(groupKey, call.startedAt);
           if (firstCall) {
             firstCall = false;
             metrics.receiptToFirstCall.observe(labels, (call.startedAt - progress.receivedAt) / 1000);
@@ -293,8 +287,10 @@ export class FlowEngine {
     const finishedAt = this.clock.now();
     const reached: RunProgress = { ...progress, attributes: result.attributes, next: progress.next + result.reached };
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
+    const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey);
     // The cooldown is on disk before the run counts as done: a crash now must not re-run the flow.
     if (journal) await journal.flush();
+    if (tell && outcome !== 'retrying') tell({ flow: flow.name, outcome, ...(result.code ? { code: result.code } : {}), ...(result.error ? { error: result.error } : {}) });
 
     metrics.runsInProgress.dec(labels);
     metrics.flowRuns.inc({ ...labels, outcome });
@@ -414,6 +410,7 @@ export class FlowEngine {
   private endRecovered(state: GroupState, outcome: 'failed' | 'interrupted', error: string, now: number): void {
     this.states.restore(state);
     this.states.release(state.key);
+    this.listeners.take(state.key)?.({ flow: state.flow, outcome, error });
     this.options.metrics.flowRuns.inc({ flow: state.flow, outcome });
     this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: state.run?.event.type ?? '', outcome, error, receivedAt: state.run?.receivedAt ?? state.since, startedAt: state.since, finishedAt: now, calls: [] });
   }

@@ -27,6 +27,8 @@ export interface RunResult {
   error?: string;
   /** The failure was a retryable code on every attempt: a later try of the run may succeed. */
   retryable?: boolean;
+  /** The gRPC code name of the plugin failure that ended a failed run. */
+  code?: string;
   calls: PluginCallRecord[];
   /** Attributes the plugins returned, merged (later values win). */
   attributes: Record<string, string>;
@@ -92,10 +94,11 @@ export async function runPlugins(start: RunStart, flow: string, plugins: readonl
   let attributes = start.attributes;
   let current = mergeAttributes(start.event, attributes);
   const ignored = new Set<string>();
-  const end = (reached: number, outcome: RunResult['outcome'], error?: string, retryable?: boolean): RunResult => ({
+  const end = (reached: number, outcome: RunResult['outcome'], error?: string, failure?: PluginError): RunResult => ({
     outcome,
     ...(error === undefined ? {} : { error }),
-    ...(retryable ? { retryable } : {}),
+    ...(failure?.retryable ? { retryable: true } : {}),
+    ...(failure ? { code: codeName(failure.code) } : {}),
     calls,
     attributes,
     reached,
@@ -124,7 +127,7 @@ export async function runPlugins(start: RunStart, flow: string, plugins: readonl
       if (deps.signal.aborted) return end(index, 'interrupted', `${plugin.name}: interrupted: ${reason}`);
       if (!failure.retryable || attempt >= plugin.retry.attempts) {
         const tries = attempt > 1 ? ` after ${attempt} attempts` : '';
-        return end(index, 'failed', `${plugin.name}: ${codeName(failure.code)}${tries}: ${reason}`, failure.retryable);
+        return end(index, 'failed', `${plugin.name}: ${codeName(failure.code)}${tries}: ${reason}`, failure);
       }
       try {
         await deps.clock.sleep(backoffDelay(plugin.retry, attempt, deps.random), deps.signal);

@@ -1,37 +1,5 @@
-import { normalizeTime } from '@hollowtrees/grpcplugin';
 import { z } from 'zod';
-
-const STRING_VALUE = 'expected a string value';
-
-/**
- * Label and annotation maps: string values only, as Prometheus sends them. zod's
- * record skips a `__proto__` key (assigning it would set the prototype), which
- * would drop it silently: refuse it instead, whatever its value, since JavaScript
- * code further on (core's, a plugin's) could drop it the same way.
- */
-const stringMap = z.preprocess((input, ctx) => {
-  if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) {
-    const value: unknown = (input as Record<string, unknown>)['__proto__'];
-    ctx.addIssue({ code: 'custom', path: ['__proto__'], input: value, message: typeof value === 'string' ? 'the name "__proto__" is reserved' : STRING_VALUE });
-  }
-  return input;
-}, z.record(z.string(), z.string({ error: STRING_VALUE })));
-
-/** Whether a time fits a protobuf Timestamp, as every event time must to reach a plugin. */
-function fitsTimestamp(time: string): boolean {
-  try {
-    normalizeTime(time);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** RFC 3339 (zod checks the calendar; any number of fractional digits, kept to nanoseconds) within years 0001-9999 UTC. */
-const time = z.iso
-  .datetime({ offset: true, local: false, error: 'expected an RFC 3339 time' })
-  // Only once the format passed, so a malformed time gets one message.
-  .refine(fitsTimestamp, { message: 'expected an RFC 3339 time between years 0001 and 9999 UTC', when: (payload) => payload.issues.length === 0 });
+import { stringMap, time } from './field-schemas.js';
 
 /** Go's zero time, which Alertmanager writes for "not set". */
 const GO_ZERO_TIME = /^0001-01-01T00:00:00/;

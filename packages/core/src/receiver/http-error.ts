@@ -5,6 +5,7 @@ export type RejectReason =
   | 'bad_data'
   | 'too_large'
   | 'too_many_alerts'
+  | 'too_many_events'
   | 'not_found'
   | 'method_not_allowed'
   | 'unsupported_media_type'

@@ -164,3 +164,23 @@ describe('receiver on an injected clock', () => {
     }
   });
 });
+
+describe('status of the sources', () => {
+  it('lists the HTTP receiver with its state, last receive, requests in flight and errors', async () => {
+    const clock = manualClock(Date.parse('2030-01-01T00:00:00Z'));
+    const core = await startTestCore(CONFIG, { clock });
+    try {
+      const sources = async (): Promise<unknown> => JSON.parse((await send(core, 'GET', '/api/v1/status/sources')).body);
+      expect(await sources()).toEqual([{ name: 'http', kind: 'http', state: 'running', inFlight: 0, errors: 0 }]);
+      clock.advance(1_000);
+      expect(await core.post('/api/v2/alerts', [{ labels: { alertname: 'Spot', instance_id: 'i-status' } }])).toMatchObject({ status: 200 });
+      clock.advance(1_000);
+      expect(await core.post('/api/v2/alerts', [{ labels: {} }])).toMatchObject({ status: 400 });
+      const listed = [{ name: 'http', kind: 'http', state: 'running', inFlight: 0, errors: 1, lastReceiveAt: '2030-01-01T00:00:02.000Z', lastError: { at: '2030-01-01T00:00:02.000Z', message: expect.stringMatching(/^400 bad_data: alerts\[0\]\.labels\.alertname/) } }];
+      expect(await sources()).toEqual(listed);
+      expect(JSON.parse((await send(core, 'GET', '/api/v1/status')).body)).toMatchObject({ sources: listed });
+    } finally {
+      await core.close();
+    }
+  });
+});

@@ -1,40 +1,25 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
-import type { Drop } from '../flow/flow-engine.js';
+import type { Drop, EventSink } from '../sources/event-sink.js';
+import type { EventSource, SourceStatus } from '../sources/event-source.js';
 import type { Authenticator } from './auth.js';
-import { alertTypeFamily } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
-import { requireJson } from './media-type.js';
-import { parseAlerts, type AlertFormat } from './parse-alerts.js';
+import { INTAKES, type Intake } from './intake.js';
 import { readBody } from './read-body.js';
 import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
 
-/**
- * Where accepted events go (the flow engine). A sender is told an event was
- * accepted only once `commit()` resolved true: its run is then on disk.
- */
-export interface EventSink {
-  /** Hands one event to the flows; says which could not take it and why. */
-  accept(event: CloudEvent, receivedAt: number): { dropped: readonly Drop[] };
-  /** Resolves once what was accepted so far is durable; false when the run state cannot be saved now. */
-  commit(): Promise<boolean>;
-  /** False while the run state cannot be saved: readiness is false and events are refused. */
-  readonly durable: boolean;
-}
-
 const shuttingDown = (): HttpError => new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
-const stateUnavailable = (): HttpError =>
-  new HttpError(503, 'state_unavailable', 'run state cannot be saved to disk right now, so the alerts cannot be promised; retry later', { 'retry-after': '5' });
+const stateUnavailable = (noun: Intake['noun']): HttpError =>
+  new HttpError(503, 'state_unavailable', `run state cannot be saved to disk right now, so the ${noun} cannot be promised; retry later`, { 'retry-after': '5' });
 
-/** The 503 for a batch some of whose alerts a matching flow had no room for. */
-function noRoom(notTaken: number, total: number, drop: Drop): HttpError {
-  return new HttpError(503, drop.reason, `${notTaken} of ${total} alerts were not queued by every flow they match (flow "${drop.flow}": ${drop.detail ?? 'no room'}); retry later`, { 'retry-after': '1' });
+/** The 503 for a batch some of whose alerts or events a matching flow had no room for. */
+function noRoom(notTaken: number, total: number, noun: Intake['noun'], drop: Drop): HttpError {
+  return new HttpError(503, drop.reason, `${notTaken} of ${total} ${noun} were not queued by every flow they match (flow "${drop.flow}": ${drop.detail ?? 'no room'}); retry later`, { 'retry-after': '1' });
 }
 
 /** The read-only JSON the status routes serve. */
@@ -43,6 +28,8 @@ export interface StatusProvider {
   /** The first `limit` groups running or cooling down, and how many there are. */
   groups(limit: number): { groups: unknown[]; total: number };
   runs(): unknown;
+  /** Every source, this receiver among them. */
+  sources(): unknown;
 }
 
 /** Groups listed by default: 100,000 cooling groups would be megabytes of JSON built on the event loop. */
@@ -59,7 +46,6 @@ export interface ReceiverOptions {
   limits: ReceiverLimits;
   /** Fixed at start: Node checks them on a timer set up with the server. */
   timeouts: ReceiverTimeouts;
-  sink: EventSink;
   status: StatusProvider;
   metrics: ReceiverMetrics;
   logger: Logger;
@@ -93,13 +79,6 @@ const LINGER_MS = 1_000;
 /** Probes must work without credentials. */
 const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
 
-/** Paths that accept alerts, and the format each reads. */
-export const ALERT_PATHS: Readonly<Record<string, AlertFormat>> = {
-  '/api/v2/alerts': 'api_v2',
-  '/api/v1/alerts': 'api_v1',
-  '/webhook/alertmanager': 'webhook',
-};
-
 type GetRoute = (res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -114,14 +93,22 @@ function sendText(res: ServerResponse, status: number, text: string): void {
 }
 
 /**
- * The HTTP receiver: alert paths, health, readiness, metrics and the status
- * API. Every refusal is a 4xx (or 503) with a JSON reason; nothing a client
- * sends can crash it.
+ * The HTTP receiver, an event source: alert and CloudEvents paths, health,
+ * readiness, metrics and the status API. Every refusal is a 4xx (or 503) with
+ * a JSON reason; nothing a client sends can crash it.
  */
-export class Receiver {
+export class Receiver implements EventSource {
+  readonly name = 'http';
+  readonly kind = 'http';
   private readonly server: Server;
+  private sink: EventSink | undefined;
+  private state: SourceStatus['state'] = 'starting';
   private ready = false;
   private inFlight = 0;
+  private lastReceiveAt: number | undefined;
+  private errors = 0;
+  private lastError: SourceStatus['lastError'];
+  private boundAddress: AddressInfo | undefined;
   /** Sockets with a request core is handling, and its response: a parser error on them is not counted twice. */
   private readonly busySockets = new WeakMap<object, ServerResponse>();
   private readonly getRoutes: Record<string, GetRoute>;
@@ -129,7 +116,7 @@ export class Receiver {
   constructor(private options: ReceiverOptions) {
     this.getRoutes = {
       '/-/healthy': (res) => sendText(res, 200, 'Healthy\n'),
-      '/-/ready': (res) => (this.ready && this.options.sink.durable ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
+      '/-/ready': (res) => (this.ready && this.sink?.durable === true ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
       '/metrics': async (res) => {
         const body = await options.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
@@ -137,9 +124,10 @@ export class Receiver {
       },
       '/api/v1/status': (res, query) => {
         const { groups, total } = this.options.status.groups(groupLimit(query));
-        sendJson(res, 200, { flows: this.options.status.flows(), groups, groupsTotal: total });
+        sendJson(res, 200, { sources: this.options.status.sources(), flows: this.options.status.flows(), groups, groupsTotal: total });
       },
       '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
+      '/api/v1/status/sources': (res) => sendJson(res, 200, options.status.sources()),
       '/api/v1/status/groups': (res, query) => {
         const { groups, total } = this.options.status.groups(groupLimit(query));
         sendJson(res, 200, groups, { 'x-total-count': String(total) });
@@ -156,8 +144,9 @@ export class Receiver {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.refuseConnection(err, socket));
   }
 
-  /** Binds and starts answering; readiness turns true. Resolves with the bound address. */
-  async listen(): Promise<AddressInfo> {
+  /** Binds and starts answering, handing events to `sink`; readiness turns true. */
+  async start(sink: EventSink): Promise<void> {
+    this.sink = sink;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
@@ -166,7 +155,26 @@ export class Receiver {
       });
     });
     this.ready = true;
-    return this.server.address() as AddressInfo;
+    this.state = 'running';
+    this.boundAddress = this.server.address() as AddressInfo;
+  }
+
+  /** The address bound by {@link start}. */
+  get address(): AddressInfo {
+    if (!this.boundAddress) throw new Error('the receiver has not started');
+    return this.boundAddress;
+  }
+
+  status(): SourceStatus {
+    return {
+      name: this.name,
+      kind: this.kind,
+      state: this.state,
+      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
+      inFlight: this.inFlight,
+      errors: this.errors,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
   }
 
   /** Takes a reloaded configuration's limits and credentials. */
@@ -174,14 +182,17 @@ export class Receiver {
     this.options = { ...this.options, ...changes };
   }
 
-  /** Readiness false and new requests get 503; keep-alive connections are told to close. */
-  stopAccepting(): void {
+  /** Readiness false and new events get 503; health, metrics and status are still served until {@link close}. */
+  stop(): Promise<void> {
     this.ready = false;
+    if (this.state !== 'stopped') this.state = 'stopping';
+    return Promise.resolve();
   }
 
   /** Closes the listener and every connection. */
   async close(): Promise<void> {
     this.ready = false;
+    this.state = 'stopped';
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
@@ -217,11 +228,11 @@ export class Receiver {
         // One answer for every failure: no hint which part was wrong.
         throw new HttpError(401, 'unauthorized', 'unauthorized', { 'www-authenticate': 'Bearer realm="hollowtrees", Basic realm="hollowtrees"' });
       }
-      const format = ALERT_PATHS[path];
+      const intake = INTAKES[path];
       const getRoute = this.getRoutes[path];
-      if (format !== undefined) {
+      if (intake !== undefined) {
         if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use POST`, { allow: 'POST' });
-        await this.acceptAlerts(format, req, res);
+        await this.acceptEvents(intake(req), req, res);
       } else if (getRoute !== undefined) {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use GET`, { allow: 'GET, HEAD' });
         await getRoute(res, new URLSearchParams(search));
@@ -233,35 +244,40 @@ export class Receiver {
     }
   }
 
-  private async acceptAlerts(format: AlertFormat, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { limits, metrics, sink } = this.options;
-    requireJson(req);
-    if (!this.ready) throw shuttingDown();
-    if (!sink.durable) throw stateUnavailable();
+  /**
+   * One POST of alerts or events, whatever the path: the same limits, 503s and
+   * metrics, and a 200 only once every event was taken and its runs are on disk.
+   */
+  private async acceptEvents(intake: Intake, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { limits, metrics } = this.options;
+    const { sink } = this;
+    if (!this.ready || !sink) throw shuttingDown();
+    if (!sink.durable) throw stateUnavailable(intake.noun);
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
-      const events = await parseAlerts(format, body, receivedAt, limits);
       const at = receivedAt.getTime();
+      this.lastReceiveAt = at;
+      const events = await intake.parse(body, receivedAt, limits);
       let notTaken = 0;
       let firstDrop: Drop | undefined;
       const nextEvent = slicer();
       for (const event of events) {
         await nextEvent();
-        metrics.eventsReceived.inc({ source: format, type: alertTypeFamily(event.data?.status ?? 'firing') });
+        metrics.eventsReceived.inc({ source: intake.source, type: intake.typeLabel(event) });
         const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;
         notTaken++;
         firstDrop ??= dropped[0];
       }
-      // A 200 would tell the sender these alerts were delivered though they will not be acted on:
+      // A 200 would tell the sender these events were delivered though they will not be acted on:
       // ask for a re-send instead (Alertmanager retries a 5xx with backoff).
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
-      if (firstDrop) throw noRoom(notTaken, events.length, firstDrop);
+      if (firstDrop) throw noRoom(notTaken, events.length, intake.noun, firstDrop);
       // The runs are on disk before the sender hears they were accepted: a crash after the 200 resumes them.
-      if (!(await sink.commit())) throw stateUnavailable();
+      if (!(await sink.commit())) throw stateUnavailable(intake.noun);
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
       setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));
@@ -274,6 +290,8 @@ export class Receiver {
     const error = err instanceof HttpError ? err : new HttpError(500, 'internal', 'internal error');
     if (!(err instanceof HttpError)) this.options.logger.error({ err, path: req.url }, 'receiver failed on a request');
     this.options.metrics.requestsRejected.inc({ reason: error.reason });
+    this.errors++;
+    this.lastError = { at: (this.options.clock ?? systemClock).now(), message: `${error.status} ${error.reason}: ${error.message}` };
     if (res.headersSent) {
       res.destroy();
       return;

@@ -1,5 +1,6 @@
 import type { GroupState } from '../flow/group-states.js';
 import type { FinishedRun } from '../flow/recent-runs.js';
+import type { SourceStatus } from '../sources/event-source.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -27,5 +28,15 @@ export function runView(run: FinishedRun): Record<string, unknown> {
     finishedAt: iso(run.finishedAt),
     durationMs: run.finishedAt - run.startedAt,
     calls: run.calls.map((c) => ({ ...c, startedAt: iso(c.startedAt) })),
+  };
+}
+
+/** A source as the status API shows it: times as RFC 3339. */
+export function sourceView(status: SourceStatus): Record<string, unknown> {
+  const { lastReceiveAt, lastError, ...rest } = status;
+  return {
+    ...rest,
+    ...(lastReceiveAt === undefined ? {} : { lastReceiveAt: iso(lastReceiveAt) }),
+    ...(lastError ? { lastError: { at: iso(lastError.at), message: lastError.message } } : {}),
   };
 }

@@ -126,6 +126,8 @@ export function completeConfigs(dir: string): object[] {
         plugins: ['g', 'l'],
       },
     },
+    // Nothing listens there: the queue's receives fail and are retried, as with SQS unreachable.
+    sources: { sqs: [{ url: 'http://127.0.0.1:1/000000000000/notices', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', visibilityTimeout: '30s' }] },
   };
   const withAuth = (auth: object): object => ({ ...base, server: { ...base.server, auth } });
   return [

@@ -1,5 +1,8 @@
-/** The services a stand-in speaks for. */
-export type AwsService = 'ec2' | 'autoscaling';
+/** The services the query-protocol stand-in speaks for (form-encoded POST, XML answers). */
+export type QueryService = 'ec2' | 'autoscaling';
+
+/** The services a stand-in speaks for: the query-protocol ones and SQS (AWS JSON 1.0). */
+export type AwsService = QueryService | 'sqs';
 
 /**
  * An error as an AWS query API reports it: the code the SDK turns into the
@@ -21,10 +24,19 @@ export class AwsApiError extends Error {
 /**
  * Each service's own throttling answer, as the SDK's error classification
  * knows it: EC2 `RequestLimitExceeded` (HTTP 503), Auto Scaling `Throttling`
- * "Rate exceeded" (HTTP 400).
+ * "Rate exceeded" (HTTP 400), SQS `RequestThrottled` (HTTP 403, as the SQS
+ * model of @aws-sdk/client-sqs declares it).
  */
 export function throttlingError(service: AwsService): AwsApiError {
-  return service === 'ec2'
-    ? new AwsApiError('RequestLimitExceeded', 'Request limit exceeded.', 503)
-    : new AwsApiError('Throttling', 'Rate exceeded', 400);
+  switch (service) {
+    case 'ec2':
+      return new AwsApiError('RequestLimitExceeded', 'Request limit exceeded.', 503);
+    case 'autoscaling':
+      return new AwsApiError('Throttling', 'Rate exceeded', 400);
+    case 'sqs':
+      return new AwsApiError('RequestThrottled', 'Request is throttled.', 403);
+  }
 }
+
+/** What an injected fault does to a call: answer with an error, or drop the connection without an answer. */
+export type InjectedFault = AwsApiError | 'drop-connection';

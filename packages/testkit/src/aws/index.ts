@@ -4,7 +4,8 @@ import { Ec2StandIn } from './ec2-stand-in.js';
 import { AwsFaults, startQueryServer, type AwsCall, type AwsService } from './query-server.js';
 import { AwsRateLimiter, type RateLimitPolicy } from './rate-limits.js';
 
-export { AwsApiError, throttlingError } from './aws-api-error.js';
+export { AwsApiError, throttlingError, type InjectedFault, type QueryService } from './aws-api-error.js';
+export { startSqsStandIn, SqsQueue, md5Hex, type RedrivePolicy, type SqsMessage, type SqsQueueOptions, type SqsStandIn, type SqsStandInOptions } from './sqs-stand-in.js';
 export { AwsRateLimiter, awsLikeRateLimits, type RateLimitPolicy, type RateLimitRule, type TokenBucketLimit } from './rate-limits.js';
 export {
   AutoScalingStandIn,

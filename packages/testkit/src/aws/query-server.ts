@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { XMLBuilder } from 'fast-xml-parser';
 import type { CallLatency } from '../call-latency.js';
-import { listenOnEphemeralPort, wallClockMs } from '../listen.js';
-import { AwsApiError, throttlingError, type AwsService } from './aws-api-error.js';
+import { closeServer, listenOnEphemeralPort, wallClockMs } from '../listen.js';
+import { AwsApiError, throttlingError, type AwsService, type InjectedFault, type QueryService } from './aws-api-error.js';
 import { QueryParams } from './query-params.js';
+import { readRequestBody } from './request-body.js';
 import type { AwsRateLimiter } from './rate-limits.js';
 
 export type { AwsService } from './aws-api-error.js';
@@ -31,7 +32,7 @@ interface Dialect {
   error(err: AwsApiError, requestId: string): Record<string, unknown>;
 }
 
-const DIALECTS: Record<AwsService, Dialect> = {
+const DIALECTS: Record<QueryService, Dialect> = {
   // EC2 (ec2Query): elements straight under the response, requestId first; errors in <Response><Errors>.
   ec2: {
     version: '2016-11-15',
@@ -69,7 +70,7 @@ interface PendingFault {
   remaining: number;
   readonly service: AwsService | undefined;
   readonly action: string | undefined;
-  readonly error: (service: AwsService) => AwsApiError;
+  readonly error: (service: AwsService) => InjectedFault;
 }
 
 /** Which calls a fault applies to. Default: any call to either service. */
@@ -90,7 +91,7 @@ export class AwsFaults {
     this.add(count, scope, throttlingError);
   }
 
-  /** The next `count` calls fail with HTTP 503 (EC2 `Unavailable`, Auto Scaling `ServiceUnavailable`). */
+  /** The next `count` calls fail with HTTP 503 (EC2 `Unavailable`, Auto Scaling and SQS `ServiceUnavailable`). */
   unavailable(count: number, scope: FaultScope = {}): void {
     this.add(count, scope, (service) =>
       service === 'ec2'
@@ -99,13 +100,23 @@ export class AwsFaults {
     );
   }
 
+  /** The next `count` calls get no answer: the connection is closed under them, as a network failure would. */
+  dropConnection(count: number, scope: FaultScope = {}): void {
+    this.add(count, scope, () => 'drop-connection');
+  }
+
   /** The next `count` calls fail with the given error, e.g. `AuthFailure` (401) or `UnauthorizedOperation` (403). */
   fail(count: number, error: { code: string; message: string; status?: number }, scope: FaultScope = {}): void {
     this.add(count, scope, () => new AwsApiError(error.code, error.message, error.status));
   }
 
+  /** Drops every fault still pending: the service works again. */
+  clear(): void {
+    this.pending.length = 0;
+  }
+
   /** Takes the fault for this call, if one is pending. */
-  take(service: AwsService, action: string): AwsApiError | undefined {
+  take(service: AwsService, action: string): InjectedFault | undefined {
     const fault = this.pending.find(
       (f) => f.remaining > 0 && (f.service ?? service) === service && (f.action ?? action) === action,
     );
@@ -122,23 +133,6 @@ export class AwsFaults {
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_' });
 const toXml = (body: Record<string, unknown>): string => `<?xml version="1.0" encoding="UTF-8"?>\n${builder.build(body) as string}`;
 
-/** Bodies beyond this are refused: no real query request comes near it. */
-const MAX_BODY_BYTES = 1024 * 1024;
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) req.destroy(new Error('request body too large'));
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 /** A running query-protocol server. */
 export interface QueryServer {
   readonly url: string;
@@ -152,18 +146,18 @@ export interface QueryServer {
  */
 export async function startQueryServer(options: {
   host: string;
-  actions: Record<AwsService, Readonly<Record<string, ActionHandler>>>;
+  actions: Record<QueryService, Readonly<Record<string, ActionHandler>>>;
   faults: AwsFaults;
   calls: AwsCall[];
   latency: CallLatency;
   rateLimiter: AwsRateLimiter | undefined;
 }): Promise<QueryServer> {
-  const serviceOf = (version: string | undefined): AwsService | undefined =>
-    (Object.keys(DIALECTS) as AwsService[]).find((s) => DIALECTS[s].version === version);
+  const serviceOf = (version: string | undefined): QueryService | undefined =>
+    (Object.keys(DIALECTS) as QueryService[]).find((s) => DIALECTS[s].version === version);
 
   const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = randomUUID();
-    const params = QueryParams.parse(await readBody(req));
+    const params = QueryParams.parse(await readRequestBody(req));
     await options.latency.wait();
     const action = params.get('Action') ?? '';
     const service = serviceOf(params.get('Version')) ?? 'ec2';
@@ -178,6 +172,11 @@ export async function startQueryServer(options: {
         throw new AwsApiError('NoSuchVersion', `The requested version (${params.get('Version') ?? ''}) of service does not exist`);
       }
       const refusal = options.faults.take(service, action) ?? options.rateLimiter?.take(service, action);
+      if (refusal === 'drop-connection') {
+        options.calls.push({ service, action, params: params.toObject(), errorCode: 'drop-connection', at: wallClockMs() });
+        req.socket.destroy();
+        return;
+      }
       if (refusal) throw refusal;
       const handler = options.actions[service][action];
       if (!handler) throw new AwsApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
@@ -197,10 +196,6 @@ export async function startQueryServer(options: {
   const port = await listenOnEphemeralPort(server, options.host);
   return {
     url: `http://${options.host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }

@@ -1,5 +1,5 @@
 import { wallClockMs } from '../listen.js';
-import { throttlingError, type AwsApiError, type AwsService } from './aws-api-error.js';
+import { throttlingError, type AwsApiError, type QueryService } from './aws-api-error.js';
 
 /** A token bucket: up to `capacity` tokens, refilled at `refillPerSecond`; each call takes one. */
 export interface TokenBucketLimit {
@@ -14,7 +14,7 @@ export interface RateLimitRule {
 }
 
 /** Picks the bucket of a call; undefined leaves the call unlimited. */
-export type RateLimitPolicy = (service: AwsService, action: string) => RateLimitRule | undefined;
+export type RateLimitPolicy = (service: QueryService, action: string) => RateLimitRule | undefined;
 
 /** EC2's published request-rate categories (per account and Region, one bucket per action). */
 const EC2_NON_MUTATING: TokenBucketLimit = { capacity: 100, refillPerSecond: 20 };
@@ -58,7 +58,7 @@ export class AwsRateLimiter {
   ) {}
 
   /** Takes a token for the call; returns the throttling error to answer when there is none. */
-  take(service: AwsService, action: string): AwsApiError | undefined {
+  take(service: QueryService, action: string): AwsApiError | undefined {
     const rule = this.policy(service, action);
     if (!rule) return undefined;
     const now = this.now();

@@ -1,0 +1,25 @@
+import { z } from 'zod';
+
+const STRING_VALUE = 'expected a string value';
+
+/**
+ * `schema`, refusing an own `__proto__` key (JSON.parse makes one) whatever its
+ * value: zod would drop it silently (assigning it sets the prototype), and
+ * JavaScript code further on (core's, a plugin's) could drop it the same way.
+ */
+export function refusingProtoKey<S extends z.ZodType>(schema: S, message: (value: unknown) => string): z.ZodPreprocess<S, unknown> {
+  return z.preprocess((input, ctx) => {
+    if (typeof input === 'object' && input !== null && Object.hasOwn(input, '__proto__')) {
+      const value: unknown = (input as Record<string, unknown>)['__proto__'];
+      ctx.addIssue({ code: 'custom', path: ['__proto__'], input: value, message: message(value) });
+    }
+    return input;
+  }, schema);
+}
+
+/** Label and annotation maps (of an alert, of every event's `data.labels`): string values only, as Prometheus sends them. */
+export const stringMap = refusingProtoKey(z.record(z.string(), z.string({ error: STRING_VALUE })), (value) => (typeof value === 'string' ? 'the name "__proto__" is reserved' : STRING_VALUE));
+
+/** RFC 3339 within a protobuf Timestamp's range: one schema for every source's times (the SQS source's too). */
+export { rfc3339Time as time } from '../time-schema.js';
+

@@ -1,0 +1,63 @@
+import type { IncomingMessage } from 'node:http';
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import type { ReceiverLimits } from '../config/schema.js';
+import { alertTypeFamily, type AlertEventData } from './alert-to-event.js';
+import { requireJson } from './media-type.js';
+import { parseAlerts, type AlertFormat } from './parse-alerts.js';
+import { cloudEventMode, parseCloudEvents } from './parse-cloudevents.js';
+
+/** How a POST path turns one request into events; everything else (auth, limits, 503s, the acknowledgement) the receiver does the same for every path. */
+export interface Intake {
+  /** The `source` label of `hollowtrees_events_received_total`. */
+  readonly source: string;
+  /** What the path takes, in messages: `3 of 5 alerts were not queued ...`. */
+  readonly noun: 'alerts' | 'events';
+  /** Validates the whole body and turns it into events; an HttpError (4xx) names what is wrong. */
+  parse(body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<CloudEvent[]>;
+  /** The `type` label of `hollowtrees_events_received_total`: from a fixed set, never what a sender chose. */
+  typeLabel(event: CloudEvent): string;
+}
+
+/** Reads a request's headers (415 for a Content-Type the path does not take) before any of its body. */
+export type IntakeFor = (req: IncomingMessage) => Intake;
+
+/** Paths that accept alerts, and the format each reads. */
+export const ALERT_PATHS: Readonly<Record<string, AlertFormat>> = {
+  '/api/v2/alerts': 'api_v2',
+  '/api/v1/alerts': 'api_v1',
+  '/webhook/alertmanager': 'webhook',
+};
+
+/** The path that accepts CloudEvents in the HTTP binding's structured, batch and binary modes. */
+export const EVENTS_PATH = '/api/v1/events';
+
+/** The `type` label of every CloudEvent received over HTTP: its type is the sender's choice, so it is written `*`. */
+export const ANY_TYPE = '*';
+
+function alertIntake(format: AlertFormat): IntakeFor {
+  return (req) => {
+    requireJson(req);
+    return {
+      source: format,
+      noun: 'alerts',
+      parse: (body, receivedAt, limits) => parseAlerts(format, body, receivedAt, limits),
+      typeLabel: (event) => alertTypeFamily((event.data as AlertEventData).status),
+    };
+  };
+}
+
+const cloudEventIntake: IntakeFor = (req) => {
+  const mode = cloudEventMode(req);
+  return {
+    source: `cloudevents_${mode}`,
+    noun: 'events',
+    parse: (body, _receivedAt, limits) => parseCloudEvents(mode, req.headers, body, limits),
+    typeLabel: () => ANY_TYPE,
+  };
+};
+
+/** Every POST path of the receiver and how it reads its requests. */
+export const INTAKES: Readonly<Record<string, IntakeFor>> = {
+  ...Object.fromEntries(Object.entries(ALERT_PATHS).map(([path, format]) => [path, alertIntake(format)])),
+  [EVENTS_PATH]: cloudEventIntake,
+};

@@ -1,0 +1,78 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { isJsonContentType, type CloudEvent, type EventData } from '@hollowtrees/grpcplugin';
+import { z } from 'zod';
+import type { ReceiverLimits } from '../config/schema.js';
+import { cloudEventSchema, toCloudEvent } from './cloudevent-schema.js';
+import { HttpError } from './http-error.js';
+import { mediaTypeOf, unsupportedMediaType } from './media-type.js';
+import { mapInSlices } from './slices.js';
+import { badData, checkCount, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
+
+/** The HTTP binding's content modes: one event in the body, a JSON array of them, or data in the body and attributes in `ce-*` headers. */
+export type CloudEventMode = 'structured' | 'batch' | 'binary';
+
+const STRUCTURED = 'application/cloudevents+json';
+const BATCH = 'application/cloudevents-batch+json';
+const MODES_TAKEN = `${STRUCTURED} (structured mode), ${BATCH} (batch mode) or application/json with ce-* headers (binary mode)`;
+
+/**
+ * The request's mode, by its Content-Type: 415 for one no mode takes (no
+ * Content-Type, another event format, data that is not JSON). Every type taken
+ * needs a CORS preflight from a web page, as `ce-*` headers do.
+ */
+export function cloudEventMode(req: IncomingMessage): CloudEventMode {
+  const type = mediaTypeOf(req);
+  if (type === STRUCTURED) return 'structured';
+  if (type === BATCH) return 'batch';
+  if (type !== undefined && !type.startsWith('application/cloudevents') && isJsonContentType(type)) return 'binary';
+  throw unsupportedMediaType(req, MODES_TAKEN);
+}
+
+const batchSchema = z.array(z.unknown(), { error: 'expected a JSON array of events' });
+
+/** Binary-mode headers that are no attribute: the body is the data, Content-Type its type. */
+const NOT_IN_HEADERS = new Set(['data', 'data_base64', 'datacontenttype']);
+
+/** Where a binary-mode attribute came from, for a message: `ce-type`, `Content-Type`, `body.labels`. */
+function headerPath([first, ...rest]: readonly PropertyKey[]): PropertyKey[] {
+  const name = first === 'data' ? 'body' : first === 'datacontenttype' ? 'Content-Type' : `ce-${String(first)}`;
+  return [name, ...rest];
+}
+
+/** The event a binary-mode request carries: attributes from the percent-encoded `ce-*` headers, `datacontenttype` from Content-Type, data from the body. */
+function binaryEvent(headers: IncomingHttpHeaders, body: Buffer): unknown {
+  const attributes: Array<[string, unknown]> = [];
+  for (const [header, value] of Object.entries(headers)) {
+    if (!header.startsWith('ce-') || typeof value !== 'string') continue;
+    const name = header.slice(3);
+    if (NOT_IN_HEADERS.has(name)) throw new HttpError(400, 'bad_data', `${header}: not a binary-mode header: the body is the data and Content-Type its type`);
+    try {
+      attributes.push([name, decodeURIComponent(value)]);
+    } catch {
+      throw new HttpError(400, 'bad_data', `${header}: not percent-encoded UTF-8`);
+    }
+  }
+  // fromEntries defines every key, so a `ce-__proto__` header is an own key the schema refuses, not a prototype.
+  return Object.fromEntries([...attributes, ['datacontenttype', headers['content-type']], ['data', parseJson(body)]]);
+}
+
+/**
+ * Validates a request body of `mode` and turns it into events. A batch is all
+ * or nothing, validated a slice at a time: the first problem refuses the
+ * request with a 400 naming the event's index and attribute (in binary mode the
+ * header, or `body`).
+ */
+export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHttpHeaders, body: Buffer, limits: ReceiverLimits): Promise<Array<CloudEvent<EventData>>> {
+  if (mode === 'batch') {
+    const list = validate(batchSchema, parseJson(body), []);
+    checkCount(list.length, limits, 'events');
+    const valid = await validateEach(cloudEventSchema, list, 'events');
+    valid.forEach((event, i) => checkLabels(event.data.labels, `events[${i}].data.labels`, limits));
+    return mapInSlices(valid, (event, i) => toCloudEvent(event, list[i]));
+  }
+  const raw = mode === 'structured' ? parseJson(body) : binaryEvent(headers, body);
+  const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);
+  checkLabels(parsed.data.data.labels, mode === 'structured' ? 'data.labels' : 'body.labels', limits);
+  return [toCloudEvent(parsed.data, raw)];
+}

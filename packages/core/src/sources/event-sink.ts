@@ -1,0 +1,87 @@
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+
+/** Why a flow that matched an event could not take it. */
+export type DropReason = 'queue_full' | 'too_many_groups' | 'shutting_down';
+
+/** A flow that matched an event but could not take it; a re-send of the event can still run there. */
+export interface Drop {
+  flow: string;
+  reason: DropReason;
+  /** What was full, for the sender: e.g. `its queue is full (queueSize 10000)`. */
+  detail?: string;
+}
+
+/** What became of one event handed to the sink. */
+export interface Acceptance {
+  /** Flows whose type and filters took the event. */
+  matched: number;
+  /** Runs started or queued. */
+  started: number;
+  /** Flows that passed the event by because its group was running, waiting for a retry or cooling down. */
+  deduplicated: number;
+  /**
+   * Of `deduplicated`, runs in progress that nobody listened to (resumed from
+   * the journal after a restart) and that now tell this event's `onSettled`
+   * how they end, as if it had started them. Absent when no listener was given.
+   */
+  joined?: number;
+  /** Flows that matched the event but could not take it (no room, or core is shutting down). */
+  dropped: readonly Drop[];
+}
+
+/**
+ * How one run an event started ended, told to the source that handed the
+ * event in with a listener. A source that acknowledges only after acting (a
+ * queue, which deletes its message) needs it; one that acknowledges on
+ * acceptance (HTTP) does not listen.
+ */
+export interface RunSettlement {
+  readonly flow: string;
+  /** `interrupted`: a shutdown cut it short (with a journal it resumes after the restart). */
+  readonly outcome: 'succeeded' | 'failed' | 'interrupted';
+  /** The gRPC code name (`NOT_FOUND`, `UNAVAILABLE`, ...) of the plugin failure that ended a failed run. */
+  readonly code?: string;
+  /** Why it failed or was cut short. */
+  readonly error?: string;
+  /** When the run's first plugin call started (ms since the epoch); absent when no plugin was called. */
+  readonly firstCallAt?: number;
+}
+
+/**
+ * Told once per run the event started or joined ({@link Acceptance.started}
+ * plus {@link Acceptance.joined} runs), when
+ * that run has ended for good and its outcome is on disk: never on a failure
+ * the engine tries again by itself (`runRetry`). Not told after a restart (a
+ * run resumed from the journal has no listener) nor for a run still waiting
+ * for a later try when core stops.
+ */
+export type RunListener = (settlement: RunSettlement) => void;
+
+/**
+ * Where every source hands its events (the flow engine behind it). The
+ * contract, the same for every source:
+ *
+ * - An event is **accepted** when `accept` returned no drops: every flow it
+ *   matched started (or queued) a run, or already holds its group (deduplicated),
+ *   or no flow matched it. Matching no flow is accepted too: nothing is to be done.
+ * - An event with drops was **not** accepted: a flow that should act on it had no
+ *   room or core is shutting down. The sender must be asked to send it again
+ *   (HTTP: 503 with Retry-After; a queue: leave the message to be redelivered).
+ * - A sender may be **told** an event was accepted (HTTP 200, a queue message
+ *   deleted) only after `commit()` resolved true: the runs it started are then
+ *   on disk, and a crash after the acknowledgement resumes them. `commit()`
+ *   resolving false means the run state cannot be saved now: refuse, do not acknowledge.
+ * - While `durable` is false, refuse new events before reading them (HTTP 503
+ *   `state_unavailable`), and report not ready.
+ */
+export interface EventSink {
+  /**
+   * Hands one event to the flows; never throws. `receivedAt` is when the source received it (ms since the epoch).
+   * `onSettled`, when given, hears how each run the event started ended (see {@link RunListener}).
+   */
+  accept(event: CloudEvent, receivedAt: number, onSettled?: RunListener): Acceptance;
+  /** Resolves once what was accepted so far is durable; false when the run state cannot be saved now. */
+  commit(): Promise<boolean>;
+  /** False while the run state cannot be saved: readiness is false and events are refused. */
+  readonly durable: boolean;
+}

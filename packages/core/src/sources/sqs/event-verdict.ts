@@ -1,0 +1,74 @@
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import type { EventSink, RunSettlement } from '../event-sink.js';
+import type { DeleteReason } from './sqs-metrics.js';
+
+/** What becomes of a message: deleted for a reason, or left on the queue for SQS to hand out again. */
+export type Verdict = { readonly action: 'delete'; readonly reason: DeleteReason } | { readonly action: 'leave'; readonly why: string };
+
+/** The plugins' answer for an instance or node they do not know: acting again will not help. */
+const PERMANENT_CODES = new Set(['NOT_FOUND']);
+
+/** A run's ending as a verdict: success and "not found" end the message; anything else is tried again by a redelivery. */
+function verdictOfRun(settlement: RunSettlement): Verdict {
+  if (settlement.outcome === 'succeeded') return { action: 'delete', reason: 'acted' };
+  if (settlement.outcome === 'failed' && settlement.code !== undefined && PERMANENT_CODES.has(settlement.code)) return { action: 'delete', reason: 'not_found' };
+  return { action: 'leave', why: `flow ${settlement.flow}: run ${settlement.outcome}${settlement.error ? `: ${settlement.error}` : ''}` };
+}
+
+/** Deletion reasons, strongest first: a message whose events ended differently is deleted for the first that applies. */
+const PRECEDENCE: readonly DeleteReason[] = ['acted', 'not_found', 'deduplicated', 'unmatched', 'ignored', 'unprocessable'];
+
+/** One verdict for a message from those of its events (a Health notice has one per instance): any left leaves it. */
+export function combineVerdicts(verdicts: readonly Verdict[]): Verdict {
+  const left = verdicts.find((v) => v.action === 'leave');
+  if (left) return left;
+  const reasons = new Set(verdicts.map((v) => (v.action === 'delete' ? v.reason : undefined)));
+  return { action: 'delete', reason: PRECEDENCE.find((r) => reasons.has(r)) ?? 'unmatched' };
+}
+
+/** The results the verdict of one event waits for. */
+export interface EventProgress {
+  /** Resolves once every run the event started has ended. */
+  readonly verdict: Promise<Verdict>;
+  /** When the first run called its first plugin: resolved with the verdict. */
+  firstCallAt(): number | undefined;
+}
+
+/**
+ * Dispatches one event and resolves with what to do with its message: delete
+ * once every run it started (or joined: a run resumed after a restart, which
+ * nobody else listens to) succeeded or ended on NOT_FOUND, or when no run
+ * was needed (deduplicated: its group is running or cooling down; unmatched:
+ * no flow takes it); leave it when a run failed or was cut short, or a flow
+ * had no room (the event was not accepted), so that SQS hands it out again and
+ * a later run retries. Deletes without a run wait for `commit()`, as the sink
+ * contract asks; a commit that fails leaves the message.
+ */
+export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedAt: number): EventProgress {
+  const runs: Verdict[] = [];
+  let firstCallAt: number | undefined;
+  let expected = Infinity;
+  let finish: (verdict: Verdict) => void = () => {};
+  const verdict = new Promise<Verdict>((resolve) => (finish = resolve));
+  const settled = (): void => {
+    if (runs.length < expected) return;
+    finish(combineVerdicts(runs));
+  };
+  const result = sink.accept(event, receivedAt, (settlement) => {
+    if (settlement.firstCallAt !== undefined) firstCallAt = Math.min(firstCallAt ?? Infinity, settlement.firstCallAt);
+    runs.push(verdictOfRun(settlement));
+    settled();
+  });
+  const [drop] = result.dropped;
+  if (drop) runs.push({ action: 'leave', why: `flow ${drop.flow} could not take it: ${drop.reason}${drop.detail ? ` (${drop.detail})` : ''}` });
+  else if (result.matched === 0) runs.push({ action: 'delete', reason: 'unmatched' });
+  // Deduplicated against a cooldown or a run someone else listens to: nothing more to wait for.
+  else if (result.deduplicated > (result.joined ?? 0)) runs.push({ action: 'delete', reason: 'deduplicated' });
+  expected = result.started + (result.joined ?? 0) + (drop || result.matched === 0 || result.deduplicated > (result.joined ?? 0) ? 1 : 0);
+  settled();
+  // A run's settlement comes after its state is on disk; a deduplication's holder may not be yet.
+  const committed = verdict.then(async (v) =>
+    v.action === 'delete' && v.reason === 'deduplicated' && !(await sink.commit()) ? ({ action: 'leave', why: 'the run state cannot be saved now' } as const) : v,
+  );
+  return { verdict: committed, firstCallAt: () => firstCallAt };
+}

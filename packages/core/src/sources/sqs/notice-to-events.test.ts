@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { labelsOf } from '@hollowtrees/grpcplugin';
+import { describe, expect, it } from 'vitest';
+import { NOTICE_TYPES, noticeToEvents, type NoticeOutcome } from './notice-to-events.js';
+
+/** A sample from test-fixtures/aws-notices (README there says which AWS page each follows). */
+const sample = (name: string): string => readFileSync(new URL(`../../../test-fixtures/aws-notices/${name}`, import.meta.url), 'utf8');
+const context = { region: 'eu-west-1' };
+
+function eventsOf(outcome: NoticeOutcome) {
+  if (outcome.kind !== 'events') throw new Error(`expected events, got ${outcome.kind}: ${outcome.reason}`);
+  return outcome.events;
+}
+const convert = (body: string) => eventsOf(noticeToEvents(body, context));
+
+describe('noticeToEvents', () => {
+  it('spot interruption warning: instance from detail (the ARN is in zone form), termination 2 minutes after the event, action as a label', () => {
+    const [event, ...rest] = convert(sample('spot-interruption-warning.json'));
+    expect(rest).toEqual([]);
+    expect(event).toMatchObject({
+      id: '1e5527d7-bb36-4607-3370-4164db56a40e',
+      source: 'aws.ec2',
+      specversion: '1.0',
+      type: NOTICE_TYPES.spotInterruption,
+      time: '2026-11-29T18:40:12Z',
+    });
+    expect(labelsOf(event!)).toEqual({
+      instance_id: 'i-0b662ef9931388ba0',
+      region: 'us-east-2',
+      availability_zone: 'us-east-2a',
+      account_id: '123456789012',
+      instance_action: 'terminate',
+      termination_time: '2026-11-29T18:42:12.000Z',
+    });
+  });
+
+  it('a spot warning with a region-form ARN has no availability_zone label', () => {
+    const body = JSON.parse(sample('spot-interruption-warning.json')) as { resources: string[] };
+    body.resources = ['arn:aws:ec2:us-east-2:123456789012:instance/i-0b662ef9931388ba0'];
+    expect(labelsOf(convert(JSON.stringify(body))[0]!)).not.toHaveProperty('availability_zone');
+  });
+
+  it('the same message converted twice gives the same event (a redelivery is the same event)', () => {
+    expect(convert(sample('rebalance-recommendation.json'))).toEqual(convert(sample('rebalance-recommendation.json')));
+  });
+
+  it('rebalance recommendation and state change carry the instance, the state as a label', () => {
+    const [rebalance] = convert(sample('rebalance-recommendation.json'));
+    expect(rebalance!.type).toBe(NOTICE_TYPES.rebalance);
+    expect(rebalance!.id).toBe('2b6b8a0c-1a3e-4d1b-9f0e-3c1d9a6e2f71');
+    expect(labelsOf(rebalance!)).toMatchObject({ instance_id: 'i-0b662ef9931388ba0', region: 'us-east-2' });
+    const [state] = convert(sample('instance-state-change.json'));
+    expect(state!.type).toBe(NOTICE_TYPES.stateChange);
+    expect(labelsOf(state!)).toMatchObject({ instance_id: 'i-0b662ef9931388ba0', state: 'shutting-down' });
+  });
+
+  it('lifecycle terminate action via EventBridge, flat to SQS and wrapped by SNS: the same labels', () => {
+    const expected = {
+      instance_id: 'i-0b662ef9931388ba0',
+      auto_scaling_group: 'spot-workers',
+      lifecycle_hook: 'hollowtrees-drain',
+      lifecycle_action_token: '630aa23f-48eb-45e7-aba6-799ea6093a0f',
+      lifecycle_transition: 'autoscaling:EC2_INSTANCE_TERMINATING',
+      account_id: '123456789012',
+    };
+    const [viaEventBridge] = convert(sample('lifecycle-terminate-eventbridge.json'));
+    expect(viaEventBridge).toMatchObject({ id: '468fe059-f4b7-445f-bb22-2a87c6e5ef4f', type: NOTICE_TYPES.lifecycleTerminate, source: 'aws.autoscaling' });
+    expect(labelsOf(viaEventBridge!)).toEqual({ ...expected, region: 'us-east-2' });
+
+    const [flat] = convert(sample('lifecycle-terminate-sqs.json'));
+    // No region in the flat message: the queue's.
+    expect(flat).toMatchObject({ id: '4ab10aa8-0f60-4c3f-9fb9-4bd4c3b2f6a1', type: NOTICE_TYPES.lifecycleTerminate, time: '2026-11-29T18:44:02.113Z' });
+    expect(labelsOf(flat!)).toEqual({ ...expected, region: 'eu-west-1' });
+
+    expect(convert(sample('sns-wrapped-lifecycle.json'))).toEqual([flat]);
+  });
+
+  it('the Auto Scaling test notification is ignored, not an error', () => {
+    expect(noticeToEvents(sample('autoscaling-test-notification.json'), context)).toEqual({ kind: 'ignored', reason: 'Auto Scaling test notification' });
+  });
+
+  it('a flat lifecycle message for a launch is ignored', () => {
+    const body = { ...(JSON.parse(sample('lifecycle-terminate-sqs.json')) as object), LifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING' };
+    expect(noticeToEvents(JSON.stringify(body), context).kind).toBe('ignored');
+  });
+
+  it('AWS Health scheduled change for EC2: one event per instance, each with its own stable id, times in UTC', () => {
+    const events = convert(sample('health-scheduled-change.json'));
+    expect(events.map((e) => [e.id, labelsOf(e)['instance_id']])).toEqual([
+      ['121345678-1234-1234-1234-123456789012:i-0b662ef9931388ba0', 'i-0b662ef9931388ba0'],
+      ['121345678-1234-1234-1234-123456789012:i-0c1f2e3d4c5b6a798', 'i-0c1f2e3d4c5b6a798'],
+    ]);
+    expect(events[0]!.type).toBe(NOTICE_TYPES.healthScheduledChange);
+    expect(labelsOf(events[0]!)).toMatchObject({
+      health_event_type: 'AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED',
+      scheduled_start: '2026-12-05T15:10:09.000Z',
+      scheduled_end: '2026-12-05T17:10:09.000Z',
+    });
+  });
+
+  it('AWS Health events of another category or service are ignored', () => {
+    const body = JSON.parse(sample('health-scheduled-change.json')) as { detail: Record<string, unknown> };
+    body.detail['eventTypeCategory'] = 'issue';
+    expect(noticeToEvents(JSON.stringify(body), context).kind).toBe('ignored');
+    body.detail['eventTypeCategory'] = 'scheduledChange';
+    body.detail['service'] = 'RDS';
+    expect(noticeToEvents(JSON.stringify(body), context).kind).toBe('ignored');
+  });
+
+  it('an EventBridge event of a type it does not convert is ignored, naming the type', () => {
+    const body = { ...(JSON.parse(sample('rebalance-recommendation.json')) as object), 'detail-type': 'EBS Volume Notification' };
+    expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'ignored', reason: 'detail-type "EBS Volume Notification" is not a notice Hollowtrees converts' });
+  });
+
+  it.each([
+    ['not JSON', '{"detail-type":', 'the message body is not JSON'],
+    ['a JSON array', '[1]', 'the message body is not a JSON object'],
+    ['an unknown object', '{"hello":"world"}', 'neither an EventBridge event'],
+    ['an SNS wrapper around text', '{"Type":"Notification","Message":"hello"}', 'Message: the SNS notification does not wrap JSON'],
+  ])('%s is unprocessable with a reason', (_what, body, reason) => {
+    const outcome = noticeToEvents(body, context);
+    expect(outcome.kind).toBe('unprocessable');
+    expect(outcome.kind !== 'events' && outcome.reason).toContain(reason);
+  });
+
+  it('a spot warning without an instance id is unprocessable, naming the field', () => {
+    const body = JSON.parse(sample('spot-interruption-warning.json')) as { detail: Record<string, unknown> };
+    delete body.detail['instance-id'];
+    expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'unprocessable', reason: 'detail.instance-id: required (expected string)' });
+  });
+
+  it('an EventBridge event with a bad time is unprocessable, naming the field', () => {
+    const body = { ...(JSON.parse(sample('rebalance-recommendation.json')) as object), time: 'yesterday' };
+    expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'unprocessable', reason: 'EventBridge event: time: expected an RFC 3339 time' });
+  });
+});

@@ -1,0 +1,222 @@
+import { readFileSync } from 'node:fs';
+import { Code, labelsOf, PluginError } from '@hollowtrees/grpcplugin';
+import { pollUntil, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
+
+// The default credential chain reads these: no profile or instance metadata is looked for.
+beforeAll(() => {
+  process.env['AWS_ACCESS_KEY_ID'] = 'test';
+  process.env['AWS_SECRET_ACCESS_KEY'] = 'test';
+  process.env['AWS_EC2_METADATA_DISABLED'] = 'true';
+});
+
+const sample = (name: string): string => readFileSync(new URL(`../../../test-fixtures/aws-notices/${name}`, import.meta.url), 'utf8');
+/** A spot interruption warning for `instance`, with its own EventBridge id. */
+const spotWarning = (instance: string, id = `evt-${instance}`): string => {
+  const body = JSON.parse(sample('spot-interruption-warning.json')) as { id: string; detail: Record<string, string> };
+  body.id = id;
+  body.detail['instance-id'] = instance;
+  return JSON.stringify(body);
+};
+
+let sqs: SqsStandIn;
+let queue: SqsQueue;
+let plugin: RecordingPlugin;
+let core: TestCore | undefined;
+
+afterEach(async () => {
+  await core?.close();
+  core = undefined;
+  await plugin?.close();
+  await sqs?.close();
+});
+
+async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s', queueExtra = ''): Promise<void> {
+  sqs = await startSqsStandIn();
+  queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+  plugin = await startRecordingPlugin(behaviour);
+  core = await startTestCore(`
+plugins:
+  drain: { type: grpc, address: "${plugin.address}", timeout: 30s, retry: { attempts: 1 } }
+flows:
+  spot:
+    allowedEvents: [aws.ec2.spot.interruption-warning]
+    groupBy: [instance_id]
+    cooldown: 10m
+    runRetry: { attempts: 1 }
+    plugins: [drain]
+sources:
+  sqs:
+    - url: ${queue.url}
+      region: us-east-2
+      endpoint: ${sqs.url}
+      waitTimeSeconds: 1
+      visibilityTimeout: ${visibility}
+${queueExtra}`);
+}
+
+const state = (): string => `queue holds ${queue.list().length} messages; plugin got ${plugin.calls.length} calls`;
+/** Resolves when `check` holds (polling every 50 ms), or fails after `ms` saying where things stand. */
+const eventually = (check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => pollUntil(check, ms, state);
+/** The queue is empty and the source is done with every message (its metrics counted: the delete's answer comes after the queue empties). */
+const drained = (ms?: number): Promise<void> =>
+  eventually(async () => queue.list().length === 0 && (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 0, ms);
+
+const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
+  // A histogram's _count and _sum are values of the metric itself, named by metricName.
+  const values = (await core!.metrics.registry.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ ...v, name: (v as { metricName?: string }).metricName ?? m.name })));
+  return values.find((v) => v.name === name && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+};
+
+describe('SQS source', () => {
+  it('a queue without a region anywhere is a configuration error naming the entry', async () => {
+    const saved = process.env['AWS_REGION'];
+    delete process.env['AWS_REGION'];
+    sqs = await startSqsStandIn();
+    plugin = await startRecordingPlugin();
+    try {
+      const started = startTestCore(`
+plugins:
+  drain: { type: grpc, address: "${plugin.address}" }
+flows:
+  spot: { allowedEvents: [aws.ec2.spot.interruption-warning], plugins: [drain] }
+sources:
+  sqs:
+    - url: ${sqs.url}/000000000000/interruptions
+      endpoint: ${sqs.url}
+`);
+      await expect(started).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringContaining('sources.sqs[0].region: no region') as string });
+    } finally {
+      if (saved !== undefined) process.env['AWS_REGION'] = saved;
+    }
+  });
+
+  it('acts on a spot interruption warning, then deletes its message', async () => {
+    await start(() => {});
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(1);
+    await drained();
+    expect(labelsOf(plugin.calls[0]!.event)).toMatchObject({ instance_id: 'i-0b662ef9931388ba0', instance_action: 'terminate', termination_time: '2026-11-29T18:42:12.000Z' });
+    expect(await metric('hollowtrees_sqs_messages_received_total', { queue: 'interruptions' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_receive_to_first_plugin_call_seconds_count', { queue: 'interruptions' })).toBe(1);
+    const status = (await (await fetch(`${core!.url}/api/v1/status/sources`)).json()) as Array<Record<string, unknown>>;
+    expect(status.find((s) => s['kind'] === 'sqs')).toMatchObject({ name: 'interruptions', state: 'running', inFlight: 0, errors: 0, lastReceiveAt: expect.any(String) as string });
+  });
+
+  it('a failed run leaves the message; SQS hands it out again and the next run succeeds: one success, then deleted', async () => {
+    await start((_event, _context, index) => {
+      if (index === 0) throw new PluginError(Code.FailedPrecondition, 'node not ready');
+    });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(2);
+    await drained();
+    expect(await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(1);
+    expect(await metric('hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'succeeded' })).toBe(1);
+    // Cooling down now: no third call, even after another visibility timeout.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(plugin.calls).toHaveLength(2);
+  });
+
+  it('keeps a message hidden while its run takes longer than the visibility timeout: never handed out mid-run', async () => {
+    await start(() => new Promise((resolve) => setTimeout(resolve, 3_500)));
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(1);
+    await drained(8_000);
+    expect(sqs.callsTo('ReceiveMessage').filter((c) => c.errorCode === undefined).length).toBeGreaterThan(1);
+    expect(sqs.callsTo('ChangeMessageVisibilityBatch').length).toBeGreaterThanOrEqual(3);
+    expect(await metric('hollowtrees_sqs_messages_received_total', { queue: 'interruptions' })).toBe(1);
+    expect(plugin.calls).toHaveLength(1);
+  });
+
+  it('NOT_FOUND from a plugin ends it: the message is deleted and counted, not redelivered forever', async () => {
+    await start(() => {
+      throw new PluginError(Code.NotFound, 'no node for instance i-0b662ef9931388ba0');
+    });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await drained();
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'not_found' })).toBe(1);
+    expect(plugin.calls).toHaveLength(1);
+  });
+
+  it('a poison message is counted and deleted, and never blocks the messages behind it', async () => {
+    await start(() => {});
+    queue.send('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": 7');
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(1);
+    await drained();
+    expect(await metric('hollowtrees_sqs_messages_unprocessable_total', { queue: 'interruptions' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unprocessable' })).toBe(1);
+    expect(core!.logs.find((l) => l['msg'] === 'SQS message is not a notice Hollowtrees can read; deleting it')).toMatchObject({ reason: 'the message body is not JSON' });
+  });
+
+  it('deletes without a run what needs none: a second copy of an event whose group cools down, an unmatched notice, a test notification', async () => {
+    await start(() => {});
+    queue.send(spotWarning('i-0b662ef9931388ba0', 'same-event'));
+    await plugin.waitForCalls(1);
+    await drained();
+    queue.send(spotWarning('i-0b662ef9931388ba0', 'same-event'));
+    queue.send(sample('rebalance-recommendation.json'));
+    queue.send(sample('autoscaling-test-notification.json'));
+    await drained();
+    expect(plugin.calls).toHaveLength(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unmatched' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'ignored' })).toBe(1);
+  });
+
+  it('a delete SQS refuses leaves the message; its redelivery is deduplicated by the cooldown and deleted, never acted on twice', async () => {
+    await start(() => {});
+    // Three 500s outlast the SDK's three attempts.
+    sqs.faults.fail(3, { code: 'InternalFailure', message: 'We encountered an internal error. Please try again.', status: 500 }, { service: 'sqs', action: 'DeleteMessageBatch' });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await drained();
+    expect(plugin.calls).toHaveLength(1);
+    expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'DeleteMessageBatch' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+  });
+
+  it('takes no more than maxInFlight messages at once: the rest wait on the queue, visible to other replicas', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    await start(() => blocked, '5s', '      maxInFlight: 2\n');
+    for (const n of [1, 2, 3, 4, 5]) queue.send(spotWarning(`i-0b662ef993138800${n}`));
+    await plugin.waitForCalls(2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(plugin.calls).toHaveLength(2);
+    expect(queue.visibleCount).toBe(3);
+    release();
+    await plugin.waitForCalls(5);
+    await drained();
+  });
+
+  it('keeps receiving through throttling, 5xx and dropped connections', async () => {
+    await start(() => {});
+    // Three in a row outlast the SDK's three attempts: the source backs off and receives again. The 503 after it the SDK retries itself.
+    sqs.faults.throttle(2, { service: 'sqs', action: 'ReceiveMessage' });
+    sqs.faults.dropConnection(1, { service: 'sqs', action: 'ReceiveMessage' });
+    sqs.faults.unavailable(1, { service: 'sqs', action: 'ReceiveMessage' });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(1, 15_000);
+    await drained(15_000);
+    expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'ReceiveMessage' })).toBe(1);
+    expect(sqs.callsTo('ReceiveMessage').slice(0, 4).map((c) => c.errorCode)).toEqual(['RequestThrottled', 'RequestThrottled', 'drop-connection', 'ServiceUnavailable']);
+  });
+
+  it('1,000 messages for 1,000 instances: 1,000 runs, 1,000 deletes, nothing left in flight', async () => {
+    await start(() => {}, '30s', '      pollers: 4\n');
+    const instances = Array.from({ length: 1_000 }, (_, i) => `i-${(0x10000000 + i).toString(16).padStart(17, '0')}`);
+    for (const instance of instances) queue.send(spotWarning(instance));
+    await plugin.waitForCalls(1_000, 60_000);
+    await drained(30_000);
+    expect(new Set(plugin.calls.map((c) => labelsOf(c.event)['instance_id'])).size).toBe(1_000);
+    expect(await metric('hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'succeeded' })).toBe(1_000);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1_000);
+    await eventually(() => core!.engine.listeners.size === 0);
+    expect(await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })).toBe(0);
+    expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(0);
+  });
+});

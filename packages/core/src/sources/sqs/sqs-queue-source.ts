@@ -1,0 +1,230 @@
+import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import type { Logger } from 'pino';
+import type { Clock } from '../../clock.js';
+import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
+import type { EventSink } from '../event-sink.js';
+import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import { DeleteBatcher } from './delete-batcher.js';
+import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
+import { noticeToEvents } from './notice-to-events.js';
+import type { SqsMetrics } from './sqs-metrics.js';
+import { VisibilityKeeper } from './visibility-keeper.js';
+
+/** A queue whose region is in neither its entry, its URL, nor the SDK's chain (`AWS_REGION`, profile). */
+export class SqsRegionMissing extends Error {
+  override readonly name = 'SqsRegionMissing';
+  constructor(readonly index: number) {
+    super('no region: set it here, in AWS_REGION, or use a queue URL of the form https://sqs.<region>.amazonaws.com/...');
+  }
+}
+
+/** The region an SQS URL names in its host (`sqs.<region>.amazonaws.com`, or the legacy `<region>.queue.amazonaws.com`). */
+export function regionOfQueueUrl(url: string): string | undefined {
+  const host = new URL(url).hostname;
+  return /^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ?? /^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$/.exec(host)?.[1];
+}
+
+/** How long `close()` waits for the deletes of messages whose runs ended during the shutdown. */
+const DELETE_GRACE_MS = 5_000;
+
+/** Waits after a failed receive: 1 s, doubling to 30 s. */
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * One EventBridge → SQS queue as an event source: its pollers long-poll for
+ * messages on an `@aws-sdk/client-sqs` client with the default credential
+ * chain; each message becomes events handed to the sink, stays hidden while
+ * their runs are in progress, and is deleted only when
+ * {@link dispatchForVerdict} says so; otherwise it is left for SQS to hand
+ * out again once its visibility timeout runs out.
+ */
+export class SqsQueueSource implements EventSource {
+  readonly kind = 'sqs';
+  private client: SQSClient | undefined;
+  private keeper: VisibilityKeeper | undefined;
+  private deleter: DeleteBatcher | undefined;
+  private sink: EventSink | undefined;
+  private region = '';
+  private readonly stopping = new AbortController();
+  private readonly pollers: Promise<void>[] = [];
+  private readonly inProgress = new Set<Promise<void>>();
+  /** Pollers waiting for a message in progress to end (maxInFlight reached). */
+  private readonly waitingForRoom = new Set<() => void>();
+  private state: SourceState = 'starting';
+  private errors = 0;
+  private lastReceiveAt: number | undefined;
+  private lastError: { at: number; message: string } | undefined;
+
+  constructor(
+    private readonly config: SqsQueueConfig,
+    /** Its index in `sources.sqs`, for errors that name the entry. */
+    private readonly index: number,
+    private readonly metrics: SqsMetrics,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {
+    metrics.initQueue(this.name);
+  }
+
+  /** The queue's name: the last segment of its URL. */
+  get name(): string {
+    return sqsQueueName(this.config);
+  }
+
+  async start(sink: EventSink): Promise<void> {
+    const configured = this.config.region ?? regionOfQueueUrl(this.config.url);
+    this.client = new SQSClient({ ...(configured ? { region: configured } : {}), ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}) });
+    // Without a region anywhere the SDK fails every call; asking now makes that a configuration error at start.
+    const region = configured ?? (await this.client.config.region().catch(() => undefined));
+    if (!region) throw new SqsRegionMissing(this.index);
+    this.region = region;
+    this.sink = sink;
+    this.deleter = new DeleteBatcher(this.client, this.config.url);
+    this.keeper = new VisibilityKeeper(this.client, this.config.url, this.config.visibilityTimeout, this.logger, (err) => this.failed('ChangeMessageVisibilityBatch', err));
+    for (let i = 0; i < this.config.pollers; i++) this.pollers.push(this.poll());
+    this.state = 'running';
+    // Named by its entry: the URL may come from ${VAR}, and nothing of such a value is logged at start.
+    this.logger.info({ source: `sources.sqs[${this.index}]`, pollers: this.config.pollers, visibilityTimeoutMs: this.config.visibilityTimeout }, 'receiving from SQS queue');
+  }
+
+  /** Stops receiving; messages in progress stay hidden while their runs go on, until {@link close}. */
+  async stop(): Promise<void> {
+    this.state = 'stopping';
+    this.stopping.abort();
+    this.wakePollers();
+    await Promise.all(this.pollers);
+  }
+
+  /**
+   * Waits a few seconds for the deletes of messages whose runs ended, then
+   * stops extending the rest: they reappear on the queue after their
+   * visibility timeout, for this process after a restart or another replica.
+   */
+  async close(): Promise<void> {
+    await this.stop();
+    const grace = new AbortController();
+    await Promise.race([Promise.all(this.inProgress), this.clock.sleep(DELETE_GRACE_MS, grace.signal).catch(() => {})]);
+    grace.abort();
+    this.keeper?.stop();
+    this.client?.destroy();
+    this.state = 'stopped';
+  }
+
+  status(): SourceStatus {
+    return {
+      name: this.name,
+      kind: this.kind,
+      state: this.state,
+      inFlight: this.inProgress.size,
+      errors: this.errors,
+      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  private async poll(): Promise<void> {
+    let backoff = FIRST_BACKOFF_MS;
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      const room = this.config.maxInFlight - this.inProgress.size;
+      if (room <= 0) {
+        await new Promise<void>((resolve) => this.waitingForRoom.add(resolve));
+        continue;
+      }
+      let messages: Message[];
+      try {
+        const answer = await this.client!.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.config.url,
+            MaxNumberOfMessages: Math.min(this.config.batchSize, room),
+            WaitTimeSeconds: this.config.waitTimeSeconds,
+            VisibilityTimeout: this.config.visibilityTimeout / 1000,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          }),
+          { abortSignal: signal },
+        );
+        messages = answer.Messages ?? [];
+        backoff = FIRST_BACKOFF_MS;
+        if (!signal.aborted) this.state = 'running';
+      } catch (err) {
+        if (signal.aborted) break;
+        this.failed('ReceiveMessage', err);
+        this.logger.error({ err, queue: this.name, retryInMs: backoff }, 'could not receive from the SQS queue; trying again');
+        this.state = 'failing';
+        await this.clock.sleep(backoff, signal).catch(() => {});
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        continue;
+      }
+      const receivedAt = this.clock.now();
+      if (messages.length > 0) this.lastReceiveAt = receivedAt;
+      for (const message of messages) this.track(this.handle(message, receivedAt));
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    this.inProgress.add(work);
+    this.metrics.inFlight.set({ queue: this.name }, this.inProgress.size);
+    void work.finally(() => {
+      this.inProgress.delete(work);
+      this.metrics.inFlight.set({ queue: this.name }, this.inProgress.size);
+      this.wakePollers();
+    });
+  }
+
+  private wakePollers(): void {
+    for (const wake of this.waitingForRoom) wake();
+    this.waitingForRoom.clear();
+  }
+
+  private async handle(message: Message, receivedAt: number): Promise<void> {
+    const labels = { queue: this.name };
+    const fields = { queue: this.name, messageId: message.MessageId };
+    this.metrics.received.inc(labels);
+    const receiveCount = Number(message.Attributes?.['ApproximateReceiveCount'] ?? '1');
+    if (receiveCount > 1) this.metrics.redelivered.inc(labels);
+    const handle = message.ReceiptHandle;
+    if (!handle) return;
+
+    const outcome = noticeToEvents(message.Body ?? '', { region: this.region });
+    let verdict: Verdict;
+    if (outcome.kind === 'unprocessable') {
+      this.metrics.parseFailures.inc(labels);
+      this.logger.error({ ...fields, receiveCount, reason: outcome.reason }, 'SQS message is not a notice Hollowtrees can read; deleting it');
+      verdict = { action: 'delete', reason: 'unprocessable' };
+    } else if (outcome.kind === 'ignored') {
+      this.logger.info({ ...fields, reason: outcome.reason }, 'SQS message needs no action; deleting it');
+      verdict = { action: 'delete', reason: 'ignored' };
+    } else {
+      this.keeper!.hold(handle);
+      try {
+        const progress = outcome.events.map((event) => dispatchForVerdict(this.sink!, event, receivedAt));
+        verdict = combineVerdicts(await Promise.all(progress.map((p) => p.verdict)));
+        const firstCalls = progress.map((p) => p.firstCallAt()).filter((t): t is number => t !== undefined);
+        if (firstCalls.length > 0) this.metrics.receiveToFirstCall.observe(labels, (Math.min(...firstCalls) - receivedAt) / 1000);
+      } finally {
+        this.keeper!.release(handle);
+      }
+    }
+    if (verdict.action === 'leave') {
+      this.metrics.left.inc(labels);
+      this.logger.warn({ ...fields, receiveCount, why: verdict.why }, 'SQS message left on the queue; it is handed out again after its visibility timeout');
+      return;
+    }
+    try {
+      await this.deleter!.delete(handle);
+      this.metrics.deleted.inc({ ...labels, reason: verdict.reason });
+      if (verdict.reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
+    } catch (err) {
+      // The message comes back after its visibility timeout; its group is then held, so it is deduplicated and deleted.
+      this.failed('DeleteMessageBatch', err);
+      this.logger.error({ ...fields, err }, 'could not delete an SQS message that was acted on; it will be redelivered and deduplicated');
+    }
+  }
+
+  private failed(action: string, err: unknown): void {
+    this.errors++;
+    this.metrics.apiErrors.inc({ queue: this.name, action });
+    this.lastError = { at: this.clock.now(), message: `${action}: ${(err as Error).name}: ${(err as Error).message}` };
+  }
+}
