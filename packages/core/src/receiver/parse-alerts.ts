@@ -44,6 +44,6 @@ export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt:
     alerts = (await validateEach(postableAlertSchema, list, 'alerts')).map((a) => ({ ...a, status: statusFromEndsAt(a.endsAt, receivedAt) }));
     source = (alert) => originOf(alert.generatorURL) ?? DEFAULT_SOURCE;
   }
-  alerts.forEach((alert, i) => checkLabels(alert.labels, `alerts[${i}].labels`, limits));
+  alerts.forEach((alert, i) => checkLabels(alert.labels, limits, () => `alerts[${i}].labels`));
   return mapInSlices(alerts, (alert) => alertToEvent(alert, receivedAt, source(alert)));
 }

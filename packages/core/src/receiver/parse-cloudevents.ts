@@ -67,12 +67,12 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
     const list = validate(batchSchema, parseJson(body), []);
     checkCount(list.length, limits, 'events');
     const valid = await validateEach(cloudEventSchema, list, 'events');
-    valid.forEach((event, i) => checkLabels(event.data.labels, `events[${i}].data.labels`, limits));
+    valid.forEach((event, i) => checkLabels(event.data.labels, limits, () => `events[${i}].data.labels`));
     return mapInSlices(valid, (event, i) => toCloudEvent(event, list[i]));
   }
   const raw = mode === 'structured' ? parseJson(body) : binaryEvent(headers, body);
   const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);
-  checkLabels(parsed.data.data.labels, mode === 'structured' ? 'data.labels' : 'body.labels', limits);
+  checkLabels(parsed.data.data.labels, limits, () => (mode === 'structured' ? 'data.labels' : 'body.labels'));
   return [toCloudEvent(parsed.data, raw)];
 }

@@ -51,15 +51,19 @@ export function checkCount(count: number, limits: ReceiverLimits, noun: 'alerts'
   }
 }
 
-/** 400 when a label map at `path` (`alerts[2].labels`, `data.labels`) has too many or too long labels. */
-export function checkLabels(labels: Readonly<Record<string, string>>, path: string, limits: ReceiverLimits): void {
+/**
+ * 400 when a label map has too many or too long labels; `path` names it
+ * (`alerts[2].labels`, `data.labels`), asked only then: a large batch builds
+ * no string per alert.
+ */
+export function checkLabels(labels: Readonly<Record<string, string>>, limits: ReceiverLimits, path: () => string): void {
   const entries = Object.entries(labels);
   if (entries.length > limits.maxLabelsPerAlert) {
-    throw new HttpError(400, 'bad_data', `${path}: ${entries.length} labels, more than the limit of ${limits.maxLabelsPerAlert}`);
+    throw new HttpError(400, 'bad_data', `${path()}: ${entries.length} labels, more than the limit of ${limits.maxLabelsPerAlert}`);
   }
   for (const [name, value] of entries) {
     if (name.length > limits.maxLabelLength || value.length > limits.maxLabelLength) {
-      throw new HttpError(400, 'bad_data', `${path}.${name.slice(0, 64)}: longer than the limit of ${limits.maxLabelLength} characters`);
+      throw new HttpError(400, 'bad_data', `${path()}.${name.slice(0, 64)}: longer than the limit of ${limits.maxLabelLength} characters`);
     }
   }
 }
