@@ -126,6 +126,9 @@ function askedAttributes(input: JsonObject): Set<string> {
  *
  * @example
  * ```ts
+ * import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+ * import { startSqsStandIn } from '@hollowtrees/testkit';
+ *
  * const sqs = await startSqsStandIn();
  * const queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
  * const client = new SQSClient({ region: 'us-east-1', endpoint: sqs.url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });

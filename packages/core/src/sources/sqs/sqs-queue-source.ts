@@ -1,6 +1,6 @@
 import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
-import type { Clock } from '../../clock.js';
+import type { Clock } from '@hollowtrees/grpcplugin';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
