@@ -35,4 +35,18 @@ describe('BoundedQueue', () => {
     expect(ran).toEqual(['b', 'c', 'forced']);
     await expect(queue.idle()).resolves.toBeUndefined();
   });
+
+  it('is idle only once the last of its running tasks has finished', async () => {
+    const gates: Array<() => void> = [];
+    const queue = new BoundedQueue(2, 10);
+    for (let i = 0; i < 2; i++) queue.offer(() => new Promise<void>((resolve) => gates.push(resolve)));
+    let idle = false;
+    const done = queue.idle().then(() => (idle = true));
+    gates[0]!();
+    await new Promise((r) => setImmediate(r));
+    expect([idle, queue.active]).toEqual([false, 1]);
+    gates[1]!();
+    await done;
+    expect(queue.active).toBe(0);
+  });
 });

@@ -71,6 +71,14 @@ const counter = async (metrics: EngineMetrics, name: string, labels: Record<stri
   return value?.value ?? 0;
 };
 
+/** The sum and count of a histogram series. */
+const histogram = async (metrics: EngineMetrics, name: string, labels: Record<string, string>): Promise<{ sum: number; count: number }> => {
+  const values = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name)?.values ?? [];
+  const of = (suffix: string): number =>
+    values.find((v) => (v as { metricName?: string }).metricName === `${name}_${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+  return { sum: of('sum'), count: of('count') };
+};
+
 const spotFlow = (extra = '', plugins = '[a]') => `
 flows:
   spot:
@@ -663,13 +671,6 @@ describe('FlowEngine: metrics', () => {
   beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
   afterEach(() => vi.useRealTimers());
 
-  /** The sum and count of a histogram series. */
-  const histogram = async (metrics: EngineMetrics, name: string, labels: Record<string, string>): Promise<{ sum: number; count: number }> => {
-    const values = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name)?.values ?? [];
-    const of = (suffix: string): number =>
-      values.find((v) => (v as { metricName?: string }).metricName === `${name}_${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
-    return { sum: of('sum'), count: of('count') };
-  };
 
   it('every metric is declared with help text, and each flow\'s series exist at zero before its first event', async () => {
     const { metrics } = engineFor(spotFlow(), [scripted('a')]);
@@ -959,9 +960,11 @@ flows:
     const a = scripted('a');
     const { engine, metrics } = engineFor(spotFlow('', '[a, a2]'), [a, scripted('a2')]);
     engine.resume([running('k1', 'i-1', { next: 1 }), running('k2', 'i-2', { attempt: 2 }), running('k3', 'i-3', { restarts: 1 })]);
+    // Only a run's first try is timed: here the one dispatched fresh, received 1 s ago.
+    engine.dispatch(alert('Spot', { instance_id: 'i-4' }), Date.now() - 1_000);
     await engine.drain();
-    expect(a.calls).toHaveLength(2);
-    expect(await counter(metrics, 'hollowtrees_receipt_to_first_plugin_call_seconds_count', { flow: 'spot' })).toBe(0);
+    expect(a.calls).toHaveLength(3);
+    expect(await histogram(metrics, 'hollowtrees_receipt_to_first_plugin_call_seconds', { flow: 'spot' })).toEqual({ sum: 1, count: 1 });
   });
 
   it('resumes every run taken back from the journal, past the queue size, and shows them queued', async () => {
