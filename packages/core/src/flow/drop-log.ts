@@ -26,6 +26,6 @@ export class DropLog {
     const alsoDropped = this.unlogged.get(key) ?? 0;
     this.unlogged.delete(key);
     this.lastLogged.set(key, now);
-    this.logger.warn({ flow, reason, ...fields, ...(alsoDropped ? { alsoDroppedSinceLastLine: alsoDropped } : {}) }, `event dropped: ${reason.replace('_', ' ')}`);
+    this.logger.warn({ flow, reason, ...fields, ...(alsoDropped ? { alsoDroppedSinceLastLine: alsoDropped } : {}) }, `event dropped: ${reason.replaceAll('_', ' ')}`);
   }
 }

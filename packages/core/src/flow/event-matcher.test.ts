@@ -34,6 +34,7 @@ describe('filters', () => {
     ['any of a list', { region: ['eu-west-1', 'us-east-1'] }, { region: 'us-east-1' }, true],
     ['none of a list', { region: ['eu-west-1', 'us-east-1'] }, { region: 'ap-south-1' }, false],
     ['negation', { severity: { not: 'info' } }, { severity: 'critical' }, true],
+    ['negation of one value, matched', { severity: { not: 'info' } }, { severity: 'info' }, false],
     ['negation of a list', { severity: { not: ['info', 'warning'] } }, { severity: 'warning' }, false],
     ['negation, label missing', { severity: { not: 'info' } }, {}, true],
     ['anchored regex', { node: { regex: 'ip-10-.*' } }, { node: 'ip-10-0-1-23' }, true],

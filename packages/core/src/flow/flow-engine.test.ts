@@ -11,8 +11,9 @@ import { createLogger } from '../logger.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
 import { DropLog } from './drop-log.js';
 import { EngineMetrics } from './engine-metrics.js';
-import { FlowEngine, MAX_RESTARTS } from './flow-engine.js';
-import { GroupStates } from './group-states.js';
+import { FlowEngine, MAX_RESTARTS, type FlowEngineOptions } from './flow-engine.js';
+import { approximateBytes } from './event-bytes.js';
+import { GroupStates, type GroupChange, type GroupState, type RunProgress } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { StateJournal } from '../state/state-journal.js';
@@ -54,12 +55,12 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock): { engine: FlowEngine; metrics: EngineMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock, shared: Pick<FlowEngineOptions, 'states' | 'heldBytes'> = {}): { engine: FlowEngine; metrics: EngineMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
   const metrics = new EngineMetrics(new Registry());
-  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1, ...(clock ? { clock } : {}) });
+  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1, ...(clock ? { clock } : {}), ...shared });
   return { engine, metrics };
 }
 
@@ -67,6 +68,14 @@ const counter = async (metrics: EngineMetrics, name: string, labels: Record<stri
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
   return value?.value ?? 0;
+};
+
+/** The sum and count of a histogram series. */
+const histogram = async (metrics: EngineMetrics, name: string, labels: Record<string, string>): Promise<{ sum: number; count: number }> => {
+  const values = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name)?.values ?? [];
+  const of = (suffix: string): number =>
+    values.find((v) => (v as { metricName?: string }).metricName === `${name}_${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+  return { sum: of('sum'), count: of('count') };
 };
 
 const spotFlow = (extra = '', plugins = '[a]') => `
@@ -268,6 +277,7 @@ flows:
     await done;
     // The two calls in flight were cancelled; i-3 left the queue after the cancel and was interrupted before its call.
     expect(slow.calls.map((c) => c.call.signal?.aborted)).toEqual([true, true]);
+    expect((slow.calls[0]!.call.signal?.reason as Error).message).toBe('shutdown grace period over');
     expect(engine.recentRuns().map((r) => [r.groupKey, r.outcome, r.calls.length])).toEqual([
       ['spot:{instance_id="i-3"}', 'interrupted', 0],
       ['spot:{instance_id="i-2"}', 'interrupted', 1],
@@ -477,9 +487,9 @@ describe('FlowEngine: memory bounds', () => {
 
 describe('FlowEngine: runs survive a restart', () => {
   const flows = spotFlow('    concurrency: 1', '[a, b]');
-  const engineOn = (journal: StateJournal, a: ScriptedPlugin, b: ScriptedPlugin): FlowEngine => {
+  const engineOn = (journal: StateJournal, a: ScriptedPlugin, b: ScriptedPlugin, more: Partial<FlowEngineOptions> = {}): FlowEngine => {
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n  b: { type: grpc, address: "unused:1" }\n${flows}`, 'test.yaml', {});
-    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)) });
+    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)), ...more });
   };
 
   it('a shutdown that cuts runs short keeps them, queued ones too, and the next process resumes each from where it stopped', async () => {
@@ -531,10 +541,10 @@ describe('FlowEngine: runs survive a restart', () => {
   });
 
   /** An engine on a journal in a fresh directory, with plugin `a` recording calls. */
-  const journalled = async (): Promise<{ journal: StateJournal; engine: FlowEngine; a: ScriptedPlugin }> => {
+  const journalled = async (more: Partial<FlowEngineOptions> = {}): Promise<{ journal: StateJournal; engine: FlowEngine; a: ScriptedPlugin }> => {
     const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));
     const a = scripted('a');
-    return { journal, engine: engineOn(journal, a, scripted('b')), a };
+    return { journal, engine: engineOn(journal, a, scripted('b'), more), a };
   };
 
   it('restores cooldowns still running and forgets those that are over', async () => {
@@ -568,6 +578,84 @@ describe('FlowEngine: runs survive a restart', () => {
     ]);
     await journal.close();
   });
+
+  it('a run that was waiting for its next try is not counted as restarted, and waits for its retryAt again', async () => {
+    const clock = manualClock();
+    const { journal, engine, a } = await journalled({ clock });
+    const run = { event: alert('Spot', { instance_id: 'i-1' }), attributes: {}, receivedAt: 1, next: 0, attempt: 2, restarts: MAX_RESTARTS, retryAt: clock.now() + 60_000 };
+    expect(engine.recover([{ key: 'k1', flow: 'spot', phase: 'retrying', eventId: 'e1', since: 1, run }])).toEqual({ cooling: 0, resumed: 1, interrupted: 0, abandoned: 0 });
+    expect(engine.groups()).toMatchObject([{ key: 'k1', phase: 'retrying', run: { restarts: MAX_RESTARTS } }]);
+    expect(engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
+    clock.advance(59_999);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.calls).toHaveLength(0);
+    clock.advance(1);
+    await vi.waitFor(() => expect(a.calls).toHaveLength(1));
+    await engine.drain();
+    expect(engine.recentRuns()).toMatchObject([{ groupKey: 'k1', outcome: 'succeeded' }]);
+    await journal.close();
+  });
+
+  it('at a restart: a cooldown ending now is over, a run due now starts at once, a running one counts a restart; what is given up is logged', async () => {
+    const clock = manualClock();
+    const { logger, lines } = (() => {
+      const out: Array<Record<string, unknown>> = [];
+      return { logger: createLogger('info', { write: (l: string) => void out.push(JSON.parse(l) as Record<string, unknown>) }), lines: out };
+    })();
+    const { journal, engine, a } = await journalled({ clock, logger });
+    const now = clock.now();
+    const progress = (id: string, more: Partial<RunProgress> = {}): RunProgress => ({ event: alert('Spot', { instance_id: id }), attributes: {}, receivedAt: 1, next: 0, attempt: 1, restarts: 0, ...more });
+    expect(engine.recover([
+      { key: 'k-cool', flow: 'spot', phase: 'cooling', eventId: 'e0', since: now - 10, until: now },
+      { key: 'k-due', flow: 'spot', phase: 'retrying', eventId: 'e1', since: 1, run: progress('i-1', { attempt: 2, retryAt: now }) },
+      { key: 'k-gone', flow: 'gone', phase: 'running', eventId: 'e2', since: 1, run: progress('i-2') },
+    ])).toEqual({ cooling: 0, resumed: 1, interrupted: 0, abandoned: 1 });
+    await vi.waitFor(() => expect(a.calls).toHaveLength(1));
+    expect(lines.find((l) => l.eventId === 'e2')).toMatchObject({ level: 'error', flow: 'gone', groupKey: 'k-gone', msg: 'run not resumed: flow gone is no longer configured' });
+    await engine.drain();
+    await journal.close();
+  });
+
+  it('a shutdown with a journal keeps runs waiting for their next try, and says the cut-short ones resume after the restart', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));
+    const failing = scripted('a', () => {
+      throw new PluginError(Code.Unavailable, 'down');
+    }, 1);
+    const engine = engineOn(journal, failing, untilCancelled('b'), { logger });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'e1'), Date.now());
+    await vi.waitFor(() => expect(engine.groups()).toMatchObject([{ phase: 'retrying' }]));
+    const slow = untilCancelled('b');
+    const cut = engineOn(journal, scripted('a'), slow, { logger });
+    cut.dispatch(alert('Spot', { instance_id: 'i-2' }, 'e2'), Date.now());
+    await engine.shutdown(0);
+    expect(engine.groups()).toMatchObject([{ phase: 'retrying' }]);
+    expect(lines.filter((l) => l.runs !== undefined)).toEqual([]);
+    await vi.waitFor(() => expect(slow.calls).toHaveLength(1));
+    await cut.shutdown(0);
+    expect(lines.find((l) => l.eventId === 'e2')).toMatchObject({ level: 'warn', resumesAfterRestart: true, msg: 'flow run interrupted; it resumes after the restart' });
+    await journal.close();
+  });
+
+  it('a run journalled without its event (by an older version) is reported interrupted and its group freed', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n  b: { type: grpc, address: "unused:1" }\n${flows}`, 'test.yaml', {});
+    const metrics = new EngineMetrics(new Registry());
+    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const clock = manualClock();
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', scripted('a')], ['b', scripted('b')]]), logger, metrics, journal, clock });
+    const since = clock.now() - 5_000;
+    expect(engine.recover([{ key: 'spot:{instance_id="i-1"}', flow: 'spot', phase: 'running', eventId: 'e1', since }])).toEqual({ cooling: 0, resumed: 0, interrupted: 1, abandoned: 0 });
+    expect(engine.groups()).toEqual([]);
+    expect(engine.recentRuns()).toEqual([{ flow: 'spot', groupKey: 'spot:{instance_id="i-1"}', eventId: 'e1', eventType: '', outcome: 'interrupted', error: 'the process stopped during the run', receivedAt: since, startedAt: since, finishedAt: clock.now(), calls: [] }]);
+    expect(await counter(metrics, 'hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'interrupted' })).toBe(1);
+    expect(lines.find((l) => l.eventId === 'e1')).toMatchObject({ level: 'warn', flow: 'spot', since: new Date(since).toISOString(), msg: 'run interrupted by a restart; the next event of the group runs again' });
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-1' }), clock.now()).started).toBe(1);
+    await engine.drain();
+    await journal.close();
+  });
 });
 
 describe('drop log', () => {
@@ -584,6 +672,7 @@ describe('drop log', () => {
     log.dropped('spot', 'queue_full', { eventId: 'late' });
     log.dropped('other', 'queue_full', { eventId: 'x' });
     expect(lines.map((l) => [l.flow, l.eventId, l.alsoDroppedSinceLastLine])).toEqual([['spot', 'e0', undefined], ['spot', 'late', 999], ['other', 'x', undefined]]);
+    expect(lines.map((l) => [l.msg, l.reason])).toEqual([['event dropped: queue full', 'queue_full'], ['event dropped: queue full', 'queue_full'], ['event dropped: queue full', 'queue_full']]);
   });
 });
 
@@ -606,5 +695,319 @@ describe('FlowEngine with a journal on a failing disk', () => {
     expect(engine.groups()).toMatchObject([{ phase: 'cooling' }]);
     expect(failures.length).toBeGreaterThan(0);
     await journal.close();
+  });
+});
+
+describe('FlowEngine: metrics', () => {
+  beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
+  afterEach(() => vi.useRealTimers());
+
+
+  it('every metric is declared with help text, and each flow\'s series exist at zero before its first event', async () => {
+    const { metrics } = engineFor(spotFlow(), [scripted('a')]);
+    const all = await metrics.registry.getMetricsAsJSON();
+    expect(all.filter((m) => m.help === '').map((m) => m.name)).toEqual([]);
+    const text = await metrics.registry.metrics();
+    for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) expect(text).toContain(`hollowtrees_flow_runs_total{flow="spot",outcome="${outcome}"} 0`);
+    for (const reason of ['queue_full', 'too_many_groups', 'shutting_down']) expect(text).toContain(`hollowtrees_events_dropped_total{flow="spot",reason="${reason}"} 0`);
+    for (const name of ['events_deduplicated_total', 'runs_waiting_for_retry', 'run_retries_total', 'runs_in_progress', 'groups_cooling_down', 'queue_depth', 'queued_event_bytes']) {
+      expect(text).toContain(`hollowtrees_${name}{flow="spot"} 0`);
+    }
+    // Latency buckets span 0.5 ms to the two-minute notice.
+    const buckets = [...text.matchAll(/^hollowtrees_state_write_seconds_bucket\{le="([^"]+)"\}/gm)].map((m) => m[1]);
+    expect(buckets).toEqual(['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30', '60', '120', '+Inf']);
+  });
+
+  it('times a run from receipt to its first call once, counts calls by attempt up to 5+, and times calls and runs', async () => {
+    // Five UNAVAILABLE answers, each after 500 ms, then OK.
+    const a = scripted('a', async (_e, call) => {
+      await new Promise((r) => setTimeout(r, 500));
+      if (call.attempt < 6) throw new PluginError(Code.Unavailable, 'busy');
+    }, 6);
+    const { engine, metrics } = engineFor(spotFlow('    concurrency: 1'), [a]);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now() - 2_000);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await counter(metrics, 'hollowtrees_runs_in_progress', { flow: 'spot' })).toBe(1);
+    expect(engine.pending).toBe(1);
+    await vi.runAllTimersAsync();
+    expect(await histogram(metrics, 'hollowtrees_receipt_to_first_plugin_call_seconds', { flow: 'spot' })).toEqual({ sum: 2, count: 1 });
+    expect(await counter(metrics, 'hollowtrees_plugin_calls_total', { plugin: 'a', code: 'UNAVAILABLE', attempt: '4' })).toBe(1);
+    expect(await counter(metrics, 'hollowtrees_plugin_calls_total', { plugin: 'a', code: 'UNAVAILABLE', attempt: '5+' })).toBe(1);
+    expect(await counter(metrics, 'hollowtrees_plugin_calls_total', { plugin: 'a', code: 'OK', attempt: '5+' })).toBe(1);
+    expect(await histogram(metrics, 'hollowtrees_plugin_call_duration_seconds', { plugin: 'a' })).toEqual({ sum: 3, count: 6 });
+    // 6 × 500 ms of calls and 100 + 200 + 400 + 800 + 1000 ms of backoff.
+    expect(await histogram(metrics, 'hollowtrees_flow_run_duration_seconds', { flow: 'spot', outcome: 'succeeded' })).toEqual({ sum: 5.5, count: 1 });
+    expect(await counter(metrics, 'hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'succeeded' })).toBe(1);
+    expect(await counter(metrics, 'hollowtrees_runs_in_progress', { flow: 'spot' })).toBe(0);
+    expect(engine.pending).toBe(0);
+  });
+
+  it('counts an event no flow takes, and only such an event', async () => {
+    const { engine, metrics } = engineFor(spotFlow(), [scripted('a')]);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    expect(await counter(metrics, 'hollowtrees_events_unmatched_total', {})).toBe(0);
+    expect(engine.dispatch(alert('Other', { instance_id: 'i-1' }), Date.now())).toEqual({ matched: 0, started: 0, deduplicated: 0, dropped: [] });
+    expect(await counter(metrics, 'hollowtrees_events_unmatched_total', {})).toBe(1);
+    await engine.drain();
+  });
+
+  it('shows the queue depth while runs wait for a slot, and the groups cooling down and held until a sweep frees them', async () => {
+    const { plugin, release } = (() => {
+      let open!: () => void;
+      const held = new Promise<void>((resolve) => (open = resolve));
+      return { plugin: scripted('a', () => held), release: open };
+    })();
+    const { engine, metrics } = engineFor(spotFlow('    concurrency: 1'), [plugin]);
+    for (const id of ['i-1', 'i-2', 'i-3']) engine.dispatch(alert('Spot', { instance_id: id }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await counter(metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(2);
+    expect(engine.pending).toBe(3);
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await counter(metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(0);
+    engine.updateCoolingGauge();
+    expect(await counter(metrics, 'hollowtrees_groups_cooling_down', { flow: 'spot' })).toBe(3);
+    expect(await counter(metrics, 'hollowtrees_groups_held', {})).toBe(3);
+    expect(engine.sweep()).toBe(0);
+    await vi.advanceTimersByTimeAsync(5 * 60_000);
+    engine.updateCoolingGauge();
+    expect(await counter(metrics, 'hollowtrees_groups_cooling_down', { flow: 'spot' })).toBe(0);
+    expect(await counter(metrics, 'hollowtrees_groups_held', {})).toBe(3);
+    expect(engine.sweep()).toBe(3);
+    engine.updateCoolingGauge();
+    expect(await counter(metrics, 'hollowtrees_groups_held', {})).toBe(0);
+  });
+});
+
+describe('FlowEngine: reload and shutdown with runs waiting for their next try', () => {
+  beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
+  afterEach(() => vi.useRealTimers());
+
+  const retryFlow = spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }');
+  const unavailable = (name: string, gate?: Promise<void>): ScriptedPlugin => scripted(name, async () => {
+    await gate;
+    throw new PluginError(Code.Unavailable, 'restarting');
+  }, 1);
+  const logLines = (): { logger: Logger; lines: Array<Record<string, unknown>> } => {
+    const lines: Array<Record<string, unknown>> = [];
+    return { logger: createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), lines };
+  };
+
+  it('a run waiting for its next try moves to the engine a reload starts, keeping its group and its bytes, and runs there when due', async () => {
+    const changes: GroupChange[] = [];
+    const states = new GroupStates((change) => changes.push(change));
+    const heldBytes = new HeldBytes();
+    const before = engineFor(retryFlow, [unavailable('a')], undefined, undefined, { states, heldBytes });
+    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(before.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
+    const bytes = heldBytes.total;
+    expect(bytes).toBeGreaterThan(0);
+    expect(await counter(before.metrics, 'hollowtrees_run_retries_total', { flow: 'spot' })).toBe(1);
+    const written = changes.length;
+
+    const a = scripted('a');
+    const after = engineFor(retryFlow, [a], undefined, undefined, { states, heldBytes });
+    await before.engine.retire(after.engine);
+    // The group's state is shared: handing the run over changes nothing on disk.
+    expect(changes).toHaveLength(written);
+    expect(before.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 0 });
+    expect(await counter(before.metrics, 'hollowtrees_runs_waiting_for_retry', { flow: 'spot' })).toBe(0);
+    expect(after.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1, heldBytes: bytes });
+    expect(heldBytes.total).toBe(bytes);
+    expect(after.engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'again'), Date.now()).deduplicated).toBe(1);
+
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(a.calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(a.calls).toHaveLength(1);
+    await after.engine.drain();
+    expect(after.engine.groups()).toMatchObject([{ phase: 'cooling' }]);
+    expect(heldBytes.total).toBe(0);
+  });
+
+  it('a run still calling plugins when a reload comes, and failing on a retryable code, is tried again by the new engine', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const states = new GroupStates();
+    const before = engineFor(retryFlow, [unavailable('a', gate)], undefined, undefined, { states });
+    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    const a = scripted('a');
+    const after = engineFor(retryFlow, [a], undefined, undefined, { states });
+    const retired = before.engine.retire(after.engine);
+    release();
+    await retired;
+    expect(after.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(a.calls).toHaveLength(1);
+    await after.engine.drain();
+    expect(after.engine.recentRuns()).toMatchObject([{ outcome: 'succeeded' }]);
+  });
+
+  it('without a journal, a shutdown loses runs waiting for their next try, frees their groups and says how many', async () => {
+    const { logger, lines } = logLines();
+    const a = unavailable('a');
+    const { engine, metrics } = engineFor(retryFlow, [a], logger);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    engine.dispatch(alert('Spot', { instance_id: 'i-2' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(engine.pending).toBe(2);
+    await engine.shutdown(1_000);
+    expect(engine.groups()).toEqual([]);
+    expect(engine.pending).toBe(0);
+    expect(await counter(metrics, 'hollowtrees_runs_waiting_for_retry', { flow: 'spot' })).toBe(0);
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({ runs: 2, msg: 'runs waiting for a retry are lost: without state.file nothing survives the restart' });
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(a.calls).toHaveLength(2);
+  });
+
+  it('logs how each run ended, with what an operator needs to follow it', async () => {
+    const { logger, lines } = logLines();
+    const ok = scripted('a', () => ({ attributes: { instance_id: 'i-other' } }));
+    const { engine } = engineFor(spotFlow(), [ok], logger);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'e1'), Date.now() - 1_000);
+    await engine.drain();
+    const base = { flow: 'spot', groupKey: 'spot:{instance_id="i-1"}', eventId: 'e1', pluginCalls: 1, runAttempt: 1, durationMs: 0 };
+    expect(lines.filter((l) => l.eventId === 'e1').map(({ level, msg, outcome, ignoredAttributes }) => ({ level, msg, outcome, ignoredAttributes }))).toEqual([
+      { level: 'warn', msg: 'plugins returned attributes that would change the event\'s own labels; they were ignored', outcome: 'succeeded', ignoredAttributes: ['instance_id'] },
+      { level: 'info', msg: 'flow run succeeded', outcome: 'succeeded', ignoredAttributes: undefined },
+    ]);
+    expect(lines.find((l) => l.msg === 'flow run succeeded')).toMatchObject(base);
+
+    const retrying = engineFor(retryFlow, [unavailable('a')], logger).engine;
+    retrying.dispatch(alert('Spot', { instance_id: 'i-2' }, 'e2'), Date.now());
+    await vi.runAllTimersAsync();
+    expect(lines.filter((l) => l.eventId === 'e2').map(({ level, msg, runAttempt, retryAt, error }) => ({ level, msg, runAttempt, retryAt, error }))).toEqual([
+      { level: 'warn', msg: 'flow run failed on a retryable code; it will be tried again', runAttempt: 1, retryAt: '2026-11-25T10:01:00.000Z', error: 'a: UNAVAILABLE: restarting' },
+      { level: 'error', msg: 'flow run failed', runAttempt: 2, retryAt: undefined, error: 'a: UNAVAILABLE: restarting' },
+    ]);
+
+    const cut = engineFor(spotFlow(), [untilCancelled('a')], logger).engine;
+    cut.dispatch(alert('Spot', { instance_id: 'i-3' }, 'e3'), Date.now());
+    const stopped = cut.shutdown(10);
+    await vi.advanceTimersByTimeAsync(10);
+    await stopped;
+    expect(lines.find((l) => l.eventId === 'e3')).toMatchObject({ level: 'warn', msg: 'flow run interrupted; without state.file it is lost', resumesAfterRestart: false, outcome: 'interrupted' });
+    // Nothing was waiting for a retry, so nothing is said to be lost.
+    expect(lines.filter((l) => l.runs !== undefined)).toEqual([]);
+  });
+});
+
+describe('FlowEngine: edges', () => {
+  beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
+  afterEach(() => vi.useRealTimers());
+
+  const capture = (level = 'debug'): { logger: Logger; lines: Array<Record<string, unknown>> } => {
+    const lines: Array<Record<string, unknown>> = [];
+    return { logger: createLogger(level, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), lines };
+  };
+  const running = (key: string, id: string, at: Partial<RunProgress> = {}): GroupState => ({
+    key, flow: 'spot', phase: 'running', eventId: id, since: Date.now(),
+    run: { event: alert('Spot', { instance_id: id }, id), attributes: {}, receivedAt: Date.now() - 1_000, next: 0, attempt: 1, restarts: 0, ...at },
+  });
+
+  it('refuses to build a flow whose plugin it was not given, naming both', () => {
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow()}`, 'test.yaml', {});
+    expect(() => new FlowEngine({ flows: config.flows, plugins: new Map(), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()) })).toThrow('flow spot: plugin a is not built');
+  });
+
+  it('without a journal, what was accepted counts as durable at once', async () => {
+    const { engine } = engineFor(spotFlow(), [scripted('a')]);
+    expect(engine.durable).toBe(true);
+    expect(await engine.commit()).toBe(true);
+  });
+
+  it('refreshes the cooling gauge when the registry is scraped', async () => {
+    const { engine, metrics } = engineFor(spotFlow(), [scripted('a')]);
+    metrics.beforeCollect(() => engine.updateCoolingGauge());
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await engine.drain();
+    expect(await metrics.registry.metrics()).toContain('hollowtrees_groups_cooling_down{flow="spot"} 1');
+  });
+
+  it('logs each drop with the group and event, whatever the reason', async () => {
+    const { logger, lines } = capture('warn');
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1\n    queueSize: 1')}`, 'test.yaml', {});
+    const engine = (more: Partial<FlowEngineOptions> = {}): FlowEngine =>
+      new FlowEngine({ flows: config.flows, plugins: new Map([['a', scripted('a', () => new Promise(() => {}))]]), logger, metrics: new EngineMetrics(new Registry()), ...more });
+    const send = (to: FlowEngine, ids: string[]): void => ids.forEach((id) => to.dispatch(alert('Spot', { instance_id: id }, id), Date.now()));
+    send(engine(), ['i-0', 'i-1', 'q-2']);
+    send(engine({ states: new GroupStates(undefined, 1) }), ['i-0', 'g-1']);
+    send(engine({ heldBytes: new HeldBytes(10) }), ['b-0']);
+    const stopping = engine();
+    void stopping.shutdown(0);
+    send(stopping, ['s-0']);
+    expect(lines.map(({ msg, reason, groupKey, eventId, queueSize, bytes }) => ({ msg, reason, groupKey, eventId, queueSize, bytes }))).toEqual([
+      { msg: 'event dropped: queue full', reason: 'queue_full', groupKey: 'spot:{instance_id="q-2"}', eventId: 'q-2', queueSize: 1, bytes: undefined },
+      { msg: 'event dropped: too many groups', reason: 'too_many_groups', groupKey: 'spot:{instance_id="g-1"}', eventId: 'g-1', queueSize: undefined, bytes: undefined },
+      { msg: 'event dropped: queue full', reason: 'queue_full', groupKey: 'spot:{instance_id="b-0"}', eventId: 'b-0', queueSize: undefined, bytes: approximateBytes(alert('Spot', { instance_id: 'b-0' }, 'b-0')) },
+      { msg: 'event dropped: shutting down', reason: 'shutting_down', groupKey: 'spot:{instance_id="s-0"}', eventId: 's-0', queueSize: undefined, bytes: undefined },
+    ]);
+  });
+
+  it('names the global byte limit only when that is what an event would pass', () => {
+    const event = (i: number): CloudEvent => alert('Spot', { instance_id: `i-${i}` }, 'same-size');
+    const bytes = approximateBytes(event(1));
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1')}`, 'test.yaml', {});
+    const flows = { spot: { ...config.flows.spot!, queueBytes: Math.floor(1.5 * bytes) } };
+    // Two events fill the global limit exactly: the second is refused by the flow's own limit, and says so.
+    const engine = new FlowEngine({ flows, plugins: new Map([['a', scripted('a', () => new Promise(() => {}))]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), heldBytes: new HeldBytes(2 * bytes) });
+    expect(engine.dispatch(event(1), Date.now()).started).toBe(1);
+    expect(engine.dispatch(event(2), Date.now()).dropped[0]!.detail).toBe(`it holds ${bytes} bytes of events (queueBytes)`);
+  });
+
+  it('logs a deduplicated event at debug while its group waits for its next try', async () => {
+    const { logger, lines } = capture();
+    const a = scripted('a', () => {
+      throw new PluginError(Code.Unavailable, 'down');
+    }, 1);
+    const { engine } = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m }'), [a], logger);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'first'), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'copy'), Date.now());
+    expect(lines.find((l) => l.eventId === 'copy')).toMatchObject({ phase: 'retrying', heldBy: 'first', msg: 'event deduplicated: a run of its group waits for its next try' });
+  });
+
+  it('counts runs waiting for their next try per flow', async () => {
+    const a = scripted('a', () => {
+      throw new PluginError(Code.Unavailable, 'down');
+    }, 1);
+    const flows = `
+flows:
+  one: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [a], runRetry: { attempts: 2, initialBackoff: 1m } }
+  two: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [a], runRetry: { attempts: 2, initialBackoff: 1m } }
+`;
+    const { engine, metrics } = engineFor(flows, [a]);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(engine.flowStatus().map((f) => [f.name, f.waitingForRetry])).toEqual([['one', 1], ['two', 1]]);
+    expect(await counter(metrics, 'hollowtrees_runs_waiting_for_retry', { flow: 'one' })).toBe(1);
+    expect(await counter(metrics, 'hollowtrees_runs_waiting_for_retry', { flow: 'two' })).toBe(1);
+    await engine.shutdown(0);
+  });
+
+  it('times receipt to first call only for a run\'s first try: not for a later try, a resumed run, or one that goes on past a plugin', async () => {
+    const a = scripted('a');
+    const { engine, metrics } = engineFor(spotFlow('', '[a, a2]'), [a, scripted('a2')]);
+    engine.resume([running('k1', 'i-1', { next: 1 }), running('k2', 'i-2', { attempt: 2 }), running('k3', 'i-3', { restarts: 1 })]);
+    // Only a run's first try is timed: here the one dispatched fresh, received 1 s ago.
+    engine.dispatch(alert('Spot', { instance_id: 'i-4' }), Date.now() - 1_000);
+    await engine.drain();
+    expect(a.calls).toHaveLength(3);
+    expect(await histogram(metrics, 'hollowtrees_receipt_to_first_plugin_call_seconds', { flow: 'spot' })).toEqual({ sum: 1, count: 1 });
+  });
+
+  it('resumes every run taken back from the journal, past the queue size, and shows them queued', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const a = scripted('a', () => gate);
+    const { engine, metrics } = engineFor(spotFlow('    concurrency: 1\n    queueSize: 1'), [a]);
+    expect(engine.recover([running('k1', 'i-1'), running('k2', 'i-2'), running('k3', 'i-3')])).toMatchObject({ resumed: 3 });
+    expect(engine.groups().map((g) => [g.key, g.phase, g.run?.restarts])).toEqual([['k1', 'running', 1], ['k2', 'running', 1], ['k3', 'running', 1]]);
+    expect(await counter(metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(2);
+    release();
+    await engine.drain();
+    expect(a.calls).toHaveLength(3);
   });
 });
