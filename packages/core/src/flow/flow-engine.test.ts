@@ -1,11 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Code, PluginError, type CloudEvent, type PluginResponse } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, type Clock, type CloudEvent, type LogLevel, type PluginResponse } from '@hollowtrees/grpcplugin';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Clock } from '@hollowtrees/grpcplugin';
 import { parseConfig } from '../config/load-config.js';
 import { createLogger } from '../logger.js';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
@@ -898,7 +897,7 @@ describe('FlowEngine: edges', () => {
   beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
   afterEach(() => vi.useRealTimers());
 
-  const capture = (level = 'debug'): { logger: Logger; lines: Array<Record<string, unknown>> } => {
+  const capture = (level: LogLevel = 'debug'): { logger: Logger; lines: Array<Record<string, unknown>> } => {
     const lines: Array<Record<string, unknown>> = [];
     return { logger: createLogger(level, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), lines };
   };

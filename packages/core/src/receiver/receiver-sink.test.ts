@@ -3,8 +3,8 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { parseConfig } from '../config/load-config.js';
-import type { Drop } from '../flow/flow-engine.js';
-import { Receiver, type EventSink } from './receiver-server.js';
+import type { Drop, EventSink } from '../sources/event-sink.js';
+import { Receiver } from './receiver-server.js';
 import { ReceiverMetrics } from './receiver-metrics.js';
 
 /** Where the receiver hands events in these tests: what it answers is set per test. */
@@ -25,18 +25,19 @@ async function receiverWith(server = ''): Promise<{ url: string; sink: TestSink;
     durable: true,
     accept(event) {
       this.events.push(event);
-      return { dropped: this.drops };
+      return { matched: 1, started: this.drops.length === 0 ? 1 : 0, deduplicated: 0, dropped: this.drops };
     },
     commit() {
       return Promise.resolve(this.commits);
     },
   };
   const metrics = new ReceiverMetrics(new Registry());
-  const receiver = new Receiver({
-    host: '127.0.0.1', port: 0, limits: config.server.limits, timeouts: config.server.timeouts, sink, metrics, logger: pino({ level: 'silent' }),
-    status: { flows: () => [{ name: 'f' }], groups: (limit) => ({ groups: Array.from({ length: Math.min(limit, 1_500) }, (_, i) => ({ i })), total: 1_500 }), runs: () => [{ run: 1 }] },
+  const receiver: Receiver = new Receiver({
+    host: '127.0.0.1', port: 0, limits: config.server.limits, timeouts: config.server.timeouts, metrics, logger: pino({ level: 'silent' }),
+    status: { flows: () => [{ name: 'f' }], groups: (limit) => ({ groups: Array.from({ length: Math.min(limit, 1_500) }, (_, i) => ({ i })), total: 1_500 }), runs: () => [{ run: 1 }], sources: (): unknown => [receiver.status()] },
   });
-  const { port } = await receiver.listen();
+  await receiver.start(sink);
+  const { port } = receiver.address;
   return { url: `http://127.0.0.1:${port}`, sink, receiver, metrics, close: () => receiver.close() };
 }
 
@@ -92,7 +93,7 @@ describe('receiver in front of a sink that cannot take everything', () => {
   it('once it stops accepting: not ready, and alerts get 503 shutting_down with the connection closed', async () => {
     const r = await receiverWith();
     try {
-      r.receiver.stopAccepting();
+      await r.receiver.stop();
       const ready = await fetch(`${r.url}/-/ready`);
       expect([ready.status, await ready.text()]).toEqual([503, 'Not ready\n']);
       expect(await answer(await post(r.url))).toMatchObject({ status: 503, connection: 'close', body: { errorType: 'shutting_down' } });
