@@ -861,6 +861,20 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     expect(a.calls).toHaveLength(2);
   });
 
+  it('without a journal, a run that fails on a retryable code during the shutdown grace is counted among the lost', async () => {
+    const { logger, lines } = logLines();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { engine } = engineFor(retryFlow, [unavailable('a', gate)], logger);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    const stopped = engine.shutdown(1_000);
+    release();
+    await stopped;
+    expect(engine.groups()).toEqual([]);
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({ runs: 1, msg: 'runs waiting for a retry are lost: without state.file nothing survives the restart' });
+  });
+
   it('logs how each run ended, with what an operator needs to follow it', async () => {
     const { logger, lines } = logLines();
     const ok = scripted('a', () => ({ attributes: { instance_id: 'i-other' } }));

@@ -523,11 +523,13 @@ export class FlowEngine {
       await idle;
     }
     graceOver.abort();
-    const waiting = this.takeWaiting();
-    if (waiting.length > 0 && !this.options.journal) {
-      for (const state of waiting) this.states.release(state.key);
-      this.options.logger.error({ runs: waiting.length }, 'runs waiting for a retry are lost: without state.file nothing survives the restart');
-    }
+    this.takeWaiting();
+    if (this.options.journal) return;
+    // Every run waiting for a try, including those that failed during the grace and were never scheduled.
+    const lost = this.states.list(this.clock.now()).filter((state) => state.phase === 'retrying');
+    if (lost.length === 0) return;
+    for (const state of lost) this.states.release(state.key);
+    this.options.logger.error({ runs: lost.length }, 'runs waiting for a retry are lost: without state.file nothing survives the restart');
   }
 
   /** The flows with their live counts. */
