@@ -1,6 +1,6 @@
 import { DescribeAutoScalingGroupsCommand, DetachInstancesCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
-import { Code, forEachBounded, PluginError } from '@hollowtrees/grpcplugin';
+import { Code, forEachBounded, PluginError, type Clock } from '@hollowtrees/grpcplugin';
 import { abortReason, timeoutSignal } from './abortable.js';
 import { completeTermination, notAMember, originalMinSize, restoreMinSize, setMinSize, tagOriginalMinSize, type GroupActionContext } from './asg-detach.js';
 import { callAws, dryRunEc2 } from './aws-call.js';
@@ -19,6 +19,8 @@ export interface GroupDetacherSettings extends GroupActionContext {
   readonly replyMarginMs: number;
   /** Told of each tag this process has put on an instance, so a description kept of it stays true. */
   readonly onTagged: (instanceId: string, key: string, value: string) => void;
+  /** Reads the time against a call's deadline, and waits for its reply margin. */
+  readonly clock: Clock;
 }
 
 /** One call's wish to see an instance leave the group. */
@@ -96,7 +98,8 @@ export class GroupDetacher {
   detach(request: DetachRequest): Promise<ReplacementOutcome> {
     if (request.signal.aborted) return Promise.reject(abortReason(request.signal));
     return new Promise<ReplacementOutcome>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      // Stops the wait for the call's reply margin once the call is settled.
+      const margin = new AbortController();
       const onAbort = (): void => pending.settle(abortReason(request.signal));
       const pending: Pending = {
         ...request,
@@ -105,7 +108,7 @@ export class GroupDetacher {
           if (pending.state === 'settled') return;
           if (pending.state === 'queued') this.queue = this.queue.filter((p) => p !== pending);
           pending.state = 'settled';
-          clearTimeout(timer);
+          margin.abort();
           request.signal.removeEventListener('abort', onAbort);
           if (result instanceof PluginError) reject(result);
           else resolve(result);
@@ -113,8 +116,11 @@ export class GroupDetacher {
       };
       request.signal.addEventListener('abort', onAbort, { once: true });
       if (request.deadline) {
-        const wait = request.deadline.getTime() - this.settings.replyMarginMs - Date.now();
-        timer = setTimeout(() => pending.state === 'queued' && pending.settle(this.stillQueued(pending)), Math.max(0, wait));
+        const wait = request.deadline.getTime() - this.settings.replyMarginMs - this.settings.clock.now();
+        this.settings.clock.sleep(Math.max(0, wait), margin.signal).then(
+          () => pending.state === 'queued' && pending.settle(this.stillQueued(pending)),
+          () => {},
+        );
       }
       this.queue.push(pending);
       this.schedule();

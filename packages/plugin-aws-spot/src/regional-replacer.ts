@@ -60,6 +60,7 @@ export class RegionalReplacer {
         detachConcurrency,
         replyMarginMs,
         onTagged: (id, key, value) => this.lookup.tagged(id, key, value),
+        clock: this.settings.clock,
       });
       this.detachers.set(groupName, detacher);
     }

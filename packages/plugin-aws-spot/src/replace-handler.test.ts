@@ -336,13 +336,21 @@ describe('a wave of members of one group', () => {
     const [busy, queued] = group.members.keys();
     // The first batch is stuck retrying a throttled DetachInstances; the second call must wait behind it.
     aws.faults.throttle(1_000, { action: 'DetachInstances' });
-    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500 });
+    // The call's deadline is read on the plugin's clock: the answer comes when that clock reaches the margin.
+    const clock = manualClock();
+    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500, clock });
     const first = new AbortController();
     const stuck = rejection(h.handle(spotEvent(busy!), { ...context(), signal: first.signal }));
     await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
-    const deadline = new Date(Date.now() + 1_500);
-    const err = await rejection(h.handle(spotEvent(queued!), { ...context(), deadline }));
-    expect(Date.now()).toBeLessThan(deadline.getTime());
+    const deadline = new Date(clock.now() + 1_500);
+    let answered = false;
+    const queuedCall = rejection(h.handle(spotEvent(queued!), { ...context(), deadline })).finally(() => (answered = true));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0));
+    clock.advance(999);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(answered).toBe(false);
+    clock.advance(1);
+    const err = await queuedCall;
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(err.retryable).toBe(true);
     expect(err.message).toMatch(/still queued .* before the call's deadline; nothing was done for it, retry/);
