@@ -43,7 +43,7 @@ async function apiServer(answer: (res: ServerResponse) => void): Promise<{ url: 
   return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/base`, seen };
 }
 
-function writerFor(url: string): ReturnType<typeof kubeWriter> {
+function writerFor(url: string, timeoutMs?: number): ReturnType<typeof kubeWriter> {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'c', server: url, caData: Buffer.from(certs.ca.cert).toString('base64') }],
@@ -53,7 +53,7 @@ function writerFor(url: string): ReturnType<typeof kubeWriter> {
   });
   const agents = new SharedAgents(4);
   cleanups.push(() => agents.destroy());
-  return kubeWriter(kc, agents);
+  return kubeWriter(kc, agents, timeoutMs);
 }
 
 describe('kubeWriter', () => {
@@ -83,5 +83,15 @@ describe('kubeWriter', () => {
     const mapped = toPluginError(err, 'evicting pod apps/p');
     expect(mapped.code).toBe(Code.ResourceExhausted);
     expect(mapped.message).toBe('evicting pod apps/p: Cannot evict pod as it would violate the pod\'s disruption budget.');
+  });
+
+  it('gives up on a write the server never answers, as a network error the drain tries again', async () => {
+    const { url, seen } = await apiServer(() => {});
+
+    const err = await writerFor(url, 200)('PATCH', '/api/v1/nodes/n', { spec: { unschedulable: true } }).catch((e: unknown) => e);
+
+    expect(seen).toHaveLength(1);
+    const mapped = toPluginError(err, 'cordoning node n');
+    expect([mapped.code, mapped.message]).toEqual([Code.Unavailable, 'cordoning node n: cannot reach the Kubernetes API: no answer within 200 ms']);
   });
 });

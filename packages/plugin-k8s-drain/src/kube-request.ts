@@ -11,6 +11,13 @@ function headersOf(res: http.IncomingMessage): Record<string, string> {
 }
 
 /**
+ * How long a write may go without an answer: a connection the API server (or a
+ * load balancer in front of it) stopped answering on would otherwise hold one of
+ * the call gate's slots for ever, and enough of them would stall every drain.
+ */
+export const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
+
+/**
  * Writes without the generated client, for the calls a wave makes thousands of
  * (a cordon per node, an eviction per pod). `@kubernetes/client-node` costs
  * about twice the CPU of the request itself per call: its ObjectSerializer
@@ -21,7 +28,7 @@ function headersOf(res: http.IncomingMessage): Record<string, string> {
  * certificates are read as before), the shared keep-alive agents, and its
  * `ApiException` (HTTP code and body) for a refusal, so errors map as before.
  */
-export function kubeWriter(kubeConfig: KubeConfig, agents: SharedAgents): KubeWrite {
+export function kubeWriter(kubeConfig: KubeConfig, agents: SharedAgents, timeoutMs = DEFAULT_WRITE_TIMEOUT_MS): KubeWrite {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const server = new URL(cluster.server);
@@ -63,6 +70,8 @@ export function kubeWriter(kubeConfig: KubeConfig, agents: SharedAgents): KubeWr
         },
       );
       req.once('error', reject);
+      // ETIMEDOUT: mapped as a network error, UNAVAILABLE, so the drain tries again.
+      req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.end(payload);
     });
   };
