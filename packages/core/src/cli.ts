@@ -27,8 +27,10 @@ Without --config it runs on the embedded default: receiver on 127.0.0.1:9092,
 one demo flow that logs every firing alert.
 
 explain reads an alert (Alertmanager API v2 alert or list of them, or a webhook
-payload) or a CloudEvent in JSON from FILE or stdin and prints, per flow, whether
-it takes the event and why not, its group key and the plugins that would run.
+payload), a CloudEvent, or an SQS message body (EventBridge, Auto Scaling; region
+from $AWS_REGION where the message names none) in JSON from FILE or stdin and
+prints, per flow, whether it takes the event and why not, its group key and the
+plugins that would run.
 
 Options:
   -c, --config FILE     YAML configuration (see examples/config.yaml)
@@ -53,7 +55,7 @@ async function explain(loaded: LoadedConfig, input: string | undefined): Promise
   }
   let events;
   try {
-    events = await readExplainInput(text, new Date(), loaded.config.server.limits);
+    events = await readExplainInput(text, new Date(), loaded.config.server.limits, process.env.AWS_REGION);
   } catch (err) {
     if (!(err instanceof ExplainInputError)) throw err;
     process.stderr.write(`hollowtrees explain: ${name}: ${err.message}\n`);

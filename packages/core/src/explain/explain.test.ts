@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
-import { readFixture } from '../../test/support/fixtures.js';
+import { readFixture, readNoticeSample } from '../../test/support/fixtures.js';
 import { explainEvent, formatExplanation } from './explain-event.js';
 import { ExplainInputError, readExplainInput } from './read-events.js';
 
@@ -56,10 +56,23 @@ describe('hollowtrees explain', () => {
   it('reads a CloudEvent in JSON, and says what is wrong with one it cannot use', async () => {
     const cloudEvent = { specversion: '1.0', id: 'ev-1', source: 'urn:node-watcher', type: 'prometheus.server.alert.SpotRebalance', data: { labels: { instance_id: 'i-2' } } };
     const [event] = await read(cloudEvent);
-    expect(event).toEqual(cloudEvent);
+    // As the receiver hands it to the flows.
+    expect(event).toEqual({ ...cloudEvent, datacontenttype: 'application/json' });
     expect(explainEvent(event!, config.flows)[1]).toEqual({ flow: 'rebalance', matched: true, groupKey: 'rebalance:{id="ev-1"}', plugins: ['log'] });
     await expect(read({ ...cloudEvent, type: undefined })).rejects.toThrow(new ExplainInputError('type: required (expected string)'));
-    await expect(read([{ labels: { alertname: 5 } }])).rejects.toThrow(/^not a CloudEvent \(no specversion\), nor an alert the receiver takes: alerts\[0\]\.labels\.alertname/);
+    await expect(read([{ labels: { alertname: 5 } }])).rejects.toThrow(/^not a CloudEvent \(no specversion\), an SQS notice, nor an alert the receiver takes: alerts\[0\]\.labels\.alertname/);
     await expect(readExplainInput('{"labels":', new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
+  });
+
+  it('reads an SQS message body as the queue source converts it, and says what the source would do with one it does not act on', async () => {
+    const { config: sqsFlows } = parseConfig(
+      'flows:\n  spot:\n    allowedEvents: [aws.ec2.spot.interruption-warning]\n    filters: { instance_action: terminate }\n    groupBy: [instance_id]\n    plugins: [log]\n',
+      'explain.yaml',
+      {},
+    );
+    const [event] = await readExplainInput(readNoticeSample('spot-interruption-warning.json'), new Date(), sqsFlows.server.limits);
+    expect(explainEvent(event!, sqsFlows.flows)).toEqual([{ flow: 'spot', matched: true, groupKey: 'spot:{instance_id="i-0b662ef9931388ba0"}', plugins: ['log'] }]);
+    await expect(readExplainInput(readNoticeSample('autoscaling-test-notification.json'), new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete without a run: /);
+    await expect(readExplainInput('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": "x"}', new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete as unprocessable: /);
   });
 });

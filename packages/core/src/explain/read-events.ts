@@ -1,36 +1,28 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { parseAlerts, type AlertFormat } from '../receiver/parse-alerts.js';
 import { HttpError } from '../receiver/http-error.js';
-import { describeIssues, problemsText } from '../validation-issues.js';
+import { parseCloudEvents } from '../receiver/parse-cloudevents.js';
+import { noticeToEvents } from '../sources/sqs/notice-to-events.js';
 
 /** Input `hollowtrees explain` cannot read; the message says what and where. */
 export class ExplainInputError extends Error {
   override readonly name = 'ExplainInputError';
 }
 
-/** A structured-mode CloudEvent in JSON; extension attributes are dropped, as flows cannot match on them. */
-const cloudEventSchema = z.object({
-  id: z.string().min(1),
-  source: z.string().min(1),
-  specversion: z.literal('1.0'),
-  type: z.string().min(1),
-  time: z.string().optional(),
-  subject: z.string().optional(),
-  datacontenttype: z.string().optional(),
-  dataschema: z.string().optional(),
-  data: z.unknown().optional(),
-});
-
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-function toCloudEvents(list: readonly unknown[]): CloudEvent[] {
-  return list.map((item, i) => {
-    const parsed = cloudEventSchema.safeParse(item, { reportInput: true });
-    if (!parsed.success) throw new ExplainInputError(problemsText(describeIssues(parsed.error.issues, list.length > 1 ? [i] : [])));
-    return parsed.data satisfies CloudEvent;
-  });
+/** An SQS message body from EventBridge, Auto Scaling or SNS, as the queue source reads it. */
+const isNotice = (value: Record<string, unknown>): boolean => 'detail-type' in value || 'LifecycleTransition' in value || 'Event' in value || ('Type' in value && 'Message' in value);
+
+/** Reads what the receiver's parser or the queue source's converter refuses as input explain cannot use. */
+async function asExplainInput<T>(read: () => Promise<T>, prefix = ''): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof HttpError) throw new ExplainInputError(`${prefix}${err.message}`);
+    throw err;
+  }
 }
 
 /** Which receiver path would take this body: webhook payload, a list of postable alerts, or one alert. */
@@ -41,11 +33,13 @@ function alertFormat(json: unknown): { format: AlertFormat; body: unknown } {
 
 /**
  * Reads what `hollowtrees explain` is given: a CloudEvent (or a JSON list of
- * them), an Alertmanager webhook payload, a list of Alertmanager API v2
- * postable alerts, or one such alert. Alerts become events through the
- * receiver's own parser, as if POSTed at `receivedAt`.
+ * them), an SQS message body the queue source reads (EventBridge, Auto Scaling,
+ * SNS-wrapped; its region from `region` where the message names none), an
+ * Alertmanager webhook payload, a list of Alertmanager API v2 postable alerts,
+ * or one such alert. Each goes through the parser its source uses, so explain
+ * refuses what that source refuses, with the same message.
  */
-export async function readExplainInput(text: string, receivedAt: Date, limits: ReceiverLimits): Promise<CloudEvent[]> {
+export async function readExplainInput(text: string, receivedAt: Date, limits: ReceiverLimits, region = 'unknown'): Promise<CloudEvent[]> {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -53,12 +47,14 @@ export async function readExplainInput(text: string, receivedAt: Date, limits: R
     throw new ExplainInputError(`not valid JSON: ${(err as Error).message}`);
   }
   const first = Array.isArray(json) ? json[0] : json;
-  if (isObject(first) && 'specversion' in first) return toCloudEvents(Array.isArray(json) ? json : [json]);
-  const { format, body } = alertFormat(json);
-  try {
-    return await parseAlerts(format, Buffer.from(JSON.stringify(body)), receivedAt, limits);
-  } catch (err) {
-    if (err instanceof HttpError) throw new ExplainInputError(`not a CloudEvent (no specversion), nor an alert the receiver takes: ${err.message}`);
-    throw err;
+  if (isObject(first) && 'specversion' in first) {
+    return asExplainInput(() => parseCloudEvents(Array.isArray(json) ? 'batch' : 'structured', {}, Buffer.from(text), limits));
   }
+  if (isObject(json) && isNotice(json)) {
+    const outcome = noticeToEvents(text, { region });
+    if (outcome.kind === 'events') return [...outcome.events];
+    throw new ExplainInputError(`an SQS message the queue source would ${outcome.kind === 'ignored' ? 'delete without a run' : 'delete as unprocessable'}: ${outcome.reason}`);
+  }
+  const { format, body } = alertFormat(json);
+  return asExplainInput(() => parseAlerts(format, Buffer.from(JSON.stringify(body)), receivedAt, limits), 'not a CloudEvent (no specversion), an SQS notice, nor an alert the receiver takes: ');
 }

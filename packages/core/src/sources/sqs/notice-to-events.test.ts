@@ -1,10 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { labelsOf } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
 import { NOTICE_TYPES, noticeToEvents, type NoticeOutcome } from './notice-to-events.js';
+import { readNoticeSample } from '../../../test/support/fixtures.js';
 
-/** A sample from test-fixtures/aws-notices (README there says which AWS page each follows). */
-const sample = (name: string): string => readFileSync(new URL(`../../../test-fixtures/aws-notices/${name}`, import.meta.url), 'utf8');
 const context = { region: 'eu-west-1' };
 
 function eventsOf(outcome: NoticeOutcome) {
@@ -15,7 +13,7 @@ const convert = (body: string) => eventsOf(noticeToEvents(body, context));
 
 describe('noticeToEvents', () => {
   it('spot interruption warning: instance from detail (the ARN is in zone form), termination 2 minutes after the event, action as a label', () => {
-    const [event, ...rest] = convert(sample('spot-interruption-warning.json'));
+    const [event, ...rest] = convert(readNoticeSample('spot-interruption-warning.json'));
     expect(rest).toEqual([]);
     expect(event).toMatchObject({
       id: '1e5527d7-bb36-4607-3370-4164db56a40e',
@@ -35,21 +33,21 @@ describe('noticeToEvents', () => {
   });
 
   it('a spot warning with a region-form ARN has no availability_zone label', () => {
-    const body = JSON.parse(sample('spot-interruption-warning.json')) as { resources: string[] };
+    const body = JSON.parse(readNoticeSample('spot-interruption-warning.json')) as { resources: string[] };
     body.resources = ['arn:aws:ec2:us-east-2:123456789012:instance/i-0b662ef9931388ba0'];
     expect(labelsOf(convert(JSON.stringify(body))[0]!)).not.toHaveProperty('availability_zone');
   });
 
   it('the same message converted twice gives the same event (a redelivery is the same event)', () => {
-    expect(convert(sample('rebalance-recommendation.json'))).toEqual(convert(sample('rebalance-recommendation.json')));
+    expect(convert(readNoticeSample('rebalance-recommendation.json'))).toEqual(convert(readNoticeSample('rebalance-recommendation.json')));
   });
 
   it('rebalance recommendation and state change carry the instance, the state as a label', () => {
-    const [rebalance] = convert(sample('rebalance-recommendation.json'));
+    const [rebalance] = convert(readNoticeSample('rebalance-recommendation.json'));
     expect(rebalance!.type).toBe(NOTICE_TYPES.rebalance);
     expect(rebalance!.id).toBe('2b6b8a0c-1a3e-4d1b-9f0e-3c1d9a6e2f71');
     expect(labelsOf(rebalance!)).toMatchObject({ instance_id: 'i-0b662ef9931388ba0', region: 'us-east-2' });
-    const [state] = convert(sample('instance-state-change.json'));
+    const [state] = convert(readNoticeSample('instance-state-change.json'));
     expect(state!.type).toBe(NOTICE_TYPES.stateChange);
     expect(labelsOf(state!)).toMatchObject({ instance_id: 'i-0b662ef9931388ba0', state: 'shutting-down' });
   });
@@ -63,29 +61,29 @@ describe('noticeToEvents', () => {
       lifecycle_transition: 'autoscaling:EC2_INSTANCE_TERMINATING',
       account_id: '123456789012',
     };
-    const [viaEventBridge] = convert(sample('lifecycle-terminate-eventbridge.json'));
+    const [viaEventBridge] = convert(readNoticeSample('lifecycle-terminate-eventbridge.json'));
     expect(viaEventBridge).toMatchObject({ id: '468fe059-f4b7-445f-bb22-2a87c6e5ef4f', type: NOTICE_TYPES.lifecycleTerminate, source: 'aws.autoscaling' });
     expect(labelsOf(viaEventBridge!)).toEqual({ ...expected, region: 'us-east-2' });
 
-    const [flat] = convert(sample('lifecycle-terminate-sqs.json'));
+    const [flat] = convert(readNoticeSample('lifecycle-terminate-sqs.json'));
     // No region in the flat message: the queue's.
     expect(flat).toMatchObject({ id: '4ab10aa8-0f60-4c3f-9fb9-4bd4c3b2f6a1', type: NOTICE_TYPES.lifecycleTerminate, time: '2026-11-29T18:44:02.113Z' });
     expect(labelsOf(flat!)).toEqual({ ...expected, region: 'eu-west-1' });
 
-    expect(convert(sample('sns-wrapped-lifecycle.json'))).toEqual([flat]);
+    expect(convert(readNoticeSample('sns-wrapped-lifecycle.json'))).toEqual([flat]);
   });
 
   it('the Auto Scaling test notification is ignored, not an error', () => {
-    expect(noticeToEvents(sample('autoscaling-test-notification.json'), context)).toEqual({ kind: 'ignored', reason: 'Auto Scaling test notification' });
+    expect(noticeToEvents(readNoticeSample('autoscaling-test-notification.json'), context)).toEqual({ kind: 'ignored', reason: 'Auto Scaling test notification' });
   });
 
   it('a flat lifecycle message for a launch is ignored', () => {
-    const body = { ...(JSON.parse(sample('lifecycle-terminate-sqs.json')) as object), LifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING' };
+    const body = { ...(JSON.parse(readNoticeSample('lifecycle-terminate-sqs.json')) as object), LifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING' };
     expect(noticeToEvents(JSON.stringify(body), context).kind).toBe('ignored');
   });
 
   it('AWS Health scheduled change for EC2: one event per instance, each with its own stable id, times in UTC', () => {
-    const events = convert(sample('health-scheduled-change.json'));
+    const events = convert(readNoticeSample('health-scheduled-change.json'));
     expect(events.map((e) => [e.id, labelsOf(e)['instance_id']])).toEqual([
       ['121345678-1234-1234-1234-123456789012:i-0b662ef9931388ba0', 'i-0b662ef9931388ba0'],
       ['121345678-1234-1234-1234-123456789012:i-0c1f2e3d4c5b6a798', 'i-0c1f2e3d4c5b6a798'],
@@ -99,7 +97,7 @@ describe('noticeToEvents', () => {
   });
 
   it('AWS Health events of another category or service are ignored', () => {
-    const body = JSON.parse(sample('health-scheduled-change.json')) as { detail: Record<string, unknown> };
+    const body = JSON.parse(readNoticeSample('health-scheduled-change.json')) as { detail: Record<string, unknown> };
     body.detail['eventTypeCategory'] = 'issue';
     expect(noticeToEvents(JSON.stringify(body), context).kind).toBe('ignored');
     body.detail['eventTypeCategory'] = 'scheduledChange';
@@ -108,7 +106,7 @@ describe('noticeToEvents', () => {
   });
 
   it('an EventBridge event of a type it does not convert is ignored, naming the type', () => {
-    const body = { ...(JSON.parse(sample('rebalance-recommendation.json')) as object), 'detail-type': 'EBS Volume Notification' };
+    const body = { ...(JSON.parse(readNoticeSample('rebalance-recommendation.json')) as object), 'detail-type': 'EBS Volume Notification' };
     expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'ignored', reason: 'detail-type "EBS Volume Notification" is not a notice Hollowtrees converts' });
   });
 
@@ -124,13 +122,13 @@ describe('noticeToEvents', () => {
   });
 
   it('a spot warning without an instance id is unprocessable, naming the field', () => {
-    const body = JSON.parse(sample('spot-interruption-warning.json')) as { detail: Record<string, unknown> };
+    const body = JSON.parse(readNoticeSample('spot-interruption-warning.json')) as { detail: Record<string, unknown> };
     delete body.detail['instance-id'];
     expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'unprocessable', reason: 'detail.instance-id: required (expected string)' });
   });
 
   it('an EventBridge event with a bad time is unprocessable, naming the field', () => {
-    const body = { ...(JSON.parse(sample('rebalance-recommendation.json')) as object), time: 'yesterday' };
+    const body = { ...(JSON.parse(readNoticeSample('rebalance-recommendation.json')) as object), time: 'yesterday' };
     expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'unprocessable', reason: 'EventBridge event: time: expected an RFC 3339 time' });
   });
 });

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { Code, labelsOf, PluginError } from '@hollowtrees/grpcplugin';
 import { pollUntil, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
+import { readNoticeSample } from '../../../test/support/fixtures.js';
 
 // The default credential chain reads these: no profile or instance metadata is looked for.
 beforeAll(() => {
@@ -12,10 +12,9 @@ beforeAll(() => {
   process.env['AWS_EC2_METADATA_DISABLED'] = 'true';
 });
 
-const sample = (name: string): string => readFileSync(new URL(`../../../test-fixtures/aws-notices/${name}`, import.meta.url), 'utf8');
 /** A spot interruption warning for `instance`, with its own EventBridge id. */
 const spotWarning = (instance: string, id = `evt-${instance}`): string => {
-  const body = JSON.parse(sample('spot-interruption-warning.json')) as { id: string; detail: Record<string, string> };
+  const body = JSON.parse(readNoticeSample('spot-interruption-warning.json')) as { id: string; detail: Record<string, string> };
   body.id = id;
   body.detail['instance-id'] = instance;
   return JSON.stringify(body);
@@ -159,8 +158,8 @@ sources:
     await plugin.waitForCalls(1);
     await drained();
     queue.send(spotWarning('i-0b662ef9931388ba0', 'same-event'));
-    queue.send(sample('rebalance-recommendation.json'));
-    queue.send(sample('autoscaling-test-notification.json'));
+    queue.send(readNoticeSample('rebalance-recommendation.json'));
+    queue.send(readNoticeSample('autoscaling-test-notification.json'));
     await drained();
     expect(plugin.calls).toHaveLength(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
