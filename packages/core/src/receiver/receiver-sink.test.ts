@@ -279,18 +279,20 @@ describe('what the receiver hands on, and its edges (the receiver/ mutation roun
     }
   });
 
-  it('closes the connection after refusing an upload it did not read, and keeps it after refusing a complete request', async () => {
+  it('closes the connection after refusing an upload it did not read, even to a client that goes on sending, and keeps it after refusing a complete request', async () => {
     const r = await receiverWith('server:\n  limits: { maxBodyBytes: 1024 }\n');
-    const socket = connect(r.receiver.address.port, '127.0.0.1');
+    const socket = connect({ port: r.receiver.address.port, host: '127.0.0.1', allowHalfOpen: true });
     try {
       await once(socket, 'connect');
       const notFound = await exchange(socket, 'GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n', /\r\n\r\n[^]*\}$/);
       expect(notFound).toMatch(/^HTTP\/1\.1 404 /);
       expect(notFound).not.toMatch(/connection: close/i); // the same connection takes the next request
-      const closed = once(socket, 'close');
+      const closed = new Promise((resolve) => socket.once('close', resolve)); // after an error too (a write the server reset)
       const tooLarge = await exchange(socket, `POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n500\r\n${' '.repeat(0x500)}\r\n`, /\r\n\r\n[^]*\}$/);
       expect(tooLarge).toMatch(/^HTTP\/1\.1 413[^]*Connection: close/i);
-      await closed; // the server ended it, though this client never finished its body
+      socket.on('error', () => undefined); // the server's reset to what this client goes on sending
+      const sending = setInterval(() => socket.writable && socket.write(`500\r\n${' '.repeat(0x500)}\r\n`), 20);
+      await closed.finally(() => clearInterval(sending)); // the server reads no more of it: not until the 30 s body timeout
     } finally {
       socket.destroy();
       await r.close();
