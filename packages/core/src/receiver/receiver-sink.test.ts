@@ -183,6 +183,8 @@ describe('what the receiver hands on, and its edges (the receiver/ mutation roun
       expect((await post(r.url, body)).status).toBe(200);
       const [first, second] = r.sink.events;
       expect(second!.id).toBe(first!.id);
+      // The id is what makes a re-sent alert the same event; a new version must not change it.
+      expect(first!.id).toBe('25e79e472e23e509fd53a425ea744012');
       expect(first).toMatchObject({ source: 'urn:hollowtrees:receiver', data: { startsAt: '', endsAt: '', generatorURL: '' } });
     } finally {
       await r.close();
