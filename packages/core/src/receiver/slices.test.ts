@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { slicer } from './slices.js';
+import { mapInSlices, slicer } from './slices.js';
 
 /** The slicer reads `performance.now()`; these tests set it, so a busy machine cannot end a slice early. */
 function clockAt(ms: number): { set: (ms: number) => void } {
@@ -35,5 +35,13 @@ describe('slicer: a turn of the event loop every 500 items or 10 ms', () => {
     await turn;
     clock.set(1_019.9);
     expect(next()).toBeUndefined();
+  });
+
+  it('maps every item in order with its index, across slices', async () => {
+    clockAt(1_000);
+    const items = Array.from({ length: 1_201 }, (_, i) => `a${i}`);
+    const mapped = await mapInSlices(items, (item, i) => `${item}@${i}`);
+    expect(mapped).toEqual(items.map((item, i) => `${item}@${i}`));
+    expect(await mapInSlices([], () => 1)).toEqual([]);
   });
 });
