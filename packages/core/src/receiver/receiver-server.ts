@@ -79,6 +79,15 @@ const LINGER_MS = 1_000;
 /** Probes must work without credentials. */
 const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
 
+/**
+ * Whether some of the request's body is still unread. A request without a body
+ * has none, though Node marks it complete only after the handler's first turn.
+ */
+function bodyUnread(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
 type GetRoute = (res: ServerResponse, query: URLSearchParams) => void | Promise<void>;
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -297,8 +306,8 @@ export class Receiver implements EventSource {
       return;
     }
     // After a refused upload the rest of the body is not read: close instead of keeping the connection.
-    const unread: Record<string, string> = req.complete ? {} : { connection: 'close' };
-    sendJson(res, error.status, { status: 'error', errorType: error.reason, error: error.message }, { ...error.headers, ...unread });
-    if (!req.complete) res.once('finish', () => req.destroy());
+    const unread = bodyUnread(req);
+    sendJson(res, error.status, { status: 'error', errorType: error.reason, error: error.message }, { ...error.headers, ...(unread ? { connection: 'close' } : {}) });
+    if (unread) res.once('finish', () => req.destroy());
   }
 }

@@ -1,3 +1,5 @@
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +18,7 @@ interface TestSink extends EventSink {
 }
 
 /** A receiver over real HTTP on a loopback port, in front of a sink the test steers. */
-async function receiverWith(server = ''): Promise<{ url: string; sink: TestSink; receiver: Receiver; metrics: ReceiverMetrics; close: () => Promise<void> }> {
+async function receiverWith(server = ''): Promise<{ url: string; sink: TestSink; receiver: Receiver; metrics: ReceiverMetrics; logged: string[]; broken: { runs: boolean }; close: () => Promise<void> }> {
   const { config } = parseConfig(`${server}flows:\n  f: { allowedEvents: [x], plugins: [log] }\n`, 'test.yaml', {});
   const sink: TestSink = {
     events: [],
@@ -32,13 +34,19 @@ async function receiverWith(server = ''): Promise<{ url: string; sink: TestSink;
     },
   };
   const metrics = new ReceiverMetrics(new Registry());
+  const logged: string[] = [];
+  const broken = { runs: false };
+  const runs = (): unknown[] => {
+    if (broken.runs) throw new Error('status provider failed');
+    return [{ run: 1 }];
+  };
   const receiver: Receiver = new Receiver({
-    host: '127.0.0.1', port: 0, limits: config.server.limits, timeouts: config.server.timeouts, metrics, logger: pino({ level: 'silent' }),
-    status: { flows: () => [{ name: 'f' }], groups: (limit) => ({ groups: Array.from({ length: Math.min(limit, 1_500) }, (_, i) => ({ i })), total: 1_500 }), runs: () => [{ run: 1 }], sources: (): unknown => [receiver.status()] },
+    host: '127.0.0.1', port: 0, limits: config.server.limits, timeouts: config.server.timeouts, metrics, logger: pino({ level: 'error' }, { write: (line: string) => void logged.push(line) }),
+    status: { flows: () => [{ name: 'f' }], groups: (limit) => ({ groups: Array.from({ length: Math.min(limit, 1_500) }, (_, i) => ({ i })), total: 1_500 }), runs, sources: (): unknown => [receiver.status()] },
   });
   await receiver.start(sink);
   const { port } = receiver.address;
-  return { url: `http://127.0.0.1:${port}`, sink, receiver, metrics, close: () => receiver.close() };
+  return { url: `http://127.0.0.1:${port}`, sink, receiver, metrics, logged, broken, close: () => receiver.close() };
 }
 
 const alerts = (n: number): string => JSON.stringify(Array.from({ length: n }, (_, i) => ({ labels: { alertname: 'Spot', instance_id: `i-${i}` } })));
@@ -142,6 +150,199 @@ describe('receiver in front of a sink that cannot take everything', () => {
       expect(text).toContain('hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.*.resolved"} 1');
     } finally {
       await r.close();
+    }
+  });
+});
+
+/** Writes `data` and resolves with everything read once the text so far matches `until`. */
+function exchange(socket: Socket, data: string, until: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (chunk: Buffer): void => {
+      got += chunk.toString('latin1');
+      if (!until.test(got)) return;
+      socket.off('data', onData);
+      resolve(got);
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(data);
+  });
+}
+
+const rejected = async (r: { metrics: ReceiverMetrics }): Promise<string> => (await r.metrics.registry.getSingleMetricAsString('hollowtrees_requests_rejected_total'));
+
+describe('what the receiver hands on, and its edges (the receiver/ mutation round)', () => {
+  it('gives one alert one id whatever its label order, the receiver as source without a generatorURL, and empty times for unset or empty ones', async () => {
+    const r = await receiverWith();
+    try {
+      const body = JSON.stringify([
+        { labels: { alertname: 'Spot', instance_id: 'i-1', zone: 'a' }, startsAt: '', endsAt: '' },
+        { labels: { zone: 'a', instance_id: 'i-1', alertname: 'Spot' } },
+      ]);
+      expect((await post(r.url, body)).status).toBe(200);
+      const [first, second] = r.sink.events;
+      expect(second!.id).toBe(first!.id);
+      // The id is what makes a re-sent alert the same event; a new version must not change it.
+      expect(first!.id).toBe('25e79e472e23e509fd53a425ea744012');
+      expect(first).toMatchObject({ source: 'urn:hollowtrees:receiver', data: { startsAt: '', endsAt: '', generatorURL: '' } });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('gives a webhook alert without a fingerprint the labels\' fingerprint, the one the v2 path computes', async () => {
+    const r = await receiverWith();
+    try {
+      const labels = { alertname: 'Spot', instance_id: 'i-1' };
+      expect((await post(r.url, JSON.stringify([{ labels }]))).status).toBe(200);
+      const webhook = { version: '4', alerts: [{ labels, status: 'firing' }] };
+      expect((await fetch(`${r.url}/webhook/alertmanager`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(webhook) })).status).toBe(200);
+      const [v2, hook] = r.sink.events.map((e) => (e.data as { fingerprint: string }).fingerprint);
+      expect(v2).toMatch(/^[0-9a-f]{16}$/);
+      expect(hook).toBe(v2);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('takes a label name and value of exactly maxLabelLength', async () => {
+    const r = await receiverWith('server:\n  limits: { maxLabelLength: 16 }\n');
+    try {
+      const res = await post(r.url, JSON.stringify([{ labels: { alertname: 'Spot', ['n'.repeat(16)]: 'v'.repeat(16) } }]));
+      expect(await answer(res)).toMatchObject({ status: 200, body: { accepted: 1 } });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('counts firing and resolved alerts under their own type family', async () => {
+    const r = await receiverWith();
+    try {
+      const gone = { labels: { alertname: 'Gone' }, endsAt: '2020-01-01T00:00:00Z' };
+      expect((await post(r.url, JSON.stringify([{ labels: { alertname: 'A' } }, { labels: { alertname: 'B' } }, gone]))).status).toBe(200);
+      const text = await r.metrics.registry.metrics();
+      expect(text).toContain('hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.*"} 2');
+      expect(text).toContain('hollowtrees_events_received_total{source="api_v2",type="prometheus.server.alert.*.resolved"} 1');
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('quotes at most 100 characters of a wrong Content-Type in its 415', async () => {
+    const r = await receiverWith();
+    try {
+      const res = await fetch(`${r.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': `text/${'x'.repeat(300)}` }, body: '[]' });
+      expect(await answer(res)).toMatchObject({ status: 415, body: { error: `Content-Type must be application/json, got ${JSON.stringify(`text/${'x'.repeat(95)}`)}` } });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('answers a failing route with a 500 that says nothing inside, logs it once with its path, and goes on serving', async () => {
+    const r = await receiverWith();
+    try {
+      r.broken.runs = true;
+      expect(await answer(await fetch(`${r.url}/api/v1/status/runs?x=1`))).toMatchObject({ status: 500, body: { status: 'error', errorType: 'internal', error: 'internal error' } });
+      expect(r.logged).toHaveLength(1);
+      expect(JSON.parse(r.logged[0]!)).toMatchObject({ level: 50, msg: 'receiver failed on a request', path: '/api/v1/status/runs?x=1', err: { message: 'status provider failed' } });
+      expect(await rejected(r)).toContain('reason="internal"} 1');
+      expect(r.receiver.status()).toMatchObject({ errors: 1, lastError: { message: '500 internal: internal error' } });
+      expect((await fetch(`${r.url}/-/healthy`)).status).toBe(200);
+      expect(await answer(await post(r.url, JSON.stringify({})))).toMatchObject({ status: 400 });
+      expect(r.logged).toHaveLength(1); // a refused request is no internal error
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('takes reloaded limits at once', async () => {
+    const r = await receiverWith();
+    try {
+      const { config } = parseConfig('server:\n  limits: { maxBodyBytes: 1024 }\nflows:\n  f: { allowedEvents: [x], plugins: [log] }\n', 'test.yaml', {});
+      r.receiver.update({ limits: config.server.limits });
+      expect(await answer(await post(r.url, alerts(30)))).toMatchObject({ status: 413, body: { errorType: 'too_large' } });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('refuses to start on a port already taken, with the listen error', async () => {
+    const r = await receiverWith();
+    const { config } = parseConfig('flows:\n  f: { allowedEvents: [x], plugins: [log] }\n', 'test.yaml', {});
+    const second = new Receiver({
+      host: '127.0.0.1', port: r.receiver.address.port, limits: config.server.limits, timeouts: config.server.timeouts,
+      metrics: new ReceiverMetrics(new Registry()), logger: pino({ level: 'silent' }), status: { flows: () => [], groups: () => ({ groups: [], total: 0 }), runs: () => [], sources: () => [] },
+    });
+    try {
+      await expect(second.start(r.sink)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('closes the connection after refusing an upload it did not read, even to a client that goes on sending, and keeps it after refusing a complete request', async () => {
+    const r = await receiverWith('server:\n  limits: { maxBodyBytes: 1024 }\n');
+    const socket = connect({ port: r.receiver.address.port, host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      await once(socket, 'connect');
+      const notFound = await exchange(socket, 'GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n', /\r\n\r\n[^]*\}$/);
+      expect(notFound).toMatch(/^HTTP\/1\.1 404 /);
+      expect(notFound).not.toMatch(/connection: close/i); // the same connection takes the next request
+      const closed = new Promise((resolve) => socket.once('close', resolve)); // after an error too (a write the server reset)
+      const tooLarge = await exchange(socket, `POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n500\r\n${' '.repeat(0x500)}\r\n`, /\r\n\r\n[^]*\}$/);
+      expect(tooLarge).toMatch(/^HTTP\/1\.1 413[^]*Connection: close/i);
+      socket.on('error', () => undefined); // the server's reset to what this client goes on sending
+      const sending = setInterval(() => socket.writable && socket.write(`500\r\n${' '.repeat(0x500)}\r\n`), 20);
+      await closed.finally(() => clearInterval(sending)); // the server reads no more of it: not until the 30 s body timeout
+    } finally {
+      socket.destroy();
+      await r.close();
+    }
+  });
+
+  it('answers a malformed request on a kept-alive connection with a bare 400, counted, after a good one', async () => {
+    const r = await receiverWith();
+    const socket = connect(r.receiver.address.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      expect(await exchange(socket, 'GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n', /Healthy\n$/)).toMatch(/^HTTP\/1\.1 200/);
+      expect(await exchange(socket, 'NOT HTTP AT ALL\r\n\r\n', /\r\n\r\n$/)).toBe('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      expect(await rejected(r)).toContain('reason="bad_request"} 1');
+    } finally {
+      socket.destroy();
+      await r.close();
+    }
+  });
+
+  it('counts a body cut off by its client as ended early and gives the request slot back', async () => {
+    const r = await receiverWith();
+    const socket = connect(r.receiver.address.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      socket.write('POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{"labels"');
+      await expect.poll(() => r.receiver.status().inFlight).toBe(1);
+      socket.destroy();
+      await expect.poll(() => r.receiver.status().inFlight).toBe(0);
+      expect(r.receiver.status()).toMatchObject({ errors: 1, lastError: { message: '400 bad_data: request body ended early: the client closed the connection' } });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('close() does not wait for a client stalled in its body: its connection goes within about a second', async () => {
+    const r = await receiverWith();
+    const socket = connect(r.receiver.address.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      socket.write('POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[');
+      await expect.poll(() => r.receiver.status().inFlight).toBe(1);
+      const closed = once(socket, 'close');
+      await r.close(); // the body timeout is 30 s, far past this test's 5 s
+      await closed;
+      expect(r.receiver.status().state).toBe('stopped');
+    } finally {
+      socket.destroy();
     }
   });
 });
