@@ -11,6 +11,7 @@ export type { EventHandler, HandleContext, HandleResult } from './handler.js';
 export { createJsonLogger, jsonLogger, pluginLogger, type JsonLoggerOptions, type LogFields, type LogLevel, type PluginLogger } from './plugin-logger.js';
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './backoff.js';
 export { forEachBounded } from './bounded-parallel.js';
+export { CoalescingBatcher, type BatchResults, type CoalescingOptions } from './coalescing-batcher.js';
 export { serve, PLUGIN_SERVICE_NAME, type PluginServer, type ServeOptions } from './serve.js';
 export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse } from './client.js';
 export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';

@@ -1,10 +1,9 @@
 import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { CoalescingBatcher, Code, PluginError } from '@hollowtrees/grpcplugin';
 import { timeoutSignal, untilAborted } from './abortable.js';
 import { callAws } from './aws-call.js';
 import type { AwsClients } from './aws-clients.js';
-import { CoalescingBatcher } from './coalescing-batcher.js';
 import { ExpiringMap } from './expiring-map.js';
 import { AUTO_SCALING_GROUP_TAG } from './tags.js';
 
