@@ -1,8 +1,7 @@
 import { DeleteMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { CoalescingBatcher } from '@hollowtrees/grpcplugin';
+import { SQS_MAX_BATCH } from './sqs-limits.js';
 
-/** SQS takes at most this many entries per batch call. */
-const BATCH = 10;
 /** How long a delete waits for others to share its call: short beside a run, long beside a loopback call. */
 const LINGER_MS = 5;
 
@@ -34,7 +33,7 @@ export class DeleteBatcher {
         const entry = failed.get(String(i));
         return [handle, entry ? new DeleteEntryFailed(entry.Code ?? 'Unknown', entry.Message ?? '') : undefined];
       }));
-    }, { windowMs: LINGER_MS, maxBatch: BATCH });
+    }, { windowMs: LINGER_MS, maxBatch: SQS_MAX_BATCH });
   }
 
   /** Resolves once SQS deleted the message; rejects with the call's error or {@link DeleteEntryFailed}. */

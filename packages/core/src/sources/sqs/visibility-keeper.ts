@@ -1,8 +1,7 @@
 import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
+import { SQS_MAX_BATCH } from './sqs-limits.js';
 
-/** SQS takes at most this many entries per batch call. */
-const BATCH = 10;
 
 /**
  * Keeps the messages whose runs are in progress hidden: every third of the
@@ -42,8 +41,8 @@ export class VisibilityKeeper {
   private async extend(): Promise<void> {
     const handles = [...this.held];
     const seconds = this.visibilityTimeoutMs / 1000;
-    for (let i = 0; i < handles.length; i += BATCH) {
-      const entries = handles.slice(i, i + BATCH).map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle, VisibilityTimeout: seconds }));
+    for (let i = 0; i < handles.length; i += SQS_MAX_BATCH) {
+      const entries = handles.slice(i, i + SQS_MAX_BATCH).map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle, VisibilityTimeout: seconds }));
       try {
         const { Failed = [] } = await this.client.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));
         // A handle SQS refuses was released meanwhile (deleted) or has lapsed; either way nothing more can be done for it.
