@@ -53,6 +53,7 @@ describe('parseCliArgs', () => {
 
   it('asks for help', () => {
     expect(parseCliArgs(['-h'])).toEqual({ kind: 'help' });
+    expect(parseCliArgs(['--version'])).toEqual({ kind: 'version' });
   });
 
   it.each([

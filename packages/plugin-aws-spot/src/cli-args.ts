@@ -28,6 +28,7 @@ Options:
   --tls-cert <file>       serve TLS with this certificate chain (PEM) ...
   --tls-key <file>        ... and this private key (PEM)
   --tls-ca <file>         require client certificates signed by this CA (mTLS)
+  -v, --version           print the version
   -h, --help              show this help
 
 Credentials come from the AWS SDK's default chain (environment, profile, web identity, IMDS).`;
@@ -40,6 +41,7 @@ export class UsageError extends Error {
 /** What the bin runs with. */
 export type CliCommand =
   | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
   | { readonly kind: 'serve'; readonly port: number; readonly serve: ServeOptions; readonly handler: AwsSpotReplaceOptions };
 
 function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
@@ -97,6 +99,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
         'tls-key': { type: 'string' },
         'tls-ca': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
       },
     });
   } catch (err) {
@@ -104,6 +107,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   }
   const v = parsed.values;
   if (v.help) return { kind: 'help' };
+  if (v.version) return { kind: 'version' };
   if (v.endpoint !== undefined && !URL.canParse(v.endpoint)) throw new UsageError(`--endpoint must be a URL, got "${v.endpoint}"`);
   const instanceTypes = v['instance-types']?.split(',').map((t) => t.trim()).filter((t) => t !== '');
   if (instanceTypes?.length === 0) throw new UsageError('--instance-types needs at least one instance type');

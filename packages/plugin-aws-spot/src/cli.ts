@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { jsonLogger, serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
 import { resolveDefaultRegion } from './default-region.js';
@@ -15,6 +16,8 @@ try {
 
 if (command.kind === 'help') {
   process.stdout.write(`${USAGE}\n`);
+} else if (command.kind === 'version') {
+  process.stdout.write(`${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`);
 } else {
   let region: string;
   try {

@@ -15,6 +15,7 @@ describe('parseCliArgs', () => {
       drain: { dryRun: true, taint: { key: 'spot', value: 'gone', effect: 'NoExecute' }, deleteEmptyDirData: false, nodeNotFound: 'skip' },
     });
     expect(parseCliArgs(['-h'])).toEqual({ kind: 'help' });
+    expect(parseCliArgs(['-v'])).toEqual({ kind: 'version' });
     expect(parseCliArgs(['--max-in-flight', '128', '--watch-cache', 'false'])).toMatchObject({ drain: { maxInFlight: 128, watchCache: false } });
   });
 

@@ -45,12 +45,14 @@ Drain:
   --max-drain-ms N              longest drain without another bound (default 120000)
   --event-namespace NS          namespace of the node's Kubernetes Events (default default)
   --dry-run                     log every step, change nothing
+  -v, --version                 print the version
   -h, --help                    show this help
 `;
 
 /** What the command line asks for. */
 export type CliCommand =
   | { kind: 'help' }
+  | { kind: 'version' }
   | { kind: 'serve'; port: number; host: string; tls: ServerTlsOptions | undefined; kubeconfig: string | undefined; context: string | undefined; drain: DrainOptions };
 
 const STRING_FLAGS = [
@@ -133,6 +135,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
         ...Object.fromEntries(STRING_FLAGS.map((f) => [f, { type: 'string' as const }])),
         'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
       },
       strict: true,
       allowPositionals: false,
@@ -140,8 +143,9 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const values = result.values as Values & { 'dry-run'?: boolean; help?: boolean };
+  const values = result.values as Values & { 'dry-run'?: boolean; help?: boolean; version?: boolean };
   if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
 
   const port = integer(values, 'port') ?? 9000;
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
 import { createDrainHandler } from './drain-handler.js';
@@ -18,6 +19,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (command.kind === 'help') {
     process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command.kind === 'version') {
+    process.stdout.write(`${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`);
     return 0;
   }
   let kubeConfig;
