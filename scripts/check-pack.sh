@@ -9,13 +9,15 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$root/packages/grpcplugin"
 pnpm pack --pack-destination "$tmp" >/dev/null
 tarball=$(ls "$tmp"/*.tgz)
-unexpected=$(tar -tzf "$tarball" | grep -Ev '^package/(dist/.+\.(js|d\.ts)|README\.md|LICENSE|package\.json)$' || true)
+unexpected=$(tar -tzf "$tarball" | grep -Ev '^package/(dist/.+\.(js|d\.ts)|proto/hollowtrees/.+\.proto|README\.md|LICENSE|package\.json)$' || true)
 if [ -n "$unexpected" ]; then
   echo "unexpected files in $(basename "$tarball"):" >&2
   echo "$unexpected" >&2
   exit 1
 fi
-echo "tarball holds only dist JS, .d.ts, README, LICENSE ($(tar -tzf "$tarball" | wc -l) files)"
+echo "tarball holds only dist JS, .d.ts, the .proto contract, README, LICENSE ($(tar -tzf "$tarball" | wc -l) files)"
+# Plugin authors in other languages generate their code from the .proto the package ships.
+tar -tzf "$tarball" | grep -qx 'package/proto/hollowtrees/plugin/v1/plugin.proto' || { echo "plugin.proto missing from $(basename "$tarball")" >&2; exit 1; }
 # A sourceMappingURL would point at a .map (and the .map at src/) the tarball does not hold.
 mapped=$(tar -xzOf "$tarball" --wildcards 'package/dist/*' | grep -c 'sourceMappingURL' || true)
 if [ "$mapped" != "0" ]; then
@@ -40,6 +42,14 @@ if (response.attributes.seen !== 'e-1') throw new Error(`unexpected response ${J
 console.log('installed tarball serves a handler');
 JS
 node serve-check.mjs
+# A CommonJS project (Node 20.19+ requires ES modules through the exports map's 'default' condition).
+cat > require-check.cjs <<'JS'
+const { serve, PluginClient } = require('@hollowtrees/grpcplugin');
+const proto = require.resolve('@hollowtrees/grpcplugin/proto/hollowtrees/plugin/v1/plugin.proto');
+if (typeof serve !== 'function' || typeof PluginClient !== 'function') throw new Error('require() gave no serve/PluginClient');
+console.log(`a CommonJS script requires the SDK; the contract is at ${require('path').relative(process.cwd(), proto)}`);
+JS
+node require-check.cjs
 cat > consumer.ts <<'TS'
 import { serve, PluginError, Code, labelsOf, type EventHandler } from '@hollowtrees/grpcplugin';
 import { invokeHandler, manualClock, testEvent } from '@hollowtrees/grpcplugin/testing';

@@ -30,7 +30,7 @@ async function main(argv: readonly string[]): Promise<number> {
     kubeConfig = loadKubeConfig({ path: command.kubeconfig, context: command.context });
     await checkClusterAccess(kubeConfig);
   } catch (err) {
-    process.stderr.write(`hollowtrees-k8s-drain: no usable Kubernetes credentials: ${(err as Error).message}\nSet --kubeconfig (or $KUBECONFIG) and --context, or run in a pod with a service account bound to rbac.yaml.\n`);
+    process.stderr.write(`hollowtrees-k8s-drain: no usable Kubernetes credentials: ${(err as Error).message}\nSet --kubeconfig (or $KUBECONFIG) and --context, or run in a pod with a service account bound to the ClusterRole hollowtrees-k8s-drain (deploy/kubernetes/base/k8s-drain-rbac.yaml).\n`);
     return 2;
   }
   const logger = jsonLogger({ service: SERVICE });

@@ -4,7 +4,7 @@ import { toPluginError } from './api-errors.js';
 
 const HINTS: Partial<Record<Code, string>> = {
   [Code.Unauthenticated]: ' (the API server refused the credentials)',
-  [Code.PermissionDenied]: ' (the user lacks the RBAC of rbac.yaml)',
+  [Code.PermissionDenied]: ' (the user lacks the ClusterRole hollowtrees-k8s-drain of deploy/kubernetes)',
 };
 
 /** How long the start-up check waits for the API server. */

@@ -19,7 +19,7 @@ export type WatchedCollection = 'pods' | 'nodes';
 
 /**
  * The Kubernetes calls a drain makes, and nothing else, so the RBAC in
- * `rbac.yaml` stays minimal: nodes get/list/watch/patch, pods list/watch,
+ * The ClusterRole (deploy/kubernetes/base/k8s-drain-rbac.yaml) stays minimal: nodes get/list/watch/patch, pods list/watch,
  * pods/eviction create, events create.
  */
 export interface KubeApi {

@@ -47,8 +47,11 @@ const MAX_KEPT_LINES = 400;
 const alive = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-/** Spawns a command with stdout and stderr captured; `env` is added to this process's environment (`undefined` removes a variable). */
-export function spawnCaptured(name: string, command: string, args: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Spawned {
+/**
+ * Spawns a command with stdout and stderr captured; `env` is added to this process's environment
+ * (`undefined` removes a variable); `cwd` is its working directory (default: this process's).
+ */
+export function spawnCaptured(name: string, command: string, args: readonly string[], env: Readonly<Record<string, string | undefined>> = {}, cwd?: string): Spawned {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // Last resort if the runner dies before afterAll: never leave a Prometheus behind.
@@ -56,7 +59,7 @@ export function spawnCaptured(name: string, command: string, args: readonly stri
       for (const child of alive) child.kill('SIGKILL');
     });
   }
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...(cwd === undefined ? {} : { cwd }) });
   alive.add(child);
   const lines: string[] = [];
   let partial = '';
