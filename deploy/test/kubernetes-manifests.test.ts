@@ -1,0 +1,208 @@
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { hasKubectl, render, renderComposed, validateAgainstSchema, type KubeObject } from './manifests.js';
+import { containerPolicyBreaches, excludedSpotLabels, longRunningContainers, podSpecOf, type Container, type PodSpec } from './pod-policy.js';
+import { REPO_ROOT } from './repo.js';
+
+const KUBE = join(REPO_ROOT, 'deploy/kubernetes');
+const OVERLAYS = readdirSync(join(KUBE, 'overlays'));
+const BINARIES = ['hollowtrees', 'hollowtrees-k8s-drain', 'hollowtrees-aws-spot', 'hollowtrees-node-watcher'];
+const NAMESPACE = 'hollowtrees';
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PriorityClass']);
+const run = promisify(execFile);
+
+if (!hasKubectl) {
+  const message = 'kubectl is not installed: the Kustomize manifests are NOT rendered or validated (install kubectl to run deploy/test/kubernetes-manifests.test.ts)';
+  if (process.env['CI'] === 'true') throw new Error(message);
+  console.warn(`\n!!! SKIPPED: ${message}\n`);
+}
+
+const find = (objects: KubeObject[], kind: string, name: string): KubeObject => {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!found) throw new Error(`no ${kind} ${name} among ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`);
+  return found;
+};
+const corePod = (objects: KubeObject[]): PodSpec => podSpecOf(find(objects, 'Deployment', 'hollowtrees'))!;
+const container = (pod: PodSpec, name: string): Container & { env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>; volumeMounts?: Array<{ name: string }> } => {
+  const found = longRunningContainers(pod).find((c) => c.name === name);
+  if (!found) throw new Error(`no container ${name}`);
+  return found;
+};
+/** Every exec probe command of a container. */
+const execProbes = (c: Container): string[][] =>
+  [c.livenessProbe, c.readinessProbe].flatMap((p) => ((p as { exec?: { command: string[] } } | undefined)?.exec ? [(p as { exec: { command: string[] } }).exec.command] : []));
+
+describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () => {
+  const variants: Record<string, KubeObject[]> = {};
+  beforeAll(async () => {
+    for (const overlay of OVERLAYS) variants[`overlays/${overlay}`] = await render(join(KUBE, 'overlays', overlay));
+    variants['base + components/service-monitor'] = await renderComposed([join(KUBE, 'base')], [join(KUBE, 'components/service-monitor')]);
+  }, 60_000);
+
+  it('has the overlays the README documents', () => {
+    expect(OVERLAYS.sort()).toEqual(['ha', 'node-watcher', 'prometheus-alerts', 'sqs']);
+  });
+
+  it('renders every variant into objects that each validate against the Kubernetes schema of their kind', async () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      expect(objects.length, variant).toBeGreaterThan(5);
+      const failures: string[] = [];
+      for (const object of objects) await validateAgainstSchema(object).catch((err: Error) => failures.push(`${variant}: ${err.message}`));
+      expect(failures).toEqual([]);
+    }
+    expect(variants['base + components/service-monitor']!.map((o) => o.kind)).toContain('ServiceMonitor');
+  });
+
+  it('puts every namespaced object in the hollowtrees namespace, which it creates', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      find(objects, 'Namespace', NAMESPACE);
+      const astray = objects.filter((o) => !CLUSTER_SCOPED.has(o.kind) && o.metadata.namespace !== NAMESPACE).map((o) => `${variant}: ${o.kind}/${o.metadata.name}`);
+      expect(astray).toEqual([]);
+    }
+  });
+
+  it('gives every container of every workload resources, probes and the restricted security settings', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      const workloads = objects.filter((o) => podSpecOf(o));
+      expect(workloads.length, variant).toBeGreaterThan(0);
+      expect(workloads.flatMap((w) => containerPolicyBreaches(`${variant} ${w.kind}/${w.metadata.name}`, podSpecOf(w)!))).toEqual([]);
+    }
+  });
+
+  it('runs every container as `node /app/bin/<binary>.mjs` (the image entrypoint is node, so SIGTERM reaches it)', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      for (const w of objects.filter((o) => podSpecOf(o))) {
+        for (const c of longRunningContainers(podSpecOf(w)!)) {
+          expect((c as { command?: string[] }).command, `${variant} ${c.name}`).toBeUndefined();
+          expect(BINARIES.map((b) => `/app/bin/${b}.mjs`), `${variant} ${c.name}`).toContain(c.args?.[0]);
+        }
+      }
+    }
+  });
+
+  it('keeps core off spot nodes, spread over zones, at system-cluster-critical', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      const pod = corePod(objects);
+      expect(pod.priorityClassName, variant).toBe('system-cluster-critical');
+      expect(excludedSpotLabels(pod), variant).toEqual(expect.arrayContaining(['eks.amazonaws.com/capacityType', 'karpenter.sh/capacity-type', 'cloud.google.com/gke-spot', 'kubernetes.azure.com/scalesetpriority']));
+      expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey), variant).toContain('topology.kubernetes.io/zone');
+      const pdb = find(objects, 'PodDisruptionBudget', 'hollowtrees') as unknown as { spec: { selector: { matchLabels: Record<string, string> } } };
+      expect(pdb.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'hollowtrees' });
+    }
+  });
+
+  it('runs the plugins as native sidecars on 127.0.0.1 only, probed from inside the pod; the Service reaches core alone', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      const pod = corePod(objects);
+      expect(pod.initContainers?.map((c) => [c.name, c.restartPolicy]), variant).toEqual([
+        ['k8s-drain', 'Always'],
+        ['aws-spot', 'Always'],
+      ]);
+      for (const [name, port] of [['k8s-drain', '9000'], ['aws-spot', '9001']] as const) {
+        const c = container(pod, name);
+        const args = c.args!;
+        expect(args[args.indexOf('--host') + 1], `${variant} ${name}`).toBe('127.0.0.1');
+        expect(args[args.indexOf('--port') + 1], `${variant} ${name}`).toBe(port);
+        expect(c.ports, `${variant} ${name}`).toBeUndefined();
+        expect(execProbes(c), `${variant} ${name}`).toEqual([
+          ['/nodejs/bin/node', '/app/bin/tcp-probe.mjs', `127.0.0.1:${port}`],
+          ['/nodejs/bin/node', '/app/bin/tcp-probe.mjs', `127.0.0.1:${port}`],
+        ]);
+      }
+      const config = parse((find(objects, 'ConfigMap', configMapName(pod, objects)) as unknown as { data: Record<string, string> }).data['config.yaml']!) as { plugins: Record<string, { address: string }> };
+      expect(config.plugins['k8s-drain']!.address).toBe('127.0.0.1:9000');
+      expect(config.plugins['aws-spot']!.address).toBe('127.0.0.1:9001');
+      const service = find(objects, 'Service', 'hollowtrees') as unknown as { spec: { ports: Array<{ port: number; targetPort: string }> } };
+      expect(service.spec.ports).toEqual([{ name: 'http', port: 9092, targetPort: 'http' }]);
+      expect((container(pod, 'core').ports as Array<{ name: string; containerPort: number }>)).toEqual([{ name: 'http', containerPort: 9092 }]);
+    }
+  });
+
+  it('mounts the service account token only in the containers that call the Kubernetes API', () => {
+    const mounts = (objects: KubeObject[]): string[] =>
+      longRunningContainers(corePod(objects))
+        .filter((c) => (c as { volumeMounts?: Array<{ name: string }> }).volumeMounts?.some((m) => m.name === 'kube-api-access'))
+        .map((c) => c.name);
+    for (const [variant, objects] of Object.entries(variants)) {
+      expect((corePod(objects) as { automountServiceAccountToken?: boolean }).automountServiceAccountToken, variant).toBe(false);
+      // ha: core holds its run state in Leases.
+      expect(mounts(objects), variant).toEqual(variant === 'overlays/ha' ? ['k8s-drain', 'core'] : ['k8s-drain']);
+    }
+  });
+
+  it('ha: three replicas naming themselves by pod, a Role on Leases in their namespace only, the base config plus the Kubernetes state backend', async () => {
+    const objects = variants['overlays/ha']!;
+    expect((find(objects, 'Deployment', 'hollowtrees') as unknown as { spec: { replicas: number } }).spec.replicas).toBe(3);
+    expect(container(corePod(objects), 'core').env).toContainEqual({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+    expect((find(objects, 'Role', 'hollowtrees-state') as unknown as { rules: unknown }).rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] }]);
+    expect((find(objects, 'RoleBinding', 'hollowtrees-state') as unknown as { subjects: unknown }).subjects).toEqual([{ kind: 'ServiceAccount', name: 'hollowtrees', namespace: NAMESPACE }]);
+    const ha = parse(await readFile(join(KUBE, 'overlays/ha/config.yaml'), 'utf8')) as Record<string, unknown>;
+    const base = parse(await readFile(join(KUBE, 'base/config.yaml'), 'utf8')) as Record<string, unknown>;
+    expect(ha['state']).toEqual({ backend: 'kubernetes', kubernetes: { namespace: NAMESPACE, leasePrefix: 'hollowtrees-', leaseDuration: '30s', renewInterval: '10s' } });
+    // Everything else is the base's: the two files cannot drift apart.
+    const { state: _state, ...rest } = ha;
+    expect(rest).toEqual(base);
+  });
+
+  it('node-watcher: a DaemonSet on every node at system-node-critical, with its node name, sending to the Service', () => {
+    const objects = variants['overlays/node-watcher']!;
+    const pod = podSpecOf(find(objects, 'DaemonSet', 'hollowtrees-node-watcher'))!;
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+    const watcher = container(pod, 'node-watcher');
+    expect(watcher.args![0]).toBe('/app/bin/hollowtrees-node-watcher.mjs');
+    expect(watcher.args![watcher.args!.indexOf('--core-url') + 1]).toBe('http://hollowtrees.hollowtrees.svc:9092');
+    expect(watcher.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+    expect((pod as { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(false);
+    expect(objects.filter((o) => o.kind.includes('Role')).map((o) => o.metadata.name).sort()).toEqual(['hollowtrees-k8s-drain', 'hollowtrees-k8s-drain']);
+  });
+
+  it.each([
+    ['base/config.yaml', {}],
+    ['overlays/sqs/config.yaml', { SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/hollowtrees-notices' }],
+  ])("core's own validate accepts %s", async (file, env) => {
+    const { stdout, stderr } = await run(process.execPath, [join(REPO_ROOT, 'packages/core/dist/cli.js'), 'validate', '--config', join(KUBE, file)], { env: { ...process.env, ...env } });
+    expect(`${stdout}${stderr}`).toMatch(/ok|valid/i);
+  });
+});
+
+/** The ConfigMap the core pod mounts (its name carries kustomize's hash). */
+function configMapName(pod: PodSpec, objects: KubeObject[]): string {
+  const name = (pod as { volumes?: Array<{ name: string; configMap?: { name: string } }> }).volumes?.find((v) => v.name === 'config')?.configMap?.name;
+  if (!name) throw new Error('the core pod mounts no config ConfigMap');
+  find(objects, 'ConfigMap', name);
+  return name;
+}
+
+describe('the checks themselves', () => {
+  it('the schema check rejects a wrong type and a kind it has no schema for', async () => {
+    const deployment: KubeObject = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'broken' },
+      spec: { replicas: 'three', selector: { matchLabels: { a: 'b' } }, template: { spec: { containers: [{ name: 'c', image: 'x' }] } } },
+    };
+    await expect(validateAgainstSchema(deployment)).rejects.toThrow(/Deployment broken: .*replicas must be integer/);
+    await expect(validateAgainstSchema({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } })).rejects.toThrow('Widget w: no schema for example.com/v1 Widget');
+  });
+
+  it('the container policy names every breach of a container without settings', () => {
+    const pod: PodSpec = { containers: [{ name: 'bare', args: [] }], initContainers: [{ name: 'side', restartPolicy: 'Always', securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] }, seccompProfile: { type: 'RuntimeDefault' } }, resources: { requests: { cpu: '1m', memory: '1Mi' }, limits: { memory: '1Mi' } }, livenessProbe: {}, readinessProbe: {} }] };
+    expect(containerPolicyBreaches('w', pod)).toEqual([
+      'w/side: capabilities: ALL not dropped, or some added',
+      'w/bare: no cpu and memory requests',
+      'w/bare: no memory limit',
+      'w/bare: no liveness and readiness probes',
+      'w/bare: runAsNonRoot is not true',
+      'w/bare: readOnlyRootFilesystem is not true',
+      'w/bare: allowPrivilegeEscalation is not false',
+      'w/bare: capabilities: ALL not dropped, or some added',
+      'w/bare: seccomp profile is not RuntimeDefault',
+    ]);
+  });
+});
