@@ -1,0 +1,75 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { tempDir } from '@hollowtrees/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './repo.js';
+
+// The VM units, checked by systemd's own tools: each unit file is valid, and with the shared
+// prefix drop-in (hollowtrees-.service.d/hardening.conf) systemd rates each service's exposure
+// low; without the drop-in it would be high, so the drop-in is what hardens them.
+const UNITS_DIR = join(REPO_ROOT, 'deploy/systemd');
+const run = promisify(execFile);
+const hasSystemd = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
+if (!hasSystemd) {
+  const message = 'systemd-analyze is not installed: deploy/systemd units are NOT verified';
+  if (process.env['CI'] === 'true') throw new Error(message);
+  console.warn(`\n!!! SKIPPED: ${message}\n`);
+}
+
+/** The bin each unit runs, as its package declares it (node-watcher: the name its issue fixes, until it lands). */
+const BIN_OF_UNIT: Record<string, string> = {
+  'hollowtrees-core.service': 'hollowtrees',
+  'hollowtrees-k8s-drain.service': 'hollowtrees-k8s-drain',
+  'hollowtrees-aws-spot.service': 'hollowtrees-aws-spot',
+  'hollowtrees-node-watcher.service': 'hollowtrees-node-watcher',
+};
+const PACKAGE_OF_BIN: Record<string, string> = { hollowtrees: 'core', 'hollowtrees-k8s-drain': 'plugin-k8s-drain', 'hollowtrees-aws-spot': 'plugin-aws-spot' };
+
+/** systemd's overall exposure score (0 safest, 10 most exposed) of `unit` installed under `root`. */
+async function exposure(root: string, unit: string): Promise<number> {
+  const { stdout } = await run('systemd-analyze', ['security', '--offline=yes', `--root=${root}`, '--no-pager', unit]);
+  const score = /Overall exposure level for \S+: ([\d.]+)/.exec(stdout)?.[1];
+  if (!score) throw new Error(`no exposure level in:\n${stdout}`);
+  return Number(score);
+}
+
+describe.skipIf(!hasSystemd)('the systemd units (deploy/systemd)', () => {
+  let tmp: { path: string; remove: () => Promise<void> };
+  let units: string[];
+  beforeAll(async () => {
+    tmp = await tempDir('systemd-units');
+    units = (await readdir(UNITS_DIR)).filter((f) => f.endsWith('.service'));
+  });
+  afterAll(() => tmp?.remove());
+
+  it('has a unit per binary, each running `node` on the installed bin directly (no npx)', async () => {
+    expect(units.sort()).toEqual(Object.keys(BIN_OF_UNIT).sort());
+    for (const unit of units) {
+      const text = await readFile(join(UNITS_DIR, unit), 'utf8');
+      const bin = BIN_OF_UNIT[unit]!;
+      expect(text, unit).toMatch(new RegExp(`^ExecStart=/usr/bin/node /opt/hollowtrees/node_modules/\\.bin/${bin} `, 'm'));
+      const pkg = PACKAGE_OF_BIN[bin];
+      if (pkg) expect(Object.keys((JSON.parse(await readFile(join(REPO_ROOT, 'packages', pkg, 'package.json'), 'utf8')) as { bin: object }).bin)).toEqual([bin]);
+    }
+  });
+
+  it('passes systemd-analyze verify', async () => {
+    const { stdout, stderr } = await run('systemd-analyze', ['verify', ...units.map((u) => join(UNITS_DIR, u))]);
+    expect(`${stdout}${stderr}`.trim()).toBe('');
+  });
+
+  it('rates every unit as little exposed with the shared drop-in, and as exposed without it', async () => {
+    const hardened = join(tmp.path, 'hardened/etc/systemd/system');
+    const bare = join(tmp.path, 'bare/etc/systemd/system');
+    await mkdir(hardened, { recursive: true });
+    await mkdir(bare, { recursive: true });
+    await cp(UNITS_DIR, hardened, { recursive: true });
+    for (const unit of units) await cp(join(UNITS_DIR, unit), join(bare, unit));
+    for (const unit of units) {
+      expect(await exposure(join(tmp.path, 'hardened'), unit), unit).toBeLessThanOrEqual(2);
+      expect(await exposure(join(tmp.path, 'bare'), unit), unit).toBeGreaterThan(8);
+    }
+  });
+});
