@@ -41,7 +41,8 @@ async function accessUsedBy(flags: readonly string[]): Promise<Set<Access>> {
   const { port } = JSON.parse(await waitForOutput(plugin, /hollowtrees-k8s-drain serving/, 20_000)) as { port: number };
   const client = new PluginClient(`127.0.0.1:${port}`);
   cleanups.push(async () => client.close());
-  for (const labels of [{ node: 'ip-10-0-1-23.ec2.internal' }, { instance_id: 'i-0drain2' }]) {
+  const targets: Array<Record<string, string>> = [{ node: 'ip-10-0-1-23.ec2.internal' }, { instance_id: 'i-0drain2' }];
+  for (const labels of targets) {
     const response = await client.handle(testEvent({ labels }), { flow: 'rbac-check', timeoutMs: 30_000 });
     expect(response.status, `${JSON.stringify(labels)}: ${response.message}\n${plugin.output()}`).toBe('ok');
   }
