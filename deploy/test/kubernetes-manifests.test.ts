@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { makeTestCertificates, tempDir } from '@hollowtrees/testkit';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hasKubectl, render, renderComposed, validateAgainstSchema, type KubeObject } from './manifests.js';
@@ -45,7 +46,7 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
   }, 60_000);
 
   it('has the overlays the README documents', () => {
-    expect(OVERLAYS.sort()).toEqual(['ha', 'node-watcher', 'prometheus-alerts', 'sqs']);
+    expect(OVERLAYS.sort()).toEqual(['ha', 'node-watcher', 'plugins-mtls', 'prometheus-alerts', 'sqs']);
   });
 
   it('renders every variant into objects that each validate against the Kubernetes schema of their kind', async () => {
@@ -85,19 +86,22 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     }
   });
 
-  it('keeps core off spot nodes, spread over zones, at system-cluster-critical', () => {
+  it('keeps core (and a plugin of its own) off spot nodes, spread over zones, at system-cluster-critical', () => {
     for (const [variant, objects] of Object.entries(variants)) {
-      const pod = corePod(objects);
-      expect(pod.priorityClassName, variant).toBe('system-cluster-critical');
-      expect(excludedSpotLabels(pod), variant).toEqual(expect.arrayContaining(['eks.amazonaws.com/capacityType', 'karpenter.sh/capacity-type', 'cloud.google.com/gke-spot', 'kubernetes.azure.com/scalesetpriority']));
-      expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey), variant).toContain('topology.kubernetes.io/zone');
+      for (const deployment of objects.filter((o) => o.kind === 'Deployment')) {
+        const pod = podSpecOf(deployment)!;
+        const at = `${variant} ${deployment.metadata.name}`;
+        expect(pod.priorityClassName, at).toBe('system-cluster-critical');
+        expect(excludedSpotLabels(pod), at).toEqual(expect.arrayContaining(['eks.amazonaws.com/capacityType', 'karpenter.sh/capacity-type', 'cloud.google.com/gke-spot', 'kubernetes.azure.com/scalesetpriority']));
+        expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey), at).toContain('topology.kubernetes.io/zone');
+      }
       const pdb = find(objects, 'PodDisruptionBudget', 'hollowtrees') as unknown as { spec: { selector: { matchLabels: Record<string, string> } } };
       expect(pdb.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'hollowtrees' });
     }
   });
 
   it('runs the plugins as native sidecars on 127.0.0.1 only, probed from inside the pod; the Service reaches core alone', () => {
-    for (const [variant, objects] of Object.entries(variants)) {
+    for (const [variant, objects] of Object.entries(variants).filter(([v]) => v !== 'overlays/plugins-mtls')) {
       const pod = corePod(objects);
       expect(pod.initContainers?.map((c) => [c.name, c.restartPolicy]), variant).toEqual([
         ['k8s-drain', 'Always'],
@@ -128,10 +132,11 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
       longRunningContainers(corePod(objects))
         .filter((c) => (c as { volumeMounts?: Array<{ name: string }> }).volumeMounts?.some((m) => m.name === 'kube-api-access'))
         .map((c) => c.name);
+    const expected: Record<string, string[]> = { 'overlays/ha': ['k8s-drain', 'core'], 'overlays/plugins-mtls': [] };
     for (const [variant, objects] of Object.entries(variants)) {
       expect((corePod(objects) as { automountServiceAccountToken?: boolean }).automountServiceAccountToken, variant).toBe(false);
-      // ha: core holds its run state in Leases.
-      expect(mounts(objects), variant).toEqual(variant === 'overlays/ha' ? ['k8s-drain', 'core'] : ['k8s-drain']);
+      // ha: core holds its run state in Leases; plugins-mtls: the drain has a pod of its own.
+      expect(mounts(objects), variant).toEqual(expected[variant] ?? ['k8s-drain']);
     }
   });
 
@@ -162,12 +167,49 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     expect(objects.filter((o) => o.kind.includes('Role')).map((o) => o.metadata.name).sort()).toEqual(['hollowtrees-k8s-drain', 'hollowtrees-k8s-drain']);
   });
 
+  it('plugins-mtls: each plugin in its own Deployment, serving every interface only with mTLS, reachable from core alone', async () => {
+    const objects = variants['overlays/plugins-mtls']!;
+    expect(corePod(objects).initContainers ?? []).toEqual([]);
+    expect(container(corePod(objects), 'core').volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/hollowtrees/tls', readOnly: true });
+    for (const [name, port, clientCaFlag] of [['k8s-drain', 9000, '--tls-client-ca'], ['aws-spot', 9001, '--tls-ca']] as const) {
+      const pod = podSpecOf(find(objects, 'Deployment', `hollowtrees-${name}`))!;
+      expect((pod as { serviceAccountName?: string }).serviceAccountName).toBe(`hollowtrees-${name}`);
+      const args = container(pod, name).args!;
+      const flag = (f: string): string | undefined => (args.includes(f) ? args[args.indexOf(f) + 1] : undefined);
+      expect([flag('--host'), flag('--port'), flag('--tls-cert'), flag('--tls-key'), flag(clientCaFlag)]).toEqual(['0.0.0.0', String(port), '/etc/hollowtrees/tls/tls.crt', '/etc/hollowtrees/tls/tls.key', '/etc/hollowtrees/tls/ca.crt']);
+      const policy = find(objects, 'NetworkPolicy', `hollowtrees-${name}`) as unknown as { spec: { ingress: unknown } };
+      expect(policy.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'hollowtrees' } } }], ports: [{ port: 'grpc' }] }]);
+    }
+    expect((find(objects, 'ClusterRoleBinding', 'hollowtrees-k8s-drain') as unknown as { subjects: unknown }).subjects).toEqual([{ kind: 'ServiceAccount', name: 'hollowtrees-k8s-drain', namespace: NAMESPACE }]);
+    const mtls = parse(await readFile(join(KUBE, 'overlays/plugins-mtls/config.yaml'), 'utf8')) as { plugins: Record<string, { address: string; tls: unknown }> };
+    const base = parse(await readFile(join(KUBE, 'base/config.yaml'), 'utf8')) as Record<string, unknown>;
+    const tls = { ca: '/etc/hollowtrees/tls/ca.crt', cert: '/etc/hollowtrees/tls/tls.crt', key: '/etc/hollowtrees/tls/tls.key' };
+    expect(mtls.plugins['k8s-drain']).toMatchObject({ address: 'hollowtrees-k8s-drain.hollowtrees.svc:9000', tls });
+    expect(mtls.plugins['aws-spot']).toMatchObject({ address: 'hollowtrees-aws-spot.hollowtrees.svc:9001', tls });
+    expect({ ...mtls, plugins: undefined }).toEqual({ ...base, plugins: undefined });
+  });
+
+  it("core's own validate accepts overlays/plugins-mtls/config.yaml, given the certificate files it names", async () => {
+    const certs = makeTestCertificates();
+    const dir = await tempDir('mtls-config');
+    try {
+      const files = { 'ca.crt': certs.ca.cert, 'tls.crt': certs.client.cert, 'tls.key': certs.client.key };
+      for (const [file, pem] of Object.entries(files)) await writeFile(join(dir.path, file), pem);
+      const config = join(dir.path, 'config.yaml');
+      await writeFile(config, (await readFile(join(KUBE, 'overlays/plugins-mtls/config.yaml'), 'utf8')).replaceAll('/etc/hollowtrees/tls/', `${dir.path}/`));
+      const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'packages/core/dist/cli.js'), 'validate', '--config', config]);
+      expect(stdout).toContain('valid');
+    } finally {
+      await dir.remove();
+    }
+  });
+
   it.each([
     ['base/config.yaml', {}],
     ['overlays/sqs/config.yaml', { SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/hollowtrees-notices' }],
   ])("core's own validate accepts %s", async (file, env) => {
-    const { stdout, stderr } = await run(process.execPath, [join(REPO_ROOT, 'packages/core/dist/cli.js'), 'validate', '--config', join(KUBE, file)], { env: { ...process.env, ...env } });
-    expect(`${stdout}${stderr}`).toMatch(/ok|valid/i);
+    const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'packages/core/dist/cli.js'), 'validate', '--config', join(KUBE, file)], { env: { ...process.env, ...env } });
+    expect(stdout).toContain(`${join(KUBE, file)}: valid`);
   });
 });
 
