@@ -66,6 +66,16 @@ describe('the image directory (scripts/build-image-dir.mjs)', () => {
     expect(existsSync(join(app, 'hollowtrees/src'))).toBe(false);
   });
 
+  it('is what the Dockerfile builds: this script into /app, on a distroless Node base whose node the exec probes name, run as non-root', async () => {
+    const dockerfile = await readFile(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^ && node scripts\/build-image-dir\.mjs \/app$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app \/app$/m);
+    // The final stage: node at /nodejs/bin/node (the manifests' exec probes), a numeric non-root user.
+    expect(dockerfile.split(/^FROM /m).at(-1)).toMatch(/^gcr\.io\/distroless\/nodejs22-debian12:nonroot\n[\s\S]*^USER 65532:65532$/m);
+    const cmd = JSON.parse(/^CMD (.+)$/m.exec(dockerfile)![1]!) as string[];
+    expect(existsSync(join(app, cmd[0]!.replace(/^\/app\//, '')))).toBe(true);
+  });
+
   it('has no link leading out of itself, so it runs where the workspace is not', async () => {
     const outside = (await symlinks(app)).filter(({ target }) => relative(app, target).startsWith('..'));
     expect(outside).toEqual([]);
