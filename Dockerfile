@@ -10,7 +10,7 @@ WORKDIR /src
 RUN corepack enable
 COPY . .
 RUN pnpm install --frozen-lockfile \
- && pnpm build \
+ && pnpm -r --filter './packages/*' run build \
  && node scripts/build-image-dir.mjs /app
 
 FROM gcr.io/distroless/nodejs22-debian12:nonroot
