@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+/** The receiver path of CloudEvents, as core serves it. */
+export const CORE_EVENTS_PATH = '/api/v1/events';
+
+/** How the watcher proves itself to core: a file is read at every send, so a rotated secret is picked up. */
+export type CoreAuth = { readonly kind: 'bearer'; readonly tokenFile: string } | { readonly kind: 'basic'; readonly file: string };
+
+/** Options of {@link CoreClient}. */
+export interface CoreClientOptions {
+  /** Core's base URL, e.g. `https://hollowtrees.hollowtrees.svc:9092`. */
+  coreUrl: string;
+  auth?: CoreAuth;
+  /** CA certificate(s) (PEM) core's certificate is checked against, besides the system's. */
+  ca?: Buffer;
+  /** Per request. Default 10 s. */
+  timeoutMs?: number;
+}
+
+/** Core's answer to one POST. */
+export interface CoreAnswer {
+  readonly status: number;
+  /** Core's `errorType` (`queue_full`, `shutting_down`, `bad_data`, ...), when it sent one. */
+  readonly reason?: string;
+  readonly message?: string;
+  /** `Retry-After`, in milliseconds. */
+  readonly retryAfterMs?: number;
+}
+
+function authorization(auth: CoreAuth): string {
+  if (auth.kind === 'bearer') return `Bearer ${readFileSync(auth.tokenFile, 'utf8').trim()}`;
+  // The file holds `user:password`, as Prometheus' basic_auth password_file holds the password.
+  return `Basic ${Buffer.from(readFileSync(auth.file, 'utf8').trim()).toString('base64')}`;
+}
+
+function retryAfter(headers: IncomingHttpHeaders): number | undefined {
+  const seconds = Number(headers['retry-after']);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
+}
+
+/** POSTs CloudEvents (structured mode) to core's receiver over HTTP or HTTPS, one kept-alive connection. */
+export class CoreClient {
+  private readonly url: URL;
+  private readonly agent: HttpAgent;
+
+  constructor(private readonly options: CoreClientOptions) {
+    this.url = new URL(CORE_EVENTS_PATH, options.coreUrl);
+    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, ...(options.ca && { ca: options.ca }) }) : new HttpAgent({ keepAlive: true });
+  }
+
+  /** Where events go. */
+  get eventsUrl(): string {
+    return this.url.href;
+  }
+
+  /** Sends one event; rejects only when there was no answer (refused, reset, timed out, a secret file unreadable). */
+  post(event: object, signal: AbortSignal): Promise<CoreAnswer> {
+    const body = JSON.stringify(event);
+    const headers: Record<string, string> = { 'content-type': 'application/cloudevents+json', 'content-length': String(Buffer.byteLength(body)) };
+    if (this.options.auth) headers.authorization = authorization(this.options.auth);
+    const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(this.url, { method: 'POST', headers, agent: this.agent, signal, timeout: this.options.timeoutMs ?? 10_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('error', reject);
+        res.once('end', () => {
+          let parsed: { errorType?: unknown; error?: unknown } = {};
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString()) as typeof parsed;
+          } catch {
+            // Not core's JSON (a proxy's page): the status is enough.
+          }
+          const after = retryAfter(res.headers);
+          resolve({
+            status: res.statusCode ?? 0,
+            ...(typeof parsed.errorType === 'string' && { reason: parsed.errorType }),
+            ...(typeof parsed.error === 'string' && { message: parsed.error }),
+            ...(after !== undefined && { retryAfterMs: after }),
+          });
+        });
+      });
+      req.once('timeout', () => req.destroy(new Error(`no answer from ${this.url.href} in ${this.options.timeoutMs ?? 10_000} ms`)));
+      req.once('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** Closes the kept-alive connection. */
+  close(): void {
+    this.agent.destroy();
+  }
+}
