@@ -1,14 +1,14 @@
 import { labelsOf } from '@hollowtrees/grpcplugin';
-import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn } from '@hollowtrees/testkit';
+import { freePort, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanups, freePort, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
 async function coreWithPlugin(port = 0) {
   const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
-  const core = cleanups.add(await startCore(plugin.address, port), (c) => c.close());
+  const core = cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
   return { plugin, core };
 }
 
@@ -93,7 +93,7 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     // Polling goes on while the send is pending.
     await morePolls(watcher, 'aws', 3);
 
-    cleanups.add(await startCore(plugin.address, port), (c) => c.close());
+    cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
     await until('the event at the plugin', () => plugin.events.length === 1);
     await morePolls(watcher, 'aws');
     expect(plugin.events).toHaveLength(1);

@@ -1,8 +1,8 @@
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
 import { createJsonLogger, serve, type CloudEvent, type PluginServer } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
+import { pollUntil } from '@hollowtrees/testkit';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from '../cli-args.js';
 import { DEFAULT_AZURE_EVENT_TYPES } from '../azure-scheduled-events.js';
@@ -20,43 +20,42 @@ export class Cleanups {
   }
 }
 
-/** Polls `check` every 10 ms until it holds; fails after `timeoutMs` with `what`. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`waited ${timeoutMs} ms for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** A real gRPC action plugin that records the events it gets. */
+/** A real gRPC action plugin that records the events it gets, answering each through `behaviour`. */
 export interface RecordingPlugin {
   readonly address: string;
   readonly events: CloudEvent[];
   close(): Promise<void>;
 }
 
-export async function startRecordingPlugin(): Promise<RecordingPlugin> {
+export async function startRecordingPlugin(behaviour: (event: CloudEvent) => Promise<void> | void = () => {}): Promise<RecordingPlugin> {
   const events: CloudEvent[] = [];
-  const server: PluginServer = await serve(0, { handle: (event) => void events.push(event) }, { host: '127.0.0.1', shutdownTimeoutMs: 1_000 });
+  const handler = {
+    handle: async (event: CloudEvent) => {
+      events.push(event);
+      await behaviour(event);
+    },
+  };
+  const server: PluginServer = await serve(0, handler, { host: '127.0.0.1', shutdownTimeoutMs: 1_000 });
   return { address: `127.0.0.1:${server.port}`, events, close: () => server.close() };
 }
 
-/** A port free now, for a core started later on it (the "core down, then back" test). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
+/** Options of {@link startCore}. */
+export interface TestCoreOptions {
+  /** Default 0: any free port. */
+  port?: number;
+  /** YAML lines under `server:` (indented two spaces), e.g. auth or limits. */
+  server?: string;
+  /** YAML lines added to the flow (indented four spaces), e.g. concurrency. */
+  flow?: string;
 }
 
-/** Core with one flow that hands every watcher event to `pluginAddress`; without `groupBy` a group is one event id, so a re-send is a duplicate. */
-export function startCore(pluginAddress: string, port = 0): Promise<Hollowtrees> {
+/**
+ * Core with one flow that hands every watcher event to `pluginAddress`; without `groupBy` a group
+ * is one event id, so a re-send is a duplicate.
+ */
+export function startCore(pluginAddress: string, options: TestCoreOptions = {}): Promise<Hollowtrees> {
   const yaml = `
+${options.server ? `server:\n${options.server}` : ''}
 plugins:
   rec:
     type: grpc
@@ -67,8 +66,9 @@ flows:
     allowedEvents: [hollowtrees.node.*.*]
     cooldown: 10m
     plugins: [rec]
+${options.flow ?? ''}
 `;
-  return startHollowtrees(parseConfig(yaml, 'watcher-test.yaml', {}), { listen: `127.0.0.1:${port}`, logger: createLogger('silent') });
+  return startHollowtrees(parseConfig(yaml, 'watcher-test.yaml', {}), { listen: `127.0.0.1:${options.port ?? 0}`, logger: createLogger('silent') });
 }
 
 /** A watcher's log lines, captured. */
@@ -113,4 +113,9 @@ export async function startTestWatcher(settings: WatcherSettings): Promise<Runni
 export async function metric(running: RunningWatcher, name: string, labels: Record<string, string> = {}): Promise<number> {
   const found = (await running.metrics.registry.getSingleMetric(name)?.get())?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
   return found?.value ?? 0;
+}
+
+/** Waits (polling every 10 ms) until `check` holds; fails after `timeoutMs` naming `what`. */
+export function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  return pollUntil(check, timeoutMs, () => what, 10);
 }
