@@ -16,6 +16,7 @@ describe('parseCliArgs', () => {
         metadataUrl: undefined,
         pollIntervalMs: undefined,
         azureEventTypes: ['Preempt', 'Terminate'],
+        azureApprove: false,
         listen: '127.0.0.1:9102',
         once: false,
         dryRun: false,
@@ -48,6 +49,7 @@ describe('parseCliArgs', () => {
     [['--core-url', 'http://core:9092', '--azure-event-types', 'Preempt,Explode'], /--azure-event-types must be one of Preempt, Terminate, Reboot, Redeploy, Freeze, got "Explode"/],
     [['--core-url', 'http://core:9092', '--log-level', 'loud'], /--log-level must be one of trace, debug, info, warn, error, fatal, silent, got "loud"/],
     [[], /--core-url \(or HOLLOWTREES_CORE_URL\) is required unless --dry-run/],
+    [['--core-url', 'http://core:9092', '--cloud', 'aws', '--azure-approve'], /--azure-approve is for Azure, not --cloud aws/],
   ])('refuses %j with a message that names the flag', (args, message) => {
     expect(() => parseCliArgs(args, {})).toThrow(UsageError);
     expect(() => parseCliArgs(args, {})).toThrow(message);

@@ -24,6 +24,8 @@ Metadata:
                             Cloud is watched with hanging GETs and does not poll)
   --azure-event-types LIST  Scheduled Events acted on, of Preempt, Terminate, Reboot, Redeploy, Freeze
                             (default Preempt,Terminate)
+  --azure-approve           approve an Azure event (StartRequests) once a flow run of it succeeded in
+                            core, so Azure goes ahead without waiting for NotBefore (default off)
 Running:
   --listen HOST:PORT        serve /healthz and /metrics here (default 127.0.0.1:9102)
   --once                    check once, send what is found, exit (0 when all of it was delivered)
@@ -51,6 +53,8 @@ export interface WatcherSettings {
   /** Undefined: the cloud's default. */
   readonly pollIntervalMs: number | undefined;
   readonly azureEventTypes: readonly AzureEventType[];
+  /** Approve Azure events whose flow run succeeded. */
+  readonly azureApprove: boolean;
   readonly listen: string;
   readonly once: boolean;
   readonly dryRun: boolean;
@@ -113,6 +117,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
     'metadata-url': { type: 'string' },
     'poll-interval': { type: 'string' },
     'azure-event-types': { type: 'string' },
+    'azure-approve': { type: 'boolean' },
     listen: { type: 'string' },
     once: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
@@ -125,6 +130,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   const dryRun = v['dry-run'] ?? false;
   const coreUrl = httpUrl('core-url', v['core-url'] ?? (env.HOLLOWTREES_CORE_URL || undefined));
   if (coreUrl === undefined && !dryRun) throw new UsageError('--core-url (or HOLLOWTREES_CORE_URL) is required unless --dry-run');
+  if (v['azure-approve'] && v.cloud !== undefined && v.cloud !== 'azure') throw new UsageError(`--azure-approve is for Azure, not --cloud ${v.cloud}`);
   const listen = v.listen ?? '127.0.0.1:9102';
   try {
     parseListen(listen);
@@ -141,6 +147,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
       metadataUrl: httpUrl('metadata-url', v['metadata-url']),
       pollIntervalMs: duration('poll-interval', v['poll-interval']),
       azureEventTypes: azureEventTypes(v['azure-event-types']),
+      azureApprove: v['azure-approve'] ?? false,
       listen,
       once: v.once ?? false,
       dryRun,

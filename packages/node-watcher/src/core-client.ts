@@ -4,6 +4,16 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 /** The receiver path of CloudEvents, as core serves it. */
 export const CORE_EVENTS_PATH = '/api/v1/events';
+/** Core's status API of finished runs. */
+const CORE_RUNS_PATH = '/api/v1/status/runs';
+
+/** What the watcher reads of one run in core's status API. */
+export interface FinishedRunView {
+  readonly flow: string;
+  readonly eventId: string;
+  /** `succeeded`, `failed`, `retrying` or `interrupted`. */
+  readonly outcome: string;
+}
 
 /** How the watcher proves itself to core: a file is read at every send, so a rotated secret is picked up. */
 export type CoreAuth = { readonly kind: 'bearer'; readonly tokenFile: string } | { readonly kind: 'basic'; readonly file: string };
@@ -40,7 +50,7 @@ function retryAfter(headers: IncomingHttpHeaders): number | undefined {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
 }
 
-/** POSTs CloudEvents (structured mode) to core's receiver over HTTP or HTTPS, one kept-alive connection. */
+/** Talks to core's receiver over HTTP or HTTPS on kept-alive connections: POSTs CloudEvents (structured mode), reads finished runs. */
 export class CoreClient {
   private readonly url: URL;
   private readonly agent: HttpAgent;
@@ -56,33 +66,46 @@ export class CoreClient {
   }
 
   /** Sends one event; rejects only when there was no answer (refused, reset, timed out, a secret file unreadable). */
-  post(event: object, signal: AbortSignal): Promise<CoreAnswer> {
-    const body = JSON.stringify(event);
-    const headers: Record<string, string> = { 'content-type': 'application/cloudevents+json', 'content-length': String(Buffer.byteLength(body)) };
+  async post(event: object, signal: AbortSignal): Promise<CoreAnswer> {
+    const { status, json, headers } = await this.request('POST', this.url, JSON.stringify(event), signal);
+    const body = (json ?? {}) as { errorType?: unknown; error?: unknown };
+    const after = retryAfter(headers);
+    return {
+      status,
+      ...(typeof body.errorType === 'string' && { reason: body.errorType }),
+      ...(typeof body.error === 'string' && { message: body.error }),
+      ...(after !== undefined && { retryAfterMs: after }),
+    };
+  }
+
+  /** The finished runs core still lists (`GET /api/v1/status/runs`, its last 100) of one event. */
+  async runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]> {
+    const { status, json } = await this.request('GET', new URL(CORE_RUNS_PATH, this.url), undefined, signal);
+    if (status !== 200 || !Array.isArray(json)) throw new Error(`GET ${CORE_RUNS_PATH}: HTTP ${status}`);
+    return (json as FinishedRunView[]).filter((run) => run.eventId === eventId);
+  }
+
+  private request(method: 'GET' | 'POST', url: URL, body: string | undefined, signal: AbortSignal): Promise<{ status: number; json: unknown; headers: IncomingHttpHeaders }> {
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/cloudevents+json', 'content-length': String(Buffer.byteLength(body)) };
     if (this.options.auth) headers.authorization = authorization(this.options.auth);
-    const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const timeoutMs = this.options.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
-      const req = send(this.url, { method: 'POST', headers, agent: this.agent, signal, timeout: this.options.timeoutMs ?? 10_000 }, (res) => {
+      const req = send(url, { method, headers, agent: this.agent, signal, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.once('error', reject);
         res.once('end', () => {
-          let parsed: { errorType?: unknown; error?: unknown } = {};
+          let json: unknown;
           try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString()) as typeof parsed;
+            json = JSON.parse(Buffer.concat(chunks).toString());
           } catch {
             // Not core's JSON (a proxy's page): the status is enough.
           }
-          const after = retryAfter(res.headers);
-          resolve({
-            status: res.statusCode ?? 0,
-            ...(typeof parsed.errorType === 'string' && { reason: parsed.errorType }),
-            ...(typeof parsed.error === 'string' && { message: parsed.error }),
-            ...(after !== undefined && { retryAfterMs: after }),
-          });
+          resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
         });
       });
-      req.once('timeout', () => req.destroy(new Error(`no answer from ${this.url.href} in ${this.options.timeoutMs ?? 10_000} ms`)));
+      req.once('timeout', () => req.destroy(new Error(`no answer from ${url.href} in ${timeoutMs} ms`)));
       req.once('error', reject);
       req.end(body);
     });

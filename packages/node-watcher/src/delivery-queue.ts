@@ -23,6 +23,8 @@ export interface DeliveryQueueOptions {
   maxPending?: number;
   /** Longest wait a `Retry-After` may ask for. Default 60 s. */
   maxRetryAfterMs?: number;
+  /** Told of each event core accepted. */
+  onAccepted?: (event: OutgoingEvent) => void;
 }
 
 /** Statuses that another try may turn into a 2xx: core busy or starting, a proxy timing out, credentials being fixed. */
@@ -98,6 +100,7 @@ export class DeliveryQueue {
         if (answer.status >= 200 && answer.status < 300) {
           metrics.sends.inc({ outcome: 'accepted' });
           logger.info('core accepted the notice', { event_id: event.id, type: event.type, tries: failures + 1 });
+          this.options.onAccepted?.(event);
         } else if (retryable(answer.status)) {
           metrics.sends.inc({ outcome: 'retried' });
           failures++;

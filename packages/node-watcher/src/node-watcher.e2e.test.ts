@@ -160,6 +160,26 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     expect(await metric(watcher, 'hollowtrees_node_watcher_notices_total', { type: 'hollowtrees.node.azure.preempt' })).toBe(1);
   });
 
+  it('Azure --azure-approve: approves the event once its flow run succeeded', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt' });
+    await until('the event approved', () => azure.started.length === 1);
+    expect(azure.started).toEqual([id]);
+    expect(plugin.events.map((e) => e.id)).toEqual([id]);
+  });
+
+  it('Azure --azure-approve: never approves an event whose flow run failed', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(() => Promise.reject(new Error('drain failed'))), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt' });
+    await until('the refusal to approve', () => watcher.lines.some((l) => l.event_id === id && String(l.msg).startsWith('a flow run of the Azure event failed')));
+    expect(azure.started).toEqual([]);
+  });
+
   it('detects the cloud when --cloud is not given', async () => {
     const { plugin, core } = await coreWithPlugin();
     const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());

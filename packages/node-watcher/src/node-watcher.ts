@@ -1,5 +1,5 @@
 import type { Backoff, Clock, PluginLogger } from '@hollowtrees/grpcplugin';
-import { DeliveryQueue, type SendEvent } from './delivery-queue.js';
+import { DeliveryQueue, type OutgoingEvent, type SendEvent } from './delivery-queue.js';
 import type { Monitor, MonitorSink } from './monitor.js';
 import type { InstanceIdentity, Notice } from './notice.js';
 import { noticeEvent } from './notice-event.js';
@@ -20,6 +20,8 @@ export interface NodeWatcherOptions {
   metrics: WatcherMetrics;
   /** Events waiting for core at most. Default 1 000. */
   maxPending?: number;
+  /** Told of each event core accepted (for `--azure-approve`). */
+  onAccepted?: (event: OutgoingEvent) => void;
 }
 
 /**
@@ -36,8 +38,8 @@ export class NodeWatcher {
   private lastPollAt: number | undefined;
 
   constructor(private readonly options: NodeWatcherOptions) {
-    const { send, backoff, clock, logger, metrics, maxPending } = options;
-    this.delivery = send && new DeliveryQueue({ send, backoff, clock, logger, metrics, ...(maxPending !== undefined && { maxPending }) });
+    const { send, backoff, clock, logger, metrics, maxPending, onAccepted } = options;
+    this.delivery = send && new DeliveryQueue({ send, backoff, clock, logger, metrics, ...(maxPending !== undefined && { maxPending }), ...(onAccepted && { onAccepted }) });
   }
 
   /** What `/healthz` reports. */

@@ -2,6 +2,8 @@ import { exponentialBackoff, pluginLogger, systemClock, type Backoff, type Clock
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';
+import { AzureApprover } from './azure-approval.js';
+import { AzureScheduledEventsMonitor } from './azure-scheduled-events.js';
 import { CoreClient } from './core-client.js';
 import { createMonitor } from './create-monitor.js';
 import { detectCloud } from './detect-cloud.js';
@@ -40,7 +42,7 @@ export class StartError extends Error {
   override readonly name = 'StartError';
 }
 
-async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ watcher: NodeWatcher; metrics: WatcherMetrics; close: () => void }> {
+async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ watcher: NodeWatcher; metrics: WatcherMetrics; close: () => Promise<void> }> {
   const clock = options.clock ?? systemClock;
   const backoff = options.backoff ?? exponentialBackoff({ initialMs: 500, maxMs: 30_000 });
   const logger = pluginLogger(options.logger);
@@ -56,8 +58,29 @@ async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ 
     clock,
   });
   const client = settings.dryRun || settings.coreUrl === undefined ? undefined : new CoreClient({ coreUrl: settings.coreUrl, ...(settings.auth && { auth: settings.auth }), ...(settings.ca && { ca: settings.ca }) });
-  const watcher = new NodeWatcher({ monitor, nodeName: settings.nodeName, send: client && ((event, signal) => client.post(event, signal)), clock, backoff, logger, metrics });
-  return { watcher, metrics, close: () => client?.close() };
+  if (settings.azureApprove && !(monitor instanceof AzureScheduledEventsMonitor)) logger.warn('--azure-approve ignored: this is not Azure', { cloud });
+  const approver =
+    settings.azureApprove && client && monitor instanceof AzureScheduledEventsMonitor
+      ? new AzureApprover({ runsOf: (id, s) => client.runsOf(id, s), approve: (id, s) => monitor.approve(id, s), intervalMs: settings.pollIntervalMs ?? 1_000, clock, logger })
+      : undefined;
+  const watcher = new NodeWatcher({
+    monitor,
+    nodeName: settings.nodeName,
+    send: client && ((event, signal) => client.post(event, signal)),
+    clock,
+    backoff,
+    logger,
+    metrics,
+    ...(approver && { onAccepted: (event) => approver.track(event.id) }),
+  });
+  return {
+    watcher,
+    metrics,
+    close: async () => {
+      await approver?.close();
+      client?.close();
+    },
+  };
 }
 
 /** Starts the watcher: identity, polling, delivery, and /healthz and /metrics on `settings.listen`. */
@@ -71,7 +94,7 @@ export async function runWatcher(settings: WatcherSettings, options: RunOptions)
     health,
     stop: async () => {
       await watcher.stop(STOP_GRACE_MS);
-      close();
+      await close();
       await health.close();
     },
   };
@@ -86,6 +109,6 @@ export async function runOnce(settings: WatcherSettings, options: RunOptions): P
     return result.delivered ? 0 : 1;
   } finally {
     await watcher.stop(0);
-    close();
+    await close();
   }
 }

@@ -93,6 +93,7 @@ export function testSettings(overrides: Partial<WatcherSettings>): WatcherSettin
     metadataUrl: undefined,
     pollIntervalMs: 20,
     azureEventTypes: DEFAULT_AZURE_EVENT_TYPES,
+    azureApprove: false,
     listen: '127.0.0.1:0',
     once: false,
     dryRun: false,
