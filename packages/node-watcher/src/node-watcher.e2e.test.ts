@@ -1,7 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { labelsOf } from '@hollowtrees/grpcplugin';
 import { freePort, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { Cleanups, metric, startCore, startCoreWithConfig, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -188,5 +189,21 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     await until('the event at the plugin', () => plugin.events.length === 1);
     expect(watcher.watcher.status()).toMatchObject({ cloud: 'azure' });
     expect(plugin.events[0]!.type).toBe('hollowtrees.node.azure.terminate');
+  });
+
+  it('examples/node-watcher/hollowtrees.yaml drains the node named in the event, once for two notices of one node', async () => {
+    const example = new URL('../../../examples/node-watcher/hollowtrees.yaml', import.meta.url).pathname;
+    const drain = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCoreWithConfig(await readFile(example, 'utf8'), example, { K8S_DRAIN_ADDRESS: drain.address }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, nodeName: 'ip-10-0-1-23.ec2.internal' })), (w) => w.stop());
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('the drain call', () => drain.events.length === 1);
+    imds.setTargetLifecycleState('Terminated');
+    await until('the second notice accepted', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 2);
+
+    expect(drain.events).toHaveLength(1);
+    expect(labelsOf(drain.events[0]!)).toMatchObject({ node: 'ip-10-0-1-23.ec2.internal', termination_time: '2026-11-30T00:02:00.000Z' });
   });
 });

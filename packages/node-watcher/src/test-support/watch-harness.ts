@@ -68,7 +68,12 @@ flows:
     plugins: [rec]
 ${options.flow ?? ''}
 `;
-  return startHollowtrees(parseConfig(yaml, 'watcher-test.yaml', {}), { listen: `127.0.0.1:${options.port ?? 0}`, logger: createLogger('silent') });
+  return startCoreWithConfig(yaml, 'watcher-test.yaml', {}, options.port);
+}
+
+/** Core on a config text (`file` names it in errors), `${ENV}` taken from `env`, quiet, on 127.0.0.1. */
+export function startCoreWithConfig(yaml: string, file: string, env: Record<string, string>, port = 0): Promise<Hollowtrees> {
+  return startHollowtrees(parseConfig(yaml, file, env), { listen: `127.0.0.1:${port}`, logger: createLogger('silent') });
 }
 
 /** A watcher's log lines, captured. */
