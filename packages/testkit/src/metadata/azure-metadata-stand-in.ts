@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { MetadataFaults, scheduleChange, startMetadataServer, type MetadataAnswer, type MetadataCall, type MetadataRequest, type ScheduleOptions } from './metadata-server.js';
+import { MetadataFaults, scheduleChange, standInBase, startMetadataServer, type MetadataStandInBase, type MetadataAnswer, type MetadataRequest, type ScheduleOptions } from './metadata-server.js';
 
 /** The VM an Azure Instance Metadata Service stand-in describes (a subset of `/metadata/instance/compute`). */
 export interface AzureVm {
@@ -34,20 +34,15 @@ export interface AzureMetadataStandInOptions {
   vm?: Partial<AzureVm>;
 }
 
-/** A running Azure Instance Metadata Service stand-in (compute and Scheduled Events). */
-export interface AzureMetadataStandIn {
-  /** `http://127.0.0.1:<port>`: the base that `/metadata/...` is under. */
-  readonly url: string;
+/** A running Azure Instance Metadata Service stand-in (compute and Scheduled Events); its `url` is the base that `/metadata/...` is under. */
+export interface AzureMetadataStandIn extends MetadataStandInBase {
   readonly vm: AzureVm;
-  readonly faults: MetadataFaults;
-  readonly calls: readonly MetadataCall[];
   /** The document's `DocumentIncarnation`: it grows by one at every change of the events. */
   readonly incarnation: number;
   /** Adds a scheduled event (defaults: `Preempt` of this VM, 30 s from now); returns its `EventId`. */
   scheduleEvent(event?: Partial<AzureScheduledEvent>, options?: ScheduleOptions): string;
   /** Event ids approved with `StartRequests`, in order. */
   readonly started: readonly string[];
-  close(): Promise<void>;
 }
 
 const EVENTS_PATH = '/metadata/scheduledevents';
@@ -101,10 +96,8 @@ export async function startAzureMetadataStandIn(options: AzureMetadataStandInOpt
   }, faults);
 
   return {
-    url: server.url,
+    ...standInBase(server, faults, timers),
     vm,
-    faults,
-    calls: server.calls,
     get incarnation() {
       return incarnation;
     },
@@ -129,10 +122,6 @@ export async function startAzureMetadataStandIn(options: AzureMetadataStandInOpt
     },
     get started() {
       return started;
-    },
-    close: async () => {
-      for (const t of timers) clearTimeout(t);
-      await server.close();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { MetadataFaults, scheduleChange, startMetadataServer, type MetadataAnswer, type MetadataCall, type ScheduleOptions } from './metadata-server.js';
+import { MetadataFaults, scheduleChange, standInBase, startMetadataServer, type MetadataStandInBase, type MetadataAnswer, type ScheduleOptions } from './metadata-server.js';
 
 /** The instance a Google Compute Engine metadata stand-in describes. */
 export interface GceInstance {
@@ -20,20 +20,15 @@ export interface GceMetadataStandInOptions {
   instance?: Partial<GceInstance>;
 }
 
-/** A running Compute Engine metadata server stand-in. */
-export interface GceMetadataStandIn {
-  /** `http://127.0.0.1:<port>`: the base that `/computeMetadata/v1/...` is under. */
-  readonly url: string;
+/** A running Compute Engine metadata server stand-in; its `url` is the base that `/computeMetadata/v1/...` is under. */
+export interface GceMetadataStandIn extends MetadataStandInBase {
   readonly instance: GceInstance;
-  readonly faults: MetadataFaults;
-  readonly calls: readonly MetadataCall[];
   /** `instance/preempted` turns `TRUE`. */
   preempt(options?: ScheduleOptions): void;
   /** Sets `instance/maintenance-event`. */
   setMaintenanceEvent(value: GceMaintenanceEvent, options?: ScheduleOptions): void;
   /** Hanging GETs waiting now. */
   readonly waiting: number;
-  close(): Promise<void>;
 }
 
 const PREFIX = '/computeMetadata/v1/instance/';
@@ -102,19 +97,12 @@ export async function startGceMetadataStandIn(options: GceMetadataStandInOptions
   }, faults);
 
   return {
-    url: server.url,
+    ...standInBase(server, faults, timers),
     instance,
-    faults,
-    calls: server.calls,
     preempt: (o) => scheduleChange(timers, o?.inMs, () => set('preempted', 'TRUE')),
     setMaintenanceEvent: (value, o) => scheduleChange(timers, o?.inMs, () => set('maintenance-event', value)),
     get waiting() {
       return waiters.size;
-    },
-    close: async () => {
-      for (const t of timers) clearTimeout(t);
-      for (const w of [...waiters]) w.wake();
-      await server.close();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { MetadataFaults, scheduleChange, startMetadataServer, type MetadataAnswer, type MetadataCall, type MetadataRequest, type ScheduleOptions } from './metadata-server.js';
+import { MetadataFaults, scheduleChange, standInBase, startMetadataServer, type MetadataStandInBase, type MetadataAnswer, type MetadataRequest, type ScheduleOptions } from './metadata-server.js';
 
 /** The instance an IMDS stand-in describes. */
 export interface ImdsInstance {
@@ -26,14 +26,9 @@ export interface ImdsStandInOptions {
   now?: () => number;
 }
 
-/** A running AWS Instance Metadata Service (IMDSv2 only) stand-in. */
-export interface ImdsStandIn {
-  /** `http://127.0.0.1:<port>`: the base that `/latest/...` is under. */
-  readonly url: string;
+/** A running AWS Instance Metadata Service (IMDSv2 only) stand-in; its `url` is the base that `/latest/...` is under. */
+export interface ImdsStandIn extends MetadataStandInBase {
   readonly instance: ImdsInstance;
-  readonly faults: MetadataFaults;
-  /** Every request, in order, with the status answered. */
-  readonly calls: readonly MetadataCall[];
   /** `spot/instance-action` answers `{"action","time"}` from now (or `inMs` from now). */
   interruptSpot(notice: { action?: 'terminate' | 'stop' | 'hibernate'; time: string }, options?: ScheduleOptions): void;
   /** `events/recommendations/rebalance` answers `{"noticeTime"}`. */
@@ -46,7 +41,6 @@ export interface ImdsStandIn {
   expireTokens(): void;
   /** Tokens issued (PUT /latest/api/token answered 200). */
   readonly tokensIssued: number;
-  close(): Promise<void>;
 }
 
 const TOKEN_PATH = '/latest/api/token';
@@ -119,10 +113,8 @@ export async function startImdsStandIn(options: ImdsStandInOptions = {}): Promis
   }, faults);
 
   return {
-    url: server.url,
+    ...standInBase(server, faults, timers),
     instance,
-    faults,
-    calls: server.calls,
     interruptSpot: (notice, o) => scheduleChange(timers, o?.inMs, () => (spotAction = JSON.stringify({ action: notice.action ?? 'terminate', time: notice.time }))),
     recommendRebalance: (noticeTime, o) => scheduleChange(timers, o?.inMs, () => (rebalance = JSON.stringify({ noticeTime }))),
     scheduleMaintenance: (event, o) => scheduleChange(timers, o?.inMs, () => maintenance.push(event)),
@@ -130,10 +122,6 @@ export async function startImdsStandIn(options: ImdsStandInOptions = {}): Promis
     expireTokens: () => tokens.clear(),
     get tokensIssued() {
       return tokensIssued;
-    },
-    close: async () => {
-      for (const t of timers) clearTimeout(t);
-      await server.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-export { MetadataFaults, type MetadataCall, type ScheduleOptions } from './metadata-server.js';
+export { MetadataFaults, type MetadataCall, type MetadataStandInBase, type ScheduleOptions } from './metadata-server.js';
 export { startImdsStandIn, type ImdsInstance, type ImdsScheduledEvent, type ImdsStandIn, type ImdsStandInOptions } from './imds-stand-in.js';
 export { startGceMetadataStandIn, type GceInstance, type GceMaintenanceEvent, type GceMetadataStandIn, type GceMetadataStandInOptions } from './gce-metadata-stand-in.js';
 export {

@@ -120,3 +120,27 @@ export function scheduleChange(timers: Set<NodeJS.Timeout>, inMs: number | undef
 export interface ScheduleOptions {
   inMs?: number;
 }
+
+/** What every metadata stand-in has: its address, faults, the requests it got, and close. */
+export interface MetadataStandInBase {
+  /** `http://127.0.0.1:<port>`: the metadata service's base URL. */
+  readonly url: string;
+  readonly faults: MetadataFaults;
+  /** Every request, in order, with the status answered. */
+  readonly calls: readonly MetadataCall[];
+  /** Cancels scheduled notices and closes the server, cutting hanging requests. */
+  close(): Promise<void>;
+}
+
+/** The {@link MetadataStandInBase} of a started server and its scheduled changes. */
+export function standInBase(server: MetadataServer, faults: MetadataFaults, timers: Set<NodeJS.Timeout>): MetadataStandInBase {
+  return {
+    url: server.url,
+    faults,
+    calls: server.calls,
+    close: () => {
+      for (const t of timers) clearTimeout(t);
+      return server.close();
+    },
+  };
+}
