@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { labelsOf } from '@hollowtrees/grpcplugin';
-import { freePort, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn } from '@hollowtrees/testkit';
+import { freePort, makeTestCertificates, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, metric, startCore, startCoreWithConfig, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
@@ -205,5 +206,35 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
 
     expect(drain.events).toHaveLength(1);
     expect(labelsOf(drain.events[0]!)).toMatchObject({ node: 'ip-10-0-1-23.ec2.internal', termination_time: '2026-11-30T00:02:00.000Z' });
+  });
+
+  it('Google Cloud: a hanging GET that fails is re-armed after a backoff, and the errors are counted', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
+    await until('both hanging GETs armed', () => gce.waiting === 2);
+
+    gce.faults.fail(2, 503);
+    // The maintenance GET answers, and its next two tries meet the faults.
+    gce.setMaintenanceEvent('MIGRATE_ON_HOST_MAINTENANCE');
+    await until('two metadata errors', async () => (await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'gcp' })) === 2);
+    await until('both hanging GETs armed again', () => gce.waiting === 2);
+    gce.preempt();
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.gcp.preemption');
+  });
+
+  it('sends to an https:// core whose certificate --ca-file trusts', async () => {
+    const certs = makeTestCertificates();
+    const dir = cleanups.add(await tempDir('watcher-tls'), (d) => d.remove());
+    await writeFile(join(dir.path, 'cert.pem'), certs.server.cert);
+    await writeFile(join(dir.path, 'key.pem'), certs.server.key);
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address, { server: `  tls: { cert: ${dir.path}/cert.pem, key: ${dir.path}/key.pem }` }), (c) => c.close());
+    expect(core.url).toMatch(/^https:/);
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, ca: Buffer.from(certs.ca.cert) })), (w) => w.stop());
+    imds.recommendRebalance('2026-11-30T00:00:00Z');
+    await until('the event at the plugin', () => plugin.events.length === 1);
   });
 });
