@@ -99,8 +99,7 @@ function auth(tokenFile: string | undefined, basicFile: string | undefined): Cor
 
 function azureEventTypes(text: string | undefined): readonly AzureEventType[] {
   if (text === undefined) return DEFAULT_AZURE_EVENT_TYPES;
-  const types = text.split(',').map((t) => oneOf('azure-event-types', t.trim(), AZURE_EVENT_TYPES)!);
-  return types;
+  return text.split(',').map((t) => oneOf('azure-event-types', t.trim(), AZURE_EVENT_TYPES)!);
 }
 
 /**
