@@ -7,6 +7,12 @@ import { pollLoop } from './poll-loop.js';
 /** The metadata server's name on every Compute Engine instance. */
 export const GCP_METADATA_URL = 'http://metadata.google.internal';
 
+/**
+ * Shortest time between two GETs of one value that came back unchanged: a server (or a proxy in
+ * between) that answers a hanging GET at once must not turn the watch into a busy loop.
+ */
+const MIN_UNCHANGED_ROUND_MS = 1_000;
+
 /** Warning Compute Engine gives a preempted (spot) VM before it stops it. */
 const PREEMPTION_NOTICE_MS = 30_000;
 
@@ -69,8 +75,13 @@ export class GcpMetadataMonitor implements Monitor {
         let etag: string | undefined;
         return pollLoop({
           round: async (s) => {
+            const { clock } = this.options;
+            const startedAt = clock.now();
             const answer = await this.read(key, s, etag);
+            const unchanged = etag !== undefined && answer.etag === etag;
             etag = answer.etag;
+            const early = MIN_UNCHANGED_ROUND_MS - (clock.now() - startedAt);
+            if (unchanged && early > 0) await clock.sleep(early, s);
             sink.polled();
             const found = notice(answer.value, identity, this.options.clock.now());
             if (found) sink.notices([found]);
