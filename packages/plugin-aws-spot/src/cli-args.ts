@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import type { ServeOptions } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseFlags, readFlagFile, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
 import { REPLACEMENT_STRATEGIES, type AwsSpotReplaceOptions, type ReplacementStrategy } from './replace-handler.js';
 
 /** The bin's usage text. */
@@ -33,23 +31,13 @@ Options:
 
 Credentials come from the AWS SDK's default chain (environment, profile, web identity, IMDS).`;
 
-/** Bad command-line usage: the bin prints it with the usage text and exits 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 /** What the bin runs with. */
 export type CliCommand =
   | { readonly kind: 'help' }
   | { readonly kind: 'version' }
   | { readonly kind: 'serve'; readonly port: number; readonly serve: ServeOptions; readonly handler: AwsSpotReplaceOptions };
-
-function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max}, got "${value}"`);
-  return n;
-}
 
 function strategy(value: string | undefined): ReplacementStrategy | undefined {
   if (value === undefined) return undefined;
@@ -58,54 +46,35 @@ function strategy(value: string | undefined): ReplacementStrategy | undefined {
   return found;
 }
 
-function pemFile(flag: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new UsageError(`--${flag}: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
-
 function tls(cert: string | undefined, key: string | undefined, ca: string | undefined): ServeOptions['tls'] {
   if (cert === undefined && key === undefined) {
     if (ca !== undefined) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
     return undefined;
   }
   if (cert === undefined || key === undefined) throw new UsageError('--tls-cert and --tls-key go together');
-  return { cert: pemFile('tls-cert', cert), key: pemFile('tls-key', key), ...(ca !== undefined && { ca: pemFile('tls-ca', ca) }) };
+  return { cert: readFlagFile('tls-cert', cert), key: readFlagFile('tls-key', key), ...(ca !== undefined && { ca: readFlagFile('tls-ca', ca) }) };
 }
 
 /** Parses the bin's arguments (without `node` and the script). Throws {@link UsageError}. */
 export function parseCliArgs(argv: readonly string[]): CliCommand {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        region: { type: 'string' },
-        endpoint: { type: 'string' },
-        strategy: { type: 'string' },
-        'instance-types': { type: 'string' },
-        'spot-only': { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        'max-attempts': { type: 'string' },
-        'max-sockets': { type: 'string' },
-        'complete-lifecycle-hooks': { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'tls-ca': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-  const v = parsed.values;
+  const v = parseFlags(argv, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    region: { type: 'string' },
+    endpoint: { type: 'string' },
+    strategy: { type: 'string' },
+    'instance-types': { type: 'string' },
+    'spot-only': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    'max-attempts': { type: 'string' },
+    'max-sockets': { type: 'string' },
+    'complete-lifecycle-hooks': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  });
   if (v.help) return { kind: 'help' };
   if (v.version) return { kind: 'version' };
   if (v.endpoint !== undefined && !URL.canParse(v.endpoint)) throw new UsageError(`--endpoint must be a URL, got "${v.endpoint}"`);
@@ -119,7 +88,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   }
   return {
     kind: 'serve',
-    port: integer('port', v.port, 9001, 0, 65_535),
+    port: integerFlag('port', v.port, 9001, 0, 65_535),
     serve: { host: v.host ?? '127.0.0.1', ...(serveTls && { tls: serveTls }) },
     handler: {
       ...(v.region !== undefined && { region: v.region }),
@@ -128,8 +97,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       ...(instanceTypes !== undefined && { instanceTypes }),
       onDemandFallback: !v['spot-only'],
       dryRun: v['dry-run'] ?? false,
-      retry: { maxAttempts: integer('max-attempts', v['max-attempts'], 4, 1, 20) },
-      ...(v['max-sockets'] !== undefined && { maxSockets: integer('max-sockets', v['max-sockets'], 128, 1, 10_000) }),
+      retry: { maxAttempts: integerFlag('max-attempts', v['max-attempts'], 4, 1, 20) },
+      ...(v['max-sockets'] !== undefined && { maxSockets: integerFlag('max-sockets', v['max-sockets'], 128, 1, 10_000) }),
       ...(hooks !== undefined && { completeLifecycleHooks: hooks }),
     },
   };

@@ -1,13 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import type { ServerTlsOptions } from '@hollowtrees/grpcplugin';
+import { parseFlags, readFlagFile, UsageError, type ServerTlsOptions } from '@hollowtrees/grpcplugin';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
 import type { DrainOptions } from './options.js';
 
-/** Bad command-line usage; the CLI exits with code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 /** The `--help` text. */
 export const USAGE = `Usage: hollowtrees-k8s-drain [flags]
@@ -107,19 +102,11 @@ function parsed<T>(values: Values, flag: keyof Values, parse: (text: string) => 
   }
 }
 
-function readPem(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`);
-  }
-}
-
 function tlsOf(values: Values): ServerTlsOptions | undefined {
   const { 'tls-cert': cert, 'tls-key': key, 'tls-client-ca': ca } = values;
   if (!cert && !key && !ca) return undefined;
   if (!cert || !key) throw new UsageError('--tls-cert and --tls-key go together');
-  return { cert: readPem(cert), key: readPem(key), ...(ca ? { ca: readPem(ca) } : {}) };
+  return { cert: readFlagFile('tls-cert', cert), key: readFlagFile('tls-key', key), ...(ca ? { ca: readFlagFile('tls-client-ca', ca) } : {}) };
 }
 
 /**
@@ -127,23 +114,12 @@ function tlsOf(values: Values): ServerTlsOptions | undefined {
  * @throws UsageError for an unknown flag or a bad value.
  */
 export function parseCliArgs(argv: readonly string[]): CliCommand {
-  let result;
-  try {
-    result = parseArgs({
-      args: [...argv],
-      options: {
-        ...Object.fromEntries(STRING_FLAGS.map((f) => [f, { type: 'string' as const }])),
-        'dry-run': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const values = result.values as Values & { 'dry-run'?: boolean; help?: boolean; version?: boolean };
+  const values = parseFlags(argv, {
+    ...Object.fromEntries(STRING_FLAGS.map((f) => [f, { type: 'string' as const }])),
+    'dry-run': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  }) as Values & { 'dry-run'?: boolean; help?: boolean; version?: boolean };
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
 

@@ -10,3 +10,4 @@ export { LISTEN_BACKLOG, wallClockMs } from './listen.js';
 export * from './processes.js';
 export * from './kube/index.js';
 export * from './aws/index.js';
+export * from './metadata/index.js';

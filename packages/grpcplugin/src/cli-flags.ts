@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+/** Bad command-line usage: a Hollowtrees bin prints it (with a pointer to `--help`) and exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** The flags a bin takes, in `node:util` `parseArgs` form. */
+export type FlagOptions = NonNullable<Parameters<typeof parseArgs>[0]>['options'] & {};
+
+/** The values {@link parseFlags} returns for `T`: strings and booleans by flag name, unset flags absent. */
+export type FlagValues<T extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>>['values'];
+
+/**
+ * Parses a bin's arguments (without `node` and the script) the one way every Hollowtrees bin does:
+ * strict (an unknown flag or a flag without its value is an error), no positional arguments.
+ * @throws UsageError naming the flag.
+ */
+export function parseFlags<const T extends FlagOptions>(argv: readonly string[], options: T): FlagValues<T> {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/**
+ * An integer flag's value: `fallback` when unset.
+ * @throws UsageError when it is no integer from `min` to `max`.
+ */
+export function integerFlag(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+/**
+ * The contents of the file a flag names (a certificate, a token).
+ * @throws UsageError naming the flag and the file when it cannot be read.
+ */
+export function readFlagFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}

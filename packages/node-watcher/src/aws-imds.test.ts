@@ -1,0 +1,44 @@
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
+import { startImdsStandIn } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AwsImdsMonitor } from './aws-imds.js';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+describe('AwsImdsMonitor', () => {
+  it('renews its session token at 80 % of the TTL, before IMDS would refuse it', async () => {
+    const clock = manualClock();
+    const imds = await startImdsStandIn({ now: clock.now });
+    closers.push(() => imds.close());
+    const monitor = new AwsImdsMonitor({ baseUrl: imds.url, tokenTtlSeconds: 100, pollIntervalMs: 1_000, backoff: () => 1, clock });
+    const signal = new AbortController().signal;
+    const identity = await monitor.identity(signal);
+    expect(identity).toEqual({ instanceId: 'i-0abc123def4567890', instanceType: 'm5.large', availabilityZone: 'us-east-1a', region: 'us-east-1' });
+    expect(imds.tokensIssued).toBe(1);
+
+    clock.advance(79_000);
+    await monitor.check(identity, signal);
+    expect(imds.tokensIssued).toBe(1);
+
+    clock.advance(1_000);
+    await monitor.check(identity, signal);
+    expect(imds.tokensIssued).toBe(2);
+    // Renewed ahead of time: IMDS never had to refuse a token.
+    expect(imds.calls.filter((c) => c.status === 401)).toEqual([]);
+  });
+
+  it('says which path answered what when IMDS fails', async () => {
+    const imds = await startImdsStandIn();
+    closers.push(() => imds.close());
+    const monitor = new AwsImdsMonitor({ baseUrl: imds.url, pollIntervalMs: 1_000, backoff: () => 1, clock: manualClock() });
+    const signal = new AbortController().signal;
+    const identity = await monitor.identity(signal);
+    imds.faults.fail(1, 500);
+    await expect(monitor.check(identity, signal)).rejects.toThrow(/HTTP 500/);
+    imds.faults.fail(1, 403);
+    await expect(monitor.identity(signal)).rejects.toThrow(/HTTP 403/);
+  });
+});

@@ -1,0 +1,130 @@
+import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
+import { jsonBody, metadataRequest, MetadataError, okBody, type MetadataResponse } from './metadata-request.js';
+import type { Monitor, MonitorSink } from './monitor.js';
+import { noticeId, rfc3339, type InstanceIdentity, type Notice } from './notice.js';
+import { watchByPolling } from './poll-loop.js';
+
+/** The IMDS address every EC2 instance reaches. */
+export const AWS_METADATA_URL = 'http://169.254.169.254';
+
+/** Options of {@link AwsImdsMonitor}. */
+export interface AwsImdsOptions {
+  /** Default {@link AWS_METADATA_URL}. */
+  baseUrl?: string;
+  /** Lifetime asked for each session token, 1 to 21600 s. Default 21600 (six hours, the longest). */
+  tokenTtlSeconds?: number;
+  pollIntervalMs: number;
+  backoff: Backoff;
+  clock: Clock;
+}
+
+/**
+ * IMDSv2 session: a token from `PUT /latest/api/token`, renewed at 80 % of its life and again on a
+ * 401. Requests made at once share one token request, so a poll's parallel GETs ask for one token.
+ */
+class ImdsSession {
+  private token: Promise<string> | undefined;
+  private renewAt = 0;
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly ttlSeconds: number,
+    private readonly clock: Clock,
+  ) {}
+
+  /** GETs `/latest/meta-data/<path>`; a 401 (the token expired early, or IMDS restarted) gets one more try with a new token. */
+  async get(path: string, signal: AbortSignal): Promise<MetadataResponse> {
+    const url = `${this.baseUrl}/latest/meta-data/${path}`;
+    const used = this.current(signal);
+    const first = await metadataRequest(url, { headers: { 'x-aws-ec2-metadata-token': await used }, signal });
+    if (first.status !== 401) return first;
+    // Only the first GET to see the 401 drops the token; the others take the one it asked for.
+    if (this.token === used) this.token = undefined;
+    return metadataRequest(url, { headers: { 'x-aws-ec2-metadata-token': await this.current(signal) }, signal });
+  }
+
+  private current(signal: AbortSignal): Promise<string> {
+    if (this.token !== undefined && this.clock.now() < this.renewAt) return this.token;
+    const issuedAt = this.clock.now();
+    this.renewAt = issuedAt + this.ttlSeconds * 800;
+    const token = this.issue(signal);
+    this.token = token;
+    // A failed token request is not kept: the next GET asks again.
+    token.catch(() => {
+      if (this.token === token) this.token = undefined;
+    });
+    return token;
+  }
+
+  private async issue(signal: AbortSignal): Promise<string> {
+    const url = `${this.baseUrl}/latest/api/token`;
+    const res = await metadataRequest(url, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': String(this.ttlSeconds) }, signal });
+    if (res.status !== 200 || res.body === '') throw new MetadataError(`PUT ${url}: HTTP ${res.status} (IMDSv2 session token refused)`, res.status);
+    return res.body;
+  }
+}
+
+interface ScheduledEvent {
+  EventId?: string;
+  Code?: string;
+  State?: string;
+  NotBefore?: string;
+}
+
+/**
+ * AWS, IMDSv2 only (the watcher never falls back to IMDSv1): polls the spot instance action,
+ * the rebalance recommendation, scheduled maintenance and the Auto Scaling target lifecycle state.
+ */
+export class AwsImdsMonitor implements Monitor {
+  readonly cloud = 'aws';
+  private readonly session: ImdsSession;
+
+  constructor(private readonly options: AwsImdsOptions) {
+    this.session = new ImdsSession(options.baseUrl ?? AWS_METADATA_URL, options.tokenTtlSeconds ?? 21_600, options.clock);
+  }
+
+  async identity(signal: AbortSignal): Promise<InstanceIdentity> {
+    const [instanceId, instanceType, availabilityZone, region] = await Promise.all(
+      ['instance-id', 'instance-type', 'placement/availability-zone', 'placement/region'].map(async (path) => okBody(path, await this.session.get(path, signal))),
+    );
+    return { instanceId: instanceId!, instanceType: instanceType!, availabilityZone: availabilityZone!, region: region! };
+  }
+
+  async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
+    const [action, rebalance, scheduled, lifecycle] = await Promise.all(
+      ['spot/instance-action', 'events/recommendations/rebalance', 'events/maintenance/scheduled', 'autoscaling/target-lifecycle-state'].map(async (path) => {
+        const res = await this.session.get(path, signal);
+        // 404: nothing pending (or, for the lifecycle state, no Auto Scaling group).
+        return res.status === 404 ? undefined : okBody(path, res);
+      }),
+    );
+    const notices: Notice[] = [];
+    const id = identity.instanceId;
+    if (action !== undefined) {
+      const detail = jsonBody<{ action?: string; time?: string }>('spot/instance-action', action);
+      notices.push({
+        kind: 'spot-interruption',
+        id: noticeId(id, 'spot-interruption', detail.action ?? '', detail.time ?? ''),
+        ...(rfc3339(detail.time) !== undefined && { terminationTime: rfc3339(detail.time) }),
+        labels: { instance_action: detail.action ?? '' },
+        detail,
+      });
+    }
+    if (rebalance !== undefined) {
+      const detail = jsonBody<{ noticeTime?: string }>('events/recommendations/rebalance', rebalance);
+      notices.push({ kind: 'rebalance-recommendation', id: noticeId(id, 'rebalance-recommendation', detail.noticeTime ?? ''), detail });
+    }
+    for (const event of scheduled === undefined ? [] : jsonBody<ScheduledEvent[]>('events/maintenance/scheduled', scheduled)) {
+      if (event.State !== 'active' || !event.EventId) continue;
+      const at = rfc3339(event.NotBefore);
+      notices.push({ kind: 'scheduled-maintenance', id: event.EventId, ...(at !== undefined && { terminationTime: at }), labels: { maintenance_code: event.Code ?? '' }, detail: event });
+    }
+    if (lifecycle?.trim() === 'Terminated') notices.push({ kind: 'autoscaling-termination', id: noticeId(id, 'autoscaling-termination'), detail: { targetLifecycleState: 'Terminated' } });
+    return notices;
+  }
+
+  watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
+    const { pollIntervalMs: intervalMs, backoff, clock } = this.options;
+    return watchByPolling({ check: (s) => this.check(identity, s), sink, intervalMs, backoff, clock, signal });
+  }
+}

@@ -1,0 +1,64 @@
+import type { Clock, PluginLogger } from '@hollowtrees/grpcplugin';
+import type { FinishedRunView } from './core-client.js';
+
+/** Options of {@link AzureApprover}. */
+export interface AzureApprovalOptions {
+  /** Core's finished runs of one event. */
+  runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]>;
+  /** `StartRequests` for one event. */
+  approve(eventId: string, signal: AbortSignal): Promise<void>;
+  /** Between looks at core's runs. */
+  intervalMs: number;
+  /** Gives up after this long: by then Azure has gone ahead at `NotBefore` anyway. Default 15 min. */
+  maxWaitMs?: number;
+  clock: Clock;
+  logger: PluginLogger;
+}
+
+/**
+ * `--azure-approve`: once core ran a flow on a delivered Azure event to success, approves the event
+ * (`StartRequests`), so Azure goes ahead at once instead of at `NotBefore`: the node is drained,
+ * nothing is gained by waiting. A failed run is never approved, and Azure then waits its full notice.
+ */
+export class AzureApprover {
+  private readonly stopping = new AbortController();
+  private readonly tracking = new Set<Promise<void>>();
+
+  constructor(private readonly options: AzureApprovalOptions) {}
+
+  /** Starts watching core's runs of a delivered event. */
+  track(eventId: string): void {
+    const done = this.follow(eventId).finally(() => this.tracking.delete(done));
+    this.tracking.add(done);
+  }
+
+  /** Stops watching; resolves once every watch has ended. */
+  async close(): Promise<void> {
+    this.stopping.abort(new Error('watcher stopping'));
+    await Promise.all(this.tracking);
+  }
+
+  private async follow(eventId: string): Promise<void> {
+    const { clock, logger, intervalMs, maxWaitMs = 15 * 60_000 } = this.options;
+    const signal = this.stopping.signal;
+    const deadline = clock.now() + maxWaitMs;
+    while (!signal.aborted && clock.now() < deadline) {
+      try {
+        const runs = await this.options.runsOf(eventId, signal);
+        if (runs.some((r) => r.outcome === 'failed')) {
+          logger.warn('a flow run of the Azure event failed; not approving it, Azure waits its full notice', { event_id: eventId, runs });
+          return;
+        }
+        if (runs.some((r) => r.outcome === 'succeeded')) {
+          await this.options.approve(eventId, signal);
+          logger.info('approved the Azure event after its flow run succeeded', { event_id: eventId, flows: runs.map((r) => r.flow) });
+          return;
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        logger.warn('cannot approve the Azure event yet; trying again', { event_id: eventId, error: (err as Error).message });
+      }
+      await clock.sleep(intervalMs, signal).catch(() => undefined);
+    }
+  }
+}

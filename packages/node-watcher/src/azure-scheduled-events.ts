@@ -1,0 +1,82 @@
+import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
+import { jsonBody, metadataRequest, MetadataError, okBody } from './metadata-request.js';
+import type { Monitor, MonitorSink } from './monitor.js';
+import { rfc3339, type InstanceIdentity, type Notice } from './notice.js';
+import { watchByPolling } from './poll-loop.js';
+
+/** The Azure Instance Metadata Service address every VM reaches. */
+export const AZURE_METADATA_URL = 'http://169.254.169.254';
+
+/** The Scheduled Events event types. */
+export const AZURE_EVENT_TYPES = ['Preempt', 'Terminate', 'Reboot', 'Redeploy', 'Freeze'] as const;
+/** One of {@link AZURE_EVENT_TYPES}. */
+export type AzureEventType = (typeof AZURE_EVENT_TYPES)[number];
+/** The event types acted on unless `--azure-event-types` says otherwise: the ones that end the VM. */
+export const DEFAULT_AZURE_EVENT_TYPES: readonly AzureEventType[] = ['Preempt', 'Terminate'];
+
+const EVENTS_API = '/metadata/scheduledevents?api-version=2020-07-01';
+const COMPUTE_API = '/metadata/instance/compute?api-version=2021-02-01&format=json';
+
+/** Options of {@link AzureScheduledEventsMonitor}. */
+export interface AzureScheduledEventsOptions {
+  /** Default {@link AZURE_METADATA_URL}. */
+  baseUrl?: string;
+  /** Default {@link DEFAULT_AZURE_EVENT_TYPES}. */
+  eventTypes?: readonly AzureEventType[];
+  /** Azure asks for once a second. */
+  pollIntervalMs: number;
+  backoff: Backoff;
+  clock: Clock;
+}
+
+interface ScheduledEvent {
+  EventId?: string;
+  EventType?: string;
+  Resources?: string[];
+  NotBefore?: string;
+}
+
+/** Azure: polls Scheduled Events and acts on the events of the types asked for whose `Resources` name this VM. */
+export class AzureScheduledEventsMonitor implements Monitor {
+  readonly cloud = 'azure';
+
+  constructor(private readonly options: AzureScheduledEventsOptions) {}
+
+  private get baseUrl(): string {
+    return this.options.baseUrl ?? AZURE_METADATA_URL;
+  }
+
+  async identity(signal: AbortSignal): Promise<InstanceIdentity> {
+    const url = `${this.baseUrl}${COMPUTE_API}`;
+    const compute = jsonBody<{ vmId?: string; name?: string; vmSize?: string; location?: string; zone?: string }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })));
+    if (!compute.vmId || !compute.name) throw new MetadataError(`GET ${url}: no vmId or name in the answer`);
+    const region = compute.location ?? '';
+    // Azure numbers zones within a region; the label is written as AKS writes topology.kubernetes.io/zone.
+    return { instanceId: compute.vmId, instanceType: compute.vmSize ?? '', availabilityZone: compute.zone ? `${region}-${compute.zone}` : '', region, extraLabels: { vm_name: compute.name } };
+  }
+
+  async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
+    const url = `${this.baseUrl}${EVENTS_API}`;
+    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })));
+    const types: readonly string[] = this.options.eventTypes ?? DEFAULT_AZURE_EVENT_TYPES;
+    const vmName = identity.extraLabels?.vm_name;
+    return (doc.Events ?? [])
+      .filter((e) => e.EventId && e.EventType && types.includes(e.EventType) && vmName !== undefined && e.Resources?.includes(vmName))
+      .map((e) => {
+        const at = rfc3339(e.NotBefore);
+        return { kind: e.EventType!.toLowerCase(), id: e.EventId!, ...(at !== undefined && { terminationTime: at }), detail: e };
+      });
+  }
+
+  /** Approves an event (`StartRequests`): Azure then goes ahead without waiting for `NotBefore`. */
+  async approve(eventId: string, signal: AbortSignal): Promise<void> {
+    const url = `${this.baseUrl}${EVENTS_API}`;
+    const res = await metadataRequest(url, { method: 'POST', headers: { metadata: 'true', 'content-type': 'application/json' }, body: JSON.stringify({ StartRequests: [{ EventId: eventId }] }), signal });
+    okBody(url, res);
+  }
+
+  watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
+    const { pollIntervalMs: intervalMs, backoff, clock } = this.options;
+    return watchByPolling({ check: (s) => this.check(identity, s), sink, intervalMs, backoff, clock, signal });
+  }
+}

@@ -1,0 +1,67 @@
+import { writeFile } from 'node:fs/promises';
+import { UsageError } from '@hollowtrees/grpcplugin';
+import { tempDir } from '@hollowtrees/testkit';
+import { describe, expect, it } from 'vitest';
+import { parseCliArgs } from './cli-args.js';
+
+describe('parseCliArgs', () => {
+  it('takes the defaults, NODE_NAME and HOLLOWTREES_CORE_URL from the environment', () => {
+    expect(parseCliArgs([], { HOLLOWTREES_CORE_URL: 'http://core:9092', NODE_NAME: 'ip-10-0-1-23' })).toEqual({
+      kind: 'run',
+      settings: {
+        coreUrl: 'http://core:9092',
+        auth: undefined,
+        ca: undefined,
+        cloud: undefined,
+        metadataUrl: undefined,
+        pollIntervalMs: undefined,
+        azureEventTypes: ['Preempt', 'Terminate'],
+        azureApprove: false,
+        listen: '127.0.0.1:9102',
+        once: false,
+        dryRun: false,
+        logLevel: 'info',
+        nodeName: 'ip-10-0-1-23',
+      },
+    });
+  });
+
+  it('--core-url wins over HOLLOWTREES_CORE_URL; durations and lists are read', () => {
+    const command = parseCliArgs(['--core-url', 'https://a:1', '--poll-interval', '500ms', '--azure-event-types', 'Preempt,Reboot', '--cloud', 'azure', '--listen', '[::1]:0'], { HOLLOWTREES_CORE_URL: 'http://b:2' });
+    expect(command).toMatchObject({ kind: 'run', settings: { coreUrl: 'https://a:1', pollIntervalMs: 500, azureEventTypes: ['Preempt', 'Reboot'], cloud: 'azure', listen: '[::1]:0' } });
+  });
+
+  it('needs no core URL with --dry-run', () => {
+    expect(parseCliArgs(['--dry-run'], {})).toMatchObject({ kind: 'run', settings: { coreUrl: undefined, dryRun: true } });
+  });
+
+  it.each([
+    [['--core-url', 'http://core:9092', '--bogus'], /Unknown option '--bogus'/],
+    [['--core-url', 'http://core:9092', 'extra'], /Unexpected argument 'extra'/],
+    [['--core-url', 'http://core:9092', '--cloud', 'ibm'], /--cloud must be one of aws, gcp, azure, got "ibm"/],
+    [['--core-url', 'http://core:9092', '--poll-interval', '2'], /--poll-interval must be a duration from 10ms to 1h such as 2s or 500ms, got "2"/],
+    [['--core-url', 'http://core:9092', '--poll-interval', '1ms'], /--poll-interval must be a duration from 10ms to 1h/],
+    [['--core-url', 'core:9092'], /--core-url must be an http:\/\/ or https:\/\/ URL, got "core:9092"/],
+    [['--core-url', 'http://core:9092', '--listen', '9102'], /--listen: expected host:port, got "9102"/],
+    [['--core-url', 'http://core:9092', '--listen', 'a:99999'], /--listen: expected host:port, got "a:99999"/],
+    [['--core-url', 'http://core:9092', '--token-file', '/nonexistent/token'], /--token-file: cannot read \/nonexistent\/token/],
+    [['--core-url', 'http://core:9092', '--token-file', '/a', '--basic-auth-file', '/b'], /--token-file and --basic-auth-file exclude each other/],
+    [['--core-url', 'http://core:9092', '--azure-event-types', 'Preempt,Explode'], /--azure-event-types must be one of Preempt, Terminate, Reboot, Redeploy, Freeze, got "Explode"/],
+    [['--core-url', 'http://core:9092', '--log-level', 'loud'], /--log-level must be one of trace, debug, info, warn, error, fatal, silent, got "loud"/],
+    [[], /--core-url \(or HOLLOWTREES_CORE_URL\) is required unless --dry-run/],
+    [['--core-url', 'http://core:9092', '--cloud', 'aws', '--azure-approve'], /--azure-approve is for Azure, not --cloud aws/],
+  ])('refuses %j with a message that names the flag', (args, message) => {
+    expect(() => parseCliArgs(args, {})).toThrow(UsageError);
+    expect(() => parseCliArgs(args, {})).toThrow(message);
+  });
+
+  it('refuses a basic-auth file without user:password', async () => {
+    const dir = await tempDir('watcher-args');
+    try {
+      await writeFile(`${dir.path}/basic`, 'just-a-password\n');
+      expect(() => parseCliArgs(['--core-url', 'http://c:1', '--basic-auth-file', `${dir.path}/basic`], {})).toThrow(/--basic-auth-file: .* must hold user:password/);
+    } finally {
+      await dir.remove();
+    }
+  });
+});

@@ -1,0 +1,157 @@
+import { parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin';
+import { AZURE_EVENT_TYPES, DEFAULT_AZURE_EVENT_TYPES, type AzureEventType } from './azure-scheduled-events.js';
+import type { CoreAuth } from './core-client.js';
+import { parseListen } from './health-server.js';
+import { CLOUDS, type CloudName } from './notice.js';
+
+/** The `--help` text: every flag with its default. */
+export const USAGE = `Usage: hollowtrees-node-watcher [flags]
+
+Watches this instance's metadata service (AWS IMDSv2, Google Cloud, Azure) for interruption and
+maintenance notices and sends each to Hollowtrees core as a CloudEvent (POST /api/v1/events).
+
+Core:
+  --core-url URL            core's receiver, e.g. http://hollowtrees:9092 (default: $HOLLOWTREES_CORE_URL;
+                            required unless --dry-run)
+  --token-file FILE         send "Authorization: Bearer <the file's contents>" (read at every send)
+  --basic-auth-file FILE    send basic auth; the file holds user:password (read at every send)
+  --ca-file FILE            trust core's certificate when signed by this CA (PEM), besides the system's
+Metadata:
+  --cloud aws|gcp|azure     the cloud (default: detect, by asking each metadata service)
+  --metadata-url URL        one base URL for the metadata service (default: the cloud's own address;
+                            for stand-ins and proxies)
+  --poll-interval DURATION  between checks, e.g. 2s, 500ms (default 2s on AWS, 1s on Azure; Google
+                            Cloud is watched with hanging GETs and does not poll)
+  --azure-event-types LIST  Scheduled Events acted on, of Preempt, Terminate, Reboot, Redeploy, Freeze
+                            (default Preempt,Terminate)
+  --azure-approve           approve an Azure event (StartRequests) once a flow run of it succeeded in
+                            core, so Azure goes ahead without waiting for NotBefore (default off)
+Running:
+  --listen HOST:PORT        serve /healthz and /metrics here (default 127.0.0.1:9102)
+  --once                    check once, send what is found, exit (0 when all of it was delivered)
+  --dry-run                 log each event instead of sending it
+  --log-level LEVEL         trace, debug, info, warn, error, silent (default info)
+  --version                 print the version
+  -h, --help                show this help
+
+Environment:
+  NODE_NAME                 the Kubernetes node (the downward API's spec.nodeName): labels.node
+  HOLLOWTREES_CORE_URL      the default of --core-url
+`;
+
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** What the watcher runs with. */
+export interface WatcherSettings {
+  /** Undefined only with `dryRun`. */
+  readonly coreUrl: string | undefined;
+  readonly auth: CoreAuth | undefined;
+  readonly ca: Buffer | undefined;
+  /** Undefined: detect. */
+  readonly cloud: CloudName | undefined;
+  readonly metadataUrl: string | undefined;
+  /** Undefined: the cloud's default. */
+  readonly pollIntervalMs: number | undefined;
+  readonly azureEventTypes: readonly AzureEventType[];
+  /** Approve Azure events whose flow run succeeded. */
+  readonly azureApprove: boolean;
+  readonly listen: string;
+  readonly once: boolean;
+  readonly dryRun: boolean;
+  readonly logLevel: LogLevel;
+  readonly nodeName: string | undefined;
+}
+
+/** What the command line asks for. */
+export type CliCommand = { readonly kind: 'help' } | { readonly kind: 'version' } | { readonly kind: 'run'; readonly settings: WatcherSettings };
+
+/** Milliseconds in `500ms`, `2s`, `1m`. */
+function duration(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
+  const ms = match ? Number(match[1]) * { ms: 1, s: 1_000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'] : NaN;
+  if (!(ms >= 10 && ms <= 3_600_000)) throw new UsageError(`--${flag} must be a duration from 10ms to 1h such as 2s or 500ms, got "${text}"`);
+  return ms;
+}
+
+function oneOf<T extends string>(flag: string, text: string | undefined, allowed: readonly T[]): T | undefined {
+  if (text === undefined) return undefined;
+  const found = allowed.find((a) => a === text);
+  if (!found) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${text}"`);
+  return found;
+}
+
+function httpUrl(flag: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new UsageError(`--${flag} must be an http:// or https:// URL, got "${text}"`);
+  return text;
+}
+
+function auth(tokenFile: string | undefined, basicFile: string | undefined): CoreAuth | undefined {
+  if (tokenFile !== undefined && basicFile !== undefined) throw new UsageError('--token-file and --basic-auth-file exclude each other');
+  // Read once now, so a wrong path stops the start instead of every send.
+  if (tokenFile !== undefined) readFlagFile('token-file', tokenFile);
+  if (basicFile !== undefined && !readFlagFile('basic-auth-file', basicFile).toString().includes(':')) throw new UsageError(`--basic-auth-file: ${basicFile} must hold user:password`);
+  if (tokenFile !== undefined) return { kind: 'bearer', tokenFile };
+  return basicFile === undefined ? undefined : { kind: 'basic', file: basicFile };
+}
+
+function azureEventTypes(text: string | undefined): readonly AzureEventType[] {
+  if (text === undefined) return DEFAULT_AZURE_EVENT_TYPES;
+  return text.split(',').map((t) => oneOf('azure-event-types', t.trim(), AZURE_EVENT_TYPES)!);
+}
+
+/**
+ * Parses the command line (without `node` and the script) and the environment.
+ * @throws UsageError for an unknown flag or a bad value.
+ */
+export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliCommand {
+  const v = parseFlags(argv, {
+    'core-url': { type: 'string' },
+    'token-file': { type: 'string' },
+    'basic-auth-file': { type: 'string' },
+    'ca-file': { type: 'string' },
+    cloud: { type: 'string' },
+    'metadata-url': { type: 'string' },
+    'poll-interval': { type: 'string' },
+    'azure-event-types': { type: 'string' },
+    'azure-approve': { type: 'boolean' },
+    listen: { type: 'string' },
+    once: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    'log-level': { type: 'string' },
+    version: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (v.help) return { kind: 'help' };
+  if (v.version) return { kind: 'version' };
+  const dryRun = v['dry-run'] ?? false;
+  const coreUrl = httpUrl('core-url', v['core-url'] ?? (env.HOLLOWTREES_CORE_URL || undefined));
+  if (coreUrl === undefined && !dryRun) throw new UsageError('--core-url (or HOLLOWTREES_CORE_URL) is required unless --dry-run');
+  if (v['azure-approve'] && v.cloud !== undefined && v.cloud !== 'azure') throw new UsageError(`--azure-approve is for Azure, not --cloud ${v.cloud}`);
+  const listen = v.listen ?? '127.0.0.1:9102';
+  try {
+    parseListen(listen);
+  } catch (err) {
+    throw new UsageError(`--listen: ${(err as Error).message}`);
+  }
+  return {
+    kind: 'run',
+    settings: {
+      coreUrl,
+      auth: auth(v['token-file'], v['basic-auth-file']),
+      ca: v['ca-file'] === undefined ? undefined : readFlagFile('ca-file', v['ca-file']),
+      cloud: oneOf('cloud', v.cloud, CLOUDS),
+      metadataUrl: httpUrl('metadata-url', v['metadata-url']),
+      pollIntervalMs: duration('poll-interval', v['poll-interval']),
+      azureEventTypes: azureEventTypes(v['azure-event-types']),
+      azureApprove: v['azure-approve'] ?? false,
+      listen,
+      once: v.once ?? false,
+      dryRun,
+      logLevel: oneOf('log-level', v['log-level'], LOG_LEVELS) ?? 'info',
+      nodeName: env.NODE_NAME || undefined,
+    },
+  };
+}

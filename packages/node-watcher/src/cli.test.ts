@@ -1,0 +1,70 @@
+import { spawnCaptured, startImdsStandIn, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
+
+// The built bin, as `npx hollowtrees-node-watcher` runs it (`pnpm test` builds first).
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+function run(args: string[], env: Record<string, string | undefined> = {}): Spawned {
+  return cleanups.add(spawnCaptured('hollowtrees-node-watcher', process.execPath, [CLI, ...args], { HOLLOWTREES_CORE_URL: undefined, NODE_NAME: undefined, ...env }), (p) => p.kill());
+}
+
+describe('hollowtrees-node-watcher', () => {
+  it('--help lists every flag with its default', async () => {
+    const proc = run(['--help']);
+    expect(await proc.exited).toBe('code 0');
+    const help = proc.output();
+    for (const flag of ['--core-url', '--token-file', '--basic-auth-file', '--ca-file', '--cloud', '--metadata-url', '--poll-interval', '--azure-event-types', '--azure-approve', '--listen', '--once', '--dry-run', '--log-level', '--version', '--help']) expect(help).toContain(flag);
+    expect(help).toContain('default 127.0.0.1:9102');
+    expect(help).toContain('default 2s on AWS');
+    expect(help).toContain('NODE_NAME');
+  });
+
+  it('--version prints the package version', async () => {
+    const proc = run(['--version']);
+    expect(await proc.exited).toBe('code 0');
+    expect(proc.output()).toMatch(/^hollowtrees-node-watcher \d+\.\d+\.\d+/);
+  });
+
+  it('exits 2 with the message and a pointer to --help on a bad flag', async () => {
+    const proc = run(['--core-url', 'http://core:9092', '--bogus']);
+    expect(await proc.exited).toBe('code 2');
+    expect(proc.output()).toMatch(/^hollowtrees-node-watcher: Unknown option '--bogus'/);
+    expect(proc.output()).toContain('Run with --help for the flags.');
+  });
+
+  it('--once --dry-run logs the event it would send and exits 0', async () => {
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    const proc = run(['--once', '--dry-run', '--cloud', 'aws', '--metadata-url', imds.url], { NODE_NAME: 'ip-10-0-1-23' });
+    expect(await proc.exited).toBe('code 0');
+    const line = proc.output().split('\n').map((l) => (l.startsWith('{') ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.event !== undefined);
+    expect(line).toMatchObject({ msg: 'notice seen (dry run: not sent)', event: { type: 'hollowtrees.node.aws.spot-interruption', data: { labels: { node: 'ip-10-0-1-23', instance_action: 'terminate' } } } });
+  });
+
+  it('--once sends what it finds to core (HOLLOWTREES_CORE_URL) and exits 0 once core accepted it', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.recommendRebalance('2026-11-30T00:00:00Z');
+    const proc = run(['--once', '--metadata-url', imds.url], { HOLLOWTREES_CORE_URL: core.url });
+    expect(await proc.exited).toBe('code 0');
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.aws.rebalance-recommendation');
+  });
+
+  it('serves /healthz and /metrics, and exits 0 on SIGTERM', async () => {
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const proc = run(['--dry-run', '--cloud', 'aws', '--metadata-url', imds.url, '--listen', '127.0.0.1:0', '--poll-interval', '50ms']);
+    const started = await waitForOutput(proc, /"health_port":(\d+)/);
+    const port = /"health_port":(\d+)/.exec(started)![1];
+    await until('a poll counted', async () => /hollowtrees_node_watcher_polls_total\{cloud="aws"\} [1-9]/.test(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()));
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', cloud: 'aws', instance_id: 'i-0abc123def4567890' });
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe('code 0');
+  });
+});

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+import { createJsonLogger, UsageError } from '@hollowtrees/grpcplugin';
+import { parseCliArgs, USAGE } from './cli-args.js';
+import { runOnce, runWatcher } from './run-watcher.js';
+
+const NAME = 'hollowtrees-node-watcher';
+
+async function main(argv: readonly string[]): Promise<number | undefined> {
+  let command;
+  try {
+    command = parseCliArgs(argv, process.env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`${NAME}: ${err.message}\nRun with --help for the flags.\n`);
+    return 2;
+  }
+  if (command.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command.kind === 'version') {
+    const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+    process.stdout.write(`${NAME} ${version}\n`);
+    return 0;
+  }
+  const { settings } = command;
+  const logger = createJsonLogger({ service: NAME, level: settings.logLevel });
+  if (settings.once) return runOnce(settings, { logger });
+  const running = await runWatcher(settings, { logger });
+  logger.info({ listen: settings.listen, health_port: running.health.port, core_url: settings.coreUrl ?? null, node: settings.nodeName ?? null }, `${NAME} started`);
+  const shutdown = (): void => {
+    logger.info('stopping');
+    void running.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
+  return undefined;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${NAME}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+/** The receiver path of CloudEvents, as core serves it. */
+export const CORE_EVENTS_PATH = '/api/v1/events';
+/** Core's status API of finished runs. */
+const CORE_RUNS_PATH = '/api/v1/status/runs';
+
+/** What the watcher reads of one run in core's status API. */
+export interface FinishedRunView {
+  readonly flow: string;
+  readonly eventId: string;
+  /** `succeeded`, `failed`, `retrying` or `interrupted`. */
+  readonly outcome: string;
+}
+
+/** How the watcher proves itself to core: a file is read at every send, so a rotated secret is picked up. */
+export type CoreAuth = { readonly kind: 'bearer'; readonly tokenFile: string } | { readonly kind: 'basic'; readonly file: string };
+
+/** Options of {@link CoreClient}. */
+export interface CoreClientOptions {
+  /** Core's base URL, e.g. `https://hollowtrees.hollowtrees.svc:9092`. */
+  coreUrl: string;
+  auth?: CoreAuth;
+  /** CA certificate(s) (PEM) core's certificate is checked against, besides the system's. */
+  ca?: Buffer;
+  /** Per request. Default 10 s. */
+  timeoutMs?: number;
+}
+
+/** Core's answer to one POST. */
+export interface CoreAnswer {
+  readonly status: number;
+  /** Core's `errorType` (`queue_full`, `shutting_down`, `bad_data`, ...), when it sent one. */
+  readonly reason?: string;
+  readonly message?: string;
+  /** `Retry-After`, in milliseconds. */
+  readonly retryAfterMs?: number;
+}
+
+function authorization(auth: CoreAuth): string {
+  if (auth.kind === 'bearer') return `Bearer ${readFileSync(auth.tokenFile, 'utf8').trim()}`;
+  // The file holds `user:password`, as Prometheus' basic_auth password_file holds the password.
+  return `Basic ${Buffer.from(readFileSync(auth.file, 'utf8').trim()).toString('base64')}`;
+}
+
+function retryAfter(headers: IncomingHttpHeaders): number | undefined {
+  const seconds = Number(headers['retry-after']);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
+}
+
+/** Talks to core's receiver over HTTP or HTTPS on kept-alive connections: POSTs CloudEvents (structured mode), reads finished runs. */
+export class CoreClient {
+  private readonly url: URL;
+  private readonly agent: HttpAgent;
+
+  constructor(private readonly options: CoreClientOptions) {
+    this.url = new URL(CORE_EVENTS_PATH, options.coreUrl);
+    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, ...(options.ca && { ca: options.ca }) }) : new HttpAgent({ keepAlive: true });
+  }
+
+  /** Where events go. */
+  get eventsUrl(): string {
+    return this.url.href;
+  }
+
+  /** Sends one event; rejects only when there was no answer (refused, reset, timed out, a secret file unreadable). */
+  async post(event: object, signal: AbortSignal): Promise<CoreAnswer> {
+    const { status, json, headers } = await this.request('POST', this.url, JSON.stringify(event), signal);
+    const body = (json ?? {}) as { errorType?: unknown; error?: unknown };
+    const after = retryAfter(headers);
+    return {
+      status,
+      ...(typeof body.errorType === 'string' && { reason: body.errorType }),
+      ...(typeof body.error === 'string' && { message: body.error }),
+      ...(after !== undefined && { retryAfterMs: after }),
+    };
+  }
+
+  /** The finished runs core still lists (`GET /api/v1/status/runs`, its last 100) of one event. */
+  async runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]> {
+    const { status, json } = await this.request('GET', new URL(CORE_RUNS_PATH, this.url), undefined, signal);
+    if (status !== 200 || !Array.isArray(json)) throw new Error(`GET ${CORE_RUNS_PATH}: HTTP ${status}`);
+    return (json as FinishedRunView[]).filter((run) => run.eventId === eventId);
+  }
+
+  private request(method: 'GET' | 'POST', url: URL, body: string | undefined, signal: AbortSignal): Promise<{ status: number; json: unknown; headers: IncomingHttpHeaders }> {
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/cloudevents+json', 'content-length': String(Buffer.byteLength(body)) };
+    if (this.options.auth) headers.authorization = authorization(this.options.auth);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const timeoutMs = this.options.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers, agent: this.agent, signal, timeout: timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('error', reject);
+        res.once('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(Buffer.concat(chunks).toString());
+          } catch {
+            // Not core's JSON (a proxy's page): the status is enough.
+          }
+          resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
+        });
+      });
+      req.once('timeout', () => req.destroy(new Error(`no answer from ${url.href} in ${timeoutMs} ms`)));
+      req.once('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** Closes the kept-alive connection. */
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,90 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startImdsStandIn, tempDir } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+async function secretFile(contents: string): Promise<string> {
+  const dir = cleanups.add(await tempDir('watcher-secret'), (d) => d.remove());
+  const path = join(dir.path, 'secret');
+  await writeFile(path, contents);
+  return path;
+}
+
+/** Three notices in one poll: a spot interruption, a rebalance recommendation and a scheduled reboot. */
+function threeNotices(imds: Awaited<ReturnType<typeof startImdsStandIn>>): void {
+  imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+  imds.recommendRebalance('2026-11-30T00:00:00Z');
+  imds.scheduleMaintenance({ NotBefore: '30 Nov 2026 01:00:00 GMT', Code: 'system-reboot', Description: 'scheduled reboot', EventId: 'instance-event-0d59937288b749b32', State: 'active' });
+}
+
+describe('delivery to core', () => {
+  it("honours core's 503 queue_full and its Retry-After, and every notice still arrives once", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const plugin = cleanups.add(await startRecordingPlugin(() => held), (p) => p.close());
+    // One run at a time and one waiting: the third event finds the flow's queue full.
+    const core = cleanups.add(await startCore(plugin.address, { flow: '    concurrency: 1\n    queueSize: 1' }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+
+    threeNotices(imds);
+    await until('a 503 queue_full', () => watcher.lines.some((l) => l.reason === 'queue_full'));
+    const refused = watcher.lines.find((l) => l.reason === 'queue_full')!;
+    // The test backoff is at most 200 ms: a wait of a second or more is core's Retry-After.
+    expect(refused).toMatchObject({ level: 'warn', status: 503 });
+    expect(refused.retry_in_ms).toBeGreaterThanOrEqual(1_000);
+
+    release();
+    await until('three events at the plugin', () => plugin.events.length === 3);
+    expect(new Set(plugin.events.map((e) => e.type))).toEqual(new Set(['hollowtrees.node.aws.spot-interruption', 'hollowtrees.node.aws.rebalance-recommendation', 'hollowtrees.node.aws.scheduled-maintenance']));
+    expect(plugin.events.find((e) => e.type.endsWith('scheduled-maintenance'))!.id).toBe('instance-event-0d59937288b749b32');
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(3);
+  });
+
+  it('drops an event core refuses with a 4xx no re-send can change, and tries it once', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    // Fewer labels allowed than every watcher event carries: core answers 400 bad_data.
+    const core = cleanups.add(await startCore(plugin.address, { server: '  limits:\n    maxLabelsPerAlert: 3' }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('the refusal', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'rejected' })) === 1);
+    const polls = await metric(watcher, 'hollowtrees_node_watcher_polls_total', { cloud: 'aws' });
+    await until('five more polls', async () => (await metric(watcher, 'hollowtrees_node_watcher_polls_total', { cloud: 'aws' })) >= polls + 5);
+
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'rejected' })).toBe(1);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'retried' })).toBe(0);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_events_pending')).toBe(0);
+    expect(watcher.lines.find((l) => l.status === 400)).toMatchObject({ level: 'error', reason: 'bad_data' });
+    expect(plugin.events).toHaveLength(0);
+  });
+
+  it('sends the bearer token from --token-file, read again at every send, so a fixed token is picked up', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address, { server: '  auth:\n    bearerToken: the-right-token' }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const tokenFile = await secretFile('an-old-token\n');
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, auth: { kind: 'bearer', tokenFile } })), (w) => w.stop());
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('a 401 retried', () => watcher.lines.some((l) => l.status === 401));
+    expect(plugin.events).toHaveLength(0);
+    await writeFile(tokenFile, 'the-right-token\n');
+    await until('the event at the plugin', () => plugin.events.length === 1);
+  });
+
+  it('sends basic auth from --basic-auth-file', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address, { server: '  auth:\n    basic: { username: watcher, password: pa55:word }' }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const file = await secretFile('watcher:pa55:word\n');
+    cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, auth: { kind: 'basic', file } })), (w) => w.stop());
+    imds.recommendRebalance('2026-11-30T00:00:00Z');
+    await until('the event at the plugin', () => plugin.events.length === 1);
+  });
+});

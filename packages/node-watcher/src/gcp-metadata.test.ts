@@ -1,0 +1,39 @@
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
+import { startGceMetadataStandIn } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GcpMetadataMonitor } from './gcp-metadata.js';
+import type { Notice } from './notice.js';
+import { until } from './test-support/watch-harness.js';
+
+const closers: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+describe('GcpMetadataMonitor', () => {
+  it('waits a second before it asks again when a hanging GET came back unchanged at once', async () => {
+    const clock = manualClock();
+    const gce = await startGceMetadataStandIn();
+    closers.push(() => gce.close());
+    // A hang of 10 ms: the server answers unchanged almost at once, as a proxy that ignores wait_for_change would.
+    const monitor = new GcpMetadataMonitor({ baseUrl: gce.url, hangSeconds: 0.01, backoff: () => 1, clock });
+    const stop = new AbortController();
+    const identity = await monitor.identity(stop.signal);
+    const found: Notice[] = [];
+    const watching = monitor.watch(identity, { notices: (n) => found.push(...n), polled: () => {}, metadataError: () => {} }, stop.signal);
+    closers.push(async () => {
+      stop.abort();
+      await watching;
+    });
+    const preemptedCalls = () => gce.calls.filter((c) => c.path.endsWith('/preempted')).length;
+
+    // The first read, then one hanging GET that times out unchanged; then the loop sleeps on the clock.
+    await until('two GETs of preempted, then both loops asleep', () => preemptedCalls() === 2 && clock.sleeping === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(preemptedCalls()).toBe(2);
+
+    clock.advance(1_000);
+    await until('the next GET once the second passed', () => preemptedCalls() === 3);
+    expect(found).toEqual([]);
+  });
+});

@@ -1,0 +1,98 @@
+import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
+import { metadataRequest, okBody } from './metadata-request.js';
+import type { Monitor, MonitorSink } from './monitor.js';
+import { noticeId, type InstanceIdentity, type Notice } from './notice.js';
+import { pollLoop } from './poll-loop.js';
+
+/** The metadata server's name on every Compute Engine instance. */
+export const GCP_METADATA_URL = 'http://metadata.google.internal';
+
+/**
+ * Shortest time between two GETs of one value that came back unchanged: a server (or a proxy in
+ * between) that answers a hanging GET at once must not turn the watch into a busy loop.
+ */
+const MIN_UNCHANGED_ROUND_MS = 1_000;
+
+/** Warning Compute Engine gives a preempted (spot) VM before it stops it. */
+const PREEMPTION_NOTICE_MS = 30_000;
+
+/** Options of {@link GcpMetadataMonitor}. */
+export interface GcpMetadataOptions {
+  /** Default {@link GCP_METADATA_URL}. */
+  baseUrl?: string;
+  /** How long one hanging GET waits on the server before it answers unchanged. Default 60 s. */
+  hangSeconds?: number;
+  backoff: Backoff;
+  clock: Clock;
+}
+
+/** The two values watched, and the notice each value that matters becomes. */
+const WATCHED: Readonly<Record<string, (value: string, identity: InstanceIdentity, now: number) => Notice | undefined>> = {
+  preempted: (value, identity, now) =>
+    value === 'TRUE' ? { kind: 'preemption', id: noticeId(identity.instanceId, 'preemption'), terminationTime: new Date(now + PREEMPTION_NOTICE_MS).toISOString(), detail: { preempted: value } } : undefined,
+  'maintenance-event': (value, identity) =>
+    value === 'TERMINATE_ON_HOST_MAINTENANCE' ? { kind: 'host-maintenance', id: noticeId(identity.instanceId, 'host-maintenance', value), detail: { maintenanceEvent: value } } : undefined,
+};
+
+/** The last path segment of `projects/123/zones/europe-west1-b`. */
+const lastSegment = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
+
+/**
+ * Google Cloud: hanging GETs (`wait_for_change=true` with the last ETag) on `instance/preempted` and
+ * `instance/maintenance-event`, each re-armed after every answer and, after a backoff, after every error.
+ */
+export class GcpMetadataMonitor implements Monitor {
+  readonly cloud = 'gcp';
+
+  constructor(private readonly options: GcpMetadataOptions) {}
+
+  private url(key: string): string {
+    return `${this.options.baseUrl ?? GCP_METADATA_URL}/computeMetadata/v1/instance/${key}`;
+  }
+
+  private async read(key: string, signal: AbortSignal, lastEtag?: string): Promise<{ value: string; etag: string | undefined }> {
+    const hang = this.options.hangSeconds ?? 60;
+    const url = lastEtag === undefined ? this.url(key) : `${this.url(key)}?wait_for_change=true&last_etag=${encodeURIComponent(lastEtag)}&timeout_sec=${hang}`;
+    const res = await metadataRequest(url, { headers: { 'metadata-flavor': 'Google' }, signal, timeoutMs: hang * 1_000 + 5_000 });
+    return { value: okBody(url, res).trim(), etag: res.headers.get('etag') ?? undefined };
+  }
+
+  async identity(signal: AbortSignal): Promise<InstanceIdentity> {
+    const [id, zone, machineType, name] = await Promise.all(['id', 'zone', 'machine-type', 'name'].map(async (key) => (await this.read(key, signal)).value));
+    const availabilityZone = lastSegment(zone!);
+    return { instanceId: id!, instanceType: lastSegment(machineType!), availabilityZone, region: availabilityZone.replace(/-[a-z]$/, ''), extraLabels: { instance_name: name! } };
+  }
+
+  async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
+    const found = await Promise.all(Object.entries(WATCHED).map(async ([key, notice]) => notice((await this.read(key, signal)).value, identity, this.options.clock.now())));
+    return found.filter((n): n is Notice => n !== undefined);
+  }
+
+  async watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
+    await Promise.all(
+      Object.entries(WATCHED).map(([key, notice]) => {
+        // The first GET reads the value now (a notice already there counts); each later one hangs until it changes.
+        let etag: string | undefined;
+        return pollLoop({
+          round: async (s) => {
+            const { clock } = this.options;
+            const startedAt = clock.now();
+            const answer = await this.read(key, s, etag);
+            const unchanged = etag !== undefined && answer.etag === etag;
+            etag = answer.etag;
+            const early = MIN_UNCHANGED_ROUND_MS - (clock.now() - startedAt);
+            if (unchanged && early > 0) await clock.sleep(early, s);
+            sink.polled();
+            const found = notice(answer.value, identity, this.options.clock.now());
+            if (found) sink.notices([found]);
+          },
+          onError: (err) => sink.metadataError(err),
+          intervalMs: 0,
+          backoff: this.options.backoff,
+          clock: this.options.clock,
+          signal,
+        });
+      }),
+    );
+  }
+}

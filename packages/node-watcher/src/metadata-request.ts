@@ -1,0 +1,66 @@
+/** A metadata request that failed: no answer, or a status the watcher did not expect. */
+export class MetadataError extends Error {
+  override readonly name = 'MetadataError';
+  constructor(
+    message: string,
+    /** The HTTP status, when there was an answer. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A metadata service's answer. */
+export interface MetadataResponse {
+  readonly status: number;
+  readonly body: string;
+  readonly headers: Headers;
+}
+
+/** Options of {@link metadataRequest}. */
+export interface MetadataRequestOptions {
+  method?: 'GET' | 'PUT' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+  /** Aborts the request (stop). */
+  signal: AbortSignal;
+  /** Gives up after this long. Default 5 s; hanging GETs pass their own. */
+  timeoutMs?: number;
+}
+
+/**
+ * One request to a link-local metadata service. Every status is returned (404 means "nothing
+ * pending" to IMDS); only no answer at all (refused, reset, timed out) throws {@link MetadataError}.
+ */
+export async function metadataRequest(url: string, options: MetadataRequestOptions): Promise<MetadataResponse> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 5_000);
+  try {
+    const res = await fetch(url, {
+      method: options.method ?? 'GET',
+      headers: options.headers ?? {},
+      ...(options.body !== undefined && { body: options.body }),
+      signal: AbortSignal.any([options.signal, timeout]),
+      redirect: 'error',
+    });
+    return { status: res.status, body: await res.text(), headers: res.headers };
+  } catch (err) {
+    if (options.signal.aborted) throw options.signal.reason;
+    const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    throw new MetadataError(`${options.method ?? 'GET'} ${url}: ${timeout.aborted ? 'no answer in time' : `${(err as Error).message}${cause}`}`);
+  }
+}
+
+/** The body of a 200, or a {@link MetadataError} naming the path and the status. */
+export function okBody(url: string, res: MetadataResponse): string {
+  if (res.status !== 200) throw new MetadataError(`GET ${url}: HTTP ${res.status}${res.body ? ` ${res.body.slice(0, 200)}` : ''}`, res.status);
+  return res.body;
+}
+
+/** Parses a JSON body, or throws a {@link MetadataError} naming where it came from. */
+export function jsonBody<T>(url: string, body: string): T {
+  try {
+    return JSON.parse(body) as T;
+  } catch {
+    throw new MetadataError(`GET ${url}: not JSON: ${body.slice(0, 200)}`);
+  }
+}

@@ -1,0 +1,240 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { labelsOf } from '@hollowtrees/grpcplugin';
+import { freePort, makeTestCertificates, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanups, metric, startCore, startCoreWithConfig, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+async function coreWithPlugin(port = 0) {
+  const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+  const core = cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
+  return { plugin, core };
+}
+
+/** Lets the watcher poll `more` more times, so a second send of a notice would have happened. */
+async function morePolls(running: Parameters<typeof metric>[0], cloud: string, more = 5): Promise<void> {
+  const polls = await metric(running, 'hollowtrees_node_watcher_polls_total', { cloud });
+  await until(`${more} more polls`, async () => (await metric(running, 'hollowtrees_node_watcher_polls_total', { cloud })) >= polls + more);
+}
+
+describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
+  it('AWS: a spot interruption notice reaches the plugin once, with the instance labels', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+    await morePolls(watcher, 'aws', 2);
+    expect(plugin.events).toHaveLength(0);
+
+    imds.interruptSpot({ action: 'terminate', time: '2026-11-30T00:02:00Z' });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    await morePolls(watcher, 'aws');
+
+    expect(plugin.events).toHaveLength(1);
+    const event = plugin.events[0]!;
+    expect(event.type).toBe('hollowtrees.node.aws.spot-interruption');
+    expect(labelsOf(event)).toEqual({
+      cloud: 'aws',
+      instance_id: 'i-0abc123def4567890',
+      node: 'node-a',
+      instance_type: 'm5.large',
+      availability_zone: 'us-east-1a',
+      region: 'us-east-1',
+      termination_time: '2026-11-30T00:02:00.000Z',
+      instance_action: 'terminate',
+    });
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(1);
+  });
+
+  it('AWS: a token that expires mid-run is renewed after the 401, and the next notice still arrives', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+    await morePolls(watcher, 'aws', 2);
+    expect(imds.tokensIssued).toBe(1);
+
+    imds.expireTokens();
+    imds.recommendRebalance('2026-11-30T00:00:00Z');
+    await until('the rebalance event at the plugin', () => plugin.events.length === 1);
+
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.aws.rebalance-recommendation');
+    expect(imds.tokensIssued).toBe(2);
+    expect(imds.calls.some((c) => c.status === 401)).toBe(true);
+    // The 401 was answered by a new token within the same poll, not counted as a failed poll.
+    expect(await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'aws' })).toBe(0);
+  });
+
+  it('AWS: metadata errors are retried and counted, and the notice still arrives', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+    await morePolls(watcher, 'aws', 1);
+
+    imds.faults.fail(3, 500);
+    imds.faults.dropConnection(1);
+    imds.setTargetLifecycleState('Terminated');
+    await until('the lifecycle event at the plugin', () => plugin.events.length === 1);
+
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.aws.autoscaling-termination');
+    expect(await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'aws' })).toBeGreaterThanOrEqual(1);
+    const health = await fetch(`http://127.0.0.1:${watcher.health.port}/healthz`);
+    expect(health.status).toBe(200);
+  });
+
+  it('core down when the notice appears: the event arrives once core is back, once', async () => {
+    const port = await freePort();
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: `http://127.0.0.1:${port}`, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('three failed sends', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'failed' })) >= 3);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_events_pending')).toBe(1);
+    // Polling goes on while the send is pending.
+    await morePolls(watcher, 'aws', 3);
+
+    cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    await morePolls(watcher, 'aws');
+    expect(plugin.events).toHaveLength(1);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(1);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_events_pending')).toBe(0);
+  });
+
+  it('Google Cloud: a preemption seen through the hanging GET reaches the plugin once', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
+    await until('both hanging GETs armed', () => gce.waiting === 2);
+
+    gce.preempt();
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    gce.setMaintenanceEvent('MIGRATE_ON_HOST_MAINTENANCE');
+    await until('the hanging GETs re-armed', () => gce.waiting === 2);
+
+    expect(plugin.events).toHaveLength(1);
+    const labels = labelsOf(plugin.events[0]!);
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.gcp.preemption');
+    expect(labels).toMatchObject({ cloud: 'gcp', instance_id: '4567890123456789012', node: 'node-a', instance_type: 'e2-standard-4', availability_zone: 'europe-west1-b', region: 'europe-west1', instance_name: 'gke-pool-1-abcd' });
+    expect(Date.parse(labels.termination_time!)).toBeGreaterThan(Date.now());
+    // The watcher waits on the server: every answered GET after the first read carried the last ETag.
+    expect(gce.calls.filter((c) => c.path.endsWith('/preempted')).length).toBeLessThan(5);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(1);
+  });
+
+  it('Google Cloud: TERMINATE_ON_HOST_MAINTENANCE becomes a host-maintenance event', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
+    await until('both hanging GETs armed', () => gce.waiting === 2);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.gcp.host-maintenance');
+  });
+
+  it('Azure: a Preempt of this VM reaches the plugin once; events for other VMs are ignored', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url })), (w) => w.stop());
+    await morePolls(watcher, 'azure', 1);
+
+    azure.scheduleEvent({ EventType: 'Preempt', Resources: ['aks-spot-12345678-vmss000007'] });
+    azure.scheduleEvent({ EventType: 'Reboot' });
+    const mine = azure.scheduleEvent({ EventType: 'Preempt', NotBefore: 'Mon, 30 Nov 2026 00:00:30 GMT' });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    await morePolls(watcher, 'azure');
+
+    expect(plugin.events).toHaveLength(1);
+    expect(plugin.events[0]!.id).toBe(mine);
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.azure.preempt');
+    expect(labelsOf(plugin.events[0]!)).toEqual({
+      cloud: 'azure',
+      instance_id: '02aab8a4-74ef-476e-8182-f6d2ba4166a6',
+      node: 'node-a',
+      instance_type: 'Standard_D4s_v5',
+      availability_zone: 'westeurope-2',
+      region: 'westeurope',
+      termination_time: '2026-11-30T00:00:30.000Z',
+      vm_name: 'aks-spot-12345678-vmss000001',
+    });
+    expect(await metric(watcher, 'hollowtrees_node_watcher_notices_total', { type: 'hollowtrees.node.azure.preempt' })).toBe(1);
+  });
+
+  it('Azure --azure-approve: approves the event once its flow run succeeded', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt' });
+    await until('the event approved', () => azure.started.length === 1);
+    expect(azure.started).toEqual([id]);
+    expect(plugin.events.map((e) => e.id)).toEqual([id]);
+  });
+
+  it('Azure --azure-approve: never approves an event whose flow run failed', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(() => Promise.reject(new Error('drain failed'))), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt' });
+    await until('the refusal to approve', () => watcher.lines.some((l) => l.event_id === id && String(l.msg).startsWith('a flow run of the Azure event failed')));
+    expect(azure.started).toEqual([]);
+  });
+
+  it('detects the cloud when --cloud is not given', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, metadataUrl: azure.url })), (w) => w.stop());
+    azure.scheduleEvent({ EventType: 'Terminate' });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(watcher.watcher.status()).toMatchObject({ cloud: 'azure' });
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.azure.terminate');
+  });
+
+  it('examples/node-watcher/hollowtrees.yaml drains the node named in the event, once for two notices of one node', async () => {
+    const example = new URL('../../../examples/node-watcher/hollowtrees.yaml', import.meta.url).pathname;
+    const drain = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCoreWithConfig(await readFile(example, 'utf8'), example, { K8S_DRAIN_ADDRESS: drain.address }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, nodeName: 'ip-10-0-1-23.ec2.internal' })), (w) => w.stop());
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('the drain call', () => drain.events.length === 1);
+    imds.setTargetLifecycleState('Terminated');
+    await until('the second notice accepted', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 2);
+
+    expect(drain.events).toHaveLength(1);
+    expect(labelsOf(drain.events[0]!)).toMatchObject({ node: 'ip-10-0-1-23.ec2.internal', termination_time: '2026-11-30T00:02:00.000Z' });
+  });
+
+  it('Google Cloud: a hanging GET that fails is re-armed after a backoff, and the errors are counted', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
+    await until('both hanging GETs armed', () => gce.waiting === 2);
+
+    gce.faults.fail(2, 503);
+    // The maintenance GET answers, and its next two tries meet the faults.
+    gce.setMaintenanceEvent('MIGRATE_ON_HOST_MAINTENANCE');
+    await until('two metadata errors', async () => (await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'gcp' })) === 2);
+    await until('both hanging GETs armed again', () => gce.waiting === 2);
+    gce.preempt();
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.gcp.preemption');
+  });
+
+  it('sends to an https:// core whose certificate --ca-file trusts', async () => {
+    const certs = makeTestCertificates();
+    const dir = cleanups.add(await tempDir('watcher-tls'), (d) => d.remove());
+    await writeFile(join(dir.path, 'cert.pem'), certs.server.cert);
+    await writeFile(join(dir.path, 'key.pem'), certs.server.key);
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address, { server: `  tls: { cert: ${dir.path}/cert.pem, key: ${dir.path}/key.pem }` }), (c) => c.close());
+    expect(core.url).toMatch(/^https:/);
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, ca: Buffer.from(certs.ca.cert) })), (w) => w.stop());
+    imds.recommendRebalance('2026-11-30T00:00:00Z');
+    await until('the event at the plugin', () => plugin.events.length === 1);
+  });
+});

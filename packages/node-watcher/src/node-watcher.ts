@@ -1,0 +1,129 @@
+import type { Backoff, Clock, PluginLogger } from '@hollowtrees/grpcplugin';
+import { DeliveryQueue, type OutgoingEvent, type SendEvent } from './delivery-queue.js';
+import type { Monitor, MonitorSink } from './monitor.js';
+import type { InstanceIdentity, Notice } from './notice.js';
+import { noticeEvent } from './notice-event.js';
+import { SeenNotices } from './seen-notices.js';
+import type { WatcherMetrics } from './watcher-metrics.js';
+
+/** Options of {@link NodeWatcher}. */
+export interface NodeWatcherOptions {
+  monitor: Monitor;
+  /** The Kubernetes node name (`NODE_NAME`), for `labels.node`. */
+  nodeName: string | undefined;
+  /** Where events go; undefined for a dry run (each event is logged instead). */
+  send: SendEvent | undefined;
+  clock: Clock;
+  /** Waits after failed metadata requests and failed sends. */
+  backoff: Backoff;
+  logger: PluginLogger;
+  metrics: WatcherMetrics;
+  /** Events waiting for core at most. Default 1 000. */
+  maxPending?: number;
+  /** Told of each event core accepted (for `--azure-approve`). */
+  onAccepted?: (event: OutgoingEvent) => void;
+}
+
+/**
+ * Watches one instance's metadata service and sends each notice to core once: a notice seen at
+ * every poll is queued the first time only, and its event (the same object at every try) goes to
+ * core through a {@link DeliveryQueue} that polling never waits for.
+ */
+export class NodeWatcher {
+  private readonly seen = new SeenNotices();
+  private readonly delivery: DeliveryQueue | undefined;
+  private readonly stopping = new AbortController();
+  private running: Promise<void> | undefined;
+  private identityKnown: InstanceIdentity | undefined;
+  private lastPollAt: number | undefined;
+
+  constructor(private readonly options: NodeWatcherOptions) {
+    const { send, backoff, clock, logger, metrics, maxPending, onAccepted } = options;
+    this.delivery = send && new DeliveryQueue({ send, backoff, clock, logger, metrics, ...(maxPending !== undefined && { maxPending }), ...(onAccepted && { onAccepted }) });
+  }
+
+  /** What `/healthz` reports. */
+  status(): Record<string, unknown> {
+    return {
+      cloud: this.options.monitor.cloud,
+      instance_id: this.identityKnown?.instanceId ?? null,
+      last_poll: this.lastPollAt === undefined ? null : new Date(this.lastPollAt).toISOString(),
+      pending: this.delivery?.size ?? 0,
+    };
+  }
+
+  /** Reads the instance's identity (retrying with backoff until it answers), then watches until {@link stop}. */
+  start(): void {
+    const signal = this.stopping.signal;
+    this.running ??= (async () => {
+      const identity = await this.identity(signal);
+      if (!identity) return;
+      await this.options.monitor.watch(identity, this.sink(identity), signal);
+    })();
+  }
+
+  /**
+   * Checks once, queues what it found and waits up to `timeoutMs` for core to accept it.
+   * Returns how many notices were found and whether all of them were delivered.
+   * @throws MetadataError when the metadata service does not answer.
+   */
+  async once(timeoutMs: number): Promise<{ notices: number; delivered: boolean }> {
+    const signal = this.stopping.signal;
+    const identity = await this.options.monitor.identity(signal);
+    this.identityKnown = identity;
+    this.options.metrics.polls.inc({ cloud: this.options.monitor.cloud });
+    const notices = await this.options.monitor.check(identity, signal);
+    this.sink(identity).notices(notices);
+    return { notices: notices.length, delivered: this.delivery ? await this.delivery.idle(timeoutMs) : true };
+  }
+
+  /** Stops polling, gives the events still queued up to `graceMs` to reach core, then stops sending. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping.abort(new Error('watcher stopping'));
+    await this.running;
+    if (!this.delivery) return;
+    await this.delivery.idle(graceMs);
+    await this.delivery.close();
+  }
+
+  private async identity(signal: AbortSignal): Promise<InstanceIdentity | undefined> {
+    const { monitor, backoff, clock, logger, metrics } = this.options;
+    for (let failures = 1; !signal.aborted; failures++) {
+      try {
+        this.identityKnown = await monitor.identity(signal);
+        logger.info('watching the metadata service', { cloud: monitor.cloud, instance_id: this.identityKnown.instanceId, node: this.options.nodeName, dry_run: !this.delivery });
+        return this.identityKnown;
+      } catch (err) {
+        if (signal.aborted) break;
+        metrics.metadataErrors.inc({ cloud: monitor.cloud });
+        logger.warn('cannot read the instance identity from the metadata service; retrying', { cloud: monitor.cloud, error: (err as Error).message });
+        await clock.sleep(backoff(failures), signal).catch(() => undefined);
+      }
+    }
+    return undefined;
+  }
+
+  private sink(identity: InstanceIdentity): MonitorSink {
+    const { monitor, clock, logger, metrics, nodeName } = this.options;
+    const cloud = monitor.cloud;
+    return {
+      polled: () => {
+        this.lastPollAt = clock.now();
+        metrics.polls.inc({ cloud });
+      },
+      metadataError: (err) => {
+        metrics.metadataErrors.inc({ cloud });
+        logger.warn('metadata request failed; retrying', { cloud, error: err.message });
+      },
+      notices: (found: readonly Notice[]) => {
+        for (const notice of found) {
+          if (!this.seen.firstTime(notice.id)) continue;
+          const event = noticeEvent({ cloud, identity, nodeName, notice, seenAt: clock.now() });
+          metrics.notices.inc({ type: event.type });
+          logger.info(this.delivery ? 'notice seen; sending it to core' : 'notice seen (dry run: not sent)', { event_id: event.id, type: event.type, labels: event.data.labels, ...(!this.delivery && { event }) });
+          this.delivery?.enqueue(event);
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,127 @@
+import { Writable } from 'node:stream';
+import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
+import { createJsonLogger, serve, type CloudEvent, type PluginServer } from '@hollowtrees/grpcplugin';
+import type { Logger } from 'pino';
+import { pollUntil } from '@hollowtrees/testkit';
+import { Registry } from 'prom-client';
+import type { WatcherSettings } from '../cli-args.js';
+import { DEFAULT_AZURE_EVENT_TYPES } from '../azure-scheduled-events.js';
+import { runWatcher, type RunningWatcher } from '../run-watcher.js';
+
+/** Things a test started, closed after it in reverse order. */
+export class Cleanups {
+  private readonly steps: Array<() => unknown> = [];
+  add<T>(thing: T, close: (thing: T) => unknown): T {
+    this.steps.push(() => close(thing));
+    return thing;
+  }
+  async run(): Promise<void> {
+    for (const step of this.steps.splice(0).reverse()) await step();
+  }
+}
+
+/** A real gRPC action plugin that records the events it gets, answering each through `behaviour`. */
+export interface RecordingPlugin {
+  readonly address: string;
+  readonly events: CloudEvent[];
+  close(): Promise<void>;
+}
+
+export async function startRecordingPlugin(behaviour: (event: CloudEvent) => Promise<void> | void = () => {}): Promise<RecordingPlugin> {
+  const events: CloudEvent[] = [];
+  const handler = {
+    handle: async (event: CloudEvent) => {
+      events.push(event);
+      await behaviour(event);
+    },
+  };
+  const server: PluginServer = await serve(0, handler, { host: '127.0.0.1', shutdownTimeoutMs: 1_000 });
+  return { address: `127.0.0.1:${server.port}`, events, close: () => server.close() };
+}
+
+/** Options of {@link startCore}. */
+export interface TestCoreOptions {
+  /** Default 0: any free port. */
+  port?: number;
+  /** YAML lines under `server:` (indented two spaces), e.g. auth or limits. */
+  server?: string;
+  /** YAML lines added to the flow (indented four spaces), e.g. concurrency. */
+  flow?: string;
+}
+
+/**
+ * Core with one flow that hands every watcher event to `pluginAddress`; without `groupBy` a group
+ * is one event id, so a re-send is a duplicate.
+ */
+export function startCore(pluginAddress: string, options: TestCoreOptions = {}): Promise<Hollowtrees> {
+  const yaml = `
+${options.server ? `server:\n${options.server}` : ''}
+plugins:
+  rec:
+    type: grpc
+    address: ${pluginAddress}
+    timeout: 5s
+flows:
+  node-notices:
+    allowedEvents: [hollowtrees.node.*.*]
+    cooldown: 10m
+    plugins: [rec]
+${options.flow ?? ''}
+`;
+  return startCoreWithConfig(yaml, 'watcher-test.yaml', {}, options.port);
+}
+
+/** Core on a config text (`file` names it in errors), `${ENV}` taken from `env`, quiet, on 127.0.0.1. */
+export function startCoreWithConfig(yaml: string, file: string, env: Record<string, string>, port = 0): Promise<Hollowtrees> {
+  return startHollowtrees(parseConfig(yaml, file, env), { listen: `127.0.0.1:${port}`, logger: createLogger('silent') });
+}
+
+/** A watcher's log lines, captured. */
+export function capturedLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: createJsonLogger({ service: 'hollowtrees-node-watcher', level: 'debug', destination }), lines };
+}
+
+/** Settings as the bin would parse them, with short intervals for tests. */
+export function testSettings(overrides: Partial<WatcherSettings>): WatcherSettings {
+  return {
+    coreUrl: undefined,
+    auth: undefined,
+    ca: undefined,
+    cloud: undefined,
+    metadataUrl: undefined,
+    pollIntervalMs: 20,
+    azureEventTypes: DEFAULT_AZURE_EVENT_TYPES,
+    azureApprove: false,
+    listen: '127.0.0.1:0',
+    once: false,
+    dryRun: false,
+    logLevel: 'debug',
+    nodeName: 'node-a',
+    ...overrides,
+  };
+}
+
+/** Starts a watcher in-process as the bin does, with fast backoff. */
+export async function startTestWatcher(settings: WatcherSettings): Promise<RunningWatcher & { lines: Array<Record<string, unknown>> }> {
+  const { logger, lines } = capturedLogger();
+  const running = await runWatcher(settings, { logger, registry: new Registry(), backoff: (attempt) => Math.min(200, 20 * 2 ** (attempt - 1)) });
+  return Object.assign(running, { lines });
+}
+
+/** One sample of a watcher metric, 0 when absent. */
+export async function metric(running: RunningWatcher, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const found = (await running.metrics.registry.getSingleMetric(name)?.get())?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
+  return found?.value ?? 0;
+}
+
+/** Waits (polling every 10 ms) until `check` holds; fails after `timeoutMs` naming `what`. */
+export function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  return pollUntil(check, timeoutMs, () => what, 10);
+}
