@@ -97,7 +97,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const authenticate = createAuthenticator(files.credentials);
 
   let stopBecause: ((err: Error) => void) | undefined;
-  const { store, maintain, reportRecovery } = await openStateStore({ loaded, logger, metrics, clock, onFatal: (err) => stopBecause?.(err) });
+  const { store, maintain, reportRecovery } = await openStateStore({ loaded, logger, metrics, clock, ...(files.kubeconfig === undefined ? {} : { kubeconfig: files.kubeconfig }), onFatal: (err) => stopBecause?.(err) });
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
   const listeners = new RunListeners();
 
@@ -171,6 +171,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
         return { groups: all.slice(0, limit).map(groupView), total: all.length };
       },
       runs: () => current.engine.recentRuns().map(runView),
+      state: () => store.describe(),
     },
     metrics: metrics.receiver,
     logger,

@@ -189,10 +189,10 @@ export class FlowEngine {
       if (holder) {
         result.deduplicated++;
         // A run resumed after a restart has no listener: the source of a redelivered copy takes its place.
-        if (onSettled && holder.phase !== 'cooling' && this.listeners.join(key, onSettled)) result.joined = (result.joined ?? 0) + 1;
+        if (onSettled && holder.phase !== 'cooling' && holder.replica === undefined && this.listeners.join(key, onSettled)) result.joined = (result.joined ?? 0) + 1;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(
-          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
+          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.replica ? { replica: holder.replica } : {}), ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
           HELD_BECAUSE[holder.phase],
         );
         continue;

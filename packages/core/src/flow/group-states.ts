@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import type { ClaimResult, RunStateStore, StateBackend } from '../state/run-state-store.js';
+import type { ClaimResult, RunStateStore, StateBackend, StoreDescription } from '../state/run-state-store.js';
 
 /**
  * Where a group is in its life: a run queued or calling plugins, a failed run
@@ -41,6 +41,8 @@ export interface GroupState {
   until?: number;
   /** Running and retrying only: what the run needs to go on, kept so it survives a restart. */
   run?: RunProgress;
+  /** Set when another replica holds the group (kubernetes backend): its identity. This process runs nothing for it. */
+  replica?: string;
 }
 
 /** A change of one group, in the order it happened: its new state, or `free` when it has none. */
@@ -142,6 +144,10 @@ export class GroupStates implements RunStateStore {
 
   get durable(): boolean {
     return true;
+  }
+
+  describe(): StoreDescription {
+    return { backend: this.backend, durable: this.durable };
   }
 
   /** Nothing to let go of. */

@@ -14,6 +14,15 @@ export type StateBackend = 'memory' | 'file' | 'kubernetes';
  */
 export type Claim = 'held' | 'taken' | 'unavailable';
 
+/** The status API's view of the store. */
+export interface StoreDescription {
+  backend: StateBackend;
+  /** Shared backends: the name this replica holds groups under. */
+  identity?: string;
+  /** False while the store cannot be written or reached. */
+  durable: boolean;
+}
+
 /** A run of another replica that this one took over: its holder stopped renewing the group's Lease mid-run. */
 export interface TakenOver {
   /** The replica that held it. */
@@ -79,6 +88,8 @@ export interface RunStateStore {
   commit(): Promise<boolean>;
   /** Runs that were in progress when the last process on this store stopped, and cooldowns it left (empty but for the journal). */
   readonly recovered: readonly GroupState[];
+  /** The backend and what identifies this process in it, for the status API. */
+  describe(): StoreDescription;
   /** Saves what is pending and lets go of the store. */
   close(): Promise<void>;
 }

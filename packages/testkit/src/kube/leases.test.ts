@@ -75,6 +75,9 @@ describe('kube-apiserver stand-in: Leases', () => {
     expect(await call('POST', LEASES, lease('Not_A_Name', 'a'))).toMatchObject({ code: 422, body: { reason: 'Invalid' } });
     expect((await call('POST', LEASES, { metadata: { name: 'x', namespace: 'default' } })).code).toBe(400);
     expect((await call('POST', LEASES, [])).code).toBe(400);
+    // Date#toISOString() has three fractional digits; MicroTime needs six.
+    expect(await call('POST', LEASES, { metadata: { name: 'x' }, spec: { renewTime: '2026-11-30T00:00:00.000Z' } })).toMatchObject({ code: 400, body: { message: expect.stringContaining('spec.renewTime is not a MicroTime') } });
+    expect((await call('POST', LEASES, { metadata: { name: 'x' }, spec: { renewTime: '2026-11-30T00:00:00.000000Z' } })).code).toBe(201);
   });
 
   it('while unreachable, resets every request unanswered, then serves again', async () => {

@@ -24,6 +24,9 @@ interface Preconditions {
   resourceVersion?: string;
 }
 
+/** RFC 3339 with exactly six fractional digits, as `metav1.MicroTime` is written. */
+const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/;
+
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
 
 /**
@@ -110,6 +113,13 @@ export class LeaseTable {
     if (typeof name !== 'string' || name === '') throw invalid('Lease', '', 'metadata.name', 'name or generateName is required');
     if (name.length > 253 || !SUBDOMAIN.test(name)) throw invalid('Lease', name, 'metadata.name', 'a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character');
     if (lease.metadata.namespace !== undefined && lease.metadata.namespace !== namespace) throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    for (const field of ['acquireTime', 'renewTime'] as const) {
+      const value = lease.spec?.[field];
+      // MicroTime: the API server parses exactly six fractional digits and refuses Date#toISOString()'s three.
+      if (value !== undefined && (typeof value !== 'string' || !MICRO_TIME.test(value))) {
+        throw badRequest(`Lease in version "v1" cannot be handled as a Lease: parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05.000000Z07:00": spec.${field} is not a MicroTime`);
+      }
+    }
     return lease;
   }
 
