@@ -235,14 +235,14 @@ export class KubernetesRunStateStore extends GroupStates {
     const written = held.writing.then(async () => {
       if (this.mine.get(key) !== held) return;
       try {
-        held.lease = await this.options.api.replace(toLease(held.name, held.record, held.lease));
+        held.lease = await this.saveHeld(held);
         held.unsaved = false;
         this.answered();
       } catch (err) {
-        if (err instanceof LeaseRefused && (err.code === 409 || err.code === 404)) {
+        if (err instanceof LeaseLost) {
           // Runs in progress go on; only the next event of the group will see whoever holds it now.
           this.mine.delete(key);
-          this.options.logger.error({ groupKey: key, lease: held.name, code: err.code }, 'lost the Lease of a group this replica holds: another replica took it over or it was deleted');
+          this.options.logger.error({ groupKey: key, lease: held.name, holder: err.holder }, 'lost the Lease of a group this replica holds: another replica took it over');
           return;
         }
         held.unsaved = true;
@@ -251,6 +251,36 @@ export class KubernetesRunStateStore extends GroupStates {
     });
     held.writing = written;
     this.track(written);
+  }
+
+  /**
+   * Writes `held.record`. A 409 may be our own earlier write that got no
+   * answer but was applied: when the Lease is still ours, write again on top
+   * of it; a Lease deleted meanwhile (swept as expired) is created again.
+   * @throws LeaseLost when another replica holds it now.
+   */
+  private async saveHeld(held: HeldLease): Promise<V1Lease> {
+    const { api, identity } = this.options;
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      try {
+        return await api.replace(toLease(held.name, held.record, held.lease));
+      } catch (err) {
+        if (!isRefused(err, 409)) throw err;
+      }
+      const current = await this.readOrUndefined(held.name);
+      if (!current) {
+        try {
+          return await api.create(toLease(held.name, held.record));
+        } catch (err) {
+          if (!isRefused(err, 409)) throw err;
+          continue;
+        }
+      }
+      const holder = fromLease(current)?.holder;
+      if (holder !== identity) throw new LeaseLost(holder ?? '');
+      held.lease = current;
+    }
+    throw new LeaseLost('');
   }
 
   private deleteLease(held: HeldLease): void {
@@ -333,6 +363,13 @@ export class KubernetesRunStateStore extends GroupStates {
       if (err instanceof LeaseRefused && err.code < 500) this.answered();
       else this.lastFailureAt = this.options.clock.now();
     }
+  }
+}
+
+/** Another replica holds a Lease this one thought it held. */
+class LeaseLost extends Error {
+  constructor(readonly holder: string) {
+    super(`the Lease is held by ${holder || 'another replica'}`);
   }
 }
 

@@ -1,4 +1,6 @@
-import { ApiException, CoordinationV1Api, KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import http from 'node:http';
+import https from 'node:https';
+import { ApiException, CoordinationV1Api, createConfiguration, KubeConfig, ServerConfiguration, type V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '@hollowtrees/grpcplugin';
 import type { StoreCallResult, StoreMetrics, StoreOperation } from './store-metrics.js';
 
@@ -57,14 +59,31 @@ const resultOf = (err: unknown): StoreCallResult => (err instanceof LeaseRefused
  * Every call is counted and timed.
  */
 export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi {
-  const api = kc.makeApiClient(CoordinationV1Api);
+  const api = new CoordinationV1Api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(kc.getCurrentCluster()!.server, {}),
+      authMethods: { default: kc },
+      promiseMiddleware: [
+        {
+          pre: async (context) => {
+            const agent = keepAlive(context.getAgent());
+            if (agent) context.setAgent(agent);
+            return context;
+          },
+          post: async (response) => response,
+        },
+      ],
+    }),
+  );
   const { namespace, metrics, clock } = options;
   const call = async <T>(operation: StoreOperation, run: () => Promise<T>): Promise<T> => {
     const started = clock.now();
     const timeout = new AbortController();
     try {
       const answer = await Promise.race([
-        run(),
+        // Once more at once when the connection broke without an answer (a kept-alive socket the server had just closed): every
+        // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own.
+        run().catch((err: unknown) => (err instanceof ApiException ? Promise.reject(err) : run())),
         clock.sleep(options.timeoutMs, timeout.signal).then(() => {
           throw new LeaseUnreachable(`no answer from the API server within ${options.timeoutMs} ms`);
         }),
@@ -100,6 +119,24 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
         return items;
       }),
   };
+}
+
+let keptHttp: http.Agent | undefined;
+let keptHttps: https.Agent | undefined;
+
+/**
+ * One keep-alive agent in place of the one the client builds for each call
+ * (a new connection, and for https a new handshake, per call: thousands for a
+ * wave, and a renewal of every Lease each interval). The kubeconfig's TLS
+ * settings are those of the first call; the token travels in a header, so a
+ * rotated service-account token needs no new agent. Proxy agents are kept.
+ */
+function keepAlive(perCall: http.Agent | https.Agent | undefined): http.Agent | https.Agent | undefined {
+  // Idle sockets are closed before the server's keep-alive timeout (Node's default 5 s) can close them under a request.
+  const options = { keepAlive: true, timeout: 4_000 };
+  if (perCall?.constructor === https.Agent) return (keptHttps ??= new https.Agent({ ...(perCall as https.Agent).options, ...options }));
+  if (perCall?.constructor === http.Agent) return (keptHttp ??= new http.Agent(options));
+  return perCall;
 }
 
 /** The API server's message from a `Status` body, else the client's. */
