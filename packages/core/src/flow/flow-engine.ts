@@ -500,11 +500,12 @@ export class FlowEngine {
     this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
   }
 
-  /** Groups cooling down, per flow, for the gauge. */
+  /** Groups cooling down, per flow, groups held and whether the store can be written, for the gauges. */
   updateCoolingGauge(): void {
     const counts = this.states.coolingByFlow(this.clock.now());
     for (const flow of this.flows) this.options.metrics.groupsCoolingDown.set({ flow: flow.name }, counts.get(flow.name) ?? 0);
     this.options.metrics.groupsHeld.set(this.states.size);
+    this.options.metrics.stateDurable.set(this.states.durable ? 1 : 0);
   }
 
   /** Frees memory held by cooldowns that are over. */
