@@ -138,6 +138,21 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await a.claim('g')).claim).toBe('taken');
   });
 
+  it('a 409 from its own write that was applied without an answer keeps the Lease: the cooldown is written on top of it', async () => {
+    const a = replica('a').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    await a.claim('g');
+    // A renewal of a's that the API server applied but whose answer never came: the Lease moved on, still a's.
+    const [lease] = api.cluster.leases.all();
+    const renewed = await fetch(`${api.url}/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${lease!.metadata.name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(lease) });
+    expect(renewed.status).toBe(200);
+    a.succeeded('g', Date.now(), 60_000);
+    expect(await a.commit()).toBe(true);
+    expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/phase']).toBe('cooling');
+    expect(a.holder('g', Date.now())).toMatchObject({ phase: 'cooling' });
+    expect((await a.claim('g')).claim).toBe('held');
+  });
+
   it('the sweep lists every replica\'s Leases for the status API and deletes those whose hold is over', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     const b = replica('b').store;
