@@ -6,7 +6,6 @@ import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';
 import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { FlowEngine } from './flow/flow-engine.js';
-import { GroupStates } from './flow/group-states.js';
 import { HeldBytes } from './flow/held-bytes.js';
 import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
@@ -20,8 +19,7 @@ import { groupView, runView, sourceView } from './receiver/status-view.js';
 import type { EventSink } from './sources/event-sink.js';
 import type { EventSource } from './sources/event-source.js';
 import { SourceSet } from './sources/source-set.js';
-import { lockStateFile, StateFileLockedError, type StateLock } from './state/state-lock.js';
-import { StateJournal } from './state/state-journal.js';
+import { openStateStore } from './state/open-store.js';
 import { SqsQueueSource, SqsRegionMissing } from './sources/sqs/sqs-queue-source.js';
 
 /** Options for {@link startHollowtrees}; every field has a default. */
@@ -71,20 +69,10 @@ interface Runtime {
   plugins: Map<string, ActionPlugin>;
 }
 
-/** How often the journal checks that its file is still the one on disk. */
+/** How often the store's upkeep runs (the journal checks that its file is still the one on disk, and compacts). */
 const JOURNAL_CHECK_MS = 5_000;
 /** How often cooldowns that are over are forgotten. */
 const SWEEP_MS = 30_000;
-
-/** Takes the state file's lock, turning "held by another process" into a configuration error (exit 2). */
-async function lockState(file: string, shownFile: string, configFile: string, onCompromised: (err: Error) => void): Promise<StateLock> {
-  try {
-    return await lockStateFile(file, onCompromised);
-  } catch (err) {
-    if (err instanceof StateFileLockedError) throw new ConfigError(configFile, [{ path: 'state.file', message: `${shownFile} ${err.holderText}` }]);
-    throw err;
-  }
-}
 
 /** Start-up failed for a reason its message says in full (e.g. the port is in use): no stack to show. */
 export class StartupError extends Error {
@@ -108,42 +96,15 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const tls = files.receiverTls;
   const authenticate = createAuthenticator(files.credentials);
 
-  const stateFile = loaded.config.state.file;
-  // Logged as written in the file: a path from ${VAR} is not shown.
-  const shownStateFile = stateFile && loaded.display.plain('state.file', stateFile);
   let stopBecause: ((err: Error) => void) | undefined;
-  const lock = stateFile
-    ? await lockState(stateFile, shownStateFile!, loaded.file, (err) => {
-        logger.error({ err, file: shownStateFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
-        stopBecause?.(err);
-      })
-    : undefined;
-  const opened = stateFile
-    ? await StateJournal.open(stateFile, {
-        now: () => clock.now(),
-        onError: (err, unwrittenLines) => {
-          metrics.engine.stateDurable.set(0);
-          logger.error({ err, file: shownStateFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
-        },
-        onDurable: ({ oldestWaitMs }) => {
-          metrics.engine.stateDurable.set(1);
-          metrics.engine.stateWriteSeconds.observe(oldestWaitMs / 1000);
-        },
-      }).catch(async (err: unknown) => {
-        await lock?.release();
-        throw err;
-      })
-    : undefined;
-  const journal = opened?.journal;
-  metrics.engine.stateDurable.set(1);
-  const states = new GroupStates(journal ? (change) => journal.record(change) : undefined, loaded.config.state.maxGroups);
+  const { store, maintain, reportRecovery } = await openStateStore({ loaded, logger, metrics, clock, ...(files.kubeconfig === undefined ? {} : { kubeconfig: files.kubeconfig }), onFatal: (err) => stopBecause?.(err) });
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
   const listeners = new RunListeners();
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
     const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, states, heldBytes, listeners, clock, ...(journal ? { journal } : {}) });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, store, heldBytes, listeners, clock });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {
@@ -160,29 +121,11 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   try {
     current = buildRuntime(loaded, files);
   } catch (err) {
-    await journal?.close();
-    await lock?.release();
+    await store.close();
     throw err;
   }
   let config = loaded.config;
-  if (opened) {
-    const recovery = current.engine.recover(opened.recovered.states);
-    const { problems } = opened.recovered;
-    for (const problem of problems.slice(0, 20)) logger.error({ file: shownStateFile, line: problem.line }, `state journal line skipped: ${problem.reason}`);
-    logger.info({ file: shownStateFile, ...recovery, unreadableLines: problems.length }, 'run state restored');
-  }
-  const snapshot = () => states.list(clock.now());
-  const maintain = async (): Promise<void> => {
-    if (!journal) return;
-    try {
-      const repaired = await journal.verify(snapshot);
-      if (repaired) logger.error({ file: shownStateFile }, `the state journal was ${repaired} while running; rewrote it from memory`);
-      if (journal.needsCompaction) await journal.compact(snapshot);
-    } catch (err) {
-      // The journal stays as it was (the rename is atomic); the next check tries again.
-      logger.error({ err, file: shownStateFile }, 'could not check or compact the state journal');
-    }
-  };
+  if (store.recovered.length > 0 || store.backend === 'file') reportRecovery(current.engine.recover(store.recovered));
   const sweeper = setInterval(() => current.engine.sweep(), SWEEP_MS).unref();
   const checker = setInterval(() => void maintain(), JOURNAL_CHECK_MS).unref();
   /** Undoes what start-up did so far, when the receiver cannot start. */
@@ -190,8 +133,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     clearInterval(sweeper);
     clearInterval(checker);
     await closeRuntime(current, 0);
-    await journal?.close();
-    await lock?.release();
+    await store.close();
   };
   metrics.engine.beforeCollect(() => current.engine.updateCoolingGauge());
 
@@ -229,6 +171,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
         return { groups: all.slice(0, limit).map(groupView), total: all.length };
       },
       runs: () => current.engine.recentRuns().map(runView),
+      state: () => store.describe(),
     },
     metrics: metrics.receiver,
     logger,
@@ -270,7 +213,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (closing) throw new Error('shutting down: configuration not reloaded');
       for (const warning of next.warnings) logger.warn(warning);
       const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
-      if (next.config.state.file !== config.state.file || next.config.state.maxGroups !== config.state.maxGroups) needsRestart.push('state');
+      // Only maxQueuedBytes is taken at once; the store and its other settings are opened at start.
+      if (JSON.stringify({ ...next.config.state, maxQueuedBytes: 0 }) !== JSON.stringify({ ...config.state, maxQueuedBytes: 0 })) needsRestart.push('state');
       if (JSON.stringify(next.config.sources) !== JSON.stringify(config.sources)) needsRestart.push('sources');
       const nextFiles = readConfigFiles(next);
       const authenticate = createAuthenticator(nextFiles.credentials);
@@ -289,13 +233,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     close: () =>
       (closing ??= (async () => {
         await sources.stop();
-        // Runtimes still retiring after a reload get the same grace period; all must be done before the journal closes.
+        // Runtimes still retiring after a reload get the same grace period; all must be done before the store closes.
         await Promise.all([current, ...retiring].map((runtime) => closeRuntime(runtime, config.server.shutdownGracePeriod)));
         await sources.close();
         clearInterval(sweeper);
         clearInterval(checker);
-        await journal?.close();
-        await lock?.release().catch((err: unknown) => logger.warn({ err, file: shownStateFile }, 'could not release the state file lock'));
+        await store.close().catch((err: unknown) => logger.warn({ err, backend: store.backend }, 'could not close the run-state store'));
         logger.info('hollowtrees stopped');
         logger.flush();
       })()),

@@ -19,6 +19,8 @@ export interface ConfigFiles {
   credentials?: ReceiverCredentials;
   /** `plugins.<name>.tls` of every plugin that has it. */
   pluginTls: ReadonlyMap<string, ClientTlsOptions>;
+  /** The text of `state.kubernetes.kubeconfig`, when set. */
+  kubeconfig?: string;
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
@@ -114,6 +116,9 @@ export function readConfigFiles(loaded: LoadedConfig): ConfigFiles {
     pluginTls.set(name, { ...(ca ? { ca } : {}), ...(pair ?? {}), ...(serverName ? { serverName } : {}) });
   }
 
+  const kubeconfigFile = config.state.kubernetes?.kubeconfig;
+  const kubeconfig = kubeconfigFile === undefined ? undefined : read('state.kubernetes.kubeconfig', kubeconfigFile)?.toString('utf8');
+
   if (problems.length > 0) throw new ConfigError(loaded.file, problems);
-  return { ...(receiverTls ? { receiverTls } : {}), ...(credentials ? { credentials } : {}), pluginTls };
+  return { ...(receiverTls ? { receiverTls } : {}), ...(credentials ? { credentials } : {}), pluginTls, ...(kubeconfig === undefined ? {} : { kubeconfig }) };
 }

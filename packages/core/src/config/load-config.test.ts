@@ -295,8 +295,18 @@ describe('parseConfig accepts every documented form', () => {
 
   it('a state file, and no state section means memory only, with the default bounds', () => {
     const bounds = { maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 };
-    expect(withTop('state: { file: /var/lib/hollowtrees/state.jsonl }').state).toEqual({ file: '/var/lib/hollowtrees/state.jsonl', ...bounds });
-    expect(parseConfig(flowYaml(), 'config.yaml').config.state).toEqual(bounds);
+    expect(withTop('state: { file: /var/lib/hollowtrees/state.jsonl }').state).toEqual({ backend: 'file', file: '/var/lib/hollowtrees/state.jsonl', ...bounds });
+    expect(parseConfig(flowYaml(), 'config.yaml').config.state).toEqual({ backend: 'memory', ...bounds });
+  });
+
+  it('the kubernetes backend with its defaults, and settings that do not fit the backend named', () => {
+    expect(withTop('state: { backend: kubernetes, kubernetes: { namespace: ops } }').state.kubernetes).toEqual({ namespace: 'ops', leasePrefix: 'hollowtrees-', leaseDuration: 30_000, renewInterval: 10_000 });
+    expect(withTop('state: { backend: kubernetes }').state.kubernetes).toEqual({ leasePrefix: 'hollowtrees-', leaseDuration: 30_000, renewInterval: 10_000 });
+    expect(() => withTop('state: { backend: file }')).toThrow(/state\.file: backend file needs the path of the state file/);
+    expect(() => withTop('state: { backend: memory, file: /x }')).toThrow(/state\.file: only the file backend uses a state file \(backend is memory\)/);
+    expect(() => withTop('state: { file: /x, kubernetes: {} }')).toThrow(/state\.kubernetes: only the kubernetes backend uses these settings \(backend is file\)/);
+    expect(() => withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 10s, renewInterval: 10s } }')).toThrow(/state\.kubernetes\.renewInterval: renewInterval must be shorter than leaseDuration/);
+    expect(() => withTop('state: { backend: kubernetes, kubernetes: { namespace: Ops_1 } }')).toThrow(/state\.kubernetes\.namespace: expected a namespace name/);
   });
 
   it('lists the known plugins sorted', () => {

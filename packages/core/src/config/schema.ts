@@ -172,14 +172,53 @@ const log = z.strictObject({
 /** The original Hollowtrees' `global` section, still accepted. */
 const legacyGlobal = z.strictObject({ bindAddr: listenAddress.optional() });
 
-/** Run state: where it is kept across restarts (without `file`, in memory only) and how much of it is held. */
+/** A DNS-1123 label, as a namespace name must be. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** `state.kubernetes`: one `coordination.k8s.io/v1` Lease per group held, in one namespace, shared by every replica. */
+const kubernetesState = z
+  .strictObject({
+    /** Default: `POD_NAMESPACE`, else the service account's namespace. */
+    namespace: z.string().regex(DNS_LABEL, 'expected a namespace name (lower-case letters, digits and -)').optional(),
+    leasePrefix: z
+      .string()
+      .max(100)
+      .regex(/^[a-z0-9]([-a-z0-9.]*)?$/, 'expected the start of a Lease name (lower-case letters, digits, - and ., starting with a letter or digit)')
+      .default('hollowtrees-'),
+    /** How long a Lease holds its group after its holder's last renewal; then another replica may take the run over. */
+    leaseDuration: duration.refine((ms) => ms >= 1_000 && ms % 1_000 === 0, 'expected whole seconds, at least 1s').default(30_000),
+    renewInterval: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(10_000),
+    /** Default: the in-cluster service account. */
+    kubeconfig: z.string().min(1).optional(),
+  })
+  .refine((k) => k.renewInterval < k.leaseDuration, { message: 'renewInterval must be shorter than leaseDuration', path: ['renewInterval'] });
+
+/** `state.kubernetes` with every default filled in. */
+export type KubernetesStateConfig = z.output<typeof kubernetesState>;
+
+/**
+ * Run state: where it is kept (`backend`; without it, `file` when a file is
+ * given, else memory) and how much of it is held.
+ */
 const state = z.strictObject({
+  backend: z.enum(['memory', 'file', 'kubernetes']).optional(),
+  kubernetes: kubernetesState.optional(),
   file: z.string().min(1).optional(),
   /** Groups held at once (running, waiting, cooling); beyond it an event of a new group is answered 503 too_many_groups. */
   maxGroups: z.number().int().min(1).max(100_000_000).default(250_000),
   /** Bytes of events all flows' runs may hold together; beyond it events are answered 503 queue_full. */
   maxQueuedBytes: z.number().int().min(1_024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
-});
+})
+  .superRefine((s, ctx) => {
+    const backend = s.backend ?? (s.file ? 'file' : 'memory');
+    if (backend === 'file' && !s.file) ctx.addIssue({ code: 'custom', path: ['file'], message: 'backend file needs the path of the state file' });
+    if (backend !== 'file' && s.file) ctx.addIssue({ code: 'custom', path: ['file'], message: `only the file backend uses a state file (backend is ${backend})` });
+    if (backend !== 'kubernetes' && s.kubernetes) ctx.addIssue({ code: 'custom', path: ['kubernetes'], message: `only the kubernetes backend uses these settings (backend is ${backend}); set backend: kubernetes` });
+  })
+  .transform(({ backend, kubernetes, ...rest }) => {
+    const chosen = backend ?? (rest.file ? 'file' : 'memory');
+    return { ...rest, backend: chosen, ...(chosen === 'kubernetes' ? { kubernetes: kubernetes ?? kubernetesState.parse({}) } : {}) };
+  });
 
 /** An SQS queue URL: `https://sqs.<region>.amazonaws.com/<account>/<name>` (or any endpoint's, with `endpoint`). */
 const queueUrl = z.string().superRefine((text, ctx) => {
@@ -238,7 +277,7 @@ const sources = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  state: state.default({ maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 }),
+  state: state.default({ backend: 'memory', maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 }),
   global: legacyGlobal.optional(),
   server: server.default({ listen: '127.0.0.1:9092', limits: defaultLimits, timeouts: defaultTimeouts, shutdownGracePeriod: 30_000 }),
   log: log.default({ level: 'info' }),

@@ -15,6 +15,7 @@ import { approximateBytes } from './event-bytes.js';
 import { GroupStates, type GroupChange, type GroupState, type RunProgress } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
+import { JournalRunStateStore } from '../state/journal-store.js';
 import { StateJournal } from '../state/state-journal.js';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 
@@ -54,7 +55,7 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock, shared: Pick<FlowEngineOptions, 'states' | 'heldBytes'> = {}): { engine: FlowEngine; metrics: EngineMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock, shared: Pick<FlowEngineOptions, 'store' | 'heldBytes'> = {}): { engine: FlowEngine; metrics: EngineMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
@@ -470,7 +471,7 @@ describe('FlowEngine: memory bounds', () => {
     try {
       const a = scripted('a');
       const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow()}`, 'test.yaml', {});
-      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), states: new GroupStates(undefined, 2) });
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store: new GroupStates(undefined, 2) });
       engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
       engine.dispatch(alert('Spot', { instance_id: 'i-2' }), Date.now());
       expect(engine.dispatch(alert('Spot', { instance_id: 'i-3' }), Date.now()).dropped).toEqual([{ flow: 'spot', reason: 'too_many_groups', detail: '2 groups are held (state.maxGroups)' }]);
@@ -488,7 +489,7 @@ describe('FlowEngine: runs survive a restart', () => {
   const flows = spotFlow('    concurrency: 1', '[a, b]');
   const engineOn = (journal: StateJournal, a: ScriptedPlugin, b: ScriptedPlugin, more: Partial<FlowEngineOptions> = {}): FlowEngine => {
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n  b: { type: grpc, address: "unused:1" }\n${flows}`, 'test.yaml', {});
-    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal, states: new GroupStates((change) => journal.record(change)), ...more });
+    return new FlowEngine({ flows: config.flows, plugins: new Map([['a', a], ['b', b]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store: new JournalRunStateStore(journal), ...more });
   };
 
   it('a shutdown that cuts runs short keeps them, queued ones too, and the next process resumes each from where it stopped', async () => {
@@ -644,7 +645,7 @@ describe('FlowEngine: runs survive a restart', () => {
     const metrics = new EngineMetrics(new Registry());
     const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
     const clock = manualClock();
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', scripted('a')], ['b', scripted('b')]]), logger, metrics, journal, clock });
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', scripted('a')], ['b', scripted('b')]]), logger, metrics, store: new JournalRunStateStore(journal), clock });
     const since = clock.now() - 5_000;
     expect(engine.recover([{ key: 'spot:{instance_id="i-1"}', flow: 'spot', phase: 'running', eventId: 'e1', since }])).toEqual({ cooling: 0, resumed: 0, interrupted: 1, abandoned: 0 });
     expect(engine.groups()).toEqual([]);
@@ -685,7 +686,7 @@ describe('FlowEngine with a journal on a failing disk', () => {
     const a = scripted('a');
     const declared = 'plugins:\n  a: { type: grpc, address: "unused:1" }\n';
     const { config } = parseConfig(declared + spotFlow(), 'test.yaml', {});
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), journal });
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store: new JournalRunStateStore(journal) });
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     expect(await engine.commit()).toBe(false);
     expect(engine.durable).toBe(false);
@@ -796,7 +797,7 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     const changes: GroupChange[] = [];
     const states = new GroupStates((change) => changes.push(change));
     const heldBytes = new HeldBytes();
-    const before = engineFor(retryFlow, [unavailable('a')], undefined, undefined, { states, heldBytes });
+    const before = engineFor(retryFlow, [unavailable('a')], undefined, undefined, { store: states, heldBytes });
     before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     await vi.advanceTimersByTimeAsync(0);
     expect(before.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
@@ -806,7 +807,7 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     const written = changes.length;
 
     const a = scripted('a');
-    const after = engineFor(retryFlow, [a], undefined, undefined, { states, heldBytes });
+    const after = engineFor(retryFlow, [a], undefined, undefined, { store: states, heldBytes });
     await before.engine.retire(after.engine);
     // The group's state is shared: handing the run over changes nothing on disk.
     expect(changes).toHaveLength(written);
@@ -829,11 +830,11 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const states = new GroupStates();
-    const before = engineFor(retryFlow, [unavailable('a', gate)], undefined, undefined, { states });
+    const before = engineFor(retryFlow, [unavailable('a', gate)], undefined, undefined, { store: states });
     before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     await vi.advanceTimersByTimeAsync(0);
     const a = scripted('a');
-    const after = engineFor(retryFlow, [a], undefined, undefined, { states });
+    const after = engineFor(retryFlow, [a], undefined, undefined, { store: states });
     const retired = before.engine.retire(after.engine);
     release();
     await retired;
@@ -946,7 +947,7 @@ describe('FlowEngine: edges', () => {
       new FlowEngine({ flows: config.flows, plugins: new Map([['a', scripted('a', () => new Promise(() => {}))]]), logger, metrics: new EngineMetrics(new Registry()), ...more });
     const send = (to: FlowEngine, ids: string[]): void => ids.forEach((id) => to.dispatch(alert('Spot', { instance_id: id }, id), Date.now()));
     send(engine(), ['i-0', 'i-1', 'q-2']);
-    send(engine({ states: new GroupStates(undefined, 1) }), ['i-0', 'g-1']);
+    send(engine({ store: new GroupStates(undefined, 1) }), ['i-0', 'g-1']);
     send(engine({ heldBytes: new HeldBytes(10) }), ['b-0']);
     const stopping = engine();
     void stopping.shutdown(0);

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { FlowConfig } from '../config/schema.js';
 import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
-import type { StateJournal } from '../state/state-journal.js';
+import type { Claim, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
 import { approximateBytes } from './event-bytes.js';
@@ -49,12 +49,10 @@ export interface FlowEngineOptions {
   random?: () => number;
   /** Finished runs kept for the status API. Default 100. */
   recentRuns?: number;
-  /** Shared with the engine this one replaces on reload, so groups stay held. */
-  states?: GroupStates;
+  /** Where run state lives; shared with the engine this one replaces on reload, so groups stay held. Default: memory only. */
+  store?: RunStateStore;
   /** Bytes held by runs, shared with the engine this one replaces. Default: no global limit. */
   heldBytes?: HeldBytes;
-  /** Where run state is made durable; without it, state lives in memory only. */
-  journal?: StateJournal;
   /** Shared with the engine this one replaces, so a handed-over run still tells its source how it ended. */
   listeners?: RunListeners;
 }
@@ -92,6 +90,13 @@ export interface FlowStatus {
   heldBytes: number;
 }
 
+/** The warning for a run a shutdown cut short, by where run state is kept. */
+const INTERRUPTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
+  memory: 'flow run interrupted; without state.file it is lost',
+  file: 'flow run interrupted; it resumes after the restart',
+  kubernetes: 'flow run interrupted; its Lease is released, so the next event of its group runs it again on any replica',
+};
+
 /** The debug line of a deduplicated event, by what holds its group. */
 const HELD_BECAUSE: Readonly<Record<GroupState['phase'], string>> = {
   running: 'event deduplicated: a run of its group is in progress',
@@ -109,7 +114,7 @@ const HELD_BECAUSE: Readonly<Record<GroupState['phase'], string>> = {
  * clean or not, resumes the runs that had not finished.
  */
 export class FlowEngine {
-  readonly states: GroupStates;
+  readonly states: RunStateStore;
   readonly heldBytes: HeldBytes;
   readonly listeners: RunListeners;
   private readonly flows: CompiledFlow[];
@@ -135,7 +140,7 @@ export class FlowEngine {
     this.random = options.random ?? Math.random;
     this.recent = new RecentRuns(options.recentRuns ?? 100);
     this.dropLog = new DropLog(options.logger, () => this.clock.now());
-    this.states = options.states ?? new GroupStates(options.journal ? (change) => options.journal!.record(change) : undefined);
+    this.states = options.store ?? new GroupStates();
     this.heldBytes = options.heldBytes ?? new HeldBytes();
     this.listeners = options.listeners ?? new RunListeners();
     this.flows = Object.entries(options.flows).map(([name, config]) => ({
@@ -184,10 +189,10 @@ export class FlowEngine {
       if (holder) {
         result.deduplicated++;
         // A run resumed after a restart has no listener: the source of a redelivered copy takes its place.
-        if (onSettled && holder.phase !== 'cooling' && this.listeners.join(key, onSettled)) result.joined = (result.joined ?? 0) + 1;
+        if (onSettled && holder.phase !== 'cooling' && holder.replica === undefined && this.listeners.join(key, onSettled)) result.joined = (result.joined ?? 0) + 1;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(
-          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
+          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.replica ? { replica: holder.replica } : {}), ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
           HELD_BECAUSE[holder.phase],
         );
         continue;
@@ -223,16 +228,16 @@ export class FlowEngine {
   }
 
   /**
-   * Resolves once every run started so far is on disk: true, or false when the
-   * run state cannot be saved now (see {@link durable}). True at once without a journal.
+   * Resolves once every run started so far is settled in the store: true, or
+   * false when the run state cannot be saved or checked now (see {@link durable}).
    */
   commit(): Promise<boolean> {
-    return this.options.journal?.flush() ?? Promise.resolve(true);
+    return this.states.commit();
   }
 
-  /** False while the journal cannot write: events must then be refused, not acknowledged. */
+  /** False while the store cannot be written or reached: events must then be refused, not acknowledged. */
   get durable(): boolean {
-    return this.options.journal?.durable ?? true;
+    return this.states.durable;
   }
 
   /** Records on `result`, counts and logs that `flow` dropped an event. */
@@ -252,7 +257,15 @@ export class FlowEngine {
   }
 
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
-    const { metrics, logger, journal } = this.options;
+    // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
+    const { claim, takenOver } = await this.states.claim(groupKey);
+    if (claim !== 'held') {
+      this.notClaimed(flow, groupKey, progress, bytes, claim);
+      return;
+    }
+    if (takenOver) this.reportTakenOver(flow.name, groupKey, takenOver);
+    const { metrics, logger } = this.options;
+    const resumes = this.states.resumesRuns;
     const labels = { flow: flow.name };
     metrics.queueDepth.set(labels, flow.queue.depth);
     metrics.runsInProgress.inc(labels);
@@ -263,8 +276,6 @@ export class FlowEngine {
     if (this.cancelled) controller.abort(this.cancelled);
     this.runControllers.add(controller);
     try {
-      // The run is on disk before any plugin acts, so a crash leaves it there to resume.
-      if (journal) await journal.flush();
       result = await runPlugins(progress, flow.name, flow.plugins.slice(progress.next), {
         clock: this.clock,
         random: this.random,
@@ -288,8 +299,8 @@ export class FlowEngine {
     const reached: RunProgress = { ...progress, attributes: result.attributes, next: progress.next + result.reached };
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey);
-    // The cooldown is on disk before the run counts as done: a crash now must not re-run the flow.
-    if (journal) await journal.flush();
+    // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow.
+    await this.states.commit();
     if (tell && outcome !== 'retrying') tell({ flow: flow.name, outcome, ...(result.code ? { code: result.code } : {}), ...(result.error ? { error: result.error } : {}) });
 
     metrics.runsInProgress.dec(labels);
@@ -312,8 +323,38 @@ export class FlowEngine {
     if (result.ignored.length > 0) logger.warn({ ...log, ignoredAttributes: result.ignored }, 'plugins returned attributes that would change the event\'s own labels; they were ignored');
     if (outcome === 'succeeded') logger.info(log, 'flow run succeeded');
     else if (outcome === 'retrying') logger.warn({ ...log, error: result.error, retryAt: new Date(this.states.get(groupKey)?.run?.retryAt ?? finishedAt).toISOString() }, 'flow run failed on a retryable code; it will be tried again');
-    else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: Boolean(journal) }, journal ? 'flow run interrupted; it resumes after the restart' : 'flow run interrupted; without state.file it is lost');
+    else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: resumes }, INTERRUPTED_BECAUSE[this.states.backend]);
     else logger.error({ ...log, error: result.error }, 'flow run failed');
+  }
+
+  /**
+   * A run the store did not let act: another replica holds its group (the
+   * event counts as deduplicated), or the store could not be asked (the
+   * sender is refused by `commit()` and sends again).
+   */
+  private notClaimed(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number, claim: Exclude<Claim, 'held'>): void {
+    const { metrics, logger } = this.options;
+    this.releaseBytes(flow.name, bytes);
+    metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
+    const tell = this.listeners.take(key);
+    const fields = { flow: flow.name, groupKey: key, eventId: progress.event.id };
+    if (claim === 'taken') {
+      metrics.eventsDeduplicated.inc({ flow: flow.name });
+      logger.debug(fields, 'event deduplicated: another replica holds its group');
+      tell?.({ flow: flow.name, outcome: 'deduplicated' });
+      return;
+    }
+    logger.warn(fields, 'run not started: the run-state store could not be reached; the sender is refused and sends the event again');
+    tell?.({ flow: flow.name, outcome: 'interrupted', error: 'the run-state store could not be reached' });
+  }
+
+  /** Another replica's run of the group that stopped without finishing: reported interrupted, as this run takes its place. */
+  private reportTakenOver(flow: string, groupKey: string, { holder, eventId, since }: TakenOver): void {
+    const now = this.clock.now();
+    const error = `replica ${holder} stopped renewing the group's Lease during the run`;
+    this.options.metrics.flowRuns.inc({ flow, outcome: 'interrupted' });
+    this.recent.add({ flow, groupKey, eventId, eventType: '', outcome: 'interrupted', error, receivedAt: since, startedAt: since, finishedAt: now, calls: [] });
+    this.options.logger.warn({ flow, groupKey, eventId, holder, since: new Date(since).toISOString() }, 'run of another replica interrupted: it stopped renewing its Lease; this replica runs the group again');
   }
 
   /** Decides what the group becomes after one pass over the plugins. */
@@ -326,7 +367,7 @@ export class FlowEngine {
     }
     if (result.outcome === 'interrupted') {
       // Kept as running on disk: the restart resumes it from the plugin it stopped at.
-      if (this.options.journal) this.states.progress(key, 'running', reached);
+      if (this.states.resumesRuns) this.states.progress(key, 'running', reached);
       else this.states.release(key);
       return 'interrupted';
     }
@@ -459,11 +500,12 @@ export class FlowEngine {
     this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
   }
 
-  /** Groups cooling down, per flow, for the gauge. */
+  /** Groups cooling down, per flow, groups held and whether the store can be written, for the gauges. */
   updateCoolingGauge(): void {
     const counts = this.states.coolingByFlow(this.clock.now());
     for (const flow of this.flows) this.options.metrics.groupsCoolingDown.set({ flow: flow.name }, counts.get(flow.name) ?? 0);
     this.options.metrics.groupsHeld.set(this.states.size);
+    this.options.metrics.stateDurable.set(this.states.durable ? 1 : 0);
   }
 
   /** Frees memory held by cooldowns that are over. */
@@ -524,7 +566,7 @@ export class FlowEngine {
     }
     graceOver.abort();
     this.takeWaiting();
-    if (this.options.journal) return;
+    if (this.states.resumesRuns) return;
     // Every run waiting for a try, including those that failed during the grace and were never scheduled.
     const lost = this.states.list(this.clock.now()).filter((state) => state.phase === 'retrying');
     if (lost.length === 0) return;

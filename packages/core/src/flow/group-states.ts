@@ -1,4 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import type { ClaimResult, RunStateStore, StateBackend, StoreDescription } from '../state/run-state-store.js';
 
 /**
  * Where a group is in its life: a run queued or calling plugins, a failed run
@@ -40,6 +41,8 @@ export interface GroupState {
   until?: number;
   /** Running and retrying only: what the run needs to go on, kept so it survives a restart. */
   run?: RunProgress;
+  /** Set when another replica holds the group (kubernetes backend): its identity. This process runs nothing for it. */
+  replica?: string;
 }
 
 /** A change of one group, in the order it happened: its new state, or `free` when it has none. */
@@ -48,15 +51,22 @@ export type GroupChange = GroupState | { key: string; phase: 'free' };
 /** What {@link GroupStates.tryStart} decided. */
 export type StartDecision = 'started' | 'held' | 'full';
 
+/** A claim in memory: this process holds what `tryStart` started. */
+export const HELD: ClaimResult = Object.freeze({ claim: 'held' });
+
 /** Least time between two sweeps forced by a full table, so a flood cannot make every event O(groups). */
 const FULL_SWEEP_INTERVAL_MS = 1_000;
 
 /**
- * The run state of every group. `tryStart` is the atomic check-and-start:
+ * The run state of every group, and the `memory` backend of
+ * {@link RunStateStore}. `tryStart` is the atomic check-and-start:
  * JavaScript runs it to completion, so two copies of one alert can never both
- * see the group free.
+ * see the group free. The other backends keep their local view in it.
  */
-export class GroupStates {
+export class GroupStates implements RunStateStore {
+  readonly backend: StateBackend = 'memory';
+  readonly resumesRuns: boolean = false;
+  readonly recovered: readonly GroupState[] = [];
   private readonly groups = new Map<string, GroupState>();
   private lastFullSweep = -Infinity;
 
@@ -120,6 +130,29 @@ export class GroupStates {
   /** The state of one group, if it has one. */
   get(key: string): GroupState | undefined {
     return this.groups.get(key);
+  }
+
+  /** In memory the group is this process's once `tryStart` said so. */
+  claim(_key: string): Promise<ClaimResult> {
+    return Promise.resolve(HELD);
+  }
+
+  /** Nothing to save. */
+  commit(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  get durable(): boolean {
+    return true;
+  }
+
+  describe(): StoreDescription {
+    return { backend: this.backend, durable: this.durable };
+  }
+
+  /** Nothing to let go of. */
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Forgets cooldowns that are over; returns how many. Not journalled: a reader drops them by time too. */

@@ -30,6 +30,8 @@ export interface StatusProvider {
   runs(): unknown;
   /** Every source, this receiver among them. */
   sources(): unknown;
+  /** Where run state is kept: the backend and, with a shared one, this replica's identity. */
+  state(): unknown;
 }
 
 /** Groups listed by default: 100,000 cooling groups would be megabytes of JSON built on the event loop. */
@@ -133,7 +135,7 @@ export class Receiver implements EventSource {
       },
       '/api/v1/status': (res, query) => {
         const { groups, total } = this.options.status.groups(groupLimit(query));
-        sendJson(res, 200, { sources: this.options.status.sources(), flows: this.options.status.flows(), groups, groupsTotal: total });
+        sendJson(res, 200, { state: this.options.status.state(), sources: this.options.status.sources(), flows: this.options.status.flows(), groups, groupsTotal: total });
       },
       '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
       '/api/v1/status/sources': (res) => sendJson(res, 200, options.status.sources()),

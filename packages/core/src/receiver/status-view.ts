@@ -16,6 +16,7 @@ export function groupView(state: GroupState): Record<string, unknown> {
     ...(state.until === undefined ? {} : { until: iso(state.until) }),
     ...(run ? { runAttempt: run.attempt, nextPlugin: run.next, restarts: run.restarts } : {}),
     ...(run?.retryAt === undefined ? {} : { retryAt: iso(run.retryAt) }),
+    ...(state.replica === undefined ? {} : { replica: state.replica }),
   };
 }
 

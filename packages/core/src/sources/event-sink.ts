@@ -37,8 +37,12 @@ export interface Acceptance {
  */
 export interface RunSettlement {
   readonly flow: string;
-  /** `interrupted`: a shutdown cut it short (with a journal it resumes after the restart). */
-  readonly outcome: 'succeeded' | 'failed' | 'interrupted';
+  /**
+   * `interrupted`: a shutdown cut it short (with a journal it resumes after the
+   * restart), or the shared run-state store could not be reached before it
+   * acted. `deduplicated`: it never acted, because another replica holds its group.
+   */
+  readonly outcome: 'succeeded' | 'failed' | 'interrupted' | 'deduplicated';
   /** The gRPC code name (`NOT_FOUND`, `UNAVAILABLE`, ...) of the plugin failure that ended a failed run. */
   readonly code?: string;
   /** Why it failed or was cut short. */

@@ -84,7 +84,8 @@ export function withLeaves(config: object, leaves: readonly StringLeaf[], text: 
 /**
  * Two valid configurations that between them give every string key of the
  * schema a value (bearer token and password inline in one, in files in the
- * other, as the schema allows only one of each). The files they name (TLS
+ * other, as the schema allows only one of each; the file state backend in one,
+ * the kubernetes one in the other). The files they name (TLS
  * material, secrets) are written to `dir`; `state.file` is relative.
  */
 export function completeConfigs(dir: string): object[] {
@@ -130,8 +131,11 @@ export function completeConfigs(dir: string): object[] {
     sources: { sqs: [{ url: 'http://127.0.0.1:1/000000000000/notices', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', visibilityTimeout: '30s' }] },
   };
   const withAuth = (auth: object): object => ({ ...base, server: { ...base.server, auth } });
+  // Nothing listens there either: the store makes no call before the first event.
+  const kubeconfig = file('kubeconfig', JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'http://127.0.0.1:1', 'insecure-skip-tls-verify': true } }], users: [{ name: 'u', user: {} }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }));
+  const kubernetesState = { backend: 'kubernetes', kubernetes: { namespace: 'ops', leasePrefix: 'ht-', leaseDuration: '30s', renewInterval: '10s', kubeconfig } };
   return [
     withAuth({ bearerTokenFile: file('token', 'token\n'), basic: { username: 'prometheus', passwordFile: file('password', 'password\n') } }),
-    withAuth({ bearerToken: 'token', basic: { username: 'prometheus', password: 'password' } }),
+    { ...withAuth({ bearerToken: 'token', basic: { username: 'prometheus', password: 'password' } }), state: kubernetesState },
   ];
 }

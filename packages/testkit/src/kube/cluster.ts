@@ -3,6 +3,7 @@ import { wallClockMs } from '../listen.js';
 import { applyPatch } from './patch.js';
 import { fieldSelector, labelSelector, matchesLabels } from './selectors.js';
 import { WatchHistory } from './watch-history.js';
+import { LeaseTable } from './leases.js';
 import {
   alreadyExists,
   badRequest,
@@ -123,6 +124,12 @@ export class KubeCluster {
   private readonly replaceEvictedPods: boolean;
 
   private resourceVersion = 1000;
+  /** `coordination.k8s.io/v1` Leases, on the cluster's resourceVersion counter. */
+  readonly leases = new LeaseTable({
+    stamp: (lease) => this.stamp(lease),
+    current: () => String(this.resourceVersion),
+    page: (kind, all, query) => this.page(kind, all, query),
+  });
   private generated = 0;
 
   constructor(options: KubeClusterOptions = {}) {

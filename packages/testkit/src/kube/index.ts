@@ -1,7 +1,7 @@
 /**
  * A kube-apiserver stand-in: nodes get/list/watch/patch, pods list/watch/get/delete,
  * the `policy/v1` eviction subresource with PodDisruptionBudget semantics,
- * events create, and `Status` error bodies as the real API server sends them;
+ * events create, `coordination.k8s.io/v1` Leases with optimistic concurrency, and `Status` error bodies as the real API server sends them;
  * optionally slowed by a per-request latency.
  */
 export {
@@ -12,9 +12,11 @@ export {
   type KubeConfigOptions,
   type RequestRecord,
 } from './server.js';
+export { LeaseTable } from './leases.js';
 export { KubeCluster, type EvictionRecord, type KubeClusterOptions, type ListQuery, type ObjectList } from './cluster.js';
 export type {
   Event as KubeEvent,
+  Lease as KubeLease,
   Node as KubeNode,
   ObjectMeta as KubeObjectMeta,
   OwnerReference as KubeOwnerReference,

@@ -52,6 +52,11 @@ export interface KubeApiServer {
   /** Drops every open connection, as a restarting API server or a network blip does; watches end. */
   dropConnections(): void;
   /**
+   * While true, every connection is dropped and every request is reset
+   * unanswered, as when the API server cannot be reached; false serves again.
+   */
+  unreachable: boolean;
+  /**
    * For `KubeConfig.loadFromOptions()` of `@kubernetes/client-node`. The cluster
    * sets `skipTLSVerify`, without which the client refuses a plain-HTTP server.
    */
@@ -98,6 +103,7 @@ const NAME = '([^/]+)';
 /** Collections a watch may follow: the nodes, the cluster's pods, or one namespace's. */
 const POD_COLLECTION = new RegExp(`^/api/v1/(?:namespaces/${NAME}/)?pods$`);
 const NODE_COLLECTION = /^\/api\/v1\/nodes$/;
+const LEASES = `/apis/coordination\\.k8s\\.io/v1/namespaces/${NAME}/leases`;
 const isWatch = (q: URLSearchParams): boolean => q.get('watch') === 'true' || q.get('watch') === '1';
 
 const routes: Route[] = [
@@ -118,6 +124,12 @@ const routes: Route[] = [
   ],
   ['POST', new RegExp(`^/api/v1/namespaces/${NAME}/pods/${NAME}/eviction$`), (c, r, [ns, n]) => [201, c.evictPod(ns!, n!, r.body)]],
   ['POST', new RegExp(`^/api/v1/namespaces/${NAME}/events$`), (c, r, [ns]) => [201, c.createEvent(ns!, r.body)]],
+  ['GET', /^\/apis\/coordination\.k8s\.io\/v1\/leases$/, (c, r) => [200, c.leases.list(undefined, listQuery(r.query))]],
+  ['GET', new RegExp(`^${LEASES}$`), (c, r, [ns]) => [200, c.leases.list(ns!, listQuery(r.query))]],
+  ['POST', new RegExp(`^${LEASES}$`), (c, r, [ns]) => [201, c.leases.create(ns!, r.body)]],
+  ['GET', new RegExp(`^${LEASES}/${NAME}$`), (c, _r, [ns, n]) => [200, c.leases.read(ns!, n!)]],
+  ['PUT', new RegExp(`^${LEASES}/${NAME}$`), (c, r, [ns, n]) => c.leases.replace(ns!, n!, r.body)],
+  ['DELETE', new RegExp(`^${LEASES}/${NAME}$`), (c, r, [ns, n]) => [200, c.leases.delete(ns!, n!, r.body)]],
 ];
 
 function route(cluster: KubeCluster, req: Request): [number, unknown] {
@@ -161,6 +173,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (api.unreachable) {
+      req.socket.destroy();
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
     const contentType = req.headers['content-type'];
@@ -243,7 +259,15 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     currentContext: 'testkit',
   });
 
-  return {
+  let unreachable = false;
+  const api: KubeApiServer = {
+    get unreachable() {
+      return unreachable;
+    },
+    set unreachable(down: boolean) {
+      unreachable = down;
+      if (down) server.closeAllConnections();
+    },
     url,
     port,
     cluster,
@@ -271,4 +295,5 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+  return api;
 }

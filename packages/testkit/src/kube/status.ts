@@ -42,14 +42,9 @@ export const noSuchPath = (): StatusError => failure(404, 'NotFound', 'the serve
 export const alreadyExists = (r: Resource, name: string): StatusError =>
   failure(409, 'AlreadyExists', `${qualified(r)} "${name}" already exists`, detailsOf(r, name));
 
-/** `apierrors.NewConflict` for a stale `resourceVersion`: 409 with reason Conflict. */
-export const conflict = (r: Resource, name: string): StatusError =>
-  failure(
-    409,
-    'Conflict',
-    `Operation cannot be fulfilled on ${qualified(r)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-    detailsOf(r, name),
-  );
+/** `apierrors.NewConflict`: 409 with reason Conflict, by default for a stale `resourceVersion`. */
+export const conflict = (r: Resource, name: string, why = 'the object has been modified; please apply your changes to the latest version and try again'): StatusError =>
+  failure(409, 'Conflict', `Operation cannot be fulfilled on ${qualified(r)} "${name}": ${why}`, detailsOf(r, name));
 
 /** `apierrors.NewBadRequest`: 400. */
 export const badRequest = (message: string): StatusError => failure(400, 'BadRequest', message);

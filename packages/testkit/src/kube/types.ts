@@ -119,3 +119,19 @@ export interface Status {
   };
   code: number;
 }
+
+/** A `coordination.k8s.io/v1` Lease. */
+export interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    /** RFC 3339 with microseconds (`MicroTime`). */
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+    [field: string]: unknown;
+  };
+}

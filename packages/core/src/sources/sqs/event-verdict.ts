@@ -11,6 +11,7 @@ const PERMANENT_CODES = new Set(['NOT_FOUND']);
 /** A run's ending as a verdict: success and "not found" end the message; anything else is tried again by a redelivery. */
 function verdictOfRun(settlement: RunSettlement): Verdict {
   if (settlement.outcome === 'succeeded') return { action: 'delete', reason: 'acted' };
+  if (settlement.outcome === 'deduplicated') return { action: 'delete', reason: 'deduplicated' };
   if (settlement.outcome === 'failed' && settlement.code !== undefined && PERMANENT_CODES.has(settlement.code)) return { action: 'delete', reason: 'not_found' };
   return { action: 'leave', why: `flow ${settlement.flow}: run ${settlement.outcome}${settlement.error ? `: ${settlement.error}` : ''}` };
 }

@@ -1,0 +1,179 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { killAllCli, startCli, type CliProcess } from '../test/support/cli-process.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+
+/**
+ * Several core processes on one kube-apiserver stand-in, with
+ * `state.backend: kubernetes`, each alert POSTed to every replica as
+ * Prometheus does with several Alertmanager targets.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-replicas-'));
+let api: KubeApiServer;
+let plugin: RecordingPlugin | undefined;
+beforeEach(async () => {
+  api = await startKubeApiServer();
+});
+afterEach(async () => {
+  killAllCli();
+  await plugin?.close();
+  plugin = undefined;
+  await api.close();
+});
+
+const instanceOf = (event: CloudEvent): string => (event.data as { labels: { instance_id: string } }).labels.instance_id;
+const alerts = (instances: readonly string[]): string =>
+  JSON.stringify(instances.map((instance) => ({ labels: { alertname: 'SpotInstanceTerminating', instance_id: instance }, startsAt: '2026-11-29T10:00:00Z' })));
+const post = async (url: string, instances: readonly string[]): Promise<number> => {
+  try {
+    const res = await fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alerts(instances) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+};
+const names = (count: number, prefix = 'i-'): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+const chunks = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+
+/** Starts `count` replicas on the stand-in, with the recording plugin. */
+async function replicas(count: number, pluginAddress: string, lease = { duration: '30s', renew: '10s' }): Promise<{ procs: CliProcess[]; urls: string[] }> {
+  const kubeconfig = join(dir, `kubeconfig-${api.port}`);
+  writeFileSync(kubeconfig, api.kubeConfigFileText());
+  const config = join(dir, `config-${api.port}.yaml`);
+  writeFileSync(
+    config,
+    `
+state:
+  backend: kubernetes
+  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: ${lease.duration}, renewInterval: ${lease.renew} }
+server: { listen: 127.0.0.1:0, shutdownGracePeriod: 1s }
+plugins:
+  rec: { type: grpc, address: "${pluginAddress}", timeout: 60s, retry: { attempts: 1 } }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    cooldown: 10m
+    concurrency: 1000
+    plugins: [rec]
+`,
+  );
+  const procs = Array.from({ length: count }, () => startCli(['--config', config]));
+  const urls = await Promise.all(procs.map((p) => p.url()));
+  return { procs, urls };
+}
+
+/**
+ * POSTs the alerts to one replica in batches, a refused batch again after a
+ * pause (as Alertmanager retries a 5xx), each at most `attempts` times.
+ * Returns the instances never answered 200.
+ */
+async function deliver(url: string, instances: readonly string[], attempts: number, batch = 100): Promise<string[]> {
+  const unanswered: string[] = [];
+  for (const part of chunks(instances, batch)) {
+    let code = 0;
+    for (let attempt = 0; attempt < attempts && code !== 200; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 250));
+      code = await post(url, part);
+    }
+    if (code !== 200) unanswered.push(...part);
+  }
+  return unanswered;
+}
+
+/** {@link deliver} to every replica at once, as Prometheus sends to each of its Alertmanagers; the unanswered instances by replica. */
+const deliverToAll = (urls: readonly string[], instances: readonly string[], attempts = 40, batch = 100): Promise<string[][]> =>
+  Promise.all(urls.map((url) => deliver(url, instances, attempts, batch)));
+
+/** Every replica answered every alert 200 in the end; else fails with the replicas' first errors. */
+function expectAllTaken(unanswered: readonly string[][], procs: readonly CliProcess[]): void {
+  const errors = procs.flatMap((p) => p.lines.filter((l) => l.level === 'error')).slice(0, 3);
+  expect(unanswered.map((u) => u.length), JSON.stringify(errors)).toEqual(unanswered.map(() => 0));
+}
+
+const callsByInstance = (rec: RecordingPlugin): Map<string, number> => {
+  const counts = new Map<string, number>();
+  for (const call of rec.calls) counts.set(instanceOf(call.event), (counts.get(instanceOf(call.event)) ?? 0) + 1);
+  return counts;
+};
+
+describe('three replicas on one Kubernetes API server', () => {
+  it('1,000 instances, each alert sent to all three: exactly 1,000 plugin calls; re-sends during the cooldown: none', async () => {
+    plugin = await startRecordingPlugin();
+    const { procs, urls } = await replicas(3, plugin.address);
+    const instances = names(1_000);
+    expectAllTaken(await deliverToAll(urls, instances), procs);
+    await plugin.waitForCalls(1_000, 30_000);
+    // Re-sends, as Prometheus repeats firing alerts: every replica deduplicates them.
+    expectAllTaken(await deliverToAll(urls, instances), procs);
+    const status = (await (await fetch(`${urls[0]}/api/v1/status?limit=1`)).json()) as { state: { backend: string; identity: string } };
+    expect(status.state).toMatchObject({ backend: 'kubernetes', identity: expect.stringMatching(/-\d+$/) });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(plugin.calls).toHaveLength(1_000);
+    expect([...callsByInstance(plugin).values()].every((n) => n === 1)).toBe(true);
+    expect(api.cluster.leases.all()).toHaveLength(1_000);
+  }, 120_000);
+
+  it('one replica killed with kill -9 in the middle of 200 runs: each of its groups runs again once after its Lease expired, on the next event, reported interrupted', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    // First calls wait until the test lets them go; later ones (the runs again) answer at once.
+    plugin = await startRecordingPlugin((_event, _ctx, index) => (index < 200 ? blocked : undefined));
+    const { procs, urls } = await replicas(3, plugin.address, { duration: '4s', renew: '1s' });
+    const instances = names(200);
+    expectAllTaken(await deliverToAll(urls, instances), procs);
+    await plugin.waitForCalls(200, 30_000);
+    const victim = procs[0]!;
+    const victimIdentity = `${JSON.stringify(await (await fetch(`${urls[0]}/api/v1/status?limit=1`)).json())}`.match(/"identity":"([^"]+)"/)![1]!;
+    const victimGroups = api.cluster.leases.all().filter((l) => l.spec?.holderIdentity === victimIdentity).map((l) => l.metadata.annotations!['hollowtrees.io/group-key']!);
+    expect(victimGroups.length).toBeGreaterThan(0);
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    release();
+    // The survivors' runs finish and cool down; the victim's Leases expire unrenewed.
+    await new Promise((r) => setTimeout(r, 4_500));
+    const survivors = urls.slice(1);
+    expectAllTaken(await deliverToAll(survivors, instances), procs.slice(1));
+    await plugin.waitForCalls(200 + victimGroups.length, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(plugin.calls).toHaveLength(200 + victimGroups.length);
+    const again = plugin.calls.slice(200).map((c) => `spot:{instance_id="${instanceOf(c.event)}"}`).sort();
+    expect(again).toEqual([...victimGroups].sort());
+    const interrupted = procs.slice(1).flatMap((p) => p.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica runs the group again'));
+    expect(interrupted.map((l) => l.groupKey).sort()).toEqual([...victimGroups].sort());
+    expect(interrupted.every((l) => l.holder === victimIdentity)).toBe(true);
+  }, 120_000);
+
+  it('the API server unreachable for 5 s: 503s, then recovery; nothing acted on twice, nothing answered 200 and lost', async () => {
+    plugin = await startRecordingPlugin();
+    const { procs, urls } = await replicas(3, plugin.address, { duration: '5s', renew: '1s' });
+    // What each replica has not answered 200: a sender retries exactly that, and never what it was told was taken.
+    const unanswered = urls.map(() => new Set<string>());
+    const sent: string[] = [];
+    const sendRound = async (batch: string[]): Promise<void> => {
+      sent.push(...batch);
+      (await deliverToAll(urls, batch, 1, 10)).forEach((refused, i) => refused.forEach((instance) => unanswered[i]!.add(instance)));
+    };
+    await sendRound(names(50, 'before-'));
+    api.unreachable = true;
+    const outageEnds = Date.now() + 5_000;
+    for (let round = 0; Date.now() < outageEnds; round++) {
+      await sendRound(names(10, `during-${round}-`));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    api.unreachable = false;
+    expect(unanswered.some((u) => u.size > 0)).toBe(true);
+    expectAllTaken(await Promise.all(urls.map((url, i) => deliver(url, [...unanswered[i]!], 60))), procs);
+    await plugin.waitForCalls(sent.length, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const calls = callsByInstance(plugin);
+    expect([...calls.entries()].filter(([, n]) => n !== 1)).toEqual([]);
+    expect(sent.filter((i) => !calls.has(i))).toEqual([]);
+    expect(calls.size).toBe(sent.length);
+  }, 120_000);
+});

@@ -1,0 +1,58 @@
+import { GroupStates, HELD, type GroupState } from '../flow/group-states.js';
+import type { ClaimResult, StateBackend } from './run-state-store.js';
+import type { JournalProblem } from './journal-format.js';
+import type { JournalRepair, StateJournal } from './state-journal.js';
+
+/**
+ * The `file` backend: group states in memory, every change appended to a
+ * {@link StateJournal}. A run is on disk with its event before it acts, so a
+ * restart (also after `kill -9`) resumes runs cut short and keeps cooldowns.
+ */
+export class JournalRunStateStore extends GroupStates {
+  override readonly backend: StateBackend = 'file';
+  override readonly resumesRuns = true;
+
+  /**
+   * @param recovered what the journal held when it was opened (see {@link StateJournal.open}).
+   * @param release lets go of whatever else the store holds (the file's lock), after the journal closed.
+   */
+  constructor(
+    private readonly journal: StateJournal,
+    maxGroups?: number,
+    override readonly recovered: readonly GroupState[] = [],
+    readonly problems: readonly JournalProblem[] = [],
+    private readonly release_: () => Promise<void> = () => Promise.resolve(),
+  ) {
+    super((change) => journal.record(change), maxGroups);
+  }
+
+  /** The run is on disk with its event before its first plugin call; a failed write does not stop it (new events are refused instead). */
+  override async claim(_key: string): Promise<ClaimResult> {
+    await this.journal.flush();
+    return HELD;
+  }
+
+  override commit(): Promise<boolean> {
+    return this.journal.flush();
+  }
+
+  override get durable(): boolean {
+    return this.journal.durable;
+  }
+
+  /**
+   * Rewrites the journal from memory when its file was deleted or replaced
+   * under us (says which), and compacts it once it has grown.
+   */
+  async maintain(now: number): Promise<JournalRepair | undefined> {
+    const snapshot = () => this.list(now);
+    const repaired = await this.journal.verify(snapshot);
+    if (this.journal.needsCompaction) await this.journal.compact(snapshot);
+    return repaired;
+  }
+
+  override async close(): Promise<void> {
+    await this.journal.close();
+    await this.release_();
+  }
+}

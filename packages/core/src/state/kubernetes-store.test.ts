@@ -1,0 +1,174 @@
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { systemClock } from '@hollowtrees/grpcplugin';
+import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RunProgress } from '../flow/group-states.js';
+import { KubernetesRunStateStore } from './kubernetes-store.js';
+import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
+import { leaseName } from './lease-record.js';
+import { StoreMetrics } from './store-metrics.js';
+
+const NAMESPACE = 'ops';
+const run = (id: string): RunProgress => ({ event: { id, source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 });
+
+let api: KubeApiServer;
+let kubeconfig: string;
+const stores: KubernetesRunStateStore[] = [];
+beforeEach(async () => {
+  api = await startKubeApiServer();
+  kubeconfig = api.kubeConfigFileText();
+});
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  await api.close();
+});
+
+/** A replica's store on the stand-in, with the real client. */
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
+  const metrics = new StoreMetrics(new Registry());
+  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics, clock: systemClock });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock: systemClock, logger: pino({ level: 'silent' }) });
+  stores.push(store);
+  return { store, metrics };
+}
+
+const leaseCalls = (): number => api.requests.filter((r) => r.path.includes('/leases')).length;
+
+describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
+  it('two replicas start one group: one holds it, the other is told another replica has it', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    const now = Date.now();
+    expect(a.tryStart('spot:i-1', 'spot', run('e1'), now)).toBe('started');
+    expect(b.tryStart('spot:i-1', 'spot', run('e1'), now)).toBe('started');
+    const claims = await Promise.all([a.claim('spot:i-1'), b.claim('spot:i-1')]);
+    expect(claims.map((c) => c.claim).sort()).toEqual(['held', 'taken']);
+    const [lease] = api.cluster.leases.all();
+    expect(lease).toMatchObject({ metadata: { name: leaseName('hollowtrees-', 'spot:i-1'), namespace: NAMESPACE, annotations: { 'hollowtrees.io/group-key': 'spot:i-1', 'hollowtrees.io/phase': 'running' } } });
+    expect(lease!.spec!.renewTime).toMatch(/\.\d{6}Z$/);
+    const loser = claims[0]!.claim === 'taken' ? a : b;
+    // The loser knows who holds it now, and holds nothing itself.
+    expect(loser.holder('spot:i-1', Date.now())).toMatchObject({ phase: 'running', replica: claims[0]!.claim === 'taken' ? 'b' : 'a' });
+    expect(await loser.commit()).toBe(true);
+  });
+
+  it('a cooldown is recorded in the Lease; other replicas then hold the group from their cache, with no further calls', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g')).claim).toBe('held');
+    a.succeeded('g', Date.now(), 60_000);
+    expect(await a.commit()).toBe(true);
+    expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/phase']).toBe('cooling');
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g')).claim).toBe('taken');
+    const calls = leaseCalls();
+    for (let i = 0; i < 100; i++) expect(b.holder('g', Date.now())).toMatchObject({ phase: 'cooling', replica: 'a' });
+    expect(b.tryStart('g', 'spot', run('e3'), Date.now())).toBe('held');
+    expect(leaseCalls()).toBe(calls);
+  });
+
+  it('a failed run deletes its Lease, so the next event runs again on any replica', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    await a.claim('g');
+    a.release('g');
+    await a.commit();
+    expect(api.cluster.leases.all()).toEqual([]);
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g')).claim).toBe('held');
+  });
+
+  it('takes over a run whose holder stopped renewing once its Lease expired, and says whose run it cut short', async () => {
+    const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    dead.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await dead.claim('g')).claim).toBe('held');
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g')).claim).toBe('taken');
+    await new Promise((r) => setTimeout(r, 1_100));
+    b.tryStart('g', 'spot', run('e3'), Date.now());
+    expect(await b.claim('g')).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
+    expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
+  });
+
+  it('a holder that renews keeps its run: no takeover, however long it runs', async () => {
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    await a.claim('g');
+    await new Promise((r) => setTimeout(r, 1_500));
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g')).claim).toBe('taken');
+  });
+
+  it('when the API server cannot be reached: the claim fails, commit says false, the store is not durable; all come back with it', async () => {
+    const { store: a, metrics } = replica('a');
+    api.unreachable = true;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    const commit = a.commit();
+    expect((await a.claim('g')).claim).toBe('unavailable');
+    expect(await commit).toBe(false);
+    expect(a.durable).toBe(false);
+    // The group is free again: nothing acted, and the sender is asked to send again.
+    expect(a.holder('g', Date.now())).toBeUndefined();
+    api.unreachable = false;
+    await expect.poll(() => a.durable, { timeout: 5_000, interval: 50 }).toBe(true);
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g')).claim).toBe('held');
+    const calls = await metrics.calls.get();
+    expect(calls.values.find((v) => v.labels.operation === 'create' && v.labels.result === 'error')?.value).toBe(1);
+  });
+
+  it('a run whose Lease another replica took over goes on, and its later tries are refused', async () => {
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    await a.claim('g');
+    await new Promise((r) => setTimeout(r, 1_100));
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g')).claim).toBe('held');
+    // a's cooldown write meets b's Lease: a learns it lost it.
+    a.succeeded('g', Date.now(), 60_000);
+    await a.commit();
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('b');
+    expect((await a.claim('g')).claim).toBe('taken');
+  });
+
+  it('a 409 from its own write that was applied without an answer keeps the Lease: the cooldown is written on top of it', async () => {
+    const a = replica('a').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    await a.claim('g');
+    // A renewal of a's that the API server applied but whose answer never came: the Lease moved on, still a's.
+    const [lease] = api.cluster.leases.all();
+    const renewed = await fetch(`${api.url}/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${lease!.metadata.name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(lease) });
+    expect(renewed.status).toBe(200);
+    a.succeeded('g', Date.now(), 60_000);
+    expect(await a.commit()).toBe(true);
+    expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/phase']).toBe('cooling');
+    expect(a.holder('g', Date.now())).toMatchObject({ phase: 'cooling' });
+    expect((await a.claim('g')).claim).toBe('held');
+  });
+
+  it('the sweep lists every replica\'s Leases for the status API and deletes those whose hold is over', async () => {
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b').store;
+    a.tryStart('old', 'spot', run('e1'), Date.now());
+    await a.claim('old');
+    b.tryStart('live', 'spot', run('e2'), Date.now());
+    await b.claim('live');
+    b.succeeded('live', Date.now(), 60_000);
+    await b.commit();
+    // a stops renewing (as if killed): its Lease's hold is over after 1 s.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(api.cluster.leases.all()).toHaveLength(2);
+    const c = replica('c').store;
+    c.sweep(Date.now());
+    await c.commit();
+    expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['live']);
+    expect(c.list(Date.now())).toEqual([expect.objectContaining({ key: 'live', phase: 'cooling', replica: 'b' })]);
+  });
+});

@@ -1,0 +1,389 @@
+import type { V1Lease } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Clock } from '@hollowtrees/grpcplugin';
+import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
+import { LeaseRefused, type LeaseApi } from './lease-api.js';
+import { fromLease, heldUntil, LEASE_SELECTOR, leaseName, toLease, type LeaseRecord } from './lease-record.js';
+import type { ClaimResult, StateBackend, StoreDescription } from './run-state-store.js';
+
+/** What {@link KubernetesRunStateStore} needs; durations in ms. */
+export interface KubernetesStoreOptions {
+  api: LeaseApi;
+  /** This replica's name in `holderIdentity`. */
+  identity: string;
+  leasePrefix: string;
+  leaseDurationMs: number;
+  renewIntervalMs: number;
+  maxGroups: number;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** A Lease this replica holds: the last version it wrote or read, and the state it should hold. */
+interface HeldLease {
+  name: string;
+  lease: V1Lease;
+  record: LeaseRecord;
+  /** Writes of this Lease, one after another (each guarded by the resourceVersion the last one returned). */
+  writing: Promise<void>;
+  /** The last write of `record` failed for want of an answer: the next renewal writes it again. */
+  unsaved: boolean;
+}
+
+const TAKEN: ClaimResult = Object.freeze({ claim: 'taken' });
+const UNAVAILABLE: ClaimResult = Object.freeze({ claim: 'unavailable' });
+/** A create that meets a Lease taken over or deleted meanwhile looks again, this many times in all. */
+const ATTEMPTS = 3;
+/** After a call got no answer, commits say false until a later call was answered and this long has passed. */
+const FAILURE_HOLD_MS = 1_000;
+/** While the API server cannot be reached, how often it is asked again. */
+const PROBE_MS = 500;
+
+/**
+ * The `kubernetes` backend: one `coordination.k8s.io/v1` Lease per group held,
+ * shared by every replica. The replica that starts a run creates its Lease (a
+ * 409 means another replica has the group), renews it while the run is in
+ * progress, and on success records the cooldown's end in it; a Lease whose
+ * holder stopped renewing is taken over with an update guarded by its
+ * `resourceVersion`, and the run it held is reported interrupted. Groups this
+ * replica knows are held elsewhere are cached until their cooldown ends (or,
+ * for a run in progress, for one renew interval), so re-sends cost no calls.
+ */
+export class KubernetesRunStateStore extends GroupStates {
+  override readonly backend: StateBackend = 'kubernetes';
+  private readonly mine = new Map<string, HeldLease>();
+  /** Groups other replicas hold, as last seen. */
+  private readonly others = new Map<string, { state: GroupState; until: number }>();
+  /** Claims `tryStart` began, until their run reads them. */
+  private readonly claims = new Map<string, Promise<ClaimResult>>();
+  /** Claims and writes in flight; none of them rejects. */
+  private readonly pending = new Set<Promise<unknown>>();
+  /** Calls that got no answer, and claims that failed, so far. */
+  private failures = 0;
+  private lastFailureAt = -Infinity;
+  private reachable = true;
+  /** The Leases of every replica as the last sweep listed them, for the status API. */
+  private shared: LeaseRecord[] = [];
+  private readonly renewer: NodeJS.Timeout;
+  private prober: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: KubernetesStoreOptions) {
+    super(undefined, options.maxGroups);
+    this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
+  }
+
+  override describe(): StoreDescription {
+    return { backend: this.backend, identity: this.options.identity, durable: this.durable };
+  }
+
+  override holder(key: string, now: number): GroupState | undefined {
+    const local = super.holder(key, now);
+    if (local) return local;
+    const other = this.others.get(key);
+    if (other && other.until > now) return other.state;
+    if (other) this.others.delete(key);
+    return undefined;
+  }
+
+  /** Starts the group locally at once and its Lease claim in the background; the run waits for the claim. */
+  override tryStart(key: string, flow: string, run: RunProgress, now: number): StartDecision {
+    const decision = super.tryStart(key, flow, run, now);
+    if (decision === 'started') {
+      const claim = this.acquire(key, flow, run.event.id, now);
+      this.claims.set(key, claim);
+      this.track(claim);
+    }
+    return decision;
+  }
+
+  override claim(key: string): Promise<ClaimResult> {
+    const claim = this.claims.get(key);
+    if (claim) {
+      this.claims.delete(key);
+      return claim;
+    }
+    // A later try of a run, or a run handed over on reload: it goes on only while its Lease is still ours.
+    if (this.mine.has(key)) return Promise.resolve(HELD);
+    super.release(key);
+    return Promise.resolve(TAKEN);
+  }
+
+  override succeeded(key: string, now: number, cooldownMs: number): void {
+    // Without a cooldown this calls release(), which deletes the Lease.
+    super.succeeded(key, now, cooldownMs);
+    const held = this.mine.get(key);
+    if (cooldownMs > 0 && held) this.write(key, held, { ...held.record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now });
+  }
+
+  override release(key: string): void {
+    super.release(key);
+    const held = this.mine.get(key);
+    if (!held) return;
+    this.mine.delete(key);
+    this.deleteLease(held);
+  }
+
+  override list(now: number): GroupState[] {
+    const local = super.list(now);
+    const seen = new Set(local.map((s) => s.key));
+    const elsewhere: GroupState[] = [];
+    for (const record of this.shared) {
+      if (seen.has(record.key) || heldUntil(record) <= now) continue;
+      seen.add(record.key);
+      elsewhere.push(stateOf(record));
+    }
+    return [...local, ...elsewhere];
+  }
+
+  /** Also deletes the Leases whose hold is over, this replica's and those of replicas that stopped, each only if unchanged since it was read. */
+  override sweep(now: number): number {
+    const removed = super.sweep(now);
+    for (const [key, other] of this.others) if (other.until <= now) this.others.delete(key);
+    this.track(this.sweepShared(now));
+    return removed;
+  }
+
+  override async commit(): Promise<boolean> {
+    const failuresBefore = this.failures;
+    await Promise.all([...this.pending]);
+    return this.failures === failuresBefore && this.durable;
+  }
+
+  override get durable(): boolean {
+    return this.reachable && this.options.clock.now() - this.lastFailureAt >= FAILURE_HOLD_MS;
+  }
+
+  /** Stops renewing; Leases of runs cut short were released by the engine, cooldowns stay for the other replicas. */
+  override async close(): Promise<void> {
+    clearInterval(this.renewer);
+    clearInterval(this.prober);
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /** Creates the group's Lease, or takes it over when its hold is over; never rejects. */
+  private async acquire(key: string, flow: string, eventId: string, now: number): Promise<ClaimResult> {
+    const { api, identity, leaseDurationMs } = this.options;
+    const name = leaseName(this.options.leasePrefix, key);
+    const record: LeaseRecord = { key, flow, eventId, phase: 'running', since: now, holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
+    try {
+      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+        try {
+          this.hold(key, name, record, await api.create(toLease(name, record)));
+          return HELD;
+        } catch (err) {
+          if (!isRefused(err, 409)) throw err;
+        }
+        const current = await this.readOrUndefined(name);
+        if (!current) continue;
+        const found = fromLease(current);
+        const at = this.options.clock.now();
+        if (found && found.key !== key) throw new Error(`Lease ${name} holds group ${found.key}, not ${key}: two group keys share a name`);
+        // A Lease of this identity that this process does not know is from its previous life (same pod name): that process is gone.
+        const over = !found || heldUntil(found) <= at || (found.holder === identity && !this.mine.has(key));
+        if (!over) {
+          this.remember(found, at);
+          super.release(key);
+          return TAKEN;
+        }
+        const next = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1 };
+        try {
+          this.hold(key, name, next, await api.replace(toLease(name, next, current)));
+        } catch (err) {
+          // Another replica took it over first: look again.
+          if (isRefused(err, 409)) continue;
+          throw err;
+        }
+        return found?.phase === 'running' ? { claim: 'held', takenOver: { holder: found.holder, eventId: found.eventId, since: found.since } } : HELD;
+      }
+      super.release(key);
+      return TAKEN;
+    } catch (err) {
+      super.release(key);
+      // Refused (403: RBAC) or unanswered, the claim failed: commits in flight must say so.
+      this.failures++;
+      if (!(err instanceof LeaseRefused) || err.code >= 500 || err.code === 429) this.failed(err);
+      this.options.logger.error({ err, groupKey: key, lease: name }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
+      return UNAVAILABLE;
+    }
+  }
+
+  private async readOrUndefined(name: string): Promise<V1Lease | undefined> {
+    try {
+      return await this.options.api.read(name);
+    } catch (err) {
+      if (isRefused(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  private hold(key: string, name: string, record: LeaseRecord, lease: V1Lease): void {
+    this.answered();
+    this.others.delete(key);
+    this.mine.set(key, { name, lease, record, writing: Promise.resolve(), unsaved: false });
+  }
+
+  /** Caches a group another replica holds: a cooldown until its end, a run in progress for one renew interval (it may fail and free the group). */
+  private remember(record: LeaseRecord, now: number): void {
+    this.answered();
+    const until = record.phase === 'cooling' ? record.until! : Math.min(heldUntil(record), now + this.options.renewIntervalMs);
+    this.others.set(record.key, { state: stateOf(record), until });
+  }
+
+  /** Writes `record` into the Lease after the writes before it, guarded by the resourceVersion they left. */
+  private write(key: string, held: HeldLease, record: LeaseRecord): void {
+    held.record = record;
+    const written = held.writing.then(async () => {
+      if (this.mine.get(key) !== held) return;
+      try {
+        held.lease = await this.saveHeld(held);
+        held.unsaved = false;
+        this.answered();
+      } catch (err) {
+        if (err instanceof LeaseLost) {
+          // Runs in progress go on; only the next event of the group will see whoever holds it now.
+          this.mine.delete(key);
+          this.options.logger.error({ groupKey: key, lease: held.name, holder: err.holder }, 'lost the Lease of a group this replica holds: another replica took it over');
+          return;
+        }
+        held.unsaved = true;
+        this.failed(err);
+      }
+    });
+    held.writing = written;
+    this.track(written);
+  }
+
+  /**
+   * Writes `held.record`. A 409 may be our own earlier write that got no
+   * answer but was applied: when the Lease is still ours, write again on top
+   * of it; a Lease deleted meanwhile (swept as expired) is created again.
+   * @throws LeaseLost when another replica holds it now.
+   */
+  private async saveHeld(held: HeldLease): Promise<V1Lease> {
+    const { api, identity } = this.options;
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      try {
+        return await api.replace(toLease(held.name, held.record, held.lease));
+      } catch (err) {
+        if (!isRefused(err, 409)) throw err;
+      }
+      const current = await this.readOrUndefined(held.name);
+      if (!current) {
+        try {
+          return await api.create(toLease(held.name, held.record));
+        } catch (err) {
+          if (!isRefused(err, 409)) throw err;
+          continue;
+        }
+      }
+      const holder = fromLease(current)?.holder;
+      if (holder !== identity) throw new LeaseLost(holder ?? '');
+      held.lease = current;
+    }
+    throw new LeaseLost('');
+  }
+
+  private deleteLease(held: HeldLease): void {
+    const { uid, resourceVersion } = held.lease.metadata ?? {};
+    const deleted = held.writing.then(async () => {
+      try {
+        await this.options.api.delete(held.name, { uid: uid!, resourceVersion: held.lease.metadata?.resourceVersion ?? resourceVersion! });
+        this.answered();
+      } catch (err) {
+        // 409/404: someone else has it now or it is gone; unreachable: it expires by itself and is then taken over or swept.
+        if (!(err instanceof LeaseRefused)) this.failed(err);
+      }
+    });
+    this.track(deleted);
+  }
+
+  /** Renews the Leases of runs in progress, and writes again what could not be written. */
+  private renew(): void {
+    const now = this.options.clock.now();
+    for (const [key, held] of this.mine) {
+      if (held.record.phase === 'running') this.write(key, held, { ...held.record, renewedAt: now });
+      else if (held.unsaved) this.write(key, held, held.record);
+      else if (heldUntil(held.record) <= now) this.mine.delete(key);
+    }
+  }
+
+  /** Lists every Lease of the backend for the status API, and deletes those whose hold is over, each only as it was listed. */
+  private async sweepShared(now: number): Promise<void> {
+    let leases: V1Lease[];
+    try {
+      leases = await this.options.api.list(LEASE_SELECTOR);
+      this.answered();
+    } catch (err) {
+      this.failed(err);
+      return;
+    }
+    const records: LeaseRecord[] = [];
+    for (const lease of leases) {
+      const record = fromLease(lease);
+      if (record && heldUntil(record) > now) {
+        records.push(record);
+        continue;
+      }
+      const { name, uid, resourceVersion } = lease.metadata ?? {};
+      // Our own run in progress is renewed, not swept, however late the renewal.
+      if (record && this.mine.get(record.key)?.record.phase === 'running') continue;
+      await this.options.api.delete(name!, { uid: uid!, resourceVersion: resourceVersion! }).catch(() => {});
+    }
+    this.shared = records;
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+
+  private answered(): void {
+    if (this.reachable) return;
+    this.reachable = true;
+    clearInterval(this.prober);
+    this.prober = undefined;
+    this.options.logger.info('the shared run-state store can be reached again');
+  }
+
+  private failed(err: unknown): void {
+    this.failures++;
+    this.lastFailureAt = this.options.clock.now();
+    if (!this.reachable) return;
+    this.reachable = false;
+    this.options.logger.error({ err }, 'the shared run-state store cannot be reached: new events get 503 until it can; runs in progress go on');
+    this.prober = setInterval(() => void this.probe(), PROBE_MS).unref();
+  }
+
+  /** Asks the API server anything: an answer, even a 404, means it can be reached again. */
+  private async probe(): Promise<void> {
+    try {
+      await this.options.api.read(`${this.options.leasePrefix}probe`);
+      this.answered();
+    } catch (err) {
+      if (err instanceof LeaseRefused && err.code < 500) this.answered();
+      else this.lastFailureAt = this.options.clock.now();
+    }
+  }
+}
+
+/** Another replica holds a Lease this one thought it held. */
+class LeaseLost extends Error {
+  constructor(readonly holder: string) {
+    super(`the Lease is held by ${holder || 'another replica'}`);
+  }
+}
+
+const isRefused = (err: unknown, code: number): boolean => err instanceof LeaseRefused && err.code === code;
+
+/** A Lease's record as the group state the engine and the status API read. */
+function stateOf(record: LeaseRecord): GroupState {
+  return {
+    key: record.key,
+    flow: record.flow,
+    phase: record.phase,
+    eventId: record.eventId,
+    since: record.since,
+    ...(record.phase === 'cooling' ? { until: record.until! } : {}),
+    replica: record.holder,
+  };
+}

@@ -1,0 +1,155 @@
+import http from 'node:http';
+import https from 'node:https';
+import { ApiException, CoordinationV1Api, createConfiguration, KubeConfig, ServerConfiguration, type V1Lease } from '@kubernetes/client-node';
+import type { Clock } from '@hollowtrees/grpcplugin';
+import type { StoreCallResult, StoreMetrics, StoreOperation } from './store-metrics.js';
+
+/** A Lease call the API server answered with this HTTP code (404, 409, ...). */
+export class LeaseRefused extends Error {
+  override readonly name = 'LeaseRefused';
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A Lease call that got no answer in time, or no answer at all (connection refused or reset, DNS, TLS). */
+export class LeaseUnreachable extends Error {
+  override readonly name = 'LeaseUnreachable';
+}
+
+/** The Lease calls the kubernetes backend makes in its namespace, and nothing else (see examples/kubernetes/ha-rbac.yaml). */
+export interface LeaseApi {
+  create(lease: V1Lease): Promise<V1Lease>;
+  read(name: string): Promise<V1Lease>;
+  /** Replaces the Lease; its `metadata.resourceVersion` makes it conditional (409 when stale). */
+  replace(lease: V1Lease): Promise<V1Lease>;
+  /** Deletes the Lease if it still has this uid and resourceVersion (409 otherwise). */
+  delete(name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void>;
+  /** Every Lease with the label selector, all pages. */
+  list(labelSelector: string): Promise<V1Lease[]>;
+}
+
+/** How {@link kubeLeaseApi} reaches the API server. */
+export interface LeaseApiOptions {
+  namespace: string;
+  /** A call with no answer after this long counts as unreachable. */
+  timeoutMs: number;
+  metrics: StoreMetrics;
+  clock: Clock;
+}
+
+/** Loads a kubeconfig's text, or else the in-cluster service account (never the client's fallback of http://localhost:8080). */
+export function loadStoreKubeConfig(kubeconfigText: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigText !== undefined) kc.loadFromString(kubeconfigText);
+  else kc.loadFromCluster();
+  if (!kc.getCurrentCluster()) throw new Error('the kubeconfig has no current cluster');
+  return kc;
+}
+
+const resultOf = (err: unknown): StoreCallResult => (err instanceof LeaseRefused ? (err.code === 409 ? 'conflict' : err.code === 404 ? 'not_found' : 'error') : 'error');
+
+/**
+ * {@link LeaseApi} over `@kubernetes/client-node`'s `CoordinationV1Api`. An
+ * answer with an HTTP error becomes {@link LeaseRefused} with its code; no
+ * answer within `timeoutMs` (or none at all) becomes {@link LeaseUnreachable}.
+ * Every call is counted and timed.
+ */
+export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi {
+  const api = new CoordinationV1Api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(kc.getCurrentCluster()!.server, {}),
+      authMethods: { default: kc },
+      promiseMiddleware: [
+        {
+          pre: async (context) => {
+            const agent = keepAlive(context.getAgent());
+            if (agent) context.setAgent(agent);
+            return context;
+          },
+          post: async (response) => response,
+        },
+      ],
+    }),
+  );
+  const { namespace, metrics, clock } = options;
+  const call = async <T>(operation: StoreOperation, run: () => Promise<T>): Promise<T> => {
+    const started = clock.now();
+    const timeout = new AbortController();
+    try {
+      const answer = await Promise.race([
+        // Once more at once when the connection broke without an answer (a kept-alive socket the server had just closed): every
+        // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own.
+        run().catch((err: unknown) => (err instanceof ApiException ? Promise.reject(err) : run())),
+        clock.sleep(options.timeoutMs, timeout.signal).then(() => {
+          throw new LeaseUnreachable(`no answer from the API server within ${options.timeoutMs} ms`);
+        }),
+      ]);
+      metrics.calls.inc({ operation, result: 'ok' });
+      return answer;
+    } catch (err) {
+      const classified =
+        err instanceof LeaseUnreachable ? err : err instanceof ApiException ? new LeaseRefused(err.code, messageOf(err)) : new LeaseUnreachable(err instanceof Error ? err.message : String(err));
+      metrics.calls.inc({ operation, result: resultOf(classified) });
+      throw classified;
+    } finally {
+      timeout.abort();
+      metrics.callDuration.observe({ operation }, (clock.now() - started) / 1000);
+    }
+  };
+  return {
+    create: (body) => call('create', () => api.createNamespacedLease({ namespace, body })),
+    read: (name) => call('read', () => api.readNamespacedLease({ name, namespace })),
+    replace: (body) => call('update', () => api.replaceNamespacedLease({ name: body.metadata!.name!, namespace, body })),
+    delete: async (name, preconditions) => {
+      await call('delete', () => api.deleteNamespacedLease({ name, namespace, body: { preconditions } }));
+    },
+    list: (labelSelector) =>
+      call('list', async () => {
+        const items: V1Lease[] = [];
+        let token: string | undefined;
+        do {
+          const page = await api.listNamespacedLease({ namespace, labelSelector, limit: 500, _continue: token });
+          items.push(...page.items);
+          token = page.metadata?._continue || undefined;
+        } while (token);
+        return items;
+      }),
+  };
+}
+
+let keptHttp: http.Agent | undefined;
+let keptHttps: https.Agent | undefined;
+
+/**
+ * One keep-alive agent in place of the one the client builds for each call
+ * (a new connection, and for https a new handshake, per call: thousands for a
+ * wave, and a renewal of every Lease each interval). The kubeconfig's TLS
+ * settings are those of the first call; the token travels in a header, so a
+ * rotated service-account token needs no new agent. Proxy agents are kept.
+ */
+function keepAlive(perCall: http.Agent | https.Agent | undefined): http.Agent | https.Agent | undefined {
+  // Idle sockets are closed before the server's keep-alive timeout (Node's default 5 s) can close them under a request.
+  const options = { keepAlive: true, timeout: 4_000 };
+  if (perCall?.constructor === https.Agent) return (keptHttps ??= new https.Agent({ ...(perCall as https.Agent).options, ...options }));
+  if (perCall?.constructor === http.Agent) return (keptHttp ??= new http.Agent(options));
+  return perCall;
+}
+
+/** The API server's message from a `Status` body, else the client's. */
+function messageOf(err: ApiException<unknown>): string {
+  const body: unknown = typeof err.body === 'string' ? safeJson(err.body) : err.body;
+  const message = (body as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' ? message : `HTTP ${err.code}`;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ConfigError } from '../config/config-error.js';
+import type { KubernetesStateConfig } from '../config/schema.js';
+import { KubernetesRunStateStore } from './kubernetes-store.js';
+import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
+import type { OpenedStore, StoreContext } from './open-store.js';
+
+/** Where the service account's namespace is mounted in a pod. */
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** `state.kubernetes.namespace`, else `POD_NAMESPACE`, else the pod's own namespace. */
+function namespaceOf(configured: string | undefined, configFile: string): string {
+  if (configured) return configured;
+  if (process.env['POD_NAMESPACE']) return process.env['POD_NAMESPACE'];
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim();
+  } catch {
+    throw new ConfigError(configFile, [{ path: 'state.kubernetes.namespace', message: 'not set, POD_NAMESPACE is not set, and this is not a pod (no service account namespace): name the namespace of the Leases' }]);
+  }
+}
+
+/** This replica in Lease holders: `POD_NAME`, else host and pid (several processes may share a host). */
+export function replicaIdentity(): string {
+  return process.env['POD_NAME'] || `${hostname()}-${process.pid}`;
+}
+
+/** Connects to the API server for `state.backend: kubernetes`; makes no call until the first event. */
+export function openKubernetesStore({ loaded, logger, metrics, clock, kubeconfig }: StoreContext, settings: KubernetesStateConfig): OpenedStore {
+  const namespace = namespaceOf(settings.namespace, loaded.file);
+  let kc: KubeConfig;
+  try {
+    kc = loadStoreKubeConfig(kubeconfig);
+  } catch (err) {
+    // Not the parser's message: it may quote the file, secrets included.
+    const problem = settings.kubeconfig
+      ? { path: 'state.kubernetes.kubeconfig', message: `${loaded.display.quoted('state.kubernetes.kubeconfig', settings.kubeconfig)} is not a kubeconfig with a current cluster` }
+      : { path: 'state.kubernetes.kubeconfig', message: `not set, and this is not a pod with a service account (${err instanceof Error ? err.message : String(err)})` };
+    throw new ConfigError(loaded.file, [problem]);
+  }
+  const identity = replicaIdentity();
+  // Well inside the lease: a renewal that gets no answer is tried again before the Lease expires.
+  const api = kubeLeaseApi(kc, { namespace, timeoutMs: Math.min(5_000, settings.leaseDuration / 2), metrics: metrics.store, clock });
+  const store = new KubernetesRunStateStore({ api, identity, leasePrefix: settings.leasePrefix, leaseDurationMs: settings.leaseDuration, renewIntervalMs: settings.renewInterval, maxGroups: loaded.config.state.maxGroups, clock, logger });
+  // As written in the file: a value from ${VAR} is not shown.
+  const shown = { namespace: settings.namespace ? loaded.display.plain('state.kubernetes.namespace', namespace) : namespace, leasePrefix: loaded.display.plain('state.kubernetes.leasePrefix', settings.leasePrefix) };
+  logger.info({ backend: 'kubernetes', ...shown, identity, leaseDurationMs: settings.leaseDuration }, 'run state kept in Kubernetes Leases, shared with every replica');
+  return { store, maintain: () => Promise.resolve(), reportRecovery: () => {} };
+}
+

@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import type { Clock } from '@hollowtrees/grpcplugin';
+import { ConfigError } from '../config/config-error.js';
+import type { LoadedConfig } from '../config/load-config.js';
+import { GroupStates } from '../flow/group-states.js';
+import type { CoreMetrics } from '../metrics.js';
+import { JournalRunStateStore } from './journal-store.js';
+import type { RunStateStore } from './run-state-store.js';
+import { lockStateFile, StateFileLockedError, type StateLock } from './state-lock.js';
+import { StateJournal } from './state-journal.js';
+
+/** What core needs around its store: start-up reporting and periodic upkeep. */
+export interface OpenedStore {
+  store: RunStateStore;
+  /** Periodic upkeep (journal checks and compaction, ...); never rejects. */
+  maintain(): Promise<void>;
+  /** Logs what was read back at start. */
+  reportRecovery(recovery: object): void;
+}
+
+/** Everything {@link openStateStore} needs from core. */
+export interface StoreContext {
+  loaded: LoadedConfig;
+  logger: Logger;
+  metrics: CoreMetrics;
+  clock: Clock;
+  /** The text of `state.kubernetes.kubeconfig`, read with the configuration's other files. */
+  kubeconfig?: string;
+  /** The store can no longer be used safely (the state file's lock was lost): core must stop. */
+  onFatal(err: Error): void;
+}
+
+/** Takes the state file's lock, turning "held by another process" into a configuration error (exit 2). */
+async function lockState(file: string, shownFile: string, configFile: string, onCompromised: (err: Error) => void): Promise<StateLock> {
+  try {
+    return await lockStateFile(file, onCompromised);
+  } catch (err) {
+    if (err instanceof StateFileLockedError) throw new ConfigError(configFile, [{ path: 'state.file', message: `${shownFile} ${err.holderText}` }]);
+    throw err;
+  }
+}
+
+/** Opens the journal of `state.file` under its lock. */
+async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: StoreContext, file: string): Promise<OpenedStore> {
+  // Logged as written in the file: a path from ${VAR} is not shown.
+  const shownFile = loaded.display.plain('state.file', file);
+  const lock = await lockState(file, shownFile, loaded.file, (err) => {
+    logger.error({ err, file: shownFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
+    onFatal(err);
+  });
+  const { journal, recovered } = await StateJournal.open(file, {
+    now: () => clock.now(),
+    onError: (err, unwrittenLines) => {
+      metrics.engine.stateDurable.set(0);
+      logger.error({ err, file: shownFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
+    },
+    onDurable: ({ oldestWaitMs }) => {
+      metrics.engine.stateDurable.set(1);
+      metrics.engine.stateWriteSeconds.observe(oldestWaitMs / 1000);
+    },
+  }).catch(async (err: unknown) => {
+    await lock.release();
+    throw err;
+  });
+  const store = new JournalRunStateStore(journal, loaded.config.state.maxGroups, recovered.states, recovered.problems, () => lock.release());
+  return {
+    store,
+    maintain: async () => {
+      try {
+        const repaired = await store.maintain(clock.now());
+        if (repaired) logger.error({ file: shownFile }, `the state journal was ${repaired} while running; rewrote it from memory`);
+      } catch (err) {
+        // The journal stays as it was (the rename is atomic); the next check tries again.
+        logger.error({ err, file: shownFile }, 'could not check or compact the state journal');
+      }
+    },
+    reportRecovery: (recovery) => {
+      for (const problem of recovered.problems.slice(0, 20)) logger.error({ file: shownFile, line: problem.line }, `state journal line skipped: ${problem.reason}`);
+      logger.info({ file: shownFile, ...recovery, unreadableLines: recovered.problems.length }, 'run state restored');
+    },
+  };
+}
+
+/** Opens the run-state store `state.backend` names. */
+export async function openStateStore(context: StoreContext): Promise<OpenedStore> {
+  const { state } = context.loaded.config;
+  context.metrics.engine.stateDurable.set(1);
+  if (state.backend === 'file') return openJournalStore(context, state.file!);
+  // Imported only when used: the Kubernetes client takes most of a second to load.
+  if (state.backend === 'kubernetes') return (await import('./open-kubernetes-store.js')).openKubernetesStore(context, state.kubernetes!);
+  return { store: new GroupStates(undefined, state.maxGroups), maintain: () => Promise.resolve(), reportRecovery: () => {} };
+}

@@ -1,0 +1,95 @@
+import type { GroupState, RunProgress, StartDecision } from '../flow/group-states.js';
+
+/** Where run state is kept: this process only, a journal on local disk, or Leases shared by every replica. */
+export type StateBackend = 'memory' | 'file' | 'kubernetes';
+
+/**
+ * What became of a run's claim on its group in the store every replica
+ * shares, decided before its first plugin call:
+ * - `held`: this process holds the group; the run may act.
+ * - `taken`: another replica holds it (running or cooling down); the run must
+ *   not act, and the event counts as deduplicated.
+ * - `unavailable`: the store could not be asked; the run must not act, the
+ *   group is freed, and the sender must be refused so that it sends again.
+ */
+export type Claim = 'held' | 'taken' | 'unavailable';
+
+/** The status API's view of the store. */
+export interface StoreDescription {
+  backend: StateBackend;
+  /** Shared backends: the name this replica holds groups under. */
+  identity?: string;
+  /** False while the store cannot be written or reached. */
+  durable: boolean;
+}
+
+/** A run of another replica that this one took over: its holder stopped renewing the group's Lease mid-run. */
+export interface TakenOver {
+  /** The replica that held it. */
+  holder: string;
+  /** The event that started the run cut short. */
+  eventId: string;
+  /** When that run started, ms since epoch. */
+  since: number;
+}
+
+/** What {@link RunStateStore.claim} decided, and the run of another replica it ended, if any. */
+export interface ClaimResult {
+  claim: Claim;
+  takenOver?: TakenOver;
+}
+
+/**
+ * The one owner of run state: the engine talks to nothing else about which
+ * group is running, waiting for a try or cooling down. Decisions are taken on
+ * local state at once (`tryStart` stays synchronous, so two copies of one
+ * alert in this process never both start); a backend shared by several
+ * replicas confirms them with {@link claim} before any plugin acts, and
+ * {@link commit} tells a source when what it handed in is settled.
+ */
+export interface RunStateStore {
+  readonly backend: StateBackend;
+  /**
+   * True when a run cut short stays in the store and is resumed after the
+   * restart (the file journal); false when it is freed and the next event of
+   * its group runs it again.
+   */
+  readonly resumesRuns: boolean;
+  /** Groups held at most; beyond it a new group is refused (`full`). */
+  readonly maxGroups: number;
+  /** Groups held locally, cooldowns that are over but not yet swept included. */
+  readonly size: number;
+  /** False while the store cannot be written or reached: new events must be refused. */
+  readonly durable: boolean;
+  /** The atomic local check-and-start (see {@link GroupState}). */
+  tryStart(key: string, flow: string, run: RunProgress, now: number): StartDecision;
+  /** Resolves once the store decided whether this process may act on the group `tryStart` started. */
+  claim(key: string): Promise<ClaimResult>;
+  /** Records how far a running or retrying run got. */
+  progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void;
+  /** After success: hold the group for `cooldownMs` (none when 0). */
+  succeeded(key: string, now: number, cooldownMs: number): void;
+  /** After failure, or when the run never started: the group is free again. */
+  release(key: string): void;
+  /** Takes back a state read from the store at start, without writing it again. */
+  restore(state: GroupState): void;
+  /** The state holding the group now, as this process knows it. */
+  holder(key: string, now: number): GroupState | undefined;
+  get(key: string): GroupState | undefined;
+  /** Every live state this process knows (cooldowns that are over left out). */
+  list(now: number): GroupState[];
+  coolingByFlow(now: number): Map<string, number>;
+  /** Forgets cooldowns that are over; returns how many. */
+  sweep(now: number): number;
+  /**
+   * Resolves once every change so far is settled in the store: true, or false
+   * when it cannot be saved or checked now (the sender must be refused).
+   */
+  commit(): Promise<boolean>;
+  /** Runs that were in progress when the last process on this store stopped, and cooldowns it left (empty but for the journal). */
+  readonly recovered: readonly GroupState[];
+  /** The backend and what identifies this process in it, for the status API. */
+  describe(): StoreDescription;
+  /** Saves what is pending and lets go of the store. */
+  close(): Promise<void>;
+}
