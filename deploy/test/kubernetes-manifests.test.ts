@@ -207,6 +207,7 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
   it.each([
     ['base/config.yaml', {}],
     ['overlays/node-watcher/config.yaml', {}],
+    ['overlays/ha/config.yaml', {}],
     ['overlays/sqs/config.yaml', { SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/hollowtrees-notices' }],
   ])("core's own validate accepts %s", async (file, env) => {
     const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'packages/core/dist/cli.js'), 'validate', '--config', join(KUBE, file)], { env: { ...process.env, ...env } });

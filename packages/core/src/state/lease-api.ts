@@ -20,7 +20,7 @@ export class LeaseUnreachable extends Error {
   override readonly name = 'LeaseUnreachable';
 }
 
-/** The Lease calls the kubernetes backend makes in its namespace, and nothing else (see examples/kubernetes/ha-rbac.yaml). */
+/** The Lease calls the kubernetes backend makes in its namespace, and nothing else (see deploy/kubernetes/overlays/ha/lease-rbac.yaml). */
 export interface LeaseApi {
   create(lease: V1Lease): Promise<V1Lease>;
   read(name: string): Promise<V1Lease>;
