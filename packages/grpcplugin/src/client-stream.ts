@@ -121,7 +121,9 @@ export class ClientStream {
     this.unimplemented = end.code === status.UNIMPLEMENTED;
     const error = this.unimplemented
       ? new PluginError(Code.Unimplemented, `the plugin does not serve HandleStream: ${end.details}`)
-      : new PluginError(Code.Unavailable, `the stream to the plugin ended (${status[end.code]}${end.details ? `: ${end.details}` : ''}) before the call was answered`);
+      : end.code === status.UNAVAILABLE
+        ? new PluginError(Code.Unavailable, end.details) // as a unary call would say it: the connection's error
+        : new PluginError(Code.Unavailable, `the stream to the plugin ended with ${status[end.code]} before the call was answered${end.details ? `: ${end.details}` : ''}`);
     for (const pending of [...this.pending.values()]) pending.reject(error);
     this.onClosed(this);
   }

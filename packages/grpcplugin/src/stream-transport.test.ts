@@ -5,17 +5,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { rejectionOf } from '@hollowtrees/testkit';
 import { describe, expect, it } from 'vitest';
 import { PluginClient, type PluginTransport } from './client.js';
 import { Code, PluginError } from './errors.js';
-import { eventFromProto } from './event-codec.js';
-import { HandleStatus, PluginServiceService, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { HandleContext } from './handler.js';
 import type { LogFields, PluginLogger } from './plugin-logger.js';
 import { serve } from './serve.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
+import { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
 
 const pairs = pluginPairs();
 const stream = pairs.over('stream');
@@ -73,22 +72,11 @@ describe('calls sharing one stream', () => {
   });
 });
 
-/** A plugin written against the generated service definition with plain grpc-js: it implements `Handle` only. */
-async function unaryOnlyPlugin(): Promise<{ port: number; calls: () => number }> {
-  let calls = 0;
-  const server = new Server();
-  server.addService(PluginServiceService, {
-    handle: (call: { request: HandleRequest }, callback: (err: null, response: HandleResponse) => void) => {
-      calls++;
-      const event = eventFromProto(call.request.event!);
-      callback(null, { status: HandleStatus.HANDLE_STATUS_OK, message: `unary ${event.id}`, attributes: { flow: call.request.flow } });
-    },
-  } as never); // HandleStream left out on purpose: grpc-js answers it UNIMPLEMENTED
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
-  pairs.defer(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
-  return { port, calls: () => calls };
+/** A plugin written without the SDK's serve: it implements `Handle` only. */
+async function unaryOnlyPlugin(): Promise<UnaryOnlyPlugin> {
+  const plugin = await serveUnaryOnly((event, flow) => `unary ${event.id} for ${flow}`);
+  pairs.defer(() => plugin.close());
+  return plugin;
 }
 
 function recordingLogger(): { logger: PluginLogger; warnings: Array<[string, LogFields | undefined]> } {
@@ -109,10 +97,9 @@ describe('a plugin that serves only the unary Handle', () => {
     const { logger, warnings } = recordingLogger();
     const client = clientOf(plugin.port, 'auto', logger);
     const first = await Promise.all(Array.from({ length: 5 }, (_, i) => client.handle(eventWithId(`a${i}`), { flow: 'spot' })));
-    expect(first.map((r) => r.message)).toEqual(['unary a0', 'unary a1', 'unary a2', 'unary a3', 'unary a4']);
-    expect(first[0]!.attributes).toEqual({ flow: 'spot' });
-    expect((await client.handle(eventWithId('b'), { flow: 'f' })).message).toBe('unary b');
-    expect(plugin.calls()).toBe(6);
+    expect(first.map((r) => r.message)).toEqual(['unary a0 for spot', 'unary a1 for spot', 'unary a2 for spot', 'unary a3 for spot', 'unary a4 for spot']);
+    expect((await client.handle(eventWithId('b'), { flow: 'f' })).message).toBe('unary b for f');
+    expect(plugin.calls).toBe(6);
     expect(warnings).toEqual([[`plugin at 127.0.0.1:${plugin.port} does not serve HandleStream: calling it with unary Handle calls from now on`, { address: `127.0.0.1:${plugin.port}` }]]);
   });
 
@@ -120,13 +107,13 @@ describe('a plugin that serves only the unary Handle', () => {
     const plugin = await unaryOnlyPlugin();
     const err = await rejectionOf(clientOf(plugin.port, 'stream').handle(testEvent, { flow: 'f' }), PluginError);
     expect(err.code).toBe(Code.Unimplemented);
-    expect(plugin.calls()).toBe(0);
+    expect(plugin.calls).toBe(0);
   });
 
   it('transport unary: calls go out as Handle calls from the first one, and nothing is logged', async () => {
     const plugin = await unaryOnlyPlugin();
     const { logger, warnings } = recordingLogger();
-    expect((await clientOf(plugin.port, 'unary', logger).handle(eventWithId('u'), { flow: 'f' })).message).toBe('unary u');
+    expect((await clientOf(plugin.port, 'unary', logger).handle(eventWithId('u'), { flow: 'f' })).message).toBe('unary u for f');
     expect(warnings).toEqual([]);
   });
 });
