@@ -73,6 +73,11 @@ function bindError(host: string, port: number, err: Error): Error {
  * ```
  */
 export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {
+  const maxPerStream = options.maxConcurrentCallsPerStream ?? 1_000;
+  // 0 would never read a call; a fraction would read one more than asked.
+  if (!Number.isInteger(maxPerStream) || maxPerStream < 1) {
+    throw new RangeError(`serve: maxConcurrentCallsPerStream must be a whole number of at least 1, got ${maxPerStream}`);
+  }
   const host = options.host ?? '127.0.0.1';
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
   const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 16 * 1024 * 1024 });
@@ -84,7 +89,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   const streams: OpenStreams = new Set();
   server.addService(PluginServiceService, {
     handle: unaryHandle(runner),
-    handleStream: streamHandle(runner, options.maxConcurrentCallsPerStream ?? 1_000, streams),
+    handleStream: streamHandle(runner, maxPerStream, streams),
   });
 
   const boundPort = await new Promise<number>((resolve, reject) => {

@@ -72,6 +72,14 @@ describe('calls sharing one stream', () => {
   });
 });
 
+describe('serve options for the stream', () => {
+  it.each([0, -1, 1.5, Number.NaN])('maxConcurrentCallsPerStream %s is refused, naming the option', async (bad) => {
+    await expect(serve(0, { handle: () => {} }, { maxConcurrentCallsPerStream: bad })).rejects.toThrow(
+      new RangeError(`serve: maxConcurrentCallsPerStream must be a whole number of at least 1, got ${bad}`),
+    );
+  });
+});
+
 /** A plugin written without the SDK's serve: it implements `Handle` only. */
 async function unaryOnlyPlugin(): Promise<UnaryOnlyPlugin> {
   const plugin = await serveUnaryOnly((event, flow) => `unary ${event.id} for ${flow}`);
