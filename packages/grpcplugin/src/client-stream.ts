@@ -1,6 +1,7 @@
 import { Metadata, status, type Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { Code, PluginError } from './errors.js';
-import { HandleStreamRequest, HandleStreamResponse, PluginServiceService, type HandleRequest } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { HandleStreamResponse, PluginServiceService, StreamCall, type HandleRequest, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 
 interface Pending {
@@ -8,18 +9,26 @@ interface Pending {
   reject(err: PluginError): void;
 }
 
+/** The field number of `HandleStreamRequest.calls`, as a length-delimited field's tag. */
+const CALLS_TAG = (1 << 3) | 2;
+/** At most what the tag and the length of one element of `calls` take. */
+const FRAMING_BYTES = 6;
+
 /**
  * One `HandleStream` to a plugin, carrying many calls. A call written is matched to its
  * answer by id; the call's own timer ends it at its deadline and its signal cancels it.
- * Writes respect the stream's backpressure: once `write()` reports a full buffer, further
- * requests wait here, one per waiting caller, until the stream drains. When the stream
+ * The calls made within one turn of the event loop go out as one message (gRPC writes a
+ * stream's messages one per turn: a message per call would cap the stream at one call per
+ * turn of a busy core). Writes respect the stream's backpressure: once `write()` reports a
+ * full buffer, further calls wait here, one per waiting caller, until it drains. When the stream
  * ends or fails, every call without an answer fails with UNAVAILABLE (UNIMPLEMENTED when
  * the plugin does not serve the stream at all), and the stream is done: {@link onClosed}.
  */
 export class ClientStream {
   private readonly call: ClientDuplexStream<Buffer, HandleStreamResponse>;
   private readonly pending = new Map<number, Pending>();
-  private readonly waiting: Array<{ callId: number; bytes: Buffer; cancel: boolean }> = [];
+  private readonly waiting: Array<{ callId: number; bytes: Uint8Array; cancel: boolean }> = [];
+  private flushScheduled = false;
   private nextId = 1;
   private blocked = false;
   private closed = false;
@@ -35,7 +44,7 @@ export class ClientStream {
     const method = PluginServiceService.handleStream;
     // Requests are encoded before they are written (to check their size), so the stream passes bytes on.
     this.call = client.makeBidiStreamRequest(method.path, (bytes: Buffer) => bytes, method.responseDeserialize, new Metadata());
-    this.call.on('data', (message: HandleStreamResponse) => this.answered(message));
+    this.call.on('data', (message: HandleStreamResponse) => message.results.forEach((result) => this.answered(result)));
     this.call.on('drain', () => {
       this.blocked = false;
       this.flush();
@@ -56,8 +65,9 @@ export class ClientStream {
       const callId = this.nextId++;
       const timeoutMs = Math.ceil(deadline - Date.now());
       if (timeoutMs <= 0) return reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
-      const bytes = this.encode({ callId, kind: { $case: 'call', value: { request, timeoutMs } } });
-      if (bytes.length > this.maxSendBytes) {
+      const bytes = StreamCall.encode({ callId, kind: { $case: 'call', value: { request, timeoutMs } } }).finish();
+      // Framed as one element of a message's `calls`: a tag and a length beside it.
+      if (bytes.length + FRAMING_BYTES > this.maxSendBytes) {
         return reject(new PluginError(Code.ResourceExhausted, `request of ${bytes.length} bytes is larger than maxSendMessageBytes (${this.maxSendBytes})`));
       }
       const done = (): void => {
@@ -73,7 +83,7 @@ export class ClientStream {
       const onAbort = (): void => {
         done();
         reject(new PluginError(Code.Canceled, 'call cancelled'));
-        if (!this.closed) this.write(callId, this.encode({ callId, kind: { $case: 'cancel', value: {} } }), true);
+        if (!this.closed) this.write(callId, StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish(), true);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(callId, {
@@ -89,24 +99,37 @@ export class ClientStream {
     if (!this.closed) this.call.end();
   }
 
-  private encode(message: HandleStreamRequest): Buffer {
-    return Buffer.from(HandleStreamRequest.encode(message).finish());
-  }
-
-  private write(callId: number, bytes: Buffer, cancel: boolean): void {
+  private write(callId: number, bytes: Uint8Array, cancel: boolean): void {
     this.waiting.push({ callId, bytes, cancel });
-    this.flush();
-  }
-
-  private flush(): void {
-    while (!this.blocked && !this.closed && this.waiting.length > 0) {
-      const { callId, bytes, cancel } = this.waiting.shift()!;
-      // A call that ended while it waited (deadline, cancel) is not sent at all.
-      if (cancel || this.pending.has(callId)) this.blocked = !this.call.write(bytes);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
     }
   }
 
-  private answered({ callId, outcome }: HandleStreamResponse): void {
+  /** Writes what waits, as few messages as `maxSendBytes` allows, until the stream pushes back. */
+  private flush(): void {
+    while (!this.blocked && !this.closed && this.waiting.length > 0) {
+      // Each StreamCall is encoded once (its size checked in send), then framed as one element of `calls`.
+      const writer = new BinaryWriter();
+      let size = 0;
+      while (this.waiting.length > 0) {
+        const { callId, bytes, cancel } = this.waiting[0]!;
+        if (size > 0 && size + bytes.length + FRAMING_BYTES > this.maxSendBytes) break;
+        this.waiting.shift();
+        // A call that ended while it waited (deadline, cancel) is not sent at all.
+        if (!cancel && !this.pending.has(callId)) continue;
+        writer.uint32(CALLS_TAG).bytes(bytes);
+        size += bytes.length + FRAMING_BYTES;
+      }
+      if (size > 0) this.blocked = !this.call.write(Buffer.from(writer.finish()));
+    }
+  }
+
+  private answered({ callId, outcome }: StreamResult): void {
     const pending = this.pending.get(callId);
     if (!pending) return; // ended here already: deadline or cancel
     if (outcome?.$case === 'response') pending.resolve(fromResponse(outcome.value));

@@ -41,6 +41,24 @@ describe('calls sharing one stream', () => {
     expect((await client.handle(eventWithId('after'), { flow: 'f' })).message).toBe('after');
   });
 
+  it('a busy process still moves many calls per turn: 500 calls made at once all complete while every turn of the event loop takes 20 ms', async () => {
+    // gRPC writes a stream's messages one per turn of the event loop; calls (and answers) that
+    // travelled one per message took 500 turns here, 10 s, past their 5 s deadline. Core in a
+    // wave is such a process: each turn parses a batch of alerts.
+    const { client } = await stream({ handle: (event) => ({ message: event.id }) });
+    await client.handle(eventWithId('warm-up'), { flow: 'f' });
+    const busy = setInterval(() => {
+      const until = Date.now() + 20;
+      while (Date.now() < until);
+    }, 0);
+    try {
+      const answers = await Promise.all(Array.from({ length: 500 }, (_, i) => client.handle(eventWithId(`b${i}`), { flow: 'f', timeoutMs: 5_000 })));
+      expect(answers.map((a) => a.message)).toEqual(Array.from({ length: 500 }, (_, i) => `b${i}`));
+    } finally {
+      clearInterval(busy);
+    }
+  });
+
   it('a slow plugin holds the client back: no more calls run at once than the stream allows, and every call completes', async () => {
     let running = 0;
     let most = 0;

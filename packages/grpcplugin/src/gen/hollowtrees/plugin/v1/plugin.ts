@@ -75,8 +75,14 @@ export interface CloudEvent_CloudEventAttributeValue {
     | undefined;
 }
 
-/** HandleStreamRequest starts or cancels one call on a HandleStream. */
+/** HandleStreamRequest starts or cancels calls on a HandleStream. */
 export interface HandleStreamRequest {
+  /** One or more, handled in order. */
+  calls: StreamCall[];
+}
+
+/** StreamCall starts or cancels one call on a HandleStream. */
+export interface StreamCall {
   /** Chosen by the sender, unique among the stream's calls without an answer. */
   callId: number;
   kind:
@@ -109,12 +115,18 @@ export interface HandleCall {
   timeoutMs: number;
 }
 
-/** HandleCancel cancels the call named by the request's call_id. */
+/** HandleCancel cancels the call named by its StreamCall's call_id. */
 export interface HandleCancel {
 }
 
-/** HandleStreamResponse is the answer to one call on a HandleStream. */
+/** HandleStreamResponse answers calls of a HandleStream. */
 export interface HandleStreamResponse {
+  /** One or more answers. */
+  results: StreamResult[];
+}
+
+/** StreamResult is the answer to one call on a HandleStream. */
+export interface StreamResult {
   /** The call_id of the call answered. */
   callId: number;
   outcome:
@@ -460,21 +472,13 @@ export const CloudEvent_CloudEventAttributeValue: MessageFns<CloudEvent_CloudEve
 };
 
 function createBaseHandleStreamRequest(): HandleStreamRequest {
-  return { callId: 0, kind: undefined };
+  return { calls: [] };
 }
 
 export const HandleStreamRequest: MessageFns<HandleStreamRequest> = {
   encode(message: HandleStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.callId !== 0) {
-      writer.uint32(8).uint64(message.callId);
-    }
-    switch (message.kind?.$case) {
-      case "call":
-        HandleCall.encode(message.kind.value, writer.uint32(18).fork()).join();
-        break;
-      case "cancel":
-        HandleCancel.encode(message.kind.value, writer.uint32(26).fork()).join();
-        break;
+    for (const v of message.calls) {
+      StreamCall.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -489,6 +493,60 @@ export const HandleStreamRequest: MessageFns<HandleStreamRequest> = {
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseHandleStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.calls.push(StreamCall.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseStreamCall(): StreamCall {
+  return { callId: 0, kind: undefined };
+}
+
+export const StreamCall: MessageFns<StreamCall> = {
+  encode(message: StreamCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    switch (message.kind?.$case) {
+      case "call":
+        HandleCall.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "cancel":
+        HandleCancel.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamCall {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamCall();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -622,21 +680,13 @@ export const HandleCancel: MessageFns<HandleCancel> = {
 };
 
 function createBaseHandleStreamResponse(): HandleStreamResponse {
-  return { callId: 0, outcome: undefined };
+  return { results: [] };
 }
 
 export const HandleStreamResponse: MessageFns<HandleStreamResponse> = {
   encode(message: HandleStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.callId !== 0) {
-      writer.uint32(8).uint64(message.callId);
-    }
-    switch (message.outcome?.$case) {
-      case "response":
-        HandleResponse.encode(message.outcome.value, writer.uint32(18).fork()).join();
-        break;
-      case "status":
-        CallStatus.encode(message.outcome.value, writer.uint32(26).fork()).join();
-        break;
+    for (const v of message.results) {
+      StreamResult.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -651,6 +701,60 @@ export const HandleStreamResponse: MessageFns<HandleStreamResponse> = {
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
       const message = createBaseHandleStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(StreamResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseStreamResult(): StreamResult {
+  return { callId: 0, outcome: undefined };
+}
+
+export const StreamResult: MessageFns<StreamResult> = {
+  encode(message: StreamResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    switch (message.outcome?.$case) {
+      case "response":
+        HandleResponse.encode(message.outcome.value, writer.uint32(18).fork()).join();
+        break;
+      case "status":
+        CallStatus.encode(message.outcome.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamResult();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -970,11 +1074,14 @@ export const PluginServiceService = {
     responseDeserialize: (value: Buffer): HandleResponse => HandleResponse.decode(value),
   },
   /**
-   * HandleStream carries many Handle calls on one stream. Each HandleStreamRequest
-   * with a call starts one; the plugin answers each with one HandleStreamResponse
-   * of the same call_id, in any order. A plugin reads no more calls than it can
-   * work on at once (gRPC flow control then holds the sender back). When the
-   * stream breaks, every call without an answer counts as failed with UNAVAILABLE.
+   * HandleStream carries many Handle calls on one stream. A HandleStreamRequest
+   * starts or cancels one or more calls; the plugin answers each call once, in a
+   * HandleStreamResponse with the call's id, in any order and together with other
+   * answers or not. A sender puts into one message what it has ready, so one write
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * no more calls than it can work on at once (gRPC flow control then holds the
+   * sender back). When the stream breaks, every call without an answer counts as
+   * failed with UNAVAILABLE.
    */
   handleStream: {
     path: "/hollowtrees.plugin.v1.PluginService/HandleStream" as const,
@@ -992,11 +1099,14 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
   /** Handle acts on one event. */
   handle: handleUnaryCall<HandleRequest, HandleResponse>;
   /**
-   * HandleStream carries many Handle calls on one stream. Each HandleStreamRequest
-   * with a call starts one; the plugin answers each with one HandleStreamResponse
-   * of the same call_id, in any order. A plugin reads no more calls than it can
-   * work on at once (gRPC flow control then holds the sender back). When the
-   * stream breaks, every call without an answer counts as failed with UNAVAILABLE.
+   * HandleStream carries many Handle calls on one stream. A HandleStreamRequest
+   * starts or cancels one or more calls; the plugin answers each call once, in a
+   * HandleStreamResponse with the call's id, in any order and together with other
+   * answers or not. A sender puts into one message what it has ready, so one write
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * no more calls than it can work on at once (gRPC flow control then holds the
+   * sender back). When the stream breaks, every call without an answer counts as
+   * failed with UNAVAILABLE.
    */
   handleStream: handleBidiStreamingCall<HandleStreamRequest, HandleStreamResponse>;
 }
@@ -1019,11 +1129,14 @@ export interface PluginServiceClient extends Client {
     callback: (error: ServiceError | null, response: HandleResponse) => void,
   ): ClientUnaryCall;
   /**
-   * HandleStream carries many Handle calls on one stream. Each HandleStreamRequest
-   * with a call starts one; the plugin answers each with one HandleStreamResponse
-   * of the same call_id, in any order. A plugin reads no more calls than it can
-   * work on at once (gRPC flow control then holds the sender back). When the
-   * stream breaks, every call without an answer counts as failed with UNAVAILABLE.
+   * HandleStream carries many Handle calls on one stream. A HandleStreamRequest
+   * starts or cancels one or more calls; the plugin answers each call once, in a
+   * HandleStreamResponse with the call's id, in any order and together with other
+   * answers or not. A sender puts into one message what it has ready, so one write
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * no more calls than it can work on at once (gRPC flow control then holds the
+   * sender back). When the stream breaks, every call without an answer counts as
+   * failed with UNAVAILABLE.
    */
   handleStream(): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
   handleStream(options: Partial<CallOptions>): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
