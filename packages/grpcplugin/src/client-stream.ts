@@ -1,7 +1,7 @@
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Metadata, status, type Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { Code, PluginError } from './errors.js';
-import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { HandleStreamResponse, PluginServiceService, StreamCall, type HandleRequest, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { PluginServiceService, StreamCall, type HandleRequest, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 
 interface Pending {
