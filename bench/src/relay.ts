@@ -1,20 +1,20 @@
 /**
  * The transport ceiling for Hollowtrees' design on this machine: a bare relay
  * that reads `POST /api/v2/alerts`, parses the JSON and sends each alert to the
- * plugin with the SDK's `PluginClient`, one unary call each, then answers. No
+ * plugin with the SDK's `PluginClient` (over the stream, or unary calls), then answers. No
  * validation, grouping, cooldown, metrics or logging. Hollowtrees' ingest next
  * to this number shows how much of its cost is its own code and how much is
  * HTTP + gRPC per alert.
  */
 import { fork } from 'node:child_process';
 import { createServer } from 'node:http';
-import { PluginClient } from '@hollowtrees/grpcplugin';
+import { PluginClient, type PluginTransport } from '@hollowtrees/grpcplugin';
 import { stopChild } from '@hollowtrees/testkit';
 import { readRss, type Target } from './targets.js';
 
-/** Forks the relay towards the plugin at `pluginAddress` (with extra `node` flags) and resolves once it listens. */
-export function startRelay(pluginAddress: string, nodeArgs: string[] = []): Promise<Target> {
-  const child = fork(new URL(import.meta.url).pathname, [pluginAddress], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs });
+/** Forks the relay towards the plugin at `pluginAddress` over `transport` (with extra `node` flags) and resolves once it listens. */
+export function startRelay(pluginAddress: string, transport: PluginTransport, nodeArgs: string[] = []): Promise<Target> {
+  const child = fork(new URL(import.meta.url).pathname, [pluginAddress, transport], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs });
   return new Promise((resolve, reject) => {
     child.once('message', (port) =>
       resolve({
@@ -36,7 +36,7 @@ interface PostedAlert {
 if (process.send && process.argv[1] === new URL(import.meta.url).pathname) {
   // Exits cleanly on SIGTERM so `--cpu-prof` can write its profile.
   process.on('SIGTERM', () => process.exit(0));
-  const client = new PluginClient(process.argv[2]!);
+  const client = new PluginClient(process.argv[2]!, { transport: process.argv[3] as PluginTransport });
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

@@ -28,10 +28,13 @@ export interface BenchResults {
   wallSeconds: number;
   machine: MachineInfo;
   generatorCeiling: Record<string, LoadResult>;
-  /** `relay`: the bare HTTP → gRPC relay (`relay.ts`), the transport's ceiling for this design. */
-  ingest: { hollowtrees: IngestRun[]; relay: IngestRun[]; alertmanager: IngestRun[] };
-  /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes. */
-  latency: { floor: FloorResult; hollowtrees: Summary; relay: Summary; alertmanager: Summary };
+  /**
+   * `relay`: the bare HTTP → gRPC relay (`relay.ts`), the transport's ceiling for this design.
+   * `hollowtrees` and `relay` call the plugin over the stream (core's default); the `…Unary` runs over unary calls.
+   */
+  ingest: { hollowtrees: IngestRun[]; hollowtreesUnary: IngestRun[]; relay: IngestRun[]; relayUnary: IngestRun[]; alertmanager: IngestRun[] };
+  /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes; `…Unary` as above. */
+  latency: { floor: FloorResult; hollowtrees: Summary; hollowtreesUnary: Summary; relay: Summary; relayUnary: Summary; alertmanager: Summary };
   massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number };
   /** The wave drill (wave/), when it ran. */
   wave?: WaveRunResult[];
@@ -126,6 +129,15 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
       `bare HTTP → gRPC relay ${fmtRate(relay.actionsPerSecond)} (accepted ${fmtRate(relay.load.alertsPerSecond)})`,
       `${fmtRatio(ht.actionsPerSecond / am.actionsPerSecond)} AM, ${fmtRatio(ht.actionsPerSecond / relay.actionsPerSecond)} relay`,
     ]);
+    const htUnary = batchRun(r.ingest.hollowtreesUnary, batch);
+    const relayUnary = batchRun(r.ingest.relayUnary, batch);
+    rows.push([
+      `… over unary calls: ingest / acted on`,
+      `${fmtRate(htUnary.load.alertsPerSecond)} / ${fmtRate(htUnary.actionsPerSecond)}`,
+      '',
+      `bare relay over unary calls ${fmtRate(relayUnary.actionsPerSecond)} (accepted ${fmtRate(relayUnary.load.alertsPerSecond)})`,
+      `stream ${fmtRatio(ht.load.alertsPerSecond / htUnary.load.alertsPerSecond)} / ${fmtRatio(ht.actionsPerSecond / htUnary.actionsPerSecond)} unary`,
+    ]);
   }
   const f = r.latency.floor.latencyMs;
   const ht = r.latency.hollowtrees;
@@ -139,6 +151,8 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
       `gRPC floor ${fmtMs(f[p])}; bare relay ${fmtMs(relay[p])}`,
       `${fmtRatio(ht[p] / f[p])} / ${fmtRatio(am[p] / f[p])} floor; ${fmtRatio(ht[p] / relay[p])} relay`,
     ]);
+    const htUnary = r.latency.hollowtreesUnary;
+    rows.push([`… over unary calls, ${p}`, fmtMs(htUnary[p]), '', `bare relay over unary calls ${fmtMs(r.latency.relayUnary[p])}`, `${fmtRatio(htUnary[p] / f[p])} floor`]);
   }
   rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
   const settle = r.memory.hollowtrees.rssSamplesMiB.length;

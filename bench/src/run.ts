@@ -75,17 +75,19 @@ async function withTarget<T>(start: Start, use: (target: Target, sink: Sink) => 
 
 /** Hollowtrees' CLI into the bench's gRPC plugin (`delayMs` per call). */
 const hollowtreesIntoPlugin =
-  (options: { delayMs?: number; nodeArgs?: string[] } = {}): Start =>
+  (options: { delayMs?: number; nodeArgs?: string[]; transport?: 'stream' | 'unary' } = {}): Start =>
   async () => {
     const sink = await startPluginSink({ delayMs: options.delayMs ?? 0 });
-    return { sink, target: await startHollowtrees({ pluginAddress: sink.address, nodeArgs: options.nodeArgs ?? [] }) };
+    return { sink, target: await startHollowtrees({ pluginAddress: sink.address, nodeArgs: options.nodeArgs ?? [], ...(options.transport ? { transport: options.transport } : {}) }) };
   };
 
-/** The bare relay into the bench's gRPC plugin. */
-const relayIntoPlugin: Start = async () => {
-  const sink = await startPluginSink();
-  return { sink, target: await startRelay(sink.address, htNodeArgs) };
-};
+/** The bare relay into the bench's gRPC plugin, over `transport`. */
+const relayIntoPlugin =
+  (transport: 'stream' | 'unary'): Start =>
+  async () => {
+    const sink = await startPluginSink();
+    return { sink, target: await startRelay(sink.address, transport, htNodeArgs) };
+  };
 
 /** Alertmanager into the bench's webhook receiver. */
 const alertmanagerIntoWebhook: Start = async () => {
@@ -140,9 +142,11 @@ async function main(): Promise<void> {
   if (only.has('ingest')) {
     results.generatorCeiling = await generatorCeiling();
     const hollowtrees = await ingestAgainst(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), 'Hollowtrees');
-    const relay = await ingestAgainst(relayIntoPlugin, 'Bare HTTP → gRPC relay');
+    const hollowtreesUnary = await ingestAgainst(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs, transport: 'unary' }), 'Hollowtrees over unary calls');
+    const relay = await ingestAgainst(relayIntoPlugin('stream'), 'Bare HTTP → gRPC relay');
+    const relayUnary = await ingestAgainst(relayIntoPlugin('unary'), 'Bare HTTP → gRPC relay over unary calls');
     const alertmanager = await ingestAgainst(alertmanagerIntoWebhook, 'Alertmanager');
-    results.ingest = { hollowtrees, relay, alertmanager };
+    results.ingest = { hollowtrees, hollowtreesUnary, relay, relayUnary, alertmanager };
   }
 
   if (only.has('latency')) {
@@ -150,11 +154,15 @@ async function main(): Promise<void> {
     log(`gRPC floor: p50 ${floor.latencyMs.p50.toFixed(3)} ms, p99 ${floor.latencyMs.p99.toFixed(3)} ms, ${Math.round(floor.callsPerSecond)} calls/s with 64 in flight`);
     const hollowtrees = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), (ht, plugin) => latencyAgainst(ht, plugin));
     log(`Hollowtrees alert → plugin: p50 ${hollowtrees.p50.toFixed(3)} ms, p99 ${hollowtrees.p99.toFixed(3)} ms`);
-    const relay = await withTarget(relayIntoPlugin, (r, plugin) => latencyAgainst(r, plugin));
+    const hollowtreesUnary = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs, transport: 'unary' }), (ht, plugin) => latencyAgainst(ht, plugin));
+    log(`Hollowtrees over unary calls alert → plugin: p50 ${hollowtreesUnary.p50.toFixed(3)} ms, p99 ${hollowtreesUnary.p99.toFixed(3)} ms`);
+    const relay = await withTarget(relayIntoPlugin('stream'), (r, plugin) => latencyAgainst(r, plugin));
     log(`Bare HTTP → gRPC relay alert → plugin: p50 ${relay.p50.toFixed(3)} ms, p99 ${relay.p99.toFixed(3)} ms`);
+    const relayUnary = await withTarget(relayIntoPlugin('unary'), (r, plugin) => latencyAgainst(r, plugin));
+    log(`Bare HTTP → gRPC relay over unary calls alert → plugin: p50 ${relayUnary.p50.toFixed(3)} ms, p99 ${relayUnary.p99.toFixed(3)} ms`);
     const alertmanager = await withTarget(alertmanagerIntoWebhook, (am, webhook) => latencyAgainst(am, webhook));
     log(`Alertmanager alert → webhook: p50 ${alertmanager.p50.toFixed(3)} ms, p99 ${alertmanager.p99.toFixed(3)} ms`);
-    results.latency = { floor, hollowtrees, relay, alertmanager };
+    results.latency = { floor, hollowtrees, hollowtreesUnary, relay, relayUnary, alertmanager };
   }
 
   if (only.has('reclaim')) {

@@ -64,6 +64,8 @@ export interface HollowtreesOptions {
   stateFile?: string;
   /** `server.limits.maxBodyBytes`, for batches over the default 1 MiB. */
   maxBodyBytes?: number;
+  /** The plugin's `transport`. Default: core's own default (`auto`, the stream). */
+  transport?: 'stream' | 'unary';
 }
 
 /**
@@ -84,7 +86,7 @@ plugins:
   sink:
     type: grpc
     address: ${options.pluginAddress}
-    timeout: 30s
+    timeout: 30s${options.transport ? `\n    transport: ${options.transport}` : ''}
 flows:
   reclaim:
     allowedEvents: [prometheus.server.alert.${BENCH_ALERTNAME}]

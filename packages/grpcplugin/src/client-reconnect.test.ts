@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process';
 import { rejectionOf } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
-import { PluginClient } from './client.js';
+import { PluginClient, type PluginTransport } from './client.js';
 import { Code, PluginError } from './errors.js';
 import { serve, type PluginServer } from './serve.js';
+import { TRANSPORTS } from './test-support/plugin-pair.js';
 
 const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event' };
 const cleanups: Array<() => unknown> = [];
@@ -18,18 +19,18 @@ async function servePlugin(port = 0): Promise<PluginServer> {
   return server;
 }
 
-function clientFor(port: number): PluginClient {
-  const client = new PluginClient(`127.0.0.1:${port}`);
+function clientFor(port: number, transport: PluginTransport): PluginClient {
+  const client = new PluginClient(`127.0.0.1:${port}`, { transport });
   cleanups.push(() => client.close());
   return client;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('PluginClient when the plugin restarts', () => {
+describe.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (transport) => {
   it('a call made while the plugin is down waits for it within its deadline and is served once it is back', async () => {
     const first = await servePlugin();
-    const client = clientFor(first.port);
+    const client = clientFor(first.port, transport);
     expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ served: 'yes' });
     await first.close();
     const call = client.handle(event, { flow: 'f', timeoutMs: 8_000 });
@@ -40,7 +41,7 @@ describe('PluginClient when the plugin restarts', () => {
 
   it('reconnects within about two seconds of the plugin coming back, however long it was down', async () => {
     const first = await servePlugin();
-    const client = clientFor(first.port);
+    const client = clientFor(first.port, transport);
     await client.handle(event, { flow: 'f' });
     await first.close();
     // Down for 6 s while calls keep failing: grpc-js' default backoff (1 s growing 1.6x, up to 120 s) would
@@ -60,7 +61,7 @@ describe('PluginClient when the plugin restarts', () => {
     // A process of its own, on the built package: only its exit shows what still holds the event loop.
     const script = `
       import { PluginClient } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
-      const client = new PluginClient('127.0.0.1:${gone.port}');
+      const client = new PluginClient('127.0.0.1:${gone.port}', { transport: '${transport}' });
       const cancel = new AbortController();
       client.handle({ id: '1', source: 's', specversion: '1.0', type: 't' }, { flow: 'f', timeoutMs: 30000, signal: cancel.signal }).catch(() => {});
       setTimeout(() => { cancel.abort(); client.close(); }, 500);`;
@@ -73,7 +74,7 @@ describe('PluginClient when the plugin restarts', () => {
 
   it('a plugin that never comes back: UNAVAILABLE with the connection error once the deadline passes', async () => {
     const gone = await servePlugin();
-    const client = clientFor(gone.port);
+    const client = clientFor(gone.port, transport);
     await gone.close();
     const started = Date.now();
     const err = await rejectionOf(client.handle(event, { flow: 'f', timeoutMs: 1_000 }), PluginError);

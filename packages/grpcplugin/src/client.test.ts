@@ -3,16 +3,18 @@ import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
 import { describe, expect, it } from 'vitest';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
-import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
+import { pluginPairs, TRANSPORTS, testEvent } from './test-support/plugin-pair.js';
 
 const pairs = pluginPairs();
 const certs = makeTestCertificates();
 const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
 
-describe('PluginClient', () => {
+describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
+  const start = pairs.over(transport);
+
   it('a signal aborted before the call fails it with CANCELLED, and the plugin never sees it', async () => {
     let calls = 0;
-    const { client } = await pairs.start({ handle: () => void calls++ });
+    const { client } = await start({ handle: () => void calls++ });
     const err = await rejection(client.handle(testEvent, { flow: 'f', signal: AbortSignal.abort() }));
     expect([err.code, err.message]).toEqual([Code.Canceled, 'call cancelled before it started']);
     await client.handle(testEvent, { flow: 'f' });
@@ -21,7 +23,7 @@ describe('PluginClient', () => {
 
   it('leaves no listener on a signal shared by many calls, whether they succeed or fail', async () => {
     let n = 0;
-    const { client } = await pairs.start({
+    const { client } = await start({
       handle: () => {
         if (n++ % 2) throw new PluginError(Code.Unavailable, 'busy');
       },
@@ -33,7 +35,7 @@ describe('PluginClient', () => {
 
   it('refuses to send a request larger than maxSendMessageBytes (RESOURCE_EXHAUSTED); the plugin never sees it', async () => {
     let calls = 0;
-    const { client } = await pairs.start({ handle: () => void calls++ }, {}, { maxSendMessageBytes: 4_096 });
+    const { client } = await start({ handle: () => void calls++ }, {}, { maxSendMessageBytes: 4_096 });
     const big = { ...testEvent, data: { labels: { pad: 'x'.repeat(8_192) } } };
     expect((await rejection(client.handle(big, { flow: 'f' }))).code).toBe(Code.ResourceExhausted);
     await client.handle(testEvent, { flow: 'f' });
@@ -41,7 +43,7 @@ describe('PluginClient', () => {
   });
 
   it('asks the health service about the plugin service, or the service named', async () => {
-    const { client } = await pairs.start({ handle: () => {} });
+    const { client } = await start({ handle: () => {} });
     expect(await client.checkHealth()).toBe('SERVING');
     expect(await client.checkHealth({ service: 'hollowtrees.plugin.v1.PluginService' })).toBe('SERVING');
     expect((await rejection(client.checkHealth({ service: 'no.such.Service' }))).code).toBe(Code.NotFound);
@@ -49,7 +51,7 @@ describe('PluginClient', () => {
 
   it('after close() no call goes out', async () => {
     let calls = 0;
-    const { client } = await pairs.start({ handle: () => void calls++ });
+    const { client } = await start({ handle: () => void calls++ });
     await client.handle(testEvent, { flow: 'f' });
     client.close();
     await expect(client.handle(testEvent, { flow: 'f', timeoutMs: 2_000 })).rejects.toThrow();
@@ -59,9 +61,9 @@ describe('PluginClient', () => {
   it('TLS: serverName is the name the server certificate is checked against', async () => {
     // 127.0.0.2 is this machine, but not a name in the certificate (localhost, 127.0.0.1).
     const serveOptions = { host: '127.0.0.2', tls: { cert: certs.server.cert, key: certs.server.key } };
-    const named = await pairs.start({ handle: () => ({ attributes: { over: 'tls' } }) }, serveOptions, { tls: { ca: certs.ca.cert, serverName: 'localhost' } });
+    const named = await start({ handle: () => ({ attributes: { over: 'tls' } }) }, serveOptions, { tls: { ca: certs.ca.cert, serverName: 'localhost' } });
     expect((await named.client.handle(testEvent, { flow: 'f' })).attributes).toEqual({ over: 'tls' });
-    const unnamed = await pairs.start({ handle: () => {} }, serveOptions, { tls: { ca: certs.ca.cert } });
+    const unnamed = await start({ handle: () => {} }, serveOptions, { tls: { ca: certs.ca.cert } });
     expect((await rejection(unnamed.client.handle(testEvent, { flow: 'f', timeoutMs: 2_000 }))).code).toBe(Code.Unavailable);
   });
 

@@ -1,11 +1,23 @@
 import { Client, connectivityState, credentials as grpcCredentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService, type ServingStatus } from 'grpc-health-check';
 import type { CloudEvent } from './cloud-event.js';
+import { ClientStream } from './client-stream.js';
 import { Code, PluginError } from './errors.js';
 import { eventToProto } from './event-codec.js';
-import { HandleStatus, PluginServiceClient, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
-import { PLUGIN_SERVICE_NAME } from './serve.js';
+import { PluginServiceClient, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { jsonLogger, type PluginLogger } from './plugin-logger.js';
+import { fromResponse, type PluginResponse } from './plugin-response.js';
+import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { channelCredentials, type ClientTlsOptions } from './tls.js';
+
+export type { PluginResponse } from './plugin-response.js';
+
+/**
+ * How a {@link PluginClient} carries calls. `auto`: one `HandleStream` per plugin, and the
+ * unary `Handle` for a plugin that answers the stream with UNIMPLEMENTED. `stream`: the
+ * stream only. `unary`: one unary call per call.
+ */
+export type PluginTransport = 'auto' | 'stream' | 'unary';
 
 /** Options for {@link PluginClient}; every field has a default. */
 export interface PluginClientOptions {
@@ -21,6 +33,10 @@ export interface PluginClientOptions {
    * unreachable for up to half a minute after it was back. Default 250 ms growing to 2 s.
    */
   reconnectBackoff?: { initialMs: number; maxMs: number };
+  /** How calls travel. Default `auto`: the stream, unary for a plugin without it. */
+  transport?: PluginTransport;
+  /** Where the client says it fell back to unary calls. Default: {@link jsonLogger} with service `hollowtrees`. */
+  logger?: PluginLogger;
 }
 
 /** Options for one {@link PluginClient.handle} call. */
@@ -35,12 +51,6 @@ export interface HandleCallOptions {
   signal?: AbortSignal;
 }
 
-/** What a plugin answered. */
-export interface PluginResponse {
-  status: 'ok' | 'skipped';
-  message: string;
-  attributes: Record<string, string>;
-}
 
 interface HealthClient extends Client {
   check(
@@ -58,24 +68,30 @@ function fromServiceError(err: ServiceError): PluginError {
   return new PluginError(err.code as number as Code, err.details || err.message);
 }
 
-function fromResponse({ status, message, attributes }: HandleResponse): PluginResponse {
-  return { status: status === HandleStatus.HANDLE_STATUS_SKIPPED ? 'skipped' : 'ok', message, attributes };
-}
-
 /**
  * Core's side of the plugin contract: one channel to one plugin, opened on first
- * use and reused by every call until {@link PluginClient.close}.
+ * use and reused by every call until {@link PluginClient.close}. Calls travel on
+ * one `HandleStream`, opened with the first call and opened again after it broke
+ * (the calls it carried without an answer fail with UNAVAILABLE, which core
+ * retries); see {@link PluginClientOptions.transport}.
  */
 export class PluginClient {
   private readonly client: PluginServiceClient;
   private readonly health: HealthClient;
   private readonly defaultTimeoutMs: number;
+  private readonly maxSendBytes: number;
+  private readonly logger: PluginLogger | undefined;
+  private transport: PluginTransport;
+  private stream: ClientStream | undefined;
 
   /** @param address `host:port` of the plugin. */
   constructor(readonly address: string, options: PluginClientOptions = {}) {
     const creds = channelCredentials(options.tls);
+    this.maxSendBytes = options.maxSendMessageBytes ?? 16 * 1024 * 1024;
+    this.transport = options.transport ?? 'auto';
+    this.logger = options.logger;
     const channelOptions = {
-      'grpc.max_send_message_length': options.maxSendMessageBytes ?? 16 * 1024 * 1024,
+      'grpc.max_send_message_length': this.maxSendBytes,
       'grpc.initial_reconnect_backoff_ms': options.reconnectBackoff?.initialMs ?? 250,
       'grpc.max_reconnect_backoff_ms': options.reconnectBackoff?.maxMs ?? 2_000,
       ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
@@ -108,12 +124,41 @@ export class PluginClient {
     }
   }
 
-  private callOnce(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
-    return new Promise<PluginResponse>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(new PluginError(Code.Canceled, 'call cancelled before it started'));
-        return;
+  private async callOnce(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
+    if (signal?.aborted) throw new PluginError(Code.Canceled, 'call cancelled before it started');
+    if (this.transport === 'unary') return this.callUnary(request, deadline, signal);
+    let stream: ClientStream;
+    try {
+      stream = this.openStream();
+    } catch (err) {
+      throw new PluginError(Code.Unavailable, `cannot open a stream to the plugin: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      return await stream.send(request, deadline, signal);
+    } catch (err) {
+      // The plugin has no stream: it never saw the call, which goes out again as a unary call.
+      if (!stream.unimplemented || this.transport === 'stream' || !(err instanceof PluginError) || err.code !== Code.Unimplemented) throw err;
+      if (this.transport === 'auto') {
+        // Every call in flight on that stream comes here; the first one says so.
+        this.transport = 'unary';
+        (this.logger ?? jsonLogger({ service: 'hollowtrees' })).warn(`plugin at ${this.address} does not serve HandleStream: calling it with unary Handle calls from now on`, { address: this.address });
       }
+      return this.callUnary(request, deadline, signal);
+    }
+  }
+
+  /** The open stream, or a new one when there is none. */
+  private openStream(): ClientStream {
+    if (this.stream?.open) return this.stream;
+    const stream = new ClientStream(this.client, this.maxSendBytes, (closed) => {
+      if (this.stream === closed) this.stream = undefined;
+    });
+    this.stream = stream;
+    return stream;
+  }
+
+  private callUnary(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
+    return new Promise<PluginResponse>((resolve, reject) => {
       // grpc-js passes a response whenever it passes no error.
       const call = this.client.handle(request, new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
         signal?.removeEventListener('abort', cancel);
@@ -180,6 +225,7 @@ export class PluginClient {
 
   /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. */
   close(): void {
+    this.stream?.end();
     this.client.close();
   }
 }

@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { Code, PluginError, codeName, isRetryable } from './errors.js';
 
@@ -43,5 +44,37 @@ describe('PluginError', () => {
   it('from() names an Error without a message by its name, and stringifies anything else', () => {
     expect(PluginError.from(new RangeError()).message).toBe('RangeError');
     expect(PluginError.from(42)).toMatchObject({ code: Code.Internal, message: '42' });
+  });
+});
+
+describe('PluginError from another copy of the SDK', () => {
+  it('a second loaded copy: its errors are PluginErrors here, and from() keeps their code, message and stack', async () => {
+    // The query makes the module loader evaluate errors.ts a second time: a second SDK copy, its own class.
+    const secondCopy = './errors.js?second-copy';
+    const copy = (await import(secondCopy)) as typeof import('./errors.js');
+    expect(copy.PluginError).not.toBe(PluginError);
+    const foreign = new copy.PluginError(copy.Code.Unavailable, 'drain API down');
+    expect(foreign).toBeInstanceOf(PluginError);
+    const here = PluginError.from(foreign);
+    expect(Object.getPrototypeOf(here)).toBe(PluginError.prototype);
+    expect([here.code, here.message, here.retryable, here.stack, here.cause]).toEqual([Code.Unavailable, 'drain API down', true, foreign.stack, foreign]);
+    // And the other way round: the copy knows this copy's errors.
+    expect(new PluginError(Code.NotFound, 'gone')).toBeInstanceOf(copy.PluginError);
+  });
+
+  it('an error of another realm counts by its shape: named PluginError, an integer code and a message', () => {
+    const foreign: unknown = runInNewContext(`Object.assign(new Error('quota'), { name: 'PluginError', code: 8 })`);
+    expect(foreign instanceof Error).toBe(false);
+    expect(foreign).toBeInstanceOf(PluginError);
+    expect(PluginError.from(foreign)).toMatchObject({ code: Code.ResourceExhausted, message: 'quota' });
+    for (const lookalike of [new Error('x'), Object.assign(new Error('x'), { name: 'PluginError' }), Object.assign(new Error('x'), { name: 'PluginError', code: '14' }), null, 'PluginError']) {
+      expect(lookalike instanceof PluginError).toBe(false);
+    }
+  });
+
+  it('a subclass keeps the ordinary prototype check', () => {
+    class DrainError extends PluginError {}
+    expect(new DrainError(Code.Aborted, 'conflict')).toBeInstanceOf(DrainError);
+    expect(new PluginError(Code.Aborted, 'conflict')).not.toBeInstanceOf(DrainError);
   });
 });

@@ -57,17 +57,35 @@ export class PluginError extends Error {
     super(message, options);
   }
 
+  /**
+   * True for a PluginError of any copy of this SDK, not only of this one: a plugin (or a
+   * package it uses) may load a second copy, whose errors must keep their code when they
+   * reach this copy's `serve` or `PluginError.from`. Anything named `PluginError` with a
+   * numeric `code` and a string `message` counts, whatever its realm. A subclass keeps the
+   * ordinary prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== PluginError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    if (typeof value !== 'object' || value === null) return false;
+    const { name, code, message } = value as { name?: unknown; code?: unknown; message?: unknown };
+    return name === 'PluginError' && typeof code === 'number' && Number.isInteger(code) && typeof message === 'string';
+  }
+
   /** Whether core retries a call that failed with this error. */
   get retryable(): boolean {
     return isRetryable(this.code);
   }
 
   /**
-   * Wraps anything thrown: a PluginError stays as it is; anything else becomes
+   * Wraps anything thrown: a PluginError stays as it is (one of another SDK copy keeps its code); anything else becomes
    * INTERNAL with its message, so an unexpected failure is never silent.
    */
   static from(err: unknown): PluginError {
-    if (err instanceof PluginError) return err;
+    if (err instanceof PluginError) {
+      // One of another SDK copy becomes one of this copy, with its code, message and stack.
+      if (Object.prototype.isPrototypeOf.call(PluginError.prototype, err)) return err;
+      return Object.assign(new PluginError(err.code, err.message, { cause: err }), { stack: err.stack });
+    }
     if (err instanceof Error) return new PluginError(Code.Internal, err.message || err.name, { cause: err });
     return new PluginError(Code.Internal, String(err));
   }

@@ -11,6 +11,7 @@ import type { CloudEvent } from './cloud-event.js';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
 import { serve } from './serve.js';
+import { TRANSPORTS } from './test-support/plugin-pair.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -23,11 +24,11 @@ const TIMEOUT_MS = 1_000;
 // ~1.6 KB requests: 256 of them are far more than 64 KiB.
 const event = (id: number): CloudEvent => ({ id: String(id), source: 'test', specversion: '1.0', type: 'test.event', data: { labels: { pad: 'x'.repeat(1_500) } } });
 
-describe('sustained concurrent load on one channel', () => {
+describe.each(TRANSPORTS)('sustained concurrent load on one channel over %s', (transport) => {
   it('delivers every call to the handler: none starves behind the HTTP/2 connection window', async () => {
     let received = 0;
     const server = await serve(0, { handle: () => void received++ }, { host: '127.0.0.1' });
-    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    const client = new PluginClient(`127.0.0.1:${server.port}`, { transport });
     cleanups.push(() => server.close(), () => client.close());
 
     let sent = 0;

@@ -12,8 +12,9 @@ export { createJsonLogger, jsonLogger, pluginLogger, type JsonLoggerOptions, typ
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './backoff.js';
 export { forEachBounded } from './bounded-parallel.js';
 export { CoalescingBatcher, type BatchResults, type CoalescingOptions } from './coalescing-batcher.js';
-export { serve, PLUGIN_SERVICE_NAME, type PluginServer, type ServeOptions } from './serve.js';
-export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse } from './client.js';
+export { serve, type PluginServer, type ServeOptions } from './serve.js';
+export { PLUGIN_SERVICE_NAME } from './service-name.js';
+export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse, type PluginTransport } from './client.js';
 export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';
 export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 export { normalizeTime } from './timestamp.js';

@@ -1,22 +1,14 @@
-import type { Http2Server, ServerHttp2Session } from 'node:http2';
-import { Server, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { cancelReason } from './cancel-reason.js';
-import { PluginError } from './errors.js';
-import { eventFromProto } from './event-codec.js';
-import {
-  HandleStatus,
-  PluginServiceService,
-  type HandleRequest,
-  type HandleResponse,
-} from './gen/hollowtrees/plugin/v1/plugin.js';
-import type { CloudEvent } from './cloud-event.js';
-import type { EventHandler, HandleResult } from './handler.js';
+import { CallRunner } from './call-runner.js';
+import { raiseConnectionWindow } from './connection-window.js';
+import { PluginServiceService } from './gen/hollowtrees/plugin/v1/plugin.js';
+import type { EventHandler } from './handler.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
+import { streamHandle, type OpenStreams } from './serve-stream.js';
+import { unaryHandle } from './serve-unary.js';
+import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { requiresClientCertificates, serverCredentials, type ServerTlsOptions } from './tls.js';
-
-/** The fully qualified name the plugin service reports in the health service. */
-export const PLUGIN_SERVICE_NAME = 'hollowtrees.plugin.v1.PluginService';
 
 /** Options for {@link serve}; every field has a default. */
 export interface ServeOptions {
@@ -34,6 +26,11 @@ export interface ServeOptions {
   shutdownTimeoutMs?: number;
   /** Largest request accepted, in bytes. Default 16 MiB. */
   maxReceiveMessageBytes?: number;
+  /**
+   * How many calls of one `HandleStream` run at once; further calls wait unread, so a busy
+   * plugin holds core back through gRPC flow control. Default 1 000.
+   */
+  maxConcurrentCallsPerStream?: number;
   /** Where `serve` reports an exposed, unauthenticated bind. Default: {@link jsonLogger} with service `hollowtrees-plugin`. */
   logger?: PluginLogger;
 }
@@ -47,48 +44,6 @@ export interface PluginServer {
    * flight (up to `shutdownTimeoutMs`), then stops. Safe to call more than once.
    */
   close(): Promise<void>;
-}
-
-function toServiceError(err: unknown): Partial<ServiceError> {
-  const e = PluginError.from(err);
-  return { code: e.code as number as status, details: e.message };
-}
-
-function toResponse(result: HandleResult | void): HandleResponse {
-  return {
-    status: result?.status === 'skipped' ? HandleStatus.HANDLE_STATUS_SKIPPED : HandleStatus.HANDLE_STATUS_OK,
-    message: result?.message ?? '',
-    attributes: result?.attributes ?? {},
-  };
-}
-
-/**
- * HTTP/2 connection-level receive window of every connection the plugin accepts.
- * Node and grpc-js leave it at the RFC default of 64 KiB (grpc-js has no server
- * option for it). Core keeps hundreds of calls in flight on one connection; once
- * their requests exceed that window, nghttp2 on core's side sends a request that
- * did not fit in part, then schedules that stream behind every newer one, so
- * under sustained load its remainder waits until the call's deadline and the
- * handler never sees the call. A window far above what is ever in flight keeps
- * the sender from running dry. Only a credit: no memory is reserved for it.
- */
-const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
-
-/** Raises the connection window of each session `server` accepts (see {@link CONNECTION_WINDOW_BYTES}). */
-function raiseConnectionWindow(server: Server): void {
-  // grpc-js creates its HTTP/2 servers in this private method at bind time; wrapping
-  // it on the instance registers the listener before any connection can arrive.
-  // Should a grpc-js upgrade drop it, flow-control.test.ts fails.
-  const internals = server as unknown as { createHttp2Server?: (...args: unknown[]) => Http2Server };
-  const create = internals.createHttp2Server;
-  if (typeof create !== 'function') return;
-  internals.createHttp2Server = function (this: Server, ...args: unknown[]) {
-    const http2Server = create.apply(this, args);
-    http2Server.on('session', (session: ServerHttp2Session) => {
-      if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-    });
-    return http2Server;
-  };
 }
 
 /** True for an address only this host can reach. */
@@ -106,7 +61,9 @@ function bindError(host: string, port: number, err: Error): Error {
 
 /**
  * Serves `handler` as a Hollowtrees action plugin on `port` (0 for an ephemeral
- * port), together with the standard `grpc.health.v1` health service.
+ * port), together with the standard `grpc.health.v1` health service. Both calls
+ * of the contract are served, the unary `Handle` and the `HandleStream` core uses
+ * by default; the handler sees the same calls, deadlines and cancels from either.
  *
  * @example
  * ```ts
@@ -116,6 +73,11 @@ function bindError(host: string, port: number, err: Error): Error {
  * ```
  */
 export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {
+  const maxPerStream = options.maxConcurrentCallsPerStream ?? 1_000;
+  // 0 would never read a call; a fraction would read one more than asked.
+  if (!Number.isInteger(maxPerStream) || maxPerStream < 1) {
+    throw new RangeError(`serve: maxConcurrentCallsPerStream must be a whole number of at least 1, got ${maxPerStream}`);
+  }
   const host = options.host ?? '127.0.0.1';
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
   const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 16 * 1024 * 1024 });
@@ -123,56 +85,12 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   const health = new HealthImplementation({ '': 'SERVING', [PLUGIN_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
 
-  let closing: Promise<void> | undefined;
-  let inFlight = 0;
-  let onIdle: (() => void) | undefined;
-
-  const handle = (call: ServerUnaryCall<HandleRequest, HandleResponse>, callback: sendUnaryData<HandleResponse>): void => {
-    if (closing) {
-      callback({ code: status.UNAVAILABLE, details: 'plugin is shutting down' });
-      return;
-    }
-    const request = call.request;
-    if (!request.event) {
-      callback({ code: status.INVALID_ARGUMENT, details: 'request has no event' });
-      return;
-    }
-    let event: CloudEvent;
-    try {
-      event = eventFromProto(request.event);
-    } catch (err) {
-      // Decoded before anything is counted or timed, so a bad event cannot leak an in-flight slot.
-      callback({ code: status.INVALID_ARGUMENT, details: `cannot read the event: ${(err as Error).message}` });
-      return;
-    }
-    inFlight++;
-    const controller = new AbortController();
-    const deadlineValue = call.getDeadline();
-    const deadlineMs = deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue;
-    const deadline = Number.isFinite(deadlineMs) ? new Date(deadlineMs) : undefined;
-    // grpc-js ends a call with 'cancelled' when its deadline passes (its own timer, or the client's
-    // reset at the client's deadline) and when the client cancels; the time tells which. It also
-    // emits 'cancelled' when a finished call's stream closes: only a pending call is aborted.
-    let settled = false;
-    call.once('cancelled', () => settled || controller.abort(cancelReason(deadlineMs, Date.now())));
-
-    Promise.resolve()
-      .then(() => handler.handle(event, { flow: request.flow, attempt: request.attempt || 1, deadline, signal: controller.signal }))
-      .then(
-        (result) => {
-          settled = true;
-          callback(null, toResponse(result));
-        },
-        (err: unknown) => {
-          settled = true;
-          callback(toServiceError(err));
-        },
-      )
-      .finally(() => {
-        if (--inFlight === 0) onIdle?.();
-      });
-  };
-  server.addService(PluginServiceService, { handle });
+  const runner = new CallRunner(handler);
+  const streams: OpenStreams = new Set();
+  server.addService(PluginServiceService, {
+    handle: unaryHandle(runner),
+    handleStream: streamHandle(runner, maxPerStream, streams),
+  });
 
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, serverCredentials(options.tls), (err, bound) =>
@@ -187,23 +105,15 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     );
   }
 
-  const drain = (): Promise<void> =>
-    inFlight === 0
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, shutdownTimeoutMs);
-          onIdle = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-
+  let closing: Promise<void> | undefined;
   const onSignal = (): void => void close();
   const close = (): Promise<void> => {
     closing ??= (async () => {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(PLUGIN_SERVICE_NAME, 'NOT_SERVING');
-      await drain();
+      await runner.drain(shutdownTimeoutMs);
+      // Each stream ends once its calls are answered, so its client opens the next one elsewhere.
+      for (const finish of streams) finish();
       // A client holding a stream open (a health Watch) would keep tryShutdown waiting.
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 1_000);

@@ -25,6 +25,7 @@ import type { CloudEvent, EventData } from './cloud-event.js';
 
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export { manualClock, type ManualClock } from './manual-clock.js';
+export { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
 
 /** What {@link testEvent} takes: any CloudEvent attribute, and the labels of `data`. */
 export interface TestEventInit extends Partial<Omit<CloudEvent<EventData>, 'data'>> {

@@ -251,7 +251,9 @@ describe('parseConfig accepts every documented form', () => {
       timeout: 120_000,
       retry: { attempts: 100, initialBackoff: 1_000, maxBackoff: 60_000, multiplier: 1.5 },
       tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem', serverName: 'drain.local' },
+      transport: 'auto',
     });
+    expect(withTop('plugins:\n  drain: { type: grpc, address: "127.0.0.1:9000", transport: unary }').plugins.drain).toMatchObject({ transport: 'unary' });
     expect(plugins.quiet).toEqual({ type: 'log', timeout: 1_000, retry: { attempts: 1, initialBackoff: 200, maxBackoff: 5_000, multiplier: 10 } });
   });
 

@@ -58,6 +58,11 @@ const grpcPlugin = z.strictObject({
   timeout: duration.default(30_000),
   retry: retry.default(defaultRetry),
   tls: tlsFiles.optional(),
+  /**
+   * How calls reach the plugin: `auto` one HandleStream, with unary Handle calls for a plugin
+   * that does not serve it; `stream` or `unary` forces one.
+   */
+  transport: z.enum(['auto', 'stream', 'unary'], { error: 'expected auto, stream or unary' }).default('auto'),
 });
 
 const logPlugin = z.strictObject({

@@ -1,4 +1,4 @@
-import { PluginClient, type ClientTlsOptions } from '@hollowtrees/grpcplugin';
+import { PluginClient, type ClientTlsOptions, type PluginLogger, type PluginTransport } from '@hollowtrees/grpcplugin';
 import type { RetryConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
 
@@ -9,11 +9,16 @@ export interface GrpcActionPluginOptions {
   timeoutMs: number;
   retry: RetryConfig;
   tls?: ClientTlsOptions;
+  /** Stream (with unary for a plugin without it, the default), or one forced. */
+  transport?: PluginTransport;
+  /** Where the client says it fell back to unary calls. */
+  logger?: PluginLogger;
 }
 
-/** A plugin behind gRPC: one channel, opened once and reused by every call. */
+/** A plugin behind gRPC: one channel and one stream on it, opened once and reused by every call. */
 export function grpcActionPlugin(options: GrpcActionPluginOptions): ActionPlugin {
-  const client = new PluginClient(options.address, { defaultTimeoutMs: options.timeoutMs, ...(options.tls ? { tls: options.tls } : {}) });
+  const { tls, transport, logger } = options;
+  const client = new PluginClient(options.address, { defaultTimeoutMs: options.timeoutMs, ...(tls ? { tls } : {}), ...(transport ? { transport } : {}), ...(logger ? { logger } : {}) });
   return {
     name: options.name,
     timeoutMs: options.timeoutMs,

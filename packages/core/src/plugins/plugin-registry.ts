@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { pluginLogger, systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { ConfigFiles } from '../config/config-files.js';
 import type { Config, PluginConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
@@ -20,7 +20,8 @@ export function buildPlugins(config: Config, tls: ConfigFiles['pluginTls'], logg
       plugins.set(name, handlerActionPlugin(name, new LogHandler(logger), pc.timeout, pc.retry, clock));
     } else {
       const pluginTls = tls.get(name);
-      plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...(pluginTls ? { tls: pluginTls } : {}) }));
+      const client = { transport: pc.transport, logger: pluginLogger(logger.child({ plugin: name })) };
+      plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...client, ...(pluginTls ? { tls: pluginTls } : {}) }));
     }
   }
   return plugins;

@@ -113,6 +113,7 @@ export function completeConfigs(dir: string): object[] {
         timeout: '1s',
         retry: retry(),
         tls: { ca: file('ca.pem', certs.ca.cert), cert: file('client.pem', certs.client.cert), key: file('client-key.pem', certs.client.key), serverName: 'localhost' },
+        transport: 'stream',
       },
       l: { type: 'log', timeout: '1s', retry: retry() },
     },

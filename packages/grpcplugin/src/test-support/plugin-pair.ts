@@ -1,8 +1,11 @@
 import { afterEach } from 'vitest';
-import { PluginClient, type PluginClientOptions } from '../client.js';
+import { PluginClient, type PluginClientOptions, type PluginTransport } from '../client.js';
 import type { CloudEvent } from '../cloud-event.js';
 import type { EventHandler } from '../handler.js';
 import { serve, type PluginServer, type ServeOptions } from '../serve.js';
+
+/** The transports a suite of transport behaviour runs over, with `describe.each`. */
+export const TRANSPORTS: ReadonlyArray<Exclude<PluginTransport, 'auto'>> = ['stream', 'unary'];
 
 /** A minimal valid event. */
 export const testEvent: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event', data: { labels: { node: 'n1' } } };
@@ -11,6 +14,8 @@ export const testEvent: CloudEvent = { id: '1', source: 'test', specversion: '1.
 export interface PluginPairs {
   /** Serves `handler` on an ephemeral port of 127.0.0.1 (or `serveOptions.host`) and connects a client to it. */
   start(handler: EventHandler, serveOptions?: ServeOptions, clientOptions?: PluginClientOptions): Promise<{ server: PluginServer; client: PluginClient }>;
+  /** {@link start} with clients that use `transport`. */
+  over(transport: PluginTransport): PluginPairs['start'];
   /** Runs `cleanup` after the test, before what was registered earlier. */
   defer(cleanup: () => unknown): void;
 }
@@ -21,13 +26,15 @@ export function pluginPairs(): PluginPairs {
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
+  const start: PluginPairs['start'] = async (handler, serveOptions = {}, clientOptions = {}) => {
+    const server = await serve(0, handler, { host: '127.0.0.1', ...serveOptions });
+    const client = new PluginClient(`${serveOptions.host ?? '127.0.0.1'}:${server.port}`, clientOptions);
+    cleanups.push(() => server.close(), () => client.close());
+    return { server, client };
+  };
   return {
-    async start(handler, serveOptions = {}, clientOptions = {}) {
-      const server = await serve(0, handler, { host: '127.0.0.1', ...serveOptions });
-      const client = new PluginClient(`${serveOptions.host ?? '127.0.0.1'}:${server.port}`, clientOptions);
-      cleanups.push(() => server.close(), () => client.close());
-      return { server, client };
-    },
+    start,
+    over: (transport) => (handler, serveOptions, clientOptions) => start(handler, serveOptions, { transport, ...clientOptions }),
     defer: (cleanup) => void cleanups.push(cleanup),
   };
 }

@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -71,6 +73,77 @@ export interface CloudEvent_CloudEventAttributeValue {
     | { $case: "ceUriRef"; value: string }
     | { $case: "ceTimestamp"; value: Timestamp }
     | undefined;
+}
+
+/** HandleStreamRequest starts or cancels calls on a HandleStream. */
+export interface HandleStreamRequest {
+  /** One or more, handled in order. */
+  calls: StreamCall[];
+}
+
+/** StreamCall starts or cancels one call on a HandleStream. */
+export interface StreamCall {
+  /** Chosen by the sender, unique among the stream's calls without an answer. */
+  callId: number;
+  kind:
+    | //
+    /** Starts the call. */
+    { $case: "call"; value: HandleCall }
+    | //
+    /**
+     * Cancels the call: the plugin aborts its work and answers CANCELLED.
+     * A cancel for a call that has its answer already is ignored.
+     */
+    { $case: "cancel"; value: HandleCancel }
+    | undefined;
+}
+
+/**
+ * HandleCall is one call on a HandleStream: the request Handle takes, and the
+ * call's deadline.
+ */
+export interface HandleCall {
+  request:
+    | HandleRequest
+    | undefined;
+  /**
+   * The time left until the call's deadline, in milliseconds, when it was sent
+   * (relative, as gRPC's own grpc-timeout header, so the clocks of core and
+   * plugin need not agree). 0: no deadline. When it passes, the plugin aborts
+   * its work and the call ends with DEADLINE_EXCEEDED.
+   */
+  timeoutMs: number;
+}
+
+/** HandleCancel cancels the call named by its StreamCall's call_id. */
+export interface HandleCancel {
+}
+
+/** HandleStreamResponse answers calls of a HandleStream. */
+export interface HandleStreamResponse {
+  /** One or more answers. */
+  results: StreamResult[];
+}
+
+/** StreamResult is the answer to one call on a HandleStream. */
+export interface StreamResult {
+  /** The call_id of the call answered. */
+  callId: number;
+  outcome:
+    | //
+    /** The call succeeded, as Handle's response. */
+    { $case: "response"; value: HandleResponse }
+    | //
+    /** The call failed, with the status Handle would have ended with. */
+    { $case: "status"; value: CallStatus }
+    | undefined;
+}
+
+/** CallStatus is how one call on a stream failed: a gRPC status. */
+export interface CallStatus {
+  /** The gRPC status code (google.rpc.Code), never OK. */
+  code: number;
+  message: string;
 }
 
 /** HandleRequest carries the event and where it comes from in the flow. */
@@ -398,6 +471,387 @@ export const CloudEvent_CloudEventAttributeValue: MessageFns<CloudEvent_CloudEve
   },
 };
 
+function createBaseHandleStreamRequest(): HandleStreamRequest {
+  return { calls: [] };
+}
+
+export const HandleStreamRequest: MessageFns<HandleStreamRequest> = {
+  encode(message: HandleStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.calls) {
+      StreamCall.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HandleStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHandleStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.calls.push(StreamCall.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseStreamCall(): StreamCall {
+  return { callId: 0, kind: undefined };
+}
+
+export const StreamCall: MessageFns<StreamCall> = {
+  encode(message: StreamCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    switch (message.kind?.$case) {
+      case "call":
+        HandleCall.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "cancel":
+        HandleCancel.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamCall {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamCall();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "call", value: HandleCall.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "cancel", value: HandleCancel.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHandleCall(): HandleCall {
+  return { request: undefined, timeoutMs: 0 };
+}
+
+export const HandleCall: MessageFns<HandleCall> = {
+  encode(message: HandleCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request !== undefined) {
+      HandleRequest.encode(message.request, writer.uint32(10).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(16).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HandleCall {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHandleCall();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request = HandleRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHandleCancel(): HandleCancel {
+  return {};
+}
+
+export const HandleCancel: MessageFns<HandleCancel> = {
+  encode(_: HandleCancel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HandleCancel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHandleCancel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHandleStreamResponse(): HandleStreamResponse {
+  return { results: [] };
+}
+
+export const HandleStreamResponse: MessageFns<HandleStreamResponse> = {
+  encode(message: HandleStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      StreamResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HandleStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHandleStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(StreamResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseStreamResult(): StreamResult {
+  return { callId: 0, outcome: undefined };
+}
+
+export const StreamResult: MessageFns<StreamResult> = {
+  encode(message: StreamResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    switch (message.outcome?.$case) {
+      case "response":
+        HandleResponse.encode(message.outcome.value, writer.uint32(18).fork()).join();
+        break;
+      case "status":
+        CallStatus.encode(message.outcome.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outcome = { $case: "response", value: HandleResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.outcome = { $case: "status", value: CallStatus.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseCallStatus(): CallStatus {
+  return { code: 0, message: "" };
+}
+
+export const CallStatus: MessageFns<CallStatus> = {
+  encode(message: CallStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseHandleRequest(): HandleRequest {
   return { event: undefined, flow: "", attempt: 0 };
 }
@@ -595,10 +1049,17 @@ export const HandleResponse_AttributesEntry: MessageFns<HandleResponse_Attribute
 };
 
 /**
- * PluginService is implemented by every action plugin. Core calls Handle once
- * per plugin per attempt, with a deadline. Errors travel as gRPC status codes:
+ * PluginService is implemented by every action plugin. Core makes one call per
+ * plugin per attempt, with a deadline. Errors travel as gRPC status codes:
  * UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED are retried,
  * any other code fails the flow run at once.
+ *
+ * The two calls mean the same. HandleStream is core's default: one long-lived
+ * stream per plugin carries many calls, each with its own id, deadline and
+ * cancel, and moves several times more calls per second than one unary call
+ * per event. Handle is the simple form, for plugins written without the SDK:
+ * a plugin that answers UNIMPLEMENTED to HandleStream is called through Handle.
+ * The SDK's serve() implements both.
  */
 export type PluginServiceService = typeof PluginServiceService;
 export const PluginServiceService = {
@@ -612,11 +1073,42 @@ export const PluginServiceService = {
     responseSerialize: (value: HandleResponse): Buffer => Buffer.from(HandleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HandleResponse => HandleResponse.decode(value),
   },
+  /**
+   * HandleStream carries many Handle calls on one stream. A HandleStreamRequest
+   * starts or cancels one or more calls; the plugin answers each call once, in a
+   * HandleStreamResponse with the call's id, in any order and together with other
+   * answers or not. A sender puts into one message what it has ready, so one write
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * no more calls than it can work on at once (gRPC flow control then holds the
+   * sender back). When the stream breaks, every call without an answer counts as
+   * failed with UNAVAILABLE.
+   */
+  handleStream: {
+    path: "/hollowtrees.plugin.v1.PluginService/HandleStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: HandleStreamRequest): Buffer => Buffer.from(HandleStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HandleStreamRequest => HandleStreamRequest.decode(value),
+    responseSerialize: (value: HandleStreamResponse): Buffer =>
+      Buffer.from(HandleStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HandleStreamResponse => HandleStreamResponse.decode(value),
+  },
 } as const;
 
 export interface PluginServiceServer extends UntypedServiceImplementation {
   /** Handle acts on one event. */
   handle: handleUnaryCall<HandleRequest, HandleResponse>;
+  /**
+   * HandleStream carries many Handle calls on one stream. A HandleStreamRequest
+   * starts or cancels one or more calls; the plugin answers each call once, in a
+   * HandleStreamResponse with the call's id, in any order and together with other
+   * answers or not. A sender puts into one message what it has ready, so one write
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * no more calls than it can work on at once (gRPC flow control then holds the
+   * sender back). When the stream breaks, every call without an answer counts as
+   * failed with UNAVAILABLE.
+   */
+  handleStream: handleBidiStreamingCall<HandleStreamRequest, HandleStreamResponse>;
 }
 
 export interface PluginServiceClient extends Client {
@@ -636,6 +1128,22 @@ export interface PluginServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HandleResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * HandleStream carries many Handle calls on one stream. A HandleStreamRequest
+   * starts or cancels one or more calls; the plugin answers each call once, in a
+   * HandleStreamResponse with the call's id, in any order and together with other
+   * answers or not. A sender puts into one message what it has ready, so one write
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * no more calls than it can work on at once (gRPC flow control then holds the
+   * sender back). When the stream breaks, every call without an answer counts as
+   * failed with UNAVAILABLE.
+   */
+  handleStream(): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
+  handleStream(options: Partial<CallOptions>): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
+  handleStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
 }
 
 export const PluginServiceClient = makeGenericClientConstructor(
@@ -646,6 +1154,17 @@ export const PluginServiceClient = makeGenericClientConstructor(
   service: typeof PluginServiceService;
   serviceName: string;
 };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;

@@ -1,0 +1,71 @@
+import { Code, PluginError } from './errors.js';
+import { eventFromProto } from './event-codec.js';
+import { HandleStatus, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
+import type { CallSignal } from './call-signal.js';
+import type { CloudEvent } from './cloud-event.js';
+import type { EventHandler, HandleResult } from './handler.js';
+
+function toResponse(result: HandleResult | void): HandleResponse {
+  return {
+    status: result?.status === 'skipped' ? HandleStatus.HANDLE_STATUS_SKIPPED : HandleStatus.HANDLE_STATUS_OK,
+    message: result?.message ?? '',
+    attributes: result?.attributes ?? {},
+  };
+}
+
+/**
+ * What one served call does, whichever transport carried it: refuse it while the server
+ * closes, read the event, run the handler, and count it while it runs so `close()` can
+ * wait for it.
+ */
+export class CallRunner {
+  private inFlight = 0;
+  private onIdle: (() => void) | undefined;
+  private closing = false;
+
+  constructor(private readonly handler: EventHandler) {}
+
+  /**
+   * Runs one call. Resolves with the response to send; rejects with the {@link PluginError}
+   * to answer with (anything the handler throws becomes one). Settles `call` when it ends.
+   */
+  async run(request: HandleRequest | undefined, call: CallSignal): Promise<HandleResponse> {
+    let event: CloudEvent;
+    try {
+      if (this.closing) throw new PluginError(Code.Unavailable, 'plugin is shutting down');
+      if (!request?.event) throw new PluginError(Code.InvalidArgument, 'request has no event');
+      try {
+        event = eventFromProto(request.event);
+      } catch (err) {
+        throw new PluginError(Code.InvalidArgument, `cannot read the event: ${(err as Error).message}`);
+      }
+    } catch (err) {
+      // Refused before anything is counted, so a bad call cannot hold an in-flight slot.
+      call.settle();
+      throw err;
+    }
+    this.inFlight++;
+    try {
+      const context = { flow: request.flow, attempt: request.attempt || 1, deadline: call.deadline, signal: call.signal };
+      return toResponse(await this.handler.handle(event, context));
+    } catch (err) {
+      throw PluginError.from(err);
+    } finally {
+      call.settle();
+      if (--this.inFlight === 0) this.onIdle?.();
+    }
+  }
+
+  /** Refuses new calls from now on, then resolves when none is in flight, or after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

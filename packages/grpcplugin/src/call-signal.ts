@@ -1,0 +1,45 @@
+import { cancelReason } from './cancel-reason.js';
+
+/**
+ * The AbortSignal a served call hands its handler. It aborts once, while the call is
+ * pending: at the call's deadline (DEADLINE_EXCEEDED) or when the call is cancelled
+ * (CANCELLED, or DEADLINE_EXCEEDED when that is close to the deadline: see
+ * {@link cancelReason}). Once the handler settled, nothing aborts it.
+ */
+export class CallSignal {
+  private readonly controller = new AbortController();
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  /** @param deadlineMs The call's deadline in epoch ms, Infinity for none. */
+  constructor(private readonly deadlineMs: number) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** The deadline the handler sees. */
+  get deadline(): Date | undefined {
+    return Number.isFinite(this.deadlineMs) ? new Date(this.deadlineMs) : undefined;
+  }
+
+  /**
+   * Aborts at the deadline by a timer of its own. A unary call needs none (grpc-js
+   * cancels it at its deadline); a call on a stream has no grpc-js deadline.
+   */
+  armDeadline(): void {
+    if (!Number.isFinite(this.deadlineMs) || this.settled) return;
+    this.timer = setTimeout(() => this.cancel(), Math.max(0, this.deadlineMs - Date.now()));
+  }
+
+  /** The call was cancelled, or its stream went away. */
+  cancel(): void {
+    if (!this.settled && !this.controller.signal.aborted) this.controller.abort(cancelReason(this.deadlineMs, Date.now()));
+  }
+
+  /** The handler settled: the call is over and the signal stays as it is. */
+  settle(): void {
+    this.settled = true;
+    clearTimeout(this.timer);
+  }
+}

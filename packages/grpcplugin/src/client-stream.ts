@@ -1,0 +1,153 @@
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { Metadata, status, type Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { Code, PluginError } from './errors.js';
+import { PluginServiceService, StreamCall, type HandleRequest, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { fromResponse, type PluginResponse } from './plugin-response.js';
+
+interface Pending {
+  resolve(response: PluginResponse): void;
+  reject(err: PluginError): void;
+}
+
+/** The field number of `HandleStreamRequest.calls`, as a length-delimited field's tag. */
+const CALLS_TAG = (1 << 3) | 2;
+/** At most what the tag and the length of one element of `calls` take. */
+const FRAMING_BYTES = 6;
+
+/**
+ * One `HandleStream` to a plugin, carrying many calls. A call written is matched to its
+ * answer by id; the call's own timer ends it at its deadline and its signal cancels it.
+ * The calls made within one turn of the event loop go out as one message (gRPC writes a
+ * stream's messages one per turn: a message per call would cap the stream at one call per
+ * turn of a busy core). Writes respect the stream's backpressure: once `write()` reports a
+ * full buffer, further calls wait here, one per waiting caller, until it drains. When the stream
+ * ends or fails, every call without an answer fails with UNAVAILABLE (UNIMPLEMENTED when
+ * the plugin does not serve the stream at all), and the stream is done: {@link onClosed}.
+ */
+export class ClientStream {
+  private readonly call: ClientDuplexStream<Buffer, HandleStreamResponse>;
+  private readonly pending = new Map<number, Pending>();
+  private readonly waiting: Array<{ callId: number; bytes: Uint8Array; cancel: boolean }> = [];
+  private flushScheduled = false;
+  private nextId = 1;
+  private blocked = false;
+  private closed = false;
+  /** Set when the plugin answered the stream with UNIMPLEMENTED: it serves only unary calls. */
+  unimplemented = false;
+
+  /** Opens the stream on `client`'s channel. `onClosed` runs once, when it ends or fails. */
+  constructor(
+    client: Client,
+    private readonly maxSendBytes: number,
+    private readonly onClosed: (stream: ClientStream) => void,
+  ) {
+    const method = PluginServiceService.handleStream;
+    // Requests are encoded before they are written (to check their size), so the stream passes bytes on.
+    this.call = client.makeBidiStreamRequest(method.path, (bytes: Buffer) => bytes, method.responseDeserialize, new Metadata());
+    this.call.on('data', (message: HandleStreamResponse) => message.results.forEach((result) => this.answered(result)));
+    this.call.on('drain', () => {
+      this.blocked = false;
+      this.flush();
+    });
+    // grpc-js reports a failure as 'error' and then as 'status'; 'status' comes for every end.
+    this.call.on('error', () => {});
+    this.call.on('status', (end: StatusObject) => this.close(end));
+  }
+
+  /** True while the stream takes calls. */
+  get open(): boolean {
+    return !this.closed;
+  }
+
+  /** Sends one call; settles with its answer, its deadline, its cancel or the stream's end. */
+  send(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
+    return new Promise<PluginResponse>((resolve, reject) => {
+      const callId = this.nextId++;
+      const timeoutMs = Math.ceil(deadline - Date.now());
+      if (timeoutMs <= 0) return reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
+      const bytes = StreamCall.encode({ callId, kind: { $case: 'call', value: { request, timeoutMs } } }).finish();
+      // Framed as one element of a message's `calls`: a tag and a length beside it.
+      if (bytes.length + FRAMING_BYTES > this.maxSendBytes) {
+        return reject(new PluginError(Code.ResourceExhausted, `request of ${bytes.length} bytes is larger than maxSendMessageBytes (${this.maxSendBytes})`));
+      }
+      const done = (): void => {
+        this.pending.delete(callId);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      // The plugin has the deadline too and ends its work at it: no cancel needs to go out.
+      const timer = setTimeout(() => {
+        done();
+        reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
+      }, timeoutMs);
+      const onAbort = (): void => {
+        done();
+        reject(new PluginError(Code.Canceled, 'call cancelled'));
+        if (!this.closed) this.write(callId, StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish(), true);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(callId, {
+        resolve: (response) => (done(), resolve(response)),
+        reject: (err) => (done(), reject(err)),
+      });
+      this.write(callId, bytes, false);
+    });
+  }
+
+  /** Half-closes the stream: the plugin answers the calls it has and then ends it. */
+  end(): void {
+    if (!this.closed) this.call.end();
+  }
+
+  private write(callId: number, bytes: Uint8Array, cancel: boolean): void {
+    this.waiting.push({ callId, bytes, cancel });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Writes what waits, as few messages as `maxSendBytes` allows, until the stream pushes back. */
+  private flush(): void {
+    while (!this.blocked && !this.closed && this.waiting.length > 0) {
+      // Each StreamCall is encoded once (its size checked in send), then framed as one element of `calls`.
+      const writer = new BinaryWriter();
+      let size = 0;
+      while (this.waiting.length > 0) {
+        const { callId, bytes, cancel } = this.waiting[0]!;
+        if (size > 0 && size + bytes.length + FRAMING_BYTES > this.maxSendBytes) break;
+        this.waiting.shift();
+        // A call that ended while it waited (deadline, cancel) is not sent at all.
+        if (!cancel && !this.pending.has(callId)) continue;
+        writer.uint32(CALLS_TAG).bytes(bytes);
+        size += bytes.length + FRAMING_BYTES;
+      }
+      if (size > 0) this.blocked = !this.call.write(Buffer.from(writer.finish()));
+    }
+  }
+
+  private answered({ callId, outcome }: StreamResult): void {
+    const pending = this.pending.get(callId);
+    if (!pending) return; // ended here already: deadline or cancel
+    if (outcome?.$case === 'response') pending.resolve(fromResponse(outcome.value));
+    else if (outcome?.$case === 'status') pending.reject(new PluginError(outcome.value.code as Code, outcome.value.message));
+    else pending.reject(new PluginError(Code.Internal, 'the plugin answered a call with neither a response nor a status'));
+  }
+
+  private close(end: StatusObject): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.waiting.length = 0;
+    this.unimplemented = end.code === status.UNIMPLEMENTED;
+    const error = this.unimplemented
+      ? new PluginError(Code.Unimplemented, `the plugin does not serve HandleStream: ${end.details}`)
+      : end.code === status.UNAVAILABLE
+        ? new PluginError(Code.Unavailable, end.details) // as a unary call would say it: the connection's error
+        : new PluginError(Code.Unavailable, `the stream to the plugin ended with ${status[end.code]} before the call was answered${end.details ? `: ${end.details}` : ''}`);
+    for (const pending of [...this.pending.values()]) pending.reject(error);
+    this.onClosed(this);
+  }
+}
