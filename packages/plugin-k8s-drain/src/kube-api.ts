@@ -9,9 +9,9 @@ import {
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { SharedAgents } from '@hollowtrees/grpcplugin';
 import { CallGate } from './call-gate.js';
 import { kubeWriter } from './kube-request.js';
-import { SharedAgents } from './shared-agents.js';
 import type { ListedPage, WatchEvent } from './watched-list.js';
 
 /** The collections a drain's caches watch. */
@@ -89,7 +89,7 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const gate = new CallGate(options.maxInFlight ?? 64);
-  const agents = new SharedAgents(gate.limit);
+  const agents = new SharedAgents({ maxSockets: gate.limit });
   const core = new CoreV1Api(
     createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),

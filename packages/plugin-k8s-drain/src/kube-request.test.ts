@@ -3,13 +3,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Code } from '@hollowtrees/grpcplugin';
+import { Code, SharedAgents } from '@hollowtrees/grpcplugin';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toPluginError } from './api-errors.js';
 import { kubeWriter } from './kube-request.js';
-import { SharedAgents } from './shared-agents.js';
 
 const certs = makeTestCertificates();
 const cleanups: Array<() => unknown> = [];
@@ -51,7 +50,7 @@ function writerFor(url: string, timeoutMs?: number): ReturnType<typeof kubeWrite
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
   });
-  const agents = new SharedAgents(4);
+  const agents = new SharedAgents({ maxSockets: 4 });
   cleanups.push(() => agents.destroy());
   return kubeWriter(kc, agents, timeoutMs);
 }

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
-import type { SharedAgents } from './shared-agents.js';
+import type { SharedAgents } from '@hollowtrees/grpcplugin';
 
 /** Sends a JSON body to an API server path; resolves on a 2xx answer, whose body is not read. */
 export type KubeWrite = (method: 'POST' | 'PATCH', path: string, body: object, contentType?: string) => Promise<void>;

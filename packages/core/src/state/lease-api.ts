@@ -1,7 +1,5 @@
-import http from 'node:http';
-import https from 'node:https';
 import { ApiException, CoordinationV1Api, createConfiguration, KubeConfig, ServerConfiguration, type V1Lease } from '@kubernetes/client-node';
-import type { Clock } from '@hollowtrees/grpcplugin';
+import { SharedAgents, type Clock } from '@hollowtrees/grpcplugin';
 import type { StoreCallResult, StoreMetrics, StoreOperation } from './store-metrics.js';
 
 /** A Lease call the API server answered with this HTTP code (404, 409, ...). */
@@ -59,6 +57,10 @@ const resultOf = (err: unknown): StoreCallResult => (err instanceof LeaseRefused
  * Every call is counted and timed.
  */
 export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi {
+  // One set of keep-alive connections instead of the client's new connection (and handshake) per
+  // call: thousands in a wave, and a renewal of every Lease each interval. Idle ones close before
+  // the server's keep-alive timeout (Node's default 5 s) could close them under a request.
+  const agents = new SharedAgents({ idleTimeoutMs: 4_000 });
   const api = new CoordinationV1Api(
     createConfiguration({
       baseServer: new ServerConfiguration(kc.getCurrentCluster()!.server, {}),
@@ -66,7 +68,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
       promiseMiddleware: [
         {
           pre: async (context) => {
-            const agent = keepAlive(context.getAgent());
+            const agent = agents.agentFor(context.getAgent());
             if (agent) context.setAgent(agent);
             return context;
           },
@@ -119,24 +121,6 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
         return items;
       }),
   };
-}
-
-let keptHttp: http.Agent | undefined;
-let keptHttps: https.Agent | undefined;
-
-/**
- * One keep-alive agent in place of the one the client builds for each call
- * (a new connection, and for https a new handshake, per call: thousands for a
- * wave, and a renewal of every Lease each interval). The kubeconfig's TLS
- * settings are those of the first call; the token travels in a header, so a
- * rotated service-account token needs no new agent. Proxy agents are kept.
- */
-function keepAlive(perCall: http.Agent | https.Agent | undefined): http.Agent | https.Agent | undefined {
-  // Idle sockets are closed before the server's keep-alive timeout (Node's default 5 s) can close them under a request.
-  const options = { keepAlive: true, timeout: 4_000 };
-  if (perCall?.constructor === https.Agent) return (keptHttps ??= new https.Agent({ ...(perCall as https.Agent).options, ...options }));
-  if (perCall?.constructor === http.Agent) return (keptHttp ??= new http.Agent(options));
-  return perCall;
 }
 
 /** The API server's message from a `Status` body, else the client's. */

@@ -14,11 +14,24 @@ function fingerprint(options: https.AgentOptions): string {
 /** How long a replaced agent (a rotated client certificate) keeps its connections for the calls still on them. */
 const RETIRE_AFTER_MS = 60_000;
 
+/** How {@link SharedAgents} keeps its connections. */
+export interface SharedAgentsOptions {
+  /** Connections open at once per host (default: Node's, unbounded). */
+  maxSockets?: number;
+  /**
+   * Closes a connection idle this long. Set it below the server's keep-alive
+   * timeout (Node's default is 5 s), so the server never closes a connection
+   * under a request just sent on it.
+   */
+  idleTimeoutMs?: number;
+}
+
 /**
- * Keep-alive agents shared by every Kubernetes call. `@kubernetes/client-node`
- * 1.x builds a new `http(s).Agent` for each request from the kubeconfig, so
- * each call opens (and for https, handshakes) its own connection. Given the
- * agent the client built for a call, {@link agentFor} returns a long-lived
+ * Keep-alive agents shared by every Kubernetes call of one client (the drain
+ * plugin's, core's Lease store). `@kubernetes/client-node` 1.x builds a new
+ * `http(s).Agent` for each request from the kubeconfig, so each call opens
+ * (and for https, handshakes) its own connection. Given the agent the client
+ * built for a call, {@link SharedAgents.agentFor} returns a long-lived
  * keep-alive agent with the same TLS settings instead. A change of those
  * settings (a rotated client certificate) gets a new agent; the old one is
  * closed a minute later. Proxy agents (kubeconfig `proxy-url`) are left as
@@ -28,8 +41,9 @@ export class SharedAgents {
   private httpAgent: http.Agent | undefined;
   private httpsAgent: { agent: https.Agent; key: string } | undefined;
 
-  constructor(private readonly maxSockets: number) {}
+  constructor(private readonly options: SharedAgentsOptions = {}) {}
 
+  /** The shared agent to use instead of `perCall`, the one the client built for this call. */
   agentFor(perCall: http.Agent | https.Agent | undefined): http.Agent | https.Agent | undefined {
     if (perCall?.constructor === https.Agent) return this.https((perCall as https.Agent).options);
     if (perCall?.constructor === http.Agent) return (this.httpAgent ??= new http.Agent(this.keepAlive()));
@@ -54,6 +68,11 @@ export class SharedAgents {
   }
 
   private keepAlive(): http.AgentOptions {
-    return { keepAlive: true, maxSockets: this.maxSockets, maxFreeSockets: this.maxSockets };
+    const { maxSockets, idleTimeoutMs } = this.options;
+    return {
+      keepAlive: true,
+      ...(maxSockets === undefined ? {} : { maxSockets, maxFreeSockets: maxSockets }),
+      ...(idleTimeoutMs === undefined ? {} : { timeout: idleTimeoutMs }),
+    };
   }
 }
