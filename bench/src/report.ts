@@ -221,7 +221,7 @@ export function chartPanels(r: BenchResults): ChartPanel[] {
     ],
   });
   panels.push({
-    title: `Mass reclaim: ${r.massReclaim.alerts} instances in one POST, ${r.massReclaim.pluginDelayMs} ms plugin`,
+    title: `Mass reclaim: ${r.massReclaim.alerts} instances in POSTs of 100, ${r.massReclaim.pluginDelayMs} ms plugin`,
     unit: 'ms',
     bars: [
       { label: 'Hollowtrees, all called', value: r.massReclaim.allCalledMs, color: HT },

@@ -31,7 +31,9 @@ const INGEST_WARMUP_MS = 1_000;
 const INGEST_MS = 5_000;
 const LATENCY_SAMPLES = 2_000;
 const LATENCY_WARMUP = 200;
-const RECLAIM_ALERTS = 1_000;
+const RECLAIM_ALERTS = 10_000;
+/** Alerts per POST of the reclaim wave: Prometheus sends a wave in batches, one after another. */
+const RECLAIM_BATCH = 100;
 const RECLAIM_DELAY_MS = 50;
 const MEMORY_GROUPS = 100_000;
 const MEMORY_BATCH = 1_000;
@@ -176,16 +178,16 @@ async function main(): Promise<void> {
       plugin.onEntry((instance, at) => {
         if (instance.startsWith('reclaim-')) lastEntry = at;
       });
-      const body = alertsBody('reclaim-', 0, RECLAIM_ALERTS);
+      const bodies = Array.from({ length: RECLAIM_ALERTS / RECLAIM_BATCH }, (_, i) => alertsBody('reclaim-', i * RECLAIM_BATCH, RECLAIM_BATCH));
       const t0 = performance.now();
-      await postAlerts(ht.url, body);
+      for (const body of bodies) await postAlerts(ht.url, body);
       const postAnsweredMs = performance.now() - t0;
       await pollUntil(() => plugin.received - base >= RECLAIM_ALERTS, 30_000, () => 'all reclaim runs to call the plugin', 1);
       const allCalledMs = lastEntry - t0;
       await pollUntil(async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, () => 'all reclaim runs to finish', 5);
       const allFinishedMs = performance.now() - t0;
       results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs };
-      log(`mass reclaim: POST answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms`);
+      log(`mass reclaim: last of ${bodies.length} POSTs answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms`);
     });
   }
 
