@@ -14,6 +14,12 @@ function fingerprint(options: https.AgentOptions): string {
 /** How long a replaced agent (a rotated client certificate) keeps its connections for the calls still on them. */
 const RETIRE_AFTER_MS = 60_000;
 
+/** What {@link SharedAgents.middleware} needs of a call: `@kubernetes/client-node`'s `RequestContext` has it. */
+export interface AgentContext {
+  getAgent(): http.Agent | https.Agent | undefined;
+  setAgent(agent: http.Agent | https.Agent): void;
+}
+
 /** How {@link SharedAgents} keeps its connections. */
 export interface SharedAgentsOptions {
   /** Connections open at once per host (default: Node's, unbounded). */
@@ -48,6 +54,21 @@ export class SharedAgents {
     if (perCall?.constructor === https.Agent) return this.https((perCall as https.Agent).options);
     if (perCall?.constructor === http.Agent) return (this.httpAgent ??= new http.Agent(this.keepAlive()));
     return perCall;
+  }
+
+  /**
+   * A `promiseMiddleware` entry for `@kubernetes/client-node`'s
+   * `createConfiguration` that gives each call the shared agent.
+   */
+  middleware(): { pre<C extends AgentContext>(context: C): Promise<C>; post<R>(response: R): Promise<R> } {
+    return {
+      pre: async (context) => {
+        const agent = this.agentFor(context.getAgent());
+        if (agent) context.setAgent(agent);
+        return context;
+      },
+      post: async (response) => response,
+    };
   }
 
   /** Closes every connection. */

@@ -94,16 +94,7 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
     createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: kubeConfig },
-      promiseMiddleware: [
-        {
-          pre: async (context) => {
-            const agent = agents.agentFor(context.getAgent());
-            if (agent) context.setAgent(agent);
-            return context;
-          },
-          post: async (response) => response,
-        },
-      ],
+      promiseMiddleware: [agents.middleware()],
     }),
   );
   const write = kubeWriter(kubeConfig, agents);

@@ -65,16 +65,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     createConfiguration({
       baseServer: new ServerConfiguration(kc.getCurrentCluster()!.server, {}),
       authMethods: { default: kc },
-      promiseMiddleware: [
-        {
-          pre: async (context) => {
-            const agent = agents.agentFor(context.getAgent());
-            if (agent) context.setAgent(agent);
-            return context;
-          },
-          post: async (response) => response,
-        },
-      ],
+      promiseMiddleware: [agents.middleware()],
     }),
   );
   const { namespace, metrics, clock } = options;
