@@ -31,3 +31,53 @@ describe('grpcCodeFor', () => {
     expect(isRetryable(code)).toBe(false);
   });
 });
+
+describe('grpcCodeFor, every code of the table', () => {
+  // Without an HTTP status, so no code passes only through the status fallback.
+  it.each([
+    ...['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled', 'RequestThrottledException', 'TooManyRequestsException', 'EC2ThrottledException', 'SlowDown'].map(
+      (c) => [c, Code.ResourceExhausted] as const,
+    ),
+    ...['InsufficientInstanceCapacity', 'UnfulfillableCapacity', 'InsufficientCapacity', 'InsufficientHostCapacity'].map((c) => [c, Code.ResourceExhausted] as const),
+    ...['ResourceContention', 'ScalingActivityInProgress', 'IncorrectInstanceState', 'ConcurrentTagAccess'].map((c) => [c, Code.Aborted] as const),
+    ...[
+      'AuthFailure',
+      'InvalidClientTokenId',
+      'SignatureDoesNotMatch',
+      'IncompleteSignature',
+      'MissingAuthenticationToken',
+      'ExpiredToken',
+      'ExpiredTokenException',
+      'UnrecognizedClientException',
+      'CredentialsProviderError',
+    ].map((c) => [c, Code.Unauthenticated] as const),
+    ...['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'OptInRequired', 'Blocked'].map((c) => [c, Code.PermissionDenied] as const),
+    ...[
+      'ValidationError',
+      'InvalidParameter',
+      'InvalidParameterValue',
+      'InvalidParameterCombination',
+      'MissingParameter',
+      'UnknownParameter',
+      'InvalidAction',
+      'IdempotentParameterMismatch',
+      'InvalidInstanceID.Malformed',
+    ].map((c) => [c, Code.InvalidArgument] as const),
+    ['InvalidInstanceID.NotFound', Code.NotFound] as const,
+    ...['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure'].map((c) => [c, Code.FailedPrecondition] as const),
+    ...['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].map((c) => [c, Code.Unavailable] as const),
+    ['SomethingNew', Code.Internal] as const,
+  ])('maps %s to %s', (awsCode, code) => {
+    expect(grpcCodeFor(awsCode)).toBe(code);
+  });
+
+  it('takes an unknown code with HTTP 500 and above for UNAVAILABLE, 400 to 499 for FAILED_PRECONDITION, below for INTERNAL', () => {
+    expect([500, 499, 400, 399, 200].map((status) => grpcCodeFor('SomethingNew', status))).toEqual([
+      Code.Unavailable,
+      Code.FailedPrecondition,
+      Code.FailedPrecondition,
+      Code.Internal,
+      Code.Internal,
+    ]);
+  });
+});
