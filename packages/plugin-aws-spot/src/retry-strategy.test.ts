@@ -8,7 +8,7 @@ const retryAfter = async (
   strategy: Strategy,
   token: Token,
   errorType: 'THROTTLING' | 'TRANSIENT' | 'SERVER_ERROR' | 'CLIENT_ERROR',
-  error?: Error,
+  error?: Error & { cause?: Error },
 ): Promise<Token | undefined> => strategy.refreshRetryTokenForRetry(token, { errorType, ...(error && { error }) }).catch(() => undefined);
 
 describe('retryStrategy', () => {
@@ -51,8 +51,8 @@ describe('retryStrategy', () => {
   });
 
   it('charges a retry after a timeout 10 tokens, after any other transient error 5', async () => {
-    const timeout = Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
-    const other = Object.assign(new Error('socket hang up'), { name: 'ECONNRESET' });
+    const timeout = Object.assign(new Error('socket hang up'), { name: 'TimeoutError', cause: undefined });
+    const other = Object.assign(new Error('socket hang up'), { name: 'ECONNRESET', cause: undefined });
     // 14 tokens: one retry after a timeout (10), then none at 5; the same quota takes two retries of another error.
     const afterTimeout = retryStrategy({ maxAttempts: 10, retryQuota: 14, random: () => 0 });
     expect(await retryAfter(afterTimeout, await afterTimeout.acquireInitialRetryToken('scope'), 'TRANSIENT', timeout)).toBeDefined();
