@@ -673,3 +673,142 @@ describe('served over gRPC', () => {
     expect(err.message).toMatch(/has no labels.instance_id/);
   });
 });
+
+describe('which strategy and what answer (issue 20: mutation survivors)', () => {
+  it('replaces a group member with a fleet when configured fleet', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const result = await handler({ strategy: 'fleet' }).handle(spotEvent(old!), context());
+    expect(result.attributes).toMatchObject({ strategy: 'fleet', replacement_instance_id: aws.ec2.fleets[0]?.instances[0]?.instanceId });
+    expect(aws.callsTo('DetachInstances')).toHaveLength(0);
+    expect(group.members.has(old!)).toBe(true);
+  });
+
+  it('refuses an instance outside any group with FAILED_PRECONDITION when configured asg-detach, and launches nothing', async () => {
+    const old = standalone();
+    const err = await rejection(handler({ strategy: 'asg-detach' }).handle(spotEvent(old), context()));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toBe(`${old} is not in an Auto Scaling group: the asg-detach strategy cannot replace it`);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(0);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(0);
+  });
+
+  it('leaves an instance its group has let go (only Auto Scaling’s tag left) to the group: skipped, no fleet', async () => {
+    aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 1, minSize: 1 });
+    const former = aws.ec2.addInstance({ state: 'shutting-down', launchTemplate: { id: 'lt-0web', version: '1' }, tags: { 'aws:autoscaling:groupName': 'workers' } }).instanceId;
+    const result = await handler().handle(spotEvent(former), context());
+    expect(result).toMatchObject({
+      status: 'skipped',
+      message: `${former} is no longer in Auto Scaling group workers (shutting-down): the group keeps its own capacity`,
+      attributes: { auto_scaling_group: 'workers', strategy: 'asg-detach' },
+    });
+    expect(aws.ec2.fleets).toHaveLength(0);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(0);
+  });
+
+  it('asks Auto Scaling which group an instance without its tag belongs to', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    // Attached by hand: Auto Scaling's tag is not on it.
+    delete aws.ec2.instances.get(old!)!.tags['aws:autoscaling:groupName'];
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.attributes).toMatchObject({ auto_scaling_group: 'workers', strategy: 'asg-detach', replacement_requested: 'true' });
+    expect(aws.callsTo('DescribeAutoScalingInstances').map((c) => c.params['InstanceIds.member.1'])).toEqual([old]);
+    expect(group.members.has(old!)).toBe(false);
+  });
+
+  it('detaches a member in Standby, and skips one in another state with the state in its message', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [standby, pending] = group.members.keys();
+    group.members.get(standby!)!.lifecycleState = 'Standby';
+    group.members.get(pending!)!.lifecycleState = 'Pending';
+    const h = handler();
+    expect(await h.handle(spotEvent(standby!), context())).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    expect(group.members.has(standby!)).toBe(false);
+    const skipped = await h.handle(spotEvent(pending!), context());
+    expect(skipped).toMatchObject({
+      status: 'skipped',
+      message: `${pending} is Pending in Auto Scaling group workers: nothing to detach`,
+      attributes: { auto_scaling_group: 'workers', strategy: 'asg-detach' },
+    });
+    expect(skipped.attributes).not.toHaveProperty('replacement_requested');
+    // A skip is not remembered as a requested replacement: the next call looks again.
+    group.members.get(pending!)!.lifecycleState = 'InService';
+    expect(await h.handle(spotEvent(pending!), context())).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+  });
+
+  it('makes a call that waited for a skip look for itself: a skip is no requested replacement', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 0 });
+    const [pending] = group.members.keys();
+    group.members.get(pending!)!.lifecycleState = 'Pending';
+    aws.latency.set(20);
+    const h = handler();
+    const results = await Promise.all([h.handle(spotEvent(pending!, 'a'), context()), h.handle(spotEvent(pending!, 'b'), context())]);
+    expect(results.map((r) => [r.status, r.message])).toEqual([
+      ['skipped', `${pending} is Pending in Auto Scaling group workers: nothing to detach`],
+      ['skipped', `${pending} is Pending in Auto Scaling group workers: nothing to detach`],
+    ]);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(2);
+  });
+
+  it('answers NOT_FOUND when the instance’s group does not exist', async () => {
+    const orphan = aws.ec2.addInstance({ tags: { 'aws:autoscaling:groupName': 'gone' } }).instanceId;
+    const err = await rejection(handler().handle(spotEvent(orphan), context()));
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.message).toBe('Auto Scaling group gone does not exist');
+  });
+
+  it('does not remember a dry run: the next call checks again', async () => {
+    const old = standalone();
+    const h = handler({ dryRun: true });
+    await h.handle(spotEvent(old), context());
+    const again = await h.handle(spotEvent(old), context());
+    expect(again.message).toMatch(/^dry run: /);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(2);
+  });
+
+  it('makes a second call replace the instance itself when the call it waited for failed', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.faults.unavailable(1, { action: 'DetachInstances' });
+    aws.latency.set(20);
+    const h = handler({ retry: { maxAttempts: 1 } });
+    const [first, second] = await Promise.allSettled([h.handle(spotEvent(old!, 'a'), context()), h.handle(spotEvent(old!, 'b'), context())]);
+    expect(first).toMatchObject({ status: 'rejected', reason: { code: Code.Unavailable } });
+    expect(second).toMatchObject({ status: 'fulfilled', value: { status: 'ok', message: expect.stringMatching(/^detached /) } });
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ServiceUnavailable', undefined]);
+  });
+
+  it('looks nothing up for a call already cancelled when it comes', async () => {
+    const cancelled = standalone();
+    const other = standalone();
+    const h = handler();
+    const controller = new AbortController();
+    controller.abort(new PluginError(Code.Canceled, 'cancelled'));
+    const err = rejection(h.handle(spotEvent(cancelled), { ...context(), signal: controller.signal }));
+    await h.handle(spotEvent(other), context());
+    expect((await err).code).toBe(Code.Canceled);
+    // The other call's look-up would have taken the cancelled one's id along in its batch.
+    const lookedUp = aws.callsTo('DescribeInstances').filter((c) => c.params['Filter.1.Name'] === 'instance-id');
+    expect(lookedUp.map((c) => Object.entries(c.params).filter(([k]) => k.startsWith('Filter.1.Value.')).map(([, v]) => v))).toEqual([[other]]);
+  });
+
+  it.each([
+    ['an empty instance_id', '', /has no labels.instance_id/],
+    ['7 hex digits', 'i-1234567', /is not an EC2 instance id/],
+    ['18 hex digits', 'i-0123456789abcdef01', /is not an EC2 instance id/],
+    ['text before the id', 'x-i-0123456789abcdef0', /is not an EC2 instance id/],
+    ['text after the id', 'i-0123456789abcdef0/x', /is not an EC2 instance id/],
+    ['upper-case hex', 'i-0123456789ABCDEF0', /is not an EC2 instance id/],
+  ])('answers INVALID_ARGUMENT for %s', async (_name, instanceId, message) => {
+    const err = await rejection(handler().handle(spotEvent(instanceId), context()));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(message);
+    expect(aws.calls).toHaveLength(0);
+  });
+
+  it.each(['i-12345678', 'i-0123456789abcdef0'])('takes %s (8 and 17 hex digits) for an instance id', async (instanceId) => {
+    const err = await rejection(handler().handle(spotEvent(instanceId), context()));
+    expect(err.code).toBe(Code.NotFound);
+  });
+});
