@@ -812,3 +812,148 @@ describe('which strategy and what answer (issue 20: mutation survivors)', () => 
     expect(err.code).toBe(Code.NotFound);
   });
 });
+
+describe('group detaches in detail (issue 20: mutation survivors)', () => {
+  it('retries a refused DetachInstances of several members one member at a time', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [a, b] = group.members.keys();
+    aws.faults.fail(1, { code: 'ValidationError', message: 'The instance is not in InService or Standby.' }, { action: 'DetachInstances' });
+    const h = handler();
+    const results = await Promise.all([h.handle(spotEvent(a!), context()), h.handle(spotEvent(b!), context())]);
+    expect(results.map((r) => r.status)).toEqual(['ok', 'ok']);
+    const ids = (c: { params: Readonly<Record<string, string>> }): string[] =>
+      Object.entries(c.params).filter(([k]) => k.startsWith('InstanceIds.member.')).map(([, v]) => v);
+    expect(aws.callsTo('DetachInstances').map((c) => [ids(c).length, c.errorCode])).toEqual([
+      [2, 'ValidationError'],
+      [1, undefined],
+      [1, undefined],
+    ]);
+    expect([group.members.has(a!), group.members.has(b!)]).toEqual([false, false]);
+  });
+
+  it('does not split a DetachInstances that failed for another reason: every member of it fails with that code', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [a, b] = group.members.keys();
+    aws.faults.unavailable(1, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 1 } });
+    const results = await Promise.allSettled([h.handle(spotEvent(a!), context()), h.handle(spotEvent(b!), context())]);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as PluginError).code : r.status))).toEqual([Code.Unavailable, Code.Unavailable]);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(1);
+  });
+
+  it('goes on with a batch while one of its callers is left, and answers the one who went at once', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [gone, staying] = group.members.keys();
+    aws.faults.throttle(3, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 10, baseDelayMs: 30, maxDelayMs: 30, random: () => 1 } });
+    const leaving = new AbortController();
+    const first = rejection(h.handle(spotEvent(gone!), { ...context(), signal: leaving.signal }));
+    const second = h.handle(spotEvent(staying!), context());
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    leaving.abort(new PluginError(Code.Canceled, 'cancelled'));
+    expect((await first).code).toBe(Code.Canceled);
+    expect(await second).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    // The batch was not stopped: both left the group in the call that got through.
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['Throttling', 'Throttling', 'Throttling', undefined]);
+    expect(group.members.has(staying!)).toBe(false);
+  });
+
+  it('says in the RESOURCE_EXHAUSTED answer how many were ahead and that a batch was running', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 0 });
+    const [busy, queued] = group.members.keys();
+    aws.faults.throttle(1_000, { action: 'DetachInstances' });
+    const clock = manualClock();
+    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500, clock });
+    const first = new AbortController();
+    const stuck = rejection(h.handle(spotEvent(busy!), { ...context(), signal: first.signal }));
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const queuedCall = rejection(h.handle(spotEvent(queued!), { ...context(), deadline: new Date(clock.now() + 1_000) }));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0));
+    clock.advance(500);
+    expect((await queuedCall).message).toBe(
+      `the detach of ${queued} from Auto Scaling group workers was still queued (0 ahead of it, a batch in progress) 500 ms before the call's deadline; nothing was done for it, retry`,
+    );
+    first.abort(new PluginError(Code.Canceled, 'cancelled'));
+    await stuck;
+  });
+});
+
+describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', () => {
+  it('completes every termination hook of the group and no launch hook', async () => {
+    const group = aws.autoScaling.addGroup({
+      name: 'workers',
+      lifecycleHooks: [
+        { name: 'on-launch', transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' },
+        { name: 'drain-first', transition: TERMINATING },
+        { name: 'backup-first', transition: TERMINATING },
+      ],
+    });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result).toMatchObject({
+      status: 'ok',
+      message: `${old} is terminating in workers: completed drain-first, backup-first with CONTINUE so the group replaces it now`,
+      attributes: { lifecycle_hooks_completed: 'drain-first,backup-first', replacement_requested: 'true' },
+    });
+    expect(aws.callsTo('CompleteLifecycleAction').map((c) => c.params.LifecycleHookName)).toEqual(['drain-first', 'backup-first']);
+  });
+
+  it('in dry-run only logs the hooks it would complete', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    const result = await handler({ dryRun: true }).handle(spotEvent(old!), context());
+    expect(result).toMatchObject({
+      status: 'ok',
+      message: `dry run: would complete drain-first for ${old} with CONTINUE`,
+      attributes: { dry_run: 'true', lifecycle_hooks_completed: 'drain-first' },
+    });
+    expect(aws.callsTo('CompleteLifecycleAction')).toHaveLength(0);
+    expect(logs).toContainEqual(expect.objectContaining({ message: 'dry run: would complete the termination lifecycle actions with CONTINUE', fields: { instance_id: old, auto_scaling_group: 'workers', hooks: ['drain-first'] } }));
+  });
+
+  it('says what it launched, and asks on-demand for the lowest price', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large']);
+    const result = await handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), context());
+    const newId = result.attributes?.replacement_instance_id;
+    expect(result.message).toBe(`launched on-demand m5.large ${newId} to replace ${old}`);
+    const onDemand = aws.callsTo('CreateFleet')[1]?.params;
+    expect(onDemand).toMatchObject({ 'OnDemandOptions.AllocationStrategy': 'lowest-price', 'TagSpecification.1.ResourceType': 'instance' });
+    expect(Object.keys(onDemand ?? {}).filter((k) => k.startsWith('SpotOptions'))).toEqual([]);
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        message: 'no spot capacity for the replacement: falling back to on-demand',
+        fields: { instance_id: old, errors: expect.stringMatching(/^m5\.large: InsufficientInstanceCapacity: We currently do not have sufficient m5\.large capacity/) },
+      }),
+    );
+  });
+
+  it('names every type that had no capacity in the error', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large', 'm5a.large']);
+    aws.ec2.noOnDemandCapacity(['m5.large', 'm5a.large']);
+    const err = await rejection(handler({ instanceTypes: ['m5.large', 'm5a.large'] }).handle(spotEvent(old), context()));
+    expect(err.message).toMatch(new RegExp(`^EC2 CreateFleet launched no replacement for ${old}: m5\\.large: InsufficientInstanceCapacity: .*; m5a\\.large: InsufficientInstanceCapacity: `));
+  });
+
+  it('launches a new replacement when the one tagged for it is no longer running', async () => {
+    const old = standalone();
+    aws.ec2.addInstance({ state: 'terminated', tags: { 'hollowtrees:replaces': old } });
+    const result = await handler().handle(spotEvent(old), context());
+    expect(result.message).toMatch(/^launched spot m5\.large /);
+    expect(aws.ec2.fleets).toHaveLength(1);
+  });
+
+  it('logs the request a dry run checked', async () => {
+    const old = standalone();
+    await handler({ dryRun: true }).handle(spotEvent(old), context());
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        message: 'dry run: EC2 accepted the replacement fleet request',
+        fields: { instance_id: old, request: expect.objectContaining({ Type: 'instant', TargetCapacitySpecification: { TotalTargetCapacity: 1, DefaultTargetCapacityType: 'spot' } }) },
+      }),
+    );
+  });
+});
