@@ -338,3 +338,59 @@ describe('DrainHandler on an injected clock', () => {
     expect((err as DrainIncompleteError).attributes).toMatchObject({ node: 'node-a', pods_evicted: '0', pods_remaining: '1', duration_ms: '50000' });
   });
 });
+
+describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => {
+  it('fails at once with the first eviction error no retry can fix, and stops the other evictions', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    api.failNext(1, { code: 403, method: 'POST', path: /\/eviction$/ });
+    const err = await rejection(handlerFor(api, { concurrency: 1 }).handle(event({ node: 'node-a' }), context()));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toMatch(/^evicting pod apps\/api-\d: /);
+    // One pod at a time: the refusal came first, and the others never had their turn.
+    expect(api.requests.filter((r) => r.path.endsWith('/eviction')).map((r) => r.code)).toEqual([403]);
+    expect(api.cluster.pods('node-a')).toHaveLength(3);
+  });
+
+  it('counts a pod gone before its eviction (404) neither as evicted nor as remaining', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    api.failNext(1, { code: 404, method: 'POST', path: /\/eviction$/ });
+    const result = await handlerFor(api, { concurrency: 1 }).handle(event({ node: 'node-a' }), context());
+    expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
+    expect(result.message).toBe('drained node node-a: 1 pods evicted');
+  });
+
+  it('asks for the pod’s own grace period under the cap, 30 s for a pod that sets none', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('no-grace', { owner: ['ReplicaSet', 'api'] }));
+    api.cluster.addPod(pod('short', { owner: ['ReplicaSet', 'api'], grace: 5 }));
+    await handlerFor(api, { gracePeriodSeconds: 40 }).handle(event({ node: 'node-a' }), context());
+    expect(Object.fromEntries(api.cluster.evictions().map((e) => [e.name, e.gracePeriodSeconds]))).toEqual({ 'no-grace': 30, short: 5 });
+  });
+
+  it('names five pods left at the deadline and counts the rest', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 7; i++) api.cluster.addPod(pod(`db-${i}`, { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 7 } });
+    const err = await rejection(handlerFor(api, { replyMarginMs: 300 }).handle(event({ node: 'node-a' }), context(1_000)));
+    expect(err.message).toMatch(
+      /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=7 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4, and 2 more\); last reason: evicting pod apps\/db-\d: Cannot evict pod as it would violate the pod's disruption budget\.$/,
+    );
+  });
+
+  it('says how many evicted pods were still terminating when the deadline came', async () => {
+    // 5 ms per grace second: a pod with 1000 s of grace outlasts the drain.
+    const api = await startCluster();
+    api.cluster.addPod(pod('slow', { owner: ['ReplicaSet', 'api'], grace: 1_000 }));
+    const result = await handlerFor(api, { replyMarginMs: 300, watchCache: false }).handle(event({ node: 'node-a' }), context(1_000));
+    expect(result.message).toBe('drained node node-a: 1 pods evicted, 1 still terminating at the deadline');
+    expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
+  });
+
+  it('skips a node the cluster lacks with a message saying so, when configured to', async () => {
+    const api = await startCluster();
+    const skipped = await handlerFor(api, { nodeNotFound: 'skip' }).handle(event({ node: 'node-z' }), context());
+    expect(skipped).toEqual({ status: 'skipped', message: 'node "node-z" does not exist in this cluster; nothing to drain' });
+  });
+});
