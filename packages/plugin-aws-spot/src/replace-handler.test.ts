@@ -878,6 +878,33 @@ describe('group detaches in detail (issue 20: mutation survivors)', () => {
   });
 });
 
+describe('the original MinSize tag in detail (issue 20: mutation survivors)', () => {
+  it('takes a tag equal to the current MinSize for stale (logged as such), and does not write it again', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2, tags: { [ORIGINAL_MIN_SIZE]: '2' } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', '2']);
+    expect(aws.callsTo('CreateOrUpdateTags')).toHaveLength(0);
+    expect(aws.callsTo('DeleteTags').map((c) => c.params['Tags.member.1.Value'])).toEqual(['2']);
+    expect(logs.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(logs).toContainEqual({
+      level: 'info',
+      message: 'the group carries a stale original MinSize tag: this detach replaces or removes it',
+      fields: { auto_scaling_group: 'workers', tag: `${ORIGINAL_MIN_SIZE}=2`, current_min_size: 2 },
+    });
+  });
+
+  it.each(['3x', 'x3'])('takes a tag %s that is not a whole number for stale, and restores the current MinSize', async (value) => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2, tags: { [ORIGINAL_MIN_SIZE]: value } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', '2']);
+    expect(aws.callsTo('CreateOrUpdateTags').map((c) => c.params['Tags.member.1.Value'])).toEqual(['2']);
+    expect(group.minSize).toBe(2);
+    expect(group.tags.size).toBe(0);
+  });
+});
+
 describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', () => {
   it('completes every termination hook of the group and no launch hook', async () => {
     const group = aws.autoScaling.addGroup({
