@@ -388,6 +388,28 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
   });
 
+  it('leaves the pods after the deadline untouched, and says the drain stopped before their turn', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`web-${i}`, { owner: ['ReplicaSet', 'web'] }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // One eviction at a time, in name order: the budget holds db-0 until the deadline, and the web pods never get their turn.
+    const err = await rejection(handlerFor(api, { concurrency: 1, replyMarginMs: 300 }).handle(event({ node: 'node-a' }), context(1_000)));
+    expect(err.message).toBe(
+      'drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=3 (apps/db-0, apps/web-0, apps/web-1); last reason: the drain stopped before its turn',
+    );
+    expect(api.cluster.evictions().map((e) => e.name)).toEqual(expect.not.arrayContaining(['web-0', 'web-1']));
+  });
+
+  it('logs each pod it evicted with the grace period asked for', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'], grace: 60 }));
+    const lines: Array<{ message: string; fields: Record<string, unknown> | undefined }> = [];
+    const logger: Logger = { ...silent, info: (message, fields) => lines.push({ message, fields }) };
+    await handlerFor(api, { gracePeriodSeconds: 20, logger }).handle(event({ node: 'node-a' }), context());
+    expect(lines).toContainEqual({ message: 'evicted pod', fields: { pod: 'apps/api-0', gracePeriodSeconds: 20 } });
+  });
+
   it('skips a node the cluster lacks with a message saying so, when configured to', async () => {
     const api = await startCluster();
     const skipped = await handlerFor(api, { nodeNotFound: 'skip' }).handle(event({ node: 'node-z' }), context());
