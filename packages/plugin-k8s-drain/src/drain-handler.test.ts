@@ -410,6 +410,21 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect(lines).toContainEqual({ message: 'evicted pod', fields: { pod: 'apps/api-0', gracePeriodSeconds: 20 } });
   });
 
+  it('answers a call cancelled while an eviction waits to retry with CANCELLED, not as a drain stopped at its deadline', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // A long wait between tries: the cancel comes while the eviction waits for its next one.
+    const handler = handlerFor(api, { backoff: () => 60_000 });
+    const controller = new AbortController();
+    const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: undefined, signal: controller.signal }));
+    await vi.waitFor(() => expect(api.cluster.evictions().map((e) => e.code)).toEqual([429]));
+    controller.abort(new PluginError(Code.Canceled, 'call cancelled by the client'));
+    const err = await call;
+    expect(err).not.toBeInstanceOf(DrainIncompleteError);
+    expect([err.code, err.message]).toEqual([Code.Canceled, 'call cancelled by the client']);
+  });
+
   it('skips a node the cluster lacks with a message saying so, when configured to', async () => {
     const api = await startCluster();
     const skipped = await handlerFor(api, { nodeNotFound: 'skip' }).handle(event({ node: 'node-z' }), context());
