@@ -903,6 +903,66 @@ describe('the original MinSize tag in detail (issue 20: mutation survivors)', ()
     expect(group.minSize).toBe(2);
     expect(group.tags.size).toBe(0);
   });
+
+  it('finds the tag among the group’s other tags, and reads a value of several digits', async () => {
+    // Still lowered by an earlier detach: MinSize 11, the original 12 in the tag, after a tag of the team's.
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 12, minSize: 11, tags: { team: 'infra', [ORIGINAL_MIN_SIZE]: '12' } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(group.minSize).toBe(12);
+    expect([...group.tags.keys()]).toEqual(['team']);
+  });
+
+  it('says nothing of a stale tag on a group without one, and answers a detach that changed no MinSize without a note', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.message).toBe(`detached ${old} from workers keeping its desired capacity: the group launches a replacement`);
+    expect(logs.filter((l) => /MinSize/.test(l.message))).toEqual([]);
+  });
+
+  it('answers a detach that lowered and restored MinSize without a note', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.message).toBe(`detached ${old} from workers keeping its desired capacity: the group launches a replacement`);
+  });
+
+  it('names the failed call and logs the group, MinSize and tag when the restore fails', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    const h = handler({ retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 50, random: () => 1 } });
+    aws.faults.throttle(1, { action: 'DetachInstances' });
+    const pending = h.handle(spotEvent(old!), context());
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { action: 'UpdateAutoScalingGroup' });
+    const result = await pending;
+    expect(result.message).toMatch(/\(tag hollowtrees:original-min-size=2\) \(Auto Scaling UpdateAutoScalingGroup failed: AccessDenied: not allowed\)$/);
+    expect(logs).toContainEqual({
+      level: 'warn',
+      message: 'could not restore the group MinSize after the detach: the group keeps the original in its tag',
+      fields: expect.objectContaining({ auto_scaling_group: 'workers', min_size: 2, tag: `${ORIGINAL_MIN_SIZE}=2` }),
+    });
+  });
+
+  it('logs the group and tag, with the failed call, when only removing the tag fails', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { action: 'DeleteTags' });
+    await handler().handle(spotEvent(old!), context());
+    const warning = logs.find((l) => l.message === 'could not remove the original MinSize tag from the group');
+    expect(warning?.fields).toMatchObject({ auto_scaling_group: 'workers', tag: `${ORIGINAL_MIN_SIZE}=2` });
+    expect((warning?.fields?.err as Error).message).toBe('Auto Scaling DeleteTags failed: AccessDenied: not allowed');
+  });
+
+  it.each(['DescribeLifecycleHooks', 'CompleteLifecycleAction'])('names %s when it fails for a terminating member', async (action) => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { action });
+    const err = await rejection(handler().handle(spotEvent(old!), context()));
+    expect([err.code, err.message]).toEqual([Code.PermissionDenied, `Auto Scaling ${action} failed: AccessDenied: not allowed`]);
+  });
 });
 
 describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', () => {
@@ -927,17 +987,23 @@ describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', 
   });
 
   it('in dry-run only logs the hooks it would complete', async () => {
-    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const group = aws.autoScaling.addGroup({
+      name: 'workers',
+      lifecycleHooks: [
+        { name: 'drain-first', transition: TERMINATING },
+        { name: 'backup-first', transition: TERMINATING },
+      ],
+    });
     const [old] = group.members.keys();
     aws.autoScaling.beginTermination(old!);
     const result = await handler({ dryRun: true }).handle(spotEvent(old!), context());
     expect(result).toMatchObject({
       status: 'ok',
-      message: `dry run: would complete drain-first for ${old} with CONTINUE`,
-      attributes: { dry_run: 'true', lifecycle_hooks_completed: 'drain-first' },
+      message: `dry run: would complete drain-first, backup-first for ${old} with CONTINUE`,
+      attributes: { dry_run: 'true', lifecycle_hooks_completed: 'drain-first,backup-first' },
     });
     expect(aws.callsTo('CompleteLifecycleAction')).toHaveLength(0);
-    expect(logs).toContainEqual(expect.objectContaining({ message: 'dry run: would complete the termination lifecycle actions with CONTINUE', fields: { instance_id: old, auto_scaling_group: 'workers', hooks: ['drain-first'] } }));
+    expect(logs).toContainEqual(expect.objectContaining({ message: 'dry run: would complete the termination lifecycle actions with CONTINUE', fields: { instance_id: old, auto_scaling_group: 'workers', hooks: ['drain-first', 'backup-first'] } }));
   });
 
   it('says what it launched, and asks on-demand for the lowest price', async () => {
