@@ -425,6 +425,19 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect([err.code, err.message]).toEqual([Code.Canceled, 'call cancelled by the client']);
   });
 
+  it('gives a pod up at once when its next try would come after the deadline, without waiting for it', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // The clock never moves: the answer cannot come from waiting for the deadline.
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    const handler = handlerFor(api, { clock, backoff: () => 60_000 });
+    const err = await rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 30_000) }));
+    expect(err).toBeInstanceOf(DrainIncompleteError);
+    expect((err as DrainIncompleteError).attributes).toMatchObject({ pods_evicted: '0', pods_remaining: '1', duration_ms: '0' });
+    expect(api.cluster.evictions().map((e) => e.code)).toEqual([429]);
+  });
+
   it('skips a node the cluster lacks with a message saying so, when configured to', async () => {
     const api = await startCluster();
     const skipped = await handlerFor(api, { nodeNotFound: 'skip' }).handle(event({ node: 'node-z' }), context());
