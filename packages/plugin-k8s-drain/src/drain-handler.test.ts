@@ -373,17 +373,17 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     const api = await startCluster();
     for (let i = 0; i < 7; i++) api.cluster.addPod(pod(`db-${i}`, { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 7 } });
-    const err = await rejection(handlerFor(api, { replyMarginMs: 300 }).handle(event({ node: 'node-a' }), context(1_000)));
+    const err = await rejection(handlerFor(api, { replyMarginMs: 300 }).handle(event({ node: 'node-a' }), context(3_000)));
     expect(err.message).toMatch(
       /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=7 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4, and 2 more\); last reason: evicting pod apps\/db-\d: Cannot evict pod as it would violate the pod's disruption budget\.$/,
     );
   });
 
   it('says how many evicted pods were still terminating when the deadline came', async () => {
-    // 5 ms per grace second: a pod with 1000 s of grace outlasts the drain.
+    // 5 ms per grace second: a pod with 1000 s of grace outlasts the drain (3 s, so a busy machine still evicts it in time).
     const api = await startCluster();
     api.cluster.addPod(pod('slow', { owner: ['ReplicaSet', 'api'], grace: 1_000 }));
-    const result = await handlerFor(api, { replyMarginMs: 300, watchCache: false }).handle(event({ node: 'node-a' }), context(1_000));
+    const result = await handlerFor(api, { replyMarginMs: 300, watchCache: false }).handle(event({ node: 'node-a' }), context(3_000));
     expect(result.message).toBe('drained node node-a: 1 pods evicted, 1 still terminating at the deadline');
     expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
   });
@@ -393,12 +393,19 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
     for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`web-${i}`, { owner: ['ReplicaSet', 'web'] }));
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
-    // One eviction at a time, in name order: the budget holds db-0 until the deadline, and the web pods never get their turn.
-    const err = await rejection(handlerFor(api, { concurrency: 1, replyMarginMs: 300 }).handle(event({ node: 'node-a' }), context(1_000)));
-    expect(err.message).toBe(
-      'drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=3 (apps/db-0, apps/web-0, apps/web-1); last reason: the drain stopped before its turn',
+    // One eviction at a time, in the order the API server lists them (by name): the budget refuses
+    // db-0, whose next try waits on a clock that is then moved past the deadline, so the web pods
+    // never get their turn.
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    const handler = handlerFor(api, { clock, concurrency: 1, watchCache: false, backoff: () => 1_000 });
+    const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 10_000), signal: new AbortController().signal }));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1));
+    clock.advance(10_000);
+    const err = await call;
+    expect(err.message).toMatch(
+      /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=3 \(apps\/db-0, apps\/web-0, apps\/web-1\); last reason: the drain stopped before its turn$/,
     );
-    expect(api.cluster.evictions().map((e) => e.name)).toEqual(expect.not.arrayContaining(['web-0', 'web-1']));
+    expect(api.cluster.evictions().map((e) => e.name)).toEqual(['db-0']);
   });
 
   it('logs each pod it evicted with the grace period asked for', async () => {
