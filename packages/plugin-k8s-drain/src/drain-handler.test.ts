@@ -438,11 +438,32 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
     // The clock never moves: the answer cannot come from waiting for the deadline.
     const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
-    const handler = handlerFor(api, { clock, backoff: () => 60_000 });
+    // The next try would come exactly at the deadline: too late.
+    const handler = handlerFor(api, { clock, backoff: () => 29_000, replyMarginMs: 1_000 });
     const err = await rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 30_000) }));
     expect(err).toBeInstanceOf(DrainIncompleteError);
     expect((err as DrainIncompleteError).attributes).toMatchObject({ pods_evicted: '0', pods_remaining: '1', duration_ms: '0' });
     expect(api.cluster.evictions().map((e) => e.code)).toEqual([429]);
+  });
+
+  it('answers with the budget’s refusal, not the deadline, when the deadline cuts a retry short', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    const handler = handlerFor(api, { clock, watchCache: false, backoff: () => 1_000 });
+    const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 10_000), signal: new AbortController().signal }));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1));
+    clock.advance(10_000);
+    expect((await call).message).toMatch(/; last reason: evicting pod apps\/db-0: Cannot evict pod as it would violate the pod's disruption budget\.$/);
+  });
+
+  it('counts the tries it waits between', async () => {
+    const api = await startCluster();
+    api.failNext(2, { code: 500, method: 'GET', path: /^\/api\/v1\/nodes\/node-a$/ });
+    const attempts: number[] = [];
+    await handlerFor(api, { watchCache: false, backoff: (attempt) => (attempts.push(attempt), 10) }).handle(event({ node: 'node-a' }), context());
+    expect(attempts).toEqual([1, 2]);
   });
 
   it('skips a node the cluster lacks with a message saying so, when configured to', async () => {
