@@ -1,6 +1,6 @@
-import { Code, isRetryable } from '@hollowtrees/grpcplugin';
+import { Code, isRetryable, PluginError } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
-import { grpcCodeFor } from './aws-error.js';
+import { awsErrorCode, grpcCodeFor, toPluginError } from './aws-error.js';
 
 describe('grpcCodeFor', () => {
   it.each([
@@ -29,5 +29,101 @@ describe('grpcCodeFor', () => {
   ])('maps %s (HTTP %s) to a permanent code', (awsCode, status, code) => {
     expect(grpcCodeFor(awsCode, status)).toBe(code);
     expect(isRetryable(code)).toBe(false);
+  });
+});
+
+describe('grpcCodeFor, every code of the table', () => {
+  // Without an HTTP status, so no code passes only through the status fallback.
+  it.each([
+    ...['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled', 'RequestThrottledException', 'TooManyRequestsException', 'EC2ThrottledException', 'SlowDown'].map(
+      (c) => [c, Code.ResourceExhausted] as const,
+    ),
+    ...['InsufficientInstanceCapacity', 'UnfulfillableCapacity', 'InsufficientCapacity', 'InsufficientHostCapacity'].map((c) => [c, Code.ResourceExhausted] as const),
+    ...['ResourceContention', 'ScalingActivityInProgress', 'IncorrectInstanceState', 'ConcurrentTagAccess'].map((c) => [c, Code.Aborted] as const),
+    ...[
+      'AuthFailure',
+      'InvalidClientTokenId',
+      'SignatureDoesNotMatch',
+      'IncompleteSignature',
+      'MissingAuthenticationToken',
+      'ExpiredToken',
+      'ExpiredTokenException',
+      'UnrecognizedClientException',
+      'CredentialsProviderError',
+    ].map((c) => [c, Code.Unauthenticated] as const),
+    ...['UnauthorizedOperation', 'AccessDenied', 'AccessDeniedException', 'OptInRequired', 'Blocked'].map((c) => [c, Code.PermissionDenied] as const),
+    ...[
+      'ValidationError',
+      'InvalidParameter',
+      'InvalidParameterValue',
+      'InvalidParameterCombination',
+      'MissingParameter',
+      'UnknownParameter',
+      'InvalidAction',
+      'IdempotentParameterMismatch',
+      'InvalidInstanceID.Malformed',
+    ].map((c) => [c, Code.InvalidArgument] as const),
+    ['InvalidInstanceID.NotFound', Code.NotFound] as const,
+    ...['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure'].map((c) => [c, Code.FailedPrecondition] as const),
+    ...['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].map((c) => [c, Code.Unavailable] as const),
+    ['SomethingNew', Code.Internal] as const,
+  ])('maps %s to %s', (awsCode, code) => {
+    expect(grpcCodeFor(awsCode)).toBe(code);
+  });
+
+  it('takes an unknown code with HTTP 500 and above for UNAVAILABLE, 400 to 499 for FAILED_PRECONDITION, below for INTERNAL', () => {
+    expect([500, 499, 400, 399, 200].map((status) => grpcCodeFor('SomethingNew', status))).toEqual([
+      Code.Unavailable,
+      Code.FailedPrecondition,
+      Code.FailedPrecondition,
+      Code.Internal,
+      Code.Internal,
+    ]);
+  });
+});
+
+/** An error shaped as the AWS SDK v3 throws them: a name, often a code, and the HTTP status in `$metadata`. */
+const sdkError = (name: string, message: string, extra: { code?: string; status?: number } = {}): Error =>
+  Object.assign(new Error(message), { name, ...(extra.code !== undefined && { code: extra.code }), $metadata: { httpStatusCode: extra.status } });
+
+describe('toPluginError', () => {
+  it('keeps AWS’s code and message, maps the code with the HTTP status, and keeps the SDK error as the cause', () => {
+    const cause = sdkError('SomethingNew', 'Service is down.', { status: 503 });
+    const err = toPluginError(cause, 'EC2 CreateFleet');
+    expect([err.code, err.message, err.cause]).toEqual([Code.Unavailable, 'EC2 CreateFleet failed: SomethingNew: Service is down.', cause]);
+  });
+
+  it('prefers the error’s code to its name', () => {
+    const err = toPluginError(sdkError('Error', 'Rate exceeded', { code: 'Throttling' }), 'Auto Scaling DetachInstances');
+    expect([err.code, err.message]).toEqual([Code.ResourceExhausted, 'Auto Scaling DetachInstances failed: Throttling: Rate exceeded']);
+  });
+
+  it('passes a PluginError through, and makes anything that is not an Error INTERNAL', () => {
+    const plugin = new PluginError(Code.NotFound, 'gone');
+    expect(toPluginError(plugin, 'x')).toBe(plugin);
+    const err = toPluginError('boom', 'EC2 DescribeInstances');
+    expect([err.code, err.message]).toEqual([Code.Internal, 'EC2 DescribeInstances failed: boom']);
+  });
+
+  it('answers an aborted call with the signal’s PluginError, or CANCELLED naming the operation', () => {
+    const deadline = new PluginError(Code.DeadlineExceeded, 'deadline exceeded');
+    const byDeadline = new AbortController();
+    byDeadline.abort(deadline);
+    const cause = sdkError('AbortError', 'Request aborted');
+    expect(toPluginError(cause, 'EC2 CreateFleet', byDeadline.signal)).toBe(deadline);
+    const foreign = new AbortController();
+    foreign.abort(new Error('shutting down'));
+    const err = toPluginError(cause, 'EC2 CreateFleet', foreign.signal);
+    expect([err.code, err.message, err.cause]).toEqual([Code.Canceled, 'EC2 CreateFleet cancelled', cause]);
+  });
+});
+
+describe('awsErrorCode', () => {
+  it('reads the code, else the name, of an SDK error, also behind the PluginError made of it', () => {
+    const dryRun = sdkError('Error', 'Request would have succeeded', { code: 'DryRunOperation' });
+    expect(awsErrorCode(dryRun)).toBe('DryRunOperation');
+    expect(awsErrorCode(toPluginError(dryRun, 'EC2 CreateTags'))).toBe('DryRunOperation');
+    expect(awsErrorCode(sdkError('ValidationError', 'bad'))).toBe('ValidationError');
+    expect(awsErrorCode('DryRunOperation')).toBeUndefined();
   });
 });

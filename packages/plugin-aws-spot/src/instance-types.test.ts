@@ -11,3 +11,9 @@ describe('siblingInstanceTypes', () => {
     expect(siblingInstanceTypes('x2iedn.xlarge')).toEqual(['x2iedn.xlarge']);
   });
 });
+
+describe('siblingInstanceTypes without a size', () => {
+  it('gives just the name for a family name without a size, even of a known family', () => {
+    expect(siblingInstanceTypes('m5')).toEqual(['m5']);
+  });
+});

@@ -673,3 +673,380 @@ describe('served over gRPC', () => {
     expect(err.message).toMatch(/has no labels.instance_id/);
   });
 });
+
+describe('which strategy and what answer (issue 20: mutation survivors)', () => {
+  it('replaces a group member with a fleet when configured fleet', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const result = await handler({ strategy: 'fleet' }).handle(spotEvent(old!), context());
+    expect(result.attributes).toMatchObject({ strategy: 'fleet', replacement_instance_id: aws.ec2.fleets[0]?.instances[0]?.instanceId });
+    expect(aws.callsTo('DetachInstances')).toHaveLength(0);
+    expect(group.members.has(old!)).toBe(true);
+  });
+
+  it('refuses an instance outside any group with FAILED_PRECONDITION when configured asg-detach, and launches nothing', async () => {
+    const old = standalone();
+    const err = await rejection(handler({ strategy: 'asg-detach' }).handle(spotEvent(old), context()));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toBe(`${old} is not in an Auto Scaling group: the asg-detach strategy cannot replace it`);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(0);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(0);
+  });
+
+  it('leaves an instance its group has let go (only Auto Scaling’s tag left) to the group: skipped, no fleet', async () => {
+    aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 1, minSize: 1 });
+    const former = aws.ec2.addInstance({ state: 'shutting-down', launchTemplate: { id: 'lt-0web', version: '1' }, tags: { 'aws:autoscaling:groupName': 'workers' } }).instanceId;
+    const result = await handler().handle(spotEvent(former), context());
+    expect(result).toMatchObject({
+      status: 'skipped',
+      message: `${former} is no longer in Auto Scaling group workers (shutting-down): the group keeps its own capacity`,
+      attributes: { auto_scaling_group: 'workers', strategy: 'asg-detach' },
+    });
+    expect(aws.ec2.fleets).toHaveLength(0);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(0);
+  });
+
+  it('asks Auto Scaling which group an instance without its tag belongs to', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    // Attached by hand: Auto Scaling's tag is not on it.
+    delete aws.ec2.instances.get(old!)!.tags['aws:autoscaling:groupName'];
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.attributes).toMatchObject({ auto_scaling_group: 'workers', strategy: 'asg-detach', replacement_requested: 'true' });
+    expect(aws.callsTo('DescribeAutoScalingInstances').map((c) => c.params['InstanceIds.member.1'])).toEqual([old]);
+    expect(group.members.has(old!)).toBe(false);
+  });
+
+  it('detaches a member in Standby, and skips one in another state with the state in its message', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [standby, pending] = group.members.keys();
+    group.members.get(standby!)!.lifecycleState = 'Standby';
+    group.members.get(pending!)!.lifecycleState = 'Pending';
+    const h = handler();
+    expect(await h.handle(spotEvent(standby!), context())).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    expect(group.members.has(standby!)).toBe(false);
+    const skipped = await h.handle(spotEvent(pending!), context());
+    expect(skipped).toMatchObject({
+      status: 'skipped',
+      message: `${pending} is Pending in Auto Scaling group workers: nothing to detach`,
+      attributes: { auto_scaling_group: 'workers', strategy: 'asg-detach' },
+    });
+    expect(skipped.attributes).not.toHaveProperty('replacement_requested');
+    // A skip is not remembered as a requested replacement: the next call looks again.
+    group.members.get(pending!)!.lifecycleState = 'InService';
+    expect(await h.handle(spotEvent(pending!), context())).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+  });
+
+  it('makes a call that waited for a skip look for itself: a skip is no requested replacement', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 0 });
+    const [pending] = group.members.keys();
+    group.members.get(pending!)!.lifecycleState = 'Pending';
+    aws.latency.set(20);
+    const h = handler();
+    const results = await Promise.all([h.handle(spotEvent(pending!, 'a'), context()), h.handle(spotEvent(pending!, 'b'), context())]);
+    expect(results.map((r) => [r.status, r.message])).toEqual([
+      ['skipped', `${pending} is Pending in Auto Scaling group workers: nothing to detach`],
+      ['skipped', `${pending} is Pending in Auto Scaling group workers: nothing to detach`],
+    ]);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(2);
+  });
+
+  it('answers NOT_FOUND when the instance’s group does not exist', async () => {
+    const orphan = aws.ec2.addInstance({ tags: { 'aws:autoscaling:groupName': 'gone' } }).instanceId;
+    const err = await rejection(handler().handle(spotEvent(orphan), context()));
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.message).toBe('Auto Scaling group gone does not exist');
+  });
+
+  it('does not remember a dry run: the next call checks again', async () => {
+    const old = standalone();
+    const h = handler({ dryRun: true });
+    await h.handle(spotEvent(old), context());
+    const again = await h.handle(spotEvent(old), context());
+    expect(again.message).toMatch(/^dry run: /);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(2);
+  });
+
+  it('makes a second call replace the instance itself when the call it waited for failed', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    aws.faults.unavailable(1, { action: 'DetachInstances' });
+    aws.latency.set(20);
+    const h = handler({ retry: { maxAttempts: 1 } });
+    const [first, second] = await Promise.allSettled([h.handle(spotEvent(old!, 'a'), context()), h.handle(spotEvent(old!, 'b'), context())]);
+    expect(first).toMatchObject({ status: 'rejected', reason: { code: Code.Unavailable } });
+    expect(second).toMatchObject({ status: 'fulfilled', value: { status: 'ok', message: expect.stringMatching(/^detached /) } });
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ServiceUnavailable', undefined]);
+  });
+
+  it('looks nothing up for a call already cancelled when it comes', async () => {
+    const cancelled = standalone();
+    const other = standalone();
+    const h = handler();
+    const controller = new AbortController();
+    controller.abort(new PluginError(Code.Canceled, 'cancelled'));
+    const err = rejection(h.handle(spotEvent(cancelled), { ...context(), signal: controller.signal }));
+    await h.handle(spotEvent(other), context());
+    expect((await err).code).toBe(Code.Canceled);
+    // The other call's look-up would have taken the cancelled one's id along in its batch.
+    const lookedUp = aws.callsTo('DescribeInstances').filter((c) => c.params['Filter.1.Name'] === 'instance-id');
+    expect(lookedUp.map((c) => Object.entries(c.params).filter(([k]) => k.startsWith('Filter.1.Value.')).map(([, v]) => v))).toEqual([[other]]);
+  });
+
+  it.each([
+    ['an empty instance_id', '', /has no labels.instance_id/],
+    ['7 hex digits', 'i-1234567', /is not an EC2 instance id/],
+    ['18 hex digits', 'i-0123456789abcdef01', /is not an EC2 instance id/],
+    ['text before the id', 'x-i-0123456789abcdef0', /is not an EC2 instance id/],
+    ['text after the id', 'i-0123456789abcdef0/x', /is not an EC2 instance id/],
+    ['upper-case hex', 'i-0123456789ABCDEF0', /is not an EC2 instance id/],
+  ])('answers INVALID_ARGUMENT for %s', async (_name, instanceId, message) => {
+    const err = await rejection(handler().handle(spotEvent(instanceId), context()));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(message);
+    expect(aws.calls).toHaveLength(0);
+  });
+
+  it.each(['i-12345678', 'i-0123456789abcdef0'])('takes %s (8 and 17 hex digits) for an instance id', async (instanceId) => {
+    const err = await rejection(handler().handle(spotEvent(instanceId), context()));
+    expect(err.code).toBe(Code.NotFound);
+  });
+});
+
+describe('group detaches in detail (issue 20: mutation survivors)', () => {
+  it('retries a refused DetachInstances of several members one member at a time', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [a, b] = group.members.keys();
+    aws.faults.fail(1, { code: 'ValidationError', message: 'The instance is not in InService or Standby.' }, { action: 'DetachInstances' });
+    const h = handler();
+    const results = await Promise.all([h.handle(spotEvent(a!), context()), h.handle(spotEvent(b!), context())]);
+    expect(results.map((r) => r.status)).toEqual(['ok', 'ok']);
+    const ids = (c: { params: Readonly<Record<string, string>> }): string[] =>
+      Object.entries(c.params).filter(([k]) => k.startsWith('InstanceIds.member.')).map(([, v]) => v);
+    expect(aws.callsTo('DetachInstances').map((c) => [ids(c).length, c.errorCode])).toEqual([
+      [2, 'ValidationError'],
+      [1, undefined],
+      [1, undefined],
+    ]);
+    expect([group.members.has(a!), group.members.has(b!)]).toEqual([false, false]);
+  });
+
+  it('does not split a DetachInstances that failed for another reason: every member of it fails with that code', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [a, b] = group.members.keys();
+    aws.faults.unavailable(1, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 1 } });
+    const results = await Promise.allSettled([h.handle(spotEvent(a!), context()), h.handle(spotEvent(b!), context())]);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as PluginError).code : r.status))).toEqual([Code.Unavailable, Code.Unavailable]);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(1);
+  });
+
+  it('goes on with a batch while one of its callers is left, and answers the one who went at once', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [gone, staying] = group.members.keys();
+    aws.faults.throttle(3, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 10, baseDelayMs: 30, maxDelayMs: 30, random: () => 1 } });
+    const leaving = new AbortController();
+    const first = rejection(h.handle(spotEvent(gone!), { ...context(), signal: leaving.signal }));
+    const second = h.handle(spotEvent(staying!), context());
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    leaving.abort(new PluginError(Code.Canceled, 'cancelled'));
+    expect((await first).code).toBe(Code.Canceled);
+    expect(await second).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    // The batch was not stopped: both left the group in the call that got through.
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['Throttling', 'Throttling', 'Throttling', undefined]);
+    expect(group.members.has(staying!)).toBe(false);
+  });
+
+  it('says in the RESOURCE_EXHAUSTED answer how many were ahead and that a batch was running', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 0 });
+    const [busy, queued] = group.members.keys();
+    aws.faults.throttle(1_000, { action: 'DetachInstances' });
+    const clock = manualClock();
+    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500, clock });
+    const first = new AbortController();
+    const stuck = rejection(h.handle(spotEvent(busy!), { ...context(), signal: first.signal }));
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const queuedCall = rejection(h.handle(spotEvent(queued!), { ...context(), deadline: new Date(clock.now() + 1_000) }));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0));
+    clock.advance(500);
+    expect((await queuedCall).message).toBe(
+      `the detach of ${queued} from Auto Scaling group workers was still queued (0 ahead of it, a batch in progress) 500 ms before the call's deadline; nothing was done for it, retry`,
+    );
+    first.abort(new PluginError(Code.Canceled, 'cancelled'));
+    await stuck;
+  });
+});
+
+describe('the original MinSize tag in detail (issue 20: mutation survivors)', () => {
+  it('takes a tag equal to the current MinSize for stale (logged as such), and does not write it again', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2, tags: { [ORIGINAL_MIN_SIZE]: '2' } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', '2']);
+    expect(aws.callsTo('CreateOrUpdateTags')).toHaveLength(0);
+    expect(aws.callsTo('DeleteTags').map((c) => c.params['Tags.member.1.Value'])).toEqual(['2']);
+    expect(logs.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(logs).toContainEqual({
+      level: 'info',
+      message: 'the group carries a stale original MinSize tag: this detach replaces or removes it',
+      fields: { auto_scaling_group: 'workers', tag: `${ORIGINAL_MIN_SIZE}=2`, current_min_size: 2 },
+    });
+  });
+
+  it.each(['3x', 'x3'])('takes a tag %s that is not a whole number for stale, and restores the current MinSize', async (value) => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2, tags: { [ORIGINAL_MIN_SIZE]: value } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize)).toEqual(['1', '2']);
+    expect(aws.callsTo('CreateOrUpdateTags').map((c) => c.params['Tags.member.1.Value'])).toEqual(['2']);
+    expect(group.minSize).toBe(2);
+    expect(group.tags.size).toBe(0);
+  });
+
+  it('finds the tag among the group’s other tags, and reads a value of several digits', async () => {
+    // Still lowered by an earlier detach: MinSize 11, the original 12 in the tag, after a tag of the team's.
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 12, minSize: 11, tags: { team: 'infra', [ORIGINAL_MIN_SIZE]: '12' } });
+    const [old] = group.members.keys();
+    await handler().handle(spotEvent(old!), context());
+    expect(group.minSize).toBe(12);
+    expect([...group.tags.keys()]).toEqual(['team']);
+  });
+
+  it('says nothing of a stale tag on a group without one, and answers a detach that changed no MinSize without a note', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.message).toBe(`detached ${old} from workers keeping its desired capacity: the group launches a replacement`);
+    expect(logs.filter((l) => /MinSize/.test(l.message))).toEqual([]);
+  });
+
+  it('answers a detach that lowered and restored MinSize without a note', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result.message).toBe(`detached ${old} from workers keeping its desired capacity: the group launches a replacement`);
+  });
+
+  it('names the failed call and logs the group, MinSize and tag when the restore fails', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    const h = handler({ retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 50, random: () => 1 } });
+    aws.faults.throttle(1, { action: 'DetachInstances' });
+    const pending = h.handle(spotEvent(old!), context());
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { action: 'UpdateAutoScalingGroup' });
+    const result = await pending;
+    expect(result.message).toMatch(/\(tag hollowtrees:original-min-size=2\) \(Auto Scaling UpdateAutoScalingGroup failed: AccessDenied: not allowed\)$/);
+    expect(logs).toContainEqual({
+      level: 'warn',
+      message: 'could not restore the group MinSize after the detach: the group keeps the original in its tag',
+      fields: expect.objectContaining({ auto_scaling_group: 'workers', min_size: 2, tag: `${ORIGINAL_MIN_SIZE}=2` }),
+    });
+  });
+
+  it('logs the group and tag, with the failed call, when only removing the tag fails', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { action: 'DeleteTags' });
+    await handler().handle(spotEvent(old!), context());
+    const warning = logs.find((l) => l.message === 'could not remove the original MinSize tag from the group');
+    expect(warning?.fields).toMatchObject({ auto_scaling_group: 'workers', tag: `${ORIGINAL_MIN_SIZE}=2` });
+    expect((warning?.fields?.err as Error).message).toBe('Auto Scaling DeleteTags failed: AccessDenied: not allowed');
+  });
+
+  it.each(['DescribeLifecycleHooks', 'CompleteLifecycleAction'])('names %s when it fails for a terminating member', async (action) => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    aws.faults.fail(1, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { action });
+    const err = await rejection(handler().handle(spotEvent(old!), context()));
+    expect([err.code, err.message]).toEqual([Code.PermissionDenied, `Auto Scaling ${action} failed: AccessDenied: not allowed`]);
+  });
+});
+
+describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', () => {
+  it('completes every termination hook of the group and no launch hook', async () => {
+    const group = aws.autoScaling.addGroup({
+      name: 'workers',
+      lifecycleHooks: [
+        { name: 'on-launch', transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' },
+        { name: 'drain-first', transition: TERMINATING },
+        { name: 'backup-first', transition: TERMINATING },
+      ],
+    });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(result).toMatchObject({
+      status: 'ok',
+      message: `${old} is terminating in workers: completed drain-first, backup-first with CONTINUE so the group replaces it now`,
+      attributes: { lifecycle_hooks_completed: 'drain-first,backup-first', replacement_requested: 'true' },
+    });
+    expect(aws.callsTo('CompleteLifecycleAction').map((c) => c.params.LifecycleHookName)).toEqual(['drain-first', 'backup-first']);
+  });
+
+  it('in dry-run only logs the hooks it would complete', async () => {
+    const group = aws.autoScaling.addGroup({
+      name: 'workers',
+      lifecycleHooks: [
+        { name: 'drain-first', transition: TERMINATING },
+        { name: 'backup-first', transition: TERMINATING },
+      ],
+    });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    const result = await handler({ dryRun: true }).handle(spotEvent(old!), context());
+    expect(result).toMatchObject({
+      status: 'ok',
+      message: `dry run: would complete drain-first, backup-first for ${old} with CONTINUE`,
+      attributes: { dry_run: 'true', lifecycle_hooks_completed: 'drain-first,backup-first' },
+    });
+    expect(aws.callsTo('CompleteLifecycleAction')).toHaveLength(0);
+    expect(logs).toContainEqual(expect.objectContaining({ message: 'dry run: would complete the termination lifecycle actions with CONTINUE', fields: { instance_id: old, auto_scaling_group: 'workers', hooks: ['drain-first', 'backup-first'] } }));
+  });
+
+  it('says what it launched, and asks on-demand for the lowest price', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large']);
+    const result = await handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), context());
+    const newId = result.attributes?.replacement_instance_id;
+    expect(result.message).toBe(`launched on-demand m5.large ${newId} to replace ${old}`);
+    const onDemand = aws.callsTo('CreateFleet')[1]?.params;
+    expect(onDemand).toMatchObject({ 'OnDemandOptions.AllocationStrategy': 'lowest-price', 'TagSpecification.1.ResourceType': 'instance' });
+    expect(Object.keys(onDemand ?? {}).filter((k) => k.startsWith('SpotOptions'))).toEqual([]);
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        message: 'no spot capacity for the replacement: falling back to on-demand',
+        fields: { instance_id: old, errors: expect.stringMatching(/^m5\.large: InsufficientInstanceCapacity: We currently do not have sufficient m5\.large capacity/) },
+      }),
+    );
+  });
+
+  it('names every type that had no capacity in the error', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large', 'm5a.large']);
+    aws.ec2.noOnDemandCapacity(['m5.large', 'm5a.large']);
+    const err = await rejection(handler({ instanceTypes: ['m5.large', 'm5a.large'] }).handle(spotEvent(old), context()));
+    expect(err.message).toMatch(new RegExp(`^EC2 CreateFleet launched no replacement for ${old}: m5\\.large: InsufficientInstanceCapacity: .*; m5a\\.large: InsufficientInstanceCapacity: `));
+  });
+
+  it('launches a new replacement when the one tagged for it is no longer running', async () => {
+    const old = standalone();
+    aws.ec2.addInstance({ state: 'terminated', tags: { 'hollowtrees:replaces': old } });
+    const result = await handler().handle(spotEvent(old), context());
+    expect(result.message).toMatch(/^launched spot m5\.large /);
+    expect(aws.ec2.fleets).toHaveLength(1);
+  });
+
+  it('logs the request a dry run checked', async () => {
+    const old = standalone();
+    await handler({ dryRun: true }).handle(spotEvent(old), context());
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        message: 'dry run: EC2 accepted the replacement fleet request',
+        fields: { instance_id: old, request: expect.objectContaining({ Type: 'instant', TargetCapacitySpecification: { TotalTargetCapacity: 1, DefaultTargetCapacityType: 'spot' } }) },
+      }),
+    );
+  });
+});

@@ -338,3 +338,137 @@ describe('DrainHandler on an injected clock', () => {
     expect((err as DrainIncompleteError).attributes).toMatchObject({ node: 'node-a', pods_evicted: '0', pods_remaining: '1', duration_ms: '50000' });
   });
 });
+
+describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => {
+  it('fails at once with the first eviction error no retry can fix, and stops the other evictions', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    api.failNext(1, { code: 403, method: 'POST', path: /\/eviction$/ });
+    const err = await rejection(handlerFor(api, { concurrency: 1 }).handle(event({ node: 'node-a' }), context()));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toMatch(/^evicting pod apps\/api-\d: /);
+    // One pod at a time: the refusal came first, and the others never had their turn.
+    expect(api.requests.filter((r) => r.path.endsWith('/eviction')).map((r) => r.code)).toEqual([403]);
+    expect(api.cluster.pods('node-a')).toHaveLength(3);
+  });
+
+  it('counts a pod gone before its eviction (404) neither as evicted nor as remaining', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    api.failNext(1, { code: 404, method: 'POST', path: /\/eviction$/ });
+    const result = await handlerFor(api, { concurrency: 1 }).handle(event({ node: 'node-a' }), context());
+    expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
+    expect(result.message).toBe('drained node node-a: 1 pods evicted');
+  });
+
+  it('asks for the pod’s own grace period under the cap, 30 s for a pod that sets none', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('no-grace', { owner: ['ReplicaSet', 'api'] }));
+    api.cluster.addPod(pod('short', { owner: ['ReplicaSet', 'api'], grace: 5 }));
+    await handlerFor(api, { gracePeriodSeconds: 40 }).handle(event({ node: 'node-a' }), context());
+    expect(Object.fromEntries(api.cluster.evictions().map((e) => [e.name, e.gracePeriodSeconds]))).toEqual({ 'no-grace': 30, short: 5 });
+  });
+
+  it('names five pods left at the deadline and counts the rest', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 7; i++) api.cluster.addPod(pod(`db-${i}`, { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 7 } });
+    const err = await rejection(handlerFor(api, { replyMarginMs: 300 }).handle(event({ node: 'node-a' }), context(3_000)));
+    expect(err.message).toMatch(
+      /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=7 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4, and 2 more\); last reason: evicting pod apps\/db-\d: Cannot evict pod as it would violate the pod's disruption budget\.$/,
+    );
+  });
+
+  it('says how many evicted pods were still terminating when the deadline came', async () => {
+    // 5 ms per grace second: a pod with 1000 s of grace outlasts the drain (3 s, so a busy machine still evicts it in time).
+    const api = await startCluster();
+    api.cluster.addPod(pod('slow', { owner: ['ReplicaSet', 'api'], grace: 1_000 }));
+    const result = await handlerFor(api, { replyMarginMs: 300, watchCache: false }).handle(event({ node: 'node-a' }), context(3_000));
+    expect(result.message).toBe('drained node node-a: 1 pods evicted, 1 still terminating at the deadline');
+    expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
+  });
+
+  it('leaves the pods after the deadline untouched, and says the drain stopped before their turn', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`web-${i}`, { owner: ['ReplicaSet', 'web'] }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // One eviction at a time, in the order the API server lists them (by name): the budget refuses
+    // db-0, whose next try waits on a clock that is then moved past the deadline, so the web pods
+    // never get their turn.
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    const handler = handlerFor(api, { clock, concurrency: 1, watchCache: false, backoff: () => 1_000 });
+    const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 10_000), signal: new AbortController().signal }));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1));
+    clock.advance(10_000);
+    const err = await call;
+    expect(err.message).toMatch(
+      /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=3 \(apps\/db-0, apps\/web-0, apps\/web-1\); last reason: the drain stopped before its turn$/,
+    );
+    expect(api.cluster.evictions().map((e) => e.name)).toEqual(['db-0']);
+  });
+
+  it('logs each pod it evicted with the grace period asked for', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'], grace: 60 }));
+    const lines: Array<{ message: string; fields: Record<string, unknown> | undefined }> = [];
+    const logger: Logger = { ...silent, info: (message, fields) => lines.push({ message, fields }) };
+    await handlerFor(api, { gracePeriodSeconds: 20, logger }).handle(event({ node: 'node-a' }), context());
+    expect(lines).toContainEqual({ message: 'evicted pod', fields: { pod: 'apps/api-0', gracePeriodSeconds: 20 } });
+  });
+
+  it('answers a call cancelled while an eviction waits to retry with CANCELLED, not as a drain stopped at its deadline', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // A long wait between tries: the cancel comes while the eviction waits for its next one.
+    const handler = handlerFor(api, { backoff: () => 60_000 });
+    const controller = new AbortController();
+    const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: undefined, signal: controller.signal }));
+    await vi.waitFor(() => expect(api.cluster.evictions().map((e) => e.code)).toEqual([429]));
+    controller.abort(new PluginError(Code.Canceled, 'call cancelled by the client'));
+    const err = await call;
+    expect(err).not.toBeInstanceOf(DrainIncompleteError);
+    expect([err.code, err.message]).toEqual([Code.Canceled, 'call cancelled by the client']);
+  });
+
+  it('gives a pod up at once when its next try would come after the deadline, without waiting for it', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // The clock never moves: the answer cannot come from waiting for the deadline.
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    // The next try would come exactly at the deadline: too late.
+    const handler = handlerFor(api, { clock, backoff: () => 29_000, replyMarginMs: 1_000 });
+    const err = await rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 30_000) }));
+    expect(err).toBeInstanceOf(DrainIncompleteError);
+    expect((err as DrainIncompleteError).attributes).toMatchObject({ pods_evicted: '0', pods_remaining: '1', duration_ms: '0' });
+    expect(api.cluster.evictions().map((e) => e.code)).toEqual([429]);
+  });
+
+  it('answers with the budget’s refusal, not the deadline, when the deadline cuts a retry short', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    const handler = handlerFor(api, { clock, watchCache: false, backoff: () => 1_000 });
+    const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 10_000), signal: new AbortController().signal }));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1));
+    clock.advance(10_000);
+    expect((await call).message).toMatch(/; last reason: evicting pod apps\/db-0: Cannot evict pod as it would violate the pod's disruption budget\.$/);
+  });
+
+  it('counts the tries it waits between', async () => {
+    const api = await startCluster();
+    api.failNext(2, { code: 500, method: 'GET', path: /^\/api\/v1\/nodes\/node-a$/ });
+    const attempts: number[] = [];
+    await handlerFor(api, { watchCache: false, backoff: (attempt) => (attempts.push(attempt), 10) }).handle(event({ node: 'node-a' }), context());
+    expect(attempts).toEqual([1, 2]);
+  });
+
+  it('skips a node the cluster lacks with a message saying so, when configured to', async () => {
+    const api = await startCluster();
+    const skipped = await handlerFor(api, { nodeNotFound: 'skip' }).handle(event({ node: 'node-z' }), context());
+    expect(skipped).toEqual({ status: 'skipped', message: 'node "node-z" does not exist in this cluster; nothing to drain' });
+  });
+});
