@@ -5,6 +5,7 @@ import type { LoadResult } from './loadgen.js';
 import type { MachineInfo } from './machine.js';
 import type { Summary } from './stats.js';
 import type { WaveRunResult } from './wave/drill.js';
+import type { ReplicasWaveResult } from './replicas-wave.js';
 import type { ChartPanel } from './svg-chart.js';
 
 export interface IngestRun {
@@ -36,6 +37,8 @@ export interface BenchResults {
   /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes; `…Unary` as above. */
   latency: { floor: FloorResult; hollowtrees: Summary; hollowtreesUnary: Summary; relay: Summary; relayUnary: Summary; alertmanager: Summary };
   massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number };
+  /** The reclaim wave through replicas sharing Leases (`replicas-wave.ts`), when it ran. */
+  replicasWave?: ReplicasWaveResult;
   /** The wave drill (wave/), when it ran. */
   wave?: WaveRunResult[];
   memory: {
@@ -155,6 +158,16 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
     rows.push([`… over unary calls, ${p}`, fmtMs(htUnary[p]), '', `bare relay over unary calls ${fmtMs(r.latency.relayUnary[p])}`, `${fmtRatio(htUnary[p] / f[p])} floor`]);
   }
   rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
+  const rw = r.replicasWave;
+  if (rw) {
+    rows.push([
+      `Reclaim through ${rw.replicas} replicas (Kubernetes Leases): ${rw.alerts} instances, each alert to every replica`,
+      `${rw.allCalledMs.toFixed(0)} ms`,
+      '',
+      `${rw.pluginCalls} plugin calls; ${rw.leaseCallsPerDelivery.toFixed(2)} Lease calls per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance`,
+      '',
+    ]);
+  }
   const settle = r.memory.hollowtrees.rssSamplesMiB.length;
   for (const [when, pick] of [
     ['2 s after the fill', (m: MemoryReading) => m.loadedBytes],

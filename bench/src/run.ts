@@ -4,7 +4,7 @@
  * into bench/results/, copied to bench/latest.{json,svg}.
  *
  * Environment:
- *   BENCH_ONLY=ingest,latency,reclaim,memory,crash,wave   run only some sections (results are then partial)
+ *   BENCH_ONLY=ingest,latency,reclaim,replicas,memory,crash,wave   run only some sections (results are then partial)
  *   BENCH_WAVE_*                                the wave drill's matrix (see wave/section.ts)
  *   BENCH_CPU_PROF=<dir>                      run Hollowtrees (and every process of the wave drill) under `node --cpu-prof` into <dir>
  */
@@ -24,6 +24,7 @@ import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
 import { postAlerts, readMetric, startAlertmanager, startHollowtrees, type Target } from './targets.js';
 import { runWaveSection } from './wave/section.js';
+import { runReplicasWave } from './replicas-wave.js';
 
 const BENCH_DIR = new URL('..', import.meta.url).pathname;
 const CONNECTIONS = 8;
@@ -40,7 +41,7 @@ const MEMORY_BATCH = 1_000;
 /** How long RSS is followed after a fill: V8 and Go return freed memory lazily, so the first reading holds garbage. */
 const MEMORY_SETTLE_MS = 90_000;
 
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,memory,crash,wave').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,replicas,memory,crash,wave').split(','));
 const cpuProfDir = process.env.BENCH_CPU_PROF;
 const htNodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
 
@@ -189,6 +190,15 @@ async function main(): Promise<void> {
       results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs };
       log(`mass reclaim: last of ${bodies.length} POSTs answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms`);
     });
+  }
+
+  if (only.has('replicas')) {
+    const rw = await runReplicasWave(htNodeArgs);
+    results.replicasWave = rw;
+    log(
+      `reclaim through ${rw.replicas} replicas on Kubernetes Leases: all ${rw.alerts} called in ${rw.allCalledMs.toFixed(0)} ms, ${rw.pluginCalls} plugin calls, ` +
+        `Lease calls ${JSON.stringify(rw.leaseCalls)} (${rw.leaseCallsPerDelivery.toFixed(2)} per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance)`,
+    );
   }
 
   if (only.has('memory')) {

@@ -62,6 +62,8 @@ export interface HollowtreesOptions {
   nodeArgs?: string[];
   /** Keep run state in this journal (survives the target's stop). Default: memory only. */
   stateFile?: string;
+  /** Share run state in Leases of this API server instead (`state.backend: kubernetes`). */
+  kubernetesState?: { kubeconfig: string; namespace: string };
   /** `server.limits.maxBodyBytes`, for batches over the default 1 MiB. */
   maxBodyBytes?: number;
   /** The plugin's `transport`. Default: core's own default (`auto`, the stream). */
@@ -80,7 +82,7 @@ export async function startHollowtrees(options: HollowtreesOptions): Promise<Tar
     config,
     `log:
   level: warn
-${options.stateFile ? `state:\n  file: ${options.stateFile}\n` : ''}server:
+${stateYaml(options)}server:
   shutdownGracePeriod: 1s${options.maxBodyBytes ? `\n  limits: { maxBodyBytes: ${options.maxBodyBytes} }` : ''}
 plugins:
   sink:
@@ -104,6 +106,12 @@ flows:
     '/-/ready',
   );
   return asTarget('Hollowtrees', started, dir);
+}
+
+function stateYaml({ stateFile, kubernetesState: kube }: HollowtreesOptions): string {
+  if (stateFile) return `state:\n  file: ${stateFile}\n`;
+  if (kube) return `state:\n  backend: kubernetes\n  kubernetes: { namespace: ${kube.namespace}, kubeconfig: "${kube.kubeconfig}" }\n`;
+  return '';
 }
 
 /** A started server as a {@link Target}; `stop` also removes its directory. */
