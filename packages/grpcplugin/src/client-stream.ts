@@ -7,12 +7,28 @@ import { fromResponse, type PluginResponse } from './plugin-response.js';
 interface Pending {
   resolve(response: PluginResponse): void;
   reject(err: PluginError): void;
+  /** Set once the call is written: only then does the plugin need a cancel. */
+  written: boolean;
+}
+
+/** A call or a cancel waiting to be written. */
+interface Waiting {
+  callId: number;
+  bytes: Uint8Array;
+  /** A call's request and deadline, to encode it again with the time left when it waited. */
+  call?: { request: HandleRequest; deadline: number; encodedAt: number };
 }
 
 /** The field number of `HandleStreamRequest.calls`, as a length-delimited field's tag. */
 const CALLS_TAG = (1 << 3) | 2;
 /** At most what the tag and the length of one element of `calls` take. */
 const FRAMING_BYTES = 6;
+/**
+ * A message carries calls up to this many bytes (a single larger call goes alone): gRPC
+ * servers in other languages take 4 MiB by default, and a message over a plugin's limit
+ * ends the whole stream.
+ */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * One `HandleStream` to a plugin, carrying many calls. A call written is matched to its
@@ -27,7 +43,7 @@ const FRAMING_BYTES = 6;
 export class ClientStream {
   private readonly call: ClientDuplexStream<Buffer, HandleStreamResponse>;
   private readonly pending = new Map<number, Pending>();
-  private readonly waiting: Array<{ callId: number; bytes: Uint8Array; cancel: boolean }> = [];
+  private readonly waiting: Waiting[] = [];
   private flushScheduled = false;
   private nextId = 1;
   private blocked = false;
@@ -70,27 +86,29 @@ export class ClientStream {
       if (bytes.length + FRAMING_BYTES > this.maxSendBytes) {
         return reject(new PluginError(Code.ResourceExhausted, `request of ${bytes.length} bytes is larger than maxSendMessageBytes (${this.maxSendBytes})`));
       }
+      // Ends the call here, and in the plugin too once it has the call: core retries a call
+      // that passed its deadline, which must not find the first try still at work (a unary
+      // call's deadline cancels it in the plugin the same way).
+      const end = (err: PluginError): void => {
+        const written = this.pending.get(callId)?.written === true;
+        done();
+        reject(err);
+        if (written && !this.closed) this.write({ callId, bytes: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
+      };
       const done = (): void => {
         this.pending.delete(callId);
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       };
-      // The plugin has the deadline too and ends its work at it: no cancel needs to go out.
-      const timer = setTimeout(() => {
-        done();
-        reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
-      }, timeoutMs);
-      const onAbort = (): void => {
-        done();
-        reject(new PluginError(Code.Canceled, 'call cancelled'));
-        if (!this.closed) this.write(callId, StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish(), true);
-      };
+      const timer = setTimeout(() => end(new PluginError(Code.DeadlineExceeded, 'deadline exceeded')), timeoutMs);
+      const onAbort = (): void => end(new PluginError(Code.Canceled, 'call cancelled'));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(callId, {
         resolve: (response) => (done(), resolve(response)),
         reject: (err) => (done(), reject(err)),
+        written: false,
       });
-      this.write(callId, bytes, false);
+      this.write({ callId, bytes, call: { request, deadline, encodedAt: Date.now() } });
     });
   }
 
@@ -99,8 +117,8 @@ export class ClientStream {
     if (!this.closed) this.call.end();
   }
 
-  private write(callId: number, bytes: Uint8Array, cancel: boolean): void {
-    this.waiting.push({ callId, bytes, cancel });
+  private write(entry: Waiting): void {
+    this.waiting.push(entry);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -117,11 +135,19 @@ export class ClientStream {
       const writer = new BinaryWriter();
       let size = 0;
       while (this.waiting.length > 0) {
-        const { callId, bytes, cancel } = this.waiting[0]!;
-        if (size > 0 && size + bytes.length + FRAMING_BYTES > this.maxSendBytes) break;
+        const { callId, call } = this.waiting[0]!;
+        let { bytes } = this.waiting[0]!;
+        if (size > 0 && size + bytes.length + FRAMING_BYTES > Math.min(this.maxSendBytes, MAX_BATCH_BYTES)) break;
         this.waiting.shift();
-        // A call that ended while it waited (deadline, cancel) is not sent at all.
-        if (!cancel && !this.pending.has(callId)) continue;
+        const pending = call && this.pending.get(callId);
+        if (call) {
+          // A call that ended while it waited (deadline, cancel) is not sent at all.
+          if (!pending) continue;
+          // One that waited (the stream pushed back) tells the plugin the time it has left now.
+          const now = Date.now();
+          if (now - call.encodedAt > 1) bytes = StreamCall.encode({ callId, kind: { $case: 'call', value: { request: call.request, timeoutMs: Math.max(1, Math.ceil(call.deadline - now)) } } }).finish();
+          pending.written = true;
+        }
         writer.uint32(CALLS_TAG).bytes(bytes);
         size += bytes.length + FRAMING_BYTES;
       }

@@ -5,13 +5,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { status } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { rejectionOf } from '@hollowtrees/testkit';
 import { describe, expect, it } from 'vitest';
 import { PluginClient, type PluginTransport } from './client.js';
 import { Code, PluginError } from './errors.js';
 import type { HandleContext } from './handler.js';
 import type { LogFields, PluginLogger } from './plugin-logger.js';
+import { HandleStatus, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { serve } from './serve.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
 import { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
@@ -87,6 +88,36 @@ describe('calls sharing one stream', () => {
     }
     expect((await Promise.all(calls)).every((r) => r.status === 'ok')).toBe(true);
     expect(most).toBe(4);
+  });
+});
+
+describe("a call's deadline on the stream", () => {
+  it('core cancels the call in the plugin when its deadline passes, as a unary deadline does; an answered call gets no cancel', async () => {
+    // A plugin of plain grpc-js that records what arrives and answers only 'quick': the
+    // client's timer alone must end 'slow' and tell the plugin (whose own timer may run late).
+    const seen: StreamCall[] = [];
+    const server = new Server();
+    const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
+      call.on('data', (message: HandleStreamRequest) => {
+        for (const c of message.calls) {
+          seen.push(c);
+          if (c.kind?.$case === 'call' && c.kind.value.request?.flow === 'quick') call.write({ results: [{ callId: c.callId, outcome: { $case: 'response', value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'ok', attributes: {} } } }] });
+        }
+      });
+    };
+    server.addService(PluginServiceService, { handle: () => {}, handleStream } as unknown as Parameters<Server['addService']>[1]);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    pairs.defer(() => server.forceShutdown());
+    const client = new PluginClient(`127.0.0.1:${port}`, { transport: 'stream' });
+    pairs.defer(() => client.close());
+    expect((await client.handle(testEvent, { flow: 'quick', timeoutMs: 5_000 })).message).toBe('ok');
+    expect((await rejectionOf(client.handle(testEvent, { flow: 'slow', timeoutMs: 300 }), PluginError)).code).toBe(Code.DeadlineExceeded);
+    const slowId = seen.find((c) => c.kind?.$case === 'call' && c.kind.value.request?.flow === 'slow')!.callId;
+    const quickId = seen.find((c) => c.kind?.$case === 'call' && c.kind.value.request?.flow === 'quick')!.callId;
+    const until = Date.now() + 5_000;
+    while (!seen.some((c) => c.callId === slowId && c.kind?.$case === 'cancel') && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(seen.filter((c) => c.kind?.$case === 'cancel').map((c) => c.callId)).toEqual([slowId]);
+    expect(quickId).not.toBe(slowId);
   });
 });
 
