@@ -258,7 +258,7 @@ export class FlowEngine {
 
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
     // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
-    const { claim, takenOver } = await this.states.claim(groupKey);
+    const { claim, takenOver } = await this.states.claim(groupKey, progress);
     if (claim !== 'held') {
       this.notClaimed(flow, groupKey, progress, bytes, claim);
       return;

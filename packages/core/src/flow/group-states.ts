@@ -133,7 +133,7 @@ export class GroupStates implements RunStateStore {
   }
 
   /** In memory the group is this process's once `tryStart` said so. */
-  claim(_key: string): Promise<ClaimResult> {
+  claim(_key: string, _run: RunProgress): Promise<ClaimResult> {
     return Promise.resolve(HELD);
   }
 

@@ -1,4 +1,4 @@
-import { GroupStates, HELD, type GroupState } from '../flow/group-states.js';
+import { GroupStates, HELD, type GroupState, type RunProgress } from '../flow/group-states.js';
 import type { ClaimResult, StateBackend } from './run-state-store.js';
 import type { JournalProblem } from './journal-format.js';
 import type { JournalRepair, StateJournal } from './state-journal.js';
@@ -27,7 +27,7 @@ export class JournalRunStateStore extends GroupStates {
   }
 
   /** The run is on disk with its event before its first plugin call; a failed write does not stop it (new events are refused instead). */
-  override async claim(_key: string): Promise<ClaimResult> {
+  override async claim(_key: string, _run: RunProgress): Promise<ClaimResult> {
     await this.journal.flush();
     return HELD;
   }

@@ -11,12 +11,19 @@ import { leaseName } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
 
 const NAMESPACE = 'ops';
-const run = (id: string): RunProgress => ({ event: { id, source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 });
+/** One RunProgress per id: a claim is asked for by the run `tryStart` started. */
+const runs = new Map<string, RunProgress>();
+const run = (id: string): RunProgress => {
+  let progress = runs.get(id);
+  if (!progress) runs.set(id, (progress = { event: { id, source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 }));
+  return progress;
+};
 
 let api: KubeApiServer;
 let kubeconfig: string;
 const stores: KubernetesRunStateStore[] = [];
 beforeEach(async () => {
+  runs.clear();
   api = await startKubeApiServer();
   kubeconfig = api.kubeConfigFileText();
 });
@@ -43,7 +50,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const now = Date.now();
     expect(a.tryStart('spot:i-1', 'spot', run('e1'), now)).toBe('started');
     expect(b.tryStart('spot:i-1', 'spot', run('e1'), now)).toBe('started');
-    const claims = await Promise.all([a.claim('spot:i-1'), b.claim('spot:i-1')]);
+    const claims = await Promise.all([a.claim('spot:i-1', run('e1')), b.claim('spot:i-1', run('e1'))]);
     expect(claims.map((c) => c.claim).sort()).toEqual(['held', 'taken']);
     const [lease] = api.cluster.leases.all();
     expect(lease).toMatchObject({ metadata: { name: leaseName('hollowtrees-', 'spot:i-1'), namespace: NAMESPACE, annotations: { 'hollowtrees.io/group-key': 'spot:i-1', 'hollowtrees.io/phase': 'running' } } });
@@ -58,12 +65,12 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const a = replica('a').store;
     const b = replica('b').store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await a.claim('g')).claim).toBe('held');
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
     a.succeeded('g', Date.now(), 60_000);
     expect(await a.commit()).toBe(true);
     expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/phase']).toBe('cooling');
     b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g')).claim).toBe('taken');
+    expect((await b.claim('g', run('e2'))).claim).toBe('taken');
     const calls = leaseCalls();
     for (let i = 0; i < 100; i++) expect(b.holder('g', Date.now())).toMatchObject({ phase: 'cooling', replica: 'a' });
     expect(b.tryStart('g', 'spot', run('e3'), Date.now())).toBe('held');
@@ -74,24 +81,24 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const a = replica('a').store;
     const b = replica('b').store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
-    await a.claim('g');
+    await a.claim('g', run('e1'));
     a.release('g');
     await a.commit();
     expect(api.cluster.leases.all()).toEqual([]);
     b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g')).claim).toBe('held');
+    expect((await b.claim('g', run('e2'))).claim).toBe('held');
   });
 
   it('takes over a run whose holder stopped renewing once its Lease expired, and says whose run it cut short', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
     dead.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await dead.claim('g')).claim).toBe('held');
+    expect((await dead.claim('g', run('e1'))).claim).toBe('held');
     b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g')).claim).toBe('taken');
+    expect((await b.claim('g', run('e2'))).claim).toBe('taken');
     await new Promise((r) => setTimeout(r, 1_100));
     b.tryStart('g', 'spot', run('e3'), Date.now());
-    expect(await b.claim('g')).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
+    expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
     expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
   });
 
@@ -99,10 +106,32 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
-    await a.claim('g');
+    await a.claim('g', run('e1'));
     await new Promise((r) => setTimeout(r, 1_500));
     b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g')).claim).toBe('taken');
+    expect((await b.claim('g', run('e2'))).claim).toBe('taken');
+  });
+
+  it('a run released before its claim came back (a full queue) gives its Lease up: the group is free for the next event, on any replica', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    a.release('g');
+    await expect.poll(() => api.cluster.leases.all(), { timeout: 5_000, interval: 20 }).toEqual([]);
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g', run('e2'))).claim).toBe('held');
+  });
+
+  it('a run that waited in the queue gets its own claim, never the claim of a later run of its group', async () => {
+    const a = replica('a').store;
+    api.unreachable = true;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    // Its claim fails while the run waits in the queue, which frees the group for the sender's next try.
+    await a.commit();
+    api.unreachable = false;
+    expect(a.tryStart('g', 'spot', run('e2'), Date.now())).toBe('started');
+    expect((await a.claim('g', run('e1'))).claim).toBe('unavailable');
+    expect((await a.claim('g', run('e2'))).claim).toBe('held');
   });
 
   it('when the API server cannot be reached: the claim fails, commit says false, the store is not durable; all come back with it', async () => {
@@ -110,7 +139,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     api.unreachable = true;
     a.tryStart('g', 'spot', run('e1'), Date.now());
     const commit = a.commit();
-    expect((await a.claim('g')).claim).toBe('unavailable');
+    expect((await a.claim('g', run('e1'))).claim).toBe('unavailable');
     expect(await commit).toBe(false);
     expect(a.durable).toBe(false);
     // The group is free again: nothing acted, and the sender is asked to send again.
@@ -118,7 +147,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     api.unreachable = false;
     await expect.poll(() => a.durable, { timeout: 5_000, interval: 50 }).toBe(true);
     a.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await a.claim('g')).claim).toBe('held');
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
     const calls = await metrics.calls.get();
     expect(calls.values.find((v) => v.labels.operation === 'create' && v.labels.result === 'error')?.value).toBe(1);
   });
@@ -127,21 +156,21 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
-    await a.claim('g');
+    await a.claim('g', run('e1'));
     await new Promise((r) => setTimeout(r, 1_100));
     b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g')).claim).toBe('held');
+    expect((await b.claim('g', run('e2'))).claim).toBe('held');
     // a's cooldown write meets b's Lease: a learns it lost it.
     a.succeeded('g', Date.now(), 60_000);
     await a.commit();
     expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('b');
-    expect((await a.claim('g')).claim).toBe('taken');
+    expect((await a.claim('g', run('e1'))).claim).toBe('taken');
   });
 
   it('a 409 from its own write that was applied without an answer keeps the Lease: the cooldown is written on top of it', async () => {
     const a = replica('a').store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
-    await a.claim('g');
+    await a.claim('g', run('e1'));
     // A renewal of a's that the API server applied but whose answer never came: the Lease moved on, still a's.
     const [lease] = api.cluster.leases.all();
     const renewed = await fetch(`${api.url}/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${lease!.metadata.name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(lease) });
@@ -150,16 +179,16 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await a.commit()).toBe(true);
     expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/phase']).toBe('cooling');
     expect(a.holder('g', Date.now())).toMatchObject({ phase: 'cooling' });
-    expect((await a.claim('g')).claim).toBe('held');
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
   });
 
   it('the sweep lists every replica\'s Leases for the status API and deletes those whose hold is over', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     const b = replica('b').store;
     a.tryStart('old', 'spot', run('e1'), Date.now());
-    await a.claim('old');
+    await a.claim('old', run('e1'));
     b.tryStart('live', 'spot', run('e2'), Date.now());
-    await b.claim('live');
+    await b.claim('live', run('e2'));
     b.succeeded('live', Date.now(), 60_000);
     await b.commit();
     // a stops renewing (as if killed): its Lease's hold is over after 1 s.

@@ -55,7 +55,9 @@ export class KubernetesRunStateStore extends GroupStates {
   /** Groups other replicas hold, as last seen. */
   private readonly others = new Map<string, { state: GroupState; until: number }>();
   /** Claims `tryStart` began, until their run reads them. */
-  private readonly claims = new Map<string, Promise<ClaimResult>>();
+  private readonly claims = new Map<RunProgress, Promise<ClaimResult>>();
+  /** The run whose claim is in flight, by group: a claim that comes back after its run was released gives its Lease up. */
+  private readonly claiming = new Map<string, RunProgress>();
   /** Claims and writes in flight; none of them rejects. */
   private readonly pending = new Set<Promise<unknown>>();
   /** Calls that got no answer, and claims that failed, so far. */
@@ -89,17 +91,18 @@ export class KubernetesRunStateStore extends GroupStates {
   override tryStart(key: string, flow: string, run: RunProgress, now: number): StartDecision {
     const decision = super.tryStart(key, flow, run, now);
     if (decision === 'started') {
-      const claim = this.acquire(key, flow, run.event.id, now);
-      this.claims.set(key, claim);
+      this.claiming.set(key, run);
+      const claim = this.acquire(key, flow, run, now);
+      this.claims.set(run, claim);
       this.track(claim);
     }
     return decision;
   }
 
-  override claim(key: string): Promise<ClaimResult> {
-    const claim = this.claims.get(key);
+  override claim(key: string, run: RunProgress): Promise<ClaimResult> {
+    const claim = this.claims.get(run);
     if (claim) {
-      this.claims.delete(key);
+      this.claims.delete(run);
       return claim;
     }
     // A later try of a run, or a run handed over on reload: it goes on only while its Lease is still ours.
@@ -117,6 +120,17 @@ export class KubernetesRunStateStore extends GroupStates {
 
   override release(key: string): void {
     super.release(key);
+    // Released before its claim came back (a full queue): the claim's Lease is given up when it does.
+    const claiming = this.claiming.get(key);
+    if (claiming) {
+      this.claiming.delete(key);
+      this.claims.delete(claiming);
+    }
+    this.dropHeld(key);
+  }
+
+  /** Gives up the group's Lease, if this replica holds it. */
+  private dropHeld(key: string): void {
     const held = this.mine.get(key);
     if (!held) return;
     this.mine.delete(key);
@@ -160,8 +174,21 @@ export class KubernetesRunStateStore extends GroupStates {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
+  /** Claims the group for `run`; never rejects. A run not held locally any more gets no claim, and frees the group only while it is its own. */
+  private async acquire(key: string, flow: string, run: RunProgress, now: number): Promise<ClaimResult> {
+    const result = await this.acquireLease(key, flow, run.event.id, now);
+    if (this.claiming.get(key) !== run) {
+      // Its run was released while the claim was in flight (a full queue): nothing acts on it.
+      if (result.claim === 'held') this.dropHeld(key);
+      return TAKEN;
+    }
+    this.claiming.delete(key);
+    if (result.claim !== 'held') super.release(key);
+    return result;
+  }
+
   /** Creates the group's Lease, or takes it over when its hold is over; never rejects. */
-  private async acquire(key: string, flow: string, eventId: string, now: number): Promise<ClaimResult> {
+  private async acquireLease(key: string, flow: string, eventId: string, now: number): Promise<ClaimResult> {
     const { api, identity, leaseDurationMs } = this.options;
     const name = leaseName(this.options.leasePrefix, key);
     const record: LeaseRecord = { key, flow, eventId, phase: 'running', since: now, holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
@@ -182,7 +209,6 @@ export class KubernetesRunStateStore extends GroupStates {
         const over = !found || heldUntil(found) <= at || (found.holder === identity && !this.mine.has(key));
         if (!over) {
           this.remember(found, at);
-          super.release(key);
           return TAKEN;
         }
         const next = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1 };
@@ -195,10 +221,8 @@ export class KubernetesRunStateStore extends GroupStates {
         }
         return found?.phase === 'running' ? { claim: 'held', takenOver: { holder: found.holder, eventId: found.eventId, since: found.since } } : HELD;
       }
-      super.release(key);
       return TAKEN;
     } catch (err) {
-      super.release(key);
       // Refused (403: RBAC) or unanswered, the claim failed: commits in flight must say so.
       this.failures++;
       if (!(err instanceof LeaseRefused) || err.code >= 500 || err.code === 429) this.failed(err);

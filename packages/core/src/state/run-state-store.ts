@@ -63,8 +63,12 @@ export interface RunStateStore {
   readonly durable: boolean;
   /** The atomic local check-and-start (see {@link GroupState}). */
   tryStart(key: string, flow: string, run: RunProgress, now: number): StartDecision;
-  /** Resolves once the store decided whether this process may act on the group `tryStart` started. */
-  claim(key: string): Promise<ClaimResult>;
+  /**
+   * Resolves once the store decided whether this process may act on the group
+   * for `run`, the run `tryStart` started (or a later try of it): a run that
+   * waited in a queue must get its own claim, never one a later run of its group made.
+   */
+  claim(key: string, run: RunProgress): Promise<ClaimResult>;
   /** Records how far a running or retrying run got. */
   progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void;
   /** After success: hold the group for `cooldownMs` (none when 0). */
