@@ -266,6 +266,26 @@ flows:
     expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'interrupted' });
   });
 
+  it('a run whose hold the store loses (another replica may run its group now) is stopped and reported interrupted', async () => {
+    const lose = new AbortController();
+    // The kubernetes store aborts this signal when its Lease is lost (kubernetes-store.test.ts); here the engine's side.
+    class LosingStore extends GroupStates {
+      override holdLost(): AbortSignal {
+        return lose.signal;
+      }
+    }
+    const slow = untilCancelled('a');
+    const { engine } = engineFor(spotFlow(), [slow], undefined, undefined, { store: new LosingStore() });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(slow.calls).toHaveLength(1);
+    lose.abort(new Error('lost the hold on group g'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(slow.calls[0]!.call.signal?.aborted).toBe(true);
+    expect(engine.recentRuns()[0]).toMatchObject({ outcome: 'interrupted' });
+    expect(engine.groups()).toEqual([]);
+  });
+
   it('cancels every run in flight at the end of the grace period, and a queued run starting after it never calls the plugin', async () => {
     const slow = untilCancelled('a');
     const { engine } = engineFor(spotFlow('').replace('cooldown: 5m', 'cooldown: 5m\n    concurrency: 2'), [slow]);

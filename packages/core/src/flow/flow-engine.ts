@@ -274,6 +274,11 @@ export class FlowEngine {
     let result: RunResult;
     const controller = new AbortController();
     if (this.cancelled) controller.abort(this.cancelled);
+    // A hold lost mid-run (another replica may run the group now) stops this run, as a shutdown does.
+    const lost = this.states.holdLost(groupKey);
+    const onLost = (): void => controller.abort(lost!.reason);
+    if (lost?.aborted) onLost();
+    else lost?.addEventListener('abort', onLost, { once: true });
     this.runControllers.add(controller);
     try {
       result = await runPlugins(progress, flow.name, flow.plugins.slice(progress.next), {
@@ -295,6 +300,7 @@ export class FlowEngine {
       result = { outcome: 'failed', error: `internal error: ${(err as Error).message}`, calls: [], attributes: progress.attributes, reached: 0, ignored: [] };
     }
     this.runControllers.delete(controller);
+    lost?.removeEventListener('abort', onLost);
     const finishedAt = this.clock.now();
     const reached: RunProgress = { ...progress, attributes: result.attributes, next: progress.next + result.reached };
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);

@@ -132,6 +132,11 @@ export class GroupStates implements RunStateStore {
     return this.groups.get(key);
   }
 
+  /** In this process alone a hold cannot be lost. */
+  holdLost(_key: string): AbortSignal | undefined {
+    return undefined;
+  }
+
   /** In memory the group is this process's once `tryStart` said so. */
   claim(_key: string, _run: RunProgress): Promise<ClaimResult> {
     return Promise.resolve(HELD);

@@ -122,6 +122,39 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await b.claim('g', run('e2'))).claim).toBe('held');
   });
 
+  it('a holder whose renewals go unconfirmed tells its run to stop before the Lease can expire for the other replicas', async () => {
+    const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 250 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    expect(a.holdLost('g')!.aborted).toBe(false);
+    await expect.poll(() => api.requests.filter((r) => r.method === 'PUT').length, { timeout: 5_000, interval: 20 }).toBeGreaterThan(0);
+    const lost = a.holdLost('g')!;
+    const renewedAt = Date.parse(api.cluster.leases.all()[0]!.spec!.renewTime as unknown as string);
+    api.unreachable = true;
+    await new Promise((resolve) => lost.addEventListener('abort', resolve));
+    // The others may take the group over only once renewTime + leaseDuration has passed.
+    expect(Date.now()).toBeLessThan(renewedAt + 3_000);
+    expect(String((lost.reason as Error).message)).toMatch(/renewals went unconfirmed/);
+    expect(a.holdLost('g')).toBeUndefined();
+  });
+
+  it('a holder whose Lease another replica took over tells its run to stop', async () => {
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 5_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 5_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const lost = a.holdLost('g')!;
+    // a does not renew within leaseDuration (its interval is longer): b takes the group over.
+    await new Promise((r) => setTimeout(r, 1_100));
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g', run('e2'))).claim).toBe('held');
+    // a's next write (its cooldown after success here) meets b's Lease.
+    a.succeeded('g', Date.now(), 60_000);
+    await a.commit();
+    expect(lost.aborted).toBe(true);
+    expect(String((lost.reason as Error).message)).toMatch(/took the Lease over/);
+  });
+
   it('a run that waited in the queue gets its own claim, never the claim of a later run of its group', async () => {
     const a = replica('a').store;
     api.unreachable = true;

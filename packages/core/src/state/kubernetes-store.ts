@@ -28,6 +28,10 @@ interface HeldLease {
   writing: Promise<void>;
   /** The last write of `record` failed for want of an answer: the next renewal writes it again. */
   unsaved: boolean;
+  /** The `renewedAt` of the last write the API server confirmed: other replicas judge expiry from it. */
+  confirmedAt: number;
+  /** Aborted when the hold is lost while its run is in progress. */
+  lost: AbortController;
 }
 
 const TAKEN: ClaimResult = Object.freeze({ claim: 'taken' });
@@ -116,6 +120,10 @@ export class KubernetesRunStateStore extends GroupStates {
     super.succeeded(key, now, cooldownMs);
     const held = this.mine.get(key);
     if (cooldownMs > 0 && held) this.write(key, held, { ...held.record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now });
+  }
+
+  override holdLost(key: string): AbortSignal | undefined {
+    return this.mine.get(key)?.lost.signal;
   }
 
   override release(key: string): void {
@@ -243,7 +251,7 @@ export class KubernetesRunStateStore extends GroupStates {
   private hold(key: string, name: string, record: LeaseRecord, lease: V1Lease): void {
     this.answered();
     this.others.delete(key);
-    this.mine.set(key, { name, lease, record, writing: Promise.resolve(), unsaved: false });
+    this.mine.set(key, { name, lease, record, writing: Promise.resolve(), unsaved: false, confirmedAt: record.renewedAt, lost: new AbortController() });
   }
 
   /** Caches a group another replica holds: a cooldown until its end, a run in progress for one renew interval (it may fail and free the group). */
@@ -258,15 +266,15 @@ export class KubernetesRunStateStore extends GroupStates {
     held.record = record;
     const written = held.writing.then(async () => {
       if (this.mine.get(key) !== held) return;
+      const saving = held.record;
       try {
         held.lease = await this.saveHeld(held);
+        held.confirmedAt = Math.max(held.confirmedAt, saving.renewedAt);
         held.unsaved = false;
         this.answered();
       } catch (err) {
         if (err instanceof LeaseLost) {
-          // Runs in progress go on; only the next event of the group will see whoever holds it now.
-          this.mine.delete(key);
-          this.options.logger.error({ groupKey: key, lease: held.name, holder: err.holder }, 'lost the Lease of a group this replica holds: another replica took it over');
+          this.loseHold(key, held, `another replica (${err.holder || 'unknown'}) took the Lease over`);
           return;
         }
         held.unsaved = true;
@@ -321,10 +329,25 @@ export class KubernetesRunStateStore extends GroupStates {
     this.track(deleted);
   }
 
+  /** Gives the hold up here and tells its run in progress, if any, to stop. */
+  private loseHold(key: string, held: HeldLease, why: string): void {
+    if (this.mine.get(key) === held) this.mine.delete(key);
+    const running = held.record.phase === 'running';
+    held.lost.abort(new Error(`lost the hold on group ${key}: ${why}`));
+    this.options.logger.error({ groupKey: key, lease: held.name, runInProgress: running }, `lost the Lease of a group this replica holds: ${why}${running ? '; its run is stopped' : ''}`);
+  }
+
   /** Renews the Leases of runs in progress, and writes again what could not be written. */
   private renew(): void {
     const now = this.options.clock.now();
+    const { leaseDurationMs, renewIntervalMs } = this.options;
     for (const [key, held] of this.mine) {
+      // Renewals went unconfirmed for so long that the Lease may expire for the others before
+      // the next tick: stop the run now rather than let another replica run the group beside it.
+      if (held.record.phase === 'running' && now - held.confirmedAt > leaseDurationMs - 2 * renewIntervalMs) {
+        this.loseHold(key, held, `its renewals went unconfirmed for ${now - held.confirmedAt} ms (leaseDuration ${leaseDurationMs} ms)`);
+        continue;
+      }
       if (held.record.phase === 'running') this.write(key, held, { ...held.record, renewedAt: now });
       else if (held.unsaved) this.write(key, held, held.record);
       else if (heldUntil(held.record) <= now) this.mine.delete(key);

@@ -69,6 +69,12 @@ export interface RunStateStore {
    * waited in a queue must get its own claim, never one a later run of its group made.
    */
   claim(key: string, run: RunProgress): Promise<ClaimResult>;
+  /**
+   * Aborts if this process loses its hold on the group while its run is in
+   * progress (another replica may then run it); undefined where a hold cannot
+   * be lost (memory, file).
+   */
+  holdLost(key: string): AbortSignal | undefined;
   /** Records how far a running or retrying run got. */
   progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void;
   /** After success: hold the group for `cooldownMs` (none when 0). */
