@@ -22,3 +22,8 @@ export function alertsBody(prefix: string, first: number, count: number): string
   for (let i = 0; i < count; i++) parts[i] = alertJson(`${prefix}${first + i}`);
   return `[${parts.join(',')}]`;
 }
+
+/** `count` alerts as bodies of at most `batch` alerts each, as Prometheus sends a wave: instances `${prefix}0` onwards. */
+export function alertBatches(prefix: string, count: number, batch: number): string[] {
+  return Array.from({ length: Math.ceil(count / batch) }, (_, i) => alertsBody(prefix, i * batch, Math.min(batch, count - i * batch)));
+}

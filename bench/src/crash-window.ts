@@ -10,7 +10,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { labelsOf, serve } from '@hollowtrees/grpcplugin';
 import { pollUntil, tempDir } from '@hollowtrees/testkit';
-import { alertsBody } from './alerts.js';
+import { alertBatches } from './alerts.js';
 import { summarize } from './stats.js';
 import { postAlerts, readMetric, startHollowtrees, type Target } from './targets.js';
 
@@ -115,7 +115,7 @@ async function follow(follower: JournalFollower, done: (cooling: number) => bool
 
 /** Posts `runs` alerts, waits until every call is held by the plugin, then lets them all answer. */
 async function burst(target: Target, plugin: Awaited<ReturnType<typeof gatedPlugin>>, prefix: string, runs: number): Promise<void> {
-  for (let first = 0; first < runs; first += 100) await postAlerts(target.url, alertsBody(prefix, first, Math.min(100, runs - first)));
+  for (const body of alertBatches(prefix, runs, 100)) await postAlerts(target.url, body);
   await pollUntil(() => plugin.waiting() >= runs, 30_000, () => `${runs} calls held (have ${plugin.waiting()})`, 5);
   plugin.release();
 }

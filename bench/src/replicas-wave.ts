@@ -8,7 +8,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pollUntil, startKubeApiServer, tempDir } from '@hollowtrees/testkit';
-import { alertsBody } from './alerts.js';
+import { alertBatches, alertsBody } from './alerts.js';
 import { startPluginSink } from './sinks.js';
 import { postAlerts, startHollowtrees, type Target } from './targets.js';
 
@@ -49,7 +49,7 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
     sink.onEntry((instance, at) => {
       if (instance.startsWith('wave-')) lastEntry = at;
     });
-    const bodies = Array.from({ length: Math.ceil(alerts / batch) }, (_, i) => alertsBody('wave-', i * batch, Math.min(batch, alerts - i * batch)));
+    const bodies = alertBatches('wave-', alerts, batch);
     const t0 = performance.now();
     await Promise.all(
       targets.map(async (t) => {

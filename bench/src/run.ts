@@ -11,7 +11,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '@hollowtrees/testkit';
-import { alertJson, alertsBody } from './alerts.js';
+import { alertBatches, alertJson, alertsBody } from './alerts.js';
 import { measureCrashWindow } from './crash-window.js';
 import { measureGrpcFloor } from './grpc-floor.js';
 import { runLoad, type LoadResult } from './loadgen.js';
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
       plugin.onEntry((instance, at) => {
         if (instance.startsWith('reclaim-')) lastEntry = at;
       });
-      const bodies = Array.from({ length: RECLAIM_ALERTS / RECLAIM_BATCH }, (_, i) => alertsBody('reclaim-', i * RECLAIM_BATCH, RECLAIM_BATCH));
+      const bodies = alertBatches('reclaim-', RECLAIM_ALERTS, RECLAIM_BATCH);
       const t0 = performance.now();
       for (const body of bodies) await postAlerts(ht.url, body);
       const postAnsweredMs = performance.now() - t0;
