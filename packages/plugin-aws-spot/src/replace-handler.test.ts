@@ -64,6 +64,23 @@ const standalone = (): string =>
 
 const replacementsOf = (instanceId: string) => aws.ec2.instancesTagged('hollowtrees:replaces', instanceId);
 
+/**
+ * A detach batch stuck retrying a throttled DetachInstances (until `first` is aborted), so a
+ * second call must wait behind it; the plugin reads call deadlines on `clock`, a manual one,
+ * and answers 500 ms before them.
+ */
+async function stuckDetach() {
+  const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 0 });
+  const [busy, queued] = group.members.keys();
+  aws.faults.throttle(1_000, { action: 'DetachInstances' });
+  const clock = manualClock();
+  const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500, clock });
+  const first = new AbortController();
+  const stuck = rejection(h.handle(spotEvent(busy!), { ...context(), signal: first.signal }));
+  await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+  return { group, queued: queued!, clock, h, first, stuck };
+}
+
 describe('a group member (strategy asg-detach)', () => {
   it('is detached with the desired capacity kept, so the group launches a replacement', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1 });
@@ -331,17 +348,9 @@ describe('a wave of members of one group', () => {
     expect(leaving.every((id) => aws.ec2.instances.get(id)?.tags['hollowtrees:detached-from'] === 'workers')).toBe(true);
   });
 
+
   it('answers a detach still queued near its deadline with RESOURCE_EXHAUSTED before the deadline, and does nothing for it', async () => {
-    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 0 });
-    const [busy, queued] = group.members.keys();
-    // The first batch is stuck retrying a throttled DetachInstances; the second call must wait behind it.
-    aws.faults.throttle(1_000, { action: 'DetachInstances' });
-    // The call's deadline is read on the plugin's clock: the answer comes when that clock reaches the margin.
-    const clock = manualClock();
-    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500, clock });
-    const first = new AbortController();
-    const stuck = rejection(h.handle(spotEvent(busy!), { ...context(), signal: first.signal }));
-    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const { group, queued, clock, h, first, stuck } = await stuckDetach();
     const deadline = new Date(clock.now() + 1_500);
     let answered = false;
     const queuedCall = rejection(h.handle(spotEvent(queued!), { ...context(), deadline })).finally(() => (answered = true));
@@ -859,14 +868,7 @@ describe('group detaches in detail (issue 20: mutation survivors)', () => {
   });
 
   it('says in the RESOURCE_EXHAUSTED answer how many were ahead and that a batch was running', async () => {
-    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 0 });
-    const [busy, queued] = group.members.keys();
-    aws.faults.throttle(1_000, { action: 'DetachInstances' });
-    const clock = manualClock();
-    const h = handler({ retry: { maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 }, replyMarginMs: 500, clock });
-    const first = new AbortController();
-    const stuck = rejection(h.handle(spotEvent(busy!), { ...context(), signal: first.signal }));
-    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const { queued, clock, h, first, stuck } = await stuckDetach();
     const queuedCall = rejection(h.handle(spotEvent(queued!), { ...context(), deadline: new Date(clock.now() + 1_000) }));
     await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0));
     clock.advance(500);
