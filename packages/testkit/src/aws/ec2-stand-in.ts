@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { AwsApiError } from './aws-api-error.js';
-import type { QueryParams } from './query-params.js';
+import { dryRunGuard, type QueryParams } from './query-params.js';
+import { SpotPriceHistory } from './spot-price-history.js';
 import type { ActionHandler } from './query-server.js';
 
 /** EC2's instance states, with the codes DescribeInstances reports. */
@@ -97,10 +98,6 @@ function tagsFrom(structs: readonly QueryParams[]): Record<string, string> {
   return tags;
 }
 
-function dryRunGuard(params: QueryParams): void {
-  if (params.bool('DryRun')) throw new AwsApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
-}
-
 /**
  * The EC2 side of the stand-in: instances, launch templates and fleets, and
  * the actions DescribeInstances, CreateTags and CreateFleet (type `instant`).
@@ -112,6 +109,8 @@ export class Ec2StandIn {
   readonly launchTemplates = new Map<string, LaunchTemplate>();
   /** Fleets in creation order. */
   readonly fleets: Ec2Fleet[] = [];
+  /** Spot prices by pool, served by DescribeSpotPriceHistory. */
+  readonly spotPrices = new SpotPriceHistory();
   private readonly noCapacity: Record<CapacityType, Map<string, CapacityErrorCode>> = {
     spot: new Map(),
     'on-demand': new Map(),
@@ -122,6 +121,7 @@ export class Ec2StandIn {
     DescribeInstances: (p) => this.describeInstances(p),
     CreateTags: (p) => this.createTags(p),
     CreateFleet: (p) => this.createFleet(p),
+    DescribeSpotPriceHistory: (p) => this.spotPrices.describe(p),
   };
 
   /** Registers a launch template. */

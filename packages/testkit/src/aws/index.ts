@@ -28,13 +28,14 @@ export {
   type InstanceSpec,
   type LaunchTemplate,
 } from './ec2-stand-in.js';
+export { SpotPriceHistory, type PricePoint, type SpotPool, type SpotPriceSample } from './spot-price-history.js';
 export { AwsFaults, type AwsCall, type AwsService, type FaultScope } from './query-server.js';
 
 /** A running EC2 + Auto Scaling stand-in. */
 export interface AwsStandIn {
   /** `http://127.0.0.1:<port>`: the `endpoint` for both the EC2 and the Auto Scaling SDK client. */
   readonly url: string;
-  /** Instances, launch templates, fleets. */
+  /** Instances, launch templates, fleets, Spot prices. */
   readonly ec2: Ec2StandIn;
   /** Groups, lifecycle hooks and actions. */
   readonly autoScaling: AutoScalingStandIn;

@@ -73,3 +73,8 @@ export class QueryParams {
     return [...found].sort((a, b) => a - b);
   }
 }
+
+/** EC2's answer to a valid request with `DryRun=true`: checked after the parameters, before anything is done. */
+export function dryRunGuard(params: QueryParams): void {
+  if (params.bool('DryRun')) throw new AwsApiError('DryRunOperation', 'Request would have succeeded, but DryRun flag is set.', 412);
+}
