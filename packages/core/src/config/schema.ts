@@ -246,11 +246,14 @@ export function sqsQueueName(queue: { url: string }): string {
   return URL.parse(queue.url)?.pathname.split('/').filter(Boolean).pop() ?? queue.url;
 }
 
+/** An AWS region name. */
+const awsRegion = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as us-east-1');
+
 /** One EventBridge → SQS queue the SQS source reads (see README, "Cloud notices"). */
 const sqsQueue = z.strictObject({
   url: queueUrl,
   /** Default: the region in the URL's host (`sqs.<region>.amazonaws.com`), else the SDK's chain (`AWS_REGION`, profile). */
-  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as us-east-1').optional(),
+  region: awsRegion.optional(),
   /** Another SQS endpoint (a VPC endpoint, a stand-in). Default: the region's. */
   endpoint: z.url({ error: 'expected a URL such as https://sqs.us-east-1.amazonaws.com' }).optional(),
   /** Long-poll wait of each receive, 0–20 s. */
@@ -264,6 +267,65 @@ const sqsQueue = z.strictObject({
   /** Messages being acted on at once; the pollers wait while this many are. */
   maxInFlight: z.number().int().min(1).max(100_000).default(1_000),
 });
+
+/** US dollars per hour, as EC2 and the AWS Price List quote them. */
+const hourlyPrice = z.number({ error: 'expected a price in US dollars per hour, such as 0.096' }).positive('expected a price above 0');
+const instanceType = z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'expected an EC2 instance type such as m5.large');
+
+/**
+ * One region's Spot pools the spot-price source watches (see README, "Spot price
+ * surges"): instance types × Availability Zones, or the pools of running spot
+ * instances found by tag, and the thresholds that make a price a surge.
+ */
+const spotPriceEntry = z
+  .strictObject({
+    /** Names the source in metrics, logs and the status API. Default `spot-price-<region>`. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected letters, digits, . _ -').optional(),
+    region: awsRegion,
+    /** Another EC2 endpoint (a VPC endpoint, a stand-in). Default: the region's. */
+    endpoint: z.url({ error: 'expected a URL such as https://ec2.us-east-1.amazonaws.com' }).optional(),
+    /** How often the price history is read. */
+    interval: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(300_000),
+    /** How far back each poll reads the history: a surge is told apart from the level before it in this window. */
+    history: duration.refine((ms) => ms >= 60_000 && ms <= 90 * 24 * 3_600_000, 'expected from 1m to 90 days (the history EC2 keeps)').default(6 * 3_600_000),
+    instanceTypes: z.array(instanceType).min(1, 'expected at least one instance type').optional(),
+    availabilityZones: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, 'expected an Availability Zone such as us-east-1a')).min(1, 'expected at least one Availability Zone').optional(),
+    /** The pools of the running spot instances carrying all these tags. */
+    discover: z.strictObject({ tags: z.record(z.string().min(1), z.string()).refine((tags) => Object.keys(tags).length > 0, 'expected at least one tag') }).optional(),
+    productDescription: z.string().min(1).default('Linux/UNIX'),
+    /** A surge: the price above this many dollars per hour. */
+    maxPrice: hourlyPrice.optional(),
+    /** A surge: the price above this share of the instance type's on-demand price (`onDemandPrices`). */
+    onDemandRatio: z.number().positive('expected a ratio above 0, such as 0.6').optional(),
+    /** On-demand prices by instance type, from the AWS Price List, for `onDemandRatio`. */
+    onDemandPrices: z.record(instanceType, hourlyPrice).default({}),
+    /** A surge: the price above `ratio` times the median of the pool's prices over the `window` before it. */
+    jump: z.strictObject({ ratio: z.number().gt(1, 'expected a ratio above 1, such as 1.5'), window: duration.refine((ms) => ms >= 60_000, 'expected at least 1m').default(3_600_000) }).optional(),
+    /** A surge ends once the price is at or below its threshold × (1 − hysteresis). */
+    hysteresis: z.number().min(0).lt(1, 'expected a fraction from 0 up to (not including) 1').default(0),
+  })
+  .superRefine((entry, ctx) => {
+    const issue = (path: Array<string | number>, message: string): void => ctx.addIssue({ code: 'custom', path, message });
+    if (entry.maxPrice === undefined && entry.onDemandRatio === undefined && entry.jump === undefined) issue([], 'expected at least one threshold: maxPrice, onDemandRatio or jump');
+    const staticPools = entry.instanceTypes !== undefined || entry.availabilityZones !== undefined;
+    if (staticPools && (entry.instanceTypes === undefined || entry.availabilityZones === undefined)) {
+      issue([entry.instanceTypes === undefined ? 'instanceTypes' : 'availabilityZones'], 'instanceTypes and availabilityZones go together: the pools are every type in every zone');
+    }
+    if (!staticPools && entry.discover === undefined) issue([], 'expected the pools: instanceTypes and availabilityZones, or discover: {tags: ...}');
+    for (const [i, zone] of (entry.availabilityZones ?? []).entries()) {
+      if (!zone.startsWith(entry.region)) issue(['availabilityZones', i], `${zone} is not in region ${entry.region}`);
+    }
+    if (entry.onDemandRatio !== undefined) {
+      const missing = (entry.instanceTypes ?? []).filter((type) => entry.onDemandPrices[type] === undefined);
+      if (missing.length > 0) issue(['onDemandPrices'], `no on-demand price for ${missing.join(', ')}: onDemandRatio needs one per instance type (the AWS Price List has them)`);
+    } else if (Object.keys(entry.onDemandPrices).length > 0) issue(['onDemandPrices'], 'only onDemandRatio uses on-demand prices; set it or remove these');
+    if (entry.jump && entry.jump.window > entry.history) issue(['jump', 'window'], 'the jump window must fit in history (the window each poll reads)');
+  });
+
+/** A spot-price entry's name in metrics, logs and the status API. */
+export function spotPriceSourceName(entry: { name?: string | undefined; region: string }): string {
+  return entry.name ?? `spot-price-${entry.region}`;
+}
 
 /** Where events come from besides the HTTP receiver. */
 const sources = z.strictObject({
@@ -279,6 +341,17 @@ const sources = z.strictObject({
         seen.add(name);
       }
     }),
+  spotPrice: z
+    .array(spotPriceEntry)
+    .default([])
+    .superRefine((entries, ctx) => {
+      const seen = new Set<string>();
+      for (const [i, entry] of entries.entries()) {
+        const name = spotPriceSourceName(entry);
+        if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `another entry is named ${name}; give each entry of one region its own name` });
+        seen.add(name);
+      }
+    }),
 });
 
 export const configSchema = z.strictObject({
@@ -288,7 +361,7 @@ export const configSchema = z.strictObject({
   log: log.default({ level: 'info' }),
   plugins: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'plugin names use letters, digits, . _ -'), plugin).default({}),
   flows: z.record(z.string().min(1), flow),
-  sources: sources.default({ sqs: [] }),
+  sources: sources.default({ sqs: [], spotPrice: [] }),
 });
 
 /** The configuration after validation: durations are milliseconds, defaults filled in. */
@@ -305,3 +378,5 @@ export type ReceiverTimeouts = z.output<typeof timeouts>;
 export type AuthConfig = z.output<typeof auth>;
 /** One entry of `sources.sqs`, durations in milliseconds. */
 export type SqsQueueConfig = z.output<typeof sqsQueue>;
+/** One entry of `sources.spotPrice`, durations in milliseconds. */
+export type SpotPriceConfig = z.output<typeof spotPriceEntry>;

@@ -1,0 +1,230 @@
+import { labelsOf } from '@hollowtrees/grpcplugin';
+import { pollUntil, startAwsStandIn, type AwsStandIn, type SpotPool } from '@hollowtrees/testkit';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
+import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
+
+// The default credential chain reads these: no profile or instance metadata is looked for.
+beforeAll(() => {
+  process.env['AWS_ACCESS_KEY_ID'] = 'test';
+  process.env['AWS_SECRET_ACCESS_KEY'] = 'test';
+  process.env['AWS_EC2_METADATA_DISABLED'] = 'true';
+});
+
+let aws: AwsStandIn;
+let plugin: RecordingPlugin;
+let core: TestCore | undefined;
+
+afterEach(async () => {
+  await core?.close();
+  core = undefined;
+  await plugin?.close();
+  await aws?.close();
+});
+
+const MINUTE = 60_000;
+const ago = (minutes: number): Date => new Date(Date.now() - minutes * MINUTE);
+const m5a: SpotPool = { instanceType: 'm5.large', availabilityZone: 'us-east-1a' };
+const m5b: SpotPool = { instanceType: 'm5.large', availabilityZone: 'us-east-1b' };
+const c5a: SpotPool = { instanceType: 'c5.xlarge', availabilityZone: 'us-east-1a' };
+const c5b: SpotPool = { instanceType: 'c5.xlarge', availabilityZone: 'us-east-1b' };
+
+/** Starts the stand-in and a recording plugin behind one flow that takes both spot-price event types. */
+async function startParts(): Promise<void> {
+  aws = await startAwsStandIn();
+  plugin = await startRecordingPlugin();
+}
+
+const coreYaml = (source: string): string => `
+plugins:
+  rec: { type: grpc, address: "${plugin.address}", retry: { attempts: 1 } }
+flows:
+  spot-price:
+    allowedEvents: [aws.ec2.spot.price-surge, aws.ec2.spot.price-surge.resolved]
+    runRetry: { attempts: 1 }
+    plugins: [rec]
+sources:
+  spotPrice:
+    - region: us-east-1
+      endpoint: ${aws.url}
+      interval: 250ms
+${source}`;
+
+const polls = (): number => aws.callsTo('DescribeSpotPriceHistory').filter((c) => c.errorCode === undefined && c.params['NextToken'] === undefined).length;
+const state = (): string => `${polls()} polls; plugin got ${plugin.calls.length} calls: ${plugin.calls.map((c) => c.event.type).join(', ')}`;
+const eventually = (check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => pollUntil(check, ms, state);
+/** Waits until `more` further polls have been answered. */
+const morePolls = async (more: number): Promise<void> => {
+  const target = polls() + more;
+  await eventually(() => polls() >= target);
+};
+const calls = (type: string): Array<Record<string, string>> => plugin.calls.filter((c) => c.event.type === type).map((c) => labelsOf(c.event));
+
+const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
+  const values = (await core!.metrics.registry.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ ...v, name: m.name })));
+  return values.find((v) => v.name === name && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+};
+
+const sourceStatus = async (): Promise<Record<string, unknown> | undefined> => {
+  const all = (await (await fetch(`${core!.url}/api/v1/status/sources`)).json()) as Array<Record<string, unknown>>;
+  return all.find((s) => s['kind'] === 'spot-price');
+};
+
+describe('spot-price source', () => {
+  it('a surge in one zone is one event, its end one more; the other pools stay quiet and hysteresis holds a price just under the threshold', async () => {
+    await startParts();
+    for (const pool of [m5a, m5b, c5a, c5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large, c5.xlarge]
+      availabilityZones: [us-east-1a, us-east-1b]
+      maxPrice: 0.2
+      hysteresis: 0.1`),
+    );
+    await morePolls(2);
+    expect(plugin.calls).toHaveLength(0);
+
+    aws.ec2.spotPrices.set(m5a, 0.31);
+    await eventually(() => plugin.calls.length >= 1);
+    await morePolls(3);
+    expect(calls('aws.ec2.spot.price-surge')).toEqual([
+      { region: 'us-east-1', availability_zone: 'us-east-1a', instance_type: 'm5.large', product_description: 'Linux/UNIX', price: '0.310000', threshold: '0.200000', threshold_kind: 'absolute' },
+    ]);
+
+    // Below the threshold, above threshold × (1 − hysteresis): still the same surge.
+    aws.ec2.spotPrices.set(m5a, 0.19);
+    await morePolls(3);
+    expect(plugin.calls).toHaveLength(1);
+
+    aws.ec2.spotPrices.set(m5a, 0.06);
+    await eventually(() => plugin.calls.length >= 2);
+    await morePolls(3);
+    expect(plugin.calls).toHaveLength(2);
+    expect(calls('aws.ec2.spot.price-surge.resolved')).toEqual([{ ...calls('aws.ec2.spot.price-surge')[0], price: '0.060000' }]);
+    const [surge, resolved] = plugin.calls.map((c) => c.event);
+    expect(resolved!.id).not.toBe(surge!.id);
+    expect(resolved!.data).toMatchObject({ crossedAt: surge!.time, resolvedAt: resolved!.time });
+
+    expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'surge' })).toBe(1);
+    expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'resolved' })).toBe(1);
+    expect(await metric('hollowtrees_spot_price_pools', { source: 'spot-price-us-east-1' })).toBe(4);
+    expect(await metric('hollowtrees_spot_price_polls_total', { source: 'spot-price-us-east-1' })).toBeGreaterThanOrEqual(10);
+    expect(await sourceStatus()).toMatchObject({ name: 'spot-price-us-east-1', kind: 'spot-price', state: 'running', errors: 0, lastReceiveAt: expect.any(String) as string });
+  });
+
+  it('a restart announces a surge still going on with the id it had before', async () => {
+    await startParts();
+    const crossedAt = ago(30);
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.4, at: crossedAt },
+    ]);
+    const yaml = (): string =>
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      maxPrice: 0.2`);
+    core = await startTestCore(yaml());
+    await eventually(() => plugin.calls.length >= 1);
+    await core.close();
+    core = await startTestCore(yaml());
+    await eventually(() => plugin.calls.length >= 2);
+    await morePolls(2);
+    expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge']);
+    expect(plugin.calls[1]!.event.id).toBe(plugin.calls[0]!.event.id);
+    expect(Date.parse(plugin.calls[1]!.event.time ?? '')).toBe(crossedAt.getTime());
+  });
+
+  it('on-demand ratio and jump thresholds: one event per kind, each naming its threshold', async () => {
+    await startParts();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.03, at: ago(100) },
+      { price: 0.032, at: ago(80) },
+      { price: 0.031, at: ago(50) },
+    ]);
+    aws.ec2.spotPrices.set(m5b, 0.03, ago(100));
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a, us-east-1b]
+      onDemandRatio: 0.5
+      onDemandPrices: { m5.large: 0.096 }
+      jump: { ratio: 1.5, window: 1h }`),
+    );
+    await morePolls(2);
+    expect(plugin.calls).toHaveLength(0);
+    // Above 1.5 × the median of the last hour (0.031 and 0.032 in effect: 0.0315), above 0.5 × 0.096.
+    aws.ec2.spotPrices.set(m5a, 0.05);
+    await eventually(() => plugin.calls.length >= 2);
+    await morePolls(2);
+    expect(calls('aws.ec2.spot.price-surge').sort((a, b) => (a['threshold_kind']! < b['threshold_kind']! ? -1 : 1))).toEqual([
+      expect.objectContaining({ availability_zone: 'us-east-1a', price: '0.050000', threshold_kind: 'jump', threshold: '0.047250' }),
+      expect.objectContaining({ availability_zone: 'us-east-1a', price: '0.050000', threshold_kind: 'on-demand-ratio', threshold: '0.048000' }),
+    ]);
+  });
+
+  it('reads every page of the history: a surge on the second page is seen', async () => {
+    await startParts();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(200) },
+      { price: 0.5, at: ago(100) },
+    ]);
+    // 1,100 newer changes of another pool: the first page (1,000, newest first) holds none of m5a's.
+    aws.ec2.spotPrices.setSeries(
+      m5b,
+      Array.from({ length: 1_100 }, (_, i) => ({ price: 0.05 + (i % 2) * 0.001, at: new Date(Date.now() - 90 * MINUTE + i * 1_000) })),
+    );
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a, us-east-1b]
+      maxPrice: 0.2`),
+    );
+    await eventually(() => plugin.calls.length >= 1);
+    expect(calls('aws.ec2.spot.price-surge')).toEqual([expect.objectContaining({ availability_zone: 'us-east-1a', price: '0.500000' })]);
+    const pages = aws.callsTo('DescribeSpotPriceHistory');
+    expect(pages[1]?.params['NextToken']).toBeTruthy();
+    expect(pages[0]?.params).toMatchObject({ 'InstanceType.1': 'm5.large', 'ProductDescription.1': 'Linux/UNIX', 'Filter.1.Name': 'availability-zone', MaxResults: '1000' });
+  });
+
+  it('a throttled history is a failing source that backs off, counts its errors and recovers without a crash', async () => {
+    await startParts();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.4, at: ago(10) },
+    ]);
+    // The SDK tries each call 3 times: two polls fail.
+    aws.faults.throttle(6, { action: 'DescribeSpotPriceHistory' });
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      maxPrice: 0.2`),
+    );
+    await eventually(async () => (await sourceStatus())?.['state'] === 'failing');
+    expect(await sourceStatus()).toMatchObject({ lastError: { message: expect.stringContaining('DescribeSpotPriceHistory: RequestLimitExceeded') as string } });
+    await eventually(() => plugin.calls.length >= 1, 30_000);
+    expect(await metric('hollowtrees_spot_price_api_errors_total', { source: 'spot-price-us-east-1', action: 'DescribeSpotPriceHistory' })).toBe(2);
+    expect(await sourceStatus()).toMatchObject({ state: 'running', errors: 2 });
+    expect(aws.callsTo('DescribeSpotPriceHistory').filter((c) => c.errorCode === 'RequestLimitExceeded')).toHaveLength(6);
+  });
+
+  it('discovers the pools of running spot instances by tag: on-demand and untagged instances add none', async () => {
+    await startParts();
+    aws.ec2.addInstance({ ...m5a, tags: { cluster: 'prod' } });
+    aws.ec2.addInstance({ ...m5a, tags: { cluster: 'prod' } });
+    aws.ec2.addInstance({ ...c5b, tags: { cluster: 'prod' } });
+    aws.ec2.addInstance({ ...m5b, tags: { cluster: 'prod' }, lifecycle: 'on-demand' });
+    aws.ec2.addInstance({ ...c5a, tags: { cluster: 'staging' } });
+    aws.ec2.addInstance({ instanceType: 'r5.large', availabilityZone: 'us-east-1c', tags: { cluster: 'prod' }, state: 'terminated' });
+    for (const pool of [m5a, m5b, c5a, c5b, { instanceType: 'r5.large', availabilityZone: 'us-east-1c' }]) {
+      aws.ec2.spotPrices.setSeries(pool, [
+        { price: 0.05, at: ago(120) },
+        { price: 0.9, at: ago(5) },
+      ]);
+    }
+    core = await startTestCore(
+      coreYaml(`      discover: { tags: { cluster: prod } }
+      maxPrice: 0.2`),
+    );
+    await eventually(() => plugin.calls.length >= 2);
+    await morePolls(2);
+    expect(calls('aws.ec2.spot.price-surge').map((l) => `${l['instance_type']}@${l['availability_zone']}`).sort()).toEqual(['c5.xlarge@us-east-1b', 'm5.large@us-east-1a']);
+    expect(await metric('hollowtrees_spot_price_pools', { source: 'spot-price-us-east-1' })).toBe(2);
+  });
+});

@@ -1,0 +1,210 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import type { Clock } from '@hollowtrees/grpcplugin';
+import { spotPriceSourceName, type SpotPriceConfig } from '../../config/schema.js';
+import type { EventSink } from '../event-sink.js';
+import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import { crossingEvent, type CrossingPlace } from './crossing-event.js';
+import { findCrossings, fixedThreshold, jumpThreshold, type Crossing, type PriceSample, type ThresholdRule } from './price-crossings.js';
+import { readPriceHistory } from './price-history.js';
+import type { SpotPriceMetrics } from './spot-price-metrics.js';
+import { configuredPools, discoverPools, poolKey, type SpotPool } from './spot-pools.js';
+
+/** The first retry after a failed poll; it doubles up to the interval. */
+const FIRST_RETRY_MS = 1_000;
+
+/**
+ * Watches the Spot price history of a region's pools and announces each
+ * threshold crossing once: `aws.ec2.spot.price-surge` when a pool's price goes
+ * above a threshold, `aws.ec2.spot.price-surge.resolved` when it falls back.
+ *
+ * What a surge is comes from the history alone ({@link findCrossings}), so a
+ * re-poll, a restart or another replica gives the same crossing the same id.
+ * The source remembers which surges it announced (and the flows accepted) so
+ * it announces each edge once; an event the flows could not take is announced
+ * again at the next poll, with the same id.
+ */
+export class SpotPriceSource implements EventSource {
+  readonly kind = 'spot-price';
+  readonly name: string;
+  private client: EC2Client | undefined;
+  private sink: EventSink | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly stopping = new AbortController();
+  private state: SourceState = 'starting';
+  private errors = 0;
+  private lastReceiveAt: number | undefined;
+  private lastError: { at: number; message: string } | undefined;
+  /** Open surges announced and accepted, by pool and threshold kind. */
+  private readonly announced = new Map<string, Crossing>();
+  /** Instance types found by discovery that have no on-demand price: warned about once. */
+  private readonly unpriced = new Set<string>();
+  private polls = 0;
+
+  constructor(
+    private readonly config: SpotPriceConfig,
+    /** Its index in `sources.spotPrice`, for log lines that name the entry. */
+    private readonly index: number,
+    private readonly metrics: SpotPriceMetrics,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {
+    this.name = spotPriceSourceName(config);
+    metrics.initSource(this.name);
+  }
+
+  start(sink: EventSink): Promise<void> {
+    this.client = new EC2Client({ region: this.config.region, ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}) });
+    this.sink = sink;
+    this.loop = this.run();
+    this.logger.info({ source: `sources.spotPrice[${this.index}]`, name: this.name, region: this.config.region, intervalMs: this.config.interval }, 'watching Spot prices');
+    return Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    if (this.state !== 'stopped') this.state = 'stopping';
+    this.stopping.abort();
+    await this.loop;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    this.client?.destroy();
+    this.state = 'stopped';
+  }
+
+  status(): SourceStatus {
+    return {
+      name: this.name,
+      kind: this.kind,
+      state: this.state,
+      inFlight: 0,
+      errors: this.errors,
+      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopping.signal;
+    let retry = FIRST_RETRY_MS;
+    while (!signal.aborted) {
+      let wait = this.config.interval;
+      try {
+        await this.poll(signal);
+        retry = FIRST_RETRY_MS;
+        if (!signal.aborted) this.state = 'running';
+      } catch (err) {
+        if (signal.aborted) break;
+        this.state = 'failing';
+        // A throttled or failing API is asked again sooner than the next poll, but never more often than backing off allows.
+        wait = Math.min(retry, this.config.interval);
+        retry *= 2;
+        this.logger.error({ err, source: this.name, retryInMs: wait }, 'could not read the Spot price history; trying again');
+      }
+      await this.clock.sleep(wait, signal).catch(() => {});
+    }
+  }
+
+  private async poll(signal: AbortSignal): Promise<void> {
+    const pools = await this.call('DescribeInstances', () => this.pools(signal));
+    this.metrics.pools.set({ source: this.name }, pools.length);
+    const now = this.clock.now();
+    const history =
+      pools.length === 0
+        ? new Map<string, PriceSample[]>()
+        : await this.call('DescribeSpotPriceHistory', () =>
+            readPriceHistory(this.client!, { pools, productDescription: this.config.productDescription, from: now - this.config.history, to: now }, signal),
+          );
+    this.metrics.polls.inc({ source: this.name });
+    this.lastReceiveAt = now;
+    const firstPoll = this.polls++ === 0;
+    for (const pool of pools) {
+      const samples = history.get(poolKey(pool)) ?? [];
+      for (const rule of this.rules(pool)) {
+        if (signal.aborted) return;
+        await this.reconcile({ region: this.config.region, pool, productDescription: this.config.productDescription }, findCrossings(samples, rule, this.config.hysteresis), firstPoll);
+      }
+    }
+  }
+
+  /** Brings what was announced for one pool and threshold in line with its crossings. */
+  private async reconcile(place: CrossingPlace, crossings: readonly Crossing[], firstPoll: boolean): Promise<void> {
+    const latest = crossings.at(-1);
+    if (!latest) return;
+    const key = `${poolKey(place.pool)}#${latest.kind}`;
+    const open = latest.resolvedAt === undefined ? latest : undefined;
+    const known = this.announced.get(key);
+    if (known) {
+      const same = crossings.find((c) => c.crossedAt === known.crossedAt);
+      // A surge whose crossing sample left the history window ended when no surge is open any more.
+      const ended = same ? same.resolvedAt !== undefined : open === undefined;
+      if (!ended) return;
+      const end = same ?? latest;
+      if (await this.announce(place, { ...known, ...(end.resolvedAt === undefined ? {} : { resolvedAt: end.resolvedAt, resolvedPrice: end.resolvedPrice }) }, 'resolved')) {
+        this.announced.delete(key);
+      } else return;
+    } else if (!open && firstPoll) {
+      // After a restart nothing says whether the last surge's end was announced before: it is again, with its id.
+      await this.announce(place, latest, 'resolved');
+      return;
+    }
+    if (open && (await this.announce(place, open, 'surge'))) this.announced.set(key, open);
+  }
+
+  /** Hands the event to the flows; true once it is accepted and durable (see {@link EventSink}). */
+  private async announce(place: CrossingPlace, crossing: Crossing, edge: 'surge' | 'resolved'): Promise<boolean> {
+    const sink = this.sink!;
+    const event = crossingEvent(place, crossing, edge);
+    const fields = { source: this.name, eventId: event.id, type: event.type, ...event.data.labels };
+    const result = sink.durable ? sink.accept(event, this.clock.now()) : undefined;
+    const drop = result?.dropped[0];
+    if (!result || drop || !(await sink.commit())) {
+      this.metrics.refused.inc({ source: this.name });
+      this.logger.warn({ ...fields, ...(drop ? { flow: drop.flow, reason: drop.reason } : {}) }, 'the flows could not take a Spot price event now; it is announced again at the next poll');
+      return false;
+    }
+    this.metrics.crossings.inc({ source: this.name, threshold_kind: crossing.kind, edge });
+    this.logger.info(fields, edge === 'surge' ? 'Spot price crossed its threshold' : 'Spot price fell back below its threshold');
+    return true;
+  }
+
+  private async pools(signal: AbortSignal): Promise<SpotPool[]> {
+    const { instanceTypes, availabilityZones, discover } = this.config;
+    const pools = new Map<string, SpotPool>();
+    for (const pool of configuredPools(instanceTypes ?? [], availabilityZones ?? [])) pools.set(poolKey(pool), pool);
+    if (discover) for (const pool of await discoverPools(this.client!, discover.tags, signal)) pools.set(poolKey(pool), pool);
+    return [...pools.values()];
+  }
+
+  /** The thresholds of a pool: an on-demand ratio only for a type whose on-demand price is configured. */
+  private rules(pool: SpotPool): ThresholdRule[] {
+    const { maxPrice, onDemandRatio, onDemandPrices, jump } = this.config;
+    const rules: ThresholdRule[] = [];
+    if (maxPrice !== undefined) rules.push(fixedThreshold('absolute', maxPrice));
+    if (onDemandRatio !== undefined) {
+      const onDemand = onDemandPrices[pool.instanceType];
+      if (onDemand !== undefined) rules.push(fixedThreshold('on-demand-ratio', onDemandRatio * onDemand));
+      else if (!this.unpriced.has(pool.instanceType)) {
+        this.unpriced.add(pool.instanceType);
+        this.logger.warn({ source: this.name, instanceType: pool.instanceType }, 'no on-demand price configured for a discovered instance type (onDemandPrices): its pools are not checked against onDemandRatio');
+      }
+    }
+    if (jump) rules.push(jumpThreshold(jump.ratio, jump.window));
+    return rules;
+  }
+
+  /** Runs an EC2 call, counting and recording its failure (after the SDK's own retries). */
+  private async call<T>(action: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (!this.stopping.signal.aborted) {
+        this.errors++;
+        this.metrics.apiErrors.inc({ source: this.name, action });
+        this.lastError = { at: this.clock.now(), message: `${action}: ${(err as Error).name}: ${(err as Error).message}` };
+      }
+      throw err;
+    }
+  }
+}
