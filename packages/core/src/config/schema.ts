@@ -312,12 +312,16 @@ const spotPriceEntry = z
       issue([entry.instanceTypes === undefined ? 'instanceTypes' : 'availabilityZones'], 'instanceTypes and availabilityZones go together: the pools are every type in every zone');
     }
     if (!staticPools && entry.discover === undefined) issue([], 'expected the pools: instanceTypes and availabilityZones, or discover: {tags: ...}');
-    for (const [i, zone] of (entry.availabilityZones ?? []).entries()) {
-      if (!zone.startsWith(entry.region)) issue(['availabilityZones', i], `${zone} is not in region ${entry.region}`);
+    // A region that is no region has its own problem; no zone is measured against it.
+    const regionValid = awsRegion.safeParse(entry.region).success;
+    for (const [i, zone] of regionValid ? (entry.availabilityZones ?? []).entries() : []) {
+      // No value in the message: either may come from the environment (see ShownInput).
+      if (!zone.startsWith(entry.region)) issue(['availabilityZones', i], 'this zone is not in the entry\'s region');
     }
     if (entry.onDemandRatio !== undefined) {
-      const missing = (entry.instanceTypes ?? []).filter((type) => entry.onDemandPrices[type] === undefined);
-      if (missing.length > 0) issue(['onDemandPrices'], `no on-demand price for ${missing.join(', ')}: onDemandRatio needs one per instance type (the AWS Price List has them)`);
+      for (const [i, type] of (entry.instanceTypes ?? []).entries()) {
+        if (entry.onDemandPrices[type] === undefined) issue(['instanceTypes', i], 'no on-demand price for this instance type in onDemandPrices: onDemandRatio needs one per type (the AWS Price List has them)');
+      }
     } else if (Object.keys(entry.onDemandPrices).length > 0) issue(['onDemandPrices'], 'only onDemandRatio uses on-demand prices; set it or remove these');
     if (entry.jump && entry.jump.window > entry.history) issue(['jump', 'window'], 'the jump window must fit in history (the window each poll reads)');
   });
@@ -348,7 +352,7 @@ const sources = z.strictObject({
       const seen = new Set<string>();
       for (const [i, entry] of entries.entries()) {
         const name = spotPriceSourceName(entry);
-        if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `another entry is named ${name}; give each entry of one region its own name` });
+        if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: 'another entry has the same name (by default spot-price-<region>); give each entry of one region its own name' });
         seen.add(name);
       }
     }),

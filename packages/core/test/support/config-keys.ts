@@ -129,7 +129,24 @@ export function completeConfigs(dir: string): object[] {
       },
     },
     // Nothing listens there: the queue's receives fail and are retried, as with SQS unreachable.
-    sources: { sqs: [{ url: 'http://127.0.0.1:1/000000000000/notices', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', visibilityTimeout: '30s' }] },
+    sources: {
+      sqs: [{ url: 'http://127.0.0.1:1/000000000000/notices', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', visibilityTimeout: '30s' }],
+      spotPrice: [
+        {
+          name: 'prices',
+          region: 'us-east-1',
+          endpoint: 'http://127.0.0.1:1',
+          interval: '5m',
+          history: '6h',
+          instanceTypes: ['m5.large'],
+          availabilityZones: ['us-east-1a'],
+          discover: { tags: { cluster: 'prod' } },
+          productDescription: 'Linux/UNIX',
+          maxPrice: 0.2,
+          jump: { ratio: 2, window: '1h' },
+        },
+      ],
+    },
   };
   const withAuth = (auth: object): object => ({ ...base, server: { ...base.server, auth } });
   // Nothing listens there either: the store makes no call before the first event.

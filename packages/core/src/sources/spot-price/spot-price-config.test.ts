@@ -49,8 +49,8 @@ describe('sources.spotPrice configuration', () => {
     ['no threshold', `    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a] }`, 'sources.spotPrice[0]: expected at least one threshold: maxPrice, onDemandRatio or jump'],
     ['no pools', `    - { region: us-east-1, maxPrice: 0.2 }`, 'sources.spotPrice[0]: expected the pools: instanceTypes and availabilityZones, or discover: {tags: ...}'],
     ['types without zones', `    - { region: us-east-1, instanceTypes: [m5.large], maxPrice: 0.2 }`, 'sources.spotPrice[0].availabilityZones: instanceTypes and availabilityZones go together'],
-    ['a zone of another region', `    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a, eu-west-1b], maxPrice: 0.2 }`, 'sources.spotPrice[0].availabilityZones[1]: eu-west-1b is not in region us-east-1'],
-    ['a ratio without an on-demand price', `    - { region: us-east-1, instanceTypes: [m5.large, c5.xlarge], availabilityZones: [us-east-1a], onDemandRatio: 0.6, onDemandPrices: { m5.large: 0.096 } }`, 'sources.spotPrice[0].onDemandPrices: no on-demand price for c5.xlarge: onDemandRatio needs one per instance type'],
+    ['a zone of another region', `    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a, eu-west-1b], maxPrice: 0.2 }`, "sources.spotPrice[0].availabilityZones[1]: this zone is not in the entry's region"],
+    ['a ratio without an on-demand price', `    - { region: us-east-1, instanceTypes: [m5.large, c5.xlarge], availabilityZones: [us-east-1a], onDemandRatio: 0.6, onDemandPrices: { m5.large: 0.096 } }`, 'sources.spotPrice[0].instanceTypes[1]: no on-demand price for this instance type in onDemandPrices'],
     ['on-demand prices without a ratio', `    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a], maxPrice: 0.2, onDemandPrices: { m5.large: 0.096 } }`, 'sources.spotPrice[0].onDemandPrices: only onDemandRatio uses on-demand prices'],
     ['a jump that is no rise', `    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a], jump: { ratio: 0.5 } }`, 'sources.spotPrice[0].jump.ratio: expected a ratio above 1, such as 1.5'],
     ['a jump window longer than the history', `    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a], history: 1h, jump: { ratio: 2, window: 2h } }`, 'sources.spotPrice[0].jump.window: the jump window must fit in history'],
@@ -59,7 +59,7 @@ describe('sources.spotPrice configuration', () => {
     ['not an instance type', `    - { region: us-east-1, instanceTypes: [large], availabilityZones: [us-east-1a], maxPrice: 0.2 }`, 'sources.spotPrice[0].instanceTypes[0]: expected an EC2 instance type such as m5.large'],
     ['an empty tag filter', `    - { region: us-east-1, discover: { tags: {} }, maxPrice: 0.2 }`, 'sources.spotPrice[0].discover.tags: expected at least one tag'],
     ['hysteresis of 1', `    - { region: us-east-1, discover: { tags: { a: b } }, maxPrice: 0.2, hysteresis: 1 }`, 'sources.spotPrice[0].hysteresis: expected a fraction from 0 up to (not including) 1'],
-    ['two entries of one name', `    - { region: us-east-1, discover: { tags: { a: b } }, maxPrice: 0.2 }\n    - { region: us-east-1, discover: { tags: { c: d } }, maxPrice: 0.3 }`, 'sources.spotPrice[1].name: another entry is named spot-price-us-east-1'],
+    ['two entries of one name', `    - { region: us-east-1, discover: { tags: { a: b } }, maxPrice: 0.2 }\n    - { region: us-east-1, discover: { tags: { c: d } }, maxPrice: 0.3 }`, 'sources.spotPrice[1].name: another entry has the same name (by default spot-price-<region>)'],
   ])('%s is an error naming the path', (_what, entries, expected) => {
     expect(problem(withSpotPrice(entries))).toContain(`config.yaml: ${expected}`);
   });

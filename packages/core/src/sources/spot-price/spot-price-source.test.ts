@@ -102,7 +102,9 @@ describe('spot-price source', () => {
     expect(calls('aws.ec2.spot.price-surge.resolved')).toEqual([{ ...calls('aws.ec2.spot.price-surge')[0], price: '0.060000' }]);
     const [surge, resolved] = plugin.calls.map((c) => c.event);
     expect(resolved!.id).not.toBe(surge!.id);
-    expect(resolved!.data).toMatchObject({ crossedAt: surge!.time, resolvedAt: resolved!.time });
+    // Times compared as instants: the gRPC timestamp does not keep trailing zeros of the milliseconds.
+    const data = resolved!.data as { crossedAt: string; resolvedAt: string };
+    expect([Date.parse(data.crossedAt), Date.parse(data.resolvedAt)]).toEqual([Date.parse(surge!.time!), Date.parse(resolved!.time!)]);
 
     expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'surge' })).toBe(1);
     expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'resolved' })).toBe(1);

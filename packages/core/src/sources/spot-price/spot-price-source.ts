@@ -40,16 +40,19 @@ export class SpotPriceSource implements EventSource {
   /** Instance types found by discovery that have no on-demand price: warned about once. */
   private readonly unpriced = new Set<string>();
   private polls = 0;
+  /** Names the entry in log lines: its name and settings may come from ${VAR}, which nothing logs. */
+  private readonly entry: string;
 
   constructor(
     private readonly config: SpotPriceConfig,
     /** Its index in `sources.spotPrice`, for log lines that name the entry. */
-    private readonly index: number,
+    index: number,
     private readonly metrics: SpotPriceMetrics,
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
     this.name = spotPriceSourceName(config);
+    this.entry = `sources.spotPrice[${index}]`;
     metrics.initSource(this.name);
   }
 
@@ -57,7 +60,7 @@ export class SpotPriceSource implements EventSource {
     this.client = new EC2Client({ region: this.config.region, ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}) });
     this.sink = sink;
     this.loop = this.run();
-    this.logger.info({ source: `sources.spotPrice[${this.index}]`, name: this.name, region: this.config.region, intervalMs: this.config.interval }, 'watching Spot prices');
+    this.logger.info({ source: this.entry, intervalMs: this.config.interval }, 'watching Spot prices');
     return Promise.resolve();
   }
 
@@ -100,7 +103,7 @@ export class SpotPriceSource implements EventSource {
         // A throttled or failing API is asked again sooner than the next poll, but never more often than backing off allows.
         wait = Math.min(retry, this.config.interval);
         retry *= 2;
-        this.logger.error({ err, source: this.name, retryInMs: wait }, 'could not read the Spot price history; trying again');
+        this.logger.error({ err, source: this.entry, retryInMs: wait }, 'could not read the Spot price history; trying again');
       }
       await this.clock.sleep(wait, signal).catch(() => {});
     }
@@ -156,7 +159,7 @@ export class SpotPriceSource implements EventSource {
   private async announce(place: CrossingPlace, crossing: Crossing, edge: 'surge' | 'resolved'): Promise<boolean> {
     const sink = this.sink!;
     const event = crossingEvent(place, crossing, edge);
-    const fields = { source: this.name, eventId: event.id, type: event.type, ...event.data.labels };
+    const fields = { source: this.entry, eventId: event.id, type: event.type, ...event.data.labels };
     const result = sink.durable ? sink.accept(event, this.clock.now()) : undefined;
     const drop = result?.dropped[0];
     if (!result || drop || !(await sink.commit())) {
@@ -187,7 +190,7 @@ export class SpotPriceSource implements EventSource {
       if (onDemand !== undefined) rules.push(fixedThreshold('on-demand-ratio', onDemandRatio * onDemand));
       else if (!this.unpriced.has(pool.instanceType)) {
         this.unpriced.add(pool.instanceType);
-        this.logger.warn({ source: this.name, instanceType: pool.instanceType }, 'no on-demand price configured for a discovered instance type (onDemandPrices): its pools are not checked against onDemandRatio');
+        this.logger.warn({ source: this.entry, instanceType: pool.instanceType }, 'no on-demand price configured for a discovered instance type (onDemandPrices): its pools are not checked against onDemandRatio');
       }
     }
     if (jump) rules.push(jumpThreshold(jump.ratio, jump.window));
