@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { findCrossings, fixedThreshold, jumpThreshold, type PriceSample } from './price-crossings.js';
+
+const MINUTE = 60_000;
+/** Samples at the given minutes, oldest first. */
+const series = (...points: Array<[minute: number, price: number]>): PriceSample[] => points.map(([minute, price]) => ({ at: minute * MINUTE, price }));
+
+describe('findCrossings', () => {
+  it('a surge starts at the first sample above the threshold and ends at the first at or below it', () => {
+    const samples = series([0, 0.05], [10, 0.25], [20, 0.3], [30, 0.2], [40, 0.21]);
+    expect(findCrossings(samples, fixedThreshold('absolute', 0.2), 0)).toEqual([
+      { kind: 'absolute', crossedAt: 10 * MINUTE, price: 0.25, threshold: 0.2, resolvedAt: 30 * MINUTE, resolvedPrice: 0.2 },
+      { kind: 'absolute', crossedAt: 40 * MINUTE, price: 0.21, threshold: 0.2 },
+    ]);
+  });
+
+  it('with hysteresis a price just under the threshold does not end the surge, so it does not flap', () => {
+    const samples = series([0, 0.05], [10, 0.25], [20, 0.19], [30, 0.21], [40, 0.17]);
+    expect(findCrossings(samples, fixedThreshold('absolute', 0.2), 0.1)).toEqual([
+      { kind: 'absolute', crossedAt: 10 * MINUTE, price: 0.25, threshold: 0.2, resolvedAt: 40 * MINUTE, resolvedPrice: 0.17 },
+    ]);
+  });
+
+  it('a jump is measured against the median of the prices in effect during the window before it, and that level holds until the surge ends', () => {
+    // Before minute 70 (window opened at 10): 0.04 (in effect at 10), 0.05, 0.06, median 0.05; the 1.0 of minute -100 is out of it.
+    const samples = series([-100, 1.0], [-90, 1.0], [0, 0.04], [30, 0.05], [50, 0.06], [70, 0.09], [80, 0.2], [90, 0.07], [100, 0.06]);
+    const crossings = findCrossings(samples, jumpThreshold(1.5, 60 * MINUTE), 0);
+    expect(crossings).toEqual([{ kind: 'jump', crossedAt: 70 * MINUTE, price: 0.09, threshold: expect.closeTo(0.075, 9) as number, resolvedAt: 90 * MINUTE, resolvedPrice: 0.07 }]);
+  });
+
+  it('a pool with a single sample has no level to jump from', () => {
+    expect(findCrossings(series([0, 5]), jumpThreshold(1.5, 60 * MINUTE), 0)).toEqual([]);
+  });
+
+  it('is a function of the history: the same samples give the same crossings', () => {
+    const samples = series([0, 0.05], [10, 0.3], [20, 0.05]);
+    expect(findCrossings(samples, fixedThreshold('on-demand-ratio', 0.1), 0)).toEqual(findCrossings([...samples], fixedThreshold('on-demand-ratio', 0.1), 0));
+  });
+});
