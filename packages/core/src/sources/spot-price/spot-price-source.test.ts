@@ -30,12 +30,12 @@ const c5a: SpotPool = { instanceType: 'c5.xlarge', availabilityZone: 'us-east-1a
 const c5b: SpotPool = { instanceType: 'c5.xlarge', availabilityZone: 'us-east-1b' };
 
 /** Starts the stand-in and a recording plugin behind one flow that takes both spot-price event types. */
-async function startParts(): Promise<void> {
+async function startParts(behaviour?: Parameters<typeof startRecordingPlugin>[0]): Promise<void> {
   aws = await startAwsStandIn();
-  plugin = await startRecordingPlugin();
+  plugin = await startRecordingPlugin(behaviour);
 }
 
-const coreYaml = (source: string): string => `
+const coreYaml = (source: string, flowExtra = ''): string => `
 plugins:
   rec: { type: grpc, address: "${plugin.address}", retry: { attempts: 1 } }
 flows:
@@ -43,7 +43,7 @@ flows:
     allowedEvents: [aws.ec2.spot.price-surge, aws.ec2.spot.price-surge.resolved]
     runRetry: { attempts: 1 }
     plugins: [rec]
-sources:
+${flowExtra}sources:
   spotPrice:
     - region: us-east-1
       endpoint: ${aws.url}
@@ -133,6 +133,54 @@ describe('spot-price source', () => {
     expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge']);
     expect(plugin.calls[1]!.event.id).toBe(plugin.calls[0]!.event.id);
     expect(Date.parse(plugin.calls[1]!.event.time ?? '')).toBe(crossedAt.getTime());
+  });
+
+  it('after a restart, the end of the latest surge in the history is announced again (with its id), the surge itself not', async () => {
+    await startParts();
+    const resolvedAt = ago(30);
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.4, at: ago(60) },
+      { price: 0.05, at: resolvedAt },
+    ]);
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      maxPrice: 0.2`),
+    );
+    await eventually(() => plugin.calls.length >= 1);
+    await morePolls(2);
+    expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge.resolved']);
+    expect(Date.parse(plugin.calls[0]!.event.time ?? '')).toBe(resolvedAt.getTime());
+    expect(plugin.calls[0]!.event.data).toMatchObject({ labels: { price: '0.050000', threshold: '0.200000', threshold_kind: 'absolute' } });
+  });
+
+  it('an event the flows cannot take (no room) is announced again at every poll until they take it', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await startParts((_event, _context, index) => (index === 0 ? held : undefined));
+    for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
+    core = await startTestCore(
+      coreYaml(
+        `      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a, us-east-1b]
+      maxPrice: 0.2`,
+        // One run at a time and no queue: while the first surge's run is held, the second has no room.
+        '    concurrency: 1\n    queueSize: 0\n',
+      ),
+    );
+    await morePolls(1);
+    aws.ec2.spotPrices.set(m5a, 0.5);
+    aws.ec2.spotPrices.set(m5b, 0.5);
+    await eventually(() => plugin.calls.length >= 1);
+    await eventually(async () => (await metric('hollowtrees_spot_price_events_refused_total', { source: 'spot-price-us-east-1' })) >= 2);
+    expect(await metric('hollowtrees_events_dropped_total', { flow: 'spot-price', reason: 'queue_full' })).toBeGreaterThanOrEqual(2);
+    release();
+    await eventually(() => plugin.calls.length >= 2);
+    await morePolls(2);
+    const zones = plugin.calls.map((c) => labelsOf(c.event)['availability_zone']);
+    expect(zones.sort()).toEqual(['us-east-1a', 'us-east-1b']);
+    expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'surge' })).toBe(2);
   });
 
   it('on-demand ratio and jump thresholds: one event per kind, each naming its threshold', async () => {
