@@ -155,6 +155,23 @@ describe('spot-price source', () => {
     expect(plugin.calls[0]!.event.data).toMatchObject({ labels: { price: '0.050000', threshold: '0.200000', threshold_kind: 'absolute' } });
   });
 
+  it('a surge that begins and ends between two polls is not announced, neither its end', async () => {
+    await startParts();
+    aws.ec2.spotPrices.set(m5a, 0.05, ago(120));
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      maxPrice: 0.2`),
+    );
+    await morePolls(1);
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.5, at: new Date(Date.now() - 2) },
+      { price: 0.05, at: new Date(Date.now() - 1) },
+    ]);
+    await morePolls(3);
+    expect(plugin.calls).toHaveLength(0);
+  });
+
   it('an event the flows cannot take (no room) is announced again at every poll until they take it', async () => {
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));

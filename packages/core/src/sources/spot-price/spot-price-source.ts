@@ -37,9 +37,14 @@ export class SpotPriceSource implements EventSource {
   private lastError: { at: number; message: string } | undefined;
   /** Open surges announced and accepted, by pool and threshold kind. */
   private readonly announced = new Map<string, Crossing>();
+  /**
+   * Pools and threshold kinds this process has brought in line with their
+   * history; until then, the end of the latest surge in it is announced (it
+   * may have gone unannounced when the process stopped).
+   */
+  private readonly settled = new Set<string>();
   /** Instance types found by discovery that have no on-demand price: warned about once. */
   private readonly unpriced = new Set<string>();
-  private polls = 0;
   /** Names the entry in log lines: its name and settings may come from ${VAR}, which nothing logs. */
   private readonly entry: string;
 
@@ -121,37 +126,41 @@ export class SpotPriceSource implements EventSource {
           );
     this.metrics.polls.inc({ source: this.name });
     this.lastReceiveAt = now;
-    const firstPoll = this.polls++ === 0;
     for (const pool of pools) {
       const samples = history.get(poolKey(pool)) ?? [];
       for (const rule of this.rules(pool)) {
         if (signal.aborted) return;
-        await this.reconcile({ region: this.config.region, pool, productDescription: this.config.productDescription }, findCrossings(samples, rule, this.config.hysteresis), firstPoll);
+        const place = { region: this.config.region, pool, productDescription: this.config.productDescription };
+        await this.reconcile(place, `${poolKey(pool)}#${rule.kind}`, findCrossings(samples, rule, this.config.hysteresis));
       }
     }
   }
 
-  /** Brings what was announced for one pool and threshold in line with its crossings. */
-  private async reconcile(place: CrossingPlace, crossings: readonly Crossing[], firstPoll: boolean): Promise<void> {
+  /**
+   * Brings what was announced for one pool and threshold (`key`) in line with
+   * its crossings. A surge that began and ended between two polls is not
+   * announced: it is over before anything could act on it.
+   */
+  private async reconcile(place: CrossingPlace, key: string, crossings: readonly Crossing[]): Promise<void> {
     const latest = crossings.at(-1);
-    if (!latest) return;
-    const key = `${poolKey(place.pool)}#${latest.kind}`;
-    const open = latest.resolvedAt === undefined ? latest : undefined;
+    const open = latest?.resolvedAt === undefined ? latest : undefined;
     const known = this.announced.get(key);
     if (known) {
       const same = crossings.find((c) => c.crossedAt === known.crossedAt);
       // A surge whose crossing sample left the history window ended when no surge is open any more.
       const ended = same ? same.resolvedAt !== undefined : open === undefined;
       if (!ended) return;
+      // No crossing left in the window at all: it ended, when is no longer in the history read.
       const end = same ?? latest;
-      if (await this.announce(place, { ...known, ...(end.resolvedAt === undefined ? {} : { resolvedAt: end.resolvedAt, resolvedPrice: end.resolvedPrice }) }, 'resolved')) {
+      if (await this.announce(place, { ...known, ...(end?.resolvedAt === undefined ? {} : { resolvedAt: end.resolvedAt, resolvedPrice: end.resolvedPrice }) }, 'resolved')) {
         this.announced.delete(key);
       } else return;
-    } else if (!open && firstPoll) {
+    } else if (latest && !open && !this.settled.has(key)) {
       // After a restart nothing says whether the last surge's end was announced before: it is again, with its id.
-      await this.announce(place, latest, 'resolved');
+      if (await this.announce(place, latest, 'resolved')) this.settled.add(key);
       return;
     }
+    this.settled.add(key);
     if (open && (await this.announce(place, open, 'surge'))) this.announced.set(key, open);
   }
 
