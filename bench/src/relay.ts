@@ -10,7 +10,7 @@ import { fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import { PluginClient, type PluginTransport } from '@hollowtrees/grpcplugin';
 import { stopChild } from '@hollowtrees/testkit';
-import { readCpuMs, readRss, type Target } from './targets.js';
+import { readRss, type Target } from './targets.js';
 
 /** Forks the relay towards the plugin at `pluginAddress` over `transport` (with extra `node` flags) and resolves once it listens. */
 export function startRelay(pluginAddress: string, transport: PluginTransport, nodeArgs: string[] = []): Promise<Target> {
@@ -22,7 +22,6 @@ export function startRelay(pluginAddress: string, transport: PluginTransport, no
         url: `http://127.0.0.1:${port as number}`,
         pid: child.pid!,
         rss: () => readRss(child.pid!),
-        cpuMs: () => readCpuMs(child.pid!),
         stop: () => stopChild(child),
       }),
     );

@@ -180,14 +180,14 @@ async function main(): Promise<void> {
         if (instance.startsWith('reclaim-')) lastEntry = at;
       });
       const bodies = alertBatches('reclaim-', RECLAIM_ALERTS, RECLAIM_BATCH);
-      const cpuBefore = ht.cpuMs();
+      const cpuBefore = processCpuSeconds(ht.pid);
       const t0 = performance.now();
       for (const body of bodies) await postAlerts(ht.url, body);
       const postAnsweredMs = performance.now() - t0;
       await pollUntil(() => plugin.received - base >= RECLAIM_ALERTS, 30_000, () => 'all reclaim runs to call the plugin', 1);
       const allCalledMs = lastEntry - t0;
       // Read before the metrics polls below, which cost CPU of their own.
-      const coreCpuMs = ht.cpuMs() - cpuBefore;
+      const coreCpuMs = (processCpuSeconds(ht.pid) - cpuBefore) * 1000;
       await pollUntil(async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, () => 'all reclaim runs to finish', 5);
       const allFinishedMs = performance.now() - t0;
       results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs, coreCpuMs };

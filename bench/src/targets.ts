@@ -16,8 +16,6 @@ export interface Target {
   pid: number;
   /** Resident set size now, from /proc/<pid>/status, in bytes. */
   rss(): number;
-  /** CPU time (user + system) the process has used so far, from /proc/<pid>/stat, in ms (10 ms steps). */
-  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -26,17 +24,6 @@ export function readRss(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number
   const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!match) throw new Error(`no ${field} for pid ${pid}`);
   return Number(match[1]) * 1024;
-}
-
-/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ: 100 on Linux). */
-const USER_HZ = 100;
-
-/** CPU time a process has used, user + system, in ms: unlike wall time, hardly changed by other load on the machine. */
-export function readCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may contain spaces: utime and stime are the 12th and 13th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -135,7 +122,6 @@ function asTarget(name: string, { proc, port }: { proc: Spawned; port: number },
     url: `http://127.0.0.1:${port}`,
     pid,
     rss: () => readRss(pid),
-    cpuMs: () => readCpuMs(pid),
     async stop() {
       await proc.kill();
       await dir.remove();
