@@ -1,0 +1,192 @@
+import { Code, forEachBounded, PluginError, type Backoff, type Clock, type CloudEvent, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import type { V1Node } from '@kubernetes/client-node';
+import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
+import { DrainIncompleteError } from './drain-incomplete-error.js';
+import type { NodeDrainer } from './node-drain.js';
+import type { PoolSettings } from './pool-options.js';
+
+/** Cordons (and uncordons) of a pool sent at once; the call gate caps the calls in flight anyway. */
+const PATCH_CONCURRENCY = 16;
+
+/** What {@link drainPool} is asked to do. */
+export interface PoolDrainRun {
+  /** The pool's nodes, in the order they are drained. */
+  nodes: readonly V1Node[];
+  /** The surge event, named in the nodes' Kubernetes Events. */
+  event: CloudEvent;
+  settings: Pick<PoolSettings, 'maxUnavailable' | 'minIntervalMs'>;
+  /** Epoch milliseconds when the whole drain must have answered. */
+  at: number;
+  /** The call's signal: cancels everything. */
+  signal: AbortSignal;
+  /** Aborts when a resolution stops the drain. */
+  stop: AbortSignal;
+  /** Longest drain of one node. */
+  maxNodeDrainMs: number;
+  backoff: Backoff;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** What a pool drain did. */
+export interface PoolDrainOutcome {
+  selected: number;
+  /** Nodes this drain cordoned (the others already were). */
+  cordoned: number;
+  /** Nodes with nothing left to evict: drained now, before, or gone from the cluster. */
+  drained: string[];
+  /** Nodes not drained: the deadline came, or the drain was stopped. */
+  left: string[];
+  /** Nodes this drain cordoned and, stopped before draining them, uncordoned. */
+  uncordoned: string[];
+  /** Pods evicted, over all nodes. */
+  evicted: number;
+  /** A resolution stopped the drain with nodes left. */
+  stopped: boolean;
+}
+
+interface NodeState {
+  readonly node: V1Node;
+  readonly name: string;
+  /** This drain cordoned it, so a stop may undo that. */
+  readonly ours: boolean;
+  readonly wasUnschedulable: boolean;
+  drained: boolean;
+}
+
+const outOfTime = (err: unknown): boolean => err instanceof DeadlineReachedError || (err instanceof PluginError && err.code === Code.DeadlineExceeded);
+
+/**
+ * Drains a pool: cordons every node first (so the pods evicted from one do not
+ * land on another about to go), then drains them `maxUnavailable` at a time,
+ * starting one at least `minIntervalMs` after the one before (a node with
+ * nothing to evict takes no turn), each through the per-node drain (Eviction
+ * API, budgets retried until the node's deadline). When `stop` aborts, no node
+ * starts, the drains in flight stop at their next step, and the nodes this
+ * drain cordoned but did not drain are uncordoned.
+ * @throws PluginError when a Kubernetes call fails for good (e.g. PERMISSION_DENIED).
+ */
+export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<PoolDrainOutcome> {
+  // Cordons and uncordons run on the call's time; node drains also end when the drain is stopped.
+  const call = new Deadline(r.at, r.signal, r.clock);
+  const work = new Deadline(r.at, call.signal, r.clock);
+  const onStop = (): void => work.abort(new DrainStoppedError(r.clock.now()));
+  if (r.stop.aborted) onStop();
+  else r.stop.addEventListener('abort', onStop, { once: true });
+  try {
+    const states = r.stop.aborted ? [] : await cordonAll(drainer, r, call);
+    let evicted = 0;
+    let fatal: unknown;
+    const inFlight = new Set<Promise<void>>();
+    let lastStart: number | undefined;
+    for (const s of states) {
+      if (s.drained) continue;
+      while (inFlight.size >= r.settings.maxUnavailable) await Promise.race(inFlight);
+      if (work.signal.aborted) break;
+      const wait = lastStart === undefined ? 0 : lastStart + r.settings.minIntervalMs - r.clock.now();
+      if (wait > 0) {
+        try {
+          await work.sleep(wait);
+        } catch {
+          break;
+        }
+      }
+      const started = r.clock.now();
+      const deadline = new Deadline(Math.min(r.at, started + r.maxNodeDrainMs), work.signal, r.clock);
+      const retry = { deadline, backoff: r.backoff };
+      let plan;
+      try {
+        plan = await drainer.plan(s.name, retry);
+      } catch (err) {
+        deadline.dispose();
+        if (!outOfTime(err)) fatal = err;
+        break;
+      }
+      if (plan.evict.length === 0) {
+        s.drained = true;
+        deadline.dispose();
+        continue;
+      }
+      lastStart = started;
+      const attributes = (podsEvicted: number, remaining: number): Record<string, string> => ({
+        node: s.name,
+        pods_evicted: String(podsEvicted),
+        pods_remaining: String(remaining),
+        duration_ms: String(r.clock.now() - started),
+      });
+      const drain: Promise<void> = drainer
+        .evict(s.node, plan, retry, attributes)
+        .then(
+          (result) => {
+            s.drained = true;
+            evicted += Number(result.attributes.pods_evicted);
+          },
+          (err: unknown) => {
+            if (err instanceof DrainIncompleteError) return;
+            fatal ??= err;
+            // The pool fails: the other nodes' evictions stop too.
+            work.abort(err);
+          },
+        )
+        .finally(() => {
+          deadline.dispose();
+          inFlight.delete(drain);
+        });
+      inFlight.add(drain);
+    }
+    await Promise.all(inFlight);
+
+    const undrained = states.filter((s) => !s.drained);
+    const uncordoned = r.stop.aborted ? await uncordonAll(drainer, undrained.filter((s) => s.ours), r, call) : [];
+    if (fatal) throw fatal;
+    const drainedNames = states.filter((s) => s.drained).map((s) => s.name);
+    const drainedSet = new Set(drainedNames);
+    return {
+      selected: r.nodes.length,
+      cordoned: states.filter((s) => s.ours).length,
+      drained: drainedNames,
+      left: r.nodes.map((n) => n.metadata?.name ?? '').filter((name) => !drainedSet.has(name)),
+      uncordoned,
+      evicted,
+      stopped: r.stop.aborted && undrained.length + (r.nodes.length - states.length) > 0,
+    };
+  } finally {
+    r.stop.removeEventListener('abort', onStop);
+    work.dispose();
+    call.dispose();
+  }
+}
+
+/** Cordons every node; a node gone from the cluster counts as drained. */
+async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadline): Promise<NodeState[]> {
+  const states: NodeState[] = [];
+  let failure: unknown;
+  await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
+    const name = node.metadata?.name ?? '';
+    const wasUnschedulable = node.spec?.unschedulable === true;
+    try {
+      const ours = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
+      states.push({ node, name, ours, wasUnschedulable, drained: false });
+    } catch (err) {
+      if (err instanceof PluginError && err.code === Code.NotFound) states.push({ node, name, ours: false, wasUnschedulable, drained: true });
+      else failure ??= err;
+    }
+  });
+  if (failure) throw failure;
+  // Drained in the order the nodes were given, not the order the cordons came back.
+  const order = new Map(r.nodes.map((n, i) => [n, i]));
+  return states.sort((a, b) => order.get(a.node)! - order.get(b.node)!);
+}
+
+/** Uncordons the nodes; one that fails is logged and stays cordoned. Answers the names uncordoned. */
+async function uncordonAll(drainer: NodeDrainer, states: readonly NodeState[], r: PoolDrainRun, deadline: Deadline): Promise<string[]> {
+  const done: string[] = [];
+  await forEachBounded(states, PATCH_CONCURRENCY, async (s) => {
+    try {
+      if (await drainer.uncordon(s.name, s.wasUnschedulable, { deadline, backoff: r.backoff })) done.push(s.name);
+    } catch (err) {
+      r.logger.warn('could not uncordon node after the pool drain was stopped', { node: s.name, err });
+    }
+  });
+  return done.sort();
+}

@@ -1,0 +1,66 @@
+import type { HandleResult } from '@hollowtrees/grpcplugin';
+
+/** A pool drain in progress. */
+export interface PoolRun {
+  /** Epoch milliseconds of the surge event that started it. */
+  readonly since: number;
+  /** Settles once the drain has ended (and, when stopped, uncordoned what it leaves). */
+  readonly outcome: Promise<HandleResult>;
+  /** Asks the drain to stop: no node starts after this; drains in flight stop at their next step. */
+  stop(): void;
+}
+
+/** What {@link PoolRegistry.resolve} found. */
+export type Resolution = { stopped: PoolRun } | { newer: PoolRun } | { none: true };
+
+/**
+ * What this plugin process remembers per pool: the drain in progress (so two
+ * surge calls share one), and the time of the latest resolution (so a surge
+ * that is older than it, e.g. one still waiting behind its replacement when
+ * the price fell back, drains nothing). Pools are keyed by {@link Pool.key}.
+ */
+export class PoolRegistry {
+  private readonly runs = new Map<string, PoolRun>();
+  private readonly resolutions = new Map<string, number>();
+
+  /** @param maxResolutions pools whose resolution is kept; past it the oldest remembered is forgotten. */
+  constructor(private readonly maxResolutions = 10_000) {}
+
+  /** Epoch milliseconds of the pool's latest resolution, if any. */
+  resolvedAt(key: string): number | undefined {
+    return this.resolutions.get(key);
+  }
+
+  /**
+   * The drain in progress for the pool, or a new one from `start()`: the check
+   * and the start are one synchronous step, so two calls never start two drains.
+   */
+  startOrJoin(key: string, start: () => PoolRun): { run: PoolRun; joined: boolean } {
+    const running = this.runs.get(key);
+    if (running) return { run: running, joined: true };
+    const run = start();
+    this.runs.set(key, run);
+    const forget = (): void => {
+      if (this.runs.get(key) === run) this.runs.delete(key);
+    };
+    run.outcome.then(forget, forget);
+    return { run, joined: false };
+  }
+
+  /**
+   * Records a resolution of the pool at `at` and stops the drain in progress
+   * if its surge is not newer than the resolution.
+   */
+  resolve(key: string, at: number): Resolution {
+    const latest = Math.max(at, this.resolutions.get(key) ?? -Infinity);
+    // Re-inserted, so the map's order is the order of the latest resolutions.
+    this.resolutions.delete(key);
+    this.resolutions.set(key, latest);
+    if (this.resolutions.size > this.maxResolutions) this.resolutions.delete(this.resolutions.keys().next().value!);
+    const run = this.runs.get(key);
+    if (!run) return { none: true };
+    if (run.since > at) return { newer: run };
+    run.stop();
+    return { stopped: run };
+  }
+}
