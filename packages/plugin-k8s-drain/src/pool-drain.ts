@@ -122,7 +122,11 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
             evicted += Number(result.attributes.pods_evicted);
           },
           (err: unknown) => {
-            if (err instanceof DrainIncompleteError) return;
+            if (err instanceof DrainIncompleteError) {
+              // It ran out of the pool's own time (its timer may fire a moment before the pool's): no node starts after it.
+              if (deadline.at >= r.at) work.abort(new DeadlineReachedError(r.at));
+              return;
+            }
             fatal ??= err;
             // The pool fails: the other nodes' evictions stop too.
             work.abort(err);
