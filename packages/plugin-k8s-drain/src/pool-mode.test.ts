@@ -115,7 +115,8 @@ const cordoned = (api: KubeApiServer, name: string) => {
 describe('pool mode', () => {
   it('cordons the whole pool first, then drains it at most maxUnavailable nodes at a time, budgets respected, other pools untouched', async () => {
     const api = await startCluster();
-    const handler = handlerFor(api);
+    // The flow's maxUnavailable wins over the plugin-wide default.
+    const handler = handlerFor(api, { poolMaxUnavailable: 6 });
 
     const result = await handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '2' }));
 
@@ -149,10 +150,11 @@ describe('pool mode', () => {
   it('starts each node drain no sooner than minInterval after the one before', async () => {
     const api = await startCluster();
     const clock = manualClock();
-    const handler = handlerFor(api, { clock });
+    // The plugin-wide default (--pool-min-interval), as the flow sets none.
+    const handler = handlerFor(api, { clock, poolMinIntervalMs: 30_000 });
     const gone = (name: string): boolean => api.cluster.pods(name).length === 1;
 
-    const draining = handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '6', minInterval: '30s' }));
+    const draining = handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '6' }));
     for (const [i, name] of POOL.entries()) {
       // Started (and so the pool is waiting out the interval on the clock) and done, before the next may start.
       await vi.waitFor(() => expect(gone(name)).toBe(true), { timeout: 10_000, interval: 10 });
