@@ -29,6 +29,9 @@ const MAX_PENDING_EVENTS = 10_000;
  * came: no time left to drain at all), DEADLINE_EXCEEDED
  * ({@link DrainIncompleteError}: pods left at the deadline), UNAVAILABLE (API server unreachable until the deadline),
  * PERMISSION_DENIED / UNAUTHENTICATED (RBAC or credentials).
+ *
+ * A call whose flow config sets `mode: pool` drains the event's whole pool
+ * instead, paced, or stops that drain for a `.resolved` event (see the README's pool mode).
  */
 export class DrainHandler implements EventHandler {
   private readonly options: ResolvedDrainOptions;

@@ -21,7 +21,22 @@ export interface PoolActionDeps {
 }
 
 /** An event whose type ends in `.resolved` ends the condition another event started. */
-export const isResolution = (event: CloudEvent): boolean => event.type.endsWith('.resolved');
+const isResolution = (event: CloudEvent): boolean => event.type.endsWith('.resolved');
+
+/** One pool-mode call, as the steps of {@link PoolAction} see it. */
+interface PoolCall {
+  readonly event: CloudEvent;
+  readonly context: HandleContext;
+  readonly settings: PoolSettings;
+  readonly pool: Pool;
+  /** Epoch milliseconds: the event's time (when the call came, if it has none). */
+  readonly time: number;
+  /** Epoch milliseconds: when the call came, and when it must have answered. */
+  readonly started: number;
+  readonly at: number;
+  /** Bounds this call's own waits. */
+  readonly deadline: Deadline;
+}
 
 /**
  * The pool action (`mode: pool`): a surge event drains the event's pool with
@@ -45,9 +60,8 @@ export class PoolAction {
     try {
       const pool = await this.poolOf(event, settings, { deadline, backoff: o.backoff });
       if (!pool) return { status: 'skipped', message: 'the node the event names is not in this cluster; nothing to drain' };
-      const time = eventTime(event) ?? started;
-      if (isResolution(event)) return await this.resolve(pool, time, deadline);
-      return await this.surge(pool, time, event, settings, context, at, started, deadline);
+      const call: PoolCall = { event, context, settings, pool, time: eventTime(event) ?? started, started, at, deadline };
+      return await (isResolution(event) ? this.resolve(call) : this.surge(call));
     } finally {
       deadline.dispose();
     }
@@ -74,7 +88,8 @@ export class PoolAction {
     throw new PluginError(Code.NotFound, `${'name' in ref ? `node "${ref.name}"` : `the node of instance ${ref.instanceId}`} is not in this cluster, so the event's pool is unknown`);
   }
 
-  private async surge(pool: Pool, time: number, event: CloudEvent, settings: PoolSettings, context: HandleContext, at: number, started: number, deadline: Deadline): Promise<HandleResult> {
+  private async surge(call: PoolCall): Promise<HandleResult> {
+    const { pool, time, started, deadline } = call;
     const resolvedAt = this.registry.resolvedAt(pool.key);
     if (resolvedAt !== undefined && time <= resolvedAt) {
       this.deps.options.logger.info('pool surge already resolved: not draining', { pool: pool.name, surgeAt: iso(time), resolvedAt: iso(resolvedAt) });
@@ -84,7 +99,7 @@ export class PoolAction {
         attributes: attributesOf(pool, undefined, started, this.deps.options.clock.now(), true),
       };
     }
-    const { run, joined } = this.registry.startOrJoin(pool.key, () => this.start(pool, time, event, settings, context, at, started));
+    const { run, joined } = this.registry.startOrJoin(pool.key, () => this.start(call));
     if (!joined) return run.outcome;
     this.deps.options.logger.info('pool drain already in progress: waiting for it', { pool: pool.name });
     try {
@@ -95,7 +110,8 @@ export class PoolAction {
     }
   }
 
-  private start(pool: Pool, since: number, event: CloudEvent, settings: PoolSettings, context: HandleContext, at: number, started: number): PoolRun {
+  private start(call: PoolCall): PoolRun {
+    const { pool, event, settings, context, at, started } = call;
     const { api, drainer, options: o } = this.deps;
     const stop = new AbortController();
     const outcome = (async (): Promise<HandleResult> => {
@@ -137,13 +153,15 @@ export class PoolAction {
       if (result.cordoned === 0 && result.evicted === 0 && !o.dryRun) {
         return { status: 'skipped', message: `pool ${pool.name} is already cordoned and drained`, attributes };
       }
+      if (o.dryRun) return { message: `dry run: would drain pool ${pool.name} (${result.selected} nodes)`, attributes: { ...attributes, dry_run: 'true' } };
       o.logger.info('drained pool', attributes);
-      return { message: `${o.dryRun ? 'dry run: ' : ''}drained pool ${pool.name}: ${counts}`, attributes: o.dryRun ? { ...attributes, dry_run: 'true' } : attributes };
+      return { message: `drained pool ${pool.name}: ${counts}`, attributes };
     })();
-    return { since, outcome, stop: () => stop.abort() };
+    return { since: call.time, outcome, stop: () => stop.abort() };
   }
 
-  private async resolve(pool: Pool, time: number, deadline: Deadline): Promise<HandleResult> {
+  private async resolve(call: PoolCall): Promise<HandleResult> {
+    const { pool, time, deadline } = call;
     const found = this.registry.resolve(pool.key, time);
     if ('none' in found) return { status: 'skipped', message: `no pool drain in progress for pool ${pool.name}`, attributes: { pool: pool.name } };
     if ('newer' in found) {

@@ -286,6 +286,16 @@ describe('pool mode', () => {
     for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toHaveLength(0);
   });
 
+  it('dry-run walks the pool and changes nothing', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api, { dryRun: true });
+
+    const result = await handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '3' }));
+    expect(result).toMatchObject({ attributes: { nodes_selected: '6', nodes_drained: '6', dry_run: 'true' } });
+    expect(result.message).toMatch(/^dry run: would drain pool eu-west-1a\/m5.large \(6 nodes\)$/);
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+
   it.each([
     [{ mode: 'pool', maxUnavailable: '0' }, /"maxUnavailable" must be an integer >= 1, got "0"/],
     [{ mode: 'pool', minInterval: 'soon' }, /"minInterval" must be a duration such as 30s or 1m30s, got "soon"/],
