@@ -6,7 +6,7 @@ import type { KubeApi } from './kube-api.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
 import { nodeRefOf, type NodeRef } from './node-lookup.js';
 import type { ResolvedDrainOptions } from './options.js';
-import { drainPool, type PoolDrainOutcome } from './pool-drain.js';
+import { drainPool, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
 import type { PoolSettings } from './pool-options.js';
 import { PoolRegistry, type PoolRun } from './pool-registry.js';
 import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
@@ -133,6 +133,7 @@ export class PoolAction {
         at,
         signal: context.signal,
         stop: stop.signal,
+        cordoned: this.registry.cordoned(pool.key),
         maxNodeDrainMs: o.maxDrainMs,
         backoff: o.backoff,
         clock: o.clock,
@@ -150,7 +151,7 @@ export class PoolAction {
         o.logger.warn('pool drain incomplete', { ...attributes, left: result.left });
         throw new DrainIncompleteError(message, attributes);
       }
-      if (result.cordoned === 0 && result.evicted === 0 && !o.dryRun) {
+      if (result.newlyCordoned === 0 && result.evicted === 0 && !o.dryRun) {
         return { status: 'skipped', message: `pool ${pool.name} is already cordoned and drained`, attributes };
       }
       if (o.dryRun) return { message: `dry run: would drain pool ${pool.name} (${result.selected} nodes)`, attributes: { ...attributes, dry_run: 'true' } };
@@ -163,7 +164,7 @@ export class PoolAction {
   private async resolve(call: PoolCall): Promise<HandleResult> {
     const { pool, time, deadline } = call;
     const found = this.registry.resolve(pool.key, time);
-    if ('none' in found) return { status: 'skipped', message: `no pool drain in progress for pool ${pool.name}`, attributes: { pool: pool.name } };
+    if ('none' in found) return this.uncordonLeft(pool, deadline);
     if ('newer' in found) {
       return { status: 'skipped', message: `the drain in progress for pool ${pool.name} follows a surge newer than this resolution (${iso(time)}); not stopped`, attributes: { pool: pool.name } };
     }
@@ -177,10 +178,25 @@ export class PoolAction {
     }
     return { message: `stopped the drain of pool ${pool.name}: ${stopped.message ?? ''}`, attributes: stopped.attributes };
   }
+
+  /** A resolution with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out of time, say). */
+  private async uncordonLeft(pool: Pool, deadline: Deadline): Promise<HandleResult> {
+    const left = this.registry.cordoned(pool.key);
+    const none = `no pool drain in progress for pool ${pool.name}`;
+    if (left.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
+    const { drainer, options: o } = this.deps;
+    const nodes = [...left].map(([name, wasUnschedulable]) => ({ name, wasUnschedulable }));
+    const uncordoned = await uncordonNodes(drainer, nodes, left, { deadline, backoff: o.backoff, logger: o.logger });
+    o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
+    return {
+      message: `${none}; uncordoned ${uncordoned.length} nodes an earlier drain of the pool left cordoned (${uncordoned.join(', ')})`,
+      attributes: { pool: pool.name, nodes_uncordoned: String(uncordoned.length) },
+    };
+  }
 }
 
 function emptyOutcome(): PoolDrainOutcome {
-  return { selected: 0, cordoned: 0, drained: [], left: [], uncordoned: [], evicted: 0, stopped: false };
+  return { selected: 0, newlyCordoned: 0, drained: [], left: [], uncordoned: [], evicted: 0, stopped: false };
 }
 
 function attributesOf(pool: Pool, result: PoolDrainOutcome | undefined, started: number, now: number, stoppedEarly: boolean): Record<string, string> {

@@ -21,6 +21,14 @@ export interface PoolDrainRun {
   signal: AbortSignal;
   /** Aborts when a resolution stops the drain. */
   stop: AbortSignal;
+  /**
+   * The pool's nodes that pool drains of this process cordoned and have not
+   * drained or uncordoned yet, with whether each was unschedulable before
+   * (shared by the pool's drains, so a retry's drain can undo the cordons of
+   * the call before it). The drain adds its cordons and removes what it drains
+   * or uncordons.
+   */
+  cordoned: Map<string, boolean>;
   /** Longest drain of one node. */
   maxNodeDrainMs: number;
   backoff: Backoff;
@@ -32,7 +40,7 @@ export interface PoolDrainRun {
 export interface PoolDrainOutcome {
   selected: number;
   /** Nodes this drain cordoned (the others already were). */
-  cordoned: number;
+  newlyCordoned: number;
   /** Nodes with nothing left to evict: drained now, before, or gone from the cluster. */
   drained: string[];
   /** Nodes not drained: the deadline came, or the drain was stopped. */
@@ -48,7 +56,9 @@ export interface PoolDrainOutcome {
 interface NodeState {
   readonly node: V1Node;
   readonly name: string;
-  /** This drain cordoned it, so a stop may undo that. */
+  /** This drain cordoned it. */
+  readonly changed: boolean;
+  /** This drain or an earlier pool drain cordoned it, so a stop may undo that. */
   readonly ours: boolean;
   readonly wasUnschedulable: boolean;
   drained: boolean;
@@ -104,6 +114,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       }
       if (plan.evict.length === 0) {
         s.drained = true;
+        r.cordoned.delete(s.name);
         deadline.dispose();
         continue;
       }
@@ -119,6 +130,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
         .then(
           (result) => {
             s.drained = true;
+            r.cordoned.delete(s.name);
             evicted += Number(result.attributes.pods_evicted);
           },
           (err: unknown) => {
@@ -141,13 +153,13 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     await Promise.all(inFlight);
 
     const undrained = states.filter((s) => !s.drained);
-    const uncordoned = r.stop.aborted ? await uncordonAll(drainer, undrained.filter((s) => s.ours), r, call) : [];
+    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => s.ours), r.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
     const drainedNames = states.filter((s) => s.drained).map((s) => s.name);
     const drainedSet = new Set(drainedNames);
     return {
       selected: r.nodes.length,
-      cordoned: states.filter((s) => s.ours).length,
+      newlyCordoned: states.filter((s) => s.changed).length,
       drained: drainedNames,
       left: r.nodes.map((n) => n.metadata?.name ?? '').filter((name) => !drainedSet.has(name)),
       uncordoned,
@@ -167,13 +179,18 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   let failure: unknown;
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
-    const wasUnschedulable = node.spec?.unschedulable === true;
+    const earlier = r.cordoned.get(name);
+    const wasUnschedulable = earlier ?? node.spec?.unschedulable === true;
     try {
-      const ours = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
-      states.push({ node, name, ours, wasUnschedulable, drained: false });
+      const changed = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
+      if (changed) r.cordoned.set(name, wasUnschedulable);
+      states.push({ node, name, changed, ours: changed || earlier !== undefined, wasUnschedulable, drained: false });
     } catch (err) {
-      if (err instanceof PluginError && err.code === Code.NotFound) states.push({ node, name, ours: false, wasUnschedulable, drained: true });
-      else failure ??= err;
+      if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
+      else {
+        r.cordoned.delete(name);
+        states.push({ node, name, changed: false, ours: false, wasUnschedulable, drained: true });
+      }
     }
   });
   if (failure) throw failure;
@@ -182,14 +199,23 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   return states.sort((a, b) => order.get(a.node)! - order.get(b.node)!);
 }
 
-/** Uncordons the nodes; one that fails is logged and stays cordoned. Answers the names uncordoned. */
-async function uncordonAll(drainer: NodeDrainer, states: readonly NodeState[], r: PoolDrainRun, deadline: Deadline): Promise<string[]> {
+/**
+ * Uncordons nodes pool drains cordoned and forgets them in `cordoned`; one that
+ * fails is logged, stays cordoned and is remembered. Answers the names uncordoned.
+ */
+export async function uncordonNodes(
+  drainer: NodeDrainer,
+  nodes: ReadonlyArray<{ readonly name: string; readonly wasUnschedulable: boolean }>,
+  cordoned: Map<string, boolean>,
+  run: { deadline: Deadline; backoff: Backoff; logger: Logger },
+): Promise<string[]> {
   const done: string[] = [];
-  await forEachBounded(states, PATCH_CONCURRENCY, async (s) => {
+  await forEachBounded(nodes, PATCH_CONCURRENCY, async ({ name, wasUnschedulable }) => {
     try {
-      if (await drainer.uncordon(s.name, s.wasUnschedulable, { deadline, backoff: r.backoff })) done.push(s.name);
+      if (await drainer.uncordon(name, wasUnschedulable, { deadline: run.deadline, backoff: run.backoff })) done.push(name);
+      cordoned.delete(name);
     } catch (err) {
-      r.logger.warn('could not uncordon node after the pool drain was stopped', { node: s.name, err });
+      run.logger.warn('could not uncordon node after its pool drain was stopped', { node: name, err });
     }
   });
   return done.sort();

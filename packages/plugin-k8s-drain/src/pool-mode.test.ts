@@ -272,12 +272,13 @@ describe('pool mode', () => {
     expect(err.message).toMatch(/"selector" "=batch" is refused by the API server/);
   });
 
-  it('answers DEADLINE_EXCEEDED (retryable) with the nodes left when the deadline comes first; they stay cordoned for the retry', async () => {
+  it('answers DEADLINE_EXCEEDED (retryable) with the nodes left when the deadline comes first; they stay cordoned for the retry, and a resolution undoes them', async () => {
     const api = await startCluster();
     // pool-1, the first drained, holds a database that may never lose a pod.
     api.cluster.addPod(pod('db-0', 'pool-1', { labels: { app: 'db' }, kind: 'StatefulSet' }));
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
     const handler = handlerFor(api, { replyMarginMs: 200 });
+    const dbRefusals = (): number => api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 429).length;
 
     const err = await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
     expect(err).toBeInstanceOf(DrainIncompleteError);
@@ -287,6 +288,23 @@ describe('pool mode', () => {
     expect(err.message).toMatch(/nodes_left=6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)/);
     for (const name of POOL) expect(cordoned(api, name).unschedulable).toBe(true);
     for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toHaveLength(0);
+
+    // core's retry: a new call finds the nodes cordoned already, and takes the drain up again...
+    const before = dbRefusals();
+    const retry = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefusals()).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
+    // ...and a resolution now undoes the cordons the first call made, though the retry made none.
+    await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect((await retry).attributes).toMatchObject({ nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+
+    // A drain that ran out of time with no retry after it: the resolution alone undoes its cordons.
+    await rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    for (const name of POOL) expect(cordoned(api, name).unschedulable).toBe(true);
+    const undo = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
+    expect(undo).toMatchObject({ attributes: { pool: `${ZONE}/${TYPE}`, nodes_uncordoned: '6' } });
+    expect(undo.message).toMatch(/^no pool drain in progress for pool eu-west-1a\/m5.large; uncordoned 6 nodes an earlier drain of the pool left cordoned/);
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
   it('dry-run walks the pool and changes nothing', async () => {

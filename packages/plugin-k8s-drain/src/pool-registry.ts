@@ -15,16 +15,30 @@ export type Resolution = { stopped: PoolRun } | { newer: PoolRun } | { none: tru
 
 /**
  * What this plugin process remembers per pool: the drain in progress (so two
- * surge calls share one), and the time of the latest resolution (so a surge
+ * surge calls share one), the time of the latest resolution (so a surge
  * that is older than it, e.g. one still waiting behind its replacement when
- * the price fell back, drains nothing). Pools are keyed by {@link Pool.key}.
+ * the price fell back, drains nothing), and the nodes its drains cordoned and
+ * left (so a resolution undoes the cordons of a drain that ran out of time).
+ * Pools are keyed by {@link Pool.key}.
  */
 export class PoolRegistry {
   private readonly runs = new Map<string, PoolRun>();
   private readonly resolutions = new Map<string, number>();
+  private readonly cordons = new Map<string, Map<string, boolean>>();
 
   /** @param maxResolutions pools whose resolution is kept; past it the oldest remembered is forgotten. */
   constructor(private readonly maxResolutions = 10_000) {}
+
+  /**
+   * The pool's nodes that its drains cordoned and did not drain or uncordon
+   * yet (node name → unschedulable before the cordon), for the next drain or
+   * resolution of the pool to undo; the drains keep it current.
+   */
+  cordoned(key: string): Map<string, boolean> {
+    let nodes = this.cordons.get(key);
+    if (!nodes) this.cordons.set(key, (nodes = new Map()));
+    return nodes;
+  }
 
   /** Epoch milliseconds of the pool's latest resolution, if any. */
   resolvedAt(key: string): number | undefined {
