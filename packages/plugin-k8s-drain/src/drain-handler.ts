@@ -76,7 +76,7 @@ export class DrainHandler implements EventHandler {
 
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
     const o = this.options;
-    const mode = drainModeOf(configOf(context), { maxUnavailable: o.poolMaxUnavailable, minIntervalMs: o.poolMinIntervalMs });
+    const mode = drainModeOf(context.config, { maxUnavailable: o.poolMaxUnavailable, minIntervalMs: o.poolMinIntervalMs });
     if (mode.mode === 'pool') return this.pool.handle(event, context, mode.settings);
     const started = o.clock.now();
     const labels = labelsOf(event);
@@ -144,9 +144,6 @@ export class DrainHandler implements EventHandler {
     throw new PluginError(Code.NotFound, `${what} in this cluster (set nodeNotFound to "skip" if several clusters share this signal source)`);
   }
 }
-
-// HandleContext.config comes with the per-flow plugin config of issue 19; a context without it has an empty config.
-const configOf = (context: HandleContext): Readonly<Record<string, string>> => (context as { config?: Readonly<Record<string, string>> }).config ?? {};
 
 /** A {@link DrainHandler} talking to the cluster of `kubeConfig` through `@kubernetes/client-node`. */
 export function createDrainHandler(kubeConfig: KubeConfig, options: DrainOptions = {}): DrainHandler {

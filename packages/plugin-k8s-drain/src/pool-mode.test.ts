@@ -1,4 +1,4 @@
-import { Code, PluginError, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
+import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
 import { jsonLogger } from '@hollowtrees/grpcplugin';
 import { rejectionOf, startKubeApiServer, type KubeApiServer, type KubeNode, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -84,9 +84,13 @@ function surge(labels: Record<string, string> = { availability_zone: ZONE, insta
 }
 const resolution = (time: number, labels?: Record<string, string>): CloudEvent => surge(labels, time, true);
 
-// HandleContext.config lands with the per-flow plugin config; until then the context carries it as an extra field.
-const context = (config: Record<string, string>, timeoutMs = 30_000): HandleContext =>
-  ({ flow: 'spot-price-surge', attempt: 1, deadline: new Date(Date.now() + timeoutMs), signal: new AbortController().signal, config }) as HandleContext;
+const context = (config: Record<string, string>, timeoutMs = 30_000): HandleContext => ({
+  flow: 'spot-price-surge',
+  attempt: 1,
+  deadline: new Date(Date.now() + timeoutMs),
+  signal: new AbortController().signal,
+  config,
+});
 
 const patchesOf = (api: KubeApiServer, name: string) => api.requests.filter((r) => r.method === 'PATCH' && r.path === `/api/v1/nodes/${name}`);
 const evictionsOn = (api: KubeApiServer, name: string) => api.cluster.evictions().filter((e) => e.node === name);
@@ -305,6 +309,23 @@ describe('pool mode', () => {
     expect(undo).toMatchObject({ attributes: { pool: `${ZONE}/${TYPE}`, nodes_uncordoned: '6' } });
     expect(undo.message).toMatch(/^no pool drain in progress for pool eu-west-1a\/m5.large; uncordoned 6 nodes an earlier drain of the pool left cordoned/);
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
+  it('over real gRPC: the flow config travels with each call, and so does a refusal naming the key', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+    const server = await serve(0, handler, { host: '127.0.0.1' });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+
+    const result = await client.handle(surge(), { flow: 'spot-price-surge', timeoutMs: 30_000, config: { mode: 'pool', maxUnavailable: '3' } });
+    expect(result.attributes).toMatchObject({ pool: `${ZONE}/${TYPE}`, nodes_selected: '6', nodes_drained: '6', nodes_left: '0', stopped_early: 'false' });
+    expect(drainWindows(api)).toHaveLength(6);
+    expect(mostAtOnce(drainWindows(api))).toBeLessThanOrEqual(3);
+
+    const err = await rejection(client.handle(surge(), { flow: 'spot-price-surge', timeoutMs: 5_000, config: { mode: 'pool', minInterval: '30' } }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/"minInterval" must be a duration such as 30s or 1m30s, got "30"/);
   });
 
   it('dry-run walks the pool and changes nothing', async () => {
