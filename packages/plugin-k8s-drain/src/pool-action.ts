@@ -133,7 +133,7 @@ export class PoolAction {
         at,
         signal: context.signal,
         stop: stop.signal,
-        cordoned: this.registry.cordoned(pool.key),
+        memory: this.registry.memory(pool.key),
         maxNodeDrainMs: o.maxDrainMs,
         backoff: o.backoff,
         clock: o.clock,
@@ -181,7 +181,7 @@ export class PoolAction {
 
   /** A resolution with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out of time, say). */
   private async uncordonLeft(pool: Pool, deadline: Deadline): Promise<HandleResult> {
-    const left = this.registry.cordoned(pool.key);
+    const left = this.registry.memory(pool.key).cordoned;
     const none = `no pool drain in progress for pool ${pool.name}`;
     if (left.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
     const { drainer, options: o } = this.deps;

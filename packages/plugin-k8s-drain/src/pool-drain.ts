@@ -4,6 +4,7 @@ import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { NodeDrainer } from './node-drain.js';
 import type { PoolSettings } from './pool-options.js';
+import type { PoolMemory } from './pool-registry.js';
 
 /** Cordons (and uncordons) of a pool sent at once; the call gate caps the calls in flight anyway. */
 const PATCH_CONCURRENCY = 16;
@@ -22,13 +23,11 @@ export interface PoolDrainRun {
   /** Aborts when a resolution stops the drain. */
   stop: AbortSignal;
   /**
-   * The pool's nodes that pool drains of this process cordoned and have not
-   * drained or uncordoned yet, with whether each was unschedulable before
-   * (shared by the pool's drains, so a retry's drain can undo the cordons of
-   * the call before it). The drain adds its cordons and removes what it drains
-   * or uncordons.
+   * Shared by the pool's drains: the drain adds its cordons to `cordoned` and
+   * removes what it drains or uncordons (so a retry's drain can undo the cordons
+   * of the call before it), and paces from `lastStart` and updates it.
    */
-  cordoned: Map<string, boolean>;
+  memory: PoolMemory;
   /** Longest drain of one node. */
   maxNodeDrainMs: number;
   backoff: Backoff;
@@ -88,11 +87,11 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     let evicted = 0;
     let fatal: unknown;
     const inFlight = new Set<Promise<void>>();
-    let lastStart: number | undefined;
     for (const s of states) {
       if (s.drained) continue;
       while (inFlight.size >= r.settings.maxUnavailable) await Promise.race(inFlight);
       if (work.signal.aborted) break;
+      const { lastStart } = r.memory;
       const wait = lastStart === undefined ? 0 : lastStart + r.settings.minIntervalMs - r.clock.now();
       if (wait > 0) {
         try {
@@ -114,11 +113,11 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       }
       if (plan.evict.length === 0) {
         s.drained = true;
-        r.cordoned.delete(s.name);
+        r.memory.cordoned.delete(s.name);
         deadline.dispose();
         continue;
       }
-      lastStart = started;
+      r.memory.lastStart = started;
       const attributes = (podsEvicted: number, remaining: number): Record<string, string> => ({
         node: s.name,
         pods_evicted: String(podsEvicted),
@@ -130,7 +129,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
         .then(
           (result) => {
             s.drained = true;
-            r.cordoned.delete(s.name);
+            r.memory.cordoned.delete(s.name);
             evicted += Number(result.attributes.pods_evicted);
           },
           (err: unknown) => {
@@ -153,7 +152,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     await Promise.all(inFlight);
 
     const undrained = states.filter((s) => !s.drained);
-    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => s.ours), r.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
+    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => s.ours), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
     const drainedNames = states.filter((s) => s.drained).map((s) => s.name);
     const drainedSet = new Set(drainedNames);
@@ -179,16 +178,16 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   let failure: unknown;
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
-    const earlier = r.cordoned.get(name);
+    const earlier = r.memory.cordoned.get(name);
     const wasUnschedulable = earlier ?? node.spec?.unschedulable === true;
     try {
       const changed = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
-      if (changed) r.cordoned.set(name, wasUnschedulable);
+      if (changed) r.memory.cordoned.set(name, wasUnschedulable);
       states.push({ node, name, changed, ours: changed || earlier !== undefined, wasUnschedulable, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
       else {
-        r.cordoned.delete(name);
+        r.memory.cordoned.delete(name);
         states.push({ node, name, changed: false, ours: false, wasUnschedulable, drained: true });
       }
     }

@@ -176,6 +176,30 @@ describe('pool mode', () => {
     expect((await draining).attributes).toMatchObject({ nodes_drained: '6', nodes_left: '0' });
   });
 
+  it('keeps minInterval across calls: a retry after a deadline waits out the interval since the last node it started', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock, poolMinIntervalMs: 30_000 });
+    const gone = (name: string): boolean => api.cluster.pods(name).length === 1;
+    const until = (ms: number, config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + ms) });
+
+    const first = rejection(handler.handle(surge(), until(45_000, { mode: 'pool' })));
+    await vi.waitFor(() => expect(gone('pool-1')).toBe(true), { timeout: 10_000, interval: 10 });
+    clock.advance(30_000);
+    await vi.waitFor(() => expect(gone('pool-2')).toBe(true), { timeout: 10_000, interval: 10 });
+    clock.advance(15_000);
+    expect(((await first) as DrainIncompleteError).attributes).toMatchObject({ nodes_drained: '2', nodes_left: '4' });
+
+    // The retry comes 15 s after pool-2 started: pool-3 waits the other 15 s.
+    const retry = handler.handle(surge(), until(120_000, { mode: 'pool' }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(evictionsOn(api, 'pool-3')).toHaveLength(0);
+    clock.advance(15_000);
+    await vi.waitFor(() => expect(gone('pool-3')).toBe(true), { timeout: 10_000, interval: 10 });
+    await handler.handle(resolution(TIME + 60_000), until(10_000, { mode: 'pool' }));
+    expect((await retry).attributes).toMatchObject({ nodes_drained: '3', nodes_left: '3', stopped_early: 'true' });
+  });
+
   it('a resolution mid-way stops the drain: no node starts after it, and the nodes it cordoned but did not drain are uncordoned', async () => {
     const api = await startCluster();
     // pool-2's database may never lose a pod, so its drain holds there until stopped.

@@ -10,6 +10,14 @@ export interface PoolRun {
   stop(): void;
 }
 
+/** What the drains of one pool share across calls (a retry's drain goes on where the call before it stopped). */
+export interface PoolMemory {
+  /** The nodes the pool's drains cordoned and did not drain or uncordon yet → whether each was unschedulable before. */
+  readonly cordoned: Map<string, boolean>;
+  /** Epoch milliseconds when the pool's last node drain started, so `minInterval` holds across calls too. */
+  lastStart: number | undefined;
+}
+
 /** What {@link PoolRegistry.resolve} found. */
 export type Resolution = { stopped: PoolRun } | { newer: PoolRun } | { none: true };
 
@@ -17,27 +25,24 @@ export type Resolution = { stopped: PoolRun } | { newer: PoolRun } | { none: tru
  * What this plugin process remembers per pool: the drain in progress (so two
  * surge calls share one), the time of the latest resolution (so a surge
  * that is older than it, e.g. one still waiting behind its replacement when
- * the price fell back, drains nothing), and the nodes its drains cordoned and
- * left (so a resolution undoes the cordons of a drain that ran out of time).
+ * the price fell back, drains nothing), and what its drains share
+ * ({@link PoolMemory}: the nodes they cordoned and left, so a resolution undoes
+ * the cordons of a drain that ran out of time; when the last node drain started).
  * Pools are keyed by {@link Pool.key}.
  */
 export class PoolRegistry {
   private readonly runs = new Map<string, PoolRun>();
   private readonly resolutions = new Map<string, number>();
-  private readonly cordons = new Map<string, Map<string, boolean>>();
+  private readonly memories = new Map<string, PoolMemory>();
 
   /** @param maxResolutions pools whose resolution is kept; past it the oldest remembered is forgotten. */
   constructor(private readonly maxResolutions = 10_000) {}
 
-  /**
-   * The pool's nodes that its drains cordoned and did not drain or uncordon
-   * yet (node name → unschedulable before the cordon), for the next drain or
-   * resolution of the pool to undo; the drains keep it current.
-   */
-  cordoned(key: string): Map<string, boolean> {
-    let nodes = this.cordons.get(key);
-    if (!nodes) this.cordons.set(key, (nodes = new Map()));
-    return nodes;
+  /** What the pool's drains share; the drains keep it current. */
+  memory(key: string): PoolMemory {
+    let memory = this.memories.get(key);
+    if (!memory) this.memories.set(key, (memory = { cordoned: new Map(), lastStart: undefined }));
+    return memory;
   }
 
   /** Epoch milliseconds of the pool's latest resolution, if any. */
