@@ -111,17 +111,12 @@ export class PoolAction {
   }
 
   private start(call: PoolCall): PoolRun {
-    const { pool, event, settings, context, at, started } = call;
+    const { pool, event, settings, context, at, started, deadline } = call;
     const { api, drainer, options: o } = this.deps;
     const stop = new AbortController();
     const outcome = (async (): Promise<HandleResult> => {
-      const listing = new Deadline(at, context.signal, o.clock);
-      let nodes: V1Node[];
-      try {
-        nodes = await listPoolNodes(api, pool, { deadline: listing, backoff: o.backoff });
-      } finally {
-        listing.dispose();
-      }
+      // The first call's deadline: it waits for this outcome, so the deadline outlives the listing.
+      const nodes = await listPoolNodes(api, pool, { deadline, backoff: o.backoff });
       if (nodes.length === 0) {
         return { status: 'skipped', message: `no node in pool ${pool.name}; nothing to drain`, attributes: attributesOf(pool, emptyOutcome(), started, o.clock.now(), false) };
       }

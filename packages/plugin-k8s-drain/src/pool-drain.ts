@@ -83,7 +83,8 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
   if (r.stop.aborted) onStop();
   else r.stop.addEventListener('abort', onStop, { once: true });
   try {
-    const states = r.stop.aborted ? [] : await cordonAll(drainer, r, call);
+    // Stopped before it began: nothing to cordon, but what the pool's earlier drains left is still undone below.
+    const states = r.stop.aborted ? r.nodes.map((node) => remembered(node, r.memory)) : await cordonAll(drainer, r, call);
     let evicted = 0;
     let fatal: unknown;
     const inFlight = new Set<Promise<void>>();
@@ -154,22 +155,27 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     const undrained = states.filter((s) => !s.drained);
     const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => s.ours), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
-    const drainedNames = states.filter((s) => s.drained).map((s) => s.name);
-    const drainedSet = new Set(drainedNames);
     return {
       selected: r.nodes.length,
       newlyCordoned: states.filter((s) => s.changed).length,
-      drained: drainedNames,
-      left: r.nodes.map((n) => n.metadata?.name ?? '').filter((name) => !drainedSet.has(name)),
+      drained: states.filter((s) => s.drained).map((s) => s.name),
+      left: undrained.map((s) => s.name),
       uncordoned,
       evicted,
-      stopped: r.stop.aborted && undrained.length + (r.nodes.length - states.length) > 0,
+      stopped: r.stop.aborted && undrained.length > 0,
     };
   } finally {
     r.stop.removeEventListener('abort', onStop);
     work.dispose();
     call.dispose();
   }
+}
+
+/** A node as the pool's memory knows it, without cordoning it. */
+function remembered(node: V1Node, memory: PoolMemory): NodeState {
+  const name = node.metadata?.name ?? '';
+  const earlier = memory.cordoned.get(name);
+  return { node, name, changed: false, ours: earlier !== undefined, wasUnschedulable: earlier ?? node.spec?.unschedulable === true, drained: false };
 }
 
 /** Cordons every node; a node gone from the cluster counts as drained. */

@@ -239,6 +239,29 @@ describe('pool mode', () => {
     expect(again).toMatchObject({ status: 'skipped', message: 'no pool drain in progress for pool eu-west-1a/m5.large' });
   });
 
+  it('a resolution while the drain is still listing the pool stops it before any cordon', async () => {
+    const api = await startCluster();
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock });
+    const long = (config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + 600_000) });
+    const listed = (code: number): boolean => api.requests.some((r) => r.path === '/api/v1/nodes' && r.query.labelSelector !== undefined && r.code === code);
+    // The listing fails once, and its retry waits on the manual clock.
+    api.failNext(1, { method: 'GET', path: /^\/api\/v1\/nodes$/ });
+
+    const draining = handler.handle(surge(), long({ mode: 'pool' }));
+    await vi.waitFor(() => expect(listed(500)).toBe(true), { timeout: 10_000, interval: 10 });
+    const stopping = handler.handle(resolution(TIME + 60_000), long({ mode: 'pool' }));
+    await vi.waitFor(() => {
+      clock.advance(1_000);
+      expect(listed(200)).toBe(true);
+    }, { timeout: 10_000, interval: 10 });
+
+    const [result, stop] = await Promise.all([draining, stopping]);
+    expect(result.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
+    expect(stop.attributes).toMatchObject({ stopped_early: 'true' });
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+
   it('a resolution that comes before the drain starts makes every older surge of the pool drain nothing', async () => {
     const api = await startCluster();
     const handler = handlerFor(api);
