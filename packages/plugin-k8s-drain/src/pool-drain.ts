@@ -109,7 +109,10 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
         plan = await drainer.plan(s.name, retry);
       } catch (err) {
         deadline.dispose();
-        if (!outOfTime(err)) fatal = err;
+        if (!outOfTime(err)) {
+          fatal ??= err;
+          work.abort(err);
+        }
         break;
       }
       if (plan.evict.length === 0) {
