@@ -36,7 +36,7 @@ export interface BenchResults {
   ingest: { hollowtrees: IngestRun[]; hollowtreesUnary: IngestRun[]; relay: IngestRun[]; relayUnary: IngestRun[]; alertmanager: IngestRun[] };
   /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes; `…Unary` as above. */
   latency: { floor: FloorResult; hollowtrees: Summary; hollowtreesUnary: Summary; relay: Summary; relayUnary: Summary; alertmanager: Summary };
-  massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number };
+  massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number; /** Core's CPU time from the first POST to the last plugin call (absent in runs before it was measured). */ coreCpuMs?: number };
   /** The reclaim wave through replicas sharing Leases (`replicas-wave.ts`), when it ran. */
   replicasWave?: ReplicasWaveResult;
   /** The wave drill (wave/), when it ran. */
@@ -158,6 +158,8 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
     rows.push([`… over unary calls, ${p}`, fmtMs(htUnary[p]), '', `bare relay over unary calls ${fmtMs(r.latency.relayUnary[p])}`, `${fmtRatio(htUnary[p] / f[p])} floor`]);
   }
   rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
+  const cpuMs = r.massReclaim.coreCpuMs;
+  if (cpuMs !== undefined) rows.push(['Mass reclaim: core CPU per alert (user + system)', `${((cpuMs * 1000) / r.massReclaim.alerts).toFixed(0)} µs`, '', '', '']);
   const rw = r.replicasWave;
   if (rw) {
     rows.push([

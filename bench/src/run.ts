@@ -180,15 +180,18 @@ async function main(): Promise<void> {
         if (instance.startsWith('reclaim-')) lastEntry = at;
       });
       const bodies = alertBatches('reclaim-', RECLAIM_ALERTS, RECLAIM_BATCH);
+      const cpuBefore = processCpuSeconds(ht.pid);
       const t0 = performance.now();
       for (const body of bodies) await postAlerts(ht.url, body);
       const postAnsweredMs = performance.now() - t0;
       await pollUntil(() => plugin.received - base >= RECLAIM_ALERTS, 30_000, () => 'all reclaim runs to call the plugin', 1);
       const allCalledMs = lastEntry - t0;
+      // Read before the metrics polls below, which cost CPU of their own.
+      const coreCpuMs = (processCpuSeconds(ht.pid) - cpuBefore) * 1000;
       await pollUntil(async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, () => 'all reclaim runs to finish', 5);
       const allFinishedMs = performance.now() - t0;
-      results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs };
-      log(`mass reclaim: last of ${bodies.length} POSTs answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms`);
+      results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs, coreCpuMs };
+      log(`mass reclaim: last of ${bodies.length} POSTs answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms; core used ${coreCpuMs.toFixed(0)} ms of CPU (${((coreCpuMs * 1000) / RECLAIM_ALERTS).toFixed(0)} µs per alert)`);
     });
   }
 

@@ -135,7 +135,6 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     await closeRuntime(current, 0);
     await store.close();
   };
-  metrics.engine.beforeCollect(() => current.engine.updateCoolingGauge());
 
   const listen = options.listen ?? config.server.listen;
   // Neither the address nor the system's message (which repeats it) when it came from ${VAR}.

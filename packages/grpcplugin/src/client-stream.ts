@@ -1,7 +1,7 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Metadata, status, type Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { Code, PluginError } from './errors.js';
-import { PluginServiceService, StreamCall, type HandleRequest, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { HandleRequest, PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 
 interface Pending {
@@ -11,18 +11,23 @@ interface Pending {
   written: boolean;
 }
 
-/** A call or a cancel waiting to be written. */
-interface Waiting {
-  callId: number;
-  bytes: Uint8Array;
-  /** A call's request and deadline, to encode it again with the time left when it waited. */
-  call?: { request: HandleRequest; deadline: number; encodedAt: number };
-}
+/**
+ * A call or a cancel waiting to be written: a cancel as its encoded `StreamCall`, a call as
+ * its encoded `HandleRequest` and deadline, framed when written with the time left then.
+ */
+type Waiting = { callId: number; cancel: Uint8Array } | { callId: number; request: Uint8Array; deadline: number };
 
 /** The field number of `HandleStreamRequest.calls`, as a length-delimited field's tag. */
 const CALLS_TAG = (1 << 3) | 2;
+/** `StreamCall.call_id` (varint), `StreamCall.call`, `HandleCall.request` (length-delimited) and `HandleCall.timeout_ms` (varint), as tags. */
+const STREAM_CALL_ID_TAG = (1 << 3) | 0;
+const STREAM_CALL_CALL_TAG = (2 << 3) | 2;
+const HANDLE_CALL_REQUEST_TAG = (1 << 3) | 2;
+const HANDLE_CALL_TIMEOUT_TAG = (2 << 3) | 0;
 /** At most what the tag and the length of one element of `calls` take. */
 const FRAMING_BYTES = 6;
+/** At most what a `StreamCall` adds around its request: the call id, the `call` field and the `timeout_ms`. */
+const CALL_FRAMING_BYTES = 1 + 10 + 1 + 5 + 1 + 5 + 1 + 5;
 /**
  * A message carries calls up to this many bytes (a single larger call goes alone): gRPC
  * servers in other languages take 4 MiB by default, and a message over a plugin's limit
@@ -81,9 +86,9 @@ export class ClientStream {
       const callId = this.nextId++;
       const timeoutMs = Math.ceil(deadline - Date.now());
       if (timeoutMs <= 0) return reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
-      const bytes = StreamCall.encode({ callId, kind: { $case: 'call', value: { request, timeoutMs } } }).finish();
-      // Framed as one element of a message's `calls`: a tag and a length beside it.
-      if (bytes.length + FRAMING_BYTES > this.maxSendBytes) {
+      // Encoded once, here, to check its size; framed with the time it has left when it is written.
+      const bytes = HandleRequest.encode(request).finish();
+      if (bytes.length + CALL_FRAMING_BYTES + FRAMING_BYTES > this.maxSendBytes) {
         return reject(new PluginError(Code.ResourceExhausted, `request of ${bytes.length} bytes is larger than maxSendMessageBytes (${this.maxSendBytes})`));
       }
       // Ends the call here, and in the plugin too once it has the call: core retries a call
@@ -93,7 +98,7 @@ export class ClientStream {
         const written = this.pending.get(callId)?.written === true;
         done();
         reject(err);
-        if (written && !this.closed) this.write({ callId, bytes: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
+        if (written && !this.closed) this.write({ callId, cancel: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
       };
       const done = (): void => {
         this.pending.delete(callId);
@@ -108,7 +113,7 @@ export class ClientStream {
         reject: (err) => (done(), reject(err)),
         written: false,
       });
-      this.write({ callId, bytes, call: { request, deadline, encodedAt: Date.now() } });
+      this.write({ callId, request: bytes, deadline });
     });
   }
 
@@ -131,25 +136,29 @@ export class ClientStream {
   /** Writes what waits, as few messages as `maxSendBytes` allows, until the stream pushes back. */
   private flush(): void {
     while (!this.blocked && !this.closed && this.waiting.length > 0) {
-      // Each StreamCall is encoded once (its size checked in send), then framed as one element of `calls`.
       const writer = new BinaryWriter();
       let size = 0;
       while (this.waiting.length > 0) {
-        const { callId, call } = this.waiting[0]!;
-        let { bytes } = this.waiting[0]!;
-        if (size > 0 && size + bytes.length + FRAMING_BYTES > Math.min(this.maxSendBytes, MAX_BATCH_BYTES)) break;
+        const entry = this.waiting[0]!;
+        const length = 'cancel' in entry ? entry.cancel.length : entry.request.length + CALL_FRAMING_BYTES;
+        if (size > 0 && size + length + FRAMING_BYTES > Math.min(this.maxSendBytes, MAX_BATCH_BYTES)) break;
         this.waiting.shift();
-        const pending = call && this.pending.get(callId);
-        if (call) {
-          // A call that ended while it waited (deadline, cancel) is not sent at all.
-          if (!pending) continue;
-          // One that waited (the stream pushed back) tells the plugin the time it has left now.
-          const now = Date.now();
-          if (now - call.encodedAt > 1) bytes = StreamCall.encode({ callId, kind: { $case: 'call', value: { request: call.request, timeoutMs: Math.max(1, Math.ceil(call.deadline - now)) } } }).finish();
-          pending.written = true;
+        size += length + FRAMING_BYTES;
+        if ('cancel' in entry) {
+          writer.uint32(CALLS_TAG).bytes(entry.cancel);
+          continue;
         }
-        writer.uint32(CALLS_TAG).bytes(bytes);
-        size += bytes.length + FRAMING_BYTES;
+        const pending = this.pending.get(entry.callId);
+        // A call that ended while it waited (deadline, cancel) is not sent at all.
+        if (!pending) continue;
+        pending.written = true;
+        // One element of `calls`: a StreamCall {call_id, call: HandleCall {request, timeout_ms}} around the
+        // request encoded in send(), with the time left now (it may have waited while the stream pushed back).
+        const timeoutMs = Math.max(1, Math.ceil(entry.deadline - Date.now()));
+        writer.uint32(CALLS_TAG).fork();
+        writer.uint32(STREAM_CALL_ID_TAG).uint64(entry.callId);
+        writer.uint32(STREAM_CALL_CALL_TAG).fork().uint32(HANDLE_CALL_REQUEST_TAG).bytes(entry.request).uint32(HANDLE_CALL_TIMEOUT_TAG).uint32(timeoutMs).join();
+        writer.join();
       }
       if (size > 0) this.blocked = !this.call.write(Buffer.from(writer.finish()));
     }

@@ -3,7 +3,7 @@ import {
   type CloudEvent as ProtoCloudEvent,
   type CloudEvent_CloudEventAttributeValue as ProtoAttribute,
 } from './gen/hollowtrees/plugin/v1/plugin.js';
-import { timestampFromString, timestampToString } from './timestamp.js';
+import { timestampFromString, timestampFromStringShared, timestampToString } from './timestamp.js';
 
 type Attr = NonNullable<ProtoAttribute['attr']>;
 
@@ -47,11 +47,11 @@ function attrAsString(attr: Attr): string {
   return ext.type === 'binary' ? Buffer.from(ext.value).toString('base64') : String(ext.value);
 }
 
-/** Converts a TS event to the CloudEvents protobuf message. */
+/** Converts a TS event to the CloudEvents protobuf message. Its `time` Timestamp is shared by every event of that time and frozen: read it, never change it. */
 export function eventToProto(event: CloudEvent): ProtoCloudEvent {
   const attributes: Record<string, ProtoAttribute> = {};
   for (const [name, ext] of Object.entries(event.extensions ?? {})) attributes[name] = { attr: extensionToAttr(ext) };
-  if (event.time !== undefined) attributes.time = { attr: { $case: 'ceTimestamp', value: timestampFromString(event.time) } };
+  if (event.time !== undefined) attributes.time = { attr: { $case: 'ceTimestamp', value: timestampFromStringShared(event.time) } };
   for (const name of STRING_ATTRIBUTES) {
     const value = event[name];
     if (value !== undefined) attributes[name] = { attr: { $case: 'ceString', value } };

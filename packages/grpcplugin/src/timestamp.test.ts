@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeTime, timestampFromString, timestampToString } from './timestamp.js';
+import { rememberingRecent } from './recent-results.js';
+import { normalizeTime, timestampFromString, timestampFromStringShared, timestampToString } from './timestamp.js';
 
 const SECONDS = Date.UTC(2026, 0, 2, 3, 4, 5) / 1000;
 
@@ -36,5 +37,38 @@ describe('RFC 3339 times', () => {
 
   it('normalizeTime turns any RFC 3339 form into that one', () => {
     expect(normalizeTime('2026-01-02t05:04:05.500+02:00')).toBe('2026-01-02T03:04:05.5Z');
+  });
+
+  it('normalizeTime answers a time it has seen as the first time, and an invalid one throws every time', () => {
+    expect(normalizeTime('2026-01-02T03:04:05.120Z')).toBe('2026-01-02T03:04:05.12Z');
+    expect(normalizeTime('2026-01-02T03:04:05.120Z')).toBe('2026-01-02T03:04:05.12Z');
+    expect(() => normalizeTime('2026-13-02T03:04:05Z')).toThrow(RangeError);
+    expect(() => normalizeTime('2026-13-02T03:04:05Z')).toThrow(RangeError);
+  });
+
+  it('timestampFromStringShared: one frozen Timestamp per time, equal to timestampFromString', () => {
+    const first = timestampFromStringShared('2026-01-02T03:04:05.5Z');
+    expect(first).toEqual(timestampFromString('2026-01-02T03:04:05.5Z'));
+    expect(timestampFromStringShared('2026-01-02T03:04:05.5Z')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+  });
+});
+
+describe('rememberingRecent', () => {
+  it('calls fn once per distinct input, starts over past max, and does not remember a throw', () => {
+    const calls: string[] = [];
+    const upper = rememberingRecent((s) => {
+      calls.push(s);
+      if (s === 'bad') throw new Error('bad input');
+      return s.toUpperCase();
+    }, 2);
+    expect([upper('a'), upper('a'), upper('b'), upper('a')]).toEqual(['A', 'A', 'B', 'A']);
+    expect(calls).toEqual(['a', 'b']);
+    upper('c'); // the third distinct input: forgets a and b
+    expect(upper('a')).toBe('A');
+    expect(calls).toEqual(['a', 'b', 'c', 'a']);
+    expect(() => upper('bad')).toThrow('bad input');
+    expect(() => upper('bad')).toThrow('bad input');
+    expect(calls.filter((c) => c === 'bad')).toHaveLength(2);
   });
 });

@@ -1,4 +1,5 @@
 import type { Timestamp } from './gen/google/protobuf/timestamp.js';
+import { rememberingRecent } from './recent-results.js';
 
 /** RFC 3339 allows any number of fractional digits; those past nanoseconds are dropped. */
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -28,7 +29,11 @@ export function timestampToString(ts: Timestamp): string {
   return `${base}${fraction}Z`;
 }
 
+/** Distinct times remembered by {@link normalizeTime} and {@link timestampFromStringShared}. */
+const REMEMBERED_TIMES = 1_024;
+
 /** Normalises an RFC 3339 time to the form {@link timestampToString} produces. */
-export function normalizeTime(value: string): string {
-  return timestampToString(timestampFromString(value));
-}
+export const normalizeTime: (value: string) => string = rememberingRecent((value) => timestampToString(timestampFromString(value)), REMEMBERED_TIMES);
+
+/** {@link timestampFromString}, returning one frozen Timestamp per time: for encoders, which only read it. */
+export const timestampFromStringShared: (value: string) => Readonly<Timestamp> = rememberingRecent((value) => Object.freeze(timestampFromString(value)), REMEMBERED_TIMES);

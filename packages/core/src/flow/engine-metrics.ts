@@ -39,10 +39,12 @@ export class EngineMetrics {
     this.pluginCallDuration = new Histogram({ name: 'hollowtrees_plugin_call_duration_seconds', help: 'Duration of each plugin call.', labelNames: ['plugin'], buckets: LATENCY_BUCKETS, registers });
     this.runDuration = new Histogram({ name: 'hollowtrees_flow_run_duration_seconds', help: 'Duration of a whole flow run.', labelNames: ['flow', 'outcome'], buckets: LATENCY_BUCKETS, registers });
     this.runsInProgress = new Gauge({ name: 'hollowtrees_runs_in_progress', help: 'Flow runs calling plugins now.', labelNames: ['flow'], registers });
-    // Counted at scrape time: a cooldown ends by itself, with no event to update a gauge.
-    this.groupsCoolingDown = new Gauge({ name: 'hollowtrees_groups_cooling_down', help: 'Groups held by a cooldown.', labelNames: ['flow'], registers, collect: () => this.onCollect?.() });
-    this.queueDepth = new Gauge({ name: 'hollowtrees_queue_depth', help: 'Runs waiting for a slot, by flow.', labelNames: ['flow'], registers });
-    this.heldEventBytes = new Gauge({ name: 'hollowtrees_queued_event_bytes', help: 'Approximate bytes of events held by runs queued, running or waiting for a retry, by flow (bounded by queueBytes and server.limits.maxQueuedBytes).', labelNames: ['flow'], registers });
+    // Read at scrape time: a cooldown ends by itself, with no event to update a gauge, and a
+    // queue's depth or held bytes change on every event, where setting gauges would cost the hot path.
+    const collect = (): void => this.onCollect?.();
+    this.groupsCoolingDown = new Gauge({ name: 'hollowtrees_groups_cooling_down', help: 'Groups held by a cooldown.', labelNames: ['flow'], registers, collect });
+    this.queueDepth = new Gauge({ name: 'hollowtrees_queue_depth', help: 'Runs waiting for a slot, by flow.', labelNames: ['flow'], registers, collect });
+    this.heldEventBytes = new Gauge({ name: 'hollowtrees_queued_event_bytes', help: 'Approximate bytes of events held by runs queued, running or waiting for a retry, by flow (bounded by queueBytes and server.limits.maxQueuedBytes).', labelNames: ['flow'], registers, collect });
     this.runsWaitingForRetry = new Gauge({ name: 'hollowtrees_runs_waiting_for_retry', help: 'Runs that failed on retryable codes and wait for their next try (runRetry), by flow.', labelNames: ['flow'], registers });
     this.runRetries = new Counter({ name: 'hollowtrees_run_retries_total', help: 'Runs that failed on retryable codes and were scheduled to be tried again, by flow.', labelNames: ['flow'], registers });
     this.groupsHeld = new Gauge({ name: 'hollowtrees_groups_held', help: 'Groups held in memory (running, waiting for a retry, cooling down); bounded by state.maxGroups.', registers });

@@ -785,16 +785,16 @@ describe('FlowEngine: metrics', () => {
     release();
     await vi.advanceTimersByTimeAsync(0);
     expect(await counter(metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(0);
-    engine.updateCoolingGauge();
+    engine.updateScrapedGauges();
     expect(await counter(metrics, 'hollowtrees_groups_cooling_down', { flow: 'spot' })).toBe(3);
     expect(await counter(metrics, 'hollowtrees_groups_held', {})).toBe(3);
     expect(engine.sweep()).toBe(0);
     await vi.advanceTimersByTimeAsync(5 * 60_000);
-    engine.updateCoolingGauge();
+    engine.updateScrapedGauges();
     expect(await counter(metrics, 'hollowtrees_groups_cooling_down', { flow: 'spot' })).toBe(0);
     expect(await counter(metrics, 'hollowtrees_groups_held', {})).toBe(3);
     expect(engine.sweep()).toBe(3);
-    engine.updateCoolingGauge();
+    engine.updateScrapedGauges();
     expect(await counter(metrics, 'hollowtrees_groups_held', {})).toBe(0);
   });
 });
@@ -954,7 +954,7 @@ describe('FlowEngine: edges', () => {
 
   it('refreshes the cooling gauge when the registry is scraped', async () => {
     const { engine, metrics } = engineFor(spotFlow(), [scripted('a')]);
-    metrics.beforeCollect(() => engine.updateCoolingGauge());
+    metrics.beforeCollect(() => engine.updateScrapedGauges());
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     await engine.drain();
     expect(await metrics.registry.metrics()).toContain('hollowtrees_groups_cooling_down{flow="spot"} 1');

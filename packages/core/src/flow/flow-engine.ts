@@ -157,8 +157,8 @@ export class FlowEngine {
     }));
     this.byName = new Map(this.flows.map((f) => [f.name, f]));
     options.metrics.initFlows(this.flows.map((f) => f.name));
-    // After a reload the bytes of runs still finishing on the old engine are held already.
-    for (const flow of this.flows) this.updateHeldBytes(flow.name);
+    // Queue depths and held bytes are read when scraped, not set on every event: the hot path stays free of them.
+    options.metrics.beforeCollect(() => this.updateScrapedGauges());
   }
 
   /**
@@ -205,20 +205,18 @@ export class FlowEngine {
       }
       const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0 };
       if (this.states.tryStart(key, flow.name, run, now) === 'full') {
-        this.releaseBytes(flow.name, bytes);
+        this.heldBytes.release(flow.name, bytes);
         this.drop(result, flow.name, 'too_many_groups', { groupKey: key, eventId: event.id }, `${this.states.maxGroups} groups are held (state.maxGroups)`);
         continue;
       }
       if (!flow.queue.offer(() => this.run(flow, key, run, bytes!))) {
         this.states.release(key);
-        this.releaseBytes(flow.name, bytes);
+        this.heldBytes.release(flow.name, bytes);
         this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, `its queue is full (queueSize ${flow.config.queueSize})`);
         continue;
       }
-      this.updateHeldBytes(flow.name);
       if (onSettled) this.listeners.listen(key, onSettled);
       result.started++;
-      metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
     }
     if (result.matched === 0) {
       metrics.eventsUnmatched.inc();
@@ -247,15 +245,6 @@ export class FlowEngine {
     this.dropLog.dropped(flow, reason, fields);
   }
 
-  private releaseBytes(flow: string, bytes: number): void {
-    this.heldBytes.release(flow, bytes);
-    this.updateHeldBytes(flow);
-  }
-
-  private updateHeldBytes(flow: string): void {
-    this.options.metrics.heldEventBytes.set({ flow }, this.heldBytes.of(flow));
-  }
-
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
     // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
     const { claim, takenOver } = await this.states.claim(groupKey, progress);
@@ -267,7 +256,6 @@ export class FlowEngine {
     const { metrics, logger } = this.options;
     const resumes = this.states.resumesRuns;
     const labels = { flow: flow.name };
-    metrics.queueDepth.set(labels, flow.queue.depth);
     metrics.runsInProgress.inc(labels);
     const startedAt = this.clock.now();
     let firstCall = progress.next === 0 && progress.attempt === 1 && progress.restarts === 0;
@@ -340,8 +328,7 @@ export class FlowEngine {
    */
   private notClaimed(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number, claim: Exclude<Claim, 'held'>): void {
     const { metrics, logger } = this.options;
-    this.releaseBytes(flow.name, bytes);
-    metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
+    this.heldBytes.release(flow.name, bytes);
     const tell = this.listeners.take(key);
     const fields = { flow: flow.name, groupKey: key, eventId: progress.event.id };
     if (claim === 'taken') {
@@ -366,7 +353,7 @@ export class FlowEngine {
   /** Decides what the group becomes after one pass over the plugins. */
   private settle(flow: CompiledFlow, key: string, reached: RunProgress, result: RunResult, bytes: number, now: number): RunOutcome {
     // The event leaves this run whatever happens; a later try holds its bytes again.
-    this.releaseBytes(flow.name, bytes);
+    this.heldBytes.release(flow.name, bytes);
     if (result.outcome === 'succeeded') {
       this.states.succeeded(key, now, flow.config.cooldown);
       return 'succeeded';
@@ -425,7 +412,6 @@ export class FlowEngine {
       }
       const bytes = approximateBytes(run.event);
       this.heldBytes.hold(flow!.name, bytes);
-      this.updateHeldBytes(flow!.name);
       const delay = (progress.retryAt ?? 0) - this.clock.now();
       if (delay <= 0) {
         this.enqueue(flow!, state.key, progress, bytes);
@@ -445,7 +431,6 @@ export class FlowEngine {
 
   private enqueue(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): void {
     flow.queue.offer(() => this.run(flow, key, progress, bytes), { force: true });
-    this.options.metrics.queueDepth.set({ flow: flow.name }, flow.queue.depth);
   }
 
   private abandon(state: GroupState, reason: string): void {
@@ -507,9 +492,15 @@ export class FlowEngine {
   }
 
   /** Groups cooling down, per flow, groups held and whether the store can be written, for the gauges. */
-  updateCoolingGauge(): void {
+  updateScrapedGauges(): void {
+    const { metrics } = this.options;
     const counts = this.states.coolingByFlow(this.clock.now());
-    for (const flow of this.flows) this.options.metrics.groupsCoolingDown.set({ flow: flow.name }, counts.get(flow.name) ?? 0);
+    for (const flow of this.flows) {
+      const labels = { flow: flow.name };
+      metrics.groupsCoolingDown.set(labels, counts.get(flow.name) ?? 0);
+      metrics.queueDepth.set(labels, flow.queue.depth);
+      metrics.heldEventBytes.set(labels, this.heldBytes.of(flow.name));
+    }
     this.options.metrics.groupsHeld.set(this.states.size);
     this.options.metrics.stateDurable.set(this.states.durable ? 1 : 0);
   }
@@ -545,7 +536,7 @@ export class FlowEngine {
     const states: GroupState[] = [];
     for (const [key, run] of this.waiting) {
       run.cancel.abort();
-      this.releaseBytes(run.flow.name, run.bytes);
+      this.heldBytes.release(run.flow.name, run.bytes);
       const state = this.states.get(key);
       if (state?.run) states.push(state);
     }

@@ -15,10 +15,16 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    // The first outcome wins; the promise ignores later ones (e.g. 'close' after 'end').
-    const fail = (error: HttpError): void => {
+    // The first outcome wins, and takes every listener off: 'close' follows every 'end', and must
+    // not build an error (a stack trace per request) for a promise already settled.
+    const settle = (): void => {
       clearTimeout(timer);
       req.off('data', onData);
+      req.off('error', endedEarly);
+      req.off('close', endedEarly);
+    };
+    const fail = (error: HttpError): void => {
+      settle();
       reject(error);
     };
     const timer = setTimeout(() => fail(new HttpError(408, 'timeout', `request body not complete within ${formatDuration(timeoutMs)}`)), timeoutMs);
@@ -30,7 +36,7 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
     const endedEarly = (): void => fail(new HttpError(400, 'bad_data', 'request body ended early: the client closed the connection'));
     req.on('data', onData);
     req.once('end', () => {
-      clearTimeout(timer);
+      settle();
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
     req.once('error', endedEarly);
