@@ -1,7 +1,7 @@
 import type { Backoff, CloudEvent } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
 import { cordonNode, uncordonNode } from './cordon.js';
-import type { Deadline } from './deadline.js';
+import { DrainStoppedError, type Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { evictPods, gracePeriodFor } from './evict.js';
 import type { EventRecorder } from './events.js';
@@ -89,11 +89,16 @@ export class NodeDrainer {
     if (outcome.remaining.length > 0) {
       const left = outcome.remaining.map((r) => podKey(r.pod)).sort();
       const shown = left.slice(0, LISTED_PODS).join(', ') + (left.length > LISTED_PODS ? `, and ${left.length - LISTED_PODS} more` : '');
+      // A pool drain stopped on purpose (the surge resolved) has not failed: no Warning on the node.
+      const stopped = retry.deadline.signal.reason instanceof DrainStoppedError;
       const message =
-        `drain of node ${name} stopped at its deadline: pods_evicted=${outcome.evicted.length} pods_remaining=${outcome.remaining.length} ` +
-        `(${shown}); last reason: ${outcome.remaining.at(-1)?.reason}`;
-      log.warn('drain incomplete', { ...result, pods: left });
-      this.events.record(node, { reason: 'DrainFailed', type: 'Warning', message });
+        `drain of node ${name} ${stopped ? 'stopped: the price surge resolved' : 'stopped at its deadline'}: pods_evicted=${outcome.evicted.length} ` +
+        `pods_remaining=${outcome.remaining.length} (${shown}); last reason: ${outcome.remaining.at(-1)?.reason}`;
+      if (stopped) log.info('drain stopped', { ...result, pods: left });
+      else {
+        log.warn('drain incomplete', { ...result, pods: left });
+        this.events.record(node, { reason: 'DrainFailed', type: 'Warning', message });
+      }
       throw new DrainIncompleteError(message, result);
     }
     const message =

@@ -234,6 +234,10 @@ describe('pool mode', () => {
     expect(cordoned(api, 'pool-5')).toEqual({ unschedulable: true, tainted: false, marked: false });
     expect(cordoned(api, 'pool-6')).toEqual({ unschedulable: true, tainted: true, marked: true });
 
+    // pool-2's drain was stopped, not failed: no DrainFailed Warning on it.
+    await handler.eventsRecorded();
+    expect(api.cluster.events().filter((e) => e.involvedObject.name === 'pool-2').map((e) => e.reason)).toEqual(['SpotInterruption']);
+
     // A second resolution finds nothing in progress.
     const again = await handler.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
     expect(again).toMatchObject({ status: 'skipped', message: 'no pool drain in progress for pool eu-west-1a/m5.large' });
