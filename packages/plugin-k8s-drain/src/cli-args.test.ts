@@ -17,6 +17,7 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs(['-h'])).toEqual({ kind: 'help' });
     expect(parseCliArgs(['-v'])).toEqual({ kind: 'version' });
     expect(parseCliArgs(['--max-in-flight', '128', '--watch-cache', 'false'])).toMatchObject({ drain: { maxInFlight: 128, watchCache: false } });
+    expect(parseCliArgs(['--pool-max-unavailable', '3', '--pool-min-interval', '1m30s'])).toMatchObject({ drain: { poolMaxUnavailable: 3, poolMinIntervalMs: 90_000 } });
   });
 
   it.each([
@@ -27,6 +28,8 @@ describe('parseCliArgs', () => {
     [['--watch-cache', 'on'], /--watch-cache must be true or false/],
     [['--max-in-flight', '0'], /--max-in-flight must be at least 1/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
+    [['--pool-max-unavailable', '0'], /--pool-max-unavailable must be at least 1/],
+    [['--pool-min-interval', '30'], /--pool-min-interval: "30" is not a duration such as 30s or 1m30s/],
   ])('rejects %j as bad usage', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(message);

@@ -1,4 +1,4 @@
-import { parseFlags, readFlagFile, UsageError, type ServerTlsOptions } from '@hollowtrees/grpcplugin';
+import { parseDuration, parseFlags, readFlagFile, UsageError, type ServerTlsOptions } from '@hollowtrees/grpcplugin';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
 import type { DrainOptions } from './options.js';
 
@@ -39,6 +39,9 @@ Drain:
   --reply-margin-ms N           stop this long before the gRPC deadline (default 1000)
   --max-drain-ms N              longest drain without another bound (default 120000)
   --event-namespace NS          namespace of the node's Kubernetes Events (default default)
+Pool mode (a flow's plugin config mode: pool; its maxUnavailable / minInterval win):
+  --pool-max-unavailable N      nodes of a pool draining at once (default 1)
+  --pool-min-interval DURATION  least time between starting two node drains, e.g. 30s (default 0s)
   --dry-run                     log every step, change nothing
   -v, --version                 print the version
   -h, --help                    show this help
@@ -75,6 +78,8 @@ const STRING_FLAGS = [
   'reply-margin-ms',
   'max-drain-ms',
   'event-namespace',
+  'pool-max-unavailable',
+  'pool-min-interval',
 ] as const;
 
 type Values = Partial<Record<(typeof STRING_FLAGS)[number], string>>;
@@ -100,6 +105,12 @@ function parsed<T>(values: Values, flag: keyof Values, parse: (text: string) => 
   } catch (err) {
     throw new UsageError(`--${flag}: ${(err as Error).message}`);
   }
+}
+
+function durationMs(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new Error(`"${text}" is not a duration such as 30s or 1m30s`);
+  return ms;
 }
 
 function tlsOf(values: Values): ServerTlsOptions | undefined {
@@ -134,6 +145,9 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   const maxInFlight = integer(values, 'max-in-flight');
   if (maxInFlight === 0) throw new UsageError('--max-in-flight must be at least 1');
 
+  const poolMaxUnavailable = integer(values, 'pool-max-unavailable');
+  if (poolMaxUnavailable === 0) throw new UsageError('--pool-max-unavailable must be at least 1');
+
   const drain: DrainOptions = {
     nodeLabel: values['node-label'],
     instanceIdLabel: values['instance-id-label'],
@@ -152,6 +166,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     replyMarginMs: integer(values, 'reply-margin-ms'),
     maxDrainMs: integer(values, 'max-drain-ms'),
     eventNamespace: values['event-namespace'],
+    poolMaxUnavailable,
+    poolMinIntervalMs: parsed(values, 'pool-min-interval', durationMs),
     dryRun: values['dry-run'],
   };
   return {

@@ -57,3 +57,46 @@ export async function cordonNode(
     { deadline: run.deadline, backoff: run.backoff, doing: `cordoning node "${name}"` },
   );
 }
+
+/**
+ * The merge patch that undoes {@link cordonPatch}: removes the taint and the
+ * label and, unless the node was unschedulable before the cordon
+ * (`keepUnschedulable`), makes it schedulable again. Undefined when the node no
+ * longer carries the label: someone else has changed it since, so it is left alone.
+ */
+export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable: boolean): object | undefined {
+  const { taint, label } = marks;
+  if (node.metadata?.labels?.[label.key] !== label.value) return undefined;
+  return {
+    // A label set to null is removed by a merge patch.
+    metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [label.key]: null } },
+    spec: { ...(keepUnschedulable ? {} : { unschedulable: false }), taints: (node.spec?.taints ?? []).filter((t) => !sameSlot(t, taint)) },
+  };
+}
+
+/**
+ * Uncordons a node this plugin cordoned (see {@link uncordonPatch}), reading it
+ * first and again after a conflict. Answers whether it changed the node.
+ */
+export async function uncordonNode(
+  api: KubeApi,
+  name: string,
+  marks: NodeMarks,
+  keepUnschedulable: boolean,
+  run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
+): Promise<boolean> {
+  return withRetries(
+    async () => {
+      const patch = uncordonPatch(await api.readNode(name), marks, keepUnschedulable);
+      if (!patch) return false;
+      if (run.dryRun) {
+        run.logger.info('dry run: would uncordon node', { node: name, patch });
+        return true;
+      }
+      await api.mergePatchNode(name, patch);
+      run.logger.info('uncordoned node', { node: name });
+      return true;
+    },
+    { deadline: run.deadline, backoff: run.backoff, doing: `uncordoning node "${name}"` },
+  );
+}

@@ -3,9 +3,22 @@ import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 
 /** The reason a {@link Deadline}'s signal aborts when its time is up. */
 export class DeadlineReachedError extends Error {
-  override readonly name = 'DeadlineReachedError';
+  override readonly name: string = 'DeadlineReachedError';
   constructor(readonly at: number) {
     super(`deadline ${new Date(at).toISOString()} reached`);
+  }
+}
+
+/**
+ * The reason a pool drain's work aborts when a resolution stops it. A kind of
+ * {@link DeadlineReachedError}, so every step treats it as its time being up:
+ * evictions not yet accepted are left, not failed.
+ */
+export class DrainStoppedError extends DeadlineReachedError {
+  override readonly name: string = 'DrainStoppedError';
+  constructor(at: number) {
+    super(at);
+    this.message = `drain stopped at ${new Date(at).toISOString()}: the price surge resolved`;
   }
 }
 

@@ -1,21 +1,17 @@
 import { Code, labelsOf, PluginError, type Backoff, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { cordonNode } from './cordon.js';
 import { Deadline } from './deadline.js';
-import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
-import { evictPods, gracePeriodFor } from './evict.js';
 import { EventRecorder } from './events.js';
 import { createKubeApi, type KubeApi } from './kube-api.js';
 import { NodeCache } from './node-cache.js';
 import { describeNodeRef, findNode, nodeRefOf, type NodeRef } from './node-lookup.js';
 import { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } from './options.js';
 import { PodCache } from './pod-cache.js';
-import { planEviction, podKey } from './pod-filter.js';
-import { cachedPodSource, listingPodSource, type PodSource } from './pod-source.js';
-
-// Enough pod names for a message; the rest are counted.
-const LISTED_PODS = 5;
+import { cachedPodSource, listingPodSource } from './pod-source.js';
+import { NodeDrainer } from './node-drain.js';
+import { PoolAction } from './pool-action.js';
+import { drainModeOf } from './pool-options.js';
 /** How long a drain waits for a cache's first list before it asks the API server itself. */
 const CACHE_SYNC_WAIT_MS = 10_000;
 /** Kubernetes Events in flight beyond which new ones are dropped. */
@@ -33,13 +29,17 @@ const MAX_PENDING_EVENTS = 10_000;
  * came: no time left to drain at all), DEADLINE_EXCEEDED
  * ({@link DrainIncompleteError}: pods left at the deadline), UNAVAILABLE (API server unreachable until the deadline),
  * PERMISSION_DENIED / UNAUTHENTICATED (RBAC or credentials).
+ *
+ * A call whose flow config sets `mode: pool` drains the event's whole pool
+ * instead, paced, or stops that drain for a `.resolved` event (see the README's pool mode).
  */
 export class DrainHandler implements EventHandler {
   private readonly options: ResolvedDrainOptions;
   private readonly cache: PodCache | undefined;
   private readonly nodes: NodeCache | undefined;
-  private readonly pods: PodSource;
   private readonly events: EventRecorder;
+  private readonly drainer: NodeDrainer;
+  private readonly pool: PoolAction;
 
   constructor(
     private readonly api: KubeApi,
@@ -49,8 +49,10 @@ export class DrainHandler implements EventHandler {
     const listing = listingPodSource(api, o.deletionPollMs);
     this.cache = o.watchCache ? new PodCache(api, { logger: o.logger, backoff: o.backoff }) : undefined;
     this.nodes = o.watchCache ? new NodeCache(api, { logger: o.logger, backoff: o.backoff }) : undefined;
-    this.pods = this.cache ? cachedPodSource(this.cache, listing, CACHE_SYNC_WAIT_MS) : listing;
+    const pods = this.cache ? cachedPodSource(this.cache, listing, CACHE_SYNC_WAIT_MS) : listing;
     this.events = new EventRecorder(api, { namespace: o.eventNamespace, logger: o.logger, dryRun: o.dryRun, maxPending: MAX_PENDING_EVENTS });
+    this.drainer = new NodeDrainer(api, pods, this.events, o);
+    this.pool = new PoolAction({ api, drainer: this.drainer, findNode: (ref, retry) => this.findNode(ref, retry), options: o });
   }
 
   /** Lists and starts watching the cluster's nodes and pods now rather than at the first drain (with `watchCache`). */
@@ -73,8 +75,10 @@ export class DrainHandler implements EventHandler {
   }
 
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
-    const started = this.options.clock.now();
     const o = this.options;
+    const mode = drainModeOf(context.config, { maxUnavailable: o.poolMaxUnavailable, minIntervalMs: o.poolMinIntervalMs });
+    if (mode.mode === 'pool') return this.pool.handle(event, context, mode.settings);
+    const started = o.clock.now();
     const labels = labelsOf(event);
     const ref = nodeRefOf(labels, o);
     const at = drainDeadline({
@@ -98,67 +102,27 @@ export class DrainHandler implements EventHandler {
   }
 
   private async drain(event: CloudEvent, ref: NodeRef, deadline: Deadline, started: number): Promise<HandleResult> {
-    const { api, options: o } = this;
-    const log = o.logger;
+    const o = this.options;
     const retry = { deadline, backoff: o.backoff };
 
     const node = await this.findNode(ref, retry);
     if (!node) return this.nodeNotFound(ref);
     const name = node.metadata?.name ?? '';
 
-    const cordon = await cordonNode(api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: log });
-    if (cordon.changed) {
-      this.events.record(node, {
-        reason: 'SpotInterruption',
-        type: 'Warning',
-        message: `Hollowtrees received ${event.type} (event ${event.id}): node cordoned and tainted, draining it`,
-      });
-    }
-
-    const pods = await this.pods.podsOn(name, retry);
-    const plan = planEviction(pods, o);
-    for (const { pod, reason } of plan.skipped) log.info('not evicting pod', { node: name, pod: podKey(pod), reason });
+    const cordoned = await this.drainer.cordon(node, event, retry);
+    const plan = await this.drainer.plan(name, retry);
     const attributes = (evicted: number, remaining: number): Record<string, string> => ({
       node: name,
       pods_evicted: String(evicted),
       pods_remaining: String(remaining),
       duration_ms: String(o.clock.now() - started),
     });
-
-    if (o.dryRun) {
-      for (const pod of plan.evict) {
-        log.info('dry run: would evict pod', { node: name, pod: podKey(pod), gracePeriodSeconds: gracePeriodFor(pod, o.gracePeriodSeconds) });
-      }
-      return {
-        message: `dry run: would ${cordon.changed ? 'cordon node and ' : ''}evict ${plan.evict.length} pods from node ${name}`,
-        attributes: { ...attributes(0, plan.evict.length), dry_run: 'true' },
-      };
-    }
-    if (!cordon.changed && plan.evict.length === 0) {
-      log.info('node already cordoned and drained', { node: name });
+    if (!o.dryRun && !cordoned && plan.evict.length === 0) {
+      o.logger.info('node already cordoned and drained', { node: name });
       return { status: 'skipped', message: `node ${name} is already cordoned and drained`, attributes: attributes(0, 0) };
     }
-
-    const outcome = await evictPods(api, plan.evict, { ...retry, logger: log, concurrency: o.concurrency, gracePeriodSeconds: o.gracePeriodSeconds });
-    const terminating = o.waitForDeletion ? await this.pods.waitGone(name, [...outcome.evicted, ...plan.terminating], retry) : [];
-
-    const result = attributes(outcome.evicted.length, outcome.remaining.length);
-    if (outcome.remaining.length > 0) {
-      const left = outcome.remaining.map((r) => podKey(r.pod)).sort();
-      const shown = left.slice(0, LISTED_PODS).join(', ') + (left.length > LISTED_PODS ? `, and ${left.length - LISTED_PODS} more` : '');
-      const message =
-        `drain of node ${name} stopped at its deadline: pods_evicted=${result.pods_evicted} pods_remaining=${result.pods_remaining} ` +
-        `(${shown}); last reason: ${outcome.remaining.at(-1)?.reason}`;
-      log.warn('drain incomplete', { ...result, pods: left });
-      this.events.record(node, { reason: 'DrainFailed', type: 'Warning', message });
-      throw new DrainIncompleteError(message, result);
-    }
-    const message =
-      `drained node ${name}: ${outcome.evicted.length} pods evicted` +
-      (terminating.length > 0 ? `, ${terminating.length} still terminating at the deadline` : '');
-    log.info('drained node', { ...result, terminating: terminating.length });
-    this.events.record(node, { reason: 'CordonAndDrain', type: 'Normal', message });
-    return { message, attributes: result };
+    const result = await this.drainer.evict(node, plan, retry, attributes);
+    return { message: o.dryRun ? `dry run: would ${cordoned ? 'cordon node and ' : ''}${result.message}` : result.message, attributes: result.attributes };
   }
 
   /** From the node cache when it has the node (no call at all), else from the API server. */

@@ -24,8 +24,8 @@ export type WatchedCollection = 'pods' | 'nodes';
  */
 export interface KubeApi {
   readNode(name: string): Promise<V1Node>;
-  /** All nodes, every page. */
-  listNodes(): Promise<V1Node[]>;
+  /** All nodes, every page; only those `labelSelector` selects when given (the API server's selector grammar). */
+  listNodes(labelSelector?: string): Promise<V1Node[]>;
   /** Applies a JSON merge patch (RFC 7386) to the node. */
   mergePatchNode(name: string, patch: object): Promise<void>;
   /** All pods bound to the node, every page. */
@@ -102,7 +102,7 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
   const path = encodeURIComponent;
   return {
     readNode: (name) => gate.run('cordon', () => core.readNode({ name })),
-    listNodes: () => allPages((token) => gate.run('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
+    listNodes: (labelSelector) => allPages((token) => gate.run('cordon', () => core.listNode({ labelSelector, limit: PAGE_SIZE, _continue: token }))),
     mergePatchNode: (name, body) => gate.run('cordon', () => write('PATCH', `/api/v1/nodes/${path(name)}`, body, PatchStrategy.MergePatch)),
     listPodsOnNode: (nodeName) =>
       allPages((token) => gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token }))),

@@ -52,6 +52,10 @@ export interface DrainOptions {
   nodeNotFound?: 'error' | 'skip';
   /** Namespace of the Kubernetes Events recorded on the node. Default `default`, as the kubelet. */
   eventNamespace?: string;
+  /** Pool mode (`mode: pool` in the flow's plugin config): nodes draining at once, unless the flow sets `maxUnavailable`. Default 1. */
+  poolMaxUnavailable?: number;
+  /** Pool mode: least time between the starts of two node drains, unless the flow sets `minInterval`. Default 0. */
+  poolMinIntervalMs?: number;
   /** Log every step instead of changing anything. Default false. */
   dryRun?: boolean;
   /** Wait before each retry of a Kubernetes call. Default `exponentialBackoff()`: 250 ms doubling to 5 s, jittered. */
@@ -72,13 +76,15 @@ function positive(name: string, value: number): number {
 
 /**
  * Applies the defaults and checks the numbers.
- * @throws RangeError for a negative or non-finite number, or a concurrency or in-flight limit below 1.
+ * @throws RangeError for a negative or non-finite number, or a concurrency, in-flight or pool limit below 1.
  */
 export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions {
   const concurrency = o.concurrency ?? 20;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be an integer >= 1, got ${concurrency}`);
   const maxInFlight = o.maxInFlight ?? 64;
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be an integer >= 1, got ${maxInFlight}`);
+  const poolMaxUnavailable = o.poolMaxUnavailable ?? 1;
+  if (!Number.isInteger(poolMaxUnavailable) || poolMaxUnavailable < 1) throw new RangeError(`poolMaxUnavailable must be an integer >= 1, got ${poolMaxUnavailable}`);
   return {
     nodeLabel: o.nodeLabel ?? 'node',
     instanceIdLabel: o.instanceIdLabel ?? 'instance_id',
@@ -97,6 +103,8 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     maxDrainMs: positive('maxDrainMs', o.maxDrainMs ?? 120_000),
     nodeNotFound: o.nodeNotFound ?? 'error',
     eventNamespace: o.eventNamespace ?? 'default',
+    poolMaxUnavailable,
+    poolMinIntervalMs: positive('poolMinIntervalMs', o.poolMinIntervalMs ?? 0),
     dryRun: o.dryRun ?? false,
     backoff: o.backoff ?? exponentialBackoff(),
     logger: o.logger ?? jsonLogger({ service: SERVICE }),

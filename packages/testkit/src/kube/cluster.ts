@@ -54,6 +54,16 @@ export interface EvictionRecord {
   atMs: number;
 }
 
+/** A pod leaving the cluster (its grace period over, or deleted at once), in the order they went. */
+export interface PodRemovalRecord {
+  namespace: string;
+  name: string;
+  /** The node it was bound to, if any. */
+  node: string | undefined;
+  /** When it went: `wallClockMs()`, comparable with {@link EvictionRecord.atMs}. */
+  atMs: number;
+}
+
 /** A list answer: `items` plus `metadata.continue` when `limit` cut it short. */
 export interface ObjectList<T> {
   kind: string;
@@ -119,6 +129,7 @@ export class KubeCluster {
   private readonly nodeHistory: WatchHistory<Node>;
   private readonly eventList: Event[] = [];
   private readonly evictionLog: EvictionRecord[] = [];
+  private readonly removalLog: PodRemovalRecord[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly msPerGraceSecond: number;
   private readonly replaceEvictedPods: boolean;
@@ -216,6 +227,11 @@ export class KubeCluster {
   /** Every eviction call, oldest first. */
   evictions(): EvictionRecord[] {
     return this.evictionLog.map((e) => ({ ...e }));
+  }
+
+  /** Every pod removal, oldest first: with {@link evictions}, when each node's pods were evicted and gone. */
+  removals(): PodRemovalRecord[] {
+    return this.removalLog.map((r) => ({ ...r }));
   }
 
   /** Stops pending terminations (the pods stay as they are) and ends every watch. */
@@ -486,6 +502,7 @@ export class KubeCluster {
     for (const pdbKey of this.podBudgets.get(key) ?? []) this.pdbPods.get(pdbKey)?.delete(key);
     this.podBudgets.delete(key);
     this.podSetVersion++;
+    this.removalLog.push({ namespace: pod.metadata.namespace ?? 'default', name: pod.metadata.name, node, atMs: wallClockMs() });
     this.stamp(pod);
     this.emitPod('DELETED', pod);
   }

@@ -13,7 +13,7 @@ export {
   type RequestRecord,
 } from './server.js';
 export { LeaseTable } from './leases.js';
-export { KubeCluster, type EvictionRecord, type KubeClusterOptions, type ListQuery, type ObjectList } from './cluster.js';
+export { KubeCluster, type EvictionRecord, type PodRemovalRecord, type KubeClusterOptions, type ListQuery, type ObjectList } from './cluster.js';
 export type {
   Event as KubeEvent,
   Lease as KubeLease,

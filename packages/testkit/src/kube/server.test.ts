@@ -145,6 +145,10 @@ describe('kube-apiserver stand-in', () => {
     expect(api.cluster.pods('n2')).toHaveLength(1);
     expect((await call('POST', '/api/v1/namespaces/default/pods/web-2/eviction', eviction('web-2'))).code).toBe(201);
     expect(api.cluster.evictions().map((e) => e.code)).toEqual([201, 429, 201]);
+    // Each removal recorded with its node, after the eviction that started it.
+    const [removed] = api.cluster.removals();
+    expect(removed).toMatchObject({ namespace: 'default', name: 'web-1', node: 'n1' });
+    expect(removed!.atMs).toBeGreaterThan(api.cluster.evictions()[0]!.atMs);
     const missing = await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', eviction('gone'));
     expect(missing.body).toMatchObject({ code: 404, message: 'pods "gone" not found', details: { name: 'gone', kind: 'pods' } });
   });

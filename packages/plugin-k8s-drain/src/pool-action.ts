@@ -1,0 +1,215 @@
+import { Code, labelsOf, PluginError, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import type { V1Node } from '@kubernetes/client-node';
+import { Deadline } from './deadline.js';
+import { DrainIncompleteError } from './drain-incomplete-error.js';
+import type { KubeApi } from './kube-api.js';
+import type { NodeDrainer, NodeRetry } from './node-drain.js';
+import { nodeRefOf, type NodeRef } from './node-lookup.js';
+import type { ResolvedDrainOptions } from './options.js';
+import { drainPool, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
+import type { PoolSettings } from './pool-options.js';
+import { PoolRegistry, type PoolRun } from './pool-registry.js';
+import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
+
+/** How the pool action reaches the rest of the plugin. */
+export interface PoolActionDeps {
+  api: KubeApi;
+  drainer: NodeDrainer;
+  /** Finds the node an event names, as the per-instance drain does (cache, then API server). */
+  findNode(ref: NodeRef, retry: NodeRetry): Promise<V1Node | undefined>;
+  options: ResolvedDrainOptions;
+}
+
+/** An event whose type ends in `.resolved` ends the condition another event started. */
+const isResolution = (event: CloudEvent): boolean => event.type.endsWith('.resolved');
+
+/** One pool-mode call, as the steps of {@link PoolAction} see it. */
+interface PoolCall {
+  readonly event: CloudEvent;
+  readonly context: HandleContext;
+  readonly settings: PoolSettings;
+  readonly pool: Pool;
+  /** Epoch milliseconds: the event's time (when the call came, if it has none). */
+  readonly time: number;
+  /** Epoch milliseconds: when the call came, and when it must have answered. */
+  readonly started: number;
+  readonly at: number;
+  /** Bounds this call's own waits. */
+  readonly deadline: Deadline;
+}
+
+/**
+ * The pool action (`mode: pool`): a surge event drains the event's pool with
+ * pacing ({@link drainPool}), one drain per pool however many calls ask for it;
+ * a resolution event stops that pool's drain, and makes every surge event
+ * older than it drain nothing. Answers `pool`, `nodes_selected`,
+ * `nodes_drained`, `nodes_left`, `stopped_early`, `duration_ms`.
+ */
+export class PoolAction {
+  private readonly registry = new PoolRegistry();
+
+  constructor(private readonly deps: PoolActionDeps) {}
+
+  async handle(event: CloudEvent, context: HandleContext, settings: PoolSettings): Promise<HandleResult> {
+    const o = this.deps.options;
+    const started = o.clock.now();
+    // A pool drain takes as long as the flow gives the plugin; without a call deadline, one node's longest drain.
+    const at = context.deadline ? context.deadline.getTime() - o.replyMarginMs : started + o.maxDrainMs;
+    if (at <= started) throw new PluginError(Code.FailedPrecondition, `no time left for a pool drain: the call's deadline ${new Date(at).toISOString()} (less the reply margin) has passed`);
+    const deadline = new Deadline(at, context.signal, o.clock);
+    try {
+      const pool = await this.poolOf(event, settings, { deadline, backoff: o.backoff });
+      if (!pool) return { status: 'skipped', message: 'the node the event names is not in this cluster; nothing to drain' };
+      const call: PoolCall = { event, context, settings, pool, time: eventTime(event) ?? started, started, at, deadline };
+      return await (isResolution(event) ? this.resolve(call) : this.surge(call));
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  /** The pool of the event: the flow's selector, else the event's zone and instance type, else those of the node it names. */
+  private async poolOf(event: CloudEvent, settings: PoolSettings, retry: NodeRetry): Promise<Pool | undefined> {
+    if (settings.selector !== undefined) return poolOfSelector(settings.selector);
+    const labels = labelsOf(event);
+    const zone = labels[POOL_EVENT_LABELS.zone];
+    const instanceType = labels[POOL_EVENT_LABELS.instanceType];
+    if (zone && instanceType) return poolOfZoneAndType(zone, instanceType, `event labels ${POOL_EVENT_LABELS.zone}, ${POOL_EVENT_LABELS.instanceType}`);
+    const o = this.deps.options;
+    if (!labels[o.nodeLabel] && !labels[o.instanceIdLabel]) {
+      throw new PluginError(
+        Code.InvalidArgument,
+        `the event names no pool: it has neither "${POOL_EVENT_LABELS.zone}" and "${POOL_EVENT_LABELS.instanceType}" labels nor a "${o.nodeLabel}" or "${o.instanceIdLabel}" label, and the flow's plugin config sets no selector`,
+      );
+    }
+    const ref = nodeRefOf(labels, o);
+    const node = await this.deps.findNode(ref, retry);
+    if (node) return poolOfNode(node);
+    if (o.nodeNotFound === 'skip') return undefined;
+    throw new PluginError(Code.NotFound, `${'name' in ref ? `node "${ref.name}"` : `the node of instance ${ref.instanceId}`} is not in this cluster, so the event's pool is unknown`);
+  }
+
+  private async surge(call: PoolCall): Promise<HandleResult> {
+    const { pool, time, started, deadline } = call;
+    const resolvedAt = this.registry.resolvedAt(pool.key);
+    if (resolvedAt !== undefined && time <= resolvedAt) {
+      this.deps.options.logger.info('pool surge already resolved: not draining', { pool: pool.name, surgeAt: iso(time), resolvedAt: iso(resolvedAt) });
+      return {
+        status: 'skipped',
+        message: `the surge in pool ${pool.name} (${iso(time)}) was resolved at ${iso(resolvedAt)}: nothing drained`,
+        attributes: attributesOf(pool, undefined, started, this.deps.options.clock.now(), true),
+      };
+    }
+    const { run, joined } = this.registry.startOrJoin(pool.key, () => this.start(call));
+    if (!joined) return run.outcome;
+    this.deps.options.logger.info('pool drain already in progress: waiting for it', { pool: pool.name });
+    try {
+      return await deadline.race(run.outcome);
+    } catch (err) {
+      if (err instanceof PluginError) throw err;
+      throw new PluginError(Code.DeadlineExceeded, `the drain of pool ${pool.name}, begun by another call, was still in progress at this call's deadline`);
+    }
+  }
+
+  private start(call: PoolCall): PoolRun {
+    const { pool, event, settings, context, at, started, deadline } = call;
+    const { api, drainer, options: o } = this.deps;
+    const stop = new AbortController();
+    const outcome = (async (): Promise<HandleResult> => {
+      // The first call's deadline: it waits for this outcome, so the deadline outlives the listing.
+      const nodes = await listPoolNodes(api, pool, { deadline, backoff: o.backoff });
+      if (nodes.length === 0) {
+        return { status: 'skipped', message: `no node in pool ${pool.name}; nothing to drain`, attributes: attributesOf(pool, emptyOutcome(), started, o.clock.now(), false) };
+      }
+      o.logger.info('draining pool', { pool: pool.name, nodes: nodes.length, maxUnavailable: settings.maxUnavailable, minIntervalMs: settings.minIntervalMs });
+      const result = await drainPool(drainer, {
+        nodes,
+        event,
+        settings,
+        at,
+        signal: context.signal,
+        stop: stop.signal,
+        memory: this.registry.memory(pool.key),
+        maxNodeDrainMs: o.maxDrainMs,
+        backoff: o.backoff,
+        clock: o.clock,
+        logger: o.logger,
+      });
+      const attributes = attributesOf(pool, result, started, o.clock.now(), result.stopped);
+      const counts = `${result.drained.length} of ${result.selected} nodes drained, ${result.evicted} pods evicted`;
+      if (result.stopped) {
+        const message = `drain of pool ${pool.name} stopped early (the surge resolved): ${counts}; uncordoned ${result.uncordoned.length} (${result.uncordoned.join(', ')})`;
+        o.logger.info('pool drain stopped early', { ...attributes, uncordoned: result.uncordoned });
+        return { message, attributes };
+      }
+      if (result.left.length > 0) {
+        const message = `drain of pool ${pool.name} stopped at its deadline: ${counts}; nodes_left=${result.left.length} (${result.left.join(', ')})`;
+        o.logger.warn('pool drain incomplete', { ...attributes, left: result.left });
+        throw new DrainIncompleteError(message, attributes);
+      }
+      if (result.newlyCordoned === 0 && result.evicted === 0 && !o.dryRun) {
+        return { status: 'skipped', message: `pool ${pool.name} is already cordoned and drained`, attributes };
+      }
+      if (o.dryRun) return { message: `dry run: would drain pool ${pool.name} (${result.selected} nodes)`, attributes: { ...attributes, dry_run: 'true' } };
+      o.logger.info('drained pool', attributes);
+      return { message: `drained pool ${pool.name}: ${counts}`, attributes };
+    })();
+    return { since: call.time, outcome, stop: () => stop.abort() };
+  }
+
+  private async resolve(call: PoolCall): Promise<HandleResult> {
+    const { pool, time, deadline } = call;
+    const found = this.registry.resolve(pool.key, time);
+    if ('none' in found) return this.uncordonLeft(pool, deadline);
+    if ('newer' in found) {
+      return { status: 'skipped', message: `the drain in progress for pool ${pool.name} follows a surge newer than this resolution (${iso(time)}); not stopped`, attributes: { pool: pool.name } };
+    }
+    let stopped: HandleResult;
+    try {
+      stopped = await deadline.race(found.stopped.outcome);
+    } catch (err) {
+      // The drain it stopped ended in an error, or is still winding down at this call's deadline: the stop was made either way.
+      const why = err instanceof PluginError ? err.message : 'still stopping at this call\'s deadline';
+      return { message: `stopped the drain of pool ${pool.name} (${why})`, attributes: { pool: pool.name, stopped_early: 'true' } };
+    }
+    return { message: `stopped the drain of pool ${pool.name}: ${stopped.message ?? ''}`, attributes: stopped.attributes };
+  }
+
+  /** A resolution with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out of time, say). */
+  private async uncordonLeft(pool: Pool, deadline: Deadline): Promise<HandleResult> {
+    const left = this.registry.memory(pool.key).cordoned;
+    const none = `no pool drain in progress for pool ${pool.name}`;
+    if (left.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
+    const { drainer, options: o } = this.deps;
+    const nodes = [...left].map(([name, wasUnschedulable]) => ({ name, wasUnschedulable }));
+    const uncordoned = await uncordonNodes(drainer, nodes, left, { deadline, backoff: o.backoff, logger: o.logger });
+    o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
+    return {
+      message: `${none}; uncordoned ${uncordoned.length} nodes an earlier drain of the pool left cordoned (${uncordoned.join(', ')})`,
+      attributes: { pool: pool.name, nodes_uncordoned: String(uncordoned.length) },
+    };
+  }
+}
+
+function emptyOutcome(): PoolDrainOutcome {
+  return { selected: 0, newlyCordoned: 0, drained: [], left: [], uncordoned: [], evicted: 0, stopped: false };
+}
+
+function attributesOf(pool: Pool, result: PoolDrainOutcome | undefined, started: number, now: number, stoppedEarly: boolean): Record<string, string> {
+  const r = result ?? emptyOutcome();
+  return {
+    pool: pool.name,
+    nodes_selected: String(r.selected),
+    nodes_drained: String(r.drained.length),
+    nodes_left: String(r.left.length),
+    stopped_early: String(stoppedEarly),
+    duration_ms: String(now - started),
+  };
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The event's `time`, if it has a valid one. */
+function eventTime(event: CloudEvent): number | undefined {
+  const t = event.time === undefined ? NaN : Date.parse(event.time);
+  return Number.isNaN(t) ? undefined : t;
+}

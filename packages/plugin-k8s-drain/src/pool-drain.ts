@@ -1,0 +1,230 @@
+import { Code, forEachBounded, PluginError, type Backoff, type Clock, type CloudEvent, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import type { V1Node } from '@kubernetes/client-node';
+import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
+import { DrainIncompleteError } from './drain-incomplete-error.js';
+import type { NodeDrainer } from './node-drain.js';
+import type { PoolSettings } from './pool-options.js';
+import type { PoolMemory } from './pool-registry.js';
+
+/** Cordons (and uncordons) of a pool sent at once; the call gate caps the calls in flight anyway. */
+const PATCH_CONCURRENCY = 16;
+
+/** What {@link drainPool} is asked to do. */
+export interface PoolDrainRun {
+  /** The pool's nodes, in the order they are drained. */
+  nodes: readonly V1Node[];
+  /** The surge event, named in the nodes' Kubernetes Events. */
+  event: CloudEvent;
+  settings: Pick<PoolSettings, 'maxUnavailable' | 'minIntervalMs'>;
+  /** Epoch milliseconds when the whole drain must have answered. */
+  at: number;
+  /** The call's signal: cancels everything. */
+  signal: AbortSignal;
+  /** Aborts when a resolution stops the drain. */
+  stop: AbortSignal;
+  /**
+   * Shared by the pool's drains: the drain adds its cordons to `cordoned` and
+   * removes what it drains or uncordons (so a retry's drain can undo the cordons
+   * of the call before it), and paces from `lastStart` and updates it.
+   */
+  memory: PoolMemory;
+  /** Longest drain of one node. */
+  maxNodeDrainMs: number;
+  backoff: Backoff;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** What a pool drain did. */
+export interface PoolDrainOutcome {
+  selected: number;
+  /** Nodes this drain cordoned (the others already were). */
+  newlyCordoned: number;
+  /** Nodes with nothing left to evict: drained now, before, or gone from the cluster. */
+  drained: string[];
+  /** Nodes not drained: the deadline came, or the drain was stopped. */
+  left: string[];
+  /** Nodes this drain cordoned and, stopped before draining them, uncordoned. */
+  uncordoned: string[];
+  /** Pods evicted, over all nodes. */
+  evicted: number;
+  /** A resolution stopped the drain with nodes left. */
+  stopped: boolean;
+}
+
+interface NodeState {
+  readonly node: V1Node;
+  readonly name: string;
+  /** This drain cordoned it. */
+  readonly changed: boolean;
+  /** This drain or an earlier pool drain cordoned it, so a stop may undo that. */
+  readonly ours: boolean;
+  readonly wasUnschedulable: boolean;
+  drained: boolean;
+}
+
+const outOfTime = (err: unknown): boolean => err instanceof DeadlineReachedError || (err instanceof PluginError && err.code === Code.DeadlineExceeded);
+
+/**
+ * Drains a pool: cordons every node first (so the pods evicted from one do not
+ * land on another about to go), then drains them `maxUnavailable` at a time,
+ * starting one at least `minIntervalMs` after the one before (a node with
+ * nothing to evict takes no turn), each through the per-node drain (Eviction
+ * API, budgets retried until the node's deadline). When `stop` aborts, no node
+ * starts, the drains in flight stop at their next step, and the nodes this
+ * drain cordoned but did not drain are uncordoned.
+ * @throws PluginError when a Kubernetes call fails for good (e.g. PERMISSION_DENIED).
+ */
+export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<PoolDrainOutcome> {
+  // Cordons and uncordons run on the call's time; node drains also end when the drain is stopped.
+  const call = new Deadline(r.at, r.signal, r.clock);
+  const work = new Deadline(r.at, call.signal, r.clock);
+  const onStop = (): void => work.abort(new DrainStoppedError(r.clock.now()));
+  if (r.stop.aborted) onStop();
+  else r.stop.addEventListener('abort', onStop, { once: true });
+  try {
+    // Stopped before it began: nothing to cordon, but what the pool's earlier drains left is still undone below.
+    const states = r.stop.aborted ? r.nodes.map((node) => remembered(node, r.memory)) : await cordonAll(drainer, r, call);
+    let evicted = 0;
+    let fatal: unknown;
+    const inFlight = new Set<Promise<void>>();
+    for (const s of states) {
+      if (s.drained) continue;
+      while (inFlight.size >= r.settings.maxUnavailable) await Promise.race(inFlight);
+      if (work.signal.aborted) break;
+      const { lastStart } = r.memory;
+      const wait = lastStart === undefined ? 0 : lastStart + r.settings.minIntervalMs - r.clock.now();
+      if (wait > 0) {
+        try {
+          await work.sleep(wait);
+        } catch {
+          break;
+        }
+      }
+      const started = r.clock.now();
+      const deadline = new Deadline(Math.min(r.at, started + r.maxNodeDrainMs), work.signal, r.clock);
+      const retry = { deadline, backoff: r.backoff };
+      let plan;
+      try {
+        plan = await drainer.plan(s.name, retry);
+      } catch (err) {
+        deadline.dispose();
+        if (!outOfTime(err)) {
+          fatal ??= err;
+          work.abort(err);
+        }
+        break;
+      }
+      if (plan.evict.length === 0) {
+        s.drained = true;
+        r.memory.cordoned.delete(s.name);
+        deadline.dispose();
+        continue;
+      }
+      r.memory.lastStart = started;
+      const attributes = (podsEvicted: number, remaining: number): Record<string, string> => ({
+        node: s.name,
+        pods_evicted: String(podsEvicted),
+        pods_remaining: String(remaining),
+        duration_ms: String(r.clock.now() - started),
+      });
+      const drain: Promise<void> = drainer
+        .evict(s.node, plan, retry, attributes)
+        .then(
+          (result) => {
+            s.drained = true;
+            r.memory.cordoned.delete(s.name);
+            evicted += Number(result.attributes.pods_evicted);
+          },
+          (err: unknown) => {
+            if (err instanceof DrainIncompleteError) {
+              // It ran out of the pool's own time (its timer may fire a moment before the pool's): no node starts after it.
+              if (deadline.at >= r.at) work.abort(new DeadlineReachedError(r.at));
+              return;
+            }
+            fatal ??= err;
+            // The pool fails: the other nodes' evictions stop too.
+            work.abort(err);
+          },
+        )
+        .finally(() => {
+          deadline.dispose();
+          inFlight.delete(drain);
+        });
+      inFlight.add(drain);
+    }
+    await Promise.all(inFlight);
+
+    const undrained = states.filter((s) => !s.drained);
+    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => s.ours), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
+    if (fatal) throw fatal;
+    return {
+      selected: r.nodes.length,
+      newlyCordoned: states.filter((s) => s.changed).length,
+      drained: states.filter((s) => s.drained).map((s) => s.name),
+      left: undrained.map((s) => s.name),
+      uncordoned,
+      evicted,
+      stopped: r.stop.aborted && undrained.length > 0,
+    };
+  } finally {
+    r.stop.removeEventListener('abort', onStop);
+    work.dispose();
+    call.dispose();
+  }
+}
+
+/** A node as the pool's memory knows it, without cordoning it. */
+function remembered(node: V1Node, memory: PoolMemory): NodeState {
+  const name = node.metadata?.name ?? '';
+  const earlier = memory.cordoned.get(name);
+  return { node, name, changed: false, ours: earlier !== undefined, wasUnschedulable: earlier ?? node.spec?.unschedulable === true, drained: false };
+}
+
+/** Cordons every node; a node gone from the cluster counts as drained. */
+async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadline): Promise<NodeState[]> {
+  const states: NodeState[] = [];
+  let failure: unknown;
+  await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
+    const name = node.metadata?.name ?? '';
+    const earlier = r.memory.cordoned.get(name);
+    const wasUnschedulable = earlier ?? node.spec?.unschedulable === true;
+    try {
+      const changed = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
+      if (changed) r.memory.cordoned.set(name, wasUnschedulable);
+      states.push({ node, name, changed, ours: changed || earlier !== undefined, wasUnschedulable, drained: false });
+    } catch (err) {
+      if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
+      else {
+        r.memory.cordoned.delete(name);
+        states.push({ node, name, changed: false, ours: false, wasUnschedulable, drained: true });
+      }
+    }
+  });
+  if (failure) throw failure;
+  // Drained in the order the nodes were given, not the order the cordons came back.
+  const order = new Map(r.nodes.map((n, i) => [n, i]));
+  return states.sort((a, b) => order.get(a.node)! - order.get(b.node)!);
+}
+
+/**
+ * Uncordons nodes pool drains cordoned and forgets them in `cordoned`; one that
+ * fails is logged, stays cordoned and is remembered. Answers the names uncordoned.
+ */
+export async function uncordonNodes(
+  drainer: NodeDrainer,
+  nodes: ReadonlyArray<{ readonly name: string; readonly wasUnschedulable: boolean }>,
+  cordoned: Map<string, boolean>,
+  run: { deadline: Deadline; backoff: Backoff; logger: Logger },
+): Promise<string[]> {
+  const done: string[] = [];
+  await forEachBounded(nodes, PATCH_CONCURRENCY, async ({ name, wasUnschedulable }) => {
+    try {
+      if (await drainer.uncordon(name, wasUnschedulable, { deadline: run.deadline, backoff: run.backoff })) done.push(name);
+      cordoned.delete(name);
+    } catch (err) {
+      run.logger.warn('could not uncordon node after its pool drain was stopped', { node: name, err });
+    }
+  });
+  return done.sort();
+}

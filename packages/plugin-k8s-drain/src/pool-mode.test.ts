@@ -1,0 +1,407 @@
+import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
+import { jsonLogger } from '@hollowtrees/grpcplugin';
+import { rejectionOf, startKubeApiServer, type KubeApiServer, type KubeNode, type KubePod } from '@hollowtrees/testkit';
+import { KubeConfig } from '@kubernetes/client-node';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createDrainHandler, type DrainHandler } from './drain-handler.js';
+import { DrainIncompleteError } from './drain-incomplete-error.js';
+import type { DrainOptions } from './options.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const ZONE = 'eu-west-1a';
+const TYPE = 'm5.large';
+const POOL = ['pool-1', 'pool-2', 'pool-3', 'pool-4', 'pool-5', 'pool-6'];
+const OTHERS = ['other-type', 'other-zone'];
+const MARK = 'hollowtrees.io/spot-termination';
+
+function node(name: string, zone: string, type: string, labels: Record<string, string> = {}): KubeNode {
+  return {
+    metadata: { name, labels: { 'topology.kubernetes.io/zone': zone, 'node.kubernetes.io/instance-type': type, ...labels } },
+    spec: { providerID: `aws:///${zone}/i-${name.replace(/-/g, '')}` },
+  };
+}
+
+const owner = (kind: string, name: string) => [{ apiVersion: 'apps/v1', kind, name, uid: `${kind}-${name}`, controller: true }];
+
+function pod(name: string, nodeName: string, extra: { labels?: Record<string, string>; kind?: string; grace?: number } = {}): KubePod {
+  return {
+    metadata: { name, namespace: 'apps', labels: extra.labels, ownerReferences: owner(extra.kind ?? 'ReplicaSet', name.replace(/-[^-]+$/, '')) },
+    spec: { nodeName, terminationGracePeriodSeconds: extra.grace ?? 10 },
+  };
+}
+
+/**
+ * The stand-in with a pool of six nodes (eu-west-1a, m5.large) and two nodes of
+ * other pools (same zone other type, same type other zone). Each pool node runs
+ * a DaemonSet pod, two api pods and a web pod under one budget (maxUnavailable 1),
+ * pool-1 a second web pod (unless told not to); each other node runs two pods.
+ */
+async function startCluster({ secondWebPod = true } = {}): Promise<KubeApiServer> {
+  const api = await startKubeApiServer({ msPerGraceSecond: 5 });
+  cleanups.push(() => api.close());
+  for (const name of POOL) {
+    api.cluster.addNode(node(name, ZONE, TYPE));
+    api.cluster.addPod(pod(`proxy-${name}`, name, { kind: 'DaemonSet' }));
+    api.cluster.addPod(pod(`api-${name}a`, name));
+    api.cluster.addPod(pod(`api-${name}b`, name));
+    api.cluster.addPod(pod(`web-${name}`, name, { labels: { app: 'web' }, grace: 20 }));
+  }
+  // A second web pod on pool-1: its two evictions go out together, so the budget refuses one of them.
+  if (secondWebPod) api.cluster.addPod(pod('web-pool-1b', 'pool-1', { labels: { app: 'web' }, grace: 20 }));
+  api.cluster.addNode(node('other-type', ZONE, 'c5.large'));
+  api.cluster.addNode(node('other-zone', 'eu-west-1b', TYPE));
+  for (const name of OTHERS) for (const p of ['x', 'y']) api.cluster.addPod(pod(`svc-${name}-${p}`, name));
+  api.cluster.addPodDisruptionBudget({ metadata: { name: 'web', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 } });
+  return api;
+}
+
+const silent = jsonLogger({ service: 'test', level: 'silent' });
+
+function handlerFor(api: KubeApiServer, options: DrainOptions = {}): DrainHandler {
+  const kc = new KubeConfig();
+  kc.loadFromOptions(api.kubeConfigOptions());
+  const handler = createDrainHandler(kc, { backoff: () => 10, logger: silent, ...options });
+  cleanups.push(() => handler.close());
+  return handler;
+}
+
+const TIME = Date.parse('2026-11-30T02:00:00Z');
+
+function surge(labels: Record<string, string> = { availability_zone: ZONE, instance_type: TYPE }, time = TIME, resolved = false): CloudEvent {
+  return {
+    id: `surge-${time}${resolved ? '-resolved' : ''}`,
+    source: 'urn:hollowtrees:spot-price',
+    specversion: '1.0',
+    type: `aws.ec2.spot.price-surge${resolved ? '.resolved' : ''}`,
+    time: new Date(time).toISOString(),
+    data: { labels: { region: 'eu-west-1', product_description: 'Linux/UNIX', ...labels } },
+  };
+}
+const resolution = (time: number, labels?: Record<string, string>): CloudEvent => surge(labels, time, true);
+
+const context = (config: Record<string, string>, timeoutMs = 30_000): HandleContext => ({
+  flow: 'spot-price-surge',
+  attempt: 1,
+  deadline: new Date(Date.now() + timeoutMs),
+  signal: new AbortController().signal,
+  config,
+});
+
+const patchesOf = (api: KubeApiServer, name: string) => api.requests.filter((r) => r.method === 'PATCH' && r.path === `/api/v1/nodes/${name}`);
+const evictionsOn = (api: KubeApiServer, name: string) => api.cluster.evictions().filter((e) => e.node === name);
+const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
+
+/** Per node, from the stand-in's side: from its first eviction call until the last of its evicted pods was gone. */
+function drainWindows(api: KubeApiServer): Array<{ node: string; from: number; to: number }> {
+  const removals = api.cluster.removals();
+  return POOL.flatMap((name) => {
+    const evictions = evictionsOn(api, name);
+    if (evictions.length === 0) return [];
+    const evicted = new Set(evictions.filter((e) => e.code === 201).map((e) => e.name));
+    const gone = removals.filter((r) => r.node === name && evicted.has(r.name)).map((r) => r.atMs);
+    return [{ node: name, from: Math.min(...evictions.map((e) => e.atMs)), to: Math.max(...gone, ...evictions.map((e) => e.atMs)) }];
+  });
+}
+
+/** The most windows open at one moment. */
+function mostAtOnce(windows: ReadonlyArray<{ from: number; to: number }>): number {
+  return Math.max(0, ...windows.map((w) => windows.filter((o) => o.from <= w.from && w.from <= o.to).length));
+}
+
+const cordoned = (api: KubeApiServer, name: string) => {
+  const n = api.cluster.node(name)!;
+  return { unschedulable: n.spec?.unschedulable === true, tainted: (n.spec?.taints ?? []).some((t) => t.key === MARK), marked: n.metadata.labels?.[MARK] === 'true' };
+};
+
+describe('pool mode', () => {
+  it('cordons the whole pool first, then drains it at most maxUnavailable nodes at a time, budgets respected, other pools untouched', async () => {
+    const api = await startCluster();
+    // The flow's maxUnavailable wins over the plugin-wide default.
+    const handler = handlerFor(api, { poolMaxUnavailable: 6 });
+
+    const result = await handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '2' }));
+
+    expect(result.status).toBeUndefined();
+    expect(result.attributes).toMatchObject({ pool: `${ZONE}/${TYPE}`, nodes_selected: '6', nodes_drained: '6', nodes_left: '0', stopped_early: 'false' });
+    expect(Number(result.attributes?.duration_ms)).toBeGreaterThan(0);
+    // Every pool node cordoned (one patch each), and every cordon answered before the first eviction reached the API server.
+    for (const name of POOL) {
+      expect(patchesOf(api, name)).toHaveLength(1);
+      expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    }
+    const lastCordon = Math.max(...POOL.map((name) => patchesOf(api, name)[0]!.at));
+    expect(lastCordon).toBeLessThan(Math.min(...api.cluster.evictions().map((e) => e.atMs)));
+    // Never more than two nodes with evictions in progress (or their pods still going) at once.
+    const windows = drainWindows(api);
+    expect(windows.map((w) => w.node).sort()).toEqual(POOL);
+    expect(mostAtOnce(windows)).toBeLessThanOrEqual(2);
+    // The budget refused some web evictions, and they were retried until it allowed each; DaemonSet pods stayed.
+    const evictions = api.cluster.evictions();
+    expect(evictions.some((e) => e.code === 429 && e.name.startsWith('web-'))).toBe(true);
+    expect(evictions.filter((e) => e.code === 201)).toHaveLength(19);
+    for (const name of POOL) expect(api.cluster.pods(name).map((p) => p.metadata.name)).toEqual([`proxy-${name}`]);
+    // The other pools: not cordoned, nothing evicted; their own pods are still there.
+    for (const name of OTHERS) {
+      expect(patchesOf(api, name)).toHaveLength(0);
+      expect(evictionsOn(api, name)).toHaveLength(0);
+      expect(api.cluster.pods(name).map((p) => p.metadata.name)).toEqual(expect.arrayContaining([`svc-${name}-x`, `svc-${name}-y`]));
+    }
+  });
+
+  it('starts each node drain no sooner than minInterval after the one before', async () => {
+    // No budget refusal: its retry would wait on the manual clock.
+    const api = await startCluster({ secondWebPod: false });
+    const clock = manualClock();
+    // The plugin-wide default (--pool-min-interval), as the flow sets none.
+    const handler = handlerFor(api, { clock, poolMinIntervalMs: 30_000 });
+    const gone = (name: string): boolean => api.cluster.pods(name).length === 1;
+
+    const draining = handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '6' }));
+    for (const [i, name] of POOL.entries()) {
+      // Started (and so the pool is waiting out the interval on the clock) and done, before the next may start.
+      await vi.waitFor(() => expect(gone(name)).toBe(true), { timeout: 10_000, interval: 10 });
+      const next = POOL[i + 1];
+      if (!next) break;
+      expect(evictionsOn(api, next)).toHaveLength(0);
+      clock.advance(29_999);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(evictionsOn(api, next)).toHaveLength(0);
+      clock.advance(1);
+    }
+    expect((await draining).attributes).toMatchObject({ nodes_drained: '6', nodes_left: '0' });
+  });
+
+  it('keeps minInterval across calls: a retry after a deadline waits out the interval since the last node it started', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock, poolMinIntervalMs: 30_000 });
+    const gone = (name: string): boolean => api.cluster.pods(name).length === 1;
+    const until = (ms: number, config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + ms) });
+
+    const first = rejection(handler.handle(surge(), until(45_000, { mode: 'pool' })));
+    await vi.waitFor(() => expect(gone('pool-1')).toBe(true), { timeout: 10_000, interval: 10 });
+    clock.advance(30_000);
+    await vi.waitFor(() => expect(gone('pool-2')).toBe(true), { timeout: 10_000, interval: 10 });
+    clock.advance(15_000);
+    expect(((await first) as DrainIncompleteError).attributes).toMatchObject({ nodes_drained: '2', nodes_left: '4' });
+
+    // The retry comes 15 s after pool-2 started: pool-3 waits the other 15 s.
+    const retry = handler.handle(surge(), until(120_000, { mode: 'pool' }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(evictionsOn(api, 'pool-3')).toHaveLength(0);
+    clock.advance(15_000);
+    await vi.waitFor(() => expect(gone('pool-3')).toBe(true), { timeout: 10_000, interval: 10 });
+    await handler.handle(resolution(TIME + 60_000), until(10_000, { mode: 'pool' }));
+    expect((await retry).attributes).toMatchObject({ nodes_drained: '3', nodes_left: '3', stopped_early: 'true' });
+  });
+
+  it('a resolution mid-way stops the drain: no node starts after it, and the nodes it cordoned but did not drain are uncordoned', async () => {
+    const api = await startCluster();
+    // pool-2's database may never lose a pod, so its drain holds there until stopped.
+    api.cluster.addPod(pod('db-0', 'pool-2', { labels: { app: 'db' }, kind: 'StatefulSet' }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    // pool-5 was cordoned by someone else before; pool-6 by an earlier drain of this plugin: neither is this drain's to undo.
+    api.cluster.patchNode('pool-5', 'application/merge-patch+json', { spec: { unschedulable: true } });
+    api.cluster.patchNode('pool-6', 'application/merge-patch+json', {
+      metadata: { labels: { [MARK]: 'true' } },
+      spec: { unschedulable: true, taints: [{ key: MARK, value: 'true', effect: 'NoSchedule' }] },
+    });
+    const handler = handlerFor(api);
+
+    const draining = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(evictionsOn(api, 'pool-2').some((e) => e.name === 'db-0' && e.code === 429)).toBe(true), { timeout: 10_000, interval: 20 });
+    const stop = await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    const result = await draining;
+
+    const expected = { pool: `${ZONE}/${TYPE}`, nodes_selected: '6', nodes_drained: '1', nodes_left: '5', stopped_early: 'true' };
+    expect(result.status).toBeUndefined();
+    expect(result.attributes).toMatchObject(expected);
+    expect(stop.status).toBeUndefined();
+    expect(stop.message).toMatch(/^stopped the drain of pool eu-west-1a\/m5.large: .*uncordoned 4 \(pool-2, pool-3, pool-4, pool-5\)/);
+    expect(stop.attributes).toMatchObject(expected);
+    // No node after pool-2 was touched by an eviction; pool-2 kept its database.
+    for (const name of ['pool-3', 'pool-4', 'pool-5', 'pool-6']) expect(evictionsOn(api, name)).toHaveLength(0);
+    expect(api.cluster.pods('pool-2').map((p) => p.metadata.name)).toContain('db-0');
+    // Drained: stays cordoned. Cordoned by this drain and not drained: uncordoned.
+    expect(cordoned(api, 'pool-1')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    for (const name of ['pool-2', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    // Unschedulable before: the marks go, the cordon someone else made stays. Cordoned before by the plugin: untouched.
+    expect(cordoned(api, 'pool-5')).toEqual({ unschedulable: true, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-6')).toEqual({ unschedulable: true, tainted: true, marked: true });
+
+    // pool-2's drain was stopped, not failed: no DrainFailed Warning on it.
+    await handler.eventsRecorded();
+    expect(api.cluster.events().filter((e) => e.involvedObject.name === 'pool-2').map((e) => e.reason)).toEqual(['SpotInterruption']);
+
+    // A second resolution finds nothing in progress.
+    const again = await handler.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
+    expect(again).toMatchObject({ status: 'skipped', message: 'no pool drain in progress for pool eu-west-1a/m5.large' });
+  });
+
+  it('a resolution while the drain is still listing the pool stops it before any cordon', async () => {
+    const api = await startCluster();
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock });
+    const long = (config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + 600_000) });
+    const listed = (code: number): boolean => api.requests.some((r) => r.path === '/api/v1/nodes' && r.query.labelSelector !== undefined && r.code === code);
+    // The listing fails once, and its retry waits on the manual clock.
+    api.failNext(1, { method: 'GET', path: /^\/api\/v1\/nodes$/ });
+
+    const draining = handler.handle(surge(), long({ mode: 'pool' }));
+    await vi.waitFor(() => expect(listed(500)).toBe(true), { timeout: 10_000, interval: 10 });
+    const stopping = handler.handle(resolution(TIME + 60_000), long({ mode: 'pool' }));
+    await vi.waitFor(() => {
+      clock.advance(1_000);
+      expect(listed(200)).toBe(true);
+    }, { timeout: 10_000, interval: 10 });
+
+    const [result, stop] = await Promise.all([draining, stopping]);
+    expect(result.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
+    expect(stop.attributes).toMatchObject({ stopped_early: 'true' });
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+
+  it('a resolution that comes before the drain starts makes every older surge of the pool drain nothing', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+
+    expect(await handler.handle(resolution(TIME), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped', message: 'no pool drain in progress for pool eu-west-1a/m5.large' });
+    // Older than the resolution, or the same alert occurrence (a Prometheus resolution keeps the alert's startsAt as its time).
+    for (const time of [TIME - 60_000, TIME]) {
+      const late = await handler.handle(surge(undefined, time), context({ mode: 'pool' }));
+      expect(late).toMatchObject({ status: 'skipped', attributes: { pool: `${ZONE}/${TYPE}`, nodes_drained: '0', stopped_early: 'true' } });
+      expect(late.message).toMatch(/resolved at 2026-11-30T02:00:00.000Z: nothing drained/);
+    }
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+    // Another pool's resolution does not count for this one.
+    await handler.handle(resolution(TIME + 60_000, { availability_zone: 'eu-west-1b', instance_type: TYPE }), context({ mode: 'pool' }));
+    // A new surge, after the resolution, drains.
+    const next = await handler.handle(surge(undefined, TIME + 1_000), context({ mode: 'pool', maxUnavailable: '3' }));
+    expect(next.attributes).toMatchObject({ nodes_drained: '6', stopped_early: 'false' });
+  });
+
+  it('two surge calls at once share one drain; a call after it finds the pool drained, also through a node the event names', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+
+    const [first, second] = await Promise.all([
+      handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '3' })),
+      handler.handle({ ...surge(), id: 'rebalance-1', type: 'hollowtrees.node.aws.rebalance-recommendation' }, context({ mode: 'pool', maxUnavailable: '3' })),
+    ]);
+    expect(second).toEqual(first);
+    expect(first.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6' });
+    // One listing of the pool, one cordon per node, one accepted eviction per pod.
+    expect(api.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes' && r.query.labelSelector)).toHaveLength(1);
+    for (const name of POOL) expect(patchesOf(api, name)).toHaveLength(1);
+    const accepted = api.cluster.evictions().filter((e) => e.code === 201).map((e) => e.name);
+    expect(new Set(accepted).size).toBe(accepted.length);
+    expect(accepted).toHaveLength(19);
+
+    // A rebalance recommendation from SQS names only the instance: its node's labels give the pool.
+    await handler.eventsRecorded();
+    const writes = api.requests.filter((r) => r.method !== 'GET').length;
+    const after = await handler.handle({ ...surge({ instance_id: 'i-pool4' }), type: 'aws.ec2.spot.rebalance-recommendation' }, context({ mode: 'pool' }));
+    expect(after).toMatchObject({ status: 'skipped', message: 'pool eu-west-1a/m5.large is already cordoned and drained', attributes: { nodes_selected: '6', nodes_drained: '6', nodes_left: '0' } });
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(writes);
+  });
+
+  it('a selector in the flow config picks the pool instead of the event labels', async () => {
+    const api = await startCluster();
+    api.cluster.addNode(node('batch-1', 'eu-west-1c', 'r5.large', { 'node-group': 'batch' }));
+    api.cluster.addNode(node('batch-2', 'eu-west-1b', 'r5.large', { 'node-group': 'batch' }));
+    api.cluster.addPod(pod('job-batch-1', 'batch-1'));
+    const handler = handlerFor(api);
+
+    const result = await handler.handle(surge(), context({ mode: 'pool', selector: 'node-group=batch' }));
+    expect(result.attributes).toMatchObject({ pool: 'node-group=batch', nodes_selected: '2', nodes_drained: '2' });
+    expect(api.cluster.evictions().map((e) => e.name)).toEqual(['job-batch-1']);
+    for (const name of POOL) expect(patchesOf(api, name)).toHaveLength(0);
+
+    const err = await rejection(handler.handle(surge(), context({ mode: 'pool', selector: '=batch' })));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/"selector" "=batch" is refused by the API server/);
+  });
+
+  it('answers DEADLINE_EXCEEDED (retryable) with the nodes left when the deadline comes first; they stay cordoned for the retry, and a resolution undoes them', async () => {
+    const api = await startCluster();
+    // pool-1, the first drained, holds a database that may never lose a pod.
+    api.cluster.addPod(pod('db-0', 'pool-1', { labels: { app: 'db' }, kind: 'StatefulSet' }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const dbRefusals = (): number => api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 429).length;
+
+    const err = await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    expect(err).toBeInstanceOf(DrainIncompleteError);
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect(err.retryable).toBe(true);
+    expect((err as DrainIncompleteError).attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '0', nodes_left: '6', stopped_early: 'false' });
+    expect(err.message).toMatch(/nodes_left=6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)/);
+    for (const name of POOL) expect(cordoned(api, name).unschedulable).toBe(true);
+    for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toHaveLength(0);
+
+    // core's retry: a new call finds the nodes cordoned already, and takes the drain up again...
+    const before = dbRefusals();
+    const retry = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefusals()).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
+    // ...and a resolution now undoes the cordons the first call made, though the retry made none.
+    await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect((await retry).attributes).toMatchObject({ nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+
+    // A drain that ran out of time with no retry after it: the resolution alone undoes its cordons.
+    await rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    for (const name of POOL) expect(cordoned(api, name).unschedulable).toBe(true);
+    const undo = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
+    expect(undo).toMatchObject({ attributes: { pool: `${ZONE}/${TYPE}`, nodes_uncordoned: '6' } });
+    expect(undo.message).toMatch(/^no pool drain in progress for pool eu-west-1a\/m5.large; uncordoned 6 nodes an earlier drain of the pool left cordoned/);
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
+  it('over real gRPC: the flow config travels with each call, and so does a refusal naming the key', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+    const server = await serve(0, handler, { host: '127.0.0.1' });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+
+    const result = await client.handle(surge(), { flow: 'spot-price-surge', timeoutMs: 30_000, config: { mode: 'pool', maxUnavailable: '3' } });
+    expect(result.attributes).toMatchObject({ pool: `${ZONE}/${TYPE}`, nodes_selected: '6', nodes_drained: '6', nodes_left: '0', stopped_early: 'false' });
+    expect(drainWindows(api)).toHaveLength(6);
+    expect(mostAtOnce(drainWindows(api))).toBeLessThanOrEqual(3);
+
+    const err = await rejection(client.handle(surge(), { flow: 'spot-price-surge', timeoutMs: 5_000, config: { mode: 'pool', minInterval: '30' } }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/"minInterval" must be a duration such as 30s or 1m30s, got "30"/);
+  });
+
+  it('dry-run walks the pool and changes nothing', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api, { dryRun: true });
+
+    const result = await handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '3' }));
+    expect(result).toMatchObject({ attributes: { nodes_selected: '6', nodes_drained: '6', dry_run: 'true' } });
+    expect(result.message).toMatch(/^dry run: would drain pool eu-west-1a\/m5.large \(6 nodes\)$/);
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+
+  it.each([
+    [{ mode: 'pool', maxUnavailable: '0' }, /"maxUnavailable" must be an integer >= 1, got "0"/],
+    [{ mode: 'pool', minInterval: 'soon' }, /"minInterval" must be a duration such as 30s or 1m30s, got "soon"/],
+    [{ mode: 'pool', selector: ' ' }, /"selector" must be a label selector/],
+    [{ mode: 'pools' }, /"mode" must be pool or instance, got "pools"/],
+    [{ maxUnavailable: '2' }, /"maxUnavailable" applies only with mode: pool/],
+    [{ mode: 'pool', maxUnavailble: '2' }, /unknown key "maxUnavailble"/],
+  ])('refuses the flow config %j with INVALID_ARGUMENT naming the key', async (config, message) => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+    const err = await rejection(handler.handle(surge(), context(config)));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(message);
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+});

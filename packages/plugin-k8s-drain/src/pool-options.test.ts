@@ -1,0 +1,37 @@
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { describe, expect, it } from 'vitest';
+import { drainModeOf } from './pool-options.js';
+
+const defaults = { maxUnavailable: 1, minIntervalMs: 0 };
+
+describe('drainModeOf', () => {
+  it('is the per-instance drain without a mode, or with mode: instance', () => {
+    expect(drainModeOf({}, defaults)).toEqual({ mode: 'instance' });
+    expect(drainModeOf({ mode: 'instance' }, defaults)).toEqual({ mode: 'instance' });
+  });
+
+  it('takes the pool settings from the flow config, else the plugin-wide defaults', () => {
+    expect(drainModeOf({ mode: 'pool' }, { maxUnavailable: 3, minIntervalMs: 5_000 })).toEqual({
+      mode: 'pool',
+      settings: { maxUnavailable: 3, minIntervalMs: 5_000, selector: undefined },
+    });
+    expect(drainModeOf({ mode: 'pool', maxUnavailable: '2', minInterval: '1m30s', selector: ' node-group=spot-a ' }, defaults)).toEqual({
+      mode: 'pool',
+      settings: { maxUnavailable: 2, minIntervalMs: 90_000, selector: 'node-group=spot-a' },
+    });
+  });
+
+  it('answers INVALID_ARGUMENT naming the key', () => {
+    const err = (() => {
+      try {
+        drainModeOf({ mode: 'pool', maxUnavailable: '2.5' }, defaults);
+      } catch (e) {
+        return e as PluginError;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(PluginError);
+    expect(err?.code).toBe(Code.InvalidArgument);
+    expect(err?.message).toBe('flow plugin config: "maxUnavailable" must be an integer >= 1, got "2.5"');
+  });
+});

@@ -1,0 +1,85 @@
+import type { HandleResult } from '@hollowtrees/grpcplugin';
+
+/** A pool drain in progress. */
+export interface PoolRun {
+  /** Epoch milliseconds of the surge event that started it. */
+  readonly since: number;
+  /** Settles once the drain has ended (and, when stopped, uncordoned what it leaves). */
+  readonly outcome: Promise<HandleResult>;
+  /** Asks the drain to stop: no node starts after this; drains in flight stop at their next step. */
+  stop(): void;
+}
+
+/** What the drains of one pool share across calls (a retry's drain goes on where the call before it stopped). */
+export interface PoolMemory {
+  /** The nodes the pool's drains cordoned and did not drain or uncordon yet → whether each was unschedulable before. */
+  readonly cordoned: Map<string, boolean>;
+  /** Epoch milliseconds when the pool's last node drain started, so `minInterval` holds across calls too. */
+  lastStart: number | undefined;
+}
+
+/** What {@link PoolRegistry.resolve} found. */
+export type Resolution = { stopped: PoolRun } | { newer: PoolRun } | { none: true };
+
+/**
+ * What this plugin process remembers per pool: the drain in progress (so two
+ * surge calls share one), the time of the latest resolution (so a surge
+ * that is older than it, e.g. one still waiting behind its replacement when
+ * the price fell back, drains nothing), and what its drains share
+ * ({@link PoolMemory}: the nodes they cordoned and left, so a resolution undoes
+ * the cordons of a drain that ran out of time; when the last node drain started).
+ * Pools are keyed by {@link Pool.key}.
+ */
+export class PoolRegistry {
+  private readonly runs = new Map<string, PoolRun>();
+  private readonly resolutions = new Map<string, number>();
+  private readonly memories = new Map<string, PoolMemory>();
+
+  /** @param maxResolutions pools whose resolution is kept; past it the oldest remembered is forgotten. */
+  constructor(private readonly maxResolutions = 10_000) {}
+
+  /** What the pool's drains share; the drains keep it current. */
+  memory(key: string): PoolMemory {
+    let memory = this.memories.get(key);
+    if (!memory) this.memories.set(key, (memory = { cordoned: new Map(), lastStart: undefined }));
+    return memory;
+  }
+
+  /** Epoch milliseconds of the pool's latest resolution, if any. */
+  resolvedAt(key: string): number | undefined {
+    return this.resolutions.get(key);
+  }
+
+  /**
+   * The drain in progress for the pool, or a new one from `start()`: the check
+   * and the start are one synchronous step, so two calls never start two drains.
+   */
+  startOrJoin(key: string, start: () => PoolRun): { run: PoolRun; joined: boolean } {
+    const running = this.runs.get(key);
+    if (running) return { run: running, joined: true };
+    const run = start();
+    this.runs.set(key, run);
+    const forget = (): void => {
+      if (this.runs.get(key) === run) this.runs.delete(key);
+    };
+    run.outcome.then(forget, forget);
+    return { run, joined: false };
+  }
+
+  /**
+   * Records a resolution of the pool at `at` and stops the drain in progress
+   * if its surge is not newer than the resolution.
+   */
+  resolve(key: string, at: number): Resolution {
+    const latest = Math.max(at, this.resolutions.get(key) ?? -Infinity);
+    // Re-inserted, so the map's order is the order of the latest resolutions.
+    this.resolutions.delete(key);
+    this.resolutions.set(key, latest);
+    if (this.resolutions.size > this.maxResolutions) this.resolutions.delete(this.resolutions.keys().next().value!);
+    const run = this.runs.get(key);
+    if (!run) return { none: true };
+    if (run.since > at) return { newer: run };
+    run.stop();
+    return { stopped: run };
+  }
+}
