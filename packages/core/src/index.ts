@@ -11,7 +11,7 @@ export { defaultConfig, DEFAULT_CONFIG_YAML } from './config/default-config.js';
 export { BUILTIN_PLUGINS, loadConfigFile, parseConfig, type LoadedConfig } from './config/load-config.js';
 export type { ValueDisplay } from './config/value-display.js';
 export type { Config, FilterValue, FlowConfig, PluginConfig, ReceiverLimits, ReceiverTimeouts, RetryConfig } from './config/schema.js';
-export { formatDuration, parseDuration } from './duration.js';
+export { formatDuration, parseDuration } from '@hollowtrees/grpcplugin';
 export { FlowEngine, type DispatchResult, type FlowEngineOptions, type FlowStatus } from './flow/flow-engine.js';
 export type { GroupPhase, GroupState } from './flow/group-states.js';
 export type { FinishedRun } from './flow/recent-runs.js';

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { formatDuration } from '../duration.js';
+import { formatDuration } from '@hollowtrees/grpcplugin';
 import { HttpError } from './http-error.js';
 
 /**
