@@ -14,6 +14,7 @@ export {
   type AwsSpotReplaceOptions,
   type ReplacementStrategy,
 } from './replace-handler.js';
+export type { PoolOptions } from './pool-settings.js';
 export type { AwsCredentials } from './aws-clients.js';
 export type { RetryOptions } from './retry-strategy.js';
 export { grpcCodeFor } from './aws-error.js';
