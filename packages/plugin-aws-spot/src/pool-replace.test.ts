@@ -1,6 +1,6 @@
 import { Code, PluginError, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
 import { awsLikeRateLimits, rejectionOf, startAwsStandIn, type AwsStandIn, type Ec2Instance } from '@hollowtrees/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
 
 // Pool mode (issue 19): the pool us-east-1a/m5.large surges; its spot instances get
@@ -183,6 +183,28 @@ describe('pool mode: replacement before drain', () => {
     const at = aws.callsTo('CreateFleet').map((c) => c.at);
     expect(at).toHaveLength(6);
     expect(Math.max(...at) - Math.min(...at)).toBeGreaterThanOrEqual(95);
+  });
+
+  it('answers UNAVAILABLE at once, naming it, when a replacement is gone before it ran', async () => {
+    const aws = await standIn();
+    aws.ec2.launchDelayMs = 60_000;
+    surgingPool(aws, 3);
+    const call = rejectionOf(handler(aws).handle(surge(), poolCall()), PluginError);
+    await vi.waitFor(() => expect(replacements(aws)).toHaveLength(3), { timeout: 5_000, interval: 10 });
+    const [reclaimed] = replacements(aws);
+    reclaimed!.state = 'terminated';
+    const err = await call;
+    expect(err.code).toBe(Code.Unavailable);
+    expect(err.message).toContain(`gone: ${reclaimed!.instanceId} (terminated)`);
+  });
+
+  it('in dry-run checks every fleet request with DryRun, launches nothing and does not wait', async () => {
+    const aws = await standIn();
+    surgingPool(aws, 3);
+    const result = await handler(aws, { dryRun: true }).handle(surge(), poolCall());
+    expect(result).toMatchObject({ status: 'ok', attributes: { dry_run: 'true', instances: '3' } });
+    expect(aws.callsTo('CreateFleet').map((c) => [c.params.DryRun, c.errorCode])).toEqual(Array(3).fill(['true', 'DryRunOperation']));
+    expect(aws.ec2.fleets).toEqual([]);
   });
 
   it('finds the pool of a rebalance recommendation from the instance it names', async () => {

@@ -82,6 +82,7 @@ export async function replacePool(ctx: PoolReplaceContext, pool: SpotPool, event
     const first = failures[0]!;
     throw new PluginError(first.code, `${failures.length} of ${toLaunch.length} replacements for pool ${name} could not be requested (${launched.length} were, ${existing.length} existed): ${first.message}`);
   }
+  ctx.logger.info('replacements of the pool requested: waiting until they run, before the drain', counts);
   if (ctx.dryRun) {
     return { status: 'ok', message: `dry run: EC2 would launch ${toLaunch.length} replacements for pool ${name}`, attributes: { ...counts, dry_run: 'true' } };
   }
