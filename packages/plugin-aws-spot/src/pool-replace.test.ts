@@ -245,6 +245,21 @@ describe('pool mode: replacement before drain', () => {
     expect(aws.ec2.fleets).toEqual([]);
   });
 
+  it('launches the pool’s own type in the other zone when the flow’s config names that zone’s subnet', async () => {
+    const aws = await standIn();
+    aws.ec2.launchDelayMs = 0;
+    surgingPool(aws, 2);
+    const h = handler(aws, { instanceTypes: ['m5.large'], pool: { subnets: [] } });
+    const refused = await rejectionOf(h.handle(surge(), poolCall()), PluginError);
+    expect(refused.code).toBe(Code.FailedPrecondition);
+    const result = await h.handle(surge(), poolCall({ subnets: 'subnet-a, subnet-b' }));
+    expect(result.attributes).toMatchObject({ replacements_requested: '2', replacements_running: '2' });
+    expect(replacements(aws).map((i) => [i.instanceType, i.subnetId, i.availabilityZone])).toEqual([
+      ['m5.large', 'subnet-b', 'us-east-1b'],
+      ['m5.large', 'subnet-b', 'us-east-1b'],
+    ]);
+  });
+
   it.each([
     [{ mode: 'pools' }, /config mode "pools" is not one of instance, pool/],
     [{ tag: 'cluster' }, /config tag "cluster" must be key=value/],
