@@ -245,6 +245,17 @@ describe('pool mode: replacement before drain', () => {
     expect(aws.ec2.fleets).toEqual([]);
   });
 
+  it('launches for every instance it can, then fails the call with the first failure’s code, so the drain does not start', async () => {
+    const aws = await standIn();
+    aws.ec2.launchDelayMs = 0;
+    surgingPool(aws, 2);
+    aws.ec2.addInstance({ instanceType: 'm5.large', subnetId: 'subnet-a', tags: { cluster: 'prod' } });
+    const err = await rejectionOf(handler(aws).handle(surge(), poolCall()), PluginError);
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toMatch(/^1 of 3 replacements for pool us-east-1a\/m5\.large could not be requested \(2 were, 0 existed\): i-[0-9a-f]+ was not launched from a launch template /);
+    expect(aws.ec2.fleets).toHaveLength(2);
+  });
+
   it('launches the pool’s own type in the other zone when the flow’s config names that zone’s subnet', async () => {
     const aws = await standIn();
     aws.ec2.launchDelayMs = 0;

@@ -59,29 +59,8 @@ export async function replacePool(ctx: PoolReplaceContext, pool: SpotPool, event
   const toLaunch = members.filter((m) => !found.has(m.instanceId));
   const elsewhere = await subnetsOf(ctx, ctx.settings.subnets, call.signal);
 
-  const launched: string[] = [];
-  const failures: PluginError[] = [];
-  await forEachBounded(toLaunch, ctx.settings.fleetConcurrency, async (member) => {
-    try {
-      const done = await launchOnce(ctx, member, () => launchReplacement(
-        { clients: ctx.region.clients, instance: member, signal: call.signal, dryRun: ctx.dryRun, logger: ctx.logger },
-        {
-          places: placesOutside(pool, member, elsewhere, ctx.fleet.instanceTypes),
-          onDemandFallback: ctx.fleet.onDemandFallback,
-          clientToken: (capacityType) => clientToken(event, `pool:${member.instanceId}:${capacityType}`),
-        },
-      ));
-      const id = done.outcome.attributes.replacement_instance_id;
-      if (id !== undefined) launched.push(id);
-    } catch (err) {
-      failures.push(toPluginError(err, `replacing ${member.instanceId}`, call.signal));
-    }
-  });
+  const launched = await requestReplacements(ctx, pool, event, call, toLaunch, elsewhere, existing.length);
   const counts = { pool: name, instances: String(members.length), replacements_requested: String(launched.length), replacements_existing: String(existing.length) };
-  if (failures.length > 0) {
-    const first = failures[0]!;
-    throw new PluginError(first.code, `${failures.length} of ${toLaunch.length} replacements for pool ${name} could not be requested (${launched.length} were, ${existing.length} existed): ${first.message}`);
-  }
   ctx.logger.info('replacements of the pool requested: waiting until they run, before the drain', counts);
   if (ctx.dryRun) {
     return { status: 'ok', message: `dry run: EC2 would launch ${toLaunch.length} replacements for pool ${name}`, attributes: { ...counts, dry_run: 'true' } };
@@ -94,6 +73,50 @@ export async function replacePool(ctx: PoolReplaceContext, pool: SpotPool, event
     message: `${running} replacements running for the ${members.length} spot instances of pool ${name} (${launched.length} requested now, ${existing.length} earlier)`,
     attributes: { ...counts, replacements_running: String(running) },
   };
+}
+
+/**
+ * Launches a replacement for each of `toLaunch`, `fleetConcurrency` at a time; answers their ids.
+ * @throws PluginError with the code of the first failure, once every launch has settled (those
+ * that succeeded are found by their tag on the retry).
+ */
+async function requestReplacements(
+  ctx: PoolReplaceContext,
+  pool: SpotPool,
+  event: CloudEvent,
+  call: HandleContext,
+  toLaunch: readonly InstanceInfo[],
+  elsewhere: readonly Subnet[],
+  existing: number,
+): Promise<string[]> {
+  const launched: string[] = [];
+  const failures: PluginError[] = [];
+  const launch = (member: InstanceInfo): Promise<ReplacementOutcome> =>
+    launchReplacement(
+      { clients: ctx.region.clients, instance: member, signal: call.signal, dryRun: ctx.dryRun, logger: ctx.logger },
+      {
+        places: placesOutside(pool, member, elsewhere, ctx.fleet.instanceTypes),
+        onDemandFallback: ctx.fleet.onDemandFallback,
+        clientToken: (capacityType) => clientToken(event, `pool:${member.instanceId}:${capacityType}`),
+      },
+    );
+  await forEachBounded(toLaunch, ctx.settings.fleetConcurrency, async (member) => {
+    try {
+      const done = await launchOnce(ctx, member, () => launch(member));
+      const id = done.outcome.attributes.replacement_instance_id;
+      if (id !== undefined) launched.push(id);
+    } catch (err) {
+      failures.push(toPluginError(err, `replacing ${member.instanceId}`, call.signal));
+    }
+  });
+  const first = failures[0];
+  if (first) {
+    throw new PluginError(
+      first.code,
+      `${failures.length} of ${toLaunch.length} replacements for pool ${poolName(pool)} could not be requested (${launched.length} were, ${existing} existed): ${first.message}`,
+    );
+  }
+  return launched;
 }
 
 const tagNote = (settings: PoolSettings): string => (settings.tag ? ` with tag ${settings.tag.key}=${settings.tag.value}` : '');
