@@ -93,6 +93,19 @@ describe('core with plugins over real gRPC', () => {
     expect(logged.data.annotations).toEqual({ summary: 'Spot instance i-0abc123 will be reclaimed' });
   });
 
+  it("each flow's settings for a plugin reach it over gRPC with the calls of that flow only", async () => {
+    const rec = await plugin();
+    const pool = `
+  pool:
+    allowedEvents: [prometheus.server.alert.SpotTerminationNotice]
+    groupBy: [instance_id]
+    plugins: [{plugin: rec, config: {mode: pool, maxUnavailable: 2}}]`;
+    const c = await core(spotConfig(rec.address, pool));
+    await c.post('/api/v2/alerts', [spotAlert()]);
+    await rec.waitForCalls(2);
+    expect(rec.calls.map((call) => [call.flow, call.config]).sort()).toEqual([['pool', { mode: 'pool', maxUnavailable: '2' }], ['spot', {}]]);
+  });
+
   it('50 concurrent copies of one alert start exactly one run', async () => {
     const rec = await plugin();
     const c = await core(spotConfig(rec.address));

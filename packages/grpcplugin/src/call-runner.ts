@@ -46,7 +46,7 @@ export class CallRunner {
     }
     this.inFlight++;
     try {
-      const context = { flow: request.flow, attempt: request.attempt || 1, deadline: call.deadline, signal: call.signal };
+      const context = { flow: request.flow, attempt: request.attempt || 1, config: request.config, deadline: call.deadline, signal: call.signal };
       return toResponse(await this.handler.handle(event, context));
     } catch (err) {
       throw PluginError.from(err);

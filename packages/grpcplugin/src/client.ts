@@ -45,6 +45,8 @@ export interface HandleCallOptions {
   flow: string;
   /** 1-based attempt number. Default 1. */
   attempt?: number;
+  /** The flow's settings for this plugin (the handler's `context.config`). Default none. */
+  config?: Readonly<Record<string, string>>;
   /** Deadline for this call, in ms from now. Default: the client's `defaultTimeoutMs`. */
   timeoutMs?: number;
   /** Cancels the call; it then fails with CANCELLED. */
@@ -113,7 +115,7 @@ export class PluginClient {
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
     const deadline = Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs);
-    const request = { event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1 };
+    const request = { event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1, config: { ...options.config } };
     try {
       return await this.callOnce(request, deadline, options.signal);
     } catch (err) {

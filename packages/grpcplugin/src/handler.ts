@@ -14,6 +14,12 @@ export interface HandleContext {
    * `reason` is a {@link PluginError}: DEADLINE_EXCEEDED or CANCELLED.
    */
   readonly signal: AbortSignal;
+  /**
+   * The calling flow's settings for this plugin (`{plugin: name, config: {...}}`
+   * in core's configuration), every value a string; empty when the flow sets
+   * none. Lets one plugin act differently per flow, e.g. on one instance or on a pool.
+   */
+  readonly config: Readonly<Record<string, string>>;
 }
 
 /** Outcome of a handled event. Returning nothing means `{ status: 'ok' }`. */

@@ -10,6 +10,8 @@ export interface InvokeOptions {
   flow?: string;
   /** Which call of the plugin in its run this is, 1-based. Default 1. */
   attempt?: number;
+  /** The flow's settings for this plugin (the handler's `context.config`). Default none. */
+  config?: Readonly<Record<string, string>>;
   /** The call's deadline, from now on `clock`. Default 30 000 ms, core's default plugin timeout. */
   timeoutMs?: number;
   /** Where time is read and the deadline waited for. Default {@link systemClock}. */
@@ -58,7 +60,7 @@ export async function invokeHandler(handler: EventHandler, event: CloudEvent, op
     else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
   });
   try {
-    const result = await Promise.race([handler.handle(event, { flow: options.flow ?? 'test', attempt: options.attempt ?? 1, deadline, signal }), aborted]);
+    const result = await Promise.race([handler.handle(event, { flow: options.flow ?? 'test', attempt: options.attempt ?? 1, config: options.config ?? {}, deadline, signal }), aborted]);
     return { ok: true, result: { status: result?.status ?? 'ok', message: result?.message ?? '', attributes: result?.attributes ?? {} } };
   } catch (err) {
     return { ok: false, error: PluginError.from(err) };

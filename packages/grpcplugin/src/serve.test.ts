@@ -48,6 +48,14 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     expect(seen?.attempt).toBe(3);
     expect(seen?.deadline!.getTime()).toBeGreaterThanOrEqual(before + 4_000);
     expect(seen?.signal.aborted).toBe(false);
+    expect(seen?.config).toEqual({});
+  });
+
+  it("passes the flow's config for the plugin to the handler", async () => {
+    let seen: HandleContext | undefined;
+    const { client } = await start({ handle: (_e, ctx) => void (seen = ctx) });
+    await client.handle(event, { flow: 'surge', config: { mode: 'pool', maxUnavailable: '2' } });
+    expect(seen?.config).toEqual({ mode: 'pool', maxUnavailable: '2' });
   });
 
   it('a handler that returns nothing answers ok, with no message and no attributes', async () => {
@@ -270,7 +278,7 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
   it('an event it cannot read is INVALID_ARGUMENT and holds no in-flight slot, so close() does not wait', async () => {
     const { server } = await start({ handle: () => {} }, { shutdownTimeoutMs: 10_000 });
     const badTime = { attr: { $case: 'ceTimestamp' as const, value: { seconds: 1e15, nanos: 0 } } };
-    const answer = await rawHandle(server, { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: { time: badTime }, data: undefined }, flow: 'f', attempt: 1 });
+    const answer = await rawHandle(server, { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: { time: badTime }, data: undefined }, flow: 'f', attempt: 1, config: {} });
     expect(answer).toEqual({ code: Code.InvalidArgument, details: 'cannot read the event: Invalid time value' });
     const started = Date.now();
     await server.close();
@@ -279,13 +287,13 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
 
   it('a request without an event is INVALID_ARGUMENT', async () => {
     const { server } = await start({ handle: () => {} });
-    expect(await rawHandle(server, { event: undefined, flow: 'f', attempt: 1 })).toEqual({ code: Code.InvalidArgument, details: 'request has no event' });
+    expect(await rawHandle(server, { event: undefined, flow: 'f', attempt: 1, config: {} })).toEqual({ code: Code.InvalidArgument, details: 'request has no event' });
   });
 
   it('a request without an attempt number is attempt 1', async () => {
     let attempt = 0;
     const { server } = await start({ handle: (_e, ctx) => void (attempt = ctx.attempt) });
-    await rawHandle(server, { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: {}, data: undefined }, flow: 'f', attempt: 0 });
+    await rawHandle(server, { event: { id: '1', source: 's', specVersion: '1.0', type: 't', attributes: {}, data: undefined }, flow: 'f', attempt: 0, config: {} });
     expect(attempt).toBe(1);
   });
 

@@ -42,7 +42,7 @@ function handler(options: AwsSpotReplaceOptions = {}): AwsSpotReplaceHandler {
   return h;
 }
 
-const context = (): HandleContext => ({ flow: 'spot-replace', attempt: 1, deadline: undefined, signal: new AbortController().signal });
+const context = (): HandleContext => ({ flow: 'spot-replace', attempt: 1, config: {}, deadline: undefined, signal: new AbortController().signal });
 
 const spotEvent = (instanceId: string, id = `evt-${instanceId}`): CloudEvent => ({
   id,

@@ -45,6 +45,7 @@ const event = (labels: Record<string, string>): CloudEvent => ({
 const context = (timeoutMs = 10_000): HandleContext => ({
   flow: 'spot',
   attempt: 1,
+  config: {},
   deadline: new Date(Date.now() + timeoutMs),
   signal: new AbortController().signal,
 });

@@ -158,7 +158,7 @@ flows:
     const { config, file } = defaultConfig();
     expect(file).toBe('<embedded default>');
     expect(config.server.listen).toBe('127.0.0.1:9092');
-    expect(config.flows.demo?.plugins).toEqual(['log']);
+    expect(config.flows.demo?.plugins).toEqual([{ plugin: 'log', config: {} }]);
   });
 
   it.each([
@@ -202,6 +202,13 @@ flows:
       'config.yaml: flows.b.plugins[2]: unknown plugin "nada" (known: log)',
     ]);
   });
+
+  it('a step with settings: an unknown plugin, a nested value, an unknown key', () => {
+    expect(problem('flows:\n  b: { allowedEvents: [x], plugins: [{plugin: nope, config: {mode: pool}}] }\n')).toContain('config.yaml: flows.b.plugins[0]: unknown plugin "nope" (known: log)');
+    expect(problem('flows:\n  b: { allowedEvents: [x], plugins: [{plugin: log, config: {zones: [a, b]}}] }\n')).toMatch(/flows\.b\.plugins\[0\]/);
+    expect(problem('flows:\n  b: { allowedEvents: [x], plugins: [{plugin: log, settings: {}}] }\n')).toMatch(/flows\.b\.plugins\[0\]/);
+    expect(problem('flows:\n  b: { allowedEvents: [x], plugins: [{plugin: "${P}"}] }\n', { P: 'secret-name' })).toContain('flows.b.plugins[0].plugin: unknown plugin "${P}" (from the environment, not shown)');
+  });
 });
 
 /** `flowYaml()` under `extra` top-level YAML, parsed. */
@@ -221,8 +228,17 @@ describe('parseConfig accepts every documented form', () => {
       queueSize: 10_000,
       queueBytes: 64 * 1024 * 1024,
       runRetry: { attempts: 6, initialBackoff: 30_000, maxBackoff: 300_000, multiplier: 2 },
-      plugins: ['log'],
+      plugins: [{ plugin: 'log', config: {} }],
     });
+  });
+
+  it('a step with settings for its plugin: strings, numbers and booleans, sent as strings', () => {
+    const flows = parseConfig('flows:\n  surge:\n    allowedEvents: [x]\n    plugins:\n      - {plugin: log, config: {mode: pool, maxUnavailable: 2, dryRun: false, minInterval: 30s}}\n      - log\n      - {plugin: log}\n', 'config.yaml').config.flows;
+    expect(flows.surge?.plugins).toEqual([
+      { plugin: 'log', config: { mode: 'pool', maxUnavailable: '2', dryRun: 'false', minInterval: '30s' } },
+      { plugin: 'log', config: {} },
+      { plugin: 'log', config: {} },
+    ]);
   });
 
   it('flow fields within their bounds', () => {
@@ -377,7 +393,7 @@ describe('loadConfigFile', () => {
     const file = join(dir, 'config.yaml');
     writeFileSync(file, flowYaml());
     const loaded = await loadConfigFile(file, {});
-    expect([loaded.file, loaded.config.flows.spot?.plugins]).toEqual([file, ['log']]);
+    expect([loaded.file, loaded.config.flows.spot?.plugins]).toEqual([file, [{ plugin: 'log', config: {} }]]);
   });
 
   it('a file that cannot be read is a ConfigError naming it and the reason', async () => {

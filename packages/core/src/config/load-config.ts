@@ -24,8 +24,10 @@ function checkReferences(config: Config, display: ValueDisplay): ConfigProblem[]
   const known = [...new Set([...Object.keys(config.plugins), ...BUILTIN_PLUGINS])].sort();
   const problems: ConfigProblem[] = [];
   for (const [flowName, flow] of Object.entries(config.flows)) {
-    flow.plugins.forEach((name, i) => {
-      const path = formatPath(['flows', flowName, 'plugins', i]);
+    flow.plugins.forEach(({ plugin: name }, i) => {
+      const step = formatPath(['flows', flowName, 'plugins', i]);
+      // A step written as {plugin, config} has its name one level down, and that is where an ${ENV} would be recorded.
+      const path = display.isFromEnvironment(`${step}.plugin`) ? `${step}.plugin` : step;
       if (!known.includes(name)) problems.push({ path, message: `unknown plugin ${display.quoted(path, name)} (known: ${known.join(', ')})` });
     });
   }

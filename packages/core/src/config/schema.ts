@@ -94,6 +94,20 @@ const filterValue = z.union([
 
 const eventPattern = z.string().regex(/^[^\s]+$/, 'expected an event type or a glob such as prometheus.server.alert.*');
 
+/**
+ * One step of a flow: a plugin's name, or the name with settings the plugin
+ * gets on every call from this flow (`HandleContext.config`, values as strings).
+ */
+const flowStep = z
+  .union([
+    z.string().min(1),
+    z.strictObject({
+      plugin: z.string().min(1),
+      config: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    }),
+  ])
+  .transform((step) => (typeof step === 'string' ? { plugin: step, config: {} } : { plugin: step.plugin, config: Object.fromEntries(Object.entries(step.config).map(([k, v]) => [k, String(v)])) }));
+
 const flow = z.strictObject({
   description: z.string().default(''),
   allowedEvents: z.array(eventPattern).min(1, 'expected at least one event type'),
@@ -107,7 +121,7 @@ const flow = z.strictObject({
   /** Bytes of events this flow's queued, running and waiting runs may hold; beyond it the POST is answered 503 too. */
   queueBytes: z.number().int().min(1_024).max(64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
   runRetry: runRetry.default(defaultRunRetry),
-  plugins: z.array(z.string().min(1)).min(1, 'expected at least one plugin'),
+  plugins: z.array(flowStep).min(1, 'expected at least one plugin'),
 });
 
 /** Receiver limits; each default is documented in the README. */
@@ -295,6 +309,8 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type FlowConfig = Config['flows'][string];
 export type PluginConfig = Config['plugins'][string];
+/** One entry of a flow's `plugins`: the plugin's name and the settings this flow gives it. */
+export type FlowStepConfig = FlowConfig['plugins'][number];
 export type GrpcPluginConfig = z.output<typeof grpcPlugin>;
 export type FilterValue = z.output<typeof filterValue>;
 export type RetryConfig = z.output<typeof retry>;

@@ -8,6 +8,11 @@ export class ValueDisplay {
   /** @param fromEnv YAML path → text as written, for every value that took text from the environment. */
   constructor(private readonly fromEnv: ReadonlyMap<string, string>) {}
 
+  /** Whether the value at `path` took text from the environment. */
+  isFromEnvironment(path: string): boolean {
+    return this.fromEnv.has(path);
+  }
+
   /** For a log field: the value itself, or the text as written (`${STATE_DIR}/runs.jsonl`). */
   plain(path: string, value: string): string {
     return this.fromEnv.get(path) ?? value;

@@ -17,7 +17,7 @@ export function explainEvent(event: CloudEvent, flows: Readonly<Record<string, F
   return Object.entries(flows).map(([flow, config]) => {
     const mismatch = compileMatcher(config.allowedEvents, config.filters)(event);
     if (mismatch) return { flow, matched: false, reason: describeMismatch(mismatch) };
-    return { flow, matched: true, groupKey: compileGroupKey(flow, config.groupBy)(event), plugins: config.plugins };
+    return { flow, matched: true, groupKey: compileGroupKey(flow, config.groupBy)(event), plugins: config.plugins.map((step) => step.plugin) };
   });
 }
 

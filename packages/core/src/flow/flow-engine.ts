@@ -15,7 +15,7 @@ import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
 import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
-import { runPlugins, type RunOutcome, type RunResult } from './run-plugins.js';
+import { runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
 import type { Acceptance, Drop, DropReason, RunListener } from '../sources/event-sink.js';
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
@@ -62,7 +62,7 @@ interface CompiledFlow {
   config: FlowConfig;
   matches: EventMatcher;
   groupKey: (event: CloudEvent) => string;
-  plugins: ActionPlugin[];
+  steps: PluginStep[];
   queue: BoundedQueue;
 }
 
@@ -148,10 +148,10 @@ export class FlowEngine {
       config,
       matches: compileMatcher(config.allowedEvents, config.filters),
       groupKey: compileGroupKey(name, config.groupBy),
-      plugins: config.plugins.map((p) => {
-        const plugin = options.plugins.get(p);
-        if (!plugin) throw new Error(`flow ${name}: plugin ${p} is not built`); // config validation names it first
-        return plugin;
+      steps: config.plugins.map((step) => {
+        const plugin = options.plugins.get(step.plugin);
+        if (!plugin) throw new Error(`flow ${name}: plugin ${step.plugin} is not built`); // config validation names it first
+        return { plugin, config: step.config };
       }),
       queue: new BoundedQueue(config.concurrency, config.queueSize),
     }));
@@ -281,7 +281,7 @@ export class FlowEngine {
     else lost?.addEventListener('abort', onLost, { once: true });
     this.runControllers.add(controller);
     try {
-      result = await runPlugins(progress, flow.name, flow.plugins.slice(progress.next), {
+      result = await runPlugins(progress, flow.name, flow.steps.slice(progress.next), {
         clock: this.clock,
         random: this.random,
         signal: controller.signal,
@@ -588,7 +588,7 @@ export class FlowEngine {
       allowedEvents: f.config.allowedEvents,
       groupBy: f.config.groupBy,
       cooldownMs: f.config.cooldown,
-      plugins: f.config.plugins,
+      plugins: f.config.plugins.map((step) => step.plugin),
       running: f.queue.active,
       queued: f.queue.depth,
       waitingForRetry: this.waitingIn(f.name),

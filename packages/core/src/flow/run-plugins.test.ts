@@ -4,7 +4,7 @@ import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { describe, expect, it } from 'vitest';
 import type { ActionPlugin, PluginCall } from '../plugins/action-plugin.js';
 import { grpcActionPlugin } from '../plugins/grpc-action-plugin.js';
-import { mergeAttributes, runPlugins } from './run-plugins.js';
+import { mergeAttributes, runPlugins, type PluginStep } from './run-plugins.js';
 
 /** A loopback port nothing listens on: taken, then given back. */
 async function closedPort(): Promise<number> {
@@ -15,12 +15,15 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** The steps of a flow that gives its plugins no settings. */
+const steps = (...plugins: ActionPlugin[]): PluginStep[] => plugins.map((plugin) => ({ plugin, config: {} }));
+
 describe('runPlugins', () => {
   it('a plugin that cannot be reached fails the run naming the connection error, without grpc-js\' dangling "Resolution note:"', async () => {
     const plugin = grpcActionPlugin({ name: 'drain', address: `127.0.0.1:${await closedPort()}`, timeoutMs: 300, retry: { attempts: 1, initialBackoff: 0, maxBackoff: 0, multiplier: 1 } });
     try {
       const event = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: {} } };
-      const result = await runPlugins({ event, attributes: {} }, 'spot', [plugin], { clock: systemClock, random: () => 0, signal: new AbortController().signal });
+      const result = await runPlugins({ event, attributes: {} }, 'spot', steps(plugin), { clock: systemClock, random: () => 0, signal: new AbortController().signal });
       expect(result.outcome).toBe('failed');
       expect(result.error).toMatch(/^drain: UNAVAILABLE: .*ECONNREFUSED/);
       expect(result.error).not.toMatch(/Resolution note/);
@@ -49,12 +52,23 @@ function plugin(name: string, answer: (call: PluginCall) => Promise<Partial<Plug
 
 const spotEvent: CloudEvent = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } };
 
+describe('runPlugins: per-flow settings', () => {
+  it('each call carries the settings its step gives the plugin, on retries too', async () => {
+    const a = plugin('a', (call) => (call.attempt === 1 ? Promise.reject(new PluginError(Code.Unavailable, 'busy')) : {}));
+    const b = plugin('b', () => ({}));
+    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [{ plugin: a, config: { mode: 'pool' } }, { plugin: b, config: {} }], { clock: systemClock, random: () => 0, signal: new AbortController().signal });
+    expect(result.outcome).toBe('succeeded');
+    expect(a.calls.map((c) => c.config)).toEqual([{ mode: 'pool' }, { mode: 'pool' }]);
+    expect(b.calls.map((c) => c.config)).toEqual([{}]);
+  });
+});
+
 describe('runPlugins: how a run ends', () => {
   it('a run cancelled before a plugin is reached ends interrupted there, without calling it', async () => {
     const a = plugin('a', () => ({}));
     const stop = new AbortController();
     stop.abort();
-    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [a], { clock: manualClock(), random: () => 0, signal: stop.signal });
+    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(a), { clock: manualClock(), random: () => 0, signal: stop.signal });
     expect(result).toEqual({ outcome: 'interrupted', error: 'interrupted before a', calls: [], attributes: {}, reached: 0, ignored: [] });
     expect(a.calls).toEqual([]);
   });
@@ -66,7 +80,7 @@ describe('runPlugins: how a run ends', () => {
       stop.abort();
       throw new PluginError(Code.Canceled, 'call cancelled');
     });
-    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [a, b], { clock: manualClock(), random: () => 0, signal: stop.signal });
+    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(a, b), { clock: manualClock(), random: () => 0, signal: stop.signal });
     expect(result).toMatchObject({ outcome: 'interrupted', error: 'b: interrupted: call cancelled', reached: 1, attributes: { node: 'ip-1' } });
     expect(result.calls.map((c) => [c.plugin, c.code])).toEqual([['a', 'OK'], ['b', 'CANCELLED']]);
   });
@@ -77,7 +91,7 @@ describe('runPlugins: how a run ends', () => {
     const a = plugin('a', () => {
       throw new PluginError(Code.Unavailable, 'down');
     });
-    const running = runPlugins({ event: spotEvent, attributes: {} }, 'spot', [a], { clock, random: () => 0, signal: stop.signal });
+    const running = runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(a), { clock, random: () => 0, signal: stop.signal });
     await expect.poll(() => clock.sleeping).toBe(1);
     stop.abort();
     expect(await running).toMatchObject({ outcome: 'interrupted', error: 'interrupted while waiting to retry a', reached: 0 });
@@ -90,14 +104,14 @@ describe('runPlugins: how a run ends', () => {
     const busy = plugin('a', () => {
       throw new PluginError(Code.Unavailable, 'down');
     });
-    const running = runPlugins({ event: spotEvent, attributes: {} }, 'spot', [busy], deps);
+    const running = runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(busy), deps);
     await expect.poll(() => clock.sleeping).toBe(1);
     clock.advance(100);
     expect(await running).toMatchObject({ outcome: 'failed', error: 'a: UNAVAILABLE after 2 attempts: down', retryable: true });
     const denied = plugin('a', () => {
       throw new PluginError(Code.PermissionDenied, 'no');
     });
-    const permanent = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [denied], deps);
+    const permanent = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(denied), deps);
     expect(permanent).toMatchObject({ outcome: 'failed', error: 'a: PERMISSION_DENIED: no' });
     expect(permanent).not.toHaveProperty('retryable');
   });
@@ -109,7 +123,7 @@ describe('runPlugins: how a run ends', () => {
       clock.advance(250);
       return { message: 'drained' };
     });
-    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [a], { clock, random: () => 0, signal: new AbortController().signal, onCall: (c) => reported.push(`${c.plugin} ${c.code} ${c.message}`) });
+    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(a), { clock, random: () => 0, signal: new AbortController().signal, onCall: (c) => reported.push(`${c.plugin} ${c.code} ${c.message}`) });
     expect(result).toStrictEqual({
       outcome: 'succeeded',
       calls: [{ plugin: 'a', attempt: 1, code: 'OK', message: 'drained', startedAt: Date.parse('2026-11-25T10:00:00Z'), durationMs: 250 }],
@@ -122,7 +136,7 @@ describe('runPlugins: how a run ends', () => {
       clock.advance(40);
       throw new PluginError(Code.NotFound, 'no such node');
     });
-    const failed = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [failing], { clock, random: () => 0, signal: new AbortController().signal });
+    const failed = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(failing), { clock, random: () => 0, signal: new AbortController().signal });
     expect(failed.calls).toMatchObject([{ code: 'NOT_FOUND', durationMs: 40 }]);
   });
 });
@@ -136,14 +150,14 @@ describe('runPlugins: plugin errors as logs show them', () => {
     const a = plugin('a', () => {
       throw new PluginError(Code.NotFound, message);
     });
-    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [a], { clock: manualClock(), random: () => 0, signal: new AbortController().signal });
+    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(a), { clock: manualClock(), random: () => 0, signal: new AbortController().signal });
     expect(result.error).toBe(`a: NOT_FOUND: ${shown}`);
     expect(result.calls[0]!.message).toBe(shown);
   });
 
   it('lists the attributes that would have changed the event\'s own labels', async () => {
     const a = plugin('a', () => ({ attributes: { instance_id: 'i-2', node: 'ip-1' } }));
-    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', [a], { clock: manualClock(), random: () => 0, signal: new AbortController().signal });
+    const result = await runPlugins({ event: spotEvent, attributes: {} }, 'spot', steps(a), { clock: manualClock(), random: () => 0, signal: new AbortController().signal });
     expect(result).toMatchObject({ ignored: ['instance_id'], attributes: { instance_id: 'i-2', node: 'ip-1' } });
   });
 });

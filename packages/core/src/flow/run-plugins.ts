@@ -3,6 +3,12 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import { backoffDelay } from './retry-policy.js';
 
+/** One step of a flow: the plugin and the settings the flow gives it on every call. */
+export interface PluginStep {
+  plugin: ActionPlugin;
+  config: Readonly<Record<string, string>>;
+}
+
 /** One plugin call of a run. */
 export interface PluginCallRecord {
   plugin: string;
@@ -88,7 +94,7 @@ function failureText(message: string): string {
  * definitive failure ends the run as failed. Attributes a plugin returns are
  * merged into the event handed to the next plugin.
  */
-export async function runPlugins(start: RunStart, flow: string, plugins: readonly ActionPlugin[], deps: RunDependencies): Promise<RunResult> {
+export async function runPlugins(start: RunStart, flow: string, steps: readonly PluginStep[], deps: RunDependencies): Promise<RunResult> {
   const calls: PluginCallRecord[] = [];
   const own = labelsOf(start.event).labels;
   let attributes = start.attributes;
@@ -104,14 +110,14 @@ export async function runPlugins(start: RunStart, flow: string, plugins: readonl
     reached,
     ignored: [...ignored],
   });
-  for (const [index, plugin] of plugins.entries()) {
+  for (const [index, { plugin, config }] of steps.entries()) {
     for (let attempt = 1; ; attempt++) {
       if (deps.signal.aborted) return end(index, 'interrupted', `interrupted before ${plugin.name}`);
       const startedAt = deps.clock.now();
       let failure: PluginError | undefined;
       let reason = '';
       try {
-        const response = await plugin.invoke(current, { flow, attempt, signal: deps.signal });
+        const response = await plugin.invoke(current, { flow, attempt, config, signal: deps.signal });
         if (Object.keys(response.attributes).length > 0) {
           attributes = { ...attributes, ...response.attributes };
           for (const key of Object.keys(response.attributes)) if (Object.hasOwn(own, key)) ignored.add(key);
@@ -136,7 +142,7 @@ export async function runPlugins(start: RunStart, flow: string, plugins: readonl
       }
     }
   }
-  return end(plugins.length, 'succeeded');
+  return end(steps.length, 'succeeded');
 
   function record(call: PluginCallRecord): void {
     calls.push(call);

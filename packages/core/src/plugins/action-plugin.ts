@@ -6,6 +6,8 @@ export interface PluginCall {
   flow: string;
   /** 1-based. */
   attempt: number;
+  /** The flow's settings for this plugin, sent as the call's `config`. */
+  config: Readonly<Record<string, string>>;
   /** Aborts the call (shutdown grace period over). */
   signal?: AbortSignal;
 }

@@ -15,7 +15,7 @@ describe('an in-process plugin on an injected clock', () => {
       return new Promise(() => {}); // answers only when cut off
     };
     const plugin = handlerActionPlugin('slow', { handle }, 30_000, retry, clock);
-    const call = plugin.invoke(event, { flow: 'f', attempt: 1 });
+    const call = plugin.invoke(event, { flow: 'f', attempt: 1, config: {} });
     expect(seen).toEqual([new Date(clock.now() + 30_000)]);
     clock.advance(30_000);
     const err = await call.then(() => undefined, (e: unknown) => e);
@@ -28,7 +28,7 @@ describe('an in-process plugin on an injected clock', () => {
     const reasons: unknown[] = [];
     const handle = (_e: unknown, ctx: HandleContext): Promise<never> =>
       new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject((reasons.push(ctx.signal.reason), ctx.signal.reason))));
-    const call = handlerActionPlugin('slow', { handle }, 1_000, retry, clock).invoke(event, { flow: 'f', attempt: 1 });
+    const call = handlerActionPlugin('slow', { handle }, 1_000, retry, clock).invoke(event, { flow: 'f', attempt: 1, config: {} });
     clock.advance(1_000);
     await call.catch(() => {});
     expect(reasons).toEqual([new PluginError(Code.DeadlineExceeded, 'deadline exceeded')]);
@@ -38,7 +38,7 @@ describe('an in-process plugin on an injected clock', () => {
   it('leaves no deadline running once the call is over', async () => {
     const clock = manualClock();
     const plugin = handlerActionPlugin('quick', { handle: () => ({ message: 'done' }) }, 30_000, retry, clock);
-    expect(await plugin.invoke(event, { flow: 'f', attempt: 1 })).toMatchObject({ message: 'done' });
+    expect(await plugin.invoke(event, { flow: 'f', attempt: 1, config: {} })).toMatchObject({ message: 'done' });
     expect(clock.sleeping).toBe(0);
   });
 });

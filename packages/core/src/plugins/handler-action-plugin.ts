@@ -13,7 +13,7 @@ export function handlerActionPlugin(name: string, handler: EventHandler, timeout
     timeoutMs,
     retry,
     async invoke(event, call) {
-      const outcome = await invokeHandler(handler, event, { flow: call.flow, attempt: call.attempt, timeoutMs, clock, ...(call.signal && { signal: call.signal }) });
+      const outcome = await invokeHandler(handler, event, { flow: call.flow, attempt: call.attempt, config: call.config, timeoutMs, clock, ...(call.signal && { signal: call.signal }) });
       if (!outcome.ok) throw outcome.error;
       return outcome.result;
     },

@@ -28,7 +28,7 @@ describe('gRPC plugins built from the configuration', () => {
     const plugin = await serveUnaryOnly((e, flow) => `handled ${e.id} in ${flow}`);
     cleanups.push(() => plugin.close());
     const { plugin: p, lines } = pluginsFrom(plugin.port);
-    const answers = await Promise.all([1, 2, 3].map((attempt) => p.invoke(event, { flow: 'f', attempt })));
+    const answers = await Promise.all([1, 2, 3].map((attempt) => p.invoke(event, { flow: 'f', attempt, config: {} })));
     expect(answers.map((a) => a.message)).toEqual(['handled e1 in f', 'handled e1 in f', 'handled e1 in f']);
     expect(plugin.calls).toBe(3);
     const fallbacks = lines.filter((l) => String(l['msg']).includes('does not serve HandleStream'));
@@ -38,9 +38,9 @@ describe('gRPC plugins built from the configuration', () => {
   it('transport: stream forces the stream (a unary-only plugin then fails with UNIMPLEMENTED); transport: unary forces unary calls', async () => {
     const plugin = await serveUnaryOnly(() => 'unary');
     cleanups.push(() => plugin.close());
-    await expect(pluginsFrom(plugin.port, '    transport: stream\n').plugin.invoke(event, { flow: 'f', attempt: 1 })).rejects.toMatchObject({ code: 12 });
+    await expect(pluginsFrom(plugin.port, '    transport: stream\n').plugin.invoke(event, { flow: 'f', attempt: 1, config: {} })).rejects.toMatchObject({ code: 12 });
     const unary = pluginsFrom(plugin.port, '    transport: unary\n');
-    expect((await unary.plugin.invoke(event, { flow: 'f', attempt: 1 })).message).toBe('unary');
+    expect((await unary.plugin.invoke(event, { flow: 'f', attempt: 1, config: {} })).message).toBe('unary');
     expect(unary.lines).toEqual([]);
   });
 
@@ -48,7 +48,7 @@ describe('gRPC plugins built from the configuration', () => {
     const server = await serve(0, { handle: (e) => ({ message: `sdk ${e.id}` }) });
     cleanups.push(() => server.close());
     const { plugin, lines } = pluginsFrom(server.port);
-    expect((await plugin.invoke(event, { flow: 'f', attempt: 1 })).message).toBe('sdk e1');
+    expect((await plugin.invoke(event, { flow: 'f', attempt: 1, config: {} })).message).toBe('sdk e1');
     expect(lines).toEqual([]);
   });
 

@@ -6,7 +6,8 @@ import { configSchema } from '../../src/config/schema.js';
 import { formatPath } from '../../src/validation-issues.js';
 
 interface JsonSchema {
-  type?: string;
+  /** One type, or several for a union of primitives (`["string", "number"]`). */
+  type?: string | string[];
   properties?: Record<string, JsonSchema>;
   additionalProperties?: boolean | JsonSchema;
   items?: JsonSchema;
@@ -23,6 +24,8 @@ function walk(schema: JsonSchema, path: string, found: Set<string>): void {
   const branches = schema.anyOf ?? schema.oneOf;
   if (branches) {
     for (const branch of branches) walk(branch, path, found);
+  } else if (Array.isArray(schema.type)) {
+    for (const type of schema.type) walk({ type }, path, found);
   } else if (schema.type === 'string') {
     found.add(path);
   } else if (schema.type === 'object') {
@@ -125,7 +128,7 @@ export function completeConfigs(dir: string): object[] {
         groupBy: ['instance_id'],
         cooldown: '1m',
         runRetry: retry(),
-        plugins: ['g', 'l'],
+        plugins: ['g', { plugin: 'l', config: { mode: 'pool', maxUnavailable: 2, dryRun: false } }],
       },
     },
     // Nothing listens there: the queue's receives fail and are retried, as with SQS unreachable.

@@ -5,6 +5,8 @@ export interface RecordedCall {
   event: CloudEvent;
   flow: string;
   attempt: number;
+  /** The flow's settings for the plugin. */
+  config: Readonly<Record<string, string>>;
   at: number;
 }
 
@@ -26,7 +28,7 @@ export async function startRecordingPlugin(
   const waiters: Array<{ count: number; resolve: () => void }> = [];
   const handler: EventHandler = {
     handle: (event, context) => {
-      calls.push({ event, flow: context.flow, attempt: context.attempt, at: Date.now() });
+      calls.push({ event, flow: context.flow, attempt: context.attempt, config: context.config, at: Date.now() });
       for (const w of waiters.filter((w) => calls.length >= w.count)) w.resolve();
       return behaviour(event, context, calls.length - 1);
     },

@@ -155,6 +155,17 @@ export interface HandleRequest {
   flow: string;
   /** The attempt number, 1 for the first call. */
   attempt: number;
+  /**
+   * The flow's settings for this plugin (`{plugin: name, config: {...}}` in
+   * core's configuration), values as strings; empty when the flow sets none.
+   * One plugin can act differently per flow, e.g. on one instance or a pool.
+   */
+  config: { [key: string]: string };
+}
+
+export interface HandleRequest_ConfigEntry {
+  key: string;
+  value: string;
 }
 
 /** HandleResponse is the outcome of a successful call. */
@@ -853,7 +864,7 @@ export const CallStatus: MessageFns<CallStatus> = {
 };
 
 function createBaseHandleRequest(): HandleRequest {
-  return { event: undefined, flow: "", attempt: 0 };
+  return { event: undefined, flow: "", attempt: 0, config: {} };
 }
 
 export const HandleRequest: MessageFns<HandleRequest> = {
@@ -867,6 +878,9 @@ export const HandleRequest: MessageFns<HandleRequest> = {
     if (message.attempt !== 0) {
       writer.uint32(24).uint32(message.attempt);
     }
+    globalThis.Object.entries(message.config).forEach(([key, value]: [string, string]) => {
+      HandleRequest_ConfigEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
     return writer;
   },
 
@@ -905,6 +919,74 @@ export const HandleRequest: MessageFns<HandleRequest> = {
             }
 
             message.attempt = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = HandleRequest_ConfigEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.config[entry4.key] = entry4.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHandleRequest_ConfigEntry(): HandleRequest_ConfigEntry {
+  return { key: "", value: "" };
+}
+
+export const HandleRequest_ConfigEntry: MessageFns<HandleRequest_ConfigEntry> = {
+  encode(message: HandleRequest_ConfigEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HandleRequest_ConfigEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHandleRequest_ConfigEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
             continue;
           }
         }
