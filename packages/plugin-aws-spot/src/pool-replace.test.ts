@@ -1,4 +1,4 @@
-import { Code, PluginError, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
+import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
 import { awsLikeRateLimits, rejectionOf, startAwsStandIn, type AwsStandIn, type Ec2Instance } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
@@ -37,10 +37,13 @@ function handler(aws: AwsStandIn, options: AwsSpotReplaceOptions = {}): AwsSpotR
 
 /** A call in pool mode, with the flow's config as core sends it. */
 function poolCall(config: Record<string, string> = {}, init: { timeoutMs?: number; attempt?: number } = {}): HandleContext {
-  const signal = init.timeoutMs === undefined ? new AbortController().signal : AbortSignal.timeout(init.timeoutMs);
-  const deadline = init.timeoutMs === undefined ? undefined : new Date(Date.now() + init.timeoutMs);
-  const context = { flow: 'spot-price-surge', attempt: init.attempt ?? 1, deadline, signal, config: { mode: 'pool', ...config } };
-  return context;
+  return {
+    flow: 'spot-price-surge',
+    attempt: init.attempt ?? 1,
+    deadline: init.timeoutMs === undefined ? undefined : new Date(Date.now() + init.timeoutMs),
+    signal: init.timeoutMs === undefined ? new AbortController().signal : AbortSignal.timeout(init.timeoutMs),
+    config: { mode: 'pool', ...config },
+  };
 }
 
 const surge = (id = 'surge-1', labels: Record<string, string> = { availability_zone: 'us-east-1a', instance_type: 'm5.large' }): CloudEvent => ({
@@ -288,5 +291,20 @@ describe('pool mode: replacement before drain', () => {
     const err = await rejectionOf(handler(aws).handle(surge('s', { availability_zone: 'us-east-1a' }), poolCall()), PluginError);
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.message).toMatch(/names no pool/);
+  });
+
+  it('takes mode: pool from the flow’s config served over gRPC; without it the same event is a per-instance call', async () => {
+    const aws = await standIn();
+    aws.ec2.launchDelayMs = 100;
+    surgingPool(aws, 3);
+    const server = await serve(0, handler(aws), { host: '127.0.0.1' });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+
+    const res = await client.handle(surge(), { flow: 'spot-price-surge', config: { mode: 'pool', waitTimeout: '15s' }, timeoutMs: 20_000 });
+    expect(res).toMatchObject({ status: 'ok', attributes: { pool: 'us-east-1a/m5.large', instances: '3', replacements_running: '3', strategy: 'pool-fleet' } });
+    const perInstance = await rejectionOf(client.handle(surge(), { flow: 'spot-replace', timeoutMs: 20_000 }), PluginError);
+    expect(perInstance.code).toBe(Code.InvalidArgument);
+    expect(perInstance.message).toMatch(/has no labels.instance_id/);
   });
 });

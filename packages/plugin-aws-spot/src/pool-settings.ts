@@ -34,12 +34,6 @@ const POOL_MODE = 'pool';
 /** The modes a flow's config may name; without one, the plugin replaces the event's instance. */
 const MODES = new Set(['instance', POOL_MODE]);
 
-/** The flow's per-plugin config of a call (empty when the flow sets none). */
-function flowConfig(context: HandleContext): Readonly<Record<string, string>> {
-  // Until the SDK carries the flow's config (issue 19), a context without it is a flow that sets none.
-  return (context as HandleContext & { config?: Readonly<Record<string, string>> }).config ?? {};
-}
-
 function invalid(context: HandleContext, key: string, value: string, expected: string): PluginError {
   return new PluginError(Code.InvalidArgument, `flow ${context.flow}: aws-spot config ${key} "${value}" ${expected}`);
 }
@@ -49,7 +43,7 @@ function invalid(context: HandleContext, key: string, value: string, expected: s
  * @throws PluginError INVALID_ARGUMENT for a mode it does not know.
  */
 export function isPoolMode(context: HandleContext): boolean {
-  const mode = flowConfig(context).mode;
+  const mode = context.config.mode;
   if (mode !== undefined && !MODES.has(mode)) throw invalid(context, 'mode', mode, `is not one of ${[...MODES].join(', ')}`);
   return mode === POOL_MODE;
 }
@@ -74,7 +68,7 @@ export const commaList = (text: string): string[] => text.split(',').map((s) => 
  * @throws PluginError INVALID_ARGUMENT naming the flow, the key and the value.
  */
 export function poolSettings(context: HandleContext, defaults: PoolOptions): PoolSettings {
-  const config = flowConfig(context);
+  const { config } = context;
   const tagText = config.tag ?? defaults.tag;
   let tag: PoolSettings['tag'];
   if (tagText !== undefined) {
