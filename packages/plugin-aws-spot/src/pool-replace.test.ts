@@ -176,6 +176,29 @@ describe('pool mode: replacement before drain', () => {
     expect(replacements(aws)).toHaveLength(5);
   });
 
+  it('replaces a pool larger than EC2’s CreateFleet bucket once per instance, over core’s retries of the throttled call', async () => {
+    const aws = await standIn({ rateLimits: awsLikeRateLimits });
+    aws.ec2.launchDelayMs = 0;
+    surgingPool(aws, 60);
+    const h = handler(aws, { pool: { fleetConcurrency: 8 } });
+    const codes: Code[] = [];
+    // Core retries a retryable answer (RESOURCE_EXHAUSTED here), after a backoff.
+    for (let attempt = 1; attempt <= 40; attempt++) {
+      const outcome = await h.handle(surge(), poolCall({}, { attempt })).then(
+        () => undefined,
+        (err: PluginError) => err,
+      );
+      if (outcome === undefined) break;
+      codes.push(outcome.code);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(codes.length).toBeGreaterThan(0);
+    expect(new Set(codes)).toEqual(new Set([Code.ResourceExhausted]));
+    expect(replacements(aws)).toHaveLength(60);
+    expect(new Set(replacements(aws).map((i) => i.tags[REPLACES])).size).toBe(60);
+    expect(aws.rateLimiter!.throttled()['ec2:CreateFleet']).toBeGreaterThan(0);
+  });
+
   it('keeps at most fleetConcurrency CreateFleet calls in flight', async () => {
     const aws = await standIn();
     aws.ec2.launchDelayMs = 0;
