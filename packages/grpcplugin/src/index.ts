@@ -18,8 +18,8 @@ export { PluginClient, type HandleCallOptions, type PluginClientOptions, type Pl
 export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';
 export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 export { normalizeTime } from './timestamp.js';
-export { parseDuration } from './duration.js';
 export { systemClock, type Clock } from './clock.js';
+export { formatDuration, parseDuration } from './duration.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';
 export { UsageError, integerFlag, parseFlags, readFlagFile, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
