@@ -108,6 +108,12 @@ function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): '
  * `auto_scaling_group` + `replacement_requested` (group), plus `strategy` and
  * `duration_ms`.
  *
+ * With the flow's config `mode: pool` it acts on the event's spot pool
+ * instead: every spot instance of it gets a replacement in another pool, and
+ * the call answers once they all run (see the README's *Pool mode*), with the
+ * attributes `pool`, `instances`, `replacements_requested`,
+ * `replacements_existing` and `replacements_running`.
+ *
  * Built for waves: look-ups of many instances share DescribeInstances calls,
  * detaches from one group are batched (see `GroupDetacher`), and a replacement
  * once requested is remembered, so a retried or repeated call is answered
@@ -140,9 +146,8 @@ export class AwsSpotReplaceHandler implements EventHandler {
     const instanceId = instanceIdOf(event);
     if (context.signal.aborted) throw abortReason(context.signal);
     const region = this.regional(labelsOf(event).region ?? this.options.region);
-    const answer = (strategy: string, outcome: ReplacementOutcome): HandleResult => this.answer(started, strategy, outcome);
     const again = (done: RequestedReplacement): HandleResult =>
-      answer(done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
+      this.answer(started, done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
     const requested = region.requested.get(instanceId);
     if (requested) return again(requested);
     const pending = region.inFlight.get(instanceId);
@@ -156,7 +161,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
     try {
       const done = await work;
       if (done.outcome.status === 'ok' && done.outcome.attributes.dry_run === undefined) region.requested.set(instanceId, done);
-      return answer(done.strategy, done.outcome);
+      return this.answer(started, done.strategy, done.outcome);
     } catch (err) {
       throw toPluginError(err, `replacing ${instanceId}`, context.signal);
     } finally {
