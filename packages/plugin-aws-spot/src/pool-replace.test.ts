@@ -79,6 +79,7 @@ describe('pool mode: replacement before drain', () => {
   it('replaces the 5 spot instances of the surging pool with 5 outside it, and answers only once all 5 are running', async () => {
     const aws = await standIn();
     aws.ec2.launchDelayMs = 300;
+    aws.ec2.subnets.set('subnet-c', 'us-east-1c');
     const pool = surgingPool(aws, 5);
     const others = otherPools(aws);
     const h = handler(aws, { pool: { tag: 'cluster=prod' } });
@@ -91,6 +92,7 @@ describe('pool mode: replacement before drain', () => {
 
     expect(result).toMatchObject({
       status: 'ok',
+      message: '5 replacements running for the 5 spot instances of pool us-east-1a/m5.large (5 requested now, 0 earlier)',
       attributes: { pool: 'us-east-1a/m5.large', instances: '5', replacements_requested: '5', replacements_existing: '0', replacements_running: '5', strategy: 'pool-fleet' },
     });
     const launched = replacements(aws);
@@ -106,7 +108,11 @@ describe('pool mode: replacement before drain', () => {
         const subnet = call.params[key.replace('InstanceType', 'SubnetId')];
         expect(type === 'm5.large' && subnet === 'subnet-a', `${type} in ${subnet}`).toBe(false);
       }
-      expect(overrides.some(([, type]) => type === 'm5.large'), 'm5.large in the other zone').toBe(true);
+      const places = overrides.map(([key, type]) => `${type}@${call.params[key.replace('InstanceType', 'SubnetId')]}`);
+      // Other types in the old instance's subnet, every type in the other zone's, each once; never subnet-c, which no one named.
+      expect(places).toEqual(expect.arrayContaining(['m5a.large@subnet-a', 'm5.large@subnet-b', 'm5a.large@subnet-b']));
+      expect(new Set(places).size).toBe(places.length);
+      expect(places.filter((p) => p.endsWith('@subnet-c'))).toEqual([]);
     }
     for (const other of others) expect(aws.ec2.instancesTagged(REPLACES, other.instanceId)).toEqual([]);
     // The replacements carry the cluster's tags, so they join it.
@@ -129,7 +135,8 @@ describe('pool mode: replacement before drain', () => {
     surgingPool(aws, 5);
     const err = await rejectionOf(handler(aws).handle(surge(), poolCall({ waitTimeout: '200ms' })), PluginError);
     expect(err.code).toBe(Code.Unavailable);
-    expect(err.message).toMatch(/0 of 5 replacements for pool us-east-1a\/m5\.large running after \d+ ms.*5 requested now, 0 earlier/);
+    expect(err.message).toMatch(/^0 of 5 replacements for pool us-east-1a\/m5\.large running after \d+ ms \(5 requested now, 0 earlier\): the drain waits/);
+    expect(Number(/after (\d+) ms/.exec(err.message)?.[1])).toBeLessThan(60_000);
     expect(replacements(aws)).toHaveLength(5);
 
     // Core's retry, in a restarted plugin (nothing remembered in memory): it finds the 5 by their tag.
@@ -228,7 +235,7 @@ describe('pool mode: replacement before drain', () => {
     const aws = await standIn();
     surgingPool(aws, 3);
     const result = await handler(aws, { dryRun: true }).handle(surge(), poolCall());
-    expect(result).toMatchObject({ status: 'ok', attributes: { dry_run: 'true', instances: '3' } });
+    expect(result).toMatchObject({ status: 'ok', message: 'dry run: EC2 would launch 3 replacements for pool us-east-1a/m5.large', attributes: { dry_run: 'true', instances: '3' } });
     expect(aws.callsTo('CreateFleet').map((c) => [c.params.DryRun, c.errorCode])).toEqual(Array(3).fill(['true', 'DryRunOperation']));
     expect(aws.ec2.fleets).toEqual([]);
   });

@@ -11,7 +11,6 @@ import type { RegionalReplacer, RequestedReplacement } from './regional-replacer
 import type { ReplacementOutcome } from './replacement-outcome.js';
 import type { PoolSettings } from './pool-settings.js';
 import { poolName, type SpotPool } from './spot-pool.js';
-import { AUTO_SCALING_GROUP_TAG } from './tags.js';
 
 /** What replacing a pool works with. */
 export interface PoolReplaceContext {
@@ -130,7 +129,8 @@ async function poolMembers(describe: DescribeOptions, pool: SpotPool, tag: PoolS
     LIVE,
     ...(tag ? [{ Name: `tag:${tag.key}`, Values: [tag.value] }] : []),
   ]);
-  return found.map((i) => infoOf(i, i.Tags?.find((t) => t.Key === AUTO_SCALING_GROUP_TAG)?.Value));
+  // Group membership does not matter here: every instance gets a fleet.
+  return found.map((i) => infoOf(i, undefined));
 }
 
 /** The zones of the configured subnets (one DescribeSubnets). */
@@ -169,15 +169,13 @@ function placesOutside(pool: SpotPool, member: InstanceInfo, elsewhere: readonly
  * outcome is this call's.
  */
 async function launchOnce(ctx: PoolReplaceContext, member: InstanceInfo, launch: () => Promise<ReplacementOutcome>): Promise<RequestedReplacement> {
-  const { inFlight, requested } = ctx.region;
+  const { inFlight } = ctx.region;
   const pending = inFlight.get(member.instanceId);
   if (pending) return pending;
   const work = launch().then((outcome): RequestedReplacement => ({ strategy: 'fleet', outcome }));
   inFlight.set(member.instanceId, work);
   try {
-    const done = await work;
-    if (done.outcome.attributes.dry_run === undefined) requested.set(member.instanceId, done);
-    return done;
+    return await work;
   } finally {
     if (inFlight.get(member.instanceId) === work) inFlight.delete(member.instanceId);
   }
