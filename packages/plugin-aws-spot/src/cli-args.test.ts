@@ -32,6 +32,14 @@ describe('parseCliArgs', () => {
       '256',
       '--complete-lifecycle-hooks',
       'after-drain',
+      '--pool-tag',
+      'kubernetes.io/cluster/prod=owned',
+      '--pool-subnets',
+      'subnet-b,subnet-c',
+      '--pool-wait-timeout',
+      '2m30s',
+      '--pool-fleet-concurrency',
+      '8',
     ]);
     expect(command).toEqual({
       kind: 'serve',
@@ -47,6 +55,7 @@ describe('parseCliArgs', () => {
         retry: { maxAttempts: 2 },
         maxSockets: 256,
         completeLifecycleHooks: 'after-drain',
+        pool: { tag: 'kubernetes.io/cluster/prod=owned', subnets: ['subnet-b', 'subnet-c'], waitTimeoutMs: 150_000, fleetConcurrency: 8 },
       },
     });
   });
@@ -65,6 +74,10 @@ describe('parseCliArgs', () => {
     [['--max-sockets', '0'], /--max-sockets must be an integer from 1 to 10000/],
     [['--complete-lifecycle-hooks', 'sometimes'], /--complete-lifecycle-hooks must be always or after-drain, got "sometimes"/],
     [['--instance-types', ','], /at least one instance type/],
+    [['--pool-tag', 'cluster'], /--pool-tag must be key=value, got "cluster"/],
+    [['--pool-subnets', ' , '], /--pool-subnets needs at least one subnet/],
+    [['--pool-wait-timeout', '5 minutes'], /--pool-wait-timeout must be a duration/],
+    [['--pool-fleet-concurrency', '0'], /--pool-fleet-concurrency must be an integer from 1 to 100/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem'], /--tls-cert: cannot read/],
   ])('refuses %j', (argv, message) => {

@@ -1,4 +1,5 @@
-import { integerFlag, parseFlags, readFlagFile, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, readFlagFile, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
+import { commaList, parseTagFilter, type PoolOptions } from './pool-settings.js';
 import { REPLACEMENT_STRATEGIES, type AwsSpotReplaceOptions, type ReplacementStrategy } from './replace-handler.js';
 
 /** The bin's usage text. */
@@ -23,6 +24,16 @@ Options:
   --complete-lifecycle-hooks always|after-drain
                           complete a Terminating:Wait member's lifecycle actions always, or only after the
                           k8s-drain plugin drained its node earlier in the same run (default always)
+Pool mode (a flow's plugin config mode: pool; the flow's config tag, subnets and waitTimeout override):
+  --pool-tag <key=value>  only instances with this tag belong to a pool (e.g. the cluster's tag;
+                          default: every spot instance of the zone and type)
+  --pool-subnets <list>   comma-separated subnets, e.g. the cluster's in other zones, where replacements
+                          may launch too (default: only other instance types in the old instance's subnet)
+  --pool-wait-timeout <d> how long a call waits for the replacements to run, at most (default 5m; the
+                          call's deadline also bounds it)
+  --pool-fleet-concurrency <n>
+                          CreateFleet calls in flight at once (default 4)
+
   --tls-cert <file>       serve TLS with this certificate chain (PEM) ...
   --tls-key <file>        ... and this private key (PEM)
   --tls-ca <file>         require client certificates signed by this CA (mTLS)
@@ -55,6 +66,27 @@ function tls(cert: string | undefined, key: string | undefined, ca: string | und
   return { cert: readFlagFile('tls-cert', cert), key: readFlagFile('tls-key', key), ...(ca !== undefined && { ca: readFlagFile('tls-ca', ca) }) };
 }
 
+function poolOptions(tag: string | undefined, subnets: string | undefined, waitTimeout: string | undefined, concurrency: string | undefined): PoolOptions | undefined {
+  if (tag === undefined && subnets === undefined && waitTimeout === undefined && concurrency === undefined) return undefined;
+  if (tag !== undefined) {
+    try {
+      parseTagFilter(tag);
+    } catch (err) {
+      throw new UsageError(`--pool-tag ${(err as Error).message}, got "${tag}"`);
+    }
+  }
+  const waitTimeoutMs = waitTimeout === undefined ? undefined : parseDuration(waitTimeout);
+  if (waitTimeout !== undefined && waitTimeoutMs === undefined) throw new UsageError(`--pool-wait-timeout must be a duration (e.g. 90s, 5m), got "${waitTimeout}"`);
+  const subnetIds = subnets === undefined ? undefined : commaList(subnets);
+  if (subnetIds?.length === 0) throw new UsageError('--pool-subnets needs at least one subnet');
+  return {
+    ...(tag !== undefined && { tag }),
+    ...(subnetIds !== undefined && { subnets: subnetIds }),
+    ...(waitTimeoutMs !== undefined && { waitTimeoutMs }),
+    ...(concurrency !== undefined && { fleetConcurrency: integerFlag('pool-fleet-concurrency', concurrency, 4, 1, 100) }),
+  };
+}
+
 /** Parses the bin's arguments (without `node` and the script). Throws {@link UsageError}. */
 export function parseCliArgs(argv: readonly string[]): CliCommand {
   const v = parseFlags(argv, {
@@ -69,6 +101,10 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     'max-attempts': { type: 'string' },
     'max-sockets': { type: 'string' },
     'complete-lifecycle-hooks': { type: 'string' },
+    'pool-tag': { type: 'string' },
+    'pool-subnets': { type: 'string' },
+    'pool-wait-timeout': { type: 'string' },
+    'pool-fleet-concurrency': { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'tls-ca': { type: 'string' },
@@ -78,7 +114,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (v.help) return { kind: 'help' };
   if (v.version) return { kind: 'version' };
   if (v.endpoint !== undefined && !URL.canParse(v.endpoint)) throw new UsageError(`--endpoint must be a URL, got "${v.endpoint}"`);
-  const instanceTypes = v['instance-types']?.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  const instanceTypes = v['instance-types'] === undefined ? undefined : commaList(v['instance-types']);
   if (instanceTypes?.length === 0) throw new UsageError('--instance-types needs at least one instance type');
   const serveTls = tls(v['tls-cert'], v['tls-key'], v['tls-ca']);
   const chosenStrategy = strategy(v.strategy);
@@ -86,6 +122,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (hooks !== undefined && hooks !== 'always' && hooks !== 'after-drain') {
     throw new UsageError(`--complete-lifecycle-hooks must be always or after-drain, got "${hooks}"`);
   }
+  const pool = poolOptions(v['pool-tag'], v['pool-subnets'], v['pool-wait-timeout'], v['pool-fleet-concurrency']);
   return {
     kind: 'serve',
     port: integerFlag('port', v.port, 9001, 0, 65_535),
@@ -100,6 +137,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       retry: { maxAttempts: integerFlag('max-attempts', v['max-attempts'], 4, 1, 20) },
       ...(v['max-sockets'] !== undefined && { maxSockets: integerFlag('max-sockets', v['max-sockets'], 128, 1, 10_000) }),
       ...(hooks !== undefined && { completeLifecycleHooks: hooks }),
+      ...(pool && { pool }),
     },
   };
 }

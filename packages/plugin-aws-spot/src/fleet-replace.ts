@@ -1,7 +1,8 @@
 import {
   CreateFleetCommand,
-  DescribeInstancesCommand,
   type _InstanceType,
+  type Filter,
+  type Instance,
   type CreateFleetCommandInput,
   type CreateFleetError,
 } from '@aws-sdk/client-ec2';
@@ -9,6 +10,7 @@ import { Code, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { callAws, dryRunEc2 } from './aws-call.js';
 import { grpcCodeFor } from './aws-error.js';
 import { clientToken } from './client-token.js';
+import { describeInstancesAmong, type DescribeOptions } from './describe-instances.js';
 import { siblingInstanceTypes } from './instance-types.js';
 import type { ReplacementOutcome, StrategyContext } from './replacement-outcome.js';
 import { REPLACES_TAG, replacementTags } from './tags.js';
@@ -19,7 +21,8 @@ export interface FleetSettings {
   readonly onDemandFallback: boolean;
 }
 
-type CapacityType = 'spot' | 'on-demand';
+/** Spot or on-demand. */
+export type CapacityType = 'spot' | 'on-demand';
 
 /** Per-override errors that mean "no capacity right now", after which on-demand is tried. */
 const CAPACITY_SHORTAGE = new Set(['InsufficientInstanceCapacity', 'UnfulfillableCapacity']);
@@ -28,6 +31,21 @@ interface LaunchResult {
   readonly instanceId: string | undefined;
   readonly instanceType: string | undefined;
   readonly errors: readonly CreateFleetError[];
+}
+
+/** One place a replacement may launch: an instance type in a subnet (the old instance's when none is given). */
+export interface LaunchPlace {
+  readonly instanceType: string;
+  readonly subnetId: string | undefined;
+}
+
+/** What {@link launchReplacement} launches, and how its requests are told apart. */
+export interface LaunchSettings {
+  /** The fleet's overrides, in order of preference. */
+  readonly places: readonly LaunchPlace[];
+  readonly onDemandFallback: boolean;
+  /** The CreateFleet client token of the spot and of the on-demand request. */
+  readonly clientToken: (capacityType: CapacityType) => string;
 }
 
 /**
@@ -51,6 +69,22 @@ export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, 
       attributes: { replacement_instance_id: existing },
     };
   }
+  return launchReplacement(ctx, {
+    places: (settings.instanceTypes ?? siblingInstanceTypes(instance.instanceType)).map((instanceType) => ({ instanceType, subnetId: instance.subnetId })),
+    onDemandFallback: settings.onDemandFallback,
+    clientToken: (capacityType) => clientToken(event, capacityType),
+  });
+}
+
+/**
+ * Launches one replacement for `ctx.instance` with an `instant` EC2 Fleet from
+ * its launch template, over `settings.places`: spot first (capacity-optimized),
+ * then on-demand when spot reports no capacity and the fallback is on. The
+ * replacement carries the old instance's tags plus `hollowtrees:replaces=<old id>`.
+ * Looks for no earlier replacement: the caller has.
+ */
+export async function launchReplacement(ctx: StrategyContext, settings: LaunchSettings): Promise<ReplacementOutcome> {
+  const { instance } = ctx;
   const template = instance.launchTemplate;
   if (!template) {
     throw new PluginError(
@@ -60,14 +94,14 @@ export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, 
   }
   const request = (capacityType: CapacityType): CreateFleetCommandInput => ({
     Type: 'instant',
-    ClientToken: clientToken(event, capacityType),
+    ClientToken: settings.clientToken(capacityType),
     LaunchTemplateConfigs: [
       {
         LaunchTemplateSpecification: { LaunchTemplateId: template.id, Version: template.version },
-        Overrides: (settings.instanceTypes ?? siblingInstanceTypes(instance.instanceType)).map((type) => ({
+        Overrides: settings.places.map((place) => ({
           // EC2 validates the name; the SDK's union lags behind new instance types.
-          InstanceType: type as _InstanceType,
-          ...(instance.subnetId !== undefined && { SubnetId: instance.subnetId }),
+          InstanceType: place.instanceType as _InstanceType,
+          ...(place.subnetId !== undefined && { SubnetId: place.subnetId }),
         })),
       },
     ],
@@ -104,19 +138,24 @@ export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, 
 }
 
 async function findReplacement({ clients, instance, signal }: StrategyContext): Promise<string | undefined> {
-  const found = await callAws('EC2 DescribeInstances', signal, (o) =>
-    clients.ec2.send(
-      new DescribeInstancesCommand({
-        Filters: [
-          { Name: `tag:${REPLACES_TAG}`, Values: [instance.instanceId] },
-          { Name: 'instance-state-name', Values: ['pending', 'running'] },
-        ],
-      }),
-      o,
-    ),
-  );
-  return found.Reservations?.flatMap((r) => r.Instances ?? [])[0]?.InstanceId;
+  const found = await findReplacements({ ec2: clients.ec2, pageSize: 1000, signal }, [instance.instanceId]);
+  return found.get(instance.instanceId)?.InstanceId;
 }
+
+/**
+ * The pending or running replacements (tagged `hollowtrees:replaces`) of
+ * `instanceIds`, by the id each replaces.
+ */
+export async function findReplacements(options: DescribeOptions, instanceIds: readonly string[]): Promise<Map<string, Instance>> {
+  const found = await describeInstancesAmong(options, [LIVE], `tag:${REPLACES_TAG}`, instanceIds);
+  return new Map(found.flatMap((i) => {
+    const replaced = i.Tags?.find((t) => t.Key === REPLACES_TAG)?.Value;
+    return replaced === undefined ? [] : [[replaced, i] as const];
+  }));
+}
+
+/** The states an instance that is, or will soon be, running is in. */
+export const LIVE: Filter = { Name: 'instance-state-name', Values: ['pending', 'running'] };
 
 async function launch(ctx: StrategyContext, input: CreateFleetCommandInput): Promise<LaunchResult> {
   const out = await callAws('EC2 CreateFleet', ctx.signal, (o) => ctx.clients.ec2.send(new CreateFleetCommand(input), o));

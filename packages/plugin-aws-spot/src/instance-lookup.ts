@@ -42,7 +42,8 @@ const MEMBERSHIP_BATCH = 50;
 /** A batch serves many calls, so it runs on its own clock, not a caller's. */
 const BATCH_TIMEOUT_MS = 30_000;
 
-function infoOf(instance: Instance, group: string | undefined): InstanceInfo {
+/** What the plugin keeps of an EC2 description; `group` is the instance's Auto Scaling group, when known. */
+export function infoOf(instance: Instance, group: string | undefined): InstanceInfo {
   const tags = Object.fromEntries((instance.Tags ?? []).flatMap((t) => (t.Key === undefined ? [] : [[t.Key, t.Value ?? '']])));
   const templateId = tags['aws:ec2launchtemplate:id'];
   return {

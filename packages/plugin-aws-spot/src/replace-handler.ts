@@ -1,10 +1,14 @@
-import { Code, labelsOf, PluginError, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { labelsOf, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
 import { toPluginError } from './aws-error.js';
 import { replaceWithFleet } from './fleet-replace.js';
+import { instanceIdOf } from './instance-id.js';
+import { replacePool } from './pool-replace.js';
+import { isPoolMode, poolSettings, type PoolOptions } from './pool-settings.js';
+import { poolOfEvent } from './spot-pool.js';
 import type { InstanceInfo } from './instance-lookup.js';
 import { RegionalReplacer, type RequestedReplacement } from './regional-replacer.js';
 import type { ReplacementOutcome } from './replacement-outcome.js';
@@ -13,6 +17,11 @@ import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
 
 /** The `service` field of the plugin's log lines. */
 export const SERVICE = 'hollowtrees-aws-spot';
+
+/** The `strategy` attribute of a pool-mode answer. */
+const POOL_STRATEGY = 'pool-fleet';
+/** The suffix of a resolution's event type (a price surge that is over). */
+const RESOLVED = '.resolved';
 
 /**
  * How the reclaimed instance is replaced:
@@ -73,23 +82,16 @@ export interface AwsSpotReplaceOptions {
    * the drain. Default `always`.
    */
   completeLifecycleHooks?: 'always' | 'after-drain';
+  /**
+   * Pool mode (a flow's config `mode: pool`): the plugin-wide defaults. See
+   * {@link PoolOptions}; `instanceTypes`, `onDemandFallback`, `dryRun` and
+   * `replyMarginMs` apply too.
+   */
+  pool?: PoolOptions;
   /** Default: JSON lines on stdout, in core's format. */
   logger?: Logger;
   /** Where `duration_ms` and the `rememberMs` windows read time. Default {@link systemClock}. */
   clock?: Clock;
-}
-
-const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
-
-function instanceIdOf(event: CloudEvent): string {
-  const instanceId = labelsOf(event).instance_id;
-  if (instanceId === undefined || instanceId === '') {
-    throw new PluginError(Code.InvalidArgument, `event ${event.id} (${event.type}) has no labels.instance_id: the AWS spot plugin needs the EC2 instance id`);
-  }
-  if (!INSTANCE_ID.test(instanceId)) {
-    throw new PluginError(Code.InvalidArgument, `event ${event.id}: labels.instance_id "${instanceId}" is not an EC2 instance id (i-...)`);
-  }
-  return instanceId;
 }
 
 function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): 'asg-detach' | 'fleet' {
@@ -105,6 +107,12 @@ function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): '
  * and answers with the attributes `replacement_instance_id` (fleet) or
  * `auto_scaling_group` + `replacement_requested` (group), plus `strategy` and
  * `duration_ms`.
+ *
+ * With the flow's config `mode: pool` it acts on the event's spot pool
+ * instead: every spot instance of it gets a replacement in another pool, and
+ * the call answers once they all run (see the README's *Pool mode*), with the
+ * attributes `pool`, `instances`, `replacements_requested`,
+ * `replacements_existing` and `replacements_running`.
  *
  * Built for waves: look-ups of many instances share DescribeInstances calls,
  * detaches from one group are batched (see `GroupDetacher`), and a replacement
@@ -131,19 +139,15 @@ export class AwsSpotReplaceHandler implements EventHandler {
     this.clock = options.clock ?? systemClock;
   }
 
-  /** Replaces the event's instance; rejects with a {@link PluginError} whose code says whether core should retry. */
+  /** Replaces the event's instance; rejects with a PluginError whose code says whether core should retry. */
   async handle(event: CloudEvent, context: HandleContext): Promise<HandleResult> {
     const started = this.clock.now();
+    if (isPoolMode(context)) return this.replacePool(event, context, started);
     const instanceId = instanceIdOf(event);
     if (context.signal.aborted) throw abortReason(context.signal);
     const region = this.regional(labelsOf(event).region ?? this.options.region);
-    const answer = (strategy: string, outcome: ReplacementOutcome): HandleResult => ({
-      status: outcome.status,
-      message: outcome.message,
-      attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.clock.now() - started)) },
-    });
     const again = (done: RequestedReplacement): HandleResult =>
-      answer(done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
+      this.answer(started, done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
     const requested = region.requested.get(instanceId);
     if (requested) return again(requested);
     const pending = region.inFlight.get(instanceId);
@@ -157,11 +161,49 @@ export class AwsSpotReplaceHandler implements EventHandler {
     try {
       const done = await work;
       if (done.outcome.status === 'ok' && done.outcome.attributes.dry_run === undefined) region.requested.set(instanceId, done);
-      return answer(done.strategy, done.outcome);
+      return this.answer(started, done.strategy, done.outcome);
     } catch (err) {
       throw toPluginError(err, `replacing ${instanceId}`, context.signal);
     } finally {
       if (region.inFlight.get(instanceId) === work) region.inFlight.delete(instanceId);
+    }
+  }
+
+  private answer(started: number, strategy: string, outcome: ReplacementOutcome): HandleResult {
+    return {
+      status: outcome.status,
+      message: outcome.message,
+      attributes: { ...outcome.attributes, strategy, duration_ms: String(Math.round(this.clock.now() - started)) },
+    };
+  }
+
+  /** Pool mode (the flow's config `mode: pool`): see {@link replacePool}. A resolution is skipped. */
+  private async replacePool(event: CloudEvent, context: HandleContext, started: number): Promise<HandleResult> {
+    if (event.type.endsWith(RESOLVED)) {
+      return this.answer(started, POOL_STRATEGY, { status: 'skipped', message: `${event.type}: nothing to replace (the drain plugin stops its drain)`, attributes: {} });
+    }
+    const settings = poolSettings(context, this.options.pool ?? {});
+    if (context.signal.aborted) throw abortReason(context.signal);
+    const region = this.regional(labelsOf(event).region ?? this.options.region);
+    try {
+      const pool = await poolOfEvent(event, region.lookup, context.signal);
+      const outcome = await replacePool(
+        {
+          region,
+          settings,
+          fleet: { instanceTypes: this.options.instanceTypes, onDemandFallback: this.options.onDemandFallback ?? true },
+          dryRun: this.options.dryRun ?? false,
+          logger: this.logger,
+          clock: this.clock,
+          replyMarginMs: this.options.replyMarginMs ?? 1_000,
+        },
+        pool,
+        event,
+        context,
+      );
+      return this.answer(started, POOL_STRATEGY, outcome);
+    } catch (err) {
+      throw toPluginError(err, `replacing the pool of event ${event.id}`, context.signal);
     }
   }
 

@@ -13,11 +13,13 @@ import {
   CreateFleetCommand,
   CreateTagsCommand,
   DescribeInstancesCommand,
+  DescribeSubnetsCommand,
   EC2Client,
+  paginateDescribeInstances,
   type _InstanceType,
   type CreateFleetCommandInput,
 } from '@aws-sdk/client-ec2';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startAwsStandIn, type AwsStandIn } from './index.js';
 
 let aws: AwsStandIn;
@@ -143,6 +145,50 @@ describe('EC2 stand-in', () => {
     expect(aws.ec2.instances.size).toBe(1);
     const err = await failure(ec2.send(new CreateFleetCommand(fleetInput(['c5.large'], 'spot', 'token-1'))));
     expect(err.name).toBe('IdempotentParameterMismatch');
+  });
+});
+
+describe('EC2 stand-in for pool mode (issue 19)', () => {
+  it('pages DescribeInstances with MaxResults and NextToken, as the SDK paginator reads them', async () => {
+    for (let i = 0; i < 12; i++) aws.ec2.addInstance();
+    const pages: number[] = [];
+    for await (const page of paginateDescribeInstances({ client: ec2, pageSize: 5 }, {})) pages.push(page.Reservations?.length ?? 0);
+    expect(pages).toEqual([5, 5, 2]);
+  });
+
+  it('refuses MaxResults out of 5..1000, and with instance ids', async () => {
+    const { instanceId } = aws.ec2.addInstance();
+    expect((await failure(ec2.send(new DescribeInstancesCommand({ MaxResults: 4 })))).name).toBe('InvalidParameterValue');
+    expect((await failure(ec2.send(new DescribeInstancesCommand({ MaxResults: 5, InstanceIds: [instanceId] })))).name).toBe('InvalidParameterCombination');
+  });
+
+  it('filters by instance-lifecycle: spot instances have it, on-demand ones none', async () => {
+    const spot = aws.ec2.addInstance({ lifecycle: 'spot' });
+    aws.ec2.addInstance({ lifecycle: 'on-demand' });
+    const out = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-lifecycle', Values: ['spot'] }] }));
+    expect(out.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId)).toEqual([spot.instanceId]);
+  });
+
+  it('knows the zone of each subnet: DescribeSubnets, and an instance launched into a subnet is in its zone', async () => {
+    aws.ec2.subnets.set('subnet-b', 'us-east-1b');
+    aws.ec2.addInstance({ subnetId: 'subnet-a', availabilityZone: 'us-east-1c' });
+    const out = await ec2.send(new DescribeSubnetsCommand({ SubnetIds: ['subnet-a', 'subnet-b'] }));
+    expect(out.Subnets?.map((s) => [s.SubnetId, s.AvailabilityZone])).toEqual([
+      ['subnet-a', 'us-east-1c'],
+      ['subnet-b', 'us-east-1b'],
+    ]);
+    expect(aws.ec2.addInstance({ subnetId: 'subnet-b' }).availabilityZone).toBe('us-east-1b');
+    expect((await failure(ec2.send(new DescribeSubnetsCommand({ SubnetIds: ['subnet-nope'] })))).name).toBe('InvalidSubnetID.NotFound');
+  });
+
+  it('starts what a fleet launched after launchDelayMs: pending first, then running', async () => {
+    aws.ec2.addLaunchTemplate({ id: 'lt-0aaa', imageId: 'ami-1' });
+    aws.ec2.launchDelayMs = 100;
+    const out = await ec2.send(new CreateFleetCommand(fleetInput(['m5.large'], 'spot')));
+    const instance = aws.ec2.instances.get(out.Instances?.[0]?.InstanceIds?.[0] ?? '')!;
+    expect([instance.state, instance.runningAt]).toEqual(['pending', undefined]);
+    await vi.waitFor(() => expect(instance.state).toBe('running'), { timeout: 5_000, interval: 10 });
+    expect(instance.runningAt!.getTime() - instance.launchTime.getTime()).toBeGreaterThanOrEqual(95);
   });
 });
 

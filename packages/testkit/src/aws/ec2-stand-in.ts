@@ -31,6 +31,8 @@ export interface Ec2Instance {
   launchTemplate: { id: string; version: string } | undefined;
   tags: Record<string, string>;
   launchTime: Date;
+  /** When a launched instance went from `pending` to `running` (see {@link Ec2StandIn.launchDelayMs}). */
+  runningAt?: Date;
 }
 
 /** What {@link Ec2StandIn.addInstance} needs; everything has a default. */
@@ -39,7 +41,7 @@ export interface InstanceSpec {
   instanceId?: string;
   /** Default `m5.large`. */
   instanceType?: string;
-  /** Default `us-east-1a`. */
+  /** Default: the zone of the subnet (see {@link Ec2StandIn.subnets}), else `us-east-1a`. */
   availabilityZone?: string;
   /** Default `subnet-0a1b2c3d`. */
   subnetId?: string;
@@ -100,7 +102,8 @@ function tagsFrom(structs: readonly QueryParams[]): Record<string, string> {
 
 /**
  * The EC2 side of the stand-in: instances, launch templates and fleets, and
- * the actions DescribeInstances, CreateTags and CreateFleet (type `instant`).
+ * the actions DescribeInstances (paged), DescribeSubnets, CreateTags and
+ * CreateFleet (type `instant`).
  */
 export class Ec2StandIn {
   /** Every instance, by id. */
@@ -111,6 +114,13 @@ export class Ec2StandIn {
   readonly fleets: Ec2Fleet[] = [];
   /** Spot prices by pool, served by DescribeSpotPriceHistory. */
   readonly spotPrices = new SpotPriceHistory();
+  /** The availability zone of each subnet, as DescribeSubnets answers; an added instance registers its subnet. */
+  readonly subnets = new Map<string, string>();
+  /**
+   * Milliseconds after which an instance CreateFleet launched goes from
+   * `pending` to `running`. Default: it stays `pending`.
+   */
+  launchDelayMs: number | undefined = undefined;
   private readonly noCapacity: Record<CapacityType, Map<string, CapacityErrorCode>> = {
     spot: new Map(),
     'on-demand': new Map(),
@@ -119,6 +129,7 @@ export class Ec2StandIn {
   /** The actions served, by name. */
   readonly actions: Readonly<Record<string, ActionHandler>> = {
     DescribeInstances: (p) => this.describeInstances(p),
+    DescribeSubnets: (p) => this.describeSubnets(p),
     CreateTags: (p) => this.createTags(p),
     CreateFleet: (p) => this.createFleet(p),
     DescribeSpotPriceHistory: (p) => this.spotPrices.describe(p),
@@ -136,11 +147,14 @@ export class Ec2StandIn {
     if (launchTemplate && !this.launchTemplates.has(launchTemplate.id)) {
       this.addLaunchTemplate({ id: launchTemplate.id, imageId: `ami-0${hex(8)}` });
     }
+    const subnetId = spec.subnetId ?? 'subnet-0a1b2c3d';
+    const availabilityZone = spec.availabilityZone ?? this.subnets.get(subnetId) ?? 'us-east-1a';
+    if (!this.subnets.has(subnetId)) this.subnets.set(subnetId, availabilityZone);
     const instance: Ec2Instance = {
       instanceId: spec.instanceId ?? newInstanceId(),
       instanceType: spec.instanceType ?? 'm5.large',
-      availabilityZone: spec.availabilityZone ?? 'us-east-1a',
-      subnetId: spec.subnetId ?? 'subnet-0a1b2c3d',
+      availabilityZone,
+      subnetId,
       vpcId: 'vpc-0a1b2c3d',
       imageId: launchTemplate ? (this.launchTemplates.get(launchTemplate.id)?.imageId ?? '') : `ami-0${hex(8)}`,
       state: spec.state ?? 'running',
@@ -190,15 +204,28 @@ export class Ec2StandIn {
     const filters = params.structs('Filter').map((f) => ({ name: f.require('Name'), values: new Set(f.list('Value')) }));
     const candidates = ids.length > 0 ? ids.map((id) => this.instance(id)) : [...this.instances.values()];
     const matches = candidates.filter((instance) => filters.every((f) => filterValue(instance, f.name).some((v) => f.values.has(v))));
+    const page = paginate(matches, params, ids.length > 0);
     return {
+      ...(page.nextToken !== undefined && { nextToken: page.nextToken }),
       reservationSet: {
-        item: matches.map((instance) => ({
+        item: page.items.map((instance) => ({
           reservationId: `r-0${hex(8)}`,
           ownerId: '123456789012',
           groupSet: '',
           instancesSet: { item: [instanceXml(instance)] },
         })),
       },
+    };
+  }
+
+  private describeSubnets(params: QueryParams): Record<string, unknown> {
+    const ids = params.list('SubnetId');
+    for (const id of ids) {
+      if (!this.subnets.has(id)) throw new AwsApiError('InvalidSubnetID.NotFound', `The subnet ID '${id}' does not exist`);
+    }
+    const listed = ids.length > 0 ? ids : [...this.subnets.keys()];
+    return {
+      subnetSet: { item: listed.map((subnetId) => ({ subnetId, availabilityZone: this.subnets.get(subnetId), vpcId: 'vpc-0a1b2c3d', state: 'available' })) },
     };
   }
 
@@ -269,6 +296,7 @@ export class Ec2StandIn {
         tags: instanceTags,
       });
       instance.tags['aws:ec2:fleet-id'] = fleetId;
+      this.startLater(instance);
       launched.push(instance);
     }
     const fleet: Ec2Fleet = {
@@ -285,6 +313,32 @@ export class Ec2StandIn {
     this.fleets.push(fleet);
     return fleetXml(fleet);
   }
+
+  /** Moves a launched instance to `running` after {@link launchDelayMs}, unless something else changed its state first. */
+  private startLater(instance: Ec2Instance): void {
+    if (this.launchDelayMs === undefined) return;
+    setTimeout(() => {
+      if (instance.state !== 'pending') return;
+      instance.state = 'running';
+      instance.runningAt = new Date();
+    }, this.launchDelayMs).unref();
+  }
+}
+
+/**
+ * One page of DescribeInstances, as EC2 pages: `MaxResults` (5 to 1000, not
+ * with instance ids) and the `NextToken` of the previous page.
+ */
+function paginate<T>(items: readonly T[], params: QueryParams, byIds: boolean): { items: readonly T[]; nextToken: string | undefined } {
+  const max = params.int('MaxResults');
+  if (max === undefined) return { items, nextToken: undefined };
+  if (byIds) throw new AwsApiError('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+  if (max < 5 || max > 1000) throw new AwsApiError('InvalidParameterValue', `Value (${max}) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`);
+  const token = params.get('NextToken');
+  const start = token === undefined ? 0 : Number(Buffer.from(token, 'base64url').toString());
+  if (!Number.isInteger(start) || start < 0) throw new AwsApiError('InvalidParameterValue', `Invalid value '${token}' for nextToken`);
+  const end = start + max;
+  return { items: items.slice(start, end), nextToken: end < items.length ? Buffer.from(String(end)).toString('base64url') : undefined };
 }
 
 function capacityMessage(code: CapacityErrorCode, instanceType: string): string {
@@ -308,6 +362,9 @@ function filterValue(instance: Ec2Instance, name: string): string[] {
       return [instance.instanceType];
     case 'availability-zone':
       return [instance.availabilityZone];
+    case 'instance-lifecycle':
+      // EC2 gives on-demand instances no value here.
+      return instance.lifecycle === 'spot' ? ['spot'] : [];
     case 'tag-key':
       return Object.keys(instance.tags);
     default:
