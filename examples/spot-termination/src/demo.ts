@@ -1,6 +1,13 @@
 #!/usr/bin/env node
 import { createLogger } from '@hollowtrees/core';
 import { spotAlert, spotInterruptionWarning, startSpotTerminationStack } from './stack.js';
+import { runPriceSurgeDemo } from './surge-demo.js';
+
+// --price-surge: a pool's spot price surges; capacity first, then the pool drains a few nodes at a time.
+if (process.argv.includes('--price-surge')) {
+  await runPriceSurgeDemo(createLogger('info'));
+  process.exit(0);
+}
 
 // --sqs: the notice arrives as EventBridge delivers it to an SQS queue, instead of as a Prometheus alert.
 const viaSqs = process.argv.includes('--sqs');
