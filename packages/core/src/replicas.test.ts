@@ -139,8 +139,9 @@ describe('three replicas on one Kubernetes API server', () => {
     victim.child.kill('SIGKILL');
     await victim.exited;
     release();
-    // The survivors' runs finish and cool down; the victim's Leases expire unrenewed.
-    await new Promise((r) => setTimeout(r, 4_500));
+    // The survivors' runs finish and cool down; the victim's Leases expire unrenewed: once a survivor has seen one unchanged
+    // for leaseDuration by its own clock (it lists them every renewInterval while they hold runs), so 4 s + 1 s at most.
+    await new Promise((r) => setTimeout(r, 6_000));
     const survivors = urls.filter((_, i) => i !== v);
     const survivorProcs = procs.filter((_, i) => i !== v);
     expectAllTaken(await deliverToAll(survivors, instances), survivorProcs);
