@@ -329,4 +329,24 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     b.tryStart('g', 'spot', run('e3'), Date.now());
     expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
   });
+
+  it('a replica that lost a claim to a run in progress lists the Leases each renew interval: it learns that run cooled down with no read of its own', async () => {
+    const a = replica('a').store;
+    const b = replica('b', { renewIntervalMs: 200 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect(await b.claim('g', run('e2'))).toEqual({ claim: 'taken', heldAs: 'running' });
+    const reads = (): number => api.requests.filter((r) => r.method === 'GET' && LEASE_PATH.test(r.path)).length;
+    const readsBefore = reads();
+    a.succeeded('g', Date.now(), 60_000);
+    expect(await a.commit()).toBe(true);
+    await expect.poll(() => b.holder('g', Date.now())?.phase, { timeout: 5_000, interval: 20 }).toBe('cooling');
+    expect(reads()).toBe(readsBefore);
+    // Nothing runs elsewhere any more: the lists stop.
+    const lists = (): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path)).length;
+    const listed = lists();
+    await sleep(600);
+    expect(lists()).toBe(listed);
+  });
 });

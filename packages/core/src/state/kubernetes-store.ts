@@ -38,7 +38,7 @@ interface HeldLease {
   writing: Promise<void>;
   /** The last write of `record` failed for want of an answer: the next renewal writes it again. */
   unsaved: boolean;
-  /** The `renewedAt` of the last write the API server confirmed: other replicas judge expiry from it. */
+  /** The `renewedAt` of the last write the API server confirmed: the others see the Lease change no earlier, and count its expiry from then. */
   confirmedAt: number;
   /** Aborted when the hold is lost while its run is in progress. */
   lost: AbortController;
@@ -60,10 +60,11 @@ const PROBE_MS = 500;
  * shared by every replica. The replica that starts a run creates its Lease (a
  * 409 means another replica has the group), renews it while the run is in
  * progress, and on success records the cooldown's end in it; a Lease whose
- * holder stopped renewing is taken over with an update guarded by its
- * `resourceVersion`, and the run it held is reported interrupted. Groups this
- * replica knows are held elsewhere are cached until their cooldown ends (or,
- * for a run in progress, for one renew interval), so re-sends cost no calls.
+ * holder stopped renewing (seen unchanged for its duration by this replica's
+ * own clock) is taken over with an update guarded by its `resourceVersion`,
+ * and the run it held is reported interrupted. Groups this replica knows are
+ * held elsewhere are cached until their cooldown ends (or, for a run in
+ * progress, until the next list of the renew tick), so re-sends cost no calls.
  */
 export class KubernetesRunStateStore extends GroupStates {
   override readonly backend: StateBackend = 'kubernetes';
@@ -321,7 +322,7 @@ export class KubernetesRunStateStore extends GroupStates {
     this.mine.set(key, { name, lease, record, writing: Promise.resolve(), unsaved: false, confirmedAt: record.renewedAt, lost: new AbortController() });
   }
 
-  /** Caches a group another replica holds: a cooldown until its end, a run in progress for one renew interval (it may fail and free the group). */
+  /** Caches a group another replica holds: a cooldown until its end, a run in progress for one renew interval (it may fail and free the group; the renew tick's list looks again). */
   private remember(lease: V1Lease, record: LeaseRecord, now: number): void {
     this.answered();
     // Never past the moment this replica would find the run's Lease expired: the next event then claims the group.
