@@ -307,7 +307,7 @@ export class FlowEngine {
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey);
     // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow.
-    await this.states.commit();
+    await this.states.commit(groupKey);
     if (tell && outcome !== 'retrying') tell({ flow: flow.name, outcome, ...(result.code ? { code: result.code } : {}), ...(result.error ? { error: result.error } : {}) });
 
     metrics.runsInProgress.dec(labels);

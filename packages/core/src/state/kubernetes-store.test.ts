@@ -349,4 +349,22 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await sleep(600);
     expect(lists()).toBe(listed);
   });
+
+  it('commit of one group waits for that group\'s writes only: a run\'s end is not held back by a slow write of another group', async () => {
+    const a = replica('a').store;
+    for (const g of ['g1', 'g2']) {
+      a.tryStart(g, 'spot', run(g), Date.now());
+      expect((await a.claim(g, run(g))).claim).toBe('held');
+    }
+    let answerG2!: () => void;
+    api.failNext(1, { method: 'PUT', path: new RegExp(`${leaseName('hollowtrees-', 'g2')}$`), effect: 'delay', until: new Promise<void>((resolve) => (answerG2 = resolve)) });
+    a.succeeded('g2', Date.now(), 60_000);
+    a.succeeded('g1', Date.now(), 60_000);
+    const all = a.commit();
+    const committed = await Promise.race([a.commit('g1'), sleep(10_000).then(() => 'still waiting')]);
+    expect(committed).toBe(true);
+    expect(api.cluster.leases.all().filter((l) => l.metadata.annotations!['hollowtrees.io/phase'] === 'cooling').map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['g1']);
+    answerG2();
+    expect(await all).toBe(true);
+  });
 });

@@ -79,6 +79,8 @@ export class KubernetesRunStateStore extends GroupStates {
   private readonly pending = new Set<Promise<unknown>>();
   /** Of `pending`, what a commit waits for: claims, and the writes that record a run's end (cooldown, release). Never renewals or sweeps. */
   private readonly settling = new Set<Promise<unknown>>();
+  /** Of `settling`, the latest of each group (a group's claim and writes go one after another, so it ends after the others). */
+  private readonly settlingByKey = new Map<string, Promise<unknown>>();
   /** Lease names by the resourceVersion this replica last saw and since when (monotonic ms): a running Lease is expired only once seen unchanged for its duration. */
   private readonly observed = new Map<string, { version: string; at: number }>();
   /** Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found. */
@@ -121,7 +123,7 @@ export class KubernetesRunStateStore extends GroupStates {
       this.claiming.set(key, run);
       const claim = this.acquire(key, flow, run, now);
       this.claims.set(run, claim);
-      this.track(claim, true);
+      this.track(claim, key);
     }
     return decision;
   }
@@ -189,10 +191,14 @@ export class KubernetesRunStateStore extends GroupStates {
     return removed;
   }
 
-  /** Waits for the claims and the writes of runs' ends made so far, not for renewals or sweeps: a slow list must not hold answers back. */
-  override async commit(): Promise<boolean> {
+  /**
+   * Waits for the claims and the writes of runs' ends made so far (with `key`,
+   * only that group's), never for renewals or sweeps: a slow list must not hold answers back.
+   */
+  override async commit(key?: string): Promise<boolean> {
     const failuresBefore = this.failures;
-    await Promise.all([...this.settling]);
+    if (key === undefined) await Promise.all([...this.settling]);
+    else await this.settlingByKey.get(key);
     return this.failures === failuresBefore && this.durable;
   }
 
@@ -351,7 +357,7 @@ export class KubernetesRunStateStore extends GroupStates {
       }
     });
     held.writing = written;
-    this.track(written, settles);
+    this.track(written, settles ? key : undefined);
   }
 
   /**
@@ -395,7 +401,7 @@ export class KubernetesRunStateStore extends GroupStates {
         if (!(err instanceof LeaseRefused)) this.failed(err);
       }
     });
-    this.track(deleted, true);
+    this.track(deleted, held.record.key);
   }
 
   /** Gives the hold up here and tells its run in progress, if any, to stop. */
@@ -502,13 +508,17 @@ export class KubernetesRunStateStore extends GroupStates {
     return false;
   }
 
-  /** Keeps `work` until it ends, for {@link close}; `settles`: {@link commit} waits for it too. */
-  private track(work: Promise<unknown>, settles = false): void {
+  /** Keeps `work` until it ends, for {@link close}; with `settles`, the group it settles, {@link commit} waits for it too. */
+  private track(work: Promise<unknown>, settles?: string): void {
     this.pending.add(work);
-    if (settles) this.settling.add(work);
+    if (settles !== undefined) {
+      this.settling.add(work);
+      this.settlingByKey.set(settles, work);
+    }
     void work.finally(() => {
       this.pending.delete(work);
       this.settling.delete(work);
+      if (settles !== undefined && this.settlingByKey.get(settles) === work) this.settlingByKey.delete(settles);
     });
   }
 
