@@ -25,7 +25,30 @@ export interface ReplicasWaveResult {
   leaseCallsPerDelivery: number;
   /** The same ÷ instances. */
   leaseCallsPerInstance: number;
+  /**
+   * The whole wave sent again to every replica once the default renew interval
+   * (10 s, how long a replica caches another's run in progress) has passed, as
+   * Prometheus re-sends firing alerts: its Lease calls by method, and plugin calls (none is right).
+   */
+  resend: { leaseCalls: Record<string, number>; leaseCallsPerInstance: number; pluginCalls: number };
 }
+
+/** Lease calls among the stand-in's requests from `from` on, by method, and their total. */
+function leaseCallsSince(requests: readonly { path: string; method: string }[], from: number): { byMethod: Record<string, number>; total: number } {
+  const byMethod: Record<string, number> = {};
+  let total = 0;
+  for (const r of requests.slice(from)) {
+    if (!r.path.includes('/leases')) continue;
+    byMethod[r.method] = (byMethod[r.method] ?? 0) + 1;
+    total++;
+  }
+  return { byMethod, total };
+}
+
+/** Sends every body to every target, each target's in order. */
+const sendAll = (targets: readonly Target[], bodies: readonly string[]): Promise<unknown> => Promise.all(targets.map(async (t) => {
+  for (const body of bodies) await postAlerts(t.url, body);
+}));
 
 /** `replicas` core processes on one stand-in, `alerts` instances in POSTs of `batch` to each. */
 export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts = 1_000, batch = 100): Promise<ReplicasWaveResult> {
@@ -51,30 +74,26 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
     });
     const bodies = alertBatches('wave-', alerts, batch);
     const t0 = performance.now();
-    await Promise.all(
-      targets.map(async (t) => {
-        for (const body of bodies) await postAlerts(t.url, body);
-      }),
-    );
+    await sendAll(targets, bodies);
     await pollUntil(() => sink.received - base >= alerts, 60_000, () => 'every instance to reach the plugin', 2);
     const allCalledMs = lastEntry - t0;
     // A double action would arrive after the first: give it time to show.
     await new Promise((r) => setTimeout(r, 1_000));
-    const leaseCalls: Record<string, number> = {};
-    let total = 0;
-    for (const r of api.requests.slice(firstRequest)) {
-      if (!r.path.includes('/leases')) continue;
-      leaseCalls[r.method] = (leaseCalls[r.method] ?? 0) + 1;
-      total++;
-    }
+    const { byMethod: leaseCalls, total } = leaseCallsSince(api.requests, firstRequest);
+    const pluginCalls = sink.received - base;
+    await new Promise((r) => setTimeout(r, 10_000));
+    const resendFrom = api.requests.length;
+    await sendAll(targets, bodies);
+    const resent = leaseCallsSince(api.requests, resendFrom);
     return {
       replicas,
       alerts,
       allCalledMs,
-      pluginCalls: sink.received - base,
+      pluginCalls,
       leaseCalls,
       leaseCallsPerDelivery: total / (alerts * replicas),
       leaseCallsPerInstance: total / alerts,
+      resend: { leaseCalls: resent.byMethod, leaseCallsPerInstance: resent.total / alerts, pluginCalls: sink.received - base - pluginCalls },
     };
   } finally {
     await Promise.all(targets.map((t) => t.stop()));

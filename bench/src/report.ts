@@ -169,6 +169,13 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
       `${rw.pluginCalls} plugin calls; ${rw.leaseCallsPerDelivery.toFixed(2)} Lease calls per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance`,
       '',
     ]);
+    rows.push([
+      '… the same alerts re-sent to every replica 10 s later (cooling down)',
+      `${rw.resend.leaseCallsPerInstance.toFixed(2)} Lease calls per instance`,
+      '',
+      `${rw.resend.pluginCalls} plugin calls; Lease calls ${JSON.stringify(rw.resend.leaseCalls)}`,
+      '',
+    ]);
   }
   const settle = r.memory.hollowtrees.rssSamplesMiB.length;
   for (const [when, pick] of [

@@ -200,7 +200,8 @@ async function main(): Promise<void> {
     results.replicasWave = rw;
     log(
       `reclaim through ${rw.replicas} replicas on Kubernetes Leases: all ${rw.alerts} called in ${rw.allCalledMs.toFixed(0)} ms, ${rw.pluginCalls} plugin calls, ` +
-        `Lease calls ${JSON.stringify(rw.leaseCalls)} (${rw.leaseCallsPerDelivery.toFixed(2)} per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance)`,
+        `Lease calls ${JSON.stringify(rw.leaseCalls)} (${rw.leaseCallsPerDelivery.toFixed(2)} per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance); ` +
+        `re-sent 10 s later: Lease calls ${JSON.stringify(rw.resend.leaseCalls)} (${rw.resend.leaseCallsPerInstance.toFixed(2)} per instance), ${rw.resend.pluginCalls} plugin calls`,
     );
   }
 

@@ -157,6 +157,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     get durable() {
       return current.engine.durable;
     },
+    backend: store.backend,
   };
   const receiver: Receiver = new Receiver({
     host,

@@ -124,7 +124,8 @@ describe('three replicas on one Kubernetes API server', () => {
     const blocked = new Promise<void>((resolve) => (release = resolve));
     // First calls wait until the test lets them go; later ones (the runs again) answer at once.
     plugin = await startRecordingPlugin((_event, _ctx, index) => (index < 200 ? blocked : undefined));
-    const { procs, urls } = await replicas(3, plugin.address, { duration: '4s', renew: '1s' });
+    // A lease long enough that a holder starved by a busy machine (renewals unconfirmed for leaseDuration - 2 x renewInterval) does not stop its runs.
+    const { procs, urls } = await replicas(3, plugin.address, { duration: '8s', renew: '1s' });
     const instances = names(200);
     expectAllTaken(await deliverToAll(urls, instances), procs);
     await plugin.waitForCalls(200, 30_000);
@@ -139,8 +140,9 @@ describe('three replicas on one Kubernetes API server', () => {
     victim.child.kill('SIGKILL');
     await victim.exited;
     release();
-    // The survivors' runs finish and cool down; the victim's Leases expire unrenewed.
-    await new Promise((r) => setTimeout(r, 4_500));
+    // The survivors' runs finish and cool down; the victim's Leases expire unrenewed: once a survivor has seen one unchanged
+    // for leaseDuration by its own clock (it lists them every renewInterval while they hold runs), so 8 s + 1 s at most.
+    await new Promise((r) => setTimeout(r, 10_000));
     const survivors = urls.filter((_, i) => i !== v);
     const survivorProcs = procs.filter((_, i) => i !== v);
     expectAllTaken(await deliverToAll(survivors, instances), survivorProcs);

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { FlowConfig } from '../config/schema.js';
 import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
-import type { Claim, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
+import type { ClaimResult, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
 import { approximateBytes } from './event-bytes.js';
@@ -190,6 +190,7 @@ export class FlowEngine {
         result.deduplicated++;
         // A run resumed after a restart has no listener: the source of a redelivered copy takes its place.
         if (onSettled && holder.phase !== 'cooling' && holder.replica === undefined && this.listeners.join(key, onSettled)) result.joined = (result.joined ?? 0) + 1;
+        if (holder.phase !== 'cooling' && holder.replica !== undefined) result.runningElsewhere = (result.runningElsewhere ?? 0) + 1;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(
           { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.replica ? { replica: holder.replica } : {}), ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
@@ -247,12 +248,12 @@ export class FlowEngine {
 
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
     // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
-    const { claim, takenOver } = await this.states.claim(groupKey, progress);
-    if (claim !== 'held') {
-      this.notClaimed(flow, groupKey, progress, bytes, claim);
+    const claimed = await this.states.claim(groupKey, progress);
+    if (claimed.claim !== 'held') {
+      this.notClaimed(flow, groupKey, progress, bytes, claimed);
       return;
     }
-    if (takenOver) this.reportTakenOver(flow.name, groupKey, takenOver);
+    if (claimed.takenOver) this.reportTakenOver(flow.name, groupKey, claimed.takenOver);
     const { metrics, logger } = this.options;
     const resumes = this.states.resumesRuns;
     const labels = { flow: flow.name };
@@ -294,7 +295,7 @@ export class FlowEngine {
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey);
     // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow.
-    await this.states.commit();
+    await this.states.commit(groupKey);
     if (tell && outcome !== 'retrying') tell({ flow: flow.name, outcome, ...(result.code ? { code: result.code } : {}), ...(result.error ? { error: result.error } : {}) });
 
     metrics.runsInProgress.dec(labels);
@@ -324,17 +325,19 @@ export class FlowEngine {
   /**
    * A run the store did not let act: another replica holds its group (the
    * event counts as deduplicated), or the store could not be asked (the
-   * sender is refused by `commit()` and sends again).
+   * sender is refused by `commit()` and sends again). A source that listens
+   * hears `running_elsewhere` for a run in progress there, whose end it is not told.
    */
-  private notClaimed(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number, claim: Exclude<Claim, 'held'>): void {
+  private notClaimed(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number, claimed: Exclude<ClaimResult, { claim: 'held' }>): void {
     const { metrics, logger } = this.options;
     this.heldBytes.release(flow.name, bytes);
     const tell = this.listeners.take(key);
     const fields = { flow: flow.name, groupKey: key, eventId: progress.event.id };
-    if (claim === 'taken') {
+    if (claimed.claim === 'taken') {
+      const running = claimed.heldAs === 'running';
       metrics.eventsDeduplicated.inc({ flow: flow.name });
-      logger.debug(fields, 'event deduplicated: another replica holds its group');
-      tell?.({ flow: flow.name, outcome: 'deduplicated' });
+      logger.debug(fields, running ? 'event deduplicated: a run of its group is in progress on another replica' : 'event deduplicated: its group is cooling down on another replica');
+      tell?.({ flow: flow.name, outcome: running ? 'running_elsewhere' : 'deduplicated' });
       return;
     }
     logger.warn(fields, 'run not started: the run-state store could not be reached; the sender is refused and sends the event again');

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
+import { UNAVAILABLE_BECAUSE, type StateBackend } from '../state/run-state-store.js';
 import type { EventSource, SourceStatus } from '../sources/event-source.js';
 import type { Authenticator } from './auth.js';
 import { HttpError } from './http-error.js';
@@ -14,8 +15,8 @@ import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
 
 const shuttingDown = (): HttpError => new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
-const stateUnavailable = (noun: Intake['noun']): HttpError =>
-  new HttpError(503, 'state_unavailable', `run state cannot be saved to disk right now, so the ${noun} cannot be promised; retry later`, { 'retry-after': '5' });
+const stateUnavailable = (noun: Intake['noun'], backend: StateBackend): HttpError =>
+  new HttpError(503, 'state_unavailable', `${UNAVAILABLE_BECAUSE[backend]}, so the ${noun} cannot be promised; retry later`, { 'retry-after': '5' });
 
 /** The 503 for a batch some of whose alerts or events a matching flow had no room for. */
 function noRoom(notTaken: number, total: number, noun: Intake['noun'], drop: Drop): HttpError {
@@ -263,7 +264,7 @@ export class Receiver implements EventSource {
     const { limits, metrics } = this.options;
     const { sink } = this;
     if (!this.ready || !sink) throw shuttingDown();
-    if (!sink.durable) throw stateUnavailable(intake.noun);
+    if (!sink.durable) throw stateUnavailable(intake.noun, sink.backend);
     if (this.inFlight >= limits.maxConcurrentRequests) throw new HttpError(503, 'overloaded', 'too many requests at once; retry later', { 'retry-after': '1' });
     this.inFlight++;
     try {
@@ -288,7 +289,7 @@ export class Receiver implements EventSource {
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
       if (firstDrop) throw noRoom(notTaken, events.length, intake.noun, firstDrop);
       // The runs are on disk before the sender hears they were accepted: a crash after the 200 resumes them.
-      if (!(await sink.commit())) throw stateUnavailable(intake.noun);
+      if (!(await sink.commit())) throw stateUnavailable(intake.noun, sink.backend);
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
       setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { parseConfig } from '../config/load-config.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
+import type { StateBackend } from '../state/run-state-store.js';
 import { Receiver } from './receiver-server.js';
 import { ReceiverMetrics } from './receiver-metrics.js';
 
@@ -15,6 +16,7 @@ interface TestSink extends EventSink {
   drops: Drop[];
   commits: boolean;
   durable: boolean;
+  backend: StateBackend;
 }
 
 /** A receiver over real HTTP on a loopback port, in front of a sink the test steers. */
@@ -25,6 +27,7 @@ async function receiverWith(server = ''): Promise<{ url: string; sink: TestSink;
     drops: [],
     commits: true,
     durable: true,
+    backend: 'file',
     accept(event) {
       this.events.push(event);
       return { matched: 1, started: this.drops.length === 0 ? 1 : 0, deduplicated: 0, dropped: this.drops };
@@ -70,6 +73,12 @@ describe('receiver in front of a sink that cannot take everything', () => {
       const events = r.sink.events.length;
       expect(await answer(await post(r.url))).toMatchObject({ status: 503, body: { errorType: 'state_unavailable' } });
       expect(r.sink.events).toHaveLength(events); // refused before anything was handed on
+      // Shared run state: the message names what cannot be reached, not a disk.
+      r.sink.backend = 'kubernetes';
+      expect(await answer(await post(r.url))).toMatchObject({
+        status: 503,
+        body: { errorType: 'state_unavailable', error: 'run state cannot be checked with the Kubernetes API server right now, so the alerts cannot be promised; retry later' },
+      });
       const ready = await fetch(`${r.url}/-/ready`);
       expect([ready.status, await ready.text()]).toEqual([503, 'Not ready\n']);
     } finally {

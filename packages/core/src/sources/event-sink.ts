@@ -1,4 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import type { StateBackend } from '../state/run-state-store.js';
 
 /** Why a flow that matched an event could not take it. */
 export type DropReason = 'queue_full' | 'too_many_groups' | 'shutting_down';
@@ -25,6 +26,13 @@ export interface Acceptance {
    * how they end, as if it had started them. Absent when no listener was given.
    */
   joined?: number;
+  /**
+   * Of `deduplicated`, groups whose run is in progress on another replica
+   * (shared run state): how that run ends is not told here, and if that
+   * replica dies the run is cut short, so a source that acknowledges only
+   * after acting keeps its message for a later delivery. Absent when none.
+   */
+  runningElsewhere?: number;
   /** Flows that matched the event but could not take it (no room, or core is shutting down). */
   dropped: readonly Drop[];
 }
@@ -40,9 +48,11 @@ export interface RunSettlement {
   /**
    * `interrupted`: a shutdown cut it short (with a journal it resumes after the
    * restart), or the shared run-state store could not be reached before it
-   * acted. `deduplicated`: it never acted, because another replica holds its group.
+   * acted. `deduplicated`: it never acted, because another replica's cooldown
+   * holds its group. `running_elsewhere`: it never acted, because another
+   * replica's run of its group is in progress; how that run ends is not told here.
    */
-  readonly outcome: 'succeeded' | 'failed' | 'interrupted' | 'deduplicated';
+  readonly outcome: 'succeeded' | 'failed' | 'interrupted' | 'deduplicated' | 'running_elsewhere';
   /** The gRPC code name (`NOT_FOUND`, `UNAVAILABLE`, ...) of the plugin failure that ended a failed run. */
   readonly code?: string;
   /** Why it failed or was cut short. */
@@ -88,4 +98,6 @@ export interface EventSink {
   commit(): Promise<boolean>;
   /** False while the run state cannot be saved: readiness is false and events are refused. */
   readonly durable: boolean;
+  /** Where run state is kept, so that a refusal can say what failed. */
+  readonly backend: StateBackend;
 }

@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import { systemClock } from '@hollowtrees/grpcplugin';
+import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -32,13 +32,29 @@ afterEach(async () => {
   await api.close();
 });
 
-/** A replica's store on the stand-in, with the real client. */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
+/** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
   const metrics = new StoreMetrics(new Registry());
-  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics, clock: systemClock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock: systemClock, logger: pino({ level: 'silent' }) });
+  const offset = more.clockOffsetMs ?? 0;
+  const clock: Clock = offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
+  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics, clock });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, logger: pino({ level: 'silent' }) });
   stores.push(store);
   return { store, metrics };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const LEASE_PATH = /\/leases\/[^/]+$/;
+const LEASES_PATH = /\/leases$/;
+/** A holder's renewTime, in ms since the epoch. */
+const renewTimeOf = (): number => Date.parse(api.cluster.leases.all()[0]!.spec!.renewTime as unknown as string);
+
+/** Lets `store` see every Lease as it is now (its sweep lists them): expiry counts from what a replica has seen. */
+async function observe(store: KubernetesRunStateStore): Promise<void> {
+  const lists = (): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path)).length;
+  const before = lists();
+  store.sweep(Date.now());
+  await expect.poll(lists, { timeout: 5_000, interval: 20 }).toBe(before + 1);
 }
 
 const leaseCalls = (): number => api.requests.filter((r) => r.path.includes('/leases')).length;
@@ -52,6 +68,8 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(b.tryStart('spot:i-1', 'spot', run('e1'), now)).toBe('started');
     const claims = await Promise.all([a.claim('spot:i-1', run('e1')), b.claim('spot:i-1', run('e1'))]);
     expect(claims.map((c) => c.claim).sort()).toEqual(['held', 'taken']);
+    // A run in progress there: how it ends is not known here (an SQS message is kept, not deleted as deduplicated).
+    expect(claims.find((c) => c.claim === 'taken')).toEqual({ claim: 'taken', heldAs: 'running' });
     const [lease] = api.cluster.leases.all();
     expect(lease).toMatchObject({ metadata: { name: leaseName('hollowtrees-', 'spot:i-1'), namespace: NAMESPACE, annotations: { 'hollowtrees.io/group-key': 'spot:i-1', 'hollowtrees.io/phase': 'running' } } });
     expect(lease!.spec!.renewTime).toMatch(/\.\d{6}Z$/);
@@ -70,7 +88,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await a.commit()).toBe(true);
     expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/phase']).toBe('cooling');
     b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g', run('e2'))).claim).toBe('taken');
+    expect(await b.claim('g', run('e2'))).toEqual({ claim: 'taken', heldAs: 'cooling' });
     const calls = leaseCalls();
     for (let i = 0; i < 100; i++) expect(b.holder('g', Date.now())).toMatchObject({ phase: 'cooling', replica: 'a' });
     expect(b.tryStart('g', 'spot', run('e3'), Date.now())).toBe('held');
@@ -140,10 +158,11 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('a holder whose Lease another replica took over tells its run to stop', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 5_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 5_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
     const lost = a.holdLost('g')!;
+    await observe(b);
     // a does not renew within leaseDuration (its interval is longer): b takes the group over.
     await new Promise((r) => setTimeout(r, 1_100));
     b.tryStart('g', 'spot', run('e2'), Date.now());
@@ -187,9 +206,10 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('a run whose Lease another replica took over goes on, and its later tries are refused', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
     await a.claim('g', run('e1'));
+    await observe(b);
     await new Promise((r) => setTimeout(r, 1_100));
     b.tryStart('g', 'spot', run('e2'), Date.now());
     expect((await b.claim('g', run('e2'))).claim).toBe('held');
@@ -227,10 +247,124 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     // a stops renewing (as if killed): its Lease's hold is over after 1 s.
     await new Promise((r) => setTimeout(r, 1_100));
     expect(api.cluster.leases.all()).toHaveLength(2);
-    const c = replica('c').store;
+    const c = replica('c', { leaseDurationMs: 1_000 }).store;
+    // c has never seen a's Lease: it deletes it only once it has seen it unchanged for its lease duration.
+    await observe(c);
+    expect(api.cluster.leases.all()).toHaveLength(2);
+    await sleep(1_100);
     c.sweep(Date.now());
-    await c.commit();
+    await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 20 }).toBe(1);
     expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['live']);
     expect(c.list(Date.now())).toEqual([expect.objectContaining({ key: 'live', phase: 'cooling', replica: 'b' })]);
+  });
+
+  it('a create applied whose answer was lost (the client\'s repeat of it too) is read back: the claim holds the group and renews its Lease', async () => {
+    const a = replica('a', { renewIntervalMs: 200 }).store;
+    api.failNext(2, { method: 'POST', effect: 'lose-answer' });
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect(await a.claim('g', run('e1'))).toEqual({ claim: 'held' });
+    expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'a', leaseTransitions: 0 });
+    // Held, not orphaned: renewed while its run goes on.
+    const created = renewTimeOf();
+    await expect.poll(renewTimeOf, { timeout: 5_000, interval: 20 }).toBeGreaterThan(created);
+    expect(a.holdLost('g')?.aborted).toBe(false);
+  });
+
+  it('a create whose lost answer the client\'s repeat met as a 409 is its own claim, not a run of another replica to report interrupted', async () => {
+    const a = replica('a').store;
+    api.failNext(1, { method: 'POST', effect: 'lose-answer' });
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect(await a.claim('g', run('e1'))).toEqual({ claim: 'held' });
+    expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'a', leaseTransitions: 0 });
+  });
+
+  it('a create applied without an answer whose read-back failed too: the event is refused, and the Lease it left is deleted at the next renewal tick, so another replica can take the group at once', async () => {
+    const a = replica('a', { renewIntervalMs: 200 }).store;
+    const b = replica('b').store;
+    api.failNext(2, { method: 'POST', effect: 'lose-answer' });
+    api.failNext(1, { method: 'GET', path: LEASE_PATH, code: 503 });
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('unavailable');
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
+    await expect.poll(() => api.cluster.leases.all(), { timeout: 5_000, interval: 20 }).toEqual([]);
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect(await b.claim('g', run('e2'))).toEqual({ claim: 'held' });
+  });
+
+  it('commit waits for the claims made so far, not for a sweep whose list is slow', async () => {
+    const a = replica('a').store;
+    let answerList!: () => void;
+    api.failNext(1, { method: 'GET', path: LEASES_PATH, effect: 'delay', until: new Promise<void>((resolve) => (answerList = resolve)) });
+    a.sweep(Date.now());
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    const committed = await Promise.race([a.commit(), sleep(10_000).then(() => 'still waiting')]);
+    answerList();
+    expect(committed).toBe(true);
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+  });
+
+  it('a replica whose clock runs ahead never takes over a run whose holder renews', async () => {
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
+    const ahead = replica('ahead', { leaseDurationMs: 1_000, renewIntervalMs: 200, clockOffsetMs: 10_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    ahead.tryStart('g', 'spot', run('e2'), Date.now());
+    expect(await ahead.claim('g', run('e2'))).toEqual({ claim: 'taken', heldAs: 'running' });
+    // By its clock a's renewTime is 10 s old; by what it saw, the Lease keeps changing.
+    await sleep(1_500);
+    ahead.tryStart('g', 'spot', run('e3'), Date.now());
+    expect(await ahead.claim('g', run('e3'))).toEqual({ claim: 'taken', heldAs: 'running' });
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
+  });
+
+  it('a Lease left by a holder whose clock ran ahead is taken over once seen unchanged for its duration, not when its future renewTime has passed', async () => {
+    const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000, clockOffsetMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    // The engine starts runs at its clock's now.
+    dead.tryStart('g', 'spot', run('e1'), Date.now() + 60_000);
+    expect((await dead.claim('g', run('e1'))).claim).toBe('held');
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g', run('e2'))).claim).toBe('taken');
+    await sleep(1_100);
+    b.tryStart('g', 'spot', run('e3'), Date.now());
+    expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
+  });
+
+  it('a replica that lost a claim to a run in progress lists the Leases each renew interval: it learns that run cooled down with no read of its own', async () => {
+    const a = replica('a').store;
+    const b = replica('b', { renewIntervalMs: 200 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect(await b.claim('g', run('e2'))).toEqual({ claim: 'taken', heldAs: 'running' });
+    const reads = (): number => api.requests.filter((r) => r.method === 'GET' && LEASE_PATH.test(r.path)).length;
+    const readsBefore = reads();
+    a.succeeded('g', Date.now(), 60_000);
+    expect(await a.commit()).toBe(true);
+    await expect.poll(() => b.holder('g', Date.now())?.phase, { timeout: 5_000, interval: 20 }).toBe('cooling');
+    expect(reads()).toBe(readsBefore);
+    // Nothing runs elsewhere any more: the lists stop.
+    const lists = (): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path)).length;
+    const listed = lists();
+    await sleep(600);
+    expect(lists()).toBe(listed);
+  });
+
+  it('commit of one group waits for that group\'s writes only: a run\'s end is not held back by a slow write of another group', async () => {
+    const a = replica('a').store;
+    for (const g of ['g1', 'g2']) {
+      a.tryStart(g, 'spot', run(g), Date.now());
+      expect((await a.claim(g, run(g))).claim).toBe('held');
+    }
+    let answerG2!: () => void;
+    api.failNext(1, { method: 'PUT', path: new RegExp(`${leaseName('hollowtrees-', 'g2')}$`), effect: 'delay', until: new Promise<void>((resolve) => (answerG2 = resolve)) });
+    a.succeeded('g2', Date.now(), 60_000);
+    a.succeeded('g1', Date.now(), 60_000);
+    const all = a.commit();
+    const committed = await Promise.race([a.commit('g1'), sleep(10_000).then(() => 'still waiting')]);
+    expect(committed).toBe(true);
+    expect(api.cluster.leases.all().filter((l) => l.metadata.annotations!['hollowtrees.io/phase'] === 'cooling').map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['g1']);
+    answerG2();
+    expect(await all).toBe(true);
   });
 });

@@ -2,9 +2,17 @@ import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '@hollowtrees/grpcplugin';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
-import { LeaseRefused, type LeaseApi } from './lease-api.js';
+import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { fromLease, heldUntil, LEASE_SELECTOR, leaseName, toLease, type LeaseRecord } from './lease-record.js';
 import type { ClaimResult, StateBackend, StoreDescription } from './run-state-store.js';
+
+/** A claim whose create got no answer and that ended without holding the group: the create may still be applied, leaving a Lease no run is behind. */
+interface Doubt {
+  name: string;
+  record: LeaseRecord;
+  /** Monotonic ms after which an orphan would count as expired for every replica anyway: the doubt is dropped then. */
+  until: number;
+}
 
 /** What {@link KubernetesRunStateStore} needs; durations in ms. */
 export interface KubernetesStoreOptions {
@@ -16,6 +24,8 @@ export interface KubernetesStoreOptions {
   renewIntervalMs: number;
   maxGroups: number;
   clock: Clock;
+  /** A monotonic clock in ms (default `performance.now`): how long a Lease was seen unchanged is measured on it, never on `clock`. */
+  elapsed?: () => number;
   logger: Logger;
 }
 
@@ -28,13 +38,15 @@ interface HeldLease {
   writing: Promise<void>;
   /** The last write of `record` failed for want of an answer: the next renewal writes it again. */
   unsaved: boolean;
-  /** The `renewedAt` of the last write the API server confirmed: other replicas judge expiry from it. */
+  /** The `renewedAt` of the last write the API server confirmed: the others see the Lease change no earlier, and count its expiry from then. */
   confirmedAt: number;
   /** Aborted when the hold is lost while its run is in progress. */
   lost: AbortController;
 }
 
-const TAKEN: ClaimResult = Object.freeze({ claim: 'taken' });
+/** Another replica's run holds the group; also said when what holds it is not known, so that a message is kept rather than lost. */
+const RUNNING_ELSEWHERE: ClaimResult = Object.freeze({ claim: 'taken', heldAs: 'running' });
+const COOLING_ELSEWHERE: ClaimResult = Object.freeze({ claim: 'taken', heldAs: 'cooling' });
 const UNAVAILABLE: ClaimResult = Object.freeze({ claim: 'unavailable' });
 /** A create that meets a Lease taken over or deleted meanwhile looks again, this many times in all. */
 const ATTEMPTS = 3;
@@ -48,10 +60,11 @@ const PROBE_MS = 500;
  * shared by every replica. The replica that starts a run creates its Lease (a
  * 409 means another replica has the group), renews it while the run is in
  * progress, and on success records the cooldown's end in it; a Lease whose
- * holder stopped renewing is taken over with an update guarded by its
- * `resourceVersion`, and the run it held is reported interrupted. Groups this
- * replica knows are held elsewhere are cached until their cooldown ends (or,
- * for a run in progress, for one renew interval), so re-sends cost no calls.
+ * holder stopped renewing (seen unchanged for its duration by this replica's
+ * own clock) is taken over with an update guarded by its `resourceVersion`,
+ * and the run it held is reported interrupted. Groups this replica knows are
+ * held elsewhere are cached until their cooldown ends (or, for a run in
+ * progress, until the next list of the renew tick), so re-sends cost no calls.
  */
 export class KubernetesRunStateStore extends GroupStates {
   override readonly backend: StateBackend = 'kubernetes';
@@ -62,8 +75,19 @@ export class KubernetesRunStateStore extends GroupStates {
   private readonly claims = new Map<RunProgress, Promise<ClaimResult>>();
   /** The run whose claim is in flight, by group: a claim that comes back after its run was released gives its Lease up. */
   private readonly claiming = new Map<string, RunProgress>();
-  /** Claims and writes in flight; none of them rejects. */
+  /** Every call in flight (claims, writes, renewals, sweeps); none of them rejects. */
   private readonly pending = new Set<Promise<unknown>>();
+  /** Of `pending`, what a commit waits for: claims, and the writes that record a run's end (cooldown, release). Never renewals or sweeps. */
+  private readonly settling = new Set<Promise<unknown>>();
+  /** Of `settling`, the latest of each group (a group's claim and writes go one after another, so it ends after the others). */
+  private readonly settlingByKey = new Map<string, Promise<unknown>>();
+  /** Lease names by the resourceVersion this replica last saw and since when (monotonic ms): a running Lease is expired only once seen unchanged for its duration. */
+  private readonly observed = new Map<string, { version: string; at: number }>();
+  /** Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found. */
+  private readonly doubts = new Map<string, Doubt>();
+  private readonly elapsed: () => number;
+  /** A list of the renew tick is in flight. */
+  private listing = false;
   /** Calls that got no answer, and claims that failed, so far. */
   private failures = 0;
   private lastFailureAt = -Infinity;
@@ -75,6 +99,7 @@ export class KubernetesRunStateStore extends GroupStates {
 
   constructor(private readonly options: KubernetesStoreOptions) {
     super(undefined, options.maxGroups);
+    this.elapsed = options.elapsed ?? (() => performance.now());
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
   }
 
@@ -98,7 +123,7 @@ export class KubernetesRunStateStore extends GroupStates {
       this.claiming.set(key, run);
       const claim = this.acquire(key, flow, run, now);
       this.claims.set(run, claim);
-      this.track(claim);
+      this.track(claim, key);
     }
     return decision;
   }
@@ -112,14 +137,14 @@ export class KubernetesRunStateStore extends GroupStates {
     // A later try of a run, or a run handed over on reload: it goes on only while its Lease is still ours.
     if (this.mine.has(key)) return Promise.resolve(HELD);
     super.release(key);
-    return Promise.resolve(TAKEN);
+    return Promise.resolve(RUNNING_ELSEWHERE);
   }
 
   override succeeded(key: string, now: number, cooldownMs: number): void {
     // Without a cooldown this calls release(), which deletes the Lease.
     super.succeeded(key, now, cooldownMs);
     const held = this.mine.get(key);
-    if (cooldownMs > 0 && held) this.write(key, held, { ...held.record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now });
+    if (cooldownMs > 0 && held) this.write(key, held, { ...held.record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now }, true);
   }
 
   override holdLost(key: string): AbortSignal | undefined {
@@ -160,14 +185,20 @@ export class KubernetesRunStateStore extends GroupStates {
   /** Also deletes the Leases whose hold is over, this replica's and those of replicas that stopped, each only if unchanged since it was read. */
   override sweep(now: number): number {
     const removed = super.sweep(now);
-    for (const [key, other] of this.others) if (other.until <= now) this.others.delete(key);
-    this.track(this.sweepShared(now));
+    // Runs elsewhere stay known (for the renew tick's list) until a list sees them end.
+    for (const [key, other] of this.others) if (other.state.phase === 'cooling' && other.until <= now) this.others.delete(key);
+    this.track(this.listShared(now, true));
     return removed;
   }
 
-  override async commit(): Promise<boolean> {
+  /**
+   * Waits for the claims and the writes of runs' ends made so far (with `key`,
+   * only that group's), never for renewals or sweeps: a slow list must not hold answers back.
+   */
+  override async commit(key?: string): Promise<boolean> {
     const failuresBefore = this.failures;
-    await Promise.all([...this.pending]);
+    if (key === undefined) await Promise.all([...this.settling]);
+    else await this.settlingByKey.get(key);
     return this.failures === failuresBefore && this.durable;
   }
 
@@ -188,7 +219,7 @@ export class KubernetesRunStateStore extends GroupStates {
     if (this.claiming.get(key) !== run) {
       // Its run was released while the claim was in flight (a full queue): nothing acts on it.
       if (result.claim === 'held') this.dropHeld(key);
-      return TAKEN;
+      return RUNNING_ELSEWHERE;
     }
     this.claiming.delete(key);
     if (result.claim !== 'held') super.release(key);
@@ -197,27 +228,46 @@ export class KubernetesRunStateStore extends GroupStates {
 
   /** Creates the group's Lease, or takes it over when its hold is over; never rejects. */
   private async acquireLease(key: string, flow: string, eventId: string, now: number): Promise<ClaimResult> {
-    const { api, identity, leaseDurationMs } = this.options;
+    const { identity, leaseDurationMs } = this.options;
     const name = leaseName(this.options.leasePrefix, key);
     const record: LeaseRecord = { key, flow, eventId, phase: 'running', since: now, holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
+    // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
+    const earlier = this.doubts.get(key)?.record;
+    this.doubts.delete(key);
+    const attempt = { unconfirmed: false };
+    const result = await this.claimLease(key, name, record, attempt, earlier);
+    if (attempt.unconfirmed && result.claim !== 'held') this.doubts.set(key, { name, record, until: this.elapsed() + leaseDurationMs });
+    return result;
+  }
+
+  /** {@link acquireLease}'s calls; `attempt.unconfirmed` is set once a create got no answer. `earlier`: an unconfirmed claim's Lease, if one may exist, which had no run behind it. */
+  private async claimLease(key: string, name: string, record: LeaseRecord, attempt: { unconfirmed: boolean }, earlier: LeaseRecord | undefined): Promise<ClaimResult> {
+    const { api, identity } = this.options;
     try {
-      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      for (let tries = 0; tries < ATTEMPTS; tries++) {
         try {
           this.hold(key, name, record, await api.create(toLease(name, record)));
           return HELD;
         } catch (err) {
-          if (!isRefused(err, 409)) throw err;
+          // No answer: the create may have been applied all the same. Read it back rather than leave a Lease nobody renews.
+          if (err instanceof LeaseUnreachable) attempt.unconfirmed = true;
+          else if (!isRefused(err, 409)) throw err;
         }
         const current = await this.readOrUndefined(name);
         if (!current) continue;
         const found = fromLease(current);
         const at = this.options.clock.now();
         if (found && found.key !== key) throw new Error(`Lease ${name} holds group ${found.key}, not ${key}: two group keys share a name`);
+        // This very claim's create, applied though its answer was lost (or the client's repeat of it met it): ours, held as created.
+        if (found && sameClaim(found, record)) {
+          this.hold(key, name, record, current);
+          return HELD;
+        }
         // A Lease of this identity that this process does not know is from its previous life (same pod name): that process is gone.
-        const over = !found || heldUntil(found) <= at || (found.holder === identity && !this.mine.has(key));
+        const over = !found || this.holdOver(current, found) || (found.holder === identity && !this.mine.has(key));
         if (!over) {
-          this.remember(found, at);
-          return TAKEN;
+          this.remember(current, found, at);
+          return found.phase === 'cooling' ? COOLING_ELSEWHERE : RUNNING_ELSEWHERE;
         }
         const next = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1 };
         try {
@@ -227,9 +277,10 @@ export class KubernetesRunStateStore extends GroupStates {
           if (isRefused(err, 409)) continue;
           throw err;
         }
-        return found?.phase === 'running' ? { claim: 'held', takenOver: { holder: found.holder, eventId: found.eventId, since: found.since } } : HELD;
+        const interrupted = found?.phase === 'running' && !(earlier && sameClaim(found, earlier));
+        return interrupted ? { claim: 'held', takenOver: { holder: found.holder, eventId: found.eventId, since: found.since } } : HELD;
       }
-      return TAKEN;
+      return RUNNING_ELSEWHERE;
     } catch (err) {
       // Refused (403: RBAC) or unanswered, the claim failed: commits in flight must say so.
       this.failures++;
@@ -237,6 +288,28 @@ export class KubernetesRunStateStore extends GroupStates {
       this.options.logger.error({ err, groupKey: key, lease: name }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
       return UNAVAILABLE;
     }
+  }
+
+  /**
+   * Whether a Lease no longer holds its group: a cooldown that ended, or a run
+   * whose Lease this replica has seen unchanged for its lease duration by its
+   * own monotonic clock (as client-go's leader election judges it), so a
+   * holder's clock running behind or ahead of this one never ends its hold early.
+   */
+  private holdOver(lease: V1Lease, record: LeaseRecord): boolean {
+    if (record.phase === 'cooling') return record.until! <= this.options.clock.now();
+    return this.unchangedFor(lease) >= record.leaseDurationMs;
+  }
+
+  /** How long this replica has seen the Lease at its present resourceVersion (0 when it is new to it). */
+  private unchangedFor(lease: V1Lease): number {
+    const name = lease.metadata?.name ?? '';
+    const version = lease.metadata?.resourceVersion ?? '';
+    const now = this.elapsed();
+    const seen = this.observed.get(name);
+    if (seen?.version === version) return now - seen.at;
+    this.observed.set(name, { version, at: now });
+    return 0;
   }
 
   private async readOrUndefined(name: string): Promise<V1Lease | undefined> {
@@ -251,18 +324,20 @@ export class KubernetesRunStateStore extends GroupStates {
   private hold(key: string, name: string, record: LeaseRecord, lease: V1Lease): void {
     this.answered();
     this.others.delete(key);
+    this.observed.delete(name);
     this.mine.set(key, { name, lease, record, writing: Promise.resolve(), unsaved: false, confirmedAt: record.renewedAt, lost: new AbortController() });
   }
 
-  /** Caches a group another replica holds: a cooldown until its end, a run in progress for one renew interval (it may fail and free the group). */
-  private remember(record: LeaseRecord, now: number): void {
+  /** Caches a group another replica holds: a cooldown until its end, a run in progress for one renew interval (it may fail and free the group; the renew tick's list looks again). */
+  private remember(lease: V1Lease, record: LeaseRecord, now: number): void {
     this.answered();
-    const until = record.phase === 'cooling' ? record.until! : Math.min(heldUntil(record), now + this.options.renewIntervalMs);
+    // Never past the moment this replica would find the run's Lease expired: the next event then claims the group.
+    const until = record.phase === 'cooling' ? record.until! : now + Math.min(this.options.renewIntervalMs, record.leaseDurationMs - this.unchangedFor(lease));
     this.others.set(record.key, { state: stateOf(record), until });
   }
 
   /** Writes `record` into the Lease after the writes before it, guarded by the resourceVersion they left. */
-  private write(key: string, held: HeldLease, record: LeaseRecord): void {
+  private write(key: string, held: HeldLease, record: LeaseRecord, settles = false): void {
     held.record = record;
     const written = held.writing.then(async () => {
       if (this.mine.get(key) !== held) return;
@@ -282,7 +357,7 @@ export class KubernetesRunStateStore extends GroupStates {
       }
     });
     held.writing = written;
-    this.track(written);
+    this.track(written, settles ? key : undefined);
   }
 
   /**
@@ -326,7 +401,7 @@ export class KubernetesRunStateStore extends GroupStates {
         if (!(err instanceof LeaseRefused)) this.failed(err);
       }
     });
-    this.track(deleted);
+    this.track(deleted, held.record.key);
   }
 
   /** Gives the hold up here and tells its run in progress, if any, to stop. */
@@ -352,10 +427,49 @@ export class KubernetesRunStateStore extends GroupStates {
       else if (held.unsaved) this.write(key, held, held.record);
       else if (heldUntil(held.record) <= now) this.mine.delete(key);
     }
+    for (const [key, doubt] of this.doubts) this.track(this.settleDoubt(key, doubt));
+    if (!this.listing && this.knowsRunsElsewhere()) {
+      this.listing = true;
+      this.track(this.listShared(now, false).finally(() => (this.listing = false)));
+    }
   }
 
-  /** Lists every Lease of the backend for the status API, and deletes those whose hold is over, each only as it was listed. */
-  private async sweepShared(now: number): Promise<void> {
+  /**
+   * Looks for the Lease of a claim whose create got no answer: found as that
+   * claim left it, it has no run behind it and is deleted (only as read), so
+   * other replicas need not wait for it to expire. Looked for until an orphan
+   * would have expired anyway, or until it is known to be someone else's.
+   */
+  private async settleDoubt(key: string, doubt: Doubt): Promise<void> {
+    const done = (): void => {
+      if (this.doubts.get(key) === doubt) this.doubts.delete(key);
+    };
+    if (this.elapsed() > doubt.until) return done();
+    try {
+      const current = await this.readOrUndefined(doubt.name);
+      this.answered();
+      const found = current && fromLease(current);
+      // Not (yet) there: a create still on its way may land; look again next time.
+      if (!current) return;
+      if (found && sameClaim(found, doubt.record) && !this.mine.has(key)) {
+        await this.options.api.delete(doubt.name, { uid: current.metadata!.uid!, resourceVersion: current.metadata!.resourceVersion! });
+        this.options.logger.warn({ groupKey: key, lease: doubt.name }, 'deleted the Lease of a claim whose create got no answer but was applied; the event was refused and is sent again');
+      }
+      done();
+    } catch (err) {
+      if (err instanceof LeaseRefused) done();
+      else this.failed(err);
+    }
+  }
+
+  /**
+   * Lists every Lease of the backend: notes the version of each this replica
+   * sees (expiry counts from it), refreshes the groups it knows other replicas
+   * hold (a run that ended there is seen cooling without a read of its own),
+   * and keeps the list for the status API. `sweep`: also deletes those whose
+   * hold is over, each only as it was listed.
+   */
+  private async listShared(now: number, sweep: boolean): Promise<void> {
     let leases: V1Lease[];
     try {
       leases = await this.options.api.list(LEASE_SELECTOR);
@@ -364,24 +478,48 @@ export class KubernetesRunStateStore extends GroupStates {
       this.failed(err);
       return;
     }
+    const { identity } = this.options;
     const records: LeaseRecord[] = [];
+    const listed = new Set<string>();
     for (const lease of leases) {
       const record = fromLease(lease);
-      if (record && heldUntil(record) > now) {
+      listed.add(lease.metadata?.name ?? '');
+      if (record && !this.holdOver(lease, record)) {
         records.push(record);
+        if (record.holder !== identity) this.remember(lease, record, now);
         continue;
       }
+      // Over: the next event of the group claims it (and reports a run cut short).
+      if (record && record.holder !== identity) this.others.delete(record.key);
       const { name, uid, resourceVersion } = lease.metadata ?? {};
       // Our own run in progress is renewed, not swept, however late the renewal.
-      if (record && this.mine.get(record.key)?.record.phase === 'running') continue;
+      if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running')) continue;
       await this.options.api.delete(name!, { uid: uid!, resourceVersion: resourceVersion! }).catch(() => {});
     }
+    for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
+    // A run elsewhere whose Lease is gone failed or was cut short there: its group is free.
+    for (const [key, other] of this.others) if (other.state.phase !== 'cooling' && !listed.has(leaseName(this.options.leasePrefix, key))) this.others.delete(key);
     this.shared = records;
   }
 
-  private track(work: Promise<unknown>): void {
+  /** Whether this replica knows of a run in progress on another replica: its Lease is then listed every renew interval, so its holder's end is seen in time. */
+  private knowsRunsElsewhere(): boolean {
+    for (const other of this.others.values()) if (other.state.phase !== 'cooling') return true;
+    return false;
+  }
+
+  /** Keeps `work` until it ends, for {@link close}; with `settles`, the group it settles, {@link commit} waits for it too. */
+  private track(work: Promise<unknown>, settles?: string): void {
     this.pending.add(work);
-    void work.finally(() => this.pending.delete(work));
+    if (settles !== undefined) {
+      this.settling.add(work);
+      this.settlingByKey.set(settles, work);
+    }
+    void work.finally(() => {
+      this.pending.delete(work);
+      this.settling.delete(work);
+      if (settles !== undefined && this.settlingByKey.get(settles) === work) this.settlingByKey.delete(settles);
+    });
   }
 
   private answered(): void {
@@ -421,6 +559,10 @@ class LeaseLost extends Error {
 }
 
 const isRefused = (err: unknown, code: number): boolean => err instanceof LeaseRefused && err.code === code;
+
+/** Whether a Lease holds the claim `record` made, unchanged: the same holder, event and start, still running. */
+const sameClaim = (found: LeaseRecord, record: LeaseRecord): boolean =>
+  found.phase === 'running' && found.holder === record.holder && found.eventId === record.eventId && found.since === record.since;
 
 /** A Lease's record as the group state the engine and the status API read. */
 function stateOf(record: LeaseRecord): GroupState {

@@ -3,6 +3,13 @@ import type { GroupState, RunProgress, StartDecision } from '../flow/group-state
 /** Where run state is kept: this process only, a journal on local disk, or Leases shared by every replica. */
 export type StateBackend = 'memory' | 'file' | 'kubernetes';
 
+/** What cannot be done while a backend's store is not durable, for the sender's 503 `state_unavailable`. */
+export const UNAVAILABLE_BECAUSE: Readonly<Record<StateBackend, string>> = Object.freeze({
+  memory: 'run state cannot be kept right now',
+  file: 'run state cannot be saved to disk right now',
+  kubernetes: 'run state cannot be checked with the Kubernetes API server right now',
+});
+
 /**
  * What became of a run's claim on its group in the store every replica
  * shares, decided before its first plugin call:
@@ -12,8 +19,7 @@ export type StateBackend = 'memory' | 'file' | 'kubernetes';
  * - `unavailable`: the store could not be asked; the run must not act, the
  *   group is freed, and the sender must be refused so that it sends again.
  */
-export type Claim = 'held' | 'taken' | 'unavailable';
-
+export type Claim = ClaimResult['claim'];
 /** The status API's view of the store. */
 export interface StoreDescription {
   backend: StateBackend;
@@ -33,11 +39,13 @@ export interface TakenOver {
   since: number;
 }
 
-/** What {@link RunStateStore.claim} decided, and the run of another replica it ended, if any. */
-export interface ClaimResult {
-  claim: Claim;
-  takenOver?: TakenOver;
-}
+/**
+ * What {@link RunStateStore.claim} decided: for `held`, the run of another
+ * replica it ended, if any; for `taken`, what holds the group there: a run in
+ * progress (how it ends is not known here, so a source that acknowledges only
+ * after acting keeps its message) or a cooldown (the event is done with).
+ */
+export type ClaimResult = { claim: 'held'; takenOver?: TakenOver } | { claim: 'taken'; heldAs: 'running' | 'cooling' } | { claim: 'unavailable' };
 
 /**
  * The one owner of run state: the engine talks to nothing else about which
@@ -94,8 +102,10 @@ export interface RunStateStore {
   /**
    * Resolves once every change so far is settled in the store: true, or false
    * when it cannot be saved or checked now (the sender must be refused).
+   * With `key`, a backend may settle only that group's changes (a run's end
+   * need not wait for the claims of other groups in flight).
    */
-  commit(): Promise<boolean>;
+  commit(key?: string): Promise<boolean>;
   /** Runs that were in progress when the last process on this store stopped, and cooldowns it left (empty but for the journal). */
   readonly recovered: readonly GroupState[];
   /** The backend and what identifies this process in it, for the status API. */

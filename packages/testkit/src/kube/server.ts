@@ -12,9 +12,18 @@ export interface KubeApiServerOptions extends KubeClusterOptions {
   latencyMs?: number;
 }
 
-/** Which requests an injected fault hits. */
+/** Which requests an injected fault hits, and what it does to them. */
 export interface FaultOptions {
-  /** HTTP code answered, with a matching `Status` body. Default 500. */
+  /**
+   * `error` (the default): answered `code` instead of being served.
+   * `lose-answer`: served (a write is applied), then the connection is dropped
+   * unanswered, as when the answer is lost on its way back.
+   * `delay`: served once `until` settles, as a slow call.
+   */
+  effect?: 'error' | 'lose-answer' | 'delay';
+  /** For `delay`: the request is served once this settles. */
+  until?: Promise<unknown>;
+  /** For `error`: the HTTP code answered, with a matching `Status` body. Default 500. */
   code?: number;
   /** Only requests with this method (upper case). Default: any. */
   method?: string;
@@ -45,7 +54,7 @@ export interface KubeApiServer {
   readonly requests: RequestRecord[];
   /** The delay added to every request; settable while running. */
   readonly latency: CallLatency;
-  /** Answers the next `count` matching requests with an error instead of serving them. */
+  /** Answers the next `count` matching requests with an error instead of serving them, or loses or delays their answers (see {@link FaultOptions}). */
   failNext(count: number, options?: FaultOptions): void;
   /** TCP connections accepted so far (a client that reuses connections opens few). */
   connections(): number;
@@ -77,6 +86,8 @@ export interface KubeConfigOptions {
 
 interface Fault {
   remaining: number;
+  effect: NonNullable<FaultOptions['effect']>;
+  until: Promise<unknown> | undefined;
   code: number;
   method: string | undefined;
   path: RegExp | undefined;
@@ -182,6 +193,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const contentType = req.headers['content-type'];
     let code: number;
     let body: unknown;
+    let loseAnswer = false;
     const record = (answered: number): void => {
       requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), contentType, code: answered, at: wallClockMs() });
     };
@@ -189,7 +201,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       await latency.wait();
       if (options.token && req.headers.authorization !== `Bearer ${options.token}`) throw unauthorized();
       const fault = takeFault(method, url.pathname);
-      if (fault) throw injected(fault.code);
+      if (fault?.effect === 'error') throw injected(fault.code);
+      if (fault?.effect === 'delay') await fault.until?.catch(() => {});
+      loseAnswer = fault?.effect === 'lose-answer';
       const parsed = await readBody(req);
       const podCollection = POD_COLLECTION.exec(url.pathname);
       if (method === 'GET' && isWatch(url.searchParams) && (podCollection || NODE_COLLECTION.test(url.pathname))) {
@@ -208,6 +222,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       body = err.status;
     }
     record(code);
+    if (loseAnswer) {
+      req.socket.destroy();
+      return;
+    }
     res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
 
@@ -274,7 +292,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     requests,
     latency,
     failNext(count, fault = {}) {
-      faults.push({ remaining: count, code: fault.code ?? 500, method: fault.method, path: fault.path });
+      faults.push({ remaining: count, effect: fault.effect ?? 'error', until: fault.until, code: fault.code ?? 500, method: fault.method, path: fault.path });
     },
     connections: () => accepted,
     dropConnections: () => server.closeAllConnections(),

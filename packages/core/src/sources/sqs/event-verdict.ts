@@ -8,10 +8,19 @@ export type Verdict = { readonly action: 'delete'; readonly reason: DeleteReason
 /** The plugins' answer for an instance or node they do not know: acting again will not help. */
 const PERMANENT_CODES = new Set(['NOT_FOUND']);
 
+/**
+ * Another replica's run of the event's group is in progress: if that replica
+ * dies the run is cut short, and a deleted message would be lost with it. Left,
+ * the message comes back after its visibility timeout: then deleted as
+ * deduplicated once the run succeeded (its cooldown holds the group), or run here if it did not.
+ */
+const RUNNING_ELSEWHERE = (flow?: string): Verdict => ({ action: 'leave', why: `${flow ? `flow ${flow}: ` : ''}a run of its group is in progress on another replica; kept until that run is known to have ended` });
+
 /** A run's ending as a verdict: success and "not found" end the message; anything else is tried again by a redelivery. */
 function verdictOfRun(settlement: RunSettlement): Verdict {
   if (settlement.outcome === 'succeeded') return { action: 'delete', reason: 'acted' };
   if (settlement.outcome === 'deduplicated') return { action: 'delete', reason: 'deduplicated' };
+  if (settlement.outcome === 'running_elsewhere') return RUNNING_ELSEWHERE(settlement.flow);
   if (settlement.outcome === 'failed' && settlement.code !== undefined && PERMANENT_CODES.has(settlement.code)) return { action: 'delete', reason: 'not_found' };
   return { action: 'leave', why: `flow ${settlement.flow}: run ${settlement.outcome}${settlement.error ? `: ${settlement.error}` : ''}` };
 }
@@ -39,10 +48,10 @@ export interface EventProgress {
  * Dispatches one event and resolves with what to do with its message: delete
  * once every run it started (or joined: a run resumed after a restart, which
  * nobody else listens to) succeeded or ended on NOT_FOUND, or when no run
- * was needed (deduplicated: its group is running or cooling down; unmatched:
- * no flow takes it); leave it when a run failed or was cut short, or a flow
- * had no room (the event was not accepted), so that SQS hands it out again and
- * a later run retries. Deletes without a run wait for `commit()`, as the sink
+ * was needed (deduplicated: its group is running here or cooling down; unmatched:
+ * no flow takes it); leave it when a run failed or was cut short, a run of its
+ * group is in progress on another replica, or a flow had no room (the event
+ * was not accepted), so that SQS hands it out again and a later run retries. Deletes without a run wait for `commit()`, as the sink
  * contract asks; a commit that fails leaves the message.
  */
 export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedAt: number): EventProgress {
@@ -61,11 +70,20 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
     settled();
   });
   const [drop] = result.dropped;
-  if (drop) runs.push({ action: 'leave', why: `flow ${drop.flow} could not take it: ${drop.reason}${drop.detail ? ` (${drop.detail})` : ''}` });
-  else if (result.matched === 0) runs.push({ action: 'delete', reason: 'unmatched' });
-  // Deduplicated against a cooldown or a run someone else listens to: nothing more to wait for.
-  else if (result.deduplicated > (result.joined ?? 0)) runs.push({ action: 'delete', reason: 'deduplicated' });
-  expected = result.started + (result.joined ?? 0) + (drop || result.matched === 0 || result.deduplicated > (result.joined ?? 0) ? 1 : 0);
+  const joined = result.joined ?? 0;
+  const elsewhere = result.runningElsewhere ?? 0;
+  // The verdict of what needs no run here; a cooldown's deduplication or a run someone else listens to leaves nothing to wait for.
+  const atOnce: Verdict | undefined = drop
+    ? { action: 'leave', why: `flow ${drop.flow} could not take it: ${drop.reason}${drop.detail ? ` (${drop.detail})` : ''}` }
+    : result.matched === 0
+      ? { action: 'delete', reason: 'unmatched' }
+      : elsewhere > 0
+        ? RUNNING_ELSEWHERE()
+        : result.deduplicated > joined
+          ? { action: 'delete', reason: 'deduplicated' }
+          : undefined;
+  if (atOnce) runs.push(atOnce);
+  expected = result.started + joined + (atOnce ? 1 : 0);
   settled();
   // A run's settlement comes after its state is on disk; a deduplication's holder may not be yet.
   const committed = verdict.then(async (v) =>

@@ -1,9 +1,18 @@
-import { Code, labelsOf, PluginError } from '@hollowtrees/grpcplugin';
-import { pollUntil, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Code, labelsOf, PluginError, systemClock, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { pollUntil, startKubeApiServer, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
+import pino from 'pino';
+import { Registry } from 'prom-client';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
 import { readNoticeSample } from '../../../test/support/fixtures.js';
+import type { RunProgress } from '../../flow/group-states.js';
+import { KubernetesRunStateStore } from '../../state/kubernetes-store.js';
+import { kubeLeaseApi, loadStoreKubeConfig } from '../../state/lease-api.js';
+import { StoreMetrics } from '../../state/store-metrics.js';
 
 // The default credential chain reads these: no profile or instance metadata is looked for.
 beforeAll(() => {
@@ -32,11 +41,11 @@ afterEach(async () => {
   await sqs?.close();
 });
 
-async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s', queueExtra = ''): Promise<void> {
+async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s', queueExtra = '', configExtra = ''): Promise<void> {
   sqs = await startSqsStandIn();
   queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
   plugin = await startRecordingPlugin(behaviour);
-  core = await startTestCore(`
+  core = await startTestCore(`${configExtra}
 plugins:
   drain: { type: grpc, address: "${plugin.address}", timeout: 30s, retry: { attempts: 1 } }
 flows:
@@ -217,5 +226,37 @@ sources:
     await eventually(() => core!.engine.listeners.size === 0);
     expect(await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })).toBe(0);
     expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(0);
+  });
+
+  it('a group whose run is in progress on another replica (shared Leases): its message is kept, not deleted, until that run is known to have ended; then deleted as deduplicated', async () => {
+    const kube = await startKubeApiServer();
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-sqs-')), 'kubeconfig');
+    writeFileSync(kubeconfig, kube.kubeConfigFileText());
+    // The other replica, on the same Leases: its run of the instance's group is in progress.
+    const api = kubeLeaseApi(loadStoreKubeConfig(kube.kubeConfigFileText()), { namespace: 'ops', timeoutMs: 2_000, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+    const other = new KubernetesRunStateStore({ api, identity: 'other', leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 1_000, maxGroups: 10, clock: systemClock, logger: pino({ level: 'silent' }) });
+    const key = 'spot:{instance_id="i-0b662ef9931388ba0"}';
+    const run: RunProgress = { event: { id: 'first', source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 };
+    try {
+      other.tryStart(key, 'spot', run, Date.now());
+      expect((await other.claim(key, run)).claim).toBe('held');
+      await start(() => {}, '1s', '', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: 30s, renewInterval: 1s }\n`);
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      // Left, handed out again after its visibility timeout, left again: if the other replica died now, the notice would still be here.
+      await eventually(async () => (await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })) >= 2);
+      expect(queue.list()).toHaveLength(1);
+      expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(0);
+      // The other replica's run succeeded: its cooldown holds the group, and the next delivery is deleted as deduplicated.
+      other.succeeded(key, Date.now(), 600_000);
+      expect(await other.commit()).toBe(true);
+      await drained();
+      expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+      expect(plugin.calls).toHaveLength(0);
+    } finally {
+      await core?.close();
+      core = undefined;
+      await other.close();
+      await kube.close();
+    }
   });
 });
