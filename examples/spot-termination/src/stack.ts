@@ -1,10 +1,7 @@
 import { parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
-import { jsonLogger, serve, type PluginServer } from '@hollowtrees/grpcplugin';
-import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
-import { createDrainHandler } from '@hollowtrees/plugin-k8s-drain';
 import { startAwsStandIn, startKubeApiServer, startSqsStandIn, type AutoScalingGroup, type AwsStandIn, type KubeApiServer, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { serveLoopbackPlugins, type PodTiming } from './loopback-plugins.js';
 
 /** Everything the spot-termination path needs, on loopback. */
 export interface SpotTerminationStack {
@@ -24,19 +21,13 @@ export interface SpotTerminationStack {
 }
 
 /** Options for {@link startSpotTerminationStack}. */
-export interface StackOptions {
+export interface StackOptions extends PodTiming {
   logger?: Logger;
   /** Also read spot interruption warnings from an SQS queue (a stand-in), as EventBridge delivers them. Default false. */
   sqs?: boolean;
   /** The queue's visibility timeout in seconds. Default 30. */
   visibilityTimeoutSeconds?: number;
-  /** Milliseconds the kube-apiserver stand-in takes per second of a pod's grace period. Default 5. */
-  msPerGraceSecond?: number;
-  /** The pods' terminationGracePeriodSeconds. Default 5. */
-  podGraceSeconds?: number;
 }
-
-const quiet = jsonLogger({ service: 'spot-termination-demo', level: 'silent' });
 
 /**
  * Starts the stand-ins for kube-apiserver, EC2 and Auto Scaling (and SQS, with
@@ -60,21 +51,10 @@ export async function startSpotTerminationStack(options: StackOptions = {}): Pro
     });
   }
 
-  const kc = new KubeConfig();
-  kc.loadFromOptions(kube.kubeConfigOptions());
-  const drainHandler = createDrainHandler(kc, { logger: quiet });
-  const drain: PluginServer = await serve(0, drainHandler, { host: '127.0.0.1' });
-  const replaceHandler = new AwsSpotReplaceHandler({ region: 'us-east-1', endpoint: aws.url, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' }, logger: quiet });
-  const replace: PluginServer = await serve(0, replaceHandler, { host: '127.0.0.1' });
+  const plugins = await serveLoopbackPlugins(kube, aws);
 
   const sqs = options.sqs ? await startSqsStandIn() : undefined;
   const queue = sqs?.createQueue('spot-interruptions', { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30 });
-  // Core's SQS client takes the default credential chain; the stand-in checks no signature.
-  if (sqs) {
-    process.env['AWS_ACCESS_KEY_ID'] ??= 'demo';
-    process.env['AWS_SECRET_ACCESS_KEY'] ??= 'demo';
-    process.env['AWS_EC2_METADATA_DISABLED'] ??= 'true';
-  }
   const sqsSource = queue
     ? `sources:
   sqs:
@@ -88,8 +68,8 @@ export async function startSpotTerminationStack(options: StackOptions = {}): Pro
   const config = parseConfig(
     `
 plugins:
-  k8s-drain: { type: grpc, address: "127.0.0.1:${drain.port}", timeout: 60s }
-  aws-spot: { type: grpc, address: "127.0.0.1:${replace.port}", timeout: 30s }
+  k8s-drain: { type: grpc, address: "${plugins.drainAddress}", timeout: 60s }
+  aws-spot: { type: grpc, address: "${plugins.replaceAddress}", timeout: 30s }
 flows:
   spot-termination:
     description: Cordon and drain the node, then replace the reclaimed instance
@@ -113,10 +93,7 @@ ${sqsSource}`,
     ...(sqs && queue ? { sqs: { standIn: sqs, queue } } : {}),
     async close() {
       await core.close();
-      await drain.close();
-      await drainHandler.close();
-      await replace.close();
-      replaceHandler.close();
+      await plugins.close();
       await kube.close();
       await aws.close();
       await sqs?.close();

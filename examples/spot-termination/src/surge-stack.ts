@@ -1,10 +1,7 @@
 import { parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
-import { jsonLogger, serve, type PluginServer } from '@hollowtrees/grpcplugin';
-import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
-import { createDrainHandler } from '@hollowtrees/plugin-k8s-drain';
 import { startAwsStandIn, startKubeApiServer, type AwsStandIn, type Ec2Instance, type KubeApiServer, type SpotPool } from '@hollowtrees/testkit';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { serveLoopbackPlugins, type PodTiming } from './loopback-plugins.js';
 
 /** The pool whose price surges: m5.large in us-east-1a. */
 export const SURGING_POOL: SpotPool = { instanceType: 'm5.large', availabilityZone: 'us-east-1a' };
@@ -34,21 +31,15 @@ export interface SurgeStack {
 }
 
 /** Options for {@link startSurgeStack}. */
-export interface SurgeStackOptions {
+export interface SurgeStackOptions extends PodTiming {
   logger?: Logger;
   /** Nodes in the surging pool. Default 6. */
   poolSize?: number;
   /** Nodes drained at once (the drain step's `maxUnavailable`). Default 2. */
   maxUnavailable?: number;
-  /** The pods' terminationGracePeriodSeconds: how long each node's drain takes. Default 5. */
-  podGraceSeconds?: number;
-  /** Milliseconds the kube-apiserver stand-in takes per second of grace. Default 5. */
-  msPerGraceSecond?: number;
   /** Milliseconds a launched replacement stays `pending`. Default 300. */
   launchDelayMs?: number;
 }
-
-const quiet = jsonLogger({ service: 'price-surge-demo', level: 'silent' });
 
 /**
  * Starts the kube-apiserver and EC2 stand-ins with a pool of spot nodes
@@ -100,28 +91,12 @@ export async function startSurgeStack(options: SurgeStackOptions = {}): Promise<
     for (const availabilityZone of ['us-east-1a', 'us-east-1b']) aws.ec2.spotPrices.set({ instanceType, availabilityZone }, CALM_PRICE, before);
   }
 
-  const kc = new KubeConfig();
-  kc.loadFromOptions(kube.kubeConfigOptions());
-  const drainHandler = createDrainHandler(kc, { logger: quiet });
-  const drain: PluginServer = await serve(0, drainHandler, { host: '127.0.0.1' });
-  const replaceHandler = new AwsSpotReplaceHandler({
-    region: 'us-east-1',
-    endpoint: aws.url,
-    credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' },
-    logger: quiet,
-    pool: { pollIntervalMs: 50 },
-  });
-  const replace: PluginServer = await serve(0, replaceHandler, { host: '127.0.0.1' });
-
-  // Core's EC2 client takes the default credential chain; the stand-in checks no signature.
-  process.env['AWS_ACCESS_KEY_ID'] ??= 'demo';
-  process.env['AWS_SECRET_ACCESS_KEY'] ??= 'demo';
-  process.env['AWS_EC2_METADATA_DISABLED'] ??= 'true';
+  const plugins = await serveLoopbackPlugins(kube, aws);
   const config = parseConfig(
     `
 plugins:
-  k8s-drain: { type: grpc, address: "127.0.0.1:${drain.port}", timeout: 60s }
-  aws-spot: { type: grpc, address: "127.0.0.1:${replace.port}", timeout: 60s }
+  k8s-drain: { type: grpc, address: "${plugins.drainAddress}", timeout: 60s }
+  aws-spot: { type: grpc, address: "${plugins.replaceAddress}", timeout: 60s }
 flows:
   spot-price-surge:
     description: Capacity in other pools first, then drain the surging pool a few nodes at a time
@@ -160,10 +135,7 @@ sources:
     setPrice: (price) => void aws.ec2.spotPrices.set(SURGING_POOL, price),
     async close() {
       await core.close();
-      await drain.close();
-      await drainHandler.close();
-      await replace.close();
-      replaceHandler.close();
+      await plugins.close();
       await kube.close();
       await aws.close();
     },
