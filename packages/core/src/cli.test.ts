@@ -67,10 +67,12 @@ describe('hollowtrees CLI', () => {
     const input = JSON.stringify({ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc', instance_action: 'reboot' }, startsAt: '2026-11-25T10:00:00Z' });
     const viaStdin = spawnSync(process.execPath, [CLI, 'explain', '--config', EXAMPLE_CONFIG], { encoding: 'utf8', timeout: 10_000, input });
     expect(viaStdin.status).toBe(0);
-    expect(viaStdin.stdout.split('\n').slice(1, 5)).toEqual([
+    expect(viaStdin.stdout.split('\n').slice(1, 7)).toEqual([
       '  spot-replace: not taken: instance_action is "reboot", expected one of [terminate, stop, hibernate]',
       '  spot-drain: not taken: instance_action is "reboot", expected one of [terminate, stop, hibernate]',
       '  spot-rebalance: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [prometheus.server.alert.SpotRebalanceRecommended]',
+      '  spot-price-surge: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [aws.ec2.spot.price-surge, prometheus.server.alert.SpotPriceSurge, hollowtrees.node.aws.rebalance-recommendation, aws.ec2.spot.rebalance-recommendation]',
+      '  spot-price-surge-resolved: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [aws.ec2.spot.price-surge.resolved, prometheus.server.alert.SpotPriceSurge.resolved]',
       '  resolved: not taken: type is "prometheus.server.alert.SpotInstanceTerminating", expected one of allowedEvents [prometheus.server.alert.*.resolved]',
     ]);
     const viaFile = run('explain', '--config', EXAMPLE_CONFIG, file('alert.json', alert));
@@ -93,7 +95,7 @@ describe('hollowtrees CLI', () => {
   });
 
   it('validate accepts the example config and exits 0', () => {
-    expect(run('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stdout: `${EXAMPLE_CONFIG}: valid (4 flows: spot-replace, spot-drain, spot-rebalance, resolved)\n` });
+    expect(run('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stdout: `${EXAMPLE_CONFIG}: valid (6 flows: spot-replace, spot-drain, spot-rebalance, spot-price-surge, spot-price-surge-resolved, resolved)\n` });
   });
 
   it('validate names the file, the path and the expectation, and exits 2', () => {
