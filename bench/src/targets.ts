@@ -43,10 +43,17 @@ function httpRequest(url: string, method = 'GET', body?: string): Promise<{ stat
   });
 }
 
-/** POSTs an alerts body and fails on anything but 200. */
-export async function postAlerts(baseUrl: string, body: string): Promise<void> {
-  const res = await httpRequest(`${baseUrl}/api/v2/alerts`, 'POST', body);
-  if (res.status !== 200) throw new Error(`POST ${baseUrl}/api/v2/alerts: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
+/**
+ * POSTs an alerts body and fails on anything but 200; with `resendOn503`, a 503 (Hollowtrees'
+ * queues are full) is sent again a second later, as Prometheus re-sends a refused batch.
+ */
+export async function postAlerts(baseUrl: string, body: string, { resendOn503 = false } = {}): Promise<void> {
+  for (;;) {
+    const res = await httpRequest(`${baseUrl}/api/v2/alerts`, 'POST', body);
+    if (res.status === 200) return;
+    if (res.status !== 503 || !resendOn503) throw new Error(`POST ${baseUrl}/api/v2/alerts: HTTP ${res.status}: ${res.text.slice(0, 300)}`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
 }
 
 /** The built CLI of @hollowtrees/core. */

@@ -20,8 +20,8 @@ import type { EventSink } from './sources/event-sink.js';
 import type { EventSource } from './sources/event-source.js';
 import { SourceSet } from './sources/source-set.js';
 import { openStateStore } from './state/open-store.js';
-import { SpotPriceSource } from './sources/spot-price/spot-price-source.js';
-import { SqsQueueSource, SqsRegionMissing } from './sources/sqs/sqs-queue-source.js';
+import { configuredSources } from './sources/configured-sources.js';
+import { SqsRegionMissing } from './sources/sqs/sqs-region.js';
 
 /** Options for {@link startHollowtrees}; every field has a default. */
 export interface StartOptions {
@@ -181,11 +181,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     clock,
   });
   // The receiver first: it serves health and status while the others start.
-  const sources: SourceSet = new SourceSet([
-    receiver,
-    ...config.sources.sqs.map((queue, i) => new SqsQueueSource(queue, i, metrics.sqs, logger, clock)),
-    ...config.sources.spotPrice.map((entry, i) => new SpotPriceSource(entry, i, metrics.spotPrice, logger, clock)),
-  ]);
+  const sources: SourceSet = new SourceSet([receiver, ...(await configuredSources(config.sources, metrics, logger, clock))]);
   /** Why a source could not start, as the CLI shows it. */
   const startProblem = (source: EventSource, err: unknown): Error => {
     if (err instanceof SqsRegionMissing) return new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);

@@ -8,21 +8,8 @@ import { DeleteBatcher } from './delete-batcher.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
 import type { SqsMetrics } from './sqs-metrics.js';
+import { regionOfQueueUrl, SqsRegionMissing } from './sqs-region.js';
 import { VisibilityKeeper } from './visibility-keeper.js';
-
-/** A queue whose region is in neither its entry, its URL, nor the SDK's chain (`AWS_REGION`, profile). */
-export class SqsRegionMissing extends Error {
-  override readonly name = 'SqsRegionMissing';
-  constructor(readonly index: number) {
-    super('no region: set it here, in AWS_REGION, or use a queue URL of the form https://sqs.<region>.amazonaws.com/...');
-  }
-}
-
-/** The region an SQS URL names in its host (`sqs.<region>.amazonaws.com`, or the legacy `<region>.queue.amazonaws.com`). */
-export function regionOfQueueUrl(url: string): string | undefined {
-  const host = new URL(url).hostname;
-  return /^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(host)?.[1] ?? /^([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?$/.exec(host)?.[1];
-}
 
 /** How long `close()` waits for the deletes of messages whose runs ended during the shutdown. */
 const DELETE_GRACE_MS = 5_000;
