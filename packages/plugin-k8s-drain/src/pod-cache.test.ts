@@ -1,9 +1,10 @@
 import { jsonLogger } from '@hollowtrees/grpcplugin';
-import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
+import { startKubeApiServer, type KubeApiServer, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createKubeApi, type KubeApi } from './kube-api.js';
 import { PodCache } from './pod-cache.js';
+import { MIRROR_ANNOTATION, planEviction, podKey } from './pod-filter.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -81,5 +82,42 @@ describe('PodCache', () => {
     expect(await waiting).toEqual([]);
     const lists = kube.requests.filter((r) => r.path === '/api/v1/pods' && r.query.watch === undefined);
     expect(lists).toHaveLength(2);
+  });
+
+  it('keeps of each pod exactly what a drain reads: the eviction plan from the cache is the plan from the API server', async () => {
+    const { kube, api, cache } = await start();
+    const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'rs-web', controller: true };
+    const ds = { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'proxy', uid: 'ds-proxy', controller: true };
+    const notController = { apiVersion: 'v1', kind: 'ConfigMap', name: 'cm', uid: 'cm-1' };
+    const pods: KubePod[] = [
+      // Lots a drain does not read (labels, other annotations, containers, a configMap volume), plus what it does.
+      { metadata: { name: 'web', namespace: 'shop', uid: 'u-web', labels: { app: 'web' }, annotations: { note: 'x'.repeat(500) }, ownerReferences: [notController, rs] }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 45, containers: [{ name: 'c', image: 'web:1' }], volumes: [{ name: 'cfg', configMap: { name: 'cm' } }] }, status: { phase: 'Running' } },
+      { metadata: { name: 'mirror', namespace: 'kube-system', uid: 'u-mirror', annotations: { [MIRROR_ANNOTATION]: 'abc', other: 'y' } }, spec: { nodeName: 'n1' } },
+      { metadata: { name: 'proxy', namespace: 'kube-system', uid: 'u-proxy', ownerReferences: [ds] }, spec: { nodeName: 'n1' } },
+      { metadata: { name: 'cache', namespace: 'shop', uid: 'u-cache', ownerReferences: [rs] }, spec: { nodeName: 'n1', volumes: [{ name: 'scratch', emptyDir: { medium: 'Memory' } }, { name: 'cfg', configMap: { name: 'cm' } }] } },
+      { metadata: { name: 'done', namespace: 'jobs', uid: 'u-done' }, spec: { nodeName: 'n1' }, status: { phase: 'Succeeded' } },
+      { metadata: { name: 'bare', namespace: 'shop', uid: 'u-bare' }, spec: { nodeName: 'n1' } },
+    ];
+    for (const p of pods) kube.cluster.addPod(p);
+    expect(await cache.whenSynced(5_000)).toBe(true);
+    const cached = cache.podsOn('n1');
+    const listed = (await api.listPodPage(undefined)).items.filter((p) => p.spec?.nodeName === 'n1');
+    const plan = (from: typeof cached, deleteEmptyDirData: boolean) => {
+      const p = planEviction([...from].sort((a, b) => podKey(a).localeCompare(podKey(b))), { deleteEmptyDirData });
+      return { evict: p.evict.map(podKey), terminating: p.terminating.map(podKey), skipped: p.skipped.map((s) => `${podKey(s.pod)}: ${s.reason}`) };
+    };
+    // Every kind of pod the filter tells apart is here: skipped as a mirror, a DaemonSet's, or with emptyDir data.
+    expect(plan(listed, false)).toEqual({ evict: ['jobs/done', 'shop/bare', 'shop/web'], terminating: [], skipped: ['kube-system/mirror: mirror', 'kube-system/proxy: daemonset', 'shop/cache: emptydir'] });
+    expect(plan(listed, true).evict).toEqual(['jobs/done', 'shop/bare', 'shop/cache', 'shop/web']);
+    for (const deleteEmptyDirData of [false, true]) expect(plan(cached, deleteEmptyDirData)).toEqual(plan(listed, deleteEmptyDirData));
+    // The kept fields, and nothing else.
+    const web = cached.find((p) => p.metadata?.name === 'web')!;
+    expect(web).toEqual({
+      metadata: { name: 'web', namespace: 'shop', uid: 'u-web', resourceVersion: expect.any(String), deletionTimestamp: undefined, ownerReferences: [rs] },
+      spec: { containers: [], nodeName: 'n1', terminationGracePeriodSeconds: 45, volumes: [] },
+      status: { phase: 'Running' },
+    });
+    expect(cached.find((p) => p.metadata?.name === 'mirror')!.metadata?.annotations).toEqual({ [MIRROR_ANNOTATION]: 'abc' });
+    expect(cached.find((p) => p.metadata?.name === 'cache')!.spec?.volumes).toEqual([{ name: 'scratch', emptyDir: {} }]);
   });
 });
