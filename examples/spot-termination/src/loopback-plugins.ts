@@ -24,6 +24,16 @@ export interface LoopbackPlugins {
 const quiet = jsonLogger({ service: 'spot-termination-demo', level: 'silent' });
 
 /**
+ * Gives core's own AWS clients (SQS, EC2), which take the default credential chain, demo
+ * credentials and no instance metadata: the stand-ins check no signature.
+ */
+export function useDemoAwsCredentials(): void {
+  process.env['AWS_ACCESS_KEY_ID'] ??= 'demo';
+  process.env['AWS_SECRET_ACCESS_KEY'] ??= 'demo';
+  process.env['AWS_EC2_METADATA_DISABLED'] ??= 'true';
+}
+
+/**
  * Serves the drain plugin against the kube-apiserver stand-in and the AWS plugin
  * against the EC2 and Auto Scaling stand-ins, each with `serve()` as a plugin
  * process would; pool mode's instance polling is made fast for a demo.
@@ -41,10 +51,6 @@ export async function serveLoopbackPlugins(kube: KubeApiServer, aws: AwsStandIn)
     pool: { pollIntervalMs: 50 },
   });
   const replace = await serve(0, replaceHandler, { host: '127.0.0.1' });
-  // Core's own AWS clients (SQS, EC2) take the default credential chain; the stand-ins check no signature.
-  process.env['AWS_ACCESS_KEY_ID'] ??= 'demo';
-  process.env['AWS_SECRET_ACCESS_KEY'] ??= 'demo';
-  process.env['AWS_EC2_METADATA_DISABLED'] ??= 'true';
   return {
     drainAddress: `127.0.0.1:${drain.port}`,
     replaceAddress: `127.0.0.1:${replace.port}`,

@@ -1,7 +1,7 @@
 import { parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
 import { startAwsStandIn, startKubeApiServer, startSqsStandIn, type AutoScalingGroup, type AwsStandIn, type KubeApiServer, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
 import type { Logger } from 'pino';
-import { serveLoopbackPlugins, type PodTiming } from './loopback-plugins.js';
+import { serveLoopbackPlugins, useDemoAwsCredentials, type PodTiming } from './loopback-plugins.js';
 
 /** Everything the spot-termination path needs, on loopback. */
 export interface SpotTerminationStack {
@@ -54,6 +54,7 @@ export async function startSpotTerminationStack(options: StackOptions = {}): Pro
   const plugins = await serveLoopbackPlugins(kube, aws);
 
   const sqs = options.sqs ? await startSqsStandIn() : undefined;
+  if (sqs) useDemoAwsCredentials();
   const queue = sqs?.createQueue('spot-interruptions', { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30 });
   const sqsSource = queue
     ? `sources:

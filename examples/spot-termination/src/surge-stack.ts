@@ -1,7 +1,7 @@
 import { parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
 import { startAwsStandIn, startKubeApiServer, type AwsStandIn, type Ec2Instance, type KubeApiServer, type SpotPool } from '@hollowtrees/testkit';
 import type { Logger } from 'pino';
-import { serveLoopbackPlugins, type PodTiming } from './loopback-plugins.js';
+import { serveLoopbackPlugins, useDemoAwsCredentials, type PodTiming } from './loopback-plugins.js';
 
 /** The pool whose price surges: m5.large in us-east-1a. */
 export const SURGING_POOL: SpotPool = { instanceType: 'm5.large', availabilityZone: 'us-east-1a' };
@@ -92,6 +92,7 @@ export async function startSurgeStack(options: SurgeStackOptions = {}): Promise<
   }
 
   const plugins = await serveLoopbackPlugins(kube, aws);
+  useDemoAwsCredentials();
   const config = parseConfig(
     `
 plugins:

@@ -386,8 +386,6 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type FlowConfig = Config['flows'][string];
 export type PluginConfig = Config['plugins'][string];
-/** One entry of a flow's `plugins`: the plugin's name and the settings this flow gives it. */
-export type FlowStepConfig = FlowConfig['plugins'][number];
 export type GrpcPluginConfig = z.output<typeof grpcPlugin>;
 export type FilterValue = z.output<typeof filterValue>;
 export type RetryConfig = z.output<typeof retry>;

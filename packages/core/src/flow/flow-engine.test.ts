@@ -954,7 +954,6 @@ describe('FlowEngine: edges', () => {
 
   it('refreshes the cooling gauge when the registry is scraped', async () => {
     const { engine, metrics } = engineFor(spotFlow(), [scripted('a')]);
-    metrics.beforeCollect(() => engine.updateScrapedGauges());
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     await engine.drain();
     expect(await metrics.registry.metrics()).toContain('hollowtrees_groups_cooling_down{flow="spot"} 1');

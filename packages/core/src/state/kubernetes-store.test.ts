@@ -57,6 +57,26 @@ async function observe(store: KubernetesRunStateStore): Promise<void> {
   await expect.poll(lists, { timeout: 5_000, interval: 20 }).toBe(before + 1);
 }
 
+/**
+ * Replica a claims group `g` with a 1 s Lease it renews only every `aRenewIntervalMs` (longer than
+ * the Lease), so b, which has seen that Lease, takes the group over once it expired; then a's run
+ * succeeds and its cooldown write meets b's Lease. Returns a and the hold-lost signal of its run.
+ */
+async function takenOverBeforeCooldown(aRenewIntervalMs: number): Promise<{ a: KubernetesRunStateStore; lost: AbortSignal }> {
+  const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: aRenewIntervalMs }).store;
+  const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+  a.tryStart('g', 'spot', run('e1'), Date.now());
+  expect((await a.claim('g', run('e1'))).claim).toBe('held');
+  const lost = a.holdLost('g')!;
+  await observe(b);
+  await new Promise((r) => setTimeout(r, 1_100));
+  b.tryStart('g', 'spot', run('e2'), Date.now());
+  expect((await b.claim('g', run('e2'))).claim).toBe('held');
+  a.succeeded('g', Date.now(), 60_000);
+  await a.commit();
+  return { a, lost };
+}
+
 const leaseCalls = (): number => api.requests.filter((r) => r.path.includes('/leases')).length;
 
 describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
@@ -157,19 +177,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   });
 
   it('a holder whose Lease another replica took over tells its run to stop', async () => {
-    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 5_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
-    a.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await a.claim('g', run('e1'))).claim).toBe('held');
-    const lost = a.holdLost('g')!;
-    await observe(b);
-    // a does not renew within leaseDuration (its interval is longer): b takes the group over.
-    await new Promise((r) => setTimeout(r, 1_100));
-    b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g', run('e2'))).claim).toBe('held');
-    // a's next write (its cooldown after success here) meets b's Lease.
-    a.succeeded('g', Date.now(), 60_000);
-    await a.commit();
+    const { lost } = await takenOverBeforeCooldown(5_000);
     expect(lost.aborted).toBe(true);
     expect(String((lost.reason as Error).message)).toMatch(/took the Lease over/);
   });
@@ -205,17 +213,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   });
 
   it('a run whose Lease another replica took over goes on, and its later tries are refused', async () => {
-    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
-    a.tryStart('g', 'spot', run('e1'), Date.now());
-    await a.claim('g', run('e1'));
-    await observe(b);
-    await new Promise((r) => setTimeout(r, 1_100));
-    b.tryStart('g', 'spot', run('e2'), Date.now());
-    expect((await b.claim('g', run('e2'))).claim).toBe('held');
-    // a's cooldown write meets b's Lease: a learns it lost it.
-    a.succeeded('g', Date.now(), 60_000);
-    await a.commit();
+    const { a } = await takenOverBeforeCooldown(60_000);
     expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('b');
     expect((await a.claim('g', run('e1'))).claim).toBe('taken');
   });
