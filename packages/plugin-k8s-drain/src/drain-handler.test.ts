@@ -1,5 +1,5 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
-import { rejectionOf, startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubePod } from '@hollowtrees/testkit';
+import { rejectionOf, startKubeApiServer, wallClockMs, type KubeApiServer, type KubeApiServerOptions, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, DrainHandler } from './drain-handler.js';
@@ -378,6 +378,20 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect(err.message).toMatch(
       /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=7 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4, and 2 more\); last reason: evicting pod apps\/db-\d: Cannot evict pod as it would violate the pod's disruption budget\.$/,
     );
+  });
+
+  it('without the watch cache, polls the node until its evicted pods are gone, and answers only then', async () => {
+    // 10 ms per grace second: 20 s of grace end 200 ms after the eviction, ten polls of 20 ms.
+    const api = await startCluster({ msPerGraceSecond: 10 });
+    for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`slow-${i}`, { owner: ['ReplicaSet', 'api'], grace: 20 }));
+    const result = await handlerFor(api, { watchCache: false, deletionPollMs: 20 }).handle(event({ node: 'node-a' }), context());
+    const answeredAt = wallClockMs();
+    expect(result.message).toBe('drained node node-a: 3 pods evicted');
+    const gone = api.cluster.removals().filter((r) => r.node === 'node-a');
+    expect(gone.map((r) => r.name).sort()).toEqual(['slow-0', 'slow-1', 'slow-2']);
+    expect(Math.max(...gone.map((r) => r.atMs))).toBeLessThanOrEqual(answeredAt);
+    const polls = api.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/pods' && r.query.fieldSelector === 'spec.nodeName=node-a');
+    expect(polls.length).toBeGreaterThan(2);
   });
 
   it('says how many evicted pods were still terminating when the deadline came', async () => {
