@@ -36,6 +36,24 @@ const CALL_FRAMING_BYTES = 1 + 10 + 1 + 5 + 1 + 5 + 1 + 5;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
+ * The writers every stream encodes with, one for requests and one for the messages that carry
+ * them. An encode runs start to end without yielding, so one writer serves all, and its buffer,
+ * grown once, is not grown again from a few bytes for every call (`finish()` returns a copy).
+ */
+const requestWriter = new BinaryWriter();
+const messageWriter = new BinaryWriter();
+
+/** `request`'s bytes; an encode that throws (a value out of its field's range) leaves the shared writer empty. */
+function encodeRequest(request: HandleRequest): Uint8Array {
+  try {
+    return HandleRequest.encode(request, requestWriter).finish();
+  } catch (err) {
+    requestWriter.finish();
+    throw err;
+  }
+}
+
+/**
  * One `HandleStream` to a plugin, carrying many calls. A call written is matched to its
  * answer by id; the call's own timer ends it at its deadline and its signal cancels it.
  * The calls made within one turn of the event loop go out as one message (gRPC writes a
@@ -87,7 +105,7 @@ export class ClientStream {
       const timeoutMs = Math.ceil(deadline - Date.now());
       if (timeoutMs <= 0) return reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
       // Encoded once, here, to check its size; framed with the time it has left when it is written.
-      const bytes = HandleRequest.encode(request).finish();
+      const bytes = encodeRequest(request);
       if (bytes.length + CALL_FRAMING_BYTES + FRAMING_BYTES > this.maxSendBytes) {
         return reject(new PluginError(Code.ResourceExhausted, `request of ${bytes.length} bytes is larger than maxSendMessageBytes (${this.maxSendBytes})`));
       }
@@ -136,7 +154,7 @@ export class ClientStream {
   /** Writes what waits, as few messages as `maxSendBytes` allows, until the stream pushes back. */
   private flush(): void {
     while (!this.blocked && !this.closed && this.waiting.length > 0) {
-      const writer = new BinaryWriter();
+      const writer = messageWriter;
       let size = 0;
       while (this.waiting.length > 0) {
         const entry = this.waiting[0]!;
@@ -160,7 +178,9 @@ export class ClientStream {
         writer.uint32(STREAM_CALL_CALL_TAG).fork().uint32(HANDLE_CALL_REQUEST_TAG).bytes(entry.request).uint32(HANDLE_CALL_TIMEOUT_TAG).uint32(timeoutMs).join();
         writer.join();
       }
-      if (size > 0) this.blocked = !this.call.write(Buffer.from(writer.finish()));
+      const message = writer.finish();
+      // A view, not a copy: finish() already returned bytes of their own.
+      if (size > 0) this.blocked = !this.call.write(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
     }
   }
 

@@ -50,7 +50,8 @@ function attrAsString(attr: Attr): string {
 /** Converts a TS event to the CloudEvents protobuf message. Its `time` Timestamp is shared by every event of that time and frozen: read it, never change it. */
 export function eventToProto(event: CloudEvent): ProtoCloudEvent {
   const attributes: Record<string, ProtoAttribute> = {};
-  for (const [name, ext] of Object.entries(event.extensions ?? {})) attributes[name] = { attr: extensionToAttr(ext) };
+  const { extensions } = event;
+  if (extensions) for (const name in extensions) attributes[name] = { attr: extensionToAttr(extensions[name]!) };
   if (event.time !== undefined) attributes.time = { attr: { $case: 'ceTimestamp', value: timestampFromStringShared(event.time) } };
   for (const name of STRING_ATTRIBUTES) {
     const value = event[name];

@@ -20,6 +20,7 @@ export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.j
 export { normalizeTime } from './timestamp.js';
 export { systemClock, type Clock } from './clock.js';
 export { formatDuration, parseDuration } from './duration.js';
+export { rememberingRecent } from './recent-results.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';
 export { UsageError, integerFlag, parseFlags, readFlagFile, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';

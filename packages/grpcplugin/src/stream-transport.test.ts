@@ -42,6 +42,15 @@ describe('calls sharing one stream', () => {
     expect((await client.handle(eventWithId('after'), { flow: 'f' })).message).toBe('after');
   });
 
+  it('a call whose request cannot be encoded fails alone; the calls after it go out whole (the encoder is shared)', async () => {
+    const { client } = await stream({ handle: (event, context) => ({ message: `${event.id}/${context.attempt}/${context.config.k}` }) });
+    const before = client.handle(eventWithId('before'), { flow: 'f', attempt: 2, config: { k: 'v1' } });
+    // attempt is a uint32 field: 2^33 cannot be written, and the encoder throws half-way through the request.
+    await expect(client.handle(eventWithId('bad'), { flow: 'f', attempt: 2 ** 33, config: { k: 'x' } })).rejects.toThrow(/uint32/);
+    const after = await Promise.all([3, 4].map((attempt) => client.handle(eventWithId(`after${attempt}`), { flow: 'f', attempt, config: { k: `v${attempt}` } })));
+    expect([(await before).message, ...after.map((a) => a.message)]).toEqual(['before/2/v1', 'after3/3/v3', 'after4/4/v4']);
+  });
+
   it('a busy process still moves many calls per turn: 500 calls made at once all complete while every turn of the event loop takes 20 ms', async () => {
     // gRPC writes a stream's messages one per turn of the event loop; calls (and answers) that
     // travelled one per message took 500 turns here, 10 s, past their 5 s deadline. Core in a

@@ -21,12 +21,12 @@ export class BoundedQueue {
    * Starts or queues the task; false when the queue is full. `force` queues it
    * even then: for a run that was accepted earlier (resumed, retried) and must not be lost.
    */
-  offer(task: QueuedTask, options: { force?: boolean } = {}): boolean {
+  offer(task: QueuedTask, options?: { force?: boolean }): boolean {
     if (this.running < this.concurrency) {
       this.start(task);
       return true;
     }
-    if (this.depth >= this.capacity && !options.force) return false;
+    if (this.depth >= this.capacity && !options?.force) return false;
     this.waiting.push(task);
     return true;
   }
@@ -49,15 +49,17 @@ export class BoundedQueue {
 
   private start(task: QueuedTask): void {
     this.running++;
-    void task()
-      .catch(() => {}) // tasks record their own failures; the queue only needs to go on
-      .finally(() => {
-        this.running--;
-        const next = this.next();
-        if (next) this.start(next);
-        else if (this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-      });
+    // Tasks record their own failures; the queue only needs to go on. One handler for both
+    // ends, not catch() then finally(): no two promises more per task.
+    void task().then(this.finished, this.finished);
   }
+
+  private readonly finished = (): void => {
+    this.running--;
+    const next = this.next();
+    if (next) this.start(next);
+    else if (this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  };
 
   private next(): QueuedTask | undefined {
     if (this.head >= this.waiting.length) return undefined;

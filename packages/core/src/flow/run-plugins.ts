@@ -73,6 +73,13 @@ function labelsOf(event: CloudEvent): { data: Record<string, unknown>; labels: R
  * plugin must not redirect the next one to another instance).
  */
 export function mergeAttributes(event: CloudEvent, attributes: Record<string, string>): CloudEvent {
+  // Most runs have no attributes to add: they cost no arrays.
+  let none = true;
+  for (const _ in attributes) {
+    none = false;
+    break;
+  }
+  if (none) return event;
   const { data, labels } = labelsOf(event);
   const added = Object.entries(attributes).filter(([key]) => !Object.hasOwn(labels, key));
   if (added.length === 0) return event;
@@ -100,16 +107,13 @@ export async function runPlugins(start: RunStart, flow: string, steps: readonly 
   let attributes = start.attributes;
   let current = mergeAttributes(start.event, attributes);
   const ignored = new Set<string>();
-  const end = (reached: number, outcome: RunResult['outcome'], error?: string, failure?: PluginError): RunResult => ({
-    outcome,
-    ...(error === undefined ? {} : { error }),
-    ...(failure?.retryable ? { retryable: true } : {}),
-    ...(failure ? { code: codeName(failure.code) } : {}),
-    calls,
-    attributes,
-    reached,
-    ignored: [...ignored],
-  });
+  const end = (reached: number, outcome: RunResult['outcome'], error?: string, failure?: PluginError): RunResult => {
+    const result: RunResult = { outcome, calls, attributes, reached, ignored: [...ignored] };
+    if (error !== undefined) result.error = error;
+    if (failure?.retryable) result.retryable = true;
+    if (failure) result.code = codeName(failure.code);
+    return result;
+  };
   for (const [index, { plugin, config }] of steps.entries()) {
     for (let attempt = 1; ; attempt++) {
       if (deps.signal.aborted) return end(index, 'interrupted', `interrupted before ${plugin.name}`);

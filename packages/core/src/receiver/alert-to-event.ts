@@ -40,9 +40,28 @@ export function alertTypeFamily(status: AlertEventData['status']): string {
 
 /** A stable 16-hex-digit fingerprint of a label set, independent of key order. */
 export function labelsFingerprint(labels: Record<string, string>): string {
-  // Length-prefixed, so no label value can imitate a separator and make two label sets collide.
+  // Prometheus sends label sets sorted by name: those are read in place, with no key array to sort.
   let text = '';
-  for (const key of Object.keys(labels).sort()) text += `${key.length}:${key}${labels[key]!.length}:${labels[key]!}`;
+  let previous = '';
+  for (const key in labels) {
+    if (key < previous) {
+      text = '';
+      for (const sorted of Object.keys(labels).sort()) text += labelText(sorted, labels[sorted]!);
+      break;
+    }
+    previous = key;
+    text += labelText(key, labels[key]!);
+  }
+  return sha256Prefix(text);
+}
+
+/** One label as the fingerprint reads it: length-prefixed, so no value can imitate a separator and make two label sets collide. */
+function labelText(name: string, value: string): string {
+  return `${name.length}:${name}${value.length}:${value}`;
+}
+
+/** The first 16 hex digits of the SHA-256 of `text`. */
+function sha256Prefix(text: string): string {
   // One-shot hash (one call into OpenSSL, not one per label). toString over the first 8 bytes: the same
   // 16 hex digits as digest('hex').slice(0, 16), as a flat string that does not keep the whole 64-digit
   // digest alive (every cooling group holds one).

@@ -85,6 +85,18 @@ describe('alerts to CloudEvents', () => {
     expect(await idOf({ a: 'b1:c' })).not.toBe(await idOf({ a: 'b', c: '' }));
   });
 
+  it('gives one label set the same fingerprint and id in any key order, the value earlier versions gave', async () => {
+    const parseOne = async (labelsJson: string) => (await parseAlerts('api_v2', body(`[{"labels":${labelsJson},"startsAt":"${startsAt}"}]`), new Date(startsAt), limits))[0]!;
+    // Sorted as Prometheus sends them, then out of order, then with integer-like names (which JavaScript lists first).
+    const sorted = await parseOne('{"alertname":"A","instance":"i-1","zone":"b"}');
+    const shuffled = await parseOne('{"zone":"b","alertname":"A","instance":"i-1"}');
+    expect((sorted.data as AlertEventData).fingerprint).toBe('35d6b3385685fabc');
+    expect((shuffled.data as AlertEventData).fingerprint).toBe('35d6b3385685fabc');
+    expect(shuffled.id).toBe(sorted.id);
+    const numeric = await parseOne('{"alertname":"A","instance":"i-1","zone":"b","9":"y","10":"x"}');
+    expect((numeric.data as AlertEventData).fingerprint).toBe('7ed4c212d4ce0585');
+  });
+
   it('keeps nanoseconds of a time with more fractional digits, truncating the rest, in the id too', async () => {
     const parse = async (time: string) => (await parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, startsAt: time, endsAt: time }]), new Date(0), limits))[0]!;
     const event = await parse(`2026-11-25T10:00:00.1234567899${'9'.repeat(90)}Z`);

@@ -1,6 +1,6 @@
-import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { rememberingRecent, type CloudEvent } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits } from '../config/schema.js';
-import { alertArraySchema, postableAlertSchema, webhookAlertSchema, webhookEnvelopeSchema } from './alert-schemas.js';
+import { alertArraySchema, postableAlertSchema, webhookAlertSchema, webhookEnvelopeSchema, type PostableAlert } from './alert-schemas.js';
 import { alertToEvent, statusFromEndsAt, type AlertEventData, type ReceivedAlert } from './alert-to-event.js';
 import { mapInSlices } from './slices.js';
 import { checkCount, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
@@ -10,8 +10,11 @@ export type AlertFormat = 'api_v2' | 'api_v1' | 'webhook';
 
 const DEFAULT_SOURCE = 'urn:hollowtrees:receiver';
 
-/** The origin of a URL (`http://prometheus:9090`), the CloudEvents source of what it generated. */
-function originOf(url: string): string | undefined {
+/**
+ * The origin of a URL (`http://prometheus:9090`), the CloudEvents source of what it generated.
+ * Remembered: the alerts of one rule share their URL, and parsing one costs more than the rest of an alert's source.
+ */
+const originOf = rememberingRecent((url: string): string | undefined => {
   if (!url) return undefined;
   try {
     const origin = new URL(url).origin;
@@ -19,7 +22,7 @@ function originOf(url: string): string | undefined {
   } catch {
     return undefined;
   }
-}
+}, 256);
 
 /**
  * Validates a whole request body and turns every alert into a CloudEvent, a
@@ -41,7 +44,10 @@ export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt:
     // Count before validating, so an oversized batch costs no validation work.
     const list = validate(alertArraySchema, json, ['alerts']);
     checkCount(list.length, limits, 'alerts');
-    alerts = (await validateEach(postableAlertSchema, list, 'alerts')).map((a) => ({ ...a, status: statusFromEndsAt(a.endsAt, receivedAt) }));
+    // zod's output is this request's own copy: the status is set on it, not on a second copy.
+    const valid: Array<PostableAlert & Partial<ReceivedAlert>> = await validateEach(postableAlertSchema, list, 'alerts');
+    for (const alert of valid) alert.status = statusFromEndsAt(alert.endsAt, receivedAt);
+    alerts = valid as ReceivedAlert[];
     source = (alert) => originOf(alert.generatorURL) ?? DEFAULT_SOURCE;
   }
   alerts.forEach((alert, i) => checkLabels(alert.labels, limits, () => `alerts[${i}].labels`));

@@ -275,15 +275,20 @@ export class Receiver implements EventSource {
       const events = await intake.parse(body, receivedAt, limits);
       let notTaken = 0;
       let firstDrop: Drop | undefined;
+      // Counted per type once per request: a batch's events share one or two types.
+      const received = new Map<string, number>();
       const nextEvent = slicer();
       for (const event of events) {
-        await nextEvent();
-        metrics.eventsReceived.inc({ source: intake.source, type: intake.typeLabel(event) });
+        const pause = nextEvent();
+        if (pause) await pause;
+        const type = intake.typeLabel(event);
+        received.set(type, (received.get(type) ?? 0) + 1);
         const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;
         notTaken++;
         firstDrop ??= dropped[0];
       }
+      for (const [type, count] of received) metrics.eventsReceived.inc({ source: intake.source, type }, count);
       // A 200 would tell the sender these events were delivered though they will not be acted on:
       // ask for a re-send instead (Alertmanager retries a 5xx with backoff).
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();

@@ -57,12 +57,14 @@ export function checkCount(count: number, limits: ReceiverLimits, noun: 'alerts'
  * no string per alert.
  */
 export function checkLabels(labels: Readonly<Record<string, string>>, limits: ReceiverLimits, path: () => string): void {
-  const entries = Object.entries(labels);
-  if (entries.length > limits.maxLabelsPerAlert) {
-    throw new HttpError(400, 'bad_data', `${path()}: ${entries.length} labels, more than the limit of ${limits.maxLabelsPerAlert}`);
+  // Plain loops, not Object.entries: no array per label on the path every alert takes.
+  let count = 0;
+  for (const _ in labels) count++;
+  if (count > limits.maxLabelsPerAlert) {
+    throw new HttpError(400, 'bad_data', `${path()}: ${count} labels, more than the limit of ${limits.maxLabelsPerAlert}`);
   }
-  for (const [name, value] of entries) {
-    if (name.length > limits.maxLabelLength || value.length > limits.maxLabelLength) {
+  for (const name in labels) {
+    if (name.length > limits.maxLabelLength || labels[name]!.length > limits.maxLabelLength) {
       throw new HttpError(400, 'bad_data', `${path()}.${name.slice(0, 64)}: longer than the limit of ${limits.maxLabelLength} characters`);
     }
   }
