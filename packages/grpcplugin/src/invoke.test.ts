@@ -39,6 +39,20 @@ describe('invokeHandler', () => {
     expect(await call).toMatchObject({ ok: false, error: { code: Code.DeadlineExceeded } });
   });
 
+  it('a handler that first reads its signal after the deadline or a cancel finds it aborted with that reason', async () => {
+    const clock = manualClock();
+    const late = (timeoutMs: number, then: () => void): Promise<AbortSignal> =>
+      new Promise((resolve) => {
+        void invokeHandler({ handle: (_event, context) => new Promise(() => setTimeout(() => resolve(context.signal), 10)) }, testEvent(), { timeoutMs, clock, signal: cancel.signal });
+        then();
+      });
+    const cancel = new AbortController();
+    const afterDeadline = await late(100, () => clock.advance(100));
+    expect(afterDeadline.reason).toMatchObject({ code: Code.DeadlineExceeded });
+    const afterCancel = await late(60_000, () => cancel.abort());
+    expect(afterCancel.reason).toMatchObject({ code: Code.Canceled });
+  });
+
   it("aborts with CANCELLED when the caller's signal aborts first", async () => {
     const seen: HandleContext[] = [];
     const cancel = new AbortController();
