@@ -39,6 +39,7 @@ const MAX_BATCH_BYTES = 4 * 1024 * 1024;
  * The writers every stream encodes with, one for requests and one for the messages that carry
  * them. An encode runs start to end without yielding, so one writer serves all, and its buffer,
  * grown once, is not grown again from a few bytes for every call (`finish()` returns a copy).
+ * The message writer keeps the size of the largest message sent, at most MAX_BATCH_BYTES.
  */
 const requestWriter = new BinaryWriter();
 const messageWriter = new BinaryWriter();
