@@ -1,4 +1,4 @@
-import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { rememberingRecent, type CloudEvent } from '@hollowtrees/grpcplugin';
 import type { FilterValue } from '../config/schema.js';
 import { readEventField } from './event-fields.js';
 
@@ -33,7 +33,8 @@ export function compileTypePatterns(patterns: readonly string[]): (type: string)
   const globs = patterns
     .filter((p) => p.includes('*'))
     .map((p) => new RegExp(`^${p.split('*').map(escapeRegex).join('[^.]+')}$`));
-  return (type) => exact.has(type) || globs.some((g) => g.test(type));
+  // Remembered per type: events come in few types, and each is tested against every flow's globs.
+  return rememberingRecent((type) => exact.has(type) || globs.some((g) => g.test(type)), 1_024);
 }
 
 const list = (values: readonly string[]): string => `[${values.join(', ')}]`;
