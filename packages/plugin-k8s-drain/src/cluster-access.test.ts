@@ -1,7 +1,7 @@
 /** The start-up check against the Kubernetes API stand-in over real HTTP, through the real client. */
 import { createServer, type Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
-import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
+import { rejectionOf, startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkClusterAccess } from './cluster-access.js';
 
@@ -47,7 +47,7 @@ describe('checkClusterAccess', () => {
   it('gives no hint for other failures', async () => {
     const api = await cluster();
     api.failNext(1, { code: 500 });
-    const err = await checkClusterAccess(configFor(api)).catch((e: unknown) => e as Error);
+    const err = await rejectionOf(checkClusterAccess(configFor(api)), Error);
     expect(err.message).toMatch(/^cannot list nodes with the Kubernetes API at http:\/\/.* \(user "testkit"\): /);
     expect(err.message).not.toMatch(/\(the (API server refused|user lacks)/);
     expect(err.cause).toBeDefined();
