@@ -16,6 +16,15 @@ describe('run signals', () => {
     expect(signals.size).toBe(0);
   });
 
+  it('a full signal some of whose runs are over still reaches the runs left on it at a shutdown', () => {
+    const signals = new RunSignals();
+    const first = Array.from({ length: RUNS_PER_SIGNAL }, () => signals.shared());
+    signals.shared(); // the first signal is full: this one starts the next
+    first[0]!.release();
+    signals.abortAll(new Error('shutdown'));
+    expect(first[1]!.signal.aborted).toBe(true);
+  });
+
   it('a lost hold aborts only its own run, with the reason it was lost for', () => {
     const signals = new RunSignals();
     const hold = new AbortController();
