@@ -253,7 +253,19 @@ describe('pool mode: replacement before drain', () => {
     const aws = await standIn();
     surgingPool(aws, 2);
     const result = await handler(aws).handle({ ...surge(), type: 'aws.ec2.spot.price-surge.resolved' }, poolCall());
-    expect(result.status).toBe('skipped');
+    expect(result).toMatchObject({
+      status: 'skipped',
+      message: 'aws.ec2.spot.price-surge.resolved: nothing to replace (the drain plugin stops its drain)',
+      attributes: { strategy: 'pool-fleet' },
+    });
+    expect(aws.calls).toEqual([]);
+  });
+
+  it('answers a call cancelled before it starts CANCELLED, without calling AWS', async () => {
+    const aws = await standIn();
+    surgingPool(aws, 2);
+    const err = await rejectionOf(handler(aws).handle(surge(), { ...poolCall(), signal: AbortSignal.abort() }), PluginError);
+    expect(err.code).toBe(Code.Canceled);
     expect(aws.calls).toEqual([]);
   });
 

@@ -18,6 +18,10 @@ function heldCall(log: string[], name: string): { call: () => Promise<string>; f
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('CallGate', () => {
+  it('refuses a limit that is not a whole number of at least 1', () => {
+    for (const limit of [0, 1.5]) expect(() => new CallGate(limit)).toThrow(new RangeError(`the in-flight limit must be an integer >= 1, got ${limit}`));
+  });
+
   it('keeps at most `limit` calls in flight and hands a freed slot to cordons, then drain calls, then events', async () => {
     const gate = new CallGate(2);
     const log: string[] = [];

@@ -60,7 +60,19 @@ describe('checkClusterAccess', () => {
     const port = (silent.address() as { port: number }).port;
     const kc = new KubeConfig();
     kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
-    await expect(checkClusterAccess(kc, 200)).rejects.toThrow(`the Kubernetes API at http://127.0.0.1:${port} did not answer within 0.2 s`);
+    const err = await rejectionOf(checkClusterAccess(kc, 200), Error);
+    // As it is: not wrapped in a "cannot list nodes" that would repeat the server.
+    expect(err.message).toBe(`the Kubernetes API at http://127.0.0.1:${port} did not answer within 0.2 s`);
+  });
+
+  it('says "none" for a context without a user', async () => {
+    const api = await cluster();
+    api.failNext(1, { code: 500 });
+    const kc = new KubeConfig();
+    const server = api.kubeConfigOptions().clusters[0]!.server;
+    kc.loadFromOptions({ clusters: [{ name: 'c', server, skipTLSVerify: true }], users: [], contexts: [{ name: 'x', cluster: 'c', user: 'ghost' }], currentContext: 'x' });
+    const err = await rejectionOf(checkClusterAccess(kc), Error);
+    expect(err.message).toMatch(new RegExp(`^cannot list nodes with the Kubernetes API at ${server.replace(/[.]/g, '\\.')} \\(user "none"\\): listing nodes: `));
   });
 
   it('refuses a kubeconfig whose context names no cluster', async () => {

@@ -1,6 +1,9 @@
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { rejectionOf, type KubeApiServer } from '@hollowtrees/testkit';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { cordonPatch, uncordonPatch } from './cordon.js';
+import { cordonNode, cordonPatch, uncordonNode, uncordonPatch } from './cordon.js';
+import { cleanupsAfterEach, recordingLogger, retryWithin, startStandIn } from './test-support/kube.js';
 import type { NodeMarks } from './node-marks.js';
 
 const marks: NodeMarks = { taint: { key: 'spot', value: 'true', effect: 'NoSchedule' }, label: { key: 'drained', value: 'yes' } };
@@ -65,5 +68,67 @@ describe('uncordonPatch', () => {
 
   it('patches a labelled node without taints', () => {
     expect(uncordonPatch({ metadata: { name: 'n', labels: { drained: 'yes' } } }, marks, false)).toEqual({ metadata: { resourceVersion: undefined, labels: { drained: null } }, spec: { unschedulable: false, taints: [] } });
+  });
+});
+
+describe('cordonNode and uncordonNode against the API server', () => {
+  const cleanups = cleanupsAfterEach();
+
+  async function start() {
+    const { kube, api } = await startStandIn(cleanups);
+    kube.cluster.addNode({ metadata: { name: 'n1' } });
+    const logger = recordingLogger();
+    const run = (dryRun = false) => ({ ...retryWithin(cleanups, 5_000), dryRun, logger });
+    return { kube, api, run, lines: logger.lines };
+  }
+  const patches = (kube: KubeApiServer) => kube.requests.filter((r) => r.method === 'PATCH').map((r) => r.code);
+
+  it('cordons from the node it was given; after a conflict it reads the node again and patches that', async () => {
+    const { kube, api, run, lines } = await start();
+    const stale = kube.cluster.node('n1')!;
+    // Someone else changes the node after it was read: the patch's resourceVersion is stale.
+    kube.cluster.patchNode('n1', 'application/merge-patch+json', { metadata: { labels: { team: 'a' } } });
+
+    expect(await cordonNode(api, stale as V1Node, marks, run())).toEqual({ changed: true });
+    expect(patches(kube)).toEqual([409, 200]);
+    expect(kube.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes/n1')).toHaveLength(1);
+    const now = kube.cluster.node('n1')!;
+    expect([now.spec?.unschedulable, now.metadata.labels]).toEqual([true, { team: 'a', drained: 'yes' }]);
+    expect(lines).toEqual([{ level: 'info', message: 'cordoned and tainted node', fields: { node: 'n1', taint: marks.taint, label: marks.label } }]);
+  });
+
+  it('in dry run, logs the patch it would send and sends none, for a cordon and an uncordon', async () => {
+    const { kube, api, run, lines } = await start();
+    const before = kube.cluster.node('n1')! as V1Node;
+    expect(await cordonNode(api, before, marks, run(true))).toEqual({ changed: true });
+    expect(lines).toEqual([{ level: 'info', message: 'dry run: would cordon and taint node', fields: { node: 'n1', patch: cordonPatch(before, marks) } }]);
+
+    await cordonNode(api, before, marks, run());
+    lines.length = 0;
+    const cordoned = kube.cluster.node('n1')! as V1Node;
+    expect(await uncordonNode(api, 'n1', marks, false, run(true))).toBe(true);
+    expect(lines).toEqual([{ level: 'info', message: 'dry run: would uncordon node', fields: { node: 'n1', patch: uncordonPatch(cordoned, marks, false) } }]);
+    expect(patches(kube)).toEqual([200]);
+  });
+
+  it('uncordons a node it cordoned, logging it, and leaves one without its label alone', async () => {
+    const { kube, api, run, lines } = await start();
+    await cordonNode(api, kube.cluster.node('n1')! as V1Node, marks, run());
+    lines.length = 0;
+    expect(await uncordonNode(api, 'n1', marks, false, run())).toBe(true);
+    expect(lines).toEqual([{ level: 'info', message: 'uncordoned node', fields: { node: 'n1' } }]);
+    expect(kube.cluster.node('n1')!.spec?.unschedulable).toBe(false);
+    expect(await uncordonNode(api, 'n1', marks, false, run())).toBe(false);
+    expect(patches(kube)).toEqual([200, 200]);
+  });
+
+  it('names the node in a refusal no retry can fix', async () => {
+    const { kube, api, run } = await start();
+    kube.failNext(1, { code: 403, method: 'PATCH' });
+    const cordon = await rejectionOf(cordonNode(api, kube.cluster.node('n1')! as V1Node, marks, run()), PluginError);
+    expect([cordon.code, cordon.message.startsWith('cordoning node "n1": ')]).toEqual([Code.PermissionDenied, true]);
+    kube.failNext(1, { code: 403, method: 'GET' });
+    const uncordon = await rejectionOf(uncordonNode(api, 'n1', marks, false, run()), PluginError);
+    expect([uncordon.code, uncordon.message.startsWith('uncordoning node "n1": ')]).toEqual([Code.PermissionDenied, true]);
   });
 });

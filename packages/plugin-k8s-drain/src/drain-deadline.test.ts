@@ -19,5 +19,9 @@ describe('drainDeadline', () => {
     expect(() => terminationTimeOf({ termination_time: 'soon' }, 'termination_time')).toThrow(
       new PluginError(Code.InvalidArgument, 'label termination_time="soon" is not an RFC 3339 time'),
     );
+    // Times JavaScript reads but RFC 3339 does not allow: a date alone, a time without its date first, a number.
+    for (const value of ['2024-05-01', 'on 2024-05-01T12:02:00Z', 'May 1, 2024 12:02:00 UTC', '1714564920000']) {
+      expect(() => terminationTimeOf({ termination_time: value }, 'termination_time')).toThrow(/is not an RFC 3339 time/);
+    }
   });
 });

@@ -7,6 +7,7 @@ import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import type { DrainOptions } from './options.js';
+import { held, recordingLogger } from './test-support/kube.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -394,11 +395,11 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect(polls.length).toBeGreaterThan(2);
   });
 
-  it('says how many evicted pods were still terminating when the deadline came', async () => {
+  it.each([false, true])('says how many evicted pods were still terminating when the deadline came (watchCache %s)', async (watchCache) => {
     // 5 ms per grace second: a pod with 1000 s of grace outlasts the drain (3 s, so a busy machine still evicts it in time).
     const api = await startCluster();
     api.cluster.addPod(pod('slow', { owner: ['ReplicaSet', 'api'], grace: 1_000 }));
-    const result = await handlerFor(api, { replyMarginMs: 300, watchCache: false }).handle(event({ node: 'node-a' }), context(3_000));
+    const result = await handlerFor(api, { replyMarginMs: 300, watchCache }).handle(event({ node: 'node-a' }), context(3_000));
     expect(result.message).toBe('drained node node-a: 1 pods evicted, 1 still terminating at the deadline');
     expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
   });
@@ -485,5 +486,111 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     const api = await startCluster();
     const skipped = await handlerFor(api, { nodeNotFound: 'skip' }).handle(event({ node: 'node-z' }), context());
     expect(skipped).toEqual({ status: 'skipped', message: 'node "node-z" does not exist in this cluster; nothing to drain' });
+  });
+
+  it('names exactly five pods left without counting more, logs the drain it could not finish and records a DrainFailed Warning', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 5; i++) api.cluster.addPod(pod(`db-${i}`, { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 5 } });
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { replyMarginMs: 300, logger });
+
+    const err = await rejection(handler.handle(event({ node: 'node-a' }), context(2_000)));
+    expect(err.message).toMatch(/^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=5 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4\); last reason: /);
+    const pods = ['apps/db-0', 'apps/db-1', 'apps/db-2', 'apps/db-3', 'apps/db-4'];
+    expect(logger.lines).toContainEqual({ level: 'warn', message: 'drain incomplete', fields: expect.objectContaining({ node: 'node-a', pods_evicted: '0', pods_remaining: '5', pods }) });
+    await handler.eventsRecorded();
+    const events = api.cluster.events().map((e) => ({ reason: e.reason, type: e.type, message: e.message }));
+    expect(events).toEqual([
+      { reason: 'SpotInterruption', type: 'Warning', message: 'Hollowtrees received prometheus.server.alert.SpotTerminating (event alert-1): node cordoned and tainted, draining it' },
+      { reason: 'DrainFailed', type: 'Warning', message: err.message },
+    ]);
+  });
+
+  it('logs the pods it leaves alone, each pod a dry run would evict, and the node it drained', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'], grace: 60 }));
+    const logger = recordingLogger();
+
+    await handlerFor(api, { dryRun: true, gracePeriodSeconds: 20, logger }).handle(event({ node: 'node-a' }), context());
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'not evicting pod', fields: { node: 'node-a', pod: 'apps/kube-proxy-a', reason: 'daemonset' } });
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'dry run: would evict pod', fields: { node: 'node-a', pod: 'apps/api-0', gracePeriodSeconds: 20 } });
+
+    logger.lines.length = 0;
+    await handlerFor(api, { logger }).handle(event({ node: 'node-a' }), context());
+    expect(logger.lines).toContainEqual({
+      level: 'info',
+      message: 'drained node',
+      fields: { node: 'node-a', pods_evicted: '1', pods_remaining: '0', duration_ms: expect.stringMatching(/^\d+$/), terminating: 0 },
+    });
+  });
+
+  it('refuses a drain whose deadline, less the reply margin, is exactly now', async () => {
+    const api = await startCluster();
+    const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
+    const handler = handlerFor(api, { clock, replyMarginMs: 1_000 });
+    const err = await rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 1_000) }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toBe('no time left to drain node "node-a": its deadline 2020-01-01T00:00:00.000Z has passed');
+  });
+
+  it('cordons a node with nothing to evict and answers it drained, not skipped; a second call skips it and logs why', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { logger });
+
+    const first = await handler.handle(event({ node: 'node-a' }), context());
+    expect([first.status, first.message]).toEqual([undefined, 'drained node node-a: 0 pods evicted']);
+    expect(api.cluster.node('node-a')?.spec?.unschedulable).toBe(true);
+    const again = await handler.handle(event({ node: 'node-a' }), context());
+    expect([again.status, again.message]).toEqual(['skipped', 'node node-a is already cordoned and drained']);
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'node already cordoned and drained', fields: { node: 'node-a' } });
+
+    // A dry run of the drained node is not skipped: it says what it would do.
+    const dry = await handlerFor(api, { dryRun: true }).handle(event({ node: 'node-a' }), context());
+    expect([dry.status, dry.message]).toEqual([undefined, 'dry run: would evict 0 pods from node node-a']);
+  });
+
+  it('logs a node it skips as configured', async () => {
+    const api = await startCluster();
+    const logger = recordingLogger();
+    await handlerFor(api, { nodeNotFound: 'skip', logger }).handle(event({ instance_id: 'i-0zzz' }), context());
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'node not found; skipping as configured', fields: { node: 'the node of instance i-0zzz' } });
+  });
+
+  it('start() lists and watches nodes and pods before the first drain; close() stops the watches for good', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+    const lists = () => api.requests.filter((r) => r.method === 'GET' && r.query.watch === undefined).map((r) => r.path).sort();
+
+    handler.start();
+    await vi.waitFor(() => expect(lists()).toEqual(['/api/v1/nodes', '/api/v1/pods']), { timeout: 5_000, interval: 10 });
+    await handler.close();
+    // A watch is recorded when it ends. Connections dropped after the close: a watch still
+    // running would come back, and be recorded when the second drop ends it.
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 200));
+    api.dropConnections();
+    await pause();
+    const before = api.requests.length;
+    api.dropConnections();
+    await pause();
+    expect(api.requests.length).toBe(before);
+  });
+
+  it('asks the API server for a node the cache does not have yet', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+    handler.start();
+    await vi.waitFor(() => expect(api.requests.some((r) => r.path === '/api/v1/nodes' && r.query.watch === undefined)).toBe(true), { timeout: 5_000, interval: 10 });
+    // The node watch is held from now on: the cache does not learn of node-c.
+    api.failNext(100, { effect: 'delay', until: held(cleanups).until, method: 'GET', path: /^\/api\/v1\/nodes$/ });
+    api.dropConnections();
+    api.cluster.addNode({ metadata: { name: 'node-c' }, spec: { providerID: 'aws:///eu-west-1c/i-0ccc' } });
+
+    const result = await handler.handle(event({ node: 'node-c' }), context());
+    expect(result.attributes).toMatchObject({ node: 'node-c' });
+    expect(api.requests.filter((r) => r.path === '/api/v1/nodes/node-c' && r.method === 'GET')).toHaveLength(1);
   });
 });

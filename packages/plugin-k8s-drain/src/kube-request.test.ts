@@ -1,11 +1,12 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Code, SharedAgents } from '@hollowtrees/grpcplugin';
 import { makeTestCertificates } from '@hollowtrees/testkit';
-import { KubeConfig } from '@kubernetes/client-node';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toPluginError } from './api-errors.js';
 import { kubeWriter } from './kube-request.js';
@@ -55,6 +56,44 @@ function writerFor(url: string, timeoutMs?: number): ReturnType<typeof kubeWrite
   return kubeWriter(kc, agents, timeoutMs);
 }
 
+/** Whether this machine has an IPv6 loopback to listen on. */
+const hasIpv6 = await new Promise<boolean>((resolve) => {
+  const probe = createHttpServer().once('error', () => resolve(false));
+  probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+});
+
+/** A plain-HTTP API server on `host` that records what it is sent. */
+async function plainApiServer(host: string, answer: (res: ServerResponse) => void): Promise<{ url: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString(), clientCertificate: undefined });
+      answer(res);
+    });
+  });
+  server.listen(0, host);
+  await once(server, 'listening');
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  const port = (server.address() as AddressInfo).port;
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, seen };
+}
+
+/** A writer for a plain-HTTP server, with a basic-auth user (client-node 1.x needs insecure-skip-tls-verify for http://). */
+function plainWriterFor(url: string): ReturnType<typeof kubeWriter> {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: url, skipTLSVerify: true }],
+    users: [{ name: 'u', username: 'admin', password: 's3cret' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  const agents = new SharedAgents({ maxSockets: 4 });
+  cleanups.push(() => agents.destroy());
+  return kubeWriter(kc, agents);
+}
+
 describe('kubeWriter', () => {
   it('writes over TLS with the kubeconfig’s CA, client certificate and token, on the server’s base path', async () => {
     const { url, seen } = await apiServer((res) => res.writeHead(201, { 'content-type': 'application/json' }).end('{"kind":"Status"}'));
@@ -92,5 +131,36 @@ describe('kubeWriter', () => {
     expect(seen).toHaveLength(1);
     const mapped = toPluginError(err, 'cordoning node n');
     expect([mapped.code, mapped.message]).toEqual([Code.Unavailable, 'cordoning node n: cannot reach the Kubernetes API: no answer within 200 ms']);
+  });
+
+  it('writes over plain HTTP with the kubeconfig’s basic-auth user, asking for JSON', async () => {
+    const { url, seen } = await plainApiServer('127.0.0.1', (res) => res.writeHead(200).end());
+    await plainWriterFor(url)('PATCH', '/api/v1/nodes/n', { spec: { unschedulable: true } }, 'application/strategic-merge-patch+json');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers).toMatchObject({
+      authorization: `Basic ${Buffer.from('admin:s3cret').toString('base64')}`,
+      accept: 'application/json',
+      'content-type': 'application/strategic-merge-patch+json',
+      'content-length': String(Buffer.byteLength('{"spec":{"unschedulable":true}}')),
+    });
+  });
+
+  it.skipIf(!hasIpv6)('reaches an API server at an IPv6 address written in brackets', async () => {
+    const { url, seen } = await plainApiServer('::1', (res) => res.writeHead(201).end());
+    expect(url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    await plainWriterFor(url)('POST', '/api/v1/namespaces/apps/events', { kind: 'Event' });
+    expect(seen.map((s) => s.url)).toEqual(['/api/v1/namespaces/apps/events']);
+  });
+
+  it('refuses any answer outside 2xx, a 300 too, with its code, body and headers (repeated ones joined)', async () => {
+    const { url } = await plainApiServer('127.0.0.1', (res) =>
+      res.writeHead(300, [['content-type', 'application/json'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2']]).end('{"kind":"Status","code":300}'),
+    );
+    const err = await plainWriterFor(url)('POST', '/api/v1/namespaces/apps/pods/p/eviction', {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiException);
+    const refused = err as ApiException<string>;
+    expect([refused.code, refused.body]).toEqual([300, '{"kind":"Status","code":300}']);
+    expect(refused.headers).toMatchObject({ 'content-type': 'application/json', 'set-cookie': 'a=1, b=2' });
+    expect(refused.message).toContain('HTTP 300');
   });
 });

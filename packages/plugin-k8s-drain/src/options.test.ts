@@ -71,13 +71,17 @@ describe('node marks', () => {
   it('parses a taint as kubectl writes it, with or without a value', () => {
     expect(parseTaint('spot=true:NoExecute')).toEqual({ key: 'spot', value: 'true', effect: 'NoExecute' });
     expect(parseTaint('spot:PreferNoSchedule')).toEqual({ key: 'spot', value: '', effect: 'PreferNoSchedule' });
+    expect(parseTaint('spot=true:NoSchedule')).toEqual({ key: 'spot', value: 'true', effect: 'NoSchedule' });
     expect(() => parseTaint('spot=true:Sometimes')).toThrow('taint "spot=true:Sometimes" is not key=value:Effect with Effect one of NoSchedule, PreferNoSchedule, NoExecute');
     expect(() => parseTaint('spot=true')).toThrow(/is not key=value:Effect/);
+    // The whole text, not a part of it: a space is never in a key, a value or an effect.
+    for (const text of ['bad key=v:NoSchedule', 'spot=true:NoSchedule extra', 'spot=a:b:NoSchedule']) expect(() => parseTaint(text)).toThrow(/is not key=value:Effect/);
   });
 
   it('parses a label key=value', () => {
     expect(parseNodeLabel('drained=yes')).toEqual({ key: 'drained', value: 'yes' });
     expect(parseNodeLabel('drained=')).toEqual({ key: 'drained', value: '' });
     expect(() => parseNodeLabel('drained')).toThrow('label "drained" is not key=value');
+    for (const text of ['bad key=yes', 'drained=yes no']) expect(() => parseNodeLabel(text)).toThrow(`label "${text}" is not key=value`);
   });
 });

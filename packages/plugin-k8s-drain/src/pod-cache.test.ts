@@ -82,6 +82,29 @@ describe('PodCache', () => {
     expect(await waiting).toEqual([]);
     const lists = kube.requests.filter((r) => r.path === '/api/v1/pods' && r.query.watch === undefined);
     expect(lists).toHaveLength(2);
+    expect(warnings).toContain('the pod cache lost its watch or list: trying again (drains meanwhile use what it has, or ask the API server)');
+  });
+
+  it('a wait ends with the pods still there when its signal aborts; a relist that still has a pod does not end its wait', async () => {
+    const { kube, cache } = await start({ watchHistory: 5 });
+    kube.cluster.addPod(pod('a', 'n1'));
+    kube.cluster.addPod(pod('b', 'n1'));
+    expect(await cache.whenSynced(5_000)).toBe(true);
+    const aborted = AbortSignal.abort();
+    expect(await cache.waitGone(['uid-a', 'uid-unknown'], aborted)).toEqual(['uid-a']);
+
+    const stop = new AbortController();
+    let ended = false;
+    const waiting = cache.waitGone(['uid-a', 'uid-b'], stop.signal).finally(() => (ended = true));
+    // An outage long enough for a relist (410), during which b goes and a stays.
+    kube.dropConnections();
+    for (let i = 0; i < 20; i++) kube.cluster.addPod(pod(`c${i}`, 'n2'));
+    kube.cluster.deletePod('default', 'b', 0);
+    await expect.poll(() => cache.podsOn('n2').length, { timeout: 5_000 }).toBe(20);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ended).toBe(false);
+    stop.abort();
+    expect(await waiting).toEqual(['uid-a']);
   });
 
   it('keeps of each pod exactly what a drain reads: the eviction plan from the cache is the plan from the API server', async () => {

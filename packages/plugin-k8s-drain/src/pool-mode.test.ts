@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, type DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { DrainOptions } from './options.js';
+import { held, recordingLogger } from './test-support/kube.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -270,7 +271,11 @@ describe('pool mode', () => {
     const api = await startCluster();
     const handler = handlerFor(api);
 
-    expect(await handler.handle(resolution(TIME), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped', message: 'no pool drain in progress for pool eu-west-1a/m5.large' });
+    expect(await handler.handle(resolution(TIME), context({ mode: 'pool' }))).toEqual({
+      status: 'skipped',
+      message: 'no pool drain in progress for pool eu-west-1a/m5.large',
+      attributes: { pool: 'eu-west-1a/m5.large' },
+    });
     // Older than the resolution, or the same alert occurrence (a Prometheus resolution keeps the alert's startsAt as its time).
     for (const time of [TIME - 60_000, TIME]) {
       const late = await handler.handle(surge(undefined, time), context({ mode: 'pool' }));
@@ -403,5 +408,282 @@ describe('pool mode', () => {
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.message).toMatch(message);
     expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+});
+
+/** Adds a database pod under a budget that never allows its eviction: the node's drain holds there. */
+function holdOn(api: KubeApiServer, name: string): void {
+  api.cluster.addPod(pod('db-0', name, { labels: { app: 'db' }, kind: 'StatefulSet' }));
+  api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+}
+const dbRefused = (api: KubeApiServer): boolean => api.cluster.evictions().some((e) => e.name === 'db-0' && e.code === 429);
+const poolListings = (api: KubeApiServer) => api.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes' && r.query.labelSelector !== undefined);
+const POOL_NAME = `${ZONE}/${TYPE}`;
+
+describe('pool mode: the edges', () => {
+  it('refuses a call with no time left before its reply margin; one without a deadline drains for maxDrainMs', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock, replyMarginMs: 1_000, poolMaxUnavailable: 6 });
+
+    // Exactly the margin left: the time to drain is zero.
+    const err = await rejection(handler.handle(surge(), { ...context({ mode: 'pool' }), deadline: new Date(clock.now() + 1_000) }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toBe(`no time left for a pool drain: the call's deadline ${new Date(clock.now()).toISOString()} (less the reply margin) has passed`);
+    expect(poolListings(api)).toHaveLength(0);
+
+    // On the real clock: pool-1 cannot drain, so the call ends when maxDrainMs has passed (without it, never).
+    holdOn(api, 'pool-1');
+    const bounded = await rejection(handlerFor(api, { maxDrainMs: 1_000 }).handle(surge(), { ...context({ mode: 'pool' }), deadline: undefined }));
+    expect(bounded).toBeInstanceOf(DrainIncompleteError);
+    expect((bounded as DrainIncompleteError).attributes).toMatchObject({ nodes_selected: '6', nodes_left: '6' });
+  });
+
+  it('refuses an event that names no pool; a node the event names but the cluster lacks is NOT_FOUND, or skipped with nodeNotFound: skip', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+
+    for (const labels of [{}, { availability_zone: ZONE }] as Array<Record<string, string>>) {
+      const err = await rejection(handler.handle(surge(labels), context({ mode: 'pool' })));
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.message).toBe(
+        'the event names no pool: it has neither "availability_zone" and "instance_type" labels nor a "node" or "instance_id" label, and the flow\'s plugin config sets no selector',
+      );
+    }
+    const byInstance = await rejection(handler.handle(surge({ instance_id: 'i-gone' }), context({ mode: 'pool' })));
+    expect(byInstance.code).toBe(Code.NotFound);
+    expect(byInstance.message).toBe("the node of instance i-gone is not in this cluster, so the event's pool is unknown");
+    const byName = await rejection(handler.handle(surge({ node: 'gone-1' }), context({ mode: 'pool' })));
+    expect(byName.code).toBe(Code.NotFound);
+    expect(byName.message).toBe('node "gone-1" is not in this cluster, so the event\'s pool is unknown');
+
+    const skipping = handlerFor(api, { nodeNotFound: 'skip' });
+    expect(await skipping.handle(surge({ node: 'gone-1' }), context({ mode: 'pool' }))).toEqual({
+      status: 'skipped',
+      message: 'the node the event names is not in this cluster; nothing to drain',
+    });
+    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+
+  it('a pool with no node is skipped with every count zero', async () => {
+    const api = await startCluster();
+    const logger = recordingLogger();
+    const result = await handlerFor(api, { logger }).handle(surge(), context({ mode: 'pool', selector: 'node-group=none' }));
+    expect(result).toEqual({
+      status: 'skipped',
+      message: 'no node in pool node-group=none; nothing to drain',
+      attributes: { pool: 'node-group=none', nodes_selected: '0', nodes_drained: '0', nodes_left: '0', stopped_early: 'false', duration_ms: expect.stringMatching(/^\d+$/) },
+    });
+    // The time the call took, not a timestamp.
+    expect(Number(result.attributes?.duration_ms)).toBeLessThan(60_000);
+    expect(logger.lines.filter((l) => l.message === 'draining pool')).toHaveLength(0);
+  });
+
+  it('a pool an earlier drain cordoned is drained, not skipped; a pool with nothing to evict is cordoned and counted drained', async () => {
+    const api = await startCluster();
+    for (const name of POOL) {
+      api.cluster.patchNode(name, 'application/merge-patch+json', {
+        metadata: { labels: { [MARK]: 'true' } },
+        spec: { unschedulable: true, taints: [{ key: MARK, value: 'true', effect: 'NoSchedule' }] },
+      });
+    }
+    api.cluster.addNode(node('batch-1', 'eu-west-1c', 'r5.large', { 'node-group': 'batch' }));
+    api.cluster.addNode(node('batch-2', 'eu-west-1c', 'r5.large', { 'node-group': 'batch' }));
+    for (const name of ['batch-1', 'batch-2']) api.cluster.addPod(pod(`proxy-${name}`, name, { kind: 'DaemonSet' }));
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { logger });
+
+    const cordonedBefore = await handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '3' }));
+    expect(cordonedBefore.status).toBeUndefined();
+    expect(cordonedBefore.message).toBe(`drained pool ${POOL_NAME}: 6 of 6 nodes drained, 19 pods evicted`);
+    for (const name of POOL) expect(patchesOf(api, name)).toHaveLength(0);
+
+    const nothingToEvict = await handler.handle(surge(), context({ mode: 'pool', selector: 'node-group=batch' }));
+    expect(nothingToEvict.status).toBeUndefined();
+    expect(nothingToEvict.message).toBe('drained pool node-group=batch: 2 of 2 nodes drained, 0 pods evicted');
+    expect(cordoned(api, 'batch-1')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    // A node already cordoned gets no second SpotInterruption; one cordoned now does.
+    await handler.eventsRecorded();
+    const interrupted = api.cluster.events().filter((e) => e.reason === 'SpotInterruption').map((e) => e.involvedObject.name);
+    expect(interrupted.sort()).toEqual(['batch-1', 'batch-2']);
+
+    const info = logger.lines.filter((l) => l.level === 'info');
+    expect(info).toContainEqual({ level: 'info', message: 'draining pool', fields: { pool: POOL_NAME, nodes: 6, maxUnavailable: 3, minIntervalMs: 0 } });
+    expect(info).toContainEqual({ level: 'info', message: 'drained pool', fields: expect.objectContaining({ pool: 'node-group=batch', nodes_drained: '2' }) });
+  });
+
+  it('a call that joins a drain in progress answers DEADLINE_EXCEEDED at its own deadline, and the drain goes on', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { logger });
+
+    const first = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    const err = await rejection(handler.handle(surge(), context({ mode: 'pool' }, 1_500)));
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect(err.message).toBe(`the drain of pool ${POOL_NAME}, begun by another call, was still in progress at this call's deadline`);
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'pool drain already in progress: waiting for it', fields: { pool: POOL_NAME } });
+
+    await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect((await first).attributes).toMatchObject({ nodes_left: '6', stopped_early: 'true' });
+    expect(poolListings(api)).toHaveLength(1);
+  });
+
+  it('a resolution older than the surge being drained does not stop it; a surge already resolved logs why it drains nothing', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { logger });
+
+    const draining = handler.handle(surge(undefined, TIME + 60_000), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    expect(await handler.handle(resolution(TIME), context({ mode: 'pool' }))).toEqual({
+      status: 'skipped',
+      message: `the drain in progress for pool ${POOL_NAME} follows a surge newer than this resolution (2026-11-30T02:00:00.000Z); not stopped`,
+      attributes: { pool: POOL_NAME },
+    });
+    await handler.handle(surge(undefined, TIME - 1), context({ mode: 'pool' }));
+    expect(logger.lines).toContainEqual({
+      level: 'info',
+      message: 'pool surge already resolved: not draining',
+      fields: { pool: POOL_NAME, surgeAt: '2026-11-30T01:59:59.999Z', resolvedAt: '2026-11-30T02:00:00.000Z' },
+    });
+
+    const stop = await handler.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
+    expect(stop.message).toMatch(/^stopped the drain of pool eu-west-1a\/m5.large: drain of pool eu-west-1a\/m5.large stopped early \(the surge resolved\): 0 of 6 nodes drained, 0 pods evicted; uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    expect((await draining).attributes).toMatchObject({ stopped_early: 'true' });
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'pool drain stopped early', fields: expect.objectContaining({ pool: POOL_NAME, uncordoned: [...POOL] }) });
+    // pool-1's drain was stopped on purpose: logged as stopped, not as incomplete.
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'drain stopped', fields: expect.objectContaining({ node: 'pool-1', pods: expect.arrayContaining(['apps/db-0']) }) });
+    expect(logger.lines.filter((l) => l.message === 'drain incomplete')).toEqual([]);
+  });
+
+  it('a resolution answers at its own deadline while the drain it stopped is still winding down', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api);
+    const patches = held(cleanups);
+
+    const draining = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    // The uncordons the stop makes are held until the resolution has answered.
+    api.failNext(6, { effect: 'delay', until: patches.until, method: 'PATCH' });
+    const stop = await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }, 1_500));
+    expect(stop).toEqual({ message: `stopped the drain of pool ${POOL_NAME} (still stopping at this call's deadline)`, attributes: { pool: POOL_NAME, stopped_early: 'true' } });
+
+    patches.open();
+    expect((await draining).attributes).toMatchObject({ nodes_left: '6', stopped_early: 'true' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
+  it('a resolution of a drain that then fails for good says so, and the drain answers the failure', async () => {
+    const api = await startCluster();
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock, watchCache: false });
+    const long = (config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + 600_000) });
+    // The pool's listing fails once (its retry waits on the manual clock), then is refused.
+    api.failNext(1, { method: 'GET', path: /^\/api\/v1\/nodes$/ });
+
+    const draining = rejection(handler.handle(surge(), long({ mode: 'pool' })));
+    await vi.waitFor(() => expect(poolListings(api).some((r) => r.code === 500)).toBe(true), { timeout: 10_000, interval: 10 });
+    const stopping = handler.handle(resolution(TIME + 60_000), long({ mode: 'pool' }));
+    api.failNext(1, { code: 403, method: 'GET', path: /^\/api\/v1\/nodes$/ });
+    await vi.waitFor(() => {
+      clock.advance(1_000);
+      expect(poolListings(api).some((r) => r.code === 403)).toBe(true);
+    }, { timeout: 10_000, interval: 10 });
+
+    const err = await draining;
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(await stopping).toEqual({ message: `stopped the drain of pool ${POOL_NAME} (${err.message})`, attributes: { pool: POOL_NAME, stopped_early: 'true' } });
+  });
+
+  it('a node gone at its cordon counts as drained and is not evicted from', async () => {
+    const api = await startCluster();
+    api.failNext(1, { code: 404, method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-3$/ });
+    const result = await handlerFor(api).handle(surge(), context({ mode: 'pool', maxUnavailable: '3' }));
+    expect(result.message).toBe(`drained pool ${POOL_NAME}: 6 of 6 nodes drained, 16 pods evicted`);
+    expect(evictionsOn(api, 'pool-3')).toHaveLength(0);
+    expect(api.requests.filter((r) => r.method === 'GET' && r.query.fieldSelector === 'spec.nodeName=pool-3')).toHaveLength(0);
+  });
+
+  it.each([
+    ['a cordon', { method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-2$/ }],
+    ['a pod listing', { method: 'GET', path: /^\/api\/v1\/pods$/ }],
+    ['an eviction', { method: 'POST', path: /\/eviction$/ }],
+  ])('%s refused for good (403) fails the pool with PERMISSION_DENIED for every call sharing it, and no node drains after it', async (_what, where) => {
+    const api = await startCluster();
+    const handler = handlerFor(api, { watchCache: false });
+    api.failNext(1, { code: 403, ...where });
+
+    const [a, b] = await Promise.all([rejection(handler.handle(surge(), context({ mode: 'pool' }))), rejection(handler.handle(surge(), context({ mode: 'pool' })))]);
+    for (const err of [a, b]) {
+      expect(err.code).toBe(Code.PermissionDenied);
+      expect(err).not.toBeInstanceOf(DrainIncompleteError);
+    }
+    for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toHaveLength(0);
+  });
+
+  it('a pod listing that does not answer by the deadline leaves the nodes for the retry (DEADLINE_EXCEEDED)', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api, { watchCache: false, replyMarginMs: 200 });
+    api.failNext(100, { effect: 'delay', until: held(cleanups).until, method: 'GET', path: /^\/api\/v1\/pods$/ });
+
+    const err = await rejection(handler.handle(surge(), context({ mode: 'pool' }, 1_500)));
+    expect(err).toBeInstanceOf(DrainIncompleteError);
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    expect((err as DrainIncompleteError).attributes).toMatchObject({ nodes_drained: '0', nodes_left: '6' });
+  });
+
+  it("maxDrainMs bounds each node's drain: a node that cannot drain is left, and the rest of the pool drains", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { maxDrainMs: 1_000, logger });
+
+    const err = await rejection(handler.handle(surge(), context({ mode: 'pool' }, 10_000)));
+    expect(err).toBeInstanceOf(DrainIncompleteError);
+    expect((err as DrainIncompleteError).attributes).toMatchObject({ nodes_drained: '5', nodes_left: '1' });
+    expect(err.message).toBe(`drain of pool ${POOL_NAME} stopped at its deadline: 5 of 6 nodes drained, 15 pods evicted; nodes_left=1 (pool-1)`);
+    for (const name of POOL.slice(1)) expect(api.cluster.pods(name).map((p) => p.metadata.name)).toEqual([`proxy-${name}`]);
+    expect(logger.lines).toContainEqual({ level: 'warn', message: 'pool drain incomplete', fields: expect.objectContaining({ pool: POOL_NAME, nodes_left: '1', left: ['pool-1'] }) });
+  });
+
+  it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // pool-5 cordoned by someone else before; pool-6 marked by an earlier drain this process does not remember.
+    api.cluster.patchNode('pool-5', 'application/merge-patch+json', { spec: { unschedulable: true } });
+    api.cluster.patchNode('pool-6', 'application/merge-patch+json', {
+      metadata: { labels: { [MARK]: 'true' } },
+      spec: { unschedulable: true, taints: [{ key: MARK, value: 'true', effect: 'NoSchedule' }] },
+    });
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { watchCache: false, replyMarginMs: 200, logger });
+    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+
+    const listing = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: listing.until, method: 'GET', path: /^\/api\/v1\/nodes$/ });
+    // pool-2's uncordon is refused once: it stays cordoned, and the next resolution undoes it.
+    api.failNext(1, { code: 403, method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-2$/ });
+    const retry = handler.handle(surge(undefined, TIME + 1), context({ mode: 'pool' }));
+    // Its listing is held at the stand-in: the resolution comes meanwhile.
+    const stopping = handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    listing.open();
+
+    const [result, stop] = await Promise.all([retry, stopping]);
+    expect(result.attributes).toMatchObject({ nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
+    expect(stop.message).toMatch(/uncordoned 4 \(pool-1, pool-3, pool-4, pool-5\)$/);
+    for (const name of ['pool-1', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-2')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-5')).toEqual({ unschedulable: true, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-6')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(logger.lines).toContainEqual({ level: 'warn', message: 'could not uncordon node after its pool drain was stopped', fields: expect.objectContaining({ node: 'pool-2' }) });
+
+    const undo = await handler.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
+    expect(undo.message).toBe(`no pool drain in progress for pool ${POOL_NAME}; uncordoned 1 nodes an earlier drain of the pool left cordoned (pool-2)`);
+    expect(cordoned(api, 'pool-2')).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'uncordoned the nodes an earlier pool drain left', fields: { pool: POOL_NAME, uncordoned: ['pool-2'] } });
   });
 });

@@ -34,4 +34,9 @@ describe('drainModeOf', () => {
     expect(err?.code).toBe(Code.InvalidArgument);
     expect(err?.message).toBe('flow plugin config: "maxUnavailable" must be an integer >= 1, got "2.5"');
   });
+
+  it('takes a maxUnavailable of several digits, and names every unknown key', () => {
+    expect(drainModeOf({ mode: 'pool', maxUnavailable: '10' }, defaults)).toMatchObject({ settings: { maxUnavailable: 10 } });
+    expect(() => drainModeOf({ mode: 'pool', maxUnavailble: '2', selectr: 'a=b' }, defaults)).toThrow(/unknown key "maxUnavailble", "selectr" \(k8s-drain takes/);
+  });
 });

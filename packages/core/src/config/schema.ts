@@ -14,6 +14,13 @@ const duration = z.string().transform((text, ctx) => {
   return ms;
 });
 
+/**
+ * A duration a timer waits for: at most 24h. Node's timers hold 2^31-1 ms (24.8 days) and fire
+ * at once past that, and a plugin call's deadline past 2^32 ms cannot be sent at all.
+ */
+const timerDuration = (min: number, minText: string) =>
+  duration.refine((ms) => ms >= min && ms <= 86_400_000, `expected a duration from ${minText} to 24h`);
+
 /** `HOST:PORT` or `:PORT`, checked by the parser start-up uses; the value is shown unless it came from ${VAR}. */
 const listenAddress = z.string().superRefine((text, ctx) => {
   if (!parseListenAddress(text)) ctx.addIssue({ code: 'custom', message: LISTEN_FORMAT, params: { got: text } satisfies ShownInput });
@@ -32,8 +39,8 @@ const tlsFiles = z
 function retryPolicy(defaults: { attempts: number; maxAttempts: number; initialBackoff: number; maxBackoff: number }) {
   return z.strictObject({
     attempts: z.number().int().min(1).max(defaults.maxAttempts).default(defaults.attempts),
-    initialBackoff: duration.default(defaults.initialBackoff),
-    maxBackoff: duration.default(defaults.maxBackoff),
+    initialBackoff: timerDuration(0, '0s').default(defaults.initialBackoff),
+    maxBackoff: timerDuration(0, '0s').default(defaults.maxBackoff),
     multiplier: z.number().min(1).max(10).default(2),
   });
 }
@@ -50,12 +57,15 @@ const defaultRetry = { attempts: 3, initialBackoff: 200, maxBackoff: 5_000, mult
 const runRetry = retryPolicy({ attempts: 6, maxAttempts: 1_000, initialBackoff: 30_000, maxBackoff: 300_000 });
 const defaultRunRetry = { attempts: 6, initialBackoff: 30_000, maxBackoff: 300_000, multiplier: 2 };
 
+/** How long one plugin call may take: a call that must answer in 0 ms cannot succeed. */
+const pluginTimeout = timerDuration(1, '1ms');
+
 const grpcPlugin = z.strictObject({
   type: z.literal('grpc'),
   address: z.string().superRefine((text, ctx) => {
     if (!isPluginAddress(text)) ctx.addIssue({ code: 'custom', message: PLUGIN_ADDRESS_FORMAT, params: { got: text } satisfies ShownInput });
   }),
-  timeout: duration.default(30_000),
+  timeout: pluginTimeout.default(30_000),
   retry: retry.default(defaultRetry),
   tls: tlsFiles.optional(),
   /**
@@ -67,7 +77,7 @@ const grpcPlugin = z.strictObject({
 
 const logPlugin = z.strictObject({
   type: z.literal('log'),
-  timeout: duration.default(5_000),
+  timeout: pluginTimeout.default(5_000),
   retry: retry.default(defaultRetry),
 });
 

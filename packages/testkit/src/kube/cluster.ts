@@ -317,8 +317,16 @@ export class KubeCluster {
    * that allows no disruption, 429.
    */
   evictPod(namespace: string, name: string, body: unknown): Status {
-    const eviction = (body ?? {}) as { metadata?: { name?: string }; deleteOptions?: { gracePeriodSeconds?: number } };
+    const eviction = (body ?? {}) as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string }; deleteOptions?: { gracePeriodSeconds?: number } };
+    // The API server decodes the body as a policy Eviction: an apiVersion or kind left out is filled in, another is refused.
+    const { apiVersion = 'policy/v1', kind = 'Eviction' } = eviction;
+    if (kind !== 'Eviction' || !['policy/v1', 'policy/v1beta1'].includes(apiVersion)) {
+      throw badRequest(`${kind} in version "${apiVersion.split('/').at(-1)}" cannot be handled as a Eviction`);
+    }
     if (eviction.metadata?.name !== name) throw badRequest('name in URL does not match name in Eviction object');
+    if (eviction.metadata.namespace !== undefined && eviction.metadata.namespace !== namespace) {
+      throw badRequest('the namespace of the provided eviction does not match the namespace sent on the request');
+    }
     const pod = this.podMap.get(keyOf(namespace, name));
     const record = (code: number, gracePeriodSeconds?: number): void => {
       const atMs = wallClockMs();

@@ -151,6 +151,14 @@ describe('kube-apiserver stand-in', () => {
     expect(removed!.atMs).toBeGreaterThan(api.cluster.evictions()[0]!.atMs);
     const missing = await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', eviction('gone'));
     expect(missing.body).toMatchObject({ code: 404, message: 'pods "gone" not found', details: { name: 'gone', kind: 'pods' } });
+    // A body of another kind, or for another namespace, is refused; one without apiVersion and kind is taken as an Eviction.
+    const notEviction = await call('POST', '/api/v1/namespaces/default/pods/web-2/eviction', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-2' } });
+    expect([notEviction.code, notEviction.body.message]).toEqual([400, 'Pod in version "v1" cannot be handled as a Eviction']);
+    const otherNamespace = await call('POST', '/api/v1/namespaces/default/pods/web-2/eviction', { ...(eviction('web-2') as object), metadata: { name: 'web-2', namespace: 'apps' } });
+    expect(otherNamespace.code).toBe(400);
+    // Neither refusal got as far as an eviction: the earlier three and the 404 are all there is.
+    expect(api.cluster.evictions().map((e) => e.code)).toEqual([201, 429, 201, 404]);
+    expect((await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', { metadata: { name: 'gone' } })).code).toBe(404);
   });
 
   it('streams pod changes to a watch: the current pods first, then each change of an eviction, in resourceVersion order', async () => {

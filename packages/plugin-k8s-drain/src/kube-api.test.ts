@@ -1,0 +1,90 @@
+import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { createKubeApi } from './kube-api.js';
+import { cleanupsAfterEach, startStandIn } from './test-support/kube.js';
+import type { WatchEvent } from './watched-list.js';
+
+const cleanups = cleanupsAfterEach();
+const start = () => startStandIn(cleanups, { msPerGraceSecond: 1 });
+
+const pod = (name: string, nodeName: string, grace?: number) => ({
+  metadata: { name, namespace: 'apps' },
+  spec: { nodeName, ...(grace === undefined ? {} : { terminationGracePeriodSeconds: grace }) },
+});
+
+describe('createKubeApi', () => {
+  it('lists every page of 500: all 1,200 nodes, those a selector picks, and only the pods of the node asked for', async () => {
+    const { kube, api } = await start();
+    for (let i = 0; i < 1_200; i++) kube.cluster.addNode({ metadata: { name: `n${i}`, labels: { half: String(i % 2) } } });
+    for (let i = 0; i < 600; i++) kube.cluster.addPod(pod(`a${i}`, 'n1'));
+    for (let i = 0; i < 5; i++) kube.cluster.addPod(pod(`b${i}`, 'n2'));
+
+    expect(await api.listNodes()).toHaveLength(1_200);
+    expect((await api.listNodes('half=1')).map((n) => n.metadata?.name)).toHaveLength(600);
+    const onN1 = await api.listPodsOnNode('n1');
+    expect(onN1).toHaveLength(600);
+    expect(new Set(onN1.map((p) => p.spec?.nodeName))).toEqual(new Set(['n1']));
+
+    const lists = kube.requests.filter((r) => r.method === 'GET');
+    expect(lists.every((r) => r.query.limit === '500')).toBe(true);
+    expect(lists.filter((r) => r.path === '/api/v1/nodes' && r.query.labelSelector === undefined)).toHaveLength(3);
+    expect(lists.filter((r) => r.path === '/api/v1/pods').map((r) => r.query.fieldSelector)).toEqual(['spec.nodeName=n1', 'spec.nodeName=n1']);
+  });
+
+  it('answers one page at a time for the caches, with its continue token and the list\'s version', async () => {
+    const { kube, api } = await start();
+    for (let i = 0; i < 501; i++) kube.cluster.addNode({ metadata: { name: `n${i}` } });
+    kube.cluster.addPod(pod('p', 'n1'));
+
+    const first = await api.listNodePage(undefined);
+    expect(first.items).toHaveLength(500);
+    expect(first.resourceVersion).toMatch(/^\d+$/);
+    expect(first.continueToken).toEqual(expect.any(String));
+    const last = await api.listNodePage(first.continueToken);
+    expect([last.items.length, last.continueToken]).toEqual([1, undefined]);
+
+    const pods = await api.listPodPage(undefined);
+    expect([pods.items.map((p) => p.metadata?.name), pods.continueToken]).toEqual([['p'], undefined]);
+  });
+
+  it('watches from the version it is given, with bookmarks asked for, until stopped', async () => {
+    const { kube, api } = await start();
+    kube.cluster.addNode({ metadata: { name: 'n1' } });
+    const { resourceVersion } = await api.listPodPage(undefined);
+    // Made after the list and before the watch: a watch from the list's version still sees it.
+    kube.cluster.addPod(pod('between', 'n1'));
+
+    const events: Array<WatchEvent<V1Pod>> = [];
+    let ended = false;
+    const watch = await api.watch<V1Pod>('pods', resourceVersion, (e) => events.push(e), () => (ended = true));
+    kube.cluster.addPod(pod('after', 'n1'));
+    await expect.poll(() => events.map((e) => `${e.type} ${e.type === 'ERROR' ? '' : e.object.metadata?.name}`)).toEqual(['ADDED between', 'ADDED after']);
+    expect(kube.requests.find((r) => r.query.watch === 'true')?.query).toMatchObject({ resourceVersion, allowWatchBookmarks: 'true' });
+
+    watch.stop();
+    await expect.poll(() => ended).toBe(true);
+    kube.cluster.addPod(pod('stopped', 'n1'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(events).toHaveLength(2);
+  });
+
+  it('evicts with the grace period given, or the pod\'s own when none is', async () => {
+    const { kube, api } = await start();
+    kube.cluster.addNode({ metadata: { name: 'n1' } });
+    kube.cluster.addPod(pod('now', 'n1', 45));
+    kube.cluster.addPod(pod('own', 'n1', 45));
+
+    await api.evictPod('apps', 'now', 0);
+    await api.evictPod('apps', 'own', undefined);
+    expect(kube.cluster.evictions().map((e) => [e.name, e.code, e.gracePeriodSeconds])).toEqual([
+      ['now', 201, 0],
+      ['own', 201, 45],
+    ]);
+  });
+
+  it('refuses a kubeconfig without a current cluster', () => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'missing', user: 'u' }], currentContext: 'x' });
+    expect(() => createKubeApi(kc)).toThrow('the kubeconfig has no current cluster');
+  });
+});

@@ -1,0 +1,66 @@
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { rejectionOf, type KubeApiServer } from '@hollowtrees/testkit';
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { cleanupsAfterEach, held, retryWithin, startStandIn } from './test-support/kube.js';
+import { waitForPodsGone } from './wait-for-deletion.js';
+
+const cleanups = cleanupsAfterEach();
+
+async function start() {
+  // 10 ms per grace second.
+  const standIn = await startStandIn(cleanups, { msPerGraceSecond: 10 });
+  standIn.kube.cluster.addNode({ metadata: { name: 'n1' } });
+  return standIn;
+}
+
+const run = (ms: number, pollMs = 20) => ({ ...retryWithin(cleanups, ms, 20), pollMs });
+
+const addPod = (kube: KubeApiServer, name: string, grace: number): V1Pod =>
+  kube.cluster.addPod({ metadata: { name, namespace: 'apps', uid: `uid-${name}` }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: grace } }) as V1Pod;
+const polls = (kube: KubeApiServer) => kube.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/pods' && r.query.fieldSelector === 'spec.nodeName=n1');
+
+describe('waitForPodsGone', () => {
+  it('polls until the pods are gone', async () => {
+    const { kube, api } = await start();
+    const web = addPod(kube, 'web-0', 10);
+    kube.cluster.deletePod('apps', 'web-0', 10);
+    expect(await waitForPodsGone(api, 'n1', [web], run(5_000))).toEqual([]);
+    expect(polls(kube).length).toBeGreaterThan(1);
+  });
+
+  it('matches pods by uid: a new pod of the same name is not the one it waits for', async () => {
+    const { kube, api } = await start();
+    const old = addPod(kube, 'web-0', 10);
+    kube.cluster.deletePod('apps', 'web-0', 0);
+    // A StatefulSet's next web-0, on the same node.
+    kube.cluster.addPod({ metadata: { name: 'web-0', namespace: 'apps', uid: 'uid-web-0-new' }, spec: { nodeName: 'n1' } });
+    expect(await waitForPodsGone(api, 'n1', [old], run(1_000))).toEqual([]);
+  });
+
+  it('answers the pods still there when the deadline is less than one poll away, without failing', async () => {
+    const { kube, api } = await start();
+    const slow = addPod(kube, 'slow', 1_000);
+    kube.cluster.deletePod('apps', 'slow', 1_000);
+    const left = await waitForPodsGone(api, 'n1', [slow], run(300, 100));
+    expect(left.map((p) => p.metadata?.name)).toEqual(['slow']);
+  });
+
+  it('answers the pods still there when the deadline comes during a listing, without failing', async () => {
+    const { kube, api } = await start();
+    const slow = addPod(kube, 'slow', 1_000);
+    kube.failNext(1, { effect: 'delay', until: held(cleanups).until, method: 'GET', path: /^\/api\/v1\/pods$/ });
+    expect((await waitForPodsGone(api, 'n1', [slow], run(400))).map((p) => p.metadata?.name)).toEqual(['slow']);
+    // The one listing was held, and never answered.
+    expect(polls(kube)).toHaveLength(0);
+  });
+
+  it('fails with what it was doing when the listing is refused for good', async () => {
+    const { kube, api } = await start();
+    const slow = addPod(kube, 'slow', 1_000);
+    kube.failNext(1, { code: 403, method: 'GET', path: /^\/api\/v1\/pods$/ });
+    const err = await rejectionOf(waitForPodsGone(api, 'n1', [slow], run(5_000)), PluginError);
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toMatch(/^listing the pods of node "n1": /);
+  });
+});
