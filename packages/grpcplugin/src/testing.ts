@@ -22,6 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { CloudEvent, EventData } from './cloud-event.js';
+import type { LogFields, PluginLogger } from './plugin-logger.js';
 
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export { manualClock, type ManualClock } from './manual-clock.js';
@@ -53,3 +54,21 @@ export function testEvent(init: TestEventInit = {}): CloudEvent<EventData> {
     data: { ...fields, labels },
   };
 }
+
+/** One line a {@link recordingLogger} was told. */
+export interface LogLine {
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
+  readonly message: string;
+  readonly fields: LogFields | undefined;
+}
+
+/**
+ * A {@link PluginLogger} that keeps every line it is told, in order, for a test to check what an
+ * operator would read (`expect(logger.lines).toContainEqual({ level: 'warn', message: ..., fields: ... })`).
+ */
+export function recordingLogger(): PluginLogger & { readonly lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at = (level: LogLine['level']) => (message: string, fields?: LogFields) => void lines.push({ level, message, fields });
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+

@@ -1,6 +1,6 @@
-import { Code, PluginError, systemClock, type LogFields, type PluginLogger } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, systemClock } from '@hollowtrees/grpcplugin';
 import { rejectionOf } from '@hollowtrees/testkit';
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { restoreMinSize } from './asg-detach.js';
 import { GroupDetacher, type GroupDetacherSettings } from './group-detacher.js';
 import { InstanceLookup } from './instance-lookup.js';
@@ -8,20 +8,10 @@ import { useAwsStandIn } from './test-support/aws.js';
 
 // GroupDetacher against the Auto Scaling stand-in: batching, MinSize, callers that go, failures.
 
-let lines: Array<{ level: string; message: string; fields: LogFields | undefined }> = [];
-const logger: PluginLogger = {
-  debug: (message, fields) => void lines.push({ level: 'debug', message, fields }),
-  info: (message, fields) => void lines.push({ level: 'info', message, fields }),
-  warn: (message, fields) => void lines.push({ level: 'warn', message, fields }),
-  error: (message, fields) => void lines.push({ level: 'error', message, fields }),
-};
-const fixture = useAwsStandIn(logger);
-beforeEach(() => {
-  lines = [];
-});
+const fixture = useAwsStandIn();
 
 function detacherFor(group: string, settings: Partial<GroupDetacherSettings> = {}): GroupDetacher {
-  return new GroupDetacher(group, { clients: fixture.clients, logger, dryRun: false, coalesceMs: 20, detachConcurrency: 4, replyMarginMs: 200, onTagged: () => {}, clock: systemClock, ...settings });
+  return new GroupDetacher(group, { clients: fixture.clients, logger: fixture.logger, dryRun: false, coalesceMs: 20, detachConcurrency: 4, replyMarginMs: 200, onTagged: () => {}, clock: systemClock, ...settings });
 }
 
 const lookup = () => new InstanceLookup(fixture.clients, { windowMs: 1, cacheMs: 0 });
@@ -164,7 +154,7 @@ describe('GroupDetacher', () => {
 describe('restoreMinSize', () => {
   it('sets MinSize back only when told to, and removes the tag only when told to', async () => {
     const group = fixture.aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1, tags: { 'hollowtrees:original-min-size': '2' } });
-    const ctx = { clients: fixture.clients, logger, dryRun: false };
+    const ctx = { clients: fixture.clients, logger: fixture.logger, dryRun: false };
     expect(await restoreMinSize(ctx, 'workers', undefined, undefined)).toBe('');
     expect(await restoreMinSize(ctx, 'workers', undefined, '2')).toBe('');
     expect(minSizeUpdates()).toEqual([]);

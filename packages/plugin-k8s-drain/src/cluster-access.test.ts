@@ -2,17 +2,15 @@
 import { createServer, type Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { rejectionOf, startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkClusterAccess } from './cluster-access.js';
+import { cleanupsAfterEach } from './test-support/kube.js';
 
-const closers: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
-});
+const cleanups = cleanupsAfterEach();
 
 async function cluster(token?: string): Promise<KubeApiServer> {
   const api = await startKubeApiServer(token ? { token } : {});
-  closers.push(() => api.close());
+  cleanups.push(() => api.close());
   return api;
 }
 
@@ -56,7 +54,7 @@ describe('checkClusterAccess', () => {
   it('stops waiting for an API server that never answers, and says how long it waited', async () => {
     const silent: Server = createServer(() => {}); // takes the request, never answers
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    closers.push(() => new Promise((resolve) => (silent.closeAllConnections(), silent.close(resolve))));
+    cleanups.push(() => new Promise((resolve) => (silent.closeAllConnections(), silent.close(resolve))));
     const port = (silent.address() as { port: number }).port;
     const kc = new KubeConfig();
     kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });

@@ -1,9 +1,10 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { rejectionOf, type KubeApiServer } from '@hollowtrees/testkit';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
+import { recordingLogger } from '@hollowtrees/grpcplugin/testing';
 import { describe, expect, it } from 'vitest';
 import { cordonNode, cordonPatch, uncordonNode, uncordonPatch } from './cordon.js';
-import { cleanupsAfterEach, recordingLogger, retryWithin, startStandIn } from './test-support/kube.js';
+import { cleanupsAfterEach, retryWithin, startStandIn } from './test-support/kube.js';
 import type { NodeMarks } from './node-marks.js';
 
 const marks: NodeMarks = { taint: { key: 'spot', value: 'true', effect: 'NoSchedule' }, label: { key: 'drained', value: 'yes' } };

@@ -1,18 +1,15 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext } from '@hollowtrees/grpcplugin';
 import { rejectionOf, startKubeApiServer, wallClockMs, type KubeApiServer, type KubeApiServerOptions, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
-import { manualClock } from '@hollowtrees/grpcplugin/testing';
+import { manualClock, recordingLogger } from '@hollowtrees/grpcplugin/testing';
 import type { DrainOptions } from './options.js';
-import { held, recordingLogger } from './test-support/kube.js';
+import { cleanupsAfterEach, held } from './test-support/kube.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const silent: Logger = jsonLogger({ service: 'test', level: 'silent' });
 
@@ -196,15 +193,14 @@ describe('DrainHandler', () => {
     const api = await startCluster();
     api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
     for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
-    const lines: string[] = [];
-    const logger: Logger = { ...silent, info: (m) => lines.push(m), warn: (m) => lines.push(m) };
+    const logger = recordingLogger();
     const before = api.cluster.node('node-a');
 
     const result = await handlerFor(api, { dryRun: true, logger }).handle(event({ node: 'node-a' }), context());
 
     expect(result).toMatchObject({ attributes: { node: 'node-a', pods_evicted: '0', pods_remaining: '3', dry_run: 'true' } });
     expect(result.message).toBe('dry run: would cordon node and evict 3 pods from node node-a');
-    expect(lines).toEqual([
+    expect(logger.lines.filter((l) => l.level === 'info' || l.level === 'warn').map((l) => l.message)).toEqual([
       'dry run: would cordon and taint node',
       'dry run: would record a Kubernetes Event',
       'not evicting pod',
@@ -427,10 +423,9 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
   it('logs each pod it evicted with the grace period asked for', async () => {
     const api = await startCluster();
     api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'], grace: 60 }));
-    const lines: Array<{ message: string; fields: Record<string, unknown> | undefined }> = [];
-    const logger: Logger = { ...silent, info: (message, fields) => lines.push({ message, fields }) };
+    const logger = recordingLogger();
     await handlerFor(api, { gracePeriodSeconds: 20, logger }).handle(event({ node: 'node-a' }), context());
-    expect(lines).toContainEqual({ message: 'evicted pod', fields: { pod: 'apps/api-0', gracePeriodSeconds: 20 } });
+    expect(logger.lines).toContainEqual({ level: 'info', message: 'evicted pod', fields: { pod: 'apps/api-0', gracePeriodSeconds: 20 } });
   });
 
   it('answers a call cancelled while an eviction waits to retry with CANCELLED, not as a drain stopped at its deadline', async () => {

@@ -1,37 +1,19 @@
 /** Node events through the real client against the Kubernetes API stand-in over real HTTP. */
 import { hostname } from 'node:os';
-import type { LogFields, PluginLogger } from '@hollowtrees/grpcplugin';
-import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
-import { KubeConfig, type V1Node } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it } from 'vitest';
+import { recordingLogger, type LogLine } from '@hollowtrees/grpcplugin/testing';
+import type { KubeApiServer } from '@hollowtrees/testkit';
+import type { V1Node } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { EventRecorder } from './events.js';
-import { createKubeApi } from './kube-api.js';
+import { cleanupsAfterEach, startStandIn } from './test-support/kube.js';
 
-const closers: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0)) await close();
-});
+const cleanups = cleanupsAfterEach();
 
-interface Logged {
-  level: 'info' | 'warn';
-  message: string;
-  fields: LogFields | undefined;
-}
-
-async function recorderOn(options: { maxPending?: number; dryRun?: boolean } = {}): Promise<{ api: KubeApiServer; recorder: EventRecorder; logged: Logged[] }> {
-  const api = await startKubeApiServer();
-  closers.push(() => api.close());
-  const kc = new KubeConfig();
-  kc.loadFromOptions(api.kubeConfigOptions());
-  const logged: Logged[] = [];
-  const logger: PluginLogger = {
-    debug: () => {},
-    error: () => {},
-    info: (message, fields) => void logged.push({ level: 'info', message, fields }),
-    warn: (message, fields) => void logged.push({ level: 'warn', message, fields }),
-  };
-  const recorder = new EventRecorder(createKubeApi(kc), { namespace: 'ops', logger, dryRun: options.dryRun ?? false, maxPending: options.maxPending ?? 10 });
-  return { api, recorder, logged };
+async function recorderOn(options: { maxPending?: number; dryRun?: boolean } = {}): Promise<{ api: KubeApiServer; recorder: EventRecorder; logged: LogLine[] }> {
+  const { kube, api } = await startStandIn(cleanups);
+  const logger = recordingLogger();
+  const recorder = new EventRecorder(api, { namespace: 'ops', logger, dryRun: options.dryRun ?? false, maxPending: options.maxPending ?? 10 });
+  return { api: kube, recorder, logged: logger.lines };
 }
 
 const node: V1Node = { metadata: { name: 'node-a' } };

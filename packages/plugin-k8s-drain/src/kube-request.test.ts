@@ -7,15 +7,13 @@ import type { TLSSocket } from 'node:tls';
 import { Code, SharedAgents } from '@hollowtrees/grpcplugin';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { toPluginError } from './api-errors.js';
 import { kubeWriter } from './kube-request.js';
+import { cleanupsAfterEach } from './test-support/kube.js';
 
 const certs = makeTestCertificates();
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 interface Seen {
   method: string | undefined;

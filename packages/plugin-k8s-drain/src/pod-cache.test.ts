@@ -1,32 +1,22 @@
 import { jsonLogger } from '@hollowtrees/grpcplugin';
-import { startKubeApiServer, type KubeApiServer, type KubePod } from '@hollowtrees/testkit';
-import { KubeConfig } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createKubeApi, type KubeApi } from './kube-api.js';
+import type { KubeApiServer, KubePod } from '@hollowtrees/testkit';
+import { describe, expect, it } from 'vitest';
+import type { KubeApi } from './kube-api.js';
 import { PodCache } from './pod-cache.js';
 import { MIRROR_ANNOTATION, planEviction, podKey } from './pod-filter.js';
+import { cleanupsAfterEach, startStandIn } from './test-support/kube.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const warnings: string[] = [];
 const logger = { ...jsonLogger({ service: 'test', level: 'silent' }), warn: (message: string) => void warnings.push(message) };
 
 async function start(options: { watchHistory?: number } = {}): Promise<{ kube: KubeApiServer; api: KubeApi; cache: PodCache }> {
-  const kube = await startKubeApiServer({ msPerGraceSecond: 1, ...options });
-  cleanups.push(() => kube.close());
+  const { kube, api } = await startStandIn(cleanups, { msPerGraceSecond: 1, ...options });
   kube.cluster.addNode({ metadata: { name: 'n1' } });
   kube.cluster.addNode({ metadata: { name: 'n2' } });
-  const kc = new KubeConfig();
-  kc.loadFromOptions(kube.kubeConfigOptions());
-  const api = createKubeApi(kc);
   const cache = new PodCache(api, { logger, backoff: () => 20 });
-  cleanups.push(() => {
-    cache.stop();
-    api.close();
-  });
+  cleanups.push(() => cache.stop());
   return { kube, api, cache };
 }
 

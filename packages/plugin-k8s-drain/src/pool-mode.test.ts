@@ -2,17 +2,14 @@ import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleCon
 import { jsonLogger } from '@hollowtrees/grpcplugin';
 import { rejectionOf, startKubeApiServer, type KubeApiServer, type KubeNode, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
-import { manualClock } from '@hollowtrees/grpcplugin/testing';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { manualClock, recordingLogger } from '@hollowtrees/grpcplugin/testing';
+import { describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, type DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { DrainOptions } from './options.js';
-import { held, recordingLogger } from './test-support/kube.js';
+import { cleanupsAfterEach, held } from './test-support/kube.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach();
 
 const ZONE = 'eu-west-1a';
 const TYPE = 'm5.large';
@@ -93,6 +90,8 @@ const context = (config: Record<string, string>, timeoutMs = 30_000): HandleCont
   config,
 });
 
+/** The listings of a pool's nodes (by label selector). */
+const poolListings = (api: KubeApiServer) => api.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes' && r.query.labelSelector !== undefined);
 const patchesOf = (api: KubeApiServer, name: string) => api.requests.filter((r) => r.method === 'PATCH' && r.path === `/api/v1/nodes/${name}`);
 const evictionsOn = (api: KubeApiServer, name: string) => api.cluster.evictions().filter((e) => e.node === name);
 const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
@@ -249,7 +248,7 @@ describe('pool mode', () => {
     const clock = manualClock();
     const handler = handlerFor(api, { clock });
     const long = (config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + 600_000) });
-    const listed = (code: number): boolean => api.requests.some((r) => r.path === '/api/v1/nodes' && r.query.labelSelector !== undefined && r.code === code);
+    const listed = (code: number): boolean => poolListings(api).some((r) => r.code === code);
     // The listing fails once, and its retry waits on the manual clock.
     api.failNext(1, { method: 'GET', path: /^\/api\/v1\/nodes$/ });
 
@@ -301,7 +300,7 @@ describe('pool mode', () => {
     expect(second).toEqual(first);
     expect(first.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6' });
     // One listing of the pool, one cordon per node, one accepted eviction per pod.
-    expect(api.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes' && r.query.labelSelector)).toHaveLength(1);
+    expect(poolListings(api)).toHaveLength(1);
     for (const name of POOL) expect(patchesOf(api, name)).toHaveLength(1);
     const accepted = api.cluster.evictions().filter((e) => e.code === 201).map((e) => e.name);
     expect(new Set(accepted).size).toBe(accepted.length);
@@ -417,7 +416,6 @@ function holdOn(api: KubeApiServer, name: string): void {
   api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
 }
 const dbRefused = (api: KubeApiServer): boolean => api.cluster.evictions().some((e) => e.name === 'db-0' && e.code === 429);
-const poolListings = (api: KubeApiServer) => api.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes' && r.query.labelSelector !== undefined);
 const POOL_NAME = `${ZONE}/${TYPE}`;
 
 describe('pool mode: the edges', () => {

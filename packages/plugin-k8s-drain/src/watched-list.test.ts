@@ -1,5 +1,5 @@
+import { recordingLogger, type LogLine } from '@hollowtrees/grpcplugin/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { recordingLogger, type LogLine } from './test-support/kube.js';
 import { WatchedList, type ListAndWatch, type ListedPage, type ListSink, type WatchEvent } from './watched-list.js';
 
 // The list-and-watch loop on its own, against a scripted source: pod-cache.test.ts runs it over HTTP

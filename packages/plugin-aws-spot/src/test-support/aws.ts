@@ -9,6 +9,8 @@ import type { RetryOptions } from '../retry-strategy.js';
 export interface AwsFixture {
   aws: AwsStandIn;
   clients: AwsClients;
+  /** The logger the clients were given, for the code under test. */
+  logger: PluginLogger;
   /** More clients on the same stand-in, e.g. with other retries; closed after the test. */
   clientsWith(retry: RetryOptions): AwsClients;
 }
@@ -16,7 +18,7 @@ export interface AwsFixture {
 /** Starts a stand-in before each test and stops it after; the clients make one try per call unless told otherwise. */
 export function useAwsStandIn(logger: PluginLogger = jsonLogger({ service: 'test', level: 'silent' })): AwsFixture {
   const opened: AwsClients[] = [];
-  const fixture = {} as AwsFixture;
+  const fixture = { logger } as AwsFixture;
   const clientsWith = (retry: RetryOptions): AwsClients => {
     const clients = createAwsClients({ region: 'us-east-1', endpoint: fixture.aws.url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, retry, maxSockets: 8, logger });
     opened.push(clients);

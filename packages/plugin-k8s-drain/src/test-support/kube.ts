@@ -1,8 +1,7 @@
 /**
  * What this package's tests share: a stand-in API server with the real client on it, a retry
- * budget, a gate for held requests, a logger that keeps its lines, and the cleanups after each test.
+ * budget, a gate for held requests, and the cleanups after each test.
  */
-import { jsonLogger, type LogFields, type PluginLogger } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach } from 'vitest';
@@ -42,18 +41,4 @@ export function held(cleanups: Array<() => unknown>): { until: Promise<void>; op
   const until = new Promise<void>((resolve) => (open = resolve));
   cleanups.push(() => open());
   return { until, open };
-}
-
-/** One line a {@link recordingLogger} was told. */
-export interface LogLine {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  message: string;
-  fields: LogFields | undefined;
-}
-
-/** A logger that keeps its lines, to check what an operator reads. */
-export function recordingLogger(): PluginLogger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: LogLine['level']) => (message: string, fields?: LogFields) => void lines.push({ level, message, fields });
-  return { ...jsonLogger({ service: 'test', level: 'silent' }), lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
