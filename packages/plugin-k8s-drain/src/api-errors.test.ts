@@ -42,23 +42,77 @@ describe('toPluginError', () => {
     expect([mapped.code, mapped.message, mapped.cause]).toEqual([Code.DeadlineExceeded, 'listing pods on node n1: the drain deadline was reached', err]);
   });
 
-  it('answers network errors as UNAVAILABLE, and passes a PluginError through as it is', () => {
-    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' });
-    expect([toPluginError(refused, 'reading node n1').code, toPluginError(refused, 'reading node n1').message]).toEqual([
-      Code.Unavailable,
-      'reading node n1: cannot reach the Kubernetes API: connect ECONNREFUSED 127.0.0.1:6443',
-    ]);
-    expect(toPluginError(refused, 'reading node n1').cause).toBe(refused);
-    const fetchFailed = new FetchError('request to https://k8s/api failed, reason: socket hang up', 'system');
-    expect(toPluginError(fetchFailed, 'reading node n1').code).toBe(Code.Unavailable);
+  it('passes a PluginError through as it is', () => {
     const own = new PluginError(Code.FailedPrecondition, 'no time left');
     expect(toPluginError(own, 'reading node n1')).toBe(own);
   });
 
-  it('does not take an error whose code is not a system error code for a network error', () => {
+  it('does not take an error whose code is not a system error code for a failed request', () => {
     for (const err of [Object.assign(new Error('weird'), { code: 'INVALID' }), Object.assign(new Error('numeric'), { code: 5 }), new Error('plain')]) {
       expect(toPluginError(err, 'reading node n1').code).toBe(Code.Internal);
     }
+  });
+});
+
+describe('toPluginError on a failed request', () => {
+  const systemError = (code: string, message: string): Error => Object.assign(new Error(message), { code });
+  // As the generated client gets it: node-fetch copies the system error's code (and keeps no cause).
+  const fetchFailure = (code: string, message: string): FetchError =>
+    new FetchError(`request to https://k8s:6443/api/v1/nodes/n1 failed, reason: ${message}`, 'system', systemError(code, message));
+  const shapes = [
+    ['http.request', systemError],
+    ['node-fetch', fetchFailure],
+  ] as const;
+
+  const unreachable = () => /^reading node n1: cannot reach the Kubernetes API: /;
+  const untrusted = (code: string) => new RegExp(`^reading node n1: cannot trust the Kubernetes API server's certificate \\(${code}: .+\\): check the kubeconfig's server and certificate-authority$`);
+  const misconfigured = (code: string) => new RegExp(`^reading node n1: cannot talk to the Kubernetes API \\(${code}: .+\\): check the kubeconfig's server and credentials$`);
+
+  describe.each(shapes)('from %s', (_, failed) => {
+    it.each([
+      // The network's: the next try may get through (ENOTFOUND: a DNS blip).
+      ['ECONNREFUSED', Code.Unavailable, unreachable],
+      ['ECONNRESET', Code.Unavailable, unreachable],
+      ['ETIMEDOUT', Code.Unavailable, unreachable],
+      ['EPIPE', Code.Unavailable, unreachable],
+      ['EHOSTUNREACH', Code.Unavailable, unreachable],
+      ['ENETUNREACH', Code.Unavailable, unreachable],
+      ['ENOTFOUND', Code.Unavailable, unreachable],
+      ['EAI_AGAIN', Code.Unavailable, unreachable],
+      ['EADDRNOTAVAIL', Code.Unavailable, unreachable],
+      ['ERR_STREAM_PREMATURE_CLOSE', Code.Unavailable, unreachable],
+      ['ERR_SOCKET_CONNECTION_TIMEOUT', Code.Unavailable, unreachable],
+      // The kubeconfig's: no retry mends them.
+      ['ERR_TLS_CERT_ALTNAME_INVALID', Code.FailedPrecondition, untrusted],
+      ['DEPTH_ZERO_SELF_SIGNED_CERT', Code.FailedPrecondition, untrusted],
+      ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', Code.FailedPrecondition, untrusted],
+      ['SELF_SIGNED_CERT_IN_CHAIN', Code.FailedPrecondition, untrusted],
+      ['CERT_HAS_EXPIRED', Code.FailedPrecondition, untrusted],
+      ['ERROR_IN_CERT_NOT_AFTER_FIELD', Code.FailedPrecondition, untrusted],
+      ['ERR_SSL_WRONG_VERSION_NUMBER', Code.FailedPrecondition, misconfigured],
+      ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', Code.FailedPrecondition, misconfigured],
+      ['ERR_INVALID_URL', Code.FailedPrecondition, misconfigured],
+      ['HPE_INVALID_CONSTANT', Code.FailedPrecondition, misconfigured],
+    ])('answers %s as %s', (code, expected, message) => {
+      const err = failed(code, 'the reason');
+      const mapped = toPluginError(err, 'reading node n1');
+      expect([mapped.code, mapped.cause]).toEqual([expected, err]);
+      expect(mapped.message).toMatch(message(code));
+      expect(mapped.message).toContain(err.message);
+    });
+  });
+
+  it('says what the certificate problem is and what to check', () => {
+    const err = systemError('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames: Host: k8s. is not in the cert's altnames: DNS:localhost");
+    expect(toPluginError(err, 'cordoning node "n1"').message).toBe(
+      'cordoning node "n1": cannot trust the Kubernetes API server\'s certificate (ERR_TLS_CERT_ALTNAME_INVALID: ' +
+        "Hostname/IP does not match certificate's altnames: Host: k8s. is not in the cert's altnames: DNS:localhost): check the kubeconfig's server and certificate-authority",
+    );
+  });
+
+  it('answers a FetchError without a code (node-fetch\'s own timeout) as UNAVAILABLE, and one with an unknown code as FAILED_PRECONDITION', () => {
+    expect(toPluginError(new FetchError('network timeout at: https://k8s:6443/api/v1/nodes/n1', 'request-timeout'), 'reading node n1').code).toBe(Code.Unavailable);
+    expect(toPluginError(fetchFailure('SOMETHING_NEW', 'the reason'), 'reading node n1').code).toBe(Code.FailedPrecondition);
   });
 });
 
@@ -71,6 +125,7 @@ describe('isTransient', () => {
     [Code.PermissionDenied, false],
     [Code.DeadlineExceeded, false],
     [Code.Internal, false],
+    [Code.FailedPrecondition, false],
   ])('%s: %s', (code, transient) => {
     expect(isTransient(new PluginError(code, 'x'))).toBe(transient);
   });

@@ -1,10 +1,11 @@
 /** The start-up check against the Kubernetes API stand-in over real HTTP, through the real client. */
 import { createServer, type Server } from 'node:http';
+import { rootCertificates } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
-import { rejectionOf, startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
+import { makeTestCertificates, rejectionOf, startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import { describe, expect, it } from 'vitest';
 import { checkClusterAccess } from './cluster-access.js';
-import { cleanupsAfterEach } from './test-support/kube.js';
+import { cleanupsAfterEach, startTlsServer } from './test-support/kube.js';
 
 const cleanups = cleanupsAfterEach();
 
@@ -49,6 +50,16 @@ describe('checkClusterAccess', () => {
     expect(err.message).toMatch(/^cannot list nodes with the Kubernetes API at http:\/\/.* \(user "testkit"\): /);
     expect(err.message).not.toMatch(/\(the (API server refused|user lacks)/);
     expect(err.cause).toBeDefined();
+  });
+
+  it('says the API server\'s certificate cannot be trusted, and what to check, when the kubeconfig names another CA', async () => {
+    const server = await startTlsServer(cleanups, makeTestCertificates().server);
+    const err = await rejectionOf(checkClusterAccess(server.kubeConfig({ ca: rootCertificates[0]! })), Error);
+    expect(err.message).toBe(
+      `cannot list nodes with the Kubernetes API at ${server.url} (user "u"): listing nodes: cannot trust the Kubernetes API server's certificate ` +
+        `(UNABLE_TO_VERIFY_LEAF_SIGNATURE: request to ${server.url}/api/v1/nodes?limit=1 failed, reason: unable to verify the first certificate): ` +
+        "check the kubeconfig's server and certificate-authority",
+    );
   });
 
   it('stops waiting for an API server that never answers, and says how long it waited', async () => {

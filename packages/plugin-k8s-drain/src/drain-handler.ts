@@ -26,7 +26,8 @@ const MAX_PENDING_EVENTS = 10_000;
  * and had nothing left to evict, or does not exist and `nodeNotFound` is
  * `skip`. Fails with INVALID_ARGUMENT (no node label), NOT_FOUND (no such
  * node), FAILED_PRECONDITION (the deadline had already passed when the call
- * came: no time left to drain at all), DEADLINE_EXCEEDED
+ * came: no time left to drain at all; or the kubeconfig's TLS settings cannot
+ * work, e.g. a CA that did not issue the API server's certificate), DEADLINE_EXCEEDED
  * ({@link DrainIncompleteError}: pods left at the deadline), UNAVAILABLE (API server unreachable until the deadline),
  * PERMISSION_DENIED / UNAUTHENTICATED (RBAC or credentials).
  *

@@ -1,7 +1,12 @@
+import { rootCertificates } from 'node:tls';
+import { Code, jsonLogger, PluginError } from '@hollowtrees/grpcplugin';
+import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { cordonNode } from './cordon.js';
 import { createKubeApi } from './kube-api.js';
-import { cleanupsAfterEach, startStandIn } from './test-support/kube.js';
+import { findNode } from './node-lookup.js';
+import { cleanupsAfterEach, retryWithin, startStandIn, startTlsServer } from './test-support/kube.js';
 import type { WatchEvent } from './watched-list.js';
 
 const cleanups = cleanupsAfterEach();
@@ -86,5 +91,32 @@ describe('createKubeApi', () => {
     const kc = new KubeConfig();
     kc.loadFromOptions({ clusters: [], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'missing', user: 'u' }], currentContext: 'x' });
     expect(() => createKubeApi(kc)).toThrow('the kubeconfig has no current cluster');
+  });
+});
+
+describe('createKubeApi with TLS settings that cannot work', () => {
+  const certs = makeTestCertificates();
+  const marks = { taint: { key: 'spot', value: 'true', effect: 'NoSchedule' as const }, label: { key: 'drained', value: 'yes' } };
+
+  it.each([
+    ['a CA that did not issue the certificate', { ca: rootCertificates[0]! }, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+    ['a server name the certificate is not for', { ca: certs.ca.cert, tlsServerName: 'api.elsewhere.example' }, 'ERR_TLS_CERT_ALTNAME_INVALID'],
+  ])('fails a read and a write at once with FAILED_PRECONDITION naming the certificate problem, for a kubeconfig with %s', async (_, tls, problem) => {
+    const server = await startTlsServer(cleanups, certs.server);
+    const api = createKubeApi(server.kubeConfig(tls));
+    cleanups.push(() => api.close());
+    const retry = retryWithin(cleanups, 5_000);
+
+    // A read through the generated client, and a write through kubeWriter, each retried while transient.
+    const read = await rejectionOf(findNode(api, { name: 'n1' }, retry), PluginError);
+    const run = { ...retry, dryRun: false, logger: jsonLogger({ service: 'test', level: 'silent' }) };
+    const write = await rejectionOf(cordonNode(api, { metadata: { name: 'n1' } }, marks, run), PluginError);
+
+    for (const [err, doing] of [[read, 'looking up node "n1"'], [write, 'cordoning node "n1"']] as const) {
+      expect(err.code).toBe(Code.FailedPrecondition);
+      expect(err.message).toMatch(new RegExp(`^${doing}: cannot trust the Kubernetes API server's certificate \\(${problem}: .+\\): check the kubeconfig's server and certificate-authority$`));
+    }
+    // One try each, not retries until the deadline.
+    expect(server.connections()).toBe(2);
   });
 });

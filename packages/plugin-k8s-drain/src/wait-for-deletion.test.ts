@@ -55,6 +55,16 @@ describe('waitForPodsGone', () => {
     expect(polls(kube)).toHaveLength(0);
   });
 
+  it('answers the pods still there when the API server fails every listing until the deadline, without failing', async () => {
+    const { kube, api } = await start();
+    const slow = addPod(kube, 'slow', 1_000);
+    kube.failNext(1_000, { code: 503, method: 'GET', path: /^\/api\/v1\/pods$/ });
+    expect((await waitForPodsGone(api, 'n1', [slow], run(400))).map((p) => p.metadata?.name)).toEqual(['slow']);
+    // Retried, and answered 503 every time.
+    expect(polls(kube).length).toBeGreaterThan(1);
+    expect(polls(kube).every((r) => r.code === 503)).toBe(true);
+  });
+
   it('fails with what it was doing when the listing is refused for good', async () => {
     const { kube, api } = await start();
     const slow = addPod(kube, 'slow', 1_000);

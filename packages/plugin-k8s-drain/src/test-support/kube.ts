@@ -1,8 +1,11 @@
 /**
- * What this package's tests share: a stand-in API server with the real client on it, a retry
- * budget, a gate for held requests, and the cleanups after each test.
+ * What this package's tests share: a stand-in API server with the real client on it, an HTTPS
+ * server to try TLS settings on, a retry budget, a gate for held requests, and the cleanups after each test.
  */
-import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from '@hollowtrees/testkit';
+import { once } from 'node:events';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { startKubeApiServer, type KeyPair, type KubeApiServer, type KubeApiServerOptions } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach } from 'vitest';
 import { Deadline } from '../deadline.js';
@@ -26,6 +29,40 @@ export async function startStandIn(cleanups: Array<() => unknown>, options: Kube
   const api = createKubeApi(kc);
   cleanups.push(() => api.close());
   return { kube, api };
+}
+
+/** What {@link startTlsServer} started. */
+export interface TlsServer {
+  url: string;
+  /** The TCP connections it took: one per try, as a connection that failed its TLS handshake is not reused. */
+  connections(): number;
+  /** A kubeconfig for it with a token, trusting the CA `ca` (PEM), with `tlsServerName` as the name to check the certificate against when given. */
+  kubeConfig(tls: { ca: string; tlsServerName?: string }): KubeConfig;
+}
+
+/** An HTTPS server on loopback, presenting `certificate`, that answers every request with an empty object. */
+export async function startTlsServer(cleanups: Array<() => unknown>, certificate: KeyPair): Promise<TlsServer> {
+  const server = createServer({ cert: certificate.cert, key: certificate.key }, (_, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  let connections = 0;
+  server.on('connection', () => connections++);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(() => new Promise((resolve) => (server.closeAllConnections(), server.close(resolve))));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    connections: () => connections,
+    kubeConfig: ({ ca, tlsServerName }) => {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server: url, caData: Buffer.from(ca).toString('base64'), ...(tlsServerName ? { tlsServerName } : {}) }],
+        users: [{ name: 'u', token: 'the-token' }],
+        contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+        currentContext: 'x',
+      });
+      return kc;
+    },
+  };
 }
 
 /** A retry budget ending `ms` from now, with a short backoff. */
