@@ -7,18 +7,23 @@
  *   pnpm mutate sdk core-config      those targets
  *   pnpm mutate packages/core/src/receiver/auth.ts   one file (or glob), against its own tests
  *   pnpm mutate sdk -- --force       options after `--` go to `stryker run`
+ *   pnpm mutate --survivors plugin-k8s-drain   only the lines of the last report with an undetected
+ *                                    mutant (and files changed since), merged into it (mutate-survivors.mjs)
  *
  * Runs are incremental: only mutants in changed code, or covered by changed
  * tests, run again. Reports: reports/mutation/<target>/index.html and mutation.json.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { targets } from './mutate-targets.mjs';
+import { changedSources, mergeReruns, readReport, survivorRanges } from './mutate-survivors.mjs';
 
 const argv = process.argv.slice(2);
 const dashDash = argv.indexOf('--');
-const names = dashDash === -1 ? argv : argv.slice(0, dashDash);
+const ours = dashDash === -1 ? argv : argv.slice(0, dashDash);
+const survivorsOnly = ours.includes('--survivors');
+const names = ours.filter((a) => a !== '--survivors');
 const strykerArgs = dashDash === -1 ? [] : argv.slice(dashDash + 1);
 
 /**
@@ -42,11 +47,9 @@ function resolve(name) {
 
 /**
  * Stryker's mutation score: detected / (detected + undetected); compile errors and ignored mutants do not count.
- * @param {string} reportFile a mutation-testing-report-schema JSON report
+ * @param {import('./mutate-survivors.mjs').MutationReport} report
  */
-function score(reportFile) {
-  /** @type {{ files: Record<string, { mutants: Array<{ status: string }> }> }} */
-  const report = JSON.parse(readFileSync(reportFile, 'utf8'));
+function score(report) {
   const count = { Killed: 0, Timeout: 0, Survived: 0, NoCoverage: 0 };
   for (const file of Object.values(report.files)) {
     for (const { status } of file.mutants) if (status in count) count[/** @type {keyof typeof count} */ (status)]++;
@@ -56,23 +59,69 @@ function score(reportFile) {
   return { ...count, valid, score: valid === 0 ? NaN : (100 * detected) / valid };
 }
 
-const runs = (names.length > 0 ? names : Object.keys(targets)).map(resolve);
-const lines = [];
-let failed = false;
-for (const { target, spec } of runs) {
+/** @param {ReturnType<typeof score>} s */
+const scoreLine = (s) => `${s.score.toFixed(2)}% (${s.Killed} killed, ${s.Timeout} timeout, ${s.Survived} survived, ${s.NoCoverage} no coverage)`;
+
+/**
+ * Runs Stryker once; returns its report, or a line saying it failed.
+ * @param {string} target the report's name
+ * @param {import('./mutate-targets.mjs').MutateSpec} spec
+ */
+function runStryker(target, spec) {
   const started = Date.now();
   const env = { ...process.env, MUTATE_TARGET: target, MUTATE_SPEC: JSON.stringify(spec) };
   const result = spawnSync('stryker', ['run', 'stryker.config.mjs', ...strykerArgs], { stdio: 'inherit', env });
   const seconds = Math.round((Date.now() - started) / 1000);
-  if (result.status !== 0) {
-    failed = true;
-    lines.push(`${target}: stryker failed (exit ${result.status ?? result.signal}) after ${seconds} s`);
+  if (result.status !== 0) return { failure: `stryker failed (exit ${result.status ?? result.signal}) after ${seconds} s`, seconds };
+  return { report: readReport(`reports/mutation/${target}/mutation.json`), seconds };
+}
+
+/**
+ * Re-runs the undetected mutants' lines of `target`'s last report and merges them into it.
+ * @param {string} target
+ * @param {import('./mutate-targets.mjs').MutateSpec} spec
+ * @returns {string} the score line
+ */
+function rerunSurvivors(target, spec) {
+  const reportFile = `reports/mutation/${target}/mutation.json`;
+  if (!existsSync(reportFile)) throw new Error(`no report at ${reportFile}: run \`pnpm mutate ${target}\` first`);
+  const base = readReport(reportFile);
+  const changed = changedSources(base);
+  const mutate = survivorRanges(base, spec.package, changed);
+  if (mutate.length === 0) return `${scoreLine(score(base))}, nothing undetected to re-run`;
+  const run = runStryker(`${target}-survivors`, { ...spec, mutate });
+  if (!run.report) throw new Error(run.failure);
+  const { report, replaced, unmatched } = mergeReruns(base, run.report, changed);
+  writeFileSync(reportFile, JSON.stringify(report));
+  return (
+    `${scoreLine(score(base))} -> ${scoreLine(score(report))}: ${mutate.length - changed.length} lines` +
+    (changed.length > 0 ? ` and ${changed.length} changed files (${changed.join(', ')})` : '') +
+    `, ${replaced} mutants re-run in ${run.seconds} s` +
+    (unmatched > 0 ? `, ${unmatched} new mutants not in the report (not counted)` : '') +
+    `; merged into ${reportFile} (its index.html is the whole run's; reports/mutation/${target}-survivors/index.html shows the re-run)`
+  );
+}
+
+const runs = (names.length > 0 ? names : Object.keys(targets)).map(resolve);
+const lines = [];
+let failed = false;
+for (const { target, spec } of runs) {
+  if (survivorsOnly) {
+    try {
+      lines.push(`${target}: ${rerunSurvivors(target, spec)}`);
+    } catch (err) {
+      failed = true;
+      lines.push(`${target}: ${err instanceof Error ? err.message : String(err)}`);
+    }
     continue;
   }
-  const s = score(`reports/mutation/${target}/mutation.json`);
-  lines.push(
-    `${target}: ${s.score.toFixed(2)}% (${s.Killed} killed, ${s.Timeout} timeout, ${s.Survived} survived, ${s.NoCoverage} no coverage) in ${seconds} s`,
-  );
+  const run = runStryker(target, spec);
+  if (!run.report) {
+    failed = true;
+    lines.push(`${target}: ${run.failure}`);
+    continue;
+  }
+  lines.push(`${target}: ${scoreLine(score(run.report))} in ${run.seconds} s`);
 }
 console.log(`\nMutation scores\n${lines.map((l) => `  ${l}`).join('\n')}`);
 process.exit(failed ? 1 : 0);
