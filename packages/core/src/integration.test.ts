@@ -184,6 +184,15 @@ describe('core with plugins over real gRPC', () => {
       errorType: 'queue_full',
       error: '1 of 3 alerts were not queued by every flow they match (flow "spot": its queue is full (queueSize 1)); retry later',
     });
+    // Sent again while nothing has moved: refused before it is parsed, so no event is handed on or dropped again.
+    const received = (await c.metrics.receiver.eventsReceived.get()).values;
+    const early = await send();
+    expect([early.status, early.headers.get('retry-after'), await early.json()]).toEqual([
+      503,
+      '1',
+      { status: 'error', errorType: 'queue_full', error: 'no alerts can be queued now (flow "spot" has 1 runs waiting (queueSize)); retry later' },
+    ]);
+    expect((await c.metrics.receiver.eventsReceived.get()).values).toEqual(received);
     release();
     await until(() => c.engine.recentRuns().length === 2);
 

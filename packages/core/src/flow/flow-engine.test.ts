@@ -286,7 +286,7 @@ flows:
     expect(engine.groups()).toEqual([]);
   });
 
-  it('cancels every run in flight at the end of the grace period, and a queued run starting after it never calls the plugin', async () => {
+  it('cancels every run in flight at the end of the grace period, and a queued run that had not started never starts', async () => {
     const slow = untilCancelled('a');
     const { engine } = engineFor(spotFlow('').replace('cooldown: 5m', 'cooldown: 5m\n    concurrency: 2'), [slow]);
     for (const id of ['i-1', 'i-2', 'i-3']) engine.dispatch(alert('Spot', { instance_id: id }), Date.now());
@@ -295,11 +295,10 @@ flows:
     const done = engine.shutdown(1_000);
     await vi.advanceTimersByTimeAsync(1_000);
     await done;
-    // The two calls in flight were cancelled; i-3 left the queue after the cancel and was interrupted before its call.
+    // The two calls in flight were cancelled; i-3 left the queue after the cancel and never ran.
     expect(slow.calls.map((c) => c.call.signal?.aborted)).toEqual([true, true]);
     expect((slow.calls[0]!.call.signal?.reason as Error).message).toBe('shutdown grace period over');
     expect(engine.recentRuns().map((r) => [r.groupKey, r.outcome, r.calls.length])).toEqual([
-      ['spot:{instance_id="i-3"}', 'interrupted', 0],
       ['spot:{instance_id="i-2"}', 'interrupted', 1],
       ['spot:{instance_id="i-1"}', 'interrupted', 1],
     ]);
@@ -441,6 +440,29 @@ describe('FlowEngine: telling the source how a run ended', () => {
     await stopped;
     expect(heard).toEqual(['interrupted']);
   });
+
+  it('queued runs the shutdown grace period ends before never start: each is heard of as interrupted, and one line says they are lost', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const a = untilCancelled('a');
+    const { engine, metrics } = engineFor(spotFlow('    concurrency: 1'), [a], logger);
+    const heard: string[] = [];
+    for (const id of ['i-1', 'i-2', 'i-3']) engine.dispatch(alert('Spot', { instance_id: id }, id), Date.now(), (s) => heard.push(`${id} ${s.outcome}`));
+    await vi.advanceTimersByTimeAsync(10);
+    const stopped = engine.shutdown(100);
+    await vi.advanceTimersByTimeAsync(200);
+    await stopped;
+    expect(a.calls).toHaveLength(1);
+    expect(heard).toEqual(['i-1 interrupted', 'i-2 interrupted', 'i-3 interrupted']);
+    // The run cut short says so itself; the two that never started share one line.
+    expect(lines.filter((l) => l.msg === 'flow run interrupted; without state.file it is lost').map((l) => l.eventId)).toEqual(['i-1']);
+    expect(lines.filter((l) => l.runs !== undefined)).toEqual([
+      expect.objectContaining({ level: 'error', runs: 2, msg: 'queued runs had not started when the shutdown grace period ended; without state.file they are lost' }),
+    ]);
+    expect(engine.groups()).toEqual([]);
+    expect(await counter(metrics, 'hollowtrees_flow_runs_total', { flow: 'spot', outcome: 'interrupted' })).toBe(3);
+    expect(await counter(metrics, 'hollowtrees_queued_event_bytes', { flow: 'spot' })).toBe(0);
+  });
 });
 
 describe('FlowEngine: attributes', () => {
@@ -486,6 +508,33 @@ describe('FlowEngine: memory bounds', () => {
     expect(results[2]!.dropped[0]!.detail).toMatch(/^all flows hold 4\d{5} bytes of events \(state.maxQueuedBytes\)$/);
   });
 
+  it('says why no flow has room for a batch of a given size, before anything of it is parsed', async () => {
+    const { plugin, release } = gate();
+    const { engine } = engineFor(spotFlow('    concurrency: 1\n    queueSize: 3\n    queueBytes: 1000000'), [plugin]);
+    expect(engine.noRoom(1_000_000)).toBeUndefined();
+    for (let i = 0; i < 3; i++) engine.dispatch(big(`i-${i}`), Date.now());
+    // 3 events of about 200 kB held: 1 kB more fits, 400 kB does not.
+    expect(engine.noRoom(1_000)).toBeUndefined();
+    expect(engine.noRoom(400_000)).toMatch(/^flow "spot" holds 6\d{5} bytes of events \(queueBytes\)$/);
+    // A small event fills the queue: then nothing fits, whatever its size.
+    engine.dispatch(alert('Spot', { instance_id: 'small' }), Date.now());
+    expect(engine.noRoom(1)).toBe('flow "spot" has 3 runs waiting (queueSize)');
+    release();
+    await engine.drain();
+    expect(engine.noRoom(400_000)).toBeUndefined();
+  });
+
+  it('has room while any flow has, and none once all flows together hold their limit', () => {
+    const { plugin } = gate();
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1\n    queueBytes: 300000\n')}  other:\n    allowedEvents: [prometheus.server.alert.Other]\n    concurrency: 1\n    plugins: [a]\n`, 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), heldBytes: new HeldBytes(700_000) });
+    engine.dispatch(big('i-0'), Date.now());
+    // "spot" is full for 200 kB more, "other" is not.
+    expect(engine.noRoom(200_000)).toBeUndefined();
+    expect(engine.dispatch(alert('Other', { blob: 'x'.repeat(400_000) }, 'other-1'), Date.now()).started).toBe(1);
+    expect(engine.noRoom(200_000)).toMatch(/^all flows hold 6\d{5} bytes of events \(state.maxQueuedBytes\)$/);
+  });
+
   it('bounds how many groups are held; a cooldown that is over makes room', async () => {
     vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') });
     try {
@@ -517,13 +566,19 @@ describe('FlowEngine: runs survive a restart', () => {
     const first = await StateJournal.open(path);
     const a1 = scripted('a', () => ({ attributes: { node: 'ip-1' } }));
     const b1 = untilCancelled('b');
-    const before = engineOn(first.journal, a1, b1);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const before = engineOn(first.journal, a1, b1, { logger });
     for (const id of ['i-1', 'i-2', 'i-3']) before.dispatch(alert('Spot', { instance_id: id }), Date.now());
     expect(await before.commit()).toBe(true);
     await vi.waitFor(() => expect(b1.calls).toHaveLength(1));
     await before.shutdown(50);
     await first.journal.close();
     expect(a1.calls).toHaveLength(1);
+    // One line for the queued runs, not one each.
+    expect(lines.filter((l) => l.runs !== undefined)).toEqual([
+      expect.objectContaining({ level: 'warn', runs: 2, msg: 'queued runs had not started when the shutdown grace period ended; they resume after the restart' }),
+    ]);
 
     const second = await StateJournal.open(path);
     const a2 = scripted('a');

@@ -98,6 +98,13 @@ const INTERRUPTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
   kubernetes: 'flow run interrupted; its Lease is released, so the next event of its group runs it again on any replica',
 };
 
+/** The one line for the queued runs the end of the shutdown grace period kept from starting. */
+const NOT_STARTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
+  memory: 'queued runs had not started when the shutdown grace period ended; without state.file they are lost',
+  file: 'queued runs had not started when the shutdown grace period ended; they resume after the restart',
+  kubernetes: 'queued runs had not started when the shutdown grace period ended; they hold no Lease, so the next event of their group runs them on any replica',
+};
+
 /** The debug line of a deduplicated event, by what holds its group. */
 const HELD_BECAUSE: Readonly<Record<GroupState['phase'], string>> = {
   running: 'event deduplicated: a run of its group is in progress',
@@ -128,6 +135,10 @@ export class FlowEngine {
   private readonly waiting = new Map<string, WaitingRun>();
   private readonly dropLog: DropLog;
   private accepting = true;
+  /** Set when the shutdown grace period ends: a queued run that has not started then does not start. */
+  private graceOver = false;
+  /** Queued runs the end of the grace period kept from starting, for shutdown's one log line. */
+  private notStarted = 0;
   /** The engine that took over after a reload: runs that fail here later retry there. */
   private successor: FlowEngine | undefined;
 
@@ -223,6 +234,27 @@ export class FlowEngine {
   }
 
   /**
+   * Why no flow could take `bytes` more bytes of events now, or undefined
+   * while one could: all flows together would pass `state.maxQueuedBytes`, or
+   * each would pass its `queueBytes` or has its `queueSize` runs waiting.
+   * Sources ask before parsing a batch, with its size: parsing events only to
+   * refuse them takes the CPU from the runs that make room. An event held in
+   * memory counts more bytes than its JSON (about three times for an alert),
+   * so a batch that passes may still be refused in part, never the reverse.
+   */
+  noRoom(bytes: number): string | undefined {
+    const held = this.heldBytes;
+    if (held.total + bytes > held.limit) return `all flows hold ${held.total} bytes of events (state.maxQueuedBytes)`;
+    const full: string[] = [];
+    for (const flow of this.flows) {
+      if (held.of(flow.name) + bytes > flow.config.queueBytes) full.push(`flow "${flow.name}" holds ${held.of(flow.name)} bytes of events (queueBytes)`);
+      else if (flow.queue.full) full.push(`flow "${flow.name}" has ${flow.config.queueSize} runs waiting (queueSize)`);
+      else return undefined;
+    }
+    return full.length > 0 ? full.join('; ') : undefined;
+  }
+
+  /**
    * Resolves once every run started so far is settled in the store: true, or
    * false when the run state cannot be saved or checked now (see {@link durable}).
    */
@@ -243,6 +275,7 @@ export class FlowEngine {
   }
 
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
+    if (this.graceOver) return this.leaveQueued(flow, groupKey, bytes);
     // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
     const claimed = await this.states.claim(groupKey, progress);
     if (claimed.claim !== 'held') {
@@ -310,6 +343,21 @@ export class FlowEngine {
     else if (outcome === 'retrying') logger.warn({ ...log, error: result.error, retryAt: new Date(this.states.get(groupKey)?.run?.retryAt ?? finishedAt).toISOString() }, 'flow run failed on a retryable code; it will be tried again');
     else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: resumes }, INTERRUPTED_BECAUSE[this.states.backend]);
     else logger.error({ ...log, error: result.error }, 'flow run failed');
+  }
+
+  /**
+   * A queued run the shutdown grace period ended before: it calls no plugin,
+   * and stays where the store keeps it (see NOT_STARTED_BECAUSE). A source that
+   * listens hears it was interrupted. Counted, and logged once for all by
+   * `shutdown()`: a queue of thousands would otherwise hold the exit behind as
+   * many log lines.
+   */
+  private leaveQueued(flow: CompiledFlow, key: string, bytes: number): void {
+    this.heldBytes.release(flow.name, bytes);
+    if (!this.states.resumesRuns) this.states.release(key);
+    this.listeners.take(key)?.({ flow: flow.name, outcome: 'interrupted', error: 'core stopped before the run started' });
+    this.options.metrics.flowRuns.inc({ flow: flow.name, outcome: 'interrupted' });
+    this.notStarted++;
   }
 
   /**
@@ -550,11 +598,15 @@ export class FlowEngine {
     const graceOver = new AbortController();
     const expired = this.clock.sleep(graceMs, graceOver.signal).then(() => 'expired' as const, () => 'idle' as const);
     if ((await Promise.race([idle, expired])) === 'expired') {
+      this.graceOver = true;
       this.runSignals.abortAll(new Error('shutdown grace period over'));
       await idle;
     }
     graceOver.abort();
     this.takeWaiting();
+    if (this.notStarted > 0) {
+      this.options.logger[this.states.backend === 'memory' ? 'error' : 'warn']({ runs: this.notStarted }, NOT_STARTED_BECAUSE[this.states.backend]);
+    }
     if (this.states.resumesRuns) return;
     // Every run waiting for a try, including those that failed during the grace and were never scheduled.
     const lost = this.states.list(this.clock.now()).filter((state) => state.phase === 'retrying');

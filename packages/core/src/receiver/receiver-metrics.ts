@@ -7,7 +7,7 @@ export class ReceiverMetrics {
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
-    this.eventsReceived = new Counter({ name: 'hollowtrees_events_received_total', help: 'Events received in valid batches (including batches answered 503 queue_full), by receiver path (the CloudEvents path by mode) and type family (the alert name as *; a CloudEvent type as *).', labelNames: ['source', 'type'], registers });
+    this.eventsReceived = new Counter({ name: 'hollowtrees_events_received_total', help: 'Events received in valid batches (including batches answered 503 queue_full after parsing; a batch no flow has room for is refused before it is parsed, and not counted), by receiver path (the CloudEvents path by mode) and type family (the alert name as *; a CloudEvent type as *).', labelNames: ['source', 'type'], registers });
     this.requestsRejected = new Counter({ name: 'hollowtrees_requests_rejected_total', help: 'Receiver requests answered with an error, by reason.', labelNames: ['reason'], registers });
   }
 }

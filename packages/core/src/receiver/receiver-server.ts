@@ -23,6 +23,11 @@ function noRoom(notTaken: number, total: number, noun: Intake['noun'], drop: Dro
   return new HttpError(503, drop.reason, `${notTaken} of ${total} ${noun} were not queued by every flow they match (flow "${drop.flow}": ${drop.detail ?? 'no room'}); retry later`, { 'retry-after': '1' });
 }
 
+/** The 503 for a batch that came while no flow had room for anything. */
+function noRoomBeforeParsing(noun: Intake['noun'], why: string): HttpError {
+  return new HttpError(503, 'queue_full', `no ${noun} can be queued now (${why}); retry later`, { 'retry-after': '1' });
+}
+
 /** The read-only JSON the status routes serve. */
 export interface StatusProvider {
   flows(): unknown;
@@ -269,6 +274,9 @@ export class Receiver implements EventSource {
     this.inFlight++;
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
+      // Read, so the connection stays open, but not parsed when it cannot fit: that would only slow the runs that make room.
+      const full = sink.noRoom(body.length);
+      if (full) throw noRoomBeforeParsing(intake.noun, full);
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
       const at = receivedAt.getTime();
       this.lastReceiveAt = at;

@@ -86,7 +86,8 @@ export type RunListener = (settlement: RunSettlement) => void;
  *   on disk, and a crash after the acknowledgement resumes them. `commit()`
  *   resolving false means the run state cannot be saved now: refuse, do not acknowledge.
  * - While `durable` is false, refuse new events before reading them (HTTP 503
- *   `state_unavailable`), and report not ready.
+ *   `state_unavailable`), and report not ready. While `noRoom(size)` says why,
+ *   refuse a batch of that size before parsing it (HTTP 503 `queue_full`).
  */
 export interface EventSink {
   /**
@@ -94,6 +95,12 @@ export interface EventSink {
    * `onSettled`, when given, hears how each run the event started ended (see {@link RunListener}).
    */
   accept(event: CloudEvent, receivedAt: number, onSettled?: RunListener): Acceptance;
+  /**
+   * Why no flow could take `bytes` more bytes of events now (each at its queue
+   * bound), or undefined while one could. A source asks before parsing a batch,
+   * with the batch's size, and refuses it at once when told why.
+   */
+  noRoom(bytes: number): string | undefined;
   /** Resolves once what was accepted so far is durable; false when the run state cannot be saved now. */
   commit(): Promise<boolean>;
   /** False while the run state cannot be saved: readiness is false and events are refused. */
