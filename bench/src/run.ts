@@ -18,7 +18,7 @@ import { runLoad, type LoadResult } from './loadgen.js';
 import { describeMachine, processCpuSeconds } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
-import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type MemoryReading } from './report.js';
+import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading } from './report.js';
 import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
@@ -32,6 +32,8 @@ const INGEST_WARMUP_MS = 1_000;
 const INGEST_MS = 5_000;
 const LATENCY_SAMPLES = 2_000;
 const LATENCY_WARMUP = 200;
+/** Alerts each target has handled before its warm latencies are taken: as many as before the reclaim wave, for the same reason. */
+const LATENCY_WARM_AFTER = 3_000;
 const RECLAIM_ALERTS = 10_000;
 /** Alerts per POST of the reclaim wave: Prometheus sends a wave in batches, one after another. */
 const RECLAIM_BATCH = 100;
@@ -122,10 +124,10 @@ async function ingestAgainst(start: Start, label: string): Promise<IngestRun[]> 
   return runs;
 }
 
-/** Posts one alert at a time and times POST start → the sink's handler entered for that alert. */
-async function latencyAgainst(target: Target, sink: Sink): Promise<Summary> {
+/** Posts `count` alerts one at a time, numbered from `from`; times each from POST start to the sink's handler entered for it. */
+async function timeAlerts(target: Target, sink: Sink, from: number, count: number): Promise<number[]> {
   const latencies: number[] = [];
-  for (let i = 0; i < LATENCY_WARMUP + LATENCY_SAMPLES; i++) {
+  for (let i = from; i < from + count; i++) {
     const id = `lat-${i}`;
     let timer: NodeJS.Timeout | undefined;
     const entered = new Promise<number>((resolve, reject) => {
@@ -137,10 +139,28 @@ async function latencyAgainst(target: Target, sink: Sink): Promise<Summary> {
     await postAlerts(target.url, body);
     const at = await entered;
     clearTimeout(timer);
-    if (i >= LATENCY_WARMUP) latencies.push(at - t0);
+    latencies.push(at - t0);
   }
   sink.onEntry(undefined);
-  return summarize(latencies);
+  return latencies;
+}
+
+/**
+ * Latencies after a short warm-up (the compared figures), then `warm`: the same
+ * server timed again once it has handled {@link LATENCY_WARM_AFTER} alerts.
+ */
+async function latencyAgainst(target: Target, sink: Sink): Promise<LatencySummary> {
+  await timeAlerts(target, sink, 0, LATENCY_WARMUP);
+  const first = await timeAlerts(target, sink, LATENCY_WARMUP, LATENCY_SAMPLES);
+  const seen = LATENCY_WARMUP + LATENCY_SAMPLES;
+  await timeAlerts(target, sink, seen, LATENCY_WARM_AFTER - seen);
+  const warm = await timeAlerts(target, sink, LATENCY_WARM_AFTER, LATENCY_SAMPLES);
+  return { ...summarize(first), warm: summarize(warm), warmAfter: LATENCY_WARM_AFTER };
+}
+
+function latencyLine(s: LatencySummary): string {
+  const ms = (x: Summary): string => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms`;
+  return s.warm ? `${ms(s)}; after ${s.warmAfter} alerts ${ms(s.warm)}` : ms(s);
 }
 
 async function main(): Promise<void> {
@@ -163,15 +183,15 @@ async function main(): Promise<void> {
     const floor = await measureGrpcFloor(5_000, 1_000);
     log(`gRPC floor: p50 ${floor.latencyMs.p50.toFixed(3)} ms, p99 ${floor.latencyMs.p99.toFixed(3)} ms, ${Math.round(floor.callsPerSecond)} calls/s with 64 in flight`);
     const hollowtrees = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs }), (ht, plugin) => latencyAgainst(ht, plugin));
-    log(`Hollowtrees alert → plugin: p50 ${hollowtrees.p50.toFixed(3)} ms, p99 ${hollowtrees.p99.toFixed(3)} ms`);
+    log(`Hollowtrees alert → plugin: ${latencyLine(hollowtrees)}`);
     const hollowtreesUnary = await withTarget(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs, transport: 'unary' }), (ht, plugin) => latencyAgainst(ht, plugin));
-    log(`Hollowtrees over unary calls alert → plugin: p50 ${hollowtreesUnary.p50.toFixed(3)} ms, p99 ${hollowtreesUnary.p99.toFixed(3)} ms`);
+    log(`Hollowtrees over unary calls alert → plugin: ${latencyLine(hollowtreesUnary)}`);
     const relay = await withTarget(relayIntoPlugin('stream'), (r, plugin) => latencyAgainst(r, plugin));
-    log(`Bare HTTP → gRPC relay alert → plugin: p50 ${relay.p50.toFixed(3)} ms, p99 ${relay.p99.toFixed(3)} ms`);
+    log(`Bare HTTP → gRPC relay alert → plugin: ${latencyLine(relay)}`);
     const relayUnary = await withTarget(relayIntoPlugin('unary'), (r, plugin) => latencyAgainst(r, plugin));
-    log(`Bare HTTP → gRPC relay over unary calls alert → plugin: p50 ${relayUnary.p50.toFixed(3)} ms, p99 ${relayUnary.p99.toFixed(3)} ms`);
+    log(`Bare HTTP → gRPC relay over unary calls alert → plugin: ${latencyLine(relayUnary)}`);
     const alertmanager = await withTarget(alertmanagerIntoWebhook, (am, webhook) => latencyAgainst(am, webhook));
-    log(`Alertmanager alert → webhook: p50 ${alertmanager.p50.toFixed(3)} ms, p99 ${alertmanager.p99.toFixed(3)} ms`);
+    log(`Alertmanager alert → webhook: ${latencyLine(alertmanager)}`);
     results.latency = { floor, hollowtrees, hollowtreesUnary, relay, relayUnary, alertmanager };
   }
 
