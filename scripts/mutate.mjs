@@ -86,16 +86,18 @@ function rerunSurvivors(target, spec) {
   const reportFile = `reports/mutation/${target}/mutation.json`;
   if (!existsSync(reportFile)) throw new Error(`no report at ${reportFile}: run \`pnpm mutate ${target}\` first`);
   const base = readReport(reportFile);
-  const changed = changedSources(base);
-  const mutate = survivorRanges(base, spec.package, changed);
+  const since = changedSources(base);
+  const { changed, deleted } = since;
+  const mutate = survivorRanges(base, spec.package, since);
   if (mutate.length === 0) return `${scoreLine(score(base))}, nothing undetected to re-run`;
   const run = runStryker(`${target}-survivors`, { ...spec, mutate });
   if (!run.report) throw new Error(run.failure);
-  const { report, replaced, unmatched } = mergeReruns(base, run.report, changed);
+  const { report, replaced, unmatched } = mergeReruns(base, run.report, since);
   writeFileSync(reportFile, JSON.stringify(report));
   return (
-    `${scoreLine(score(base))} -> ${scoreLine(score(report))}: ${mutate.length - changed.length} lines` +
+    `${scoreLine(score(base))} -> ${scoreLine(score(report))}: ${mutate.length - changed.length} line spans` +
     (changed.length > 0 ? ` and ${changed.length} changed files (${changed.join(', ')})` : '') +
+    (deleted.length > 0 ? `, ${deleted.length} deleted files left out (${deleted.join(', ')})` : '') +
     `, ${replaced} mutants re-run in ${run.seconds} s` +
     (unmatched > 0 ? `, ${unmatched} new mutants not in the report (not counted)` : '') +
     `; merged into ${reportFile} (its index.html is the whole run's; reports/mutation/${target}-survivors/index.html shows the re-run)`

@@ -153,8 +153,9 @@ async function latencyAgainst(target: Target, sink: Sink): Promise<LatencySummar
   await timeAlerts(target, sink, 0, LATENCY_WARMUP);
   const first = await timeAlerts(target, sink, LATENCY_WARMUP, LATENCY_SAMPLES);
   const seen = LATENCY_WARMUP + LATENCY_SAMPLES;
-  await timeAlerts(target, sink, seen, LATENCY_WARM_AFTER - seen);
-  const warm = await timeAlerts(target, sink, LATENCY_WARM_AFTER, LATENCY_SAMPLES);
+  const filler = Math.max(0, LATENCY_WARM_AFTER - seen);
+  await timeAlerts(target, sink, seen, filler);
+  const warm = await timeAlerts(target, sink, seen + filler, LATENCY_SAMPLES);
   return { ...summarize(first), warm: summarize(warm), warmAfter: LATENCY_WARM_AFTER };
 }
 

@@ -154,7 +154,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const sink: EventSink = {
     accept: (event, receivedAt, onSettled) => current.engine.dispatch(event, receivedAt, onSettled),
     commit: () => current.engine.commit(),
-    noRoom: (bytes) => current.engine.noRoom(bytes),
+    noRoom: () => current.engine.noRoom(),
     get durable() {
       return current.engine.durable;
     },

@@ -166,6 +166,26 @@ describe('core with plugins over real gRPC', () => {
     expect(rec.calls).toHaveLength(2);
   });
 
+  it('a batch larger than all the room a flow has gets through in steps as the sender re-sends it, each alert run once', async () => {
+    const rec = await plugin();
+    const c = await core(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 10m\n    queueBytes: 4096'));
+    const ids = Array.from({ length: 20 }, (_, i) => `i-${i}`);
+    const batch = JSON.stringify(ids.map((id) => spotAlert(id)));
+    expect(Buffer.byteLength(batch)).toBeGreaterThan(4096);
+    const answers: number[] = [];
+    // Alertmanager's way: re-send the whole batch after a 503 until it is taken.
+    for (let tries = 0; tries < 100 && answers.at(-1) !== 200; tries++) {
+      const res = await fetch(`${c.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: batch });
+      answers.push(res.status);
+      await res.arrayBuffer();
+      if (res.status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(answers.at(-1)).toBe(200);
+    expect(answers.filter((a) => a === 503).length).toBeGreaterThan(0);
+    await until(() => c.engine.recentRuns().length === ids.length);
+    expect(rec.calls.map((call) => labelsOf(call.event).instance_id).sort()).toEqual([...ids].sort());
+  });
+
   it('an alert a full queue cannot take turns the answer into 503 with Retry-After; the re-sent batch runs it, once', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
@@ -190,7 +210,7 @@ describe('core with plugins over real gRPC', () => {
     expect([early.status, early.headers.get('retry-after'), await early.json()]).toEqual([
       503,
       '1',
-      { status: 'error', errorType: 'queue_full', error: 'no alerts can be queued now (flow "spot" has 1 runs waiting (queueSize)); retry later' },
+      { status: 'error', errorType: 'queue_full', error: 'no alerts can be queued now (flow "spot": its queue is full (queueSize 1)); retry later' },
     ]);
     expect((await c.metrics.receiver.eventsReceived.get()).values).toEqual(received);
     release();

@@ -82,6 +82,12 @@ describe('toPluginError on a failed request', () => {
       ['EADDRNOTAVAIL', Code.Unavailable, unreachable],
       ['ERR_STREAM_PREMATURE_CLOSE', Code.Unavailable, unreachable],
       ['ERR_SOCKET_CONNECTION_TIMEOUT', Code.Unavailable, unreachable],
+      // A load balancer answering plain text during a failover, garbled or cut-short answers: they may pass too.
+      ['ERR_SSL_WRONG_VERSION_NUMBER', Code.Unavailable, unreachable],
+      ['ERR_SSL_UNEXPECTED_EOF_WHILE_READING', Code.Unavailable, unreachable],
+      ['EPROTO', Code.Unavailable, unreachable],
+      ['HPE_INVALID_CONSTANT', Code.Unavailable, unreachable],
+      ['ERR_SOCKET_CLOSED', Code.Unavailable, unreachable],
       // The kubeconfig's: no retry mends them.
       ['ERR_TLS_CERT_ALTNAME_INVALID', Code.FailedPrecondition, untrusted],
       ['DEPTH_ZERO_SELF_SIGNED_CERT', Code.FailedPrecondition, untrusted],
@@ -89,10 +95,13 @@ describe('toPluginError on a failed request', () => {
       ['SELF_SIGNED_CERT_IN_CHAIN', Code.FailedPrecondition, untrusted],
       ['CERT_HAS_EXPIRED', Code.FailedPrecondition, untrusted],
       ['ERROR_IN_CERT_NOT_AFTER_FIELD', Code.FailedPrecondition, untrusted],
-      ['ERR_SSL_WRONG_VERSION_NUMBER', Code.FailedPrecondition, misconfigured],
       ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', Code.FailedPrecondition, misconfigured],
+      ['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', Code.FailedPrecondition, misconfigured],
+      ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', Code.FailedPrecondition, misconfigured],
+      ['ERR_OSSL_PEM_NO_START_LINE', Code.FailedPrecondition, misconfigured],
       ['ERR_INVALID_URL', Code.FailedPrecondition, misconfigured],
-      ['HPE_INVALID_CONSTANT', Code.FailedPrecondition, misconfigured],
+      ['ERR_INVALID_HTTP_TOKEN', Code.FailedPrecondition, misconfigured],
+      ['ERR_UNESCAPED_CHARACTERS', Code.FailedPrecondition, misconfigured],
     ])('answers %s as %s', (code, expected, message) => {
       const err = failed(code, 'the reason');
       const mapped = toPluginError(err, 'reading node n1');
@@ -110,9 +119,9 @@ describe('toPluginError on a failed request', () => {
     );
   });
 
-  it('answers a FetchError without a code (node-fetch\'s own timeout) as UNAVAILABLE, and one with an unknown code as FAILED_PRECONDITION', () => {
+  it('answers a FetchError without a code (node-fetch\'s own timeout) or with an unknown one as UNAVAILABLE', () => {
     expect(toPluginError(new FetchError('network timeout at: https://k8s:6443/api/v1/nodes/n1', 'request-timeout'), 'reading node n1').code).toBe(Code.Unavailable);
-    expect(toPluginError(fetchFailure('SOMETHING_NEW', 'the reason'), 'reading node n1').code).toBe(Code.FailedPrecondition);
+    expect(toPluginError(fetchFailure('SOMETHING_NEW', 'the reason'), 'reading node n1').code).toBe(Code.Unavailable);
   });
 });
 

@@ -40,11 +40,12 @@ const CERTIFICATE_CODES: ReadonlySet<string> = new Set([
   'UNABLE_TO_GET_CRL', 'UNABLE_TO_DECRYPT_CRL_SIGNATURE', 'CRL_SIGNATURE_FAILURE', 'CRL_NOT_YET_VALID', 'CRL_HAS_EXPIRED', 'ERROR_IN_CRL_LAST_UPDATE_FIELD', 'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
 ]);
 
-// Node's names for a connection that timed out or broke off (node-fetch's "Premature close" too); its other ERR_* are settings.
-const NETWORK_NODE_CODES: ReadonlySet<string> = new Set(['ERR_SOCKET_CONNECTION_TIMEOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_TLS_HANDSHAKE_TIMEOUT']);
+// Settings no retry mends: a key or certificate that cannot be read (OpenSSL's ERR_OSSL_*), a malformed URL or
+// header, a TLS peer refusing the client's certificate.
+const SETTING_CODES = /^ERR_(INVALID_|OSSL_|UNESCAPED_CHARACTERS$|SSL_(SSLV3|TLSV1\d*)_ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_[A-Z]+|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)$)/;
 
-// errno names: ECONNREFUSED, ECONNRESET ("socket hang up"), ETIMEDOUT, EPIPE, EHOSTUNREACH, getaddrinfo's EAI_AGAIN, ...
-const ERRNO = /^E(AI_)?[A-Z]+$/;
+// A request's own failures: errno names (ECONNRESET, EAI_AGAIN, ...), Node's ERR_*, the HTTP parser's HPE_*.
+const REQUEST_CODES = /^(E[A-Z_]+|ERR_[A-Z0-9_]+|HPE_[A-Z_]+)$/;
 
 /**
  * What a request's failure says, from its error's `code`: `http.request`'s
@@ -52,25 +53,24 @@ const ERRNO = /^E(AI_)?[A-Z]+$/;
  * copies its system error's `code` and keeps no `cause`. Undefined for an
  * error that is not a request's.
  *
- * An errno name is the network's, worth another try; ENOTFOUND too, as a DNS
- * blip answers it for a name that resolves a moment later. A certificate the
- * kubeconfig cannot verify, Node's other ERR_* (a TLS alert, an unreadable key,
- * a bad URL) and the HTTP parser's HPE_* (no HTTP server at that address) are
- * settings that no retry mends: FAILED_PRECONDITION, so the call fails at once
- * saying what to fix instead of being retried until the deadline.
+ * A certificate the kubeconfig cannot verify, and the settings above, fail
+ * at once with FAILED_PRECONDITION saying what to fix. Any other failure may
+ * pass (a dropped connection, a DNS blip, a load balancer answering plain
+ * text during a failover): UNAVAILABLE, retried. The costs are not even:
+ * failing at once on a fault that passes wastes the interruption notice,
+ * while retrying one that lasts only costs time until the deadline.
  */
 function requestFailureOf(err: Error): { code: Code; message: string } | undefined {
   const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-  const unreachable = { code: Code.Unavailable, message: `cannot reach the Kubernetes API: ${err.message}` };
-  // node-fetch's own timeouts carry no code.
-  if (code === undefined) return err instanceof FetchError ? unreachable : undefined;
-  if (CERTIFICATE_CODES.has(code)) {
+  if (code !== undefined && CERTIFICATE_CODES.has(code)) {
     return { code: Code.FailedPrecondition, message: `cannot trust the Kubernetes API server's certificate (${code}: ${err.message}): check the kubeconfig's server and certificate-authority` };
   }
-  if (ERRNO.test(code) || NETWORK_NODE_CODES.has(code)) return unreachable;
-  // Any other code a request failed with is a setting's too: failing at once costs less than retrying a mistake until the deadline.
-  if (/^(ERR|HPE)_/.test(code) || err instanceof FetchError) {
+  if (code !== undefined && SETTING_CODES.test(code)) {
     return { code: Code.FailedPrecondition, message: `cannot talk to the Kubernetes API (${code}: ${err.message}): check the kubeconfig's server and credentials` };
+  }
+  // node-fetch's own timeouts carry no code.
+  if (err instanceof FetchError || (code !== undefined && REQUEST_CODES.test(code))) {
+    return { code: Code.Unavailable, message: `cannot reach the Kubernetes API: ${err.message}` };
   }
   return undefined;
 }

@@ -36,11 +36,6 @@ export class BoundedQueue {
     return this.waiting.length - this.head;
   }
 
-  /** True when `offer` would say no: every slot taken and `capacity` tasks waiting. */
-  get full(): boolean {
-    return this.running >= this.concurrency && this.depth >= this.capacity;
-  }
-
   /** Tasks running now. */
   get active(): number {
     return this.running;

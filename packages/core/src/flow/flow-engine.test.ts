@@ -508,31 +508,60 @@ describe('FlowEngine: memory bounds', () => {
     expect(results[2]!.dropped[0]!.detail).toMatch(/^all flows hold 4\d{5} bytes of events \(state.maxQueuedBytes\)$/);
   });
 
-  it('says why no flow has room for a batch of a given size, before anything of it is parsed', async () => {
-    const { plugin, release } = gate();
-    const { engine } = engineFor(spotFlow('    concurrency: 1\n    queueSize: 3\n    queueBytes: 1000000'), [plugin]);
-    expect(engine.noRoom(1_000_000)).toBeUndefined();
-    for (let i = 0; i < 3; i++) engine.dispatch(big(`i-${i}`), Date.now());
-    // 3 events of about 200 kB held: 1 kB more fits, 400 kB does not.
-    expect(engine.noRoom(1_000)).toBeUndefined();
-    expect(engine.noRoom(400_000)).toMatch(/^flow "spot" holds 6\d{5} bytes of events \(queueBytes\)$/);
-    // A small event fills the queue: then nothing fits, whatever its size.
-    engine.dispatch(alert('Spot', { instance_id: 'small' }), Date.now());
-    expect(engine.noRoom(1)).toBe('flow "spot" has 3 runs waiting (queueSize)');
-    release();
+  it('has no room once a flow refused an event for want of it, until the flow has drained to 90% of its queue', async () => {
+    // Each call waits until the test lets it go.
+    const waiting: Array<() => void> = [];
+    const plugin = scripted('a', () => new Promise<void>((resolve) => waiting.push(resolve)));
+    const { engine } = engineFor(spotFlow('    concurrency: 1\n    queueSize: 20'), [plugin]);
+    const send = (id: string) => engine.dispatch(alert('Spot', { instance_id: id }, id), Date.now());
+    for (let i = 0; i < 21; i++) send(`i-${i}`);
+    await vi.waitFor(() => expect(waiting).toHaveLength(1));
+    // One running, 20 waiting: full, but nothing was refused yet.
+    expect(engine.noRoom()).toBeUndefined();
+    expect(send('i-21').dropped).toHaveLength(1);
+    expect(engine.noRoom()).toBe('flow "spot": its queue is full (queueSize 20)');
+    waiting.shift()!();
+    await vi.waitFor(() => expect(waiting).toHaveLength(1));
+    // 19 waiting is still above 90% of 20.
+    expect(engine.noRoom()).toBe('flow "spot": its queue is full (queueSize 20)');
+    waiting.shift()!();
+    await vi.waitFor(() => expect(waiting).toHaveLength(1));
+    expect(engine.noRoom()).toBeUndefined();
+    // Room until the next refusal: a nearly full queue is not enough.
+    send('i-22');
+    send('i-23');
+    expect(engine.noRoom()).toBeUndefined();
+    const releasing = setInterval(() => waiting.splice(0).forEach((resolve) => resolve()), 1);
     await engine.drain();
-    expect(engine.noRoom(400_000)).toBeUndefined();
+    clearInterval(releasing);
   });
 
-  it('has room while any flow has, and none once all flows together hold their limit', () => {
+  it('names the byte bound a refusing flow is still near, its own or all flows\'', () => {
     const { plugin } = gate();
-    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1\n    queueBytes: 300000\n')}  other:\n    allowedEvents: [prometheus.server.alert.Other]\n    concurrency: 1\n    plugins: [a]\n`, 'test.yaml', {});
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), heldBytes: new HeldBytes(700_000) });
-    engine.dispatch(big('i-0'), Date.now());
-    // "spot" is full for 200 kB more, "other" is not.
-    expect(engine.noRoom(200_000)).toBeUndefined();
-    expect(engine.dispatch(alert('Other', { blob: 'x'.repeat(400_000) }, 'other-1'), Date.now()).started).toBe(1);
-    expect(engine.noRoom(200_000)).toMatch(/^all flows hold 6\d{5} bytes of events \(state.maxQueuedBytes\)$/);
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1\n    queueBytes: 420000\n')}`, 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), heldBytes: new HeldBytes(1_000_000) });
+    const results = Array.from({ length: 3 }, (_, i) => engine.dispatch(big(`i-${i}`), Date.now()));
+    expect(results.map((r) => r.started)).toEqual([1, 1, 0]);
+    expect(engine.noRoom()).toMatch(/^flow "spot": it holds 4\d{5} bytes of events \(queueBytes\)$/);
+
+    // Two events of about 200 kB held: above 90% of either bound.
+    const shared = new HeldBytes(430_000);
+    const both = (flows: typeof config.flows): FlowEngine =>
+      new FlowEngine({ flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), heldBytes: shared });
+    const full = both(config.flows);
+    [0, 1, 2].forEach((i) => full.dispatch(big(`g-${i}`), Date.now()));
+    expect(full.noRoom()).toMatch(/^flow "spot": all flows hold 4\d{5} bytes of events \(state.maxQueuedBytes\)$/);
+  });
+
+  it('has room while any flow could take an event: only when every flow is full is a batch refused before it is parsed', () => {
+    const { plugin } = gate();
+    const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1\n    queueSize: 1\n')}  other:\n    allowedEvents: [prometheus.server.alert.Other]\n    concurrency: 1\n    queueSize: 1\n    plugins: [a]\n`, 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()) });
+    ['i-0', 'i-1', 'i-2'].forEach((id) => engine.dispatch(alert('Spot', { instance_id: id }, id), Date.now()));
+    // "spot" refused i-2, "other" has taken nothing.
+    expect(engine.noRoom()).toBeUndefined();
+    ['o-0', 'o-1', 'o-2'].forEach((id) => engine.dispatch(alert('Other', { instance_id: id }, id), Date.now()));
+    expect(engine.noRoom()).toBe('flow "spot": its queue is full (queueSize 1); flow "other": its queue is full (queueSize 1)');
   });
 
   it('bounds how many groups are held; a cooldown that is over makes room', async () => {

@@ -98,6 +98,18 @@ const INTERRUPTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
   kubernetes: 'flow run interrupted; its Lease is released, so the next event of its group runs it again on any replica',
 };
 
+/** Why a flow has no room, in a drop's detail and in `noRoom`'s answer. */
+const ALL_FLOWS_HOLD = (held: HeldBytes): string => `all flows hold ${held.total} bytes of events (state.maxQueuedBytes)`;
+const FLOW_HOLDS = (held: HeldBytes, flow: string): string => `it holds ${held.of(flow)} bytes of events (queueBytes)`;
+const QUEUE_FULL = (size: number): string => `its queue is full (queueSize ${size})`;
+
+/**
+ * How far below the bound it met a flow that refused an event must drain
+ * before batches are parsed for it again (see `noRoom`): far enough that a
+ * batch parsed then mostly fits, near enough that the runs rarely wait for work.
+ */
+const REOPEN_AT = 0.9;
+
 /** The one line for the queued runs the end of the shutdown grace period kept from starting. */
 const NOT_STARTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
   memory: 'queued runs had not started when the shutdown grace period ended; without state.file they are lost',
@@ -139,6 +151,8 @@ export class FlowEngine {
   private graceOver = false;
   /** Queued runs the end of the grace period kept from starting, for shutdown's one log line. */
   private notStarted = 0;
+  /** Flows that refused an event for want of room and have not drained since (see `noRoom`). */
+  private readonly refusing = new Set<CompiledFlow>();
   /** The engine that took over after a reload: runs that fail here later retry there. */
   private successor: FlowEngine | undefined;
 
@@ -207,8 +221,9 @@ export class FlowEngine {
       }
       bytes ??= approximateBytes(event);
       if (!this.heldBytes.tryHold(flow.name, flow.config.queueBytes, bytes)) {
-        const detail = this.heldBytes.total + bytes > this.heldBytes.limit ? `all flows hold ${this.heldBytes.total} bytes of events (state.maxQueuedBytes)` : `it holds ${this.heldBytes.of(flow.name)} bytes of events (queueBytes)`;
+        const detail = this.heldBytes.total + bytes > this.heldBytes.limit ? ALL_FLOWS_HOLD(this.heldBytes) : FLOW_HOLDS(this.heldBytes, flow.name);
         this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, bytes }, detail);
+        this.refusing.add(flow);
         continue;
       }
       const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0 };
@@ -220,7 +235,8 @@ export class FlowEngine {
       if (!flow.queue.offer(() => this.run(flow, key, run, bytes!))) {
         this.states.release(key);
         this.heldBytes.release(flow.name, bytes);
-        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, `its queue is full (queueSize ${flow.config.queueSize})`);
+        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, QUEUE_FULL(flow.config.queueSize));
+        this.refusing.add(flow);
         continue;
       }
       if (onSettled) this.listeners.listen(key, onSettled);
@@ -234,24 +250,35 @@ export class FlowEngine {
   }
 
   /**
-   * Why no flow could take `bytes` more bytes of events now, or undefined
-   * while one could: all flows together would pass `state.maxQueuedBytes`, or
-   * each would pass its `queueBytes` or has its `queueSize` runs waiting.
-   * Sources ask before parsing a batch, with its size: parsing events only to
-   * refuse them takes the CPU from the runs that make room. An event held in
-   * memory counts more bytes than its JSON (about three times for an alert),
-   * so a batch that passes may still be refused in part, never the reverse.
+   * Why no flow could take an event now, or undefined while one could: each
+   * flow refused an event for want of room (its `queueSize` runs waiting, its
+   * `queueBytes`, or all flows' `state.maxQueuedBytes`) and has not drained to
+   * 90% of that bound since. Sources may ask before parsing a batch and refuse
+   * it at once: near the bound most of a batch is refused after being parsed,
+   * and parsing it takes the CPU from the runs that make room. Below, batches
+   * are parsed and taken, in part if need be, as before: a batch larger than
+   * the room left still gets through in steps, its re-sends deduplicating what
+   * was taken.
    */
-  noRoom(bytes: number): string | undefined {
-    const held = this.heldBytes;
-    if (held.total + bytes > held.limit) return `all flows hold ${held.total} bytes of events (state.maxQueuedBytes)`;
+  noRoom(): string | undefined {
     const full: string[] = [];
     for (const flow of this.flows) {
-      if (held.of(flow.name) + bytes > flow.config.queueBytes) full.push(`flow "${flow.name}" holds ${held.of(flow.name)} bytes of events (queueBytes)`);
-      else if (flow.queue.full) full.push(`flow "${flow.name}" has ${flow.config.queueSize} runs waiting (queueSize)`);
-      else return undefined;
+      const why = this.stillFull(flow);
+      if (why === undefined) return undefined;
+      full.push(`flow "${flow.name}": ${why}`);
     }
     return full.length > 0 ? full.join('; ') : undefined;
+  }
+
+  /** Why a flow that refused an event is still full, or undefined once it has drained to REOPEN_AT of its bounds. */
+  private stillFull(flow: CompiledFlow): string | undefined {
+    if (!this.refusing.has(flow)) return undefined;
+    const held = this.heldBytes;
+    if (held.total > REOPEN_AT * held.limit) return ALL_FLOWS_HOLD(held);
+    if (held.of(flow.name) > REOPEN_AT * flow.config.queueBytes) return FLOW_HOLDS(held, flow.name);
+    if (flow.queue.depth > REOPEN_AT * flow.config.queueSize) return QUEUE_FULL(flow.config.queueSize);
+    this.refusing.delete(flow);
+    return undefined;
   }
 
   /**
@@ -595,14 +622,14 @@ export class FlowEngine {
    */
   async shutdown(graceMs: number): Promise<void> {
     const idle = this.drain();
-    const graceOver = new AbortController();
-    const expired = this.clock.sleep(graceMs, graceOver.signal).then(() => 'expired' as const, () => 'idle' as const);
+    const graceTimer = new AbortController();
+    const expired = this.clock.sleep(graceMs, graceTimer.signal).then(() => 'expired' as const, () => 'idle' as const);
     if ((await Promise.race([idle, expired])) === 'expired') {
       this.graceOver = true;
       this.runSignals.abortAll(new Error('shutdown grace period over'));
       await idle;
     }
-    graceOver.abort();
+    graceTimer.abort();
     this.takeWaiting();
     if (this.notStarted > 0) {
       this.options.logger[this.states.backend === 'memory' ? 'error' : 'warn']({ runs: this.notStarted }, NOT_STARTED_BECAUSE[this.states.backend]);

@@ -19,7 +19,7 @@ const stateUnavailable = (noun: Intake['noun'], backend: StateBackend): HttpErro
   new HttpError(503, 'state_unavailable', `${UNAVAILABLE_BECAUSE[backend]}, so the ${noun} cannot be promised; retry later`, { 'retry-after': '5' });
 
 /** The 503 for a batch some of whose alerts or events a matching flow had no room for. */
-function noRoom(notTaken: number, total: number, noun: Intake['noun'], drop: Drop): HttpError {
+function notAllQueued(notTaken: number, total: number, noun: Intake['noun'], drop: Drop): HttpError {
   return new HttpError(503, drop.reason, `${notTaken} of ${total} ${noun} were not queued by every flow they match (flow "${drop.flow}": ${drop.detail ?? 'no room'}); retry later`, { 'retry-after': '1' });
 }
 
@@ -274,8 +274,8 @@ export class Receiver implements EventSource {
     this.inFlight++;
     try {
       const body = await readBody(req, limits.maxBodyBytes, this.options.timeouts.body);
-      // Read, so the connection stays open, but not parsed when it cannot fit: that would only slow the runs that make room.
-      const full = sink.noRoom(body.length);
+      // Read, so the connection stays open, but not parsed while every flow is full: that would only slow the runs that make room.
+      const full = sink.noRoom?.();
       if (full) throw noRoomBeforeParsing(intake.noun, full);
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
       const at = receivedAt.getTime();
@@ -300,7 +300,7 @@ export class Receiver implements EventSource {
       // A 200 would tell the sender these events were delivered though they will not be acted on:
       // ask for a re-send instead (Alertmanager retries a 5xx with backoff).
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
-      if (firstDrop) throw noRoom(notTaken, events.length, intake.noun, firstDrop);
+      if (firstDrop) throw notAllQueued(notTaken, events.length, intake.noun, firstDrop);
       // The runs are on disk before the sender hears they were accepted: a crash after the 200 resumes them.
       if (!(await sink.commit())) throw stateUnavailable(intake.noun, sink.backend);
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls

@@ -86,8 +86,8 @@ export type RunListener = (settlement: RunSettlement) => void;
  *   on disk, and a crash after the acknowledgement resumes them. `commit()`
  *   resolving false means the run state cannot be saved now: refuse, do not acknowledge.
  * - While `durable` is false, refuse new events before reading them (HTTP 503
- *   `state_unavailable`), and report not ready. While `noRoom(size)` says why,
- *   refuse a batch of that size before parsing it (HTTP 503 `queue_full`).
+ *   `state_unavailable`), and report not ready. While `noRoom()` says why,
+ *   a source may refuse a batch before parsing it (HTTP 503 `queue_full`).
  */
 export interface EventSink {
   /**
@@ -96,11 +96,11 @@ export interface EventSink {
    */
   accept(event: CloudEvent, receivedAt: number, onSettled?: RunListener): Acceptance;
   /**
-   * Why no flow could take `bytes` more bytes of events now (each at its queue
-   * bound), or undefined while one could. A source asks before parsing a batch,
-   * with the batch's size, and refuses it at once when told why.
+   * Why no flow could take an event now (each refused one for want of room and
+   * is still near its bound), or undefined while one could. A source may ask
+   * before parsing a batch and refuse it at once when told why.
    */
-  noRoom(bytes: number): string | undefined;
+  noRoom?(): string | undefined;
   /** Resolves once what was accepted so far is durable; false when the run state cannot be saved now. */
   commit(): Promise<boolean>;
   /** False while the run state cannot be saved: readiness is false and events are refused. */
