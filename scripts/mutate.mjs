@@ -59,6 +59,9 @@ function score(report) {
   return { ...count, valid, score: valid === 0 ? NaN : (100 * detected) / valid };
 }
 
+/** Where Stryker writes `target`'s JSON report (stryker.config.mjs). @param {string} target */
+const reportPath = (target) => `reports/mutation/${target}/mutation.json`;
+
 /** @param {ReturnType<typeof score>} s */
 const scoreLine = (s) => `${s.score.toFixed(2)}% (${s.Killed} killed, ${s.Timeout} timeout, ${s.Survived} survived, ${s.NoCoverage} no coverage)`;
 
@@ -73,7 +76,7 @@ function runStryker(target, spec) {
   const result = spawnSync('stryker', ['run', 'stryker.config.mjs', ...strykerArgs], { stdio: 'inherit', env });
   const seconds = Math.round((Date.now() - started) / 1000);
   if (result.status !== 0) return { failure: `stryker failed (exit ${result.status ?? result.signal}) after ${seconds} s`, seconds };
-  return { report: readReport(`reports/mutation/${target}/mutation.json`), seconds };
+  return { report: readReport(reportPath(target)), seconds };
 }
 
 /**
@@ -83,7 +86,7 @@ function runStryker(target, spec) {
  * @returns {string} the score line
  */
 function rerunSurvivors(target, spec) {
-  const reportFile = `reports/mutation/${target}/mutation.json`;
+  const reportFile = reportPath(target);
   if (!existsSync(reportFile)) throw new Error(`no report at ${reportFile}: run \`pnpm mutate ${target}\` first`);
   const base = readReport(reportFile);
   const since = changedSources(base);

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Code, SharedAgents } from '@hollowtrees/grpcplugin';
@@ -10,7 +9,7 @@ import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { toPluginError } from './api-errors.js';
 import { kubeWriter } from './kube-request.js';
-import { cleanupsAfterEach } from './test-support/kube.js';
+import { cleanupsAfterEach, startTlsServer } from './test-support/kube.js';
 
 const certs = makeTestCertificates();
 const cleanups = cleanupsAfterEach();
@@ -26,7 +25,8 @@ interface Seen {
 /** An HTTPS API server that wants the test CA's client certificate and records what it is sent. */
 async function apiServer(answer: (res: ServerResponse) => void): Promise<{ url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
-  const server = createServer({ cert: certs.server.cert, key: certs.server.key, ca: certs.ca.cert, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+  const tls = { cert: certs.server.cert, key: certs.server.key, ca: certs.ca.cert, requestCert: true, rejectUnauthorized: true };
+  const server = await startTlsServer(cleanups, tls, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -35,10 +35,7 @@ async function apiServer(answer: (res: ServerResponse) => void): Promise<{ url: 
       answer(res);
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/base`, seen };
+  return { url: `${server.url}/base`, seen };
 }
 
 function writerFor(url: string, timeoutMs?: number): ReturnType<typeof kubeWriter> {

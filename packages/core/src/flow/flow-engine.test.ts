@@ -64,6 +64,12 @@ function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pin
   return { engine, metrics };
 }
 
+/** A logger at `level` whose lines the test reads back, parsed. */
+const capture = (level: LogLevel = 'debug'): { logger: Logger; lines: Array<Record<string, unknown>> } => {
+  const lines: Array<Record<string, unknown>> = [];
+  return { logger: createLogger(level, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), lines };
+};
+
 const counter = async (metrics: EngineMetrics, name: string, labels: Record<string, string>): Promise<number> => {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
@@ -115,8 +121,7 @@ describe('FlowEngine', () => {
   });
 
   it('logs at debug why an event ran nowhere: which flow refused its type, which filter failed, which group holds it until when', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger('debug', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { logger, lines } = capture();
     const a = scripted('a');
     const { engine } = engineFor(spotFlow(`  other:\n    allowedEvents: [prometheus.server.alert.*]\n    filters: { instance_action: [terminate, stop] }\n    plugins: [a]\n`), [a], logger);
     engine.dispatch(alert('Rebalance', { instance_id: 'i-1', instance_action: 'reboot' }), Date.now());
@@ -442,8 +447,7 @@ describe('FlowEngine: telling the source how a run ended', () => {
   });
 
   it('queued runs the shutdown grace period ends before never start: each is heard of as interrupted, and one line says they are lost', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { logger, lines } = capture('info');
     const a = untilCancelled('a');
     const { engine, metrics } = engineFor(spotFlow('    concurrency: 1'), [a], logger);
     const heard: string[] = [];
@@ -595,8 +599,7 @@ describe('FlowEngine: runs survive a restart', () => {
     const first = await StateJournal.open(path);
     const a1 = scripted('a', () => ({ attributes: { node: 'ip-1' } }));
     const b1 = untilCancelled('b');
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { logger, lines } = capture('info');
     const before = engineOn(first.journal, a1, b1, { logger });
     for (const id of ['i-1', 'i-2', 'i-3']) before.dispatch(alert('Spot', { instance_id: id }), Date.now());
     expect(await before.commit()).toBe(true);
@@ -702,10 +705,7 @@ describe('FlowEngine: runs survive a restart', () => {
 
   it('at a restart: a cooldown ending now is over, a run due now starts at once, a running one counts a restart; what is given up is logged', async () => {
     const clock = manualClock();
-    const { logger, lines } = (() => {
-      const out: Array<Record<string, unknown>> = [];
-      return { logger: createLogger('info', { write: (l: string) => void out.push(JSON.parse(l) as Record<string, unknown>) }), lines: out };
-    })();
+    const { logger, lines } = capture('info');
     const { journal, engine, a } = await journalled({ clock, logger });
     const now = clock.now();
     const progress = (id: string, more: Partial<RunProgress> = {}): RunProgress => ({ event: alert('Spot', { instance_id: id }), attributes: {}, receivedAt: 1, next: 0, attempt: 1, restarts: 0, ...more });
@@ -721,8 +721,7 @@ describe('FlowEngine: runs survive a restart', () => {
   });
 
   it('a shutdown with a journal keeps runs waiting for their next try, and says the cut-short ones resume after the restart', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { logger, lines } = capture('info');
     const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));
     const failing = scripted('a', () => {
       throw new PluginError(Code.Unavailable, 'down');
@@ -743,11 +742,10 @@ describe('FlowEngine: runs survive a restart', () => {
   });
 
   it('a run journalled without its event (by an older version) is reported interrupted and its group freed', async () => {
-    const lines: Array<Record<string, unknown>> = [];
+    const { logger, lines } = capture('info');
     const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n  b: { type: grpc, address: "unused:1" }\n${flows}`, 'test.yaml', {});
     const metrics = new EngineMetrics(new Registry());
-    const logger = createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
     const clock = manualClock();
     const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', scripted('a')], ['b', scripted('b')]]), logger, metrics, store: new JournalRunStateStore(journal), clock });
     const since = clock.now() - 5_000;
@@ -892,10 +890,6 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     await gate;
     throw new PluginError(Code.Unavailable, 'restarting');
   }, 1);
-  const logLines = (): { logger: Logger; lines: Array<Record<string, unknown>> } => {
-    const lines: Array<Record<string, unknown>> = [];
-    return { logger: createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), lines };
-  };
 
   it('a run waiting for its next try moves to the engine a reload starts, keeping its group and its bytes, and runs there when due', async () => {
     const changes: GroupChange[] = [];
@@ -950,7 +944,7 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
   });
 
   it('without a journal, a shutdown loses runs waiting for their next try, frees their groups and says how many', async () => {
-    const { logger, lines } = logLines();
+    const { logger, lines } = capture('info');
     const a = unavailable('a');
     const { engine, metrics } = engineFor(retryFlow, [a], logger);
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
@@ -967,7 +961,7 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
   });
 
   it('without a journal, a run that fails on a retryable code during the shutdown grace is counted among the lost', async () => {
-    const { logger, lines } = logLines();
+    const { logger, lines } = capture('info');
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const { engine } = engineFor(retryFlow, [unavailable('a', gate)], logger);
@@ -981,7 +975,7 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
   });
 
   it('logs how each run ended, with what an operator needs to follow it', async () => {
-    const { logger, lines } = logLines();
+    const { logger, lines } = capture('info');
     const ok = scripted('a', () => ({ attributes: { instance_id: 'i-other' } }));
     const { engine } = engineFor(spotFlow(), [ok], logger);
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'e1'), Date.now() - 1_000);
@@ -1016,10 +1010,6 @@ describe('FlowEngine: edges', () => {
   beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
   afterEach(() => vi.useRealTimers());
 
-  const capture = (level: LogLevel = 'debug'): { logger: Logger; lines: Array<Record<string, unknown>> } => {
-    const lines: Array<Record<string, unknown>> = [];
-    return { logger: createLogger(level, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), lines };
-  };
   const running = (key: string, id: string, at: Partial<RunProgress> = {}): GroupState => ({
     key, flow: 'spot', phase: 'running', eventId: id, since: Date.now(),
     run: { event: alert('Spot', { instance_id: id }, id), attributes: {}, receivedAt: Date.now() - 1_000, next: 0, attempt: 1, restarts: 0, ...at },

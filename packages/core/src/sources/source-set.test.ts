@@ -3,7 +3,7 @@ import type { EventSink } from './event-sink.js';
 import type { EventSource, SourceStatus } from './event-source.js';
 import { SourceSet } from './source-set.js';
 
-const sink: EventSink = { accept: () => ({ matched: 0, started: 0, deduplicated: 0, dropped: [] }), commit: () => Promise.resolve(true), noRoom: () => undefined, durable: true, backend: 'memory' };
+const sink: EventSink = { accept: () => ({ matched: 0, started: 0, deduplicated: 0, dropped: [] }), commit: () => Promise.resolve(true), durable: true, backend: 'memory' };
 
 /** A source that records what is done to it, and can be made to fail its start. */
 function source(name: string, calls: string[], failStart?: Error): EventSource {

@@ -3,9 +3,10 @@
  * server to try TLS settings on, a retry budget, a gate for held requests, and the cleanups after each test.
  */
 import { once } from 'node:events';
-import { createServer } from 'node:https';
+import type { RequestListener } from 'node:http';
+import { createServer, type ServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { startKubeApiServer, type KeyPair, type KubeApiServer, type KubeApiServerOptions } from '@hollowtrees/testkit';
+import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach } from 'vitest';
 import { Deadline } from '../deadline.js';
@@ -40,9 +41,16 @@ export interface TlsServer {
   kubeConfig(tls: { ca: string; tlsServerName?: string }): KubeConfig;
 }
 
-/** An HTTPS server on loopback, presenting `certificate`, that answers every request with an empty object. */
-export async function startTlsServer(cleanups: Array<() => unknown>, certificate: KeyPair): Promise<TlsServer> {
-  const server = createServer({ cert: certificate.cert, key: certificate.key }, (_, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+/**
+ * An HTTPS server on loopback with `options` (its certificate; whether it asks for the client's),
+ * answering each request with `handle`: by default 200 and an empty object.
+ */
+export async function startTlsServer(
+  cleanups: Array<() => unknown>,
+  options: ServerOptions,
+  handle: RequestListener = (_, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'),
+): Promise<TlsServer> {
+  const server = createServer(options, handle);
   let connections = 0;
   server.on('connection', () => connections++);
   server.listen(0, '127.0.0.1');
