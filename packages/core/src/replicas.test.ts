@@ -40,8 +40,8 @@ const post = async (url: string, instances: readonly string[]): Promise<number> 
 const names = (count: number, prefix = 'i-'): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
 const chunks = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
-/** Starts `count` replicas on the stand-in, with the recording plugin. */
-async function replicas(count: number, pluginAddress: string, lease = { duration: '30s', renew: '10s' }): Promise<{ procs: CliProcess[]; urls: string[] }> {
+/** Starts `count` replicas on the stand-in, with the recording plugin; `concurrency` runs at once per replica. */
+async function replicas(count: number, pluginAddress: string, lease = { duration: '30s', renew: '10s' }, concurrency = 1_000): Promise<{ procs: CliProcess[]; urls: string[] }> {
   const kubeconfig = join(dir, `kubeconfig-${api.port}`);
   writeFileSync(kubeconfig, api.kubeConfigFileText());
   const config = join(dir, `config-${api.port}.yaml`);
@@ -59,7 +59,7 @@ flows:
     allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
     groupBy: [instance_id]
     cooldown: 10m
-    concurrency: 1000
+    concurrency: ${concurrency}
     plugins: [rec]
 `,
   );
@@ -155,6 +155,30 @@ describe('three replicas on one Kubernetes API server', () => {
     expect(interrupted.map((l) => l.groupKey).sort()).toEqual([...victimGroups].sort());
     expect(interrupted.every((l) => l.holder === victimIdentity)).toBe(true);
   }, 120_000);
+
+  it('a replica stopped with SIGTERM while runs wait in its queue: they hold no Lease once it exited, and their next event runs them at once on another replica', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    // The first run holds the only slot of its replica until the test ends; the others answer at once.
+    plugin = await startRecordingPlugin((_event, _context, index) => (index === 0 ? blocked : undefined));
+    const { procs, urls } = await replicas(2, plugin.address, { duration: '30s', renew: '10s' }, 1);
+    const [stopped, other] = [procs[0]!, urls[1]!];
+    expect(await post(urls[0]!, ['i-0', 'i-1', 'i-2'])).toBe(200);
+    await plugin.waitForCalls(1, 10_000);
+    stopped.child.kill('SIGTERM');
+    await stopped.exited;
+    release();
+    expect(stopped.lines.filter((l) => l.runs !== undefined)).toEqual([
+      expect.objectContaining({ level: 'warn', runs: 2, msg: 'queued runs had not started when the shutdown grace period ended; they hold no Lease, so the next event of their group runs them on any replica' }),
+    ]);
+    const leased = api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key']);
+    expect(leased).not.toContain('spot:{instance_id="i-1"}');
+    expect(leased).not.toContain('spot:{instance_id="i-2"}');
+    // Well inside the 30 s a Lease left behind would hold them for.
+    expect(await post(other, ['i-1', 'i-2'])).toBe(200);
+    await plugin.waitForCalls(3, 10_000);
+    expect(plugin.calls.slice(1).map((c) => instanceOf(c.event)).sort()).toEqual(['i-1', 'i-2']);
+  }, 60_000);
 
   it('the API server unreachable for 5 s: 503s, then recovery; nothing acted on twice, nothing answered 200 and lost', async () => {
     plugin = await startRecordingPlugin();

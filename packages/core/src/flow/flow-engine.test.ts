@@ -943,6 +943,49 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     expect(after.engine.recentRuns()).toMatchObject([{ outcome: 'succeeded' }]);
   });
 
+  it('after two reloads, a run of the first engine that fails on a retryable code is tried again by the last', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const states = new GroupStates();
+    const first = engineFor(retryFlow, [unavailable('a', gate)], undefined, undefined, { store: states });
+    first.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    const middle = scripted('a');
+    const second = engineFor(retryFlow, [middle], undefined, undefined, { store: states });
+    const last = scripted('a');
+    const third = engineFor(retryFlow, [last], undefined, undefined, { store: states });
+    const firstRetired = first.engine.retire(second.engine);
+    await second.engine.retire(third.engine);
+    release();
+    await firstRetired;
+    expect(third.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(middle.calls).toHaveLength(0);
+    expect(last.calls).toHaveLength(1);
+  });
+
+  it('a run that fails on a retryable code after the engine a reload started has shut down does not start again: it is left to the journal', async () => {
+    const { logger, lines } = capture('info');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const states = new GroupStates();
+    const before = engineFor(retryFlow, [unavailable('a', gate)], logger, undefined, { store: states });
+    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    const a = scripted('a');
+    const after = engineFor(retryFlow, [a], logger, undefined, { store: states });
+    // A reload, then a shutdown while the old engine still drains: the app shuts both down.
+    const retired = before.engine.retire(after.engine);
+    await after.engine.shutdown(1_000);
+    const stopped = before.engine.shutdown(1_000);
+    release();
+    await Promise.all([retired, stopped]);
+    expect(after.engine.pending).toBe(0);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(a.calls).toHaveLength(0);
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({ runs: 1, msg: 'runs waiting for a retry are lost: without state.file nothing survives the restart' });
+  });
+
   it('without a journal, a shutdown loses runs waiting for their next try, frees their groups and says how many', async () => {
     const { logger, lines } = capture('info');
     const a = unavailable('a');

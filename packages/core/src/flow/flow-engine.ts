@@ -445,9 +445,13 @@ export class FlowEngine {
     return 'failed';
   }
 
-  /** A run that waits for its next try goes to the engine that runs it: this one, its successor, or the journal alone at shutdown. */
+  /**
+   * A run that waits for its next try goes to the engine that runs it: this one, the last of its
+   * successors (a reload may follow a reload), or the journal alone once that engine is shutting down.
+   */
   private scheduleOrHandOver(state: GroupState): void {
-    if (this.successor) this.successor.resume([state]);
+    // Not successor.resume(): a successor shut down while this engine drained would start the run after shutdown.
+    if (this.successor) this.successor.scheduleOrHandOver(state);
     else if (this.accepting) this.resume([state]);
     // Shutting down: the retrying record on disk starts it again after the restart.
   }
