@@ -891,6 +891,22 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     throw new PluginError(Code.Unavailable, 'restarting');
   }, 1);
 
+  /** An engine whose one run calls `a`, which holds it until `release()` and then fails UNAVAILABLE. Its group states are `states`, for successors to share. */
+  async function runHeldInFlight(logger?: Logger): Promise<{ engine: FlowEngine; states: GroupStates; release: () => void }> {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const states = new GroupStates();
+    const { engine } = engineFor(retryFlow, [unavailable('a', gate)], logger, undefined, { store: states });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    return { engine, states, release };
+  }
+  /** An engine a reload would start on `states`, with a plugin `a` that succeeds. */
+  const successorOn = (states: GroupStates, logger?: Logger): { engine: FlowEngine; a: ScriptedPlugin } => {
+    const a = scripted('a');
+    return { engine: engineFor(retryFlow, [a], logger, undefined, { store: states }).engine, a };
+  };
+
   it('a run waiting for its next try moves to the engine a reload starts, keeping its group and its bytes, and runs there when due', async () => {
     const changes: GroupChange[] = [];
     const states = new GroupStates((change) => changes.push(change));
@@ -925,64 +941,45 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
   });
 
   it('a run still calling plugins when a reload comes, and failing on a retryable code, is tried again by the new engine', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const states = new GroupStates();
-    const before = engineFor(retryFlow, [unavailable('a', gate)], undefined, undefined, { store: states });
-    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
-    await vi.advanceTimersByTimeAsync(0);
-    const a = scripted('a');
-    const after = engineFor(retryFlow, [a], undefined, undefined, { store: states });
+    const before = await runHeldInFlight();
+    const after = successorOn(before.states);
     const retired = before.engine.retire(after.engine);
-    release();
+    before.release();
     await retired;
     expect(after.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
     await vi.advanceTimersByTimeAsync(60_000);
-    expect(a.calls).toHaveLength(1);
+    expect(after.a.calls).toHaveLength(1);
     await after.engine.drain();
     expect(after.engine.recentRuns()).toMatchObject([{ outcome: 'succeeded' }]);
   });
 
   it('after two reloads, a run of the first engine that fails on a retryable code is tried again by the last', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const states = new GroupStates();
-    const first = engineFor(retryFlow, [unavailable('a', gate)], undefined, undefined, { store: states });
-    first.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
-    await vi.advanceTimersByTimeAsync(0);
-    const middle = scripted('a');
-    const second = engineFor(retryFlow, [middle], undefined, undefined, { store: states });
-    const last = scripted('a');
-    const third = engineFor(retryFlow, [last], undefined, undefined, { store: states });
+    const first = await runHeldInFlight();
+    const second = successorOn(first.states);
+    const third = successorOn(first.states);
     const firstRetired = first.engine.retire(second.engine);
     await second.engine.retire(third.engine);
-    release();
+    first.release();
     await firstRetired;
     expect(third.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
     await vi.advanceTimersByTimeAsync(60_000);
-    expect(middle.calls).toHaveLength(0);
-    expect(last.calls).toHaveLength(1);
+    expect(second.a.calls).toHaveLength(0);
+    expect(third.a.calls).toHaveLength(1);
   });
 
   it('a run that fails on a retryable code after the engine a reload started has shut down does not start again: it is left to the journal', async () => {
     const { logger, lines } = capture('info');
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const states = new GroupStates();
-    const before = engineFor(retryFlow, [unavailable('a', gate)], logger, undefined, { store: states });
-    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
-    await vi.advanceTimersByTimeAsync(0);
-    const a = scripted('a');
-    const after = engineFor(retryFlow, [a], logger, undefined, { store: states });
+    const before = await runHeldInFlight(logger);
+    const after = successorOn(before.states, logger);
     // A reload, then a shutdown while the old engine still drains: the app shuts both down.
     const retired = before.engine.retire(after.engine);
     await after.engine.shutdown(1_000);
     const stopped = before.engine.shutdown(1_000);
-    release();
+    before.release();
     await Promise.all([retired, stopped]);
     expect(after.engine.pending).toBe(0);
     await vi.advanceTimersByTimeAsync(120_000);
-    expect(a.calls).toHaveLength(0);
+    expect(after.a.calls).toHaveLength(0);
     expect(lines.find((l) => l.level === 'error')).toMatchObject({ runs: 1, msg: 'runs waiting for a retry are lost: without state.file nothing survives the restart' });
   });
 
@@ -1005,11 +1002,7 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
 
   it('without a journal, a run that fails on a retryable code during the shutdown grace is counted among the lost', async () => {
     const { logger, lines } = capture('info');
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const { engine } = engineFor(retryFlow, [unavailable('a', gate)], logger);
-    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
-    await vi.advanceTimersByTimeAsync(0);
+    const { engine, release } = await runHeldInFlight(logger);
     const stopped = engine.shutdown(1_000);
     release();
     await stopped;
