@@ -314,6 +314,14 @@ describe('parseConfig accepts every documented form', () => {
     expect(withTop(`log: { level: ${level} }`).log.level).toBe(level);
   });
 
+  it('sizes in bytes, or with a binary unit', () => {
+    const config = parseConfig(`server: { limits: { maxBodyBytes: 512KiB } }\nstate: { maxQueuedBytes: 1Gi }\n${flowYaml('    queueBytes: 16MiB')}`, 'config.yaml').config;
+    expect(config.server.limits.maxBodyBytes).toBe(512 * 1024);
+    expect(config.state.maxQueuedBytes).toBe(1024 ** 3);
+    expect(config.flows.spot!.queueBytes).toBe(16 * 1024 * 1024);
+    expect(withTop('server: { limits: { maxBodyBytes: 2048 } }').server.limits.maxBodyBytes).toBe(2048);
+  });
+
   it('a state file, and no state section means memory only, with the default bounds', () => {
     const bounds = { maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 };
     expect(withTop('state: { file: /var/lib/hollowtrees/state.jsonl }').state).toEqual({ backend: 'file', file: '/var/lib/hollowtrees/state.jsonl', ...bounds });
@@ -350,8 +358,12 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     ['a retry multiplier under 1', 'plugins:\n  x: { type: log, retry: { multiplier: 0.5 } }', 'plugins.x.retry.multiplier: Too small: expected number to be >=1'],
     ['a retry multiplier over 10', 'plugins:\n  x: { type: log, retry: { multiplier: 11 } }', 'plugins.x.retry.multiplier: Too big: expected number to be <=10'],
     ['an unknown TLS field', 'plugins:\n  x: { type: grpc, address: "a:1", tls: { insecure: true } }', 'plugins.x.tls.insecure: unknown field'],
-    ['a body limit over 64 MiB', 'server: { limits: { maxBodyBytes: 67108865 } }', 'server.limits.maxBodyBytes: Too big: expected number to be <=67108864'],
-    ['a body limit under 1 KiB', 'server: { limits: { maxBodyBytes: 1023 } }', 'server.limits.maxBodyBytes: Too small: expected number to be >=1024'],
+    ['a body limit over 64 MiB', 'server: { limits: { maxBodyBytes: 67108865 } }', 'server.limits.maxBodyBytes: expected a size from 1KiB to 64MiB, got "67108865"'],
+    ['a body limit under 1 KiB', 'server: { limits: { maxBodyBytes: 1023 } }', 'server.limits.maxBodyBytes: expected a size from 1KiB to 64MiB, got "1023"'],
+    ['a body limit over 64 MiB with a unit', 'server: { limits: { maxBodyBytes: 65MiB } }', 'server.limits.maxBodyBytes: expected a size from 1KiB to 64MiB, got "65MiB"'],
+    ['a body limit in decimal megabytes', 'server: { limits: { maxBodyBytes: 8MB } }', 'server.limits.maxBodyBytes: expected a whole number of bytes, or a size with a binary unit like 512KiB, 64MiB or 1GiB, got "8MB"'],
+    ['a body limit of a fraction of a byte', 'server: { limits: { maxBodyBytes: 2048.5 } }', 'server.limits.maxBodyBytes: expected a whole number of bytes, or a size with a binary unit like 512KiB, 64MiB or 1GiB, got "2048.5"'],
+    ['a body limit that is a list', 'server: { limits: { maxBodyBytes: [1] } }', 'server.limits.maxBodyBytes: expected a size in bytes, like 67108864 or 64MiB'],
     ['an empty TLS certificate path', 'server: { tls: { cert: "", key: /k.pem } }', 'server.tls.cert: Too small: expected string to have >=1 characters'],
     ['auth with nothing in it', 'server: { auth: {} }', 'server.auth: expected bearerToken, bearerTokenFile or basic'],
     ['a token and a token file', 'server: { auth: { bearerToken: t, bearerTokenFile: /t } }', 'server.auth: expected bearerToken or bearerTokenFile, not both'],

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '@hollowtrees/grpcplugin';
+import { formatByteSize, parseByteSize } from './byte-size.js';
 import { isPluginAddress, LISTEN_FORMAT, parseListenAddress, PLUGIN_ADDRESS_FORMAT } from './listen-address.js';
 import type { ShownInput } from '../validation-issues.js';
 
@@ -20,6 +21,19 @@ const duration = z.string().transform((text, ctx) => {
  */
 const timerDuration = (min: number, minText: string) =>
   duration.refine((ms) => ms >= min && ms <= 86_400_000, `expected a duration from ${minText} to 24h`);
+
+/** A size in bytes from `min` to `max`: a whole number, or one with a binary unit (`64MiB`, `1Gi`). */
+const byteSize = (min: number, max: number) =>
+  z.union([z.number(), z.string()], { error: 'expected a size in bytes, like 67108864 or 64MiB' }).transform((value, ctx) => {
+    const bytes = typeof value === 'number' ? value : parseByteSize(value);
+    const problem =
+      bytes === undefined || !Number.isSafeInteger(bytes) ? 'expected a whole number of bytes, or a size with a binary unit like 512KiB, 64MiB or 1GiB'
+      : bytes < min || bytes > max ? `expected a size from ${formatByteSize(min)} to ${formatByteSize(max)}`
+      : undefined;
+    if (problem === undefined) return bytes!;
+    ctx.addIssue({ code: 'custom', message: problem, params: { got: String(value) } satisfies ShownInput });
+    return z.NEVER;
+  });
 
 /** `HOST:PORT` or `:PORT`, checked by the parser start-up uses; the value is shown unless it came from ${VAR}. */
 const listenAddress = z.string().superRefine((text, ctx) => {
@@ -129,7 +143,7 @@ const flow = z.strictObject({
   /** Runs waiting for a slot; beyond it an event is dropped, counted, and its POST answered 503 so the sender re-sends. */
   queueSize: z.number().int().min(0).max(10_000_000).default(10_000),
   /** Bytes of events this flow's queued, running and waiting runs may hold; beyond it the POST is answered 503 too. */
-  queueBytes: z.number().int().min(1_024).max(64 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  queueBytes: byteSize(1_024, 64 * 1024 ** 3).default(64 * 1024 * 1024),
   runRetry: runRetry.default(defaultRunRetry),
   plugins: z.array(flowStep).min(1, 'expected at least one plugin'),
 });
@@ -137,7 +151,7 @@ const flow = z.strictObject({
 /** Receiver limits; each default is documented in the README. */
 const limits = z.strictObject({
   /** Largest request body, in bytes. */
-  maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),
+  maxBodyBytes: byteSize(1_024, 64 * 1024 * 1024).default(1024 * 1024),
   /** Alerts in one request. */
   maxAlertsPerRequest: z.number().int().min(1).max(1_000_000).default(10_000),
   /** Labels on one alert. */
@@ -236,7 +250,7 @@ const state = z.strictObject({
   /** Groups held at once (running, waiting, cooling); beyond it an event of a new group is answered 503 too_many_groups. */
   maxGroups: z.number().int().min(1).max(100_000_000).default(250_000),
   /** Bytes of events all flows' runs may hold together; beyond it events are answered 503 queue_full. */
-  maxQueuedBytes: z.number().int().min(1_024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+  maxQueuedBytes: byteSize(1_024, 64 * 1024 ** 3).default(256 * 1024 * 1024),
 })
   .superRefine((s, ctx) => {
     const backend = s.backend ?? (s.file ? 'file' : 'memory');

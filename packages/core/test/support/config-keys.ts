@@ -100,13 +100,14 @@ export function completeConfigs(dir: string): object[] {
   // A function, not one object: an object used twice would become a YAML alias, and one marked value two.
   const retry = () => ({ initialBackoff: '10ms', maxBackoff: '20ms' });
   const base = {
-    state: { file: 'runs.jsonl' },
+    state: { file: 'runs.jsonl', maxQueuedBytes: '256MiB' },
     global: { bindAddr: '127.0.0.1:0' },
     server: {
       listen: '127.0.0.1:0',
       tls: { cert: file('server.pem', certs.server.cert), key: file('server-key.pem', certs.server.key) },
       shutdownGracePeriod: '1s',
       timeouts: { headers: '5s', body: '5s', idle: '10s' },
+      limits: { maxBodyBytes: '1MiB' },
     },
     log: { level: 'info' },
     plugins: {
@@ -127,6 +128,7 @@ export function completeConfigs(dir: string): object[] {
         filters: { s: 'x', l: ['x'], n: { not: 'x' }, nl: { not: ['x'] }, r: { regex: 'x' } },
         groupBy: ['instance_id'],
         cooldown: '1m',
+        queueBytes: '64Mi',
         runRetry: retry(),
         plugins: ['g', { plugin: 'l', config: { mode: 'pool', maxUnavailable: 2, dryRun: false } }],
       },
@@ -154,7 +156,7 @@ export function completeConfigs(dir: string): object[] {
   const withAuth = (auth: object): object => ({ ...base, server: { ...base.server, auth } });
   // Nothing listens there either: the store makes no call before the first event.
   const kubeconfig = file('kubeconfig', JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'http://127.0.0.1:1', 'insecure-skip-tls-verify': true } }], users: [{ name: 'u', user: {} }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }));
-  const kubernetesState = { backend: 'kubernetes', kubernetes: { namespace: 'ops', leasePrefix: 'ht-', leaseDuration: '30s', renewInterval: '10s', kubeconfig } };
+  const kubernetesState = { backend: 'kubernetes', maxQueuedBytes: '1GiB', kubernetes: { namespace: 'ops', leasePrefix: 'ht-', leaseDuration: '30s', renewInterval: '10s', kubeconfig } };
   return [
     withAuth({ bearerTokenFile: file('token', 'token\n'), basic: { username: 'prometheus', passwordFile: file('password', 'password\n') } }),
     { ...withAuth({ bearerToken: 'token', basic: { username: 'prometheus', password: 'password' } }), state: kubernetesState },
