@@ -36,4 +36,30 @@ describe('GcpMetadataMonitor', () => {
     await until('the next GET once the second passed', () => preemptedCalls() === 3);
     expect(found).toEqual([]);
   });
+
+  it('without ETags (a proxy that strips them) it reads once a second, not in a busy loop, and still finds a preemption', async () => {
+    const clock = manualClock();
+    const gce = await startGceMetadataStandIn({ withoutEtag: true });
+    closers.push(() => gce.close());
+    const monitor = new GcpMetadataMonitor({ baseUrl: gce.url, hangSeconds: 60, backoff: () => 1, clock });
+    const stop = new AbortController();
+    const identity = await monitor.identity(stop.signal);
+    const found: Notice[] = [];
+    const watching = monitor.watch(identity, { notices: (n) => found.push(...n), polled: () => {}, metadataError: () => {} }, stop.signal);
+    closers.push(async () => {
+      stop.abort();
+      await watching;
+    });
+    const preemptedCalls = () => gce.calls.filter((c) => c.path.endsWith('/preempted')).length;
+
+    // Each GET answers at once with nothing to hang on next time: both loops sleep on the clock after one read.
+    await until('one GET of preempted, then both loops asleep', () => preemptedCalls() === 1 && clock.sleeping === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(preemptedCalls()).toBe(1);
+
+    gce.preempt();
+    clock.advance(1_000);
+    await until('the preemption found by the next read', () => found.length === 1);
+    expect(found[0]).toMatchObject({ kind: 'preemption' });
+  });
 });

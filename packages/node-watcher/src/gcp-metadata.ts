@@ -8,10 +8,11 @@ import { pollLoop } from './poll-loop.js';
 export const GCP_METADATA_URL = 'http://metadata.google.internal';
 
 /**
- * Shortest time between two GETs of one value that came back unchanged: a server (or a proxy in
- * between) that answers a hanging GET at once must not turn the watch into a busy loop.
+ * Shortest time between two GETs of one value, unless the first came back changed or with an ETag
+ * the next can hang on: a server (or a proxy in between) that answers a hanging GET at once, or
+ * sends no ETag, must not turn the watch into a busy loop.
  */
-const MIN_UNCHANGED_ROUND_MS = 1_000;
+const MIN_ROUND_MS = 1_000;
 
 /** Warning Compute Engine gives a preempted (spot) VM before it stops it. */
 const PREEMPTION_NOTICE_MS = 30_000;
@@ -80,11 +81,12 @@ export class GcpMetadataMonitor implements Monitor {
             const answer = await this.read(key, s, etag);
             const unchanged = etag !== undefined && answer.etag === etag;
             etag = answer.etag;
-            const early = MIN_UNCHANGED_ROUND_MS - (clock.now() - startedAt);
-            if (unchanged && early > 0) await clock.sleep(early, s);
             sink.polled();
-            const found = notice(answer.value, identity, this.options.clock.now());
+            const found = notice(answer.value, identity, clock.now());
             if (found) sink.notices([found]);
+            // Without an ETag the next GET cannot hang either. Paced after the notice is out: never delay one.
+            const early = MIN_ROUND_MS - (clock.now() - startedAt);
+            if ((unchanged || etag === undefined) && early > 0) await clock.sleep(early, s);
           },
           onError: (err) => sink.metadataError(err),
           intervalMs: 0,

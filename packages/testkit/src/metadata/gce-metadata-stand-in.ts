@@ -18,6 +18,8 @@ export type GceMaintenanceEvent = 'NONE' | 'MIGRATE_ON_HOST_MAINTENANCE' | 'TERM
 /** Options of {@link startGceMetadataStandIn}. */
 export interface GceMetadataStandInOptions {
   instance?: Partial<GceInstance>;
+  /** Answer without an `ETag`, as a proxy that strips it would. */
+  withoutEtag?: boolean;
 }
 
 /** A running Compute Engine metadata server stand-in; its `url` is the base that `/computeMetadata/v1/...` is under. */
@@ -68,7 +70,7 @@ export async function startGceMetadataStandIn(options: GceMetadataStandInOptions
   };
   const current = (key: string): MetadataAnswer => {
     const value = values.get(key)!;
-    return { status: 200, body: value, headers: { 'metadata-flavor': 'Google', etag: etagOf(value), 'content-type': 'application/text' } };
+    return { status: 200, body: value, headers: { 'metadata-flavor': 'Google', ...(options.withoutEtag ? {} : { etag: etagOf(value) }), 'content-type': 'application/text' } };
   };
   const change = (key: string, timeoutSec: number, signal: AbortSignal): Promise<MetadataAnswer> =>
     new Promise((resolve) => {

@@ -187,17 +187,18 @@ sources:
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
   });
 
-  it('takes no more than maxInFlight messages at once: the rest wait on the queue, visible to other replicas', async () => {
+  it.each([1, 4])('takes no more than maxInFlight messages at once, with %d pollers: the rest wait on the queue, visible to other replicas', async (pollers) => {
     let release!: () => void;
     const blocked = new Promise<void>((resolve) => (release = resolve));
-    await start(() => blocked, '5s', '      maxInFlight: 2\n');
-    for (const n of [1, 2, 3, 4, 5]) queue.send(spotWarning(`i-0b662ef993138800${n}`));
+    await start(() => blocked, '5s', `      maxInFlight: 2\n      pollers: ${pollers}\n`);
+    for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9]) queue.send(spotWarning(`i-0b662ef993138800${n}`));
     await plugin.waitForCalls(2);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(plugin.calls).toHaveLength(2);
-    expect(queue.visibleCount).toBe(3);
+    expect(queue.visibleCount).toBe(7);
+    expect(await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })).toBe(2);
     release();
-    await plugin.waitForCalls(5);
+    await plugin.waitForCalls(9);
     await drained();
   });
 

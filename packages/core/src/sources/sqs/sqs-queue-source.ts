@@ -38,6 +38,8 @@ export class SqsQueueSource implements EventSource {
   private readonly inProgress = new Set<Promise<void>>();
   /** Pollers waiting for a message in progress to end (maxInFlight reached). */
   private readonly waitingForRoom = new Set<() => void>();
+  /** Messages the pollers' receives in flight may bring: room in `maxInFlight` taken before they answer. */
+  private asked = 0;
   private state: SourceState = 'starting';
   private errors = 0;
   private lastReceiveAt: number | undefined;
@@ -114,17 +116,20 @@ export class SqsQueueSource implements EventSource {
     let backoff = FIRST_BACKOFF_MS;
     const signal = this.stopping.signal;
     while (!signal.aborted) {
-      const room = this.config.maxInFlight - this.inProgress.size;
+      const room = this.config.maxInFlight - this.inProgress.size - this.asked;
       if (room <= 0) {
         await new Promise<void>((resolve) => this.waitingForRoom.add(resolve));
         continue;
       }
+      const asking = Math.min(this.config.batchSize, room);
+      // Counted before the receive: the other pollers must not ask for the same room while this one waits.
+      this.asked += asking;
       let messages: Message[];
       try {
         const answer = await this.client!.send(
           new ReceiveMessageCommand({
             QueueUrl: this.config.url,
-            MaxNumberOfMessages: Math.min(this.config.batchSize, room),
+            MaxNumberOfMessages: asking,
             WaitTimeSeconds: this.config.waitTimeSeconds,
             VisibilityTimeout: this.config.visibilityTimeout / 1000,
             MessageSystemAttributeNames: ['ApproximateReceiveCount'],
@@ -142,6 +147,10 @@ export class SqsQueueSource implements EventSource {
         await this.clock.sleep(backoff, signal).catch(() => {});
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         continue;
+      } finally {
+        this.asked -= asking;
+        // Room asked for and not filled is free again for a poller waiting on it.
+        this.wakePollers();
       }
       const receivedAt = this.clock.now();
       if (messages.length > 0) this.lastReceiveAt = receivedAt;
@@ -152,7 +161,13 @@ export class SqsQueueSource implements EventSource {
   private track(work: Promise<void>): void {
     this.inProgress.add(work);
     this.metrics.inFlight.set({ queue: this.name }, this.inProgress.size);
-    void work.finally(() => {
+    // handle() answers every failure it expects; anything else must not end the process with the other
+    // sources and flows. The message is not deleted: it comes back after its visibility timeout.
+    void work.catch((err: unknown) => {
+      this.errors++;
+      this.lastError = { at: this.clock.now(), message: `handling a message: ${(err as Error).message}` };
+      this.logger.error({ err, queue: this.name }, 'unexpected error handling an SQS message; it is left on the queue');
+    }).finally(() => {
       this.inProgress.delete(work);
       this.metrics.inFlight.set({ queue: this.name }, this.inProgress.size);
       this.wakePollers();
