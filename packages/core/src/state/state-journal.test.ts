@@ -82,6 +82,28 @@ describe('StateJournal', () => {
     expect(recovered.problems).toEqual([{ line: 3, reason: 'the snapshot announces 3 records but the file ends after 1: it was cut short' }]);
   });
 
+  it('a change recorded while a compaction writes its snapshot is on disk once flush() says so', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    const states = new GroupStates((change) => journal.record(change));
+    states.tryStart('a', 'f', run('a'), 1);
+    states.succeeded('a', 2, 8e12);
+    await journal.flush();
+    let snapshotTaken!: () => void;
+    const taken = new Promise<void>((resolve) => (snapshotTaken = resolve));
+    const compaction = journal.compact(() => {
+      snapshotTaken();
+      return states.list(3);
+    });
+    await taken;
+    // While the snapshot is written (temporary file, fsync, rename), a run starts and its sender waits for the flush.
+    states.tryStart('b', 'f', run('b'), 4);
+    expect(await journal.flush()).toBe(true);
+    await compaction;
+    await journal.close();
+    expect((await reopen(path)).states.map((s) => s.key)).toEqual(['a', 'b']);
+  });
+
   it('compacts to the live states on open and when it grows, keeping them readable', async () => {
     const path = freshPath();
     const { journal } = await StateJournal.open(path, { compactAfter: 10 });

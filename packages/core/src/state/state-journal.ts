@@ -136,6 +136,8 @@ export class StateJournal {
     return this.enqueue(async () => {
       if (this.closed) return;
       const states = snapshot();
+      // Changes recorded while the snapshot is written are in it only if queued before it was taken.
+      const covered = this.pending.length;
       // The directory too may have been deleted under us.
       await mkdir(dirname(this.path), { recursive: true });
       const tmp = `${this.path}.tmp`;
@@ -159,8 +161,8 @@ export class StateJournal {
       await previous.close();
       this.written = states.length;
       this.tornLine = false;
-      // The snapshot holds every change queued so far.
-      this.pending = [];
+      // The flush that record() scheduled for the rest is still to come.
+      this.pending = this.pending.slice(covered);
       this.healthy = true;
     });
   }
