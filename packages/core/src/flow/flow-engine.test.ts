@@ -983,6 +983,32 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     expect(lines.find((l) => l.level === 'error')).toMatchObject({ runs: 1, msg: 'runs waiting for a retry are lost: without state.file nothing survives the restart' });
   });
 
+  it('a shutdown waits for a run whose retry comes due during its grace period, though that run\'s flow was idle when the shutdown began', async () => {
+    const a = scripted('a', async () => {
+      if (a.calls.length === 1) throw new PluginError(Code.Unavailable, 'restarting');
+      await new Promise((resolve) => setTimeout(resolve, 180_000));
+    }, 1);
+    const b = scripted('b', () => new Promise((resolve) => setTimeout(resolve, 120_000)));
+    const { engine } = engineFor(`${retryFlow}
+  drain:
+    allowedEvents: [prometheus.server.alert.Drain]
+    groupBy: [instance_id]
+    plugins: [b]
+`, [a, b]);
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    engine.dispatch(alert('Drain', { instance_id: 'i-2' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    let stopped = false;
+    void engine.shutdown(600_000).then(() => (stopped = true));
+    // At 1 min the retry starts (3 min long); at 2 min the other flow's run ends.
+    await vi.advanceTimersByTimeAsync(150_000);
+    expect(a.calls).toHaveLength(2);
+    expect(stopped).toBe(false);
+    await vi.advanceTimersByTimeAsync(90_000);
+    expect(stopped).toBe(true);
+    expect(engine.recentRuns().map((r) => `${r.flow} ${r.outcome}`)).toEqual(['spot succeeded', 'drain succeeded', 'spot retrying']);
+  });
+
   it('without a journal, a shutdown loses runs waiting for their next try, frees their groups and says how many', async () => {
     const { logger, lines } = capture('info');
     const a = unavailable('a');

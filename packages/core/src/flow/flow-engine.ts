@@ -590,7 +590,9 @@ export class FlowEngine {
   /** Stops taking events and resolves when every run, queued or in flight, has finished. */
   async drain(): Promise<void> {
     this.accepting = false;
-    await Promise.all(this.flows.map((f) => f.queue.idle()));
+    // Until all are idle at once: a retry that comes due meanwhile starts on a queue that was idle already.
+    do await Promise.all(this.flows.map((f) => f.queue.idle()));
+    while (this.flows.some((f) => f.queue.active + f.queue.depth > 0));
   }
 
   /**
