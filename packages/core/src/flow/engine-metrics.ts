@@ -27,6 +27,7 @@ export class EngineMetrics {
   readonly stateDurable: Gauge;
 
   private onCollect: (() => void) | undefined;
+  private readonly initialised = new Set<string>();
 
   constructor(readonly registry: Registry) {
     const registers = [registry];
@@ -57,9 +58,14 @@ export class EngineMetrics {
     this.onCollect = refresh;
   }
 
-  /** Makes the per-flow series exist at zero from the start. */
+  /**
+   * Makes the per-flow series exist at zero from the start. Only once per flow: after a reload,
+   * the old engine's runs in flight still count in the gauges the new engine shares.
+   */
   initFlows(flows: readonly string[]): void {
     for (const flow of flows) {
+      if (this.initialised.has(flow)) continue;
+      this.initialised.add(flow);
       for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) this.flowRuns.inc({ flow, outcome }, 0);
       this.eventsDeduplicated.inc({ flow }, 0);
       for (const reason of ['queue_full', 'too_many_groups', 'shutting_down']) this.eventsDropped.inc({ flow, reason }, 0);

@@ -55,12 +55,12 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock, shared: Pick<FlowEngineOptions, 'store' | 'heldBytes'> = {}): { engine: FlowEngine; metrics: EngineMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock, shared: Partial<Pick<FlowEngineOptions, 'store' | 'heldBytes' | 'metrics'>> = {}): { engine: FlowEngine; metrics: EngineMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
-  const metrics = new EngineMetrics(new Registry());
-  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, metrics, random: () => 1, ...(clock ? { clock } : {}), ...shared });
+  const metrics = shared.metrics ?? new EngineMetrics(new Registry());
+  const engine = new FlowEngine({ flows: config.flows, plugins: new Map(plugins.map((p) => [p.name, p])), logger, random: () => 1, ...(clock ? { clock } : {}), ...shared, metrics });
   return { engine, metrics };
 }
 
@@ -951,6 +951,23 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     expect(after.a.calls).toHaveLength(1);
     await after.engine.drain();
     expect(after.engine.recentRuns()).toMatchObject([{ outcome: 'succeeded' }]);
+  });
+
+  it('a reload keeps counting the old engine\'s run in flight in hollowtrees_runs_in_progress', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const states = new GroupStates();
+    const before = engineFor(spotFlow(), [scripted('a', () => gate)], undefined, undefined, { store: states });
+    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await counter(before.metrics, 'hollowtrees_runs_in_progress', { flow: 'spot' })).toBe(1);
+    // The app's reload: one metrics registry for both engines.
+    const after = engineFor(spotFlow(), [scripted('a')], undefined, undefined, { store: states, metrics: before.metrics });
+    const retired = before.engine.retire(after.engine);
+    expect(await counter(before.metrics, 'hollowtrees_runs_in_progress', { flow: 'spot' })).toBe(1);
+    release();
+    await retired;
+    expect(await counter(before.metrics, 'hollowtrees_runs_in_progress', { flow: 'spot' })).toBe(0);
   });
 
   it('after two reloads, a run of the first engine that fails on a retryable code is tried again by the last', async () => {
