@@ -134,7 +134,8 @@ describe('core with plugins over real gRPC', () => {
     const gone = await plugin();
     const port = Number(gone.address.split(':')[1]);
     await gone.close();
-    const c = await core(spotConfig(gone.address).replace('timeout: 5s', 'timeout: 300ms').replace('cooldown: 10m', 'cooldown: 10m\n    runRetry: { attempts: 10, initialBackoff: 400ms, maxBackoff: 400ms }'));
+    // A wait between tries long enough that a loaded machine still sees the first one waiting.
+    const c = await core(spotConfig(gone.address).replace('timeout: 5s', 'timeout: 300ms').replace('cooldown: 10m', 'cooldown: 10m\n    runRetry: { attempts: 10, initialBackoff: 2s, maxBackoff: 2s }'));
     expect((await c.post('/api/v2/alerts', [spotAlert()])).status).toBe(200);
     await until(() => c.engine.recentRuns().length === 1);
     expect(c.engine.recentRuns()[0]).toMatchObject({ outcome: 'retrying', error: expect.stringContaining('rec: UNAVAILABLE after 3 attempts') });

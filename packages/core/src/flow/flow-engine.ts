@@ -239,7 +239,7 @@ export class FlowEngine {
         this.refusing.add(flow);
         continue;
       }
-      if (onSettled) this.listeners.listen(key, onSettled);
+      if (onSettled) this.listeners.listen(key, event, onSettled);
       result.started++;
     }
     if (result.matched === 0) {
@@ -302,7 +302,7 @@ export class FlowEngine {
   }
 
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
-    if (this.graceOver) return this.leaveQueued(flow, groupKey, bytes);
+    if (this.graceOver) return this.leaveQueued(flow, groupKey, progress, bytes);
     // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
     const claimed = await this.states.claim(groupKey, progress);
     if (claimed.claim !== 'held') {
@@ -326,7 +326,7 @@ export class FlowEngine {
         random: this.random,
         signal: cancel.signal,
         onCall: (call) => {
-          this.listeners.called(groupKey, call.startedAt);
+          this.listeners.called(groupKey, progress.event, call.startedAt);
           if (firstCall) {
             firstCall = false;
             metrics.receiptToFirstCall.observe(labels, (call.startedAt - progress.receivedAt) / 1000);
@@ -343,7 +343,7 @@ export class FlowEngine {
     const finishedAt = this.clock.now();
     const reached: RunProgress = { ...progress, attributes: result.attributes, next: progress.next + result.reached };
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
-    const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey);
+    const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey, progress.event);
     // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow.
     await this.states.commit(groupKey);
     if (tell && outcome !== 'retrying') tell({ flow: flow.name, outcome, ...(result.code ? { code: result.code } : {}), ...(result.error ? { error: result.error } : {}) });
@@ -379,10 +379,10 @@ export class FlowEngine {
    * `shutdown()`: a queue of thousands would otherwise hold the exit behind as
    * many log lines.
    */
-  private leaveQueued(flow: CompiledFlow, key: string, bytes: number): void {
+  private leaveQueued(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): void {
     this.heldBytes.release(flow.name, bytes);
     if (!this.states.resumesRuns) this.states.release(key);
-    this.listeners.take(key)?.({ flow: flow.name, outcome: 'interrupted', error: 'core stopped before the run started' });
+    this.listeners.take(key, progress.event)?.({ flow: flow.name, outcome: 'interrupted', error: 'core stopped before the run started' });
     this.options.metrics.flowRuns.inc({ flow: flow.name, outcome: 'interrupted' });
     this.notStarted++;
   }
@@ -396,7 +396,7 @@ export class FlowEngine {
   private notClaimed(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number, claimed: Exclude<ClaimResult, { claim: 'held' }>): void {
     const { metrics, logger } = this.options;
     this.heldBytes.release(flow.name, bytes);
-    const tell = this.listeners.take(key);
+    const tell = this.listeners.take(key, progress.event);
     const fields = { flow: flow.name, groupKey: key, eventId: progress.event.id };
     if (claimed.claim === 'taken') {
       const running = claimed.heldAs === 'running';
@@ -514,7 +514,7 @@ export class FlowEngine {
   private endRecovered(state: GroupState, outcome: 'failed' | 'interrupted', error: string, now: number): void {
     this.states.restore(state);
     this.states.release(state.key);
-    this.listeners.take(state.key)?.({ flow: state.flow, outcome, error });
+    this.listeners.take(state.key, state.run?.event)?.({ flow: state.flow, outcome, error });
     this.options.metrics.flowRuns.inc({ flow: state.flow, outcome });
     this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: state.run?.event.type ?? '', outcome, error, receivedAt: state.run?.receivedAt ?? state.since, startedAt: state.since, finishedAt: now, calls: [] });
   }

@@ -1,17 +1,33 @@
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { RunListener, RunSettlement } from '../sources/event-sink.js';
 
+interface Entry {
+  listener: RunListener;
+  /** The event of the run listened to; none for a run joined after a restart, whichever it is. */
+  run?: CloudEvent;
+  firstCallAt?: number;
+}
+
 /**
- * Listeners of the runs in progress, by group key. Shared by the engine a
- * reload replaces and its successor, as the group states are, so a run handed
- * over for its next try still tells its source how it ended. Held in memory
- * only: after a restart nobody is waiting.
+ * Listeners of the runs in progress, by group key, each tied to its run by the
+ * run's event (the same object through every try and a reload's hand-over).
+ * Shared by the engine a reload replaces and its successor, as the group states
+ * are, so a run handed over for its next try still tells its source how it
+ * ended. Held in memory only: after a restart nobody is waiting.
  */
 export class RunListeners {
-  private readonly byKey = new Map<string, { listener: RunListener; firstCallAt?: number }>();
+  private readonly byKey = new Map<string, Entry>();
+  /**
+   * Listeners of runs whose group was freed while they still waited in the queue (a Lease claim
+   * refused), and a newer run of the group started: each still hears how its own run ended.
+   */
+  private readonly displaced = new Map<CloudEvent, Entry>();
 
-  /** Listens to the run of `key` that was just started. */
-  listen(key: string, listener: RunListener): void {
-    this.byKey.set(key, { listener });
+  /** Listens to the run of `key` that was just started for `run`. */
+  listen(key: string, run: CloudEvent, listener: RunListener): void {
+    const previous = this.byKey.get(key);
+    if (previous?.run) this.displaced.set(previous.run, previous);
+    this.byKey.set(key, { listener, run });
   }
 
   /**
@@ -24,26 +40,33 @@ export class RunListeners {
     return true;
   }
 
-  /** Notes that the run of `key` called a plugin at `at`; only its first call is kept, over all its tries. */
-  called(key: string, at: number): void {
-    const entry = this.byKey.get(key);
+  /** Notes that the run of `key` for `run` called a plugin at `at`; only its first call is kept, over all its tries. */
+  called(key: string, run: CloudEvent, at: number): void {
+    const entry = this.entry(key, run);
     if (entry) entry.firstCallAt ??= at;
   }
 
   /**
-   * Forgets the listener of `key` and returns what tells it how its run ended.
-   * Taken when the group is freed, before anything is awaited: a new run of
-   * the group may start at once and listen in its place.
+   * Forgets the listener of the run of `key` for `run` and returns what tells
+   * it how that run ended. Taken when the group is freed, before anything is
+   * awaited: a new run of the group may start at once and listen in its place.
    */
-  take(key: string): ((settlement: Omit<RunSettlement, 'firstCallAt'>) => void) | undefined {
-    const entry = this.byKey.get(key);
+  take(key: string, run: CloudEvent | undefined): ((settlement: Omit<RunSettlement, 'firstCallAt'>) => void) | undefined {
+    const entry = this.entry(key, run);
     if (!entry) return undefined;
-    this.byKey.delete(key);
+    if (this.byKey.get(key) === entry) this.byKey.delete(key);
+    else this.displaced.delete(run!);
     return (settlement) => entry.listener(entry.firstCallAt === undefined ? settlement : { ...settlement, firstCallAt: entry.firstCallAt });
   }
 
   /** Runs someone listens to. */
   get size(): number {
-    return this.byKey.size;
+    return this.byKey.size + this.displaced.size;
+  }
+
+  private entry(key: string, run: CloudEvent | undefined): Entry | undefined {
+    const current = this.byKey.get(key);
+    if (current && (current.run === undefined || current.run === run)) return current;
+    return run === undefined ? undefined : this.displaced.get(run);
   }
 }

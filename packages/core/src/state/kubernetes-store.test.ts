@@ -4,7 +4,12 @@ import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/load-config.js';
+import { EngineMetrics } from '../flow/engine-metrics.js';
+import { FlowEngine } from '../flow/flow-engine.js';
 import type { RunProgress } from '../flow/group-states.js';
+import type { ActionPlugin } from '../plugins/action-plugin.js';
+import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore } from './kubernetes-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
 import { leaseName } from './lease-record.js';
@@ -364,5 +369,42 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(api.cluster.leases.all().filter((l) => l.metadata.annotations!['hollowtrees.io/phase'] === 'cooling').map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['g1']);
     answerG2();
     expect(await all).toBe(true);
+  });
+});
+
+describe('FlowEngine on the Kubernetes store', () => {
+  it('a run whose group was freed while it waited in the queue (its claim failed) and a newer run of the group: each source hears how its own run ended', async () => {
+    const { store } = replica('a');
+    let release!: () => void;
+    const busy = new Promise<void>((resolve) => (release = resolve));
+    const plugin: ActionPlugin = {
+      name: 'a',
+      timeoutMs: 60_000,
+      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+      invoke: async (event) => {
+        if ((event.data as { labels: { instance_id: string } }).labels.instance_id === 'i-1') await busy;
+        return { status: 'ok', message: '', attributes: {} };
+      },
+      close: () => {},
+    };
+    const { config } = parseConfig('plugins:\n  a: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    plugins: [a]\n', 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: instance } } });
+    // The flow's one slot is taken.
+    engine.dispatch(notice('busy', 'i-1'), Date.now());
+    expect(await engine.commit()).toBe(true);
+    // The first notice of i-2 waits in the queue; its claim fails, which frees the group.
+    api.unreachable = true;
+    const heard1: RunSettlement[] = [];
+    expect(engine.dispatch(notice('m1', 'i-2'), Date.now(), (s) => heard1.push(s)).started).toBe(1);
+    expect(await engine.commit()).toBe(false);
+    api.unreachable = false;
+    // A second notice of i-2 (its sender's retry, or another kind of notice) starts a run of its own.
+    const heard2: RunSettlement[] = [];
+    expect(engine.dispatch(notice('m2', 'i-2'), Date.now(), (s) => heard2.push(s)).started).toBe(1);
+    release();
+    await engine.drain();
+    expect(heard1.map((s) => s.outcome)).toEqual(['interrupted']);
+    expect(heard2.map((s) => s.outcome)).toEqual(['succeeded']);
   });
 });
