@@ -1,5 +1,6 @@
 import { isJsonContentType, normalizeTime, type CloudEvent, type CloudEventExtension, type EventData } from '@hollowtrees/grpcplugin';
 import { z } from 'zod';
+import { MAX_DATA_DEPTH, nestedDeeperThan, TOO_DEEP } from '../json-depth.js';
 import { refusingProtoKey, stringMap, time } from './field-schemas.js';
 
 /** The attributes CloudEvents 1.0 defines (and the two data members of its JSON format); every other member is an extension. */
@@ -21,7 +22,14 @@ const shown = (value: unknown): string => JSON.stringify(value)?.slice(0, 100) ?
  * whatever else the sender puts there. Validated only: the event keeps the
  * sender's object as it is (see {@link toCloudEvent}).
  */
-const eventData = z.object({ labels: stringMap }, { error: 'expected a JSON object with a string map "labels"' });
+const eventData = z.preprocess(
+  (input, ctx) => {
+    // The event keeps this object as sent: what nests too deep for the code that later walks it is refused here.
+    if (nestedDeeperThan(input, MAX_DATA_DEPTH)) ctx.addIssue({ code: 'custom', message: TOO_DEEP, input: undefined });
+    return input;
+  },
+  z.object({ labels: stringMap }, { error: 'expected a JSON object with a string map "labels"' }),
+);
 
 /** An extension's value in the JSON format: a string, a boolean or a 32-bit integer (CloudEvents has no other JSON-native type). */
 function extensionOf(value: unknown): CloudEventExtension | undefined {

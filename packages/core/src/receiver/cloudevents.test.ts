@@ -43,6 +43,8 @@ const event = (instance: string, fields: Record<string, unknown> = {}): Record<s
   data: { labels: { instance_id: instance } },
   ...fields,
 });
+/** Event data whose member `deep` nests `levels` objects, so the data itself is `levels + 1` deep. */
+const deepData = (levels: number): Record<string, unknown> => ({ labels: { instance_id: `i-deep-${levels}` }, deep: JSON.parse('{"a":'.repeat(levels) + '1' + '}'.repeat(levels)) as unknown });
 const without = (value: Record<string, unknown>, key: string): Record<string, unknown> => Object.fromEntries(Object.entries(value).filter(([k]) => k !== key));
 
 /** The headers of a valid binary-mode event about `instance` (its body: {@link binaryBody}). */
@@ -186,6 +188,7 @@ describe('POST /api/v1/events', () => {
     ['array data', event('x', { data: [{ labels: {} }] }), STRUCTURED, 400, 'bad_data', `data: ${NOT_AN_OBJECT}`],
     ['data without labels', event('x', { data: { instance_id: 'i-1' } }), STRUCTURED, 400, 'bad_data', 'data.labels: required (expected record)'],
     ['a label that is no string', event('x', { data: { labels: { instance_id: 1 } } }), STRUCTURED, 400, 'bad_data', 'data.labels.instance_id: expected a string value'],
+    ['data nested more than 64 levels deep', event('x', { data: deepData(64) }), STRUCTURED, 400, 'bad_data', 'data: nested more than 64 levels deep'],
     ['data_base64', { ...without(event('x'), 'data'), data: { labels: {} }, data_base64: 'aGk=' }, STRUCTURED, 400, 'bad_data', 'data_base64: binary data is not taken: send "data" as a JSON object with a string map "labels"'],
     ['a datacontenttype that is not JSON', event('x', { datacontenttype: 'text/plain' }), STRUCTURED, 400, 'bad_data', 'datacontenttype: the data must be JSON: expected application/json or a +json media type'],
     ['more labels than maxLabelsPerAlert', event('x', { data: { labels: labels(6) } }), STRUCTURED, 400, 'bad_data', 'data.labels: 6 labels, more than the limit of 5'],
@@ -203,6 +206,7 @@ describe('POST /api/v1/events', () => {
     ['a batch that is no array', event('x'), BATCH, 400, 'bad_data', 'expected a JSON array of events'],
     ['a batch with one bad event', [event('i-batch-ok'), without(event('x'), 'type')], BATCH, 400, 'bad_data', 'events[1].type: required (expected string)'],
     ['a batch with a bad label map', [event('x', { data: { labels: labels(6) } })], BATCH, 400, 'bad_data', 'events[0].data.labels: 6 labels, more than the limit of 5'],
+    ['a batch with data nested too deep', [event('x', { data: deepData(64) })], BATCH, 400, 'bad_data', 'events[0].data: nested more than 64 levels deep'],
     ['more events than maxAlertsPerRequest', Array.from({ length: 6 }, (_, i) => event(`many-${i}`)), BATCH, 413, 'too_many_events', 'request carries 6 events, more than the limit of 5'],
     // binary mode: attributes named by their header, data as the body
     ['no ce-id', binaryBody('x'), without(binaryHeaders('x'), 'ce-id') as Record<string, string>, 400, 'bad_data', 'ce-id: required (expected string)'],
@@ -211,6 +215,7 @@ describe('POST /api/v1/events', () => {
     ['a bad ce-time', binaryBody('x'), binaryHeaders('x', { 'ce-time': '2026-13-01T00:00:00Z' }), 400, 'bad_data', 'ce-time: expected an RFC 3339 time'],
     ['a body that is no object', '"i-1"', binaryHeaders('x'), 400, 'bad_data', `body: ${NOT_AN_OBJECT}`],
     ['a body without labels', '{"instance_id":"i-1"}', binaryHeaders('x'), 400, 'bad_data', 'body.labels: required (expected record)'],
+    ['a body nested too deep', JSON.stringify(deepData(64)), binaryHeaders('x'), 400, 'bad_data', 'body: nested more than 64 levels deep'],
     ['a header that is not percent-encoded', binaryBody('x'), binaryHeaders('x', { 'ce-subject': '100%' }), 400, 'bad_data', 'ce-subject: not percent-encoded UTF-8'],
     ['a ce-datacontenttype header', binaryBody('x'), binaryHeaders('x', { 'ce-datacontenttype': 'application/json' }), 400, 'bad_data', 'ce-datacontenttype: not a binary-mode header: the body is the data and Content-Type its type'],
     ['an extension header name with an underscore', binaryBody('x'), binaryHeaders('x', { 'ce-spot_action': 'x' }), 400, 'bad_data', `ce-spot_action: ${NOT_A_NAME}`],
@@ -224,6 +229,12 @@ describe('POST /api/v1/events', () => {
     expect(await send(core, body, headers)).toMatchObject({ status, json: { status: 'error', errorType, error } });
     await new Promise((r) => setTimeout(r, 20));
     expect(rec.calls.length).toBe(before);
+  });
+
+  it('takes data nested 64 levels deep, and the plugin gets all of it', async () => {
+    const data = deepData(63);
+    expect(await send(core, event('i-deep-63', { data }), STRUCTURED)).toMatchObject({ status: 200, json: { accepted: 1 } });
+    expect((await callFor('i-deep-63')).data).toEqual(data);
   });
 
   it('refuses a body over maxBodyBytes with 413 and GET with 405', async () => {

@@ -115,6 +115,7 @@ describe('noticeToEvents', () => {
     ['a JSON array', '[1]', 'the message body is not a JSON object'],
     ['an unknown object', '{"hello":"world"}', 'neither an EventBridge event'],
     ['an SNS wrapper around text', '{"Type":"Notification","Message":"hello"}', 'Message: the SNS notification does not wrap JSON'],
+    ['an object nested 65 levels deep', `${'{"a":'.repeat(65)}1${'}'.repeat(65)}`, 'the message is nested more than 64 levels deep'],
   ])('%s is unprocessable with a reason', (_what, body, reason) => {
     const outcome = noticeToEvents(body, context);
     expect(outcome.kind).toBe('unprocessable');

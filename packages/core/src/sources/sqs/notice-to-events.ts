@@ -1,5 +1,6 @@
 import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin';
 import type { z } from 'zod';
+import { MAX_DATA_DEPTH, nestedDeeperThan, TOO_DEEP } from '../../json-depth.js';
 import { rfc3339Time } from '../../time-schema.js';
 import { describeIssues, problemsText } from '../../validation-issues.js';
 import {
@@ -242,6 +243,8 @@ export function noticeToEvents(body: string, context: NoticeContext): NoticeOutc
     }
   }
   if (!isObject(message)) return unprocessable('the message body is not a JSON object');
+  // Its detail becomes the event's data, which the journal and the plugin calls serialise recursively.
+  if (nestedDeeperThan(message, MAX_DATA_DEPTH)) return unprocessable(`the message is ${TOO_DEEP}`);
   if ('detail-type' in message) {
     const envelope = check(eventBridgeEnvelope, message, '');
     if (!envelope.ok) return unprocessable(`EventBridge event: ${envelope.reason}`);

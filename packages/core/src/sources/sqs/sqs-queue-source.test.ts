@@ -150,15 +150,20 @@ sources:
     expect(plugin.calls).toHaveLength(1);
   });
 
-  it('a poison message is counted and deleted, and never blocks the messages behind it', async () => {
+  it.each([
+    ['not JSON', '{"detail-type": "EC2 Spot Instance Interruption Warning", "id": 7', 'the message body is not JSON'],
+    // 50 KB: within SQS's limit, and deep enough to overflow the stack of anything that walks it recursively.
+    ['a warning whose detail nests 10,000 levels deep', spotWarning('i-0b662ef9931388bb1').replace('"detail":{', `"detail":{"extra":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)},`), 'the message is nested more than 64 levels deep'],
+  ])('a poison message (%s) is counted and deleted, and never blocks the messages behind it', async (_what, poison, reason) => {
     await start(() => {});
-    queue.send('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": 7');
+    queue.send(poison);
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await plugin.waitForCalls(1);
     await drained();
+    expect(plugin.calls.map((c) => labelsOf(c.event).instance_id)).toEqual(['i-0b662ef9931388ba0']);
     expect(await metric('hollowtrees_sqs_messages_unprocessable_total', { queue: 'interruptions' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unprocessable' })).toBe(1);
-    expect(core!.logs.find((l) => l['msg'] === 'SQS message is not a notice Hollowtrees can read; deleting it')).toMatchObject({ reason: 'the message body is not JSON' });
+    expect(core!.logs.find((l) => l['msg'] === 'SQS message is not a notice Hollowtrees can read; deleting it')).toMatchObject({ reason });
   });
 
   it('deletes without a run what needs none: a second copy of an event whose group cools down, an unmatched notice, a test notification', async () => {
