@@ -214,10 +214,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     async reload(next) {
       if (closing) throw new Error('shutting down: configuration not reloaded');
       for (const warning of next.warnings) logger.warn(warning);
-      const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(config.server[k]));
+      // Against what the process started with: a reload before this one did not apply these either.
+      const started = loaded.config;
+      const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(started.server[k]));
       // Only maxQueuedBytes is taken at once; the store and its other settings are opened at start.
-      if (JSON.stringify({ ...next.config.state, maxQueuedBytes: 0 }) !== JSON.stringify({ ...config.state, maxQueuedBytes: 0 })) needsRestart.push('state');
-      if (JSON.stringify(next.config.sources) !== JSON.stringify(config.sources)) needsRestart.push('sources');
+      if (JSON.stringify({ ...next.config.state, maxQueuedBytes: 0 }) !== JSON.stringify({ ...started.state, maxQueuedBytes: 0 })) needsRestart.push('state');
+      if (JSON.stringify(next.config.sources) !== JSON.stringify(started.sources)) needsRestart.push('sources');
       const nextFiles = readConfigFiles(next);
       const authenticate = createAuthenticator(nextFiles.credentials);
       const previous = current;

@@ -285,5 +285,11 @@ describe('reload on SIGHUP', () => {
     expect(rejected.problems).toEqual([`${file}: flows.third.plugins[0]: unknown plugin "nope" (known: log)`]);
     expect(await flows()).toEqual(['second']);
     expect((await fetch(`${url}/-/healthy`)).status).toBe(200);
+
+    // Still the start-up timeouts in the receiver: a later reload says so again, though the last one had the same.
+    writeFileSync(file, 'server: { listen: "127.0.0.1:0", timeouts: { idle: 2m } }\nflows:\n  fourth: { allowedEvents: [prometheus.server.alert.*], plugins: [log] }\n');
+    const seen = core.lines.length;
+    core.child.kill('SIGHUP');
+    expect(await core.waitFor((l) => l.msg === 'configuration reloaded', seen)).toMatchObject({ flows: ['fourth'], needsRestart: ['timeouts'] });
   });
 });
