@@ -13,6 +13,10 @@ import type { RunProgress } from '../../flow/group-states.js';
 import { KubernetesRunStateStore } from '../../state/kubernetes-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from '../../state/lease-api.js';
 import { StoreMetrics } from '../../state/store-metrics.js';
+import { parseConfig } from '../../config/load-config.js';
+import type { EventSink } from '../event-sink.js';
+import { SqsMetrics } from './sqs-metrics.js';
+import { SqsQueueSource } from './sqs-queue-source.js';
 
 // The default credential chain reads these: no profile or instance metadata is looked for.
 beforeAll(() => {
@@ -263,6 +267,38 @@ sources:
       core = undefined;
       await other.close();
       await kube.close();
+    }
+  });
+});
+
+describe('SQS source on its own', () => {
+  it('an error nothing expected while handling a message (here a sink that throws) leaves the message on the queue, is logged, and ends nothing else', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const { config } = parseConfig(`flows:\n  f: { allowedEvents: [x], plugins: [log] }\nsources:\n  sqs:\n    - { url: "${queue.url}", region: us-east-2, endpoint: "${sqs.url}", waitTimeSeconds: 1, visibilityTimeout: 1s }\n`, 'test.yaml', {});
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    let accepted = 0;
+    const sink: EventSink = {
+      accept: () => {
+        accepted++;
+        throw new Error('boom');
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'memory',
+    };
+    const source = new SqsQueueSource(config.sources.sqs[0]!, 0, new SqsMetrics(new Registry()), logger, systemClock);
+    await source.start(sink);
+    try {
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      // Handed out again after its visibility timeout: it was not deleted.
+      await pollUntil(() => accepted >= 2, 10_000, () => `accepted ${accepted} times`);
+      expect(source.status()).toMatchObject({ state: 'running', lastError: { message: 'handling a message: boom' } });
+      expect(lines.find((l) => l['msg'] === 'unexpected error handling an SQS message; it is left on the queue')).toMatchObject({ queue: 'interruptions', err: { message: 'boom' } });
+      expect(queue.list()).toHaveLength(1);
+    } finally {
+      await source.close();
     }
   });
 });
