@@ -1,5 +1,5 @@
-import { manualClock } from '@hollowtrees/grpcplugin/testing';
-import { startGceMetadataStandIn } from '@hollowtrees/testkit';
+import { manualClock, type ManualClock } from '@hollowtrees/grpcplugin/testing';
+import { startGceMetadataStandIn, type GceMetadataStandIn } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GcpMetadataMonitor } from './gcp-metadata.js';
 import type { Notice } from './notice.js';
@@ -10,22 +10,27 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
+/** A monitor watching a metadata stand-in on a clock that moves only when told; closed after the test. */
+async function watching(options: { hangSeconds: number; withoutEtag?: boolean }): Promise<{ clock: ManualClock; gce: GceMetadataStandIn; found: Notice[]; preemptedCalls: () => number }> {
+  const clock = manualClock();
+  const gce = await startGceMetadataStandIn({ withoutEtag: options.withoutEtag ?? false });
+  closers.push(() => gce.close());
+  const monitor = new GcpMetadataMonitor({ baseUrl: gce.url, hangSeconds: options.hangSeconds, backoff: () => 1, clock });
+  const stop = new AbortController();
+  const identity = await monitor.identity(stop.signal);
+  const found: Notice[] = [];
+  const watch = monitor.watch(identity, { notices: (n) => found.push(...n), polled: () => {}, metadataError: () => {} }, stop.signal);
+  closers.push(async () => {
+    stop.abort();
+    await watch;
+  });
+  return { clock, gce, found, preemptedCalls: () => gce.calls.filter((c) => c.path.endsWith('/preempted')).length };
+}
+
 describe('GcpMetadataMonitor', () => {
   it('waits a second before it asks again when a hanging GET came back unchanged at once', async () => {
-    const clock = manualClock();
-    const gce = await startGceMetadataStandIn();
-    closers.push(() => gce.close());
     // A hang of 10 ms: the server answers unchanged almost at once, as a proxy that ignores wait_for_change would.
-    const monitor = new GcpMetadataMonitor({ baseUrl: gce.url, hangSeconds: 0.01, backoff: () => 1, clock });
-    const stop = new AbortController();
-    const identity = await monitor.identity(stop.signal);
-    const found: Notice[] = [];
-    const watching = monitor.watch(identity, { notices: (n) => found.push(...n), polled: () => {}, metadataError: () => {} }, stop.signal);
-    closers.push(async () => {
-      stop.abort();
-      await watching;
-    });
-    const preemptedCalls = () => gce.calls.filter((c) => c.path.endsWith('/preempted')).length;
+    const { clock, gce, found, preemptedCalls } = await watching({ hangSeconds: 0.01 });
 
     // The first read, then one hanging GET that times out unchanged; then the loop sleeps on the clock.
     await until('two GETs of preempted, then both loops asleep', () => preemptedCalls() === 2 && clock.sleeping === 2);
@@ -38,19 +43,7 @@ describe('GcpMetadataMonitor', () => {
   });
 
   it('without ETags (a proxy that strips them) it reads once a second, not in a busy loop, and still finds a preemption', async () => {
-    const clock = manualClock();
-    const gce = await startGceMetadataStandIn({ withoutEtag: true });
-    closers.push(() => gce.close());
-    const monitor = new GcpMetadataMonitor({ baseUrl: gce.url, hangSeconds: 60, backoff: () => 1, clock });
-    const stop = new AbortController();
-    const identity = await monitor.identity(stop.signal);
-    const found: Notice[] = [];
-    const watching = monitor.watch(identity, { notices: (n) => found.push(...n), polled: () => {}, metadataError: () => {} }, stop.signal);
-    closers.push(async () => {
-      stop.abort();
-      await watching;
-    });
-    const preemptedCalls = () => gce.calls.filter((c) => c.path.endsWith('/preempted')).length;
+    const { clock, gce, found, preemptedCalls } = await watching({ hangSeconds: 60, withoutEtag: true });
 
     // Each GET answers at once with nothing to hang on next time: both loops sleep on the clock after one read.
     await until('one GET of preempted, then both loops asleep', () => preemptedCalls() === 1 && clock.sleeping === 2);

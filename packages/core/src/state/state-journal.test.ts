@@ -22,6 +22,17 @@ async function reopen(path: string): Promise<JournalContents> {
   return recovered;
 }
 
+/** A fresh journal whose group `a` ran and cools down, on disk. */
+async function journalWithCooldown(): Promise<{ path: string; journal: StateJournal; states: GroupStates }> {
+  const path = freshPath();
+  const { journal } = await StateJournal.open(path);
+  const states = new GroupStates((change) => journal.record(change));
+  states.tryStart('a', 'f', run('a'), 1);
+  states.succeeded('a', 2, 8e12);
+  await journal.flush();
+  return { path, journal, states };
+}
+
 describe('StateJournal', () => {
   it('reads back the last state of every group after a restart, a run with its event', async () => {
     const path = freshPath();
@@ -83,12 +94,7 @@ describe('StateJournal', () => {
   });
 
   it('a change recorded while a compaction writes its snapshot is on disk once flush() says so', async () => {
-    const path = freshPath();
-    const { journal } = await StateJournal.open(path);
-    const states = new GroupStates((change) => journal.record(change));
-    states.tryStart('a', 'f', run('a'), 1);
-    states.succeeded('a', 2, 8e12);
-    await journal.flush();
+    const { path, journal, states } = await journalWithCooldown();
     let snapshotTaken!: () => void;
     const taken = new Promise<void>((resolve) => (snapshotTaken = resolve));
     const compaction = journal.compact(() => {
@@ -153,12 +159,7 @@ describe('StateJournal', () => {
   });
 
   it('rewrites itself from memory when its file was deleted or replaced while running', async () => {
-    const path = freshPath();
-    const { journal } = await StateJournal.open(path);
-    const states = new GroupStates((change) => journal.record(change));
-    states.tryStart('a', 'f', run('a'), 1);
-    states.succeeded('a', 2, 8e12);
-    await journal.flush();
+    const { path, journal, states } = await journalWithCooldown();
     expect(await journal.verify(() => states.list(3))).toBeUndefined();
 
     rmSync(path);
