@@ -76,18 +76,28 @@ function requestFailureOf(err: Error): { code: Code; message: string } | undefin
 }
 
 /**
+ * The API server's 500 for evicting a pod that two budgets select: the eviction API cannot decide
+ * it, however often it is asked (`kubectl drain` stops on it too).
+ */
+const SEVERAL_BUDGETS = /more than one PodDisruptionBudget/;
+
+/**
  * Maps anything a Kubernetes call throws to the one error type of this package,
  * prefixed with what was being done. HTTP 5xx and network errors become
- * UNAVAILABLE; a certificate the kubeconfig cannot verify, or another failed
- * request no retry mends, FAILED_PRECONDITION; another unexpected 4xx is a bug
+ * UNAVAILABLE; a certificate the kubeconfig cannot verify, a pod two budgets
+ * select, or another failed request no retry mends, FAILED_PRECONDITION; another unexpected 4xx is a bug
  * here, so INTERNAL.
  */
 export function toPluginError(err: unknown, doing: string): PluginError {
   if (err instanceof PluginError) return err;
   if (err instanceof DeadlineReachedError) return new PluginError(Code.DeadlineExceeded, `${doing}: the drain deadline was reached`, { cause: err });
   if (err instanceof ApiException) {
+    const message = messageOf(err);
+    if (err.code === 500 && SEVERAL_BUDGETS.test(message)) {
+      return new PluginError(Code.FailedPrecondition, `${doing}: ${message} (make one PodDisruptionBudget select the pod)`, { cause: err });
+    }
     const code = CODE_BY_HTTP[err.code] ?? (err.code >= 500 ? Code.Unavailable : Code.Internal);
-    return new PluginError(code, `${doing}: ${messageOf(err)}`, { cause: err });
+    return new PluginError(code, `${doing}: ${message}`, { cause: err });
   }
   const failure = err instanceof Error ? requestFailureOf(err) : undefined;
   if (failure) return new PluginError(failure.code, `${doing}: ${failure.message}`, { cause: err });

@@ -189,6 +189,22 @@ describe('DrainHandler', () => {
     expect(api.cluster.events()).toHaveLength(before.events);
   });
 
+  it('a drain tried again while the pods its first try evicted still terminate waits for them, and does not answer skipped', async () => {
+    const api = await startCluster();
+    // 300 s of grace: 1.5 s in the stand-in.
+    for (let i = 0; i < 3; i++) api.cluster.addPod(pod(`web-${i}`, { owner: ['ReplicaSet', 'web'], grace: 300 }));
+    const first = new AbortController();
+    const cut = handlerFor(api).handle(event({ node: 'node-a' }), { ...context(20_000), signal: first.signal }).catch((err: unknown) => err);
+    await vi.waitFor(() => expect(api.cluster.evictions().filter((e) => e.code === 201)).toHaveLength(3), { timeout: 5_000, interval: 5 });
+    // Core gave the first try up (its timeout, a restart of the plugin, a lost connection) and tries again.
+    first.abort(new PluginError(Code.Canceled, 'cancelled'));
+    await cut;
+    const again = await handlerFor(api).handle(event({ node: 'node-a' }), { ...context(20_000), attempt: 2 });
+    expect(again.status).not.toBe('skipped');
+    expect(again.attributes).toMatchObject({ pods_evicted: '0', pods_remaining: '0' });
+    expect(api.cluster.pods('node-a')).toEqual([]);
+  });
+
   it('dry-run logs every step and changes nothing', async () => {
     const api = await startCluster();
     api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));
@@ -348,6 +364,17 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     // One pod at a time: the refusal came first, and the others never had their turn.
     expect(api.requests.filter((r) => r.path.endsWith('/eviction')).map((r) => r.code)).toEqual([403]);
     expect(api.cluster.pods('node-a')).toHaveLength(3);
+  });
+
+  it('fails at once with FAILED_PRECONDITION for a pod two PodDisruptionBudgets select, which the eviction API answers 500 however often asked', async () => {
+    const api = await startCluster();
+    for (const name of ['web-0', 'web-1']) api.cluster.addPod(pod(name, { owner: ['ReplicaSet', 'web'], labels: { app: 'web', tier: 'front' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'web', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 } });
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'front', namespace: 'apps' }, spec: { selector: { matchLabels: { tier: 'front' } }, maxUnavailable: 1 } });
+    const err = await rejection(handlerFor(api, { concurrency: 1 }).handle(event({ node: 'node-a' }), context()));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toMatch(/^evicting pod apps\/web-\d: .*more than one PodDisruptionBudget.*\(make one PodDisruptionBudget select the pod\)$/);
+    expect(api.cluster.evictions().map((e) => e.code)).toEqual([500]);
   });
 
   it('counts a pod gone before its eviction (404) neither as evicted nor as remaining', async () => {

@@ -10,6 +10,7 @@ import { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } fro
 import { PodCache } from './pod-cache.js';
 import { cachedPodSource, listingPodSource } from './pod-source.js';
 import { NodeDrainer } from './node-drain.js';
+import { nothingToDrain } from './pod-filter.js';
 import { PoolAction } from './pool-action.js';
 import { drainModeOf } from './pool-options.js';
 /** How long a drain waits for a cache's first list before it asks the API server itself. */
@@ -118,7 +119,7 @@ export class DrainHandler implements EventHandler {
       pods_remaining: String(remaining),
       duration_ms: String(o.clock.now() - started),
     });
-    if (!o.dryRun && !cordoned && plan.evict.length === 0) {
+    if (!o.dryRun && !cordoned && nothingToDrain(plan)) {
       o.logger.info('node already cordoned and drained', { node: name });
       return { status: 'skipped', message: `node ${name} is already cordoned and drained`, attributes: attributes(0, 0) };
     }

@@ -13,6 +13,14 @@ export interface EvictionPlan {
   skipped: Array<{ pod: V1Pod; reason: SkipReason }>;
 }
 
+/**
+ * True when the node holds no pod the drain moves: none to evict and none still terminating.
+ * A retried drain finds the pods its first try evicted terminating; it must wait for them, not answer done.
+ */
+export function nothingToDrain(plan: EvictionPlan): boolean {
+  return plan.evict.length === 0 && plan.terminating.length === 0;
+}
+
 // The kubelet creates a mirror pod for each static pod; the API cannot evict it.
 export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
 

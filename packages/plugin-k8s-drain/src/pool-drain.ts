@@ -3,6 +3,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { NodeDrainer } from './node-drain.js';
+import { nothingToDrain } from './pod-filter.js';
 import type { PoolSettings } from './pool-options.js';
 import type { PoolMemory } from './pool-registry.js';
 
@@ -115,7 +116,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
         }
         break;
       }
-      if (plan.evict.length === 0) {
+      if (nothingToDrain(plan)) {
         s.drained = true;
         r.memory.cordoned.delete(s.name);
         deadline.dispose();

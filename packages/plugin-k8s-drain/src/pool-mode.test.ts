@@ -366,6 +366,21 @@ describe('pool mode', () => {
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
+  it('a retry finds the pods of a node the first call evicted still terminating: it waits for them before it drains the next node', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    // 300 s of grace: 1.5 s in the stand-in, longer than the first call has.
+    api.cluster.addPod(pod('slow-pool-1', 'pool-1', { grace: 300 }));
+    const handler = handlerFor(api, { replyMarginMs: 100 });
+    expect((await rejection(handler.handle(surge(), context({ mode: 'pool' }, 700)))).code).toBe(Code.DeadlineExceeded);
+    expect(evictionsOn(api, 'pool-1').find((e) => e.name === 'slow-pool-1')?.code).toBe(201);
+    expect(api.cluster.pods('pool-1').map((p) => p.metadata.name)).toContain('slow-pool-1');
+
+    await handler.handle(surge(), context({ mode: 'pool' }));
+    const slowGone = api.cluster.removals().find((r) => r.name === 'slow-pool-1')!.atMs;
+    // One node at a time (maxUnavailable 1): pool-1 still had a pod going when the retry came.
+    expect(Math.min(...evictionsOn(api, 'pool-2').map((e) => e.atMs))).toBeGreaterThanOrEqual(slowGone);
+  });
+
   it('over real gRPC: the flow config travels with each call, and so does a refusal naming the key', async () => {
     const api = await startCluster();
     const handler = handlerFor(api);
