@@ -2,19 +2,26 @@ import {
   CompleteLifecycleActionCommand,
   CreateOrUpdateTagsCommand,
   DeleteTagsCommand,
+  DescribeAutoScalingGroupsCommand,
   DescribeLifecycleHooksCommand,
   UpdateAutoScalingGroupCommand,
+  type AutoScalingGroup,
   type TagDescription,
 } from '@aws-sdk/client-auto-scaling';
 import { Code, PluginError, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { timeoutSignal } from './abortable.js';
 import { callAws } from './aws-call.js';
+import { isAwsError } from './aws-error.js';
 import type { AwsClients } from './aws-clients.js';
 import type { InstanceInfo } from './instance-lookup.js';
 import type { ReplacementOutcome } from './replacement-outcome.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG, ORIGINAL_MIN_SIZE_TAG } from './tags.js';
 
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
+/** The lifecycle state of a member whose termination waits on its lifecycle hooks. */
+export const TERMINATING_WAIT = 'Terminating:Wait';
+/** How Auto Scaling refuses to complete a lifecycle action that is not pending (completed, timed out, or never started). */
+const NO_ACTIVE_ACTION = /No active Lifecycle Action found/;
 
 /** What the group actions need: the clients, the log, and whether to act or only check and log. */
 export interface GroupActionContext {
@@ -47,6 +54,24 @@ export function notAMember(instance: InstanceInfo): ReplacementOutcome {
   }
   throw new PluginError(Code.FailedPrecondition, `${instance.instanceId} is not in an Auto Scaling group: the asg-detach strategy cannot replace it`);
 }
+
+/**
+ * The group as DescribeAutoScalingGroups shows it: its members' lifecycle
+ * states, MinSize and tags.
+ * @throws PluginError NOT_FOUND when the group does not exist.
+ */
+export async function describeGroup(ctx: GroupActionContext, signal: AbortSignal, groupName: string): Promise<AutoScalingGroup> {
+  const described = await callAws('Auto Scaling DescribeAutoScalingGroups', signal, (o) =>
+    ctx.clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] }), o),
+  );
+  const group = described.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === groupName);
+  if (!group) throw new PluginError(Code.NotFound, `Auto Scaling group ${groupName} does not exist`);
+  return group;
+}
+
+/** The lifecycle state of each member of `group`, by instance id; an instance it does not list is no member. */
+export const lifecycleStates = (group: AutoScalingGroup): Map<string | undefined, string | undefined> =>
+  new Map((group.Instances ?? []).map((i) => [i.InstanceId, i.LifecycleState]));
 
 /**
  * The group's MinSize before any detach lowered it, and the value of its
@@ -156,6 +181,14 @@ export async function restoreMinSize(ctx: GroupActionContext, groupName: string,
  * Auto Scaling does not detach such an instance): completes the group's
  * termination hooks with CONTINUE, so the group replaces it without waiting
  * for the hook's heartbeat timeout.
+ *
+ * Idempotent, as core's retries and the SDK's re-sends need: a hook whose
+ * action is no longer active (completed by an earlier try whose answer was
+ * lost, by an earlier call, or by someone else) is logged and passed over.
+ * When no hook was completed by this call, the group is read again to confirm
+ * the member has moved on.
+ * @throws PluginError ABORTED (retryable) when it has not: still
+ * `Terminating:Wait` with no action active to complete.
  */
 export async function completeTermination(ctx: GroupActionContext, signal: AbortSignal, groupName: string, instanceId: string): Promise<ReplacementOutcome> {
   const { clients, logger } = ctx;
@@ -168,17 +201,37 @@ export async function completeTermination(ctx: GroupActionContext, signal: Abort
     logger.info('dry run: would complete the termination lifecycle actions with CONTINUE', { instance_id: instanceId, auto_scaling_group: groupName, hooks });
     return { status: 'ok', message: `dry run: would complete ${hooks.join(', ')} for ${instanceId} with CONTINUE`, attributes: { ...attributes, dry_run: 'true' } };
   }
+  const completed: string[] = [];
+  const inactive: string[] = [];
   for (const hook of hooks) {
-    await callAws('Auto Scaling CompleteLifecycleAction', signal, (o) =>
-      clients.autoScaling.send(
-        new CompleteLifecycleActionCommand({ AutoScalingGroupName: groupName, LifecycleHookName: hook, InstanceId: instanceId, LifecycleActionResult: 'CONTINUE' }),
-        o,
-      ),
+    try {
+      await callAws('Auto Scaling CompleteLifecycleAction', signal, (o) =>
+        clients.autoScaling.send(
+          new CompleteLifecycleActionCommand({ AutoScalingGroupName: groupName, LifecycleHookName: hook, InstanceId: instanceId, LifecycleActionResult: 'CONTINUE' }),
+          o,
+        ),
+      );
+      completed.push(hook);
+    } catch (err) {
+      if (!isAwsError(err, 'ValidationError', NO_ACTIVE_ACTION)) throw err;
+      logger.info('the lifecycle action was already completed', { instance_id: instanceId, auto_scaling_group: groupName, hook });
+      inactive.push(hook);
+    }
+  }
+  // Had this call completed one, the member would be on its way; with none, only the group can say.
+  if (completed.length === 0 && inactive.length > 0 && lifecycleStates(await describeGroup(ctx, signal, groupName)).get(instanceId) === TERMINATING_WAIT) {
+    throw new PluginError(
+      Code.Aborted,
+      `${instanceId} is still ${TERMINATING_WAIT} in Auto Scaling group ${groupName}, but no lifecycle action of ${inactive.join(', ')} is active: retry`,
     );
   }
   return {
     status: 'ok',
-    message: `${instanceId} is terminating in ${groupName}: completed ${hooks.join(', ')} with CONTINUE so the group replaces it now`,
+    message:
+      inactive.length === 0
+        ? `${instanceId} is terminating in ${groupName}: completed ${hooks.join(', ')} with CONTINUE so the group replaces it now`
+        : `${instanceId} is terminating in ${groupName}: ${completed.length > 0 ? `completed ${completed.join(', ')} with CONTINUE, ` : ''}` +
+          `${inactive.join(', ')} completed before, so the group replaces it now`,
     attributes,
   };
 }

@@ -1,6 +1,6 @@
 import { Code, isRetryable, PluginError } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
-import { awsErrorCode, grpcCodeFor, toPluginError } from './aws-error.js';
+import { awsErrorCode, grpcCodeFor, isAwsError, toPluginError } from './aws-error.js';
 
 describe('grpcCodeFor', () => {
   it.each([
@@ -125,5 +125,16 @@ describe('awsErrorCode', () => {
     expect(awsErrorCode(toPluginError(dryRun, 'EC2 CreateTags'))).toBe('DryRunOperation');
     expect(awsErrorCode(sdkError('ValidationError', 'bad'))).toBe('ValidationError');
     expect(awsErrorCode('DryRunOperation')).toBeUndefined();
+  });
+});
+
+describe('isAwsError', () => {
+  it('matches the code, and the message when one is given, of an SDK error, also behind the PluginError made of it', () => {
+    const gone = sdkError('ValidationError', 'No active Lifecycle Action found with instance ID i-0123456789abcdef0');
+    expect(isAwsError(gone, 'ValidationError')).toBe(true);
+    expect(isAwsError(toPluginError(gone, 'Auto Scaling CompleteLifecycleAction'), 'ValidationError', /No active Lifecycle Action found/)).toBe(true);
+    expect(isAwsError(gone, 'ValidationError', /not part of Auto Scaling group/)).toBe(false);
+    expect(isAwsError(gone, 'AccessDenied')).toBe(false);
+    expect(isAwsError(new PluginError(Code.InvalidArgument, 'ValidationError: No active Lifecycle Action found'), 'ValidationError')).toBe(false);
   });
 });

@@ -80,6 +80,18 @@ export function awsErrorCode(err: unknown): string | undefined {
 }
 
 /**
+ * Whether `err` (an SDK error, or a {@link PluginError} made from one) is AWS's
+ * `awsCode`, and, when `message` is given, says so in words: Auto Scaling
+ * answers several distinct conditions with one `ValidationError`, told apart
+ * only by its message.
+ */
+export function isAwsError(err: unknown, awsCode: string, message?: RegExp): boolean {
+  if (awsErrorCode(err) !== awsCode) return false;
+  const sdkError = err instanceof PluginError ? err.cause : err;
+  return message === undefined || (isSdkError(sdkError) && message.test(sdkError.message));
+}
+
+/**
  * Turns what an SDK call threw into a {@link PluginError} that keeps AWS's own
  * message: `"<operation> failed: <AWS code>: <AWS message>"`. An abort by the
  * handler's signal becomes the signal's reason (DEADLINE_EXCEEDED or CANCELLED).

@@ -55,24 +55,27 @@ export interface LaunchSettings {
  * on-demand when spot has no capacity. The replacement gets the old instance's
  * tags plus `hollowtrees:replaces=<old id>`.
  *
- * Idempotent twice over: an instance already tagged as the replacement is
- * returned as it is, and the client token derived from the event makes EC2
- * answer a repeated request with the fleet it already launched.
+ * Idempotent twice over: a pending or running instance already tagged as the
+ * replacement is returned as it is, and the client token derived from the
+ * event makes EC2 answer a repeated request with the fleet it already
+ * launched. A replacement that is gone since (terminated, stopped) changes the
+ * token, so a re-run launches a new one rather than get the dead one back.
  */
 export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, settings: FleetSettings): Promise<ReplacementOutcome> {
   const { instance } = ctx;
-  const existing = await findReplacement(ctx);
-  if (existing) {
+  const found = await findReplacements({ ec2: ctx.clients.ec2, pageSize: 1000, signal: ctx.signal }, [instance.instanceId]);
+  const { live, gone } = found.get(instance.instanceId) ?? NONE;
+  if (live?.InstanceId !== undefined) {
     return {
       status: 'ok',
-      message: `${instance.instanceId} is already replaced by ${existing}`,
-      attributes: { replacement_instance_id: existing },
+      message: `${instance.instanceId} is already replaced by ${live.InstanceId}`,
+      attributes: { replacement_instance_id: live.InstanceId },
     };
   }
   return launchReplacement(ctx, {
     places: (settings.instanceTypes ?? siblingInstanceTypes(instance.instanceType)).map((instanceType) => ({ instanceType, subnetId: instance.subnetId })),
     onDemandFallback: settings.onDemandFallback,
-    clientToken: (capacityType) => clientToken(event, capacityType),
+    clientToken: (capacityType) => clientToken(event, capacityType, gone),
   });
 }
 
@@ -137,25 +140,36 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
   };
 }
 
-async function findReplacement({ clients, instance, signal }: StrategyContext): Promise<string | undefined> {
-  const found = await findReplacements({ ec2: clients.ec2, pageSize: 1000, signal }, [instance.instanceId]);
-  return found.get(instance.instanceId)?.InstanceId;
+/** The replacements (tagged `hollowtrees:replaces`) of one instance, as EC2 lists them. */
+export interface Replacements {
+  /** One that is pending or running, if any. */
+  readonly live: Instance | undefined;
+  /** The ids of those that are not (terminated, stopped): what {@link clientToken} counts as gone. */
+  readonly gone: readonly string[];
 }
 
-/**
- * The pending or running replacements (tagged `hollowtrees:replaces`) of
- * `instanceIds`, by the id each replaces.
- */
-export async function findReplacements(options: DescribeOptions, instanceIds: readonly string[]): Promise<Map<string, Instance>> {
-  const found = await describeInstancesAmong(options, [LIVE], `tag:${REPLACES_TAG}`, instanceIds);
-  return new Map(found.flatMap((i) => {
-    const replaced = i.Tags?.find((t) => t.Key === REPLACES_TAG)?.Value;
-    return replaced === undefined ? [] : [[replaced, i] as const];
-  }));
-}
+const NONE: Replacements = { live: undefined, gone: [] };
 
 /** The states an instance that is, or will soon be, running is in. */
 export const LIVE: Filter = { Name: 'instance-state-name', Values: ['pending', 'running'] };
+const LIVE_STATES: ReadonlySet<string | undefined> = new Set(LIVE.Values);
+
+/**
+ * The replacements of `instanceIds`, by the id each replaces, in any state:
+ * the dead ones count for the client token. (EC2 lists a terminated instance
+ * for about an hour.)
+ */
+export async function findReplacements(options: DescribeOptions, instanceIds: readonly string[]): Promise<Map<string, Replacements>> {
+  const found = await describeInstancesAmong(options, [], `tag:${REPLACES_TAG}`, instanceIds);
+  const byReplaced = new Map<string, Replacements>();
+  for (const i of found) {
+    const replaced = i.Tags?.find((t) => t.Key === REPLACES_TAG)?.Value;
+    if (replaced === undefined || i.InstanceId === undefined) continue;
+    const { live, gone } = byReplaced.get(replaced) ?? NONE;
+    byReplaced.set(replaced, LIVE_STATES.has(i.State?.Name) ? { live: live ?? i, gone } : { live, gone: [...gone, i.InstanceId] });
+  }
+  return byReplaced;
+}
 
 async function launch(ctx: StrategyContext, input: CreateFleetCommandInput): Promise<LaunchResult> {
   const out = await callAws('EC2 CreateFleet', ctx.signal, (o) => ctx.clients.ec2.send(new CreateFleetCommand(input), o));

@@ -1,8 +1,19 @@
-import { DescribeAutoScalingGroupsCommand, DetachInstancesCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
+import { DetachInstancesCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { Code, forEachBounded, PluginError, type Clock } from '@hollowtrees/grpcplugin';
 import { abortReason, timeoutSignal } from './abortable.js';
-import { completeTermination, notAMember, originalMinSize, restoreMinSize, setMinSize, tagOriginalMinSize, type GroupActionContext } from './asg-detach.js';
+import {
+  completeTermination,
+  describeGroup,
+  lifecycleStates,
+  notAMember,
+  originalMinSize,
+  restoreMinSize,
+  setMinSize,
+  tagOriginalMinSize,
+  TERMINATING_WAIT,
+  type GroupActionContext,
+} from './asg-detach.js';
 import { callAws, dryRunEc2 } from './aws-call.js';
 import { toPluginError } from './aws-error.js';
 import type { InstanceInfo } from './instance-lookup.js';
@@ -38,6 +49,18 @@ interface Pending extends DetachRequest {
   state: 'queued' | 'running' | 'settled';
   settle(result: ReplacementOutcome | PluginError): void;
 }
+
+/** The calls of a running batch, by instance: two calls about one instance (an alert and a notice) share its outcome. */
+interface BatchCalls {
+  readonly byInstance: ReadonlyMap<string, readonly Pending[]>;
+  readonly signal: AbortSignal;
+  settle(id: string, result: ReplacementOutcome | PluginError): void;
+}
+
+/** The lifecycle states DetachInstances takes. */
+const DETACHABLE = new Set(['InService', 'Standby']);
+/** The states of a member whose detach has taken effect, on its way out of the group. */
+const DETACHED = new Set(['Detaching', 'Detached']);
 
 /** Instances one DetachInstances takes (the API's limit). */
 const DETACH_BATCH = 20;
@@ -175,34 +198,36 @@ export class GroupDetacher {
   }
 
   private async runBatch(batch: readonly Pending[], signal: AbortSignal): Promise<void> {
-    const { clients } = this.settings;
-    const described = await callAws('Auto Scaling DescribeAutoScalingGroups', signal, (o) =>
-      clients.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [this.groupName] }), o),
-    );
-    const group = described.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === this.groupName);
-    if (!group) throw new PluginError(Code.NotFound, `Auto Scaling group ${this.groupName} does not exist`);
-    const states = new Map((group.Instances ?? []).map((i) => [i.InstanceId, i.LifecycleState]));
-    // Two calls about one instance (an alert and a notice) share its outcome.
+    const group = await describeGroup(this.settings, signal, this.groupName);
+    const states = lifecycleStates(group);
     const byInstance = new Map<string, Pending[]>();
     for (const p of batch) byInstance.set(p.instance.instanceId, [...(byInstance.get(p.instance.instanceId) ?? []), p]);
-    const settleAll = (id: string, result: ReplacementOutcome | PluginError): void => byInstance.get(id)?.forEach((p) => p.settle(result));
-    const toDetach: string[] = [];
-    const toRelease: string[] = [];
-    for (const [id, pendings] of byInstance) {
-      const state = states.get(id);
-      if (state === 'InService' || state === 'Standby') toDetach.push(id);
-      else if (state === 'Terminating:Wait' && pendings.some((p) => p.releaseHooks)) toRelease.push(id);
-      else settleAll(id, this.otherwise(pendings[0]!.instance, state));
-    }
-    await Promise.all([
-      this.detachAll(toDetach, group, signal, settleAll),
-      ...toRelease.map((id) =>
-        completeTermination(this.settings, signal, this.groupName, id).then(
-          (outcome) => settleAll(id, outcome),
-          (err: unknown) => settleAll(id, toPluginError(err, `completing the lifecycle actions of ${id}`)),
-        ),
-      ),
-    ]);
+    const calls: BatchCalls = { byInstance, signal, settle: (id, result) => byInstance.get(id)?.forEach((p) => p.settle(result)) };
+    const ids = [...byInstance.keys()];
+    const detachable = (id: string): boolean => DETACHABLE.has(states.get(id) ?? '');
+    await Promise.all([this.detachAll(ids.filter(detachable), group, calls), this.settleUndetachable(ids.filter((id) => !detachable(id)), states, calls)]);
+  }
+
+  /**
+   * Answers the instances that are not to be detached, by their lifecycle
+   * state: one in `Terminating:Wait` gets its lifecycle actions completed
+   * when one of its calls may release them, any other is answered at once.
+   */
+  private async settleUndetachable(ids: readonly string[], states: ReadonlyMap<string | undefined, string | undefined>, calls: BatchCalls): Promise<void> {
+    await Promise.all(
+      ids.map(async (id) => {
+        const pendings = calls.byInstance.get(id) ?? [];
+        const state = states.get(id);
+        if (state !== TERMINATING_WAIT || !pendings.some((p) => p.releaseHooks)) {
+          calls.settle(id, this.otherwise(pendings[0]!.instance, state));
+          return;
+        }
+        const outcome = await completeTermination(this.settings, calls.signal, this.groupName, id).catch((err: unknown) =>
+          toPluginError(err, `completing the lifecycle actions of ${id}`),
+        );
+        calls.settle(id, outcome);
+      }),
+    );
   }
 
   /** The answer for a member that is not to be detached now. */
@@ -214,7 +239,7 @@ export class GroupDetacher {
         return PluginError.from(err);
       }
     }
-    if (state === 'Terminating:Wait') {
+    if (state === TERMINATING_WAIT) {
       return {
         status: 'skipped',
         message: `${instance.instanceId} is terminating in Auto Scaling group ${this.groupName}: its lifecycle actions are left pending until the node is drained`,
@@ -228,13 +253,9 @@ export class GroupDetacher {
     };
   }
 
-  private async detachAll(
-    ids: readonly string[],
-    group: AutoScalingGroup,
-    signal: AbortSignal,
-    settleAll: (id: string, result: ReplacementOutcome | PluginError) => void,
-  ): Promise<void> {
+  private async detachAll(ids: readonly string[], group: AutoScalingGroup, calls: BatchCalls): Promise<void> {
     if (ids.length === 0) return;
+    const { signal } = calls;
     const { clients, logger } = this.settings;
     const name = this.groupName;
     const currentMinSize = group.MinSize ?? 0;
@@ -267,7 +288,7 @@ export class GroupDetacher {
           ...(writeTag && { tag_group: `${ORIGINAL_MIN_SIZE_TAG}=${tagValue}` }),
           ...(untag !== undefined && { untag_group: `${ORIGINAL_MIN_SIZE_TAG}=${untag}` }),
         });
-        settleAll(id, { status: 'ok', message: `dry run: would detach ${id} from ${name} keeping its desired capacity`, attributes: { ...attributes, dry_run: 'true' } });
+        calls.settle(id, { status: 'ok', message: `dry run: would detach ${id} from ${name} keeping its desired capacity`, attributes: { ...attributes, dry_run: 'true' } });
       }
       return;
     }
@@ -291,14 +312,51 @@ export class GroupDetacher {
     }
     // More detaches of this group are waiting: the next batch reads the tag and restores after itself.
     const note = this.queue.length > 0 ? '' : await this.restoreNow();
+    await this.recheck(failed, detached, calls);
     for (const id of detached) {
-      settleAll(id, {
+      calls.settle(id, {
         status: 'ok',
         message: `detached ${id} from ${name} keeping its desired capacity: the group launches a replacement${note}`,
         attributes,
       });
     }
-    for (const [id, err] of failed) settleAll(id, err);
+    for (const [id, err] of failed) calls.settle(id, err);
+  }
+
+  /**
+   * Reads the group again after DetachInstances failed for some of `failed`,
+   * and settles each by what it shows. A detach whose answer was lost (a 5xx
+   * after it took effect, so the SDK's re-send is refused: "not part of Auto
+   * Scaling group") left the instance no member, or on its way out: detached.
+   * A member that moved on between the batch's describe and its detach (a
+   * spot reclaim put it in `Terminating:Wait`) is answered as the batch
+   * answers that state. One still detachable keeps its refusal.
+   * Instances settled here leave `failed`; a failed read leaves it as it is.
+   */
+  private async recheck(failed: Map<string, PluginError>, detached: string[], calls: BatchCalls): Promise<void> {
+    if (failed.size === 0 || calls.signal.aborted) return;
+    let states: ReadonlyMap<string | undefined, string | undefined>;
+    try {
+      states = lifecycleStates(await describeGroup(this.settings, calls.signal, this.groupName));
+    } catch (err) {
+      this.settings.logger.warn('could not read the group again after a refused detach: the refusal stands', { auto_scaling_group: this.groupName, err });
+      return;
+    }
+    const movedOn: string[] = [];
+    for (const [id, refusal] of [...failed]) {
+      const state = states.get(id);
+      if (state !== undefined && DETACHABLE.has(state)) continue;
+      this.settings.logger.info('a refused detach is settled by what the group shows', {
+        instance_id: id,
+        auto_scaling_group: this.groupName,
+        lifecycle_state: state ?? 'no member',
+        refusal: refusal.message,
+      });
+      failed.delete(id);
+      if (state === undefined || DETACHED.has(state)) detached.push(id);
+      else movedOn.push(id);
+    }
+    await this.settleUndetachable(movedOn, states, calls);
   }
 
   private async restoreNow(): Promise<string> {

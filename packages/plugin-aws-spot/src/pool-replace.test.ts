@@ -231,6 +231,27 @@ describe('pool mode: replacement before drain', () => {
     expect(err.message).toContain(`gone: ${reclaimed!.instanceId} (terminated)`);
   });
 
+  it('core’s retry after "a replacement is gone before it ran" (UNAVAILABLE) launches a new one for it, and none for the others', async () => {
+    const aws = await standIn();
+    aws.ec2.launchDelayMs = 60_000;
+    const members = surgingPool(aws, 2);
+    const first = rejectionOf(handler(aws).handle(surge(), poolCall({}, { timeoutMs: 3_000 })), PluginError);
+    await vi.waitFor(() => expect(replacements(aws)).toHaveLength(2), { timeout: 5_000, interval: 10 });
+    const reclaimed = replacements(aws).find((i) => i.tags[REPLACES] === members[0]!.instanceId)!;
+    reclaimed.state = 'terminated';
+    expect((await first).code).toBe(Code.Unavailable);
+    for (const i of replacements(aws)) if (i !== reclaimed) i.state = 'running';
+    aws.ec2.launchDelayMs = 50;
+    const retried = await handler(aws).handle(surge(), poolCall({}, { timeoutMs: 3_000, attempt: 2 }));
+    expect(retried.attributes).toMatchObject({ replacements_requested: '1', replacements_existing: '1', replacements_running: '2' });
+    const live = (member: Ec2Instance): Ec2Instance[] => replacements(aws).filter((i) => i.tags[REPLACES] === member.instanceId && i.state !== 'terminated');
+    expect(members.map((m) => live(m).length)).toEqual([1, 1]);
+    // The retry's fleet has a token of its own: the first one's would give the dead replacement back.
+    const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
+    expect(tokens).toHaveLength(3);
+    expect(new Set(tokens).size).toBe(3);
+  });
+
   it('in dry-run checks every fleet request with DryRun, launches nothing and does not wait', async () => {
     const aws = await standIn();
     surgingPool(aws, 3);

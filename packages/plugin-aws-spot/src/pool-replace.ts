@@ -42,8 +42,9 @@ interface Subnet {
  * instance's subnet, and every type in the configured subnets, without the
  * pool's type in the pool's zone. It is tagged `hollowtrees:replaces=<old id>`:
  * a retry, or another event about the same pool, finds it and launches no
- * second one. A wait cut short by `waitTimeout` or the call's deadline
- * answers UNAVAILABLE (core retries the run).
+ * second one while it is pending or running, and a new one once it is gone.
+ * A wait cut short by `waitTimeout` or the call's deadline, or by a
+ * replacement gone before it ran, answers UNAVAILABLE (core retries the run).
  */
 export async function replacePool(ctx: PoolReplaceContext, pool: SpotPool, event: CloudEvent, call: HandleContext): Promise<ReplacementOutcome> {
   const started = ctx.clock.now();
@@ -54,11 +55,12 @@ export async function replacePool(ctx: PoolReplaceContext, pool: SpotPool, event
     return { status: 'skipped', message: `no spot instance is running in pool ${name}${tagNote(ctx.settings)}`, attributes: { pool: name, instances: '0' } };
   }
   const found = await findReplacements(describe, members.map((m) => m.instanceId));
-  const existing = members.flatMap((m) => found.get(m.instanceId)?.InstanceId ?? []);
-  const toLaunch = members.filter((m) => !found.has(m.instanceId));
+  const existing = members.flatMap((m) => found.get(m.instanceId)?.live?.InstanceId ?? []);
+  const toLaunch = members.filter((m) => found.get(m.instanceId)?.live === undefined);
   const elsewhere = await subnetsOf(ctx, ctx.settings.subnets, call.signal);
 
-  const launched = await requestReplacements(ctx, pool, event, call, toLaunch, elsewhere, existing.length);
+  const gone = (member: InstanceInfo): readonly string[] => found.get(member.instanceId)?.gone ?? [];
+  const launched = await requestReplacements(ctx, pool, event, call, toLaunch, gone, elsewhere, existing.length);
   const counts = { pool: name, instances: String(members.length), replacements_requested: String(launched.length), replacements_existing: String(existing.length) };
   ctx.logger.info('replacements of the pool requested: waiting until they run, before the drain', counts);
   if (ctx.dryRun) {
@@ -85,6 +87,7 @@ async function requestReplacements(
   event: CloudEvent,
   call: HandleContext,
   toLaunch: readonly InstanceInfo[],
+  gone: (member: InstanceInfo) => readonly string[],
   elsewhere: readonly Subnet[],
   existing: number,
 ): Promise<string[]> {
@@ -96,7 +99,7 @@ async function requestReplacements(
       {
         places: placesOutside(pool, member, elsewhere, ctx.fleet.instanceTypes),
         onDemandFallback: ctx.fleet.onDemandFallback,
-        clientToken: (capacityType) => clientToken(event, `pool:${member.instanceId}:${capacityType}`),
+        clientToken: (capacityType) => clientToken(event, `pool:${member.instanceId}:${capacityType}`, gone(member)),
       },
     );
   await forEachBounded(toLaunch, ctx.settings.fleetConcurrency, async (member) => {
@@ -185,7 +188,7 @@ async function launchOnce(ctx: PoolReplaceContext, member: InstanceInfo, launch:
  * Reads the replacements' states every `pollIntervalMs` until all are
  * `running`; answers how many are.
  * @throws PluginError UNAVAILABLE (retryable) when `until` comes first, or
- * when a replacement is gone (a retry requests it again).
+ * when a replacement is gone (a retry launches a new one for it).
  */
 async function waitUntilRunning(
   ctx: PoolReplaceContext,
@@ -206,7 +209,7 @@ async function waitUntilRunning(
         Code.Unavailable,
         `${running} of ${replacements.length} replacements for pool ${c.pool} running after ${c.waited_ms} ms` +
           `${gone.length > 0 ? `; gone: ${gone.join(', ')}` : ''} (${c.replacements_requested} requested now, ${c.replacements_existing} earlier): ` +
-          'the drain waits; a retry requests no replacement twice',
+          'the drain waits; a retry launches none again for those pending or running, and a new one for each gone',
       );
     }
     await ctx.clock.sleep(ctx.settings.pollIntervalMs, describe.signal);

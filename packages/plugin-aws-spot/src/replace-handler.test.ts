@@ -1,5 +1,5 @@
 import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
-import { rejectionOf, startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
+import { AwsApiError, rejectionOf, startAwsStandIn, type AwsStandIn } from '@hollowtrees/testkit';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
@@ -42,7 +42,20 @@ function handler(options: AwsSpotReplaceOptions = {}): AwsSpotReplaceHandler {
   return h;
 }
 
-const context = (): HandleContext => ({ flow: 'spot-replace', attempt: 1, config: {}, deadline: undefined, signal: new AbortController().signal });
+const context = (attempt = 1): HandleContext => ({ flow: 'spot-replace', attempt, config: {}, deadline: undefined, signal: new AbortController().signal });
+
+type QueryParams = Parameters<AwsStandIn['autoScaling']['actions'][string]>[0];
+
+/** Serves the Auto Scaling `action` through `wrap`, which may call the stand-in's own handler (`real`) and throw. */
+function intercept(action: string, wrap: (params: QueryParams, real: (params: QueryParams) => Record<string, unknown>) => Record<string, unknown>): void {
+  const actions = aws.autoScaling.actions as Record<string, (params: QueryParams) => Record<string, unknown>>;
+  const real = actions[action]!;
+  actions[action] = (params) => wrap(params, real);
+}
+
+/** An answer lost after the action took effect: a 5xx, as when the connection to Auto Scaling drops on the way back. */
+const lostAnswer = (): AwsApiError => new AwsApiError('InternalFailure', 'We encountered an internal error. Please try again.', 500);
+
 
 const spotEvent = (instanceId: string, id = `evt-${instanceId}`): CloudEvent => ({
   id,
@@ -520,6 +533,177 @@ describe('idempotency', () => {
   });
 });
 
+describe('retries and lost answers (core retries a call, the SDK re-sends a request)', () => {
+  it('a retry after a partial CompleteLifecycleAction (hook 1 done, hook 2 UNAVAILABLE) completes hook 2 instead of failing on hook 1', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }, { name: 'backup-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    let outage = true;
+    intercept('CompleteLifecycleAction', (params, real) => {
+      if (outage && params.get('LifecycleHookName') === 'backup-first') throw new AwsApiError('ServiceUnavailable', 'Service is unavailable, please try again later.', 503);
+      return real(params);
+    });
+    const first = await rejection(handler().handle(spotEvent(old!), context(1)));
+    expect(first.code).toBe(Code.Unavailable);
+    outage = false;
+    const retried = await handler().handle(spotEvent(old!), context(2));
+    expect(retried).toMatchObject({
+      status: 'ok',
+      message: `${old} is terminating in workers: completed backup-first with CONTINUE, drain-first completed before, so the group replaces it now`,
+      attributes: { lifecycle_hooks_completed: 'drain-first,backup-first', replacement_requested: 'true' },
+    });
+    expect(aws.autoScaling.lifecycleActions.map((a) => [a.hookName, a.result])).toEqual([
+      ['drain-first', 'CONTINUE'],
+      ['backup-first', 'CONTINUE'],
+    ]);
+    expect(logs).toContainEqual(expect.objectContaining({ message: 'the lifecycle action was already completed', fields: expect.objectContaining({ instance_id: old, hook: 'drain-first' }) }));
+  });
+
+  it('a CompleteLifecycleAction whose answer is lost (5xx after it took effect) is not failed by the SDK retry finding the action completed', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    aws.autoScaling.beginTermination(old!);
+    let lose = 1;
+    intercept('CompleteLifecycleAction', (params, real) => {
+      const out = real(params);
+      if (lose-- > 0) throw lostAnswer();
+      return out;
+    });
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('CompleteLifecycleAction').map((c) => c.errorCode)).toEqual(['InternalFailure', 'ValidationError']);
+    expect(aws.autoScaling.lifecycleActions.map((a) => [a.hookName, a.result])).toEqual([['drain-first', 'CONTINUE']]);
+    expect(result).toMatchObject({
+      status: 'ok',
+      message: `${old} is terminating in workers: drain-first completed before, so the group replaces it now`,
+      attributes: { lifecycle_hooks_completed: 'drain-first' },
+    });
+  });
+
+  it('answers ABORTED (retryable) when every lifecycle action is already completed and the member is still Terminating:Wait', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    // In Terminating:Wait with no pending action: Auto Scaling has not moved it on yet.
+    group.members.get(old!)!.lifecycleState = 'Terminating:Wait';
+    const err = await rejection(handler().handle(spotEvent(old!), context()));
+    expect(err.code).toBe(Code.Aborted);
+    expect(err.message).toBe(`${old} is still Terminating:Wait in Auto Scaling group workers, but no lifecycle action of drain-first is active: retry`);
+  });
+
+  it('a DetachInstances that took effect but whose answer was a 5xx is not reported INVALID_ARGUMENT when the SDK retry finds the instance gone', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1 });
+    const [old] = group.members.keys();
+    let lose = 1;
+    intercept('DetachInstances', (params, real) => {
+      const out = real(params);
+      if (lose-- > 0) throw lostAnswer();
+      return out;
+    });
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(group.members.has(old!)).toBe(false);
+    expect(group.desiredCapacity).toBe(3);
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['InternalFailure', 'ValidationError']);
+    expect(result).toMatchObject({ status: 'ok', attributes: { auto_scaling_group: 'workers', replacement_requested: 'true' } });
+    expect(result.message).toMatch(new RegExp(`^detached ${old} from workers keeping its desired capacity`));
+  });
+
+  it('answers every member of a DetachInstances of several whose answer was lost detached, after the re-send and the one-by-one tries are refused', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [a, b] = group.members.keys();
+    let lose = 1;
+    intercept('DetachInstances', (params, real) => {
+      const out = real(params);
+      if (lose-- > 0) throw lostAnswer();
+      return out;
+    });
+    const h = handler();
+    const results = await Promise.all([h.handle(spotEvent(a!), context()), h.handle(spotEvent(b!), context())]);
+    expect(results.map((r) => r.status)).toEqual(['ok', 'ok']);
+    const sizes = aws.callsTo('DetachInstances').map((c) => [Object.keys(c.params).filter((k) => k.startsWith('InstanceIds.member.')).length, c.errorCode]);
+    expect(sizes).toEqual([
+      [2, 'InternalFailure'],
+      [2, 'ValidationError'],
+      [1, 'ValidationError'],
+      [1, 'ValidationError'],
+    ]);
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(2);
+    expect([group.members.has(a!), group.members.has(b!), group.desiredCapacity]).toEqual([false, false, 3]);
+  });
+
+  it('completes the lifecycle actions of a member that enters Terminating:Wait between DescribeAutoScalingGroups and DetachInstances (a spot reclaim racing the detach)', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1, lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    let once = true;
+    intercept('DescribeAutoScalingGroups', (params, real) => {
+      const out = real(params);
+      if (once) {
+        once = false;
+        aws.autoScaling.beginTermination(old!);
+      }
+      return out;
+    });
+    const result = await handler().handle(spotEvent(old!), context());
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ValidationError']);
+    expect(result).toMatchObject({ status: 'ok', attributes: { auto_scaling_group: 'workers', lifecycle_hooks_completed: 'drain-first' } });
+    expect(aws.autoScaling.lifecycleActions.map((a) => [a.hookName, a.result])).toEqual([['drain-first', 'CONTINUE']]);
+  });
+
+  it('leaves the lifecycle actions of a member that raced into Terminating:Wait pending until the drain, with completeLifecycleHooks: after-drain', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1, lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
+    const [old] = group.members.keys();
+    let once = true;
+    intercept('DescribeAutoScalingGroups', (params, real) => {
+      const out = real(params);
+      if (once) {
+        once = false;
+        aws.autoScaling.beginTermination(old!);
+      }
+      return out;
+    });
+    const result = await handler({ completeLifecycleHooks: 'after-drain' }).handle(spotEvent(old!), context());
+    expect(result).toMatchObject({ status: 'skipped', attributes: { auto_scaling_group: 'workers' } });
+    expect(result.message).toMatch(/lifecycle actions are left pending until the node is drained/);
+    expect(aws.autoScaling.lifecycleActions.map((a) => a.result)).toEqual([undefined]);
+  });
+
+  it('answers a member whose detach was refused because it moved to another state meanwhile as a batch answers that state; the other member of the call is detached', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [moved, stays] = group.members.keys();
+    let once = true;
+    intercept('DescribeAutoScalingGroups', (params, real) => {
+      const out = real(params);
+      if (once) {
+        once = false;
+        group.members.get(moved!)!.lifecycleState = 'Terminating';
+      }
+      return out;
+    });
+    const h = handler();
+    const [a, b] = await Promise.all([h.handle(spotEvent(moved!), context()), h.handle(spotEvent(stays!), context())]);
+    expect(a).toMatchObject({ status: 'skipped', message: `${moved} is Terminating in Auto Scaling group workers: nothing to detach` });
+    expect(b).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ValidationError', 'ValidationError', undefined]);
+    expect(group.members.has(stays!)).toBe(false);
+  });
+
+  it('a re-run of the same event (crash-resume) whose first replacement has since died launches a new one, not answer the dead one', async () => {
+    const old = standalone();
+    const first = await handler().handle(spotEvent(old), context());
+    const dead = first.attributes!.replacement_instance_id!;
+    aws.ec2.instances.get(dead)!.state = 'terminated';
+    const rerun = await handler().handle(spotEvent(old), context());
+    const answered = rerun.attributes!.replacement_instance_id!;
+    // The stand-in leaves what a fleet launched pending.
+    expect({ answered: answered === dead ? 'the dead one' : 'a new one', state: aws.ec2.instances.get(answered)?.state }).toEqual({ answered: 'a new one', state: 'pending' });
+    const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
+    expect(tokens).toHaveLength(2);
+    expect(tokens[1]).not.toBe(tokens[0]);
+    // A plain re-run while the new one lives launches nothing.
+    const again = await handler().handle(spotEvent(old), context());
+    expect(again.attributes?.replacement_instance_id).toBe(answered);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(2);
+  });
+});
+
 describe('dry-run', () => {
   it('sends CreateFleet with DryRun and launches nothing', async () => {
     const old = standalone();
@@ -610,6 +794,8 @@ describe('AWS errors', () => {
     const err = await rejection(handler().handle(spotEvent(old!), context()));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.message).toContain('Auto Scaling DetachInstances failed: ValidationError: Group workers is being deleted.');
+    // Read again after the refusal: still in service, so the refusal was not about its state, and stands.
+    expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(2);
   });
 
   it('answers with the deadline when core gives up on the call', async () => {
