@@ -1,12 +1,19 @@
 import type { Clock, PluginLogger } from '@hollowtrees/grpcplugin';
+import type { AzureApproval } from './azure-scheduled-events.js';
 import type { FinishedRunView } from './core-client.js';
+
+const APPROVAL_LOG: Readonly<Record<AzureApproval, string>> = {
+  approved: 'approved the Azure event after its flow run succeeded',
+  shared: 'not approving the Azure event: it names other VMs too, which it would let go ahead; Azure waits for NotBefore',
+  gone: 'not approving the Azure event: Azure no longer lists it',
+};
 
 /** Options of {@link AzureApprover}. */
 export interface AzureApprovalOptions {
   /** Core's finished runs of one event. */
   runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]>;
-  /** `StartRequests` for one event. */
-  approve(eventId: string, signal: AbortSignal): Promise<void>;
+  /** `StartRequests` for the event of one notice, when it may be sent. */
+  approve(eventId: string, signal: AbortSignal): Promise<AzureApproval>;
   /** Between looks at core's runs. */
   intervalMs: number;
   /** Gives up after this long: by then Azure has gone ahead at `NotBefore` anyway. Default 15 min. */
@@ -18,7 +25,8 @@ export interface AzureApprovalOptions {
 /**
  * `--azure-approve`: once core ran a flow on a delivered Azure event to success, approves the event
  * (`StartRequests`), so Azure goes ahead at once instead of at `NotBefore`: the node is drained,
- * nothing is gained by waiting. A failed run is never approved, and Azure then waits its full notice.
+ * nothing is gained by waiting. A failed run is never approved, nor an event that names other VMs
+ * too; Azure then waits its full notice.
  */
 export class AzureApprover {
   private readonly stopping = new AbortController();
@@ -50,8 +58,8 @@ export class AzureApprover {
           return;
         }
         if (runs.some((r) => r.outcome === 'succeeded')) {
-          await this.options.approve(eventId, signal);
-          logger.info('approved the Azure event after its flow run succeeded', { event_id: eventId, flows: runs.map((r) => r.flow) });
+          const approval = await this.options.approve(eventId, signal);
+          logger.info(APPROVAL_LOG[approval], { event_id: eventId, flows: runs.map((r) => r.flow) });
           return;
         }
       } catch (err) {

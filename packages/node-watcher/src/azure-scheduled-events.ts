@@ -36,6 +36,25 @@ interface ScheduledEvent {
   NotBefore?: string;
 }
 
+/**
+ * The id of the notice of Azure event `eventId` on VM `vmId`. Azure lists one event for every VM it
+ * affects (an availability set's host update, a scale set's eviction), under one `EventId`: each
+ * VM's notice needs its own id, or core would take the second VM's for a re-send of the first's.
+ */
+export const azureNoticeId = (eventId: string, vmId: string): string => `${eventId}:${vmId}`;
+
+/** The Azure `EventId` of a notice id {@link azureNoticeId} made (Azure's ids are GUIDs: no colon). */
+const azureEventIdOf = (noticeId: string): string => noticeId.slice(0, noticeId.indexOf(':'));
+
+/** What {@link AzureScheduledEventsMonitor.approve} did. */
+export type AzureApproval =
+  /** `StartRequests` sent: Azure goes ahead now. */
+  | 'approved'
+  /** Not sent: the event names other VMs too, and an approval lets it go ahead for all of them. */
+  | 'shared'
+  /** Not sent: Azure no longer lists the event (it started, or was cancelled). */
+  | 'gone';
+
 /** Azure: polls Scheduled Events and acts on the events of the types asked for whose `Resources` name this VM. */
 export class AzureScheduledEventsMonitor implements Monitor {
   readonly cloud = 'azure';
@@ -64,15 +83,25 @@ export class AzureScheduledEventsMonitor implements Monitor {
       .filter((e) => e.EventId && e.EventType && types.includes(e.EventType) && vmName !== undefined && e.Resources?.includes(vmName))
       .map((e) => {
         const at = rfc3339(e.NotBefore);
-        return { kind: e.EventType!.toLowerCase(), id: e.EventId!, ...(at !== undefined && { terminationTime: at }), detail: e };
+        return { kind: e.EventType!.toLowerCase(), id: azureNoticeId(e.EventId!, identity.instanceId), ...(at !== undefined && { terminationTime: at }), detail: e };
       });
   }
 
-  /** Approves an event (`StartRequests`): Azure then goes ahead without waiting for `NotBefore`. */
-  async approve(eventId: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Approves the event of a notice (`StartRequests`), so Azure goes ahead without waiting for
+   * `NotBefore`; but only an event of this VM alone: Azure lets an approved event go ahead for
+   * every VM it names, whose drains may still be running.
+   */
+  async approve(noticeId: string, signal: AbortSignal): Promise<AzureApproval> {
+    const eventId = azureEventIdOf(noticeId);
     const url = `${this.baseUrl}${EVENTS_API}`;
+    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })));
+    const event = doc.Events?.find((e) => e.EventId === eventId);
+    if (!event) return 'gone';
+    if ((event.Resources?.length ?? 0) > 1) return 'shared';
     const res = await metadataRequest(url, { method: 'POST', headers: { metadata: 'true', 'content-type': 'application/json' }, body: JSON.stringify({ StartRequests: [{ EventId: eventId }] }), signal });
     okBody(url, res);
+    return 'approved';
   }
 
   watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {

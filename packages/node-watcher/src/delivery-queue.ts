@@ -44,8 +44,14 @@ export class DeliveryQueue {
   private readonly stop = new AbortController();
   private worker: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
+  private lost = 0;
 
   constructor(private readonly options: DeliveryQueueOptions) {}
+
+  /** Events that will never reach core: refused by it, or dropped from a full queue. */
+  get dropped(): number {
+    return this.lost;
+  }
 
   /** Events not yet accepted. */
   get size(): number {
@@ -57,6 +63,7 @@ export class DeliveryQueue {
     const { metrics, logger, maxPending = 1_000 } = this.options;
     if (this.pending.length >= maxPending) {
       metrics.eventsDropped.inc();
+      this.lost++;
       logger.error('delivery queue full: notice dropped', { event_id: event.id, type: event.type, max_pending: maxPending });
       return false;
     }
@@ -108,6 +115,7 @@ export class DeliveryQueue {
           logger.warn('core did not take the notice yet; retrying', { event_id: event.id, status: answer.status, reason: answer.reason, error: answer.message, retry_in_ms: Math.round(wait) });
         } else {
           metrics.sends.inc({ outcome: 'rejected' });
+          this.lost++;
           logger.error('core refused the notice; it is dropped, a re-send would be refused the same way', { event_id: event.id, type: event.type, status: answer.status, reason: answer.reason, error: answer.message });
         }
       } catch (err) {

@@ -2,7 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { Registry } from 'prom-client';
+import { runOnce } from './run-watcher.js';
+import { capturedLogger, Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -62,6 +64,17 @@ describe('delivery to core', () => {
     expect(await metric(watcher, 'hollowtrees_node_watcher_events_pending')).toBe(0);
     expect(watcher.lines.find((l) => l.status === 400)).toMatchObject({ level: 'error', reason: 'bad_data' });
     expect(plugin.events).toHaveLength(0);
+  });
+
+  it('--once exits 1 when core refused the notice it found: the notice did not reach core', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address, { server: '  limits:\n    maxLabelsPerAlert: 3' }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    const { logger, lines } = capturedLogger();
+    const code = await runOnce(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, once: true }), { logger, registry: new Registry(), backoff: () => 20 });
+    expect(lines.find((l) => l.status === 400)).toMatchObject({ reason: 'bad_data' });
+    expect(code).toBe(1);
   });
 
   it('sends the bearer token from --token-file, read again at every send, so a fixed token is picked up', async () => {

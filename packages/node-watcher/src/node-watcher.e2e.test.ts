@@ -3,10 +3,14 @@ import { join } from 'node:path';
 import { labelsOf } from '@hollowtrees/grpcplugin';
 import { freePort, makeTestCertificates, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { azureNoticeId } from './azure-scheduled-events.js';
 import { Cleanups, metric, startCore, startCoreWithConfig, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
+
+/** The `vmId` of the Azure stand-in's VM unless told otherwise. */
+const AZURE_VM_ID = '02aab8a4-74ef-476e-8182-f6d2ba4166a6';
 
 async function coreWithPlugin(port = 0) {
   const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
@@ -147,11 +151,11 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     await morePolls(watcher, 'azure');
 
     expect(plugin.events).toHaveLength(1);
-    expect(plugin.events[0]!.id).toBe(mine);
+    expect(plugin.events[0]!.id).toBe(azureNoticeId(mine, AZURE_VM_ID));
     expect(plugin.events[0]!.type).toBe('hollowtrees.node.azure.preempt');
     expect(labelsOf(plugin.events[0]!)).toEqual({
       cloud: 'azure',
-      instance_id: '02aab8a4-74ef-476e-8182-f6d2ba4166a6',
+      instance_id: AZURE_VM_ID,
       node: 'node-a',
       instance_type: 'Standard_D4s_v5',
       availability_zone: 'westeurope-2',
@@ -169,7 +173,30 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     const id = azure.scheduleEvent({ EventType: 'Preempt' });
     await until('the event approved', () => azure.started.length === 1);
     expect(azure.started).toEqual([id]);
-    expect(plugin.events.map((e) => e.id)).toEqual([id]);
+    expect(plugin.events.map((e) => e.id)).toEqual([azureNoticeId(id, AZURE_VM_ID)]);
+  });
+
+  it('Azure: one event naming two VMs reaches the plugin for each; --azure-approve approves it from neither, since it would let both go ahead', async () => {
+    let releaseB!: () => void;
+    const heldB = new Promise<void>((resolve) => (releaseB = resolve));
+    // A flow without groupBy: a group is one event id.
+    const plugin = cleanups.add(await startRecordingPlugin((e) => (labelsOf(e)['node'] === 'node-b' ? heldB : undefined)), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const vms = ['a', 'b'].map((x) => ({ name: `vm-${x}`, vmId: `00000000-0000-0000-0000-00000000000${x}` }));
+    const stands = await Promise.all(vms.map(async (vm) => cleanups.add(await startAzureMetadataStandIn({ vm }), (s) => s.close())));
+    // Azure lists one event for every VM it affects (an availability set's host update, a scale set's eviction).
+    const EventId = '5D1D8E2A-7F1B-4C4B-9E7A-2B7C8A1D3E4F';
+    for (const stand of stands) stand.scheduleEvent({ EventId, EventType: 'Terminate', Resources: vms.map((vm) => vm.name) });
+    const watchers = await Promise.all(
+      stands.map(async (stand, i) => cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: stand.url, nodeName: `node-${'ab'[i]}`, azureApprove: true })), (w) => w.stop())),
+    );
+    await until('both runs started', () => plugin.events.length === 2);
+    expect(plugin.events.map((e) => e.id).sort()).toEqual(vms.map((vm) => azureNoticeId(EventId, vm.vmId)).sort());
+    // node-a's run succeeded, node-b's drain still runs: nothing may tell Azure to go ahead.
+    await until('vm-a declined to approve', () => watchers[0]!.lines.some((l) => String(l.msg).startsWith('not approving the Azure event: it names other VMs too')));
+    releaseB();
+    await until('vm-b declined to approve', () => watchers[1]!.lines.some((l) => String(l.msg).startsWith('not approving the Azure event: it names other VMs too')));
+    expect(stands.map((s) => s.started)).toEqual([[], []]);
   });
 
   it('Azure --azure-approve: never approves an event whose flow run failed', async () => {
@@ -178,7 +205,7 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
     const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
     const id = azure.scheduleEvent({ EventType: 'Preempt' });
-    await until('the refusal to approve', () => watcher.lines.some((l) => l.event_id === id && String(l.msg).startsWith('a flow run of the Azure event failed')));
+    await until('the refusal to approve', () => watcher.lines.some((l) => l.event_id === azureNoticeId(id, AZURE_VM_ID) && String(l.msg).startsWith('a flow run of the Azure event failed')));
     expect(azure.started).toEqual([]);
   });
 

@@ -64,7 +64,7 @@ export class NodeWatcher {
 
   /**
    * Checks once, queues what it found and waits up to `timeoutMs` for core to accept it.
-   * Returns how many notices were found and whether all of them were delivered.
+   * Returns how many notices were found and whether core accepted all of them.
    * @throws MetadataError when the metadata service does not answer.
    */
   async once(timeoutMs: number): Promise<{ notices: number; delivered: boolean }> {
@@ -73,8 +73,11 @@ export class NodeWatcher {
     this.identityKnown = identity;
     this.options.metrics.polls.inc({ cloud: this.options.monitor.cloud });
     const notices = await this.options.monitor.check(identity, signal);
+    const { delivery } = this;
+    const droppedBefore = delivery?.dropped ?? 0;
     this.sink(identity).notices(notices);
-    return { notices: notices.length, delivered: this.delivery ? await this.delivery.idle(timeoutMs) : true };
+    // Idle means every notice left the queue; a notice core refused left it without reaching core.
+    return { notices: notices.length, delivered: delivery ? (await delivery.idle(timeoutMs)) && delivery.dropped === droppedBefore : true };
   }
 
   /** Stops polling, gives the events still queued up to `graceMs` to reach core, then stops sending. */
