@@ -324,7 +324,7 @@ const spotPriceEntry = z
     endpoint: z.url({ error: 'expected a URL such as https://ec2.us-east-1.amazonaws.com' }).optional(),
     /** How often the price history is read. */
     interval: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(300_000),
-    /** How far back each poll reads the history: a surge is told apart from the level before it in this window. */
+    /** The window whose surges each poll reports; a surge that began before it is read further back (see README, "Cost"). */
     history: duration.refine((ms) => ms >= 60_000 && ms <= 90 * 24 * 3_600_000, 'expected from 1m to 90 days (the history EC2 keeps)').default(6 * 3_600_000),
     instanceTypes: z.array(instanceType).min(1, 'expected at least one instance type').optional(),
     availabilityZones: z.array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, 'expected an Availability Zone such as us-east-1a')).min(1, 'expected at least one Availability Zone').optional(),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findCrossings, fixedThreshold, jumpThreshold, type PriceSample } from './price-crossings.js';
+import { fellBack, findCrossings, fixedThreshold, jumpThreshold, settledTime, type PriceSample } from './price-crossings.js';
 
 const MINUTE = 60_000;
 /** Samples at the given minutes, oldest first. */
@@ -32,8 +32,41 @@ describe('findCrossings', () => {
     expect(findCrossings(series([0, 5]), jumpThreshold(1.5, 60 * MINUTE), 0)).toEqual([]);
   });
 
+  it('a jump has no level until the samples reach back a whole window: a level on part of it would depend on where the read began', () => {
+    expect(findCrossings(series([0, 0.03], [50, 0.05]), jumpThreshold(1.5, 60 * MINUTE), 0)).toEqual([]);
+    expect(findCrossings(series([-20, 0.03], [50, 0.05]), jumpThreshold(1.5, 60 * MINUTE), 0)).toEqual([expect.objectContaining({ crossedAt: 50 * MINUTE })]);
+  });
+
   it('is a function of the history: the same samples give the same crossings', () => {
     const samples = series([0, 0.05], [10, 0.3], [20, 0.05]);
     expect(findCrossings(samples, fixedThreshold('on-demand-ratio', 0.1), 0)).toEqual(findCrossings([...samples], fixedThreshold('on-demand-ratio', 0.1), 0));
+  });
+});
+
+describe('settledTime', () => {
+  const absolute = fixedThreshold('absolute', 0.2);
+
+  it('a fixed threshold settles at the latest time at or below its reset level, or not at all when the read starts above it', () => {
+    expect(settledTime(series([0, 0.05], [10, 0.1]), absolute, 0, 30 * MINUTE)).toBe(30 * MINUTE);
+    expect(settledTime(series([0, 0.05], [10, 0.3], [20, 0.25]), absolute, 0, 30 * MINUTE)).toBe(0);
+    // 0.19 is under the threshold but above its reset level (0.18): a surge could be open.
+    expect(settledTime(series([0, 0.05], [10, 0.3], [20, 0.19]), absolute, 0.1, 30 * MINUTE)).toBe(0);
+    expect(settledTime(series([10, 0.3], [20, 0.25]), absolute, 0, 30 * MINUTE)).toBeUndefined();
+  });
+
+  it('a jump settles where no change in the window before crossed, and not where a level there is unknown', () => {
+    const jump = jumpThreshold(1.5, 60 * MINUTE);
+    const samples = series([-200, 0.03], [-100, 0.031], [0, 0.05]);
+    expect(settledTime(samples, jump, 0, 30 * MINUTE)).toBe(-100 * MINUTE);
+    expect(settledTime(samples, jump, 0, 90 * MINUTE)).toBe(90 * MINUTE);
+    expect(settledTime(samples.slice(1), jump, 0, 30 * MINUTE)).toBeUndefined();
+  });
+});
+
+describe('fellBack', () => {
+  it('a surge ends at the first sample after its crossing at or below its reset level, whatever crossings a read finds', () => {
+    const surge = { kind: 'jump' as const, crossedAt: 0, price: 0.05, threshold: 0.045 };
+    expect(fellBack(series([0, 0.05], [30, 0.06], [60, 0.041]), surge, 0.1)).toBeUndefined();
+    expect(fellBack(series([0, 0.05], [60, 0.04], [90, 0.03]), surge, 0.1)).toEqual({ ...surge, resolvedAt: 60 * MINUTE, resolvedPrice: 0.04 });
   });
 });

@@ -1,4 +1,4 @@
-import { labelsOf } from '@hollowtrees/grpcplugin';
+import { labelsOf, systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import { pollUntil, startAwsStandIn, type AwsStandIn, type SpotPool } from '@hollowtrees/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
@@ -22,6 +22,7 @@ afterEach(async () => {
   await aws?.close();
 });
 
+const SECOND = 1_000;
 const MINUTE = 60_000;
 const ago = (minutes: number): Date => new Date(Date.now() - minutes * MINUTE);
 const m5a: SpotPool = { instanceType: 'm5.large', availabilityZone: 'us-east-1a' };
@@ -64,6 +65,12 @@ const metric = async (name: string, labels: Record<string, string> = {}): Promis
   const values = (await core!.metrics.registry.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ ...v, name: m.name })));
   return values.find((v) => v.name === name && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
 };
+
+/** The system clock, which a test moves ahead: samples age past `history` without the test waiting for them. */
+function movableClock(): Clock & { advance(ms: number): void } {
+  let ahead = 0;
+  return { now: () => Date.now() + ahead, sleep: systemClock.sleep, advance: (ms) => (ahead += ms) };
+}
 
 const sourceStatus = async (): Promise<Record<string, unknown> | undefined> => {
   const all = (await (await fetch(`${core!.url}/api/v1/status/sources`)).json()) as Array<Record<string, unknown>>;
@@ -133,6 +140,96 @@ describe('spot-price source', () => {
     expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge']);
     expect(plugin.calls[1]!.event.id).toBe(plugin.calls[0]!.event.id);
     expect(Date.parse(plugin.calls[1]!.event.time ?? '')).toBe(crossedAt.getTime());
+  });
+
+  it('a jump surge that outlasts the history window is not announced as resolved while the price stays up, and is once it falls back', async () => {
+    await startParts();
+    const clock = movableClock();
+    const t0 = clock.now();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.03, at: new Date(t0 - 10 * MINUTE) },
+      { price: 0.05, at: new Date(t0 - 20 * SECOND) },
+    ]);
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      history: 1m
+      jump: { ratio: 1.5, window: 1m }`),
+      { clock },
+    );
+    await eventually(() => plugin.calls.length >= 1);
+    // The jump sample is the price in effect when the window opens, then older than the window and its level's window too.
+    for (const ahead of [45 * SECOND, 5 * MINUTE]) {
+      clock.advance(ahead);
+      await morePolls(3);
+      expect(plugin.calls.map((c) => `${c.event.type} ${labelsOf(c.event)['price']}`)).toEqual(['aws.ec2.spot.price-surge 0.050000']);
+    }
+    aws.ec2.spotPrices.set(m5a, 0.03, new Date(clock.now()));
+    await eventually(() => plugin.calls.length >= 2);
+    expect(plugin.calls.map((c) => `${c.event.type} ${labelsOf(c.event)['price']}`)).toEqual(['aws.ec2.spot.price-surge 0.050000', 'aws.ec2.spot.price-surge.resolved 0.030000']);
+  });
+
+  it('a restart during a jump surge whose crossing sample left the window announces it with the id it had before', async () => {
+    await startParts();
+    const clock = movableClock();
+    const t0 = clock.now();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.03, at: new Date(t0 - 10 * MINUTE) },
+      { price: 0.05, at: new Date(t0 - 20 * SECOND) },
+    ]);
+    const yaml = (): string =>
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      history: 1m
+      jump: { ratio: 1.5, window: 1m }`);
+    core = await startTestCore(yaml(), { clock });
+    await eventually(() => plugin.calls.length >= 1);
+    await core.close();
+    clock.advance(45 * SECOND);
+    core = await startTestCore(yaml(), { clock });
+    await eventually(() => plugin.calls.length >= 2);
+    await morePolls(2);
+    expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge']);
+    expect(plugin.calls[1]!.event.id).toBe(plugin.calls[0]!.event.id);
+  });
+
+  it('a restart during a surge whose price moved (still above the threshold) announces it with the id it had before, at one more read per poll', async () => {
+    await startParts();
+    const clock = movableClock();
+    const t0 = clock.now();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: new Date(t0 - 10 * MINUTE) },
+      { price: 0.4, at: new Date(t0 - 50 * SECOND) },
+      { price: 0.45, at: new Date(t0 - 45 * SECOND) },
+      // Later moves, still above (the stand-in serves them once the clock has passed them): days on, finding the crossing takes several reads back.
+      ...Array.from({ length: 30 }, (_, i) => ({ price: 0.4 + (i % 2) * 0.05, at: new Date(t0 + MINUTE + i * 20 * SECOND) })),
+    ]);
+    const yaml = (): string =>
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      history: 1m
+      maxPrice: 0.2`);
+    core = await startTestCore(yaml(), { clock });
+    await eventually(() => plugin.calls.length >= 1);
+    // Restarted when the window opens after the move, then days later: the crossing sample is read back each time.
+    for (const [restart, ahead] of [
+      [1, 18 * SECOND],
+      [2, 3 * 24 * 60 * MINUTE],
+    ] as const) {
+      await core.close();
+      clock.advance(ahead);
+      core = await startTestCore(yaml(), { clock });
+      await eventually(() => plugin.calls.length >= restart + 1);
+    }
+    expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge']);
+    expect(new Set(plugin.calls.map((c) => c.event.id)).size).toBe(1);
+    // Once the first poll has found how far back to read, each poll reads the window, and once more for the pool in a long surge.
+    const reads = (): number => aws.callsTo('DescribeSpotPriceHistory').length;
+    const [reads0, polls0] = [reads(), await metric('hollowtrees_spot_price_polls_total')];
+    await morePolls(8);
+    const [reads1, polls1] = [reads(), await metric('hollowtrees_spot_price_polls_total')];
+    expect(Math.abs(reads1 - reads0 - 2 * (polls1 - polls0))).toBeLessThanOrEqual(1);
+    expect(plugin.calls).toHaveLength(3);
   });
 
   it('after a restart, the end of the latest surge in the history is announced again (with its id), the surge itself not', async () => {

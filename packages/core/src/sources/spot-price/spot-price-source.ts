@@ -5,8 +5,9 @@ import { spotPriceSourceName, type SpotPriceConfig } from '../../config/schema.j
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
 import { crossingEvent, type CrossingPlace } from './crossing-event.js';
-import { findCrossings, fixedThreshold, jumpThreshold, type Crossing, type PriceSample, type ThresholdRule } from './price-crossings.js';
+import { fellBack, findCrossings, fixedThreshold, jumpThreshold, settledTime, type Crossing, type PriceSample, type ThresholdRule } from './price-crossings.js';
 import { readPriceHistory } from './price-history.js';
+import { readSettledHistory, type PoolHistory } from './settled-history.js';
 import type { SpotPriceMetrics } from './spot-price-metrics.js';
 import { configuredPools, discoverPools, poolKey, type SpotPool } from './spot-pools.js';
 
@@ -43,6 +44,8 @@ export class SpotPriceSource implements EventSource {
    * may have gone unannounced when the process stopped).
    */
   private readonly settled = new Set<string>();
+  /** Where each pool's last read back began (see {@link readSettledHistory}). */
+  private readonly readBackHints = new Map<string, number>();
   /** Instance types found by discovery that have no on-demand price: warned about once. */
   private readonly unpriced = new Set<string>();
   /** Names the entry in log lines: its name and settings may come from ${VAR}, which nothing logs. */
@@ -117,21 +120,34 @@ export class SpotPriceSource implements EventSource {
   private async poll(signal: AbortSignal): Promise<void> {
     const pools = await this.call('DescribeInstances', () => this.pools(signal));
     this.metrics.pools.set({ source: this.name }, pools.length);
+    const { productDescription, hysteresis, jump } = this.config;
     const now = this.clock.now();
+    const from = now - this.config.history;
+    const rules = new Map(pools.map((pool) => [poolKey(pool), this.rules(pool)]));
     const history =
       pools.length === 0
-        ? new Map<string, PriceSample[]>()
+        ? new Map<string, PoolHistory>()
         : await this.call('DescribeSpotPriceHistory', () =>
-            readPriceHistory(this.client!, { pools, productDescription: this.config.productDescription, from: now - this.config.history, to: now }, signal),
+            readSettledHistory((asked, start, end) => readPriceHistory(this.client!, { pools: asked, productDescription, from: start, to: end }, signal), {
+              pools,
+              // A jump's level looks a window back, and whether a change in the window before `from` crossed looks one more.
+              from: from - 2 * (jump?.window ?? 0),
+              to: now,
+              settled: (pool, read) => rules.get(poolKey(pool))!.every((rule) => settledTime(read.samples, rule, hysteresis, from) !== undefined),
+              hints: this.readBackHints,
+            }),
           );
     this.metrics.polls.inc({ source: this.name });
     this.lastReceiveAt = now;
     for (const pool of pools) {
-      const samples = history.get(poolKey(pool)) ?? [];
-      for (const rule of this.rules(pool)) {
+      const samples = history.get(poolKey(pool))?.samples ?? [];
+      for (const rule of rules.get(poolKey(pool))!) {
         if (signal.aborted) return;
-        const place = { region: this.config.region, pool, productDescription: this.config.productDescription };
-        await this.reconcile(place, `${poolKey(pool)}#${rule.kind}`, findCrossings(samples, rule, this.config.hysteresis));
+        const place = { region: this.config.region, pool, productDescription };
+        // From a time no surge was open, or from the oldest sample EC2 has; a surge that ended before the window is no news.
+        const after = settledTime(samples, rule, hysteresis, from) ?? -Infinity;
+        const crossings = findCrossings(samples, rule, hysteresis, after).filter((c) => c.resolvedAt === undefined || c.resolvedAt >= from);
+        await this.reconcile(place, `${poolKey(pool)}#${rule.kind}`, crossings, samples);
       }
     }
   }
@@ -141,20 +157,16 @@ export class SpotPriceSource implements EventSource {
    * its crossings. A surge that began and ended between two polls is not
    * announced: it is over before anything could act on it.
    */
-  private async reconcile(place: CrossingPlace, key: string, crossings: readonly Crossing[]): Promise<void> {
+  private async reconcile(place: CrossingPlace, key: string, crossings: readonly Crossing[], samples: readonly PriceSample[]): Promise<void> {
     const latest = crossings.at(-1);
     const open = latest?.resolvedAt === undefined ? latest : undefined;
     const known = this.announced.get(key);
     if (known) {
-      const same = crossings.find((c) => c.crossedAt === known.crossedAt);
-      // A surge whose crossing sample left the history window ended when no surge is open any more.
-      const ended = same ? same.resolvedAt !== undefined : open === undefined;
-      if (!ended) return;
-      // No crossing left in the window at all: it ended, when is no longer in the history read.
-      const end = same ?? latest;
-      if (await this.announce(place, { ...known, ...(end?.resolvedAt === undefined ? {} : { resolvedAt: end.resolvedAt, resolvedPrice: end.resolvedPrice }) }, 'resolved')) {
-        this.announced.delete(key);
-      } else return;
+      // Only a price back at or below the reset level ends it: a crossing the read no longer finds (a jump whose level caught up) does not.
+      const end = crossings.find((c) => c.crossedAt === known.crossedAt) ?? fellBack(samples, known, this.config.hysteresis);
+      if (end?.resolvedAt === undefined) return;
+      if (!(await this.announce(place, end, 'resolved'))) return;
+      this.announced.delete(key);
     } else if (latest && !open && !this.settled.has(key)) {
       // After a restart nothing says whether the last surge's end was announced before: it is again, with its id.
       if (await this.announce(place, latest, 'resolved')) this.settled.add(key);
