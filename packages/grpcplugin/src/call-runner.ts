@@ -1,3 +1,4 @@
+import { answerTooLarge, MAX_RESPONSE_BYTES, responseBytes } from './answer-size.js';
 import { Code, PluginError } from './errors.js';
 import { eventFromProto } from './event-codec.js';
 import { HandleStatus, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
@@ -27,7 +28,8 @@ export class CallRunner {
 
   /**
    * Runs one call. Resolves with the response to send; rejects with the {@link PluginError}
-   * to answer with (anything the handler throws becomes one). Settles `call` when it ends.
+   * to answer with (anything the handler throws becomes one; an answer too large to send
+   * becomes INTERNAL). Settles `call` when it ends.
    */
   async run(request: HandleRequest | undefined, call: CallSignal): Promise<HandleResponse> {
     let event: CloudEvent;
@@ -47,7 +49,11 @@ export class CallRunner {
     this.inFlight++;
     try {
       const context = { flow: request.flow, attempt: request.attempt || 1, config: request.config, deadline: call.deadline, signal: call.signal };
-      return toResponse(await this.handler.handle(event, context));
+      const response = toResponse(await this.handler.handle(event, context));
+      // Refused here, for either transport: too large to arrive, it would fail the call as retryable after the work was done.
+      const bytes = responseBytes(response);
+      if (bytes > MAX_RESPONSE_BYTES) throw answerTooLarge(bytes);
+      return response;
     } catch (err) {
       throw PluginError.from(err);
     } finally {

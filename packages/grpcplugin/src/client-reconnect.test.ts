@@ -4,8 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
 import { PluginClient, type PluginTransport } from './client.js';
 import { Code, PluginError } from './errors.js';
+import type { EventHandler } from './handler.js';
 import { serve, type PluginServer } from './serve.js';
 import { TRANSPORTS } from './test-support/plugin-pair.js';
+import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 
 const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event' };
 const cleanups: Array<() => unknown> = [];
@@ -13,8 +15,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function servePlugin(port = 0): Promise<PluginServer> {
-  const server = await serve(port, { handle: () => ({ attributes: { served: 'yes' } }) }, { host: '127.0.0.1' });
+async function servePlugin(port = 0, handler: EventHandler = { handle: () => ({ attributes: { served: 'yes' } }) }): Promise<PluginServer> {
+  const server = await serve(port, handler, { host: '127.0.0.1' });
   cleanups.push(() => server.close());
   return server;
 }
@@ -37,6 +39,21 @@ describe.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (tran
     await sleep(500);
     await servePlugin(first.port);
     expect((await call).attributes).toEqual({ served: 'yes' });
+  });
+
+  it('a call the plugin may have received is not sent again when the plugin is back within the deadline: it fails UNAVAILABLE, and the caller retries it as its next attempt', async () => {
+    // The plugin crashes (SIGKILL) while it acts on the call. Sending the call again here, as attempt 1 again, bypassed core's
+    // retry policy and attempt numbers, and had the restarted plugin act on it a second time behind core's back.
+    const plugin = await stuckPluginProcess(1, (cleanup) => cleanups.push(cleanup));
+    const client = clientFor(plugin.port, transport);
+    const call = rejectionOf(client.handle(event, { flow: 'f', attempt: 1, timeoutMs: 5_000 }), PluginError);
+    await plugin.allIn;
+    await plugin.kill();
+    const attempts: number[] = [];
+    await servePlugin(plugin.port, { handle: (_e, { attempt }) => void attempts.push(attempt) });
+    expect((await call).code).toBe(Code.Unavailable);
+    await client.handle(event, { flow: 'f', attempt: 2 });
+    expect(attempts).toEqual([2]);
   });
 
   it('reconnects within about two seconds of the plugin coming back, however long it was down', async () => {

@@ -1,8 +1,11 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Metadata, status, type Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import type { ChannelConnections } from './channel-connections.js';
 import { Code, PluginError } from './errors.js';
 import { HandleRequest, PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
+import { announcedReceiveLimit } from './receive-limit-header.js';
+import { unsentFailure } from './unsent-call.js';
 
 interface Pending {
   resolve(response: PluginResponse): void;
@@ -14,8 +17,9 @@ interface Pending {
 /**
  * A call or a cancel waiting to be written: a cancel as its encoded `StreamCall`, a call as
  * its encoded `HandleRequest` and deadline, framed when written with the time left then.
+ * A call has one at a time: its cancel is queued only once the call itself was written.
  */
-type Waiting = { callId: number; cancel: Uint8Array } | { callId: number; request: Uint8Array; deadline: number };
+type Waiting = { cancel: Uint8Array } | { request: Uint8Array; deadline: number };
 
 /** The field number of `HandleStreamRequest.calls`, as a length-delimited field's tag. */
 const CALLS_TAG = (1 << 3) | 2;
@@ -29,9 +33,9 @@ const FRAMING_BYTES = 6;
 /** At most what a `StreamCall` adds around its request: the call id, the `call` field and the `timeout_ms`. */
 const CALL_FRAMING_BYTES = 1 + 10 + 1 + 5 + 1 + 5 + 1 + 5;
 /**
- * A message carries calls up to this many bytes (a single larger call goes alone): gRPC
- * servers in other languages take 4 MiB by default, and a message over a plugin's limit
- * ends the whole stream.
+ * A message carries calls up to this many bytes, or up to the plugin's announced limit when
+ * lower (a single larger call goes alone): gRPC servers take 4 MiB by default, and a message
+ * over a plugin's limit ends the whole stream.
  */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -59,19 +63,30 @@ function encodeRequest(request: HandleRequest): Uint8Array {
  * answer by id; the call's own timer ends it at its deadline and its signal cancels it.
  * The calls made within one turn of the event loop go out as one message (gRPC writes a
  * stream's messages one per turn: a message per call would cap the stream at one call per
- * turn of a busy core). Writes respect the stream's backpressure: once `write()` reports a
- * full buffer, further calls wait here, one per waiting caller, until it drains. When the stream
+ * turn of a busy core), kept below the largest message the plugin reads, which `serve()`
+ * announces in the stream's headers; until they come (a plugin without the SDK sends them
+ * with its first answer) each call goes alone. Writes respect the stream's backpressure: once
+ * `write()` reports a full buffer, further calls wait here, one per waiting caller, until it
+ * drains; a call that ends meanwhile (deadline, cancel) is dropped at once. When the stream
  * ends or fails, every call without an answer fails with UNAVAILABLE (UNIMPLEMENTED when
- * the plugin does not serve the stream at all), and the stream is done: {@link onClosed}.
+ * the plugin does not serve the stream at all), marked {@link unsentFailure} when it cannot
+ * have reached the plugin, and the stream is done: {@link onClosed}.
  */
 export class ClientStream {
   private readonly call: ClientDuplexStream<Buffer, HandleStreamResponse>;
   private readonly pending = new Map<number, Pending>();
-  private readonly waiting: Waiting[] = [];
+  /** By call id, in the order they are to be written. */
+  private readonly waiting = new Map<number, Waiting>();
   private flushScheduled = false;
   private nextId = 1;
   private blocked = false;
   private closed = false;
+  /** The largest message the plugin reads, once its headers said. */
+  private receiveLimit: number | undefined;
+  /** What one message may carry: one call (0) until the plugin's headers came. */
+  private batchBytes = 0;
+  /** Taken as the stream opened: see {@link ChannelConnections}. */
+  private readonly openedMark: number | undefined;
   /** Set when the plugin answered the stream with UNIMPLEMENTED: it serves only unary calls. */
   unimplemented = false;
 
@@ -79,11 +94,18 @@ export class ClientStream {
   constructor(
     client: Client,
     private readonly maxSendBytes: number,
+    private readonly connections: ChannelConnections,
     private readonly onClosed: (stream: ClientStream) => void,
   ) {
     const method = PluginServiceService.handleStream;
+    this.openedMark = connections.mark();
     // Requests are encoded before they are written (to check their size), so the stream passes bytes on.
     this.call = client.makeBidiStreamRequest(method.path, (bytes: Buffer) => bytes, method.responseDeserialize, new Metadata());
+    this.call.on('metadata', (headers: Metadata) => {
+      this.receiveLimit = announcedReceiveLimit(headers);
+      this.batchBytes = Math.min(this.maxSendBytes, MAX_BATCH_BYTES, this.receiveLimit ?? Infinity);
+      this.flush();
+    });
     this.call.on('data', (message: HandleStreamResponse) => message.results.forEach((result) => this.answered(result)));
     this.call.on('drain', () => {
       this.blocked = false;
@@ -99,6 +121,11 @@ export class ClientStream {
     return !this.closed;
   }
 
+  /** Calls and cancels waiting to be written while the stream pushes back. */
+  get queued(): number {
+    return this.waiting.size;
+  }
+
   /** Sends one call; settles with its answer, its deadline, its cancel or the stream's end. */
   send(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
     return new Promise<PluginResponse>((resolve, reject) => {
@@ -107,9 +134,8 @@ export class ClientStream {
       if (timeoutMs <= 0) return reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
       // Encoded once, here, to check its size; framed with the time it has left when it is written.
       const bytes = encodeRequest(request);
-      if (bytes.length + CALL_FRAMING_BYTES + FRAMING_BYTES > this.maxSendBytes) {
-        return reject(new PluginError(Code.ResourceExhausted, `request of ${bytes.length} bytes is larger than maxSendMessageBytes (${this.maxSendBytes})`));
-      }
+      const refused = this.refusal(bytes.length);
+      if (refused) return reject(refused);
       // Ends the call here, and in the plugin too once it has the call: core retries a call
       // that passed its deadline, which must not find the first try still at work (a unary
       // call's deadline cancels it in the plugin the same way).
@@ -117,10 +143,12 @@ export class ClientStream {
         const written = this.pending.get(callId)?.written === true;
         done();
         reject(err);
-        if (written && !this.closed) this.write({ callId, cancel: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
+        if (written && !this.closed) this.write(callId, { cancel: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
       };
       const done = (): void => {
         this.pending.delete(callId);
+        // Its request, when still waiting for a write, is not kept until the stream drains.
+        this.waiting.delete(callId);
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
       };
@@ -132,7 +160,7 @@ export class ClientStream {
         reject: (err) => (done(), reject(err)),
         written: false,
       });
-      this.write({ callId, request: bytes, deadline });
+      this.write(callId, { request: bytes, deadline });
     });
   }
 
@@ -141,8 +169,16 @@ export class ClientStream {
     if (!this.closed) this.call.end();
   }
 
-  private write(entry: Waiting): void {
-    this.waiting.push(entry);
+  /** RESOURCE_EXHAUSTED for a request of `requestBytes` too large to send, as grpc-js' own limit on a unary call. */
+  private refusal(requestBytes: number): PluginError | undefined {
+    const bytes = requestBytes + CALL_FRAMING_BYTES + FRAMING_BYTES;
+    if (bytes > this.maxSendBytes) return new PluginError(Code.ResourceExhausted, `request of ${requestBytes} bytes is larger than maxSendMessageBytes (${this.maxSendBytes})`);
+    if (bytes > (this.receiveLimit ?? Infinity)) return new PluginError(Code.ResourceExhausted, `request of ${requestBytes} bytes is larger than the plugin reads (its maxReceiveMessageBytes, ${this.receiveLimit})`);
+    return undefined;
+  }
+
+  private write(callId: number, entry: Waiting): void {
+    this.waiting.set(callId, entry);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -152,30 +188,34 @@ export class ClientStream {
     }
   }
 
-  /** Writes what waits, as few messages as `maxSendBytes` allows, until the stream pushes back. */
+  /** Writes what waits, in as few messages as {@link batchBytes} allows, until the stream pushes back. */
   private flush(): void {
-    while (!this.blocked && !this.closed && this.waiting.length > 0) {
+    while (!this.blocked && !this.closed && this.waiting.size > 0) {
       const writer = messageWriter;
       let size = 0;
-      while (this.waiting.length > 0) {
-        const entry = this.waiting[0]!;
+      for (const [callId, entry] of this.waiting) {
         const length = 'cancel' in entry ? entry.cancel.length : entry.request.length + CALL_FRAMING_BYTES;
-        if (size > 0 && size + length + FRAMING_BYTES > Math.min(this.maxSendBytes, MAX_BATCH_BYTES)) break;
-        this.waiting.shift();
-        size += length + FRAMING_BYTES;
+        if (size > 0 && size + length + FRAMING_BYTES > this.batchBytes) break;
+        this.waiting.delete(callId);
         if ('cancel' in entry) {
+          size += length + FRAMING_BYTES;
           writer.uint32(CALLS_TAG).bytes(entry.cancel);
           continue;
         }
-        const pending = this.pending.get(entry.callId);
-        // A call that ended while it waited (deadline, cancel) is not sent at all.
-        if (!pending) continue;
+        const pending = this.pending.get(callId)!;
+        // Queued before the plugin's headers told its limit: refused now, it never leaves.
+        const refused = this.refusal(entry.request.length);
+        if (refused) {
+          pending.reject(refused);
+          continue;
+        }
+        size += length + FRAMING_BYTES;
         pending.written = true;
         // One element of `calls`: a StreamCall {call_id, call: HandleCall {request, timeout_ms}} around the
         // request encoded in send(), with the time left now (it may have waited while the stream pushed back).
         const timeoutMs = Math.max(1, Math.ceil(entry.deadline - Date.now()));
         writer.uint32(CALLS_TAG).fork();
-        writer.uint32(STREAM_CALL_ID_TAG).uint64(entry.callId);
+        writer.uint32(STREAM_CALL_ID_TAG).uint64(callId);
         writer.uint32(STREAM_CALL_CALL_TAG).fork().uint32(HANDLE_CALL_REQUEST_TAG).bytes(entry.request).uint32(HANDLE_CALL_TIMEOUT_TAG).uint32(timeoutMs).join();
         writer.join();
       }
@@ -196,14 +236,19 @@ export class ClientStream {
   private close(end: StatusObject): void {
     if (this.closed) return;
     this.closed = true;
-    this.waiting.length = 0;
+    this.waiting.clear();
     this.unimplemented = end.code === status.UNIMPLEMENTED;
-    const error = this.unimplemented
-      ? new PluginError(Code.Unimplemented, `the plugin does not serve HandleStream: ${end.details}`)
-      : end.code === status.UNAVAILABLE
-        ? new PluginError(Code.Unavailable, end.details) // as a unary call would say it: the connection's error
-        : new PluginError(Code.Unavailable, `the stream to the plugin ended with ${status[end.code]} before the call was answered${end.details ? `: ${end.details}` : ''}`);
-    for (const pending of [...this.pending.values()]) pending.reject(error);
+    const error = (): PluginError =>
+      this.unimplemented
+        ? new PluginError(Code.Unimplemented, `the plugin does not serve HandleStream: ${end.details}`)
+        : end.code === status.UNAVAILABLE
+          ? new PluginError(Code.Unavailable, end.details) // as a unary call would say it: the connection's error
+          : new PluginError(Code.Unavailable, `the stream to the plugin ended with ${status[end.code]} before the call was answered${end.details ? `: ${end.details}` : ''}`);
+    const mayHaveArrived = error();
+    const neverSent = this.unimplemented ? mayHaveArrived : unsentFailure(error());
+    // Nothing of this stream left the client when no connection was made while it was open.
+    const neverConnected = this.connections.neverConnectedSince(this.openedMark);
+    for (const pending of [...this.pending.values()]) pending.reject(neverConnected || !pending.written ? neverSent : mayHaveArrived);
     this.onClosed(this);
   }
 }

@@ -1,5 +1,6 @@
 import { Client, connectivityState, credentials as grpcCredentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService, type ServingStatus } from 'grpc-health-check';
+import { ChannelConnections } from './channel-connections.js';
 import type { CloudEvent } from './cloud-event.js';
 import { ClientStream } from './client-stream.js';
 import { Code, PluginError } from './errors.js';
@@ -9,6 +10,7 @@ import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { channelCredentials, type ClientTlsOptions } from './tls.js';
+import { isUnsentFailure, unsentFailure } from './unsent-call.js';
 
 export type { PluginResponse } from './plugin-response.js';
 
@@ -66,6 +68,9 @@ const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Hea
   ...args: ConstructorParameters<typeof Client>
 ) => HealthClient;
 
+/** The largest answer taken from a plugin: see the channel options. */
+const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+
 function fromServiceError(err: ServiceError): PluginError {
   return new PluginError(err.code as number as Code, err.details || err.message);
 }
@@ -83,6 +88,7 @@ export class PluginClient {
   private readonly defaultTimeoutMs: number;
   private readonly maxSendBytes: number;
   private readonly logger: PluginLogger | undefined;
+  private readonly connections: ChannelConnections;
   private transport: PluginTransport;
   private stream: ClientStream | undefined;
 
@@ -94,11 +100,15 @@ export class PluginClient {
     this.logger = options.logger;
     const channelOptions = {
       'grpc.max_send_message_length': this.maxSendBytes,
+      // serve() writes at most 4 MiB a message (grpc-js' default here); the room above is for plugins
+      // written without the SDK, whose larger answer would otherwise fail a call the plugin completed.
+      'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
       'grpc.initial_reconnect_backoff_ms': options.reconnectBackoff?.initialMs ?? 250,
       'grpc.max_reconnect_backoff_ms': options.reconnectBackoff?.maxMs ?? 2_000,
       ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
     };
     this.client = new PluginServiceClient(address, creds, channelOptions);
+    this.connections = new ChannelConnections(this.client.getChannel());
     // The health client shares the plugin client's channel: one connection per plugin.
     this.health = new HealthClientConstructor(address, grpcCredentials.createInsecure(), {
       channelOverride: this.client.getChannel(),
@@ -109,9 +119,12 @@ export class PluginClient {
   /**
    * Sends one event. Resolves with the plugin's answer; rejects with a
    * {@link PluginError} whose `code` is the gRPC status (DEADLINE_EXCEEDED when
-   * the timeout passes). A plugin that cannot be reached is waited for until
-   * the deadline and called once it is back, so a plugin restarting within the
-   * deadline loses no call; UNAVAILABLE, with the connection error, when it never came.
+   * the timeout passes). A call that could not leave, because no connection to the
+   * plugin was made since it was made, is sent again once the plugin is back within
+   * the deadline, so a plugin starting or restarting loses no call; UNAVAILABLE, with
+   * the connection error, when it never came. A call that may have reached the plugin
+   * is never sent again here: it fails (UNAVAILABLE when the connection broke) and
+   * the caller's retry policy, with its attempt numbers, decides.
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
     const deadline = Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs);
@@ -119,9 +132,7 @@ export class PluginClient {
     try {
       return await this.callOnce(request, deadline, options.signal);
     } catch (err) {
-      // Only when the channel is down: a plugin that answered UNAVAILABLE itself is not called again here.
-      if (!(err instanceof PluginError) || err.code !== Code.Unavailable || this.channelReady()) throw err;
-      if (!(await this.waitUntilReady(deadline, options.signal))) throw err;
+      if (!isUnsentFailure(err) || !(await this.waitUntilReady(deadline, options.signal))) throw err;
       return this.callOnce(request, deadline, options.signal);
     }
   }
@@ -152,7 +163,7 @@ export class PluginClient {
   /** The open stream, or a new one when there is none. */
   private openStream(): ClientStream {
     if (this.stream?.open) return this.stream;
-    const stream = new ClientStream(this.client, this.maxSendBytes, (closed) => {
+    const stream = new ClientStream(this.client, this.maxSendBytes, this.connections, (closed) => {
       if (this.stream === closed) this.stream = undefined;
     });
     this.stream = stream;
@@ -161,19 +172,18 @@ export class PluginClient {
 
   private callUnary(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
     return new Promise<PluginResponse>((resolve, reject) => {
+      const mark = this.connections.mark();
       // grpc-js passes a response whenever it passes no error.
       const call = this.client.handle(request, new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
         signal?.removeEventListener('abort', cancel);
-        if (err) reject(fromServiceError(err));
-        else resolve(fromResponse(response!));
+        if (!err) return resolve(fromResponse(response!));
+        const failure = fromServiceError(err);
+        // grpc-js fails a call at once, unsent, while the channel cannot connect.
+        reject(failure.code === Code.Unavailable && this.connections.neverConnectedSince(mark) ? unsentFailure(failure) : failure);
       });
       const cancel = (): void => call.cancel();
       signal?.addEventListener('abort', cancel, { once: true });
     });
-  }
-
-  private channelReady(): boolean {
-    return this.client.getChannel().getConnectivityState(false) === connectivityState.READY;
   }
 
   /**

@@ -1,8 +1,10 @@
 import type { handleBidiStreamingCall, ServerDuplexStream } from '@grpc/grpc-js';
+import { answerMessages } from './answer-size.js';
 import { CallSignal } from './call-signal.js';
 import { Code, PluginError } from './errors.js';
 import type { CallRunner } from './call-runner.js';
 import type { HandleCall, HandleStreamRequest, HandleStreamResponse, StreamCall, StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { receiveLimitHeaders } from './receive-limit-header.js';
 
 type PluginStream = ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>;
 
@@ -14,29 +16,44 @@ function failure(callId: number, err: unknown): StreamResult {
   return { callId, outcome: { $case: 'status', value: { code: e.code, message: e.message } } };
 }
 
+/** How {@link streamHandle} reads a stream. */
+export interface StreamLimits {
+  /** Calls of one stream that run at once. */
+  maxInFlight: number;
+  /** The server's `grpc.max_receive_message_length`, announced to the client as the stream opens. */
+  maxReceiveBytes: number;
+}
+
 /**
  * Serves `HandleStream`: many calls on one stream, each with its id, deadline and cancel.
- * Answers ready within one turn of the event loop go out as one message: gRPC writes a
- * stream's messages one at a time, one per turn, so a message per answer would cap a busy
- * plugin at one answer per turn. Flow control: while `maxInFlight` of the stream's calls run
- * (calls of a message beyond that wait their turn here, at most one message's worth), or
- * while answers wait to be written, the stream is not read; grpc-js then stops taking its
- * data and HTTP/2 flow control makes the sender's `write()` report backpressure.
+ * Answers ready within one turn of the event loop go out together, in as few messages of at
+ * most 4 MiB as they fit: gRPC writes a stream's messages one at a time, one per turn, so a
+ * message per answer would cap a busy plugin at one answer per turn. Flow control: while
+ * `maxInFlight` of the stream's calls run (calls of a message beyond that wait their turn
+ * here), or while answers wait to be written, the stream is not read; grpc-js then stops
+ * taking its data and HTTP/2 flow control makes the sender's `write()` report backpressure.
  */
-export function streamHandle(runner: CallRunner, maxInFlight: number, open: OpenStreams): handleBidiStreamingCall<HandleStreamRequest, HandleStreamResponse> {
+export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes }: StreamLimits, open: OpenStreams): handleBidiStreamingCall<HandleStreamRequest, HandleStreamResponse> {
   return (stream: PluginStream) => {
+    // At once, not with the first answer: the client batches its calls below the limit from then on.
+    stream.sendMetadata(receiveLimitHeaders(maxReceiveBytes));
     const calls = new Map<number, CallSignal>();
     // Calls read but not started yet, with their deadlines counted from when they were read.
     const backlog: Array<{ callId: number; request: HandleCall['request']; deadlineMs: number }> = [];
     let results: StreamResult[] = [];
     let flushScheduled = false;
+    let startScheduled = false;
     let writesBlocked = false;
     let readEnded = false;
     let gone = false;
 
     const adjustIntake = (): void => {
-      if (backlog.length > 0 || calls.size >= maxInFlight || writesBlocked) stream.pause();
-      else stream.resume();
+      const room = calls.size + backlog.length < maxInFlight;
+      // Calls about to start: what arrived after them is read first, as it may cancel them. Only while
+      // the backlog holds at most `maxInFlight` calls, so no more than that and a message wait here.
+      const lookAhead = startScheduled && backlog.length <= maxInFlight;
+      if (!writesBlocked && (room || lookAhead)) stream.resume();
+      else stream.pause();
     };
     const endWhenDone = (): void => {
       if (readEnded && calls.size === 0 && backlog.length === 0 && results.length === 0 && !gone) stream.end();
@@ -44,14 +61,17 @@ export function streamHandle(runner: CallRunner, maxInFlight: number, open: Open
     const flush = (): void => {
       flushScheduled = false;
       if (gone || results.length === 0) return;
-      const message = { results };
+      const ready = results;
       results = [];
-      if (!stream.write(message) && !writesBlocked) {
-        writesBlocked = true;
-        stream.once('drain', () => {
-          writesBlocked = false;
-          adjustIntake();
-        });
+      // Every message is written: the answers are in memory already, and the 'drain' stops the reading.
+      for (const message of answerMessages(ready)) {
+        if (!stream.write({ results: message }) && !writesBlocked) {
+          writesBlocked = true;
+          stream.once('drain', () => {
+            writesBlocked = false;
+            adjustIntake();
+          });
+        }
       }
       endWhenDone();
     };
@@ -75,7 +95,7 @@ export function streamHandle(runner: CallRunner, maxInFlight: number, open: Open
         )
         .finally(() => {
           calls.delete(callId);
-          startWaiting();
+          startNextTurn();
           adjustIntake();
           endWhenDone();
         });
@@ -85,6 +105,18 @@ export function streamHandle(runner: CallRunner, maxInFlight: number, open: Open
         const next = backlog.shift()!;
         start(next.callId, next.request, next.deadlineMs);
       }
+    };
+    // Calls start a turn after they are read, not at once: the stream was not read while they waited
+    // for a slot, so the messages behind them (a cancel of one of them) are read in between.
+    const startNextTurn = (): void => {
+      if (startScheduled || backlog.length === 0 || calls.size >= maxInFlight) return;
+      startScheduled = true;
+      setImmediate(() => {
+        startScheduled = false;
+        startWaiting();
+        adjustIntake();
+        endWhenDone();
+      });
     };
     const take = ({ callId, kind }: StreamCall): void => {
       if (kind?.$case === 'cancel') {
@@ -105,7 +137,7 @@ export function streamHandle(runner: CallRunner, maxInFlight: number, open: Open
 
     stream.on('data', (message: HandleStreamRequest) => {
       for (const call of message.calls) take(call);
-      startWaiting();
+      startNextTurn();
       adjustIntake();
     });
     // The client's half-close, or the server's close(): no call is read any more.

@@ -217,6 +217,16 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     expect(calls).toBe(1);
   });
 
+  it('an answer too large to send (over 4 MiB) fails that call alone, for good: INTERNAL, saying why; the call beside it is answered', async () => {
+    // Sent, it would fail at the client as RESOURCE_EXHAUSTED (over the stream: every call on it), and core would run the call again.
+    const { client } = await start({ handle: (e) => ({ message: e.id === 'huge' ? 'x'.repeat(5 * 1024 * 1024) : 'small' }) });
+    const huge = rejection(client.handle({ ...event, id: 'huge' }, { flow: 'f' }));
+    const small = client.handle({ ...event, id: 'small' }, { flow: 'f' });
+    const err = await huge;
+    expect([err.code, err.retryable, err.message]).toEqual([Code.Internal, false, expect.stringMatching(/^the plugin's answer takes 524\d{4} bytes, more than the \d+ one answer may take/)]);
+    expect(await small).toEqual({ status: 'ok', message: 'small', attributes: {} });
+  });
+
   it('close() ends while a client holds a health Watch stream open', async () => {
     const { server } = await start({ handle: () => {} });
     const Health = makeGenericClientConstructor(healthService, 'Health');

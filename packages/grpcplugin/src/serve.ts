@@ -24,11 +24,16 @@ export interface ServeOptions {
   handleSignals?: boolean;
   /** How long `close()` waits for in-flight calls before cancelling them. Default 30 000 ms. */
   shutdownTimeoutMs?: number;
-  /** Largest request accepted, in bytes. Default 16 MiB. */
+  /**
+   * Largest request message accepted, in bytes. Announced to the client in each
+   * `HandleStream`'s response headers, so it batches its calls below it and refuses a single
+   * larger call (RESOURCE_EXHAUSTED, as gRPC refuses a unary one). Default 16 MiB.
+   */
   maxReceiveMessageBytes?: number;
   /**
    * How many calls of one `HandleStream` run at once; further calls wait unread, so a busy
-   * plugin holds core back through gRPC flow control. Default 1 000.
+   * plugin holds core back through gRPC flow control. A call read starts a turn later, so a
+   * cancel already read behind it keeps it from the handler. Default 1 000.
    */
   maxConcurrentCallsPerStream?: number;
   /** Where `serve` reports an exposed, unauthenticated bind. Default: {@link jsonLogger} with service `hollowtrees-plugin`. */
@@ -80,7 +85,8 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   }
   const host = options.host ?? '127.0.0.1';
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
-  const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 16 * 1024 * 1024 });
+  const maxReceiveBytes = options.maxReceiveMessageBytes ?? 16 * 1024 * 1024;
+  const server = new Server({ 'grpc.max_receive_message_length': maxReceiveBytes });
   raiseConnectionWindow(server);
   const health = new HealthImplementation({ '': 'SERVING', [PLUGIN_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
@@ -89,7 +95,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   const streams: OpenStreams = new Set();
   server.addService(PluginServiceService, {
     handle: unaryHandle(runner),
-    handleStream: streamHandle(runner, maxPerStream, streams),
+    handleStream: streamHandle(runner, { maxInFlight: maxPerStream, maxReceiveBytes }, streams),
   });
 
   const boundPort = await new Promise<number>((resolve, reject) => {

@@ -3,23 +3,48 @@
  * share a fate (one stuck call, a slow plugin, a killed plugin), and a plugin without the
  * stream is still served. Real gRPC on loopback; the killed plugin is a process of its own.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { credentials, Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { rejectionOf } from '@hollowtrees/testkit';
 import { describe, expect, it } from 'vitest';
+import { ChannelConnections } from './channel-connections.js';
 import { PluginClient, type PluginTransport } from './client.js';
+import { ClientStream } from './client-stream.js';
+import type { CloudEvent } from './cloud-event.js';
 import { Code, PluginError } from './errors.js';
-import type { HandleContext } from './handler.js';
+import { eventToProto } from './event-codec.js';
+import type { EventHandler, HandleContext } from './handler.js';
 import type { LogFields, PluginLogger } from './plugin-logger.js';
-import { HandleStatus, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { HandleStatus, PluginServiceClient, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { serve } from './serve.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
+import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 import { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
 
 const pairs = pluginPairs();
 const stream = pairs.over('stream');
 const eventWithId = (id: string) => ({ ...testEvent, id });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A handler that records the ids of the calls it starts and holds the call `long` until `release()` (or the test's end). */
+function holdingLong(): { handler: EventHandler; started: string[]; longRunning: Promise<void>; release: () => void } {
+  const started: string[] = [];
+  let entered!: () => void;
+  const longRunning = new Promise<void>((resolve) => (entered = resolve));
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  pairs.defer(() => release()); // a failed test still lets the server close without waiting for it
+  const handler: EventHandler = {
+    handle: async (event) => {
+      started.push(event.id);
+      if (event.id === 'long') {
+        entered();
+        await held;
+      }
+      return { message: event.id };
+    },
+  };
+  return { handler, started, longRunning, release };
+}
 
 describe('calls sharing one stream', () => {
   it('a call the plugin never answers hits its own deadline; the others on the stream complete', async () => {
@@ -67,6 +92,19 @@ describe('calls sharing one stream', () => {
     } finally {
       clearInterval(busy);
     }
+  });
+
+  it('answers that together exceed 4 MiB, the most a gRPC client reads in one message, all arrive: each call the plugin completed is reported done', async () => {
+    // Sent as one message, they ended the stream with RESOURCE_EXHAUSTED: every call on it failed UNAVAILABLE, and core ran them again.
+    let ran = 0;
+    const { client } = await stream({ handle: (event) => (ran++, { message: `${event.id} ${'x'.repeat(200_000)}` }) });
+    await client.handle(eventWithId('warm-up'), { flow: 'f' });
+    // A handler that answers at once: the 30 answers (6 MB) are ready in one turn and go out together.
+    const outcomes = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => client.handle(eventWithId(`e${i}`), { flow: 'f', timeoutMs: 10_000 }).then((r) => r.message.split(' ')[0], (err: Error) => `failed: ${err.message}`)),
+    );
+    expect(outcomes).toEqual(Array.from({ length: 30 }, (_, i) => `e${i}`));
+    expect(ran).toBe(31);
   });
 
   it('a slow plugin holds the client back: no more calls run at once than the stream allows, and every call completes', async () => {
@@ -130,6 +168,80 @@ describe("a call's deadline on the stream", () => {
   });
 });
 
+describe('a call that ends while it waits in the plugin for a free slot', () => {
+  it('is never handed to the handler once the client cancelled it: the cancel, sent after it, is read before its turn comes', async () => {
+    const plugin = holdingLong();
+    const { client } = await stream(plugin.handler, { maxConcurrentCallsPerStream: 1 });
+    const long = client.handle(eventWithId('long'), { flow: 'f', timeoutMs: 10_000 });
+    await plugin.longRunning;
+    const cancel = new AbortController();
+    const waiting = rejectionOf(client.handle(eventWithId('cancelled'), { flow: 'f', timeoutMs: 10_000, signal: cancel.signal }), PluginError);
+    await sleep(100); // the call reaches the plugin, which does not read it while its one slot is taken
+    cancel.abort();
+    expect((await waiting).code).toBe(Code.Canceled);
+    await sleep(100); // the cancel reaches the plugin too
+    plugin.release();
+    expect((await long).message).toBe('long');
+    // A call made after it starts after its turn would have come.
+    expect((await client.handle(eventWithId('next'), { flow: 'f' })).message).toBe('next');
+    expect(plugin.started).toEqual(['long', 'next']);
+  });
+});
+
+describe('calls that wait in the client while the stream pushes back', () => {
+  it('a call that ends (its deadline) before it could be written leaves nothing of it behind: what waits to be written does not grow', async () => {
+    // The plugin holds two calls for ever and reads no more, so 64 KB requests soon fill HTTP/2's windows.
+    const { server } = await stream({ handle: () => new Promise(() => {}) }, { maxConcurrentCallsPerStream: 2, shutdownTimeoutMs: 100 });
+    const grpc = new PluginServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    pairs.defer(() => grpc.close());
+    const calls = new ClientStream(grpc, 16 * 1024 * 1024, new ChannelConnections(grpc.getChannel()), () => {});
+    const big: CloudEvent = { ...testEvent, data: { labels: { node: 'n1' }, big: 'x'.repeat(64 * 1024) } };
+    const rounds = async (n: number): Promise<void> => {
+      for (let round = 0; round < n; round++) {
+        await Promise.allSettled(Array.from({ length: 20 }, () => calls.send({ event: eventToProto(big), flow: 'f', attempt: 1, config: {} }, Date.now() + 150, undefined)));
+      }
+    };
+    await rounds(10);
+    const after10 = calls.queued;
+    await rounds(10);
+    // They stayed queued until the stream drained, which here it never does: 20 requests (1.3 MB) more each round.
+    expect(calls.queued).toBeLessThanOrEqual(after10);
+  });
+});
+
+describe('a plugin that reads smaller messages than the client batches (maxReceiveMessageBytes)', () => {
+  const withBlob = (id: string): CloudEvent => ({ ...testEvent, id, data: { labels: { node: 'n1' }, blob: 'x'.repeat(300_000) } });
+
+  it('gets five calls of 300 KB made in one turn, in messages it reads; the call it was running is not failed by them', async () => {
+    // serve() announces its limit as the stream opens; sent as one 1.5 MB message, they made gRPC end the stream, with the call in flight.
+    const plugin = holdingLong();
+    const { client } = await stream(plugin.handler, { maxReceiveMessageBytes: 1024 * 1024 });
+    const long = client.handle(withBlob('long'), { flow: 'f', timeoutMs: 10_000 }).then((r) => r.message, (err: Error) => `failed: ${err.message}`);
+    await plugin.longRunning;
+    const burst = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.handle(withBlob(`b${i}`), { flow: 'f', timeoutMs: 10_000 })));
+    plugin.release();
+    expect({ long: await long, burst: burst.map((b) => b.status), started: plugin.started }).toEqual({
+      long: 'long',
+      burst: Array(5).fill('fulfilled'),
+      started: ['long', 'b0', 'b1', 'b2', 'b3', 'b4'],
+    });
+  });
+
+  it('a request larger than it reads fails alone, RESOURCE_EXHAUSTED as over a unary call; the call in flight completes', async () => {
+    const plugin = holdingLong();
+    const { client } = await stream(plugin.handler, { maxReceiveMessageBytes: 64 * 1024 });
+    // Answered, the first call shows the stream's headers, with the plugin's limit, arrived: they come first.
+    await client.handle(eventWithId('first'), { flow: 'f' });
+    const long = client.handle(eventWithId('long'), { flow: 'f', timeoutMs: 10_000 });
+    await plugin.longRunning;
+    const refused = await rejectionOf(client.handle(withBlob('big'), { flow: 'f', timeoutMs: 5_000 }), PluginError);
+    expect([refused.code, refused.message]).toEqual([Code.ResourceExhausted, expect.stringMatching(/^request of \d+ bytes is larger than the plugin reads \(its maxReceiveMessageBytes, 65536\)$/)]);
+    plugin.release();
+    expect((await long).message).toBe('long');
+    expect(plugin.started).toEqual(['first', 'long']);
+  });
+});
+
 describe('serve options for the stream', () => {
   it.each([0, -1, 1.5, Number.NaN])('maxConcurrentCallsPerStream %s is refused, naming the option', async (bad) => {
     await expect(serve(0, { handle: () => {} }, { maxConcurrentCallsPerStream: bad })).rejects.toThrow(
@@ -184,30 +296,9 @@ describe('a plugin that serves only the unary Handle', () => {
   });
 });
 
-/** Starts a plugin process whose handler never answers, and tells when `inFlight` calls reached it. */
-async function stuckPluginProcess(inFlight: number): Promise<{ child: ChildProcess; port: number; allIn: Promise<void> }> {
-  const script = `
-    import { serve } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
-    let calls = 0;
-    const server = await serve(0, { handle: () => { if (++calls === ${inFlight}) console.log('all in'); return new Promise(() => {}); } });
-    console.log('port ' + server.port);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  pairs.defer(() => child.kill('SIGKILL'));
-  const lines = createInterface({ input: child.stdout! });
-  let allIn!: () => void;
-  const allInPromise = new Promise<void>((resolve) => (allIn = resolve));
-  const port = await new Promise<number>((resolve) =>
-    lines.on('line', (line) => {
-      if (line.startsWith('port ')) resolve(Number(line.slice(5)));
-      if (line === 'all in') allIn();
-    }),
-  );
-  return { child, port, allIn: allInPromise };
-}
-
 describe('a plugin process killed with calls in flight on its stream', () => {
   it('fails every one of 500 calls with UNAVAILABLE, none reported done; once it is back on the same port the next calls succeed', async () => {
-    const plugin = await stuckPluginProcess(500);
+    const plugin = await stuckPluginProcess(500, pairs.defer);
     const client = clientOf(plugin.port, 'stream');
     // The client waits for a plugin that went away until each call's deadline, then gives up.
     const outcomes = Array.from({ length: 500 }, (_, i) =>
@@ -217,9 +308,7 @@ describe('a plugin process killed with calls in flight on its stream', () => {
       ),
     );
     await plugin.allIn;
-    const died = new Promise((resolve) => plugin.child.once('exit', resolve));
-    plugin.child.kill('SIGKILL');
-    await died;
+    await plugin.kill();
     const results = await Promise.all(outcomes);
     expect(new Set(results)).toEqual(new Set(['UNAVAILABLE']));
     expect(results).toHaveLength(500);

@@ -1160,7 +1160,12 @@ export const PluginServiceService = {
    * starts or cancels one or more calls; the plugin answers each call once, in a
    * HandleStreamResponse with the call's id, in any order and together with other
    * answers or not. A sender puts into one message what it has ready, so one write
-   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls, but no more than
+   * the receiver reads: gRPC ends a stream whole for one message over its limit. A
+   * plugin writes messages of at most 4 MiB (what gRPC clients read by default), and
+   * may announce the largest message it reads in the response header
+   * `hollowtrees-max-receive-message-bytes` (decimal), sent as the stream opens; a
+   * client then puts no more calls in a message than that. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE.
@@ -1185,7 +1190,12 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
    * starts or cancels one or more calls; the plugin answers each call once, in a
    * HandleStreamResponse with the call's id, in any order and together with other
    * answers or not. A sender puts into one message what it has ready, so one write
-   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls, but no more than
+   * the receiver reads: gRPC ends a stream whole for one message over its limit. A
+   * plugin writes messages of at most 4 MiB (what gRPC clients read by default), and
+   * may announce the largest message it reads in the response header
+   * `hollowtrees-max-receive-message-bytes` (decimal), sent as the stream opens; a
+   * client then puts no more calls in a message than that. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE.
@@ -1215,7 +1225,12 @@ export interface PluginServiceClient extends Client {
    * starts or cancels one or more calls; the plugin answers each call once, in a
    * HandleStreamResponse with the call's id, in any order and together with other
    * answers or not. A sender puts into one message what it has ready, so one write
-   * (one turn of an event loop, one HTTP/2 frame) moves many calls. A plugin reads
+   * (one turn of an event loop, one HTTP/2 frame) moves many calls, but no more than
+   * the receiver reads: gRPC ends a stream whole for one message over its limit. A
+   * plugin writes messages of at most 4 MiB (what gRPC clients read by default), and
+   * may announce the largest message it reads in the response header
+   * `hollowtrees-max-receive-message-bytes` (decimal), sent as the stream opens; a
+   * client then puts no more calls in a message than that. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE.
