@@ -42,18 +42,38 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
     const backlog: Array<{ callId: number; request: HandleCall['request']; deadlineMs: number }> = [];
     let results: StreamResult[] = [];
     let flushScheduled = false;
-    let startScheduled = false;
+    let fullPause = false;
+    let catchingUp = false;
     let writesBlocked = false;
     let readEnded = false;
     let gone = false;
 
     const adjustIntake = (): void => {
       const room = calls.size + backlog.length < maxInFlight;
-      // Calls about to start: what arrived after them is read first, as it may cancel them. Only while
-      // the backlog holds at most `maxInFlight` calls, so no more than that and a message wait here.
-      const lookAhead = startScheduled && backlog.length <= maxInFlight;
-      if (!writesBlocked && (room || lookAhead)) stream.resume();
-      else stream.pause();
+      // While catching up, what the stream holds is read though calls wait, as it may cancel them; only
+      // while the backlog holds at most `maxInFlight` calls, so no more than that and a message wait here.
+      const readAhead = catchingUp && backlog.length <= maxInFlight;
+      if (!writesBlocked && (room || readAhead)) {
+        if (fullPause) catchUp();
+        fullPause = false;
+        stream.resume();
+      } else {
+        fullPause ||= !room;
+        stream.pause();
+      }
+    };
+    // Once a stream that was not read for want of a free slot is read again, the calls it held start a
+    // turn later, not as each is read: what came behind them (a cancel of one of them) is read first.
+    // Calls read while there is room start at once.
+    const catchUp = (): void => {
+      if (catchingUp) return;
+      catchingUp = true;
+      setImmediate(() => {
+        catchingUp = false;
+        startWaiting();
+        adjustIntake();
+        endWhenDone();
+      });
     };
     const endWhenDone = (): void => {
       if (readEnded && calls.size === 0 && backlog.length === 0 && results.length === 0 && !gone) stream.end();
@@ -95,7 +115,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
         )
         .finally(() => {
           calls.delete(callId);
-          startNextTurn();
+          if (backlog.length > 0) catchUp();
           adjustIntake();
           endWhenDone();
         });
@@ -105,18 +125,6 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
         const next = backlog.shift()!;
         start(next.callId, next.request, next.deadlineMs);
       }
-    };
-    // Calls start a turn after they are read, not at once: the stream was not read while they waited
-    // for a slot, so the messages behind them (a cancel of one of them) are read in between.
-    const startNextTurn = (): void => {
-      if (startScheduled || backlog.length === 0 || calls.size >= maxInFlight) return;
-      startScheduled = true;
-      setImmediate(() => {
-        startScheduled = false;
-        startWaiting();
-        adjustIntake();
-        endWhenDone();
-      });
     };
     const take = ({ callId, kind }: StreamCall): void => {
       if (kind?.$case === 'cancel') {
@@ -137,7 +145,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
 
     stream.on('data', (message: HandleStreamRequest) => {
       for (const call of message.calls) take(call);
-      startNextTurn();
+      if (!catchingUp) startWaiting();
       adjustIntake();
     });
     // The client's half-close, or the server's close(): no call is read any more.
