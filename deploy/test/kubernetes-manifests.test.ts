@@ -92,11 +92,21 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
         const pod = podSpecOf(deployment)!;
         const at = `${variant} ${deployment.metadata.name}`;
         expect(pod.priorityClassName, at).toBe('system-cluster-critical');
-        expect(excludedSpotLabels(pod), at).toEqual(expect.arrayContaining(['eks.amazonaws.com/capacityType', 'karpenter.sh/capacity-type', 'cloud.google.com/gke-spot', 'kubernetes.azure.com/scalesetpriority']));
+        expect(excludedSpotLabels(pod), at).toEqual(expect.arrayContaining(['eks.amazonaws.com/capacityType', 'karpenter.sh/capacity-type', 'cloud.google.com/gke-spot', 'cloud.google.com/gke-preemptible', 'kubernetes.azure.com/scalesetpriority']));
         expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey), at).toContain('topology.kubernetes.io/zone');
       }
       const pdb = find(objects, 'PodDisruptionBudget', 'hollowtrees') as unknown as { spec: { selector: { matchLabels: Record<string, string> } } };
       expect(pdb.spec.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'hollowtrees' });
+    }
+  });
+
+  it('keeps core taking alerts for 5 s after it is told to stop, while the Service drops it, and waits that long more for it', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      const pod = corePod(objects);
+      const core = container(pod, 'core') as { lifecycle?: { preStop?: { exec?: { command?: string[] } } } };
+      expect(core.lifecycle?.preStop?.exec?.command, variant).toEqual(['/nodejs/bin/node', '-e', 'setTimeout(() => {}, 5000)']);
+      // The preStop pause, then core's shutdownGracePeriod (90s), then the exit.
+      expect(pod.terminationGracePeriodSeconds, variant).toBeGreaterThanOrEqual(5 + 90 + 5);
     }
   });
 

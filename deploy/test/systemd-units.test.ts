@@ -55,6 +55,14 @@ describe.skipIf(!hasSystemd)('the systemd units (deploy/systemd)', () => {
     }
   });
 
+  it('runs the AWS plugin as examples/config.yaml, which the VM install copies, asks: hooks completed after the drain', async () => {
+    const example = await readFile(join(REPO_ROOT, 'examples/config.yaml'), 'utf8');
+    const asked = /--complete-lifecycle-hooks (\S+)/.exec(example)?.[1];
+    expect(asked).toBe('after-drain');
+    const unit = await readFile(join(UNITS_DIR, 'hollowtrees-aws-spot.service'), 'utf8');
+    expect(/^ExecStart=.*$/m.exec(unit)?.[0]).toContain(`--complete-lifecycle-hooks ${asked}`);
+  });
+
   it('passes systemd-analyze verify', async () => {
     const { stdout, stderr } = await run('systemd-analyze', ['verify', ...units.map((u) => join(UNITS_DIR, u))]);
     expect(`${stdout}${stderr}`.trim()).toBe('');
