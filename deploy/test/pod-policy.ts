@@ -26,6 +26,7 @@ export interface PodSpec {
   initContainers?: Array<Container & { restartPolicy?: string }>;
   securityContext?: SecurityContext;
   priorityClassName?: string;
+  terminationGracePeriodSeconds?: number;
   hostNetwork?: boolean;
   tolerations?: Array<Record<string, unknown>>;
   affinity?: { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: Array<{ matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> }> } } };
