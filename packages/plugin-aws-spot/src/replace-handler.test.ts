@@ -629,7 +629,8 @@ describe('retries and lost answers (core retries a call, the SDK re-sends a requ
     expect([group.members.has(a!), group.members.has(b!), group.desiredCapacity]).toEqual([false, false, 3]);
   });
 
-  it('completes the lifecycle actions of a member that enters Terminating:Wait between DescribeAutoScalingGroups and DetachInstances (a spot reclaim racing the detach)', async () => {
+  /** A member of a group with one termination hook that Auto Scaling starts terminating just after the first DescribeAutoScalingGroups answered. */
+  const memberReclaimedAfterDescribe = (): string => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1, lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
     const [old] = group.members.keys();
     let once = true;
@@ -641,25 +642,20 @@ describe('retries and lost answers (core retries a call, the SDK re-sends a requ
       }
       return out;
     });
-    const result = await handler().handle(spotEvent(old!), context());
+    return old!;
+  };
+
+  it('completes the lifecycle actions of a member that enters Terminating:Wait between DescribeAutoScalingGroups and DetachInstances (a spot reclaim racing the detach)', async () => {
+    const old = memberReclaimedAfterDescribe();
+    const result = await handler().handle(spotEvent(old), context());
     expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ValidationError']);
     expect(result).toMatchObject({ status: 'ok', attributes: { auto_scaling_group: 'workers', lifecycle_hooks_completed: 'drain-first' } });
     expect(aws.autoScaling.lifecycleActions.map((a) => [a.hookName, a.result])).toEqual([['drain-first', 'CONTINUE']]);
   });
 
   it('leaves the lifecycle actions of a member that raced into Terminating:Wait pending until the drain, with completeLifecycleHooks: after-drain', async () => {
-    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1, lifecycleHooks: [{ name: 'drain-first', transition: TERMINATING }] });
-    const [old] = group.members.keys();
-    let once = true;
-    intercept('DescribeAutoScalingGroups', (params, real) => {
-      const out = real(params);
-      if (once) {
-        once = false;
-        aws.autoScaling.beginTermination(old!);
-      }
-      return out;
-    });
-    const result = await handler({ completeLifecycleHooks: 'after-drain' }).handle(spotEvent(old!), context());
+    const old = memberReclaimedAfterDescribe();
+    const result = await handler({ completeLifecycleHooks: 'after-drain' }).handle(spotEvent(old), context());
     expect(result).toMatchObject({ status: 'skipped', attributes: { auto_scaling_group: 'workers' } });
     expect(result.message).toMatch(/lifecycle actions are left pending until the node is drained/);
     expect(aws.autoScaling.lifecycleActions.map((a) => a.result)).toEqual([undefined]);

@@ -142,7 +142,8 @@ describe('spot-price source', () => {
     expect(Date.parse(plugin.calls[1]!.event.time ?? '')).toBe(crossedAt.getTime());
   });
 
-  it('a jump surge that outlasts the history window is not announced as resolved while the price stays up, and is once it falls back', async () => {
+  /** The stand-ins, a clock to move, and a pool whose price jumped 20 s ago (0.03 to 0.05), watched with a 1 min history and jump window. */
+  async function jumpedTwentySecondsAgo(): Promise<{ clock: ReturnType<typeof movableClock>; yaml: string }> {
     await startParts();
     const clock = movableClock();
     const t0 = clock.now();
@@ -150,13 +151,18 @@ describe('spot-price source', () => {
       { price: 0.03, at: new Date(t0 - 10 * MINUTE) },
       { price: 0.05, at: new Date(t0 - 20 * SECOND) },
     ]);
-    core = await startTestCore(
-      coreYaml(`      instanceTypes: [m5.large]
+    return {
+      clock,
+      yaml: coreYaml(`      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a]
       history: 1m
       jump: { ratio: 1.5, window: 1m }`),
-      { clock },
-    );
+    };
+  }
+
+  it('a jump surge that outlasts the history window is not announced as resolved while the price stays up, and is once it falls back', async () => {
+    const { clock, yaml } = await jumpedTwentySecondsAgo();
+    core = await startTestCore(yaml, { clock });
     await eventually(() => plugin.calls.length >= 1);
     // The jump sample is the price in effect when the window opens, then older than the window and its level's window too.
     for (const ahead of [45 * SECOND, 5 * MINUTE]) {
@@ -170,23 +176,12 @@ describe('spot-price source', () => {
   });
 
   it('a restart during a jump surge whose crossing sample left the window announces it with the id it had before', async () => {
-    await startParts();
-    const clock = movableClock();
-    const t0 = clock.now();
-    aws.ec2.spotPrices.setSeries(m5a, [
-      { price: 0.03, at: new Date(t0 - 10 * MINUTE) },
-      { price: 0.05, at: new Date(t0 - 20 * SECOND) },
-    ]);
-    const yaml = (): string =>
-      coreYaml(`      instanceTypes: [m5.large]
-      availabilityZones: [us-east-1a]
-      history: 1m
-      jump: { ratio: 1.5, window: 1m }`);
-    core = await startTestCore(yaml(), { clock });
+    const { clock, yaml } = await jumpedTwentySecondsAgo();
+    core = await startTestCore(yaml, { clock });
     await eventually(() => plugin.calls.length >= 1);
     await core.close();
     clock.advance(45 * SECOND);
-    core = await startTestCore(yaml(), { clock });
+    core = await startTestCore(yaml, { clock });
     await eventually(() => plugin.calls.length >= 2);
     await morePolls(2);
     expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge']);
