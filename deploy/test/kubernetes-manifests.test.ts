@@ -100,6 +100,18 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     }
   });
 
+  it('tells the drain plugin its own pod (POD_NAMESPACE, POD_NAME from the downward API), so a drain of its node leaves it', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      const drains = objects.flatMap((o) => {
+        const pod = podSpecOf(o);
+        return pod ? [...(pod.initContainers ?? []), ...pod.containers].filter((c) => c.args?.[0] === '/app/bin/hollowtrees-k8s-drain.mjs') : [];
+      });
+      expect(drains.length, variant).toBe(1);
+      const env = (drains[0] as { env?: Array<{ name: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }> }).env ?? [];
+      expect(env.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]), variant).toEqual(expect.arrayContaining([['POD_NAMESPACE', 'metadata.namespace'], ['POD_NAME', 'metadata.name']]));
+    }
+  });
+
   it('keeps core taking alerts for 5 s after it is told to stop, while the Service drops it, and waits that long more for it', () => {
     for (const [variant, objects] of Object.entries(variants)) {
       const pod = corePod(objects);

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PluginClient } from '@hollowtrees/grpcplugin';
 import { spawnCaptured, startKubeApiServer, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -66,6 +67,23 @@ describe('hollowtrees-k8s-drain', () => {
     expect(serving).toMatchObject({ level: 'info', service: 'hollowtrees-k8s-drain', host: '127.0.0.1', tls: false, msg: 'hollowtrees-k8s-drain serving' });
     expect(proc.output()).not.toMatch(/anyone who can reach the port/);
     expect(kube.requests.some((r) => r.path === '/api/v1/nodes' && r.query.limit === '1' && r.code === 200)).toBe(true);
+  });
+
+  it('never evicts the pod it runs in, named by POD_NAMESPACE and POD_NAME, when it drains its own node', async () => {
+    const kube = await startKubeApiServer({ msPerGraceSecond: 5 });
+    cleanups.push(() => kube.close());
+    kube.cluster.addNode({ metadata: { name: 'node-a' } });
+    for (const [namespace, name] of [['hollowtrees', 'hollowtrees-7d9f'], ['apps', 'api-0']] as const) {
+      kube.cluster.addPod({ metadata: { name, namespace, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name, uid: name, controller: true }] }, spec: { nodeName: 'node-a' } });
+    }
+    const proc = await run(['--kubeconfig', await kubeconfigFor(kube.kubeConfigFileText())], { POD_NAMESPACE: 'hollowtrees', POD_NAME: 'hollowtrees-7d9f' });
+    const serving = JSON.parse(await waitForOutput(proc, /hollowtrees-k8s-drain serving/)) as { port: number; ownPod: string };
+    expect(serving.ownPod).toBe('hollowtrees/hollowtrees-7d9f');
+    const client = new PluginClient(`127.0.0.1:${serving.port}`);
+    cleanups.push(async () => client.close());
+    const answer = await client.handle({ id: 'e1', source: 'test', specversion: '1.0', type: 't', data: { labels: { node: 'node-a' } } }, { flow: 'spot', timeoutMs: 10_000 });
+    expect(answer.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
+    expect(kube.cluster.pods('node-a').map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual(['hollowtrees/hollowtrees-7d9f']);
   });
 
   it('warns when told to serve every interface without mTLS', async () => {

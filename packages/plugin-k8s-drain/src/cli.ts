@@ -34,7 +34,9 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const logger = jsonLogger({ service: SERVICE });
-  const handler = createDrainHandler(kubeConfig, { ...command.drain, logger });
+  const { POD_NAMESPACE: namespace, POD_NAME: name } = process.env;
+  const ownPod = namespace && name ? { namespace, name } : undefined;
+  const handler = createDrainHandler(kubeConfig, { ...command.drain, logger, ...(ownPod ? { ownPod } : {}) });
   // The caches list the cluster now, so the first drain of a wave finds them ready.
   handler.start();
   let server;
@@ -48,7 +50,7 @@ async function main(argv: readonly string[]): Promise<number> {
   // Not serve()'s handleSignals: the pod watch and the connections must be closed after the calls drain.
   const shutdown = (): void => void served.close().then(() => handler.close());
   process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
-  logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: served.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false });
+  logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: served.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false, ...(ownPod ? { ownPod: `${ownPod.namespace}/${ownPod.name}` } : {}) });
   return 0;
 }
 

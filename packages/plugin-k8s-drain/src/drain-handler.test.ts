@@ -205,6 +205,17 @@ describe('DrainHandler', () => {
     expect(api.cluster.pods('node-a')).toEqual([]);
   });
 
+  it('drains the node it runs on without evicting its own pod (POD_NAMESPACE/POD_NAME), which would stop the drain', async () => {
+    const api = await startCluster();
+    const own = pod('hollowtrees-7d9f', { owner: ['ReplicaSet', 'hollowtrees'] });
+    api.cluster.addPod({ ...own, metadata: { ...own.metadata, namespace: 'hollowtrees' } });
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const result = await handlerFor(api, { ownPod: { namespace: 'hollowtrees', name: 'hollowtrees-7d9f' } }).handle(event({ node: 'node-a' }), context());
+    expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
+    expect(api.cluster.evictions().map((e) => e.name)).toEqual(['api-0']);
+    expect(api.cluster.pods('node-a').map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual(['hollowtrees/hollowtrees-7d9f']);
+  });
+
   it('dry-run logs every step and changes nothing', async () => {
     const api = await startCluster();
     api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));

@@ -56,6 +56,12 @@ export interface DrainOptions {
   poolMaxUnavailable?: number;
   /** Pool mode: least time between the starts of two node drains, unless the flow sets `minInterval`. Default 0. */
   poolMinIntervalMs?: number;
+  /**
+   * The pod the plugin runs in (the CLI reads `POD_NAMESPACE` and `POD_NAME`, set from the downward
+   * API), never evicted: draining the node it runs on would otherwise evict it mid-drain, and core
+   * with it when they share a pod. Default: none.
+   */
+  ownPod?: { namespace: string; name: string };
   /** Log every step instead of changing anything. Default false. */
   dryRun?: boolean;
   /** Wait before each retry of a Kubernetes call. Default `exponentialBackoff()`: 250 ms doubling to 5 s, jittered. */
@@ -67,7 +73,7 @@ export interface DrainOptions {
 }
 
 /** {@link DrainOptions} with every default applied. */
-export type ResolvedDrainOptions = Required<Omit<DrainOptions, 'gracePeriodSeconds'>> & Pick<DrainOptions, 'gracePeriodSeconds'>;
+export type ResolvedDrainOptions = Required<Omit<DrainOptions, 'gracePeriodSeconds' | 'ownPod'>> & Pick<DrainOptions, 'gracePeriodSeconds' | 'ownPod'>;
 
 function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a non-negative number, got ${value}`);
@@ -105,6 +111,7 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     eventNamespace: o.eventNamespace ?? 'default',
     poolMaxUnavailable,
     poolMinIntervalMs: positive('poolMinIntervalMs', o.poolMinIntervalMs ?? 0),
+    ...(o.ownPod ? { ownPod: o.ownPod } : {}),
     dryRun: o.dryRun ?? false,
     backoff: o.backoff ?? exponentialBackoff(),
     logger: o.logger ?? jsonLogger({ service: SERVICE }),

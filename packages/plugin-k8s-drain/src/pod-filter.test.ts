@@ -14,4 +14,10 @@ describe('planEviction', () => {
     expect(plan.terminating.map(podKey)).toEqual(['apps/web-0']);
     expect(plan.evict.map(podKey)).toEqual(['apps/web-1']);
   });
+
+  it('never evicts its own pod: the same name in another namespace is evicted', () => {
+    const plan = planEviction([pod('hollowtrees-7d9f'), pod('hollowtrees-7d9f', { namespace: 'hollowtrees' }), pod('web-0')], { deleteEmptyDirData: true, ownPod: { namespace: 'hollowtrees', name: 'hollowtrees-7d9f' } });
+    expect(plan.skipped.map(({ pod: p, reason }) => [podKey(p), reason])).toEqual([['hollowtrees/hollowtrees-7d9f', 'own pod']]);
+    expect(plan.evict.map(podKey)).toEqual(['apps/hollowtrees-7d9f', 'apps/web-0']);
+  });
 });
