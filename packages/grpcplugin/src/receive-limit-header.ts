@@ -8,10 +8,13 @@ import { Metadata } from '@grpc/grpc-js';
  */
 const RECEIVE_LIMIT_HEADER = 'hollowtrees-max-receive-message-bytes';
 
+/** A limit worth announcing: a positive whole number of bytes (grpc-js writes -1 for none). */
+const isLimit = (bytes: number): boolean => Number.isSafeInteger(bytes) && bytes > 0;
+
 /** The headers that announce `bytes`; none for no limit (grpc-js' -1). */
 export function receiveLimitHeaders(bytes: number): Metadata {
   const headers = new Metadata();
-  if (Number.isSafeInteger(bytes) && bytes > 0) headers.set(RECEIVE_LIMIT_HEADER, String(bytes));
+  if (isLimit(bytes)) headers.set(RECEIVE_LIMIT_HEADER, String(bytes));
   return headers;
 }
 
@@ -19,5 +22,5 @@ export function receiveLimitHeaders(bytes: number): Metadata {
 export function announcedReceiveLimit(headers: Metadata): number | undefined {
   const [value] = headers.get(RECEIVE_LIMIT_HEADER);
   const bytes = typeof value === 'string' ? Number(value) : Number.NaN;
-  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
+  return isLimit(bytes) ? bytes : undefined;
 }

@@ -63,6 +63,12 @@ export function jumpThreshold(ratio: number, windowMs: number): ThresholdRule {
   };
 }
 
+/** Whether `price` is at or below the reset level of `threshold`, where a surge over it ends. */
+const atOrBelowResetLevel = (price: number, threshold: number, hysteresis: number): boolean => price <= threshold * (1 - hysteresis);
+
+/** `crossing`, ended by `sample`. */
+const endedBy = (crossing: Crossing, sample: PriceSample): Crossing => ({ ...crossing, resolvedAt: sample.at, resolvedPrice: sample.price });
+
 /**
  * The surges in a pool's history, oldest first: a surge starts at the first
  * sample above the threshold and ends at the first sample at or below
@@ -79,8 +85,8 @@ export function findCrossings(samples: readonly PriceSample[], rule: ThresholdRu
     if (open === undefined) {
       const level = rule.levelAt(samples, i);
       if (level !== undefined && sample.price > level) open = { kind: rule.kind, crossedAt: sample.at, price: sample.price, threshold: level };
-    } else if (sample.price <= open.threshold * (1 - hysteresis)) {
-      found.push({ ...open, resolvedAt: sample.at, resolvedPrice: sample.price });
+    } else if (atOrBelowResetLevel(sample.price, open.threshold, hysteresis)) {
+      found.push(endedBy(open, sample));
       open = undefined;
     }
   }
@@ -112,7 +118,7 @@ export function settledTime(samples: readonly PriceSample[], rule: ThresholdRule
 /** Whether change `i` is at or below its reset level. */
 function atOrBelowReset(samples: readonly PriceSample[], rule: ThresholdRule, hysteresis: number, i: number): boolean | undefined {
   const level = rule.levelAt(samples, i);
-  return level === undefined ? undefined : samples[i]!.price <= level * (1 - hysteresis);
+  return level === undefined ? undefined : atOrBelowResetLevel(samples[i]!.price, level, hysteresis);
 }
 
 /** Whether no change in the window up to `t` (change `i` the last of them) crossed its level; undefined when a level there is unknown. */
@@ -133,6 +139,6 @@ function noCrossingInWindow(samples: readonly PriceSample[], rule: ThresholdRule
  * end: only a price that fell back is.
  */
 export function fellBack(samples: readonly PriceSample[], crossing: Crossing, hysteresis: number): Crossing | undefined {
-  const end = samples.find((s) => s.at > crossing.crossedAt && s.price <= crossing.threshold * (1 - hysteresis));
-  return end && { ...crossing, resolvedAt: end.at, resolvedPrice: end.price };
+  const end = samples.find((s) => s.at > crossing.crossedAt && atOrBelowResetLevel(s.price, crossing.threshold, hysteresis));
+  return end && endedBy(crossing, end);
 }

@@ -164,8 +164,7 @@ export class SqsQueueSource implements EventSource {
     // handle() answers every failure it expects; anything else must not end the process with the other
     // sources and flows. The message is not deleted: it comes back after its visibility timeout.
     void work.catch((err: unknown) => {
-      this.errors++;
-      this.lastError = { at: this.clock.now(), message: `handling a message: ${(err as Error).message}` };
+      this.noteError(`handling a message: ${(err as Error).message}`);
       this.logger.error({ err, queue: this.name }, 'unexpected error handling an SQS message; it is left on the queue');
     }).finally(() => {
       this.inProgress.delete(work);
@@ -225,8 +224,13 @@ export class SqsQueueSource implements EventSource {
   }
 
   private failed(action: string, err: unknown): void {
-    this.errors++;
     this.metrics.apiErrors.inc({ queue: this.name, action });
-    this.lastError = { at: this.clock.now(), message: `${action}: ${(err as Error).name}: ${(err as Error).message}` };
+    this.noteError(`${action}: ${(err as Error).name}: ${(err as Error).message}`);
+  }
+
+  /** Counts an error in the source's status and keeps it as the last one. */
+  private noteError(message: string): void {
+    this.errors++;
+    this.lastError = { at: this.clock.now(), message };
   }
 }
