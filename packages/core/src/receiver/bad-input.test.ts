@@ -8,8 +8,8 @@
  *   as charset allowed, the body must be UTF-8 anyway), as Prometheus and
  *   Alertmanager send it; anything else, or none, is 415 before the body is
  *   read, so a web page cannot make a browser post alerts without a CORS
- *   preflight (which gets 405). Content-Encoding is not decoded, so a gzip
- *   body is refused as bad JSON.
+ *   preflight (which gets 405). Content-Encoding is not decoded: a gzip
+ *   body is 415, naming the coding, before it is read.
  * - A UTF-8 byte order mark is not stripped (RFC 8259 forbids sending one),
  *   and a body that is not valid UTF-8 is refused rather than having its
  *   bytes replaced, which could merge two instances' label values into one group.
@@ -384,7 +384,7 @@ const rows: Row[] = [
   { name: 'refuses an overlong UTF-8 encoding of "/"', send: post(V2, utf8('[{"labels":{"alertname":"A","instance_id":"bad-', [0xc0, 0xaf], '"}}]')), status: 400, error: 'body is not valid UTF-8', reason: 'bad_json' },
   { name: 'refuses a UTF-8-encoded surrogate half', send: post(V2, utf8('[{"labels":{"alertname":"A","instance_id":"bad-', [0xed, 0xa0, 0x80], '"}}]')), status: 400, error: 'body is not valid UTF-8', reason: 'bad_json' },
   { name: 'refuses UTF-16 JSON even when the Content-Type says so', send: post(V2, Buffer.from(JSON.stringify([alert('bad-utf16')]), 'utf16le'), { 'content-type': 'application/json; charset=utf-16le' }), status: 400, error: 'body is not valid JSON', reason: 'bad_json' },
-  { name: 'does not decode Content-Encoding: gzip', send: post(V2, Buffer.from('1f8b0800000000000003', 'hex'), { 'content-encoding': 'gzip' }), status: 400, error: 'body is not valid UTF-8', reason: 'bad_json' },
+  { name: 'refuses Content-Encoding: gzip with 415 naming it, not as invalid UTF-8', send: post(V2, Buffer.from('1f8b0800000000000003', 'hex'), { 'content-encoding': 'gzip' }), status: 415, error: 'Content-Encoding "gzip" is not taken', reason: 'unsupported_media_type', header: ['accept-encoding', 'identity'] },
 
   // --- media types: only application/json (what a browser cannot send cross-site without a preflight)
   ...([

@@ -1,6 +1,8 @@
 import { request } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
+import { readFixture } from '../../test/support/fixtures.js';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const CONFIG = `
@@ -89,6 +91,20 @@ describe('receiver', () => {
     expect(JSON.parse(declared.body).error).toBe('request body is larger than the limit of 4096 bytes');
     const chunked = await send(core, 'POST', '/api/v2/alerts', big, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     expect(chunked.status).toBe(413);
+  });
+
+  it('refuses a compressed body with 415 naming its Content-Encoding, instead of calling it invalid UTF-8; identity is taken', async () => {
+    const { body } = readFixture<Array<{ body: unknown }>>('prometheus-2.42-api-v2-alerts.json')[0]!;
+    const json = JSON.stringify(body);
+    const before = core.engine.groups().length;
+    for (const [path, type] of [['/api/v2/alerts', 'application/json'], ['/api/v1/events', 'application/cloudevents-batch+json']] as const) {
+      const gzipped = await send(core, 'POST', path, gzipSync(json), { 'content-type': type, 'content-encoding': 'gzip' });
+      expect(gzipped.status).toBe(415);
+      expect(gzipped.headers['accept-encoding']).toBe('identity');
+      expect(JSON.parse(gzipped.body)).toEqual({ status: 'error', errorType: 'unsupported_media_type', error: 'Content-Encoding "gzip" is not taken: send the body uncompressed' });
+    }
+    expect(core.engine.groups().length).toBe(before);
+    expect((await send(core, 'POST', '/api/v2/alerts', json, { 'content-type': 'application/json', 'content-encoding': 'identity' })).status).toBe(200);
   });
 
   it('serves health, readiness, metrics and status', async () => {

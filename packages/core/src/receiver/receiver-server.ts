@@ -8,6 +8,7 @@ import type { Drop, EventSink } from '../sources/event-sink.js';
 import { UNAVAILABLE_BECAUSE, type StateBackend } from '../state/run-state-store.js';
 import type { EventSource, SourceStatus } from '../sources/event-source.js';
 import type { Authenticator } from './auth.js';
+import { requireIdentityEncoding } from './content-encoding.js';
 import { HttpError } from './http-error.js';
 import { INTAKES, type Intake } from './intake.js';
 import { readBody } from './read-body.js';
@@ -249,6 +250,7 @@ export class Receiver implements EventSource {
       const getRoute = this.getRoutes[path];
       if (intake !== undefined) {
         if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use POST`, { allow: 'POST' });
+        requireIdentityEncoding(req);
         await this.acceptEvents(intake(req), req, res);
       } else if (getRoute !== undefined) {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use GET`, { allow: 'GET, HEAD' });
