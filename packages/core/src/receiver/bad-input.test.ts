@@ -342,7 +342,7 @@ const rows: Row[] = [
   { name: 'refuses an obsolete folded header line', send: raw(rawRequest('GET /-/healthy HTTP/1.1', ['X-A: a', '  folded'])), status: 400, error: 'Bad Request', bare: true },
   { name: 'refuses a NUL byte in a header value', send: raw(rawRequest('GET /-/healthy HTTP/1.1', ['X-A: a\u0000b'])), status: 400, error: 'Bad Request', bare: true },
   { name: 'refuses a NUL byte in the request target', send: raw(rawRequest('GET /-/heal\u0000thy HTTP/1.1')), status: 400, error: 'Bad Request', bare: true },
-  { name: 'refuses 20 KB of headers', send: raw(rawRequest('GET /-/healthy HTTP/1.1', [`X-Big: ${'a'.repeat(20_000)}`])), status: 400, error: 'Bad Request', bare: true },
+  { name: 'refuses 20 KB of headers with 431', send: raw(rawRequest('GET /-/healthy HTTP/1.1', [`X-Big: ${'a'.repeat(20_000)}`])), status: 431, error: 'Request Header Fields Too Large', bare: true },
   { name: 'refuses bare LF line endings', send: raw('GET /-/healthy HTTP/1.1\nHost: x\nConnection: close\n\n'), status: 400, error: 'Bad Request', bare: true },
   { name: 'refuses an unknown HTTP version', send: raw(rawRequest('GET /-/healthy HTTP/9.9')), status: 400, error: 'Bad Request', bare: true },
   { name: 'refuses an HTTP/2 connection preface', send: raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), status: 400, error: 'Bad Request', bare: true },

@@ -85,6 +85,17 @@ function serverOptions(timeouts: ReceiverTimeouts): ServerOptions {
 /** How long a refused connection may take to read Node's bare answer before it is destroyed. */
 const LINGER_MS = 1_000;
 
+/**
+ * The status line of the bare answer to what Node's parser refused, by its
+ * error code, as Node's own handler would give it: a sender whose headers are
+ * too large learns that (431), not only that its request was bad.
+ */
+const BARE_STATUS: Readonly<Record<string, string>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: '413 Payload Too Large',
+};
+
 /** Probes must work without credentials. */
 const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
 
@@ -231,7 +242,7 @@ export class Receiver implements EventSource {
       socket.destroy();
       return;
     }
-    socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    socket.end(`HTTP/1.1 ${BARE_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
     // A client that reads closes its side and the socket goes at once; one that does not is not waited for.
     const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
     socket.once('close', () => clearTimeout(linger));

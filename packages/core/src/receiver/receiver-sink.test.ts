@@ -350,6 +350,21 @@ describe('what the receiver hands on, and its edges (the receiver/ mutation roun
     }
   });
 
+  it('answers headers over Node\'s size limit with a bare 431, not a 400 that says nothing of why, and counts it', async () => {
+    const r = await receiverWith();
+    const socket = connect(r.receiver.address.port, '127.0.0.1');
+    try {
+      await once(socket, 'connect');
+      // A binary-mode CloudEvent whose ce-* headers pass Node's 16 KiB: the sender must learn it is the headers.
+      const head = `POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nce-specversion: 1.0\r\nce-note: ${'n'.repeat(17 * 1024)}\r\nContent-Length: 2\r\n\r\n{}`;
+      expect(await exchange(socket, head, /\r\n\r\n$/)).toBe('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n');
+      expect(await rejected(r)).toContain('reason="bad_request"} 1');
+    } finally {
+      socket.destroy();
+      await r.close();
+    }
+  });
+
   it('counts a body cut off by its client as ended early and gives the request slot back', async () => {
     const r = await receiverWith();
     const socket = connect(r.receiver.address.port, '127.0.0.1');
