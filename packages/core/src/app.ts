@@ -52,9 +52,10 @@ export interface Hollowtrees {
   readonly metrics: CoreMetrics;
   readonly logger: Logger;
   /**
-   * Swaps in a new configuration's flows, plugins, limits and auth. Groups
+   * Swaps in a new configuration's flows, plugins, limits, auth and the
+   * receiver's TLS certificate and key (read again from their files). Groups
    * running or cooling down stay held; runs in flight finish on the old
-   * plugins. The listen address, TLS and state file need a restart.
+   * plugins. The listen address, TLS turned on or off and the state file need a restart.
    */
   reload(next: LoadedConfig): Promise<void>;
   /**
@@ -216,7 +217,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       for (const warning of next.warnings) logger.warn(warning);
       // Against what the process started with: a reload before this one did not apply these either.
       const started = loaded.config;
-      const needsRestart: string[] = (['listen', 'tls', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(started.server[k]));
+      const needsRestart: string[] = (['listen', 'timeouts'] as const).filter((k) => JSON.stringify(next.config.server[k]) !== JSON.stringify(started.server[k]));
+      // A renewed certificate and key are taken now; HTTP turned into HTTPS or back is not.
+      if ((next.config.server.tls === undefined) !== (started.server.tls === undefined)) needsRestart.push('tls');
       // Only maxQueuedBytes is taken at once; the store and its other settings are opened at start.
       if (JSON.stringify({ ...next.config.state, maxQueuedBytes: 0 }) !== JSON.stringify({ ...started.state, maxQueuedBytes: 0 })) needsRestart.push('state');
       if (JSON.stringify(next.config.sources) !== JSON.stringify(started.sources)) needsRestart.push('sources');
@@ -225,7 +228,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       const previous = current;
       current = buildRuntime(next, nextFiles);
       heldBytes.limit = next.config.state.maxQueuedBytes;
-      receiver.update({ limits: next.config.server.limits, authenticate });
+      receiver.update({ limits: next.config.server.limits, authenticate, ...(nextFiles.receiverTls ? { tls: nextFiles.receiverTls } : {}) });
       config = next.config;
       logger.info({ config: next.file, flows: Object.keys(next.config.flows), ...(needsRestart.length ? { needsRestart } : {}) }, 'configuration reloaded');
       // Runs in flight finish on the old plugins, however long their deadlines and retries take; nothing is cancelled.

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
+import { parseConfig } from '../config/load-config.js';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-tls-'));
@@ -131,5 +132,36 @@ flows:
     expect(runs.find((r) => r.flow === 'good')).toMatchObject({ outcome: 'succeeded' });
     expect(runs.find((r) => r.flow === 'bad')).toMatchObject({ outcome: 'failed', error: expect.stringContaining('nocert: UNAVAILABLE') });
     expect(plugin.calls).toHaveLength(1);
+  });
+});
+
+describe('TLS certificate renewed in place', () => {
+  it('a reload serves the renewed certificate and key from the same files, without a restart', async () => {
+    const renewed = makeTestCertificates();
+    const cert = file('renewed-server.pem', certs.server.cert);
+    const key = file('renewed-server-key.pem', certs.server.key);
+    const yaml = `server:\n  tls: { cert: "${cert}", key: "${key}" }\n${FLOW}`;
+    const core = await startTestCore(yaml);
+    const post = (ca: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = request(`${core.url.replace('127.0.0.1', 'localhost')}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, ca, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        req.end(alerts);
+      });
+    try {
+      expect(await post(certs.ca.cert)).toBe(200);
+      // What cert-manager does before the old certificate expires: new files at the same paths, then SIGHUP.
+      writeFileSync(cert, renewed.server.cert);
+      writeFileSync(key, renewed.server.key);
+      await core.reload(parseConfig(yaml, 'test.yaml', process.env));
+      expect(core.logs.find((l) => l.msg === 'configuration reloaded')).not.toHaveProperty('needsRestart');
+      expect(await post(renewed.ca.cert)).toBe(200);
+      await expect(post(certs.ca.cert)).rejects.toThrow(/certificate/);
+    } finally {
+      await core.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
@@ -130,6 +130,8 @@ export class Receiver implements EventSource {
   readonly name = 'http';
   readonly kind = 'http';
   private readonly server: Server;
+  /** The same server when it serves HTTPS: a reload renews its certificate there. */
+  private readonly httpsServer: HttpsServer | undefined;
   private sink: EventSink | undefined;
   private state: SourceStatus['state'] = 'starting';
   private ready = false;
@@ -165,9 +167,8 @@ export class Receiver implements EventSource {
     };
     const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     const nodeOptions = serverOptions(options.timeouts);
-    this.server = options.tls
-      ? createHttpsServer({ ...nodeOptions, cert: options.tls.cert, key: options.tls.key }, listener)
-      : createServer(nodeOptions, listener);
+    this.httpsServer = options.tls ? createHttpsServer({ ...nodeOptions, cert: options.tls.cert, key: options.tls.key }, listener) : undefined;
+    this.server = this.httpsServer ?? createServer(nodeOptions, listener);
     // A connection with nothing moving either way (a client that stopped sending or reading) is destroyed.
     this.server.timeout = options.timeouts.idle;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.refuseConnection(err, socket));
@@ -206,9 +207,16 @@ export class Receiver implements EventSource {
     };
   }
 
-  /** Takes a reloaded configuration's limits and credentials. */
-  update(changes: Pick<ReceiverOptions, 'limits' | 'authenticate'>): void {
-    this.options = { ...this.options, ...changes };
+  /**
+   * Takes a reloaded configuration's limits, credentials and, on a receiver
+   * started with TLS, its certificate and key (renewed in place, e.g. by
+   * cert-manager): new connections get them, open ones keep theirs. Turning
+   * TLS on or off needs a restart.
+   */
+  update(changes: Pick<ReceiverOptions, 'limits' | 'authenticate' | 'tls'>): void {
+    const { tls, ...rest } = changes;
+    if (tls && this.httpsServer) this.httpsServer.setSecureContext({ cert: tls.cert, key: tls.key });
+    this.options = { ...this.options, ...rest };
   }
 
   /** Readiness false and new events get 503; health, metrics and status are still served until {@link close}. */
