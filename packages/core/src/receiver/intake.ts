@@ -4,7 +4,7 @@ import type { ReceiverLimits } from '../config/schema.js';
 import { alertTypeFamily, type AlertEventData } from './alert-to-event.js';
 import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
-import { cloudEventMode, parseCloudEvents } from './parse-cloudevents.js';
+import { CLOUDEVENT_MODES, cloudEventMode, parseCloudEvents, type CloudEventMode } from './parse-cloudevents.js';
 
 /** How a POST path turns one request into events; everything else (auth, limits, 503s, the acknowledgement) the receiver does the same for every path. */
 export interface Intake {
@@ -46,10 +46,13 @@ function alertIntake(format: AlertFormat): IntakeFor {
   };
 }
 
+/** The `source` label of CloudEvents received in `mode`. */
+const cloudEventSource = (mode: CloudEventMode): string => `cloudevents_${mode}`;
+
 const cloudEventIntake: IntakeFor = (req) => {
   const mode = cloudEventMode(req);
   return {
-    source: `cloudevents_${mode}`,
+    source: cloudEventSource(mode),
     noun: 'events',
     parse: (body, _receivedAt, limits) => parseCloudEvents(mode, req.headers, body, limits),
     typeLabel: () => ANY_TYPE,
@@ -61,3 +64,13 @@ export const INTAKES: Readonly<Record<string, IntakeFor>> = {
   ...Object.fromEntries(Object.entries(ALERT_PATHS).map(([path, format]) => [path, alertIntake(format)])),
   [EVENTS_PATH]: cloudEventIntake,
 };
+
+/**
+ * Every `source` and `type` pair of `hollowtrees_events_received_total`: each
+ * alert path with the firing and the resolved family, the CloudEvents path in
+ * each mode. A fixed set, so every series can exist at 0 from the start.
+ */
+export const RECEIVED_SERIES: ReadonlyArray<{ source: string; type: string }> = [
+  ...Object.values(ALERT_PATHS).flatMap((source) => (['firing', 'resolved'] as const).map((status) => ({ source, type: alertTypeFamily(status) }))),
+  ...CLOUDEVENT_MODES.map((mode) => ({ source: cloudEventSource(mode), type: ANY_TYPE })),
+];

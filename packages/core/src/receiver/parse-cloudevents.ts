@@ -9,7 +9,9 @@ import { mapInSlices } from './slices.js';
 import { badData, checkCount, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
 
 /** The HTTP binding's content modes: one event in the body, a JSON array of them, or data in the body and attributes in `ce-*` headers. */
-export type CloudEventMode = 'structured' | 'batch' | 'binary';
+export const CLOUDEVENT_MODES = ['structured', 'batch', 'binary'] as const;
+/** One of {@link CLOUDEVENT_MODES}. */
+export type CloudEventMode = (typeof CLOUDEVENT_MODES)[number];
 
 const STRUCTURED = 'application/cloudevents+json';
 const BATCH = 'application/cloudevents-batch+json';

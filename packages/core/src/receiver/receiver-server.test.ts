@@ -159,7 +159,7 @@ describe('receiver with a batch of 10,000 alerts', () => {
     const refused = await core.post('/api/v2/alerts', [...batch.slice(1), { labels: { instance_id: 'no-name' } }]);
     expect(refused).toMatchObject({ status: 400, json: { error: 'alerts[9999].labels.alertname: required: labels.alertname' } });
     expect(await dispatched()).toBe(0);
-    expect((await core.metrics.receiver.eventsReceived.get()).values).toEqual([]);
+    expect((await core.metrics.receiver.eventsReceived.get()).values.filter((v) => v.value > 0)).toEqual([]);
     const accepted = await core.post('/api/v2/alerts', batch);
     posting = false;
     await watching;

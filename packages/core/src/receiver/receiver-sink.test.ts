@@ -174,6 +174,23 @@ describe('receiver in front of a sink that cannot take everything', () => {
     }
   });
 
+  it('serves every rejection reason and every path\'s received series at 0 before any request, so increase() sees the first one', async () => {
+    const r = await receiverWith();
+    try {
+      const text = await (await fetch(`${r.url}/metrics`)).text();
+      const zeros = (name: string): string[] => text.split('\n').filter((l) => l.startsWith(`${name}{`) && l.endsWith(' 0'));
+      expect(zeros('hollowtrees_requests_rejected_total')).toHaveLength(17);
+      expect(text).toContain('hollowtrees_requests_rejected_total{reason="unauthorized"} 0');
+      expect(text).toContain('hollowtrees_requests_rejected_total{reason="queue_full"} 0');
+      expect(zeros('hollowtrees_events_received_total').sort()).toEqual([
+        ...['api_v1', 'api_v2', 'webhook'].flatMap((source) => ['', '.resolved'].map((end) => `hollowtrees_events_received_total{source="${source}",type="prometheus.server.alert.*${end}"} 0`)),
+        ...['batch', 'binary', 'structured'].map((mode) => `hollowtrees_events_received_total{source="cloudevents_${mode}",type="*"} 0`),
+      ].sort());
+    } finally {
+      await r.close();
+    }
+  });
+
   it('keeps connections alive longer than senders\' idle pools, and counts each event by path and type family', async () => {
     const r = await receiverWith();
     try {
