@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { GroupStates, type RunProgress } from '../flow/group-states.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { parseJournal, type JournalContents } from './journal-format.js';
+import { openJournalFile, type OpenJournalFile } from './journal-file.js';
 import { StateJournal } from './state-journal.js';
 
 const freshPath = () => join(mkdtempSync(join(tmpdir(), 'hollowtrees-journal-')), 'nested', 'state.jsonl');
@@ -195,6 +196,25 @@ describe('StateJournal when the disk fails', () => {
     expect(journal.durable).toBe(true);
     await journal.close();
     expect((await reopen(path))).toEqual({ states: [{ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 }], problems: [] });
+  });
+
+  it('a compaction that cannot open its new file (EMFILE) keeps the old journal in use: what flush() calls durable survives kill -9', async () => {
+    const path = freshPath();
+    let opensFail = false;
+    // The process is out of file descriptors (a wave of connections) when the compaction opens the new file.
+    const openFile: OpenJournalFile = (at) => (opensFail ? Promise.reject(Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' })) : openJournalFile(at));
+    const { journal } = await StateJournal.open(path, { openFile });
+    const states = new GroupStates((change) => journal.record(change));
+    states.tryStart('a', 'f', run('a'), 1);
+    expect(await journal.flush()).toBe(true);
+    opensFail = true;
+    await expect(journal.compact(() => states.list(1))).rejects.toThrow('EMFILE');
+    states.tryStart('b', 'f', run('b'), 2);
+    expect(await journal.flush()).toBe(true);
+    // kill -9 now: the restart reads the file at `path`, without close().
+    expect(parseJournal(readFileSync(path, 'utf8')).states.map((s) => s.key)).toEqual(['a', 'b']);
+    opensFail = false;
+    await journal.close();
   });
 
   it('ignores records after close', async () => {

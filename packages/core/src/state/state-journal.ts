@@ -148,22 +148,29 @@ export class StateJournal {
       } finally {
         await handle.close();
       }
-      await rename(tmp, this.path);
+      // Opened before the rename (the handle follows the file to its new name): a failure here
+      // leaves the old journal in place and in use, never appends going to a file no longer named `path`.
+      const next = await (this.options.openFile ?? openJournalFile)(tmp);
+      try {
+        await rename(tmp, this.path);
+      } catch (err) {
+        await next.close();
+        throw err;
+      }
+      const previous = this.file;
+      this.file = next;
+      this.written = states.length;
+      this.tornLine = false;
+      // The flush that record() scheduled for the rest is still to come.
+      this.pending = this.pending.slice(covered);
+      this.healthy = true;
+      await previous.close();
       const dir = await open(dirname(this.path), 'r');
       try {
         await dir.sync();
       } finally {
         await dir.close();
       }
-      // Open the new file before letting go of the old one, so `file` is never closed while in use.
-      const previous = this.file;
-      this.file = await (this.options.openFile ?? openJournalFile)(this.path);
-      await previous.close();
-      this.written = states.length;
-      this.tornLine = false;
-      // The flush that record() scheduled for the rest is still to come.
-      this.pending = this.pending.slice(covered);
-      this.healthy = true;
     });
   }
 
