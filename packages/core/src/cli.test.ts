@@ -51,6 +51,23 @@ describe('hollowtrees CLI', () => {
     expect(run('--config', bad)).toMatchObject({ status: 2, stdout: '', stderr: expected });
   });
 
+  it('a state.file that cannot be used is a configuration error naming state.file and why: exit 2, no stack', () => {
+    const flows = 'flows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n';
+    const directory = mkdtempSync(join(tmpdir(), 'hollowtrees-state-dir-'));
+    const isDirectory = file('state-is-dir.yaml', `state: { file: "${directory}" }\n${flows}`);
+    expect(run('--config', isDirectory, '--listen', '127.0.0.1:0')).toMatchObject({
+      status: 2,
+      stdout: '',
+      stderr: `${isDirectory}: state.file: cannot use "${directory}" for the run-state journal: it is a directory (EISDIR)\n`,
+    });
+    const underFile = file('state-under-file.yaml', `state: { file: "${isDirectory}/runs.jsonl" }\n${flows}`);
+    expect(run('--config', underFile, '--listen', '127.0.0.1:0')).toMatchObject({
+      status: 2,
+      stdout: '',
+      stderr: `${underFile}: state.file: cannot use "${isDirectory}/runs.jsonl" for the run-state journal: a part of its path is a file, not a directory (EEXIST)\n`,
+    });
+  });
+
   it('an address this machine does not have is a configuration error: exit 2 naming server.listen or --listen', () => {
     // 192.0.2.1 is TEST-NET-1 (RFC 5737): on no machine's interfaces.
     const elsewhere = file('elsewhere.yaml', 'server: { listen: "192.0.2.1:9099" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n');

@@ -40,15 +40,44 @@ async function lockState(file: string, shownFile: string, configFile: string, on
   }
 }
 
+/** What an error code of the file system means for the state file, in words. */
+const FILE_PROBLEMS: Readonly<Record<string, string>> = {
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of its path is a file, not a directory',
+  EEXIST: 'a part of its path is a file, not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is used up',
+};
+
+/**
+ * A file-system error of opening the journal as a configuration error naming
+ * `state.file` (the code only: the system's message repeats the path, which may
+ * have come from ${VAR}); anything else is rethrown as it is.
+ */
+async function asStateFileProblem<T>(loaded: LoadedConfig, file: string, opening: Promise<T>): Promise<T> {
+  try {
+    return await opening;
+  } catch (err) {
+    const { code } = err as NodeJS.ErrnoException;
+    if (typeof code !== 'string' || !code.startsWith('E')) throw err;
+    const why = FILE_PROBLEMS[code];
+    const message = `cannot use ${loaded.display.quoted('state.file', file)} for the run-state journal: ${why ? `${why} (${code})` : code}`;
+    throw new ConfigError(loaded.file, [{ path: 'state.file', message }]);
+  }
+}
+
 /** Opens the journal of `state.file` under its lock. */
 async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: StoreContext, file: string): Promise<OpenedStore> {
   // Logged as written in the file: a path from ${VAR} is not shown.
   const shownFile = loaded.display.plain('state.file', file);
-  const lock = await lockState(file, shownFile, loaded.file, (err) => {
+  const lock = await asStateFileProblem(loaded, file, lockState(file, shownFile, loaded.file, (err) => {
     logger.error({ err, file: shownFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
     onFatal(err);
-  });
-  const { journal, recovered } = await StateJournal.open(file, {
+  }));
+  const { journal, recovered } = await asStateFileProblem(loaded, file, StateJournal.open(file, {
     now: () => clock.now(),
     onError: (err, unwrittenLines) => {
       metrics.engine.stateDurable.set(0);
@@ -61,7 +90,7 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
   }).catch(async (err: unknown) => {
     await lock.release();
     throw err;
-  });
+  }));
   const store = new JournalRunStateStore(journal, loaded.config.state.maxGroups, recovered.states, recovered.problems, () => lock.release());
   return {
     store,
