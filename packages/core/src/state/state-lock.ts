@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
 
@@ -40,7 +41,8 @@ export interface StateLock {
 /**
  * The lock is a directory refreshed every UPDATE_MS and taken over once it is
  * STALE_MS old (proper-lockfile), so a holder killed with -9 on another host
- * frees it within seconds; on this host a dead holder's lock is taken at once.
+ * frees it within seconds; on this host a dead holder's lock is taken once it
+ * has gone unrefreshed for QUIET_MS.
  */
 const STALE_MS = 10_000;
 const UPDATE_MS = 2_000;
@@ -66,6 +68,34 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** A live holder refreshes the lock every UPDATE_MS; one that has not for twice that is gone. */
+const QUIET_MS = 2 * UPDATE_MS;
+
+/**
+ * Whether the lock at `lockPath` is still being refreshed. A holder on this
+ * host whose pid is dead here (or is ours) may be alive in another pid
+ * namespace under the same host name (containers with host networking are
+ * all pid 1 on one host name): only a lock left unrefreshed says it is gone.
+ * Waits until the lock is QUIET_MS old at most once.
+ */
+async function stillRefreshed(lockPath: string): Promise<boolean> {
+  const mtimeOf = async (): Promise<number | undefined> => {
+    try {
+      return (await stat(lockPath)).mtimeMs;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  };
+  const before = await mtimeOf();
+  if (before === undefined) return false;
+  const wait = before + QUIET_MS - Date.now();
+  if (wait <= 0) return false;
+  // At most QUIET_MS: a lock stamped in the future (the clock was set back since) must not hold the start for as long.
+  await sleep(Math.min(wait, QUIET_MS));
+  return (await mtimeOf()) !== before;
+}
+
 /**
  * Takes the exclusive lock on a state file for the life of the process.
  * Throws {@link StateFileLockedError} naming the holder when a live process
@@ -81,7 +111,7 @@ export async function lockStateFile(file: string, onCompromised: (err: Error) =>
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
     const holder = await readHolder(file);
-    if (!holder || holder.hostname !== hostname() || isAlive(holder.pid)) throw new StateFileLockedError(file, holder);
+    if (!holder || holder.hostname !== hostname() || isAlive(holder.pid) || (await stillRefreshed(options.lockfilePath))) throw new StateFileLockedError(file, holder);
     await rm(options.lockfilePath, { recursive: true, force: true });
     release = await lockfile.lock(file, options);
   }
