@@ -7,7 +7,7 @@ import type { CoreMetrics } from '../metrics.js';
 import { JournalRunStateStore } from './journal-store.js';
 import type { RunStateStore } from './run-state-store.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state-lock.js';
-import { StateJournal } from './state-journal.js';
+import { StateJournal, unreadableCopyOf } from './state-journal.js';
 
 /** What core needs around its store: start-up reporting and periodic upkeep. */
 export interface OpenedStore {
@@ -77,7 +77,7 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
     logger.error({ err, file: shownFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
     onFatal(err);
   }));
-  const { journal, recovered } = await asStateFileProblem(loaded, file, StateJournal.open(file, {
+  const { journal, recovered, keptAs } = await asStateFileProblem(loaded, file, StateJournal.open(file, {
     now: () => clock.now(),
     onError: (err, unwrittenLines) => {
       metrics.engine.stateDurable.set(0);
@@ -104,8 +104,10 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
       }
     },
     reportRecovery: (recovery) => {
-      for (const problem of recovered.problems.slice(0, 20)) logger.error({ file: shownFile, line: problem.line }, `state journal line skipped: ${problem.reason}`);
-      logger.info({ file: shownFile, ...recovery, unreadableLines: recovered.problems.length }, 'run state restored');
+      // The lines are numbered as in the copy kept: the journal itself was rewritten without them.
+      const shownCopy = keptAs && unreadableCopyOf(shownFile);
+      for (const problem of recovered.problems.slice(0, 20)) logger.error({ file: shownCopy, line: problem.line }, `state journal line skipped: ${problem.reason}`);
+      logger.info({ file: shownFile, ...recovery, unreadableLines: recovered.problems.length, ...(shownCopy ? { unreadableKeptIn: shownCopy } : {}) }, 'run state restored');
     },
   };
 }

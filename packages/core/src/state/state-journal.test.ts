@@ -79,6 +79,29 @@ describe('StateJournal', () => {
     expect(recovered.problems[5]!.reason).toMatch(/^not a run-state record: until: /);
   });
 
+  it('keeps a journal with a damaged line in the middle as it was, where its problems\' line numbers can be looked up, before rewriting it', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    await journal.close();
+    const cooling = (key: string) => JSON.stringify({ key, flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12 });
+    // Edited by hand: a cooldown whose closing brace went missing.
+    const text = `${cooling('a')}\n${cooling('b').slice(0, -1)}\n${cooling('c')}\n`;
+    writeFileSync(path, text);
+    const { journal: reopened, recovered, keptAs } = await StateJournal.open(path);
+    await reopened.close();
+    expect(recovered.states.map((s) => s.key)).toEqual(['a', 'c']);
+    expect(recovered.problems).toEqual([{ line: 2, reason: 'not JSON (a write cut short?)' }]);
+    expect(keptAs).toBe(`${path}.unreadable`);
+    expect(readFileSync(keptAs!, 'utf8')).toBe(text);
+    expect(readFileSync(keptAs!, 'utf8').split('\n')[recovered.problems[0]!.line - 1]).toBe(cooling('b').slice(0, -1));
+    // The journal itself is rewritten without the line; a clean journal keeps no copy.
+    expect(readFileSync(path, 'utf8')).not.toContain('"key":"b"');
+    rmSync(keptAs!);
+    const clean = await StateJournal.open(path);
+    await clean.journal.close();
+    expect(clean.keptAs).toBeUndefined();
+  });
+
   it('notices a snapshot cut short at a line boundary', async () => {
     const path = freshPath();
     const { journal } = await StateJournal.open(path);

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { GroupChange, GroupState } from '../flow/group-states.js';
 import { formatRecord, formatSnapshot, parseJournal, type JournalContents } from './journal-format.js';
@@ -23,6 +23,9 @@ export interface StateJournalOptions {
   /** Default: Date.now. */
   now?: () => number;
 }
+
+/** Where a journal with unreadable lines is kept as it was before its rewrite at start (the last such file only). */
+export const unreadableCopyOf = (path: string): string => `${path}.unreadable`;
 
 /** Why the journal rewrote itself from memory. */
 export type JournalRepair = 'deleted' | 'replaced';
@@ -65,15 +68,19 @@ export class StateJournal {
 
   /**
    * Opens (creating) the journal at `path`, reads back what it holds, and
-   * rewrites it as a snapshot of that.
+   * rewrites it as a snapshot of that. A file with lines that could not be
+   * used is first copied to {@link unreadableCopyOf} `path` (`keptAs`): the
+   * rewrite drops them, and the problems' line numbers are that copy's.
    */
-  static async open(path: string, options: StateJournalOptions = {}): Promise<{ journal: StateJournal; recovered: JournalContents }> {
+  static async open(path: string, options: StateJournalOptions = {}): Promise<{ journal: StateJournal; recovered: JournalContents; keptAs?: string }> {
     await mkdir(dirname(path), { recursive: true });
     const recovered = await StateJournal.read(path);
+    const keptAs = recovered.problems.length > 0 ? unreadableCopyOf(path) : undefined;
+    if (keptAs) await copyFile(path, keptAs);
     const openFile = options.openFile ?? openJournalFile;
     const journal = new StateJournal(path, await openFile(path), options);
     await journal.compact(() => recovered.states);
-    return { journal, recovered };
+    return { journal, recovered, ...(keptAs ? { keptAs } : {}) };
   }
 
   private static async read(path: string): Promise<JournalContents> {
