@@ -37,6 +37,25 @@ const record = z.discriminatedUnion('phase', [
 
 const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.literal(VERSION), records: z.number().int().min(0) });
 
+/**
+ * A journal a later Hollowtrees wrote (its header has a higher version): this
+ * one would read too little of it and, rewriting it at start, drop the rest, so
+ * cooldowns and runs in progress would be forgotten after a rollback.
+ */
+export class JournalFromNewerVersion extends Error {
+  override readonly name = 'JournalFromNewerVersion';
+  constructor(readonly version: number) {
+    super(`it was written by a later Hollowtrees (journal format ${version}; this one reads format ${VERSION} and earlier): start that version again, or move the file away to start without its run state`);
+  }
+}
+
+/** The format version a journal header names, if the first line is one of ours with a numeric version. */
+function headerVersion(json: unknown): number | undefined {
+  if (typeof json !== 'object' || json === null) return undefined;
+  const { journal, version } = json as { journal?: unknown; version?: unknown };
+  return journal === HEADER_TAG && typeof version === 'number' ? version : undefined;
+}
+
 /** A line of the journal that could not be used, by its 1-based line number. */
 export interface JournalProblem {
   line: number;
@@ -68,9 +87,10 @@ function reasonOf(error: z.ZodError): string {
 }
 
 /**
- * Reads journal text. Never throws: a line that is not JSON (a write cut short
- * by kill -9), not a record of the right shape, or a snapshot with fewer
- * records than its header announced is reported as a problem and skipped.
+ * Reads journal text. A line that is not JSON (a write cut short by kill -9),
+ * not a record of the right shape, or a snapshot with fewer records than its
+ * header announced is reported as a problem and skipped.
+ * @throws JournalFromNewerVersion when a later Hollowtrees wrote the journal.
  */
 export function parseJournal(text: string): JournalContents {
   const states = new Map<string, GroupState>();
@@ -88,6 +108,8 @@ export function parseJournal(text: string): JournalContents {
       return;
     }
     if (i === 0 && typeof json === 'object' && json !== null && 'journal' in json) {
+      const version = headerVersion(json);
+      if (version !== undefined && version > VERSION) throw new JournalFromNewerVersion(version);
       const parsed = header.safeParse(json);
       if (!parsed.success) {
         problems.push({ line: 1, reason: `unreadable header: ${reasonOf(parsed.error)}` });

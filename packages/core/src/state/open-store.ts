@@ -4,6 +4,7 @@ import { ConfigError } from '../config/config-error.js';
 import type { LoadedConfig } from '../config/load-config.js';
 import { GroupStates } from '../flow/group-states.js';
 import type { CoreMetrics } from '../metrics.js';
+import { JournalFromNewerVersion } from './journal-format.js';
 import { JournalRunStateStore } from './journal-store.js';
 import type { RunStateStore } from './run-state-store.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state-lock.js';
@@ -52,19 +53,28 @@ const FILE_PROBLEMS: Readonly<Record<string, string>> = {
   EDQUOT: 'the disk quota is used up',
 };
 
+/** Why the journal cannot be opened, in words, when the file is the reason; undefined for anything else. */
+function stateFileProblem(err: unknown): string | undefined {
+  if (err instanceof JournalFromNewerVersion) return err.message;
+  const { code } = err as NodeJS.ErrnoException;
+  if (typeof code !== 'string' || !code.startsWith('E')) return undefined;
+  const why = FILE_PROBLEMS[code];
+  return why ? `${why} (${code})` : code;
+}
+
 /**
- * A file-system error of opening the journal as a configuration error naming
- * `state.file` (the code only: the system's message repeats the path, which may
- * have come from ${VAR}); anything else is rethrown as it is.
+ * An error of opening the journal that the file causes (the file system's, by
+ * its code only: the system's message repeats the path, which may have come
+ * from ${VAR}; a journal of a later version) as a configuration error naming
+ * `state.file`; anything else is rethrown as it is.
  */
 async function asStateFileProblem<T>(loaded: LoadedConfig, file: string, opening: Promise<T>): Promise<T> {
   try {
     return await opening;
   } catch (err) {
-    const { code } = err as NodeJS.ErrnoException;
-    if (typeof code !== 'string' || !code.startsWith('E')) throw err;
-    const why = FILE_PROBLEMS[code];
-    const message = `cannot use ${loaded.display.quoted('state.file', file)} for the run-state journal: ${why ? `${why} (${code})` : code}`;
+    const why = stateFileProblem(err);
+    if (why === undefined) throw err;
+    const message = `cannot use ${loaded.display.quoted('state.file', file)} for the run-state journal: ${why}`;
     throw new ConfigError(loaded.file, [{ path: 'state.file', message }]);
   }
 }

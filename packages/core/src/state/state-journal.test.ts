@@ -5,7 +5,7 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
 import { GroupStates, type RunProgress } from '../flow/group-states.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
-import { parseJournal, type JournalContents } from './journal-format.js';
+import { JournalFromNewerVersion, parseJournal, type JournalContents } from './journal-format.js';
 import { openJournalFile, type OpenJournalFile } from './journal-file.js';
 import { StateJournal } from './state-journal.js';
 
@@ -100,6 +100,18 @@ describe('StateJournal', () => {
     const clean = await StateJournal.open(path);
     await clean.journal.close();
     expect(clean.keptAs).toBeUndefined();
+  });
+
+  it('refuses a journal a later version wrote, leaving it as it is, instead of dropping what it cannot read (a rollback)', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    await journal.close();
+    // A later format: its records carry a field this version does not know.
+    const text = `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 3, records: 1 })}\n${JSON.stringify({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12, epoch: 7 })}\n`;
+    writeFileSync(path, text);
+    await expect(StateJournal.open(path)).rejects.toThrow(JournalFromNewerVersion);
+    await expect(StateJournal.open(path)).rejects.toThrow('it was written by a later Hollowtrees (journal format 3; this one reads format 2 and earlier)');
+    expect(readFileSync(path, 'utf8')).toBe(text);
   });
 
   it('notices a snapshot cut short at a line boundary', async () => {
