@@ -44,6 +44,25 @@ describe('kube-apiserver stand-in: Leases', () => {
     expect((await call('PUT', `${LEASES}/g-1`, lease('other', 'a'))).code).toBe(400);
   });
 
+  it('PUT as the API server does it for Leases: no resourceVersion is 422, and a missing Lease is created whatever resourceVersion the body names, unless it names a uid', async () => {
+    const created = (await call('POST', LEASES, lease('g-1', 'a'))).body;
+    const { resourceVersion: _version, ...withoutVersion } = created.metadata;
+    // AllowUnconditionalUpdate is false for Leases.
+    expect(await call('PUT', `${LEASES}/g-1`, { ...created, metadata: withoutVersion })).toMatchObject({
+      code: 422,
+      body: { reason: 'Invalid', message: 'leases.coordination.k8s.io "g-1" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update' },
+    });
+    // AllowCreateOnUpdate is true: a stale resourceVersion does not stop the create of a Lease deleted meanwhile.
+    expect((await call('DELETE', `${LEASES}/g-1`)).code).toBe(200);
+    const { uid: _uid, ...withoutUid } = created.metadata;
+    const recreated = await call('PUT', `${LEASES}/g-1`, { ...created, metadata: withoutUid });
+    expect(recreated).toMatchObject({ code: 201, body: { metadata: { name: 'g-1', resourceVersion: expect.stringMatching(/^\d+$/) } } });
+    expect(recreated.body.metadata.uid).not.toBe(created.metadata.uid);
+    expect(recreated.body.metadata.resourceVersion).not.toBe(created.metadata.resourceVersion);
+    // A uid in the body is a precondition, and a missing object fails it.
+    expect(await call('PUT', `${LEASES}/g-2`, { ...created, metadata: { ...created.metadata, name: 'g-2' } })).toMatchObject({ code: 409, body: { reason: 'Conflict', message: expect.stringContaining(`Precondition failed: UID in precondition: ${created.metadata.uid}`) } });
+  });
+
   it('deletes only when the preconditions hold, and answers a missing Lease 404', async () => {
     const created = (await call('POST', LEASES, lease('g-1', 'a'))).body;
     const renewed = (await call('PUT', `${LEASES}/g-1`, created)).body;

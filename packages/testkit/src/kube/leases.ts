@@ -64,10 +64,12 @@ export class LeaseTable {
   }
 
   /**
-   * `PUT .../leases/{name}`. A `metadata.resourceVersion` in the body must be
-   * the stored one (409 Conflict otherwise, also when the Lease is gone);
-   * without one the update is unconditional, and a missing Lease is created,
-   * as Leases allow.
+   * `PUT .../leases/{name}`, as the API server's registry does it for Leases
+   * (AllowCreateOnUpdate true, AllowUnconditionalUpdate false): an existing
+   * Lease is replaced only from its current `metadata.resourceVersion` (409
+   * Conflict when stale, 422 when missing); a missing Lease is created (201),
+   * whatever resourceVersion the body carries, unless the body names a uid,
+   * whose precondition then fails (409).
    */
   replace(namespace: string, name: string, body: unknown): [number, Lease] {
     const lease = this.checked(namespace, body);
@@ -75,10 +77,14 @@ export class LeaseTable {
     const current = this.leases.get(keyOf(namespace, name));
     const version = lease.metadata.resourceVersion;
     if (!current) {
-      if (version) throw conflict(LEASES, name);
+      const uid = lease.metadata.uid;
+      if (uid) throw conflict(LEASES, name, `Precondition failed: UID in precondition: ${uid}, UID in object meta: `);
+      delete lease.metadata.resourceVersion;
+      delete lease.metadata.creationTimestamp;
       return [201, this.store(namespace, lease)];
     }
-    if (version && version !== current.metadata.resourceVersion) throw conflict(LEASES, name);
+    if (!version) throw invalid('leases.coordination.k8s.io', name, 'metadata.resourceVersion', 'Invalid value: 0x0: must be specified for an update');
+    if (version !== current.metadata.resourceVersion) throw conflict(LEASES, name);
     lease.metadata.uid = current.metadata.uid!;
     lease.metadata.creationTimestamp = current.metadata.creationTimestamp!;
     return [200, this.store(namespace, lease)];
