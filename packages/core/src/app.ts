@@ -100,6 +100,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
 
   let stopBecause: ((err: Error) => void) | undefined;
   const { store, maintain, reportRecovery } = await openStateStore({ loaded, logger, metrics, clock, ...(files.kubeconfig === undefined ? {} : { kubeconfig: files.kubeconfig }), onFatal: (err) => stopBecause?.(err) });
+  /** Closes the store; what it could not save is logged, never thrown over the reason for stopping. */
+  const closeStore = (): Promise<void> => store.close().catch((err: unknown) => logger.warn({ err, backend: store.backend }, 'could not close the run-state store'));
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
   const listeners = new RunListeners();
 
@@ -123,7 +125,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   try {
     current = buildRuntime(loaded, files);
   } catch (err) {
-    await store.close();
+    await closeStore();
     throw err;
   }
   let config = loaded.config;
@@ -135,7 +137,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     clearInterval(sweeper);
     clearInterval(checker);
     await closeRuntime(current, 0);
-    await store.close();
+    await closeStore();
   };
 
   const listen = options.listen ?? config.server.listen;
@@ -245,7 +247,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
         await sources.close();
         clearInterval(sweeper);
         clearInterval(checker);
-        await store.close().catch((err: unknown) => logger.warn({ err, backend: store.backend }, 'could not close the run-state store'));
+        await closeStore();
         logger.info('hollowtrees stopped');
         logger.flush();
       })()),

@@ -51,8 +51,12 @@ export class JournalRunStateStore extends GroupStates {
     return repaired;
   }
 
+  /** Closes the journal, then lets go of the lock, also when changes could not be saved (rejects saying how many). */
   override async close(): Promise<void> {
-    await this.journal.close();
-    await this.release_();
+    try {
+      await this.journal.close();
+    } finally {
+      await this.release_();
+    }
   }
 }

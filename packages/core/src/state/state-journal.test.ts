@@ -252,6 +252,19 @@ describe('StateJournal when the disk fails', () => {
     await journal.close();
   });
 
+  it('says at close how many changes the full disk kept from being saved, instead of dropping them silently', async () => {
+    const path = freshPath();
+    const disk = fullDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile, onError: () => {} });
+    journal.record({ key: 'a', flow: 'f', phase: 'running', eventId: 'e', since: 1 });
+    expect(await journal.flush()).toBe(true);
+    // Shutdown on a full disk: the run ended and cools down, but that cannot be written.
+    disk.full = true;
+    journal.record({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 8e12 });
+    await expect(journal.close()).rejects.toThrow(`1 run-state change could not be written to the journal before closing (ENOSPC: no space left on device, write): after the restart, runs that ended since may run again and their cooldowns are missing`);
+    expect((await reopen(path)).states).toMatchObject([{ key: 'a', phase: 'running' }]);
+  });
+
   it('ignores records after close', async () => {
     const path = freshPath();
     const { journal } = await StateJournal.open(path);

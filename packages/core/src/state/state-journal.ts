@@ -56,6 +56,8 @@ export class StateJournal {
   private tornLine = false;
   private syncs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Why the last write failed, for close() to say. */
+  private lastError: unknown;
   private readonly now: () => number;
 
   private constructor(
@@ -202,13 +204,27 @@ export class StateJournal {
     return problem;
   }
 
-  /** Flushes and closes the file; later records are ignored. */
+  /**
+   * Flushes and closes the file; later records are ignored.
+   * @throws Error naming how many changes are lost when the last write failed
+   * (disk full at shutdown): the journal on disk is behind what was done.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.flush();
+    const saved = await this.flush();
+    const unsaved = this.pending.length;
     this.closed = true;
     clearTimeout(this.retryTimer);
     await this.enqueue(() => this.file.close());
+    if (!saved) {
+      const cause = this.lastError instanceof Error ? this.lastError.message : String(this.lastError);
+      throw new Error(
+        // Not the path: it may have come from ${VAR}, and the log line says which store this is.
+        `${unsaved} run-state change${unsaved === 1 ? '' : 's'} could not be written to the journal before closing (${cause}): ` +
+          'after the restart, runs that ended since may run again and their cooldowns are missing',
+        { cause: this.lastError },
+      );
+    }
   }
 
   private enqueue<T>(operation: () => Promise<T>): Promise<T> {
@@ -234,6 +250,7 @@ export class StateJournal {
     } catch (err) {
       this.tornLine = true;
       this.healthy = false;
+      this.lastError = err;
       // Keep the lines (newest last) so state catches up once the disk recovers; bounded, so a dead disk cannot eat memory.
       this.pending = [...lines, ...this.pending].slice(-MAX_UNWRITTEN_LINES);
       this.pendingSince = since;
