@@ -66,7 +66,11 @@ export class EngineMetrics {
     for (const flow of flows) {
       if (this.initialised.has(flow)) continue;
       this.initialised.add(flow);
-      for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) this.flowRuns.inc({ flow, outcome }, 0);
+      for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) {
+        this.flowRuns.inc({ flow, outcome }, 0);
+        this.runDuration.zero({ flow, outcome });
+      }
+      this.receiptToFirstCall.zero({ flow });
       this.eventsDeduplicated.inc({ flow }, 0);
       for (const reason of ['queue_full', 'too_many_groups', 'shutting_down']) this.eventsDropped.inc({ flow, reason }, 0);
       this.runsWaitingForRetry.set({ flow }, 0);

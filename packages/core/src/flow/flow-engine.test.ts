@@ -811,7 +811,11 @@ describe('FlowEngine: metrics', () => {
     const all = await metrics.registry.getMetricsAsJSON();
     expect(all.filter((m) => m.help === '').map((m) => m.name)).toEqual([]);
     const text = await metrics.registry.metrics();
-    for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) expect(text).toContain(`hollowtrees_flow_runs_total{flow="spot",outcome="${outcome}"} 0`);
+    for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) {
+      expect(text).toContain(`hollowtrees_flow_runs_total{flow="spot",outcome="${outcome}"} 0`);
+      expect(text).toContain(`hollowtrees_flow_run_duration_seconds_count{flow="spot",outcome="${outcome}"} 0`);
+    }
+    expect(text).toContain('hollowtrees_receipt_to_first_plugin_call_seconds_count{flow="spot"} 0');
     for (const reason of ['queue_full', 'too_many_groups', 'shutting_down']) expect(text).toContain(`hollowtrees_events_dropped_total{flow="spot",reason="${reason}"} 0`);
     for (const name of ['events_deduplicated_total', 'runs_waiting_for_retry', 'run_retries_total', 'runs_in_progress', 'groups_cooling_down', 'queue_depth', 'queued_event_bytes']) {
       expect(text).toContain(`hollowtrees_${name}{flow="spot"} 0`);
