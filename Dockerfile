@@ -1,6 +1,6 @@
 # One image with every Hollowtrees binary; the command chooses which runs:
-#   node /app/bin/hollowtrees.mjs, /app/bin/hollowtrees-k8s-drain.mjs, /app/bin/hollowtrees-aws-spot.mjs
-#   (and /app/bin/hollowtrees-node-watcher.mjs once packages/node-watcher is in the tree).
+#   node /app/bin/hollowtrees.mjs, /app/bin/hollowtrees-k8s-drain.mjs, /app/bin/hollowtrees-aws-spot.mjs,
+#   /app/bin/hollowtrees-node-watcher.mjs.
 # The base's entrypoint is node itself, so a container runs e.g. `args: [/app/bin/hollowtrees.mjs, ...]`:
 # node is PID 1's only process and gets SIGTERM (npx would swallow it). No shell at run time.
 # Build: docker build -t hollowtrees:0.1.0 .

@@ -10,7 +10,6 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
-// node-watcher joins the image once its package is in the tree.
 const PACKAGES = ['packages/core', 'packages/plugin-k8s-drain', 'packages/plugin-aws-spot', 'packages/node-watcher'];
 
 const out = process.argv[2];
