@@ -5,7 +5,11 @@ import type { PluginError } from './errors.js';
 export interface HandleContext {
   /** The flow whose run calls the plugin. */
   readonly flow: string;
-  /** 1 for the first call of this plugin in this run, 2 for the first retry, ... */
+  /**
+   * 1 for the first call of this plugin in this pass of the run, 2 for the first retry, ...
+   * A later try of the whole run (core's `runRetry`) and a run resumed after core restarted
+   * start again at 1, so 1 does not mean the plugin never saw this event: act idempotently.
+   */
   readonly attempt: number;
   /** When core stops waiting, if it set a deadline (core always does). */
   readonly deadline: Date | undefined;

@@ -66,7 +66,7 @@ export interface DrainOptions {
   dryRun?: boolean;
   /** Wait before each retry of a Kubernetes call. Default `exponentialBackoff()`: 250 ms doubling to 5 s, jittered. */
   backoff?: Backoff;
-  /** Default: JSON lines on stderr. */
+  /** Default: JSON lines on stdout, in core's format (`service: hollowtrees-k8s-drain`). */
   logger?: Logger;
   /** Where a drain reads the time and waits for its deadline and retries. Default {@link systemClock}. */
   clock?: Clock;
