@@ -25,8 +25,17 @@ describe('RFC 3339 times', () => {
     '2026-01-02T03:04:05.Z',
     '2026-13-02T03:04:05Z',
     '2026-01-02T03:04:05+0200',
+    // Date.parse rolls these over to another day instead of refusing them.
+    '2026-02-30T03:04:05Z',
+    '2025-02-29T03:04:05Z',
+    '2026-04-31T03:04:05Z',
+    '2026-01-02T24:00:00Z',
   ])('rejects %s, naming it', (text) => {
     expect(() => timestampFromString(text)).toThrow(new RangeError(`not an RFC 3339 time: ${JSON.stringify(text)}`));
+  });
+
+  it('reads a leap day of a leap year', () => {
+    expect(timestampFromString('2028-02-29T12:00:00Z')).toEqual({ seconds: Date.UTC(2028, 1, 29, 12) / 1000, nanos: 0 });
   });
 
   it('writes UTC with Z, trailing zeros of the fraction dropped, none for whole seconds', () => {

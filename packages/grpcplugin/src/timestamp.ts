@@ -9,13 +9,23 @@ const MIN_SECONDS = -62_135_596_800;
 const MAX_SECONDS = 253_402_300_799;
 
 /**
+ * Whether `YYYY-MM-DDTHH:MM:SS` names a real day and time of day. Date.parse takes February 30 or
+ * hour 24 and rolls them over into the next month or day, a different instant than was written.
+ */
+function isCalendarTime(local: string): boolean {
+  const asUtc = Date.parse(`${local}Z`);
+  return !Number.isNaN(asUtc) && new Date(asUtc).toISOString().slice(0, 19) === local;
+}
+
+/**
  * Parses an RFC 3339 time keeping nanoseconds, which `Date` would drop; digits
  * past nanoseconds are truncated. Throws a RangeError for anything else, and for
  * a time outside a protobuf Timestamp's range (years 0001 to 9999 in UTC).
  */
 export function timestampFromString(value: string): Timestamp {
   const m = RFC3339.exec(value);
-  const millis = m ? Date.parse(`${m[1]!.replace(/[t ]/, 'T')}${m[3]!.toUpperCase()}`) : NaN;
+  const local = m ? m[1]!.replace(/[t ]/, 'T') : '';
+  const millis = m && isCalendarTime(local) ? Date.parse(`${local}${m[3]!.toUpperCase()}`) : NaN;
   if (!m || Number.isNaN(millis)) throw new RangeError(`not an RFC 3339 time: ${JSON.stringify(value)}`);
   const seconds = Math.floor(millis / 1000);
   if (seconds < MIN_SECONDS || seconds > MAX_SECONDS) throw new RangeError(`time outside years 0001 to 9999 UTC: ${JSON.stringify(value)}`);
