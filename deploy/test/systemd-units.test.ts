@@ -18,14 +18,19 @@ if (!hasSystemd) {
   console.warn(`\n!!! SKIPPED: ${message}\n`);
 }
 
-/** The bin each unit runs, as its package declares it (node-watcher: the name its issue fixes, until it lands). */
+/** The bin each unit runs, as its package declares it. */
 const BIN_OF_UNIT: Record<string, string> = {
   'hollowtrees-core.service': 'hollowtrees',
   'hollowtrees-k8s-drain.service': 'hollowtrees-k8s-drain',
   'hollowtrees-aws-spot.service': 'hollowtrees-aws-spot',
   'hollowtrees-node-watcher.service': 'hollowtrees-node-watcher',
 };
-const PACKAGE_OF_BIN: Record<string, string> = { hollowtrees: 'core', 'hollowtrees-k8s-drain': 'plugin-k8s-drain', 'hollowtrees-aws-spot': 'plugin-aws-spot' };
+const PACKAGE_OF_BIN: Record<string, string> = {
+  hollowtrees: 'core',
+  'hollowtrees-k8s-drain': 'plugin-k8s-drain',
+  'hollowtrees-aws-spot': 'plugin-aws-spot',
+  'hollowtrees-node-watcher': 'node-watcher',
+};
 
 /** systemd's overall exposure score (0 safest, 10 most exposed) of `unit` installed under `root`. */
 async function exposure(root: string, unit: string): Promise<number> {
@@ -50,8 +55,8 @@ describe.skipIf(!hasSystemd)('the systemd units (deploy/systemd)', () => {
       const text = await readFile(join(UNITS_DIR, unit), 'utf8');
       const bin = BIN_OF_UNIT[unit]!;
       expect(text, unit).toMatch(new RegExp(`^ExecStart=/usr/bin/node /opt/hollowtrees/node_modules/\\.bin/${bin} `, 'm'));
-      const pkg = PACKAGE_OF_BIN[bin];
-      if (pkg) expect(Object.keys((JSON.parse(await readFile(join(REPO_ROOT, 'packages', pkg, 'package.json'), 'utf8')) as { bin: object }).bin)).toEqual([bin]);
+      const pkg = PACKAGE_OF_BIN[bin]!;
+      expect(Object.keys((JSON.parse(await readFile(join(REPO_ROOT, 'packages', pkg, 'package.json'), 'utf8')) as { bin: object }).bin)).toEqual([bin]);
     }
   });
 
