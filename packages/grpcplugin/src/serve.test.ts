@@ -416,3 +416,14 @@ describe.each(TRANSPORTS)('serve with TLS over %s', (transport) => {
     expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ tls: 'yes' });
   });
 });
+
+describe('serve with TLS options that cannot hold', () => {
+  const certs = makeTestCertificates();
+
+  it('refuses requireClientCert without a ca: client certificates would be checked against the system roots', async () => {
+    const tls = { cert: certs.server.cert, key: certs.server.key, requireClientCert: true };
+    await expect(serve(0, { handle: () => {} }, { host: '127.0.0.1', logger: silentLogger, tls })).rejects.toThrow(
+      new TypeError('server TLS: requireClientCert needs ca, the CA bundle client certificates must chain to (without it, any certificate a public CA signed would be accepted)'),
+    );
+  });
+});

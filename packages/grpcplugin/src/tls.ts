@@ -11,7 +11,7 @@ export interface ServerTlsOptions {
   key: Pem;
   /** CA bundle that client certificates must chain to, PEM. */
   ca?: Pem;
-  /** Refuse clients without a certificate signed by `ca`. Default: true when `ca` is set. */
+  /** Refuse clients without a certificate signed by `ca`. Default: true when `ca` is set; true without `ca` is an error. */
   requireClientCert?: boolean;
 }
 
@@ -37,6 +37,10 @@ export function requiresClientCertificates(tls: ServerTlsOptions | undefined): b
 /** Server credentials for the given TLS options; insecure without them. */
 export function serverCredentials(tls: ServerTlsOptions | undefined): ServerCredentials {
   if (!tls) return ServerCredentials.createInsecure();
+  // grpc-js would check client certificates against the system roots: any publicly signed one would do.
+  if (tls.requireClientCert === true && tls.ca === undefined) {
+    throw new TypeError('server TLS: requireClientCert needs ca, the CA bundle client certificates must chain to (without it, any certificate a public CA signed would be accepted)');
+  }
   return ServerCredentials.createSsl(
     tls.ca === undefined ? null : toBuffer(tls.ca),
     [{ cert_chain: toBuffer(tls.cert), private_key: toBuffer(tls.key) }],
