@@ -44,9 +44,13 @@ export interface StatusProvider {
 /** Groups listed by default: 100,000 cooling groups would be megabytes of JSON built on the event loop. */
 const DEFAULT_GROUP_LIMIT = 1_000;
 
+/** `?limit=`: absent or empty, the default; anything but a positive whole number is a 400, not silently the default. */
 function groupLimit(query: URLSearchParams): number {
-  const asked = Number(query.get('limit'));
-  return Number.isInteger(asked) && asked > 0 ? asked : DEFAULT_GROUP_LIMIT;
+  const given = query.get('limit');
+  if (given === null || given === '') return DEFAULT_GROUP_LIMIT;
+  const asked = Number(given);
+  if (/^\d+$/.test(given) && asked > 0) return asked;
+  throw new HttpError(400, 'bad_request', `query parameter limit: expected a positive whole number, got ${JSON.stringify(given.slice(0, 100))}`);
 }
 
 export interface ReceiverOptions {

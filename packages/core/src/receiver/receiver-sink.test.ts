@@ -148,7 +148,7 @@ describe('receiver in front of a sink that cannot take everything', () => {
     }
   });
 
-  it('serves the status routes from the provider, groups up to 1,000 unless a positive whole limit is asked for', async () => {
+  it('serves the status routes from the provider, groups up to 1,000 unless a positive whole limit is asked for, and a 400 for any other limit', async () => {
     const r = await receiverWith();
     try {
       const get = async (path: string): Promise<{ status: number; total: string | null; type: string | null; body: unknown }> => {
@@ -157,9 +157,18 @@ describe('receiver in front of a sink that cannot take everything', () => {
       };
       expect(await get('/api/v1/status/flows')).toEqual({ status: 200, total: null, type: 'application/json', body: [{ name: 'f' }] });
       expect(await get('/api/v1/status/runs')).toMatchObject({ status: 200, body: [{ run: 1 }] });
-      for (const limit of ['', '?limit=0', '?limit=-5', '?limit=2.5', '?limit=x']) {
+      for (const limit of ['', '?limit=']) {
         const groups = await get(`/api/v1/status/groups${limit}`);
         expect([limit, (groups.body as unknown[]).length, groups.total]).toEqual([limit, 1_000, '1500']);
+      }
+      for (const [limit, shown] of [['0', '"0"'], ['-5', '"-5"'], ['2.5', '"2.5"'], ['x', '"x"'], ['1e3', '"1e3"']]) {
+        for (const path of ['/api/v1/status/groups', '/api/v1/status']) {
+          expect([path, limit, await get(`${path}?limit=${limit}`)]).toMatchObject([
+            path,
+            limit,
+            { status: 400, body: { status: 'error', error: `query parameter limit: expected a positive whole number, got ${shown}` } },
+          ]);
+        }
       }
       expect((await get('/api/v1/status/groups?limit=1')).body).toEqual([{ i: 0 }]);
       expect(await get('/api/v1/status?limit=2')).toMatchObject({ body: { flows: [{ name: 'f' }], groups: [{ i: 0 }, { i: 1 }], groupsTotal: 1_500 } });
