@@ -75,10 +75,21 @@ export function formatRecord(change: GroupChange): string {
   return JSON.stringify(change);
 }
 
-/** A compacted journal: the header, then one line per state. */
-export function formatSnapshot(states: readonly GroupState[]): string {
-  const lines = [JSON.stringify({ journal: HEADER_TAG, version: VERSION, records: states.length }), ...states.map(formatRecord)];
-  return `${lines.join('\n')}\n`;
+/**
+ * A compacted journal (the header, then one line per state) in pieces of about
+ * `pieceChars` characters: a snapshot of 250,000 groups is 42 MiB of text, which
+ * as one string (and its bytes) would hold that much again while it is written.
+ */
+export function* snapshotPieces(states: readonly GroupState[], pieceChars = 1024 * 1024): Generator<string> {
+  let piece = `${JSON.stringify({ journal: HEADER_TAG, version: VERSION, records: states.length })}\n`;
+  for (const state of states) {
+    piece += `${formatRecord(state)}\n`;
+    if (piece.length >= pieceChars) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield piece;
 }
 
 function reasonOf(error: z.ZodError): string {
@@ -87,51 +98,67 @@ function reasonOf(error: z.ZodError): string {
 }
 
 /**
- * Reads journal text. A line that is not JSON (a write cut short by kill -9),
- * not a record of the right shape, or a snapshot with fewer records than its
- * header announced is reported as a problem and skipped.
- * @throws JournalFromNewerVersion when a later Hollowtrees wrote the journal.
+ * Reads a journal a line at a time, so that start-up never holds the whole file
+ * as one string (several times its size once split and parsed). A line that is
+ * not JSON (a write cut short by kill -9), not a record of the right shape, or a
+ * snapshot with fewer records than its header announced is reported as a problem
+ * and skipped.
  */
-export function parseJournal(text: string): JournalContents {
-  const states = new Map<string, GroupState>();
-  const problems: JournalProblem[] = [];
-  const lines = text.split('\n');
-  let snapshotEnd = 0;
-  let announced = 0;
-  lines.forEach((line, i) => {
+export class JournalReader {
+  private readonly states = new Map<string, GroupState>();
+  private readonly problems: JournalProblem[] = [];
+  /** Lines taken so far, each one ended by a newline. */
+  private lines = 0;
+  private snapshotEnd = 0;
+  private announced = 0;
+
+  /**
+   * Takes the next line, without its newline.
+   * @throws JournalFromNewerVersion when a later Hollowtrees wrote the journal.
+   */
+  line(line: string): void {
+    const number = ++this.lines;
     if (line === '') return;
     let json: unknown;
     try {
       json = JSON.parse(line);
     } catch {
-      problems.push({ line: i + 1, reason: 'not JSON (a write cut short?)' });
+      this.problems.push({ line: number, reason: 'not JSON (a write cut short?)' });
       return;
     }
-    if (i === 0 && typeof json === 'object' && json !== null && 'journal' in json) {
+    if (number === 1 && typeof json === 'object' && json !== null && 'journal' in json) {
       const version = headerVersion(json);
       if (version !== undefined && version > VERSION) throw new JournalFromNewerVersion(version);
       const parsed = header.safeParse(json);
       if (!parsed.success) {
-        problems.push({ line: 1, reason: `unreadable header: ${reasonOf(parsed.error)}` });
+        this.problems.push({ line: 1, reason: `unreadable header: ${reasonOf(parsed.error)}` });
         return;
       }
-      announced = parsed.data.records;
-      snapshotEnd = 1 + announced;
+      this.announced = parsed.data.records;
+      this.snapshotEnd = 1 + this.announced;
       return;
     }
     const parsed = record.safeParse(json);
     if (!parsed.success) {
-      problems.push({ line: i + 1, reason: `not a run-state record: ${reasonOf(parsed.error)}` });
+      this.problems.push({ line: number, reason: `not a run-state record: ${reasonOf(parsed.error)}` });
       return;
     }
     const change = parsed.data as GroupChange;
-    if (change.phase === 'free') states.delete(change.key);
-    else states.set(change.key, change);
-  });
-  // The last element after the final newline is '' and not a line.
-  const present = Math.min(lines.length - 1, snapshotEnd) - 1;
-  if (snapshotEnd > 0 && present < announced) {
-    problems.push({ line: lines.length, reason: `the snapshot announces ${announced} records but the file ends after ${Math.max(0, present)}: it was cut short` });
+    if (change.phase === 'free') this.states.delete(change.key);
+    else this.states.set(change.key, change);
   }
-  return { states: [...states.values()], problems };
+
+  /**
+   * What the journal holds. `torn`: the text after the last newline (a write cut
+   * short), which is read as a line but does not count as written.
+   */
+  finish(torn: string): JournalContents {
+    const complete = this.lines;
+    if (torn !== '') this.line(torn);
+    const present = Math.min(complete, this.snapshotEnd) - 1;
+    if (this.snapshotEnd > 0 && present < this.announced) {
+      this.problems.push({ line: complete + 1, reason: `the snapshot announces ${this.announced} records but the file ends after ${Math.max(0, present)}: it was cut short` });
+    }
+    return { states: [...this.states.values()], problems: this.problems };
+  }
 }

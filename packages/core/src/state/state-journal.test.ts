@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
-import { GroupStates, type RunProgress } from '../flow/group-states.js';
+import { GroupStates, type GroupState, type RunProgress } from '../flow/group-states.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
-import { JournalFromNewerVersion, parseJournal, type JournalContents } from './journal-format.js';
+import { JournalFromNewerVersion, snapshotPieces, type JournalContents } from './journal-format.js';
 import { openJournalFile, type OpenJournalFile } from './journal-file.js';
-import { StateJournal } from './state-journal.js';
+import { readJournal, StateJournal } from './state-journal.js';
 
 const freshPath = () => join(mkdtempSync(join(tmpdir(), 'hollowtrees-journal-')), 'nested', 'state.jsonl');
 
@@ -164,6 +164,50 @@ describe('StateJournal', () => {
     expect((await reopen(path)).states).toHaveLength(9);
   });
 
+  it('compacts once the records appended since the last rewrite pass compactAfterBytes, however few they are', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path, { compactAfterBytes: 64 * 1024 });
+    const states = new GroupStates((change) => journal.record(change));
+    // Three runs whose events carry 30 KB each: few records, many bytes.
+    for (const key of ['a', 'b', 'c']) {
+      states.tryStart(key, 'f', { ...run(key), event: { ...run(key).event, data: { note: 'x'.repeat(30_000) } } }, 0);
+      await journal.flush();
+      expect([key, journal.needsCompaction]).toEqual([key, key === 'c']);
+    }
+    await journal.compact(() => states.list(0));
+    expect(journal.needsCompaction).toBe(false);
+    await journal.close();
+  });
+
+  it('reads back a journal larger than one read of the file, and rewrites it in pieces, lines and characters cut across both', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    const states = new GroupStates((change) => journal.record(change));
+    // Keys of two- and four-byte characters, so that reads of 64 KiB end inside lines and inside characters;
+    // 1.4 MB of records, so that the rewrite at the next open writes more than one piece.
+    const keys = Array.from({ length: 6_000 }, (_, i) => `grüße-🌲-${i}`);
+    for (const key of keys) states.tryStart(key, 'f', run(key), 0);
+    await journal.close();
+    const read = await readJournal(path);
+    expect(read.problems).toEqual([]);
+    expect(read.states.map((s) => s.key)).toEqual(keys);
+    const { journal: reopened, recovered } = await StateJournal.open(path);
+    await reopened.close();
+    expect(recovered.states).toEqual(read.states);
+    const rewritten = await readJournal(path);
+    expect([rewritten.problems, rewritten.states]).toEqual([[], read.states]);
+    expect(lines(path)).toHaveLength(1 + keys.length);
+  });
+
+  it('cuts a snapshot into pieces of about the size asked, which together are the header and one line per state', () => {
+    const states = Array.from({ length: 50 }, (_, i): GroupState => ({ key: `g${i}`, flow: 'f', eventId: `e${i}`, since: 1, phase: 'cooling', until: 2 }));
+    const pieces = [...snapshotPieces(states, 500)];
+    expect(pieces.length).toBeGreaterThan(5);
+    expect(pieces.slice(0, -1).every((piece) => piece.length >= 500 && piece.length < 500 + 100)).toBe(true);
+    const text = pieces.join('');
+    expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 2, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
+  });
+
   it('group-commits: records that arrive while a sync runs share the next sync', async () => {
     const path = freshPath();
     const disk = slowDisk();
@@ -200,7 +244,7 @@ describe('StateJournal', () => {
 
     rmSync(path);
     expect(await journal.verify(() => states.list(3))).toBe('deleted');
-    expect(parseJournal(readFileSync(path, 'utf8')).states.map((s) => s.key)).toEqual(['a']);
+    expect((await readJournal(path)).states.map((s) => s.key)).toEqual(['a']);
 
     writeFileSync(`${path}.other`, '');
     renameSync(`${path}.other`, path);
@@ -247,7 +291,7 @@ describe('StateJournal when the disk fails', () => {
     states.tryStart('b', 'f', run('b'), 2);
     expect(await journal.flush()).toBe(true);
     // kill -9 now: the restart reads the file at `path`, without close().
-    expect(parseJournal(readFileSync(path, 'utf8')).states.map((s) => s.key)).toEqual(['a', 'b']);
+    expect((await readJournal(path)).states.map((s) => s.key)).toEqual(['a', 'b']);
     opensFail = false;
     await journal.close();
   });
