@@ -208,6 +208,42 @@ describe('StateJournal', () => {
     expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 2, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
   });
 
+  it('a check of the file while a compaction swaps it waits for the swap: no false "replaced", no read of the closed file', async () => {
+    const path = freshPath();
+    let armed = false;
+    let tmpOpened: (() => void) | undefined;
+    let releaseTmp: (() => void) | undefined;
+    let releaseIdentity: (() => void) | undefined;
+    const identityGate = new Promise<void>((r) => (releaseIdentity = r));
+    const openFile: OpenJournalFile = async (at) => {
+      const file = await openJournalFile(at);
+      if (armed && at.endsWith('.tmp')) {
+        await new Promise<void>((r) => {
+          releaseTmp = r;
+          tmpOpened?.();
+        });
+      }
+      return { ...file, identity: async () => (armed ? (await identityGate, file.identity()) : file.identity()) };
+    };
+    const { journal } = await StateJournal.open(path, { openFile });
+    const states = new GroupStates((change) => journal.record(change));
+    states.tryStart('a', 'f', run('a'), 1);
+    await journal.flush();
+    armed = true;
+    const opening = new Promise<void>((r) => (tmpOpened = r));
+    const compaction = journal.compact(() => states.list(0));
+    await opening;
+    // The periodic check starts while the new file is being opened, before the rename.
+    const check = journal.verify(() => states.list(0));
+    await new Promise((r) => setTimeout(r, 20));
+    releaseTmp!();
+    await compaction;
+    releaseIdentity!();
+    expect(await check).toBeUndefined();
+    await journal.close();
+    expect((await reopen(path)).states.map((s) => s.key)).toEqual(['a']);
+  });
+
   it('group-commits: records that arrive while a sync runs share the next sync', async () => {
     const path = freshPath();
     const disk = slowDisk();

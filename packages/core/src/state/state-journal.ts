@@ -217,6 +217,14 @@ export class StateJournal {
    * which happened; undefined when all is well.
    */
   async verify(snapshot: () => readonly GroupState[]): Promise<JournalRepair | undefined> {
+    // In the queue: a compaction swapping the file meanwhile would look like a replaced file, or close the one read.
+    const problem = await this.enqueue(() => this.fileProblem());
+    if (problem) await this.compact(snapshot);
+    return problem;
+  }
+
+  /** Whether the file at `path` is still the open one. */
+  private async fileProblem(): Promise<JournalRepair | undefined> {
     if (this.closed) return undefined;
     const open = await this.file.identity();
     let onDisk: { dev: number; ino: number } | undefined;
@@ -225,10 +233,7 @@ export class StateJournal {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const problem: JournalRepair | undefined =
-      onDisk === undefined || (open.nlink === 0 && onDisk.ino === open.ino) ? 'deleted' : onDisk.ino !== open.ino || onDisk.dev !== open.dev ? 'replaced' : undefined;
-    if (problem) await this.compact(snapshot);
-    return problem;
+    return onDisk === undefined || (open.nlink === 0 && onDisk.ino === open.ino) ? 'deleted' : onDisk.ino !== open.ino || onDisk.dev !== open.dev ? 'replaced' : undefined;
   }
 
   /**
