@@ -185,6 +185,8 @@ export class Receiver implements EventSource {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', reject);
+        // Once listening, Node emits a failed accept (ENFILE, ENOBUFS, ENOMEM) here: unheard, it would end the process.
+        this.server.on('error', (err) => this.options.logger.error({ err }, 'receiver could not accept a connection; still serving'));
         resolve();
       });
     });

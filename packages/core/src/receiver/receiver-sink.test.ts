@@ -317,6 +317,19 @@ describe('what the receiver hands on, and its edges (the receiver/ mutation roun
     }
   });
 
+  it('logs a failed accept (the listening server\'s error event) and goes on serving, instead of ending the process', async () => {
+    const r = await receiverWith();
+    try {
+      // What Node's net module emits when accept() fails (ENFILE, ENOBUFS): an error event on the listening server.
+      const accept = Object.assign(new Error('accept ENFILE'), { code: 'ENFILE', syscall: 'accept' });
+      (r.receiver as unknown as { server: import('node:net').Server }).server.emit('error', accept);
+      expect(r.logged.map((line) => JSON.parse(line) as object)).toMatchObject([{ level: 50, msg: 'receiver could not accept a connection; still serving', err: { code: 'ENFILE' } }]);
+      expect(await answer(await post(r.url))).toMatchObject({ status: 200 });
+    } finally {
+      await r.close();
+    }
+  });
+
   it('takes reloaded limits at once', async () => {
     const r = await receiverWith();
     try {
