@@ -34,6 +34,14 @@ describe('hollowtrees CLI', () => {
     expect(run('validate')).toMatchObject({ status: 2, stderr: 'hollowtrees validate: --config FILE is required\n' });
   });
 
+  it('an empty --config (an unset variable in a unit file) is a usage error, not a run on the embedded default', () => {
+    for (const args of [['--config', '', '--listen', '127.0.0.1:0'], ['--config=', '--listen', '127.0.0.1:0'], ['validate', '-c', '']]) {
+      const result = run(...args);
+      expect(result).toMatchObject({ status: 2, stdout: '' });
+      expect(result.stderr).toMatch(/^hollowtrees: --config needs a value, got ""\n/);
+    }
+  });
+
   it('a malformed --listen is a usage error: exit 2 naming the value, before anything starts', () => {
     for (const listen of ['9099', 'localhost', '127.0.0.1:99999', '0.0.0.0:']) {
       expect(run('--listen', listen)).toMatchObject({

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { refuseEmptyFlags } from '@hollowtrees/grpcplugin';
 import { startHollowtrees, StartupError } from './app.js';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
@@ -90,6 +91,8 @@ async function main(argv: string[]): Promise<number> {
         version: { type: 'boolean', short: 'v' },
       },
     });
+    // `--config ""` (an unset variable) must not run the embedded default instead of the file meant.
+    refuseEmptyFlags(parsed.values);
   } catch (err) {
     process.stderr.write(`hollowtrees: ${(err as Error).message}\n\n${HELP}`);
     return EXIT_USAGE;

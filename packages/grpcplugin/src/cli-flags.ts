@@ -13,16 +13,33 @@ export type FlagOptions = NonNullable<Parameters<typeof parseArgs>[0]>['options'
 export type FlagValues<T extends FlagOptions> = ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>>['values'];
 
 /**
+ * Refuses a flag given an empty value (`--config ""`, `--kubeconfig "$UNSET"`): no Hollowtrees
+ * flag takes one, and reading it as "not given" would quietly fall back to a default (an embedded
+ * configuration, another kubeconfig) instead of what the caller meant to name.
+ * @throws UsageError naming the flag.
+ */
+export function refuseEmptyFlags(values: Readonly<Record<string, unknown>>): void {
+  for (const [flag, value] of Object.entries(values)) {
+    const given = Array.isArray(value) ? value : [value];
+    if (given.includes('')) throw new UsageError(`--${flag} needs a value, got ""`);
+  }
+}
+
+/**
  * Parses a bin's arguments (without `node` and the script) the one way every Hollowtrees bin does:
- * strict (an unknown flag or a flag without its value is an error), no positional arguments.
+ * strict (an unknown flag, a flag without its value or with an empty one is an error), no
+ * positional arguments.
  * @throws UsageError naming the flag.
  */
 export function parseFlags<const T extends FlagOptions>(argv: readonly string[], options: T): FlagValues<T> {
+  let values: FlagValues<T>;
   try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
+  refuseEmptyFlags(values);
+  return values;
 }
 
 /**

@@ -22,7 +22,7 @@ export { systemClock, type Clock } from './clock.js';
 export { formatDuration, parseDuration } from './duration.js';
 export { rememberingRecent } from './recent-results.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';
-export { UsageError, integerFlag, parseFlags, readFlagFile, type FlagOptions, type FlagValues } from './cli-flags.js';
+export { UsageError, integerFlag, parseFlags, readFlagFile, refuseEmptyFlags, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export type { ServingStatus } from 'grpc-health-check';
 /** The generated protobuf messages and service definition, for tooling that needs the wire types. */

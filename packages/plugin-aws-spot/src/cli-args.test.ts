@@ -80,6 +80,8 @@ describe('parseCliArgs', () => {
     [['--pool-fleet-concurrency', '0'], /--pool-fleet-concurrency must be an integer from 1 to 100/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem'], /--tls-cert: cannot read/],
+    // An unset variable in a unit file: an empty region would reach the SDK instead of AWS_REGION's.
+    [['--region', ''], /^--region needs a value, got ""$/],
   ])('refuses %j', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(message);

@@ -30,6 +30,9 @@ describe('parseCliArgs', () => {
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
     [['--pool-max-unavailable', '0'], /--pool-max-unavailable must be at least 1/],
     [['--pool-min-interval', '30'], /--pool-min-interval: "30" is not a duration such as 30s or 1m30s/],
+    // An unset variable in a unit file: not the default chain's kubeconfig, which may be another cluster's.
+    [['--kubeconfig', ''], /^--kubeconfig needs a value, got ""$/],
+    [['--context='], /^--context needs a value, got ""$/],
   ])('rejects %j as bad usage', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(message);
