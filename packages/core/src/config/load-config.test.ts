@@ -396,6 +396,17 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     expect(problem('flows: {}\nflows: {}\n')).toBe('config.yaml: line 2, column 1: Map keys must be unique');
   });
 
+  it('a value under a tag yaml does not know is an error, not the text after the tag', () => {
+    const auth = (value: string) => `server:\n  auth: { bearerToken: ${value} }\n${flowYaml()}`;
+    expect(problem(auth('!env TOKEN'), { TOKEN: 'secret' })).toBe(
+      'config.yaml: line 2, column 24: Unresolved tag: !env (no tags are read here; write ${VAR} for a value from the environment)',
+    );
+    expect(problem(auth('!vault "$ANSIBLE_VAULT;1.1;AES256"'))).toBe(
+      'config.yaml: line 2, column 24: Unresolved tag: !vault (no tags are read here; write ${VAR} for a value from the environment)',
+    );
+    expect(problem(flowYaml().replace('plugins: [log]', 'plugins: [log]\n    concurrency: !!float 5'))).toMatch(/^config\.yaml: line 6, column 18: Unresolved tag: tag:yaml\.org,2002:float/);
+  });
+
   it('a document that is a single value', () => {
     expect(problem('just text\n')).toBe('config.yaml: expected a YAML mapping with server, log, plugins and flows');
   });

@@ -43,12 +43,16 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   // environment can never change the structure, nor show up in a YAML error.
   // yaml's defaults refuse duplicate keys and give each error its line and column.
   const doc = parseDocument(text);
-  if (doc.errors.length > 0) {
+  // Warnings too: yaml loads a value under a tag it does not know (`!env TOKEN`, `!vault ...`,
+  // `!!float 1`) as the bare text after the tag, so the file would mean something else than written.
+  const yamlProblems = [...doc.errors, ...doc.warnings];
+  if (yamlProblems.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => {
+      yamlProblems.map((e) => {
         const reason = e.message.split('\n', 1)[0]!.replace(/ at line \d+, column \d+:?$/, '');
-        return { path: '', message: `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: ${reason}` };
+        const hint = e.code === 'TAG_RESOLVE_FAILED' ? ' (no tags are read here; write ${VAR} for a value from the environment)' : '';
+        return { path: '', message: `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: ${reason}${hint}` };
       }),
     );
   }
