@@ -2,36 +2,47 @@ import { isAlias, isMap, isPair, isScalar, isSeq, visit, type Document, type Nod
 import { formatPath } from '../validation-issues.js';
 import type { ConfigProblem } from './config-error.js';
 
-const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `$$`, a reference (`${NAME}`, `${NAME:-default}`), or a `${` that starts none (the last alternative). */
+const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{/g;
+
+/** What a `${` that starts no reference gets: never the text around it, which may be an inline secret. */
+const NOT_A_REFERENCE = 'a "${" that starts no ${NAME} or ${NAME:-default} (NAME: letters, digits and _; no nesting); write $${ for the text "${"';
 
 /**
  * The result of interpolating one string: the new text (and whether any of it
- * came from the environment, rather than from defaults and `$$`), or the
- * variables that are not set.
+ * came from the environment, rather than from defaults and `$$`), or what is
+ * wrong with it: variables that are not set, or a `${` that is no reference.
  */
-export type Interpolated = { ok: true; value: string; fromEnv: boolean } | { ok: false; missing: string[] };
+export type Interpolated = { ok: true; value: string; fromEnv: boolean } | { ok: false; problems: string[] };
 
 /**
  * Replaces `${VAR}` and `${VAR:-default}` in one string with values from `env`
  * (a variable set to the empty string counts as unset); `$$` writes a literal `$`.
  * The replacement is not scanned again, so a value containing `${...}` or `$$`
- * is taken verbatim.
+ * is taken verbatim. Any other `${` (`${VAR-default}`, `${ VAR }`, `${VAR:?}`, a
+ * nested default) is a problem: taken literally, it would become part of the
+ * value (a token "${TOKEN-x}") instead of what the writer meant.
  */
 export function interpolateString(text: string, env: NodeJS.ProcessEnv): Interpolated {
-  const missing: string[] = [];
+  const problems: string[] = [];
   let fromEnv = false;
   const value = text.replace(REFERENCE, (match, name: string | undefined, fallback: string | undefined) => {
     if (match === '$$') return '$';
-    const set = env[name!];
+    if (name === undefined || fallback?.includes('${')) {
+      if (!problems.includes(NOT_A_REFERENCE)) problems.push(NOT_A_REFERENCE);
+      return match;
+    }
+    const set = env[name];
     if (set !== undefined && set !== '') {
       fromEnv = true;
       return set;
     }
     if (fallback !== undefined) return fallback;
-    if (!missing.includes(name!)) missing.push(name!);
+    const missing = `environment variable ${name} is not set (write \${${name}:-default} for a default)`;
+    if (!problems.includes(missing)) problems.push(missing);
     return match;
   });
-  return missing.length > 0 ? { ok: false, missing } : { ok: true, value, fromEnv };
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, value, fromEnv };
 }
 
 type Ancestor = Document | Node | Pair;
@@ -87,9 +98,9 @@ function findPaths(doc: Document, written: ReadonlyMap<Scalar, string>): Environ
  * - Comments are not interpolated.
  * - An aliased value is interpolated once, where its anchor is.
  *
- * Returns one problem per unset variable without a default, at the YAML path
- * of the value that names it, and the paths of the values that took text from
- * the environment, so that no message shows them.
+ * Returns one problem per unset variable without a default, and per value with
+ * a `${` that is no reference, at the YAML path of the value; and the paths of
+ * the values that took text from the environment, so that no message shows them.
  */
 export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): { problems: ConfigProblem[]; fromEnv: EnvironmentValues } {
   const problems: ConfigProblem[] = [];
@@ -105,9 +116,7 @@ export function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): { pr
         node.value = result.value;
         return;
       }
-      for (const name of result.missing) {
-        problems.push({ path: formatPath(path), message: `environment variable ${name} is not set (write \${${name}:-default} for a default)` });
-      }
+      for (const message of result.problems) problems.push({ path: formatPath(path), message });
     },
   });
   return { problems, fromEnv: findPaths(doc, written) };

@@ -84,6 +84,18 @@ flows:
     expect(message).toBe('config.yaml: flows.spot.concurrency: Invalid input: expected number, received string');
   });
 
+  it('a ${ that starts no reference is an error at its path, not text of the value', () => {
+    const auth = (token: string) => `server:\n  auth:\n    bearerToken: "${token}"\n${flowYaml()}`;
+    const expected = 'config.yaml: server.auth.bearerToken: a "${" that starts no ${NAME} or ${NAME:-default} (NAME: letters, digits and _; no nesting); write $${ for the text "${"';
+    // Shell and Compose forms this syntax does not have, a space, an unclosed brace, a nested default: each
+    // was taken as written, e.g. the bearer token "${TOKEN-changeme}" while TOKEN was set.
+    for (const token of ['${TOKEN-changeme}', '${TOKEN:?required}', '${ TOKEN }', '${TOKEN', 'x${1}', '${A:-${TOKEN}}', 'p4ss${w0rd']) {
+      expect(problem(auth(token), { TOKEN: 'secret', A: '' })).toBe(expected);
+    }
+    // Escaped, it is text; a reference next to it still works.
+    expect(parseConfig(auth('$${TOKEN-x} ${TOKEN}'), 'config.yaml', { TOKEN: 'secret' }).config.server.auth).toMatchObject({ bearerToken: '${TOKEN-x} secret' });
+  });
+
   it('names the path of every unset variable, and never a value', () => {
     const secret = 'Zk9 #longsecretpart';
     const message = problem(
