@@ -158,6 +158,14 @@ describe('hollowtrees CLI', () => {
     expect(run('--config', config, '--listen', '127.0.0.1:0')).toMatchObject({ status: 2, stdout: '', stderr: `${expected}\n` });
   });
 
+  it('validate checks the state kubeconfig as start-up does: one that is no kubeconfig exits 2 in both, naming it', () => {
+    const kubeconfig = file('kubeconfig', 'apiVersion: v1\nkind: Config\nclusters: []\n');
+    const config = file('kube-state.yaml', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n`);
+    const expected = `${config}: state.kubernetes.kubeconfig: "${kubeconfig}" is not a kubeconfig with a current cluster\n`;
+    expect(run('validate', '--config', config)).toMatchObject({ status: 2, stdout: '', stderr: expected });
+    expect(run('--config', config, '--listen', '127.0.0.1:0')).toMatchObject({ status: 2, stdout: '', stderr: expected });
+  });
+
   it('without a config runs on the embedded default, says so, logs an alert through the log plugin, and exits 0 on SIGTERM', async () => {
     const core = start(['--listen', '127.0.0.1:0']);
     expect(await core.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('no --config given'))).toBeDefined();

@@ -2,6 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadStoreKubeConfig } from '../state/lease-api.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import type { LoadedConfig } from './load-config.js';
 
@@ -19,8 +21,8 @@ export interface ConfigFiles {
   credentials?: ReceiverCredentials;
   /** `plugins.<name>.tls` of every plugin that has it. */
   pluginTls: ReadonlyMap<string, ClientTlsOptions>;
-  /** The text of `state.kubernetes.kubeconfig`, when set. */
-  kubeconfig?: string;
+  /** `state.kubernetes.kubeconfig`, when set, loaded. */
+  kubeconfig?: KubeConfig;
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
@@ -48,7 +50,7 @@ function tlsAccepts(options: { cert?: Buffer; key?: Buffer }): boolean {
 
 /**
  * Reads and checks every file the configuration names — receiver certificate and
- * key, auth secrets, plugin CA, certificate and key — as start-up needs them.
+ * key, auth secrets, plugin CA, certificate and key, the state's kubeconfig — as start-up needs them.
  * `hollowtrees validate`, start-up and reload all call this one function, so a
  * file that would stop start-up fails validation with the same message.
  *
@@ -116,8 +118,19 @@ export function readConfigFiles(loaded: LoadedConfig): ConfigFiles {
     pluginTls.set(name, { ...(ca ? { ca } : {}), ...(pair ?? {}), ...(serverName ? { serverName } : {}) });
   }
 
+  /** A kubeconfig the Lease client can use; never the parser's message, which may quote the file's secrets. */
+  const readKubeConfig = (path: string, file: string): KubeConfig | undefined => {
+    const text = read(path, file)?.toString('utf8');
+    if (text === undefined) return undefined;
+    try {
+      return loadStoreKubeConfig(text);
+    } catch {
+      return problem(path, file, 'is not a kubeconfig with a current cluster');
+    }
+  };
+
   const kubeconfigFile = config.state.kubernetes?.kubeconfig;
-  const kubeconfig = kubeconfigFile === undefined ? undefined : read('state.kubernetes.kubeconfig', kubeconfigFile)?.toString('utf8');
+  const kubeconfig = kubeconfigFile === undefined ? undefined : readKubeConfig('state.kubernetes.kubeconfig', kubeconfigFile);
 
   if (problems.length > 0) throw new ConfigError(loaded.file, problems);
   return { ...(receiverTls ? { receiverTls } : {}), ...(credentials ? { credentials } : {}), pluginTls, ...(kubeconfig === undefined ? {} : { kubeconfig }) };

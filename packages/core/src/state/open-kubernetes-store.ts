@@ -31,13 +31,10 @@ export function openKubernetesStore({ loaded, logger, metrics, clock, kubeconfig
   const namespace = namespaceOf(settings.namespace, loaded.file);
   let kc: KubeConfig;
   try {
-    kc = loadStoreKubeConfig(kubeconfig);
+    // A configured kubeconfig was loaded and checked with the other files (readConfigFiles), by validate too.
+    kc = kubeconfig ?? loadStoreKubeConfig(undefined);
   } catch (err) {
-    // Not the parser's message: it may quote the file, secrets included.
-    const problem = settings.kubeconfig
-      ? { path: 'state.kubernetes.kubeconfig', message: `${loaded.display.quoted('state.kubernetes.kubeconfig', settings.kubeconfig)} is not a kubeconfig with a current cluster` }
-      : { path: 'state.kubernetes.kubeconfig', message: `not set, and this is not a pod with a service account (${err instanceof Error ? err.message : String(err)})` };
-    throw new ConfigError(loaded.file, [problem]);
+    throw new ConfigError(loaded.file, [{ path: 'state.kubernetes.kubeconfig', message: `not set, and this is not a pod with a service account (${err instanceof Error ? err.message : String(err)})` }]);
   }
   const identity = replicaIdentity();
   // Well inside the lease: a renewal that gets no answer is tried again before the Lease expires.

@@ -1,3 +1,4 @@
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '@hollowtrees/grpcplugin';
 import { ConfigError } from '../config/config-error.js';
@@ -25,8 +26,8 @@ export interface StoreContext {
   logger: Logger;
   metrics: CoreMetrics;
   clock: Clock;
-  /** The text of `state.kubernetes.kubeconfig`, read with the configuration's other files. */
-  kubeconfig?: string;
+  /** `state.kubernetes.kubeconfig`, read and checked with the configuration's other files. */
+  kubeconfig?: KubeConfig;
   /** The store can no longer be used safely (the state file's lock was lost): core must stop. */
   onFatal(err: Error): void;
 }
