@@ -52,7 +52,7 @@ export interface Hollowtrees {
   readonly metrics: CoreMetrics;
   readonly logger: Logger;
   /**
-   * Swaps in a new configuration's flows, plugins, limits, auth and the
+   * Swaps in a new configuration's flows, plugins, limits, auth, log level and the
    * receiver's TLS certificate and key (read again from their files). Groups
    * running or cooling down stay held; runs in flight finish on the old
    * plugins. The listen address, TLS turned on or off and the state file need a restart.
@@ -227,6 +227,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (JSON.stringify(next.config.sources) !== JSON.stringify(started.sources)) needsRestart.push('sources');
       const nextFiles = readConfigFiles(next);
       const authenticate = createAuthenticator(nextFiles.credentials);
+      // Before the plugins are built: their loggers are children, which copy the level when made.
+      // Only a change in the file moves it, so a logger handed in at its own level keeps it otherwise.
+      if (next.config.log.level !== config.log.level) logger.level = next.config.log.level;
       const previous = current;
       current = buildRuntime(next, nextFiles);
       heldBytes.limit = next.config.state.maxQueuedBytes;

@@ -264,6 +264,20 @@ describe('reload on SIGHUP', () => {
     expect(await core.waitFor((l) => l.msg === 'flow run succeeded' || l.msg === 'flow run interrupted')).toMatchObject({ msg: 'flow run succeeded', groupKey: 'spot:{instance_id="i-reload"}' });
   });
 
+  it('takes a new log.level, so debug logging can be turned on without a restart', async () => {
+    const text = (level: string) => `log: { level: ${level} }\nserver: { listen: "127.0.0.1:0" }\nflows:\n  other: { allowedEvents: [a.b], plugins: [log] }\n`;
+    const file = writeConfig(text('info'));
+    const core = startCli(['--config', file]);
+    const url = await core.url();
+    writeFileSync(file, text('debug'));
+    core.child.kill('SIGHUP');
+    const reloaded = await core.waitFor((l) => l.msg === 'configuration reloaded');
+    expect(reloaded.needsRestart).toBeUndefined();
+    expect((await post(url, alert('i-unmatched'))).status).toBe(200);
+    // A debug line, written only at the level the reload set.
+    expect(await core.waitFor((l) => l.msg === 'event matched no flow')).toMatchObject({ level: 'debug', flows: { other: expect.stringContaining('allowedEvents') as string } });
+  });
+
   it('takes a good new config and keeps the old one when the new one is bad', async () => {
     const file = writeConfig('server: { listen: "127.0.0.1:0" }\nflows:\n  first: { allowedEvents: [a.b], plugins: [log] }\n');
     const core = startCli(['--config', file]);
