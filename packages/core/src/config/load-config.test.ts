@@ -334,6 +334,18 @@ describe('parseConfig accepts every documented form', () => {
     expect(withTop('server: { limits: { maxBodyBytes: 2048 } }').server.limits.maxBodyBytes).toBe(2048);
   });
 
+  it('a duration a timer waits for is at most 24h: Node fires a timer past 24.8 days at once', () => {
+    // Each of these was taken: shutdown would cancel every run at once, the spot-price source poll
+    // EC2 without pause, and a replica renew its Leases without pause.
+    const spotPrice = 'sources:\n  spotPrice:\n    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a], maxPrice: 0.2, interval: 600h }';
+    expect(problem(flowYaml(`server: { shutdownGracePeriod: 600h }\n${spotPrice}\nstate: { backend: kubernetes, kubernetes: { leaseDuration: 700h, renewInterval: 600h } }`)).split('\n')).toEqual([
+      'config.yaml: state.kubernetes.renewInterval: expected a duration from 100ms to 24h',
+      'config.yaml: server.shutdownGracePeriod: expected a duration from 0s to 24h',
+      'config.yaml: sources.spotPrice[0].interval: expected a duration from 100ms to 24h',
+    ]);
+    expect(withTop('server: { shutdownGracePeriod: 24h }').server.shutdownGracePeriod).toBe(86_400_000);
+  });
+
   it('a state file, and no state section means memory only, with the default bounds', () => {
     const bounds = { maxGroups: 250_000, maxQueuedBytes: 256 * 1024 * 1024 };
     expect(withTop('state: { file: /var/lib/hollowtrees/state.jsonl }').state).toEqual({ backend: 'file', file: '/var/lib/hollowtrees/state.jsonl', ...bounds });

@@ -205,7 +205,7 @@ const server = z.strictObject({
   limits: limits.default(defaultLimits),
   timeouts: timeouts.default(defaultTimeouts),
   /** How long shutdown waits for runs in flight before cancelling them. */
-  shutdownGracePeriod: duration.default(30_000),
+  shutdownGracePeriod: timerDuration(0, '0s').default(30_000),
 });
 
 const log = z.strictObject({
@@ -230,7 +230,7 @@ const kubernetesState = z
       .default('hollowtrees-'),
     /** How long a Lease holds its group after its holder's last renewal; then another replica may take the run over. */
     leaseDuration: duration.refine((ms) => ms >= 1_000 && ms % 1_000 === 0, 'expected whole seconds, at least 1s').default(30_000),
-    renewInterval: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(10_000),
+    renewInterval: timerDuration(100, '100ms').default(10_000),
     /** Default: the in-cluster service account. */
     kubeconfig: z.string().min(1).optional(),
   })
@@ -323,7 +323,7 @@ const spotPriceEntry = z
     /** Another EC2 endpoint (a VPC endpoint, a stand-in). Default: the region's. */
     endpoint: z.url({ error: 'expected a URL such as https://ec2.us-east-1.amazonaws.com' }).optional(),
     /** How often the price history is read. */
-    interval: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(300_000),
+    interval: timerDuration(100, '100ms').default(300_000),
     /** The window whose surges each poll reports; a surge that began before it is read further back (see README, "Cost"). */
     history: duration.refine((ms) => ms >= 60_000 && ms <= 90 * 24 * 3_600_000, 'expected from 1m to 90 days (the history EC2 keeps)').default(6 * 3_600_000),
     instanceTypes: z.array(instanceType).min(1, 'expected at least one instance type').optional(),
