@@ -38,6 +38,12 @@ export function describeIssues(
     const path = [...prefix, ...issue.path];
     // A key a record refused (e.g. a plugin name): what its own schema said, at that key.
     if (issue.code === 'invalid_key') return describeIssues(issue.issues, path, show);
+    // A union where one alternative took the value's type (an object where a name or an object goes) and
+    // refused something inside it: that alternative's problems say what and where, the union's cannot.
+    if (issue.code === 'invalid_union') {
+      const reached = issue.errors.filter((branch) => !branch.every((inner) => inner.code === 'invalid_type' && inner.path.length === 0));
+      if (reached.length === 1) return describeIssues(reached[0]!, path, show);
+    }
     const got = shownInput(issue);
     if (got !== undefined) return [{ path: formatPath(path), message: `${issue.message}, got ${show(formatPath(path), got)}` }];
     if (issue.code === 'unrecognized_keys') {

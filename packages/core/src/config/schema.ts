@@ -123,13 +123,16 @@ const eventPattern = z.string().regex(/^[^\s]+$/, 'expected an event type or a g
  * gets on every call from this flow (`HandleContext.config`, values as strings).
  */
 const flowStep = z
-  .union([
-    z.string().min(1),
-    z.strictObject({
-      plugin: z.string().min(1),
-      config: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])).default({}),
-    }),
-  ])
+  .union(
+    [
+      z.string().min(1),
+      z.strictObject({
+        plugin: z.string().min(1),
+        config: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, a number or a boolean' })).default({}),
+      }),
+    ],
+    { error: (issue) => (issue.code === 'invalid_union' ? 'expected a plugin name, or {plugin: <name>, config: {key: value}}' : undefined) },
+  )
   .transform((step) => (typeof step === 'string' ? { plugin: step, config: {} } : { plugin: step.plugin, config: Object.fromEntries(Object.entries(step.config).map(([k, v]) => [k, String(v)])) }));
 
 const flow = z.strictObject({
