@@ -142,6 +142,19 @@ describe('hollowtrees CLI', () => {
     expect(run('--config', bad).status).toBe(2);
   });
 
+  it('validate refuses an alias of no anchor and an alias bomb with exit 2, instead of a crash or a hang', () => {
+    const flows = 'flows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n';
+    const noAnchor = file('no-anchor.yaml', `${flows}  g: { allowedEvents: [a.b], plugins: [*nope] }\n`);
+    expect(run('validate', '--config', noAnchor)).toMatchObject({ status: 2, stdout: '', stderr: `${noAnchor}: Unresolved alias (the anchor must be set before the alias): nope\n` });
+    // Nine aliases of nine aliases, ten deep: 9^10 values once expanded.
+    const levels = 'abcdefghij'.split('');
+    const bomb = file('bomb.yaml', `${levels.map((name, i) => `${name}: &${name} [${Array(9).fill(i === 0 ? 'x' : `*${levels[i - 1]}`).join(', ')}]`).join('\n')}\n${flows}`);
+    // SIGKILL when it hangs: a process stuck expanding it does not die of SIGTERM either.
+    const refused = spawnSync(process.execPath, [CLI, 'validate', '--config', bomb], { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' });
+    expect(refused).toMatchObject({ status: 2, stdout: '' });
+    expect(refused.stderr).toMatch(/^.*bomb\.yaml: Excessive alias count/);
+  });
+
   it('validate checks every file start-up reads (missing, not PEM, not a pair): both exit 2 with the same errors', () => {
     const certs = makeTestCertificates();
     const notPem = file('not.pem', 'not PEM\n');

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import { parseDocument, type Document } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
@@ -35,6 +35,18 @@ function checkReferences(config: Config, display: ValueDisplay): ConfigProblem[]
 }
 
 /**
+ * The document as plain values. yaml throws for what its parse lets through: an alias of an
+ * anchor that is not (yet) set, and aliases expanding past its limit (a "billion laughs").
+ */
+function plainValue(doc: Document, file: string): unknown {
+  try {
+    return doc.toJS();
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: err instanceof Error ? err.message : String(err) }]);
+  }
+}
+
+/**
  * Parses and validates configuration text. Throws {@link ConfigError} naming
  * the file, the path and what was expected for every problem found.
  */
@@ -56,11 +68,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
+  // Once before interpolation, which follows aliases too: yaml's own guard then refuses an alias
+  // bomb (exponential expansion) before anything walks it, and an alias of no anchor.
+  plainValue(doc, file);
   const { problems: missing, fromEnv } = interpolateDocument(doc, env);
   if (missing.length > 0) throw new ConfigError(file, missing);
   const display = new ValueDisplay(fromEnv);
 
-  const raw: unknown = doc.toJS() ?? {};
+  const raw: unknown = plainValue(doc, file) ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [{ path: '', message: 'expected a YAML mapping with server, log, plugins and flows' }]);
   }
