@@ -147,9 +147,14 @@ async function main(argv: string[]): Promise<number> {
   if (!values.config) {
     logger.warn(`no --config given: running on the embedded default configuration (receiver on ${values.listen ?? loaded.config.server.listen}, flow "demo" into the log plugin)`);
   }
+  let exit!: (code: number) => void;
+  const exitCode = new Promise<number>((resolve) => (exit = resolve));
   let app;
   try {
-    app = await startHollowtrees(loaded, { logger, dryRun: values['dry-run'] ?? false, ...(values.listen ? { listen: values.listen } : {}) });
+    // A stop Hollowtrees had to make by itself (it lost its state file's lock) is a runtime failure:
+    // exit 1, so that systemd's Restart=on-failure starts it again.
+    const onFatal = (): void => exit(EXIT_RUNTIME);
+    app = await startHollowtrees(loaded, { logger, dryRun: values['dry-run'] ?? false, onFatal, ...(values.listen ? { listen: values.listen } : {}) });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -162,19 +167,17 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_RUNTIME;
   }
   const running = app;
-  const exitCode = new Promise<number>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      logger.info({ signal }, 'shutting down');
-      process.once(signal, () => resolve(EXIT_RUNTIME)); // a second signal means: now
-      running.close().then(() => resolve(0), (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        resolve(EXIT_RUNTIME);
-      });
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    process.on('SIGHUP', () => void reload());
-  });
+  const stop = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'shutting down');
+    process.once(signal, () => exit(EXIT_RUNTIME)); // a second signal means: now
+    running.close().then(() => exit(0), (err: unknown) => {
+      logger.error({ err }, 'shutdown failed');
+      exit(EXIT_RUNTIME);
+    });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  process.on('SIGHUP', () => void reload());
   return exitCode;
 
   /** SIGHUP: a good new file replaces the running configuration; a bad one is logged and the old one kept. */

@@ -248,6 +248,18 @@ describe('graceful shutdown', () => {
   });
 });
 
+describe('a stop Hollowtrees makes by itself', () => {
+  it('losing the state file\'s lock stops the process with exit 1, a runtime failure systemd restarts', async () => {
+    const stateFile = join(dir, 'lost-lock', 'runs.jsonl');
+    const core = startCli(['--config', writeConfig(`server: { listen: "127.0.0.1:0" }\nstate: { file: "${stateFile}" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n`)]);
+    await core.url();
+    // The lock directory gone: its next refresh (every 2 s) finds the lock lost.
+    rmSync(`${stateFile}.lock`, { recursive: true, force: true });
+    await core.waitFor((l) => l.msg === 'hollowtrees stopped');
+    expect(await core.exited).toBe(1);
+  });
+});
+
 describe('reload on SIGHUP', () => {
   it('lets a run in flight finish on the old plugins, even past the shutdown grace period', async () => {
     const rec = await startRecordingPlugin(() => new Promise((r) => setTimeout(() => r({ attributes: { slow: 'done' } }), 1_200)));
