@@ -94,7 +94,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
   const clock = options.clock ?? systemClock;
-  const files = readConfigFiles(loaded);
+  const files = await readConfigFiles(loaded);
   const tls = files.receiverTls;
   const authenticate = createAuthenticator(files.credentials);
 
@@ -225,7 +225,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       // Only maxQueuedBytes is taken at once; the store and its other settings are opened at start.
       if (JSON.stringify({ ...next.config.state, maxQueuedBytes: 0 }) !== JSON.stringify({ ...started.state, maxQueuedBytes: 0 })) needsRestart.push('state');
       if (JSON.stringify(next.config.sources) !== JSON.stringify(started.sources)) needsRestart.push('sources');
-      const nextFiles = readConfigFiles(next);
+      const nextFiles = await readConfigFiles(next);
       const authenticate = createAuthenticator(nextFiles.credentials);
       // Before the plugins are built: their loggers are children, which copy the level when made.
       // Only a change in the file moves it, so a logger handed in at its own level keeps it otherwise.

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
@@ -177,6 +178,19 @@ describe('hollowtrees CLI', () => {
     const expected = `${config}: state.kubernetes.kubeconfig: "${kubeconfig}" is not a kubeconfig with a current cluster\n`;
     expect(run('validate', '--config', config)).toMatchObject({ status: 2, stdout: '', stderr: expected });
     expect(run('--config', config, '--listen', '127.0.0.1:0')).toMatchObject({ status: 2, stdout: '', stderr: expected });
+  });
+
+  it('loads @kubernetes/client-node (70 MiB resident) only for a kubernetes state backend with a kubeconfig: validate and start-up without one never do', () => {
+    // A module hook that refuses the package: loading it anywhere in the static graph would fail the process.
+    const hook = file('refuse-kube.mjs', "export async function resolve(specifier, context, next) {\n  if (specifier === '@kubernetes/client-node') throw new Error('@kubernetes/client-node was loaded');\n  return next(specifier, context);\n}\n");
+    const register = file('register-refuse-kube.mjs', `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
+    const withHook = (...args: string[]) => spawnSync(process.execPath, ['--import', register, CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
+    expect(withHook('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stderr: '' });
+    const kubeconfig = file('kubeconfig-lazy', 'apiVersion: v1\nkind: Config\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\nusers: [{ name: u, user: { token: t } }]\ncurrent-context: x\n');
+    const config = file('kube-lazy.yaml', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n`);
+    expect(run('validate', '--config', config)).toMatchObject({ status: 0 });
+    // The hook does refuse it where it is needed.
+    expect(withHook('validate', '--config', config).stderr).toContain('@kubernetes/client-node was loaded');
   });
 
   it('without a config runs on the embedded default, says so, logs an alert through the log plugin, and exits 0 on SIGTERM', async () => {

@@ -128,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
       }
       loaded = await loadConfigFile(file);
       if (command === 'explain') return await explain(loaded, positionals[1]);
-      readConfigFiles(loaded); // what start-up reads and checks, with the same errors
+      await readConfigFiles(loaded); // what start-up reads and checks, with the same errors
       for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
       const flows = Object.keys(loaded.config.flows);
       process.stdout.write(`${file}: valid (${flows.length} flow${flows.length === 1 ? '' : 's'}: ${flows.join(', ')})\n`);

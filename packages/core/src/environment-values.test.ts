@@ -83,12 +83,12 @@ describe('a value from the environment never appears in an error or a log line, 
     }
   });
 
-  it('parse and file checks, one key at a time in an otherwise valid configuration: the problem names the key, never the value', () => {
-    bases.forEach((base, i) => {
+  it('parse and file checks, one key at a time in an otherwise valid configuration: the problem names the key, never the value', async () => {
+    for (const [i, base] of bases.entries()) {
       for (const leaf of leaves[i]!) {
         const yaml = stringify(withLeaves(base, [leaf], REFERENCE));
         try {
-          readConfigFiles(parseConfig(yaml, 'config.yaml', env));
+          await readConfigFiles(parseConfig(yaml, 'config.yaml', env));
         } catch (err) {
           expect(err, leaf.path).toBeInstanceOf(ConfigError);
           const message = (err as ConfigError).message;
@@ -97,7 +97,7 @@ describe('a value from the environment never appears in an error or a log line, 
           for (const line of message.split('\n')) expect(leaf.path.startsWith(problemPath(line, 'config.yaml')), line).toBe(true);
         }
       }
-    });
+    }
   });
 
   /** validate, then start-up, then SIGHUP reloads of a process started on the unmarked `base`. */

@@ -26,10 +26,10 @@ const notPem = file('not.pem', 'this is not PEM\n');
 const FLOW = 'flows:\n  spot: { allowedEvents: [a.b], plugins: [log] }\n';
 const configWith = (server: string, plugins = '') => `server:\n${server}\n${plugins ? `plugins:\n${plugins}\n` : ''}${FLOW}`;
 
-function problems(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
+async function problems(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
   const loaded = parseConfig(yaml, 'config.yaml', env);
   try {
-    readConfigFiles(loaded);
+    await readConfigFiles(loaded);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     return (err as ConfigError).message.split('\n');
@@ -38,7 +38,7 @@ function problems(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
 }
 
 describe('readConfigFiles', () => {
-  it('reads every file the configuration names: receiver TLS, auth secrets (trimmed), plugin TLS', () => {
+  it('reads every file the configuration names: receiver TLS, auth secrets (trimmed), plugin TLS', async () => {
     const loaded = parseConfig(
       configWith(
         `  tls: { cert: "${serverCert}", key: "${serverKey}" }\n  auth: { bearerTokenFile: "${token}", basic: { username: prometheus, passwordFile: "${password}" } }`,
@@ -47,21 +47,21 @@ describe('readConfigFiles', () => {
       'config.yaml',
       {},
     );
-    const files = readConfigFiles(loaded);
+    const files = await readConfigFiles(loaded);
     expect(files.receiverTls).toEqual({ cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key) });
     expect(files.credentials).toEqual({ bearerToken: 's3cret-token', basic: { username: 'prometheus', password: 'hunter2' } });
     expect(files.pluginTls).toEqual(new Map([['mtls', { ca: Buffer.from(certs.ca.cert), cert: Buffer.from(certs.client.cert), key: Buffer.from(certs.client.key), serverName: 'plugin.local' }]]));
   });
 
-  it('inline secrets need no file; no TLS and no auth read nothing', () => {
+  it('inline secrets need no file; no TLS and no auth read nothing', async () => {
     const loaded = parseConfig(configWith('  auth: { bearerToken: t0ken, basic: { username: u, password: p } }'), 'config.yaml', {});
-    expect(readConfigFiles(loaded)).toEqual({ credentials: { bearerToken: 't0ken', basic: { username: 'u', password: 'p' } }, pluginTls: new Map() });
-    expect(readConfigFiles(parseConfig(FLOW, 'config.yaml', {}))).toEqual({ pluginTls: new Map() });
+    expect(await readConfigFiles(loaded)).toEqual({ credentials: { bearerToken: 't0ken', basic: { username: 'u', password: 'p' } }, pluginTls: new Map() });
+    expect(await readConfigFiles(parseConfig(FLOW, 'config.yaml', {}))).toEqual({ pluginTls: new Map() });
   });
 
-  it('names every missing file with its YAML path, not only the first', () => {
+  it('names every missing file with its YAML path, not only the first', async () => {
     expect(
-      problems(
+      await problems(
         configWith(
           `  tls: { cert: "${missing}", key: "${missing}" }\n  auth: { bearerTokenFile: "${missing}", basic: { username: u, passwordFile: "${missing}" } }`,
           `  p: { type: grpc, address: "localhost:1", tls: { ca: "${missing}", cert: "${missing}", key: "${missing}" } }`,
@@ -83,18 +83,18 @@ describe('readConfigFiles', () => {
     ['a plugin CA that is a key', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${serverKey}" } }`), `plugins.p.tls.ca: "${serverKey}" is not a PEM certificate bundle`],
     ['a plugin client key of another certificate', configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { cert: "${clientCert}", key: "${serverKey}" } }`), `plugins.p.tls.key: "${serverKey}" is not the key of the certificate in plugins.p.tls.cert`],
     ['an empty token file (an empty secret)', configWith(`  auth: { bearerTokenFile: "${file('empty', '\n')}" }`), `server.auth.bearerTokenFile: "${join(dir, 'empty')}" is empty`],
-  ])('rejects %s', (_name, yaml, expected) => {
-    expect(problems(yaml)).toEqual([`config.yaml: ${expected}`]);
+  ])('rejects %s', async (_name, yaml, expected) => {
+    expect(await problems(yaml)).toEqual([`config.yaml: ${expected}`]);
   });
 
-  it('a CA bundle with several certificates is taken', () => {
+  it('a CA bundle with several certificates is taken', async () => {
     const bundle = file('bundle.pem', `${certs.ca.cert}\n${certs.server.cert}`);
     const loaded = parseConfig(configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${bundle}" } }`), 'config.yaml', {});
-    expect(readConfigFiles(loaded).pluginTls.get('p')).toEqual({ ca: Buffer.from(`${certs.ca.cert}\n${certs.server.cert}`) });
+    expect((await readConfigFiles(loaded)).pluginTls.get('p')).toEqual({ ca: Buffer.from(`${certs.ca.cert}\n${certs.server.cert}`) });
   });
 
-  it('a path that came from the environment is shown as written, never as its value', () => {
-    const lines = problems(configWith('  tls: { cert: "${CERT_DIR}/cert.pem", key: "${KEY}" }'), { CERT_DIR: join(dir, 'secret-dir'), KEY: notPem });
+  it('a path that came from the environment is shown as written, never as its value', async () => {
+    const lines = await problems(configWith('  tls: { cert: "${CERT_DIR}/cert.pem", key: "${KEY}" }'), { CERT_DIR: join(dir, 'secret-dir'), KEY: notPem });
     expect(lines).toEqual([
       'config.yaml: server.tls.cert: cannot read "${CERT_DIR}/cert.pem" (from the environment, not shown): ENOENT',
       'config.yaml: server.tls.key: "${KEY}" (from the environment, not shown) is not a PEM private key (without passphrase)',

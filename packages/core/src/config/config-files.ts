@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadStoreKubeConfig } from '../state/lease-api.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import type { LoadedConfig } from './load-config.js';
 
@@ -57,7 +56,7 @@ function tlsAccepts(options: { cert?: Buffer; key?: Buffer }): boolean {
  * Throws {@link ConfigError} listing every problem: the YAML path, the file
  * (never a path that came from the environment) and what is wrong with it.
  */
-export function readConfigFiles(loaded: LoadedConfig): ConfigFiles {
+export async function readConfigFiles(loaded: LoadedConfig): Promise<ConfigFiles> {
   const { config, display } = loaded;
   const problems: ConfigProblem[] = [];
   const problem = (path: string, file: string, what: string): undefined => {
@@ -119,9 +118,11 @@ export function readConfigFiles(loaded: LoadedConfig): ConfigFiles {
   }
 
   /** A kubeconfig the Lease client can use; never the parser's message, which may quote the file's secrets. */
-  const readKubeConfig = (path: string, file: string): KubeConfig | undefined => {
+  const readKubeConfig = async (path: string, file: string): Promise<KubeConfig | undefined> => {
     const text = read(path, file)?.toString('utf8');
     if (text === undefined) return undefined;
+    // Loaded only here: @kubernetes/client-node takes 70 MiB, which only the kubernetes backend needs.
+    const { loadStoreKubeConfig } = await import('../state/lease-api.js');
     try {
       return loadStoreKubeConfig(text);
     } catch {
@@ -130,7 +131,7 @@ export function readConfigFiles(loaded: LoadedConfig): ConfigFiles {
   };
 
   const kubeconfigFile = config.state.kubernetes?.kubeconfig;
-  const kubeconfig = kubeconfigFile === undefined ? undefined : readKubeConfig('state.kubernetes.kubeconfig', kubeconfigFile);
+  const kubeconfig = kubeconfigFile === undefined ? undefined : await readKubeConfig('state.kubernetes.kubeconfig', kubeconfigFile);
 
   if (problems.length > 0) throw new ConfigError(loaded.file, problems);
   return { ...(receiverTls ? { receiverTls } : {}), ...(credentials ? { credentials } : {}), pluginTls, ...(kubeconfig === undefined ? {} : { kubeconfig }) };
