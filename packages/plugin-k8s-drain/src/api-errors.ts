@@ -13,18 +13,38 @@ const CODE_BY_HTTP: Record<number, Code> = {
 };
 
 // The client hands over the error body as received: a JSON string, usually a `Status`.
-function messageOf(err: ApiException<unknown>): string {
-  let body: unknown = err.body;
-  if (typeof body === 'string') {
-    const text = body;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return text.trim() || `HTTP ${err.code}`;
-    }
+function bodyOf(err: ApiException<unknown>): unknown {
+  if (typeof err.body !== 'string') return err.body;
+  try {
+    return JSON.parse(err.body);
+  } catch {
+    return err.body;
   }
+}
+
+function messageOf(err: ApiException<unknown>): string {
+  const body = bodyOf(err);
+  if (typeof body === 'string') return body.trim() || `HTTP ${err.code}`;
   const message = typeof body === 'object' && body !== null && 'message' in body ? body.message : undefined;
   return typeof message === 'string' && message ? message : `HTTP ${err.code}`;
+}
+
+/** The `type` of each of a `Status` body's `details.causes`. */
+function causeTypesOf(err: ApiException<unknown>): string[] {
+  const causes = (bodyOf(err) as { details?: { causes?: unknown } } | undefined)?.details?.causes;
+  return Array.isArray(causes) ? causes.flatMap((c: { type?: unknown }) => (typeof c?.type === 'string' ? [c.type] : [])) : [];
+}
+
+/**
+ * Whether a call was refused because its namespace is being deleted: the API
+ * server's NamespaceLifecycle admission answers every create there (an
+ * eviction included) 403 with the cause `NamespaceTerminating`, while the
+ * namespace controller deletes the pods itself. `kubectl drain` waits for such
+ * a pod instead of failing.
+ */
+export function isNamespaceTerminating(err: PluginError): boolean {
+  const cause = err.cause;
+  return cause instanceof ApiException && cause.code === 403 && causeTypesOf(cause).includes('NamespaceTerminating');
 }
 
 // The names Node gives a server certificate that does not verify against the kubeconfig: OpenSSL's, and its own for a name mismatch.

@@ -388,6 +388,22 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect(api.cluster.evictions().map((e) => e.code)).toEqual([500]);
   });
 
+  it('waits for a pod whose namespace is being deleted (eviction refused 403 NamespaceTerminating) instead of failing the whole drain with PERMISSION_DENIED', async () => {
+    const api = await startCluster();
+    for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    const preview = pod('web-0', { owner: ['ReplicaSet', 'web'] });
+    api.cluster.addPod({ ...preview, metadata: { ...preview.metadata, namespace: 'preview-42' } });
+    api.cluster.terminateNamespace('preview-42');
+    const drained = handlerFor(api, { concurrency: 1 }).handle(event({ node: 'node-a' }), context());
+    // The namespace controller deletes the namespace's pods; the eviction API refuses them meanwhile, as kubectl drain knows.
+    await vi.waitFor(() => expect(api.cluster.evictions().filter((e) => e.namespace === 'preview-42').map((e) => e.code)).toContain(403), { timeout: 5_000, interval: 5 });
+    api.cluster.deletePod('preview-42', 'web-0', 2);
+    const result = await drained;
+    expect(result.attributes).toMatchObject({ pods_evicted: '2', pods_remaining: '0' });
+    expect(result.message).toBe('drained node node-a: 2 pods evicted, 1 deleted with their namespace');
+    expect(api.cluster.pods('node-a')).toEqual([]);
+  });
+
   it('counts a pod gone before its eviction (404) neither as evicted nor as remaining', async () => {
     const api = await startCluster();
     for (let i = 0; i < 2; i++) api.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));

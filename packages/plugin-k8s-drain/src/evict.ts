@@ -3,6 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { isNamespaceTerminating } from './api-errors.js';
 import { podKey } from './pod-filter.js';
 import type { Backoff } from '@hollowtrees/grpcplugin';
 import { withRetries } from './retry.js';
@@ -12,6 +13,8 @@ export interface EvictionOutcome {
   evicted: V1Pod[];
   /** Gone before their eviction (404). */
   gone: V1Pod[];
+  /** Refused because their namespace is being deleted: the namespace controller deletes them, so they are waited for like the evicted. */
+  deletedWithNamespace: V1Pod[];
   /** Still on the node when the drain stopped, with the last reason. */
   remaining: Array<{ pod: V1Pod; reason: string }>;
 }
@@ -42,7 +45,7 @@ const STOPS_AT_DEADLINE = new Set([Code.ResourceExhausted, Code.Unavailable, Cod
  * @throws PluginError on a failure no retry can fix (e.g. PERMISSION_DENIED), or CANCELLED.
  */
 export async function evictPods(api: KubeApi, pods: readonly V1Pod[], run: EvictRun): Promise<EvictionOutcome> {
-  const outcome: EvictionOutcome = { evicted: [], gone: [], remaining: [] };
+  const outcome: EvictionOutcome = { evicted: [], gone: [], deletedWithNamespace: [], remaining: [] };
   let fatal: PluginError | undefined;
   await forEachBounded(pods, run.concurrency, async (pod) => {
     const key = podKey(pod);
@@ -62,7 +65,10 @@ export async function evictPods(api: KubeApi, pods: readonly V1Pod[], run: Evict
     } catch (err) {
       const e = err as PluginError;
       if (e.code === Code.NotFound) outcome.gone.push(pod);
-      else {
+      else if (isNamespaceTerminating(e)) {
+        outcome.deletedWithNamespace.push(pod);
+        run.logger.info('not evicting pod: its namespace is being deleted, and the pod with it', { pod: key });
+      } else {
         outcome.remaining.push({ pod, reason: e.message });
         if (!STOPS_AT_DEADLINE.has(e.code) && !fatal) {
           fatal = e;

@@ -83,7 +83,7 @@ export class NodeDrainer {
       return { attributes: { ...attributes(0, plan.evict.length), dry_run: 'true' }, message: `evict ${plan.evict.length} pods from node ${name}` };
     }
     const outcome = await evictPods(api, plan.evict, { ...retry, logger: log, concurrency: o.concurrency, gracePeriodSeconds: o.gracePeriodSeconds });
-    const terminating = o.waitForDeletion ? await this.pods.waitGone(name, [...outcome.evicted, ...plan.terminating], retry) : [];
+    const terminating = o.waitForDeletion ? await this.pods.waitGone(name, [...outcome.evicted, ...outcome.deletedWithNamespace, ...plan.terminating], retry) : [];
 
     const result = attributes(outcome.evicted.length, outcome.remaining.length);
     if (outcome.remaining.length > 0) {
@@ -103,6 +103,7 @@ export class NodeDrainer {
     }
     const message =
       `drained node ${name}: ${outcome.evicted.length} pods evicted` +
+      (outcome.deletedWithNamespace.length > 0 ? `, ${outcome.deletedWithNamespace.length} deleted with their namespace` : '') +
       (terminating.length > 0 ? `, ${terminating.length} still terminating at the deadline` : '');
     log.info('drained node', { ...result, terminating: terminating.length });
     this.events.record(node, { reason: 'CordonAndDrain', type: 'Normal', message });

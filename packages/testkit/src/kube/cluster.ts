@@ -11,6 +11,7 @@ import {
   disruptionBudgetViolated,
   invalid,
   multipleBudgets,
+  namespaceTerminating,
   notFound,
   success,
   type Resource,
@@ -130,6 +131,8 @@ export class KubeCluster {
   private readonly eventList: Event[] = [];
   private readonly evictionLog: EvictionRecord[] = [];
   private readonly removalLog: PodRemovalRecord[] = [];
+  /** Namespaces being deleted: NamespaceLifecycle admission refuses creates in them, evictions included. */
+  private readonly terminatingNamespaces = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly msPerGraceSecond: number;
   private readonly replaceEvictedPods: boolean;
@@ -222,6 +225,16 @@ export class KubeCluster {
   /** Copies of the recorded events, oldest first. */
   events(): Event[] {
     return this.eventList.map((e) => structuredClone(e));
+  }
+
+  /**
+   * Marks `namespace` as being deleted: from now on an eviction of a pod in it
+   * is refused 403 with cause `NamespaceTerminating`, as the API server's
+   * NamespaceLifecycle admission refuses every create there. Its pods stay
+   * until the test deletes them (the namespace controller's job).
+   */
+  terminateNamespace(namespace: string): void {
+    this.terminatingNamespaces.add(namespace);
   }
 
   /** Every eviction call, oldest first. */
@@ -333,6 +346,8 @@ export class KubeCluster {
       this.evictionLog.push({ namespace, name, node: pod?.spec?.nodeName, code, gracePeriodSeconds, at: new Date(atMs), atMs });
     };
     try {
+      // Admission runs before the eviction's own checks: a pod being deleted with its namespace is refused too.
+      if (this.terminatingNamespaces.has(namespace)) throw namespaceTerminating(PODS, name, namespace);
       if (!pod) throw notFound(PODS, name);
       this.checkBudget(pod);
     } catch (err) {

@@ -83,6 +83,16 @@ export const disruptionBudgetViolated = (pdb: string, desiredHealthy: number, cu
     ],
   });
 
+/**
+ * NamespaceLifecycle admission's 403 for a create in a namespace being deleted (an
+ * eviction is a create of the pod's subresource): cause type `NamespaceTerminating`.
+ */
+export const namespaceTerminating = (r: Resource, name: string, namespace: string): StatusError =>
+  failure(403, 'Forbidden', `${qualified(r)} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`, {
+    ...detailsOf(r, name),
+    causes: [{ type: 'NamespaceTerminating', message: `namespace ${namespace} is being terminated`, field: 'metadata.namespace' }],
+  });
+
 /** The eviction API's answer for a pod covered by two or more budgets (no reason, as upstream). */
 export const multipleBudgets = (): StatusError =>
   failure(500, undefined, 'This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.');

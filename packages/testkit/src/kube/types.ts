@@ -114,7 +114,7 @@ export interface Status {
     name?: string;
     group?: string;
     kind?: string;
-    causes?: Array<{ reason?: string; message?: string; field?: string }>;
+    causes?: Array<{ reason?: string; type?: string; message?: string; field?: string }>;
     retryAfterSeconds?: number;
   };
   code: number;
