@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { ExpiringMap } from './expiring-map.js';
 
 /**
  * A CreateFleet client token derived from the event: a re-sent event (same
@@ -16,7 +17,41 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 export function clientToken(event: Pick<CloudEvent, 'source' | 'id'>, purpose: string, gone: readonly string[] = []): string {
   // Without any gone, the token is what it was before replacements were counted, so a launch in flight across an upgrade is not repeated.
   const generation = gone.length === 0 ? '' : `\nafter ${[...gone].sort().join(',')}`;
-  const digest = createHash('sha256').update(`${event.source}\n${event.id}\n${purpose}${generation}`).digest('hex');
-  // EC2 accepts up to 64 ASCII characters.
-  return `hollowtrees-${digest.slice(0, 40)}`;
+  return tokenOf(`${event.source}\n${event.id}\n${purpose}${generation}`);
+}
+
+// EC2 accepts up to 64 ASCII characters.
+const tokenOf = (seed: string): string => `hollowtrees-${createHash('sha256').update(seed).digest('hex').slice(0, 40)}`;
+
+/** How long EC2 keeps a client token's answer: at least 24 hours. */
+const TOKEN_VALIDITY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The {@link clientToken}s whose instant fleet launched nothing (no capacity,
+ * say), and the token to ask with instead. EC2 answers a repeated token with
+ * the response it gave first, so a retry with the token of a fleet that
+ * launched nothing gets that empty fleet back for a day, however much capacity
+ * there is by then. The next generation of the token is used instead; a
+ * request whose answer was lost spent nothing, so its retry keeps its token
+ * and gets its fleet back. Kept in this process: after a restart the first
+ * retry gets the empty fleet back once, and the one after asks anew.
+ */
+export class SpentClientTokens {
+  private readonly spent: ExpiringMap<string, number>;
+
+  constructor(now: () => number) {
+    this.spent = new ExpiringMap(TOKEN_VALIDITY_MS, now);
+  }
+
+  /** The token to ask with now for requests whose token is `base`. */
+  current(base: string): string {
+    const spent = this.spent.get(base) ?? 0;
+    return spent === 0 ? base : tokenOf(`${base}\nafter ${spent} empty fleets`);
+  }
+
+  /** Records that the fleet asked for with `token`, {@link current} for `base`, launched nothing. */
+  spend(base: string, token: string): void {
+    // Two calls may both have asked with it: it moves on once.
+    if (token === this.current(base)) this.spent.set(base, (this.spent.get(base) ?? 0) + 1);
+  }
 }

@@ -97,7 +97,7 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
   }
   const request = (capacityType: CapacityType): CreateFleetCommandInput => ({
     Type: 'instant',
-    ClientToken: settings.clientToken(capacityType),
+    ClientToken: ctx.spentTokens.current(settings.clientToken(capacityType)),
     LaunchTemplateConfigs: [
       {
         LaunchTemplateSpecification: { LaunchTemplateId: template.id, Version: template.version },
@@ -121,12 +121,19 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
     return { status: 'ok', message: `dry run: EC2 would launch a spot replacement for ${instance.instanceId}`, attributes: { dry_run: 'true' } };
   }
 
+  const launchAs = async (capacityType: CapacityType): Promise<LaunchResult> => {
+    const input = request(capacityType);
+    const result = await launch(ctx, input);
+    // EC2 would answer this token with this empty fleet again: a retry needs the next one.
+    if (!result.instanceId) ctx.spentTokens.spend(settings.clientToken(capacityType), input.ClientToken ?? '');
+    return result;
+  };
   let capacityType: CapacityType = 'spot';
-  let result = await launch(ctx, request(capacityType));
+  let result = await launchAs(capacityType);
   if (!result.instanceId && settings.onDemandFallback && result.errors.some((e) => CAPACITY_SHORTAGE.has(e.ErrorCode ?? ''))) {
     ctx.logger.info('no spot capacity for the replacement: falling back to on-demand', { instance_id: instance.instanceId, errors: summary(result.errors) });
     capacityType = 'on-demand';
-    result = await launch(ctx, request(capacityType));
+    result = await launchAs(capacityType);
   }
   if (!result.instanceId) throw fleetFailure(instance.instanceId, result.errors);
   return {

@@ -95,7 +95,7 @@ async function requestReplacements(
   const failures: PluginError[] = [];
   const launch = (member: InstanceInfo): Promise<ReplacementOutcome> =>
     launchReplacement(
-      { clients: ctx.region.clients, instance: member, signal: call.signal, dryRun: ctx.dryRun, logger: ctx.logger },
+      { clients: ctx.region.clients, instance: member, signal: call.signal, dryRun: ctx.dryRun, logger: ctx.logger, spentTokens: ctx.region.spentTokens },
       {
         places: placesOutside(pool, member, elsewhere, ctx.fleet.instanceTypes),
         onDemandFallback: ctx.fleet.onDemandFallback,

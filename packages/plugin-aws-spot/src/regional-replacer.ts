@@ -1,5 +1,6 @@
 import type { Clock, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { createAwsClients, type AwsClients, type AwsClientSettings } from './aws-clients.js';
+import { SpentClientTokens } from './client-token.js';
 import { ExpiringMap } from './expiring-map.js';
 import { GroupDetacher } from './group-detacher.js';
 import { InstanceLookup } from './instance-lookup.js';
@@ -36,6 +37,8 @@ export class RegionalReplacer {
   readonly clients: AwsClients;
   readonly lookup: InstanceLookup;
   readonly requested: ExpiringMap<string, RequestedReplacement>;
+  /** The CreateFleet client tokens whose fleet launched nothing, so a retry asks anew. */
+  readonly spentTokens: SpentClientTokens;
   /** Replacements being requested now, by instance: a second call about one of them waits for it. */
   readonly inFlight = new Map<string, Promise<RequestedReplacement>>();
   private readonly detachers = new Map<string, GroupDetacher>();
@@ -45,6 +48,7 @@ export class RegionalReplacer {
     const now = (): number => settings.clock.now();
     this.lookup = new InstanceLookup(this.clients, { windowMs: settings.coalesceMs, cacheMs: settings.rememberMs }, now);
     this.requested = new ExpiringMap(settings.rememberMs, now);
+    this.spentTokens = new SpentClientTokens(now);
   }
 
   /** The detacher of `groupName`, made on first use. */

@@ -482,6 +482,23 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect(err.message).toMatch(/InsufficientInstanceCapacity: We currently do not have sufficient m5.large capacity/);
   });
 
+  it('launches on core’s retry once capacity is back: a fleet that launched nothing does not pin its client token to that answer', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large']);
+    aws.ec2.noOnDemandCapacity(['m5.large']);
+    const h = handler({ instanceTypes: ['m5.large'] });
+    expect((await rejection(h.handle(spotEvent(old), context()))).code).toBe(Code.ResourceExhausted);
+    aws.ec2.capacityRestored(['m5.large']);
+    // EC2 answers a repeated client token with the fleet it made then, empty: the retry must ask anew.
+    const result = await h.handle(spotEvent(old), { ...context(), attempt: 2 });
+    expect(result.attributes).toMatchObject({ replacement_capacity_type: 'spot' });
+    expect(aws.ec2.instancesTagged('hollowtrees:replaces', old)).toHaveLength(1);
+    // The retry of a request whose answer was lost still gets its fleet back rather than a second one.
+    const again = await handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), { ...context(), attempt: 3 });
+    expect(again.attributes?.replacement_instance_id).toBe(result.attributes?.replacement_instance_id);
+    expect(aws.ec2.instancesTagged('hollowtrees:replaces', old)).toHaveLength(1);
+  });
+
   it('does not fall back when configured spot-only', async () => {
     const old = standalone();
     aws.ec2.noSpotCapacity(['m5.large']);

@@ -1,5 +1,6 @@
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { AwsClients } from './aws-clients.js';
+import type { SpentClientTokens } from './client-token.js';
 import type { InstanceInfo } from './instance-lookup.js';
 
 /** What a strategy hands back to the handler, before `strategy` and `duration_ms` are added. */
@@ -16,4 +17,6 @@ export interface StrategyContext {
   readonly signal: AbortSignal;
   readonly dryRun: boolean;
   readonly logger: Logger;
+  /** The region's client tokens whose fleet launched nothing. */
+  readonly spentTokens: SpentClientTokens;
 }

@@ -186,6 +186,11 @@ export class Ec2StandIn {
     for (const type of instanceTypes) this.noCapacity['on-demand'].set(type, 'InsufficientInstanceCapacity');
   }
 
+  /** CreateFleet finds spot and on-demand capacity for these instance types again. */
+  capacityRestored(instanceTypes: readonly string[]): void {
+    for (const type of instanceTypes) for (const shortage of Object.values(this.noCapacity)) shortage.delete(type);
+  }
+
   /** Instances carrying the tag `key` (with `value`, when given). */
   instancesTagged(key: string, value?: string): Ec2Instance[] {
     return [...this.instances.values()].filter((i) => key in i.tags && (value === undefined || i.tags[key] === value));
