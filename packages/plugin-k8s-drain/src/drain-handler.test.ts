@@ -264,6 +264,19 @@ describe('DrainHandler', () => {
     expect(writes(api)).toEqual([]);
   });
 
+  it('answers a node deleted between its look-up and its cordon (its instance gone) as a node the cluster lacks: skipped when configured to', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const patch = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: patch.until, method: 'PATCH', path: /\/nodes\/node-a$/ });
+    const drained = handlerFor(api, { nodeNotFound: 'skip', watchCache: false }).handle(event({ node: 'node-a' }), context());
+    // Found by its GET; its PATCH, whenever it comes, waits until the node is gone.
+    await vi.waitFor(() => expect(api.requests.some((r) => r.method === 'GET' && r.path.endsWith('/nodes/node-a'))).toBe(true), { timeout: 5_000, interval: 5 });
+    api.cluster.deleteNode('node-a');
+    patch.open();
+    expect(await drained).toMatchObject({ status: 'skipped', message: 'node "node-a" does not exist in this cluster; nothing to drain' });
+  });
+
   it('answers INVALID_ARGUMENT for an event with neither a node nor an instance_id label', async () => {
     const api = await startCluster();
     const err = await rejection(handlerFor(api).handle(event({ alertname: 'SpotTerminating' }), context()));

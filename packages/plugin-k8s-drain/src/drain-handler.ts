@@ -111,7 +111,12 @@ export class DrainHandler implements EventHandler {
     if (!node) return this.nodeNotFound(ref);
     const name = node.metadata?.name ?? '';
 
-    const cordoned = await this.drainer.cordon(node, event, retry);
+    const cordoned = await this.drainer.cordon(node, event, retry).catch((err: unknown) => {
+      // Deleted since it was found (its instance is gone, the cloud node controller removed it): a node the cluster lacks.
+      if (err instanceof PluginError && err.code === Code.NotFound) return undefined;
+      throw err;
+    });
+    if (cordoned === undefined) return this.nodeNotFound(ref);
     const plan = await this.drainer.plan(name, retry);
     const attributes = (evicted: number, remaining: number): Record<string, string> => ({
       node: name,

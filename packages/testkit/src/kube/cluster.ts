@@ -164,6 +164,14 @@ export class KubeCluster {
     return structuredClone(stored);
   }
 
+  /** Removes a node, as the cloud node controller does once its instance is gone; its pods stay (the pod GC's job). */
+  deleteNode(name: string): void {
+    const node = this.nodeMap.get(name);
+    if (!node) throw new Error(`no node ${name}`);
+    this.nodeMap.delete(name);
+    this.nodeHistory.record('DELETED', node);
+  }
+
   /** Adds a pod; namespace defaults to `default`, status to Running and Ready. */
   addPod(pod: Pod): Pod {
     const stored: Pod = {
