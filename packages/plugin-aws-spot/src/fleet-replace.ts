@@ -187,9 +187,13 @@ async function launch(ctx: StrategyContext, input: CreateFleetCommandInput): Pro
 const summary = (errors: readonly CreateFleetError[]): string =>
   errors.map((e) => `${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType ?? '?'}: ${e.ErrorCode ?? 'unknown'}: ${e.ErrorMessage ?? ''}`).join('; ');
 
-/** A fleet that launched nothing: the code of its first error decides, capacity shortages stay retryable. */
+/**
+ * A fleet that launched nothing: a capacity shortage of any of its places
+ * decides, so it stays retryable (another place may be one its zone does not
+ * offer, an error no retry mends, listed before it); else its first error.
+ */
 function fleetFailure(instanceId: string, errors: readonly CreateFleetError[]): PluginError {
-  const code = errors[0]?.ErrorCode;
+  const code = (errors.find((e) => CAPACITY_SHORTAGE.has(e.ErrorCode ?? '')) ?? errors[0])?.ErrorCode;
   return new PluginError(
     code === undefined ? Code.Unavailable : grpcCodeFor(code),
     `EC2 CreateFleet launched no replacement for ${instanceId}: ${errors.length > 0 ? summary(errors) : 'no instance and no error reported'}`,

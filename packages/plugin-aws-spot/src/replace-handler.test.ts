@@ -499,6 +499,16 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect(aws.ec2.instancesTagged('hollowtrees:replaces', old)).toHaveLength(1);
   });
 
+  it('stays RESOURCE_EXHAUSTED (retryable) when some types have no capacity and the first listed is not offered in the zone', async () => {
+    const old = standalone();
+    aws.ec2.unsupportedInstanceTypes(['m7a.large']);
+    aws.ec2.noSpotCapacity(['m5.large']);
+    aws.ec2.noOnDemandCapacity(['m5.large']);
+    const err = await rejection(handler({ instanceTypes: ['m7a.large', 'm5.large'] }).handle(spotEvent(old), context()));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    expect(err.message).toMatch(/m7a\.large: Unsupported: .*; m5\.large: InsufficientInstanceCapacity: /);
+  });
+
   it('does not fall back when configured spot-only', async () => {
     const old = standalone();
     aws.ec2.noSpotCapacity(['m5.large']);

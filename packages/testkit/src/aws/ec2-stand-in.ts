@@ -121,6 +121,7 @@ export class Ec2StandIn {
    * `pending` to `running`. Default: it stays `pending`.
    */
   launchDelayMs: number | undefined = undefined;
+  private readonly unsupported = new Set<string>();
   private readonly noCapacity: Record<CapacityType, Map<string, CapacityErrorCode>> = {
     spot: new Map(),
     'on-demand': new Map(),
@@ -184,6 +185,14 @@ export class Ec2StandIn {
   /** CreateFleet finds no on-demand capacity for these instance types. */
   noOnDemandCapacity(instanceTypes: readonly string[]): void {
     for (const type of instanceTypes) this.noCapacity['on-demand'].set(type, 'InsufficientInstanceCapacity');
+  }
+
+  /**
+   * CreateFleet reports these instance types as not offered in any zone of the
+   * stand-in (`Unsupported`, as EC2 answers a type its zone does not have), whatever the capacity type.
+   */
+  unsupportedInstanceTypes(instanceTypes: readonly string[]): void {
+    for (const type of instanceTypes) this.unsupported.add(type);
   }
 
   /** CreateFleet finds spot and on-demand capacity for these instance types again. */
@@ -286,6 +295,15 @@ export class Ec2StandIn {
     const launched: Ec2Instance[] = [];
     for (const override of overrides) {
       if (launched.length >= total) break;
+      if (this.unsupported.has(override.instanceType)) {
+        errors.push({
+          instanceType: override.instanceType,
+          lifecycle: capacityType,
+          errorCode: 'Unsupported',
+          errorMessage: `Your requested instance type (${override.instanceType}) is not supported in your requested Availability Zone.`,
+        });
+        continue;
+      }
       const errorCode = this.noCapacity[capacityType].get(override.instanceType);
       if (errorCode) {
         errors.push({ instanceType: override.instanceType, lifecycle: capacityType, errorCode, errorMessage: capacityMessage(errorCode, override.instanceType) });
