@@ -75,6 +75,13 @@ interface WaitingRun {
   bytes: number;
 }
 
+/** A step of a flow by what it calls, so a run handed to a reloaded flow finds its place there. */
+interface StepRef {
+  plugin: string;
+  /** Earlier steps that call the same plugin. */
+  occurrence: number;
+}
+
 /** The status API's view of one flow. */
 export interface FlowStatus {
   name: string;
@@ -451,9 +458,34 @@ export class FlowEngine {
    */
   private scheduleOrHandOver(state: GroupState): void {
     // Not successor.resume(): a successor shut down while this engine drained would start the run after shutdown.
-    if (this.successor) this.successor.scheduleOrHandOver(state);
+    if (this.successor) this.successor.adopt(state, this.stepAt(state));
     else if (this.accepting) this.resume([state]);
     // Shutting down: the retrying record on disk starts it again after the restart.
+  }
+
+  /** Where in this engine's flow a run goes on: the name of the plugin and how many steps before it call that plugin too. */
+  private stepAt(state: GroupState): StepRef | undefined {
+    const steps = this.byName.get(state.flow)?.steps;
+    const plugin = steps?.[state.run!.next]?.plugin.name;
+    if (!steps || plugin === undefined) return undefined;
+    return { plugin, occurrence: steps.slice(0, state.run!.next).filter((s) => s.plugin.name === plugin).length };
+  }
+
+  /**
+   * Takes a run a reloaded engine hands over. Its `next` is a position in the old flow's
+   * plugins: a reload that added or took out steps would make it go on with another plugin
+   * (one that already acted, or past the end, so the run "succeeded" without its last
+   * plugins). It goes on with the plugin it stopped at, found by name; a run whose plugin
+   * the flow no longer calls fails, freeing its group for the next event to run the new flow.
+   */
+  private adopt(state: GroupState, at: StepRef | undefined): void {
+    const flow = this.byName.get(state.flow);
+    const run = state.run!;
+    if (!flow || !at || flow.steps[run.next]?.plugin.name === at.plugin) return this.scheduleOrHandOver(state);
+    const positions = flow.steps.flatMap((step, index) => (step.plugin.name === at.plugin ? [index] : []));
+    if (positions.length === 0) return this.abandon(state, `flow ${state.flow} no longer calls ${at.plugin}, the plugin it was to go on with`);
+    this.states.progress(state.key, 'retrying', { ...run, next: positions[Math.min(at.occurrence, positions.length - 1)]! });
+    this.scheduleOrHandOver(this.states.get(state.key)!);
   }
 
   /**
@@ -601,7 +633,7 @@ export class FlowEngine {
    */
   async retire(successor: FlowEngine): Promise<void> {
     this.successor = successor;
-    successor.resume(this.takeWaiting());
+    for (const state of this.takeWaiting()) successor.adopt(state, this.stepAt(state));
     await this.drain();
   }
 
