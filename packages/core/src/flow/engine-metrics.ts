@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
+/** Refreshes gauges read at scrape time, adding the runs each flow holds queued to `queued`. */
+export type ScrapeRefresh = (queued: Map<string, number>) => void;
+
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /**
@@ -26,7 +29,7 @@ export class EngineMetrics {
   readonly stateWriteSeconds: Histogram;
   readonly stateDurable: Gauge;
 
-  private onCollect: (() => void) | undefined;
+  private readonly refreshers = new Set<ScrapeRefresh>();
   private readonly initialised = new Set<string>();
 
   constructor(readonly registry: Registry) {
@@ -42,7 +45,11 @@ export class EngineMetrics {
     this.runsInProgress = new Gauge({ name: 'hollowtrees_runs_in_progress', help: 'Flow runs calling plugins now.', labelNames: ['flow'], registers });
     // Read at scrape time: a cooldown ends by itself, with no event to update a gauge, and a
     // queue's depth or held bytes change on every event, where setting gauges would cost the hot path.
-    const collect = (): void => this.onCollect?.();
+    const collect = (): void => {
+      const queued = new Map<string, number>();
+      for (const refresh of this.refreshers) refresh(queued);
+      for (const flow of this.initialised) this.queueDepth.set({ flow }, queued.get(flow) ?? 0);
+    };
     this.groupsCoolingDown = new Gauge({ name: 'hollowtrees_groups_cooling_down', help: 'Groups held by a cooldown.', labelNames: ['flow'], registers, collect });
     this.queueDepth = new Gauge({ name: 'hollowtrees_queue_depth', help: 'Runs waiting for a slot, by flow.', labelNames: ['flow'], registers, collect });
     this.heldEventBytes = new Gauge({ name: 'hollowtrees_queued_event_bytes', help: 'Approximate bytes of events held by runs queued, running or waiting for a retry, by flow (bounded by queueBytes and server.limits.maxQueuedBytes).', labelNames: ['flow'], registers, collect });
@@ -53,9 +60,19 @@ export class EngineMetrics {
     this.stateDurable = new Gauge({ name: 'hollowtrees_state_durable', help: '1 while run state can be written to state.file, 0 while writes fail (readiness is false and events get 503).', registers });
   }
 
-  /** Sets what refreshes the computed gauges before each scrape. */
-  beforeCollect(refresh: () => void): void {
-    this.onCollect = refresh;
+  /**
+   * Adds what refreshes the computed gauges before each scrape; returns what removes it. Every
+   * engine with runs adds its own: after a reload the old engine's queued runs still wait, and
+   * count in the queue depth until it has drained.
+   */
+  beforeCollect(refresh: ScrapeRefresh): () => void {
+    this.refreshers.add(refresh);
+    return () => this.refreshers.delete(refresh);
+  }
+
+  /** Every flow whose series were made, those a reload took out included: their gauges go on being set, to 0 once idle. */
+  get flows(): ReadonlySet<string> {
+    return this.initialised;
   }
 
   /**

@@ -1005,6 +1005,34 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     expect(lines.find((l) => l.level === 'error')).toMatchObject({ runs: 1, msg: 'runs waiting for a retry are lost: without state.file nothing survives the restart' });
   });
 
+  it('after a reload the queue depth still counts the runs the old engine holds, and a flow the reload took out stops showing its cooldowns once they end', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const states = new GroupStates();
+    const drainFlow = `
+  drain:
+    allowedEvents: [prometheus.server.alert.Drain]
+    groupBy: [instance_id]
+    cooldown: 5m
+    plugins: [b]
+`;
+    const before = engineFor(spotFlow(`    concurrency: 1${drainFlow}`), [scripted('a', () => gate), scripted('b')], undefined, undefined, { store: states });
+    for (const id of ['i-1', 'i-2', 'i-3']) before.engine.dispatch(alert('Spot', { instance_id: id }), Date.now());
+    before.engine.dispatch(alert('Drain', { instance_id: 'i-9' }), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await counter(before.metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(2);
+    expect(await counter(before.metrics, 'hollowtrees_groups_cooling_down', { flow: 'drain' })).toBe(1);
+    // The app's reload: one registry, one store; the new configuration has no drain flow.
+    const after = engineFor(spotFlow('    concurrency: 1'), [scripted('a')], undefined, undefined, { store: states, metrics: before.metrics });
+    const retired = before.engine.retire(after.engine);
+    expect(await counter(before.metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(2);
+    await vi.advanceTimersByTimeAsync(5 * 60_000);
+    expect(await counter(before.metrics, 'hollowtrees_groups_cooling_down', { flow: 'drain' })).toBe(0);
+    release();
+    await retired;
+    expect(await counter(before.metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(0);
+  });
+
   it('a reload that changes a flow\'s plugins goes on with the plugin that failed, found by name, not by its old position', async () => {
     // Before: [a, b]; b fails on a retryable code, so the run waits to go on from b (index 1).
     const before = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', '[a, b]'), [scripted('a'), unavailable('b')]);

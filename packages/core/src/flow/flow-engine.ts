@@ -162,6 +162,8 @@ export class FlowEngine {
   private readonly refusing = new Set<CompiledFlow>();
   /** The engine that took over after a reload: runs that fail here later retry there. */
   private successor: FlowEngine | undefined;
+  /** Ends this engine's part in the scraped gauges, once it holds no runs (retired or shut down). */
+  private readonly stopScraping: () => void;
 
   constructor(private readonly options: FlowEngineOptions) {
     this.clock = options.clock ?? systemClock;
@@ -186,7 +188,7 @@ export class FlowEngine {
     this.byName = new Map(this.flows.map((f) => [f.name, f]));
     options.metrics.initFlows(this.flows.map((f) => f.name));
     // Queue depths and held bytes are read when scraped, not set on every event: the hot path stays free of them.
-    options.metrics.beforeCollect(() => this.updateScrapedGauges());
+    this.stopScraping = options.metrics.beforeCollect((queued) => this.updateScrapedGauges(queued));
   }
 
   /**
@@ -595,16 +597,20 @@ export class FlowEngine {
     this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
   }
 
-  /** Groups cooling down, per flow, groups held and whether the store can be written, for the gauges. */
-  updateScrapedGauges(): void {
+  /**
+   * Groups cooling down and bytes held, per flow, groups held and whether the store can be
+   * written, for the gauges; adds this engine's queued runs per flow to `queued`. The store and
+   * the held bytes are shared across reloads, so every flow the metrics know is set, also one a
+   * reload took out (its cooldowns still end).
+   */
+  updateScrapedGauges(queued = new Map<string, number>()): void {
     const { metrics } = this.options;
     const counts = this.states.coolingByFlow(this.clock.now());
-    for (const flow of this.flows) {
-      const labels = { flow: flow.name };
-      metrics.groupsCoolingDown.set(labels, counts.get(flow.name) ?? 0);
-      metrics.queueDepth.set(labels, flow.queue.depth);
-      metrics.heldEventBytes.set(labels, this.heldBytes.of(flow.name));
+    for (const flow of metrics.flows) {
+      metrics.groupsCoolingDown.set({ flow }, counts.get(flow) ?? 0);
+      metrics.heldEventBytes.set({ flow }, this.heldBytes.of(flow));
     }
+    for (const flow of this.flows) queued.set(flow.name, (queued.get(flow.name) ?? 0) + flow.queue.depth);
     this.options.metrics.groupsHeld.set(this.states.size);
     this.options.metrics.stateDurable.set(this.states.durable ? 1 : 0);
   }
@@ -635,6 +641,7 @@ export class FlowEngine {
     this.successor = successor;
     for (const state of this.takeWaiting()) successor.adopt(state, this.stepAt(state));
     await this.drain();
+    this.stopScraping();
   }
 
   /** Cancels the timers of runs waiting for a retry and hands their states over. */
@@ -669,6 +676,7 @@ export class FlowEngine {
     }
     graceTimer.abort();
     this.takeWaiting();
+    this.stopScraping();
     if (this.notStarted > 0) {
       this.options.logger[this.states.backend === 'memory' ? 'error' : 'warn']({ runs: this.notStarted }, NOT_STARTED_BECAUSE[this.states.backend]);
     }
