@@ -6,6 +6,7 @@ import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';
 import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { FlowEngine } from './flow/flow-engine.js';
+import { FlowSlots } from './flow/bounded-queue.js';
 import { HeldBytes } from './flow/held-bytes.js';
 import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
@@ -104,11 +105,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const closeStore = (): Promise<void> => store.close().catch((err: unknown) => logger.warn({ err, backend: store.backend }, 'could not close the run-state store'));
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
   const listeners = new RunListeners();
+  const slots = new FlowSlots();
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
     const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, store, heldBytes, listeners, clock });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, store, heldBytes, listeners, slots, clock });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {

@@ -2,9 +2,40 @@
 export type QueuedTask = () => Promise<void>;
 
 /**
- * Runs at most `concurrency` tasks at once and holds at most `capacity` more.
- * `offer` says no instead of growing without bound, so a caller can count
- * the overflow rather than lose it.
+ * The slots of one flow, shared by its queue in every engine: after a reload the old engine's
+ * runs still hold theirs, so the new engine's runs of the flow wait for them instead of raising
+ * how many run at once past `concurrency` (a flow set to 1 to act on one node at a time).
+ */
+export class SharedSlots {
+  /** Tasks running over every queue sharing these slots. */
+  running = 0;
+  /** Queues with tasks waiting for a slot, oldest first; a queue leaves once it has none. */
+  readonly queues = new Set<BoundedQueue>();
+
+  /** Starts waiting tasks while their queue's concurrency allows, the oldest queue's first. */
+  startWaiting(): void {
+    for (const queue of this.queues) {
+      if (!queue.startWaiting()) return;
+      this.queues.delete(queue);
+    }
+  }
+}
+
+/** The shared slots of each flow, by name, kept across reloads as held bytes are. */
+export class FlowSlots {
+  private readonly byFlow = new Map<string, SharedSlots>();
+
+  of(flow: string): SharedSlots {
+    let slots = this.byFlow.get(flow);
+    if (!slots) this.byFlow.set(flow, (slots = new SharedSlots()));
+    return slots;
+  }
+}
+
+/**
+ * Runs at most `concurrency` tasks at once (over every queue sharing its
+ * slots) and holds at most `capacity` more. `offer` says no instead of growing
+ * without bound, so a caller can count the overflow rather than lose it.
  */
 export class BoundedQueue {
   private readonly waiting: QueuedTask[] = [];
@@ -15,6 +46,7 @@ export class BoundedQueue {
   constructor(
     private readonly concurrency: number,
     private readonly capacity: number,
+    private readonly slots = new SharedSlots(),
   ) {}
 
   /**
@@ -22,13 +54,21 @@ export class BoundedQueue {
    * even then: for a run that was accepted earlier (resumed, retried) and must not be lost.
    */
   offer(task: QueuedTask, options?: { force?: boolean }): boolean {
-    if (this.running < this.concurrency) {
+    // Behind tasks already waiting for these slots, here or in another engine's queue.
+    if (this.slots.running < this.concurrency && this.slots.queues.size === 0) {
       this.start(task);
       return true;
     }
     if (this.depth >= this.capacity && !options?.force) return false;
     this.waiting.push(task);
+    this.slots.queues.add(this);
     return true;
+  }
+
+  /** Starts waiting tasks while a slot is free; true once none waits (see {@link SharedSlots.startWaiting}). */
+  startWaiting(): boolean {
+    while (this.depth > 0 && this.slots.running < this.concurrency) this.start(this.next()!);
+    return this.depth === 0;
   }
 
   /** Tasks waiting for a slot. */
@@ -49,6 +89,7 @@ export class BoundedQueue {
 
   private start(task: QueuedTask): void {
     this.running++;
+    this.slots.running++;
     // Tasks record their own failures; the queue only needs to go on. One handler for both
     // ends, not catch() then finally(): no two promises more per task.
     void task().then(this.finished, this.finished);
@@ -56,9 +97,9 @@ export class BoundedQueue {
 
   private readonly finished = (): void => {
     this.running--;
-    const next = this.next();
-    if (next) this.start(next);
-    else if (this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    this.slots.running--;
+    this.slots.startWaiting();
+    if (this.running === 0 && this.depth === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   };
 
   private next(): QueuedTask | undefined {

@@ -12,6 +12,7 @@ import { DropLog } from './drop-log.js';
 import { EngineMetrics } from './engine-metrics.js';
 import { FlowEngine, MAX_RESTARTS, type FlowEngineOptions } from './flow-engine.js';
 import { approximateBytes } from './event-bytes.js';
+import { FlowSlots } from './bounded-queue.js';
 import { GroupStates, type GroupChange, type GroupState, type RunProgress } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
@@ -55,7 +56,7 @@ const alert = (name: string, labels: Record<string, string>, id = `${name}-${JSO
   id, source: 's', specversion: '1.0', type: `prometheus.server.alert.${name}`, data: { labels: { alertname: name, ...labels } },
 });
 
-function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock, shared: Partial<Pick<FlowEngineOptions, 'store' | 'heldBytes' | 'metrics'>> = {}): { engine: FlowEngine; metrics: EngineMetrics } {
+function engineFor(yaml: string, plugins: ScriptedPlugin[], logger: Logger = pino({ level: 'silent' }), clock?: Clock, shared: Partial<Pick<FlowEngineOptions, 'store' | 'heldBytes' | 'metrics' | 'slots'>> = {}): { engine: FlowEngine; metrics: EngineMetrics } {
   // Declared so validation knows the names; the engine gets the scripted plugins themselves.
   const declared = `plugins:\n${plugins.map((p) => `  ${p.name}: { type: grpc, address: "unused:1" }`).join('\n')}\n`;
   const { config } = parseConfig(declared + yaml, 'test.yaml', {});
@@ -1031,6 +1032,32 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     release();
     await retired;
     expect(await counter(before.metrics, 'hollowtrees_queue_depth', { flow: 'spot' })).toBe(0);
+  });
+
+  it('a reload never runs more of a flow at once than its concurrency: the new engine\'s runs wait for the old one\'s, queued ones first', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const shared = { store: new GroupStates(), slots: new FlowSlots() };
+    const order: string[] = [];
+    const held = scripted('a', (event) => {
+      order.push(`old ${event.id}`);
+      return event.id === 'i-1' ? gate : undefined;
+    });
+    const before = engineFor(spotFlow('    concurrency: 1'), [held], undefined, undefined, shared);
+    for (const id of ['i-1', 'i-2']) before.engine.dispatch(alert('Spot', { instance_id: id }, id), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    const a = scripted('a', (event) => void order.push(`new ${event.id}`));
+    const after = engineFor(spotFlow('    concurrency: 1'), [a], undefined, undefined, { ...shared, metrics: before.metrics });
+    const retired = before.engine.retire(after.engine);
+    after.engine.dispatch(alert('Spot', { instance_id: 'i-3' }, 'i-3'), Date.now());
+    await vi.advanceTimersByTimeAsync(0);
+    // i-1 still runs on the old engine (concurrency 1): i-3 waits, as does i-2 queued before it.
+    expect(order).toEqual(['old i-1']);
+    expect(after.engine.flowStatus()[0]).toMatchObject({ running: 0, queued: 1 });
+    release();
+    await retired;
+    await after.engine.drain();
+    expect(order).toEqual(['old i-1', 'old i-2', 'new i-3']);
   });
 
   it('a reload that changes a flow\'s plugins goes on with the plugin that failed, found by name, not by its old position', async () => {

@@ -5,7 +5,7 @@ import type { FlowConfig } from '../config/schema.js';
 import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { ClaimResult, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
-import { BoundedQueue } from './bounded-queue.js';
+import { BoundedQueue, FlowSlots } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
 import { approximateBytes } from './event-bytes.js';
 import { compileMatcher, describeMismatch, type EventMatcher } from './event-matcher.js';
@@ -56,6 +56,8 @@ export interface FlowEngineOptions {
   heldBytes?: HeldBytes;
   /** Shared with the engine this one replaces, so a handed-over run still tells its source how it ended. */
   listeners?: RunListeners;
+  /** Each flow's run slots, shared with the engine this one replaces, so a reload never runs more than `concurrency` at once. */
+  slots?: FlowSlots;
 }
 
 interface CompiledFlow {
@@ -173,6 +175,7 @@ export class FlowEngine {
     this.states = options.store ?? new GroupStates();
     this.heldBytes = options.heldBytes ?? new HeldBytes();
     this.listeners = options.listeners ?? new RunListeners();
+    const slots = options.slots ?? new FlowSlots();
     this.flows = Object.entries(options.flows).map(([name, config]) => ({
       name,
       config,
@@ -183,7 +186,7 @@ export class FlowEngine {
         if (!plugin) throw new Error(`flow ${name}: plugin ${step.plugin} is not built`); // config validation names it first
         return { plugin, config: step.config };
       }),
-      queue: new BoundedQueue(config.concurrency, config.queueSize),
+      queue: new BoundedQueue(config.concurrency, config.queueSize, slots.of(name)),
     }));
     this.byName = new Map(this.flows.map((f) => [f.name, f]));
     options.metrics.initFlows(this.flows.map((f) => f.name));
