@@ -1060,50 +1060,44 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     expect(order).toEqual(['old i-1', 'old i-2', 'new i-3']);
   });
 
-  it('a reload that changes a flow\'s plugins goes on with the plugin that failed, found by name, not by its old position', async () => {
-    // Before: [a, b]; b fails on a retryable code, so the run waits to go on from b (index 1).
-    const before = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', '[a, b]'), [scripted('a'), unavailable('b')]);
-    const states = before.engine.states as GroupStates;
+  /**
+   * A run of the flow [a, b] whose b failed on a retryable code, so that it waits to go on from b
+   * (index 1), handed to an engine a reload starts with `plugins`; resolves once that try is over.
+   */
+  async function reloadedWhileWaitingAtB(plugins: string, built: ScriptedPlugin[]): Promise<FlowEngine> {
+    const flow = (list: string): string => spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', list);
+    const before = engineFor(flow('[a, b]'), [scripted('a'), unavailable('b')]);
     before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
     await vi.advanceTimersByTimeAsync(0);
     expect(before.engine.groups()).toMatchObject([{ phase: 'retrying', run: { next: 1 } }]);
-    // After: a step is dropped in front of b; index 1 is past the end.
-    const b = scripted('b');
-    const after = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', '[b]'), [b], undefined, undefined, { store: states });
+    const after = engineFor(flow(plugins), built, undefined, undefined, { store: before.engine.states });
     await before.engine.retire(after.engine);
     await vi.advanceTimersByTimeAsync(60_000);
     await after.engine.drain();
+    return after.engine;
+  }
+
+  it('a reload that changes a flow\'s plugins goes on with the plugin that failed, found by name, not by its old position', async () => {
+    // A step dropped in front of b: index 1 is past the end.
+    const b = scripted('b');
+    const after = await reloadedWhileWaitingAtB('[b]', [b]);
     expect(b.calls).toHaveLength(1);
-    expect(after.engine.recentRuns()[0]).toMatchObject({ outcome: 'succeeded', calls: [{ plugin: 'b' }] });
+    expect(after.recentRuns()[0]).toMatchObject({ outcome: 'succeeded', calls: [{ plugin: 'b' }] });
   });
 
   it('a reload that adds a step in front of the plugin that failed does not call again what the run already did', async () => {
-    const before = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', '[a, b]'), [scripted('a'), unavailable('b')]);
-    const states = before.engine.states as GroupStates;
-    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
-    await vi.advanceTimersByTimeAsync(0);
     const [c, a, b] = [scripted('c'), scripted('a'), scripted('b')];
-    const after = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', '[c, a, b]'), [c, a, b], undefined, undefined, { store: states });
-    await before.engine.retire(after.engine);
-    await vi.advanceTimersByTimeAsync(60_000);
-    await after.engine.drain();
+    await reloadedWhileWaitingAtB('[c, a, b]', [c, a, b]);
     expect(a.calls).toHaveLength(0);
     expect(b.calls).toHaveLength(1);
   });
 
   it('a reload that takes out the plugin a waiting run was to go on with fails the run, saying so, and frees its group', async () => {
-    const before = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', '[a, b]'), [scripted('a'), unavailable('b')]);
-    const states = before.engine.states as GroupStates;
-    before.engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
-    await vi.advanceTimersByTimeAsync(0);
     const a = scripted('a');
-    const after = engineFor(spotFlow('    runRetry: { attempts: 2, initialBackoff: 1m, maxBackoff: 1m }', '[a]'), [a], undefined, undefined, { store: states });
-    await before.engine.retire(after.engine);
-    await vi.advanceTimersByTimeAsync(60_000);
-    await after.engine.drain();
+    const after = await reloadedWhileWaitingAtB('[a]', [a]);
     expect(a.calls).toHaveLength(0);
-    expect(after.engine.groups()).toEqual([]);
-    expect(after.engine.recentRuns()[0]).toMatchObject({ outcome: 'failed', error: 'not resumed: flow spot no longer calls b, the plugin it was to go on with' });
+    expect(after.groups()).toEqual([]);
+    expect(after.recentRuns()[0]).toMatchObject({ outcome: 'failed', error: 'not resumed: flow spot no longer calls b, the plugin it was to go on with' });
   });
 
   it('a shutdown waits for a run whose retry comes due during its grace period, though that run\'s flow was idle when the shutdown began', async () => {
