@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BoundedQueue } from './bounded-queue.js';
+import { BoundedQueue, SharedSlots } from './bounded-queue.js';
 
 describe('BoundedQueue', () => {
   it('runs a long queue in order, each task once, through the compactions of its backlog', async () => {
@@ -48,5 +48,31 @@ describe('BoundedQueue', () => {
     gates[1]!();
     await done;
     expect(queue.active).toBe(0);
+  });
+
+  it('queues sharing slots run at most the newest one\'s concurrency in all, the older queue\'s backlog first', async () => {
+    const slots = new SharedSlots();
+    const gates: Array<() => void> = [];
+    const ran: string[] = [];
+    const task = (name: string) => () => new Promise<void>((resolve) => {
+      ran.push(name);
+      gates.push(resolve);
+    });
+    const old = new BoundedQueue(1, 10, slots);
+    for (const name of ['old 1', 'old 2', 'old 3']) old.offer(task(name));
+    // A reload raised the concurrency to 2: the old backlog takes the new slot at once, ahead of the new queue.
+    const fresh = new BoundedQueue(2, 10, slots);
+    fresh.offer(task('new 1'));
+    expect(ran).toEqual(['old 1', 'old 2']);
+    gates.shift()!();
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toEqual(['old 1', 'old 2', 'old 3']);
+    expect([old.active, fresh.active, fresh.depth]).toEqual([2, 0, 1]);
+    gates.shift()!();
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toEqual(['old 1', 'old 2', 'old 3', 'new 1']);
+    for (const open of gates.splice(0)) open();
+    await Promise.all([old.idle(), fresh.idle()]);
+    expect(slots.running).toBe(0);
   });
 });

@@ -9,10 +9,15 @@ export type QueuedTask = () => Promise<void>;
 export class SharedSlots {
   /** Tasks running over every queue sharing these slots. */
   running = 0;
+  /**
+   * Tasks that may run at once: the concurrency of the newest queue, that of the configuration
+   * in force (a reload that raised it must not leave the old queue's backlog at the old one).
+   */
+  limit = Number.POSITIVE_INFINITY;
   /** Queues with tasks waiting for a slot, oldest first; a queue leaves once it has none. */
   readonly queues = new Set<BoundedQueue>();
 
-  /** Starts waiting tasks while their queue's concurrency allows, the oldest queue's first. */
+  /** Starts waiting tasks while a slot is free, the oldest queue's first. */
   startWaiting(): void {
     for (const queue of this.queues) {
       if (!queue.startWaiting()) return;
@@ -34,7 +39,7 @@ export class FlowSlots {
 
 /**
  * Runs at most `concurrency` tasks at once (over every queue sharing its
- * slots) and holds at most `capacity` more. `offer` says no instead of growing
+ * slots, the newest queue's `concurrency`) and holds at most `capacity` more. `offer` says no instead of growing
  * without bound, so a caller can count the overflow rather than lose it.
  */
 export class BoundedQueue {
@@ -43,11 +48,14 @@ export class BoundedQueue {
   private running = 0;
   private idleWaiters: Array<() => void> = [];
 
+  /** @param slots shared with the queues of the same flow in other engines; this queue's `concurrency` becomes their limit. */
   constructor(
-    private readonly concurrency: number,
+    concurrency: number,
     private readonly capacity: number,
     private readonly slots = new SharedSlots(),
-  ) {}
+  ) {
+    slots.limit = concurrency;
+  }
 
   /**
    * Starts or queues the task; false when the queue is full. `force` queues it
@@ -55,19 +63,21 @@ export class BoundedQueue {
    */
   offer(task: QueuedTask, options?: { force?: boolean }): boolean {
     // Behind tasks already waiting for these slots, here or in another engine's queue.
-    if (this.slots.running < this.concurrency && this.slots.queues.size === 0) {
+    if (this.slots.running < this.slots.limit && this.slots.queues.size === 0) {
       this.start(task);
       return true;
     }
     if (this.depth >= this.capacity && !options?.force) return false;
     this.waiting.push(task);
     this.slots.queues.add(this);
+    // Slots free behind waiting tasks: a reload raised the limit. They go to the oldest waiting first.
+    if (this.slots.running < this.slots.limit) this.slots.startWaiting();
     return true;
   }
 
   /** Starts waiting tasks while a slot is free; true once none waits (see {@link SharedSlots.startWaiting}). */
   startWaiting(): boolean {
-    while (this.depth > 0 && this.slots.running < this.concurrency) this.start(this.next()!);
+    while (this.depth > 0 && this.slots.running < this.slots.limit) this.start(this.next()!);
     return this.depth === 0;
   }
 
