@@ -687,6 +687,18 @@ describe('FlowEngine: runs survive a restart', () => {
     await journal.close();
   });
 
+  it('gives up a run the restart finds past the end of its flow (plugins taken out meanwhile) instead of calling it succeeded', async () => {
+    const { journal, engine, a } = await journalled();
+    // Written by a process whose flow had three plugins: it was to go on with the third; the flow has two now.
+    const run = { event: alert('Spot', { instance_id: 'i-1' }), attributes: {}, receivedAt: 1, next: 2, attempt: 2, restarts: 0 };
+    expect(engine.recover([{ key: 'k1', flow: 'spot', phase: 'retrying', eventId: 'e1', since: 1, run }])).toEqual({ cooling: 0, resumed: 0, interrupted: 0, abandoned: 1 });
+    await engine.drain();
+    expect(a.calls).toHaveLength(0);
+    expect(engine.groups()).toEqual([]);
+    expect(engine.recentRuns()).toMatchObject([{ outcome: 'failed', error: 'not resumed: flow spot has 2 plugins now; the run was to go on with its plugin 3' }]);
+    await journal.close();
+  });
+
   it('a run that was waiting for its next try is not counted as restarted, and waits for its retryAt again', async () => {
     const clock = manualClock();
     const { journal, engine, a } = await journalled({ clock });

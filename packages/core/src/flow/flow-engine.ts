@@ -507,7 +507,14 @@ export class FlowEngine {
       const run = state.run!;
       // Only a run that was queued or in flight counts: one that waited for its next try through a restart did nothing wrong.
       const restarts = run.restarts + (options.restart && state.phase === 'running' ? 1 : 0);
-      const reason = !flow ? `flow ${state.flow} is no longer configured` : restarts > MAX_RESTARTS ? `it was resumed ${MAX_RESTARTS} times and never finished` : undefined;
+      const reason = !flow
+        ? `flow ${state.flow} is no longer configured`
+        : restarts > MAX_RESTARTS
+          ? `it was resumed ${MAX_RESTARTS} times and never finished`
+          : // Plugins taken out of the flow since the run stopped: it would call nothing and count as succeeded.
+            run.next >= flow.steps.length
+            ? `flow ${state.flow} has ${flow.steps.length} plugins now; the run was to go on with its plugin ${run.next + 1}`
+            : undefined;
       if (reason) {
         abandoned++;
         this.abandon(state, reason);
