@@ -124,7 +124,7 @@ describe('three replicas on one Kubernetes API server', () => {
     const blocked = new Promise<void>((resolve) => (release = resolve));
     // First calls wait until the test lets them go; later ones (the runs again) answer at once.
     plugin = await startRecordingPlugin((_event, _ctx, index) => (index < 200 ? blocked : undefined));
-    // A lease long enough that a holder starved by a busy machine (renewals unconfirmed for leaseDuration - 2 x renewInterval) does not stop its runs.
+    // A lease long enough that a holder starved by a busy machine (renewals unconfirmed for leaseDuration - 1.5 x renewInterval) does not stop its runs.
     const { procs, urls } = await replicas(3, plugin.address, { duration: '8s', renew: '1s' });
     const instances = names(200);
     expectAllTaken(await deliverToAll(urls, instances), procs);

@@ -343,7 +343,7 @@ describe('parseConfig accepts every documented form', () => {
     // Each of these was taken: shutdown would cancel every run at once, the spot-price source poll
     // EC2 without pause, and a replica renew its Leases without pause.
     const spotPrice = 'sources:\n  spotPrice:\n    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a], maxPrice: 0.2, interval: 600h }';
-    expect(problem(flowYaml(`server: { shutdownGracePeriod: 600h }\n${spotPrice}\nstate: { backend: kubernetes, kubernetes: { leaseDuration: 700h, renewInterval: 600h } }`)).split('\n')).toEqual([
+    expect(problem(flowYaml(`server: { shutdownGracePeriod: 600h }\n${spotPrice}\nstate: { backend: kubernetes, kubernetes: { leaseDuration: 1800h, renewInterval: 600h } }`)).split('\n')).toEqual([
       'config.yaml: state.kubernetes.renewInterval: expected a duration from 100ms to 24h',
       'config.yaml: server.shutdownGracePeriod: expected a duration from 0s to 24h',
       'config.yaml: sources.spotPrice[0].interval: expected a duration from 100ms to 24h',
@@ -363,7 +363,10 @@ describe('parseConfig accepts every documented form', () => {
     expect(() => withTop('state: { backend: file }')).toThrow(/state\.file: backend file needs the path of the state file/);
     expect(() => withTop('state: { backend: memory, file: /x }')).toThrow(/state\.file: only the file backend uses a state file \(backend is memory\)/);
     expect(() => withTop('state: { file: /x, kubernetes: {} }')).toThrow(/state\.kubernetes: only the kubernetes backend uses these settings \(backend is file\)/);
-    expect(() => withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 10s, renewInterval: 10s } }')).toThrow(/state\.kubernetes\.renewInterval: renewInterval must be shorter than leaseDuration/);
+    expect(() => withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 10s, renewInterval: 10s } }')).toThrow(/state\.kubernetes\.renewInterval: renewInterval must be at most a third of leaseDuration/);
+    // Accepted before, and then every run that outlasted two renewals was stopped by its own replica.
+    expect(() => withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 30s, renewInterval: 11s } }')).toThrow(/state\.kubernetes\.renewInterval: renewInterval must be at most a third of leaseDuration/);
+    expect(withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 30s, renewInterval: 10s } }').state.kubernetes).toMatchObject({ renewInterval: 10_000 });
     expect(() => withTop('state: { backend: kubernetes, kubernetes: { namespace: Ops_1 } }')).toThrow(/state\.kubernetes\.namespace: expected a namespace name/);
   });
 

@@ -237,7 +237,9 @@ const kubernetesState = z
     /** Default: the in-cluster service account. */
     kubeconfig: z.string().min(1).optional(),
   })
-  .refine((k) => k.renewInterval < k.leaseDuration, { message: 'renewInterval must be shorter than leaseDuration', path: ['renewInterval'] });
+  // A holder stops its run once its renewals go unconfirmed for leaseDuration - 1.5 x renewInterval (kubernetes-store.ts):
+  // past a third of the lease, a renewal confirmed on time would already be that old at the next tick.
+  .refine((k) => 3 * k.renewInterval <= k.leaseDuration, { message: 'renewInterval must be at most a third of leaseDuration (a run stops once its renewals go unconfirmed for leaseDuration - 1.5 x renewInterval)', path: ['renewInterval'] });
 
 /** `state.kubernetes` with every default filled in. */
 export type KubernetesStateConfig = z.output<typeof kubernetesState>;

@@ -165,6 +165,22 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await b.claim('g', run('e2'))).claim).toBe('held');
   });
 
+  it('a holder whose renewals are confirmed keeps its run with renewInterval = leaseDuration / 3, the defaults\' ratio, even when its renew ticks come late', async () => {
+    const a = replica('a', { leaseDurationMs: 1_500, renewIntervalMs: 500 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const lost = a.holdLost('g')!;
+    // A busy event loop: each tick comes a little after its interval, as Node's timers do under load.
+    const end = Date.now() + 3_000;
+    while (Date.now() < end) {
+      const until = Date.now() + 30;
+      while (Date.now() < until);
+      await sleep(5);
+    }
+    expect(lost.aborted ? String((lost.reason as Error).message) : 'held').toBe('held');
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
+  });
+
   it('a holder whose renewals go unconfirmed tells its run to stop before the Lease can expire for the other replicas', async () => {
     const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 250 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());

@@ -416,10 +416,14 @@ export class KubernetesRunStateStore extends GroupStates {
   private renew(): void {
     const now = this.options.clock.now();
     const { leaseDurationMs, renewIntervalMs } = this.options;
+    // Renewals went unconfirmed for so long that the Lease may expire for the others before the
+    // next tick: stop the run now rather than let another replica run the group beside it. The
+    // next tick comes renewIntervalMs later, half an interval more is left for it to come late;
+    // a confirmed renewal is renewIntervalMs (and a late tick's delay) old at the next tick, so
+    // with renewIntervalMs at most a third of the lease that slack never stops a run that renews.
+    const unconfirmedLimit = leaseDurationMs - 1.5 * renewIntervalMs;
     for (const [key, held] of this.mine) {
-      // Renewals went unconfirmed for so long that the Lease may expire for the others before
-      // the next tick: stop the run now rather than let another replica run the group beside it.
-      if (held.record.phase === 'running' && now - held.confirmedAt > leaseDurationMs - 2 * renewIntervalMs) {
+      if (held.record.phase === 'running' && now - held.confirmedAt > unconfirmedLimit) {
         this.loseHold(key, held, `its renewals went unconfirmed for ${now - held.confirmedAt} ms (leaseDuration ${leaseDurationMs} ms)`);
         continue;
       }
