@@ -337,6 +337,8 @@ export class FlowEngine {
         clock: this.clock,
         random: this.random,
         signal: cancel.signal,
+        // A process stopped or starved past its renewals reads a plugin's answer before its renew tick: look before acting again.
+        ...(lost ? { beforeCall: () => this.states.checkHold(groupKey) } : {}),
         onCall: (call) => {
           this.listeners.called(groupKey, progress.event, call.startedAt);
           if (firstCall) {

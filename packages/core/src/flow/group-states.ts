@@ -137,6 +137,9 @@ export class GroupStates implements RunStateStore {
     return undefined;
   }
 
+  /** In this process alone a hold cannot lapse. */
+  checkHold(_key: string): void {}
+
   /** In memory the group is this process's once `tryStart` said so. */
   claim(_key: string, _run: RunProgress): Promise<ClaimResult> {
     return Promise.resolve(HELD);

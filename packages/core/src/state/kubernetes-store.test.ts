@@ -37,13 +37,19 @@ afterEach(async () => {
   await api.close();
 });
 
+/** How long a replica was stopped (SIGSTOP, a long GC pause) with its timers not run: its clocks, wall and monotonic, move on by that. */
+interface Paused {
+  ms: number;
+}
+
 /** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; pause?: Paused } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
   const metrics = new StoreMetrics(new Registry());
   const offset = more.clockOffsetMs ?? 0;
-  const clock: Clock = offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
+  const { pause } = more;
+  const clock: Clock = pause ? { now: () => Date.now() + pause.ms, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
   const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics, clock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, logger: pino({ level: 'silent' }) });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(pause ? { elapsed: () => performance.now() + pause.ms } : {}), logger: pino({ level: 'silent' }) });
   stores.push(store);
   return { store, metrics };
 }
@@ -422,5 +428,46 @@ describe('FlowEngine on the Kubernetes store', () => {
     await engine.drain();
     expect(heard1.map((s) => s.outcome)).toEqual(['interrupted']);
     expect(heard2.map((s) => s.outcome)).toEqual(['succeeded']);
+  });
+
+  it('a replica paused past its Lease (SIGSTOP, a GC pause) whose plugin answers as it resumes calls no further plugin: another replica took the group over meanwhile', async () => {
+    // Renew ticks far apart: the answer comes in before any tick of the resumed process, as Node runs I/O before timers.
+    const pause: Paused = { ms: 0 };
+    const { store } = replica('a', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, pause });
+    const bPause: Paused = { ms: 0 };
+    const b = replica('b', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, pause: bPause }).store;
+    let answer!: () => void;
+    const calls: string[] = [];
+    const plugin = (name: string, wait?: Promise<void>): ActionPlugin => ({
+      name,
+      timeoutMs: 600_000,
+      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+      invoke: async () => {
+        calls.push(name);
+        await wait;
+        return { status: 'ok', message: '', attributes: {} };
+      },
+      close: () => {},
+    });
+    const { config } = parseConfig('plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    plugins: [detach, terminate]\n', 'test.yaml', {});
+    const plugins = new Map([
+      ['detach', plugin('detach', new Promise<void>((resolve) => (answer = resolve)))],
+      ['terminate', plugin('terminate')],
+    ]);
+    const engine = new FlowEngine({ flows: config.flows, plugins, logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    const heard: RunSettlement[] = [];
+    engine.dispatch({ id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } }, Date.now(), (s) => heard.push(s));
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['detach']);
+    // a is stopped for longer than its Lease; b, which saw the Lease before, takes the group over.
+    await observe(b);
+    pause.ms = bPause.ms = 200_000;
+    const key = 'spot:{instance_id="i-1"}';
+    expect(b.tryStart(key, 'spot', run('e2'), Date.now() + bPause.ms)).toBe('started');
+    expect(await b.claim(key, run('e2'))).toMatchObject({ claim: 'held', takenOver: { holder: 'a' } });
+    // a resumes and reads detach's answer before its renew tick runs.
+    answer();
+    await engine.drain();
+    expect(calls).toEqual(['detach']);
+    expect(heard.map((s) => s.outcome)).toEqual(['interrupted']);
   });
 });

@@ -151,6 +151,12 @@ export class KubernetesRunStateStore extends GroupStates {
     return this.mine.get(key)?.lost.signal;
   }
 
+  /** Loses the hold now, before a plugin call, when its renewals went unconfirmed too long: the renew tick may not have run yet. */
+  override checkHold(key: string): void {
+    const held = this.mine.get(key);
+    if (held) this.loseHoldIfUnconfirmed(key, held, this.options.clock.now());
+  }
+
   override release(key: string): void {
     super.release(key);
     // Released before its claim came back (a full queue): the claim's Lease is given up when it does.
@@ -412,21 +418,27 @@ export class KubernetesRunStateStore extends GroupStates {
     this.options.logger.error({ groupKey: key, lease: held.name, runInProgress: running }, `lost the Lease of a group this replica holds: ${why}${running ? '; its run is stopped' : ''}`);
   }
 
+  /**
+   * Gives up the hold of a run in progress whose renewals went unconfirmed for
+   * so long that its Lease may expire for the others before the next tick:
+   * the run stops rather than run beside another replica's. The next tick
+   * comes renewIntervalMs later, and half an interval more is left for it to
+   * come late; a confirmed renewal is renewIntervalMs (and a late tick's delay)
+   * old at the next tick, so with renewIntervalMs at most a third of the lease
+   * that slack never stops a run that renews. True when the hold was given up.
+   */
+  private loseHoldIfUnconfirmed(key: string, held: HeldLease, now: number): boolean {
+    const { leaseDurationMs, renewIntervalMs } = this.options;
+    if (held.record.phase !== 'running' || now - held.confirmedAt <= leaseDurationMs - 1.5 * renewIntervalMs) return false;
+    this.loseHold(key, held, `its renewals went unconfirmed for ${now - held.confirmedAt} ms (leaseDuration ${leaseDurationMs} ms)`);
+    return true;
+  }
+
   /** Renews the Leases of runs in progress, and writes again what could not be written. */
   private renew(): void {
     const now = this.options.clock.now();
-    const { leaseDurationMs, renewIntervalMs } = this.options;
-    // Renewals went unconfirmed for so long that the Lease may expire for the others before the
-    // next tick: stop the run now rather than let another replica run the group beside it. The
-    // next tick comes renewIntervalMs later, half an interval more is left for it to come late;
-    // a confirmed renewal is renewIntervalMs (and a late tick's delay) old at the next tick, so
-    // with renewIntervalMs at most a third of the lease that slack never stops a run that renews.
-    const unconfirmedLimit = leaseDurationMs - 1.5 * renewIntervalMs;
     for (const [key, held] of this.mine) {
-      if (held.record.phase === 'running' && now - held.confirmedAt > unconfirmedLimit) {
-        this.loseHold(key, held, `its renewals went unconfirmed for ${now - held.confirmedAt} ms (leaseDuration ${leaseDurationMs} ms)`);
-        continue;
-      }
+      if (this.loseHoldIfUnconfirmed(key, held, now)) continue;
       if (held.record.phase === 'running') this.write(key, held, { ...held.record, renewedAt: now });
       else if (held.unsaved) this.write(key, held, held.record);
       else if (heldUntil(held.record) <= now) this.mine.delete(key);
