@@ -37,19 +37,20 @@ afterEach(async () => {
   await api.close();
 });
 
-/** How long a replica was stopped (SIGSTOP, a long GC pause) with its timers not run: its clocks, wall and monotonic, move on by that. */
-interface Paused {
-  ms: number;
+/** How far a replica's clocks moved since it started, beyond the time that passed: a pause (SIGSTOP, a long GC) moves both, an NTP step the wall clock alone. */
+interface ClockShift {
+  wallMs: number;
+  monotonicMs: number;
 }
 
 /** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; pause?: Paused } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
   const metrics = new StoreMetrics(new Registry());
   const offset = more.clockOffsetMs ?? 0;
-  const { pause } = more;
-  const clock: Clock = pause ? { now: () => Date.now() + pause.ms, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
+  const { shift } = more;
+  const clock: Clock = shift ? { now: () => Date.now() + shift.wallMs, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
   const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics, clock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(pause ? { elapsed: () => performance.now() + pause.ms } : {}), logger: pino({ level: 'silent' }) });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(shift ? { elapsed: () => performance.now() + shift.monotonicMs } : {}), logger: pino({ level: 'silent' }) });
   stores.push(store);
   return { store, metrics };
 }
@@ -201,6 +202,21 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(Date.now()).toBeLessThan(renewedAt + 3_000);
     expect(String((lost.reason as Error).message)).toMatch(/renewals went unconfirmed/);
     expect(a.holdLost('g')).toBeUndefined();
+  });
+
+  it('a holder whose wall clock is stepped back (NTP) while its renewals go unconfirmed still stops its run before the Lease can expire for the others', async () => {
+    const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 250, shift }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    await expect.poll(() => api.requests.filter((r) => r.method === 'PUT').length, { timeout: 5_000, interval: 20 }).toBeGreaterThan(0);
+    const lost = a.holdLost('g')!;
+    api.unreachable = true;
+    // The others count the Lease's expiry on their monotonic clocks, from when they saw it change: no step moves it.
+    const renewedAt = renewTimeOf();
+    shift.wallMs = -60_000;
+    await expect.poll(() => lost.aborted, { timeout: 6_000, interval: 20 }).toBe(true);
+    expect(Date.now()).toBeLessThan(renewedAt + 3_000);
   });
 
   it('a holder whose Lease another replica took over tells its run to stop', async () => {
@@ -432,10 +448,10 @@ describe('FlowEngine on the Kubernetes store', () => {
 
   it('a replica paused past its Lease (SIGSTOP, a GC pause) whose plugin answers as it resumes calls no further plugin: another replica took the group over meanwhile', async () => {
     // Renew ticks far apart: the answer comes in before any tick of the resumed process, as Node runs I/O before timers.
-    const pause: Paused = { ms: 0 };
-    const { store } = replica('a', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, pause });
-    const bPause: Paused = { ms: 0 };
-    const b = replica('b', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, pause: bPause }).store;
+    const aShift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const { store } = replica('a', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, shift: aShift });
+    const bShift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const b = replica('b', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, shift: bShift }).store;
     let answer!: () => void;
     const calls: string[] = [];
     const plugin = (name: string, wait?: Promise<void>): ActionPlugin => ({
@@ -460,9 +476,9 @@ describe('FlowEngine on the Kubernetes store', () => {
     await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['detach']);
     // a is stopped for longer than its Lease; b, which saw the Lease before, takes the group over.
     await observe(b);
-    pause.ms = bPause.ms = 200_000;
+    for (const shift of [aShift, bShift]) shift.wallMs = shift.monotonicMs = 200_000;
     const key = 'spot:{instance_id="i-1"}';
-    expect(b.tryStart(key, 'spot', run('e2'), Date.now() + bPause.ms)).toBe('started');
+    expect(b.tryStart(key, 'spot', run('e2'), Date.now() + bShift.wallMs)).toBe('started');
     expect(await b.claim(key, run('e2'))).toMatchObject({ claim: 'held', takenOver: { holder: 'a' } });
     // a resumes and reads detach's answer before its renew tick runs.
     answer();

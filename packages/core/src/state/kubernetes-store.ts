@@ -38,7 +38,7 @@ interface HeldLease {
   writing: Promise<void>;
   /** The last write of `record` failed for want of an answer: the next renewal writes it again. */
   unsaved: boolean;
-  /** The `renewedAt` of the last write the API server confirmed: the others see the Lease change no earlier, and count its expiry from then. */
+  /** When the last write the API server confirmed began, on the monotonic clock: the others see the Lease change no earlier, and count its expiry from then on theirs. */
   confirmedAt: number;
   /** Aborted when the hold is lost while its run is in progress. */
   lost: AbortController;
@@ -154,7 +154,7 @@ export class KubernetesRunStateStore extends GroupStates {
   /** Loses the hold now, before a plugin call, when its renewals went unconfirmed too long: the renew tick may not have run yet. */
   override checkHold(key: string): void {
     const held = this.mine.get(key);
-    if (held) this.loseHoldIfUnconfirmed(key, held, this.options.clock.now());
+    if (held) this.loseHoldIfUnconfirmed(key, held, this.elapsed());
   }
 
   override release(key: string): void {
@@ -240,19 +240,19 @@ export class KubernetesRunStateStore extends GroupStates {
     // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
     const earlier = this.doubts.get(key)?.record;
     this.doubts.delete(key);
-    const attempt = { unconfirmed: false };
+    const attempt = { unconfirmed: false, startedAt: this.elapsed() };
     const result = await this.claimLease(key, name, record, attempt, earlier);
     if (attempt.unconfirmed && result.claim !== 'held') this.doubts.set(key, { name, record, until: this.elapsed() + leaseDurationMs });
     return result;
   }
 
-  /** {@link acquireLease}'s calls; `attempt.unconfirmed` is set once a create got no answer. `earlier`: an unconfirmed claim's Lease, if one may exist, which had no run behind it. */
-  private async claimLease(key: string, name: string, record: LeaseRecord, attempt: { unconfirmed: boolean }, earlier: LeaseRecord | undefined): Promise<ClaimResult> {
+  /** {@link acquireLease}'s calls, begun at `attempt.startedAt` (monotonic); `attempt.unconfirmed` is set once a create got no answer. `earlier`: an unconfirmed claim's Lease, if one may exist, which had no run behind it. */
+  private async claimLease(key: string, name: string, record: LeaseRecord, attempt: { unconfirmed: boolean; startedAt: number }, earlier: LeaseRecord | undefined): Promise<ClaimResult> {
     const { api, identity } = this.options;
     try {
       for (let tries = 0; tries < ATTEMPTS; tries++) {
         try {
-          this.hold(key, name, record, await api.create(toLease(name, record)));
+          this.hold(key, name, record, await api.create(toLease(name, record)), attempt.startedAt);
           return HELD;
         } catch (err) {
           // No answer: the create may have been applied all the same. Read it back rather than leave a Lease nobody renews.
@@ -266,7 +266,7 @@ export class KubernetesRunStateStore extends GroupStates {
         if (found && found.key !== key) throw new Error(`Lease ${name} holds group ${found.key}, not ${key}: two group keys share a name`);
         // This very claim's create, applied though its answer was lost (or the client's repeat of it met it): ours, held as created.
         if (found && sameClaim(found, record)) {
-          this.hold(key, name, record, current);
+          this.hold(key, name, record, current, attempt.startedAt);
           return HELD;
         }
         // A Lease of this identity that this process does not know is from its previous life (same pod name): that process is gone.
@@ -277,7 +277,7 @@ export class KubernetesRunStateStore extends GroupStates {
         }
         const next = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1 };
         try {
-          this.hold(key, name, next, await api.replace(toLease(name, next, current)));
+          this.hold(key, name, next, await api.replace(toLease(name, next, current)), attempt.startedAt);
         } catch (err) {
           // Another replica took it over first: look again.
           if (isRefused(err, 409)) continue;
@@ -327,11 +327,12 @@ export class KubernetesRunStateStore extends GroupStates {
     }
   }
 
-  private hold(key: string, name: string, record: LeaseRecord, lease: V1Lease): void {
+  /** `writtenFrom`: when the write that made the Lease began (monotonic), the earliest the others could see it. */
+  private hold(key: string, name: string, record: LeaseRecord, lease: V1Lease, writtenFrom: number): void {
     this.answered();
     this.others.delete(key);
     this.observed.delete(name);
-    this.mine.set(key, { name, lease, record, writing: Promise.resolve(), unsaved: false, confirmedAt: record.renewedAt, lost: new AbortController() });
+    this.mine.set(key, { name, lease, record, writing: Promise.resolve(), unsaved: false, confirmedAt: writtenFrom, lost: new AbortController() });
   }
 
   /** Caches a group another replica holds: a cooldown until its end, a run in progress for one renew interval (it may fail and free the group; the renew tick's list looks again). */
@@ -347,10 +348,11 @@ export class KubernetesRunStateStore extends GroupStates {
     held.record = record;
     const written = held.writing.then(async () => {
       if (this.mine.get(key) !== held) return;
-      const saving = held.record;
+      // Measured on the monotonic clock, as the others measure expiry: a step of the wall clock must not extend the hold.
+      const startedAt = this.elapsed();
       try {
         held.lease = await this.saveHeld(held);
-        held.confirmedAt = Math.max(held.confirmedAt, saving.renewedAt);
+        held.confirmedAt = Math.max(held.confirmedAt, startedAt);
         held.unsaved = false;
         this.answered();
       } catch (err) {
@@ -425,20 +427,22 @@ export class KubernetesRunStateStore extends GroupStates {
    * comes renewIntervalMs later, and half an interval more is left for it to
    * come late; a confirmed renewal is renewIntervalMs (and a late tick's delay)
    * old at the next tick, so with renewIntervalMs at most a third of the lease
-   * that slack never stops a run that renews. True when the hold was given up.
+   * that slack never stops a run that renews. `at`: monotonic ms. True when the hold was given up.
    */
-  private loseHoldIfUnconfirmed(key: string, held: HeldLease, now: number): boolean {
+  private loseHoldIfUnconfirmed(key: string, held: HeldLease, at: number): boolean {
     const { leaseDurationMs, renewIntervalMs } = this.options;
-    if (held.record.phase !== 'running' || now - held.confirmedAt <= leaseDurationMs - 1.5 * renewIntervalMs) return false;
-    this.loseHold(key, held, `its renewals went unconfirmed for ${now - held.confirmedAt} ms (leaseDuration ${leaseDurationMs} ms)`);
+    const unconfirmed = Math.round(at - held.confirmedAt);
+    if (held.record.phase !== 'running' || unconfirmed <= leaseDurationMs - 1.5 * renewIntervalMs) return false;
+    this.loseHold(key, held, `its renewals went unconfirmed for ${unconfirmed} ms (leaseDuration ${leaseDurationMs} ms)`);
     return true;
   }
 
   /** Renews the Leases of runs in progress, and writes again what could not be written. */
   private renew(): void {
     const now = this.options.clock.now();
+    const at = this.elapsed();
     for (const [key, held] of this.mine) {
-      if (this.loseHoldIfUnconfirmed(key, held, now)) continue;
+      if (this.loseHoldIfUnconfirmed(key, held, at)) continue;
       if (held.record.phase === 'running') this.write(key, held, { ...held.record, renewedAt: now });
       else if (held.unsaved) this.write(key, held, held.record);
       else if (heldUntil(held.record) <= now) this.mine.delete(key);
