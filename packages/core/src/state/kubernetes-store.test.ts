@@ -44,13 +44,13 @@ interface ClockShift {
 }
 
 /** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
   const metrics = new StoreMetrics(new Registry());
   const offset = more.clockOffsetMs ?? 0;
   const { shift } = more;
   const clock: Clock = shift ? { now: () => Date.now() + shift.wallMs, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
   const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics, clock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(shift ? { elapsed: () => performance.now() + shift.monotonicMs } : {}), logger: pino({ level: 'silent' }) });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(shift ? { elapsed: () => performance.now() + shift.monotonicMs } : {}), logger: pino({ level: 'silent' }) });
   stores.push(store);
   return { store, metrics };
 }
@@ -297,6 +297,27 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 20 }).toBe(1);
     expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['live']);
     expect(c.list(Date.now())).toEqual([expect.objectContaining({ key: 'live', phase: 'cooling', replica: 'b' })]);
+  });
+
+  it('two installations in one namespace with their own leasePrefix share no run state: one\'s cooldown never holds the other\'s group, and its sweep leaves the other\'s Leases alone', async () => {
+    const staging = replica('staging', { leasePrefix: 'staging-', leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    const prod = replica('prod', { leasePrefix: 'prod-', leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    staging.tryStart('pool:{availability_zone="us-east-1a"}', 'pool', run('e1'), Date.now());
+    expect((await staging.claim('pool:{availability_zone="us-east-1a"}', run('e1'))).claim).toBe('held');
+    staging.succeeded('pool:{availability_zone="us-east-1a"}', Date.now(), 60_000);
+    expect(await staging.commit()).toBe(true);
+    await observe(prod);
+    expect(prod.list(Date.now())).toEqual([]);
+    expect(prod.tryStart('pool:{availability_zone="us-east-1a"}', 'pool', run('e2'), Date.now())).toBe('started');
+    expect((await prod.claim('pool:{availability_zone="us-east-1a"}', run('e2'))).claim).toBe('held');
+    // A Lease of the other installation that holds nothing any more is its own to sweep.
+    staging.tryStart('g', 'spot', run('e3'), Date.now());
+    expect((await staging.claim('g', run('e3'))).claim).toBe('held');
+    await staging.close();
+    await observe(prod);
+    await sleep(1_100);
+    await observe(prod);
+    expect(api.cluster.leases.all().map((l) => l.metadata.name).filter((n) => n.startsWith('staging-'))).toHaveLength(2);
   });
 
   it('a create applied whose answer was lost (the client\'s repeat of it too) is read back: the claim holds the group and renews its Lease', async () => {

@@ -498,11 +498,13 @@ export class KubernetesRunStateStore extends GroupStates {
       this.failed(err);
       return;
     }
-    const { identity } = this.options;
+    const { identity, leasePrefix } = this.options;
     const records: LeaseRecord[] = [];
     const listed = new Set<string>();
     for (const lease of leases) {
       const record = fromLease(lease);
+      // Every installation's Leases carry the same labels: one with another leasePrefix in this namespace keeps run state of its own.
+      if (record && lease.metadata?.name !== leaseName(leasePrefix, record.key)) continue;
       listed.add(lease.metadata?.name ?? '');
       if (record && !this.holdOver(lease, record)) {
         records.push(record);
