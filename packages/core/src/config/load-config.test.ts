@@ -368,6 +368,11 @@ describe('parseConfig accepts every documented form', () => {
     expect(() => withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 30s, renewInterval: 11s } }')).toThrow(/state\.kubernetes\.renewInterval: renewInterval must be at most a third of leaseDuration/);
     expect(withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 30s, renewInterval: 10s } }').state.kubernetes).toMatchObject({ renewInterval: 10_000 });
     expect(() => withTop('state: { backend: kubernetes, kubernetes: { namespace: Ops_1 } }')).toThrow(/state\.kubernetes\.namespace: expected a namespace name/);
+    // The API server refuses a Lease name with '-.', '..' or '.-' (every claim would be 422, every event 503): refused here instead.
+    for (const prefix of ['ht-.', 'ht..', 'ht.-', 'a.b-.c-']) {
+      expect(() => withTop(`state: { backend: kubernetes, kubernetes: { leasePrefix: "${prefix}" } }`)).toThrow(/state\.kubernetes\.leasePrefix: expected the start of a Lease name/);
+    }
+    for (const prefix of ['hollowtrees-', 'ht.', 'a.b-c--', 'x']) expect(withTop(`state: { backend: kubernetes, kubernetes: { leasePrefix: "${prefix}" } }`).state.kubernetes?.leasePrefix).toBe(prefix);
   });
 
   it('lists the known plugins sorted', () => {

@@ -229,7 +229,8 @@ const kubernetesState = z
     leasePrefix: z
       .string()
       .max(100)
-      .regex(/^[a-z0-9]([-a-z0-9.]*)?$/, 'expected the start of a Lease name (lower-case letters, digits, - and ., starting with a letter or digit)')
+      // With the 40 hex digits after it, a DNS subdomain as the API server wants a Lease name: no '-.', '..' or '.-'.
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(-*|\.)$/, 'expected the start of a Lease name (lower-case letters, digits, - and ., starting with a letter or digit; no dot next to another dot or a -)')
       .default('hollowtrees-'),
     /** How long a Lease holds its group after its holder's last renewal; then another replica may take the run over. */
     leaseDuration: duration.refine((ms) => ms >= 1_000 && ms % 1_000 === 0, 'expected whole seconds, at least 1s').default(30_000),
