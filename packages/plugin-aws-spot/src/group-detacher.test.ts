@@ -16,6 +16,7 @@ function detacherFor(group: string, settings: Partial<GroupDetacherSettings> = {
 
 const lookup = () => new InstanceLookup(fixture.clients, { windowMs: 1, cacheMs: 0 });
 const live = () => new AbortController().signal;
+// Look every instance up before any detach: a look-up slower than coalesceMs (a busy CI machine) would otherwise split one batch in two.
 const request = async (id: string, extra: { releaseHooks?: boolean; signal?: AbortSignal; deadline?: Date } = {}) => ({
   instance: await lookup().lookup(id, live()),
   releaseHooks: extra.releaseHooks ?? false,
@@ -39,8 +40,9 @@ describe('GroupDetacher', () => {
     const [a, b] = group.members.keys();
     const detacher = detacherFor('workers', { coalesceMs: 100 });
     const leaving = new AbortController();
-    const gone = rejectionOf(detacher.detach(await request(a!, { signal: leaving.signal })), PluginError);
-    const staying = detacher.detach(await request(b!));
+    const [forA, forB] = await Promise.all([request(a!, { signal: leaving.signal }), request(b!)]);
+    const gone = rejectionOf(detacher.detach(forA), PluginError);
+    const staying = detacher.detach(forB);
     leaving.abort();
     expect((await gone).code).toBe(Code.Canceled);
     expect((await staying).status).toBe('ok');
@@ -56,7 +58,8 @@ describe('GroupDetacher', () => {
     const slowClients = fixture.clientsWith({ maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 });
     const detacher = detacherFor('workers', { clients: slowClients });
     const callers = [new AbortController(), new AbortController()];
-    const calls = [a!, b!].map(async (id, i) => rejectionOf(detacher.detach(await request(id, { signal: callers[i]!.signal })), PluginError));
+    const requests = await Promise.all([a!, b!].map((id, i) => request(id, { signal: callers[i]!.signal })));
+    const calls = requests.map((r) => rejectionOf(detacher.detach(r), PluginError));
     await vi.waitFor(() => expect(fixture.aws.callsTo('DetachInstances').length).toBeGreaterThan(2), { timeout: 5_000, interval: 5 });
     callers[0]!.abort();
     const after = fixture.aws.callsTo('DetachInstances').length;
@@ -76,9 +79,12 @@ describe('GroupDetacher', () => {
     const group = fixture.aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 3 });
     const [a, b, standby] = group.members.keys();
     group.members.get(standby!)!.lifecycleState = 'Standby';
+    // Each call takes longer than coalesceMs, as a real API's may.
+    fixture.aws.latency.set(30);
     const detacher = detacherFor('workers');
     // 3 in service at MinSize 3: detaching a and b leaves 1, so MinSize goes to 1, then back to 3.
-    const results = await Promise.all([detacher.detach(await request(a!)), detacher.detach(await request(b!))]);
+    const requests = await Promise.all([request(a!), request(b!)]);
+    const results = await Promise.all(requests.map((r) => detacher.detach(r)));
     for (const r of results) expect(r).toMatchObject({ status: 'ok', attributes: { auto_scaling_group: 'workers', replacement_requested: 'true' } });
     expect(minSizeUpdates()).toEqual(['1', '3']);
     expect(results[0]!.message).toMatch(new RegExp(`^detached ${a} from workers keeping its desired capacity: the group launches a replacement`));
@@ -93,8 +99,10 @@ describe('GroupDetacher', () => {
     });
     const [id] = group.members.keys();
     fixture.aws.autoScaling.beginTermination(id!);
+    fixture.aws.latency.set(30);
     const detacher = detacherFor('workers');
-    const [held, releasing] = await Promise.all([detacher.detach(await request(id!)), detacher.detach(await request(id!, { releaseHooks: true }))]);
+    const requests = await Promise.all([request(id!), request(id!, { releaseHooks: true })]);
+    const [held, releasing] = await Promise.all(requests.map((r) => detacher.detach(r)));
     expect(held).toEqual(releasing);
     expect(fixture.aws.callsTo('CompleteLifecycleAction')).toHaveLength(1);
   });
@@ -112,7 +120,8 @@ describe('GroupDetacher', () => {
     const [a, b] = group.members.keys();
     fixture.aws.faults.fail(1, { code: 'AccessDenied', message: 'User is not authorized to perform: autoscaling:DescribeAutoScalingGroups', status: 403 }, { action: 'DescribeAutoScalingGroups' });
     const detacher = detacherFor('workers');
-    const errs = await Promise.all([a!, b!].map(async (id) => rejectionOf(detacher.detach(await request(id)), PluginError)));
+    const requests = await Promise.all([request(a!), request(b!)]);
+    const errs = await Promise.all(requests.map((r) => rejectionOf(detacher.detach(r), PluginError)));
     for (const err of errs) {
       expect(err.code).toBe(Code.PermissionDenied);
       expect(err.message).toMatch(/^Auto Scaling DescribeAutoScalingGroups failed: /);
