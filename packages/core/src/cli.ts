@@ -149,6 +149,13 @@ async function main(argv: string[]): Promise<number> {
   }
   let exit!: (code: number) => void;
   const exitCode = new Promise<number>((resolve) => (exit = resolve));
+  // SIGHUP's default action ends the process. Start-up can take seconds (a long journal, the
+  // Kubernetes state backend): a reload asked for meanwhile (systemctl reload, a config reloader) is done once started.
+  let hupWhileStarting = false;
+  const onHupWhileStarting = (): void => {
+    hupWhileStarting = true;
+  };
+  process.on('SIGHUP', onHupWhileStarting);
   let app;
   try {
     // A stop Hollowtrees had to make by itself (it lost its state file's lock) is a runtime failure:
@@ -177,7 +184,9 @@ async function main(argv: string[]): Promise<number> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  process.off('SIGHUP', onHupWhileStarting);
   process.on('SIGHUP', () => void reload());
+  if (hupWhileStarting) void reload();
   return exitCode;
 
   /** SIGHUP: a good new file replaces the running configuration; a bad one is logged and the old one kept. */

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { killAllCli, startCli } from '../test/support/cli-process.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 
@@ -274,6 +274,30 @@ describe('reload on SIGHUP', () => {
     core.child.kill('SIGHUP');
     await core.waitFor((l) => l.msg === 'configuration reloaded');
     expect(await core.waitFor((l) => l.msg === 'flow run succeeded' || l.msg === 'flow run interrupted')).toMatchObject({ msg: 'flow run succeeded', groupKey: 'spot:{instance_id="i-reload"}' });
+  });
+
+  it('a SIGHUP while core is still starting is taken once started, not the end of the process', async () => {
+    // A dead holder's lock on this host, stamped in the future: start-up waits 4 s for it to go unrefreshed,
+    // however long this busy machine takes to boot the process.
+    const stateFile = join(dir, `state-${++fileCount}.jsonl`);
+    mkdirSync(`${stateFile}.lock`);
+    const inAnHour = new Date(Date.now() + 3_600_000);
+    utimesSync(`${stateFile}.lock`, inAnHour, inAnHour);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(`${stateFile}.holder`, JSON.stringify({ pid: dead, hostname: hostname(), since: new Date().toISOString() }));
+    const text = (flow: string) => `state: { file: "${stateFile}" }\nserver: { listen: "127.0.0.1:0" }\nflows:\n  ${flow}: { allowedEvents: [a.b], plugins: [log] }\n`;
+    const file = writeConfig(text('first'));
+    // Says on stderr when a SIGHUP listener is added. proper-lockfile's signal-exit adds one on import, which ends
+    // the process on the signal if it is the only one; the test signals once core has added its own.
+    const preload = join(dir, 'report-sighup-listeners.cjs');
+    writeFileSync(preload, `const on = process.on; process.on = function (name, fn) { on.call(this, name, fn); if (name === 'SIGHUP') process.stderr.write('SIGHUP listeners: ' + process.listenerCount(name) + '\\n'); return this; };`);
+    const core = startCli(['--config', file], { env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
+    await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 2'), { timeout: 15_000, interval: 5 });
+    expect(core.lines.some((l) => l.msg === 'hollowtrees started')).toBe(false);
+    writeFileSync(file, text('second'));
+    core.child.kill('SIGHUP');
+    await core.url();
+    expect(await core.waitFor((l) => l.msg === 'configuration reloaded')).toMatchObject({ flows: ['second'] });
   });
 
   it('takes a new log.level, so debug logging can be turned on without a restart', async () => {
