@@ -70,6 +70,9 @@ function pathTo(ancestors: readonly Ancestor[], node: Node): PropertyKey[] | und
  */
 export type EnvironmentValues = Map<string, string>;
 
+/** `<<` (yaml's `merge` option parses it to a symbol): what it merges lands in the map it is in, at that map's path. */
+const isMergeKey = (key: unknown): boolean => isScalar(key) && typeof key.value === 'symbol';
+
 function findPaths(doc: Document, written: ReadonlyMap<Scalar, string>): EnvironmentValues {
   const found: EnvironmentValues = new Map();
   const walk = (node: unknown, path: PropertyKey[], seen: ReadonlySet<unknown>): void => {
@@ -77,7 +80,7 @@ function findPaths(doc: Document, written: ReadonlyMap<Scalar, string>): Environ
     if (seen.has(node)) return;
     const inside = new Set(seen).add(node);
     if (isAlias(node)) walk(node.resolve(doc), path, inside);
-    else if (isMap(node)) for (const pair of node.items) walk(pair.value, [...path, isScalar(pair.key) ? String(pair.key.value) : String(pair.key)], inside);
+    else if (isMap(node)) for (const pair of node.items) walk(pair.value, isMergeKey(pair.key) ? path : [...path, isScalar(pair.key) ? String(pair.key.value) : String(pair.key)], inside);
     else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...path, i], inside));
     else if (isScalar(node) && written.has(node)) found.set(formatPath(path), written.get(node)!);
   };

@@ -141,6 +141,35 @@ flows:
     expect(scalar + nested).not.toContain('Zk9secret');
   });
 
+  it('reads merge keys: flows share settings through <<, keys written beside it win', () => {
+    const { config } = parseConfig(
+      `
+flows:
+  drain: &spot
+    allowedEvents: [prometheus.server.alert.SpotInterruption]
+    groupBy: [instance_id]
+    cooldown: 10m
+    plugins: [log]
+  notify:
+    <<: *spot
+    cooldown: 1m
+  both:
+    <<: [*spot]
+    concurrency: 3
+`,
+      'config.yaml',
+    );
+    expect(config.flows.notify).toMatchObject({ allowedEvents: ['prometheus.server.alert.SpotInterruption'], groupBy: ['instance_id'], cooldown: 60_000 });
+    expect(config.flows.both).toMatchObject({ groupBy: ['instance_id'], cooldown: 600_000, concurrency: 3 });
+  });
+
+  it('hides a value from the environment also where a merge key repeats it, and says what a bad merge source is', () => {
+    const merged = problem('flows:\n  a: &a { allowedEvents: [x], plugins: [log], cooldown: "${COOLDOWN}" }\n  b: { <<: *a }\n', { COOLDOWN: 'Zk9secret' });
+    expect(merged.split('\n')[1]).toBe('config.yaml: flows.b.cooldown: expected a duration like 30s, 5m or 1h30m, got "${COOLDOWN}" (from the environment, not shown)');
+    expect(merged).not.toContain('Zk9secret');
+    expect(problem(`flows:\n  a: { <<: 5, allowedEvents: [x], plugins: [log] }\n`)).toBe('config.yaml: Merge sources must be maps or map aliases');
+  });
+
   it('a deprecated global.bindAddr from the environment stays hidden where it becomes server.listen', () => {
     const { config, display } = parseConfig(`global: { bindAddr: "\${ADDR}" }\n${flowYaml()}`, 'config.yaml', { ADDR: '10.1.2.3:9092' });
     expect(config.server.listen).toBe('10.1.2.3:9092');

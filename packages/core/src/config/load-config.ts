@@ -53,8 +53,9 @@ function plainValue(doc: Document, file: string): unknown {
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   // Parse first, then interpolate into string values: a value from the
   // environment can never change the structure, nor show up in a YAML error.
-  // yaml's defaults refuse duplicate keys and give each error its line and column.
-  const doc = parseDocument(text);
+  // yaml's defaults refuse duplicate keys and give each error its line and column. Merge keys
+  // (`<<: *common`) as Alertmanager's and Kubernetes' YAML reads them: flows often share most of their settings.
+  const doc = parseDocument(text, { merge: true });
   // Warnings too: yaml loads a value under a tag it does not know (`!env TOKEN`, `!vault ...`,
   // `!!float 1`) as the bare text after the tag, so the file would mean something else than written.
   const yamlProblems = [...doc.errors, ...doc.warnings];
