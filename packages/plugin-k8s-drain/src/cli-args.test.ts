@@ -18,6 +18,9 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs(['-v'])).toEqual({ kind: 'version' });
     expect(parseCliArgs(['--max-in-flight', '128', '--watch-cache', 'false'])).toMatchObject({ drain: { maxInFlight: 128, watchCache: false } });
     expect(parseCliArgs(['--pool-max-unavailable', '3', '--pool-min-interval', '1m30s'])).toMatchObject({ drain: { poolMaxUnavailable: 3, poolMinIntervalMs: 90_000 } });
+    expect(parseCliArgs(['--deletion-poll-ms', '1', '--reply-margin-ms', '0', '--termination-margin-ms', '0', '--max-drain-ms', '86400000'])).toMatchObject({
+      drain: { deletionPollMs: 1, replyMarginMs: 0, terminationMarginMs: 0, maxDrainMs: 86_400_000 },
+    });
   });
 
   it.each([
@@ -30,6 +33,12 @@ describe('parseCliArgs', () => {
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
     [['--pool-max-unavailable', '0'], /--pool-max-unavailable must be at least 1/],
     [['--pool-min-interval', '30'], /--pool-min-interval: "30" is not a duration such as 30s or 1m30s/],
+    [['--pool-min-interval', '720h'], /^--pool-min-interval: "720h" is over 24h$/],
+    [['--deletion-poll-ms', '0'], /^--deletion-poll-ms must be an integer from 1 to 86400000, got "0"$/],
+    [['--max-drain-ms', '0'], /^--max-drain-ms must be an integer from 1 to 86400000, got "0"$/],
+    [['--max-drain-ms', '2592000000'], /^--max-drain-ms must be an integer from 1 to 86400000, got "2592000000"$/],
+    [['--reply-margin-ms=-1'], /^--reply-margin-ms must be an integer from 0 to 86400000, got "-1"$/],
+    [['--termination-margin-ms', '1.5'], /^--termination-margin-ms must be an integer from 0 to 86400000, got "1.5"$/],
     // An unset variable in a unit file: not the default chain's kubeconfig, which may be another cluster's.
     [['--kubeconfig', ''], /^--kubeconfig needs a value, got ""$/],
     [['--context='], /^--context needs a value, got ""$/],

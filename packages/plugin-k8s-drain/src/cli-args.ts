@@ -1,6 +1,6 @@
-import { parseDuration, parseFlags, readFlagFile, UsageError, type ServerTlsOptions } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, readFlagFile, UsageError, type ServerTlsOptions } from '@hollowtrees/grpcplugin';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
-import type { DrainOptions } from './options.js';
+import { MAX_WAIT_MS, WAIT_MINIMUM_MS, type DrainOptions } from './options.js';
 
 export { UsageError };
 
@@ -91,6 +91,12 @@ function integer(values: Values, flag: keyof Values): number | undefined {
   return Number(text);
 }
 
+/** A wait in milliseconds, in the range the drain options take, so that a bad one is a usage error naming the flag. */
+function waitMs(values: Values, flag: keyof Values, option: keyof typeof WAIT_MINIMUM_MS): number | undefined {
+  const text = values[flag];
+  return text === undefined ? undefined : integerFlag(flag, text, 0, WAIT_MINIMUM_MS[option], MAX_WAIT_MS);
+}
+
 function bool(values: Values, flag: keyof Values): boolean | undefined {
   const text = values[flag];
   if (text === undefined || text === 'true' || text === 'false') return text === undefined ? undefined : text === 'true';
@@ -110,6 +116,7 @@ function parsed<T>(values: Values, flag: keyof Values, parse: (text: string) => 
 function durationMs(text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined) throw new Error(`"${text}" is not a duration such as 30s or 1m30s`);
+  if (ms > MAX_WAIT_MS) throw new Error(`"${text}" is over 24h`);
   return ms;
 }
 
@@ -161,10 +168,10 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     maxInFlight,
     watchCache: bool(values, 'watch-cache'),
     waitForDeletion: bool(values, 'wait-for-deletion'),
-    deletionPollMs: integer(values, 'deletion-poll-ms'),
-    terminationMarginMs: integer(values, 'termination-margin-ms'),
-    replyMarginMs: integer(values, 'reply-margin-ms'),
-    maxDrainMs: integer(values, 'max-drain-ms'),
+    deletionPollMs: waitMs(values, 'deletion-poll-ms', 'deletionPollMs'),
+    terminationMarginMs: waitMs(values, 'termination-margin-ms', 'terminationMarginMs'),
+    replyMarginMs: waitMs(values, 'reply-margin-ms', 'replyMarginMs'),
+    maxDrainMs: waitMs(values, 'max-drain-ms', 'maxDrainMs'),
     eventNamespace: values['event-namespace'],
     poolMaxUnavailable,
     poolMinIntervalMs: parsed(values, 'pool-min-interval', durationMs),

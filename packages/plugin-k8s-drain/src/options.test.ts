@@ -40,8 +40,9 @@ describe('resolveDrainOptions', () => {
   });
 
   it('keeps what the caller set, falsy values too', () => {
-    const o = resolveDrainOptions({ deleteEmptyDirData: false, watchCache: false, waitForDeletion: false, dryRun: true, gracePeriodSeconds: 0, deletionPollMs: 0, poolMinIntervalMs: 0, concurrency: 1, maxInFlight: 1, poolMaxUnavailable: 1, nodeNotFound: 'skip', eventNamespace: 'ops' });
-    expect(o).toMatchObject({ deleteEmptyDirData: false, watchCache: false, waitForDeletion: false, dryRun: true, gracePeriodSeconds: 0, deletionPollMs: 0, concurrency: 1, maxInFlight: 1, poolMaxUnavailable: 1, nodeNotFound: 'skip', eventNamespace: 'ops' });
+    const o = resolveDrainOptions({ deleteEmptyDirData: false, watchCache: false, waitForDeletion: false, dryRun: true, gracePeriodSeconds: 0, deletionPollMs: 1, terminationMarginMs: 0, replyMarginMs: 0, poolMinIntervalMs: 0, concurrency: 1, maxInFlight: 1, poolMaxUnavailable: 1, nodeNotFound: 'skip', eventNamespace: 'ops' });
+    expect(o).toMatchObject({ deleteEmptyDirData: false, watchCache: false, waitForDeletion: false, dryRun: true, gracePeriodSeconds: 0, deletionPollMs: 1, terminationMarginMs: 0, replyMarginMs: 0, poolMinIntervalMs: 0, concurrency: 1, maxInFlight: 1, poolMaxUnavailable: 1, nodeNotFound: 'skip', eventNamespace: 'ops' });
+    expect(resolveDrainOptions({ maxDrainMs: 86_400_000, poolMinIntervalMs: 86_400_000 })).toMatchObject({ maxDrainMs: 86_400_000, poolMinIntervalMs: 86_400_000 });
   });
 
   it.each([
@@ -55,15 +56,22 @@ describe('resolveDrainOptions', () => {
     expect(() => resolveDrainOptions({ [name]: value })).toThrow(new RangeError(`${name} must be an integer >= 1, got ${value}`));
   });
 
+  it('refuses gracePeriodSeconds -1: a non-negative number', () => {
+    expect(() => resolveDrainOptions({ gracePeriodSeconds: -1 })).toThrow(new RangeError('gracePeriodSeconds must be a non-negative number, got -1'));
+  });
+
+  // 0 ms between polls spins on the API server; a drain bounded at 0 ms fails at once; a timer of 2^31 ms or more fires after 1 ms.
   it.each([
-    ['gracePeriodSeconds', -1],
-    ['deletionPollMs', Number.POSITIVE_INFINITY],
-    ['terminationMarginMs', Number.NaN],
-    ['replyMarginMs', -0.5],
-    ['maxDrainMs', -1],
-    ['poolMinIntervalMs', -1],
-  ])('refuses %s %s: a non-negative number', (name, value) => {
-    expect(() => resolveDrainOptions({ [name]: value })).toThrow(new RangeError(`${name} must be a non-negative number, got ${value}`));
+    ['deletionPollMs', 0, 1],
+    ['deletionPollMs', Number.POSITIVE_INFINITY, 1],
+    ['terminationMarginMs', Number.NaN, 0],
+    ['replyMarginMs', -0.5, 0],
+    ['maxDrainMs', 0, 1],
+    ['maxDrainMs', 2 ** 31, 1],
+    ['poolMinIntervalMs', -1, 0],
+    ['poolMinIntervalMs', 30 * 86_400_000, 0],
+  ])('refuses %s %s: a wait from its minimum to 24h', (name, value, min) => {
+    expect(() => resolveDrainOptions({ [name]: value })).toThrow(new RangeError(`${name} must be from ${min} to 86400000 ms (24h), got ${value}`));
   });
 });
 

@@ -80,9 +80,22 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+/** The longest wait an option sets: Node fires a timer of 2^31 ms (24.8 days) or more after 1 ms. */
+export const MAX_WAIT_MS = 86_400_000;
+
+/** The least each wait may be: a poll every 0 ms spins on the API server, a drain of at most 0 ms never starts. */
+export const WAIT_MINIMUM_MS = { deletionPollMs: 1, terminationMarginMs: 0, replyMarginMs: 0, maxDrainMs: 1, poolMinIntervalMs: 0 } as const;
+
+function wait(name: keyof typeof WAIT_MINIMUM_MS, value: number): number {
+  const min = WAIT_MINIMUM_MS[name];
+  if (!Number.isFinite(value) || value < min || value > MAX_WAIT_MS) throw new RangeError(`${name} must be from ${min} to ${MAX_WAIT_MS} ms (24h), got ${value}`);
+  return value;
+}
+
 /**
  * Applies the defaults and checks the numbers.
- * @throws RangeError for a negative or non-finite number, or a concurrency, in-flight or pool limit below 1.
+ * @throws RangeError for a negative or non-finite number, a concurrency, in-flight or pool limit below 1, or a wait
+ * outside {@link WAIT_MINIMUM_MS} to {@link MAX_WAIT_MS}.
  */
 export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions {
   const concurrency = o.concurrency ?? 20;
@@ -103,14 +116,14 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     maxInFlight,
     watchCache: o.watchCache ?? true,
     waitForDeletion: o.waitForDeletion ?? true,
-    deletionPollMs: positive('deletionPollMs', o.deletionPollMs ?? 1_000),
-    terminationMarginMs: positive('terminationMarginMs', o.terminationMarginMs ?? 10_000),
-    replyMarginMs: positive('replyMarginMs', o.replyMarginMs ?? 1_000),
-    maxDrainMs: positive('maxDrainMs', o.maxDrainMs ?? 120_000),
+    deletionPollMs: wait('deletionPollMs', o.deletionPollMs ?? 1_000),
+    terminationMarginMs: wait('terminationMarginMs', o.terminationMarginMs ?? 10_000),
+    replyMarginMs: wait('replyMarginMs', o.replyMarginMs ?? 1_000),
+    maxDrainMs: wait('maxDrainMs', o.maxDrainMs ?? 120_000),
     nodeNotFound: o.nodeNotFound ?? 'error',
     eventNamespace: o.eventNamespace ?? 'default',
     poolMaxUnavailable,
-    poolMinIntervalMs: positive('poolMinIntervalMs', o.poolMinIntervalMs ?? 0),
+    poolMinIntervalMs: wait('poolMinIntervalMs', o.poolMinIntervalMs ?? 0),
     ...(o.ownPod ? { ownPod: o.ownPod } : {}),
     dryRun: o.dryRun ?? false,
     backoff: o.backoff ?? exponentialBackoff(),

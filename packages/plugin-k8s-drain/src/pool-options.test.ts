@@ -35,6 +35,11 @@ describe('drainModeOf', () => {
     expect(err?.message).toBe('flow plugin config: "maxUnavailable" must be an integer >= 1, got "2.5"');
   });
 
+  it('takes a minInterval up to 24h: a longer one would pace nothing (a Node timer over 2^31 ms fires at once)', () => {
+    expect(drainModeOf({ mode: 'pool', minInterval: '24h' }, defaults)).toMatchObject({ settings: { minIntervalMs: 86_400_000 } });
+    expect(() => drainModeOf({ mode: 'pool', minInterval: '720h' }, defaults)).toThrow(new PluginError(Code.InvalidArgument, 'flow plugin config: "minInterval" must be at most 24h, got "720h"'));
+  });
+
   it('takes a maxUnavailable of several digits, and names every unknown key', () => {
     expect(drainModeOf({ mode: 'pool', maxUnavailable: '10' }, defaults)).toMatchObject({ settings: { maxUnavailable: 10 } });
     expect(() => drainModeOf({ mode: 'pool', maxUnavailble: '2', selectr: 'a=b' }, defaults)).toThrow(/unknown key "maxUnavailble", "selectr" \(k8s-drain takes/);

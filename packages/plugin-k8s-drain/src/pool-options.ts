@@ -1,4 +1,5 @@
 import { Code, parseDuration, PluginError } from '@hollowtrees/grpcplugin';
+import { MAX_WAIT_MS } from './options.js';
 
 /** How a pool drain paces itself and which nodes it takes, for one call. */
 export interface PoolSettings {
@@ -41,6 +42,8 @@ export function drainModeOf(config: Readonly<Record<string, string>>, defaults: 
   if (max !== undefined && !/^[1-9]\d*$/.test(max)) throw invalid(`"maxUnavailable" must be an integer >= 1, got "${max}"`);
   const minIntervalMs = minInterval === undefined ? defaults.minIntervalMs : parseDuration(minInterval);
   if (minIntervalMs === undefined) throw invalid(`"minInterval" must be a duration such as 30s or 1m30s, got "${minInterval}"`);
+  // Node fires a longer timer after 1 ms: the pool would drain with no pacing at all.
+  if (minIntervalMs > MAX_WAIT_MS) throw invalid(`"minInterval" must be at most 24h, got "${minInterval}"`);
   if (selector !== undefined && selector.trim() === '') throw invalid('"selector" must be a label selector such as node-pool=spot-a, got an empty one');
   return { mode, settings: { maxUnavailable: max === undefined ? defaults.maxUnavailable : Number(max), minIntervalMs, selector: selector?.trim() } };
 }
