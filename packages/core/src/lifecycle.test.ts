@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
@@ -123,6 +123,21 @@ describe('durable run state', () => {
     // Released at a clean stop: the next process starts.
     const third = startCli(['--config', file]);
     await third.url();
+  });
+
+  it("a relative state.file is the one beside the config file, whatever directory core is started in", async () => {
+    const confDir = join(dir, 'conf');
+    mkdirSync(confDir);
+    const file = writeConfig(config('127.0.0.1:1', 'state: { file: runs.jsonl }'), 'conf/relative-state.yaml');
+    const elsewhere = mkdtempSync(join(tmpdir(), 'hollowtrees-cwd-'));
+    const first = startCli(['--config', file], { cwd: elsewhere });
+    await first.url();
+    expect(existsSync(join(confDir, 'runs.jsonl'))).toBe(true);
+    expect(existsSync(join(elsewhere, 'runs.jsonl'))).toBe(false);
+    // Started from another directory, a second core finds the same file, held.
+    const second = startCli(['--config', file], { cwd: tmpdir() });
+    expect(await second.exited).toBe(2);
+    expect(second.stderr()).toContain(`state.file: ${join(confDir, 'runs.jsonl')} is in use by pid ${first.child.pid}`);
   });
 });
 

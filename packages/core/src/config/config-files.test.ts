@@ -53,6 +53,22 @@ describe('readConfigFiles', () => {
     expect(files.pluginTls).toEqual(new Map([['mtls', { ca: Buffer.from(certs.ca.cert), cert: Buffer.from(certs.client.cert), key: Buffer.from(certs.client.key), serverName: 'plugin.local' }]]));
   });
 
+  it("reads relative paths from the config file's directory, whatever the working directory", async () => {
+    // The file's own directory (`dir`) is not the working directory of the test process.
+    expect(process.cwd()).not.toBe(dir);
+    const loaded = parseConfig(
+      configWith('  tls: { cert: server.pem, key: ./server-key.pem }\n  auth: { bearerTokenFile: token }', '  mtls: { type: grpc, address: "localhost:1", tls: { ca: ../' + dir.split('/').pop() + '/ca.pem } }'),
+      join(dir, 'hollowtrees.yaml'),
+      {},
+    );
+    const files = await readConfigFiles(loaded);
+    expect(files.receiverTls).toEqual({ cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key) });
+    expect(files.credentials).toEqual({ bearerToken: 's3cret-token' });
+    expect(files.pluginTls.get('mtls')).toEqual({ ca: Buffer.from(certs.ca.cert) });
+    // A relative --config path: its directory, taken from the working directory when it was read.
+    expect(parseConfig(FLOW, 'conf/hollowtrees.yaml', {}).baseDir).toBe(join(process.cwd(), 'conf'));
+  });
+
   it('inline secrets need no file; no TLS and no auth read nothing', async () => {
     const loaded = parseConfig(configWith('  auth: { bearerToken: t0ken, basic: { username: u, password: p } }'), 'config.yaml', {});
     expect(await readConfigFiles(loaded)).toEqual({ credentials: { bearerToken: 't0ken', basic: { username: 'u', password: 'p' } }, pluginTls: new Map() });

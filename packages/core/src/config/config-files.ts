@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -65,7 +66,7 @@ export async function readConfigFiles(loaded: LoadedConfig): Promise<ConfigFiles
   };
   const read = (path: string, file: string): Buffer | undefined => {
     try {
-      return readFileSync(file);
+      return readFileSync(resolve(loaded.baseDir, file));
     } catch (err) {
       // The code only: the system's message repeats the path.
       problems.push({ path, message: `cannot read ${display.quoted(path, file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).name}` });

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
@@ -18,6 +19,12 @@ export interface LoadedConfig {
   warnings: string[];
   /** How a message or log line may show a value of this file: never one from the environment. */
   display: ValueDisplay;
+  /**
+   * The directory its relative paths (certificates, secrets, `state.file`, the kubeconfig) are read
+   * from: the file's own, as Prometheus and Alertmanager read theirs, so `validate` run elsewhere and
+   * a unit with another working directory read the same files. The working directory for the embedded default.
+   */
+  baseDir: string;
 }
 
 function checkReferences(config: Config, display: ValueDisplay): ConfigProblem[] {
@@ -99,7 +106,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       if (written !== undefined) fromEnv.set('server.listen', written);
     }
   }
-  return { config, file, warnings, display };
+  return { config, file, warnings, display, baseDir: resolve(dirname(file)) };
 }
 
 /** Reads and validates a configuration file. Throws {@link ConfigError}, also when the file cannot be read. */

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '@hollowtrees/grpcplugin';
@@ -127,7 +128,7 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
 export async function openStateStore(context: StoreContext): Promise<OpenedStore> {
   const { state } = context.loaded.config;
   context.metrics.engine.stateDurable.set(1);
-  if (state.backend === 'file') return openJournalStore(context, state.file!);
+  if (state.backend === 'file') return openJournalStore(context, resolve(context.loaded.baseDir, state.file!));
   // Imported only when used: the Kubernetes client takes most of a second to load.
   if (state.backend === 'kubernetes') return (await import('./open-kubernetes-store.js')).openKubernetesStore(context, state.kubernetes!);
   return { store: new GroupStates(undefined, state.maxGroups), maintain: () => Promise.resolve(), reportRecovery: () => {} };
