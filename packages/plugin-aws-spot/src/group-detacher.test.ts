@@ -17,12 +17,16 @@ function detacherFor(group: string, settings: Partial<GroupDetacherSettings> = {
 const lookup = () => new InstanceLookup(fixture.clients, { windowMs: 1, cacheMs: 0 });
 const live = () => new AbortController().signal;
 // Look every instance up before any detach: a look-up slower than coalesceMs (a busy CI machine) would otherwise split one batch in two.
-const request = async (id: string, extra: { releaseHooks?: boolean; signal?: AbortSignal; deadline?: Date } = {}) => ({
-  instance: await lookup().lookup(id, live()),
-  releaseHooks: extra.releaseHooks ?? false,
-  signal: extra.signal ?? live(),
-  deadline: extra.deadline,
-});
+// The deadline, `deadlineInMs`, counts from the end of the look-up, so a slow look-up does not spend the call's time.
+const request = async (id: string, extra: { releaseHooks?: boolean; signal?: AbortSignal; deadlineInMs?: number } = {}) => {
+  const instance = await lookup().lookup(id, live());
+  return {
+    instance,
+    releaseHooks: extra.releaseHooks ?? false,
+    signal: extra.signal ?? live(),
+    deadline: extra.deadlineInMs === undefined ? undefined : new Date(Date.now() + extra.deadlineInMs),
+  };
+};
 const minSizeUpdates = () => fixture.aws.callsTo('UpdateAutoScalingGroup').map((c) => c.params.MinSize);
 
 describe('GroupDetacher', () => {
@@ -147,9 +151,9 @@ describe('GroupDetacher', () => {
     const slowClients = fixture.clientsWith({ maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 });
     const detacher = detacherFor('workers', { clients: slowClients, replyMarginMs: 200 });
     // a's batch runs (its deadline's margin passes while it runs), b waits behind it.
-    const running = detacher.detach(await request(a!, { deadline: new Date(Date.now() + 400) }));
+    const running = detacher.detach(await request(a!, { deadlineInMs: 400 }));
     await vi.waitFor(() => expect(fixture.aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
-    const queued = await rejectionOf(detacher.detach(await request(b!, { deadline: new Date(Date.now() + 300) })), PluginError);
+    const queued = await rejectionOf(detacher.detach(await request(b!, { deadlineInMs: 300 })), PluginError);
     expect(queued.code).toBe(Code.ResourceExhausted);
     expect(queued.message).toBe(
       `the detach of ${b} from Auto Scaling group workers was still queued (0 ahead of it, a batch in progress) 200 ms before the call's deadline; nothing was done for it, retry`,
