@@ -363,10 +363,11 @@ describe('DrainHandler on an injected clock', () => {
     });
     let settled = false;
     void call.then(() => (settled = true), () => (settled = true));
-    // The budget refuses the eviction; the drain retries, each wait on the clock.
-    await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction'))).not.toHaveLength(0));
+    // The budget refuses the eviction; the drain retries, each wait on the clock. (Waits here take 5 s, not vitest's
+    // default 1 s: the first eviction comes after a dozen API calls, which a busy machine can make last longer.)
+    await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction'))).not.toHaveLength(0), { timeout: 5_000, interval: 5 });
     clock.advance(49_000);
-    await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction')).length).toBeGreaterThan(1));
+    await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction')).length).toBeGreaterThan(1), { timeout: 5_000, interval: 5 });
     expect(settled).toBe(false);
     // The deadline: the termination time less its 10 s margin.
     clock.advance(1_000);
@@ -478,7 +479,7 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
     const handler = handlerFor(api, { clock, concurrency: 1, watchCache: false, backoff: () => 1_000 });
     const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 10_000), signal: new AbortController().signal }));
-    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1), { timeout: 5_000, interval: 5 });
     clock.advance(10_000);
     const err = await call;
     expect(err.message).toMatch(
@@ -503,7 +504,7 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     const handler = handlerFor(api, { backoff: () => 60_000 });
     const controller = new AbortController();
     const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: undefined, signal: controller.signal }));
-    await vi.waitFor(() => expect(api.cluster.evictions().map((e) => e.code)).toEqual([429]));
+    await vi.waitFor(() => expect(api.cluster.evictions().map((e) => e.code)).toEqual([429]), { timeout: 5_000, interval: 5 });
     controller.abort(new PluginError(Code.Canceled, 'call cancelled by the client'));
     const err = await call;
     expect(err).not.toBeInstanceOf(DrainIncompleteError);
@@ -531,7 +532,7 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     const clock = manualClock(Date.parse('2020-01-01T00:00:00Z'));
     const handler = handlerFor(api, { clock, watchCache: false, backoff: () => 1_000 });
     const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 10_000), signal: new AbortController().signal }));
-    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1), { timeout: 5_000, interval: 5 });
     clock.advance(10_000);
     expect((await call).message).toMatch(/; last reason: evicting pod apps\/db-0: Cannot evict pod as it would violate the pod's disruption budget\.$/);
   });
