@@ -133,7 +133,8 @@ export class KubeCluster {
   private readonly removalLog: PodRemovalRecord[] = [];
   /** Namespaces being deleted: NamespaceLifecycle admission refuses creates in them, evictions included. */
   private readonly terminatingNamespaces = new Set<string>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** The timers that end the terminating pods' grace periods, by pod key. */
+  private readonly terminations = new Map<string, NodeJS.Timeout>();
   private readonly msPerGraceSecond: number;
   private readonly replaceEvictedPods: boolean;
 
@@ -257,8 +258,8 @@ export class KubeCluster {
 
   /** Stops pending terminations (the pods stay as they are) and ends every watch. */
   stop(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const t of this.terminations.values()) clearTimeout(t);
+    this.terminations.clear();
     this.podHistory.clear();
     this.nodeHistory.clear();
   }
@@ -446,27 +447,39 @@ export class KubeCluster {
     if (status.disruptionsAllowed === 0) throw disruptionBudgetViolated(pdb.metadata.name, status.desiredHealthy, status.currentHealthy);
   }
 
-  /** Marks the pod terminating and removes it after its (scaled) grace period; returns the grace period used. */
+  /**
+   * Marks the pod terminating and removes it after its (scaled) grace period; returns the grace period used.
+   * A terminating pod's grace period is cut short by a request for a shorter one (as the API server does), else kept.
+   */
   private terminate(pod: Pod, requested: number | undefined): number {
     const grace = requested ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
-    if (pod.metadata.deletionTimestamp) return pod.metadata.deletionGracePeriodSeconds ?? grace;
+    const key = podKeyOf(pod);
+    const terminating = pod.metadata.deletionTimestamp !== undefined;
+    if (terminating) {
+      const current = pod.metadata.deletionGracePeriodSeconds ?? grace;
+      if (requested === undefined || requested >= current) return current;
+      clearTimeout(this.terminations.get(key));
+      this.terminations.delete(key);
+    }
     // The API server removes at once what no kubelet runs: unscheduled and finished pods.
     if (!pod.spec?.nodeName || isTerminal(pod) || grace === 0) {
       this.removePod(pod);
       this.replace(pod);
       return grace;
     }
-    this.countHealthy(pod, -1);
+    if (!terminating) this.countHealthy(pod, -1);
     pod.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString();
     pod.metadata.deletionGracePeriodSeconds = grace;
     this.stamp(pod);
     this.emitPod('MODIFIED', pod);
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.removePod(pod);
-      this.replace(pod);
-    }, grace * this.msPerGraceSecond);
-    this.timers.add(timer);
+    this.terminations.set(
+      key,
+      setTimeout(() => {
+        this.terminations.delete(key);
+        this.removePod(pod);
+        this.replace(pod);
+      }, grace * this.msPerGraceSecond),
+    );
     return grace;
   }
 

@@ -161,6 +161,16 @@ describe('kube-apiserver stand-in', () => {
     expect((await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', { metadata: { name: 'gone' } })).code).toBe(404);
   });
 
+  it('cuts a terminating pod\'s grace period short when deleted again with a shorter one, and keeps it otherwise', async () => {
+    api.cluster.addPod({ metadata: { name: 'web-1' }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 60_000 } });
+    expect((await call('DELETE', '/api/v1/namespaces/default/pods/web-1')).body.metadata.deletionGracePeriodSeconds).toBe(60_000);
+    expect((await call('DELETE', '/api/v1/namespaces/default/pods/web-1?gracePeriodSeconds=90000')).body.metadata.deletionGracePeriodSeconds).toBe(60_000);
+    expect(api.cluster.pods('n1')).toHaveLength(1);
+    await call('DELETE', '/api/v1/namespaces/default/pods/web-1?gracePeriodSeconds=0');
+    expect(api.cluster.pods('n1')).toEqual([]);
+    expect(api.cluster.removals().map((r) => r.name)).toEqual(['web-1']);
+  });
+
   it('streams pod changes to a watch: the current pods first, then each change of an eviction, in resourceVersion order', async () => {
     const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'rs', controller: true };
     api.cluster.addPod({ metadata: { name: 'web-1', ownerReferences: [owner] }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 5 } });
