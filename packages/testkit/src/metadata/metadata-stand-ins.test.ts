@@ -38,10 +38,12 @@ describe('IMDSv2 stand-in', () => {
   it('shows a notice scheduled for later only from then on', async () => {
     const imds = keep(await startImdsStandIn());
     const token = await (await fetch(`${imds.url}/latest/api/token`, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } })).text();
-    imds.recommendRebalance('2026-11-30T00:00:00Z', { inMs: 50 });
+    // The GET before the notice's time must be served within inMs, which a stall of a busy machine must not outlast.
+    imds.recommendRebalance('2026-11-30T00:00:00Z', { inMs: 1_000 });
     const get = () => fetch(`${imds.url}/latest/meta-data/events/recommendations/rebalance`, { headers: { 'x-aws-ec2-metadata-token': token } });
     expect((await get()).status).toBe(404);
-    await new Promise((r) => setTimeout(r, 60));
+    // Timers of one duration fire in the order they were set: the notice's first.
+    await new Promise((r) => setTimeout(r, 1_000));
     expect(await (await get()).json()).toEqual({ noticeTime: '2026-11-30T00:00:00Z' });
   });
 });
