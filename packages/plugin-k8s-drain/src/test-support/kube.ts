@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import type { RequestListener } from 'node:http';
 import { createServer, type ServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach } from 'vitest';
@@ -73,9 +74,9 @@ export async function startTlsServer(
   };
 }
 
-/** A retry budget ending `ms` from now, with a short backoff. */
-export function retryWithin(cleanups: Array<() => unknown>, ms: number, backoffMs = 5): { deadline: Deadline; backoff: () => number } {
-  const deadline = new Deadline(Date.now() + ms, new AbortController().signal);
+/** A retry budget ending `ms` from now on `clock`, with a short backoff. */
+export function retryWithin(cleanups: Array<() => unknown>, ms: number, backoffMs = 5, clock: Clock = systemClock): { deadline: Deadline; backoff: () => number } {
+  const deadline = new Deadline(clock.now() + ms, new AbortController().signal, clock);
   cleanups.push(() => deadline.dispose());
   return { deadline, backoff: () => backoffMs };
 }
