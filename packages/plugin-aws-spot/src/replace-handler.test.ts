@@ -80,7 +80,8 @@ const replacementsOf = (instanceId: string) => aws.ec2.instancesTagged('hollowtr
 /**
  * A detach batch stuck retrying a throttled DetachInstances (until `first` is aborted), so a
  * second call must wait behind it; the plugin reads call deadlines on `clock`, a manual one,
- * and answers 500 ms before them.
+ * and answers 500 ms before them. (A second call is on the clock once its instance is looked up:
+ * wait for that longer than vitest's default 1 s, a round trip a busy machine can outlast.)
  */
 async function stuckDetach() {
   const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 4, minSize: 0 });
@@ -367,7 +368,7 @@ describe('a wave of members of one group', () => {
     const deadline = new Date(clock.now() + 1_500);
     let answered = false;
     const queuedCall = rejection(h.handle(spotEvent(queued!), { ...context(), deadline })).finally(() => (answered = true));
-    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
     clock.advance(999);
     await new Promise((r) => setTimeout(r, 50));
     expect(answered).toBe(false);
@@ -1079,7 +1080,7 @@ describe('group detaches in detail (issue 20: mutation survivors)', () => {
   it('says in the RESOURCE_EXHAUSTED answer how many were ahead and that a batch was running', async () => {
     const { queued, clock, h, first, stuck } = await stuckDetach();
     const queuedCall = rejection(h.handle(spotEvent(queued!), { ...context(), deadline: new Date(clock.now() + 1_000) }));
-    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0));
+    await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
     clock.advance(500);
     expect((await queuedCall).message).toBe(
       `the detach of ${queued} from Auto Scaling group workers was still queued (0 ahead of it, a batch in progress) 500 ms before the call's deadline; nothing was done for it, retry`,
