@@ -242,7 +242,13 @@ describe('disk full at run time', () => {
 
 describe('graceful shutdown', () => {
   it('SIGTERM with a slow plugin call in flight: readiness goes false, new alerts get 503, the run completes, state is saved, exit 0', async () => {
-    const rec = await startRecordingPlugin(() => new Promise((r) => setTimeout(() => r({ attributes: { slow: 'done' } }), 1_500)));
+    // The call answers once the test has seen the shutdown: the process must still be up for the checks made meanwhile.
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const rec = await startRecordingPlugin(async () => {
+      await blocked;
+      return { attributes: { slow: 'done' } };
+    });
     plugins.push(rec);
     const stateFile = join(dir, 'shutdown-state.jsonl');
     const core = startCli(['--config', writeConfig(config(rec.address, `state: { file: "${stateFile}" }`))]);
@@ -255,6 +261,7 @@ describe('graceful shutdown', () => {
     const refused = await post(url, alert('i-2'));
     expect(refused.status).toBe(503);
     expect(((await refused.json()) as { error: string }).error).toContain('shutting down');
+    release();
     expect(await core.exited).toBe(0);
     expect(core.lines.find((l) => l.msg === 'flow run succeeded')).toMatchObject({ groupKey: 'spot:{instance_id="i-1"}' });
     expect(rec.calls).toHaveLength(1);
