@@ -1,6 +1,7 @@
-import { labelsOf, systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { labelsOf } from '@hollowtrees/grpcplugin';
 import { pollUntil, startAwsStandIn, type AwsStandIn, type SpotPool } from '@hollowtrees/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { movableClock } from '../../../test/support/movable-clock.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
 
@@ -65,12 +66,6 @@ const metric = async (name: string, labels: Record<string, string> = {}): Promis
   const values = (await core!.metrics.registry.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ ...v, name: m.name })));
   return values.find((v) => v.name === name && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
 };
-
-/** The system clock, which a test moves ahead: samples age past `history` without the test waiting for them. */
-function movableClock(): Clock & { advance(ms: number): void } {
-  let ahead = 0;
-  return { now: () => Date.now() + ahead, sleep: systemClock.sleep, advance: (ms) => (ahead += ms) };
-}
 
 const sourceStatus = async (): Promise<Record<string, unknown> | undefined> => {
   const all = (await (await fetch(`${core!.url}/api/v1/status/sources`)).json()) as Array<Record<string, unknown>>;
