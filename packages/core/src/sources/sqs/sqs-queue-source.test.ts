@@ -134,10 +134,11 @@ sources:
   });
 
   it('keeps a message hidden while its run takes longer than the visibility timeout: never handed out mid-run', async () => {
-    await start(() => new Promise((resolve) => setTimeout(resolve, 3_500)));
+    // A 2 s timeout, extended every 667 ms: a pause of the test worker (where SQS stands in too) up to 1.3 s lets no extension come too late.
+    await start(() => new Promise((resolve) => setTimeout(resolve, 4_500)), '2s');
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await plugin.waitForCalls(1);
-    await drained(8_000);
+    await drained(10_000);
     expect(sqs.callsTo('ReceiveMessage').filter((c) => c.errorCode === undefined).length).toBeGreaterThan(1);
     expect(sqs.callsTo('ChangeMessageVisibilityBatch').length).toBeGreaterThanOrEqual(3);
     expect(await metric('hollowtrees_sqs_messages_received_total', { queue: 'interruptions' })).toBe(1);
