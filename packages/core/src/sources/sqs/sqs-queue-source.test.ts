@@ -145,6 +145,30 @@ sources:
     expect(plugin.calls).toHaveLength(1);
   });
 
+  it('a message handed out again while its run is in progress here (its extensions failed) is not deleted by the copy: a run that then fails leaves it, and it runs again', async () => {
+    let fail!: () => void;
+    const failing = new Promise<void>((resolve) => (fail = resolve));
+    await start(async (_event, _context, index) => {
+      if (index > 0) return;
+      await failing;
+      throw new PluginError(Code.FailedPrecondition, 'node not ready');
+    });
+    // SQS refuses every extension: the message becomes visible mid-run and the poller receives it again.
+    sqs.faults.fail(1_000, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { service: 'sqs', action: 'ChangeMessageVisibilityBatch' });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(1);
+    await eventually(async () => (await metric('hollowtrees_sqs_messages_received_total', { queue: 'interruptions' })) >= 2 && (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 1);
+    sqs.faults.clear();
+    fail();
+    await eventually(async () => (await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })) >= 1);
+    // The copy deduplicated against the run and deleted with the newest receipt handle would have taken the notice with it.
+    expect(queue.list()).toHaveLength(1);
+    await plugin.waitForCalls(2);
+    await drained();
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(0);
+  });
+
   it('NOT_FOUND from a plugin ends it: the message is deleted and counted, not redelivered forever', async () => {
     await start(() => {
       throw new PluginError(Code.NotFound, 'no node for instance i-0b662ef9931388ba0');

@@ -36,6 +36,12 @@ export class SqsQueueSource implements EventSource {
   private readonly stopping = new AbortController();
   private readonly pollers: Promise<void>[] = [];
   private readonly inProgress = new Set<Promise<void>>();
+  /**
+   * The newest receipt handle of each message in progress, by message id: SQS
+   * hands a message out again when its extensions failed, and only the newest
+   * handle deletes it or keeps it hidden.
+   */
+  private readonly receipts = new Map<string, { handle: string }>();
   /** Pollers waiting for a message in progress to end (maxInFlight reached). */
   private readonly waitingForRoom = new Set<() => void>();
   /** Messages the pollers' receives in flight may bring: room in `maxInFlight` taken before they answer. */
@@ -186,7 +192,29 @@ export class SqsQueueSource implements EventSource {
     if (receiveCount > 1) this.metrics.redelivered.inc(labels);
     const handle = message.ReceiptHandle;
     if (!handle) return;
+    const id = message.MessageId;
+    const current = id === undefined ? undefined : this.receipts.get(id);
+    if (current) {
+      // Handled as a message of its own, the copy would be deduplicated against the run and deleted with the newest
+      // handle, which deletes the message: a run that then fails would leave nothing to redeliver.
+      this.keeper!.replace(current.handle, handle);
+      current.handle = handle;
+      this.logger.warn({ ...fields, receiveCount }, 'SQS message handed out again while its events are in progress here (its visibility lapsed); its run goes on under the new receipt');
+      return;
+    }
+    const receipt = { handle };
+    if (id !== undefined) this.receipts.set(id, receipt);
+    try {
+      await this.settle(message, receipt, receivedAt, receiveCount);
+    } finally {
+      if (id !== undefined) this.receipts.delete(id);
+    }
+  }
 
+  /** Dispatches the message's events and deletes or leaves it by their verdict, under its newest receipt handle. */
+  private async settle(message: Message, receipt: { handle: string }, receivedAt: number, receiveCount: number): Promise<void> {
+    const labels = { queue: this.name };
+    const fields = { queue: this.name, messageId: message.MessageId };
     const outcome = noticeToEvents(message.Body ?? '', { region: this.region });
     let verdict: Verdict;
     if (outcome.kind === 'unprocessable') {
@@ -197,14 +225,14 @@ export class SqsQueueSource implements EventSource {
       this.logger.info({ ...fields, reason: outcome.reason }, 'SQS message needs no action; deleting it');
       verdict = { action: 'delete', reason: 'ignored' };
     } else {
-      this.keeper!.hold(handle);
+      this.keeper!.hold(receipt.handle);
       try {
         const progress = outcome.events.map((event) => dispatchForVerdict(this.sink!, event, receivedAt));
         verdict = combineVerdicts(await Promise.all(progress.map((p) => p.verdict)));
         const firstCalls = progress.map((p) => p.firstCallAt()).filter((t): t is number => t !== undefined);
         if (firstCalls.length > 0) this.metrics.receiveToFirstCall.observe(labels, (Math.min(...firstCalls) - receivedAt) / 1000);
       } finally {
-        this.keeper!.release(handle);
+        this.keeper!.release(receipt.handle);
       }
     }
     if (verdict.action === 'leave') {
@@ -213,7 +241,7 @@ export class SqsQueueSource implements EventSource {
       return;
     }
     try {
-      await this.deleter!.delete(handle);
+      await this.deleter!.delete(receipt.handle);
       this.metrics.deleted.inc({ ...labels, reason: verdict.reason });
       if (verdict.reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {

@@ -27,6 +27,12 @@ export class VisibilityKeeper {
     this.timer ??= setInterval(() => void this.extend(), Math.max(100, Math.floor(this.visibilityTimeoutMs / 3)));
   }
 
+  /** Keeps the message hidden under `newer`, the handle of its latest receive, if it was held under `older`. */
+  replace(older: string, newer: string): void {
+    if (!this.held.delete(older)) return;
+    this.held.add(newer);
+  }
+
   release(receiptHandle: string): void {
     this.held.delete(receiptHandle);
     if (this.held.size === 0) this.stop();
