@@ -326,4 +326,40 @@ describe('SQS source on its own', () => {
       await source.close();
     }
   });
+
+  it.each([
+    ['the run state cannot be saved', { durable: false, noRoom: undefined }],
+    ['no flow has room', { durable: true, noRoom: 'flow "spot": its queue is full (queueSize 1)' }],
+  ] as const)('receives nothing while %s, as the sink contract asks: messages keep their receive count (redrive) and stay visible to other replicas', async (_why, refusal) => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const { config } = parseConfig(`flows:\n  f: { allowedEvents: [x], plugins: [log] }\nsources:\n  sqs:\n    - { url: "${queue.url}", region: us-east-2, endpoint: "${sqs.url}", waitTimeSeconds: 1, visibilityTimeout: 1s }\n`, 'test.yaml', {});
+    let refusing = true;
+    const accepted: string[] = [];
+    const sink: EventSink = {
+      accept: (event) => {
+        accepted.push(event.id);
+        return { matched: 0, started: 0, deduplicated: 0, dropped: [] };
+      },
+      noRoom: () => (refusing ? refusal.noRoom : undefined),
+      commit: () => Promise.resolve(true),
+      get durable() {
+        return !refusing || refusal.durable;
+      },
+      backend: 'memory',
+    };
+    const source = new SqsQueueSource(config.sources.sqs[0]!, 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await source.start(sink);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(sqs.callsTo('ReceiveMessage')).toHaveLength(0);
+      expect(queue.list()[0]!.receiveCount).toBe(0);
+      refusing = false;
+      await pollUntil(() => queue.list().length === 0, 10_000, () => `accepted ${accepted.length}`);
+      expect(accepted).toEqual(['evt-i-0b662ef9931388ba0']);
+    } finally {
+      await source.close();
+    }
+  });
 });

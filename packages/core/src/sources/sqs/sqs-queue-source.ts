@@ -4,6 +4,7 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
 import { DeleteBatcher } from './delete-batcher.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
@@ -17,6 +18,9 @@ const DELETE_GRACE_MS = 5_000;
 /** Waits after a failed receive: 1 s, doubling to 30 s. */
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 30_000;
+
+/** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
+const REFUSING_RECHECK_MS = 250;
 
 /**
  * One EventBridge → SQS queue as an event source: its pollers long-poll for
@@ -46,6 +50,8 @@ export class SqsQueueSource implements EventSource {
   private readonly waitingForRoom = new Set<() => void>();
   /** Messages the pollers' receives in flight may bring: room in `maxInFlight` taken before they answer. */
   private asked = 0;
+  /** Why the pollers receive nothing now (see {@link refusal}); undefined while they receive. */
+  private refusing: string | undefined;
   private state: SourceState = 'starting';
   private errors = 0;
   private lastReceiveAt: number | undefined;
@@ -122,6 +128,15 @@ export class SqsQueueSource implements EventSource {
     let backoff = FIRST_BACKOFF_MS;
     const signal = this.stopping.signal;
     while (!signal.aborted) {
+      const refusal = this.refusal();
+      if (refusal) {
+        if (this.refusing === undefined) this.logger.warn({ queue: this.name, why: refusal }, 'not receiving from the SQS queue: events would be refused; its messages stay on the queue, visible to other replicas');
+        this.refusing = refusal;
+        await this.clock.sleep(REFUSING_RECHECK_MS, signal).catch(() => {});
+        continue;
+      }
+      if (this.refusing !== undefined) this.logger.info({ queue: this.name }, 'receiving from the SQS queue again');
+      this.refusing = undefined;
       const room = this.config.maxInFlight - this.inProgress.size - this.asked;
       if (room <= 0) {
         await new Promise<void>((resolve) => this.waitingForRoom.add(resolve));
@@ -162,6 +177,18 @@ export class SqsQueueSource implements EventSource {
       if (messages.length > 0) this.lastReceiveAt = receivedAt;
       for (const message of messages) this.track(this.handle(message, receivedAt));
     }
+  }
+
+  /**
+   * Why no message should be received now, as the sink contract asks of a
+   * source: the run state cannot be saved, or no flow has room. Received, each
+   * would only be left, and every receive counts towards the queue's
+   * `maxReceiveCount`: a notice would reach the dead-letter queue unacted on.
+   */
+  private refusal(): string | undefined {
+    const sink = this.sink!;
+    if (!sink.durable) return UNAVAILABLE_BECAUSE[sink.backend];
+    return sink.noRoom?.();
   }
 
   private track(work: Promise<void>): void {
