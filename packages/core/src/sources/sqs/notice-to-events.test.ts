@@ -73,6 +73,12 @@ describe('noticeToEvents', () => {
     expect(convert(readNoticeSample('sns-wrapped-lifecycle.json'))).toEqual([flat]);
   });
 
+  it('a flat lifecycle message with an empty RequestId takes its id from the action token: two such actions never share the empty id', () => {
+    const body = (token: string): string => JSON.stringify({ ...(JSON.parse(readNoticeSample('lifecycle-terminate-sqs.json')) as object), RequestId: '', LifecycleActionToken: token });
+    expect(convert(body('630aa23f-48eb-45e7-aba6-799ea6093a0f')).map((e) => e.id)).toEqual(['630aa23f-48eb-45e7-aba6-799ea6093a0f']);
+    expect(convert(body('71c5b2d0-9a1e-4c1b-8f5e-2d1c0b7a6e55')).map((e) => e.id)).toEqual(['71c5b2d0-9a1e-4c1b-8f5e-2d1c0b7a6e55']);
+  });
+
   it('the Auto Scaling test notification is ignored, not an error', () => {
     expect(noticeToEvents(readNoticeSample('autoscaling-test-notification.json'), context)).toEqual({ kind: 'ignored', reason: 'Auto Scaling test notification' });
   });

@@ -207,7 +207,8 @@ function fromFlatLifecycle(message: Record<string, unknown>, context: NoticeCont
   const time = utcTime(action.value.Time);
   if (!time) return unprocessable('Auto Scaling lifecycle message: Time: expected a time');
   // The message has no event id; Auto Scaling's RequestId names the activity, and the token the action.
-  const id = action.value.RequestId ?? action.value.LifecycleActionToken;
+  // An empty RequestId counts as none: every such message would share the empty id, and with it a group.
+  const id = action.value.RequestId || action.value.LifecycleActionToken;
   const envelope = { id, source: 'aws.autoscaling', time, 'detail-type': 'Auto Scaling lifecycle notification' };
   return {
     kind: 'events',
