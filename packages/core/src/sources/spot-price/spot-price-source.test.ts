@@ -381,4 +381,25 @@ describe('spot-price source', () => {
     expect(calls('aws.ec2.spot.price-surge').map((l) => `${l['instance_type']}@${l['availability_zone']}`).sort()).toEqual(['c5.xlarge@us-east-1b', 'm5.large@us-east-1a']);
     expect(await metric('hollowtrees_spot_price_pools', { source: 'spot-price-us-east-1' })).toBe(2);
   });
+
+  it('a discovered pool whose instances are all gone during its surge is watched until its end is announced, then dropped', async () => {
+    await startParts();
+    // The surge's flow moves capacity out of the pool: its last instance goes, then the price falls back.
+    const instance = aws.ec2.addInstance({ ...m5a, tags: { cluster: 'prod' } });
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.9, at: ago(5) },
+    ]);
+    core = await startTestCore(
+      coreYaml(`      discover: { tags: { cluster: prod } }
+      maxPrice: 0.2`),
+    );
+    await eventually(() => plugin.calls.length >= 1);
+    instance.state = 'terminated';
+    aws.ec2.spotPrices.set(m5a, 0.05);
+    await eventually(() => plugin.calls.length >= 2);
+    expect(calls('aws.ec2.spot.price-surge.resolved')).toEqual([expect.objectContaining({ availability_zone: 'us-east-1a', instance_type: 'm5.large', price: '0.050000' })]);
+    // Its end announced, the pool is no longer watched: no instance of it is left.
+    await eventually(async () => (await metric('hollowtrees_spot_price_pools', { source: 'spot-price-us-east-1' })) === 0);
+  });
 });

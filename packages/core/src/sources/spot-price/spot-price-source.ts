@@ -14,6 +14,12 @@ import { configuredPools, discoverPools, poolKey, type SpotPool } from './spot-p
 /** The first retry after a failed poll; it doubles up to the interval. */
 const FIRST_RETRY_MS = 1_000;
 
+/** A surge announced and accepted, and the pool it is in. */
+interface AnnouncedSurge {
+  readonly pool: SpotPool;
+  readonly crossing: Crossing;
+}
+
 /**
  * Watches the Spot price history of a region's pools and announces each
  * threshold crossing once: `aws.ec2.spot.price-surge` when a pool's price goes
@@ -37,7 +43,7 @@ export class SpotPriceSource implements EventSource {
   private lastReceiveAt: number | undefined;
   private lastError: { at: number; message: string } | undefined;
   /** Open surges announced and accepted, by pool and threshold kind. */
-  private readonly announced = new Map<string, Crossing>();
+  private readonly announced = new Map<string, AnnouncedSurge>();
   /**
    * Pools and threshold kinds this process has brought in line with their
    * history; until then, the end of the latest surge in it is announced (it
@@ -160,7 +166,7 @@ export class SpotPriceSource implements EventSource {
   private async reconcile(place: CrossingPlace, key: string, crossings: readonly Crossing[], samples: readonly PriceSample[]): Promise<void> {
     const latest = crossings.at(-1);
     const open = latest?.resolvedAt === undefined ? latest : undefined;
-    const known = this.announced.get(key);
+    const known = this.announced.get(key)?.crossing;
     if (known) {
       // Only a price back at or below the reset level ends it: a crossing the read no longer finds (a jump whose level caught up) does not.
       const end = crossings.find((c) => c.crossedAt === known.crossedAt) ?? fellBack(samples, known, this.config.hysteresis);
@@ -173,7 +179,7 @@ export class SpotPriceSource implements EventSource {
       return;
     }
     this.settled.add(key);
-    if (open && (await this.announce(place, open, 'surge'))) this.announced.set(key, open);
+    if (open && (await this.announce(place, open, 'surge'))) this.announced.set(key, { pool: place.pool, crossing: open });
   }
 
   /** Hands the event to the flows; true once it is accepted and durable (see {@link EventSink}). */
@@ -198,6 +204,8 @@ export class SpotPriceSource implements EventSource {
     const pools = new Map<string, SpotPool>();
     for (const pool of configuredPools(instanceTypes ?? [], availabilityZones ?? [])) pools.set(poolKey(pool), pool);
     if (discover) for (const pool of await discoverPools(this.client!, discover.tags, signal)) pools.set(poolKey(pool), pool);
+    // A surge's flow moves capacity out of its pool, which discovery then no longer finds: its end must still be announced.
+    for (const { pool } of this.announced.values()) pools.set(poolKey(pool), pool);
     return [...pools.values()];
   }
 
