@@ -358,6 +358,21 @@ describe('spot-price source', () => {
     expect(aws.callsTo('DescribeSpotPriceHistory').filter((c) => c.errorCode === 'RequestLimitExceeded')).toHaveLength(6);
   });
 
+  it('a failed discovery is logged as a DescribeInstances failure, not as the price history', async () => {
+    await startParts();
+    aws.ec2.addInstance({ ...m5a, tags: { cluster: 'prod' } });
+    // What a role without ec2:DescribeInstances gets: AWS's message does not name the action.
+    aws.faults.fail(1, { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.', status: 403 }, { action: 'DescribeInstances' });
+    core = await startTestCore(
+      coreYaml(`      discover: { tags: { cluster: prod } }
+      maxPrice: 0.2`),
+    );
+    const failure = (): Record<string, unknown> | undefined => core!.logs.find((l) => l['level'] === 'error' && l['source'] === 'sources.spotPrice[0]');
+    await eventually(() => failure() !== undefined);
+    expect(failure()).toMatchObject({ action: 'DescribeInstances', msg: expect.stringContaining('DescribeInstances') as string });
+    expect(failure()!['msg']).not.toContain('price history');
+  });
+
   it('discovers the pools of running spot instances by tag: on-demand and untagged instances add none', async () => {
     await startParts();
     aws.ec2.addInstance({ ...m5a, tags: { cluster: 'prod' } });

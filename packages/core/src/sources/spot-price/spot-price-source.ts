@@ -14,6 +14,17 @@ import { configuredPools, discoverPools, poolKey, type SpotPool } from './spot-p
 /** The first retry after a failed poll; it doubles up to the interval. */
 const FIRST_RETRY_MS = 1_000;
 
+/** An EC2 call that failed after the SDK's retries, named by its action: AWS's own message often does not say which call it was. */
+class Ec2CallError extends Error {
+  constructor(
+    readonly action: string,
+    cause: unknown,
+  ) {
+    super(`${action}: ${(cause as Error).name}: ${(cause as Error).message}`, { cause });
+    this.name = 'Ec2CallError';
+  }
+}
+
 /** A surge announced and accepted, and the pool it is in. */
 interface AnnouncedSurge {
   readonly pool: SpotPool;
@@ -117,7 +128,8 @@ export class SpotPriceSource implements EventSource {
         // A throttled or failing API is asked again sooner than the next poll, but never more often than backing off allows.
         wait = Math.min(retry, this.config.interval);
         retry *= 2;
-        this.logger.error({ err, source: this.entry, retryInMs: wait }, 'could not read the Spot price history; trying again');
+        const action = err instanceof Ec2CallError ? err.action : undefined;
+        this.logger.error({ err, source: this.entry, action, retryInMs: wait }, `a poll of the Spot prices failed${action ? ` (${action})` : ''}; trying again`);
       }
       await this.clock.sleep(wait, signal).catch(() => {});
     }
@@ -226,17 +238,17 @@ export class SpotPriceSource implements EventSource {
     return rules;
   }
 
-  /** Runs an EC2 call, counting and recording its failure (after the SDK's own retries). */
+  /** Runs an EC2 call, counting and recording its failure (after the SDK's own retries) as an {@link Ec2CallError}. */
   private async call<T>(action: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (err) {
-      if (!this.stopping.signal.aborted) {
-        this.errors++;
-        this.metrics.apiErrors.inc({ source: this.name, action });
-        this.lastError = { at: this.clock.now(), message: `${action}: ${(err as Error).name}: ${(err as Error).message}` };
-      }
-      throw err;
+      if (this.stopping.signal.aborted) throw err;
+      const failure = new Ec2CallError(action, err);
+      this.errors++;
+      this.metrics.apiErrors.inc({ source: this.name, action });
+      this.lastError = { at: this.clock.now(), message: failure.message };
+      throw failure;
     }
   }
 }
