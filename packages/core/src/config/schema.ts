@@ -330,6 +330,8 @@ const spotPriceEntry = z
     endpoint: z.url({ error: 'expected a URL such as https://ec2.us-east-1.amazonaws.com' }).optional(),
     /** How often the price history is read. */
     interval: timerDuration(100, '100ms').default(300_000),
+    /** How long one EC2 call may go unanswered before it is abandoned (and tried again by the SDK): the SDK waits for ever. */
+    callTimeout: timerDuration(100, '100ms').default(30_000),
     /** The window whose surges each poll reports; a surge that began before it is read further back (see README, "Cost"). */
     history: duration.refine((ms) => ms >= 60_000 && ms <= 90 * 24 * 3_600_000, 'expected from 1m to 90 days (the history EC2 keeps)').default(6 * 3_600_000),
     instanceTypes: z.array(instanceType).min(1, 'expected at least one instance type').optional(),

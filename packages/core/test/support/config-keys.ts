@@ -142,6 +142,7 @@ export function completeConfigs(dir: string): object[] {
           region: 'us-east-1',
           endpoint: 'http://127.0.0.1:1',
           interval: '5m',
+          callTimeout: '30s',
           history: '6h',
           instanceTypes: ['m5.large'],
           availabilityZones: ['us-east-1a'],

@@ -20,7 +20,7 @@ function problem(yaml: string): string {
 }
 
 describe('sources.spotPrice configuration', () => {
-  it('fills in the defaults: every 5 minutes, 6 hours of history, Linux/UNIX, no hysteresis', () => {
+  it('fills in the defaults: every 5 minutes, 6 hours of history, 30 s per EC2 call, Linux/UNIX, no hysteresis', () => {
     const { config } = parseConfig(
       withSpotPrice(`    - region: eu-west-1
       instanceTypes: [m5.large]
@@ -37,6 +37,7 @@ describe('sources.spotPrice configuration', () => {
         maxPrice: 0.2,
         jump: { ratio: 2, window: 3_600_000 },
         interval: 300_000,
+        callTimeout: 30_000,
         history: 21_600_000,
         productDescription: 'Linux/UNIX',
         onDemandPrices: {},

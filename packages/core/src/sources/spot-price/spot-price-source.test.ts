@@ -358,6 +358,27 @@ describe('spot-price source', () => {
     expect(aws.callsTo('DescribeSpotPriceHistory').filter((c) => c.errorCode === 'RequestLimitExceeded')).toHaveLength(6);
   });
 
+  it('an EC2 call that gets no answer is abandoned after callTimeout: a failing source that recovers, not one stuck for good', async () => {
+    await startParts();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.4, at: ago(10) },
+    ]);
+    // An endpoint that takes the request and never answers (a stalled proxy or VPC endpoint): longer than the test waits for the source to fail.
+    aws.latency.set(20_000);
+    core = await startTestCore(
+      coreYaml(`      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]
+      callTimeout: 300ms
+      maxPrice: 0.2`),
+    );
+    await eventually(async () => (await sourceStatus())?.['state'] === 'failing');
+    expect(await sourceStatus()).toMatchObject({ lastError: { message: expect.stringContaining('DescribeSpotPriceHistory: TimeoutError') as string } });
+    // Announced only from a poll that read the history: the source polls again.
+    aws.latency.set(0);
+    await eventually(() => plugin.calls.length >= 1);
+  });
+
   it('a failed discovery is logged as a DescribeInstances failure, not as the price history', async () => {
     await startParts();
     aws.ec2.addInstance({ ...m5a, tags: { cluster: 'prod' } });

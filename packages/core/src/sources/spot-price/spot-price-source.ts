@@ -82,7 +82,9 @@ export class SpotPriceSource implements EventSource {
   }
 
   start(sink: EventSink): Promise<void> {
-    this.client = new EC2Client({ region: this.config.region, ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}) });
+    const { region, endpoint, callTimeout } = this.config;
+    // A connection that takes the request and never answers would otherwise hold the poll, and every later one, for good.
+    this.client = new EC2Client({ region, ...(endpoint ? { endpoint } : {}), requestHandler: { connectionTimeout: callTimeout, requestTimeout: callTimeout, throwOnRequestTimeout: true } });
     this.sink = sink;
     this.loop = this.run();
     this.logger.info({ source: this.entry, intervalMs: this.config.interval }, 'watching Spot prices');
