@@ -366,6 +366,9 @@ describe('DrainHandler on an injected clock', () => {
     // The budget refuses the eviction; the drain retries, each wait on the clock. (Waits here take 5 s, not vitest's
     // default 1 s: the first eviction comes after a dozen API calls, which a busy machine can make last longer.)
     await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction'))).not.toHaveLength(0), { timeout: 5_000, interval: 5 });
+    // The stand-in records the eviction before its 429 reaches the drain: move the clock only once the retry sleeps on it
+    // (beside the deadline's sleep), or the advance comes first and the retry sleeps until the next one.
+    await vi.waitFor(() => expect(clock.sleeping).toBe(2), { timeout: 5_000, interval: 5 });
     clock.advance(49_000);
     await vi.waitFor(() => expect(api.requests.filter((r) => r.path.endsWith('/eviction')).length).toBeGreaterThan(1), { timeout: 5_000, interval: 5 });
     expect(settled).toBe(false);
