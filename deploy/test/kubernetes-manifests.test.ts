@@ -189,6 +189,20 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     expect(objects.filter((o) => o.kind.includes('Role')).map((o) => o.metadata.name).sort()).toEqual(['hollowtrees-k8s-drain', 'hollowtrees-k8s-drain']);
   });
 
+  it.each(['10.0.1.23', 'fd00:10::17'])("node-watcher: the watcher takes its --listen with the node's address %s in it (IPv4 and single-stack IPv6 clusters)", async (hostIp) => {
+    const pod = podSpecOf(find(variants['overlays/node-watcher']!, 'DaemonSet', 'hollowtrees-node-watcher'))!;
+    // The kubelet expands $(HOST_IP) in the args; the rest of the args are swapped for a quick exit: --once against no metadata service.
+    const args = container(pod, 'node-watcher').args!;
+    const listen = args[args.indexOf('--listen') + 1]!.replaceAll('$(HOST_IP)', hostIp);
+    const bin = join(REPO_ROOT, 'packages/node-watcher/dist/cli.js');
+    const exit = await run(process.execPath, [bin, '--listen', listen, '--once', '--dry-run', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1']).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    // Exit 2 is a usage error; 1 is the metadata service not answering, which means the flags were taken.
+    expect(exit).toMatchObject({ code: 1, stderr: expect.not.stringContaining('--listen') });
+  });
+
   it('plugins-mtls: each plugin in its own Deployment, serving every interface only with mTLS, reachable from core alone', async () => {
     const objects = variants['overlays/plugins-mtls']!;
     expect(corePod(objects).initContainers ?? []).toEqual([]);
