@@ -42,6 +42,10 @@ function retryable(status: number): boolean {
 export class DeliveryQueue {
   private readonly pending: OutgoingEvent[] = [];
   private readonly stop = new AbortController();
+  /** Aborted by {@link hurry}: cuts the backoff being waited out short. */
+  private wake = new AbortController();
+  /** Set by {@link hurry}: the next failure starts the backoff over. */
+  private hurried = false;
   private worker: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
   private lost = 0;
@@ -87,6 +91,16 @@ export class DeliveryQueue {
     return Promise.race([done, late]);
   }
 
+  /**
+   * Tries the event at the head again now, and starts its backoff over: a stopping watcher spends
+   * its grace trying, not waiting out a backoff that grew to 30 s while core was away.
+   */
+  hurry(): void {
+    this.hurried = true;
+    this.wake.abort();
+    this.wake = new AbortController();
+  }
+
   /** Stops sending; events still queued are logged as undelivered. */
   async close(): Promise<void> {
     this.stop.abort(new Error('delivery stopped'));
@@ -98,20 +112,27 @@ export class DeliveryQueue {
   private async work(): Promise<void> {
     const { send, backoff, clock, logger, metrics, maxRetryAfterMs = 60_000 } = this.options;
     const signal = this.stop.signal;
+    // Tries of the event at the head, and its failures since the backoff (re)started.
+    let tries = 0;
     let failures = 0;
+    const nextBackoff = (): number => {
+      if (this.hurried) failures = 0;
+      this.hurried = false;
+      return backoff(++failures);
+    };
     while (this.pending.length > 0 && !signal.aborted) {
       const event = this.pending[0]!;
       let wait: number | undefined;
+      tries++;
       try {
         const answer = await send(event, signal);
         if (answer.status >= 200 && answer.status < 300) {
           metrics.sends.inc({ outcome: 'accepted' });
-          logger.info('core accepted the notice', { event_id: event.id, type: event.type, tries: failures + 1 });
+          logger.info('core accepted the notice', { event_id: event.id, type: event.type, tries });
           this.options.onAccepted?.(event);
         } else if (retryable(answer.status)) {
           metrics.sends.inc({ outcome: 'retried' });
-          failures++;
-          wait = Math.min(maxRetryAfterMs, Math.max(answer.retryAfterMs ?? 0, backoff(failures)));
+          wait = Math.min(maxRetryAfterMs, Math.max(answer.retryAfterMs ?? 0, nextBackoff()));
           logger.warn('core did not take the notice yet; retrying', { event_id: event.id, status: answer.status, reason: answer.reason, error: answer.message, retry_in_ms: Math.round(wait) });
         } else {
           metrics.sends.inc({ outcome: 'rejected' });
@@ -121,16 +142,16 @@ export class DeliveryQueue {
       } catch (err) {
         if (signal.aborted) return;
         metrics.sends.inc({ outcome: 'failed' });
-        failures++;
-        wait = backoff(failures);
+        wait = nextBackoff();
         logger.warn('no answer from core; retrying', { event_id: event.id, error: (err as Error).message, retry_in_ms: Math.round(wait) });
       }
       if (wait === undefined) {
+        tries = 0;
         failures = 0;
         this.pending.shift();
         metrics.eventsPending.set(this.pending.length);
       } else {
-        await clock.sleep(wait, signal).catch(() => undefined);
+        await clock.sleep(wait, AbortSignal.any([signal, this.wake.signal])).catch(() => undefined);
       }
     }
   }

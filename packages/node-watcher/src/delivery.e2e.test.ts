@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startImdsStandIn, tempDir } from '@hollowtrees/testkit';
+import { freePort, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { runOnce } from './run-watcher.js';
@@ -45,6 +45,23 @@ describe('delivery to core', () => {
     expect(new Set(plugin.events.map((e) => e.type))).toEqual(new Set(['hollowtrees.node.aws.spot-interruption', 'hollowtrees.node.aws.rebalance-recommendation', 'hollowtrees.node.aws.scheduled-maintenance']));
     expect(plugin.events.find((e) => e.type.endsWith('scheduled-maintenance'))!.id).toBe('instance-event-0d59937288b749b32');
     expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(3);
+  });
+
+  it('on stop, a send waiting out a long backoff is tried again at once, so the event still reaches core within the grace', async () => {
+    const port = await freePort();
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    // Every failed send waits 10 minutes, as a backoff grown while core was away would: only the stop's retry can deliver.
+    const watcher = await startTestWatcher(testSettings({ coreUrl: `http://127.0.0.1:${port}`, cloud: 'aws', metadataUrl: imds.url }), () => 600_000);
+    cleanups.add(watcher, (w) => w.stop());
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('a failed send', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'failed' })) === 1);
+    cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
+    await watcher.stop();
+
+    expect(watcher.lines.find((l) => l.msg === 'core accepted the notice')).toMatchObject({ type: 'hollowtrees.node.aws.spot-interruption', tries: 2 });
+    await until('the event at the plugin', () => plugin.events.length === 1);
   });
 
   it('drops an event core refuses with a 4xx no re-send can change, and tries it once', async () => {

@@ -80,11 +80,13 @@ export class NodeWatcher {
     return { notices: notices.length, delivered: delivery ? (await delivery.idle(timeoutMs)) && delivery.dropped === droppedBefore : true };
   }
 
-  /** Stops polling, gives the events still queued up to `graceMs` to reach core, then stops sending. */
+  /** Stops polling, gives the events still queued up to `graceMs` to reach core (trying again at once), then stops sending. */
   async stop(graceMs: number): Promise<void> {
     this.stopping.abort(new Error('watcher stopping'));
     await this.running;
     if (!this.delivery) return;
+    // No grace (--once is done): a try now would only race the close below.
+    if (graceMs > 0) this.delivery.hurry();
     await this.delivery.idle(graceMs);
     await this.delivery.close();
   }

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
-import { createJsonLogger, serve, type CloudEvent, type PluginServer } from '@hollowtrees/grpcplugin';
+import { createJsonLogger, serve, type Backoff, type CloudEvent, type PluginServer } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { pollUntil } from '@hollowtrees/testkit';
 import { Registry } from 'prom-client';
@@ -108,10 +108,10 @@ export function testSettings(overrides: Partial<WatcherSettings>): WatcherSettin
   };
 }
 
-/** Starts a watcher in-process as the bin does, with fast backoff. */
-export async function startTestWatcher(settings: WatcherSettings): Promise<RunningWatcher & { lines: Array<Record<string, unknown>> }> {
+/** Starts a watcher in-process as the bin does, with fast backoff unless told otherwise. */
+export async function startTestWatcher(settings: WatcherSettings, backoff: Backoff = (attempt) => Math.min(200, 20 * 2 ** (attempt - 1))): Promise<RunningWatcher & { lines: Array<Record<string, unknown>> }> {
   const { logger, lines } = capturedLogger();
-  const running = await runWatcher(settings, { logger, registry: new Registry(), backoff: (attempt) => Math.min(200, 20 * 2 ** (attempt - 1)) });
+  const running = await runWatcher(settings, { logger, registry: new Registry(), backoff });
   return Object.assign(running, { lines });
 }
 
