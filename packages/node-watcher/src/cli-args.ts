@@ -88,6 +88,11 @@ function httpUrl(flag: string, text: string | undefined): string | undefined {
   return text;
 }
 
+/** A base URL that paths such as `/latest/api/token` are appended to: without its trailing slashes, or they would ask for `//latest/...`. */
+function baseUrl(flag: string, text: string | undefined): string | undefined {
+  return httpUrl(flag, text)?.replace(/\/+$/, '');
+}
+
 function auth(tokenFile: string | undefined, basicFile: string | undefined): CoreAuth | undefined {
   if (tokenFile !== undefined && basicFile !== undefined) throw new UsageError('--token-file and --basic-auth-file exclude each other');
   // Read once now, so a wrong path stops the start instead of every send.
@@ -143,7 +148,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
       auth: auth(v['token-file'], v['basic-auth-file']),
       ca: v['ca-file'] === undefined ? undefined : readFlagFile('ca-file', v['ca-file']),
       cloud: oneOf('cloud', v.cloud, CLOUDS),
-      metadataUrl: httpUrl('metadata-url', v['metadata-url']),
+      metadataUrl: baseUrl('metadata-url', v['metadata-url']),
       pollIntervalMs: duration('poll-interval', v['poll-interval']),
       azureEventTypes: azureEventTypes(v['azure-event-types']),
       azureApprove: v['azure-approve'] ?? false,

@@ -44,6 +44,15 @@ describe('hollowtrees-node-watcher', () => {
     expect(line).toMatchObject({ msg: 'notice seen (dry run: not sent)', event: { type: 'hollowtrees.node.aws.spot-interruption', data: { labels: { node: 'ip-10-0-1-23', instance_action: 'terminate' } } } });
   });
 
+  it('--metadata-url may end in a slash, as a base URL often does: the cloud is still detected and read', async () => {
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    const proc = run(['--once', '--dry-run', '--metadata-url', `${imds.url}/`]);
+    expect(await proc.exited).toBe('code 0');
+    expect(proc.output()).toContain('"type":"hollowtrees.node.aws.spot-interruption"');
+    expect(imds.calls.map((c) => c.path)).not.toContainEqual(expect.stringMatching(/^\/\//));
+  });
+
   it('--once sends what it finds to core (HOLLOWTREES_CORE_URL) and exits 0 once core accepted it', async () => {
     const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
     const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
