@@ -1,5 +1,6 @@
 import type { Backoff, Clock, PluginLogger } from '@hollowtrees/grpcplugin';
 import type { CoreAnswer } from './core-client.js';
+import { linkedSignal } from './linked-signal.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
 
 /** An event to deliver: its `id` names it in logs; the object is sent as it is, the same at every try. */
@@ -151,7 +152,9 @@ export class DeliveryQueue {
         this.pending.shift();
         metrics.eventsPending.set(this.pending.length);
       } else {
-        await clock.sleep(wait, AbortSignal.any([signal, this.wake.signal])).catch(() => undefined);
+        const cutShort = linkedSignal([signal, this.wake.signal]);
+        await clock.sleep(wait, cutShort.signal).catch(() => undefined);
+        cutShort.release();
       }
     }
   }

@@ -1,3 +1,5 @@
+import { linkedSignal } from './linked-signal.js';
+
 /** A metadata request that failed: no answer, or a status the watcher did not expect. */
 export class MetadataError extends Error {
   override readonly name = 'MetadataError';
@@ -33,20 +35,28 @@ export interface MetadataRequestOptions {
  * pending" to IMDS); only no answer at all (refused, reset, timed out) throws {@link MetadataError}.
  */
 export async function metadataRequest(url: string, options: MetadataRequestOptions): Promise<MetadataResponse> {
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? 5_000);
+  const linked = linkedSignal([options.signal]);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    linked.abort(new Error('no answer in time'));
+  }, options.timeoutMs ?? 5_000);
   try {
     const res = await fetch(url, {
       method: options.method ?? 'GET',
       headers: options.headers ?? {},
       ...(options.body !== undefined && { body: options.body }),
-      signal: AbortSignal.any([options.signal, timeout]),
+      signal: linked.signal,
       redirect: 'error',
     });
     return { status: res.status, body: await res.text(), headers: res.headers };
   } catch (err) {
     if (options.signal.aborted) throw options.signal.reason;
     const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    throw new MetadataError(`${options.method ?? 'GET'} ${url}: ${timeout.aborted ? 'no answer in time' : `${(err as Error).message}${cause}`}`);
+    throw new MetadataError(`${options.method ?? 'GET'} ${url}: ${timedOut ? 'no answer in time' : `${(err as Error).message}${cause}`}`);
+  } finally {
+    clearTimeout(timer);
+    linked.release();
   }
 }
 
