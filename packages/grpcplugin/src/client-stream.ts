@@ -61,9 +61,10 @@ function encodeRequest(request: HandleRequest): Uint8Array {
 /**
  * One `HandleStream` to a plugin, carrying many calls. A call written is matched to its
  * answer by id; the call's own timer ends it at its deadline and its signal cancels it.
- * The calls made within one turn of the event loop go out as one message (gRPC writes a
- * stream's messages one per turn: a message per call would cap the stream at one call per
- * turn of a busy core), kept below the largest message the plugin reads, which `serve()`
+ * A call made on an idle stream is written at the end of the current tick, with the calls
+ * made in that tick; while a message is being written, the calls made within one turn of
+ * the event loop go out as one message (gRPC writes a stream's messages one per turn: a
+ * message per call would cap the stream at one call per turn of a busy core), kept below the largest message the plugin reads, which `serve()`
  * announces in the stream's headers; until they come (a plugin without the SDK sends them
  * with its first answer) each call goes alone. Writes respect the stream's backpressure: once
  * `write()` reports a full buffer, further calls wait here, one per waiting caller, until it
@@ -179,13 +180,17 @@ export class ClientStream {
 
   private write(callId: number, entry: Waiting): void {
     this.waiting.set(callId, entry);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
-    }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const flush = (): void => {
+      this.flushScheduled = false;
+      this.flush();
+    };
+    // On an idle stream the calls leave at the end of this tick, ahead of what the caller does next in
+    // this turn (core's HTTP acknowledgement). While a message is being written gRPC holds the next one
+    // until that write completes: then the calls of the whole turn are gathered into one message.
+    if (this.call.writableLength === 0) process.nextTick(flush);
+    else setImmediate(flush);
   }
 
   /** Writes what waits, in as few messages as {@link batchBytes} allows, until the stream pushes back. */
