@@ -34,18 +34,21 @@ const price = (value: number): string => value.toFixed(6);
 
 /**
  * The event of a surge (`edge` surge) or of its end (`resolved`). The id hashes
- * the pool, the threshold kind and the crossing sample's timestamp, which is
- * all read from the price history: every poll, restart and replica gives one
- * crossing the same id, and its resolution another id of its own.
+ * the pool, the threshold (kind and level) and the crossing sample's timestamp,
+ * and for an end the sample that fell back, which is all read from the price
+ * history: every poll, restart and replica gives one crossing the same id, and
+ * its resolution another id of its own. Two entries watching one pool at other
+ * levels (or, for an end, other hysteresis) make other events, with other ids.
  */
 export function crossingEvent(place: CrossingPlace, crossing: Crossing, edge: 'surge' | 'resolved'): PriceSurgeEvent {
   const crossedAt = new Date(crossing.crossedAt).toISOString();
   const resolved = edge === 'resolved';
-  const identity = [place.region, place.pool.availabilityZone, place.pool.instanceType, place.productDescription, crossing.kind, crossedAt, edge];
+  const resolvedAt = crossing.resolvedAt === undefined ? undefined : new Date(crossing.resolvedAt).toISOString();
+  const threshold = price(crossing.threshold);
+  const identity = [place.region, place.pool.availabilityZone, place.pool.instanceType, place.productDescription, crossing.kind, threshold, crossedAt, edge, ...(resolved ? [resolvedAt ?? ''] : [])];
   const hash = createHash('sha256');
   // Length-prefixed, so no value can imitate a separator.
   for (const part of identity) hash.update(`${part.length}:${part}`);
-  const resolvedAt = crossing.resolvedAt === undefined ? undefined : new Date(crossing.resolvedAt).toISOString();
   return {
     id: hash.digest().toString('hex', 0, 16),
     source: `urn:hollowtrees:spot-price:${place.region}`,
@@ -60,7 +63,7 @@ export function crossingEvent(place: CrossingPlace, crossing: Crossing, edge: 's
         instance_type: place.pool.instanceType,
         product_description: place.productDescription,
         price: price(resolved ? (crossing.resolvedPrice ?? crossing.price) : crossing.price),
-        threshold: price(crossing.threshold),
+        threshold,
         threshold_kind: crossing.kind,
       },
       crossedAt,

@@ -314,6 +314,46 @@ describe('spot-price source', () => {
     ]);
   });
 
+  it('two entries on one pool that differ only in their thresholds give each of their events an id of its own, so a flow with a cooldown takes all four', async () => {
+    await startParts();
+    aws.ec2.spotPrices.set(m5a, 0.05, ago(120));
+    const pool = `      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a]`;
+    // One jump over both levels: the same crossing sample for both. Then one fall below the lower level only, then one below both.
+    core = await startTestCore(
+      coreYaml(
+        `      name: loose
+${pool}
+      maxPrice: 0.2
+    - region: us-east-1
+      name: tight
+      endpoint: ${aws.url}
+      interval: 250ms
+${pool}
+      maxPrice: 0.3
+      hysteresis: 0.5`,
+        '    cooldown: 1h\n',
+      ),
+    );
+    // Each event either ran or was deduplicated away: wait for that, not for runs the old ids never got.
+    const handled = async (n: number): Promise<void> => eventually(async () => plugin.calls.length + (await metric('hollowtrees_events_deduplicated_total', { flow: 'spot-price' })) >= n);
+    await morePolls(2);
+    aws.ec2.spotPrices.set(m5a, 0.4);
+    await handled(2);
+    aws.ec2.spotPrices.set(m5a, 0.18);
+    await handled(3);
+    aws.ec2.spotPrices.set(m5a, 0.1);
+    await handled(4);
+    await morePolls(4);
+    expect(plugin.calls.map((c) => `${c.event.type} ${labelsOf(c.event)['threshold']} ${labelsOf(c.event)['price']}`).sort()).toEqual([
+      'aws.ec2.spot.price-surge 0.200000 0.400000',
+      'aws.ec2.spot.price-surge 0.300000 0.400000',
+      'aws.ec2.spot.price-surge.resolved 0.200000 0.180000',
+      'aws.ec2.spot.price-surge.resolved 0.300000 0.100000',
+    ]);
+    expect(new Set(plugin.calls.map((c) => c.event.id)).size).toBe(4);
+  });
+
   it('reads every page of the history: a surge on the second page is seen', async () => {
     await startParts();
     aws.ec2.spotPrices.setSeries(m5a, [
