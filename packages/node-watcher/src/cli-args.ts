@@ -11,7 +11,8 @@ Watches this instance's metadata service (AWS IMDSv2, Google Cloud, Azure) for i
 maintenance notices and sends each to Hollowtrees core as a CloudEvent (POST /api/v1/events).
 
 Core:
-  --core-url URL            core's receiver, e.g. http://hollowtrees:9092 (default: $HOLLOWTREES_CORE_URL;
+  --core-url URL            core's receiver, e.g. http://hollowtrees:9092; a path is kept, for core behind
+                            an ingress: https://ops.example/hollowtrees (default: $HOLLOWTREES_CORE_URL;
                             required unless --dry-run)
   --token-file FILE         send "Authorization: Bearer <the file's contents>" (read at every send)
   --basic-auth-file FILE    send basic auth; the file holds user:password (read at every send)

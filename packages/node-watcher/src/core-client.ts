@@ -20,7 +20,7 @@ export type CoreAuth = { readonly kind: 'bearer'; readonly tokenFile: string } |
 
 /** Options of {@link CoreClient}. */
 export interface CoreClientOptions {
-  /** Core's base URL, e.g. `https://hollowtrees.hollowtrees.svc:9092`. */
+  /** Core's base URL, e.g. `https://hollowtrees.hollowtrees.svc:9092`; a path in it (an ingress prefix) is kept. */
   coreUrl: string;
   auth?: CoreAuth;
   /** CA certificate(s) (PEM) core's certificate is checked against, besides the system's. */
@@ -45,6 +45,16 @@ function authorization(auth: CoreAuth): string {
   return `Basic ${Buffer.from(readFileSync(auth.file, 'utf8').trim()).toString('base64')}`;
 }
 
+/**
+ * `path` under the base URL's own path: core may be served under a prefix (an ingress at
+ * `https://ops.example/hollowtrees`), which `new URL('/api/...', base)` would drop.
+ */
+function under(base: string, path: string): URL {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
+  return url;
+}
+
 function retryAfter(headers: IncomingHttpHeaders): number | undefined {
   const seconds = Number(headers['retry-after']);
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
@@ -53,10 +63,12 @@ function retryAfter(headers: IncomingHttpHeaders): number | undefined {
 /** Talks to core's receiver over HTTP or HTTPS on kept-alive connections: POSTs CloudEvents (structured mode), reads finished runs. */
 export class CoreClient {
   private readonly url: URL;
+  private readonly runsUrl: URL;
   private readonly agent: HttpAgent;
 
   constructor(private readonly options: CoreClientOptions) {
-    this.url = new URL(CORE_EVENTS_PATH, options.coreUrl);
+    this.url = under(options.coreUrl, CORE_EVENTS_PATH);
+    this.runsUrl = under(options.coreUrl, CORE_RUNS_PATH);
     this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, ...(options.ca && { ca: options.ca }) }) : new HttpAgent({ keepAlive: true });
   }
 
@@ -80,8 +92,8 @@ export class CoreClient {
 
   /** The finished runs core still lists (`GET /api/v1/status/runs`, its last 100) of one event. */
   async runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]> {
-    const { status, json } = await this.request('GET', new URL(CORE_RUNS_PATH, this.url), undefined, signal);
-    if (status !== 200 || !Array.isArray(json)) throw new Error(`GET ${CORE_RUNS_PATH}: HTTP ${status}`);
+    const { status, json } = await this.request('GET', this.runsUrl, undefined, signal);
+    if (status !== 200 || !Array.isArray(json)) throw new Error(`GET ${this.runsUrl.href}: HTTP ${status}`);
     return (json as FinishedRunView[]).filter((run) => run.eventId === eventId);
   }
 

@@ -4,7 +4,7 @@ import { freePort, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { runOnce } from './run-watcher.js';
-import { capturedLogger, Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { capturedLogger, Cleanups, metric, startCore, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -92,6 +92,22 @@ describe('delivery to core', () => {
     const code = await runOnce(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, once: true }), { logger, registry: new Registry(), backoff: () => 20 });
     expect(lines.find((l) => l.status === 400)).toMatchObject({ reason: 'bad_data' });
     expect(code).toBe(1);
+  });
+
+  it('keeps the path of --core-url (core behind an ingress under /hollowtrees), with or without its trailing slash', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const ingress = cleanups.add(await startPrefixProxy('/hollowtrees', core.url), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    threeNotices(imds);
+    for (const coreUrl of [`${ingress.url}/hollowtrees`, `${ingress.url}/hollowtrees/`]) {
+      const { logger } = capturedLogger();
+      const code = await runOnce(testSettings({ coreUrl, cloud: 'aws', metadataUrl: imds.url, once: true }), { logger, registry: new Registry(), backoff: () => 20 });
+      expect(code).toBe(0);
+    }
+    expect(new Set(ingress.paths)).toEqual(new Set(['/hollowtrees/api/v1/events']));
+    // Three notices, sent twice: the second run's copies are duplicates core passes by.
+    await until('three events at the plugin', () => plugin.events.length === 3);
   });
 
   it('sends the bearer token from --token-file, read again at every send, so a fixed token is picked up', async () => {

@@ -1,3 +1,5 @@
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
 import { createJsonLogger, serve, type Backoff, type CloudEvent, type PluginServer } from '@hollowtrees/grpcplugin';
@@ -124,4 +126,42 @@ export async function metric(running: RunningWatcher, name: string, labels: Reco
 /** Waits (polling every 10 ms) until `check` holds; fails after `timeoutMs` naming `what`. */
 export function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   return pollUntil(check, timeoutMs, () => what, 10);
+}
+
+/** A reverse proxy that serves core under a path prefix, as an ingress does; it records every path asked for. */
+export interface PrefixProxy {
+  /** `http://127.0.0.1:<port>`, without the prefix. */
+  readonly url: string;
+  /** Every path asked for, with its query, as the client sent it. */
+  readonly paths: string[];
+  close(): Promise<void>;
+}
+
+/** Forwards `<prefix>/x` to `target` + `/x` (what an ingress rewrite does) and answers 404 for anything outside the prefix. */
+export async function startPrefixProxy(prefix: string, target: string): Promise<PrefixProxy> {
+  const paths: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    paths.push(path);
+    if (!path.startsWith(`${prefix}/`)) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route for ${path}\n`);
+      return;
+    }
+    const upstream = request(new URL(path.slice(prefix.length), target), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.once('error', (err) => res.writeHead(502).end(err.message));
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    paths,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
