@@ -1,17 +1,19 @@
 import type { Clock, PluginLogger } from '@hollowtrees/grpcplugin';
 import type { AzureApproval } from './azure-scheduled-events.js';
-import type { FinishedRunView } from './core-client.js';
+import type { FinishedRunView, GroupView } from './core-client.js';
 
 const APPROVAL_LOG: Readonly<Record<AzureApproval, string>> = {
-  approved: 'approved the Azure event after its flow run succeeded',
+  approved: 'approved the Azure event after every flow run of it succeeded',
   shared: 'not approving the Azure event: it names other VMs too, which it would let go ahead; Azure waits for NotBefore',
   gone: 'not approving the Azure event: Azure no longer lists it',
 };
 
 /** Options of {@link AzureApprover}. */
 export interface AzureApprovalOptions {
-  /** Core's finished runs of one event. */
+  /** Core's finished runs of one event, newest first. */
   runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]>;
+  /** The groups core holds under one event's id. */
+  groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[]>;
   /** `StartRequests` for the event of one notice, when it may be sent. */
   approve(eventId: string, signal: AbortSignal): Promise<AzureApproval>;
   /** Between looks at core's runs. */
@@ -23,10 +25,14 @@ export interface AzureApprovalOptions {
 }
 
 /**
- * `--azure-approve`: once core ran a flow on a delivered Azure event to success, approves the event
- * (`StartRequests`), so Azure goes ahead at once instead of at `NotBefore`: the node is drained,
- * nothing is gained by waiting. A failed run is never approved, nor an event that names other VMs
- * too; Azure then waits its full notice.
+ * `--azure-approve`: once every flow run a delivered Azure event started succeeded, approves the
+ * event (`StartRequests`), so Azure goes ahead at once instead of at `NotBefore`: the node is
+ * drained, nothing is gained by waiting. A failed run is never approved, nor an event that names
+ * other VMs too; Azure then waits its full notice.
+ *
+ * Which flows run the event is read once, right after core accepted it: from its 200 on, each run
+ * the event started holds its flow's group under the event's id (running, or cooling down when it
+ * already succeeded). A flow counts as done once its latest run of the event listed succeeded.
  */
 export class AzureApprover {
   private readonly stopping = new AbortController();
@@ -50,16 +56,23 @@ export class AzureApprover {
     const { clock, logger, intervalMs, maxWaitMs = 15 * 60_000 } = this.options;
     const signal = this.stopping.signal;
     const deadline = clock.now() + maxWaitMs;
+    // The flows whose groups the event holds, and whether each was already cooling down (its run succeeded).
+    let held: Map<string, boolean> | undefined;
     while (!signal.aborted && clock.now() < deadline) {
       try {
+        const cooling = (held ??= new Map((await this.options.groupsOf(eventId, signal)).map((g) => [g.flow, g.phase === 'cooling'])));
         const runs = await this.options.runsOf(eventId, signal);
         if (runs.some((r) => r.outcome === 'failed')) {
           logger.warn('a flow run of the Azure event failed; not approving it, Azure waits its full notice', { event_id: eventId, runs });
           return;
         }
-        if (runs.some((r) => r.outcome === 'succeeded')) {
+        const latest = new Map<string, string>();
+        for (const run of runs) if (!latest.has(run.flow)) latest.set(run.flow, run.outcome);
+        const flows = [...new Set([...cooling.keys(), ...latest.keys()])];
+        const done = (flow: string): boolean => (latest.get(flow) ?? (cooling.get(flow) ? 'succeeded' : undefined)) === 'succeeded';
+        if (flows.length > 0 && flows.every(done)) {
           const approval = await this.options.approve(eventId, signal);
-          logger.info(APPROVAL_LOG[approval], { event_id: eventId, flows: runs.map((r) => r.flow) });
+          logger.info(APPROVAL_LOG[approval], { event_id: eventId, flows });
           return;
         }
       } catch (err) {

@@ -25,8 +25,8 @@ Metadata:
                             Cloud is watched with hanging GETs and does not poll)
   --azure-event-types LIST  Scheduled Events acted on, of Preempt, Terminate, Reboot, Redeploy, Freeze
                             (default Preempt,Terminate)
-  --azure-approve           approve an Azure event (StartRequests) once a flow run of it succeeded in
-                            core, so Azure goes ahead without waiting for NotBefore (default off)
+  --azure-approve           approve an Azure event (StartRequests) once every flow run of it succeeded
+                            in core, so Azure goes ahead without waiting for NotBefore (default off)
 Running:
   --listen HOST:PORT        serve /healthz and /metrics here (default 127.0.0.1:9102)
   --once                    check once, send what is found, exit (0 when all of it was delivered)

@@ -6,6 +6,8 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 export const CORE_EVENTS_PATH = '/api/v1/events';
 /** Core's status API of finished runs. */
 const CORE_RUNS_PATH = '/api/v1/status/runs';
+/** Core's status API of groups: runs in progress, waiting for a retry or cooling down. */
+const CORE_GROUPS_PATH = '/api/v1/status/groups';
 
 /** What the watcher reads of one run in core's status API. */
 export interface FinishedRunView {
@@ -13,6 +15,15 @@ export interface FinishedRunView {
   readonly eventId: string;
   /** `succeeded`, `failed`, `retrying` or `interrupted`. */
   readonly outcome: string;
+}
+
+/** What the watcher reads of one group in core's status API. */
+export interface GroupView {
+  readonly flow: string;
+  /** The event whose run holds the group. */
+  readonly eventId: string;
+  /** `running`, `retrying` or `cooling`. */
+  readonly phase: string;
 }
 
 /** How the watcher proves itself to core: a file is read at every send, so a rotated secret is picked up. */
@@ -60,15 +71,17 @@ function retryAfter(headers: IncomingHttpHeaders): number | undefined {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
 }
 
-/** Talks to core's receiver over HTTP or HTTPS on kept-alive connections: POSTs CloudEvents (structured mode), reads finished runs. */
+/** Talks to core's receiver over HTTP or HTTPS on kept-alive connections: POSTs CloudEvents (structured mode), reads groups and finished runs. */
 export class CoreClient {
   private readonly url: URL;
   private readonly runsUrl: URL;
+  private readonly groupsUrl: URL;
   private readonly agent: HttpAgent;
 
   constructor(private readonly options: CoreClientOptions) {
     this.url = under(options.coreUrl, CORE_EVENTS_PATH);
     this.runsUrl = under(options.coreUrl, CORE_RUNS_PATH);
+    this.groupsUrl = under(options.coreUrl, CORE_GROUPS_PATH);
     this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, ...(options.ca && { ca: options.ca }) }) : new HttpAgent({ keepAlive: true });
   }
 
@@ -90,11 +103,27 @@ export class CoreClient {
     };
   }
 
-  /** The finished runs core still lists (`GET /api/v1/status/runs`, its last 100) of one event. */
+  /** The finished runs core still lists (`GET /api/v1/status/runs`, its last 100) of one event, newest first. */
   async runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]> {
-    const { status, json } = await this.request('GET', this.runsUrl, undefined, signal);
-    if (status !== 200 || !Array.isArray(json)) throw new Error(`GET ${this.runsUrl.href}: HTTP ${status}`);
-    return (json as FinishedRunView[]).filter((run) => run.eventId === eventId);
+    const { list } = await this.list<FinishedRunView>(this.runsUrl, signal);
+    return list.filter((run) => run.eventId === eventId);
+  }
+
+  /** The groups core holds under one event's id (`GET /api/v1/status/groups`, all of them, past its default limit). */
+  async groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[]> {
+    const first = await this.list<GroupView>(this.groupsUrl, signal);
+    const total = Number(first.headers['x-total-count']);
+    const all = new URL(this.groupsUrl);
+    all.searchParams.set('limit', String(total));
+    const { list } = total > first.list.length ? await this.list<GroupView>(all, signal) : first;
+    return list.filter((group) => group.eventId === eventId);
+  }
+
+  /** GETs a JSON array of core's status API. */
+  private async list<T>(url: URL, signal: AbortSignal): Promise<{ list: T[]; headers: IncomingHttpHeaders }> {
+    const { status, json, headers } = await this.request('GET', url, undefined, signal);
+    if (status !== 200 || !Array.isArray(json)) throw new Error(`GET ${url.href}: ${status === 200 ? 'not a JSON array' : `HTTP ${status}`}`);
+    return { list: json as T[], headers };
   }
 
   private request(method: 'GET' | 'POST', url: URL, body: string | undefined, signal: AbortSignal): Promise<{ status: number; json: unknown; headers: IncomingHttpHeaders }> {

@@ -14,7 +14,7 @@ export { AzureScheduledEventsMonitor, AZURE_METADATA_URL, AZURE_EVENT_TYPES, DEF
 export { createMonitor, type MonitorSettings } from './create-monitor.js';
 export { detectCloud, type DetectCloudOptions } from './detect-cloud.js';
 export { noticeEvent, NODE_EVENT_TYPE_PREFIX, type NodeEvent, type NoticeEventInput } from './notice-event.js';
-export { CoreClient, CORE_EVENTS_PATH, type CoreAnswer, type CoreAuth, type CoreClientOptions, type FinishedRunView } from './core-client.js';
+export { CoreClient, CORE_EVENTS_PATH, type CoreAnswer, type CoreAuth, type CoreClientOptions, type FinishedRunView, type GroupView } from './core-client.js';
 export { AzureApprover, type AzureApprovalOptions } from './azure-approval.js';
 export { DeliveryQueue, type DeliveryQueueOptions, type OutgoingEvent, type SendEvent } from './delivery-queue.js';
 export { NodeWatcher, type NodeWatcherOptions } from './node-watcher.js';

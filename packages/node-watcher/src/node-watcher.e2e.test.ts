@@ -4,7 +4,7 @@ import { labelsOf } from '@hollowtrees/grpcplugin';
 import { freePort, makeTestCertificates, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { azureNoticeId } from './azure-scheduled-events.js';
-import { Cleanups, metric, startCore, startCoreWithConfig, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { Cleanups, metric, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -174,6 +174,49 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     await until('the event approved', () => azure.started.length === 1);
     expect(azure.started).toEqual([id]);
     expect(plugin.events.map((e) => e.id)).toEqual([azureNoticeId(id, AZURE_VM_ID)]);
+  });
+
+  it.each([0, 1_000])('Azure --azure-approve: waits for every flow run of the event, not the first to succeed (%i groups of other events held before it)', async (others) => {
+    let releaseDrain!: () => void;
+    const drainHeld = new Promise<void>((resolve) => (releaseDrain = resolve));
+    const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const drain = cleanups.add(await startRecordingPlugin(() => drainHeld), (p) => p.close());
+    const flow = (plugin: string): string => `    allowedEvents: [hollowtrees.node.*.*]\n    plugins: [${plugin}]`;
+    const yaml = `
+plugins:
+  notify: { type: grpc, address: "${notify.address}" }
+  drain: { type: grpc, address: "${drain.address}", timeout: 30s }
+flows:
+  notify:
+${flow('notify')}
+  drain:
+${flow('drain')}
+  other:
+    allowedEvents: [other.event]
+    cooldown: 1h
+    plugins: [log]
+`;
+    const core = cleanups.add(await startCoreWithConfig(yaml, 'two-flows.yaml', {}), (c) => c.close());
+    // Held first, these groups fill the status API's default page: the event's own come after them.
+    const batch = Array.from({ length: others }, (_, i) => ({ specversion: '1.0', id: `other-${i}`, source: 'test', type: 'other.event', data: { labels: {} } }));
+    const posted = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(batch) });
+    expect(posted.status).toBe(200);
+    // Before core closes, which waits for the run, should the test fail first.
+    cleanups.add(drainHeld, () => releaseDrain());
+    // Only to count the watcher's looks at core's runs.
+    const proxy = cleanups.add(await startPrefixProxy('/core', core.url), (p) => p.close());
+    const runReads = (): number => proxy.paths.filter((p) => p.startsWith('/core/api/v1/status/runs')).length;
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    cleanups.add(await startTestWatcher(testSettings({ coreUrl: `${proxy.url}/core`, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt' });
+
+    await until('the notify run succeeded while the drain runs', () => drain.events.length === 1 && core.engine.recentRuns().some((r) => r.flow === 'notify' && r.outcome === 'succeeded'));
+    const reads = runReads();
+    await until('two more looks at the runs, or an approval', () => runReads() >= reads + 2 || azure.started.length > 0);
+    expect(azure.started).toEqual([]);
+    releaseDrain();
+    await until('the event approved', () => azure.started.length === 1);
+    expect(azure.started).toEqual([id]);
   });
 
   it('Azure: one event naming two VMs reaches the plugin for each; --azure-approve approves it from neither, since it would let both go ahead', async () => {

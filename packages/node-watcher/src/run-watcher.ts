@@ -61,7 +61,7 @@ async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ 
   if (settings.azureApprove && !(monitor instanceof AzureScheduledEventsMonitor)) logger.warn('--azure-approve ignored: this is not Azure', { cloud });
   const approver =
     settings.azureApprove && client && monitor instanceof AzureScheduledEventsMonitor
-      ? new AzureApprover({ runsOf: (id, s) => client.runsOf(id, s), approve: (id, s) => monitor.approve(id, s), intervalMs: settings.pollIntervalMs ?? 1_000, clock, logger })
+      ? new AzureApprover({ runsOf: (id, s) => client.runsOf(id, s), groupsOf: (id, s) => client.groupsOf(id, s), approve: (id, s) => monitor.approve(id, s), intervalMs: settings.pollIntervalMs ?? 1_000, clock, logger })
       : undefined;
   const watcher = new NodeWatcher({
     monitor,
