@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -201,6 +201,30 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     );
     // Exit 2 is a usage error; 1 is the metadata service not answering, which means the flags were taken.
     expect(exit).toMatchObject({ code: 1, stderr: expect.not.stringContaining('--listen') });
+  });
+
+  it("node-watcher: the readiness probe fails while the watcher cannot read the instance identity, the liveness probe does not", async () => {
+    const watcher = container(podSpecOf(find(variants['overlays/node-watcher']!, 'DaemonSet', 'hollowtrees-node-watcher'))!, 'node-watcher');
+    const path = (probe: unknown): string => (probe as { httpGet: { path: string } }).httpGet.path;
+    // The real watcher with no metadata service to answer (a blocked IMDS, a wrong --cloud): it retries the identity for ever.
+    const bin = join(REPO_ROOT, 'packages/node-watcher/dist/cli.js');
+    const child = spawn(process.execPath, [bin, '--dry-run', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          const found = /"health_port":(\d+)/.exec(out);
+          if (found) resolve(found[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`the watcher exited (${code}) before serving its probes: ${out}`)));
+      });
+      const status = async (probe: unknown): Promise<number> => (await fetch(`http://127.0.0.1:${port}${path(probe)}`)).status;
+      expect(await status(watcher.readinessProbe)).toBe(503);
+      expect(await status(watcher.livenessProbe)).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 
   it('plugins-mtls: each plugin in its own Deployment, serving every interface only with mTLS, reachable from core alone', async () => {

@@ -28,7 +28,7 @@ Metadata:
   --azure-approve           approve an Azure event (StartRequests) once every flow run of it succeeded
                             in core, so Azure goes ahead without waiting for NotBefore (default off)
 Running:
-  --listen HOST:PORT        serve /healthz and /metrics here (default 127.0.0.1:9102)
+  --listen HOST:PORT        serve /healthz, /readyz and /metrics here (default 127.0.0.1:9102)
   --once                    check once, send what is found, exit (0 when all of it was delivered)
   --dry-run                 log each event instead of sending it
   --log-level LEVEL         trace, debug, info, warn, error, silent (default info)

@@ -1,8 +1,16 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
-/** A running `/healthz` and `/metrics` server. */
+/** What the health server reports: `/healthz`'s body, and why the watcher is not ready yet. */
+export interface HealthStatus {
+  /** The body of `/healthz` and `/readyz` (besides `status`). */
+  status(): Record<string, unknown>;
+  /** Why `/readyz` answers 503; undefined once the watcher is ready. */
+  notReady(): string | undefined;
+}
+
+/** A running `/healthz`, `/readyz` and `/metrics` server. */
 export interface HealthServer {
   /** The port bound (useful with port 0). */
   readonly port: number;
@@ -18,22 +26,29 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 /**
- * Serves `GET /healthz` (200 with `status()` as JSON while the watcher runs) and `GET /metrics`
- * (the registry in the Prometheus text format); anything else is 404.
+ * Serves `GET /healthz` (liveness: 200 with the status as JSON while the watcher runs), `GET /readyz`
+ * (readiness: 503 with the reason until the watcher watches, then 200) and `GET /metrics` (the
+ * registry in the Prometheus text format); anything else is 404.
  */
-export async function startHealthServer(listen: string, registry: Registry, status: () => Record<string, unknown>): Promise<HealthServer> {
+export async function startHealthServer(listen: string, registry: Registry, health: HealthStatus): Promise<HealthServer> {
   const { host, port } = parseListen(listen);
+  const json = (res: ServerResponse, code: number, body: Record<string, unknown>): void => {
+    res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://watcher').pathname;
     if (req.method === 'GET' && path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', ...status() }));
+      json(res, 200, { status: 'ok', ...health.status() });
+    } else if (req.method === 'GET' && path === '/readyz') {
+      const reason = health.notReady();
+      json(res, reason === undefined ? 200 : 503, { status: reason === undefined ? 'ready' : 'not ready', ...(reason !== undefined && { reason }), ...health.status() });
     } else if (req.method === 'GET' && path === '/metrics') {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message),
       );
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /healthz and /metrics are served\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /healthz, /readyz and /metrics are served\n');
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -87,6 +87,23 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     expect(health.status).toBe(200);
   });
 
+  it('/readyz answers 503 with the reason until the instance identity is read, while /healthz answers 200', async () => {
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    // Every request fails until the faults are cleared: the identity cannot be read.
+    imds.faults.fail(1_000_000, 500);
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ dryRun: true, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+    const get = async (path: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const res = await fetch(`http://127.0.0.1:${watcher.health.port}${path}`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    await until('an identity read failed', async () => (await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'aws' })) >= 1);
+    expect(await get('/readyz')).toMatchObject({ status: 503, body: { status: 'not ready', reason: expect.stringMatching(/^the instance identity has not been read from the aws metadata service yet: .*500/) as string } });
+    expect((await get('/healthz')).status).toBe(200);
+    imds.faults.clear();
+    await until('ready', async () => (await get('/readyz')).status === 200);
+    expect((await get('/readyz')).body).toMatchObject({ status: 'ready', instance_id: 'i-0abc123def4567890' });
+  });
+
   it('core down when the notice appears: the event arrives once core is back, once', async () => {
     const port = await freePort();
     const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());

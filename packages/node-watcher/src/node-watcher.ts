@@ -35,6 +35,8 @@ export class NodeWatcher {
   private readonly stopping = new AbortController();
   private running: Promise<void> | undefined;
   private identityKnown: InstanceIdentity | undefined;
+  /** Why the last read of the identity failed. */
+  private identityError: string | undefined;
   private lastPollAt: number | undefined;
 
   constructor(private readonly options: NodeWatcherOptions) {
@@ -50,6 +52,16 @@ export class NodeWatcher {
       last_poll: this.lastPollAt === undefined ? null : new Date(this.lastPollAt).toISOString(),
       pending: this.delivery?.size ?? 0,
     };
+  }
+
+  /**
+   * Why the watcher does not watch yet (for `/readyz`), undefined once it does: until the instance's
+   * identity is read, no notice can be seen, whatever the process's liveness says.
+   */
+  notReady(): string | undefined {
+    if (this.identityKnown) return undefined;
+    const why = this.identityError === undefined ? '' : `: ${this.identityError}`;
+    return `the instance identity has not been read from the ${this.options.monitor.cloud} metadata service yet${why}`;
   }
 
   /** Reads the instance's identity (retrying with backoff until it answers), then watches until {@link stop}. */
@@ -101,7 +113,8 @@ export class NodeWatcher {
       } catch (err) {
         if (signal.aborted) break;
         metrics.metadataErrors.inc({ cloud: monitor.cloud });
-        logger.warn('cannot read the instance identity from the metadata service; retrying', { cloud: monitor.cloud, error: (err as Error).message });
+        this.identityError = (err as Error).message;
+        logger.warn('cannot read the instance identity from the metadata service; retrying', { cloud: monitor.cloud, error: this.identityError });
         await clock.sleep(backoff(failures), signal).catch(() => undefined);
       }
     }

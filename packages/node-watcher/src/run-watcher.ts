@@ -31,7 +31,7 @@ export interface RunOptions {
 export interface RunningWatcher {
   readonly watcher: NodeWatcher;
   readonly metrics: WatcherMetrics;
-  /** Where /healthz and /metrics are served. */
+  /** Where /healthz, /readyz and /metrics are served. */
   readonly health: HealthServer;
   /** Stops polling, lets queued events reach core for a few seconds, closes the servers. */
   stop(): Promise<void>;
@@ -83,10 +83,10 @@ async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ 
   };
 }
 
-/** Starts the watcher: identity, polling, delivery, and /healthz and /metrics on `settings.listen`. */
+/** Starts the watcher: identity, polling, delivery, and /healthz, /readyz and /metrics on `settings.listen`. */
 export async function runWatcher(settings: WatcherSettings, options: RunOptions): Promise<RunningWatcher> {
   const { watcher, metrics, close } = await setUp(settings, options);
-  const health = await startHealthServer(settings.listen, metrics.registry, () => watcher.status());
+  const health = await startHealthServer(settings.listen, metrics.registry, watcher);
   watcher.start();
   return {
     watcher,
