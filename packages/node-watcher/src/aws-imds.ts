@@ -71,6 +71,26 @@ interface ScheduledEvent {
   NotBefore?: string;
 }
 
+/** The paths polled for notices, each with what its answer (not a 404) means. */
+const NOTICE_PATHS: Readonly<Record<string, (body: string, instanceId: string) => Notice[]>> = {
+  'spot/instance-action': (body, id) => {
+    const detail = jsonBody<{ action?: string; time?: string }>('spot/instance-action', body);
+    const at = rfc3339(detail.time);
+    return [{ kind: 'spot-interruption', id: noticeId(id, 'spot-interruption', detail.action ?? '', detail.time ?? ''), ...(at !== undefined && { terminationTime: at }), labels: { instance_action: detail.action ?? '' }, detail }];
+  },
+  'events/recommendations/rebalance': (body, id) => {
+    const detail = jsonBody<{ noticeTime?: string }>('events/recommendations/rebalance', body);
+    return [{ kind: 'rebalance-recommendation', id: noticeId(id, 'rebalance-recommendation', detail.noticeTime ?? ''), detail }];
+  },
+  'events/maintenance/scheduled': (body) =>
+    jsonBody<ScheduledEvent[]>('events/maintenance/scheduled', body).flatMap((event) => {
+      if (event.State !== 'active' || !event.EventId) return [];
+      const at = rfc3339(event.NotBefore);
+      return [{ kind: 'scheduled-maintenance', id: event.EventId, ...(at !== undefined && { terminationTime: at }), labels: { maintenance_code: event.Code ?? '' }, detail: event }];
+    }),
+  'autoscaling/target-lifecycle-state': (body, id) => (body.trim() === 'Terminated' ? [{ kind: 'autoscaling-termination', id: noticeId(id, 'autoscaling-termination'), detail: { targetLifecycleState: 'Terminated' } }] : []),
+};
+
 /**
  * AWS, IMDSv2 only (the watcher never falls back to IMDSv1): polls the spot instance action,
  * the rebalance recommendation, scheduled maintenance and the Auto Scaling target lifecycle state.
@@ -91,40 +111,39 @@ export class AwsImdsMonitor implements Monitor {
   }
 
   async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
-    const [action, rebalance, scheduled, lifecycle] = await Promise.all(
-      ['spot/instance-action', 'events/recommendations/rebalance', 'events/maintenance/scheduled', 'autoscaling/target-lifecycle-state'].map(async (path) => {
+    const { notices, failed } = await this.checkEach(identity, signal);
+    if (failed) throw failed.reason;
+    return notices;
+  }
+
+  /**
+   * Reads every path on its own: one that fails (throttled, broken, garbled) must neither hide the
+   * notices the others show nor slow their polling, least of all a spot interruption's two minutes.
+   */
+  private async checkEach(identity: InstanceIdentity, signal: AbortSignal): Promise<{ notices: Notice[]; failed: PromiseRejectedResult | undefined; answered: boolean }> {
+    const results = await Promise.allSettled(
+      Object.entries(NOTICE_PATHS).map(async ([path, parse]) => {
         const res = await this.session.get(path, signal);
         // 404: nothing pending (or, for the lifecycle state, no Auto Scaling group).
-        return res.status === 404 ? undefined : okBody(path, res);
+        return res.status === 404 ? [] : parse(okBody(path, res), identity.instanceId);
       }),
     );
-    const notices: Notice[] = [];
-    const id = identity.instanceId;
-    if (action !== undefined) {
-      const detail = jsonBody<{ action?: string; time?: string }>('spot/instance-action', action);
-      notices.push({
-        kind: 'spot-interruption',
-        id: noticeId(id, 'spot-interruption', detail.action ?? '', detail.time ?? ''),
-        ...(rfc3339(detail.time) !== undefined && { terminationTime: rfc3339(detail.time) }),
-        labels: { instance_action: detail.action ?? '' },
-        detail,
-      });
-    }
-    if (rebalance !== undefined) {
-      const detail = jsonBody<{ noticeTime?: string }>('events/recommendations/rebalance', rebalance);
-      notices.push({ kind: 'rebalance-recommendation', id: noticeId(id, 'rebalance-recommendation', detail.noticeTime ?? ''), detail });
-    }
-    for (const event of scheduled === undefined ? [] : jsonBody<ScheduledEvent[]>('events/maintenance/scheduled', scheduled)) {
-      if (event.State !== 'active' || !event.EventId) continue;
-      const at = rfc3339(event.NotBefore);
-      notices.push({ kind: 'scheduled-maintenance', id: event.EventId, ...(at !== undefined && { terminationTime: at }), labels: { maintenance_code: event.Code ?? '' }, detail: event });
-    }
-    if (lifecycle?.trim() === 'Terminated') notices.push({ kind: 'autoscaling-termination', id: noticeId(id, 'autoscaling-termination'), detail: { targetLifecycleState: 'Terminated' } });
-    return notices;
+    return {
+      notices: results.flatMap((r) => (r.status === 'fulfilled' ? r.value : [])),
+      failed: results.find((r): r is PromiseRejectedResult => r.status === 'rejected'),
+      answered: results.some((r) => r.status === 'fulfilled'),
+    };
   }
 
   watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
     const { pollIntervalMs: intervalMs, backoff, clock } = this.options;
-    return watchByPolling({ check: (s) => this.check(identity, s), sink, intervalMs, backoff, clock, signal });
+    const check = async (s: AbortSignal): Promise<Notice[]> => {
+      const { notices, failed, answered } = await this.checkEach(identity, s);
+      // IMDS down: the loop backs off. One part of it broken: reported, and the others polled on at the interval.
+      if (failed && !answered) throw failed.reason;
+      if (failed) sink.metadataError(failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason)));
+      return notices;
+    };
+    return watchByPolling({ check, sink, intervalMs, backoff, clock, signal });
   }
 }

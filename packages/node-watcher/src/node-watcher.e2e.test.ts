@@ -87,6 +87,22 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     expect(health.status).toBe(200);
   });
 
+  it('AWS: one IMDS path that keeps failing neither hides nor delays the spot interruption another path shows', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    // Broken for good: a category the watcher reads besides the spot action.
+    imds.faults.failPath('/latest/meta-data/events/maintenance/scheduled', 500);
+    // A failed poll waits 10 minutes: only polls the broken path does not fail can see the notice in time.
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url }), () => 600_000), (w) => w.stop());
+    const errors = (): Promise<number> => metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'aws' });
+    await until('two polls that met the broken path', async () => (await errors()) >= 2);
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(plugin.events[0]!.type).toBe('hollowtrees.node.aws.spot-interruption');
+    expect(watcher.lines.find((l) => l.msg === 'metadata request failed; retrying')).toMatchObject({ error: expect.stringContaining('events/maintenance/scheduled: HTTP 500') as string });
+  });
+
   it('/readyz answers 503 with the reason until the instance identity is read, while /healthz answers 200', async () => {
     const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
     // Every request fails until the faults are cleared: the identity cannot be read.

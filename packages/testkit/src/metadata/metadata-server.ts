@@ -29,6 +29,7 @@ export interface MetadataCall {
 /** Faults the next requests meet, whatever they ask for. */
 export class MetadataFaults {
   private readonly pending: number[] = [];
+  private readonly brokenPaths = new Map<string, number>();
   private drops = 0;
 
   /** The next `count` requests get `status` (default 500) and an empty body. */
@@ -41,19 +42,25 @@ export class MetadataFaults {
     this.drops += count;
   }
 
+  /** Every request for `path` (e.g. `/latest/meta-data/events/maintenance/scheduled`) gets `status` until {@link clear}: one broken part of the service. */
+  failPath(path: string, status = 500): void {
+    this.brokenPaths.set(path, status);
+  }
+
   /** Drops every fault still pending. */
   clear(): void {
     this.pending.length = 0;
+    this.brokenPaths.clear();
     this.drops = 0;
   }
 
-  /** @internal The fault for the request arriving now: a status, 'drop', or none. */
-  take(): number | 'drop' | undefined {
+  /** @internal The fault for the request for `path` arriving now: a status, 'drop', or none. */
+  take(path: string): number | 'drop' | undefined {
     if (this.drops > 0) {
       this.drops--;
       return 'drop';
     }
-    return this.pending.shift();
+    return this.pending.shift() ?? this.brokenPaths.get(path);
   }
 }
 
@@ -77,7 +84,7 @@ export async function startMetadataServer(route: (req: MetadataRequest) => Promi
   };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://metadata');
-    const fault = faults.take();
+    const fault = faults.take(url.pathname);
     if (fault === 'drop') {
       calls.push({ method: req.method ?? 'GET', path: url.pathname, status: 0 });
       req.socket.destroy();
