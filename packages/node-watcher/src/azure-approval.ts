@@ -12,8 +12,8 @@ const APPROVAL_LOG: Readonly<Record<AzureApproval, string>> = {
 export interface AzureApprovalOptions {
   /** Core's finished runs of one event, newest first. */
   runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]>;
-  /** The groups core holds under one event's id. */
-  groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[]>;
+  /** The groups core holds under one event's id; undefined when there are too many to look through. */
+  groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined>;
   /** `StartRequests` for the event of one notice, when it may be sent. */
   approve(eventId: string, signal: AbortSignal): Promise<AzureApproval>;
   /** Between looks at core's runs. */
@@ -60,7 +60,15 @@ export class AzureApprover {
     let held: Map<string, boolean> | undefined;
     while (!signal.aborted && clock.now() < deadline) {
       try {
-        const cooling = (held ??= new Map((await this.options.groupsOf(eventId, signal)).map((g) => [g.flow, g.phase === 'cooling'])));
+        if (!held) {
+          const groups = await this.options.groupsOf(eventId, signal);
+          if (!groups) {
+            logger.warn('not approving the Azure event: core holds too many groups to find the flows running it; Azure waits its full notice', { event_id: eventId });
+            return;
+          }
+          held = new Map(groups.map((g) => [g.flow, g.phase === 'cooling']));
+        }
+        const cooling = held;
         const runs = await this.options.runsOf(eventId, signal);
         if (runs.some((r) => r.outcome === 'failed')) {
           logger.warn('a flow run of the Azure event failed; not approving it, Azure waits its full notice', { event_id: eventId, runs });

@@ -38,6 +38,8 @@ export interface CoreClientOptions {
   ca?: Buffer;
   /** Per request. Default 10 s. */
   timeoutMs?: number;
+  /** Most groups {@link CoreClient.groupsOf} reads from core: all of a busy core's would not fit the watcher's memory. Default 10 000. */
+  maxGroupsRead?: number;
 }
 
 /** Core's answer to one POST. */
@@ -109,10 +111,14 @@ export class CoreClient {
     return list.filter((run) => run.eventId === eventId);
   }
 
-  /** The groups core holds under one event's id (`GET /api/v1/status/groups`, all of them, past its default limit). */
-  async groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[]> {
+  /**
+   * The groups core holds under one event's id (`GET /api/v1/status/groups`, all of them, past its
+   * default limit); undefined when core holds more than `maxGroupsRead`, too many to look through.
+   */
+  async groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined> {
     const first = await this.list<GroupView>(this.groupsUrl, signal);
     const total = Number(first.headers['x-total-count']);
+    if (total > (this.options.maxGroupsRead ?? 10_000)) return undefined;
     const all = new URL(this.groupsUrl);
     all.searchParams.set('limit', String(total));
     const { list } = total > first.list.length ? await this.list<GroupView>(all, signal) : first;

@@ -4,7 +4,7 @@ import { labelsOf } from '@hollowtrees/grpcplugin';
 import { freePort, makeTestCertificates, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { azureNoticeId } from './azure-scheduled-events.js';
-import { Cleanups, metric, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { Cleanups, holdOtherGroups, metric, OTHER_FLOW, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -224,16 +224,10 @@ flows:
 ${flow('notify')}
   drain:
 ${flow('drain')}
-  other:
-    allowedEvents: [other.event]
-    cooldown: 1h
-    plugins: [log]
-`;
+${OTHER_FLOW}`;
     const core = cleanups.add(await startCoreWithConfig(yaml, 'two-flows.yaml', {}), (c) => c.close());
     // Held first, these groups fill the status API's default page: the event's own come after them.
-    const batch = Array.from({ length: others }, (_, i) => ({ specversion: '1.0', id: `other-${i}`, source: 'test', type: 'other.event', data: { labels: {} } }));
-    const posted = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(batch) });
-    expect(posted.status).toBe(200);
+    await holdOtherGroups(core, others);
     // Before core closes, which waits for the run, should the test fail first.
     cleanups.add(drainHeld, () => releaseDrain());
     // Only to count the watcher's looks at core's runs.

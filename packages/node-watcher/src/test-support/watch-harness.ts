@@ -165,3 +165,18 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
       }),
   };
 }
+
+/** A flow (YAML lines under `flows:`) that {@link holdOtherGroups} fills: one group per event, held an hour. */
+export const OTHER_FLOW = '  other:\n    allowedEvents: [other.event]\n    cooldown: 1h\n    plugins: [log]\n';
+
+/**
+ * Makes core (configured with {@link OTHER_FLOW}) hold `count` groups of other events, ids `other-0`,
+ * `other-1`, ..., and waits for their runs to end: a run ending later would push the runs a test
+ * looks for out of core's last 100.
+ */
+export async function holdOtherGroups(core: Hollowtrees, count: number): Promise<void> {
+  const batch = Array.from({ length: count }, (_, i) => ({ specversion: '1.0', id: `other-${i}`, source: 'test', type: 'other.event', data: { labels: {} } }));
+  const res = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(batch) });
+  if (res.status !== 200) throw new Error(`core took no batch of ${count} events: HTTP ${res.status} ${await res.text()}`);
+  await until(`the ${count} other runs ended`, () => core.engine.groups().every((g) => g.flow !== 'other' || g.phase === 'cooling'), 20_000);
+}
