@@ -42,6 +42,8 @@ describe('parseCliArgs', () => {
     [['--core-url', 'http://core:9092', '--poll-interval', '2'], /--poll-interval must be a duration from 10ms to 1h such as 2s or 500ms, got "2"/],
     [['--core-url', 'http://core:9092', '--poll-interval', '1ms'], /--poll-interval must be a duration from 10ms to 1h/],
     [['--core-url', 'core:9092'], /--core-url must be an http:\/\/ or https:\/\/ URL, got "core:9092"/],
+    [['--core-url', 'http://core:9092/api/v1/events'], /--core-url is core's base URL, without \/api\/v1\/events, got "http:\/\/core:9092\/api\/v1\/events"/],
+    [['--core-url', 'https://ops.example/hollowtrees/api/v1/events/'], /--core-url is core's base URL, without \/api\/v1\/events/],
     [['--core-url', 'http://core:9092', '--listen', '9102'], /--listen: expected host:port, got "9102"/],
     [['--core-url', 'http://core:9092', '--listen', 'a:99999'], /--listen: expected host:port, got "a:99999"/],
     [['--core-url', 'http://core:9092', '--token-file', '/nonexistent/token'], /--token-file: cannot read \/nonexistent\/token/],

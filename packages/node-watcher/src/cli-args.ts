@@ -1,6 +1,6 @@
 import { parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin';
 import { AZURE_EVENT_TYPES, DEFAULT_AZURE_EVENT_TYPES, type AzureEventType } from './azure-scheduled-events.js';
-import type { CoreAuth } from './core-client.js';
+import { CORE_EVENTS_PATH, type CoreAuth } from './core-client.js';
 import { parseListen } from './health-server.js';
 import { CLOUDS, type CloudName } from './notice.js';
 
@@ -94,6 +94,13 @@ function baseUrl(flag: string, text: string | undefined): string | undefined {
   return httpUrl(flag, text)?.replace(/\/+$/, '');
 }
 
+/** Core's base URL. Its path is kept (an ingress prefix), so one that already ends in the receiver's path would ask for it twice, and every notice would meet a 404. */
+function coreBaseUrl(text: string | undefined): string | undefined {
+  const url = httpUrl('core-url', text);
+  if (url !== undefined && new URL(url).pathname.replace(/\/+$/, '').endsWith(CORE_EVENTS_PATH)) throw new UsageError(`--core-url is core's base URL, without ${CORE_EVENTS_PATH}, got "${url}"`);
+  return url;
+}
+
 function auth(tokenFile: string | undefined, basicFile: string | undefined): CoreAuth | undefined {
   if (tokenFile !== undefined && basicFile !== undefined) throw new UsageError('--token-file and --basic-auth-file exclude each other');
   // Read once now, so a wrong path stops the start instead of every send.
@@ -133,7 +140,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   if (v.help) return { kind: 'help' };
   if (v.version) return { kind: 'version' };
   const dryRun = v['dry-run'] ?? false;
-  const coreUrl = httpUrl('core-url', v['core-url'] ?? (env.HOLLOWTREES_CORE_URL || undefined));
+  const coreUrl = coreBaseUrl(v['core-url'] ?? (env.HOLLOWTREES_CORE_URL || undefined));
   if (coreUrl === undefined && !dryRun) throw new UsageError('--core-url (or HOLLOWTREES_CORE_URL) is required unless --dry-run');
   if (v['azure-approve'] && v.cloud !== undefined && v.cloud !== 'azure') throw new UsageError(`--azure-approve is for Azure, not --cloud ${v.cloud}`);
   const listen = v.listen ?? '127.0.0.1:9102';
