@@ -1,5 +1,8 @@
 import { cancelReason } from './cancel-reason.js';
 
+/** The longest delay setTimeout keeps: Node fires a longer one after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The AbortSignal a served call hands its handler. It aborts once, while the call is
  * pending: at the call's deadline (DEADLINE_EXCEEDED) or when the call is cancelled
@@ -29,7 +32,10 @@ export class CallSignal {
    */
   armDeadline(): void {
     if (!Number.isFinite(this.deadlineMs) || this.settled) return;
-    this.timer = setTimeout(() => this.cancel(), Math.max(0, this.deadlineMs - Date.now()));
+    const left = this.deadlineMs - Date.now();
+    // A stream call's timeout_ms goes up to 2^32-1 ms (49.7 days): a deadline past what one timer
+    // holds is waited for in steps, not aborted at once.
+    this.timer = setTimeout(() => (left > MAX_TIMER_MS ? this.armDeadline() : this.cancel()), Math.max(0, Math.min(left, MAX_TIMER_MS)));
   }
 
   /** The call was cancelled, or its stream went away. */

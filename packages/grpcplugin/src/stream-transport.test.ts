@@ -166,6 +166,23 @@ describe("a call's deadline on the stream", () => {
     expect(seen.filter((c) => c.kind?.$case === 'cancel').map((c) => c.callId)).toEqual([slowId]);
     expect(quickId).not.toBe(slowId);
   });
+
+  it('a deadline further away than a timer holds (2^31 ms, 24.8 days) does not abort the handler at once', async () => {
+    // timeout_ms goes up to 2^32-1 ms; setTimeout fires anything past 2^31-1 ms after 1 ms, which aborted the handler's signal at once, as a cancel.
+    const { server } = await stream({
+      handle: async (_event, { signal, deadline }) => {
+        await sleep(100);
+        return { message: `aborted ${signal.aborted}, ${Math.round((deadline!.getTime() - Date.now()) / 86_400_000)} days left` };
+      },
+    });
+    const raw = new PluginServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    pairs.defer(() => raw.close());
+    const call = raw.handleStream();
+    pairs.defer(() => call.end());
+    const answer = new Promise<HandleStreamResponse>((resolve) => call.once('data', resolve));
+    call.write({ calls: [{ callId: 7, kind: { $case: 'call', value: { request: { event: eventToProto(testEvent), flow: 'f', attempt: 1, config: {} }, timeoutMs: 2 ** 32 - 1 } } }] });
+    expect((await answer).results).toEqual([{ callId: 7, outcome: { $case: 'response', value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'aborted false, 50 days left', attributes: {} } } }]);
+  });
 });
 
 describe('a call that ends while it waits in the plugin for a free slot', () => {
