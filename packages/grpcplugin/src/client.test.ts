@@ -42,6 +42,20 @@ describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
     expect(calls).toBe(1);
   });
 
+  it('refuses a timeout no timer can wait (NaN, Infinity, 2^31 ms or more) at once, naming it; the plugin never sees the call', async () => {
+    // A timer fires a delay past 2^31-1 ms after 1 ms: such a call failed at once with DEADLINE_EXCEEDED, and over the stream NaN or Infinity threw out of its write, ending the process.
+    let calls = 0;
+    const { client } = await start({ handle: () => void calls++ });
+    for (const timeoutMs of [Number.NaN, Infinity, 2 ** 31]) {
+      await expect(client.handle(testEvent, { flow: 'f', timeoutMs })).rejects.toThrow(new RangeError(`PluginClient.handle: timeoutMs must be a number of milliseconds up to 2147483647 (24.8 days), got ${timeoutMs}`));
+      await expect(client.checkHealth({ timeoutMs })).rejects.toThrow(/^PluginClient.checkHealth: timeoutMs must be/);
+    }
+    expect(() => new PluginClient('127.0.0.1:1', { defaultTimeoutMs: 2 ** 40 })).toThrow(new RangeError('PluginClient: defaultTimeoutMs must be a number of milliseconds up to 2147483647 (24.8 days), got 1099511627776'));
+    expect(await client.handle(testEvent, { flow: 'f', timeoutMs: 2 ** 31 - 1 })).toMatchObject({ status: 'ok' });
+    expect(await client.checkHealth({ timeoutMs: 2 ** 31 - 1 })).toBe('SERVING');
+    expect(calls).toBe(1);
+  });
+
   it('asks the health service about the plugin service, or the service named', async () => {
     const { client } = await start({ handle: () => {} });
     expect(await client.checkHealth()).toBe('SERVING');

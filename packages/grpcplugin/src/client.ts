@@ -25,7 +25,7 @@ export type PluginTransport = 'auto' | 'stream' | 'unary';
 export interface PluginClientOptions {
   /** TLS or mTLS towards the plugin. Default: plaintext. */
   tls?: ClientTlsOptions;
-  /** Deadline for calls that do not set one. Default 30 000 ms. */
+  /** Deadline for calls that do not set one. Default 30 000 ms; at most 2^31-1 ms (24.8 days), as every timeout here. */
   defaultTimeoutMs?: number;
   /** Largest request sent, in bytes. Default 16 MiB. */
   maxSendMessageBytes?: number;
@@ -49,7 +49,7 @@ export interface HandleCallOptions {
   attempt?: number;
   /** The flow's settings for this plugin (the handler's `context.config`). Default none. */
   config?: Readonly<Record<string, string>>;
-  /** Deadline for this call, in ms from now. Default: the client's `defaultTimeoutMs`. */
+  /** Deadline for this call, in ms from now, at most 2^31-1 (24.8 days): a RangeError otherwise. Default: the client's `defaultTimeoutMs`. */
   timeoutMs?: number;
   /** Cancels the call; it then fails with CANCELLED. */
   signal?: AbortSignal;
@@ -70,6 +70,15 @@ const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Hea
 
 /** The largest answer taken from a plugin: see the channel options. */
 const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+
+/** The longest deadline a call takes: Node's timers (grpc-js' deadline among them) fire a longer delay after 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** `ms`, when a timer can wait it; a RangeError naming `what` otherwise (NaN, Infinity, over {@link MAX_TIMEOUT_MS}). */
+function checkedTimeout(what: string, ms: number): number {
+  if (ms <= MAX_TIMEOUT_MS) return ms; // false for NaN too
+  throw new RangeError(`${what} must be a number of milliseconds up to ${MAX_TIMEOUT_MS} (24.8 days), got ${ms}`);
+}
 
 function fromServiceError(err: ServiceError): PluginError {
   return new PluginError(err.code as number as Code, err.details || err.message);
@@ -113,7 +122,7 @@ export class PluginClient {
     this.health = new HealthClientConstructor(address, grpcCredentials.createInsecure(), {
       channelOverride: this.client.getChannel(),
     });
-    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
+    this.defaultTimeoutMs = checkedTimeout('PluginClient: defaultTimeoutMs', options.defaultTimeoutMs ?? 30_000);
   }
 
   /**
@@ -127,7 +136,7 @@ export class PluginClient {
    * the caller's retry policy, with its attempt numbers, decides.
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
-    const deadline = Date.now() + (options.timeoutMs ?? this.defaultTimeoutMs);
+    const deadline = Date.now() + checkedTimeout('PluginClient.handle: timeoutMs', options.timeoutMs ?? this.defaultTimeoutMs);
     const request = { event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1, config: { ...options.config } };
     try {
       return await this.callOnce(request, deadline, options.signal);
@@ -227,8 +236,9 @@ export class PluginClient {
    * @param service Default: the plugin service's own name.
    */
   checkHealth(options: { service?: string; timeoutMs?: number } = {}): Promise<ServingStatus> {
-    const deadline = new Date(Date.now() + (options.timeoutMs ?? 5_000));
     return new Promise((resolve, reject) => {
+      // In here, so a timeout refused rejects as any failure does.
+      const deadline = new Date(Date.now() + checkedTimeout('PluginClient.checkHealth: timeoutMs', options.timeoutMs ?? 5_000));
       this.health.check({ service: options.service ?? PLUGIN_SERVICE_NAME }, new Metadata(), { deadline }, (err, response) =>
         err ? reject(fromServiceError(err)) : resolve(response!.status),
       );
