@@ -107,18 +107,24 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       const signal = new CallSignal(deadlineMs);
       signal.armDeadline();
       calls.set(callId, signal);
-      runner
-        .run(request, signal)
-        .then(
-          (response) => answer({ callId, outcome: { $case: 'response', value: response } }),
-          (err: unknown) => answer(failure(callId, err)),
-        )
-        .finally(() => {
-          calls.delete(callId);
-          if (backlog.length > 0) catchUp();
-          adjustIntake();
-          endWhenDone();
-        });
+      let ended = false;
+      const end = (result: StreamResult): void => {
+        if (ended) return;
+        ended = true;
+        calls.delete(callId);
+        answer(result);
+        if (backlog.length > 0) catchUp();
+        adjustIntake();
+        endWhenDone();
+      };
+      // Answered, and its slot freed, once its deadline passes or it is cancelled, whether or not the
+      // handler has returned (as grpc-js ends a unary call at its deadline): a handler that ignores its
+      // signal must not hold the stream's slots, and with them every later call, for ever.
+      signal.signal.addEventListener('abort', () => end(failure(callId, signal.signal.reason)), { once: true });
+      runner.run(request, signal).then(
+        (response) => end({ callId, outcome: { $case: 'response', value: response } }),
+        (err: unknown) => end(failure(callId, err)),
+      );
     };
     const startWaiting = (): void => {
       while (backlog.length > 0 && calls.size < maxInFlight) {

@@ -33,7 +33,9 @@ export interface ServeOptions {
   /**
    * How many calls of one `HandleStream` run at once; further calls wait unread, so a busy
    * plugin holds core back through gRPC flow control. A call read starts a turn later, so a
-   * cancel already read behind it keeps it from the handler. Default 1 000.
+   * cancel already read behind it keeps it from the handler. A call is answered and stops counting
+   * at its deadline or cancel, whether or not its handler returned (as a unary call ends at its
+   * deadline), so handlers that ignore their signal cannot hold the stream up. Default 1 000.
    */
   maxConcurrentCallsPerStream?: number;
   /** Where `serve` reports an exposed, unauthenticated bind. Default: {@link jsonLogger} with service `hollowtrees-plugin`. */

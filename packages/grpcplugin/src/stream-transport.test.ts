@@ -67,6 +67,21 @@ describe('calls sharing one stream', () => {
     expect((await client.handle(eventWithId('after'), { flow: 'f' })).message).toBe('after');
   });
 
+  it('calls whose handler never returns, ignoring its signal, free their slots at their deadline or cancel: the calls after them are served', async () => {
+    // Such calls held their slots for ever: once they took all of them, every later call on the stream waited unread until its deadline.
+    const { client } = await stream(
+      { handle: (event) => (event.id === 'stuck' ? new Promise(() => {}) : { message: event.id }) },
+      { maxConcurrentCallsPerStream: 2, shutdownTimeoutMs: 100 },
+    );
+    const cancel = new AbortController();
+    const stuck = [client.handle(eventWithId('stuck'), { flow: 'f', timeoutMs: 300 }), client.handle(eventWithId('stuck'), { flow: 'f', timeoutMs: 20_000, signal: cancel.signal })];
+    const next = client.handle(eventWithId('next'), { flow: 'f', timeoutMs: 10_000 });
+    await sleep(100); // the stuck calls reach the plugin before the cancel
+    cancel.abort();
+    expect(await Promise.all(stuck.map((call) => rejectionOf(call, PluginError).then((err) => err.code)))).toEqual([Code.DeadlineExceeded, Code.Canceled]);
+    expect((await next).message).toBe('next');
+  });
+
   it('a call whose request cannot be encoded fails alone; the calls after it go out whole (the encoder is shared)', async () => {
     const { client } = await stream({ handle: (event, context) => ({ message: `${event.id}/${context.attempt}/${context.config.k}` }) });
     const before = client.handle(eventWithId('before'), { flow: 'f', attempt: 2, config: { k: 'v1' } });
@@ -213,9 +228,12 @@ describe('calls that wait in the client while the stream pushes back', () => {
     pairs.defer(() => grpc.close());
     const calls = new ClientStream(grpc, 16 * 1024 * 1024, new ChannelConnections(grpc.getChannel()), () => {});
     const big: CloudEvent = { ...testEvent, data: { labels: { node: 'n1' }, big: 'x'.repeat(64 * 1024) } };
+    const send = (timeoutMs: number) => calls.send({ event: eventToProto(big), flow: 'f', attempt: 1, config: {} }, Date.now() + timeoutMs, undefined);
+    // Two calls whose deadline comes after the test take both slots (a call frees its slot at its deadline).
+    for (let i = 0; i < 2; i++) send(60_000).catch(() => {});
     const rounds = async (n: number): Promise<void> => {
       for (let round = 0; round < n; round++) {
-        await Promise.allSettled(Array.from({ length: 20 }, () => calls.send({ event: eventToProto(big), flow: 'f', attempt: 1, config: {} }, Date.now() + 150, undefined)));
+        await Promise.allSettled(Array.from({ length: 20 }, () => send(150)));
       }
     };
     await rounds(10);
