@@ -1,17 +1,15 @@
 import { answerTooLarge, MAX_RESPONSE_BYTES, responseBytes } from './answer-size.js';
 import { Code, PluginError } from './errors.js';
 import { eventFromProto } from './event-codec.js';
+import { completeResult } from './handle-result.js';
 import { HandleStatus, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { CallSignal } from './call-signal.js';
 import type { CloudEvent } from './cloud-event.js';
 import type { EventHandler, HandleResult } from './handler.js';
 
 function toResponse(result: HandleResult | void): HandleResponse {
-  return {
-    status: result?.status === 'skipped' ? HandleStatus.HANDLE_STATUS_SKIPPED : HandleStatus.HANDLE_STATUS_OK,
-    message: result?.message ?? '',
-    attributes: result?.attributes ?? {},
-  };
+  const { status, message, attributes } = completeResult(result);
+  return { status: status === 'skipped' ? HandleStatus.HANDLE_STATUS_SKIPPED : HandleStatus.HANDLE_STATUS_OK, message, attributes };
 }
 
 /**

@@ -26,7 +26,11 @@ export interface HandleContext {
   readonly config: Readonly<Record<string, string>>;
 }
 
-/** Outcome of a handled event. Returning nothing means `{ status: 'ok' }`. */
+/**
+ * Outcome of a handled event. Returning nothing means `{ status: 'ok' }`. A result of another
+ * shape (a status other than these two, a message or an attribute value that is not a string)
+ * fails the call with INTERNAL, naming the field.
+ */
 export interface HandleResult {
   /** `ok`: the plugin acted; `skipped`: nothing to do, the run goes on. Default `ok`. */
   status?: 'ok' | 'skipped';

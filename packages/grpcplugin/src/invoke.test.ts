@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cancelReason } from './cancel-reason.js';
 import { Code, PluginError } from './errors.js';
-import type { EventHandler, HandleContext } from './handler.js';
+import type { EventHandler, HandleContext, HandleResult } from './handler.js';
 import { invokeHandler, manualClock, testEvent } from './testing.js';
 
 /** A handler that answers only when its signal aborts, rejecting with the signal's reason. */
@@ -30,6 +30,11 @@ describe('invokeHandler', () => {
     expect(seen[0]!.signal.reason).toBeInstanceOf(PluginError);
     expect(outcome).toEqual({ ok: false, error: served });
     expect(outcome.ok || outcome.error.code).toBe(Code.DeadlineExceeded);
+  });
+
+  it("a result of the wrong shape is the INTERNAL error a served call gets, not ok: a status 'failed' does not go on as done", async () => {
+    const outcome = await invokeHandler({ handle: () => ({ status: 'failed' }) as unknown as HandleResult }, testEvent());
+    expect(outcome).toEqual({ ok: false, error: new PluginError(Code.Internal, `the handler's result is not a HandleResult: status is the string "failed", expected 'ok' or 'skipped'`) });
   });
 
   it('ends the call at the deadline even when the handler ignores its signal', async () => {

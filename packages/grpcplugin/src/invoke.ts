@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from './clock.js';
 import { cancelReason } from './cancel-reason.js';
 import { PluginError } from './errors.js';
+import { completeResult } from './handle-result.js';
 import type { CloudEvent } from './cloud-event.js';
 import type { EventHandler, HandleContext, HandleResult } from './handler.js';
 
@@ -83,8 +84,7 @@ export async function invokeHandler(handler: EventHandler, event: CloudEvent, op
   if (options.signal?.aborted) abort();
   else options.signal?.addEventListener('abort', abort, { once: true });
   try {
-    const result = await Promise.race([handler.handle(event, context), aborted]);
-    return { ok: true, result: { status: result?.status ?? 'ok', message: result?.message ?? '', attributes: result?.attributes ?? {} } };
+    return { ok: true, result: completeResult(await Promise.race([handler.handle(event, context), aborted])) };
   } catch (err) {
     return { ok: false, error: PluginError.from(err) };
   } finally {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
 import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
-import type { HandleContext } from './handler.js';
+import type { HandleContext, HandleResult } from './handler.js';
 import { jsonLogger, type LogFields, type PluginLogger } from './plugin-logger.js';
 import { serve, type PluginServer, type ServeOptions } from './serve.js';
 import { startDelayingRelay } from './test-support/delaying-relay.js';
@@ -107,6 +107,19 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     });
     const err = await rejection(client.handle(event, { flow: 'f' }));
     expect([err.code, err.message]).toEqual([Code.Internal, 'a string']);
+  });
+
+  it.each([
+    ["status 'failed'", { status: 'failed', message: 'could not drain' }, `status is the string "failed", expected 'ok' or 'skipped'`],
+    ['a number as message', { message: 404 }, 'message is a number (404), expected a string'],
+    ['a number among the attributes', { attributes: { replacement_instance_id: 'i-0new', count: 2 } }, 'attributes.count is a number (2), expected a string'],
+    ['an attribute undefined', { attributes: { replacement_instance_id: undefined } }, 'attributes.replacement_instance_id is undefined, expected a string'],
+    ['a string as attributes', { attributes: 'i-0new' }, 'attributes is the string "i-0new", expected an object of strings'],
+  ])('a result with %s (a plugin in JavaScript) fails as INTERNAL naming the field, never as ok', async (_shape, result, what) => {
+    // A status 'failed' counted as ok, so core went on to the next plugin; a number among the attributes failed with Node's 'The "string" argument must be of type string'.
+    const { client } = await start({ handle: () => result as HandleResult });
+    const err = await rejection(client.handle(event, { flow: 'f' }));
+    expect([err.code, err.message]).toEqual([Code.Internal, `the handler's result is not a HandleResult: ${what}`]);
   });
 
   it('a slow handler: the client gets DEADLINE_EXCEEDED and the AbortSignal fires with DEADLINE_EXCEEDED', async () => {
