@@ -1,7 +1,5 @@
 import { cancelReason } from './cancel-reason.js';
-
-/** The longest delay setTimeout keeps: Node fires a longer one after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS } from './timer-limit.js';
 
 /**
  * The AbortSignal a served call hands its handler. It aborts once, while the call is

@@ -9,6 +9,7 @@ import { PluginServiceClient, type HandleRequest, type HandleResponse } from './
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
+import { checkedTimeout } from './timer-limit.js';
 import { channelCredentials, type ClientTlsOptions } from './tls.js';
 import { isUnsentFailure, unsentFailure } from './unsent-call.js';
 
@@ -70,15 +71,6 @@ const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Hea
 
 /** The largest answer taken from a plugin: see the channel options. */
 const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
-
-/** The longest deadline a call takes: Node's timers (grpc-js' deadline among them) fire a longer delay after 1 ms. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-
-/** `ms`, when a timer can wait it; a RangeError naming `what` otherwise (NaN, Infinity, over {@link MAX_TIMEOUT_MS}). */
-function checkedTimeout(what: string, ms: number): number {
-  if (ms <= MAX_TIMEOUT_MS) return ms; // false for NaN too
-  throw new RangeError(`${what} must be a number of milliseconds up to ${MAX_TIMEOUT_MS} (24.8 days), got ${ms}`);
-}
 
 function fromServiceError(err: ServiceError): PluginError {
   return new PluginError(err.code as number as Code, err.details || err.message);

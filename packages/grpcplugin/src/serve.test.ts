@@ -430,6 +430,15 @@ describe.each(TRANSPORTS)('serve with TLS over %s', (transport) => {
   });
 });
 
+describe('serve with a shutdownTimeoutMs no timer can wait', () => {
+  it.each([Infinity, Number.NaN, 2 ** 31])('%s is refused at once, naming the option', async (bad) => {
+    // Taken, Infinity ("wait for every call") fired after 1 ms: close() stopped waiting at once and cancelled the calls in flight.
+    await expect(serve(0, { handle: () => {} }, { shutdownTimeoutMs: bad })).rejects.toThrow(
+      new RangeError(`serve: shutdownTimeoutMs must be a number of milliseconds up to 2147483647 (24.8 days), got ${bad}`),
+    );
+  });
+});
+
 describe('serve with TLS options that cannot hold', () => {
   const certs = makeTestCertificates();
 

@@ -8,6 +8,7 @@ import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { streamHandle, type OpenStreams } from './serve-stream.js';
 import { unaryHandle } from './serve-unary.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
+import { checkedTimeout } from './timer-limit.js';
 import { requiresClientCertificates, serverCredentials, type ServerTlsOptions } from './tls.js';
 
 /** Options for {@link serve}; every field has a default. */
@@ -22,7 +23,7 @@ export interface ServeOptions {
   tls?: ServerTlsOptions;
   /** Close gracefully on SIGTERM and SIGINT. Default false. */
   handleSignals?: boolean;
-  /** How long `close()` waits for in-flight calls before cancelling them. Default 30 000 ms. */
+  /** How long `close()` waits for in-flight calls before cancelling them. Default 30 000 ms; at most 2^31-1 ms (24.8 days), a RangeError otherwise. */
   shutdownTimeoutMs?: number;
   /**
    * Largest request message accepted, in bytes. Announced to the client in each
@@ -86,7 +87,8 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     throw new RangeError(`serve: maxConcurrentCallsPerStream must be a whole number of at least 1, got ${maxPerStream}`);
   }
   const host = options.host ?? '127.0.0.1';
-  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
+  // Infinity ("wait for every call") would fire at once, and close() cancel the calls it was to wait for.
+  const shutdownTimeoutMs = checkedTimeout('serve: shutdownTimeoutMs', options.shutdownTimeoutMs ?? 30_000);
   const maxReceiveBytes = options.maxReceiveMessageBytes ?? 16 * 1024 * 1024;
   const server = new Server({ 'grpc.max_receive_message_length': maxReceiveBytes });
   raiseConnectionWindow(server);
