@@ -222,7 +222,7 @@ describe('a call that ends while it waits in the plugin for a free slot', () => 
 
 describe('calls that wait in the client while the stream pushes back', () => {
   it('a call that ends (its deadline) before it could be written leaves nothing of it behind: what waits to be written does not grow', async () => {
-    // The plugin holds two calls for ever and reads no more, so 64 KB requests soon fill HTTP/2's windows.
+    // The plugin holds two calls for ever and reads no more, so 64 KB requests fill HTTP/2's windows.
     const { server } = await stream({ handle: () => new Promise(() => {}) }, { maxConcurrentCallsPerStream: 2, shutdownTimeoutMs: 100 });
     const grpc = new PluginServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
     pairs.defer(() => grpc.close());
@@ -231,6 +231,12 @@ describe('calls that wait in the client while the stream pushes back', () => {
     const send = (timeoutMs: number) => calls.send({ event: eventToProto(big), flow: 'f', attempt: 1, config: {} }, Date.now() + timeoutMs, undefined);
     // Two calls whose deadline comes after the test take both slots (a call frees its slot at its deadline).
     for (let i = 0; i < 2; i++) send(60_000).catch(() => {});
+    // Then more such calls, one a turn, until one is left waiting: the windows are full and the stream pushes back.
+    // (Left to the rounds below, the windows, 16 MiB, filled only when a busy machine let their calls out in time.)
+    while (calls.queued === 0) {
+      send(60_000).catch(() => {});
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     const rounds = async (n: number): Promise<void> => {
       for (let round = 0; round < n; round++) {
         await Promise.allSettled(Array.from({ length: 20 }, () => send(150)));
