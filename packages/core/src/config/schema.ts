@@ -306,6 +306,11 @@ const sqsQueue = z.strictObject({
   batchSize: z.number().int().min(1).max(10).default(10),
   /** How long a received message stays hidden; extended while its runs are in progress. */
   visibilityTimeout: visibilityTimeout.default(30_000),
+  /**
+   * How long one SQS call may go unanswered before it is abandoned (and tried again by the SDK): the SDK waits
+   * 15 minutes. A receive's bound is this beyond its `waitTimeSeconds`.
+   */
+  callTimeout: timerDuration(100, '100ms').default(10_000),
   /** Receives in parallel on this queue. */
   pollers: z.number().int().min(1).max(50).default(1),
   /** Messages being acted on at once; the pollers wait while this many are. */

@@ -135,7 +135,7 @@ export function completeConfigs(dir: string): object[] {
     },
     // Nothing listens there: the queue's receives fail and are retried, as with SQS unreachable.
     sources: {
-      sqs: [{ url: 'http://127.0.0.1:1/000000000000/notices', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', visibilityTimeout: '30s' }],
+      sqs: [{ url: 'http://127.0.0.1:1/000000000000/notices', region: 'us-east-1', endpoint: 'http://127.0.0.1:1', visibilityTimeout: '30s', callTimeout: '10s' }],
       spotPrice: [
         {
           name: 'prices',

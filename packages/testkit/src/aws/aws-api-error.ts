@@ -38,5 +38,9 @@ export function throttlingError(service: AwsService): AwsApiError {
   }
 }
 
-/** What an injected fault does to a call: answer with an error, or drop the connection without an answer. */
-export type InjectedFault = AwsApiError | 'drop-connection';
+/**
+ * What an injected fault does to a call: answer with an error, drop the
+ * connection without an answer, or take the request and never answer it (the
+ * connection stays open until the client gives up or the stand-in closes).
+ */
+export type InjectedFault = AwsApiError | 'drop-connection' | 'no-answer';

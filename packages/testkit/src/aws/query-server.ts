@@ -105,6 +105,11 @@ export class AwsFaults {
     this.add(count, scope, () => 'drop-connection');
   }
 
+  /** The next `count` calls are taken and never answered, as a stalled proxy or endpoint would: only a client timeout ends them. */
+  noAnswer(count: number, scope: FaultScope = {}): void {
+    this.add(count, scope, () => 'no-answer');
+  }
+
   /** The next `count` calls fail with the given error, e.g. `AuthFailure` (401) or `UnauthorizedOperation` (403). */
   fail(count: number, error: { code: string; message: string; status?: number }, scope: FaultScope = {}): void {
     this.add(count, scope, () => new AwsApiError(error.code, error.message, error.status));
@@ -172,9 +177,9 @@ export async function startQueryServer(options: {
         throw new AwsApiError('NoSuchVersion', `The requested version (${params.get('Version') ?? ''}) of service does not exist`);
       }
       const refusal = options.faults.take(service, action) ?? options.rateLimiter?.take(service, action);
-      if (refusal === 'drop-connection') {
-        options.calls.push({ service, action, params: params.toObject(), errorCode: 'drop-connection', at: wallClockMs() });
-        req.socket.destroy();
+      if (refusal === 'drop-connection' || refusal === 'no-answer') {
+        options.calls.push({ service, action, params: params.toObject(), errorCode: refusal, at: wallClockMs() });
+        if (refusal === 'drop-connection') req.socket.destroy();
         return;
       }
       if (refusal) throw refusal;

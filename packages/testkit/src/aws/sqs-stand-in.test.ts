@@ -181,6 +181,20 @@ describe('SQS stand-in through @aws-sdk/client-sqs', () => {
     }
   });
 
+  it('noAnswer: the call is taken and never answered; only the client\'s own timeout ends it, and the next call is served', async () => {
+    const bounded = new SQSClient({ ...clientConfig(1), requestHandler: { requestTimeout: 200, throwOnRequestTimeout: true } });
+    try {
+      sqs.faults.noAnswer(1, { service: 'sqs', action: 'DeleteMessage' });
+      const err = await failure(bounded.send(new DeleteMessageCommand({ QueueUrl: queue.url, ReceiptHandle: 'h' })));
+      expect(err.name).toBe('TimeoutError');
+      expect(sqs.callsTo('DeleteMessage').map((c) => c.errorCode)).toEqual(['no-answer']);
+      await bounded.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: 'x' }));
+      expect(queue.list()).toHaveLength(1);
+    } finally {
+      bounded.destroy();
+    }
+  });
+
   it('a throttled call with no retries left fails with RequestThrottled (HTTP 403), as SQS models it', async () => {
     sqs.faults.throttle(1, { service: 'sqs' });
     const err = await failure(client.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: 'x' })));

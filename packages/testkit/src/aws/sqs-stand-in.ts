@@ -280,9 +280,9 @@ export async function startSqsStandIn(options: SqsStandInOptions = {}): Promise<
         throw new AwsApiError('SerializationException', 'Start of structure or map found where not expected.');
       }
       const fault = faults.take('sqs', action);
-      if (fault === 'drop-connection') {
-        record('drop-connection');
-        req.socket.destroy();
+      if (fault === 'drop-connection' || fault === 'no-answer') {
+        record(fault);
+        if (fault === 'drop-connection') req.socket.destroy();
         return;
       }
       if (fault) throw fault;

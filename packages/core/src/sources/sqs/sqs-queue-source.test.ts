@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, labelsOf, PluginError, systemClock, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { pollUntil, startKubeApiServer, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
@@ -14,6 +14,7 @@ import { KubernetesRunStateStore } from '../../state/kubernetes-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from '../../state/lease-api.js';
 import { StoreMetrics } from '../../state/store-metrics.js';
 import { parseConfig } from '../../config/load-config.js';
+import type { SqsQueueConfig } from '../../config/schema.js';
 import type { EventSink } from '../event-sink.js';
 import { SqsMetrics } from './sqs-metrics.js';
 import { SqsQueueSource } from './sqs-queue-source.js';
@@ -249,6 +250,25 @@ sources:
     expect(sqs.callsTo('ReceiveMessage').slice(0, 4).map((c) => c.errorCode)).toEqual(['RequestThrottled', 'RequestThrottled', 'drop-connection', 'ServiceUnavailable']);
   });
 
+  it('an extension or a delete that gets no answer is abandoned after callTimeout and logged: the message is not held for good, and is deleted as deduplicated when redelivered', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await start(() => released, '1s', '      callTimeout: 500ms\n');
+    sqs.faults.noAnswer(1_000, { service: 'sqs', action: 'ChangeMessageVisibilityBatch' });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(1);
+    await eventually(async () => (await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'ChangeMessageVisibilityBatch' })) >= 1);
+    sqs.faults.clear();
+    sqs.faults.noAnswer(1_000, { service: 'sqs', action: 'DeleteMessageBatch' });
+    release();
+    await eventually(async () => (await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'DeleteMessageBatch' })) >= 1);
+    sqs.faults.clear();
+    await drained();
+    expect(core!.logs.find((l) => l['msg'] === 'could not delete an SQS message that was acted on; it will be redelivered and deduplicated')).toMatchObject({ err: { name: 'TimeoutError' } });
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+    expect(plugin.calls).toHaveLength(1);
+  });
+
   it('1,000 messages for 1,000 instances: 1,000 runs, 1,000 deletes, nothing left in flight', async () => {
     await start(() => {}, '30s', '      pollers: 4\n');
     const instances = Array.from({ length: 1_000 }, (_, i) => `i-${(0x10000000 + i).toString(16).padStart(17, '0')}`);
@@ -297,12 +317,20 @@ sources:
 });
 
 describe('SQS source on its own', () => {
+  /** The entry of `queue`, with 1 s long polls and visibility timeout unless `fields` say otherwise. */
+  const queueConfig = (fields: Record<string, string | number> = {}): SqsQueueConfig => {
+    const entry = { url: queue.url, region: 'us-east-2', endpoint: sqs.url, waitTimeSeconds: 1, visibilityTimeout: '1s', ...fields };
+    const { config } = parseConfig(`flows:\n  f: { allowedEvents: [x], plugins: [log] }\nsources:\n  sqs:\n    - ${JSON.stringify(entry)}\n`, 'test.yaml', {});
+    return config.sources.sqs[0]!;
+  };
+  /** A logger whose lines land in `lines`, parsed. */
+  const capturing = (lines: Array<Record<string, unknown>>): Logger => pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+
   it('an error nothing expected while handling a message (here a sink that throws) leaves the message on the queue, is logged, and ends nothing else', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
-    const { config } = parseConfig(`flows:\n  f: { allowedEvents: [x], plugins: [log] }\nsources:\n  sqs:\n    - { url: "${queue.url}", region: us-east-2, endpoint: "${sqs.url}", waitTimeSeconds: 1, visibilityTimeout: 1s }\n`, 'test.yaml', {});
     const lines: Array<Record<string, unknown>> = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const logger = capturing(lines);
     let accepted = 0;
     const sink: EventSink = {
       accept: () => {
@@ -313,7 +341,7 @@ describe('SQS source on its own', () => {
       durable: true,
       backend: 'memory',
     };
-    const source = new SqsQueueSource(config.sources.sqs[0]!, 0, new SqsMetrics(new Registry()), logger, systemClock);
+    const source = new SqsQueueSource(queueConfig(), 0, new SqsMetrics(new Registry()), logger, systemClock);
     await source.start(sink);
     try {
       queue.send(spotWarning('i-0b662ef9931388ba0'));
@@ -333,7 +361,6 @@ describe('SQS source on its own', () => {
   ] as const)('receives nothing while %s, as the sink contract asks: messages keep their receive count (redrive) and stay visible to other replicas', async (_why, refusal) => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
-    const { config } = parseConfig(`flows:\n  f: { allowedEvents: [x], plugins: [log] }\nsources:\n  sqs:\n    - { url: "${queue.url}", region: us-east-2, endpoint: "${sqs.url}", waitTimeSeconds: 1, visibilityTimeout: 1s }\n`, 'test.yaml', {});
     let refusing = true;
     const accepted: string[] = [];
     const sink: EventSink = {
@@ -348,7 +375,7 @@ describe('SQS source on its own', () => {
       },
       backend: 'memory',
     };
-    const source = new SqsQueueSource(config.sources.sqs[0]!, 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    const source = new SqsQueueSource(queueConfig(), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
     queue.send(spotWarning('i-0b662ef9931388ba0'));
     await source.start(sink);
     try {
@@ -356,6 +383,37 @@ describe('SQS source on its own', () => {
       expect(sqs.callsTo('ReceiveMessage')).toHaveLength(0);
       expect(queue.list()[0]!.receiveCount).toBe(0);
       refusing = false;
+      await pollUntil(() => queue.list().length === 0, 10_000, () => `accepted ${accepted.length}`);
+      expect(accepted).toEqual(['evt-i-0b662ef9931388ba0']);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('a receive that gets no answer is abandoned callTimeout after its long poll, logged and tried again: the source is not stuck for good', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const lines: Array<Record<string, unknown>> = [];
+    const accepted: string[] = [];
+    const sink: EventSink = {
+      accept: (event) => {
+        accepted.push(event.id);
+        return { matched: 0, started: 0, deduplicated: 0, dropped: [] };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'memory',
+    };
+    const source = new SqsQueueSource(queueConfig({ waitTimeSeconds: 0, callTimeout: '200ms' }), 0, new SqsMetrics(new Registry()), capturing(lines), systemClock);
+    // An endpoint that takes the receive and never answers (a stalled proxy or VPC endpoint), for every SDK attempt.
+    sqs.faults.noAnswer(1_000, { service: 'sqs', action: 'ReceiveMessage' });
+    await source.start(sink);
+    try {
+      await pollUntil(() => source.status().errors >= 1, 10_000, () => `status ${JSON.stringify(source.status())}`);
+      expect(source.status()).toMatchObject({ state: 'failing', lastError: { message: expect.stringContaining('ReceiveMessage: TimeoutError') as string } });
+      expect(lines.find((l) => l['msg'] === 'could not receive from the SQS queue; trying again')).toMatchObject({ queue: 'interruptions', err: { name: 'TimeoutError' } });
+      sqs.faults.clear();
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
       await pollUntil(() => queue.list().length === 0, 10_000, () => `accepted ${accepted.length}`);
       expect(accepted).toEqual(['evt-i-0b662ef9931388ba0']);
     } finally {

@@ -75,7 +75,13 @@ export class SqsQueueSource implements EventSource {
 
   async start(sink: EventSink): Promise<void> {
     const configured = this.config.region ?? regionOfQueueUrl(this.config.url);
-    this.client = new SQSClient({ ...(configured ? { region: configured } : {}), ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}) });
+    const { callTimeout } = this.config;
+    // A connection that takes a call and never answers would otherwise hold a poller, an extension or a delete for 15 minutes.
+    this.client = new SQSClient({
+      ...(configured ? { region: configured } : {}),
+      ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}),
+      requestHandler: { connectionTimeout: callTimeout, requestTimeout: callTimeout, throwOnRequestTimeout: true },
+    });
     // Without a region anywhere the SDK fails every call; asking now makes that a configuration error at start.
     const region = configured ?? (await this.client.config.region().catch(() => undefined));
     if (!region) throw new SqsRegionMissing(this.index);
@@ -155,7 +161,8 @@ export class SqsQueueSource implements EventSource {
             VisibilityTimeout: this.config.visibilityTimeout / 1000,
             MessageSystemAttributeNames: ['ApproximateReceiveCount'],
           }),
-          { abortSignal: signal },
+          // A long poll answers after up to waitTimeSeconds by design: its bound is beyond that.
+          { abortSignal: signal, requestTimeout: this.config.waitTimeSeconds * 1000 + this.config.callTimeout },
         );
         messages = answer.Messages ?? [];
         backoff = FIRST_BACKOFF_MS;
