@@ -195,6 +195,16 @@ describe('SQS stand-in through @aws-sdk/client-sqs', () => {
     }
   });
 
+  it('latency delays every call; maxConcurrent tells how many calls of an action were served at once', async () => {
+    // Long beside the gap between three sends started together, even on a busy machine.
+    sqs.latency.set(300);
+    await Promise.all([1, 2, 3].map((n) => client.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: `m${n}` }))));
+    await client.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: 'm4' }));
+    expect(sqs.maxConcurrent('SendMessage')).toBe(3);
+    expect(sqs.maxConcurrent('ReceiveMessage')).toBe(0);
+    expect(queue.list()).toHaveLength(4);
+  });
+
   it('a throttled call with no retries left fails with RequestThrottled (HTTP 403), as SQS models it', async () => {
     sqs.faults.throttle(1, { service: 'sqs' });
     const err = await failure(client.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: 'x' })));

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { CallLatency } from '../call-latency.js';
 import { closeServer, listenOnEphemeralPort, wallClockMs } from '../listen.js';
 import { AwsApiError } from './aws-api-error.js';
 import { AwsFaults, type AwsCall } from './query-server.js';
@@ -19,6 +20,8 @@ export interface SqsStandInOptions {
   host?: string;
   /** Milliseconds since the epoch, for visibility timeouts and timestamps. Default `Date.now`. */
   now?: () => number;
+  /** Delay added to every call before it is served, as a real round trip would. Default 0. */
+  latencyMs?: number;
 }
 
 /** Attributes of {@link SqsStandIn.createQueue}, as SQS's `CreateQueue` takes them. */
@@ -35,6 +38,10 @@ export interface SqsStandIn {
   readonly url: string;
   /** Errors or dropped connections to answer the next calls with (service `sqs`). */
   readonly faults: AwsFaults;
+  /** The delay every call waits before it is served; changeable while running. */
+  readonly latency: CallLatency;
+  /** The most calls of one action that were being served at once (from arrival to answer, or to the client giving up). */
+  maxConcurrent(action: string): number;
   /** Every call received, in order, failed ones included; `params` holds the JSON body's top-level strings and numbers. */
   readonly calls: readonly AwsCall[];
   /** The calls of one action, e.g. `DeleteMessageBatch`, in order. */
@@ -139,7 +146,10 @@ export async function startSqsStandIn(options: SqsStandInOptions = {}): Promise<
   const host = options.host ?? '127.0.0.1';
   const now = options.now ?? Date.now;
   const faults = new AwsFaults();
+  const latency = new CallLatency(options.latencyMs ?? 0);
   const calls: AwsCall[] = [];
+  const serving = new Map<string, number>();
+  const peaks = new Map<string, number>();
   const queues = new Map<string, SqsQueue>();
   let baseUrl = '';
 
@@ -270,6 +280,11 @@ export async function startSqsStandIn(options: SqsStandInOptions = {}): Promise<
     // A client that gives up (or a stand-in that closes) ends the long poll.
     const gone = new AbortController();
     res.on('close', () => gone.abort());
+    const now = (serving.get(action) ?? 0) + 1;
+    serving.set(action, now);
+    peaks.set(action, Math.max(peaks.get(action) ?? 0, now));
+    res.on('close', () => serving.set(action, serving.get(action)! - 1));
+    await latency.wait();
     try {
       if (req.method !== 'POST') throw new AwsApiError('InvalidHttpRequest', 'The stand-in accepts POST requests only.');
       try {
@@ -312,6 +327,8 @@ export async function startSqsStandIn(options: SqsStandInOptions = {}): Promise<
   return {
     url: baseUrl,
     faults,
+    latency,
+    maxConcurrent: (action) => peaks.get(action) ?? 0,
     calls,
     callsTo: (action) => calls.filter((c) => c.action === action),
     createQueue,

@@ -146,6 +146,25 @@ sources:
     expect(plugin.calls).toHaveLength(1);
   });
 
+  it('extends the visibility of many messages in progress with up to 10 calls at once, not one after another', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // Extended every 2 s. At 300 ms a call, 20 batches one after another take 6 s (rounds overlapping 3 deep at most);
+    // 10 at a time, 0.6 s (never overlapping).
+    await start(() => released, '6s', '      pollers: 4\n');
+    for (let n = 0; n < 200; n++) queue.send(spotWarning(`i-${(0x20000000 + n).toString(16).padStart(17, '0')}`));
+    await plugin.waitForCalls(200);
+    sqs.latency.set(300);
+    const before = sqs.callsTo('ChangeMessageVisibilityBatch').length;
+    await eventually(() => sqs.callsTo('ChangeMessageVisibilityBatch').length >= before + 20);
+    sqs.latency.set(0);
+    release();
+    await drained();
+    expect(sqs.maxConcurrent('ChangeMessageVisibilityBatch')).toBeGreaterThanOrEqual(5);
+    expect(sqs.maxConcurrent('ChangeMessageVisibilityBatch')).toBeLessThanOrEqual(10);
+    expect(plugin.calls).toHaveLength(200);
+  });
+
   it('a message handed out again while its run is in progress here (its extensions failed) is not deleted by the copy: a run that then fails leaves it, and it runs again', async () => {
     let fail!: () => void;
     const failing = new Promise<void>((resolve) => (fail = resolve));

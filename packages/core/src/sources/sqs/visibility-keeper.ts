@@ -2,6 +2,11 @@ import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/cl
 import type { Logger } from 'pino';
 import { SQS_MAX_BATCH } from './sqs-limits.js';
 
+/**
+ * Extension calls in flight at once: a round for thousands of messages must end within a third of the
+ * visibility timeout at real SQS latency (1,000 messages: 100 calls, 10 waves), without a burst SQS would throttle.
+ */
+const MAX_CONCURRENT_CALLS = 10;
 
 /**
  * Keeps the messages whose runs are in progress hidden: every third of the
@@ -12,6 +17,10 @@ import { SQS_MAX_BATCH } from './sqs-limits.js';
 export class VisibilityKeeper {
   private readonly held = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** The round of extensions in progress: rounds never overlap, so a slow SQS never gets more than {@link MAX_CONCURRENT_CALLS}. */
+  private round: Promise<void> | undefined;
+  /** A tick came while a round was in progress: the next round starts as soon as it ends. */
+  private overdue = false;
 
   constructor(
     private readonly client: SQSClient,
@@ -21,10 +30,15 @@ export class VisibilityKeeper {
     private readonly onError: (err: unknown) => void,
   ) {}
 
+  /** How often every held message is extended. */
+  private get intervalMs(): number {
+    return Math.max(100, Math.floor(this.visibilityTimeoutMs / 3));
+  }
+
   /** Keeps the message of this receipt handle hidden until {@link release}. */
   hold(receiptHandle: string): void {
     this.held.add(receiptHandle);
-    this.timer ??= setInterval(() => void this.extend(), Math.max(100, Math.floor(this.visibilityTimeoutMs / 3)));
+    this.timer ??= setInterval(() => this.tick(), this.intervalMs);
   }
 
   /** Keeps the message hidden under `newer`, the handle of its latest receive, if it was held under `older`. */
@@ -42,24 +56,53 @@ export class VisibilityKeeper {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.overdue = false;
   }
 
-  private async extend(): Promise<void> {
+  private tick(): void {
+    if (this.round) {
+      this.overdue = true;
+      return;
+    }
+    this.round = this.extendAll().finally(() => {
+      this.round = undefined;
+      if (!this.overdue || this.timer === undefined) return;
+      this.overdue = false;
+      this.tick();
+    });
+  }
+
+  /**
+   * One round: every held message's timeout set again from now, in batches of 10, {@link MAX_CONCURRENT_CALLS}
+   * calls at a time. A round ends within one interval: a call still unanswered then is abandoned, and the next
+   * round, not a retry of a stale one, is what keeps the messages hidden.
+   */
+  private async extendAll(): Promise<void> {
     const handles = [...this.held];
-    const seconds = this.visibilityTimeoutMs / 1000;
-    for (let i = 0; i < handles.length; i += SQS_MAX_BATCH) {
-      const entries = handles.slice(i, i + SQS_MAX_BATCH).map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle, VisibilityTimeout: seconds }));
-      try {
-        const { Failed = [] } = await this.client.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));
-        // A handle SQS refuses was released meanwhile (deleted) or has lapsed; either way nothing more can be done for it.
-        for (const failed of Failed) {
-          const handle = entries[Number(failed.Id)]?.ReceiptHandle;
-          if (handle && this.held.has(handle)) this.logger.warn({ queue: this.queueUrl, code: failed.Code, message: failed.Message }, 'could not extend the visibility of a message in progress');
-        }
-      } catch (err) {
-        this.onError(err);
-        this.logger.warn({ err, queue: this.queueUrl }, 'could not extend the visibility of messages in progress; trying again');
+    const batches: string[][] = [];
+    for (let i = 0; i < handles.length; i += SQS_MAX_BATCH) batches.push(handles.slice(i, i + SQS_MAX_BATCH));
+    const deadline = AbortSignal.timeout(this.intervalMs);
+    let next = 0;
+    const caller = async (): Promise<void> => {
+      while (next < batches.length && !deadline.aborted) await this.extend(batches[next++]!, deadline);
+    };
+    await Promise.all(Array.from({ length: Math.min(MAX_CONCURRENT_CALLS, batches.length) }, caller));
+    const skipped = handles.length - Math.min(next * SQS_MAX_BATCH, handles.length);
+    if (skipped > 0) this.logger.warn({ queue: this.queueUrl, skipped, held: handles.length, intervalMs: this.intervalMs }, 'a round of visibility extensions did not end within a third of the visibility timeout; the next round starts now');
+  }
+
+  private async extend(batch: readonly string[], deadline: AbortSignal): Promise<void> {
+    const entries = batch.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle, VisibilityTimeout: this.visibilityTimeoutMs / 1000 }));
+    try {
+      const { Failed = [] } = await this.client.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }), { abortSignal: deadline });
+      // A handle SQS refuses was released meanwhile (deleted) or has lapsed; either way nothing more can be done for it.
+      for (const failed of Failed) {
+        const handle = entries[Number(failed.Id)]?.ReceiptHandle;
+        if (handle && this.held.has(handle)) this.logger.warn({ queue: this.queueUrl, code: failed.Code, message: failed.Message }, 'could not extend the visibility of a message in progress');
       }
+    } catch (err) {
+      this.onError(err);
+      this.logger.warn({ err, queue: this.queueUrl }, 'could not extend the visibility of messages in progress; trying again');
     }
   }
 }
