@@ -423,17 +423,35 @@ describe('FlowEngine: telling the source how a run ended', () => {
     expect(engine.listeners.size).toBe(0);
   });
 
-  it('a failed run names the code that ended it; a deduplicated event is never heard of', async () => {
+  it('a failed run names the code that ended it, to its event and to an event deduplicated against it while it ran (which never ran itself)', async () => {
     const a = scripted('a', () => {
       throw new PluginError(Code.NotFound, 'no such instance');
     });
     const { engine } = engineFor(spotFlow(), [a]);
     const heard: Array<{ outcome: string; code?: string }> = [];
+    const followed: Array<{ outcome: string; code?: string }> = [];
     engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'one'), Date.now(), (s) => heard.push(s));
-    const again = engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'two'), Date.now(), () => heard.push({ outcome: 'wrong listener' }));
-    expect(again.deduplicated).toBe(1);
+    const again = engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'two'), Date.now(), (s) => followed.push(s));
+    expect(again).toMatchObject({ started: 0, deduplicated: 1, joined: 1 });
     await vi.runAllTimersAsync();
     expect(heard).toMatchObject([{ outcome: 'failed', code: 'NOT_FOUND', error: expect.stringContaining('no such instance') as string }]);
+    expect(followed).toMatchObject([{ outcome: 'failed', code: 'NOT_FOUND' }]);
+    expect(a.calls).toHaveLength(1);
+  });
+
+  it('an event deduplicated against a run in progress hears its success as deduplicated; one deduplicated by the cooldown hears nothing', async () => {
+    const a = scripted('a', () => {});
+    const { engine } = engineFor(spotFlow(), [a]);
+    const heard: string[] = [];
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'one'), Date.now(), (s) => heard.push(`one ${s.outcome}`));
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'two'), Date.now(), (s) => heard.push(`two ${s.outcome}`));
+    await vi.runAllTimersAsync();
+    const cooling = engine.dispatch(alert('Spot', { instance_id: 'i-1' }, 'three'), Date.now(), (s) => heard.push(`three ${s.outcome}`));
+    await vi.runAllTimersAsync();
+    expect(cooling).toMatchObject({ started: 0, deduplicated: 1 });
+    expect(cooling.joined).toBeUndefined();
+    expect(heard).toEqual(['one succeeded', 'two deduplicated']);
+    expect(engine.listeners.size).toBe(0);
   });
 
   it('a run cut short by shutdown is heard of as interrupted', async () => {

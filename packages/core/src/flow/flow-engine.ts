@@ -221,8 +221,9 @@ export class FlowEngine {
       const holder = this.states.holder(key, now);
       if (holder) {
         result.deduplicated++;
-        // A run resumed after a restart has no listener: the source of a redelivered copy takes its place.
-        if (onSettled && holder.phase !== 'cooling' && holder.replica === undefined && this.listeners.join(key, onSettled)) result.joined = (result.joined ?? 0) + 1;
+        // A run resumed after a restart has no listener: the source of a redelivered copy takes its place. Another
+        // event's run is followed: a source that acknowledges after acting must not drop its notice before that run succeeded.
+        if (onSettled && holder.phase !== 'cooling' && holder.replica === undefined && (this.listeners.join(key, onSettled) || this.listeners.follow(key, onSettled))) result.joined = (result.joined ?? 0) + 1;
         if (holder.phase !== 'cooling' && holder.replica !== undefined) result.runningElsewhere = (result.runningElsewhere ?? 0) + 1;
         metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(

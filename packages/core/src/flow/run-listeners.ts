@@ -6,6 +6,8 @@ interface Entry {
   /** The event of the run listened to; none for a run joined after a restart, whichever it is. */
   run?: CloudEvent;
   firstCallAt?: number;
+  /** Listeners of other events deduplicated against this run while it was in progress (see {@link RunListeners.follow}). */
+  followers?: RunListener[];
 }
 
 /**
@@ -40,6 +42,18 @@ export class RunListeners {
     return true;
   }
 
+  /**
+   * Listens, besides its own listener, to the run of `key` in progress for
+   * another event of its group: true when `listener` now hears how that run
+   * ends. It never acted itself, so a success reaches it as `deduplicated`.
+   */
+  follow(key: string, listener: RunListener): boolean {
+    const entry = this.byKey.get(key);
+    if (!entry) return false;
+    (entry.followers ??= []).push(listener);
+    return true;
+  }
+
   /** Notes that the run of `key` for `run` called a plugin at `at`; only its first call is kept, over all its tries. */
   called(key: string, run: CloudEvent, at: number): void {
     const entry = this.entry(key, run);
@@ -56,7 +70,11 @@ export class RunListeners {
     if (!entry) return undefined;
     if (this.byKey.get(key) === entry) this.byKey.delete(key);
     else this.displaced.delete(run!);
-    return (settlement) => entry.listener(entry.firstCallAt === undefined ? settlement : { ...settlement, firstCallAt: entry.firstCallAt });
+    return (settlement) => {
+      entry.listener(entry.firstCallAt === undefined ? settlement : { ...settlement, firstCallAt: entry.firstCallAt });
+      // No firstCallAt: the run's first call may come before a follower's event was received.
+      for (const follower of entry.followers ?? []) follower(settlement.outcome === 'succeeded' ? { ...settlement, outcome: 'deduplicated' } : settlement);
+    };
   }
 
   /** Runs someone listens to. */

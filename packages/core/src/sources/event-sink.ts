@@ -21,9 +21,11 @@ export interface Acceptance {
   /** Flows that passed the event by because its group was running, waiting for a retry or cooling down. */
   deduplicated: number;
   /**
-   * Of `deduplicated`, runs in progress that nobody listened to (resumed from
-   * the journal after a restart) and that now tell this event's `onSettled`
-   * how they end, as if it had started them. Absent when no listener was given.
+   * Of `deduplicated`, runs in progress in this process that now tell this
+   * event's `onSettled` how they end: one nobody listened to (resumed from the
+   * journal after a restart), as if this event had started it; or one another
+   * event started, whose success this event hears as `deduplicated`. Absent
+   * when no listener was given.
    */
   joined?: number;
   /**
@@ -49,8 +51,9 @@ export interface RunSettlement {
    * `interrupted`: a shutdown cut it short (with a journal it resumes after the
    * restart), or the shared run-state store could not be reached before it
    * acted. `deduplicated`: it never acted, because another replica's cooldown
-   * holds its group. `running_elsewhere`: it never acted, because another
-   * replica's run of its group is in progress; how that run ends is not told here.
+   * holds its group, or another event's run of its group here succeeded.
+   * `running_elsewhere`: it never acted, because another replica's run of its
+   * group is in progress; how that run ends is not told here.
    */
   readonly outcome: 'succeeded' | 'failed' | 'interrupted' | 'deduplicated' | 'running_elsewhere';
   /** The gRPC code name (`NOT_FOUND`, `UNAVAILABLE`, ...) of the plugin failure that ended a failed run. */

@@ -46,10 +46,10 @@ export interface EventProgress {
 
 /**
  * Dispatches one event and resolves with what to do with its message: delete
- * once every run it started (or joined: a run resumed after a restart, which
- * nobody else listens to) succeeded or ended on NOT_FOUND, or when no run
- * was needed (deduplicated: its group is running here or cooling down; unmatched:
- * no flow takes it); leave it when a run failed or was cut short, a run of its
+ * once every run it started or joined (a run of its group in progress here:
+ * one resumed after a restart, or another event's, whose success makes this one
+ * deduplicated) succeeded or ended on NOT_FOUND, or when no run was needed
+ * (deduplicated: its group is cooling down; unmatched: no flow takes it); leave it when a run failed or was cut short, a run of its
  * group is in progress on another replica, or a flow had no room (the event
  * was not accepted), so that SQS hands it out again and a later run retries. Deletes without a run wait for `commit()`, as the sink
  * contract asks; a commit that fails leaves the message.
@@ -72,7 +72,7 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
   const [drop] = result.dropped;
   const joined = result.joined ?? 0;
   const elsewhere = result.runningElsewhere ?? 0;
-  // The verdict of what needs no run here; a cooldown's deduplication or a run someone else listens to leaves nothing to wait for.
+  // The verdict of what needs no run here: a cooldown's deduplication leaves nothing to wait for.
   const atOnce: Verdict | undefined = drop
     ? { action: 'leave', why: `flow ${drop.flow} could not take it: ${drop.reason}${drop.detail ? ` (${drop.detail})` : ''}` }
     : result.matched === 0

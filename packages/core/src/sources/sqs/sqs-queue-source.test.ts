@@ -189,6 +189,49 @@ sources:
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(0);
   });
 
+  it('a second notice for a group whose run is in progress here is kept until that run ends; the run succeeds: it is deleted as deduplicated, never acted on', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await start(() => released);
+    queue.send(spotWarning('i-0b662ef9931388ba0', 'first'));
+    await plugin.waitForCalls(1);
+    // Another EventBridge event for the same instance: the same group.
+    queue.send(spotWarning('i-0b662ef9931388ba0', 'second'));
+    await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
+    // Two rounds of extensions later, the second is still held: not deleted while the run may yet fail.
+    const extensions = sqs.callsTo('ChangeMessageVisibilityBatch').length;
+    await eventually(() => sqs.callsTo('ChangeMessageVisibilityBatch').length >= extensions + 2);
+    expect(queue.list()).toHaveLength(2);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(0);
+    release();
+    await drained();
+    expect(plugin.calls).toHaveLength(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+  });
+
+  it('a second notice for a group whose run is in progress here is not lost when that run fails: both are left, and the next delivery acts once', async () => {
+    let fail!: () => void;
+    const failing = new Promise<void>((resolve) => (fail = resolve));
+    await start(async (_event, _context, index) => {
+      if (index > 0) return;
+      await failing;
+      throw new PluginError(Code.FailedPrecondition, 'node not ready');
+    });
+    queue.send(spotWarning('i-0b662ef9931388ba0', 'first'));
+    await plugin.waitForCalls(1);
+    queue.send(spotWarning('i-0b662ef9931388ba0', 'second'));
+    await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
+    fail();
+    await eventually(async () => (await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })) >= 2);
+    expect(queue.list().map((m) => (JSON.parse(m.body) as { id: string }).id).sort()).toEqual(['first', 'second']);
+    await plugin.waitForCalls(2);
+    await drained();
+    expect(plugin.calls).toHaveLength(2);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+  });
+
   it('NOT_FOUND from a plugin ends it: the message is deleted and counted, not redelivered forever', async () => {
     await start(() => {
       throw new PluginError(Code.NotFound, 'no node for instance i-0b662ef9931388ba0');
