@@ -12,6 +12,8 @@ export interface SqsMessage {
   /** How often it was received (SQS's `ApproximateReceiveCount`, exact here). */
   receiveCount: number;
   firstReceivedAt: number | undefined;
+  /** When the latest receive handed it out: SQS caps its visibility at {@link SqsQueue.maxVisibilitySeconds} from then. */
+  lastReceivedAt: number | undefined;
   /** Not handed out before this time (visibility timeout or delay). */
   invisibleUntil: number;
   /** The handle of the latest receive; only it may change the visibility. */
@@ -47,6 +49,8 @@ export class SqsQueue {
   private wakeTimer: NodeJS.Timeout | undefined;
   /** Default visibility timeout in seconds (SQS's default is 30). */
   visibilityTimeoutSeconds = 30;
+  /** How long after its latest receive a message may stay hidden at most, as SQS caps it: 12 hours. Lower it to reach the cap in a test. */
+  maxVisibilitySeconds = 43_200;
   redrivePolicy: RedrivePolicy | undefined;
 
   constructor(
@@ -84,6 +88,7 @@ export class SqsQueue {
       sentAt,
       receiveCount: 0,
       firstReceivedAt: undefined,
+      lastReceivedAt: undefined,
       invisibleUntil: sentAt + delaySeconds * 1000,
       receiptHandle: undefined,
     };
@@ -128,6 +133,12 @@ export class SqsQueue {
     if (message.invisibleUntil <= this.now()) {
       throw new AwsApiError('MessageNotInflight', 'The message referred to is not in flight.');
     }
+    if (this.now() + visibilitySeconds * 1000 > message.lastReceivedAt! + this.maxVisibilitySeconds * 1000) {
+      throw new AwsApiError(
+        'InvalidParameterValue',
+        `Value ${visibilitySeconds} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [${this.maxVisibilitySeconds} seconds]`,
+      );
+    }
     message.invisibleUntil = this.now() + visibilitySeconds * 1000;
     this.wake();
   }
@@ -153,6 +164,7 @@ export class SqsQueue {
       if (this.redrivePolicy && message.receiveCount >= this.redrivePolicy.maxReceiveCount && this.moveToDeadLetterQueue(message)) continue;
       message.receiveCount++;
       message.firstReceivedAt ??= now;
+      message.lastReceivedAt = now;
       message.invisibleUntil = now + visibilitySeconds * 1000;
       message.receiptHandle = `${message.messageId}#${randomUUID()}`;
       this.byHandle.set(message.receiptHandle, message);

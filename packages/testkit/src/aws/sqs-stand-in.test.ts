@@ -97,6 +97,16 @@ describe('SQS stand-in through @aws-sdk/client-sqs', () => {
     expect((await receive()).map((m) => m.MessageId)).toEqual([message!.MessageId]);
   });
 
+  it('a message stays hidden at most maxVisibilitySeconds (SQS: 12 hours) from its latest receive: a change beyond it is refused', async () => {
+    queue.maxVisibilitySeconds = 5;
+    queue.send('m');
+    const [message] = await receive();
+    await client.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue.url, ReceiptHandle: message!.ReceiptHandle, VisibilityTimeout: 4 }));
+    const err = await failure(client.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue.url, ReceiptHandle: message!.ReceiptHandle, VisibilityTimeout: 10 })));
+    expect(err.name).toBe('InvalidParameterValue');
+    expect(err.message).toBe('Value 10 for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [5 seconds]');
+  });
+
   it('a stale receipt handle cannot change the visibility (InvalidParameterValue) and its delete deletes nothing', async () => {
     queue.send('m');
     const [first] = await receive({ VisibilityTimeout: 0 });

@@ -232,6 +232,23 @@ sources:
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
   });
 
+  it('a run longer than SQS\'s visibility cap (12 hours from a receive; 2 s here): the refusal is logged naming the message, the message handed out again goes on under its new handle, and is acted on once', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await start(() => released);
+    queue.maxVisibilitySeconds = 2;
+    const sent = queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await plugin.waitForCalls(1);
+    const refused = (): Record<string, unknown> | undefined => core!.logs.find((l) => l['msg'] === 'SQS refused to extend the visibility of a message in progress; it will be handed out again, and its run goes on');
+    await eventually(async () => refused() !== undefined && (await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })) >= 1);
+    expect(refused()).toMatchObject({ queue: queue.url, messageId: sent.messageId, code: 'InvalidParameterValue', reason: expect.stringContaining('Total VisibilityTimeout for the message is beyond the limit') as string });
+    release();
+    await drained();
+    expect(plugin.calls).toHaveLength(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
+    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(0);
+  });
+
   it('NOT_FOUND from a plugin ends it: the message is deleted and counted, not redelivered forever', async () => {
     await start(() => {
       throw new PluginError(Code.NotFound, 'no node for instance i-0b662ef9931388ba0');

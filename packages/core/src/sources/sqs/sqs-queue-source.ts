@@ -259,7 +259,7 @@ export class SqsQueueSource implements EventSource {
       this.logger.info({ ...fields, reason: outcome.reason }, 'SQS message needs no action; deleting it');
       verdict = { action: 'delete', reason: 'ignored' };
     } else {
-      this.keeper!.hold(receipt.handle);
+      this.keeper!.hold(receipt.handle, message.MessageId);
       try {
         const progress = outcome.events.map((event) => dispatchForVerdict(this.sink!, event, receivedAt));
         verdict = combineVerdicts(await Promise.all(progress.map((p) => p.verdict)));

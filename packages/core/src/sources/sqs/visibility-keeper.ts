@@ -15,7 +15,8 @@ const MAX_CONCURRENT_CALLS = 10;
  * missed extensions in a row (SQS unreachable) are needed before one lapses.
  */
 export class VisibilityKeeper {
-  private readonly held = new Set<string>();
+  /** The receipt handles held, each with its message's id for the log lines that name it. */
+  private readonly held = new Map<string, string | undefined>();
   private timer: NodeJS.Timeout | undefined;
   /** The round of extensions in progress: rounds never overlap, so a slow SQS never gets more than {@link MAX_CONCURRENT_CALLS}. */
   private round: Promise<void> | undefined;
@@ -36,15 +37,16 @@ export class VisibilityKeeper {
   }
 
   /** Keeps the message of this receipt handle hidden until {@link release}. */
-  hold(receiptHandle: string): void {
-    this.held.add(receiptHandle);
+  hold(receiptHandle: string, messageId: string | undefined): void {
+    this.held.set(receiptHandle, messageId);
     this.timer ??= setInterval(() => this.tick(), this.intervalMs);
   }
 
   /** Keeps the message hidden under `newer`, the handle of its latest receive, if it was held under `older`. */
   replace(older: string, newer: string): void {
-    if (!this.held.delete(older)) return;
-    this.held.add(newer);
+    if (!this.held.has(older)) return;
+    this.held.set(newer, this.held.get(older));
+    this.held.delete(older);
   }
 
   release(receiptHandle: string): void {
@@ -78,7 +80,7 @@ export class VisibilityKeeper {
    * round, not a retry of a stale one, is what keeps the messages hidden.
    */
   private async extendAll(): Promise<void> {
-    const handles = [...this.held];
+    const handles = [...this.held.keys()];
     const batches: string[][] = [];
     for (let i = 0; i < handles.length; i += SQS_MAX_BATCH) batches.push(handles.slice(i, i + SQS_MAX_BATCH));
     const deadline = AbortSignal.timeout(this.intervalMs);
@@ -95,10 +97,13 @@ export class VisibilityKeeper {
     const entries = batch.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle, VisibilityTimeout: this.visibilityTimeoutMs / 1000 }));
     try {
       const { Failed = [] } = await this.client.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }), { abortSignal: deadline });
-      // A handle SQS refuses was released meanwhile (deleted) or has lapsed; either way nothing more can be done for it.
+      // A handle SQS refuses was released meanwhile (deleted), has lapsed, or reached SQS's cap (12 hours from its
+      // receive): the message is handed out again, and its run goes on under the new handle (SqsQueueSource.handle).
       for (const failed of Failed) {
         const handle = entries[Number(failed.Id)]?.ReceiptHandle;
-        if (handle && this.held.has(handle)) this.logger.warn({ queue: this.queueUrl, code: failed.Code, message: failed.Message }, 'could not extend the visibility of a message in progress');
+        if (handle && this.held.has(handle)) {
+          this.logger.warn({ queue: this.queueUrl, messageId: this.held.get(handle), code: failed.Code, reason: failed.Message }, 'SQS refused to extend the visibility of a message in progress; it will be handed out again, and its run goes on');
+        }
       }
     } catch (err) {
       this.onError(err);
