@@ -83,6 +83,20 @@ const metric = async (name: string, labels: Record<string, string> = {}): Promis
   return values.find((v) => v.name === name && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
 };
 
+/** The queue's messages deleted so far, by why. */
+const deleted = async (): Promise<{ acted: number; deduplicated: number }> => ({
+  acted: await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' }),
+  deduplicated: await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' }),
+});
+
+/** Two warnings (two EventBridge ids) for one instance, the second once the first's run has called the plugin: one group. */
+async function secondWarningWhileRunning(): Promise<void> {
+  queue.send(spotWarning('i-0b662ef9931388ba0', 'first'));
+  await plugin.waitForCalls(1);
+  queue.send(spotWarning('i-0b662ef9931388ba0', 'second'));
+  await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
+}
+
 describe('SQS source', () => {
   it('a queue without a region anywhere is a configuration error naming the entry', async () => {
     const saved = process.env['AWS_REGION'];
@@ -193,21 +207,16 @@ sources:
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     await start(() => released);
-    queue.send(spotWarning('i-0b662ef9931388ba0', 'first'));
-    await plugin.waitForCalls(1);
-    // Another EventBridge event for the same instance: the same group.
-    queue.send(spotWarning('i-0b662ef9931388ba0', 'second'));
-    await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
+    await secondWarningWhileRunning();
     // Two rounds of extensions later, the second is still held: not deleted while the run may yet fail.
     const extensions = sqs.callsTo('ChangeMessageVisibilityBatch').length;
     await eventually(() => sqs.callsTo('ChangeMessageVisibilityBatch').length >= extensions + 2);
     expect(queue.list()).toHaveLength(2);
-    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(0);
+    expect((await deleted()).deduplicated).toBe(0);
     release();
     await drained();
     expect(plugin.calls).toHaveLength(1);
-    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
-    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+    expect(await deleted()).toEqual({ acted: 1, deduplicated: 1 });
   });
 
   it('a second notice for a group whose run is in progress here is not lost when that run fails: both are left, and the next delivery acts once', async () => {
@@ -218,18 +227,14 @@ sources:
       await failing;
       throw new PluginError(Code.FailedPrecondition, 'node not ready');
     });
-    queue.send(spotWarning('i-0b662ef9931388ba0', 'first'));
-    await plugin.waitForCalls(1);
-    queue.send(spotWarning('i-0b662ef9931388ba0', 'second'));
-    await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
+    await secondWarningWhileRunning();
     fail();
     await eventually(async () => (await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })) >= 2);
     expect(queue.list().map((m) => (JSON.parse(m.body) as { id: string }).id).sort()).toEqual(['first', 'second']);
     await plugin.waitForCalls(2);
     await drained();
     expect(plugin.calls).toHaveLength(2);
-    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
-    expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+    expect(await deleted()).toEqual({ acted: 1, deduplicated: 1 });
   });
 
   it('a run longer than SQS\'s visibility cap (12 hours from a receive; 2 s here): the refusal is logged naming the message, the message handed out again goes on under its new handle, and is acted on once', async () => {
