@@ -1,4 +1,5 @@
 import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { forEachBounded } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { SQS_MAX_BATCH } from './sqs-limits.js';
 
@@ -84,12 +85,13 @@ export class VisibilityKeeper {
     const batches: string[][] = [];
     for (let i = 0; i < handles.length; i += SQS_MAX_BATCH) batches.push(handles.slice(i, i + SQS_MAX_BATCH));
     const deadline = AbortSignal.timeout(this.intervalMs);
-    let next = 0;
-    const caller = async (): Promise<void> => {
-      while (next < batches.length && !deadline.aborted) await this.extend(batches[next++]!, deadline);
-    };
-    await Promise.all(Array.from({ length: Math.min(MAX_CONCURRENT_CALLS, batches.length) }, caller));
-    const skipped = handles.length - Math.min(next * SQS_MAX_BATCH, handles.length);
+    let sent = 0;
+    await forEachBounded(batches, MAX_CONCURRENT_CALLS, async (batch) => {
+      if (deadline.aborted) return;
+      sent += batch.length;
+      await this.extend(batch, deadline);
+    });
+    const skipped = handles.length - sent;
     if (skipped > 0) this.logger.warn({ queue: this.queueUrl, skipped, held: handles.length, intervalMs: this.intervalMs }, 'a round of visibility extensions did not end within a third of the visibility timeout; the next round starts now');
   }
 
