@@ -2,6 +2,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import type { Logger } from 'pino';
 import type { Clock } from '@hollowtrees/grpcplugin';
 import { spotPriceSourceName, type SpotPriceConfig } from '../../config/schema.js';
+import { awsClientConfig } from '../aws-client-config.js';
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
 import { crossingEvent, type CrossingPlace } from './crossing-event.js';
@@ -83,8 +84,7 @@ export class SpotPriceSource implements EventSource {
 
   start(sink: EventSink): Promise<void> {
     const { region, endpoint, callTimeout } = this.config;
-    // A connection that takes the request and never answers would otherwise hold the poll, and every later one, for good.
-    this.client = new EC2Client({ region, ...(endpoint ? { endpoint } : {}), requestHandler: { connectionTimeout: callTimeout, requestTimeout: callTimeout, throwOnRequestTimeout: true } });
+    this.client = new EC2Client(awsClientConfig({ region, endpoint, callTimeout }));
     this.sink = sink;
     this.loop = this.run();
     this.logger.info({ source: this.entry, intervalMs: this.config.interval }, 'watching Spot prices');

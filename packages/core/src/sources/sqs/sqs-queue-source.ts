@@ -2,6 +2,7 @@ import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-
 import type { Logger } from 'pino';
 import type { Clock } from '@hollowtrees/grpcplugin';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
+import { awsClientConfig } from '../aws-client-config.js';
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
@@ -75,13 +76,7 @@ export class SqsQueueSource implements EventSource {
 
   async start(sink: EventSink): Promise<void> {
     const configured = this.config.region ?? regionOfQueueUrl(this.config.url);
-    const { callTimeout } = this.config;
-    // A connection that takes a call and never answers would otherwise hold a poller, an extension or a delete for 15 minutes.
-    this.client = new SQSClient({
-      ...(configured ? { region: configured } : {}),
-      ...(this.config.endpoint ? { endpoint: this.config.endpoint } : {}),
-      requestHandler: { connectionTimeout: callTimeout, requestTimeout: callTimeout, throwOnRequestTimeout: true },
-    });
+    this.client = new SQSClient(awsClientConfig({ region: configured, endpoint: this.config.endpoint, callTimeout: this.config.callTimeout }));
     // Without a region anywhere the SDK fails every call; asking now makes that a configuration error at start.
     const region = configured ?? (await this.client.config.region().catch(() => undefined));
     if (!region) throw new SqsRegionMissing(this.index);
