@@ -83,6 +83,13 @@ const metric = async (name: string, labels: Record<string, string> = {}): Promis
   return values.find((v) => v.name === name && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
 };
 
+/** A promise the test resolves with `open()`: a plugin call held until the test lets it end. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
 /** The queue's messages deleted so far, by why. */
 const deleted = async (): Promise<{ acted: number; deduplicated: number }> => ({
   acted: await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' }),
@@ -161,8 +168,7 @@ sources:
   });
 
   it('extends the visibility of many messages in progress with up to 10 calls at once, not one after another', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const { promise: released, open: release } = gate();
     // Extended every 2 s. At 300 ms a call, 20 batches one after another take 6 s (rounds overlapping 3 deep at most);
     // 10 at a time, 0.6 s (never overlapping).
     await start(() => released, '6s', '      pollers: 4\n');
@@ -180,8 +186,7 @@ sources:
   });
 
   it('a message handed out again while its run is in progress here (its extensions failed) is not deleted by the copy: a run that then fails leaves it, and it runs again', async () => {
-    let fail!: () => void;
-    const failing = new Promise<void>((resolve) => (fail = resolve));
+    const { promise: failing, open: fail } = gate();
     await start(async (_event, _context, index) => {
       if (index > 0) return;
       await failing;
@@ -204,8 +209,7 @@ sources:
   });
 
   it('a second notice for a group whose run is in progress here is kept until that run ends; the run succeeds: it is deleted as deduplicated, never acted on', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const { promise: released, open: release } = gate();
     await start(() => released);
     await secondWarningWhileRunning();
     // Two rounds of extensions later, the second is still held: not deleted while the run may yet fail.
@@ -220,8 +224,7 @@ sources:
   });
 
   it('a second notice for a group whose run is in progress here is not lost when that run fails: both are left, and the next delivery acts once', async () => {
-    let fail!: () => void;
-    const failing = new Promise<void>((resolve) => (fail = resolve));
+    const { promise: failing, open: fail } = gate();
     await start(async (_event, _context, index) => {
       if (index > 0) return;
       await failing;
@@ -238,8 +241,7 @@ sources:
   });
 
   it('a run longer than SQS\'s visibility cap (12 hours from a receive; 2 s here): the refusal is logged naming the message, the message handed out again goes on under its new handle, and is acted on once', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const { promise: released, open: release } = gate();
     await start(() => released);
     queue.maxVisibilitySeconds = 2;
     const sent = queue.send(spotWarning('i-0b662ef9931388ba0'));
@@ -307,8 +309,7 @@ sources:
   });
 
   it.each([1, 4])('takes no more than maxInFlight messages at once, with %d pollers: the rest wait on the queue, visible to other replicas', async (pollers) => {
-    let release!: () => void;
-    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const { promise: blocked, open: release } = gate();
     await start(() => blocked, '5s', `      maxInFlight: 2\n      pollers: ${pollers}\n`);
     for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9]) queue.send(spotWarning(`i-0b662ef993138800${n}`));
     await plugin.waitForCalls(2);
@@ -335,8 +336,7 @@ sources:
   });
 
   it('an extension or a delete that gets no answer is abandoned after callTimeout and logged: the message is not held for good, and is deleted as deduplicated when redelivered', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const { promise: released, open: release } = gate();
     await start(() => released, '1s', '      callTimeout: 500ms\n');
     sqs.faults.noAnswer(1_000, { service: 'sqs', action: 'ChangeMessageVisibilityBatch' });
     queue.send(spotWarning('i-0b662ef9931388ba0'));
