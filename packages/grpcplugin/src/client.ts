@@ -7,6 +7,7 @@ import { Code, PluginError } from './errors.js';
 import { eventToProto } from './event-codec.js';
 import { PluginServiceClient, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
+import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedTimeout } from './timer-limit.js';
@@ -38,6 +39,17 @@ export interface PluginClientOptions {
   reconnectBackoff?: { initialMs: number; maxMs: number };
   /** How calls travel. Default `auto`: the stream, unary for a plugin without it. */
   transport?: PluginTransport;
+  /**
+   * Pings on the connection while a call or the stream is open, so one dropped silently on the
+   * way (a NAT, a load balancer) fails its calls with UNAVAILABLE, which core retries on a new
+   * connection, instead of each waiting out its deadline for some 15 minutes. `false`: no pings.
+   * Default {@link DEFAULT_KEEPALIVE}, 30 s and 10 s. `serve()` takes pings at any rate; a plugin
+   * served otherwise may answer pings more frequent than its policy allows (gRPC-Go and C++
+   * allow one per 5 minutes unless configured) with GOAWAY `too_many_pings`: grpc-js then closes
+   * the connection and doubles its interval, so set the server's minimum ping interval to at
+   * most `timeMs`, or raise `timeMs` here.
+   */
+  keepalive?: KeepaliveOptions | false;
   /** Where the client says it fell back to unary calls. Default: {@link jsonLogger} with service `hollowtrees`. */
   logger?: PluginLogger;
 }
@@ -106,6 +118,7 @@ export class PluginClient {
       'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
       'grpc.initial_reconnect_backoff_ms': options.reconnectBackoff?.initialMs ?? 250,
       'grpc.max_reconnect_backoff_ms': options.reconnectBackoff?.maxMs ?? 2_000,
+      ...keepaliveChannelOptions('PluginClient: keepalive', options.keepalive),
       ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
     };
     this.client = new PluginServiceClient(address, creds, channelOptions);

@@ -13,6 +13,7 @@ export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from
 export { forEachBounded } from './bounded-parallel.js';
 export { CoalescingBatcher, type BatchResults, type CoalescingOptions } from './coalescing-batcher.js';
 export { serve, type PluginServer, type ServeOptions } from './serve.js';
+export { DEFAULT_KEEPALIVE, type KeepaliveOptions } from './keepalive.js';
 export { PLUGIN_SERVICE_NAME } from './service-name.js';
 export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse, type PluginTransport } from './client.js';
 export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';

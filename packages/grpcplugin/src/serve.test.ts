@@ -1,6 +1,6 @@
 import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTcp, createServer } from 'node:net';
-import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
+import { makeTestCertificates, rejectionOf, startTcpRelay } from '@hollowtrees/testkit';
 import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +10,6 @@ import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { HandleContext, HandleResult } from './handler.js';
 import { jsonLogger, type LogFields, type PluginLogger } from './plugin-logger.js';
 import { serve, type PluginServer, type ServeOptions } from './serve.js';
-import { startDelayingRelay } from './test-support/delaying-relay.js';
 import { pluginPairs, TRANSPORTS, testEvent as event } from './test-support/plugin-pair.js';
 
 const pairs = pluginPairs();
@@ -156,7 +155,7 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
         );
       },
     });
-    const relay = await startDelayingRelay(server.port);
+    const relay = await startTcpRelay(server.port);
     const client = new PluginClient(`127.0.0.1:${relay.port}`, { transport });
     pairs.defer(() => relay.close());
     pairs.defer(() => client.close());

@@ -4,6 +4,7 @@ import { CallRunner } from './call-runner.js';
 import { raiseConnectionWindow } from './connection-window.js';
 import { PluginServiceService } from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { EventHandler } from './handler.js';
+import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { streamHandle, type OpenStreams } from './serve-stream.js';
 import { unaryHandle } from './serve-unary.js';
@@ -39,6 +40,14 @@ export interface ServeOptions {
    * deadline), so handlers that ignore their signal cannot hold the stream up. Default 1 000.
    */
   maxConcurrentCallsPerStream?: number;
+  /**
+   * Pings to each client's connection, so calls of a core whose connection was dropped silently
+   * on the way (or whose host vanished) are cancelled, their handlers' signals aborting with
+   * CANCELLED, rather than running on for a caller that cannot hear the answer and will call again.
+   * `false`: no pings. Default {@link DEFAULT_KEEPALIVE}, 30 s and 10 s. The server answers a
+   * client's pings at any rate.
+   */
+  keepalive?: KeepaliveOptions | false;
   /** Where `serve` reports an exposed, unauthenticated bind. Default: {@link jsonLogger} with service `hollowtrees-plugin`. */
   logger?: PluginLogger;
 }
@@ -90,7 +99,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   // Infinity ("wait for every call") would fire at once, and close() cancel the calls it was to wait for.
   const shutdownTimeoutMs = checkedTimeout('serve: shutdownTimeoutMs', options.shutdownTimeoutMs ?? 30_000);
   const maxReceiveBytes = options.maxReceiveMessageBytes ?? 16 * 1024 * 1024;
-  const server = new Server({ 'grpc.max_receive_message_length': maxReceiveBytes });
+  const server = new Server({ 'grpc.max_receive_message_length': maxReceiveBytes, ...keepaliveChannelOptions('serve: keepalive', options.keepalive) });
   raiseConnectionWindow(server);
   const health = new HealthImplementation({ '': 'SERVING', [PLUGIN_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
@@ -124,9 +133,14 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
       await runner.drain(shutdownTimeoutMs);
       // Each stream ends once its calls are answered, so its client opens the next one elsewhere.
       for (const finish of streams) finish();
-      // A client holding a stream open (a health Watch) would keep tryShutdown waiting.
+      // A client holding a stream open (a health Watch) would keep tryShutdown waiting; and grpc-js'
+      // tryShutdown never calls back once a connection was dropped by keepalive (it waits on the dead
+      // session's close()), so the forced shutdown ends close() itself.
       await new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 1_000);
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1_000);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();

@@ -308,7 +308,7 @@ describe('parseConfig accepts every documented form', () => {
 
   it('a gRPC plugin with TLS files, a server name and its own retry policy; a log plugin with its timeout', () => {
     const { plugins } = withTop(`plugins:
-  drain: { type: grpc, address: "127.0.0.1:9000", timeout: 2m, retry: { attempts: 100, initialBackoff: 1s, maxBackoff: 1m, multiplier: 1.5 }, tls: { ca: /ca.pem, cert: /c.pem, key: /k.pem, serverName: drain.local } }
+  drain: { type: grpc, address: "127.0.0.1:9000", timeout: 2m, retry: { attempts: 100, initialBackoff: 1s, maxBackoff: 1m, multiplier: 1.5 }, tls: { ca: /ca.pem, cert: /c.pem, key: /k.pem, serverName: drain.local }, keepalive: { time: 45s } }
   quiet: { type: log, timeout: 1s, retry: { attempts: 1, multiplier: 10 } }`);
     expect(plugins.drain).toEqual({
       type: 'grpc',
@@ -317,8 +317,10 @@ describe('parseConfig accepts every documented form', () => {
       retry: { attempts: 100, initialBackoff: 1_000, maxBackoff: 60_000, multiplier: 1.5 },
       tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem', serverName: 'drain.local' },
       transport: 'auto',
+      keepalive: { time: 45_000, timeout: 10_000 },
     });
-    expect(withTop('plugins:\n  drain: { type: grpc, address: "127.0.0.1:9000", transport: unary }').plugins.drain).toMatchObject({ transport: 'unary' });
+    expect(withTop('plugins:\n  drain: { type: grpc, address: "127.0.0.1:9000", transport: unary }').plugins.drain).toMatchObject({ transport: 'unary', keepalive: { time: 30_000, timeout: 10_000 } });
+    expect(withTop('plugins:\n  drain: { type: grpc, address: "127.0.0.1:9000", keepalive: false }').plugins.drain).toMatchObject({ keepalive: false });
     expect(plugins.quiet).toEqual({ type: 'log', timeout: 1_000, retry: { attempts: 1, initialBackoff: 200, maxBackoff: 5_000, multiplier: 10 } });
   });
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDuration } from '@hollowtrees/grpcplugin';
+import { DEFAULT_KEEPALIVE, parseDuration } from '@hollowtrees/grpcplugin';
 import { formatByteSize, parseByteSize } from './byte-size.js';
 import { isPluginAddress, LISTEN_FORMAT, parseListenAddress, PLUGIN_ADDRESS_FORMAT } from './listen-address.js';
 import type { ShownInput } from '../validation-issues.js';
@@ -87,6 +87,20 @@ const grpcPlugin = z.strictObject({
    * that does not serve it; `stream` or `unary` forces one.
    */
   transport: z.enum(['auto', 'stream', 'unary'], { error: 'expected auto, stream or unary' }).default('auto'),
+  /**
+   * HTTP/2 pings towards the plugin, so a connection dropped on the way without a word fails its
+   * calls (retried on a new one) within `time` + `timeout`, not after the kernel's 15 minutes;
+   * `false` turns them off.
+   */
+  keepalive: z
+    .union([
+      z.literal(false, { error: 'expected false (no pings) or { time, timeout }' }),
+      z.strictObject({
+        time: timerDuration(1_000, '1s').default(DEFAULT_KEEPALIVE.timeMs),
+        timeout: timerDuration(1_000, '1s').default(DEFAULT_KEEPALIVE.timeoutMs),
+      }),
+    ])
+    .default({ time: DEFAULT_KEEPALIVE.timeMs, timeout: DEFAULT_KEEPALIVE.timeoutMs }),
 });
 
 const logPlugin = z.strictObject({

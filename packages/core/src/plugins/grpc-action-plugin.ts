@@ -1,4 +1,4 @@
-import { PluginClient, type ClientTlsOptions, type PluginLogger, type PluginTransport } from '@hollowtrees/grpcplugin';
+import { PluginClient, type ClientTlsOptions, type KeepaliveOptions, type PluginLogger, type PluginTransport } from '@hollowtrees/grpcplugin';
 import type { RetryConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
 
@@ -13,12 +13,20 @@ export interface GrpcActionPluginOptions {
   transport?: PluginTransport;
   /** Where the client says it fell back to unary calls. */
   logger?: PluginLogger;
+  /** Pings that find a connection dropped on the way; `false`: none. Default: the SDK's. */
+  keepalive?: KeepaliveOptions | false;
 }
 
 /** A plugin behind gRPC: one channel and one stream on it, opened once and reused by every call. */
 export function grpcActionPlugin(options: GrpcActionPluginOptions): ActionPlugin {
-  const { tls, transport, logger } = options;
-  const client = new PluginClient(options.address, { defaultTimeoutMs: options.timeoutMs, ...(tls ? { tls } : {}), ...(transport ? { transport } : {}), ...(logger ? { logger } : {}) });
+  const { tls, transport, logger, keepalive } = options;
+  const client = new PluginClient(options.address, {
+    defaultTimeoutMs: options.timeoutMs,
+    ...(tls ? { tls } : {}),
+    ...(transport ? { transport } : {}),
+    ...(logger ? { logger } : {}),
+    ...(keepalive !== undefined ? { keepalive } : {}),
+  });
   return {
     name: options.name,
     timeoutMs: options.timeoutMs,

@@ -1,5 +1,6 @@
 import { serve } from '@hollowtrees/grpcplugin';
 import { serveUnaryOnly } from '@hollowtrees/grpcplugin/testing';
+import { startTcpRelay } from '@hollowtrees/testkit';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
@@ -50,6 +51,27 @@ describe('gRPC plugins built from the configuration', () => {
     const { plugin, lines } = pluginsFrom(server.port);
     expect((await plugin.invoke(event, { flow: 'f', attempt: 1, config: {} })).message).toBe('sdk e1');
     expect(lines).toEqual([]);
+  });
+
+  it('keepalive: a connection dropped silently on the way fails the call on it with UNAVAILABLE (retried by the flow) after time + timeout, not at its deadline; keepalive: false waits out the deadline', async () => {
+    const server = await serve(0, { handle: (e) => ({ message: `sdk ${e.id}` }) });
+    cleanups.push(() => server.close());
+    const relay = await startTcpRelay(server.port);
+    cleanups.push(() => relay.close());
+    const call = { flow: 'f', attempt: 1, config: {} };
+    const pinging = pluginsFrom(relay.port, '    timeout: 60s\n    keepalive: { time: 1s, timeout: 1s }\n').plugin;
+    const silent = pluginsFrom(relay.port, '    timeout: 1s\n    keepalive: false\n').plugin;
+    await Promise.all([pinging.invoke(event, call), silent.invoke(event, call)]);
+    relay.blackholeOpenConnections();
+    await expect(pinging.invoke(event, call)).rejects.toMatchObject({ code: 14 });
+    await expect(silent.invoke(event, call)).rejects.toMatchObject({ code: 4 });
+    expect((await pinging.invoke(event, call)).message).toBe('sdk e1');
+  });
+
+  it('refuses keepalive settings that are not false or { time, timeout } of 1s to 24h, naming the path', () => {
+    expect(() => pluginsFrom(1, '    keepalive: true\n')).toThrow(/plugins\.p\.keepalive: expected false \(no pings\) or \{ time, timeout \}/);
+    expect(() => pluginsFrom(1, '    keepalive: { time: 500ms }\n')).toThrow(/plugins\.p\.keepalive\.time: expected a duration from 1s to 24h/);
+    expect(() => pluginsFrom(1, '    keepalive: { every: 5s }\n')).toThrow(/plugins\.p\.keepalive\.every: unknown field/);
   });
 
   it('refuses a transport other than auto, stream or unary, naming the path', () => {

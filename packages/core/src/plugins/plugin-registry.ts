@@ -20,7 +20,8 @@ export function buildPlugins(config: Config, tls: ConfigFiles['pluginTls'], logg
       plugins.set(name, handlerActionPlugin(name, new LogHandler(logger), pc.timeout, pc.retry, clock));
     } else {
       const pluginTls = tls.get(name);
-      const client = { transport: pc.transport, logger: pluginLogger(logger.child({ plugin: name })) };
+      const keepalive = pc.keepalive && { timeMs: pc.keepalive.time, timeoutMs: pc.keepalive.timeout };
+      const client = { transport: pc.transport, keepalive, logger: pluginLogger(logger.child({ plugin: name })) };
       plugins.set(name, grpcActionPlugin({ name, address: pc.address, timeoutMs: pc.timeout, retry: pc.retry, ...client, ...(pluginTls ? { tls: pluginTls } : {}) }));
     }
   }

@@ -5,9 +5,9 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startTcpRelay } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRecordingPlugin } from '../../test/support/recording-plugin.js';
 import { startTestCore } from '../../test/support/start-core.js';
@@ -16,25 +16,6 @@ const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/**
- * A TCP relay in front of the plugin that notes, in `seen`, each time bytes
- * from core arrive. Core, the relay and the test's HTTP client share this
- * process's event loop, so what core wrote first is read here first.
- */
-async function relayTo(port: number, seen: string[]): Promise<Server> {
-  const relay = createServer((fromCore) => {
-    const toPlugin = createConnection(port, '127.0.0.1');
-    fromCore.on('data', () => seen.push('plugin call'));
-    fromCore.pipe(toPlugin).pipe(fromCore);
-    const end = (): void => void (fromCore.destroy(), toPlugin.destroy());
-    fromCore.on('error', end).on('close', end);
-    toPlugin.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise((resolve) => relay.close(resolve)));
-  return relay;
-}
 
 /** POSTs one alert and notes in `seen` when the response's headers are read. */
 function postAlert(url: string, instance: string, seen: string[]): Promise<number> {
@@ -57,12 +38,14 @@ describe('an accepted alert', () => {
     const plugin = await startRecordingPlugin();
     cleanups.push(() => plugin.close());
     const seen: string[] = [];
-    const relay = await relayTo(plugin.server.port, seen);
+    // Core, the relay and the test's HTTP client share this process's event loop, so what core wrote first is read here first.
+    const relay = await startTcpRelay(plugin.server.port, { onClientBytes: () => seen.push('plugin call') });
+    cleanups.push(() => relay.close());
     const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-act-first-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const core = await startTestCore(`${journal ? `state: { file: ${join(dir, 'state.journal')} }\n` : ''}
 plugins:
-  rec: { type: grpc, transport: ${transport}, address: "127.0.0.1:${(relay.address() as { port: number }).port}" }
+  rec: { type: grpc, transport: ${transport}, address: "127.0.0.1:${relay.port}" }
 flows:
   spot:
     allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]

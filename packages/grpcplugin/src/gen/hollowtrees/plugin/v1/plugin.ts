@@ -1141,7 +1141,8 @@ export const HandleResponse_AttributesEntry: MessageFns<HandleResponse_Attribute
  * cancel, and moves several times more calls per second than one unary call
  * per event. Handle is the simple form, for plugins written without the SDK:
  * a plugin that answers UNIMPLEMENTED to HandleStream is called through Handle.
- * The SDK's serve() implements both.
+ * The SDK's serve() implements both. Core sends HTTP/2 keepalive pings (every
+ * 30s by default) to find connections dropped on the way: a server must allow them.
  */
 export type PluginServiceService = typeof PluginServiceService;
 export const PluginServiceService = {
