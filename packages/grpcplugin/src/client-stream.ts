@@ -5,7 +5,7 @@ import { Code, PluginError } from './errors.js';
 import { HandleRequest, PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { announcedReceiveLimit } from './receive-limit-header.js';
-import { unsentFailure } from './unsent-call.js';
+import { closedBeforeSent, unsentFailure } from './unsent-call.js';
 
 interface Pending {
   resolve(response: PluginResponse): void;
@@ -165,9 +165,15 @@ export class ClientStream {
     });
   }
 
-  /** Half-closes the stream: the plugin answers the calls it has and then ends it. */
+  /**
+   * Half-closes the stream: the plugin answers the calls it has and then ends it. Calls not
+   * written yet fail at once with {@link closedBeforeSent}: nothing is written after the end.
+   */
   end(): void {
-    if (!this.closed) this.call.end();
+    if (this.closed) return;
+    for (const [callId, entry] of this.waiting) if ('request' in entry) this.pending.get(callId)?.reject(closedBeforeSent());
+    this.waiting.clear();
+    this.call.end();
   }
 
   /** RESOURCE_EXHAUSTED for a request of `requestBytes` too large to send, as grpc-js' own limit on a unary call. */

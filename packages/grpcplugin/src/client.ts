@@ -12,7 +12,7 @@ import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedTimeout } from './timer-limit.js';
 import { channelCredentials, type ClientTlsOptions } from './tls.js';
-import { isUnsentFailure, unsentFailure } from './unsent-call.js';
+import { closedBeforeSent, isUnsentFailure, unsentFailure } from './unsent-call.js';
 
 export type { PluginResponse } from './plugin-response.js';
 
@@ -104,6 +104,7 @@ export class PluginClient {
   private readonly connections: ChannelConnections;
   private transport: PluginTransport;
   private stream: ClientStream | undefined;
+  private closed = false;
 
   /** @param address `host:port` of the plugin. */
   constructor(readonly address: string, options: PluginClientOptions = {}) {
@@ -153,6 +154,8 @@ export class PluginClient {
 
   private async callOnce(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
     if (signal?.aborted) throw new PluginError(Code.Canceled, 'call cancelled before it started');
+    // grpc-js would throw a plain Error for a unary call, and open a stream that ends at once.
+    if (this.closed) throw closedBeforeSent();
     if (this.transport === 'unary') return this.callUnary(request, deadline, signal);
     let stream: ClientStream;
     try {
@@ -250,8 +253,12 @@ export class PluginClient {
     });
   }
 
-  /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. */
+  /**
+   * Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. Calls not sent yet,
+   * and calls made from now on, fail with CANCELLED: the client was closed before the call was sent.
+   */
   close(): void {
+    this.closed = true;
     this.stream?.end();
     this.client.close();
   }

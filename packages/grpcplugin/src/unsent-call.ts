@@ -1,4 +1,4 @@
-import type { PluginError } from './errors.js';
+import { Code, PluginError } from './errors.js';
 
 /** Failures of calls of which nothing left the client. */
 const unsent = new WeakSet<PluginError>();
@@ -16,4 +16,9 @@ export function unsentFailure(err: PluginError): PluginError {
 /** True for an error {@link unsentFailure} marked. */
 export function isUnsentFailure(err: unknown): boolean {
   return typeof err === 'object' && err !== null && unsent.has(err as PluginError);
+}
+
+/** The failure of a call made after `close()`, or before it but not yet written: it never left, and never will. */
+export function closedBeforeSent(): PluginError {
+  return new PluginError(Code.Canceled, 'the client was closed before the call was sent');
 }
