@@ -4,6 +4,7 @@ import { CallSignal } from './call-signal.js';
 import { Code, PluginError } from './errors.js';
 import type { CallRunner } from './call-runner.js';
 import type { HandleCall, HandleStreamRequest, HandleStreamResponse, StreamCall, StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { Backlog } from './backlog.js';
 import { receiveLimitHeaders } from './receive-limit-header.js';
 
 type PluginStream = ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>;
@@ -38,8 +39,9 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
     // At once, not with the first answer: the client batches its calls below the limit from then on.
     stream.sendMetadata(receiveLimitHeaders(maxReceiveBytes));
     const calls = new Map<number, CallSignal>();
-    // Calls read but not started yet, with their deadlines counted from when they were read.
-    const backlog: Array<{ callId: number; request: HandleCall['request']; deadlineMs: number }> = [];
+    // Calls read but not started yet, with their deadlines counted from when they were read; by id, so
+    // a message of thousands of calls (or their cancels) is not looked up call by call along the list.
+    const backlog = new Backlog<{ request: HandleCall['request']; deadlineMs: number }>();
     let results: StreamResult[] = [];
     let flushScheduled = false;
     let fullPause = false;
@@ -49,10 +51,10 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
     let gone = false;
 
     const adjustIntake = (): void => {
-      const room = calls.size + backlog.length < maxInFlight;
+      const room = calls.size + backlog.size < maxInFlight;
       // While catching up, what the stream holds is read though calls wait, as it may cancel them; only
       // while the backlog holds at most `maxInFlight` calls, so no more than that and a message wait here.
-      const readAhead = catchingUp && backlog.length <= maxInFlight;
+      const readAhead = catchingUp && backlog.size <= maxInFlight;
       if (!writesBlocked && (room || readAhead)) {
         if (fullPause) catchUp();
         fullPause = false;
@@ -76,7 +78,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       });
     };
     const endWhenDone = (): void => {
-      if (readEnded && calls.size === 0 && backlog.length === 0 && results.length === 0 && !gone) stream.end();
+      if (readEnded && calls.size === 0 && backlog.size === 0 && results.length === 0 && !gone) stream.end();
     };
     const flush = (): void => {
       flushScheduled = false;
@@ -113,7 +115,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
         ended = true;
         calls.delete(callId);
         answer(result);
-        if (backlog.length > 0) catchUp();
+        if (backlog.size > 0) catchUp();
         adjustIntake();
         endWhenDone();
       };
@@ -127,26 +129,23 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       );
     };
     const startWaiting = (): void => {
-      while (backlog.length > 0 && calls.size < maxInFlight) {
-        const next = backlog.shift()!;
-        start(next.callId, next.request, next.deadlineMs);
+      while (calls.size < maxInFlight) {
+        const next = backlog.shift();
+        if (!next) return;
+        start(next.id, next.entry.request, next.entry.deadlineMs);
       }
     };
     const take = ({ callId, kind }: StreamCall): void => {
       if (kind?.$case === 'cancel') {
-        const waiting = backlog.findIndex((b) => b.callId === callId);
-        if (waiting >= 0) {
-          backlog.splice(waiting, 1);
-          answer(failure(callId, new PluginError(Code.Canceled, 'call cancelled by the client')));
-        }
+        if (backlog.delete(callId)) answer(failure(callId, new PluginError(Code.Canceled, 'call cancelled by the client')));
         return calls.get(callId)?.cancel();
       }
       if (kind?.$case !== 'call') return answer(failure(callId, new PluginError(Code.InvalidArgument, 'stream call has neither a call nor a cancel')));
-      if (calls.has(callId) || backlog.some((b) => b.callId === callId)) {
+      if (calls.has(callId) || backlog.has(callId)) {
         return answer(failure(callId, new PluginError(Code.InvalidArgument, `call id ${callId} is already in use on this stream`)));
       }
       const { request, timeoutMs } = kind.value;
-      backlog.push({ callId, request, deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity });
+      backlog.push(callId, { request, deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity });
     };
 
     stream.on('data', (message: HandleStreamRequest) => {
@@ -164,7 +163,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
     // The client went away: its calls' handlers are told, and nothing more is written.
     const abandon = (): void => {
       gone = true;
-      backlog.length = 0;
+      backlog.clear();
       open.delete(finish);
       for (const signal of calls.values()) signal.cancel();
     };
