@@ -45,7 +45,13 @@ export class EngineMetrics {
     this.runsInProgress = new Gauge({ name: 'hollowtrees_runs_in_progress', help: 'Flow runs calling plugins now.', labelNames: ['flow'], registers });
     // Read at scrape time: a cooldown ends by itself, with no event to update a gauge, and a
     // queue's depth or held bytes change on every event, where setting gauges would cost the hot path.
+    // One refresh per scrape: prom-client collects each of these gauges in turn, in one synchronous pass,
+    // and a refresh walks every group held (up to state.maxGroups).
+    let refreshedThisTurn = false;
     const collect = (): void => {
+      if (refreshedThisTurn) return;
+      refreshedThisTurn = true;
+      queueMicrotask(() => (refreshedThisTurn = false));
       const queued = new Map<string, number>();
       for (const refresh of this.refreshers) refresh(queued);
       for (const flow of this.initialised) this.queueDepth.set({ flow }, queued.get(flow) ?? 0);

@@ -1242,6 +1242,17 @@ describe('FlowEngine: edges', () => {
     expect(await metrics.registry.metrics()).toContain('hollowtrees_groups_cooling_down{flow="spot"} 1');
   });
 
+  it('refreshes the scraped gauges once per scrape, and for a scrape of one of them alone', async () => {
+    const { metrics } = engineFor(spotFlow(), [scripted('a')]);
+    let refreshes = 0;
+    metrics.beforeCollect(() => void refreshes++);
+    await metrics.registry.metrics();
+    expect(refreshes).toBe(1);
+    await metrics.registry.getSingleMetricAsString('hollowtrees_queue_depth');
+    await metrics.registry.metrics();
+    expect(refreshes).toBe(3);
+  });
+
   it('logs each drop with the group and event, whatever the reason', async () => {
     const { logger, lines } = capture('warn');
     const { config } = parseConfig(`plugins:\n  a: { type: grpc, address: "unused:1" }\n${spotFlow('    concurrency: 1\n    queueSize: 1')}`, 'test.yaml', {});
