@@ -36,6 +36,19 @@ describe('toPluginError', () => {
     expect(toPluginError(refusal(500, JSON.stringify({ message: 42 })), doing).message).toBe(`${doing}: HTTP 500`);
   });
 
+  it('maps a failed uid precondition (the object recreated under its name) to NOT_FOUND, in both of the API server\'s wordings; another conflict stays ABORTED', () => {
+    const doing = 'evicting pod apps/db-0';
+    for (const message of [
+      'Operation cannot be fulfilled on Pod "db-0": the UID in the precondition (a) does not match the UID in record (b). The object might have been deleted and then recreated',
+      'Operation cannot be fulfilled on pods "db-0": Precondition failed: UID in precondition: a, UID in object meta: b',
+    ]) {
+      const mapped = toPluginError(refusal(409, status(message, 409)), doing);
+      expect([mapped.code, mapped.message]).toEqual([Code.NotFound, `${doing}: ${message}`]);
+    }
+    const stale = 'Operation cannot be fulfilled on pods "db-0": the object has been modified; please apply your changes to the latest version and try again';
+    expect(toPluginError(refusal(409, status(stale, 409)), doing).code).toBe(Code.Aborted);
+  });
+
   it('answers the drain deadline as DEADLINE_EXCEEDED', () => {
     const err = new DeadlineReachedError(0);
     const mapped = toPluginError(err, 'listing pods on node n1');

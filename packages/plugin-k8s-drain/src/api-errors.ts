@@ -102,11 +102,19 @@ function requestFailureOf(err: Error): { code: Code; message: string } | undefin
 const SEVERAL_BUDGETS = /more than one PodDisruptionBudget/;
 
 /**
+ * The API server's 409 for a uid precondition that fails: the object was deleted and another created
+ * under its name (`the UID in the precondition (…) does not match…`, or `Precondition failed: UID in
+ * precondition: …`). The one the call meant is gone, however often it is asked.
+ */
+const OTHER_UID = /UID in (the )?precondition/;
+
+/**
  * Maps anything a Kubernetes call throws to the one error type of this package,
  * prefixed with what was being done. HTTP 5xx and network errors become
  * UNAVAILABLE; a certificate the kubeconfig cannot verify, a pod two budgets
- * select, or another failed request no retry mends, FAILED_PRECONDITION; another unexpected 4xx is a bug
- * here, so INTERNAL.
+ * select, or another failed request no retry mends, FAILED_PRECONDITION; a uid
+ * precondition that fails (the object was recreated under its name), NOT_FOUND;
+ * another unexpected 4xx is a bug here, so INTERNAL.
  */
 export function toPluginError(err: unknown, doing: string): PluginError {
   if (err instanceof PluginError) return err;
@@ -115,6 +123,9 @@ export function toPluginError(err: unknown, doing: string): PluginError {
     const message = messageOf(err);
     if (err.code === 500 && SEVERAL_BUDGETS.test(message)) {
       return new PluginError(Code.FailedPrecondition, `${doing}: ${message} (make one PodDisruptionBudget select the pod)`, { cause: err });
+    }
+    if (err.code === 409 && OTHER_UID.test(message)) {
+      return new PluginError(Code.NotFound, `${doing}: ${message}`, { cause: err });
     }
     const code = CODE_BY_HTTP[err.code] ?? (err.code >= 500 ? Code.Unavailable : Code.Internal);
     return new PluginError(code, `${doing}: ${message}`, { cause: err });

@@ -541,6 +541,23 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect((await call).message).toMatch(/; last reason: evicting pod apps\/db-0: Cannot evict pod as it would violate the pod's disruption budget\.$/);
   });
 
+  it('never evicts a pod recreated under the name of one it was evicting (a StatefulSet’s, on another node): the eviction names the uid, and the old pod counts as gone', async () => {
+    const api = await startCluster({ replaceEvictedPods: false });
+    api.cluster.addPod(pod('db-0', { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    const drain = handlerFor(api).handle(event({ node: 'node-a' }), context());
+    await vi.waitFor(() => expect(api.cluster.evictions().map((e) => e.code)).toContain(429), { timeout: 5_000, interval: 5 });
+    // While the budget holds the eviction back, db-0 goes (deleted by hand, say) and its StatefulSet
+    // recreates it under the same name on node-b, where the budget then allows one disruption.
+    api.cluster.deletePod('apps', 'db-0', 0);
+    for (const name of ['db-0', 'db-1']) api.cluster.addPod({ ...pod(name, { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }), spec: { nodeName: 'node-b' } });
+
+    const result = await drain;
+    expect(result.attributes).toMatchObject({ pods_evicted: '0', pods_remaining: '0' });
+    expect(api.cluster.evictions().filter((e) => e.code === 201)).toEqual([]);
+    expect(api.cluster.pods('node-b').map((p) => [p.metadata.name, p.metadata.deletionTimestamp])).toEqual([['db-0', undefined], ['db-1', undefined]]);
+  });
+
   it('counts the tries it waits between', async () => {
     const api = await startCluster();
     api.failNext(2, { code: 500, method: 'GET', path: /^\/api\/v1\/nodes\/node-a$/ });

@@ -11,7 +11,7 @@ import { withRetries } from './retry.js';
 /** What became of the pods given to {@link evictPods}. */
 export interface EvictionOutcome {
   evicted: V1Pod[];
-  /** Gone before their eviction (404). */
+  /** Gone before their eviction (404, or 409: another pod has their name now). */
   gone: V1Pod[];
   /** Refused because their namespace is being deleted: the namespace controller deletes them, so they are waited for like the evicted. */
   deletedWithNamespace: V1Pod[];
@@ -55,7 +55,8 @@ export async function evictPods(api: KubeApi, pods: readonly V1Pod[], run: Evict
     }
     const grace = gracePeriodFor(pod, run.gracePeriodSeconds);
     try {
-      await withRetries(() => api.evictPod(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', grace), {
+      // The uid, so a pod deleted and recreated under the name since (a StatefulSet's, elsewhere) is not evicted in its place: 404 or 409, gone.
+      await withRetries(() => api.evictPod(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', grace, pod.metadata?.uid), {
         deadline: run.deadline,
         backoff: run.backoff,
         doing: `evicting pod ${key}`,

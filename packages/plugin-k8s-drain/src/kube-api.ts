@@ -44,8 +44,11 @@ export interface KubeApi {
     onEvent: (event: WatchEvent<T>) => void,
     done: (err?: unknown) => void,
   ): Promise<{ stop(): void }>;
-  /** Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. */
-  evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined): Promise<void>;
+  /**
+   * Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. With `uid`, a
+   * precondition: a pod deleted and recreated under the name since is not evicted (409 Conflict).
+   */
+  evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined, uid?: string): Promise<void>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
   /** Closes the connections it keeps. */
   close(): void;
@@ -118,15 +121,17 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       );
       return { stop: () => controller.abort() };
     },
-    evictPod: (namespace, name, gracePeriodSeconds) =>
-      gate.run('drain', () =>
+    evictPod: (namespace, name, gracePeriodSeconds, uid) => {
+      const deleteOptions = { ...(gracePeriodSeconds !== undefined && { gracePeriodSeconds }), ...(uid && { preconditions: { uid } }) };
+      return gate.run('drain', () =>
         write('POST', `/api/v1/namespaces/${path(namespace)}/pods/${path(name)}/eviction`, {
           apiVersion: 'policy/v1',
           kind: 'Eviction',
           metadata: { name, namespace },
-          ...(gracePeriodSeconds === undefined ? {} : { deleteOptions: { gracePeriodSeconds } }),
+          ...(Object.keys(deleteOptions).length > 0 && { deleteOptions }),
         }),
-      ),
+      );
+    },
     createEvent: (namespace, body) => gate.run('event', () => write('POST', `/api/v1/namespaces/${path(namespace)}/events`, body)),
     close: () => agents.destroy(),
   };

@@ -46,7 +46,7 @@ export interface EvictionRecord {
   name: string;
   /** The node the pod was on, when it existed. */
   node: string | undefined;
-  /** HTTP code answered: 201 evicted, 429 blocked by a budget, 404 no such pod, 500 several budgets. */
+  /** HTTP code answered: 201 evicted, 429 blocked by a budget, 404 no such pod, 409 another pod than the uid precondition names, 500 several budgets. */
   code: number;
   /** The grace period the deletion used, when the pod was evicted. */
   gracePeriodSeconds: number | undefined;
@@ -336,10 +336,17 @@ export class KubeCluster {
    * `POST /api/v1/namespaces/{ns}/pods/{name}/eviction`, with the eviction
    * subresource's rules: terminal, pending and terminating pods are deleted
    * without a budget check; a pod under two budgets gets 500; under one budget
-   * that allows no disruption, 429.
+   * that allows no disruption, 429; a pod whose uid is not the one
+   * `deleteOptions.preconditions.uid` names (deleted and recreated under its
+   * name since), 409 once the budget allows, as the API server's deletion refuses it.
    */
   evictPod(namespace: string, name: string, body: unknown): Status {
-    const eviction = (body ?? {}) as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string }; deleteOptions?: { gracePeriodSeconds?: number } };
+    const eviction = (body ?? {}) as {
+      apiVersion?: string;
+      kind?: string;
+      metadata?: { name?: string; namespace?: string };
+      deleteOptions?: { gracePeriodSeconds?: number; preconditions?: { uid?: string } };
+    };
     // The API server decodes the body as a policy Eviction: an apiVersion or kind left out is filled in, another is refused.
     const { apiVersion = 'policy/v1', kind = 'Eviction' } = eviction;
     if (kind !== 'Eviction' || !['policy/v1', 'policy/v1beta1'].includes(apiVersion)) {
@@ -359,6 +366,10 @@ export class KubeCluster {
       if (this.terminatingNamespaces.has(namespace)) throw namespaceTerminating(PODS, name, namespace);
       if (!pod) throw notFound(PODS, name);
       this.checkBudget(pod);
+      const uid = eviction.deleteOptions?.preconditions?.uid;
+      if (uid && uid !== pod.metadata.uid) {
+        throw conflict({ resource: 'Pod' }, name, `the UID in the precondition (${uid}) does not match the UID in record (${pod.metadata.uid}). The object might have been deleted and then recreated`);
+      }
     } catch (err) {
       record((err as { status?: Status }).status?.code ?? 500);
       throw err;

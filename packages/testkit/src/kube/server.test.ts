@@ -161,6 +161,18 @@ describe('kube-apiserver stand-in', () => {
     expect((await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', { metadata: { name: 'gone' } })).code).toBe(404);
   });
 
+  it('evicts only the pod the uid precondition names: one recreated under its name since is refused 409, as the API server refuses its deletion', async () => {
+    const first = api.cluster.addPod({ metadata: { name: 'db-0' }, spec: { nodeName: 'n1' } });
+    api.cluster.deletePod('default', 'db-0', 0);
+    const second = api.cluster.addPod({ metadata: { name: 'db-0' }, spec: { nodeName: 'n2' } });
+    const withUid = (uid: string | undefined): unknown => ({ ...(eviction('db-0') as object), deleteOptions: { preconditions: { uid } } });
+    const refused = await call('POST', '/api/v1/namespaces/default/pods/db-0/eviction', withUid(first.metadata.uid));
+    expect(refused).toMatchObject({ code: 409, body: { reason: 'Conflict', message: `Operation cannot be fulfilled on Pod "db-0": the UID in the precondition (${first.metadata.uid}) does not match the UID in record (${second.metadata.uid}). The object might have been deleted and then recreated` } });
+    expect(api.cluster.pods('n2')[0]?.metadata.deletionTimestamp).toBeUndefined();
+    expect((await call('POST', '/api/v1/namespaces/default/pods/db-0/eviction', withUid(second.metadata.uid))).code).toBe(201);
+    expect(api.cluster.evictions().map((e) => [e.code, e.node])).toEqual([[409, 'n2'], [201, 'n2']]);
+  });
+
   it('cuts a terminating pod\'s grace period short when deleted again with a shorter one, and keeps it otherwise', async () => {
     api.cluster.addPod({ metadata: { name: 'web-1' }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 60_000 } });
     expect((await call('DELETE', '/api/v1/namespaces/default/pods/web-1')).body.metadata.deletionGracePeriodSeconds).toBe(60_000);
