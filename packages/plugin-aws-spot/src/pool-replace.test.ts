@@ -341,6 +341,10 @@ describe('pool mode: replacement before drain', () => {
     [{ mode: 'pools' }, /config mode "pools" is not one of instance, pool/],
     [{ tag: 'cluster' }, /config tag "cluster" must be key=value/],
     [{ waitTimeout: 'soon' }, /config waitTimeout "soon" is not a duration/],
+    // A typo, or a key of another plugin's entry, would otherwise leave the default in force without a word.
+    [{ waitTimout: '20m' }, /config: unknown key "waitTimout" \(it takes mode, tag, subnets, waitTimeout\)$/],
+    [{ maxUnavailable: '2', minInterval: '30s' }, /config: unknown key "maxUnavailable", "minInterval" /],
+    [{ mode: 'instance', subnets: 'subnet-b' }, /config subnets "subnet-b" applies only with mode: pool$/],
   ])('refuses the flow config %o with INVALID_ARGUMENT', async (config, message) => {
     const aws = await standIn();
     const err = await rejectionOf(handler(aws).handle(surge(), poolCall(config)), PluginError);

@@ -33,6 +33,9 @@ export interface PoolSettings {
 const POOL_MODE = 'pool';
 /** The modes a flow's config may name; without one, the plugin replaces the event's instance. */
 const MODES = new Set(['instance', POOL_MODE]);
+/** The config keys only pool mode reads. */
+const POOL_KEYS = ['tag', 'subnets', 'waitTimeout'] as const;
+const KEYS = ['mode', ...POOL_KEYS];
 
 function invalid(context: HandleContext, key: string, value: string, expected: string): PluginError {
   return new PluginError(Code.InvalidArgument, `flow ${context.flow}: aws-spot config ${key} "${value}" ${expected}`);
@@ -40,12 +43,22 @@ function invalid(context: HandleContext, key: string, value: string, expected: s
 
 /**
  * Whether the flow runs the plugin in pool mode (`mode: pool`).
- * @throws PluginError INVALID_ARGUMENT for a mode it does not know.
+ * @throws PluginError INVALID_ARGUMENT for a mode it does not know, a key it
+ *   does not know (a typo would leave the default in force without a word), or
+ *   a pool key without `mode: pool`.
  */
 export function isPoolMode(context: HandleContext): boolean {
-  const mode = context.config.mode;
+  const { config } = context;
+  const unknown = Object.keys(config).filter((k) => !KEYS.includes(k));
+  if (unknown.length > 0) {
+    throw new PluginError(Code.InvalidArgument, `flow ${context.flow}: aws-spot config: unknown key ${unknown.map((k) => `"${k}"`).join(', ')} (it takes ${KEYS.join(', ')})`);
+  }
+  const mode = config.mode;
   if (mode !== undefined && !MODES.has(mode)) throw invalid(context, 'mode', mode, `is not one of ${[...MODES].join(', ')}`);
-  return mode === POOL_MODE;
+  if (mode === POOL_MODE) return true;
+  const poolOnly = POOL_KEYS.find((k) => config[k] !== undefined);
+  if (poolOnly !== undefined) throw invalid(context, poolOnly, config[poolOnly]!, `applies only with mode: ${POOL_MODE}`);
+  return false;
 }
 
 /**
