@@ -58,6 +58,25 @@ describe('CallGate', () => {
     expect(gate.queued()).toEqual({ cordon: 0, drain: 0, event: 0 });
   });
 
+  it('drops a waiting call whose signal aborts, unsent, and sends none whose signal has aborted already', async () => {
+    const gate = new CallGate(1);
+    const log: string[] = [];
+    const first = heldCall(log, 'first');
+    const dropped = heldCall(log, 'dropped');
+    const controller = new AbortController();
+    const running = gate.run('drain', first.call);
+    const waiting = gate.run('drain', dropped.call, controller.signal);
+    const next = gate.run('drain', async () => 'next');
+    await settle();
+    controller.abort(new Error('call cancelled'));
+    await expect(waiting).rejects.toThrow('call cancelled');
+    expect(gate.queued()).toEqual({ cordon: 0, drain: 1, event: 0 });
+    await expect(gate.run('cordon', async () => 'late', controller.signal)).rejects.toThrow('call cancelled');
+    first.finish();
+    expect([await running, await next]).toEqual(['first', 'next']);
+    expect(log).toEqual(['start first']);
+  });
+
   it('frees the slot of a call that fails', async () => {
     const gate = new CallGate(1);
     await expect(gate.run('drain', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');

@@ -18,9 +18,14 @@ export class CallGate {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`the in-flight limit must be an integer >= 1, got ${limit}`);
   }
 
-  /** Runs `call` once a slot is free for its class. */
-  async run<T>(priority: CallPriority, call: () => Promise<T>): Promise<T> {
-    if (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.waiting[priority].push(resolve));
+  /**
+   * Runs `call` once a slot is free for its class. When `signal` aborts first,
+   * the call leaves the queue unsent and this rejects with the signal's reason:
+   * a drain that has answered (cancelled, or out of time) must not write later.
+   */
+  async run<T>(priority: CallPriority, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
+    if (this.inFlight >= this.limit) await this.slot(priority, signal);
     else this.inFlight++;
     try {
       return await call();
@@ -32,6 +37,23 @@ export class CallGate {
   /** Calls waiting for a slot, by class. */
   queued(): Record<CallPriority, number> {
     return { cordon: this.waiting.cordon.length, drain: this.waiting.drain.length, event: this.waiting.event.length };
+  }
+
+  /** Waits for a slot handed over by {@link release}, or for `signal`, whichever comes first. */
+  private slot(priority: CallPriority, signal: AbortSignal | undefined): Promise<void> {
+    const queue = this.waiting[priority];
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        queue.splice(queue.indexOf(take), 1);
+        reject(signal?.reason);
+      };
+      const take = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      queue.push(take);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private release(): void {

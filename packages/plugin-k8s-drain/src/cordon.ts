@@ -50,7 +50,7 @@ export async function cordonNode(
         run.logger.info('dry run: would cordon and taint node', { node: name, patch });
         return { changed: true };
       }
-      await api.mergePatchNode(name, patch);
+      await api.mergePatchNode(name, patch, run.deadline.signal);
       run.logger.info('cordoned and tainted node', { node: name, taint: marks.taint, label: marks.label });
       return { changed: true };
     },
@@ -93,7 +93,7 @@ export async function uncordonNode(
         run.logger.info('dry run: would uncordon node', { node: name, patch });
         return true;
       }
-      await api.mergePatchNode(name, patch);
+      await api.mergePatchNode(name, patch, run.deadline.signal);
       run.logger.info('uncordoned node', { node: name });
       return true;
     },

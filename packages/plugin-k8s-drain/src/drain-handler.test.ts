@@ -4,6 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
+import { createKubeApi, type KubeApi } from './kube-api.js';
 import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { manualClock, recordingLogger } from '@hollowtrees/grpcplugin/testing';
 import type { DrainOptions } from './options.js';
@@ -556,6 +557,33 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect(result.attributes).toMatchObject({ pods_evicted: '0', pods_remaining: '0' });
     expect(api.cluster.evictions().filter((e) => e.code === 201)).toEqual([]);
     expect(api.cluster.pods('node-b').map((p) => [p.metadata.name, p.metadata.deletionTimestamp])).toEqual([['db-0', undefined], ['db-1', undefined]]);
+  });
+
+  it('sends none of the evictions still waiting for a call slot once its call is cancelled: the drain that answered leaves nothing to go out later', async () => {
+    const kube = await startCluster();
+    for (let i = 0; i < 3; i++) kube.cluster.addPod(pod(`api-${i}`, { owner: ['ReplicaSet', 'api'] }));
+    const kc = new KubeConfig();
+    kc.loadFromOptions(kube.kubeConfigOptions());
+    // One call in flight at a time, as in a wave that fills every slot: the first eviction, held at the
+    // API server, keeps it; the other two wait for it in the plugin.
+    const api = createKubeApi(kc, { maxInFlight: 1 });
+    cleanups.push(() => api.close());
+    let evictions = 0;
+    const counted: KubeApi = { ...api, evictPod: (...args) => (evictions++, api.evictPod(...args)) };
+    const first = held(cleanups);
+    kube.failNext(1, { effect: 'delay', until: first.until, method: 'POST', path: /\/eviction$/ });
+    const handler = new DrainHandler(counted, { backoff: () => 10, logger: silent });
+    cleanups.push(() => handler.close());
+    const controller = new AbortController();
+    const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), signal: controller.signal }));
+    await vi.waitFor(() => expect(evictions).toBe(3), { timeout: 5_000, interval: 5 });
+    controller.abort(new PluginError(Code.Canceled, 'call cancelled by the client'));
+    expect((await call).code).toBe(Code.Canceled);
+
+    first.open();
+    // A call behind them in the same class: once it is answered, whatever still waited has gone out.
+    await api.listPodsOnNode('node-a');
+    expect(kube.cluster.evictions().map((e) => e.name)).toEqual(['api-0']);
   });
 
   it('counts the tries it waits between', async () => {

@@ -56,7 +56,8 @@ export async function evictPods(api: KubeApi, pods: readonly V1Pod[], run: Evict
     const grace = gracePeriodFor(pod, run.gracePeriodSeconds);
     try {
       // The uid, so a pod deleted and recreated under the name since (a StatefulSet's, elsewhere) is not evicted in its place: 404 or 409, gone.
-      await withRetries(() => api.evictPod(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', grace, pod.metadata?.uid), {
+      const options = { uid: pod.metadata?.uid, signal: run.deadline.signal };
+      await withRetries(() => api.evictPod(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', grace, options), {
         deadline: run.deadline,
         backoff: run.backoff,
         doing: `evicting pod ${key}`,

@@ -14,7 +14,7 @@
 export { DrainHandler, createDrainHandler } from './drain-handler.js';
 export { DrainIncompleteError } from './drain-incomplete-error.js';
 export { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } from './options.js';
-export { createKubeApi, type KubeApi, type KubeApiOptions, type WatchedCollection } from './kube-api.js';
+export { createKubeApi, type EvictOptions, type KubeApi, type KubeApiOptions, type WatchedCollection } from './kube-api.js';
 export type { ListedPage, WatchEvent } from './watched-list.js';
 export { loadKubeConfig } from './kube-config.js';
 export { DEFAULT_NODE_LABEL, DEFAULT_TAINT, parseNodeLabel, parseTaint, type NodeLabel, type NodeMarks, type Taint } from './node-marks.js';

@@ -26,8 +26,8 @@ export interface KubeApi {
   readNode(name: string): Promise<V1Node>;
   /** All nodes, every page; only those `labelSelector` selects when given (the API server's selector grammar). */
   listNodes(labelSelector?: string): Promise<V1Node[]>;
-  /** Applies a JSON merge patch (RFC 7386) to the node. */
-  mergePatchNode(name: string, patch: object): Promise<void>;
+  /** Applies a JSON merge patch (RFC 7386) to the node; not sent once `signal` has aborted. */
+  mergePatchNode(name: string, patch: object, signal?: AbortSignal): Promise<void>;
   /** All pods bound to the node, every page. */
   listPodsOnNode(nodeName: string): Promise<V1Pod[]>;
   /** One page of every pod in the cluster. */
@@ -44,14 +44,19 @@ export interface KubeApi {
     onEvent: (event: WatchEvent<T>) => void,
     done: (err?: unknown) => void,
   ): Promise<{ stop(): void }>;
-  /**
-   * Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. With `uid`, a
-   * precondition: a pod deleted and recreated under the name since is not evicted (409 Conflict).
-   */
-  evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined, uid?: string): Promise<void>;
+  /** Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. */
+  evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined, options?: EvictOptions): Promise<void>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
   /** Closes the connections it keeps. */
   close(): void;
+}
+
+/** What else an eviction says. */
+export interface EvictOptions {
+  /** A precondition: a pod deleted and recreated under the name since is not evicted (409 Conflict). */
+  uid?: string | undefined;
+  /** Not sent once this has aborted (while it waits for a free call slot, say). */
+  signal?: AbortSignal | undefined;
 }
 
 /** How {@link createKubeApi} talks to the API server. */
@@ -106,7 +111,7 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
   return {
     readNode: (name) => gate.run('cordon', () => core.readNode({ name })),
     listNodes: (labelSelector) => allPages((token) => gate.run('cordon', () => core.listNode({ labelSelector, limit: PAGE_SIZE, _continue: token }))),
-    mergePatchNode: (name, body) => gate.run('cordon', () => write('PATCH', `/api/v1/nodes/${path(name)}`, body, PatchStrategy.MergePatch)),
+    mergePatchNode: (name, body, signal) => gate.run('cordon', () => write('PATCH', `/api/v1/nodes/${path(name)}`, body, PatchStrategy.MergePatch), signal),
     listPodsOnNode: (nodeName) =>
       allPages((token) => gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token }))),
     listPodPage: async (token) => page(await gate.run('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }))),
@@ -121,15 +126,18 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       );
       return { stop: () => controller.abort() };
     },
-    evictPod: (namespace, name, gracePeriodSeconds, uid) => {
+    evictPod: (namespace, name, gracePeriodSeconds, { uid, signal } = {}) => {
       const deleteOptions = { ...(gracePeriodSeconds !== undefined && { gracePeriodSeconds }), ...(uid && { preconditions: { uid } }) };
-      return gate.run('drain', () =>
-        write('POST', `/api/v1/namespaces/${path(namespace)}/pods/${path(name)}/eviction`, {
-          apiVersion: 'policy/v1',
-          kind: 'Eviction',
-          metadata: { name, namespace },
-          ...(Object.keys(deleteOptions).length > 0 && { deleteOptions }),
-        }),
+      return gate.run(
+        'drain',
+        () =>
+          write('POST', `/api/v1/namespaces/${path(namespace)}/pods/${path(name)}/eviction`, {
+            apiVersion: 'policy/v1',
+            kind: 'Eviction',
+            metadata: { name, namespace },
+            ...(Object.keys(deleteOptions).length > 0 && { deleteOptions }),
+          }),
+        signal,
       );
     },
     createEvent: (namespace, body) => gate.run('event', () => write('POST', `/api/v1/namespaces/${path(namespace)}/events`, body)),
