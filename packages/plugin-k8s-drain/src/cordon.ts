@@ -1,3 +1,4 @@
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import type { V1Node, V1Taint } from '@kubernetes/client-node';
 import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
@@ -76,9 +77,10 @@ export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable:
 
 /**
  * Uncordons a node this plugin cordoned (see {@link uncordonPatch}), reading it
- * first and again after a conflict. Answers whether it changed the node.
+ * first and again after a conflict. Answers whether it changed the node: not
+ * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo.
  */
-export async function uncordonNode(
+export function uncordonNode(
   api: KubeApi,
   name: string,
   marks: NodeMarks,
@@ -98,5 +100,9 @@ export async function uncordonNode(
       return true;
     },
     { deadline: run.deadline, backoff: run.backoff, doing: `uncordoning node "${name}"` },
-  );
+  ).catch((err: unknown) => {
+    if (!(err instanceof PluginError && err.code === Code.NotFound)) throw err;
+    run.logger.info('node gone from the cluster: nothing to uncordon', { node: name });
+    return false;
+  });
 }

@@ -366,6 +366,22 @@ describe('pool mode', () => {
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
+  it('a resolution forgets the nodes an earlier drain left cordoned that the cluster has deleted since (their instances reclaimed), without a warning', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('db-0', 'pool-1', { labels: { app: 'db' }, kind: 'StatefulSet' }));
+    api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { replyMarginMs: 200, logger });
+    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    for (const name of ['pool-5', 'pool-6']) api.cluster.deleteNode(name);
+
+    const undo = await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect(undo).toMatchObject({ attributes: { nodes_uncordoned: '4' } });
+    expect(logger.lines.filter((l) => l.level === 'warn' && l.message.startsWith('could not uncordon'))).toEqual([]);
+    // Nothing is left to undo: the next resolution has nothing to say.
+    expect(await handler.handle(resolution(TIME + 120_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped', message: `no pool drain in progress for pool ${POOL_NAME}` });
+  });
+
   it('a node whose pods are all terminating already (an earlier try evicted them) is waited for before the next node drains', async () => {
     const api = await startCluster({ secondWebPod: false });
     // 300 s of grace: 1.5 s in the stand-in. pool-1's other pods are gone already.
