@@ -856,6 +856,16 @@ describe('bad input', () => {
   });
 });
 
+describe('the region', () => {
+  it('takes an empty labels.region (a label left blank by whatever built the event) for none: the configured region, as in pool mode', async () => {
+    const old = standalone();
+    const blank = { ...spotEvent(old), data: { labels: { instance_id: old, region: '' } } };
+    expect(await handler().handle(blank, context())).toMatchObject({ status: 'ok', attributes: { strategy: 'fleet' } });
+    const surge = { ...blank, id: 'surge', data: { labels: { availability_zone: 'us-east-1c', instance_type: 'm5.large', region: '' } } };
+    expect(await handler().handle(surge, { ...context(), config: { mode: 'pool' } })).toMatchObject({ status: 'skipped', message: 'no spot instance is running in pool us-east-1c/m5.large' });
+  });
+});
+
 describe('served over gRPC', () => {
   async function client(options: AwsSpotReplaceOptions = {}): Promise<PluginClient> {
     const server = await serve(0, handler(options), { host: '127.0.0.1' });

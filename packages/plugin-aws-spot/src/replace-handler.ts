@@ -36,7 +36,7 @@ export const REPLACEMENT_STRATEGIES: readonly ReplacementStrategy[] = ['auto', '
 
 /** Options for {@link AwsSpotReplaceHandler}; every field has a default. */
 export interface AwsSpotReplaceOptions {
-  /** Region for events without `labels.region`. Default: the SDK's chain (`AWS_REGION`, then the profile's region). */
+  /** Region for events without `labels.region` (or with an empty one). Default: the SDK's chain (`AWS_REGION`, then the profile's region). */
   region?: string;
   /** Endpoint for both EC2 and Auto Scaling, for stand-ins and demos. Default: AWS's regional endpoints. */
   endpoint?: string;
@@ -145,7 +145,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
     if (isPoolMode(context)) return this.replacePool(event, context, started);
     const instanceId = instanceIdOf(event);
     if (context.signal.aborted) throw abortReason(context.signal);
-    const region = this.regional(labelsOf(event).region ?? this.options.region);
+    const region = this.regionOf(event);
     const again = (done: RequestedReplacement): HandleResult =>
       this.answer(started, done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
     const requested = region.requested.get(instanceId);
@@ -184,7 +184,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
     }
     const settings = poolSettings(context, this.options.pool ?? {});
     if (context.signal.aborted) throw abortReason(context.signal);
-    const region = this.regional(labelsOf(event).region ?? this.options.region);
+    const region = this.regionOf(event);
     try {
       const pool = await poolOfEvent(event, region.lookup, context.signal);
       const outcome = await replacePool(
@@ -234,7 +234,9 @@ export class AwsSpotReplaceHandler implements EventHandler {
     return region.detacher(group).detach({ instance, releaseHooks, signal: context.signal, deadline: context.deadline });
   }
 
-  private regional(region: string | undefined): RegionalReplacer {
+  /** The replacer of the event's `labels.region`, or of the configured region when the label is missing or empty. */
+  private regionOf(event: CloudEvent): RegionalReplacer {
+    const region = labelsOf(event).region || this.options.region;
     const key = region ?? '';
     let regional = this.regions.get(key);
     if (!regional) {
