@@ -1,8 +1,7 @@
-import type { Backoff, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.js';
 import { instanceIdOf, type NodeRef } from './node-lookup.js';
-import { WatchedCache } from './watched-list.js';
+import { WatchedCache, type WatchOptions } from './watched-list.js';
 
 /** The fields of a node a drain reads (to find it and to cordon it); the rest, its status above all, is not kept. */
 function trimmed(node: V1Node): V1Node {
@@ -24,7 +23,7 @@ export class NodeCache extends WatchedCache<V1Node> {
   private readonly byName = new Map<string, V1Node>();
   private readonly byInstance = new Map<string, string>();
 
-  constructor(api: KubeApi, options: { readonly logger: Logger; readonly backoff: Backoff }) {
+  constructor(api: KubeApi, options: WatchOptions) {
     super({ list: (token) => api.listNodePage(token), watch: (rv, onEvent, done) => api.watch('nodes', rv, onEvent, done) }, { what: 'node', ...options });
   }
 

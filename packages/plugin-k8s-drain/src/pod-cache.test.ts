@@ -11,11 +11,12 @@ const cleanups = cleanupsAfterEach();
 const warnings: string[] = [];
 const logger = { ...jsonLogger({ service: 'test', level: 'silent' }), warn: (message: string) => void warnings.push(message) };
 
-async function start(options: { watchHistory?: number } = {}): Promise<{ kube: KubeApiServer; api: KubeApi; cache: PodCache }> {
-  const { kube, api } = await startStandIn(cleanups, { msPerGraceSecond: 1, ...options });
+async function start(options: { watchHistory?: number; quietMs?: number } = {}): Promise<{ kube: KubeApiServer; api: KubeApi; cache: PodCache }> {
+  const { quietMs, ...standIn } = options;
+  const { kube, api } = await startStandIn(cleanups, { msPerGraceSecond: 1, ...standIn });
   kube.cluster.addNode({ metadata: { name: 'n1' } });
   kube.cluster.addNode({ metadata: { name: 'n2' } });
-  const cache = new PodCache(api, { logger, backoff: () => 20 });
+  const cache = new PodCache(api, { logger, backoff: () => 20, ...(quietMs !== undefined && { quietMs }) });
   cleanups.push(() => cache.stop());
   return { kube, api, cache };
 }
@@ -73,6 +74,24 @@ describe('PodCache', () => {
     const lists = kube.requests.filter((r) => r.path === '/api/v1/pods' && r.query.watch === undefined);
     expect(lists).toHaveLength(2);
     expect(warnings).toContain('the pod cache lost its watch or list: trying again (drains meanwhile use what it has, or ask the API server)');
+  });
+
+  it('a watch whose connection went silent on the way is started again once quiet for quietMs, from the version it had: the pod deleted meanwhile ends its wait, and nothing is listed again', async () => {
+    const { kube, cache } = await start({ quietMs: 300 });
+    kube.cluster.addPod(pod('a', 'n1'));
+    expect(await cache.whenSynced(5_000)).toBe(true);
+    await expect.poll(() => kube.requests.filter((r) => r.path === '/api/v1/pods' && r.query.watch === 'true').length).toBe(1);
+    const waiting = cache.waitGone(['uid-a'], new AbortController().signal);
+    const warned = warnings.length;
+    kube.silenceOpenWatches();
+    kube.cluster.deletePod('default', 'a', 0);
+    kube.cluster.addPod(pod('b', 'n1'));
+    // Without the restart, the silent watch would hold the cache as it was until the kernel gave up on the connection.
+    await expect.poll(() => namesOn(cache, 'n1'), { timeout: 10_000 }).toEqual(['b']);
+    expect(await waiting).toEqual([]);
+    expect(kube.requests.filter((r) => r.path === '/api/v1/pods' && r.query.watch === undefined)).toHaveLength(1);
+    // A quiet watch is routine: no warning.
+    expect(warnings.slice(warned)).toEqual([]);
   });
 
   it('a wait ends with the pods still there when its signal aborts; a relist that still has a pod does not end its wait', async () => {

@@ -1,8 +1,7 @@
-import type { Backoff, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.js';
 import { MIRROR_ANNOTATION } from './pod-filter.js';
-import { WatchedCache } from './watched-list.js';
+import { WatchedCache, type WatchOptions } from './watched-list.js';
 
 /**
  * The fields of a pod a drain reads (which pods to evict, their grace period,
@@ -45,7 +44,7 @@ export class PodCache extends WatchedCache<V1Pod> {
   private readonly nodeOf = new Map<string, string>();
   private readonly goneWaiters = new Map<string, Set<() => void>>();
 
-  constructor(api: KubeApi, options: { readonly logger: Logger; readonly backoff: Backoff }) {
+  constructor(api: KubeApi, options: WatchOptions) {
     super({ list: (token) => api.listPodPage(token), watch: (rv, onEvent, done) => api.watch('pods', rv, onEvent, done) }, { what: 'pod', ...options });
   }
 

@@ -25,6 +25,23 @@ export interface ListSink<T> {
   remove(item: T): void;
 }
 
+/** How a {@link WatchedList} (and the caches built on one) reads and retries. */
+export interface WatchOptions {
+  readonly logger: Logger;
+  readonly backoff: Backoff;
+  /**
+   * A watch that brings nothing, not even a bookmark, for this long is ended and started again
+   * from the last version seen: its connection may have been dropped on the way without either
+   * end hearing of it, and the cache would go stale, unnoticed, until the kernel gives up on the
+   * connection (some 15 minutes). On a quiet collection this costs one watch request per period.
+   * Default {@link DEFAULT_QUIET_MS}.
+   */
+  readonly quietMs?: number;
+}
+
+/** 30 s: what a drain waiting on a silently dead watch may lose, against a two-minute notice. */
+export const DEFAULT_QUIET_MS = 30_000;
+
 interface Versioned {
   metadata?: { resourceVersion?: string };
 }
@@ -47,7 +64,7 @@ export class WatchedList<T extends Versioned> {
   constructor(
     private readonly source: ListAndWatch<T>,
     private readonly sink: ListSink<T>,
-    private readonly options: { readonly what: string; readonly logger: Logger; readonly backoff: Backoff },
+    private readonly options: WatchOptions & { readonly what: string },
   ) {}
 
   /** Starts listing and watching, once; later calls do nothing. */
@@ -124,14 +141,35 @@ export class WatchedList<T extends Versioned> {
     }
   }
 
+  /** One watch, until the server ends it, it fails, or it has been quiet for `quietMs` (then stopped, and resolved). */
   private watchOnce(): Promise<void> {
+    const quietMs = this.options.quietMs ?? DEFAULT_QUIET_MS;
     return new Promise<void>((resolve, reject) => {
-      this.source
-        .watch(this.resourceVersion, (event) => this.apply(event), (err) => (err ? reject(err) : resolve()))
-        .then((handle) => {
-          this.watching = handle;
-          if (this.stopped) handle.stop();
-        }, reject);
+      let ended = false;
+      let handle: { stop(): void } | undefined;
+      const end = (err?: unknown): void => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(quiet);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onQuiet = (): void => {
+        this.options.logger.debug(`the ${this.options.what} watch brought nothing for ${quietMs} ms: watching again from the last version seen`, { resourceVersion: this.resourceVersion });
+        end(); // first: the stop reports an abort, which is not a failure here
+        handle?.stop();
+      };
+      let quiet = setTimeout(onQuiet, quietMs).unref();
+      const heard = (event: WatchEvent<T>): void => {
+        clearTimeout(quiet);
+        quiet = setTimeout(onQuiet, quietMs).unref();
+        this.apply(event);
+      };
+      this.source.watch(this.resourceVersion, heard, end).then((opened) => {
+        handle = this.watching = opened;
+        // Stopped, or quiet, before it was connected.
+        if (this.stopped || ended) opened.stop();
+      }, end);
     });
   }
 
@@ -154,7 +192,7 @@ export class WatchedList<T extends Versioned> {
 export abstract class WatchedCache<T extends Versioned> implements ListSink<T> {
   private readonly list: WatchedList<T>;
 
-  protected constructor(source: ListAndWatch<T>, options: { readonly what: string; readonly logger: Logger; readonly backoff: Backoff }) {
+  protected constructor(source: ListAndWatch<T>, options: WatchOptions & { readonly what: string }) {
     this.list = new WatchedList(source, this, options);
   }
 

@@ -61,6 +61,11 @@ export interface KubeApiServer {
   /** Drops every open connection, as a restarting API server or a network blip does; watches end. */
   dropConnections(): void;
   /**
+   * Every watch open now sends nothing more, its connection left open: a connection a NAT or
+   * load balancer dropped on the way, which neither end hears of. Watches started later are served.
+   */
+  silenceOpenWatches(): void;
+  /**
    * While true, every connection is dropped and every request is reset
    * unanswered, as when the API server cannot be reached; false serves again.
    */
@@ -230,10 +235,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   };
 
   /** Streams a watch's events as JSON lines until the client goes or `timeoutSeconds` passes. */
+  const openWatches = new Set<() => void>();
   const watch = (res: ServerResponse, query: URLSearchParams, start: (send: (event: unknown) => void) => () => void): void => {
     const lines: string[] = [];
     let streaming = false;
+    let silenced = false;
     const send = (event: unknown): void => {
+      if (silenced) return;
       if (streaming) res.write(`${JSON.stringify(event)}\n`);
       else lines.push(JSON.stringify(event));
     };
@@ -252,9 +260,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     streaming = true;
     if (lines.length > 0) res.write(`${lines.join('\n')}\n`);
     const timeoutSeconds = Number(query.get('timeoutSeconds') ?? 0);
-    const timer = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : undefined;
+    // A silenced watch does not end either: the end would not arrive.
+    const timer = timeoutSeconds > 0 ? setTimeout(() => silenced || res.end(), timeoutSeconds * 1000) : undefined;
+    const silence = (): void => void (silenced = true);
+    openWatches.add(silence);
     res.once('close', () => {
       clearTimeout(timer);
+      openWatches.delete(silence);
       unsubscribe();
     });
   };
@@ -296,6 +308,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     },
     connections: () => accepted,
     dropConnections: () => server.closeAllConnections(),
+    silenceOpenWatches: () => {
+      for (const silence of openWatches) silence();
+      openWatches.clear();
+    },
     kubeConfigOptions,
     kubeConfigFileText: () =>
       JSON.stringify({
