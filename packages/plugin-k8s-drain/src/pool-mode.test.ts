@@ -14,7 +14,8 @@ const cleanups = cleanupsAfterEach();
 const ZONE = 'eu-west-1a';
 const TYPE = 'm5.large';
 const POOL = ['pool-1', 'pool-2', 'pool-3', 'pool-4', 'pool-5', 'pool-6'];
-const OTHERS = ['other-type', 'other-zone'];
+/** Nodes of other pools, and on-demand nodes of the pool's zone and type (EKS, Karpenter): no part of the spot pool. */
+const OTHERS = ['other-type', 'other-zone', 'on-demand-eks', 'on-demand-karpenter'];
 const MARK = 'hollowtrees.io/spot-termination';
 
 function node(name: string, zone: string, type: string, labels: Record<string, string> = {}): KubeNode {
@@ -42,8 +43,10 @@ function pod(name: string, nodeName: string, extra: { labels?: Record<string, st
 async function startCluster({ secondWebPod = true } = {}): Promise<KubeApiServer> {
   const api = await startKubeApiServer({ msPerGraceSecond: 5 });
   cleanups.push(() => api.close());
+  // Two pool nodes say they are spot capacity, as EKS and Karpenter label them; the others say nothing (self-managed).
+  const spot: Record<string, Record<string, string>> = { 'pool-5': { 'eks.amazonaws.com/capacityType': 'SPOT' }, 'pool-6': { 'karpenter.sh/capacity-type': 'spot' } };
   for (const name of POOL) {
-    api.cluster.addNode(node(name, ZONE, TYPE));
+    api.cluster.addNode(node(name, ZONE, TYPE, spot[name]));
     api.cluster.addPod(pod(`proxy-${name}`, name, { kind: 'DaemonSet' }));
     api.cluster.addPod(pod(`api-${name}a`, name));
     api.cluster.addPod(pod(`api-${name}b`, name));
@@ -53,6 +56,8 @@ async function startCluster({ secondWebPod = true } = {}): Promise<KubeApiServer
   if (secondWebPod) api.cluster.addPod(pod('web-pool-1b', 'pool-1', { labels: { app: 'web' }, grace: 20 }));
   api.cluster.addNode(node('other-type', ZONE, 'c5.large'));
   api.cluster.addNode(node('other-zone', 'eu-west-1b', TYPE));
+  api.cluster.addNode(node('on-demand-eks', ZONE, TYPE, { 'eks.amazonaws.com/capacityType': 'ON_DEMAND' }));
+  api.cluster.addNode(node('on-demand-karpenter', ZONE, TYPE, { 'karpenter.sh/capacity-type': 'on-demand' }));
   for (const name of OTHERS) for (const p of ['x', 'y']) api.cluster.addPod(pod(`svc-${name}-${p}`, name));
   api.cluster.addPodDisruptionBudget({ metadata: { name: 'web', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 } });
   return api;

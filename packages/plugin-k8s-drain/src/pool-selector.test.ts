@@ -13,11 +13,11 @@ const refusal = (fn: () => unknown): PluginError => {
 };
 
 describe('pools', () => {
-  it('a zone and type make a pool keyed and named zone/type, selected by the well-known node labels', () => {
+  it('a zone and type make a pool keyed and named zone/type, selected by the well-known node labels, nodes labelled on-demand left out', () => {
     expect(poolOfZoneAndType('eu-west-1a', 'm5.large', 'event')).toEqual({
       key: 'eu-west-1a/m5.large',
       name: 'eu-west-1a/m5.large',
-      selector: 'topology.kubernetes.io/zone=eu-west-1a,node.kubernetes.io/instance-type=m5.large',
+      selector: 'topology.kubernetes.io/zone=eu-west-1a,node.kubernetes.io/instance-type=m5.large,eks.amazonaws.com/capacityType!=ON_DEMAND,karpenter.sh/capacity-type!=on-demand',
     });
   });
 

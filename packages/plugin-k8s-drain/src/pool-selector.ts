@@ -8,6 +8,12 @@ import { withRetries } from './retry.js';
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 /** The well-known node label of the node's instance type. */
 export const INSTANCE_TYPE_LABEL = 'node.kubernetes.io/instance-type';
+/**
+ * Nodes that say they are on-demand capacity, by the labels of EKS managed node groups and of
+ * Karpenter, are no part of a spot pool: a surge of the spot price does not threaten them. `!=`
+ * also selects the nodes without the label (self-managed groups), which a zone and type name.
+ */
+export const NOT_ON_DEMAND = 'eks.amazonaws.com/capacityType!=ON_DEMAND,karpenter.sh/capacity-type!=on-demand';
 /** The event labels that name a pool (the issue-19 contract). */
 export const POOL_EVENT_LABELS = { zone: 'availability_zone', instanceType: 'instance_type' } as const;
 
@@ -30,15 +36,15 @@ export function poolOfSelector(selector: string): Pool {
 }
 
 /**
- * The pool of one availability zone and instance type; `where` says where the
- * values came from, for the error.
+ * The spot pool of one availability zone and instance type (its nodes labelled on-demand left
+ * out: {@link NOT_ON_DEMAND}); `where` says where the values came from, for the error.
  * @throws PluginError INVALID_ARGUMENT when a value cannot be a node label value.
  */
 export function poolOfZoneAndType(zone: string, instanceType: string, where: string): Pool {
   for (const value of [zone, instanceType]) {
     if (!LABEL_VALUE.test(value)) throw new PluginError(Code.InvalidArgument, `${where}: "${value}" is not a valid node label value, so it names no pool`);
   }
-  return { key: `${zone}/${instanceType}`, name: `${zone}/${instanceType}`, selector: `${ZONE_LABEL}=${zone},${INSTANCE_TYPE_LABEL}=${instanceType}` };
+  return { key: `${zone}/${instanceType}`, name: `${zone}/${instanceType}`, selector: `${ZONE_LABEL}=${zone},${INSTANCE_TYPE_LABEL}=${instanceType},${NOT_ON_DEMAND}` };
 }
 
 /**
