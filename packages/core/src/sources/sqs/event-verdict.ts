@@ -2,19 +2,25 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { EventSink, RunSettlement } from '../event-sink.js';
 import type { DeleteReason } from './sqs-metrics.js';
 
-/** What becomes of a message: deleted for a reason, or left on the queue for SQS to hand out again. */
-export type Verdict = { readonly action: 'delete'; readonly reason: DeleteReason } | { readonly action: 'leave'; readonly why: string };
+/**
+ * What becomes of a message: deleted for a reason; left on the queue for SQS to hand out again; or, while a run of
+ * its group is in progress on another replica, kept hidden and its event dispatched again later (`wait`).
+ */
+export type Verdict =
+  | { readonly action: 'delete'; readonly reason: DeleteReason }
+  | { readonly action: 'leave'; readonly why: string }
+  | { readonly action: 'wait'; readonly why: string };
 
 /** The plugins' answer for an instance or node they do not know: acting again will not help. */
 const PERMANENT_CODES = new Set(['NOT_FOUND']);
 
 /**
  * Another replica's run of the event's group is in progress: if that replica
- * dies the run is cut short, and a deleted message would be lost with it. Left,
- * the message comes back after its visibility timeout: then deleted as
- * deduplicated once the run succeeded (its cooldown holds the group), or run here if it did not.
+ * dies the run is cut short, and a deleted message would be lost with it. Kept
+ * hidden, the event is dispatched again until that run is known to have ended:
+ * then deleted as deduplicated once it succeeded (its cooldown holds the group), or run here if it did not.
  */
-const RUNNING_ELSEWHERE = (flow?: string): Verdict => ({ action: 'leave', why: `${flow ? `flow ${flow}: ` : ''}a run of its group is in progress on another replica; kept until that run is known to have ended` });
+const RUNNING_ELSEWHERE = (flow?: string): Verdict => ({ action: 'wait', why: `${flow ? `flow ${flow}: ` : ''}a run of its group is in progress on another replica` });
 
 /** A run's ending as a verdict: success and "not found" end the message; anything else is tried again by a redelivery. */
 function verdictOfRun(settlement: RunSettlement): Verdict {
@@ -28,10 +34,10 @@ function verdictOfRun(settlement: RunSettlement): Verdict {
 /** Deletion reasons, strongest first: a message whose events ended differently is deleted for the first that applies. */
 const PRECEDENCE: readonly DeleteReason[] = ['acted', 'not_found', 'deduplicated', 'unmatched', 'ignored', 'unprocessable'];
 
-/** One verdict for a message from those of its events (a Health notice has one per instance): any left leaves it. */
+/** One verdict for a message from those of its events (a Health notice has one per instance): any left leaves it, else any waiting keeps it. */
 export function combineVerdicts(verdicts: readonly Verdict[]): Verdict {
-  const left = verdicts.find((v) => v.action === 'leave');
-  if (left) return left;
+  const kept = verdicts.find((v) => v.action === 'leave') ?? verdicts.find((v) => v.action === 'wait');
+  if (kept) return kept;
   const reasons = new Set(verdicts.map((v) => (v.action === 'delete' ? v.reason : undefined)));
   return { action: 'delete', reason: PRECEDENCE.find((r) => reasons.has(r)) ?? 'unmatched' };
 }
@@ -49,8 +55,8 @@ export interface EventProgress {
  * once every run it started or joined (a run of its group in progress here:
  * one resumed after a restart, or another event's, whose success makes this one
  * deduplicated) succeeded or ended on NOT_FOUND, or when no run was needed
- * (deduplicated: its group is cooling down; unmatched: no flow takes it); leave it when a run failed or was cut short, a run of its
- * group is in progress on another replica, or a flow had no room (the event
+ * (deduplicated: its group is cooling down; unmatched: no flow takes it); wait while a run of its group is in
+ * progress on another replica; leave it when a run failed or was cut short, or a flow had no room (the event
  * was not accepted), so that SQS hands it out again and a later run retries. Deletes without a run wait for `commit()`, as the sink
  * contract asks; a commit that fails leaves the message.
  */

@@ -367,7 +367,7 @@ sources:
     expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(0);
   });
 
-  it('a group whose run is in progress on another replica (shared Leases): its message is kept, not deleted, until that run is known to have ended; then deleted as deduplicated', async () => {
+  it('a group whose run is in progress on another replica (shared Leases): its message is kept hidden, neither deleted nor received again, until that run is known to have ended; then deleted as deduplicated', async () => {
     const kube = await startKubeApiServer();
     const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-sqs-')), 'kubeconfig');
     writeFileSync(kubeconfig, kube.kubeConfigFileText());
@@ -379,17 +379,25 @@ sources:
     try {
       other.tryStart(key, 'spot', run, Date.now());
       expect((await other.claim(key, run)).claim).toBe('held');
-      await start(() => {}, '1s', '', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: 30s, renewInterval: 1s }\n`);
-      queue.send(spotWarning('i-0b662ef9931388ba0'));
-      // Left, handed out again after its visibility timeout, left again: if the other replica died now, the notice would still be here.
-      await eventually(async () => (await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })) >= 2);
+      // A 2 s timeout, extended every 667 ms: a pause of the test worker up to 1.3 s lets no extension come too late.
+      await start(() => {}, '2s', '', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: 30s, renewInterval: 1s }\n`);
+      const notice = queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await eventually(() => notice.receiveCount === 1);
+      // Six extensions, two visibility timeouts: left to reappear, it would have been received again twice by now, each
+      // receive counted towards the queue's maxReceiveCount (a long drain elsewhere would send it to the dead-letter queue).
+      const extensions = sqs.callsTo('ChangeMessageVisibilityBatch').length;
+      await eventually(() => notice.receiveCount > 1 || sqs.callsTo('ChangeMessageVisibilityBatch').length >= extensions + 6);
+      expect(notice.receiveCount).toBe(1);
+      // If the other replica died now, the notice would still be here.
       expect(queue.list()).toHaveLength(1);
+      expect(await metric('hollowtrees_sqs_messages_left_total', { queue: 'interruptions' })).toBe(0);
       expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(0);
       // The other replica's run succeeded: its cooldown holds the group, and the next delivery is deleted as deduplicated.
       other.succeeded(key, Date.now(), 600_000);
       expect(await other.commit()).toBe(true);
       await drained();
       expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+      expect(notice.receiveCount).toBe(1);
       expect(plugin.calls).toHaveLength(0);
     } finally {
       await core?.close();

@@ -1,6 +1,6 @@
 import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
-import type { Clock } from '@hollowtrees/grpcplugin';
+import type { Clock, CloudEvent } from '@hollowtrees/grpcplugin';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
 import { awsClientConfig } from '../aws-client-config.js';
 import type { EventSink } from '../event-sink.js';
@@ -256,15 +256,13 @@ export class SqsQueueSource implements EventSource {
     } else {
       this.keeper!.hold(receipt.handle, message.MessageId);
       try {
-        const progress = outcome.events.map((event) => dispatchForVerdict(this.sink!, event, receivedAt));
-        verdict = combineVerdicts(await Promise.all(progress.map((p) => p.verdict)));
-        const firstCalls = progress.map((p) => p.firstCallAt()).filter((t): t is number => t !== undefined);
-        if (firstCalls.length > 0) this.metrics.receiveToFirstCall.observe(labels, (Math.min(...firstCalls) - receivedAt) / 1000);
+        verdict = await this.dispatchUntilKnown(outcome.events, receivedAt, fields);
       } finally {
         this.keeper!.release(receipt.handle);
       }
     }
-    if (verdict.action === 'leave') {
+    // Still waiting when the source stops: the message reappears after its timeout, for a restart or another replica.
+    if (verdict.action !== 'delete') {
       this.metrics.left.inc(labels);
       this.logger.warn({ ...fields, receiveCount, why: verdict.why }, 'SQS message left on the queue; it is handed out again after its visibility timeout');
       return;
@@ -277,6 +275,32 @@ export class SqsQueueSource implements EventSource {
       // The message comes back after its visibility timeout; its group is then held, so it is deduplicated and deleted.
       this.failed('DeleteMessageBatch', err);
       this.logger.error({ ...fields, err }, 'could not delete an SQS message that was acted on; it will be redelivered and deduplicated');
+    }
+  }
+
+  /**
+   * Dispatches a message's events, then again every extension interval those whose group another replica is
+   * running, until that run is known to have ended or the source stops. The message stays hidden meanwhile: left,
+   * it would be received again every visibility timeout, and every receive counts towards the queue's
+   * `maxReceiveCount`, so a long drain elsewhere would push the notice to the dead-letter queue.
+   */
+  private async dispatchUntilKnown(events: readonly CloudEvent[], receivedAt: number, fields: Record<string, unknown>): Promise<Verdict> {
+    const verdicts: Verdict[] = [];
+    let pending = events.map((_, i) => i);
+    let firstCallAt = Infinity;
+    for (let round = 0; ; round++) {
+      const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt));
+      const ended = await Promise.all(progress.map((p) => p.verdict));
+      pending.forEach((i, n) => (verdicts[i] = ended[n]!));
+      for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
+      const verdict = combineVerdicts(verdicts);
+      if (verdict.action !== 'wait' || this.stopping.signal.aborted) {
+        if (firstCallAt !== Infinity) this.metrics.receiveToFirstCall.observe({ queue: this.name }, (firstCallAt - receivedAt) / 1000);
+        return verdict;
+      }
+      if (round === 0) this.logger.info({ ...fields, why: verdict.why, recheckMs: this.keeper!.intervalMs }, 'SQS message kept hidden until a run on another replica ends');
+      await this.clock.sleep(this.keeper!.intervalMs, this.stopping.signal).catch(() => {});
+      pending = pending.filter((i) => verdicts[i]!.action === 'wait');
     }
   }
 

@@ -33,7 +33,7 @@ export class VisibilityKeeper {
   ) {}
 
   /** How often every held message is extended. */
-  private get intervalMs(): number {
+  get intervalMs(): number {
     return Math.max(100, Math.floor(this.visibilityTimeoutMs / 3));
   }
 
