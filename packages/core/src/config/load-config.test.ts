@@ -459,6 +459,14 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     expect(problem(`flows:\n  spot:\n${withPlugins.replace(/^/gm, '    ')}\n`)).toBe(`config.yaml: ${expected}`);
   });
 
+  it('an SQS visibility timeout over 9h, which every renewal would push past SQS\'s 12h cap on a message\'s total visibility', () => {
+    const queue = (visibilityTimeout: string): string => `sources:\n  sqs:\n    - { url: "https://sqs.us-east-1.amazonaws.com/123456789012/q", visibilityTimeout: ${visibilityTimeout} }\n${flowYaml()}`;
+    expect(parseConfig(queue('9h'), 'config.yaml', {}).config.sources.sqs[0]!.visibilityTimeout).toBe(32_400_000);
+    expect(problem(queue('9h1s'))).toBe(
+      "config.yaml: sources.sqs[0].visibilityTimeout: expected whole seconds from 1s to 9h: renewed every third of it while a run is in progress, a longer timeout passes SQS's 12h cap on a message's total visibility at its first renewal",
+    );
+  });
+
   it('a YAML error gives its line and column and the reason, without the code frame', () => {
     expect(problem(`${'# comment\n'.repeat(10)}flows: { spot: 1, spot: 2 }\n`)).toBe('config.yaml: line 11, column 19: Map keys must be unique');
     expect(problem('flows: {}\nflows: {}\n')).toBe('config.yaml: line 2, column 1: Map keys must be unique');

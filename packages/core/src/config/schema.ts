@@ -296,8 +296,15 @@ const queueUrl = z.string().superRefine((text, ctx) => {
   }
 });
 
-/** Whole seconds from 1s to 12h: SQS's visibility timeout range (0 would hand a message out again at once). */
-const visibilityTimeout = duration.refine((ms) => ms >= 1_000 && ms <= 43_200_000 && ms % 1_000 === 0, 'expected whole seconds from 1s to 12h');
+/**
+ * Whole seconds from 1s to 9h (0 would hand a message out again at once). SQS takes up to 12h, but refuses to keep a
+ * message hidden past 12h from its receive, and a message in progress is renewed for a whole timeout every third of
+ * it: above 9h its first renewal is already refused.
+ */
+const visibilityTimeout = duration.refine(
+  (ms) => ms >= 1_000 && ms <= 32_400_000 && ms % 1_000 === 0,
+  "expected whole seconds from 1s to 9h: renewed every third of it while a run is in progress, a longer timeout passes SQS's 12h cap on a message's total visibility at its first renewal",
+);
 
 /** A queue's name in metrics, logs and the status API: its URL's last segment (the SQS queue name). */
 export function sqsQueueName(queue: { url: string }): string {
