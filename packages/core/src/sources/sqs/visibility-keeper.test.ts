@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { VisibilityKeeper } from './visibility-keeper.js';
 
-/** Received with this visibility, a message whose deadline is sooner than that was extended by the keeper (1 s). */
+/** Seconds each message is received for: much longer than the keeper extends it for (1 s). */
 const RECEIVED_FOR_SECONDS = 60;
 
 let sqs: SqsStandIn;
@@ -61,4 +61,11 @@ it('a round cut short at its deadline is logged with the batches it skipped', as
   // The third wave of calls never starts; the second may not either, on a slow machine.
   expect(line['skipped']).toBeGreaterThanOrEqual(100);
   expect(line['skipped']).toBeLessThanOrEqual(290);
+});
+
+it('rounds cut short at their deadline take turns: the next round starts with the batches the last one never reached, so every message held is extended', async () => {
+  const { since } = await holdThroughSlowRounds();
+  // Received for a minute; extended, a message is hidden for 1 s from the extension.
+  const extended = (): number => queue.list().filter((m) => m.invisibleUntil < since + (RECEIVED_FOR_SECONDS / 2) * 1_000).length;
+  await pollUntil(() => extended() === 300, 10_000, () => `${extended()} of 300 messages extended`);
 });

@@ -78,7 +78,9 @@ export class VisibilityKeeper {
   /**
    * One round: every held message's timeout set again from now, in batches of 10, {@link MAX_CONCURRENT_CALLS}
    * calls at a time. A round ends within one interval: a call still unanswered then is abandoned, and the next
-   * round, not a retry of a stale one, is what keeps the messages hidden.
+   * round, not a retry of a stale one, is what keeps the messages hidden. Each batch goes to the end of the order
+   * when its turn comes, so a round cut short is followed by one that starts with the batches it never reached:
+   * under sustained slowness the same messages are not the ones left to lapse round after round.
    */
   private async extendAll(): Promise<void> {
     const handles = [...this.held.keys()];
@@ -89,10 +91,19 @@ export class VisibilityKeeper {
     await forEachBounded(batches, MAX_CONCURRENT_CALLS, async (batch) => {
       if (deadline.aborted) return;
       sent += batch.length;
+      for (const handle of batch) this.moveToEnd(handle);
       await this.extend(batch, deadline);
     });
     const skipped = handles.length - sent;
     if (skipped > 0) this.logger.warn({ queue: this.queueUrl, skipped, held: handles.length, intervalMs: this.intervalMs }, 'a round of visibility extensions did not end within a third of the visibility timeout; the next round starts now');
+  }
+
+  /** Puts a handle still held last in {@link held}'s order (a Map keeps insertion order): extended last next round. */
+  private moveToEnd(handle: string): void {
+    if (!this.held.has(handle)) return;
+    const messageId = this.held.get(handle);
+    this.held.delete(handle);
+    this.held.set(handle, messageId);
   }
 
   private async extend(batch: readonly string[], deadline: AbortSignal): Promise<void> {
