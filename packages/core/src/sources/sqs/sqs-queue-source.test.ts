@@ -482,6 +482,47 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('a message whose group another replica is running is dispatched again at each renewal while kept hidden: deleted once that run is known to have ended; a source stopped meanwhile leaves it', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const lines: Array<Record<string, unknown>> = [];
+    /** The groups another replica runs, by instance; the rest are cooling down there. */
+    const runningElsewhere = new Set(['i-0b662ef9931388ba0', 'i-0b662ef9931388ba1']);
+    const accepted: string[] = [];
+    const sink: EventSink = {
+      accept: (event) => {
+        const instance = labelsOf(event)['instance_id']!;
+        accepted.push(instance);
+        return { matched: 1, started: 0, deduplicated: 1, dropped: [], ...(runningElsewhere.has(instance) ? { runningElsewhere: 1 } : {}) };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'kubernetes',
+    };
+    const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '2s' }), 0, new SqsMetrics(new Registry()), capturing(lines), systemClock);
+    await source.start(sink);
+    try {
+      const ended = queue.send(spotWarning('i-0b662ef9931388ba0'));
+      const cut = queue.send(spotWarning('i-0b662ef9931388ba1'));
+      await pollUntil(() => accepted.filter((i) => i === 'i-0b662ef9931388ba0').length >= 3, 10_000, () => `accepted ${accepted.join(', ')}`);
+      expect(queue.list()).toHaveLength(2);
+      // That run ended: the next dispatch finds the group cooling down, and the message is deleted as deduplicated.
+      runningElsewhere.delete('i-0b662ef9931388ba0');
+      await pollUntil(() => !queue.list().includes(ended), 10_000, () => `accepted ${accepted.join(', ')}`);
+      // Logged once per message, not at every dispatch.
+      expect(lines.filter((l) => l['msg'] === 'SQS message kept hidden until a run on another replica ends').map((l) => l['messageId']).sort()).toEqual([ended.messageId, cut.messageId].sort());
+      await source.stop();
+      expect(lines.find((l) => l['msg'] === 'SQS message left on the queue; it is handed out again after its visibility timeout')).toMatchObject({
+        messageId: cut.messageId,
+        why: 'a run of its group is in progress on another replica',
+      });
+      expect(queue.list()).toEqual([cut]);
+      expect(cut.receiveCount).toBe(1);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('a receive that gets no answer is abandoned callTimeout after its long poll, logged and tried again: the source is not stuck for good', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
