@@ -248,7 +248,7 @@ sources:
     await plugin.waitForCalls(1);
     const refused = (): Record<string, unknown> | undefined => core!.logs.find((l) => l['msg'] === 'SQS refused to extend the visibility of a message in progress; it will be handed out again, and its run goes on');
     await eventually(async () => refused() !== undefined && (await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })) >= 1);
-    expect(refused()).toMatchObject({ queue: queue.url, messageId: sent.messageId, code: 'InvalidParameterValue', reason: expect.stringContaining('Total VisibilityTimeout for the message is beyond the limit') as string });
+    expect(refused()).toMatchObject({ queue: 'interruptions', messageId: sent.messageId, code: 'InvalidParameterValue', reason: expect.stringContaining('Total VisibilityTimeout for the message is beyond the limit') as string });
     release();
     await drained();
     expect(plugin.calls).toHaveLength(1);

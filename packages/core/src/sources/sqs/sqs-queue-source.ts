@@ -83,7 +83,7 @@ export class SqsQueueSource implements EventSource {
     this.region = region;
     this.sink = sink;
     this.deleter = new DeleteBatcher(this.client, this.config.url);
-    this.keeper = new VisibilityKeeper(this.client, this.config.url, this.config.visibilityTimeout, this.logger, (err) => this.failed('ChangeMessageVisibilityBatch', err));
+    this.keeper = new VisibilityKeeper(this.client, this.config.url, this.config.visibilityTimeout, this.logger.child({ queue: this.name }), (err) => this.failed('ChangeMessageVisibilityBatch', err));
     for (let i = 0; i < this.config.pollers; i++) this.pollers.push(this.poll());
     this.state = 'running';
     // Named by its entry: the URL may come from ${VAR}, and nothing of such a value is logged at start.

@@ -28,6 +28,7 @@ export class VisibilityKeeper {
     private readonly client: SQSClient,
     private readonly queueUrl: string,
     private readonly visibilityTimeoutMs: number,
+    /** Its lines name the queue as the source's do: a child logger with the queue's name bound as `queue`. */
     private readonly logger: Logger,
     private readonly onError: (err: unknown) => void,
   ) {}
@@ -95,7 +96,7 @@ export class VisibilityKeeper {
       await this.extend(batch, deadline);
     });
     const skipped = handles.length - sent;
-    if (skipped > 0) this.logger.warn({ queue: this.queueUrl, skipped, held: handles.length, intervalMs: this.intervalMs }, 'a round of visibility extensions did not end within a third of the visibility timeout; the next round starts now');
+    if (skipped > 0) this.logger.warn({ skipped, held: handles.length, intervalMs: this.intervalMs }, 'a round of visibility extensions did not end within a third of the visibility timeout; the next round starts now');
   }
 
   /** Puts a handle still held last in {@link held}'s order (a Map keeps insertion order): extended last next round. */
@@ -115,12 +116,12 @@ export class VisibilityKeeper {
       for (const failed of Failed) {
         const handle = entries[Number(failed.Id)]?.ReceiptHandle;
         if (handle && this.held.has(handle)) {
-          this.logger.warn({ queue: this.queueUrl, messageId: this.held.get(handle), code: failed.Code, reason: failed.Message }, 'SQS refused to extend the visibility of a message in progress; it will be handed out again, and its run goes on');
+          this.logger.warn({ messageId: this.held.get(handle), code: failed.Code, reason: failed.Message }, 'SQS refused to extend the visibility of a message in progress; it will be handed out again, and its run goes on');
         }
       }
     } catch (err) {
       this.onError(err);
-      this.logger.warn({ err, queue: this.queueUrl }, 'could not extend the visibility of messages in progress; trying again');
+      this.logger.warn({ err }, 'could not extend the visibility of messages in progress; trying again');
     }
   }
 }
