@@ -523,6 +523,34 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('short polling (waitTimeSeconds 0) of an empty queue pauses a second after each empty answer, not a busy loop of receives (each one billed)', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const accepted: string[] = [];
+    const sink: EventSink = {
+      accept: (event) => {
+        accepted.push(event.id);
+        return { matched: 0, started: 0, deduplicated: 0, dropped: [] };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'memory',
+    };
+    const source = new SqsQueueSource(queueConfig({ waitTimeSeconds: 0 }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    await source.start(sink);
+    try {
+      await pollUntil(() => sqs.callsTo('ReceiveMessage').length >= 1, 10_000, () => 'no receive yet');
+      // A window, not a wait for a condition: the rate is what is tested. Back to back on loopback, hundreds.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(sqs.callsTo('ReceiveMessage').length).toBeLessThanOrEqual(5);
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await pollUntil(() => queue.list().length === 0, 10_000, () => `accepted ${accepted.length}`);
+      expect(accepted).toEqual(['evt-i-0b662ef9931388ba0']);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('a receive that gets no answer is abandoned callTimeout after its long poll, logged and tried again: the source is not stuck for good', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });

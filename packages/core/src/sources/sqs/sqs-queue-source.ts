@@ -20,6 +20,12 @@ const DELETE_GRACE_MS = 5_000;
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 30_000;
 
+/**
+ * The pause after a short poll (`waitTimeSeconds: 0`) that found nothing: SQS answers one at once, so without it
+ * a poller of an empty queue would send receives back to back, each billed, hundreds a second.
+ */
+const EMPTY_SHORT_POLL_PAUSE_MS = 1_000;
+
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
 const REFUSING_RECHECK_MS = 250;
 
@@ -178,6 +184,7 @@ export class SqsQueueSource implements EventSource {
       const receivedAt = this.clock.now();
       if (messages.length > 0) this.lastReceiveAt = receivedAt;
       for (const message of messages) this.track(this.handle(message, receivedAt));
+      if (messages.length === 0 && this.config.waitTimeSeconds === 0) await this.clock.sleep(EMPTY_SHORT_POLL_PAUSE_MS, signal).catch(() => {});
     }
   }
 
