@@ -1,6 +1,6 @@
 import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
 import { jsonBody, metadataRequest, MetadataError, okBody, type MetadataResponse } from './metadata-request.js';
-import type { Monitor, MonitorSink } from './monitor.js';
+import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
 import { noticeId, rfc3339, type InstanceIdentity, type Notice } from './notice.js';
 import { watchByPolling } from './poll-loop.js';
 
@@ -112,7 +112,7 @@ export class AwsImdsMonitor implements Monitor {
 
   async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
     const { notices, failed } = await this.checkEach(identity, signal);
-    if (failed) throw failed.reason;
+    if (failed) throw new PartialCheckError(failed, notices);
     return notices;
   }
 
@@ -120,7 +120,7 @@ export class AwsImdsMonitor implements Monitor {
    * Reads every path on its own: one that fails (throttled, broken, garbled) must neither hide the
    * notices the others show nor slow their polling, least of all a spot interruption's two minutes.
    */
-  private async checkEach(identity: InstanceIdentity, signal: AbortSignal): Promise<{ notices: Notice[]; failed: PromiseRejectedResult | undefined; answered: boolean }> {
+  private async checkEach(identity: InstanceIdentity, signal: AbortSignal): Promise<ReturnType<typeof settleParts>> {
     const results = await Promise.allSettled(
       Object.entries(NOTICE_PATHS).map(async ([path, parse]) => {
         const res = await this.session.get(path, signal);
@@ -128,11 +128,7 @@ export class AwsImdsMonitor implements Monitor {
         return res.status === 404 ? [] : parse(okBody(path, res), identity.instanceId);
       }),
     );
-    return {
-      notices: results.flatMap((r) => (r.status === 'fulfilled' ? r.value : [])),
-      failed: results.find((r): r is PromiseRejectedResult => r.status === 'rejected'),
-      answered: results.some((r) => r.status === 'fulfilled'),
-    };
+    return settleParts(results);
   }
 
   watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
@@ -140,8 +136,8 @@ export class AwsImdsMonitor implements Monitor {
     const check = async (s: AbortSignal): Promise<Notice[]> => {
       const { notices, failed, answered } = await this.checkEach(identity, s);
       // IMDS down: the loop backs off. One part of it broken: reported, and the others polled on at the interval.
-      if (failed && !answered) throw failed.reason;
-      if (failed) sink.metadataError(failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason)));
+      if (failed && !answered) throw failed;
+      if (failed) sink.metadataError(failed);
       return notices;
     };
     return watchByPolling({ check, sink, intervalMs, backoff, clock, signal });

@@ -29,7 +29,8 @@ Metadata:
                             in core, so Azure goes ahead without waiting for NotBefore (default off)
 Running:
   --listen HOST:PORT        serve /healthz, /readyz and /metrics here (default 127.0.0.1:9102)
-  --once                    check once, send what is found, exit (0 when all of it was delivered)
+  --once                    check once, send what is found, exit (0 when all of it was delivered and every
+                            part of the metadata service answered; what was found is sent either way)
   --dry-run                 log each event instead of sending it
   --log-level LEVEL         trace, debug, info, warn, error, silent (default info)
   --version                 print the version

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
+import { freePort, startGceMetadataStandIn, startImdsStandIn, tempDir, type MetadataStandInBase } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { runOnce } from './run-watcher.js';
@@ -92,6 +92,41 @@ describe('delivery to core', () => {
     const code = await runOnce(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, once: true }), { logger, registry: new Registry(), backoff: () => 20 });
     expect(lines.find((l) => l.status === 400)).toMatchObject({ reason: 'bad_data' });
     expect(code).toBe(1);
+  });
+
+  it.each([
+    {
+      cloud: 'aws' as const,
+      broken: '/latest/meta-data/events/maintenance/scheduled',
+      start: async (): Promise<MetadataStandInBase> => {
+        const imds = await startImdsStandIn();
+        imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+        return imds;
+      },
+      type: 'hollowtrees.node.aws.spot-interruption',
+    },
+    {
+      cloud: 'gcp' as const,
+      broken: '/computeMetadata/v1/instance/maintenance-event',
+      start: async (): Promise<MetadataStandInBase> => {
+        const gce = await startGceMetadataStandIn();
+        gce.preempt();
+        return gce;
+      },
+      type: 'hollowtrees.node.gcp.preemption',
+    },
+  ])('--once on $cloud with one part of the metadata service failing still sends what the rest showed, names the part, and exits 1', async ({ cloud, broken, start, type }) => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const metadata = cleanups.add(await start(), (s) => s.close());
+    metadata.faults.failPath(broken, 500);
+    const { logger, lines } = capturedLogger();
+    const code = await runOnce(testSettings({ coreUrl: core.url, cloud, metadataUrl: metadata.url, once: true }), { logger, registry: new Registry(), backoff: () => 20 });
+    expect(code).toBe(1);
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({ error: expect.stringContaining(`${broken.slice(broken.lastIndexOf('/') + 1)}: HTTP 500`) as string });
+    expect(lines.find((l) => l.msg === 'core accepted the notice')).toMatchObject({ type });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(plugin.events[0]!.type).toBe(type);
   });
 
   it('keeps the path of --core-url (core behind an ingress under /hollowtrees), with or without its trailing slash', async () => {

@@ -1,6 +1,6 @@
 import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
 import { metadataRequest, okBody } from './metadata-request.js';
-import type { Monitor, MonitorSink } from './monitor.js';
+import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
 import { noticeId, type InstanceIdentity, type Notice } from './notice.js';
 import { pollLoop } from './poll-loop.js';
 
@@ -65,8 +65,16 @@ export class GcpMetadataMonitor implements Monitor {
   }
 
   async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
-    const found = await Promise.all(Object.entries(WATCHED).map(async ([key, notice]) => notice((await this.read(key, signal)).value, identity, this.options.clock.now())));
-    return found.filter((n): n is Notice => n !== undefined);
+    // Each value on its own: one that cannot be read must not hide a notice the other shows.
+    const results = await Promise.allSettled(
+      Object.entries(WATCHED).map(async ([key, notice]) => {
+        const found = notice((await this.read(key, signal)).value, identity, this.options.clock.now());
+        return found ? [found] : [];
+      }),
+    );
+    const { notices, failed } = settleParts(results);
+    if (failed) throw new PartialCheckError(failed, notices);
+    return notices;
   }
 
   async watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {

@@ -13,8 +13,33 @@ export interface Monitor {
   readonly cloud: CloudName;
   /** Reads who this instance is; throws {@link MetadataError} when the service does not answer. */
   identity(signal: AbortSignal): Promise<InstanceIdentity>;
-  /** Checks once and returns the notices pending now. */
+  /** Checks once and returns the notices pending now; throws {@link PartialCheckError} when only part of it could be read. */
   check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]>;
   /** Watches until `signal` aborts, reporting to `sink`; never rejects for a metadata error. */
   watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * A check some of whose parts (IMDS paths, Google Cloud values) could not be read: `found` holds
+ * what the others showed, which is to be sent all the same. Its message is the first failure's.
+ */
+export class PartialCheckError extends Error {
+  override readonly name = 'PartialCheckError';
+  constructor(
+    readonly failure: Error,
+    readonly found: readonly Notice[],
+  ) {
+    super(failure.message, { cause: failure });
+  }
+}
+
+/** The notices of the parts of a check that were read, the first failure of the others, and whether any part was read. */
+export function settleParts(results: ReadonlyArray<PromiseSettledResult<readonly Notice[]>>): { notices: Notice[]; failed: Error | undefined; answered: boolean } {
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const reason: unknown = rejected?.reason;
+  return {
+    notices: results.flatMap((r) => (r.status === 'fulfilled' ? r.value : [])),
+    failed: rejected && (reason instanceof Error ? reason : new Error(String(reason))),
+    answered: results.some((r) => r.status === 'fulfilled'),
+  };
 }

@@ -1,6 +1,6 @@
 import type { Backoff, Clock, PluginLogger } from '@hollowtrees/grpcplugin';
 import { DeliveryQueue, type OutgoingEvent, type SendEvent } from './delivery-queue.js';
-import type { Monitor, MonitorSink } from './monitor.js';
+import { PartialCheckError, type Monitor, type MonitorSink } from './monitor.js';
 import type { InstanceIdentity, Notice } from './notice.js';
 import { noticeEvent } from './notice-event.js';
 import { SeenNotices } from './seen-notices.js';
@@ -76,20 +76,33 @@ export class NodeWatcher {
 
   /**
    * Checks once, queues what it found and waits up to `timeoutMs` for core to accept it.
-   * Returns how many notices were found and whether core accepted all of them.
-   * @throws MetadataError when the metadata service does not answer.
+   * Returns how many notices were found, whether core accepted all of them, and whether every part
+   * of the metadata service was read: a part that failed is logged, and what the others showed is
+   * sent all the same (a spot interruption must not wait for a broken maintenance path).
+   * @throws MetadataError when the instance identity cannot be read.
    */
-  async once(timeoutMs: number): Promise<{ notices: number; delivered: boolean }> {
+  async once(timeoutMs: number): Promise<{ notices: number; delivered: boolean; complete: boolean }> {
+    const { monitor, metrics, logger } = this.options;
     const signal = this.stopping.signal;
-    const identity = await this.options.monitor.identity(signal);
+    const identity = await monitor.identity(signal);
     this.identityKnown = identity;
-    this.options.metrics.polls.inc({ cloud: this.options.monitor.cloud });
-    const notices = await this.options.monitor.check(identity, signal);
+    metrics.polls.inc({ cloud: monitor.cloud });
+    let notices: readonly Notice[];
+    let complete = true;
+    try {
+      notices = await monitor.check(identity, signal);
+    } catch (err) {
+      if (!(err instanceof PartialCheckError)) throw err;
+      notices = err.found;
+      complete = false;
+      metrics.metadataErrors.inc({ cloud: monitor.cloud });
+      logger.error('part of the metadata service could not be read: a notice there is not seen; what the rest showed is sent', { cloud: monitor.cloud, error: err.message, notices: notices.length });
+    }
     const { delivery } = this;
     const droppedBefore = delivery?.dropped ?? 0;
     this.sink(identity).notices(notices);
     // Idle means every notice left the queue; a notice core refused left it without reaching core.
-    return { notices: notices.length, delivered: delivery ? (await delivery.idle(timeoutMs)) && delivery.dropped === droppedBefore : true };
+    return { notices: notices.length, delivered: delivery ? (await delivery.idle(timeoutMs)) && delivery.dropped === droppedBefore : true, complete };
   }
 
   /** Stops polling, gives the events still queued up to `graceMs` to reach core (trying again at once), then stops sending. */

@@ -100,13 +100,16 @@ export async function runWatcher(settings: WatcherSettings, options: RunOptions)
   };
 }
 
-/** `--once`: checks once, delivers what it found; resolves with the exit code (0 when everything found reached core). */
+/**
+ * `--once`: checks once, delivers what it found; resolves with the exit code: 0 when every part of
+ * the metadata service was read and everything found reached core, else 1.
+ */
 export async function runOnce(settings: WatcherSettings, options: RunOptions): Promise<number> {
   const { watcher, close } = await setUp(settings, options);
   try {
     const result = await watcher.once(ONCE_DELIVERY_MS);
-    options.logger.info({ notices: result.notices, delivered: result.delivered }, 'checked once');
-    return result.delivered ? 0 : 1;
+    options.logger.info({ notices: result.notices, delivered: result.delivered, complete: result.complete }, 'checked once');
+    return result.delivered && result.complete ? 0 : 1;
   } finally {
     await watcher.stop(0);
     await close();
