@@ -52,6 +52,7 @@ describe('parseCliArgs', () => {
     [['--core-url', 'http://core:9092', '--log-level', 'loud'], /--log-level must be one of trace, debug, info, warn, error, fatal, silent, got "loud"/],
     [[], /--core-url \(or HOLLOWTREES_CORE_URL\) is required unless --dry-run/],
     [['--core-url', 'http://core:9092', '--cloud', 'aws', '--azure-approve'], /--azure-approve is for Azure, not --cloud aws/],
+    [['--core-url', 'http://core:9092', '--once', '--azure-approve'], /--azure-approve cannot go with --once: it approves once the flow runs of a delivered event succeeded, and --once exits as soon as core accepted the event/],
   ])('refuses %j with a message that names the flag', (args, message) => {
     expect(() => parseCliArgs(args, {})).toThrow(UsageError);
     expect(() => parseCliArgs(args, {})).toThrow(message);

@@ -26,7 +26,8 @@ Metadata:
   --azure-event-types LIST  Scheduled Events acted on, of Preempt, Terminate, Reboot, Redeploy, Freeze
                             (default Preempt,Terminate)
   --azure-approve           approve an Azure event (StartRequests) once every flow run of it succeeded
-                            in core, so Azure goes ahead without waiting for NotBefore (default off)
+                            in core, so Azure goes ahead without waiting for NotBefore (default off;
+                            not with --once, which exits before the runs end)
 Running:
   --listen HOST:PORT        serve /healthz, /readyz and /metrics here (default 127.0.0.1:9102)
   --once                    check once, send what is found, exit (0 when all of it was delivered and every
@@ -144,6 +145,8 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   const coreUrl = coreBaseUrl(v['core-url'] ?? (env.HOLLOWTREES_CORE_URL || undefined));
   if (coreUrl === undefined && !dryRun) throw new UsageError('--core-url (or HOLLOWTREES_CORE_URL) is required unless --dry-run');
   if (v['azure-approve'] && v.cloud !== undefined && v.cloud !== 'azure') throw new UsageError(`--azure-approve is for Azure, not --cloud ${v.cloud}`);
+  // Refused rather than ignored: a user would count on an approval that never comes.
+  if (v['azure-approve'] && v.once) throw new UsageError('--azure-approve cannot go with --once: it approves once the flow runs of a delivered event succeeded, and --once exits as soon as core accepted the event; run the watcher without --once to approve');
   const listen = v.listen ?? '127.0.0.1:9102';
   try {
     parseListen(listen);
