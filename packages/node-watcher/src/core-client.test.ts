@@ -1,3 +1,5 @@
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoreClient } from './core-client.js';
 import { Cleanups, holdOtherGroups, OTHER_FLOW, startCoreWithConfig } from './test-support/watch-harness.js';
@@ -5,7 +7,49 @@ import { Cleanups, holdOtherGroups, OTHER_FLOW, startCoreWithConfig } from './te
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
+/** A server that answers every request through `answer`: a stand-in for a broken core or proxy. */
+async function answeringWith(answer: (res: ServerResponse) => void): Promise<string> {
+  const server = cleanups.add(createServer((_req, res) => answer(res)), (s) => {
+    s.closeAllConnections();
+    return new Promise((resolve) => s.close(resolve));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const EVENT = { specversion: '1.0', id: 'e-1', source: 'test', type: 't' };
+
 describe('CoreClient', () => {
+  it('gives up on an answer that trickles in (a byte every 50 ms) after timeoutMs from the start, not only on an idle connection', async () => {
+    const url = await answeringWith((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const drip = setInterval(() => res.write(' '), 50);
+      res.once('close', () => clearInterval(drip));
+    });
+    const client = cleanups.add(new CoreClient({ coreUrl: url, timeoutMs: 300 }), (c) => c.close());
+    await expect(client.post(EVENT, new AbortController().signal)).rejects.toThrow(`POST ${url}/api/v1/events: no complete answer in 300 ms`);
+  });
+
+  it('refuses an answer larger than maxAnswerBytes, whether announced by Content-Length or streamed without one', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const streamed = await answeringWith((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // 64 MiB at most, as fast as the client reads: the old client read it all.
+      let left = 1_024;
+      const more = (): void => {
+        while (left-- > 0) if (!res.write(chunk)) return void res.once('drain', more);
+        res.end();
+      };
+      res.once('close', () => (left = 0));
+      more();
+    });
+    const announced = await answeringWith((res) => res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(64 * 1024 * 1024) }).flushHeaders());
+    for (const url of [streamed, announced]) {
+      const client = cleanups.add(new CoreClient({ coreUrl: url, maxAnswerBytes: 1024 * 1024, timeoutMs: 15_000 }), (c) => c.close());
+      await expect(client.post(EVENT, new AbortController().signal)).rejects.toThrow(`POST ${url}/api/v1/events: the answer is larger than 1048576 bytes`);
+    }
+  });
+
   it("groupsOf reads core's groups past the status API's first page, but gives up on more than maxGroupsRead rather than fill the watcher's memory", async () => {
     const core = cleanups.add(await startCoreWithConfig(`flows:\n${OTHER_FLOW}`, 'groups.yaml', {}), (c) => c.close());
     // One more than the status API's first page.

@@ -36,8 +36,10 @@ export interface CoreClientOptions {
   auth?: CoreAuth;
   /** CA certificate(s) (PEM) core's certificate is checked against, besides the system's. */
   ca?: Buffer;
-  /** Per request. Default 10 s. */
+  /** Per request, from its start to the answer's last byte (a core or proxy that trickles its answer is cut off too). Default 10 s. */
   timeoutMs?: number;
+  /** Longest answer read; a longer one fails the request. Default 8 MiB, far above core's 10,000 groups. */
+  maxAnswerBytes?: number;
   /** Most groups {@link CoreClient.groupsOf} reads from core: all of a busy core's would not fit the watcher's memory. Default 10 000. */
   maxGroupsRead?: number;
 }
@@ -92,7 +94,7 @@ export class CoreClient {
     return this.url.href;
   }
 
-  /** Sends one event; rejects only when there was no answer (refused, reset, timed out, a secret file unreadable). */
+  /** Sends one event; rejects only when there was no usable answer (refused, reset, timed out, too large, a secret file unreadable). */
   async post(event: object, signal: AbortSignal): Promise<CoreAnswer> {
     const { status, json, headers } = await this.request('POST', this.url, JSON.stringify(event), signal);
     const body = (json ?? {}) as { errorType?: unknown; error?: unknown };
@@ -136,13 +138,27 @@ export class CoreClient {
     const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/cloudevents+json', 'content-length': String(Buffer.byteLength(body)) };
     if (this.options.auth) headers.authorization = authorization(this.options.auth);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const timeoutMs = this.options.timeoutMs ?? 10_000;
+    const { timeoutMs = 10_000, maxAnswerBytes = 8 * 1024 * 1024 } = this.options;
     return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers, agent: this.agent, signal, timeout: timeoutMs }, (res) => {
+      // The first failure is the one told: destroying the request fails its answer too, more vaguely.
+      const fail = (err: Error): void => {
+        clearTimeout(deadline);
+        reject(err);
+        req.destroy(err);
+      };
+      const req = send(url, { method, headers, agent: this.agent, signal }, (res) => {
+        const tooLarge = (): void => fail(new Error(`${method} ${url.href}: the answer is larger than ${maxAnswerBytes} bytes`));
+        if (Number(res.headers['content-length']) > maxAnswerBytes) return tooLarge();
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.once('error', reject);
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxAnswerBytes) tooLarge();
+          else chunks.push(c);
+        });
+        res.once('error', fail);
         res.once('end', () => {
+          clearTimeout(deadline);
           let json: unknown;
           try {
             json = JSON.parse(Buffer.concat(chunks).toString());
@@ -152,8 +168,10 @@ export class CoreClient {
           resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
         });
       });
-      req.once('timeout', () => req.destroy(new Error(`no answer from ${url.href} in ${timeoutMs} ms`)));
-      req.once('error', reject);
+      // The whole request, not an idle socket: a byte a second would keep an idle timeout from ever firing.
+      const deadline = setTimeout(() => fail(new Error(`${method} ${url.href}: no complete answer in ${timeoutMs} ms`)), timeoutMs);
+      req.once('error', fail);
+      req.once('close', () => clearTimeout(deadline));
       req.end(body);
     });
   }
