@@ -129,6 +129,16 @@ describe('pool mode: replacement before drain', () => {
     expect(listing.map((c) => c.params.NextToken !== undefined)).toEqual([false, true, true]);
   });
 
+  it('answers UNAVAILABLE, launching nothing, when DescribeInstances hands out a NextToken it gave before, instead of listing the page for ever', async () => {
+    const aws = await standIn();
+    surgingPool(aws, 12);
+    aws.faults.repeatNextToken(5, { action: 'DescribeInstances' });
+    const err = await rejectionOf(handler(aws, { pool: { pageSize: 5 } }).handle(surge(), poolCall()), PluginError);
+    expect(err.code).toBe(Code.Unavailable);
+    expect(err.message).toMatch(/^EC2 DescribeInstances: page 2 gave a NextToken an earlier page gave \(.+\): the listing would never end$/);
+    expect(aws.callsTo('CreateFleet')).toEqual([]);
+  });
+
   it('answers UNAVAILABLE when the replacements are not running within waitTimeout, and the retry launches none again', async () => {
     const aws = await standIn();
     aws.ec2.launchDelayMs = 60_000;

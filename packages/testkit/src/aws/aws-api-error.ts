@@ -40,7 +40,9 @@ export function throttlingError(service: AwsService): AwsApiError {
 
 /**
  * What an injected fault does to a call: answer with an error, drop the
- * connection without an answer, or take the request and never answer it (the
- * connection stays open until the client gives up or the stand-in closes).
+ * connection without an answer, take the request and never answer it (the
+ * connection stays open until the client gives up or the stand-in closes), or
+ * answer it with the `NextToken` it was sent, as a broken endpoint that hands
+ * out one page again and again would.
  */
-export type InjectedFault = AwsApiError | 'drop-connection' | 'no-answer';
+export type InjectedFault = AwsApiError | 'drop-connection' | 'no-answer' | 'repeat-next-token';

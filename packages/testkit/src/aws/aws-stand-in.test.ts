@@ -156,6 +156,19 @@ describe('EC2 stand-in for pool mode (issue 19)', () => {
     expect(pages).toEqual([5, 5, 2]);
   });
 
+  it('repeatNextToken: a page asked for with a NextToken answers with that token again, as a broken endpoint would', async () => {
+    for (let i = 0; i < 12; i++) aws.ec2.addInstance();
+    aws.faults.repeatNextToken(2, { action: 'DescribeInstances' });
+    const first = await ec2.send(new DescribeInstancesCommand({ MaxResults: 5 }));
+    const again = await ec2.send(new DescribeInstancesCommand({ MaxResults: 5, NextToken: first.NextToken }));
+    expect(again.Reservations).toHaveLength(5);
+    expect(again.NextToken).toBe(first.NextToken);
+    // The faults are used up: the listing goes on.
+    const next = await ec2.send(new DescribeInstancesCommand({ MaxResults: 5, NextToken: first.NextToken }));
+    expect(next.NextToken).toBeTruthy();
+    expect(next.NextToken).not.toBe(first.NextToken);
+  });
+
   it('refuses MaxResults out of 5..1000, and with instance ids', async () => {
     const { instanceId } = aws.ec2.addInstance();
     expect((await failure(ec2.send(new DescribeInstancesCommand({ MaxResults: 4 })))).name).toBe('InvalidParameterValue');

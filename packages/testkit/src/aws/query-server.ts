@@ -110,6 +110,15 @@ export class AwsFaults {
     this.add(count, scope, () => 'no-answer');
   }
 
+  /**
+   * The next `count` calls are served, but answer with the `NextToken` they were sent (a call sent
+   * none answers as it would): a broken or hostile endpoint whose listing never ends. EC2 and Auto
+   * Scaling only.
+   */
+  repeatNextToken(count: number, scope: FaultScope = {}): void {
+    this.add(count, scope, () => 'repeat-next-token');
+  }
+
   /** The next `count` calls fail with the given error, e.g. `AuthFailure` (401) or `UnauthorizedOperation` (403). */
   fail(count: number, error: { code: string; message: string; status?: number }, scope: FaultScope = {}): void {
     this.add(count, scope, () => new AwsApiError(error.code, error.message, error.status));
@@ -182,10 +191,13 @@ export async function startQueryServer(options: {
         if (refusal === 'drop-connection') req.socket.destroy();
         return;
       }
-      if (refusal) throw refusal;
+      if (refusal && refusal !== 'repeat-next-token') throw refusal;
       const handler = options.actions[service][action];
       if (!handler) throw new AwsApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
       const body = handler(params);
+      const sentToken = params.get('NextToken');
+      // EC2 names the element nextToken, Auto Scaling NextToken.
+      if (refusal === 'repeat-next-token' && sentToken) body[service === 'ec2' ? 'nextToken' : 'NextToken'] = sentToken;
       options.calls.push({ service, action, params: params.toObject(), at: wallClockMs() });
       send(200, dialect.success(action, body, requestId));
     } catch (err) {

@@ -1,4 +1,5 @@
 import { DescribeSpotPriceHistoryCommand, type _InstanceType, type EC2Client } from '@aws-sdk/client-ec2';
+import { readEveryPage } from '../aws-pages.js';
 import type { PriceSample } from './price-crossings.js';
 import { poolKey, type SpotPool } from './spot-pools.js';
 
@@ -26,17 +27,18 @@ export async function readPriceHistory(client: EC2Client, query: HistoryQuery, s
     EndTime: new Date(query.to),
     MaxResults: 1_000,
   };
-  let NextToken: string | undefined;
-  do {
-    const page = await client.send(new DescribeSpotPriceHistoryCommand({ ...input, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal });
-    for (const item of page.SpotPriceHistory ?? []) {
-      const samples = item.InstanceType && item.AvailabilityZone ? history.get(poolKey({ instanceType: item.InstanceType, availabilityZone: item.AvailabilityZone })) : undefined;
-      const price = Number(item.SpotPrice);
-      if (!samples || !item.Timestamp || !Number.isFinite(price)) continue;
-      samples.push({ price, at: item.Timestamp.getTime() });
-    }
-    NextToken = page.NextToken || undefined;
-  } while (NextToken);
+  await readEveryPage(
+    'DescribeSpotPriceHistory',
+    (NextToken) => client.send(new DescribeSpotPriceHistoryCommand({ ...input, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal }),
+    (page) => {
+      for (const item of page.SpotPriceHistory ?? []) {
+        const samples = item.InstanceType && item.AvailabilityZone ? history.get(poolKey({ instanceType: item.InstanceType, availabilityZone: item.AvailabilityZone })) : undefined;
+        const price = Number(item.SpotPrice);
+        if (!samples || !item.Timestamp || !Number.isFinite(price)) continue;
+        samples.push({ price, at: item.Timestamp.getTime() });
+      }
+    },
+  );
   // EC2 answers newest first; a stable sort keeps its order for samples of one second reversed, as they came.
   for (const samples of history.values()) samples.reverse().sort((a, b) => a.at - b.at);
   return history;

@@ -1,4 +1,5 @@
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { readEveryPage } from '../aws-pages.js';
 
 /** One Spot pool: an instance type in an Availability Zone. */
 export interface SpotPool {
@@ -24,18 +25,19 @@ export async function discoverPools(client: EC2Client, tags: Readonly<Record<str
     ...Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
     { Name: 'instance-state-name', Values: ['pending', 'running'] },
   ];
-  let NextToken: string | undefined;
-  do {
-    const page = await client.send(new DescribeInstancesCommand({ Filters, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal });
-    for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-      // Real EC2 sets InstanceLifecycle only on spot (and scheduled) instances: on-demand capacity has no Spot price.
-      const instanceType = instance.InstanceType;
-      const availabilityZone = instance.Placement?.AvailabilityZone;
-      if (instance.InstanceLifecycle !== 'spot' || !instanceType || !availabilityZone) continue;
-      const pool = { instanceType, availabilityZone };
-      found.set(poolKey(pool), pool);
-    }
-    NextToken = page.NextToken || undefined;
-  } while (NextToken);
+  await readEveryPage(
+    'DescribeInstances',
+    (NextToken) => client.send(new DescribeInstancesCommand({ Filters, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal }),
+    (page) => {
+      for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        // Real EC2 sets InstanceLifecycle only on spot (and scheduled) instances: on-demand capacity has no Spot price.
+        const instanceType = instance.InstanceType;
+        const availabilityZone = instance.Placement?.AvailabilityZone;
+        if (instance.InstanceLifecycle !== 'spot' || !instanceType || !availabilityZone) continue;
+        const pool = { instanceType, availabilityZone };
+        found.set(poolKey(pool), pool);
+      }
+    },
+  );
   return [...found.values()];
 }
