@@ -2,7 +2,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoreClient } from './core-client.js';
-import { Cleanups, holdOtherGroups, OTHER_FLOW, startCoreWithConfig } from './test-support/watch-harness.js';
+import { Cleanups, holdOtherGroups, OTHER_FLOW, startCoreWithConfig, startPrefixProxy } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -59,5 +59,17 @@ describe('CoreClient', () => {
 
     expect(await client(1_001).groupsOf('other-1000', signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000' })]);
     expect(await client(1_000).groupsOf('other-1000', signal)).toBeUndefined();
+  });
+
+  it("groupsOf reads each of core's groups once when they take more than the status API's first page", async () => {
+    const core = cleanups.add(await startCoreWithConfig(`flows:\n${OTHER_FLOW}`, 'groups.yaml', {}), (c) => c.close());
+    await holdOtherGroups(core, 1_001);
+    const proxy = cleanups.add(await startPrefixProxy('/core', core.url), (p) => p.close());
+    const client = cleanups.add(new CoreClient({ coreUrl: `${proxy.url}/core` }), (c) => c.close());
+    const all = Buffer.byteLength(await (await fetch(`${core.url}/api/v1/status/groups?limit=1001`)).text());
+
+    expect(await client.groupsOf('other-1000', new AbortController().signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000' })]);
+    // Every group, and a few more bytes (a first look at one group, for the count); the old client read the first 1,000 twice.
+    expect(proxy.bytes).toBeLessThan(all * 1.01);
   });
 });

@@ -70,6 +70,12 @@ function under(base: string, path: string): URL {
   return url;
 }
 
+/** Core's `X-Total-Count`, when it sent one. */
+function totalCount(headers: IncomingHttpHeaders): number | undefined {
+  const count = Number(headers['x-total-count']);
+  return headers['x-total-count'] !== undefined && Number.isInteger(count) && count >= 0 ? count : undefined;
+}
+
 function retryAfter(headers: IncomingHttpHeaders): number | undefined {
   const seconds = Number(headers['retry-after']);
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
@@ -116,15 +122,24 @@ export class CoreClient {
   /**
    * The groups core holds under one event's id (`GET /api/v1/status/groups`, all of them, past its
    * default limit); undefined when core holds more than `maxGroupsRead`, too many to look through.
+   * A first look at one group gives the count, so a busy core's groups are read once, or not at all.
    */
   async groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined> {
-    const first = await this.list<GroupView>(this.groupsUrl, signal);
-    const total = Number(first.headers['x-total-count']);
-    if (total > (this.options.maxGroupsRead ?? 10_000)) return undefined;
-    const all = new URL(this.groupsUrl);
-    all.searchParams.set('limit', String(total));
-    const { list } = total > first.list.length ? await this.list<GroupView>(all, signal) : first;
+    const max = this.options.maxGroupsRead ?? 10_000;
+    const first = await this.list<GroupView>(this.groupsUpTo(1), signal);
+    const total = totalCount(first.headers);
+    if (total !== undefined && total > max) return undefined;
+    // A core that sends no count is read up to the bound, as one that holds more than one group.
+    const { list, headers } = total !== undefined && total <= first.list.length ? first : await this.list<GroupView>(this.groupsUpTo(max), signal);
+    // Groups started between the two reads count too.
+    if ((totalCount(headers) ?? 0) > max) return undefined;
     return list.filter((group) => group.eventId === eventId);
+  }
+
+  private groupsUpTo(limit: number): URL {
+    const url = new URL(this.groupsUrl);
+    url.searchParams.set('limit', String(limit));
+    return url;
   }
 
   /** GETs a JSON array of core's status API. */

@@ -134,12 +134,15 @@ export interface PrefixProxy {
   readonly url: string;
   /** Every path asked for, with its query, as the client sent it. */
   readonly paths: string[];
+  /** Bytes of the answers' bodies passed back so far. */
+  readonly bytes: number;
   close(): Promise<void>;
 }
 
 /** Forwards `<prefix>/x` to `target` + `/x` (what an ingress rewrite does) and answers 404 for anything outside the prefix. */
 export async function startPrefixProxy(prefix: string, target: string): Promise<PrefixProxy> {
   const paths: string[] = [];
+  let bytes = 0;
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '/';
     paths.push(path);
@@ -149,6 +152,7 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
     }
     const upstream = request(new URL(path.slice(prefix.length), target), { method: req.method, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.on('data', (chunk: Buffer) => (bytes += chunk.length));
       answer.pipe(res);
     });
     upstream.once('error', (err) => res.writeHead(502).end(err.message));
@@ -158,6 +162,9 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     paths,
+    get bytes() {
+      return bytes;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
