@@ -33,20 +33,34 @@ function retryable(status: number): boolean {
   return status >= 500 || status === 408 || status === 429 || status === 401 || status === 403;
 }
 
+/** Core's reasons for not taking one event that say nothing of the next: the flows it matches have no room for it. */
+const FLOW_FULL: ReadonlySet<string> = new Set(['queue_full', 'too_many_groups']);
+
+/** A queued event: its tries, its failures since its backoff (re)started, and when it may be tried again. */
+interface Queued {
+  readonly event: OutgoingEvent;
+  tries: number;
+  failures: number;
+  dueAt: number;
+}
+
 /**
  * Delivers events to core in order, each tried until core answers 2xx: no answer and retryable
  * statuses wait a backoff (or the `Retry-After` core sent with `queue_full` and `overloaded`) and
- * try again with the same event, so core deduplicates a re-send by its id. A 4xx that no re-send
- * can change (400 `bad_data`, 413, 415) is logged and dropped. {@link enqueue} never waits, so
- * polling goes on while a send is pending; memory is bounded by `maxPending`.
+ * try again with the same event, so core deduplicates a re-send by its id. An event whose flows
+ * have no room (`queue_full`, `too_many_groups`) waits on its own: the events behind it, which
+ * other flows may take (a spot interruption behind a rebalance recommendation), go on at once.
+ * A 4xx that no re-send can change (400 `bad_data`, 413, 415) is logged and dropped.
+ * {@link enqueue} never waits, so polling goes on while a send is pending; memory is bounded by
+ * `maxPending`.
  */
 export class DeliveryQueue {
-  private readonly pending: OutgoingEvent[] = [];
+  private readonly pending: Queued[] = [];
   private readonly stop = new AbortController();
-  /** Aborted by {@link hurry}: cuts the backoff being waited out short. */
+  /** Aborted by {@link hurry}, and by {@link enqueue} while {@link waitingOnFlows}: cuts the wait short. */
   private wake = new AbortController();
-  /** Set by {@link hurry}: the next failure starts the backoff over. */
-  private hurried = false;
+  /** The worker waits only for events whose flows were full: a new event need not wait with them. */
+  private waitingOnFlows = false;
   private worker: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
   private lost = 0;
@@ -72,8 +86,9 @@ export class DeliveryQueue {
       logger.error('delivery queue full: notice dropped', { event_id: event.id, type: event.type, max_pending: maxPending });
       return false;
     }
-    this.pending.push(event);
+    this.pending.push({ event, tries: 0, failures: 0, dueAt: 0 });
     metrics.eventsPending.set(this.pending.length);
+    if (this.waitingOnFlows) this.rouse();
     this.worker ??= this.work().finally(() => {
       this.worker = undefined;
       for (const wake of this.idleWaiters.splice(0)) wake();
@@ -93,11 +108,18 @@ export class DeliveryQueue {
   }
 
   /**
-   * Tries the event at the head again now, and starts its backoff over: a stopping watcher spends
+   * Tries the queued events again now, each with its backoff started over: a stopping watcher spends
    * its grace trying, not waiting out a backoff that grew to 30 s while core was away.
    */
   hurry(): void {
-    this.hurried = true;
+    for (const queued of this.pending) {
+      queued.failures = 0;
+      queued.dueAt = 0;
+    }
+    this.rouse();
+  }
+
+  private rouse(): void {
     this.wake.abort();
     this.wake = new AbortController();
   }
@@ -106,34 +128,36 @@ export class DeliveryQueue {
   async close(): Promise<void> {
     this.stop.abort(new Error('delivery stopped'));
     await this.worker;
-    for (const event of this.pending.splice(0)) this.options.logger.error('stopped before core accepted the notice', { event_id: event.id, type: event.type });
+    for (const { event } of this.pending.splice(0)) this.options.logger.error('stopped before core accepted the notice', { event_id: event.id, type: event.type });
     this.options.metrics.eventsPending.set(0);
   }
 
   private async work(): Promise<void> {
     const { send, backoff, clock, logger, metrics, maxRetryAfterMs = 60_000 } = this.options;
     const signal = this.stop.signal;
-    // Tries of the event at the head, and its failures since the backoff (re)started.
-    let tries = 0;
-    let failures = 0;
-    const nextBackoff = (): number => {
-      if (this.hurried) failures = 0;
-      this.hurried = false;
-      return backoff(++failures);
-    };
     while (this.pending.length > 0 && !signal.aborted) {
-      const event = this.pending[0]!;
+      const now = clock.now();
+      const queued = this.pending.find((q) => q.dueAt <= now);
+      if (!queued) {
+        this.waitingOnFlows = true;
+        await this.pause(Math.min(...this.pending.map((q) => q.dueAt)) - now);
+        this.waitingOnFlows = false;
+        continue;
+      }
+      const { event } = queued;
       let wait: number | undefined;
-      tries++;
+      let ownWait = false;
+      queued.tries++;
       try {
         const answer = await send(event, signal);
         if (answer.status >= 200 && answer.status < 300) {
           metrics.sends.inc({ outcome: 'accepted' });
-          logger.info('core accepted the notice', { event_id: event.id, type: event.type, tries });
+          logger.info('core accepted the notice', { event_id: event.id, type: event.type, tries: queued.tries });
           this.options.onAccepted?.(event);
         } else if (retryable(answer.status)) {
           metrics.sends.inc({ outcome: 'retried' });
-          wait = Math.min(maxRetryAfterMs, Math.max(answer.retryAfterMs ?? 0, nextBackoff()));
+          wait = Math.min(maxRetryAfterMs, Math.max(answer.retryAfterMs ?? 0, backoff(++queued.failures)));
+          ownWait = answer.reason !== undefined && FLOW_FULL.has(answer.reason);
           logger.warn('core did not take the notice yet; retrying', { event_id: event.id, status: answer.status, reason: answer.reason, error: answer.message, retry_in_ms: Math.round(wait) });
         } else {
           metrics.sends.inc({ outcome: 'rejected' });
@@ -143,19 +167,26 @@ export class DeliveryQueue {
       } catch (err) {
         if (signal.aborted) return;
         metrics.sends.inc({ outcome: 'failed' });
-        wait = nextBackoff();
+        wait = backoff(++queued.failures);
         logger.warn('no answer from core; retrying', { event_id: event.id, error: (err as Error).message, retry_in_ms: Math.round(wait) });
       }
       if (wait === undefined) {
-        tries = 0;
-        failures = 0;
-        this.pending.shift();
+        this.pending.splice(this.pending.indexOf(queued), 1);
         metrics.eventsPending.set(this.pending.length);
+      } else if (ownWait) {
+        // Only this event's flows are full: it waits, and the next events are tried now.
+        queued.dueAt = clock.now() + wait;
       } else {
-        const cutShort = linkedSignal([signal, this.wake.signal]);
-        await clock.sleep(wait, cutShort.signal).catch(() => undefined);
-        cutShort.release();
+        // Core itself is away or busy: every event waits.
+        await this.pause(wait);
       }
     }
+  }
+
+  /** Waits `ms`, cut short by {@link hurry} and {@link close} (and {@link enqueue}, see {@link waitingOnFlows}). */
+  private async pause(ms: number): Promise<void> {
+    const cutShort = linkedSignal([this.stop.signal, this.wake.signal]);
+    await this.options.clock.sleep(ms, cutShort.signal).catch(() => undefined);
+    cutShort.release();
   }
 }

@@ -4,7 +4,7 @@ import { freePort, startGceMetadataStandIn, startImdsStandIn, tempDir, type Meta
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { runOnce } from './run-watcher.js';
-import { capturedLogger, Cleanups, metric, startCore, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { capturedLogger, Cleanups, metric, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -45,6 +45,47 @@ describe('delivery to core', () => {
     expect(new Set(plugin.events.map((e) => e.type))).toEqual(new Set(['hollowtrees.node.aws.spot-interruption', 'hollowtrees.node.aws.rebalance-recommendation', 'hollowtrees.node.aws.scheduled-maintenance']));
     expect(plugin.events.find((e) => e.type.endsWith('scheduled-maintenance'))!.id).toBe('instance-event-0d59937288b749b32');
     expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(3);
+  });
+
+  it("a notice whose flow is full (503 queue_full) does not hold back a spot interruption another flow has room for", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const plugin = cleanups.add(await startRecordingPlugin((e) => (e.type.endsWith('rebalance-recommendation') ? held : undefined)), (p) => p.close());
+    // The rebalance flow runs one event at a time with one waiting; the interruption flow is free.
+    const yaml = `
+plugins:
+  rec: { type: grpc, address: "${plugin.address}", timeout: 30s }
+flows:
+  rebalance:
+    allowedEvents: [hollowtrees.node.aws.rebalance-recommendation]
+    concurrency: 1
+    queueSize: 1
+    plugins: [rec]
+  interruption:
+    allowedEvents: [hollowtrees.node.aws.spot-interruption]
+    plugins: [rec]
+`;
+    const core = cleanups.add(await startCoreWithConfig(yaml, 'two-flows.yaml', {}), (c) => c.close());
+    // Before core closes, which waits for the held run, should the test fail first.
+    cleanups.add(held, () => release());
+    // Other nodes' recommendations fill the rebalance flow: one running (held), one waiting.
+    const others = ['r-1', 'r-2'].map((id) => ({ specversion: '1.0', id, source: 'test', type: 'hollowtrees.node.aws.rebalance-recommendation', data: { labels: {} } }));
+    const posted = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(others) });
+    expect(posted.status).toBe(200);
+    await until('the first recommendation running', () => plugin.events.length === 1);
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+
+    imds.recommendRebalance('2026-11-30T00:00:00Z');
+    await until('the recommendation refused: its flow is full', () => watcher.lines.some((l) => l.reason === 'queue_full'));
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('the interruption accepted while the recommendation waits', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 1);
+    expect(watcher.lines.find((l) => l.msg === 'core accepted the notice')).toMatchObject({ type: 'hollowtrees.node.aws.spot-interruption' });
+    expect(await metric(watcher, 'hollowtrees_node_watcher_events_pending')).toBe(1);
+    await until('the interruption at the plugin', () => plugin.events.some((e) => e.type === 'hollowtrees.node.aws.spot-interruption'));
+
+    release();
+    await until('the recommendation accepted too', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 2);
   });
 
   it('on stop, a send waiting out a long backoff is tried again at once, so the event still reaches core within the grace', async () => {
