@@ -33,6 +33,7 @@ export interface AzureApprovalOptions {
  * Which flows run the event is read once, right after core accepted it: from its 200 on, each run
  * the event started holds its flow's group under the event's id (running, or cooling down when it
  * already succeeded). A flow counts as done once its latest run of the event listed succeeded.
+ * An event with neither a group nor a run at that first look runs in no flow: it is not approved.
  */
 export class AzureApprover {
   private readonly stopping = new AbortController();
@@ -70,6 +71,11 @@ export class AzureApprover {
         }
         const cooling = held;
         const runs = await this.options.runsOf(eventId, signal);
+        // Core holds every group an accepted event started until its run ends, and lists the run after: neither means no flow runs it.
+        if (cooling.size === 0 && runs.length === 0) {
+          logger.info('not approving the Azure event: no flow of core runs it (none takes it, or each was already running the event of another notice); Azure waits its full notice', { event_id: eventId });
+          return;
+        }
         if (runs.some((r) => r.outcome === 'failed')) {
           logger.warn('a flow run of the Azure event failed; not approving it, Azure waits its full notice', { event_id: eventId, runs });
           return;

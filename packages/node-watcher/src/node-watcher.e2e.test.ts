@@ -269,6 +269,24 @@ ${OTHER_FLOW}`;
     expect(stands.map((s) => s.started)).toEqual([[], []]);
   });
 
+  it('Azure --azure-approve: an event no flow runs is not approved, and core is not asked about it again', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCoreWithConfig(`plugins:\n  rec: { type: grpc, address: "${plugin.address}" }\nflows:\n  aws-only:\n    allowedEvents: [hollowtrees.node.aws.*]\n    plugins: [rec]\n`, 'aws-only.yaml', {}), (c) => c.close());
+    // Only to count the watcher's looks at core's runs.
+    const proxy = cleanups.add(await startPrefixProxy('/core', core.url), (p) => p.close());
+    const runReads = (): number => proxy.paths.filter((p) => p.startsWith('/core/api/v1/status/runs')).length;
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: `${proxy.url}/core`, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt' });
+
+    await until('the decision not to approve', () => watcher.lines.some((l) => l.event_id === azureNoticeId(id, AZURE_VM_ID) && String(l.msg).startsWith('not approving the Azure event: no flow of core runs it')));
+    const reads = runReads();
+    await morePolls(watcher, 'azure');
+    expect(runReads()).toBe(reads);
+    expect(azure.started).toEqual([]);
+    expect(plugin.events).toEqual([]);
+  });
+
   it('Azure --azure-approve: never approves an event whose flow run failed', async () => {
     const plugin = cleanups.add(await startRecordingPlugin(() => Promise.reject(new Error('drain failed'))), (p) => p.close());
     const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
