@@ -28,9 +28,13 @@ export interface DeliveryQueueOptions {
   onAccepted?: (event: OutgoingEvent) => void;
 }
 
-/** Statuses that another try may turn into a 2xx: core busy or starting, a proxy timing out, credentials being fixed. */
+/**
+ * Statuses that another try may turn into a 2xx: core busy or starting, a proxy timing out,
+ * credentials being fixed, a route to core being fixed (core answers its events path with no 404:
+ * a 404 is an ingress or proxy that has no route to it yet, or a default backend).
+ */
 function retryable(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429 || status === 401 || status === 403;
+  return status >= 500 || status === 408 || status === 429 || status === 401 || status === 403 || status === 404;
 }
 
 /** Core's reasons for not taking one event that say nothing of the next: the flows it matches have no room for it. */

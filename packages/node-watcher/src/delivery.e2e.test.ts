@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { freePort, startGceMetadataStandIn, startImdsStandIn, tempDir, type MetadataStandInBase } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -103,6 +104,29 @@ flows:
 
     expect(watcher.lines.find((l) => l.msg === 'core accepted the notice')).toMatchObject({ type: 'hollowtrees.node.aws.spot-interruption', tries: 2 });
     await until('the event at the plugin', () => plugin.events.length === 1);
+  });
+
+  it("keeps trying a notice core's address answers 404 for (an ingress with no route to core yet), and delivers it once core is reached", async () => {
+    const port = await freePort();
+    // A default backend where core should be, as an ingress serves it while its route is missing.
+    const backend = createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/plain' }).end('default backend - 404'));
+    await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
+    const closeBackend = (): Promise<void> =>
+      new Promise((resolve) => {
+        backend.closeAllConnections();
+        backend.close(() => resolve());
+      });
+    cleanups.add(backend, () => (backend.listening ? closeBackend() : undefined));
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: `http://127.0.0.1:${port}`, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    await until('two 404s', () => watcher.lines.filter((l) => l.status === 404).length >= 2);
+    await closeBackend();
+    cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'rejected' })).toBe(0);
   });
 
   it('drops an event core refuses with a 4xx no re-send can change, and tries it once', async () => {
