@@ -95,5 +95,7 @@ export class AzureApprover {
       }
       await clock.sleep(intervalMs, signal).catch(() => undefined);
     }
+    // Said, or an on-call engineer could not tell a slow run from a watcher that never looked.
+    if (!signal.aborted) logger.warn('not approving the Azure event: its flow runs did not all succeed in time; Azure goes ahead at NotBefore', { event_id: eventId, waited_ms: maxWaitMs });
   }
 }
