@@ -1,10 +1,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { labelsOf } from '@hollowtrees/grpcplugin';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { freePort, makeTestCertificates, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, tempDir } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
 import { azureNoticeId } from './azure-scheduled-events.js';
-import { Cleanups, holdOtherGroups, metric, OTHER_FLOW, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { runWatcher } from './run-watcher.js';
+import { capturedLogger, Cleanups, holdOtherGroups, metric, OTHER_FLOW, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -118,6 +121,17 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     imds.faults.clear();
     await until('ready', async () => (await get('/readyz')).status === 200);
     expect((await get('/readyz')).body).toMatchObject({ status: 'ready', instance_id: 'i-0abc123def4567890' });
+  });
+
+  it('a failed read of the instance identity is retried within 5 s, however far the backoff grew', async () => {
+    const clock = manualClock();
+    const imds = cleanups.add(await startImdsStandIn({ now: clock.now }), (s) => s.close());
+    imds.faults.fail(1, 500);
+    const { logger } = capturedLogger();
+    const running = cleanups.add(await runWatcher(testSettings({ dryRun: true, cloud: 'aws', metadataUrl: imds.url }), { logger, registry: new Registry(), clock, backoff: () => 600_000 }), (w) => w.stop());
+    await until('a failed identity read, then its wait', () => running.watcher.notReady()?.includes('HTTP 500') === true && clock.sleeping === 1);
+    clock.advance(5_000);
+    await until('the identity read', () => running.watcher.notReady() === undefined);
   });
 
   it('core down when the notice appears: the event arrives once core is back, once', async () => {
