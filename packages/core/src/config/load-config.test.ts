@@ -190,6 +190,26 @@ flows:
     expect(loaded.warnings).toEqual(['config.yaml: global.bindAddr is deprecated; write server.listen instead']);
   });
 
+  it('warns of each flow that takes notices of an SQS queue without a cooldown: one handed out again after its run succeeded would run it again', () => {
+    const yaml = (cooldowns: string) => `sources:
+  sqs:
+    - url: https://sqs.eu-west-1.amazonaws.com/123456789012/interruptions
+flows:
+  drain:
+    allowedEvents: [aws.ec2.spot.*]
+    plugins: [log]${cooldowns}
+  alerts:
+    allowedEvents: [prometheus.server.alert.*]
+    plugins: [log]
+`;
+    expect(parseConfig(yaml(''), 'config.yaml').warnings).toEqual([
+      'config.yaml: flow drain takes notices of an SQS queue (aws.ec2.spot.interruption-warning, aws.ec2.spot.rebalance-recommendation) with no cooldown: a notice SQS hands out again after its run succeeded (a delete lost, a run on another replica) runs it again; set flows.drain.cooldown (10m, say)',
+    ]);
+    expect(parseConfig(yaml('\n    cooldown: 10m'), 'config.yaml').warnings).toEqual([]);
+    // Without a queue, no flow takes its notices.
+    expect(parseConfig(yaml('').replace(/^sources:\n  sqs:\n.*\n/, ''), 'config.yaml').warnings).toEqual([]);
+  });
+
   it('server.listen wins over global.bindAddr', () => {
     const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\nserver: { listen: "127.0.0.1:1" }\n${flowYaml()}`, 'config.yaml');
     expect(loaded.config.server.listen).toBe('127.0.0.1:1');

@@ -4,6 +4,7 @@ import { parseDocument, type Document } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
+import { queueCooldownWarnings } from './queue-cooldown-warnings.js';
 import { configSchema, type Config } from './schema.js';
 import { ValueDisplay } from './value-display.js';
 
@@ -106,6 +107,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       if (written !== undefined) fromEnv.set('server.listen', written);
     }
   }
+  warnings.push(...queueCooldownWarnings(config, file));
   return { config, file, warnings, display, baseDir: resolve(dirname(file)) };
 }
 
