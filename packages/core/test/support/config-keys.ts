@@ -118,6 +118,7 @@ export function completeConfigs(dir: string): object[] {
         retry: retry(),
         tls: { ca: file('ca.pem', certs.ca.cert), cert: file('client.pem', certs.client.cert), key: file('client-key.pem', certs.client.key), serverName: 'localhost' },
         transport: 'stream',
+        keepalive: { time: '30s', timeout: '10s' },
       },
       l: { type: 'log', timeout: '1s', retry: retry() },
     },
