@@ -104,6 +104,19 @@ async function secondWarningWhileRunning(): Promise<void> {
   await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
 }
 
+/** A sink that notes the id of each event it is given, and matches it to no flow. */
+function notingSink(accepted: string[]): EventSink {
+  return {
+    accept: (event) => {
+      accepted.push(event.id);
+      return { matched: 0, started: 0, deduplicated: 0, dropped: [] };
+    },
+    commit: () => Promise.resolve(true),
+    durable: true,
+    backend: 'memory',
+  };
+}
+
 describe('SQS source', () => {
   it('a queue without a region anywhere is a configuration error naming the entry', async () => {
     const saved = process.env['AWS_REGION'];
@@ -527,15 +540,7 @@ describe('SQS source on its own', () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
     const accepted: string[] = [];
-    const sink: EventSink = {
-      accept: (event) => {
-        accepted.push(event.id);
-        return { matched: 0, started: 0, deduplicated: 0, dropped: [] };
-      },
-      commit: () => Promise.resolve(true),
-      durable: true,
-      backend: 'memory',
-    };
+    const sink = notingSink(accepted);
     const source = new SqsQueueSource(queueConfig({ waitTimeSeconds: 0 }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
     await source.start(sink);
     try {
@@ -556,15 +561,7 @@ describe('SQS source on its own', () => {
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
     const lines: Array<Record<string, unknown>> = [];
     const accepted: string[] = [];
-    const sink: EventSink = {
-      accept: (event) => {
-        accepted.push(event.id);
-        return { matched: 0, started: 0, deduplicated: 0, dropped: [] };
-      },
-      commit: () => Promise.resolve(true),
-      durable: true,
-      backend: 'memory',
-    };
+    const sink = notingSink(accepted);
     const source = new SqsQueueSource(queueConfig({ waitTimeSeconds: 0, callTimeout: '200ms' }), 0, new SqsMetrics(new Registry()), capturing(lines), systemClock);
     // An endpoint that takes the receive and never answers (a stalled proxy or VPC endpoint), for every SDK attempt.
     sqs.faults.noAnswer(1_000, { service: 'sqs', action: 'ReceiveMessage' });
