@@ -9,8 +9,11 @@ import { pluginPairs, TRANSPORTS, testEvent as event } from './test-support/plug
 
 const pairs = pluginPairs();
 const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
-/** Pings far more often than in production, so a test sees a dead connection noticed within a second. */
-const FAST = { timeMs: 200, timeoutMs: 200 };
+/**
+ * Pings far more often than in production, so a test sees a dead connection noticed within about a
+ * second; a second for the answer, so a busy test machine's stalled event loop is not taken for a dead peer.
+ */
+const FAST = { timeMs: 200, timeoutMs: 1_000 };
 
 /** A plugin served behind a relay, and a client that reaches it through the relay. */
 async function behindRelay(handler: EventHandler, serveOptions: ServeOptions, clientOptions: PluginClientOptions): Promise<{ server: PluginServer; relay: TcpRelay; client: PluginClient }> {
