@@ -94,6 +94,14 @@ describe('PodCache', () => {
     expect(warnings.slice(warned)).toEqual([]);
   });
 
+  it('an API server slower to open a watch than quietMs still gets it open: the wait for quiet starts once it is', async () => {
+    const { kube, cache } = await start({ quietMs: 200 });
+    kube.latency.set(400);
+    expect(await cache.whenSynced(5_000)).toBe(true);
+    kube.cluster.addPod(pod('late', 'n1'));
+    await expect.poll(() => namesOn(cache, 'n1'), { timeout: 10_000 }).toEqual(['late']);
+  });
+
   it('a wait ends with the pods still there when its signal aborts; a relist that still has a pod does not end its wait', async () => {
     const { kube, cache } = await start({ watchHistory: 5 });
     kube.cluster.addPod(pod('a', 'n1'));

@@ -159,16 +159,24 @@ export class WatchedList<T extends Versioned> {
         end(); // first: the stop reports an abort, which is not a failure here
         handle?.stop();
       };
-      let quiet = setTimeout(onQuiet, quietMs).unref();
-      const heard = (event: WatchEvent<T>): void => {
+      // Armed once the watch is open: an API server slow to open watches must not have each one ended before it opens.
+      let quiet: NodeJS.Timeout | undefined;
+      const listen = (): void => {
         clearTimeout(quiet);
         quiet = setTimeout(onQuiet, quietMs).unref();
+      };
+      const heard = (event: WatchEvent<T>): void => {
+        // A watch ended here may still bring what it had read: the one after it has taken over.
+        if (ended) return;
+        listen();
         this.apply(event);
       };
       this.source.watch(this.resourceVersion, heard, end).then((opened) => {
-        handle = this.watching = opened;
-        // Stopped, or quiet, before it was connected.
-        if (this.stopped || ended) opened.stop();
+        handle = opened;
+        // Stopped, or ended, before it was open: the watch after it, if any, is the one stop() must reach.
+        if (this.stopped || ended) return opened.stop();
+        this.watching = opened;
+        listen();
       }, end);
     });
   }
