@@ -536,6 +536,37 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('a source stopped while a message waits for another replica\'s run gives the sink that event no more: a run it started then would begin as core shuts down', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const accepted: string[] = [];
+    const sink: EventSink = {
+      accept: (event) => {
+        accepted.push(event.id);
+        return { matched: 1, started: 0, deduplicated: 1, dropped: [], runningElsewhere: 1 };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'kubernetes',
+    };
+    // A renewal every 10 s: the wait is asleep, not dispatching, when the source stops.
+    const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '30s' }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    await source.start(sink);
+    let closed = false;
+    try {
+      const notice = queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await pollUntil(() => accepted.length >= 1, 10_000, () => 'not dispatched yet');
+      const before = accepted.length;
+      await source.stop();
+      await source.close();
+      closed = true;
+      expect(accepted).toHaveLength(before);
+      expect(queue.list()).toEqual([notice]);
+    } finally {
+      if (!closed) await source.close();
+    }
+  });
+
   it('short polling (waitTimeSeconds 0) of an empty queue pauses a second after each empty answer, not a busy loop of receives (each one billed)', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });

@@ -295,20 +295,22 @@ export class SqsQueueSource implements EventSource {
     const verdicts: Verdict[] = [];
     let pending = events.map((_, i) => i);
     let firstCallAt = Infinity;
+    let verdict: Verdict;
     for (let round = 0; ; round++) {
       const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt));
       const ended = await Promise.all(progress.map((p) => p.verdict));
       pending.forEach((i, n) => (verdicts[i] = ended[n]!));
       for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
-      const verdict = combineVerdicts(verdicts);
-      if (verdict.action !== 'wait' || this.stopping.signal.aborted) {
-        if (firstCallAt !== Infinity) this.metrics.receiveToFirstCall.observe({ queue: this.name }, (firstCallAt - receivedAt) / 1000);
-        return verdict;
-      }
+      verdict = combineVerdicts(verdicts);
+      if (verdict.action !== 'wait' || this.stopping.signal.aborted) break;
       if (round === 0) this.logger.info({ ...fields, why: verdict.why, recheckMs: this.keeper!.intervalMs }, 'SQS message kept hidden until a run on another replica ends');
       await this.clock.sleep(this.keeper!.intervalMs, this.stopping.signal).catch(() => {});
+      // Stopped mid-wait: dispatched now, the event could start a run here as core shuts down.
+      if (this.stopping.signal.aborted) break;
       pending = pending.filter((i) => verdicts[i]!.action === 'wait');
     }
+    if (firstCallAt !== Infinity) this.metrics.receiveToFirstCall.observe({ queue: this.name }, (firstCallAt - receivedAt) / 1000);
+    return verdict;
   }
 
   private failed(action: string, err: unknown): void {
