@@ -82,6 +82,8 @@ export class ClientStream {
   private nextId = 1;
   private blocked = false;
   private closed = false;
+  /** Set by {@link end}: a half-closed stream takes no more writes (one would end it, and the answers still on their way). */
+  private halfClosed = false;
   /** The largest message the plugin reads, once its headers said. */
   private receiveLimit: number | undefined;
   /** What one message may carry: one call (0) until the plugin's headers came. */
@@ -144,7 +146,7 @@ export class ClientStream {
         const written = this.pending.get(callId)?.written === true;
         done();
         reject(err);
-        if (written && !this.closed) this.write(callId, { cancel: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
+        if (written && !this.closed && !this.halfClosed) this.write(callId, { cancel: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
       };
       const done = (): void => {
         this.pending.delete(callId);
@@ -167,10 +169,12 @@ export class ClientStream {
 
   /**
    * Half-closes the stream: the plugin answers the calls it has and then ends it. Calls not
-   * written yet fail at once with {@link closedBeforeSent}: nothing is written after the end.
+   * written yet fail at once with {@link closedBeforeSent}: nothing is written after the end,
+   * not even the cancel of a call ended here later (the plugin's handler keeps its deadline).
    */
   end(): void {
-    if (this.closed) return;
+    if (this.closed || this.halfClosed) return;
+    this.halfClosed = true;
     for (const [callId, entry] of this.waiting) if ('request' in entry) this.pending.get(callId)?.reject(closedBeforeSent());
     this.waiting.clear();
     this.call.end();

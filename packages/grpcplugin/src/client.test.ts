@@ -76,6 +76,30 @@ describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
     expect(calls).toBe(1);
   });
 
+  it('a call cancelled after close() costs the calls still in flight nothing: they get their answers', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const started: string[] = [];
+    const { client } = await start({
+      handle: async (_event, context) => {
+        started.push(context.flow);
+        await held;
+        return {};
+      },
+    });
+    const cancel = new AbortController();
+    const cancelled = rejection(client.handle(testEvent, { flow: 'cancelled', signal: cancel.signal, timeoutMs: 10_000 }));
+    const answered = client.handle(testEvent, { flow: 'answered', timeoutMs: 10_000 });
+    await expect.poll(() => started.length, { timeout: 10_000 }).toBe(2);
+    client.close();
+    // A half-closed stream takes no more writes: a cancel written now would end it, and the answers on their way with it.
+    cancel.abort();
+    expect((await cancelled).code).toBe(Code.Canceled);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    expect(await answered).toMatchObject({ status: 'ok' });
+  });
+
   it('TLS: serverName is the name the server certificate is checked against', async () => {
     // 127.0.0.2 is this machine, but not a name in the certificate (localhost, 127.0.0.1).
     const serveOptions = { host: '127.0.0.2', tls: { cert: certs.server.cert, key: certs.server.key } };

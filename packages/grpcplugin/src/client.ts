@@ -256,6 +256,8 @@ export class PluginClient {
   /**
    * Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. Calls not sent yet,
    * and calls made from now on, fail with CANCELLED: the client was closed before the call was sent.
+   * A stream call cancelled after it (its signal, its deadline) is not told to the plugin: the
+   * half-closed stream takes no more writes, and the plugin's handler keeps the call's deadline.
    */
   close(): void {
     this.closed = true;
