@@ -52,6 +52,8 @@ export interface CoreAnswer {
   readonly message?: string;
   /** `Retry-After`, in milliseconds. */
   readonly retryAfterMs?: number;
+  /** `Location`, when the answer is a redirect (not followed: it would take the event and its credentials elsewhere). */
+  readonly location?: string;
 }
 
 function authorization(auth: CoreAuth): string {
@@ -110,6 +112,7 @@ export class CoreClient {
       ...(typeof body.errorType === 'string' && { reason: body.errorType }),
       ...(typeof body.error === 'string' && { message: body.error }),
       ...(after !== undefined && { retryAfterMs: after }),
+      ...(typeof headers.location === 'string' && { location: headers.location }),
     };
   }
 

@@ -31,10 +31,11 @@ export interface DeliveryQueueOptions {
 /**
  * Statuses that another try may turn into a 2xx: core busy or starting, a proxy timing out,
  * credentials being fixed, a route to core being fixed (core answers its events path with no 404:
- * a 404 is an ingress or proxy that has no route to it yet, or a default backend).
+ * a 404 is an ingress or proxy that has no route to it yet, or a default backend; core never
+ * redirects either: a 3xx is an ingress sending `http://` to `https://`, or a route being moved).
  */
 function retryable(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429 || status === 401 || status === 403 || status === 404;
+  return (status >= 300 && status < 400) || status >= 500 || status === 408 || status === 429 || status === 401 || status === 403 || status === 404;
 }
 
 /** Core's reasons for not taking one event that say nothing of the next: the flows it matches have no room for it. */
@@ -54,7 +55,7 @@ interface Queued {
  * try again with the same event, so core deduplicates a re-send by its id. An event whose flows
  * have no room (`queue_full`, `too_many_groups`) waits on its own: the events behind it, which
  * other flows may take (a spot interruption behind a rebalance recommendation), go on at once.
- * A 4xx that no re-send can change (400 `bad_data`, 413, 415) is logged and dropped.
+ * A 3xx is retried too, never followed. A 4xx that no re-send can change (400 `bad_data`, 413, 415) is logged and dropped.
  * {@link enqueue} never waits, so polling goes on while a send is pending; memory is bounded by
  * `maxPending`.
  */
@@ -162,7 +163,8 @@ export class DeliveryQueue {
           metrics.sends.inc({ outcome: 'retried' });
           wait = Math.min(maxRetryAfterMs, Math.max(answer.retryAfterMs ?? 0, backoff(++queued.failures)));
           ownWait = answer.reason !== undefined && FLOW_FULL.has(answer.reason);
-          logger.warn('core did not take the notice yet; retrying', { event_id: event.id, status: answer.status, reason: answer.reason, error: answer.message, retry_in_ms: Math.round(wait) });
+          if (answer.location !== undefined) logger.error('core\'s URL answers with a redirect, which the watcher does not follow (it would send the notice and its credentials elsewhere); retrying: point --core-url at core itself', { event_id: event.id, status: answer.status, location: answer.location, retry_in_ms: Math.round(wait) });
+          else logger.warn('core did not take the notice yet; retrying', { event_id: event.id, status: answer.status, reason: answer.reason, error: answer.message, retry_in_ms: Math.round(wait) });
         } else {
           metrics.sends.inc({ outcome: 'rejected' });
           this.lost++;

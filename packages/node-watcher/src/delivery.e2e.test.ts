@@ -106,10 +106,13 @@ flows:
     await until('the event at the plugin', () => plugin.events.length === 1);
   });
 
-  it("keeps trying a notice core's address answers 404 for (an ingress with no route to core yet), and delivers it once core is reached", async () => {
+  it.each([
+    ['404 for (an ingress with no route to core yet)', 404, {}],
+    ['a redirect for (an ingress sending http to https), which it does not follow,', 308, { location: 'https://hollowtrees.example/api/v1/events' }],
+  ] as const)("keeps trying a notice core's address answers %s and delivers it once core is reached", async (_what, status, headers) => {
     const port = await freePort();
-    // A default backend where core should be, as an ingress serves it while its route is missing.
-    const backend = createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/plain' }).end('default backend - 404'));
+    // A default backend where core should be, as an ingress serves it while its route is missing or moved.
+    const backend = createServer((_req, res) => res.writeHead(status, { 'content-type': 'text/plain', ...headers }).end(`default backend - ${status}`));
     await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
     const closeBackend = (): Promise<void> =>
       new Promise((resolve) => {
@@ -122,7 +125,8 @@ flows:
     const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: `http://127.0.0.1:${port}`, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
 
     imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
-    await until('two 404s', () => watcher.lines.filter((l) => l.status === 404).length >= 2);
+    await until(`two ${status}s`, () => watcher.lines.filter((l) => l.status === status).length >= 2);
+    if ('location' in headers) expect(watcher.lines.find((l) => l.status === status)).toMatchObject({ level: 'error', location: headers.location });
     await closeBackend();
     cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
     await until('the event at the plugin', () => plugin.events.length === 1);
