@@ -1,7 +1,9 @@
 import { getEventListeners } from 'node:events';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startGceMetadataStandIn, startImdsStandIn } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { metadataRequest } from './metadata-request.js';
+import { MAX_METADATA_ANSWER_BYTES, metadataRequest } from './metadata-request.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -43,5 +45,27 @@ describe('metadataRequest', () => {
     watching.abort(new Error('watcher stopping'));
     await expect(stopped).rejects.toThrow('watcher stopping');
     expect(heldBy(watching.signal)).toBe(0);
+  });
+
+  it.each([
+    ['one that says its length', (res: ServerResponse) => res.writeHead(200, { 'content-length': MAX_METADATA_ANSWER_BYTES + 1 }).end('x'.repeat(MAX_METADATA_ANSWER_BYTES + 1))],
+    ['one that never ends', (res: ServerResponse) => {
+      res.writeHead(200);
+      const more = (): void => {
+        while (!res.destroyed && res.write('x'.repeat(64 * 1024)));
+      };
+      res.on('drain', more);
+      more();
+    }],
+  ] as const)('refuses an answer larger than it reads (%s), naming the request, instead of holding it all in memory', async (_what, answer) => {
+    const server = createServer((_req, res) => answer(res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/latest/meta-data/spot/instance-action`;
+    // Far longer than the read takes: on a busy machine the refusal must not be mistaken for a timeout.
+    await expect(metadataRequest(url, { signal: new AbortController().signal, timeoutMs: 30_000 })).rejects.toThrow(`GET ${url}: HTTP 200, and the answer is larger than ${MAX_METADATA_ANSWER_BYTES} bytes`);
   });
 });

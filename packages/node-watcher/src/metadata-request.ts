@@ -1,5 +1,12 @@
 import { linkedSignal } from './linked-signal.js';
 
+/**
+ * The longest answer read. Every answer the watcher reads is a few hundred bytes (Azure's events list
+ * a few KiB); a broken or hostile endpoint that answers without end would otherwise be read into
+ * memory until the container is killed, and its notices with it.
+ */
+export const MAX_METADATA_ANSWER_BYTES = 1024 * 1024;
+
 /** A metadata request that failed: no answer, or a status the watcher did not expect. */
 export class MetadataError extends Error {
   override readonly name = 'MetadataError';
@@ -32,7 +39,8 @@ export interface MetadataRequestOptions {
 
 /**
  * One request to a link-local metadata service. Every status is returned (404 means "nothing
- * pending" to IMDS); only no answer at all (refused, reset, timed out) throws {@link MetadataError}.
+ * pending" to IMDS); only no usable answer (refused, reset, timed out, larger than
+ * {@link MAX_METADATA_ANSWER_BYTES}) throws {@link MetadataError}.
  */
 export async function metadataRequest(url: string, options: MetadataRequestOptions): Promise<MetadataResponse> {
   const linked = linkedSignal([options.signal]);
@@ -49,15 +57,35 @@ export async function metadataRequest(url: string, options: MetadataRequestOptio
       signal: linked.signal,
       redirect: 'error',
     });
-    return { status: res.status, body: await res.text(), headers: res.headers };
+    return { status: res.status, body: await boundedText(res, `${options.method ?? 'GET'} ${url}`), headers: res.headers };
   } catch (err) {
     if (options.signal.aborted) throw options.signal.reason;
+    if (err instanceof MetadataError) throw err;
     const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
     throw new MetadataError(`${options.method ?? 'GET'} ${url}: ${timedOut ? 'no answer in time' : `${(err as Error).message}${cause}`}`);
   } finally {
     clearTimeout(timer);
     linked.release();
   }
+}
+
+/** The answer's body as text, or a {@link MetadataError} naming `what` once it passes {@link MAX_METADATA_ANSWER_BYTES}. */
+async function boundedText(res: Response, what: string): Promise<string> {
+  const tooLarge = new MetadataError(`${what}: HTTP ${res.status}, and the answer is larger than ${MAX_METADATA_ANSWER_BYTES} bytes`);
+  if (Number(res.headers.get('content-length')) > MAX_METADATA_ANSWER_BYTES) {
+    await res.body?.cancel();
+    throw tooLarge;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (!res.body) return '';
+  for await (const chunk of res.body) {
+    size += chunk.length;
+    // Leaving the loop cancels the stream: the rest is never read.
+    if (size > MAX_METADATA_ANSWER_BYTES) throw tooLarge;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The body of a 200, or a {@link MetadataError} naming the path and the status. */
