@@ -567,6 +567,40 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('a message left as the source stops is made visible at once, once its receives have ended: another replica gets it now, not a visibility timeout (here 30 s) later', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const lines: Array<Record<string, unknown>> = [];
+    const accepted: string[] = [];
+    const sink: EventSink = {
+      accept: (event) => {
+        accepted.push(event.id);
+        return { matched: 1, started: 0, deduplicated: 1, dropped: [], runningElsewhere: 1 };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'kubernetes',
+    };
+    const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '30s' }), 0, new SqsMetrics(new Registry()), capturing(lines), systemClock);
+    await source.start(sink);
+    let closed = false;
+    try {
+      const notice = queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await pollUntil(() => accepted.length >= 1, 10_000, () => 'not dispatched yet');
+      expect(queue.visibleCount).toBe(0);
+      await source.stop();
+      await pollUntil(() => queue.visibleCount === 1, 10_000, () => `visible ${queue.visibleCount}, hidden until ${notice.invisibleUntil - Date.now()} ms from now`);
+      // Released after the source's long poll ended: no receive of its own took it back.
+      expect(notice.receiveCount).toBe(1);
+      expect(lines.find((l) => l['msg'] === 'SQS message made visible again at once: the source is stopping')).toMatchObject({ queue: 'interruptions', messageId: notice.messageId });
+      await source.close();
+      closed = true;
+      expect(queue.list()).toEqual([notice]);
+    } finally {
+      if (!closed) await source.close();
+    }
+  });
+
   it('short polling (waitTimeSeconds 0) of an empty queue pauses a second after each empty answer, not a busy loop of receives (each one billed)', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });

@@ -1,4 +1,4 @@
-import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Clock, CloudEvent } from '@hollowtrees/grpcplugin';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
@@ -6,10 +6,10 @@ import { awsClientConfig } from '../aws-client-config.js';
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
-import { DeleteBatcher } from './delete-batcher.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
 import type { SqsMetrics } from './sqs-metrics.js';
+import { ReceiptBatcher } from './receipt-batcher.js';
 import { regionOfQueueUrl, SqsRegionMissing } from './sqs-region.js';
 import { VisibilityKeeper } from './visibility-keeper.js';
 
@@ -41,7 +41,9 @@ export class SqsQueueSource implements EventSource {
   readonly kind = 'sqs';
   private client: SQSClient | undefined;
   private keeper: VisibilityKeeper | undefined;
-  private deleter: DeleteBatcher | undefined;
+  private deleter: ReceiptBatcher | undefined;
+  /** Makes messages visible at once (visibility 0). */
+  private releaser: ReceiptBatcher | undefined;
   private sink: EventSink | undefined;
   private region = '';
   private readonly stopping = new AbortController();
@@ -88,7 +90,10 @@ export class SqsQueueSource implements EventSource {
     if (!region) throw new SqsRegionMissing(this.index);
     this.region = region;
     this.sink = sink;
-    this.deleter = new DeleteBatcher(this.client, this.config.url);
+    const client = this.client;
+    const QueueUrl = this.config.url;
+    this.deleter = new ReceiptBatcher((Entries) => client.send(new DeleteMessageBatchCommand({ QueueUrl, Entries })));
+    this.releaser = new ReceiptBatcher((entries) => client.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl, Entries: entries.map((e) => ({ ...e, VisibilityTimeout: 0 })) })));
     this.keeper = new VisibilityKeeper(this.client, this.config.url, this.config.visibilityTimeout, this.logger.child({ queue: this.name }), (err) => this.failed('ChangeMessageVisibilityBatch', err));
     for (let i = 0; i < this.config.pollers; i++) this.pollers.push(this.poll());
     this.state = 'running';
@@ -96,7 +101,10 @@ export class SqsQueueSource implements EventSource {
     this.logger.info({ source: `sources.sqs[${this.index}]`, pollers: this.config.pollers, visibilityTimeoutMs: this.config.visibilityTimeout }, 'receiving from SQS queue');
   }
 
-  /** Stops receiving; messages in progress stay hidden while their runs go on, until {@link close}. */
+  /**
+   * Stops receiving; messages in progress stay hidden while their runs go on, until {@link close}. A message left
+   * from now on (its run failed or was cut short, or it waited for another replica's run) is made visible at once.
+   */
   async stop(): Promise<void> {
     this.state = 'stopping';
     this.stopping.abort();
@@ -268,14 +276,14 @@ export class SqsQueueSource implements EventSource {
         this.keeper!.release(receipt.handle);
       }
     }
-    // Still waiting when the source stops: the message reappears after its timeout, for a restart or another replica.
     if (verdict.action !== 'delete') {
       this.metrics.left.inc(labels);
       this.logger.warn({ ...fields, receiveCount, why: verdict.why }, 'SQS message left on the queue; it is handed out again after its visibility timeout');
+      if (this.stopping.signal.aborted) await this.releaseAtStop(receipt, fields);
       return;
     }
     try {
-      await this.deleter!.delete(receipt.handle);
+      await this.deleter!.send(receipt.handle);
       this.metrics.deleted.inc({ ...labels, reason: verdict.reason });
       if (verdict.reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {
@@ -311,6 +319,23 @@ export class SqsQueueSource implements EventSource {
     }
     if (firstCallAt !== Infinity) this.metrics.receiveToFirstCall.observe({ queue: this.name }, (firstCallAt - receivedAt) / 1000);
     return verdict;
+  }
+
+  /**
+   * Makes a message left while the source stops visible at once, for another replica or this one's restart: left
+   * hidden, a spot notice would lose up to a visibility timeout of its two minutes. Only once this source's own
+   * receives have ended: a long poll still open would take the message straight back, hide it for a timeout, and
+   * count a receive towards the queue's `maxReceiveCount`.
+   */
+  private async releaseAtStop(receipt: { handle: string }, fields: Record<string, unknown>): Promise<void> {
+    await Promise.all(this.pollers);
+    try {
+      await this.releaser!.send(receipt.handle);
+      this.logger.info(fields, 'SQS message made visible again at once: the source is stopping');
+    } catch (err) {
+      this.failed('ChangeMessageVisibilityBatch', err);
+      this.logger.warn({ ...fields, err }, 'could not make an SQS message visible as the source stops; it is handed out again after its visibility timeout');
+    }
   }
 
   private failed(action: string, err: unknown): void {
