@@ -1,10 +1,15 @@
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
+import { pluginLogger, systemClock } from '@hollowtrees/grpcplugin';
 import { freePort, startGceMetadataStandIn, startImdsStandIn, tempDir, type MetadataStandInBase } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
+import { CoreClient } from './core-client.js';
+import { createMonitor } from './create-monitor.js';
+import { NodeWatcher } from './node-watcher.js';
 import { runOnce } from './run-watcher.js';
+import { WatcherMetrics } from './watcher-metrics.js';
 import { capturedLogger, Cleanups, metric, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
@@ -87,6 +92,35 @@ flows:
 
     release();
     await until('the recommendation accepted too', async () => (await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 2);
+  });
+
+  it('a notice dropped from a full delivery queue is not lost: it is offered again at the next poll, and reaches core once there is room', async () => {
+    const port = await freePort();
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const { logger, lines } = capturedLogger();
+    const backoff = (attempt: number): number => Math.min(200, 20 * 2 ** (attempt - 1));
+    const client = cleanups.add(new CoreClient({ coreUrl: `http://127.0.0.1:${port}` }), (c) => c.close());
+    const watcher = new NodeWatcher({
+      monitor: createMonitor({ cloud: 'aws', metadataUrl: imds.url, pollIntervalMs: 20, backoff, clock: systemClock }),
+      nodeName: 'node-a',
+      send: (event, signal) => client.post(event, signal),
+      clock: systemClock,
+      backoff,
+      logger: pluginLogger(logger),
+      metrics: new WatcherMetrics(new Registry()),
+      // Room for one: with core away, the second notice of the poll finds the queue full.
+      maxPending: 1,
+    });
+    cleanups.add(watcher, (w) => w.stop(5_000));
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    imds.recommendRebalance('2026-11-30T00:00:00Z');
+    watcher.start();
+    await until('a notice dropped from the full queue', () => lines.some((l) => l.msg === 'delivery queue full: notice dropped'));
+
+    cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
+    await until('both notices at the plugin', () => plugin.events.length === 2);
+    expect(new Set(plugin.events.map((e) => e.type))).toEqual(new Set(['hollowtrees.node.aws.spot-interruption', 'hollowtrees.node.aws.rebalance-recommendation']));
   });
 
   it('on stop, a send waiting out a long backoff is tried again at once, so the event still reaches core within the grace', async () => {

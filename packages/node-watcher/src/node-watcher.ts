@@ -27,7 +27,7 @@ export interface NodeWatcherOptions {
 
 /**
  * Watches one instance's metadata service and sends each notice to core once: a notice seen at
- * every poll is queued the first time only, and its event (the same object at every try) goes to
+ * every poll is queued the first time only (a full queue's refusal does not count), and its event (the same object at every try) goes to
  * core through a {@link DeliveryQueue} that polling never waits for.
  */
 export class NodeWatcher {
@@ -152,9 +152,13 @@ export class NodeWatcher {
         for (const notice of found) {
           if (!this.seen.firstTime(notice.id)) continue;
           const event = noticeEvent({ cloud, identity, nodeName, notice, seenAt: clock.now() });
+          // Dropped from a full queue (logged there), it is offered again at the next poll, and queued once there is room.
+          if (this.delivery && !this.delivery.enqueue(event)) {
+            this.seen.forget(notice.id);
+            continue;
+          }
           metrics.notices.inc({ type: event.type });
           logger.info(this.delivery ? 'notice seen; sending it to core' : 'notice seen (dry run: not sent)', { event_id: event.id, type: event.type, labels: event.data.labels, ...(!this.delivery && { event }) });
-          this.delivery?.enqueue(event);
         }
       },
     };

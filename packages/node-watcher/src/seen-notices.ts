@@ -15,4 +15,9 @@ export class SeenNotices {
     if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value!);
     return true;
   }
+
+  /** Forgets an id, so that the next offer of it is a first time again (a notice that could not be queued). */
+  forget(id: string): void {
+    this.ids.delete(id);
+  }
 }
