@@ -58,6 +58,12 @@ describe('parseCliArgs', () => {
     expect(() => parseCliArgs(args, {})).toThrow(message);
   });
 
+  it.each([['https://ops:s3cr3t@core:9092'], ['https://s3cr3t@core:9092']])('refuses credentials in --core-url (%s), which every log line naming the URL would carry, without echoing them', (url) => {
+    expect(() => parseCliArgs(['--core-url', url], {})).toThrow(UsageError);
+    expect(() => parseCliArgs([], { HOLLOWTREES_CORE_URL: url })).toThrow(/--core-url must hold no credentials, which would be logged with it: put them in --basic-auth-file \(user:password\) or --token-file; got "https:\/\/\*\*\*(:\*\*\*)?@core:9092\/"/);
+    expect(() => parseCliArgs(['--core-url', url], {})).not.toThrow(/s3cr3t/);
+  });
+
   it('refuses a basic-auth file without user:password', async () => {
     const dir = await tempDir('watcher-args');
     try {

@@ -12,8 +12,9 @@ maintenance notices and sends each to Hollowtrees core as a CloudEvent (POST /ap
 
 Core:
   --core-url URL            core's receiver, e.g. http://hollowtrees:9092; a path is kept, for core behind
-                            an ingress: https://ops.example/hollowtrees (default: $HOLLOWTREES_CORE_URL;
-                            required unless --dry-run)
+                            an ingress: https://ops.example/hollowtrees; no user:password in it (it is
+                            logged): use --basic-auth-file (default: $HOLLOWTREES_CORE_URL; required
+                            unless --dry-run)
   --token-file FILE         send "Authorization: Bearer <the file's contents>" (read at every send)
   --basic-auth-file FILE    send basic auth; the file holds user:password (read at every send)
   --ca-file FILE            trust core's certificate when signed by this CA (PEM), besides the system's
@@ -96,10 +97,20 @@ function baseUrl(flag: string, text: string | undefined): string | undefined {
   return httpUrl(flag, text)?.replace(/\/+$/, '');
 }
 
-/** Core's base URL. Its path is kept (an ingress prefix), so one that already ends in the receiver's path would ask for it twice, and every notice would meet a 404. */
+/**
+ * Core's base URL. Its path is kept (an ingress prefix), so one that already ends in the receiver's path would ask for it twice, and every notice would meet a 404.
+ * Credentials in it (`https://user:password@core`) are refused: the URL is logged at start and in every error that names a request to core.
+ */
 function coreBaseUrl(text: string | undefined): string | undefined {
   const url = httpUrl('core-url', text);
-  if (url !== undefined && new URL(url).pathname.replace(/\/+$/, '').endsWith(CORE_EVENTS_PATH)) throw new UsageError(`--core-url is core's base URL, without ${CORE_EVENTS_PATH}, got "${url}"`);
+  if (url === undefined) return undefined;
+  const parsed = new URL(url);
+  if (parsed.username !== '' || parsed.password !== '') {
+    parsed.username = parsed.username && '***';
+    parsed.password = parsed.password && '***';
+    throw new UsageError(`--core-url must hold no credentials, which would be logged with it: put them in --basic-auth-file (user:password) or --token-file; got "${parsed.href}"`);
+  }
+  if (parsed.pathname.replace(/\/+$/, '').endsWith(CORE_EVENTS_PATH)) throw new UsageError(`--core-url is core's base URL, without ${CORE_EVENTS_PATH}, got "${url}"`);
   return url;
 }
 
