@@ -7,6 +7,7 @@ import { GroupStates, type GroupState, type RunProgress } from '../flow/group-st
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { JournalFromNewerVersion, snapshotPieces, type JournalContents } from './journal-format.js';
 import { openJournalFile, type OpenJournalFile } from './journal-file.js';
+import { JournalRunStateStore } from './journal-store.js';
 import { readJournal, StateJournal } from './state-journal.js';
 
 const freshPath = () => join(mkdtempSync(join(tmpdir(), 'hollowtrees-journal-')), 'nested', 'state.jsonl');
@@ -343,6 +344,33 @@ describe('StateJournal when the disk fails', () => {
     journal.record({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 8e12 });
     await expect(journal.close()).rejects.toThrow(`1 run-state change could not be written to the journal before closing (ENOSPC: no space left on device, write): after the restart, runs that ended since may run again and their cooldowns are missing`);
     expect((await reopen(path)).states).toMatchObject([{ key: 'a', phase: 'running' }]);
+  });
+
+  it('a disk full for longer than the lines it keeps leaves the file behind memory: not durable until it is rewritten from memory, which the store\'s upkeep does', async () => {
+    const path = freshPath();
+    const disk = fullDisk(false);
+    const errors: number[] = [];
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile, maxUnwrittenLines: 3, onError: (_err, count) => errors.push(count) });
+    const store = new JournalRunStateStore(journal);
+    store.tryStart('a', 'f', run('a'), 1);
+    expect(await store.commit()).toBe(true);
+    disk.full = true;
+    // Group a's run succeeds, then three more runs start: four changes, one more than are kept.
+    store.succeeded('a', 2, 8e12);
+    for (const key of ['b', 'c', 'd']) store.tryStart(key, 'f', run(key), 3);
+    expect(await store.commit()).toBe(false);
+    expect(errors).toEqual([4]);
+
+    disk.full = false;
+    // The file misses a change it could not keep (a's cooldown): nothing may be called durable on it.
+    expect(await store.commit()).toBe(false);
+    expect(store.durable).toBe(false);
+    await store.maintain(4);
+    expect(store.durable).toBe(true);
+    expect(await store.commit()).toBe(true);
+    // kill -9 now: the restart holds a's cooldown (it would run a's plugins again if it read a's run as cut short).
+    expect((await readJournal(path)).states.map((s) => [s.key, s.phase])).toEqual([['a', 'cooling'], ['b', 'running'], ['c', 'running'], ['d', 'running']]);
+    await store.close();
   });
 
   it('ignores records after close', async () => {

@@ -8,7 +8,7 @@ import { openJournalFile, type JournalFile, type OpenJournalFile } from './journ
 /** How soon a failed write is tried again. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
 
-/** Lines kept in memory while writes fail. */
+/** Lines kept in memory while writes fail, by default. */
 const MAX_UNWRITTEN_LINES = 100_000;
 
 /** Options for {@link StateJournal.open}; every field has a default. */
@@ -22,6 +22,12 @@ export interface StateJournalOptions {
   compactAfterBytes?: number;
   /** Told of a write that failed (disk full, I/O error); the lines stay queued for the next flush. */
   onError?: (err: unknown, unwrittenLines: number) => void;
+  /**
+   * Lines kept in memory while writes fail. Beyond it they are dropped, and the
+   * journal is durable again only once {@link StateJournal.compact} rewrote it
+   * from memory. Default 100,000.
+   */
+  maxUnwrittenLines?: number;
   /** Told how long each batch took from its first record to durable, in ms. */
   onDurable?: (batch: { records: number; oldestWaitMs: number }) => void;
   /** Default: the real file. Tests wrap it to hold or count syncs. */
@@ -87,6 +93,11 @@ export class StateJournal {
   private healthy = true;
   /** A failed write may have left half a line: start the next one on a fresh line. */
   private tornLine = false;
+  /**
+   * Changes dropped since the last rewrite (more failed to write than are kept): the file is
+   * behind memory, so appending cannot make it whole; only a rewrite from memory can.
+   */
+  private dropped = 0;
   private syncs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Why the last write failed, for close() to say. */
@@ -146,9 +157,9 @@ export class StateJournal {
     return flush;
   }
 
-  /** True while the last write succeeded: what was recorded can be made durable. */
+  /** True while the last write succeeded and nothing was dropped: what was recorded can be made durable. */
   get durable(): boolean {
-    return this.healthy;
+    return this.healthy && this.dropped === 0;
   }
 
   /** Syncs done so far (one per group commit). */
@@ -156,9 +167,9 @@ export class StateJournal {
     return this.syncs;
   }
 
-  /** True when the journal has grown enough to be worth rewriting. */
+  /** True when the journal has grown enough to be worth rewriting, or misses changes it dropped. */
   get needsCompaction(): boolean {
-    return this.written > (this.options.compactAfter ?? 100_000) || this.appendedBytes > (this.options.compactAfterBytes ?? 64 * 1024 * 1024);
+    return this.dropped > 0 || this.written > (this.options.compactAfter ?? 100_000) || this.appendedBytes > (this.options.compactAfterBytes ?? 64 * 1024 * 1024);
   }
 
   /**
@@ -199,6 +210,7 @@ export class StateJournal {
       this.tornLine = false;
       // The flush that record() scheduled for the rest is still to come.
       this.pending = this.pending.slice(covered);
+      this.dropped = 0;
       this.healthy = true;
       await previous.close();
       const dir = await open(dirname(this.path), 'r');
@@ -244,7 +256,7 @@ export class StateJournal {
   async close(): Promise<void> {
     if (this.closed) return;
     const saved = await this.flush();
-    const unsaved = this.pending.length;
+    const unsaved = this.pending.length + this.dropped;
     this.closed = true;
     clearTimeout(this.retryTimer);
     await this.enqueue(() => this.file.close());
@@ -266,6 +278,12 @@ export class StateJournal {
   }
 
   private async writePending(): Promise<boolean> {
+    if (this.dropped > 0) {
+      // Appended to a file that misses changes, they would not make it whole: the rewrite from memory takes them.
+      this.dropped += this.pending.length;
+      this.pending = [];
+      return false;
+    }
     if (this.pending.length === 0 || this.closed) return this.healthy;
     const lines = this.pending;
     const since = this.pendingSince;
@@ -286,9 +304,12 @@ export class StateJournal {
       this.healthy = false;
       this.lastError = err;
       // Keep the lines (newest last) so state catches up once the disk recovers; bounded, so a dead disk cannot eat memory.
-      this.pending = [...lines, ...this.pending].slice(-MAX_UNWRITTEN_LINES);
+      // Beyond the bound all are dropped: the file then needs a rewrite from memory, which takes every change.
+      const kept = [...lines, ...this.pending];
+      if (kept.length > (this.options.maxUnwrittenLines ?? MAX_UNWRITTEN_LINES)) this.dropped += kept.length;
+      this.pending = this.dropped > 0 ? [] : kept;
       this.pendingSince = since;
-      this.options.onError?.(err, this.pending.length);
+      this.options.onError?.(err, this.pending.length + this.dropped);
       // Try again without waiting for the next record, so readiness comes back once the disk does.
       this.retryTimer ??= setTimeout(() => {
         this.retryTimer = undefined;
