@@ -152,6 +152,23 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
   });
 
+  it('a replica restarted under the same identity (its container restarted in the same pod) keeps the cooldowns it wrote, and takes over at once the runs it left', async () => {
+    const before = replica('core-0').store;
+    before.tryStart('cooled', 'spot', run('e1'), Date.now());
+    before.tryStart('cut', 'spot', run('e2'), Date.now());
+    expect((await before.claim('cooled', run('e1'))).claim).toBe('held');
+    expect((await before.claim('cut', run('e2'))).claim).toBe('held');
+    before.succeeded('cooled', Date.now(), 600_000);
+    expect(await before.commit()).toBe(true);
+    // kill -9: nothing more is written; the restarted process has the same POD_NAME.
+    await before.close();
+    const after = replica('core-0').store;
+    after.tryStart('cooled', 'spot', run('e3'), Date.now());
+    expect(await after.claim('cooled', run('e3'))).toEqual({ claim: 'taken', heldAs: 'cooling' });
+    after.tryStart('cut', 'spot', run('e4'), Date.now());
+    expect(await after.claim('cut', run('e4'))).toEqual({ claim: 'held', takenOver: { holder: 'core-0', eventId: 'e2', since: expect.any(Number) } });
+  });
+
   it('a holder that renews keeps its run: no takeover, however long it runs', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;

@@ -269,8 +269,9 @@ export class KubernetesRunStateStore extends GroupStates {
           this.hold(key, name, record, current, attempt.startedAt);
           return HELD;
         }
-        // A Lease of this identity that this process does not know is from its previous life (same pod name): that process is gone.
-        const over = !found || this.holdOver(current, found) || (found.holder === identity && !this.mine.has(key));
+        // A run's Lease of this identity that this process does not know is from its previous life (same pod name): that process
+        // is gone. Its cooldown still holds: that run succeeded, and a restart must not run it again.
+        const over = !found || this.holdOver(current, found) || (found.phase === 'running' && found.holder === identity && !this.mine.has(key));
         if (!over) {
           this.remember(current, found, at);
           return found.phase === 'cooling' ? COOLING_ELSEWHERE : RUNNING_ELSEWHERE;
