@@ -717,6 +717,37 @@ describe('FlowEngine: runs survive a restart', () => {
     await journal.close();
   });
 
+  it('a run cut short goes on after a restart with the plugin it stopped at, found by name, when the flow\'s plugins changed meanwhile', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl');
+    const first = await StateJournal.open(path);
+    const a1 = scripted('a');
+    const b1 = untilCancelled('b');
+    const before = engineOn(first.journal, a1, b1);
+    before.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    await vi.waitFor(() => expect(b1.calls).toHaveLength(1));
+    await before.shutdown(0);
+    await first.journal.close();
+
+    // The restart brings a flow with a plugin put before the two, and b still last.
+    const second = await StateJournal.open(path);
+    const [c2, a2, b2] = [scripted('c'), scripted('a'), scripted('b')];
+    const { engine: after } = engineFor(spotFlow('', '[c, a, b]'), [c2, a2, b2], undefined, undefined, { store: new JournalRunStateStore(second.journal) });
+    expect(after.recover(second.recovered.states)).toEqual({ cooling: 0, resumed: 1, interrupted: 0, abandoned: 0 });
+    await after.drain();
+    // a acted before the restart: not again; b, which was cut short, is called.
+    expect([c2, a2, b2].map((p) => p.calls.length)).toEqual([0, 0, 1]);
+    expect(after.groups()).toMatchObject([{ phase: 'cooling' }]);
+
+    // A restart whose flow no longer calls the plugin a run was to go on with gives the run up, naming it.
+    const third = await StateJournal.open(path);
+    const { engine: without } = engineFor(spotFlow('', '[c, a]'), [scripted('c'), scripted('a')], undefined, undefined, { store: new JournalRunStateStore(third.journal) });
+    const run = { event: alert('Spot', { instance_id: 'i-2' }), attributes: {}, receivedAt: 1, next: 1, at: { plugin: 'b', occurrence: 0 }, attempt: 2, restarts: 0 };
+    expect(without.recover([{ key: 'k2', flow: 'spot', phase: 'retrying', eventId: 'e2', since: 1, run }])).toEqual({ cooling: 0, resumed: 0, interrupted: 0, abandoned: 1 });
+    expect(without.recentRuns()).toMatchObject([{ outcome: 'failed', error: 'not resumed: flow spot no longer calls b, the plugin it was to go on with' }]);
+    await third.journal.close();
+    await second.journal.close();
+  });
+
   it('a run that was waiting for its next try is not counted as restarted, and waits for its retryAt again', async () => {
     const clock = manualClock();
     const { journal, engine, a } = await journalled({ clock });

@@ -10,7 +10,7 @@ import { DropLog } from './drop-log.js';
 import { approximateBytes } from './event-bytes.js';
 import { compileMatcher, describeMismatch, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
-import { GroupStates, type GroupState, type RunProgress } from './group-states.js';
+import { GroupStates, type GroupState, type RunProgress, type StepRef } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
 import { RunListeners } from './run-listeners.js';
@@ -77,13 +77,6 @@ interface WaitingRun {
   bytes: number;
 }
 
-/** A step of a flow by what it calls, so a run handed to a reloaded flow finds its place there. */
-interface StepRef {
-  plugin: string;
-  /** Earlier steps that call the same plugin. */
-  occurrence: number;
-}
-
 /** The status API's view of one flow. */
 export interface FlowStatus {
   name: string;
@@ -118,6 +111,27 @@ const QUEUE_FULL = (size: number): string => `its queue is full (queueSize ${siz
  * batch parsed then mostly fits, near enough that the runs rarely wait for work.
  */
 const REOPEN_AT = 0.9;
+
+/** The step at `next` of `steps`, by what it calls; undefined past the end. */
+function stepOf(steps: readonly PluginStep[], next: number): StepRef | undefined {
+  const plugin = steps[next]?.plugin.name;
+  if (plugin === undefined) return undefined;
+  return { plugin, occurrence: steps.slice(0, next).filter((s) => s.plugin.name === plugin).length };
+}
+
+/**
+ * Where in `steps` a run goes on that stopped at `at` in a flow whose plugins may have changed
+ * since: at `next` while that step still calls the same plugin, else at that plugin found by name
+ * (its `occurrence`-th call, or its last); undefined when the flow no longer calls it.
+ */
+function goOnAt(steps: readonly PluginStep[], next: number, at: StepRef | undefined): number | undefined {
+  if (!at || steps[next]?.plugin.name === at.plugin) return next;
+  const positions = steps.flatMap((step, index) => (step.plugin.name === at.plugin ? [index] : []));
+  return positions.length === 0 ? undefined : positions[Math.min(at.occurrence, positions.length - 1)];
+}
+
+/** Why a run found no place in its changed flow. */
+const NO_LONGER_CALLS = (flow: string, at: StepRef): string => `flow ${flow} no longer calls ${at.plugin}, the plugin it was to go on with`;
 
 /** The one line for the queued runs the end of the shutdown grace period kept from starting. */
 const NOT_STARTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
@@ -356,7 +370,9 @@ export class FlowEngine {
     }
     cancel.release();
     const finishedAt = this.clock.now();
-    const reached: RunProgress = { ...progress, attributes: result.attributes, next: progress.next + result.reached };
+    const next = progress.next + result.reached;
+    const at = stepOf(flow.steps, next);
+    const reached: RunProgress = { ...progress, attributes: result.attributes, next, ...(at ? { at } : {}) };
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey, progress.event);
     // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow.
@@ -473,10 +489,7 @@ export class FlowEngine {
 
   /** Where in this engine's flow a run goes on: the name of the plugin and how many steps before it call that plugin too. */
   private stepAt(state: GroupState): StepRef | undefined {
-    const steps = this.byName.get(state.flow)?.steps;
-    const plugin = steps?.[state.run!.next]?.plugin.name;
-    if (!steps || plugin === undefined) return undefined;
-    return { plugin, occurrence: steps.slice(0, state.run!.next).filter((s) => s.plugin.name === plugin).length };
+    return stepOf(this.byName.get(state.flow)?.steps ?? [], state.run!.next);
   }
 
   /**
@@ -490,9 +503,9 @@ export class FlowEngine {
     const flow = this.byName.get(state.flow);
     const run = state.run!;
     if (!flow || !at || flow.steps[run.next]?.plugin.name === at.plugin) return this.scheduleOrHandOver(state);
-    const positions = flow.steps.flatMap((step, index) => (step.plugin.name === at.plugin ? [index] : []));
-    if (positions.length === 0) return this.abandon(state, `flow ${state.flow} no longer calls ${at.plugin}, the plugin it was to go on with`);
-    this.states.progress(state.key, 'retrying', { ...run, next: positions[Math.min(at.occurrence, positions.length - 1)]! });
+    const next = goOnAt(flow.steps, run.next, at);
+    if (next === undefined) return this.abandon(state, NO_LONGER_CALLS(state.flow, at));
+    this.states.progress(state.key, 'retrying', { ...run, next, at: stepOf(flow.steps, next)! });
     this.scheduleOrHandOver(this.states.get(state.key)!);
   }
 
@@ -510,21 +523,25 @@ export class FlowEngine {
       const run = state.run!;
       // Only a run that was queued or in flight counts: one that waited for its next try through a restart did nothing wrong.
       const restarts = run.restarts + (options.restart && state.phase === 'running' ? 1 : 0);
+      // The flow's plugins may have changed since the run stopped (a restart on a new configuration): it goes on with the plugin it stopped at.
+      const next = flow && goOnAt(flow.steps, run.next, run.at);
       const reason = !flow
         ? `flow ${state.flow} is no longer configured`
         : restarts > MAX_RESTARTS
           ? `it was resumed ${MAX_RESTARTS} times and never finished`
-          : // Plugins taken out of the flow since the run stopped: it would call nothing and count as succeeded.
-            run.next >= flow.steps.length
-            ? `flow ${state.flow} has ${flow.steps.length} plugins now; the run was to go on with its plugin ${run.next + 1}`
-            : undefined;
+          : next === undefined
+            ? NO_LONGER_CALLS(state.flow, run.at!)
+            : // A run journalled without its step (format 2) past the end of a flow that lost plugins: it would call nothing and count as succeeded.
+              next >= flow.steps.length
+              ? `flow ${state.flow} has ${flow.steps.length} plugins now; the run was to go on with its plugin ${run.next + 1}`
+              : undefined;
       if (reason) {
         abandoned++;
         this.abandon(state, reason);
         continue;
       }
       resumed++;
-      const progress: RunProgress = { ...run, restarts };
+      const progress: RunProgress = { ...run, restarts, next: next!, at: stepOf(flow!.steps, next!)! };
       if (options.restart) {
         this.states.restore(state);
         this.states.progress(state.key, state.phase === 'retrying' ? 'retrying' : 'running', progress);

@@ -7,6 +7,13 @@ import type { ClaimResult, RunStateStore, StateBackend, StoreDescription } from 
  */
 export type GroupPhase = 'running' | 'retrying' | 'cooling';
 
+/** A step of a flow by what it calls, so a run finds its place in a flow whose plugins changed (a reload, a restart). */
+export interface StepRef {
+  plugin: string;
+  /** Earlier steps that call the same plugin. */
+  occurrence: number;
+}
+
 /**
  * What a run needs to go on where it stopped: after a restart, after a
  * shutdown that cut it short, or when its next try is due.
@@ -20,6 +27,8 @@ export interface RunProgress {
   receivedAt: number;
   /** Index in the flow's `plugins` of the plugin the run goes on with. */
   next: number;
+  /** The step at `next` when the run stopped there: after a restart on changed plugins it goes on with that plugin, not with what is at `next` now. */
+  at?: StepRef;
   /** 1 for the first try of the run, 2 for its first retry, ... */
   attempt: number;
   /** When a run waiting for its next try starts it, ms since epoch. */

@@ -8,7 +8,9 @@ import type { GroupChange, GroupState } from '../flow/group-states.js';
  * appended after the snapshot follow one per line.
  */
 const HEADER_TAG = 'hollowtrees-run-state';
-const VERSION = 2;
+const VERSION = 3;
+/** Format 2 wrote runs without `at`: such a run goes on at its index. */
+const OLDEST_READ = 2;
 
 /** Times as the journal writes them: ms since epoch, within what `Date` can represent. */
 const time = z.number().finite().min(-8.64e15).max(8.64e15);
@@ -20,6 +22,7 @@ const run = z.strictObject({
   attributes: z.record(z.string(), z.string()),
   receivedAt: time,
   next: z.number().int().min(0),
+  at: z.strictObject({ plugin: z.string().min(1), occurrence: z.number().int().min(0) }).optional(),
   attempt: z.number().int().min(1),
   retryAt: time.optional(),
   restarts: z.number().int().min(0),
@@ -35,7 +38,7 @@ const record = z.discriminatedUnion('phase', [
   z.strictObject({ key: z.string().min(1), phase: z.literal('free') }),
 ]);
 
-const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.literal(VERSION), records: z.number().int().min(0) });
+const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.number().int().min(OLDEST_READ).max(VERSION), records: z.number().int().min(0) });
 
 /**
  * A journal a later Hollowtrees wrote (its header has a higher version): this
