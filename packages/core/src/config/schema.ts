@@ -173,7 +173,7 @@ const limits = z.strictObject({
   maxAlertsPerRequest: z.number().int().min(1).max(1_000_000).default(10_000),
   /** Labels on one alert. */
   maxLabelsPerAlert: z.number().int().min(1).max(10_000).default(128),
-  /** Characters in one label name or value. */
+  /** Characters in one label name or value, and in a CloudEvent's `id`. */
   maxLabelLength: z.number().int().min(16).max(1_000_000).default(4_096),
   /** Requests handled at once; more get 503. */
   maxConcurrentRequests: z.number().int().min(1).max(1_000_000).default(1_024),

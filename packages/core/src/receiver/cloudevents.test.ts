@@ -5,9 +5,13 @@
  * path too. Durability (200 only once the run is on disk) and the 503 while the
  * disk is full are in lifecycle.test.ts, with a real process.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { labelsOf, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { startKubeApiServer } from '@hollowtrees/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFixture } from '../../test/support/fixtures.js';
 import { seededRandom } from '../../test/support/seeded-random.js';
@@ -249,6 +253,24 @@ describe('POST /api/v1/events', () => {
     expect((await core.metrics.receiver.requestsRejected.get()).values).toContainEqual({ labels: { reason: 'too_many_events' }, value: 1 });
     // The batch whose second event was bad: its valid first event was never received nor run.
     expect(rec.calls.map((c) => labelsOf(c.event).instance_id)).not.toContain('i-batch-ok');
+  });
+});
+
+describe('event ids and the kubernetes state backend', () => {
+  it('an id longer than maxLabelLength is refused 400 naming it, not answered 503 state_unavailable at every re-send (no Lease can hold it)', async () => {
+    const api = await startKubeApiServer();
+    cleanups.push(() => api.close());
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-event-id-')), 'kubeconfig');
+    writeFileSync(kubeconfig, api.kubeConfigFileText());
+    const core = await startTestCore(`state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\nflows:\n  spot:\n    allowedEvents: [${TYPE}]\n    plugins: [log]\n`);
+    cleanups.push(() => core.close());
+    // Its group key is the id, and the Lease keeps the key and the event id: over the API server's 256 KiB of annotations.
+    const long = event('i-long', { id: 'x'.repeat(140_000) });
+    for (let i = 0; i < 2; i++) expect(await send(core, long, STRUCTURED)).toMatchObject({ status: 400, json: { errorType: 'bad_data', error: 'id: longer than the limit of 4096 characters' } });
+    expect(await send(core, [event('i-ok'), event('i-long-too', { id: 'y'.repeat(4097) })], BATCH)).toMatchObject({ status: 400, json: { error: 'events[1].id: longer than the limit of 4096 characters' } });
+    expect(await send(core, binaryBody('i-bin'), binaryHeaders('i-bin', { 'ce-id': 'z'.repeat(4097) }))).toMatchObject({ status: 400, json: { error: 'ce-id: longer than the limit of 4096 characters' } });
+    expect(api.cluster.leases.all()).toEqual([]);
+    expect(await send(core, event('i-short', { id: 'x'.repeat(4096) }), STRUCTURED)).toMatchObject({ status: 200 });
   });
 });
 

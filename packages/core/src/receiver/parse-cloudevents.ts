@@ -6,7 +6,7 @@ import { cloudEventSchema, toCloudEvent } from './cloudevent-schema.js';
 import { HttpError } from './http-error.js';
 import { mediaTypeOf, unsupportedMediaType } from './media-type.js';
 import { mapInSlices } from './slices.js';
-import { badData, checkCount, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
+import { badData, checkCount, checkId, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
 
 /** The HTTP binding's content modes: one event in the body, a JSON array of them, or data in the body and attributes in `ce-*` headers. */
 export const CLOUDEVENT_MODES = ['structured', 'batch', 'binary'] as const;
@@ -69,12 +69,16 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
     const list = validate(batchSchema, parseJson(body), []);
     checkCount(list.length, limits, 'events');
     const valid = await validateEach(cloudEventSchema, list, 'events');
-    valid.forEach((event, i) => checkLabels(event.data.labels, limits, () => `events[${i}].data.labels`));
+    valid.forEach((event, i) => {
+      checkId(event.id, limits, `events[${i}].id`);
+      checkLabels(event.data.labels, limits, () => `events[${i}].data.labels`);
+    });
     return mapInSlices(valid, (event, i) => toCloudEvent(event, list[i]));
   }
   const raw = mode === 'structured' ? parseJson(body) : binaryEvent(headers, body);
   const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);
+  checkId(parsed.data.id, limits, mode === 'structured' ? 'id' : 'ce-id');
   checkLabels(parsed.data.data.labels, limits, () => (mode === 'structured' ? 'data.labels' : 'body.labels'));
   return [toCloudEvent(parsed.data, raw)];
 }

@@ -69,3 +69,13 @@ export function checkLabels(labels: Readonly<Record<string, string>>, limits: Re
     }
   }
 }
+
+/**
+ * 400 when an event's `id` is longer than `maxLabelLength`, as a label value would be: the id is
+ * the group key of a flow without `groupBy` and is kept with its run (twice in a Kubernetes
+ * Lease, whose annotations the API server bounds at 256 KiB), so a longer one could never be
+ * claimed and every re-send would be refused 503.
+ */
+export function checkId(id: string, limits: ReceiverLimits, path: string): void {
+  if (id.length > limits.maxLabelLength) throw new HttpError(400, 'bad_data', `${path}: longer than the limit of ${limits.maxLabelLength} characters`);
+}

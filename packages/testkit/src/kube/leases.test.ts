@@ -94,6 +94,10 @@ describe('kube-apiserver stand-in: Leases', () => {
     expect(await call('POST', LEASES, lease('Not_A_Name', 'a'))).toMatchObject({ code: 422, body: { reason: 'Invalid' } });
     expect((await call('POST', LEASES, { metadata: { name: 'x', namespace: 'default' } })).code).toBe(400);
     expect((await call('POST', LEASES, [])).code).toBe(400);
+    // Annotations over 256 KiB in all, as the API server counts them.
+    const annotated = (bytes: number) => ({ metadata: { name: 'big', annotations: { a: 'x'.repeat(bytes - 1) } } });
+    expect(await call('POST', LEASES, annotated(256 * 1024 + 1))).toMatchObject({ code: 422, body: { reason: 'Invalid', message: 'Lease "big" is invalid: metadata.annotations: Too long: must have at most 262144 bytes' } });
+    expect((await call('POST', LEASES, annotated(256 * 1024))).code).toBe(201);
     // Date#toISOString() has three fractional digits; MicroTime needs six.
     expect(await call('POST', LEASES, { metadata: { name: 'x' }, spec: { renewTime: '2026-11-30T00:00:00.000Z' } })).toMatchObject({ code: 400, body: { message: expect.stringContaining('spec.renewTime is not a MicroTime') } });
     expect((await call('POST', LEASES, { metadata: { name: 'x' }, spec: { renewTime: '2026-11-30T00:00:00.000000Z' } })).code).toBe(201);

@@ -29,6 +29,9 @@ const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/;
 
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
 
+/** The API server's bound on an object's annotations, names and values together, in bytes (apimachinery's TotalAnnotationSizeLimitB). */
+const MAX_ANNOTATION_BYTES = 256 * 1024;
+
 /**
  * `coordination.k8s.io/v1` Leases with the API server's concurrency rules:
  * every write gets a new `resourceVersion`; a create of an existing name is
@@ -119,6 +122,8 @@ export class LeaseTable {
     if (typeof name !== 'string' || name === '') throw invalid('Lease', '', 'metadata.name', 'name or generateName is required');
     if (name.length > 253 || !SUBDOMAIN.test(name)) throw invalid('Lease', name, 'metadata.name', 'a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character');
     if (lease.metadata.namespace !== undefined && lease.metadata.namespace !== namespace) throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    const annotationBytes = Object.entries(lease.metadata.annotations ?? {}).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(String(v)), 0);
+    if (annotationBytes > MAX_ANNOTATION_BYTES) throw invalid('Lease', name, 'metadata.annotations', `Too long: must have at most ${MAX_ANNOTATION_BYTES} bytes`);
     for (const field of ['acquireTime', 'renewTime'] as const) {
       const value = lease.spec?.[field];
       // MicroTime: the API server parses exactly six fractional digits and refuses Date#toISOString()'s three.
