@@ -261,8 +261,8 @@ describe('StateJournal', () => {
     const states = new GroupStates((change) => journal.record(change));
     states.tryStart('first', 'f', run('first'), 1);
     const first = journal.flush();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(disk.syncs).toBe(1);
+    // Polled, not slept on: the append before the sync runs on the thread pool, slower on a busy machine.
+    await expect.poll(() => disk.syncs, { timeout: 5_000 }).toBe(1);
     // 1,000 runs finish one after another, each in its own turn of the event loop, while the first sync is slow.
     const durable: Array<Promise<boolean>> = [];
     for (let i = 0; i < 1_000; i++) {
@@ -273,8 +273,7 @@ describe('StateJournal', () => {
     expect(disk.syncs).toBe(1);
     held.shift()!();
     expect(await first).toBe(true);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(disk.syncs).toBe(2);
+    await expect.poll(() => disk.syncs, { timeout: 5_000 }).toBe(2);
     held.shift()!();
     expect(await Promise.all(durable)).toEqual(durable.map(() => true));
     expect(disk.syncs).toBe(2);
