@@ -4,6 +4,7 @@ import { parseAlerts, type AlertFormat } from '../receiver/parse-alerts.js';
 import { HttpError } from '../receiver/http-error.js';
 import { parseCloudEvents } from '../receiver/parse-cloudevents.js';
 import { noticeToEvents } from '../sources/sqs/notice-to-events.js';
+import { problemsText } from '../validation-issues.js';
 
 /** Input `hollowtrees explain` cannot read; the message says what and where. */
 export class ExplainInputError extends Error {
@@ -56,5 +57,10 @@ export async function readExplainInput(text: string, receivedAt: Date, limits: R
     throw new ExplainInputError(`an SQS message the queue source would ${outcome.kind === 'ignored' ? 'delete without a run' : 'delete as unprocessable'}: ${outcome.reason}`);
   }
   const { format, body } = alertFormat(json);
-  return asExplainInput(() => parseAlerts(format, Buffer.from(JSON.stringify(body)), receivedAt, limits), 'not a CloudEvent (no specversion), an SQS notice, nor an alert the receiver takes: ');
+  const notAnAlert = 'not a CloudEvent (no specversion), an SQS notice, nor an alert the receiver takes: ';
+  const { events, refused } = await asExplainInput(() => parseAlerts(format, Buffer.from(JSON.stringify(body)), receivedAt, limits), notAnAlert);
+  if (refused.refused === 0) return events;
+  const problems = problemsText(refused.problems);
+  if (events.length === 0) throw new ExplainInputError(`${notAnAlert}${problems}`);
+  throw new ExplainInputError(`${problems} (the receiver would take the other ${events.length} alerts and answer 400 naming these)`);
 }

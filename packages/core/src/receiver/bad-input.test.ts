@@ -296,7 +296,7 @@ interface Row {
   reason?: RejectReason;
   /** The answer comes from Node's HTTP parser: no JSON body (counted only if core had taken the request). */
   bare?: boolean;
-  /** For a 200: the number of alerts accepted. */
+  /** For a 200, or a 400 that refused some alerts of a batch and took the others: the number of alerts accepted. */
   accepted?: number;
   /** A response header that must be present (name, substring). */
   header?: [string, string];
@@ -442,7 +442,9 @@ const rows: Row[] = [
   { name: 'accepts webhook endsAt with 30 fractional digits', send: post(WH, webhook([firing('ok-whtime', { endsAt: `2026-11-25T10:00:00.${'9'.repeat(30)}Z` })])), status: 200, accepted: 1 },
   { name: 'refuses generatorURL as a number', send: post(V2, [alert('bad-gen', { generatorURL: 42 })]), status: 400, error: 'alerts[0].generatorURL: Invalid input: expected string, received number', reason: 'bad_data' },
   { name: 'refuses generatorURL as an object', send: post(V1, [alert('bad-genobj', { generatorURL: { href: 'http://x' } })]), status: 400, error: 'alerts[0].generatorURL: Invalid input: expected string, received object', reason: 'bad_data' },
-  { name: 'refuses a whole batch when its second alert is bad, naming the index', send: post(V2, [alert('bad-batch-first'), { labels: { instance_id: 'bad-batch-second' } }]), status: 400, error: 'alerts[1].labels.alertname: required: labels.alertname', reason: 'bad_data' },
+  { name: 'takes the first alert of a batch whose second is bad, and refuses the second naming its index', send: post(V2, [alert('ok-batch-first'), { labels: { instance_id: 'bad-batch-second' } }]), status: 400, error: 'alerts[1].labels.alertname: required: labels.alertname (1 of 2 alerts refused; the other 1 were accepted)', reason: 'bad_data', accepted: 1 },
+  { name: 'takes the valid alerts of a webhook whose first is bad', send: post(WH, webhook([{ ...firing('bad-whbatch-first'), labels: { instance_id: 'bad-whbatch-first' } }, firing('ok-whbatch-second'), firing('ok-whbatch-third')])), status: 400, error: 'alerts[0].labels.alertname: required: labels.alertname (1 of 3 alerts refused; the other 2 were accepted)', reason: 'bad_data', accepted: 2 },
+  { name: 'takes the valid alert of a batch whose other has a label over maxLabelLength', send: post(V1, [{ labels: { alertname: 'A', instance_id: `bad-${'l'.repeat(70)}` } }, alert('ok-batch-longlabel')]), status: 400, error: 'alerts[0].labels.instance_id: longer than the limit of 64 characters (1 of 2 alerts refused; the other 1 were accepted)', reason: 'bad_data', accepted: 1 },
   { name: 'takes the last of duplicate keys, so an empty duplicate alertname is refused', send: post(V2, '[{"labels":{"alertname":"A","instance_id":"bad-dup","alertname":""}}]'), status: 400, error: 'alerts[0].labels.alertname: required: labels.alertname', reason: 'bad_data' },
   { name: 'takes the last of duplicate labels objects', send: post(V2, '[{"labels":{"alertname":"A","instance_id":"bad-dup2"},"labels":{"instance_id":"bad-dup3"}}]'), status: 400, error: 'alerts[0].labels.alertname: required: labels.alertname', reason: 'bad_data' },
   { name: 'refuses 100,000 levels of nested arrays with 400, without a stack overflow', send: post(V2, nested(100_000, '[', ']')), status: 400, error: 'alerts[0]: Invalid input: expected object, received array', reason: 'bad_data' },
@@ -468,7 +470,7 @@ const rows: Row[] = [
   { name: 'refuses more labels than maxLabelsPerAlert', send: post(V2, [{ labels: { alertname: 'A', instance_id: 'bad-labels', a: '1', b: '2', c: '3', d: '4' } }]), status: 400, error: 'alerts[0].labels: 6 labels, more than the limit of 5', reason: 'bad_data' },
   { name: 'refuses a label value longer than maxLabelLength', send: post(V2, [{ labels: { alertname: 'A', instance_id: `bad-${'v'.repeat(70)}` } }]), status: 400, error: 'alerts[0].labels.instance_id: longer than the limit of 64 characters', reason: 'bad_data' },
   { name: 'refuses a label name longer than maxLabelLength', send: post(V2, [{ labels: { alertname: 'A', instance_id: 'bad-longname', ['n'.repeat(100)]: 'v' } }]), status: 400, error: `alerts[0].labels.${'n'.repeat(64)}: longer than the limit of 64 characters`, reason: 'bad_data' },
-  { name: 'refuses a label over the limits in a later webhook alert', send: post(WH, webhook([firing('bad-whl-0'), { ...firing('bad-whl-1'), labels: { alertname: 'A', instance_id: 'x'.repeat(65) } }])), status: 400, error: 'alerts[1].labels.instance_id: longer than the limit of 64 characters', reason: 'bad_data' },
+  { name: 'refuses a label over the limits in a later webhook alert, and takes the first', send: post(WH, webhook([firing('ok-whl-0'), { ...firing('bad-whl-1'), labels: { alertname: 'A', instance_id: 'x'.repeat(65) } }])), status: 400, error: 'alerts[1].labels.instance_id: longer than the limit of 64 characters (1 of 2 alerts refused; the other 1 were accepted)', reason: 'bad_data', accepted: 1 },
 
   // --- webhook payloads
   { name: 'refuses webhook version "3"', send: post(WH, webhook([firing('bad-v3')], { version: '3' })), status: 400, error: 'version: expected version "4" (Alertmanager webhook payload)', reason: 'bad_data' },
@@ -580,7 +582,9 @@ describe('receiver under bad input', () => {
     expect(reply.headers['content-type']).toBe('application/json');
     // HEAD: no body is sent; the status and the Allow header say it all.
     if (reply.body === '' && row.error === undefined) return;
-    const json = JSON.parse(reply.body) as { status: string; errorType: string; error: string };
+    const json = JSON.parse(reply.body) as { status: string; errorType: string; error: string; accepted?: number };
+    expect(json.accepted).toBe(row.accepted);
+    tally.accepted += row.accepted ?? 0;
     expect(json.status).toBe('error');
     expect(json.errorType).toBe(row.reason);
     if (row.status === 401) expect(json.error).toBe(row.error); // says nothing about which part failed

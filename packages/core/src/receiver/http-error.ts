@@ -29,6 +29,8 @@ export class HttpError extends Error {
     readonly reason: RejectReason,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** Set when the request's other items were taken: the answer says how many (`accepted`). */
+    readonly accepted?: number,
   ) {
     super(message);
   }

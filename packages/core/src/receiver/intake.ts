@@ -5,6 +5,7 @@ import { alertTypeFamily, type AlertEventData } from './alert-to-event.js';
 import { requireJson } from './media-type.js';
 import { parseAlerts, type AlertFormat } from './parse-alerts.js';
 import { CLOUDEVENT_MODES, cloudEventMode, parseCloudEvents, type CloudEventMode } from './parse-cloudevents.js';
+import type { ValidatedItems } from './validate-body.js';
 
 /** How a POST path turns one request into events; everything else (auth, limits, 503s, the acknowledgement) the receiver does the same for every path. */
 export interface Intake {
@@ -12,10 +13,19 @@ export interface Intake {
   readonly source: string;
   /** What the path takes, in messages: `3 of 5 alerts were not queued ...`. */
   readonly noun: 'alerts' | 'events';
-  /** Validates the whole body and turns it into events; an HttpError (4xx) names what is wrong. */
-  parse(body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<CloudEvent[]>;
+  /**
+   * Validates the body and turns it into events; an HttpError (4xx) names what is wrong with the request.
+   * Items a path judges one by one (alerts) and refused are counted and named in `refused`.
+   */
+  parse(body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<ParsedRequest>;
   /** The `type` label of `hollowtrees_events_received_total`: from a fixed set, never what a sender chose. */
   typeLabel(event: CloudEvent): string;
+}
+
+/** A request's events, and the items of it refused one by one, if its path judges them so. */
+export interface ParsedRequest {
+  events: CloudEvent[];
+  refused?: Omit<ValidatedItems<unknown>, 'valid'>;
 }
 
 /** Reads a request's headers (415 for a Content-Type the path does not take) before any of its body. */
@@ -54,7 +64,7 @@ const cloudEventIntake: IntakeFor = (req) => {
   return {
     source: cloudEventSource(mode),
     noun: 'events',
-    parse: (body, _receivedAt, limits) => parseCloudEvents(mode, req.headers, body, limits),
+    parse: async (body, _receivedAt, limits) => ({ events: await parseCloudEvents(mode, req.headers, body, limits) }),
     typeLabel: () => ANY_TYPE,
   };
 };

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { AlertEventData } from './alert-to-event.js';
 import { HttpError } from './http-error.js';
-import { parseAlerts } from './parse-alerts.js';
+import { parseAlerts, type ParsedAlerts } from './parse-alerts.js';
+import { problemsText } from '../validation-issues.js';
 import { readFixture } from '../../test/support/fixtures.js';
 
 const prometheusRequests = readFixture<Array<{ path: string; body: unknown[] }>>('prometheus-2.42-api-v2-alerts.json');
@@ -10,14 +11,20 @@ const webhookResolved = readFixture<unknown>('alertmanager-0.25-webhook-resolved
 const limits = { maxBodyBytes: 1 << 20, maxAlertsPerRequest: 100, maxLabelsPerAlert: 10, maxLabelLength: 64, maxConcurrentRequests: 10 };
 const body = (value: unknown): Buffer => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
 
-async function refusal(run: () => Promise<unknown>): Promise<HttpError> {
+/** The events of every alert the receiver takes from a request. */
+const eventsOf = async (...args: Parameters<typeof parseAlerts>) => (await parseAlerts(...args)).events;
+
+/** What the receiver refuses of a request: all of it (an HttpError), or alerts one by one (a 400 naming them). */
+async function refusal(run: () => Promise<ParsedAlerts>): Promise<{ status: number; message: string }> {
+  let parsed: ParsedAlerts;
   try {
-    await run();
+    parsed = await run();
   } catch (err) {
     expect(err).toBeInstanceOf(HttpError);
-    return err as HttpError;
+    return { status: (err as HttpError).status, message: (err as HttpError).message };
   }
-  throw new Error('expected an HttpError');
+  if (parsed.refused.refused === 0) throw new Error('expected a refusal');
+  return { status: 400, message: problemsText(parsed.refused.problems) };
 }
 
 describe('alerts to CloudEvents', () => {
@@ -25,7 +32,7 @@ describe('alerts to CloudEvents', () => {
   const startsAt = '2026-11-25T03:32:16.258Z';
 
   it('turns a Prometheus 2.42 postable alert into a firing event', async () => {
-    const [event] = await parseAlerts('api_v2', body(first), new Date('2026-11-25T03:32:18.258Z'), limits);
+    const [event] = await eventsOf('api_v2', body(first), new Date('2026-11-25T03:32:18.258Z'), limits);
     expect(event).toEqual({
       id: expect.stringMatching(/^[0-9a-f]{32}$/),
       source: 'http://vm:19190',
@@ -46,7 +53,7 @@ describe('alerts to CloudEvents', () => {
   });
 
   it('gives every re-send of one occurrence the same id, and the next occurrence another', async () => {
-    const ids = await Promise.all(prometheusRequests.map(async (r) => (await parseAlerts('api_v2', body(r.body), new Date(startsAt), limits))[0]!.id));
+    const ids = await Promise.all(prometheusRequests.map(async (r) => (await eventsOf('api_v2', body(r.body), new Date(startsAt), limits))[0]!.id));
     const occurrences = prometheusRequests.map((r) => (r.body[0] as { startsAt: string }).startsAt);
     expect(new Set(ids).size).toBe(new Set(occurrences).size);
     expect(new Set(occurrences).size).toBe(3);
@@ -56,37 +63,37 @@ describe('alerts to CloudEvents', () => {
 
   it('an alert whose endsAt is at or before receipt is resolved (the v2 body has no status)', async () => {
     const resolvedCopy = prometheusRequests[4]!.body; // endsAt 03:32:24.258, the time it resolved
-    const at = async (t: string) => (await parseAlerts('api_v2', body(resolvedCopy), new Date(t), limits))[0]!;
+    const at = async (t: string) => (await eventsOf('api_v2', body(resolvedCopy), new Date(t), limits))[0]!;
     expect((await at('2026-11-25T03:32:24.258Z')).type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
     expect(((await at('2026-11-25T03:32:25Z')).data as AlertEventData).status).toBe('resolved');
     expect((await at('2026-11-25T03:32:20Z')).type).toBe('prometheus.server.alert.SpotTerminationNotice');
   });
 
   it('the legacy v1 body reads like v2', async () => {
-    const v1 = await parseAlerts('api_v1', body(first), new Date(startsAt), limits);
-    expect(v1).toEqual(await parseAlerts('api_v2', body(first), new Date(startsAt), limits));
+    const v1 = await eventsOf('api_v1', body(first), new Date(startsAt), limits);
+    expect(v1).toEqual(await eventsOf('api_v2', body(first), new Date(startsAt), limits));
   });
 
   it('reads the Alertmanager 0.25 webhook payload, firing and resolved, with the same id as the Prometheus alert', async () => {
-    const [firing] = await parseAlerts('webhook', body(webhookFiring), new Date(), limits);
-    const [resolved] = await parseAlerts('webhook', body(webhookResolved), new Date(), limits);
+    const [firing] = await eventsOf('webhook', body(webhookFiring), new Date(), limits);
+    const [resolved] = await eventsOf('webhook', body(webhookResolved), new Date(), limits);
     expect(firing!.type).toBe('prometheus.server.alert.SpotTerminationNotice');
     expect(firing!.source).toBe('http://vm:19194');
     expect(firing!.data).toMatchObject({ status: 'firing', endsAt: '', fingerprint: 'b48c66a924da3988' });
     expect(resolved!.type).toBe('prometheus.server.alert.SpotTerminationNotice.resolved');
     expect(resolved!.data).toMatchObject({ status: 'resolved', endsAt: '2026-11-25T03:32:24.258Z' });
-    expect(firing!.id).toBe((await parseAlerts('api_v2', body(first), new Date(startsAt), limits))[0]!.id);
+    expect(firing!.id).toBe((await eventsOf('api_v2', body(first), new Date(startsAt), limits))[0]!.id);
     expect(resolved!.id).not.toBe(firing!.id);
   });
 
   it('gives label sets that only differ in where separators fall different ids', async () => {
-    const idOf = async (labels: Record<string, string>) => (await parseAlerts('api_v2', body([{ labels: { alertname: 'A', ...labels }, startsAt }]), new Date(startsAt), limits))[0]!.id;
+    const idOf = async (labels: Record<string, string>) => (await eventsOf('api_v2', body([{ labels: { alertname: 'A', ...labels }, startsAt }]), new Date(startsAt), limits))[0]!.id;
     expect(await idOf({ a: 'x\u0000b\u0000y' })).not.toBe(await idOf({ a: 'x', b: 'y' }));
     expect(await idOf({ a: 'b1:c' })).not.toBe(await idOf({ a: 'b', c: '' }));
   });
 
   it('gives one label set the same fingerprint and id in any key order, the value earlier versions gave', async () => {
-    const parseOne = async (labelsJson: string) => (await parseAlerts('api_v2', body(`[{"labels":${labelsJson},"startsAt":"${startsAt}"}]`), new Date(startsAt), limits))[0]!;
+    const parseOne = async (labelsJson: string) => (await eventsOf('api_v2', body(`[{"labels":${labelsJson},"startsAt":"${startsAt}"}]`), new Date(startsAt), limits))[0]!;
     // Sorted as Prometheus sends them, then out of order, then with integer-like names (which JavaScript lists first).
     const sorted = await parseOne('{"alertname":"A","instance":"i-1","zone":"b"}');
     const shuffled = await parseOne('{"zone":"b","alertname":"A","instance":"i-1"}');
@@ -98,7 +105,7 @@ describe('alerts to CloudEvents', () => {
   });
 
   it('keeps nanoseconds of a time with more fractional digits, truncating the rest, in the id too', async () => {
-    const parse = async (time: string) => (await parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, startsAt: time, endsAt: time }]), new Date(0), limits))[0]!;
+    const parse = async (time: string) => (await eventsOf('api_v2', body([{ labels: { alertname: 'A' }, startsAt: time, endsAt: time }]), new Date(0), limits))[0]!;
     const event = await parse(`2026-11-25T10:00:00.1234567899${'9'.repeat(90)}Z`);
     expect(event.time).toBe('2026-11-25T10:00:00.123456789Z');
     expect(event.data).toMatchObject({ startsAt: '2026-11-25T10:00:00.123456789Z', endsAt: '2026-11-25T10:00:00.123456789Z' });
@@ -106,14 +113,14 @@ describe('alerts to CloudEvents', () => {
   });
 
   it('ignores unknown fields', async () => {
-    const [event] = await parseAlerts('api_v2', body([{ labels: { alertname: 'A' }, extra: { deep: [1] }, startsAt }]), new Date(startsAt), limits);
+    const [event] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' }, extra: { deep: [1] }, startsAt }]), new Date(startsAt), limits);
     expect(event!.type).toBe('prometheus.server.alert.A');
   });
 
   it('an alert without startsAt takes the receipt time and an id from its labels alone', async () => {
     const at = new Date('2026-11-25T10:00:00.5Z');
-    const [a] = await parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), at, limits);
-    const [b] = await parseAlerts('api_v2', body([{ labels: { alertname: 'A' } }]), new Date(at.getTime() + 1000), limits);
+    const [a] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' } }]), at, limits);
+    const [b] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' } }]), new Date(at.getTime() + 1000), limits);
     expect(a!.time).toBe('2026-11-25T10:00:00.5Z');
     expect(a!.id).toBe(b!.id);
   });
@@ -159,12 +166,33 @@ describe('alerts to CloudEvents', () => {
       return turns;
     };
     let events: unknown[] = [];
-    expect(await turnsDuring(async () => (events = await parseAlerts('api_v2', body(many), new Date(), bigLimits)))).toBeGreaterThan(2);
+    expect(await turnsDuring(async () => (events = await eventsOf('api_v2', body(many), new Date(), bigLimits)))).toBeGreaterThan(2);
     expect(events).toHaveLength(5_000);
-    let err: HttpError | undefined;
+    let parsed: ParsedAlerts | undefined;
     const bad = [...many, { labels: { i: 'no-name' } }];
-    expect(await turnsDuring(async () => (err = await refusal(() => parseAlerts('api_v2', body(bad), new Date(), bigLimits))))).toBeGreaterThan(2);
-    expect(err!.message).toBe('alerts[5000].labels.alertname: required: labels.alertname');
+    expect(await turnsDuring(async () => (parsed = await parseAlerts('api_v2', body(bad), new Date(), bigLimits)))).toBeGreaterThan(2);
+    expect(parsed!.events).toHaveLength(5_000);
+    expect(parsed!.refused).toEqual({ refused: 1, problems: [{ path: 'alerts[5000].labels.alertname', message: 'required: labels.alertname' }] });
+  });
+
+  it.each(['api_v2', 'api_v1', 'webhook'] as const)('takes the valid alerts of a %s batch and names each refused one by its index, as Alertmanager does', async (format) => {
+    const alerts = [
+      { labels: { alertname: 'Noisy', team: 'x'.repeat(65) } },
+      { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1' } },
+      { labels: { instance_id: 'i-2' } },
+      { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-3' }, startsAt: 'yesterday' },
+      { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-4' } },
+    ].map((alert) => (format === 'webhook' ? { status: 'firing', ...alert } : alert));
+    const { events, refused } = await parseAlerts(format, body(format === 'webhook' ? { version: '4', alerts } : alerts), new Date(), limits);
+    expect(events.map((e) => e.data!.labels.instance_id)).toEqual(['i-1', 'i-4']);
+    expect(refused).toEqual({
+      refused: 3,
+      problems: [
+        { path: 'alerts[0].labels.team', message: 'longer than the limit of 64 characters' },
+        { path: 'alerts[2].labels.alertname', message: 'required: labels.alertname' },
+        { path: 'alerts[3].startsAt', message: 'expected an RFC 3339 time' },
+      ],
+    });
   });
 
   it('refuses a webhook payload of another version', async () => {

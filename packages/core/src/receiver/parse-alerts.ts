@@ -3,7 +3,7 @@ import type { ReceiverLimits } from '../config/schema.js';
 import { alertArraySchema, postableAlertSchema, webhookAlertSchema, webhookEnvelopeSchema, type PostableAlert } from './alert-schemas.js';
 import { alertToEvent, statusFromEndsAt, type AlertEventData, type ReceivedAlert } from './alert-to-event.js';
 import { mapInSlices } from './slices.js';
-import { checkCount, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
+import { checkCount, labelsProblem, parseJson, validate, validateItems, type ValidatedItems } from './validate-body.js';
 
 /** The alert formats the receiver reads. */
 export type AlertFormat = 'api_v2' | 'api_v1' | 'webhook';
@@ -24,20 +24,32 @@ const originOf = rememberingRecent((url: string): string | undefined => {
   }
 }, 256);
 
+/** A request's alerts as events, and how many of its alerts were refused, and why. */
+export interface ParsedAlerts {
+  events: Array<CloudEvent<AlertEventData>>;
+  refused: Omit<ValidatedItems<unknown>, 'valid'>;
+}
+
+/** An alert's label limits, checked once zod has taken it. */
+const withinLimits = (limits: ReceiverLimits) => (alert: { labels: Record<string, string> }, i: number) => labelsProblem(alert.labels, limits, () => `alerts[${i}].labels`);
+
 /**
- * Validates a whole request body and turns every alert into a CloudEvent, a
+ * Validates a request body and turns every valid alert into a CloudEvent, a
  * slice of alerts at a time so that a large batch lets the event loop turn.
- * The batch is all or nothing: the first problem rejects the request with a
- * 400 naming the alert's index and field.
+ * Each alert is judged on its own, as Alertmanager does: one the receiver
+ * refuses (its index and field named in `refused`) does not cost the rest of
+ * its batch, which Prometheus fills with whatever alerts its rules fire. What
+ * is wrong with the request itself (not JSON, not a list of alerts, too many
+ * of them) refuses it whole with a 4xx.
  */
-export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<Array<CloudEvent<AlertEventData>>> {
+export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<ParsedAlerts> {
   const json = parseJson(body);
-  let alerts: ReceivedAlert[];
+  let checked: ValidatedItems<ReceivedAlert>;
   let source: (alert: ReceivedAlert) => string;
   if (format === 'webhook') {
     const payload = validate(webhookEnvelopeSchema, json, []);
     checkCount(payload.alerts.length, limits, 'alerts');
-    alerts = await validateEach(webhookAlertSchema, payload.alerts, 'alerts');
+    checked = await validateItems(webhookAlertSchema, payload.alerts, 'alerts', withinLimits(limits));
     const external = originOf(payload.externalURL) ?? DEFAULT_SOURCE;
     source = () => external;
   } else {
@@ -45,11 +57,11 @@ export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt:
     const list = validate(alertArraySchema, json, ['alerts']);
     checkCount(list.length, limits, 'alerts');
     // zod's output is this request's own copy: the status is set on it, not on a second copy.
-    const valid: Array<PostableAlert & Partial<ReceivedAlert>> = await validateEach(postableAlertSchema, list, 'alerts');
-    for (const alert of valid) alert.status = statusFromEndsAt(alert.endsAt, receivedAt);
-    alerts = valid as ReceivedAlert[];
+    const postable: ValidatedItems<PostableAlert & Partial<ReceivedAlert>> = await validateItems(postableAlertSchema, list, 'alerts', withinLimits(limits));
+    for (const alert of postable.valid) alert.status = statusFromEndsAt(alert.endsAt, receivedAt);
+    checked = postable as ValidatedItems<ReceivedAlert>;
     source = (alert) => originOf(alert.generatorURL) ?? DEFAULT_SOURCE;
   }
-  alerts.forEach((alert, i) => checkLabels(alert.labels, limits, () => `alerts[${i}].labels`));
-  return mapInSlices(alerts, (alert) => alertToEvent(alert, receivedAt, source(alert)));
+  const { valid, ...refused } = checked;
+  return { events: await mapInSlices(valid, (alert) => alertToEvent(alert, receivedAt, source(alert))), refused };
 }

@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
+import { problemsText } from '../validation-issues.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
 import { UNAVAILABLE_BECAUSE, type StateBackend } from '../state/run-state-store.js';
 import type { EventSource, SourceStatus } from '../sources/event-source.js';
@@ -307,7 +308,9 @@ export class Receiver implements EventSource {
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
       const at = receivedAt.getTime();
       this.lastReceiveAt = at;
-      const events = await intake.parse(body, receivedAt, limits);
+      const { events, refused } = await intake.parse(body, receivedAt, limits);
+      const total = events.length + (refused?.refused ?? 0);
+      if (refused?.refused && events.length === 0) throw new HttpError(400, 'bad_data', problemsText(refused.problems));
       let notTaken = 0;
       let firstDrop: Drop | undefined;
       // Counted per type once per request: a batch's events share one or two types.
@@ -327,12 +330,18 @@ export class Receiver implements EventSource {
       // A 200 would tell the sender these events were delivered though they will not be acted on:
       // ask for a re-send instead (Alertmanager retries a 5xx with backoff).
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
-      if (firstDrop) throw notAllQueued(notTaken, events.length, intake.noun, firstDrop);
+      if (firstDrop) throw notAllQueued(notTaken, total, intake.noun, firstDrop);
       // The runs are on disk before the sender hears they were accepted: a crash after the 200 resumes them.
       if (!(await sink.commit())) throw stateUnavailable(intake.noun, sink.backend);
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
-      setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));
+      if (refused?.refused) {
+        // Alertmanager's way: the valid alerts are taken, the 400 names the others (neither sender re-sends a 4xx).
+        const partly = new HttpError(400, 'bad_data', `${problemsText(refused.problems)} (${refused.refused} of ${total} ${intake.noun} refused; the other ${events.length} were accepted)`, {}, events.length);
+        setImmediate(() => this.reject(req, res, partly));
+      } else {
+        setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));
+      }
     } finally {
       this.inFlight--;
     }
@@ -350,7 +359,8 @@ export class Receiver implements EventSource {
     }
     // After a refused upload the rest of the body is not read: close instead of keeping the connection.
     const unread = bodyUnread(req);
-    sendJson(res, error.status, { status: 'error', errorType: error.reason, error: error.message }, { ...error.headers, ...(unread ? { connection: 'close' } : {}) });
+    const body = { status: 'error', errorType: error.reason, error: error.message, ...(error.accepted === undefined ? {} : { accepted: error.accepted }) };
+    sendJson(res, error.status, body, { ...error.headers, ...(unread ? { connection: 'close' } : {}) });
     if (unread) res.once('finish', () => req.destroy());
   }
 }

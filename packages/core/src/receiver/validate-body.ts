@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { describeIssues, problemsText, type InputProblem } from '../validation-issues.js';
 import { HttpError } from './http-error.js';
-import { mapInSlices } from './slices.js';
+import { slicer } from './slices.js';
 
 /** Parses a request body as UTF-8 JSON; 400 `bad_json` otherwise. */
 export function parseJson(body: Buffer): unknown {
@@ -27,21 +27,49 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix:
   return parsed.data;
 }
 
+/** The items of a batch judged one by one: the valid ones in order, and what is wrong with the others. */
+export interface ValidatedItems<T> {
+  valid: T[];
+  /** Items refused. */
+  refused: number;
+  /** Every problem of the refused items, under the item's index (`alerts[3].labels`). */
+  problems: InputProblem[];
+}
+
 /**
- * Validates each item of a batch on its own, a slice at a time, and collects
- * every problem under the item's index (`alerts[3].labels`), as one schema over
- * the whole array would.
+ * Validates each item of a batch on its own, a slice at a time, with `schema`
+ * and then `check` (a problem zod cannot see, such as a limit), and collects
+ * every problem under the item's index, as one schema over the whole array would.
  */
+export async function validateItems<S extends z.ZodType>(
+  schema: S,
+  items: readonly unknown[],
+  name: string,
+  check?: (item: z.output<S>, index: number) => InputProblem | undefined,
+): Promise<ValidatedItems<z.output<S>>> {
+  const result: ValidatedItems<z.output<S>> = { valid: [], refused: 0, problems: [] };
+  const nextItem = slicer();
+  for (let i = 0; i < items.length; i++) {
+    const pause = nextItem();
+    if (pause) await pause;
+    const parsed = schema.safeParse(items[i], { reportInput: true });
+    const problem = parsed.success ? check?.(parsed.data as z.output<S>, i) : undefined;
+    if (parsed.success && problem === undefined) {
+      result.valid.push(parsed.data as z.output<S>);
+      continue;
+    }
+    result.refused++;
+    if (problem !== undefined) result.problems.push(problem);
+    else if (!parsed.success) result.problems.push(...describeIssues(parsed.error.issues, [name, i]));
+  }
+  return result;
+}
+
+/** {@link validateItems} for a batch that is all or nothing: the first refused item refuses it with a 400 naming every problem. */
 export async function validateEach<S extends z.ZodType>(schema: S, items: readonly unknown[], name: string): Promise<Array<z.output<S>>> {
-  const problems: InputProblem[] = [];
-  const valid = await mapInSlices(items, (item, i) => {
-    const parsed = schema.safeParse(item, { reportInput: true });
-    if (parsed.success) return parsed.data as z.output<S>;
-    problems.push(...describeIssues(parsed.error.issues, [name, i]));
-    return undefined;
-  });
+  const { valid, problems } = await validateItems(schema, items, name);
   if (problems.length > 0) throw new HttpError(400, 'bad_data', problemsText(problems));
-  return valid as Array<z.output<S>>;
+  return valid;
 }
 
 /** 413 when a request carries more alerts or events than `maxAlertsPerRequest`. */
@@ -52,22 +80,27 @@ export function checkCount(count: number, limits: ReceiverLimits, noun: 'alerts'
 }
 
 /**
- * 400 when a label map has too many or too long labels; `path` names it
- * (`alerts[2].labels`, `data.labels`), asked only then: a large batch builds
- * no string per alert.
+ * What is wrong with a label map that has too many or too long labels, if
+ * anything; `path` names it (`alerts[2].labels`, `data.labels`), asked only
+ * then: a large batch builds no string per alert.
  */
-export function checkLabels(labels: Readonly<Record<string, string>>, limits: ReceiverLimits, path: () => string): void {
+export function labelsProblem(labels: Readonly<Record<string, string>>, limits: ReceiverLimits, path: () => string): InputProblem | undefined {
   // Plain loops, not Object.entries: no array per label on the path every alert takes.
   let count = 0;
   for (const _ in labels) count++;
-  if (count > limits.maxLabelsPerAlert) {
-    throw new HttpError(400, 'bad_data', `${path()}: ${count} labels, more than the limit of ${limits.maxLabelsPerAlert}`);
-  }
+  if (count > limits.maxLabelsPerAlert) return { path: path(), message: `${count} labels, more than the limit of ${limits.maxLabelsPerAlert}` };
   for (const name in labels) {
     if (name.length > limits.maxLabelLength || labels[name]!.length > limits.maxLabelLength) {
-      throw new HttpError(400, 'bad_data', `${path()}.${name.slice(0, 64)}: longer than the limit of ${limits.maxLabelLength} characters`);
+      return { path: `${path()}.${name.slice(0, 64)}`, message: `longer than the limit of ${limits.maxLabelLength} characters` };
     }
   }
+  return undefined;
+}
+
+/** 400 when {@link labelsProblem} finds a problem with a label map. */
+export function checkLabels(labels: Readonly<Record<string, string>>, limits: ReceiverLimits, path: () => string): void {
+  const problem = labelsProblem(labels, limits, path);
+  if (problem) throw new HttpError(400, 'bad_data', problemsText([problem]));
 }
 
 /**

@@ -56,12 +56,16 @@ alerting:
         - targets: ['127.0.0.1:${alertmanagerPort}']
 `;
 
+/** A rule with two alerts, always sent in one batch: one core takes, and one it refuses (a label longer than the default `maxLabelLength`, 4,096). */
+export const OVERSIZED = 'OversizedLabelAlert';
+
 /**
  * Prometheus' rules: SpotTerminationNotice fires at once and stays firing.
  * SpotRebalanceFlapping fires for 3 s out of every 6 s, so within the test it
- * also resolves.
+ * also resolves. With `oversized`, OversizedLabelAlert fires two alerts, one
+ * with a label core refuses: Prometheus sends a rule's alerts in one batch.
  */
-export const rulesYml = (spotLabels: Record<string, string>, flappingLabels: Record<string, string>): string => `
+export const rulesYml = (spotLabels: Record<string, string>, flappingLabels: Record<string, string>, options: { oversized?: boolean } = {}): string => `
 groups:
   - name: e2e
     rules:
@@ -72,7 +76,7 @@ groups:
       - alert: ${FLAPPING}
         expr: vector(1) and on() (vector(time() % 6) < 3)
         labels: ${JSON.stringify(flappingLabels)}
-`;
+${options.oversized ? `      - alert: ${OVERSIZED}\n        expr: vector(1) or label_replace(vector(1), "blob", "${'x'.repeat(5_000)}", "", "")\n` : ''}`;
 
 const spotSummary = (spotLabels: Record<string, string>): string => `Spot instance ${spotLabels.instance_id} will be reclaimed`;
 
