@@ -185,7 +185,7 @@ flows:
   });
 
   it('accepts the original global.bindAddr with a deprecation warning', () => {
-    const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\n${flowYaml()}`, 'config.yaml');
+    const loaded = parseConfig(`global: { bindAddr: "0.0.0.0:9191" }\n${flowYaml('    cooldown: 10m\n')}`, 'config.yaml');
     expect(loaded.config.server.listen).toBe('0.0.0.0:9191');
     expect(loaded.warnings).toEqual(['config.yaml: global.bindAddr is deprecated; write server.listen instead']);
   });
@@ -202,12 +202,24 @@ flows:
     allowedEvents: [prometheus.server.alert.*]
     plugins: [log]
 `;
+    const alertsWarning = 'config.yaml: flow alerts takes firing Prometheus alerts (prometheus.server.alert.*) with no cooldown: Prometheus sends a firing alert again every minute (Alertmanager at its repeat_interval), and each one after the run ended runs it again; set flows.alerts.cooldown (10m, say)';
     expect(parseConfig(yaml(''), 'config.yaml').warnings).toEqual([
       'config.yaml: flow drain takes notices of an SQS queue (aws.ec2.spot.interruption-warning, aws.ec2.spot.rebalance-recommendation) with no cooldown: a notice SQS hands out again after its run succeeded (a delete lost, a run on another replica) runs it again; set flows.drain.cooldown (10m, say)',
+      alertsWarning,
     ]);
-    expect(parseConfig(yaml('\n    cooldown: 10m'), 'config.yaml').warnings).toEqual([]);
+    expect(parseConfig(yaml('\n    cooldown: 10m'), 'config.yaml').warnings).toEqual([alertsWarning]);
     // Without a queue, no flow takes its notices.
-    expect(parseConfig(yaml('').replace(/^sources:\n  sqs:\n.*\n/, ''), 'config.yaml').warnings).toEqual([]);
+    expect(parseConfig(yaml('').replace(/^sources:\n  sqs:\n.*\n/, ''), 'config.yaml').warnings).toEqual([alertsWarning]);
+  });
+
+  it('warns of each flow that takes firing Prometheus alerts without a cooldown: each re-send after its run ended would run it again', () => {
+    const warned = (allowedEvents: string, cooldown = '') => parseConfig(`flows:\n  f:\n    allowedEvents: ${allowedEvents}\n    plugins: [log]${cooldown}\n`, 'config.yaml').warnings;
+    const warning = (patterns: string) => `config.yaml: flow f takes firing Prometheus alerts (${patterns}) with no cooldown: Prometheus sends a firing alert again every minute (Alertmanager at its repeat_interval), and each one after the run ended runs it again; set flows.f.cooldown (10m, say)`;
+    expect(warned('[prometheus.server.alert.SpotTerminationNotice, aws.ec2.spot.price-surge]')).toEqual([warning('prometheus.server.alert.SpotTerminationNotice')]);
+    expect(warned('[prometheus.server.alert.Spot*, "*.server.alert.Node*"]')).toEqual([warning('prometheus.server.alert.Spot*, *.server.alert.Node*')]);
+    expect(warned('[prometheus.server.alert.SpotTerminationNotice]', '\n    cooldown: 1m')).toEqual([]);
+    // Resolutions and other events are not what Prometheus re-sends while an alert fires.
+    expect(warned('[prometheus.server.alert.*.resolved, prometheus.server.other.X, aws.ec2.spot.price-surge]')).toEqual([]);
   });
 
   it('server.listen wins over global.bindAddr', () => {

@@ -4,7 +4,7 @@ import { parseDocument, type Document } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
-import { queueCooldownWarnings } from './queue-cooldown-warnings.js';
+import { cooldownWarnings } from './cooldown-warnings.js';
 import { configSchema, type Config } from './schema.js';
 import { ValueDisplay } from './value-display.js';
 
@@ -107,7 +107,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       if (written !== undefined) fromEnv.set('server.listen', written);
     }
   }
-  warnings.push(...queueCooldownWarnings(config, file));
+  warnings.push(...cooldownWarnings(config, file));
   return { config, file, warnings, display, baseDir: resolve(dirname(file)) };
 }
 
