@@ -15,7 +15,7 @@ import { kubeLeaseApi, loadStoreKubeConfig } from '../../state/lease-api.js';
 import { StoreMetrics } from '../../state/store-metrics.js';
 import { parseConfig } from '../../config/load-config.js';
 import type { SqsQueueConfig } from '../../config/schema.js';
-import type { EventSink } from '../event-sink.js';
+import type { Acceptance, EventSink } from '../event-sink.js';
 import { SqsMetrics } from './sqs-metrics.js';
 import { SqsQueueSource } from './sqs-queue-source.js';
 
@@ -104,18 +104,21 @@ async function secondWarningWhileRunning(): Promise<void> {
   await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
 }
 
-/** A sink that notes the id of each event it is given, and matches it to no flow. */
-function notingSink(accepted: string[]): EventSink {
+/** A sink that notes the id of each event it is given and answers `answer` (by default: no flow matched). */
+function notingSink(accepted: string[], answer: Partial<Acceptance> = {}, backend: EventSink['backend'] = 'memory'): EventSink {
   return {
     accept: (event) => {
       accepted.push(event.id);
-      return { matched: 0, started: 0, deduplicated: 0, dropped: [] };
+      return { matched: 0, started: 0, deduplicated: 0, dropped: [], ...answer };
     },
     commit: () => Promise.resolve(true),
     durable: true,
-    backend: 'memory',
+    backend,
   };
 }
+
+/** What a sink answers for an event whose group runs on another replica. */
+const RUNNING_ELSEWHERE: Partial<Acceptance> = { matched: 1, deduplicated: 1, runningElsewhere: 1 };
 
 describe('SQS source', () => {
   it('a queue without a region anywhere is a configuration error naming the entry', async () => {
@@ -540,15 +543,7 @@ describe('SQS source on its own', () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
     const accepted: string[] = [];
-    const sink: EventSink = {
-      accept: (event) => {
-        accepted.push(event.id);
-        return { matched: 1, started: 0, deduplicated: 1, dropped: [], runningElsewhere: 1 };
-      },
-      commit: () => Promise.resolve(true),
-      durable: true,
-      backend: 'kubernetes',
-    };
+    const sink = notingSink(accepted, RUNNING_ELSEWHERE, 'kubernetes');
     // A renewal every 10 s: the wait is asleep, not dispatching, when the source stops.
     const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '30s' }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
     await source.start(sink);
@@ -572,15 +567,7 @@ describe('SQS source on its own', () => {
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
     const lines: Array<Record<string, unknown>> = [];
     const accepted: string[] = [];
-    const sink: EventSink = {
-      accept: (event) => {
-        accepted.push(event.id);
-        return { matched: 1, started: 0, deduplicated: 1, dropped: [], runningElsewhere: 1 };
-      },
-      commit: () => Promise.resolve(true),
-      durable: true,
-      backend: 'kubernetes',
-    };
+    const sink = notingSink(accepted, RUNNING_ELSEWHERE, 'kubernetes');
     const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '30s' }), 0, new SqsMetrics(new Registry()), capturing(lines), systemClock);
     await source.start(sink);
     let closed = false;
