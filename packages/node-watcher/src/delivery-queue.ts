@@ -29,12 +29,17 @@ export interface DeliveryQueueOptions {
 }
 
 /**
- * Statuses that another try may turn into a 2xx: core busy or starting, a proxy timing out,
+ * Answers that another try may turn into a 2xx: core busy or starting, a proxy timing out,
  * credentials being fixed, a route to core being fixed (core answers its events path with no 404:
  * a 404 is an ingress or proxy that has no route to it yet, or a default backend; core never
- * redirects either: a 3xx is an ingress sending `http://` to `https://`, or a route being moved).
+ * redirects either: a 3xx is an ingress sending `http://` to `https://`, or a route being moved),
+ * and any other 4xx core did not write: core names its reason (`errorType`) in every 4xx it
+ * answers, so one without is a proxy's or load balancer's (nginx's 400 for plain HTTP sent to its
+ * HTTPS port), which says nothing about the notice.
  */
-function retryable(status: number): boolean {
+function retryable(answer: CoreAnswer): boolean {
+  const { status } = answer;
+  if (status >= 400 && status < 500 && answer.reason === undefined) return true;
   return (status >= 300 && status < 400) || status >= 500 || status === 408 || status === 429 || status === 401 || status === 403 || status === 404;
 }
 
@@ -55,7 +60,8 @@ interface Queued {
  * try again with the same event, so core deduplicates a re-send by its id. An event whose flows
  * have no room (`queue_full`, `too_many_groups`) waits on its own: the events behind it, which
  * other flows may take (a spot interruption behind a rebalance recommendation), go on at once.
- * A 3xx is retried too, never followed. A 4xx that no re-send can change (400 `bad_data`, 413, 415) is logged and dropped.
+ * A 3xx is retried too, never followed. A 4xx of core's that no re-send can change (400 `bad_data`, 413, 415) is logged and
+ * dropped; a 4xx core did not write (no `errorType`: a proxy's) is retried.
  * {@link enqueue} never waits, so polling goes on while a send is pending; memory is bounded by
  * `maxPending`.
  */
@@ -159,7 +165,7 @@ export class DeliveryQueue {
           metrics.sends.inc({ outcome: 'accepted' });
           logger.info('core accepted the notice', { event_id: event.id, type: event.type, tries: queued.tries });
           this.options.onAccepted?.(event);
-        } else if (retryable(answer.status)) {
+        } else if (retryable(answer)) {
           metrics.sends.inc({ outcome: 'retried' });
           wait = Math.min(maxRetryAfterMs, Math.max(answer.retryAfterMs ?? 0, backoff(++queued.failures)));
           ownWait = answer.reason !== undefined && FLOW_FULL.has(answer.reason);

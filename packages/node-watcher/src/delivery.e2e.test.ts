@@ -143,6 +143,7 @@ flows:
   it.each([
     ['404 for (an ingress with no route to core yet)', 404, {}],
     ['a redirect for (an ingress sending http to https), which it does not follow,', 308, { location: 'https://hollowtrees.example/api/v1/events' }],
+    ["400 core did not write for (a proxy's page: plain HTTP sent to its HTTPS port)", 400, {}],
   ] as const)("keeps trying a notice core's address answers %s and delivers it once core is reached", async (_what, status, headers) => {
     const port = await freePort();
     // A default backend where core should be, as an ingress serves it while its route is missing or moved.
