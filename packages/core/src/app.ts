@@ -208,6 +208,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   logger.info({ listen: `${urlHost}:${address.port}`, tls: Boolean(tls), auth: Boolean(config.server.auth), config: loaded.file, flows: Object.keys(config.flows), dryRun: options.dryRun ?? false }, 'hollowtrees started');
 
   let closing: Promise<void> | undefined;
+  const shuttingDown = (): Error => new Error('shutting down: configuration not reloaded');
   const app: Hollowtrees = {
     url,
     port: address.port,
@@ -217,7 +218,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     metrics,
     logger,
     async reload(next) {
-      if (closing) throw new Error('shutting down: configuration not reloaded');
+      if (closing) throw shuttingDown();
       for (const warning of next.warnings) logger.warn(warning);
       // Against what the process started with: a reload before this one did not apply these either.
       const started = loaded.config;
@@ -228,6 +229,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (JSON.stringify({ ...next.config.state, maxQueuedBytes: 0 }) !== JSON.stringify({ ...started.state, maxQueuedBytes: 0 })) needsRestart.push('state');
       if (JSON.stringify(next.config.sources) !== JSON.stringify(started.sources)) needsRestart.push('sources');
       const nextFiles = await readConfigFiles(next);
+      // A shutdown that began while the files were read closes the runtime it found: one built now would be left open.
+      if (closing) throw shuttingDown();
       const authenticate = createAuthenticator(nextFiles.credentials);
       // Before the plugins are built: their loggers are children, which copy the level when made.
       // Only a change in the file moves it, so a logger handed in at its own level keeps it otherwise.

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Code, PluginError, labelsOf } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from './config/load-config.js';
 import { movableClock } from '../test/support/movable-clock.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../test/support/start-core.js';
@@ -105,6 +106,18 @@ describe('core with plugins over real gRPC', () => {
     await c.post('/api/v2/alerts', [spotAlert()]);
     await rec.waitForCalls(2);
     expect(rec.calls.map((call) => [call.flow, call.config]).sort()).toEqual([['pool', { mode: 'pool', maxUnavailable: '2' }], ['spot', {}]]);
+  });
+
+  it('a reload a shutdown overtakes while it reads its files is refused: nothing is built that the shutdown would leave open', async () => {
+    const rec = await plugin();
+    const c = await core(spotConfig(rec.address));
+    const closed = c.engine;
+    const reloading = c.reload(parseConfig(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 20m'), 'test.yaml', {}));
+    await c.close();
+    await expect(reloading).rejects.toThrow('shutting down: configuration not reloaded');
+    // The engine (and plugins) the shutdown closed is still the one core runs: no second runtime left running.
+    expect(c.engine).toBe(closed);
+    expect(c.logs.filter((l) => l.msg === 'configuration reloaded')).toEqual([]);
   });
 
   it('50 concurrent copies of one alert start exactly one run', async () => {
