@@ -64,6 +64,13 @@ describe('hollowtrees explain', () => {
     await expect(readExplainInput('{"labels":', new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
   });
 
+  it('names the alerts of a batch the receiver would refuse, and says it would take the others', async () => {
+    const spot = { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1' } };
+    await expect(read([spot, { labels: { instance_id: 'i-2' } }])).rejects.toThrow(
+      new ExplainInputError('alerts[1].labels.alertname: required: labels.alertname (the receiver would take the other 1 alerts and answer 400 naming these)'),
+    );
+  });
+
   it('reads an SQS message body as the queue source converts it, and says what the source would do with one it does not act on', async () => {
     const { config: sqsFlows } = parseConfig(
       'flows:\n  spot:\n    allowedEvents: [aws.ec2.spot.interruption-warning]\n    filters: { instance_action: terminate }\n    groupBy: [instance_id]\n    plugins: [log]\n',
