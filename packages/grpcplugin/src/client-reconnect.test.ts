@@ -10,27 +10,36 @@ import { TRANSPORTS } from './test-support/plugin-pair.js';
 import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 
 const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event' };
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
 
-async function servePlugin(port = 0, handler: EventHandler = { handle: () => ({ attributes: { served: 'yes' } }) }): Promise<PluginServer> {
-  const server = await serve(port, handler, { host: '127.0.0.1' });
-  cleanups.push(() => server.close());
-  return server;
-}
-
-function clientFor(port: number, transport: PluginTransport): PluginClient {
-  const client = new PluginClient(`127.0.0.1:${port}`, { transport });
-  cleanups.push(() => client.close());
-  return client;
+/** Servers and clients of the calling suite's tests, each closed after its test; call inside a `describe`. */
+function restartablePlugins() {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return {
+    defer: (cleanup: () => unknown): void => void cleanups.push(cleanup),
+    async servePlugin(port = 0, handler: EventHandler = { handle: () => ({ attributes: { served: 'yes' } }) }): Promise<PluginServer> {
+      const server = await serve(port, handler, { host: '127.0.0.1' });
+      cleanups.push(() => server.close());
+      return server;
+    },
+    clientFor(port: number, transport: PluginTransport): PluginClient {
+      const client = new PluginClient(`127.0.0.1:${port}`, { transport });
+      cleanups.push(() => client.close());
+      return client;
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (transport) => {
-  it('a call made while the plugin is down waits for it within its deadline and is served once it is back', async () => {
+// The two transports' suites run side by side (each one's tests one after another, with its own cleanups): most of
+// their time is spent waiting, 6 s of it on a plugin that is down, and the two share nothing but the machine.
+describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (transport) => {
+  const { defer, servePlugin, clientFor } = restartablePlugins();
+
+  it.sequential('a call made while the plugin is down waits for it within its deadline and is served once it is back', async () => {
     const first = await servePlugin();
     const client = clientFor(first.port, transport);
     expect((await client.handle(event, { flow: 'f' })).attributes).toEqual({ served: 'yes' });
@@ -41,10 +50,10 @@ describe.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (tran
     expect((await call).attributes).toEqual({ served: 'yes' });
   });
 
-  it('a call the plugin may have received is not sent again when the plugin is back within the deadline: it fails UNAVAILABLE, and the caller retries it as its next attempt', async () => {
+  it.sequential('a call the plugin may have received is not sent again when the plugin is back within the deadline: it fails UNAVAILABLE, and the caller retries it as its next attempt', async () => {
     // The plugin crashes (SIGKILL) while it acts on the call. Sending the call again here, as attempt 1 again, bypassed core's
     // retry policy and attempt numbers, and had the restarted plugin act on it a second time behind core's back.
-    const plugin = await stuckPluginProcess(1, (cleanup) => cleanups.push(cleanup));
+    const plugin = await stuckPluginProcess(1, defer);
     const client = clientFor(plugin.port, transport);
     const call = rejectionOf(client.handle(event, { flow: 'f', attempt: 1, timeoutMs: 5_000 }), PluginError);
     await plugin.allIn;
@@ -56,7 +65,7 @@ describe.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (tran
     expect(attempts).toEqual([2]);
   });
 
-  it('reconnects within about two seconds of the plugin coming back, however long it was down', async () => {
+  it.sequential('reconnects within about two seconds of the plugin coming back, however long it was down', async () => {
     const first = await servePlugin();
     const client = clientFor(first.port, transport);
     await client.handle(event, { flow: 'f' });
@@ -72,7 +81,7 @@ describe.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (tran
     expect((await client.handle(event, { flow: 'f', timeoutMs: 3_500 })).attributes).toEqual({ served: 'yes' });
   });
 
-  it('a call left waiting for a plugin does not keep the process alive once the client is closed', async () => {
+  it.sequential('a call left waiting for a plugin does not keep the process alive once the client is closed', async () => {
     const gone = await servePlugin();
     await gone.close();
     // A process of its own, on the built package: only its exit shows what still holds the event loop.
@@ -89,7 +98,7 @@ describe.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (tran
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
-  it('a plugin that never comes back: UNAVAILABLE with the connection error once the deadline passes', async () => {
+  it.sequential('a plugin that never comes back: UNAVAILABLE with the connection error once the deadline passes', async () => {
     const gone = await servePlugin();
     const client = clientFor(gone.port, transport);
     await gone.close();
