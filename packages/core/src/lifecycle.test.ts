@@ -288,7 +288,14 @@ describe('a stop Hollowtrees makes by itself', () => {
 
 describe('reload on SIGHUP', () => {
   it('lets a run in flight finish on the old plugins, even past the shutdown grace period', async () => {
-    const rec = await startRecordingPlugin(() => new Promise((r) => setTimeout(() => r({ attributes: { slow: 'done' } }), 1_200)));
+    // The call answers once the reload is done and the old plugins' grace period (200 ms) is over since, not after a
+    // fixed 1.2 s that a slow reload on a busy machine could outlast (the run would then end before the reload).
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const rec = await startRecordingPlugin(async () => {
+      await blocked;
+      return { attributes: { slow: 'done' } };
+    });
     plugins.push(rec);
     const text = config(rec.address).replace('shutdownGracePeriod: 10s', 'shutdownGracePeriod: 200ms');
     const file = writeConfig(text);
@@ -299,6 +306,7 @@ describe('reload on SIGHUP', () => {
     writeFileSync(file, text.replace('cooldown: 10m', 'cooldown: 20m'));
     core.child.kill('SIGHUP');
     await core.waitFor((l) => l.msg === 'configuration reloaded');
+    setTimeout(release, 400);
     expect(await core.waitFor((l) => l.msg === 'flow run succeeded' || l.msg === 'flow run interrupted')).toMatchObject({ msg: 'flow run succeeded', groupKey: 'spot:{instance_id="i-reload"}' });
   });
 
