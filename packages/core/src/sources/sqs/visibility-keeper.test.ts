@@ -1,5 +1,5 @@
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { pollUntil, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
+import { pollUntil, startSqsStandIn, startTcpRelay, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
 import pino from 'pino';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { VisibilityKeeper } from './visibility-keeper.js';
@@ -68,4 +68,34 @@ it('rounds cut short at their deadline take turns: the next round starts with th
   // Received for a minute; extended, a message is hidden for 1 s from the extension.
   const extended = (): number => queue.list().filter((m) => m.invisibleUntil < since + (RECEIVED_FOR_SECONDS / 2) * 1_000).length;
   await pollUntil(() => extended() === 300, 10_000, () => `${extended()} of 300 messages extended`);
+});
+
+it('a message released while a round is under way is not extended by that round: a source stopping makes it visible at once, and a late extension would hide it again for a whole timeout', async () => {
+  const handles = await receive(110);
+  const released = handles[109]!;
+  // The round's first ten calls (MAX_CONCURRENT_CALLS) take batches 1 to 10; the 11th, with `released`, is sent once one of them ends.
+  let releaseNow = false;
+  const relay = await startTcpRelay(Number(new URL(sqs.url).port), {
+    onClientBytes: () => {
+      if (!releaseNow) return;
+      releaseNow = false;
+      keeper!.release(released);
+    },
+  });
+  const relayed = new SQSClient({ region: 'us-east-2', endpoint: `http://127.0.0.1:${relay.port}`, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  try {
+    keeper = new VisibilityKeeper(relayed, queue.url, 1_000, pino({ level: 'silent' }), () => {});
+    for (const handle of handles) keeper.hold(handle, undefined);
+    releaseNow = true;
+    const hiddenUntil = (handle: string): number => queue.list().find((m) => m.receiptHandle === handle)!.invisibleUntil;
+    const extended = (handle: string): boolean => hiddenUntil(handle) < Date.now() + (RECEIVED_FOR_SECONDS / 2) * 1_000;
+    // The rest of the 11th batch is extended (by that round, or the next if it ran out of time)...
+    await pollUntil(() => handles.slice(100, 109).every(extended), 10_000, () => `${handles.filter(extended).length} of 110 extended`);
+    // ...but not the message released before its batch was sent.
+    expect(releaseNow).toBe(false);
+    expect(extended(released)).toBe(false);
+  } finally {
+    relayed.destroy();
+    await relay.close();
+  }
 });

@@ -92,16 +92,19 @@ export class VisibilityKeeper {
     await forEachBounded(batches, MAX_CONCURRENT_CALLS, async (batch) => {
       if (deadline.aborted) return;
       sent += batch.length;
-      for (const handle of batch) this.moveToEnd(handle);
-      await this.extend(batch, deadline);
+      // Only what is still held when its turn comes: a message released meanwhile may have been made visible
+      // at once (a source stopping), and extended now it would be hidden again for a whole timeout.
+      const stillHeld = batch.filter((handle) => this.held.has(handle));
+      if (stillHeld.length === 0) return;
+      for (const handle of stillHeld) this.moveToEnd(handle);
+      await this.extend(stillHeld, deadline);
     });
     const skipped = handles.length - sent;
     if (skipped > 0) this.logger.warn({ skipped, held: handles.length, intervalMs: this.intervalMs }, 'a round of visibility extensions did not end within a third of the visibility timeout; the next round starts now');
   }
 
-  /** Puts a handle still held last in {@link held}'s order (a Map keeps insertion order): extended last next round. */
+  /** Puts a held handle last in {@link held}'s order (a Map keeps insertion order): extended last next round. */
   private moveToEnd(handle: string): void {
-    if (!this.held.has(handle)) return;
     const messageId = this.held.get(handle);
     this.held.delete(handle);
     this.held.set(handle, messageId);
