@@ -380,6 +380,25 @@ describe('StateJournal when the disk fails', () => {
     await store.close();
   });
 
+  it('a shutdown once the disk is back, before the upkeep rewrote the file, writes the changes it dropped: the store rewrites it from memory as it closes', async () => {
+    const path = freshPath();
+    const disk = fullDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile, maxUnwrittenLines: 1, onError: () => {} });
+    const store = new JournalRunStateStore(journal);
+    store.tryStart('a', 'f', run('a'), 1);
+    expect(await store.commit()).toBe(true);
+    disk.full = true;
+    // a's run succeeds and b's starts while the disk is full: two changes, one more than are kept.
+    store.succeeded('a', 2, 8e12);
+    store.tryStart('b', 'f', run('b'), 3);
+    expect(await store.commit()).toBe(false);
+    // Space freed, then SIGTERM within the 5 s between two checks of the journal.
+    disk.full = false;
+    await store.close();
+    // The restart holds a's cooldown (read as cut short, a's run would call its plugins again) and resumes b.
+    expect((await readJournal(path)).states.map((s) => [s.key, s.phase])).toEqual([['a', 'cooling'], ['b', 'running']]);
+  });
+
   it('ignores records after close', async () => {
     const path = freshPath();
     const { journal } = await StateJournal.open(path);

@@ -167,9 +167,14 @@ export class StateJournal {
     return this.syncs;
   }
 
+  /** True when changes were dropped since the last rewrite (the disk failed for longer than `maxUnwrittenLines`): only a rewrite from memory makes the file whole. */
+  get missesChanges(): boolean {
+    return this.dropped > 0;
+  }
+
   /** True when the journal has grown enough to be worth rewriting, or misses changes it dropped. */
   get needsCompaction(): boolean {
-    return this.dropped > 0 || this.written > (this.options.compactAfter ?? 100_000) || this.appendedBytes > (this.options.compactAfterBytes ?? 64 * 1024 * 1024);
+    return this.missesChanges || this.written > (this.options.compactAfter ?? 100_000) || this.appendedBytes > (this.options.compactAfterBytes ?? 64 * 1024 * 1024);
   }
 
   /**
