@@ -119,6 +119,10 @@ describe('hollowtrees CLI', () => {
     expect(viaFile.stdout).toContain('  spot-drain: runs, group spot-drain:{instance_id="i-0abc"}, plugins k8s-drain → aws-spot → log\n');
     expect(run('explain', '--config', EXAMPLE_CONFIG, file('bad.json', '[{"labels": {}}]'))).toMatchObject({ status: 2, stdout: '', stderr: expect.stringContaining(`hollowtrees explain: ${join(tmp, 'bad.json')}: not a CloudEvent`) });
     expect(run('explain', file('x.json', alert))).toMatchObject({ status: 2, stderr: 'hollowtrees explain: --config FILE is required\n' });
+    // A batch the receiver takes in part: the valid alert explained, the refused one named, and exit 2.
+    const mixed = run('explain', '--config', EXAMPLE_CONFIG, file('mixed.json', `[${alert.slice(1, -1)}, {"labels": {}}]`));
+    expect(mixed).toMatchObject({ status: 2, stderr: `hollowtrees explain: ${join(tmp, 'mixed.json')}: the receiver would refuse alerts[1].labels.alertname: required: labels.alertname (1 of 2 alerts; the others are explained)\n` });
+    expect(mixed.stdout).toContain('  spot-drain: runs, group spot-drain:{instance_id="i-0abc"}, plugins k8s-drain → aws-spot → log\n');
   });
 
   it('validate accepts the example SQS config, and names the queue URL it lacks', () => {

@@ -54,16 +54,19 @@ async function explain(loaded: LoadedConfig, input: string | undefined): Promise
     process.stderr.write(`hollowtrees explain: ${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
     return EXIT_USAGE;
   }
-  let events;
+  let read;
   try {
-    events = await readExplainInput(text, new Date(), loaded.config.server.limits, process.env.AWS_REGION);
+    read = await readExplainInput(text, new Date(), loaded.config.server.limits, process.env.AWS_REGION);
   } catch (err) {
     if (!(err instanceof ExplainInputError)) throw err;
     process.stderr.write(`hollowtrees explain: ${name}: ${err.message}\n`);
     return EXIT_USAGE;
   }
-  for (const event of events) process.stdout.write(formatExplanation(event, explainEvent(event, loaded.config.flows)));
-  return 0;
+  for (const event of read.events) process.stdout.write(formatExplanation(event, explainEvent(event, loaded.config.flows)));
+  // The receiver takes the other alerts of such a batch, but answers it 400: still input to fix.
+  if (read.refused === undefined) return 0;
+  process.stderr.write(`hollowtrees explain: ${name}: the receiver would refuse ${read.refused}\n`);
+  return EXIT_USAGE;
 }
 
 async function readStdin(): Promise<string> {

@@ -23,7 +23,7 @@ export class WatcherMetrics {
     this.metadataErrors = new Counter({ name: 'hollowtrees_node_watcher_metadata_errors_total', help: 'Metadata requests that failed; each is retried after a backoff.', labelNames: ['cloud'], registers: [registry] });
     this.notices = new Counter({ name: 'hollowtrees_node_watcher_notices_total', help: 'Notices seen for the first time, by CloudEvent type.', labelNames: ['type'], registers: [registry] });
     this.sends = new Counter({ name: 'hollowtrees_node_watcher_sends_total', help: 'Tries to send an event to core, by outcome.', labelNames: ['outcome'], registers: [registry] });
-    this.eventsDropped = new Counter({ name: 'hollowtrees_node_watcher_events_dropped_total', help: 'Events dropped because the delivery queue was full.', registers: [registry] });
+    this.eventsDropped = new Counter({ name: 'hollowtrees_node_watcher_events_dropped_total', help: 'Notices the delivery queue had no room for, at each poll that offered one: a notice not queued is offered again by the next poll that still shows it.', registers: [registry] });
     this.eventsPending = new Gauge({ name: 'hollowtrees_node_watcher_events_pending', help: 'Events waiting for core to accept them.', registers: [registry] });
     for (const cloud of CLOUDS) {
       this.polls.inc({ cloud }, 0);

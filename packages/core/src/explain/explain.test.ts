@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { labelsOf } from '@hollowtrees/grpcplugin';
 import { parseConfig } from '../config/load-config.js';
 import { readFixture, readNoticeSample } from '../../test/support/fixtures.js';
 import { explainEvent, formatExplanation } from './explain-event.js';
@@ -22,11 +23,17 @@ const { config } = parseConfig(
   {},
 );
 const read = (value: unknown) => readExplainInput(JSON.stringify(value), new Date('2026-11-25T03:32:18Z'), config.server.limits);
+/** The events explain makes of `value`, none of it refused. */
+const eventsOf = async (value: unknown) => {
+  const { events, refused } = await read(value);
+  expect(refused).toBeUndefined();
+  return events;
+};
 const webhook = readFixture<{ alerts: Array<Record<string, unknown>> }>('alertmanager-0.25-webhook-firing.json');
 
 describe('hollowtrees explain', () => {
   it('reads a webhook payload through the receiver\'s parser and tells, per flow, whether it runs, in which group, with which plugins', async () => {
-    const [event] = await read(webhook);
+    const [event] = await eventsOf(webhook);
     expect(event!.type).toBe('prometheus.server.alert.SpotTerminationNotice');
     expect(explainEvent(event!, config.flows)).toEqual([
       { flow: 'drain', matched: true, groupKey: 'drain:{instance_id="i-0abc123"}', plugins: ['log'] },
@@ -37,7 +44,7 @@ describe('hollowtrees explain', () => {
 
   it('reads one postable alert or a list of them (v2: endsAt in the past means resolved), and names the filter that failed', async () => {
     const alert = { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1', cluster_name: 'dev' }, startsAt: '2026-11-25T03:32:00Z' };
-    const [one] = await read(alert);
+    const [one] = await eventsOf(alert);
     expect(formatExplanation(one!, explainEvent(one!, config.flows))).toBe(
       [
         `event prometheus.server.alert.SpotTerminationNotice (id ${one!.id}, source urn:hollowtrees:receiver)`,
@@ -48,14 +55,14 @@ describe('hollowtrees explain', () => {
         '',
       ].join('\n'),
     );
-    const events = await read([alert, { ...alert, endsAt: '2026-11-25T03:32:10Z' }]);
+    const events = await eventsOf([alert, { ...alert, endsAt: '2026-11-25T03:32:10Z' }]);
     expect(events.map((e) => e.type)).toEqual(['prometheus.server.alert.SpotTerminationNotice', 'prometheus.server.alert.SpotTerminationNotice.resolved']);
     expect(explainEvent(events[1]!, config.flows).find((v) => v.flow === 'audit')).toEqual({ flow: 'audit', matched: true, groupKey: `audit:{id=${JSON.stringify(events[1]!.id)}}`, plugins: ['log'] });
   });
 
   it('reads a CloudEvent in JSON, and says what is wrong with one it cannot use', async () => {
     const cloudEvent = { specversion: '1.0', id: 'ev-1', source: 'urn:node-watcher', type: 'prometheus.server.alert.SpotRebalance', data: { labels: { instance_id: 'i-2' } } };
-    const [event] = await read(cloudEvent);
+    const [event] = await eventsOf(cloudEvent);
     // As the receiver hands it to the flows.
     expect(event).toEqual({ ...cloudEvent, datacontenttype: 'application/json' });
     expect(explainEvent(event!, config.flows)[1]).toEqual({ flow: 'rebalance', matched: true, groupKey: 'rebalance:{id="ev-1"}', plugins: ['log'] });
@@ -64,11 +71,11 @@ describe('hollowtrees explain', () => {
     await expect(readExplainInput('{"labels":', new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
   });
 
-  it('names the alerts of a batch the receiver would refuse, and says it would take the others', async () => {
+  it('takes the valid alerts of a batch, as the receiver does, and names the ones it would refuse', async () => {
     const spot = { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1' } };
-    await expect(read([spot, { labels: { instance_id: 'i-2' } }])).rejects.toThrow(
-      new ExplainInputError('alerts[1].labels.alertname: required: labels.alertname (the receiver would take the other 1 alerts and answer 400 naming these)'),
-    );
+    const { events, refused } = await read([spot, { labels: { instance_id: 'i-2' } }]);
+    expect(events.map((e) => labelsOf(e).instance_id)).toEqual(['i-1']);
+    expect(refused).toBe('alerts[1].labels.alertname: required: labels.alertname (1 of 2 alerts; the others are explained)');
   });
 
   it('reads an SQS message body as the queue source converts it, and says what the source would do with one it does not act on', async () => {
@@ -77,7 +84,7 @@ describe('hollowtrees explain', () => {
       'explain.yaml',
       {},
     );
-    const [event] = await readExplainInput(readNoticeSample('spot-interruption-warning.json'), new Date(), sqsFlows.server.limits);
+    const [event] = (await readExplainInput(readNoticeSample('spot-interruption-warning.json'), new Date(), sqsFlows.server.limits)).events;
     expect(explainEvent(event!, sqsFlows.flows)).toEqual([{ flow: 'spot', matched: true, groupKey: 'spot:{instance_id="i-0b662ef9931388ba0"}', plugins: ['log'] }]);
     await expect(readExplainInput(readNoticeSample('autoscaling-test-notification.json'), new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete without a run: /);
     await expect(readExplainInput('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": "x"}', new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete as unprocessable: /);

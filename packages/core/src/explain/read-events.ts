@@ -32,15 +32,23 @@ function alertFormat(json: unknown): { format: AlertFormat; body: unknown } {
   return { format: 'api_v2', body: Array.isArray(json) ? json : [json] };
 }
 
+/** What `hollowtrees explain` explains: the events its input makes, and what of it the receiver would refuse while taking the rest. */
+export interface ExplainInput {
+  events: CloudEvent[];
+  /** The alerts of a batch the receiver would refuse one by one, named as its 400 names them. */
+  refused?: string;
+}
+
 /**
  * Reads what `hollowtrees explain` is given: a CloudEvent (or a JSON list of
  * them), an SQS message body the queue source reads (EventBridge, Auto Scaling,
  * SNS-wrapped; its region from `region` where the message names none), an
  * Alertmanager webhook payload, a list of Alertmanager API v2 postable alerts,
  * or one such alert. Each goes through the parser its source uses, so explain
- * refuses what that source refuses, with the same message.
+ * refuses what that source refuses, with the same message, and takes what it
+ * takes: the valid alerts of a batch whose other alerts are refused.
  */
-export async function readExplainInput(text: string, receivedAt: Date, limits: ReceiverLimits, region = 'unknown'): Promise<CloudEvent[]> {
+export async function readExplainInput(text: string, receivedAt: Date, limits: ReceiverLimits, region = 'unknown'): Promise<ExplainInput> {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -49,18 +57,18 @@ export async function readExplainInput(text: string, receivedAt: Date, limits: R
   }
   const first = Array.isArray(json) ? json[0] : json;
   if (isObject(first) && 'specversion' in first) {
-    return asExplainInput(() => parseCloudEvents(Array.isArray(json) ? 'batch' : 'structured', {}, Buffer.from(text), limits));
+    return { events: await asExplainInput(() => parseCloudEvents(Array.isArray(json) ? 'batch' : 'structured', {}, Buffer.from(text), limits)) };
   }
   if (isObject(json) && isNotice(json)) {
     const outcome = noticeToEvents(text, { region });
-    if (outcome.kind === 'events') return [...outcome.events];
+    if (outcome.kind === 'events') return { events: [...outcome.events] };
     throw new ExplainInputError(`an SQS message the queue source would ${outcome.kind === 'ignored' ? 'delete without a run' : 'delete as unprocessable'}: ${outcome.reason}`);
   }
   const { format, body } = alertFormat(json);
   const notAnAlert = 'not a CloudEvent (no specversion), an SQS notice, nor an alert the receiver takes: ';
   const { events, refused } = await asExplainInput(() => parseAlerts(format, Buffer.from(JSON.stringify(body)), receivedAt, limits), notAnAlert);
-  if (refused.refused === 0) return events;
+  if (refused.refused === 0) return { events };
   const problems = problemsText(refused.problems);
   if (events.length === 0) throw new ExplainInputError(`${notAnAlert}${problems}`);
-  throw new ExplainInputError(`${problems} (the receiver would take the other ${events.length} alerts and answer 400 naming these)`);
+  return { events, refused: `${problems} (${refused.refused} of ${refused.refused + events.length} alerts; the others are explained)` };
 }
