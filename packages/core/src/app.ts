@@ -158,7 +158,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   /** Every source hands its events to the engine running now (a reload replaces it). */
   const sink: EventSink = {
     accept: (event, receivedAt, onSettled) => current.engine.dispatch(event, receivedAt, onSettled),
-    commit: () => current.engine.commit(),
+    mark: () => current.engine.mark(),
+    commit: (since) => current.engine.commit(since),
     noRoom: () => current.engine.noRoom(),
     get durable() {
       return current.engine.durable;

@@ -310,10 +310,16 @@ export class FlowEngine {
 
   /**
    * Resolves once every run started so far is settled in the store: true, or
-   * false when the run state cannot be saved or checked now (see {@link durable}).
+   * false when the run state cannot be saved or checked now (see {@link durable}),
+   * or a run's claim failed since `since` (from {@link mark}).
    */
-  commit(): Promise<boolean> {
-    return this.states.commit();
+  commit(since?: number): Promise<boolean> {
+    return this.states.commit(undefined, since);
+  }
+
+  /** Where a source begins handing in one batch, for {@link commit}'s `since`. */
+  mark(): number {
+    return this.states.mark();
   }
 
   /** False while the store cannot be written or reached: events must then be refused, not acknowledged. */

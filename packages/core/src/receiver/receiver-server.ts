@@ -316,6 +316,8 @@ export class Receiver implements EventSource {
       // Counted per type once per request: a batch's events share one or two types.
       const received = new Map<string, number>();
       const nextEvent = slicer();
+      // A run's claim that fails while later slices are dispatched, before commit() is called, still refuses this batch.
+      const mark = sink.mark?.();
       for (const event of events) {
         const pause = nextEvent();
         if (pause) await pause;
@@ -332,7 +334,7 @@ export class Receiver implements EventSource {
       if (firstDrop?.reason === 'shutting_down') throw shuttingDown();
       if (firstDrop) throw notAllQueued(notTaken, total, intake.noun, firstDrop);
       // The runs are on disk before the sender hears they were accepted: a crash after the 200 resumes them.
-      if (!(await sink.commit())) throw stateUnavailable(intake.noun, sink.backend);
+      if (!(await sink.commit(mark))) throw stateUnavailable(intake.noun, sink.backend);
       // Acknowledge in the check phase, after Node has written the HTTP/2 frames of the plugin calls
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
       if (refused?.refused) {

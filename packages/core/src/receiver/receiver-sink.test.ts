@@ -17,6 +17,8 @@ interface TestSink extends EventSink {
   /** What `noRoom` answers. */
   full: string | undefined;
   commits: boolean;
+  /** The `since` of each commit, in order. */
+  commitsSince: Array<number | undefined>;
   durable: boolean;
   backend: StateBackend;
 }
@@ -29,13 +31,19 @@ async function receiverWith(server = ''): Promise<{ url: string; sink: TestSink;
     drops: [],
     full: undefined,
     commits: true,
+    commitsSince: [],
     durable: true,
     backend: 'file',
     accept(event) {
       this.events.push(event);
       return { matched: 1, started: this.drops.length === 0 ? 1 : 0, deduplicated: 0, dropped: this.drops };
     },
-    commit() {
+    // The events taken so far: a mark taken before a batch's first event says how many came before it.
+    mark() {
+      return this.events.length;
+    },
+    commit(since) {
+      this.commitsSince.push(since);
       return Promise.resolve(this.commits);
     },
     noRoom() {
@@ -65,6 +73,17 @@ const answer = async (res: Response): Promise<{ status: number; retryAfter: stri
 });
 
 describe('receiver in front of a sink that cannot take everything', () => {
+  it('commits each batch from a mark taken before its first event: a claim that failed while the batch was dispatched counts against it', async () => {
+    const r = await receiverWith();
+    try {
+      expect(await answer(await post(r.url, alerts(3)))).toMatchObject({ status: 200 });
+      expect(await answer(await post(r.url, alerts(2)))).toMatchObject({ status: 200 });
+      expect(r.sink.commitsSince).toEqual([0, 3]);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('answers 200 with the count only once what it accepted is durable, and 503 when it cannot be saved', async () => {
     const r = await receiverWith();
     try {

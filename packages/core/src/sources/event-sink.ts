@@ -104,8 +104,17 @@ export interface EventSink {
    * before parsing a batch and refuse it at once when told why.
    */
   noRoom?(): string | undefined;
-  /** Resolves once what was accepted so far is durable; false when the run state cannot be saved now. */
-  commit(): Promise<boolean>;
+  /**
+   * Where a source's handing-in of one batch begins, for {@link commit}: a run-state store that checks each run
+   * with a shared store (Kubernetes Leases) counts a check that failed since then against the batch, even one that
+   * failed before `commit` was called.
+   */
+  mark?(): number;
+  /**
+   * Resolves once what was accepted so far is durable; false when the run state cannot be saved now, or (with
+   * `since`, from {@link mark}) when a run's check with a shared store failed since then.
+   */
+  commit(since?: number): Promise<boolean>;
   /** False while the run state cannot be saved: readiness is false and events are refused. */
   readonly durable: boolean;
   /** Where run state is kept, so that a refusal can say what failed. */

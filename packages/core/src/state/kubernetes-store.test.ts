@@ -430,6 +430,20 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(lists()).toBe(listed);
   });
 
+  it('commit from a mark counts a claim refused before commit was called: a batch whose earlier slice lost a claim is not acknowledged', async () => {
+    const a = replica('a').store;
+    const mark = a.mark();
+    // Refused for good (RBAC): no outage, so the store stays durable; only the count tells.
+    api.failNext(1, { method: 'POST', path: LEASES_PATH, code: 403 });
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('unavailable');
+    expect(a.durable).toBe(true);
+    // A batch's last slice started no claim: its commit begins after the refusal.
+    expect(await a.commit(undefined, mark)).toBe(false);
+    // A commit of later batches, from their own marks, is not held to it.
+    expect(await a.commit(undefined, a.mark())).toBe(true);
+  });
+
   it('commit of one group waits for that group\'s writes only: a run\'s end is not held back by a slow write of another group', async () => {
     const a = replica('a').store;
     for (const g of ['g1', 'g2']) {

@@ -201,11 +201,15 @@ export class KubernetesRunStateStore extends GroupStates {
    * Waits for the claims and the writes of runs' ends made so far (with `key`,
    * only that group's), never for renewals or sweeps: a slow list must not hold answers back.
    */
-  override async commit(key?: string): Promise<boolean> {
-    const failuresBefore = this.failures;
+  override async commit(key?: string, since = this.failures): Promise<boolean> {
     if (key === undefined) await Promise.all([...this.settling]);
     else await this.settlingByKey.get(key);
-    return this.failures === failuresBefore && this.durable;
+    return this.failures === since && this.durable;
+  }
+
+  /** Claims that failed so far: a claim of a batch that fails before its commit is called still counts against it. */
+  override mark(): number {
+    return this.failures;
   }
 
   override get durable(): boolean {

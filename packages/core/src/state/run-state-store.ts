@@ -110,9 +110,13 @@ export interface RunStateStore {
    * Resolves once every change so far is settled in the store: true, or false
    * when it cannot be saved or checked now (the sender must be refused).
    * With `key`, a backend may settle only that group's changes (a run's end
-   * need not wait for the claims of other groups in flight).
+   * need not wait for the claims of other groups in flight). With `since`
+   * (from {@link mark}), a claim that failed since then makes it false, also one
+   * that failed before this call.
    */
-  commit(key?: string): Promise<boolean>;
+  commit(key?: string, since?: number): Promise<boolean>;
+  /** A point to hand {@link commit} as `since`: where a source begins handing in one batch. */
+  mark(): number;
   /** Runs that were in progress when the last process on this store stopped, and cooldowns it left (empty but for the journal). */
   readonly recovered: readonly GroupState[];
   /** The backend and what identifies this process in it, for the status API. */
