@@ -65,7 +65,7 @@ export async function validateItems<S extends z.ZodType>(
   return result;
 }
 
-/** {@link validateItems} for a batch that is all or nothing: the first refused item refuses it with a 400 naming every problem. */
+/** {@link validateItems} for a batch that is all or nothing: any refused item refuses it whole, with a 400 naming every problem. */
 export async function validateEach<S extends z.ZodType>(schema: S, items: readonly unknown[], name: string): Promise<Array<z.output<S>>> {
   const { valid, problems } = await validateItems(schema, items, name);
   if (problems.length > 0) throw new HttpError(400, 'bad_data', problemsText(problems));
