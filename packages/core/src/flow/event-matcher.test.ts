@@ -1,7 +1,7 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
 import { compileMatcher, compileTypePatterns, describeMismatch } from './event-matcher.js';
-import { compileGroupKey } from './group-key.js';
+import { compileGroupKey, MAX_GROUP_KEY_CHARS } from './group-key.js';
 
 const event = (type: string, labels: Record<string, string>, extra: Record<string, unknown> = {}): CloudEvent => ({
   id: 'e1', source: 's', specversion: '1.0', type, data: { labels, annotations: { summary: 'reclaimed' }, ...extra },
@@ -75,6 +75,17 @@ describe('group key', () => {
 
   it('falls back to the event id when none of the keys is present', () => {
     expect(compileGroupKey('spot', ['instance_id'])(event('t', {}))).toBe('spot:{id="e1"}');
+  });
+
+  it('writes a key longer than MAX_GROUP_KEY_CHARS as its SHA-256: the same values make the same key, other values another', () => {
+    const key = compileGroupKey('spot', ['instance_id']);
+    const long = (fill: string) => key(event('t', { instance_id: fill.repeat(MAX_GROUP_KEY_CHARS) }));
+    expect(long('a')).toMatch(/^spot:\{sha256="[0-9a-f]{64}"\}$/);
+    expect(long('a')).toBe(long('a'));
+    expect(long('b')).not.toBe(long('a'));
+    // Just within the bound, the key is kept as written.
+    const within = 'x'.repeat(MAX_GROUP_KEY_CHARS - 'spot:{instance_id=""}'.length);
+    expect(key(event('t', { instance_id: within }))).toBe(`spot:{instance_id="${within}"}`);
     expect(compileGroupKey('spot', [])(event('t', { instance_id: 'i-1' }))).toBe('spot:{id="e1"}');
   });
 

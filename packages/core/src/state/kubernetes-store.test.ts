@@ -499,6 +499,18 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(heard2.map((s) => s.outcome)).toEqual(['succeeded']);
   });
 
+  it('a flow grouping by a field longer than a Lease can keep (an annotation of 300 KiB) still claims its group: the key is its SHA-256', async () => {
+    const { store } = replica('a');
+    const { config } = parseConfig('flows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [annotations.runbook]\n    cooldown: 10m\n    plugins: [log]\n', 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['log', { name: 'log', timeoutMs: 5_000, retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 }, invoke: () => Promise.resolve({ status: 'ok', message: '', attributes: {} }), close: () => {} }]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    const heard: RunSettlement[] = [];
+    engine.dispatch({ id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: {}, annotations: { runbook: 'x'.repeat(300 * 1024) } } }, Date.now(), (s) => heard.push(s));
+    expect(await engine.commit()).toBe(true);
+    await engine.drain();
+    expect(heard.map((s) => s.outcome)).toEqual(['succeeded']);
+    expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual([expect.stringMatching(/^spot:\{sha256="[0-9a-f]{64}"\}$/)]);
+  });
+
   it('a replica paused past its Lease (SIGSTOP, a GC pause) whose plugin answers as it resumes calls no further plugin: another replica took the group over meanwhile', async () => {
     // Renew ticks far apart: the answer comes in before any tick of the resumed process, as Node runs I/O before timers.
     const aShift: ClockShift = { wallMs: 0, monotonicMs: 0 };
