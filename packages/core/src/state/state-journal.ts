@@ -159,7 +159,7 @@ export class StateJournal {
 
   /** True while the last write succeeded and nothing was dropped: what was recorded can be made durable. */
   get durable(): boolean {
-    return this.healthy && this.dropped === 0;
+    return this.healthy && !this.missesChanges;
   }
 
   /** Syncs done so far (one per group commit). */
@@ -170,6 +170,11 @@ export class StateJournal {
   /** True when changes were dropped since the last rewrite (the disk failed for longer than `maxUnwrittenLines`): only a rewrite from memory makes the file whole. */
   get missesChanges(): boolean {
     return this.dropped > 0;
+  }
+
+  /** Changes not in the file: those queued, and those dropped since the last rewrite. */
+  private get unwrittenLines(): number {
+    return this.pending.length + this.dropped;
   }
 
   /** True when the journal has grown enough to be worth rewriting, or misses changes it dropped. */
@@ -261,7 +266,7 @@ export class StateJournal {
   async close(): Promise<void> {
     if (this.closed) return;
     const saved = await this.flush();
-    const unsaved = this.pending.length + this.dropped;
+    const unsaved = this.unwrittenLines;
     this.closed = true;
     clearTimeout(this.retryTimer);
     await this.enqueue(() => this.file.close());
@@ -283,7 +288,7 @@ export class StateJournal {
   }
 
   private async writePending(): Promise<boolean> {
-    if (this.dropped > 0) {
+    if (this.missesChanges) {
       // Appended to a file that misses changes, they would not make it whole: the rewrite from memory takes them.
       this.dropped += this.pending.length;
       this.pending = [];
@@ -312,9 +317,9 @@ export class StateJournal {
       // Beyond the bound all are dropped: the file then needs a rewrite from memory, which takes every change.
       const kept = [...lines, ...this.pending];
       if (kept.length > (this.options.maxUnwrittenLines ?? MAX_UNWRITTEN_LINES)) this.dropped += kept.length;
-      this.pending = this.dropped > 0 ? [] : kept;
+      this.pending = this.missesChanges ? [] : kept;
       this.pendingSince = since;
-      this.options.onError?.(err, this.pending.length + this.dropped);
+      this.options.onError?.(err, this.unwrittenLines);
       // Try again without waiting for the next record, so readiness comes back once the disk does.
       this.retryTimer ??= setTimeout(() => {
         this.retryTimer = undefined;
