@@ -508,9 +508,10 @@ export class FlowEngine {
   private adopt(state: GroupState, at: StepRef | undefined): void {
     const flow = this.byName.get(state.flow);
     const run = state.run!;
-    if (!flow || !at || flow.steps[run.next]?.plugin.name === at.plugin) return this.scheduleOrHandOver(state);
+    if (!flow || !at) return this.scheduleOrHandOver(state);
     const next = goOnAt(flow.steps, run.next, at);
     if (next === undefined) return this.abandon(state, NO_LONGER_CALLS(state.flow, at));
+    if (next === run.next) return this.scheduleOrHandOver(state);
     this.states.progress(state.key, 'retrying', { ...run, next, at: stepOf(flow.steps, next)! });
     this.scheduleOrHandOver(this.states.get(state.key)!);
   }
