@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { readBounded } from './bounded-body.js';
 
 /** The receiver path of CloudEvents, as core serves it. */
 export const CORE_EVENTS_PATH = '/api/v1/events';
@@ -165,26 +166,17 @@ export class CoreClient {
         req.destroy(err);
       };
       const req = send(url, { method, headers, agent: this.agent, signal }, (res) => {
-        const tooLarge = (): void => fail(new Error(`${method} ${url.href}: the answer is larger than ${maxAnswerBytes} bytes`));
-        if (Number(res.headers['content-length']) > maxAnswerBytes) return tooLarge();
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxAnswerBytes) tooLarge();
-          else chunks.push(c);
-        });
-        res.once('error', fail);
-        res.once('end', () => {
+        const tooLarge = (): Error => new Error(`${method} ${url.href}: the answer is larger than ${maxAnswerBytes} bytes`);
+        readBounded(res, res.headers['content-length'], maxAnswerBytes, tooLarge).then((raw) => {
           clearTimeout(deadline);
           let json: unknown;
           try {
-            json = JSON.parse(Buffer.concat(chunks).toString());
+            json = JSON.parse(raw.toString());
           } catch {
             // Not core's JSON (a proxy's page): the status is enough.
           }
           resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
-        });
+        }, fail);
       });
       // The whole request, not an idle socket: a byte a second would keep an idle timeout from ever firing.
       const deadline = setTimeout(() => fail(new Error(`${method} ${url.href}: no complete answer in ${timeoutMs} ms`)), timeoutMs);

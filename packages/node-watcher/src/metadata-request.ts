@@ -1,3 +1,4 @@
+import { readBounded } from './bounded-body.js';
 import { linkedSignal } from './linked-signal.js';
 
 /**
@@ -71,21 +72,15 @@ export async function metadataRequest(url: string, options: MetadataRequestOptio
 
 /** The answer's body as text, or a {@link MetadataError} naming `what` once it passes {@link MAX_METADATA_ANSWER_BYTES}. */
 async function boundedText(res: Response, what: string): Promise<string> {
-  const tooLarge = new MetadataError(`${what}: HTTP ${res.status}, and the answer is larger than ${MAX_METADATA_ANSWER_BYTES} bytes`);
-  if (Number(res.headers.get('content-length')) > MAX_METADATA_ANSWER_BYTES) {
-    await res.body?.cancel();
-    throw tooLarge;
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   if (!res.body) return '';
-  for await (const chunk of res.body) {
-    size += chunk.length;
-    // Leaving the loop cancels the stream: the rest is never read.
-    if (size > MAX_METADATA_ANSWER_BYTES) throw tooLarge;
-    chunks.push(chunk);
+  const tooLarge = (): Error => new MetadataError(`${what}: HTTP ${res.status}, and the answer is larger than ${MAX_METADATA_ANSWER_BYTES} bytes`);
+  try {
+    return (await readBounded(res.body, res.headers.get('content-length'), MAX_METADATA_ANSWER_BYTES, tooLarge)).toString('utf8');
+  } catch (err) {
+    // Refused on its declared length, the body was never read: let its connection go.
+    await res.body.cancel().catch(() => {});
+    throw err;
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The body of a 200, or a {@link MetadataError} naming the path and the status. */
