@@ -3,7 +3,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCertificates } from '@hollowtrees/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
 import { parseConfig } from '../config/load-config.js';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
@@ -31,10 +31,11 @@ describe('receiver auth', () => {
   beforeAll(async () => {
     open = await startTestCore(FLOW);
     const passwordFile = file('password', 'hunter2\n');
-    process.env.HT_TEST_TOKEN = TOKEN;
+    vi.stubEnv('HT_TEST_TOKEN', TOKEN);
     guarded = await startTestCore(`server:\n  auth:\n    bearerToken: \${HT_TEST_TOKEN}\n    basic: { username: prometheus, passwordFile: "${passwordFile}" }\n${FLOW}`);
   });
   afterAll(async () => {
+    vi.unstubAllEnvs();
     await open.close();
     await guarded.close();
   });

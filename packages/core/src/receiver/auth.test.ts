@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { createAuthenticator } from './auth.js';
 
 // Every credential check must go through node:crypto's constant-time comparison: a
 // recording wrapper around the real function makes that observable (the timing is not).
@@ -10,6 +9,10 @@ vi.mock('node:crypto', async (importOriginal) => {
   return { ...real, timingSafeEqual: vi.fn(real.timingSafeEqual) };
 });
 const compared = vi.mocked(timingSafeEqual);
+// Test files share one module graph per worker (vitest.config.ts: isolate false): auth.js may
+// already be loaded with the real function, so it is loaded afresh here, under the mock.
+vi.resetModules();
+const { createAuthenticator } = await import('./auth.js');
 beforeEach(() => {
   compared.mockClear();
 });

@@ -1,16 +1,18 @@
 import { labelsOf } from '@hollowtrees/grpcplugin';
 import { pollUntil, startAwsStandIn, type AwsStandIn, type SpotPool } from '@hollowtrees/testkit';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { movableClock } from '../../../test/support/movable-clock.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
 
 // The default credential chain reads these: no profile or instance metadata is looked for.
+// Undone after the file: its worker runs other files next (vitest.config.ts, isolate false).
 beforeAll(() => {
-  process.env['AWS_ACCESS_KEY_ID'] = 'test';
-  process.env['AWS_SECRET_ACCESS_KEY'] = 'test';
-  process.env['AWS_EC2_METADATA_DISABLED'] = 'true';
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
+  vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
 });
+afterAll(() => vi.unstubAllEnvs());
 
 let aws: AwsStandIn;
 let plugin: RecordingPlugin;

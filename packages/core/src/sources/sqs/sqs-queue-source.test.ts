@@ -5,7 +5,7 @@ import { Code, labelsOf, PluginError, systemClock, type CloudEvent } from '@holl
 import { pollUntil, startKubeApiServer, startSqsStandIn, type SqsQueue, type SqsStandIn } from '@hollowtrees/testkit';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
 import { readNoticeSample } from '../../../test/support/fixtures.js';
@@ -20,11 +20,13 @@ import { SqsMetrics } from './sqs-metrics.js';
 import { SqsQueueSource } from './sqs-queue-source.js';
 
 // The default credential chain reads these: no profile or instance metadata is looked for.
+// Undone after the file: its worker runs other files next (vitest.config.ts, isolate false).
 beforeAll(() => {
-  process.env['AWS_ACCESS_KEY_ID'] = 'test';
-  process.env['AWS_SECRET_ACCESS_KEY'] = 'test';
-  process.env['AWS_EC2_METADATA_DISABLED'] = 'true';
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
+  vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
 });
+afterAll(() => vi.unstubAllEnvs());
 
 /** A spot interruption warning for `instance`, with its own EventBridge id. */
 const spotWarning = (instance: string, id = `evt-${instance}`): string => {
