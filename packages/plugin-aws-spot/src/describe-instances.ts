@@ -1,5 +1,5 @@
-import { paginateDescribeInstances, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
-import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { DescribeInstancesCommand, type EC2Client, type Filter, type Instance } from '@aws-sdk/client-ec2';
+import { readEveryPage } from '@hollowtrees/grpcplugin';
 import { toPluginError } from './aws-error.js';
 
 /** Values one filter of a DescribeInstances carries, at most (EC2 takes 200). */
@@ -14,23 +14,22 @@ export interface DescribeOptions {
 }
 
 /**
- * Every instance that matches `filters`, page after page (one call at a time,
- * so a large listing stays under EC2's rate limits). The SDK retries each
- * page; a failure becomes a PluginError naming the call. A page that gives a
- * `NextToken` an earlier page gave (a broken endpoint) ends the listing as
- * UNAVAILABLE: the SDK's paginator would follow it for ever.
+ * Every instance that matches `filters`, page after page with the SDK's
+ * {@link readEveryPage} (one call at a time, so a large listing stays under
+ * EC2's rate limits; a page that repeats a `NextToken`, or a listing past
+ * 1,000 pages, from a broken endpoint, ends it as UNAVAILABLE instead of being
+ * followed for ever). The AWS SDK retries each page; a failure becomes a
+ * PluginError naming the call.
  */
 export async function describeInstances(options: DescribeOptions, filters: readonly Filter[]): Promise<Instance[]> {
   const found: Instance[] = [];
-  const given = new Set<string>();
   try {
-    const pages = paginateDescribeInstances({ client: options.ec2, pageSize: options.pageSize }, { Filters: [...filters] }, { abortSignal: options.signal });
-    for await (const page of pages) {
-      found.push(...(page.Reservations ?? []).flatMap((r) => r.Instances ?? []));
-      const token = page.NextToken;
-      if (token && given.has(token)) throw new PluginError(Code.Unavailable, `EC2 DescribeInstances: page ${given.size + 1} gave a NextToken an earlier page gave (${token.slice(0, 60)}): the listing would never end`);
-      if (token) given.add(token);
-    }
+    await readEveryPage({
+      name: 'EC2 DescribeInstances',
+      read: (NextToken) => options.ec2.send(new DescribeInstancesCommand({ Filters: [...filters], MaxResults: options.pageSize, ...(NextToken ? { NextToken } : {}) }), { abortSignal: options.signal }),
+      nextToken: (page) => page.NextToken,
+      take: (page) => found.push(...(page.Reservations ?? []).flatMap((r) => r.Instances ?? [])),
+    });
   } catch (err) {
     throw toPluginError(err, 'EC2 DescribeInstances', options.signal);
   }

@@ -1,5 +1,5 @@
 import { DescribeSpotPriceHistoryCommand, type _InstanceType, type EC2Client } from '@aws-sdk/client-ec2';
-import { readEveryPage } from '../aws-pages.js';
+import { readEveryPage } from '@hollowtrees/grpcplugin';
 import type { PriceSample } from './price-crossings.js';
 import { poolKey, type SpotPool } from './spot-pools.js';
 
@@ -27,10 +27,11 @@ export async function readPriceHistory(client: EC2Client, query: HistoryQuery, s
     EndTime: new Date(query.to),
     MaxResults: 1_000,
   };
-  await readEveryPage(
-    'DescribeSpotPriceHistory',
-    (NextToken) => client.send(new DescribeSpotPriceHistoryCommand({ ...input, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal }),
-    (page) => {
+  await readEveryPage({
+    name: 'DescribeSpotPriceHistory',
+    read: (NextToken) => client.send(new DescribeSpotPriceHistoryCommand({ ...input, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal }),
+    nextToken: (page) => page.NextToken,
+    take: (page) => {
       for (const item of page.SpotPriceHistory ?? []) {
         const samples = item.InstanceType && item.AvailabilityZone ? history.get(poolKey({ instanceType: item.InstanceType, availabilityZone: item.AvailabilityZone })) : undefined;
         const price = Number(item.SpotPrice);
@@ -38,7 +39,7 @@ export async function readPriceHistory(client: EC2Client, query: HistoryQuery, s
         samples.push({ price, at: item.Timestamp.getTime() });
       }
     },
-  );
+  });
   // EC2 answers newest first; a stable sort keeps its order for samples of one second reversed, as they came.
   for (const samples of history.values()) samples.reverse().sort((a, b) => a.at - b.at);
   return history;

@@ -1,5 +1,5 @@
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { readEveryPage } from '../aws-pages.js';
+import { readEveryPage } from '@hollowtrees/grpcplugin';
 
 /** One Spot pool: an instance type in an Availability Zone. */
 export interface SpotPool {
@@ -25,10 +25,11 @@ export async function discoverPools(client: EC2Client, tags: Readonly<Record<str
     ...Object.entries(tags).map(([key, value]) => ({ Name: `tag:${key}`, Values: [value] })),
     { Name: 'instance-state-name', Values: ['pending', 'running'] },
   ];
-  await readEveryPage(
-    'DescribeInstances',
-    (NextToken) => client.send(new DescribeInstancesCommand({ Filters, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal }),
-    (page) => {
+  await readEveryPage({
+    name: 'DescribeInstances',
+    read: (NextToken) => client.send(new DescribeInstancesCommand({ Filters, ...(NextToken ? { NextToken } : {}) }), { abortSignal: signal }),
+    nextToken: (page) => page.NextToken,
+    take: (page) => {
       for (const instance of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
         // Real EC2 sets InstanceLifecycle only on spot (and scheduled) instances: on-demand capacity has no Spot price.
         const instanceType = instance.InstanceType;
@@ -38,6 +39,6 @@ export async function discoverPools(client: EC2Client, tags: Readonly<Record<str
         found.set(poolKey(pool), pool);
       }
     },
-  );
+  });
   return [...found.values()];
 }
