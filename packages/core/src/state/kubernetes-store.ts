@@ -55,6 +55,9 @@ const FAILURE_HOLD_MS = 1_000;
 /** While the API server cannot be reached, how often it is asked again. */
 const PROBE_MS = 500;
 
+/** 401 or 403: the API server answers, but this replica may not use its Leases (no Role, a Role in another namespace, a token refused). */
+const isDenied = (err: unknown): boolean => err instanceof LeaseRefused && (err.code === 401 || err.code === 403);
+
 /**
  * The `kubernetes` backend: one `coordination.k8s.io/v1` Lease per group held,
  * shared by every replica. The replica that starts a run creates its Lease (a
@@ -216,11 +219,30 @@ export class KubernetesRunStateStore extends GroupStates {
     return this.reachable && this.options.clock.now() - this.lastFailureAt >= FAILURE_HOLD_MS;
   }
 
+  /**
+   * Asks the API server once, at start, whether this replica can use its
+   * Leases. Until it can (no answer, or 401/403: RBAC), the store is not
+   * durable, as after a failed call: `/-/ready` and new events answer 503
+   * instead of a replica that looks ready refusing every claim. Never rejects.
+   */
+  checkAccess(): Promise<void> {
+    const check = this.options.api.read(this.probeLease).then(
+      () => {},
+      (err: unknown) => {
+        if (isDenied(err) || !(err instanceof LeaseRefused) || err.code >= 500 || err.code === 429) this.failed(err);
+      },
+    );
+    this.track(check);
+    return check;
+  }
+
   /** Stops renewing; Leases of runs cut short were released by the engine, cooldowns stay for the other replicas. */
   override async close(): Promise<void> {
     clearInterval(this.renewer);
     clearInterval(this.prober);
     while (this.pending.size > 0) await Promise.all([...this.pending]);
+    // A call that failed meanwhile may have started probing again.
+    clearInterval(this.prober);
   }
 
   /** Claims the group for `run`; never rejects. A run not held locally any more gets no claim, and frees the group only while it is its own. */
@@ -554,7 +576,7 @@ export class KubernetesRunStateStore extends GroupStates {
     this.reachable = true;
     clearInterval(this.prober);
     this.prober = undefined;
-    this.options.logger.info('the shared run-state store can be reached again');
+    this.options.logger.info('the shared run-state store can be used again');
   }
 
   private failed(err: unknown): void {
@@ -562,17 +584,23 @@ export class KubernetesRunStateStore extends GroupStates {
     this.lastFailureAt = this.options.clock.now();
     if (!this.reachable) return;
     this.reachable = false;
-    this.options.logger.error({ err }, 'the shared run-state store cannot be reached: new events get 503 until it can; runs in progress go on');
+    const why = isDenied(err) ? 'refuses this replica its Leases (RBAC: its service account needs get, list, create, update and delete on leases in the namespace)' : 'cannot be reached';
+    this.options.logger.error({ err }, `the shared run-state store ${why}: new events get 503 until it can; runs in progress go on`);
     this.prober = setInterval(() => void this.probe(), PROBE_MS).unref();
   }
 
-  /** Asks the API server anything: an answer, even a 404, means it can be reached again. */
+  /** The Lease the access check and the probe read: its 404 is an answer as good as any. */
+  private get probeLease(): string {
+    return `${this.options.leasePrefix}probe`;
+  }
+
+  /** Asks the API server anything: an answer, even a 404, means it can be reached again; a 401 or 403 does not let this replica use it. */
   private async probe(): Promise<void> {
     try {
-      await this.options.api.read(`${this.options.leasePrefix}probe`);
+      await this.options.api.read(this.probeLease);
       this.answered();
     } catch (err) {
-      if (err instanceof LeaseRefused && err.code < 500) this.answered();
+      if (err instanceof LeaseRefused && err.code < 500 && !isDenied(err)) this.answered();
       else this.lastFailureAt = this.options.clock.now();
     }
   }

@@ -26,7 +26,7 @@ export function replicaIdentity(): string {
   return process.env['POD_NAME'] || `${hostname()}-${process.pid}`;
 }
 
-/** Connects to the API server for `state.backend: kubernetes`; makes no call until the first event. */
+/** Connects to the API server for `state.backend: kubernetes`; one read at start checks that this replica may use its Leases (refused or unanswered: not ready until it may). */
 export function openKubernetesStore({ loaded, logger, metrics, clock, kubeconfig }: StoreContext, settings: KubernetesStateConfig): OpenedStore {
   const namespace = namespaceOf(settings.namespace, loaded.file);
   let kc: KubeConfig;
@@ -43,6 +43,7 @@ export function openKubernetesStore({ loaded, logger, metrics, clock, kubeconfig
   // As written in the file: a value from ${VAR} is not shown.
   const shown = { namespace: settings.namespace ? loaded.display.plain('state.kubernetes.namespace', namespace) : namespace, leasePrefix: loaded.display.plain('state.kubernetes.leasePrefix', settings.leasePrefix) };
   logger.info({ backend: 'kubernetes', ...shown, identity, leaseDurationMs: settings.leaseDuration }, 'run state kept in Kubernetes Leases, shared with every replica');
+  void store.checkAccess();
   return { store, maintain: () => Promise.resolve(), reportRecovery: () => {} };
 }
 

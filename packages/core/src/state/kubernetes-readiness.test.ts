@@ -1,0 +1,50 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { startTestCore, type TestCore } from '../../test/support/start-core.js';
+
+/** Core with `state.backend: kubernetes` on the kube-apiserver stand-in, as the ha overlay runs it. */
+let api: KubeApiServer;
+let core: TestCore | undefined;
+beforeEach(async () => {
+  api = await startKubeApiServer();
+});
+afterEach(async () => {
+  await core?.close();
+  core = undefined;
+  await api.close();
+});
+
+const LEASES = /\/namespaces\/ops\/leases/;
+const ALERT = [{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-rbac' }, startsAt: '2026-11-29T10:00:00Z' }];
+
+async function start(): Promise<TestCore> {
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-lease-access-')), 'kubeconfig');
+  writeFileSync(kubeconfig, api.kubeConfigFileText());
+  core = await startTestCore(`state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]\n    groupBy: [instance_id]\n    plugins: [log]\n`);
+  return core;
+}
+
+const readiness = async (url: string): Promise<number> => (await fetch(`${url}/-/ready`)).status;
+
+it('a replica whose service account may not use Leases (no Role, or a Role in another namespace) is not ready and says why, instead of looking ready and refusing every alert', async () => {
+  // RBAC refuses every Lease call of this replica, for the whole test.
+  api.failNext(1_000_000, { path: LEASES, code: 403 });
+  const app = await start();
+  await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(503);
+  expect(await app.post('/api/v2/alerts', ALERT)).toMatchObject({ status: 503, json: { errorType: 'state_unavailable' } });
+  expect(app.logs.find((l) => l['level'] === 'error')?.['msg']).toMatch(/^the shared run-state store refuses this replica its Leases \(RBAC: its service account needs get, list, create, update and delete on leases in the namespace\)/);
+  expect(api.cluster.leases.all()).toEqual([]);
+});
+
+it('once the API server lets it use its Leases, the replica is ready and takes alerts', async () => {
+  // The Role arrives after the replica started: its check and first probes are refused.
+  api.failNext(3, { method: 'GET', path: LEASES, code: 403 });
+  const app = await start();
+  await expect.poll(() => api.requests.filter((r) => r.code === 403).length, { timeout: 10_000, interval: 20 }).toBe(3);
+  await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(200);
+  expect(await app.post('/api/v2/alerts', ALERT)).toMatchObject({ status: 200 });
+  expect(app.logs.map((l) => l['msg'])).toContain('the shared run-state store can be used again');
+});
