@@ -89,4 +89,18 @@ describe('hollowtrees explain', () => {
     await expect(readExplainInput(readNoticeSample('autoscaling-test-notification.json'), new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete without a run: /);
     await expect(readExplainInput('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": "x"}', new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete as unprocessable: /);
   });
+
+  it('refuses a body larger than server.limits.maxBodyBytes, as the receiver answers it 413 whatever it holds; an SQS message body is not held to it', async () => {
+    const limits = { ...config.server.limits, maxBodyBytes: 1_024 };
+    const alert = { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1', cluster_name: 'prod', severity: 'critical' }, annotations: { summary: 'x'.repeat(1_100) } };
+    const event = { specversion: '1.0', id: 'e-1', source: 's', type: 'prometheus.server.alert.SpotTerminationNotice', data: { labels: { instance_id: 'i-1' }, pad: 'x'.repeat(1_100) } };
+    for (const body of [alert, [alert], { version: '4', status: 'firing', alerts: [alert] }, event, [event]]) {
+      await expect(readExplainInput(JSON.stringify(body), new Date(), limits)).rejects.toThrow(new ExplainInputError('request body is larger than the limit of 1024 bytes'));
+    }
+    // Just within the limit, the same alert is explained.
+    const within = JSON.stringify({ ...alert, annotations: { summary: 'x'.repeat(900) } });
+    expect((await readExplainInput(within, new Date(), { ...limits, maxBodyBytes: Buffer.byteLength(within) })).events).toHaveLength(1);
+    const notice = readNoticeSample('spot-interruption-warning.json');
+    expect((await readExplainInput(notice, new Date(), { ...limits, maxBodyBytes: 16 })).events).toHaveLength(1);
+  });
 });

@@ -2,6 +2,7 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits } from '../config/schema.js';
 import { parseAlerts, type AlertFormat } from '../receiver/parse-alerts.js';
 import { HttpError } from '../receiver/http-error.js';
+import { bodyTooLarge } from '../receiver/read-body.js';
 import { parseCloudEvents } from '../receiver/parse-cloudevents.js';
 import { noticeToEvents } from '../sources/sqs/notice-to-events.js';
 import { problemsText } from '../validation-issues.js';
@@ -45,8 +46,9 @@ export interface ExplainInput {
  * SNS-wrapped; its region from `region` where the message names none), an
  * Alertmanager webhook payload, a list of Alertmanager API v2 postable alerts,
  * or one such alert. Each goes through the parser its source uses, so explain
- * refuses what that source refuses, with the same message, and takes what it
- * takes: the valid alerts of a batch whose other alerts are refused.
+ * refuses what that source refuses, with the same message (a body over the
+ * receiver's `maxBodyBytes` too), and takes what it takes: the valid alerts of
+ * a batch whose other alerts are refused.
  */
 export async function readExplainInput(text: string, receivedAt: Date, limits: ReceiverLimits, region = 'unknown'): Promise<ExplainInput> {
   let json: unknown;
@@ -56,6 +58,8 @@ export async function readExplainInput(text: string, receivedAt: Date, limits: R
     throw new ExplainInputError(`not valid JSON: ${(err as Error).message}`);
   }
   const first = Array.isArray(json) ? json[0] : json;
+  // The receiver answers a body over its limit 413 before reading a single alert or event of it; a queue's message is not held to it.
+  if (!(isObject(json) && isNotice(json)) && Buffer.byteLength(text) > limits.maxBodyBytes) throw new ExplainInputError(bodyTooLarge(limits.maxBodyBytes).message);
   if (isObject(first) && 'specversion' in first) {
     return { events: await asExplainInput(() => parseCloudEvents(Array.isArray(json) ? 'batch' : 'structured', {}, Buffer.from(text), limits)) };
   }

@@ -2,6 +2,11 @@ import type { IncomingMessage } from 'node:http';
 import { formatDuration } from '@hollowtrees/grpcplugin';
 import { HttpError } from './http-error.js';
 
+/** The 413 of a body over `limit` bytes: the receiver's answer, and what `hollowtrees explain` says of such input. */
+export function bodyTooLarge(limit: number): HttpError {
+  return new HttpError(413, 'too_large', `request body is larger than the limit of ${limit} bytes`);
+}
+
 /**
  * Reads the request body, refusing with 413 as soon as it passes `limit`
  * bytes (by Content-Length when sent, by counting otherwise), and with 408
@@ -9,9 +14,8 @@ import { HttpError } from './http-error.js';
  * ends (complete, failed, closed or stalled), so the caller's slot comes back.
  */
 export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
-  const tooLarge = (): HttpError => new HttpError(413, 'too_large', `request body is larger than the limit of ${limit} bytes`);
   const declared = Number(req.headers['content-length']);
-  if (declared > limit) return Promise.reject(tooLarge());
+  if (declared > limit) return Promise.reject(bodyTooLarge(limit));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -30,7 +34,7 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
     const timer = setTimeout(() => fail(new HttpError(408, 'timeout', `request body not complete within ${formatDuration(timeoutMs)}`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limit) return fail(tooLarge());
+      if (size > limit) return fail(bodyTooLarge(limit));
       chunks.push(chunk);
     };
     const endedEarly = (): void => fail(new HttpError(400, 'bad_data', 'request body ended early: the client closed the connection'));
