@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -232,6 +233,23 @@ describe('hollowtrees CLI', () => {
     // Generous bound for a loaded machine; what it guards against is the plugin's whole timeout.
     expect(Date.now() - stoppedAt).toBeLessThan(5_000);
     expect(core.lines.at(-1)?.msg).toBe('hollowtrees stopped');
+  });
+
+  it('SIGTERM while starting is not lost: core finishes starting, then shuts down gracefully and exits 0', async () => {
+    // Start-up reads the bearer token from a FIFO, so it waits there until the test writes it; the test's open for
+    // writing returns once core has opened it for reading. Then it opens its journal, as a start does that waits on
+    // a state file's lock or reads a long journal: the signal is handled meanwhile.
+    const fifo = join(tmp, 'token-fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const config = file('starting.yaml', `server:\n  listen: 127.0.0.1:0\n  auth: { bearerTokenFile: "${fifo}" }\nstate: { file: "${join(tmp, 'starting', 'runs.jsonl')}" }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.*]\n    plugins: [log]\n`);
+    const core = start(['--config', config]);
+    const writer = await open(fifo, 'w');
+    core.child.kill('SIGTERM');
+    await writer.writeFile('token');
+    await writer.close();
+    expect(await core.exited).toBe(0);
+    expect(core.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['hollowtrees started', 'shutting down', 'hollowtrees stopped']));
+    expect(core.lines.find((l) => l.msg === 'shutting down')).toMatchObject({ signal: 'SIGTERM' });
   });
 
   it('a port in use is a runtime failure: exit 1 with the port named', async () => {

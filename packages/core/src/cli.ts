@@ -159,6 +159,20 @@ async function main(argv: string[]): Promise<number> {
     hupWhileStarting = true;
   };
   process.on('SIGHUP', onHupWhileStarting);
+  // SIGTERM or SIGINT while starting (waiting on a state file's lock, reading a long journal) is a stop asked
+  // for too early, not lost: as PID 1 of a container (node is the image's entrypoint) the kernel drops a signal
+  // that has no listener, and the pod ran on until SIGKILL at its grace period's end, its runs cut short
+  // then. It is made, gracefully, once core has started; a second one ends the process at once.
+  let stopWhileStarting: NodeJS.Signals | undefined;
+  const onStopWhileStarting = (signal: NodeJS.Signals): void => {
+    if (stopWhileStarting === undefined) {
+      stopWhileStarting = signal;
+      return;
+    }
+    logger.flush();
+    process.exit(EXIT_RUNTIME);
+  };
+  process.on('SIGTERM', onStopWhileStarting).on('SIGINT', onStopWhileStarting);
   let app;
   try {
     // A stop Hollowtrees had to make by itself (it lost its state file's lock) is a runtime failure:
@@ -185,10 +199,18 @@ async function main(argv: string[]): Promise<number> {
       exit(EXIT_RUNTIME);
     });
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.off('SIGTERM', onStopWhileStarting).off('SIGINT', onStopWhileStarting);
   process.off('SIGHUP', onHupWhileStarting);
   process.on('SIGHUP', () => void reload());
+  if (stopWhileStarting !== undefined) {
+    // Stopping already: the other signal too means now.
+    const other = stopWhileStarting === 'SIGTERM' ? 'SIGINT' : 'SIGTERM';
+    process.once(other, () => exit(EXIT_RUNTIME));
+    stop(stopWhileStarting);
+    return exitCode;
+  }
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
   if (hupWhileStarting) void reload();
   return exitCode;
 
