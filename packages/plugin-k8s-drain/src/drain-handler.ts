@@ -117,6 +117,8 @@ export class DrainHandler implements EventHandler {
       throw err;
     });
     if (cordoned === undefined) return this.nodeNotFound(ref);
+    // Its instance is going away: a price surge's resolution must not uncordon it under the drain.
+    this.pool.takenOver(name);
     const plan = await this.drainer.plan(name, retry);
     const attributes = (evicted: number, remaining: number): Record<string, string> => ({
       node: name,

@@ -50,6 +50,11 @@ export class PoolAction {
 
   constructor(private readonly deps: PoolActionDeps) {}
 
+  /** A per-instance drain has cordoned `node`: it is no pool drain's to undo any more (see {@link PoolRegistry.forgetNode}). */
+  takenOver(node: string): void {
+    this.registry.forgetNode(node);
+  }
+
   async handle(event: CloudEvent, context: HandleContext, settings: PoolSettings): Promise<HandleResult> {
     const o = this.deps.options;
     const started = o.clock.now();

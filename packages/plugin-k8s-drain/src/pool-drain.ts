@@ -26,7 +26,8 @@ export interface PoolDrainRun {
   /**
    * Shared by the pool's drains: the drain adds its cordons to `cordoned` and
    * removes what it drains or uncordons (so a retry's drain can undo the cordons
-   * of the call before it), and paces from `lastStart` and updates it.
+   * of the call before it; a per-instance drain removes the node it takes over),
+   * and paces from `lastStart` and updates it.
    */
   memory: PoolMemory;
   /** Longest drain of one node. */
@@ -58,8 +59,6 @@ interface NodeState {
   readonly name: string;
   /** This drain cordoned it. */
   readonly changed: boolean;
-  /** This drain or an earlier pool drain cordoned it, so a stop may undo that. */
-  readonly ours: boolean;
   readonly wasUnschedulable: boolean;
   drained: boolean;
 }
@@ -72,8 +71,8 @@ const outOfTime = (err: unknown): boolean => err instanceof DeadlineReachedError
  * starting one at least `minIntervalMs` after the one before (a node with
  * nothing to evict takes no turn), each through the per-node drain (Eviction
  * API, budgets retried until the node's deadline). When `stop` aborts, no node
- * starts, the drains in flight stop at their next step, and the nodes this
- * drain cordoned but did not drain are uncordoned.
+ * starts, the drains in flight stop at their next step, and the nodes the pool's
+ * drains cordoned, did not drain and still remember are uncordoned.
  * @throws PluginError when a Kubernetes call fails for good (e.g. PERMISSION_DENIED).
  */
 export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<PoolDrainOutcome> {
@@ -157,7 +156,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     await Promise.all(inFlight);
 
     const undrained = states.filter((s) => !s.drained);
-    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => s.ours), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
+    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => r.memory.cordoned.has(s.name)), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
     return {
       selected: r.nodes.length,
@@ -179,7 +178,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
 function remembered(node: V1Node, memory: PoolMemory): NodeState {
   const name = node.metadata?.name ?? '';
   const earlier = memory.cordoned.get(name);
-  return { node, name, changed: false, ours: earlier !== undefined, wasUnschedulable: earlier ?? node.spec?.unschedulable === true, drained: false };
+  return { node, name, changed: false, wasUnschedulable: earlier ?? node.spec?.unschedulable === true, drained: false };
 }
 
 /** Cordons every node; a node gone from the cluster counts as drained. */
@@ -193,12 +192,12 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
     try {
       const changed = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
       if (changed) r.memory.cordoned.set(name, wasUnschedulable);
-      states.push({ node, name, changed, ours: changed || earlier !== undefined, wasUnschedulable, drained: false });
+      states.push({ node, name, changed, wasUnschedulable, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
       else {
         r.memory.cordoned.delete(name);
-        states.push({ node, name, changed: false, ours: false, wasUnschedulable, drained: true });
+        states.push({ node, name, changed: false, wasUnschedulable, drained: true });
       }
     }
   });

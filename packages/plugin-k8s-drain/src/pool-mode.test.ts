@@ -682,6 +682,28 @@ describe('pool mode: the edges', () => {
     expect(logger.lines).toContainEqual({ level: 'warn', message: 'pool drain incomplete', fields: expect.objectContaining({ pool: POOL_NAME, nodes_left: '1', left: ['pool-1'] }) });
   });
 
+  it('a node an interruption notice drained meanwhile stays cordoned when the surge resolves: its instance is going away', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const notice = (name: string): CloudEvent => ({ ...surge({ node: name }), id: `notice-${name}`, type: 'aws.ec2.spot-interruption' });
+
+    // A drain in progress, held at pool-1: pool-3's instance gets its notice, and the per-instance drain empties it.
+    const draining = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    expect(await handler.handle(notice('pool-3'), context({}))).toMatchObject({ attributes: { node: 'pool-3', pods_evicted: '3', pods_remaining: '0' } });
+    await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect((await draining).message).toMatch(/uncordoned 5 \(pool-1, pool-2, pool-4, pool-5, pool-6\)$/);
+    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: true, tainted: true, marked: true });
+
+    // A drain that ran out of time, then a notice for one of the nodes it left: the resolution leaves that one too.
+    await rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    expect(await handler.handle(notice('pool-4'), context({}))).toMatchObject({ attributes: { node: 'pool-4', pods_remaining: '0' } });
+    const undo = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
+    expect(undo.message).toMatch(/uncordoned 4 nodes an earlier drain of the pool left cordoned \(pool-1, pool-2, pool-5, pool-6\)$/);
+    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+  });
+
   it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');

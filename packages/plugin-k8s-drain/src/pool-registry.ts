@@ -45,6 +45,14 @@ export class PoolRegistry {
     return memory;
   }
 
+  /**
+   * Forgets `node` in every pool's memory of the nodes its drains cordoned: a per-instance drain
+   * has taken it over (its instance is going away), so no resolution may uncordon it.
+   */
+  forgetNode(node: string): void {
+    for (const memory of this.memories.values()) memory.cordoned.delete(node);
+  }
+
   /** Epoch milliseconds of the pool's latest resolution, if any. */
   resolvedAt(key: string): number | undefined {
     return this.resolutions.get(key);
