@@ -21,6 +21,20 @@ describe('Deadline', () => {
     expect([reason.name, reason.message, reason.at]).toEqual(['DeadlineReachedError', 'deadline 2026-11-25T10:00:10.000Z reached', AT]);
   });
 
+  it('waits for a time further out than one timer holds in steps, and aborts at it, not before', async () => {
+    const days30 = 30 * 86_400_000;
+    const clock = manualClock(AT - days30);
+    const deadline = new Deadline(AT, undefined, clock);
+    for (const step of [86_400_000, days30 - 86_400_000 - 1]) {
+      clock.advance(step);
+      await flush();
+      expect(deadline.signal.aborted).toBe(false);
+    }
+    clock.advance(1);
+    await flush();
+    expect(deadline.signal.reason).toBeInstanceOf(DeadlineReachedError);
+  });
+
   it('a stopped pool drain is a deadline reached, named and worded for the resolution', () => {
     const stopped = new DrainStoppedError(AT);
     expect(stopped).toBeInstanceOf(DeadlineReachedError);

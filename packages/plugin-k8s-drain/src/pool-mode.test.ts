@@ -471,6 +471,12 @@ describe('pool mode: the edges', () => {
     expect((bounded as DrainIncompleteError).attributes).toMatchObject({ nodes_selected: '6', nodes_left: '6' });
   });
 
+  it('drains the pool for a call whose deadline is further out than one timer holds (a stream call may set 49.7 days)', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    const result = await handlerFor(api).handle(surge(), context({ mode: 'pool', maxUnavailable: '6' }, 30 * 86_400_000));
+    expect(result.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6', nodes_left: '0' });
+  });
+
   it('refuses an event that names no pool; a node the event names but the cluster lacks is NOT_FOUND, or skipped with nodeNotFound: skip', async () => {
     const api = await startCluster();
     const handler = handlerFor(api);
