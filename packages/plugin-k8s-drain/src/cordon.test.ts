@@ -90,7 +90,7 @@ describe('cordonNode and uncordonNode against the API server', () => {
     // Someone else changes the node after it was read: the patch's resourceVersion is stale.
     kube.cluster.patchNode('n1', 'application/merge-patch+json', { metadata: { labels: { team: 'a' } } });
 
-    expect(await cordonNode(api, stale as V1Node, marks, run())).toEqual({ changed: true });
+    expect(await cordonNode(api, stale as V1Node, marks, run())).toEqual({ changed: true, wasUnschedulable: false });
     expect(patches(kube)).toEqual([409, 200]);
     expect(kube.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes/n1')).toHaveLength(1);
     const now = kube.cluster.node('n1')!;
@@ -98,10 +98,18 @@ describe('cordonNode and uncordonNode against the API server', () => {
     expect(lines).toEqual([{ level: 'info', message: 'cordoned and tainted node', fields: { node: 'n1', taint: marks.taint, label: marks.label } }]);
   });
 
+  it('says the node was unschedulable before when someone else cordoned it after it was read (the conflict re-reads it)', async () => {
+    const { kube, api, run } = await start();
+    const stale = kube.cluster.node('n1')!;
+    kube.cluster.patchNode('n1', 'application/merge-patch+json', { spec: { unschedulable: true } });
+    expect(await cordonNode(api, stale as V1Node, marks, run())).toEqual({ changed: true, wasUnschedulable: true });
+    expect(patches(kube)).toEqual([409, 200]);
+  });
+
   it('in dry run, logs the patch it would send and sends none, for a cordon and an uncordon', async () => {
     const { kube, api, run, lines } = await start();
     const before = kube.cluster.node('n1')! as V1Node;
-    expect(await cordonNode(api, before, marks, run(true))).toEqual({ changed: true });
+    expect(await cordonNode(api, before, marks, run(true))).toEqual({ changed: true, wasUnschedulable: false });
     expect(lines).toEqual([{ level: 'info', message: 'dry run: would cordon and taint node', fields: { node: 'n1', patch: cordonPatch(before, marks) } }]);
 
     await cordonNode(api, before, marks, run());

@@ -29,6 +29,8 @@ export function cordonPatch(node: V1Node, marks: NodeMarks): object | undefined 
 export interface CordonResult {
   /** False when the node was already cordoned and marked. */
   changed: boolean;
+  /** Whether the node was unschedulable before, as it was when the cordon went through (read again after a conflict). */
+  wasUnschedulable: boolean;
 }
 
 /**
@@ -46,14 +48,15 @@ export async function cordonNode(
     async (attempt) => {
       const current = attempt === 1 ? node : await api.readNode(name);
       const patch = cordonPatch(current, marks);
-      if (!patch) return { changed: false };
+      const wasUnschedulable = current.spec?.unschedulable === true;
+      if (!patch) return { changed: false, wasUnschedulable };
       if (run.dryRun) {
         run.logger.info('dry run: would cordon and taint node', { node: name, patch });
-        return { changed: true };
+        return { changed: true, wasUnschedulable };
       }
       await api.mergePatchNode(name, patch, run.deadline.signal);
       run.logger.info('cordoned and tainted node', { node: name, taint: marks.taint, label: marks.label });
-      return { changed: true };
+      return { changed: true, wasUnschedulable };
     },
     { deadline: run.deadline, backoff: run.backoff, doing: `cordoning node "${name}"` },
   );

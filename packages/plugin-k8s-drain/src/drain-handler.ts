@@ -126,12 +126,12 @@ export class DrainHandler implements EventHandler {
       pods_remaining: String(remaining),
       duration_ms: String(o.clock.now() - started),
     });
-    if (!o.dryRun && !cordoned && nothingToDrain(plan)) {
+    if (!o.dryRun && !cordoned.changed && nothingToDrain(plan)) {
       o.logger.info('node already cordoned and drained', { node: name });
       return { status: 'skipped', message: `node ${name} is already cordoned and drained`, attributes: attributes(0, 0) };
     }
     const result = await this.drainer.evict(node, plan, retry, attributes);
-    return { message: o.dryRun ? `dry run: would ${cordoned ? 'cordon node and ' : ''}${result.message}` : result.message, attributes: result.attributes };
+    return { message: o.dryRun ? `dry run: would ${cordoned.changed ? 'cordon node and ' : ''}${result.message}` : result.message, attributes: result.attributes };
   }
 
   /** From the node cache when it has the node (no call at all), else from the API server. */

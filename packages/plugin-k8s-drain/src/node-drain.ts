@@ -1,6 +1,6 @@
 import type { Backoff, CloudEvent } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { cordonNode, uncordonNode } from './cordon.js';
+import { cordonNode, uncordonNode, type CordonResult } from './cordon.js';
 import { DrainStoppedError, type Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { evictPods, gracePeriodFor } from './evict.js';
@@ -40,18 +40,18 @@ export class NodeDrainer {
     private readonly options: ResolvedDrainOptions,
   ) {}
 
-  /** Cordons, taints and labels the node; records `SpotInterruption` when it changed it. Answers whether it did. */
-  async cordon(node: V1Node, event: CloudEvent, retry: NodeRetry): Promise<boolean> {
+  /** Cordons, taints and labels the node; records `SpotInterruption` when it changed it. Answers whether it did, and whether the node was unschedulable before. */
+  async cordon(node: V1Node, event: CloudEvent, retry: NodeRetry): Promise<CordonResult> {
     const o = this.options;
-    const { changed } = await cordonNode(this.api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: o.logger });
-    if (changed) {
+    const result = await cordonNode(this.api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: o.logger });
+    if (result.changed) {
       this.events.record(node, {
         reason: 'SpotInterruption',
         type: 'Warning',
         message: `Hollowtrees received ${event.type} (event ${event.id}): node cordoned and tainted, draining it`,
       });
     }
-    return changed;
+    return result;
   }
 
   /** Undoes {@link cordon} on a node that still carries the plugin's label; `wasUnschedulable` keeps a cordon someone else made before. */

@@ -185,8 +185,7 @@ export class PoolAction {
     const none = `no pool drain in progress for pool ${pool.name}`;
     if (left.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
     const { drainer, options: o } = this.deps;
-    const nodes = [...left].map(([name, wasUnschedulable]) => ({ name, wasUnschedulable }));
-    const uncordoned = await uncordonNodes(drainer, nodes, left, { deadline, backoff: o.backoff, logger: o.logger });
+    const uncordoned = await uncordonNodes(drainer, [...left.keys()], left, { deadline, backoff: o.backoff, logger: o.logger });
     o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
     return {
       message: `${none}; uncordoned ${uncordoned.length} nodes an earlier drain of the pool left cordoned (${uncordoned.join(', ')})`,

@@ -59,7 +59,6 @@ interface NodeState {
   readonly name: string;
   /** This drain cordoned it. */
   readonly changed: boolean;
-  readonly wasUnschedulable: boolean;
   drained: boolean;
 }
 
@@ -84,7 +83,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
   else r.stop.addEventListener('abort', onStop, { once: true });
   try {
     // Stopped before it began: nothing to cordon, but what the pool's earlier drains left is still undone below.
-    const states = r.stop.aborted ? r.nodes.map((node) => remembered(node, r.memory)) : await cordonAll(drainer, r, call);
+    const states = r.stop.aborted ? r.nodes.map(notCordoned) : await cordonAll(drainer, r, call);
     let evicted = 0;
     let fatal: unknown;
     const inFlight = new Set<Promise<void>>();
@@ -156,7 +155,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     await Promise.all(inFlight);
 
     const undrained = states.filter((s) => !s.drained);
-    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.filter((s) => r.memory.cordoned.has(s.name)), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
+    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
     return {
       selected: r.nodes.length,
@@ -174,11 +173,9 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
   }
 }
 
-/** A node as the pool's memory knows it, without cordoning it. */
-function remembered(node: V1Node, memory: PoolMemory): NodeState {
-  const name = node.metadata?.name ?? '';
-  const earlier = memory.cordoned.get(name);
-  return { node, name, changed: false, wasUnschedulable: earlier ?? node.spec?.unschedulable === true, drained: false };
+/** A node not cordoned by this drain (stopped before it began): the pool's memory says whether to undo an earlier cordon. */
+function notCordoned(node: V1Node): NodeState {
+  return { node, name: node.metadata?.name ?? '', changed: false, drained: false };
 }
 
 /** Cordons every node; a node gone from the cluster counts as drained. */
@@ -187,17 +184,16 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   let failure: unknown;
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
-    const earlier = r.memory.cordoned.get(name);
-    const wasUnschedulable = earlier ?? node.spec?.unschedulable === true;
     try {
-      const changed = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
-      if (changed) r.memory.cordoned.set(name, wasUnschedulable);
-      states.push({ node, name, changed, wasUnschedulable, drained: false });
+      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
+      // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned it first.
+      if (changed && !r.memory.cordoned.has(name)) r.memory.cordoned.set(name, wasUnschedulable);
+      states.push({ node, name, changed, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
       else {
         r.memory.cordoned.delete(name);
-        states.push({ node, name, changed: false, wasUnschedulable, drained: true });
+        states.push({ node, name, changed: false, drained: true });
       }
     }
   });
@@ -208,17 +204,21 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
 }
 
 /**
- * Uncordons nodes pool drains cordoned and forgets them in `cordoned`; one that
+ * Uncordons those of `names` that pool drains cordoned, as `cordoned` remembers them
+ * (with whether each was unschedulable before), and forgets them there; one that
  * fails is logged, stays cordoned and is remembered. Answers the names uncordoned.
  */
 export async function uncordonNodes(
   drainer: NodeDrainer,
-  nodes: ReadonlyArray<{ readonly name: string; readonly wasUnschedulable: boolean }>,
+  names: readonly string[],
   cordoned: Map<string, boolean>,
   run: { deadline: Deadline; backoff: Backoff; logger: Logger },
 ): Promise<string[]> {
   const done: string[] = [];
-  await forEachBounded(nodes, PATCH_CONCURRENCY, async ({ name, wasUnschedulable }) => {
+  await forEachBounded(names, PATCH_CONCURRENCY, async (name) => {
+    // Read at its turn: a per-instance drain may have taken the node over meanwhile.
+    const wasUnschedulable = cordoned.get(name);
+    if (wasUnschedulable === undefined) return;
     try {
       if (await drainer.uncordon(name, wasUnschedulable, { deadline: run.deadline, backoff: run.backoff })) done.push(name);
       cordoned.delete(name);

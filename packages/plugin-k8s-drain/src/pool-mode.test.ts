@@ -710,6 +710,25 @@ describe('pool mode: the edges', () => {
     expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
   });
 
+  it('keeps a cordon someone else made between the listing of the pool and its cordon (a 409 and a re-read) when the surge resolves', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api);
+    const patch = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: patch.until, method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-3$/ });
+
+    const draining = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(poolListings(api)).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    // An operator cordons pool-3 after the drain listed it: the drain's patch carries the old resourceVersion.
+    api.cluster.patchNode('pool-3', 'application/merge-patch+json', { spec: { unschedulable: true } });
+    patch.open();
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    expect(patchesOf(api, 'pool-3').map((r) => r.code)).toEqual([409, 200]);
+    await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    await draining;
+    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: true, tainted: false, marked: false });
+  });
+
   it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
