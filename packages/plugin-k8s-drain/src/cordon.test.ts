@@ -106,6 +106,13 @@ describe('cordonNode and uncordonNode against the API server', () => {
     expect(patches(kube)).toEqual([409, 200]);
   });
 
+  it('counts a cordon whose answer was lost as its own when the next try finds the node cordoned', async () => {
+    const { kube, api, run } = await start();
+    kube.failNext(1, { effect: 'lose-answer', method: 'PATCH' });
+    expect(await cordonNode(api, kube.cluster.node('n1')! as V1Node, marks, run())).toEqual({ changed: true, wasUnschedulable: false });
+    expect(patches(kube)).toEqual([200]);
+  });
+
   it('in dry run, logs the patch it would send and sends none, for a cordon and an uncordon', async () => {
     const { kube, api, run, lines } = await start();
     const before = kube.cluster.node('n1')! as V1Node;

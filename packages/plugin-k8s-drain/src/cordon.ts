@@ -1,5 +1,5 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import type { V1Node, V1Taint } from '@kubernetes/client-node';
+import { ApiException, type V1Node, type V1Taint } from '@kubernetes/client-node';
 import type { Deadline } from './deadline.js';
 import type { KubeApi } from './kube-api.js';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
@@ -33,9 +33,14 @@ export interface CordonResult {
   wasUnschedulable: boolean;
 }
 
+/** Whether a failed write was refused by the API server, so it was not applied: an answer below 500. */
+const refused = (err: unknown): boolean => err instanceof ApiException && err.code < 500;
+
 /**
- * Cordons and marks the node, re-reading it after a conflict. In dry-run it
- * logs the patch it would send.
+ * Cordons and marks the node, re-reading it after a conflict. A try whose
+ * answer was lost (a dropped connection, a timeout, a 5xx) may have been
+ * applied: when the next try finds the node cordoned, the cordon counts as
+ * this call's. In dry-run it logs the patch it would send.
  */
 export async function cordonNode(
   api: KubeApi,
@@ -44,17 +49,24 @@ export async function cordonNode(
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
 ): Promise<CordonResult> {
   const name = node.metadata?.name ?? '';
+  // The node's `unschedulable` before a patch that was sent and may have been applied.
+  let unanswered: boolean | undefined;
   return withRetries(
     async (attempt) => {
       const current = attempt === 1 ? node : await api.readNode(name);
       const patch = cordonPatch(current, marks);
       const wasUnschedulable = current.spec?.unschedulable === true;
-      if (!patch) return { changed: false, wasUnschedulable };
+      if (!patch) return unanswered === undefined ? { changed: false, wasUnschedulable } : { changed: true, wasUnschedulable: unanswered };
       if (run.dryRun) {
         run.logger.info('dry run: would cordon and taint node', { node: name, patch });
         return { changed: true, wasUnschedulable };
       }
-      await api.mergePatchNode(name, patch, run.deadline.signal);
+      try {
+        await api.mergePatchNode(name, patch, run.deadline.signal);
+      } catch (err) {
+        if (!refused(err)) unanswered ??= wasUnschedulable;
+        throw err;
+      }
       run.logger.info('cordoned and tainted node', { node: name, taint: marks.taint, label: marks.label });
       return { changed: true, wasUnschedulable };
     },

@@ -729,6 +729,21 @@ describe('pool mode: the edges', () => {
     expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: true, tainted: false, marked: false });
   });
 
+  it('undoes a cordon whose answer was lost (applied, then tried again) when the surge resolves', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api);
+    api.failNext(1, { effect: 'lose-answer', method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-3$/ });
+
+    const draining = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    // The one patch applied, its answer lost; the retry read the node cordoned already.
+    expect(patchesOf(api, 'pool-3')).toHaveLength(1);
+    await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect((await draining).message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
   it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
