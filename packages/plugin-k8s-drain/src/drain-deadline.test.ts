@@ -1,5 +1,5 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
 
 const now = Date.parse('2024-05-01T12:00:00Z');
@@ -23,5 +23,18 @@ describe('drainDeadline', () => {
     for (const value of ['2024-05-01', 'on 2024-05-01T12:02:00Z', 'May 1, 2024 12:02:00 UTC', '1714564920000']) {
       expect(() => terminationTimeOf({ termination_time: value }, 'termination_time')).toThrow(/is not an RFC 3339 time/);
     }
+  });
+
+  it("reads a time without an offset as UTC, not as the host's local time (hours early east of UTC: no time left to drain)", () => {
+    vi.stubEnv('TZ', 'Asia/Tokyo');
+    try {
+      expect(terminationTimeOf({ termination_time: '2024-05-01T12:02:00' }, 'termination_time')).toEqual(new Date(now + 120_000));
+      expect(terminationTimeOf({ termination_time: '2024-05-01t12:02:00.250' }, 'termination_time')).toEqual(new Date(now + 120_250));
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    // With an offset, as before: lower case T and Z, fractions of a second, any offset.
+    expect(terminationTimeOf({ termination_time: '2024-05-01t12:02:00.250z' }, 'termination_time')).toEqual(new Date(now + 120_250));
+    expect(terminationTimeOf({ termination_time: '2024-05-01T14:02:00+02:00' }, 'termination_time')).toEqual(new Date(now + 120_000));
   });
 });

@@ -29,14 +29,20 @@ export function drainDeadline(i: DrainDeadlineInputs): number {
 }
 
 /**
- * The termination time the event carries in label `key` (RFC 3339), if any.
+ * A date and a time without an offset, which JavaScript reads as the host's local time: read as UTC
+ * here, as it was meant on every host in UTC (a container's zone), whatever the host's zone.
+ */
+const WITHOUT_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/i;
+
+/**
+ * The termination time the event carries in label `key` (RFC 3339; without an offset, UTC), if any.
  * @throws PluginError INVALID_ARGUMENT when the label is there but is not a time.
  */
 export function terminationTimeOf(labels: Record<string, string>, key: string): Date | undefined {
   const value = labels[key];
   if (value === undefined) return undefined;
-  const time = new Date(value);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(time.getTime())) {
+  const time = new Date(WITHOUT_OFFSET.test(value) ? `${value}Z` : value);
+  if (!/^\d{4}-\d{2}-\d{2}T/i.test(value) || Number.isNaN(time.getTime())) {
     throw new PluginError(Code.InvalidArgument, `label ${key}="${value}" is not an RFC 3339 time`);
   }
   return time;
