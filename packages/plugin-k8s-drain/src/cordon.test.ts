@@ -113,6 +113,15 @@ describe('cordonNode and uncordonNode against the API server', () => {
     expect(patches(kube)).toEqual([200]);
   });
 
+  it('counts an uncordon whose answer was lost as done when the next try finds the label gone', async () => {
+    const { kube, api, run } = await start();
+    await cordonNode(api, kube.cluster.node('n1')! as V1Node, marks, run());
+    kube.failNext(1, { effect: 'lose-answer', method: 'PATCH' });
+    expect(await uncordonNode(api, 'n1', marks, false, run())).toBe(true);
+    expect(patches(kube)).toEqual([200, 200]);
+    expect(kube.cluster.node('n1')!.spec?.unschedulable).toBe(false);
+  });
+
   it('in dry run, logs the patch it would send and sends none, for a cordon and an uncordon', async () => {
     const { kube, api, run, lines } = await start();
     const before = kube.cluster.node('n1')! as V1Node;

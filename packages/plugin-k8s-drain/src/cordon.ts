@@ -33,8 +33,19 @@ export interface CordonResult {
   wasUnschedulable: boolean;
 }
 
-/** Whether a failed write was refused by the API server, so it was not applied: an answer below 500. */
-const refused = (err: unknown): boolean => err instanceof ApiException && err.code < 500;
+/**
+ * Sends a node patch; `lost()` is told when it failed with its outcome unknown (a dropped
+ * connection, a timeout, a 5xx: anything but the API server refusing it below 500), so it may
+ * have been applied, and the next try may find it done.
+ */
+async function sendPatch(api: KubeApi, name: string, patch: object, signal: AbortSignal, lost: () => void): Promise<void> {
+  try {
+    await api.mergePatchNode(name, patch, signal);
+  } catch (err) {
+    if (!(err instanceof ApiException && err.code < 500)) lost();
+    throw err;
+  }
+}
 
 /**
  * Cordons and marks the node, re-reading it after a conflict. A try whose
@@ -61,12 +72,7 @@ export async function cordonNode(
         run.logger.info('dry run: would cordon and taint node', { node: name, patch });
         return { changed: true, wasUnschedulable };
       }
-      try {
-        await api.mergePatchNode(name, patch, run.deadline.signal);
-      } catch (err) {
-        if (!refused(err)) unanswered ??= wasUnschedulable;
-        throw err;
-      }
+      await sendPatch(api, name, patch, run.deadline.signal, () => (unanswered ??= wasUnschedulable));
       run.logger.info('cordoned and tainted node', { node: name, taint: marks.taint, label: marks.label });
       return { changed: true, wasUnschedulable };
     },
@@ -93,7 +99,8 @@ export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable:
 /**
  * Uncordons a node this plugin cordoned (see {@link uncordonPatch}), reading it
  * first and again after a conflict. Answers whether it changed the node: not
- * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo.
+ * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo;
+ * yes when a try whose answer was lost is found applied by the next.
  */
 export function uncordonNode(
   api: KubeApi,
@@ -102,15 +109,16 @@ export function uncordonNode(
   keepUnschedulable: boolean,
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
 ): Promise<boolean> {
+  let unanswered = false;
   return withRetries(
     async () => {
       const patch = uncordonPatch(await api.readNode(name), marks, keepUnschedulable);
-      if (!patch) return false;
+      if (!patch) return unanswered;
       if (run.dryRun) {
         run.logger.info('dry run: would uncordon node', { node: name, patch });
         return true;
       }
-      await api.mergePatchNode(name, patch, run.deadline.signal);
+      await sendPatch(api, name, patch, run.deadline.signal, () => (unanswered = true));
       run.logger.info('uncordoned node', { node: name });
       return true;
     },
