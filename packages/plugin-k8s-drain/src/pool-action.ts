@@ -119,6 +119,7 @@ export class PoolAction {
     const { pool, event, settings, context, at, started, deadline } = call;
     const { api, drainer, options: o } = this.deps;
     const stop = new AbortController();
+    let stoppedBy: Deadline | undefined;
     const outcome = (async (): Promise<HandleResult> => {
       // The first call's deadline: it waits for this outcome, so the deadline outlives the listing.
       const nodes = await listPoolNodes(api, pool, { deadline, backoff: o.backoff });
@@ -133,6 +134,7 @@ export class PoolAction {
         at,
         signal: context.signal,
         stop: stop.signal,
+        stoppedBy: () => stoppedBy,
         memory: this.registry.memory(pool.key),
         maxNodeDrainMs: o.maxDrainMs,
         backoff: o.backoff,
@@ -158,12 +160,19 @@ export class PoolAction {
       o.logger.info('drained pool', attributes);
       return { message: `drained pool ${pool.name}: ${counts}`, attributes };
     })();
-    return { since: call.time, outcome, stop: () => stop.abort() };
+    return {
+      since: call.time,
+      outcome,
+      stop: (by) => {
+        stoppedBy = by;
+        stop.abort();
+      },
+    };
   }
 
   private async resolve(call: PoolCall): Promise<HandleResult> {
     const { pool, time, deadline } = call;
-    const found = this.registry.resolve(pool.key, time);
+    const found = this.registry.resolve(pool.key, time, deadline);
     if ('none' in found) return this.uncordonLeft(pool, deadline);
     if ('newer' in found) {
       return { status: 'skipped', message: `the drain in progress for pool ${pool.name} follows a surge newer than this resolution (${iso(time)}); not stopped`, attributes: { pool: pool.name } };

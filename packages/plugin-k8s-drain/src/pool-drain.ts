@@ -23,6 +23,8 @@ export interface PoolDrainRun {
   signal: AbortSignal;
   /** Aborts when a resolution stops the drain. */
   stop: AbortSignal;
+  /** The deadline of the resolution call that stopped the drain, if it gave one. */
+  stoppedBy(): Deadline | undefined;
   /**
    * Shared by the pool's drains: the drain adds its cordons to `cordoned` and
    * removes what it drains or uncordons (so a retry's drain can undo the cordons
@@ -155,7 +157,10 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     await Promise.all(inFlight);
 
     const undrained = states.filter((s) => !s.drained);
-    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory.cordoned, { deadline: call, backoff: r.backoff, logger: r.logger }) : [];
+    // On this drain's call's time, or the stopping resolution's when that ends later: this call's may be all but spent.
+    const by = r.stoppedBy();
+    const undo = by !== undefined && by.at > call.at ? by : call;
+    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory.cordoned, { deadline: undo, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
     return {
       selected: r.nodes.length,

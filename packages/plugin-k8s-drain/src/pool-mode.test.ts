@@ -744,6 +744,28 @@ describe('pool mode: the edges', () => {
     expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
+  it('a resolution with more time than the drain it stops gives that drain\'s uncordons its own time', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { replyMarginMs: 200, logger });
+
+    const surgeDeadline = Date.now() + 2_000;
+    const draining = handler.handle(surge(), { ...context({ mode: 'pool' }), deadline: new Date(surgeDeadline) });
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    // pool-2's uncordon is held at the stand-in until the stopped drain's own deadline has passed.
+    const uncordon = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: uncordon.until, method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-2$/ });
+    const stopping = handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(surgeDeadline), { timeout: 10_000, interval: 20 });
+    uncordon.open();
+
+    const stop = await stopping;
+    expect(stop.message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    expect((await draining).attributes).toMatchObject({ stopped_early: 'true' });
+    expect(logger.lines.filter((l) => l.message.startsWith('could not uncordon'))).toEqual([]);
+  });
+
   it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');

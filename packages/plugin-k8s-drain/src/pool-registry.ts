@@ -1,4 +1,5 @@
 import type { HandleResult } from '@hollowtrees/grpcplugin';
+import type { Deadline } from './deadline.js';
 
 /** A pool drain in progress. */
 export interface PoolRun {
@@ -6,8 +7,12 @@ export interface PoolRun {
   readonly since: number;
   /** Settles once the drain has ended (and, when stopped, uncordoned what it leaves). */
   readonly outcome: Promise<HandleResult>;
-  /** Asks the drain to stop: no node starts after this; drains in flight stop at their next step. */
-  stop(): void;
+  /**
+   * Asks the drain to stop: no node starts after this; drains in flight stop at their next step.
+   * `by` is the stopping call's deadline: the uncordons the stop makes may run until it, when it
+   * ends after the drain's own call.
+   */
+  stop(by?: Deadline): void;
 }
 
 /** What the drains of one pool share across calls (a retry's drain goes on where the call before it stopped). */
@@ -76,9 +81,9 @@ export class PoolRegistry {
 
   /**
    * Records a resolution of the pool at `at` and stops the drain in progress
-   * if its surge is not newer than the resolution.
+   * if its surge is not newer than the resolution; `by` is the resolution call's deadline (see {@link PoolRun.stop}).
    */
-  resolve(key: string, at: number): Resolution {
+  resolve(key: string, at: number, by?: Deadline): Resolution {
     const latest = Math.max(at, this.resolutions.get(key) ?? -Infinity);
     // Re-inserted, so the map's order is the order of the latest resolutions.
     this.resolutions.delete(key);
@@ -87,7 +92,7 @@ export class PoolRegistry {
     const run = this.runs.get(key);
     if (!run) return { none: true };
     if (run.since > at) return { newer: run };
-    run.stop();
+    run.stop(by);
     return { stopped: run };
   }
 }
