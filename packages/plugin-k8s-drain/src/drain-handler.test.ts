@@ -148,7 +148,7 @@ describe('DrainHandler', () => {
     expect(remote.message).toMatch(/pods_remaining=3 \(apps\/db-0, apps\/db-1, apps\/db-2\).*disruption budget/);
   });
 
-  it('fails with FAILED_PRECONDITION (permanent, not retried) when the deadline has already passed at entry', async () => {
+  it('fails with FAILED_PRECONDITION (permanent, not retried) when the deadline has already passed at entry, having still cordoned the node', async () => {
     const api = await startCluster();
     api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
     const handler = handlerFor(api);
@@ -158,18 +158,31 @@ describe('DrainHandler', () => {
     expect(err).not.toBeInstanceOf(DrainIncompleteError);
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.retryable).toBe(false);
-    expect(err.message).toMatch(/^no time left to drain .*node-a.*: its deadline .* has passed$/);
-    // Nothing was touched: no cordon, no eviction.
-    expect(writes(api)).toHaveLength(0);
+    expect(err.message).toMatch(/^no time left to drain .*node-a.*: its deadline .* has passed; node node-a cordoned, no pod evicted$/);
+    // No time to drain, but a cordon takes milliseconds and keeps new pods off the instance going away: no eviction.
+    expect(api.cluster.node('node-a')?.spec?.unschedulable).toBe(true);
     expect(api.cluster.evictions()).toHaveLength(0);
 
-    // The same over real gRPC.
+    // The same over real gRPC, for the node already cordoned.
     const server = await serve(0, handler, { host: '127.0.0.1' });
     const client = new PluginClient(`127.0.0.1:${server.port}`);
     cleanups.push(() => server.close(), () => client.close());
     const remote = await rejection(client.handle(event({ node: 'node-a', termination_time: passed }), { flow: 'spot', timeoutMs: 5_000 }));
     expect(remote.code).toBe(Code.FailedPrecondition);
-    expect(remote.message).toMatch(/no time left to drain/);
+    expect(remote.message).toMatch(/no time left to drain .*; node node-a was cordoned already, no pod evicted$/);
+    expect(api.cluster.evictions()).toHaveLength(0);
+  });
+
+  it('a drain that came too late for a node this cluster lacks, or whose cordon fails, still answers FAILED_PRECONDITION, saying so', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+    const passed = new Date(Date.now() - 60_000).toISOString();
+    const missing = await rejection(handler.handle(event({ node: 'node-x', termination_time: passed }), context()));
+    expect([missing.code, missing.message]).toEqual([Code.FailedPrecondition, expect.stringMatching(/; the node is not in this cluster$/) as string]);
+    api.failNext(1, { method: 'PATCH', code: 403 });
+    const refused = await rejection(handler.handle(event({ node: 'node-a', termination_time: passed }), context()));
+    expect([refused.code, refused.message]).toEqual([Code.FailedPrecondition, expect.stringMatching(/has passed; cordoning it failed too: .+/) as string]);
+    expect(api.cluster.node('node-a')?.spec?.unschedulable).toBeFalsy();
   });
 
   it('is idempotent: a second call for a drained node changes nothing and answers skipped', async () => {

@@ -27,7 +27,8 @@ const MAX_PENDING_EVENTS = 10_000;
  * and had nothing left to evict, or does not exist and `nodeNotFound` is
  * `skip`. Fails with INVALID_ARGUMENT (no node label), NOT_FOUND (no such
  * node), FAILED_PRECONDITION (the deadline had already passed when the call
- * came: no time left to drain at all; or the kubeconfig's TLS settings cannot
+ * came: no time left to drain at all, though the node is still cordoned while
+ * the call's own time allows; or the kubeconfig's TLS settings cannot
  * work, e.g. a CA that did not issue the API server's certificate), DEADLINE_EXCEEDED
  * ({@link DrainIncompleteError}: pods left at the deadline), UNAVAILABLE (API server unreachable until the deadline),
  * PERMISSION_DENIED / UNAUTHENTICATED (RBAC or credentials).
@@ -91,10 +92,8 @@ export class DrainHandler implements EventHandler {
       replyMarginMs: o.replyMarginMs,
       maxDrainMs: o.maxDrainMs,
     });
-    if (at <= started) {
-      // Permanent: the deadline is already behind us, so a retry would find even less time.
-      throw new PluginError(Code.FailedPrecondition, `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(at).toISOString()} has passed`);
-    }
+    // Permanent: the deadline is already behind us, so a retry would find even less time.
+    if (at <= started) throw new PluginError(Code.FailedPrecondition, await this.cordonTooLate(event, ref, context, started, at));
     const deadline = new Deadline(at, context.signal, o.clock);
     try {
       return await this.drain(event, ref, deadline, started);
@@ -132,6 +131,34 @@ export class DrainHandler implements EventHandler {
     }
     const result = await this.drainer.evict(node, plan, retry, attributes);
     return { message: o.dryRun ? `dry run: would ${cordoned.changed ? 'cordon node and ' : ''}${result.message}` : result.message, attributes: result.attributes };
+  }
+
+  /**
+   * A notice that came too late to drain (its deadline, less the margins, has passed) still gets
+   * its node cordoned while the call's own time allows: that takes milliseconds and keeps new pods
+   * off an instance going away. Never throws: answers the FAILED_PRECONDITION message, which says
+   * whether the node was cordoned.
+   */
+  private async cordonTooLate(event: CloudEvent, ref: NodeRef, context: HandleContext, started: number, at: number): Promise<string> {
+    const o = this.options;
+    const noTime = `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(at).toISOString()} has passed`;
+    const until = Math.min(started + o.maxDrainMs, context.deadline ? context.deadline.getTime() - o.replyMarginMs : Infinity);
+    if (until <= started) return noTime;
+    const deadline = new Deadline(until, context.signal, o.clock);
+    try {
+      const retry = { deadline, backoff: o.backoff };
+      const node = await this.findNode(ref, retry);
+      if (!node) return `${noTime}; the node is not in this cluster`;
+      const name = node.metadata?.name ?? '';
+      const { changed } = await this.drainer.cordon(node, event, retry);
+      this.pool.takenOver(name);
+      return `${noTime}; node ${name} ${changed ? (o.dryRun ? 'would be cordoned' : 'cordoned') : 'was cordoned already'}, no pod evicted`;
+    } catch (err) {
+      o.logger.warn('could not cordon a node whose drain came too late', { node: describeNodeRef(ref), err });
+      return `${noTime}; cordoning it failed too: ${(err as Error).message}`;
+    } finally {
+      deadline.dispose();
+    }
   }
 
   /** From the node cache when it has the node (no call at all), else from the API server. */
