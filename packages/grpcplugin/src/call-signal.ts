@@ -1,5 +1,5 @@
 import { cancelReason } from './cancel-reason.js';
-import { MAX_TIMER_MS } from './timer-limit.js';
+import { timerAt } from './timer-limit.js';
 
 /**
  * The AbortSignal a served call hands its handler. It aborts once, while the call is
@@ -10,7 +10,7 @@ import { MAX_TIMER_MS } from './timer-limit.js';
 export class CallSignal {
   private readonly controller = new AbortController();
   private settled = false;
-  private timer: NodeJS.Timeout | undefined;
+  private stopTimer: (() => void) | undefined;
 
   /** @param deadlineMs The call's deadline in epoch ms, Infinity for none. */
   constructor(private readonly deadlineMs: number) {}
@@ -30,10 +30,8 @@ export class CallSignal {
    */
   armDeadline(): void {
     if (!Number.isFinite(this.deadlineMs) || this.settled) return;
-    const left = this.deadlineMs - Date.now();
-    // A stream call's timeout_ms goes up to 2^32-1 ms (49.7 days): a deadline past what one timer
-    // holds is waited for in steps, not aborted at once.
-    this.timer = setTimeout(() => (left > MAX_TIMER_MS ? this.armDeadline() : this.cancel()), Math.max(0, Math.min(left, MAX_TIMER_MS)));
+    // A stream call's timeout_ms goes up to 2^32-1 ms (49.7 days), past what one timer holds.
+    this.stopTimer = timerAt(this.deadlineMs, () => this.cancel());
   }
 
   /** The call was cancelled, or its stream went away. */
@@ -44,6 +42,6 @@ export class CallSignal {
   /** The handler settled: the call is over and the signal stays as it is. */
   settle(): void {
     this.settled = true;
-    clearTimeout(this.timer);
+    this.stopTimer?.();
   }
 }

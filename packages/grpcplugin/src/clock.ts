@@ -1,3 +1,5 @@
+import { timerAt } from './timer-limit.js';
+
 /**
  * Time as a dependency, so tests pin it instead of sleeping: core and the plugins read time and
  * wait through one of these ({@link systemClock} in production, `manualClock()` from
@@ -16,12 +18,13 @@ export const systemClock: Clock = {
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const timer = setTimeout(() => {
+      // Not one setTimeout: it ends a sleep longer than 2^31-1 ms (24.8 days) after 1 ms.
+      const stop = timerAt(Date.now() + ms, () => {
         signal?.removeEventListener('abort', onAbort);
         resolve();
-      }, ms);
+      });
       const onAbort = (): void => {
-        clearTimeout(timer);
+        stop();
         reject(signal!.reason);
       };
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -6,3 +6,18 @@ export function checkedTimeout(what: string, ms: number): number {
   if (ms <= MAX_TIMER_MS) return ms; // false for NaN too
   throw new RangeError(`${what} must be a number of milliseconds up to ${MAX_TIMER_MS} (24.8 days), got ${ms}`);
 }
+
+/**
+ * Calls `fire` at `atMs` (epoch ms), however far off: a time past what one timer holds is waited
+ * for in steps of at most {@link MAX_TIMER_MS}, where a single timer would fire after 1 ms.
+ * Returns what stops it.
+ */
+export function timerAt(atMs: number, fire: () => void): () => void {
+  let timer: NodeJS.Timeout;
+  const arm = (): void => {
+    const left = atMs - Date.now();
+    timer = setTimeout(left > MAX_TIMER_MS ? arm : fire, Math.max(0, Math.min(left, MAX_TIMER_MS)));
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
