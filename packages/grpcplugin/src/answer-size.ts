@@ -1,5 +1,6 @@
 import { Code, PluginError } from './errors.js';
-import type { HandleResponse, StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import type { HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
+import type { ServedResult } from './served-stream-codec.js';
 
 /**
  * The most a plugin writes in one message: 4 MiB, what gRPC clients of every language read by
@@ -27,7 +28,7 @@ export function responseBytes({ message, attributes }: HandleResponse): number {
 }
 
 /** An upper bound of what `result` takes as one element of `HandleStreamResponse.results`. */
-function resultBytes({ outcome }: StreamResult): number {
+function resultBytes({ outcome }: ServedResult): number {
   const inner = outcome?.$case === 'response' ? responseBytes(outcome.value) : outcome?.$case === 'status' ? 11 + stringBytes(outcome.value.message) : 0;
   return RESULT_FRAMING_BYTES + inner;
 }
@@ -42,9 +43,9 @@ export function answerTooLarge(bytes: number): PluginError {
  * order. A result too large for a message of its own is replaced by an INTERNAL status saying
  * so: that call fails alone, for good, instead of ending the stream under every call on it.
  */
-export function answerMessages(results: readonly StreamResult[]): StreamResult[][] {
-  const messages: StreamResult[][] = [];
-  let message: StreamResult[] = [];
+export function answerMessages(results: readonly ServedResult[]): ServedResult[][] {
+  const messages: ServedResult[][] = [];
+  let message: ServedResult[] = [];
   let size = 0;
   for (let result of results) {
     let bytes = resultBytes(result);

@@ -3,16 +3,17 @@ import { answerMessages } from './answer-size.js';
 import { CallSignal } from './call-signal.js';
 import { Code, PluginError } from './errors.js';
 import type { CallRunner } from './call-runner.js';
-import type { HandleCall, HandleStreamRequest, HandleStreamResponse, StreamCall, StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import type { HandleCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { Backlog } from './backlog.js';
 import { receiveLimitHeaders } from './receive-limit-header.js';
+import type { CallId, ServedCall, ServedResult, ServedStreamRequest, ServedStreamResponse } from './served-stream-codec.js';
 
-type PluginStream = ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>;
+type PluginStream = ServerDuplexStream<ServedStreamRequest, ServedStreamResponse>;
 
 /** One function per open stream that ends it once its calls are answered: what `close()` calls. */
 export type OpenStreams = Set<() => void>;
 
-function failure(callId: number, err: unknown): StreamResult {
+function failure(callId: CallId, err: unknown): ServedResult {
   const e = PluginError.from(err);
   return { callId, outcome: { $case: 'status', value: { code: e.code, message: e.message } } };
 }
@@ -34,15 +35,15 @@ export interface StreamLimits {
  * here), or while answers wait to be written, the stream is not read; grpc-js then stops
  * taking its data and HTTP/2 flow control makes the sender's `write()` report backpressure.
  */
-export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes }: StreamLimits, open: OpenStreams): handleBidiStreamingCall<HandleStreamRequest, HandleStreamResponse> {
+export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes }: StreamLimits, open: OpenStreams): handleBidiStreamingCall<ServedStreamRequest, ServedStreamResponse> {
   return (stream: PluginStream) => {
     // At once, not with the first answer: the client batches its calls below the limit from then on.
     stream.sendMetadata(receiveLimitHeaders(maxReceiveBytes));
-    const calls = new Map<number, CallSignal>();
+    const calls = new Map<CallId, CallSignal>();
     // Calls read but not started yet, with their deadlines counted from when they were read; by id, so
     // a message of thousands of calls (or their cancels) is not looked up call by call along the list.
-    const backlog = new Backlog<{ request: HandleCall['request']; deadlineMs: number }>();
-    let results: StreamResult[] = [];
+    const backlog = new Backlog<{ request: HandleCall['request']; deadlineMs: number }, CallId>();
+    let results: ServedResult[] = [];
     let flushScheduled = false;
     let fullPause = false;
     let catchingUp = false;
@@ -97,20 +98,20 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       }
       endWhenDone();
     };
-    const answer = (result: StreamResult): void => {
+    const answer = (result: ServedResult): void => {
       results.push(result);
       if (!flushScheduled) {
         flushScheduled = true;
         setImmediate(flush);
       }
     };
-    const start = (callId: number, request: HandleCall['request'], deadlineMs: number): void => {
+    const start = (callId: CallId, request: HandleCall['request'], deadlineMs: number): void => {
       if (deadlineMs <= Date.now()) return answer(failure(callId, new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call started')));
       const signal = new CallSignal(deadlineMs);
       signal.armDeadline();
       calls.set(callId, signal);
       let ended = false;
-      const end = (result: StreamResult): void => {
+      const end = (result: ServedResult): void => {
         if (ended) return;
         ended = true;
         calls.delete(callId);
@@ -135,7 +136,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
         start(next.id, next.entry.request, next.entry.deadlineMs);
       }
     };
-    const take = ({ callId, kind }: StreamCall): void => {
+    const take = ({ callId, kind }: ServedCall): void => {
       if (kind?.$case === 'cancel') {
         if (backlog.delete(callId)) answer(failure(callId, new PluginError(Code.Canceled, 'call cancelled by the client')));
         return calls.get(callId)?.cancel();
@@ -148,7 +149,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       backlog.push(callId, { request, deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity });
     };
 
-    stream.on('data', (message: HandleStreamRequest) => {
+    stream.on('data', (message: ServedStreamRequest) => {
       for (const call of message.calls) take(call);
       if (!catchingUp) startWaiting();
       adjustIntake();

@@ -2,11 +2,11 @@ import { Server } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { CallRunner } from './call-runner.js';
 import { raiseConnectionWindow } from './connection-window.js';
-import { PluginServiceService } from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { EventHandler } from './handler.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { streamHandle, type OpenStreams } from './serve-stream.js';
+import { servedPluginService } from './served-stream-codec.js';
 import { unaryHandle } from './serve-unary.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedTimeout } from './timer-limit.js';
@@ -106,7 +106,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
 
   const runner = new CallRunner(handler);
   const streams: OpenStreams = new Set();
-  server.addService(PluginServiceService, {
+  server.addService(servedPluginService, {
     handle: unaryHandle(runner),
     handleStream: streamHandle(runner, { maxInFlight: maxPerStream, maxReceiveBytes }, streams),
   });

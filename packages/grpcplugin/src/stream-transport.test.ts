@@ -3,7 +3,8 @@
  * share a fate (one stuck call, a slow plugin, a killed plugin), and a plugin without the
  * stream is still served. Real gRPC on loopback; the killed plugin is a process of its own.
  */
-import { credentials, Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import { credentials, Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { rejectionOf } from '@hollowtrees/testkit';
 import { describe, expect, it } from 'vitest';
 import { ChannelConnections } from './channel-connections.js';
@@ -14,7 +15,7 @@ import { Code, PluginError } from './errors.js';
 import { eventToProto } from './event-codec.js';
 import type { EventHandler, HandleContext } from './handler.js';
 import type { LogFields, PluginLogger } from './plugin-logger.js';
-import { HandleStatus, PluginServiceClient, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { HandleCall, HandleStatus, PluginServiceClient, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { serve } from './serve.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
 import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
@@ -197,6 +198,55 @@ describe("a call's deadline on the stream", () => {
     const answer = new Promise<HandleStreamResponse>((resolve) => call.once('data', resolve));
     call.write({ calls: [{ callId: 7, kind: { $case: 'call', value: { request: { event: eventToProto(testEvent), flow: 'f', attempt: 1, config: {} }, timeoutMs: 2 ** 32 - 1 } } }] });
     expect((await answer).results).toEqual([{ callId: 7, outcome: { $case: 'response', value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'aborted false, 50 days left', attributes: {} } } }]);
+  });
+});
+
+describe('call ids past 2^53 (call_id is a uint64 the client chooses)', () => {
+  /** A HandleStreamRequest of one call, by hand: the generated encoder's id is a number. */
+  const callMessage = (callId: bigint, id: string): Buffer => {
+    const call = HandleCall.encode({ request: { event: eventToProto(eventWithId(id)), flow: 'f', attempt: 1, config: {} }, timeoutMs: 10_000 }).finish();
+    return Buffer.from(new BinaryWriter().uint32(10).fork().uint32(8).uint64(callId).uint32(18).bytes(call).join().finish());
+  };
+  /** The call ids a HandleStreamResponse answers, each as the first field of its result (as serve() writes them). */
+  const answeredIds = (bytes: Buffer): bigint[] => {
+    const ids: bigint[] = [];
+    const reader = new BinaryReader(bytes);
+    while (reader.pos < reader.len) {
+      reader.tag();
+      const result = new BinaryReader(reader.bytes());
+      ids.push(result.tag()[0] === 1 ? BigInt(result.uint64()) : 0n);
+    }
+    return ids;
+  };
+
+  it('are answered under the same id, and do not end the stream with the calls in flight on it', async () => {
+    // The generated decoder throws past 2^53: gRPC ended the stream INTERNAL, "Error deserializing request", and the call in flight lost its answer.
+    const plugin = holdingLong();
+    const { server } = await stream(plugin.handler);
+    const raw = new PluginServiceClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    pairs.defer(() => raw.close());
+    const method = PluginServiceService.handleStream;
+    const call = raw.makeBidiStreamRequest(method.path, (bytes: Buffer) => bytes, (bytes: Buffer) => bytes, new Metadata());
+    pairs.defer(() => call.cancel());
+    const answered: bigint[] = [];
+    const largest = 2n ** 64n - 1n;
+    let arrived!: () => void;
+    const bothOrEnd = new Promise<void>((resolve) => (arrived = resolve));
+    let ended: StatusObject | undefined;
+    call.on('data', (bytes: Buffer) => {
+      answered.push(...answeredIds(bytes));
+      if (answered.includes(1n)) arrived();
+    });
+    call.on('error', () => {});
+    call.on('status', (end: StatusObject) => ((ended = end), arrived()));
+    call.write(callMessage(1n, 'long'));
+    await plugin.longRunning;
+    call.write(callMessage(largest, 'big'));
+    while (!answered.includes(largest) && !ended) await sleep(10);
+    plugin.release();
+    await bothOrEnd;
+    expect({ answered, ended }).toEqual({ answered: [largest, 1n], ended: undefined });
+    expect(plugin.started).toEqual(['long', 'big']);
   });
 });
 
