@@ -35,6 +35,14 @@ describe('PluginError', () => {
     expect(PluginError.from(err)).toBe(err);
   });
 
+  it('from() makes a PluginError whose code is no gRPC failure code (OK, outside 1 to 16) INTERNAL, naming the code', () => {
+    for (const code of [Code.Ok, 17, -1, 2 ** 31] as Code[]) {
+      const cause = new PluginError(code, 'done already');
+      expect(PluginError.from(cause)).toMatchObject({ code: Code.Internal, message: `a PluginError with code ${code} (${codeName(code)}), which is no gRPC failure code (1 to 16): done already`, cause });
+    }
+    for (const code of [Code.Canceled, Code.Unauthenticated]) expect(PluginError.from(new PluginError(code, 'x')).code).toBe(code);
+  });
+
   it('from() makes any other Error INTERNAL with its message, keeping it as the cause', () => {
     const cause = new TypeError('boom');
     const err = PluginError.from(cause);

@@ -78,10 +78,16 @@ export class PluginError extends Error {
 
   /**
    * Wraps anything thrown: a PluginError stays as it is (one of another SDK copy keeps its code); anything else becomes
-   * INTERNAL with its message, so an unexpected failure is never silent.
+   * INTERNAL with its message, so an unexpected failure is never silent. So does a PluginError whose code is no gRPC
+   * failure code (OK, or a number outside 1 to 16), its message saying which code it had.
    */
   static from(err: unknown): PluginError {
     if (err instanceof PluginError) {
+      // Sent on, OK would break the contract on both transports (a unary client reads "No message received", UNIMPLEMENTED;
+      // a stream's CallStatus is never OK), and a code gRPC does not define arrives elsewhere as UNKNOWN, the message lost.
+      if (!(err.code >= Code.Canceled && err.code <= Code.Unauthenticated)) {
+        return new PluginError(Code.Internal, `a PluginError with code ${err.code} (${codeName(err.code)}), which is no gRPC failure code (1 to 16): ${err.message}`, { cause: err });
+      }
       // One of another SDK copy becomes one of this copy, with its code, message and stack.
       if (Object.prototype.isPrototypeOf.call(PluginError.prototype, err)) return err;
       return Object.assign(new PluginError(err.code, err.message, { cause: err }), { stack: err.stack });

@@ -5,7 +5,7 @@ import { credentials, makeGenericClientConstructor, type Client, type ClientRead
 import { service as healthService } from 'grpc-health-check';
 import { describe, expect, it } from 'vitest';
 import { PluginClient } from './client.js';
-import { Code, PluginError } from './errors.js';
+import { Code, PluginError, codeName } from './errors.js';
 import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { HandleContext, HandleResult } from './handler.js';
 import { jsonLogger, type LogFields, type PluginLogger } from './plugin-logger.js';
@@ -92,6 +92,17 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     expect(err.code).toBe(code);
     expect(err.message).toBe(`failed with ${code}`);
     expect(err.retryable).toBe(retryable);
+  });
+
+  it.each([Code.Ok, 17 as Code, -1 as Code])('a thrown PluginError with code %i, no gRPC failure code, arrives as INTERNAL naming the code, with its message', async (code) => {
+    // OK reached a unary client as UNIMPLEMENTED "No message received", the message lost, and a stream client as a CallStatus of OK.
+    const { client } = await start({
+      handle: () => {
+        throw new PluginError(code, 'already drained');
+      },
+    });
+    const err = await rejection(client.handle(event, { flow: 'f' }));
+    expect([err.code, err.message]).toEqual([Code.Internal, `a PluginError with code ${code} (${codeName(code)}), which is no gRPC failure code (1 to 16): already drained`]);
   });
 
   it('an unknown thrown error arrives as INTERNAL with its message', async () => {
