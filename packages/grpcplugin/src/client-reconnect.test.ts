@@ -98,6 +98,20 @@ describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin resta
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it.sequential('a call given up while it waits for the plugin fails as one given up before it was sent: CANCELLED, not UNAVAILABLE (which core retries)', async () => {
+    const gone = await servePlugin();
+    await gone.close();
+    const client = clientFor(gone.port, transport);
+    const cancel = new AbortController();
+    const cancelled = rejectionOf(client.handle(event, { flow: 'f', timeoutMs: 10_000, signal: cancel.signal }), PluginError);
+    const closed = rejectionOf(client.handle(event, { flow: 'f', timeoutMs: 10_000 }), PluginError);
+    await sleep(500); // both have failed to connect and wait for the plugin
+    cancel.abort();
+    expect(await cancelled).toMatchObject({ code: Code.Canceled, message: expect.stringMatching(/^call cancelled/) });
+    client.close();
+    expect(await closed).toMatchObject({ code: Code.Canceled, message: expect.stringMatching(/closed/) });
+  });
+
   it.sequential('a plugin that never comes back: UNAVAILABLE with the connection error once the deadline passes', async () => {
     const gone = await servePlugin();
     const client = clientFor(gone.port, transport);

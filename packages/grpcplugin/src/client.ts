@@ -137,7 +137,8 @@ export class PluginClient {
    * the timeout passes). A call that could not leave, because no connection to the
    * plugin was made since it was made, is sent again once the plugin is back within
    * the deadline, so a plugin starting or restarting loses no call; UNAVAILABLE, with
-   * the connection error, when it never came. A call that may have reached the plugin
+   * the connection error, when it never came, and CANCELLED when the call was cancelled or
+   * the client closed while it waited. A call that may have reached the plugin
    * is never sent again here: it fails (UNAVAILABLE when the connection broke) and
    * the caller's retry policy, with its attempt numbers, decides.
    */
@@ -147,8 +148,12 @@ export class PluginClient {
     try {
       return await this.callOnce(request, deadline, options.signal);
     } catch (err) {
-      if (!isUnsentFailure(err) || !(await this.waitUntilReady(deadline, options.signal))) throw err;
-      return this.callOnce(request, deadline, options.signal);
+      if (!isUnsentFailure(err)) throw err;
+      if (await this.waitUntilReady(deadline, options.signal)) return this.callOnce(request, deadline, options.signal);
+      // Given up on while it waited, it fails as a call given up before it was sent does, not UNAVAILABLE (which core retries).
+      if (options.signal?.aborted) throw new PluginError(Code.Canceled, 'call cancelled while it waited for the plugin, before it was sent');
+      if (this.closed) throw closedBeforeSent();
+      throw err;
     }
   }
 
