@@ -1,6 +1,6 @@
 import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTcp, createServer } from 'node:net';
-import { makeTestCertificates, rejectionOf, startTcpRelay } from '@hollowtrees/testkit';
+import { hasIpv6Loopback, makeTestCertificates, rejectionOf, startTcpRelay } from '@hollowtrees/testkit';
 import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { serve, type PluginServer, type ServeOptions } from './serve.js';
 import { pluginPairs, TRANSPORTS, testEvent as event } from './test-support/plugin-pair.js';
 
 const pairs = pluginPairs();
+const hasIpv6 = await hasIpv6Loopback();
 
 const silentLogger: PluginLogger = jsonLogger({ service: 'test', level: 'silent' });
 
@@ -352,6 +353,15 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     const err = await rejectionOf(serve(0, { handle: () => {} }, { host: '192.0.2.1' }), Error);
     expect(err.message).toMatch(/^cannot serve on 192\.0\.2\.1:0: (?!.*already in use)/);
     expect(err.cause).toBeInstanceOf(Error);
+  });
+
+  it.skipIf(!hasIpv6)('serves an IPv6 address given bare (::1), as a Node server takes it', async () => {
+    // grpc-js read '::1:0' as host '::1:0' and port 443: serve() failed with "address not available ::1:0:443", and '::' with a name resolution failure.
+    const server = await serve(0, { handle: () => ({ message: 'over IPv6' }) }, { host: '::1' });
+    pairs.defer(() => server.close());
+    const client = new PluginClient(`[::1]:${server.port}`, { transport });
+    pairs.defer(() => client.close());
+    expect((await client.handle(event, { flow: 'f' })).message).toBe('over IPv6');
   });
 
   it('by default serves on 127.0.0.1 only, and says nothing about it', async () => {

@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { Server } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { CallRunner } from './call-runner.js';
@@ -17,7 +18,7 @@ export interface ServeOptions {
   /**
    * Address to bind. Default `127.0.0.1`: a plugin acts on whatever call reaches it, so it is
    * reachable only from its own host (core beside it, or a sidecar in core's pod) unless asked.
-   * Binding another address without mTLS logs a warning.
+   * Binding another address without mTLS logs a warning. An IPv6 address may be bare (`::`) or in brackets.
    */
   host?: string;
   /** TLS, or mTLS when `tls.ca` is set. Default: plaintext. */
@@ -69,11 +70,16 @@ function isLoopback(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
-function bindError(host: string, port: number, err: Error): Error {
+/** `host:port` as grpc-js reads it: a bare IPv6 address (`::`, `::1`) goes in brackets, or `::1:0` is read as host `::1:0`, port 443. */
+function bindAddress(host: string, port: number): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+function bindError(address: string, port: number, err: Error): Error {
   if (/EADDRINUSE|address already in use/i.test(err.message)) {
-    return new Error(`cannot serve on ${host}:${port}: port ${port} is already in use`, { cause: err });
+    return new Error(`cannot serve on ${address}: port ${port} is already in use`, { cause: err });
   }
-  return new Error(`cannot serve on ${host}:${port}: ${err.message}`, { cause: err });
+  return new Error(`cannot serve on ${address}: ${err.message}`, { cause: err });
 }
 
 /**
@@ -112,14 +118,15 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   });
 
   const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, serverCredentials(options.tls), (err, bound) =>
-      err ? reject(bindError(host, port, err)) : resolve(bound),
+    const address = bindAddress(host, port);
+    server.bindAsync(address, serverCredentials(options.tls), (err, bound) =>
+      err ? reject(bindError(address, port, err)) : resolve(bound),
     );
   });
 
   if (!isLoopback(host) && !requiresClientCertificates(options.tls)) {
     (options.logger ?? jsonLogger({ service: 'hollowtrees-plugin' })).warn(
-      `serving on ${host}:${boundPort} without ${options.tls ? 'client certificates' : 'TLS'}: anyone who can reach the port can make this plugin act (drain a node, replace an instance); bind 127.0.0.1, or serve mTLS (tls with ca)`,
+      `serving on ${bindAddress(host, boundPort)} without ${options.tls ? 'client certificates' : 'TLS'}: anyone who can reach the port can make this plugin act (drain a node, replace an instance); bind 127.0.0.1, or serve mTLS (tls with ca)`,
       { host, port: boundPort, tls: options.tls !== undefined, mtls: false },
     );
   }

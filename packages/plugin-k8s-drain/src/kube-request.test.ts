@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Code, SharedAgents } from '@hollowtrees/grpcplugin';
-import { makeTestCertificates } from '@hollowtrees/testkit';
+import { hasIpv6Loopback, makeTestCertificates } from '@hollowtrees/testkit';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { toPluginError } from './api-errors.js';
@@ -51,11 +51,7 @@ function writerFor(url: string, timeoutMs?: number): ReturnType<typeof kubeWrite
   return kubeWriter(kc, agents, timeoutMs);
 }
 
-/** Whether this machine has an IPv6 loopback to listen on. */
-const hasIpv6 = await new Promise<boolean>((resolve) => {
-  const probe = createHttpServer().once('error', () => resolve(false));
-  probe.listen(0, '::1', () => probe.close(() => resolve(true)));
-});
+const hasIpv6 = await hasIpv6Loopback();
 
 /** A plain-HTTP API server on `host` that records what it is sent. */
 async function plainApiServer(host: string, answer: (res: ServerResponse) => void): Promise<{ url: string; seen: Seen[] }> {

@@ -6,7 +6,7 @@
 export { makeTestCertificates, type KeyPair, type TestCertificates } from './certificates.js';
 export { rejectionOf } from './rejection.js';
 export { CallLatency } from './call-latency.js';
-export { LISTEN_BACKLOG, wallClockMs } from './listen.js';
+export { LISTEN_BACKLOG, hasIpv6Loopback, wallClockMs } from './listen.js';
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.js';
 export * from './processes.js';
 export * from './kube/index.js';

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 
 /**
  * Pending connections the kernel keeps for a stand-in (Linux caps it at
@@ -34,5 +34,13 @@ export function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     server.closeAllConnections();
     server.close(() => resolve());
+  });
+}
+
+/** Whether this machine has an IPv6 loopback (`::1`) to listen on: some containers have none. */
+export function hasIpv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createTcpServer().once('error', () => resolve(false));
+    probe.listen(0, '::1', () => probe.close(() => resolve(true)));
   });
 }
