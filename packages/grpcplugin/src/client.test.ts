@@ -42,6 +42,13 @@ describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
     expect(calls).toBe(1);
   });
 
+  it.each([0, -1, 1.5, Number.NaN])('refuses maxSendMessageBytes %s at once, naming it', (bad) => {
+    // 0 refused every call with RESOURCE_EXHAUSTED, which core retries; NaN lifted the limit.
+    expect(() => new PluginClient('127.0.0.1:1', { transport, maxSendMessageBytes: bad })).toThrow(
+      new RangeError(`PluginClient: maxSendMessageBytes must be a whole number of bytes of at least 1, got ${bad}`),
+    );
+  });
+
   it('refuses a timeout no timer can wait (NaN, Infinity, 2^31 ms or more) at once, naming it; the plugin never sees the call', async () => {
     // A timer fires a delay past 2^31-1 ms after 1 ms: such a call failed at once with DEADLINE_EXCEEDED, and over the stream NaN or Infinity threw out of its write, ending the process.
     let calls = 0;

@@ -10,6 +10,7 @@ import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
+import { checkedMessageBytes } from './message-limit.js';
 import { checkedTimeout } from './timer-limit.js';
 import { channelCredentials, type ClientTlsOptions } from './tls.js';
 import { closedBeforeSent, isUnsentFailure, unsentFailure } from './unsent-call.js';
@@ -29,7 +30,7 @@ export interface PluginClientOptions {
   tls?: ClientTlsOptions;
   /** Deadline for calls that do not set one. Default 30 000 ms; at most 2^31-1 ms (24.8 days), as every timeout here. */
   defaultTimeoutMs?: number;
-  /** Largest request sent, in bytes. Default 16 MiB. */
+  /** Largest request sent, in bytes: a whole number of at least 1 (a RangeError otherwise). Default 16 MiB. */
   maxSendMessageBytes?: number;
   /**
    * Backoff between attempts to reconnect to a plugin that went away. grpc-js
@@ -109,7 +110,7 @@ export class PluginClient {
   /** @param address `host:port` of the plugin. */
   constructor(readonly address: string, options: PluginClientOptions = {}) {
     const creds = channelCredentials(options.tls);
-    this.maxSendBytes = options.maxSendMessageBytes ?? 16 * 1024 * 1024;
+    this.maxSendBytes = checkedMessageBytes('PluginClient: maxSendMessageBytes', options.maxSendMessageBytes ?? 16 * 1024 * 1024);
     this.transport = options.transport ?? 'auto';
     this.logger = options.logger;
     const channelOptions = {

@@ -10,6 +10,7 @@ import { streamHandle, type OpenStreams } from './serve-stream.js';
 import { servedPluginService } from './served-stream-codec.js';
 import { unaryHandle } from './serve-unary.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
+import { checkedMessageBytes } from './message-limit.js';
 import { checkedTimeout } from './timer-limit.js';
 import { requiresClientCertificates, serverCredentials, type ServerTlsOptions } from './tls.js';
 
@@ -30,7 +31,8 @@ export interface ServeOptions {
   /**
    * Largest request message accepted, in bytes. Announced to the client in each
    * `HandleStream`'s response headers, so it batches its calls below it and refuses a single
-   * larger call (RESOURCE_EXHAUSTED, as gRPC refuses a unary one). Default 16 MiB.
+   * larger call (RESOURCE_EXHAUSTED, as gRPC refuses a unary one). A whole number of at least 1
+   * (a RangeError otherwise). Default 16 MiB.
    */
   maxReceiveMessageBytes?: number;
   /**
@@ -104,7 +106,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   const host = options.host ?? '127.0.0.1';
   // Infinity ("wait for every call") would fire at once, and close() cancel the calls it was to wait for.
   const shutdownTimeoutMs = checkedTimeout('serve: shutdownTimeoutMs', options.shutdownTimeoutMs ?? 30_000);
-  const maxReceiveBytes = options.maxReceiveMessageBytes ?? 16 * 1024 * 1024;
+  const maxReceiveBytes = checkedMessageBytes('serve: maxReceiveMessageBytes', options.maxReceiveMessageBytes ?? 16 * 1024 * 1024);
   const server = new Server({ 'grpc.max_receive_message_length': maxReceiveBytes, ...keepaliveChannelOptions('serve: keepalive', options.keepalive) });
   raiseConnectionWindow(server);
   const health = new HealthImplementation({ '': 'SERVING', [PLUGIN_SERVICE_NAME]: 'SERVING' });

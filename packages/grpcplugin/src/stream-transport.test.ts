@@ -334,6 +334,14 @@ describe('a plugin that reads smaller messages than the client batches (maxRecei
 });
 
 describe('serve options for the stream', () => {
+  it.each([0, -1, 1.5, Number.NaN, Infinity])('maxReceiveMessageBytes %s is refused, naming the option', async (bad) => {
+    // 0 made grpc-js refuse every request (RESOURCE_EXHAUSTED, or the whole stream) while health said SERVING; NaN lifted the limit.
+    await expect(serve(0, { handle: () => {} }, { maxReceiveMessageBytes: bad })).rejects.toThrow(
+      new RangeError(`serve: maxReceiveMessageBytes must be a whole number of bytes of at least 1, got ${bad}`),
+    );
+  });
+
+
   it.each([0, -1, 1.5, Number.NaN])('maxConcurrentCallsPerStream %s is refused, naming the option', async (bad) => {
     await expect(serve(0, { handle: () => {} }, { maxConcurrentCallsPerStream: bad })).rejects.toThrow(
       new RangeError(`serve: maxConcurrentCallsPerStream must be a whole number of at least 1, got ${bad}`),
