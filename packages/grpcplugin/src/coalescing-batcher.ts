@@ -50,7 +50,9 @@ export class CoalescingBatcher<K, V> {
     const batch = this.pending;
     this.pending = new Map();
     const keys = [...batch.keys()];
-    this.run(keys).then(
+    // In a promise, so a run that throws before it returns one rejects every key of the batch, and
+    // does not escape from the window's timer (an uncaught exception) or from one key's get().
+    Promise.resolve(keys).then((batchKeys) => this.run(batchKeys)).then(
       (results) => {
         for (const [key, waiting] of batch) {
           const result = results.has(key) ? (results.get(key) as V | Error) : new Error(`the batch answered nothing for ${String(key)}`);
