@@ -70,6 +70,13 @@ describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
     expect((await rejection(client.checkHealth({ service: 'no.such.Service' }))).code).toBe(Code.NotFound);
   });
 
+  it('checkHealth after close() fails as a call does, with a PluginError: CANCELLED, the client was closed', async () => {
+    // grpc-js threw its plain Error "Channel has been shut down" out of the check: no code to branch on.
+    const { client } = await start({ handle: () => {} });
+    client.close();
+    expect(await rejection(client.checkHealth())).toMatchObject({ code: Code.Canceled, message: 'the client was closed before the call was sent' });
+  });
+
   it('a call made in the turn of close(), or after it, never goes out; it fails with CANCELLED, saying so (the stream\'s) or as grpc-js says (a unary call made before close())', async () => {
     let calls = 0;
     const { client } = await start({ handle: () => void calls++ });

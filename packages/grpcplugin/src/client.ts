@@ -251,6 +251,8 @@ export class PluginClient {
    */
   checkHealth(options: { service?: string; timeoutMs?: number } = {}): Promise<ServingStatus> {
     return new Promise((resolve, reject) => {
+      // grpc-js would throw a plain Error on the closed channel.
+      if (this.closed) return reject(closedBeforeSent());
       // In here, so a timeout refused rejects as any failure does.
       const deadline = new Date(Date.now() + checkedTimeout('PluginClient.checkHealth: timeoutMs', options.timeoutMs ?? 5_000));
       this.health.check({ service: options.service ?? PLUGIN_SERVICE_NAME }, new Metadata(), { deadline }, (err, response) =>
@@ -261,7 +263,7 @@ export class PluginClient {
 
   /**
    * Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. Calls not sent yet,
-   * and calls made from now on, fail with CANCELLED: the client was closed before the call was sent.
+   * and calls (or health checks) made from now on, fail with CANCELLED: the client was closed before the call was sent.
    * A stream call cancelled after it (its signal, its deadline) is not told to the plugin: the
    * half-closed stream takes no more writes, and the plugin's handler keeps the call's deadline.
    */
