@@ -24,7 +24,10 @@ export interface ServeOptions {
   host?: string;
   /** TLS, or mTLS when `tls.ca` is set. Default: plaintext. */
   tls?: ServerTlsOptions;
-  /** Close gracefully on SIGTERM and SIGINT. Default false. */
+  /**
+   * Close gracefully on SIGTERM and SIGINT. Default false. The listeners replace Node's exit on those
+   * signals: the process then ends once nothing else holds it, so close your own resources on them too.
+   */
   handleSignals?: boolean;
   /** How long `close()` waits for in-flight calls before cancelling them. Default 30 000 ms; at most 2^31-1 ms (24.8 days), a RangeError otherwise. */
   shutdownTimeoutMs?: number;
