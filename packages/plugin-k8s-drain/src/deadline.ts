@@ -1,6 +1,5 @@
 import { setMaxListeners } from 'node:events';
 import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
-import { MAX_WAIT_MS } from './options.js';
 
 /** The reason a {@link Deadline}'s signal aborts when its time is up. */
 export class DeadlineReachedError extends Error {
@@ -42,21 +41,11 @@ export class Deadline {
   ) {
     // Every eviction in flight races this signal: more than the default 10 listeners is expected.
     setMaxListeners(0, this.controller.signal);
-    this.waitForAt();
+    // However far off: the clock's sleep outlasts what one timer holds (a stream call's deadline may be 49.7 days out).
+    clock.sleep(Math.max(0, at - clock.now()), this.disposed.signal).then(() => this.abort(new DeadlineReachedError(at)), () => {});
     this.onParentAbort = () => this.abort(parent?.reason);
     if (parent?.aborted) this.onParentAbort();
     else parent?.addEventListener('abort', this.onParentAbort, { once: true });
-  }
-
-  /**
-   * Aborts at `at`, waited for in steps a timer holds: Node fires a timer of 2^31 ms (24.8 days)
-   * or more at once, and a pool drain lives on its call's deadline, which a stream call may set
-   * 49.7 days out.
-   */
-  private waitForAt(): void {
-    const left = this.at - this.clock.now();
-    const step = Math.max(0, Math.min(left, MAX_WAIT_MS));
-    this.clock.sleep(step, this.disposed.signal).then(() => (left > MAX_WAIT_MS ? this.waitForAt() : this.abort(new DeadlineReachedError(this.at))), () => {});
   }
 
   /** Aborts when the time is up, the parent aborts, or {@link abort} is called. */
