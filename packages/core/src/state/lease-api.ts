@@ -37,6 +37,12 @@ export interface LeaseApiOptions {
   timeoutMs: number;
   metrics: StoreMetrics;
   clock: Clock;
+  /**
+   * Rewrites an error's message before it is thrown (and logged): the API server's answers and the
+   * client's failures name the namespace and the Lease, which may have come from `${VAR}`, and
+   * such a value is never shown. Unchanged when absent.
+   */
+  shown?: (message: string) => string;
 }
 
 /** Loads a kubeconfig's text, or else the in-cluster service account (never the client's fallback of http://localhost:8080). */
@@ -68,7 +74,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
       promiseMiddleware: [agents.middleware()],
     }),
   );
-  const { namespace, metrics, clock } = options;
+  const { namespace, metrics, clock, shown = (message: string) => message } = options;
   const call = async <T>(operation: StoreOperation, run: () => Promise<T>): Promise<T> => {
     const started = clock.now();
     const timeout = new AbortController();
@@ -85,7 +91,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
       return answer;
     } catch (err) {
       const classified =
-        err instanceof LeaseUnreachable ? err : err instanceof ApiException ? new LeaseRefused(err.code, messageOf(err)) : new LeaseUnreachable(err instanceof Error ? err.message : String(err));
+        err instanceof LeaseUnreachable ? err : err instanceof ApiException ? new LeaseRefused(err.code, shown(messageOf(err))) : new LeaseUnreachable(shown(err instanceof Error ? err.message : String(err)));
       metrics.calls.inc({ operation, result: resultOf(classified) });
       throw classified;
     } finally {
