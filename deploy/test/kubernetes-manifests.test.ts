@@ -122,6 +122,14 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     }
   });
 
+  it('gives core 5 minutes to start before liveness counts: it answers only once its state is loaded', () => {
+    for (const [variant, objects] of Object.entries(variants)) {
+      const core = container(corePod(objects), 'core') as { startupProbe?: { httpGet?: { path?: string }; periodSeconds?: number; failureThreshold?: number } };
+      expect(core.startupProbe?.httpGet?.path, variant).toBe('/-/healthy');
+      expect((core.startupProbe?.periodSeconds ?? 10) * (core.startupProbe?.failureThreshold ?? 3), variant).toBeGreaterThanOrEqual(300);
+    }
+  });
+
   it('runs the plugins as native sidecars on 127.0.0.1 only, probed from inside the pod; the Service reaches core alone', () => {
     for (const [variant, objects] of Object.entries(variants).filter(([v]) => v !== 'overlays/plugins-mtls')) {
       const pod = corePod(objects);
