@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { makeTestCertificates } from '@hollowtrees/testkit';
+import { hasIpv6Loopback, makeTestCertificates } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
 
@@ -49,14 +49,14 @@ describe('hollowtrees CLI', () => {
       expect(run('--listen', listen)).toMatchObject({
         status: 2,
         stdout: '',
-        stderr: `hollowtrees: --listen ${JSON.stringify(listen)}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces)\n`,
+        stderr: `hollowtrees: --listen ${JSON.stringify(listen)}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface)\n`,
       });
     }
   });
 
   it('server.listen that validate refuses, start-up refuses the same way (exit 2, one message)', () => {
     const bad = file('bad-listen.yaml', 'server: { listen: "127.0.0.1:99999" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n');
-    const expected = `${bad}: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:99999"\n`;
+    const expected = `${bad}: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface), got "127.0.0.1:99999"\n`;
     expect(run('validate', '--config', bad)).toMatchObject({ status: 2, stdout: '', stderr: expected });
     expect(run('--config', bad)).toMatchObject({ status: 2, stdout: '', stderr: expected });
   });
@@ -97,9 +97,14 @@ describe('hollowtrees CLI', () => {
     expect(run('--listen', '192.0.2.1:9099')).toMatchObject({ status: 2, stderr: '--listen: "192.0.2.1:9099": no interface of this machine has that address\n' });
   });
 
-  it(':PORT listens on all IPv4 interfaces', async () => {
-    const core = start(['--listen', ':0']);
-    expect((await core.waitFor((l) => l.msg === 'hollowtrees started')).listen).toMatch(/^0\.0\.0\.0:\d+$/);
+  it(':PORT listens on every interface, IPv6 ones too where the machine has IPv6, as in Go; 0.0.0.0:PORT on the IPv4 ones', async () => {
+    const everywhere = start(['--listen', ':0']);
+    const listen = String((await everywhere.waitFor((l) => l.msg === 'hollowtrees started')).listen);
+    expect(listen).toMatch((await hasIpv6Loopback()) ? /^\[::\]:\d+$/ : /^0\.0\.0\.0:\d+$/);
+    // Reached over IPv4 as well: one socket for both.
+    expect((await fetch(`http://127.0.0.1:${listen.split(':').at(-1)}/-/ready`)).status).toBe(200);
+    const ipv4 = start(['--listen', '0.0.0.0:0']);
+    expect((await ipv4.waitFor((l) => l.msg === 'hollowtrees started')).listen).toMatch(/^0\.0\.0\.0:\d+$/);
   });
 
   it('explain reads an alert from stdin or a file and prints what each flow of the config would do; bad input exits 2', () => {

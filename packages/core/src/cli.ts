@@ -37,7 +37,7 @@ Options:
   -c, --config FILE     YAML configuration (see examples/config.yaml)
       --dry-run         run the flows, log what each plugin would get, call none
       --listen ADDR     override server.listen: HOST:PORT, e.g. 127.0.0.1:9092 (this
-                        machine only) or :9092 (all IPv4 interfaces); a bare port is refused
+                        machine only) or :9092 (every interface); a bare port is refused
   -h, --help            this text
   -v, --version         the version
 

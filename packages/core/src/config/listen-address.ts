@@ -1,17 +1,20 @@
 /** A receiver address, split into what `server.listen()` takes. */
 export interface ListenAddress {
-  /** `0.0.0.0` when the address was written without a host (`:9092`). */
-  host: string;
+  /**
+   * Absent when the address was written without a host (`:9092`): every interface, as Go's `:PORT`
+   * (IPv6 and IPv4 where the machine has IPv6, so a single-stack IPv6 cluster reaches it; IPv4 only otherwise).
+   */
+  host?: string;
   port: number;
 }
 
 /** What a listen address must look like, for error messages. */
-export const LISTEN_FORMAT = 'expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces)';
+export const LISTEN_FORMAT = 'expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface)';
 
 const SHAPE = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):(\d{1,5})$/;
 
 /**
- * Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces, as in Go
+ * Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (every interface, IPv6 too, as in Go
  * and Prometheus). A bare port is refused rather than guessed: `9092` alone
  * could mean "loopback" or "everywhere", and the difference is who can send
  * alerts. Returns undefined for anything else.
@@ -21,8 +24,8 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
   if (!match) return undefined;
   const port = Number(match[2]);
   if (port > 65_535) return undefined;
-  const host = match[1]!.replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-  return { host, port };
+  const host = match[1]!.replace(/^\[(.*)\]$/, '$1');
+  return host === '' ? { port } : { host, port };
 }
 
 /** What a plugin address must look like, for error messages. */

@@ -255,15 +255,15 @@ flows:
     ['a retry backoff past 24h', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    runRetry: { maxBackoff: 25h }'), 'config.yaml: flows.spot.runRetry.maxBackoff: expected a duration from 0s to 24h'],
     ['a receiver timeout of zero (Node would read it as none)', `server: { timeouts: { body: 0s } }\n${flowYaml()}`, 'config.yaml: server.timeouts.body: expected a duration from 100ms to 1h'],
     ['a receiver timeout that is not a duration', `server: { timeouts: { idle: forever } }\n${flowYaml()}`, 'config.yaml: server.timeouts.idle: expected a duration like 30s, 5m or 1h30m, got "forever"'],
-    ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "localhost"'],
-    ['a bare port as listen address (loopback or everywhere? not guessed)', `server: { listen: "9099" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "9099"'],
+    ['a bad listen address', `server: { listen: "localhost" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface), got "localhost"'],
+    ['a bare port as listen address (loopback or everywhere? not guessed)', `server: { listen: "9099" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface), got "9099"'],
     ['a bad filter regex', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: { regex: "([" } }'), 'config.yaml: flows.spot.filters.node.regex: expected a valid regular expression'],
     ['a filter of the wrong shape', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    filters: { node: 5 }'), 'config.yaml: flows.spot.filters.node: expected a string, a list of strings, { not: ... } or { regex: ... }'],
     ['retry attempts of zero', `plugins:\n  x: { type: grpc, address: "a:1", retry: { attempts: 0 } }\n${flowYaml()}`, 'config.yaml: plugins.x.retry.attempts: Too small: expected number to be >=1'],
     ['an unset environment variable', `server: { listen: "\${LISTEN}" }\n${flowYaml()}`, 'config.yaml: server.listen: environment variable LISTEN is not set (write ${LISTEN:-default} for a default)'],
     ['a log level that does not exist', `log: { level: loud }\n${flowYaml()}`, 'config.yaml: log.level: Invalid option: expected one of'],
     ['a plugin client certificate without its key', `plugins:\n  x: { type: grpc, address: "a:1", tls: { cert: /c.pem } }\n${flowYaml()}`, 'config.yaml: plugins.x.tls: cert and key must be given together'],
-    ['a port above 65535', `server: { listen: "127.0.0.1:70000" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:70000"'],
+    ['a port above 65535', `server: { listen: "127.0.0.1:70000" }\n${flowYaml()}`, 'config.yaml: server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface), got "127.0.0.1:70000"'],
   ])('rejects %s', (_name, yaml, expected) => {
     expect(problem(yaml)).toContain(expected);
   });
@@ -445,9 +445,9 @@ describe('parseConfig accepts every documented form', () => {
 
 describe('parseConfig rejects, saying where and what was expected', () => {
   it.each([
-    ['a listen address with a space', 'server: { listen: "a b:9092" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "a b:9092"'],
-    ['a listen port of six digits', 'server: { listen: "127.0.0.1:909200" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "127.0.0.1:909200"'],
-    ['an IPv6 listen address without brackets', 'server: { listen: "::1:9092" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (all IPv4 interfaces), got "::1:9092"'],
+    ['a listen address with a space', 'server: { listen: "a b:9092" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface), got "a b:9092"'],
+    ['a listen port of six digits', 'server: { listen: "127.0.0.1:909200" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface), got "127.0.0.1:909200"'],
+    ['an IPv6 listen address without brackets', 'server: { listen: "::1:9092" }', 'server.listen: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface), got "::1:9092"'],
     ['a plugin name starting with a dash', 'plugins:\n  -x: { type: log }', 'plugins.-x: plugin names use letters, digits, . _ -'],
     ['a plugin name with a space', 'plugins:\n  "a b": { type: log }', 'plugins.a b: plugin names use letters, digits, . _ -'],
     ['an unknown plugin type', 'plugins:\n  x: { type: http }', 'plugins.x.type: expected type: grpc or type: log'],

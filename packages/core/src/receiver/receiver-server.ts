@@ -55,7 +55,8 @@ function groupLimit(query: URLSearchParams): number {
 }
 
 export interface ReceiverOptions {
-  host: string;
+  /** Absent: every interface (Node's default: IPv6 and IPv4 where the machine has IPv6). */
+  host?: string | undefined;
   port: number;
   limits: ReceiverLimits;
   /** Fixed at start: Node checks them on a timer set up with the server. */
