@@ -59,7 +59,10 @@ export function containerPolicyBreaches(workload: string, pod: PodSpec): string[
     const fail = (what: string): number => breaches.push(`${at}: ${what}`);
     if (!c.resources?.requests?.['cpu'] || !c.resources.requests['memory']) fail('no cpu and memory requests');
     if (!c.resources?.limits?.['memory']) fail('no memory limit');
-    if (!plainInit.includes(c as never) && (!c.livenessProbe || !c.readinessProbe)) fail('no liveness and readiness probes');
+    // A native sidecar (an init container that runs on) has liveness only: its readiness would count in the pod's.
+    const sidecar = (pod.initContainers ?? []).includes(c as never);
+    if (!plainInit.includes(c as never) && (!c.livenessProbe || (!sidecar && !c.readinessProbe))) fail(sidecar ? 'no liveness probe' : 'no liveness and readiness probes');
+    if (sidecar && c.readinessProbe) fail("a readiness probe, which would make the pod's readiness its own");
     if ((sc.runAsNonRoot ?? pod.securityContext?.runAsNonRoot) !== true) fail('runAsNonRoot is not true');
     if (sc.readOnlyRootFilesystem !== true) fail('readOnlyRootFilesystem is not true');
     if (sc.allowPrivilegeEscalation !== false) fail('allowPrivilegeEscalation is not false');
