@@ -430,6 +430,20 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(lists()).toBe(listed);
   });
 
+  it('logs a refused claim with its Lease named as showLease shows it (a prefix from ${VAR} as written), never the prefix itself', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+    const store = new KubernetesRunStateStore({ api: leaseApi, identity: 'a', leasePrefix: 'secret-prefix-', showLease: (name) => name.replace('secret-prefix-', '${PREFIX}'), leaseDurationMs: 30_000, renewIntervalMs: 10_000, maxGroups: 1_000, clock: systemClock, logger });
+    stores.push(store);
+    api.failNext(1, { method: 'POST', path: LEASES_PATH, code: 403 });
+    store.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await store.claim('g', run('e1'))).claim).toBe('unavailable');
+    const refused = lines.find((l) => l['msg'] === 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
+    expect(refused?.['lease']).toBe(leaseName('${PREFIX}', 'g'));
+    expect(JSON.stringify(lines)).not.toContain('secret-prefix-');
+  });
+
   it('commit from a mark counts a claim refused before commit was called: a batch whose earlier slice lost a claim is not acknowledged', async () => {
     const a = replica('a').store;
     const mark = a.mark();

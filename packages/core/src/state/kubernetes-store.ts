@@ -20,6 +20,8 @@ export interface KubernetesStoreOptions {
   /** This replica's name in `holderIdentity`. */
   identity: string;
   leasePrefix: string;
+  /** A Lease's name as logs show it: its prefix as written in the file when it came from `${VAR}` (unchanged when absent). */
+  showLease?: (name: string) => string;
   leaseDurationMs: number;
   renewIntervalMs: number;
   maxGroups: number;
@@ -318,9 +320,13 @@ export class KubernetesRunStateStore extends GroupStates {
       // Refused (403: RBAC) or unanswered, the claim failed: commits in flight must say so.
       this.failures++;
       if (!(err instanceof LeaseRefused) || err.code >= 500 || err.code === 429) this.failed(err);
-      this.options.logger.error({ err, groupKey: key, lease: name }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
+      this.options.logger.error({ err, groupKey: key, lease: this.shownLease(name) }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
       return UNAVAILABLE;
     }
+  }
+
+  private shownLease(name: string): string {
+    return this.options.showLease?.(name) ?? name;
   }
 
   /**
@@ -444,7 +450,7 @@ export class KubernetesRunStateStore extends GroupStates {
     if (this.mine.get(key) === held) this.mine.delete(key);
     const running = held.record.phase === 'running';
     held.lost.abort(new Error(`lost the hold on group ${key}: ${why}`));
-    this.options.logger.error({ groupKey: key, lease: held.name, runInProgress: running }, `lost the Lease of a group this replica holds: ${why}${running ? '; its run is stopped' : ''}`);
+    this.options.logger.error({ groupKey: key, lease: this.shownLease(held.name), runInProgress: running }, `lost the Lease of a group this replica holds: ${why}${running ? '; its run is stopped' : ''}`);
   }
 
   /**
@@ -500,7 +506,7 @@ export class KubernetesRunStateStore extends GroupStates {
       if (!current) return;
       if (found && sameClaim(found, doubt.record) && !this.mine.has(key)) {
         await this.options.api.delete(doubt.name, { uid: current.metadata!.uid!, resourceVersion: current.metadata!.resourceVersion! });
-        this.options.logger.warn({ groupKey: key, lease: doubt.name }, 'deleted the Lease of a claim whose create got no answer but was applied; the event was refused and is sent again');
+        this.options.logger.warn({ groupKey: key, lease: this.shownLease(doubt.name) }, 'deleted the Lease of a claim whose create got no answer but was applied; the event was refused and is sent again');
       }
       done();
     } catch (err) {

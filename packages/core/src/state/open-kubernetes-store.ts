@@ -37,13 +37,13 @@ export function openKubernetesStore({ loaded, logger, metrics, clock, kubeconfig
     throw new ConfigError(loaded.file, [{ path: 'state.kubernetes.kubeconfig', message: `not set, and this is not a pod with a service account (${err instanceof Error ? err.message : String(err)})` }]);
   }
   const identity = replicaIdentity();
-  // As written in the file: a value from ${VAR} is not shown, in this line nor in the errors of Lease calls, which name both.
+  // As written in the file: a value from ${VAR} is not shown, in this line nor in the errors of Lease calls and the Lease names logged.
   const shown = { namespace: settings.namespace ? loaded.display.plain('state.kubernetes.namespace', namespace) : namespace, leasePrefix: loaded.display.plain('state.kubernetes.leasePrefix', settings.leasePrefix) };
   const hidden = [[settings.leasePrefix, shown.leasePrefix], [namespace, shown.namespace]].filter(([value, as]) => value !== '' && value !== as);
   const showMessage = (message: string): string => hidden.reduce((text, [value, as]) => text.replaceAll(value!, as!), message);
   // Well inside the lease: a renewal that gets no answer is tried again before the Lease expires.
   const api = kubeLeaseApi(kc, { namespace, timeoutMs: Math.min(5_000, settings.leaseDuration / 2), metrics: metrics.store, clock, shown: showMessage });
-  const store = new KubernetesRunStateStore({ api, identity, leasePrefix: settings.leasePrefix, leaseDurationMs: settings.leaseDuration, renewIntervalMs: settings.renewInterval, maxGroups: loaded.config.state.maxGroups, clock, logger });
+  const store = new KubernetesRunStateStore({ api, identity, leasePrefix: settings.leasePrefix, showLease: showMessage, leaseDurationMs: settings.leaseDuration, renewIntervalMs: settings.renewInterval, maxGroups: loaded.config.state.maxGroups, clock, logger });
   logger.info({ backend: 'kubernetes', ...shown, identity, leaseDurationMs: settings.leaseDuration }, 'run state kept in Kubernetes Leases, shared with every replica');
   void store.checkAccess();
   return { store, maintain: () => Promise.resolve(), reportRecovery: () => {} };
