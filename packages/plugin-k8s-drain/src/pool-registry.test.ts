@@ -78,4 +78,22 @@ describe('PoolRegistry', () => {
     expect(registry.memory('a')).toBe(memory);
     expect(registry.memory('b')).not.toBe(memory);
   });
+
+  it('keeps the memories of the pools used last, up to its limit, and any that still holds a cordon or serves a drain', () => {
+    const registry = new PoolRegistry(4);
+    const holding = registry.memory('holding');
+    holding.cordoned.set('n1', false);
+    const running = registry.memory('running');
+    registry.startOrJoin('running', () => ({ since: 1, outcome: new Promise(() => {}), stop: () => {} }));
+    // Pools named by events without a drain of their own: beyond the limit, the least recently used goes.
+    const first = registry.memory('p1');
+    const second = registry.memory('p2');
+    expect(registry.memory('p2')).toBe(second);
+    registry.memory('p3');
+    expect(registry.memory('p2')).toBe(second);
+    expect(registry.memory('p1')).not.toBe(first);
+    for (let i = 0; i < 100; i++) registry.memory(`p-${i}`);
+    expect(registry.memory('holding')).toBe(holding);
+    expect(registry.memory('running')).toBe(running);
+  });
 });

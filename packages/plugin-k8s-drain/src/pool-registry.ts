@@ -40,14 +40,29 @@ export class PoolRegistry {
   private readonly resolutions = new Map<string, number>();
   private readonly memories = new Map<string, PoolMemory>();
 
-  /** @param maxResolutions pools whose resolution is kept; past it the oldest remembered is forgotten. */
+  /**
+   * @param maxResolutions pools whose resolution is kept, and whose memory is kept while it holds
+   * no cordon; past it the oldest remembered is forgotten (pools come from events: a sender could
+   * name any number of them).
+   */
   constructor(private readonly maxResolutions = 10_000) {}
 
   /** What the pool's drains share; the drains keep it current. */
   memory(key: string): PoolMemory {
     let memory = this.memories.get(key);
-    if (!memory) this.memories.set(key, (memory = { cordoned: new Map(), lastStart: undefined }));
+    // Re-inserted, so the map's order is the order of use.
+    this.memories.delete(key);
+    this.memories.set(key, (memory ??= { cordoned: new Map(), lastStart: undefined }));
+    if (this.memories.size > this.maxResolutions) this.forgetIdleMemories();
     return memory;
+  }
+
+  /** Forgets the least recently used memories that hold no cordon and no drain uses, down to the limit. */
+  private forgetIdleMemories(): void {
+    for (const [key, memory] of this.memories) {
+      if (this.memories.size <= this.maxResolutions) return;
+      if (memory.cordoned.size === 0 && !this.runs.has(key)) this.memories.delete(key);
+    }
   }
 
   /**
