@@ -49,6 +49,15 @@ describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
     );
   });
 
+  it.each([
+    [{ initialMs: 0, maxMs: 2_000 }, 'reconnectBackoff.initialMs must be a whole number of milliseconds from 1 to 2147483647 (24.8 days), got 0'],
+    [{ initialMs: 250, maxMs: Number.NaN }, 'reconnectBackoff.maxMs must be a whole number of milliseconds from 1 to 2147483647 (24.8 days), got NaN'],
+    [{ initialMs: 5_000, maxMs: 1_000 }, 'reconnectBackoff.initialMs (5000) must be at most maxMs (1000)'],
+  ])('refuses reconnectBackoff %j at once, naming it', (reconnectBackoff, message) => {
+    // 0 had grpc-js retry a plugin that is down in a tight loop.
+    expect(() => new PluginClient('127.0.0.1:1', { transport, reconnectBackoff })).toThrow(new RangeError(`PluginClient: ${message}`));
+  });
+
   it('refuses a timeout no timer can wait (NaN, Infinity, 2^31 ms or more) at once, naming it; the plugin never sees the call', async () => {
     // A timer fires a delay past 2^31-1 ms after 1 ms: such a call failed at once with DEADLINE_EXCEEDED, and over the stream NaN or Infinity threw out of its write, ending the process.
     let calls = 0;

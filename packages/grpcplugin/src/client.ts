@@ -11,7 +11,7 @@ import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedMessageBytes } from './message-limit.js';
-import { checkedTimeout } from './timer-limit.js';
+import { checkedTimeout, checkedTimerMs } from './timer-limit.js';
 import { channelCredentials, type ClientTlsOptions } from './tls.js';
 import { closedBeforeSent, isUnsentFailure, unsentFailure } from './unsent-call.js';
 
@@ -35,7 +35,9 @@ export interface PluginClientOptions {
   /**
    * Backoff between attempts to reconnect to a plugin that went away. grpc-js
    * defaults to 1 s growing to 120 s, so a plugin that restarted stayed
-   * unreachable for up to half a minute after it was back. Default 250 ms growing to 2 s.
+   * unreachable for up to half a minute after it was back. Default 250 ms growing to 2 s. Each a whole
+   * number of ms from 1 to 2^31-1, `initialMs` at most `maxMs` (a RangeError otherwise: 0 would
+   * retry a plugin that is down in a tight loop).
    */
   reconnectBackoff?: { initialMs: number; maxMs: number };
   /** How calls travel. Default `auto`: the stream, unary for a plugin without it. */
@@ -118,8 +120,7 @@ export class PluginClient {
       // serve() writes at most 4 MiB a message (grpc-js' default here); the room above is for plugins
       // written without the SDK, whose larger answer would otherwise fail a call the plugin completed.
       'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
-      'grpc.initial_reconnect_backoff_ms': options.reconnectBackoff?.initialMs ?? 250,
-      'grpc.max_reconnect_backoff_ms': options.reconnectBackoff?.maxMs ?? 2_000,
+      ...reconnectBackoffOptions(options.reconnectBackoff),
       ...keepaliveChannelOptions('PluginClient: keepalive', options.keepalive),
       ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
     };
@@ -272,4 +273,12 @@ export class PluginClient {
     this.stream?.end();
     this.client.close();
   }
+}
+
+/** grpc-js' reconnect backoff options, checked (see {@link PluginClientOptions.reconnectBackoff}). */
+function reconnectBackoffOptions(backoff: { initialMs: number; maxMs: number } = { initialMs: 250, maxMs: 2_000 }): Record<string, number> {
+  const initialMs = checkedTimerMs('PluginClient: reconnectBackoff.initialMs', backoff.initialMs);
+  const maxMs = checkedTimerMs('PluginClient: reconnectBackoff.maxMs', backoff.maxMs);
+  if (initialMs > maxMs) throw new RangeError(`PluginClient: reconnectBackoff.initialMs (${initialMs}) must be at most maxMs (${maxMs})`);
+  return { 'grpc.initial_reconnect_backoff_ms': initialMs, 'grpc.max_reconnect_backoff_ms': maxMs };
 }

@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS } from './timer-limit.js';
+import { checkedTimerMs } from './timer-limit.js';
 
 /**
  * HTTP/2 pings on a connection, so one that a NAT or load balancer dropped without a word is
@@ -23,10 +23,5 @@ export const DEFAULT_KEEPALIVE: Readonly<KeepaliveOptions> = { timeMs: 30_000, t
  */
 export function keepaliveChannelOptions(what: string, keepalive: KeepaliveOptions | false = DEFAULT_KEEPALIVE): Record<string, number> {
   if (keepalive === false) return {};
-  for (const [field, ms] of Object.entries({ timeMs: keepalive.timeMs, timeoutMs: keepalive.timeoutMs })) {
-    if (!Number.isInteger(ms) || ms < 1 || ms > MAX_TIMER_MS) {
-      throw new RangeError(`${what}.${field} must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS} (24.8 days), got ${ms}`);
-    }
-  }
-  return { 'grpc.keepalive_time_ms': keepalive.timeMs, 'grpc.keepalive_timeout_ms': keepalive.timeoutMs };
+  return { 'grpc.keepalive_time_ms': checkedTimerMs(`${what}.timeMs`, keepalive.timeMs), 'grpc.keepalive_timeout_ms': checkedTimerMs(`${what}.timeoutMs`, keepalive.timeoutMs) };
 }

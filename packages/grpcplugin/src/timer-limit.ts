@@ -8,6 +8,15 @@ export function checkedTimeout(what: string, ms: number): number {
 }
 
 /**
+ * `ms`, when it is a whole number of milliseconds from 1 to {@link MAX_TIMER_MS}; a RangeError naming
+ * `what` otherwise (grpc-js takes 0 for "never" or "at once", and a timer fires a longer one at once).
+ */
+export function checkedTimerMs(what: string, ms: number): number {
+  if (Number.isInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS) return ms;
+  throw new RangeError(`${what} must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS} (24.8 days), got ${ms}`);
+}
+
+/**
  * Calls `fire` at `atMs` (epoch ms), however far off: a time past what one timer holds is waited
  * for in steps of at most {@link MAX_TIMER_MS}, where a single timer would fire after 1 ms.
  * Returns what stops it.
