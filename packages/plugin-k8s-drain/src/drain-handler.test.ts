@@ -185,6 +185,16 @@ describe('DrainHandler', () => {
     expect(api.cluster.node('node-a')?.spec?.unschedulable).toBeFalsy();
   });
 
+  it('skips a resolution routed to a per-instance drain (a flow taking *.resolved events): it cordons and evicts nothing', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const handler = handlerFor(api);
+    const resolved = { ...event({ node: 'node-a' }), type: 'prometheus.server.alert.SpotTerminating.resolved' };
+    expect(await handler.handle(resolved, context())).toMatchObject({ status: 'skipped', message: expect.stringMatching(/ends an interruption: nothing to drain/) as string });
+    expect(api.cluster.node('node-a')?.spec?.unschedulable).toBeFalsy();
+    expect(writes(api)).toHaveLength(0);
+  });
+
   it('is idempotent: a second call for a drained node changes nothing and answers skipped', async () => {
     const api = await startCluster();
     api.cluster.addPod(pod('kube-proxy-a', { owner: ['DaemonSet', 'kube-proxy'] }));

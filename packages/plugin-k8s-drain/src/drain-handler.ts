@@ -12,6 +12,7 @@ import { cachedPodSource, listingPodSource } from './pod-source.js';
 import { NodeDrainer } from './node-drain.js';
 import { nothingToDrain } from './pod-filter.js';
 import { PoolAction } from './pool-action.js';
+import { isResolution } from './resolution.js';
 import { drainModeOf } from './pool-options.js';
 /** How long a drain waits for a cache's first list before it asks the API server itself. */
 const CACHE_SYNC_WAIT_MS = 10_000;
@@ -81,6 +82,8 @@ export class DrainHandler implements EventHandler {
     const o = this.options;
     const mode = drainModeOf(context.config, { maxUnavailable: o.poolMaxUnavailable, minIntervalMs: o.poolMinIntervalMs });
     if (mode.mode === 'pool') return this.pool.handle(event, context, mode.settings);
+    // An interruption has nothing to undo (its instance is gone or going): a resolution routed here drains nothing.
+    if (isResolution(event)) return { status: 'skipped', message: `${event.type} ends an interruption: nothing to drain (only pool mode undoes its cordons)` };
     const started = o.clock.now();
     const labels = labelsOf(event);
     const ref = nodeRefOf(labels, o);

@@ -10,6 +10,7 @@ import { drainPool, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js
 import type { PoolSettings } from './pool-options.js';
 import { PoolRegistry, type PoolRun } from './pool-registry.js';
 import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
+import { isResolution } from './resolution.js';
 
 /** How the pool action reaches the rest of the plugin. */
 export interface PoolActionDeps {
@@ -19,9 +20,6 @@ export interface PoolActionDeps {
   findNode(ref: NodeRef, retry: NodeRetry): Promise<V1Node | undefined>;
   options: ResolvedDrainOptions;
 }
-
-/** An event whose type ends in `.resolved` ends the condition another event started. */
-const isResolution = (event: CloudEvent): boolean => event.type.endsWith('.resolved');
 
 /** One pool-mode call, as the steps of {@link PoolAction} see it. */
 interface PoolCall {
