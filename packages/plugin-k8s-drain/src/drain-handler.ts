@@ -9,7 +9,8 @@ import { describeNodeRef, findNode, nodeRefOf, type NodeRef } from './node-looku
 import { resolveDrainOptions, type DrainOptions, type ResolvedDrainOptions } from './options.js';
 import { PodCache } from './pod-cache.js';
 import { cachedPodSource, listingPodSource } from './pod-source.js';
-import { NodeDrainer } from './node-drain.js';
+import { NodeDrainer, type NodeRetry } from './node-drain.js';
+import type { CordonResult } from './cordon.js';
 import { nothingToDrain } from './pod-filter.js';
 import { PoolAction } from './pool-action.js';
 import { isResolution } from './resolution.js';
@@ -113,14 +114,12 @@ export class DrainHandler implements EventHandler {
     if (!node) return this.nodeNotFound(ref);
     const name = node.metadata?.name ?? '';
 
-    const cordoned = await this.drainer.cordon(node, event, retry).catch((err: unknown) => {
+    const cordoned = await this.cordonTakingOver(node, event, retry).catch((err: unknown) => {
       // Deleted since it was found (its instance is gone, the cloud node controller removed it): a node the cluster lacks.
       if (err instanceof PluginError && err.code === Code.NotFound) return undefined;
       throw err;
     });
     if (cordoned === undefined) return this.nodeNotFound(ref);
-    // Its instance is going away: a price surge's resolution must not uncordon it under the drain.
-    this.pool.takenOver(name);
     const plan = await this.drainer.plan(name, retry);
     const attributes = (evicted: number, remaining: number): Record<string, string> => ({
       node: name,
@@ -151,17 +150,35 @@ export class DrainHandler implements EventHandler {
     try {
       const retry = { deadline, backoff: o.backoff };
       const node = await this.findNode(ref, retry);
-      if (!node) return `${noTime}; the node is not in this cluster`;
-      const name = node.metadata?.name ?? '';
-      const { changed } = await this.drainer.cordon(node, event, retry);
-      this.pool.takenOver(name);
-      return `${noTime}; node ${name} ${changed ? (o.dryRun ? 'would be cordoned' : 'cordoned') : 'was cordoned already'}, no pod evicted`;
+      const cordoned = node && (await this.cordonTakingOver(node, event, retry));
+      if (!node || !cordoned) return `${noTime}; the node is not in this cluster`;
+      return `${noTime}; node ${node.metadata?.name ?? ''} ${cordoned.changed ? (o.dryRun ? 'would be cordoned' : 'cordoned') : 'was cordoned already'}, no pod evicted`;
     } catch (err) {
       o.logger.warn('could not cordon a node whose drain came too late', { node: describeNodeRef(ref), err });
       return `${noTime}; cordoning it failed too: ${(err as Error).message}`;
     } finally {
       deadline.dispose();
     }
+  }
+
+  /**
+   * Cordons the node for a per-instance drain and takes it over from the pool drains: its instance is
+   * going away, so a price surge's resolution must not uncordon it under the drain. A resolution's
+   * uncordon of it may be in flight already, past its check and landing after this cordon found the
+   * node cordoned: once it has landed, the node is read and cordoned again. Undefined when the node
+   * is gone by then.
+   */
+  private async cordonTakingOver(node: V1Node, event: CloudEvent, retry: NodeRetry): Promise<CordonResult | undefined> {
+    const name = node.metadata?.name ?? '';
+    const first = await this.drainer.cordon(node, event, retry);
+    const uncordoning = this.pool.takenOver(name);
+    if (!uncordoning) return first;
+    this.options.logger.info('a pool drain is uncordoning the node: cordoning it again once that has landed', { node: name });
+    await retry.deadline.race(uncordoning);
+    const now = await findNode(this.api, { name }, retry);
+    if (!now) return undefined;
+    const again = await this.drainer.cordon(now, event, retry);
+    return { changed: first.changed || again.changed, wasUnschedulable: first.wasUnschedulable };
   }
 
   /** From the node cache when it has the node (no call at all), else from the API server. */

@@ -48,9 +48,12 @@ export class PoolAction {
 
   constructor(private readonly deps: PoolActionDeps) {}
 
-  /** A per-instance drain has cordoned `node`: it is no pool drain's to undo any more (see {@link PoolRegistry.forgetNode}). */
-  takenOver(node: string): void {
-    this.registry.forgetNode(node);
+  /**
+   * A per-instance drain has cordoned `node`: it is no pool drain's to undo any more. Answers, when an
+   * uncordon of it is in flight already, what settles once that has landed (see {@link PoolRegistry.forgetNode}).
+   */
+  takenOver(node: string): Promise<void> | undefined {
+    return this.registry.forgetNode(node);
   }
 
   async handle(event: CloudEvent, context: HandleContext, settings: PoolSettings): Promise<HandleResult> {
@@ -192,7 +195,7 @@ export class PoolAction {
     const none = `no pool drain in progress for pool ${pool.name}`;
     if (left.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
     const { drainer, options: o } = this.deps;
-    const uncordoned = await uncordonNodes(drainer, [...left.keys()], left, { deadline, backoff: o.backoff, logger: o.logger });
+    const uncordoned = await uncordonNodes(drainer, [...left.keys()], this.registry.memory(pool.key), { deadline, backoff: o.backoff, logger: o.logger });
     o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
     return {
       message: `${none}; uncordoned ${uncordoned.length} nodes an earlier drain of the pool left cordoned (${uncordoned.join(', ')})`,

@@ -160,7 +160,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     // On this drain's call's time, or the stopping resolution's when that ends later: this call's may be all but spent.
     const by = r.stoppedBy();
     const undo = by !== undefined && by.at > call.at ? by : call;
-    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory.cordoned, { deadline: undo, backoff: r.backoff, logger: r.logger }) : [];
+    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory, { deadline: undo, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
     return {
       selected: r.nodes.length,
@@ -209,26 +209,33 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
 }
 
 /**
- * Uncordons those of `names` that pool drains cordoned, as `cordoned` remembers them
+ * Uncordons those of `names` that pool drains cordoned, as `memory.cordoned` remembers them
  * (with whether each was unschedulable before), and forgets them there; one that
- * fails is logged, stays cordoned and is remembered. Answers the names uncordoned.
+ * fails is logged, stays cordoned and is remembered. Each uncordon in flight is in
+ * `memory.uncordoning`. Answers the names uncordoned.
  */
 export async function uncordonNodes(
   drainer: NodeDrainer,
   names: readonly string[],
-  cordoned: Map<string, boolean>,
+  memory: PoolMemory,
   run: { deadline: Deadline; backoff: Backoff; logger: Logger },
 ): Promise<string[]> {
   const done: string[] = [];
   await forEachBounded(names, PATCH_CONCURRENCY, async (name) => {
     // Read at its turn: a per-instance drain may have taken the node over meanwhile.
-    const wasUnschedulable = cordoned.get(name);
+    const wasUnschedulable = memory.cordoned.get(name);
     if (wasUnschedulable === undefined) return;
+    const uncordon = drainer.uncordon(name, wasUnschedulable, { deadline: run.deadline, backoff: run.backoff });
+    // Known from the check on: a per-instance drain taking the node over from now waits for it to land, then cordons again.
+    const landing = uncordon.then(() => {}, () => {});
+    memory.uncordoning.set(name, landing);
     try {
-      if (await drainer.uncordon(name, wasUnschedulable, { deadline: run.deadline, backoff: run.backoff })) done.push(name);
-      cordoned.delete(name);
+      if (await uncordon) done.push(name);
+      memory.cordoned.delete(name);
     } catch (err) {
       run.logger.warn('could not uncordon node after its pool drain was stopped', { node: name, err });
+    } finally {
+      if (memory.uncordoning.get(name) === landing) memory.uncordoning.delete(name);
     }
   });
   return done.sort();

@@ -766,6 +766,32 @@ describe('pool mode: the edges', () => {
     expect(logger.lines.filter((l) => l.message.startsWith('could not uncordon'))).toEqual([]);
   });
 
+  it('a notice for a node whose uncordon is in flight cordons it again once that uncordon lands: the resolution does not make it schedulable under the drain', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const logger = recordingLogger();
+    const handler = handlerFor(api, { replyMarginMs: 200, logger });
+    const notice: CloudEvent = { ...surge({ node: 'pool-4' }), id: 'notice-pool-4', type: 'aws.ec2.spot-interruption' };
+    // A drain that runs out of time leaves pool-4 (among others) cordoned, remembered for the resolution.
+    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+
+    // The resolution's uncordon of pool-4 has read the node, and its patch is held on the way while pool-4's notice comes.
+    let land!: () => void;
+    api.failNext(1, { effect: 'delay', until: new Promise<void>((resolve) => (land = resolve)), method: 'PATCH', path: /\/nodes\/pool-4$/ });
+    const before = api.requests.length;
+    const undo = handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(api.requests.slice(before).some((r) => r.method === 'GET' && r.path === '/api/v1/nodes/pool-4')).toBe(true), { timeout: 10_000, interval: 20 });
+    const drained = handler.handle(notice, context({}));
+    // Either the notice's drain ends with pool-4 as it found it, or it waits for the uncordon in flight: then the patch lands.
+    const waiting = vi.waitFor(() => expect(logger.lines.some((l) => l.fields?.['node'] === 'pool-4' && /uncordon/.test(l.message))).toBe(true), { timeout: 10_000, interval: 20 });
+    await Promise.race([drained.catch(() => {}), waiting.catch(() => {})]);
+    land();
+    expect(await drained).toMatchObject({ attributes: { node: 'pool-4', pods_remaining: '0' } });
+    await undo;
+    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+  });
+
   it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');

@@ -19,6 +19,8 @@ export interface PoolRun {
 export interface PoolMemory {
   /** The nodes the pool's drains cordoned and did not drain or uncordon yet → whether each was unschedulable before. */
   readonly cordoned: Map<string, boolean>;
+  /** The uncordons of those nodes in flight (past their check of `cordoned`), each settling when it has landed or failed. */
+  readonly uncordoning: Map<string, Promise<void>>;
   /** Epoch milliseconds when the pool's last node drain started, so `minInterval` holds across calls too. */
   lastStart: number | undefined;
 }
@@ -52,25 +54,32 @@ export class PoolRegistry {
     let memory = this.memories.get(key);
     // Re-inserted, so the map's order is the order of use.
     this.memories.delete(key);
-    this.memories.set(key, (memory ??= { cordoned: new Map(), lastStart: undefined }));
+    this.memories.set(key, (memory ??= { cordoned: new Map(), uncordoning: new Map(), lastStart: undefined }));
     if (this.memories.size > this.maxResolutions) this.forgetIdleMemories();
     return memory;
   }
 
-  /** Forgets the least recently used memories that hold no cordon and no drain uses, down to the limit. */
+  /** Forgets the least recently used memories that hold no cordon, no uncordon in flight and no drain, down to the limit. */
   private forgetIdleMemories(): void {
     for (const [key, memory] of this.memories) {
       if (this.memories.size <= this.maxResolutions) return;
-      if (memory.cordoned.size === 0 && !this.runs.has(key)) this.memories.delete(key);
+      if (memory.cordoned.size === 0 && memory.uncordoning.size === 0 && !this.runs.has(key)) this.memories.delete(key);
     }
   }
 
   /**
    * Forgets `node` in every pool's memory of the nodes its drains cordoned: a per-instance drain
-   * has taken it over (its instance is going away), so no resolution may uncordon it.
+   * has taken it over (its instance is going away), so no resolution may uncordon it. Answers, when
+   * an uncordon of it is in flight already, what settles once that has landed (or failed).
    */
-  forgetNode(node: string): void {
-    for (const memory of this.memories.values()) memory.cordoned.delete(node);
+  forgetNode(node: string): Promise<void> | undefined {
+    const landing: Array<Promise<void>> = [];
+    for (const memory of this.memories.values()) {
+      memory.cordoned.delete(node);
+      const uncordon = memory.uncordoning.get(node);
+      if (uncordon) landing.push(uncordon);
+    }
+    return landing.length === 0 ? undefined : Promise.all(landing).then(() => {});
   }
 
   /** Epoch milliseconds of the pool's latest resolution, if any. */
