@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
 
 /** Core with `state.backend: kubernetes` on the kube-apiserver stand-in, as the ha overlay runs it. */
@@ -15,6 +15,7 @@ afterEach(async () => {
   await core?.close();
   core = undefined;
   await api.close();
+  vi.unstubAllEnvs();
 });
 
 const LEASES = /\/namespaces\/ops\/leases/;
@@ -47,4 +48,18 @@ it('once the API server lets it use its Leases, the replica is ready and takes a
   await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(200);
   expect(await app.post('/api/v2/alerts', ALERT)).toMatchObject({ status: 200 });
   expect(app.logs.map((l) => l['msg'])).toContain('the shared run-state store can be used again');
+});
+
+it('an unreachable API server: the Lease-call errors at start show the namespace and lease prefix from ${VAR} as written, no part of either', async () => {
+  // The prefix is the start of the namespace: replaced first, it left the rest of the namespace ("prod-eu") in the message.
+  vi.stubEnv('HT_LEASE_NS', 'spot-prod-eu');
+  vi.stubEnv('HT_LEASE_PREFIX', 'spot-');
+  api.unreachable = true;
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-lease-access-')), 'kubeconfig');
+  writeFileSync(kubeconfig, api.kubeConfigFileText());
+  core = await startTestCore(`state:\n  backend: kubernetes\n  kubernetes: { namespace: "\${HT_LEASE_NS}", leasePrefix: "\${HT_LEASE_PREFIX}", kubeconfig: "${kubeconfig}" }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]\n    plugins: [log]\n`);
+  await expect.poll(() => core!.logs.find((l) => l['level'] === 'error'), { timeout: 10_000, interval: 20 }).toBeDefined();
+  const text = JSON.stringify(core.logs);
+  expect(text).toContain('namespaces/${HT_LEASE_NS}/leases/${HT_LEASE_PREFIX}probe');
+  expect(text).not.toContain('prod-eu');
 });
