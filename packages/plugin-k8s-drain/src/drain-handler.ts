@@ -165,16 +165,18 @@ export class DrainHandler implements EventHandler {
    * Cordons the node for a per-instance drain and takes it over from the pool drains: its instance is
    * going away, so a price surge's resolution must not uncordon it under the drain. A resolution's
    * uncordon of it may be in flight already, past its check and landing after this cordon found the
-   * node cordoned: once it has landed, the node is read and cordoned again. Undefined when the node
-   * is gone by then.
+   * node cordoned: once it has landed, the node is read and cordoned again. So is a node found
+   * cordoned already: the copy may be the node cache's, which can lag an uncordon that has just
+   * landed. Undefined when the node is gone by then.
    */
   private async cordonTakingOver(node: V1Node, event: CloudEvent, retry: NodeRetry): Promise<CordonResult | undefined> {
     const name = node.metadata?.name ?? '';
     const first = await this.drainer.cordon(node, event, retry);
     const uncordoning = this.pool.takenOver(name);
-    if (!uncordoning) return first;
-    this.options.logger.info('a pool drain is uncordoning the node: cordoning it again once that has landed', { node: name });
-    await retry.deadline.race(uncordoning);
+    if (uncordoning) {
+      this.options.logger.info('a pool drain is uncordoning the node: cordoning it again once that has landed', { node: name });
+      await retry.deadline.race(uncordoning);
+    } else if (first.changed) return first;
     const now = await findNode(this.api, { name }, retry);
     if (!now) return undefined;
     const again = await this.drainer.cordon(now, event, retry);

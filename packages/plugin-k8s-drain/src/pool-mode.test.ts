@@ -792,6 +792,23 @@ describe('pool mode: the edges', () => {
     expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
   });
 
+  it("a notice for a node a resolution has just uncordoned cordons it again, though the node cache has not seen the uncordon yet", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    handler.start();
+    const notice: CloudEvent = { ...surge({ node: 'pool-4' }), id: 'notice-pool-4', type: 'aws.ec2.spot-interruption' };
+    // A drain that runs out of time leaves pool-4 cordoned; the node cache sees that meanwhile.
+    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    // The watches fall silent (a dropped connection neither end hears of): the cache still has pool-4 cordoned after the resolution.
+    api.silenceOpenWatches();
+    await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: false, tainted: false, marked: false });
+    // The evicted pods are not seen gone either (the pod cache is silent too): the drain ends at its deadline, which is not what is tested.
+    await handler.handle(notice, context({}, 1_000)).catch(() => {});
+    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+  });
+
   it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
