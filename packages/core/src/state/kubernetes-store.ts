@@ -60,6 +60,9 @@ const PROBE_MS = 500;
 /** 401 or 403: the API server answers, but this replica may not use its Leases (no Role, a Role in another namespace, a token refused). */
 const isDenied = (err: unknown): boolean => err instanceof LeaseRefused && (err.code === 401 || err.code === 403);
 
+/** No answer, a 5xx or a 429: the API server cannot serve this replica now (a 4xx refuses one call, not the store). */
+const isOutage = (err: unknown): boolean => !(err instanceof LeaseRefused) || err.code >= 500 || err.code === 429;
+
 /**
  * The `kubernetes` backend: one `coordination.k8s.io/v1` Lease per group held,
  * shared by every replica. The replica that starts a run creates its Lease (a
@@ -231,7 +234,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const check = this.options.api.read(this.probeLease).then(
       () => {},
       (err: unknown) => {
-        if (isDenied(err) || !(err instanceof LeaseRefused) || err.code >= 500 || err.code === 429) this.failed(err);
+        if (isDenied(err) || isOutage(err)) this.failed(err);
       },
     );
     this.track(check);
@@ -319,7 +322,7 @@ export class KubernetesRunStateStore extends GroupStates {
     } catch (err) {
       // Refused (403: RBAC) or unanswered, the claim failed: commits in flight must say so.
       this.failures++;
-      if (!(err instanceof LeaseRefused) || err.code >= 500 || err.code === 429) this.failed(err);
+      if (isOutage(err)) this.failed(err);
       this.options.logger.error({ err, groupKey: key, lease: this.shownLease(name) }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
       return UNAVAILABLE;
     }

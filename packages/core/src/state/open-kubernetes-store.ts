@@ -40,8 +40,9 @@ export function openKubernetesStore({ loaded, logger, metrics, clock, kubeconfig
   // As written in the file: a value from ${VAR} is not shown, in this line nor in the errors of Lease calls and the Lease names logged.
   const shown = { namespace: settings.namespace ? loaded.display.plain('state.kubernetes.namespace', namespace) : namespace, leasePrefix: loaded.display.plain('state.kubernetes.leasePrefix', settings.leasePrefix) };
   // The longer first: replaced first, a value the other starts with (prefix "spot-", namespace "spot-prod") left the rest of the other shown.
-  const hidden = [[settings.leasePrefix, shown.leasePrefix], [namespace, shown.namespace]].filter(([value, as]) => value !== '' && value !== as).sort(([a], [b]) => b!.length - a!.length);
-  const showMessage = (message: string): string => hidden.reduce((text, [value, as]) => text.replaceAll(value!, as!), message);
+  const pairs: Array<[value: string, as: string]> = [[settings.leasePrefix, shown.leasePrefix], [namespace, shown.namespace]];
+  const hidden = pairs.filter(([value, as]) => value !== '' && value !== as).sort(([a], [b]) => b.length - a.length);
+  const showMessage = (message: string): string => hidden.reduce((text, [value, as]) => text.replaceAll(value, as), message);
   // Well inside the lease: a renewal that gets no answer is tried again before the Lease expires.
   const api = kubeLeaseApi(kc, { namespace, timeoutMs: Math.min(5_000, settings.leaseDuration / 2), metrics: metrics.store, clock, shown: showMessage });
   const store = new KubernetesRunStateStore({ api, identity, leasePrefix: settings.leasePrefix, showLease: showMessage, leaseDurationMs: settings.leaseDuration, renewIntervalMs: settings.renewInterval, maxGroups: loaded.config.state.maxGroups, clock, logger });
