@@ -191,11 +191,11 @@ export class PoolAction {
 
   /** A resolution with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out of time, say). */
   private async uncordonLeft(pool: Pool, deadline: Deadline): Promise<HandleResult> {
-    const left = this.registry.memory(pool.key).cordoned;
+    const memory = this.registry.memory(pool.key);
     const none = `no pool drain in progress for pool ${pool.name}`;
-    if (left.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
+    if (memory.cordoned.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
     const { drainer, options: o } = this.deps;
-    const uncordoned = await uncordonNodes(drainer, [...left.keys()], this.registry.memory(pool.key), { deadline, backoff: o.backoff, logger: o.logger });
+    const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { deadline, backoff: o.backoff, logger: o.logger });
     o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
     return {
       message: `${none}; uncordoned ${uncordoned.length} nodes an earlier drain of the pool left cordoned (${uncordoned.join(', ')})`,

@@ -58,12 +58,13 @@ export async function readExplainInput(text: string, receivedAt: Date, limits: R
     throw new ExplainInputError(`not valid JSON: ${(err as Error).message}`);
   }
   const first = Array.isArray(json) ? json[0] : json;
+  const notice = isObject(json) && isNotice(json);
   // The receiver answers a body over its limit 413 before reading a single alert or event of it; a queue's message is not held to it.
-  if (!(isObject(json) && isNotice(json)) && Buffer.byteLength(text) > limits.maxBodyBytes) throw new ExplainInputError(bodyTooLarge(limits.maxBodyBytes).message);
+  if (!notice && Buffer.byteLength(text) > limits.maxBodyBytes) throw new ExplainInputError(bodyTooLarge(limits.maxBodyBytes).message);
   if (isObject(first) && 'specversion' in first) {
     return { events: await asExplainInput(() => parseCloudEvents(Array.isArray(json) ? 'batch' : 'structured', {}, Buffer.from(text), limits)) };
   }
-  if (isObject(json) && isNotice(json)) {
+  if (notice) {
     const outcome = noticeToEvents(text, { region });
     if (outcome.kind === 'events') return { events: [...outcome.events] };
     throw new ExplainInputError(`an SQS message the queue source would ${outcome.kind === 'ignored' ? 'delete without a run' : 'delete as unprocessable'}: ${outcome.reason}`);
