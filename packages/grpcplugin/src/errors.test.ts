@@ -70,13 +70,25 @@ describe('PluginError from another copy of the SDK', () => {
     expect(new PluginError(Code.NotFound, 'gone')).toBeInstanceOf(copy.PluginError);
   });
 
-  it('an error of another realm counts by its shape: named PluginError, an integer code and a message', () => {
+  it('an error of another realm counts by its shape: named PluginError, a numeric code and a message', () => {
     const foreign: unknown = runInNewContext(`Object.assign(new Error('quota'), { name: 'PluginError', code: 8 })`);
     expect(foreign instanceof Error).toBe(false);
     expect(foreign).toBeInstanceOf(PluginError);
     expect(PluginError.from(foreign)).toMatchObject({ code: Code.ResourceExhausted, message: 'quota' });
     for (const lookalike of [new Error('x'), Object.assign(new Error('x'), { name: 'PluginError' }), Object.assign(new Error('x'), { name: 'PluginError', code: '14' }), null, 'PluginError']) {
       expect(lookalike instanceof PluginError).toBe(false);
+    }
+  });
+
+  it('a code that is no whole gRPC code is explained, whichever copy threw it', async () => {
+    const secondCopy = './errors.js?second-copy';
+    const copy = (await import(secondCopy)) as typeof import('./errors.js');
+    const foreign: unknown = runInNewContext(`Object.assign(new Error('half'), { name: 'PluginError', code: 14.5 })`);
+    for (const odd of [new PluginError(14.5 as Code, 'half'), new copy.PluginError(14.5 as Code, 'half'), foreign]) {
+      expect(odd).toBeInstanceOf(PluginError);
+      const sent = PluginError.from(odd);
+      expect(sent.code).toBe(Code.Internal);
+      expect(sent.message).toBe('a PluginError with code 14.5 (CODE_14.5), which is no gRPC failure code (1 to 16): half');
     }
   });
 

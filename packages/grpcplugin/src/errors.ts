@@ -61,14 +61,15 @@ export class PluginError extends Error {
    * True for a PluginError of any copy of this SDK, not only of this one: a plugin (or a
    * package it uses) may load a second copy, whose errors must keep their code when they
    * reach this copy's `serve` or `PluginError.from`. Anything named `PluginError` with a
-   * numeric `code` and a string `message` counts, whatever its realm. A subclass keeps the
-   * ordinary prototype check.
+   * numeric `code` and a string `message` counts, whatever its realm (a code that is no gRPC
+   * failure code is `from`'s to explain, not a reason to forget it was a PluginError). A
+   * subclass keeps the ordinary prototype check.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (this !== PluginError) return Function.prototype[Symbol.hasInstance].call(this, value);
     if (typeof value !== 'object' || value === null) return false;
     const { name, code, message } = value as { name?: unknown; code?: unknown; message?: unknown };
-    return name === 'PluginError' && typeof code === 'number' && Number.isInteger(code) && typeof message === 'string';
+    return name === 'PluginError' && typeof code === 'number' && typeof message === 'string';
   }
 
   /** Whether core retries a call that failed with this error. */
@@ -79,13 +80,13 @@ export class PluginError extends Error {
   /**
    * Wraps anything thrown: a PluginError stays as it is (one of another SDK copy keeps its code); anything else becomes
    * INTERNAL with its message, so an unexpected failure is never silent. So does a PluginError whose code is no gRPC
-   * failure code (OK, or a number outside 1 to 16), its message saying which code it had.
+   * failure code (OK, a fraction, or a number outside 1 to 16), its message saying which code it had.
    */
   static from(err: unknown): PluginError {
     if (err instanceof PluginError) {
       // Sent on, OK would break the contract on both transports (a unary client reads "No message received", UNIMPLEMENTED;
       // a stream's CallStatus is never OK), and a code gRPC does not define arrives elsewhere as UNKNOWN, the message lost.
-      if (!(err.code >= Code.Canceled && err.code <= Code.Unauthenticated)) {
+      if (!(Number.isInteger(err.code) && err.code >= Code.Canceled && err.code <= Code.Unauthenticated)) {
         return new PluginError(Code.Internal, `a PluginError with code ${err.code} (${codeName(err.code)}), which is no gRPC failure code (1 to 16): ${err.message}`, { cause: err });
       }
       // One of another SDK copy becomes one of this copy, with its code, message and stack.
