@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseDuration } from './duration.js';
+import { TlsFiles, type TlsFilePaths } from './tls-files.js';
 
 /** Bad command-line usage: a Hollowtrees bin prints it (with a pointer to `--help`) and exits 2. */
 export class UsageError extends Error {
@@ -62,5 +64,27 @@ export function readFlagFile(flag: string, path: string): Buffer {
     return readFileSync(path);
   } catch (err) {
     throw new UsageError(`--${flag}: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * The TLS files a bin's flags name, read now and again every `--tls-refresh` (see {@link TlsFiles}).
+ * @param files each file's flag (without `--`) and path.
+ * @param refresh the `--tls-refresh` value, a duration from 1s to 24h; default 1m.
+ * @throws UsageError naming the flag when a file cannot be read, the files do not fit together, or the refresh is out of range.
+ */
+export function tlsFlagFiles(files: Partial<Record<keyof TlsFilePaths, { flag: string; path: string }>>, refresh: string | undefined): TlsFiles {
+  const refreshMs = refresh === undefined ? 60_000 : parseDuration(refresh);
+  if (refreshMs === undefined || refreshMs < 1_000 || refreshMs > 86_400_000) throw new UsageError(`--tls-refresh must be a duration from 1s to 24h (e.g. 1m), got "${refresh}"`);
+  const paths: TlsFilePaths = {};
+  const labels: Partial<Record<keyof TlsFilePaths, string>> = {};
+  for (const [field, given] of Object.entries(files) as Array<[keyof TlsFilePaths, { flag: string; path: string }]>) {
+    paths[field] = given.path;
+    labels[field] = `--${given.flag} ${given.path}`;
+  }
+  try {
+    return new TlsFiles(paths, { refreshMs, labels });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
 }

@@ -12,7 +12,7 @@ import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedMessageBytes } from './message-limit.js';
 import { checkedTimeout, checkedTimerMs } from './timer-limit.js';
-import { channelCredentials, type ClientTlsOptions } from './tls.js';
+import { channelCredentials, type ClientTlsFiles, type ClientTlsOptions } from './tls.js';
 import { closedBeforeSent, isUnsentFailure, unsentFailure } from './unsent-call.js';
 
 export type { PluginResponse } from './plugin-response.js';
@@ -26,8 +26,11 @@ export type PluginTransport = 'auto' | 'stream' | 'unary';
 
 /** Options for {@link PluginClient}; every field has a default. */
 export interface PluginClientOptions {
-  /** TLS or mTLS towards the plugin. Default: plaintext. */
-  tls?: ClientTlsOptions;
+  /**
+   * TLS or mTLS towards the plugin. Default: plaintext. PEM contents are used until the process ends;
+   * `{ files: new TlsFiles({ ca, cert, key }) }` reads the files again as they are renewed.
+   */
+  tls?: ClientTlsOptions | ClientTlsFiles;
   /** Deadline for calls that do not set one. Default 30 000 ms; at most 2^31-1 ms (24.8 days), as every timeout here. */
   defaultTimeoutMs?: number;
   /** Largest request sent, in bytes: a whole number of at least 1 (a RangeError otherwise). Default 16 MiB. */

@@ -17,14 +17,15 @@ export { serve, type PluginServer, type ServeOptions } from './serve.js';
 export { DEFAULT_KEEPALIVE, type KeepaliveOptions } from './keepalive.js';
 export { PLUGIN_SERVICE_NAME } from './service-name.js';
 export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse, type PluginTransport } from './client.js';
-export type { ClientTlsOptions, Pem, ServerTlsOptions } from './tls.js';
+export type { ClientTlsFiles, ClientTlsOptions, Pem, ServerTlsFiles, ServerTlsOptions } from './tls.js';
+export { TlsFiles, type TlsFilePaths, type TlsFilesObserver, type TlsFilesOptions, type TlsMaterial } from './tls-files.js';
 export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 export { normalizeTime } from './timestamp.js';
 export { systemClock, type Clock } from './clock.js';
 export { formatDuration, parseDuration } from './duration.js';
 export { rememberingRecent } from './recent-results.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';
-export { UsageError, integerFlag, parseFlags, readFlagFile, refuseEmptyFlags, type FlagOptions, type FlagValues } from './cli-flags.js';
+export { UsageError, integerFlag, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export type { ServingStatus } from 'grpc-health-check';
 /** The generated protobuf messages and service definition, for tooling that needs the wire types. */

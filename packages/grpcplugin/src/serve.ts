@@ -12,7 +12,7 @@ import { unaryHandle } from './serve-unary.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedMessageBytes } from './message-limit.js';
 import { checkedTimeout } from './timer-limit.js';
-import { requiresClientCertificates, serverCredentials, type ServerTlsOptions } from './tls.js';
+import { requiresClientCertificates, serverCredentials, type ServerTlsFiles, type ServerTlsOptions } from './tls.js';
 
 /** Options for {@link serve}; every field has a default. */
 export interface ServeOptions {
@@ -22,8 +22,11 @@ export interface ServeOptions {
    * Binding another address without mTLS logs a warning. An IPv6 address may be bare (`::`) or in brackets.
    */
   host?: string;
-  /** TLS, or mTLS when `tls.ca` is set. Default: plaintext. */
-  tls?: ServerTlsOptions;
+  /**
+   * TLS, or mTLS when `tls.ca` is set. Default: plaintext. PEM contents are served until the process
+   * ends; `{ files: new TlsFiles({ cert, key, ca }) }` reads the files again as they are renewed.
+   */
+  tls?: ServerTlsOptions | ServerTlsFiles;
   /**
    * Close gracefully on SIGTERM and SIGINT. Default false. The listeners replace Node's exit on those
    * signals: the process then ends once nothing else holds it, so close your own resources on them too.
@@ -129,12 +132,22 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     );
   });
 
+  const logger = options.logger ?? jsonLogger({ service: 'hollowtrees-plugin' });
   if (!isLoopback(host) && !requiresClientCertificates(options.tls)) {
-    (options.logger ?? jsonLogger({ service: 'hollowtrees-plugin' })).warn(
+    logger.warn(
       `serving on ${bindAddress(host, boundPort)} without ${options.tls ? 'client certificates' : 'TLS'}: anyone who can reach the port can make this plugin act (drain a node, replace an instance); bind 127.0.0.1, or serve mTLS (tls with ca)`,
       { host, port: boundPort, tls: options.tls !== undefined, mtls: false },
     );
   }
+
+  // A renewal that reaches no log would leave an operator guessing which certificate is served.
+  const stopObserving =
+    options.tls && 'files' in options.tls
+      ? options.tls.files.observe({
+          onChange: () => logger.info('TLS files read again: new connections get the renewed certificate'),
+          onError: (err) => logger.warn('TLS files read again but not taken: the certificate read before is still served', { error: err.message }),
+        })
+      : undefined;
 
   let closing: Promise<void> | undefined;
   const onSignal = (): void => void close();
@@ -159,6 +172,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
         });
       });
       process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+      stopObserving?.();
     })();
     return closing;
   };

@@ -1,4 +1,5 @@
-import { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
+import { ChannelCredentials, ServerCredentials, experimental } from '@grpc/grpc-js';
+import type { TlsFiles } from './tls-files.js';
 
 /** PEM contents (not paths): read files yourself, so secrets stay under your control. */
 export type Pem = string | Buffer;
@@ -15,6 +16,17 @@ export interface ServerTlsOptions {
   requireClientCert?: boolean;
 }
 
+/**
+ * TLS for a plugin server from files read again as they are renewed (see {@link TlsFiles}):
+ * `files` with `cert` and `key`, and `ca` for mTLS.
+ */
+export interface ServerTlsFiles {
+  /** The server's certificate and key, and the CA client certificates must chain to. */
+  files: TlsFiles;
+  /** Refuse clients without a certificate signed by the CA. Default: true when `files` has `ca`; true without it is an error. */
+  requireClientCert?: boolean;
+}
+
 /** TLS towards a plugin. Set `cert` and `key` to present a client certificate (mTLS). */
 export interface ClientTlsOptions {
   /** CA bundle the server certificate must chain to, PEM. Default: the system roots. */
@@ -27,19 +39,38 @@ export interface ClientTlsOptions {
   serverName?: string;
 }
 
+/**
+ * TLS towards a plugin from files read again as they are renewed (see {@link TlsFiles}): `files` with
+ * `ca` (without it, Node's bundled roots) and, for mTLS, `cert` and `key`.
+ */
+export interface ClientTlsFiles {
+  /** The CA the plugin's certificate must chain to, and the client certificate and key. */
+  files: TlsFiles;
+  /** Name to check the server certificate against, when it differs from the address' host. */
+  serverName?: string;
+}
+
 const toBuffer = (pem: Pem): Buffer => (typeof pem === 'string' ? Buffer.from(pem) : pem);
 
+const hasCa = (tls: ServerTlsOptions | ServerTlsFiles): boolean => ('files' in tls ? tls.files.paths.ca !== undefined : tls.ca !== undefined);
+
 /** True when a server with these options accepts only clients presenting a certificate (mTLS). */
-export function requiresClientCertificates(tls: ServerTlsOptions | undefined): boolean {
-  return tls !== undefined && (tls.requireClientCert ?? tls.ca !== undefined);
+export function requiresClientCertificates(tls: ServerTlsOptions | ServerTlsFiles | undefined): boolean {
+  return tls !== undefined && (tls.requireClientCert ?? hasCa(tls));
 }
 
 /** Server credentials for the given TLS options; insecure without them. */
-export function serverCredentials(tls: ServerTlsOptions | undefined): ServerCredentials {
+export function serverCredentials(tls: ServerTlsOptions | ServerTlsFiles | undefined): ServerCredentials {
   if (!tls) return ServerCredentials.createInsecure();
   // grpc-js would check client certificates against the system roots: any publicly signed one would do.
-  if (tls.requireClientCert === true && tls.ca === undefined) {
+  if (tls.requireClientCert === true && !hasCa(tls)) {
     throw new TypeError('server TLS: requireClientCert needs ca, the CA bundle client certificates must chain to (without it, any certificate a public CA signed would be accepted)');
+  }
+  if ('files' in tls) {
+    if (tls.files.paths.cert === undefined) throw new TypeError('server TLS: files need cert and key');
+    const mtls = requiresClientCertificates(tls);
+    // grpc-js takes the identity provider first and the CA provider second, whatever its typings name them.
+    return experimental.createCertificateProviderServerCredentials(tls.files, mtls ? tls.files : null, mtls);
   }
   return ServerCredentials.createSsl(
     tls.ca === undefined ? null : toBuffer(tls.ca),
@@ -49,8 +80,9 @@ export function serverCredentials(tls: ServerTlsOptions | undefined): ServerCred
 }
 
 /** Channel credentials for the given TLS options; insecure without them. */
-export function channelCredentials(tls: ClientTlsOptions | undefined): ChannelCredentials {
+export function channelCredentials(tls: ClientTlsOptions | ClientTlsFiles | undefined): ChannelCredentials {
   if (!tls) return ChannelCredentials.createInsecure();
+  if ('files' in tls) return experimental.createCertificateProviderChannelCredentials(tls.files, tls.files.paths.cert === undefined ? null : tls.files);
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     throw new TypeError('client TLS: cert and key must be given together');
   }

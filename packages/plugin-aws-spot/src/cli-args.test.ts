@@ -79,7 +79,9 @@ describe('parseCliArgs', () => {
     [['--pool-wait-timeout', '5 minutes'], /--pool-wait-timeout must be a duration/],
     [['--pool-fleet-concurrency', '0'], /--pool-fleet-concurrency must be an integer from 1 to 100/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
-    [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem'], /--tls-cert: cannot read/],
+    [['--tls-refresh', '1m'], /^--tls-refresh needs --tls-cert and --tls-key$/],
+    [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem', '--tls-refresh', '500ms'], /^--tls-refresh must be a duration from 1s to 24h \(e\.g\. 1m\), got "500ms"$/],
+    [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem'], /^TLS file --tls-cert \/nonexistent\/a\.pem: cannot read it: ENOENT$/],
     // An unset variable in a unit file: an empty region would reach the SDK instead of AWS_REGION's.
     [['--region', ''], /^--region needs a value, got ""$/],
   ])('refuses %j', (argv, message) => {

@@ -1,4 +1,4 @@
-import { integerFlag, parseDuration, parseFlags, readFlagFile, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, tlsFlagFiles, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
 import { commaList, parseTagFilter, type PoolOptions } from './pool-settings.js';
 import { REPLACEMENT_STRATEGIES, type AwsSpotReplaceOptions, type ReplacementStrategy } from './replace-handler.js';
 
@@ -37,6 +37,8 @@ Pool mode (a flow's plugin config mode: pool; the flow's config tag, subnets and
   --tls-cert <file>       serve TLS with this certificate chain (PEM) ...
   --tls-key <file>        ... and this private key (PEM)
   --tls-ca <file>         require client certificates signed by this CA (mTLS)
+  --tls-refresh <d>       read the TLS files again this often, so a renewed certificate is served
+                          without a restart, 1s to 24h (default 1m)
   -v, --version           print the version
   -h, --help              show this help
 
@@ -57,13 +59,15 @@ function strategy(value: string | undefined): ReplacementStrategy | undefined {
   return found;
 }
 
-function tls(cert: string | undefined, key: string | undefined, ca: string | undefined): ServeOptions['tls'] {
+function tls(cert: string | undefined, key: string | undefined, ca: string | undefined, refresh: string | undefined): ServeOptions['tls'] {
   if (cert === undefined && key === undefined) {
     if (ca !== undefined) throw new UsageError('--tls-ca needs --tls-cert and --tls-key');
+    if (refresh !== undefined) throw new UsageError('--tls-refresh needs --tls-cert and --tls-key');
     return undefined;
   }
   if (cert === undefined || key === undefined) throw new UsageError('--tls-cert and --tls-key go together');
-  return { cert: readFlagFile('tls-cert', cert), key: readFlagFile('tls-key', key), ...(ca !== undefined && { ca: readFlagFile('tls-ca', ca) }) };
+  const files = { cert: { flag: 'tls-cert', path: cert }, key: { flag: 'tls-key', path: key }, ...(ca !== undefined && { ca: { flag: 'tls-ca', path: ca } }) };
+  return { files: tlsFlagFiles(files, refresh) };
 }
 
 function poolOptions(tag: string | undefined, subnets: string | undefined, waitTimeout: string | undefined, concurrency: string | undefined): PoolOptions | undefined {
@@ -108,6 +112,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'tls-ca': { type: 'string' },
+    'tls-refresh': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'v' },
   });
@@ -116,7 +121,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (v.endpoint !== undefined && !URL.canParse(v.endpoint)) throw new UsageError(`--endpoint must be a URL, got "${v.endpoint}"`);
   const instanceTypes = v['instance-types'] === undefined ? undefined : commaList(v['instance-types']);
   if (instanceTypes?.length === 0) throw new UsageError('--instance-types needs at least one instance type');
-  const serveTls = tls(v['tls-cert'], v['tls-key'], v['tls-ca']);
+  const serveTls = tls(v['tls-cert'], v['tls-key'], v['tls-ca'], v['tls-refresh']);
   const chosenStrategy = strategy(v.strategy);
   const hooks = v['complete-lifecycle-hooks'];
   if (hooks !== undefined && hooks !== 'always' && hooks !== 'after-drain') {

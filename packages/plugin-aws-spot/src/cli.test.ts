@@ -1,7 +1,8 @@
 import { createServer } from 'node:http';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnCaptured, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { PluginClient } from '@hollowtrees/grpcplugin';
+import { makeTestCertificates, spawnCaptured, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 
 // The built bin, as `npx hollowtrees-aws-spot` runs it (`pnpm test` builds first).
@@ -67,5 +68,31 @@ describe('hollowtrees-aws-spot', () => {
     const proc = await run(['--region', 'eu-west-1', '--host', '0.0.0.0'], (await countingServer()).url);
     const warning = JSON.parse(await waitForOutput(proc, /anyone who can reach the port/)) as Record<string, unknown>;
     expect(warning).toMatchObject({ level: 'warn', service: 'hollowtrees-aws-spot', host: '0.0.0.0', msg: expect.stringMatching(/^serving on 0\.0\.0\.0:\d+ without TLS: anyone who can reach the port can make this plugin act/) });
+  });
+
+  it('serves a certificate renewed in place from then on, read again every --tls-refresh, without a restart', async () => {
+    const [first, renewed] = [makeTestCertificates(), makeTestCertificates()];
+    const dir = await tempDir('aws-spot-tls');
+    cleanups.push(dir.remove);
+    const [cert, key] = [join(dir.path, 'tls.crt'), join(dir.path, 'tls.key')];
+    await writeFile(cert, first.server.cert);
+    await writeFile(key, first.server.key);
+    const proc = await run(['--region', 'eu-west-1', '--tls-cert', cert, '--tls-key', key, '--tls-refresh', '1s'], (await countingServer()).url);
+    const { port } = JSON.parse(await waitForOutput(proc, /hollowtrees-aws-spot serving/)) as { port: number };
+    const healthTrusting = async (ca: string): Promise<string> => {
+      const client = new PluginClient(`localhost:${port}`, { tls: { ca } });
+      try {
+        return await client.checkHealth({ timeoutMs: 2_000 });
+      } finally {
+        client.close();
+      }
+    };
+    expect(await healthTrusting(first.ca.cert)).toBe('SERVING');
+
+    await writeFile(cert, renewed.server.cert);
+    await writeFile(key, renewed.server.key);
+    expect(JSON.parse(await waitForOutput(proc, /TLS files read again/))).toMatchObject({ level: 'info', msg: 'TLS files read again: new connections get the renewed certificate' });
+    expect(await healthTrusting(renewed.ca.cert)).toBe('SERVING');
+    await expect(healthTrusting(first.ca.cert)).rejects.toThrow();
   });
 });

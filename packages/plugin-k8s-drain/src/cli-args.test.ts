@@ -31,6 +31,8 @@ describe('parseCliArgs', () => {
     [['--watch-cache', 'on'], /--watch-cache must be true or false/],
     [['--max-in-flight', '0'], /--max-in-flight must be at least 1/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
+    [['--tls-refresh', '1m'], /^--tls-refresh needs --tls-cert and --tls-key$/],
+    [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem', '--tls-refresh', '500ms'], /^--tls-refresh must be a duration from 1s to 24h \(e\.g\. 1m\), got "500ms"$/],
     [['--pool-max-unavailable', '0'], /--pool-max-unavailable must be at least 1/],
     [['--pool-min-interval', '30'], /--pool-min-interval: "30" is not a duration such as 30s or 1m30s/],
     [['--pool-min-interval', '720h'], /^--pool-min-interval: "720h" is over 24h$/],

@@ -1,4 +1,4 @@
-import { integerFlag, parseDuration, parseFlags, readFlagFile, UsageError, type ServerTlsOptions } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, tlsFlagFiles, UsageError, type ServerTlsFiles } from '@hollowtrees/grpcplugin';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
 import { MAX_WAIT_MS, WAIT_MINIMUM_MS, type DrainOptions } from './options.js';
 
@@ -15,6 +15,8 @@ Server:
                                 lets anyone who reaches the port ask for a drain, and is logged)
   --tls-cert FILE --tls-key FILE  serve TLS with this certificate and key (PEM)
   --tls-client-ca FILE          require client certificates signed by this CA (mTLS)
+  --tls-refresh DURATION        read the TLS files again this often, so a renewed certificate is
+                                served without a restart, 1s to 24h (default 1m)
 Cluster:
   --kubeconfig FILE             kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
   --context NAME                kubeconfig context (default: the current one)
@@ -51,7 +53,7 @@ Pool mode (a flow's plugin config mode: pool; its maxUnavailable / minInterval w
 export type CliCommand =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'serve'; port: number; host: string; tls: ServerTlsOptions | undefined; kubeconfig: string | undefined; context: string | undefined; drain: DrainOptions };
+  | { kind: 'serve'; port: number; host: string; tls: ServerTlsFiles | undefined; kubeconfig: string | undefined; context: string | undefined; drain: DrainOptions };
 
 const STRING_FLAGS = [
   'port',
@@ -59,6 +61,7 @@ const STRING_FLAGS = [
   'tls-cert',
   'tls-key',
   'tls-client-ca',
+  'tls-refresh',
   'kubeconfig',
   'context',
   'node-label',
@@ -120,11 +123,15 @@ function durationMs(text: string): number {
   return ms;
 }
 
-function tlsOf(values: Values): ServerTlsOptions | undefined {
-  const { 'tls-cert': cert, 'tls-key': key, 'tls-client-ca': ca } = values;
-  if (!cert && !key && !ca) return undefined;
+function tlsOf(values: Values): ServerTlsFiles | undefined {
+  const { 'tls-cert': cert, 'tls-key': key, 'tls-client-ca': ca, 'tls-refresh': refresh } = values;
+  if (!cert && !key && !ca) {
+    if (refresh !== undefined) throw new UsageError('--tls-refresh needs --tls-cert and --tls-key');
+    return undefined;
+  }
   if (!cert || !key) throw new UsageError('--tls-cert and --tls-key go together');
-  return { cert: readFlagFile('tls-cert', cert), key: readFlagFile('tls-key', key), ...(ca ? { ca: readFlagFile('tls-client-ca', ca) } : {}) };
+  const files = { cert: { flag: 'tls-cert', path: cert }, key: { flag: 'tls-key', path: key }, ...(ca ? { ca: { flag: 'tls-client-ca', path: ca } } : {}) };
+  return { files: tlsFlagFiles(files, refresh) };
 }
 
 /**

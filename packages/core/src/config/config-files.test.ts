@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCertificates } from '@hollowtrees/testkit';
 import { describe, expect, it } from 'vitest';
+import type { ClientTlsFiles, ClientTlsOptions, TlsMaterial } from '@hollowtrees/grpcplugin';
 import { readConfigFiles } from './config-files.js';
 import { ConfigError } from './config-error.js';
 import { parseConfig } from './load-config.js';
@@ -24,6 +25,9 @@ const missing = join(dir, 'missing.pem');
 const notPem = file('not.pem', 'this is not PEM\n');
 
 const FLOW = 'flows:\n  spot: { allowedEvents: [a.b], plugins: [log] }\n';
+/** What a plugin's TLS holds now: the files' contents and the server name. */
+const held = (tls: ClientTlsOptions | ClientTlsFiles | undefined): (TlsMaterial & { serverName?: string }) | undefined =>
+  tls && { ...('files' in tls ? tls.files.current : {}), ...(tls.serverName ? { serverName: tls.serverName } : {}) };
 const configWith = (server: string, plugins = '') => `server:\n${server}\n${plugins ? `plugins:\n${plugins}\n` : ''}${FLOW}`;
 
 async function problems(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
@@ -48,9 +52,10 @@ describe('readConfigFiles', () => {
       {},
     );
     const files = await readConfigFiles(loaded);
-    expect(files.receiverTls).toEqual({ cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key) });
+    expect(files.receiverTls?.current).toEqual({ cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key) });
     expect(files.credentials).toEqual({ bearerToken: 's3cret-token', basic: { username: 'prometheus', password: 'hunter2' } });
-    expect(files.pluginTls).toEqual(new Map([['mtls', { ca: Buffer.from(certs.ca.cert), cert: Buffer.from(certs.client.cert), key: Buffer.from(certs.client.key), serverName: 'plugin.local' }]]));
+    expect([...files.pluginTls.keys()]).toEqual(['mtls']);
+    expect(held(files.pluginTls.get('mtls'))).toEqual({ ca: Buffer.from(certs.ca.cert), cert: Buffer.from(certs.client.cert), key: Buffer.from(certs.client.key), serverName: 'plugin.local' });
   });
 
   it("reads relative paths from the config file's directory, whatever the working directory", async () => {
@@ -62,9 +67,9 @@ describe('readConfigFiles', () => {
       {},
     );
     const files = await readConfigFiles(loaded);
-    expect(files.receiverTls).toEqual({ cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key) });
+    expect(files.receiverTls?.current).toEqual({ cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key) });
     expect(files.credentials).toEqual({ bearerToken: 's3cret-token' });
-    expect(files.pluginTls.get('mtls')).toEqual({ ca: Buffer.from(certs.ca.cert) });
+    expect(held(files.pluginTls.get('mtls'))).toEqual({ ca: Buffer.from(certs.ca.cert) });
     // A relative --config path: its directory, taken from the working directory when it was read.
     expect(parseConfig(FLOW, 'conf/hollowtrees.yaml', {}).baseDir).toBe(join(process.cwd(), 'conf'));
   });
@@ -106,7 +111,7 @@ describe('readConfigFiles', () => {
   it('a CA bundle with several certificates is taken', async () => {
     const bundle = file('bundle.pem', `${certs.ca.cert}\n${certs.server.cert}`);
     const loaded = parseConfig(configWith('  listen: 127.0.0.1:0', `  p: { type: grpc, address: "a:1", tls: { ca: "${bundle}" } }`), 'config.yaml', {});
-    expect((await readConfigFiles(loaded)).pluginTls.get('p')).toEqual({ ca: Buffer.from(`${certs.ca.cert}\n${certs.server.cert}`) });
+    expect(held((await readConfigFiles(loaded)).pluginTls.get('p'))).toEqual({ ca: Buffer.from(`${certs.ca.cert}\n${certs.server.cert}`) });
   });
 
   it('a path that came from the environment is shown as written, never as its value', async () => {
@@ -116,5 +121,21 @@ describe('readConfigFiles', () => {
       'config.yaml: server.tls.key: "${KEY}" (from the environment, not shown) is not a PEM private key (without passphrase)',
     ]);
     expect(lines.join('\n')).not.toContain(dir);
+  });
+
+  it('names the files by YAML path when a renewal cannot be taken, a path from the environment as written', async () => {
+    const renewing = join(dir, 'renewing');
+    mkdirSync(renewing, { recursive: true });
+    writeFileSync(join(renewing, 'tls.crt'), certs.server.cert);
+    writeFileSync(join(renewing, 'tls.key'), certs.server.key);
+    const loaded = parseConfig(configWith('  tls: { cert: "${TLS_DIR}/tls.crt", key: "${TLS_DIR}/tls.key", refresh: 5s }'), 'config.yaml', { TLS_DIR: renewing });
+    const tls = (await readConfigFiles(loaded)).receiverTls!;
+    const errors: string[] = [];
+    tls.observe({ onError: (err) => errors.push(err.message) })();
+    tls.observe({ onError: (err) => errors.push(err.message) });
+    writeFileSync(join(renewing, 'tls.crt'), certs.client.cert);
+    expect(await tls.refresh()).toBe(false);
+    expect(errors).toEqual([expect.stringMatching(/^TLS files server\.tls\.cert "\$\{TLS_DIR\}\/tls\.crt" \(from the environment, not shown\), server\.tls\.key "\$\{TLS_DIR\}\/tls\.key" \(from the environment, not shown\): .*key values mismatch/)]);
+    expect(errors.join('\n')).not.toContain(dir);
   });
 });

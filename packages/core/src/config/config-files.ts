@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import type { ClientTlsOptions } from '@hollowtrees/grpcplugin';
+import { TlsFiles, type ClientTlsFiles, type ClientTlsOptions, type TlsFilePaths } from '@hollowtrees/grpcplugin';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import type { LoadedConfig } from './load-config.js';
@@ -15,12 +15,12 @@ export interface ReceiverCredentials {
 
 /** What the files a configuration names hold, read and checked. */
 export interface ConfigFiles {
-  /** `server.tls`, when set. */
-  receiverTls?: { cert: Buffer; key: Buffer };
+  /** `server.tls`, when set: read again every `server.tls.refresh` while the receiver serves it. */
+  receiverTls?: TlsFiles;
   /** `server.auth`, when set. */
   credentials?: ReceiverCredentials;
-  /** `plugins.<name>.tls` of every plugin that has it. */
-  pluginTls: ReadonlyMap<string, ClientTlsOptions>;
+  /** `plugins.<name>.tls` of every plugin that has it: its files read again every `refresh` while its client is open. */
+  pluginTls: ReadonlyMap<string, ClientTlsOptions | ClientTlsFiles>;
   /** `state.kubernetes.kubeconfig`, when set, loaded. */
   kubeconfig?: KubeConfig;
 }
@@ -93,9 +93,25 @@ export async function readConfigFiles(loaded: LoadedConfig): Promise<ConfigFiles
     if (!cert || !key) return undefined;
     return tlsAccepts({ cert, key }) ? { cert, key } : problem(`${prefix}.key`, files.key, `is not the key of the certificate in ${prefix}.cert`);
   };
+  /**
+   * The files under `prefix`, checked above, as the runtime reads them again every `refreshMs`. Its
+   * later errors name each file by its YAML path and as written, never a path from the environment.
+   */
+  const watched = (prefix: string, files: TlsFilePaths, refreshMs: number): TlsFiles | undefined => {
+    const entries = Object.entries(files).filter((e): e is [keyof TlsFilePaths, string] => e[1] !== undefined);
+    const paths = Object.fromEntries(entries.map(([field, file]) => [field, resolve(loaded.baseDir, file)]));
+    const labels = Object.fromEntries(entries.map(([field, file]) => [field, `${prefix}.${field} ${display.quoted(`${prefix}.${field}`, file)}`]));
+    try {
+      return new TlsFiles(paths, { refreshMs, labels });
+    } catch (err) {
+      // Changed since the checks above read it (a renewal under way): said as the runtime would say it.
+      problems.push({ path: prefix, message: (err as Error).message });
+      return undefined;
+    }
+  };
 
   const serverTls = config.server.tls;
-  const receiverTls = serverTls && readPair('server.tls', serverTls);
+  const receiverTls = serverTls && readPair('server.tls', serverTls) && watched('server.tls', { cert: serverTls.cert, key: serverTls.key }, serverTls.refresh);
 
   const auth = config.server.auth;
   let credentials: ReceiverCredentials | undefined;
@@ -115,7 +131,10 @@ export async function readConfigFiles(loaded: LoadedConfig): Promise<ConfigFiles
     // Node's TLS skips what it cannot parse in a CA bundle; every plugin call would then fail verification.
     const ca = caPem && !holdsCertificates(caPem) ? problem(`${prefix}.ca`, caFile!, 'is not a PEM certificate bundle') : caPem;
     const pair = cert !== undefined && key !== undefined ? readPair(prefix, { cert, key }) : undefined;
-    pluginTls.set(name, { ...(ca ? { ca } : {}), ...(pair ?? {}), ...(serverName ? { serverName } : {}) });
+    if ((caFile !== undefined && !ca) || (cert !== undefined && !pair)) continue;
+    // Without files (the system's roots, no client certificate) there is nothing to read again.
+    const files = caFile === undefined && cert === undefined ? undefined : watched(prefix, { ca: caFile, cert, key }, plugin.tls.refresh);
+    pluginTls.set(name, { ...(files ? { files } : {}), ...(serverName ? { serverName } : {}) });
   }
 
   /** A kubeconfig the Lease client can use; never the parser's message, which may quote the file's secrets. */

@@ -347,7 +347,7 @@ describe('parseConfig accepts every documented form', () => {
       address: '127.0.0.1:9000',
       timeout: 120_000,
       retry: { attempts: 100, initialBackoff: 1_000, maxBackoff: 60_000, multiplier: 1.5 },
-      tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem', serverName: 'drain.local' },
+      tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem', serverName: 'drain.local', refresh: 60_000 },
       transport: 'auto',
       keepalive: { time: 45_000, timeout: 10_000 },
     });
@@ -384,7 +384,8 @@ describe('parseConfig accepts every documented form', () => {
   });
 
   it('receiver TLS and auth in each form', () => {
-    expect(withTop('server: { tls: { cert: /c.pem, key: /k.pem } }').server.tls).toEqual({ cert: '/c.pem', key: '/k.pem' });
+    expect(withTop('server: { tls: { cert: /c.pem, key: /k.pem } }').server.tls).toEqual({ cert: '/c.pem', key: '/k.pem', refresh: 60_000 });
+    expect(withTop('server: { tls: { cert: /c.pem, key: /k.pem, refresh: 10s } }').server.tls).toEqual({ cert: '/c.pem', key: '/k.pem', refresh: 10_000 });
     for (const auth of [{ bearerTokenFile: '/token' }, { basic: { username: 'u', passwordFile: '/pw' } }, { bearerToken: 't', basic: { username: 'u', password: 'p' } }]) {
       expect(withTop(`server: { auth: ${JSON.stringify(auth)} }`).server.auth).toEqual(auth);
     }
@@ -465,6 +466,8 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     ['a body limit of a fraction of a byte', 'server: { limits: { maxBodyBytes: 2048.5 } }', 'server.limits.maxBodyBytes: expected a whole number of bytes, or a size with a binary unit like 512KiB, 64MiB or 1GiB, got "2048.5"'],
     ['a body limit that is a list', 'server: { limits: { maxBodyBytes: [1] } }', 'server.limits.maxBodyBytes: expected a size in bytes, like 67108864 or 64MiB'],
     ['an empty TLS certificate path', 'server: { tls: { cert: "", key: /k.pem } }', 'server.tls.cert: Too small: expected string to have >=1 characters'],
+    ['a TLS refresh under a second', 'server: { tls: { cert: /c.pem, key: /k.pem, refresh: 500ms } }', 'server.tls.refresh: expected a duration from 1s to 24h'],
+    ['a plugin TLS refresh over a day', 'plugins:\n  x: { type: grpc, address: "a:1", tls: { ca: /ca.pem, refresh: 25h } }', 'plugins.x.tls.refresh: expected a duration from 1s to 24h'],
     ['auth with nothing in it', 'server: { auth: {} }', 'server.auth: expected bearerToken, bearerTokenFile or basic'],
     ['a token and a token file', 'server: { auth: { bearerToken: t, bearerTokenFile: /t } }', 'server.auth: expected bearerToken or bearerTokenFile, not both'],
     ['an empty token file path', 'server: { auth: { bearerTokenFile: "" } }', 'server.auth.bearerTokenFile: Too small: expected string to have >=1 characters'],

@@ -40,12 +40,16 @@ const listenAddress = z.string().superRefine((text, ctx) => {
   if (!parseListenAddress(text)) ctx.addIssue({ code: 'custom', message: LISTEN_FORMAT, params: { got: text } satisfies ShownInput });
 });
 
+/** How often TLS files are read again, so a certificate renewed in place is used without a restart or reload. */
+const tlsRefresh = () => timerDuration(1_000, '1s').default(60_000);
+
 const tlsFiles = z
   .strictObject({
     ca: z.string().optional(),
     cert: z.string().optional(),
     key: z.string().optional(),
     serverName: z.string().optional(),
+    refresh: tlsRefresh(),
   })
   .refine((tls) => (tls.cert === undefined) === (tls.key === undefined), 'cert and key must be given together');
 
@@ -216,7 +220,7 @@ const auth = z
 const server = z.strictObject({
   listen: listenAddress.default('127.0.0.1:9092'),
   /** HTTPS on the receiver: certificate and key files. */
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), refresh: tlsRefresh() }).optional(),
   /** Without it the receiver takes alerts from anyone who can reach it. */
   auth: auth.optional(),
   limits: limits.default(defaultLimits),

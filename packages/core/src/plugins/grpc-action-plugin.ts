@@ -1,4 +1,4 @@
-import { PluginClient, type ClientTlsOptions, type KeepaliveOptions, type PluginLogger, type PluginTransport } from '@hollowtrees/grpcplugin';
+import { PluginClient, type ClientTlsFiles, type ClientTlsOptions, type KeepaliveOptions, type PluginLogger, type PluginTransport } from '@hollowtrees/grpcplugin';
 import type { RetryConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
 
@@ -8,10 +8,10 @@ export interface GrpcActionPluginOptions {
   address: string;
   timeoutMs: number;
   retry: RetryConfig;
-  tls?: ClientTlsOptions;
+  tls?: ClientTlsOptions | ClientTlsFiles;
   /** Stream (with unary for a plugin without it, the default), or one forced. */
   transport?: PluginTransport;
-  /** Where the client says it fell back to unary calls. */
+  /** Where the client says it fell back to unary calls, and its TLS files were renewed or could not be. */
   logger?: PluginLogger;
   /** Pings that find a connection dropped on the way; `false`: none. Default: the SDK's. */
   keepalive?: KeepaliveOptions | false;
@@ -27,12 +27,22 @@ export function grpcActionPlugin(options: GrpcActionPluginOptions): ActionPlugin
     ...(logger ? { logger } : {}),
     ...(keepalive !== undefined ? { keepalive } : {}),
   });
+  const stopObserving =
+    tls && 'files' in tls
+      ? tls.files.observe({
+          onChange: () => logger?.info(`plugins.${options.name}.tls files read again: new connections to the plugin use them`),
+          onError: (err) => logger?.warn(`plugins.${options.name}.tls files read again but not taken: the ones read before are still used`, { error: err.message }),
+        })
+      : undefined;
   return {
     name: options.name,
     timeoutMs: options.timeoutMs,
     retry: options.retry,
     invoke: (event, call) =>
       client.handle(event, { flow: call.flow, attempt: call.attempt, config: call.config, timeoutMs: options.timeoutMs, ...(call.signal ? { signal: call.signal } : {}) }),
-    close: () => client.close(),
+    close: () => {
+      stopObserving?.();
+      return client.close();
+    },
   };
 }

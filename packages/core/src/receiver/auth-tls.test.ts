@@ -137,6 +137,61 @@ flows:
 });
 
 describe('TLS certificate renewed in place', () => {
+  it('without a reload: the receiver serves its renewed certificate, and core presents its renewed client certificate to a plugin', async () => {
+    const renewed = makeTestCertificates();
+    // The plugin takes only client certificates of the renewed CA: core's first one is refused.
+    const plugin = await startRecordingPlugin(() => ({}), { tls: { cert: certs.server.cert, key: certs.server.key, ca: renewed.ca.cert } });
+    const cert = file('refreshed-server.pem', certs.server.cert);
+    const key = file('refreshed-server-key.pem', certs.server.key);
+    const clientCert = file('refreshed-client.pem', certs.client.cert);
+    const clientKey = file('refreshed-client-key.pem', certs.client.key);
+    const core = await startTestCore(`
+server:
+  tls: { cert: "${cert}", key: "${key}", refresh: 1s }
+plugins:
+  mtls: { type: grpc, address: "localhost:${plugin.server.port}", timeout: 1s, retry: { attempts: 1 }, tls: { ca: "${caFile}", cert: "${clientCert}", key: "${clientKey}", refresh: 1s } }
+flows:
+  spot: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [mtls], runRetry: { attempts: 1 } }
+`);
+    const post = (ca: string, instance: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const body = JSON.stringify([{ labels: { alertname: 'Spot', instance_id: instance } }]);
+        const req = request(`${core.url.replace('127.0.0.1', 'localhost')}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, ca, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      expect(await post(certs.ca.cert, 'i-before')).toBe(200);
+      await vi.waitFor(() => expect(core.engine.recentRuns()).toEqual([expect.objectContaining({ outcome: 'failed', error: expect.stringContaining('mtls: UNAVAILABLE') })]), { timeout: 10_000, interval: 50 });
+      expect(plugin.calls).toHaveLength(0);
+
+      // What cert-manager does before a certificate expires: new files at the same paths, and nothing else.
+      writeFileSync(cert, renewed.server.cert);
+      writeFileSync(key, renewed.server.key);
+      writeFileSync(clientCert, renewed.client.cert);
+      writeFileSync(clientKey, renewed.client.key);
+      await vi.waitFor(async () => expect(await post(renewed.ca.cert, 'i-after').catch(() => 0)).toBe(200), { timeout: 10_000, interval: 100 });
+      await expect(post(certs.ca.cert, 'i-refused')).rejects.toThrow(/certificate/);
+      await vi.waitFor(() => expect(core.logs.map((l) => l.msg)).toContain('plugins.mtls.tls files read again: new connections to the plugin use them'), { timeout: 10_000, interval: 50 });
+      expect(core.logs.map((l) => l.msg)).toContain('server.tls files read again: new connections get the renewed certificate');
+      // The renewed client certificate was read by now; a later alert's run gets through (the channel reconnects).
+      await vi.waitFor(
+        async () => {
+          expect(await post(renewed.ca.cert, `i-${plugin.calls.length}-${Date.now()}`)).toBe(200);
+          await plugin.waitForCalls(1, 2_000);
+        },
+        { timeout: 15_000, interval: 200 },
+      );
+      expect(plugin.calls[0]!.flow).toBe('spot');
+    } finally {
+      await core.close();
+      await plugin.close();
+    }
+  });
+
   it('a reload serves the renewed certificate and key from the same files, without a restart', async () => {
     const renewed = makeTestCertificates();
     const cert = file('renewed-server.pem', certs.server.cert);

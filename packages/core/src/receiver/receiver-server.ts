@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, ty
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { systemClock, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import { problemsText } from '../validation-issues.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
@@ -68,8 +68,8 @@ export interface ReceiverOptions {
   clock?: Clock;
   /** Default: every request is let in. Health and readiness never ask. */
   authenticate?: Authenticator;
-  /** Serve HTTPS with this certificate and key (PEM). */
-  tls?: { cert: Buffer; key: Buffer };
+  /** Serve HTTPS with this certificate and key, read again as they are renewed. */
+  tls?: TlsFiles;
 }
 
 /**
@@ -132,12 +132,18 @@ function sendText(res: ServerResponse, status: number, text: string): void {
  * readiness, metrics and the status API. Every refusal is a 4xx (or 503) with
  * a JSON reason; nothing a client sends can crash it.
  */
+/** The certificate and key of what TLS files hold, as Node's HTTPS takes them. */
+function certificateOf({ cert, key }: Readonly<TlsMaterial>): { cert?: Buffer; key?: Buffer } {
+  return { cert, key };
+}
+
 export class Receiver implements EventSource {
   readonly name = 'http';
   readonly kind = 'http';
   private readonly server: Server;
   /** The same server when it serves HTTPS: a reload renews its certificate there. */
   private readonly httpsServer: HttpsServer | undefined;
+  private stopTlsRefresh: (() => void) | undefined;
   private sink: EventSink | undefined;
   private state: SourceStatus['state'] = 'starting';
   private ready = false;
@@ -173,7 +179,8 @@ export class Receiver implements EventSource {
     };
     const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     const nodeOptions = serverOptions(options.timeouts);
-    this.httpsServer = options.tls ? createHttpsServer({ ...nodeOptions, cert: options.tls.cert, key: options.tls.key }, listener) : undefined;
+    this.httpsServer = options.tls ? createHttpsServer({ ...nodeOptions, ...certificateOf(options.tls.current) }, listener) : undefined;
+    if (options.tls) this.serveRenewals(options.tls);
     this.server = this.httpsServer ?? createServer(nodeOptions, listener);
     // A connection with nothing moving either way (a client that stopped sending or reading) is destroyed.
     this.server.timeout = options.timeouts.idle;
@@ -217,14 +224,28 @@ export class Receiver implements EventSource {
 
   /**
    * Takes a reloaded configuration's limits, credentials and, on a receiver
-   * started with TLS, its certificate and key (renewed in place, e.g. by
-   * cert-manager): new connections get them, open ones keep theirs. Turning
-   * TLS on or off needs a restart.
+   * started with TLS, its certificate files: new connections get what they hold, open
+   * ones keep theirs. Turning TLS on or off needs a restart.
    */
   update(changes: Pick<ReceiverOptions, 'limits' | 'authenticate' | 'tls'>): void {
     const { tls, ...rest } = changes;
-    if (tls && this.httpsServer) this.httpsServer.setSecureContext({ cert: tls.cert, key: tls.key });
+    if (tls && this.httpsServer) {
+      this.httpsServer.setSecureContext(certificateOf(tls.current));
+      this.serveRenewals(tls);
+    }
     this.options = { ...this.options, ...rest };
+  }
+
+  /** Serves what `files` hold each time they are renewed in place (cert-manager, certbot), until the next update or close. */
+  private serveRenewals(files: TlsFiles): void {
+    this.stopTlsRefresh?.();
+    this.stopTlsRefresh = files.observe({
+      onChange: (material) => {
+        this.httpsServer?.setSecureContext(certificateOf(material));
+        this.options.logger.info('server.tls files read again: new connections get the renewed certificate');
+      },
+      onError: (err) => this.options.logger.warn({ error: err.message }, 'server.tls files read again but not taken: the certificate read before is still served'),
+    });
   }
 
   /** Readiness false and new events get 503; health, metrics and status are still served until {@link close}. */
@@ -238,6 +259,7 @@ export class Receiver implements EventSource {
   async close(): Promise<void> {
     this.ready = false;
     this.state = 'stopped';
+    this.stopTlsRefresh?.();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();

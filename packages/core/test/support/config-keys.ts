@@ -104,7 +104,7 @@ export function completeConfigs(dir: string): object[] {
     global: { bindAddr: '127.0.0.1:0' },
     server: {
       listen: '127.0.0.1:0',
-      tls: { cert: file('server.pem', certs.server.cert), key: file('server-key.pem', certs.server.key) },
+      tls: { cert: file('server.pem', certs.server.cert), key: file('server-key.pem', certs.server.key), refresh: '1m' },
       shutdownGracePeriod: '1s',
       timeouts: { headers: '5s', body: '5s', idle: '10s' },
       limits: { maxBodyBytes: '1MiB' },
@@ -116,7 +116,7 @@ export function completeConfigs(dir: string): object[] {
         address: '127.0.0.1:1',
         timeout: '1s',
         retry: retry(),
-        tls: { ca: file('ca.pem', certs.ca.cert), cert: file('client.pem', certs.client.cert), key: file('client-key.pem', certs.client.key), serverName: 'localhost' },
+        tls: { ca: file('ca.pem', certs.ca.cert), cert: file('client.pem', certs.client.cert), key: file('client-key.pem', certs.client.key), serverName: 'localhost', refresh: '1m' },
         transport: 'stream',
         keepalive: { time: '30s', timeout: '10s' },
       },

@@ -1,0 +1,115 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTestCertificates, rejectionOf } from '@hollowtrees/testkit';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { PluginClient } from './client.js';
+import { Code, PluginError } from './errors.js';
+import { pluginPairs, TRANSPORTS, testEvent as event } from './test-support/plugin-pair.js';
+import { TlsFiles } from './tls-files.js';
+
+const pairs = pluginPairs();
+const dir = mkdtempSync(join(tmpdir(), 'tls-files-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// Two unrelated CAs, each with its own server and client certificate: "renewing" swaps one for the other.
+const first = makeTestCertificates();
+const second = makeTestCertificates();
+let written = 0;
+/** Writes `pems` into fresh files and returns their paths. */
+function files(pems: { cert?: string; key?: string; ca?: string }): { cert?: string; key?: string; ca?: string } {
+  const at = join(dir, String(written++));
+  return Object.fromEntries(Object.entries(pems).map(([field, pem]) => {
+    writeFileSync(`${at}.${field}.pem`, pem);
+    return [field, `${at}.${field}.pem`];
+  }));
+}
+const overwrite = (path: string | undefined, pem: string): void => writeFileSync(path!, pem);
+const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
+const SHORT_MS = 500;
+
+describe.each(TRANSPORTS)('certificates renewed in place, over %s', (transport) => {
+  const start = pairs.over(transport);
+
+  it("a server serves its renewed certificate to new clients, and keeps the old one while a renewal cannot be read", async () => {
+    const paths = files({ cert: first.server.cert, key: first.server.key });
+    const errors: Error[] = [];
+    const served = new TlsFiles(paths);
+    served.observe({ onError: (err) => errors.push(err) });
+    const { server } = await start({ handle: () => ({ attributes: { served: 'yes' } }) }, { tls: { files: served } });
+    const clientTrusting = (ca: string): PluginClient => {
+      const client = new PluginClient(`localhost:${server.port}`, { transport, tls: { ca } });
+      pairs.defer(() => client.close());
+      return client;
+    };
+    expect((await clientTrusting(first.ca.cert).handle(event, { flow: 'f' })).attributes).toEqual({ served: 'yes' });
+
+    // A renewal caught half-written: the new certificate beside the old key.
+    overwrite(paths.cert, second.server.cert);
+    expect(await served.refresh()).toBe(false);
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/^TLS files cert ".*\.cert\.pem", key ".*\.key\.pem": .*key values mismatch/)]);
+    expect((await clientTrusting(first.ca.cert).handle(event, { flow: 'f' })).attributes).toEqual({ served: 'yes' });
+
+    overwrite(paths.key, second.server.key);
+    expect(await served.refresh()).toBe(true);
+    expect((await clientTrusting(second.ca.cert).handle(event, { flow: 'f' })).attributes).toEqual({ served: 'yes' });
+    expect((await rejection(clientTrusting(first.ca.cert).handle(event, { flow: 'f', timeoutMs: SHORT_MS }))).code).toBe(Code.Unavailable);
+  });
+
+  it('a client presents its renewed certificate when it connects again, without being made anew', async () => {
+    const { server } = await start({ handle: () => ({ attributes: { served: 'yes' } }) }, { tls: { files: new TlsFiles(files({ cert: second.server.cert, key: second.server.key, ca: second.ca.cert })) } });
+    // The client's certificate is from a CA the server does not trust, until it is renewed.
+    const paths = files({ ca: second.ca.cert, cert: first.client.cert, key: first.client.key });
+    const presented = new TlsFiles(paths);
+    const client = new PluginClient(`localhost:${server.port}`, { transport, tls: { files: presented }, reconnectBackoff: { initialMs: 20, maxMs: 50 } });
+    pairs.defer(() => client.close());
+    expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: SHORT_MS }))).code).toBe(Code.Unavailable);
+
+    overwrite(paths.cert, second.client.cert);
+    overwrite(paths.key, second.client.key);
+    expect(await presented.refresh()).toBe(true);
+    await vi.waitFor(async () => expect((await client.handle(event, { flow: 'f', timeoutMs: SHORT_MS })).attributes).toEqual({ served: 'yes' }), { timeout: 10_000, interval: 50 });
+  });
+});
+
+describe('TlsFiles', () => {
+  it('reads the files again every refreshMs while a server or an observer uses them, and not once neither does', async () => {
+    const paths = files({ cert: first.server.cert, key: first.server.key });
+    const served = new TlsFiles(paths, { refreshMs: 20 });
+    const { server } = await pairs.start({ handle: () => ({}) }, { tls: { files: served } });
+    overwrite(paths.cert, second.server.cert);
+    overwrite(paths.key, second.server.key);
+    await vi.waitFor(() => expect(served.current.cert?.toString()).toBe(second.server.cert), { timeout: 5_000, interval: 20 });
+
+    const changes = vi.fn();
+    const stopObserving = served.observe({ onChange: changes });
+    await server.close();
+    overwrite(paths.cert, first.server.cert);
+    overwrite(paths.key, first.server.key);
+    await vi.waitFor(() => expect(changes).toHaveBeenCalledWith(expect.objectContaining({ cert: Buffer.from(first.server.cert) })), { timeout: 5_000, interval: 20 });
+
+    stopObserving();
+    overwrite(paths.cert, second.server.cert);
+    overwrite(paths.key, second.server.key);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(served.current.cert?.toString()).toBe(first.server.cert);
+    expect(await served.refresh()).toBe(true);
+    expect(served.current.cert?.toString()).toBe(second.server.cert);
+  });
+
+  it('names the files as it is told to', () => {
+    const paths = files({ cert: first.server.cert, key: second.server.key });
+    expect(() => new TlsFiles(paths, { labels: { cert: '--tls-cert', key: '--tls-key' } })).toThrow(/^TLS files --tls-cert, --tls-key: .*key values mismatch/);
+    expect(() => new TlsFiles({ ca: join(dir, 'missing.pem') }, { labels: { ca: 'plugins.drain.tls.ca' } })).toThrow(/^TLS file plugins\.drain\.tls\.ca: cannot read it: ENOENT$/);
+  });
+
+  it('refuses, naming the file, what it cannot read or use when it is made', () => {
+    const paths = files({ cert: first.server.cert, key: first.server.key, ca: 'not a certificate' });
+    expect(() => new TlsFiles({ ...paths, cert: join(dir, 'missing.pem') })).toThrow(/^TLS file cert ".*missing\.pem": cannot read it: ENOENT$/);
+    expect(() => new TlsFiles({ cert: paths.cert!, key: files({ key: second.server.key }).key! })).toThrow(/key values mismatch/);
+    expect(() => new TlsFiles({ ca: paths.ca! })).toThrow(/^TLS file ca ".*\.ca\.pem": no PEM certificate in it$/);
+    expect(() => new TlsFiles({ cert: paths.cert! })).toThrow('TLS files: cert and key must be given together');
+    expect(() => new TlsFiles({})).toThrow('TLS files: give cert and key, or ca, or all three');
+    expect(() => new TlsFiles({ ca: files({ ca: first.ca.cert }).ca! }, { refreshMs: 0 })).toThrow(/refreshMs must be a whole number of ms from 1/);
+  });
+});
