@@ -56,7 +56,12 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
       for (const object of objects) await validateAgainstSchema(object).catch((err: Error) => failures.push(`${variant}: ${err.message}`));
       expect(failures).toEqual([]);
     }
-    expect(variants['base + components/service-monitor']!.map((o) => o.kind)).toContain('ServiceMonitor');
+    expect(variants['base + components/service-monitor']!.map((o) => o.kind)).toEqual(expect.arrayContaining(['ServiceMonitor', 'PrometheusRule']));
+  });
+
+  it("components/service-monitor's PrometheusRule holds exactly the alerts of examples/prometheus/hollowtrees-rules.yml", async () => {
+    const rule = find(variants['base + components/service-monitor']!, 'PrometheusRule', 'hollowtrees') as KubeObject & { spec: unknown };
+    expect(rule.spec).toEqual(parse(await readFile(join(REPO_ROOT, 'examples/prometheus/hollowtrees-rules.yml'), 'utf8')));
   });
 
   it('puts every namespaced object in the hollowtrees namespace, which it creates', () => {

@@ -5,6 +5,9 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 /** Why a message was deleted: the only reasons the SQS source deletes one. */
 export const DELETE_REASONS = ['acted', 'not_found', 'deduplicated', 'unmatched', 'ignored', 'unprocessable'] as const;
 export type DeleteReason = (typeof DELETE_REASONS)[number];
+/** The SQS calls whose failures are counted, by the `action` label. */
+export const SQS_ACTIONS = ['ReceiveMessage', 'ChangeMessageVisibilityBatch', 'DeleteMessageBatch'] as const;
+export type SqsAction = (typeof SQS_ACTIONS)[number];
 
 /**
  * The SQS source's metrics, by queue (its name, from the configured URL: a
@@ -36,6 +39,8 @@ export class SqsMetrics {
   initQueue(queue: string): void {
     for (const counter of [this.received, this.redelivered, this.left, this.parseFailures]) counter.inc({ queue }, 0);
     for (const reason of DELETE_REASONS) this.deleted.inc({ queue, reason }, 0);
+    // increase() cannot see a series' first sample: the first failed poll would go unseen by an alert.
+    for (const action of SQS_ACTIONS) this.apiErrors.inc({ queue, action }, 0);
     this.inFlight.set({ queue }, 0);
   }
 }

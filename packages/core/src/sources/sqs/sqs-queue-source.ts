@@ -8,7 +8,7 @@ import type { EventSource, SourceState, SourceStatus } from '../event-source.js'
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
-import type { SqsMetrics } from './sqs-metrics.js';
+import type { SqsAction, SqsMetrics } from './sqs-metrics.js';
 import { ReceiptBatcher } from './receipt-batcher.js';
 import { regionOfQueueUrl, SqsRegionMissing } from './sqs-region.js';
 import { VisibilityKeeper } from './visibility-keeper.js';
@@ -338,7 +338,7 @@ export class SqsQueueSource implements EventSource {
     }
   }
 
-  private failed(action: string, err: unknown): void {
+  private failed(action: SqsAction, err: unknown): void {
     this.metrics.apiErrors.inc({ queue: this.name, action });
     this.noteError(`${action}: ${(err as Error).name}: ${(err as Error).message}`);
   }
