@@ -96,6 +96,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const metrics = new CoreMetrics(options.registry ?? new Registry());
   const clock = options.clock ?? systemClock;
   const files = await readConfigFiles(loaded);
+  metrics.tls.track(files);
   const tls = files.receiverTls;
   const authenticate = createAuthenticator(files.credentials);
 
@@ -238,6 +239,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (next.config.log.level !== config.log.level) logger.level = next.config.log.level;
       const previous = current;
       current = buildRuntime(next, nextFiles);
+      metrics.tls.track(nextFiles);
       heldBytes.limit = next.config.state.maxQueuedBytes;
       receiver.update({ limits: next.config.server.limits, authenticate, ...(nextFiles.receiverTls ? { tls: nextFiles.receiverTls } : {}) });
       config = next.config;

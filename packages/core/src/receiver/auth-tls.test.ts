@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -186,6 +187,11 @@ flows:
         { timeout: 15_000, interval: 200 },
       );
       expect(plugin.calls[0]!.flow).toBe('spot');
+      // The expiry core reports is the renewed certificates'.
+      const expiry = (pem: string): number => Date.parse(new X509Certificate(pem).validTo) / 1000;
+      const exposition = await core.metrics.registry.metrics();
+      expect(exposition).toContain(`hollowtrees_tls_certificate_expiry_timestamp_seconds{certificate="server.tls"} ${expiry(renewed.server.cert)}`);
+      expect(exposition).toContain(`hollowtrees_tls_certificate_expiry_timestamp_seconds{certificate="plugins.mtls.tls"} ${expiry(renewed.client.cert)}`);
     } finally {
       await core.close();
       await plugin.close();
