@@ -5,6 +5,7 @@
  */
 export { makeTestCertificates, type KeyPair, type TestCertificates } from './certificates.js';
 export { rejectionOf } from './rejection.js';
+export { ruleMetricProblems, type AlertRule, type ExportedMetric } from './alert-rules.js';
 export { CallLatency } from './call-latency.js';
 export { LISTEN_BACKLOG, hasIpv6Loopback, wallClockMs } from './listen.js';
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.js';
