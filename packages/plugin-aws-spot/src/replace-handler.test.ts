@@ -552,6 +552,40 @@ describe('idempotency', () => {
     expect(results[1]?.attributes?.replacement_instance_id).toBe(results[0]?.attributes?.replacement_instance_id);
   });
 
+  it('launches one replacement when two calls about one instance (an alert and a notice) waited for a third that failed', async () => {
+    const old = standalone();
+    aws.faults.unavailable(1, { action: 'CreateFleet' });
+    const h = handler({ retry: { maxAttempts: 1 } });
+    // Started together: the alert's call replaces, the two others wait for it.
+    const [failed, ...waited] = await Promise.allSettled([
+      h.handle(spotEvent(old, 'alert'), context()),
+      h.handle(spotEvent(old, 'notice'), context()),
+      h.handle(spotEvent(old, 'rebalance'), context()),
+    ]);
+    expect(failed).toMatchObject({ status: 'rejected', reason: { code: Code.Unavailable } });
+    // One of the two replaces the instance now; the other waits for it in turn.
+    const [replaced, again] = waited.map((r) => (r.status === 'fulfilled' ? r.value : r.reason));
+    expect(replaced).toMatchObject({ status: 'ok', message: expect.stringMatching(/^launched spot /) });
+    expect(again.message).toBe(`replacement already requested by this process: ${replaced.message}`);
+    expect(replacementsOf(old)).toHaveLength(1);
+  });
+
+  it('does not let a call that went while it waited (deadline, cancel) make the next call miss the replacement in flight', async () => {
+    const old = standalone();
+    const h = handler();
+    const replacing = h.handle(spotEvent(old, 'alert'), context());
+    const gone = new AbortController();
+    const waiting = rejection(h.handle(spotEvent(old, 'notice'), { ...context(), signal: gone.signal }));
+    gone.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
+    expect((await waiting).code).toBe(Code.DeadlineExceeded);
+    // Core's retry of the call that went, while the alert's replacement is still on its way.
+    const retried = h.handle(spotEvent(old, 'notice'), context(2));
+    const [first, second] = await Promise.all([replacing, retried]);
+    expect(second.message).toBe(`replacement already requested by this process: ${first.message}`);
+    expect(replacementsOf(old)).toHaveLength(1);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(1);
+  });
+
   it('derives different client tokens from different events', async () => {
     const h = handler();
     await h.handle(spotEvent(standalone(), 'a'), context());

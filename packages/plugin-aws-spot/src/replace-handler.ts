@@ -150,10 +150,12 @@ export class AwsSpotReplaceHandler implements EventHandler {
       this.answer(started, done.strategy, { ...done.outcome, message: `replacement already requested by this process: ${done.outcome.message}` });
     const requested = region.requested.get(instanceId);
     if (requested) return again(requested);
-    const pending = region.inFlight.get(instanceId);
-    if (pending) {
-      // Another call (a second flow, a second event) is replacing it now: its outcome is this call's.
+    // Another call (a second flow, a second event) is replacing it now: its outcome is this call's.
+    // Looked for again after each wait: when that call failed, another waiter may have taken over.
+    for (let pending = region.inFlight.get(instanceId); pending; pending = region.inFlight.get(instanceId)) {
       const done = await untilAborted(pending, context.signal).catch(() => undefined);
+      // Gone while waiting: starting now would take the place of the call still in flight, and the next call would not wait for it.
+      if (context.signal.aborted) throw abortReason(context.signal);
       if (done?.outcome.status === 'ok') return again(done);
     }
     const work = this.replace(region, instanceId, event, context);
