@@ -898,6 +898,23 @@ describe('the region', () => {
     const surge = { ...blank, id: 'surge', data: { labels: { availability_zone: 'us-east-1c', instance_type: 'm5.large', region: '' } } };
     expect(await handler().handle(surge, { ...context(), config: { mode: 'pool' } })).toMatchObject({ status: 'skipped', message: 'no spot instance is running in pool us-east-1c/m5.large' });
   });
+
+  it.each([
+    ['a trailing blank', 'eu-west-1 '],
+    ['a path', '../eu-west-1'],
+    ['a host name', 'evil.example.com'],
+    ['300 characters', 'x'.repeat(300)],
+  ])('refuses a labels.region that cannot be a region (%s) with INVALID_ARGUMENT naming the label, for either mode', async (_name, region) => {
+    const old = standalone();
+    const h = handler();
+    const labelled = { ...spotEvent(old), data: { labels: { instance_id: old, region } } };
+    for (const config of [{}, { mode: 'pool' }] as Record<string, string>[]) {
+      const err = await rejection(h.handle(labelled, { ...context(), config }));
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.message).toBe(`event ${labelled.id}: labels.region "${region}" is not an AWS region name`);
+    }
+    expect(aws.calls).toHaveLength(0);
+  });
 });
 
 describe('served over gRPC', () => {

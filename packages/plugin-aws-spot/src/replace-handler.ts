@@ -4,6 +4,7 @@ import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
 import { toPluginError } from './aws-error.js';
+import { regionLabelOf } from './event-region.js';
 import { replaceWithFleet } from './fleet-replace.js';
 import { instanceIdOf } from './instance-id.js';
 import { replacePool } from './pool-replace.js';
@@ -238,7 +239,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
 
   /** The replacer of the event's `labels.region`, or of the configured region when the label is missing or empty. */
   private regionOf(event: CloudEvent): RegionalReplacer {
-    const region = labelsOf(event).region || this.options.region;
+    const region = regionLabelOf(event) ?? this.options.region;
     const key = region ?? '';
     let regional = this.regions.get(key);
     if (!regional) {

@@ -1,0 +1,17 @@
+import { Code, labelsOf, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { isValidHostLabel } from '@smithy/core/transport';
+
+/**
+ * The event's `labels.region`, or undefined when it is missing or empty (the
+ * configured region applies then).
+ * @throws PluginError INVALID_ARGUMENT, naming the label, for a value that
+ * cannot be a region: the SDK would refuse it only once clients were built for
+ * it (INTERNAL, without saying where it came from).
+ */
+export function regionLabelOf(event: CloudEvent): string | undefined {
+  const region = labelsOf(event).region;
+  if (region === undefined || region === '') return undefined;
+  // The SDK's own test: a region is one DNS label of its endpoint's host name.
+  if (!isValidHostLabel(region)) throw new PluginError(Code.InvalidArgument, `event ${event.id}: labels.region "${region}" is not an AWS region name`);
+  return region;
+}
