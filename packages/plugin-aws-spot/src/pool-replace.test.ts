@@ -300,6 +300,26 @@ describe('pool mode: replacement before drain', () => {
     expect(aws.calls).toEqual([]);
   });
 
+  it('does not pass a member’s hollowtrees:detached-from on to its replacement, so the replacement’s own reclaim is replaced', async () => {
+    const aws = await standIn();
+    aws.ec2.launchDelayMs = 0;
+    // A former member of workers an earlier interruption flow detached (asg-detach), still running in the pool.
+    aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 0, minSize: 0 });
+    const [detached] = surgingPool(aws, 1);
+    Object.assign(detached!.tags, { 'aws:autoscaling:groupName': 'workers', 'hollowtrees:detached-from': 'workers' });
+    const h = handler(aws);
+    expect(await h.handle(surge(), poolCall())).toMatchObject({ status: 'ok', attributes: { replacements_running: '1' } });
+    const [replacement] = replacements(aws);
+    expect(replacement?.tags).toMatchObject({ Name: 'web-0', cluster: 'prod', [REPLACES]: detached!.instanceId });
+    expect(replacement?.tags).not.toHaveProperty('hollowtrees:detached-from');
+
+    // Its spot capacity is reclaimed in turn: the per-instance flow must replace it, not take it for a detached member.
+    const notice: CloudEvent = { id: 'notice-1', source: 'urn:test', specversion: '1.0', type: 'aws.ec2.spot.interruption', data: { labels: { instance_id: replacement!.instanceId } } };
+    const reclaimed = await h.handle(notice, { ...poolCall(), config: {} });
+    expect(reclaimed).toMatchObject({ status: 'ok', attributes: { strategy: 'fleet', replacement_instance_id: expect.stringMatching(/^i-/) } });
+    expect(aws.ec2.instancesTagged(REPLACES, replacement!.instanceId)).toHaveLength(1);
+  });
+
   it('skips a pool with no spot instance of the cluster', async () => {
     const aws = await standIn();
     surgingPool(aws, 2);

@@ -19,8 +19,15 @@ export const AUTO_SCALING_GROUP_TAG = 'aws:autoscaling:groupName';
 /** Keys in this namespace belong to AWS: EC2 refuses them in a request. */
 const RESERVED_PREFIX = 'aws:';
 
-/** Tags for the replacement of `instance`: its own user tags, plus {@link REPLACES_TAG}. */
+/** This plugin's tags that tell an instance's own history: a replacement starts without them. */
+const HISTORY_TAGS: ReadonlySet<string> = new Set([REPLACES_TAG, DETACHED_FROM_TAG]);
+
+/**
+ * Tags for the replacement of `instance`: its own user tags, plus {@link REPLACES_TAG}.
+ * Not {@link DETACHED_FROM_TAG}: a replacement carrying it would be taken for a member
+ * already detached, and its own reclaim left without a replacement.
+ */
 export function replacementTags(instance: InstanceInfo): { Key: string; Value: string }[] {
-  const copied = Object.entries(instance.tags).filter(([key]) => !key.toLowerCase().startsWith(RESERVED_PREFIX) && key !== REPLACES_TAG);
+  const copied = Object.entries(instance.tags).filter(([key]) => !key.toLowerCase().startsWith(RESERVED_PREFIX) && !HISTORY_TAGS.has(key));
   return [...copied, [REPLACES_TAG, instance.instanceId] as const].map(([Key, Value]) => ({ Key, Value }));
 }
