@@ -3,22 +3,33 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { ExpiringMap } from './expiring-map.js';
 
 /**
- * A CreateFleet client token derived from the event: a re-sent event (same
- * `source` and `id`) gets the same token, so EC2 answers with the fleet it
- * already launched instead of launching another. `purpose` keeps the tokens of
- * different requests for one event apart (the spot and the on-demand attempt),
- * since EC2 refuses one token with different parameters.
+ * A CreateFleet client token derived from what the request is for: `scope` (see
+ * {@link eventScope}, {@link instanceScope}) and `purpose`. A request re-sent for
+ * the same scope gets the same token, so EC2 answers with the fleet it already
+ * launched instead of launching another. `purpose` keeps the tokens of
+ * different requests apart (the spot and the on-demand attempt), since EC2
+ * refuses one token with different parameters.
  *
  * `gone` names the replacements of the instance that are no longer pending or
  * running (terminated, stopped): each one gone makes a new token, since the
  * old one would get the fleet of the dead replacement back from EC2. Retries
  * that see the same replacements gone share a token, so they still launch once.
  */
-export function clientToken(event: Pick<CloudEvent, 'source' | 'id'>, purpose: string, gone: readonly string[] = []): string {
+export function clientToken(scope: string, purpose: string, gone: readonly string[] = []): string {
   // Without any gone, the token is what it was before replacements were counted, so a launch in flight across an upgrade is not repeated.
   const generation = gone.length === 0 ? '' : `\nafter ${[...gone].sort().join(',')}`;
-  return tokenOf(`${event.source}\n${event.id}\n${purpose}${generation}`);
+  return tokenOf(`${scope}\n${purpose}${generation}`);
 }
+
+/** The scope of requests made for one event (its `source` and `id`): a re-sent event gets the same tokens. */
+export const eventScope = (event: Pick<CloudEvent, 'source' | 'id'>): string => `${event.source}\n${event.id}`;
+
+/**
+ * The scope of requests made to replace one instance, whichever event asked: two
+ * events about it (an alert and an interruption notice) handled by two
+ * processes at once get the same tokens, and one fleet.
+ */
+export const instanceScope = (instanceId: string): string => `replacement of ${instanceId}`;
 
 // EC2 accepts up to 64 ASCII characters.
 const tokenOf = (seed: string): string => `hollowtrees-${createHash('sha256').update(seed).digest('hex').slice(0, 40)}`;

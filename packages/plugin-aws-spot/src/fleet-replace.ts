@@ -6,10 +6,10 @@ import {
   type CreateFleetCommandInput,
   type CreateFleetError,
 } from '@aws-sdk/client-ec2';
-import { Code, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { callAws, dryRunEc2 } from './aws-call.js';
 import { grpcCodeFor } from './aws-error.js';
-import { clientToken } from './client-token.js';
+import { clientToken, instanceScope } from './client-token.js';
 import { describeInstancesAmong, type DescribeOptions } from './describe-instances.js';
 import { siblingInstanceTypes } from './instance-types.js';
 import type { ReplacementOutcome, StrategyContext } from './replacement-outcome.js';
@@ -57,11 +57,12 @@ export interface LaunchSettings {
  *
  * Idempotent twice over: a pending or running instance already tagged as the
  * replacement is returned as it is, and the client token derived from the
- * event makes EC2 answer a repeated request with the fleet it already
- * launched. A replacement that is gone since (terminated, stopped) changes the
- * token, so a re-run launches a new one rather than get the dead one back.
+ * instance makes EC2 answer a repeated request, for whichever event and from
+ * whichever process, with the fleet it already launched. A replacement that is
+ * gone since (terminated, stopped) changes the token, so a re-run launches a
+ * new one rather than get the dead one back.
  */
-export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, settings: FleetSettings): Promise<ReplacementOutcome> {
+export async function replaceWithFleet(ctx: StrategyContext, settings: FleetSettings): Promise<ReplacementOutcome> {
   const { instance } = ctx;
   const found = await findReplacements({ ec2: ctx.clients.ec2, pageSize: 1000, signal: ctx.signal }, [instance.instanceId]);
   const { live, gone } = found.get(instance.instanceId) ?? NONE;
@@ -75,7 +76,7 @@ export async function replaceWithFleet(ctx: StrategyContext, event: CloudEvent, 
   return launchReplacement(ctx, {
     places: (settings.instanceTypes ?? siblingInstanceTypes(instance.instanceType)).map((instanceType) => ({ instanceType, subnetId: instance.subnetId })),
     onDemandFallback: settings.onDemandFallback,
-    clientToken: (capacityType) => clientToken(event, capacityType, gone),
+    clientToken: (capacityType) => clientToken(instanceScope(instance.instanceId), capacityType, gone),
   });
 }
 

@@ -2,7 +2,7 @@ import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { Code, forEachBounded, PluginError, type Clock, type CloudEvent, type HandleContext, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { callAws } from './aws-call.js';
 import { toPluginError } from './aws-error.js';
-import { clientToken } from './client-token.js';
+import { clientToken, eventScope } from './client-token.js';
 import { describeInstances, describeInstancesAmong, type DescribeOptions } from './describe-instances.js';
 import { findReplacements, launchReplacement, LIVE, type FleetSettings, type LaunchPlace } from './fleet-replace.js';
 import { infoOf, type InstanceInfo } from './instance-lookup.js';
@@ -99,7 +99,7 @@ async function requestReplacements(
       {
         places: placesOutside(pool, member, elsewhere, ctx.fleet.instanceTypes),
         onDemandFallback: ctx.fleet.onDemandFallback,
-        clientToken: (capacityType) => clientToken(event, `pool:${member.instanceId}:${capacityType}`, gone(member)),
+        clientToken: (capacityType) => clientToken(eventScope(event), `pool:${member.instanceId}:${capacityType}`, gone(member)),
       },
     );
   await forEachBounded(toLaunch, ctx.settings.fleetConcurrency, async (member) => {

@@ -586,7 +586,19 @@ describe('idempotency', () => {
     expect(aws.callsTo('CreateFleet')).toHaveLength(1);
   });
 
-  it('derives different client tokens from different events', async () => {
+  it('launches one replacement when two replicas race past the tag check with different events about one instance (an alert and a notice)', async () => {
+    const old = standalone();
+    // Two processes, as in the test above, but each with its own event: core's replicas, one taking the
+    // Prometheus alert, the other the interruption notice from SQS, run two flows at the same moment.
+    aws.latency.set(100);
+    const results = await Promise.all([handler().handle(spotEvent(old, 'alert'), context()), handler().handle(spotEvent(old, 'notice'), context())]);
+    const tokens = aws.callsTo('CreateFleet').map((c) => c.params.ClientToken);
+    expect(new Set(tokens).size).toBe(1);
+    expect(replacementsOf(old)).toHaveLength(1);
+    expect(results[1]?.attributes?.replacement_instance_id).toBe(results[0]?.attributes?.replacement_instance_id);
+  });
+
+  it('derives different client tokens for different instances', async () => {
     const h = handler();
     await h.handle(spotEvent(standalone(), 'a'), context());
     await h.handle(spotEvent(standalone(), 'b'), context());

@@ -218,7 +218,6 @@ export class AwsSpotReplaceHandler implements EventHandler {
         ? await this.detach(region, instance, event, context)
         : await replaceWithFleet(
             { clients: region.clients, instance, signal: context.signal, dryRun: this.options.dryRun ?? false, logger: this.logger, spentTokens: region.spentTokens },
-            event,
             { instanceTypes: this.options.instanceTypes, onDemandFallback: this.options.onDemandFallback ?? true },
           );
     return { strategy, outcome };
