@@ -310,9 +310,10 @@ export class GroupDetacher {
       // Inside the finally also when the lowering itself was cut off: it may have landed all the same.
       this.deferredRestore = { restoreTo, untag };
     }
+    // Before the restore: the group as the refusal left it tells whether another process raised MinSize.
+    await this.recheck(failed, detached, calls, loweredMinSize);
     // More detaches of this group are waiting: the next batch reads the tag and restores after itself.
     const note = this.queue.length > 0 ? '' : await this.restoreNow();
-    await this.recheck(failed, detached, calls);
     for (const id of detached) {
       calls.settle(id, {
         status: 'ok',
@@ -330,22 +331,41 @@ export class GroupDetacher {
    * Scaling group") left the instance no member, or on its way out: detached.
    * A member that moved on between the batch's describe and its detach (a
    * spot reclaim put it in `Terminating:Wait`) is answered as the batch
-   * answers that state. One still detachable keeps its refusal.
+   * answers that state. One still detachable keeps its refusal, unless the
+   * batch lowered MinSize and the group shows it higher again: another process
+   * (a replica detaching from the same group) restored it under this detach,
+   * which Auto Scaling then refused for MinSize; that refusal becomes ABORTED,
+   * so core retries instead of failing the run for good.
    * Instances settled here leave `failed`; a failed read leaves it as it is.
    */
-  private async recheck(failed: Map<string, PluginError>, detached: string[], calls: BatchCalls): Promise<void> {
+  private async recheck(failed: Map<string, PluginError>, detached: string[], calls: BatchCalls, loweredMinSize: number | undefined): Promise<void> {
     if (failed.size === 0 || calls.signal.aborted) return;
-    let states: ReadonlyMap<string | undefined, string | undefined>;
+    let group: AutoScalingGroup;
     try {
-      states = lifecycleStates(await describeGroup(this.settings, calls.signal, this.groupName));
+      group = await describeGroup(this.settings, calls.signal, this.groupName);
     } catch (err) {
       this.settings.logger.warn('could not read the group again after a refused detach: the refusal stands', { auto_scaling_group: this.groupName, err });
       return;
     }
+    const states = lifecycleStates(group);
+    const minSize = group.MinSize ?? 0;
+    const raisedMeanwhile = loweredMinSize !== undefined && minSize > loweredMinSize;
     const movedOn: string[] = [];
     for (const [id, refusal] of [...failed]) {
       const state = states.get(id);
-      if (state !== undefined && DETACHABLE.has(state)) continue;
+      if (state !== undefined && DETACHABLE.has(state)) {
+        if (raisedMeanwhile && refusal.code === Code.InvalidArgument) {
+          failed.set(
+            id,
+            new PluginError(
+              Code.Aborted,
+              `${refusal.message}; the MinSize of Auto Scaling group ${this.groupName} is ${minSize} again, above the ${loweredMinSize} this detach set: another process restored it meanwhile; retry`,
+              { cause: refusal },
+            ),
+          );
+        }
+        continue;
+      }
       this.settings.logger.info('a refused detach is settled by what the group shows', {
         instance_id: id,
         auto_scaling_group: this.groupName,

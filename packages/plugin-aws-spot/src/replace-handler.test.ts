@@ -663,6 +663,40 @@ describe('retries and lost answers (core retries a call, the SDK re-sends a requ
     expect(err.message).toBe(`${old} is still Terminating:Wait in Auto Scaling group workers, but no lifecycle action of drain-first is active: retry`);
   });
 
+  it('answers ABORTED (retryable), not INVALID_ARGUMENT, when another replica put MinSize back between this detach’s lowering and its DetachInstances', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    // The ha overlay runs a plugin beside each of core's replicas: another one, done with its own detach
+    // from the group, restores the original MinSize right after this one lowered it.
+    let otherReplica = true;
+    intercept('UpdateAutoScalingGroup', (params, real) => {
+      const out = real(params);
+      if (otherReplica && params.get('MinSize') === '1') group.minSize = 2;
+      return out;
+    });
+    const h = handler();
+    const err = await rejection(h.handle(spotEvent(old!), context()));
+    expect(aws.callsTo('DetachInstances').map((c) => c.errorCode)).toEqual(['ValidationError']);
+    expect(err.code).toBe(Code.Aborted);
+    expect(err.message).toMatch(/below the minimum size of 2 of Auto Scaling group workers/);
+    expect(err.message).toMatch(/MinSize of Auto Scaling group workers is 2 again, above the 1 this detach set: another process restored it meanwhile; retry$/);
+    // Core's retry, with the group left alone this time, detaches it.
+    otherReplica = false;
+    expect(await h.handle(spotEvent(old!), context(2))).toMatchObject({ status: 'ok', attributes: { replacement_requested: 'true' } });
+    expect(group.members.has(old!)).toBe(false);
+    expect(group.minSize).toBe(2);
+  });
+
+  it('keeps INVALID_ARGUMENT for a refused detach when MinSize is still what this detach lowered it to (its own restore comes after)', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    aws.faults.fail(1, { code: 'ValidationError', message: 'The instance is protected from detaching.', status: 400 }, { action: 'DetachInstances' });
+    const err = await rejection(handler({ retry: { maxAttempts: 1 } }).handle(spotEvent(old!), context()));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/ValidationError: The instance is protected from detaching\.$/);
+    expect(group.minSize).toBe(2);
+  });
+
   it('a DetachInstances that took effect but whose answer was a 5xx is not reported INVALID_ARGUMENT when the SDK retry finds the instance gone', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 1 });
     const [old] = group.members.keys();
