@@ -47,16 +47,16 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
 /** `hollowtrees explain`: what each flow would do with the alert or event in `input` (a file, or stdin when absent or `-`). */
 async function explain(loaded: LoadedConfig, input: string | undefined): Promise<number> {
   const name = input === undefined || input === '-' ? '<stdin>' : input;
-  let text: string;
+  let body: Buffer;
   try {
-    text = name === '<stdin>' ? await readStdin() : await readFile(name, 'utf8');
+    body = name === '<stdin>' ? await readStdin() : await readFile(name);
   } catch (err) {
     process.stderr.write(`hollowtrees explain: ${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
     return EXIT_USAGE;
   }
   let read;
   try {
-    read = await readExplainInput(text, new Date(), loaded.config.server.limits, process.env.AWS_REGION);
+    read = await readExplainInput(body, new Date(), loaded.config.server.limits, process.env.AWS_REGION);
   } catch (err) {
     if (!(err instanceof ExplainInputError)) throw err;
     process.stderr.write(`hollowtrees explain: ${name}: ${err.message}\n`);
@@ -69,10 +69,10 @@ async function explain(loaded: LoadedConfig, input: string | undefined): Promise
   return EXIT_USAGE;
 }
 
-async function readStdin(): Promise<string> {
+async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 function version(): string {

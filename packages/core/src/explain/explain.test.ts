@@ -22,7 +22,7 @@ const { config } = parseConfig(
   'explain.yaml',
   {},
 );
-const read = (value: unknown) => readExplainInput(JSON.stringify(value), new Date('2026-11-25T03:32:18Z'), config.server.limits);
+const read = (value: unknown) => readExplainInput(Buffer.from(JSON.stringify(value)), new Date('2026-11-25T03:32:18Z'), config.server.limits);
 /** The events explain makes of `value`, none of it refused. */
 const eventsOf = async (value: unknown) => {
   const { events, refused } = await read(value);
@@ -68,7 +68,7 @@ describe('hollowtrees explain', () => {
     expect(explainEvent(event!, config.flows)[1]).toEqual({ flow: 'rebalance', matched: true, groupKey: 'rebalance:{id="ev-1"}', plugins: ['log'] });
     await expect(read({ ...cloudEvent, type: undefined })).rejects.toThrow(new ExplainInputError('type: required (expected string)'));
     await expect(read([{ labels: { alertname: 5 } }])).rejects.toThrow(/^not a CloudEvent \(no specversion\), an SQS notice, nor an alert the receiver takes: alerts\[0\]\.labels\.alertname/);
-    await expect(readExplainInput('{"labels":', new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
+    await expect(readExplainInput(Buffer.from('{"labels":'), new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
   });
 
   it('takes the valid alerts of a batch, as the receiver does, and names the ones it would refuse', async () => {
@@ -84,10 +84,15 @@ describe('hollowtrees explain', () => {
       'explain.yaml',
       {},
     );
-    const [event] = (await readExplainInput(readNoticeSample('spot-interruption-warning.json'), new Date(), sqsFlows.server.limits)).events;
+    const [event] = (await readExplainInput(Buffer.from(readNoticeSample('spot-interruption-warning.json')), new Date(), sqsFlows.server.limits)).events;
     expect(explainEvent(event!, sqsFlows.flows)).toEqual([{ flow: 'spot', matched: true, groupKey: 'spot:{instance_id="i-0b662ef9931388ba0"}', plugins: ['log'] }]);
-    await expect(readExplainInput(readNoticeSample('autoscaling-test-notification.json'), new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete without a run: /);
-    await expect(readExplainInput('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": "x"}', new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete as unprocessable: /);
+    await expect(readExplainInput(Buffer.from(readNoticeSample('autoscaling-test-notification.json')), new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete without a run: /);
+    await expect(readExplainInput(Buffer.from('{"detail-type": "EC2 Spot Instance Interruption Warning", "id": "x"}'), new Date(), sqsFlows.server.limits)).rejects.toThrow(/^an SQS message the queue source would delete as unprocessable: /);
+  });
+
+  it('refuses a body that is not UTF-8 with the receiver\'s message, as the receiver answers it 400, instead of explaining what a lenient decoding made of it', async () => {
+    const latin1 = Buffer.from('[{"labels":{"alertname":"SpotTerminationNotice","instance_id":"i-\xe9"}}]', 'latin1');
+    await expect(readExplainInput(latin1, new Date(), config.server.limits)).rejects.toThrow(new ExplainInputError('body is not valid UTF-8'));
   });
 
   it('refuses a body larger than server.limits.maxBodyBytes, as the receiver answers it 413 whatever it holds; an SQS message body is not held to it', async () => {
@@ -95,12 +100,12 @@ describe('hollowtrees explain', () => {
     const alert = { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1', cluster_name: 'prod', severity: 'critical' }, annotations: { summary: 'x'.repeat(1_100) } };
     const event = { specversion: '1.0', id: 'e-1', source: 's', type: 'prometheus.server.alert.SpotTerminationNotice', data: { labels: { instance_id: 'i-1' }, pad: 'x'.repeat(1_100) } };
     for (const body of [alert, [alert], { version: '4', status: 'firing', alerts: [alert] }, event, [event]]) {
-      await expect(readExplainInput(JSON.stringify(body), new Date(), limits)).rejects.toThrow(new ExplainInputError('request body is larger than the limit of 1024 bytes'));
+      await expect(readExplainInput(Buffer.from(JSON.stringify(body)), new Date(), limits)).rejects.toThrow(new ExplainInputError('request body is larger than the limit of 1024 bytes'));
     }
     // Just within the limit, the same alert is explained.
     const within = JSON.stringify({ ...alert, annotations: { summary: 'x'.repeat(900) } });
-    expect((await readExplainInput(within, new Date(), { ...limits, maxBodyBytes: Buffer.byteLength(within) })).events).toHaveLength(1);
+    expect((await readExplainInput(Buffer.from(within), new Date(), { ...limits, maxBodyBytes: Buffer.byteLength(within) })).events).toHaveLength(1);
     const notice = readNoticeSample('spot-interruption-warning.json');
-    expect((await readExplainInput(notice, new Date(), { ...limits, maxBodyBytes: 16 })).events).toHaveLength(1);
+    expect((await readExplainInput(Buffer.from(notice), new Date(), { ...limits, maxBodyBytes: 16 })).events).toHaveLength(1);
   });
 });

@@ -4,6 +4,7 @@ import { parseAlerts, type AlertFormat } from '../receiver/parse-alerts.js';
 import { HttpError } from '../receiver/http-error.js';
 import { bodyTooLarge } from '../receiver/read-body.js';
 import { parseCloudEvents } from '../receiver/parse-cloudevents.js';
+import { utf8Text } from '../receiver/validate-body.js';
 import { noticeToEvents } from '../sources/sqs/notice-to-events.js';
 import { problemsText } from '../validation-issues.js';
 
@@ -18,7 +19,7 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 const isNotice = (value: Record<string, unknown>): boolean => 'detail-type' in value || 'LifecycleTransition' in value || 'Event' in value || ('Type' in value && 'Message' in value);
 
 /** Reads what the receiver's parser or the queue source's converter refuses as input explain cannot use. */
-async function asExplainInput<T>(read: () => Promise<T>, prefix = ''): Promise<T> {
+async function asExplainInput<T>(read: () => T | Promise<T>, prefix = ''): Promise<T> {
   try {
     return await read();
   } catch (err) {
@@ -41,16 +42,18 @@ export interface ExplainInput {
 }
 
 /**
- * Reads what `hollowtrees explain` is given: a CloudEvent (or a JSON list of
+ * Reads what `hollowtrees explain` is given, as bytes: a CloudEvent (or a JSON list of
  * them), an SQS message body the queue source reads (EventBridge, Auto Scaling,
  * SNS-wrapped; its region from `region` where the message names none), an
  * Alertmanager webhook payload, a list of Alertmanager API v2 postable alerts,
  * or one such alert. Each goes through the parser its source uses, so explain
  * refuses what that source refuses, with the same message (a body over the
- * receiver's `maxBodyBytes` too), and takes what it takes: the valid alerts of
+ * receiver's `maxBodyBytes`, or not UTF-8, too), and takes what it takes: the valid alerts of
  * a batch whose other alerts are refused.
  */
-export async function readExplainInput(text: string, receivedAt: Date, limits: ReceiverLimits, region = 'unknown'): Promise<ExplainInput> {
+export async function readExplainInput(input: Buffer, receivedAt: Date, limits: ReceiverLimits, region = 'unknown'): Promise<ExplainInput> {
+  // Bytes, not text decoded leniently: what is not UTF-8 the receiver refuses (and an SQS message cannot hold).
+  const text = await asExplainInput(() => utf8Text(input));
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -60,9 +63,9 @@ export async function readExplainInput(text: string, receivedAt: Date, limits: R
   const first = Array.isArray(json) ? json[0] : json;
   const notice = isObject(json) && isNotice(json);
   // The receiver answers a body over its limit 413 before reading a single alert or event of it; a queue's message is not held to it.
-  if (!notice && Buffer.byteLength(text) > limits.maxBodyBytes) throw new ExplainInputError(bodyTooLarge(limits.maxBodyBytes).message);
+  if (!notice && input.length > limits.maxBodyBytes) throw new ExplainInputError(bodyTooLarge(limits.maxBodyBytes).message);
   if (isObject(first) && 'specversion' in first) {
-    return { events: await asExplainInput(() => parseCloudEvents(Array.isArray(json) ? 'batch' : 'structured', {}, Buffer.from(text), limits)) };
+    return { events: await asExplainInput(() => parseCloudEvents(Array.isArray(json) ? 'batch' : 'structured', {}, input, limits)) };
   }
   if (notice) {
     const outcome = noticeToEvents(text, { region });

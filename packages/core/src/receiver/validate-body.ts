@@ -5,11 +5,17 @@ import { describeIssues, problemsText, type InputProblem } from '../validation-i
 import { HttpError } from './http-error.js';
 import { slicer } from './slices.js';
 
+/** A body as text; 400 `bad_json` when it is not UTF-8: decoded leniently, the sender's bytes would become U+FFFD. */
+export function utf8Text(body: Buffer): string {
+  if (!isUtf8(body)) throw new HttpError(400, 'bad_json', 'body is not valid UTF-8');
+  return body.toString('utf8');
+}
+
 /** Parses a request body as UTF-8 JSON; 400 `bad_json` otherwise. */
 export function parseJson(body: Buffer): unknown {
-  if (!isUtf8(body)) throw new HttpError(400, 'bad_json', 'body is not valid UTF-8');
+  const text = utf8Text(body);
   try {
-    return JSON.parse(body.toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
     throw new HttpError(400, 'bad_json', `body is not valid JSON: ${(err as Error).message}`);
   }
