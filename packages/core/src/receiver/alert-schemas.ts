@@ -37,6 +37,8 @@ export const webhookEnvelopeSchema = z.object({
   groupKey: z.string().optional().default(''),
   externalURL: z.string().optional().default(''),
   alerts: z.array(z.unknown()),
+  /** Alerts of the group `max_alerts` left out of the payload. Only told, never a reason to refuse the alerts that came. */
+  truncatedAlerts: z.number().int().min(0).catch(0),
 });
 
 export type PostableAlert = z.output<typeof postableAlertSchema>;

@@ -3,7 +3,7 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits } from '../config/schema.js';
 import { alertTypeFamily, type AlertEventData } from './alert-to-event.js';
 import { requireJson } from './media-type.js';
-import { parseAlerts, type AlertFormat } from './parse-alerts.js';
+import { parseAlerts, type AlertFormat, type LeftOut } from './parse-alerts.js';
 import { CLOUDEVENT_MODES, cloudEventMode, parseCloudEvents, type CloudEventMode } from './parse-cloudevents.js';
 import type { ValidatedItems } from './validate-body.js';
 
@@ -26,6 +26,8 @@ export interface Intake {
 export interface ParsedRequest {
   events: CloudEvent[];
   refused?: Omit<ValidatedItems<unknown>, 'valid'>;
+  /** Alerts the sender left out of the request (Alertmanager's `max_alerts`), and their group: they never reach core. */
+  leftOut?: LeftOut;
 }
 
 /** Reads a request's headers (415 for a Content-Type the path does not take) before any of its body. */

@@ -24,10 +24,18 @@ const originOf = rememberingRecent((url: string): string | undefined => {
   }
 }, 256);
 
-/** A request's alerts as events, and how many of its alerts were refused, and why. */
+/** Alerts of one Alertmanager group its webhook payload does not carry (`truncatedAlerts`). */
+export interface LeftOut {
+  count: number;
+  /** The payload's `groupKey`. */
+  group: string;
+}
+
+/** A request's alerts as events, how many of its alerts were refused, and why, and what the sender left out. */
 export interface ParsedAlerts {
   events: Array<CloudEvent<AlertEventData>>;
   refused: Omit<ValidatedItems<unknown>, 'valid'>;
+  leftOut?: LeftOut;
 }
 
 /** An alert's label limits, checked once zod has taken it. */
@@ -46,8 +54,10 @@ export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt:
   const json = parseJson(body);
   let checked: ValidatedItems<ReceivedAlert>;
   let source: (alert: ReceivedAlert) => string;
+  let leftOut: LeftOut | undefined;
   if (format === 'webhook') {
     const payload = validate(webhookEnvelopeSchema, json, []);
+    if (payload.truncatedAlerts > 0) leftOut = { count: payload.truncatedAlerts, group: payload.groupKey };
     checkCount(payload.alerts.length, limits, 'alerts');
     checked = await validateItems(webhookAlertSchema, payload.alerts, 'alerts', withinLimits(limits));
     const external = originOf(payload.externalURL) ?? DEFAULT_SOURCE;
@@ -63,5 +73,5 @@ export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt:
     source = (alert) => originOf(alert.generatorURL) ?? DEFAULT_SOURCE;
   }
   const { valid, ...refused } = checked;
-  return { events: await mapInSlices(valid, (alert) => alertToEvent(alert, receivedAt, source(alert))), refused };
+  return { events: await mapInSlices(valid, (alert) => alertToEvent(alert, receivedAt, source(alert))), refused, ...(leftOut && { leftOut }) };
 }

@@ -85,6 +85,17 @@ describe('receiver', () => {
     expect(core.engine.groups().length).toBe(before);
   });
 
+  it('takes a webhook payload Alertmanager truncated (max_alerts) and warns that the rest of its group never reaches core', async () => {
+    const payload = { ...readFixture<Record<string, unknown>>('alertmanager-0.25-webhook-firing.json'), truncatedAlerts: 7 };
+    expect(await core.post('/webhook/alertmanager', payload)).toEqual({ status: 200, json: { status: 'success', accepted: 1 } });
+    expect(core.logs.filter((l) => l.truncatedAlerts !== undefined)).toEqual([
+      expect.objectContaining({ level: 'warn', path: '/webhook/alertmanager', truncatedAlerts: 7, alerts: 1, groupKey: '{}:{instance_id="i-0abc123"}', msg: expect.stringContaining('max_alerts') }),
+    ]);
+    // Not a number: ignored, as before, and said nothing of.
+    expect(await core.post('/webhook/alertmanager', { ...payload, truncatedAlerts: 'seven' })).toMatchObject({ status: 200 });
+    expect(core.logs.filter((l) => l.truncatedAlerts !== undefined)).toHaveLength(1);
+  });
+
   it.each([
     ['non-JSON', 'POST', '/api/v2/alerts', 'not json', 400, 'body is not valid JSON'],
     ['a missing labels field', 'POST', '/api/v2/alerts', '[{"annotations":{}}]', 400, 'alerts[0].labels: required'],

@@ -331,7 +331,9 @@ export class Receiver implements EventSource {
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
       const at = receivedAt.getTime();
       this.lastReceiveAt = at;
-      const { events, refused } = await intake.parse(body, receivedAt, limits);
+      const { events, refused, leftOut } = await intake.parse(body, receivedAt, limits);
+      // Said at every such payload: nothing else tells the operator that these alerts are never acted on.
+      if (leftOut) this.options.logger.warn({ path: req.url, truncatedAlerts: leftOut.count, groupKey: leftOut.group.slice(0, 1_000), alerts: events.length + (refused?.refused ?? 0) }, 'Alertmanager left alerts of this group out of its webhook payload (max_alerts in its webhook_configs): core never receives them, nor acts on them');
       const total = events.length + (refused?.refused ?? 0);
       if (refused?.refused && events.length === 0) throw new HttpError(400, 'bad_data', problemsText(refused.problems));
       let notTaken = 0;
