@@ -17,7 +17,8 @@ Core:
                             unless --dry-run)
   --token-file FILE         send "Authorization: Bearer <the file's contents>" (read at every send)
   --basic-auth-file FILE    send basic auth; the file holds user:password (read at every send)
-  --ca-file FILE            trust core's certificate when signed by this CA (PEM), besides the system's
+  --ca-file FILE            trust core's certificate only when signed by a CA in this file (PEM): it
+                            replaces the system's CAs, as curl's --cacert does
 Metadata:
   --cloud aws|gcp|azure     the cloud (default: detect, by asking each metadata service)
   --metadata-url URL        one base URL for the metadata service (default: the cloud's own address;

@@ -35,7 +35,7 @@ export interface CoreClientOptions {
   /** Core's base URL, e.g. `https://hollowtrees.hollowtrees.svc:9092`; a path in it (an ingress prefix) is kept. */
   coreUrl: string;
   auth?: CoreAuth;
-  /** CA certificate(s) (PEM) core's certificate is checked against, besides the system's. */
+  /** CA certificate(s) (PEM) core's certificate is checked against, instead of the system's (Node's `ca` replaces them). */
   ca?: Buffer;
   /** Per request, from its start to the answer's last byte (a core or proxy that trickles its answer is cut off too). Default 10 s. */
   timeoutMs?: number;
