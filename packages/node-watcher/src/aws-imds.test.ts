@@ -41,4 +41,17 @@ describe('AwsImdsMonitor', () => {
     imds.faults.fail(1, 403);
     await expect(monitor.identity(signal)).rejects.toThrow(/HTTP 403/);
   });
+
+  it('names the whole URL asked, base included, when IMDS answers a read badly: --metadata-url may point at a proxy', async () => {
+    const imds = await startImdsStandIn();
+    closers.push(() => imds.close());
+    const monitor = new AwsImdsMonitor({ baseUrl: imds.url, pollIntervalMs: 1_000, backoff: () => 1, clock: manualClock() });
+    const signal = new AbortController().signal;
+    imds.faults.failPath('/latest/meta-data/placement/region', 403);
+    await expect(monitor.identity(signal)).rejects.toThrow(`GET ${imds.url}/latest/meta-data/placement/region: HTTP 403`);
+    imds.faults.clear();
+    const identity = await monitor.identity(signal);
+    imds.faults.failPath('/latest/meta-data/spot/instance-action', 500);
+    await expect(monitor.check(identity, signal)).rejects.toThrow(`GET ${imds.url}/latest/meta-data/spot/instance-action: HTTP 500`);
+  });
 });

@@ -32,9 +32,14 @@ class ImdsSession {
     private readonly clock: Clock,
   ) {}
 
+  /** The URL of `/latest/meta-data/<path>`: what is asked for, and what a message about its answer names. */
+  url(path: string): string {
+    return `${this.baseUrl}/latest/meta-data/${path}`;
+  }
+
   /** GETs `/latest/meta-data/<path>`; a 401 (the token expired early, or IMDS restarted) gets one more try with a new token. */
   async get(path: string, signal: AbortSignal): Promise<MetadataResponse> {
-    const url = `${this.baseUrl}/latest/meta-data/${path}`;
+    const url = this.url(path);
     const used = this.current(signal);
     const first = await metadataRequest(url, { headers: { 'x-aws-ec2-metadata-token': await used }, signal });
     if (first.status !== 401) return first;
@@ -71,19 +76,19 @@ interface ScheduledEvent {
   NotBefore?: string;
 }
 
-/** The paths polled for notices, each with what its answer (not a 404) means. */
-const NOTICE_PATHS: Readonly<Record<string, (body: string, instanceId: string) => Notice[]>> = {
-  'spot/instance-action': (body, id) => {
-    const detail = jsonBody<{ action?: string; time?: string }>('spot/instance-action', body);
+/** The paths polled for notices, each with what its answer (not a 404) means; `url` is where it came from, for messages. */
+const NOTICE_PATHS: Readonly<Record<string, (body: string, instanceId: string, url: string) => Notice[]>> = {
+  'spot/instance-action': (body, id, url) => {
+    const detail = jsonBody<{ action?: string; time?: string }>(url, body);
     const at = rfc3339(detail.time);
     return [{ kind: 'spot-interruption', id: noticeId(id, 'spot-interruption', detail.action ?? '', detail.time ?? ''), ...(at !== undefined && { terminationTime: at }), labels: { instance_action: detail.action ?? '' }, detail }];
   },
-  'events/recommendations/rebalance': (body, id) => {
-    const detail = jsonBody<{ noticeTime?: string }>('events/recommendations/rebalance', body);
+  'events/recommendations/rebalance': (body, id, url) => {
+    const detail = jsonBody<{ noticeTime?: string }>(url, body);
     return [{ kind: 'rebalance-recommendation', id: noticeId(id, 'rebalance-recommendation', detail.noticeTime ?? ''), detail }];
   },
-  'events/maintenance/scheduled': (body) =>
-    jsonBody<ScheduledEvent[]>('events/maintenance/scheduled', body).flatMap((event) => {
+  'events/maintenance/scheduled': (body, _id, url) =>
+    jsonBody<ScheduledEvent[]>(url, body).flatMap((event) => {
       if (event.State !== 'active' || !event.EventId) return [];
       const at = rfc3339(event.NotBefore);
       return [{ kind: 'scheduled-maintenance', id: event.EventId, ...(at !== undefined && { terminationTime: at }), labels: { maintenance_code: event.Code ?? '' }, detail: event }];
@@ -105,7 +110,7 @@ export class AwsImdsMonitor implements Monitor {
 
   async identity(signal: AbortSignal): Promise<InstanceIdentity> {
     const [instanceId, instanceType, availabilityZone, region] = await Promise.all(
-      ['instance-id', 'instance-type', 'placement/availability-zone', 'placement/region'].map(async (path) => okBody(path, await this.session.get(path, signal))),
+      ['instance-id', 'instance-type', 'placement/availability-zone', 'placement/region'].map(async (path) => okBody(this.session.url(path), await this.session.get(path, signal))),
     );
     return { instanceId: instanceId!, instanceType: instanceType!, availabilityZone: availabilityZone!, region: region! };
   }
@@ -124,8 +129,9 @@ export class AwsImdsMonitor implements Monitor {
     const results = await Promise.allSettled(
       Object.entries(NOTICE_PATHS).map(async ([path, parse]) => {
         const res = await this.session.get(path, signal);
+        const url = this.session.url(path);
         // 404: nothing pending (or, for the lifecycle state, no Auto Scaling group).
-        return res.status === 404 ? [] : parse(okBody(path, res), identity.instanceId);
+        return res.status === 404 ? [] : parse(okBody(url, res), identity.instanceId, url);
       }),
     );
     return settleParts(results);
