@@ -120,7 +120,7 @@ export class DeliveryQueue {
 
   /**
    * Tries the queued events again now, each with its backoff started over: a stopping watcher spends
-   * its grace trying, not waiting out a backoff that grew to 30 s while core was away.
+   * its grace trying, not waiting out a backoff that grew while core was away, or a long Retry-After.
    */
   hurry(): void {
     for (const queued of this.pending) {

@@ -2,13 +2,14 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { pluginLogger, systemClock } from '@hollowtrees/grpcplugin';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { freePort, startGceMetadataStandIn, startImdsStandIn, tempDir, type MetadataStandInBase } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { CoreClient } from './core-client.js';
 import { createMonitor } from './create-monitor.js';
 import { NodeWatcher } from './node-watcher.js';
-import { runOnce } from './run-watcher.js';
+import { runOnce, runWatcher } from './run-watcher.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 import { capturedLogger, Cleanups, metric, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
@@ -138,6 +139,29 @@ flows:
 
     expect(watcher.lines.find((l) => l.msg === 'core accepted the notice')).toMatchObject({ type: 'hollowtrees.node.aws.spot-interruption', tries: 2 });
     await until('the event at the plugin', () => plugin.events.length === 1);
+  });
+
+  it('by default waits at most 5 s between tries, however long core was away: an Azure Preempt or a Google Cloud preemption gives 30 s', async () => {
+    const port = await freePort();
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    const clock = manualClock();
+    const { logger, lines } = capturedLogger();
+    // The bin's backoff (none given); time moves only as the test says, so each wait is read, not slept.
+    cleanups.add(await runWatcher(testSettings({ coreUrl: `http://127.0.0.1:${port}`, cloud: 'aws', metadataUrl: imds.url }), { logger, clock, registry: new Registry() }), (w) => w.stop());
+    const waits: number[] = [];
+    const retries = (): Array<Record<string, unknown>> => lines.filter((l) => l.msg === 'no answer from core; retrying');
+    // Seven failed tries in a row: the backoff, doubling from 0.5 s, would be 16 s to 30 s by then.
+    for (let failed = 1; failed <= 7; failed++) {
+      await until(`try ${failed} failed`, () => retries().length === failed);
+      waits.push(retries()[failed - 1]!.retry_in_ms as number);
+      if (failed < 7) clock.advance(waits.at(-1)! + 1);
+    }
+    cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
+    clock.advance(waits.at(-1)! + 1);
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(5_000);
   });
 
   it.each([

@@ -3,7 +3,7 @@ import { DeliveryQueue, type OutgoingEvent, type SendEvent } from './delivery-qu
 import { PartialCheckError, type Monitor, type MonitorSink } from './monitor.js';
 import type { InstanceIdentity, Notice } from './notice.js';
 import { noticeEvent } from './notice-event.js';
-import { MAX_METADATA_RETRY_MS } from './poll-loop.js';
+import { MAX_RETRY_WAIT_MS } from './poll-loop.js';
 import { SeenNotices } from './seen-notices.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
 
@@ -130,7 +130,7 @@ export class NodeWatcher {
         this.identityError = (err as Error).message;
         logger.warn('cannot read the instance identity from the metadata service; retrying', { cloud: monitor.cloud, error: this.identityError });
         // Capped as the polls' retries are: until the identity is read, no notice is seen.
-        await clock.sleep(Math.min(backoff(failures), MAX_METADATA_RETRY_MS), signal).catch(() => undefined);
+        await clock.sleep(Math.min(backoff(failures), MAX_RETRY_WAIT_MS), signal).catch(() => undefined);
       }
     }
     return undefined;

@@ -3,7 +3,7 @@ import { startAzureMetadataStandIn, type AzureMetadataStandIn } from '@hollowtre
 import { afterEach, describe, expect, it } from 'vitest';
 import { AzureScheduledEventsMonitor } from './azure-scheduled-events.js';
 import type { Notice } from './notice.js';
-import { MAX_METADATA_RETRY_MS } from './poll-loop.js';
+import { MAX_RETRY_WAIT_MS } from './poll-loop.js';
 import { until } from './test-support/watch-harness.js';
 
 let azure: AzureMetadataStandIn | undefined;
@@ -27,10 +27,10 @@ describe('pollLoop', () => {
     try {
       await until('a failed check, then its wait', () => errors.length === 1 && clock.sleeping === 1);
       azure.scheduleEvent({ EventType: 'Preempt' });
-      clock.advance(MAX_METADATA_RETRY_MS);
+      clock.advance(MAX_RETRY_WAIT_MS);
       await until('the Preempt seen', () => found.length === 1);
       expect(found[0]!.kind).toBe('preempt');
-      expect(MAX_METADATA_RETRY_MS).toBe(5_000);
+      expect(MAX_RETRY_WAIT_MS).toBe(5_000);
     } finally {
       stop.abort();
       await watching;

@@ -3,11 +3,12 @@ import type { MonitorSink } from './monitor.js';
 import type { Notice } from './notice.js';
 
 /**
- * Longest wait after failed rounds, however far the backoff grew: a metadata service is local and
- * cheap to ask again, and an Azure Preempt or a Google Cloud preemption gives 30 s, which a wait
- * grown to the backoff's 30 s could miss whole.
+ * Longest wait after failures, however far a backoff grew (metadata reads here and in the identity
+ * read; sends to core by the default backoff): a metadata service is local and cheap to ask again,
+ * and an Azure Preempt or a Google Cloud preemption gives 30 s, which a wait grown to 30 s could
+ * miss whole.
  */
-export const MAX_METADATA_RETRY_MS = 5_000;
+export const MAX_RETRY_WAIT_MS = 5_000;
 
 /** Options of {@link pollLoop}. */
 export interface PollLoopOptions {
@@ -16,7 +17,7 @@ export interface PollLoopOptions {
   onError(err: Error): void;
   /** Between rounds that succeeded. 0 for hanging GETs, which wait on the server. */
   intervalMs: number;
-  /** After failed rounds in a row (1 for the first), up to {@link MAX_METADATA_RETRY_MS}. */
+  /** After failed rounds in a row (1 for the first), up to {@link MAX_RETRY_WAIT_MS}. */
   backoff: Backoff;
   clock: Clock;
   signal: AbortSignal;
@@ -35,7 +36,7 @@ export async function pollLoop(options: PollLoopOptions): Promise<void> {
       failures++;
       options.onError(err instanceof Error ? err : new Error(String(err)));
     }
-    const wait = failures > 0 ? Math.min(options.backoff(failures), MAX_METADATA_RETRY_MS) : options.intervalMs;
+    const wait = failures > 0 ? Math.min(options.backoff(failures), MAX_RETRY_WAIT_MS) : options.intervalMs;
     if (wait > 0) await clock.sleep(wait, signal).catch(() => undefined);
   }
 }

@@ -9,7 +9,17 @@ import { createMonitor } from './create-monitor.js';
 import { detectCloud } from './detect-cloud.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import { NodeWatcher } from './node-watcher.js';
+import { MAX_RETRY_WAIT_MS } from './poll-loop.js';
 import { WatcherMetrics } from './watcher-metrics.js';
+
+/**
+ * The waits after failures unless told otherwise: 500 ms doubling to 5 s, jittered. Sends to core
+ * too, not only metadata reads: a notice may give 30 s (an Azure Preempt, a Google Cloud
+ * preemption), and a wait grown to 30 s while core restarted would spend all of it once core is
+ * back. Only the notices waiting retry, so a core that comes back is not flooded; its own
+ * Retry-After, when longer, still holds.
+ */
+const DEFAULT_BACKOFF = { initialMs: 500, maxMs: MAX_RETRY_WAIT_MS };
 
 /** How long a stopping watcher lets queued events reach core. */
 const STOP_GRACE_MS = 5_000;
@@ -23,7 +33,7 @@ export interface RunOptions {
   registry?: Registry;
   /** Default: the system clock. */
   clock?: Clock;
-  /** Default: 500 ms doubling to 30 s, jittered. */
+  /** Default: 500 ms doubling to 5 s, jittered. */
   backoff?: Backoff;
 }
 
@@ -44,7 +54,7 @@ export class StartError extends Error {
 
 async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ watcher: NodeWatcher; metrics: WatcherMetrics; close: () => Promise<void> }> {
   const clock = options.clock ?? systemClock;
-  const backoff = options.backoff ?? exponentialBackoff({ initialMs: 500, maxMs: 30_000 });
+  const backoff = options.backoff ?? exponentialBackoff(DEFAULT_BACKOFF);
   const logger = pluginLogger(options.logger);
   const metrics = new WatcherMetrics(options.registry ?? new Registry());
   const cloud = settings.cloud ?? (await detectCloud({ ...(settings.metadataUrl !== undefined && { baseUrl: settings.metadataUrl }), signal: AbortSignal.timeout(10_000) }));
