@@ -1,5 +1,5 @@
-import { ApiException, CoordinationV1Api, createConfiguration, KubeConfig, ServerConfiguration, type V1Lease } from '@kubernetes/client-node';
-import { SharedAgents, type Clock } from '@hollowtrees/grpcplugin';
+import { ApiException, CoordinationV1Api, createConfiguration, KubeConfig, ServerConfiguration, type V1Lease, type V1LeaseList } from '@kubernetes/client-node';
+import { PluginError, readEveryPage, SharedAgents, type Clock } from '@hollowtrees/grpcplugin';
 import type { StoreCallResult, StoreMetrics, StoreOperation } from './store-metrics.js';
 
 /** A Lease call the API server answered with this HTTP code (404, 409, ...). */
@@ -26,7 +26,10 @@ export interface LeaseApi {
   replace(lease: V1Lease): Promise<V1Lease>;
   /** Deletes the Lease if it still has this uid and resourceVersion (409 otherwise). */
   delete(name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void>;
-  /** Every Lease with the label selector, all pages. */
+  /**
+   * Every Lease with the label selector, all pages: read again from the first when a continue token
+   * expired (410 Gone); a listing that never ends (a token repeated, or past the page cap) fails.
+   */
   list(labelSelector: string): Promise<V1Lease[]>;
 }
 
@@ -81,8 +84,9 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     try {
       const answer = await Promise.race([
         // Once more at once when the connection broke without an answer (a kept-alive socket the server had just closed): every
-        // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own.
-        run().catch((err: unknown) => (err instanceof ApiException ? Promise.reject(err) : run())),
+        // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own. A list that never
+        // ends (PluginError) would not end the second time either.
+        run().catch((err: unknown) => (err instanceof ApiException || err instanceof PluginError ? Promise.reject(err) : run())),
         clock.sleep(options.timeoutMs, timeout.signal).then(() => {
           throw new LeaseUnreachable(`no answer from the API server within ${options.timeoutMs} ms`);
         }),
@@ -109,12 +113,14 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     list: (labelSelector) =>
       call('list', async () => {
         const items: V1Lease[] = [];
-        let token: string | undefined;
-        do {
-          const page = await api.listNamespacedLease({ namespace, labelSelector, limit: 500, _continue: token });
-          items.push(...page.items);
-          token = page.metadata?._continue || undefined;
-        } while (token);
+        await readEveryPage<V1LeaseList>({
+          name: `the Lease list of namespace ${namespace}`,
+          tokenName: 'continue token',
+          read: (token) => api.listNamespacedLease({ namespace, labelSelector, limit: 500, _continue: token }),
+          nextToken: (page) => page.metadata?._continue,
+          take: (page) => void items.push(...page.items),
+          expiry: { isExpired: (err) => err instanceof ApiException && err.code === 410, forget: () => void items.splice(0) },
+        });
         return items;
       }),
   };

@@ -113,6 +113,18 @@ describe('kube-apiserver stand-in', () => {
     expect((await call('GET', '/api/v1/pods?fieldSelector=spec.hostname%3Dx')).body).toMatchObject({ code: 400, reason: 'BadRequest' });
   });
 
+  it('answers a later page of a list 410 Expired on demand (a continue token etcd compacted), or hands its page out again with the token it was asked with', async () => {
+    for (const i of [1, 2, 3]) api.cluster.addPod({ metadata: { name: `p${i}` }, spec: { nodeName: 'n1' } });
+    api.failNext(1, { code: 410, query: /(^|&)continue=/ });
+    const first = await call('GET', '/api/v1/pods?limit=2');
+    expect(first.code).toBe(200);
+    const token = first.body.metadata.continue;
+    expect((await call('GET', `/api/v1/pods?limit=2&continue=${token}`)).body).toMatchObject({ code: 410, reason: 'Expired', message: expect.stringMatching(/^The provided continue parameter is too old/) });
+    api.failNext(1, { effect: 'repeat-continue' });
+    const again = await call('GET', `/api/v1/pods?limit=2&continue=${token}`);
+    expect([again.body.items.map((p: any) => p.metadata.name), again.body.metadata.continue]).toEqual([['p3'], token]);
+  });
+
   it('evicts within the budget, answers 429 past it, and removes the pod after its grace period', async () => {
     const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'rs', controller: true };
     for (const i of [1, 2]) {

@@ -19,8 +19,10 @@ export interface FaultOptions {
    * `lose-answer`: served (a write is applied), then the connection is dropped
    * unanswered, as when the answer is lost on its way back.
    * `delay`: served once `until` settles, as a slow call.
+   * `repeat-continue`: a list served, but its `metadata.continue` is the one the request sent (a first
+   * page's is kept), as a broken API server or proxy that hands the same page out again and again.
    */
-  effect?: 'error' | 'lose-answer' | 'delay';
+  effect?: 'error' | 'lose-answer' | 'delay' | 'repeat-continue';
   /** For `delay`: the request is served once this settles. */
   until?: Promise<unknown>;
   /** For `error`: the HTTP code answered, with a matching `Status` body. Default 500. */
@@ -29,6 +31,8 @@ export interface FaultOptions {
   method?: string;
   /** Only requests whose path matches. Default: any. */
   path?: RegExp;
+  /** Only requests whose query string (without `?`) matches: `/continue=/` takes the later pages of lists. Default: any. */
+  query?: RegExp;
 }
 
 /** One request the stand-in answered. */
@@ -96,6 +100,7 @@ interface Fault {
   code: number;
   method: string | undefined;
   path: RegExp | undefined;
+  query: RegExp | undefined;
 }
 
 interface Request {
@@ -182,8 +187,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const faults: Fault[] = [];
   const latency = new CallLatency(options.latencyMs ?? 0);
 
-  const takeFault = (method: string, path: string): Fault | undefined => {
-    const fault = faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && (!f.path || f.path.test(path)));
+  const takeFault = (method: string, url: URL): Fault | undefined => {
+    const matches = (f: Fault): boolean => (!f.method || f.method === method) && (!f.path || f.path.test(url.pathname)) && (!f.query || f.query.test(url.search.slice(1)));
+    const fault = faults.find((f) => f.remaining > 0 && matches(f));
     if (fault) fault.remaining--;
     return fault;
   };
@@ -205,7 +211,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     try {
       await latency.wait();
       if (options.token && req.headers.authorization !== `Bearer ${options.token}`) throw unauthorized();
-      const fault = takeFault(method, url.pathname);
+      const fault = takeFault(method, url);
       if (fault?.effect === 'error') throw injected(fault.code);
       if (fault?.effect === 'delay') await fault.until?.catch(() => {});
       loseAnswer = fault?.effect === 'lose-answer';
@@ -221,6 +227,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         return;
       }
       [code, body] = route(cluster, { method, path: url.pathname, query: url.searchParams, contentType: contentType ?? '', body: parsed });
+      const asked = url.searchParams.get('continue');
+      if (fault?.effect === 'repeat-continue' && asked) (body as { metadata: { continue?: string } }).metadata.continue = asked;
     } catch (err) {
       if (!(err instanceof StatusError)) throw err;
       code = err.status.code;
@@ -304,7 +312,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     requests,
     latency,
     failNext(count, fault = {}) {
-      faults.push({ remaining: count, effect: fault.effect ?? 'error', until: fault.until, code: fault.code ?? 500, method: fault.method, path: fault.path });
+      faults.push({ remaining: count, effect: fault.effect ?? 'error', until: fault.until, code: fault.code ?? 500, method: fault.method, path: fault.path, query: fault.query });
     },
     connections: () => accepted,
     dropConnections: () => server.closeAllConnections(),

@@ -100,6 +100,7 @@ export const multipleBudgets = (): StatusError =>
 const INJECTED: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
+  410: 'Expired',
   429: 'TooManyRequests',
   500: 'InternalError',
   503: 'ServiceUnavailable',
@@ -109,9 +110,10 @@ const INJECTED: Record<number, string> = {
 /** The Status for an injected fault with HTTP `code`. */
 export const injected = (code: number): StatusError => {
   const reason = INJECTED[code];
-  return code === 500
-    ? failure(500, reason, 'Internal error occurred: injected fault', { causes: [{ message: 'injected fault' }] })
-    : failure(code, reason, `injected fault (HTTP ${code})`);
+  if (code === 500) return failure(500, reason, 'Internal error occurred: injected fault', { causes: [{ message: 'injected fault' }] });
+  // As for a continue token whose list version etcd has compacted (the API server's words, without its inconsistent token).
+  if (code === 410) return failure(410, reason, 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+  return failure(code, reason, `injected fault (HTTP ${code})`);
 };
 
 /** The body of a successful eviction or deletion-by-eviction. */
