@@ -36,6 +36,28 @@ describe('createKubeApi', () => {
     expect(lists.filter((r) => r.path === '/api/v1/pods').map((r) => r.query.fieldSelector)).toEqual(['spec.nodeName=n1', 'spec.nodeName=n1']);
   });
 
+  it('reads a node\'s pods, and the nodes, again from the first page when a continue token expired (410 Gone): each once', async () => {
+    const { kube, api } = await start();
+    for (let i = 0; i < 501; i++) kube.cluster.addNode({ metadata: { name: `n${i}` } });
+    for (let i = 0; i < 501; i++) kube.cluster.addPod(pod(`a${i}`, 'n1'));
+    kube.failNext(1, { code: 410, path: /^\/api\/v1\/pods$/, query: /(^|&)continue=/ });
+    kube.failNext(1, { code: 410, path: /^\/api\/v1\/nodes$/, query: /(^|&)continue=/ });
+    const pods = (await api.listPodsOnNode('n1')).map((p) => p.metadata?.name);
+    const nodes = (await api.listNodes()).map((n) => n.metadata?.name);
+    expect([pods.length, new Set(pods).size, nodes.length, new Set(nodes).size]).toEqual([501, 501, 501, 501]);
+    expect(kube.requests.filter((r) => r.code === 410)).toHaveLength(2);
+  });
+
+  it('fails as UNAVAILABLE, naming the list and the token, a list whose pages hand out a continue token again, instead of reading it for ever', async () => {
+    const { kube, api } = await start();
+    for (let i = 0; i < 501; i++) kube.cluster.addPod(pod(`a${i}`, 'n1'));
+    kube.failNext(5, { effect: 'repeat-continue', path: /^\/api\/v1\/pods$/ });
+    const err = await rejectionOf(api.listPodsOnNode('n1'), PluginError);
+    expect(err.code).toBe(Code.Unavailable);
+    expect(err.message).toMatch(/^listing the pods of node "n1": page 2 gave a continue token an earlier page gave \(.+\): the listing would never end$/);
+    expect(kube.requests.filter((r) => r.path === '/api/v1/pods')).toHaveLength(2);
+  });
+
   it('answers one page at a time for the caches, with its continue token and the list\'s version', async () => {
     const { kube, api } = await start();
     for (let i = 0; i < 501; i++) kube.cluster.addNode({ metadata: { name: `n${i}` } });

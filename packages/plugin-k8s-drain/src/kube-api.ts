@@ -1,4 +1,5 @@
 import {
+  ApiException,
   CoreV1Api,
   createConfiguration,
   PatchStrategy,
@@ -9,7 +10,7 @@ import {
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { SharedAgents } from '@hollowtrees/grpcplugin';
+import { readEveryPage, SharedAgents } from '@hollowtrees/grpcplugin';
 import { CallGate } from './call-gate.js';
 import { kubeWriter } from './kube-request.js';
 import type { ListedPage, WatchEvent } from './watched-list.js';
@@ -68,16 +69,25 @@ export interface KubeApiOptions {
 // Large clusters list in pages, so one answer never holds every node or pod.
 const PAGE_SIZE = 500;
 
-async function allPages<T>(page: (continueToken: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>): Promise<T[]> {
+/**
+ * Every item of a paged list, read by {@link readEveryPage}: read again from the first page when a
+ * continue token expired (410 Gone), and failed as UNAVAILABLE, naming the list as `name`, when it would never end.
+ */
+async function allPages<T>(name: string, page: (continueToken: string | undefined) => Promise<{ items: T[]; metadata?: { _continue?: string } }>): Promise<T[]> {
   const items: T[] = [];
-  let token: string | undefined;
-  do {
-    const list = await page(token);
-    items.push(...list.items);
-    token = list.metadata?._continue || undefined;
-  } while (token);
+  await readEveryPage({
+    name,
+    tokenName: 'continue token',
+    read: page,
+    nextToken: (list) => list.metadata?._continue,
+    take: (list) => void items.push(...list.items),
+    expiry: { isExpired: isExpiredToken, forget: () => void items.splice(0) },
+  });
   return items;
 }
+
+/** The API server's answer to a continue token whose list version etcd has compacted. */
+const isExpiredToken = (err: unknown): boolean => err instanceof ApiException && err.code === 410;
 
 /** A list answer as a {@link ListedPage}. */
 function page<T>(list: { items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }): ListedPage<T> {
@@ -110,10 +120,13 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
   const path = encodeURIComponent;
   return {
     readNode: (name) => gate.run('cordon', () => core.readNode({ name })),
-    listNodes: (labelSelector) => allPages((token) => gate.run('cordon', () => core.listNode({ labelSelector, limit: PAGE_SIZE, _continue: token }))),
+    listNodes: (labelSelector) =>
+      allPages(labelSelector ? `listing the nodes ${labelSelector} selects` : 'listing the nodes', (token) => gate.run('cordon', () => core.listNode({ labelSelector, limit: PAGE_SIZE, _continue: token }))),
     mergePatchNode: (name, body, signal) => gate.run('cordon', () => write('PATCH', `/api/v1/nodes/${path(name)}`, body, PatchStrategy.MergePatch), signal),
     listPodsOnNode: (nodeName) =>
-      allPages((token) => gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token }))),
+      allPages(`listing the pods of node "${nodeName}"`, (token) =>
+        gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token })),
+      ),
     listPodPage: async (token) => page(await gate.run('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }))),
     listNodePage: async (token) => page(await gate.run('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
     watch: async (collection, resourceVersion, onEvent, done) => {
