@@ -135,6 +135,9 @@ export function toPluginError(err: unknown, doing: string): PluginError {
   return PluginError.from(err);
 }
 
+/** Whether a list call failed for a continue token whose list version etcd has compacted (410 Gone): the list is read again from its first page. */
+export const isExpiredToken = (err: unknown): boolean => err instanceof ApiException && err.code === 410;
+
 /** Whether a failed Kubernetes call is worth repeating: conflicts, throttling, budgets, server and network errors. */
 export function isTransient(err: PluginError): boolean {
   return err.code === Code.Unavailable || err.code === Code.ResourceExhausted || err.code === Code.Aborted;

@@ -1,5 +1,4 @@
 import {
-  ApiException,
   CoreV1Api,
   createConfiguration,
   PatchStrategy,
@@ -11,6 +10,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { readEveryPage, SharedAgents } from '@hollowtrees/grpcplugin';
+import { isExpiredToken } from './api-errors.js';
 import { CallGate } from './call-gate.js';
 import { kubeWriter } from './kube-request.js';
 import type { ListedPage, WatchEvent } from './watched-list.js';
@@ -85,9 +85,6 @@ async function allPages<T>(name: string, page: (continueToken: string | undefine
   });
   return items;
 }
-
-/** The API server's answer to a continue token whose list version etcd has compacted. */
-const isExpiredToken = (err: unknown): boolean => err instanceof ApiException && err.code === 410;
 
 /** A list answer as a {@link ListedPage}. */
 function page<T>(list: { items: T[]; metadata?: { resourceVersion?: string; _continue?: string } }): ListedPage<T> {

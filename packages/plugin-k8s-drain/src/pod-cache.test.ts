@@ -52,6 +52,31 @@ describe('PodCache', () => {
     expect(await stillThere).toEqual(['uid-p3']);
   });
 
+  it('lists again from the first page, at once, when a later page\'s continue token expired (410 Gone): every pod once, no failure logged', async () => {
+    const { kube, cache } = await start();
+    for (let i = 0; i < 501; i++) kube.cluster.addPod(pod(`p${i}`, 'n1'));
+    warnings.length = 0;
+    kube.failNext(1, { code: 410, path: /^\/api\/v1\/pods$/, query: /(^|&)continue=/ });
+    expect(await cache.whenSynced(5_000)).toBe(true);
+    expect(cache.podsOn('n1')).toHaveLength(501);
+    expect(warnings).toEqual([]);
+  });
+
+  it('never follows a continue token an earlier page of the same list gave: that list is given up (logged) and listed again', async () => {
+    const { kube, cache } = await start();
+    for (let i = 0; i < 501; i++) kube.cluster.addPod(pod(`p${i}`, 'n1'));
+    warnings.length = 0;
+    kube.failNext(4, { effect: 'repeat-continue', path: /^\/api\/v1\/pods$/, query: /(^|&)limit=/ });
+    expect(await cache.whenSynced(5_000)).toBe(true);
+    expect(cache.podsOn('n1')).toHaveLength(501);
+    // Each list: its first page, then the continue tokens it followed, none twice.
+    const listed = kube.requests.filter((r) => r.path === '/api/v1/pods' && r.query.watch === undefined);
+    const lists = listed.reduce<string[][]>((all, r) => (r.query.continue === undefined ? [...all, []] : (all.at(-1)!.push(r.query.continue), all)), []);
+    for (const tokens of lists) expect(new Set(tokens).size).toBe(tokens.length);
+    expect(lists).toHaveLength(3);
+    expect(warnings.filter((w) => w.startsWith('the pod cache lost its watch or list'))).toHaveLength(2);
+  });
+
   it('resumes a dropped watch where it was, and lists again when the server no longer has that version (410)', async () => {
     const { kube, cache } = await start({ watchHistory: 5 });
     kube.cluster.addPod(pod('a', 'n1'));

@@ -1,4 +1,5 @@
-import type { Backoff, PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { readEveryPage, type Backoff, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { isExpiredToken } from './api-errors.js';
 
 /** One page of a list, with the resourceVersion a watch resumes from. */
 export interface ListedPage<T> {
@@ -124,15 +125,26 @@ export class WatchedList<T extends Versioned> {
 
   private async relist(): Promise<void> {
     const items: T[] = [];
-    let token: string | undefined;
     let resourceVersion = '';
-    do {
-      const page = await this.source.list(token);
-      items.push(...page.items);
-      // Every page of one list is a snapshot at the first page's version.
-      resourceVersion ||= page.resourceVersion;
-      token = page.continueToken;
-    } while (token);
+    // A continue token that expired lists again at once; a list that would never end fails, and is tried again after a backoff.
+    await readEveryPage<ListedPage<T>>({
+      name: `listing the ${this.options.what}s`,
+      tokenName: 'continue token',
+      read: (token) => this.source.list(token),
+      nextToken: (page) => page.continueToken,
+      take: (page) => {
+        items.push(...page.items);
+        // Every page of one list is a snapshot at the first page's version.
+        resourceVersion ||= page.resourceVersion;
+      },
+      expiry: {
+        isExpired: isExpiredToken,
+        forget: () => {
+          items.splice(0);
+          resourceVersion = '';
+        },
+      },
+    });
     this.sink.replaceAll(items);
     this.resourceVersion = resourceVersion;
     if (!this.synced) {
