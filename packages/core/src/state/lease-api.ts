@@ -84,9 +84,8 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     try {
       const answer = await Promise.race([
         // Once more at once when the connection broke without an answer (a kept-alive socket the server had just closed): every
-        // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own. A list that never
-        // ends (PluginError) would not end the second time either.
-        run().catch((err: unknown) => (err instanceof ApiException || err instanceof PluginError ? Promise.reject(err) : run())),
+        // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own.
+        run().catch((err: unknown) => (err instanceof ApiException ? Promise.reject(err) : run())),
         clock.sleep(options.timeoutMs, timeout.signal).then(() => {
           throw new LeaseUnreachable(`no answer from the API server within ${options.timeoutMs} ms`);
         }),
@@ -110,19 +109,25 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     delete: async (name, preconditions) => {
       await call('delete', () => api.deleteNamespacedLease({ name, namespace, body: { preconditions } }));
     },
-    list: (labelSelector) =>
-      call('list', async () => {
-        const items: V1Lease[] = [];
+    list: async (labelSelector) => {
+      const items: V1Lease[] = [];
+      try {
+        // Each page is a call of its own, with its own timeout: thousands of Leases (a wave's cooldowns) take many pages, which
+        // together may take longer than one call is given.
         await readEveryPage<V1LeaseList>({
           name: `the Lease list of namespace ${namespace}`,
           tokenName: 'continue token',
-          read: (token) => api.listNamespacedLease({ namespace, labelSelector, limit: 500, _continue: token }),
+          read: (token) => call('list', () => api.listNamespacedLease({ namespace, labelSelector, limit: 500, _continue: token })),
           nextToken: (page) => page.metadata?._continue,
           take: (page) => void items.push(...page.items),
-          expiry: { isExpired: (err) => err instanceof ApiException && err.code === 410, forget: () => void items.splice(0) },
+          expiry: { isExpired: (err) => err instanceof LeaseRefused && err.code === 410, forget: () => void items.splice(0) },
         });
-        return items;
-      }),
+      } catch (err) {
+        // A list that would never end: as good as no answer.
+        throw err instanceof PluginError ? new LeaseUnreachable(shown(err.message)) : err;
+      }
+      return items;
+    },
   };
 }
 
