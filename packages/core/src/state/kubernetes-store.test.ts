@@ -371,6 +371,24 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await b.claim('g', run('e2'))).toEqual({ claim: 'held' });
   });
 
+  it('a takeover applied without an answer (the client\'s repeat of it too): the event is refused, and the Lease it left is deleted at the next renewal tick, so another replica can take the group at once', async () => {
+    const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
+    const c = replica('c', { leaseDurationMs: 1_000 }).store;
+    dead.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await dead.claim('g', run('e1'))).claim).toBe('held');
+    await observe(b);
+    await sleep(1_100);
+    api.failNext(2, { method: 'PUT', effect: 'lose-answer' });
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g', run('e2'))).claim).toBe('unavailable');
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('b');
+    // Not left for c to wait out (it has just seen it: a whole leaseDuration).
+    await expect.poll(() => api.cluster.leases.all(), { timeout: 5_000, interval: 20 }).toEqual([]);
+    c.tryStart('g', 'spot', run('e3'), Date.now());
+    expect(await c.claim('g', run('e3'))).toEqual({ claim: 'held' });
+  });
+
   it('commit waits for the claims made so far, not for a sweep whose list is slow', async () => {
     const a = replica('a').store;
     let answerList!: () => void;

@@ -6,12 +6,19 @@ import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { fromLease, heldUntil, LEASE_SELECTOR, leaseName, toLease, type LeaseRecord } from './lease-record.js';
 import type { ClaimResult, StateBackend, StoreDescription } from './run-state-store.js';
 
-/** A claim whose create got no answer and that ended without holding the group: the create may still be applied, leaving a Lease no run is behind. */
+/** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
 interface Doubt {
   name: string;
+  /** What that write would have left in the Lease. */
   record: LeaseRecord;
   /** Monotonic ms after which an orphan would count as expired for every replica anyway: the doubt is dropped then. */
   until: number;
+}
+
+/** One claim's calls: begun at `startedAt` (monotonic ms); `unanswered`, what the last write that got no answer (a create or a takeover) would have left in the Lease. */
+interface ClaimAttempt {
+  unanswered: LeaseRecord | undefined;
+  readonly startedAt: number;
 }
 
 /** What {@link KubernetesRunStateStore} needs; durations in ms. */
@@ -271,14 +278,14 @@ export class KubernetesRunStateStore extends GroupStates {
     // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
     const earlier = this.doubts.get(key)?.record;
     this.doubts.delete(key);
-    const attempt = { unconfirmed: false, startedAt: this.elapsed() };
+    const attempt: ClaimAttempt = { unanswered: undefined, startedAt: this.elapsed() };
     const result = await this.claimLease(key, name, record, attempt, earlier);
-    if (attempt.unconfirmed && result.claim !== 'held') this.doubts.set(key, { name, record, until: this.elapsed() + leaseDurationMs });
+    if (attempt.unanswered && result.claim !== 'held') this.doubts.set(key, { name, record: attempt.unanswered, until: this.elapsed() + leaseDurationMs });
     return result;
   }
 
-  /** {@link acquireLease}'s calls, begun at `attempt.startedAt` (monotonic); `attempt.unconfirmed` is set once a create got no answer. `earlier`: an unconfirmed claim's Lease, if one may exist, which had no run behind it. */
-  private async claimLease(key: string, name: string, record: LeaseRecord, attempt: { unconfirmed: boolean; startedAt: number }, earlier: LeaseRecord | undefined): Promise<ClaimResult> {
+  /** {@link acquireLease}'s calls. `earlier`: an unconfirmed claim's Lease, if one may exist, which had no run behind it. */
+  private async claimLease(key: string, name: string, record: LeaseRecord, attempt: ClaimAttempt, earlier: LeaseRecord | undefined): Promise<ClaimResult> {
     const { api, identity } = this.options;
     try {
       for (let tries = 0; tries < ATTEMPTS; tries++) {
@@ -287,7 +294,7 @@ export class KubernetesRunStateStore extends GroupStates {
           return HELD;
         } catch (err) {
           // No answer: the create may have been applied all the same. Read it back rather than leave a Lease nobody renews.
-          if (err instanceof LeaseUnreachable) attempt.unconfirmed = true;
+          if (err instanceof LeaseUnreachable) attempt.unanswered = record;
           else if (!isRefused(err, 409)) throw err;
         }
         const current = await this.readOrUndefined(name);
@@ -313,6 +320,8 @@ export class KubernetesRunStateStore extends GroupStates {
         } catch (err) {
           // Another replica took it over first: look again.
           if (isRefused(err, 409)) continue;
+          // No answer: the takeover may have been applied all the same, leaving a Lease of ours that no run renews.
+          if (err instanceof LeaseUnreachable) attempt.unanswered = next;
           throw err;
         }
         const interrupted = found?.phase === 'running' && !(earlier && sameClaim(found, earlier));
@@ -491,7 +500,7 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   /**
-   * Looks for the Lease of a claim whose create got no answer: found as that
+   * Looks for the Lease of a claim whose create or takeover got no answer: found as that
    * claim left it, it has no run behind it and is deleted (only as read), so
    * other replicas need not wait for it to expire. Looked for until an orphan
    * would have expired anyway, or until it is known to be someone else's.
