@@ -401,6 +401,22 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
   });
 
+  it('a sweep while the last one is still listing is skipped: slow lists never pile up, each holding every Lease', async () => {
+    const a = replica('a').store;
+    let answerList!: () => void;
+    api.failNext(1, { method: 'GET', path: LEASES_PATH, effect: 'delay', until: new Promise<void>((resolve) => (answerList = resolve)) });
+    a.sweep(Date.now());
+    a.sweep(Date.now());
+    a.sweep(Date.now());
+    answerList();
+    await a.close();
+    expect(api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path))).toHaveLength(1);
+    // Once it is done, the next sweep lists again.
+    a.sweep(Date.now());
+    await a.close();
+    expect(api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path))).toHaveLength(2);
+  });
+
   it('a replica whose clock runs ahead never takes over a run whose holder renews', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
     const ahead = replica('ahead', { leaseDurationMs: 1_000, renewIntervalMs: 200, clockOffsetMs: 10_000 }).store;

@@ -103,6 +103,8 @@ export class KubernetesRunStateStore extends GroupStates {
   private readonly elapsed: () => number;
   /** A list of the renew tick is in flight. */
   private listing = false;
+  /** A sweep's list (and its deletes) is in flight: the next sweep is skipped, rather than list every Lease again beside it. */
+  private sweeping = false;
   /** Calls that got no answer, and claims that failed, so far. */
   private failures = 0;
   private lastFailureAt = -Infinity;
@@ -203,12 +205,18 @@ export class KubernetesRunStateStore extends GroupStates {
     return [...local, ...elsewhere];
   }
 
-  /** Also deletes the Leases whose hold is over, this replica's and those of replicas that stopped, each only if unchanged since it was read. */
+  /**
+   * Also deletes the Leases whose hold is over, this replica's and those of replicas that stopped, each only if unchanged since it
+   * was read; skipped while the last sweep is still at it (a list of many pages, thousands of deletes).
+   */
   override sweep(now: number): number {
     const removed = super.sweep(now);
     // Runs elsewhere stay known (for the renew tick's list) until a list sees them end.
     for (const [key, other] of this.others) if (other.state.phase === 'cooling' && other.until <= now) this.others.delete(key);
-    this.track(this.listShared(now, true));
+    if (!this.sweeping) {
+      this.sweeping = true;
+      this.track(this.listShared(now, true).finally(() => (this.sweeping = false)));
+    }
     return removed;
   }
 
