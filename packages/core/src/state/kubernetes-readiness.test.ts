@@ -40,6 +40,15 @@ it('a replica whose service account may not use Leases (no Role, or a Role in an
   expect(api.cluster.leases.all()).toEqual([]);
 });
 
+it('a replica whose Role grants reading Leases but not creating them is not ready either, instead of looking ready and refusing every alert', async () => {
+  // RBAC lets reads through and refuses every create, for the whole test.
+  api.failNext(1_000_000, { method: 'POST', path: LEASES, code: 403 });
+  const app = await start();
+  await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(503);
+  expect(await app.post('/api/v2/alerts', ALERT)).toMatchObject({ status: 503, json: { errorType: 'state_unavailable' } });
+  expect(app.logs.find((l) => l['level'] === 'error')?.['msg']).toMatch(/^the shared run-state store refuses this replica its Leases \(RBAC/);
+});
+
 it('once the API server lets it use its Leases, the replica is ready and takes alerts', async () => {
   // The Role arrives after the replica started: its check and first probes are refused.
   api.failNext(3, { method: 'GET', path: LEASES, code: 403 });

@@ -241,17 +241,12 @@ export class KubernetesRunStateStore extends GroupStates {
 
   /**
    * Asks the API server once, at start, whether this replica can use its
-   * Leases. Until it can (no answer, or 401/403: RBAC), the store is not
+   * Leases ({@link askAccess}). Until it can (no answer, or 401/403: RBAC), the store is not
    * durable, as after a failed call: `/-/ready` and new events answer 503
    * instead of a replica that looks ready refusing every claim. Never rejects.
    */
   checkAccess(): Promise<void> {
-    const check = this.options.api.read(this.probeLease).then(
-      () => {},
-      (err: unknown) => {
-        if (isDenied(err) || isOutage(err)) this.failed(err);
-      },
-    );
+    const check = this.askAccess().catch((err: unknown) => this.failed(err));
     this.track(check);
     return check;
   }
@@ -615,19 +610,32 @@ export class KubernetesRunStateStore extends GroupStates {
     this.prober = setInterval(() => void this.probe(), PROBE_MS).unref();
   }
 
-  /** The Lease the access check and the probe read: its 404 is an answer as good as any. */
+  /** The Lease the access check and the probe read and create as a dry run: its 404 (409) is an answer as good as any. */
   private get probeLease(): string {
     return `${this.options.leasePrefix}probe`;
   }
 
-  /** Asks the API server anything: an answer, even a 404, means it can be reached again; a 401 or 403 does not let this replica use it. */
+  /**
+   * Reads the probe Lease, then creates it as a dry run (nothing is stored): a claim needs both
+   * `get` and `create`, and a Role that grants `get` alone would let a read through while every
+   * claim is refused. Resolves once both were answered other than 401, 403 or 5xx (a 404 or a
+   * 409 is an answer); else rejects with the error.
+   */
+  private async askAccess(): Promise<void> {
+    const answered = (err: unknown): void => {
+      if (!(err instanceof LeaseRefused) || err.code >= 500 || isDenied(err)) throw err;
+    };
+    await this.options.api.read(this.probeLease).catch(answered);
+    await this.options.api.create({ metadata: { name: this.probeLease }, spec: {} }, { dryRun: true }).catch(answered);
+  }
+
+  /** Asks for access again ({@link askAccess}): can it be reached, and may this replica use it? */
   private async probe(): Promise<void> {
     try {
-      await this.options.api.read(this.probeLease);
+      await this.askAccess();
       this.answered();
-    } catch (err) {
-      if (err instanceof LeaseRefused && err.code < 500 && !isDenied(err)) this.answered();
-      else this.lastFailureAt = this.options.clock.now();
+    } catch {
+      this.lastFailureAt = this.options.clock.now();
     }
   }
 }

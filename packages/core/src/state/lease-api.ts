@@ -20,7 +20,8 @@ export class LeaseUnreachable extends Error {
 
 /** The Lease calls the kubernetes backend makes in its namespace, and nothing else (see deploy/kubernetes/overlays/ha/lease-rbac.yaml). */
 export interface LeaseApi {
-  create(lease: V1Lease): Promise<V1Lease>;
+  /** Creates the Lease; with `dryRun`, only asks whether it would be created (RBAC, admission, the namespace), storing nothing. */
+  create(lease: V1Lease, options?: { dryRun?: boolean }): Promise<V1Lease>;
   read(name: string): Promise<V1Lease>;
   /** Replaces the Lease; its `metadata.resourceVersion` makes it conditional (409 when stale). */
   replace(lease: V1Lease): Promise<V1Lease>;
@@ -103,7 +104,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     }
   };
   return {
-    create: (body) => call('create', () => api.createNamespacedLease({ namespace, body })),
+    create: (body, { dryRun = false } = {}) => call('create', () => api.createNamespacedLease({ namespace, body, ...(dryRun ? { dryRun: 'All' } : {}) })),
     read: (name) => call('read', () => api.readNamespacedLease({ name, namespace })),
     replace: (body) => call('update', () => api.replaceNamespacedLease({ name: body.metadata!.name!, namespace, body })),
     delete: async (name, preconditions) => {

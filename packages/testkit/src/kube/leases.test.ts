@@ -22,6 +22,13 @@ const lease = (name: string, holder: string, labels: Record<string, string> = {}
 });
 
 describe('kube-apiserver stand-in: Leases', () => {
+  it('answers a dry-run create (?dryRun=All) as a create would, storing nothing', async () => {
+    expect(await call('POST', `${LEASES}?dryRun=All`, lease('g-1', 'a'))).toMatchObject({ code: 201, body: { kind: 'Lease', metadata: { name: 'g-1', namespace: 'ops' } } });
+    expect(api.cluster.leases.all()).toEqual([]);
+    await call('POST', LEASES, lease('g-1', 'a'));
+    expect((await call('POST', `${LEASES}?dryRun=All`, lease('g-1', 'b'))).body).toMatchObject({ code: 409, reason: 'AlreadyExists' });
+  });
+
   it('creates a Lease with a resourceVersion, and answers a second create of the name 409 AlreadyExists', async () => {
     const first = await call('POST', LEASES, lease('g-1', 'a'));
     expect(first.code).toBe(201);

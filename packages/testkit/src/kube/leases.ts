@@ -48,14 +48,15 @@ export class LeaseTable {
     return [...this.leases.values()].map((l) => structuredClone(l));
   }
 
-  /** `POST /apis/coordination.k8s.io/v1/namespaces/{ns}/leases`. */
-  create(namespace: string, body: unknown): Lease {
+  /** `POST /apis/coordination.k8s.io/v1/namespaces/{ns}/leases`; with `dryRun` (`?dryRun=All`), checked and answered as created, but not stored. */
+  create(namespace: string, body: unknown, dryRun = false): Lease {
     const lease = this.checked(namespace, body);
     const name = lease.metadata.name;
     if (this.leases.has(keyOf(namespace, name))) throw alreadyExists(LEASES, name);
     if (lease.metadata.resourceVersion) throw invalid('Lease', name, 'metadata.resourceVersion', 'must not be set on create');
     delete lease.metadata.uid;
     delete lease.metadata.creationTimestamp;
+    if (dryRun) return { ...lease, apiVersion: API_VERSION, kind: 'Lease', metadata: { ...lease.metadata, namespace } };
     return this.store(namespace, lease);
   }
 

@@ -147,7 +147,7 @@ const routes: Route[] = [
   ['POST', new RegExp(`^/api/v1/namespaces/${NAME}/events$`), (c, r, [ns]) => [201, c.createEvent(ns!, r.body)]],
   ['GET', /^\/apis\/coordination\.k8s\.io\/v1\/leases$/, (c, r) => [200, c.leases.list(undefined, listQuery(r.query))]],
   ['GET', new RegExp(`^${LEASES}$`), (c, r, [ns]) => [200, c.leases.list(ns!, listQuery(r.query))]],
-  ['POST', new RegExp(`^${LEASES}$`), (c, r, [ns]) => [201, c.leases.create(ns!, r.body)]],
+  ['POST', new RegExp(`^${LEASES}$`), (c, r, [ns]) => [201, c.leases.create(ns!, r.body, r.query.get('dryRun') === 'All')]],
   ['GET', new RegExp(`^${LEASES}/${NAME}$`), (c, _r, [ns, n]) => [200, c.leases.read(ns!, n!)]],
   ['PUT', new RegExp(`^${LEASES}/${NAME}$`), (c, r, [ns, n]) => c.leases.replace(ns!, n!, r.body)],
   ['DELETE', new RegExp(`^${LEASES}/${NAME}$`), (c, r, [ns, n]) => [200, c.leases.delete(ns!, n!, r.body)]],
