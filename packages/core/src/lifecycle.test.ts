@@ -156,6 +156,45 @@ describe('state journal removed while running', () => {
   });
 });
 
+describe('a restart on a flow that lists a plugin twice', () => {
+  it('a run cut short at notify after drain goes on after the notify that follows drain in [notify, drain, notify, replace]: drain acts once', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    let cut = true;
+    const [drain, notify, replace] = await Promise.all([startRecordingPlugin(), startRecordingPlugin(() => (cut ? blocked : undefined)), startRecordingPlugin()]);
+    plugins.push(drain, notify, replace);
+    const stateFile = join(dir, 'twice', 'runs.jsonl');
+    const flowOf = (steps: string) => `
+server: { listen: 127.0.0.1:0, shutdownGracePeriod: 100ms }
+state: { file: "${stateFile}" }
+plugins:
+  drain: { type: grpc, address: "${drain.address}", retry: { attempts: 1 } }
+  notify: { type: grpc, address: "${notify.address}", retry: { attempts: 1 } }
+  replace: { type: grpc, address: "${replace.address}", retry: { attempts: 1 } }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    cooldown: 10m
+    plugins: ${steps}
+`;
+    const first = startCli(['--config', writeConfig(flowOf('[drain, notify, replace]'))]);
+    expect((await post(await first.url(), alert('i-1'))).status).toBe(200);
+    await notify.waitForCalls(1);
+    // The grace period ends with notify's call in flight: the run stays in the journal, to go on with notify.
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    cut = false;
+
+    const second = startCli(['--config', writeConfig(flowOf('[notify, drain, notify, replace]'))]);
+    await second.url();
+    expect(await second.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: 1, abandoned: 0 });
+    await second.waitFor((l) => l.msg === 'flow run succeeded');
+    expect([drain, notify, replace].map((p) => p.calls.length)).toEqual([1, 2, 1]);
+    release();
+  });
+});
+
 describe('shutdown under load', () => {
   it('SIGTERM with runs queued and in flight past the grace period: every accepted alert runs after the restart, none twice', async () => {
     // Slow calls while the first process runs, so its SIGTERM finds runs in flight and queued; the second

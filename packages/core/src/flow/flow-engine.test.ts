@@ -748,6 +748,27 @@ describe('FlowEngine: runs survive a restart', () => {
     await second.journal.close();
   });
 
+  it('a run cut short at the second b of [b, a, b] goes on after a restart on [b, a, b, a] at that b, and one on [b, a] is given up: a never acts twice', async () => {
+    // As the journal has it: b and a acted, the second b was cut short.
+    const run = { event: alert('Spot', { instance_id: 'i-1' }), attributes: {}, receivedAt: 1, next: 2, at: { plugin: 'b', occurrence: 1, passed: ['b', 'a'] }, attempt: 1, restarts: 0 };
+    const restartOn = async (plugins: string) => {
+      const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));
+      const [a, b] = [scripted('a'), scripted('b')];
+      const { engine } = engineFor(spotFlow('', plugins), [a, b], undefined, undefined, { store: new JournalRunStateStore(journal) });
+      const recovery = engine.recover([{ key: 'k1', flow: 'spot', phase: 'running', eventId: 'e1', since: 1, run }]);
+      await engine.drain();
+      await journal.close();
+      return { recovery, engine, calls: [a, b].map((p) => p.calls.length) };
+    };
+    const longer = await restartOn('[b, a, b, a]');
+    expect(longer.recovery).toMatchObject({ resumed: 1, abandoned: 0 });
+    expect(longer.calls).toEqual([1, 1]);
+    const shorter = await restartOn('[b, a]');
+    expect(shorter.recovery).toMatchObject({ resumed: 0, abandoned: 1 });
+    expect(shorter.calls).toEqual([0, 0]);
+    expect(shorter.engine.recentRuns()).toMatchObject([{ outcome: 'failed', error: 'not resumed: going on with b in flow spot as it is now would call a again, which the run already called' }]);
+  });
+
   it('a run that was waiting for its next try is not counted as restarted, and waits for its retryAt again', async () => {
     const clock = manualClock();
     const { journal, engine, a } = await journalled({ clock });
@@ -1151,6 +1172,22 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     await reloadedWhileWaitingAtB('[c, a, b]', [c, a, b]);
     expect(a.calls).toHaveLength(0);
     expect(b.calls).toHaveLength(1);
+  });
+
+  it('a reload that lists the failed plugin twice, before and after what the run already did, goes on at the later one: nothing acts twice', async () => {
+    const [a, b] = [scripted('a'), scripted('b')];
+    const after = await reloadedWhileWaitingAtB('[b, a, b]', [a, b]);
+    expect(a.calls).toHaveLength(0);
+    expect(b.calls).toHaveLength(1);
+    expect(after.groups()).toMatchObject([{ phase: 'cooling' }]);
+  });
+
+  it('a reload after which the failed plugin comes only before what the run already did fails the run, naming the plugin that would act twice', async () => {
+    const [a, b] = [scripted('a'), scripted('b')];
+    const after = await reloadedWhileWaitingAtB('[b, a]', [a, b]);
+    expect([a.calls.length, b.calls.length]).toEqual([0, 0]);
+    expect(after.groups()).toEqual([]);
+    expect(after.recentRuns()[0]).toMatchObject({ outcome: 'failed', error: 'not resumed: going on with b in flow spot as it is now would call a again, which the run already called' });
   });
 
   it('a reload that takes out the plugin a waiting run was to go on with fails the run, saying so, and frees its group', async () => {

@@ -17,6 +17,7 @@ import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
 import { runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
 import { RunSignals } from './run-signals.js';
+import { goOnAt, nameOf, passedBy, stepOf, type Place } from './resume-place.js';
 import type { Acceptance, Drop, DropReason, RunListener } from '../sources/event-sink.js';
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
@@ -112,26 +113,17 @@ const QUEUE_FULL = (size: number): string => `its queue is full (queueSize ${siz
  */
 const REOPEN_AT = 0.9;
 
-/** The step at `next` of `steps`, by what it calls; undefined past the end. */
-function stepOf(steps: readonly PluginStep[], next: number): StepRef | undefined {
-  const plugin = steps[next]?.plugin.name;
-  if (plugin === undefined) return undefined;
-  return { plugin, occurrence: steps.slice(0, next).filter((s) => s.plugin.name === plugin).length };
+/** Where a run taken from elsewhere goes on in `flow` after `restarts` restarts, or why it does not. */
+function resumeAt(flow: CompiledFlow | undefined, state: GroupState, restarts: number): Place {
+  const run = state.run!;
+  if (!flow) return { reason: `flow ${state.flow} is no longer configured` };
+  if (restarts > MAX_RESTARTS) return { reason: `it was resumed ${MAX_RESTARTS} times and never finished` };
+  // The flow's plugins may have changed since the run stopped (a restart on a new configuration): it goes on with the plugin it stopped at.
+  const place = goOnAt(flow.name, flow.steps, run.next, run.at);
+  // A run journalled without its step (format 2) past the end of a flow that lost plugins: it would call nothing and count as succeeded.
+  if ('next' in place && place.next >= flow.steps.length) return { reason: `flow ${state.flow} has ${flow.steps.length} plugins now; the run was to go on with its plugin ${run.next + 1}` };
+  return place;
 }
-
-/**
- * Where in `steps` a run goes on that stopped at `at` in a flow whose plugins may have changed
- * since: at `next` while that step still calls the same plugin, else at that plugin found by name
- * (its `occurrence`-th call, or its last); undefined when the flow no longer calls it.
- */
-function goOnAt(steps: readonly PluginStep[], next: number, at: StepRef | undefined): number | undefined {
-  if (!at || steps[next]?.plugin.name === at.plugin) return next;
-  const positions = steps.flatMap((step, index) => (step.plugin.name === at.plugin ? [index] : []));
-  return positions.length === 0 ? undefined : positions[Math.min(at.occurrence, positions.length - 1)];
-}
-
-/** Why a run found no place in its changed flow. */
-const NO_LONGER_CALLS = (flow: string, at: StepRef): string => `flow ${flow} no longer calls ${at.plugin}, the plugin it was to go on with`;
 
 /** The one line for the queued runs the end of the shutdown grace period kept from starting. */
 const NOT_STARTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
@@ -377,7 +369,7 @@ export class FlowEngine {
     cancel.release();
     const finishedAt = this.clock.now();
     const next = progress.next + result.reached;
-    const at = stepOf(flow.steps, next);
+    const at = stepOf(flow.steps, next, [...passedBy(flow.steps, progress.next, progress.at), ...flow.steps.slice(progress.next, next).map(nameOf)]);
     const reached: RunProgress = { ...progress, attributes: result.attributes, next, ...(at ? { at } : {}) };
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey, progress.event);
@@ -493,26 +485,30 @@ export class FlowEngine {
     // Shutting down: the retrying record on disk starts it again after the restart.
   }
 
-  /** Where in this engine's flow a run goes on: the name of the plugin and how many steps before it call that plugin too. */
+  /** Where in this engine's flow a run goes on: the plugin, and the plugins the run called before it. */
   private stepAt(state: GroupState): StepRef | undefined {
-    return stepOf(this.byName.get(state.flow)?.steps ?? [], state.run!.next);
+    const steps = this.byName.get(state.flow)?.steps ?? [];
+    const { next, at } = state.run!;
+    return stepOf(steps, next, passedBy(steps, next, at));
   }
 
   /**
    * Takes a run a reloaded engine hands over. Its `next` is a position in the old flow's
    * plugins: a reload that added or took out steps would make it go on with another plugin
    * (one that already acted, or past the end, so the run "succeeded" without its last
-   * plugins). It goes on with the plugin it stopped at, found by name; a run whose plugin
-   * the flow no longer calls fails, freeing its group for the next event to run the new flow.
+   * plugins). It goes on with the plugin it stopped at, found by name where that calls no plugin
+   * again that already acted (see goOnAt); a run with no such place fails, freeing its group for the
+   * next event to run the new flow.
    */
   private adopt(state: GroupState, at: StepRef | undefined): void {
     const flow = this.byName.get(state.flow);
     const run = state.run!;
     if (!flow || !at) return this.scheduleOrHandOver(state);
-    const next = goOnAt(flow.steps, run.next, at);
-    if (next === undefined) return this.abandon(state, NO_LONGER_CALLS(state.flow, at));
+    const place = goOnAt(flow.name, flow.steps, run.next, at);
+    if ('reason' in place) return this.abandon(state, place.reason);
+    const { next } = place;
     if (next === run.next) return this.scheduleOrHandOver(state);
-    this.states.progress(state.key, 'retrying', { ...run, next, at: stepOf(flow.steps, next)! });
+    this.states.progress(state.key, 'retrying', { ...run, next, at: stepOf(flow.steps, next, passedBy(flow.steps, next, at))! });
     this.scheduleOrHandOver(this.states.get(state.key)!);
   }
 
@@ -530,25 +526,15 @@ export class FlowEngine {
       const run = state.run!;
       // Only a run that was queued or in flight counts: one that waited for its next try through a restart did nothing wrong.
       const restarts = run.restarts + (options.restart && state.phase === 'running' ? 1 : 0);
-      // The flow's plugins may have changed since the run stopped (a restart on a new configuration): it goes on with the plugin it stopped at.
-      const next = flow && goOnAt(flow.steps, run.next, run.at);
-      const reason = !flow
-        ? `flow ${state.flow} is no longer configured`
-        : restarts > MAX_RESTARTS
-          ? `it was resumed ${MAX_RESTARTS} times and never finished`
-          : next === undefined
-            ? NO_LONGER_CALLS(state.flow, run.at!)
-            : // A run journalled without its step (format 2) past the end of a flow that lost plugins: it would call nothing and count as succeeded.
-              next >= flow.steps.length
-              ? `flow ${state.flow} has ${flow.steps.length} plugins now; the run was to go on with its plugin ${run.next + 1}`
-              : undefined;
-      if (reason) {
+      const place = resumeAt(flow, state, restarts);
+      if ('reason' in place) {
         abandoned++;
-        this.abandon(state, reason);
+        this.abandon(state, place.reason);
         continue;
       }
       resumed++;
-      const progress: RunProgress = { ...run, restarts, next: next!, at: stepOf(flow!.steps, next!)! };
+      const { next } = place;
+      const progress: RunProgress = { ...run, restarts, next, at: stepOf(flow!.steps, next, passedBy(flow!.steps, next, run.at))! };
       if (options.restart) {
         this.states.restore(state);
         this.states.progress(state.key, state.phase === 'retrying' ? 'retrying' : 'running', progress);

@@ -12,6 +12,11 @@ export interface StepRef {
   plugin: string;
   /** Earlier steps that call the same plugin. */
   occurrence: number;
+  /**
+   * The plugins of the steps the run already passed, in order: what acted, so that no place found in
+   * a changed flow calls one of them again. Absent in journals of format 3.
+   */
+  passed?: string[];
 }
 
 /**

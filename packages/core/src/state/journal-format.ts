@@ -8,8 +8,8 @@ import type { GroupChange, GroupState } from '../flow/group-states.js';
  * appended after the snapshot follow one per line.
  */
 const HEADER_TAG = 'hollowtrees-run-state';
-const VERSION = 3;
-/** Format 2 wrote runs without `at`: such a run goes on at its index. */
+const VERSION = 4;
+/** Format 2 wrote runs without `at`: such a run goes on at its index. Format 3 wrote `at` without `passed`. */
 const OLDEST_READ = 2;
 
 /** Times as the journal writes them: ms since epoch, within what `Date` can represent. */
@@ -22,7 +22,7 @@ const run = z.strictObject({
   attributes: z.record(z.string(), z.string()),
   receivedAt: time,
   next: z.number().int().min(0),
-  at: z.strictObject({ plugin: z.string().min(1), occurrence: z.number().int().min(0) }).optional(),
+  at: z.strictObject({ plugin: z.string().min(1), occurrence: z.number().int().min(0), passed: z.array(z.string().min(1)).optional() }).optional(),
   attempt: z.number().int().min(1),
   retryAt: time.optional(),
   restarts: z.number().int().min(0),

@@ -108,19 +108,22 @@ describe('StateJournal', () => {
     const { journal } = await StateJournal.open(path);
     await journal.close();
     // A later format: its records carry a field this version does not know.
-    const text = `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 4, records: 1 })}\n${JSON.stringify({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12, epoch: 7 })}\n`;
+    const text = `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 5, records: 1 })}\n${JSON.stringify({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12, epoch: 7 })}\n`;
     writeFileSync(path, text);
     await expect(StateJournal.open(path)).rejects.toThrow(JournalFromNewerVersion);
-    await expect(StateJournal.open(path)).rejects.toThrow('it was written by a later Hollowtrees (journal format 4; this one reads format 3 and earlier)');
+    await expect(StateJournal.open(path)).rejects.toThrow('it was written by a later Hollowtrees (journal format 5; this one reads format 4 and earlier)');
     expect(readFileSync(path, 'utf8')).toBe(text);
   });
 
-  it('reads a journal the previous format wrote (format 2: runs without the step they go on with)', async () => {
+  it('reads a journal the previous formats wrote (format 2: runs without the step they go on with; format 3: that step without the plugins passed)', async () => {
     const path = freshPath();
     await (await StateJournal.open(path)).journal.close();
     const running = { key: 'a', flow: 'f', eventId: 'a', since: 1, phase: 'running', run: run('a', { next: 1 }) };
     writeFileSync(path, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 2, records: 1 })}\n${JSON.stringify(running)}\n`);
     expect(await reopen(path)).toEqual({ states: [running], problems: [] });
+    const stepped = { ...running, run: run('a', { next: 1, at: { plugin: 'b', occurrence: 0 } }) };
+    writeFileSync(path, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 3, records: 1 })}\n${JSON.stringify(stepped)}\n`);
+    expect(await reopen(path)).toEqual({ states: [stepped], problems: [] });
   });
 
   it('notices a snapshot cut short at a line boundary', async () => {
@@ -131,7 +134,7 @@ describe('StateJournal', () => {
     await journal.compact(() => states.list(1));
     await journal.close();
     const [header, first] = lines(path);
-    expect(JSON.parse(header!)).toEqual({ journal: 'hollowtrees-run-state', version: 3, records: 3 });
+    expect(JSON.parse(header!)).toEqual({ journal: 'hollowtrees-run-state', version: 4, records: 3 });
     writeFileSync(path, `${header}\n${first}\n`);
     const recovered = await reopen(path);
     expect(recovered.states.map((s) => s.key)).toEqual(['a']);
@@ -214,7 +217,7 @@ describe('StateJournal', () => {
     expect(pieces.length).toBeGreaterThan(5);
     expect(pieces.slice(0, -1).every((piece) => piece.length >= 500 && piece.length < 500 + 100)).toBe(true);
     const text = pieces.join('');
-    expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 3, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
+    expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 4, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
   });
 
   it('a check of the file while a compaction swaps it waits for the swap: no false "replaced", no read of the closed file', async () => {
