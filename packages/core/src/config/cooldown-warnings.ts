@@ -4,36 +4,48 @@ import { NOTICE_TYPES } from '../sources/sqs/notice-to-events.js';
 import type { Config } from './schema.js';
 
 /**
- * The `allowedEvents` patterns of a flow that take firing Prometheus alerts (`prometheus.server.alert.<name>`,
- * not `.resolved`): each is tried on an alert type whose name is its own last segment, its `*`s filled in.
+ * The `allowedEvents` patterns of a flow that take Prometheus alerts, firing (`prometheus.server.alert.<name>`)
+ * or resolved (`prometheus.server.alert.<name>.resolved`): each is tried on an alert type whose name is
+ * its own segment at that place, its `*`s filled in.
  */
-function firingAlertPatterns(allowedEvents: readonly string[]): string[] {
+function alertPatterns(allowedEvents: readonly string[], resolved: boolean): string[] {
+  const nameAt = ALERT_TYPE_PREFIX.split('.').length - 1;
   return allowedEvents.filter((pattern) => {
     const segments = pattern.split('.');
-    if (segments.length !== ALERT_TYPE_PREFIX.split('.').length) return false;
-    return compileTypePatterns([pattern])(`${ALERT_TYPE_PREFIX}${segments.at(-1)!.replaceAll('*', 'x')}`);
+    if (segments.length !== nameAt + (resolved ? 2 : 1)) return false;
+    return compileTypePatterns([pattern])(`${ALERT_TYPE_PREFIX}${segments[nameAt]!.replaceAll('*', 'x')}${resolved ? '.resolved' : ''}`);
   });
 }
 
+/** How long Prometheus sends a resolved alert again after it resolved (its `resolvedRetention`). */
+const RESOLVED_RESENT_MS = 15 * 60_000;
+
 /**
- * A warning for each flow that takes a signal its sender hands out again without a cooldown: only a cooldown
- * holding the group makes the repeat a duplicate; without one the flow runs again once its run ended (a second
- * drain, a second replacement request).
+ * A warning for each flow that takes a signal its sender hands out again without a cooldown that outlasts
+ * the repeats: only a cooldown holding the group makes the repeat a duplicate; without one the flow runs
+ * again once its run ended (a second drain, a second replacement request).
  * - SQS hands a message out at least once: one whose delete was lost, or that waited for the run of another
  *   replica, comes back after its run succeeded.
  * - Prometheus re-sends every firing alert each `resend_delay` (1 minute) for as long as it fires, and
  *   Alertmanager at its `repeat_interval`.
+ * - Prometheus re-sends a resolved alert each `resend_delay` for 15 minutes after it resolved: a cooldown
+ *   shorter than that lets the later re-sends run the flow again.
  */
 export function cooldownWarnings(config: Config, file: string): string[] {
   return Object.entries(config.flows).flatMap(([name, flow]) => {
-    if (flow.cooldown > 0) return [];
     const warnings: string[] = [];
+    const resolutions = flow.cooldown < RESOLVED_RESENT_MS ? alertPatterns(flow.allowedEvents, true) : [];
+    if (resolutions.length > 0) {
+      const cooldown = flow.cooldown > 0 ? `a ${flow.cooldown / 1000}s cooldown` : 'no cooldown';
+      warnings.push(`${file}: flow ${name} takes resolved Prometheus alerts (${resolutions.join(', ')}) with ${cooldown}: Prometheus sends a resolved alert again every minute for 15 minutes after it resolved, and each one after the cooldown ended runs the flow again; set flows.${name}.cooldown to 20m, say`);
+    }
+    if (flow.cooldown > 0) return warnings;
     const takes = compileTypePatterns(flow.allowedEvents);
     const notices = config.sources.sqs.length === 0 ? [] : Object.values(NOTICE_TYPES).filter((type) => takes(type));
     if (notices.length > 0) {
       warnings.push(`${file}: flow ${name} takes notices of an SQS queue (${notices.join(', ')}) with no cooldown: a notice SQS hands out again after its run succeeded (a delete lost, a run on another replica) runs it again; set flows.${name}.cooldown (10m, say)`);
     }
-    const alerts = firingAlertPatterns(flow.allowedEvents);
+    const alerts = alertPatterns(flow.allowedEvents, false);
     if (alerts.length > 0) {
       warnings.push(`${file}: flow ${name} takes firing Prometheus alerts (${alerts.join(', ')}) with no cooldown: Prometheus sends a firing alert again every minute (Alertmanager at its repeat_interval), and each one after the run ended runs it again; set flows.${name}.cooldown (10m, say)`);
     }

@@ -218,8 +218,17 @@ flows:
     expect(warned('[prometheus.server.alert.SpotTerminationNotice, aws.ec2.spot.price-surge]')).toEqual([warning('prometheus.server.alert.SpotTerminationNotice')]);
     expect(warned('[prometheus.server.alert.Spot*, "*.server.alert.Node*"]')).toEqual([warning('prometheus.server.alert.Spot*, *.server.alert.Node*')]);
     expect(warned('[prometheus.server.alert.SpotTerminationNotice]', '\n    cooldown: 1m')).toEqual([]);
-    // Resolutions and other events are not what Prometheus re-sends while an alert fires.
-    expect(warned('[prometheus.server.alert.*.resolved, prometheus.server.other.X, aws.ec2.spot.price-surge]')).toEqual([]);
+    // Resolutions (warned of on their own, below) and other events are not what Prometheus re-sends while an alert fires.
+    expect(warned('[prometheus.server.alert.*.resolved, prometheus.server.other.X, aws.ec2.spot.price-surge]', '\n    cooldown: 20m')).toEqual([]);
+    expect(warned('[prometheus.server.other.X, aws.ec2.spot.price-surge, aws.ec2.spot.price-surge.resolved]')).toEqual([]);
+  });
+
+  it('warns of each flow that takes resolved Prometheus alerts with a cooldown shorter than the 15 minutes Prometheus re-sends them', () => {
+    const warned = (allowedEvents: string, cooldown = '') => parseConfig(`flows:\n  r:\n    allowedEvents: ${allowedEvents}\n    plugins: [log]${cooldown}\n`, 'config.yaml').warnings;
+    const warning = (patterns: string, cooldown: string) => `config.yaml: flow r takes resolved Prometheus alerts (${patterns}) with ${cooldown}: Prometheus sends a resolved alert again every minute for 15 minutes after it resolved, and each one after the cooldown ended runs the flow again; set flows.r.cooldown to 20m, say`;
+    expect(warned('[prometheus.server.alert.*.resolved, aws.ec2.spot.price-surge.resolved]')).toEqual([warning('prometheus.server.alert.*.resolved', 'no cooldown')]);
+    expect(warned('[prometheus.server.alert.SpotPriceSurge.resolved]', '\n    cooldown: 10m')).toEqual([warning('prometheus.server.alert.SpotPriceSurge.resolved', 'a 600s cooldown')]);
+    expect(warned('[prometheus.server.alert.*.resolved]', '\n    cooldown: 15m')).toEqual([]);
   });
 
   it('server.listen wins over global.bindAddr', () => {
