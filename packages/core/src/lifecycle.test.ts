@@ -110,6 +110,41 @@ describe('durable run state', () => {
     release();
   });
 
+  it('after kill -9 during the second plugin of a run, the restart goes on with that plugin: the first, which succeeded, is not called again', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const drain = await startRecordingPlugin(() => ({ attributes: { drained: 'yes' } }));
+    const replace = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
+    plugins.push(drain, replace);
+    const file = writeConfig(`
+server: { listen: 127.0.0.1:0 }
+state: { file: "${join(dir, 'steps', 'runs.jsonl')}" }
+plugins:
+  drain: { type: grpc, address: "${drain.address}", retry: { attempts: 1 } }
+  replace: { type: grpc, address: "${replace.address}", retry: { attempts: 1 } }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    cooldown: 10m
+    plugins: [drain, replace]
+`);
+    const first = startCli(['--config', file]);
+    expect((await post(await first.url(), alert('i-1'))).status).toBe(200);
+    await replace.waitForCalls(1);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = startCli(['--config', file]);
+    await second.url();
+    expect(await second.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: 1 });
+    await second.waitFor((l) => l.msg === 'flow run succeeded');
+    expect([drain.calls.length, replace.calls.length]).toEqual([1, 2]);
+    // The resumed call still sees what drain returned.
+    expect((replace.calls[1]!.event.data as { labels: Record<string, string> }).labels).toMatchObject({ instance_id: 'i-1', drained: 'yes' });
+    release();
+  });
+
   it('a second process on the same state file exits 2 naming the file and the holder', async () => {
     const stateFile = join(dir, 'locked', 'runs.jsonl');
     const file = writeConfig(config('127.0.0.1:1', `state: { file: "${stateFile}" }`));

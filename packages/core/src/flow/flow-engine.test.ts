@@ -666,6 +666,30 @@ describe('FlowEngine: runs survive a restart', () => {
     await journal.close();
   });
 
+  it('has each plugin that succeeded on disk before the next one acts, with what it returned', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-step-first-')), 'state.jsonl');
+    const disk = slowDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile });
+    const a = scripted('a', () => ({ attributes: { node: 'ip-1' } }));
+    const b = scripted('b');
+    const engine = engineOn(journal, a, b);
+    disk.holding = true;
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    // The run's start, then a's success: each write held until the test lets it through.
+    await vi.waitFor(() => expect(disk.held).toHaveLength(1));
+    disk.held.shift()!();
+    await vi.waitFor(() => expect(a.calls).toHaveLength(1));
+    await vi.waitFor(() => expect(disk.held).toHaveLength(1));
+    expect(engine.groups()).toMatchObject([{ phase: 'running', run: { next: 1, attributes: { node: 'ip-1' }, at: { plugin: 'b', passed: ['a'] } } }]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b.calls).toHaveLength(0);
+    disk.holding = false;
+    disk.held.shift()!();
+    await vi.waitFor(() => expect(b.calls).toHaveLength(1));
+    await engine.drain();
+    await journal.close();
+  });
+
   /** An engine on a journal in a fresh directory, with plugin `a` recording calls. */
   const journalled = async (more: Partial<FlowEngineOptions> = {}): Promise<{ journal: StateJournal; engine: FlowEngine; a: ScriptedPlugin }> => {
     const { journal } = await StateJournal.open(join(mkdtempSync(join(tmpdir(), 'hollowtrees-resume-')), 'state.jsonl'));

@@ -113,6 +113,13 @@ const QUEUE_FULL = (size: number): string => `its queue is full (queueSize ${siz
  */
 const REOPEN_AT = 0.9;
 
+/** `progress` once it passed `passed` more of `steps`, with the plugins' `attributes` so far. */
+function progressAt(steps: readonly PluginStep[], progress: RunProgress, passed: number, attributes: Record<string, string>): RunProgress {
+  const next = progress.next + passed;
+  const at = stepOf(steps, next, [...passedBy(steps, progress.next, progress.at), ...steps.slice(progress.next, next).map(nameOf)]);
+  return { ...progress, attributes, next, ...(at ? { at } : {}) };
+}
+
 /** Where a run taken from elsewhere goes on in `flow` after `restarts` restarts, or why it does not. */
 function resumeAt(flow: CompiledFlow | undefined, state: GroupState, restarts: number): Place {
   const run = state.run!;
@@ -352,6 +359,8 @@ export class FlowEngine {
         signal: cancel.signal,
         // A process stopped or starved past its renewals reads a plugin's answer before its renew tick: look before acting again.
         ...(lost ? { beforeCall: () => this.states.checkHold(groupKey) } : {}),
+        // A crash (kill -9, OOM) mid-run resumes it after the plugins that succeeded, not from where it started.
+        ...(resumes ? { afterStep: (passed, attributes) => this.passedStep(flow, groupKey, progress, passed, attributes) } : {}),
         onCall: (call) => {
           this.listeners.called(groupKey, progress.event, call.startedAt);
           if (firstCall) {
@@ -368,9 +377,7 @@ export class FlowEngine {
     }
     cancel.release();
     const finishedAt = this.clock.now();
-    const next = progress.next + result.reached;
-    const at = stepOf(flow.steps, next, [...passedBy(flow.steps, progress.next, progress.at), ...flow.steps.slice(progress.next, next).map(nameOf)]);
-    const reached: RunProgress = { ...progress, attributes: result.attributes, next, ...(at ? { at } : {}) };
+    const reached = progressAt(flow.steps, progress, result.reached, result.attributes);
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey, progress.event);
     // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow.
@@ -399,6 +406,13 @@ export class FlowEngine {
     else if (outcome === 'retrying') logger.warn({ ...log, error: result.error, retryAt: new Date(this.states.get(groupKey)?.run?.retryAt ?? finishedAt).toISOString() }, 'flow run failed on a retryable code; it will be tried again');
     else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: resumes }, INTERRUPTED_BECAUSE[this.states.backend]);
     else logger.error({ ...log, error: result.error }, 'flow run failed');
+  }
+
+  /** Records that a run passed `passed` more steps, and waits until the store has it, before its next plugin acts. */
+  private async passedStep(flow: CompiledFlow, key: string, progress: RunProgress, passed: number, attributes: Record<string, string>): Promise<void> {
+    this.states.progress(key, 'running', progressAt(flow.steps, progress, passed, attributes));
+    // A failed write does not stop the run, as for its claim: new events are refused meanwhile.
+    await this.states.commit(key);
   }
 
   /**

@@ -60,6 +60,11 @@ export interface RunDependencies {
   /** Called before each plugin call (retries included), to abort `signal` if the run may no longer act. */
   beforeCall?: () => void;
   onCall?: (record: PluginCallRecord) => void;
+  /**
+   * Awaited when a plugin succeeded and another follows, with how many of the steps passed in the run
+   * has passed and the attributes so far: the run state records it before the next plugin acts.
+   */
+  afterStep?: (passed: number, attributes: Record<string, string>) => Promise<void>;
 }
 
 function labelsOf(event: CloudEvent): { data: Record<string, unknown>; labels: Record<string, string> } {
@@ -148,6 +153,7 @@ export async function runPlugins(start: RunStart, flow: string, steps: readonly 
         return end(index, 'interrupted', `interrupted while waiting to retry ${plugin.name}`);
       }
     }
+    if (index + 1 < steps.length) await deps.afterStep?.(index + 1, attributes);
   }
   return end(steps.length, 'succeeded');
 
