@@ -17,7 +17,7 @@ import { GroupStates, type GroupChange, type GroupState, type RunProgress } from
 import { HeldBytes } from './held-bytes.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { JournalRunStateStore } from '../state/journal-store.js';
-import { StateJournal } from '../state/state-journal.js';
+import { readJournal, StateJournal } from '../state/state-journal.js';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
@@ -791,6 +791,33 @@ describe('FlowEngine: runs survive a restart', () => {
     expect(shorter.recovery).toMatchObject({ resumed: 0, abandoned: 1 });
     expect(shorter.calls).toEqual([0, 0]);
     expect(shorter.engine.recentRuns()).toMatchObject([{ outcome: 'failed', error: 'not resumed: going on with b in flow spot as it is now would call a again, which the run already called' }]);
+  });
+
+  it('a later try in flight is journalled as running: a crash during it counts a restart, so a try that keeps killing core is given up', async () => {
+    const clock = manualClock();
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-retry-running-')), 'state.jsonl');
+    const { journal } = await StateJournal.open(path);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const a: ScriptedPlugin = scripted('a', async () => {
+      if (a.calls.length === 1) throw new PluginError(Code.Unavailable, 'restarting');
+      await held;
+    }, 1);
+    const engine = engineOn(journal, a, scripted('b'), { clock });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), clock.now());
+    await vi.waitFor(() => expect(engine.groups()).toMatchObject([{ phase: 'retrying' }]));
+    clock.advance(10 * 60_000);
+    await vi.waitFor(() => expect(a.calls).toHaveLength(2));
+    expect(await engine.commit()).toBe(true);
+    const [state] = (await readJournal(path)).states;
+    expect(state).toMatchObject({ phase: 'running', run: { attempt: 2 } });
+    // What the restart after the last crash allowed makes of it.
+    const other = await journalled();
+    expect(other.engine.recover([{ ...state!, run: { ...state!.run!, restarts: MAX_RESTARTS } }])).toMatchObject({ resumed: 0, abandoned: 1 });
+    await other.journal.close();
+    release();
+    await engine.drain();
+    await journal.close();
   });
 
   it('a run that was waiting for its next try is not counted as restarted, and waits for its retryAt again', async () => {

@@ -335,6 +335,11 @@ export class FlowEngine {
 
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
     if (this.graceOver) return this.leaveQueued(flow, groupKey, progress, bytes);
+    // A later try runs now, no longer waits: a crash during it counts as a restart (MAX_RESTARTS), as for a first try.
+    if (this.states.get(groupKey)?.phase === 'retrying') {
+      const { retryAt: _due, ...running } = progress;
+      this.states.progress(groupKey, 'running', running);
+    }
     // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
     const claimed = await this.states.claim(groupKey, progress);
     if (claimed.claim !== 'held') {
