@@ -710,6 +710,25 @@ describe('FlowEngine: runs survive a restart', () => {
     await journal.close();
   });
 
+  it('holds a group at most its flow\'s cooldown, and a run at most runRetry.maxBackoff, from the restart: a journal from a clock a year ahead does not hold them a year', async () => {
+    const clock = manualClock();
+    const { journal, engine, a } = await journalled({ clock });
+    const now = clock.now();
+    const yearAhead = now + 365 * 24 * 3_600_000;
+    const run = { event: alert('Spot', { instance_id: 'i-retry' }), attributes: {}, receivedAt: now, next: 0, attempt: 2, restarts: 0, retryAt: yearAhead };
+    expect(engine.recover([
+      { key: 'spot:{instance_id="i-cool"}', flow: 'spot', phase: 'cooling', eventId: 'e1', since: yearAhead - 1, until: yearAhead + 5 * 60_000 },
+      { key: 'spot:{instance_id="i-retry"}', flow: 'spot', phase: 'retrying', eventId: 'e2', since: yearAhead - 1, run },
+    ])).toEqual({ cooling: 1, resumed: 1, interrupted: 0, abandoned: 0 });
+    // The flow's cooldown is 5m and its runRetry.maxBackoff the default 5m.
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-cool' }), clock.now()).deduplicated).toBe(1);
+    clock.advance(5 * 60_000);
+    await vi.waitFor(() => expect(a.calls.map((c) => (c.event.data as { labels: { instance_id: string } }).labels.instance_id)).toEqual(['i-retry']));
+    expect(engine.dispatch(alert('Spot', { instance_id: 'i-cool' }), clock.now()).started).toBe(1);
+    await engine.drain();
+    await journal.close();
+  });
+
   it('gives up a run that was resumed too often, and one whose flow is gone', async () => {
     const { journal, engine, a } = await journalled();
     const run = (id: string, restarts: number) => ({ event: alert('Spot', { instance_id: id }), attributes: {}, receivedAt: 1, next: 0, attempt: 1, restarts });

@@ -535,7 +535,7 @@ export class FlowEngine {
    * Starts again runs taken from elsewhere: the journal at start (`restart`:
    * each run that was queued or in flight counts one restart more), or an
    * engine a reload replaced.
-   * A run whose `retryAt` is ahead waits for it. Returns how many were taken.
+   * A run whose `retryAt` is ahead waits for it, at most its flow's `runRetry.maxBackoff`. Returns how many were taken.
    */
   resume(states: readonly GroupState[], options: { restart?: boolean } = {}): { resumed: number; abandoned: number } {
     let resumed = 0;
@@ -554,6 +554,7 @@ export class FlowEngine {
       resumed++;
       const { next } = place;
       const progress: RunProgress = { ...run, restarts, next, at: stepOf(flow!.steps, next, passedBy(flow!.steps, next, run.at))! };
+      if (run.retryAt !== undefined) progress.retryAt = Math.min(run.retryAt, this.clock.now() + flow!.config.runRetry.maxBackoff);
       if (options.restart) {
         this.states.restore(state);
         this.states.progress(state.key, state.phase === 'retrying' ? 'retrying' : 'running', progress);
@@ -609,7 +610,10 @@ export class FlowEngine {
   /**
    * Takes back what the journal held at start: cooldowns still running hold
    * their groups again; runs that had not finished (queued, in flight, or
-   * waiting for a retry) are resumed where they stopped.
+   * waiting for a retry) are resumed where they stopped. A cooldown ends at the
+   * latest its flow's `cooldown` from now, and a wait for the next try its
+   * `runRetry.maxBackoff` from now (see `resume`): a journal written by a clock
+   * that was ahead, or before those were shortened, would hold the group longer.
    */
   recover(states: readonly GroupState[]): Recovery {
     const now = this.clock.now();
@@ -617,8 +621,9 @@ export class FlowEngine {
     const toResume: GroupState[] = [];
     for (const state of states) {
       if (state.phase === 'cooling') {
-        if (state.until! > now) {
-          this.states.restore(state);
+        const until = Math.min(state.until!, now + (this.byName.get(state.flow)?.config.cooldown ?? Infinity));
+        if (until > now) {
+          this.states.restore(until === state.until ? state : { ...state, until });
           recovery.cooling++;
         }
       } else if (state.run) {
