@@ -16,7 +16,8 @@ import { ExpiringMap } from './expiring-map.js';
  * that see the same replacements gone share a token, so they still launch once.
  */
 export function clientToken(scope: string, purpose: string, gone: readonly string[] = []): string {
-  // Without any gone, the token is what it was before replacements were counted, so a launch in flight across an upgrade is not repeated.
+  // Without any gone, an event-scoped token is what it was before replacements were counted, so a pool launch in flight across an
+  // upgrade is not repeated (instance-scoped tokens are newer: there the replacement's REPLACES_TAG, found first, guards such a launch).
   const generation = gone.length === 0 ? '' : `\nafter ${[...gone].sort().join(',')}`;
   return tokenOf(`${scope}\n${purpose}${generation}`);
 }
