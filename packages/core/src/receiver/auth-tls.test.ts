@@ -23,6 +23,20 @@ flows:
 `;
 
 const postWith = (core: TestCore, headers: Record<string, string>) => fetch(`${core.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: alerts });
+/**
+ * POSTs `body` as JSON to `path` of an HTTPS core, by the name its test certificate is for, trusting
+ * `ca` (none: the system's), on a connection of its own: one kept from before a renewal would not
+ * show the certificate served now. Resolves with the status.
+ */
+const postOverTls = (core: TestCore, path: string, body: string, ca?: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const req = request(`${core.url.replace('127.0.0.1', 'localhost')}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, ...(ca ? { ca } : {}), agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('receiver auth', () => {
@@ -106,15 +120,7 @@ flows:
     await plugin.close();
   });
 
-  const httpsPost = (path: string, body: string, ca?: string): Promise<number> =>
-    new Promise((resolve, reject) => {
-      const req = request(`${core.url.replace('127.0.0.1', 'localhost')}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, ...(ca ? { ca } : {}) }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+  const httpsPost = (path: string, body: string, ca?: string): Promise<number> => postOverTls(core, path, body, ca);
 
   it('the receiver serves HTTPS with a certificate made in the test', async () => {
     expect(core.url).toMatch(/^https:/);
@@ -154,16 +160,7 @@ plugins:
 flows:
   spot: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [mtls], runRetry: { attempts: 1 } }
 `);
-    const post = (ca: string, instance: string): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const body = JSON.stringify([{ labels: { alertname: 'Spot', instance_id: instance } }]);
-        const req = request(`${core.url.replace('127.0.0.1', 'localhost')}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, ca, agent: false }, (res) => {
-          res.resume();
-          resolve(res.statusCode!);
-        });
-        req.on('error', reject);
-        req.end(body);
-      });
+    const post = (ca: string, instance: string): Promise<number> => postOverTls(core, '/api/v2/alerts', JSON.stringify([{ labels: { alertname: 'Spot', instance_id: instance } }]), ca);
     try {
       expect(await post(certs.ca.cert, 'i-before')).toBe(200);
       await vi.waitFor(() => expect(core.engine.recentRuns()).toEqual([expect.objectContaining({ outcome: 'failed', error: expect.stringContaining('mtls: UNAVAILABLE') })]), { timeout: 10_000, interval: 50 });
@@ -204,15 +201,7 @@ flows:
     const key = file('renewed-server-key.pem', certs.server.key);
     const yaml = `server:\n  tls: { cert: "${cert}", key: "${key}" }\n${FLOW}`;
     const core = await startTestCore(yaml);
-    const post = (ca: string): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const req = request(`${core.url.replace('127.0.0.1', 'localhost')}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, ca, agent: false }, (res) => {
-          res.resume();
-          resolve(res.statusCode!);
-        });
-        req.on('error', reject);
-        req.end(alerts);
-      });
+    const post = (ca: string): Promise<number> => postOverTls(core, '/api/v2/alerts', alerts, ca);
     try {
       expect(await post(certs.ca.cert)).toBe(200);
       // What cert-manager does before the old certificate expires: new files at the same paths, then SIGHUP.
