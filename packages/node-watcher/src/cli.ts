@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
-import { createJsonLogger, UsageError } from '@hollowtrees/grpcplugin';
+import { createJsonLogger, exitOnStopWhileStarting, UsageError } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE } from './cli-args.js';
 import { runOnce, runWatcher } from './run-watcher.js';
 
@@ -25,6 +25,7 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
     return 0;
   }
   const { settings } = command;
+  const started = exitOnStopWhileStarting();
   const logger = createJsonLogger({ service: NAME, level: settings.logLevel });
   if (settings.once) return runOnce(settings, { logger });
   const running = await runWatcher(settings, { logger });
@@ -33,6 +34,7 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
     logger.info('stopping');
     void running.stop().then(() => process.exit(0));
   };
+  started();
   process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
   return undefined;
 }

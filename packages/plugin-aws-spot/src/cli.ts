@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { jsonLogger, serve } from '@hollowtrees/grpcplugin';
+import { exitOnStopWhileStarting, jsonLogger, serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
 import { resolveDefaultRegion } from './default-region.js';
 import { AwsSpotReplaceHandler, SERVICE } from './replace-handler.js';
@@ -19,6 +19,7 @@ if (command.kind === 'help') {
 } else if (command.kind === 'version') {
   process.stdout.write(`${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`);
 } else {
+  const started = exitOnStopWhileStarting();
   let region: string;
   try {
     region = await resolveDefaultRegion(command.handler.region);
@@ -34,6 +35,7 @@ if (command.kind === 'help') {
     const shutdown = (): void => {
       void server.close().then(() => handler.close());
     };
+    started();
     process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
     logger.info('hollowtrees-aws-spot serving', {
       host: command.serve.host,

@@ -1,8 +1,10 @@
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { PluginClient } from '@hollowtrees/grpcplugin';
 import { spawnCaptured, startKubeApiServer, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-k8s-drain` runs it (`pnpm test` builds first).
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
@@ -56,6 +58,26 @@ describe('hollowtrees-k8s-drain', () => {
     expect(unreachable.output()).toContain('cannot reach the Kubernetes API');
     expect(await noContext.exited).toBe('code 2');
     expect(noContext.output()).toContain('the kubeconfig has no context "prod" (it has: testkit)');
+  });
+
+  it('exits 0 at a SIGTERM while it is still starting (checking its access to an API server that does not answer), not only once it serves', async () => {
+    const kube = await startKubeApiServer();
+    const asked: string[] = [];
+    const silent = createServer((req) => void asked.push(req.url ?? ''));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () => kube.close(),
+      () =>
+        new Promise((resolve) => {
+          silent.closeAllConnections();
+          silent.close(resolve);
+        }),
+    );
+    const proc = await run(['--kubeconfig', await kubeconfigFor(kube.kubeConfigFileText().replace(kube.url, `http://127.0.0.1:${(silent.address() as AddressInfo).port}`))]);
+    await vi.waitFor(() => expect(asked.length).toBeGreaterThan(0), { timeout: 15_000, interval: 20 });
+    proc.child.kill('SIGTERM');
+    // Without a listener of its own it would die of the signal here; as a container's PID 1 it would not see it at all.
+    expect(await proc.exited).toBe('code 0');
   });
 
   it('with working credentials serves on 127.0.0.1, logging in core\'s format on stdout', async () => {

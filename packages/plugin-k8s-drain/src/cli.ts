@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { serve } from '@hollowtrees/grpcplugin';
+import { exitOnStopWhileStarting, serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
 import { createDrainHandler } from './drain-handler.js';
 import { checkClusterAccess } from './cluster-access.js';
@@ -25,6 +25,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`);
     return 0;
   }
+  const started = exitOnStopWhileStarting();
   let kubeConfig;
   try {
     kubeConfig = loadKubeConfig({ path: command.kubeconfig, context: command.context });
@@ -49,6 +50,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const served = server;
   // Not serve()'s handleSignals: the pod watch and the connections must be closed after the calls drain.
   const shutdown = (): void => void served.close().then(() => handler.close());
+  started();
   process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
   logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: served.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false, ...(ownPod ? { ownPod: `${ownPod.namespace}/${ownPod.name}` } : {}) });
   return 0;
