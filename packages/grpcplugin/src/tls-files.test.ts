@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,27 @@ describe.each(TRANSPORTS)('certificates renewed in place, over %s', (transport) 
 });
 
 describe('TlsFiles', () => {
+  it("without a CA file, a client trusts what a client without a CA trusts: Node's default CAs, NODE_EXTRA_CA_CERTS among them", async () => {
+    // A private CA trusted through NODE_EXTRA_CA_CERTS, as containers often are; the plugin requires a client certificate of it.
+    const { server } = await pairs.start({ handle: () => ({}) }, { tls: { cert: first.server.cert, key: first.server.key, ca: first.ca.cert } });
+    const { ca, ...client } = files({ ca: first.ca.cert, cert: first.client.cert, key: first.client.key });
+    // A process of its own: Node reads NODE_EXTRA_CA_CERTS when it starts. Prints how a call with PEM contents and one with files end.
+    const script = `
+      import { PluginClient, TlsFiles } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+      const call = (tls) => new PluginClient('localhost:${server.port}', { tls }).handle({ id: '1', source: 's', specversion: '1.0', type: 't' }, { flow: 'f', timeoutMs: 5000 }).then(() => 'ok', (err) => err.message);
+      const pem = await call({ cert: ${JSON.stringify(first.client.cert)}, key: ${JSON.stringify(first.client.key)} });
+      const files = await call({ files: new TlsFiles(${JSON.stringify(client)}) });
+      process.stdout.write(JSON.stringify({ pem, files }));
+      process.exit(0);`;
+    // Without grpc-js' own roots file, which would replace Node's CAs for a client made without a CA.
+    const { GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: _grpcRoots, ...env } = process.env;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...env, NODE_EXTRA_CA_CERTS: ca }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(JSON.parse(out)).toEqual({ pem: 'ok', files: 'ok' });
+  });
+
   it('reads the files again every refreshMs while a server or an observer uses them, and not once neither does', async () => {
     const paths = files({ cert: first.server.cert, key: first.server.key });
     const served = new TlsFiles(paths, { refreshMs: 20 });

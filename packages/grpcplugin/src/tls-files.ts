@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createSecureContext, rootCertificates } from 'node:tls';
+import { createSecureContext } from 'node:tls';
 import type { experimental } from '@grpc/grpc-js';
 
 type CertificateProvider = experimental.CertificateProvider;
@@ -162,9 +162,10 @@ export class TlsFiles implements CertificateProvider {
     return cert && key ? { certificate: cert, privateKey: key } : null;
   }
 
-  // Without a CA file, the peer is checked against Node's bundled roots, as credentials made without a CA do.
+  // Without a CA file, the peer is checked against Node's default CAs (NODE_EXTRA_CA_CERTS among them), as credentials made
+  // without a CA check it: grpc-js hands caCertificate to createSecureContext, which takes undefined so, though its typings want a Buffer.
   private caUpdate(): experimental.CaCertificateUpdate {
-    return { caCertificate: this.material.ca ?? Buffer.from(rootCertificates.join('\n')) };
+    return { caCertificate: this.material.ca as Buffer };
   }
 
   /** grpc-js' `CertificateProvider`: calls `listener` with the CA now and whenever it changes; files are read again while a listener is added. */

@@ -41,7 +41,7 @@ export interface ClientTlsOptions {
 
 /**
  * TLS towards a plugin from files read again as they are renewed (see {@link TlsFiles}): `files` with
- * `ca` (without it, Node's bundled roots) and, for mTLS, `cert` and `key`.
+ * `ca` (without it, Node's default CAs, `NODE_EXTRA_CA_CERTS` among them) and, for mTLS, `cert` and `key`.
  */
 export interface ClientTlsFiles {
   /** The CA the plugin's certificate must chain to, and the client certificate and key. */
