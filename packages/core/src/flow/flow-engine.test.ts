@@ -729,6 +729,29 @@ describe('FlowEngine: runs survive a restart', () => {
     await journal.close();
   });
 
+  it('a cooldown cut short at a restart stays cut short on disk: the next restart does not hold the group a whole cooldown again', async () => {
+    const clock = manualClock();
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-cooldown-cut-')), 'state.jsonl');
+    const yearAhead = clock.now() + 365 * 24 * 3_600_000;
+    const written = await StateJournal.open(path);
+    written.journal.record({ key: 'spot:{instance_id="i-cool"}', flow: 'spot', phase: 'cooling', eventId: 'e1', since: yearAhead - 1, until: yearAhead + 5 * 60_000 });
+    await written.journal.close();
+    /** A process on the journal: what a re-send of the cooled group's alert does after its recovery. */
+    const restart = async (): Promise<{ started: number; deduplicated: number }> => {
+      const { journal, recovered } = await StateJournal.open(path);
+      const engine = engineOn(journal, scripted('a'), scripted('b'), { clock });
+      engine.recover(recovered.states);
+      const { started, deduplicated } = engine.dispatch(alert('Spot', { instance_id: 'i-cool' }), clock.now());
+      await engine.drain();
+      await journal.close();
+      return { started, deduplicated };
+    };
+    // Held the flow's cooldown (5m) from the first restart; 5 minutes on, a second restart finds it over.
+    expect(await restart()).toEqual({ started: 0, deduplicated: 1 });
+    clock.advance(5 * 60_000);
+    expect(await restart()).toEqual({ started: 1, deduplicated: 0 });
+  });
+
   it('gives up a run that was resumed too often, and one whose flow is gone', async () => {
     const { journal, engine, a } = await journalled();
     const run = (id: string, restarts: number) => ({ event: alert('Spot', { instance_id: id }), attributes: {}, receivedAt: 1, next: 0, attempt: 1, restarts });

@@ -623,7 +623,8 @@ export class FlowEngine {
       if (state.phase === 'cooling') {
         const until = Math.min(state.until!, now + (this.byName.get(state.flow)?.config.cooldown ?? Infinity));
         if (until > now) {
-          this.states.restore(until === state.until ? state : { ...state, until });
+          // Cut short, it is written so: read again as it was at the next restart, it would hold the group a whole cooldown more.
+          this.states.restore(until === state.until ? state : { ...state, until }, { rewrite: until !== state.until });
           recovery.cooling++;
         }
       } else if (state.run) {

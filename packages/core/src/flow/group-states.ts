@@ -130,9 +130,10 @@ export class GroupStates implements RunStateStore {
     if (this.groups.delete(key)) this.persist({ key, phase: 'free' });
   }
 
-  /** Restores a state read back from disk, without writing it again. */
-  restore(state: GroupState): void {
-    this.groups.set(state.key, state);
+  /** Restores a state read back from disk, without writing it again unless `rewrite` (it was changed since it was read). */
+  restore(state: GroupState, { rewrite } = { rewrite: false }): void {
+    if (rewrite) this.set(state);
+    else this.groups.set(state.key, state);
   }
 
   /** The state holding the group now (running, waiting for a retry, or cooling down), if any. */

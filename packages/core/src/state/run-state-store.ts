@@ -96,8 +96,8 @@ export interface RunStateStore {
   succeeded(key: string, now: number, cooldownMs: number): void;
   /** After failure, or when the run never started: the group is free again. */
   release(key: string): void;
-  /** Takes back a state read from the store at start, without writing it again. */
-  restore(state: GroupState): void;
+  /** Takes back a state read from the store at start, without writing it again unless `rewrite` (it was changed since it was read). */
+  restore(state: GroupState, rewrite?: { rewrite: boolean }): void;
   /** The state holding the group now, as this process knows it. */
   holder(key: string, now: number): GroupState | undefined;
   get(key: string): GroupState | undefined;
