@@ -119,6 +119,32 @@ describe('TlsFiles', () => {
     expect(served.current.cert?.toString()).toBe(second.server.cert);
   });
 
+  it('a refresh never rejects, and tells every observer, though one of them throws', async () => {
+    const paths = files({ cert: first.server.cert, key: first.server.key });
+    const tls = new TlsFiles(paths);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    const stops = [
+      tls.observe({ onChange: () => { throw new Error('observer broken'); } }),
+      tls.observe({ onError: () => { throw new Error('observer broken too'); } }),
+    ];
+    const later = vi.fn();
+    stops.push(tls.observe({ onChange: later, onError: later }));
+    try {
+      overwrite(paths.cert, second.server.cert);
+      // Rejected, the read every refreshMs (`void this.refresh()`) would be an unhandled rejection: the process would exit.
+      expect(await tls.refresh()).toBe(false);
+      overwrite(paths.key, second.server.key);
+      expect(await tls.refresh()).toBe(true);
+      expect(later).toHaveBeenCalledTimes(2);
+      await vi.waitFor(() => expect(warnings.map((w) => w.message)).toEqual([expect.stringContaining('observer broken too'), expect.stringContaining('observer broken')]));
+    } finally {
+      process.off('warning', onWarning);
+      for (const stop of stops) stop();
+    }
+  });
+
   it('names the files as it is told to', () => {
     const paths = files({ cert: first.server.cert, key: second.server.key });
     expect(() => new TlsFiles(paths, { labels: { cert: '--tls-cert', key: '--tls-key' } })).toThrow(/^TLS files --tls-cert, --tls-key: .*key values mismatch/);

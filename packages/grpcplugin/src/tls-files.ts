@@ -65,6 +65,18 @@ function check(material: TlsMaterial, label: Label): void {
   if (material.ca && !material.ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`TLS file ${label('ca')}: no PEM certificate in it`);
 }
 
+/**
+ * Calls `tell`; what it throws becomes a process warning. A listener or observer that throws must neither keep
+ * the others from hearing of a read nor make the timer's read an unhandled rejection, which ends the process.
+ */
+function told(tell: () => void): void {
+  try {
+    tell();
+  } catch (err) {
+    process.emitWarning(`TLS files: a listener or observer of their reads threw: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 function sameMaterial(a: TlsMaterial, b: TlsMaterial): boolean {
   return FIELDS.every((f) => (a[f] === undefined ? b[f] === undefined : b[f] !== undefined && a[f].equals(b[f])));
 }
@@ -118,7 +130,8 @@ export class TlsFiles implements CertificateProvider {
 
   /**
    * Reads the files now. Resolves true when they changed (and were taken), false when they are as
-   * before or could not be taken (told to the observers); never rejects. Reads at the same time share one.
+   * before or could not be taken (told to the observers); never rejects, also when a listener or observer
+   * throws (a process warning then). Reads at the same time share one.
    */
   refresh(): Promise<boolean> {
     return (this.reading ??= this.readAgain().finally(() => (this.reading = undefined)));
@@ -137,13 +150,13 @@ export class TlsFiles implements CertificateProvider {
       if (sameMaterial(next, this.material)) return false;
       check(next, this.label);
     } catch (err) {
-      for (const observer of this.observers) observer.onError?.(err as Error);
+      for (const observer of this.observers) told(() => observer.onError?.(err as Error));
       return false;
     }
     this.material = next;
-    for (const listener of this.identityListeners) listener(this.identity());
-    for (const listener of this.caListeners) listener(this.caUpdate());
-    for (const observer of this.observers) observer.onChange?.(next);
+    for (const listener of this.identityListeners) told(() => listener(this.identity()));
+    for (const listener of this.caListeners) told(() => listener(this.caUpdate()));
+    for (const observer of this.observers) told(() => observer.onChange?.(next));
     return true;
   }
 
