@@ -18,6 +18,7 @@ import { HeldBytes } from './held-bytes.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { JournalRunStateStore } from '../state/journal-store.js';
 import { readJournal, StateJournal } from '../state/state-journal.js';
+import { groupView } from '../receiver/status-view.js';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 
 type Behaviour = (event: CloudEvent, call: PluginCall) => Promise<Partial<PluginResponse> | void> | Partial<PluginResponse> | void;
@@ -857,6 +858,29 @@ describe('FlowEngine: runs survive a restart', () => {
     const other = await journalled();
     expect(other.engine.recover([{ ...state!, run: { ...state!.run!, restarts: MAX_RESTARTS } }])).toMatchObject({ resumed: 0, abandoned: 1 });
     await other.journal.close();
+    release();
+    await engine.drain();
+    await journal.close();
+  });
+
+  it('a later try in flight past its first plugin shows no wait for a next try: neither the status API nor the journal has a retryAt for it', async () => {
+    const clock = manualClock();
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-retry-step-')), 'state.jsonl');
+    const { journal } = await StateJournal.open(path);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const a = scripted('a', () => {
+      if (a.calls.length === 1) throw new PluginError(Code.Unavailable, 'restarting');
+    }, 1);
+    const engine = engineOn(journal, a, scripted('b', () => held), { clock });
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), clock.now());
+    await vi.waitFor(() => expect(engine.groups()).toMatchObject([{ phase: 'retrying', run: { retryAt: expect.any(Number) } }]));
+    clock.advance(10 * 60_000);
+    // The second try passed a and is in b.
+    await vi.waitFor(() => expect(engine.groups()).toMatchObject([{ phase: 'running', run: { attempt: 2, next: 1 } }]));
+    expect(groupView(engine.groups()[0]!)).not.toHaveProperty('retryAt');
+    expect(await engine.commit()).toBe(true);
+    expect((await readJournal(path)).states[0]!.run).not.toHaveProperty('retryAt');
     release();
     await engine.drain();
     await journal.close();

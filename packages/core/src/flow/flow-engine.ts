@@ -336,9 +336,11 @@ export class FlowEngine {
   private async run(flow: CompiledFlow, groupKey: string, progress: RunProgress, bytes: number): Promise<void> {
     if (this.graceOver) return this.leaveQueued(flow, groupKey, progress, bytes);
     // A later try runs now, no longer waits: a crash during it counts as a restart (MAX_RESTARTS), as for a first try.
+    // What it records as it goes (each plugin passed, a cut short) is without the wait too.
     if (this.states.get(groupKey)?.phase === 'retrying') {
       const { retryAt: _due, ...running } = progress;
-      this.states.progress(groupKey, 'running', running);
+      progress = running;
+      this.states.progress(groupKey, 'running', progress);
     }
     // The store has the run (on disk, or in the Lease every replica sees) before any plugin acts.
     const claimed = await this.states.claim(groupKey, progress);
