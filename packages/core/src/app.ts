@@ -98,6 +98,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const files = await readConfigFiles(loaded);
   metrics.tls.track(files);
   const tls = files.receiverTls;
+  /** The certificate files the receiver serves: a reload renews them, but turns TLS neither on nor off. */
+  let servedTls = tls;
   const authenticate = createAuthenticator(files.credentials);
 
   let stopBecause: ((err: Error) => void) | undefined;
@@ -239,9 +241,10 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (next.config.log.level !== config.log.level) logger.level = next.config.log.level;
       const previous = current;
       current = buildRuntime(next, nextFiles);
-      metrics.tls.track(nextFiles);
+      if (servedTls && nextFiles.receiverTls) servedTls = nextFiles.receiverTls;
+      metrics.tls.track({ receiverTls: servedTls, pluginTls: nextFiles.pluginTls });
       heldBytes.limit = next.config.state.maxQueuedBytes;
-      receiver.update({ limits: next.config.server.limits, authenticate, ...(nextFiles.receiverTls ? { tls: nextFiles.receiverTls } : {}) });
+      receiver.update({ limits: next.config.server.limits, authenticate, ...(servedTls ? { tls: servedTls } : {}) });
       config = next.config;
       logger.info({ config: next.file, flows: Object.keys(next.config.flows), ...(needsRestart.length ? { needsRestart } : {}) }, 'configuration reloaded');
       // Runs in flight finish on the old plugins, however long their deadlines and retries take; nothing is cancelled.

@@ -36,7 +36,7 @@ describe.each(TRANSPORTS)('certificates renewed in place, over %s', (transport) 
     const paths = files({ cert: first.server.cert, key: first.server.key });
     const errors: Error[] = [];
     const served = new TlsFiles(paths);
-    served.observe({ onError: (err) => errors.push(err) });
+    pairs.defer(served.observe({ onError: (err) => errors.push(err) }));
     const { server } = await start({ handle: () => ({ attributes: { served: 'yes' } }) }, { tls: { files: served } });
     const clientTrusting = (ca: string): PluginClient => {
       const client = new PluginClient(`localhost:${server.port}`, { transport, tls: { ca } });

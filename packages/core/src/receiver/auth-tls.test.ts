@@ -211,6 +211,11 @@ flows:
       expect(core.logs.find((l) => l.msg === 'configuration reloaded')).not.toHaveProperty('needsRestart');
       expect(await post(renewed.ca.cert)).toBe(200);
       await expect(post(certs.ca.cert)).rejects.toThrow(/certificate/);
+      // TLS turned off by a reload needs a restart: the receiver still serves the certificate, and the expiry gauge still reports it.
+      await core.reload(parseConfig(FLOW, 'test.yaml', process.env));
+      expect(core.logs.findLast((l) => l.msg === 'configuration reloaded')).toMatchObject({ needsRestart: ['tls'] });
+      expect(await post(renewed.ca.cert)).toBe(200);
+      expect(await core.metrics.registry.metrics()).toContain(`hollowtrees_tls_certificate_expiry_timestamp_seconds{certificate="server.tls"} ${Date.parse(new X509Certificate(renewed.server.cert).validTo) / 1000}`);
     } finally {
       await core.close();
     }
