@@ -49,6 +49,15 @@ it('a replica whose Role grants reading Leases but not creating them is not read
   expect(app.logs.find((l) => l['level'] === 'error')?.['msg']).toMatch(/^the shared run-state store refuses this replica its Leases \(RBAC/);
 });
 
+it('a replica whose API server throttles it (429) at start is not ready until the throttling ends, as when it throttles a claim', async () => {
+  api.failNext(3, { method: 'GET', path: LEASES, code: 429 });
+  const app = await start();
+  await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(503);
+  await expect.poll(() => api.requests.filter((r) => r.code === 429).length, { timeout: 10_000, interval: 20 }).toBe(3);
+  await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(200);
+  expect(await app.post('/api/v2/alerts', ALERT)).toMatchObject({ status: 200 });
+});
+
 it('once the API server lets it use its Leases, the replica is ready and takes alerts', async () => {
   // The Role arrives after the replica started: its check and first probes are refused.
   api.failNext(3, { method: 'GET', path: LEASES, code: 403 });

@@ -618,12 +618,13 @@ export class KubernetesRunStateStore extends GroupStates {
   /**
    * Reads the probe Lease, then creates it as a dry run (nothing is stored): a claim needs both
    * `get` and `create`, and a Role that grants `get` alone would let a read through while every
-   * claim is refused. Resolves once both were answered other than 401, 403 or 5xx (a 404 or a
-   * 409 is an answer); else rejects with the error.
+   * claim is refused. Resolves once both were answered other than 401, 403, 429 or 5xx (a 404 or a
+   * 409 is an answer); else rejects with the error: a throttled API server ({@link isOutage}) would
+   * refuse the claims as well.
    */
   private async askAccess(): Promise<void> {
     const answered = (err: unknown): void => {
-      if (!(err instanceof LeaseRefused) || err.code >= 500 || isDenied(err)) throw err;
+      if (isOutage(err) || isDenied(err)) throw err;
     };
     await this.options.api.read(this.probeLease).catch(answered);
     await this.options.api.create({ metadata: { name: this.probeLease }, spec: {} }, { dryRun: true }).catch(answered);
