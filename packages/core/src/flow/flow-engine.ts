@@ -17,7 +17,7 @@ import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
 import { runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
 import { RunSignals } from './run-signals.js';
-import { goOnAt, nameOf, passedBy, stepOf, type Place } from './resume-place.js';
+import { goOnAt, nameOf, passedBy, stepFor, stepOf, type Place } from './resume-place.js';
 import type { Acceptance, Drop, DropReason, RunListener } from '../sources/event-sink.js';
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
@@ -508,9 +508,8 @@ export class FlowEngine {
 
   /** Where in this engine's flow a run goes on: the plugin, and the plugins the run called before it. */
   private stepAt(state: GroupState): StepRef | undefined {
-    const steps = this.byName.get(state.flow)?.steps ?? [];
     const { next, at } = state.run!;
-    return stepOf(steps, next, passedBy(steps, next, at));
+    return stepFor(this.byName.get(state.flow)?.steps ?? [], next, at);
   }
 
   /**
@@ -529,7 +528,7 @@ export class FlowEngine {
     if ('reason' in place) return this.abandon(state, place.reason);
     const { next } = place;
     if (next === run.next) return this.scheduleOrHandOver(state);
-    this.states.progress(state.key, 'retrying', { ...run, next, at: stepOf(flow.steps, next, passedBy(flow.steps, next, at))! });
+    this.states.progress(state.key, 'retrying', { ...run, next, at: stepFor(flow.steps, next, at)! });
     this.scheduleOrHandOver(this.states.get(state.key)!);
   }
 
@@ -555,7 +554,7 @@ export class FlowEngine {
       }
       resumed++;
       const { next } = place;
-      const progress: RunProgress = { ...run, restarts, next, at: stepOf(flow!.steps, next, passedBy(flow!.steps, next, run.at))! };
+      const progress: RunProgress = { ...run, restarts, next, at: stepFor(flow!.steps, next, run.at)! };
       if (run.retryAt !== undefined) progress.retryAt = Math.min(run.retryAt, this.clock.now() + flow!.config.runRetry.maxBackoff);
       if (options.restart) {
         this.states.restore(state);
@@ -626,7 +625,8 @@ export class FlowEngine {
         const until = Math.min(state.until!, now + (this.byName.get(state.flow)?.config.cooldown ?? Infinity));
         if (until > now) {
           // Cut short, it is written so: read again as it was at the next restart, it would hold the group a whole cooldown more.
-          this.states.restore(until === state.until ? state : { ...state, until }, { rewrite: until !== state.until });
+          const cut = until !== state.until;
+          this.states.restore(cut ? { ...state, until } : state, { rewrite: cut });
           recovery.cooling++;
         }
       } else if (state.run) {

@@ -22,6 +22,11 @@ export function passedBy(steps: readonly PluginStep[], next: number, at: StepRef
   return at?.passed ?? steps.slice(0, next).map(nameOf);
 }
 
+/** The step at `next` of `steps` for a run that stopped at `at` ({@link stepOf}, with the plugins {@link passedBy} it). */
+export function stepFor(steps: readonly PluginStep[], next: number, at: StepRef | undefined): StepRef | undefined {
+  return stepOf(steps, next, passedBy(steps, next, at));
+}
+
 /** How many times each name is in `names`. */
 function tally(names: readonly string[]): Map<string, number> {
   const counts = new Map<string, number>();
