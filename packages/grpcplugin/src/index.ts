@@ -11,6 +11,7 @@ export type { EventHandler, HandleContext, HandleResult } from './handler.js';
 export { createJsonLogger, jsonLogger, pluginLogger, type JsonLoggerOptions, type LogFields, type LogLevel, type PluginLogger } from './plugin-logger.js';
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './backoff.js';
 export { forEachBounded } from './bounded-parallel.js';
+export { CallGate } from './call-gate.js';
 export { MAX_LISTING_PAGES, readEveryPage, type PagedListing } from './read-every-page.js';
 export { CoalescingBatcher, type BatchResults, type CoalescingOptions } from './coalescing-batcher.js';
 export { serve, type PluginServer, type ServeOptions } from './serve.js';

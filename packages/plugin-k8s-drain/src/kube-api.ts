@@ -9,11 +9,13 @@ import {
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { readEveryPage, SharedAgents } from '@hollowtrees/grpcplugin';
+import { CallGate, readEveryPage, SharedAgents } from '@hollowtrees/grpcplugin';
 import { isExpiredToken } from './api-errors.js';
-import { CallGate } from './call-gate.js';
 import { kubeWriter } from './kube-request.js';
 import type { ListedPage, WatchEvent } from './watched-list.js';
+
+/** What a Kubernetes call is for, most urgent first: a node still taking pods is the worst case, then evictions and listings, Kubernetes Events last. */
+const CALL_PRIORITIES = ['cordon', 'drain', 'event'] as const;
 
 /** The collections a drain's caches watch. */
 export type WatchedCollection = 'pods' | 'nodes';
@@ -103,7 +105,7 @@ function page<T>(list: { items: T[]; metadata?: { resourceVersion?: string; _con
 export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = {}): KubeApi {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
-  const gate = new CallGate(options.maxInFlight ?? 64);
+  const gate = new CallGate(options.maxInFlight ?? 64, CALL_PRIORITIES);
   const agents = new SharedAgents({ maxSockets: gate.limit });
   const core = new CoreV1Api(
     createConfiguration({
