@@ -431,8 +431,10 @@ describe('parseConfig accepts every documented form', () => {
   });
 
   it('the kubernetes backend with its defaults, and settings that do not fit the backend named', () => {
-    expect(withTop('state: { backend: kubernetes, kubernetes: { namespace: ops } }').state.kubernetes).toEqual({ namespace: 'ops', leasePrefix: 'hollowtrees-', leaseDuration: 30_000, renewInterval: 10_000 });
-    expect(withTop('state: { backend: kubernetes }').state.kubernetes).toEqual({ leasePrefix: 'hollowtrees-', leaseDuration: 30_000, renewInterval: 10_000 });
+    expect(withTop('state: { backend: kubernetes, kubernetes: { namespace: ops } }').state.kubernetes).toEqual({ namespace: 'ops', leasePrefix: 'hollowtrees-', leaseDuration: 30_000, renewInterval: 10_000, maxInFlight: 32 });
+    expect(withTop('state: { backend: kubernetes }').state.kubernetes).toEqual({ leasePrefix: 'hollowtrees-', leaseDuration: 30_000, renewInterval: 10_000, maxInFlight: 32 });
+    expect(withTop('state: { backend: kubernetes, kubernetes: { maxInFlight: 4 } }').state.kubernetes).toMatchObject({ maxInFlight: 4 });
+    for (const bad of ['0', '1001', '2.5', '"8"']) expect(() => withTop(`state: { backend: kubernetes, kubernetes: { maxInFlight: ${bad} } }`)).toThrow(/state\.kubernetes\.maxInFlight: /);
     expect(() => withTop('state: { backend: file }')).toThrow(/state\.file: backend file needs the path of the state file/);
     expect(() => withTop('state: { backend: memory, file: /x }')).toThrow(/state\.file: only the file backend uses a state file \(backend is memory\)/);
     expect(() => withTop('state: { file: /x, kubernetes: {} }')).toThrow(/state\.kubernetes: only the kubernetes backend uses these settings \(backend is file\)/);

@@ -253,6 +253,8 @@ const kubernetesState = z
     /** How long a Lease holds its group after its holder's last renewal; then another replica may take the run over. */
     leaseDuration: duration.refine((ms) => ms >= 1_000 && ms % 1_000 === 0, 'expected whole seconds, at least 1s').default(30_000),
     renewInterval: timerDuration(100, '100ms').default(10_000),
+    /** Lease calls a replica has in flight at once; more wait for a slot (see lease-api.ts). */
+    maxInFlight: z.number().int().min(1).max(1_000).default(32),
     /** Default: the in-cluster service account. */
     kubeconfig: z.string().min(1).optional(),
   })

@@ -21,10 +21,10 @@ afterEach(async () => {
 const LEASES = /\/namespaces\/ops\/leases/;
 const ALERT = [{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-rbac' }, startsAt: '2026-11-29T10:00:00Z' }];
 
-async function start(): Promise<TestCore> {
+async function start(settings = ''): Promise<TestCore> {
   const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-lease-access-')), 'kubeconfig');
   writeFileSync(kubeconfig, api.kubeConfigFileText());
-  core = await startTestCore(`state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]\n    groupBy: [instance_id]\n    plugins: [log]\n`);
+  core = await startTestCore(`state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}"${settings} }\nflows:\n  spot:\n    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]\n    groupBy: [instance_id]\n    plugins: [log]\n`);
   return core;
 }
 
@@ -49,9 +49,10 @@ it('a replica whose Role grants reading Leases but not creating them is not read
   expect(app.logs.find((l) => l['level'] === 'error')?.['msg']).toMatch(/^the shared run-state store refuses this replica its Leases \(RBAC/);
 });
 
-it('a replica whose API server throttles it (429) at start is not ready until the throttling ends, as when it throttles a claim', async () => {
+it('a replica whose API server throttles it (429) at start for longer than a Lease call may take is not ready until the throttling ends, as when it throttles a claim', async () => {
   api.failNext(3, { method: 'GET', path: LEASES, code: 429 });
-  const app = await start();
+  // A call is given half the Lease (1 s); a 429 with no Retry-After asks for 1 s before the call is sent again.
+  const app = await start(', leaseDuration: 2s, renewInterval: 600ms');
   await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(503);
   await expect.poll(() => api.requests.filter((r) => r.code === 429).length, { timeout: 10_000, interval: 20 }).toBe(3);
   await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(200);

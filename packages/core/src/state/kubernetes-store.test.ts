@@ -49,7 +49,7 @@ function replica(identity: string, more: { leaseDurationMs?: number; renewInterv
   const offset = more.clockOffsetMs ?? 0;
   const { shift } = more;
   const clock: Clock = shift ? { now: () => Date.now() + shift.wallMs, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
-  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics, clock });
+  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock });
   const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(shift ? { elapsed: () => performance.now() + shift.monotonicMs } : {}), logger: pino({ level: 'silent' }) });
   stores.push(store);
   return { store, metrics };
@@ -67,6 +67,8 @@ async function observe(store: KubernetesRunStateStore): Promise<void> {
   const before = lists();
   store.sweep(Date.now());
   await expect.poll(lists, { timeout: 5_000, interval: 20 }).toBe(before + 1);
+  // The answer is on its way back once the stand-in has the request: wait until the store has read it.
+  await expect.poll(() => (store as unknown as { sweeping: boolean }).sweeping, { timeout: 5_000, interval: 5 }).toBe(false);
 }
 
 /**
@@ -467,7 +469,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   it('logs a refused claim with its Lease named as showLease shows it (a prefix from ${VAR} as written), never the prefix itself', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+    const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock: systemClock });
     const store = new KubernetesRunStateStore({ api: leaseApi, identity: 'a', leasePrefix: 'secret-prefix-', showLease: (name) => name.replace('secret-prefix-', '${PREFIX}'), leaseDurationMs: 30_000, renewIntervalMs: 10_000, maxGroups: 1_000, clock: systemClock, logger });
     stores.push(store);
     api.failNext(1, { method: 'POST', path: LEASES_PATH, code: 403 });

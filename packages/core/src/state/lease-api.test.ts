@@ -3,7 +3,7 @@ import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { kubeLeaseApi, LeaseUnreachable, loadStoreKubeConfig, type LeaseApi } from './lease-api.js';
+import { kubeLeaseApi, LeaseRefused, LeaseUnreachable, loadStoreKubeConfig, type LeaseApi } from './lease-api.js';
 import { LEASE_LABELS, LEASE_SELECTOR } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
 
@@ -16,7 +16,7 @@ let server: KubeApiServer;
 let api: LeaseApi;
 beforeEach(async () => {
   server = await startKubeApiServer();
-  api = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 5_000, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+  api = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 5_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock: systemClock });
   for (let i = 0; i < LEASES; i++) server.cluster.leases.create(NAMESPACE, { metadata: { name: `hollowtrees-${i}`, labels: { ...LEASE_LABELS } }, spec: {} });
 });
 afterEach(() => server.close());
@@ -44,7 +44,7 @@ describe('kubeLeaseApi list', () => {
     for (let i = LEASES; i < 2 * LEASES - 1; i++) server.cluster.leases.create(NAMESPACE, { metadata: { name: `hollowtrees-${i}`, labels: { ...LEASE_LABELS } }, spec: {} });
     const clock = manualClock();
     const metrics = new StoreMetrics(new Registry());
-    const slow = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 1_000, metrics, clock });
+    const slow = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 1_000, maxInFlight: 32, metrics, clock });
     const listCalls = async (): Promise<number> => (await metrics.calls.get()).values.find((v) => v.labels.operation === 'list' && v.labels.result === 'ok')?.value ?? 0;
     // Three pages, each held by the stand-in until the test lets it go.
     const pages = [0, 1, 2].map(() => {
@@ -61,5 +61,66 @@ describe('kubeLeaseApi list', () => {
       release();
     }
     expect(await listed).toHaveLength(2 * LEASES - 1);
+  });
+});
+
+describe('kubeLeaseApi calls in flight', () => {
+  const lease = (name: string) => ({ metadata: { name, labels: { ...LEASE_LABELS } }, spec: {} });
+
+  it('keeps at most maxInFlight calls in flight: a burst of claims meets an API server that answers 429 past 10 at once (API Priority and Fairness) with none refused', async () => {
+    const limited = await startKubeApiServer({ maxInFlight: 10, latencyMs: 5 });
+    try {
+      const gated = kubeLeaseApi(loadStoreKubeConfig(limited.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 10_000, maxInFlight: 8, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+      const created = await Promise.all(Array.from({ length: 200 }, (_, i) => gated.create(lease(`burst-${i}`))));
+      expect(created).toHaveLength(200);
+      expect(limited.requests.filter((r) => r.code === 429)).toEqual([]);
+      expect(limited.cluster.leases.all()).toHaveLength(200);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('sends a call the API server throttled (429) again after its Retry-After, within the call\'s time; still throttled when that runs out, it fails as a 429', async () => {
+    const clock = manualClock();
+    const throttledApi = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 2_500, maxInFlight: 4, metrics: new StoreMetrics(new Registry()), clock });
+    server.failNext(1, { code: 429, method: 'POST' });
+    const created = throttledApi.create(lease('throttled-once'));
+    // The call's deadline, and the 1 s a 429 with no Retry-After asks for.
+    await expect.poll(() => clock.sleeping, { timeout: 5_000, interval: 5 }).toBe(2);
+    clock.advance(1_000);
+    expect((await created).metadata?.name).toBe('throttled-once');
+    expect(server.requests.filter((r) => r.method === 'POST').map((r) => r.code)).toEqual([429, 201]);
+
+    server.failNext(3, { code: 429, method: 'POST' });
+    const refused = throttledApi.create(lease('throttled-always')).catch((e: unknown) => e);
+    for (let i = 0; i < 2; i++) {
+      await expect.poll(() => clock.sleeping, { timeout: 5_000, interval: 5 }).toBe(2);
+      clock.advance(1_000);
+    }
+    await expect.poll(() => clock.sleeping, { timeout: 5_000, interval: 5 }).toBe(2);
+    clock.advance(500);
+    const err = await refused;
+    expect(err).toBeInstanceOf(LeaseRefused);
+    expect(err).toMatchObject({ code: 429, message: "injected fault (HTTP 429) (still throttled when the call's 2500 ms ran out)" });
+    expect(server.cluster.leases.all().some((l) => l.metadata?.name === 'throttled-always')).toBe(false);
+  });
+
+  it('does not send a call that waited for a slot past its deadline, says so, and frees the slot of a call never answered at its deadline', async () => {
+    const clock = manualClock();
+    const narrow = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 1_000, maxInFlight: 1, metrics: new StoreMetrics(new Registry()), clock });
+    let answer = (): void => {};
+    server.failNext(1, { effect: 'delay', method: 'POST', until: new Promise<void>((resolve) => (answer = resolve)) });
+    const unanswered = narrow.create(lease('unanswered')).catch((e: unknown) => e);
+    const waiting = narrow.create(lease('waiting')).catch((e: unknown) => e);
+    await expect.poll(() => server.inFlight, { timeout: 5_000, interval: 5 }).toBe(1);
+    clock.advance(1_000);
+    expect(await unanswered).toMatchObject({ name: 'LeaseUnreachable', message: 'no answer from the API server within 1000 ms' });
+    expect(await waiting).toMatchObject({ name: 'LeaseUnreachable', message: "not sent within 1000 ms: the replica's Lease calls in flight were at their limit (state.kubernetes.maxInFlight: 1)" });
+    // The unanswered call's slot is free though its request is still open.
+    expect((await narrow.read('hollowtrees-0')).metadata?.name).toBe('hollowtrees-0');
+    answer();
+    await expect.poll(() => server.inFlight, { timeout: 5_000, interval: 5 }).toBe(0);
+    expect(server.requests.filter((r) => r.method === 'POST').length).toBe(1);
+    expect(server.cluster.leases.all().some((l) => l.metadata?.name === 'waiting')).toBe(false);
   });
 });

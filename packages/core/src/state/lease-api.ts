@@ -1,5 +1,5 @@
 import { ApiException, CoordinationV1Api, createConfiguration, KubeConfig, ServerConfiguration, type V1Lease, type V1LeaseList } from '@kubernetes/client-node';
-import { PluginError, readEveryPage, SharedAgents, type Clock } from '@hollowtrees/grpcplugin';
+import { CallGate, PluginError, readEveryPage, SharedAgents, type Clock } from '@hollowtrees/grpcplugin';
 import type { StoreCallResult, StoreMetrics, StoreOperation } from './store-metrics.js';
 
 /** A Lease call the API server answered with this HTTP code (404, 409, ...). */
@@ -37,8 +37,10 @@ export interface LeaseApi {
 /** How {@link kubeLeaseApi} reaches the API server. */
 export interface LeaseApiOptions {
   namespace: string;
-  /** A call with no answer after this long counts as unreachable. */
+  /** A call with no answer after this long (waiting for a slot, and for a throttled call's Retry-After, included) counts as unreachable. */
   timeoutMs: number;
+  /** Calls in flight at once (`state.kubernetes.maxInFlight`); more wait for a slot, Lease reads and writes before list pages. */
+  maxInFlight: number;
   metrics: StoreMetrics;
   clock: Clock;
   /**
@@ -58,13 +60,29 @@ export function loadStoreKubeConfig(kubeconfigText: string | undefined): KubeCon
   return kc;
 }
 
+/**
+ * The classes of Lease calls, most urgent first: a claim, a renewal or a run's end keeps a
+ * group's runs single and its sender waiting; a list (sweeps, caches of other replicas) can wait.
+ */
+const CALL_CLASSES = ['lease', 'list'] as const;
+
+/** How long a 429 asks the client to wait: its `Retry-After` in seconds, else 1 s, as client-go reads it. */
+function retryAfterMs(err: ApiException<unknown>): number {
+  const seconds = Number(err.headers['retry-after']);
+  return Number.isInteger(seconds) && seconds >= 0 ? seconds * 1000 : 1_000;
+}
+
 const resultOf = (err: unknown): StoreCallResult => (err instanceof LeaseRefused ? (err.code === 409 ? 'conflict' : err.code === 404 ? 'not_found' : 'error') : 'error');
 
 /**
  * {@link LeaseApi} over `@kubernetes/client-node`'s `CoordinationV1Api`. An
  * answer with an HTTP error becomes {@link LeaseRefused} with its code; no
  * answer within `timeoutMs` (or none at all) becomes {@link LeaseUnreachable}.
- * Every call is counted and timed.
+ * At most `maxInFlight` calls are in flight: a wave's thousand claims, and a
+ * renewal of each of its runs every interval, would otherwise reach the API
+ * server at once, and its API Priority and Fairness answers most of such a
+ * burst 429. A 429 that comes all the same is sent again after its
+ * `Retry-After`, within the call's time. Every call is counted and timed.
  */
 export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi {
   // One set of keep-alive connections instead of the client's new connection (and handshake) per
@@ -78,28 +96,57 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
       promiseMiddleware: [agents.middleware()],
     }),
   );
-  const { namespace, metrics, clock, shown = (message: string) => message } = options;
+  const { namespace, metrics, clock, timeoutMs, maxInFlight, shown = (message: string) => message } = options;
+  const gate = new CallGate(maxInFlight, CALL_CLASSES);
   const call = async <T>(operation: StoreOperation, run: () => Promise<T>): Promise<T> => {
     const started = clock.now();
-    const timeout = new AbortController();
+    // Aborted at the answer or the deadline, whichever comes first: it ends the wait for the other, and takes a call still waiting out of the gate.
+    const over = new AbortController();
+    let sent = false;
+    let expired = false;
+    let throttled: ApiException<unknown> | undefined;
+    const attempt = async (): Promise<T> => {
+      // A slot handed over as the deadline passed: the call has failed already, and is not sent.
+      if (expired) throw new LeaseUnreachable('not sent: its time ran out');
+      sent = true;
+      for (;;) {
+        try {
+          // Once more at once when the connection broke without an answer (a kept-alive socket the server had just closed): every
+          // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own.
+          return await run().catch((err: unknown) => (err instanceof ApiException ? Promise.reject(err) : run()));
+        } catch (err) {
+          // API Priority and Fairness answers 429 to a request it did not serve: sent again after its Retry-After while the call has time, as client-go does.
+          if (!(err instanceof ApiException) || err.code !== 429) throw err;
+          throttled = err;
+          await clock.sleep(retryAfterMs(err), over.signal);
+        }
+      }
+    };
+    const deadline = clock.sleep(timeoutMs, over.signal).then(() => {
+      expired = true;
+      if (throttled) throw new LeaseRefused(429, shown(`${messageOf(throttled)} (still throttled when the call's ${timeoutMs} ms ran out)`));
+      throw new LeaseUnreachable(
+        sent
+          ? `no answer from the API server within ${timeoutMs} ms`
+          : `not sent within ${timeoutMs} ms: the replica's Lease calls in flight were at their limit (state.kubernetes.maxInFlight: ${maxInFlight})`,
+      );
+    });
     try {
-      const answer = await Promise.race([
-        // Once more at once when the connection broke without an answer (a kept-alive socket the server had just closed): every
-        // call is safe to repeat, since the store reads a 409 from its own earlier write back as its own.
-        run().catch((err: unknown) => (err instanceof ApiException ? Promise.reject(err) : run())),
-        clock.sleep(options.timeoutMs, timeout.signal).then(() => {
-          throw new LeaseUnreachable(`no answer from the API server within ${options.timeoutMs} ms`);
-        }),
-      ]);
+      // The slot is free again at the deadline: a call the server never answers does not hold it.
+      const answer = await Promise.race([gate.run(operation === 'list' ? 'list' : 'lease', () => Promise.race([attempt(), deadline]), over.signal), deadline]);
       metrics.calls.inc({ operation, result: 'ok' });
       return answer;
     } catch (err) {
       const classified =
-        err instanceof LeaseUnreachable ? err : err instanceof ApiException ? new LeaseRefused(err.code, shown(messageOf(err))) : new LeaseUnreachable(shown(err instanceof Error ? err.message : String(err)));
+        err instanceof LeaseUnreachable || err instanceof LeaseRefused
+          ? err
+          : err instanceof ApiException
+            ? new LeaseRefused(err.code, shown(messageOf(err)))
+            : new LeaseUnreachable(shown(err instanceof Error ? err.message : String(err)));
       metrics.calls.inc({ operation, result: resultOf(classified) });
       throw classified;
     } finally {
-      timeout.abort();
+      over.abort();
       metrics.callDuration.observe({ operation }, (clock.now() - started) / 1000);
     }
   };

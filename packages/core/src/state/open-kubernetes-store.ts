@@ -44,7 +44,7 @@ export function openKubernetesStore({ loaded, logger, metrics, clock, kubeconfig
   const hidden = pairs.filter(([value, as]) => value !== '' && value !== as).sort(([a], [b]) => b.length - a.length);
   const showMessage = (message: string): string => hidden.reduce((text, [value, as]) => text.replaceAll(value, as), message);
   // Well inside the lease: a renewal that gets no answer is tried again before the Lease expires.
-  const api = kubeLeaseApi(kc, { namespace, timeoutMs: Math.min(5_000, settings.leaseDuration / 2), metrics: metrics.store, clock, shown: showMessage });
+  const api = kubeLeaseApi(kc, { namespace, timeoutMs: Math.min(5_000, settings.leaseDuration / 2), maxInFlight: settings.maxInFlight, metrics: metrics.store, clock, shown: showMessage });
   const store = new KubernetesRunStateStore({ api, identity, leasePrefix: settings.leasePrefix, showLease: showMessage, leaseDurationMs: settings.leaseDuration, renewIntervalMs: settings.renewInterval, maxGroups: loaded.config.state.maxGroups, clock, logger });
   logger.info({ backend: 'kubernetes', ...shown, identity, leaseDurationMs: settings.leaseDuration }, 'run state kept in Kubernetes Leases, shared with every replica');
   void store.checkAccess();

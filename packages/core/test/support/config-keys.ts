@@ -158,7 +158,7 @@ export function completeConfigs(dir: string): object[] {
   const withAuth = (auth: object): object => ({ ...base, server: { ...base.server, auth } });
   // Nothing listens there either: the store makes no call before the first event.
   const kubeconfig = file('kubeconfig', JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'http://127.0.0.1:1', 'insecure-skip-tls-verify': true } }], users: [{ name: 'u', user: {} }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }));
-  const kubernetesState = { backend: 'kubernetes', maxQueuedBytes: '1GiB', kubernetes: { namespace: 'ops', leasePrefix: 'ht-', leaseDuration: '30s', renewInterval: '10s', kubeconfig } };
+  const kubernetesState = { backend: 'kubernetes', maxQueuedBytes: '1GiB', kubernetes: { namespace: 'ops', leasePrefix: 'ht-', leaseDuration: '30s', renewInterval: '10s', maxInFlight: 16, kubeconfig } };
   return [
     withAuth({ bearerTokenFile: file('token', 'token\n'), basic: { username: 'prometheus', passwordFile: file('password', 'password\n') } }),
     { ...withAuth({ bearerToken: 'token', basic: { username: 'prometheus', password: 'password' } }), state: kubernetesState },

@@ -282,6 +282,32 @@ describe('kube-apiserver stand-in', () => {
     expect(api.requests.map((r) => r.code)).toEqual([500, 503, 500, 200]);
   });
 
+  it('answers 429 with Retry-After, unserved, to a request past maxInFlight, as API Priority and Fairness does; watches do not count', async () => {
+    const limited = await startKubeApiServer({ maxInFlight: 2 });
+    limited.cluster.addNode({ metadata: { name: 'n1' } });
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const watch = new AbortController();
+    try {
+      const watching = await fetch(`${limited.url}/api/v1/nodes?watch=true`, { signal: watch.signal });
+      expect(watching.status).toBe(200);
+      limited.failNext(2, { effect: 'delay', until: held });
+      const slow = [fetch(`${limited.url}/api/v1/nodes/n1`), fetch(`${limited.url}/api/v1/nodes/n1`)];
+      await expect.poll(() => limited.inFlight, { timeout: 5_000 }).toBe(2);
+      const refused = await fetch(`${limited.url}/api/v1/namespaces/default/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(await refused.json()).toMatchObject({ kind: 'Status', code: 429, reason: 'TooManyRequests', details: { retryAfterSeconds: 1 } });
+      expect(limited.cluster.events()).toEqual([]);
+      release();
+      expect((await Promise.all(slow)).map((r) => r.status)).toEqual([200, 200]);
+      expect((await fetch(`${limited.url}/api/v1/nodes/n1`)).status).toBe(200);
+    } finally {
+      watch.abort();
+      await limited.close();
+    }
+  });
+
   it('requires the bearer token when one is set', async () => {
     const secured = await startKubeApiServer({ token: 's3cret' });
     try {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { CallLatency } from '../call-latency.js';
 import { listenOnEphemeralPort, wallClockMs } from '../listen.js';
 import { KubeCluster, type KubeClusterOptions, type ListQuery } from './cluster.js';
-import { badRequest, injected, methodNotAllowed, noSuchPath, StatusError, unauthorized } from './status.js';
+import { badRequest, injected, methodNotAllowed, noSuchPath, StatusError, tooManyRequests, unauthorized } from './status.js';
 
 /** Options of {@link startKubeApiServer}; every field has a default. */
 export interface KubeApiServerOptions extends KubeClusterOptions {
@@ -10,6 +10,13 @@ export interface KubeApiServerOptions extends KubeClusterOptions {
   token?: string;
   /** Milliseconds added to every request before it is served (a watch: before it starts). Default 0. */
   latencyMs?: number;
+  /**
+   * Requests served at once (watches aside). One more, arriving while that many
+   * are being served, is answered 429 TooManyRequests with `Retry-After: 1`,
+   * unserved, as API Priority and Fairness answers a client whose seats and
+   * queue are full. Default: no limit.
+   */
+  maxInFlight?: number;
 }
 
 /** Which requests an injected fault hits, and what it does to them. */
@@ -58,6 +65,8 @@ export interface KubeApiServer {
   readonly requests: RequestRecord[];
   /** The delay added to every request; settable while running. */
   readonly latency: CallLatency;
+  /** Requests being served now (arrived, not yet answered), watches aside. */
+  readonly inFlight: number;
   /** Answers the next `count` matching requests with an error instead of serving them, or loses or delays their answers (see {@link FaultOptions}). */
   failNext(count: number, options?: FaultOptions): void;
   /** TCP connections accepted so far (a client that reuses connections opens few). */
@@ -186,6 +195,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const requests: RequestRecord[] = [];
   const faults: Fault[] = [];
   const latency = new CallLatency(options.latencyMs ?? 0);
+  let serving = 0;
 
   const takeFault = (method: string, url: URL): Fault | undefined => {
     const matches = (f: Fault): boolean => (!f.method || f.method === method) && (!f.path || f.path.test(url.pathname)) && (!f.query || f.query.test(url.search.slice(1)));
@@ -208,6 +218,16 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const record = (answered: number): void => {
       requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), contentType, code: answered, at: wallClockMs() });
     };
+    if (!(method === 'GET' && isWatch(url.searchParams))) {
+      if (serving >= (options.maxInFlight ?? Infinity)) {
+        const refused = tooManyRequests(1);
+        record(refused.status.code);
+        res.writeHead(refused.status.code, { 'content-type': 'application/json', 'retry-after': '1' }).end(JSON.stringify(refused.status));
+        return;
+      }
+      serving++;
+      res.once('close', () => serving--);
+    }
     try {
       await latency.wait();
       if (options.token && req.headers.authorization !== `Bearer ${options.token}`) throw unauthorized();
@@ -311,6 +331,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     cluster,
     requests,
     latency,
+    get inFlight() {
+      return serving;
+    },
     failNext(count, fault = {}) {
       faults.push({ remaining: count, effect: fault.effect ?? 'error', until: fault.until, code: fault.code ?? 500, method: fault.method, path: fault.path, query: fault.query });
     },

@@ -46,6 +46,10 @@ export const alreadyExists = (r: Resource, name: string): StatusError =>
 export const conflict = (r: Resource, name: string, why = 'the object has been modified; please apply your changes to the latest version and try again'): StatusError =>
   failure(409, 'Conflict', `Operation cannot be fulfilled on ${qualified(r)} "${name}": ${why}`, detailsOf(r, name));
 
+/** API Priority and Fairness' 429 for a request it did not serve, to be sent again after `retryAfterSeconds`. */
+export const tooManyRequests = (retryAfterSeconds: number): StatusError =>
+  failure(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds });
+
 /** `apierrors.NewBadRequest`: 400. */
 export const badRequest = (message: string): StatusError => failure(400, 'BadRequest', message);
 

@@ -390,7 +390,7 @@ sources:
     const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-sqs-')), 'kubeconfig');
     writeFileSync(kubeconfig, kube.kubeConfigFileText());
     // The other replica, on the same Leases: its run of the instance's group is in progress.
-    const api = kubeLeaseApi(loadStoreKubeConfig(kube.kubeConfigFileText()), { namespace: 'ops', timeoutMs: 2_000, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+    const api = kubeLeaseApi(loadStoreKubeConfig(kube.kubeConfigFileText()), { namespace: 'ops', timeoutMs: 2_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock: systemClock });
     const other = new KubernetesRunStateStore({ api, identity: 'other', leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 1_000, maxGroups: 10, clock: systemClock, logger: pino({ level: 'silent' }) });
     const key = 'spot:{instance_id="i-0b662ef9931388ba0"}';
     const run: RunProgress = { event: { id: 'first', source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 };
