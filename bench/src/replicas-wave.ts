@@ -19,6 +19,8 @@ export interface ReplicasWaveResult {
   allCalledMs: number;
   /** Plugin calls for the wave's instances: one per instance is right, more is a double action. */
   pluginCalls: number;
+  /** Requests of the wave the stand-in answered 429, as API Priority and Fairness does past {@link API_MAX_IN_FLIGHT} at once. */
+  throttled: number;
   /** Lease calls the replicas made during the wave, by method (GET, POST, PUT, DELETE). */
   leaseCalls: Record<string, number>;
   /** All Lease calls ÷ alerts delivered (each alert reaches every replica). */
@@ -32,6 +34,12 @@ export interface ReplicasWaveResult {
    */
   resend: { leaseCalls: Record<string, number>; leaseCallsPerInstance: number; pluginCalls: number };
 }
+
+/**
+ * Requests the stand-in serves at once, answering one more 429 (a simple API Priority and Fairness):
+ * about the seats and queues a real API server gives one service account's flow.
+ */
+const API_MAX_IN_FLIGHT = 128;
 
 /** Lease calls among the stand-in's requests from `from` on, by method, and their total. */
 function leaseCallsSince(requests: readonly { path: string; method: string }[], from: number): { byMethod: Record<string, number>; total: number } {
@@ -52,7 +60,7 @@ const sendAll = (targets: readonly Target[], bodies: readonly string[]): Promise
 
 /** `replicas` core processes on one stand-in, `alerts` instances in POSTs of `batch` to each. */
 export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts = 1_000, batch = 100): Promise<ReplicasWaveResult> {
-  const api = await startKubeApiServer();
+  const api = await startKubeApiServer({ maxInFlight: API_MAX_IN_FLIGHT, latencyMs: 20 });
   const dir = await tempDir('bench-replicas');
   const sink = await startPluginSink();
   const targets: Target[] = [];
@@ -81,6 +89,7 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
     await new Promise((r) => setTimeout(r, 1_000));
     const { byMethod: leaseCalls, total } = leaseCallsSince(api.requests, firstRequest);
     const pluginCalls = sink.received - base;
+    const throttled = api.requests.slice(firstRequest).filter((r) => r.code === 429).length;
     await new Promise((r) => setTimeout(r, 10_000));
     const resendFrom = api.requests.length;
     await sendAll(targets, bodies);
@@ -90,6 +99,7 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
       alerts,
       allCalledMs,
       pluginCalls,
+      throttled,
       leaseCalls,
       leaseCallsPerDelivery: total / (alerts * replicas),
       leaseCallsPerInstance: total / alerts,

@@ -195,7 +195,7 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
       `Reclaim through ${rw.replicas} replicas (Kubernetes Leases): ${rw.alerts} instances, each alert to every replica`,
       `${rw.allCalledMs.toFixed(0)} ms`,
       '',
-      `${rw.pluginCalls} plugin calls; ${rw.leaseCallsPerDelivery.toFixed(2)} Lease calls per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance`,
+      `${rw.pluginCalls} plugin calls; ${rw.leaseCallsPerDelivery.toFixed(2)} Lease calls per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance; ${rw.throttled ?? 0} answered 429`,
       '',
     ]);
     rows.push([

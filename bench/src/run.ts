@@ -227,7 +227,7 @@ async function main(): Promise<void> {
     const rw = await runReplicasWave(htNodeArgs);
     results.replicasWave = rw;
     log(
-      `reclaim through ${rw.replicas} replicas on Kubernetes Leases: all ${rw.alerts} called in ${rw.allCalledMs.toFixed(0)} ms, ${rw.pluginCalls} plugin calls, ` +
+      `reclaim through ${rw.replicas} replicas on Kubernetes Leases: all ${rw.alerts} called in ${rw.allCalledMs.toFixed(0)} ms, ${rw.pluginCalls} plugin calls, ${rw.throttled} Lease calls answered 429, ` +
         `Lease calls ${JSON.stringify(rw.leaseCalls)} (${rw.leaseCallsPerDelivery.toFixed(2)} per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance); ` +
         `re-sent 10 s later: Lease calls ${JSON.stringify(rw.resend.leaseCalls)} (${rw.resend.leaseCallsPerInstance.toFixed(2)} per instance), ${rw.resend.pluginCalls} plugin calls`,
     );
