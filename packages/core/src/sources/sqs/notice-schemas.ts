@@ -62,6 +62,8 @@ export const healthDetail = z.object({
   service: z.string(),
   eventTypeCode: nonEmpty,
   eventTypeCategory: z.string(),
+  /** `upcoming`, `open`, or `closed`: AWS Health sends an event again at each change of status, the end included. */
+  statusCode: z.string().optional(),
   startTime: z.string().optional(),
   endTime: z.string().optional(),
   affectedEntities: z.array(z.object({ entityValue: z.string() })).default([]),

@@ -111,6 +111,17 @@ describe('noticeToEvents', () => {
     expect(noticeToEvents(JSON.stringify(body), context).kind).toBe('ignored');
   });
 
+  it('an AWS Health scheduled change that is closed (done or cancelled) is ignored: its instances are not acted on again', () => {
+    const body = JSON.parse(readNoticeSample('health-scheduled-change.json')) as { detail: Record<string, unknown> };
+    body.detail['statusCode'] = 'upcoming';
+    expect(convert(JSON.stringify(body))).toHaveLength(2);
+    body.detail['statusCode'] = 'closed';
+    expect(noticeToEvents(JSON.stringify(body), context)).toEqual({
+      kind: 'ignored',
+      reason: 'AWS Health event AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED is closed: the scheduled change is over or cancelled',
+    });
+  });
+
   it('an EventBridge event of a type it does not convert is ignored, naming the type', () => {
     const body = { ...(JSON.parse(readNoticeSample('rebalance-recommendation.json')) as object), 'detail-type': 'EBS Volume Notification' };
     expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'ignored', reason: 'detail-type "EBS Volume Notification" is not a notice Hollowtrees converts' });

@@ -174,6 +174,8 @@ function fromHealth(envelope: EventBridgeEnvelope, base: Record<string, string |
   if (health.service !== 'EC2' || health.eventTypeCategory !== 'scheduledChange') {
     return ignored(`AWS Health event of service "${health.service}", category "${health.eventTypeCategory}": only EC2 scheduledChange is converted`);
   }
+  // Sent when the change is done or cancelled: acted on, it would drain an instance whose maintenance is over.
+  if (health.statusCode === 'closed') return ignored(`AWS Health event ${health.eventTypeCode} is closed: the scheduled change is over or cancelled`);
   // Entities are in detail.affectedEntities; older events list them only as resources.
   const entities = health.affectedEntities.length > 0 ? health.affectedEntities.map((e) => e.entityValue) : envelope.resources;
   const instances = [...new Set(entities.filter((e) => /^i-[0-9a-f]{8,17}$/.test(e)))];
