@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config-error.js';
 import { defaultConfig } from './default-config.js';
 import { loadConfigFile, parseConfig } from './load-config.js';
+import { sqsQueueName } from './schema.js';
 
 const flowYaml = (extra = '', plugins = '[log]') => `
 flows:
@@ -503,6 +504,18 @@ describe('parseConfig rejects, saying where and what was expected', () => {
   ])('a flow with %s', (_name, fields, expected) => {
     const withPlugins = fields.includes('plugins:') ? fields : `${fields}\nplugins: [log]`;
     expect(problem(`flows:\n  spot:\n${withPlugins.replace(/^/gm, '    ')}\n`)).toBe(`config.yaml: ${expected}`);
+  });
+
+  it('a queue is named on every Node core declares (engines >=20.12): URL.parse came with 20.18', () => {
+    const parse = URL.parse;
+    // What Node 20.12 to 20.17 have: no URL.parse.
+    delete (URL as { parse?: unknown }).parse;
+    try {
+      const { config } = parseConfig(`sources:\n  sqs:\n    - url: https://sqs.us-east-1.amazonaws.com/123456789012/notices\n${flowYaml()}`, 'config.yaml', {});
+      expect(sqsQueueName(config.sources.sqs[0]!)).toBe('notices');
+    } finally {
+      URL.parse = parse;
+    }
   });
 
   it('an SQS visibility timeout over 9h, which every renewal would push past SQS\'s 12h cap on a message\'s total visibility', () => {

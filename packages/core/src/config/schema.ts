@@ -314,7 +314,8 @@ const visibilityTimeout = duration.refine(
 
 /** A queue's name in metrics, logs and the status API: its URL's last segment (the SQS queue name). */
 export function sqsQueueName(queue: { url: string }): string {
-  return URL.parse(queue.url)?.pathname.split('/').filter(Boolean).pop() ?? queue.url;
+  // Not URL.parse: Node has it from 20.18 only, and core runs on 20.12.
+  return (URL.canParse(queue.url) ? new URL(queue.url).pathname.split('/').filter(Boolean).pop() : undefined) ?? queue.url;
 }
 
 /** An AWS region name. */
