@@ -526,6 +526,17 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     );
   });
 
+  it('an SQS queue whose region is not the one its URL names: every call would be refused, as signed for another region', () => {
+    const queue = (url: string, region: string): string => `sources:\n  sqs:\n    - { url: "${url}", region: ${region} }\n${flowYaml()}`;
+    expect(problem(queue('https://sqs.us-east-1.amazonaws.com/123456789012/q', 'eu-west-1'))).toBe(
+      "config.yaml: sources.sqs[0].region: not the region the queue URL names (sqs.<region>.amazonaws.com): SQS refuses every call signed for another region; leave region out to take the URL's",
+    );
+    expect(problem(queue('https://eu-west-1.queue.amazonaws.com/123456789012/q', 'us-east-1'))).toMatch(/^config\.yaml: sources\.sqs\[0\]\.region: not the region/);
+    // The same region, or a URL that names none (an endpoint of one's own), is what it was.
+    expect(parseConfig(queue('https://sqs.us-east-1.amazonaws.com/123456789012/q', 'us-east-1'), 'config.yaml', {}).config.sources.sqs[0]!.region).toBe('us-east-1');
+    expect(parseConfig(queue('http://127.0.0.1:4566/000000000000/q', 'eu-west-1'), 'config.yaml', {}).config.sources.sqs[0]!.region).toBe('eu-west-1');
+  });
+
   it('a YAML error gives its line and column and the reason, without the code frame', () => {
     expect(problem(`${'# comment\n'.repeat(10)}flows: { spot: 1, spot: 2 }\n`)).toBe('config.yaml: line 11, column 19: Map keys must be unique');
     expect(problem('flows: {}\nflows: {}\n')).toBe('config.yaml: line 2, column 1: Map keys must be unique');

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_KEEPALIVE, parseDuration } from '@hollowtrees/grpcplugin';
 import { formatByteSize, parseByteSize } from './byte-size.js';
 import { isPluginAddress, LISTEN_FORMAT, parseListenAddress, PLUGIN_ADDRESS_FORMAT } from './listen-address.js';
+import { regionOfQueueUrl } from '../sources/sqs/sqs-region.js';
 import type { ShownInput } from '../validation-issues.js';
 
 /** A Go-style duration string (`30s`, `5m30s`), validated and turned into milliseconds. */
@@ -324,7 +325,7 @@ const awsRegion = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS 
 /** One EventBridge → SQS queue the SQS source reads (see README, "Cloud notices"). */
 const sqsQueue = z.strictObject({
   url: queueUrl,
-  /** Default: the region in the URL's host (`sqs.<region>.amazonaws.com`), else the SDK's chain (`AWS_REGION`, profile). */
+  /** Default: the region in the URL's host (`sqs.<region>.amazonaws.com`), else the SDK's chain (`AWS_REGION`, profile). Set, it must be the URL's. */
   region: awsRegion.optional(),
   /** Another SQS endpoint (a VPC endpoint, a stand-in). Default: the region's. */
   endpoint: z.url({ error: 'expected a URL such as https://sqs.us-east-1.amazonaws.com' }).optional(),
@@ -343,6 +344,13 @@ const sqsQueue = z.strictObject({
   pollers: z.number().int().min(1).max(50).default(1),
   /** Messages being acted on at once; the pollers wait while this many are. */
   maxInFlight: z.number().int().min(1).max(100_000).default(1_000),
+}).superRefine((queue, ctx) => {
+  // The SDK sends to the URL's host but signs for `region`: SQS would refuse every call, seen only once core polls.
+  const named = URL.canParse(queue.url) ? regionOfQueueUrl(queue.url) : undefined;
+  if (queue.region !== undefined && named !== undefined && queue.region !== named) {
+    // No value in the message: either may come from the environment (see ShownInput).
+    ctx.addIssue({ code: 'custom', path: ['region'], message: "not the region the queue URL names (sqs.<region>.amazonaws.com): SQS refuses every call signed for another region; leave region out to take the URL's" });
+  }
 });
 
 /** US dollars per hour, as EC2 and the AWS Price List quote them. */
