@@ -69,5 +69,11 @@ export const healthDetail = z.object({
   affectedEntities: z.array(z.object({ entityValue: z.string() })).default([]),
 });
 
+/**
+ * What SNS sends a queue subscribed to a topic of another account, once: nothing the topic publishes reaches the
+ * queue until someone visits `SubscribeURL` (or calls ConfirmSubscription with its `Token`).
+ */
+export const snsSubscriptionConfirmation = z.object({ Type: z.literal('SubscriptionConfirmation'), TopicArn: z.string(), SubscribeURL: z.string() });
+
 /** An SNS notification that wraps the real message as a JSON string in `Message`. */
 export const snsWrapper = z.object({ Type: z.literal('Notification'), Message: z.string() });

@@ -139,6 +139,16 @@ describe('noticeToEvents', () => {
     expect(outcome.kind !== 'events' && outcome.reason).toContain(reason);
   });
 
+  it('an SNS subscription confirmation (a topic of another account) is unprocessable with the link that confirms it, which is lost with the message', () => {
+    const topic = 'arn:aws:sns:us-east-1:210987654321:spot-notices';
+    const link = `https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=${topic}&Token=2336412f37fb`;
+    const body = { Type: 'SubscriptionConfirmation', MessageId: '165545c9-2a5c-472c-8df2-7ff2be2b3b1b', Token: '2336412f37fb', TopicArn: topic, Message: 'You have chosen to subscribe to the topic', SubscribeURL: link };
+    expect(noticeToEvents(JSON.stringify(body), context)).toEqual({
+      kind: 'unprocessable',
+      reason: `an SNS subscription confirmation: nothing topic ${topic} publishes reaches this queue until the subscription is confirmed; confirm it at ${link}`,
+    });
+  });
+
   it('a spot warning without an instance id is unprocessable, naming the field', () => {
     const body = JSON.parse(readNoticeSample('spot-interruption-warning.json')) as { detail: Record<string, unknown> };
     delete body.detail['instance-id'];

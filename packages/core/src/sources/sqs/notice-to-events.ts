@@ -8,6 +8,7 @@ import {
   healthDetail,
   lifecycleAction,
   rebalanceDetail,
+  snsSubscriptionConfirmation,
   snsWrapper,
   spotInterruptionDetail,
   stateChangeDetail,
@@ -236,6 +237,12 @@ export function noticeToEvents(body: string, context: NoticeContext): NoticeOutc
     message = JSON.parse(body);
   } catch {
     return unprocessable('the message body is not JSON');
+  }
+  const confirmation = snsSubscriptionConfirmation.safeParse(message);
+  // Deleted as any message that is no notice, its link would be lost with it: the reason, logged, keeps it.
+  if (confirmation.success) {
+    const { TopicArn, SubscribeURL } = confirmation.data;
+    return unprocessable(`an SNS subscription confirmation: nothing topic ${TopicArn} publishes reaches this queue until the subscription is confirmed; confirm it at ${SubscribeURL}`);
   }
   const wrapped = snsWrapper.safeParse(message);
   if (wrapped.success) {
