@@ -500,7 +500,7 @@ describe('SQS source on its own', () => {
     }
   });
 
-  it('a message whose group another replica is running is dispatched again at each renewal while kept hidden: deleted once that run is known to have ended; a source stopped meanwhile leaves it', async () => {
+  it('a message whose group another replica is running is dispatched again while kept hidden: deleted once that run is known to have ended; a source stopped meanwhile leaves it', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
     const lines: Array<Record<string, unknown>> = [];
@@ -541,12 +541,43 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('a message waiting for another replica\'s run is looked at again every second, whatever its visibility timeout: a run that failed there is run here within the notice', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const accepted: string[] = [];
+    let elsewhere = true;
+    const sink: EventSink = {
+      accept: (event, _at, onSettled) => {
+        accepted.push(event.id);
+        if (elsewhere) return { matched: 1, started: 0, deduplicated: 1, dropped: [], runningElsewhere: 1 };
+        // That run failed there: the group is free, and the event runs here.
+        queueMicrotask(() => onSettled?.({ flow: 'f', outcome: 'succeeded' }));
+        return { matched: 1, started: 1, deduplicated: 0, dropped: [] };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'kubernetes',
+    };
+    // Renewed every 10 minutes: a long drain's timeout.
+    const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '30m' }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    await source.start(sink);
+    try {
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await pollUntil(() => accepted.length >= 1, 10_000, () => 'not dispatched yet');
+      elsewhere = false;
+      await pollUntil(() => queue.list().length === 0, 10_000, () => `dispatched ${accepted.length} times; the message is still on the queue`);
+      expect(accepted.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('a source stopped while a message waits for another replica\'s run gives the sink that event no more: a run it started then would begin as core shuts down', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
     const accepted: string[] = [];
     const sink = notingSink(accepted, RUNNING_ELSEWHERE, 'kubernetes');
-    // A renewal every 10 s: the wait is asleep, not dispatching, when the source stops.
+    // The wait is asleep between its looks (every second), not dispatching, when the source stops.
     const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '30s' }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
     await source.start(sink);
     let closed = false;

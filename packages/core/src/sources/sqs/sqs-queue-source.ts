@@ -26,6 +26,14 @@ const MAX_BACKOFF_MS = 30_000;
  */
 const EMPTY_SHORT_POLL_PAUSE_MS = 1_000;
 
+/**
+ * How often a message whose group another replica is running dispatches its event again, at most (a third of the
+ * visibility timeout when shorter). The shared store answers from its cache, without a call, and learns that run's
+ * end at its next list: paced by the visibility timeout instead, a queue whose timeout covers a long drain (10 min: a
+ * look every 3 min 20 s) ran a group that failed or died there minutes late, after the notice's two minutes.
+ */
+const RUNNING_ELSEWHERE_RECHECK_MS = 1_000;
+
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
 const REFUSING_RECHECK_MS = 250;
 
@@ -294,8 +302,8 @@ export class SqsQueueSource implements EventSource {
   }
 
   /**
-   * Dispatches a message's events, then again every extension interval those whose group another replica is
-   * running, until that run is known to have ended or the source stops. The message stays hidden meanwhile: left,
+   * Dispatches a message's events, then again every {@link RUNNING_ELSEWHERE_RECHECK_MS} those whose group another
+   * replica is running, until that run is known to have ended or the source stops. The message stays hidden meanwhile: left,
    * it would be received again every visibility timeout, and every receive counts towards the queue's
    * `maxReceiveCount`, so a long drain elsewhere would push the notice to the dead-letter queue.
    */
@@ -304,6 +312,7 @@ export class SqsQueueSource implements EventSource {
     let pending = events.map((_, i) => i);
     let firstCallAt = Infinity;
     let verdict: Verdict;
+    const recheckMs = Math.min(this.keeper!.intervalMs, RUNNING_ELSEWHERE_RECHECK_MS);
     for (let round = 0; ; round++) {
       const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt));
       const ended = await Promise.all(progress.map((p) => p.verdict));
@@ -311,8 +320,8 @@ export class SqsQueueSource implements EventSource {
       for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
       verdict = combineVerdicts(verdicts);
       if (verdict.action !== 'wait' || this.stopping.signal.aborted) break;
-      if (round === 0) this.logger.info({ ...fields, why: verdict.why, recheckMs: this.keeper!.intervalMs }, 'SQS message kept hidden until a run on another replica ends');
-      await this.clock.sleep(this.keeper!.intervalMs, this.stopping.signal).catch(() => {});
+      if (round === 0) this.logger.info({ ...fields, why: verdict.why, recheckMs }, 'SQS message kept hidden until a run on another replica ends');
+      await this.clock.sleep(recheckMs, this.stopping.signal).catch(() => {});
       // Stopped mid-wait: dispatched now, the event could start a run here as core shuts down.
       if (this.stopping.signal.aborted) break;
       pending = pending.filter((i) => verdicts[i]!.action === 'wait');
