@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CoreMetrics } from '../../src/metrics.js';
 import { REJECT_REASONS } from '../../src/receiver/http-error.js';
+import { DELETE_REASONS } from '../../src/sources/sqs/sqs-metrics.js';
 import { ruleMetricProblems, type AlertRule } from '@hollowtrees/testkit';
 import { describeWithBinaries } from '../e2e/real-binaries.js';
 
@@ -20,6 +21,8 @@ const reasonsOf = (alert: string): string[] => /reason=~"([^"]+)"/.exec(ruleName
 // Rejections no alert is for: probes and scanners (not_found, method_not_allowed, a malformed
 // request line or query), a slow client (timeout), a rollout (shutting_down).
 const NOT_ALERTED = ['not_found', 'method_not_allowed', 'bad_request', 'timeout', 'shutting_down'];
+// SQS messages deleted with nothing lost: acted on, or with nothing to do (a plugin's NOT_FOUND is logged as a warning).
+const DELETED_NOT_ALERTED = ['acted', 'not_found', 'deduplicated', 'unmatched', 'ignored'];
 
 describeWithBinaries('examples/prometheus/hollowtrees-rules.yml', [{ command: 'promtool', debianPackage: 'prometheus' }, { command: 'amtool', debianPackage: 'prometheus-alertmanager' }], (paths) => {
   it('is valid with prometheus.yml, the Alertmanager example routes it, and it passes its promtool unit tests', async () => {
@@ -44,5 +47,9 @@ describe("examples/prometheus/hollowtrees-rules.yml against core's metrics", () 
     const lost = reasonsOf('HollowtreesSenderRefused');
     const refusedForNow = reasonsOf('HollowtreesOverloaded');
     expect([...lost, ...refusedForNow, ...NOT_ALERTED].sort()).toEqual([...REJECT_REASONS].sort());
+  });
+
+  it('decides for every reason the SQS source deletes a message: alerted as a notice lost, or left alone', () => {
+    expect([...reasonsOf('HollowtreesNoticeUnreadable'), ...DELETED_NOT_ALERTED].sort()).toEqual([...DELETE_REASONS].sort());
   });
 });
