@@ -465,6 +465,30 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('an error nothing expected that ends a message\'s handling while the source closes (here a commit that rejects) still closes it', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    let failCommit: (err: Error) => void = () => {};
+    const sink: EventSink = {
+      // Its group cools down: the delete waits for the commit.
+      accept: () => ({ matched: 1, started: 0, deduplicated: 1, dropped: [] }),
+      commit: () => new Promise((_resolve, reject) => (failCommit = reject)),
+      durable: true,
+      backend: 'memory',
+    };
+    const source = new SqsQueueSource(queueConfig(), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    await source.start(sink);
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await pollUntil(() => source.status().inFlight === 1, 10_000, () => 'not received yet');
+    await source.stop();
+    const closing = source.close();
+    // Once close() waits for the messages in progress (its stop is done: microtasks only).
+    await new Promise((resolve) => setImmediate(resolve));
+    failCommit(new Error('boom'));
+    await expect(closing).resolves.toBeUndefined();
+    expect(source.status()).toMatchObject({ state: 'stopped', lastError: { message: 'handling a message: boom' } });
+  });
+
   it.each([
     ['the run state cannot be saved', { durable: false, noRoom: undefined }],
     ['no flow has room', { durable: true, noRoom: 'flow "spot": its queue is full (queueSize 1)' }],

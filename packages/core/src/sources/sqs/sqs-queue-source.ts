@@ -128,7 +128,8 @@ export class SqsQueueSource implements EventSource {
   async close(): Promise<void> {
     await this.stop();
     const grace = new AbortController();
-    await Promise.race([Promise.all(this.inProgress), this.clock.sleep(DELETE_GRACE_MS, grace.signal).catch(() => {})]);
+    // Settled, not fulfilled: a handling that failed is logged by track(), and must not leave the source half closed.
+    await Promise.race([Promise.allSettled(this.inProgress), this.clock.sleep(DELETE_GRACE_MS, grace.signal).catch(() => {})]);
     grace.abort();
     this.keeper?.stop();
     this.client?.destroy();
