@@ -3,10 +3,12 @@ import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parseConfig } from '@hollowtrees/core';
 import { makeTestCertificates, tempDir } from '@hollowtrees/testkit';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hasKubectl, render, renderComposed, validateAgainstSchema, type KubeObject } from './manifests.js';
+import { coreMemoryBudget, memoryBytes } from './memory-budget.js';
 import { containerPolicyBreaches, excludedSpotLabels, longRunningContainers, podSpecOf, type Container, type PodSpec } from './pod-policy.js';
 import { REPO_ROOT } from './repo.js';
 
@@ -135,6 +137,20 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     }
   });
 
+  it("gives core the memory its configuration's limits let senders fill, so it refuses them with 503s rather than being OOM-killed", () => {
+    const mib = (bytes: number): string => `${Math.ceil(bytes / 1024 ** 2)} MiB`;
+    const short: string[] = [];
+    for (const [variant, objects] of Object.entries(variants)) {
+      const pod = corePod(objects);
+      const text = (find(objects, 'ConfigMap', configMapName(pod, objects)) as unknown as { data: Record<string, string> }).data['config.yaml']!;
+      const { config } = parseConfig(text, `${variant} config.yaml`, { SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/hollowtrees-notices' });
+      const limit = memoryBytes(container(pod, 'core').resources!.limits!['memory']!);
+      const budget = coreMemoryBudget(config);
+      if (limit < budget) short.push(`${variant}: core's memory limit is ${mib(limit)}, its configuration lets senders make it hold ${mib(budget)}`);
+    }
+    expect(short).toEqual([]);
+  });
+
   it('runs the plugins as native sidecars on 127.0.0.1 only, probed from inside the pod; the Service reaches core alone', () => {
     for (const [variant, objects] of Object.entries(variants).filter(([v]) => v !== 'overlays/plugins-mtls')) {
       const pod = corePod(objects);
@@ -182,10 +198,11 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     expect((find(objects, 'RoleBinding', 'hollowtrees-state') as unknown as { subjects: unknown }).subjects).toEqual([{ kind: 'ServiceAccount', name: 'hollowtrees', namespace: NAMESPACE }]);
     const ha = parse(await readFile(join(KUBE, 'overlays/ha/config.yaml'), 'utf8')) as Record<string, unknown>;
     const base = parse(await readFile(join(KUBE, 'base/config.yaml'), 'utf8')) as Record<string, unknown>;
-    expect(ha['state']).toEqual({ backend: 'kubernetes', kubernetes: { namespace: NAMESPACE, leasePrefix: 'hollowtrees-', leaseDuration: '30s', renewInterval: '10s' } });
-    // Everything else is the base's: the two files cannot drift apart.
+    // The base's state settings, with the Kubernetes backend; everything else is the base's: the two files cannot drift apart.
+    expect(ha['state']).toEqual({ ...(base['state'] as object), backend: 'kubernetes', kubernetes: { namespace: NAMESPACE, leasePrefix: 'hollowtrees-', leaseDuration: '30s', renewInterval: '10s' } });
     const { state: _state, ...rest } = ha;
-    expect(rest).toEqual(base);
+    const { state: _baseState, ...baseRest } = base;
+    expect(rest).toEqual(baseRest);
   });
 
   it('node-watcher: a DaemonSet on every node at system-node-critical, with its node name, sending to the Service', () => {
