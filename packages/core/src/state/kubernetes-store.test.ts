@@ -446,6 +446,51 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
   });
 
+  describe('a Lease a later version wrote, which this one cannot read (the two side by side in a rolling update)', () => {
+    /** Such a Lease of group `g`, held by a replica of that version: the name and labels of ours, a phase this one does not know. */
+    const placeLaterVersionLease = (leaseDurationSeconds: number): void => {
+      const labels = { 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': 'run-state' };
+      const annotations = { 'hollowtrees.io/group-key': 'g', 'hollowtrees.io/flow': 'spot', 'hollowtrees.io/phase': 'draining' };
+      const renewTime = new Date().toISOString().replace('Z', '000Z');
+      api.cluster.leases.create(NAMESPACE, { metadata: { name: leaseName('hollowtrees-', 'g'), labels, annotations }, spec: { holderIdentity: 'next', leaseDurationSeconds, renewTime } });
+    };
+    const holders = (): Array<string | undefined> => api.cluster.leases.all().map((l) => l.spec?.holderIdentity);
+    /** Sweeps until one sweep has listed after `store`'s last one ended (a sweep is skipped while the last is at it): that one's deletes are done. */
+    const sweepToTheEnd = async (store: KubernetesRunStateStore): Promise<void> => {
+      const lists = (): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path)).length;
+      const before = lists();
+      await expect.poll(() => (store.sweep(Date.now()), lists()), { timeout: 5_000, interval: 20 }).toBeGreaterThanOrEqual(before + 2);
+    };
+
+    it('holds its group as a run in progress there: a claim is told so, and takes it over only once it has seen it unchanged for its duration', async () => {
+      placeLaterVersionLease(1);
+      const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+      a.tryStart('g', 'spot', run('e1'), Date.now());
+      expect(await a.claim('g', run('e1'))).toEqual({ claim: 'taken', heldAs: 'running' });
+      expect(holders()).toEqual(['next']);
+      await sleep(1_100);
+      a.tryStart('g', 'spot', run('e2'), Date.now());
+      expect((await a.claim('g', run('e2'))).claim).toBe('held');
+      expect(holders()).toEqual(['a']);
+    });
+
+    it('is not swept while its holder may still renew it, by its own duration however short this replica\'s', async () => {
+      placeLaterVersionLease(30);
+      const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+      await sweepToTheEnd(a);
+      expect(holders()).toEqual(['next']);
+    });
+
+    it('is swept once seen unchanged for its duration', async () => {
+      placeLaterVersionLease(1);
+      const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+      await observe(a);
+      await sleep(1_100);
+      await sweepToTheEnd(a);
+      expect(holders()).toEqual([]);
+    });
+  });
+
   it('a replica that lost a claim to a run in progress lists the Leases each renew interval: it learns that run cooled down with no read of its own', async () => {
     const a = replica('a').store;
     const b = replica('b', { renewIntervalMs: 200 }).store;

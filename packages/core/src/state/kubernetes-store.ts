@@ -312,10 +312,10 @@ export class KubernetesRunStateStore extends GroupStates {
         }
         // A run's Lease of this identity that this process does not know is from its previous life (same pod name): that process
         // is gone. Its cooldown still holds: that run succeeded, and a restart must not run it again.
-        const over = !found || this.holdOver(current, found) || (found.phase === 'running' && found.holder === identity && !this.mine.has(key));
+        const over = found ? this.holdOver(current, found) || (found.phase === 'running' && found.holder === identity && !this.mine.has(key)) : this.unreadableOver(current);
         if (!over) {
-          this.remember(current, found, at);
-          return found.phase === 'cooling' ? COOLING_ELSEWHERE : RUNNING_ELSEWHERE;
+          if (found) this.remember(current, found, at);
+          return found?.phase === 'cooling' ? COOLING_ELSEWHERE : RUNNING_ELSEWHERE;
         }
         const next = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1 };
         try {
@@ -353,6 +353,16 @@ export class KubernetesRunStateStore extends GroupStates {
   private holdOver(lease: V1Lease, record: LeaseRecord): boolean {
     if (record.phase === 'cooling') return record.until! <= this.options.clock.now();
     return this.unchangedFor(lease) >= record.leaseDurationMs;
+  }
+
+  /**
+   * Whether a Lease of this backend that this version cannot read no longer holds its group: one a later
+   * version wrote, met beside it in a rolling update, may be a run in progress there. So it holds as a
+   * run's does, until seen unchanged for its own `leaseDurationSeconds` (this replica's `leaseDuration`
+   * at least), rather than be taken over or swept at once and its group run twice.
+   */
+  private unreadableOver(lease: V1Lease): boolean {
+    return this.unchangedFor(lease) >= Math.max((lease.spec?.leaseDurationSeconds ?? 0) * 1_000, this.options.leaseDurationMs);
   }
 
   /** How long this replica has seen the Lease at its present resourceVersion (0 when it is new to it). */
@@ -559,6 +569,7 @@ export class KubernetesRunStateStore extends GroupStates {
         if (record.holder !== identity) this.remember(lease, record, now);
         continue;
       }
+      if (!record && !this.unreadableOver(lease)) continue;
       // Over: the next event of the group claims it (and reports a run cut short).
       if (record && record.holder !== identity) this.others.delete(record.key);
       const { name, uid, resourceVersion } = lease.metadata ?? {};
