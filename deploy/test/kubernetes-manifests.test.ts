@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { parseConfig } from '@hollowtrees/core';
 import { makeTestCertificates, tempDir } from '@hollowtrees/testkit';
@@ -46,6 +46,25 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     for (const overlay of OVERLAYS) variants[`overlays/${overlay}`] = await render(join(KUBE, 'overlays', overlay));
     variants['base + components/service-monitor'] = await renderComposed([join(KUBE, 'base')], [join(KUBE, 'components/service-monitor')]);
   }, 60_000);
+
+  it("the README's install commands apply every container from the image they pushed", async () => {
+    const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
+    const commands = /```sh\n(docker build [\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const pushed = /docker push (\S+)/.exec(commands)?.[1];
+    const applied = /^kubectl apply -k (\S+)$/m.exec(commands)?.[1] ?? '';
+    // A kustomization the commands write (in the checkout's root) is written elsewhere, its path to deploy/ made relative to where it is.
+    const written = /^mkdir -p \S+ && cat > (\S+)\/kustomization\.yaml <<'EOF'\n([\s\S]*?)\nEOF$/m.exec(commands);
+    const user = await tempDir('readme-overlay');
+    try {
+      if (written?.[1] === applied) await writeFile(join(user.path, 'kustomization.yaml'), written[2]!.replaceAll('../deploy/', `${relative(user.path, join(REPO_ROOT, 'deploy'))}/`));
+      const pods = (await render(written?.[1] === applied ? user.path : join(REPO_ROOT, applied))).flatMap((o) => podSpecOf(o) ?? []);
+      const images = new Set(pods.flatMap((pod) => [...(pod.initContainers ?? []), ...pod.containers].map((c) => (c as { image?: string }).image)));
+      expect(pods.length).toBeGreaterThan(0);
+      expect([...images]).toEqual([pushed]);
+    } finally {
+      await user.remove();
+    }
+  });
 
   it('has the overlays the README documents', () => {
     expect(OVERLAYS.sort()).toEqual(['ha', 'node-watcher', 'plugins-mtls', 'prometheus-alerts', 'sqs']);
