@@ -8,6 +8,7 @@ import { makeTestCertificates, tempDir } from '@hollowtrees/testkit';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hasKubectl, render, renderComposed, validateAgainstSchema, type KubeObject } from './manifests.js';
+import { journalDiskBudget } from './journal-disk-budget.js';
 import { coreMemoryBudget, memoryBytes } from './memory-budget.js';
 import { containerPolicyBreaches, excludedSpotLabels, longRunningContainers, podSpecOf, type Container, type PodSpec } from './pod-policy.js';
 import { REPO_ROOT } from './repo.js';
@@ -166,6 +167,21 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
       const limit = memoryBytes(container(pod, 'core').resources!.limits!['memory']!);
       const budget = coreMemoryBudget(config, (find(objects, 'Deployment', 'hollowtrees') as unknown as { spec: { replicas: number } }).spec.replicas);
       if (limit < budget) short.push(`${variant}: core's memory limit is ${mib(limit)}, its configuration lets senders make it hold ${mib(budget)}`);
+    }
+    expect(short).toEqual([]);
+  });
+
+  it("gives core's run journal a volume that holds it at its largest, so kubelet never evicts the pod (and the journal with it) for filling it", () => {
+    const short: string[] = [];
+    for (const [variant, objects] of Object.entries(variants)) {
+      const pod = corePod(objects) as PodSpec & { volumes?: Array<{ name: string; emptyDir?: { sizeLimit?: string } }> };
+      const text = (find(objects, 'ConfigMap', configMapName(pod, objects)) as unknown as { data: Record<string, string> }).data['config.yaml']!;
+      const { config } = parseConfig(text, `${variant} config.yaml`, { SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/hollowtrees-notices' });
+      if (!config.state.file) continue;
+      const mount = (container(pod, 'core') as { volumeMounts?: Array<{ name: string; mountPath: string }> }).volumeMounts?.find((m) => config.state.file!.startsWith(`${m.mountPath}/`));
+      const sizeLimit = pod.volumes?.find((v) => v.name === mount?.name)?.emptyDir?.sizeLimit;
+      if (!sizeLimit) short.push(`${variant}: state.file ${config.state.file} is on no emptyDir with a sizeLimit`);
+      else if (memoryBytes(sizeLimit) < journalDiskBudget(config)) short.push(`${variant}: the journal's volume holds ${sizeLimit}, the journal may need ${Math.ceil(journalDiskBudget(config) / 1024 ** 2)} MiB`);
     }
     expect(short).toEqual([]);
   });
