@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { ThrottledLog } from '../throttled-log.js';
 
 /**
  * Logs dropped events without flooding: the first drop of a flow at once,
@@ -6,26 +7,13 @@ import type { Logger } from 'pino';
  * metric has every drop; the log only has to say that it is happening.
  */
 export class DropLog {
-  private readonly lastLogged = new Map<string, number>();
-  private readonly unlogged = new Map<string, number>();
+  private readonly log: ThrottledLog;
 
-  constructor(
-    private readonly logger: Logger,
-    private readonly now: () => number,
-    private readonly intervalMs = 10_000,
-  ) {}
+  constructor(logger: Logger, now: () => number, intervalMs = 10_000) {
+    this.log = new ThrottledLog(logger, now, intervalMs);
+  }
 
   dropped(flow: string, reason: string, fields: Record<string, unknown>): void {
-    const key = `${flow}\0${reason}`;
-    const now = this.now();
-    const last = this.lastLogged.get(key);
-    if (last !== undefined && now - last < this.intervalMs) {
-      this.unlogged.set(key, (this.unlogged.get(key) ?? 0) + 1);
-      return;
-    }
-    const alsoDropped = this.unlogged.get(key) ?? 0;
-    this.unlogged.delete(key);
-    this.lastLogged.set(key, now);
-    this.logger.warn({ flow, reason, ...fields, ...(alsoDropped ? { alsoDroppedSinceLastLine: alsoDropped } : {}) }, `event dropped: ${reason.replaceAll('_', ' ')}`);
+    this.log.log(`${flow}\0${reason}`, 'warn', { flow, reason, ...fields }, `event dropped: ${reason.replaceAll('_', ' ')}`, 'alsoDroppedSinceLastLine');
   }
 }

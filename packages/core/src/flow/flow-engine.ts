@@ -7,6 +7,7 @@ import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { ClaimResult, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
 import { BoundedQueue, FlowSlots } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
+import { ThrottledLog } from '../throttled-log.js';
 import { approximateBytes } from './event-bytes.js';
 import { compileMatcher, describeMismatch, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
@@ -168,6 +169,8 @@ export class FlowEngine {
   private readonly runSignals = new RunSignals();
   private readonly waiting = new Map<string, WaitingRun>();
   private readonly dropLog: DropLog;
+  /** Runs the store could not claim for: a wave's claims fail together while it is down, one line per flow says so every 10 s. */
+  private readonly notClaimedLog: ThrottledLog;
   private accepting = true;
   /** Set when the shutdown grace period ends: a queued run that has not started then does not start. */
   private graceOver = false;
@@ -185,6 +188,7 @@ export class FlowEngine {
     this.random = options.random ?? Math.random;
     this.recent = new RecentRuns(options.recentRuns ?? 100);
     this.dropLog = new DropLog(options.logger, () => this.clock.now());
+    this.notClaimedLog = new ThrottledLog(options.logger, () => this.clock.now());
     this.states = options.store ?? new GroupStates();
     this.heldBytes = options.heldBytes ?? new HeldBytes();
     this.listeners = options.listeners ?? new RunListeners();
@@ -455,7 +459,7 @@ export class FlowEngine {
       tell?.({ flow: flow.name, outcome: running ? 'running_elsewhere' : 'deduplicated' });
       return;
     }
-    logger.warn(fields, 'run not started: the run-state store could not be reached; the sender is refused and sends the event again');
+    this.notClaimedLog.log(flow.name, 'warn', fields, 'run not started: the run-state store could not be reached; the sender is refused and sends the event again', 'alsoNotStartedSinceLastLine');
     tell?.({ flow: flow.name, outcome: 'interrupted', error: 'the run-state store could not be reached' });
   }
 

@@ -82,3 +82,23 @@ it('an unreachable API server: the Lease-call errors at start show the namespace
   expect(text).toContain('namespaces/${HT_LEASE_NS}/leases/${HT_LEASE_PREFIX}probe');
   expect(text).not.toContain('prod-eu');
 });
+
+it('an API server failing every claim of a wave: a few log lines say so, not two per alert', async () => {
+  const app = await start();
+  // The access check at start (a read and a dry-run create) is through: what fails from now on is the claims.
+  await expect.poll(() => api.requests.some((r) => r.method === 'POST' && LEASES.test(r.path)), { timeout: 10_000, interval: 20 }).toBe(true);
+  await expect.poll(() => readiness(app.url), { timeout: 10_000, interval: 20 }).toBe(200);
+  api.failNext(1_000_000, { method: 'POST', path: LEASES, code: 500 });
+  const wave = Array.from({ length: 300 }, (_, i) => ({ labels: { alertname: 'SpotInstanceTerminating', instance_id: `i-${i}` }, startsAt: '2026-11-29T10:00:00Z' }));
+  const startedAt = Date.now();
+  expect(await app.post('/api/v2/alerts', wave)).toMatchObject({ status: 503, json: { errorType: 'state_unavailable' } });
+  // Every run has heard its claim failed.
+  await expect.poll(() => app.engine.flowStatus()[0]!.running, { timeout: 10_000, interval: 20 }).toBe(0);
+  // One line of each kind, and one more every 10 s of the wave.
+  const most = 1 + Math.floor((Date.now() - startedAt) / 10_000);
+  const count = (msg: string): number => app.logs.filter((l) => l['msg'] === msg).length;
+  expect(count('could not claim the group in the shared run-state store; the event is refused so that it is sent again')).toBeGreaterThanOrEqual(1);
+  expect(count('could not claim the group in the shared run-state store; the event is refused so that it is sent again')).toBeLessThanOrEqual(most);
+  expect(count('run not started: the run-state store could not be reached; the sender is refused and sends the event again')).toBeGreaterThanOrEqual(1);
+  expect(count('run not started: the run-state store could not be reached; the sender is refused and sends the event again')).toBeLessThanOrEqual(most);
+});

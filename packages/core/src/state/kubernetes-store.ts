@@ -1,6 +1,7 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '@hollowtrees/grpcplugin';
+import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { fromLease, heldUntil, LEASE_SELECTOR, leaseName, toLease, type LeaseRecord } from './lease-record.js';
@@ -101,6 +102,8 @@ export class KubernetesRunStateStore extends GroupStates {
   /** Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found. */
   private readonly doubts = new Map<string, Doubt>();
   private readonly elapsed: () => number;
+  /** Claims that failed: a wave's events fail together while the API server is down, one line says so every 10 s. */
+  private readonly claimLog: ThrottledLog;
   /** A list of the renew tick is in flight. */
   private listing = false;
   /** A sweep's list (and its deletes) is in flight: the next sweep is skipped, rather than list every Lease again beside it. */
@@ -117,6 +120,7 @@ export class KubernetesRunStateStore extends GroupStates {
   constructor(private readonly options: KubernetesStoreOptions) {
     super(undefined, options.maxGroups);
     this.elapsed = options.elapsed ?? (() => performance.now());
+    this.claimLog = new ThrottledLog(options.logger, () => options.clock.now());
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
   }
 
@@ -335,7 +339,7 @@ export class KubernetesRunStateStore extends GroupStates {
       // Refused (403: RBAC) or unanswered, the claim failed: commits in flight must say so.
       this.failures++;
       if (isOutage(err)) this.failed(err);
-      this.options.logger.error({ err, groupKey: key, lease: this.shownLease(name) }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
+      this.claimLog.log('claim', 'error', { err, groupKey: key, lease: this.shownLease(name) }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again', 'alsoRefusedSinceLastLine');
       return UNAVAILABLE;
     }
   }
