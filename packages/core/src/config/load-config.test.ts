@@ -341,6 +341,7 @@ describe('parseConfig accepts every documented form', () => {
       groupBy: ['node', 'instance_id'],
     });
     expect(flowWith('concurrency: 100000\nqueueSize: 10000000')).toMatchObject({ concurrency: 100_000, queueSize: 10_000_000 });
+    expect(flowWith('cooldown: 876000h')).toMatchObject({ cooldown: 876_000 * 3_600_000 });
   });
 
   it('filters: a value, a list, { not: value or list }, { regex }', () => {
@@ -501,6 +502,7 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     ['concurrency over 100,000', 'allowedEvents: [a]\nconcurrency: 100001', 'flows.spot.concurrency: Too big: expected number to be <=100000'],
     ['a queue over 10,000,000', 'allowedEvents: [a]\nqueueSize: 10000001', 'flows.spot.queueSize: Too big: expected number to be <=10000000'],
     ['an empty plugin name', 'allowedEvents: [a]\nplugins: [log, ""]', 'flows.spot.plugins[1]: Too small: expected string to have >=1 characters'],
+    ['a cooldown over 100 years (one of billions of hours ends past any date: the status API failed while it held)', 'allowedEvents: [a]\ncooldown: 876001h', 'flows.spot.cooldown: expected a duration up to 876000h (100 years)'],
   ])('a flow with %s', (_name, fields, expected) => {
     const withPlugins = fields.includes('plugins:') ? fields : `${fields}\nplugins: [log]`;
     expect(problem(`flows:\n  spot:\n${withPlugins.replace(/^/gm, '    ')}\n`)).toBe(`config.yaml: ${expected}`);

@@ -154,12 +154,19 @@ const flowStep = z
   )
   .transform((step) => (typeof step === 'string' ? { plugin: step, config: {} } : { plugin: step.plugin, config: Object.fromEntries(Object.entries(step.config).map(([k, v]) => [k, String(v)])) }));
 
+/**
+ * A flow's cooldown: at most 100 years. Its end is a date in the status API, the journal and a
+ * Lease, and a date past the year 275760 (a cooldown of billions of hours) is none: every status
+ * request would fail while the group cooled, and so would the Lease holding its cooldown.
+ */
+const cooldown = duration.refine((ms) => ms <= 100 * 365 * 86_400_000, 'expected a duration up to 876000h (100 years)');
+
 const flow = z.strictObject({
   description: z.string().default(''),
   allowedEvents: z.array(eventPattern).min(1, 'expected at least one event type'),
   filters: z.record(z.string(), filterValue).default({}),
   groupBy: z.array(z.string().min(1)).default([]),
-  cooldown: duration.default(0),
+  cooldown: cooldown.default(0),
   /** Runs of this flow at once; more wait in the queue. */
   concurrency: z.number().int().min(1).max(100_000).default(1_000),
   /** Runs waiting for a slot; beyond it an event is dropped, counted, and its POST answered 503 so the sender re-sends. */
