@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /** A receiver address, split into what `server.listen()` takes. */
 export interface ListenAddress {
   /**
@@ -29,18 +31,40 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
 }
 
 /** What a plugin address must look like, for error messages. */
-export const PLUGIN_ADDRESS_FORMAT = 'expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock';
+const PLUGIN_ADDRESS_FORMAT = 'expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock';
 
-/** gRPC name-resolver schemes grpc-js takes in a target. */
-const GRPC_TARGET = /^(dns|unix|unix-abstract|ipv4|ipv6|vsock):./;
+/** A gRPC target URI as grpc-js parses one (its uri-parser): `scheme:[//authority/]path`. */
+const GRPC_TARGET = /^(dns|unix|ipv4|ipv6):(?:\/\/([^/]*)\/)?(.+)$/;
+
+/** `HOST:PORT` with a host and a port from 1 (grpc-js dials 443 where the port is left out). */
+function hostAndPort(text: string): ListenAddress | undefined {
+  const address = parseListenAddress(text);
+  return address?.host !== undefined && address.port > 0 ? address : undefined;
+}
 
 /**
- * Whether `text` is where a plugin can be reached: `HOST:PORT` with a host and
- * a port from 1, or a gRPC target URI. grpc-js would take a bare name too and
+ * What is wrong with a plugin address, or undefined when it is one grpc-js can dial:
+ * `HOST:PORT` with a host and a port from 1, or a target of a scheme grpc-js resolves
+ * (`unix:`, `dns:`, `ipv4:`, `ipv6:`). grpc-js would take a name without a port too and
  * quietly dial port 443; that is refused, as it is always a mistake here.
  */
-export function isPluginAddress(text: string): boolean {
-  if (GRPC_TARGET.test(text)) return true;
-  const address = parseListenAddress(text);
-  return address !== undefined && !text.startsWith(':') && address.port > 0;
+export function pluginAddressProblem(text: string): string | undefined {
+  const [, scheme, authority, path = ''] = GRPC_TARGET.exec(text) ?? [];
+  switch (scheme) {
+    case undefined:
+      return hostAndPort(text) ? undefined : PLUGIN_ADDRESS_FORMAT;
+    case 'unix':
+      return undefined;
+    case 'dns': {
+      // grpc-js hands the authority to Node's resolver as the DNS server to ask, which takes an IP address only (and throws at start otherwise).
+      const server = authority === undefined || authority === '' || isIP(authority) !== 0 || isIP(parseListenAddress(authority)?.host ?? '') !== 0;
+      if (!server) return 'expected the DNS server of a dns://SERVER/HOST:PORT target as an IP address (grpc-js cannot use a name there), or dns:///HOST:PORT for the system\'s';
+      return hostAndPort(path) ? undefined : 'expected dns:///HOST:PORT, with the port of the plugin (without one grpc-js dials port 443)';
+    }
+    default: {
+      const family = scheme === 'ipv4' ? 4 : 6;
+      const each = path.split(',').every((entry) => isIP(hostAndPort(entry)?.host ?? '') === family);
+      return each ? undefined : `expected ${scheme}:ADDRESS:PORT, or a list of them separated by commas, each an IPv${family} address${family === 6 ? ' in brackets' : ''} with the port of the plugin`;
+    }
+  }
 }

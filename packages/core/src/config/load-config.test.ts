@@ -181,7 +181,10 @@ flows:
     expect(problem(`server: { listen: "\${LISTEN}" }\n${flowYaml()}`, { LISTEN: '' })).toContain('server.listen: environment variable LISTEN is not set');
   });
 
-  it.each(['127.0.0.1:9000', 'drain.hollowtrees.svc:9000', '[::1]:9000', 'unix:/run/hollowtrees/drain.sock', 'dns:///drain:9000'])('accepts the plugin address %s', (address) => {
+  it.each([
+    '127.0.0.1:9000', 'drain.hollowtrees.svc:9000', '[::1]:9000', 'unix:/run/hollowtrees/drain.sock', 'dns:///drain:9000',
+    'unix:///run/hollowtrees/drain.sock', 'dns:drain:9000', 'dns://10.96.0.10/drain:9000', 'dns://[fd00::a]:53/drain:9000', 'ipv4:10.0.0.1:9000,10.0.0.2:9000', 'ipv6:[fd00::1]:9000',
+  ])('accepts the plugin address %s', (address) => {
     expect(parseConfig(`plugins:\n  x: { type: grpc, address: "${address}" }\n${flowYaml()}`, 'config.yaml', {}).config.plugins.x).toMatchObject({ address });
   });
 
@@ -256,6 +259,11 @@ flows:
     ['no allowedEvents', 'flows:\n  spot:\n    plugins: [log]\n', 'config.yaml: flows.spot.allowedEvents: required (expected array)'],
     ['an empty plugin list', flowYaml('', '[]'), 'config.yaml: flows.spot.plugins: expected at least one plugin'],
     ['a plugin address without a port (grpc-js would dial 443)', `plugins:\n  x: { type: grpc, address: "drain" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock, got "drain"'],
+    ['a dns: target without a port (grpc-js would dial 443)', `plugins:\n  x: { type: grpc, address: "dns:///drain.hollowtrees.svc" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected dns:///HOST:PORT, with the port of the plugin (without one grpc-js dials port 443), got "dns:///drain.hollowtrees.svc"'],
+    ['a dns: target whose DNS server is a name (start-up failed on a TypeError)', `plugins:\n  x: { type: grpc, address: "dns://kube-dns/drain:9000" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected the DNS server of a dns://SERVER/HOST:PORT target as an IP address (grpc-js cannot use a name there), or dns:///HOST:PORT for the system\'s, got "dns://kube-dns/drain:9000"'],
+    ['an ipv4: target without a port (grpc-js would dial 443)', `plugins:\n  x: { type: grpc, address: "ipv4:10.0.0.1:9000,10.0.0.2" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected ipv4:ADDRESS:PORT, or a list of them separated by commas, each an IPv4 address with the port of the plugin, got "ipv4:10.0.0.1:9000,10.0.0.2"'],
+    ['an ipv6: target of an IPv4 address', `plugins:\n  x: { type: grpc, address: "ipv6:10.0.0.1:9000" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected ipv6:ADDRESS:PORT, or a list of them separated by commas, each an IPv6 address in brackets with the port of the plugin, got "ipv6:10.0.0.1:9000"'],
+    ['a target of a scheme grpc-js does not resolve (every call would fail)', `plugins:\n  x: { type: grpc, address: "unix-abstract:drain" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin, e.g. 127.0.0.1:9000, or a gRPC target such as unix:/run/plugin.sock, got "unix-abstract:drain"'],
     ['a plugin address with port 0', `plugins:\n  x: { type: grpc, address: "127.0.0.1:0" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin'],
     ['a plugin address without a host', `plugins:\n  x: { type: grpc, address: ":9000" }\n${flowYaml()}`, 'config.yaml: plugins.x.address: expected HOST:PORT of the plugin'],
     ['a plugin without type', `plugins:\n  x: { address: "a:1" }\n${flowYaml()}`, 'config.yaml: plugins.x.type: expected type: grpc or type: log'],

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_KEEPALIVE, parseDuration } from '@hollowtrees/grpcplugin';
 import { formatByteSize, parseByteSize } from './byte-size.js';
-import { isPluginAddress, LISTEN_FORMAT, parseListenAddress, PLUGIN_ADDRESS_FORMAT } from './listen-address.js';
+import { LISTEN_FORMAT, parseListenAddress, pluginAddressProblem } from './listen-address.js';
 import { regionOfQueueUrl } from '../sources/sqs/sqs-region.js';
 import type { ShownInput } from '../validation-issues.js';
 
@@ -82,7 +82,8 @@ const pluginTimeout = timerDuration(1, '1ms');
 const grpcPlugin = z.strictObject({
   type: z.literal('grpc'),
   address: z.string().superRefine((text, ctx) => {
-    if (!isPluginAddress(text)) ctx.addIssue({ code: 'custom', message: PLUGIN_ADDRESS_FORMAT, params: { got: text } satisfies ShownInput });
+    const problem = pluginAddressProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, params: { got: text } satisfies ShownInput });
   }),
   timeout: pluginTimeout.default(30_000),
   retry: retry.default(defaultRetry),
