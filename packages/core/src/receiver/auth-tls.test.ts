@@ -86,6 +86,26 @@ describe('receiver auth', () => {
     expect((await fetch(`${guarded.url}/api/v1/status`)).status).toBe(401);
   });
 
+  it("auth on: a scanner's GETs without credentials get the same 401 but count as unauthorized_read, not as the unauthorized that pages: they carried no alert", async () => {
+    const rejected = async (): Promise<Record<string, number>> => {
+      const metric = await guarded.metrics.registry.getSingleMetric('hollowtrees_requests_rejected_total')!.get();
+      return Object.fromEntries(metric.values.map((v) => [String(v.labels.reason), v.value]));
+    };
+    const before = await rejected();
+    for (const [method, path] of [['GET', '/'], ['GET', '/.env'], ['GET', '/metrics'], ['HEAD', '/api/v1/status'], ['GET', '/api/v1/status/runs?limit=1']]) {
+      const res = await fetch(`${guarded.url}${path}`, { method });
+      expect(res.status).toBe(401);
+      if (method === 'GET') expect(await res.json()).toEqual({ status: 'error', errorType: 'unauthorized', error: 'unauthorized' });
+    }
+    // What may have carried alerts still counts as unauthorized: a POST anywhere, any method on an alert path.
+    expect((await postWith(guarded, {})).status).toBe(401);
+    expect((await fetch(`${guarded.url}/api/v3/alerts`, { method: 'POST', body: alerts })).status).toBe(401);
+    expect((await fetch(`${guarded.url}/api/v2/alerts`)).status).toBe(401);
+    const after = await rejected();
+    expect(after['unauthorized_read']! - before['unauthorized_read']!).toBe(5);
+    expect(after['unauthorized']! - before['unauthorized']!).toBe(3);
+  });
+
   it('never logs the secrets', () => {
     const text = JSON.stringify(guarded.logs);
     expect(text).not.toContain(TOKEN);

@@ -10,6 +10,7 @@ export const REJECT_REASONS = [
   'method_not_allowed',
   'unsupported_media_type',
   'unauthorized',
+  'unauthorized_read',
   'overloaded',
   'timeout',
   'queue_full',

@@ -10,7 +10,7 @@ import { UNAVAILABLE_BECAUSE, type StateBackend } from '../state/run-state-store
 import type { EventSource, SourceStatus } from '../sources/event-source.js';
 import type { Authenticator } from './auth.js';
 import { requireIdentityEncoding } from './content-encoding.js';
-import { HttpError } from './http-error.js';
+import { HttpError, type RejectReason } from './http-error.js';
 import { INTAKES, type Intake } from './intake.js';
 import { readBody } from './read-body.js';
 import type { ReceiverMetrics } from './receiver-metrics.js';
@@ -104,6 +104,20 @@ const BARE_STATUS: Readonly<Record<string, string>> = {
 
 /** Probes must work without credentials. */
 const OPEN_PATHS = new Set(['/-/healthy', '/-/ready']);
+
+/** The path of a request, without its query string. */
+const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?', 1)[0] ?? '/';
+
+/**
+ * The rejection counter's reason for `error`. A 401 to a GET or HEAD of a path that takes no
+ * events (a scanner trying `/` or `/metrics`, a scrape without its token) is counted apart, as
+ * `unauthorized_read`: nothing sent was lost, and `unauthorized` is what a sender whose alerts
+ * were refused pages on. The client gets the same 401 either way.
+ */
+function countedReason(req: IncomingMessage, error: HttpError): RejectReason {
+  const read = (req.method === 'GET' || req.method === 'HEAD') && INTAKES[pathOf(req)] === undefined;
+  return error.reason === 'unauthorized' && read ? 'unauthorized_read' : error.reason;
+}
 
 /**
  * Whether some of the request's body is still unread. A request without a body
@@ -287,7 +301,8 @@ export class Receiver implements EventSource {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const [path = '/', search = ''] = (req.url ?? '/').split('?', 2);
+    const path = pathOf(req);
+    const search = (req.url ?? '').split('?', 2)[1] ?? '';
     this.busySockets.set(req.socket, res);
     res.once('close', () => this.busySockets.delete(req.socket));
     try {
@@ -377,7 +392,7 @@ export class Receiver implements EventSource {
   private reject(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     const error = err instanceof HttpError ? err : new HttpError(500, 'internal', 'internal error');
     if (!(err instanceof HttpError)) this.options.logger.error({ err, path: req.url }, 'receiver failed on a request');
-    this.options.metrics.requestsRejected.inc({ reason: error.reason });
+    this.options.metrics.requestsRejected.inc({ reason: countedReason(req, error) });
     this.errors++;
     this.lastError = { at: (this.options.clock ?? systemClock).now(), message: `${error.status} ${error.reason}: ${error.message}` };
     if (res.headersSent) {

@@ -207,8 +207,9 @@ describe('receiver in front of a sink that cannot take everything', () => {
     try {
       const text = await (await fetch(`${r.url}/metrics`)).text();
       const zeros = (name: string): string[] => text.split('\n').filter((l) => l.startsWith(`${name}{`) && l.endsWith(' 0'));
-      expect(zeros('hollowtrees_requests_rejected_total')).toHaveLength(17);
+      expect(zeros('hollowtrees_requests_rejected_total')).toHaveLength(18);
       expect(text).toContain('hollowtrees_requests_rejected_total{reason="unauthorized"} 0');
+      expect(text).toContain('hollowtrees_requests_rejected_total{reason="unauthorized_read"} 0');
       expect(text).toContain('hollowtrees_requests_rejected_total{reason="queue_full"} 0');
       expect(zeros('hollowtrees_events_received_total').sort()).toEqual([
         ...['api_v1', 'api_v2', 'webhook'].flatMap((source) => ['', '.resolved'].map((end) => `hollowtrees_events_received_total{source="${source}",type="prometheus.server.alert.*${end}"} 0`)),

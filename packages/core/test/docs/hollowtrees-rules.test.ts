@@ -19,8 +19,9 @@ const ruleNamed = (alert: string): AlertRule => rules.find((r) => r.alert === al
 /** The reasons a rule's `reason=~"a|b"` matcher names. */
 const reasonsOf = (alert: string): string[] => /reason=~"([^"]+)"/.exec(ruleNamed(alert).expr)![1]!.split('|');
 // Rejections no alert is for: probes and scanners (not_found, method_not_allowed, a malformed
-// request line or query), a slow client (timeout), a rollout (shutting_down).
-const NOT_ALERTED = ['not_found', 'method_not_allowed', 'bad_request', 'timeout', 'shutting_down'];
+// request line or query, a GET without credentials: unauthorized_read), a slow client (timeout),
+// a rollout (shutting_down).
+const NOT_ALERTED = ['not_found', 'method_not_allowed', 'bad_request', 'unauthorized_read', 'timeout', 'shutting_down'];
 // SQS messages deleted with nothing lost: acted on, or with nothing to do (a plugin's NOT_FOUND is logged as a warning).
 const DELETED_NOT_ALERTED = ['acted', 'not_found', 'deduplicated', 'unmatched', 'ignored'];
 
