@@ -459,7 +459,8 @@ export const configSchema = z.strictObject({
   server: server.default({ listen: '127.0.0.1:9092', limits: defaultLimits, timeouts: defaultTimeouts, shutdownGracePeriod: 30_000 }),
   log: log.default({ level: 'info' }),
   plugins: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'plugin names use letters, digits, . _ -'), plugin).default({}),
-  flows: z.record(z.string().min(1), flow),
+  // Without a flow every alert is answered 200 and every SQS notice deleted, and nothing acts on any.
+  flows: z.record(z.string().min(1), flow).refine((flows) => Object.keys(flows).length > 0, 'expected at least one flow: without one, every alert is answered 200 and every SQS notice deleted, and nothing acts on them'),
   sources: sources.default({ sqs: [], spotPrice: [] }),
 });
 
