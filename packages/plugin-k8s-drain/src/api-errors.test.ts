@@ -1,7 +1,7 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { ApiException, FetchError } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { isTransient, toPluginError } from './api-errors.js';
+import { isNamespaceTerminating, isTransient, toPluginError } from './api-errors.js';
 import { DeadlineReachedError } from './deadline.js';
 
 const refusal = (code: number, body: unknown): ApiException<unknown> => new ApiException(code, `HTTP ${code}`, body, {});
@@ -150,5 +150,23 @@ describe('isTransient', () => {
     [Code.FailedPrecondition, false],
   ])('%s: %s', (code, transient) => {
     expect(isTransient(new PluginError(code, 'x'))).toBe(transient);
+  });
+});
+
+describe('isNamespaceTerminating', () => {
+  it('reads the cause from its reason, as the API server writes a StatusCause (Go\'s Type is JSON reason)', () => {
+    // NamespaceLifecycle admission's answer to an eviction in a namespace being deleted, as kube-apiserver sends it.
+    const body = JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'pods "web-0" is forbidden: unable to create new content in namespace preview because it is being terminated',
+      reason: 'Forbidden',
+      details: { name: 'web-0', kind: 'pods', causes: [{ reason: 'NamespaceTerminating', message: 'namespace preview is being terminated', field: 'metadata.namespace' }] },
+      code: 403,
+    });
+    expect(isNamespaceTerminating(toPluginError(refusal(403, body), 'evicting pod preview/web-0'))).toBe(true);
+    expect(isNamespaceTerminating(toPluginError(refusal(403, status('forbidden by RBAC', 403)), 'evicting pod preview/web-0'))).toBe(false);
   });
 });

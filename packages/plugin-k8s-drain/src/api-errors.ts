@@ -29,10 +29,10 @@ function messageOf(err: ApiException<unknown>): string {
   return typeof message === 'string' && message ? message : `HTTP ${err.code}`;
 }
 
-/** The `type` of each of a `Status` body's `details.causes`. */
+/** The type of each of a `Status` body's `details.causes`: its `reason` on the wire (Go's `StatusCause.Type` has the JSON name `reason`). */
 function causeTypesOf(err: ApiException<unknown>): string[] {
   const causes = (bodyOf(err) as { details?: { causes?: unknown } } | undefined)?.details?.causes;
-  return Array.isArray(causes) ? causes.flatMap((c: { type?: unknown }) => (typeof c?.type === 'string' ? [c.type] : [])) : [];
+  return Array.isArray(causes) ? causes.flatMap((c: { reason?: unknown }) => (typeof c?.reason === 'string' ? [c.reason] : [])) : [];
 }
 
 /**

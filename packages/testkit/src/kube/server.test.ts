@@ -173,6 +173,18 @@ describe('kube-apiserver stand-in', () => {
     expect((await call('POST', '/api/v1/namespaces/default/pods/gone/eviction', { metadata: { name: 'gone' } })).code).toBe(404);
   });
 
+  it('refuses an eviction in a namespace being deleted 403 with the cause NamespaceTerminating in its reason, as NamespaceLifecycle admission does', async () => {
+    api.cluster.addPod({ metadata: { name: 'web-0', namespace: 'preview' }, spec: { nodeName: 'n1' } });
+    api.cluster.terminateNamespace('preview');
+    const refused = await call('POST', '/api/v1/namespaces/preview/pods/web-0/eviction', { ...(eviction('web-0') as object), metadata: { name: 'web-0', namespace: 'preview' } });
+    // Go's StatusCause.Type goes on the wire as `reason`: a client reading `type` finds nothing there.
+    expect(refused).toMatchObject({
+      code: 403,
+      body: { reason: 'Forbidden', details: { causes: [{ reason: 'NamespaceTerminating', message: 'namespace preview is being terminated', field: 'metadata.namespace' }] } },
+    });
+    expect(refused.body.details.causes[0]).not.toHaveProperty('type');
+  });
+
   it('evicts only the pod the uid precondition names: one recreated under its name since is refused 409, as the API server refuses its deletion', async () => {
     const first = api.cluster.addPod({ metadata: { name: 'db-0' }, spec: { nodeName: 'n1' } });
     api.cluster.deletePod('default', 'db-0', 0);

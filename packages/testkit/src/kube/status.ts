@@ -89,12 +89,13 @@ export const disruptionBudgetViolated = (pdb: string, desiredHealthy: number, cu
 
 /**
  * NamespaceLifecycle admission's 403 for a create in a namespace being deleted (an
- * eviction is a create of the pod's subresource): cause type `NamespaceTerminating`.
+ * eviction is a create of the pod's subresource): cause type `NamespaceTerminating`, which
+ * travels in the cause's `reason` (Go's `StatusCause.Type` has the JSON name `reason`).
  */
 export const namespaceTerminating = (r: Resource, name: string, namespace: string): StatusError =>
   failure(403, 'Forbidden', `${qualified(r)} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`, {
     ...detailsOf(r, name),
-    causes: [{ type: 'NamespaceTerminating', message: `namespace ${namespace} is being terminated`, field: 'metadata.namespace' }],
+    causes: [{ reason: 'NamespaceTerminating', message: `namespace ${namespace} is being terminated`, field: 'metadata.namespace' }],
   });
 
 /** The eviction API's answer for a pod covered by two or more budgets (no reason, as upstream). */

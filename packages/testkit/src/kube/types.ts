@@ -114,7 +114,8 @@ export interface Status {
     name?: string;
     group?: string;
     kind?: string;
-    causes?: Array<{ reason?: string; type?: string; message?: string; field?: string }>;
+    // A cause's type is its `reason` on the wire (Go's `StatusCause.Type`, JSON name `reason`).
+    causes?: Array<{ reason?: string; message?: string; field?: string }>;
     retryAfterSeconds?: number;
   };
   code: number;
