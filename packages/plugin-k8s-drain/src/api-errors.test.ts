@@ -36,6 +36,19 @@ describe('toPluginError', () => {
     expect(toPluginError(refusal(500, JSON.stringify({ message: 42 })), doing).message).toBe(`${doing}: HTTP 500`);
   });
 
+  it('names the budget that refused an eviction, which the API server gives only in the 429\'s cause; other causes add nothing', () => {
+    const doing = 'evicting pod apps/db-0';
+    const refusedBy = (...causes: unknown[]) =>
+      JSON.stringify({ kind: 'Status', status: 'Failure', message: "Cannot evict pod as it would violate the pod's disruption budget.", reason: 'TooManyRequests', details: { causes }, code: 429 });
+    const budget = { reason: 'DisruptionBudget', message: 'The disruption budget db needs 2 healthy pods and has 2 currently' };
+    expect(toPluginError(refusal(429, refusedBy(budget)), doing).message).toBe(
+      `${doing}: Cannot evict pod as it would violate the pod's disruption budget. The disruption budget db needs 2 healthy pods and has 2 currently`,
+    );
+    expect(toPluginError(refusal(429, refusedBy({ message: 'no reason' }, null, 'text', { reason: 'DisruptionBudget' })), doing).message).toBe(
+      `${doing}: Cannot evict pod as it would violate the pod's disruption budget.`,
+    );
+  });
+
   it('maps a failed uid precondition (the object recreated under its name) to NOT_FOUND, in both of the API server\'s wordings; another conflict stays ABORTED', () => {
     const doing = 'evicting pod apps/db-0';
     for (const message of [

@@ -26,13 +26,21 @@ function messageOf(err: ApiException<unknown>): string {
   const body = bodyOf(err);
   if (typeof body === 'string') return body.trim() || `HTTP ${err.code}`;
   const message = typeof body === 'object' && body !== null && 'message' in body ? body.message : undefined;
-  return typeof message === 'string' && message ? message : `HTTP ${err.code}`;
+  const text = typeof message === 'string' && message ? message : `HTTP ${err.code}`;
+  // An eviction's 429 names the budget that refused it only in its cause ("The disruption budget db needs 3 healthy pods and has 3 currently").
+  const budgets = causesOf(body).flatMap((c) => (c.reason === 'DisruptionBudget' && typeof c.message === 'string' && c.message ? [c.message] : []));
+  return budgets.length > 0 ? `${text} ${budgets.join('; ')}` : text;
 }
 
-/** The type of each of a `Status` body's `details.causes`: its `reason` on the wire (Go's `StatusCause.Type` has the JSON name `reason`). */
+/** A `Status` body's `details.causes`. A cause's type is its `reason` on the wire (Go's `StatusCause.Type` has the JSON name `reason`). */
+function causesOf(body: unknown): Array<{ reason?: unknown; message?: unknown }> {
+  const causes = (body as { details?: { causes?: unknown } } | null | undefined)?.details?.causes;
+  return Array.isArray(causes) ? causes.filter((c): c is { reason?: unknown; message?: unknown } => typeof c === 'object' && c !== null) : [];
+}
+
+/** The type of each of a `Status` body's `details.causes`. */
 function causeTypesOf(err: ApiException<unknown>): string[] {
-  const causes = (bodyOf(err) as { details?: { causes?: unknown } } | undefined)?.details?.causes;
-  return Array.isArray(causes) ? causes.flatMap((c: { reason?: unknown }) => (typeof c?.reason === 'string' ? [c.reason] : [])) : [];
+  return causesOf(bodyOf(err)).flatMap((c) => (typeof c.reason === 'string' ? [c.reason] : []));
 }
 
 /**

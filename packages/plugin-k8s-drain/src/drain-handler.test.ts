@@ -135,6 +135,8 @@ describe('DrainHandler', () => {
     expect(err).toBeInstanceOf(DrainIncompleteError);
     expect(err.code).toBe(Code.DeadlineExceeded);
     expect((err as DrainIncompleteError).attributes).toMatchObject({ node: 'node-a', pods_evicted: '2', pods_remaining: '3' });
+    // Which pod, and which budget holds it: the budget's name is only in the 429's cause.
+    expect(err.message).toMatch(/; last reason: evicting pod apps\/db-\d: Cannot evict pod as it would violate the pod's disruption budget\. The disruption budget db needs 3 healthy pods and has 3 currently$/);
     expect(names(api.cluster.pods('node-a'))).toEqual(['db-0', 'db-1', 'db-2']);
     await handler.eventsRecorded();
     expect(api.cluster.events().map((e) => e.reason)).toEqual(['SpotInterruption', 'DrainFailed']);
@@ -145,7 +147,7 @@ describe('DrainHandler', () => {
     cleanups.push(() => server.close(), () => client.close());
     const remote = await rejection(client.handle(event({ node: 'node-a' }), { flow: 'spot', timeoutMs: 1_500 }));
     expect(remote.code).toBe(Code.DeadlineExceeded);
-    expect(remote.message).toMatch(/pods_remaining=3 \(apps\/db-0, apps\/db-1, apps\/db-2\).*disruption budget/);
+    expect(remote.message).toMatch(/pods_remaining=3 \(apps\/db-0, apps\/db-1, apps\/db-2\).*disruption budget.*The disruption budget db needs 3 healthy pods/);
   });
 
   it('fails with FAILED_PRECONDITION (permanent, not retried) when the deadline has already passed at entry, having still cordoned the node', async () => {
@@ -468,7 +470,7 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 7 } });
     const err = await rejection(handlerFor(api, { replyMarginMs: 300 }).handle(event({ node: 'node-a' }), context(3_000)));
     expect(err.message).toMatch(
-      /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=7 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4, and 2 more\); last reason: evicting pod apps\/db-\d: Cannot evict pod as it would violate the pod's disruption budget\.$/,
+      /^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=7 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4, and 2 more\); last reason: evicting pod apps\/db-\d: Cannot evict pod as it would violate the pod's disruption budget\. The disruption budget db needs 7 healthy pods and has 7 currently$/,
     );
   });
 
@@ -562,7 +564,7 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     const call = rejection(handler.handle(event({ node: 'node-a' }), { ...context(), deadline: new Date(clock.now() + 10_000), signal: new AbortController().signal }));
     await vi.waitFor(() => expect(clock.sleeping).toBeGreaterThan(1), { timeout: 5_000, interval: 5 });
     clock.advance(10_000);
-    expect((await call).message).toMatch(/; last reason: evicting pod apps\/db-0: Cannot evict pod as it would violate the pod's disruption budget\.$/);
+    expect((await call).message).toMatch(/; last reason: evicting pod apps\/db-0: Cannot evict pod as it would violate the pod's disruption budget\. The disruption budget db needs 1 healthy pods and has 1 currently$/);
   });
 
   it('never evicts a pod recreated under the name of one it was evicting (a StatefulSet’s, on another node): the eviction names the uid, and the old pod counts as gone', async () => {
