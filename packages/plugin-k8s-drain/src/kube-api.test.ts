@@ -95,6 +95,21 @@ describe('createKubeApi', () => {
     expect(events).toHaveLength(2);
   });
 
+  it('gives up a read that gets no answer within readTimeoutMs (ETIMEDOUT: UNAVAILABLE, tried again) and frees its call slot, as a write', async () => {
+    // One call slot: the retry below goes through only once the read that got no answer has let go of it.
+    const { kube, api } = await startStandIn(cleanups, {}, { maxInFlight: 1, readTimeoutMs: 1_000 });
+    kube.cluster.addNode({ metadata: { name: 'n1' } });
+    // A connection the API server (or a load balancer before it) stopped answering on: nothing ever comes back.
+    const never = new Promise<never>(() => {});
+    kube.failNext(1, { effect: 'delay', until: never, method: 'GET', path: /^\/api\/v1\/nodes\/n1$/ });
+    const found = await findNode(api, { name: 'n1' }, retryWithin(cleanups, 20_000));
+    expect(found?.metadata?.name).toBe('n1');
+    // A cache's list page too: its list is tried again, not waited on for ever.
+    kube.failNext(1, { effect: 'delay', until: never, method: 'GET', path: /^\/api\/v1\/pods$/ });
+    await expect(api.listPodPage(undefined)).rejects.toMatchObject({ code: 'ETIMEDOUT', message: 'no answer within 1000 ms' });
+    expect((await api.listPodPage(undefined)).items).toEqual([]);
+  });
+
   it('evicts with the grace period given, or the pod\'s own when none is', async () => {
     const { kube, api } = await start();
     kube.cluster.addNode({ metadata: { name: 'n1' } });
@@ -113,6 +128,15 @@ describe('createKubeApi', () => {
     const kc = new KubeConfig();
     kc.loadFromOptions({ clusters: [], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'missing', user: 'u' }], currentContext: 'x' });
     expect(() => createKubeApi(kc)).toThrow('the kubeconfig has no current cluster');
+  });
+
+  it('refuses a readTimeoutMs no timer can wait, which would fail every read at once', async () => {
+    const { kube } = await startStandIn(cleanups);
+    const kc = new KubeConfig();
+    kc.loadFromOptions(kube.kubeConfigOptions());
+    for (const readTimeoutMs of [0, 1.5, 2 ** 31, Infinity, NaN]) {
+      expect(() => createKubeApi(kc, { readTimeoutMs })).toThrow(`createKubeApi: readTimeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${readTimeoutMs}`);
+    }
   });
 });
 

@@ -6,16 +6,19 @@ import {
   Watch,
   type CoreV1Event,
   type KubeConfig,
+  type RequestContext,
+  type ResponseContext,
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { CallGate, readEveryPage, SharedAgents } from '@hollowtrees/grpcplugin';
 import { isExpiredToken } from './api-errors.js';
-import { kubeWriter } from './kube-request.js';
+import { kubeWriter, noAnswerWithin } from './kube-request.js';
 import type { ListedPage, WatchEvent } from './watched-list.js';
 
 /** What a Kubernetes call is for, most urgent first: a node still taking pods is the worst case, then evictions and listings, Kubernetes Events last. */
 const CALL_PRIORITIES = ['cordon', 'drain', 'event'] as const;
+type CallPriority = (typeof CALL_PRIORITIES)[number];
 
 /** The collections a drain's caches watch. */
 export type WatchedCollection = 'pods' | 'nodes';
@@ -66,6 +69,39 @@ export interface EvictOptions {
 export interface KubeApiOptions {
   /** Calls in flight at once, across every drain; also the connections kept. Default 64. */
   maxInFlight?: number;
+  /**
+   * Milliseconds a read (a GET, a list page; not a watch) may go without its whole answer before it
+   * is given up as ETIMEDOUT, which a drain maps to UNAVAILABLE and tries again (writes: 30 s).
+   * Default 60 000: the API server's own `--request-timeout`, past which it answers 504 itself, so a
+   * read it still serves (a large page from a loaded server) is never cut short.
+   */
+  readTimeoutMs?: number;
+}
+
+/**
+ * A `promiseMiddleware` entry that aborts each call of the generated client (the reads: a GET, a
+ * list page) `timeoutMs` after it starts, as {@link kubeWriter} gives up a write: a connection
+ * that stopped answering would otherwise hold its call slot, and a cache's list, until the kernel
+ * gives up on it (some 15 minutes).
+ */
+function readTimeout(timeoutMs: number): { pre(context: RequestContext): Promise<RequestContext>; post(response: ResponseContext): Promise<ResponseContext> } {
+  return {
+    pre: async (context) => {
+      context.setSignal(AbortSignal.timeout(timeoutMs));
+      return context;
+    },
+    post: async (response) => response,
+  };
+}
+
+/** Runs a read of the generated client; one the {@link readTimeout} cut short fails as the writes do, ETIMEDOUT. */
+async function timed<T>(read: () => Promise<T>, timeoutMs: number): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    // node-fetch's AbortError: only the timeout aborts a read.
+    throw err instanceof Error && err.name === 'AbortError' ? noAnswerWithin(timeoutMs) : err;
+  }
 }
 
 // Large clusters list in pages, so one answer never holds every node or pod.
@@ -106,28 +142,34 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const gate = new CallGate(options.maxInFlight ?? 64, CALL_PRIORITIES);
+  const timeoutMs = options.readTimeoutMs ?? 60_000;
+  // A timer past 2^31-1 ms fires at once: every read would fail.
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) {
+    throw new RangeError(`createKubeApi: readTimeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${timeoutMs}`);
+  }
   const agents = new SharedAgents({ maxSockets: gate.limit });
   const core = new CoreV1Api(
     createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: kubeConfig },
-      promiseMiddleware: [agents.middleware()],
+      promiseMiddleware: [agents.middleware(), readTimeout(timeoutMs)],
     }),
   );
+  const read = <T>(priority: CallPriority, call: () => Promise<T>): Promise<T> => gate.run(priority, () => timed(call, timeoutMs));
   const write = kubeWriter(kubeConfig, agents);
   const watch = new Watch(kubeConfig);
   const path = encodeURIComponent;
   return {
-    readNode: (name) => gate.run('cordon', () => core.readNode({ name })),
+    readNode: (name) => read('cordon', () => core.readNode({ name })),
     listNodes: (labelSelector) =>
-      allPages(labelSelector ? `listing the nodes ${labelSelector} selects` : 'listing the nodes', (token) => gate.run('cordon', () => core.listNode({ labelSelector, limit: PAGE_SIZE, _continue: token }))),
+      allPages(labelSelector ? `listing the nodes ${labelSelector} selects` : 'listing the nodes', (token) => read('cordon', () => core.listNode({ labelSelector, limit: PAGE_SIZE, _continue: token }))),
     mergePatchNode: (name, body, signal) => gate.run('cordon', () => write('PATCH', `/api/v1/nodes/${path(name)}`, body, PatchStrategy.MergePatch), signal),
     listPodsOnNode: (nodeName) =>
       allPages(`listing the pods of node "${nodeName}"`, (token) =>
-        gate.run('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token })),
+        read('drain', () => core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}`, limit: PAGE_SIZE, _continue: token })),
       ),
-    listPodPage: async (token) => page(await gate.run('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }))),
-    listNodePage: async (token) => page(await gate.run('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
+    listPodPage: async (token) => page(await read('drain', () => core.listPodForAllNamespaces({ limit: PAGE_SIZE, _continue: token }))),
+    listNodePage: async (token) => page(await read('cordon', () => core.listNode({ limit: PAGE_SIZE, _continue: token }))),
     watch: async (collection, resourceVersion, onEvent, done) => {
       // One long-lived connection per collection, outside the gate: it would hold a slot for minutes.
       const controller = await watch.watch(

@@ -17,6 +17,9 @@ function headersOf(res: http.IncomingMessage): Record<string, string> {
  */
 export const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
 
+/** The error of a call given up after `timeoutMs` without its answer: ETIMEDOUT, mapped as a network error (UNAVAILABLE), so the drain tries again. */
+export const noAnswerWithin = (timeoutMs: number): Error => Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
+
 /**
  * Writes without the generated client, for the calls a wave makes thousands of
  * (a cordon per node, an eviction per pod). `@kubernetes/client-node` costs
@@ -70,8 +73,7 @@ export function kubeWriter(kubeConfig: KubeConfig, agents: SharedAgents, timeout
         },
       );
       req.once('error', reject);
-      // ETIMEDOUT: mapped as a network error, UNAVAILABLE, so the drain tries again.
-      req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      req.setTimeout(timeoutMs, () => req.destroy(noAnswerWithin(timeoutMs)));
       req.end(payload);
     });
   };

@@ -11,7 +11,7 @@ import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } fro
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach } from 'vitest';
 import { Deadline } from '../deadline.js';
-import { createKubeApi, type KubeApi } from '../kube-api.js';
+import { createKubeApi, type KubeApi, type KubeApiOptions } from '../kube-api.js';
 
 /** Things to undo after the current test, run in reverse order by an `afterEach` this registers. */
 export function cleanupsAfterEach(): Array<() => unknown> {
@@ -22,13 +22,17 @@ export function cleanupsAfterEach(): Array<() => unknown> {
   return cleanups;
 }
 
-/** The stand-in API server, and a {@link KubeApi} on it through the real client. */
-export async function startStandIn(cleanups: Array<() => unknown>, options: KubeApiServerOptions = {}): Promise<{ kube: KubeApiServer; api: KubeApi }> {
+/** The stand-in API server, and a {@link KubeApi} on it through the real client, made with `apiOptions`. */
+export async function startStandIn(
+  cleanups: Array<() => unknown>,
+  options: KubeApiServerOptions = {},
+  apiOptions: KubeApiOptions = {},
+): Promise<{ kube: KubeApiServer; api: KubeApi }> {
   const kube = await startKubeApiServer(options);
   cleanups.push(() => kube.close());
   const kc = new KubeConfig();
   kc.loadFromOptions(kube.kubeConfigOptions());
-  const api = createKubeApi(kc);
+  const api = createKubeApi(kc, apiOptions);
   cleanups.push(() => api.close());
   return { kube, api };
 }
