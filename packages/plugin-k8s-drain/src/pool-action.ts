@@ -96,23 +96,30 @@ export class PoolAction {
 
   private async surge(call: PoolCall): Promise<HandleResult> {
     const { pool, time, started, deadline } = call;
-    const resolvedAt = this.registry.resolvedAt(pool.key);
-    if (resolvedAt !== undefined && time <= resolvedAt) {
-      this.deps.options.logger.info('pool surge already resolved: not draining', { pool: pool.name, surgeAt: iso(time), resolvedAt: iso(resolvedAt) });
-      return {
-        status: 'skipped',
-        message: `the surge in pool ${pool.name} (${iso(time)}) was resolved at ${iso(resolvedAt)}: nothing drained`,
-        attributes: attributesOf(pool, undefined, started, this.deps.options.clock.now(), true),
-      };
-    }
-    const { run, joined } = this.registry.startOrJoin(pool.key, () => this.start(call));
-    if (!joined) return run.outcome;
-    this.deps.options.logger.info('pool drain already in progress: waiting for it', { pool: pool.name });
-    try {
-      return await deadline.race(run.outcome);
-    } catch (err) {
-      if (err instanceof PluginError) throw err;
-      throw new PluginError(Code.DeadlineExceeded, `the drain of pool ${pool.name}, begun by another call, was still in progress at this call's deadline`);
+    for (;;) {
+      const resolvedAt = this.registry.resolvedAt(pool.key);
+      if (resolvedAt !== undefined && time <= resolvedAt) {
+        this.deps.options.logger.info('pool surge already resolved: not draining', { pool: pool.name, surgeAt: iso(time), resolvedAt: iso(resolvedAt) });
+        return {
+          status: 'skipped',
+          message: `the surge in pool ${pool.name} (${iso(time)}) was resolved at ${iso(resolvedAt)}: nothing drained`,
+          attributes: attributesOf(pool, undefined, started, this.deps.options.clock.now(), true),
+        };
+      }
+      const { run, joined } = this.registry.startOrJoin(pool.key, () => this.start(call));
+      if (!joined) return run.outcome;
+      // Stopped by a resolution older than this surge, and still undoing its cordons: its answer is not this surge's.
+      // Once it has ended, this surge drains the pool anew (or joins the drain another call has started since).
+      const winding = run.stopped;
+      this.deps.options.logger.info(winding ? 'pool drain stopped by a resolution older than this surge: draining anew once it has undone its cordons' : 'pool drain already in progress: waiting for it', { pool: pool.name });
+      try {
+        const outcome = await deadline.race(winding ? run.outcome.then(() => undefined, () => undefined) : run.outcome);
+        if (outcome) return outcome;
+      } catch (err) {
+        if (err instanceof PluginError) throw err;
+        const what = winding ? 'stopped by a resolution, was still undoing its cordons' : 'begun by another call, was still in progress';
+        throw new PluginError(Code.DeadlineExceeded, `the drain of pool ${pool.name}, ${what} at this call's deadline`);
+      }
     }
   }
 
@@ -164,6 +171,9 @@ export class PoolAction {
     return {
       since: call.time,
       outcome,
+      get stopped() {
+        return stop.signal.aborted;
+      },
       stop: (by) => {
         stoppedBy = by;
         stop.abort();

@@ -597,6 +597,33 @@ describe('pool mode: the edges', () => {
     expect(logger.lines.filter((l) => l.message === 'drain incomplete')).toEqual([]);
   });
 
+  it('a surge newer than the resolution that stopped the drain, come while that drain still undoes its cordons, drains the pool anew after it', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api);
+    const draining = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    // The stopped drain's uncordon of pool-2 is held at the stand-in: the drain is winding down when the price surges again.
+    const uncordon = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: uncordon.until, method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-2$/ });
+    const before = api.requests.length;
+    const stopping = handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(api.requests.slice(before).some((r) => r.method === 'GET' && r.path === '/api/v1/nodes/pool-2')).toBe(true), { timeout: 10_000, interval: 20 });
+    // A second database replica runs elsewhere now: the budget lets db-0 go in the next drain. (Not a deletion of db-0:
+    // its StatefulSet's replacement could land on a node the stopped drain has uncordoned, and hold the next drain there.)
+    api.cluster.addPod(pod('db-1', 'other-type', { labels: { app: 'db' }, kind: 'StatefulSet' }));
+    const again = handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool', maxUnavailable: '6' }));
+    // The new surge call has reached the pool's drain (no call of its own comes before) by the next turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    uncordon.open();
+
+    expect((await draining).attributes).toMatchObject({ stopped_early: 'true' });
+    expect((await stopping).message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    // Not the stopped drain's answer: a drain of its own, after the uncordons, which cordons and drains the whole pool.
+    expect((await again).attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6', nodes_left: '0', stopped_early: 'false' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+  });
+
   it('a resolution answers at its own deadline while the drain it stopped is still winding down', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');

@@ -10,7 +10,7 @@ function run(since: number): PoolRun & { finish: (result?: HandleResult) => void
     finish = (result = { message: 'drained' }) => resolve(result);
     fail = reject;
   });
-  const r = { since, outcome, stops: 0, finish, fail, stop: () => void r.stops++ };
+  const r = { since, outcome, stops: 0, finish, fail, stop: () => void r.stops++, get stopped() { return r.stops > 0; } };
   return r;
 }
 
@@ -84,7 +84,7 @@ describe('PoolRegistry', () => {
     const holding = registry.memory('holding');
     holding.cordoned.set('n1', false);
     const running = registry.memory('running');
-    registry.startOrJoin('running', () => ({ since: 1, outcome: new Promise(() => {}), stop: () => {} }));
+    registry.startOrJoin('running', () => ({ since: 1, outcome: new Promise(() => {}), stopped: false, stop: () => {} }));
     // Pools named by events without a drain of their own: beyond the limit, the least recently used goes.
     const first = registry.memory('p1');
     const second = registry.memory('p2');

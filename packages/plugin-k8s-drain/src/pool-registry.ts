@@ -7,6 +7,8 @@ export interface PoolRun {
   readonly since: number;
   /** Settles once the drain has ended (and, when stopped, uncordoned what it leaves). */
   readonly outcome: Promise<HandleResult>;
+  /** Whether a resolution has stopped it: until its outcome settles it is only undoing its cordons, and a newer surge must not take its answer. */
+  readonly stopped: boolean;
   /**
    * Asks the drain to stop: no node starts after this; drains in flight stop at their next step.
    * `by` is the stopping call's deadline: the uncordons the stop makes may run until it, when it
