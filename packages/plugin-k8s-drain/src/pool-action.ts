@@ -116,6 +116,11 @@ export class PoolAction {
         const outcome = await deadline.race(winding ? run.outcome.then(() => undefined, () => undefined) : run.outcome);
         if (outcome) return outcome;
       } catch (err) {
+        // The drain lives on the call that began it, and that call was cancelled (its client gave up, its stream went away):
+        // this call was not, and its drain may be tried again (ABORTED is retried; CANCELLED would fail its run).
+        if (err instanceof PluginError && err.code === Code.Canceled && !deadline.signal.aborted) {
+          throw new PluginError(Code.Aborted, `the drain of pool ${pool.name}, begun by another call, ended with that call's cancel (${err.message}): try again`, { cause: err });
+        }
         if (err instanceof PluginError) throw err;
         const what = winding ? 'stopped by a resolution, was still undoing its cordons' : 'begun by another call, was still in progress';
         throw new PluginError(Code.DeadlineExceeded, `the drain of pool ${pool.name}, ${what} at this call's deadline`);

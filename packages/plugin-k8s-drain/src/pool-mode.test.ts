@@ -568,6 +568,25 @@ describe('pool mode: the edges', () => {
     expect(poolListings(api)).toHaveLength(1);
   });
 
+  it('a call that joined a drain answers ABORTED (retried), not CANCELLED, when the call that began the drain is cancelled', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api);
+    const client = new AbortController();
+    const first = rejection(handler.handle(surge(), { ...context({ mode: 'pool' }), signal: client.signal }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    const joined = rejection(handler.handle(surge(), context({ mode: 'pool' })));
+    // The second call has joined the drain (no call of its own comes before) by the next turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    // The first call's client gives up (its stream went away, say): that call is over, the second one is not.
+    client.abort(new PluginError(Code.Canceled, 'call cancelled by the client'));
+
+    expect((await first).code).toBe(Code.Canceled);
+    const err = await joined;
+    expect(err.code).toBe(Code.Aborted);
+    expect(err.message).toBe(`the drain of pool ${POOL_NAME}, begun by another call, ended with that call's cancel (call cancelled by the client): try again`);
+  });
+
   it('a resolution older than the surge being drained does not stop it; a surge already resolved logs why it drains nothing', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
