@@ -3,7 +3,7 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits } from '../config/schema.js';
 import { alertTypeFamily, type AlertEventData } from './alert-to-event.js';
 import { requireJson } from './media-type.js';
-import { parseAlerts, type AlertFormat, type LeftOut } from './parse-alerts.js';
+import type { AlertFormat, LeftOut, parseAlerts } from './parse-alerts.js';
 import { CLOUDEVENT_MODES, cloudEventMode, parseCloudEvents, type CloudEventMode } from './parse-cloudevents.js';
 import type { ValidatedItems } from './validate-body.js';
 
@@ -30,8 +30,11 @@ export interface ParsedRequest {
   leftOut?: LeftOut;
 }
 
+/** Turns an alert body into events: {@link parseAlerts}, or the same on another thread. */
+export type AlertParser = typeof parseAlerts;
+
 /** Reads a request's headers (415 for a Content-Type the path does not take) before any of its body. */
-export type IntakeFor = (req: IncomingMessage) => Intake;
+export type IntakeFor = (req: IncomingMessage, parseAlerts: AlertParser) => Intake;
 
 /** Paths that accept alerts, and the format each reads. */
 export const ALERT_PATHS: Readonly<Record<string, AlertFormat>> = {
@@ -47,12 +50,12 @@ export const EVENTS_PATH = '/api/v1/events';
 export const ANY_TYPE = '*';
 
 function alertIntake(format: AlertFormat): IntakeFor {
-  return (req) => {
+  return (req, parse) => {
     requireJson(req);
     return {
       source: format,
       noun: 'alerts',
-      parse: (body, receivedAt, limits) => parseAlerts(format, body, receivedAt, limits),
+      parse: (body, receivedAt, limits) => parse(format, body, receivedAt, limits),
       typeLabel: (event) => alertTypeFamily((event.data as AlertEventData).status),
     };
   };

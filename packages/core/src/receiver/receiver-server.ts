@@ -12,6 +12,7 @@ import type { Authenticator } from './auth.js';
 import { requireIdentityEncoding } from './content-encoding.js';
 import { HttpError, type RejectReason } from './http-error.js';
 import { INTAKES, type Intake } from './intake.js';
+import { OffThreadParser } from './off-thread-parser.js';
 import { readBody } from './read-body.js';
 import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
@@ -169,8 +170,10 @@ export class Receiver implements EventSource {
   /** Sockets with a request core is handling, and its response: a parser error on them is not counted twice. */
   private readonly busySockets = new WeakMap<object, ServerResponse>();
   private readonly getRoutes: Record<string, GetRoute>;
+  private readonly alertParser: OffThreadParser;
 
   constructor(private options: ReceiverOptions) {
+    this.alertParser = new OffThreadParser(options.logger);
     this.getRoutes = {
       '/-/healthy': (res) => sendText(res, 200, 'Healthy\n'),
       '/-/ready': (res) => (this.ready && this.sink?.durable === true ? sendText(res, 200, 'Ready\n') : sendText(res, 503, 'Not ready\n')),
@@ -279,6 +282,7 @@ export class Receiver implements EventSource {
       this.server.closeIdleConnections();
       setTimeout(() => this.server.closeAllConnections(), 1_000).unref();
     });
+    await this.alertParser.close();
   }
 
   /**
@@ -315,7 +319,7 @@ export class Receiver implements EventSource {
       if (intake !== undefined) {
         if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use POST`, { allow: 'POST' });
         requireIdentityEncoding(req);
-        await this.acceptEvents(intake(req), req, res);
+        await this.acceptEvents(intake(req, (...job) => this.alertParser.parse(...job)), req, res);
       } else if (getRoute !== undefined) {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use GET`, { allow: 'GET, HEAD' });
         await getRoute(res, new URLSearchParams(search));

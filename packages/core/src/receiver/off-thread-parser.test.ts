@@ -1,0 +1,79 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ReceiverLimits } from '../config/schema.js';
+// The worker runs the built module: the parser is taken from dist, as core runs it (`pnpm build` comes before the tests).
+import { HttpError as BuiltHttpError } from '../../dist/receiver/http-error.js';
+import { OFF_THREAD_MIN_BYTES, OffThreadParser as BuiltParser } from '../../dist/receiver/off-thread-parser.js';
+import { parseAlerts as builtParseAlerts } from '../../dist/receiver/parse-alerts.js';
+import { OffThreadParser } from './off-thread-parser.js';
+import { parseAlerts } from './parse-alerts.js';
+
+const limits: ReceiverLimits = { maxBodyBytes: 1 << 20, maxAlertsPerRequest: 1_000, maxLabelsPerAlert: 10, maxLabelLength: 64, maxConcurrentRequests: 10 };
+const receivedAt = new Date('2026-12-01T10:00:00Z');
+const alert = (i: number): object => ({ labels: { alertname: 'SpotInstanceTerminating', instance_id: `i-${String(i).padStart(17, '0')}` }, annotations: { summary: 'reclaimed' }, startsAt: '2026-12-01T09:59:00Z', generatorURL: 'http://prometheus:9090/graph' });
+const batch = (alerts: unknown[]): Buffer => Buffer.from(JSON.stringify(alerts));
+
+/** What a parse gives: the parsed request, or the refusal's status, reason, message and headers. */
+async function outcome(run: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return { parsed: await run() };
+  } catch (err) {
+    expect(err).toBeInstanceOf(BuiltHttpError);
+    const { status, reason, message, headers, accepted } = err as BuiltHttpError;
+    return { refused: { status, reason, message, headers, accepted } };
+  }
+}
+
+let parsers: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(parsers.map((p) => p.close()));
+  parsers = [];
+});
+const builtParser = (): BuiltParser => {
+  const parser = new BuiltParser(pino({ level: 'silent' }));
+  parsers.push(parser);
+  return parser;
+};
+
+describe('OffThreadParser', () => {
+  const bodies: Array<[string, Buffer, 'api_v2' | 'webhook']> = [
+    ['a batch of 200 alerts', batch(Array.from({ length: 200 }, (_, i) => alert(i))), 'api_v2'],
+    ['a batch with two bad alerts among good ones', batch([...Array.from({ length: 100 }, (_, i) => alert(i)), { labels: { alertname: 7 } }, { labels: {} }]), 'api_v2'],
+    ['a batch over maxAlertsPerRequest', batch(Array.from({ length: 1_001 }, (_, i) => alert(i))), 'api_v2'],
+    ['a body that is not JSON', Buffer.from(`[${'{"labels":'.repeat(1_000)}`), 'api_v2'],
+    ['a webhook payload Alertmanager truncated', batch({ version: '4', groupKey: '{}:{}', truncatedAlerts: 3, status: 'firing', receiver: 'hollowtrees', groupLabels: {}, commonLabels: {}, commonAnnotations: {}, externalURL: 'http://alertmanager:9093', alerts: Array.from({ length: 60 }, (_, i) => ({ ...alert(i), status: 'firing', endsAt: '0001-01-01T00:00:00Z', fingerprint: `f${i}` })) } as unknown as unknown[]), 'webhook'],
+  ];
+
+  it.each(bodies)('gives for %s what parsing in this thread gives: the same events, refusals and messages', async (_name, body, format) => {
+    expect(body.length).toBeGreaterThanOrEqual(OFF_THREAD_MIN_BYTES);
+    const parser = builtParser();
+    expect(await outcome(() => parser.parse(format, body, receivedAt, limits))).toEqual(await outcome(() => builtParseAlerts(format, body, receivedAt, limits)));
+    expect(parser.answeredByWorker).toBe(1);
+  });
+
+  it('answers every body it was given when it is closed with bodies on the worker: those are parsed in this thread', async () => {
+    const parser = builtParser();
+    const body = batch(Array.from({ length: 500 }, (_, i) => alert(i)));
+    const parsing = Array.from({ length: 5 }, () => parser.parse('api_v2', body, receivedAt, limits));
+    await parser.close();
+    const expected = await builtParseAlerts('api_v2', body, receivedAt, limits);
+    for (const parsed of await Promise.all(parsing)) expect(parsed).toEqual(expected);
+    // Closed: later bodies are parsed here too.
+    expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(expected);
+  });
+
+  it('run from the TypeScript sources (no built worker beside it), parses in its own thread with the same answer', async () => {
+    const parser = new OffThreadParser(pino({ level: 'silent' }));
+    parsers.push(parser);
+    const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
+    expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(await parseAlerts('api_v2', body, receivedAt, limits));
+    expect(parser.answeredByWorker).toBe(0);
+  });
+
+  it('parses a body under OFF_THREAD_MIN_BYTES (a single alert) in this thread', async () => {
+    const parser = builtParser();
+    const body = batch([alert(1)]);
+    expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(await builtParseAlerts('api_v2', body, receivedAt, limits));
+    expect(parser.answeredByWorker).toBe(0);
+  });
+});
