@@ -1,3 +1,7 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { tempDir } from '@hollowtrees/testkit';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReceiverLimits } from '../config/schema.js';
@@ -68,6 +72,26 @@ describe('OffThreadParser', () => {
     const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
     expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(await parseAlerts('api_v2', body, receivedAt, limits));
     expect(parser.answeredByWorker).toBe(0);
+  });
+
+  it('parses the bodies a failed thread held in this thread, and every later body too, saying so once', async () => {
+    const dir = await tempDir('off-thread-parser');
+    try {
+      const failing = join(dir.path, 'failing-worker.mjs');
+      writeFileSync(failing, "throw new Error('the worker module is broken');\n");
+      const lines: Array<Record<string, unknown>> = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const parser = new BuiltParser(logger, pathToFileURL(failing));
+      parsers.push(parser);
+      const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
+      const expected = await builtParseAlerts('api_v2', body, receivedAt, limits);
+      expect(await Promise.all([1, 2, 3].map(() => parser.parse('api_v2', body, receivedAt, limits)))).toEqual([expected, expected, expected]);
+      expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(expected);
+      expect(parser.answeredByWorker).toBe(0);
+      expect(lines.filter((l) => l['level'] === 50).map((l) => l['msg'])).toEqual(['the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread']);
+    } finally {
+      await dir.remove();
+    }
   });
 
   it('parses a body under OFF_THREAD_MIN_BYTES (a single alert) in this thread', async () => {

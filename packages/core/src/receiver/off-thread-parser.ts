@@ -43,8 +43,8 @@ interface Pending {
  * with both on one thread, a 10,000-instance wave's plugin calls all started in 0.95–1.07 s on the
  * bench machine, with the parse beside them in 0.89–1.0 s (bench/README.md). The answer is the same as
  * {@link parseAlerts} gives here. A job the worker does not answer (it died, or was stopped at
- * close) is parsed in this thread: its sender is waiting. The worker is started with the parser,
- * again at the next large body after it died, and never keeps the process alive. It runs the built module, so core run from its
+ * close) is parsed in this thread: its sender is waiting, and after a failure of the thread
+ * every body is. The worker is started with the parser and never keeps the process alive. It runs the built module, so core run from its
  * TypeScript sources (the tests) parses in its own thread.
  */
 export class OffThreadParser {
@@ -52,10 +52,16 @@ export class OffThreadParser {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
-  private readonly available = existsSync(fileURLToPath(WORKER_URL));
+  /** False without the built worker module, and once the worker failed: bodies are then parsed here. */
+  private available: boolean;
   private workerAnswers = 0;
 
-  constructor(private readonly logger: Logger) {
+  /** @param workerUrl the worker's module (tests give one that fails). */
+  constructor(
+    private readonly logger: Logger,
+    private readonly workerUrl: URL = WORKER_URL,
+  ) {
+    this.available = existsSync(fileURLToPath(workerUrl));
     // Started now rather than at the first batch: a wave's first batch does not wait for the thread to load.
     if (this.available) this.worker = this.start();
   }
@@ -83,10 +89,14 @@ export class OffThreadParser {
   }
 
   private start(): Worker {
-    const worker = new Worker(WORKER_URL);
+    const worker = new Worker(this.workerUrl);
     worker.unref();
     worker.on('message', (answer: ParseAnswer) => this.answered(answer));
-    worker.on('error', (err) => this.logger.error({ err }, 'the alert-parsing thread failed: the bodies it held are parsed on the main thread, and the next large one starts it again'));
+    // Not started again: a thread that failed once (its module, or memory) would fail every batch, each a log line and a delay.
+    worker.on('error', (err) => {
+      this.available = false;
+      this.logger.error({ err }, 'the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread');
+    });
     worker.once('exit', () => {
       if (this.worker === worker) this.worker = undefined;
       for (const [id, { job, resolve, reject }] of this.pending) {
