@@ -51,12 +51,14 @@ describe('OffThreadParser', () => {
   it.each(bodies)('gives for %s what parsing in this thread gives: the same events, refusals and messages', async (_name, body, format) => {
     expect(body.length).toBeGreaterThanOrEqual(OFF_THREAD_MIN_BYTES);
     const parser = builtParser();
+    expect(await parser.ready()).toBe(true);
     expect(await outcome(() => parser.parse(format, body, receivedAt, limits))).toEqual(await outcome(() => builtParseAlerts(format, body, receivedAt, limits)));
     expect(parser.answeredByWorker).toBe(1);
   });
 
   it('answers every body it was given when it is closed with bodies on the worker: those are parsed in this thread', async () => {
     const parser = builtParser();
+    expect(await parser.ready()).toBe(true);
     const body = batch(Array.from({ length: 500 }, (_, i) => alert(i)));
     const parsing = Array.from({ length: 5 }, () => parser.parse('api_v2', body, receivedAt, limits));
     await parser.close();
@@ -71,7 +73,18 @@ describe('OffThreadParser', () => {
     parsers.push(parser);
     const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
     expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(await parseAlerts('api_v2', body, receivedAt, limits));
+    expect(await parser.ready()).toBe(false);
     expect(parser.answeredByWorker).toBe(0);
+  });
+
+  it('parses the batches that come before its thread has loaded in this thread: the first batch of a wave does not wait for it', async () => {
+    const parser = builtParser();
+    const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
+    expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(await builtParseAlerts('api_v2', body, receivedAt, limits));
+    expect(parser.answeredByWorker).toBe(0);
+    expect(await parser.ready()).toBe(true);
+    await parser.parse('api_v2', body, receivedAt, limits);
+    expect(parser.answeredByWorker).toBe(1);
   });
 
   it('parses the bodies a failed thread held in this thread, and every later body too, saying so once', async () => {
@@ -85,8 +98,11 @@ describe('OffThreadParser', () => {
       parsers.push(parser);
       const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
       const expected = await builtParseAlerts('api_v2', body, receivedAt, limits);
+      // Until the thread has loaded, batches are parsed here; it fails to load.
       expect(await Promise.all([1, 2, 3].map(() => parser.parse('api_v2', body, receivedAt, limits)))).toEqual([expected, expected, expected]);
+      expect(await parser.ready()).toBe(false);
       expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(expected);
+      expect(await parser.ready()).toBe(false);
       expect(parser.answeredByWorker).toBe(0);
       expect(lines.filter((l) => l['level'] === 50).map((l) => l['msg'])).toEqual(['the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread']);
     } finally {
@@ -96,6 +112,7 @@ describe('OffThreadParser', () => {
 
   it('parses a body under OFF_THREAD_MIN_BYTES (a single alert) in this thread', async () => {
     const parser = builtParser();
+    expect(await parser.ready()).toBe(true);
     const body = batch([alert(1)]);
     expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(await builtParseAlerts('api_v2', body, receivedAt, limits));
     expect(parser.answeredByWorker).toBe(0);

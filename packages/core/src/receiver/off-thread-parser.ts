@@ -30,6 +30,9 @@ export const OFF_THREAD_MIN_BYTES = 8 * 1024;
 
 const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
 
+/** What the worker posts once its module has loaded and it takes bodies. */
+export const WORKER_READY = 'ready';
+
 /** A job handed to the worker, with what it takes to parse it here instead. */
 interface Pending {
   job: Omit<ParseJob, 'id' | 'receivedAt'> & { body: Buffer; receivedAt: Date };
@@ -44,7 +47,7 @@ interface Pending {
  * bench machine, with the parse beside them in 0.89–1.0 s (bench/README.md). The answer is the same as
  * {@link parseAlerts} gives here. A job the worker does not answer (it died, or was stopped at
  * close) is parsed in this thread: its sender is waiting, and after a failure of the thread
- * every body is. The worker is started with the parser and never keeps the process alive. It runs the built module, so core run from its
+ * every body is. The worker starts at the first batch and never keeps the process alive. It runs the built module, so core run from its
  * TypeScript sources (the tests) parses in its own thread.
  */
 export class OffThreadParser {
@@ -54,6 +57,9 @@ export class OffThreadParser {
   private closed = false;
   /** False without the built worker module, and once the worker failed: bodies are then parsed here. */
   private available: boolean;
+  /** Resolves true once the worker takes bodies (its module loaded), false when it failed first. */
+  private loaded: Promise<boolean> | undefined;
+  private takesBodies = false;
   private workerAnswers = 0;
 
   /** @param workerUrl the worker's module (tests give one that fails). */
@@ -62,19 +68,29 @@ export class OffThreadParser {
     private readonly workerUrl: URL = WORKER_URL,
   ) {
     this.available = existsSync(fileURLToPath(workerUrl));
-    // Started now rather than at the first batch: a wave's first batch does not wait for the thread to load.
-    if (this.available) this.worker = this.start();
   }
 
-  /** {@link parseAlerts}, on the worker for a body of {@link OFF_THREAD_MIN_BYTES} or more. */
+  /**
+   * {@link parseAlerts}, on the worker for a body of {@link OFF_THREAD_MIN_BYTES} or more. The
+   * first such body starts the worker and, like every body until the worker has loaded, is parsed
+   * here: a wave's first batches do not wait for the thread, and a core that sees no batch starts none.
+   */
   parse(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<ParsedAlerts> {
     if (body.length < OFF_THREAD_MIN_BYTES || !this.available || this.closed) return parseAlerts(format, body, receivedAt, limits);
-    const worker = (this.worker ??= this.start());
+    void this.ready();
+    const worker = this.worker;
+    if (!this.takesBodies || !worker) return parseAlerts(format, body, receivedAt, limits);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { job: { format, body, receivedAt, limits }, resolve, reject });
       worker.postMessage({ id, format, body, receivedAt: receivedAt.getTime(), limits } satisfies ParseJob);
     });
+  }
+
+  /** Starts the worker if it is not running; resolves true once it takes bodies, false when it cannot. */
+  ready(): Promise<boolean> {
+    if (!this.available || this.closed) return Promise.resolve(false);
+    return (this.loaded ??= this.start());
   }
 
   /** Bodies the worker has answered (the others were parsed in this thread). */
@@ -88,23 +104,32 @@ export class OffThreadParser {
     await this.worker?.terminate();
   }
 
-  private start(): Worker {
+  private start(): Promise<boolean> {
     const worker = new Worker(this.workerUrl);
+    this.worker = worker;
     worker.unref();
-    worker.on('message', (answer: ParseAnswer) => this.answered(answer));
-    // Not started again: a thread that failed once (its module, or memory) would fail every batch, each a log line and a delay.
-    worker.on('error', (err) => {
-      this.available = false;
-      this.logger.error({ err }, 'the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread');
+    return new Promise((resolve) => {
+      worker.on('message', (answer: ParseAnswer | typeof WORKER_READY) => {
+        if (answer !== WORKER_READY) return this.answered(answer);
+        this.takesBodies = true;
+        resolve(true);
+      });
+      // Not started again: a thread that failed once (its module, or memory) would fail every batch, each a log line and a delay.
+      worker.on('error', (err) => {
+        this.available = false;
+        this.logger.error({ err }, 'the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread');
+      });
+      worker.once('exit', () => {
+        this.worker = undefined;
+        this.takesBodies = false;
+        this.loaded = undefined;
+        resolve(false);
+        for (const [id, { job, resolve: answer, reject }] of this.pending) {
+          this.pending.delete(id);
+          parseAlerts(job.format, job.body, job.receivedAt, job.limits).then(answer, reject);
+        }
+      });
     });
-    worker.once('exit', () => {
-      if (this.worker === worker) this.worker = undefined;
-      for (const [id, { job, resolve, reject }] of this.pending) {
-        this.pending.delete(id);
-        parseAlerts(job.format, job.body, job.receivedAt, job.limits).then(resolve, reject);
-      }
-    });
-    return worker;
   }
 
   private answered(answer: ParseAnswer): void {

@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { HttpError } from './http-error.js';
 import { parseAlerts } from './parse-alerts.js';
-import type { ParseAnswer, ParseJob } from './off-thread-parser.js';
+import { WORKER_READY, type ParseAnswer, type ParseJob } from './off-thread-parser.js';
 
 const port = parentPort!;
 port.on('message', (job: ParseJob) => {
@@ -18,3 +18,4 @@ port.on('message', (job: ParseJob) => {
       answer({ id: job.id, error: err instanceof HttpError ? { status: err.status, reason: err.reason, message: err.message, headers: err.headers, accepted: err.accepted } : { message: String(err) } }),
   );
 });
+port.postMessage(WORKER_READY);
