@@ -33,9 +33,9 @@ const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
 /** What the worker posts once its module has loaded and it takes bodies. */
 export const WORKER_READY = 'ready';
 
-/** A job handed to the worker, with what it takes to parse it here instead. */
+/** A body handed to the worker, and how to parse it here instead. */
 interface Pending {
-  job: Omit<ParseJob, 'id' | 'receivedAt'> & { body: Buffer; receivedAt: Date };
+  parseHere: () => Promise<ParsedAlerts>;
   resolve: (parsed: ParsedAlerts) => void;
   reject: (err: unknown) => void;
 }
@@ -47,8 +47,9 @@ interface Pending {
  * bench machine, with the parse beside them in 0.89–1.0 s (bench/README.md). The answer is the same as
  * {@link parseAlerts} gives here. A job the worker does not answer (it died, or was stopped at
  * close) is parsed in this thread: its sender is waiting, and after a failure of the thread
- * every body is. The worker starts at the first batch and never keeps the process alive. It runs the built module, so core run from its
- * TypeScript sources (the tests) parses in its own thread.
+ * every body is. The worker starts at the first batch and never keeps the process alive. It
+ * runs the built module, so core run from its TypeScript sources (the tests) parses in its own
+ * thread.
  */
 export class OffThreadParser {
   private worker: Worker | undefined;
@@ -76,13 +77,14 @@ export class OffThreadParser {
    * here: a wave's first batches do not wait for the thread, and a core that sees no batch starts none.
    */
   parse(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<ParsedAlerts> {
-    if (body.length < OFF_THREAD_MIN_BYTES || !this.available || this.closed) return parseAlerts(format, body, receivedAt, limits);
+    const parseHere = (): Promise<ParsedAlerts> => parseAlerts(format, body, receivedAt, limits);
+    if (body.length < OFF_THREAD_MIN_BYTES || !this.available || this.closed) return parseHere();
     void this.ready();
     const worker = this.worker;
-    if (!this.takesBodies || !worker) return parseAlerts(format, body, receivedAt, limits);
+    if (!this.takesBodies || !worker) return parseHere();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { job: { format, body, receivedAt, limits }, resolve, reject });
+      this.pending.set(id, { parseHere, resolve, reject });
       worker.postMessage({ id, format, body, receivedAt: receivedAt.getTime(), limits } satisfies ParseJob);
     });
   }
@@ -124,9 +126,9 @@ export class OffThreadParser {
         this.takesBodies = false;
         this.loaded = undefined;
         resolve(false);
-        for (const [id, { job, resolve: answer, reject }] of this.pending) {
+        for (const [id, { parseHere, resolve: answer, reject }] of this.pending) {
           this.pending.delete(id);
-          parseAlerts(job.format, job.body, job.receivedAt, job.limits).then(answer, reject);
+          parseHere().then(answer, reject);
         }
       });
     });
