@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { wallClockMs } from '../listen.js';
 import { AwsApiError } from './aws-api-error.js';
 import { dryRunGuard, type QueryParams } from './query-params.js';
 import { SpotPriceHistory } from './spot-price-history.js';
@@ -30,8 +31,9 @@ export interface Ec2Instance {
   /** Recorded on real instances as the `aws:ec2launchtemplate:*` tags, which the stand-in sets too. */
   launchTemplate: { id: string; version: string } | undefined;
   tags: Record<string, string>;
+  /** {@link wallClockMs}, as every stand-in stamps its events, so it compares with the Kubernetes stand-in's eviction times. */
   launchTime: Date;
-  /** When a launched instance went from `pending` to `running` (see {@link Ec2StandIn.launchDelayMs}). */
+  /** When a launched instance went from `pending` to `running` (see {@link Ec2StandIn.launchDelayMs}): {@link wallClockMs} too. */
   runningAt?: Date;
 }
 
@@ -168,7 +170,7 @@ export class Ec2StandIn {
           'aws:ec2launchtemplate:version': launchTemplate.version,
         }),
       },
-      launchTime: new Date(),
+      launchTime: new Date(wallClockMs()),
     };
     this.instances.set(instance.instanceId, instance);
     return instance;
@@ -343,7 +345,7 @@ export class Ec2StandIn {
     setTimeout(() => {
       if (instance.state !== 'pending') return;
       instance.state = 'running';
-      instance.runningAt = new Date();
+      instance.runningAt = new Date(wallClockMs());
     }, this.launchDelayMs).unref();
   }
 }
