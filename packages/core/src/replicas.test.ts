@@ -40,8 +40,12 @@ const post = async (url: string, instances: readonly string[]): Promise<number> 
 const names = (count: number, prefix = 'i-'): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
 const chunks = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
-/** Starts `count` replicas on the stand-in, with the recording plugin; `concurrency` runs at once per replica. */
-async function replicas(count: number, pluginAddress: string, lease = { duration: '30s', renew: '10s' }, concurrency = 1_000): Promise<{ procs: CliProcess[]; urls: string[] }> {
+/**
+ * Starts `count` replicas on the stand-in, with the recording plugin (or, by name, the plugins the flow calls in that
+ * order); `concurrency` runs at once per replica.
+ */
+async function replicas(count: number, pluginAddress: string | Record<string, string>, lease = { duration: '30s', renew: '10s' }, concurrency = 1_000): Promise<{ procs: CliProcess[]; urls: string[] }> {
+  const plugins = typeof pluginAddress === 'string' ? { rec: pluginAddress } : pluginAddress;
   const kubeconfig = join(dir, `kubeconfig-${api.port}`);
   writeFileSync(kubeconfig, api.kubeConfigFileText());
   const config = join(dir, `config-${api.port}.yaml`);
@@ -53,14 +57,16 @@ state:
   kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: ${lease.duration}, renewInterval: ${lease.renew} }
 server: { listen: 127.0.0.1:0, shutdownGracePeriod: 1s }
 plugins:
-  rec: { type: grpc, address: "${pluginAddress}", timeout: 60s, retry: { attempts: 1 } }
+${Object.entries(plugins)
+  .map(([name, address]) => `  ${name}: { type: grpc, address: "${address}", timeout: 60s, retry: { attempts: 1 } }`)
+  .join('\n')}
 flows:
   spot:
     allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
     groupBy: [instance_id]
     cooldown: 10m
     concurrency: ${concurrency}
-    plugins: [rec]
+    plugins: [${Object.keys(plugins).join(', ')}]
 `,
   );
   const procs = Array.from({ length: count }, () => startCli(['--config', config]));
@@ -154,7 +160,7 @@ describe('three replicas on one Kubernetes API server', () => {
     expect(plugin.calls).toHaveLength(200 + victimGroups.length);
     const again = plugin.calls.slice(200).map((c) => `spot:{instance_id="${instanceOf(c.event)}"}`).sort();
     expect(again).toEqual([...victimGroups].sort());
-    const interrupted = survivorProcs.flatMap((p) => p.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica runs the group again'));
+    const interrupted = survivorProcs.flatMap((p) => p.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over'));
     expect(interrupted.map((l) => l.groupKey).sort()).toEqual([...victimGroups].sort());
     expect(interrupted.every((l) => l.holder === victimIdentity)).toBe(true);
   }, 120_000);
@@ -182,6 +188,74 @@ describe('three replicas on one Kubernetes API server', () => {
     await plugin.waitForCalls(3, 10_000);
     expect(plugin.calls.slice(1).map((c) => instanceOf(c.event)).sort()).toEqual(['i-1', 'i-2']);
   }, 60_000);
+
+  describe('a run of [drain, replace] whose replica stops during replace, after drain acted: the replica that takes the group over calls replace only, with the attributes drain returned', () => {
+    let drain: RecordingPlugin;
+    let replace: RecordingPlugin;
+    let releaseReplace!: () => void;
+    beforeEach(async () => {
+      const blocked = new Promise<void>((resolve) => (releaseReplace = resolve));
+      drain = await startRecordingPlugin(() => ({ attributes: { drained_node: 'node-7' } }));
+      // The first call waits until the test lets it go; the one after the takeover answers at once.
+      replace = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
+    });
+    afterEach(async () => {
+      releaseReplace();
+      await Promise.all([drain.close(), replace.close()]);
+    });
+
+    /** Starts two replicas, POSTs the alert to the first and waits for its replace call; returns both. */
+    async function stopDuringReplace(lease: { duration: string; renew: string }): Promise<{ procs: CliProcess[]; urls: string[] }> {
+      const started = await replicas(2, { drain: drain.address, replace: replace.address }, lease);
+      expect(await post(started.urls[0]!, ['i-1'])).toBe(200);
+      await replace.waitForCalls(1, 10_000);
+      return started;
+    }
+
+    /** POSTs the alert to `url` every 250 ms, as Prometheus repeats it, until replace was called again. */
+    async function resendUntilReplaced(url: string): Promise<void> {
+      for (let round = 0; replace.calls.length < 2; round++) {
+        if (round > 120) throw new Error('the group was never taken over');
+        expect([200, 503]).toContain(await post(url, ['i-1']));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+
+    const expectReplacedOnly = (): void => {
+      expect(drain.calls).toHaveLength(1);
+      expect(replace.calls).toHaveLength(2);
+      expect((replace.calls[1]!.event.data as { labels: Record<string, string> }).labels).toMatchObject({ instance_id: 'i-1', drained_node: 'node-7' });
+    };
+
+    it('killed with kill -9: taken over once its Lease expired', async () => {
+      const { procs, urls } = await stopDuringReplace({ duration: '3s', renew: '1s' });
+      procs[0]!.child.kill('SIGKILL');
+      await procs[0]!.exited;
+      await resendUntilReplaced(urls[1]!);
+      await new Promise((r) => setTimeout(r, 300));
+      expectReplacedOnly();
+      expect(procs[1]!.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over')).toEqual([
+        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
+      ]);
+    }, 60_000);
+
+    it('stopped with SIGTERM: handed back, and taken over by the next event at once, well within its 30 s leaseDuration', async () => {
+      const { procs, urls } = await stopDuringReplace({ duration: '30s', renew: '10s' });
+      const stoppedAt = Date.now();
+      procs[0]!.child.kill('SIGTERM');
+      await procs[0]!.exited;
+      expect(procs[0]!.lines.filter((l) => l.outcome === 'interrupted').map((l) => l.msg)).toEqual([
+        'flow run interrupted; its Lease keeps the plugins it passed, so the next event of its group goes on after them on any replica',
+      ]);
+      await resendUntilReplaced(urls[1]!);
+      expect(Date.now() - stoppedAt).toBeLessThan(30_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expectReplacedOnly();
+      expect(procs[1]!.lines.filter((l) => l.msg === 'run handed back by a replica at its shutdown: this replica takes the group over')).toEqual([
+        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
+      ]);
+    }, 60_000);
+  });
 
   it('the API server unreachable for 5 s: 503s, then recovery; nothing acted on twice, nothing answered 200 and lost', async () => {
     plugin = await startRecordingPlugin();

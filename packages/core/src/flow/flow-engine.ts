@@ -99,7 +99,7 @@ export interface FlowStatus {
 const INTERRUPTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
   memory: 'flow run interrupted; without state.file it is lost',
   file: 'flow run interrupted; it resumes after the restart',
-  kubernetes: 'flow run interrupted; its Lease is released, so the next event of its group runs it again on any replica',
+  kubernetes: 'flow run interrupted; its Lease keeps the plugins it passed, so the next event of its group goes on after them on any replica',
 };
 
 /** Why a flow has no room, in a drop's detail and in `noRoom`'s answer. */
@@ -121,16 +121,34 @@ function progressAt(steps: readonly PluginStep[], progress: RunProgress, passed:
   return { ...progress, attributes, next, ...(at ? { at } : {}) };
 }
 
-/** Where a run taken from elsewhere goes on in `flow` after `restarts` restarts, or why it does not. */
-function resumeAt(flow: CompiledFlow | undefined, state: GroupState, restarts: number): Place {
-  const run = state.run!;
-  if (!flow) return { reason: `flow ${state.flow} is no longer configured` };
+/** A pass that called no plugin and failed with `error`. */
+function callingNothing(error: string, progress: RunProgress): RunResult {
+  return { outcome: 'failed', error, calls: [], attributes: progress.attributes, reached: 0, ignored: [] };
+}
+
+/** Where a run of flow `name` taken from elsewhere (`run`: where it stopped) goes on in `flow` after `restarts` restarts, or why it does not. */
+function resumeAt(flow: CompiledFlow | undefined, name: string, run: Pick<RunProgress, 'next' | 'at'>, restarts: number): Place {
+  if (!flow) return { reason: `flow ${name} is no longer configured` };
   if (restarts > MAX_RESTARTS) return { reason: `it was resumed ${MAX_RESTARTS} times and never finished` };
   // The flow's plugins may have changed since the run stopped (a restart on a new configuration): it goes on with the plugin it stopped at.
   const place = goOnAt(flow.name, flow.steps, run.next, run.at);
   // A run journalled without its step (format 2) past the end of a flow that lost plugins: it would call nothing and count as succeeded.
-  if ('next' in place && place.next >= flow.steps.length) return { reason: `flow ${state.flow} has ${flow.steps.length} plugins now; the run was to go on with its plugin ${run.next + 1}` };
+  if ('next' in place && place.next >= flow.steps.length) return { reason: `flow ${name} has ${flow.steps.length} plugins now; the run was to go on with its plugin ${run.next + 1}` };
   return place;
+}
+
+/**
+ * Where the run of `progress.event` goes on in `flow` when it took over a run of another replica: after the plugins that
+ * run passed, when it was for the same event; from the start for another event of the group, or one that recorded no place.
+ */
+function goOnAfter(flow: CompiledFlow, progress: RunProgress, { place, eventId }: TakenOver): RunProgress | { reason: string } {
+  if (!place || eventId !== progress.event.id) return progress;
+  // Waiting for its next try the run called nothing, so taking it over restarts nothing.
+  const restarts = place.restarts + (place.waiting ? 0 : 1);
+  const where = resumeAt(flow, flow.name, place, restarts);
+  if ('reason' in where) return where;
+  const { next } = where;
+  return { ...progress, attributes: place.attributes, attempt: place.attempt, restarts, next, at: stepFor(flow.steps, next, place.at)! };
 }
 
 /** The one line for the queued runs the end of the shutdown grace period kept from starting. */
@@ -352,7 +370,14 @@ export class FlowEngine {
       this.notClaimed(flow, groupKey, progress, bytes, claimed);
       return;
     }
-    if (claimed.takenOver) this.reportTakenOver(flow.name, groupKey, claimed.takenOver);
+    // Taken over from a replica that stopped: the run goes on after the plugins that acted there, as after a restart.
+    const goOn = claimed.takenOver ? this.takeOver(flow, groupKey, progress, claimed.takenOver) : progress;
+    if (goOn !== progress && !('reason' in goOn)) {
+      progress = goOn;
+      // Its place is in the Lease before a plugin acts: a replica that takes it over in turn goes on from there too.
+      this.states.progress(groupKey, 'running', progress);
+      await this.states.commit(groupKey);
+    }
     const { metrics, logger } = this.options;
     const resumes = this.states.resumesRuns;
     const labels = { flow: flow.name };
@@ -364,14 +389,14 @@ export class FlowEngine {
     const lost = this.states.holdLost(groupKey);
     const cancel = lost ? this.runSignals.own(lost) : this.runSignals.shared();
     try {
-      result = await runPlugins(progress, flow.name, flow.steps.slice(progress.next), {
+      result = 'reason' in goOn ? callingNothing(`not resumed: ${goOn.reason}`, progress) : await runPlugins(progress, flow.name, flow.steps.slice(progress.next), {
         clock: this.clock,
         random: this.random,
         signal: cancel.signal,
         // A process stopped or starved past its renewals reads a plugin's answer before its renew tick: look before acting again.
         ...(lost ? { beforeCall: () => this.states.checkHold(groupKey) } : {}),
         // A crash (kill -9, OOM) mid-run resumes it after the plugins that succeeded, not from where it started.
-        ...(resumes ? { afterStep: (passed, attributes) => this.passedStep(flow, groupKey, progress, passed, attributes) } : {}),
+        ...(this.states.recordsSteps ? { afterStep: (passed, attributes) => this.passedStep(flow, groupKey, progress, passed, attributes) } : {}),
         onCall: (call) => {
           this.listeners.called(groupKey, progress.event, call.startedAt);
           if (firstCall) {
@@ -384,7 +409,7 @@ export class FlowEngine {
       });
     } catch (err) {
       // Nothing above should throw; if it does, the group must still be freed, never left running.
-      result = { outcome: 'failed', error: `internal error: ${(err as Error).message}`, calls: [], attributes: progress.attributes, reached: 0, ignored: [] };
+      result = callingNothing(`internal error: ${(err as Error).message}`, progress);
     }
     cancel.release();
     const finishedAt = this.clock.now();
@@ -463,13 +488,25 @@ export class FlowEngine {
     tell?.({ flow: flow.name, outcome: 'interrupted', error: 'the run-state store could not be reached' });
   }
 
-  /** Another replica's run of the group that stopped without finishing: reported interrupted, as this run takes its place. */
-  private reportTakenOver(flow: string, groupKey: string, { holder, eventId, since }: TakenOver): void {
-    const now = this.clock.now();
-    const error = `replica ${holder} stopped renewing the group's Lease during the run`;
-    this.options.metrics.flowRuns.inc({ flow, outcome: 'interrupted' });
-    this.recent.add({ flow, groupKey, eventId, eventType: '', outcome: 'interrupted', error, receivedAt: since, startedAt: since, finishedAt: now, calls: [] });
-    this.options.logger.warn({ flow, groupKey, eventId, holder, since: new Date(since).toISOString() }, 'run of another replica interrupted: it stopped renewing its Lease; this replica runs the group again');
+  /**
+   * Another replica's run of the group that stopped without finishing, which this run takes the place of: reported
+   * interrupted (unless its replica handed it back, and reported it so, at shutdown). Returns where this run goes on
+   * ({@link goOnAfter}), or why it does not.
+   */
+  private takeOver(flow: CompiledFlow, groupKey: string, progress: RunProgress, takenOver: TakenOver): RunProgress | { reason: string } {
+    const { holder, eventId, since } = takenOver;
+    const goOn = goOnAfter(flow, progress, takenOver);
+    // Where it goes on (step 1: from the start), or why it does not.
+    const then = 'reason' in goOn ? { notResumed: goOn.reason } : { goesOnAtStep: goOn.next + 1, plugin: flow.steps[goOn.next]?.plugin.name };
+    const fields = { flow: flow.name, groupKey, eventId, holder, since: new Date(since).toISOString(), ...then };
+    if (takenOver.handedBack) {
+      this.options.logger.info(fields, 'run handed back by a replica at its shutdown: this replica takes the group over');
+      return goOn;
+    }
+    this.options.metrics.flowRuns.inc({ flow: flow.name, outcome: 'interrupted' });
+    this.recent.add({ flow: flow.name, groupKey, eventId, eventType: '', outcome: 'interrupted', error: `replica ${holder} stopped renewing the group's Lease during the run`, receivedAt: since, startedAt: since, finishedAt: this.clock.now(), calls: [] });
+    this.options.logger.warn(fields, 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over');
+    return goOn;
   }
 
   /** Decides what the group becomes after one pass over the plugins. */
@@ -481,9 +518,7 @@ export class FlowEngine {
       return 'succeeded';
     }
     if (result.outcome === 'interrupted') {
-      // Kept as running on disk: the restart resumes it from the plugin it stopped at.
-      if (this.states.resumesRuns) this.states.progress(key, 'running', reached);
-      else this.states.release(key);
+      this.states.cutShort(key, reached);
       return 'interrupted';
     }
     const { runRetry } = flow.config;
@@ -550,7 +585,7 @@ export class FlowEngine {
       const run = state.run!;
       // Only a run that was queued or in flight counts: one that waited for its next try through a restart did nothing wrong.
       const restarts = run.restarts + (options.restart && state.phase === 'running' ? 1 : 0);
-      const place = resumeAt(flow, state, restarts);
+      const place = resumeAt(flow, state.flow, run, restarts);
       if ('reason' in place) {
         abandoned++;
         this.abandon(state, place.reason);
@@ -736,10 +771,11 @@ export class FlowEngine {
     }
     if (this.states.resumesRuns) return;
     // Every run waiting for a try, including those that failed during the grace and were never scheduled.
-    const lost = this.states.list(this.clock.now()).filter((state) => state.phase === 'retrying');
-    if (lost.length === 0) return;
-    for (const state of lost) this.states.release(state.key);
-    this.options.logger.error({ runs: lost.length }, 'runs waiting for a retry are lost: without state.file nothing survives the restart');
+    const waiting = this.states.list(this.clock.now()).filter((state) => state.phase === 'retrying');
+    if (waiting.length === 0) return;
+    for (const state of waiting) this.states.cutShort(state.key, state.run!);
+    if (this.states.backend === 'kubernetes') this.options.logger.warn({ runs: waiting.length }, 'runs waiting for a retry are handed back with their Leases: the next event of their group goes on with them on any replica');
+    else this.options.logger.error({ runs: waiting.length }, 'runs waiting for a retry are lost: without state.file nothing survives the restart');
   }
 
   /** The flows with their live counts. */

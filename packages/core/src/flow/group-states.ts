@@ -80,6 +80,7 @@ const FULL_SWEEP_INTERVAL_MS = 1_000;
 export class GroupStates implements RunStateStore {
   readonly backend: StateBackend = 'memory';
   readonly resumesRuns: boolean = false;
+  readonly recordsSteps: boolean = false;
   readonly recovered: readonly GroupState[] = [];
   private readonly groups = new Map<string, GroupState>();
   private lastFullSweep = -Infinity;
@@ -128,6 +129,11 @@ export class GroupStates implements RunStateStore {
   /** After failure, or when the run never started: the group is free again, so the next re-send retries. */
   release(key: string): void {
     if (this.groups.delete(key)) this.persist({ key, phase: 'free' });
+  }
+
+  /** Frees the group: nothing in memory outlives the process. */
+  cutShort(key: string, _run: RunProgress): void {
+    this.release(key);
   }
 
   /** Restores a state read back from disk, without writing it again unless `rewrite` (it was changed since it was read). */

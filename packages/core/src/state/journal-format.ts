@@ -17,15 +17,20 @@ const time = z.number().finite().min(-8.64e15).max(8.64e15);
 
 const event = z.looseObject({ id: z.string(), source: z.string(), specversion: z.string(), type: z.string() });
 
-const run = z.strictObject({
-  event,
+/** A run's place in its flow, as the journal and a Lease (lease-record.ts) keep it. */
+export const runPlace = {
   attributes: z.record(z.string(), z.string()),
-  receivedAt: time,
   next: z.number().int().min(0),
   at: z.strictObject({ plugin: z.string().min(1), occurrence: z.number().int().min(0), passed: z.array(z.string().min(1)).optional() }).optional(),
   attempt: z.number().int().min(1),
-  retryAt: time.optional(),
   restarts: z.number().int().min(0),
+};
+
+const run = z.strictObject({
+  ...runPlace,
+  event,
+  receivedAt: time,
+  retryAt: time.optional(),
 });
 
 const base = { key: z.string().min(1), flow: z.string().min(1), eventId: z.string(), since: time };

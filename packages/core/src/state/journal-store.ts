@@ -11,6 +11,7 @@ import type { JournalRepair, StateJournal } from './state-journal.js';
 export class JournalRunStateStore extends GroupStates {
   override readonly backend: StateBackend = 'file';
   override readonly resumesRuns = true;
+  override readonly recordsSteps = true;
 
   /**
    * @param recovered what the journal held when it was opened (see {@link StateJournal.open}).
@@ -30,6 +31,11 @@ export class JournalRunStateStore extends GroupStates {
   override async claim(_key: string, _run: RunProgress): Promise<ClaimResult> {
     await this.journal.flush();
     return HELD;
+  }
+
+  /** Kept as running on disk: the restart resumes it from the plugin it stopped at. */
+  override cutShort(key: string, run: RunProgress): void {
+    this.progress(key, 'running', run);
   }
 
   override commit(): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -10,7 +10,7 @@ import { FlowEngine } from '../flow/flow-engine.js';
 import type { RunProgress } from '../flow/group-states.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { RunSettlement } from '../sources/event-sink.js';
-import { KubernetesRunStateStore } from './kubernetes-store.js';
+import { KubernetesRunStateStore, PLACE_KEPT_MS } from './kubernetes-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
 import { leaseName } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
@@ -150,8 +150,62 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await b.claim('g', run('e2'))).claim).toBe('taken');
     await new Promise((r) => setTimeout(r, 1_100));
     b.tryStart('g', 'spot', run('e3'), Date.now());
-    expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
+    expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', handedBack: false, eventId: 'e1', since: expect.any(Number) } });
     expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
+  });
+
+  it('writes a run\'s place into its Lease as it passes plugins; a replica that takes the Lease over is handed that place', async () => {
+    const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    dead.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await dead.claim('g', run('e1'))).claim).toBe('held');
+    const place = { next: 1, at: { plugin: 'replace', occurrence: 0, passed: ['drain'] }, attributes: { node: 'n-1' }, attempt: 1, restarts: 0 };
+    dead.progress('g', 'running', { ...run('e1'), ...place });
+    expect(await dead.commit('g')).toBe(true);
+    expect(JSON.parse(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/run-place']!)).toEqual(place);
+    const writes = api.requests.filter((r) => r.method === 'PUT').length;
+    // The same place again (a renewal's worth of nothing new) is not written again.
+    dead.progress('g', 'running', { ...run('e1'), ...place });
+    expect(await dead.commit('g')).toBe(true);
+    expect(api.requests.filter((r) => r.method === 'PUT')).toHaveLength(writes);
+    await observe(b);
+    await sleep(1_100);
+    b.tryStart('g', 'spot', run('e1'), Date.now());
+    expect(await b.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', handedBack: false, eventId: 'e1', since: expect.any(Number), place } });
+  });
+
+  it('a run cut short is handed back with its place: another replica takes its group over at once, and the sweep keeps that Lease an hour', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const place = { next: 2, attributes: {}, attempt: 3, restarts: 1, waiting: true };
+    a.cutShort('g', { ...run('e1'), next: 2, attempt: 3, restarts: 1, retryAt: Date.now() + 60_000 });
+    expect(await a.commit('g')).toBe(true);
+    expect(a.holder('g', Date.now())).toBeUndefined();
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('');
+    // Within its 30 s leaseDuration, and without b having seen the Lease before.
+    b.tryStart('g', 'spot', run('e1'), Date.now());
+    expect(await b.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: '', handedBack: true, eventId: 'e1', since: expect.any(Number), place } });
+    b.cutShort('g', { ...run('e1'), next: 2, attempt: 3, restarts: 1, retryAt: Date.now() + 60_000 });
+    expect(await b.commit('g')).toBe(true);
+    await observe(b);
+    expect(api.cluster.leases.all()).toHaveLength(1);
+    // An hour on, nothing took it: swept.
+    b.sweep(Date.now() + PLACE_KEPT_MS + 1_000);
+    await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000 }).toBe(0);
+  });
+
+  it('a run cut short hands back nothing it does not hold: a run whose claim another replica won is only freed here', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await b.claim('g', run('e2'))).claim).toBe('taken');
+    b.cutShort('g', run('e2'));
+    expect(await b.commit()).toBe(true);
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
   });
 
   it('a replica restarted under the same identity (its container restarted in the same pod) keeps the cooldowns it wrote, and takes over at once the runs it left', async () => {
@@ -168,7 +222,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     after.tryStart('cooled', 'spot', run('e3'), Date.now());
     expect(await after.claim('cooled', run('e3'))).toEqual({ claim: 'taken', heldAs: 'cooling' });
     after.tryStart('cut', 'spot', run('e4'), Date.now());
-    expect(await after.claim('cut', run('e4'))).toEqual({ claim: 'held', takenOver: { holder: 'core-0', eventId: 'e2', since: expect.any(Number) } });
+    expect(await after.claim('cut', run('e4'))).toEqual({ claim: 'held', takenOver: { holder: 'core-0', handedBack: false, eventId: 'e2', since: expect.any(Number) } });
   });
 
   it('a holder that renews keeps its run: no takeover, however long it runs', async () => {
@@ -443,7 +497,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await b.claim('g', run('e2'))).claim).toBe('taken');
     await sleep(1_100);
     b.tryStart('g', 'spot', run('e3'), Date.now());
-    expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', eventId: 'e1', since: expect.any(Number) } });
+    expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', handedBack: false, eventId: 'e1', since: expect.any(Number) } });
   });
 
   describe('a Lease a later version wrote, which this one cannot read (the two side by side in a rolling update)', () => {
@@ -604,6 +658,82 @@ describe('FlowEngine on the Kubernetes store', () => {
     await engine.drain();
     expect(heard.map((s) => s.outcome)).toEqual(['succeeded']);
     expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual([expect.stringMatching(/^spot:\{sha256="[0-9a-f]{64}"\}$/)]);
+  });
+
+  it('a run waiting for its next try at shutdown is handed back: another replica takes it over at once, calling only the plugin that failed, as the run\'s next try, with the attributes of the one before', async () => {
+    const calls: Array<{ replica: string; plugin: string; labels: Record<string, string> }> = [];
+    const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
+      const { store } = replica(replicaName);
+      const plugin = (name: string): ActionPlugin => ({
+        name,
+        timeoutMs: 5_000,
+        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+        invoke: (event) => {
+          calls.push({ replica: replicaName, plugin: name, labels: (event.data as { labels: Record<string, string> }).labels });
+          if (name === 'terminate') return Promise.reject(new PluginError(Code.Unavailable, 'EC2 throttled'));
+          return Promise.resolve({ status: 'ok', message: '', attributes: { detached: 'yes' } });
+        },
+        close: () => {},
+      });
+      const yaml = 'plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    runRetry: { attempts: 3, initialBackoff: 10m, maxBackoff: 10m }\n    plugins: [detach, terminate]\n';
+      const { config } = parseConfig(yaml, 'test.yaml', {});
+      const plugins = new Map([['detach', plugin('detach')], ['terminate', plugin('terminate')]]);
+      return { engine: new FlowEngine({ flows: config.flows, plugins, logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store }), store };
+    };
+    const event: CloudEvent = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } };
+    const a = engineOf('a');
+    a.engine.dispatch(event, Date.now());
+    await expect.poll(() => a.engine.groups().map((g) => g.phase), { timeout: 5_000, interval: 10 }).toEqual(['retrying']);
+    // As core stops: the engine, then the store.
+    await a.engine.shutdown(1_000);
+    await a.store.close();
+    expect(api.cluster.leases.all().map((l) => l.spec?.holderIdentity)).toEqual(['']);
+    const b = engineOf('b');
+    b.engine.dispatch(event, Date.now());
+    // Its second try fails as well: it waits for its third, the last runRetry allows.
+    await expect.poll(() => b.engine.groups().map((g) => `${g.phase} ${g.run?.attempt}`), { timeout: 5_000, interval: 10 }).toEqual(['retrying 3']);
+    expect(calls.map(({ replica, plugin }) => `${replica} ${plugin}`)).toEqual(['a detach', 'a terminate', 'b terminate']);
+    expect(calls[2]!.labels).toMatchObject({ instance_id: 'i-1', detached: 'yes' });
+    await b.engine.shutdown(1_000);
+  });
+
+  it('a run taken over goes on from its place only for the event it was for, and not after it was resumed 5 times', async () => {
+    const before = replica('core-0').store;
+    const place = { next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] }, attributes: {}, attempt: 1 };
+    // Each run passed detach; i-1's was resumed 5 times already.
+    for (const [instance, id, restarts] of [['i-1', 'e1', 5], ['i-2', 'e2', 0]] as const) {
+      const key = `spot:{instance_id="${instance}"}`;
+      expect(before.tryStart(key, 'spot', run(id), Date.now())).toBe('started');
+      expect((await before.claim(key, run(id))).claim).toBe('held');
+      before.progress(key, 'running', { ...run(id), ...place, restarts });
+    }
+    expect(await before.commit()).toBe(true);
+    // kill -9, and the same pod's container restarted: it takes its own Leases over at once.
+    await before.close();
+    const { store } = replica('core-0');
+    const calls: string[] = [];
+    const plugin = (name: string): ActionPlugin => ({
+      name,
+      timeoutMs: 5_000,
+      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+      invoke: (event) => {
+        calls.push(`${name} ${(event.data as { labels: { instance_id: string } }).labels.instance_id}`);
+        return Promise.resolve({ status: 'ok', message: '', attributes: {} });
+      },
+      close: () => {},
+    });
+    const { config } = parseConfig('plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    plugins: [detach, terminate]\n', 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['detach', plugin('detach')], ['terminate', plugin('terminate')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    const heard: RunSettlement[] = [];
+    engine.dispatch({ id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } }, Date.now(), (settled) => heard.push(settled));
+    // Another alert of the group i-2 (it fired again, with another startsAt): a reclaim of its own, from the start.
+    engine.dispatch({ id: 'e3', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-2' } } }, Date.now(), (settled) => heard.push(settled));
+    await engine.drain();
+    expect(heard).toEqual([
+      { flow: 'spot', outcome: 'failed', error: 'not resumed: it was resumed 5 times and never finished' },
+      expect.objectContaining({ flow: 'spot', outcome: 'succeeded' }),
+    ]);
+    expect(calls).toEqual(['detach i-2', 'terminate i-2']);
   });
 
   it('a replica paused past its Lease (SIGSTOP, a GC pause) whose plugin answers as it resumes calls no further plugin: another replica took the group over meanwhile', async () => {

@@ -4,7 +4,7 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
-import { fromLease, heldUntil, LEASE_SELECTOR, leaseName, toLease, type LeaseRecord } from './lease-record.js';
+import { fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
 import type { ClaimResult, StateBackend, StoreDescription } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
@@ -64,6 +64,12 @@ const ATTEMPTS = 3;
 const FAILURE_HOLD_MS = 1_000;
 /** While the API server cannot be reached, how often it is asked again. */
 const PROBE_MS = 500;
+/**
+ * How long the sweep keeps the Lease of a run cut short (its holder stopped, or handed it back) that
+ * recorded a place, after its hold ended: the group's next event goes on from that place within it.
+ * Prometheus sends a firing alert again every minute, an SQS message comes back after its visibility timeout.
+ */
+export const PLACE_KEPT_MS = 60 * 60_000;
 
 /** 401 or 403: the API server answers, but this replica may not use its Leases (no Role, a Role in another namespace, a token refused). */
 const isDenied = (err: unknown): boolean => err instanceof LeaseRefused && (err.code === 401 || err.code === 403);
@@ -84,6 +90,7 @@ const isOutage = (err: unknown): boolean => !(err instanceof LeaseRefused) || er
  */
 export class KubernetesRunStateStore extends GroupStates {
   override readonly backend: StateBackend = 'kubernetes';
+  override readonly recordsSteps = true;
   private readonly mine = new Map<string, HeldLease>();
   /** Groups other replicas hold, as last seen. */
   private readonly others = new Map<string, { state: GroupState; until: number }>();
@@ -165,7 +172,51 @@ export class KubernetesRunStateStore extends GroupStates {
     // Without a cooldown this calls release(), which deletes the Lease.
     super.succeeded(key, now, cooldownMs);
     const held = this.mine.get(key);
-    if (cooldownMs > 0 && held) this.write(key, held, { ...held.record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now }, true);
+    if (cooldownMs > 0 && held) {
+      const { place: _done, ...record } = held.record;
+      this.write(key, held, { ...record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now }, true);
+    }
+  }
+
+  /** Also writes the run's place into its Lease when it moved (a plugin passed, a retry due), so a replica that takes it over goes on from there. */
+  override progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void {
+    super.progress(key, phase, run);
+    const held = this.mine.get(key);
+    if (held?.record.phase !== 'running') return;
+    const place = this.placeToKeep(key, run);
+    if (JSON.stringify(place) === JSON.stringify(held.record.place)) return;
+    const { place: _old, ...record } = held.record;
+    this.write(key, held, place ? { ...record, place } : record, true);
+  }
+
+  /**
+   * Hands the run's Lease back with its place (holder empty), rather than delete it: the group's next
+   * event, on any replica, takes it over at once and goes on after the plugins the run passed.
+   */
+  override cutShort(key: string, run: RunProgress): void {
+    const held = this.mine.get(key);
+    const place = held?.record.phase === 'running' ? this.placeToKeep(key, run) : undefined;
+    if (!held || !place) return this.release(key);
+    this.forget(key);
+    this.mine.delete(key);
+    held.record = { ...held.record, holder: '', place, renewedAt: this.options.clock.now() };
+    const written = held.writing.then(async () => {
+      try {
+        held.lease = await this.saveHeld(held);
+        this.answered();
+      } catch (err) {
+        // Taken by another replica meanwhile, or unanswered: the Lease then expires with the place it had, which a takeover finds as well.
+        if (!(err instanceof LeaseLost)) this.failed(err);
+      }
+    });
+    this.track(written, key);
+  }
+
+  /** `run`'s place, or undefined (and a warning) when it is too long to keep in a Lease: a takeover then runs the group from its start. */
+  private placeToKeep(key: string, run: RunProgress): LeasePlace | undefined {
+    const place = placeOf(run);
+    if (!place) this.options.logger.warn({ groupKey: key, plugin: run.at?.plugin }, 'the plugins\' attributes are too long to keep in the run\'s Lease: a replica that takes the run over runs it from its start');
+    return place;
   }
 
   override holdLost(key: string): AbortSignal | undefined {
@@ -179,14 +230,18 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   override release(key: string): void {
+    this.forget(key);
+    this.dropHeld(key);
+  }
+
+  /** Frees the group here, and a claim in flight for it: released before its claim came back (a full queue), the claim's Lease is given up when it does. */
+  private forget(key: string): void {
     super.release(key);
-    // Released before its claim came back (a full queue): the claim's Lease is given up when it does.
     const claiming = this.claiming.get(key);
     if (claiming) {
       this.claiming.delete(key);
       this.claims.delete(claiming);
     }
-    this.dropHeld(key);
   }
 
   /** Gives up the group's Lease, if this replica holds it. */
@@ -332,7 +387,9 @@ export class KubernetesRunStateStore extends GroupStates {
           throw err;
         }
         const interrupted = found?.phase === 'running' && !(earlier && sameClaim(found, earlier));
-        return interrupted ? { claim: 'held', takenOver: { holder: found.holder, eventId: found.eventId, since: found.since } } : HELD;
+        if (!interrupted) return HELD;
+        const takenOver = { holder: found.holder, handedBack: handedBack(found), eventId: found.eventId, since: found.since };
+        return { claim: 'held', takenOver: found.place ? { ...takenOver, place: found.place } : takenOver };
       }
       return RUNNING_ELSEWHERE;
     } catch (err) {
@@ -356,7 +413,7 @@ export class KubernetesRunStateStore extends GroupStates {
    */
   private holdOver(lease: V1Lease, record: LeaseRecord): boolean {
     if (record.phase === 'cooling') return record.until! <= this.options.clock.now();
-    return this.unchangedFor(lease) >= record.leaseDurationMs;
+    return handedBack(record) || this.unchangedFor(lease) >= record.leaseDurationMs;
   }
 
   /**
@@ -577,8 +634,8 @@ export class KubernetesRunStateStore extends GroupStates {
       // Over: the next event of the group claims it (and reports a run cut short).
       if (record && record.holder !== identity) this.others.delete(record.key);
       const { name, uid, resourceVersion } = lease.metadata ?? {};
-      // Our own run in progress is renewed, not swept, however late the renewal.
-      if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running')) continue;
+      // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place a while.
+      if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running') || (record?.place && now - heldUntil(record) < PLACE_KEPT_MS)) continue;
       await this.options.api.delete(name!, { uid: uid!, resourceVersion: resourceVersion! }).catch(() => {});
     }
     for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);

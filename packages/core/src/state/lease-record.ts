@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import { z } from 'zod';
+import type { RunProgress } from '../flow/group-states.js';
+import { runPlace } from './journal-format.js';
 
 /** Labels on every Lease of the kubernetes backend, so a list finds them and nothing else. */
 export const LEASE_LABELS: Readonly<Record<string, string>> = Object.freeze({ 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': 'run-state' });
@@ -15,7 +18,43 @@ const A = {
   phase: 'hollowtrees.io/phase',
   since: 'hollowtrees.io/since',
   until: 'hollowtrees.io/cooldown-until',
+  place: 'hollowtrees.io/run-place',
 } as const;
+
+/**
+ * How far a run got: what a replica that takes its Lease over needs to go on after the plugins
+ * that already acted, rather than call them again (the file journal keeps the same of a run).
+ */
+export type LeasePlace = Pick<RunProgress, 'next' | 'at' | 'attributes' | 'attempt' | 'restarts'> & {
+  /** The run was waiting for its next try, calling nothing: going on with it is no restart of it. */
+  waiting?: true;
+};
+
+const placeSchema = z.strictObject({ ...runPlace, waiting: z.literal(true).optional() });
+
+/**
+ * The longest place a Lease keeps, as JSON: an annotation of the Lease, whose annotations the API server
+ * bounds at 256 KiB in all (the group key, up to 8 KiB, is there twice). Plugins' attributes are the bulk.
+ */
+export const MAX_PLACE_CHARS = 64 * 1024;
+
+/** The place of `run` as a Lease keeps it, or undefined when it is longer than {@link MAX_PLACE_CHARS}. */
+export function placeOf(run: RunProgress): LeasePlace | undefined {
+  const { next, at, attributes, attempt, restarts, retryAt } = run;
+  const place: LeasePlace = { next, ...(at ? { at } : {}), attributes, attempt, restarts, ...(retryAt === undefined ? {} : { waiting: true as const }) };
+  return JSON.stringify(place).length <= MAX_PLACE_CHARS ? place : undefined;
+}
+
+/** The place an annotation holds; undefined when it does not parse (a takeover then runs the group from its start, as with none). */
+function parsePlace(text: string | undefined): LeasePlace | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const parsed = placeSchema.safeParse(JSON.parse(text));
+    return parsed.success ? (parsed.data as LeasePlace) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The Lease name of a group: the prefix and 40 hex digits of the key's
@@ -36,6 +75,9 @@ export interface LeaseRecord {
   since: number;
   /** End of the cooldown, ms since epoch. */
   until?: number;
+  /** Running: how far the run got, once it passed a plugin or waits for a retry. */
+  place?: LeasePlace;
+  /** Empty when the run's holder handed it back, cut short by a shutdown: any replica may take it over at once. */
   holder: string;
   /** Last renewal, ms since epoch. */
   renewedAt: number;
@@ -49,8 +91,12 @@ export interface LeaseRecord {
  * holder is taken to have stopped).
  */
 export function heldUntil(record: LeaseRecord): number {
-  return record.phase === 'cooling' ? record.until! : record.renewedAt + record.leaseDurationMs;
+  if (record.phase === 'cooling') return record.until!;
+  return handedBack(record) ? record.renewedAt : record.renewedAt + record.leaseDurationMs;
 }
+
+/** A run's Lease its holder gave up at shutdown, keeping its place for whichever replica the group's next event reaches. */
+export const handedBack = (record: LeaseRecord): boolean => record.phase === 'running' && record.holder === '';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 /** MicroTime wants six fractional digits; the client's V1MicroTime writes them. */
@@ -73,6 +119,7 @@ export function toLease(name: string, record: LeaseRecord, base?: V1Lease): V1Le
         [A.phase]: record.phase,
         [A.since]: iso(record.since),
         ...(record.until === undefined ? {} : { [A.until]: iso(record.until) }),
+        ...(record.place === undefined ? {} : { [A.place]: JSON.stringify(record.place) }),
       },
       ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
     },
@@ -95,6 +142,7 @@ export function fromLease(lease: V1Lease): LeaseRecord | undefined {
   if ((phase !== 'running' && phase !== 'cooling') || !key || !flow) return undefined;
   const untilText = a[A.until];
   const until = untilText === undefined ? undefined : Date.parse(untilText);
+  const place = phase === 'running' ? parsePlace(a[A.place]) : undefined;
   const record: LeaseRecord = {
     key,
     flow,
@@ -102,6 +150,7 @@ export function fromLease(lease: V1Lease): LeaseRecord | undefined {
     phase,
     since: Date.parse(a[A.since] ?? ''),
     ...(until === undefined ? {} : { until }),
+    ...(place === undefined ? {} : { place }),
     holder: lease.spec?.holderIdentity ?? '',
     renewedAt: msOf(lease.spec?.renewTime ?? lease.spec?.acquireTime),
     leaseDurationMs: (lease.spec?.leaseDurationSeconds ?? 0) * 1000,

@@ -1,4 +1,5 @@
 import type { GroupState, RunProgress, StartDecision } from '../flow/group-states.js';
+import type { LeasePlace } from './lease-record.js';
 
 /** Where run state is kept: this process only, a journal on local disk, or Leases shared by every replica. */
 export type StateBackend = 'memory' | 'file' | 'kubernetes';
@@ -29,10 +30,14 @@ export interface StoreDescription {
   durable: boolean;
 }
 
-/** A run of another replica that this one took over: its holder stopped renewing the group's Lease mid-run. */
+/** A run of another replica that this one took over: its holder stopped renewing the group's Lease mid-run, or handed it back at shutdown. */
 export interface TakenOver {
-  /** The replica that held it. */
+  /** The replica that held it; empty when it was handed back. */
   holder: string;
+  /** The holder cut the run short at shutdown and gave its Lease up (and reported it interrupted itself). */
+  handedBack: boolean;
+  /** How far the run got there, if it passed a plugin or waited for a retry. */
+  place?: LeasePlace;
   /** The event that started the run cut short. */
   eventId: string;
   /** When that run started, ms since epoch. */
@@ -63,6 +68,11 @@ export interface RunStateStore {
    * its group runs it again.
    */
   readonly resumesRuns: boolean;
+  /**
+   * True when each plugin a run passed is recorded (with {@link progress}, then {@link commit}) before
+   * the next acts: the run then goes on after it when resumed or taken over, rather than call it again.
+   */
+  readonly recordsSteps: boolean;
   /** Groups held at most; beyond it a new group is refused (`full`). */
   readonly maxGroups: number;
   /** Groups held locally, cooldowns that are over but not yet swept included. */
@@ -96,6 +106,12 @@ export interface RunStateStore {
   succeeded(key: string, now: number, cooldownMs: number): void;
   /** After failure, or when the run never started: the group is free again. */
   release(key: string): void;
+  /**
+   * A run a shutdown cut short (in flight, or waiting for its next try), at `run`'s place: the journal
+   * keeps it, to resume after the restart; a Lease is handed back with the place, for the group's next
+   * event on any replica to go on from; memory frees the group.
+   */
+  cutShort(key: string, run: RunProgress): void;
   /** Takes back a state read from the store at start, without writing it again unless `rewrite` (it was changed since it was read). */
   restore(state: GroupState, rewrite?: { rewrite: boolean }): void;
   /** The state holding the group now, as this process knows it. */
