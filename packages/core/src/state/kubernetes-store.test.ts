@@ -225,6 +225,27 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await after.claim('cut', run('e4'))).toEqual({ claim: 'held', takenOver: { holder: 'core-0', handedBack: false, eventId: 'e2', since: expect.any(Number) } });
   });
 
+  it('a Lease seen unchanged while this replica could not reach the API server is not taken over: its leaseDuration counts again from the outage\'s end', async () => {
+    // a never renews within the test: its Lease is left as if its holder could not write.
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    await observe(b);
+    // An outage longer than the Lease, which b's list meets.
+    api.unreachable = true;
+    b.sweep(Date.now());
+    await expect.poll(() => b.durable, { timeout: 5_000, interval: 20 }).toBe(false);
+    await sleep(1_100);
+    api.unreachable = false;
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect(await b.claim('g', run('e2'))).toEqual({ claim: 'taken', heldAs: 'running' });
+    // Still unchanged a whole leaseDuration after the outage: its holder is gone.
+    await sleep(1_100);
+    b.tryStart('g', 'spot', run('e3'), Date.now());
+    expect(await b.claim('g', run('e3'))).toMatchObject({ claim: 'held', takenOver: { holder: 'a' } });
+  });
+
   it('a holder that renews keeps its run: no takeover, however long it runs', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;

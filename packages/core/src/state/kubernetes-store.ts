@@ -437,12 +437,16 @@ export class KubernetesRunStateStore extends GroupStates {
     return 0;
   }
 
+  /** Reads a Lease; an answer (404 included) tells that the API server can be reached, before what was read is judged. */
   private async readOrUndefined(name: string): Promise<V1Lease | undefined> {
     try {
-      return await this.options.api.read(name);
+      const lease = await this.options.api.read(name);
+      this.answered();
+      return lease;
     } catch (err) {
-      if (isRefused(err, 404)) return undefined;
-      throw err;
+      if (!isRefused(err, 404)) throw err;
+      this.answered();
+      return undefined;
     }
   }
 
@@ -667,6 +671,9 @@ export class KubernetesRunStateStore extends GroupStates {
   private answered(): void {
     if (this.reachable) return;
     this.reachable = true;
+    // A Lease seen unchanged while this replica could not reach the API server proves nothing: its holder could not write
+    // to it either (a run that ended there could not record its cooldown). Its leaseDuration counts again from now.
+    this.observed.clear();
     clearInterval(this.prober);
     this.prober = undefined;
     this.options.logger.info('the shared run-state store can be used again');
