@@ -246,6 +246,22 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await b.claim('g', run('e3'))).toMatchObject({ claim: 'held', takenOver: { holder: 'a' } });
   });
 
+  it('a claim that took several slow calls (a 409, a read, the takeover) counts its hold from the write that made it, not from the claim\'s first call', async () => {
+    const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    // Renewals unconfirmed for 3 s - 1.5 x 1 s = 1.5 s stop a run.
+    const b = replica('b', { leaseDurationMs: 3_000, renewIntervalMs: 1_000 }).store;
+    dead.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await dead.claim('g', run('e1'))).claim).toBe('held');
+    await observe(b);
+    await sleep(1_100);
+    // Three calls of 600 ms: the claim takes 1.8 s, its takeover write the last 0.6 s of it.
+    api.latency.set(600);
+    b.tryStart('g', 'spot', run('e2'), Date.now());
+    expect(await b.claim('g', run('e2'))).toMatchObject({ claim: 'held', takenOver: { holder: 'dead' } });
+    b.checkHold('g');
+    expect(b.holdLost('g')?.aborted).toBe(false);
+  });
+
   it('a holder that renews keeps its run: no takeover, however long it runs', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;

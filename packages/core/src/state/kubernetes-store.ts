@@ -352,7 +352,9 @@ export class KubernetesRunStateStore extends GroupStates {
     try {
       for (let tries = 0; tries < ATTEMPTS; tries++) {
         try {
-          this.hold(key, name, record, await api.create(toLease(name, record)), attempt.startedAt);
+          // Its hold counts from when this create began, not the claim: the calls before it (a 409, a read) wrote nothing.
+          const sentAt = this.elapsed();
+          this.hold(key, name, record, await api.create(toLease(name, record)), sentAt);
           return HELD;
         } catch (err) {
           // No answer: the create may have been applied all the same. Read it back rather than leave a Lease nobody renews.
@@ -377,8 +379,9 @@ export class KubernetesRunStateStore extends GroupStates {
           return found?.phase === 'cooling' ? COOLING_ELSEWHERE : RUNNING_ELSEWHERE;
         }
         const next = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1 };
+        const sentAt = this.elapsed();
         try {
-          this.hold(key, name, next, await api.replace(toLease(name, next, current)), attempt.startedAt);
+          this.hold(key, name, next, await api.replace(toLease(name, next, current)), sentAt);
         } catch (err) {
           // Another replica took it over first: look again.
           if (isRefused(err, 409)) continue;
