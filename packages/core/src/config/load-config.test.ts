@@ -517,6 +517,21 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     expect(problem(`flows:\n  spot:\n${withPlugins.replace(/^/gm, '    ')}\n`)).toBe(`config.yaml: ${expected}`);
   });
 
+  it.each([
+    ['a filter', 'flows:\n  spot:\n    allowedEvents: [a]\n    filters: { __proto__: x, node: n }\n    plugins: [log]', 'flows.spot.filters'],
+    ['a flow', `${flowYaml()}  __proto__: { allowedEvents: [a], plugins: [log] }`, 'flows'],
+    ['a plugin', `plugins:\n  __proto__: { type: log }\n${flowYaml()}`, 'plugins'],
+    ["a step's settings", flowYaml('', '[{ plugin: log, config: { __proto__: 1 } }]'), 'flows.spot.plugins[0].config'],
+    ['the top level', `__proto__: { listen: ":1" }\n${flowYaml()}`, ''],
+  ])('a key named __proto__ in %s, which the schema dropped without a word', (_name, yaml, at) => {
+    expect(problem(yaml)).toBe(`config.yaml: ${at ? `${at}: ` : ''}a key named __proto__ is not read (JavaScript reserves it); rename it`);
+  });
+
+  it('an empty key, which names nothing: a filter on it never matched, so its flow never ran', () => {
+    expect(problem('flows:\n  spot:\n    allowedEvents: [a]\n    filters: { "": x }\n    plugins: [log]\n')).toBe('config.yaml: flows.spot.filters: an empty key names nothing; remove it or name what it is for');
+    expect(problem(`server: { "": 1 }\n${flowYaml()}`)).toBe('config.yaml: server: an empty key names nothing; remove it or name what it is for');
+  });
+
   it('a queue is named on every Node core declares (engines >=20.12): URL.parse came with 20.18', () => {
     const parse = URL.parse;
     // What Node 20.12 to 20.17 have: no URL.parse.

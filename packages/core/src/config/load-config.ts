@@ -4,6 +4,7 @@ import { parseDocument, type Document } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
+import { keyProblems } from './key-problems.js';
 import { cooldownWarnings } from './cooldown-warnings.js';
 import { configSchema, type Config } from './schema.js';
 import { ValueDisplay } from './value-display.js';
@@ -88,6 +89,10 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [{ path: '', message: 'expected a YAML mapping with server, log, plugins and flows' }]);
   }
+
+  // Before the schema, which would drop such a key silently.
+  const badKeys = keyProblems(raw);
+  if (badKeys.length > 0) throw new ConfigError(file, badKeys);
 
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new ConfigError(file, describeIssues(parsed.error.issues, [], (path, value) => display.quoted(path, value)));
