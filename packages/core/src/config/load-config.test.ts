@@ -428,6 +428,7 @@ describe('parseConfig accepts every documented form', () => {
     // EC2 without pause, and a replica renew its Leases without pause.
     const spotPrice = 'sources:\n  spotPrice:\n    - { region: us-east-1, instanceTypes: [m5.large], availabilityZones: [us-east-1a], maxPrice: 0.2, interval: 600h }';
     expect(problem(flowYaml(`server: { shutdownGracePeriod: 600h }\n${spotPrice}\nstate: { backend: kubernetes, kubernetes: { leaseDuration: 1800h, renewInterval: 600h } }`)).split('\n')).toEqual([
+      'config.yaml: state.kubernetes.leaseDuration: expected whole seconds from 1s to 24h',
       'config.yaml: state.kubernetes.renewInterval: expected a duration from 100ms to 24h',
       'config.yaml: server.shutdownGracePeriod: expected a duration from 0s to 24h',
       'config.yaml: sources.spotPrice[0].interval: expected a duration from 100ms to 24h',
@@ -454,6 +455,11 @@ describe('parseConfig accepts every documented form', () => {
     expect(() => withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 30s, renewInterval: 11s } }')).toThrow(/state\.kubernetes\.renewInterval: renewInterval must be at most a third of leaseDuration/);
     expect(withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 30s, renewInterval: 10s } }').state.kubernetes).toMatchObject({ renewInterval: 10_000 });
     expect(() => withTop('state: { backend: kubernetes, kubernetes: { namespace: Ops_1 } }')).toThrow(/state\.kubernetes\.namespace: expected a namespace name/);
+    // The Lease's leaseDurationSeconds is an int32: the API server refused every claim of a longer one, so every event was answered 503.
+    for (const bad of ['596524h', '25h', '500ms', '1500ms']) {
+      expect(() => withTop(`state: { backend: kubernetes, kubernetes: { leaseDuration: ${bad} } }`)).toThrow(/state\.kubernetes\.leaseDuration: expected whole seconds from 1s to 24h/);
+    }
+    expect(withTop('state: { backend: kubernetes, kubernetes: { leaseDuration: 24h } }').state.kubernetes).toMatchObject({ leaseDuration: 86_400_000 });
     // The API server refuses a Lease name with '-.', '..' or '.-' (every claim would be 422, every event 503): refused here instead.
     for (const prefix of ['ht-.', 'ht..', 'ht.-', 'a.b-.c-']) {
       expect(() => withTop(`state: { backend: kubernetes, kubernetes: { leasePrefix: "${prefix}" } }`)).toThrow(/state\.kubernetes\.leasePrefix: expected the start of a Lease name/);

@@ -259,8 +259,12 @@ const kubernetesState = z
       // With the 40 hex digits after it, a DNS subdomain as the API server wants a Lease name: no '-.', '..' or '.-'.
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(-*|\.)$/, 'expected the start of a Lease name (lower-case letters, digits, - and ., starting with a letter or digit; no dot next to another dot or a -)')
       .default('hollowtrees-'),
-    /** How long a Lease holds its group after its holder's last renewal; then another replica may take the run over. */
-    leaseDuration: duration.refine((ms) => ms >= 1_000 && ms % 1_000 === 0, 'expected whole seconds, at least 1s').default(30_000),
+    /**
+     * How long a Lease holds its group after its holder's last renewal; then another replica may take the run over.
+     * At most 24h: it is the Lease's int32 `leaseDurationSeconds`, which the API server refuses past 2^31-1 (every
+     * claim, so every event, would fail), and a group whose holder died stays held that long, its reclaims not acted on.
+     */
+    leaseDuration: duration.refine((ms) => ms >= 1_000 && ms <= 86_400_000 && ms % 1_000 === 0, 'expected whole seconds from 1s to 24h').default(30_000),
     renewInterval: timerDuration(100, '100ms').default(10_000),
     /** Lease calls a replica has in flight at once; more wait for a slot (see lease-api.ts). */
     maxInFlight: z.number().int().min(1).max(1_000).default(32),
