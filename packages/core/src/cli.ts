@@ -155,6 +155,8 @@ async function main(argv: string[]): Promise<number> {
   // SIGHUP's default action ends the process. Start-up can take seconds (a long journal, the
   // Kubernetes state backend): a reload asked for meanwhile (systemctl reload, a config reloader) is done once started.
   let hupWhileStarting = false;
+  let reloading = false;
+  let reloadAgain = false;
   const onHupWhileStarting = (): void => {
     hupWhileStarting = true;
   };
@@ -201,7 +203,7 @@ async function main(argv: string[]): Promise<number> {
   };
   process.off('SIGTERM', onStopWhileStarting).off('SIGINT', onStopWhileStarting);
   process.off('SIGHUP', onHupWhileStarting);
-  process.on('SIGHUP', () => void reload());
+  process.on('SIGHUP', requestReload);
   if (stopWhileStarting !== undefined) {
     // Stopping already: the other signal too means now.
     const other = stopWhileStarting === 'SIGTERM' ? 'SIGINT' : 'SIGTERM';
@@ -211,21 +213,50 @@ async function main(argv: string[]): Promise<number> {
   }
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  if (hupWhileStarting) void reload();
+  if (hupWhileStarting) requestReload();
   return exitCode;
 
-  /** SIGHUP: a good new file replaces the running configuration; a bad one is logged and the old one kept. */
+  /**
+   * SIGHUP. The file is read by one reload at a time: two reads at once could finish in either order (a slow disk,
+   * a network filesystem), and the file as it was at the first SIGHUP would be left running over the one of the
+   * last. A SIGHUP during a read asks for one more read once it is done, however many came meanwhile.
+   */
+  function requestReload(): void {
+    if (reloading) {
+      if (!reloadAgain) logger.info('SIGHUP while the configuration is being read: read again once this read is done');
+      reloadAgain = true;
+      return;
+    }
+    reloading = true;
+    void (async () => {
+      do {
+        reloadAgain = false;
+        await reload();
+      } while (reloadAgain);
+      reloading = false;
+    })();
+  }
+
+  /** A good new file replaces the running configuration; a bad one is logged and the old one kept. */
   async function reload(): Promise<void> {
     if (!values.config) {
       logger.warn('SIGHUP: running on the embedded default, there is no file to reload');
       return;
     }
-    try {
-      await running.reload(await loadConfigFile(values.config));
-    } catch (err) {
+    const rejected = (err: unknown): void => {
       const detail = err instanceof ConfigError ? { problems: err.message.split('\n') } : { err };
       logger.error(detail, 'configuration reload rejected; the running configuration stays');
+    };
+    let next;
+    try {
+      next = await loadConfigFile(values.config);
+    } catch (err) {
+      rejected(err);
+      return;
     }
+    // Not awaited: it resolves once the runs in flight finished on the old plugins, which may take minutes, and a
+    // later SIGHUP must not wait for those. The swap itself happens in call order (its file checks are synchronous).
+    running.reload(next).catch(rejected);
   }
 }
 

@@ -1,5 +1,6 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
@@ -420,6 +421,38 @@ describe('reload on SIGHUP', () => {
     expect((await post(url, alert('i-unmatched'))).status).toBe(200);
     // A debug line, written only at the level the reload set.
     expect(await core.waitFor((l) => l.msg === 'event matched no flow')).toMatchObject({ level: 'debug', flows: { other: expect.stringContaining('allowedEvents') as string } });
+  });
+
+  it('a second SIGHUP while the first is still reading the file: the file as it is now is the one left running', { timeout: 30_000 }, async () => {
+    // The first reload's read is held open by a FIFO, as a slow disk or network filesystem would hold it; a
+    // symlink, swapped as `kubectl apply` swaps a ConfigMap volume's files, is the --config path.
+    const text = (flow: string) => `server: { listen: "127.0.0.1:0" }\nflows:\n  ${flow}: { allowedEvents: [a.b], plugins: [log] }\n`;
+    const live = join(dir, `live-${++fileCount}.yaml`);
+    const point = (target: string): void => {
+      symlinkSync(target, `${live}.new`);
+      renameSync(`${live}.new`, live);
+    };
+    point(writeConfig(text('started')));
+    const core = startCli(['--config', live]);
+    await core.url();
+    const fifo = join(dir, `slow-${fileCount}.fifo`);
+    execFileSync('mkfifo', [fifo]);
+    point(fifo);
+    core.child.kill('SIGHUP');
+    // Opened for writing once core opened it for reading: the first reload is now reading, and waits for the end of the file.
+    const slow = await open(fifo, 'w');
+    try {
+      point(writeConfig(text('latest')));
+      core.child.kill('SIGHUP');
+      // The second SIGHUP has been taken: reloaded at once, or waiting for the first.
+      await core.waitFor((l) => l.msg === 'configuration reloaded' || l.msg === 'SIGHUP while the configuration is being read: read again once this read is done');
+      await slow.writeFile(text('stale'));
+    } finally {
+      await slow.close();
+    }
+    await core.waitFor((l) => l.msg === 'configuration reloaded' && (l.flows as string[])[0] === 'stale');
+    // The file holds "latest": that must be what runs, not the slow read that finished last.
+    await vi.waitFor(() => expect(core.lines.filter((l) => l.msg === 'configuration reloaded').at(-1)).toMatchObject({ flows: ['latest'] }), { timeout: 10_000, interval: 50 });
   });
 
   it('takes a good new config and keeps the old one when the new one is bad', async () => {
