@@ -3,6 +3,7 @@ import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '@hollowtrees/testkit';
+import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './repo.js';
 
@@ -66,6 +67,28 @@ describe.skipIf(!hasSystemd)('the systemd units (deploy/systemd)', () => {
     expect(asked).toBe('after-drain');
     const unit = await readFile(join(UNITS_DIR, 'hollowtrees-aws-spot.service'), 'utf8');
     expect(/^ExecStart=.*$/m.exec(unit)?.[0]).toContain(`--complete-lifecycle-hooks ${asked}`);
+  });
+
+  it("serves the node watcher's metrics where examples/prometheus/prometheus.yml scrapes them: the node's address, not loopback", async () => {
+    const unit = await readFile(join(UNITS_DIR, 'hollowtrees-node-watcher.service'), 'utf8');
+    // ${VAR} in ExecStart as systemd expands it from the unit's Environment= lines (an env file may override them).
+    const env = Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+    const args = /^ExecStart=(.*)$/m.exec(unit)![1]!.replace(/\$\{(\w+)\}/g, (_, name: string) => env[name] ?? '').split(/\s+/);
+    const listen = args[args.indexOf('--listen') + 1]!;
+    const [, v6, host = v6, port] = /^(?:\[(.*)\]|(.*)):(\d+)$/.exec(listen)!;
+    const prometheus = parse(await readFile(join(REPO_ROOT, 'examples/prometheus/prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    const targets = prometheus.scrape_configs.find((j) => j.job_name === 'hollowtrees-node-watcher')!.static_configs.flatMap((c) => c.targets);
+    expect(targets.length).toBeGreaterThan(0);
+    for (const target of targets) expect(target, 'a scrape target of another machine').not.toMatch(/^(127\.|localhost|\[::1\])/);
+    expect(targets.map((t) => t.split(':').at(-1))).toEqual(targets.map(() => port));
+    // Every interface: a scrape of this machine's address from Prometheus' host reaches it.
+    expect(['', '0.0.0.0', '::']).toContain(host);
+    // And the watcher takes it (exit 1 is the metadata service not answering; 2 would be a usage error).
+    const exit = await run(process.execPath, [join(REPO_ROOT, 'packages/node-watcher/dist/cli.js'), '--listen', listen.replace(/\d+$/, '0'), '--once', '--dry-run', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1']).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    expect(exit).toMatchObject({ code: 1, stderr: expect.not.stringContaining('--listen') as string });
   });
 
   it('passes systemd-analyze verify', async () => {
