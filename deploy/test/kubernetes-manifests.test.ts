@@ -212,6 +212,22 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     }
   });
 
+  it("lets only pods of namespaces labelled as alert senders reach core's receiver, which the README's install commands label", async () => {
+    const senders = { from: [{ namespaceSelector: { matchLabels: { 'hollowtrees.io/alert-sender': 'true' } } }], ports: [{ port: 'http' }] };
+    for (const [variant, objects] of Object.entries(variants)) {
+      const policy = find(objects, 'NetworkPolicy', 'hollowtrees') as unknown as { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: unknown[] } };
+      const deployment = find(objects, 'Deployment', 'hollowtrees') as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } };
+      expect(deployment.spec.template.metadata.labels, variant).toMatchObject(policy.spec.podSelector.matchLabels);
+      expect(policy.spec.policyTypes, variant).toEqual(['Ingress']);
+      expect((container(corePod(objects), 'core').ports as Array<{ name: string }>).map((p) => p.name), variant).toContain('http');
+      // node-watcher: its watchers send from the host network, node addresses no policy can tell apart (open, with server.auth advised).
+      expect(policy.spec.ingress, variant).toEqual(variant === 'overlays/node-watcher' ? [senders, { ports: [{ port: 'http' }] }] : [senders]);
+    }
+    const readme = await readFile(join(REPO_ROOT, 'README.md'), 'utf8');
+    const commands = /```sh\n(docker build [\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    expect(commands).toMatch(/^kubectl label namespace \S+ hollowtrees\.io\/alert-sender=true(\s|$)/m);
+  });
+
   it('mounts the service account token only in the containers that call the Kubernetes API', () => {
     const mounts = (objects: KubeObject[]): string[] =>
       longRunningContainers(corePod(objects))
