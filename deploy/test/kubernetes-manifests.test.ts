@@ -171,6 +171,18 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     expect(short).toEqual([]);
   });
 
+  it("keeps run state across a restart of core's container in every variant: a journal on the pod's volume, or Leases (ha)", () => {
+    const backends: Record<string, string> = {};
+    for (const [variant, objects] of Object.entries(variants)) {
+      const text = (find(objects, 'ConfigMap', configMapName(corePod(objects), objects)) as unknown as { data: Record<string, string> }).data['config.yaml']!;
+      backends[variant] = parseConfig(text, `${variant} config.yaml`, { SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/hollowtrees-notices' }).config.state.backend;
+    }
+    // In memory, a restart (an OOM kill, a failed liveness probe) forgot every cooldown: the next re-send of a reclaim alert drained its node again.
+    expect(backends).toEqual(Object.fromEntries(Object.keys(variants).map((v) => [v, v === 'overlays/ha' ? 'kubernetes' : 'file'])));
+    const haVolumes = (corePod(variants['overlays/ha']!) as PodSpec & { volumes?: Array<{ name: string }> }).volumes?.map((v) => v.name);
+    expect(haVolumes).not.toContain('state');
+  });
+
   it("gives core's run journal a volume that holds it at its largest, so kubelet never evicts the pod (and the journal with it) for filling it", () => {
     const short: string[] = [];
     for (const [variant, objects] of Object.entries(variants)) {
@@ -250,7 +262,9 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     const ha = parse(await readFile(join(KUBE, 'overlays/ha/config.yaml'), 'utf8')) as Record<string, unknown>;
     const base = parse(await readFile(join(KUBE, 'base/config.yaml'), 'utf8')) as Record<string, unknown>;
     // The base's state settings, with the Kubernetes backend and fewer groups (every Lease is listed at each sweep); everything else is the base's: the two files cannot drift apart.
-    expect(ha['state']).toEqual({ ...(base['state'] as object), maxGroups: 50_000, backend: 'kubernetes', kubernetes: { namespace: NAMESPACE, leasePrefix: 'hollowtrees-', leaseDuration: '30s', renewInterval: '10s' } });
+    // The base's journal aside: the Leases replace it.
+    const { file: _file, ...baseState } = base['state'] as Record<string, unknown>;
+    expect(ha['state']).toEqual({ ...baseState, maxGroups: 50_000, backend: 'kubernetes', kubernetes: { namespace: NAMESPACE, leasePrefix: 'hollowtrees-', leaseDuration: '30s', renewInterval: '10s' } });
     const { state: _state, ...rest } = ha;
     const { state: _baseState, ...baseRest } = base;
     expect(rest).toEqual(baseRest);
