@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import { manualClock, type ManualClock } from '@hollowtrees/grpcplugin/testing';
 import { startGceMetadataStandIn, type GceMetadataStandIn } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,21 +11,28 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-/** A monitor watching a metadata stand-in on a clock that moves only when told; closed after the test. */
-async function watching(options: { hangSeconds: number; withoutEtag?: boolean }): Promise<{ clock: ManualClock; gce: GceMetadataStandIn; found: Notice[]; preemptedCalls: () => number }> {
-  const clock = manualClock();
+/** A monitor watching a metadata stand-in, on a clock that moves only when told unless given one; closed after the test. */
+async function watching<C extends Clock = ManualClock>(options: {
+  hangSeconds: number;
+  withoutEtag?: boolean;
+  clock?: C;
+  /** Called at each answer, before the monitor reads the time again. */
+  polled?: () => void;
+}): Promise<{ clock: C; gce: GceMetadataStandIn; found: Notice[]; calls: (key: string) => number; preemptedCalls: () => number }> {
+  const clock = options.clock ?? (manualClock() as Clock as C);
   const gce = await startGceMetadataStandIn({ withoutEtag: options.withoutEtag ?? false });
   closers.push(() => gce.close());
   const monitor = new GcpMetadataMonitor({ baseUrl: gce.url, hangSeconds: options.hangSeconds, backoff: () => 1, clock });
   const stop = new AbortController();
   const identity = await monitor.identity(stop.signal);
   const found: Notice[] = [];
-  const watch = monitor.watch(identity, { notices: (n) => found.push(...n), polled: () => {}, metadataError: () => {} }, stop.signal);
+  const watch = monitor.watch(identity, { notices: (n) => found.push(...n), polled: options.polled ?? (() => {}), metadataError: () => {} }, stop.signal);
   closers.push(async () => {
     stop.abort();
     await watch;
   });
-  return { clock, gce, found, preemptedCalls: () => gce.calls.filter((c) => c.path.endsWith('/preempted')).length };
+  const calls = (key: string): number => gce.calls.filter((c) => c.path.endsWith(`/${key}`)).length;
+  return { clock, gce, found, calls, preemptedCalls: () => calls('preempted') };
 }
 
 describe('GcpMetadataMonitor', () => {
@@ -54,5 +62,17 @@ describe('GcpMetadataMonitor', () => {
     clock.advance(1_000);
     await until('the preemption found by the next read', () => found.length === 1);
     expect(found[0]).toMatchObject({ kind: 'preemption' });
+  });
+
+  it('a wall clock stepped back (NTP) while a GET was out does not stretch the second between GETs into the step', async () => {
+    // Wall time as the system clock reads it, steppable; its sleeps are real timers, which a step does not move.
+    let offsetMs = 0;
+    const clock: Clock = { now: () => Date.now() + offsetMs, sleep: systemClock.sleep };
+    let polls = 0;
+    // Stepped back an hour between the start of a hanging GET that came back unchanged and the pacing after it.
+    const { calls } = await watching({ hangSeconds: 0.01, clock, polled: () => ++polls === 3 && (offsetMs -= 3_600_000) });
+
+    // Each loop's third GET comes a second after its second: not an hour later.
+    await until('a third GET of each value', () => calls('preempted') >= 3 && calls('maintenance-event') >= 3);
   });
 });

@@ -93,7 +93,8 @@ export class GcpMetadataMonitor implements Monitor {
             const found = notice(answer.value, identity, clock.now());
             if (found) sink.notices([found]);
             // Without an ETag the next GET cannot hang either. Paced after the notice is out: never delay one.
-            const early = MIN_ROUND_MS - (clock.now() - startedAt);
+            // At most the minimum: a wall clock stepped back meanwhile (NTP) makes the time taken negative, and the wait its step.
+            const early = Math.min(MIN_ROUND_MS, MIN_ROUND_MS - (clock.now() - startedAt));
             if ((unchanged || etag === undefined) && early > 0) await clock.sleep(early, s);
           },
           onError: (err) => sink.metadataError(err),
