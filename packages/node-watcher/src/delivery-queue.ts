@@ -46,12 +46,13 @@ function retryable(answer: CoreAnswer): boolean {
 /** Core's reasons for not taking one event that say nothing of the next: the flows it matches have no room for it. */
 const FLOW_FULL: ReadonlySet<string> = new Set(['queue_full', 'too_many_groups']);
 
-/** A queued event: its tries, its failures since its backoff (re)started, and when it may be tried again. */
+/** A queued event: its tries, its failures since its backoff (re)started, when it may be tried again, and the wait that set that. */
 interface Queued {
   readonly event: OutgoingEvent;
   tries: number;
   failures: number;
   dueAt: number;
+  waitMs: number;
 }
 
 /**
@@ -97,7 +98,7 @@ export class DeliveryQueue {
       logger.error('delivery queue full: notice dropped', { event_id: event.id, type: event.type, max_pending: maxPending });
       return false;
     }
-    this.pending.push({ event, tries: 0, failures: 0, dueAt: 0 });
+    this.pending.push({ event, tries: 0, failures: 0, dueAt: 0, waitMs: 0 });
     metrics.eventsPending.set(this.pending.length);
     if (this.waitingOnFlows) this.rouse();
     this.worker ??= this.work().finally(() => {
@@ -148,6 +149,8 @@ export class DeliveryQueue {
     const signal = this.stop.signal;
     while (this.pending.length > 0 && !signal.aborted) {
       const now = clock.now();
+      // No event waits longer than it was told to from now: a wall clock stepped back (NTP) would add the step to every wait.
+      for (const q of this.pending) q.dueAt = Math.min(q.dueAt, now + q.waitMs);
       const queued = this.pending.find((q) => q.dueAt <= now);
       if (!queued) {
         this.waitingOnFlows = true;
@@ -187,6 +190,7 @@ export class DeliveryQueue {
         metrics.eventsPending.set(this.pending.length);
       } else if (ownWait) {
         // Only this event's flows are full: it waits, and the next events are tried now.
+        queued.waitMs = wait;
         queued.dueAt = clock.now() + wait;
       } else {
         // Core itself is away or busy: every event waits.

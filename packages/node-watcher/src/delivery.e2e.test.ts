@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { pluginLogger, systemClock } from '@hollowtrees/grpcplugin';
+import { pluginLogger, systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { freePort, startGceMetadataStandIn, startImdsStandIn, tempDir, type MetadataStandInBase } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -52,6 +52,27 @@ describe('delivery to core', () => {
     expect(new Set(plugin.events.map((e) => e.type))).toEqual(new Set(['hollowtrees.node.aws.spot-interruption', 'hollowtrees.node.aws.rebalance-recommendation', 'hollowtrees.node.aws.scheduled-maintenance']));
     expect(plugin.events.find((e) => e.type.endsWith('scheduled-maintenance'))!.id).toBe('instance-event-0d59937288b749b32');
     expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(3);
+  });
+
+  it("a wall clock stepped back (NTP) while a notice waits out queue_full's Retry-After does not stretch the wait into the step", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const plugin = cleanups.add(await startRecordingPlugin(() => held), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address, { flow: '    concurrency: 1\n    queueSize: 1' }), (c) => c.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    // Wall time as the system clock reads it, steppable; its sleeps are real timers, which a step does not move.
+    let offsetMs = 0;
+    const clock: Clock = { now: () => Date.now() + offsetMs, sleep: systemClock.sleep };
+    const { logger, lines } = capturedLogger();
+    const settings = testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url });
+    cleanups.add(await runWatcher(settings, { logger, clock, registry: new Registry(), backoff: () => 20 }), (w) => w.stop());
+
+    threeNotices(imds);
+    // The third notice's flow is full: it waits core's Retry-After of 1 s; the clock steps back an hour meanwhile.
+    await until('a 503 queue_full', () => lines.some((l) => l.reason === 'queue_full'));
+    offsetMs -= 3_600_000;
+    release();
+    await until('three events at the plugin', () => plugin.events.length === 3);
   });
 
   it("a notice whose flow is full (503 queue_full) does not hold back a spot interruption another flow has room for", async () => {
