@@ -33,7 +33,8 @@ Metadata:
 Running:
   --listen HOST:PORT        serve /healthz, /readyz and /metrics here (default 127.0.0.1:9102)
   --once                    check once, send what is found, exit (0 when all of it was delivered and every
-                            part of the metadata service answered; what was found is sent either way)
+                            part of the metadata service answered; what was found is sent either way;
+                            1 when stopped by SIGTERM or SIGINT first)
   --dry-run                 log each event instead of sending it
   --log-level LEVEL         trace, debug, info, warn, error, silent (default info)
   --version                 print the version

@@ -1,3 +1,5 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { spawnCaptured, startImdsStandIn, waitForOutput, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
@@ -75,5 +77,23 @@ describe('hollowtrees-node-watcher', () => {
     expect(await health.json()).toMatchObject({ status: 'ok', cloud: 'aws', instance_id: 'i-0abc123def4567890' });
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe('code 0');
+  });
+
+  it('--once stopped (SIGTERM) before core accepted what it found exits 1, saying so, not 0 as if it had been delivered', async () => {
+    // A core that takes the notice's request and never answers it.
+    const held: IncomingMessage[] = [];
+    const core = createServer((req) => void held.push(req));
+    await new Promise<void>((resolve) => core.listen(0, '127.0.0.1', resolve));
+    cleanups.add(core, (c) => {
+      c.closeAllConnections();
+      return new Promise((resolve) => c.close(resolve));
+    });
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    const proc = run(['--once', '--cloud', 'aws', '--metadata-url', imds.url, '--core-url', `http://127.0.0.1:${(core.address() as AddressInfo).port}`]);
+    await until('the notice sent to core', () => held.length === 1);
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe('code 1');
+    expect(proc.output()).toContain('stopped before core accepted');
   });
 });

@@ -27,7 +27,16 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   const { settings } = command;
   const started = exitOnStopWhileStarting();
   const logger = createJsonLogger({ service: NAME, level: settings.logLevel });
-  if (settings.once) return runOnce(settings, { logger });
+  if (settings.once) {
+    // Not the 0 of a stop while starting: a --once stopped before core accepted what it found did not deliver it.
+    started();
+    const stopped = (): void => {
+      logger.error('stopped before core accepted what the check found: exiting 1');
+      process.exit(1);
+    };
+    process.once('SIGTERM', stopped).once('SIGINT', stopped);
+    return runOnce(settings, { logger });
+  }
   const running = await runWatcher(settings, { logger });
   logger.info({ listen: settings.listen, health_port: running.health.port, core_url: settings.coreUrl ?? null, node: settings.nodeName ?? null }, `${NAME} started`);
   const shutdown = (): void => {
