@@ -122,20 +122,28 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
     return { status: 'ok', message: `dry run: EC2 would launch a spot replacement for ${instance.instanceId}`, attributes: { dry_run: 'true' } };
   }
 
-  const launchAs = async (capacityType: CapacityType): Promise<LaunchResult> => {
+  /** Asks EC2 for a fleet; `spend` tells that its token, should the fleet be empty, is spent: EC2 would answer it with that empty fleet again, so a retry needs the next one. */
+  const launchAs = async (capacityType: CapacityType): Promise<LaunchResult & { spend: () => void }> => {
     const input = request(capacityType);
     const result = await launch(ctx, input);
-    // EC2 would answer this token with this empty fleet again: a retry needs the next one.
-    if (!result.instanceId) ctx.spentTokens.spend(settings.clientToken(capacityType), input.ClientToken ?? '');
-    return result;
+    const spend = (): void => {
+      if (!result.instanceId) ctx.spentTokens.spend(settings.clientToken(capacityType), input.ClientToken ?? '');
+    };
+    return { ...result, spend };
   };
   let capacityType: CapacityType = 'spot';
   let result = await launchAs(capacityType);
   if (!result.instanceId && settings.onDemandFallback && result.errors.some((e) => CAPACITY_SHORTAGE.has(e.ErrorCode ?? ''))) {
     ctx.logger.info('no spot capacity for the replacement: falling back to on-demand', { instance_id: instance.instanceId, errors: summary(result.errors) });
     capacityType = 'on-demand';
+    const spot = result;
     result = await launchAs(capacityType);
+    // Only once the on-demand request is answered: one that failed may have launched (its answer lost, or still under way
+    // when the call gave up), and a retry must then ask both again with the same tokens, getting EC2's empty spot fleet and
+    // then this one, not launch a second replacement with a new spot token once spot capacity is back.
+    spot.spend();
   }
+  result.spend();
   if (!result.instanceId) throw fleetFailure(instance.instanceId, result.errors);
   return {
     status: 'ok',

@@ -46,9 +46,13 @@ const context = (attempt = 1): HandleContext => ({ flow: 'spot-replace', attempt
 
 type QueryParams = Parameters<AwsStandIn['autoScaling']['actions'][string]>[0];
 
-/** Serves the Auto Scaling `action` through `wrap`, which may call the stand-in's own handler (`real`) and throw. */
-function intercept(action: string, wrap: (params: QueryParams, real: (params: QueryParams) => Record<string, unknown>) => Record<string, unknown>): void {
-  const actions = aws.autoScaling.actions as Record<string, (params: QueryParams) => Record<string, unknown>>;
+/** Serves the `action` of `service` (default Auto Scaling) through `wrap`, which may call the stand-in's own handler (`real`) and throw. */
+function intercept(
+  action: string,
+  wrap: (params: QueryParams, real: (params: QueryParams) => Record<string, unknown>) => Record<string, unknown>,
+  service: Pick<AwsStandIn['autoScaling'], 'actions'> = aws.autoScaling,
+): void {
+  const actions = service.actions as Record<string, (params: QueryParams) => Record<string, unknown>>;
   const real = actions[action]!;
   actions[action] = (params) => wrap(params, real);
 }
@@ -596,6 +600,32 @@ describe('idempotency', () => {
     expect(new Set(tokens).size).toBe(1);
     expect(replacementsOf(old)).toHaveLength(1);
     expect(results[1]?.attributes?.replacement_instance_id).toBe(results[0]?.attributes?.replacement_instance_id);
+  });
+
+  it('launches one replacement when core retries after the on-demand fallback’s answer was lost and spot capacity is back meanwhile', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large']);
+    // EC2 takes the on-demand request but the answer is lost (a 5xx), and its instance appears only
+    // later, as a launch still under way when the client gave up would: core's retry finds no tag yet.
+    let launchLater: (() => unknown) | undefined;
+    intercept(
+      'CreateFleet',
+      (params, real) => {
+        launchLater?.();
+        launchLater = undefined;
+        if (params.under('TargetCapacitySpecification').get('DefaultTargetCapacityType') !== 'on-demand' || replacementsOf(old).length > 0) return real(params);
+        launchLater = () => real(params);
+        throw lostAnswer();
+      },
+      aws.ec2,
+    );
+    const h = handler({ instanceTypes: ['m5.large'], retry: { maxAttempts: 1 } });
+    expect((await rejection(h.handle(spotEvent(old), context()))).code).toBe(Code.Unavailable);
+    aws.ec2.capacityRestored(['m5.large']);
+
+    const retried = await h.handle(spotEvent(old), context(2));
+    expect(replacementsOf(old)).toHaveLength(1);
+    expect(retried.attributes).toMatchObject({ replacement_instance_id: replacementsOf(old)[0]!.instanceId, replacement_capacity_type: 'on-demand' });
   });
 
   it('derives different client tokens for different instances', async () => {
