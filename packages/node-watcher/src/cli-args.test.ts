@@ -31,6 +31,14 @@ describe('parseCliArgs', () => {
     expect(command).toMatchObject({ kind: 'run', settings: { coreUrl: 'https://a:1', pollIntervalMs: 500, azureEventTypes: ['Preempt', 'Reboot'], cloud: 'azure', listen: '[::1]:0' } });
   });
 
+  it('--poll-interval takes every duration its error message names, up to 1h, written as the configuration writes durations', () => {
+    const interval = (text: string): unknown => parseCliArgs(['--dry-run', '--poll-interval', text], {});
+    expect(interval('1h')).toMatchObject({ settings: { pollIntervalMs: 3_600_000 } });
+    expect(interval('1m30s')).toMatchObject({ settings: { pollIntervalMs: 90_000 } });
+    expect(interval('10ms')).toMatchObject({ settings: { pollIntervalMs: 10 } });
+    expect(() => interval('2h')).toThrow('--poll-interval must be a duration from 10ms to 1h such as 2s or 500ms, got "2h"');
+  });
+
   it('needs no core URL with --dry-run', () => {
     expect(parseCliArgs(['--dry-run'], {})).toMatchObject({ kind: 'run', settings: { coreUrl: undefined, dryRun: true } });
   });

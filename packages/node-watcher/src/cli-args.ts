@@ -1,4 +1,4 @@
-import { parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin';
+import { parseDuration, parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin';
 import { AZURE_EVENT_TYPES, DEFAULT_AZURE_EVENT_TYPES, type AzureEventType } from './azure-scheduled-events.js';
 import { CORE_EVENTS_PATH, type CoreAuth } from './core-client.js';
 import { parseListen } from './health-server.js';
@@ -71,11 +71,10 @@ export interface WatcherSettings {
 /** What the command line asks for. */
 export type CliCommand = { readonly kind: 'help' } | { readonly kind: 'version' } | { readonly kind: 'run'; readonly settings: WatcherSettings };
 
-/** Milliseconds in `500ms`, `2s`, `1m`. */
+/** Milliseconds in a duration as the configuration writes them: `500ms`, `2s`, `1m30s`, `1h`. */
 function duration(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
-  const ms = match ? Number(match[1]) * { ms: 1, s: 1_000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'] : NaN;
+  const ms = parseDuration(text) ?? NaN;
   if (!(ms >= 10 && ms <= 3_600_000)) throw new UsageError(`--${flag} must be a duration from 10ms to 1h such as 2s or 500ms, got "${text}"`);
   return ms;
 }
