@@ -83,10 +83,12 @@ export class InstanceLookup {
         clients.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [...ids] }] }), o),
       );
       const found = new Map(described.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId, i]));
+      // Named in the refusal: an event without labels.region is looked up in the default region, which may not be the instance's.
+      const region = ids.every((id) => found.get(id)?.InstanceType) ? undefined : await clients.ec2.config.region();
       return new Map<string, Instance | Error>(
         ids.map((id) => {
           const instance = found.get(id);
-          return [id, instance?.InstanceType ? instance : new PluginError(Code.NotFound, `EC2 DescribeInstances does not know instance ${id}`)];
+          return [id, instance?.InstanceType ? instance : new PluginError(Code.NotFound, `EC2 DescribeInstances does not know instance ${id} in region ${region}`)];
         }),
       );
     }, { windowMs: options.windowMs, maxBatch: DESCRIBE_BATCH });

@@ -945,7 +945,7 @@ describe('AWS errors', () => {
     const old = standalone();
     const h = handler();
     const [unknown, known] = await Promise.allSettled([h.handle(spotEvent('i-0123456789abcdef0'), context()), h.handle(spotEvent(old), context())]);
-    expect(unknown).toMatchObject({ status: 'rejected', reason: { code: Code.NotFound, message: 'EC2 DescribeInstances does not know instance i-0123456789abcdef0' } });
+    expect(unknown).toMatchObject({ status: 'rejected', reason: { code: Code.NotFound, message: 'EC2 DescribeInstances does not know instance i-0123456789abcdef0 in region us-east-1' } });
     expect(known).toMatchObject({ status: 'fulfilled', value: { status: 'ok' } });
     // Both were asked for in one call.
     const lookups = aws.callsTo('DescribeInstances').filter((c) => c.params['Filter.1.Name'] === 'instance-id');
@@ -967,6 +967,15 @@ describe('bad input', () => {
 });
 
 describe('the region', () => {
+  it('names the region it asked when EC2 does not know the instance: the event’s labels.region, else the configured one', async () => {
+    const unknown = 'i-0123456789abcdef0';
+    const h = handler();
+    const inLabel = await rejection(h.handle({ ...spotEvent(unknown), data: { labels: { instance_id: unknown, region: 'eu-west-1' } } }, context()));
+    expect(inLabel).toMatchObject({ code: Code.NotFound, message: `EC2 DescribeInstances does not know instance ${unknown} in region eu-west-1` });
+    const configured = await rejection(h.handle(spotEvent(unknown, 'no-region'), context()));
+    expect(configured.message).toBe(`EC2 DescribeInstances does not know instance ${unknown} in region us-east-1`);
+  });
+
   it('takes an empty labels.region (a label left blank by whatever built the event) for none: the configured region, as in pool mode', async () => {
     const old = standalone();
     const blank = { ...spotEvent(old), data: { labels: { instance_id: old, region: '' } } };
