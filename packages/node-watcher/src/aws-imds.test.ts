@@ -1,5 +1,5 @@
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
-import { startImdsStandIn } from '@hollowtrees/testkit';
+import { startImdsStandIn, type ImdsScheduledEvent } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AwsImdsMonitor } from './aws-imds.js';
 
@@ -53,5 +53,16 @@ describe('AwsImdsMonitor', () => {
     const identity = await monitor.identity(signal);
     imds.faults.failPath('/latest/meta-data/spot/instance-action', 500);
     await expect(monitor.check(identity, signal)).rejects.toThrow(`GET ${imds.url}/latest/meta-data/spot/instance-action: HTTP 500`);
+  });
+
+  it('a scheduled event that is no object (a broken IMDS or proxy) does not hide the active one beside it', async () => {
+    const imds = await startImdsStandIn();
+    closers.push(() => imds.close());
+    const monitor = new AwsImdsMonitor({ baseUrl: imds.url, pollIntervalMs: 1_000, backoff: () => 1, clock: manualClock() });
+    const signal = new AbortController().signal;
+    const identity = await monitor.identity(signal);
+    imds.scheduleMaintenance(null as unknown as ImdsScheduledEvent);
+    imds.scheduleMaintenance({ NotBefore: '30 Nov 2026 01:00:00 GMT', Code: 'system-reboot', Description: 'scheduled reboot', EventId: 'instance-event-0d59937288b749b32', State: 'active' });
+    expect(await monitor.check(identity, signal)).toMatchObject([{ kind: 'scheduled-maintenance', id: 'instance-event-0d59937288b749b32' }]);
   });
 });

@@ -88,8 +88,9 @@ const NOTICE_PATHS: Readonly<Record<string, (body: string, instanceId: string, u
     return [{ kind: 'rebalance-recommendation', id: noticeId(id, 'rebalance-recommendation', detail.noticeTime ?? ''), detail }];
   },
   'events/maintenance/scheduled': (body, _id, url) =>
-    jsonBody<ScheduledEvent[]>(url, body).flatMap((event) => {
-      if (event.State !== 'active' || !event.EventId) return [];
+    jsonBody<Array<ScheduledEvent | null>>(url, body).flatMap((event) => {
+      // An entry that is no object (a broken IMDS or proxy) is no notice, and must not hide the active ones beside it.
+      if (typeof event !== 'object' || event?.State !== 'active' || !event.EventId) return [];
       const at = rfc3339(event.NotBefore);
       return [{ kind: 'scheduled-maintenance', id: event.EventId, ...(at !== undefined && { terminationTime: at }), labels: { maintenance_code: event.Code ?? '' }, detail: event }];
     }),
