@@ -27,7 +27,7 @@ interface PoolCall {
   readonly context: HandleContext;
   readonly settings: PoolSettings;
   readonly pool: Pool;
-  /** Epoch milliseconds: the event's time (when the call came, if it has none). */
+  /** Epoch milliseconds: the event's time (when the call came, if it has none or a later one). */
   readonly time: number;
   /** Epoch milliseconds: when the call came, and when it must have answered. */
   readonly started: number;
@@ -66,7 +66,10 @@ export class PoolAction {
     try {
       const pool = await this.poolOf(event, settings, { deadline, backoff: o.backoff });
       if (!pool) return { status: 'skipped', message: 'the node the event names is not in this cluster; nothing to drain' };
-      const call: PoolCall = { event, context, settings, pool, time: eventTime(event) ?? started, started, at, deadline };
+      // Never later than the call: an event cannot have happened after it came. A time ahead of ours (a sender's fast
+      // clock, a hostile event) would make a resolution hold off the pool's every surge until a restart, or a surge unstoppable.
+      const time = Math.min(eventTime(event) ?? started, started);
+      const call: PoolCall = { event, context, settings, pool, time, started, at, deadline };
       return await (isResolution(event) ? this.resolve(call) : this.surge(call));
     } finally {
       deadline.dispose();

@@ -587,6 +587,30 @@ describe('pool mode: the edges', () => {
     expect(err.message).toBe(`the drain of pool ${POOL_NAME}, begun by another call, ended with that call's cancel (call cancelled by the client): try again`);
   });
 
+  it("an event time ahead of the plugin's clock counts as the time the call came: a resolution from the future does not hold off later surges, a surge from the future is stopped", async () => {
+    const api = await startCluster({ secondWebPod: false });
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock });
+    const long = (config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + 600_000) });
+    const aYear = 365 * 86_400_000;
+
+    // A sender whose clock runs a year ahead: its resolution is as of now, not a year from now.
+    expect(await handler.handle(resolution(clock.now() + aYear), long({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
+    clock.advance(1_000);
+    // One node at a time: the web budget refuses no eviction, whose retry would wait on the manual clock.
+    const next = await handler.handle(surge(undefined, clock.now()), long({ mode: 'pool' }));
+    expect(next.attributes).toMatchObject({ nodes_drained: '6', stopped_early: 'false' });
+
+    // A surge dated a year ahead, held at pool-1: a resolution that comes after it stops it.
+    holdOn(api, 'pool-1');
+    clock.advance(1_000);
+    const draining = handler.handle(surge(undefined, clock.now() + aYear), long({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    clock.advance(1_000);
+    expect((await handler.handle(resolution(clock.now()), long({ mode: 'pool' }))).attributes).toMatchObject({ stopped_early: 'true' });
+    expect((await draining).attributes).toMatchObject({ stopped_early: 'true' });
+  });
+
   it('a resolution older than the surge being drained does not stop it; a surge already resolved logs why it drains nothing', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
