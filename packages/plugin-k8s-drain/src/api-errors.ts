@@ -143,6 +143,14 @@ export function toPluginError(err: unknown, doing: string): PluginError {
   return PluginError.from(err);
 }
 
+/**
+ * Whether an eviction failed for its pod alone, for good: two budgets select it (FAILED_PRECONDITION).
+ * The node cannot drain, and no other node is the worse for it.
+ */
+export function isUnevictablePod(err: unknown): boolean {
+  return err instanceof PluginError && err.code === Code.FailedPrecondition && err.cause instanceof ApiException && err.cause.code === 500 && SEVERAL_BUDGETS.test(messageOf(err.cause));
+}
+
 /** Whether a list call failed for a continue token whose list version etcd has compacted (410 Gone): the list is read again from its first page. */
 export const isExpiredToken = (err: unknown): boolean => err instanceof ApiException && err.code === 410;
 

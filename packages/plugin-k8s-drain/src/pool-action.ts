@@ -165,8 +165,14 @@ export class PoolAction {
         return { message, attributes };
       }
       if (result.left.length > 0) {
-        const message = `drain of pool ${pool.name} stopped at its deadline: ${counts}; nodes_left=${result.left.length} (${result.left.join(', ')})`;
-        o.logger.warn('pool drain incomplete', { ...attributes, left: result.left });
+        const left = `nodes_left=${result.left.length} (${result.left.join(', ')})`;
+        const unevictable = result.unevictable.map((u) => `${u.node}: ${u.error.message}`).join('; ');
+        o.logger.warn('pool drain incomplete', { ...attributes, left: result.left, ...(unevictable ? { unevictable } : {}) });
+        // Only nodes no retry can drain: retrying the call would change nothing (as for one node's drain).
+        if (result.unevictable.length === result.left.length) {
+          throw new PluginError(Code.FailedPrecondition, `drain of pool ${pool.name} left nodes a pod of which no eviction can move: ${counts}; ${left}: ${unevictable}`);
+        }
+        const message = `drain of pool ${pool.name} stopped at its deadline: ${counts}; ${left}` + (unevictable ? `; of those, held by a pod no eviction can move: ${unevictable}` : '');
         throw new DrainIncompleteError(message, attributes);
       }
       if (result.newlyCordoned === 0 && result.evicted === 0 && !o.dryRun) {
@@ -223,7 +229,7 @@ export class PoolAction {
 }
 
 function emptyOutcome(): PoolDrainOutcome {
-  return { selected: 0, newlyCordoned: 0, drained: [], left: [], uncordoned: [], evicted: 0, stopped: false };
+  return { selected: 0, newlyCordoned: 0, drained: [], left: [], unevictable: [], uncordoned: [], evicted: 0, stopped: false };
 }
 
 function attributesOf(pool: Pool, result: PoolDrainOutcome | undefined, started: number, now: number, stoppedEarly: boolean): Record<string, string> {

@@ -1,6 +1,7 @@
 import { Code, forEachBounded, PluginError, type Backoff, type Clock, type CloudEvent, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
 import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
+import { isUnevictablePod } from './api-errors.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { NodeDrainer } from './node-drain.js';
 import { nothingToDrain } from './pod-filter.js';
@@ -46,8 +47,10 @@ export interface PoolDrainOutcome {
   newlyCordoned: number;
   /** Nodes with nothing left to evict: drained now, before, or gone from the cluster. */
   drained: string[];
-  /** Nodes not drained: the deadline came, or the drain was stopped. */
+  /** Nodes not drained: the deadline came, the drain was stopped, or a pod of theirs can never be evicted (`unevictable`). */
   left: string[];
+  /** The nodes left for a pod no eviction can move (two budgets select it), each with its error. */
+  unevictable: Array<{ node: string; error: PluginError }>;
   /** Nodes this drain cordoned and, stopped before draining them, uncordoned. */
   uncordoned: string[];
   /** Pods evicted, over all nodes. */
@@ -73,7 +76,8 @@ const outOfTime = (err: unknown): boolean => err instanceof DeadlineReachedError
  * nothing to evict takes no turn), each through the per-node drain (Eviction
  * API, budgets retried until the node's deadline). When `stop` aborts, no node
  * starts, the drains in flight stop at their next step, and the nodes the pool's
- * drains cordoned, did not drain and still remember are uncordoned.
+ * drains cordoned, did not drain and still remember are uncordoned. A node with a pod no eviction
+ * can move is left (in `unevictable`), and the others drain.
  * @throws PluginError when a Kubernetes call fails for good (e.g. PERMISSION_DENIED).
  */
 export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<PoolDrainOutcome> {
@@ -88,6 +92,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     const states = r.stop.aborted ? r.nodes.map(notCordoned) : await cordonAll(drainer, r, call);
     let evicted = 0;
     let fatal: unknown;
+    const unevictable: PoolDrainOutcome['unevictable'] = [];
     const inFlight = new Set<Promise<void>>();
     for (const s of states) {
       if (s.drained) continue;
@@ -143,6 +148,11 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
               if (deadline.at >= r.at) work.abort(new DeadlineReachedError(r.at));
               return;
             }
+            // One pod that can never be evicted holds its own node, not the pool: the other nodes drain, and the answer names it.
+            if (isUnevictablePod(err)) {
+              unevictable.push({ node: s.name, error: err as PluginError });
+              return;
+            }
             fatal ??= err;
             // The pool fails: the other nodes' evictions stop too.
             work.abort(err);
@@ -167,6 +177,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       newlyCordoned: states.filter((s) => s.changed).length,
       drained: states.filter((s) => s.drained).map((s) => s.name),
       left: undrained.map((s) => s.name),
+      unevictable: unevictable.sort((a, b) => a.node.localeCompare(b.node)),
       uncordoned,
       evicted,
       stopped: r.stop.aborted && undrained.length > 0,

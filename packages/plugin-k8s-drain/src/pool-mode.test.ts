@@ -758,6 +758,28 @@ describe('pool mode: the edges', () => {
     expect(logger.lines).toContainEqual({ level: 'warn', message: 'pool drain incomplete', fields: expect.objectContaining({ pool: POOL_NAME, nodes_left: '1', left: ['pool-1'] }) });
   });
 
+  it('a pod no eviction can move (two budgets select it) holds its own node only: the rest of the pool drains, and the answer names the node and the pod', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    api.cluster.addPod(pod('cache-0', 'pool-2', { labels: { app: 'cache' }, kind: 'StatefulSet' }));
+    for (const name of ['cache', 'cache-too']) {
+      api.cluster.addPodDisruptionBudget({ metadata: { name, namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'cache' } }, maxUnavailable: 1 } });
+    }
+    const handler = handlerFor(api);
+
+    const err = await rejection(handler.handle(surge(), context({ mode: 'pool' })));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toMatch(/^drain of pool eu-west-1a\/m5.large left nodes a pod of which no eviction can move: 5 of 6 nodes drained, \d+ pods evicted; nodes_left=1 \(pool-2\): pool-2: evicting pod apps\/cache-0: .*more than one PodDisruptionBudget/);
+    for (const name of POOL.filter((n) => n !== 'pool-2')) expect(api.cluster.pods(name).map((p) => p.metadata.name)).toEqual([`proxy-${name}`]);
+    expect(api.cluster.pods('pool-2').map((p) => p.metadata.name)).toContain('cache-0');
+    expect(cordoned(api, 'pool-2')).toEqual({ unschedulable: true, tainted: true, marked: true });
+
+    // With time running out on another node as well, the call is retryable, and says which node no retry mends.
+    holdOn(api, 'pool-4');
+    const late = await rejection(handlerFor(api, { replyMarginMs: 200 }).handle(surge(), context({ mode: 'pool', maxUnavailable: '6' }, 1_500)));
+    expect(late).toBeInstanceOf(DrainIncompleteError);
+    expect(late.message).toMatch(/nodes_left=2 \(pool-2, pool-4\); of those, held by a pod no eviction can move: pool-2: evicting pod apps\/cache-0/);
+  });
+
   it('a node an interruption notice drained meanwhile stays cordoned when the surge resolves: its instance is going away', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
