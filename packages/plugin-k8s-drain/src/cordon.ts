@@ -65,6 +65,10 @@ export async function cordonNode(
   return withRetries(
     async (attempt) => {
       const current = attempt === 1 ? node : await api.readNode(name);
+      // Read again by name: a node deleted and created anew under it (the cloud reuses names) is another instance's.
+      if (current.metadata?.uid !== node.metadata?.uid && node.metadata?.uid !== undefined) {
+        throw new PluginError(Code.NotFound, `cordoning node "${name}": it was deleted and another node created under its name since it was read`);
+      }
       const patch = cordonPatch(current, marks);
       const wasUnschedulable = current.spec?.unschedulable === true;
       if (!patch) return unanswered === undefined ? { changed: false, wasUnschedulable } : { changed: true, wasUnschedulable: unanswered };

@@ -303,6 +303,21 @@ describe('DrainHandler', () => {
     expect(await drained).toMatchObject({ status: 'skipped', message: 'node "node-a" does not exist in this cluster; nothing to drain' });
   });
 
+  it.each([true, false])('a node name another instance has taken since (the cloud reuses names) is not the node the event means: nothing drained (watch cache %s)', async (watchCache) => {
+    const api = await startCluster();
+    api.cluster.deleteNode('node-a');
+    api.cluster.addNode({ metadata: { name: 'node-a' }, spec: { providerID: 'aws:///eu-west-1a/i-0new' } });
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const handler = handlerFor(api, { watchCache, nodeNotFound: 'skip' });
+
+    const result = await handler.handle(event({ node: 'node-a', instance_id: 'i-0aaa' }), context());
+    expect(result).toMatchObject({ status: 'skipped', message: 'node "node-a" of instance i-0aaa does not exist in this cluster; nothing to drain' });
+    expect(writes(api)).toEqual([]);
+    expect(api.cluster.node('node-a')?.spec?.unschedulable).toBeUndefined();
+    // The new instance's own notice drains it.
+    expect(await handler.handle(event({ node: 'node-a', instance_id: 'i-0new' }), context())).toMatchObject({ attributes: { node: 'node-a', pods_evicted: '1' } });
+  });
+
   it('answers INVALID_ARGUMENT for an event with neither a node nor an instance_id label', async () => {
     const api = await startCluster();
     const err = await rejection(handlerFor(api).handle(event({ alertname: 'SpotTerminating' }), context()));

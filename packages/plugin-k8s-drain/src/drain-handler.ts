@@ -194,7 +194,7 @@ export class DrainHandler implements EventHandler {
   }
 
   private nodeNotFound(ref: NodeRef): HandleResult {
-    const what = 'name' in ref ? `node "${ref.name}" does not exist` : `no node has instance ${ref.instanceId} in its spec.providerID`;
+    const what = 'name' in ref ? `${describeNodeRef(ref)} does not exist` : `no node has instance ${ref.instanceId} in its spec.providerID`;
     if (this.options.nodeNotFound === 'skip') {
       this.options.logger.info('node not found; skipping as configured', { node: describeNodeRef(ref) });
       return { status: 'skipped', message: `${what} in this cluster; nothing to drain` };

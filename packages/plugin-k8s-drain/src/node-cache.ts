@@ -1,6 +1,6 @@
 import type { V1Node } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.js';
-import { instanceIdOf, type NodeRef } from './node-lookup.js';
+import { instanceIdOf, isNodeOf, type NodeRef } from './node-lookup.js';
 import { WatchedCache, type WatchOptions } from './watched-list.js';
 
 /** The fields of a node a drain reads (to find it and to cordon it); the rest, its status above all, is not kept. */
@@ -27,9 +27,13 @@ export class NodeCache extends WatchedCache<V1Node> {
     super({ list: (token) => api.listNodePage(token), watch: (rv, onEvent, done) => api.watch('nodes', rv, onEvent, done) }, { what: 'node', ...options });
   }
 
-  /** The node `ref` points at, as the cache has it. */
+  /** The node `ref` points at, as the cache has it (for a `ref` with both a name and an instance, as node-lookup's `findNode` picks it). */
   find(ref: NodeRef): V1Node | undefined {
-    const name = 'name' in ref ? ref.name : this.byInstance.get(ref.instanceId);
+    if ('name' in ref) {
+      const named = this.byName.get(ref.name);
+      if ((named && isNodeOf(named, ref)) || ref.instanceId === undefined) return named;
+    }
+    const name = ref.instanceId === undefined ? undefined : this.byInstance.get(ref.instanceId);
     return name === undefined ? undefined : this.byName.get(name);
   }
 

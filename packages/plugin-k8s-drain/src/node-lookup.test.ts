@@ -9,8 +9,9 @@ const cleanups = cleanupsAfterEach();
 const keys = { nodeLabel: 'node', instanceIdLabel: 'instance_id' };
 
 describe('nodeRefOf', () => {
-  it('takes the node label first, else the instance id label', () => {
-    expect(nodeRefOf({ node: 'n1', instance_id: 'i-0abc' }, keys)).toEqual({ name: 'n1' });
+  it('takes the node label first, else the instance id label; keeps the instance id beside the name, as the node of that name may be another instance\'s', () => {
+    expect(nodeRefOf({ node: 'n1', instance_id: 'i-0abc' }, keys)).toEqual({ name: 'n1', instanceId: 'i-0abc' });
+    expect(nodeRefOf({ node: 'n1', instance_id: '' }, keys)).toEqual({ name: 'n1' });
     expect(nodeRefOf({ node: '', instance_id: 'i-0abc' }, keys)).toEqual({ instanceId: 'i-0abc' });
   });
 

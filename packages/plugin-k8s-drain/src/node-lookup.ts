@@ -5,8 +5,12 @@ import type { Backoff } from '@hollowtrees/grpcplugin';
 import { withRetries } from './retry.js';
 import type { Deadline } from './deadline.js';
 
-/** Which node an event is about: by name, or by the EC2 instance behind it. */
-export type NodeRef = { readonly name: string } | { readonly instanceId: string };
+/**
+ * Which node an event is about: by name, or by the EC2 instance behind it. An event that gives both
+ * is about that instance: the cloud reuses node names (`ip-10-0-0-1` for a new instance at the old
+ * one's address), so the node of that name may be another instance's by now.
+ */
+export type NodeRef = { readonly name: string; readonly instanceId?: string | undefined } | { readonly instanceId: string };
 
 /** The label keys that identify the node. */
 export interface NodeLabelKeys {
@@ -20,8 +24,8 @@ export interface NodeLabelKeys {
  */
 export function nodeRefOf(labels: Record<string, string>, keys: NodeLabelKeys): NodeRef {
   const name = labels[keys.nodeLabel];
-  if (name) return { name };
-  const instanceId = labels[keys.instanceIdLabel];
+  const instanceId = labels[keys.instanceIdLabel] || undefined;
+  if (name) return instanceId ? { name, instanceId } : { name };
   if (instanceId) return { instanceId };
   throw new PluginError(
     Code.InvalidArgument,
@@ -31,7 +35,17 @@ export function nodeRefOf(labels: Record<string, string>, keys: NodeLabelKeys): 
 
 /** How a {@link NodeRef} reads in messages. */
 export function describeNodeRef(ref: NodeRef): string {
-  return 'name' in ref ? `node "${ref.name}"` : `the node of instance ${ref.instanceId}`;
+  if (!('name' in ref)) return `the node of instance ${ref.instanceId}`;
+  return ref.instanceId === undefined ? `node "${ref.name}"` : `node "${ref.name}" of instance ${ref.instanceId}`;
+}
+
+/**
+ * Whether `node` is the one `ref` means: when `ref` names an instance too, the node's
+ * `spec.providerID` must not name another (one it cannot read, not AWS's, is taken at its name).
+ */
+export function isNodeOf(node: V1Node, ref: NodeRef): boolean {
+  const instanceId = instanceIdOf(node.spec?.providerID);
+  return ref.instanceId === undefined || instanceId === undefined || instanceId === ref.instanceId;
 }
 
 /** The instance id at the end of an AWS provider id, `aws:///<az>/<instance-id>`. */
@@ -42,18 +56,20 @@ export function instanceIdOf(providerID: string | undefined): string | undefined
 
 /**
  * Finds the node: a GET by name, or a list matched on `spec.providerID` (nodes
- * have no field selector for it). Undefined when there is no such node.
+ * have no field selector for it). A `ref` with both: the node of that name if it is
+ * the instance's ({@link isNodeOf}), else the instance's node under any name.
+ * Undefined when there is no such node.
  */
 export async function findNode(api: KubeApi, ref: NodeRef, retry: { deadline: Deadline; backoff: Backoff }): Promise<V1Node | undefined> {
   const doing = `looking up ${describeNodeRef(ref)}`;
   if ('name' in ref) {
-    try {
-      return await withRetries(() => api.readNode(ref.name), { ...retry, doing });
-    } catch (err) {
+    const named = await withRetries(() => api.readNode(ref.name), { ...retry, doing }).catch((err: unknown) => {
       if (err instanceof PluginError && err.code === Code.NotFound) return undefined;
       throw err;
-    }
+    });
+    if ((named && isNodeOf(named, ref)) || ref.instanceId === undefined) return named;
   }
+  const { instanceId } = ref;
   const nodes = await withRetries(() => api.listNodes(), { ...retry, doing });
-  return nodes.find((n) => instanceIdOf(n.spec?.providerID) === ref.instanceId);
+  return nodes.find((n) => instanceIdOf(n.spec?.providerID) === instanceId);
 }

@@ -4,7 +4,7 @@ import { Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { KubeApi } from './kube-api.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
-import { nodeRefOf, type NodeRef } from './node-lookup.js';
+import { describeNodeRef, nodeRefOf, type NodeRef } from './node-lookup.js';
 import type { ResolvedDrainOptions } from './options.js';
 import { drainPool, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
 import type { PoolSettings } from './pool-options.js';
@@ -94,7 +94,7 @@ export class PoolAction {
     const node = await this.deps.findNode(ref, retry);
     if (node) return poolOfNode(node);
     if (o.nodeNotFound === 'skip') return undefined;
-    throw new PluginError(Code.NotFound, `${'name' in ref ? `node "${ref.name}"` : `the node of instance ${ref.instanceId}`} is not in this cluster, so the event's pool is unknown`);
+    throw new PluginError(Code.NotFound, `${describeNodeRef(ref)} is not in this cluster, so the event's pool is unknown`);
   }
 
   private async surge(call: PoolCall): Promise<HandleResult> {

@@ -821,6 +821,24 @@ describe('pool mode: the edges', () => {
     expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: true, tainted: false, marked: false });
   });
 
+  it('does not cordon a node deleted and created anew under its name between the listing of the pool and its cordon (a 409 and a re-read)', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    const handler = handlerFor(api, { watchCache: false });
+    const patch = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: patch.until, method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-3$/ });
+
+    const draining = handler.handle(surge(), context({ mode: 'pool', maxUnavailable: '3' }));
+    await vi.waitFor(() => expect(poolListings(api)).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    // pool-3's instance is reclaimed, and a new one joins under its name: the drain's patch carries the old node's resourceVersion.
+    api.cluster.deleteNode('pool-3');
+    api.cluster.addNode(node('pool-3', ZONE, TYPE));
+    patch.open();
+
+    expect((await draining).attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6' });
+    expect(patchesOf(api, 'pool-3').map((r) => r.code)).toEqual([409]);
+    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
   it('undoes a cordon whose answer was lost (applied, then tried again) when the surge resolves', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
