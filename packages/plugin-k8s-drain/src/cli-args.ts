@@ -24,7 +24,8 @@ Finding the node:
   --node-label KEY              event label with the node name (default node)
   --instance-id-label KEY       event label with the EC2 instance id (default instance_id)
   --termination-time-label KEY  event label with the termination time, RFC 3339 (default termination_time)
-  --node-not-found error|skip   answer for a node this cluster lacks (default error = NOT_FOUND)
+  --node-not-found error|skip   answer for a node this cluster lacks (default error = NOT_FOUND;
+                                one known gone, deleted or its name reused, is always skipped)
 Cordon:
   --taint KEY=VALUE:EFFECT      (default hollowtrees.io/spot-termination=true:NoSchedule)
   --mark-label KEY=VALUE        (default hollowtrees.io/spot-termination=true)

@@ -303,15 +303,27 @@ describe('DrainHandler', () => {
     expect(await drained).toMatchObject({ status: 'skipped', message: 'node "node-a" does not exist in this cluster; nothing to drain' });
   });
 
-  it.each([true, false])('a node name another instance has taken since (the cloud reuses names) is not the node the event means: nothing drained (watch cache %s)', async (watchCache) => {
+  it('a node deleted between its look-up and its cordon is gone: skipped with node_gone=true by default too, so the next plugin (the replacement) runs', async () => {
+    const api = await startCluster();
+    api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
+    const patch = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: patch.until, method: 'PATCH', path: /\/nodes\/node-a$/ });
+    const drained = handlerFor(api, { watchCache: false }).handle(event({ node: 'node-a', instance_id: 'i-0aaa' }), context());
+    await vi.waitFor(() => expect(api.requests.some((r) => r.method === 'GET' && r.path.endsWith('/nodes/node-a'))).toBe(true), { timeout: 5_000, interval: 5 });
+    api.cluster.deleteNode('node-a');
+    patch.open();
+    expect(await drained).toEqual({ status: 'skipped', message: 'node "node-a" of instance i-0aaa does not exist in this cluster; nothing to drain', attributes: { node_gone: 'true' } });
+  });
+
+  it.each([true, false])('a node name another instance has taken since (the cloud reuses names) is not the node the event means: nothing drained, the event\'s node gone (watch cache %s)', async (watchCache) => {
     const api = await startCluster();
     api.cluster.deleteNode('node-a');
     api.cluster.addNode({ metadata: { name: 'node-a' }, spec: { providerID: 'aws:///eu-west-1a/i-0new' } });
     api.cluster.addPod(pod('api-0', { owner: ['ReplicaSet', 'api'] }));
-    const handler = handlerFor(api, { watchCache, nodeNotFound: 'skip' });
+    const handler = handlerFor(api, { watchCache });
 
     const result = await handler.handle(event({ node: 'node-a', instance_id: 'i-0aaa' }), context());
-    expect(result).toMatchObject({ status: 'skipped', message: 'node "node-a" of instance i-0aaa does not exist in this cluster; nothing to drain' });
+    expect(result).toEqual({ status: 'skipped', message: 'node "node-a" of instance i-0aaa does not exist in this cluster; nothing to drain', attributes: { node_gone: 'true' } });
     expect(writes(api)).toEqual([]);
     expect(api.cluster.node('node-a')?.spec?.unschedulable).toBeUndefined();
     // The new instance's own notice drains it.

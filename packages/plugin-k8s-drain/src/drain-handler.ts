@@ -26,8 +26,9 @@ const MAX_PENDING_EVENTS = 10_000;
  * deadline, and answers `node`, `pods_evicted`, `pods_remaining`, `duration_ms`.
  *
  * Answers: `ok` after a drain; `skipped` when the node was already cordoned
- * and had nothing left to evict, or does not exist and `nodeNotFound` is
- * `skip`. Fails with INVALID_ARGUMENT (no node label), NOT_FOUND (no such
+ * and had nothing left to evict, is gone (`node_gone=true`: deleted, or its name
+ * another instance's now), or does not exist and `nodeNotFound` is `skip`.
+ * Fails with INVALID_ARGUMENT (no node label), NOT_FOUND (no such
  * node), FAILED_PRECONDITION (the deadline had already passed when the call
  * came: no time left to drain at all, though the node is still cordoned while
  * the call's own time allows; or the kubeconfig's TLS settings cannot
@@ -111,15 +112,15 @@ export class DrainHandler implements EventHandler {
     const retry = { deadline, backoff: o.backoff };
 
     const node = await this.findNode(ref, retry);
-    if (!node) return this.nodeNotFound(ref);
+    if (!node) return this.nodeNotFound(ref, await this.isGone(ref, retry));
     const name = node.metadata?.name ?? '';
 
     const cordoned = await this.cordonTakingOver(node, event, retry).catch((err: unknown) => {
-      // Deleted since it was found (its instance is gone, the cloud node controller removed it): a node the cluster lacks.
+      // Deleted since it was found (its instance is gone, the cloud node controller removed it).
       if (err instanceof PluginError && err.code === Code.NotFound) return undefined;
       throw err;
     });
-    if (cordoned === undefined) return this.nodeNotFound(ref);
+    if (cordoned === undefined) return this.nodeNotFound(ref, true);
     const plan = await this.drainer.plan(name, retry);
     const attributes = (evicted: number, remaining: number): Record<string, string> => ({
       node: name,
@@ -193,8 +194,26 @@ export class DrainHandler implements EventHandler {
     return findNode(this.api, ref, retry);
   }
 
-  private nodeNotFound(ref: NodeRef): HandleResult {
+  /**
+   * Whether the node `ref` means was in this cluster and has left it: the node cache saw it deleted,
+   * or a node has the name the event gives with another instance behind it (the name reused).
+   */
+  private async isGone(ref: NodeRef, retry: NodeRetry): Promise<boolean> {
+    if (this.nodes?.sawDeleted(ref)) return true;
+    return 'name' in ref && ref.instanceId !== undefined && (await this.findNode({ name: ref.name }, retry)) !== undefined;
+  }
+
+  /**
+   * The answer for a node not in the cluster: a node that is `gone` has nothing left to drain, so it is
+   * skipped whatever `nodeNotFound` says (failing the run would keep its next plugin, the replacement,
+   * from running); any other is NOT_FOUND, or skipped when `nodeNotFound` is `skip`.
+   */
+  private nodeNotFound(ref: NodeRef, gone: boolean): HandleResult {
     const what = 'name' in ref ? `${describeNodeRef(ref)} does not exist` : `no node has instance ${ref.instanceId} in its spec.providerID`;
+    if (gone) {
+      this.options.logger.info('node gone from the cluster (its instance reclaimed): nothing left to drain', { node: describeNodeRef(ref) });
+      return { status: 'skipped', message: `${what} in this cluster; nothing to drain`, attributes: { node_gone: 'true' } };
+    }
     if (this.options.nodeNotFound === 'skip') {
       this.options.logger.info('node not found; skipping as configured', { node: describeNodeRef(ref) });
       return { status: 'skipped', message: `${what} in this cluster; nothing to drain` };

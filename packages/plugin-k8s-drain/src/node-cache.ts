@@ -3,6 +3,9 @@ import type { KubeApi } from './kube-api.js';
 import { instanceIdOf, isNodeOf, type NodeRef } from './node-lookup.js';
 import { WatchedCache, type WatchOptions } from './watched-list.js';
 
+/** Deleted nodes' names and instance ids remembered (a wave of reclaims is a few thousand nodes). */
+const MAX_DELETED = 20_000;
+
 /** The fields of a node a drain reads (to find it and to cordon it); the rest, its status above all, is not kept. */
 function trimmed(node: V1Node): V1Node {
   const m = node.metadata ?? {};
@@ -22,6 +25,8 @@ function trimmed(node: V1Node): V1Node {
 export class NodeCache extends WatchedCache<V1Node> {
   private readonly byName = new Map<string, V1Node>();
   private readonly byInstance = new Map<string, string>();
+  /** `name:…` and `instance:…` of the nodes the watch saw deleted, oldest first; a name taken again is dropped. */
+  private readonly deleted = new Set<string>();
 
   constructor(api: KubeApi, options: WatchOptions) {
     super({ list: (token) => api.listNodePage(token), watch: (rv, onEvent, done) => api.watch('nodes', rv, onEvent, done) }, { what: 'node', ...options });
@@ -37,6 +42,14 @@ export class NodeCache extends WatchedCache<V1Node> {
     return name === undefined ? undefined : this.byName.get(name);
   }
 
+  /**
+   * Whether the watch saw the node `ref` points at deleted (its instance reclaimed, the cloud node
+   * controller removed it): by its instance when `ref` names one, else by its name.
+   */
+  sawDeleted(ref: NodeRef): boolean {
+    return this.deleted.has(ref.instanceId === undefined ? `name:${'name' in ref ? ref.name : ''}` : `instance:${ref.instanceId}`);
+  }
+
   /** @internal A (re)list: replaces what the cache holds. */
   replaceAll(nodes: readonly V1Node[]): void {
     this.byName.clear();
@@ -50,6 +63,7 @@ export class NodeCache extends WatchedCache<V1Node> {
     const name = kept.metadata?.name;
     if (!name) return;
     this.byName.set(name, kept);
+    this.deleted.delete(`name:${name}`);
     const instanceId = instanceIdOf(kept.spec?.providerID);
     if (instanceId) this.byInstance.set(instanceId, name);
   }
@@ -61,5 +75,11 @@ export class NodeCache extends WatchedCache<V1Node> {
     this.byName.delete(name);
     const instanceId = instanceIdOf(node.spec?.providerID);
     if (instanceId && this.byInstance.get(instanceId) === name) this.byInstance.delete(instanceId);
+    for (const key of [`name:${name}`, ...(instanceId ? [`instance:${instanceId}`] : [])]) {
+      // Re-inserted, so the oldest is forgotten first: a node deleted hours ago has had every notice it will get.
+      this.deleted.delete(key);
+      this.deleted.add(key);
+    }
+    while (this.deleted.size > MAX_DELETED) this.deleted.delete(this.deleted.values().next().value!);
   }
 }

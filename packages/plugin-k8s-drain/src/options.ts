@@ -48,6 +48,7 @@ export interface DrainOptions {
   /**
    * A node that does not exist: `error` answers NOT_FOUND; `skip` answers
    * `skipped`, for several clusters sharing one signal source. Default `error`.
+   * A node known gone (deleted, or its name another instance's now) is skipped either way.
    */
   nodeNotFound?: 'error' | 'skip';
   /** Namespace of the Kubernetes Events recorded on the node. Default `default`, as the kubelet. */
