@@ -103,8 +103,9 @@ export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable:
 /**
  * Uncordons a node this plugin cordoned (see {@link uncordonPatch}), reading it
  * first and again after a conflict. Answers whether it changed the node: not
- * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo;
- * yes when a try whose answer was lost is found applied by the next.
+ * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo,
+ * nor when the node of that name now has another `uid` than the one cordoned (it was
+ * deleted and created anew); yes when a try whose answer was lost is found applied by the next.
  */
 export function uncordonNode(
   api: KubeApi,
@@ -112,11 +113,17 @@ export function uncordonNode(
   marks: NodeMarks,
   keepUnschedulable: boolean,
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
+  uid?: string,
 ): Promise<boolean> {
   let unanswered = false;
   return withRetries(
     async () => {
-      const patch = uncordonPatch(await api.readNode(name), marks, keepUnschedulable);
+      const current = await api.readNode(name);
+      if (uid !== undefined && current.metadata?.uid !== uid) {
+        run.logger.info('node deleted and created anew under its name: nothing to uncordon', { node: name });
+        return unanswered;
+      }
+      const patch = uncordonPatch(current, marks, keepUnschedulable);
       if (!patch) return unanswered;
       if (run.dryRun) {
         run.logger.info('dry run: would uncordon node', { node: name, patch });

@@ -9,6 +9,7 @@ import type { KubeApi } from './kube-api.js';
 import type { ResolvedDrainOptions } from './options.js';
 import { planEviction, podKey, type EvictionPlan } from './pod-filter.js';
 import type { PodSource } from './pod-source.js';
+import type { PoolCordon } from './pool-registry.js';
 
 // Enough pod names for a message; the rest are counted.
 const LISTED_PODS = 5;
@@ -54,10 +55,13 @@ export class NodeDrainer {
     return result;
   }
 
-  /** Undoes {@link cordon} on a node that still carries the plugin's label; `wasUnschedulable` keeps a cordon someone else made before. */
-  uncordon(name: string, wasUnschedulable: boolean, retry: NodeRetry): Promise<boolean> {
+  /**
+   * Undoes {@link cordon} on the node `cordon.uid` names, if it still carries the plugin's label;
+   * `cordon.wasUnschedulable` keeps a cordon someone else made before.
+   */
+  uncordon(name: string, cordon: PoolCordon, retry: NodeRetry): Promise<boolean> {
     const o = this.options;
-    return uncordonNode(this.api, name, { taint: o.taint, label: o.nodeLabelMark }, wasUnschedulable, { ...retry, dryRun: o.dryRun, logger: o.logger });
+    return uncordonNode(this.api, name, { taint: o.taint, label: o.nodeLabelMark }, cordon.wasUnschedulable, { ...retry, dryRun: o.dryRun, logger: o.logger }, cordon.uid);
   }
 
   /** Which of the node's pods the drain evicts, waits for, and leaves alone (logged). */

@@ -202,8 +202,10 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
     const name = node.metadata?.name ?? '';
     try {
       const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
-      // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned it first.
-      if (changed && !r.memory.cordoned.has(name)) r.memory.cordoned.set(name, wasUnschedulable);
+      // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned
+      // this same node first: one remembered under its name that has been deleted since is another node.
+      const uid = node.metadata?.uid;
+      if (changed && r.memory.cordoned.get(name)?.uid !== uid) r.memory.cordoned.set(name, { uid, wasUnschedulable });
       states.push({ node, name, changed, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
@@ -234,9 +236,9 @@ export async function uncordonNodes(
   const done: string[] = [];
   await forEachBounded(names, PATCH_CONCURRENCY, async (name) => {
     // Read at its turn: a per-instance drain may have taken the node over meanwhile.
-    const wasUnschedulable = memory.cordoned.get(name);
-    if (wasUnschedulable === undefined) return;
-    const uncordon = drainer.uncordon(name, wasUnschedulable, { deadline: run.deadline, backoff: run.backoff });
+    const cordon = memory.cordoned.get(name);
+    if (cordon === undefined) return;
+    const uncordon = drainer.uncordon(name, cordon, { deadline: run.deadline, backoff: run.backoff });
     // Known from the check on: a per-instance drain taking the node over from now waits for it to land, then cordons again.
     const landing = uncordon.then(() => {}, () => {});
     memory.uncordoning.set(name, landing);

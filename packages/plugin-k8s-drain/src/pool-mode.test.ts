@@ -839,6 +839,42 @@ describe('pool mode: the edges', () => {
     expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
+  it('remembers which node object a pool drain cordoned: a name the cloud reused is undone as the new node was, and a new node under it that the drain did not cordon is left alone', async () => {
+    const api = await startCluster({ secondWebPod: false });
+    holdOn(api, 'pool-1');
+    // pool-5 cordoned by an operator before: its marks are undone, its cordon kept.
+    api.cluster.patchNode('pool-5', 'application/merge-patch+json', { spec: { unschedulable: true } });
+    const clock = manualClock();
+    const handler = handlerFor(api, { clock, replyMarginMs: 200 });
+    const until = (ms: number): HandleContext => ({ ...context({ mode: 'pool' }), deadline: new Date(clock.now() + ms) });
+    const dbRefusals = (): number => api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 429).length;
+    // A drain held at pool-1 until its deadline: the others stay cordoned, remembered for the resolution.
+    const outOfTime = async (time: number): Promise<void> => {
+      const before = dbRefusals();
+      const draining = rejection(handler.handle(surge(undefined, time), until(10_000)));
+      await vi.waitFor(() => expect(dbRefusals()).toBeGreaterThan(before), { timeout: 10_000, interval: 10 });
+      clock.advance(10_000);
+      expect(await draining).toBeInstanceOf(DrainIncompleteError);
+    };
+    const marks = { metadata: { labels: { [MARK]: 'true' } }, spec: { unschedulable: true, taints: [{ key: MARK, value: 'true', effect: 'NoSchedule' as const }] } };
+
+    await outOfTime(TIME);
+    // Both instances reclaimed; new ones join under the same names. The new pool-4 is drained for a notice of its own
+    // by another replica's plugin (this one does not hear of it); the new pool-5 is schedulable.
+    for (const name of ['pool-4', 'pool-5']) {
+      api.cluster.deleteNode(name);
+      api.cluster.addNode(node(name, ZONE, TYPE));
+    }
+    api.cluster.patchNode('pool-4', 'application/merge-patch+json', marks);
+    // The next surge's drain cordons the new pool-5, and runs out of time too.
+    await outOfTime(TIME + 1);
+
+    await handler.handle(resolution(TIME + 60_000), until(10_000));
+    expect(cordoned(api, 'pool-5')).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    for (const name of ['pool-2', 'pool-3', 'pool-6']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
   it('undoes a cordon whose answer was lost (applied, then tried again) when the surge resolves', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');

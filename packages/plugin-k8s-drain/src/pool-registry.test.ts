@@ -74,7 +74,7 @@ describe('PoolRegistry', () => {
     const registry = new PoolRegistry();
     const memory = registry.memory('a');
     expect(memory).toEqual({ cordoned: new Map(), uncordoning: new Map(), lastStart: undefined });
-    memory.cordoned.set('n1', false);
+    memory.cordoned.set('n1', { uid: undefined, wasUnschedulable: false });
     expect(registry.memory('a')).toBe(memory);
     expect(registry.memory('b')).not.toBe(memory);
   });
@@ -82,7 +82,7 @@ describe('PoolRegistry', () => {
   it('keeps the memories of the pools used last, up to its limit, and any that still holds a cordon or serves a drain', () => {
     const registry = new PoolRegistry(4);
     const holding = registry.memory('holding');
-    holding.cordoned.set('n1', false);
+    holding.cordoned.set('n1', { uid: undefined, wasUnschedulable: false });
     const running = registry.memory('running');
     registry.startOrJoin('running', () => ({ since: 1, outcome: new Promise(() => {}), stopped: false, stop: () => {} }));
     // Pools named by events without a drain of their own: beyond the limit, the least recently used goes.

@@ -17,10 +17,18 @@ export interface PoolRun {
   stop(by?: Deadline): void;
 }
 
+/** A node a pool drain cordoned. */
+export interface PoolCordon {
+  /** The node object's uid: a node deleted and created anew under its name (the cloud reuses names) is another node. */
+  readonly uid: string | undefined;
+  /** Whether it was unschedulable before the cordon (someone else's cordon, kept when it is undone). */
+  readonly wasUnschedulable: boolean;
+}
+
 /** What the drains of one pool share across calls (a retry's drain goes on where the call before it stopped). */
 export interface PoolMemory {
-  /** The nodes the pool's drains cordoned and did not drain or uncordon yet → whether each was unschedulable before. */
-  readonly cordoned: Map<string, boolean>;
+  /** The nodes the pool's drains cordoned and did not drain or uncordon yet, by name. */
+  readonly cordoned: Map<string, PoolCordon>;
   /** The uncordons of those nodes in flight (past their check of `cordoned`), each settling when it has landed or failed. */
   readonly uncordoning: Map<string, Promise<void>>;
   /** Epoch milliseconds when the pool's last node drain started, so `minInterval` holds across calls too. */
