@@ -160,7 +160,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const { host, port } = parsedListen;
   /** Every source hands its events to the engine running now (a reload replaces it). */
   const sink: EventSink = {
-    accept: (event, receivedAt, onSettled) => current.engine.dispatch(event, receivedAt, onSettled),
+    accept: (event, receivedAt, onSettled, options) => current.engine.dispatch(event, receivedAt, onSettled, options),
     mark: () => current.engine.mark(),
     commit: (since) => current.engine.commit(since),
     noRoom: () => current.engine.noRoom(),

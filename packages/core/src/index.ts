@@ -23,5 +23,5 @@ export { ReceiverMetrics } from './receiver/receiver-metrics.js';
 export type { ActionPlugin, PluginCall } from './plugins/action-plugin.js';
 export { ALERT_TYPE_PREFIX, alertToEvent, type AlertEventData, type ReceivedAlert } from './receiver/alert-to-event.js';
 export { ALERT_PATHS, EVENTS_PATH } from './receiver/intake.js';
-export type { Acceptance, Drop, DropReason, EventSink, RunListener, RunSettlement } from './sources/event-sink.js';
+export type { Acceptance, AcceptOptions, Drop, DropReason, EventSink, RunListener, RunSettlement } from './sources/event-sink.js';
 export type { EventSource, SourceState, SourceStatus } from './sources/event-source.js';

@@ -14,6 +14,7 @@ import { FlowEngine, MAX_RESTARTS, type FlowEngineOptions } from './flow-engine.
 import { approximateBytes } from './event-bytes.js';
 import { FlowSlots } from './bounded-queue.js';
 import { GroupStates, type GroupChange, type GroupState, type RunProgress } from './group-states.js';
+import type { ClaimResult } from '../state/run-state-store.js';
 import { HeldBytes } from './held-bytes.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { JournalRunStateStore } from '../state/journal-store.js';
@@ -422,6 +423,32 @@ describe('FlowEngine: telling the source how a run ended', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(heard).toEqual([{ flow: 'spot', outcome: 'succeeded', firstCallAt: Date.parse('2026-11-25T10:00:00Z') }]);
     expect(engine.listeners.size).toBe(0);
+  });
+
+  it('an event handed in again only to look whether another replica still runs its group counts as deduplicated once, whether the store knew that run or had to ask', async () => {
+    /** Another replica runs every group: known to holder() while `known`, else found when the run claims it. */
+    class ElsewhereStore extends GroupStates {
+      known = false;
+      override holder(key: string, now: number): GroupState | undefined {
+        return this.known ? { key, flow: 'spot', phase: 'running', eventId: 'theirs', since: now, replica: 'other' } : super.holder(key, now);
+      }
+      override claim(key: string): Promise<ClaimResult> {
+        this.release(key);
+        return Promise.resolve({ claim: 'taken', heldAs: 'running' });
+      }
+    }
+    const store = new ElsewhereStore();
+    const { engine, metrics } = engineFor(spotFlow(), [scripted('a')], undefined, undefined, { store });
+    const heard: string[] = [];
+    const look = (again: boolean): void => void engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now(), (s) => heard.push(s.outcome), { again });
+    look(false);
+    await vi.advanceTimersByTimeAsync(0);
+    look(true);
+    await vi.advanceTimersByTimeAsync(0);
+    store.known = true;
+    look(true);
+    expect(heard).toEqual(['running_elsewhere', 'running_elsewhere']);
+    expect(await counter(metrics, 'hollowtrees_events_deduplicated_total', { flow: 'spot' })).toBe(1);
   });
 
   it('a failed run names the code that ended it, to its event and to an event deduplicated against it while it ran (which never ran itself)', async () => {

@@ -19,7 +19,7 @@ import { backoffDelay } from './retry-policy.js';
 import { runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
 import { RunSignals } from './run-signals.js';
 import { goOnAt, nameOf, passedBy, stepFor, stepOf, type Place } from './resume-place.js';
-import type { Acceptance, Drop, DropReason, RunListener } from '../sources/event-sink.js';
+import type { Acceptance, AcceptOptions, Drop, DropReason, RunListener } from '../sources/event-sink.js';
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
 
@@ -196,6 +196,8 @@ export class FlowEngine {
   private notStarted = 0;
   /** Flows that refused an event for want of room and have not drained since (see `noRoom`). */
   private readonly refusing = new Set<CompiledFlow>();
+  /** Runs started by an event handed in again ({@link AcceptOptions.again}): its deduplication was counted at its first hand-in. */
+  private readonly countedAlready = new WeakSet<RunProgress>();
   /** The engine that took over after a reload: runs that fail here later retry there. */
   private successor: FlowEngine | undefined;
   /** Ends this engine's part in the scraped gauges, once it holds no runs (retired or shut down). */
@@ -234,7 +236,7 @@ export class FlowEngine {
    * `onSettled` hears, once per run this event started (`started` of the
    * result), how that run ended.
    */
-  dispatch(event: CloudEvent, receivedAt: number, onSettled?: RunListener): DispatchResult {
+  dispatch(event: CloudEvent, receivedAt: number, onSettled?: RunListener, options: AcceptOptions = {}): DispatchResult {
     const result: DispatchResult = { matched: 0, started: 0, deduplicated: 0, dropped: NO_DROPS };
     const { metrics } = this.options;
     let bytes: number | undefined;
@@ -260,7 +262,7 @@ export class FlowEngine {
         // event's run is followed: a source that acknowledges after acting must not drop its notice before that run succeeded.
         if (onSettled && holder.phase !== 'cooling' && holder.replica === undefined && (this.listeners.join(key, onSettled) || this.listeners.follow(key, onSettled))) result.joined = (result.joined ?? 0) + 1;
         if (holder.phase !== 'cooling' && holder.replica !== undefined) result.runningElsewhere = (result.runningElsewhere ?? 0) + 1;
-        metrics.eventsDeduplicated.inc({ flow: flow.name });
+        if (!options.again) metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(
           { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.replica ? { replica: holder.replica } : {}), ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
           HELD_BECAUSE[holder.phase],
@@ -275,6 +277,7 @@ export class FlowEngine {
         continue;
       }
       const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0 };
+      if (options.again) this.countedAlready.add(run);
       if (this.states.tryStart(key, flow.name, run, now) === 'full') {
         this.heldBytes.release(flow.name, bytes);
         this.drop(result, flow.name, 'too_many_groups', { groupKey: key, eventId: event.id }, `${this.states.maxGroups} groups are held (state.maxGroups)`);
@@ -479,7 +482,7 @@ export class FlowEngine {
     const fields = { flow: flow.name, groupKey: key, eventId: progress.event.id };
     if (claimed.claim === 'taken') {
       const running = claimed.heldAs === 'running';
-      metrics.eventsDeduplicated.inc({ flow: flow.name });
+      if (!this.countedAlready.has(progress)) metrics.eventsDeduplicated.inc({ flow: flow.name });
       logger.debug(fields, running ? 'event deduplicated: a run of its group is in progress on another replica' : 'event deduplicated: its group is cooling down on another replica');
       tell?.({ flow: flow.name, outcome: running ? 'running_elsewhere' : 'deduplicated' });
       return;

@@ -74,6 +74,16 @@ export interface RunSettlement {
  */
 export type RunListener = (settlement: RunSettlement) => void;
 
+/** How an event is handed to {@link EventSink.accept}. */
+export interface AcceptOptions {
+  /**
+   * The event was handed in before and comes again only to learn whether its group is still held (a queue source
+   * keeps a message hidden while another replica runs its group, and looks again every second): a deduplication is
+   * then not counted again, so `hollowtrees_events_deduplicated_total` counts deliveries, not looks.
+   */
+  readonly again?: boolean;
+}
+
 /**
  * Where every source hands its events (the flow engine behind it). The
  * contract, the same for every source:
@@ -97,7 +107,7 @@ export interface EventSink {
    * Hands one event to the flows; never throws. `receivedAt` is when the source received it (ms since the epoch).
    * `onSettled`, when given, hears how each run the event started ended (see {@link RunListener}).
    */
-  accept(event: CloudEvent, receivedAt: number, onSettled?: RunListener): Acceptance;
+  accept(event: CloudEvent, receivedAt: number, onSettled?: RunListener, options?: AcceptOptions): Acceptance;
   /**
    * Why no flow could take an event now (each refused one for want of room and
    * is still near its bound), or undefined while one could. A source may ask

@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import type { EventSink, RunSettlement } from '../event-sink.js';
+import type { AcceptOptions, EventSink, RunSettlement } from '../event-sink.js';
 import type { DeleteReason } from './sqs-metrics.js';
 
 /**
@@ -58,9 +58,9 @@ export interface EventProgress {
  * (deduplicated: its group is cooling down; unmatched: no flow takes it); wait while a run of its group is in
  * progress on another replica; leave it when a run failed or was cut short, or a flow had no room (the event
  * was not accepted), so that SQS hands it out again and a later run retries. Deletes without a run wait for `commit()`, as the sink
- * contract asks; a commit that fails leaves the message.
+ * contract asks; a commit that fails leaves the message. `options` go to the sink with the event.
  */
-export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedAt: number): EventProgress {
+export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedAt: number, options?: AcceptOptions): EventProgress {
   const runs: Verdict[] = [];
   let firstCallAt: number | undefined;
   let expected = Infinity;
@@ -70,11 +70,16 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
     if (runs.length < expected) return;
     finish(combineVerdicts(runs));
   };
-  const result = sink.accept(event, receivedAt, (settlement) => {
-    if (settlement.firstCallAt !== undefined) firstCallAt = Math.min(firstCallAt ?? Infinity, settlement.firstCallAt);
-    runs.push(verdictOfRun(settlement));
-    settled();
-  });
+  const result = sink.accept(
+    event,
+    receivedAt,
+    (settlement) => {
+      if (settlement.firstCallAt !== undefined) firstCallAt = Math.min(firstCallAt ?? Infinity, settlement.firstCallAt);
+      runs.push(verdictOfRun(settlement));
+      settled();
+    },
+    options,
+  );
   const [drop] = result.dropped;
   const joined = result.joined ?? 0;
   const elsewhere = result.runningElsewhere ?? 0;

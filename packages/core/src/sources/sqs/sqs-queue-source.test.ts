@@ -415,6 +415,8 @@ sources:
       expect(await other.commit()).toBe(true);
       await drained();
       expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+      // One notice, one deduplication: the looks of the wait (one a second, a few here) are not counted as events again.
+      expect(await metric('hollowtrees_events_deduplicated_total', { flow: 'spot' })).toBe(1);
       expect(notice.receiveCount).toBe(1);
       expect(plugin.calls).toHaveLength(0);
     } finally {

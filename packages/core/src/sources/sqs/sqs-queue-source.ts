@@ -315,7 +315,8 @@ export class SqsQueueSource implements EventSource {
     let verdict: Verdict;
     const recheckMs = Math.min(this.keeper!.intervalMs, RUNNING_ELSEWHERE_RECHECK_MS);
     for (let round = 0; ; round++) {
-      const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt));
+      // A look again is no new delivery: its deduplication was counted at the first.
+      const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt, { again: round > 0 }));
       const ended = await Promise.all(progress.map((p) => p.verdict));
       pending.forEach((i, n) => (verdicts[i] = ended[n]!));
       for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
