@@ -647,6 +647,33 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('with the most pollers (50), each holding a 20 s long poll, a message acted on is deleted at once: its delete does not wait for a long poll to end', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    let settle: () => void = () => {};
+    const sink: EventSink = {
+      accept: (_event, _at, onSettled) => {
+        settle = () => onSettled?.({ flow: 'f', outcome: 'succeeded' });
+        return { matched: 1, started: 1, deduplicated: 0, dropped: [] };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'memory',
+    };
+    const source = new SqsQueueSource(queueConfig({ pollers: 50, waitTimeSeconds: 20, visibilityTimeout: '30s' }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    await source.start(sink);
+    try {
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await pollUntil(() => source.status().inFlight === 1 && sqs.maxConcurrent('ReceiveMessage') >= 50, 10_000, () => `in flight ${source.status().inFlight}, long polls at once ${sqs.maxConcurrent('ReceiveMessage')}`);
+      // The run succeeds while every poller waits on the empty queue: with one socket per poller and no more, the
+      // delete would wait for the first of those polls to end, up to 20 s.
+      settle();
+      await pollUntil(() => queue.list().length === 0, 10_000, () => `deletes ${sqs.callsTo('DeleteMessageBatch').length}; the message is still on the queue`);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('short polling (waitTimeSeconds 0) of an empty queue pauses a second after each empty answer, not a busy loop of receives (each one billed)', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });

@@ -92,7 +92,7 @@ export class SqsQueueSource implements EventSource {
 
   async start(sink: EventSink): Promise<void> {
     const configured = this.config.region ?? regionOfQueueUrl(this.config.url);
-    this.client = new SQSClient(awsClientConfig({ region: configured, endpoint: this.config.endpoint, callTimeout: this.config.callTimeout }));
+    this.client = new SQSClient(awsClientConfig({ region: configured, endpoint: this.config.endpoint, callTimeout: this.config.callTimeout, longPolls: this.config.pollers }));
     // Without a region anywhere the SDK fails every call; asking now makes that a configuration error at start.
     const region = configured ?? (await this.client.config.region().catch(() => undefined));
     if (!region) throw new SqsRegionMissing(this.index);
