@@ -7,7 +7,9 @@ import { rfc3339Time } from '../../time-schema.js';
  * are checked; AWS adds fields over time, so unknown ones pass.
  */
 
-const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/, 'expected an EC2 instance id (i-...)');
+/** An EC2 instance id. */
+export const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+const instanceId = z.string().regex(INSTANCE_ID, 'expected an EC2 instance id (i-...)');
 const nonEmpty = z.string().min(1, 'expected a non-empty string');
 
 /** The EventBridge envelope every event shares. */
@@ -66,7 +68,11 @@ export const healthDetail = z.object({
   statusCode: z.string().optional(),
   startTime: z.string().optional(),
   endTime: z.string().optional(),
-  affectedEntities: z.array(z.object({ entityValue: z.string() })).default([]),
+  /**
+   * Each entity has a status of its own: `RESOLVED` once its change is done (an instance stopped and started onto
+   * other hardware) while the event stays open for the others.
+   */
+  affectedEntities: z.array(z.object({ entityValue: z.string(), status: z.string().optional() })).default([]),
 });
 
 /**

@@ -122,6 +122,25 @@ describe('noticeToEvents', () => {
     });
   });
 
+  it('an AWS Health scheduled change whose instance is resolved while the event stays open acts on the others only; all resolved, it is ignored', () => {
+    const body = JSON.parse(readNoticeSample('health-scheduled-change.json')) as { detail: Record<string, unknown> };
+    body.detail['statusCode'] = 'upcoming';
+    // The first instance was stopped and started onto other hardware: its change is done, the second's is not.
+    body.detail['affectedEntities'] = [
+      { entityValue: 'i-0b662ef9931388ba0', status: 'RESOLVED' },
+      { entityValue: 'i-0c1f2e3d4c5b6a798', status: 'PENDING' },
+    ];
+    expect(convert(JSON.stringify(body)).map((e) => labelsOf(e)['instance_id'])).toEqual(['i-0c1f2e3d4c5b6a798']);
+    body.detail['affectedEntities'] = [
+      { entityValue: 'i-0b662ef9931388ba0', status: 'RESOLVED' },
+      { entityValue: 'i-0c1f2e3d4c5b6a798', status: 'RESOLVED' },
+    ];
+    expect(noticeToEvents(JSON.stringify(body), context)).toEqual({
+      kind: 'ignored',
+      reason: 'AWS Health event AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED: every instance it names is resolved (status RESOLVED)',
+    });
+  });
+
   it('an EventBridge event of a type it does not convert is ignored, naming the type', () => {
     const body = { ...(JSON.parse(readNoticeSample('rebalance-recommendation.json')) as object), 'detail-type': 'EBS Volume Notification' };
     expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'ignored', reason: 'detail-type "EBS Volume Notification" is not a notice Hollowtrees converts' });

@@ -6,6 +6,7 @@ import { describeIssues, problemsText } from '../../validation-issues.js';
 import {
   eventBridgeEnvelope,
   healthDetail,
+  INSTANCE_ID,
   lifecycleAction,
   rebalanceDetail,
   snsSubscriptionConfirmation,
@@ -55,6 +56,8 @@ export interface NoticeContext {
 const SPOT_NOTICE_MS = 2 * 60_000;
 const EVENT_BRIDGE_LIFECYCLE = 'EC2 Instance-terminate Lifecycle Action';
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
+/** An AWS Health entity's status once its own change is done. */
+const RESOLVED = 'RESOLVED';
 
 const unprocessable = (reason: string): NoticeOutcome => ({ kind: 'unprocessable', reason });
 const ignored = (reason: string): NoticeOutcome => ({ kind: 'ignored', reason });
@@ -178,9 +181,12 @@ function fromHealth(envelope: EventBridgeEnvelope, base: Record<string, string |
   // Sent when the change is done or cancelled: acted on, it would drain an instance whose maintenance is over.
   if (health.statusCode === 'closed') return ignored(`AWS Health event ${health.eventTypeCode} is closed: the scheduled change is over or cancelled`);
   // Entities are in detail.affectedEntities; older events list them only as resources.
-  const entities = health.affectedEntities.length > 0 ? health.affectedEntities.map((e) => e.entityValue) : envelope.resources;
-  const instances = [...new Set(entities.filter((e) => /^i-[0-9a-f]{8,17}$/.test(e)))];
-  if (instances.length === 0) return ignored(`AWS Health event ${health.eventTypeCode} names no EC2 instance`);
+  const named = health.affectedEntities.length > 0 ? health.affectedEntities : envelope.resources.map((entityValue) => ({ entityValue, status: undefined }));
+  const onInstances = named.filter((e) => INSTANCE_ID.test(e.entityValue));
+  if (onInstances.length === 0) return ignored(`AWS Health event ${health.eventTypeCode} names no EC2 instance`);
+  // An instance whose own change is done is not drained again because the event stays open for others.
+  const instances = [...new Set(onInstances.filter((e) => e.status !== RESOLVED).map((e) => e.entityValue))];
+  if (instances.length === 0) return ignored(`AWS Health event ${health.eventTypeCode}: every instance it names is resolved (status ${RESOLVED})`);
   return {
     kind: 'events',
     events: instances.map((instance) =>
