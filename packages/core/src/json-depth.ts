@@ -17,5 +17,33 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
+const OPEN_OBJECT = 0x7b; // {
+const OPEN_ARRAY = 0x5b; // [
+const CLOSE_OBJECT = 0x7d; // }
+const CLOSE_ARRAY = 0x5d; // ]
+const QUOTE = 0x22; // "
+const BACKSLASH = 0x5c; // \
+
+/**
+ * {@link nestedDeeperThan} for JSON text, before it is parsed: parsing a body of a few hundred thousand levels takes
+ * the event loop for a fraction of a second or more, and the answer would be the same refusal. Brackets inside strings
+ * do not count. For text that is not JSON the answer means nothing; parsing it says so.
+ */
+export function textNestedDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (++depth > max) return true;
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) depth--;
+  }
+  return false;
+}
+
 /** The problem with data nested too deep, for a message. */
 export const TOO_DEEP = `nested more than ${MAX_DATA_DEPTH} levels deep`;

@@ -152,6 +152,9 @@ describe('noticeToEvents', () => {
     ['an unknown object', '{"hello":"world"}', 'neither an EventBridge event'],
     ['an SNS wrapper around text', '{"Type":"Notification","Message":"hello"}', 'Message: the SNS notification does not wrap JSON'],
     ['an object nested 65 levels deep', `${'{"a":'.repeat(65)}1${'}'.repeat(65)}`, 'the message is nested more than 64 levels deep'],
+    // Told from the text, not parsed: parsing SQS's largest body (1 MiB) of brackets holds the event loop a second on a busy host.
+    ['1 MiB of opening brackets', '['.repeat(1024 * 1024), 'the message is nested more than 64 levels deep'],
+    ['an SNS wrapper around JSON nested 65 levels deep', JSON.stringify({ Type: 'Notification', Message: `${'['.repeat(65)}${']'.repeat(65)}` }), 'Message: the SNS notification wraps JSON nested more than 64 levels deep'],
   ])('%s is unprocessable with a reason', (_what, body, reason) => {
     const outcome = noticeToEvents(body, context);
     expect(outcome.kind).toBe('unprocessable');

@@ -1,6 +1,6 @@
 import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin';
 import type { z } from 'zod';
-import { MAX_DATA_DEPTH, nestedDeeperThan, TOO_DEEP } from '../../json-depth.js';
+import { MAX_DATA_DEPTH, textNestedDeeperThan, TOO_DEEP } from '../../json-depth.js';
 import { rfc3339Time } from '../../time-schema.js';
 import { describeIssues, problemsText } from '../../validation-issues.js';
 import {
@@ -238,6 +238,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * event. Never throws: bad input is an `unprocessable` outcome naming the field.
  */
 export function noticeToEvents(body: string, context: NoticeContext): NoticeOutcome {
+  // Its detail becomes the event's data, which the journal and the plugin calls serialise recursively; and told
+  // before parsing, a hostile body (1 MiB of brackets) does not hold the event loop while it is parsed.
+  if (textNestedDeeperThan(body, MAX_DATA_DEPTH)) return unprocessable(`the message is ${TOO_DEEP}`);
   let message: unknown;
   try {
     message = JSON.parse(body);
@@ -252,6 +255,7 @@ export function noticeToEvents(body: string, context: NoticeContext): NoticeOutc
   }
   const wrapped = snsWrapper.safeParse(message);
   if (wrapped.success) {
+    if (textNestedDeeperThan(wrapped.data.Message, MAX_DATA_DEPTH)) return unprocessable(`Message: the SNS notification wraps JSON ${TOO_DEEP}`);
     try {
       message = JSON.parse(wrapped.data.Message);
     } catch {
@@ -259,8 +263,6 @@ export function noticeToEvents(body: string, context: NoticeContext): NoticeOutc
     }
   }
   if (!isObject(message)) return unprocessable('the message body is not a JSON object');
-  // Its detail becomes the event's data, which the journal and the plugin calls serialise recursively.
-  if (nestedDeeperThan(message, MAX_DATA_DEPTH)) return unprocessable(`the message is ${TOO_DEEP}`);
   if ('detail-type' in message) {
     const envelope = check(eventBridgeEnvelope, message, '');
     if (!envelope.ok) return unprocessable(`EventBridge event: ${envelope.reason}`);
