@@ -243,6 +243,7 @@ export class FlowEngine {
     // Why each flow passed the event by, kept only when someone reads the debug log.
     const rejections = this.options.logger.isLevelEnabled('debug') ? new Map<string, string>() : undefined;
     for (const flow of this.flows) {
+      if (options.flows && !options.flows.has(flow.name)) continue;
       const mismatch = flow.matches(event);
       if (mismatch) {
         rejections?.set(flow.name, describeMismatch(mismatch));
@@ -261,7 +262,10 @@ export class FlowEngine {
         // A run resumed after a restart has no listener: the source of a redelivered copy takes its place. Another
         // event's run is followed: a source that acknowledges after acting must not drop its notice before that run succeeded.
         if (onSettled && holder.phase !== 'cooling' && holder.replica === undefined && (this.listeners.join(key, onSettled) || this.listeners.follow(key, onSettled))) result.joined = (result.joined ?? 0) + 1;
-        if (holder.phase !== 'cooling' && holder.replica !== undefined) result.runningElsewhere = (result.runningElsewhere ?? 0) + 1;
+        if (holder.phase !== 'cooling' && holder.replica !== undefined) {
+          result.runningElsewhere = (result.runningElsewhere ?? 0) + 1;
+          result.runningElsewhereIn = [...(result.runningElsewhereIn ?? []), flow.name];
+        }
         if (!options.again) metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(
           { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.replica ? { replica: holder.replica } : {}), ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },

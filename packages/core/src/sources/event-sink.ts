@@ -35,6 +35,8 @@ export interface Acceptance {
    * after acting keeps its message for a later delivery. Absent when none.
    */
   runningElsewhere?: number;
+  /** The flows of {@link runningElsewhere}, by name. */
+  runningElsewhereIn?: readonly string[];
   /** Flows that matched the event but could not take it (no room, or core is shutting down). */
   dropped: readonly Drop[];
 }
@@ -82,6 +84,11 @@ export interface AcceptOptions {
    * then not counted again, so `hollowtrees_events_deduplicated_total` counts deliveries, not looks.
    */
   readonly again?: boolean;
+  /**
+   * Only these flows take the event: a look again asks the flows it waits for, not those that already acted on it (a
+   * flow whose cooldown ended meanwhile, or that has none, would act again).
+   */
+  readonly flows?: ReadonlySet<string>;
 }
 
 /**

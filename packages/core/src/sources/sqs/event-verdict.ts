@@ -48,6 +48,8 @@ export interface EventProgress {
   readonly verdict: Promise<Verdict>;
   /** When the first run called its first plugin: resolved with the verdict. */
   firstCallAt(): number | undefined;
+  /** The flows whose run of the event's group is in progress on another replica: resolved with the verdict. */
+  waitingIn(): ReadonlySet<string>;
 }
 
 /**
@@ -63,6 +65,7 @@ export interface EventProgress {
 export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedAt: number, options?: AcceptOptions): EventProgress {
   const runs: Verdict[] = [];
   let firstCallAt: number | undefined;
+  const waitingIn = new Set<string>();
   let expected = Infinity;
   let finish: (verdict: Verdict) => void = () => {};
   const verdict = new Promise<Verdict>((resolve) => (finish = resolve));
@@ -75,11 +78,13 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
     receivedAt,
     (settlement) => {
       if (settlement.firstCallAt !== undefined) firstCallAt = Math.min(firstCallAt ?? Infinity, settlement.firstCallAt);
+      if (settlement.outcome === 'running_elsewhere') waitingIn.add(settlement.flow);
       runs.push(verdictOfRun(settlement));
       settled();
     },
     options,
   );
+  for (const flow of result.runningElsewhereIn ?? []) waitingIn.add(flow);
   const [drop] = result.dropped;
   const joined = result.joined ?? 0;
   const elsewhere = result.runningElsewhere ?? 0;
@@ -100,5 +105,5 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
   const committed = verdict.then(async (v) =>
     v.action === 'delete' && v.reason === 'deduplicated' && !(await sink.commit()) ? ({ action: 'leave', why: 'the run state cannot be saved now' } as const) : v,
   );
-  return { verdict: committed, firstCallAt: () => firstCallAt };
+  return { verdict: committed, firstCallAt: () => firstCallAt, waitingIn: () => waitingIn };
 }

@@ -48,7 +48,7 @@ afterEach(async () => {
   await sqs?.close();
 });
 
-async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s', queueExtra = '', configExtra = ''): Promise<void> {
+async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s', queueExtra = '', configExtra = '', flowsExtra = ''): Promise<void> {
   sqs = await startSqsStandIn();
   queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
   plugin = await startRecordingPlugin(behaviour);
@@ -62,7 +62,7 @@ flows:
     cooldown: 10m
     runRetry: { attempts: 1 }
     plugins: [drain]
-sources:
+${flowsExtra}sources:
   sqs:
     - url: ${queue.url}
       region: us-east-2
@@ -104,6 +104,30 @@ async function secondWarningWhileRunning(): Promise<void> {
   await plugin.waitForCalls(1);
   queue.send(spotWarning('i-0b662ef9931388ba0', 'second'));
   await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
+}
+
+/** Another replica on the Leases of a Kubernetes stand-in, whose run of the `spot` group of `instance` is in progress. */
+async function otherReplicaRunning(instance: string): Promise<{ other: KubernetesRunStateStore; key: string; state: string; close: () => Promise<void> }> {
+  const kube = await startKubeApiServer();
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-sqs-')), 'kubeconfig');
+  writeFileSync(kubeconfig, kube.kubeConfigFileText());
+  const api = kubeLeaseApi(loadStoreKubeConfig(kube.kubeConfigFileText()), { namespace: 'ops', timeoutMs: 2_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+  const other = new KubernetesRunStateStore({ api, identity: 'other', leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 1_000, maxGroups: 10, clock: systemClock, logger: pino({ level: 'silent' }) });
+  const close = async (): Promise<void> => {
+    await other.close();
+    await kube.close();
+  };
+  const key = `spot:{instance_id="${instance}"}`;
+  const run: RunProgress = { event: { id: 'first', source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 };
+  try {
+    other.tryStart(key, 'spot', run, Date.now());
+    expect((await other.claim(key, run)).claim).toBe('held');
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const state = `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: 30s, renewInterval: 1s }\n`;
+  return { other, key, state, close };
 }
 
 /** A sink that notes the id of each event it is given and answers `answer` (by default: no flow matched). */
@@ -386,19 +410,11 @@ sources:
   });
 
   it('a group whose run is in progress on another replica (shared Leases): its message is kept hidden, neither deleted nor received again, until that run is known to have ended; then deleted as deduplicated', async () => {
-    const kube = await startKubeApiServer();
-    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-sqs-')), 'kubeconfig');
-    writeFileSync(kubeconfig, kube.kubeConfigFileText());
     // The other replica, on the same Leases: its run of the instance's group is in progress.
-    const api = kubeLeaseApi(loadStoreKubeConfig(kube.kubeConfigFileText()), { namespace: 'ops', timeoutMs: 2_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock: systemClock });
-    const other = new KubernetesRunStateStore({ api, identity: 'other', leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 1_000, maxGroups: 10, clock: systemClock, logger: pino({ level: 'silent' }) });
-    const key = 'spot:{instance_id="i-0b662ef9931388ba0"}';
-    const run: RunProgress = { event: { id: 'first', source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 };
+    const { other, key, state: sharedState, close } = await otherReplicaRunning('i-0b662ef9931388ba0');
     try {
-      other.tryStart(key, 'spot', run, Date.now());
-      expect((await other.claim(key, run)).claim).toBe('held');
       // A 2 s timeout, extended every 667 ms: a pause of the test worker up to 1.3 s lets no extension come too late.
-      await start(() => {}, '2s', '', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: 30s, renewInterval: 1s }\n`);
+      await start(() => {}, '2s', '', sharedState);
       const notice = queue.send(spotWarning('i-0b662ef9931388ba0'));
       await eventually(() => notice.receiveCount === 1);
       // Six extensions, two visibility timeouts: left to reappear, it would have been received again twice by now, each
@@ -422,8 +438,26 @@ sources:
     } finally {
       await core?.close();
       core = undefined;
-      await other.close();
-      await kube.close();
+      await close();
+    }
+  });
+
+  it('a notice two flows take, one of whose groups another replica runs: the flow that acted here is not run again by the looks of the wait, past its cooldown', async () => {
+    const { state: sharedState, close } = await otherReplicaRunning('i-0b662ef9931388ba0');
+    try {
+      // "notify" cools down for 1 s: the looks of the wait (one a second) outlast it.
+      await start(() => {}, '2s', '', sharedState, '  notify: { allowedEvents: [aws.ec2.spot.interruption-warning], groupBy: [instance_id], cooldown: 1s, plugins: [drain] }\n');
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await plugin.waitForCalls(1);
+      // Six extensions at 667 ms: four seconds of looks while "spot" runs on the other replica.
+      const extensions = sqs.callsTo('ChangeMessageVisibilityBatch').length;
+      await eventually(() => plugin.calls.length > 1 || sqs.callsTo('ChangeMessageVisibilityBatch').length >= extensions + 6);
+      expect(plugin.calls.map((c) => c.flow)).toEqual(['notify']);
+      expect(queue.list()).toHaveLength(1);
+    } finally {
+      await core?.close();
+      core = undefined;
+      await close();
     }
   });
 });

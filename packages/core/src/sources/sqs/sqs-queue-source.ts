@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock, CloudEvent } from '@hollowtrees/grpcplugin';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
 import { awsClientConfig } from '../aws-client-config.js';
-import type { EventSink } from '../event-sink.js';
+import type { AcceptOptions, EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
@@ -33,6 +33,13 @@ const EMPTY_SHORT_POLL_PAUSE_MS = 1_000;
  * look every 3 min 20 s) ran a group that failed or died there minutes late, after the notice's two minutes.
  */
 const RUNNING_ELSEWHERE_RECHECK_MS = 1_000;
+
+/**
+ * How a waiting event is handed in again: no new delivery (its deduplication was counted at the first), and only to the
+ * flows it waits for; a flow that acted on it here would act again once its cooldown ended. A sink that names no flow
+ * (no `runningElsewhereIn`) is asked for every flow.
+ */
+const lookAgain = (flows: ReadonlySet<string>): AcceptOptions => (flows.size > 0 ? { again: true, flows } : { again: true });
 
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
 const REFUSING_RECHECK_MS = 250;
@@ -310,15 +317,19 @@ export class SqsQueueSource implements EventSource {
    */
   private async dispatchUntilKnown(events: readonly CloudEvent[], receivedAt: number, fields: Record<string, unknown>): Promise<Verdict> {
     const verdicts: Verdict[] = [];
+    /** By event, the flows a look again asks: those whose run is in progress on another replica. */
+    const waitingIn: Array<ReadonlySet<string>> = [];
     let pending = events.map((_, i) => i);
     let firstCallAt = Infinity;
     let verdict: Verdict;
     const recheckMs = Math.min(this.keeper!.intervalMs, RUNNING_ELSEWHERE_RECHECK_MS);
     for (let round = 0; ; round++) {
-      // A look again is no new delivery: its deduplication was counted at the first.
-      const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt, { again: round > 0 }));
+      const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt, round === 0 ? {} : lookAgain(waitingIn[i]!)));
       const ended = await Promise.all(progress.map((p) => p.verdict));
-      pending.forEach((i, n) => (verdicts[i] = ended[n]!));
+      pending.forEach((i, n) => {
+        verdicts[i] = ended[n]!;
+        waitingIn[i] = progress[n]!.waitingIn();
+      });
       for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
       verdict = combineVerdicts(verdicts);
       if (verdict.action !== 'wait' || this.stopping.signal.aborted) break;
