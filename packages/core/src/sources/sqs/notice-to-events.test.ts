@@ -141,6 +141,18 @@ describe('noticeToEvents', () => {
     });
   });
 
+  it('an AWS Health entity named by its instance ARN, as AWS\'s EC2 retirement sample has it (and no resources), is acted on: not ignored as naming no instance', () => {
+    const body = JSON.parse(readNoticeSample('health-scheduled-change.json')) as { resources?: string[]; detail: Record<string, unknown> };
+    delete body.resources;
+    body.detail['affectedEntities'] = [
+      { entityValue: 'arn:aws:ec2:us-east-2:123456789012:instance/i-0b662ef9931388ba0', lastUpdatedTime: 'Thu, 26 Nov 2026 19:01:55 GMT', status: 'PENDING' },
+      { entityValue: 'arn:aws:ec2:us-east-2:123456789012:volume/vol-0b662ef9931388ba0', status: 'PENDING' },
+    ];
+    expect(convert(JSON.stringify(body)).map((e) => [e.id, labelsOf(e)['instance_id']])).toEqual([
+      ['121345678-1234-1234-1234-123456789012:i-0b662ef9931388ba0', 'i-0b662ef9931388ba0'],
+    ]);
+  });
+
   it('an EventBridge event of a type it does not convert is ignored, naming the type', () => {
     const body = { ...(JSON.parse(readNoticeSample('rebalance-recommendation.json')) as object), 'detail-type': 'EBS Volume Notification' };
     expect(noticeToEvents(JSON.stringify(body), context)).toEqual({ kind: 'ignored', reason: 'detail-type "EBS Volume Notification" is not a notice Hollowtrees converts' });

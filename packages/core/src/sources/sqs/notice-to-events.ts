@@ -56,6 +56,7 @@ export interface NoticeContext {
 const SPOT_NOTICE_MS = 2 * 60_000;
 const EVENT_BRIDGE_LIFECYCLE = 'EC2 Instance-terminate Lifecycle Action';
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
+const INSTANCE_ARN = /^arn:aws[a-z-]*:ec2:[^:]*:[^:]*:instance\/(.+)$/;
 /** An AWS Health entity's status once its own change is done. */
 const RESOLVED = 'RESOLVED';
 
@@ -170,6 +171,15 @@ function fromEventBridge(envelope: EventBridgeEnvelope): NoticeOutcome {
   }
 }
 
+/**
+ * The instance an AWS Health entity names: its id, or its ARN (`arn:aws:ec2:<region>:<account>:instance/i-...`), as
+ * AWS's EC2 retirement sample has it. Undefined for any other entity (a volume, a host).
+ */
+function instanceOf(entity: string): string | undefined {
+  const id = INSTANCE_ARN.exec(entity)?.[1] ?? entity;
+  return INSTANCE_ID.test(id) ? id : undefined;
+}
+
 /** An AWS Health scheduled change for EC2: one event per affected instance, each with its own stable id. */
 function fromHealth(envelope: EventBridgeEnvelope, base: Record<string, string | undefined>): NoticeOutcome {
   const detail = check(healthDetail, envelope.detail, 'detail');
@@ -182,10 +192,13 @@ function fromHealth(envelope: EventBridgeEnvelope, base: Record<string, string |
   if (health.statusCode === 'closed') return ignored(`AWS Health event ${health.eventTypeCode} is closed: the scheduled change is over or cancelled`);
   // Entities are in detail.affectedEntities; older events list them only as resources.
   const named = health.affectedEntities.length > 0 ? health.affectedEntities : envelope.resources.map((entityValue) => ({ entityValue, status: undefined }));
-  const onInstances = named.filter((e) => INSTANCE_ID.test(e.entityValue));
+  const onInstances = named.flatMap((e) => {
+    const instance = instanceOf(e.entityValue);
+    return instance === undefined ? [] : [{ instance, status: e.status }];
+  });
   if (onInstances.length === 0) return ignored(`AWS Health event ${health.eventTypeCode} names no EC2 instance`);
   // An instance whose own change is done is not drained again because the event stays open for others.
-  const instances = [...new Set(onInstances.filter((e) => e.status !== RESOLVED).map((e) => e.entityValue))];
+  const instances = [...new Set(onInstances.filter((e) => e.status !== RESOLVED).map((e) => e.instance))];
   if (instances.length === 0) return ignored(`AWS Health event ${health.eventTypeCode}: every instance it names is resolved (status ${RESOLVED})`);
   return {
     kind: 'events',
