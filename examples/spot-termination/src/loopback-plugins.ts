@@ -58,7 +58,7 @@ export async function serveLoopbackPlugins(kube: KubeApiServer, aws: AwsStandIn)
       await drain.close();
       await drainHandler.close();
       await replace.close();
-      replaceHandler.close();
+      await replaceHandler.close();
     },
   };
 }

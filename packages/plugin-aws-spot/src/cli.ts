@@ -46,7 +46,7 @@ if (command.kind === 'help') {
       dry_run: command.handler.dryRun,
     });
   } catch (err) {
-    handler.close();
+    void handler.close();
     process.stderr.write(`hollowtrees-aws-spot: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }

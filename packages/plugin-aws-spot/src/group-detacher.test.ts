@@ -54,6 +54,20 @@ describe('GroupDetacher', () => {
     expect(group.members.has(a!)).toBe(true);
   });
 
+  it('close() answers a detach still queued UNAVAILABLE, sends nothing for it, and refuses detaches after it', async () => {
+    const group = fixture.aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 0 });
+    const [a, b] = group.members.keys();
+    const detacher = detacherFor('workers', { coalesceMs: 60_000 });
+    const [forA, forB] = await Promise.all([request(a!), request(b!)]);
+    const queued = rejectionOf(detacher.detach(forA), PluginError);
+    await detacher.close();
+    const err = await queued;
+    expect(err.code).toBe(Code.Unavailable);
+    expect(err.message).toMatch(/^the plugin is shutting down: detaches from Auto Scaling group workers stopped; retry$/);
+    expect((await rejectionOf(detacher.detach(forB), PluginError)).code).toBe(Code.Unavailable);
+    expect(fixture.aws.calls.filter((c) => c.service === 'autoscaling')).toEqual([]);
+  });
+
   it('a batch whose callers have all gone stops its calls; one caller left keeps it going', async () => {
     const group = fixture.aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
     const [a, b, c] = group.members.keys();

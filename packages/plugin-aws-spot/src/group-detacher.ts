@@ -107,8 +107,10 @@ function whenAllAborted(signals: readonly AbortSignal[]): { signal: AbortSignal;
  */
 export class GroupDetacher {
   private queue: Pending[] = [];
-  private running = false;
+  private running: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Aborted by {@link close}: a batch still running stops its calls (its restore runs on its own signal). */
+  private readonly closing = new AbortController();
   /** A restore the last batch left to the next one, done when no next batch comes. */
   private deferredRestore: { restoreTo: number | undefined; untag: string | undefined } | undefined;
 
@@ -120,6 +122,7 @@ export class GroupDetacher {
   /** Detaches (or otherwise replaces) `request.instance`; see the class comment for when it answers. */
   detach(request: DetachRequest): Promise<ReplacementOutcome> {
     if (request.signal.aborted) return Promise.reject(abortReason(request.signal));
+    if (this.closing.signal.aborted) return Promise.reject(abortReason(this.closing.signal));
     return new Promise<ReplacementOutcome>((resolve, reject) => {
       // Stops the wait for the call's reply margin once the call is settled.
       const margin = new AbortController();
@@ -154,21 +157,34 @@ export class GroupDetacher {
     const ahead = this.queue.indexOf(pending);
     return new PluginError(
       Code.ResourceExhausted,
-      `the detach of ${pending.instance.instanceId} from Auto Scaling group ${this.groupName} was still queued (${ahead} ahead of it${this.running ? ', a batch in progress' : ''}) ` +
+      `the detach of ${pending.instance.instanceId} from Auto Scaling group ${this.groupName} was still queued (${ahead} ahead of it${this.running !== undefined ? ', a batch in progress' : ''}) ` +
         `${this.settings.replyMarginMs} ms before the call's deadline; nothing was done for it, retry`,
     );
   }
 
   private schedule(): void {
-    if (this.running || this.timer) return;
+    if (this.running || this.timer || this.closing.signal.aborted) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.running = true;
-      void this.drain().finally(() => {
-        this.running = false;
+      this.running = this.drain().finally(() => {
+        this.running = undefined;
         if (this.queue.length > 0) this.schedule();
       });
     }, this.settings.coalesceMs);
+  }
+
+  /**
+   * Shuts the detacher down: detaches still queued are answered UNAVAILABLE
+   * (nothing was done for them), a batch still running stops its calls, and
+   * the returned promise settles once its MinSize restore has run (bounded by
+   * the restore's own timeout), so the clients it uses can then be released.
+   */
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.closing.abort(new PluginError(Code.Unavailable, `the plugin is shutting down: detaches from Auto Scaling group ${this.groupName} stopped; retry`));
+    for (const p of [...this.queue]) p.settle(abortReason(this.closing.signal));
+    await this.running;
   }
 
   /** Runs batches while detaches are waiting, then any restore the last batch left over. */
@@ -176,7 +192,7 @@ export class GroupDetacher {
     for (let batch = this.take(); batch.length > 0; batch = this.take()) {
       const callers = whenAllAborted(batch.map((p) => p.signal));
       try {
-        await this.runBatch(batch, AbortSignal.any([callers.signal, timeoutSignal(BATCH_TIMEOUT_MS, `a detach batch of Auto Scaling group ${this.groupName}`)]));
+        await this.runBatch(batch, AbortSignal.any([callers.signal, this.closing.signal, timeoutSignal(BATCH_TIMEOUT_MS, `a detach batch of Auto Scaling group ${this.groupName}`)]));
       } catch (err) {
         for (const p of batch) p.settle(toPluginError(err, `detaching from Auto Scaling group ${this.groupName}`));
       } finally {

@@ -71,8 +71,9 @@ export class RegionalReplacer {
     return detacher;
   }
 
-  /** Releases the clients' connections. */
-  close(): void {
+  /** Lets the detachers finish their MinSize restores (see {@link GroupDetacher.close}), then releases the clients' connections. */
+  async close(): Promise<void> {
+    await Promise.all([...this.detachers.values()].map((d) => d.close()));
     this.clients.ec2.destroy();
     this.clients.autoScaling.destroy();
   }

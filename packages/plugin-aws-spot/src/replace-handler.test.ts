@@ -166,6 +166,30 @@ describe('a group member (strategy asg-detach)', () => {
     expect(logs.filter((l) => l.level === 'warn')).toEqual([]);
   });
 
+  it('finishes the MinSize restore of a batch whose callers have gone before close() resolves (a shutdown)', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
+    const [old] = group.members.keys();
+    // DetachInstances is never answered, and each call gets one attempt (--max-attempts 1): a restore cut off by the shutdown is not re-sent.
+    aws.faults.noAnswer(1, { action: 'DetachInstances' });
+    const h = handler({ retry: { maxAttempts: 1 } });
+    const controller = new AbortController();
+    const pending = rejection(h.handle(spotEvent(old!), { ...context(), signal: controller.signal }));
+    await vi.waitFor(() => expect(aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    // Every call from now on is held 200 ms after it arrives: the plugin shuts down while the restore is on the wire.
+    let arrived = 0;
+    const wait = aws.latency.wait.bind(aws.latency);
+    aws.latency.wait = () => (arrived++, wait());
+    aws.latency.set(200);
+    controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
+    expect((await pending).code).toBe(Code.DeadlineExceeded);
+    await vi.waitFor(() => expect(arrived).toBe(1), { timeout: 5_000, interval: 5 });
+
+    await h.close();
+    expect(group.minSize).toBe(2);
+    expect(group.tags.has(ORIGINAL_MIN_SIZE)).toBe(false);
+    expect(logs.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
   it('leaves the original MinSize tag when restoring fails, and a new handler (a restart) restores it with the next detach from the group', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 2 });
     const [first, second] = group.members.keys();
@@ -181,7 +205,7 @@ describe('a group member (strategy asg-detach)', () => {
     expect(group.minSize).toBe(1);
     expect(group.tags.get(ORIGINAL_MIN_SIZE)).toEqual({ value: '2', propagateAtLaunch: false });
     expect(aws.callsTo('DeleteTags')).toHaveLength(0);
-    before.close();
+    await before.close();
 
     // A new handler knows nothing of the first one: the tag tells it that 1 is a lowered MinSize, and 2 the original.
     const next = await handler().handle(spotEvent(second!), context());

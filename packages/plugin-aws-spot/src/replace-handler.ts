@@ -223,10 +223,16 @@ export class AwsSpotReplaceHandler implements EventHandler {
     return { strategy, outcome };
   }
 
-  /** Releases the SDK clients' connections. */
-  close(): void {
-    for (const region of this.regions.values()) region.close();
+  /**
+   * Shuts the handler down, after the gRPC server has drained its calls: a
+   * MinSize restore still running for a detach batch whose callers have gone
+   * is finished first (10 s at most), then the SDK clients' connections are
+   * released. Detaches still queued are answered UNAVAILABLE.
+   */
+  async close(): Promise<void> {
+    const regions = [...this.regions.values()];
     this.regions.clear();
+    await Promise.all(regions.map((region) => region.close()));
   }
 
   private detach(region: RegionalReplacer, instance: InstanceInfo, event: CloudEvent, context: HandleContext): Promise<ReplacementOutcome> {
