@@ -105,3 +105,15 @@ export function toPluginError(err: unknown, operation: string, signal?: AbortSig
   const code = err.code ?? err.name;
   return new PluginError(grpcCodeFor(code, err.$metadata?.httpStatusCode), `${operation} failed: ${code}: ${err.message}`, { cause: err });
 }
+
+/**
+ * `err` with `where` (the instance, group and region it was about) put before
+ * its message, when AWS refused the call: AWS's own message rarely names
+ * them, and an on-call engineer reading core's log of a run needs to. Other
+ * errors (the plugin's own, a call's deadline) already say what they mean,
+ * and are returned as they are. Code and cause are kept.
+ */
+export function located(err: PluginError, where: string): PluginError {
+  if (awsErrorCode(err) === undefined) return err;
+  return new PluginError(err.code, `${where}: ${err.message}`, { cause: err.cause });
+}

@@ -12,6 +12,7 @@ import { grpcCodeFor } from './aws-error.js';
 import { clientToken, instanceScope } from './client-token.js';
 import { describeInstancesAmong, type DescribeOptions } from './describe-instances.js';
 import { siblingInstanceTypes } from './instance-types.js';
+import type { InstanceInfo } from './instance-lookup.js';
 import type { ReplacementOutcome, StrategyContext } from './replacement-outcome.js';
 import { REPLACES_TAG, replacementTags } from './tags.js';
 
@@ -144,7 +145,7 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
     spot.spend();
   }
   result.spend();
-  if (!result.instanceId) throw fleetFailure(instance.instanceId, result.errors);
+  if (!result.instanceId) throw fleetFailure(instance, result.errors);
   return {
     status: 'ok',
     message: `launched ${capacityType} ${result.instanceType ?? ''} ${result.instanceId} to replace ${instance.instanceId}`,
@@ -197,14 +198,14 @@ const summary = (errors: readonly CreateFleetError[]): string =>
   errors.map((e) => `${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType ?? '?'}: ${e.ErrorCode ?? 'unknown'}: ${e.ErrorMessage ?? ''}`).join('; ');
 
 /**
- * A fleet that launched nothing: a capacity shortage of any of its places
+ * A fleet that launched nothing (named with the old instance's zone, so its region too): a capacity shortage of any of its places
  * decides, so it stays retryable (another place may be one its zone does not
  * offer, an error no retry mends, listed before it); else its first error.
  */
-function fleetFailure(instanceId: string, errors: readonly CreateFleetError[]): PluginError {
+function fleetFailure(instance: InstanceInfo, errors: readonly CreateFleetError[]): PluginError {
   const code = (errors.find((e) => CAPACITY_SHORTAGE.has(e.ErrorCode ?? '')) ?? errors[0])?.ErrorCode;
   return new PluginError(
     code === undefined ? Code.Unavailable : grpcCodeFor(code),
-    `EC2 CreateFleet launched no replacement for ${instanceId}: ${errors.length > 0 ? summary(errors) : 'no instance and no error reported'}`,
+    `EC2 CreateFleet launched no replacement for ${instance.instanceId} in ${instance.availabilityZone ?? 'an unknown zone'}: ${errors.length > 0 ? summary(errors) : 'no instance and no error reported'}`,
   );
 }

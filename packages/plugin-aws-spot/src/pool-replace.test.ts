@@ -367,6 +367,15 @@ describe('pool mode: replacement before drain', () => {
     ]);
   });
 
+  it('names the event and the region when AWS refuses a pool call', async () => {
+    const aws = await standIn();
+    surgingPool(aws, 1);
+    aws.faults.fail(1, { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.', status: 403 }, { action: 'DescribeInstances' });
+    const err = await rejectionOf(handler(aws).handle(surge(), poolCall()), PluginError);
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toBe('pool mode, event surge-1, in region us-east-1: EC2 DescribeInstances failed: UnauthorizedOperation: You are not authorized to perform this operation.');
+  });
+
   it.each([
     [{ mode: 'pools' }, /config mode "pools" is not one of instance, pool/],
     [{ tag: 'cluster' }, /config tag "cluster" must be key=value/],

@@ -42,8 +42,11 @@ export class RegionalReplacer {
   /** Replacements being requested now, by instance: a second call about one of them waits for it. */
   readonly inFlight = new Map<string, Promise<RequestedReplacement>>();
   private readonly detachers = new Map<string, GroupDetacher>();
+  /** The region asked, or undefined for the SDK's default chain. */
+  readonly region: string | undefined;
 
   constructor(private readonly settings: RegionalSettings) {
+    this.region = settings.region;
     this.clients = createAwsClients(settings);
     const now = (): number => settings.clock.now();
     this.lookup = new InstanceLookup(this.clients, { windowMs: settings.coalesceMs, cacheMs: settings.rememberMs }, now);

@@ -942,6 +942,8 @@ describe('AWS errors', () => {
     expect(err.code).toBe(code);
     expect(err.retryable).toBe(false);
     expect(err.message).toContain(`EC2 CreateFleet failed: ${fault.code}: ${fault.message}`);
+    // AWS's message names neither the instance nor the region: the answer does.
+    expect(err.message).toBe(`replacing ${old} in region us-east-1: EC2 CreateFleet failed: ${fault.code}: ${fault.message}`);
     expect(aws.callsTo('CreateFleet')).toHaveLength(1);
   });
 
@@ -952,6 +954,7 @@ describe('AWS errors', () => {
     const err = await rejection(handler().handle(spotEvent(old!), context()));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.message).toContain('Auto Scaling DetachInstances failed: ValidationError: Group workers is being deleted.');
+    expect(err.message).toMatch(new RegExp(`^replacing ${old} of Auto Scaling group workers in region us-east-1: Auto Scaling DetachInstances failed: `));
     // Read again after the refusal: still in service, so the refusal was not about its state, and stands.
     expect(aws.callsTo('DescribeAutoScalingGroups')).toHaveLength(2);
   });
@@ -1343,7 +1346,7 @@ describe('the original MinSize tag in detail (issue 20: mutation survivors)', ()
     aws.autoScaling.beginTermination(old!);
     aws.faults.fail(1, { code: 'AccessDenied', message: 'not allowed', status: 403 }, { action });
     const err = await rejection(handler().handle(spotEvent(old!), context()));
-    expect([err.code, err.message]).toEqual([Code.PermissionDenied, `Auto Scaling ${action} failed: AccessDenied: not allowed`]);
+    expect([err.code, err.message]).toEqual([Code.PermissionDenied, `replacing ${old} of Auto Scaling group workers in region us-east-1: Auto Scaling ${action} failed: AccessDenied: not allowed`]);
   });
 });
 
@@ -1410,7 +1413,7 @@ describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', 
     aws.ec2.noSpotCapacity(['m5.large', 'm5a.large']);
     aws.ec2.noOnDemandCapacity(['m5.large', 'm5a.large']);
     const err = await rejection(handler({ instanceTypes: ['m5.large', 'm5a.large'] }).handle(spotEvent(old), context()));
-    expect(err.message).toMatch(new RegExp(`^EC2 CreateFleet launched no replacement for ${old}: m5\\.large: InsufficientInstanceCapacity: .*; m5a\\.large: InsufficientInstanceCapacity: `));
+    expect(err.message).toMatch(new RegExp(`^EC2 CreateFleet launched no replacement for ${old} in us-east-1a: m5\\.large: InsufficientInstanceCapacity: .*; m5a\\.large: InsufficientInstanceCapacity: `));
   });
 
   it('launches a new replacement when the one tagged for it is no longer running', async () => {

@@ -3,7 +3,7 @@ import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from
 import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
-import { toPluginError } from './aws-error.js';
+import { located, toPluginError } from './aws-error.js';
 import { regionLabelOf } from './event-region.js';
 import { replaceWithFleet } from './fleet-replace.js';
 import { instanceIdOf } from './instance-id.js';
@@ -93,6 +93,15 @@ export interface AwsSpotReplaceOptions {
   logger?: Logger;
   /** Where `duration_ms` and the `rememberMs` windows read time. Default {@link systemClock}. */
   clock?: Clock;
+}
+
+/** The region a replacer works in, as an error names it. */
+const regionNote = (region: RegionalReplacer): string => (region.region === undefined ? "the SDK's default region" : `region ${region.region}`);
+
+/** The Auto Scaling group an instance is (or was) in, as an error names it; empty when none is known. */
+function groupNote(instance: InstanceInfo | undefined): string {
+  const group = instance?.group?.name ?? instance?.tags[DETACHED_FROM_TAG] ?? instance?.tags[AUTO_SCALING_GROUP_TAG];
+  return group === undefined ? '' : ` of Auto Scaling group ${group}`;
 }
 
 function strategyFor(configured: ReplacementStrategy, instance: InstanceInfo): 'asg-detach' | 'fleet' {
@@ -206,21 +215,27 @@ export class AwsSpotReplaceHandler implements EventHandler {
       );
       return this.answer(started, POOL_STRATEGY, outcome);
     } catch (err) {
-      throw toPluginError(err, `replacing the pool of event ${event.id}`, context.signal);
+      throw located(toPluginError(err, `replacing the pool of event ${event.id}`, context.signal), `pool mode, event ${event.id}, in ${regionNote(region)}`);
     }
   }
 
+  /** Looks the instance up and replaces it by its strategy; an AWS failure names the instance, its group and the region. */
   private async replace(region: RegionalReplacer, instanceId: string, event: CloudEvent, context: HandleContext): Promise<RequestedReplacement> {
-    const instance = await region.lookup.lookup(instanceId, context.signal);
-    const strategy = strategyFor(this.options.strategy ?? 'auto', instance);
-    const outcome: ReplacementOutcome =
-      strategy === 'asg-detach'
-        ? await this.detach(region, instance, event, context)
-        : await replaceWithFleet(
-            { clients: region.clients, instance, signal: context.signal, dryRun: this.options.dryRun ?? false, logger: this.logger, spentTokens: region.spentTokens },
-            { instanceTypes: this.options.instanceTypes, onDemandFallback: this.options.onDemandFallback ?? true },
-          );
-    return { strategy, outcome };
+    let instance: InstanceInfo | undefined;
+    try {
+      instance = await region.lookup.lookup(instanceId, context.signal);
+      const strategy = strategyFor(this.options.strategy ?? 'auto', instance);
+      const outcome: ReplacementOutcome =
+        strategy === 'asg-detach'
+          ? await this.detach(region, instance, event, context)
+          : await replaceWithFleet(
+              { clients: region.clients, instance, signal: context.signal, dryRun: this.options.dryRun ?? false, logger: this.logger, spentTokens: region.spentTokens },
+              { instanceTypes: this.options.instanceTypes, onDemandFallback: this.options.onDemandFallback ?? true },
+            );
+      return { strategy, outcome };
+    } catch (err) {
+      throw located(toPluginError(err, `replacing ${instanceId}`, context.signal), `replacing ${instanceId}${groupNote(instance)} in ${regionNote(region)}`);
+    }
   }
 
   /**
