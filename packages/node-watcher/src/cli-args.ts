@@ -20,7 +20,8 @@ Core:
   --ca-file FILE            trust core's certificate only when signed by a CA in this file (PEM): it
                             replaces the system's CAs, as curl's --cacert does
 Metadata:
-  --cloud aws|gcp|azure     the cloud (default: detect, by asking each metadata service)
+  --cloud aws|gcp|azure     the cloud (default: detect, by asking each metadata service, again for up to
+                            2 minutes while none answers)
   --metadata-url URL        one base URL for the metadata service (default: the cloud's own address;
                             for stand-ins and proxies)
   --poll-interval DURATION  between checks, e.g. 2s, 500ms (default 2s on AWS, 1s on Azure; Google

@@ -123,6 +123,29 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     expect((await get('/readyz')).body).toMatchObject({ status: 'ready', instance_id: 'i-0abc123def4567890' });
   });
 
+  it('a metadata service out at start is asked again: live but not ready meanwhile, then the cloud is detected and watched, with no exit into a crash loop', async () => {
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.faults.fail(1_000_000, 503);
+    const port = await freePort();
+    const { logger, lines } = capturedLogger();
+    const starting = runWatcher(testSettings({ dryRun: true, metadataUrl: imds.url, listen: `127.0.0.1:${port}` }), { logger, registry: new Registry(), backoff: () => 20 });
+    // Stopped however the test ends; the faults cleared first, or detection would go on asking.
+    cleanups.add(starting, async (s) => {
+      imds.faults.clear();
+      await (await s.catch(() => undefined))?.stop();
+    });
+    await until('a failed detection, logged', () => lines.some((l) => l.msg === 'cannot detect the cloud; retrying'));
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'not ready', reason: expect.stringContaining(`the cloud is not detected yet: no metadata service at ${imds.url} answered`) as string });
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+
+    imds.faults.clear();
+    const running = await starting;
+    await until('ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    expect(running.watcher.status()).toMatchObject({ cloud: 'aws', instance_id: 'i-0abc123def4567890' });
+  });
+
   it('a failed read of the instance identity is retried within 5 s, however far the backoff grew', async () => {
     const clock = manualClock();
     const imds = cleanups.add(await startImdsStandIn({ now: clock.now }), (s) => s.close());

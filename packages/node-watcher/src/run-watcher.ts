@@ -1,4 +1,4 @@
-import { exponentialBackoff, pluginLogger, systemClock, type Backoff, type Clock } from '@hollowtrees/grpcplugin';
+import { exponentialBackoff, pluginLogger, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';
@@ -9,6 +9,7 @@ import { createMonitor } from './create-monitor.js';
 import { detectCloud } from './detect-cloud.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import { NodeWatcher } from './node-watcher.js';
+import type { CloudName } from './notice.js';
 import { MAX_RETRY_WAIT_MS } from './poll-loop.js';
 import { WatcherMetrics } from './watcher-metrics.js';
 
@@ -21,6 +22,8 @@ import { WatcherMetrics } from './watcher-metrics.js';
  */
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: MAX_RETRY_WAIT_MS };
 
+/** How long a watcher without `--cloud` tries to detect it before giving up (exit 1). */
+const DETECT_WITHIN_MS = 120_000;
 /** How long a stopping watcher lets queued events reach core. */
 const STOP_GRACE_MS = 5_000;
 /** How long `--once` waits for core to accept what it found. */
@@ -52,13 +55,33 @@ export class StartError extends Error {
   override readonly name = 'StartError';
 }
 
-async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ watcher: NodeWatcher; metrics: WatcherMetrics; close: () => Promise<void> }> {
+/**
+ * The cloud `--cloud` names, else the one whose metadata service answers, asked again (each wait
+ * capped as the identity read's) until {@link DETECT_WITHIN_MS} has passed: a metadata service
+ * briefly out at boot must not exit the watcher into a crash loop's back-off, during which notices go
+ * unseen. Each failed round is logged and told to `waiting`, which `/readyz` reports.
+ * @throws StartError when no metadata service answered in time.
+ */
+async function cloudOf(settings: WatcherSettings, clock: Clock, backoff: Backoff, logger: PluginLogger, waiting: (why: string) => void): Promise<CloudName> {
+  if (settings.cloud) return settings.cloud;
+  const where = settings.metadataUrl ?? 'the AWS, Google Cloud and Azure metadata addresses';
+  const why = `no metadata service at ${where} answered as AWS, Google Cloud or Azure would`;
+  const deadline = clock.now() + DETECT_WITHIN_MS;
+  for (let failures = 1; ; failures++) {
+    const cloud = await detectCloud({ ...(settings.metadataUrl !== undefined && { baseUrl: settings.metadataUrl }), signal: AbortSignal.timeout(10_000) });
+    if (cloud) return cloud;
+    if (clock.now() >= deadline) throw new StartError(`${why} within ${DETECT_WITHIN_MS / 1_000} s; pass --cloud (and --metadata-url when it is elsewhere)`);
+    waiting(`the cloud is not detected yet: ${why}`);
+    logger.warn('cannot detect the cloud; retrying', { metadata: where, tries: failures });
+    await clock.sleep(Math.min(backoff(failures), MAX_RETRY_WAIT_MS));
+  }
+}
+
+async function setUp(settings: WatcherSettings, options: RunOptions, metrics: WatcherMetrics, waiting: (why: string) => void = () => undefined): Promise<{ watcher: NodeWatcher; close: () => Promise<void> }> {
   const clock = options.clock ?? systemClock;
   const backoff = options.backoff ?? exponentialBackoff(DEFAULT_BACKOFF);
   const logger = pluginLogger(options.logger);
-  const metrics = new WatcherMetrics(options.registry ?? new Registry());
-  const cloud = settings.cloud ?? (await detectCloud({ ...(settings.metadataUrl !== undefined && { baseUrl: settings.metadataUrl }), signal: AbortSignal.timeout(10_000) }));
-  if (!cloud) throw new StartError('no metadata service answered as AWS, Google Cloud or Azure would; pass --cloud (and --metadata-url when it is elsewhere)');
+  const cloud = await cloudOf(settings, clock, backoff, logger, waiting);
   const monitor = createMonitor({
     cloud,
     ...(settings.metadataUrl !== undefined && { metadataUrl: settings.metadataUrl }),
@@ -85,7 +108,6 @@ async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ 
   });
   return {
     watcher,
-    metrics,
     close: async () => {
       await approver?.close();
       client?.close();
@@ -93,10 +115,27 @@ async function setUp(settings: WatcherSettings, options: RunOptions): Promise<{ 
   };
 }
 
-/** Starts the watcher: identity, polling, delivery, and /healthz, /readyz and /metrics on `settings.listen`. */
+/**
+ * Starts the watcher: /healthz, /readyz and /metrics on `settings.listen` first, then the cloud's
+ * detection (resolving once it is known), identity, polling and delivery.
+ * @throws StartError when no metadata service answered within 2 minutes.
+ */
 export async function runWatcher(settings: WatcherSettings, options: RunOptions): Promise<RunningWatcher> {
-  const { watcher, metrics, close } = await setUp(settings, options);
-  const health = await startHealthServer(settings.listen, metrics.registry, watcher);
+  const metrics = new WatcherMetrics(options.registry ?? new Registry());
+  // Served from the start, so a watcher still detecting its cloud is live but not ready.
+  let watcher: NodeWatcher | undefined;
+  let detecting = 'the cloud is not detected yet';
+  const health = await startHealthServer(settings.listen, metrics.registry, {
+    status: () => watcher?.status() ?? { cloud: null, instance_id: null, last_poll: null, pending: 0 },
+    notReady: () => (watcher ? watcher.notReady() : detecting),
+  });
+  let close: () => Promise<void>;
+  try {
+    ({ watcher, close } = await setUp(settings, options, metrics, (why) => (detecting = why)));
+  } catch (err) {
+    await health.close();
+    throw err;
+  }
   watcher.start();
   return {
     watcher,
@@ -115,7 +154,7 @@ export async function runWatcher(settings: WatcherSettings, options: RunOptions)
  * the metadata service was read and everything found reached core, else 1.
  */
 export async function runOnce(settings: WatcherSettings, options: RunOptions): Promise<number> {
-  const { watcher, close } = await setUp(settings, options);
+  const { watcher, close } = await setUp(settings, options, new WatcherMetrics(options.registry ?? new Registry()));
   try {
     const result = await watcher.once(ONCE_DELIVERY_MS);
     options.logger.info({ notices: result.notices, delivered: result.delivered, complete: result.complete }, 'checked once');
