@@ -6,6 +6,7 @@ const APPROVAL_LOG: Readonly<Record<AzureApproval, string>> = {
   approved: 'approved the Azure event after every flow run of it succeeded',
   shared: 'not approving the Azure event: it names other VMs too, which it would let go ahead; Azure waits for NotBefore',
   gone: 'not approving the Azure event: Azure no longer lists it',
+  started: 'not approving the Azure event: Azure has started it already',
 };
 
 /** Options of {@link AzureApprover}. */

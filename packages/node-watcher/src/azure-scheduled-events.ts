@@ -32,6 +32,8 @@ export interface AzureScheduledEventsOptions {
 interface ScheduledEvent {
   EventId?: string;
   EventType?: string;
+  /** `Scheduled` until Azure starts it, then `Started`: only a scheduled event can be approved. */
+  EventStatus?: string;
   Resources?: string[];
   NotBefore?: string;
 }
@@ -52,8 +54,10 @@ export type AzureApproval =
   | 'approved'
   /** Not sent: the event names other VMs too, and an approval lets it go ahead for all of them. */
   | 'shared'
-  /** Not sent: Azure no longer lists the event (it started, or was cancelled). */
-  | 'gone';
+  /** Not sent: Azure no longer lists the event (it ended, or was cancelled). */
+  | 'gone'
+  /** Not sent: Azure has started the event (`EventStatus` is no longer `Scheduled`), which it refuses to approve. */
+  | 'started';
 
 /** Azure: polls Scheduled Events and acts on the events of the types asked for whose `Resources` name this VM. */
 export class AzureScheduledEventsMonitor implements Monitor {
@@ -89,8 +93,8 @@ export class AzureScheduledEventsMonitor implements Monitor {
 
   /**
    * Approves the event of a notice (`StartRequests`), so Azure goes ahead without waiting for
-   * `NotBefore`; but only an event of this VM alone: Azure lets an approved event go ahead for
-   * every VM it names, whose drains may still be running.
+   * `NotBefore`; but only an event of this VM alone (Azure lets an approved event go ahead for
+   * every VM it names, whose drains may still be running) and not yet started.
    */
   async approve(noticeId: string, signal: AbortSignal): Promise<AzureApproval> {
     const eventId = azureEventIdOf(noticeId);
@@ -98,6 +102,8 @@ export class AzureScheduledEventsMonitor implements Monitor {
     const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })));
     const event = doc.Events?.find((e) => e.EventId === eventId);
     if (!event) return 'gone';
+    // Absent only from an older API version's answer, whose events are all approvable.
+    if ((event.EventStatus ?? 'Scheduled') !== 'Scheduled') return 'started';
     if ((event.Resources?.length ?? 0) > 1) return 'shared';
     const res = await metadataRequest(url, { method: 'POST', headers: { metadata: 'true', 'content-type': 'application/json' }, body: JSON.stringify({ StartRequests: [{ EventId: eventId }] }), signal });
     okBody(url, res);

@@ -334,6 +334,17 @@ ${OTHER_FLOW}`;
     expect(azure.started).toEqual([]);
   });
 
+  it('Azure --azure-approve: an event Azure has started already is not approved (Azure refuses it), and not asked again', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt', EventStatus: 'Started', NotBefore: '' });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    await until('the decision not to approve', () => watcher.lines.some((l) => l.event_id === azureNoticeId(id, AZURE_VM_ID) && l.msg === 'not approving the Azure event: Azure has started it already'));
+    expect(azure.calls.filter((c) => c.method === 'POST')).toEqual([]);
+    expect(watcher.lines.filter((l) => l.msg === 'cannot approve the Azure event yet; trying again')).toEqual([]);
+  });
+
   it('detects the cloud when --cloud is not given', async () => {
     const { plugin, core } = await coreWithPlugin();
     const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());

@@ -55,7 +55,8 @@ const json = (body: unknown): MetadataAnswer => ({ status: 200, body: JSON.strin
  * header `Metadata: true` and an `api-version` (else 400 with an `error` message) and is refused
  * when it carries `X-Forwarded-For`; `GET /metadata/scheduledevents` answers
  * `{DocumentIncarnation, Events}`, the incarnation growing at every change; `POST` with
- * `{"StartRequests":[{"EventId"}]}` starts those events (they leave the document).
+ * `{"StartRequests":[{"EventId"}]}` starts those events (they leave the document), or answers 400 when one
+ * of them is `Started` already.
  */
 export async function startAzureMetadataStandIn(options: AzureMetadataStandInOptions = {}): Promise<AzureMetadataStandIn> {
   const vm: AzureVm = { name: 'aks-spot-12345678-vmss000001', vmId: '02aab8a4-74ef-476e-8182-f6d2ba4166a6', vmSize: 'Standard_D4s_v5', location: 'westeurope', zone: '2', ...options.vm };
@@ -73,6 +74,9 @@ export async function startAzureMetadataStandIn(options: AzureMetadataStandInOpt
     } catch {
       return badRequest('Bad request. The request body is not valid JSON.');
     }
+    // A started event can no longer be approved: the whole request is refused, as nothing in it is done.
+    const begun = ids.find((id) => events.some((e) => e.EventId === id && e.EventStatus !== 'Scheduled'));
+    if (begun !== undefined) return badRequest(`Bad request. Event ${begun} has started and cannot be approved.`);
     for (const id of ids) {
       const at = events.findIndex((e) => e.EventId === id);
       if (at < 0) continue;

@@ -101,6 +101,15 @@ describe('Azure metadata stand-in', () => {
     expect(azure.started).toEqual([id]);
     expect(await read()).toEqual({ DocumentIncarnation: 3, Events: [] });
   });
+
+  it('refuses (400) StartRequests naming an event that has started, and starts nothing of it', async () => {
+    const azure = keep(await startAzureMetadataStandIn());
+    const id = azure.scheduleEvent({ EventStatus: 'Started', NotBefore: '' });
+    const refused = await fetch(`${azure.url}/metadata/scheduledevents?api-version=2020-07-01`, { method: 'POST', headers: { metadata: 'true' }, body: JSON.stringify({ StartRequests: [{ EventId: id }] }) });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({ error: expect.stringContaining(id) as string });
+    expect(azure.started).toEqual([]);
+  });
 });
 
 describe('metadata faults', () => {
