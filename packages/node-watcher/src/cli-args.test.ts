@@ -18,6 +18,7 @@ describe('parseCliArgs', () => {
         azureEventTypes: ['Preempt', 'Terminate'],
         azureApprove: false,
         listen: '127.0.0.1:9102',
+        stopGraceMs: 25_000,
         once: false,
         dryRun: false,
         logLevel: 'info',
@@ -27,8 +28,8 @@ describe('parseCliArgs', () => {
   });
 
   it('--core-url wins over HOLLOWTREES_CORE_URL; durations and lists are read', () => {
-    const command = parseCliArgs(['--core-url', 'https://a:1', '--poll-interval', '500ms', '--azure-event-types', 'Preempt,Reboot', '--cloud', 'azure', '--listen', '[::1]:0'], { HOLLOWTREES_CORE_URL: 'http://b:2' });
-    expect(command).toMatchObject({ kind: 'run', settings: { coreUrl: 'https://a:1', pollIntervalMs: 500, azureEventTypes: ['Preempt', 'Reboot'], cloud: 'azure', listen: '[::1]:0' } });
+    const command = parseCliArgs(['--core-url', 'https://a:1', '--poll-interval', '500ms', '--azure-event-types', 'Preempt,Reboot', '--cloud', 'azure', '--listen', '[::1]:0', '--stop-grace', '10s'], { HOLLOWTREES_CORE_URL: 'http://b:2' });
+    expect(command).toMatchObject({ kind: 'run', settings: { coreUrl: 'https://a:1', pollIntervalMs: 500, azureEventTypes: ['Preempt', 'Reboot'], cloud: 'azure', listen: '[::1]:0', stopGraceMs: 10_000 } });
   });
 
   it('--poll-interval takes every duration its error message names, up to 1h, written as the configuration writes durations', () => {
@@ -49,6 +50,7 @@ describe('parseCliArgs', () => {
     [['--core-url', 'http://core:9092', '--cloud', 'ibm'], /--cloud must be one of aws, gcp, azure, got "ibm"/],
     [['--core-url', 'http://core:9092', '--poll-interval', '2'], /--poll-interval must be a duration from 10ms to 1h such as 2s or 500ms, got "2"/],
     [['--core-url', 'http://core:9092', '--poll-interval', '1ms'], /--poll-interval must be a duration from 10ms to 1h/],
+    [['--core-url', 'http://core:9092', '--stop-grace', '30'], /--stop-grace must be a duration from 10ms to 1h such as 2s or 500ms, got "30"/],
     [['--core-url', 'core:9092'], /--core-url must be an http:\/\/ or https:\/\/ URL, got "core:9092"/],
     [['--core-url', 'http://core:9092/api/v1/events'], /--core-url is core's base URL, without \/api\/v1\/events, got "http:\/\/core:9092\/api\/v1\/events"/],
     [['--core-url', 'https://ops.example/hollowtrees/api/v1/events/'], /--core-url is core's base URL, without \/api\/v1\/events/],

@@ -33,6 +33,9 @@ Metadata:
                             not with --once, which exits before the runs end)
 Running:
   --listen HOST:PORT        serve /healthz, /readyz and /metrics here (default 127.0.0.1:9102)
+  --stop-grace DURATION     on SIGTERM or SIGINT, how long the events not yet accepted by core are still
+                            tried before the watcher exits (default 25s: under a pod's default
+                            terminationGracePeriodSeconds of 30 s; keep it under yours)
   --once                    check once, send what is found, exit (0 when all of it was delivered and every
                             part of the metadata service answered; what was found is sent either way;
                             1 when stopped by SIGTERM or SIGINT first)
@@ -45,6 +48,9 @@ Environment:
   NODE_NAME                 the Kubernetes node (the downward API's spec.nodeName): labels.node
   HOLLOWTREES_CORE_URL      the default of --core-url
 `;
+
+/** The default of `--stop-grace`: room left under the 30 s a pod is given to stop, to close and exit. */
+const DEFAULT_STOP_GRACE_MS = 25_000;
 
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -63,6 +69,8 @@ export interface WatcherSettings {
   /** Approve Azure events whose flow run succeeded. */
   readonly azureApprove: boolean;
   readonly listen: string;
+  /** On stop, how long queued events are still tried. */
+  readonly stopGraceMs: number;
   readonly once: boolean;
   readonly dryRun: boolean;
   readonly logLevel: LogLevel;
@@ -146,6 +154,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
     'azure-event-types': { type: 'string' },
     'azure-approve': { type: 'boolean' },
     listen: { type: 'string' },
+    'stop-grace': { type: 'string' },
     once: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     'log-level': { type: 'string' },
@@ -178,6 +187,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
       azureEventTypes: azureEventTypes(v['azure-event-types']),
       azureApprove: v['azure-approve'] ?? false,
       listen,
+      stopGraceMs: duration('stop-grace', v['stop-grace']) ?? DEFAULT_STOP_GRACE_MS,
       once: v.once ?? false,
       dryRun,
       logLevel: oneOf('log-level', v['log-level'], LOG_LEVELS) ?? 'info',

@@ -18,7 +18,7 @@ describe('hollowtrees-node-watcher', () => {
     const proc = run(['--help']);
     expect(await proc.exited).toBe('code 0');
     const help = proc.output();
-    for (const flag of ['--core-url', '--token-file', '--basic-auth-file', '--ca-file', '--cloud', '--metadata-url', '--poll-interval', '--azure-event-types', '--azure-approve', '--listen', '--once', '--dry-run', '--log-level', '--version', '--help']) expect(help).toContain(flag);
+    for (const flag of ['--core-url', '--token-file', '--basic-auth-file', '--ca-file', '--cloud', '--metadata-url', '--poll-interval', '--azure-event-types', '--azure-approve', '--listen', '--stop-grace', '--once', '--dry-run', '--log-level', '--version', '--help']) expect(help).toContain(flag);
     expect(help).toContain('default 127.0.0.1:9102');
     expect(help).toContain('default 2s on AWS');
     expect(help).toContain('NODE_NAME');

@@ -6,6 +6,7 @@ import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { freePort, startGceMetadataStandIn, startImdsStandIn, tempDir, type MetadataStandInBase } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
+import { parseCliArgs } from './cli-args.js';
 import { CoreClient } from './core-client.js';
 import { createMonitor } from './create-monitor.js';
 import { NodeWatcher } from './node-watcher.js';
@@ -160,6 +161,32 @@ flows:
 
     expect(watcher.lines.find((l) => l.msg === 'core accepted the notice')).toMatchObject({ type: 'hollowtrees.node.aws.spot-interruption', tries: 2 });
     await until('the event at the plugin', () => plugin.events.length === 1);
+  });
+
+  it("on stop, a pending event is tried for the bin's default --stop-grace (25 s, under a pod's 30 s to stop), not a fixed 5 s", async () => {
+    const port = await freePort();
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });
+    const command = parseCliArgs(['--core-url', `http://127.0.0.1:${port}`, '--cloud', 'aws', '--metadata-url', imds.url, '--listen', '127.0.0.1:0'], {});
+    if (command.kind !== 'run') throw new Error(`expected a run, got ${command.kind}`);
+    const clock = manualClock();
+    const { logger, lines } = capturedLogger();
+    const watcher = await runWatcher(command.settings, { logger, clock, registry: new Registry(), backoff: () => 100 });
+    // The stop's grace and a failed send's wait: the only sleepers once polling has stopped.
+    const paused = (): boolean => clock.sleeping === 2;
+    await until('a failed send', () => lines.some((l) => l.msg === 'no answer from core; retrying'));
+    const stopped = watcher.stop();
+    await until("the stop's own try failed too", () => lines.filter((l) => l.msg === 'no answer from core; retrying').length === 2 && paused());
+    // Core is back 20 s into the stop (a restart): the event still reaches it.
+    clock.advance(20_000);
+    cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
+    await until('the event at the plugin', () => {
+      if (paused()) clock.advance(100);
+      return plugin.events.length === 1;
+    });
+    await stopped;
+    expect(lines.filter((l) => l.msg === 'stopped before core accepted the notice')).toEqual([]);
   });
 
   it('by default waits at most 5 s between tries, however long core was away: an Azure Preempt or a Google Cloud preemption gives 30 s', async () => {

@@ -24,8 +24,6 @@ const DEFAULT_BACKOFF = { initialMs: 500, maxMs: MAX_RETRY_WAIT_MS };
 
 /** How long a watcher without `--cloud` tries to detect it before giving up (exit 1). */
 const DETECT_WITHIN_MS = 120_000;
-/** How long a stopping watcher lets queued events reach core. */
-const STOP_GRACE_MS = 5_000;
 /** How long `--once` waits for core to accept what it found. */
 const ONCE_DELIVERY_MS = 30_000;
 
@@ -46,7 +44,7 @@ export interface RunningWatcher {
   readonly metrics: WatcherMetrics;
   /** Where /healthz, /readyz and /metrics are served. */
   readonly health: HealthServer;
-  /** Stops polling, lets queued events reach core for a few seconds, closes the servers. */
+  /** Stops polling, lets queued events reach core for up to `settings.stopGraceMs`, closes the servers. */
   stop(): Promise<void>;
 }
 
@@ -142,7 +140,7 @@ export async function runWatcher(settings: WatcherSettings, options: RunOptions)
     metrics,
     health,
     stop: async () => {
-      await watcher.stop(STOP_GRACE_MS);
+      await watcher.stop(settings.stopGraceMs);
       await close();
       await health.close();
     },

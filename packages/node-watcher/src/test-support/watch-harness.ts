@@ -102,6 +102,7 @@ export function testSettings(overrides: Partial<WatcherSettings>): WatcherSettin
     azureEventTypes: DEFAULT_AZURE_EVENT_TYPES,
     azureApprove: false,
     listen: '127.0.0.1:0',
+    stopGraceMs: 5_000,
     once: false,
     dryRun: false,
     logLevel: 'debug',
