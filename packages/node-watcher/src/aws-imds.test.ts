@@ -55,6 +55,19 @@ describe('AwsImdsMonitor', () => {
     await expect(monitor.check(identity, signal)).rejects.toThrow(`GET ${imds.url}/latest/meta-data/spot/instance-action: HTTP 500`);
   });
 
+  it.each(['null', '[]', '5', '"terminate"'])('an instance-action or rebalance answer that is JSON but no object (%s) fails naming its URL, and makes no notice', async (body) => {
+    const imds = await startImdsStandIn();
+    closers.push(() => imds.close());
+    const monitor = new AwsImdsMonitor({ baseUrl: imds.url, pollIntervalMs: 1_000, backoff: () => 1, clock: manualClock() });
+    const signal = new AbortController().signal;
+    const identity = await monitor.identity(signal);
+    for (const path of ['spot/instance-action', 'events/recommendations/rebalance']) {
+      imds.answerRaw(path, body);
+      await expect(monitor.check(identity, signal)).rejects.toThrow(`GET ${imds.url}/latest/meta-data/${path}: expected a JSON object, got ${body}`);
+      imds.answerRaw(path, '{}');
+    }
+  });
+
   it('a scheduled event that is no object (a broken IMDS or proxy) does not hide the active one beside it', async () => {
     const imds = await startImdsStandIn();
     closers.push(() => imds.close());

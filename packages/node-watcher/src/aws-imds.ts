@@ -79,16 +79,16 @@ interface ScheduledEvent {
 /** The paths polled for notices, each with what its answer (not a 404) means; `url` is where it came from, for messages. */
 const NOTICE_PATHS: Readonly<Record<string, (body: string, instanceId: string, url: string) => Notice[]>> = {
   'spot/instance-action': (body, id, url) => {
-    const detail = jsonBody<{ action?: string; time?: string }>(url, body);
+    const detail = jsonBody<{ action?: string; time?: string }>(url, body, 'object');
     const at = rfc3339(detail.time);
     return [{ kind: 'spot-interruption', id: noticeId(id, 'spot-interruption', detail.action ?? '', detail.time ?? ''), ...(at !== undefined && { terminationTime: at }), labels: { instance_action: detail.action ?? '' }, detail }];
   },
   'events/recommendations/rebalance': (body, id, url) => {
-    const detail = jsonBody<{ noticeTime?: string }>(url, body);
+    const detail = jsonBody<{ noticeTime?: string }>(url, body, 'object');
     return [{ kind: 'rebalance-recommendation', id: noticeId(id, 'rebalance-recommendation', detail.noticeTime ?? ''), detail }];
   },
   'events/maintenance/scheduled': (body, _id, url) =>
-    jsonBody<Array<ScheduledEvent | null>>(url, body).flatMap((event) => {
+    jsonBody<Array<ScheduledEvent | null>>(url, body, 'array').flatMap((event) => {
       // An entry that is no object (a broken IMDS or proxy) is no notice, and must not hide the active ones beside it.
       if (typeof event !== 'object' || event?.State !== 'active' || !event.EventId) return [];
       const at = rfc3339(event.NotBefore);

@@ -71,7 +71,7 @@ export class AzureScheduledEventsMonitor implements Monitor {
 
   async identity(signal: AbortSignal): Promise<InstanceIdentity> {
     const url = `${this.baseUrl}${COMPUTE_API}`;
-    const compute = jsonBody<{ vmId?: string; name?: string; vmSize?: string; location?: string; zone?: string }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })));
+    const compute = jsonBody<{ vmId?: string; name?: string; vmSize?: string; location?: string; zone?: string }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
     if (!compute.vmId || !compute.name) throw new MetadataError(`GET ${url}: no vmId or name in the answer`);
     const region = compute.location ?? '';
     // Azure numbers zones within a region; the label is written as AKS writes topology.kubernetes.io/zone.
@@ -80,7 +80,7 @@ export class AzureScheduledEventsMonitor implements Monitor {
 
   async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
     const url = `${this.baseUrl}${EVENTS_API}`;
-    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })));
+    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
     const types: readonly string[] = this.options.eventTypes ?? DEFAULT_AZURE_EVENT_TYPES;
     const vmName = identity.extraLabels?.vm_name;
     return (doc.Events ?? [])
@@ -99,7 +99,7 @@ export class AzureScheduledEventsMonitor implements Monitor {
   async approve(noticeId: string, signal: AbortSignal): Promise<AzureApproval> {
     const eventId = azureEventIdOf(noticeId);
     const url = `${this.baseUrl}${EVENTS_API}`;
-    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })));
+    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
     const event = doc.Events?.find((e) => e.EventId === eventId);
     if (!event) return 'gone';
     // Absent only from an older API version's answer, whose events are all approvable.

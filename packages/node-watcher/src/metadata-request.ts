@@ -89,11 +89,19 @@ export function okBody(url: string, res: MetadataResponse): string {
   return res.body;
 }
 
-/** Parses a JSON body, or throws a {@link MetadataError} naming where it came from. */
-export function jsonBody<T>(url: string, body: string): T {
+/**
+ * Parses a JSON body that must be an object or an array (`shape`), or throws a {@link MetadataError}
+ * naming where it came from: a `null`, a string or a number (a broken IMDS or proxy) read as the
+ * object would fail with a TypeError that names no URL, or be taken for an empty notice.
+ */
+export function jsonBody<T>(url: string, body: string, shape: 'object' | 'array'): T {
+  let parsed: unknown;
   try {
-    return JSON.parse(body) as T;
+    parsed = JSON.parse(body);
   } catch {
     throw new MetadataError(`GET ${url}: not JSON: ${body.slice(0, 200)}`);
   }
+  const isArray = Array.isArray(parsed);
+  if (shape === 'array' ? !isArray : typeof parsed !== 'object' || parsed === null || isArray) throw new MetadataError(`GET ${url}: expected a JSON ${shape}, got ${body.slice(0, 200)}`);
+  return parsed as T;
 }

@@ -41,6 +41,8 @@ export interface ImdsStandIn extends MetadataStandInBase {
   expireTokens(): void;
   /** Tokens issued (PUT /latest/api/token answered 200). */
   readonly tokensIssued: number;
+  /** From now on answers `GET /latest/meta-data/<path>` 200 with `body` as it is (a broken IMDS or proxy). */
+  answerRaw(path: string, body: string): void;
 }
 
 const TOKEN_PATH = '/latest/api/token';
@@ -68,6 +70,7 @@ export async function startImdsStandIn(options: ImdsStandInOptions = {}): Promis
   const maintenance: ImdsScheduledEvent[] = [];
   let lifecycleState: string | undefined;
   let tokensIssued = 0;
+  const raw = new Map<string, string>();
 
   const issueToken = (req: MetadataRequest): MetadataAnswer => {
     if (req.headers['x-forwarded-for'] !== undefined) return { status: 403 };
@@ -80,6 +83,8 @@ export async function startImdsStandIn(options: ImdsStandInOptions = {}): Promis
   };
 
   const metadata = (path: string): MetadataAnswer => {
+    const rawBody = raw.get(path);
+    if (rawBody !== undefined) return found(rawBody, true);
     switch (path) {
       case 'instance-id':
         return found(instance.instanceId);
@@ -120,6 +125,7 @@ export async function startImdsStandIn(options: ImdsStandInOptions = {}): Promis
     scheduleMaintenance: (event, o) => scheduleChange(timers, o?.inMs, () => maintenance.push(event)),
     setTargetLifecycleState: (state, o) => scheduleChange(timers, o?.inMs, () => (lifecycleState = state)),
     expireTokens: () => tokens.clear(),
+    answerRaw: (path, body) => void raw.set(path, body),
     get tokensIssued() {
       return tokensIssued;
     },
