@@ -20,6 +20,25 @@ async function answeringWith(answer: (res: ServerResponse) => void): Promise<str
 const EVENT = { specversion: '1.0', id: 'e-1', source: 'test', type: 't' };
 
 describe('CoreClient', () => {
+  it('reads Retry-After as delay-seconds and as an HTTP-date (a proxy in front of core may send either)', async () => {
+    const answerOf = async (retryAfter: string) => {
+      const url = await answeringWith((res) => res.writeHead(503, { 'retry-after': retryAfter }).end());
+      const core = new CoreClient({ coreUrl: url });
+      try {
+        return await core.post(EVENT, new AbortController().signal);
+      } finally {
+        core.close();
+      }
+    };
+    expect((await answerOf('7')).retryAfterMs).toBe(7_000);
+    const inAMinute = (await answerOf(new Date(Date.now() + 60_000).toUTCString())).retryAfterMs;
+    // The date has whole seconds, and the answer takes a moment: a little under a minute.
+    expect(inAMinute).toBeGreaterThan(50_000);
+    expect(inAMinute).toBeLessThanOrEqual(60_000);
+    expect((await answerOf('Wed, 21 Oct 2015 07:28:00 GMT')).retryAfterMs).toBe(0);
+    expect((await answerOf('soon')).retryAfterMs).toBeUndefined();
+  });
+
   it('gives up on an answer that trickles in (a byte every 50 ms) after timeoutMs from the start, not only on an idle connection', async () => {
     const url = await answeringWith((res) => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -51,7 +51,7 @@ export interface CoreAnswer {
   /** Core's `errorType` (`queue_full`, `shutting_down`, `bad_data`, ...), when it sent one. */
   readonly reason?: string;
   readonly message?: string;
-  /** `Retry-After`, in milliseconds. */
+  /** `Retry-After` (delay-seconds or an HTTP-date), in milliseconds from now. */
   readonly retryAfterMs?: number;
   /** `Location`, when the answer is a redirect (not followed: it would take the event and its credentials elsewhere). */
   readonly location?: string;
@@ -79,9 +79,17 @@ function totalCount(headers: IncomingHttpHeaders): number | undefined {
   return headers['x-total-count'] !== undefined && Number.isInteger(count) && count >= 0 ? count : undefined;
 }
 
+/**
+ * `Retry-After` in milliseconds: delay-seconds, as core sends it, or an HTTP-date, as a proxy or
+ * load balancer in front of core may (a date already past is 0); undefined when absent or neither.
+ */
 function retryAfter(headers: IncomingHttpHeaders): number | undefined {
-  const seconds = Number(headers['retry-after']);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1_000 : undefined;
+  const value = headers['retry-after'];
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1_000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 /** Talks to core's receiver over HTTP or HTTPS on kept-alive connections: POSTs CloudEvents (structured mode), reads groups and finished runs. */
