@@ -78,13 +78,24 @@ export class AzureScheduledEventsMonitor implements Monitor {
     return { instanceId: compute.vmId, instanceType: compute.vmSize ?? '', availabilityZone: compute.zone ? `${region}-${compute.zone}` : '', region, extraLabels: { vm_name: compute.name } };
   }
 
-  async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
+  /**
+   * The scheduled events Azure lists. An entry that is no object (a broken IMDS or proxy) is left
+   * out, so it cannot hide the events beside it; an `Events` that is no list fails, naming the URL.
+   */
+  private async events(signal: AbortSignal): Promise<ScheduledEvent[]> {
     const url = `${this.baseUrl}${EVENTS_API}`;
-    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
+    const doc = jsonBody<{ Events?: unknown }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
+    if (doc.Events === undefined) return [];
+    if (!Array.isArray(doc.Events)) throw new MetadataError(`GET ${url}: expected Events to be a list, got ${JSON.stringify(doc.Events).slice(0, 200)}`);
+    return (doc.Events as unknown[]).filter((e): e is ScheduledEvent => typeof e === 'object' && e !== null);
+  }
+
+  async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
     const types: readonly string[] = this.options.eventTypes ?? DEFAULT_AZURE_EVENT_TYPES;
     const vmName = identity.extraLabels?.vm_name;
-    return (doc.Events ?? [])
-      .filter((e) => e.EventId && e.EventType && types.includes(e.EventType) && vmName !== undefined && e.Resources?.includes(vmName))
+    return (await this.events(signal))
+      // A list, not a string: a string's includes would match a VM whose name is part of another's.
+      .filter((e) => e.EventId && e.EventType && types.includes(e.EventType) && vmName !== undefined && Array.isArray(e.Resources) && e.Resources.includes(vmName))
       .map((e) => {
         const at = rfc3339(e.NotBefore);
         return { kind: e.EventType!.toLowerCase(), id: azureNoticeId(e.EventId!, identity.instanceId), ...(at !== undefined && { terminationTime: at }), detail: e };
@@ -99,8 +110,7 @@ export class AzureScheduledEventsMonitor implements Monitor {
   async approve(noticeId: string, signal: AbortSignal): Promise<AzureApproval> {
     const eventId = azureEventIdOf(noticeId);
     const url = `${this.baseUrl}${EVENTS_API}`;
-    const doc = jsonBody<{ Events?: ScheduledEvent[] }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
-    const event = doc.Events?.find((e) => e.EventId === eventId);
+    const event = (await this.events(signal)).find((e) => e.EventId === eventId);
     if (!event) return 'gone';
     // Absent only from an older API version's answer, whose events are all approvable.
     if ((event.EventStatus ?? 'Scheduled') !== 'Scheduled') return 'started';

@@ -43,6 +43,8 @@ export interface AzureMetadataStandIn extends MetadataStandInBase {
   scheduleEvent(event?: Partial<AzureScheduledEvent>, options?: ScheduleOptions): string;
   /** Event ids approved with `StartRequests`, in order. */
   readonly started: readonly string[];
+  /** From now on answers `GET /metadata/scheduledevents` 200 with `body` as it is (a broken IMDS or proxy). */
+  answerRaw(body: string): void;
 }
 
 const EVENTS_PATH = '/metadata/scheduledevents';
@@ -65,6 +67,7 @@ export async function startAzureMetadataStandIn(options: AzureMetadataStandInOpt
   const timers = new Set<NodeJS.Timeout>();
   const faults = new MetadataFaults();
   let incarnation = 1;
+  let raw: string | undefined;
 
   const approve = (req: MetadataRequest): MetadataAnswer => {
     let ids: string[];
@@ -93,6 +96,7 @@ export async function startAzureMetadataStandIn(options: AzureMetadataStandInOpt
     if (!req.query.get('api-version')) return badRequest('Bad request. api-version was not specified in the request.');
     if (req.path === EVENTS_PATH) {
       if (req.method === 'POST') return approve(req);
+      if (raw !== undefined) return { status: 200, body: raw, headers: { 'content-type': 'application/json; charset=utf-8' } };
       return json({ DocumentIncarnation: incarnation, Events: events });
     }
     if (req.path === COMPUTE_PATH && req.method === 'GET') return json({ ...vm, osType: 'Linux', priority: 'Spot' });
@@ -127,5 +131,6 @@ export async function startAzureMetadataStandIn(options: AzureMetadataStandInOpt
     get started() {
       return started;
     },
+    answerRaw: (body) => void (raw = body),
   };
 }
