@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labelsOf, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer } from '@hollowtrees/testkit';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readFixture } from '../../test/support/fixtures.js';
 import { seededRandom } from '../../test/support/seeded-random.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
@@ -239,6 +239,22 @@ describe('POST /api/v1/events', () => {
     const data = deepData(63);
     expect(await send(core, event('i-deep-63', { data }), STRUCTURED)).toMatchObject({ status: 200, json: { accepted: 1 } });
     expect((await callFor('i-deep-63')).data).toEqual(data);
+  });
+
+  it.each([
+    ['structured', JSON.stringify(event('i-deeper', { data: { labels: {}, deep: 'X' } })), STRUCTURED, 128],
+    ['batch', JSON.stringify([event('i-deeper', { data: { labels: {}, deep: 'X' } })]), BATCH, 128],
+    ['binary', JSON.stringify({ labels: {}, deep: 'X' }), binaryHeaders('i-deeper'), 64],
+  ])('refuses a body nested thousands of levels deep in %s mode without parsing it', async (_mode, template, headers, bound) => {
+    // Well-formed JSON, so parsing it would succeed, and cost the event loop ~0.3 µs a level (a third of a second a megabyte).
+    const body = template.replace('"X"', '['.repeat(3_000) + ']'.repeat(3_000));
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      expect(await send(core, body, headers)).toMatchObject({ status: 400, json: { errorType: 'bad_data', error: `body: nested more than ${bound} levels deep` } });
+      expect(parse.mock.calls.filter(([text]) => text === body)).toEqual([]);
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it('refuses a body over maxBodyBytes with 413 and GET with 405', async () => {

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isJsonContentType, type CloudEvent, type EventData } from '@hollowtrees/grpcplugin';
 import { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
+import { MAX_DATA_DEPTH } from '../json-depth.js';
 import { cloudEventSchema, toCloudEvent } from './cloudevent-schema.js';
 import { HttpError } from './http-error.js';
 import { mediaTypeOf, unsupportedMediaType } from './media-type.js';
@@ -32,6 +33,14 @@ export function cloudEventMode(req: IncomingMessage): CloudEventMode {
 
 const batchSchema = z.array(z.unknown(), { error: 'expected a JSON array of events' });
 
+/**
+ * The deepest body of each mode, checked on its text before it is parsed. In binary mode the body is
+ * the data. An event's other members are scalars, so a structured or batch body is a level or two
+ * deeper than its data: one far deeper is refused unparsed, one just past the limit by the schema,
+ * with a message naming the event and member.
+ */
+const MAX_BODY_DEPTH: Readonly<Record<CloudEventMode, number>> = { structured: 2 * MAX_DATA_DEPTH, batch: 2 * MAX_DATA_DEPTH, binary: MAX_DATA_DEPTH };
+
 /** Binary-mode headers that are no attribute: the body is the data, Content-Type its type. */
 const NOT_IN_HEADERS = new Set(['data', 'data_base64', 'datacontenttype']);
 
@@ -55,7 +64,7 @@ function binaryEvent(headers: IncomingHttpHeaders, body: Buffer): unknown {
     }
   }
   // fromEntries defines every key, so a `ce-__proto__` header is an own key the schema refuses, not a prototype.
-  return Object.fromEntries([...attributes, ['datacontenttype', headers['content-type']], ['data', parseJson(body)]]);
+  return Object.fromEntries([...attributes, ['datacontenttype', headers['content-type']], ['data', parseJson(body, MAX_BODY_DEPTH.binary)]]);
 }
 
 /**
@@ -66,7 +75,7 @@ function binaryEvent(headers: IncomingHttpHeaders, body: Buffer): unknown {
  */
 export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHttpHeaders, body: Buffer, limits: ReceiverLimits): Promise<Array<CloudEvent<EventData>>> {
   if (mode === 'batch') {
-    const list = validate(batchSchema, parseJson(body), []);
+    const list = validate(batchSchema, parseJson(body, MAX_BODY_DEPTH.batch), []);
     checkCount(list.length, limits, 'events');
     const valid = await validateEach(cloudEventSchema, list, 'events');
     valid.forEach((event, i) => {
@@ -75,7 +84,7 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
     });
     return mapInSlices(valid, (event, i) => toCloudEvent(event, list[i]));
   }
-  const raw = mode === 'structured' ? parseJson(body) : binaryEvent(headers, body);
+  const raw = mode === 'structured' ? parseJson(body, MAX_BODY_DEPTH.structured) : binaryEvent(headers, body);
   const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);
   checkId(parsed.data.id, limits, mode === 'structured' ? 'id' : 'ce-id');

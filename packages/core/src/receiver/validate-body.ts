@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
+import { textNestedDeeperThan } from '../json-depth.js';
 import { describeIssues, problemsText, type InputProblem } from '../validation-issues.js';
 import { HttpError } from './http-error.js';
 import { slicer } from './slices.js';
@@ -11,9 +12,14 @@ export function utf8Text(body: Buffer): string {
   return body.toString('utf8');
 }
 
-/** Parses a request body as UTF-8 JSON; 400 `bad_json` otherwise. */
-export function parseJson(body: Buffer): unknown {
+/**
+ * Parses a request body as UTF-8 JSON; 400 `bad_json` otherwise. A body nested more than `maxDepth`
+ * levels is refused (400 `bad_data`) before it is parsed: parsing a megabyte of `[` holds the thread
+ * for a third of a second or more, only for the same refusal after.
+ */
+export function parseJson(body: Buffer, maxDepth?: number): unknown {
   const text = utf8Text(body);
+  if (maxDepth !== undefined && textNestedDeeperThan(text, maxDepth)) throw new HttpError(400, 'bad_data', `body: nested more than ${maxDepth} levels deep`);
   try {
     return JSON.parse(text);
   } catch (err) {
