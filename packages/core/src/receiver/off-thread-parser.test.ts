@@ -10,7 +10,7 @@ import { HttpError as BuiltHttpError } from '../../dist/receiver/http-error.js';
 import { OFF_THREAD_MIN_BYTES, OffThreadParser as BuiltParser } from '../../dist/receiver/off-thread-parser.js';
 import { parseAlerts as builtParseAlerts } from '../../dist/receiver/parse-alerts.js';
 import { OffThreadParser } from './off-thread-parser.js';
-import { parseAlerts } from './parse-alerts.js';
+import { MAX_ALERT_BODY_DEPTH, parseAlerts } from './parse-alerts.js';
 
 const limits: ReceiverLimits = { maxBodyBytes: 1 << 20, maxAlertsPerRequest: 1_000, maxLabelsPerAlert: 10, maxLabelLength: 64, maxConcurrentRequests: 10 };
 const receivedAt = new Date('2026-12-01T10:00:00Z');
@@ -45,6 +45,7 @@ describe('OffThreadParser', () => {
     ['a batch with two bad alerts among good ones', batch([...Array.from({ length: 100 }, (_, i) => alert(i)), { labels: { alertname: 7 } }, { labels: {} }]), 'api_v2'],
     ['a batch over maxAlertsPerRequest', batch(Array.from({ length: 1_001 }, (_, i) => alert(i))), 'api_v2'],
     ['a body that is not JSON', Buffer.from(`[${'{"labels":'.repeat(1_000)}`), 'api_v2'],
+    ['a body nested too deep to be parsed', Buffer.from('['.repeat(MAX_ALERT_BODY_DEPTH + 1)), 'webhook'],
     ['a webhook payload Alertmanager truncated', batch({ version: '4', groupKey: '{}:{}', truncatedAlerts: 3, status: 'firing', receiver: 'hollowtrees', groupLabels: {}, commonLabels: {}, commonAnnotations: {}, externalURL: 'http://alertmanager:9093', alerts: Array.from({ length: 60 }, (_, i) => ({ ...alert(i), status: 'firing', endsAt: '0001-01-01T00:00:00Z', fingerprint: `f${i}` })) } as unknown as unknown[]), 'webhook'],
   ];
 

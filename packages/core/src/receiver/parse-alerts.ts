@@ -24,6 +24,14 @@ const originOf = rememberingRecent((url: string): string | undefined => {
   }
 }, 256);
 
+/**
+ * The deepest alert body parsed. Alertmanager and Prometheus ignore fields they do not know, however
+ * deep, and so does core; but JSON.parse holds its thread ~0.3 µs a level in one block, at most a few
+ * tens of milliseconds below this bound, whatever `maxBodyBytes` allows (a 64 MiB body of `[` would
+ * take 20 s). Far deeper than the 10,000 levels Go's encoding/json, and so Alertmanager, takes.
+ */
+export const MAX_ALERT_BODY_DEPTH = 128 * 1024;
+
 /** Alerts of one Alertmanager group its webhook payload does not carry (`truncatedAlerts`). */
 export interface LeftOut {
   count: number;
@@ -47,11 +55,12 @@ const withinLimits = (limits: ReceiverLimits) => (alert: { labels: Record<string
  * Each alert is judged on its own, as Alertmanager does: one the receiver
  * refuses (its index and field named in `refused`) does not cost the rest of
  * its batch, which Prometheus fills with whatever alerts its rules fire. What
- * is wrong with the request itself (not JSON, not a list of alerts, too many
- * of them) refuses it whole with a 4xx.
+ * is wrong with the request itself (not JSON, nested more than
+ * {@link MAX_ALERT_BODY_DEPTH} levels, not a list of alerts, too many of them)
+ * refuses it whole with a 4xx.
  */
 export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt: Date, limits: ReceiverLimits): Promise<ParsedAlerts> {
-  const json = parseJson(body);
+  const json = parseJson(body, MAX_ALERT_BODY_DEPTH);
   let checked: ValidatedItems<ReceivedAlert>;
   let source: (alert: ReceivedAlert) => string;
   let leftOut: LeftOut | undefined;
