@@ -257,6 +257,17 @@ describe('POST /api/v1/events', () => {
     }
   });
 
+  it('refuses an event with more extension attributes than maxLabelsPerAlert, in every mode, before validating them', async () => {
+    const extensions = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`ext${i}`, 'x']));
+    const headers = Object.fromEntries(Object.entries(extensions).map(([name, value]) => [`ce-${name}`, value]));
+    const refused = (error: string) => ({ status: 400, json: { errorType: 'bad_data', error } });
+    expect(await send(core, event('i-ext', extensions), STRUCTURED)).toMatchObject(refused('event: 6 extension attributes, more than the limit of 5'));
+    expect(await send(core, [event('i-ext-0'), event('i-ext', extensions)], BATCH)).toMatchObject(refused('events[1]: 6 extension attributes, more than the limit of 5'));
+    expect(await send(core, binaryBody('i-ext'), binaryHeaders('i-ext', headers))).toMatchObject(refused('ce-* headers: 6 extension attributes, more than the limit of 5'));
+    // At the limit, every one is taken.
+    expect(await send(core, event('i-ext-5', Object.fromEntries(Object.entries(extensions).slice(1))), STRUCTURED)).toMatchObject({ status: 200, json: { accepted: 1 } });
+  });
+
   it('refuses a body over maxBodyBytes with 413 and GET with 405', async () => {
     const big = event('i-big', { data: { labels: {}, pad: 'x'.repeat(8192) } });
     expect(await send(core, big, STRUCTURED)).toMatchObject({ status: 413, json: { errorType: 'too_large', error: 'request body is larger than the limit of 8192 bytes' } });

@@ -3,7 +3,7 @@ import { isJsonContentType, type CloudEvent, type EventData } from '@hollowtrees
 import { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { MAX_DATA_DEPTH } from '../json-depth.js';
-import { cloudEventSchema, toCloudEvent } from './cloudevent-schema.js';
+import { cloudEventSchema, extensionsOver, toCloudEvent } from './cloudevent-schema.js';
 import { HttpError } from './http-error.js';
 import { mediaTypeOf, unsupportedMediaType } from './media-type.js';
 import { mapInSlices } from './slices.js';
@@ -67,6 +67,12 @@ function binaryEvent(headers: IncomingHttpHeaders, body: Buffer): unknown {
   return Object.fromEntries([...attributes, ['datacontenttype', headers['content-type']], ['data', parseJson(body, MAX_BODY_DEPTH.binary)]]);
 }
 
+/** 400 when the event `raw` carries more extension attributes than `maxLabelsPerAlert`, as its labels may not; `where` names it. */
+function checkExtensionCount(raw: unknown, limits: ReceiverLimits, where: string): void {
+  const count = extensionsOver(raw, limits.maxLabelsPerAlert);
+  if (count !== undefined) throw new HttpError(400, 'bad_data', `${where}: ${count} extension attributes, more than the limit of ${limits.maxLabelsPerAlert}`);
+}
+
 /**
  * Validates a request body of `mode` and turns it into events. A batch is all
  * or nothing, validated a slice at a time: the first problem refuses the
@@ -77,6 +83,7 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
   if (mode === 'batch') {
     const list = validate(batchSchema, parseJson(body, MAX_BODY_DEPTH.batch), []);
     checkCount(list.length, limits, 'events');
+    list.forEach((raw, i) => checkExtensionCount(raw, limits, `events[${i}]`));
     const valid = await validateEach(cloudEventSchema, list, 'events');
     valid.forEach((event, i) => {
       checkId(event.id, limits, `events[${i}].id`);
@@ -85,6 +92,7 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
     return mapInSlices(valid, (event, i) => toCloudEvent(event, list[i]));
   }
   const raw = mode === 'structured' ? parseJson(body, MAX_BODY_DEPTH.structured) : binaryEvent(headers, body);
+  checkExtensionCount(raw, limits, mode === 'structured' ? 'event' : 'ce-* headers');
   const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);
   checkId(parsed.data.id, limits, mode === 'structured' ? 'id' : 'ce-id');
