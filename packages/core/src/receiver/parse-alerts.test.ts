@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { AlertEventData } from './alert-to-event.js';
+import { postableAlertSchema, webhookAlertSchema } from './alert-schemas.js';
 import { HttpError } from './http-error.js';
 import { MAX_ALERT_BODY_DEPTH, parseAlerts, type ParsedAlerts } from './parse-alerts.js';
 import { problemsText } from '../validation-issues.js';
@@ -204,6 +205,21 @@ describe('alerts to CloudEvents', () => {
       expect(parse).not.toHaveBeenCalled();
     } finally {
       parse.mockRestore();
+    }
+  });
+
+  it.each(['api_v2', 'webhook'] as const)('counts a %s alert\'s labels before validating them: one with too many is refused without zod reading it', async (format) => {
+    const many = { labels: { alertname: 'A', ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`l${i}`, 'x'])) }, ...(format === 'webhook' && { status: 'firing' }) };
+    const good = { labels: { alertname: 'B' }, ...(format === 'webhook' && { status: 'firing' }) };
+    const request = format === 'webhook' ? { version: '4', alerts: [good, many] } : [good, many];
+    const safeParse = vi.spyOn(format === 'webhook' ? webhookAlertSchema : postableAlertSchema, 'safeParse');
+    try {
+      const parsed = await parseAlerts(format, body(request), new Date(), limits);
+      expect(parsed.events).toHaveLength(1);
+      expect(parsed.refused).toEqual({ refused: 1, problems: [{ path: 'alerts[1].labels', message: '11 labels, more than the limit of 10' }] });
+      expect(safeParse.mock.calls.map(([item]) => item)).toEqual([good]);
+    } finally {
+      safeParse.mockRestore();
     }
   });
 

@@ -3,7 +3,7 @@ import type { ReceiverLimits } from '../config/schema.js';
 import { alertArraySchema, postableAlertSchema, webhookAlertSchema, webhookEnvelopeSchema, type PostableAlert } from './alert-schemas.js';
 import { alertToEvent, statusFromEndsAt, type AlertEventData, type ReceivedAlert } from './alert-to-event.js';
 import { mapInSlices } from './slices.js';
-import { checkCount, labelsProblem, parseJson, validate, validateItems, type ValidatedItems } from './validate-body.js';
+import { checkCount, labelCountProblem, labelsProblem, parseJson, validate, validateItems, type ValidatedItems } from './validate-body.js';
 
 /** The alert formats the receiver reads. */
 export type AlertFormat = 'api_v2' | 'api_v1' | 'webhook';
@@ -48,6 +48,9 @@ export interface ParsedAlerts {
 
 /** An alert's label limits, checked once zod has taken it. */
 const withinLimits = (limits: ReceiverLimits) => (alert: { labels: Record<string, string> }, i: number) => labelsProblem(alert.labels, limits, () => `alerts[${i}].labels`);
+/** An alert's label count, checked before zod validates every label. */
+const notTooManyLabels = (limits: ReceiverLimits) => (alert: unknown, i: number) =>
+  typeof alert === 'object' && alert !== null ? labelCountProblem((alert as { labels?: unknown }).labels, limits, () => `alerts[${i}].labels`) : undefined;
 
 /**
  * Validates a request body and turns every valid alert into a CloudEvent, a
@@ -68,7 +71,7 @@ export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt:
     const payload = validate(webhookEnvelopeSchema, json, []);
     if (payload.truncatedAlerts > 0) leftOut = { count: payload.truncatedAlerts, group: payload.groupKey };
     checkCount(payload.alerts.length, limits, 'alerts');
-    checked = await validateItems(webhookAlertSchema, payload.alerts, 'alerts', withinLimits(limits));
+    checked = await validateItems(webhookAlertSchema, payload.alerts, 'alerts', withinLimits(limits), notTooManyLabels(limits));
     const external = originOf(payload.externalURL) ?? DEFAULT_SOURCE;
     source = () => external;
   } else {
@@ -76,7 +79,7 @@ export async function parseAlerts(format: AlertFormat, body: Buffer, receivedAt:
     const list = validate(alertArraySchema, json, ['alerts']);
     checkCount(list.length, limits, 'alerts');
     // zod's output is this request's own copy: the status is set on it, not on a second copy.
-    const postable: ValidatedItems<PostableAlert & Partial<ReceivedAlert>> = await validateItems(postableAlertSchema, list, 'alerts', withinLimits(limits));
+    const postable: ValidatedItems<PostableAlert & Partial<ReceivedAlert>> = await validateItems(postableAlertSchema, list, 'alerts', withinLimits(limits), notTooManyLabels(limits));
     for (const alert of postable.valid) alert.status = statusFromEndsAt(alert.endsAt, receivedAt);
     checked = postable as ValidatedItems<ReceivedAlert>;
     source = (alert) => originOf(alert.generatorURL) ?? DEFAULT_SOURCE;
