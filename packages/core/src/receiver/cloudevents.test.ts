@@ -17,6 +17,7 @@ import { readFixture } from '../../test/support/fixtures.js';
 import { seededRandom } from '../../test/support/seeded-random.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../test/support/start-core.js';
+import { cloudEventSchema } from './cloudevent-schema.js';
 
 const PATH = '/api/v1/events';
 const TYPE = 'com.example.spot.interruption';
@@ -257,13 +258,23 @@ describe('POST /api/v1/events', () => {
     }
   });
 
-  it('refuses an event with more extension attributes than maxLabelsPerAlert, in every mode, before validating them', async () => {
+  it('refuses an event with more extension attributes or labels than maxLabelsPerAlert, in every mode, before validating them', async () => {
     const extensions = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`ext${i}`, 'x']));
     const headers = Object.fromEntries(Object.entries(extensions).map(([name, value]) => [`ce-${name}`, value]));
     const refused = (error: string) => ({ status: 400, json: { errorType: 'bad_data', error } });
     expect(await send(core, event('i-ext', extensions), STRUCTURED)).toMatchObject(refused('event: 6 extension attributes, more than the limit of 5'));
     expect(await send(core, [event('i-ext-0'), event('i-ext', extensions)], BATCH)).toMatchObject(refused('events[1]: 6 extension attributes, more than the limit of 5'));
     expect(await send(core, binaryBody('i-ext'), binaryHeaders('i-ext', headers))).toMatchObject(refused('ce-* headers: 6 extension attributes, more than the limit of 5'));
+    // Labels are counted as early, with the message checked after the schema before.
+    const schema = vi.spyOn(cloudEventSchema, 'safeParse');
+    try {
+      const sixLabels = { labels: labels(6) };
+      expect(await send(core, event('i-lab', { data: sixLabels }), STRUCTURED)).toMatchObject(refused('data.labels: 6 labels, more than the limit of 5'));
+      expect(await send(core, JSON.stringify(sixLabels), binaryHeaders('i-lab'))).toMatchObject(refused('body.labels: 6 labels, more than the limit of 5'));
+      expect(schema).not.toHaveBeenCalled();
+    } finally {
+      schema.mockRestore();
+    }
     // At the limit, every one is taken.
     expect(await send(core, event('i-ext-5', Object.fromEntries(Object.entries(extensions).slice(1))), STRUCTURED)).toMatchObject({ status: 200, json: { accepted: 1 } });
   });

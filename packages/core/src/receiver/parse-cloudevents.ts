@@ -7,7 +7,8 @@ import { cloudEventSchema, extensionsOver, toCloudEvent } from './cloudevent-sch
 import { HttpError } from './http-error.js';
 import { mediaTypeOf, unsupportedMediaType } from './media-type.js';
 import { mapInSlices } from './slices.js';
-import { badData, checkCount, checkId, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
+import { problemsText } from '../validation-issues.js';
+import { badData, checkCount, checkId, checkLabels, labelCountProblem, parseJson, validate, validateEach } from './validate-body.js';
 
 /** The HTTP binding's content modes: one event in the body, a JSON array of them, or data in the body and attributes in `ce-*` headers. */
 export const CLOUDEVENT_MODES = ['structured', 'batch', 'binary'] as const;
@@ -67,10 +68,16 @@ function binaryEvent(headers: IncomingHttpHeaders, body: Buffer): unknown {
   return Object.fromEntries([...attributes, ['datacontenttype', headers['content-type']], ['data', parseJson(body, MAX_BODY_DEPTH.binary)]]);
 }
 
-/** 400 when the event `raw` carries more extension attributes than `maxLabelsPerAlert`, as its labels may not; `where` names it. */
-function checkExtensionCount(raw: unknown, limits: ReceiverLimits, where: string): void {
+/**
+ * 400 when the event `raw`, as parsed, carries more extension attributes or labels than `maxLabelsPerAlert`:
+ * counted before the schema, which would validate and copy each first. `where` names the event, `labelsAt` its labels.
+ */
+function checkCounts(raw: unknown, limits: ReceiverLimits, where: string, labelsAt: string): void {
   const count = extensionsOver(raw, limits.maxLabelsPerAlert);
   if (count !== undefined) throw new HttpError(400, 'bad_data', `${where}: ${count} extension attributes, more than the limit of ${limits.maxLabelsPerAlert}`);
+  const data: unknown = typeof raw === 'object' && raw !== null ? (raw as { data?: unknown }).data : undefined;
+  const tooMany = labelCountProblem(typeof data === 'object' && data !== null ? (data as { labels?: unknown }).labels : undefined, limits, () => labelsAt);
+  if (tooMany) throw new HttpError(400, 'bad_data', problemsText([tooMany]));
 }
 
 /**
@@ -83,7 +90,7 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
   if (mode === 'batch') {
     const list = validate(batchSchema, parseJson(body, MAX_BODY_DEPTH.batch), []);
     checkCount(list.length, limits, 'events');
-    list.forEach((raw, i) => checkExtensionCount(raw, limits, `events[${i}]`));
+    list.forEach((raw, i) => checkCounts(raw, limits, `events[${i}]`, `events[${i}].data.labels`));
     const valid = await validateEach(cloudEventSchema, list, 'events');
     valid.forEach((event, i) => {
       checkId(event.id, limits, `events[${i}].id`);
@@ -92,7 +99,7 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
     return mapInSlices(valid, (event, i) => toCloudEvent(event, list[i]));
   }
   const raw = mode === 'structured' ? parseJson(body, MAX_BODY_DEPTH.structured) : binaryEvent(headers, body);
-  checkExtensionCount(raw, limits, mode === 'structured' ? 'event' : 'ce-* headers');
+  checkCounts(raw, limits, mode === 'structured' ? 'event' : 'ce-* headers', mode === 'structured' ? 'data.labels' : 'body.labels');
   const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);
   checkId(parsed.data.id, limits, mode === 'structured' ? 'id' : 'ce-id');
