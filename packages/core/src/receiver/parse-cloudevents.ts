@@ -7,8 +7,7 @@ import { cloudEventSchema, extensionsOver, toCloudEvent } from './cloudevent-sch
 import { HttpError } from './http-error.js';
 import { mediaTypeOf, unsupportedMediaType } from './media-type.js';
 import { mapInSlices } from './slices.js';
-import { problemsText } from '../validation-issues.js';
-import { badData, checkCount, checkId, checkLabels, labelCountProblem, parseJson, validate, validateEach } from './validate-body.js';
+import { badData, checkCount, checkId, checkLabelCount, checkLabels, parseJson, validate, validateEach } from './validate-body.js';
 
 /** The HTTP binding's content modes: one event in the body, a JSON array of them, or data in the body and attributes in `ce-*` headers. */
 export const CLOUDEVENT_MODES = ['structured', 'batch', 'binary'] as const;
@@ -76,8 +75,7 @@ function checkCounts(raw: unknown, limits: ReceiverLimits, where: string, labels
   const count = extensionsOver(raw, limits.maxLabelsPerAlert);
   if (count !== undefined) throw new HttpError(400, 'bad_data', `${where}: ${count} extension attributes, more than the limit of ${limits.maxLabelsPerAlert}`);
   const data: unknown = typeof raw === 'object' && raw !== null ? (raw as { data?: unknown }).data : undefined;
-  const tooMany = labelCountProblem(typeof data === 'object' && data !== null ? (data as { labels?: unknown }).labels : undefined, limits, () => labelsAt);
-  if (tooMany) throw new HttpError(400, 'bad_data', problemsText([tooMany]));
+  checkLabelCount(typeof data === 'object' && data !== null ? (data as { labels?: unknown }).labels : undefined, limits, () => labelsAt);
 }
 
 /**

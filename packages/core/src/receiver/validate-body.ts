@@ -100,13 +100,11 @@ export function checkCount(count: number, limits: ReceiverLimits, noun: 'alerts'
 }
 
 /**
- * What is wrong with a label map that has too many or too long labels, if
- * anything; `path` names it (`alerts[2].labels`, `data.labels`), asked only
- * then: a large batch builds no string per alert.
+ * What is wrong with a label map that has too long labels, if anything; `path` names it
+ * (`alerts[2].labels`, `data.labels`), asked only then: a large batch builds no string per alert.
+ * Their count was checked before the schema ({@link labelCountProblem}), and is not counted again.
  */
 export function labelsProblem(labels: Readonly<Record<string, string>>, limits: ReceiverLimits, path: () => string): InputProblem | undefined {
-  const tooMany = labelCountProblem(labels, limits, path);
-  if (tooMany) return tooMany;
   // Plain loops, not Object.entries: no array per label on the path every alert takes.
   for (const name in labels) {
     if (name.length > limits.maxLabelLength || labels[name]!.length > limits.maxLabelLength) {
@@ -128,10 +126,19 @@ export function labelCountProblem(labels: unknown, limits: ReceiverLimits, path:
   return count > limits.maxLabelsPerAlert ? { path: path(), message: `${count} labels, more than the limit of ${limits.maxLabelsPerAlert}` } : undefined;
 }
 
+/** 400 naming `problem`, when there is one. */
+function refuse(problem: InputProblem | undefined): void {
+  if (problem) throw new HttpError(400, 'bad_data', problemsText([problem]));
+}
+
 /** 400 when {@link labelsProblem} finds a problem with a label map. */
 export function checkLabels(labels: Readonly<Record<string, string>>, limits: ReceiverLimits, path: () => string): void {
-  const problem = labelsProblem(labels, limits, path);
-  if (problem) throw new HttpError(400, 'bad_data', problemsText([problem]));
+  refuse(labelsProblem(labels, limits, path));
+}
+
+/** 400 when {@link labelCountProblem} finds too many labels in a label map as parsed. */
+export function checkLabelCount(labels: unknown, limits: ReceiverLimits, path: () => string): void {
+  refuse(labelCountProblem(labels, limits, path));
 }
 
 /**
