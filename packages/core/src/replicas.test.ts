@@ -245,10 +245,24 @@ describe('three replicas on one Kubernetes API server', () => {
       procs[0]!.child.kill('SIGTERM');
       await procs[0]!.exited;
       expect(procs[0]!.lines.filter((l) => l.outcome === 'interrupted').map((l) => l.msg)).toEqual([
-        'flow run interrupted; its Lease keeps the plugins it passed, so the next event of its group goes on after them on any replica',
+        'flow run interrupted; its Lease is handed back with its event and the plugins it passed, so another replica goes on after them',
       ]);
       await resendUntilReplaced(urls[1]!);
       expect(Date.now() - stoppedAt).toBeLessThan(30_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expectReplacedOnly();
+      expect(procs[1]!.lines.filter((l) => l.msg === 'run handed back by a replica at its shutdown: this replica takes the group over')).toEqual([
+        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
+      ]);
+    }, 60_000);
+
+    it('stopped with SIGTERM, and the event never sent again (an Alertmanager notification it delivered): the replica that saw the run goes on with it by itself', async () => {
+      const { procs, urls } = await stopDuringReplace({ duration: '30s', renew: '1s' });
+      // The other replica got the alert once too: a run in progress elsewhere, whose Lease it now lists each renew interval.
+      expect(await post(urls[1]!, ['i-1'])).toBe(200);
+      procs[0]!.child.kill('SIGTERM');
+      await procs[0]!.exited;
+      await replace.waitForCalls(2, 20_000);
       await new Promise((r) => setTimeout(r, 300));
       expectReplacedOnly();
       expect(procs[1]!.lines.filter((l) => l.msg === 'run handed back by a replica at its shutdown: this replica takes the group over')).toEqual([

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { FlowConfig } from '../config/schema.js';
 import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
-import type { ClaimResult, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
+import type { ClaimResult, HandedBackRun, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
 import { BoundedQueue, FlowSlots } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
 import { ThrottledLog } from '../throttled-log.js';
@@ -99,7 +99,7 @@ export interface FlowStatus {
 const INTERRUPTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
   memory: 'flow run interrupted; without state.file it is lost',
   file: 'flow run interrupted; it resumes after the restart',
-  kubernetes: 'flow run interrupted; its Lease keeps the plugins it passed, so the next event of its group goes on after them on any replica',
+  kubernetes: 'flow run interrupted; its Lease is handed back with its event and the plugins it passed, so another replica goes on after them',
 };
 
 /** Why a flow has no room, in a drop's detail and in `noRoom`'s answer. */
@@ -302,6 +302,22 @@ export class FlowEngine {
       if (rejections) this.options.logger.debug({ eventId: event.id, type: event.type, flows: Object.fromEntries(rejections) }, 'event matched no flow');
     }
     return result;
+  }
+
+  /**
+   * Goes on with a run another replica handed back at its shutdown, as its event sent again would: the claim
+   * takes the group over and the run goes on after the plugins that acted there (one replica's claim wins).
+   * Only for a flow of this engine that takes the event and groups it under the Lease's key, and not once
+   * this engine stopped taking events: otherwise the run waits for the event to be sent again, as before.
+   */
+  goOnWith(run: HandedBackRun): void {
+    if (!this.accepting) return;
+    const flow = this.byName.get(run.flow);
+    if (!flow || flow.matches(run.event) || flow.groupKey(run.event) !== run.key) {
+      this.options.logger.debug({ flow: run.flow, groupKey: run.key, eventId: run.event.id }, 'a run handed back by another replica is not for a flow of this configuration: it goes on with its next event');
+      return;
+    }
+    this.dispatch(run.event, run.receivedAt, undefined, { flows: new Set([run.flow]), again: true });
   }
 
   /**
@@ -781,7 +797,7 @@ export class FlowEngine {
     const waiting = this.states.list(this.clock.now()).filter((state) => state.phase === 'retrying');
     if (waiting.length === 0) return;
     for (const state of waiting) this.states.cutShort(state.key, state.run!);
-    if (this.states.backend === 'kubernetes') this.options.logger.warn({ runs: waiting.length }, 'runs waiting for a retry are handed back with their Leases: the next event of their group goes on with them on any replica');
+    if (this.states.backend === 'kubernetes') this.options.logger.warn({ runs: waiting.length }, 'runs waiting for a retry are handed back with their Leases and events: another replica goes on with them');
     else this.options.logger.error({ runs: waiting.length }, 'runs waiting for a retry are lost: without state.file nothing survives the restart');
   }
 

@@ -17,6 +17,9 @@ const time = z.number().finite().min(-8.64e15).max(8.64e15);
 
 const event = z.looseObject({ id: z.string(), source: z.string(), specversion: z.string(), type: z.string() });
 
+/** A run's event and when it was received, as the journal and a handed-back Lease (lease-record.ts) keep them. */
+export const runEvent = { event, receivedAt: time };
+
 /** A run's place in its flow, as the journal and a Lease (lease-record.ts) keep it. */
 export const runPlace = {
   attributes: z.record(z.string(), z.string()),
@@ -28,8 +31,7 @@ export const runPlace = {
 
 const run = z.strictObject({
   ...runPlace,
-  event,
-  receivedAt: time,
+  ...runEvent,
   retryAt: time.optional(),
 });
 

@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import { Code, PluginError, systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, systemClock, type Clock, type PluginResponse } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -11,8 +11,9 @@ import type { RunProgress } from '../flow/group-states.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore, PLACE_KEPT_MS } from './kubernetes-store.js';
+import type { HandedBackRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
-import { leaseName } from './lease-record.js';
+import { leaseName, MAX_EVENT_CHARS } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
 
 const NAMESPACE = 'ops';
@@ -194,6 +195,36 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     // An hour on, nothing took it: swept.
     b.sweep(Date.now() + PLACE_KEPT_MS + 1_000);
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000 }).toBe(0);
+  });
+
+  it('a run cut short is handed back with its event: the next list of another replica offers it to go on with, but never a garbled event, another event\'s or one too long to keep', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    const offered: HandedBackRun[] = [];
+    b.onHandedBack((handed) => offered.push(handed));
+    for (const key of ['kept', 'garbled', 'other']) {
+      a.tryStart(key, 'spot', run(`e-${key}`), Date.now());
+      expect((await a.claim(key, run(`e-${key}`))).claim).toBe('held');
+    }
+    const long = { ...run('e-long'), event: { ...run('e-long').event, data: { note: 'x'.repeat(MAX_EVENT_CHARS) } } };
+    a.tryStart('long', 'spot', long, Date.now());
+    expect((await a.claim('long', long)).claim).toBe('held');
+    for (const key of ['kept', 'garbled', 'other']) a.cutShort(key, { ...run(`e-${key}`), next: 1, attributes: { node: 'n-1' } });
+    a.cutShort('long', { ...long, next: 1 });
+    expect(await a.commit()).toBe(true);
+    const annotations = (key: string): Record<string, string> => api.cluster.leases.all().find((l) => l.metadata.annotations!['hollowtrees.io/group-key'] === key)!.metadata.annotations!;
+    expect(JSON.parse(annotations('kept')['hollowtrees.io/run-event']!)).toEqual({ event: run('e-kept').event, receivedAt: run('e-kept').receivedAt });
+    expect(annotations('long')['hollowtrees.io/run-event']).toBeUndefined();
+    // Garbled by hand, or naming another event than the run's.
+    const edit = (key: string, text: string): void => {
+      const lease = api.cluster.leases.all().find((l) => l.metadata.annotations!['hollowtrees.io/group-key'] === key)!;
+      lease.metadata.annotations!['hollowtrees.io/run-event'] = text;
+      api.cluster.leases.replace(NAMESPACE, lease.metadata.name, lease);
+    };
+    edit('garbled', '{"event": {"id": "e-garbled"');
+    edit('other', JSON.stringify({ event: run('e-kept').event, receivedAt: 1 }));
+    await observe(b);
+    expect(offered).toEqual([{ key: 'kept', flow: 'spot', event: run('e-kept').event, receivedAt: run('e-kept').receivedAt }]);
   });
 
   it('a run cut short hands back nothing it does not hold: a run whose claim another replica won is only freed here', async () => {
@@ -732,6 +763,49 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(calls.map(({ replica, plugin }) => `${replica} ${plugin}`)).toEqual(['a detach', 'a terminate', 'b terminate']);
     expect(calls[2]!.labels).toMatchObject({ instance_id: 'i-1', detached: 'yes' });
     await b.engine.shutdown(1_000);
+  });
+
+  it('a run in flight at shutdown is handed back with its event: another replica goes on with it by itself at its next list, calling only the plugins after the one that acted, with no event sent again', async () => {
+    const calls: string[] = [];
+    let stall = true;
+    const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
+      const { store } = replica(replicaName);
+      const plugin = (name: string): ActionPlugin => ({
+        name,
+        timeoutMs: 60_000,
+        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+        invoke: (event, call): Promise<PluginResponse> => {
+          calls.push(`${replicaName} ${name} ${(event.data as { labels: Record<string, string> }).labels.drained ?? '-'}`);
+          if (name === 'replace' && stall) return new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
+          const attributes: Record<string, string> = name === 'drain' ? { drained: 'yes' } : {};
+          return Promise.resolve({ status: 'ok', message: '', attributes });
+        },
+        close: () => {},
+      });
+      const { config } = parseConfig('plugins:\n  drain: { type: log }\n  replace: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    cooldown: 10m\n    plugins: [drain, replace]\n', 'test.yaml', {});
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin('drain')], ['replace', plugin('replace')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+      store.onHandedBack((handed) => engine.goOnWith(handed));
+      return { engine, store };
+    };
+    const a = engineOf('a');
+    const b = engineOf('b');
+    a.engine.dispatch({ id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } }, Date.now());
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['a drain -', 'a replace yes']);
+    // SIGTERM during replace: the grace period ends with it in flight.
+    await a.engine.shutdown(50);
+    await a.store.close();
+    expect(api.cluster.leases.all().map((l) => l.spec?.holderIdentity)).toEqual(['']);
+    stall = false;
+    // b never got the event: its list (the 30 s sweep, here at once) finds the run.
+    b.store.sweep(Date.now());
+    await expect.poll(() => b.engine.groups().map((g) => g.phase), { timeout: 5_000, interval: 10 }).toEqual(['cooling']);
+    expect(calls).toEqual(['a drain -', 'a replace yes', 'b replace yes']);
+    expect(await b.engine.commit()).toBe(true);
+    expect(api.cluster.leases.all().map((l) => [l.spec?.holderIdentity, l.metadata.annotations!['hollowtrees.io/phase']])).toEqual([['b', 'cooling']]);
+    // Offered again (another list before the cooldown is seen), it is not run again.
+    await observe(b.store);
+    await b.engine.drain();
+    expect(calls).toHaveLength(3);
   });
 
   it('a run taken over goes on from its place only for the event it was for, and not after it was resumed 5 times', async () => {

@@ -4,8 +4,8 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
-import { fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
-import type { ClaimResult, StateBackend, StoreDescription } from './run-state-store.js';
+import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
+import type { ClaimResult, HandedBackRun, StateBackend, StoreDescription } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
 interface Doubt {
@@ -121,6 +121,8 @@ export class KubernetesRunStateStore extends GroupStates {
   private reachable = true;
   /** The Leases of every replica as the last sweep listed them, for the status API. */
   private shared: LeaseRecord[] = [];
+  /** Told of each run handed back with its event that a list finds (see {@link onHandedBack}). */
+  private handedBackTo: ((run: HandedBackRun) => void) | undefined;
   private readonly renewer: NodeJS.Timeout;
   private prober: NodeJS.Timeout | undefined;
 
@@ -190,8 +192,9 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   /**
-   * Hands the run's Lease back with its place (holder empty), rather than delete it: the group's next
-   * event, on any replica, takes it over at once and goes on after the plugins the run passed.
+   * Hands the run's Lease back with its place and its event (holder empty), rather than delete it: the next
+   * replica to list the Leases, or the group's next event on any replica, takes it over at once and goes on
+   * after the plugins the run passed.
    */
   override cutShort(key: string, run: RunProgress): void {
     const held = this.mine.get(key);
@@ -199,7 +202,9 @@ export class KubernetesRunStateStore extends GroupStates {
     if (!held || !place) return this.release(key);
     this.forget(key);
     this.mine.delete(key);
-    held.record = { ...held.record, holder: '', place, renewedAt: this.options.clock.now() };
+    const event = eventOf(run);
+    if (!event) this.options.logger.warn({ groupKey: key, eventId: run.event.id }, 'the event is too long to keep in the run\'s Lease: the run goes on when the event is sent again');
+    held.record = { ...held.record, holder: '', place, ...(event ? { event } : {}), renewedAt: this.options.clock.now() };
     const written = held.writing.then(async () => {
       try {
         held.lease = await this.saveHeld(held);
@@ -217,6 +222,10 @@ export class KubernetesRunStateStore extends GroupStates {
     const place = placeOf(run);
     if (!place) this.options.logger.warn({ groupKey: key, plugin: run.at?.plugin }, 'the plugins\' attributes are too long to keep in the run\'s Lease: a replica that takes the run over runs it from its start');
     return place;
+  }
+
+  override onHandedBack(listener: (run: HandedBackRun) => void): void {
+    this.handedBackTo = listener;
   }
 
   override holdLost(key: string): AbortSignal | undefined {
@@ -640,6 +649,8 @@ export class KubernetesRunStateStore extends GroupStates {
       if (!record && !this.unreadableOver(lease)) continue;
       // Over: the next event of the group claims it (and reports a run cut short).
       if (record && record.holder !== identity) this.others.delete(record.key);
+      // Handed back with its event: this replica claims it now, as that event sent again would (one claim wins).
+      if (record?.event && handedBack(record) && !this.mine.has(record.key)) this.handedBackTo?.({ key: record.key, flow: record.flow, ...record.event });
       const { name, uid, resourceVersion } = lease.metadata ?? {};
       // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place a while.
       if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running') || (record?.place && now - heldUntil(record) < PLACE_KEPT_MS)) continue;

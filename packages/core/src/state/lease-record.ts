@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import { z } from 'zod';
 import type { RunProgress } from '../flow/group-states.js';
-import { runPlace } from './journal-format.js';
+import { runEvent, runPlace } from './journal-format.js';
 
 /** Labels on every Lease of the kubernetes backend, so a list finds them and nothing else. */
 export const LEASE_LABELS: Readonly<Record<string, string>> = Object.freeze({ 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': 'run-state' });
@@ -19,6 +19,7 @@ const A = {
   since: 'hollowtrees.io/since',
   until: 'hollowtrees.io/cooldown-until',
   place: 'hollowtrees.io/run-place',
+  event: 'hollowtrees.io/run-event',
 } as const;
 
 /**
@@ -45,12 +46,30 @@ export function placeOf(run: RunProgress): LeasePlace | undefined {
   return JSON.stringify(place).length <= MAX_PLACE_CHARS ? place : undefined;
 }
 
-/** The place an annotation holds; undefined when it does not parse (a takeover then runs the group from its start, as with none). */
-function parsePlace(text: string | undefined): LeasePlace | undefined {
+/**
+ * The event of a run its holder handed back at shutdown, and when it was received: with it, a replica that
+ * lists the Lease goes on with the run by itself, rather than wait for the event to be sent again (an
+ * Alertmanager webhook repeats a notification it delivered only after `repeat_interval`, 4h by default).
+ */
+export type LeaseEvent = Pick<RunProgress, 'event' | 'receivedAt'>;
+
+const eventSchema = z.strictObject(runEvent);
+
+/** The longest event a handed-back Lease keeps, as JSON; a longer one waits for its group's next event, as before. Bounded as a place is. */
+export const MAX_EVENT_CHARS = 64 * 1024;
+
+/** `run`'s event as a handed-back Lease keeps it, or undefined when it is longer than {@link MAX_EVENT_CHARS}. */
+export function eventOf(run: RunProgress): LeaseEvent | undefined {
+  const kept: LeaseEvent = { event: run.event, receivedAt: run.receivedAt };
+  return JSON.stringify(kept).length <= MAX_EVENT_CHARS ? kept : undefined;
+}
+
+/** What an annotation holds, checked by `schema`; undefined when it does not parse (garbled, or written by something else). */
+function parseAnnotation<T>(text: string | undefined, schema: z.ZodType): T | undefined {
   if (text === undefined) return undefined;
   try {
-    const parsed = placeSchema.safeParse(JSON.parse(text));
-    return parsed.success ? (parsed.data as LeasePlace) : undefined;
+    const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? (parsed.data as T) : undefined;
   } catch {
     return undefined;
   }
@@ -77,6 +96,8 @@ export interface LeaseRecord {
   until?: number;
   /** Running: how far the run got, once it passed a plugin or waits for a retry. */
   place?: LeasePlace;
+  /** Handed back: the run's event, for a replica to go on with it without waiting for the event again. */
+  event?: LeaseEvent;
   /** Empty when the run's holder handed it back, cut short by a shutdown: any replica may take it over at once. */
   holder: string;
   /** Last renewal, ms since epoch. */
@@ -120,6 +141,7 @@ export function toLease(name: string, record: LeaseRecord, base?: V1Lease): V1Le
         [A.since]: iso(record.since),
         ...(record.until === undefined ? {} : { [A.until]: iso(record.until) }),
         ...(record.place === undefined ? {} : { [A.place]: JSON.stringify(record.place) }),
+        ...(record.event === undefined ? {} : { [A.event]: JSON.stringify(record.event) }),
       },
       ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
     },
@@ -142,7 +164,10 @@ export function fromLease(lease: V1Lease): LeaseRecord | undefined {
   if ((phase !== 'running' && phase !== 'cooling') || !key || !flow) return undefined;
   const untilText = a[A.until];
   const until = untilText === undefined ? undefined : Date.parse(untilText);
-  const place = phase === 'running' ? parsePlace(a[A.place]) : undefined;
+  const place = phase === 'running' ? parseAnnotation<LeasePlace>(a[A.place], placeSchema) : undefined;
+  // Only the event of the run the Lease is for: another would start a run of another event in this group.
+  const kept = phase === 'running' ? parseAnnotation<LeaseEvent>(a[A.event], eventSchema) : undefined;
+  const event = kept?.event.id === a[A.eventId] ? kept : undefined;
   const record: LeaseRecord = {
     key,
     flow,
@@ -151,6 +176,7 @@ export function fromLease(lease: V1Lease): LeaseRecord | undefined {
     since: Date.parse(a[A.since] ?? ''),
     ...(until === undefined ? {} : { until }),
     ...(place === undefined ? {} : { place }),
+    ...(event === undefined ? {} : { event }),
     holder: lease.spec?.holderIdentity ?? '',
     renewedAt: msOf(lease.spec?.renewTime ?? lease.spec?.acquireTime),
     leaseDurationMs: (lease.spec?.leaseDurationSeconds ?? 0) * 1000,

@@ -1,3 +1,4 @@
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { GroupState, RunProgress, StartDecision } from '../flow/group-states.js';
 import type { LeasePlace } from './lease-record.js';
 
@@ -28,6 +29,15 @@ export interface StoreDescription {
   identity?: string;
   /** False while the store cannot be written or reached. */
   durable: boolean;
+}
+
+/** A run another replica handed back at its shutdown, with the event it was for. */
+export interface HandedBackRun {
+  key: string;
+  flow: string;
+  event: CloudEvent;
+  /** When that replica received the event, ms since epoch. */
+  receivedAt: number;
 }
 
 /** A run of another replica that this one took over: its holder stopped renewing the group's Lease mid-run, or handed it back at shutdown. */
@@ -112,6 +122,12 @@ export interface RunStateStore {
    * event on any replica to go on from; memory frees the group.
    */
   cutShort(key: string, run: RunProgress): void;
+  /**
+   * Hears of runs another process handed back at its shutdown with their event ({@link cutShort}), so that
+   * this one goes on with them without waiting for the event to be sent again: the kubernetes backend finds
+   * them as it lists its Leases. The other backends hand nothing over between processes.
+   */
+  onHandedBack(listener: (run: HandedBackRun) => void): void;
   /** Takes back a state read from the store at start, without writing it again unless `rewrite` (it was changed since it was read). */
   restore(state: GroupState, rewrite?: { rewrite: boolean }): void;
   /** The state holding the group now, as this process knows it. */
