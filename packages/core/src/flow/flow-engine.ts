@@ -155,7 +155,7 @@ function goOnAfter(flow: CompiledFlow, progress: RunProgress, { place, eventId }
 const NOT_STARTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
   memory: 'queued runs had not started when the shutdown grace period ended; without state.file they are lost',
   file: 'queued runs had not started when the shutdown grace period ended; they resume after the restart',
-  kubernetes: 'queued runs had not started when the shutdown grace period ended; they hold no Lease, so the next event of their group runs them on any replica',
+  kubernetes: 'queued runs had not started when the shutdown grace period ended; they are handed back in their Leases with their events, for another replica to run',
 };
 
 /** The debug line of a deduplicated event, by what holds its group. */
@@ -483,7 +483,8 @@ export class FlowEngine {
    */
   private leaveQueued(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): void {
     this.heldBytes.release(flow.name, bytes);
-    if (!this.states.resumesRuns) this.states.release(key);
+    // As a run cut short before its first call: the journal has it already; a Lease is handed back with its event.
+    if (!this.states.resumesRuns) this.states.cutShort(key, progress);
     this.listeners.take(key, progress.event)?.({ flow: flow.name, outcome: 'interrupted', error: 'core stopped before the run started' });
     this.options.metrics.flowRuns.inc({ flow: flow.name, outcome: 'interrupted' });
     this.notStarted++;
