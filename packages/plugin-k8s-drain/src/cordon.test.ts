@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { cordonNode, cordonPatch, uncordonNode, uncordonPatch } from './cordon.js';
 import { cleanupsAfterEach, retryWithin, startStandIn } from './test-support/kube.js';
 import type { NodeMarks } from './node-marks.js';
+import { POOL_CORDON_ANNOTATION, recordedPoolCordon } from './pool-cordon-record.js';
 
 const marks: NodeMarks = { taint: { key: 'spot', value: 'true', effect: 'NoSchedule' }, label: { key: 'drained', value: 'yes' } };
 const ours: V1Taint = { key: 'spot', value: 'true', effect: 'NoSchedule' };
@@ -45,6 +46,38 @@ describe('cordonPatch', () => {
 
   it('patches a node that has no spec or labels at all', () => {
     expect(cordonPatch({ metadata: { name: 'bare' } }, marks)).toEqual({ metadata: { resourceVersion: undefined, labels: { drained: 'yes' } }, spec: { unschedulable: true, taints: [ours] } });
+  });
+});
+
+describe('the pool drain\'s record of its cordon', () => {
+  const withRecord = (value: string, spec: { unschedulable?: boolean; taints?: V1Taint[] } = { unschedulable: true, taints: [ours] }): V1Node => {
+    const n = node(spec, { drained: 'yes' });
+    return { ...n, metadata: { ...n.metadata, uid: 'u1', annotations: { [POOL_CORDON_ANNOTATION]: value } } };
+  };
+  const record = (fields: object): string => JSON.stringify({ pool: 'a/m5', uid: 'u1', wasUnschedulable: false, ...fields });
+
+  it('is written by a pool drain\'s cordon, with the node as it was before', () => {
+    const n = { ...node({ unschedulable: true }), metadata: { name: 'n', resourceVersion: '42', uid: 'u1' } };
+    const patch = cordonPatch(n, marks, 'a/m5') as { metadata: { annotations: Record<string, string> } };
+    expect(JSON.parse(patch.metadata.annotations[POOL_CORDON_ANNOTATION]!)).toEqual({ pool: 'a/m5', uid: 'u1', wasUnschedulable: true });
+    expect(recordedPoolCordon({ ...n, metadata: { ...n.metadata, annotations: patch.metadata.annotations } }, 'a/m5')).toEqual({ uid: 'u1', wasUnschedulable: true });
+  });
+
+  it('is removed by any other cordon, even of a node already cordoned (taken over: no resolution may undo it), and by an uncordon', () => {
+    expect(cordonPatch(withRecord(record({})), marks)).toMatchObject({ metadata: { annotations: { [POOL_CORDON_ANNOTATION]: null } } });
+    expect(cordonPatch(withRecord(record({})), marks, 'a/m5')).toBeUndefined();
+    expect(uncordonPatch(withRecord(record({})), marks, false)).toMatchObject({ metadata: { labels: { drained: null }, annotations: { [POOL_CORDON_ANNOTATION]: null } } });
+  });
+
+  it.each([
+    ['another pool', record({ pool: 'b/m5' })],
+    ['another node object', record({ uid: 'u0' })],
+    ['no JSON', 'yes'],
+    ['JSON but no object', '["a/m5"]'],
+    ['null', 'null'],
+    ['a wasUnschedulable that is no boolean', record({ wasUnschedulable: 'false' })],
+  ])('names no cordon of the pool when it records %s', (_, value) => {
+    expect(recordedPoolCordon(withRecord(value), 'a/m5')).toBeUndefined();
   });
 });
 

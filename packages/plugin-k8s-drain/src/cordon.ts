@@ -5,22 +5,35 @@ import type { KubeApi } from './kube-api.js';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { NodeMarks, Taint } from './node-marks.js';
 import type { Backoff } from '@hollowtrees/grpcplugin';
+import { hasPoolCordonRecord, poolCordonRecord, POOL_CORDON_ANNOTATION, recordedPoolCordon } from './pool-cordon-record.js';
+import type { PoolCordon } from './pool-registry.js';
 import { withRetries } from './retry.js';
 
 const sameSlot = (a: V1Taint, b: Taint): boolean => a.key === b.key && a.effect === b.effect;
 
+/** Whether `node` is cordoned and carries the plugin's taint and label. */
+function isMarked(node: V1Node, marks: NodeMarks): boolean {
+  const { taint, label } = marks;
+  const tainted = (node.spec?.taints ?? []).some((t) => sameSlot(t, taint) && (t.value ?? '') === taint.value);
+  return node.spec?.unschedulable === true && tainted && node.metadata?.labels?.[label.key] === label.value;
+}
+
 /**
  * The merge patch that cordons and marks `node`, or undefined when it already
  * is. The patch carries the node's `resourceVersion`, so a concurrent change
- * to the taints answers 409 instead of being overwritten.
+ * to the taints answers 409 instead of being overwritten. A pool drain's cordon
+ * (`pool`, the pool's key) records itself on the node ({@link POOL_CORDON_ANNOTATION});
+ * any other cordon takes the node over from a pool drain, so it removes that record,
+ * even from a node already cordoned: no resolution may undo it any more.
  */
-export function cordonPatch(node: V1Node, marks: NodeMarks): object | undefined {
-  const taints = node.spec?.taints ?? [];
+export function cordonPatch(node: V1Node, marks: NodeMarks, pool?: string): object | undefined {
+  const recorded = hasPoolCordonRecord(node);
+  if (isMarked(node, marks) && (pool !== undefined || !recorded)) return undefined;
   const { taint, label } = marks;
-  const tainted = taints.some((t) => sameSlot(t, taint) && (t.value ?? '') === taint.value);
-  if (node.spec?.unschedulable === true && tainted && node.metadata?.labels?.[label.key] === label.value) return undefined;
+  const taints = node.spec?.taints ?? [];
+  const annotation = pool !== undefined ? poolCordonRecord(pool, node) : recorded ? null : undefined;
   return {
-    metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [label.key]: label.value } },
+    metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [label.key]: label.value }, ...(annotation === undefined ? {} : { annotations: { [POOL_CORDON_ANNOTATION]: annotation } }) },
     spec: { unschedulable: true, taints: [...taints.filter((t) => !sameSlot(t, taint)), { ...taint }] },
   };
 }
@@ -51,13 +64,15 @@ async function sendPatch(api: KubeApi, name: string, patch: object, signal: Abor
  * Cordons and marks the node, re-reading it after a conflict. A try whose
  * answer was lost (a dropped connection, a timeout, a 5xx) may have been
  * applied: when the next try finds the node cordoned, the cordon counts as
- * this call's. In dry-run it logs the patch it would send.
+ * this call's. A patch that only takes the node over from a pool drain (see
+ * {@link cordonPatch}) does not count as a cordon. In dry-run it logs the patch it would send.
  */
 export async function cordonNode(
   api: KubeApi,
   node: V1Node,
   marks: NodeMarks,
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
+  pool?: string,
 ): Promise<CordonResult> {
   const name = node.metadata?.name ?? '';
   // The node's `unschedulable` before a patch that was sent and may have been applied.
@@ -69,9 +84,15 @@ export async function cordonNode(
       if (current.metadata?.uid !== node.metadata?.uid && node.metadata?.uid !== undefined) {
         throw new PluginError(Code.NotFound, `cordoning node "${name}": it was deleted and another node created under its name since it was read`);
       }
-      const patch = cordonPatch(current, marks);
+      const patch = cordonPatch(current, marks, pool);
       const wasUnschedulable = current.spec?.unschedulable === true;
-      if (!patch) return unanswered === undefined ? { changed: false, wasUnschedulable } : { changed: true, wasUnschedulable: unanswered };
+      const done = unanswered === undefined ? { changed: false, wasUnschedulable } : { changed: true, wasUnschedulable: unanswered };
+      if (!patch) return done;
+      if (isMarked(current, marks)) {
+        // Only the pool drain's record goes: the cordon was there already.
+        if (!run.dryRun) await sendPatch(api, name, patch, run.deadline.signal, () => {});
+        return done;
+      }
       if (run.dryRun) {
         run.logger.info('dry run: would cordon and taint node', { node: name, patch });
         return { changed: true, wasUnschedulable };
@@ -86,7 +107,7 @@ export async function cordonNode(
 
 /**
  * The merge patch that undoes {@link cordonPatch}: removes the taint and the
- * label and, unless the node was unschedulable before the cordon
+ * label (and a pool drain's record of it) and, unless the node was unschedulable before the cordon
  * (`keepUnschedulable`), makes it schedulable again. Undefined when the node no
  * longer carries the label: someone else has changed it since, so it is left alone.
  */
@@ -95,7 +116,7 @@ export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable:
   if (node.metadata?.labels?.[label.key] !== label.value) return undefined;
   return {
     // A label set to null is removed by a merge patch.
-    metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [label.key]: null } },
+    metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [label.key]: null }, ...(hasPoolCordonRecord(node) ? { annotations: { [POOL_CORDON_ANNOTATION]: null } } : {}) },
     spec: { ...(keepUnschedulable ? {} : { unschedulable: false }), taints: (node.spec?.taints ?? []).filter((t) => !sameSlot(t, taint)) },
   };
 }
@@ -105,7 +126,7 @@ export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable:
  * first and again after a conflict. Answers whether it changed the node: not
  * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo,
  * nor when the node of that name now has another `uid` than the one cordoned (it was
- * deleted and created anew); yes when a try whose answer was lost is found applied by the next.
+ * deleted and created anew), nor, for a cordon known from the node's record, when the record is gone; yes when a try whose answer was lost is found applied by the next.
  */
 export function uncordonNode(
   api: KubeApi,
@@ -113,8 +134,9 @@ export function uncordonNode(
   marks: NodeMarks,
   keepUnschedulable: boolean,
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
-  uid?: string,
+  cordon?: Pick<PoolCordon, 'uid' | 'recordedFor'>,
 ): Promise<boolean> {
+  const { uid, recordedFor } = cordon ?? {};
   let unanswered = false;
   return withRetries(
     async () => {
@@ -122,6 +144,10 @@ export function uncordonNode(
       if (uid !== undefined && current.metadata?.uid !== uid) {
         run.logger.info('node deleted and created anew under its name: nothing to uncordon', { node: name });
         return unanswered;
+      }
+      if (recordedFor !== undefined && !unanswered && recordedPoolCordon(current, recordedFor) === undefined) {
+        run.logger.info('node no longer records the pool drain\'s cordon (taken over, or undone): left as it is', { node: name });
+        return false;
       }
       const patch = uncordonPatch(current, marks, keepUnschedulable);
       if (!patch) return unanswered;

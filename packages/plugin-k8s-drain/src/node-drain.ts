@@ -41,10 +41,13 @@ export class NodeDrainer {
     private readonly options: ResolvedDrainOptions,
   ) {}
 
-  /** Cordons, taints and labels the node; records `SpotInterruption` when it changed it. Answers whether it did, and whether the node was unschedulable before. */
-  async cordon(node: V1Node, event: CloudEvent, retry: NodeRetry): Promise<CordonResult> {
+  /**
+   * Cordons, taints and labels the node; records `SpotInterruption` when it changed it. Answers whether it did, and whether the node
+   * was unschedulable before. A pool drain's cordon names its pool's key (`pool`), which the cordon patch records on the node.
+   */
+  async cordon(node: V1Node, event: CloudEvent, retry: NodeRetry, pool?: string): Promise<CordonResult> {
     const o = this.options;
-    const result = await cordonNode(this.api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: o.logger });
+    const result = await cordonNode(this.api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: o.logger }, pool);
     if (result.changed) {
       this.events.record(node, {
         reason: 'SpotInterruption',
@@ -56,12 +59,12 @@ export class NodeDrainer {
   }
 
   /**
-   * Undoes {@link cordon} on the node `cordon.uid` names, if it still carries the plugin's label;
+   * Undoes {@link cordon} on the node `cordon.uid` names, if it still carries the plugin's label (and the record `cordon.recordedFor` names);
    * `cordon.wasUnschedulable` keeps a cordon someone else made before.
    */
   uncordon(name: string, cordon: PoolCordon, retry: NodeRetry): Promise<boolean> {
     const o = this.options;
-    return uncordonNode(this.api, name, { taint: o.taint, label: o.nodeLabelMark }, cordon.wasUnschedulable, { ...retry, dryRun: o.dryRun, logger: o.logger }, cordon.uid);
+    return uncordonNode(this.api, name, { taint: o.taint, label: o.nodeLabelMark }, cordon.wasUnschedulable, { ...retry, dryRun: o.dryRun, logger: o.logger }, cordon);
   }
 
   /** Which of the node's pods the drain evicts, waits for, and leaves alone (logged). */

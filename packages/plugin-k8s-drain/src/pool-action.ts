@@ -6,7 +6,7 @@ import type { KubeApi } from './kube-api.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
 import { describeNodeRef, nodeRefOf, type NodeRef } from './node-lookup.js';
 import type { ResolvedDrainOptions } from './options.js';
-import { drainPool, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
+import { drainPool, recallRecordedCordons, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
 import type { PoolSettings } from './pool-options.js';
 import { PoolRegistry, type PoolRun } from './pool-registry.js';
 import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
@@ -146,6 +146,7 @@ export class PoolAction {
       const result = await drainPool(drainer, {
         nodes,
         event,
+        pool: pool.key,
         settings,
         at,
         signal: context.signal,
@@ -213,12 +214,17 @@ export class PoolAction {
     return { message: `stopped the drain of pool ${pool.name}: ${stopped.message ?? ''}`, attributes: stopped.attributes };
   }
 
-  /** A resolution with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out of time, say). */
+  /**
+   * A resolution with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out of time, say),
+   * those this process remembers and those the pool's nodes record (made before a restart of the plugin) and did not drain.
+   */
   private async uncordonLeft(pool: Pool, deadline: Deadline): Promise<HandleResult> {
+    const { api, drainer, options: o } = this.deps;
     const memory = this.registry.memory(pool.key);
+    const retry = { deadline, backoff: o.backoff };
+    await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, memory, { ...retry, logger: o.logger });
     const none = `no pool drain in progress for pool ${pool.name}`;
     if (memory.cordoned.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
-    const { drainer, options: o } = this.deps;
     const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { deadline, backoff: o.backoff, logger: o.logger });
     o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
     return {

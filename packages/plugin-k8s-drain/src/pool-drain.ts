@@ -3,12 +3,13 @@ import type { V1Node } from '@kubernetes/client-node';
 import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
 import { isUnevictablePod } from './api-errors.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
-import type { NodeDrainer } from './node-drain.js';
+import type { NodeDrainer, NodeRetry } from './node-drain.js';
 import { nothingToDrain } from './pod-filter.js';
 import type { PoolSettings } from './pool-options.js';
+import { recordedPoolCordon, rememberRecordedCordon } from './pool-cordon-record.js';
 import type { PoolMemory } from './pool-registry.js';
 
-/** Cordons (and uncordons) of a pool sent at once; the call gate caps the calls in flight anyway. */
+/** Cordons (and uncordons, and the pod listings of nodes found cordoned) of a pool sent at once; the call gate caps the calls in flight anyway. */
 const PATCH_CONCURRENCY = 16;
 
 /** What {@link drainPool} is asked to do. */
@@ -17,6 +18,8 @@ export interface PoolDrainRun {
   nodes: readonly V1Node[];
   /** The surge event, named in the nodes' Kubernetes Events. */
   event: CloudEvent;
+  /** The pool's key, recorded on each node this drain cordons (its `hollowtrees.io/pool-cordon` annotation). */
+  pool: string;
   settings: Pick<PoolSettings, 'maxUnavailable' | 'minIntervalMs'>;
   /** Epoch milliseconds when the whole drain must have answered. */
   at: number;
@@ -170,6 +173,8 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     // On this drain's call's time, or the stopping resolution's when that ends later: this call's may be all but spent.
     const by = r.stoppedBy();
     const undo = by !== undefined && by.at > call.at ? by : call;
+    // Cordons made by a drain of this pool before the plugin restarted (it found them made) are as much this pool's to undo.
+    if (r.stop.aborted) await recallRecordedCordons(drainer, undrained.map((s) => s.node), r.pool, r.memory, { deadline: undo, backoff: r.backoff, logger: r.logger });
     const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory, { deadline: undo, backoff: r.backoff, logger: r.logger }) : [];
     if (fatal) throw fatal;
     return {
@@ -201,7 +206,7 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
     try {
-      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff });
+      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff }, r.pool);
       // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned
       // this same node first: one remembered under its name that has been deleted since is another node.
       const uid = node.metadata?.uid;
@@ -219,6 +224,30 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   // Drained in the order the nodes were given, not the order the cordons came back.
   const order = new Map(r.nodes.map((n, i) => [n, i]));
   return states.sort((a, b) => order.get(a.node)! - order.get(b.node)!);
+}
+
+/**
+ * Adds to `memory` the cordons the pool's nodes record (see {@link rememberRecordedCordon}) that it
+ * lacks: those made by drains of the pool before this process began. A node with nothing left to
+ * evict is not added: its drain emptied it, and a drained node stays cordoned, as one drained in
+ * this process does (its pool is about to be reclaimed). So is one whose pods cannot be listed (logged).
+ */
+export async function recallRecordedCordons(
+  drainer: NodeDrainer,
+  nodes: readonly V1Node[],
+  pool: string,
+  memory: PoolMemory,
+  run: NodeRetry & { logger: Logger },
+): Promise<void> {
+  const unknown = nodes.filter((node) => !memory.cordoned.has(node.metadata?.name ?? '') && recordedPoolCordon(node, pool) !== undefined);
+  await forEachBounded(unknown, PATCH_CONCURRENCY, async (node) => {
+    const name = node.metadata?.name ?? '';
+    try {
+      if (!nothingToDrain(await drainer.plan(name, run))) rememberRecordedCordon(memory, node, pool);
+    } catch (err) {
+      run.logger.warn('could not list the pods of a node an earlier pool drain cordoned: it stays cordoned', { node: name, err });
+    }
+  });
 }
 
 /**

@@ -17,6 +17,7 @@ const POOL = ['pool-1', 'pool-2', 'pool-3', 'pool-4', 'pool-5', 'pool-6'];
 /** Nodes of other pools, and on-demand nodes of the pool's zone and type (EKS, Karpenter): no part of the spot pool. */
 const OTHERS = ['other-type', 'other-zone', 'on-demand-eks', 'on-demand-karpenter'];
 const MARK = 'hollowtrees.io/spot-termination';
+const POOL_CORDON = 'hollowtrees.io/pool-cordon';
 
 function node(name: string, zone: string, type: string, labels: Record<string, string> = {}): KubeNode {
   return {
@@ -387,6 +388,50 @@ describe('pool mode', () => {
     expect(await handler.handle(resolution(TIME + 120_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped', message: `no pool drain in progress for pool ${POOL_NAME}` });
   });
 
+  it('after a restart of the plugin, a resolution undoes the cordons an earlier pool drain left, as the nodes record them, and no other', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // An operator cordoned pool-6 before the surge: that cordon outlives the resolution.
+    api.cluster.patchNode('pool-6', 'application/merge-patch+json', { spec: { unschedulable: true } });
+    const before = handlerFor(api, { replyMarginMs: 200 });
+    await rejection(before.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
+    expect(record('pool-6')).toEqual({ pool: POOL_NAME, uid: api.cluster.node('pool-6')!.metadata.uid, wasUnschedulable: true });
+
+    // The plugin restarts: the new process remembers nothing of that drain.
+    const after = handlerFor(api, { replyMarginMs: 200 });
+    // Meanwhile pool-2 emptied (a drained node stays cordoned), pool-3's instance got its own notice (the per-instance
+    // drain takes the node over), and someone rewrote pool-4's record to name another pool.
+    for (const p of api.cluster.pods('pool-2').filter((p) => !p.metadata.name.startsWith('proxy-'))) api.cluster.deletePod('apps', p.metadata.name, 0);
+    await vi.waitFor(() => expect(api.cluster.pods('pool-2').map((p) => p.metadata.name)).toEqual(['proxy-pool-2']), { timeout: 10_000, interval: 20 });
+    const notice: CloudEvent = { ...surge({ node: 'pool-3' }), id: 'notice-pool-3', type: 'aws.ec2.spot-interruption' };
+    expect(await after.handle(notice, context({}))).toMatchObject({ attributes: { node: 'pool-3', pods_remaining: '0' } });
+    expect(record('pool-3')).toBeNull();
+    api.cluster.patchNode('pool-4', 'application/merge-patch+json', { metadata: { annotations: { [POOL_CORDON]: JSON.stringify({ pool: 'elsewhere', uid: api.cluster.node('pool-4')!.metadata.uid, wasUnschedulable: false }) } } });
+
+    const undo = await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect(undo).toMatchObject({ attributes: { pool: POOL_NAME, nodes_uncordoned: '3' } });
+    expect(undo.message).toMatch(/uncordoned 3 nodes an earlier drain of the pool left cordoned \(pool-1, pool-5, pool-6\)$/);
+    for (const name of ['pool-1', 'pool-5']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-6')).toEqual({ unschedulable: true, tainted: false, marked: false });
+    for (const name of ['pool-2', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    for (const name of ['pool-1', 'pool-5', 'pool-6']) expect(record(name)).toBeNull();
+  });
+
+  it('after a restart of the plugin, a drain stopped by a resolution undoes the cordons it found an earlier drain of the pool made', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    await rejection(handlerFor(api, { replyMarginMs: 200 }).handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const after = handlerFor(api, { replyMarginMs: 200 });
+    const before = dbRefusals(api);
+    const draining = after.handle(surge(undefined, TIME + 60_000), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefusals(api)).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
+    await after.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
+    expect((await draining).message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
   it('a node whose pods are all terminating already (an earlier try evicted them) is waited for before the next node drains', async () => {
     const api = await startCluster({ secondWebPod: false });
     // 300 s of grace: 1.5 s in the stand-in. pool-1's other pods are gone already.
@@ -449,7 +494,8 @@ function holdOn(api: KubeApiServer, name: string): void {
   api.cluster.addPod(pod('db-0', name, { labels: { app: 'db' }, kind: 'StatefulSet' }));
   api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
 }
-const dbRefused = (api: KubeApiServer): boolean => api.cluster.evictions().some((e) => e.name === 'db-0' && e.code === 429);
+const dbRefusals = (api: KubeApiServer): number => api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 429).length;
+const dbRefused = (api: KubeApiServer): boolean => dbRefusals(api) > 0;
 const POOL_NAME = `${ZONE}/${TYPE}`;
 
 describe('pool mode: the edges', () => {

@@ -23,6 +23,11 @@ export interface PoolCordon {
   readonly uid: string | undefined;
   /** Whether it was unschedulable before the cordon (someone else's cordon, kept when it is undone). */
   readonly wasUnschedulable: boolean;
+  /**
+   * Set when the cordon was known from the node's record of it (made before this process began): the key of the pool
+   * it names. It is undone only while the node still carries that record (a per-instance drain may have taken it over).
+   */
+  readonly recordedFor?: string;
 }
 
 /** What the drains of one pool share across calls (a retry's drain goes on where the call before it stopped). */
