@@ -2,6 +2,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
 import { tempDir } from '@hollowtrees/testkit';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +107,46 @@ describe.skipIf(!hasSystemd)('the systemd units (deploy/systemd)', () => {
     for (const unit of units) {
       expect(await exposure(join(tmp.path, 'hardened'), unit), unit).toBeLessThanOrEqual(2);
       expect(await exposure(join(tmp.path, 'bare'), unit), unit).toBeGreaterThan(8);
+    }
+  });
+});
+
+describe('the VM install keeps run state where the unit keeps it', () => {
+  it("core's unit and examples/config.yaml, which the VM install copies: a still-firing alert re-sent after a restart of the service is not acted on again", async () => {
+    const unit = await readFile(join(UNITS_DIR, 'hollowtrees-core.service'), 'utf8');
+    const stateDirectory = /^StateDirectory=(\S+)$/m.exec(unit)?.[1];
+    expect(stateDirectory).toBe('hollowtrees');
+    const root = await tempDir('vm-state');
+    try {
+      // systemd hands the service its StateDirectory as $STATE_DIRECTORY (/var/lib/hollowtrees); here, under a temporary root.
+      const env = { STATE_DIRECTORY: join(root.path, 'var/lib', stateDirectory!) };
+      const loaded = parseConfig(await readFile(join(REPO_ROOT, 'examples/config.yaml'), 'utf8'), join(REPO_ROOT, 'examples/config.yaml'), env);
+      expect(loaded.config.state).toMatchObject({ backend: 'file', file: join(env.STATE_DIRECTORY, 'runs.jsonl') });
+
+      const alert = JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc123', instance_action: 'terminate' }, startsAt: '2026-12-01T10:00:00Z' }]);
+      const send = async (core: Hollowtrees): Promise<void> => {
+        const res = await fetch(`${core.url}/api/v2/alerts`, { method: 'POST', body: alert, headers: { 'content-type': 'application/json' } });
+        expect(res.status).toBe(200);
+      };
+      const deduplicated = async (core: Hollowtrees): Promise<number> => {
+        const text = await (await fetch(`${core.url}/metrics`)).text();
+        return Number(/^hollowtrees_events_deduplicated_total\{flow="spot-replace"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      };
+      const start = (): Promise<Hollowtrees> => startHollowtrees(loaded, { dryRun: true, listen: '127.0.0.1:0', logger: createLogger('silent') });
+
+      const first = await start();
+      await send(first);
+      await first.close();
+      // `systemctl restart hollowtrees-core`: the same alert, as Prometheus re-sends it each minute while it fires.
+      const second = await start();
+      try {
+        await send(second);
+        expect(await deduplicated(second)).toBe(1);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await root.remove();
     }
   });
 });

@@ -132,7 +132,8 @@ export async function runWaveDrill(options: {
       process.execPath,
       (port) => [...options.nodeArgs, packageCli('@hollowtrees/core'), '--config', options.configFile, '--listen', `127.0.0.1:${port}`],
       '/-/ready',
-      { env: { K8S_DRAIN_ADDRESS: `127.0.0.1:${drain.port}`, AWS_SPOT_ADDRESS: `127.0.0.1:${replace.port}` } },
+      // A fresh run journal for examples/config.yaml's state.file: no earlier drill's cooldowns hold.
+      { env: { K8S_DRAIN_ADDRESS: `127.0.0.1:${drain.port}`, AWS_SPOT_ADDRESS: `127.0.0.1:${replace.port}`, STATE_DIRECTORY: join(dir.path, 'state') } },
     );
     spawned.push(core.proc);
     const coreUrl = `http://127.0.0.1:${core.port}`;

@@ -10,7 +10,7 @@ import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@
 import { jsonLogger, serve, type PluginServer } from '@hollowtrees/grpcplugin';
 import { AwsSpotReplaceHandler } from '@hollowtrees/plugin-aws-spot';
 import { createDrainHandler, type DrainHandler } from '@hollowtrees/plugin-k8s-drain';
-import { closeEach, pollUntil, startAwsStandIn, startKubeApiServer, type AwsStandIn, type KubeApiServer, type RateLimitPolicy } from '@hollowtrees/testkit';
+import { closeEach, pollUntil, startAwsStandIn, tempDir, startKubeApiServer, type AwsStandIn, type KubeApiServer, type RateLimitPolicy } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeVerb } from './measure.js';
@@ -25,15 +25,16 @@ const tightLimits: RateLimitPolicy = (service, action) => ({ bucket: service ===
 
 /**
  * examples/config.yaml as it is, but with deadlines a test can wait for: the drain's call 4 s and
- * one attempt (a drain that cannot finish fails in ~3 s), the AWS calls' retries faster.
+ * one attempt (a drain that cannot finish fails in ~3 s), the AWS calls' retries faster; its run journal in
+ * `stateDirectory`, a fresh one, so no earlier run's cooldowns hold.
  */
-function exampleConfig(drainAddress: string, awsAddress: string): ReturnType<typeof parseConfig> {
+function exampleConfig(drainAddress: string, awsAddress: string, stateDirectory: string): ReturnType<typeof parseConfig> {
   const text = readFileSync(EXAMPLE_CONFIG, 'utf8');
   const shortened = text
     .replace(/timeout: 110s\n(\s+)retry: \{[^}]*\}/, 'timeout: 4s\n$1retry: { attempts: 1 }')
     .replace(/(address: \$\{AWS_SPOT_ADDRESS[^\n]*\n\s+timeout: 30s\n\s+)retry: \{[^}]*\}/, '$1retry: { attempts: 5, initialBackoff: 100ms, maxBackoff: 1s }');
   if (shortened === text || !shortened.includes('timeout: 4s') || !shortened.includes('initialBackoff: 100ms')) throw new Error('examples/config.yaml no longer has the plugin blocks this test shortens');
-  return parseConfig(shortened, EXAMPLE_CONFIG, { K8S_DRAIN_ADDRESS: drainAddress, AWS_SPOT_ADDRESS: awsAddress });
+  return parseConfig(shortened, EXAMPLE_CONFIG, { K8S_DRAIN_ADDRESS: drainAddress, AWS_SPOT_ADDRESS: awsAddress, STATE_DIRECTORY: stateDirectory });
 }
 
 describe('a wave of reclaimed spot instances, end to end, replacement first', () => {
@@ -45,6 +46,7 @@ describe('a wave of reclaimed spot instances, end to end, replacement first', ()
   let core: Hollowtrees;
   let instances: WaveInstance[];
   let blocked: WaveInstance;
+  let state: { path: string; remove: () => Promise<void> } | undefined;
 
   beforeAll(async () => {
     kube = await startKubeApiServer({ msPerGraceSecond: 1, latencyMs: 5 });
@@ -69,7 +71,8 @@ describe('a wave of reclaimed spot instances, end to end, replacement first', ()
       logger: quiet,
     });
     servers = [await serve(0, drain, { host: '127.0.0.1' }), await serve(0, replace, { host: '127.0.0.1' })];
-    const config = exampleConfig(`127.0.0.1:${servers[0]!.port}`, `127.0.0.1:${servers[1]!.port}`);
+    state = await tempDir('wave-drill-state');
+    const config = exampleConfig(`127.0.0.1:${servers[0]!.port}`, `127.0.0.1:${servers[1]!.port}`, state.path);
     core = await startHollowtrees(config, { listen: '127.0.0.1:0', logger: createLogger('silent') });
 
     await Promise.all(
@@ -90,6 +93,7 @@ describe('a wave of reclaimed spot instances, end to end, replacement first', ()
       async () => replace?.close(),
       () => kube?.close(),
       () => aws?.close(),
+      async () => state?.remove(),
     ]),
   );
 
