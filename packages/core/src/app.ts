@@ -135,8 +135,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   }
   let config = loaded.config;
   if (store.recovered.length > 0 || store.backend === 'file') reportRecovery(current.engine.recover(store.recovered));
-  // A run another replica handed back at its shutdown goes on here without waiting for its event again.
-  store.onHandedBack((run) => current.engine.goOnWith(run));
+  // A run another replica cut short goes on here without waiting for its event again.
+  store.onCutShort((run) => current.engine.goOnWith(run));
   const sweeper = setInterval(() => current.engine.sweep(), SWEEP_MS).unref();
   const checker = setInterval(() => void maintain(), JOURNAL_CHECK_MS).unref();
   /** Undoes what start-up did so far, when the receiver cannot start. */

@@ -125,7 +125,7 @@ describe('three replicas on one Kubernetes API server', () => {
     expect(api.cluster.leases.all()).toHaveLength(1_000);
   }, 120_000);
 
-  it('one replica killed with kill -9 in the middle of 200 runs: each of its groups runs again once after its Lease expired, on the next event, reported interrupted', async () => {
+  it('one replica killed with kill -9 in the middle of 200 runs: each of its groups runs again once after its Lease expired (by itself or on the next event), reported interrupted', async () => {
     let release!: () => void;
     const blocked = new Promise<void>((resolve) => (release = resolve));
     // First calls wait until the test lets them go; later ones (the runs again) answer at once.
@@ -231,6 +231,19 @@ describe('three replicas on one Kubernetes API server', () => {
       procs[0]!.child.kill('SIGKILL');
       await procs[0]!.exited;
       await resendUntilReplaced(urls[1]!);
+      await new Promise((r) => setTimeout(r, 300));
+      expectReplacedOnly();
+      expect(procs[1]!.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over')).toEqual([
+        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
+      ]);
+    }, 60_000);
+
+    it('killed with kill -9, and the event never sent again: the replica that saw the run goes on with it once its Lease expired', async () => {
+      const { procs, urls } = await stopDuringReplace({ duration: '3s', renew: '1s' });
+      expect(await post(urls[1]!, ['i-1'])).toBe(200);
+      procs[0]!.child.kill('SIGKILL');
+      await procs[0]!.exited;
+      await replace.waitForCalls(2, 20_000);
       await new Promise((r) => setTimeout(r, 300));
       expectReplacedOnly();
       expect(procs[1]!.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over')).toEqual([

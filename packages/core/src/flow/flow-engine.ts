@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
 import type { FlowConfig } from '../config/schema.js';
 import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
-import type { ClaimResult, HandedBackRun, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
+import type { ClaimResult, CutShortRun, RunStateStore, StateBackend, TakenOver } from '../state/run-state-store.js';
 import { BoundedQueue, FlowSlots } from './bounded-queue.js';
 import { DropLog } from './drop-log.js';
 import { ThrottledLog } from '../throttled-log.js';
@@ -305,16 +305,16 @@ export class FlowEngine {
   }
 
   /**
-   * Goes on with a run another replica handed back at its shutdown, as its event sent again would: the claim
-   * takes the group over and the run goes on after the plugins that acted there (one replica's claim wins).
-   * Only for a flow of this engine that takes the event and groups it under the Lease's key, and not once
-   * this engine stopped taking events: otherwise the run waits for the event to be sent again, as before.
+   * Goes on with a run another replica cut short (handed back at its shutdown, or left when it stopped renewing),
+   * as its event sent again would: the claim takes the group over and the run goes on after the plugins that acted
+   * there (one replica's claim wins). Only for a flow of this engine that takes the event and groups it under the
+   * Lease's key, and not once this engine stopped taking events: otherwise the run waits for its event again.
    */
-  goOnWith(run: HandedBackRun): void {
+  goOnWith(run: CutShortRun): void {
     if (!this.accepting) return;
     const flow = this.byName.get(run.flow);
     if (!flow || flow.matches(run.event) || flow.groupKey(run.event) !== run.key) {
-      this.options.logger.debug({ flow: run.flow, groupKey: run.key, eventId: run.event.id }, 'a run handed back by another replica is not for a flow of this configuration: it goes on with its next event');
+      this.options.logger.debug({ flow: run.flow, groupKey: run.key, eventId: run.event.id }, 'a run another replica cut short is not for a flow of this configuration: it goes on with its next event');
       return;
     }
     this.dispatch(run.event, run.receivedAt, undefined, { flows: new Set([run.flow]), again: true });

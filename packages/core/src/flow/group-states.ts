@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import type { ClaimResult, HandedBackRun, RunStateStore, StateBackend, StoreDescription } from '../state/run-state-store.js';
+import type { ClaimResult, CutShortRun, RunStateStore, StateBackend, StoreDescription } from '../state/run-state-store.js';
 
 /**
  * Where a group is in its life: a run queued or calling plugins, a failed run
@@ -137,7 +137,7 @@ export class GroupStates implements RunStateStore {
   }
 
   /** Nothing is handed over between processes here. */
-  onHandedBack(_listener: (run: HandedBackRun) => void): void {}
+  onCutShort(_listener: (run: CutShortRun) => void): void {}
 
   /** Restores a state read back from disk, without writing it again unless `rewrite` (it was changed since it was read). */
   restore(state: GroupState, { rewrite } = { rewrite: false }): void {

@@ -11,7 +11,7 @@ import type { RunProgress } from '../flow/group-states.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore, PLACE_KEPT_MS } from './kubernetes-store.js';
-import type { HandedBackRun } from './run-state-store.js';
+import type { CutShortRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
 import { leaseName, MAX_EVENT_CHARS } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
@@ -200,8 +200,8 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   it('a run cut short is handed back with its event: the next list of another replica offers it to go on with, but never a garbled event, another event\'s or one too long to keep', async () => {
     const a = replica('a').store;
     const b = replica('b').store;
-    const offered: HandedBackRun[] = [];
-    b.onHandedBack((handed) => offered.push(handed));
+    const offered: CutShortRun[] = [];
+    b.onCutShort((handed) => offered.push(handed));
     for (const key of ['kept', 'garbled', 'other']) {
       a.tryStart(key, 'spot', run(`e-${key}`), Date.now());
       expect((await a.claim(key, run(`e-${key}`))).claim).toBe('held');
@@ -225,6 +225,27 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     edit('other', JSON.stringify({ event: run('e-kept').event, receivedAt: 1 }));
     await observe(b);
     expect(offered).toEqual([{ key: 'kept', flow: 'spot', event: run('e-kept').event, receivedAt: run('e-kept').receivedAt }]);
+  });
+
+  it('a run whose holder was killed is offered with its event by the first list that finds its Lease expired, never before', async () => {
+    const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const offered: CutShortRun[] = [];
+    b.onCutShort((cut) => offered.push(cut));
+    dead.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await dead.claim('g', run('e1'))).claim).toBe('held');
+    expect(JSON.parse(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/run-event']!)).toEqual({ event: run('e1').event, receivedAt: run('e1').receivedAt });
+    await observe(b);
+    expect(offered).toEqual([]);
+    await sleep(1_100);
+    await observe(b);
+    expect(offered).toEqual([{ key: 'g', flow: 'spot', event: run('e1').event, receivedAt: run('e1').receivedAt }]);
+    // Once it succeeded, the cooldown keeps no event.
+    b.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await b.claim('g', run('e1'))).claim).toBe('held');
+    b.succeeded('g', Date.now(), 60_000);
+    expect(await b.commit()).toBe(true);
+    expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/run-event']).toBeUndefined();
   });
 
   it('a run cut short hands back nothing it does not hold: a run whose claim another replica won is only freed here', async () => {
@@ -784,7 +805,7 @@ describe('FlowEngine on the Kubernetes store', () => {
       });
       const { config } = parseConfig('plugins:\n  drain: { type: log }\n  replace: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    cooldown: 10m\n    plugins: [drain, replace]\n', 'test.yaml', {});
       const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin('drain')], ['replace', plugin('replace')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
-      store.onHandedBack((handed) => engine.goOnWith(handed));
+      store.onCutShort((handed) => engine.goOnWith(handed));
       return { engine, store };
     };
     const a = engineOf('a');

@@ -4,8 +4,8 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
-import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
-import type { ClaimResult, HandedBackRun, StateBackend, StoreDescription } from './run-state-store.js';
+import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseName, placeOf, toLease, type LeaseEvent, type LeasePlace, type LeaseRecord } from './lease-record.js';
+import type { ClaimResult, CutShortRun, StateBackend, StoreDescription } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
 interface Doubt {
@@ -121,8 +121,8 @@ export class KubernetesRunStateStore extends GroupStates {
   private reachable = true;
   /** The Leases of every replica as the last sweep listed them, for the status API. */
   private shared: LeaseRecord[] = [];
-  /** Told of each run handed back with its event that a list finds (see {@link onHandedBack}). */
-  private handedBackTo: ((run: HandedBackRun) => void) | undefined;
+  /** Told of each run cut short with its event that a list finds (see {@link onCutShort}). */
+  private cutShortTo: ((run: CutShortRun) => void) | undefined;
   private readonly renewer: NodeJS.Timeout;
   private prober: NodeJS.Timeout | undefined;
 
@@ -175,7 +175,7 @@ export class KubernetesRunStateStore extends GroupStates {
     super.succeeded(key, now, cooldownMs);
     const held = this.mine.get(key);
     if (cooldownMs > 0 && held) {
-      const { place: _done, ...record } = held.record;
+      const { place: _done, event: _acted, ...record } = held.record;
       this.write(key, held, { ...record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now }, true);
     }
   }
@@ -192,9 +192,9 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   /**
-   * Hands the run's Lease back with its place and its event (holder empty), rather than delete it: the next
-   * replica to list the Leases, or the group's next event on any replica, takes it over at once and goes on
-   * after the plugins the run passed.
+   * Hands the run's Lease back with its place (holder empty), rather than delete it: the next replica to list
+   * the Leases goes on with it by itself (the Lease has its event since the claim), and the group's next event
+   * on any replica takes it over at once; either goes on after the plugins the run passed.
    */
   override cutShort(key: string, run: RunProgress): void {
     const held = this.mine.get(key);
@@ -202,9 +202,7 @@ export class KubernetesRunStateStore extends GroupStates {
     if (!held || !place) return this.release(key);
     this.forget(key);
     this.mine.delete(key);
-    const event = eventOf(run);
-    if (!event) this.options.logger.warn({ groupKey: key, eventId: run.event.id }, 'the event is too long to keep in the run\'s Lease: the run goes on when the event is sent again');
-    held.record = { ...held.record, holder: '', place, ...(event ? { event } : {}), renewedAt: this.options.clock.now() };
+    held.record = { ...held.record, holder: '', place, renewedAt: this.options.clock.now() };
     const written = held.writing.then(async () => {
       try {
         held.lease = await this.saveHeld(held);
@@ -217,6 +215,13 @@ export class KubernetesRunStateStore extends GroupStates {
     this.track(written, key);
   }
 
+  /** `run`'s event, or undefined (and a warning) when it is too long to keep in a Lease: a run cut short then waits for its event again. */
+  private eventToKeep(key: string, run: RunProgress): LeaseEvent | undefined {
+    const event = eventOf(run);
+    if (!event) this.options.logger.warn({ groupKey: key, eventId: run.event.id }, 'the event is too long to keep in the run\'s Lease: if the run is cut short, it goes on only when the event is sent again');
+    return event;
+  }
+
   /** `run`'s place, or undefined (and a warning) when it is too long to keep in a Lease: a takeover then runs the group from its start. */
   private placeToKeep(key: string, run: RunProgress): LeasePlace | undefined {
     const place = placeOf(run);
@@ -224,8 +229,8 @@ export class KubernetesRunStateStore extends GroupStates {
     return place;
   }
 
-  override onHandedBack(listener: (run: HandedBackRun) => void): void {
-    this.handedBackTo = listener;
+  override onCutShort(listener: (run: CutShortRun) => void): void {
+    this.cutShortTo = listener;
   }
 
   override holdLost(key: string): AbortSignal | undefined {
@@ -330,7 +335,7 @@ export class KubernetesRunStateStore extends GroupStates {
 
   /** Claims the group for `run`; never rejects. A run not held locally any more gets no claim, and frees the group only while it is its own. */
   private async acquire(key: string, flow: string, run: RunProgress, now: number): Promise<ClaimResult> {
-    const result = await this.acquireLease(key, flow, run.event.id, now);
+    const result = await this.acquireLease(key, flow, run, now);
     if (this.claiming.get(key) !== run) {
       // Its run was released while the claim was in flight (a full queue): nothing acts on it.
       if (result.claim === 'held') this.dropHeld(key);
@@ -342,10 +347,12 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   /** Creates the group's Lease, or takes it over when its hold is over; never rejects. */
-  private async acquireLease(key: string, flow: string, eventId: string, now: number): Promise<ClaimResult> {
+  private async acquireLease(key: string, flow: string, run: RunProgress, now: number): Promise<ClaimResult> {
     const { identity, leaseDurationMs } = this.options;
     const name = leaseName(this.options.leasePrefix, key);
-    const record: LeaseRecord = { key, flow, eventId, phase: 'running', since: now, holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
+    // The event goes in from the claim on: a replica that finds the run cut short (handed back, or its holder killed) goes on with it by itself.
+    const event = this.eventToKeep(key, run);
+    const record: LeaseRecord = { key, flow, eventId: run.event.id, phase: 'running', since: now, ...(event ? { event } : {}), holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
     // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
     const earlier = this.doubts.get(key)?.record;
     this.doubts.delete(key);
@@ -649,8 +656,9 @@ export class KubernetesRunStateStore extends GroupStates {
       if (!record && !this.unreadableOver(lease)) continue;
       // Over: the next event of the group claims it (and reports a run cut short).
       if (record && record.holder !== identity) this.others.delete(record.key);
-      // Handed back with its event: this replica claims it now, as that event sent again would (one claim wins).
-      if (record?.event && handedBack(record) && !this.mine.has(record.key)) this.handedBackTo?.({ key: record.key, flow: record.flow, ...record.event });
+      // A run cut short (handed back, or its holder stopped renewing) with its event: this replica claims it now, as that
+      // event sent again would (one claim wins) and goes on with it.
+      if (record?.event && record.phase === 'running' && !this.mine.has(record.key)) this.cutShortTo?.({ key: record.key, flow: record.flow, ...record.event });
       const { name, uid, resourceVersion } = lease.metadata ?? {};
       // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place a while.
       if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running') || (record?.place && now - heldUntil(record) < PLACE_KEPT_MS)) continue;

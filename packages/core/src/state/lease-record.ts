@@ -47,18 +47,18 @@ export function placeOf(run: RunProgress): LeasePlace | undefined {
 }
 
 /**
- * The event of a run its holder handed back at shutdown, and when it was received: with it, a replica that
- * lists the Lease goes on with the run by itself, rather than wait for the event to be sent again (an
- * Alertmanager webhook repeats a notification it delivered only after `repeat_interval`, 4h by default).
+ * A run's event and when it was received, kept in its Lease while it runs: a replica that finds the run cut short
+ * (handed back at shutdown, or its holder killed) goes on with it by itself, rather than wait for the event to be
+ * sent again (an Alertmanager webhook repeats a notification it delivered only after `repeat_interval`, 4h by default).
  */
 export type LeaseEvent = Pick<RunProgress, 'event' | 'receivedAt'>;
 
 const eventSchema = z.strictObject(runEvent);
 
-/** The longest event a handed-back Lease keeps, as JSON; a longer one waits for its group's next event, as before. Bounded as a place is. */
+/** The longest event a Lease keeps, as JSON; a run of a longer one, cut short, waits for its group's next event. Bounded as a place is. */
 export const MAX_EVENT_CHARS = 64 * 1024;
 
-/** `run`'s event as a handed-back Lease keeps it, or undefined when it is longer than {@link MAX_EVENT_CHARS}. */
+/** `run`'s event as a Lease keeps it, or undefined when it is longer than {@link MAX_EVENT_CHARS}. */
 export function eventOf(run: RunProgress): LeaseEvent | undefined {
   const kept: LeaseEvent = { event: run.event, receivedAt: run.receivedAt };
   return JSON.stringify(kept).length <= MAX_EVENT_CHARS ? kept : undefined;
@@ -96,7 +96,7 @@ export interface LeaseRecord {
   until?: number;
   /** Running: how far the run got, once it passed a plugin or waits for a retry. */
   place?: LeasePlace;
-  /** Handed back: the run's event, for a replica to go on with it without waiting for the event again. */
+  /** Running: the run's event, for a replica that finds the run cut short to go on with it without waiting for the event again. */
   event?: LeaseEvent;
   /** Empty when the run's holder handed it back, cut short by a shutdown: any replica may take it over at once. */
   holder: string;

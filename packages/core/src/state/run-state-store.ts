@@ -31,8 +31,8 @@ export interface StoreDescription {
   durable: boolean;
 }
 
-/** A run another replica handed back at its shutdown, with the event it was for. */
-export interface HandedBackRun {
+/** A run another replica cut short (handed back at its shutdown, or left when it stopped renewing), with the event it was for. */
+export interface CutShortRun {
   key: string;
   flow: string;
   event: CloudEvent;
@@ -123,11 +123,11 @@ export interface RunStateStore {
    */
   cutShort(key: string, run: RunProgress): void;
   /**
-   * Hears of runs another process handed back at its shutdown with their event ({@link cutShort}), so that
-   * this one goes on with them without waiting for the event to be sent again: the kubernetes backend finds
-   * them as it lists its Leases. The other backends hand nothing over between processes.
+   * Hears of runs another process cut short (it handed them back at its shutdown, or stopped renewing them) whose
+   * event the store keeps, so that this one goes on with them without waiting for the event to be sent again: the
+   * kubernetes backend finds them as it lists its Leases. The other backends hand nothing over between processes.
    */
-  onHandedBack(listener: (run: HandedBackRun) => void): void;
+  onCutShort(listener: (run: CutShortRun) => void): void;
   /** Takes back a state read from the store at start, without writing it again unless `rewrite` (it was changed since it was read). */
   restore(state: GroupState, rewrite?: { rewrite: boolean }): void;
   /** The state holding the group now, as this process knows it. */
