@@ -479,11 +479,13 @@ export class FlowEngine {
    * and stays where the store keeps it (see NOT_STARTED_BECAUSE). A source that
    * listens hears it was interrupted. Counted, and logged once for all by
    * `shutdown()`: a queue of thousands would otherwise hold the exit behind as
-   * many log lines.
+   * many log lines. A later try that came due keeps the place it waits at (a
+   * Lease is handed back with it), rather than its group being freed for a run from the start.
    */
   private leaveQueued(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): void {
     this.heldBytes.release(flow.name, bytes);
-    // As a run cut short before its first call: the journal has it already; a Lease is handed back with its event.
+    // As a run cut short before its first call: the journal has it already; a Lease is handed back with its event
+    // (and, for a later try that came due, the place it waits at).
     if (!this.states.resumesRuns) this.states.cutShort(key, progress);
     this.listeners.take(key, progress.event)?.({ flow: flow.name, outcome: 'interrupted', error: 'core stopped before the run started' });
     this.options.metrics.flowRuns.inc({ flow: flow.name, outcome: 'interrupted' });

@@ -786,6 +786,46 @@ describe('FlowEngine on the Kubernetes store', () => {
     await b.engine.shutdown(1_000);
   });
 
+  it('a run whose next try came due but still waited in the queue when the shutdown grace ended is handed back with its place: another replica calls only the plugin that failed', async () => {
+    const calls: string[] = [];
+    const engineOf = (replicaName: string): FlowEngine => {
+      const { store } = replica(replicaName);
+      const plugin = (name: string): ActionPlugin => ({
+        name,
+        timeoutMs: 60_000,
+        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+        invoke: async (event, { signal }) => {
+          const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+          calls.push(`${replicaName} ${name} ${instance}`);
+          // i-1's first terminate fails; i-2 keeps the flow's one slot until the shutdown cuts it short.
+          if (name === 'terminate' && instance === 'i-1' && replicaName === 'a') throw new PluginError(Code.Unavailable, 'EC2 throttled');
+          if (instance === 'i-2') await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+          return { status: 'ok', message: '', attributes: {} };
+        },
+        close: () => {},
+      });
+      const yaml = 'plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    runRetry: { attempts: 3, initialBackoff: 50ms, maxBackoff: 50ms }\n    plugins: [detach, terminate]\n';
+      const { config } = parseConfig(yaml, 'test.yaml', {});
+      return new FlowEngine({ flows: config.flows, plugins: new Map([['detach', plugin('detach')], ['terminate', plugin('terminate')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    };
+    const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: instance } } });
+    const a = engineOf('a');
+    a.dispatch(notice('e1', 'i-1'), Date.now());
+    // Queued behind i-1's first try: it takes the slot before i-1's next try comes due, and keeps it.
+    a.dispatch(notice('e2', 'i-2'), Date.now());
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['a detach i-1', 'a terminate i-1', 'a detach i-2']);
+    // i-1's next try is due and waits for the slot.
+    await expect.poll(() => a.flowStatus()[0]!.queued, { timeout: 5_000, interval: 10 }).toBe(1);
+    await a.shutdown(100);
+    await stores[0]!.close();
+    const b = engineOf('b');
+    const heard: RunSettlement[] = [];
+    b.dispatch(notice('e1', 'i-1'), Date.now(), (s) => heard.push(s));
+    await b.drain();
+    expect(heard.map((s) => s.outcome)).toEqual(['succeeded']);
+    expect(calls.slice(3)).toEqual(['b terminate i-1']);
+  });
+
   it('a run in flight at shutdown is handed back with its event: another replica goes on with it by itself at its next list, calling only the plugins after the one that acted, with no event sent again', async () => {
     const calls: string[] = [];
     let stall = true;
