@@ -516,6 +516,38 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await b.claim('g', run('e2'))).toEqual({ claim: 'held' });
   });
 
+  it('a takeover of a handed-back run whose answer was lost (the client\'s repeat met it as a 409) is this claim\'s own: it keeps the run\'s place, and reports no run of its own replica interrupted', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const place = { next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] }, attributes: { detached: 'yes' }, attempt: 1, restarts: 0 };
+    a.cutShort('g', { ...run('e1'), ...place });
+    expect(await a.commit('g')).toBe(true);
+    api.failNext(1, { method: 'PUT', effect: 'lose-answer' });
+    b.tryStart('g', 'spot', run('e1'), Date.now());
+    expect(await b.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: '', handedBack: true, eventId: 'e1', since: expect.any(Number), place } });
+  });
+
+  it('a takeover of a handed-back run applied without an answer (the client\'s repeat of it too) is handed back again with the run\'s place, not deleted: the event\'s re-send goes on from it', async () => {
+    const a = replica('a').store;
+    const b = replica('b', { renewIntervalMs: 200 }).store;
+    const c = replica('c').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const place = { next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] }, attributes: { detached: 'yes' }, attempt: 1, restarts: 0 };
+    a.cutShort('g', { ...run('e1'), ...place });
+    expect(await a.commit('g')).toBe(true);
+    api.failNext(2, { method: 'PUT', effect: 'lose-answer' });
+    b.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await b.claim('g', run('e1'))).claim).toBe('unavailable');
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('b');
+    // b's next renew tick finds the Lease its takeover left, with no run behind it.
+    await expect.poll(() => api.cluster.leases.all().map((l) => l.spec!.holderIdentity), { timeout: 5_000, interval: 20 }).toEqual(['']);
+    c.tryStart('g', 'spot', run('e1'), Date.now());
+    expect(await c.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: '', handedBack: true, eventId: 'e1', since: expect.any(Number), place } });
+  });
+
   it('a takeover applied without an answer (the client\'s repeat of it too): the event is refused, and the Lease it left is deleted at the next renewal tick, so another replica can take the group at once', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;

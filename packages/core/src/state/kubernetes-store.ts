@@ -394,10 +394,13 @@ export class KubernetesRunStateStore extends GroupStates {
           if (found) this.remember(current, found, at);
           return found?.phase === 'cooling' ? COOLING_ELSEWHERE : RUNNING_ELSEWHERE;
         }
-        const next = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1 };
+        // The run's place stays in the Lease until the run writes its own: a replica that takes the group over from this one
+        // (this one killed before that write) goes on from it as well, as does a doubt's hand-back.
+        const kept = found?.place && found.eventId === record.eventId ? { place: found.place } : {};
+        const next: LeaseRecord = { ...record, since: at, renewedAt: at, transitions: (found?.transitions ?? 0) + 1, ...kept };
         const sentAt = this.elapsed();
         try {
-          this.hold(key, name, next, await api.replace(toLease(name, next, current)), sentAt);
+          this.hold(key, name, next, await this.takeOver(name, next, current), sentAt);
         } catch (err) {
           // Another replica took it over first: look again.
           if (isRefused(err, 409)) continue;
@@ -417,6 +420,22 @@ export class KubernetesRunStateStore extends GroupStates {
       if (isOutage(err)) this.failed(err);
       this.claimLog.log('claim', 'error', { err, groupKey: key, lease: this.shownLease(name) }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again', 'alsoRefusedSinceLastLine');
       return UNAVAILABLE;
+    }
+  }
+
+  /**
+   * Replaces `current` with `next`. A 409 may be this very update, applied though its answer was lost (the client's repeat
+   * met it): read back as written, it is ours, and the run it took over is the one `current` held, not one of this replica's.
+   */
+  private async takeOver(name: string, next: LeaseRecord, current: V1Lease): Promise<V1Lease> {
+    try {
+      return await this.options.api.replace(toLease(name, next, current));
+    } catch (err) {
+      if (!isRefused(err, 409)) throw err;
+      const lease = await this.readOrUndefined(name);
+      const found = lease && fromLease(lease);
+      if (found && sameClaim(found, next)) return lease;
+      throw err;
     }
   }
 
@@ -598,8 +617,8 @@ export class KubernetesRunStateStore extends GroupStates {
 
   /**
    * Looks for the Lease of a claim whose create or takeover got no answer: found as that
-   * claim left it, it has no run behind it and is deleted (only as read), so
-   * other replicas need not wait for it to expire. Looked for until an orphan
+   * claim left it, it has no run behind it and is deleted (only as read), or handed back when it
+   * kept a run's place, so other replicas need not wait for it to expire. Looked for until an orphan
    * would have expired anyway, or until it is known to be someone else's.
    */
   private async settleDoubt(key: string, doubt: Doubt): Promise<void> {
@@ -614,8 +633,11 @@ export class KubernetesRunStateStore extends GroupStates {
       // Not (yet) there: a create still on its way may land; look again next time.
       if (!current) return;
       if (found && sameClaim(found, doubt.record) && !this.mine.has(key)) {
-        await this.options.api.delete(doubt.name, { uid: current.metadata!.uid!, resourceVersion: current.metadata!.resourceVersion! });
-        this.options.logger.warn({ groupKey: key, lease: this.shownLease(doubt.name) }, 'deleted the Lease of a claim whose create got no answer but was applied; the event was refused and is sent again');
+        // A takeover that kept a run's place hands the Lease back with it, as it was before: the event's re-send goes on from there.
+        if (found.place) await this.options.api.replace(toLease(doubt.name, { ...found, holder: '', renewedAt: this.options.clock.now() }, current));
+        else await this.options.api.delete(doubt.name, { uid: current.metadata!.uid!, resourceVersion: current.metadata!.resourceVersion! });
+        const what = found.place ? 'handed back (with its run\'s place) the Lease of a takeover' : 'deleted the Lease of a claim';
+        this.options.logger.warn({ groupKey: key, lease: this.shownLease(doubt.name) }, `${what} whose write got no answer but was applied; the event was refused and is sent again`);
       }
       done();
     } catch (err) {
