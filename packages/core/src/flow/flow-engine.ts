@@ -516,7 +516,8 @@ export class FlowEngine {
 
   /**
    * Another replica's run of the group that stopped without finishing, which this run takes the place of: reported
-   * interrupted (unless its replica handed it back, and reported it so, at shutdown). Returns where this run goes on
+   * interrupted (unless its replica handed it back, and reported it so, at shutdown, or it is this replica's own run,
+   * reported when it stopped as its hold lapsed). Returns where this run goes on
    * ({@link goOnAfter}), or why it does not.
    */
   private takeOver(flow: CompiledFlow, groupKey: string, progress: RunProgress, takenOver: TakenOver): RunProgress | { reason: string } {
@@ -527,6 +528,11 @@ export class FlowEngine {
     const fields = { flow: flow.name, groupKey, eventId, holder, since: new Date(since).toISOString(), ...then };
     if (takenOver.handedBack) {
       this.options.logger.info(fields, 'run handed back by a replica at its shutdown: this replica takes the group over');
+      return goOn;
+    }
+    // Reported interrupted here when it stopped.
+    if (takenOver.stoppedHere) {
+      this.options.logger.info(fields, 'run this replica stopped when it lost its hold on the group\'s Lease: it takes the group over again');
       return goOn;
     }
     this.options.metrics.flowRuns.inc({ flow: flow.name, outcome: 'interrupted' });

@@ -940,6 +940,37 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(calls).toEqual(['detach i-2', 'terminate i-2']);
   });
 
+  it('a run this replica stopped when its hold lapsed, taken over again by this replica, is reported interrupted once, not also as another replica\'s', async () => {
+    const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const { store } = replica('a', { leaseDurationMs: 180_000, renewIntervalMs: 100, shift });
+    const calls: string[] = [];
+    const plugin: ActionPlugin = {
+      name: 'detach',
+      timeoutMs: 600_000,
+      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+      invoke: async (_event, { signal }) => {
+        calls.push('detach');
+        // The first call waits until its run is stopped; the next answers.
+        if (calls.length === 1) await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+        return { status: 'ok', message: '', attributes: {} };
+      },
+      close: () => {},
+    };
+    const { config } = parseConfig('plugins:\n  detach: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    plugins: [detach]\n', 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['detach', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    const event: CloudEvent = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } };
+    engine.dispatch(event, Date.now());
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['detach']);
+    // Stopped past its Lease: its next renew tick finds its renewals unconfirmed too long, and stops the run.
+    shift.monotonicMs = 200_000;
+    await expect.poll(() => engine.recentRuns().map((r) => r.outcome), { timeout: 5_000, interval: 10 }).toEqual(['interrupted']);
+    // The event's re-send reaches the same replica, which takes its own Lease over.
+    engine.dispatch(event, Date.now());
+    await expect.poll(() => engine.recentRuns().map((r) => r.outcome), { timeout: 5_000, interval: 10 }).toEqual(['succeeded', 'interrupted']);
+    await engine.drain();
+    expect(engine.recentRuns().map((r) => r.error ?? '')).not.toContainEqual(expect.stringMatching(/stopped renewing/));
+  });
+
   it('a replica paused past its Lease (SIGSTOP, a GC pause) whose plugin answers as it resumes calls no further plugin: another replica took the group over meanwhile', async () => {
     // Renew ticks far apart: the answer comes in before any tick of the resumed process, as Node runs I/O before timers.
     const aShift: ClockShift = { wallMs: 0, monotonicMs: 0 };

@@ -5,7 +5,7 @@ import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseName, placeOf, toLease, type LeaseEvent, type LeasePlace, type LeaseRecord } from './lease-record.js';
-import type { ClaimResult, CutShortRun, StateBackend, StoreDescription } from './run-state-store.js';
+import type { ClaimResult, CutShortRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
 interface Doubt {
@@ -106,6 +106,8 @@ export class KubernetesRunStateStore extends GroupStates {
   private readonly settlingByKey = new Map<string, Promise<unknown>>();
   /** Lease names by the resourceVersion this replica last saw and since when (monotonic ms): a running Lease is expired only once seen unchanged for its duration. */
   private readonly observed = new Map<string, { version: string; at: number }>();
+  /** Leases whose run this process stopped when it lost its hold, while they still name this replica: a claim that takes one over reports no other run interrupted. */
+  private readonly stopped = new Set<string>();
   /** Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found. */
   private readonly doubts = new Map<string, Doubt>();
   private readonly elapsed: () => number;
@@ -410,7 +412,8 @@ export class KubernetesRunStateStore extends GroupStates {
         }
         const interrupted = found?.phase === 'running' && !(earlier && sameClaim(found, earlier));
         if (!interrupted) return HELD;
-        const takenOver = { holder: found.holder, handedBack: handedBack(found), eventId: found.eventId, since: found.since };
+        const takenOver: TakenOver = { holder: found.holder, handedBack: handedBack(found), eventId: found.eventId, since: found.since };
+        if (found.holder === identity && this.stopped.delete(name)) takenOver.stoppedHere = true;
         return { claim: 'held', takenOver: found.place ? { ...takenOver, place: found.place } : takenOver };
       }
       return RUNNING_ELSEWHERE;
@@ -577,6 +580,7 @@ export class KubernetesRunStateStore extends GroupStates {
   private loseHold(key: string, held: HeldLease, why: string): void {
     if (this.mine.get(key) === held) this.mine.delete(key);
     const running = held.record.phase === 'running';
+    if (running) this.stopped.add(held.name);
     held.lost.abort(new Error(`lost the hold on group ${key}: ${why}`));
     this.options.logger.error({ groupKey: key, lease: this.shownLease(held.name), runInProgress: running }, `lost the Lease of a group this replica holds: ${why}${running ? '; its run is stopped' : ''}`);
   }
@@ -687,6 +691,7 @@ export class KubernetesRunStateStore extends GroupStates {
       await this.options.api.delete(name!, { uid: uid!, resourceVersion: resourceVersion! }).catch(() => {});
     }
     for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
+    for (const name of this.stopped) if (!listed.has(name)) this.stopped.delete(name);
     // A run elsewhere whose Lease is gone failed or was cut short there: its group is free.
     for (const [key, other] of this.others) if (other.state.phase !== 'cooling' && !listed.has(leaseName(this.options.leasePrefix, key))) this.others.delete(key);
     this.shared = records;

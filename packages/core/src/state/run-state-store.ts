@@ -46,6 +46,8 @@ export interface TakenOver {
   holder: string;
   /** The holder cut the run short at shutdown and gave its Lease up (and reported it interrupted itself). */
   handedBack: boolean;
+  /** This process's own run, which it stopped (and reported interrupted) when it lost its hold: its Lease still named this replica. */
+  stoppedHere?: true;
   /** How far the run got there, if it passed a plugin or waited for a retry. */
   place?: LeasePlace;
   /** The event that started the run cut short. */
