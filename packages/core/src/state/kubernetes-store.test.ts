@@ -314,6 +314,19 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(b.holdLost('g')?.aborted).toBe(false);
   });
 
+  it('an event id longer than a Lease can keep (a CloudEvents id of 300 KiB) still claims its group, and a run cut short goes on for that event', async () => {
+    const a = replica('a').store;
+    const b = replica('b').store;
+    const id = 'x'.repeat(300 * 1024);
+    a.tryStart('g', 'spot', run(id), Date.now());
+    expect(await a.claim('g', run(id))).toEqual({ claim: 'held' });
+    const place = { next: 1, attributes: {}, attempt: 1, restarts: 0 };
+    a.cutShort('g', { ...run(id), ...place });
+    expect(await a.commit('g')).toBe(true);
+    b.tryStart('g', 'spot', run(id), Date.now());
+    expect(await b.claim('g', run(id))).toEqual({ claim: 'held', takenOver: { holder: '', handedBack: true, eventId: id, since: expect.any(Number), place } });
+  });
+
   it('a holder that renews keeps its run: no takeover, however long it runs', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;

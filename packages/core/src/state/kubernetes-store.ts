@@ -4,7 +4,7 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
-import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseName, placeOf, toLease, type LeaseEvent, type LeasePlace, type LeaseRecord } from './lease-record.js';
+import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseName, placeOf, toLease, type LeaseEvent, type LeasePlace, type LeaseRecord } from './lease-record.js';
 import type { ClaimResult, CutShortRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
@@ -354,13 +354,15 @@ export class KubernetesRunStateStore extends GroupStates {
     const name = leaseName(this.options.leasePrefix, key);
     // The event goes in from the claim on: a replica that finds the run cut short (handed back, or its holder killed) goes on with it by itself.
     const event = this.eventToKeep(key, run);
-    const record: LeaseRecord = { key, flow, eventId: run.event.id, phase: 'running', since: now, ...(event ? { event } : {}), holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
+    const record: LeaseRecord = { key, flow, eventId: leaseEventId(run.event.id), phase: 'running', since: now, ...(event ? { event } : {}), holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
     // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
     const earlier = this.doubts.get(key)?.record;
     this.doubts.delete(key);
     const attempt: ClaimAttempt = { unanswered: undefined, startedAt: this.elapsed() };
     const result = await this.claimLease(key, name, record, attempt, earlier);
     if (attempt.unanswered && result.claim !== 'held') this.doubts.set(key, { name, record: attempt.unanswered, until: this.elapsed() + leaseDurationMs });
+    // A run taken over for this very event is named by the event's own id, which the engine compares.
+    if (result.claim === 'held' && result.takenOver?.eventId === record.eventId) result.takenOver.eventId = run.event.id;
     return result;
   }
 

@@ -83,6 +83,18 @@ export function leaseName(prefix: string, groupKey: string): string {
   return `${prefix}${createHash('sha256').update(groupKey).digest('hex').slice(0, 40)}`;
 }
 
+/** The longest event id a Lease keeps as it is. */
+export const MAX_EVENT_ID_CHARS = 1_024;
+
+/**
+ * An event's id as a Lease keeps it: as it is, or past {@link MAX_EVENT_ID_CHARS} (a CloudEvents id may be
+ * any length) `sha256:` and its hex digest, so that the Lease stays within the API server's 256 KiB of
+ * annotations. Only compared, never shown back as the event's.
+ */
+export function leaseEventId(id: string): string {
+  return id.length <= MAX_EVENT_ID_CHARS ? id : `sha256:${createHash('sha256').update(id).digest('hex')}`;
+}
+
 /** A group's state as one Lease holds it. */
 export interface LeaseRecord {
   key: string;
@@ -167,7 +179,7 @@ export function fromLease(lease: V1Lease): LeaseRecord | undefined {
   const place = phase === 'running' ? parseAnnotation<LeasePlace>(a[A.place], placeSchema) : undefined;
   // Only the event of the run the Lease is for: another would start a run of another event in this group.
   const kept = phase === 'running' ? parseAnnotation<LeaseEvent>(a[A.event], eventSchema) : undefined;
-  const event = kept?.event.id === a[A.eventId] ? kept : undefined;
+  const event = kept && leaseEventId(kept.event.id) === a[A.eventId] ? kept : undefined;
   const record: LeaseRecord = {
     key,
     flow,
