@@ -3,12 +3,13 @@ import type { AcceptOptions, EventSink, RunSettlement } from '../event-sink.js';
 import type { DeleteReason } from './sqs-metrics.js';
 
 /**
- * What becomes of a message: deleted for a reason; left on the queue for SQS to hand out again; or, while a run of
- * its group is in progress on another replica, kept hidden and its event dispatched again later (`wait`).
+ * What becomes of a message: deleted for a reason; left on the queue for SQS to hand out again (after its visibility
+ * timeout, or at once with `now`); or, while a run of its group is in progress on another replica, kept hidden and its
+ * event dispatched again later (`wait`).
  */
 export type Verdict =
   | { readonly action: 'delete'; readonly reason: DeleteReason }
-  | { readonly action: 'leave'; readonly why: string }
+  | { readonly action: 'leave'; readonly why: string; readonly now?: true }
   | { readonly action: 'wait'; readonly why: string };
 
 /** The plugins' answer for an instance or node they do not know: acting again will not help. */
@@ -34,9 +35,13 @@ function verdictOfRun(settlement: RunSettlement): Verdict {
 /** Deletion reasons, strongest first: a message whose events ended differently is deleted for the first that applies. */
 const PRECEDENCE: readonly DeleteReason[] = ['acted', 'not_found', 'deduplicated', 'unmatched', 'ignored', 'unprocessable'];
 
-/** One verdict for a message from those of its events (a Health notice has one per instance): any left leaves it, else any waiting keeps it. */
+/**
+ * One verdict for a message from those of its events (a Health notice has one per instance): any left for its
+ * visibility timeout (a failed run's retry waits that long) leaves it so, else any left at once, else any waiting keeps it.
+ */
 export function combineVerdicts(verdicts: readonly Verdict[]): Verdict {
-  const kept = verdicts.find((v) => v.action === 'leave') ?? verdicts.find((v) => v.action === 'wait');
+  const kept =
+    verdicts.find((v) => v.action === 'leave' && !v.now) ?? verdicts.find((v) => v.action === 'leave') ?? verdicts.find((v) => v.action === 'wait');
   if (kept) return kept;
   const reasons = new Set(verdicts.map((v) => (v.action === 'delete' ? v.reason : undefined)));
   return { action: 'delete', reason: PRECEDENCE.find((r) => reasons.has(r)) ?? 'unmatched' };

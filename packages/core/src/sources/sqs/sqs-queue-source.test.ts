@@ -48,11 +48,8 @@ afterEach(async () => {
   await sqs?.close();
 });
 
-async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], visibility = '1s', queueExtra = '', configExtra = '', flowsExtra = ''): Promise<void> {
-  sqs = await startSqsStandIn();
-  queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
-  plugin = await startRecordingPlugin(behaviour);
-  core = await startTestCore(`${configExtra}
+/** The config `start` gives core: its flow `spot` takes the queue's spot warnings into the plugin. */
+const coreConfig = (visibility = '1s', queueExtra = '', configExtra = '', flowsExtra = ''): string => `${configExtra}
 plugins:
   drain: { type: grpc, address: "${plugin.address}", timeout: 30s, retry: { attempts: 1 } }
 flows:
@@ -69,7 +66,13 @@ ${flowsExtra}sources:
       endpoint: ${sqs.url}
       waitTimeSeconds: 1
       visibilityTimeout: ${visibility}
-${queueExtra}`);
+${queueExtra}`;
+
+async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], ...config: Parameters<typeof coreConfig>): Promise<void> {
+  sqs = await startSqsStandIn();
+  queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+  plugin = await startRecordingPlugin(behaviour);
+  core = await startTestCore(coreConfig(...config));
 }
 
 const state = (): string => `queue holds ${queue.list().length} messages; plugin got ${plugin.calls.length} calls`;
@@ -454,6 +457,27 @@ sources:
       await eventually(() => plugin.calls.length > 1 || sqs.callsTo('ChangeMessageVisibilityBatch').length >= extensions + 6);
       expect(plugin.calls.map((c) => c.flow)).toEqual(['notify']);
       expect(queue.list()).toHaveLength(1);
+    } finally {
+      await core?.close();
+      core = undefined;
+      await close();
+    }
+  });
+
+  it('a reload that renames the flow a message waits on (another replica runs its group) does not delete it as unmatched: it is handed out again at once, and the renamed flow acts on it', async () => {
+    const { state: sharedState, close } = await otherReplicaRunning('i-0b662ef9931388ba0');
+    try {
+      // A 30 s timeout: only a message made visible at once is acted on within this test.
+      await start(() => {}, '30s', '', sharedState);
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await eventually(() => core!.logs.some((l) => l['msg'] === 'SQS message kept hidden until a run on another replica ends'));
+      await core!.reload(parseConfig(coreConfig('30s', '', sharedState).replace('\n  spot:\n', '\n  spot-renamed:\n'), 'test.yaml', {}));
+      // Deleted as unmatched, the notice would be lost if the other replica's run failed or died.
+      await eventually(async () => plugin.calls.length > 0 || (await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unmatched' })) > 0);
+      await drained();
+      expect(plugin.calls.map((c) => c.flow)).toEqual(['spot-renamed']);
+      expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unmatched' })).toBe(0);
+      expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
     } finally {
       await core?.close();
       core = undefined;

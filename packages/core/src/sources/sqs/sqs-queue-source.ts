@@ -41,6 +41,18 @@ const RUNNING_ELSEWHERE_RECHECK_MS = 1_000;
  */
 const lookAgain = (flows: ReadonlySet<string>): AcceptOptions => (flows.size > 0 ? { again: true, flows } : { again: true });
 
+/**
+ * A look again's verdict for an event that waited for `flows`: none of them takes it any more (a configuration reload
+ * renamed, removed or changed them), which says nothing of the run on another replica it waited for. Deleted as
+ * unmatched, the notice would be lost if that run failed or its replica died; left, it is handed out again at once and
+ * dispatched as new to the flows configured now (a renamed flow's groups are new groups, as after a restart).
+ */
+function afterLook(verdict: Verdict, flows: ReadonlySet<string>): Verdict {
+  if (verdict.action !== 'delete' || verdict.reason !== 'unmatched') return verdict;
+  const named = flows.size > 0 ? `flows ${[...flows].join(', ')} ` : 'the flows ';
+  return { action: 'leave', now: true, why: `${named}it waited for no longer take it (a configuration reload renamed, removed or changed them)` };
+}
+
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
 const REFUSING_RECHECK_MS = 250;
 
@@ -294,8 +306,10 @@ export class SqsQueueSource implements EventSource {
     }
     if (verdict.action !== 'delete') {
       this.metrics.left.inc(labels);
-      this.logger.warn({ ...fields, receiveCount, why: verdict.why }, 'SQS message left on the queue; it is handed out again after its visibility timeout');
+      const now = verdict.action === 'leave' && verdict.now === true;
+      this.logger.warn({ ...fields, receiveCount, why: verdict.why }, `SQS message left on the queue; it is handed out again ${now ? 'at once' : 'after its visibility timeout'}`);
       if (this.stopping.signal.aborted) await this.releaseAtStop(receipt, fields);
+      else if (now) await this.release(receipt, fields, 'the flows it waited for changed');
       return;
     }
     try {
@@ -327,7 +341,7 @@ export class SqsQueueSource implements EventSource {
       const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt, round === 0 ? {} : lookAgain(waitingIn[i]!)));
       const ended = await Promise.all(progress.map((p) => p.verdict));
       pending.forEach((i, n) => {
-        verdicts[i] = ended[n]!;
+        verdicts[i] = round === 0 ? ended[n]! : afterLook(ended[n]!, waitingIn[i]!);
         waitingIn[i] = progress[n]!.waitingIn();
       });
       for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
@@ -351,12 +365,17 @@ export class SqsQueueSource implements EventSource {
    */
   private async releaseAtStop(receipt: { handle: string }, fields: Record<string, unknown>): Promise<void> {
     await Promise.all(this.pollers);
+    await this.release(receipt, fields, 'the source is stopping');
+  }
+
+  /** Makes a message visible at once under its newest receipt handle; `because` ends its log line. */
+  private async release(receipt: { handle: string }, fields: Record<string, unknown>, because: string): Promise<void> {
     try {
       await this.releaser!.send(receipt.handle);
-      this.logger.info(fields, 'SQS message made visible again at once: the source is stopping');
+      this.logger.info(fields, `SQS message made visible again at once: ${because}`);
     } catch (err) {
       this.failed('ChangeMessageVisibilityBatch', err);
-      this.logger.warn({ ...fields, err }, 'could not make an SQS message visible as the source stops; it is handed out again after its visibility timeout');
+      this.logger.warn({ ...fields, err }, `could not make an SQS message visible at once (${because}); it is handed out again after its visibility timeout`);
     }
   }
 
