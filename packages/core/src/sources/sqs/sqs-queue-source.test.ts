@@ -342,6 +342,23 @@ sources:
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'ignored' })).toBe(1);
   });
 
+  it('a message whose body does not match its MD5 (corrupted on the way) is left for its redrive policy, named in the log: the notices received with it are acted on', async () => {
+    await start(() => {});
+    const corrupted = queue.send(spotWarning('i-0b662ef9931388ba1'));
+    Object.assign(corrupted, { md5OfBody: '00000000000000000000000000000000' });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    // The SDK's own check fails the whole receive: the sound notice beside it would never be acted on.
+    await eventually(() => queue.list().length === 1 && corrupted.receiveCount >= 2);
+    expect(plugin.calls.map((c) => labelsOf(c.event)['instance_id'])).toEqual(['i-0b662ef9931388ba0']);
+    expect(queue.list()).toEqual([corrupted]);
+    expect(core!.logs.find((l) => l['msg'] === 'SQS message body does not match its MD5 (MD5OfBody): not acted on; left for a redelivery, and for the dead-letter queue if it stays so')).toMatchObject({
+      queue: 'interruptions',
+      messageId: corrupted.messageId,
+      md5OfBody: '00000000000000000000000000000000',
+    });
+    expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'ReceiveMessage' })).toBe(0);
+  });
+
   it('a delete SQS refuses leaves the message; its redelivery is deduplicated by the cooldown and deleted, never acted on twice', async () => {
     await start(() => {});
     // Three 500s outlast the SDK's three attempts.

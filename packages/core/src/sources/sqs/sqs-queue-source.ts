@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Clock, CloudEvent } from '@hollowtrees/grpcplugin';
@@ -51,6 +52,28 @@ function afterLook(verdict: Verdict, flows: ReadonlySet<string>): Verdict {
   if (verdict.action !== 'delete' || verdict.reason !== 'unmatched') return verdict;
   const named = flows.size > 0 ? `flows ${[...flows].join(', ')} ` : 'the flows ';
   return { action: 'leave', now: true, why: `${named}it waited for no longer take it (a configuration reload renamed, removed or changed them)` };
+}
+
+/**
+ * False where Node refuses MD5 (OpenSSL in FIPS mode): bodies then go unchecked, which TLS already protects on the
+ * way; checked there, every message would fail its handling and never be acted on.
+ */
+const MD5_AVAILABLE = ((): boolean => {
+  try {
+    createHash('md5');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Whether a message's body is what SQS stored: its MD5 matches `MD5OfBody`. Checked here, one message at a time, not
+ * by the SDK, whose check fails the whole receive: the notices received with a corrupted body would be hidden for a
+ * visibility timeout, received with it again and again, and pushed to the dead-letter queue unacted on.
+ */
+function intact(message: Message): boolean {
+  return message.MD5OfBody === undefined || !MD5_AVAILABLE || createHash('md5').update(message.Body ?? '', 'utf8').digest('hex') === message.MD5OfBody;
 }
 
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
@@ -111,7 +134,8 @@ export class SqsQueueSource implements EventSource {
 
   async start(sink: EventSink): Promise<void> {
     const configured = this.config.region ?? regionOfQueueUrl(this.config.url);
-    this.client = new SQSClient(awsClientConfig({ region: configured, endpoint: this.config.endpoint, callTimeout: this.config.callTimeout, longPolls: this.config.pollers }));
+    // md5 off: the SDK's check fails a whole receive for one corrupted body, and every notice received with it (see intact()).
+    this.client = new SQSClient({ ...awsClientConfig({ region: configured, endpoint: this.config.endpoint, callTimeout: this.config.callTimeout, longPolls: this.config.pollers }), md5: false });
     // Without a region anywhere the SDK fails every call; asking now makes that a configuration error at start.
     const region = configured ?? (await this.client.config.region().catch(() => undefined));
     if (!region) throw new SqsRegionMissing(this.index);
@@ -287,9 +311,12 @@ export class SqsQueueSource implements EventSource {
   private async settle(message: Message, receipt: { handle: string }, receivedAt: number, receiveCount: number): Promise<void> {
     const labels = { queue: this.name };
     const fields = { queue: this.name, messageId: message.MessageId };
-    const outcome = noticeToEvents(message.Body ?? '', { region: this.region });
+    const outcome = intact(message) ? noticeToEvents(message.Body ?? '', { region: this.region }) : undefined;
     let verdict: Verdict;
-    if (outcome.kind === 'unprocessable') {
+    if (outcome === undefined) {
+      this.logger.error({ ...fields, receiveCount, md5OfBody: message.MD5OfBody }, 'SQS message body does not match its MD5 (MD5OfBody): not acted on; left for a redelivery, and for the dead-letter queue if it stays so');
+      verdict = { action: 'leave', why: 'its body does not match its MD5 (MD5OfBody)' };
+    } else if (outcome.kind === 'unprocessable') {
       this.metrics.parseFailures.inc(labels);
       this.logger.error({ ...fields, receiveCount, reason: outcome.reason }, 'SQS message is not a notice Hollowtrees can read; deleting it');
       verdict = { action: 'delete', reason: 'unprocessable' };
