@@ -359,6 +359,18 @@ sources:
     expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'ReceiveMessage' })).toBe(0);
   });
 
+  it('a message whose delete takes seconds (its first try unanswered) stays hidden meanwhile: not received again at every visibility timeout (each receive counted towards maxReceiveCount), and is deleted once, as acted', async () => {
+    // A 2 s timeout, extended every 667 ms: a pause of the test worker up to 1.3 s lets no extension come too late.
+    await start(() => {}, '2s', '      callTimeout: 4s\n');
+    // The first try of the delete gets no answer for 4 s: two visibility timeouts.
+    sqs.faults.noAnswer(1, { service: 'sqs', action: 'DeleteMessageBatch' });
+    const notice = queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await drained();
+    expect(plugin.calls).toHaveLength(1);
+    expect(notice.receiveCount).toBe(1);
+    expect(await deleted()).toEqual({ acted: 1, deduplicated: 0 });
+  });
+
   it('a delete SQS refuses leaves the message; its redelivery is deduplicated by the cooldown and deleted, never acted on twice', async () => {
     await start(() => {});
     // Three 500s outlast the SDK's three attempts.

@@ -9,7 +9,7 @@ import type { EventSource, SourceState, SourceStatus } from '../event-source.js'
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
-import type { SqsAction, SqsMetrics } from './sqs-metrics.js';
+import type { DeleteReason, SqsAction, SqsMetrics } from './sqs-metrics.js';
 import { ReceiptBatcher } from './receipt-batcher.js';
 import { regionOfQueueUrl, SqsRegionMissing } from './sqs-region.js';
 import { VisibilityKeeper } from './visibility-keeper.js';
@@ -327,6 +327,12 @@ export class SqsQueueSource implements EventSource {
       this.keeper!.hold(receipt.handle, message.MessageId);
       try {
         verdict = await this.dispatchUntilKnown(outcome.events, receivedAt, fields);
+        // Kept hidden until its delete is answered (the SDK's tries of a slow SQS take seconds): lapsed meanwhile, it
+        // would be received again under handles the delete does not name, each receive counted towards maxReceiveCount.
+        if (verdict.action === 'delete') {
+          await this.delete(receipt, verdict.reason, fields, receiveCount);
+          return;
+        }
       } finally {
         this.keeper!.release(receipt.handle);
       }
@@ -339,10 +345,15 @@ export class SqsQueueSource implements EventSource {
       else if (now) await this.release(receipt, fields, 'the flows it waited for changed');
       return;
     }
+    await this.delete(receipt, verdict.reason, fields, receiveCount);
+  }
+
+  /** Deletes a message under its newest receipt handle, counted by why. */
+  private async delete(receipt: { handle: string }, reason: DeleteReason, fields: Record<string, unknown>, receiveCount: number): Promise<void> {
     try {
       await this.deleter!.send(receipt.handle);
-      this.metrics.deleted.inc({ ...labels, reason: verdict.reason });
-      if (verdict.reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
+      this.metrics.deleted.inc({ queue: this.name, reason });
+      if (reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {
       // The message comes back after its visibility timeout; its group is then held, so it is deduplicated and deleted.
       this.failed('DeleteMessageBatch', err);
