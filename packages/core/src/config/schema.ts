@@ -184,7 +184,7 @@ const limits = z.strictObject({
   maxBodyBytes: byteSize(1_024, 64 * 1024 * 1024).default(1024 * 1024),
   /** Alerts in one request. */
   maxAlertsPerRequest: z.number().int().min(1).max(1_000_000).default(10_000),
-  /** Labels on one alert or event, and extension attributes on one CloudEvent. */
+  /** Labels on one alert or event, annotations on one alert, and extension attributes on one CloudEvent. */
   maxLabelsPerAlert: z.number().int().min(1).max(10_000).default(128),
   /** Characters in one label name or value, and in a CloudEvent's `id`. */
   maxLabelLength: z.number().int().min(16).max(1_000_000).default(4_096),

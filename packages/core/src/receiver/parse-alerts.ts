@@ -48,9 +48,15 @@ export interface ParsedAlerts {
 
 /** An alert's label limits, checked once zod has taken it. */
 const withinLimits = (limits: ReceiverLimits) => (alert: { labels: Record<string, string> }, i: number) => labelsProblem(alert.labels, limits, () => `alerts[${i}].labels`);
-/** An alert's label count, checked before zod validates every label. */
-const notTooManyLabels = (limits: ReceiverLimits) => (alert: unknown, i: number) =>
-  typeof alert === 'object' && alert !== null ? labelCountProblem((alert as { labels?: unknown }).labels, limits, () => `alerts[${i}].labels`) : undefined;
+/**
+ * An alert's label and annotation counts, checked before zod validates every entry. Annotations are
+ * bounded like labels: each event carries them to every plugin call and into the journal.
+ */
+const notTooManyLabels = (limits: ReceiverLimits) => (alert: unknown, i: number) => {
+  if (typeof alert !== 'object' || alert === null) return undefined;
+  const { labels, annotations } = alert as { labels?: unknown; annotations?: unknown };
+  return labelCountProblem(labels, limits, () => `alerts[${i}].labels`) ?? labelCountProblem(annotations, limits, () => `alerts[${i}].annotations`, 'annotations');
+};
 
 /**
  * Validates a request body and turns every valid alert into a CloudEvent, a

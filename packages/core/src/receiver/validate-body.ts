@@ -115,15 +115,15 @@ export function labelsProblem(labels: Readonly<Record<string, string>>, limits: 
 }
 
 /**
- * The problem with a label map of more than `maxLabelsPerAlert` labels, if it is one. Takes it as
- * parsed, before zod, which would validate and copy every label first (90,000 labels in one alert
- * held the thread half a second); what is no object is zod's to name.
+ * The problem with a label (or annotation) map of more than `maxLabelsPerAlert` entries, if it is one.
+ * Takes it as parsed, before zod, which would validate and copy every entry first (90,000 labels in
+ * one alert held the thread half a second); what is no object is zod's to name. `noun` names the entries.
  */
-export function labelCountProblem(labels: unknown, limits: ReceiverLimits, path: () => string): InputProblem | undefined {
+export function labelCountProblem(labels: unknown, limits: ReceiverLimits, path: () => string, noun: 'labels' | 'annotations' = 'labels'): InputProblem | undefined {
   if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) return undefined;
   let count = 0;
   for (const _ in labels) count++;
-  return count > limits.maxLabelsPerAlert ? { path: path(), message: `${count} labels, more than the limit of ${limits.maxLabelsPerAlert}` } : undefined;
+  return count > limits.maxLabelsPerAlert ? { path: path(), message: `${count} ${noun}, more than the limit of ${limits.maxLabelsPerAlert}` } : undefined;
 }
 
 /** 400 naming `problem`, when there is one. */
