@@ -25,12 +25,13 @@ const originOf = rememberingRecent((url: string): string | undefined => {
 }, 256);
 
 /**
- * The deepest alert body parsed. Alertmanager and Prometheus ignore fields they do not know, however
- * deep, and so does core; but JSON.parse holds its thread ~0.3 µs a level in one block, at most a few
- * tens of milliseconds below this bound, whatever `maxBodyBytes` allows (a 64 MiB body of `[` would
- * take 20 s). Far deeper than the 10,000 levels Go's encoding/json, and so Alertmanager, takes.
+ * The deepest alert body parsed: 10,000 levels, the most Go's encoding/json (and so Alertmanager's
+ * own API, and the webhook payloads it builds) takes. Fields core does not know are ignored up to
+ * it, as Alertmanager ignores them; a body Alertmanager would refuse as too deep is refused too.
+ * JSON.parse holds its thread ~0.3 µs a level in one block, whatever `maxBodyBytes` allows (a 64 MiB
+ * body of `[` would take 20 s); at this bound, about 3 ms.
  */
-export const MAX_ALERT_BODY_DEPTH = 128 * 1024;
+export const MAX_ALERT_BODY_DEPTH = 10_000;
 
 /** Alerts of one Alertmanager group its webhook payload does not carry (`truncatedAlerts`). */
 export interface LeftOut {
