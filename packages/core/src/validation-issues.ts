@@ -6,10 +6,16 @@ export interface InputProblem {
   message: string;
 }
 
+/** The longest key a path shows whole: a sender's key names are theirs to make a megabyte long, and a message would echo them. */
+const MAX_KEY_SHOWN = 64;
+
+/** A key as a path shows it: its first {@link MAX_KEY_SHOWN} characters. */
+export const shownKey = (key: string): string => key.slice(0, MAX_KEY_SHOWN);
+
 /** Formats a path the way a reader of the YAML or JSON thinks of it: `flows.spot.plugins[1]`. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path
-    .map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`))
+    .map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${shownKey(String(key))}`))
     .join('');
 }
 

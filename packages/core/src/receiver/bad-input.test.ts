@@ -473,6 +473,9 @@ const rows: Row[] = [
   { name: 'refuses more alerts than maxAlertsPerRequest on v1 with 413', send: post(V1, Array.from({ length: 7 }, (_, i) => alert(`bad-many1-${i}`))), status: 413, error: 'request carries 7 alerts, more than the limit of 5', reason: 'too_many_alerts' },
   { name: 'refuses more alerts than maxAlertsPerRequest in a webhook with 413', send: post(WH, webhook(Array.from({ length: 6 }, (_, i) => firing(`bad-manywh-${i}`)))), status: 413, error: 'request carries 6 alerts, more than the limit of 5', reason: 'too_many_alerts' },
   { name: 'counts 10,000 alerts before validating any of them', send: post(V2, `[${Array.from({ length: 10_000 }, () => 'null').join(',')}]`), status: 413, error: 'request carries 10000 alerts, more than the limit of 5', reason: 'too_many_alerts' },
+  { name: 'refuses a label with a 100,000-character name and a number value, naming the first 64 characters', send: post(V2, [{ labels: { alertname: 'A', instance_id: 'bad-longname', [`n${'x'.repeat(99_999)}`]: 1 } }]), status: 400, error: `alerts[0].labels.n${'x'.repeat(63)}: expected a string value`, reason: 'bad_data' },
+  { name: 'refuses an annotation with a 100,000-character name and a number value, naming the first 64 characters', send: post(V1, [alert('bad-longann', { annotations: { [`n${'x'.repeat(99_999)}`]: 1 } })]), status: 400, error: `alerts[0].annotations.n${'x'.repeat(63)}: expected a string value`, reason: 'bad_data' },
+  { name: 'refuses a webhook whose five alerts each have a 100,000-character label name, naming each shortened', send: post(WH, webhook(Array.from({ length: 5 }, (_, i) => firing(`bad-longname-${i}`, { labels: { alertname: 'A', [`n${'x'.repeat(99_999)}`]: 1 } })))), status: 400, error: `alerts[4].labels.n${'x'.repeat(63)}: expected a string value`, reason: 'bad_data' },
   { name: 'refuses more annotations than maxLabelsPerAlert', send: post(V2, [alert('bad-annotations', { annotations: { a: '1', b: '2', c: '3', d: '4', e: '5', f: '6' } })]), status: 400, error: 'alerts[0].annotations: 6 annotations, more than the limit of 5', reason: 'bad_data' },
   { name: 'refuses a webhook alert with more annotations than maxLabelsPerAlert', send: post(WH, webhook([firing('bad-whannotations', { annotations: { a: '1', b: '2', c: '3', d: '4', e: '5', f: '6' } })])), status: 400, error: 'alerts[0].annotations: 6 annotations, more than the limit of 5', reason: 'bad_data' },
   { name: 'accepts as many annotations as maxLabelsPerAlert', send: post(V2, [alert('ok-annotations', { annotations: { a: '1', b: '2', c: '3', d: '4', e: '5' } })]), status: 200, accepted: 1 },
@@ -598,6 +601,8 @@ describe('receiver under bad input', () => {
     expect(json.errorType).toBe(row.reason);
     if (row.status === 401) expect(json.error).toBe(row.error); // says nothing about which part failed
     else expect(json.error).toContain(row.error);
+    // A refusal names what and where, but never echoes a sender's megabyte back (nor keeps it as the source's lastError).
+    expect(reply.body.length).toBeLessThan(2_048);
   });
 
   it('stays healthy and ready after every bad request', async () => {

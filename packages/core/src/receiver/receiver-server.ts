@@ -324,7 +324,8 @@ export class Receiver implements EventSource {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${path}; use GET`, { allow: 'GET, HEAD' });
         await getRoute(res, new URLSearchParams(search));
       } else {
-        throw new HttpError(404, 'not_found', `no route for ${path}`);
+        // Only the path's start: a sender's path may be as long as Node takes headers (16 KiB).
+        throw new HttpError(404, 'not_found', `no route for ${path.slice(0, 256)}`);
       }
     } catch (err) {
       this.reject(req, res, err);

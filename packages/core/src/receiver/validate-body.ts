@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { textNestedDeeperThan } from '../json-depth.js';
-import { describeIssues, problemsText, type InputProblem } from '../validation-issues.js';
+import { describeIssues, problemsText, shownKey, type InputProblem } from '../validation-issues.js';
 import { HttpError } from './http-error.js';
 import { slicer } from './slices.js';
 
@@ -108,7 +108,7 @@ export function labelsProblem(labels: Readonly<Record<string, string>>, limits: 
   // Plain loops, not Object.entries: no array per label on the path every alert takes.
   for (const name in labels) {
     if (name.length > limits.maxLabelLength || labels[name]!.length > limits.maxLabelLength) {
-      return { path: `${path()}.${name.slice(0, 64)}`, message: `longer than the limit of ${limits.maxLabelLength} characters` };
+      return { path: `${path()}.${shownKey(name)}`, message: `longer than the limit of ${limits.maxLabelLength} characters` };
     }
   }
   return undefined;
