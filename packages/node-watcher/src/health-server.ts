@@ -26,9 +26,21 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 /**
+ * The path of a request target, undefined for one the URL parser refuses (`//[`, `http://a:99999/`):
+ * Node's HTTP parser lets them through, and a throw in the handler would end the watcher.
+ */
+function pathOf(target: string): string | undefined {
+  try {
+    return new URL(target, 'http://watcher').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Serves `GET /healthz` (liveness: 200 with the status as JSON while the watcher runs), `GET /readyz`
  * (readiness: 503 with the reason until the watcher watches, then 200) and `GET /metrics` (the
- * registry in the Prometheus text format); anything else is 404.
+ * registry in the Prometheus text format); a target that is no URL is 400, anything else 404.
  */
 export async function startHealthServer(listen: string, registry: Registry, health: HealthStatus): Promise<HealthServer> {
   const { host, port } = parseListen(listen);
@@ -36,8 +48,10 @@ export async function startHealthServer(listen: string, registry: Registry, heal
     res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
   const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://watcher').pathname;
-    if (req.method === 'GET' && path === '/healthz') {
+    const path = pathOf(req.url ?? '/');
+    if (path === undefined) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
+    } else if (req.method === 'GET' && path === '/healthz') {
       json(res, 200, { status: 'ok', ...health.status() });
     } else if (req.method === 'GET' && path === '/readyz') {
       const reason = health.notReady();
