@@ -62,9 +62,13 @@ export function describeIssues(
   });
 }
 
-/** `path: message` lines joined with `; `, the first `limit` of them. */
-export function problemsText(problems: readonly InputProblem[], limit = 5): string {
+/** Problems a message lists; the rest are only counted. */
+export const PROBLEMS_LISTED = 5;
+
+/** `path: message` lines joined with `; `, the first `limit` of them, then how many more there are (those not in `problems` among them: `unlisted`). */
+export function problemsText(problems: readonly InputProblem[], limit = PROBLEMS_LISTED, unlisted = 0): string {
   const shown = problems.slice(0, limit).map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
-  if (problems.length > limit) shown.push(`and ${problems.length - limit} more`);
+  const more = problems.length - shown.length + unlisted;
+  if (more > 0) shown.push(`and ${more} more`);
   return shown.join('; ');
 }

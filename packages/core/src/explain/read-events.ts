@@ -6,7 +6,7 @@ import { bodyTooLarge } from '../receiver/read-body.js';
 import { parseCloudEvents } from '../receiver/parse-cloudevents.js';
 import { utf8Text } from '../receiver/validate-body.js';
 import { noticeToEvents } from '../sources/sqs/notice-to-events.js';
-import { problemsText } from '../validation-issues.js';
+import { PROBLEMS_LISTED, problemsText } from '../validation-issues.js';
 
 /** Input `hollowtrees explain` cannot read; the message says what and where. */
 export class ExplainInputError extends Error {
@@ -76,7 +76,7 @@ export async function readExplainInput(input: Buffer, receivedAt: Date, limits: 
   const notAnAlert = 'not a CloudEvent (no specversion), an SQS notice, nor an alert the receiver takes: ';
   const { events, refused } = await asExplainInput(() => parseAlerts(format, Buffer.from(JSON.stringify(body)), receivedAt, limits), notAnAlert);
   if (refused.refused === 0) return { events };
-  const problems = problemsText(refused.problems);
+  const problems = problemsText(refused.problems, PROBLEMS_LISTED, refused.unlisted);
   if (events.length === 0) throw new ExplainInputError(`${notAnAlert}${problems}`);
   return { events, refused: `${problems} (${refused.refused} of ${refused.refused + events.length} alerts; the others are explained)` };
 }

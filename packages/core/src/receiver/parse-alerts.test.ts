@@ -196,6 +196,24 @@ describe('alerts to CloudEvents', () => {
     });
   });
 
+  it.each(['api_v2', 'webhook'] as const)('keeps only the problems a %s 400 lists, and counts the rest, however many alerts are bad', async (format) => {
+    // Every problem kept, a bad megabyte of alerts (1,000 with 127 bad labels each) kept 125,000 (11 MB) until the answer was sent.
+    const bad = (i: number) => ({ labels: { alertname: `Bad${i}`, a: 1, b: 2, c: 3 }, ...(format === 'webhook' && { status: 'firing' }) });
+    const alerts = [...Array.from({ length: 99 }, (_, i) => bad(i)), { labels: { alertname: 'Good' }, ...(format === 'webhook' && { status: 'firing' }) }];
+    const { events, refused } = await parseAlerts(format, body(format === 'webhook' ? { version: '4', alerts } : alerts), new Date(), limits);
+    expect(events).toHaveLength(1);
+    expect(refused.refused).toBe(99);
+    expect(refused.problems).toEqual([
+      { path: 'alerts[0].labels.a', message: 'expected a string value' },
+      { path: 'alerts[0].labels.b', message: 'expected a string value' },
+      { path: 'alerts[0].labels.c', message: 'expected a string value' },
+      { path: 'alerts[1].labels.a', message: 'expected a string value' },
+      { path: 'alerts[1].labels.b', message: 'expected a string value' },
+    ]);
+    expect(refused.unlisted).toBe(99 * 3 - 5);
+    expect(problemsText(refused.problems, 5, refused.unlisted)).toMatch(/; alerts\[1\]\.labels\.b: expected a string value; and 292 more$/);
+  });
+
   it.each(['api_v2', 'api_v1', 'webhook'] as const)('refuses a %s body nested past MAX_ALERT_BODY_DEPTH without parsing it', async (format) => {
     // A megabyte of `[` held the thread for a third of a second in JSON.parse, only to be refused after.
     const deep = Buffer.from('['.repeat(MAX_ALERT_BODY_DEPTH + 1) + ']'.repeat(MAX_ALERT_BODY_DEPTH + 1));

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
-import { problemsText } from '../validation-issues.js';
+import { PROBLEMS_LISTED, problemsText } from '../validation-issues.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
 import { UNAVAILABLE_BECAUSE, type StateBackend } from '../state/run-state-store.js';
 import type { EventSource, SourceStatus } from '../sources/event-source.js';
@@ -355,7 +355,7 @@ export class Receiver implements EventSource {
       // Said at every such payload: nothing else tells the operator that these alerts are never acted on.
       if (leftOut) this.options.logger.warn({ path: req.url, truncatedAlerts: leftOut.count, groupKey: leftOut.group.slice(0, 1_000), alerts: events.length + (refused?.refused ?? 0) }, 'Alertmanager left alerts of this group out of its webhook payload (max_alerts in its webhook_configs): core never receives them, nor acts on them');
       const total = events.length + (refused?.refused ?? 0);
-      if (refused?.refused && events.length === 0) throw new HttpError(400, 'bad_data', problemsText(refused.problems));
+      if (refused?.refused && events.length === 0) throw new HttpError(400, 'bad_data', problemsText(refused.problems, PROBLEMS_LISTED, refused.unlisted));
       let notTaken = 0;
       let firstDrop: Drop | undefined;
       // Counted per type once per request: a batch's events share one or two types.
@@ -384,7 +384,7 @@ export class Receiver implements EventSource {
       // these events started: the action leaves before the acknowledgement, not behind its syscall.
       if (refused?.refused) {
         // Alertmanager's way: the valid alerts are taken, the 400 names the others (neither sender re-sends a 4xx).
-        const partly = new HttpError(400, 'bad_data', `${problemsText(refused.problems)} (${refused.refused} of ${total} ${intake.noun} refused; the other ${events.length} were accepted)`, {}, events.length);
+        const partly = new HttpError(400, 'bad_data', `${problemsText(refused.problems, PROBLEMS_LISTED, refused.unlisted)} (${refused.refused} of ${total} ${intake.noun} refused; the other ${events.length} were accepted)`, {}, events.length);
         setImmediate(() => this.reject(req, res, partly));
       } else {
         setImmediate(() => sendJson(res, 200, { status: 'success', accepted: events.length }));

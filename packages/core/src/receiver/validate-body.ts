@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { textNestedDeeperThan } from '../json-depth.js';
-import { describeIssues, problemsText, shownKey, type InputProblem } from '../validation-issues.js';
+import { describeIssues, PROBLEMS_LISTED, problemsText, shownKey, type InputProblem } from '../validation-issues.js';
 import { HttpError } from './http-error.js';
 import { slicer } from './slices.js';
 
@@ -44,15 +44,29 @@ export interface ValidatedItems<T> {
   valid: T[];
   /** Items refused. */
   refused: number;
-  /** Every problem of the refused items, under the item's index (`alerts[3].labels`). */
+  /**
+   * The first {@link PROBLEMS_LISTED} problems of the refused items, under the item's index (`alerts[3].labels`):
+   * all a message lists. Every problem kept, a bad megabyte of alerts kept 125,000 (11 MB), each copied from
+   * the parsing thread to the event loop.
+   */
   problems: InputProblem[];
+  /** Problems found beyond `problems`, counted only; absent when there are none. */
+  unlisted?: number;
+}
+
+/** Keeps `found` in `result` while it lists fewer than {@link PROBLEMS_LISTED}; counts the rest. */
+function addProblems(result: ValidatedItems<unknown>, found: readonly InputProblem[]): void {
+  const room = PROBLEMS_LISTED - result.problems.length;
+  result.problems.push(...found.slice(0, room));
+  if (found.length > room) result.unlisted = (result.unlisted ?? 0) + found.length - room;
 }
 
 /**
  * Validates each item of a batch on its own, a slice at a time, with `before`
  * (a limit that spares zod work, on the item as parsed), `schema` and then
- * `check` (a problem zod cannot see, such as a limit), and collects
- * every problem under the item's index, as one schema over the whole array would.
+ * `check` (a problem zod cannot see, such as a limit), and names the
+ * problems under the item's index, as one schema over the whole array would:
+ * the first {@link PROBLEMS_LISTED}, and how many more.
  */
 export async function validateItems<S extends z.ZodType>(
   schema: S,
@@ -69,7 +83,7 @@ export async function validateItems<S extends z.ZodType>(
     const early = before?.(items[i], i);
     if (early !== undefined) {
       result.refused++;
-      result.problems.push(early);
+      addProblems(result, [early]);
       continue;
     }
     const parsed = schema.safeParse(items[i], { reportInput: true });
@@ -79,16 +93,16 @@ export async function validateItems<S extends z.ZodType>(
       continue;
     }
     result.refused++;
-    if (problem !== undefined) result.problems.push(problem);
-    else if (!parsed.success) result.problems.push(...describeIssues(parsed.error.issues, [name, i]));
+    if (problem !== undefined) addProblems(result, [problem]);
+    else if (!parsed.success) addProblems(result, describeIssues(parsed.error.issues, [name, i]));
   }
   return result;
 }
 
 /** {@link validateItems} for a batch that is all or nothing: any refused item refuses it whole, with a 400 naming every problem. */
 export async function validateEach<S extends z.ZodType>(schema: S, items: readonly unknown[], name: string): Promise<Array<z.output<S>>> {
-  const { valid, problems } = await validateItems(schema, items, name);
-  if (problems.length > 0) throw new HttpError(400, 'bad_data', problemsText(problems));
+  const { valid, problems, unlisted } = await validateItems(schema, items, name);
+  if (problems.length > 0) throw new HttpError(400, 'bad_data', problemsText(problems, PROBLEMS_LISTED, unlisted));
   return valid;
 }
 
