@@ -4,7 +4,7 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
-import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseName, placeOf, toLease, type LeaseEvent, type LeasePlace, type LeaseRecord } from './lease-record.js';
+import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseEventOf, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
 import type { ClaimResult, CutShortRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
@@ -218,7 +218,7 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   /** `run`'s event, or undefined (and a warning) when it is too long to keep in a Lease: a run cut short then waits for its event again. */
-  private eventToKeep(key: string, run: RunProgress): LeaseEvent | undefined {
+  private eventToKeep(key: string, run: RunProgress): string | undefined {
     const event = eventOf(run);
     if (!event) this.options.logger.warn({ groupKey: key, eventId: run.event.id }, 'the event is too long to keep in the run\'s Lease: if the run is cut short, it goes on only when the event is sent again');
     return event;
@@ -686,7 +686,10 @@ export class KubernetesRunStateStore extends GroupStates {
       if (record && record.holder !== identity) this.others.delete(record.key);
       // A run cut short (handed back, or its holder stopped renewing) with its event: this replica claims it now, as that
       // event sent again would (one claim wins) and goes on with it.
-      if (record?.event && record.phase === 'running' && !this.mine.has(record.key)) this.cutShortTo?.({ key: record.key, flow: record.flow, ...record.event });
+      if (record?.phase === 'running' && !this.mine.has(record.key)) {
+        const event = leaseEventOf(record);
+        if (event) this.cutShortTo?.({ key: record.key, flow: record.flow, ...event });
+      }
       const { name, uid, resourceVersion } = lease.metadata ?? {};
       // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place a while.
       if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running') || (record?.place && now - heldUntil(record) < PLACE_KEPT_MS)) continue;

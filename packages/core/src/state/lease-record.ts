@@ -58,10 +58,20 @@ const eventSchema = z.strictObject(runEvent);
 /** The longest event a Lease keeps, as JSON; a run of a longer one, cut short, waits for its group's next event. Bounded as a place is. */
 export const MAX_EVENT_CHARS = 64 * 1024;
 
-/** `run`'s event as a Lease keeps it, or undefined when it is longer than {@link MAX_EVENT_CHARS}. */
-export function eventOf(run: RunProgress): LeaseEvent | undefined {
+/**
+ * `run`'s event as a Lease keeps it: JSON text, written and read back as it is (a Lease is read at every claim
+ * that meets it, the event is parsed only by {@link leaseEventOf}); undefined when longer than {@link MAX_EVENT_CHARS}.
+ */
+export function eventOf(run: RunProgress): string | undefined {
   const kept: LeaseEvent = { event: run.event, receivedAt: run.receivedAt };
-  return JSON.stringify(kept).length <= MAX_EVENT_CHARS ? kept : undefined;
+  const text = JSON.stringify(kept);
+  return text.length <= MAX_EVENT_CHARS ? text : undefined;
+}
+
+/** The event `record` keeps, when it parses and is the one its run was for (another would start a run of another event in this group). */
+export function leaseEventOf(record: LeaseRecord): LeaseEvent | undefined {
+  const kept = parseAnnotation<LeaseEvent>(record.event, eventSchema);
+  return kept && leaseEventId(kept.event.id) === record.eventId ? kept : undefined;
 }
 
 /** What an annotation holds, checked by `schema`; undefined when it does not parse (garbled, or written by something else). */
@@ -108,8 +118,8 @@ export interface LeaseRecord {
   until?: number;
   /** Running: how far the run got, once it passed a plugin or waits for a retry. */
   place?: LeasePlace;
-  /** Running: the run's event, for a replica that finds the run cut short to go on with it without waiting for the event again. */
-  event?: LeaseEvent;
+  /** Running: the run's event as {@link eventOf} wrote it, for a replica that finds the run cut short to go on with it without waiting for the event again. */
+  event?: string;
   /** Empty when the run's holder handed it back, cut short by a shutdown: any replica may take it over at once. */
   holder: string;
   /** Last renewal, ms since epoch. */
@@ -153,7 +163,7 @@ export function toLease(name: string, record: LeaseRecord, base?: V1Lease): V1Le
         [A.since]: iso(record.since),
         ...(record.until === undefined ? {} : { [A.until]: iso(record.until) }),
         ...(record.place === undefined ? {} : { [A.place]: JSON.stringify(record.place) }),
-        ...(record.event === undefined ? {} : { [A.event]: JSON.stringify(record.event) }),
+        ...(record.event === undefined ? {} : { [A.event]: record.event }),
       },
       ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
     },
@@ -177,9 +187,7 @@ export function fromLease(lease: V1Lease): LeaseRecord | undefined {
   const untilText = a[A.until];
   const until = untilText === undefined ? undefined : Date.parse(untilText);
   const place = phase === 'running' ? parseAnnotation<LeasePlace>(a[A.place], placeSchema) : undefined;
-  // Only the event of the run the Lease is for: another would start a run of another event in this group.
-  const kept = phase === 'running' ? parseAnnotation<LeaseEvent>(a[A.event], eventSchema) : undefined;
-  const event = kept && leaseEventId(kept.event.id) === a[A.eventId] ? kept : undefined;
+  const event = phase === 'running' ? a[A.event] : undefined;
   const record: LeaseRecord = {
     key,
     flow,
