@@ -544,7 +544,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const { api, identity } = this.options;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       try {
-        return await api.replace(toLease(held.name, held.record, held.lease));
+        return await api.replace(toLease(held.name, held.record, held.lease), { held: true });
       } catch (err) {
         if (!isRefused(err, 409)) throw err;
       }

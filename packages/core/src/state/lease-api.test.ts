@@ -105,6 +105,21 @@ describe('kubeLeaseApi calls in flight', () => {
     expect(server.cluster.leases.all().some((l) => l.metadata?.name === 'throttled-always')).toBe(false);
   });
 
+  it('serves a write of a Lease the replica holds (a renewal) before the claims that wait for a slot: a wave of claims does not hold a run\'s renewal back past its Lease', async () => {
+    const narrow = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 5_000, maxInFlight: 1, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+    const held = await narrow.read('hollowtrees-0');
+    let answer = (): void => {};
+    server.failNext(1, { effect: 'delay', method: 'POST', until: new Promise<void>((resolve) => (answer = resolve)) });
+    const first = narrow.create(lease('first'));
+    await expect.poll(() => server.inFlight, { timeout: 5_000, interval: 5 }).toBe(1);
+    const claims = ['c1', 'c2', 'c3'].map((name) => narrow.create(lease(name)));
+    const renewal = narrow.replace(held, { held: true });
+    answer();
+    await Promise.all([first, ...claims, renewal]);
+    const sent = server.requests.filter((r) => r.method === 'POST' || r.method === 'PUT').map((r) => r.method);
+    expect(sent).toEqual(['POST', 'PUT', 'POST', 'POST', 'POST']);
+  });
+
   it('does not send a call that waited for a slot past its deadline, says so, and frees the slot of a call never answered at its deadline', async () => {
     const clock = manualClock();
     const narrow = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 1_000, maxInFlight: 1, metrics: new StoreMetrics(new Registry()), clock });

@@ -23,8 +23,11 @@ export interface LeaseApi {
   /** Creates the Lease; with `dryRun`, only asks whether it would be created (RBAC, admission, the namespace), storing nothing. */
   create(lease: V1Lease, options?: { dryRun?: boolean }): Promise<V1Lease>;
   read(name: string): Promise<V1Lease>;
-  /** Replaces the Lease; its `metadata.resourceVersion` makes it conditional (409 when stale). */
-  replace(lease: V1Lease): Promise<V1Lease>;
+  /**
+   * Replaces the Lease; its `metadata.resourceVersion` makes it conditional (409 when stale). `held`: a write of a
+   * Lease this replica holds (a renewal, a run's place or end, a hand-back), served before claims and lists.
+   */
+  replace(lease: V1Lease, options?: { held?: boolean }): Promise<V1Lease>;
   /** Deletes the Lease if it still has this uid and resourceVersion (409 otherwise). */
   delete(name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void>;
   /**
@@ -39,7 +42,7 @@ export interface LeaseApiOptions {
   namespace: string;
   /** A call with no answer after this long (waiting for a slot, and for a throttled call's Retry-After, included) counts as unreachable. */
   timeoutMs: number;
-  /** Calls in flight at once (`state.kubernetes.maxInFlight`); more wait for a slot, Lease reads and writes before list pages. */
+  /** Calls in flight at once (`state.kubernetes.maxInFlight`); more wait for a slot: writes of Leases this replica holds first, then claims, then list pages. */
   maxInFlight: number;
   metrics: StoreMetrics;
   clock: Clock;
@@ -61,10 +64,12 @@ export function loadStoreKubeConfig(kubeconfigText: string | undefined): KubeCon
 }
 
 /**
- * The classes of Lease calls, most urgent first: a claim, a renewal or a run's end keeps a
- * group's runs single and its sender waiting; a list (sweeps, caches of other replicas) can wait.
+ * The classes of Lease calls, most urgent first: a write of a Lease this replica holds (a renewal, a run's
+ * place or end) keeps a run that is acting single, and one that waits past its Lease loses the run to another
+ * replica, which acts again; a claim keeps its sender waiting; a list (sweeps, caches of other replicas) can wait.
+ * Without the first class, a wave of claims (after an outage, say) held renewals back until runs lost their holds.
  */
-const CALL_CLASSES = ['lease', 'list'] as const;
+const CALL_CLASSES = ['held', 'lease', 'list'] as const;
 
 /** How long a 429 asks the client to wait: its `Retry-After` in seconds, else 1 s, as client-go reads it. */
 function retryAfterMs(err: ApiException<unknown>): number {
@@ -98,7 +103,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
   );
   const { namespace, metrics, clock, timeoutMs, maxInFlight, shown = (message: string) => message } = options;
   const gate = new CallGate(maxInFlight, CALL_CLASSES);
-  const call = async <T>(operation: StoreOperation, run: () => Promise<T>): Promise<T> => {
+  const call = async <T>(operation: StoreOperation, run: () => Promise<T>, held = false): Promise<T> => {
     const started = clock.now();
     // Aborted at the answer or the deadline, whichever comes first: it ends the wait for the other, and takes a call still waiting out of the gate.
     const over = new AbortController();
@@ -133,7 +138,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     });
     try {
       // The slot is free again at the deadline: a call the server never answers does not hold it.
-      const answer = await Promise.race([gate.run(operation === 'list' ? 'list' : 'lease', () => Promise.race([attempt(), deadline]), over.signal), deadline]);
+      const answer = await Promise.race([gate.run(held ? 'held' : operation === 'list' ? 'list' : 'lease', () => Promise.race([attempt(), deadline]), over.signal), deadline]);
       metrics.calls.inc({ operation, result: 'ok' });
       return answer;
     } catch (err) {
@@ -153,7 +158,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
   return {
     create: (body, { dryRun = false } = {}) => call('create', () => api.createNamespacedLease({ namespace, body, ...(dryRun ? { dryRun: 'All' } : {}) })),
     read: (name) => call('read', () => api.readNamespacedLease({ name, namespace })),
-    replace: (body) => call('update', () => api.replaceNamespacedLease({ name: body.metadata!.name!, namespace, body })),
+    replace: (body, { held = false } = {}) => call('update', () => api.replaceNamespacedLease({ name: body.metadata!.name!, namespace, body }), held),
     delete: async (name, preconditions) => {
       await call('delete', () => api.deleteNamespacedLease({ name, namespace, body: { preconditions } }));
     },
