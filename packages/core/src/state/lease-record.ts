@@ -31,7 +31,9 @@ export type LeasePlace = Pick<RunProgress, 'next' | 'at' | 'attributes' | 'attem
   waiting?: true;
 };
 
-const placeSchema = z.strictObject({ ...runPlace, waiting: z.literal(true).optional() });
+// Members a later version adds are ignored, not a reason to drop the place: in a rolling update an older replica that
+// could not read it would run the group from its start, calling again the plugins that acted.
+const placeSchema = z.object({ ...runPlace, waiting: z.literal(true).optional() });
 
 /**
  * The longest place a Lease keeps, as JSON: an annotation of the Lease, whose annotations the API server
@@ -53,7 +55,7 @@ export function placeOf(run: RunProgress): LeasePlace | undefined {
  */
 export type LeaseEvent = Pick<RunProgress, 'event' | 'receivedAt'>;
 
-const eventSchema = z.strictObject(runEvent);
+const eventSchema = z.object(runEvent);
 
 /** The longest event a Lease keeps, as JSON; a run of a longer one, cut short, waits for its group's next event. Bounded as a place is. */
 export const MAX_EVENT_CHARS = 64 * 1024;
