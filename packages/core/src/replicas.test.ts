@@ -25,6 +25,9 @@ afterEach(async () => {
   await api.close();
 });
 
+/** What the replica that takes a group over logs, by how its holder stopped. */
+const TAKEN_OVER_EXPIRED = 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over';
+const TAKEN_OVER_HANDED_BACK = 'run handed back by a replica at its shutdown: this replica takes the group over';
 const instanceOf = (event: CloudEvent): string => (event.data as { labels: { instance_id: string } }).labels.instance_id;
 const alerts = (instances: readonly string[]): string =>
   JSON.stringify(instances.map((instance) => ({ labels: { alertname: 'SpotInstanceTerminating', instance_id: instance }, startsAt: '2026-11-29T10:00:00Z' })));
@@ -160,7 +163,7 @@ describe('three replicas on one Kubernetes API server', () => {
     expect(plugin.calls).toHaveLength(200 + victimGroups.length);
     const again = plugin.calls.slice(200).map((c) => `spot:{instance_id="${instanceOf(c.event)}"}`).sort();
     expect(again).toEqual([...victimGroups].sort());
-    const interrupted = survivorProcs.flatMap((p) => p.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over'));
+    const interrupted = survivorProcs.flatMap((p) => p.lines.filter((l) => l.msg === TAKEN_OVER_EXPIRED));
     expect(interrupted.map((l) => l.groupKey).sort()).toEqual([...victimGroups].sort());
     expect(interrupted.every((l) => l.holder === victimIdentity)).toBe(true);
   }, 120_000);
@@ -220,6 +223,11 @@ describe('three replicas on one Kubernetes API server', () => {
       }
     }
 
+    /** `proc` logged `line` once, for i-1, going on at replace. */
+    const expectTakenOverBy = (proc: CliProcess, line: string): void => {
+      expect(proc.lines.filter((l) => l.msg === line)).toEqual([expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' })]);
+    };
+
     const expectReplacedOnly = (): void => {
       expect(drain.calls).toHaveLength(1);
       expect(replace.calls).toHaveLength(2);
@@ -233,22 +241,7 @@ describe('three replicas on one Kubernetes API server', () => {
       await resendUntilReplaced(urls[1]!);
       await new Promise((r) => setTimeout(r, 300));
       expectReplacedOnly();
-      expect(procs[1]!.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over')).toEqual([
-        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
-      ]);
-    }, 60_000);
-
-    it('killed with kill -9, and the event never sent again: the replica that saw the run goes on with it once its Lease expired', async () => {
-      const { procs, urls } = await stopDuringReplace({ duration: '3s', renew: '1s' });
-      expect(await post(urls[1]!, ['i-1'])).toBe(200);
-      procs[0]!.child.kill('SIGKILL');
-      await procs[0]!.exited;
-      await replace.waitForCalls(2, 20_000);
-      await new Promise((r) => setTimeout(r, 300));
-      expectReplacedOnly();
-      expect(procs[1]!.lines.filter((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over')).toEqual([
-        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
-      ]);
+      expectTakenOverBy(procs[1]!, TAKEN_OVER_EXPIRED);
     }, 60_000);
 
     it('stopped with SIGTERM: handed back, and taken over by the next event at once, well within its 30 s leaseDuration', async () => {
@@ -263,23 +256,23 @@ describe('three replicas on one Kubernetes API server', () => {
       expect(Date.now() - stoppedAt).toBeLessThan(30_000);
       await new Promise((r) => setTimeout(r, 300));
       expectReplacedOnly();
-      expect(procs[1]!.lines.filter((l) => l.msg === 'run handed back by a replica at its shutdown: this replica takes the group over')).toEqual([
-        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
-      ]);
+      expectTakenOverBy(procs[1]!, TAKEN_OVER_HANDED_BACK);
     }, 60_000);
 
-    it('stopped with SIGTERM, and the event never sent again (an Alertmanager notification it delivered): the replica that saw the run goes on with it by itself', async () => {
-      const { procs, urls } = await stopDuringReplace({ duration: '30s', renew: '1s' });
-      // The other replica got the alert once too: a run in progress elsewhere, whose Lease it now lists each renew interval.
+    // The other replica got the alert once too (a run in progress elsewhere, whose Lease it then lists each renew
+    // interval), and never again: as after an Alertmanager notification that was delivered.
+    it.each([
+      { stop: 'SIGTERM', lease: { duration: '30s', renew: '1s' }, line: TAKEN_OVER_HANDED_BACK },
+      { stop: 'SIGKILL', lease: { duration: '3s', renew: '1s' }, line: TAKEN_OVER_EXPIRED },
+    ] as const)('stopped with $stop, and the event never sent again: the replica that saw the run goes on with it by itself', async ({ stop, lease, line }) => {
+      const { procs, urls } = await stopDuringReplace(lease);
       expect(await post(urls[1]!, ['i-1'])).toBe(200);
-      procs[0]!.child.kill('SIGTERM');
+      procs[0]!.child.kill(stop);
       await procs[0]!.exited;
       await replace.waitForCalls(2, 20_000);
       await new Promise((r) => setTimeout(r, 300));
       expectReplacedOnly();
-      expect(procs[1]!.lines.filter((l) => l.msg === 'run handed back by a replica at its shutdown: this replica takes the group over')).toEqual([
-        expect.objectContaining({ groupKey: 'spot:{instance_id="i-1"}', goesOnAtStep: 2, plugin: 'replace' }),
-      ]);
+      expectTakenOverBy(procs[1]!, line);
     }, 60_000);
   });
 
