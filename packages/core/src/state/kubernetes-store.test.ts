@@ -13,7 +13,7 @@ import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore, PLACE_KEPT_MS } from './kubernetes-store.js';
 import type { CutShortRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
-import { leaseName, MAX_EVENT_CHARS } from './lease-record.js';
+import { leaseName, MAX_EVENT_CHARS, type LeasePlace } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
 
 const NAMESPACE = 'ops';
@@ -90,6 +90,16 @@ async function takenOverBeforeCooldown(aRenewIntervalMs: number): Promise<{ a: K
   a.succeeded('g', Date.now(), 60_000);
   await a.commit();
   return { a, lost };
+}
+
+/** `a` claims group g for e1 and hands it back after detach, as a shutdown does; returns the place it kept. */
+async function handBackAfterDetach(a: KubernetesRunStateStore): Promise<LeasePlace> {
+  a.tryStart('g', 'spot', run('e1'), Date.now());
+  expect((await a.claim('g', run('e1'))).claim).toBe('held');
+  const place = { next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] }, attributes: { detached: 'yes' }, attempt: 1, restarts: 0 };
+  a.cutShort('g', { ...run('e1'), ...place });
+  expect(await a.commit('g')).toBe(true);
+  return place;
 }
 
 const leaseCalls = (): number => api.requests.filter((r) => r.path.includes('/leases')).length;
@@ -532,11 +542,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   it('a takeover of a handed-back run whose answer was lost (the client\'s repeat met it as a 409) is this claim\'s own: it keeps the run\'s place, and reports no run of its own replica interrupted', async () => {
     const a = replica('a').store;
     const b = replica('b').store;
-    a.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await a.claim('g', run('e1'))).claim).toBe('held');
-    const place = { next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] }, attributes: { detached: 'yes' }, attempt: 1, restarts: 0 };
-    a.cutShort('g', { ...run('e1'), ...place });
-    expect(await a.commit('g')).toBe(true);
+    const place = await handBackAfterDetach(a);
     api.failNext(1, { method: 'PUT', effect: 'lose-answer' });
     b.tryStart('g', 'spot', run('e1'), Date.now());
     expect(await b.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: '', handedBack: true, eventId: 'e1', since: expect.any(Number), place } });
@@ -546,11 +552,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const a = replica('a').store;
     const b = replica('b', { renewIntervalMs: 200 }).store;
     const c = replica('c').store;
-    a.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await a.claim('g', run('e1'))).claim).toBe('held');
-    const place = { next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] }, attributes: { detached: 'yes' }, attempt: 1, restarts: 0 };
-    a.cutShort('g', { ...run('e1'), ...place });
-    expect(await a.commit('g')).toBe(true);
+    const place = await handBackAfterDetach(a);
     api.failNext(2, { method: 'PUT', effect: 'lose-answer' });
     b.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await b.claim('g', run('e1'))).claim).toBe('unavailable');
