@@ -63,7 +63,7 @@ export class BoundedQueue {
    */
   offer(task: QueuedTask, options?: { force?: boolean }): boolean {
     // Behind tasks already waiting for these slots, here or in another engine's queue.
-    if (this.slots.running < this.slots.limit && this.slots.queues.size === 0) {
+    if (this.startsNow) {
       this.start(task);
       return true;
     }
@@ -73,6 +73,16 @@ export class BoundedQueue {
     // Slots free behind waiting tasks: a reload raised the limit. They go to the oldest waiting first.
     if (this.slots.running < this.slots.limit) this.slots.startWaiting();
     return true;
+  }
+
+  /** Whether {@link offer} would take a task now (start or queue it), without `force`. */
+  get hasRoom(): boolean {
+    return this.startsNow || this.depth < this.capacity;
+  }
+
+  /** A slot is free and no task waits for these slots, here or in another engine's queue. */
+  private get startsNow(): boolean {
+    return this.slots.running < this.slots.limit && this.slots.queues.size === 0;
   }
 
   /** Starts waiting tasks while a slot is free; true once none waits (see {@link SharedSlots.startWaiting}). */

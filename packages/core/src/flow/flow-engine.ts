@@ -280,6 +280,14 @@ export class FlowEngine {
         this.refusing.add(flow);
         continue;
       }
+      // Looked at before the group is started: with state.backend kubernetes its claim begins there, and a claim given up
+      // at once would take a run another replica handed back over and delete its Lease, event and place with it.
+      if (!flow.queue.hasRoom) {
+        this.heldBytes.release(flow.name, bytes);
+        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, QUEUE_FULL(flow.config.queueSize));
+        this.refusing.add(flow);
+        continue;
+      }
       const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0 };
       if (options.again) this.countedAlready.add(run);
       if (this.states.tryStart(key, flow.name, run, now) === 'full') {
@@ -287,13 +295,8 @@ export class FlowEngine {
         this.drop(result, flow.name, 'too_many_groups', { groupKey: key, eventId: event.id }, `${this.states.maxGroups} groups are held (state.maxGroups)`);
         continue;
       }
-      if (!flow.queue.offer(() => this.run(flow, key, run, bytes!))) {
-        this.states.release(key);
-        this.heldBytes.release(flow.name, bytes);
-        this.drop(result, flow.name, 'queue_full', { groupKey: key, eventId: event.id, queueSize: flow.config.queueSize }, QUEUE_FULL(flow.config.queueSize));
-        this.refusing.add(flow);
-        continue;
-      }
+      // It has room (looked at above, nothing ran since).
+      flow.queue.offer(() => this.run(flow, key, run, bytes!), { force: true });
       if (onSettled) this.listeners.listen(key, event, onSettled);
       result.started++;
     }

@@ -916,6 +916,54 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(calls).toHaveLength(3);
   });
 
+  it('a run handed back while the replica that lists it has no room stays handed back in its Lease, with its event and place: that replica goes on with it once it has room', async () => {
+    const calls: string[] = [];
+    let free!: () => void;
+    const busy = new Promise<void>((resolve) => (free = resolve));
+    const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore; metrics: EngineMetrics } => {
+      const { store } = replica(replicaName);
+      const plugin: ActionPlugin = {
+        name: 'replace',
+        timeoutMs: 60_000,
+        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+        invoke: async (event, call) => {
+          const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+          calls.push(`${replicaName} ${instance}`);
+          // a's run is in flight at its shutdown; b's own run of i-2 keeps b's one slot until freed.
+          if (replicaName === 'a') await new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
+          if (instance === 'i-2') await busy;
+          return { status: 'ok', message: '', attributes: {} };
+        },
+        close: () => {},
+      };
+      const { config } = parseConfig('plugins:\n  replace: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    queueSize: 0\n    plugins: [replace]\n', 'test.yaml', {});
+      const metrics = new EngineMetrics(new Registry());
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['replace', plugin]]), logger: pino({ level: 'silent' }), metrics, store });
+      store.onCutShort((handed) => engine.goOnWith(handed));
+      return { engine, store, metrics };
+    };
+    const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: instance } } });
+    const a = engineOf('a');
+    const b = engineOf('b');
+    a.engine.dispatch(notice('e1', 'i-1'), Date.now());
+    b.engine.dispatch(notice('e2', 'i-2'), Date.now());
+    await expect.poll(() => [...calls].sort(), { timeout: 5_000, interval: 10 }).toEqual(['a i-1', 'b i-2']);
+    await a.engine.shutdown(50);
+    await a.store.close();
+    // b lists the handed-back run twice while its one slot is taken: no room, and its Lease is left as it was.
+    await observe(b.store);
+    await observe(b.store);
+    await b.store.commit();
+    expect(api.cluster.leases.all().map((l) => l.spec?.holderIdentity).sort()).toEqual(['', 'b']);
+    // Room again: the next list goes on with it.
+    free();
+    await expect.poll(() => b.engine.flowStatus()[0]!.running, { timeout: 5_000, interval: 10 }).toBe(0);
+    await observe(b.store);
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toContain('b i-1');
+    await b.engine.drain();
+    expect(calls.filter((c) => c === 'b i-1')).toHaveLength(1);
+  });
+
   it('a run taken over goes on from its place only for the event it was for, and not after it was resumed 5 times', async () => {
     const before = replica('core-0').store;
     const place = { next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] }, attributes: {}, attempt: 1 };
