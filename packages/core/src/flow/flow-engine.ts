@@ -198,6 +198,11 @@ export class FlowEngine {
   private readonly refusing = new Set<CompiledFlow>();
   /** Runs started by an event handed in again ({@link AcceptOptions.again}): its deduplication was counted at its first hand-in. */
   private readonly countedAlready = new WeakSet<RunProgress>();
+  /**
+   * {@link goOnWith} is handing in a run another replica cut short: one with no room here is no event dropped (it stays in
+   * its Lease, offered again by every list), so it is neither counted nor logged as one at each renew tick.
+   */
+  private adopting = false;
   /** The engine that took over after a reload: runs that fail here later retry there. */
   private successor: FlowEngine | undefined;
   /** Ends this engine's part in the scraped gauges, once it holds no runs (retired or shut down). */
@@ -320,7 +325,12 @@ export class FlowEngine {
       this.options.logger.debug({ flow: run.flow, groupKey: run.key, eventId: run.event.id }, 'a run another replica cut short is not for a flow of this configuration: it goes on with its next event');
       return;
     }
-    this.dispatch(run.event, run.receivedAt, undefined, { flows: new Set([run.flow]), again: true });
+    this.adopting = true;
+    try {
+      this.dispatch(run.event, run.receivedAt, undefined, { flows: new Set([run.flow]), again: true });
+    } finally {
+      this.adopting = false;
+    }
   }
 
   /**
@@ -377,6 +387,10 @@ export class FlowEngine {
   /** Records on `result`, counts and logs that `flow` dropped an event. */
   private drop(result: DispatchResult, flow: string, reason: DropReason, fields: Record<string, unknown>, detail?: string): void {
     result.dropped = [...result.dropped, { flow, reason, ...(detail ? { detail } : {}) }];
+    if (this.adopting) {
+      this.options.logger.debug({ flow, reason, ...fields }, 'no room for a run another replica cut short: it stays in its Lease, and a later list offers it again');
+      return;
+    }
     this.options.metrics.eventsDropped.inc({ flow, reason });
     this.dropLog.dropped(flow, reason, fields);
   }

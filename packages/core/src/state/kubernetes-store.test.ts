@@ -916,7 +916,7 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(calls).toHaveLength(3);
   });
 
-  it('a run handed back while the replica that lists it has no room stays handed back in its Lease, with its event and place: that replica goes on with it once it has room', async () => {
+  it('a run handed back while the replica that lists it has no room stays handed back in its Lease, with its event and place, and is counted as no dropped event: that replica goes on with it once it has room', async () => {
     const calls: string[] = [];
     let free!: () => void;
     const busy = new Promise<void>((resolve) => (free = resolve));
@@ -955,6 +955,9 @@ describe('FlowEngine on the Kubernetes store', () => {
     await observe(b.store);
     await b.store.commit();
     expect(api.cluster.leases.all().map((l) => l.spec?.holderIdentity).sort()).toEqual(['', 'b']);
+    // Nor is it counted as an event dropped at each list: b dropped no event.
+    const dropped = async (): Promise<number> => (await b.metrics.eventsDropped.get()).values.reduce((sum, v) => sum + v.value, 0);
+    expect(await dropped()).toBe(0);
     // Room again: the next list goes on with it.
     free();
     await expect.poll(() => b.engine.flowStatus()[0]!.running, { timeout: 5_000, interval: 10 }).toBe(0);
@@ -962,6 +965,7 @@ describe('FlowEngine on the Kubernetes store', () => {
     await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toContain('b i-1');
     await b.engine.drain();
     expect(calls.filter((c) => c === 'b i-1')).toHaveLength(1);
+    expect(await dropped()).toBe(0);
   });
 
   it('a run taken over goes on from its place only for the event it was for, and not after it was resumed 5 times', async () => {
