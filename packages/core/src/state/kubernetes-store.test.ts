@@ -916,6 +916,51 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(calls).toHaveLength(3);
   });
 
+  it('a run taken over from a hand-back and still queued when that replica stops in turn (a rolling update) is handed back with the place it took over: a third replica calls only the plugins after it', async () => {
+    const calls: string[] = [];
+    const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
+      const { store } = replica(replicaName);
+      const plugin = (name: string): ActionPlugin => ({
+        name,
+        timeoutMs: 60_000,
+        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+        invoke: (event, call): Promise<PluginResponse> => {
+          const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+          calls.push(`${replicaName} ${name} ${instance}`);
+          // a's replace of i-1, and b's run of i-2 (which keeps b's one slot), are in flight until their shutdown.
+          if ((replicaName === 'a' && name === 'replace') || (replicaName === 'b' && instance === 'i-2')) return new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
+          return Promise.resolve({ status: 'ok', message: '', attributes: {} });
+        },
+        close: () => {},
+      });
+      const { config } = parseConfig('plugins:\n  drain: { type: log }\n  replace: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    plugins: [drain, replace]\n', 'test.yaml', {});
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin('drain')], ['replace', plugin('replace')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+      store.onCutShort((handed) => engine.goOnWith(handed));
+      return { engine, store };
+    };
+    const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: instance } } });
+    const a = engineOf('a');
+    const b = engineOf('b');
+    a.engine.dispatch(notice('e1', 'i-1'), Date.now());
+    b.engine.dispatch(notice('e2', 'i-2'), Date.now());
+    await expect.poll(() => [...calls].sort(), { timeout: 5_000, interval: 10 }).toEqual(['a drain i-1', 'a replace i-1', 'b drain i-2']);
+    await a.engine.shutdown(50);
+    await a.store.close();
+    // b's list takes i-1's run over (its claim holds the Lease), which waits in b's queue behind i-2.
+    await observe(b.store);
+    await b.store.commit();
+    expect(api.cluster.leases.all().map((l) => l.spec?.holderIdentity)).toEqual(['b', 'b']);
+    expect(b.engine.flowStatus()[0]!.queued).toBe(1);
+    // The rolling update stops b in turn before that run started.
+    await b.engine.shutdown(50);
+    await b.store.close();
+    const c = engineOf('c');
+    await observe(c.store);
+    await expect.poll(() => calls.filter((call) => call.startsWith('c ') && call.endsWith('i-1')), { timeout: 5_000, interval: 10 }).toEqual(['c replace i-1']);
+    await c.engine.drain();
+    expect(calls.filter((call) => call.endsWith('i-1'))).toEqual(['a drain i-1', 'a replace i-1', 'c replace i-1']);
+  });
+
   it('a run handed back while the replica that lists it has no room stays handed back in its Lease, with its event and place, and is counted as no dropped event: that replica goes on with it once it has room', async () => {
     const calls: string[] = [];
     let free!: () => void;

@@ -200,7 +200,9 @@ export class KubernetesRunStateStore extends GroupStates {
    */
   override cutShort(key: string, run: RunProgress): void {
     const held = this.mine.get(key);
-    const place = held?.record.phase === 'running' ? this.placeToKeep(key, run) : undefined;
+    // The Lease's place is the run's latest (each move is written there at once), or the one its claim took over from a
+    // hand-back, which a run still queued here has not gone on from yet: from `run` it would call again the plugins that acted.
+    const place = held?.record.phase === 'running' ? (held.record.place ?? this.placeToKeep(key, run)) : undefined;
     if (!held || !place) return this.release(key);
     this.forget(key);
     this.mine.delete(key);
