@@ -916,6 +916,28 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(calls).toHaveLength(3);
   });
 
+  it('a run whose holder was killed before any plugin passed, found by another replica\'s sweep, is reported interrupted there as it goes on with it', async () => {
+    // Renew ticks far apart: b's sweep, not its renew tick's list, is the first to find the Lease expired.
+    const dead = replica('dead', { leaseDurationMs: 180_000, renewIntervalMs: 60_000 }).store;
+    const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const { store } = replica('b', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, shift });
+    const plugin: ActionPlugin = { name: 'drain', timeoutMs: 5_000, retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 }, invoke: () => Promise.resolve({ status: 'ok', message: '', attributes: {} }), close: () => {} };
+    const { config } = parseConfig('plugins:\n  drain: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    cooldown: 10m\n    plugins: [drain]\n', 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    store.onCutShort((cut) => engine.goOnWith(cut));
+    const key = 'spot:{instance_id="i-1"}';
+    const progress: RunProgress = { ...run('e1'), event: { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } } as CloudEvent };
+    // Its claim made, the dead replica is killed during its first plugin call: the Lease has its event, and no place.
+    dead.tryStart(key, 'spot', progress, Date.now());
+    expect((await dead.claim(key, progress)).claim).toBe('held');
+    await observe(store);
+    shift.monotonicMs = 200_000;
+    // b's sweep finds the Lease expired.
+    await observe(store);
+    await expect.poll(() => engine.recentRuns().map((r) => r.outcome), { timeout: 5_000, interval: 10 }).toContain('succeeded');
+    expect(engine.recentRuns().map((r) => r.outcome)).toEqual(['succeeded', 'interrupted']);
+  });
+
   it('a run taken over from a hand-back and still queued when that replica stops in turn (a rolling update) is handed back with the place it took over: a third replica calls only the plugins after it', async () => {
     const calls: string[] = [];
     const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {

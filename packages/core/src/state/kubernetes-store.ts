@@ -695,6 +695,9 @@ export class KubernetesRunStateStore extends GroupStates {
       const { name, uid, resourceVersion } = lease.metadata ?? {};
       // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place a while.
       if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running') || (record?.place && now - heldUntil(record) < PLACE_KEPT_MS)) continue;
+      // A claim of this replica is on its way (the offer's just above, or an event's): it takes the Lease over and reports the
+      // run cut short there; deleted under it, the Lease would be created anew and that run never reported interrupted.
+      if (record && this.claiming.has(record.key)) continue;
       await this.options.api.delete(name!, { uid: uid!, resourceVersion: resourceVersion! }).catch(() => {});
     }
     for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
