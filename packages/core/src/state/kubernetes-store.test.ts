@@ -102,6 +102,15 @@ async function handBackAfterDetach(a: KubernetesRunStateStore): Promise<LeasePla
   return place;
 }
 
+/** A plugin of the engine's own interface, called in-process: one try per call, `invoke` says what it does. */
+const stubPlugin = (name: string, timeoutMs: number, invoke: ActionPlugin['invoke']): ActionPlugin => ({
+  name,
+  timeoutMs,
+  retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
+  invoke,
+  close: () => {},
+});
+
 const leaseCalls = (): number => api.requests.filter((r) => r.path.includes('/leases')).length;
 
 describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
@@ -753,16 +762,10 @@ describe('FlowEngine on the Kubernetes store', () => {
     const { store } = replica('a');
     let release!: () => void;
     const busy = new Promise<void>((resolve) => (release = resolve));
-    const plugin: ActionPlugin = {
-      name: 'a',
-      timeoutMs: 60_000,
-      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-      invoke: async (event) => {
-        if ((event.data as { labels: { instance_id: string } }).labels.instance_id === 'i-1') await busy;
-        return { status: 'ok', message: '', attributes: {} };
-      },
-      close: () => {},
-    };
+    const plugin: ActionPlugin = stubPlugin('a', 60_000, async (event) => {
+      if ((event.data as { labels: { instance_id: string } }).labels.instance_id === 'i-1') await busy;
+      return { status: 'ok', message: '', attributes: {} };
+    });
     const { config } = parseConfig('plugins:\n  a: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    plugins: [a]\n', 'test.yaml', {});
     const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
     const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: instance } } });
@@ -787,7 +790,7 @@ describe('FlowEngine on the Kubernetes store', () => {
   it('a flow grouping by a field longer than a Lease can keep (an annotation of 300 KiB) still claims its group: the key is its SHA-256', async () => {
     const { store } = replica('a');
     const { config } = parseConfig('flows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [annotations.runbook]\n    cooldown: 10m\n    plugins: [log]\n', 'test.yaml', {});
-    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['log', { name: 'log', timeoutMs: 5_000, retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 }, invoke: () => Promise.resolve({ status: 'ok', message: '', attributes: {} }), close: () => {} }]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['log', stubPlugin('log', 5_000, () => Promise.resolve({ status: 'ok', message: '', attributes: {} }))]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
     const heard: RunSettlement[] = [];
     engine.dispatch({ id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: {}, annotations: { runbook: 'x'.repeat(300 * 1024) } } }, Date.now(), (s) => heard.push(s));
     expect(await engine.commit()).toBe(true);
@@ -800,16 +803,10 @@ describe('FlowEngine on the Kubernetes store', () => {
     const calls: Array<{ replica: string; plugin: string; labels: Record<string, string> }> = [];
     const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
       const { store } = replica(replicaName);
-      const plugin = (name: string): ActionPlugin => ({
-        name,
-        timeoutMs: 5_000,
-        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-        invoke: (event) => {
-          calls.push({ replica: replicaName, plugin: name, labels: (event.data as { labels: Record<string, string> }).labels });
-          if (name === 'terminate') return Promise.reject(new PluginError(Code.Unavailable, 'EC2 throttled'));
-          return Promise.resolve({ status: 'ok', message: '', attributes: { detached: 'yes' } });
-        },
-        close: () => {},
+      const plugin = (name: string): ActionPlugin => stubPlugin(name, 5_000, (event) => {
+        calls.push({ replica: replicaName, plugin: name, labels: (event.data as { labels: Record<string, string> }).labels });
+        if (name === 'terminate') return Promise.reject(new PluginError(Code.Unavailable, 'EC2 throttled'));
+        return Promise.resolve({ status: 'ok', message: '', attributes: { detached: 'yes' } });
       });
       const yaml = 'plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    runRetry: { attempts: 3, initialBackoff: 10m, maxBackoff: 10m }\n    plugins: [detach, terminate]\n';
       const { config } = parseConfig(yaml, 'test.yaml', {});
@@ -837,19 +834,13 @@ describe('FlowEngine on the Kubernetes store', () => {
     const calls: string[] = [];
     const engineOf = (replicaName: string): FlowEngine => {
       const { store } = replica(replicaName);
-      const plugin = (name: string): ActionPlugin => ({
-        name,
-        timeoutMs: 60_000,
-        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-        invoke: async (event, { signal }) => {
-          const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
-          calls.push(`${replicaName} ${name} ${instance}`);
-          // i-1's first terminate fails; i-2 keeps the flow's one slot until the shutdown cuts it short.
-          if (name === 'terminate' && instance === 'i-1' && replicaName === 'a') throw new PluginError(Code.Unavailable, 'EC2 throttled');
-          if (instance === 'i-2') await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
-          return { status: 'ok', message: '', attributes: {} };
-        },
-        close: () => {},
+      const plugin = (name: string): ActionPlugin => stubPlugin(name, 60_000, async (event, { signal }) => {
+        const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+        calls.push(`${replicaName} ${name} ${instance}`);
+        // i-1's first terminate fails; i-2 keeps the flow's one slot until the shutdown cuts it short.
+        if (name === 'terminate' && instance === 'i-1' && replicaName === 'a') throw new PluginError(Code.Unavailable, 'EC2 throttled');
+        if (instance === 'i-2') await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+        return { status: 'ok', message: '', attributes: {} };
       });
       const yaml = 'plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    runRetry: { attempts: 3, initialBackoff: 50ms, maxBackoff: 50ms }\n    plugins: [detach, terminate]\n';
       const { config } = parseConfig(yaml, 'test.yaml', {});
@@ -878,17 +869,11 @@ describe('FlowEngine on the Kubernetes store', () => {
     let stall = true;
     const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
       const { store } = replica(replicaName);
-      const plugin = (name: string): ActionPlugin => ({
-        name,
-        timeoutMs: 60_000,
-        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-        invoke: (event, call): Promise<PluginResponse> => {
-          calls.push(`${replicaName} ${name} ${(event.data as { labels: Record<string, string> }).labels.drained ?? '-'}`);
-          if (name === 'replace' && stall) return new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
-          const attributes: Record<string, string> = name === 'drain' ? { drained: 'yes' } : {};
-          return Promise.resolve({ status: 'ok', message: '', attributes });
-        },
-        close: () => {},
+      const plugin = (name: string): ActionPlugin => stubPlugin(name, 60_000, (event, call): Promise<PluginResponse> => {
+        calls.push(`${replicaName} ${name} ${(event.data as { labels: Record<string, string> }).labels.drained ?? '-'}`);
+        if (name === 'replace' && stall) return new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
+        const attributes: Record<string, string> = name === 'drain' ? { drained: 'yes' } : {};
+        return Promise.resolve({ status: 'ok', message: '', attributes });
       });
       const { config } = parseConfig('plugins:\n  drain: { type: log }\n  replace: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    cooldown: 10m\n    plugins: [drain, replace]\n', 'test.yaml', {});
       const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin('drain')], ['replace', plugin('replace')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
@@ -921,7 +906,7 @@ describe('FlowEngine on the Kubernetes store', () => {
     const dead = replica('dead', { leaseDurationMs: 180_000, renewIntervalMs: 60_000 }).store;
     const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
     const { store } = replica('b', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, shift });
-    const plugin: ActionPlugin = { name: 'drain', timeoutMs: 5_000, retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 }, invoke: () => Promise.resolve({ status: 'ok', message: '', attributes: {} }), close: () => {} };
+    const plugin: ActionPlugin = stubPlugin('drain', 5_000, () => Promise.resolve({ status: 'ok', message: '', attributes: {} }));
     const { config } = parseConfig('plugins:\n  drain: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    cooldown: 10m\n    plugins: [drain]\n', 'test.yaml', {});
     const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
     store.onCutShort((cut) => engine.goOnWith(cut));
@@ -942,18 +927,12 @@ describe('FlowEngine on the Kubernetes store', () => {
     const calls: string[] = [];
     const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
       const { store } = replica(replicaName);
-      const plugin = (name: string): ActionPlugin => ({
-        name,
-        timeoutMs: 60_000,
-        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-        invoke: (event, call): Promise<PluginResponse> => {
-          const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
-          calls.push(`${replicaName} ${name} ${instance}`);
-          // a's replace of i-1, and b's run of i-2 (which keeps b's one slot), are in flight until their shutdown.
-          if ((replicaName === 'a' && name === 'replace') || (replicaName === 'b' && instance === 'i-2')) return new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
-          return Promise.resolve({ status: 'ok', message: '', attributes: {} });
-        },
-        close: () => {},
+      const plugin = (name: string): ActionPlugin => stubPlugin(name, 60_000, (event, call): Promise<PluginResponse> => {
+        const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+        calls.push(`${replicaName} ${name} ${instance}`);
+        // a's replace of i-1, and b's run of i-2 (which keeps b's one slot), are in flight until their shutdown.
+        if ((replicaName === 'a' && name === 'replace') || (replicaName === 'b' && instance === 'i-2')) return new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
+        return Promise.resolve({ status: 'ok', message: '', attributes: {} });
       });
       const { config } = parseConfig('plugins:\n  drain: { type: log }\n  replace: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    plugins: [drain, replace]\n', 'test.yaml', {});
       const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin('drain')], ['replace', plugin('replace')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
@@ -989,20 +968,14 @@ describe('FlowEngine on the Kubernetes store', () => {
     const busy = new Promise<void>((resolve) => (free = resolve));
     const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore; metrics: EngineMetrics } => {
       const { store } = replica(replicaName);
-      const plugin: ActionPlugin = {
-        name: 'replace',
-        timeoutMs: 60_000,
-        retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-        invoke: async (event, call) => {
-          const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
-          calls.push(`${replicaName} ${instance}`);
-          // a's run is in flight at its shutdown; b's own run of i-2 keeps b's one slot until freed.
-          if (replicaName === 'a') await new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
-          if (instance === 'i-2') await busy;
-          return { status: 'ok', message: '', attributes: {} };
-        },
-        close: () => {},
-      };
+      const plugin: ActionPlugin = stubPlugin('replace', 60_000, async (event, call) => {
+        const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+        calls.push(`${replicaName} ${instance}`);
+        // a's run is in flight at its shutdown; b's own run of i-2 keeps b's one slot until freed.
+        if (replicaName === 'a') await new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new PluginError(Code.Canceled, 'cancelled'))));
+        if (instance === 'i-2') await busy;
+        return { status: 'ok', message: '', attributes: {} };
+      });
       const { config } = parseConfig('plugins:\n  replace: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    queueSize: 0\n    plugins: [replace]\n', 'test.yaml', {});
       const metrics = new EngineMetrics(new Registry());
       const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['replace', plugin]]), logger: pino({ level: 'silent' }), metrics, store });
@@ -1050,15 +1023,9 @@ describe('FlowEngine on the Kubernetes store', () => {
     await before.close();
     const { store } = replica('core-0');
     const calls: string[] = [];
-    const plugin = (name: string): ActionPlugin => ({
-      name,
-      timeoutMs: 5_000,
-      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-      invoke: (event) => {
-        calls.push(`${name} ${(event.data as { labels: { instance_id: string } }).labels.instance_id}`);
-        return Promise.resolve({ status: 'ok', message: '', attributes: {} });
-      },
-      close: () => {},
+    const plugin = (name: string): ActionPlugin => stubPlugin(name, 5_000, (event) => {
+      calls.push(`${name} ${(event.data as { labels: { instance_id: string } }).labels.instance_id}`);
+      return Promise.resolve({ status: 'ok', message: '', attributes: {} });
     });
     const { config } = parseConfig('plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    plugins: [detach, terminate]\n', 'test.yaml', {});
     const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['detach', plugin('detach')], ['terminate', plugin('terminate')]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
@@ -1078,18 +1045,12 @@ describe('FlowEngine on the Kubernetes store', () => {
     const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
     const { store } = replica('a', { leaseDurationMs: 180_000, renewIntervalMs: 100, shift });
     const calls: string[] = [];
-    const plugin: ActionPlugin = {
-      name: 'detach',
-      timeoutMs: 600_000,
-      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-      invoke: async (_event, { signal }) => {
-        calls.push('detach');
-        // The first call waits until its run is stopped; the next answers.
-        if (calls.length === 1) await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
-        return { status: 'ok', message: '', attributes: {} };
-      },
-      close: () => {},
-    };
+    const plugin: ActionPlugin = stubPlugin('detach', 600_000, async (_event, { signal }) => {
+      calls.push('detach');
+      // The first call waits until its run is stopped; the next answers.
+      if (calls.length === 1) await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+      return { status: 'ok', message: '', attributes: {} };
+    });
     const { config } = parseConfig('plugins:\n  detach: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    plugins: [detach]\n', 'test.yaml', {});
     const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['detach', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
     const event: CloudEvent = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } };
@@ -1113,16 +1074,10 @@ describe('FlowEngine on the Kubernetes store', () => {
     const b = replica('b', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, shift: bShift }).store;
     let answer!: () => void;
     const calls: string[] = [];
-    const plugin = (name: string, wait?: Promise<void>): ActionPlugin => ({
-      name,
-      timeoutMs: 600_000,
-      retry: { attempts: 1, initialBackoff: 100, maxBackoff: 100, multiplier: 2 },
-      invoke: async () => {
-        calls.push(name);
-        await wait;
-        return { status: 'ok', message: '', attributes: {} };
-      },
-      close: () => {},
+    const plugin = (name: string, wait?: Promise<void>): ActionPlugin => stubPlugin(name, 600_000, async () => {
+      calls.push(name);
+      await wait;
+      return { status: 'ok', message: '', attributes: {} };
     });
     const { config } = parseConfig('plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    plugins: [detach, terminate]\n', 'test.yaml', {});
     const plugins = new Map([
