@@ -4,7 +4,7 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
-import { eventOf, fromLease, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseEventOf, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
+import { eventOf, fromLease, handBack, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseEventOf, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
 import type { ClaimResult, CutShortRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
@@ -206,7 +206,7 @@ export class KubernetesRunStateStore extends GroupStates {
     if (!held || !place) return this.release(key);
     this.forget(key);
     this.mine.delete(key);
-    held.record = { ...held.record, holder: '', place, renewedAt: this.options.clock.now() };
+    held.record = handBack({ ...held.record, place }, this.options.clock.now());
     const written = held.writing.then(async () => {
       try {
         held.lease = await this.saveHeld(held);
@@ -642,7 +642,7 @@ export class KubernetesRunStateStore extends GroupStates {
       if (!current) return;
       if (found && sameClaim(found, doubt.record) && !this.mine.has(key)) {
         // A takeover that kept a run's place hands the Lease back with it, as it was before: the event's re-send goes on from there.
-        if (found.place) await this.options.api.replace(toLease(doubt.name, { ...found, holder: '', renewedAt: this.options.clock.now() }, current));
+        if (found.place) await this.options.api.replace(toLease(doubt.name, handBack(found, this.options.clock.now()), current));
         else await this.options.api.delete(doubt.name, { uid: current.metadata!.uid!, resourceVersion: current.metadata!.resourceVersion! });
         const what = found.place ? 'handed back (with its run\'s place) the Lease of a takeover' : 'deleted the Lease of a claim';
         this.options.logger.warn({ groupKey: key, lease: this.shownLease(doubt.name) }, `${what} whose write got no answer but was applied; the event was refused and is sent again`);

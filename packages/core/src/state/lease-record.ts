@@ -143,6 +143,9 @@ export function heldUntil(record: LeaseRecord): number {
 /** A run's Lease its holder gave up at shutdown, keeping its place for whichever replica the group's next event reaches. */
 export const handedBack = (record: LeaseRecord): boolean => record.phase === 'running' && record.holder === '';
 
+/** `record` handed back at `now`: no holder, so any replica takes it over at once ({@link handedBack}). */
+export const handBack = (record: LeaseRecord, now: number): LeaseRecord => ({ ...record, holder: '', renewedAt: now });
+
 const iso = (ms: number): string => new Date(ms).toISOString();
 /** MicroTime wants six fractional digits; the client's V1MicroTime writes them. */
 const microTime = (ms: number): Date => new V1MicroTime(ms);

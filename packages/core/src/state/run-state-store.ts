@@ -1,4 +1,3 @@
-import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { GroupState, RunProgress, StartDecision } from '../flow/group-states.js';
 import type { LeasePlace } from './lease-record.js';
 
@@ -32,12 +31,9 @@ export interface StoreDescription {
 }
 
 /** A run another replica cut short (handed back at its shutdown, or left when it stopped renewing), with the event it was for. */
-export interface CutShortRun {
+export interface CutShortRun extends Pick<RunProgress, 'event' | 'receivedAt'> {
   key: string;
   flow: string;
-  event: CloudEvent;
-  /** When that replica received the event, ms since epoch. */
-  receivedAt: number;
 }
 
 /** A run of another replica that this one took over: its holder stopped renewing the group's Lease mid-run, or handed it back at shutdown. */
