@@ -1,6 +1,6 @@
 import { Code, PluginError } from './errors.js';
 import type { HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
-import type { ServedResult } from './served-stream-codec.js';
+import { failedResult, type ServedResult } from './served-stream-codec.js';
 
 /**
  * The most a plugin writes in one message: 4 MiB, what gRPC clients of every language read by
@@ -29,7 +29,7 @@ export function responseBytes({ message, attributes }: HandleResponse): number {
 
 /** An upper bound of what `result` takes as one element of `HandleStreamResponse.results`. */
 function resultBytes({ outcome }: ServedResult): number {
-  const inner = outcome?.$case === 'response' ? responseBytes(outcome.value) : outcome?.$case === 'status' ? 11 + stringBytes(outcome.value.message) : 0;
+  const inner = outcome?.$case === 'response' ? responseBytes(outcome.value) : outcome?.$case === 'status' ? 13 + stringBytes(outcome.value.message) : 0; // code (11), not_started (2), message
   return RESULT_FRAMING_BYTES + inner;
 }
 
@@ -50,8 +50,7 @@ export function answerMessages(results: readonly ServedResult[]): ServedResult[]
   for (let result of results) {
     let bytes = resultBytes(result);
     if (bytes > MAX_ANSWER_MESSAGE_BYTES) {
-      const err = answerTooLarge(bytes - RESULT_FRAMING_BYTES);
-      result = { callId: result.callId, outcome: { $case: 'status', value: { code: err.code, message: err.message } } };
+      result = failedResult(result.callId, answerTooLarge(bytes - RESULT_FRAMING_BYTES));
       bytes = resultBytes(result);
     }
     if (size + bytes > MAX_ANSWER_MESSAGE_BYTES) {

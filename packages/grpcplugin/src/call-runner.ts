@@ -12,6 +12,11 @@ function toResponse(result: HandleResult | void): HandleResponse {
   return { status: status === 'skipped' ? HandleStatus.HANDLE_STATUS_SKIPPED : HandleStatus.HANDLE_STATUS_OK, message, attributes };
 }
 
+/** The refusal of a call that comes while the server closes: UNAVAILABLE, and never started. */
+export function shuttingDown(): PluginError {
+  return new PluginError(Code.Unavailable, 'plugin is shutting down');
+}
+
 /**
  * What one served call does, whichever transport carried it: refuse it while the server
  * closes, read the event, run the handler, and count it while it runs so `close()` can
@@ -20,9 +25,14 @@ function toResponse(result: HandleResult | void): HandleResponse {
 export class CallRunner {
   private inFlight = 0;
   private onIdle: (() => void) | undefined;
-  private closing = false;
+  private refusing = false;
 
   constructor(private readonly handler: EventHandler) {}
+
+  /** True once {@link drain} was called: calls are refused, not started. */
+  get closing(): boolean {
+    return this.refusing;
+  }
 
   /**
    * Runs one call. Resolves with the response to send; rejects with the {@link PluginError}
@@ -32,7 +42,7 @@ export class CallRunner {
   async run(request: HandleRequest | undefined, call: CallSignal): Promise<HandleResponse> {
     let event: CloudEvent;
     try {
-      if (this.closing) throw new PluginError(Code.Unavailable, 'plugin is shutting down');
+      if (this.refusing) throw shuttingDown();
       if (!request?.event) throw new PluginError(Code.InvalidArgument, 'request has no event');
       try {
         event = eventFromProto(request.event);
@@ -62,7 +72,7 @@ export class CallRunner {
 
   /** Refuses new calls from now on, then resolves when none is in flight, or after `timeoutMs`. */
   drain(timeoutMs: number): Promise<void> {
-    this.closing = true;
+    this.refusing = true;
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);

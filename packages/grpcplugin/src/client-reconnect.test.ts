@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { rejectionOf } from '@hollowtrees/testkit';
+import { rejectionOf, startTcpRelay } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
 import { PluginClient, type PluginTransport } from './client.js';
 import { Code, PluginError } from './errors.js';
 import type { EventHandler } from './handler.js';
-import { serve, type PluginServer } from './serve.js';
+import { serve, type PluginServer, type ServeOptions } from './serve.js';
 import { TRANSPORTS } from './test-support/plugin-pair.js';
 import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 
@@ -19,8 +19,8 @@ function restartablePlugins() {
   });
   return {
     defer: (cleanup: () => unknown): void => void cleanups.push(cleanup),
-    async servePlugin(port = 0, handler: EventHandler = { handle: () => ({ attributes: { served: 'yes' } }) }): Promise<PluginServer> {
-      const server = await serve(port, handler, { host: '127.0.0.1' });
+    async servePlugin(port = 0, handler: EventHandler = { handle: () => ({ attributes: { served: 'yes' } }) }, options: ServeOptions = {}): Promise<PluginServer> {
+      const server = await serve(port, handler, { host: '127.0.0.1', ...options });
       cleanups.push(() => server.close());
       return server;
     },
@@ -32,12 +32,52 @@ function restartablePlugins() {
   };
 }
 
+/**
+ * A plugin behind one address (a Service) replaced in a rolling update: the old one closes with a call in
+ * flight while new connections reach the new one. `oldOptions` for the old plugin's serve(); the call named
+ * `long` blocks in the old plugin until released. Each plugin records the calls it saw.
+ */
+async function rollingUpdate({ defer, servePlugin, clientFor }: RestartablePlugins, transport: PluginTransport, oldOptions: ServeOptions = {}) {
+  const oldSaw: string[] = [];
+  let release!: () => void;
+  let entered!: () => void;
+  const inHandler = new Promise<void>((resolve) => (entered = resolve));
+  const old = await servePlugin(
+    0,
+    {
+      handle: ({ id }) => {
+        oldSaw.push(id);
+        if (id !== 'long') return { attributes: { served: 'old' } };
+        entered();
+        return new Promise((resolve) => (release = () => resolve({ attributes: { served: 'old' } })));
+      },
+    },
+    oldOptions,
+  );
+  const nextSaw: string[] = [];
+  const next = await servePlugin(0, {
+    handle: ({ id }, { attempt }) => {
+      nextSaw.push(`${id} attempt ${attempt}`);
+      return { attributes: { served: 'next' } };
+    },
+  });
+  const service = await startTcpRelay(old.port);
+  defer(() => service.close());
+  const client = clientFor(service.port, transport);
+  const long = client.handle({ ...event, id: 'long' }, { flow: 'f', timeoutMs: 20_000 });
+  await inHandler;
+  return { old, next, service, client, long, oldSaw, nextSaw, release: () => release() };
+}
+
+type RestartablePlugins = ReturnType<typeof restartablePlugins>;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // The two transports' suites run side by side (each one's tests one after another, with its own cleanups): most of
 // their time is spent waiting, 6 s of it on a plugin that is down, and the two share nothing but the machine.
 describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin restarts', (transport) => {
-  const { defer, servePlugin, clientFor } = restartablePlugins();
+  const plugins = restartablePlugins();
+  const { defer, servePlugin, clientFor } = plugins;
 
   it.sequential('a call made while the plugin is down waits for it within its deadline and is served once it is back', async () => {
     const first = await servePlugin();
@@ -112,6 +152,20 @@ describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin resta
     expect(await closed).toMatchObject({ code: Code.Canceled, message: expect.stringMatching(/closed/) });
   });
 
+  it.sequential('a rolling update: calls made while the old plugin waits for its call in flight go to the new one at once; that call is answered by the old one', async () => {
+    const { old, next, service, client, long, oldSaw, nextSaw, release } = await rollingUpdate(plugins, transport);
+    service.retarget(next.port);
+    const closing = old.close();
+    // Before, the old plugin refused them "shutting down" on the connection it kept open (for up to its
+    // shutdownTimeoutMs, 30 s), and core's retries went the same way.
+    expect((await client.handle({ ...event, id: 'during' }, { flow: 'f', timeoutMs: 10_000 })).attributes).toEqual({ served: 'next' });
+    release();
+    expect((await long).attributes).toEqual({ served: 'old' });
+    await closing;
+    expect(oldSaw).toEqual(['long']);
+    expect(nextSaw).toEqual(['during attempt 1']);
+  });
+
   it.sequential('a plugin that never comes back: UNAVAILABLE with the connection error once the deadline passes', async () => {
     const gone = await servePlugin();
     const client = clientFor(gone.port, transport);
@@ -121,5 +175,25 @@ describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin resta
     expect(err.code).toBe(Code.Unavailable);
     expect(err.message).toMatch(/ECONNREFUSED/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+});
+
+describe('PluginClient over stream when the plugin closes', () => {
+  const plugins = restartablePlugins();
+
+  it('a call waiting in the old plugin for a slot on the stream is refused as not started as it closes, and goes to the new one at once, as the same attempt', async () => {
+    const { old, next, service, client, long, oldSaw, nextSaw, release } = await rollingUpdate(plugins, 'stream', { maxConcurrentCallsPerStream: 1 });
+    const queued = client.handle({ ...event, id: 'queued' }, { flow: 'f', attempt: 2, timeoutMs: 10_000 });
+    // Sent on the stream, where it waits behind `long` (the old plugin reads it: its stream is not paused at 1 call).
+    await sleep(200);
+    service.retarget(next.port);
+    const closing = old.close();
+    // Before, it waited for `long` to end, then was refused "shutting down" as a plain UNAVAILABLE: an attempt spent.
+    expect((await queued).attributes).toEqual({ served: 'next' });
+    release();
+    expect((await long).attributes).toEqual({ served: 'old' });
+    await closing;
+    expect(oldSaw).toEqual(['long']);
+    expect(nextSaw).toEqual(['queued attempt 2']);
   });
 });

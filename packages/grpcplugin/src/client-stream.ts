@@ -84,6 +84,8 @@ export class ClientStream {
   private closed = false;
   /** Set by {@link end}: a half-closed stream takes no more writes (one would end it, and the answers still on their way). */
   private halfClosed = false;
+  /** Set when the plugin refused a call as not started: it is shutting down and starts none here any more. */
+  private draining = false;
   /** The largest message the plugin reads, once its headers said. */
   private receiveLimit: number | undefined;
   /** What one message may carry: one call (0) until the plugin's headers came. */
@@ -119,9 +121,9 @@ export class ClientStream {
     this.call.on('status', (end: StatusObject) => this.close(end));
   }
 
-  /** True while the stream takes calls. */
+  /** True while the stream takes calls: not once it ended, nor once the plugin refused a call as not started (it is shutting down). */
   get open(): boolean {
-    return !this.closed;
+    return !this.closed && !this.draining;
   }
 
   /** Calls and cancels waiting to be written while the stream pushes back. */
@@ -244,8 +246,23 @@ export class ClientStream {
     const pending = this.pending.get(callId);
     if (!pending) return; // ended here already: deadline or cancel
     if (outcome?.$case === 'response') pending.resolve(fromResponse(outcome.value));
+    else if (outcome?.$case === 'status' && outcome.value.notStarted) this.refusedUnstarted(pending, new PluginError(Code.Unavailable, outcome.value.message));
     else if (outcome?.$case === 'status') pending.reject(new PluginError(outcome.value.code as Code, outcome.value.message));
     else pending.reject(new PluginError(Code.Internal, 'the plugin answered a call with neither a response nor a status'));
+    if (this.draining && this.pending.size === 0) this.end();
+  }
+
+  /**
+   * The plugin did not start a call as it shuts down: the call, and those not written yet, fail as
+   * never sent, so {@link PluginClient} sends them again on a new stream (over a new connection:
+   * the plugin sent GOAWAY) as the same attempt; this stream only waits for the answers of the
+   * calls the plugin started, and is half-closed once it has them.
+   */
+  private refusedUnstarted(pending: Pending, err: PluginError): void {
+    this.draining = true;
+    unsentFailure(err);
+    pending.reject(err);
+    for (const [callId, entry] of this.waiting) if ('request' in entry) this.pending.get(callId)?.reject(err);
   }
 
   private close(end: StatusObject): void {

@@ -2,21 +2,27 @@ import type { handleBidiStreamingCall, ServerDuplexStream } from '@grpc/grpc-js'
 import { answerMessages } from './answer-size.js';
 import { CallSignal } from './call-signal.js';
 import { Code, PluginError } from './errors.js';
-import type { CallRunner } from './call-runner.js';
+import { shuttingDown, type CallRunner } from './call-runner.js';
 import type { HandleCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { Backlog } from './backlog.js';
 import { receiveLimitHeaders } from './receive-limit-header.js';
-import type { CallId, ServedCall, ServedResult, ServedStreamRequest, ServedStreamResponse } from './served-stream-codec.js';
+import { failedResult, type CallId, type ServedCall, type ServedResult, type ServedStreamRequest, type ServedStreamResponse } from './served-stream-codec.js';
 
 type PluginStream = ServerDuplexStream<ServedStreamRequest, ServedStreamResponse>;
 
-/** One function per open stream that ends it once its calls are answered: what `close()` calls. */
-export type OpenStreams = Set<() => void>;
-
-function failure(callId: CallId, err: unknown): ServedResult {
-  const e = PluginError.from(err);
-  return { callId, outcome: { $case: 'status', value: { code: e.code, message: e.message } } };
+/** What `close()` does to each open stream. */
+export interface OpenStream {
+  /** As close() begins: refuses the calls waiting for a slot, which cannot start any more, as not started, and reads the stream again to refuse those behind them. */
+  refuseWaiting(): void;
+  /** Once the calls in flight ended: ends the stream when its answers are written. */
+  finish(): void;
 }
+
+/** The streams open now. */
+export type OpenStreams = Set<OpenStream>;
+
+/** A call refused while the server closes: marked not started, so the client sends it elsewhere at once. */
+const notStarted = (callId: CallId): ServedResult => failedResult(callId, shuttingDown(), true);
 
 /** How {@link streamHandle} reads a stream. */
 export interface StreamLimits {
@@ -52,7 +58,8 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
     let gone = false;
 
     const adjustIntake = (): void => {
-      const room = calls.size + backlog.size < maxInFlight;
+      // Once the server closes every call is refused as it is read: nothing holds a slot any more.
+      const room = runner.closing || calls.size + backlog.size < maxInFlight;
       // While catching up, what the stream holds is read though calls wait, as it may cancel them; only
       // while the backlog holds at most `maxInFlight` calls, so no more than that and a message wait here.
       const readAhead = catchingUp && backlog.size <= maxInFlight;
@@ -106,7 +113,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       }
     };
     const start = (callId: CallId, request: HandleCall['request'], deadlineMs: number): void => {
-      if (deadlineMs <= Date.now()) return answer(failure(callId, new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call started')));
+      if (deadlineMs <= Date.now()) return answer(failedResult(callId, new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call started')));
       const signal = new CallSignal(deadlineMs);
       signal.armDeadline();
       calls.set(callId, signal);
@@ -123,10 +130,10 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       // Answered, and its slot freed, once its deadline passes or it is cancelled, whether or not the
       // handler has returned (as grpc-js ends a unary call at its deadline): a handler that ignores its
       // signal must not hold the stream's slots, and with them every later call, for ever.
-      signal.signal.addEventListener('abort', () => end(failure(callId, signal.signal.reason)), { once: true });
+      signal.signal.addEventListener('abort', () => end(failedResult(callId, signal.signal.reason)), { once: true });
       runner.run(request, signal).then(
         (response) => end({ callId, outcome: { $case: 'response', value: response } }),
-        (err: unknown) => end(failure(callId, err)),
+        (err: unknown) => end(failedResult(callId, err)),
       );
     };
     const startWaiting = (): void => {
@@ -138,13 +145,14 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
     };
     const take = ({ callId, kind }: ServedCall): void => {
       if (kind?.$case === 'cancel') {
-        if (backlog.delete(callId)) answer(failure(callId, new PluginError(Code.Canceled, 'call cancelled by the client')));
+        if (backlog.delete(callId)) answer(failedResult(callId, new PluginError(Code.Canceled, 'call cancelled by the client')));
         return calls.get(callId)?.cancel();
       }
-      if (kind?.$case !== 'call') return answer(failure(callId, new PluginError(Code.InvalidArgument, 'stream call has neither a call nor a cancel')));
+      if (kind?.$case !== 'call') return answer(failedResult(callId, new PluginError(Code.InvalidArgument, 'stream call has neither a call nor a cancel')));
       if (calls.has(callId) || backlog.has(callId)) {
-        return answer(failure(callId, new PluginError(Code.InvalidArgument, `call id ${callId} is already in use on this stream`)));
+        return answer(failedResult(callId, new PluginError(Code.InvalidArgument, `call id ${callId} is already in use on this stream`)));
       }
+      if (runner.closing) return answer(notStarted(callId));
       const { request, timeoutMs } = kind.value;
       backlog.push(callId, { request, deadlineMs: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity });
     };
@@ -159,17 +167,22 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       readEnded = true;
       endWhenDone();
     };
-    open.add(finish);
+    const refuseWaiting = (): void => {
+      for (let next = backlog.shift(); next; next = backlog.shift()) answer(notStarted(next.id));
+      adjustIntake();
+    };
+    const opened: OpenStream = { refuseWaiting, finish };
+    open.add(opened);
     stream.on('end', finish);
     // The client went away: its calls' handlers are told, and nothing more is written.
     const abandon = (): void => {
       gone = true;
       backlog.clear();
-      open.delete(finish);
+      open.delete(opened);
       for (const signal of calls.values()) signal.cancel();
     };
     stream.on('cancelled', abandon);
     stream.on('error', abandon);
-    stream.on('finish', () => open.delete(finish));
+    stream.on('finish', () => open.delete(opened));
   };
 }

@@ -66,8 +66,10 @@ export interface PluginServer {
   /** The bound port (the ephemeral one when `serve` was given 0). */
   readonly port: number;
   /**
-   * Reports NOT_SERVING, refuses new calls with UNAVAILABLE, waits for calls in
-   * flight (up to `shutdownTimeoutMs`), then stops. Safe to call more than once.
+   * Reports NOT_SERVING, stops taking connections and sends GOAWAY on the open ones,
+   * refuses calls that come on them with UNAVAILABLE (on a stream: marked not started,
+   * so core sends them elsewhere at once), waits for calls in flight (up to
+   * `shutdownTimeoutMs`), then stops. Safe to call more than once.
    */
   close(): Promise<void>;
 }
@@ -155,22 +157,29 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     closing ??= (async () => {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(PLUGIN_SERVICE_NAME, 'NOT_SERVING');
-      await runner.drain(shutdownTimeoutMs);
-      // Each stream ends once its calls are answered, so its client opens the next one elsewhere.
-      for (const finish of streams) finish();
+      // At once, not after the calls in flight: no new connection is taken, and the open ones get GOAWAY,
+      // so a client opens its next stream on a new connection (another pod behind a Service, or this
+      // plugin restarted) while the streams open here carry their calls' answers. Refusing new calls on a
+      // connection kept open instead held core to this plugin for up to shutdownTimeoutMs.
+      let connectionsClosed = false;
+      const allClosed = new Promise<void>((resolve) =>
+        server.tryShutdown(() => {
+          connectionsClosed = true;
+          resolve();
+        }),
+      );
+      const drained = runner.drain(shutdownTimeoutMs);
+      for (const stream of streams) stream.refuseWaiting();
+      await drained;
+      // Each stream ends once its calls are answered.
+      for (const stream of streams) stream.finish();
       // A client holding a stream open (a health Watch) would keep tryShutdown waiting; and grpc-js'
       // tryShutdown never calls back once a connection was dropped by keepalive (it waits on the dead
       // session's close()), so the forced shutdown ends close() itself.
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 1_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      let force: NodeJS.Timeout | undefined;
+      await Promise.race([allClosed, new Promise<void>((resolve) => (force = setTimeout(resolve, 1_000)))]);
+      clearTimeout(force);
+      if (!connectionsClosed) server.forceShutdown();
       process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
       stopObserving?.();
     })();

@@ -18,7 +18,8 @@ describe("serve()'s HandleStream codec", () => {
     const response: HandleStreamResponse = {
       results: [
         { callId: 7, outcome: { $case: 'response', value: { status: HandleStatus.HANDLE_STATUS_SKIPPED, message: 'm', attributes: { a: 'b' } } } },
-        { callId: Number.MAX_SAFE_INTEGER, outcome: { $case: 'status', value: { code: 4, message: 'deadline exceeded' } } },
+        { callId: Number.MAX_SAFE_INTEGER, outcome: { $case: 'status', value: { code: 4, message: 'deadline exceeded', notStarted: false } } },
+        { callId: 8, outcome: { $case: 'status', value: { code: 14, message: 'plugin is shutting down', notStarted: true } } },
         { callId: 0, outcome: undefined },
       ],
     };
@@ -29,7 +30,7 @@ describe("serve()'s HandleStream codec", () => {
     const largest = 2n ** 64n - 1n;
     const cancel = new BinaryWriter().uint32(10).fork().uint32(8).uint64(largest).uint32(26).fork().join().join().finish();
     expect(decodeStreamRequest(cancel).calls).toEqual([{ callId: largest, kind: { $case: 'cancel', value: {} } }]);
-    const answer = new BinaryReader(encodeStreamResponse({ results: [{ callId: largest, outcome: { $case: 'status', value: { code: 1, message: 'call cancelled by the client' } } }] }));
+    const answer = new BinaryReader(encodeStreamResponse({ results: [{ callId: largest, outcome: { $case: 'status', value: { code: 1, message: 'call cancelled by the client', notStarted: false } } }] }));
     const result = new BinaryReader((answer.tag(), answer.bytes()));
     expect([result.tag()[0], BigInt(result.uint64())]).toEqual([1, largest]);
   });

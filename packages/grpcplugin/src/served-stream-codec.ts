@@ -1,4 +1,5 @@
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { PluginError } from './errors.js';
 import { CallStatus, HandleCall, HandleResponse, PluginServiceService, type StreamCall, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 
 /**
@@ -19,6 +20,12 @@ export interface ServedCall {
 export interface ServedResult {
   callId: CallId;
   outcome: StreamResult['outcome'];
+}
+
+/** The answer of a call that failed with `err` (a {@link PluginError}, or anything it makes one of); `notStarted`: see `CallStatus.not_started`. */
+export function failedResult(callId: CallId, err: unknown, notStarted = false): ServedResult {
+  const { code, message } = PluginError.from(err);
+  return { callId, outcome: { $case: 'status', value: { code, message, notStarted } } };
 }
 
 /** A `HandleStreamRequest` as the server reads it. */

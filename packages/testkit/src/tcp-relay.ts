@@ -13,6 +13,8 @@ export interface TcpRelay {
    * made later pass bytes as before.
    */
   blackholeOpenConnections(): void;
+  /** Connections made from now on go to `port`; those open stay where they are: a Service whose endpoint moved to a new pod. */
+  retarget(port: number): void;
   close(): Promise<void>;
 }
 
@@ -23,10 +25,11 @@ export interface TcpRelayOptions {
 }
 
 /**
- * Starts a relay to `127.0.0.1:targetPort`: a slow or broken network, as both ends see it,
+ * Starts a relay to `127.0.0.1:targetPort` (until {@link TcpRelay.retarget}): a slow or broken network, as both ends see it,
  * with real sockets on both sides.
  */
 export async function startTcpRelay(targetPort: number, options: TcpRelayOptions = {}): Promise<TcpRelay> {
+  let target = targetPort;
   let delayMs = 0;
   let accepted = 0;
   const sockets = new Set<Socket>();
@@ -37,7 +40,7 @@ export async function startTcpRelay(targetPort: number, options: TcpRelayOptions
   };
   const server = createServer((client) => {
     accepted++;
-    const upstream = track(connect(targetPort, '127.0.0.1'));
+    const upstream = track(connect(target, '127.0.0.1'));
     track(client);
     let dropped = false;
     blackholes.add(() => (dropped = true));
@@ -61,6 +64,7 @@ export async function startTcpRelay(targetPort: number, options: TcpRelayOptions
       return accepted;
     },
     delayNextClientBytes: (ms) => void (delayMs = ms),
+    retarget: (port) => void (target = port),
     blackholeOpenConnections: () => {
       for (const drop of blackholes) drop();
       blackholes.clear();

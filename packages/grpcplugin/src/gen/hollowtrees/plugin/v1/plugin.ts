@@ -144,6 +144,17 @@ export interface CallStatus {
   /** The gRPC status code (google.rpc.Code), never OK. */
   code: number;
   message: string;
+  /**
+   * Set, with UNAVAILABLE, on a call the plugin did not start because it is
+   * shutting down: nothing was done. Such a plugin starts no more calls on this
+   * stream; it answers the calls it started, then ends the stream, and takes no
+   * new connection (it sends HTTP/2 GOAWAY on the ones open, where gRPC opens
+   * new streams no more). A client sends this call again at once, as the same
+   * attempt, on a new stream over a new connection (to another instance of the
+   * plugin behind the same address, or to this one once restarted), and its
+   * later calls too.
+   */
+  notStarted: boolean;
 }
 
 /** HandleRequest carries the event and where it comes from in the flow. */
@@ -807,7 +818,7 @@ export const StreamResult: MessageFns<StreamResult> = {
 };
 
 function createBaseCallStatus(): CallStatus {
-  return { code: 0, message: "" };
+  return { code: 0, message: "", notStarted: false };
 }
 
 export const CallStatus: MessageFns<CallStatus> = {
@@ -817,6 +828,9 @@ export const CallStatus: MessageFns<CallStatus> = {
     }
     if (message.message !== "") {
       writer.uint32(18).string(message.message);
+    }
+    if (message.notStarted !== false) {
+      writer.uint32(24).bool(message.notStarted);
     }
     return writer;
   },
@@ -848,6 +862,14 @@ export const CallStatus: MessageFns<CallStatus> = {
             }
 
             message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.notStarted = reader.bool();
             continue;
           }
         }
@@ -1169,7 +1191,9 @@ export const PluginServiceService = {
    * client then puts no more calls in a message than that. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
-   * failed with UNAVAILABLE.
+   * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
+   * not started with CallStatus.not_started, so they go to another instance at
+   * once while the calls it started finish here.
    */
   handleStream: {
     path: "/hollowtrees.plugin.v1.PluginService/HandleStream" as const,
@@ -1199,7 +1223,9 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
    * client then puts no more calls in a message than that. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
-   * failed with UNAVAILABLE.
+   * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
+   * not started with CallStatus.not_started, so they go to another instance at
+   * once while the calls it started finish here.
    */
   handleStream: handleBidiStreamingCall<HandleStreamRequest, HandleStreamResponse>;
 }
@@ -1234,7 +1260,9 @@ export interface PluginServiceClient extends Client {
    * client then puts no more calls in a message than that. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
-   * failed with UNAVAILABLE.
+   * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
+   * not started with CallStatus.not_started, so they go to another instance at
+   * once while the calls it started finish here.
    */
   handleStream(): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
   handleStream(options: Partial<CallOptions>): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
