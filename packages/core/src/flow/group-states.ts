@@ -162,7 +162,7 @@ export class GroupStates implements RunStateStore {
   }
 
   /** In this process alone a hold cannot lapse. */
-  checkHold(_key: string): void {}
+  async checkHold(_key: string): Promise<void> {}
 
   /** In memory the group is this process's once `tryStart` said so. */
   claim(_key: string, _run: RunProgress): Promise<ClaimResult> {

@@ -57,8 +57,8 @@ export interface RunDependencies {
   random: () => number;
   /** Aborts the run: the call in flight is cancelled and the run ends interrupted. */
   signal: AbortSignal;
-  /** Called before each plugin call (retries included), to abort `signal` if the run may no longer act. */
-  beforeCall?: () => void;
+  /** Awaited before each plugin call (retries included), to abort `signal` if the run may no longer act. */
+  beforeCall?: () => Promise<void>;
   onCall?: (record: PluginCallRecord) => void;
   /**
    * Awaited when a plugin succeeded and another follows, with how many of the steps passed in the run
@@ -123,7 +123,7 @@ export async function runPlugins(start: RunStart, flow: string, steps: readonly 
   };
   for (const [index, { plugin, config }] of steps.entries()) {
     for (let attempt = 1; ; attempt++) {
-      deps.beforeCall?.();
+      if (deps.beforeCall) await deps.beforeCall();
       if (deps.signal.aborted) return end(index, 'interrupted', `interrupted before ${plugin.name}`);
       const startedAt = deps.clock.now();
       let failure: PluginError | undefined;

@@ -329,8 +329,36 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     api.latency.set(600);
     b.tryStart('g', 'spot', run('e2'), Date.now());
     expect(await b.claim('g', run('e2'))).toMatchObject({ claim: 'held', takenOver: { holder: 'dead' } });
-    b.checkHold('g');
+    await b.checkHold('g');
     expect(b.holdLost('g')?.aborted).toBe(false);
+  });
+
+  it.each([
+    ['renews it first, so the tick keeps it', false],
+    ['gives it up before the call when that renewal is not confirmed either (the API unreachable)', true],
+  ])('before a plugin call on a hold the next renew tick would find unconfirmed too long (its claim answered late): %s', async (_, unreachable) => {
+    // Renewals unconfirmed for 30 s - 1.5 x 10 s = 15 s stop a run; the next tick is 10 s after the store started.
+    const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const a = replica('a', { leaseDurationMs: 30_000, renewIntervalMs: 10_000, shift }).store;
+    const tick = (): void => (a as unknown as { renew(): void }).renew();
+    // The claim's write began 6 s before the store's start, as one answered after 6 s would have.
+    shift.monotonicMs = -6_000;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    shift.monotonicMs = 0;
+    const lost = a.holdLost('g')!;
+    const puts = (): number => api.requests.filter((r) => r.method === 'PUT').length;
+    api.unreachable = unreachable;
+    const before = puts();
+    // Unconfirmed for 6 s now, within the 15 s; 16 s at the next tick. Before, the plugin was called here, and
+    // stopped mid-call by that tick: the run then called it again.
+    await a.checkHold('g');
+    expect(lost.aborted).toBe(unreachable);
+    if (unreachable) return expect(String((lost.reason as Error).message)).toMatch(/unconfirmed for 1\d{4} ms by its next renewal/);
+    expect(puts()).toBe(before + 1);
+    shift.monotonicMs = 10_000;
+    tick();
+    expect(lost.aborted).toBe(false);
   });
 
   it('an event id longer than a Lease can keep (a CloudEvents id of 300 KiB) still claims its group, and a run cut short goes on for that event', async () => {

@@ -126,6 +126,8 @@ export class KubernetesRunStateStore extends GroupStates {
   /** Told of each run cut short with its event that a list finds (see {@link onCutShort}). */
   private cutShortTo: ((run: CutShortRun) => void) | undefined;
   private readonly renewer: NodeJS.Timeout;
+  /** When the renew tick last ran (monotonic ms; the store's start before the first): the next is due renewIntervalMs later. */
+  private tickedAt: number;
   private prober: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: KubernetesStoreOptions) {
@@ -133,6 +135,7 @@ export class KubernetesRunStateStore extends GroupStates {
     this.elapsed = options.elapsed ?? (() => performance.now());
     this.claimLog = new ThrottledLog(options.logger, () => options.clock.now());
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
+    this.tickedAt = this.elapsed();
   }
 
   override describe(): StoreDescription {
@@ -241,10 +244,20 @@ export class KubernetesRunStateStore extends GroupStates {
     return this.mine.get(key)?.lost.signal;
   }
 
-  /** Loses the hold now, before a plugin call, when its renewals went unconfirmed too long: the renew tick may not have run yet. */
-  override checkHold(key: string): void {
+  /**
+   * Before a plugin call: loses the hold now when its renewals went unconfirmed too long (the renew tick may not
+   * have run yet); and when the next tick would find them so (a claim answered late, a renewal that failed), renews
+   * first, and loses the hold now if that renewal is not confirmed either. A plugin called on such a hold was
+   * stopped mid-call by the next tick, and then called again for the same run here or on another replica.
+   */
+  override async checkHold(key: string): Promise<void> {
     const held = this.mine.get(key);
-    if (held) this.loseHoldIfUnconfirmed(key, held, this.elapsed());
+    if (!held || this.loseHoldIfUnconfirmed(key, held, this.elapsed())) return;
+    const nextTick = this.tickedAt + this.options.renewIntervalMs;
+    if (!this.unconfirmedTooLong(held, nextTick)) return;
+    this.write(key, held, { ...held.record, renewedAt: this.options.clock.now() });
+    await held.writing;
+    if (this.mine.get(key) === held) this.loseHoldIfUnconfirmed(key, held, Math.max(this.elapsed(), nextTick), ' by its next renewal');
   }
 
   override release(key: string): void {
@@ -598,18 +611,23 @@ export class KubernetesRunStateStore extends GroupStates {
    * old at the next tick, so with renewIntervalMs at most a third of the lease
    * that slack never stops a run that renews. `at`: monotonic ms. True when the hold was given up.
    */
-  private loseHoldIfUnconfirmed(key: string, held: HeldLease, at: number): boolean {
-    const { leaseDurationMs, renewIntervalMs } = this.options;
-    const unconfirmed = Math.round(at - held.confirmedAt);
-    if (held.record.phase !== 'running' || unconfirmed <= leaseDurationMs - 1.5 * renewIntervalMs) return false;
-    this.loseHold(key, held, `its renewals went unconfirmed for ${unconfirmed} ms (leaseDuration ${leaseDurationMs} ms)`);
+  private loseHoldIfUnconfirmed(key: string, held: HeldLease, at: number, when = ''): boolean {
+    if (!this.unconfirmedTooLong(held, at)) return false;
+    this.loseHold(key, held, `its renewals went unconfirmed for ${Math.round(at - held.confirmedAt)} ms${when} (leaseDuration ${this.options.leaseDurationMs} ms)`);
     return true;
+  }
+
+  /** True when `held` is a run in progress whose renewals are, at `at` (monotonic ms), unconfirmed too long (see {@link loseHoldIfUnconfirmed}). */
+  private unconfirmedTooLong(held: HeldLease, at: number): boolean {
+    const { leaseDurationMs, renewIntervalMs } = this.options;
+    return held.record.phase === 'running' && at - held.confirmedAt > leaseDurationMs - 1.5 * renewIntervalMs;
   }
 
   /** Renews the Leases of runs in progress, and writes again what could not be written. */
   private renew(): void {
     const now = this.options.clock.now();
     const at = this.elapsed();
+    this.tickedAt = at;
     for (const [key, held] of this.mine) {
       if (this.loseHoldIfUnconfirmed(key, held, at)) continue;
       if (held.record.phase === 'running') this.write(key, held, { ...held.record, renewedAt: now });

@@ -102,12 +102,13 @@ export interface RunStateStore {
    */
   holdLost(key: string): AbortSignal | undefined;
   /**
-   * Asked before each plugin call of a run in progress: aborts
+   * Awaited before each plugin call of a run in progress: aborts
    * {@link holdLost}'s signal if the hold may have lapsed meanwhile unseen (a
    * process stopped or starved past its renewals acts on an answer before any
-   * timer of its own runs). Nothing to do where a hold cannot be lost.
+   * timer of its own runs), or may lapse before it is next renewed (it is
+   * renewed first then). Nothing to do where a hold cannot be lost.
    */
-  checkHold(key: string): void;
+  checkHold(key: string): Promise<void>;
   /** Records how far a running or retrying run got. */
   progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void;
   /** After success: hold the group for `cooldownMs` (none when 0). */
