@@ -55,6 +55,8 @@ export interface EventProgress {
   firstCallAt(): number | undefined;
   /** The flows whose run of the event's group is in progress on another replica: resolved with the verdict. */
   waitingIn(): ReadonlySet<string>;
+  /** How many flows took the event (of those `options.flows` names, when it names some). */
+  readonly matched: number;
 }
 
 /**
@@ -110,5 +112,5 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
   const committed = verdict.then(async (v) =>
     v.action === 'delete' && v.reason === 'deduplicated' && !(await sink.commit()) ? ({ action: 'leave', why: 'the run state cannot be saved now' } as const) : v,
   );
-  return { verdict: committed, firstCallAt: () => firstCallAt, waitingIn: () => waitingIn };
+  return { verdict: committed, firstCallAt: () => firstCallAt, waitingIn: () => waitingIn, matched: result.matched };
 }

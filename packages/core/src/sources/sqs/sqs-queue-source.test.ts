@@ -109,8 +109,11 @@ async function secondWarningWhileRunning(): Promise<void> {
   await eventually(async () => (await metric('hollowtrees_sqs_messages_in_flight', { queue: 'interruptions' })) === 2);
 }
 
-/** Another replica on the Leases of a Kubernetes stand-in, whose run of the `spot` group of `instance` is in progress. */
-async function otherReplicaRunning(instance: string): Promise<{ other: KubernetesRunStateStore; key: string; state: string; close: () => Promise<void> }> {
+/**
+ * Another replica on the Leases of a Kubernetes stand-in, whose runs of the groups of `instance` in `flows` are in
+ * progress; `key` names the first's group.
+ */
+async function otherReplicaRunning(instance: string, flows: readonly string[] = ['spot']): Promise<{ other: KubernetesRunStateStore; key: string; state: string; close: () => Promise<void> }> {
   const kube = await startKubeApiServer();
   const kubeconfig = join(mkdtempSync(join(tmpdir(), 'hollowtrees-sqs-')), 'kubeconfig');
   writeFileSync(kubeconfig, kube.kubeConfigFileText());
@@ -120,17 +123,19 @@ async function otherReplicaRunning(instance: string): Promise<{ other: Kubernete
     await other.close();
     await kube.close();
   };
-  const key = `spot:{instance_id="${instance}"}`;
+  const keyOf = (flow: string): string => `${flow}:{instance_id="${instance}"}`;
   const run: RunProgress = { event: { id: 'first', source: 's', specversion: '1.0', type: 't' } as CloudEvent, attributes: {}, receivedAt: Date.now(), next: 0, attempt: 1, restarts: 0 };
   try {
-    other.tryStart(key, 'spot', run, Date.now());
-    expect((await other.claim(key, run)).claim).toBe('held');
+    for (const flow of flows) {
+      other.tryStart(keyOf(flow), flow, run, Date.now());
+      expect((await other.claim(keyOf(flow), run)).claim).toBe('held');
+    }
   } catch (err) {
     await close();
     throw err;
   }
   const state = `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}", leaseDuration: 30s, renewInterval: 1s }\n`;
-  return { other, key, state, close };
+  return { other, key: keyOf(flows[0]!), state, close };
 }
 
 /** A sink that notes the id of each event it is given and answers `answer` (by default: no flow matched). */
@@ -507,6 +512,30 @@ sources:
       expect(plugin.calls.map((c) => c.flow)).toEqual(['spot-renamed']);
       expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'unmatched' })).toBe(0);
       expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'acted' })).toBe(1);
+    } finally {
+      await core?.close();
+      core = undefined;
+      await close();
+    }
+  });
+
+  it('a reload that renames one of two flows a message waits on (another replica runs both groups) does not drop the renamed flow\'s part when the other\'s run ends: it is handed out again at once, and the renamed flow acts on it', async () => {
+    const { other, key, state: sharedState, close } = await otherReplicaRunning('i-0b662ef9931388ba0', ['spot', 'notify']);
+    const notify = '  notify: { allowedEvents: [aws.ec2.spot.interruption-warning], groupBy: [instance_id], cooldown: 10m, plugins: [drain] }\n';
+    try {
+      // A 30 s timeout: only a message made visible at once is acted on within this test.
+      await start(() => {}, '30s', '', sharedState, notify);
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await eventually(() => core!.logs.some((l) => l['msg'] === 'SQS message kept hidden until a run on another replica ends'));
+      await core!.reload(parseConfig(coreConfig('30s', '', sharedState, notify.replace('notify:', 'notify-renamed:')), 'test.yaml', {}));
+      // The other replica's "spot" run succeeds: deleted as deduplicated now, the notice is lost to "notify-renamed" if
+      // that replica's "notify" run fails or dies.
+      other.succeeded(key, Date.now(), 600_000);
+      expect(await other.commit()).toBe(true);
+      await eventually(async () => plugin.calls.length > 0 || (await deleted()).deduplicated > 0);
+      await drained();
+      expect(plugin.calls.map((c) => c.flow)).toEqual(['notify-renamed']);
+      expect(await deleted()).toEqual({ acted: 1, deduplicated: 0 });
     } finally {
       await core?.close();
       core = undefined;

@@ -43,15 +43,19 @@ const RUNNING_ELSEWHERE_RECHECK_MS = 1_000;
 const lookAgain = (flows: ReadonlySet<string>): AcceptOptions => (flows.size > 0 ? { again: true, flows } : { again: true });
 
 /**
- * A look again's verdict for an event that waited for `flows`: none of them takes it any more (a configuration reload
- * renamed, removed or changed them), which says nothing of the run on another replica it waited for. Deleted as
- * unmatched, the notice would be lost if that run failed or its replica died; left, it is handed out again at once and
- * dispatched as new to the flows configured now (a renamed flow's groups are new groups, as after a restart).
+ * A look again's verdict for an event that waited for `flows`, `matched` of which take it now: fewer than all of them (a
+ * configuration reload renamed, removed or changed one) says nothing of the run on another replica it waited for there.
+ * Deleted once the flows left are done with it (as unmatched when none is), the notice would be lost if that run failed
+ * or its replica died; left, it is handed out again at once and dispatched as new to the flows configured now (a renamed
+ * flow's groups are new groups, as after a restart).
  */
-function afterLook(verdict: Verdict, flows: ReadonlySet<string>): Verdict {
-  if (verdict.action !== 'delete' || verdict.reason !== 'unmatched') return verdict;
+function afterLook(verdict: Verdict, flows: ReadonlySet<string>, matched: number): Verdict {
+  if (verdict.action === 'leave') return verdict;
+  // A sink that names no flow (flows empty) tells only that none took it.
+  const gone = flows.size > 0 ? matched < flows.size : verdict.action === 'delete' && verdict.reason === 'unmatched';
+  if (!gone) return verdict;
   const named = flows.size > 0 ? `flows ${[...flows].join(', ')} ` : 'the flows ';
-  return { action: 'leave', now: true, why: `${named}it waited for no longer take it (a configuration reload renamed, removed or changed them)` };
+  return { action: 'leave', now: true, why: `${named}it waited for no longer all take it (a configuration reload renamed, removed or changed them)` };
 }
 
 /**
@@ -379,7 +383,7 @@ export class SqsQueueSource implements EventSource {
       const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt, round === 0 ? {} : lookAgain(waitingIn[i]!)));
       const ended = await Promise.all(progress.map((p) => p.verdict));
       pending.forEach((i, n) => {
-        verdicts[i] = round === 0 ? ended[n]! : afterLook(ended[n]!, waitingIn[i]!);
+        verdicts[i] = round === 0 ? ended[n]! : afterLook(ended[n]!, waitingIn[i]!, progress[n]!.matched);
         waitingIn[i] = progress[n]!.waitingIn();
       });
       for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
