@@ -642,6 +642,40 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('a copy received while the delete of an acted-on message is on its way (its first try unanswered) is deleted too: SQS takes a delete under the older handle and deletes nothing', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 30 });
+    const accepted: string[] = [];
+    const sink: EventSink = {
+      accept: (event, _receivedAt, onSettled) => {
+        accepted.push(event.id);
+        onSettled?.({ flow: 'f', outcome: 'succeeded' });
+        return { matched: 1, started: 1, deduplicated: 0, dropped: [] };
+      },
+      commit: () => Promise.resolve(true),
+      durable: true,
+      backend: 'memory',
+    };
+    // The SDK tries the unanswered delete again after callTimeout, with the handle it was sent.
+    sqs.faults.noAnswer(1, { service: 'sqs', action: 'DeleteMessageBatch' });
+    const source = new SqsQueueSource(queueConfig({ visibilityTimeout: '30s', callTimeout: '2s' }), 0, new SqsMetrics(new Registry()), pino({ level: 'silent' }), systemClock);
+    await source.start(sink);
+    try {
+      const notice = queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await pollUntil(() => sqs.callsTo('DeleteMessageBatch').length === 1, 10_000, () => 'no delete yet');
+      // Its visibility lapses as renewals refused would let it: the poller receives it again under a new handle.
+      queue.changeVisibility(notice.receiptHandle!, 0);
+      // Received again before the delete's second try (the usual case), or after it deleted the message (a slow machine).
+      await pollUntil(() => notice.receiveCount === 2 || queue.list().length === 0, 10_000, () => `received ${notice.receiveCount} times`);
+      await pollUntil(() => source.status().inFlight === 0, 10_000, () => `${source.status().inFlight} in flight`);
+      // Left, it would be handed out again after its visibility timeout and acted on a second time (no cooldown).
+      expect(queue.list()).toHaveLength(0);
+      expect(accepted).toHaveLength(1);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('a message whose group another replica is running is dispatched again while kept hidden: deleted once that run is known to have ended; a source stopped meanwhile leaves it', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });

@@ -355,7 +355,13 @@ export class SqsQueueSource implements EventSource {
   /** Deletes a message under its newest receipt handle, counted by why. */
   private async delete(receipt: { handle: string }, reason: DeleteReason, fields: Record<string, unknown>, receiveCount: number): Promise<void> {
     try {
-      await this.deleter!.send(receipt.handle);
+      // SQS answers a delete under a handle older than the newest with success and deletes nothing: a copy received
+      // while the delete was on its way (renewals lapsed) would come back after its visibility timeout and run again.
+      let sent: string;
+      do {
+        sent = receipt.handle;
+        await this.deleter!.send(sent);
+      } while (receipt.handle !== sent);
       this.metrics.deleted.inc({ queue: this.name, reason });
       if (reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {
