@@ -72,6 +72,17 @@ describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
     expect(calls).toBe(1);
   });
 
+  it('refuses a timeout of 0 or less at once, naming it: each call failed with DEADLINE_EXCEEDED, which callers retry as a slow plugin; the plugin never sees the call', async () => {
+    let calls = 0;
+    const { client } = await start({ handle: () => void calls++ });
+    for (const timeoutMs of [0, -1_000]) {
+      await expect(client.handle(testEvent, { flow: 'f', timeoutMs })).rejects.toThrow(new RangeError(`PluginClient.handle: timeoutMs must be more than 0 milliseconds, got ${timeoutMs}`));
+      await expect(client.checkHealth({ timeoutMs })).rejects.toThrow(new RangeError(`PluginClient.checkHealth: timeoutMs must be more than 0 milliseconds, got ${timeoutMs}`));
+      expect(() => new PluginClient('127.0.0.1:1', { defaultTimeoutMs: timeoutMs })).toThrow(new RangeError(`PluginClient: defaultTimeoutMs must be more than 0 milliseconds, got ${timeoutMs}`));
+    }
+    expect(calls).toBe(0);
+  });
+
   it('asks the health service about the plugin service, or the service named', async () => {
     const { client } = await start({ handle: () => {} });
     expect(await client.checkHealth()).toBe('SERVING');

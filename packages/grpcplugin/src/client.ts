@@ -11,7 +11,7 @@ import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedMessageBytes } from './message-limit.js';
-import { checkedTimeout, checkedTimerMs } from './timer-limit.js';
+import { checkedDeadlineMs, checkedTimerMs } from './timer-limit.js';
 import { channelCredentials, type ClientTlsFiles, type ClientTlsOptions } from './tls.js';
 import { closedBeforeSent, isUnsentFailure, unsentFailure } from './unsent-call.js';
 
@@ -31,7 +31,7 @@ export interface PluginClientOptions {
    * `{ files: new TlsFiles({ ca, cert, key }) }` reads the files again as they are renewed.
    */
   tls?: ClientTlsOptions | ClientTlsFiles;
-  /** Deadline for calls that do not set one. Default 30 000 ms; at most 2^31-1 ms (24.8 days), as every timeout here. */
+  /** Deadline for calls that do not set one. Default 30 000 ms; more than 0 and at most 2^31-1 ms (24.8 days), as every timeout here. */
   defaultTimeoutMs?: number;
   /** Largest request sent, in bytes: a whole number of at least 1 (a RangeError otherwise). Default 16 MiB. */
   maxSendMessageBytes?: number;
@@ -68,7 +68,7 @@ export interface HandleCallOptions {
   attempt?: number;
   /** The flow's settings for this plugin (the handler's `context.config`). Default none. */
   config?: Readonly<Record<string, string>>;
-  /** Deadline for this call, in ms from now, at most 2^31-1 (24.8 days): a RangeError otherwise. Default: the client's `defaultTimeoutMs`. */
+  /** Deadline for this call, in ms from now, more than 0 and at most 2^31-1 (24.8 days): a RangeError otherwise. Default: the client's `defaultTimeoutMs`. */
   timeoutMs?: number;
   /** Cancels the call; it then fails with CANCELLED. */
   signal?: AbortSignal;
@@ -133,7 +133,7 @@ export class PluginClient {
     this.health = new HealthClientConstructor(address, grpcCredentials.createInsecure(), {
       channelOverride: this.client.getChannel(),
     });
-    this.defaultTimeoutMs = checkedTimeout('PluginClient: defaultTimeoutMs', options.defaultTimeoutMs ?? 30_000);
+    this.defaultTimeoutMs = checkedDeadlineMs('PluginClient: defaultTimeoutMs', options.defaultTimeoutMs ?? 30_000);
   }
 
   /**
@@ -148,7 +148,7 @@ export class PluginClient {
    * the caller's retry policy, with its attempt numbers, decides.
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
-    const deadline = Date.now() + checkedTimeout('PluginClient.handle: timeoutMs', options.timeoutMs ?? this.defaultTimeoutMs);
+    const deadline = Date.now() + checkedDeadlineMs('PluginClient.handle: timeoutMs', options.timeoutMs ?? this.defaultTimeoutMs);
     const request = { event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1, config: { ...options.config } };
     try {
       return await this.callOnce(request, deadline, options.signal);
@@ -258,7 +258,7 @@ export class PluginClient {
       // grpc-js would throw a plain Error on the closed channel.
       if (this.closed) return reject(closedBeforeSent());
       // In here, so a timeout refused rejects as any failure does.
-      const deadline = new Date(Date.now() + checkedTimeout('PluginClient.checkHealth: timeoutMs', options.timeoutMs ?? 5_000));
+      const deadline = new Date(Date.now() + checkedDeadlineMs('PluginClient.checkHealth: timeoutMs', options.timeoutMs ?? 5_000));
       this.health.check({ service: options.service ?? PLUGIN_SERVICE_NAME }, new Metadata(), { deadline }, (err, response) =>
         err ? reject(fromServiceError(err)) : resolve(response!.status),
       );

@@ -8,6 +8,16 @@ export function checkedTimeout(what: string, ms: number): number {
 }
 
 /**
+ * `ms`, when a call can be sent with it as its deadline from now: more than 0, and what a timer can wait
+ * ({@link checkedTimeout}); a RangeError naming `what` otherwise. 0 or less failed every call with
+ * DEADLINE_EXCEEDED, which callers retry as a slow plugin, never told what was wrong.
+ */
+export function checkedDeadlineMs(what: string, ms: number): number {
+  if (ms <= 0) throw new RangeError(`${what} must be more than 0 milliseconds, got ${ms}`);
+  return checkedTimeout(what, ms);
+}
+
+/**
  * `ms`, when it is a whole number of milliseconds from 1 to {@link MAX_TIMER_MS}; a RangeError naming
  * `what` otherwise (grpc-js takes 0 for "never" or "at once", and a timer fires a longer one at once).
  */
