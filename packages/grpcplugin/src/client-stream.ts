@@ -1,7 +1,7 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Metadata, status, type Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type { ChannelConnections } from './channel-connections.js';
-import { Code, PluginError } from './errors.js';
+import { answeredFailure, Code, PluginError } from './errors.js';
 import { HandleRequest, PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { announcedReceiveLimit } from './receive-limit-header.js';
@@ -247,7 +247,7 @@ export class ClientStream {
     if (!pending) return; // ended here already: deadline or cancel
     if (outcome?.$case === 'response') pending.resolve(fromResponse(outcome.value));
     else if (outcome?.$case === 'status' && outcome.value.notStarted) this.refusedUnstarted(pending, new PluginError(Code.Unavailable, outcome.value.message));
-    else if (outcome?.$case === 'status') pending.reject(new PluginError(outcome.value.code as Code, outcome.value.message));
+    else if (outcome?.$case === 'status') pending.reject(answeredFailure(outcome.value.code, outcome.value.message));
     else pending.reject(new PluginError(Code.Internal, 'the plugin answered a call with neither a response nor a status'));
     if (this.draining && this.pending.size === 0) this.end();
   }

@@ -3,7 +3,7 @@ import { service as healthService, type ServingStatus } from 'grpc-health-check'
 import { ChannelConnections } from './channel-connections.js';
 import type { CloudEvent } from './cloud-event.js';
 import { ClientStream } from './client-stream.js';
-import { Code, PluginError } from './errors.js';
+import { answeredFailure, Code, PluginError } from './errors.js';
 import { eventToProto } from './event-codec.js';
 import { PluginServiceClient, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
@@ -91,7 +91,7 @@ const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Hea
 const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
 
 function fromServiceError(err: ServiceError): PluginError {
-  return new PluginError(err.code as number as Code, err.details || err.message);
+  return answeredFailure(err.code, err.details || err.message);
 }
 
 /**

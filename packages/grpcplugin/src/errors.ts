@@ -97,3 +97,14 @@ export class PluginError extends Error {
     return new PluginError(Code.Internal, String(err));
   }
 }
+
+/**
+ * The failure a plugin answered with `code` and `message`. A code that is no gRPC failure code (OK, or outside 1 to 16:
+ * a plugin written without the SDK) becomes UNKNOWN, as gRPC names a status of an error space it does not know, its
+ * message saying which code came: kept, it failed a run as "OK", or under a metric label of its own for every code a
+ * broken plugin makes up.
+ */
+export function answeredFailure(code: number, message: string): PluginError {
+  if (Number.isInteger(code) && code >= Code.Canceled && code <= Code.Unauthenticated) return new PluginError(code as Code, message);
+  return new PluginError(Code.Unknown, `the plugin answered with status code ${code} (${codeName(code as Code)}), which is no gRPC failure code (1 to 16): ${message}`);
+}

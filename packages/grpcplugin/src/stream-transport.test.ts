@@ -204,6 +204,42 @@ describe("a call's deadline on the stream", () => {
   });
 });
 
+describe('a plugin written without the SDK that answers a status code gRPC does not define', () => {
+  it('fails the call with UNKNOWN naming the code it answered, on the stream and over unary: not as "OK", nor under a code of its own', async () => {
+    // A plugin of plain grpc-js that fails each call with the code its flow names, on either transport.
+    const codeOf = (request: { flow: string } | undefined): number => Number(request?.flow);
+    const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
+      call.on('data', (message: HandleStreamRequest) => {
+        for (const c of message.calls) {
+          if (c.kind?.$case === 'call') call.write({ results: [{ callId: c.callId, outcome: { $case: 'status', value: { code: codeOf(c.kind.value.request), message: 'made up' } } }] });
+        }
+      });
+    };
+    const handle = (call: { request: { flow: string } }, callback: (err: Partial<StatusObject>) => void): void => callback({ code: codeOf(call.request), details: 'made up' });
+    const server = new Server();
+    server.addService(PluginServiceService, { handle, handleStream } as unknown as Parameters<Server['addService']>[1]);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    pairs.defer(() => server.forceShutdown());
+    for (const transport of ['stream', 'unary'] as const) {
+      const client = new PluginClient(`127.0.0.1:${port}`, { transport });
+      pairs.defer(() => client.close());
+      const failure = async (code: number): Promise<[Code, string]> => {
+        const err = await rejectionOf(client.handle(testEvent, { flow: String(code), timeoutMs: 5_000 }), PluginError);
+        return [err.code, err.message];
+      };
+      expect(await failure(99)).toEqual([Code.Unknown, 'the plugin answered with status code 99 (CODE_99), which is no gRPC failure code (1 to 16): made up']);
+      expect(await failure(-3)).toEqual([Code.Unknown, 'the plugin answered with status code -3 (CODE_-3), which is no gRPC failure code (1 to 16): made up']);
+      // A code gRPC defines is kept as it is.
+      expect(await failure(Code.NotFound)).toEqual([Code.NotFound, 'made up']);
+    }
+    // OK as a failure only the stream can carry (a unary OK is an answer without a message).
+    const overStream = new PluginClient(`127.0.0.1:${port}`, { transport: 'stream' });
+    pairs.defer(() => overStream.close());
+    const ok = await rejectionOf(overStream.handle(testEvent, { flow: '0', timeoutMs: 5_000 }), PluginError);
+    expect([ok.code, ok.message]).toEqual([Code.Unknown, 'the plugin answered with status code 0 (OK), which is no gRPC failure code (1 to 16): made up']);
+  });
+});
+
 describe('call ids past 2^53 (call_id is a uint64 the client chooses)', () => {
   /** A HandleStreamRequest of one call, by hand: the generated encoder's id is a number. */
   const callMessage = (callId: bigint, id: string): Buffer => {
