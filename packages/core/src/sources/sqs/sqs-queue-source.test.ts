@@ -676,6 +676,28 @@ describe('SQS source on its own', () => {
     }
   });
 
+  it('a delete SQS refuses of a message no flow acted on (here one no flow takes) is logged with its reason, not as acted on', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    const lines: Array<Record<string, unknown>> = [];
+    // Three 500s outlast the SDK's three attempts.
+    sqs.faults.fail(3, { code: 'InternalFailure', message: 'We encountered an internal error. Please try again.', status: 500 }, { service: 'sqs', action: 'DeleteMessageBatch' });
+    const source = new SqsQueueSource(queueConfig(), 0, new SqsMetrics(new Registry()), capturing(lines), systemClock);
+    await source.start(notingSink([]));
+    try {
+      queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await pollUntil(() => lines.some((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('could not delete an SQS message')), 10_000, () => 'no failed delete logged');
+      expect(lines.find((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('could not delete an SQS message'))).toMatchObject({
+        msg: 'could not delete an SQS message (unmatched); it will be redelivered and deleted again',
+        reason: 'unmatched',
+      });
+      // Redelivered, it is deleted as unmatched again.
+      await pollUntil(() => queue.list().length === 0, 10_000, () => `${queue.list().length} messages on the queue`);
+    } finally {
+      await source.close();
+    }
+  });
+
   it('a message whose group another replica is running is dispatched again while kept hidden: deleted once that run is known to have ended; a source stopped meanwhile leaves it', async () => {
     sqs = await startSqsStandIn();
     queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });

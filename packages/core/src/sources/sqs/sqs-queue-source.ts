@@ -365,9 +365,11 @@ export class SqsQueueSource implements EventSource {
       this.metrics.deleted.inc({ queue: this.name, reason });
       if (reason === 'not_found') this.logger.warn({ ...fields, receiveCount }, 'a plugin does not know the instance of this notice (another cluster\'s, or gone); deleted the message');
     } catch (err) {
-      // The message comes back after its visibility timeout; its group is then held, so it is deduplicated and deleted.
+      // The message comes back after its visibility timeout: one acted on finds its group cooling down, deduplicated and
+      // deleted; any other is deleted again for the same reason.
       this.failed('DeleteMessageBatch', err);
-      this.logger.error({ ...fields, err }, 'could not delete an SQS message that was acted on; it will be redelivered and deduplicated');
+      const msg = reason === 'acted' ? 'could not delete an SQS message that was acted on; it will be redelivered and deduplicated' : `could not delete an SQS message (${reason}); it will be redelivered and deleted again`;
+      this.logger.error({ ...fields, reason, err }, msg);
     }
   }
 
