@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { hasIpv6Loopback, makeTestCertificates } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
+import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
 
 const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
@@ -75,6 +76,18 @@ describe('hollowtrees CLI', () => {
       status: 2,
       stdout: '',
       stderr: `${underFile}: state.file: cannot use "${isDirectory}/runs.jsonl" for the run-state journal: a part of its path is a file, not a directory (EEXIST)\n`,
+    });
+  });
+
+  it.skipIf(!canMountPrivateTmpfs())('a state.file in a directory a read-only file system does not have is refused saying so, not as ENOENT', () => {
+    const readOnly = mkdtempSync(join(tmpdir(), 'hollowtrees-read-only-'));
+    const journal = join(readOnly, 'state', 'runs.jsonl');
+    const config = file('state-read-only.yaml', `state: { file: "${journal}" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n`);
+    const [command, ...wrap] = underPrivateTmpfs(readOnly, 'ro');
+    expect(spawnSync(command!, [...wrap, process.execPath, CLI, '--config', config, '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 10_000 })).toMatchObject({
+      status: 2,
+      stdout: '',
+      stderr: `${config}: state.file: cannot use "${journal}" for the run-state journal: the file system is read-only (EROFS)\n`,
     });
   });
 

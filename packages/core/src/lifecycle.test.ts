@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { killAllCli, startCli } from '../test/support/cli-process.js';
+import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-lifecycle-'));
@@ -266,12 +267,6 @@ describe('shutdown under load', () => {
   });
 });
 
-/** True when this machine lets a child process mount a tmpfs in its own mount namespace (root, or user namespaces). */
-function canMountPrivateTmpfs(): boolean {
-  const target = mkdtempSync(join(tmpdir(), 'hollowtrees-mount-probe-'));
-  return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs ${target}`]).status === 0;
-}
-
 describe('disk full at run time', () => {
   const mountable = canMountPrivateTmpfs();
   if (!mountable && process.env.CI) throw new Error('CI: this machine must let unshare -m mount a tmpfs (run as root) for the disk-full test');
@@ -282,7 +277,7 @@ describe('disk full at run time', () => {
     const disk = mkdtempSync(join(tmpdir(), 'hollowtrees-small-disk-'));
     const file = writeConfig(config(rec.address, `state: { file: "${join(disk, 'runs.jsonl')}" }`));
     // core runs with a 256 KiB tmpfs of its own over \`disk\`; the test reaches it through /proc/PID/root.
-    const core = startCli(['--config', file], { wrap: ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=256k tmpfs ${disk} && exec "$0" "$@"`] });
+    const core = startCli(['--config', file], { wrap: underPrivateTmpfs(disk, 'size=256k') });
     const url = await core.url();
     expect((await post(url, alert('i-before'))).status).toBe(200);
 

@@ -1,9 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, rename, stat } from 'node:fs/promises';
+import { copyFile, open, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { GroupChange, GroupState } from '../flow/group-states.js';
 import { formatRecord, JournalReader, snapshotPieces, type JournalContents } from './journal-format.js';
 import { openJournalFile, type JournalFile, type OpenJournalFile } from './journal-file.js';
+import { makeDirectory } from './make-directory.js';
 
 /** How soon a failed write is tried again. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
@@ -119,7 +120,7 @@ export class StateJournal {
    * rewrite drops them, and the problems' line numbers are that copy's.
    */
   static async open(path: string, options: StateJournalOptions = {}): Promise<{ journal: StateJournal; recovered: JournalContents; keptAs?: string }> {
-    await mkdir(dirname(path), { recursive: true });
+    await makeDirectory(dirname(path));
     const recovered = await readJournal(path);
     const keptAs = recovered.problems.length > 0 ? unreadableCopyOf(path) : undefined;
     if (keptAs) await copyFile(path, keptAs);
@@ -194,7 +195,7 @@ export class StateJournal {
       // Changes recorded while the snapshot is written are in it only if queued before it was taken.
       const covered = this.pending.length;
       // The directory too may have been deleted under us.
-      await mkdir(dirname(this.path), { recursive: true });
+      await makeDirectory(dirname(this.path));
       const tmp = `${this.path}.tmp`;
       const handle = await open(tmp, 'w');
       try {

@@ -1,8 +1,9 @@
 import { hostname } from 'node:os';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
+import { makeDirectory } from './make-directory.js';
 
 /** Who holds a state file, as the holder wrote it next to the lock. */
 export interface LockHolder {
@@ -104,7 +105,7 @@ async function stillRefreshed(lockPath: string): Promise<boolean> {
  */
 export async function lockStateFile(file: string, onCompromised: (err: Error) => void): Promise<StateLock> {
   const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: `${file}.lock`, onCompromised };
-  await mkdir(dirname(file), { recursive: true });
+  await makeDirectory(dirname(file));
   let release: () => Promise<void>;
   try {
     release = await lockfile.lock(file, options);
