@@ -1,6 +1,6 @@
-import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
 import { GroupStates, type GroupState, type RunProgress } from '../flow/group-states.js';
@@ -340,6 +340,22 @@ describe('StateJournal when the disk fails', () => {
     // kill -9 now: the restart reads the file at `path`, without close().
     expect((await readJournal(path)).states.map((s) => s.key)).toEqual(['a', 'b']);
     opensFail = false;
+    await journal.close();
+  });
+
+  it('a compaction that fails leaves no snapshot behind: on a disk short of space it would hold the room the appends need', async () => {
+    const path = freshPath();
+    let opensFail = false;
+    const openFile: OpenJournalFile = (at) => (opensFail ? Promise.reject(Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' })) : openJournalFile(at));
+    const { journal } = await StateJournal.open(path, { openFile });
+    const states = new GroupStates((change) => journal.record(change));
+    for (let i = 0; i < 100; i++) states.tryStart(`g${i}`, 'f', run(`g${i}`), 1);
+    expect(await journal.flush()).toBe(true);
+    // Fails once the whole snapshot is written: the most a failed compaction can leave.
+    opensFail = true;
+    await expect(journal.compact(() => states.list(1))).rejects.toThrow('EMFILE');
+    opensFail = false;
+    expect(readdirSync(dirname(path)).sort()).toEqual(['state.jsonl']);
     await journal.close();
   });
 

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { copyFile, open, rename, stat } from 'node:fs/promises';
+import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { GroupChange, GroupState } from '../flow/group-states.js';
 import { formatRecord, JournalReader, snapshotPieces, type JournalContents } from './journal-format.js';
@@ -196,24 +196,7 @@ export class StateJournal {
       const covered = this.pending.length;
       // The directory too may have been deleted under us.
       await makeDirectory(dirname(this.path));
-      const tmp = `${this.path}.tmp`;
-      const handle = await open(tmp, 'w');
-      try {
-        // Each writeFile goes on where the last one ended, looping until all of it is written.
-        for (const piece of snapshotPieces(states)) await handle.writeFile(piece);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      // Opened before the rename (the handle follows the file to its new name): a failure here
-      // leaves the old journal in place and in use, never appends going to a file no longer named `path`.
-      const next = await (this.options.openFile ?? openJournalFile)(tmp);
-      try {
-        await rename(tmp, this.path);
-      } catch (err) {
-        await next.close();
-        throw err;
-      }
+      const next = await this.writeSnapshot(states);
       const previous = this.file;
       this.file = next;
       this.written = states.length;
@@ -231,6 +214,35 @@ export class StateJournal {
         await dir.close();
       }
     });
+  }
+
+  /**
+   * Writes `states` to a temporary file, syncs it and renames it over the journal; returns it open for appending.
+   * A failure leaves the old journal in place and no temporary file: a partial snapshot would hold the very room
+   * on the disk that appends need (a full disk is what usually fails a rewrite).
+   */
+  private async writeSnapshot(states: readonly GroupState[]): Promise<JournalFile> {
+    const tmp = `${this.path}.tmp`;
+    let next: JournalFile | undefined;
+    try {
+      const handle = await open(tmp, 'w');
+      try {
+        // Each writeFile goes on where the last one ended, looping until all of it is written.
+        for (const piece of snapshotPieces(states)) await handle.writeFile(piece);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      // Opened before the rename (the handle follows the file to its new name): a failure here
+      // leaves the old journal in place and in use, never appends going to a file no longer named `path`.
+      next = await (this.options.openFile ?? openJournalFile)(tmp);
+      await rename(tmp, this.path);
+      return next;
+    } catch (err) {
+      await next?.close().catch(() => {});
+      await rm(tmp, { force: true }).catch(() => {});
+      throw err;
+    }
   }
 
   /**
