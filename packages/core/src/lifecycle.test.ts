@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -267,9 +267,11 @@ describe('shutdown under load', () => {
   });
 });
 
+/** Whether the disk-full tests can run here: a tmpfs of their own stands in for a small disk. */
+const mountable = canMountPrivateTmpfs();
+
 describe('disk full at run time', () => {
-  const mountable = canMountPrivateTmpfs();
-  if (!mountable && process.env.CI) throw new Error('CI: this machine must let unshare -m mount a tmpfs (run as root) for the disk-full test');
+  if (!mountable && process.env.CI) throw new Error('CI: this machine must let unshare -m mount a tmpfs (run as root) for the disk-full tests');
 
   it.skipIf(!mountable)('readiness turns false and alerts get 503 while run state cannot be written; both come back with the disk', async () => {
     const rec = await startRecordingPlugin();
@@ -311,6 +313,32 @@ describe('disk full at run time', () => {
     await core.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === 'spot:{instance_id="i-after"}');
     // The alert refused before dispatch never ran; its re-send now does.
     expect(rec.calls.map((c) => instanceOf(c.event))).not.toContain('i-refused');
+  });
+});
+
+describe('disk full at start', () => {
+  it.skipIf(!mountable)('a disk with room for the rewritten journal but not for a copy of it, torn by kill -9: core starts, keeps the cooldown and logs that the copy was not kept', async () => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const disk = mkdtempSync(join(tmpdir(), 'hollowtrees-small-disk-'));
+    const journal = join(mkdtempSync(join(tmpdir(), 'hollowtrees-journal-')), 'runs.jsonl');
+    // 200 groups that cooled down and were freed (some 120 KiB of journal), one still cooling, and the line kill -9 cut short.
+    const cooling = (key: string, until: number) => JSON.stringify({ key, flow: 'spot', phase: 'cooling', eventId: 'e', since: Date.now(), until });
+    const held = 'spot:{instance_id="i-held"}';
+    const lines = Array.from({ length: 200 }, (_, i) => `spot:{instance_id="i-${i}-${'x'.repeat(250)}"}`).flatMap((key) => [cooling(key, 1), JSON.stringify({ key, phase: 'free' })]);
+    writeFileSync(journal, `${[...lines, cooling(held, Date.now() + 300_000)].join('\n')}\n{"key":"spot:{instance_`);
+    // The tmpfs of 256 KiB keeps 40 KiB free beside the journal: the rewrite (a few hundred bytes) fits, a copy does not.
+    const fill = 256 * 1024 - statSync(journal).size - 40 * 1024;
+    const file = writeConfig(config(rec.address, `state: { file: "${join(disk, 'runs.jsonl')}" }`));
+    const core = startCli(['--config', file], { wrap: underPrivateTmpfs(disk, 'size=256k', `cp ${journal} ${disk}/runs.jsonl && head -c ${fill} /dev/zero > ${disk}/filler`) });
+    const notKept = await core.waitFor((l) => l.msg?.toString().startsWith('could not keep the journal as it was') === true);
+    expect(notKept).toMatchObject({ level: 'error', err: { code: 'ENOSPC' } });
+    expect(await core.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ cooling: 1, unreadableLines: 1 });
+    const url = await core.url();
+    expect((await post(url, alert('i-held'))).status).toBe(200);
+    expect((await post(url, alert('i-new'))).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === 'spot:{instance_id="i-new"}');
+    expect(rec.calls.map((c) => instanceOf(c.event))).toEqual(['i-new']);
   });
 });
 

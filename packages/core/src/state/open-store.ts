@@ -89,7 +89,7 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
     logger.error({ err, file: shownFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
     onFatal(err);
   }));
-  const { journal, recovered, keptAs } = await asStateFileProblem(loaded, file, StateJournal.open(file, {
+  const { journal, recovered, keptAs, notKept } = await asStateFileProblem(loaded, file, StateJournal.open(file, {
     now: () => clock.now(),
     onError: (err, unwrittenLines) => {
       metrics.engine.stateDurable.set(0);
@@ -118,6 +118,9 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
     reportRecovery: (recovery) => {
       // The lines are numbered as in the copy kept: the journal itself was rewritten without them.
       const shownCopy = keptAs && unreadableCopyOf(shownFile);
+      if (notKept !== undefined) {
+        logger.error({ err: notKept, file: shownFile }, `could not keep the journal as it was in ${unreadableCopyOf(shownFile)}; rewrote it without its unreadable lines all the same (numbered below as they were in it)`);
+      }
       for (const problem of recovered.problems.slice(0, 20)) logger.error({ file: shownCopy, line: problem.line }, `state journal line skipped: ${problem.reason}`);
       logger.info({ file: shownFile, ...recovery, unreadableLines: recovered.problems.length, ...(shownCopy ? { unreadableKeptIn: shownCopy } : {}) }, 'run state restored');
     },

@@ -65,6 +65,32 @@ export async function readJournal(path: string): Promise<JournalContents> {
   return reader.finish(rest);
 }
 
+/** What {@link StateJournal.open} found and did. */
+export interface OpenedJournal {
+  journal: StateJournal;
+  recovered: JournalContents;
+  /** Where the journal was kept as it was, with the lines that could not be used. */
+  keptAs?: string;
+  /** Why that copy could not be made (the journal was rewritten without those lines all the same). */
+  notKept?: unknown;
+}
+
+/**
+ * Copies the journal at `path` to {@link unreadableCopyOf} `path`. A copy that cannot be made is removed and its error
+ * returned, not thrown: a disk with room for the rewrite but not for a second whole journal (its last line torn by a
+ * kill -9, an OOM kill) would otherwise keep core from starting at all, each restart failing the same way.
+ */
+async function keepUnreadable(path: string): Promise<{ keptAs: string } | { notKept: unknown }> {
+  const copy = unreadableCopyOf(path);
+  try {
+    await copyFile(path, copy);
+    return { keptAs: copy };
+  } catch (err) {
+    await rm(copy, { force: true }).catch(() => {});
+    return { notKept: err };
+  }
+}
+
 /** Why the journal rewrote itself from memory. */
 export type JournalRepair = 'deleted' | 'replaced';
 
@@ -118,16 +144,16 @@ export class StateJournal {
    * rewrites it as a snapshot of that. A file with lines that could not be
    * used is first copied to {@link unreadableCopyOf} `path` (`keptAs`): the
    * rewrite drops them, and the problems' line numbers are that copy's.
+   * A copy that cannot be made does not stop the start (`notKept` says why).
    */
-  static async open(path: string, options: StateJournalOptions = {}): Promise<{ journal: StateJournal; recovered: JournalContents; keptAs?: string }> {
+  static async open(path: string, options: StateJournalOptions = {}): Promise<OpenedJournal> {
     await makeDirectory(dirname(path));
     const recovered = await readJournal(path);
-    const keptAs = recovered.problems.length > 0 ? unreadableCopyOf(path) : undefined;
-    if (keptAs) await copyFile(path, keptAs);
+    const copy = recovered.problems.length > 0 ? await keepUnreadable(path) : {};
     const openFile = options.openFile ?? openJournalFile;
     const journal = new StateJournal(path, await openFile(path), options);
     await journal.compact(() => recovered.states);
-    return { journal, recovered, ...(keptAs ? { keptAs } : {}) };
+    return { journal, recovered, ...copy };
   }
 
 

@@ -11,8 +11,9 @@ export function canMountPrivateTmpfs(): boolean {
 
 /**
  * A command prefix (for `spawn`, or `startCli`'s `wrap`) that runs the command in a mount namespace of its own
- * with a tmpfs over `dir` mounted with `options` (e.g. `size=256k`, `ro`), which no other process sees.
+ * with a tmpfs over `dir` mounted with `options` (e.g. `size=256k`, `ro`), which no other process sees;
+ * `setup`, a shell command, runs first on the mounted tmpfs (e.g. to put a file there).
  */
-export function underPrivateTmpfs(dir: string, options: string): string[] {
-  return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o ${options} tmpfs ${dir} && exec "$0" "$@"`];
+export function underPrivateTmpfs(dir: string, options: string, setup = 'true'): string[] {
+  return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o ${options} tmpfs ${dir} && ${setup} && exec "$0" "$@"`];
 }
