@@ -211,7 +211,7 @@ describe('a plugin written without the SDK that answers a status code gRPC does 
     const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
       call.on('data', (message: HandleStreamRequest) => {
         for (const c of message.calls) {
-          if (c.kind?.$case === 'call') call.write({ results: [{ callId: c.callId, outcome: { $case: 'status', value: { code: codeOf(c.kind.value.request), message: 'made up' } } }] });
+          if (c.kind?.$case === 'call') call.write({ results: [{ callId: c.callId, outcome: { $case: 'status', value: { code: codeOf(c.kind.value.request), message: 'made up', notStarted: false } } }] });
         }
       });
     };
