@@ -10,7 +10,7 @@ import { FlowEngine } from '../flow/flow-engine.js';
 import type { RunProgress } from '../flow/group-states.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { RunSettlement } from '../sources/event-sink.js';
-import { KubernetesRunStateStore, PLACE_KEPT_MS } from './kubernetes-store.js';
+import { KubernetesRunStateStore, CUT_SHORT_KEPT_MS } from './kubernetes-store.js';
 import type { CutShortRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
 import { leaseName, MAX_EVENT_CHARS, type LeasePlace } from './lease-record.js';
@@ -212,7 +212,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await observe(b);
     expect(api.cluster.leases.all()).toHaveLength(1);
     // An hour on, nothing took it: swept.
-    b.sweep(Date.now() + PLACE_KEPT_MS + 1_000);
+    b.sweep(Date.now() + CUT_SHORT_KEPT_MS + 1_000);
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000 }).toBe(0);
   });
 
@@ -499,14 +499,14 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
   });
 
-  it('the sweep lists every replica\'s Leases for the status API and deletes those whose hold is over', async () => {
+  it('the sweep lists every replica\'s Leases for the status API and deletes those whose hold is over (a run\'s with its event an hour later)', async () => {
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     const b = replica('b').store;
     a.tryStart('old', 'spot', run('e1'), Date.now());
     await a.claim('old', run('e1'));
     b.tryStart('live', 'spot', run('e2'), Date.now());
     await b.claim('live', run('e2'));
-    b.succeeded('live', Date.now(), 60_000);
+    b.succeeded('live', Date.now(), 2 * CUT_SHORT_KEPT_MS);
     await b.commit();
     // a stops renewing (as if killed): its Lease's hold is over after 1 s.
     await new Promise((r) => setTimeout(r, 1_100));
@@ -516,7 +516,8 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await observe(c);
     expect(api.cluster.leases.all()).toHaveLength(2);
     await sleep(1_100);
-    c.sweep(Date.now());
+    // A run's Lease keeps its event an hour, for a replica with room to go on with it.
+    c.sweep(Date.now() + CUT_SHORT_KEPT_MS + 1_000);
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 20 }).toBe(1);
     expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['live']);
     expect(c.list(Date.now())).toEqual([expect.objectContaining({ key: 'live', phase: 'cooling', replica: 'b' })]);
@@ -949,6 +950,46 @@ describe('FlowEngine on the Kubernetes store', () => {
     await observe(store);
     await expect.poll(() => engine.recentRuns().map((r) => r.outcome), { timeout: 5_000, interval: 10 }).toContain('succeeded');
     expect(engine.recentRuns().map((r) => r.outcome)).toEqual(['succeeded', 'interrupted']);
+  });
+
+  it('a run whose holder was killed before any plugin passed, found by a sweep while the lister has no room, stays in its Lease with its event: a later list goes on with it', async () => {
+    const dead = replica('dead', { leaseDurationMs: 180_000, renewIntervalMs: 60_000 }).store;
+    const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const { store } = replica('b', { leaseDurationMs: 180_000, renewIntervalMs: 60_000, shift });
+    const calls: string[] = [];
+    let free!: () => void;
+    const busy = new Promise<void>((resolve) => (free = resolve));
+    const plugin: ActionPlugin = stubPlugin('drain', 60_000, async (event) => {
+      const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+      calls.push(instance);
+      // b's own run of i-2 keeps its flow's one slot until freed.
+      if (instance === 'i-2') await busy;
+      return { status: 'ok', message: '', attributes: {} };
+    });
+    const { config } = parseConfig('plugins:\n  drain: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    queueSize: 0\n    plugins: [drain]\n', 'test.yaml', {});
+    const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+    store.onCutShort((cut) => engine.goOnWith(cut));
+    const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: instance } } });
+    const key = 'spot:{instance_id="i-1"}';
+    const progress: RunProgress = { ...run('e1'), event: notice('e1', 'i-1') };
+    // Its claim made, the dead replica is killed during its first plugin call: the Lease has its event, and no place.
+    dead.tryStart(key, 'spot', progress, Date.now());
+    expect((await dead.claim(key, progress)).claim).toBe('held');
+    engine.dispatch(notice('e2', 'i-2'), Date.now());
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['i-2']);
+    await observe(store);
+    shift.monotonicMs = 200_000;
+    // b's sweep finds the Lease expired while its one slot is taken: no room for the run.
+    await observe(store);
+    await store.commit();
+    expect(api.cluster.leases.all().map((l) => l.spec?.holderIdentity).sort()).toEqual(['b', 'dead']);
+    // Room again: the next list goes on with it.
+    free();
+    await expect.poll(() => engine.flowStatus()[0]!.running, { timeout: 5_000, interval: 10 }).toBe(0);
+    await observe(store);
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['i-2', 'i-1']);
+    await engine.drain();
+    expect(engine.recentRuns().map((r) => `${r.groupKey} ${r.outcome}`)).toContain(`${key} interrupted`);
   });
 
   it('a run taken over from a hand-back and still queued when that replica stops in turn (a rolling update) is handed back with the place it took over: a third replica calls only the plugins after it', async () => {

@@ -66,10 +66,11 @@ const FAILURE_HOLD_MS = 1_000;
 const PROBE_MS = 500;
 /**
  * How long the sweep keeps the Lease of a run cut short (its holder stopped, or handed it back) that
- * recorded a place, after its hold ended: the group's next event goes on from that place within it.
+ * recorded a place or keeps its event, after its hold ended: the group's next event goes on from that
+ * place within it, and each list offers the event to go on with (a replica with no room then takes it later).
  * Prometheus sends a firing alert again every minute, an SQS message comes back after its visibility timeout.
  */
-export const PLACE_KEPT_MS = 60 * 60_000;
+export const CUT_SHORT_KEPT_MS = 60 * 60_000;
 
 /** 401 or 403: the API server answers, but this replica may not use its Leases (no Role, a Role in another namespace, a token refused). */
 const isDenied = (err: unknown): boolean => err instanceof LeaseRefused && (err.code === 401 || err.code === 403);
@@ -706,13 +707,12 @@ export class KubernetesRunStateStore extends GroupStates {
       if (record && record.holder !== identity) this.others.delete(record.key);
       // A run cut short (handed back, or its holder stopped renewing) with its event: this replica claims it now, as that
       // event sent again would (one claim wins) and goes on with it.
-      if (record?.phase === 'running' && !this.mine.has(record.key)) {
-        const event = leaseEventOf(record);
-        if (event) this.cutShortTo?.({ key: record.key, flow: record.flow, ...event });
-      }
+      const event = record?.phase === 'running' ? leaseEventOf(record) : undefined;
+      if (event && !this.mine.has(record!.key)) this.cutShortTo?.({ key: record!.key, flow: record!.flow, ...event });
       const { name, uid, resourceVersion } = lease.metadata ?? {};
-      // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place a while.
-      if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running') || (record?.place && now - heldUntil(record) < PLACE_KEPT_MS)) continue;
+      // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place and its event
+      // a while: deleted when no replica had room for it at this list, the run would wait for its event to be sent again.
+      if (!sweep || (record && this.mine.get(record.key)?.record.phase === 'running') || ((record?.place || event) && now - heldUntil(record!) < CUT_SHORT_KEPT_MS)) continue;
       // A claim of this replica is on its way (the offer's just above, or an event's): it takes the Lease over and reports the
       // run cut short there; deleted under it, the Lease would be created anew and that run never reported interrupted.
       if (record && this.claiming.has(record.key)) continue;
