@@ -1,7 +1,7 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { Code, PluginError, systemClock, type Clock, type PluginResponse } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
@@ -45,13 +45,13 @@ interface ClockShift {
 }
 
 /** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string; logger?: Logger } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
   const metrics = new StoreMetrics(new Registry());
   const offset = more.clockOffsetMs ?? 0;
   const { shift } = more;
   const clock: Clock = shift ? { now: () => Date.now() + shift.wallMs, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
   const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(shift ? { elapsed: () => performance.now() + shift.monotonicMs } : {}), logger: pino({ level: 'silent' }) });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(shift ? { elapsed: () => performance.now() + shift.monotonicMs } : {}), logger: more.logger ?? pino({ level: 'silent' }) });
   stores.push(store);
   return { store, metrics };
 }
@@ -100,6 +100,12 @@ async function handBackAfterDetach(a: KubernetesRunStateStore): Promise<LeasePla
   a.cutShort('g', { ...run('e1'), ...place });
   expect(await a.commit('g')).toBe(true);
   return place;
+}
+
+/** A logger at `level` and the lines it wrote, parsed. */
+function capturedLog(level = 'info'): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  return { logger: pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }), lines };
 }
 
 /** A plugin of the engine's own interface, called in-process: one try per call, `invoke` says what it does. */
@@ -740,8 +746,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   });
 
   it('logs a refused claim with its Lease named as showLease shows it (a prefix from ${VAR} as written), never the prefix itself', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const { logger, lines } = capturedLog();
     const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock: systemClock });
     const store = new KubernetesRunStateStore({ api: leaseApi, identity: 'a', leasePrefix: 'secret-prefix-', showLease: (name) => name.replace('secret-prefix-', '${PREFIX}'), leaseDurationMs: 30_000, renewIntervalMs: 10_000, maxGroups: 1_000, clock: systemClock, logger });
     stores.push(store);
@@ -751,6 +756,24 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const refused = lines.find((l) => l['msg'] === 'could not claim the group in the shared run-state store; the event is refused so that it is sent again');
     expect(refused?.['lease']).toBe(leaseName('${PREFIX}', 'g'));
     expect(JSON.stringify(lines)).not.toContain('secret-prefix-');
+  });
+
+  it('a write of a held Lease the API server refuses (422, 404) is logged as that refusal, naming the Lease and the code, not as an outage: new events are still taken', async () => {
+    const { logger, lines } = capturedLog();
+    const a = replica('a', { logger }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    for (const code of [422, 404]) {
+      api.failNext(1, { method: 'PUT', path: LEASE_PATH, code });
+      a.progress('g', 'running', { ...run('e1'), next: 1, attempt: code, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] } });
+      // The write did not land: an answer that waits for it says so.
+      expect(await a.commit('g')).toBe(false);
+      expect(a.durable).toBe(true);
+    }
+    const errors = lines.filter((l) => l['level'] === 50);
+    expect(errors.map((l) => l['msg'])).toEqual([expect.stringMatching(/refused a write .*HTTP 422/), expect.stringMatching(/refused a write .*HTTP 404/)]);
+    expect(errors.map((l) => l['lease'])).toEqual([leaseName('hollowtrees-', 'g'), leaseName('hollowtrees-', 'g')]);
+    expect(JSON.stringify(lines)).not.toContain('cannot be reached');
   });
 
   it('commit from a mark counts a claim refused before commit was called: a batch whose earlier slice lost a claim is not acknowledged', async () => {

@@ -112,8 +112,8 @@ export class KubernetesRunStateStore extends GroupStates {
   /** Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found. */
   private readonly doubts = new Map<string, Doubt>();
   private readonly elapsed: () => number;
-  /** Claims that failed: a wave's events fail together while the API server is down, one line says so every 10 s. */
-  private readonly claimLog: ThrottledLog;
+  /** Lines a wave repeats (claims that failed while the API server is down, writes it refuses): one line of a kind every 10 s. */
+  private readonly repeatedLog: ThrottledLog;
   /** A list of the renew tick is in flight. */
   private listing = false;
   /** A sweep's list (and its deletes) is in flight: the next sweep is skipped, rather than list every Lease again beside it. */
@@ -134,7 +134,7 @@ export class KubernetesRunStateStore extends GroupStates {
   constructor(private readonly options: KubernetesStoreOptions) {
     super(undefined, options.maxGroups);
     this.elapsed = options.elapsed ?? (() => performance.now());
-    this.claimLog = new ThrottledLog(options.logger, () => options.clock.now());
+    this.repeatedLog = new ThrottledLog(options.logger, () => options.clock.now());
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
     this.tickedAt = this.elapsed();
   }
@@ -217,7 +217,7 @@ export class KubernetesRunStateStore extends GroupStates {
         this.answered();
       } catch (err) {
         // Taken by another replica meanwhile, or unanswered: the Lease then expires with the place it had, which a takeover finds as well.
-        if (!(err instanceof LeaseLost)) this.failed(err);
+        if (!(err instanceof LeaseLost)) this.writeFailed(err, key, held.name, 'the Lease expires with what it held before');
       }
     });
     this.track(written, key);
@@ -439,7 +439,7 @@ export class KubernetesRunStateStore extends GroupStates {
       // Refused (403: RBAC) or unanswered, the claim failed: commits in flight must say so.
       this.failures++;
       if (isOutage(err)) this.failed(err);
-      this.claimLog.log('claim', 'error', { err, groupKey: key, lease: this.shownLease(name) }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again', 'alsoRefusedSinceLastLine');
+      this.repeatedLog.log('claim', 'error', { err, groupKey: key, lease: this.shownLease(name) }, 'could not claim the group in the shared run-state store; the event is refused so that it is sent again', 'alsoRefusedSinceLastLine');
       return UNAVAILABLE;
     }
   }
@@ -543,7 +543,7 @@ export class KubernetesRunStateStore extends GroupStates {
           return;
         }
         held.unsaved = true;
-        this.failed(err);
+        this.writeFailed(err, key, held.name, 'it is written again at each renewal');
       }
     });
     held.writing = written;
@@ -754,6 +754,17 @@ export class KubernetesRunStateStore extends GroupStates {
     clearInterval(this.prober);
     this.prober = undefined;
     this.options.logger.info('the shared run-state store can be used again');
+  }
+
+  /**
+   * A write of a held Lease that failed; `then`: what becomes of the Lease. Refused for itself (422 invalid, 404 namespace gone), it counts against
+   * commits as a failed claim does but is no outage: the API server answers, so new events are still taken.
+   */
+  private writeFailed(err: unknown, key: string, name: string, then: string): void {
+    if (isOutage(err) || isDenied(err)) return this.failed(err);
+    this.failures++;
+    const { code } = err as LeaseRefused;
+    this.repeatedLog.log(`write ${code}`, 'error', { err, groupKey: key, lease: this.shownLease(name) }, `the API server refused a write of a Lease this replica holds (HTTP ${code}): ${then}`, 'alsoRefusedSinceLastLine');
   }
 
   private failed(err: unknown): void {
