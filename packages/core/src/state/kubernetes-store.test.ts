@@ -776,6 +776,16 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(JSON.stringify(lines)).not.toContain('cannot be reached');
   });
 
+  it('a wave of events too long to keep in their Leases (over 64 KiB) says so in one line, not one per claim', async () => {
+    const { logger, lines } = capturedLog();
+    const a = replica('a', { logger }).store;
+    const big = (id: string): RunProgress => ({ ...run(id), event: { ...run(id).event, data: { text: 'x'.repeat(MAX_EVENT_CHARS) } } });
+    const wave = Array.from({ length: 20 }, (_, i) => big(`e${i}`));
+    for (const [i, progress] of wave.entries()) a.tryStart(`g${i}`, 'spot', progress, Date.now());
+    expect((await Promise.all(wave.map((progress, i) => a.claim(`g${i}`, progress)))).map((c) => c.claim)).toEqual(wave.map(() => 'held'));
+    expect(lines.filter((l) => String(l['msg']).startsWith('the event is too long to keep'))).toHaveLength(1);
+  });
+
   it('commit from a mark counts a claim refused before commit was called: a batch whose earlier slice lost a claim is not acknowledged', async () => {
     const a = replica('a').store;
     const mark = a.mark();

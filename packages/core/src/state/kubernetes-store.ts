@@ -112,7 +112,7 @@ export class KubernetesRunStateStore extends GroupStates {
   /** Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found. */
   private readonly doubts = new Map<string, Doubt>();
   private readonly elapsed: () => number;
-  /** Lines a wave repeats (claims that failed while the API server is down, writes it refuses): one line of a kind every 10 s. */
+  /** Lines a wave repeats (claims that failed while the API server is down, writes it refuses, events too long to keep): one line of a kind every 10 s. */
   private readonly repeatedLog: ThrottledLog;
   /** A list of the renew tick is in flight. */
   private listing = false;
@@ -226,14 +226,14 @@ export class KubernetesRunStateStore extends GroupStates {
   /** `run`'s event, or undefined (and a warning) when it is too long to keep in a Lease: a run cut short then waits for its event again. */
   private eventToKeep(key: string, run: RunProgress): string | undefined {
     const event = eventOf(run);
-    if (!event) this.options.logger.warn({ groupKey: key, eventId: run.event.id }, 'the event is too long to keep in the run\'s Lease: if the run is cut short, it goes on only when the event is sent again');
+    if (!event) this.repeatedLog.log('event too long', 'warn', { groupKey: key, eventId: run.event.id }, 'the event is too long to keep in the run\'s Lease: if the run is cut short, it goes on only when the event is sent again', 'alsoTooLongSinceLastLine');
     return event;
   }
 
   /** `run`'s place, or undefined (and a warning) when it is too long to keep in a Lease: a takeover then runs the group from its start. */
   private placeToKeep(key: string, run: RunProgress): LeasePlace | undefined {
     const place = placeOf(run);
-    if (!place) this.options.logger.warn({ groupKey: key, plugin: run.at?.plugin }, 'the plugins\' attributes are too long to keep in the run\'s Lease: a replica that takes the run over runs it from its start');
+    if (!place) this.repeatedLog.log('place too long', 'warn', { groupKey: key, plugin: run.at?.plugin }, 'the plugins\' attributes are too long to keep in the run\'s Lease: a replica that takes the run over runs it from its start', 'alsoTooLongSinceLastLine');
     return place;
   }
 
