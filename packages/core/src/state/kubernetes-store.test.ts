@@ -200,9 +200,10 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await b.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', handedBack: false, eventId: 'e1', since: expect.any(Number), place } });
   });
 
-  it('a run cut short is handed back with its place: another replica takes its group over at once, and the sweep keeps that Lease an hour', async () => {
+  it('a run cut short is handed back with its place: another replica takes its group over at once, and the sweep keeps that Lease an hour, then deletes it and says which run no replica went on with', async () => {
     const a = replica('a').store;
-    const b = replica('b').store;
+    const { logger, lines } = capturedLog();
+    const b = replica('b', { logger }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
     const place = { next: 2, attributes: {}, attempt: 3, restarts: 1, waiting: true };
@@ -220,6 +221,8 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     // An hour on, nothing took it: swept.
     b.sweep(Date.now() + CUT_SHORT_KEPT_MS + 1_000);
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000 }).toBe(0);
+    // The run is given up: an on-call engineer must learn which, as the journal logs a run it does not resume.
+    await expect.poll(() => lines.filter((l) => l['level'] === 50).map((l) => [l['groupKey'], l['flow'], l['eventId']]), { timeout: 5_000 }).toEqual([['g', 'spot', 'e1']]);
   });
 
   it('a run cut short is handed back with its event: the next list of another replica offers it to go on with, but never a garbled event, another event\'s or one too long to keep', async () => {

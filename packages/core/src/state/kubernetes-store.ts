@@ -716,7 +716,9 @@ export class KubernetesRunStateStore extends GroupStates {
       // A claim of this replica is on its way (the offer's just above, or an event's): it takes the Lease over and reports the
       // run cut short there; deleted under it, the Lease would be created anew and that run never reported interrupted.
       if (record && this.claiming.has(record.key)) continue;
-      await this.options.api.delete(name!, { uid: uid!, resourceVersion: resourceVersion! }).catch(() => {});
+      const deleted = await this.options.api.delete(name!, { uid: uid!, resourceVersion: resourceVersion! }).then(() => true, () => false);
+      // Kept all that time, a run cut short went on on no replica (none has a flow of that name taking its event, or room): given up, as the journal gives up a run it cannot resume.
+      if (deleted && (record?.place || event)) this.options.logger.error({ flow: record!.flow, groupKey: record!.key, eventId: record!.eventId, lease: this.shownLease(name!) }, `run not resumed: no replica went on with this run cut short within ${CUT_SHORT_KEPT_MS / 60_000} min; its Lease is deleted, and the run goes on only when its event is sent again`);
     }
     for (const name of this.observed.keys()) if (!listed.has(name)) this.observed.delete(name);
     for (const name of this.stopped) if (!listed.has(name)) this.stopped.delete(name);
