@@ -789,6 +789,18 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(lines.filter((l) => String(l['msg']).startsWith('the event is too long to keep'))).toHaveLength(1);
   });
 
+  it('a cooldown whose write failed is written once more as the replica stops: its Lease does not expire as a run in progress for another replica to run again', async () => {
+    const a = replica('a').store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    api.failNext(1, { method: 'PUT', path: LEASE_PATH, code: 503 });
+    a.succeeded('g', Date.now(), 600_000);
+    expect(await a.commit('g')).toBe(false);
+    // SIGTERM before the next renewal: core stops its engine, then the store.
+    await a.close();
+    expect(api.cluster.leases.all().map((l) => [l.spec?.holderIdentity, l.metadata.annotations!['hollowtrees.io/phase']])).toEqual([['a', 'cooling']]);
+  });
+
   it('commit from a mark counts a claim refused before commit was called: a batch whose earlier slice lost a claim is not acknowledged', async () => {
     const a = replica('a').store;
     const mark = a.mark();
