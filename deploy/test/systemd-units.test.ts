@@ -3,6 +3,7 @@ import { cp, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger, parseConfig, startHollowtrees, type Hollowtrees } from '@hollowtrees/core';
+import { serve } from '@hollowtrees/grpcplugin';
 import { tempDir } from '@hollowtrees/testkit';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,9 +118,13 @@ describe('the VM install keeps run state where the unit keeps it', () => {
     const stateDirectory = /^StateDirectory=(\S+)$/m.exec(unit)?.[1];
     expect(stateDirectory).toBe('hollowtrees');
     const root = await tempDir('vm-state');
+    // The two plugins the example calls, each counting its calls (a dry run would keep no run state to restart with).
+    const calls = { drain: 0, replace: 0 };
+    const drain = await serve(0, { handle: async () => ({ attributes: { drained: String(++calls.drain) } }) });
+    const replace = await serve(0, { handle: async () => ({ attributes: { replaced: String(++calls.replace) } }) });
     try {
       // systemd hands the service its StateDirectory as $STATE_DIRECTORY (/var/lib/hollowtrees); here, under a temporary root.
-      const env = { STATE_DIRECTORY: join(root.path, 'var/lib', stateDirectory!) };
+      const env = { STATE_DIRECTORY: join(root.path, 'var/lib', stateDirectory!), K8S_DRAIN_ADDRESS: `127.0.0.1:${drain.port}`, AWS_SPOT_ADDRESS: `127.0.0.1:${replace.port}` };
       const loaded = parseConfig(await readFile(join(REPO_ROOT, 'examples/config.yaml'), 'utf8'), join(REPO_ROOT, 'examples/config.yaml'), env);
       expect(loaded.config.state).toMatchObject({ backend: 'file', file: join(env.STATE_DIRECTORY, 'runs.jsonl') });
 
@@ -132,7 +137,7 @@ describe('the VM install keeps run state where the unit keeps it', () => {
         const text = await (await fetch(`${core.url}/metrics`)).text();
         return Number(/^hollowtrees_events_deduplicated_total\{flow="spot-replace"\} (\d+)$/m.exec(text)?.[1] ?? 0);
       };
-      const start = (): Promise<Hollowtrees> => startHollowtrees(loaded, { dryRun: true, listen: '127.0.0.1:0', logger: createLogger('silent') });
+      const start = (): Promise<Hollowtrees> => startHollowtrees(loaded, { listen: '127.0.0.1:0', logger: createLogger('silent') });
 
       const first = await start();
       await send(first);
@@ -145,7 +150,11 @@ describe('the VM install keeps run state where the unit keeps it', () => {
       } finally {
         await second.close();
       }
+      // spot-replace and spot-drain each called aws-spot once, spot-drain k8s-drain once: nothing again after the restart.
+      expect(calls).toEqual({ drain: 1, replace: 2 });
     } finally {
+      await drain.close();
+      await replace.close();
       await root.remove();
     }
   });

@@ -26,7 +26,11 @@ import { SqsRegionMissing } from './sources/sqs/sqs-region.js';
 
 /** Options for {@link startHollowtrees}; every field has a default. */
 export interface StartOptions {
-  /** Run the flows but log what each plugin would get instead of calling it. Default false. */
+  /**
+   * Run the flows but log what each plugin would get instead of calling it, with run state in
+   * memory only and no `sources.sqs` queue read, so nothing the core that acts shares is touched.
+   * Default false.
+   */
   dryRun?: boolean;
   /** Default: a JSON logger on stdout at the configured level. */
   logger?: Logger;
@@ -103,7 +107,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const authenticate = createAuthenticator(files.credentials);
 
   let stopBecause: ((err: Error) => void) | undefined;
-  const { store, maintain, reportRecovery } = await openStateStore({ loaded, logger, metrics, clock, ...(files.kubeconfig === undefined ? {} : { kubeconfig: files.kubeconfig }), onFatal: (err) => stopBecause?.(err) });
+  const { store, maintain, reportRecovery } = await openStateStore({ loaded, logger, metrics, clock, ...(files.kubeconfig === undefined ? {} : { kubeconfig: files.kubeconfig }), onFatal: (err) => stopBecause?.(err), dryRun: options.dryRun ?? false });
   /** Closes the store; what it could not save is logged, never thrown over the reason for stopping. */
   const closeStore = (): Promise<void> => store.close().catch((err: unknown) => logger.warn({ err, backend: store.backend }, 'could not close the run-state store'));
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
@@ -192,8 +196,11 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     ...(tls ? { tls } : {}),
     clock,
   });
+  // A dry run reads no queue: a receive hides a notice from the core that acts on it, and the dry run's run would delete it.
+  if (options.dryRun && config.sources.sqs.length > 0) logger.warn({ queues: config.sources.sqs.length }, 'dry run: sources.sqs are not read');
+  const readSources = options.dryRun ? { ...config.sources, sqs: [] } : config.sources;
   // The receiver first: it serves health and status while the others start.
-  const sources: SourceSet = new SourceSet([receiver, ...(await configuredSources(config.sources, metrics, logger, clock))]);
+  const sources: SourceSet = new SourceSet([receiver, ...(await configuredSources(readSources, metrics, logger, clock))]);
   /** Why a source could not start, as the CLI shows it. */
   const startProblem = (source: EventSource, err: unknown): Error => {
     if (err instanceof SqsRegionMissing) return new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);

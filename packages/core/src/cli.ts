@@ -35,7 +35,8 @@ plugins that would run.
 
 Options:
   -c, --config FILE     YAML configuration (see examples/config.yaml)
-      --dry-run         run the flows, log what each plugin would get, call none
+      --dry-run         run the flows, log what each plugin would get, call none; run
+                        state in memory only, no sources.sqs queue read
       --listen ADDR     override server.listen: HOST:PORT, e.g. 127.0.0.1:9092 (this
                         machine only) or :9092 (every interface); a bare port is refused
   -h, --help            this text

@@ -31,6 +31,8 @@ export interface StoreContext {
   kubeconfig?: KubeConfig;
   /** The store can no longer be used safely (the state file's lock was lost): core must stop. */
   onFatal(err: Error): void;
+  /** `--dry-run`: keep run state in memory whatever `state.backend` says (see {@link openStateStore}). */
+  dryRun?: boolean;
 }
 
 /** Takes the state file's lock, turning "held by another process" into a configuration error (exit 2). */
@@ -127,12 +129,18 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
   };
 }
 
-/** Opens the run-state store `state.backend` names. */
+/**
+ * Opens the run-state store `state.backend` names; under `--dry-run` one in memory instead: the
+ * journal and the Leases are shared with the core that acts, which would deduplicate every alert
+ * a dry run ran (its cooldowns) and never act on it.
+ */
 export async function openStateStore(context: StoreContext): Promise<OpenedStore> {
   const { state } = context.loaded.config;
   context.metrics.engine.stateDurable.set(1);
-  if (state.backend === 'file') return openJournalStore(context, resolve(context.loaded.baseDir, state.file!));
+  const backend = context.dryRun === true ? 'memory' : state.backend;
+  if (backend !== state.backend) context.logger.warn({ backend: state.backend }, 'dry run: run state is kept in memory only');
+  if (backend === 'file') return openJournalStore(context, resolve(context.loaded.baseDir, state.file!));
   // Imported only when used: the Kubernetes client takes most of a second to load.
-  if (state.backend === 'kubernetes') return (await import('./open-kubernetes-store.js')).openKubernetesStore(context, state.kubernetes!);
+  if (backend === 'kubernetes') return (await import('./open-kubernetes-store.js')).openKubernetesStore(context, state.kubernetes!);
   return { store: new GroupStates(undefined, state.maxGroups), maintain: () => Promise.resolve(), reportRecovery: () => {} };
 }
