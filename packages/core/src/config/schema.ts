@@ -5,8 +5,15 @@ import { LISTEN_FORMAT, parseListenAddress, pluginAddressProblem } from './liste
 import { regionOfQueueUrl } from '../sources/sqs/sqs-region.js';
 import type { ShownInput } from '../validation-issues.js';
 
+/**
+ * A string YAML may have read as a number (`cooldown: 300`, `listen: 9092`, `address: 9000`), taken
+ * as its text, so that the field's own check says what it expects and shows the value, instead of
+ * "expected string, received number".
+ */
+const textOrNumber = () => z.preprocess((value) => (typeof value === 'number' ? String(value) : value), z.string());
+
 /** A Go-style duration string (`30s`, `5m30s`), validated and turned into milliseconds. */
-const duration = z.string().transform((text, ctx) => {
+const duration = textOrNumber().transform((text, ctx) => {
   const ms = parseDuration(text);
   if (ms === undefined) {
     // The value is shown by whoever describes the issue, who knows whether it may be shown (see ShownInput).
@@ -37,7 +44,7 @@ const byteSize = (min: number, max: number) =>
   });
 
 /** `HOST:PORT` or `:PORT`, checked by the parser start-up uses; the value is shown unless it came from ${VAR}. */
-const listenAddress = z.string().superRefine((text, ctx) => {
+const listenAddress = textOrNumber().superRefine((text, ctx) => {
   if (!parseListenAddress(text)) ctx.addIssue({ code: 'custom', message: LISTEN_FORMAT, params: { got: text } satisfies ShownInput });
 });
 
@@ -81,7 +88,7 @@ const pluginTimeout = timerDuration(1, '1ms');
 
 const grpcPlugin = z.strictObject({
   type: z.literal('grpc'),
-  address: z.string().superRefine((text, ctx) => {
+  address: textOrNumber().superRefine((text, ctx) => {
     const problem = pluginAddressProblem(text);
     if (problem) ctx.addIssue({ code: 'custom', message: problem, params: { got: text } satisfies ShownInput });
   }),
