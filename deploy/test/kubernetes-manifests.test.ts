@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,6 +40,18 @@ const container = (pod: PodSpec, name: string): Container & { env?: Array<{ name
 /** Every exec probe command of a container. */
 const execProbes = (c: Container): string[][] =>
   [c.livenessProbe, c.readinessProbe].flatMap((p) => ((p as { exec?: { command: string[] } } | undefined)?.exec ? [(p as { exec: { command: string[] } }).exec.command] : []));
+
+/** Every README a user follows: the repository's, and each package's and example's. */
+const READMES = ['README.md', ...['packages', 'examples'].flatMap((top) => readdirSync(join(REPO_ROOT, top)).map((name) => join(top, name, 'README.md')))].filter((file) => existsSync(join(REPO_ROOT, file)));
+
+it('no README applies an overlay of the checkout as it is: its image, hollowtrees:0.1.0, is pulled from nowhere', async () => {
+  const direct: string[] = [];
+  for (const file of READMES) {
+    const text = await readFile(join(REPO_ROOT, file), 'utf8');
+    for (const [command, path] of text.matchAll(/kubectl apply -k (\S+)/g)) if (path!.startsWith('deploy/')) direct.push(`${file}: ${command}`);
+  }
+  expect(direct).toEqual([]);
+});
 
 describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () => {
   const variants: Record<string, KubeObject[]> = {};
