@@ -35,6 +35,17 @@ const PACKAGE_OF_BIN: Record<string, string> = {
   'hollowtrees-node-watcher': 'node-watcher',
 };
 
+/**
+ * The node watcher unit's ExecStart arguments after its bin, as systemd passes them when no env file
+ * sets anything: `${VAR}` expanded from the unit's own Environment= lines, a word of its own staying
+ * one argument, empty when the variable is unset.
+ */
+async function watcherArgs(): Promise<string[]> {
+  const unit = await readFile(join(UNITS_DIR, 'hollowtrees-node-watcher.service'), 'utf8');
+  const env = Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+  return /^ExecStart=(.*)$/m.exec(unit)![1]!.split(/\s+/).slice(2).map((word) => word.replace(/\$\{(\w+)\}/g, (_, name: string) => env[name] ?? ''));
+}
+
 /** systemd's overall exposure score (0 safest, 10 most exposed) of `unit` installed under `root`. */
 async function exposure(root: string, unit: string): Promise<number> {
   const { stdout } = await run('systemd-analyze', ['security', '--offline=yes', `--root=${root}`, '--no-pager', unit]);
@@ -72,10 +83,7 @@ describe.skipIf(!hasSystemd)('the systemd units (deploy/systemd)', () => {
   });
 
   it("serves the node watcher's metrics where examples/prometheus/prometheus.yml scrapes them: the node's address, not loopback", async () => {
-    const unit = await readFile(join(UNITS_DIR, 'hollowtrees-node-watcher.service'), 'utf8');
-    // ${VAR} in ExecStart as systemd expands it from the unit's Environment= lines (an env file may override them).
-    const env = Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
-    const args = /^ExecStart=(.*)$/m.exec(unit)![1]!.replace(/\$\{(\w+)\}/g, (_, name: string) => env[name] ?? '').split(/\s+/);
+    const args = await watcherArgs();
     const listen = args[args.indexOf('--listen') + 1]!;
     const [, v6, host = v6, port] = /^(?:\[(.*)\]|(.*)):(\d+)$/.exec(listen)!;
     const prometheus = parse(await readFile(join(REPO_ROOT, 'examples/prometheus/prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
@@ -91,6 +99,15 @@ describe.skipIf(!hasSystemd)('the systemd units (deploy/systemd)', () => {
       (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
     );
     expect(exit).toMatchObject({ code: 1, stderr: expect.not.stringContaining('--listen') as string });
+  });
+
+  it('has the node watcher, started before HOLLOWTREES_CORE_URL is set in its env file, say which variable to set', async () => {
+    const { HOLLOWTREES_CORE_URL: _unset, ...env } = process.env;
+    const exit = await run(process.execPath, [join(REPO_ROOT, 'packages/node-watcher/dist/cli.js'), ...(await watcherArgs())], { env }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    expect(exit).toMatchObject({ code: 2, stderr: expect.stringContaining('HOLLOWTREES_CORE_URL') as string });
   });
 
   it('passes systemd-analyze verify', async () => {
