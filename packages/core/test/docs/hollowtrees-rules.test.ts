@@ -5,6 +5,8 @@ import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load-config.js';
+import { compileTypePatterns } from '../../src/flow/event-matcher.js';
 import { CoreMetrics } from '../../src/metrics.js';
 import { REJECT_REASONS } from '../../src/receiver/http-error.js';
 import { DELETE_REASONS } from '../../src/sources/sqs/sqs-metrics.js';
@@ -32,6 +34,19 @@ describeWithBinaries('examples/prometheus/hollowtrees-rules.yml', [{ command: 'p
     expect(stdout).toContain('SUCCESS');
     await run(paths['amtool']!, ['check-config', 'alertmanager.yml'], { cwd: `${examples}alertmanager` });
   });
+
+  it('routes each alert of the example rules that a flow of examples/config.yaml takes to Hollowtrees, and every other one to a person', async () => {
+    const { config } = parseConfig(readFileSync(`${examples}config.yaml`, 'utf8'), `${examples}config.yaml`, {});
+    const taken = compileTypePatterns(Object.values(config.flows).flatMap((flow) => flow.allowedEvents));
+    const names = ['spot-rules.yml', 'spot-price-rules.yml', 'hollowtrees-rules.yml'].flatMap((file) =>
+      (parse(readFileSync(`${examples}prometheus/${file}`, 'utf8')) as { groups: Array<{ rules: AlertRule[] }> }).groups.flatMap((g) => g.rules.flatMap((r) => (r.alert ? [r.alert] : []))),
+    );
+    const routed = async (alertname: string): Promise<string> =>
+      (await run(paths['amtool']!, ['config', 'routes', 'test', '--config.file=alertmanager.yml', `alertname=${alertname}`], { cwd: `${examples}alertmanager` })).stdout.trim();
+    const receivers = Object.fromEntries(await Promise.all(names.map(async (name) => [name, await routed(name)] as const)));
+    // An alert no flow takes is answered 200 and counted as unmatched: sent to Hollowtrees, nobody would ever see it.
+    expect(receivers).toEqual(Object.fromEntries(names.map((name) => [name, taken(`prometheus.server.alert.${name}`) ? 'hollowtrees' : 'on-call'])));
+  }, 60_000);
 });
 
 describe("examples/prometheus/hollowtrees-rules.yml against core's metrics", () => {
