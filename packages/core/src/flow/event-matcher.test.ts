@@ -23,6 +23,13 @@ describe('allowedEvents', () => {
     expect(resolved('prometheus.server.alert.Spot.resolved')).toBe(true);
     expect(resolved('prometheus.server.alert.Spot')).toBe(false);
   });
+
+  it('a * beside other characters stands for one or more characters of that segment (the README says so)', () => {
+    const spot = compileTypePatterns(['prometheus.server.alert.Spot*']);
+    expect(spot('prometheus.server.alert.SpotInstanceTerminating')).toBe(true);
+    expect(spot('prometheus.server.alert.Spot')).toBe(false);
+    expect(spot('prometheus.server.alert.SpotX.resolved')).toBe(false);
+  });
 });
 
 describe('filters', () => {

@@ -24,9 +24,10 @@ function escapeRegex(text: string): string {
 }
 
 /**
- * Compiles `allowedEvents`: exact types, or globs where `*` stands for exactly
- * one dot-separated segment (`prometheus.server.alert.*` does not take
- * `prometheus.server.alert.X.resolved`).
+ * Compiles `allowedEvents`: exact types, or globs where `*` stands for one or
+ * more characters within one dot-separated segment (`prometheus.server.alert.*`
+ * does not take `prometheus.server.alert.X.resolved`; `…alert.Spot*` takes
+ * `…alert.SpotInstanceTerminating`).
  */
 export function compileTypePatterns(patterns: readonly string[]): (type: string) => boolean {
   const exact = new Set(patterns.filter((p) => !p.includes('*')));
