@@ -13,7 +13,7 @@ import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore, CUT_SHORT_KEPT_MS } from './kubernetes-store.js';
 import type { CutShortRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
-import { leaseName, MAX_EVENT_CHARS, type LeasePlace } from './lease-record.js';
+import { leaseName, MAX_EVENT_BYTES, type LeasePlace } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
 
 const NAMESPACE = 'ops';
@@ -234,7 +234,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
       a.tryStart(key, 'spot', run(`e-${key}`), Date.now());
       expect((await a.claim(key, run(`e-${key}`))).claim).toBe('held');
     }
-    const long = { ...run('e-long'), event: { ...run('e-long').event, data: { note: 'x'.repeat(MAX_EVENT_CHARS) } } };
+    const long = { ...run('e-long'), event: { ...run('e-long').event, data: { note: 'x'.repeat(MAX_EVENT_BYTES) } } };
     a.tryStart('long', 'spot', long, Date.now());
     expect((await a.claim('long', long)).claim).toBe('held');
     for (const key of ['kept', 'garbled', 'other']) a.cutShort(key, { ...run(`e-${key}`), next: 1, attributes: { node: 'n-1' } });
@@ -779,10 +779,23 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(JSON.stringify(lines)).not.toContain('cannot be reached');
   });
 
+  it('an event and a place beyond ASCII, each within 64 Ki characters but over 64 KiB, are not kept: the Lease stays within the API server\'s 256 KiB of annotations, and its writes are taken', async () => {
+    const a = replica('a').store;
+    // 60 Ki characters of three bytes each: 180 KiB. Kept both, the Lease's annotations took 360 KiB and every write got 422.
+    const wide = '€'.repeat(60 * 1024);
+    const progress: RunProgress = { ...run('e-wide'), event: { ...run('e-wide').event, data: { note: wide } } };
+    a.tryStart('g', 'spot', progress, Date.now());
+    expect((await a.claim('g', progress)).claim).toBe('held');
+    a.progress('g', 'running', { ...progress, next: 1, attributes: { note: wide } });
+    expect(await a.commit('g')).toBe(true);
+    const annotations = api.cluster.leases.all()[0]!.metadata.annotations!;
+    expect([annotations['hollowtrees.io/run-event'], annotations['hollowtrees.io/run-place']]).toEqual([undefined, undefined]);
+  });
+
   it('a wave of events too long to keep in their Leases (over 64 KiB) says so in one line, not one per claim', async () => {
     const { logger, lines } = capturedLog();
     const a = replica('a', { logger }).store;
-    const big = (id: string): RunProgress => ({ ...run(id), event: { ...run(id).event, data: { text: 'x'.repeat(MAX_EVENT_CHARS) } } });
+    const big = (id: string): RunProgress => ({ ...run(id), event: { ...run(id).event, data: { text: 'x'.repeat(MAX_EVENT_BYTES) } } });
     const wave = Array.from({ length: 20 }, (_, i) => big(`e${i}`));
     for (const [i, progress] of wave.entries()) a.tryStart(`g${i}`, 'spot', progress, Date.now());
     expect((await Promise.all(wave.map((progress, i) => a.claim(`g${i}`, progress)))).map((c) => c.claim)).toEqual(wave.map(() => 'held'));

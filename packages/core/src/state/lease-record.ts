@@ -36,16 +36,21 @@ export type LeasePlace = Pick<RunProgress, 'next' | 'at' | 'attributes' | 'attem
 const placeSchema = z.object({ ...runPlace, waiting: z.literal(true).optional() });
 
 /**
- * The longest place a Lease keeps, as JSON: an annotation of the Lease, whose annotations the API server
- * bounds at 256 KiB in all (the group key, up to 8 KiB, is there twice). Plugins' attributes are the bulk.
+ * The most bytes of UTF-8 a place takes as JSON in its Lease, whose annotations the API server bounds at
+ * 256 KiB in all, counted in bytes (the group key, up to 8 Ki characters, is there twice, the event beside it).
+ * Plugins' attributes are the bulk. Counted in characters, a place and an event beyond ASCII each passed at
+ * up to three times this, and every write of the Lease was then refused (422).
  */
-export const MAX_PLACE_CHARS = 64 * 1024;
+export const MAX_PLACE_BYTES = 64 * 1024;
 
-/** The place of `run` as a Lease keeps it, or undefined when it is longer than {@link MAX_PLACE_CHARS}. */
+/** True when `text` takes at most `bytes` bytes of UTF-8 (it takes at least one a character). */
+const fitsIn = (text: string, bytes: number): boolean => text.length <= bytes && Buffer.byteLength(text, 'utf8') <= bytes;
+
+/** The place of `run` as a Lease keeps it, or undefined when it takes more than {@link MAX_PLACE_BYTES}. */
 export function placeOf(run: RunProgress): LeasePlace | undefined {
   const { next, at, attributes, attempt, restarts, retryAt } = run;
   const place: LeasePlace = { next, ...(at ? { at } : {}), attributes, attempt, restarts, ...(retryAt === undefined ? {} : { waiting: true as const }) };
-  return JSON.stringify(place).length <= MAX_PLACE_CHARS ? place : undefined;
+  return fitsIn(JSON.stringify(place), MAX_PLACE_BYTES) ? place : undefined;
 }
 
 /**
@@ -57,17 +62,17 @@ export type LeaseEvent = Pick<RunProgress, 'event' | 'receivedAt'>;
 
 const eventSchema = z.object(runEvent);
 
-/** The longest event a Lease keeps, as JSON; a run of a longer one, cut short, waits for its group's next event. Bounded as a place is. */
-export const MAX_EVENT_CHARS = 64 * 1024;
+/** The most bytes of UTF-8 an event takes as JSON in its Lease; a run of a larger one, cut short, waits for its group's next event. Bounded as a place is. */
+export const MAX_EVENT_BYTES = 64 * 1024;
 
 /**
  * `run`'s event as a Lease keeps it: JSON text, written and read back as it is (a Lease is read at every claim
- * that meets it, the event is parsed only by {@link leaseEventOf}); undefined when longer than {@link MAX_EVENT_CHARS}.
+ * that meets it, the event is parsed only by {@link leaseEventOf}); undefined when it takes more than {@link MAX_EVENT_BYTES}.
  */
 export function eventOf(run: RunProgress): string | undefined {
   const kept: LeaseEvent = { event: run.event, receivedAt: run.receivedAt };
   const text = JSON.stringify(kept);
-  return text.length <= MAX_EVENT_CHARS ? text : undefined;
+  return fitsIn(text, MAX_EVENT_BYTES) ? text : undefined;
 }
 
 /** The event `record` keeps, when it parses and is the one its run was for (another would start a run of another event in this group). */
