@@ -181,6 +181,26 @@ describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin resta
 describe('PluginClient over stream when the plugin closes', () => {
   const plugins = restartablePlugins();
 
+  it('a call made as an idle plugin closes, which ends the stream before reading it, goes to the new one at once, as the same attempt', async () => {
+    const oldSaw: string[] = [];
+    const old = await plugins.servePlugin(0, { handle: ({ id }) => (oldSaw.push(id), { attributes: { served: 'old' } }) });
+    const nextSaw: string[] = [];
+    const next = await plugins.servePlugin(0, { handle: ({ id }, { attempt }) => (nextSaw.push(`${id} attempt ${attempt}`), { attributes: { served: 'next' } }) });
+    const service = await startTcpRelay(old.port);
+    plugins.defer(() => service.close());
+    const client = plugins.clientFor(service.port, 'stream');
+    // The stream is open, and no call is in flight on it.
+    expect((await client.handle({ ...event, id: 'before' }, { flow: 'f' })).attributes).toEqual({ served: 'old' });
+    service.retarget(next.port);
+    const closing = old.close();
+    // Written on the open stream as the old plugin, with nothing to wait for, ends it. Before, the stream's OK end failed it as
+    // UNAVAILABLE that may have reached the plugin: core retried it after a backoff, an attempt spent (a run failed with attempts: 1).
+    expect((await client.handle({ ...event, id: 'during' }, { flow: 'f', attempt: 2, timeoutMs: 10_000 })).attributes).toEqual({ served: 'next' });
+    await closing;
+    expect(oldSaw).toEqual(['before']);
+    expect(nextSaw).toEqual(['during attempt 2']);
+  });
+
   it('a call waiting in the old plugin for a slot on the stream is refused as not started as it closes, and goes to the new one at once, as the same attempt', async () => {
     const { old, next, service, client, long, oldSaw, nextSaw, release } = await rollingUpdate(plugins, 'stream', { maxConcurrentCallsPerStream: 1 });
     const queued = client.handle({ ...event, id: 'queued' }, { flow: 'f', attempt: 2, timeoutMs: 10_000 });

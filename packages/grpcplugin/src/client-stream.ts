@@ -275,12 +275,17 @@ export class ClientStream {
         ? new PluginError(Code.Unimplemented, `the plugin does not serve HandleStream: ${end.details}`)
         : end.code === status.UNAVAILABLE
           ? new PluginError(Code.Unavailable, end.details) // as a unary call would say it: the connection's error
-          : new PluginError(Code.Unavailable, `the stream to the plugin ended with ${status[end.code]} before the call was answered${end.details ? `: ${end.details}` : ''}`);
+          : end.code === status.OK
+            ? new PluginError(Code.Unavailable, 'the plugin ended the stream before it read the call (it is shutting down)')
+            : new PluginError(Code.Unavailable, `the stream to the plugin ended with ${status[end.code]} before the call was answered${end.details ? `: ${end.details}` : ''}`);
     const mayHaveArrived = error();
     const neverSent = this.unimplemented ? mayHaveArrived : unsentFailure(error());
     // Nothing of this stream left the client when no connection was made while it was open.
     const neverConnected = this.connections.neverConnectedSince(this.openedMark);
-    for (const pending of [...this.pending.values()]) pending.reject(neverConnected || !pending.written ? neverSent : mayHaveArrived);
+    // A plugin ends a stream with OK only once it answered every call it read (serve() as it closes, idle): a call still
+    // without an answer came after that, and was not started, as one refused with not_started.
+    const notRead = end.code === status.OK;
+    for (const pending of [...this.pending.values()]) pending.reject(neverConnected || notRead || !pending.written ? neverSent : mayHaveArrived);
     this.onClosed(this);
   }
 }

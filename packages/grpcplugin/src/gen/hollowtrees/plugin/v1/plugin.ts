@@ -1193,7 +1193,10 @@ export const PluginServiceService = {
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
    * not started with CallStatus.not_started, so they go to another instance at
-   * once while the calls it started finish here.
+   * once while the calls it started finish here. A plugin ends the stream (OK)
+   * only once it answered every call it read: a call still without an answer
+   * then reached it after that end, was not started, and is sent again as one
+   * refused with not_started.
    */
   handleStream: {
     path: "/hollowtrees.plugin.v1.PluginService/HandleStream" as const,
@@ -1225,7 +1228,10 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
    * not started with CallStatus.not_started, so they go to another instance at
-   * once while the calls it started finish here.
+   * once while the calls it started finish here. A plugin ends the stream (OK)
+   * only once it answered every call it read: a call still without an answer
+   * then reached it after that end, was not started, and is sent again as one
+   * refused with not_started.
    */
   handleStream: handleBidiStreamingCall<HandleStreamRequest, HandleStreamResponse>;
 }
@@ -1262,7 +1268,10 @@ export interface PluginServiceClient extends Client {
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
    * not started with CallStatus.not_started, so they go to another instance at
-   * once while the calls it started finish here.
+   * once while the calls it started finish here. A plugin ends the stream (OK)
+   * only once it answered every call it read: a call still without an answer
+   * then reached it after that end, was not started, and is sent again as one
+   * refused with not_started.
    */
   handleStream(): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
   handleStream(options: Partial<CallOptions>): ClientDuplexStream<HandleStreamRequest, HandleStreamResponse>;
