@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { parseConfig } from '@hollowtrees/core';
+import { parseDuration } from '@hollowtrees/grpcplugin';
 import { makeTestCertificates, tempDir } from '@hollowtrees/testkit';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -159,6 +160,18 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
       // The preStop pause, then core's shutdownGracePeriod (90s), then the exit.
       expect(pod.terminationGracePeriodSeconds, variant).toBeGreaterThanOrEqual(5 + 90 + 5);
     }
+  });
+
+  it("lets a rolling update of the drain plugin's own pods (plugins-mtls) finish the drain in flight: as long as core waits for it, and the pod longer", () => {
+    const objects = variants['overlays/plugins-mtls']!;
+    const pod = podSpecOf(find(objects, 'Deployment', 'hollowtrees-k8s-drain'))!;
+    const args = container(pod, 'k8s-drain').args ?? [];
+    const shutdownMs = parseDuration(args[args.indexOf('--shutdown-timeout') + 1] ?? '') ?? 0;
+    const text = (find(objects, 'ConfigMap', configMapName(corePod(objects), objects)) as unknown as { data: Record<string, string> }).data['config.yaml']!;
+    const { config } = parseConfig(text, 'overlays/plugins-mtls config.yaml', {});
+    // Cut short at the plugin's 30 s default, a drain was retried on the new pod: an attempt spent, the drain started over.
+    expect(shutdownMs).toBeGreaterThanOrEqual(config.plugins['k8s-drain']!.timeout);
+    expect((pod.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThanOrEqual(shutdownMs + 5_000);
   });
 
   it('gives core 5 minutes to start before liveness counts: it answers only once its state is loaded', () => {

@@ -10,6 +10,7 @@ describe('parseCliArgs', () => {
       port: 9100,
       host: '127.0.0.1',
       tls: undefined,
+      shutdownTimeoutMs: 130_000,
       kubeconfig: undefined,
       context: undefined,
       drain: { dryRun: true, taint: { key: 'spot', value: 'gone', effect: 'NoExecute' }, deleteEmptyDirData: false, nodeNotFound: 'skip' },
@@ -21,6 +22,13 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs(['--deletion-poll-ms', '1', '--reply-margin-ms', '0', '--termination-margin-ms', '0', '--max-drain-ms', '86400000'])).toMatchObject({
       drain: { deletionPollMs: 1, replyMarginMs: 0, terminationMarginMs: 0, maxDrainMs: 86_400_000 },
     });
+  });
+
+  it('on SIGTERM waits for drains in flight as long as one may run (--max-drain-ms) and 10 s to answer, not the SDK\'s 30 s', () => {
+    expect(parseCliArgs(['--max-drain-ms', '300000'])).toMatchObject({ shutdownTimeoutMs: 310_000 });
+    expect(parseCliArgs(['--shutdown-timeout', '3m', '--max-drain-ms', '300000'])).toMatchObject({ shutdownTimeoutMs: 180_000 });
+    expect(() => parseCliArgs(['--shutdown-timeout', 'soon'])).toThrow(/^--shutdown-timeout: "soon" is not a duration such as 30s or 1m30s$/);
+    expect(() => parseCliArgs(['--shutdown-timeout', '25h'])).toThrow(/^--shutdown-timeout: "25h" is over 24h$/);
   });
 
   it.each([

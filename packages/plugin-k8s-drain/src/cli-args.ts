@@ -1,6 +1,6 @@
 import { integerFlag, parseDuration, parseFlags, tlsFlagFiles, UsageError, type ServerTlsFiles } from '@hollowtrees/grpcplugin';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
-import { MAX_WAIT_MS, WAIT_MINIMUM_MS, type DrainOptions } from './options.js';
+import { MAX_WAIT_MS, resolveDrainOptions, WAIT_MINIMUM_MS, type DrainOptions } from './options.js';
 
 export { UsageError };
 
@@ -17,6 +17,8 @@ Server:
   --tls-client-ca FILE          require client certificates signed by this CA (mTLS)
   --tls-refresh DURATION        read the TLS files again this often, so a renewed certificate is
                                 served without a restart, 1s to 24h (default 1m)
+  --shutdown-timeout DURATION   on SIGTERM, how long drains in flight may go on before they are
+                                cut short, up to 24h (default --max-drain-ms plus 10s)
 Cluster:
   --kubeconfig FILE             kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)
   --context NAME                kubeconfig context (default: the current one)
@@ -54,7 +56,17 @@ Pool mode (a flow's plugin config mode: pool; its maxUnavailable / minInterval w
 export type CliCommand =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'serve'; port: number; host: string; tls: ServerTlsFiles | undefined; kubeconfig: string | undefined; context: string | undefined; drain: DrainOptions };
+  | {
+      kind: 'serve';
+      port: number;
+      host: string;
+      tls: ServerTlsFiles | undefined;
+      /** serve()'s shutdownTimeoutMs: how long a SIGTERM lets drains in flight go on. */
+      shutdownTimeoutMs: number;
+      kubeconfig: string | undefined;
+      context: string | undefined;
+      drain: DrainOptions;
+    };
 
 const STRING_FLAGS = [
   'port',
@@ -63,6 +75,7 @@ const STRING_FLAGS = [
   'tls-key',
   'tls-client-ca',
   'tls-refresh',
+  'shutdown-timeout',
   'kubeconfig',
   'context',
   'node-label',
@@ -85,6 +98,9 @@ const STRING_FLAGS = [
   'pool-max-unavailable',
   'pool-min-interval',
 ] as const;
+
+/** What a drain cut at --max-drain-ms still takes to answer, on top of it. */
+const SHUTDOWN_ANSWER_MS = 10_000;
 
 type Values = Partial<Record<(typeof STRING_FLAGS)[number], string>>;
 
@@ -190,6 +206,9 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     port,
     host: values.host ?? '127.0.0.1',
     tls: tlsOf(values),
+    // Not the SDK's 30 s: a drain runs up to --max-drain-ms, and a rolling update of the plugin that cut it
+    // short would spend one of core's attempts and start the drain over.
+    shutdownTimeoutMs: parsed(values, 'shutdown-timeout', durationMs) ?? resolveDrainOptions({ maxDrainMs: drain.maxDrainMs }).maxDrainMs + SHUTDOWN_ANSWER_MS,
     kubeconfig: values.kubeconfig,
     context: values.context,
     // Unset flags stay out, so the handler's defaults apply.

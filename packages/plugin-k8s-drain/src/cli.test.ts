@@ -2,8 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { PluginClient } from '@hollowtrees/grpcplugin';
-import { spawnCaptured, startKubeApiServer, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { Code, PluginClient } from '@hollowtrees/grpcplugin';
+import { spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-k8s-drain` runs it (`pnpm test` builds first).
@@ -107,6 +107,63 @@ describe('hollowtrees-k8s-drain', () => {
     expect(answer.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
     expect(kube.cluster.pods('node-a').map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual(['hollowtrees/hollowtrees-7d9f']);
   });
+
+  it('a rolling update: a SIGTERM lets the drain in flight finish while the next drain goes to the new process; each pod is evicted once', async () => {
+    const kube = await startKubeApiServer();
+    cleanups.push(() => kube.close());
+    for (const node of ['node-a', 'node-b']) {
+      kube.cluster.addNode({ metadata: { name: node } });
+      // An hour's grace: each drain waits until the test ends its pod, not for a clock.
+      kube.cluster.addPod({ metadata: { name: `web-${node}`, namespace: 'apps', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'web', controller: true }] }, spec: { nodeName: node, terminationGracePeriodSeconds: 3600 } });
+    }
+    const kubeconfig = await kubeconfigFor(kube.kubeConfigFileText());
+    const [old, next] = await Promise.all(['old', 'next'].map(async () => {
+      const proc = await run(['--kubeconfig', kubeconfig]);
+      return { proc, port: (JSON.parse(await waitForOutput(proc, /hollowtrees-k8s-drain serving/, 15_000)) as { port: number }).port };
+    }));
+    // The Service in front of the plugin's pods.
+    const service = await startTcpRelay(old!.port);
+    const client = new PluginClient(`127.0.0.1:${service.port}`);
+    cleanups.push(() => service.close(), async () => client.close());
+    const drain = (node: string) => client.handle({ id: node, source: 'test', specversion: '1.0', type: 't', data: { labels: { node } } }, { flow: 'spot', timeoutMs: 30_000 });
+    const evicted = (pod: string) => kube.cluster.evictions().filter((e) => e.name === pod).length;
+    const endPod = async (pod: string): Promise<void> => {
+      await vi.waitFor(() => expect(evicted(pod)).toBe(1), { timeout: 15_000, interval: 20 });
+      kube.cluster.deletePod('apps', pod, 0);
+    };
+
+    const inFlight = drain('node-a');
+    await vi.waitFor(() => expect(evicted('web-node-a')).toBe(1), { timeout: 15_000, interval: 20 });
+    service.retarget(next!.port);
+    old!.proc.child.kill('SIGTERM');
+    expect(JSON.parse(await waitForOutput(old!.proc, /"msg":"stopping/))).toMatchObject({ shutdown_timeout_ms: 130_000 });
+    const [after] = await Promise.all([drain('node-b'), endPod('web-node-b')]);
+    expect(after.message).toBe('drained node node-b: 1 pods evicted');
+    await endPod('web-node-a');
+    expect((await inFlight).message).toBe('drained node node-a: 1 pods evicted');
+    expect(await old!.proc.exited).toBe('code 0');
+    expect(old!.proc.output()).toMatch(/"msg":"stopped"/);
+    expect(old!.proc.output()).not.toContain('node-b');
+    expect(next!.proc.output()).not.toContain('node-a');
+    expect(kube.cluster.evictions().map((e) => e.name).sort()).toEqual(['web-node-a', 'web-node-b']);
+  }, 60_000);
+
+  it('cuts a drain short at --shutdown-timeout: the call fails UNAVAILABLE (core retries it), the watches close and it exits 0', async () => {
+    const kube = await startKubeApiServer();
+    cleanups.push(() => kube.close());
+    kube.cluster.addNode({ metadata: { name: 'node-a' } });
+    kube.cluster.addPod({ metadata: { name: 'web', namespace: 'apps', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'web', controller: true }] }, spec: { nodeName: 'node-a', terminationGracePeriodSeconds: 3600 } });
+    const proc = await run(['--kubeconfig', await kubeconfigFor(kube.kubeConfigFileText()), '--shutdown-timeout', '1s']);
+    const { port } = JSON.parse(await waitForOutput(proc, /hollowtrees-k8s-drain serving/, 15_000)) as { port: number };
+    const client = new PluginClient(`127.0.0.1:${port}`);
+    cleanups.push(async () => client.close());
+    const drain = client.handle({ id: 'e1', source: 'test', specversion: '1.0', type: 't', data: { labels: { node: 'node-a' } } }, { flow: 'spot', timeoutMs: 60_000 }).catch((err: unknown) => err);
+    await vi.waitFor(() => expect(kube.cluster.evictions()).toHaveLength(1), { timeout: 15_000, interval: 20 });
+    proc.child.kill('SIGTERM');
+    expect(await drain).toMatchObject({ code: Code.Unavailable });
+    expect(await proc.exited).toBe('code 0');
+    expect(proc.output()).toMatch(/"shutdown_timeout_ms":1000,"msg":"stopping/);
+  }, 30_000);
 
   it('warns when told to serve every interface without mTLS', async () => {
     const kube = await startKubeApiServer();
