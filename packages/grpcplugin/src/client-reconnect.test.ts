@@ -166,6 +166,17 @@ describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin resta
     expect(nextSaw).toEqual(['during attempt 1']);
   });
 
+  it.sequential('a rolling update whose old plugin cuts its call in flight at shutdownTimeoutMs: UNAVAILABLE, which core retries on the new one, not CANCELLED, which fails the run', async () => {
+    const { old, next, service, long } = await rollingUpdate(plugins, transport, { shutdownTimeoutMs: 100 });
+    service.retarget(next.port);
+    await old.close();
+    const err = await rejectionOf(long, PluginError);
+    // Over unary the reset came through as grpc-js' CANCELLED "Call cancelled": a code core does not retry.
+    expect(err.code).toBe(Code.Unavailable);
+    // The reset, or the connection dropped with it: grpc-js reports whichever it sees first.
+    expect(err.message).toMatch(/before (the call|it) was answered|Connection dropped/);
+  });
+
   it.sequential('a plugin that never comes back: UNAVAILABLE with the connection error once the deadline passes', async () => {
     const gone = await servePlugin();
     const client = clientFor(gone.port, transport);

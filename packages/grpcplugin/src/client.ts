@@ -1,4 +1,4 @@
-import { Client, connectivityState, credentials as grpcCredentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, connectivityState, credentials as grpcCredentials, makeGenericClientConstructor, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService, type ServingStatus } from 'grpc-health-check';
 import { ChannelConnections } from './channel-connections.js';
 import type { CloudEvent } from './cloud-event.js';
@@ -95,6 +95,17 @@ function fromServiceError(err: ServiceError): PluginError {
 }
 
 /**
+ * A unary call's failure when this client did not cancel it. grpc-js reports a call the server reset
+ * (RST_STREAM CANCEL: a plugin cutting its calls at the end of its shutdown, or a proxy between) as
+ * CANCELLED "Call cancelled", which core does not retry: UNAVAILABLE instead, as a stream that ends
+ * with the call unanswered, so it goes again (to the new instance of a rolling update).
+ */
+function unaryFailure(err: ServiceError): PluginError {
+  if (err.code !== status.CANCELLED || err.details !== 'Call cancelled') return fromServiceError(err);
+  return new PluginError(Code.Unavailable, 'the call was reset before it was answered (CANCELLED "Call cancelled": the plugin stopped, or something between cut the call)');
+}
+
+/**
  * Core's side of the plugin contract: one channel to one plugin, opened on first
  * use and reused by every call until {@link PluginClient.close}. Calls travel on
  * one `HandleStream`, opened with the first call and opened again after it broke
@@ -144,7 +155,7 @@ export class PluginClient {
    * the deadline, so a plugin starting or restarting loses no call; UNAVAILABLE, with
    * the connection error, when it never came, and CANCELLED when the call was cancelled or
    * the client closed while it waited. A call that may have reached the plugin
-   * is never sent again here: it fails (UNAVAILABLE when the connection broke) and
+   * is never sent again here: it fails (UNAVAILABLE when the connection broke or the plugin reset the call) and
    * the caller's retry policy, with its attempt numbers, decides.
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
@@ -204,7 +215,7 @@ export class PluginClient {
       const call = this.client.handle(request, new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
         signal?.removeEventListener('abort', cancel);
         if (!err) return resolve(fromResponse(response!));
-        const failure = fromServiceError(err);
+        const failure = signal?.aborted || this.closed ? fromServiceError(err) : unaryFailure(err);
         // grpc-js fails a call at once, unsent, while the channel cannot connect.
         reject(failure.code === Code.Unavailable && this.connections.neverConnectedSince(mark) ? unsentFailure(failure) : failure);
       });
