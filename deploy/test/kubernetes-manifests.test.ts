@@ -162,15 +162,18 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     }
   });
 
-  it("lets a rolling update of the drain plugin's own pods (plugins-mtls) finish the drain in flight: as long as core waits for it, and the pod longer", () => {
+  it.each([
+    ['hollowtrees-k8s-drain', 'k8s-drain'],
+    ['hollowtrees-aws-spot', 'aws-spot'],
+  ])("lets a rolling update of the plugin's own pods %s (plugins-mtls) finish the calls in flight: as long as core waits for them, and the pod longer", (deployment, plugin) => {
     const objects = variants['overlays/plugins-mtls']!;
-    const pod = podSpecOf(find(objects, 'Deployment', 'hollowtrees-k8s-drain'))!;
-    const args = container(pod, 'k8s-drain').args ?? [];
+    const pod = podSpecOf(find(objects, 'Deployment', deployment))!;
+    const args = container(pod, plugin).args ?? [];
     const shutdownMs = parseDuration(args[args.indexOf('--shutdown-timeout') + 1] ?? '') ?? 0;
     const text = (find(objects, 'ConfigMap', configMapName(corePod(objects), objects)) as unknown as { data: Record<string, string> }).data['config.yaml']!;
     const { config } = parseConfig(text, 'overlays/plugins-mtls config.yaml', {});
-    // Cut short at the plugin's 30 s default, a drain was retried on the new pod: an attempt spent, the drain started over.
-    expect(shutdownMs).toBeGreaterThanOrEqual(config.plugins['k8s-drain']!.timeout);
+    // Cut short at the SDK's 30 s default, a drain was retried on the new pod: an attempt spent, the drain started over.
+    expect(shutdownMs).toBeGreaterThanOrEqual(config.plugins[plugin]!.timeout);
     expect((pod.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThanOrEqual(shutdownMs + 5_000);
   });
 

@@ -6,9 +6,15 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs([])).toEqual({
       kind: 'serve',
       port: 9001,
-      serve: { host: '127.0.0.1' },
+      serve: { host: '127.0.0.1', shutdownTimeoutMs: 310_000 },
       handler: { onDemandFallback: true, dryRun: false, retry: { maxAttempts: 4 } },
     });
+  });
+
+  it('on SIGTERM waits for calls in flight as long as a pool call waits (--pool-wait-timeout) and 10 s to answer, not the SDK\'s 30 s', () => {
+    expect(parseCliArgs(['--shutdown-timeout', '1m30s', '--pool-wait-timeout', '10m'])).toMatchObject({ serve: { shutdownTimeoutMs: 90_000 } });
+    expect(() => parseCliArgs(['--shutdown-timeout', 'later'])).toThrow(/^--shutdown-timeout must be a duration up to 24h \(e\.g\. 2m\), got "later"$/);
+    expect(() => parseCliArgs(['--shutdown-timeout', '25h'])).toThrow(/^--shutdown-timeout must be a duration up to 24h/);
   });
 
   it('reads every handler flag', () => {
@@ -44,7 +50,7 @@ describe('parseCliArgs', () => {
     expect(command).toEqual({
       kind: 'serve',
       port: 0,
-      serve: { host: '127.0.0.1' },
+      serve: { host: '127.0.0.1', shutdownTimeoutMs: 160_000 },
       handler: {
         region: 'eu-west-1',
         endpoint: 'http://127.0.0.1:4566',

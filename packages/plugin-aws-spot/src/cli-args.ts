@@ -1,5 +1,5 @@
 import { integerFlag, parseDuration, parseFlags, tlsFlagFiles, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
-import { commaList, parseTagFilter, type PoolOptions } from './pool-settings.js';
+import { commaList, DEFAULT_POOL_WAIT_MS, parseTagFilter, type PoolOptions } from './pool-settings.js';
 import { REPLACEMENT_STRATEGIES, type AwsSpotReplaceOptions, type ReplacementStrategy } from './replace-handler.js';
 
 /** The bin's usage text. */
@@ -39,6 +39,8 @@ Pool mode (a flow's plugin config mode: pool; the flow's config tag, subnets and
   --tls-ca <file>         require client certificates signed by this CA (mTLS)
   --tls-refresh <d>       read the TLS files again this often, so a renewed certificate is served
                           without a restart, 1s to 24h (default 1m)
+  --shutdown-timeout <d>  on SIGTERM, how long calls in flight may go on before they are cut short,
+                          up to 24h (default --pool-wait-timeout plus 10s, 5m10s: a pool call at its longest)
   -v, --version           print the version
   -h, --help              show this help
 
@@ -91,6 +93,20 @@ function poolOptions(tag: string | undefined, subnets: string | undefined, waitT
   };
 }
 
+/** What a pool call cut at its wait timeout still takes to answer, on top of it. */
+const SHUTDOWN_ANSWER_MS = 10_000;
+
+/**
+ * How long a SIGTERM lets calls in flight go on: not the SDK's 30 s, which cut a pool call waiting for its
+ * replacements, so that core retried it (an attempt spent) on the new process.
+ */
+function shutdownTimeoutMs(flag: string | undefined, pool: PoolOptions | undefined): number {
+  if (flag === undefined) return (pool?.waitTimeoutMs ?? DEFAULT_POOL_WAIT_MS) + SHUTDOWN_ANSWER_MS;
+  const ms = parseDuration(flag);
+  if (ms === undefined || ms > 86_400_000) throw new UsageError(`--shutdown-timeout must be a duration up to 24h (e.g. 2m), got "${flag}"`);
+  return ms;
+}
+
 /** Parses the bin's arguments (without `node` and the script). Throws {@link UsageError}. */
 export function parseCliArgs(argv: readonly string[]): CliCommand {
   const v = parseFlags(argv, {
@@ -113,6 +129,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     'tls-key': { type: 'string' },
     'tls-ca': { type: 'string' },
     'tls-refresh': { type: 'string' },
+    'shutdown-timeout': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean', short: 'v' },
   });
@@ -131,7 +148,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   return {
     kind: 'serve',
     port: integerFlag('port', v.port, 9001, 0, 65_535),
-    serve: { host: v.host ?? '127.0.0.1', ...(serveTls && { tls: serveTls }) },
+    serve: { host: v.host ?? '127.0.0.1', ...(serveTls && { tls: serveTls }), shutdownTimeoutMs: shutdownTimeoutMs(v['shutdown-timeout'], pool) },
     handler: {
       ...(v.region !== undefined && { region: v.region }),
       ...(v.endpoint !== undefined && { endpoint: v.endpoint }),

@@ -1,9 +1,10 @@
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PluginClient } from '@hollowtrees/grpcplugin';
-import { makeTestCertificates, spawnCaptured, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { makeTestCertificates, spawnCaptured, startAwsStandIn, startTcpRelay, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-aws-spot` runs it (`pnpm test` builds first).
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
@@ -69,6 +70,51 @@ describe('hollowtrees-aws-spot', () => {
     const warning = JSON.parse(await waitForOutput(proc, /anyone who can reach the port/)) as Record<string, unknown>;
     expect(warning).toMatchObject({ level: 'warn', service: 'hollowtrees-aws-spot', host: '0.0.0.0', msg: expect.stringMatching(/^serving on 0\.0\.0\.0:\d+ without TLS: anyone who can reach the port can make this plugin act/) });
   });
+
+  it('a rolling update: a SIGTERM lets the replacement in flight finish while the next goes to the new process; each instance is replaced once', async () => {
+    const aws = await startAwsStandIn();
+    cleanups.push(() => aws.close());
+    const [first, second] = [aws.ec2.addInstance({ launchTemplate: { id: 'lt-1', version: '1' } }), aws.ec2.addInstance({ launchTemplate: { id: 'lt-1', version: '1' } })];
+    // The old process reaches AWS through a gate that holds its calls until the test opens it: its replacement stays in flight.
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    let held = 0;
+    const gate = createServer((req, res) => {
+      held++;
+      void opened.then(() => req.pipe(request(`${aws.url}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      })));
+    });
+    await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => gate.close(resolve)));
+    const imds = (await countingServer()).url;
+    const home = await tempDir('aws-spot-home');
+    cleanups.push(home.remove);
+    await mkdir(join(home.path, '.aws'));
+    await writeFile(join(home.path, '.aws', 'credentials'), '[default]\naws_access_key_id = test\naws_secret_access_key = test\n');
+    const [old, next] = await Promise.all([`http://127.0.0.1:${(gate.address() as AddressInfo).port}`, aws.url].map(async (endpoint) => {
+      const proc = await run(['--region', 'us-east-1', '--endpoint', endpoint], imds, home.path);
+      return { proc, port: (JSON.parse(await waitForOutput(proc, /hollowtrees-aws-spot serving/, 15_000)) as { port: number }).port };
+    }));
+    // The Service in front of the plugin's pods.
+    const service = await startTcpRelay(old!.port);
+    const client = new PluginClient(`127.0.0.1:${service.port}`);
+    cleanups.push(() => service.close(), async () => client.close());
+    const replace = (instanceId: string) => client.handle({ id: instanceId, source: 'test', specversion: '1.0', type: 't', data: { labels: { instance_id: instanceId } } }, { flow: 'spot', timeoutMs: 30_000 });
+
+    const inFlight = replace(first.instanceId);
+    await vi.waitFor(() => expect(held).toBeGreaterThan(0), { timeout: 15_000, interval: 20 });
+    service.retarget(next!.port);
+    old!.proc.child.kill('SIGTERM');
+    expect(JSON.parse(await waitForOutput(old!.proc, /"msg":"stopping/))).toMatchObject({ shutdown_timeout_ms: 310_000 });
+    expect((await replace(second.instanceId)).message).toMatch(new RegExp(`to replace ${second.instanceId}$`));
+    open();
+    expect((await inFlight).message).toMatch(new RegExp(`to replace ${first.instanceId}$`));
+    expect(await old!.proc.exited).toBe('code 0');
+    expect(old!.proc.output()).toMatch(/"msg":"stopped"/);
+    expect(aws.callsTo('CreateFleet')).toHaveLength(2);
+  }, 60_000);
 
   it('serves a certificate renewed in place from then on, read again every --tls-refresh, without a restart', async () => {
     const [first, renewed] = [makeTestCertificates(), makeTestCertificates()];

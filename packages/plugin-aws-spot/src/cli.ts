@@ -33,7 +33,10 @@ if (command.kind === 'help') {
     const server = await serve(command.port, handler, { ...command.serve, logger });
     // serve() is not told to handle signals: the SDK clients must be released after it drains.
     const shutdown = (): void => {
-      void server.close().then(() => handler.close());
+      const closed = server.close();
+      // Said once close() has begun: a call that comes after this line is sent elsewhere, not taken.
+      logger.info('stopping: new calls go elsewhere, calls in flight go on', { shutdown_timeout_ms: command.serve.shutdownTimeoutMs });
+      void closed.then(() => handler.close()).then(() => logger.info('stopped'));
     };
     started();
     process.once('SIGTERM', shutdown).once('SIGINT', shutdown);

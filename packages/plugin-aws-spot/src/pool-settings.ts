@@ -1,6 +1,9 @@
 import { Code, parseDuration, PluginError, type HandleContext } from '@hollowtrees/grpcplugin';
 
 /** Plugin-wide defaults of pool mode (CLI flags); a flow's config overrides `tag`, `subnets` and `waitTimeout`. */
+
+/** How long a pool call waits for its replacements to run, unless told otherwise. */
+export const DEFAULT_POOL_WAIT_MS = 300_000;
 export interface PoolOptions {
   /** Only instances carrying this tag, `key=value` (e.g. the cluster's tag), belong to a pool. Default: every spot instance of the pool. */
   tag?: string;
@@ -91,7 +94,7 @@ export function poolSettings(context: HandleContext, defaults: PoolOptions): Poo
       throw invalid(context, 'tag', tagText, (err as Error).message);
     }
   }
-  let waitTimeoutMs = defaults.waitTimeoutMs ?? 300_000;
+  let waitTimeoutMs = defaults.waitTimeoutMs ?? DEFAULT_POOL_WAIT_MS;
   if (config.waitTimeout !== undefined) {
     const parsed = parseDuration(config.waitTimeout);
     if (parsed === undefined) throw invalid(context, 'waitTimeout', config.waitTimeout, 'is not a duration (e.g. 90s, 5m)');
