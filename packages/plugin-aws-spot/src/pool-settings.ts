@@ -1,9 +1,9 @@
 import { Code, parseDuration, PluginError, type HandleContext } from '@hollowtrees/grpcplugin';
 
-/** Plugin-wide defaults of pool mode (CLI flags); a flow's config overrides `tag`, `subnets` and `waitTimeout`. */
-
 /** How long a pool call waits for its replacements to run, unless told otherwise. */
 export const DEFAULT_POOL_WAIT_MS = 300_000;
+
+/** Plugin-wide defaults of pool mode (CLI flags); a flow's config overrides `tag`, `subnets` and `waitTimeout`. */
 export interface PoolOptions {
   /** Only instances carrying this tag, `key=value` (e.g. the cluster's tag), belong to a pool. Default: every spot instance of the pool. */
   tag?: string;

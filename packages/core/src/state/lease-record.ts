@@ -43,7 +43,7 @@ const placeSchema = z.object({ ...runPlace, waiting: z.literal(true).optional() 
  */
 export const MAX_PLACE_BYTES = 64 * 1024;
 
-/** True when `text` takes at most `bytes` bytes of UTF-8 (it takes at least one a character). */
+/** True when `text` takes at most `bytes` bytes of UTF-8; a text of more characters than that is over without counting (each takes a byte at least). */
 const fitsIn = (text: string, bytes: number): boolean => text.length <= bytes && Buffer.byteLength(text, 'utf8') <= bytes;
 
 /** The place of `run` as a Lease keeps it, or undefined when it takes more than {@link MAX_PLACE_BYTES}. */
