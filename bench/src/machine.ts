@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { ALERTMANAGER_BIN } from './targets.js';
 
@@ -39,4 +39,41 @@ export function processCpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state): utime is field 14, stime field 15; ticks of 1/100 s on Linux.
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** A thread's time on a CPU and time runnable but waiting for one (Linux schedstat), in ms. */
+export interface ThreadTimes {
+  onCpuMs: number;
+  waitingMs: number;
+}
+
+/** Each thread of `pid` by thread id (the main thread's id is `pid`), from /proc/<pid>/task/<tid>/schedstat. */
+export function threadTimes(pid: number): Map<number, ThreadTimes> {
+  const times = new Map<number, ThreadTimes>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [onCpuNs, waitingNs] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      times.set(Number(tid), { onCpuMs: onCpuNs! / 1e6, waitingMs: waitingNs! / 1e6 });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return times;
+}
+
+/**
+ * What a process's threads did between two {@link threadTimes} of it: its main thread, and its
+ * other threads summed (Node's worker threads, V8's and libuv's). A thread started in between
+ * counts from zero.
+ */
+export function threadTimesBetween(pid: number, before: Map<number, ThreadTimes>, after: Map<number, ThreadTimes>): { main: ThreadTimes; others: ThreadTimes } {
+  const main = { onCpuMs: 0, waitingMs: 0 };
+  const others = { onCpuMs: 0, waitingMs: 0 };
+  for (const [tid, end] of after) {
+    const start = before.get(tid) ?? { onCpuMs: 0, waitingMs: 0 };
+    const into = tid === pid ? main : others;
+    into.onCpuMs += end.onCpuMs - start.onCpuMs;
+    into.waitingMs += end.waitingMs - start.waitingMs;
+  }
+  return { main, others };
 }

@@ -2,7 +2,7 @@
 import type { CrashWindowResult } from './crash-window.js';
 import type { FloorResult } from './grpc-floor.js';
 import type { LoadResult } from './loadgen.js';
-import type { MachineInfo } from './machine.js';
+import type { MachineInfo, ThreadTimes } from './machine.js';
 import type { Summary } from './stats.js';
 import type { WaveRunResult } from './wave/drill.js';
 import type { ReplicasWaveResult } from './replicas-wave.js';
@@ -45,7 +45,10 @@ export interface BenchResults {
   ingest: { hollowtrees: IngestRun[]; hollowtreesUnary: IngestRun[]; relay: IngestRun[]; relayUnary: IngestRun[]; alertmanager: IngestRun[] };
   /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes; `…Unary` as above. */
   latency: { floor: FloorResult; hollowtrees: LatencySummary; hollowtreesUnary: LatencySummary; relay: LatencySummary; relayUnary: LatencySummary; alertmanager: LatencySummary };
-  massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number; /** Core's CPU time from the first POST to the last plugin call (absent in runs before it was measured). */ coreCpuMs?: number };
+  massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number; /** Core's CPU time from the first POST to the last plugin call (absent in runs before it was measured). */ coreCpuMs?: number;
+    /** The same span per thread (Linux schedstat): time on a CPU and time runnable but waiting for one (absent before 2026-12-01). */
+    threads?: { coreMain: ThreadTimes; coreOthers: ThreadTimes; benchMain: ThreadTimes };
+  };
   /** The reclaim wave through replicas sharing Leases (`replicas-wave.ts`), when it ran. */
   replicasWave?: ReplicasWaveResult;
   /** The wave drill (wave/), when it ran. */
@@ -189,6 +192,11 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
   rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
   const cpuMs = r.massReclaim.coreCpuMs;
   if (cpuMs !== undefined) rows.push(['Mass reclaim: core CPU per alert (user + system)', `${((cpuMs * 1000) / r.massReclaim.alerts).toFixed(0)} µs`, '', '', '']);
+  const threads = r.massReclaim.threads;
+  if (threads) {
+    const t = (x: ThreadTimes): string => `ran ${x.onCpuMs.toFixed(0)} ms, waited ${x.waitingMs.toFixed(0)} ms`;
+    rows.push(['Mass reclaim: core main thread / its other threads (parse, GC) (waited: runnable, no CPU free)', `${t(threads.coreMain)} / ${t(threads.coreOthers)}`, '', `bench (POSTs and plugin): ${t(threads.benchMain)}`, '']);
+  }
   const rw = r.replicasWave;
   if (rw) {
     rows.push([
