@@ -7,6 +7,7 @@
  *   BENCH_ONLY=ingest,latency,reclaim,replicas,memory,crash,wave   run only some sections (results are then partial)
  *   BENCH_WAVE_*                                the wave drill's matrix (see wave/section.ts)
  *   BENCH_CPU_PROF=<dir>                      run Hollowtrees (and every process of the wave drill) under `node --cpu-prof` into <dir>
+ *   BENCH_HT_ARGS='<node flags>'              more `node` flags for Hollowtrees and the bare relay (not the wave drill), e.g. to try a V8 flag
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,7 +53,7 @@ const MEMORY_SETTLE_MS = 90_000;
 
 const only = new Set((process.env.BENCH_ONLY ?? 'ingest,latency,reclaim,replicas,memory,crash,wave').split(','));
 const cpuProfDir = process.env.BENCH_CPU_PROF;
-const htNodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+const htNodeArgs = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), ...(process.env.BENCH_HT_ARGS ? process.env.BENCH_HT_ARGS.split(' ') : [])];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (text: string): void => void process.stderr.write(`[bench] ${text}\n`);
