@@ -26,10 +26,12 @@ class Ec2CallError extends Error {
   }
 }
 
-/** A surge announced and accepted, and the pool it is in. */
+/** An open surge handed to the flows, the pool it is in, and whether every flow that matched it took it. */
 interface AnnouncedSurge {
   readonly pool: SpotPool;
   readonly crossing: Crossing;
+  /** False while a flow had no room for it: it is handed in again at each poll while it lasts. */
+  taken: boolean;
 }
 
 /**
@@ -39,9 +41,10 @@ interface AnnouncedSurge {
  *
  * What a surge is comes from the history alone ({@link findCrossings}), so a
  * re-poll, a restart or another replica gives the same crossing the same id.
- * The source remembers which surges it announced (and the flows accepted) so
- * it announces each edge once; an event the flows could not take is announced
- * again at the next poll, with the same id.
+ * The source remembers which surges it announced so it announces each edge
+ * once; an event the flows could not take is announced again at the next poll,
+ * with the same id, and the end of a surge handed to the flows is announced
+ * even when a flow never had room for the surge itself.
  */
 export class SpotPriceSource implements EventSource {
   readonly kind = 'spot-price';
@@ -54,7 +57,11 @@ export class SpotPriceSource implements EventSource {
   private errors = 0;
   private lastReceiveAt: number | undefined;
   private lastError: { at: number; message: string } | undefined;
-  /** Open surges announced and accepted, by pool and threshold kind. */
+  /**
+   * Open surges handed to the flows, by pool and threshold kind, refused ones
+   * too: a flow may have taken one another refused, and its action (a
+   * cordoned pool) needs the end.
+   */
   private readonly announced = new Map<string, AnnouncedSurge>();
   /**
    * Pools and threshold kinds this process has brought in line with their
@@ -180,11 +187,14 @@ export class SpotPriceSource implements EventSource {
   private async reconcile(place: CrossingPlace, key: string, crossings: readonly Crossing[], samples: readonly PriceSample[]): Promise<void> {
     const latest = crossings.at(-1);
     const open = latest?.resolvedAt === undefined ? latest : undefined;
-    const known = this.announced.get(key)?.crossing;
+    const known = this.announced.get(key);
     if (known) {
       // Only a price back at or below the reset level ends it: a crossing the read no longer finds (a jump whose level caught up) does not.
-      const end = crossings.find((c) => c.crossedAt === known.crossedAt) ?? fellBack(samples, known, this.config.hysteresis);
-      if (end?.resolvedAt === undefined) return;
+      const end = crossings.find((c) => c.crossedAt === known.crossing.crossedAt) ?? fellBack(samples, known.crossing, this.config.hysteresis);
+      if (end?.resolvedAt === undefined) {
+        if (!known.taken) known.taken = await this.announce(place, known.crossing, 'surge');
+        return;
+      }
       if (!(await this.announce(place, end, 'resolved'))) return;
       this.announced.delete(key);
     } else if (latest && !open && !this.settled.has(key)) {
@@ -193,7 +203,8 @@ export class SpotPriceSource implements EventSource {
       return;
     }
     this.settled.add(key);
-    if (open && (await this.announce(place, open, 'surge'))) this.announced.set(key, { pool: place.pool, crossing: open });
+    // Kept even when refused: a flow that did take it (a pool cordoned) must hear of its end, though another flow never had room for it.
+    if (open) this.announced.set(key, { pool: place.pool, crossing: open, taken: await this.announce(place, open, 'surge') });
   }
 
   /** Hands the event to the flows; true once it is accepted and durable (see {@link EventSink}). */
