@@ -2,7 +2,7 @@ import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
 import { jsonBody, metadataRequest, MetadataError, okBody, type MetadataResponse } from './metadata-request.js';
 import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
 import { noticeId, rfc3339, type InstanceIdentity, type Notice } from './notice.js';
-import { watchByPolling } from './poll-loop.js';
+import { pollLoop } from './poll-loop.js';
 
 /** The IMDS address every EC2 instance reaches. */
 export const AWS_METADATA_URL = 'http://169.254.169.254';
@@ -76,9 +76,12 @@ interface ScheduledEvent {
   NotBefore?: string;
 }
 
+/** The path whose polls are counted: the spot interruption, the notice with the least time. */
+const SPOT_ACTION_PATH = 'spot/instance-action';
+
 /** The paths polled for notices, each with what its answer (not a 404) means; `url` is where it came from, for messages. */
 const NOTICE_PATHS: Readonly<Record<string, (body: string, instanceId: string, url: string) => Notice[]>> = {
-  'spot/instance-action': (body, id, url) => {
+  [SPOT_ACTION_PATH]: (body, id, url) => {
     const detail = jsonBody<{ action?: string; time?: string }>(url, body, 'object');
     const at = rfc3339(detail.time);
     return [{ kind: 'spot-interruption', id: noticeId(id, 'spot-interruption', detail.action ?? '', detail.time ?? ''), ...(at !== undefined && { terminationTime: at }), labels: { instance_action: detail.action ?? '' }, detail }];
@@ -117,36 +120,42 @@ export class AwsImdsMonitor implements Monitor {
   }
 
   async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
-    const { notices, failed } = await this.checkEach(identity, signal);
+    // Each path on its own: one that fails must not hide the notices the others show.
+    const { notices, failed } = settleParts(await Promise.allSettled(Object.keys(NOTICE_PATHS).map((path) => this.read(path, identity, signal))));
     if (failed) throw new PartialCheckError(failed, notices);
     return notices;
   }
 
-  /**
-   * Reads every path on its own: one that fails (throttled, broken, garbled) must neither hide the
-   * notices the others show nor slow their polling, least of all a spot interruption's two minutes.
-   */
-  private async checkEach(identity: InstanceIdentity, signal: AbortSignal): Promise<ReturnType<typeof settleParts>> {
-    const results = await Promise.allSettled(
-      Object.entries(NOTICE_PATHS).map(async ([path, parse]) => {
-        const res = await this.session.get(path, signal);
-        const url = this.session.url(path);
-        // 404: nothing pending (or, for the lifecycle state, no Auto Scaling group).
-        return res.status === 404 ? [] : parse(okBody(url, res), identity.instanceId, url);
-      }),
-    );
-    return settleParts(results);
+  /** The notices one path shows now. */
+  private async read(path: string, identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {
+    const res = await this.session.get(path, signal);
+    const url = this.session.url(path);
+    // 404: nothing pending (or, for the lifecycle state, no Auto Scaling group).
+    return res.status === 404 ? [] : NOTICE_PATHS[path]!(okBody(url, res), identity.instanceId, url);
   }
 
-  watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
+  /**
+   * Polls each path in a loop of its own, every `pollIntervalMs`: one that fails (throttled, broken,
+   * garbled) or answers late (a stalled proxy, up to a request's 5 s) neither hides the notices the
+   * others show nor holds back their polling, least of all a spot interruption's two minutes; it
+   * backs off on its own. A poll is counted per round of the spot instance action's loop.
+   */
+  async watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
     const { pollIntervalMs: intervalMs, backoff, clock } = this.options;
-    const check = async (s: AbortSignal): Promise<Notice[]> => {
-      const { notices, failed, answered } = await this.checkEach(identity, s);
-      // IMDS down: the loop backs off. One part of it broken: reported, and the others polled on at the interval.
-      if (failed && !answered) throw failed;
-      if (failed) sink.metadataError(failed);
-      return notices;
-    };
-    return watchByPolling({ check, sink, intervalMs, backoff, clock, signal });
+    await Promise.all(
+      Object.keys(NOTICE_PATHS).map((path) =>
+        pollLoop({
+          round: async (s) => {
+            if (path === SPOT_ACTION_PATH) sink.polled();
+            sink.notices(await this.read(path, identity, s));
+          },
+          onError: (err) => sink.metadataError(err),
+          intervalMs,
+          backoff,
+          clock,
+          signal,
+        }),
+      ),
+    );
   }
 }

@@ -41,7 +41,7 @@ export async function pollLoop(options: PollLoopOptions): Promise<void> {
   }
 }
 
-/** What a polling monitor (AWS, Azure) needs to watch: its one check, and its loop's timing. */
+/** What a monitor polling one check (Azure) needs to watch: that check, and its loop's timing. */
 export interface PollingWatch {
   check(signal: AbortSignal): Promise<Notice[]>;
   sink: MonitorSink;

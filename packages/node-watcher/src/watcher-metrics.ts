@@ -5,7 +5,7 @@ const SEND_OUTCOMES = ['accepted', 'retried', 'rejected', 'failed'] as const;
 
 /** The watcher's metrics, on a registry passed in (never the global one); label values are bounded sets, pre-initialised at zero. */
 export class WatcherMetrics {
-  /** Checks of the metadata service (for Google Cloud: hanging GETs answered). */
+  /** Checks of the metadata service (AWS: reads of the spot instance action; Google Cloud: hanging GETs answered). */
   readonly polls: Counter<'cloud'>;
   /** Metadata requests that failed (no answer, an unexpected status, a body that was not what the cloud writes). */
   readonly metadataErrors: Counter<'cloud'>;
@@ -19,7 +19,7 @@ export class WatcherMetrics {
   readonly eventsPending: Gauge;
 
   constructor(readonly registry: Registry) {
-    this.polls = new Counter({ name: 'hollowtrees_node_watcher_polls_total', help: 'Checks of the metadata service (Google Cloud: hanging GETs answered).', labelNames: ['cloud'], registers: [registry] });
+    this.polls = new Counter({ name: 'hollowtrees_node_watcher_polls_total', help: 'Checks of the metadata service (AWS: reads of spot/instance-action; Google Cloud: hanging GETs answered).', labelNames: ['cloud'], registers: [registry] });
     this.metadataErrors = new Counter({ name: 'hollowtrees_node_watcher_metadata_errors_total', help: 'Metadata requests that failed; each is retried after a backoff.', labelNames: ['cloud'], registers: [registry] });
     this.notices = new Counter({ name: 'hollowtrees_node_watcher_notices_total', help: 'Notices seen for the first time, by CloudEvent type.', labelNames: ['type'], registers: [registry] });
     this.sends = new Counter({ name: 'hollowtrees_node_watcher_sends_total', help: 'Tries to send an event to core, by outcome.', labelNames: ['outcome'], registers: [registry] });

@@ -19,7 +19,7 @@ export interface MetadataAnswer {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** One request a stand-in received, with the status it answered. */
+/** One request a stand-in received, with the status it answered (0: none, the connection dropped or held). */
 export interface MetadataCall {
   readonly method: string;
   readonly path: string;
@@ -29,7 +29,7 @@ export interface MetadataCall {
 /** Faults the next requests meet, whatever they ask for. */
 export class MetadataFaults {
   private readonly pending: number[] = [];
-  private readonly brokenPaths = new Map<string, number>();
+  private readonly brokenPaths = new Map<string, number | 'hang'>();
   private drops = 0;
 
   /** The next `count` requests get `status` (default 500) and an empty body. */
@@ -47,6 +47,11 @@ export class MetadataFaults {
     this.brokenPaths.set(path, status);
   }
 
+  /** Every request for `path` until {@link clear} gets no answer: it is held open until the client gives up or the server closes (one part of the service behind a stalled proxy). */
+  hangPath(path: string): void {
+    this.brokenPaths.set(path, 'hang');
+  }
+
   /** Drops every fault still pending. */
   clear(): void {
     this.pending.length = 0;
@@ -54,8 +59,8 @@ export class MetadataFaults {
     this.drops = 0;
   }
 
-  /** @internal The fault for the request for `path` arriving now: a status, 'drop', or none. */
-  take(path: string): number | 'drop' | undefined {
+  /** @internal The fault for the request for `path` arriving now: a status, 'drop', 'hang', or none. */
+  take(path: string): number | 'drop' | 'hang' | undefined {
     if (this.drops > 0) {
       this.drops--;
       return 'drop';
@@ -85,9 +90,10 @@ export async function startMetadataServer(route: (req: MetadataRequest) => Promi
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://metadata');
     const fault = faults.take(url.pathname);
-    if (fault === 'drop') {
+    if (fault === 'drop' || fault === 'hang') {
       calls.push({ method: req.method ?? 'GET', path: url.pathname, status: 0 });
-      req.socket.destroy();
+      // Held: the connection stays open, unanswered, until the client gives up or the server closes.
+      if (fault === 'drop') req.socket.destroy();
       return;
     }
     if (fault !== undefined) return answer(res, req, url.pathname, { status: fault });
