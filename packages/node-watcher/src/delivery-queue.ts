@@ -101,11 +101,18 @@ export class DeliveryQueue {
     this.pending.push({ event, tries: 0, failures: 0, dueAt: 0, waitMs: 0 });
     metrics.eventsPending.set(this.pending.length);
     if (this.waitingOnFlows) this.rouse();
+    this.startWorker();
+    return true;
+  }
+
+  /** Starts the worker unless it runs. */
+  private startWorker(): void {
     this.worker ??= this.work().finally(() => {
       this.worker = undefined;
-      for (const wake of this.idleWaiters.splice(0)) wake();
+      // An event queued after the worker's loop found the queue empty, but before this ran, found it still running: it is sent now.
+      if (this.pending.length > 0 && !this.stop.signal.aborted) this.startWorker();
+      else for (const wake of this.idleWaiters.splice(0)) wake();
     });
-    return true;
   }
 
   /** Resolves once every queued event is delivered or dropped, or false after `timeoutMs`. */

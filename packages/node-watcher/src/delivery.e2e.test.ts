@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { parseCliArgs } from './cli-args.js';
 import { CoreClient } from './core-client.js';
+import { DeliveryQueue, type SendEvent } from './delivery-queue.js';
 import { createMonitor } from './create-monitor.js';
 import { NodeWatcher } from './node-watcher.js';
 import { runOnce, runWatcher } from './run-watcher.js';
@@ -144,6 +145,32 @@ flows:
     cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
     await until('both notices at the plugin', () => plugin.events.length === 2);
     expect(new Set(plugin.events.map((e) => e.type))).toEqual(new Set(['hollowtrees.node.aws.spot-interruption', 'hollowtrees.node.aws.rebalance-recommendation']));
+  });
+
+  it('a notice queued just as the queue finished its last send is still sent, whatever the moment', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const client = cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close());
+    const { logger } = capturedLogger();
+    const event = (id: string): { id: string; type: string } & Record<string, unknown> => ({ specversion: '1.0', id, source: '//test', type: 'hollowtrees.node.aws.spot-interruption', data: { labels: { node: id } } });
+    // The second notice is queued a few microtasks after core accepted the first: each count is another moment of the worker ending its run.
+    for (let ticks = 0; ticks < 6; ticks++) {
+      let queue: DeliveryQueue | undefined;
+      const send: SendEvent = async (e, signal) => {
+        const answer = await client.post(e, signal);
+        if (e.id === `first-${ticks}`) {
+          let left = ticks;
+          const later = (): void => void (left-- > 0 ? queueMicrotask(later) : queue!.enqueue(event(`second-${ticks}`)));
+          queueMicrotask(later);
+        }
+        return answer;
+      };
+      queue = new DeliveryQueue({ send, backoff: () => 20, clock: systemClock, logger: pluginLogger(logger), metrics: new WatcherMetrics(new Registry()) });
+      cleanups.add(queue, (q) => q.close());
+      queue.enqueue(event(`first-${ticks}`));
+      await until(`the second notice queued ${ticks} microtasks after the first was accepted, at the plugin`, () => plugin.events.some((e) => e.id === `second-${ticks}`), 3_000);
+      expect(queue.size).toBe(0);
+    }
   });
 
   it('on stop, a send waiting out a long backoff is tried again at once, so the event still reaches core within the grace', async () => {
