@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -317,7 +317,7 @@ describe('disk full at run time', () => {
 });
 
 describe('disk full at start', () => {
-  it.skipIf(!mountable)('a disk with room for the rewritten journal but not for a copy of it, torn by kill -9: core starts, keeps the cooldown and logs that the copy was not kept', async () => {
+  it.skipIf(!mountable)('a disk with room for the rewritten journal but not for a copy of it, torn by kill -9: core starts, keeps the cooldown, logs that the copy was not kept and keeps the copy an earlier start made', async () => {
     const rec = await startRecordingPlugin();
     plugins.push(rec);
     const disk = mkdtempSync(join(tmpdir(), 'hollowtrees-small-disk-'));
@@ -328,11 +328,18 @@ describe('disk full at start', () => {
     const lines = Array.from({ length: 200 }, (_, i) => `spot:{instance_id="i-${i}-${'x'.repeat(250)}"}`).flatMap((key) => [cooling(key, 1), JSON.stringify({ key, phase: 'free' })]);
     writeFileSync(journal, `${[...lines, cooling(held, Date.now() + 300_000)].join('\n')}\n{"key":"spot:{instance_`);
     // The tmpfs of 256 KiB keeps 40 KiB free beside the journal: the rewrite (a few hundred bytes) fits, a copy does not.
-    const fill = 256 * 1024 - statSync(journal).size - 40 * 1024;
+    // A copy an earlier start kept (one page) is the operator's only evidence of that start's lines: the failed copy must not take it.
+    const earlier = 'kept by an earlier start\n';
+    const fill = 256 * 1024 - statSync(journal).size - 4 * 1024 - 40 * 1024;
     const file = writeConfig(config(rec.address, `state: { file: "${join(disk, 'runs.jsonl')}" }`));
-    const core = startCli(['--config', file], { wrap: underPrivateTmpfs(disk, 'size=256k', `cp ${journal} ${disk}/runs.jsonl && head -c ${fill} /dev/zero > ${disk}/filler`) });
+    const setup = `cp ${journal} ${disk}/runs.jsonl && printf '${earlier.trim()}\\n' > ${disk}/runs.jsonl.unreadable && head -c ${fill} /dev/zero > ${disk}/filler`;
+    const core = startCli(['--config', file], { wrap: underPrivateTmpfs(disk, 'size=256k', setup) });
     const notKept = await core.waitFor((l) => l.msg?.toString().startsWith('could not keep the journal as it was') === true);
     expect(notKept).toMatchObject({ level: 'error', err: { code: 'ENOSPC' } });
+    const onDisk = `/proc/${core.child.pid}/root${disk}`;
+    expect(readFileSync(`${onDisk}/runs.jsonl.unreadable`, 'utf8')).toBe(earlier);
+    // Nor may a half-made copy hold the room the journal's appends need.
+    expect(readdirSync(onDisk).filter((name) => name.startsWith('runs.jsonl.unreadable'))).toEqual(['runs.jsonl.unreadable']);
     expect(await core.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ cooling: 1, unreadableLines: 1 });
     const url = await core.url();
     expect((await post(url, alert('i-held'))).status).toBe(200);

@@ -76,17 +76,29 @@ export interface OpenedJournal {
 }
 
 /**
- * Copies the journal at `path` to {@link unreadableCopyOf} `path`. A copy that cannot be made is removed and its error
- * returned, not thrown: a disk with room for the rewrite but not for a second whole journal (its last line torn by a
- * kill -9, an OOM kill) would otherwise keep core from starting at all, each restart failing the same way.
+ * Copies the journal at `path` to {@link unreadableCopyOf} `path`, through a temporary file renamed over it once whole
+ * and synced: copied in place, a copy that fails (a full disk) would have truncated, then removed, the one an earlier
+ * start kept, the operator's only record of that start's unreadable lines. A copy that cannot be made is removed (it
+ * would hold room the journal needs) and its error returned, not thrown: a disk with room for the rewrite but not for a
+ * second whole journal (its last line torn by a kill -9, an OOM kill) would otherwise keep core from starting at all,
+ * each restart failing the same way.
  */
 async function keepUnreadable(path: string): Promise<{ keptAs: string } | { notKept: unknown }> {
   const copy = unreadableCopyOf(path);
+  const tmp = `${copy}.tmp`;
   try {
-    await copyFile(path, copy);
+    await copyFile(path, tmp);
+    // Synced before the rename: renamed first, a crash could leave an empty copy in place of the earlier one.
+    const handle = await open(tmp, 'r');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, copy);
     return { keptAs: copy };
   } catch (err) {
-    await rm(copy, { force: true }).catch(() => {});
+    await rm(tmp, { force: true }).catch(() => {});
     return { notKept: err };
   }
 }
