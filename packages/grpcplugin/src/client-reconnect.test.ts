@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { rejectionOf, startTcpRelay } from '@hollowtrees/testkit';
+import { rejectionOf, startTcpRelay, type TcpRelayOptions } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
 import { PluginClient, type PluginTransport } from './client.js';
@@ -35,9 +35,9 @@ function restartablePlugins() {
 /**
  * A plugin behind one address (a Service) replaced in a rolling update: the old one closes with a call in
  * flight while new connections reach the new one. `oldOptions` for the old plugin's serve(); the call named
- * `long` blocks in the old plugin until released. Each plugin records the calls it saw.
+ * `long` blocks in the old plugin until released. Each plugin records the calls it saw. `relayOptions` for the Service's relay.
  */
-async function rollingUpdate({ defer, servePlugin, clientFor }: RestartablePlugins, transport: PluginTransport, oldOptions: ServeOptions = {}) {
+async function rollingUpdate({ defer, servePlugin, clientFor }: RestartablePlugins, transport: PluginTransport, oldOptions: ServeOptions = {}, relayOptions: TcpRelayOptions = {}) {
   const oldSaw: string[] = [];
   let release!: () => void;
   let entered!: () => void;
@@ -61,7 +61,7 @@ async function rollingUpdate({ defer, servePlugin, clientFor }: RestartablePlugi
       return { attributes: { served: 'next' } };
     },
   });
-  const service = await startTcpRelay(old.port);
+  const service = await startTcpRelay(old.port, relayOptions);
   defer(() => service.close());
   const client = clientFor(service.port, transport);
   const long = client.handle({ ...event, id: 'long' }, { flow: 'f', timeoutMs: 20_000 });
@@ -226,5 +226,41 @@ describe('PluginClient over stream when the plugin closes', () => {
     await closing;
     expect(oldSaw).toEqual(['long']);
     expect(nextSaw).toEqual(['queued attempt 2']);
+  });
+});
+
+describe('PluginClient over unary when the plugin closes', () => {
+  const plugins = restartablePlugins();
+
+  it('a call whose request the old plugin has begun to read as it closes is refused as not started, and goes to the new one at once, as the same attempt', async () => {
+    // The request's first bytes (its headers) reach the old plugin before it closes, the rest only after: the call
+    // is on a connection it still serves, and its handler would start after the plugin began to refuse calls.
+    let chunks: number | undefined;
+    let headersIn!: () => void;
+    const headersSent = new Promise<void>((resolve) => (headersIn = resolve));
+    const onClientBytes = (): void => {
+      if (chunks === undefined) return;
+      if (++chunks === 1) headersIn();
+      if (chunks === 2) service.delayNextClientBytes(1_000);
+    };
+    const { old, next, service, client, long, oldSaw, nextSaw, release } = await rollingUpdate(plugins, 'unary', {}, { onClientBytes });
+    chunks = 0;
+    // 1 MiB: more than HTTP/2 lets a client send before the server reads, so it cannot arrive in the first chunk.
+    const during = client.handle({ ...event, id: 'during', data: { padding: 'x'.repeat(1024 * 1024) } }, { flow: 'f', attempt: 2, timeoutMs: 10_000 });
+    await headersSent;
+    await sleep(200);
+    service.retarget(next.port);
+    const closing = old.close();
+    try {
+      // Before, the old plugin's refusal came as a plain UNAVAILABLE "plugin is shutting down": core retried it after a
+      // backoff, as a new attempt (a run with attempts: 1 failed), where the stream marks it not_started.
+      expect((await during).attributes).toEqual({ served: 'next' });
+    } finally {
+      release();
+    }
+    expect((await long).attributes).toEqual({ served: 'old' });
+    await closing;
+    expect(oldSaw).toEqual(['long']);
+    expect(nextSaw).toEqual(['during attempt 2']);
   });
 });

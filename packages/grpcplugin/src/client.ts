@@ -8,6 +8,7 @@ import { eventToProto } from './event-codec.js';
 import { PluginServiceClient, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
+import { markedNotStarted } from './not-started-trailer.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedMessageBytes } from './message-limit.js';
@@ -151,7 +152,8 @@ export class PluginClient {
    * Sends one event. Resolves with the plugin's answer; rejects with a
    * {@link PluginError} whose `code` is the gRPC status (DEADLINE_EXCEEDED when
    * the timeout passes). A call that could not leave, because no connection to the
-   * plugin was made since it was made, is sent again once the plugin is back within
+   * plugin was made since it was made, or that a closing plugin refused marked not started, is sent again,
+   * as the same attempt, once the plugin (or another behind its address) is reachable within
    * the deadline, so a plugin starting or restarting loses no call; UNAVAILABLE, with
    * the connection error, when it never came, and CANCELLED when the call was cancelled or
    * the client closed while it waited. A call that may have reached the plugin
@@ -216,8 +218,9 @@ export class PluginClient {
         signal?.removeEventListener('abort', cancel);
         if (!err) return resolve(fromResponse(response!));
         const failure = signal?.aborted || this.closed ? fromServiceError(err) : unaryFailure(err);
-        // grpc-js fails a call at once, unsent, while the channel cannot connect.
-        reject(failure.code === Code.Unavailable && this.connections.neverConnectedSince(mark) ? unsentFailure(failure) : failure);
+        // grpc-js fails a call at once, unsent, while the channel cannot connect; a closing plugin marks one it did not start.
+        const unsent = this.connections.neverConnectedSince(mark) || markedNotStarted(err.metadata);
+        reject(failure.code === Code.Unavailable && unsent ? unsentFailure(failure) : failure);
       });
       const cancel = (): void => call.cancel();
       signal?.addEventListener('abort', cancel, { once: true });

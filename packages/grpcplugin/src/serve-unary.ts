@@ -1,7 +1,8 @@
 import { status, type handleUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { CallSignal } from './call-signal.js';
 import { PluginError } from './errors.js';
-import type { CallRunner } from './call-runner.js';
+import { shuttingDown, type CallRunner } from './call-runner.js';
+import { notStartedTrailers } from './not-started-trailer.js';
 import type { HandleRequest, HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 
 /** The gRPC error a failed unary call answers with. */
@@ -13,6 +14,8 @@ function toServiceError(err: unknown): Partial<ServiceError> {
 /** Serves the unary `Handle`: one call per gRPC call. */
 export function unaryHandle(runner: CallRunner): handleUnaryCall<HandleRequest, HandleResponse> {
   return (call, callback) => {
+    // A call that reaches a closing plugin is refused before it starts, marked so the client sends it elsewhere at once.
+    if (runner.closing) return callback({ ...toServiceError(shuttingDown()), metadata: notStartedTrailers() });
     const deadlineValue = call.getDeadline();
     const deadlineMs = deadlineValue instanceof Date ? deadlineValue.getTime() : deadlineValue;
     const signal = new CallSignal(Number.isFinite(deadlineMs) ? deadlineMs : Infinity);

@@ -67,8 +67,8 @@ export interface PluginServer {
   readonly port: number;
   /**
    * Reports NOT_SERVING, stops taking connections and sends GOAWAY on the open ones,
-   * refuses calls that come on them with UNAVAILABLE (on a stream: marked not started,
-   * so core sends them elsewhere at once), waits for calls in flight (up to
+   * refuses calls that come on them with UNAVAILABLE marked not started (a stream's
+   * `CallStatus.not_started`, a unary call's trailer `hollowtrees-not-started`), so core sends them elsewhere at once, waits for calls in flight (up to
    * `shutdownTimeoutMs`), then stops. Safe to call more than once.
    */
   close(): Promise<void>;

@@ -1168,7 +1168,14 @@ export const HandleResponse_AttributesEntry: MessageFns<HandleResponse_Attribute
  */
 export type PluginServiceService = typeof PluginServiceService;
 export const PluginServiceService = {
-  /** Handle acts on one event. */
+  /**
+   * Handle acts on one event. A plugin that shuts down refuses a call it has
+   * not started with UNAVAILABLE and the trailing metadata
+   * `hollowtrees-not-started: 1` (the unary form of CallStatus.not_started):
+   * nothing was done, and a client sends the call again at once, as the same
+   * attempt, over a new connection. A refusal without it counts as a call that
+   * may have been acted on.
+   */
   handle: {
     path: "/hollowtrees.plugin.v1.PluginService/Handle" as const,
     requestStream: false as const,
@@ -1211,7 +1218,14 @@ export const PluginServiceService = {
 } as const;
 
 export interface PluginServiceServer extends UntypedServiceImplementation {
-  /** Handle acts on one event. */
+  /**
+   * Handle acts on one event. A plugin that shuts down refuses a call it has
+   * not started with UNAVAILABLE and the trailing metadata
+   * `hollowtrees-not-started: 1` (the unary form of CallStatus.not_started):
+   * nothing was done, and a client sends the call again at once, as the same
+   * attempt, over a new connection. A refusal without it counts as a call that
+   * may have been acted on.
+   */
   handle: handleUnaryCall<HandleRequest, HandleResponse>;
   /**
    * HandleStream carries many Handle calls on one stream. A HandleStreamRequest
@@ -1237,7 +1251,14 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
 }
 
 export interface PluginServiceClient extends Client {
-  /** Handle acts on one event. */
+  /**
+   * Handle acts on one event. A plugin that shuts down refuses a call it has
+   * not started with UNAVAILABLE and the trailing metadata
+   * `hollowtrees-not-started: 1` (the unary form of CallStatus.not_started):
+   * nothing was done, and a client sends the call again at once, as the same
+   * attempt, over a new connection. A refusal without it counts as a call that
+   * may have been acted on.
+   */
   handle(
     request: HandleRequest,
     callback: (error: ServiceError | null, response: HandleResponse) => void,
