@@ -43,7 +43,7 @@ export function cooldownWarnings(config: Config, file: string): string[] {
     const takes = compileTypePatterns(flow.allowedEvents);
     const notices = config.sources.sqs.length === 0 ? [] : Object.values(NOTICE_TYPES).filter((type) => takes(type));
     if (notices.length > 0) {
-      warnings.push(`${file}: flow ${name} takes notices of an SQS queue (${notices.join(', ')}) with no cooldown: a notice SQS hands out again after its run succeeded (a delete lost, a run on another replica) runs it again; set flows.${name}.cooldown (10m, say)`);
+      warnings.push(`${file}: flow ${name} takes notices of an SQS queue (${notices.join(', ')}) with no cooldown: a notice SQS hands out again after its run succeeded (its delete lost before a restart, a run on another replica) runs it again; set flows.${name}.cooldown (10m, say)`);
     }
     const alerts = alertPatterns(flow.allowedEvents, false);
     if (alerts.length > 0) {

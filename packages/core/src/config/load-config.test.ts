@@ -208,7 +208,7 @@ flows:
 `;
     const alertsWarning = 'config.yaml: flow alerts takes firing Prometheus alerts (prometheus.server.alert.*) with no cooldown: Prometheus sends a firing alert again every minute (Alertmanager at its repeat_interval), and each one after the run ended runs it again; set flows.alerts.cooldown (10m, say)';
     expect(parseConfig(yaml(''), 'config.yaml').warnings).toEqual([
-      'config.yaml: flow drain takes notices of an SQS queue (aws.ec2.spot.interruption-warning, aws.ec2.spot.rebalance-recommendation) with no cooldown: a notice SQS hands out again after its run succeeded (a delete lost, a run on another replica) runs it again; set flows.drain.cooldown (10m, say)',
+      'config.yaml: flow drain takes notices of an SQS queue (aws.ec2.spot.interruption-warning, aws.ec2.spot.rebalance-recommendation) with no cooldown: a notice SQS hands out again after its run succeeded (its delete lost before a restart, a run on another replica) runs it again; set flows.drain.cooldown (10m, say)',
       alertsWarning,
     ]);
     expect(parseConfig(yaml('\n    cooldown: 10m'), 'config.yaml').warnings).toEqual([alertsWarning]);

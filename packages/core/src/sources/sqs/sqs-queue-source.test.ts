@@ -376,7 +376,7 @@ sources:
     expect(await deleted()).toEqual({ acted: 1, deduplicated: 0 });
   });
 
-  it('a delete SQS refuses leaves the message; its redelivery is deduplicated by the cooldown and deleted, never acted on twice', async () => {
+  it('a delete SQS refuses leaves the message; its redelivery is deduplicated and deleted, never acted on twice', async () => {
     await start(() => {});
     // Three 500s outlast the SDK's three attempts.
     sqs.faults.fail(3, { code: 'InternalFailure', message: 'We encountered an internal error. Please try again.', status: 500 }, { service: 'sqs', action: 'DeleteMessageBatch' });
@@ -385,6 +385,21 @@ sources:
     expect(plugin.calls).toHaveLength(1);
     expect(await metric('hollowtrees_sqs_api_errors_total', { queue: 'interruptions', action: 'DeleteMessageBatch' })).toBe(1);
     expect(await metric('hollowtrees_sqs_messages_deleted_total', { queue: 'interruptions', reason: 'deduplicated' })).toBe(1);
+  });
+
+  it('a flow with no cooldown: a delete SQS refuses leaves the message, and its redelivery to this core is deleted as deduplicated, not acted on a second time', async () => {
+    sqs = await startSqsStandIn();
+    queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+    plugin = await startRecordingPlugin(() => {});
+    core = await startTestCore(coreConfig().replace('cooldown: 10m', 'cooldown: 0s'));
+    sqs.faults.fail(3, { code: 'InternalFailure', message: 'We encountered an internal error. Please try again.', status: 500 }, { service: 'sqs', action: 'DeleteMessageBatch' });
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await drained();
+    // Before, nothing of the run was kept once it ended: the redelivery ran the flow again, a second drain of the node.
+    expect(plugin.calls).toHaveLength(1);
+    expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(1);
+    expect(await deleted()).toEqual({ acted: 0, deduplicated: 1 });
+    expect(core!.logs.find((l) => l['msg'] === 'SQS message handed out again after this core acted on it (its delete failed, or SQS delivered it twice); deleted without acting again')).toMatchObject({ receiveCount: 2 });
   });
 
   it.each([1, 4])('takes no more than maxInFlight messages at once, with %d pollers: the rest wait on the queue, visible to other replicas', async (pollers) => {

@@ -7,6 +7,7 @@ import { awsClientConfig } from '../aws-client-config.js';
 import type { AcceptOptions, EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
+import { ActedEvents } from './acted-events.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
 import type { DeleteReason, SqsAction, SqsMetrics } from './sqs-metrics.js';
@@ -80,6 +81,9 @@ function intact(message: Message): boolean {
   return message.MD5OfBody === undefined || !MD5_AVAILABLE || createHash('md5').update(message.Body ?? '', 'utf8').digest('hex') === message.MD5OfBody;
 }
 
+/** Deletes after which the message's events are done with here: a run acted on them, or their group already was. */
+const SETTLED_FOR_GOOD: ReadonlySet<DeleteReason> = new Set(['acted', 'not_found', 'deduplicated']);
+
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
 const REFUSING_RECHECK_MS = 250;
 
@@ -109,6 +113,8 @@ export class SqsQueueSource implements EventSource {
    * handle deletes it or keeps it hidden.
    */
   private readonly receipts = new Map<string, { handle: string }>();
+  /** Events whose messages were settled for good here: a copy handed out again is deleted, not acted on again. */
+  private readonly acted = new ActedEvents();
   /** Pollers waiting for a message in progress to end (maxInFlight reached). */
   private readonly waitingForRoom = new Set<() => void>();
   /** Messages the pollers' receives in flight may bring: room in `maxInFlight` taken before they answer. */
@@ -327,10 +333,15 @@ export class SqsQueueSource implements EventSource {
     } else if (outcome.kind === 'ignored') {
       this.logger.info({ ...fields, reason: outcome.reason }, 'SQS message needs no action; deleting it');
       verdict = { action: 'delete', reason: 'ignored' };
+    } else if (this.acted.all(outcome.events.map((e) => e.id))) {
+      // Dispatched again it would be deduplicated only while a cooldown holds its group: a flow without one would act again.
+      this.logger.warn({ ...fields, receiveCount }, 'SQS message handed out again after this core acted on it (its delete failed, or SQS delivered it twice); deleted without acting again');
+      verdict = { action: 'delete', reason: 'deduplicated' };
     } else {
       this.keeper!.hold(receipt.handle, message.MessageId);
       try {
         verdict = await this.dispatchUntilKnown(outcome.events, receivedAt, fields);
+        if (verdict.action === 'delete' && SETTLED_FOR_GOOD.has(verdict.reason)) this.acted.add(outcome.events.map((e) => e.id));
         // Kept hidden until its delete is answered (the SDK's tries of a slow SQS take seconds): lapsed meanwhile, it
         // would be received again under handles the delete does not name, each receive counted towards maxReceiveCount.
         if (verdict.action === 'delete') {
