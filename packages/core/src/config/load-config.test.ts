@@ -216,6 +216,23 @@ flows:
     expect(parseConfig(yaml('').replace(/^sources:\n  sqs:\n.*\n/, ''), 'config.yaml').warnings).toEqual([alertsWarning]);
   });
 
+  it('warns of each flow that takes Spot price events without a cooldown: after a restart the source announces a surge still going on again, which would run it again', () => {
+    const yaml = (cooldown: string) => `sources:
+  spotPrice:
+    - { region: eu-west-1, instanceTypes: [m5.large], availabilityZones: [eu-west-1a], maxPrice: 0.1 }
+flows:
+  pool:
+    allowedEvents: [aws.ec2.spot.*, aws.ec2.spot.price-surge.resolved]
+    plugins: [log]${cooldown}
+`;
+    expect(parseConfig(yaml(''), 'config.yaml').warnings).toEqual([
+      'config.yaml: flow pool takes Spot price events of sources.spotPrice (aws.ec2.spot.price-surge, aws.ec2.spot.price-surge.resolved) with no cooldown: after a restart the source announces a surge still going on, and the end of the latest one, again (it cannot know whether it did before), and each runs the flow again; set flows.pool.cooldown (1h, say)',
+    ]);
+    expect(parseConfig(yaml('\n    cooldown: 1h'), 'config.yaml').warnings).toEqual([]);
+    // Without a price source, no flow takes its events.
+    expect(parseConfig(yaml('').replace(/^sources:\n  spotPrice:\n.*\n/, ''), 'config.yaml').warnings).toEqual([]);
+  });
+
   it('warns of each flow that takes firing Prometheus alerts without a cooldown: each re-send after its run ended would run it again', () => {
     const warned = (allowedEvents: string, cooldown = '') => parseConfig(`flows:\n  f:\n    allowedEvents: ${allowedEvents}\n    plugins: [log]${cooldown}\n`, 'config.yaml').warnings;
     const warning = (patterns: string) => `config.yaml: flow f takes firing Prometheus alerts (${patterns}) with no cooldown: Prometheus sends a firing alert again every minute (Alertmanager at its repeat_interval), and each one after the run ended runs it again; set flows.f.cooldown (10m, say)`;
