@@ -54,19 +54,33 @@ describe('the pool drain\'s record of its cordon', () => {
     const n = node(spec, { drained: 'yes' });
     return { ...n, metadata: { ...n.metadata, uid: 'u1', annotations: { [POOL_CORDON_ANNOTATION]: value } } };
   };
-  const record = (fields: object): string => JSON.stringify({ pool: 'a/m5', uid: 'u1', wasUnschedulable: false, ...fields });
+  const SURGE = Date.parse('2026-11-30T02:00:00Z');
+  const claim = { pool: 'a/m5', surgeAt: SURGE };
+  const record = (fields: object): string => JSON.stringify({ pool: 'a/m5', surgeAt: new Date(SURGE).toISOString(), uid: 'u1', wasUnschedulable: false, ...fields });
 
-  it('is written by a pool drain\'s cordon, with the node as it was before', () => {
+  it('is written by a pool drain\'s cordon, with its surge\'s time and the node as it was before', () => {
     const n = { ...node({ unschedulable: true }), metadata: { name: 'n', resourceVersion: '42', uid: 'u1' } };
-    const patch = cordonPatch(n, marks, 'a/m5') as { metadata: { annotations: Record<string, string> } };
-    expect(JSON.parse(patch.metadata.annotations[POOL_CORDON_ANNOTATION]!)).toEqual({ pool: 'a/m5', uid: 'u1', wasUnschedulable: true });
-    expect(recordedPoolCordon({ ...n, metadata: { ...n.metadata, annotations: patch.metadata.annotations } }, 'a/m5')).toEqual({ uid: 'u1', wasUnschedulable: true });
+    const patch = cordonPatch(n, marks, claim) as { metadata: { annotations: Record<string, string> } };
+    expect(JSON.parse(patch.metadata.annotations[POOL_CORDON_ANNOTATION]!)).toEqual({ pool: 'a/m5', surgeAt: '2026-11-30T02:00:00.000Z', uid: 'u1', wasUnschedulable: true });
+    expect(recordedPoolCordon({ ...n, metadata: { ...n.metadata, annotations: patch.metadata.annotations } }, 'a/m5')).toEqual({ uid: 'u1', wasUnschedulable: true, surgeAt: SURGE });
   });
 
   it('is removed by any other cordon, even of a node already cordoned (taken over: no resolution may undo it), and by an uncordon', () => {
     expect(cordonPatch(withRecord(record({})), marks)).toMatchObject({ metadata: { annotations: { [POOL_CORDON_ANNOTATION]: null } } });
-    expect(cordonPatch(withRecord(record({})), marks, 'a/m5')).toBeUndefined();
     expect(uncordonPatch(withRecord(record({})), marks, false)).toMatchObject({ metadata: { labels: { drained: null }, annotations: { [POOL_CORDON_ANNOTATION]: null } } });
+  });
+
+  it("moves to a newer surge's drain of the pool that finds the node cordoned, keeping the state before the first cordon; no other drain's", () => {
+    expect(cordonPatch(withRecord(record({})), marks, claim)).toBeUndefined();
+    expect(cordonPatch(withRecord(record({})), marks, { ...claim, surgeAt: SURGE - 1 })).toBeUndefined();
+    expect(cordonPatch(withRecord(record({ pool: 'b/m5' })), marks, { ...claim, surgeAt: SURGE + 1 })).toBeUndefined();
+    const moved = (patch: object | undefined): unknown => JSON.parse((patch as { metadata: { annotations: Record<string, string> } }).metadata.annotations[POOL_CORDON_ANNOTATION]!);
+    const later = { ...claim, surgeAt: SURGE + 60_000 };
+    expect(moved(cordonPatch(withRecord(record({ wasUnschedulable: true })), marks, later))).toEqual({ pool: 'a/m5', surgeAt: '2026-11-30T02:01:00.000Z', uid: 'u1', wasUnschedulable: true });
+    // A record an earlier version wrote names no surge: any surge is newer.
+    const { surgeAt: _, ...unversioned } = JSON.parse(record({})) as Record<string, unknown>;
+    expect(recordedPoolCordon(withRecord(JSON.stringify(unversioned)), 'a/m5')).toEqual({ uid: 'u1', wasUnschedulable: false });
+    expect(moved(cordonPatch(withRecord(JSON.stringify(unversioned)), marks, claim))).toMatchObject({ surgeAt: '2026-11-30T02:00:00.000Z', wasUnschedulable: false });
   });
 
   it.each([
@@ -76,6 +90,8 @@ describe('the pool drain\'s record of its cordon', () => {
     ['JSON but no object', '["a/m5"]'],
     ['null', 'null'],
     ['a wasUnschedulable that is no boolean', record({ wasUnschedulable: 'false' })],
+    ['a surgeAt that is no time', record({ surgeAt: 'yesterday' })],
+    ['a surgeAt that is no string', record({ surgeAt: SURGE })],
   ])('names no cordon of the pool when it records %s', (_, value) => {
     expect(recordedPoolCordon(withRecord(value), 'a/m5')).toBeUndefined();
   });

@@ -5,7 +5,7 @@ import type { KubeApi } from './kube-api.js';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { NodeMarks, Taint } from './node-marks.js';
 import type { Backoff } from '@hollowtrees/grpcplugin';
-import { hasPoolCordonRecord, poolCordonRecord, POOL_CORDON_ANNOTATION, recordedPoolCordon } from './pool-cordon-record.js';
+import { hasPoolCordonRecord, heldForNewerSurge, poolCordonRecord, POOL_CORDON_ANNOTATION, recordedPoolCordon, type PoolClaim, type PoolResolution } from './pool-cordon-record.js';
 import type { PoolCordon } from './pool-registry.js';
 import { withRetries } from './retry.js';
 
@@ -22,20 +22,30 @@ function isMarked(node: V1Node, marks: NodeMarks): boolean {
  * The merge patch that cordons and marks `node`, or undefined when it already
  * is. The patch carries the node's `resourceVersion`, so a concurrent change
  * to the taints answers 409 instead of being overwritten. A pool drain's cordon
- * (`pool`, the pool's key) records itself on the node ({@link POOL_CORDON_ANNOTATION});
+ * (`claim`: the pool's key and its surge's time) records itself on the node ({@link POOL_CORDON_ANNOTATION}),
+ * and takes over a cordon an older surge's drain of the pool recorded (so that surge's resolution leaves it);
  * any other cordon takes the node over from a pool drain, so it removes that record,
  * even from a node already cordoned: no resolution may undo it any more.
  */
-export function cordonPatch(node: V1Node, marks: NodeMarks, pool?: string): object | undefined {
-  const recorded = hasPoolCordonRecord(node);
-  if (isMarked(node, marks) && (pool !== undefined || !recorded)) return undefined;
+export function cordonPatch(node: V1Node, marks: NodeMarks, claim?: PoolClaim): object | undefined {
+  const annotation = recordChange(node, marks, claim);
+  if (isMarked(node, marks) && annotation === undefined) return undefined;
   const { taint, label } = marks;
   const taints = node.spec?.taints ?? [];
-  const annotation = pool !== undefined ? poolCordonRecord(pool, node) : recorded ? null : undefined;
   return {
     metadata: { resourceVersion: node.metadata?.resourceVersion, labels: { [label.key]: label.value }, ...(annotation === undefined ? {} : { annotations: { [POOL_CORDON_ANNOTATION]: annotation } }) },
     spec: { unschedulable: true, taints: [...taints.filter((t) => !sameSlot(t, taint)), { ...taint }] },
   };
+}
+
+/** The pool cordon record a cordon for `claim` writes (a string), removes (null) or leaves as it is (undefined). */
+function recordChange(node: V1Node, marks: NodeMarks, claim: PoolClaim | undefined): string | null | undefined {
+  if (claim === undefined) return hasPoolCordonRecord(node) ? null : undefined;
+  if (!isMarked(node, marks)) return poolCordonRecord(claim, node);
+  // Cordoned already: by an older surge's drain of this pool, the record moves to this surge (with the state before
+  // that first cordon); by anyone else (a per-instance drain, another pool's drain), it is not this drain's to undo.
+  const earlier = recordedPoolCordon(node, claim.pool);
+  return earlier !== undefined && (earlier.surgeAt ?? -Infinity) < claim.surgeAt ? poolCordonRecord(claim, node, earlier.wasUnschedulable) : undefined;
 }
 
 /** What {@link cordonNode} did. */
@@ -64,7 +74,7 @@ async function sendPatch(api: KubeApi, name: string, patch: object, signal: Abor
  * Cordons and marks the node, re-reading it after a conflict. A try whose
  * answer was lost (a dropped connection, a timeout, a 5xx) may have been
  * applied: when the next try finds the node cordoned, the cordon counts as
- * this call's. A patch that only takes the node over from a pool drain (see
+ * this call's. A patch that only changes a pool drain's record (see
  * {@link cordonPatch}) does not count as a cordon. In dry-run it logs the patch it would send.
  */
 export async function cordonNode(
@@ -72,7 +82,7 @@ export async function cordonNode(
   node: V1Node,
   marks: NodeMarks,
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
-  pool?: string,
+  claim?: PoolClaim,
 ): Promise<CordonResult> {
   const name = node.metadata?.name ?? '';
   // The node's `unschedulable` before a patch that was sent and may have been applied.
@@ -84,12 +94,12 @@ export async function cordonNode(
       if (current.metadata?.uid !== node.metadata?.uid && node.metadata?.uid !== undefined) {
         throw new PluginError(Code.NotFound, `cordoning node "${name}": it was deleted and another node created under its name since it was read`);
       }
-      const patch = cordonPatch(current, marks, pool);
+      const patch = cordonPatch(current, marks, claim);
       const wasUnschedulable = current.spec?.unschedulable === true;
       const done = unanswered === undefined ? { changed: false, wasUnschedulable } : { changed: true, wasUnschedulable: unanswered };
       if (!patch) return done;
       if (isMarked(current, marks)) {
-        // Only the pool drain's record goes: the cordon was there already.
+        // Only the pool drain's record changes (goes, or names a newer surge): the cordon was there already.
         if (!run.dryRun) await sendPatch(api, name, patch, run.deadline.signal, () => {});
         return done;
       }
@@ -126,7 +136,9 @@ export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable:
  * first and again after a conflict. Answers whether it changed the node: not
  * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo,
  * nor when the node of that name now has another `uid` than the one cordoned (it was
- * deleted and created anew), nor, for a cordon known from the node's record, when the record is gone; yes when a try whose answer was lost is found applied by the next.
+ * deleted and created anew), nor, for a cordon known from the node's record, when the record is gone,
+ * nor when its record says a drain of `resolution`'s pool (in another process, say) holds it for a surge
+ * later than the resolution; yes when a try whose answer was lost is found applied by the next.
  */
 export function uncordonNode(
   api: KubeApi,
@@ -135,6 +147,7 @@ export function uncordonNode(
   keepUnschedulable: boolean,
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean; logger: Logger },
   cordon?: Pick<PoolCordon, 'uid' | 'recordedFor'>,
+  resolution?: PoolResolution,
 ): Promise<boolean> {
   const { uid, recordedFor } = cordon ?? {};
   let unanswered = false;
@@ -147,6 +160,12 @@ export function uncordonNode(
       }
       if (recordedFor !== undefined && !unanswered && recordedPoolCordon(current, recordedFor) === undefined) {
         run.logger.info('node no longer records the pool drain\'s cordon (taken over, or undone): left as it is', { node: name });
+        return false;
+      }
+      // The node's record is what every plugin process shares: another one's drain may hold it for a later surge.
+      const recorded = resolution && !unanswered ? recordedPoolCordon(current, resolution.pool) : undefined;
+      if (resolution && recorded && heldForNewerSurge(recorded, resolution.resolvedAt)) {
+        run.logger.info('node cordoned for a surge newer than the resolution: left cordoned', { node: name, surgeAt: new Date(recorded.surgeAt!).toISOString() });
         return false;
       }
       const patch = uncordonPatch(current, marks, keepUnschedulable);

@@ -9,6 +9,7 @@ import type { KubeApi } from './kube-api.js';
 import type { ResolvedDrainOptions } from './options.js';
 import { planEviction, podKey, type EvictionPlan } from './pod-filter.js';
 import type { PodSource } from './pod-source.js';
+import type { PoolClaim, PoolResolution } from './pool-cordon-record.js';
 import type { PoolCordon } from './pool-registry.js';
 
 // Enough pod names for a message; the rest are counted.
@@ -43,11 +44,11 @@ export class NodeDrainer {
 
   /**
    * Cordons, taints and labels the node; records `SpotInterruption` when it changed it. Answers whether it did, and whether the node
-   * was unschedulable before. A pool drain's cordon names its pool's key (`pool`), which the cordon patch records on the node.
+   * was unschedulable before. A pool drain's cordon names its pool's key and surge (`claim`), which the cordon patch records on the node.
    */
-  async cordon(node: V1Node, event: CloudEvent, retry: NodeRetry, pool?: string): Promise<CordonResult> {
+  async cordon(node: V1Node, event: CloudEvent, retry: NodeRetry, claim?: PoolClaim): Promise<CordonResult> {
     const o = this.options;
-    const result = await cordonNode(this.api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: o.logger }, pool);
+    const result = await cordonNode(this.api, node, { taint: o.taint, label: o.nodeLabelMark }, { ...retry, dryRun: o.dryRun, logger: o.logger }, claim);
     if (result.changed) {
       this.events.record(node, {
         reason: 'SpotInterruption',
@@ -60,11 +61,12 @@ export class NodeDrainer {
 
   /**
    * Undoes {@link cordon} on the node `cordon.uid` names, if it still carries the plugin's label (and the record `cordon.recordedFor` names);
-   * `cordon.wasUnschedulable` keeps a cordon someone else made before.
+   * `cordon.wasUnschedulable` keeps a cordon someone else made before. A node whose record says a drain of the
+   * `resolution`'s pool holds it for a later surge is left.
    */
-  uncordon(name: string, cordon: PoolCordon, retry: NodeRetry): Promise<boolean> {
+  uncordon(name: string, cordon: PoolCordon, retry: NodeRetry, resolution: PoolResolution): Promise<boolean> {
     const o = this.options;
-    return uncordonNode(this.api, name, { taint: o.taint, label: o.nodeLabelMark }, cordon.wasUnschedulable, { ...retry, dryRun: o.dryRun, logger: o.logger }, cordon);
+    return uncordonNode(this.api, name, { taint: o.taint, label: o.nodeLabelMark }, cordon.wasUnschedulable, { ...retry, dryRun: o.dryRun, logger: o.logger }, cordon, resolution);
   }
 
   /** Which of the node's pods the drain evicts, waits for, and leaves alone (logged). */

@@ -8,6 +8,7 @@ import { describeNodeRef, nodeRefOf, type NodeRef } from './node-lookup.js';
 import type { ResolvedDrainOptions } from './options.js';
 import { drainPool, recallRecordedCordons, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
 import type { PoolSettings } from './pool-options.js';
+import { heldForNewerSurge } from './pool-cordon-record.js';
 import { PoolRegistry, type PoolRun } from './pool-registry.js';
 import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
 import { isResolution } from './resolution.js';
@@ -135,7 +136,8 @@ export class PoolAction {
     const { pool, event, settings, context, at, started, deadline } = call;
     const { api, drainer, options: o } = this.deps;
     const stop = new AbortController();
-    let stoppedBy: Deadline | undefined;
+    // The latest resolution that stopped the drain: its cordons for surges up to then are undone.
+    let stoppedBy = { resolvedAt: -Infinity, deadline: undefined as Deadline | undefined };
     const outcome = (async (): Promise<HandleResult> => {
       // The first call's deadline: it waits for this outcome, so the deadline outlives the listing.
       const nodes = await listPoolNodes(api, pool, { deadline, backoff: o.backoff });
@@ -147,6 +149,7 @@ export class PoolAction {
         nodes,
         event,
         pool: pool.key,
+        surgeAt: call.time,
         settings,
         at,
         signal: context.signal,
@@ -189,8 +192,8 @@ export class PoolAction {
       get stopped() {
         return stop.signal.aborted;
       },
-      stop: (by) => {
-        stoppedBy = by;
+      stop: (resolvedAt, by) => {
+        stoppedBy = { resolvedAt: Math.max(resolvedAt, stoppedBy.resolvedAt), deadline: by };
         stop.abort();
       },
     };
@@ -199,7 +202,7 @@ export class PoolAction {
   private async resolve(call: PoolCall): Promise<HandleResult> {
     const { pool, time, deadline } = call;
     const found = this.registry.resolve(pool.key, time, deadline);
-    if ('none' in found) return this.uncordonLeft(pool, deadline);
+    if ('none' in found) return this.uncordonLeft(pool, time, deadline);
     if ('newer' in found) {
       return { status: 'skipped', message: `the drain in progress for pool ${pool.name} follows a surge newer than this resolution (${iso(time)}); not stopped`, attributes: { pool: pool.name } };
     }
@@ -215,17 +218,19 @@ export class PoolAction {
   }
 
   /**
-   * A resolution with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out of time, say),
-   * those this process remembers and those the pool's nodes record (made before a restart of the plugin) and did not drain.
+   * A resolution at `resolvedAt` with no drain to stop: undoes the cordons the pool's earlier drains left (one that ran out
+   * of time, say), those this process remembers and those the pool's nodes record (made before a restart of the plugin)
+   * and did not drain; not those held for a surge later than the resolution (a late resolution of an earlier surge).
    */
-  private async uncordonLeft(pool: Pool, deadline: Deadline): Promise<HandleResult> {
+  private async uncordonLeft(pool: Pool, resolvedAt: number, deadline: Deadline): Promise<HandleResult> {
     const { api, drainer, options: o } = this.deps;
     const memory = this.registry.memory(pool.key);
     const retry = { deadline, backoff: o.backoff };
     await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, memory, { ...retry, logger: o.logger });
-    const none = `no pool drain in progress for pool ${pool.name}`;
-    if (memory.cordoned.size === 0) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
-    const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { deadline, backoff: o.backoff, logger: o.logger });
+    const held = [...memory.cordoned.values()].filter((c) => heldForNewerSurge(c, resolvedAt)).length;
+    const none = `no pool drain in progress for pool ${pool.name}` + (held > 0 ? `; ${held} nodes stay cordoned for a surge newer than this resolution` : '');
+    if (memory.cordoned.size === held) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
+    const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { ...retry, logger: o.logger, resolution: { pool: pool.key, resolvedAt } });
     o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
     return {
       message: `${none}; uncordoned ${uncordoned.length} nodes an earlier drain of the pool left cordoned (${uncordoned.join(', ')})`,

@@ -6,7 +6,7 @@ import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
 import { nothingToDrain } from './pod-filter.js';
 import type { PoolSettings } from './pool-options.js';
-import { recordedPoolCordon, rememberRecordedCordon } from './pool-cordon-record.js';
+import { heldForNewerSurge, recordedPoolCordon, rememberRecordedCordon, type PoolResolution } from './pool-cordon-record.js';
 import type { PoolMemory } from './pool-registry.js';
 
 /** Cordons (and uncordons, and the pod listings of nodes found cordoned) of a pool sent at once; the call gate caps the calls in flight anyway. */
@@ -20,6 +20,8 @@ export interface PoolDrainRun {
   event: CloudEvent;
   /** The pool's key, recorded on each node this drain cordons (its `hollowtrees.io/pool-cordon` annotation). */
   pool: string;
+  /** Epoch milliseconds: the surge's time, recorded with the pool's key (only a resolution as late undoes the cordons). */
+  surgeAt: number;
   settings: Pick<PoolSettings, 'maxUnavailable' | 'minIntervalMs'>;
   /** Epoch milliseconds when the whole drain must have answered. */
   at: number;
@@ -27,8 +29,8 @@ export interface PoolDrainRun {
   signal: AbortSignal;
   /** Aborts when a resolution stops the drain. */
   stop: AbortSignal;
-  /** The deadline of the resolution call that stopped the drain, if it gave one. */
-  stoppedBy(): Deadline | undefined;
+  /** The resolution that stopped the drain (its time, and its call's deadline if it gave one); read once `stop` has aborted. */
+  stoppedBy(): { resolvedAt: number; deadline: Deadline | undefined };
   /**
    * Shared by the pool's drains: the drain adds its cordons to `cordoned` and
    * removes what it drains or uncordons (so a retry's drain can undo the cordons
@@ -170,12 +172,15 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     await Promise.all(inFlight);
 
     const undrained = states.filter((s) => !s.drained);
-    // On this drain's call's time, or the stopping resolution's when that ends later: this call's may be all but spent.
-    const by = r.stoppedBy();
-    const undo = by !== undefined && by.at > call.at ? by : call;
-    // Cordons made by a drain of this pool before the plugin restarted (it found them made) are as much this pool's to undo.
-    if (r.stop.aborted) await recallRecordedCordons(drainer, undrained.map((s) => s.node), r.pool, r.memory, { deadline: undo, backoff: r.backoff, logger: r.logger });
-    const uncordoned = r.stop.aborted ? await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory, { deadline: undo, backoff: r.backoff, logger: r.logger }) : [];
+    let uncordoned: string[] = [];
+    if (r.stop.aborted) {
+      // On this drain's call's time, or the stopping resolution's when that ends later: this call's may be all but spent.
+      const { resolvedAt, deadline: by } = r.stoppedBy();
+      const undo = { deadline: by !== undefined && by.at > call.at ? by : call, backoff: r.backoff, logger: r.logger };
+      // Cordons made by a drain of this pool before the plugin restarted (it found them made) are as much this pool's to undo.
+      await recallRecordedCordons(drainer, undrained.map((s) => s.node), r.pool, r.memory, undo);
+      uncordoned = await uncordonNodes(drainer, undrained.map((s) => s.name), r.memory, { ...undo, resolution: { pool: r.pool, resolvedAt } });
+    }
     if (fatal) throw fatal;
     return {
       selected: r.nodes.length,
@@ -206,11 +211,15 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
     try {
-      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff }, r.pool);
+      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff }, { pool: r.pool, surgeAt: r.surgeAt });
       // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned
-      // this same node first: one remembered under its name that has been deleted since is another node.
+      // this same node first: one remembered under its name that has been deleted since is another node. That earlier
+      // cordon is this surge's now (as the cordon patch moved its record): the older surge's resolution must leave it.
       const uid = node.metadata?.uid;
-      if (changed && r.memory.cordoned.get(name)?.uid !== uid) r.memory.cordoned.set(name, { uid, wasUnschedulable });
+      const earlier = r.memory.cordoned.get(name);
+      if (earlier !== undefined && earlier.uid === uid) {
+        if ((earlier.surgeAt ?? -Infinity) < r.surgeAt) r.memory.cordoned.set(name, { ...earlier, surgeAt: r.surgeAt });
+      } else if (changed) r.memory.cordoned.set(name, { uid, wasUnschedulable, surgeAt: r.surgeAt });
       states.push({ node, name, changed, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
@@ -251,23 +260,23 @@ export async function recallRecordedCordons(
 }
 
 /**
- * Uncordons those of `names` that pool drains cordoned, as `memory.cordoned` remembers them
- * (with whether each was unschedulable before), and forgets them there; one that
- * fails is logged, stays cordoned and is remembered. Each uncordon in flight is in
- * `memory.uncordoning`. Answers the names uncordoned.
+ * Uncordons those of `names` that pool drains cordoned for surges `run.resolution` ends, as `memory.cordoned`
+ * remembers them (with whether each was unschedulable before), and forgets them there; one held for a later
+ * surge stays cordoned and remembered; one that fails is logged, stays cordoned and is remembered. Each uncordon
+ * in flight is in `memory.uncordoning`. Answers the names uncordoned.
  */
 export async function uncordonNodes(
   drainer: NodeDrainer,
   names: readonly string[],
   memory: PoolMemory,
-  run: { deadline: Deadline; backoff: Backoff; logger: Logger },
+  run: { deadline: Deadline; backoff: Backoff; logger: Logger; resolution: PoolResolution },
 ): Promise<string[]> {
   const done: string[] = [];
   await forEachBounded(names, PATCH_CONCURRENCY, async (name) => {
     // Read at its turn: a per-instance drain may have taken the node over meanwhile.
     const cordon = memory.cordoned.get(name);
-    if (cordon === undefined) return;
-    const uncordon = drainer.uncordon(name, cordon, { deadline: run.deadline, backoff: run.backoff });
+    if (cordon === undefined || heldForNewerSurge(cordon, run.resolution.resolvedAt)) return;
+    const uncordon = drainer.uncordon(name, cordon, { deadline: run.deadline, backoff: run.backoff }, run.resolution);
     // Known from the check on: a per-instance drain taking the node over from now waits for it to land, then cordons again.
     const landing = uncordon.then(() => {}, () => {});
     memory.uncordoning.set(name, landing);

@@ -397,7 +397,7 @@ describe('pool mode', () => {
     await rejection(before.handle(surge(), context({ mode: 'pool' }, 2_000)));
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
     const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
-    expect(record('pool-6')).toEqual({ pool: POOL_NAME, uid: api.cluster.node('pool-6')!.metadata.uid, wasUnschedulable: true });
+    expect(record('pool-6')).toEqual({ pool: POOL_NAME, surgeAt: new Date(TIME).toISOString(), uid: api.cluster.node('pool-6')!.metadata.uid, wasUnschedulable: true });
 
     // The plugin restarts: the new process remembers nothing of that drain.
     const after = handlerFor(api, { replyMarginMs: 200 });
@@ -429,6 +429,62 @@ describe('pool mode', () => {
     await vi.waitFor(() => expect(dbRefusals(api)).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
     await after.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
     expect((await draining).message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
+  it('a late resolution of an older surge leaves the cordons of a newer surge of the pool, in this process and after a restart', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const before = handlerFor(api, { replyMarginMs: 200 });
+    // The surge at TIME + 2m runs out of time: its nodes stay cordoned until its own resolution.
+    await rejection(before.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    // The resolution of an earlier surge of the pool (the price fell back at TIME + 1m, then surged again) comes late.
+    const stale = await before.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect(stale).toMatchObject({ status: 'skipped', attributes: { pool: POOL_NAME } });
+    expect(stale.message).toBe(`no pool drain in progress for pool ${POOL_NAME}; 6 nodes stay cordoned for a surge newer than this resolution`);
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+
+    // After a restart the nodes' records say which surge cordoned them.
+    const after = handlerFor(api, { replyMarginMs: 200 });
+    expect(await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    // The newer surge's own resolution undoes them.
+    expect(await after.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
+  it('a newer surge that finds the pool cordoned by an older one takes the cordons over: the older surge\'s late resolution leaves them', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const before = handlerFor(api, { replyMarginMs: 200 });
+    await rejection(before.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    // The price fell back, its resolution is still on its way, and the pool surged again: this drain finds every node cordoned.
+    await rejection(before.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+
+    await before.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    // The nodes record the newer surge, so a restarted plugin knows it too.
+    const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
+    expect(record('pool-2')).toMatchObject({ pool: POOL_NAME, surgeAt: new Date(TIME + 120_000).toISOString(), wasUnschedulable: false });
+    const after = handlerFor(api, { replyMarginMs: 200 });
+    await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(await after.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
+  it('a late resolution to the plugin that drained an older surge leaves the cordons another plugin process took over for a newer surge', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // Two core replicas, each with its own plugin: the surges went to one each, the older surge's resolution to the first.
+    const first = handlerFor(api, { replyMarginMs: 200 });
+    const second = handlerFor(api, { replyMarginMs: 200 });
+    await rejection(first.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    await rejection(second.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+
+    await first.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(await first.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 

@@ -11,10 +11,10 @@ export interface PoolRun {
   readonly stopped: boolean;
   /**
    * Asks the drain to stop: no node starts after this; drains in flight stop at their next step.
-   * `by` is the stopping call's deadline: the uncordons the stop makes may run until it, when it
-   * ends after the drain's own call.
+   * `resolvedAt` is the stopping resolution's time: cordons held for a later surge stay. `by` is the
+   * stopping call's deadline: the uncordons the stop makes may run until it, when it ends after the drain's own call.
    */
-  stop(by?: Deadline): void;
+  stop(resolvedAt: number, by?: Deadline): void;
 }
 
 /** A node a pool drain cordoned. */
@@ -23,6 +23,11 @@ export interface PoolCordon {
   readonly uid: string | undefined;
   /** Whether it was unschedulable before the cordon (someone else's cordon, kept when it is undone). */
   readonly wasUnschedulable: boolean;
+  /**
+   * Epoch milliseconds of the latest surge whose drain cordoned the node or found it so cordoned: a resolution older
+   * than it must leave the cordon (the surge it ends is not this one). Absent when an earlier version's record gave none.
+   */
+  readonly surgeAt?: number;
   /**
    * Set when the cordon was known from the node's record of it (made before this process began): the key of the pool
    * it names. It is undone only while the node still carries that record (a per-instance drain may have taken it over).
@@ -131,7 +136,7 @@ export class PoolRegistry {
     const run = this.runs.get(key);
     if (!run) return { none: true };
     if (run.since > at) return { newer: run };
-    run.stop(by);
+    run.stop(at, by);
     return { stopped: run };
   }
 }
