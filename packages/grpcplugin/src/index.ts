@@ -15,6 +15,7 @@ export { CallGate } from './call-gate.js';
 export { MAX_LISTING_PAGES, readEveryPage, type PagedListing } from './read-every-page.js';
 export { CoalescingBatcher, type BatchResults, type CoalescingOptions } from './coalescing-batcher.js';
 export { serve, type PluginServer, type ServeOptions } from './serve.js';
+export { shutdownTimeoutAfter, type SignalStop } from './signal-stop.js';
 export { DEFAULT_KEEPALIVE, type KeepaliveOptions } from './keepalive.js';
 export { PLUGIN_SERVICE_NAME } from './service-name.js';
 export { PluginClient, type HandleCallOptions, type PluginClientOptions, type PluginResponse, type PluginTransport } from './client.js';

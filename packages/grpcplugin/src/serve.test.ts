@@ -10,6 +10,7 @@ import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { HandleContext, HandleResult } from './handler.js';
 import { jsonLogger, type LogFields, type PluginLogger } from './plugin-logger.js';
 import { serve, type PluginServer, type ServeOptions } from './serve.js';
+import { recordingLogger } from './testing.js';
 import { pluginPairs, TRANSPORTS, testEvent as event } from './test-support/plugin-pair.js';
 
 const pairs = pluginPairs();
@@ -420,6 +421,32 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     for (let i = 0; i < 100 && added('SIGTERM').length + added('SIGINT').length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect([added('SIGTERM').length, added('SIGINT').length]).toEqual([0, 0]);
     expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: UNSERVABLE_MS }))).code).toBe(Code.Unavailable);
+  });
+
+  it('handleSignals with a SignalStop: logs stopping at once, lets the call in flight answer, then closes what the plugin holds and logs stopped', async () => {
+    const before = process.listeners('SIGTERM');
+    const logger = recordingLogger();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const order: string[] = [];
+    const { client } = await start(
+      { handle: async () => { await held; return { message: 'answered' }; } },
+      { logger, shutdownTimeoutMs: 5_000, handleSignals: { inFlight: 'drains', afterClose: () => void order.push('afterClose') } },
+    );
+    const call = client.handle(event, { flow: 'f', timeoutMs: 5_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const [onTerm] = process.listeners('SIGTERM').filter((l) => !before.includes(l));
+    onTerm!('SIGTERM');
+    onTerm!('SIGTERM');
+    const stopping = { level: 'info', message: 'stopping: new calls go elsewhere, drains in flight go on', fields: { shutdown_timeout_ms: 5_000 } };
+    expect(logger.lines).toEqual([stopping]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(order).toEqual([]);
+    release();
+    expect((await call).message).toBe('answered');
+    for (let i = 0; i < 100 && !logger.lines.some((l) => l.message === 'stopped'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(order).toEqual(['afterClose']);
+    expect(logger.lines).toEqual([stopping, { level: 'info', message: 'stopped', fields: undefined }]);
   });
 
   it('an unreachable plugin fails with UNAVAILABLE', async () => {

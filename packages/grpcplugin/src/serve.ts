@@ -10,6 +10,7 @@ import { streamHandle, type OpenStreams } from './serve-stream.js';
 import { servedPluginService } from './served-stream-codec.js';
 import { unaryHandle } from './serve-unary.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
+import { stopOnSignals, type SignalStop } from './signal-stop.js';
 import { checkedMessageBytes } from './message-limit.js';
 import { checkedTimeout } from './timer-limit.js';
 import { requiresClientCertificates, serverCredentials, type ServerTlsFiles, type ServerTlsOptions } from './tls.js';
@@ -29,9 +30,11 @@ export interface ServeOptions {
   tls?: ServerTlsOptions | ServerTlsFiles;
   /**
    * Close gracefully on SIGTERM and SIGINT. Default false. The listeners replace Node's exit on those
-   * signals: the process then ends once nothing else holds it, so close your own resources on them too.
+   * signals: the process then ends once nothing else holds it, so close your own resources on them too:
+   * a {@link SignalStop} does that once the server has stopped (`afterClose`), and logs `stopping` (with
+   * `shutdown_timeout_ms`) and `stopped` through `logger`.
    */
-  handleSignals?: boolean;
+  handleSignals?: boolean | SignalStop;
   /** How long `close()` waits for in-flight calls before cancelling them. Default 30 000 ms; at most 2^31-1 ms (24.8 days), a RangeError otherwise. */
   shutdownTimeoutMs?: number;
   /**
@@ -152,7 +155,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
       : undefined;
 
   let closing: Promise<void> | undefined;
-  const onSignal = (): void => void close();
+  let stopListening: (() => void) | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       health.setStatus('', 'NOT_SERVING');
@@ -180,12 +183,15 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
       await Promise.race([allClosed, new Promise<void>((resolve) => (force = setTimeout(resolve, 1_000)))]);
       clearTimeout(force);
       if (!connectionsClosed) server.forceShutdown();
-      process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+      stopListening?.();
       stopObserving?.();
     })();
     return closing;
   };
-  if (options.handleSignals) process.once('SIGTERM', onSignal).once('SIGINT', onSignal);
+  if (options.handleSignals) {
+    const stop = options.handleSignals === true ? undefined : options.handleSignals;
+    stopListening = stopOnSignals(close, stop, { logger, shutdownTimeoutMs });
+  }
 
   return { port: boundPort, close };
 }

@@ -1,4 +1,4 @@
-import { integerFlag, parseDuration, parseFlags, tlsFlagFiles, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
 import { commaList, DEFAULT_POOL_WAIT_MS, parseTagFilter, type PoolOptions } from './pool-settings.js';
 import { REPLACEMENT_STRATEGIES, type AwsSpotReplaceOptions, type ReplacementStrategy } from './replace-handler.js';
 
@@ -93,15 +93,12 @@ function poolOptions(tag: string | undefined, subnets: string | undefined, waitT
   };
 }
 
-/** What a pool call cut at its wait timeout still takes to answer, on top of it. */
-const SHUTDOWN_ANSWER_MS = 10_000;
-
 /**
  * How long a SIGTERM lets calls in flight go on: not the SDK's 30 s, which cut a pool call waiting for its
  * replacements, so that core retried it (an attempt spent) on the new process.
  */
 function shutdownTimeoutMs(flag: string | undefined, pool: PoolOptions | undefined): number {
-  if (flag === undefined) return (pool?.waitTimeoutMs ?? DEFAULT_POOL_WAIT_MS) + SHUTDOWN_ANSWER_MS;
+  if (flag === undefined) return shutdownTimeoutAfter(pool?.waitTimeoutMs ?? DEFAULT_POOL_WAIT_MS);
   const ms = parseDuration(flag);
   if (ms === undefined || ms > 86_400_000) throw new UsageError(`--shutdown-timeout must be a duration up to 24h (e.g. 2m), got "${flag}"`);
   return ms;

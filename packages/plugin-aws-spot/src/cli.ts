@@ -30,16 +30,10 @@ if (command.kind === 'help') {
   const logger = jsonLogger({ service: SERVICE });
   const handler = new AwsSpotReplaceHandler({ ...command.handler, region, logger });
   try {
-    const server = await serve(command.port, handler, { ...command.serve, logger });
-    // serve() is not told to handle signals: the SDK clients must be released after it drains.
-    const shutdown = (): void => {
-      const closed = server.close();
-      // Said once close() has begun: a call that comes after this line is sent elsewhere, not taken.
-      logger.info('stopping: new calls go elsewhere, calls in flight go on', { shutdown_timeout_ms: command.serve.shutdownTimeoutMs });
-      void closed.then(() => handler.close()).then(() => logger.info('stopped'));
-    };
+    // The SDK clients are released after the calls drain.
+    const server = await serve(command.port, handler, { ...command.serve, logger, handleSignals: { afterClose: () => handler.close() } });
+    // serve() handles the signals from here on.
     started();
-    process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
     logger.info('hollowtrees-aws-spot serving', {
       host: command.serve.host,
       port: server.port,

@@ -1,4 +1,4 @@
-import { integerFlag, parseDuration, parseFlags, tlsFlagFiles, UsageError, type ServerTlsFiles } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type ServerTlsFiles } from '@hollowtrees/grpcplugin';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
 import { MAX_WAIT_MS, resolveDrainOptions, WAIT_MINIMUM_MS, type DrainOptions } from './options.js';
 
@@ -98,9 +98,6 @@ const STRING_FLAGS = [
   'pool-max-unavailable',
   'pool-min-interval',
 ] as const;
-
-/** What a drain cut at --max-drain-ms still takes to answer, on top of it. */
-const SHUTDOWN_ANSWER_MS = 10_000;
 
 type Values = Partial<Record<(typeof STRING_FLAGS)[number], string>>;
 
@@ -208,7 +205,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     tls: tlsOf(values),
     // Not the SDK's 30 s: a drain runs up to --max-drain-ms, and a rolling update of the plugin that cut it
     // short would spend one of core's attempts and start the drain over.
-    shutdownTimeoutMs: parsed(values, 'shutdown-timeout', durationMs) ?? resolveDrainOptions({ maxDrainMs: drain.maxDrainMs }).maxDrainMs + SHUTDOWN_ANSWER_MS,
+    shutdownTimeoutMs: parsed(values, 'shutdown-timeout', durationMs) ?? shutdownTimeoutAfter(resolveDrainOptions({ maxDrainMs: drain.maxDrainMs }).maxDrainMs),
     kubeconfig: values.kubeconfig,
     context: values.context,
     // Unset flags stay out, so the handler's defaults apply.

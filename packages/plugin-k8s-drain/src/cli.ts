@@ -42,22 +42,16 @@ async function main(argv: readonly string[]): Promise<number> {
   handler.start();
   let server;
   try {
-    server = await serve(command.port, handler, { host: command.host, tls: command.tls, shutdownTimeoutMs: command.shutdownTimeoutMs, logger });
+    // The pod watch and the connections are closed after the calls drain.
+    const handleSignals = { inFlight: 'drains', afterClose: () => handler.close() };
+    server = await serve(command.port, handler, { host: command.host, tls: command.tls, shutdownTimeoutMs: command.shutdownTimeoutMs, logger, handleSignals });
   } catch (err) {
     await handler.close();
     throw err;
   }
-  const served = server;
-  // Not serve()'s handleSignals: the pod watch and the connections must be closed after the calls drain.
-  const shutdown = (): void => {
-    const closed = served.close();
-    // Said once close() has begun: a call that comes after this line is sent elsewhere, not taken.
-    logger.info('stopping: new calls go elsewhere, drains in flight go on', { shutdown_timeout_ms: command.shutdownTimeoutMs });
-    void closed.then(() => handler.close()).then(() => logger.info('stopped'));
-  };
+  // serve() handles the signals from here on.
   started();
-  process.once('SIGTERM', shutdown).once('SIGINT', shutdown);
-  logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: served.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false, ...(ownPod ? { ownPod: `${ownPod.namespace}/${ownPod.name}` } : {}) });
+  logger.info('hollowtrees-k8s-drain serving', { host: command.host, port: server.port, tls: command.tls !== undefined, dryRun: command.drain.dryRun ?? false, ...(ownPod ? { ownPod: `${ownPod.namespace}/${ownPod.name}` } : {}) });
   return 0;
 }
 
