@@ -488,6 +488,40 @@ describe('pool mode', () => {
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
+  /** A pool drain held at pool-1 (db-0's budget), cut by a rolling update of the plugin serving it: its call fails UNAVAILABLE. */
+  async function cutByShutdown(api: KubeApiServer): Promise<void> {
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api);
+    const server = await serve(0, handler, { host: '127.0.0.1', shutdownTimeoutMs: 300, logger: silent });
+    const client = new PluginClient(`127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => client.close());
+    const call = rejection(client.handle(surge(), { flow: 'spot-price-surge', timeoutMs: 60_000, config: { mode: 'pool' } }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    await server.close();
+    await handler.close();
+    expect((await call).code).toBe(Code.Unavailable);
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+  }
+
+  it('a pool drain cut at the shutdown timeout (a rolling update) is finished by core\'s retry on the new process', async () => {
+    const api = await startCluster();
+    await cutByShutdown(api);
+    // db-0 may go now (a second replica elsewhere): the retry drains the whole pool, no node cordoned twice.
+    api.cluster.addPod(pod('db-1', 'other-type', { labels: { app: 'db' }, kind: 'StatefulSet' }));
+    const result = await handlerFor(api).handle(surge(), { ...context({ mode: 'pool', maxUnavailable: '6' }), attempt: 2 });
+    expect(result.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6', nodes_left: '0' });
+    for (const name of POOL) expect(patchesOf(api, name)).toHaveLength(1);
+  });
+
+  it('a pool drain cut at the shutdown timeout (a rolling update) leaves its cordons for the resolution the new process takes', async () => {
+    const api = await startCluster();
+    await cutByShutdown(api);
+    const undo = await handlerFor(api).handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect(undo.attributes).toMatchObject({ nodes_uncordoned: '6' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    for (const name of POOL) expect(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON]).toBeUndefined();
+  });
+
   it('a node whose pods are all terminating already (an earlier try evicted them) is waited for before the next node drains', async () => {
     const api = await startCluster({ secondWebPod: false });
     // 300 s of grace: 1.5 s in the stand-in. pool-1's other pods are gone already.
