@@ -110,7 +110,7 @@ export class PoolAction {
           attributes: attributesOf(pool, undefined, started, this.deps.options.clock.now(), true),
         };
       }
-      const { run, joined } = this.registry.startOrJoin(pool.key, () => this.start(call));
+      const { run, joined } = this.registry.startOrJoin(pool.key, time, () => this.start(call));
       if (!joined) return run.outcome;
       // Stopped by a resolution older than this surge, and still undoing its cordons: its answer is not this surge's.
       // Once it has ended, this surge drains the pool anew (or joins the drain another call has started since).
@@ -136,6 +136,8 @@ export class PoolAction {
     const { pool, event, settings, context, at, started, deadline } = call;
     const { api, drainer, options: o } = this.deps;
     const stop = new AbortController();
+    // The latest surge the drain is for: a newer one may join it (see PoolRun.adopt).
+    let since = call.time;
     // The latest resolution that stopped the drain: its cordons for surges up to then are undone.
     let stoppedBy = { resolvedAt: -Infinity, deadline: undefined as Deadline | undefined };
     const outcome = (async (): Promise<HandleResult> => {
@@ -149,7 +151,7 @@ export class PoolAction {
         nodes,
         event,
         pool: pool.key,
-        surgeAt: call.time,
+        surgeAt: () => since,
         settings,
         at,
         signal: context.signal,
@@ -187,7 +189,12 @@ export class PoolAction {
       return { message: `drained pool ${pool.name}: ${counts}`, attributes };
     })();
     return {
-      since: call.time,
+      get since() {
+        return since;
+      },
+      adopt: (surgeAt) => {
+        since = Math.max(since, surgeAt);
+      },
       outcome,
       get stopped() {
         return stop.signal.aborted;

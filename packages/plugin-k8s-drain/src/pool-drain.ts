@@ -20,8 +20,11 @@ export interface PoolDrainRun {
   event: CloudEvent;
   /** The pool's key, recorded on each node this drain cordons (its `hollowtrees.io/pool-cordon` annotation). */
   pool: string;
-  /** Epoch milliseconds: the surge's time, recorded with the pool's key (only a resolution as late undoes the cordons). */
-  surgeAt: number;
+  /**
+   * Epoch milliseconds: the time of the latest surge the drain is for (a newer one may join it while it runs), recorded
+   * with the pool's key on the nodes it cordons and kept in `memory` for those it leaves: only a resolution as late undoes them.
+   */
+  surgeAt(): number;
   settings: Pick<PoolSettings, 'maxUnavailable' | 'minIntervalMs'>;
   /** Epoch milliseconds when the whole drain must have answered. */
   at: number;
@@ -172,6 +175,8 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
     await Promise.all(inFlight);
 
     const undrained = states.filter((s) => !s.drained);
+    // A newer surge may have joined since the cordons: the ones left are held for it.
+    for (const s of undrained) holdFor(r.memory, s.name, r.surgeAt());
     let uncordoned: string[] = [];
     if (r.stop.aborted) {
       // On this drain's call's time, or the stopping resolution's when that ends later: this call's may be all but spent.
@@ -199,6 +204,12 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
   }
 }
 
+/** Holds the pool's remembered cordon of `name`, if any, for the surge of `surgeAt` when that is newer than the one it is held for. */
+function holdFor(memory: PoolMemory, name: string, surgeAt: number): void {
+  const cordon = memory.cordoned.get(name);
+  if (cordon !== undefined && (cordon.surgeAt ?? -Infinity) < surgeAt) memory.cordoned.set(name, { ...cordon, surgeAt });
+}
+
 /** A node not cordoned by this drain (stopped before it began): the pool's memory says whether to undo an earlier cordon. */
 function notCordoned(node: V1Node): NodeState {
   return { node, name: node.metadata?.name ?? '', changed: false, drained: false };
@@ -211,15 +222,14 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
     try {
-      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff }, { pool: r.pool, surgeAt: r.surgeAt });
+      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff }, { pool: r.pool, surgeAt: r.surgeAt() });
       // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned
       // this same node first: one remembered under its name that has been deleted since is another node. That earlier
       // cordon is this surge's now (as the cordon patch moved its record): the older surge's resolution must leave it.
       const uid = node.metadata?.uid;
       const earlier = r.memory.cordoned.get(name);
-      if (earlier !== undefined && earlier.uid === uid) {
-        if ((earlier.surgeAt ?? -Infinity) < r.surgeAt) r.memory.cordoned.set(name, { ...earlier, surgeAt: r.surgeAt });
-      } else if (changed) r.memory.cordoned.set(name, { uid, wasUnschedulable, surgeAt: r.surgeAt });
+      if (earlier !== undefined && earlier.uid === uid) holdFor(r.memory, name, r.surgeAt());
+      else if (changed) r.memory.cordoned.set(name, { uid, wasUnschedulable, surgeAt: r.surgeAt() });
       states.push({ node, name, changed, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;

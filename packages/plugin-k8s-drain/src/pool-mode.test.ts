@@ -776,6 +776,41 @@ describe('pool mode: the edges', () => {
     expect(logger.lines.filter((l) => l.message === 'drain incomplete')).toEqual([]);
   });
 
+  it("a newer surge that joins the drain in progress keeps it going past the older surge's late resolution", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api);
+    const first = handler.handle(surge(), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    // The price fell back at TIME + 1m and surged again at TIME + 2m; that surge comes while the first one's drain runs.
+    const second = handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }));
+    await new Promise((resolve) => setImmediate(resolve));
+    // The first surge's resolution comes late: the pool surges still.
+    expect(await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped', attributes: { pool: POOL_NAME } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+
+    // The second surge's own resolution stops it, for both calls.
+    const stop = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
+    expect(stop.message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    expect((await first).attributes).toMatchObject({ stopped_early: 'true' });
+    expect((await second).attributes).toMatchObject({ stopped_early: 'true' });
+  });
+
+  it('the cordons a drain leaves at its deadline are held for the newer surge that joined it: the older surge\'s late resolution leaves them', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const first = rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    const second = rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    expect((await first).code).toBe(Code.DeadlineExceeded);
+    expect((await second).code).toBe(Code.DeadlineExceeded);
+
+    expect(await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+  });
+
   it('a surge newer than the resolution that stopped the drain, come while that drain still undoes its cordons, drains the pool anew after it', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');

@@ -10,7 +10,7 @@ function run(since: number): PoolRun & { finish: (result?: HandleResult) => void
     finish = (result = { message: 'drained' }) => resolve(result);
     fail = reject;
   });
-  const r = { since, outcome, stops: 0, finish, fail, stop: () => void r.stops++, get stopped() { return r.stops > 0; } };
+  const r = { since, outcome, stops: 0, finish, fail, stop: () => void r.stops++, get stopped() { return r.stops > 0; }, adopt: (t: number) => void (r.since = Math.max(r.since, t)) };
   return r;
 }
 
@@ -20,27 +20,40 @@ describe('PoolRegistry', () => {
   it('starts one run per pool; calls meanwhile join it; once it has ended, failed or not, the next call starts a new one', async () => {
     const registry = new PoolRegistry();
     const first = run(1);
-    const started = registry.startOrJoin('a', () => first);
+    const started = registry.startOrJoin('a', 0, () => first);
     expect(started.run).toBe(first);
     expect(started.joined).toBe(false);
-    const joined = registry.startOrJoin('a', () => run(2));
+    const joined = registry.startOrJoin('a', 0, () => run(2));
     expect(joined.run).toBe(first);
     expect(joined.joined).toBe(true);
     const other = run(3);
-    expect(registry.startOrJoin('b', () => other).run).toBe(other);
+    expect(registry.startOrJoin('b', 0, () => other).run).toBe(other);
 
     first.fail(new Error('failed'));
     await first.outcome.catch(() => undefined);
     await settled();
     const second = run(4);
-    expect(registry.startOrJoin('a', () => second).run).toBe(second);
+    expect(registry.startOrJoin('a', 0, () => second).run).toBe(second);
     second.finish();
     await second.outcome;
     await settled();
     const third = run(5);
-    const after = registry.startOrJoin('a', () => third);
+    const after = registry.startOrJoin('a', 0, () => third);
     expect(after.run).toBe(third);
     expect(after.joined).toBe(false);
+  });
+
+  it('a newer surge that joins a run makes it newer, so an older resolution leaves it; a stopped run is not made newer', () => {
+    const registry = new PoolRegistry();
+    const first = run(100);
+    registry.startOrJoin('a', 100, () => first);
+    registry.startOrJoin('a', 300, () => run(300));
+    registry.startOrJoin('a', 200, () => run(200));
+    expect(first.since).toBe(300);
+    expect(registry.resolve('a', 250)).toEqual({ newer: first });
+    expect(registry.resolve('a', 300)).toEqual({ stopped: first });
+    registry.startOrJoin('a', 400, () => run(400));
+    expect(first.since).toBe(300);
   });
 
   it('a resolution stops a run whose surge is not newer, the same instant included, and leaves a newer one', () => {
@@ -49,7 +62,7 @@ describe('PoolRegistry', () => {
     expect(registry.resolvedAt('a')).toBe(100);
 
     const newer = run(200);
-    registry.startOrJoin('a', () => newer);
+    registry.startOrJoin('a', 0, () => newer);
     expect(registry.resolve('a', 150)).toEqual({ newer });
     expect(newer.stops).toBe(0);
     expect(registry.resolve('a', 200)).toEqual({ stopped: newer });
@@ -84,7 +97,7 @@ describe('PoolRegistry', () => {
     const holding = registry.memory('holding');
     holding.cordoned.set('n1', { uid: undefined, wasUnschedulable: false });
     const running = registry.memory('running');
-    registry.startOrJoin('running', () => ({ since: 1, outcome: new Promise(() => {}), stopped: false, stop: () => {} }));
+    registry.startOrJoin('running', 1, () => ({ since: 1, outcome: new Promise(() => {}), stopped: false, stop: () => {}, adopt: () => {} }));
     // Pools named by events without a drain of their own: beyond the limit, the least recently used goes.
     const first = registry.memory('p1');
     const second = registry.memory('p2');

@@ -3,8 +3,13 @@ import type { Deadline } from './deadline.js';
 
 /** A pool drain in progress. */
 export interface PoolRun {
-  /** Epoch milliseconds of the surge event that started it. */
+  /** Epoch milliseconds of the latest surge event the drain is for: the one that started it, or a newer one that joined it. */
   readonly since: number;
+  /**
+   * A surge of time `surgeAt` joins the drain: when it is newer, the drain is for it from now on, so a resolution
+   * older than it (the late resolution of the surge that started the drain) does not stop it.
+   */
+  adopt(surgeAt: number): void;
   /** Settles once the drain has ended (and, when stopped, uncordoned what it leaves). */
   readonly outcome: Promise<HandleResult>;
   /** Whether a resolution has stopped it: until its outcome settles it is only undoing its cordons, and a newer surge must not take its answer. */
@@ -108,12 +113,17 @@ export class PoolRegistry {
   }
 
   /**
-   * The drain in progress for the pool, or a new one from `start()`: the check
+   * The drain in progress for the pool, which a surge of time `surgeAt` joins (see {@link PoolRun.adopt};
+   * not one a resolution has stopped), or a new one from `start()`: the check
    * and the start are one synchronous step, so two calls never start two drains.
    */
-  startOrJoin(key: string, start: () => PoolRun): { run: PoolRun; joined: boolean } {
+  startOrJoin(key: string, surgeAt: number, start: () => PoolRun): { run: PoolRun; joined: boolean } {
     const running = this.runs.get(key);
-    if (running) return { run: running, joined: true };
+    if (running) {
+      // In the same step as the join: a resolution between them would stop a drain this surge relies on.
+      if (!running.stopped) running.adopt(surgeAt);
+      return { run: running, joined: true };
+    }
     const run = start();
     this.runs.set(key, run);
     const forget = (): void => {
