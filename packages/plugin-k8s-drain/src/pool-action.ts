@@ -1,4 +1,4 @@
-import { Code, labelsOf, PluginError, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { Code, labelsOf, PluginError, rememberingRecent, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
 import { Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
@@ -12,6 +12,9 @@ import { heldForNewerSurge } from './pool-cordon-record.js';
 import { PoolRegistry, type PoolRun } from './pool-registry.js';
 import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
 import { isResolution } from './resolution.js';
+
+/** Events without a `time` whose first call is remembered; past it the memory starts over. */
+const MAX_UNTIMED_EVENTS = 10_000;
 
 /** How the pool action reaches the rest of the plugin. */
 export interface PoolActionDeps {
@@ -46,6 +49,11 @@ interface PoolCall {
  */
 export class PoolAction {
   private readonly registry = new PoolRegistry();
+  /**
+   * When each event without a `time` first came, by source and id: the time of all its calls, so core's retry of a
+   * surge is not newer than a resolution that came between (it would drain the pool again).
+   */
+  private readonly firstCame = rememberingRecent(() => this.deps.options.clock.now(), MAX_UNTIMED_EVENTS);
 
   constructor(private readonly deps: PoolActionDeps) {}
 
@@ -69,7 +77,7 @@ export class PoolAction {
       if (!pool) return { status: 'skipped', message: 'the node the event names is not in this cluster; nothing to drain' };
       // Never later than the call: an event cannot have happened after it came. A time ahead of ours (a sender's fast
       // clock, a hostile event) would make a resolution hold off the pool's every surge until a restart, or a surge unstoppable.
-      const time = Math.min(eventTime(event) ?? started, started);
+      const time = Math.min(eventTime(event) ?? this.firstCame(`${event.source}\n${event.id}`), started);
       const call: PoolCall = { event, context, settings, pool, time, started, at, deadline };
       return await (isResolution(event) ? this.resolve(call) : this.surge(call));
     } finally {

@@ -811,6 +811,20 @@ describe('pool mode: the edges', () => {
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
   });
 
+  it("an event without a time counts as of when it first came: core's retry of a surge resolved since drains nothing", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const { time: _surgeTime, ...timeless } = surge();
+    const { time: _resolutionTime, ...timelessResolution } = resolution(TIME);
+    await rejection(handler.handle(timeless, context({ mode: 'pool' }, 2_000)));
+    expect(await handler.handle(timelessResolution, context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+
+    const retry = await handler.handle(timeless, { ...context({ mode: 'pool' }, 2_000), attempt: 2 });
+    expect(retry).toMatchObject({ status: 'skipped' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  });
+
   it('a surge newer than the resolution that stopped the drain, come while that drain still undoes its cordons, drains the pool anew after it', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
