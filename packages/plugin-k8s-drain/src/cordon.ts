@@ -136,9 +136,10 @@ export function uncordonPatch(node: V1Node, marks: NodeMarks, keepUnschedulable:
  * first and again after a conflict. Answers whether it changed the node: not
  * when it is gone from the cluster (its instance reclaimed), as there is nothing to undo,
  * nor when the node of that name now has another `uid` than the one cordoned (it was
- * deleted and created anew), nor, for a cordon known from the node's record, when the record is gone,
- * nor when its record says a drain of `resolution`'s pool (in another process, say) holds it for a surge
- * later than the resolution; yes when a try whose answer was lost is found applied by the next.
+ * deleted and created anew), nor, for a pool's cordon (`cordon.recordedFor`, or `resolution`'s pool), when the node no
+ * longer records it (a per-instance drain took it over, in any plugin process), nor when its record says a drain of
+ * `resolution`'s pool (in another process, say) holds it for a surge later than the resolution; yes when a try whose
+ * answer was lost is found applied by the next.
  */
 export function uncordonNode(
   api: KubeApi,
@@ -158,12 +159,14 @@ export function uncordonNode(
         run.logger.info('node deleted and created anew under its name: nothing to uncordon', { node: name });
         return unanswered;
       }
-      if (recordedFor !== undefined && !unanswered && recordedPoolCordon(current, recordedFor) === undefined) {
+      // The node's record is what every plugin process shares: gone, the cordon was taken over (a per-instance drain, in
+      // this process or another: its instance is going away) or undone; naming a later surge, another drain holds it for that.
+      const pool = recordedFor ?? resolution?.pool;
+      const recorded = pool !== undefined && !unanswered ? recordedPoolCordon(current, pool) : undefined;
+      if (pool !== undefined && !unanswered && recorded === undefined) {
         run.logger.info('node no longer records the pool drain\'s cordon (taken over, or undone): left as it is', { node: name });
         return false;
       }
-      // The node's record is what every plugin process shares: another one's drain may hold it for a later surge.
-      const recorded = resolution && !unanswered ? recordedPoolCordon(current, resolution.pool) : undefined;
       if (resolution && recorded && heldForNewerSurge(recorded, resolution.resolvedAt)) {
         run.logger.info('node cordoned for a surge newer than the resolution: left cordoned', { node: name, surgeAt: new Date(recorded.surgeAt!).toISOString() });
         return false;

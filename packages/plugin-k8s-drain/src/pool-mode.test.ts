@@ -522,6 +522,21 @@ describe('pool mode', () => {
     for (const name of POOL) expect(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON]).toBeUndefined();
   });
 
+  it("a node another plugin process's interruption drain took over stays cordoned when the surge resolves", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // Two core replicas, each with its own plugin: the surge reached the first, pool-3's interruption notice the second.
+    const first = handlerFor(api, { replyMarginMs: 200 });
+    const second = handlerFor(api);
+    await rejection(first.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const notice: CloudEvent = { ...surge({ node: 'pool-3' }), id: 'notice-pool-3', type: 'aws.ec2.spot-interruption' };
+    expect(await second.handle(notice, context({}))).toMatchObject({ attributes: { node: 'pool-3', pods_remaining: '0' } });
+
+    const undo = await first.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect(undo.message).toMatch(/uncordoned 5 nodes an earlier drain of the pool left cordoned \(pool-1, pool-2, pool-4, pool-5, pool-6\)$/);
+    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: true, tainted: true, marked: true });
+  });
+
   it('a node whose pods are all terminating already (an earlier try evicted them) is waited for before the next node drains', async () => {
     const api = await startCluster({ secondWebPod: false });
     // 300 s of grace: 1.5 s in the stand-in. pool-1's other pods are gone already.
