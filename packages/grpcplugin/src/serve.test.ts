@@ -449,6 +449,28 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     expect(logger.lines).toEqual([stopping, { level: 'info', message: 'stopped', fields: undefined }]);
   });
 
+  it('handleSignals with a SignalStop whose afterClose fails: logs it and exits 1, no unhandled rejection', async () => {
+    const before = process.listeners('SIGTERM');
+    const logger = recordingLogger();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const exitCode = process.exitCode;
+    try {
+      await start({ handle: () => ({ message: 'ok' }) }, { logger, shutdownTimeoutMs: 5_000, handleSignals: { afterClose: () => Promise.reject(new Error('watch would not stop')) } });
+      const [onTerm] = process.listeners('SIGTERM').filter((l) => !before.includes(l));
+      onTerm!('SIGTERM');
+      for (let i = 0; i < 100 && logger.lines.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(logger.lines.at(-1)).toEqual({ level: 'error', message: 'stopped, but closing what the plugin holds failed', fields: { error: 'watch would not stop' } });
+      expect(process.exitCode).toBe(1);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.exitCode = exitCode;
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('an unreachable plugin fails with UNAVAILABLE', async () => {
     const { server, client } = await start({ handle: () => {} });
     await server.close();

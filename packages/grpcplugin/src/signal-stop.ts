@@ -20,7 +20,7 @@ export function shutdownTimeoutAfter(longestCallMs: number): number {
  * give it as `serve`'s `handleSignals`.
  */
 export interface SignalStop {
-  /** Closes what the plugin holds (SDK clients, watches, connections) once the calls in flight have answered and the server has stopped. */
+  /** Closes what the plugin holds (SDK clients, watches, connections) once the calls in flight have answered and the server has stopped. If it throws or rejects, that is logged at error and the process's exit code is 1. */
   afterClose?: () => unknown;
   /** What the calls in flight are, in the `stopping` log line: `drains` says "drains in flight go on". Default `calls`. */
   inFlight?: string;
@@ -39,7 +39,16 @@ export function stopOnSignals(close: () => Promise<void>, stop: SignalStop | und
     const closed = close();
     if (!stop) return;
     log.logger.info(`stopping: new calls go elsewhere, ${stop.inFlight ?? 'calls'} in flight go on`, { shutdown_timeout_ms: log.shutdownTimeoutMs });
-    void closed.then(() => stop.afterClose?.()).then(() => log.logger.info('stopped'));
+    // A failure closing the plugin's own resources is said and makes the exit code 1, not an unhandled rejection's stack trace.
+    void closed
+      .then(() => stop.afterClose?.())
+      .then(
+        () => log.logger.info('stopped'),
+        (err: unknown) => {
+          process.exitCode = 1;
+          log.logger.error('stopped, but closing what the plugin holds failed', { error: err instanceof Error ? err.message : String(err) });
+        },
+      );
   };
   process.once('SIGTERM', onSignal).once('SIGINT', onSignal);
   return () => void process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
