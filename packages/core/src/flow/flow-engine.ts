@@ -148,7 +148,9 @@ function goOnAfter(flow: CompiledFlow, progress: RunProgress, { place, eventId }
   const where = resumeAt(flow, flow.name, place, restarts);
   if ('reason' in where) return where;
   const { next } = where;
-  return { ...progress, attributes: place.attributes, attempt: place.attempt, restarts, next, at: stepFor(flow.steps, next, place.at)! };
+  // Waiting for its next try, it makes that try when it was due there (see FlowEngine.waitForTry).
+  const wait = place.waiting && place.retryAt !== undefined ? { retryAt: place.retryAt } : {};
+  return { ...progress, attributes: place.attributes, attempt: place.attempt, restarts, next, at: stepFor(flow.steps, next, place.at)!, ...wait };
 }
 
 /** The one line for the queued runs the end of the shutdown grace period kept from starting. */
@@ -413,7 +415,9 @@ export class FlowEngine {
     // Taken over from a replica that stopped: the run goes on after the plugins that acted there, as after a restart.
     const goOn = claimed.takenOver ? this.takeOver(flow, groupKey, progress, claimed.takenOver) : progress;
     if (goOn !== progress && !('reason' in goOn)) {
-      progress = goOn;
+      if (this.waitForTry(flow, groupKey, goOn, bytes)) return;
+      const { retryAt: _due, ...running } = goOn;
+      progress = running;
       // Its place is in the Lease before a plugin acts: a replica that takes it over in turn goes on from there too.
       this.states.progress(groupKey, 'running', progress);
       await this.states.commit(groupKey);
@@ -484,6 +488,22 @@ export class FlowEngine {
     else logger.error({ ...log, error: result.error }, 'flow run failed');
   }
 
+  /**
+   * A run taken over while it waited for its next try, which is not due yet: it waits on here, holding its group, until
+   * then (at most its flow's `runRetry.maxBackoff` from now, as after a restart: the time is its last holder's wall clock).
+   * Tried at once instead, a run handed from replica to replica in a rolling update spent its tries within seconds on a
+   * plugin that had asked it to wait, and failed for good. True when it waits.
+   */
+  private waitForTry(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): boolean {
+    const now = this.clock.now();
+    if (progress.retryAt === undefined || progress.retryAt <= now) return false;
+    this.heldBytes.release(flow.name, bytes);
+    // In the Lease before the wait: a replica that takes it over in turn waits for the same try.
+    this.states.progress(key, 'retrying', { ...progress, retryAt: Math.min(progress.retryAt, now + flow.config.runRetry.maxBackoff) });
+    this.scheduleOrHandOver(this.states.get(key)!);
+    return true;
+  }
+
   /** Records that a run passed `passed` more steps, and waits until the store has it, before its next plugin acts. */
   private async passedStep(flow: CompiledFlow, key: string, progress: RunProgress, passed: number, attributes: Record<string, string>): Promise<void> {
     this.states.progress(key, 'running', progressAt(flow.steps, progress, passed, attributes));
@@ -541,7 +561,7 @@ export class FlowEngine {
     const { holder, eventId, since } = takenOver;
     const goOn = goOnAfter(flow, progress, takenOver);
     // Where it goes on (step 1: from the start), or why it does not.
-    const then = 'reason' in goOn ? { notResumed: goOn.reason } : { goesOnAtStep: goOn.next + 1, plugin: flow.steps[goOn.next]?.plugin.name };
+    const then = 'reason' in goOn ? { notResumed: goOn.reason } : { goesOnAtStep: goOn.next + 1, plugin: flow.steps[goOn.next]?.plugin.name, ...(goOn.retryAt === undefined ? {} : { retryAt: new Date(goOn.retryAt).toISOString() }) };
     const fields = { flow: flow.name, groupKey, eventId, holder, since: new Date(since).toISOString(), ...then };
     if (takenOver.handedBack) {
       this.options.logger.info(fields, 'run handed back by a replica at its shutdown: this replica takes the group over');

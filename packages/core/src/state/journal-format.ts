@@ -29,10 +29,13 @@ export const runPlace = {
   restarts: z.number().int().min(0),
 };
 
+/** When a run waiting for its next try makes it, as the journal and a Lease (lease-record.ts) keep it. */
+export const runWait = { retryAt: time.optional() };
+
 const run = z.strictObject({
   ...runPlace,
   ...runEvent,
-  retryAt: time.optional(),
+  ...runWait,
 });
 
 const base = { key: z.string().min(1), flow: z.string().min(1), eventId: z.string(), since: time };

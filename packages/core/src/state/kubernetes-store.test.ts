@@ -206,15 +206,16 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const b = replica('b', { logger }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
-    const place = { next: 2, attributes: {}, attempt: 3, restarts: 1, waiting: true };
-    a.cutShort('g', { ...run('e1'), next: 2, attempt: 3, restarts: 1, retryAt: Date.now() + 60_000 });
+    const retryAt = Date.now() + 60_000;
+    const place = { next: 2, attributes: {}, attempt: 3, restarts: 1, waiting: true, retryAt };
+    a.cutShort('g', { ...run('e1'), next: 2, attempt: 3, restarts: 1, retryAt });
     expect(await a.commit('g')).toBe(true);
     expect(a.holder('g', Date.now())).toBeUndefined();
     expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('');
     // Within its 30 s leaseDuration, and without b having seen the Lease before.
     b.tryStart('g', 'spot', run('e1'), Date.now());
     expect(await b.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: '', handedBack: true, eventId: 'e1', since: expect.any(Number), place } });
-    b.cutShort('g', { ...run('e1'), next: 2, attempt: 3, restarts: 1, retryAt: Date.now() + 60_000 });
+    b.cutShort('g', { ...run('e1'), next: 2, attempt: 3, restarts: 1, retryAt });
     expect(await b.commit('g')).toBe(true);
     await observe(b);
     expect(api.cluster.leases.all()).toHaveLength(1);
@@ -889,34 +890,40 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual([expect.stringMatching(/^spot:\{sha256="[0-9a-f]{64}"\}$/)]);
   });
 
-  it('a run waiting for its next try at shutdown is handed back: another replica takes it over at once, calling only the plugin that failed, as the run\'s next try, with the attributes of the one before', async () => {
-    const calls: Array<{ replica: string; plugin: string; labels: Record<string, string> }> = [];
+  it('a run waiting for its next try at shutdown is handed back with when that try is due: another replica takes the group over at once, and calls only the plugin that failed, with the attributes of the one before, once it is due', async () => {
+    const calls: Array<{ replica: string; plugin: string; labels: Record<string, string>; at: number }> = [];
     const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
       const { store } = replica(replicaName);
       const plugin = (name: string): ActionPlugin => stubPlugin(name, 5_000, (event) => {
-        calls.push({ replica: replicaName, plugin: name, labels: (event.data as { labels: Record<string, string> }).labels });
+        calls.push({ replica: replicaName, plugin: name, labels: (event.data as { labels: Record<string, string> }).labels, at: Date.now() });
         if (name === 'terminate') return Promise.reject(new PluginError(Code.Unavailable, 'EC2 throttled'));
         return Promise.resolve({ status: 'ok', message: '', attributes: { detached: 'yes' } });
       });
-      const yaml = 'plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    runRetry: { attempts: 3, initialBackoff: 10m, maxBackoff: 10m }\n    plugins: [detach, terminate]\n';
+      // The cloud API throttles: the run's next try is to wait 2 s (no jitter), not come at once.
+      const yaml = 'plugins:\n  detach: { type: log }\n  terminate: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    runRetry: { attempts: 3, initialBackoff: 2s, maxBackoff: 2s }\n    plugins: [detach, terminate]\n';
       const { config } = parseConfig(yaml, 'test.yaml', {});
       const plugins = new Map([['detach', plugin('detach')], ['terminate', plugin('terminate')]]);
-      return { engine: new FlowEngine({ flows: config.flows, plugins, logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store }), store };
+      return { engine: new FlowEngine({ flows: config.flows, plugins, logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store, random: () => 1 }), store };
     };
     const event: CloudEvent = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } };
     const a = engineOf('a');
     a.engine.dispatch(event, Date.now());
     await expect.poll(() => a.engine.groups().map((g) => g.phase), { timeout: 5_000, interval: 10 }).toEqual(['retrying']);
+    const retryAt = a.engine.groups()[0]!.run!.retryAt!;
     // As core stops: the engine, then the store.
     await a.engine.shutdown(1_000);
     await a.store.close();
     expect(api.cluster.leases.all().map((l) => l.spec?.holderIdentity)).toEqual(['']);
     const b = engineOf('b');
     b.engine.dispatch(event, Date.now());
+    // b holds the group at once, and waits for the try as a would have.
+    await expect.poll(() => api.cluster.leases.all().map((l) => l.spec?.holderIdentity), { timeout: 5_000, interval: 10 }).toEqual(['b']);
+    await expect.poll(() => calls.length, { timeout: 10_000, interval: 10 }).toBe(3);
+    expect(calls.map(({ replica, plugin }) => `${replica} ${plugin}`)).toEqual(['a detach', 'a terminate', 'b terminate']);
+    expect(calls[2]!.at).toBeGreaterThanOrEqual(retryAt);
+    expect(calls[2]!.labels).toMatchObject({ instance_id: 'i-1', detached: 'yes' });
     // Its second try fails as well: it waits for its third, the last runRetry allows.
     await expect.poll(() => b.engine.groups().map((g) => `${g.phase} ${g.run?.attempt}`), { timeout: 5_000, interval: 10 }).toEqual(['retrying 3']);
-    expect(calls.map(({ replica, plugin }) => `${replica} ${plugin}`)).toEqual(['a detach', 'a terminate', 'b terminate']);
-    expect(calls[2]!.labels).toMatchObject({ instance_id: 'i-1', detached: 'yes' });
     await b.engine.shutdown(1_000);
   });
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import { z } from 'zod';
 import type { RunProgress } from '../flow/group-states.js';
-import { runEvent, runPlace } from './journal-format.js';
+import { runEvent, runPlace, runWait } from './journal-format.js';
 
 /** Labels on every Lease of the kubernetes backend, so a list finds them and nothing else. */
 export const LEASE_LABELS: Readonly<Record<string, string>> = Object.freeze({ 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': 'run-state' });
@@ -26,14 +26,17 @@ const A = {
  * How far a run got: what a replica that takes its Lease over needs to go on after the plugins
  * that already acted, rather than call them again (the file journal keeps the same of a run).
  */
-export type LeasePlace = Pick<RunProgress, 'next' | 'at' | 'attributes' | 'attempt' | 'restarts'> & {
-  /** The run was waiting for its next try, calling nothing: going on with it is no restart of it. */
+export type LeasePlace = Pick<RunProgress, 'next' | 'at' | 'attributes' | 'attempt' | 'restarts' | 'retryAt'> & {
+  /**
+   * The run was waiting for its next try (due at `retryAt`, on its holder's wall clock), calling nothing: going on with it
+   * is no restart of it. Written beside `retryAt` for the replicas of an older version in a rolling update, which read it alone.
+   */
   waiting?: true;
 };
 
 // Members a later version adds are ignored, not a reason to drop the place: in a rolling update an older replica that
 // could not read it would run the group from its start, calling again the plugins that acted.
-const placeSchema = z.object({ ...runPlace, waiting: z.literal(true).optional() });
+const placeSchema = z.object({ ...runPlace, ...runWait, waiting: z.literal(true).optional() });
 
 /**
  * The most bytes of UTF-8 a place takes as JSON in its Lease, whose annotations the API server bounds at
@@ -49,7 +52,7 @@ const fitsIn = (text: string, bytes: number): boolean => text.length <= bytes &&
 /** The place of `run` as a Lease keeps it, or undefined when it takes more than {@link MAX_PLACE_BYTES}. */
 export function placeOf(run: RunProgress): LeasePlace | undefined {
   const { next, at, attributes, attempt, restarts, retryAt } = run;
-  const place: LeasePlace = { next, ...(at ? { at } : {}), attributes, attempt, restarts, ...(retryAt === undefined ? {} : { waiting: true as const }) };
+  const place: LeasePlace = { next, ...(at ? { at } : {}), attributes, attempt, restarts, ...(retryAt === undefined ? {} : { waiting: true as const, retryAt }) };
   return fitsIn(JSON.stringify(place), MAX_PLACE_BYTES) ? place : undefined;
 }
 
