@@ -765,19 +765,58 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   it('a write of a held Lease the API server refuses (422, 404) is logged as that refusal, naming the Lease and the code, not as an outage: new events are still taken', async () => {
     const { logger, lines } = capturedLog();
     const a = replica('a', { logger }).store;
-    a.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await a.claim('g', run('e1'))).claim).toBe('held');
     for (const code of [422, 404]) {
+      const g = `g${code}`;
+      a.tryStart(g, 'spot', run(g), Date.now());
+      expect((await a.claim(g, run(g))).claim).toBe('held');
       api.failNext(1, { method: 'PUT', path: LEASE_PATH, code });
-      a.progress('g', 'running', { ...run('e1'), next: 1, attempt: code, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] } });
+      a.progress(g, 'running', { ...run(g), next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] } });
       // The write did not land: an answer that waits for it says so.
-      expect(await a.commit('g')).toBe(false);
+      expect(await a.commit(g)).toBe(false);
       expect(a.durable).toBe(true);
     }
-    const errors = lines.filter((l) => l['level'] === 50);
+    const errors = lines.filter((l) => l['level'] === 50 && String(l['msg']).includes('refused a write'));
     expect(errors.map((l) => l['msg'])).toEqual([expect.stringMatching(/refused a write .*HTTP 422/), expect.stringMatching(/refused a write .*HTTP 404/)]);
-    expect(errors.map((l) => l['lease'])).toEqual([leaseName('hollowtrees-', 'g'), leaseName('hollowtrees-', 'g')]);
+    expect(errors.map((l) => l['lease'])).toEqual([leaseName('hollowtrees-', 'g422'), leaseName('hollowtrees-', 'g404')]);
     expect(JSON.stringify(lines)).not.toContain('cannot be reached');
+    a.tryStart('g-new', 'spot', run('e-new'), Date.now());
+    expect((await a.claim('g-new', run('e-new'))).claim).toBe('held');
+  });
+
+  it('a write of a held Lease refused for itself is not made again at each renewal: a run in progress stops at once, and a cooldown\'s Lease is deleted, so no replica takes a run that succeeded for one cut short and runs it again', async () => {
+    // Renewals every 100 ms, and a Lease the others find expired after 1 s unchanged.
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 100 }).store;
+    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 100 }).store;
+    const offered: string[] = [];
+    b.onCutShort((cut) => offered.push(cut.key));
+    const path = (g: string): RegExp => new RegExp(`${leaseName('hollowtrees-', g)}$`);
+    const puts = (g: string): number => api.requests.filter((r) => r.method === 'PUT' && path(g).test(r.path)).length;
+    for (const g of ['running', 'cooling']) {
+      a.tryStart(g, 'spot', run(g), Date.now());
+      expect((await a.claim(g, run(g))).claim).toBe('held');
+    }
+    const lost = a.holdLost('running')!;
+    // Whatever refuses them (an admission policy, say) refuses them every time.
+    api.failNext(1_000, { method: 'PUT', path: path('running'), code: 422 });
+    api.failNext(1_000, { method: 'PUT', path: path('cooling'), code: 422 });
+    a.progress('running', 'running', { ...run('running'), next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] } });
+    a.succeeded('cooling', Date.now(), 600_000);
+    expect(await a.commit()).toBe(false);
+    expect(lost.aborted).toBe(true);
+    expect(String((lost.reason as Error).message)).toMatch(/refused a write of its Lease \(HTTP 422\)/);
+    // b sees both Leases, then again once they would have expired.
+    await observe(b);
+    await sleep(1_200);
+    await observe(b);
+    expect(puts('running')).toBe(1);
+    expect(puts('cooling')).toBe(1);
+    // The run in progress is left to expire with what its Lease held: another replica goes on with it. The run that succeeded is not.
+    expect(api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key'])).toEqual(['running']);
+    // (Offered at each list of b that finds it so.)
+    expect([...new Set(offered)]).toEqual(['running']);
+    // This replica still holds the cooldown (it deduplicates the group's events), and a commit made since is not held to the refusals.
+    expect(a.holder('cooling', Date.now())).toMatchObject({ phase: 'cooling' });
+    expect(await a.commit()).toBe(true);
   });
 
   it('an event and a place beyond ASCII, each within 64 Ki characters but over 64 KiB, are not kept: the Lease stays within the API server\'s 256 KiB of annotations, and its writes are taken', async () => {

@@ -545,6 +545,7 @@ export class KubernetesRunStateStore extends GroupStates {
           this.loseHold(key, held, `another replica (${err.holder || 'unknown'}) took the Lease over`);
           return;
         }
+        if (isRefusedForGood(err)) return this.writeRefused(key, held, err);
         held.unsaved = true;
         this.writeFailed(err, key, held.name, 'it is written again at each renewal');
       }
@@ -762,6 +763,23 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   /**
+   * A write of a held Lease that the API server refused for itself ({@link isRefusedForGood}): made again at each renewal, it
+   * was refused at each for as long as the replica ran, and a cooldown's Lease, left a run in progress that no longer renews,
+   * expired for the other replicas, one of which went on with that run, which had succeeded. The hold is given up instead: a
+   * run in progress stops before its next plugin call, its Lease left to expire with what it held before (another replica
+   * goes on from there), and a cooldown's Lease is deleted (the cooldown then holds on this replica only).
+   */
+  private writeRefused(key: string, held: HeldLease, err: LeaseRefused): void {
+    if (held.record.phase === 'running') {
+      this.failures++;
+      return this.loseHold(key, held, `the API server refused a write of its Lease (HTTP ${err.code}), and would refuse it again`);
+    }
+    this.writeFailed(err, key, held.name, 'the Lease is deleted, so that no replica takes the run that ended here for one cut short; the group\'s cooldown holds on this replica only');
+    if (this.mine.get(key) === held) this.mine.delete(key);
+    this.deleteLease(held);
+  }
+
+  /**
    * A write of a held Lease that failed; `then`: what becomes of the Lease. Refused for itself (422 invalid, 404 namespace gone), it counts against
    * commits as a failed claim does but is no outage: the API server answers, so new events are still taken.
    */
@@ -821,6 +839,9 @@ class LeaseLost extends Error {
 }
 
 const isRefused = (err: unknown, code: number): boolean => err instanceof LeaseRefused && err.code === code;
+
+/** A 4xx that refuses the call for itself (422 invalid, 404 its namespace gone), not this replica nor for now: made again as it is, it is refused again. */
+const isRefusedForGood = (err: unknown): err is LeaseRefused => err instanceof LeaseRefused && !isOutage(err) && !isDenied(err);
 
 /** Whether a Lease holds the claim `record` made, unchanged: the same holder, event and start, still running. */
 const sameClaim = (found: LeaseRecord, record: LeaseRecord): boolean =>
