@@ -966,6 +966,45 @@ describe('FlowEngine on the Kubernetes store', () => {
     await b.engine.shutdown(1_000);
   });
 
+  it('a run still queued when the shutdown grace ended, whose claim was still on its way, is handed back with its event once that claim lands, not deleted with it: another replica goes on with it', async () => {
+    const calls: string[] = [];
+    const engineOf = (replicaName: string): { engine: FlowEngine; store: KubernetesRunStateStore } => {
+      const { store } = replica(replicaName);
+      const plugin = stubPlugin('drain', 60_000, async (event, { signal }) => {
+        const instance = (event.data as { labels: { instance_id: string } }).labels.instance_id;
+        calls.push(`${replicaName} ${instance}`);
+        // i-0 keeps the flow's one slot on a until the shutdown cuts it short.
+        if (replicaName === 'a' && instance === 'i-0') await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+        return { status: 'ok', message: '', attributes: {} };
+      });
+      const { config } = parseConfig('plugins:\n  drain: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: 1\n    cooldown: 10m\n    plugins: [drain]\n', 'test.yaml', {});
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+      store.onCutShort((handed) => engine.goOnWith(handed));
+      return { engine, store };
+    };
+    const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: instance } } });
+    const a = engineOf('a');
+    a.engine.dispatch(notice('e0', 'i-0'), Date.now());
+    await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['a i-0']);
+    // i-1's claim is slow (a wave's claims wait for their turn, the API server throttles): it is still on its way as the grace ends.
+    let answerClaim!: () => void;
+    api.failNext(1, { method: 'POST', path: LEASES_PATH, effect: 'delay', until: new Promise<void>((resolve) => (answerClaim = resolve)) });
+    a.engine.dispatch(notice('e1', 'i-1'), Date.now());
+    const committed = a.engine.commit();
+    await a.engine.shutdown(100);
+    answerClaim();
+    // The sender of e1 is told it was taken: its run must not be lost.
+    expect(await committed).toBe(true);
+    await a.store.close();
+    const held = (instance: string): string[] => api.cluster.leases.all().filter((l) => l.metadata.annotations!['hollowtrees.io/group-key'] === `spot:{instance_id="${instance}"}`).map((l) => `${l.spec?.holderIdentity ?? ''}|${l.metadata.annotations!['hollowtrees.io/run-event'] === undefined ? 'no event' : 'event'}`);
+    expect(held('i-1')).toEqual(['|event']);
+    // Another replica's list finds it, and goes on with it, as with i-0.
+    const b = engineOf('b');
+    b.store.sweep(Date.now());
+    await expect.poll(() => b.engine.groups().filter((g) => g.phase === 'cooling').map((g) => g.key).sort(), { timeout: 5_000, interval: 10 }).toEqual(['spot:{instance_id="i-0"}', 'spot:{instance_id="i-1"}']);
+    expect(calls.slice(1).sort()).toEqual(['b i-0', 'b i-1']);
+  });
+
   it('a run whose next try came due but still waited in the queue when the shutdown grace ended is handed back with its place: another replica calls only the plugin that failed', async () => {
     const calls: string[] = [];
     const engineOf = (replicaName: string): FlowEngine => {

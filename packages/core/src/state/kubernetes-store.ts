@@ -99,6 +99,8 @@ export class KubernetesRunStateStore extends GroupStates {
   private readonly claims = new Map<RunProgress, Promise<ClaimResult>>();
   /** The run whose claim is in flight, by group: a claim that comes back after its run was released gives its Lease up. */
   private readonly claiming = new Map<string, RunProgress>();
+  /** Runs cut short while their claim was in flight (the claim's run, to the run as cut short): the claim hands its Lease back as it lands, rather than give it up. */
+  private readonly cutWhileClaiming = new Map<RunProgress, RunProgress>();
   /** Every call in flight (claims, writes, renewals, sweeps); none of them rejects. */
   private readonly pending = new Set<Promise<unknown>>();
   /** Of `pending`, what a commit waits for: claims, and the writes that record a run's end (cooldown, release). Never renewals or sweeps. */
@@ -204,11 +206,23 @@ export class KubernetesRunStateStore extends GroupStates {
    */
   override cutShort(key: string, run: RunProgress): void {
     const held = this.mine.get(key);
+    if (!held) {
+      // A run still queued when the grace ended may have its claim on its way: its Lease is handed back once it lands. Given up
+      // with it, the Lease went with the run's event (and a place the claim took over), though its sender was told it was taken.
+      const claiming = this.claiming.get(key);
+      if (claiming) this.cutWhileClaiming.set(claiming, run);
+      return this.release(key);
+    }
+    this.forget(key);
+    this.giveBack(key, held, run);
+  }
+
+  /** Hands `held` back with the place of `run`, cut short ({@link cutShort}); deletes it when there is no place to keep. */
+  private giveBack(key: string, held: HeldLease, run: RunProgress): void {
     // The Lease's place is the run's latest (each move is written there at once), or the one its claim took over from a
     // hand-back, which a run still queued here has not gone on from yet: from `run` it would call again the plugins that acted.
-    const place = held?.record.phase === 'running' ? (held.record.place ?? this.placeToKeep(key, run)) : undefined;
-    if (!held || !place) return this.release(key);
-    this.forget(key);
+    const place = held.record.phase === 'running' ? (held.record.place ?? this.placeToKeep(key, run)) : undefined;
+    if (!place) return this.dropHeld(key);
     this.mine.delete(key);
     held.record = handBack({ ...held.record, place }, this.options.clock.now());
     const written = held.writing.then(async () => {
@@ -358,8 +372,12 @@ export class KubernetesRunStateStore extends GroupStates {
   private async acquire(key: string, flow: string, run: RunProgress, now: number): Promise<ClaimResult> {
     const result = await this.acquireLease(key, flow, run, now);
     if (this.claiming.get(key) !== run) {
-      // Its run was released while the claim was in flight (a full queue): nothing acts on it.
-      if (result.claim === 'held') this.dropHeld(key);
+      const cut = this.cutWhileClaiming.get(run);
+      this.cutWhileClaiming.delete(run);
+      // Its run was released while the claim was in flight (a full queue): nothing acts on it. Or cut short (a shutdown): handed back.
+      const held = result.claim === 'held' ? this.mine.get(key) : undefined;
+      if (held && cut) this.giveBack(key, held, cut);
+      else if (held) this.dropHeld(key);
       return RUNNING_ELSEWHERE;
     }
     this.claiming.delete(key);
