@@ -142,7 +142,10 @@ function resumeAt(flow: CompiledFlow | undefined, name: string, run: Pick<RunPro
  * run passed, when it was for the same event; from the start for another event of the group, or one that recorded no place.
  */
 function goOnAfter(flow: CompiledFlow, progress: RunProgress, { place, eventId }: TakenOver): RunProgress | { reason: string } {
-  if (!place || eventId !== progress.event.id) return progress;
+  if (eventId !== progress.event.id) return progress;
+  // Stopped before a plugin passed, the run kept no place: it starts from its start again, which is a restart all the same (written
+  // in its Lease before a plugin acts). Else a run whose first call stops its replica each time (an OOM kill) went on for ever.
+  if (!place) return { ...progress, restarts: progress.restarts + 1 };
   // Waiting for its next try the run called nothing, so taking it over restarts nothing.
   const restarts = place.restarts + (place.waiting ? 0 : 1);
   const where = resumeAt(flow, flow.name, place, restarts);

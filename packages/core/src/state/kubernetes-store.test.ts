@@ -1256,6 +1256,27 @@ describe('FlowEngine on the Kubernetes store', () => {
     expect(calls).toEqual(['detach i-2', 'terminate i-2']);
   });
 
+  it('a run whose replica stops each time during its first plugin call (an OOM kill in a crash loop) is resumed 5 times, then given up: it does not stop every replica for ever', async () => {
+    const calls: number[] = [];
+    const heard: RunSettlement[] = [];
+    const { config } = parseConfig('plugins:\n  drain: { type: log }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    plugins: [drain]\n', 'test.yaml', {});
+    // Its call never ends: the process is killed during it.
+    const plugin = stubPlugin('drain', 600_000, () => {
+      calls.push(Date.now());
+      return new Promise<PluginResponse>(() => {});
+    });
+    for (let life = 0; life < 7; life++) {
+      // kill -9, and the same pod's container restarted: it takes its own Lease over at once, for the alert's re-send.
+      const { store } = replica('core-0');
+      const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['drain', plugin]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+      engine.dispatch({ id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } }, Date.now(), (settled) => heard.push(settled));
+      await expect.poll(() => calls.length + heard.length, { timeout: 5_000, interval: 10 }).toBe(life + 1);
+      await store.close();
+    }
+    expect(calls).toHaveLength(6);
+    expect(heard).toEqual([{ flow: 'spot', outcome: 'failed', error: 'not resumed: it was resumed 5 times and never finished' }]);
+  });
+
   it('a run this replica stopped when its hold lapsed, taken over again by this replica, is reported interrupted once, not also as another replica\'s', async () => {
     const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
     const { store } = replica('a', { leaseDurationMs: 180_000, renewIntervalMs: 100, shift });
