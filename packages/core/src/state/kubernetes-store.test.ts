@@ -819,6 +819,42 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await a.commit()).toBe(true);
   });
 
+  it('a run that ended here (succeeded with no cooldown, or failed) whose Lease delete meets its own earlier write, applied though it got no answer, still deletes its Lease: no replica goes on with a run that ended', async () => {
+    // No renew tick within the test: nothing writes the Lease again before the run's end.
+    const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const b = replica('b').store;
+    const offered: string[] = [];
+    b.onCutShort((cut) => offered.push(cut.key));
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    // The write of the run's place gets no answer within the call's 2 s, but is applied after all.
+    let apply!: () => void;
+    api.failNext(1, { method: 'PUT', path: LEASE_PATH, effect: 'delay', until: new Promise<void>((resolve) => (apply = resolve)) });
+    a.progress('g', 'running', { ...run('e1'), next: 1, at: { plugin: 'terminate', occurrence: 0, passed: ['detach'] } });
+    expect(await a.commit('g')).toBe(false);
+    apply();
+    await expect.poll(() => api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/run-place'] !== undefined), { timeout: 5_000, interval: 10 }).toEqual([true]);
+    // The run's last plugin succeeded; its flow has no cooldown (the default).
+    a.succeeded('g', Date.now(), 0);
+    await a.commit('g');
+    await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
+    await observe(b);
+    await sleep(1_100);
+    await observe(b);
+    expect(offered).toEqual([]);
+  });
+
+  it('a run that ended here whose Lease delete got no answer deletes it at a renew tick once the API server answers again', async () => {
+    const a = replica('a', { renewIntervalMs: 100 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    api.unreachable = true;
+    a.release('g');
+    expect(await a.commit('g')).toBe(false);
+    api.unreachable = false;
+    await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
+  });
+
   it('an event and a place beyond ASCII, each within 64 Ki characters but over 64 KiB, are not kept: the Lease stays within the API server\'s 256 KiB of annotations, and its writes are taken', async () => {
     const a = replica('a').store;
     // 60 Ki characters of three bytes each: 180 KiB. Kept both, the Lease's annotations took 360 KiB and every write got 422.

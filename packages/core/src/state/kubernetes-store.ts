@@ -14,6 +14,8 @@ interface Doubt {
   record: LeaseRecord;
   /** Monotonic ms after which an orphan would count as expired for every replica anyway: the doubt is dropped then. */
   until: number;
+  /** The Lease of a run that ended here, whose delete got no answer: deleted even with a place, looked for until it is answered. */
+  ended?: true;
 }
 
 /** One claim's calls: begun at `startedAt` (monotonic ms); `unanswered`, what the last write that got no answer (a create or a takeover) would have left in the Lease. */
@@ -603,17 +605,39 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   private deleteLease(held: HeldLease): void {
-    const { uid, resourceVersion } = held.lease.metadata ?? {};
-    const deleted = held.writing.then(async () => {
-      try {
-        await this.options.api.delete(held.name, { uid: uid!, resourceVersion: held.lease.metadata?.resourceVersion ?? resourceVersion! });
-        this.answered();
-      } catch (err) {
-        // 409/404: someone else has it now or it is gone; unreachable: it expires by itself and is then taken over or swept.
-        if (!(err instanceof LeaseRefused)) this.failed(err);
+    this.track(held.writing.then(() => this.deleteHeld(held)), held.record.key);
+  }
+
+  /**
+   * Deletes the Lease of a run that ended here (it failed, or succeeded with no cooldown), as this replica last saw it. A 409
+   * may be this replica's own write, applied though it got no answer: read back still as the run left it, the Lease is deleted
+   * as read. No answer: looked for again at each renew tick ({@link settleDoubt}). Left, the Lease expired as a run cut short,
+   * and a replica went on with that run, which had ended.
+   */
+  private async deleteHeld(held: HeldLease): Promise<void> {
+    const key = held.record.key;
+    try {
+      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+        const { uid, resourceVersion } = held.lease.metadata ?? {};
+        try {
+          await this.options.api.delete(held.name, { uid: uid!, resourceVersion: resourceVersion! });
+          this.answered();
+          return;
+        } catch (err) {
+          // 404: it is gone; another refusal (403: RBAC): it expires by itself, and is then taken over or swept.
+          if (!isRefused(err, 409)) throw err;
+        }
+        const current = await this.readOrUndefined(held.name);
+        const found = current && fromLease(current);
+        // Gone, or someone else's now.
+        if (!found || !sameClaim(found, held.record)) return;
+        held.lease = current;
       }
-    });
-    this.track(deleted, held.record.key);
+    } catch (err) {
+      if (err instanceof LeaseRefused) return;
+      this.failed(err);
+      if (held.record.phase === 'running' && !this.doubts.has(key)) this.doubts.set(key, { name: held.name, record: held.record, until: Infinity, ended: true });
+    }
   }
 
   /** Gives the hold up here and tells its run in progress, if any, to stop. */
@@ -679,14 +703,15 @@ export class KubernetesRunStateStore extends GroupStates {
       const current = await this.readOrUndefined(doubt.name);
       this.answered();
       const found = current && fromLease(current);
-      // Not (yet) there: a create still on its way may land; look again next time.
-      if (!current) return;
+      // Not (yet) there: a create still on its way may land; look again next time. A run's end: deleted already.
+      if (!current) return doubt.ended ? done() : undefined;
       if (found && sameClaim(found, doubt.record) && !this.mine.has(key)) {
         // A takeover that kept a run's place hands the Lease back with it, as it was before: the event's re-send goes on from there.
-        if (found.place) await this.options.api.replace(toLease(doubt.name, handBack(found, this.options.clock.now()), current));
+        const handingBack = found.place && !doubt.ended;
+        if (handingBack) await this.options.api.replace(toLease(doubt.name, handBack(found, this.options.clock.now()), current));
         else await this.options.api.delete(doubt.name, { uid: current.metadata!.uid!, resourceVersion: current.metadata!.resourceVersion! });
-        const what = found.place ? 'handed back (with its run\'s place) the Lease of a takeover' : 'deleted the Lease of a claim';
-        this.options.logger.warn({ groupKey: key, lease: this.shownLease(doubt.name) }, `${what} whose write got no answer but was applied; the event was refused and is sent again`);
+        if (doubt.ended) this.options.logger.info({ groupKey: key, lease: this.shownLease(doubt.name) }, 'deleted the Lease of a run that ended here, whose delete got no answer');
+        else this.options.logger.warn({ groupKey: key, lease: this.shownLease(doubt.name) }, `${handingBack ? 'handed back (with its run\'s place) the Lease of a takeover' : 'deleted the Lease of a claim'} whose write got no answer but was applied; the event was refused and is sent again`);
       }
       done();
     } catch (err) {
