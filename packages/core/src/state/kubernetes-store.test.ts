@@ -855,6 +855,19 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
   });
 
+  it('a run that ended here whose Lease delete got no answer before the replica stops deletes it as it stops, not at a renew tick that never comes', async () => {
+    const a = replica('a', { renewIntervalMs: 60_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    api.unreachable = true;
+    a.release('g');
+    expect(await a.commit('g')).toBe(false);
+    api.unreachable = false;
+    // SIGTERM: core stops its engine, then the store.
+    await a.close();
+    expect(api.cluster.leases.all()).toEqual([]);
+  });
+
   it('an event and a place beyond ASCII, each within 64 Ki characters but over 64 KiB, are not kept: the Lease stays within the API server\'s 256 KiB of annotations, and its writes are taken', async () => {
     const a = replica('a').store;
     // 60 Ki characters of three bytes each: 180 KiB. Kept both, the Lease's annotations took 360 KiB and every write got 422.

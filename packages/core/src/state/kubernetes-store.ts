@@ -358,13 +358,16 @@ export class KubernetesRunStateStore extends GroupStates {
     return check;
   }
 
-  /** Stops renewing; Leases of runs cut short were released by the engine, cooldowns stay for the other replicas (one whose write failed is written once more). */
+  /** Stops renewing; Leases of runs cut short were released by the engine, cooldowns stay for the other replicas (one whose write failed is written once more, as is a delete that got no answer). */
   override async close(): Promise<void> {
     clearInterval(this.renewer);
     clearInterval(this.prober);
     // What a failed write left unwritten (a run's cooldown) is written once more, as the next renewal would have: left so, its Lease
     // would expire as a run in progress, and another replica would go on with a run that ended here.
     for (const [key, held] of this.mine) if (held.unsaved) this.write(key, held, held.record);
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+    // So is a delete that got no answer (a run's end, the Lease a claim may have left), as the next renew tick would have.
+    for (const [key, doubt] of this.doubts) this.track(this.settleDoubt(key, doubt));
     while (this.pending.size > 0) await Promise.all([...this.pending]);
     // A call that failed meanwhile may have started probing again.
     clearInterval(this.prober);
