@@ -8,6 +8,7 @@ import { PROBLEMS_LISTED, problemsText } from '../validation-issues.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
 import { UNAVAILABLE_BECAUSE, type StateBackend } from '../state/run-state-store.js';
 import type { EventSource, SourceStatus } from '../sources/event-source.js';
+import { SourceHealth } from '../sources/source-health.js';
 import type { Authenticator } from './auth.js';
 import { requireIdentityEncoding } from './content-encoding.js';
 import { HttpError, type RejectReason } from './http-error.js';
@@ -163,9 +164,7 @@ export class Receiver implements EventSource {
   private state: SourceStatus['state'] = 'starting';
   private ready = false;
   private inFlight = 0;
-  private lastReceiveAt: number | undefined;
-  private errors = 0;
-  private lastError: SourceStatus['lastError'];
+  private readonly health = new SourceHealth();
   private boundAddress: AddressInfo | undefined;
   /** Sockets with a request core is handling, and its response: a parser error on them is not counted twice. */
   private readonly busySockets = new WeakMap<object, ServerResponse>();
@@ -228,15 +227,7 @@ export class Receiver implements EventSource {
   }
 
   status(): SourceStatus {
-    return {
-      name: this.name,
-      kind: this.kind,
-      state: this.state,
-      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
-      inFlight: this.inFlight,
-      errors: this.errors,
-      ...(this.lastError ? { lastError: this.lastError } : {}),
-    };
+    return this.health.status(this.name, this.kind, this.state, this.inFlight);
   }
 
   /**
@@ -350,7 +341,7 @@ export class Receiver implements EventSource {
       if (full) throw noRoomBeforeParsing(intake.noun, full);
       const receivedAt = new Date((this.options.clock ?? systemClock).now());
       const at = receivedAt.getTime();
-      this.lastReceiveAt = at;
+      this.health.received(at);
       const { events, refused, leftOut } = await intake.parse(body, receivedAt, limits);
       // Said at every such payload: nothing else tells the operator that these alerts are never acted on.
       if (leftOut) this.options.logger.warn({ path: req.url, truncatedAlerts: leftOut.count, groupKey: leftOut.group.slice(0, 1_000), alerts: events.length + (refused?.refused ?? 0) }, 'Alertmanager left alerts of this group out of its webhook payload (max_alerts in its webhook_configs): core never receives them, nor acts on them');
@@ -398,8 +389,7 @@ export class Receiver implements EventSource {
     const error = err instanceof HttpError ? err : new HttpError(500, 'internal', 'internal error');
     if (!(err instanceof HttpError)) this.options.logger.error({ err, path: req.url }, 'receiver failed on a request');
     this.options.metrics.requestsRejected.inc({ reason: countedReason(req, error) });
-    this.errors++;
-    this.lastError = { at: (this.options.clock ?? systemClock).now(), message: `${error.status} ${error.reason}: ${error.message}` };
+    this.health.failed((this.options.clock ?? systemClock).now(), `${error.status} ${error.reason}: ${error.message}`);
     if (res.headersSent) {
       res.destroy();
       return;

@@ -5,6 +5,7 @@ import { spotPriceSourceName, type SpotPriceConfig } from '../../config/schema.j
 import { awsClientConfig } from '../aws-client-config.js';
 import type { EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import { SourceHealth } from '../source-health.js';
 import { crossingEvent, type CrossingPlace } from './crossing-event.js';
 import { fellBack, findCrossings, fixedThreshold, jumpThreshold, settledTime, type Crossing, type PriceSample, type ThresholdRule } from './price-crossings.js';
 import { readPriceHistory } from './price-history.js';
@@ -54,9 +55,7 @@ export class SpotPriceSource implements EventSource {
   private loop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
   private state: SourceState = 'starting';
-  private errors = 0;
-  private lastReceiveAt: number | undefined;
-  private lastError: { at: number; message: string } | undefined;
+  private readonly health = new SourceHealth();
   /**
    * Open surges handed to the flows, by pool and threshold kind, refused ones
    * too: a flow may have taken one another refused, and its action (a
@@ -111,15 +110,7 @@ export class SpotPriceSource implements EventSource {
   }
 
   status(): SourceStatus {
-    return {
-      name: this.name,
-      kind: this.kind,
-      state: this.state,
-      inFlight: 0,
-      errors: this.errors,
-      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
-      ...(this.lastError ? { lastError: this.lastError } : {}),
-    };
+    return this.health.status(this.name, this.kind, this.state, 0);
   }
 
   private async run(): Promise<void> {
@@ -165,7 +156,7 @@ export class SpotPriceSource implements EventSource {
             }),
           );
     this.metrics.polls.inc({ source: this.name });
-    this.lastReceiveAt = now;
+    this.health.received(now);
     for (const pool of pools) {
       const samples = history.get(poolKey(pool))?.samples ?? [];
       for (const rule of rules.get(poolKey(pool))!) {
@@ -258,9 +249,8 @@ export class SpotPriceSource implements EventSource {
     } catch (err) {
       if (this.stopping.signal.aborted) throw err;
       const failure = new Ec2CallError(action, err);
-      this.errors++;
       this.metrics.apiErrors.inc({ source: this.name, action });
-      this.lastError = { at: this.clock.now(), message: failure.message };
+      this.health.failed(this.clock.now(), failure.message);
       throw failure;
     }
   }

@@ -6,6 +6,7 @@ import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
 import { awsClientConfig } from '../aws-client-config.js';
 import type { AcceptOptions, EventSink } from '../event-sink.js';
 import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import { SourceHealth } from '../source-health.js';
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
 import { ActedEvents } from './acted-events.js';
 import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
@@ -122,9 +123,7 @@ export class SqsQueueSource implements EventSource {
   /** Why the pollers receive nothing now (see {@link refusal}); undefined while they receive. */
   private refusing: string | undefined;
   private state: SourceState = 'starting';
-  private errors = 0;
-  private lastReceiveAt: number | undefined;
-  private lastError: { at: number; message: string } | undefined;
+  private readonly health = new SourceHealth();
 
   constructor(
     private readonly config: SqsQueueConfig,
@@ -190,15 +189,7 @@ export class SqsQueueSource implements EventSource {
   }
 
   status(): SourceStatus {
-    return {
-      name: this.name,
-      kind: this.kind,
-      state: this.state,
-      inFlight: this.inProgress.size,
-      errors: this.errors,
-      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
-      ...(this.lastError ? { lastError: this.lastError } : {}),
-    };
+    return this.health.status(this.name, this.kind, this.state, this.inProgress.size);
   }
 
   private async poll(): Promise<void> {
@@ -252,7 +243,7 @@ export class SqsQueueSource implements EventSource {
         this.wakePollers();
       }
       const receivedAt = this.clock.now();
-      if (messages.length > 0) this.lastReceiveAt = receivedAt;
+      if (messages.length > 0) this.health.received(receivedAt);
       for (const message of messages) this.track(this.handle(message, receivedAt));
       if (messages.length === 0 && this.config.waitTimeSeconds === 0) await this.clock.sleep(EMPTY_SHORT_POLL_PAUSE_MS, signal).catch(() => {});
     }
@@ -447,7 +438,6 @@ export class SqsQueueSource implements EventSource {
 
   /** Counts an error in the source's status and keeps it as the last one. */
   private noteError(message: string): void {
-    this.errors++;
-    this.lastError = { at: this.clock.now(), message };
+    this.health.failed(this.clock.now(), message);
   }
 }
