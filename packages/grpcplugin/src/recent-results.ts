@@ -1,6 +1,6 @@
 /**
  * `fn` with its results for the last distinct inputs remembered (up to `max`;
- * then it starts over). For pure functions called with the same few inputs
+ * then the oldest is forgotten, one for each new input: never one just remembered). For pure functions called with the same few inputs
  * many times: the alerts of one wave share their `startsAt` and `endsAt`.
  * A call that throws is not remembered. Results are shared: never mutate one.
  */
@@ -10,7 +10,8 @@ export function rememberingRecent<R>(fn: (input: string) => R, max: number): (in
     let result = results.get(input);
     if (result === undefined) {
       result = fn(input);
-      if (results.size >= max) results.clear();
+      // A Map keeps insertion order: its first key is the oldest input.
+      if (results.size >= max) results.delete(results.keys().next().value!);
       results.set(input, result);
     }
     return result;

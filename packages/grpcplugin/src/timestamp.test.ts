@@ -64,7 +64,7 @@ describe('RFC 3339 times', () => {
 });
 
 describe('rememberingRecent', () => {
-  it('calls fn once per distinct input, starts over past max, and does not remember a throw', () => {
+  it('calls fn once per distinct input, forgets the oldest past max, and does not remember a throw', () => {
     const calls: string[] = [];
     const upper = rememberingRecent((s) => {
       calls.push(s);
@@ -73,8 +73,8 @@ describe('rememberingRecent', () => {
     }, 2);
     expect([upper('a'), upper('a'), upper('b'), upper('a')]).toEqual(['A', 'A', 'B', 'A']);
     expect(calls).toEqual(['a', 'b']);
-    upper('c'); // the third distinct input: forgets a and b
-    expect(upper('a')).toBe('A');
+    upper('c'); // the third distinct input: forgets a, the oldest, and keeps b
+    expect([upper('b'), upper('a')]).toEqual(['B', 'A']);
     expect(calls).toEqual(['a', 'b', 'c', 'a']);
     expect(() => upper('bad')).toThrow('bad input');
     expect(() => upper('bad')).toThrow('bad input');

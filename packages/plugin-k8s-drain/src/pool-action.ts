@@ -13,7 +13,7 @@ import { PoolRegistry, type PoolRun } from './pool-registry.js';
 import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
 import { isResolution } from './resolution.js';
 
-/** Events without a `time` whose first call is remembered; past it the memory starts over. */
+/** Events without a `time` whose first call is remembered; past it the oldest is forgotten. */
 const MAX_UNTIMED_EVENTS = 10_000;
 
 /** How the pool action reaches the rest of the plugin. */

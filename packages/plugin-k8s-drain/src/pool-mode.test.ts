@@ -840,6 +840,27 @@ describe('pool mode: the edges', () => {
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
+  it("a surge without a time is remembered through a full memory of such events: core's retry of it after its resolution drains nothing", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    // 9,999 other events without a time (resolutions of a pool of no node) came before: the surge is the 10,000th remembered.
+    const others = Array.from({ length: 9_999 }, (_, i) => i);
+    const empty = context({ mode: 'pool', selector: 'pool=none' });
+    for (let i = 0; i < others.length; i += 50) {
+      await Promise.all(others.slice(i, i + 50).map((n) => handler.handle({ ...surge(), id: `other-${n}`, type: 'aws.ec2.spot.price-surge.resolved', time: undefined }, empty)));
+    }
+    const { time: _surgeTime, ...timeless } = surge();
+    const { time: _resolutionTime, ...timelessResolution } = resolution(TIME);
+    await rejection(handler.handle(timeless, context({ mode: 'pool' }, 2_000)));
+    // The 10,001st: the memory, full, forgot its oldest, not the surge's first call (it was cleared whole, and the retry drained the pool again).
+    expect(await handler.handle(timelessResolution, context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+
+    const retry = await handler.handle(timeless, { ...context({ mode: 'pool' }, 2_000), attempt: 2 });
+    expect(retry).toMatchObject({ status: 'skipped' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+  }, 60_000);
+
   it('a surge newer than the resolution that stopped the drain, come while that drain still undoes its cordons, drains the pool anew after it', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
