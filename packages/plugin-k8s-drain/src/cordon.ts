@@ -116,6 +116,32 @@ export async function cordonNode(
 }
 
 /**
+ * Moves the node's record of an older surge's cordon by a drain of `claim`'s pool to `claim`'s surge (see
+ * {@link cordonPatch}), so that older surge's late resolution, in any plugin process, leaves it. A node that is no
+ * longer cordoned and marked, is another node object than `uid`, or records anyone else's cordon is left as it is.
+ * Re-reads the node at each try.
+ */
+export function recordNewerSurge(
+  api: KubeApi,
+  name: string,
+  uid: string | undefined,
+  marks: NodeMarks,
+  claim: PoolClaim,
+  run: { deadline: Deadline; backoff: Backoff; dryRun: boolean },
+): Promise<void> {
+  return withRetries(
+    async () => {
+      const current = await api.readNode(name);
+      // Not marked: undone meanwhile, and a cordon here would make it again.
+      if (current.metadata?.uid !== uid || !isMarked(current, marks)) return;
+      const patch = cordonPatch(current, marks, claim);
+      if (patch && !run.dryRun) await sendPatch(api, name, patch, run.deadline.signal, () => {});
+    },
+    { deadline: run.deadline, backoff: run.backoff, doing: `recording a newer surge on node "${name}"` },
+  );
+}
+
+/**
  * The merge patch that undoes {@link cordonPatch}: removes the taint and the
  * label (and a pool drain's record of it) and, unless the node was unschedulable before the cordon
  * (`keepUnschedulable`), makes it schedulable again. Undefined when the node no

@@ -1,6 +1,6 @@
 import type { Backoff, CloudEvent } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { cordonNode, uncordonNode, type CordonResult } from './cordon.js';
+import { cordonNode, recordNewerSurge, uncordonNode, type CordonResult } from './cordon.js';
 import { DrainStoppedError, type Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { evictPods, gracePeriodFor } from './evict.js';
@@ -57,6 +57,12 @@ export class NodeDrainer {
       });
     }
     return result;
+  }
+
+  /** Moves the node's record of a pool cordon for an older surge to `claim`'s (see {@link recordNewerSurge}). */
+  recordSurge(name: string, uid: string | undefined, claim: PoolClaim, retry: NodeRetry): Promise<void> {
+    const o = this.options;
+    return recordNewerSurge(this.api, name, uid, { taint: o.taint, label: o.nodeLabelMark }, claim, { ...retry, dryRun: o.dryRun });
   }
 
   /**

@@ -6,7 +6,7 @@ import type { KubeApi } from './kube-api.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
 import { describeNodeRef, nodeRefOf, type NodeRef } from './node-lookup.js';
 import type { ResolvedDrainOptions } from './options.js';
-import { drainPool, recallRecordedCordons, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
+import { drainPool, holdForSurge, recallRecordedCordons, uncordonNodes, type PoolDrainOutcome } from './pool-drain.js';
 import type { PoolSettings } from './pool-options.js';
 import { heldForNewerSurge } from './pool-cordon-record.js';
 import { PoolRegistry, type PoolRun } from './pool-registry.js';
@@ -124,6 +124,8 @@ export class PoolAction {
       // Once it has ended, this surge drains the pool anew (or joins the drain another call has started since).
       const winding = run.stopped;
       this.deps.options.logger.info(winding ? 'pool drain stopped by a resolution older than this surge: draining anew once it has undone its cordons' : 'pool drain already in progress: waiting for it', { pool: pool.name });
+      // Adopted by this surge: its cordons say so on the nodes, which a resolution in another plugin process reads.
+      if (!winding) await holdForSurge(this.deps.drainer, this.registry.memory(pool.key), { pool: pool.key, surgeAt: run.since }, { deadline, backoff: this.deps.options.backoff, logger: this.deps.options.logger });
       try {
         const outcome = await deadline.race(winding ? run.outcome.then(() => undefined, () => undefined) : run.outcome);
         if (outcome) return outcome;

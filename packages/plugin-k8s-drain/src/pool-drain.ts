@@ -6,7 +6,7 @@ import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
 import { nothingToDrain } from './pod-filter.js';
 import type { PoolSettings } from './pool-options.js';
-import { heldForNewerSurge, recordedPoolCordon, rememberRecordedCordon, type PoolResolution } from './pool-cordon-record.js';
+import { heldForNewerSurge, recordedPoolCordon, rememberRecordedCordon, type PoolClaim, type PoolResolution } from './pool-cordon-record.js';
 import type { PoolMemory } from './pool-registry.js';
 
 /** Cordons (and uncordons, and the pod listings of nodes found cordoned) of a pool sent at once; the call gate caps the calls in flight anyway. */
@@ -210,6 +210,25 @@ function holdFor(memory: PoolMemory, name: string, surgeAt: number): void {
   if (cordon !== undefined && (cordon.surgeAt ?? -Infinity) < surgeAt) memory.cordoned.set(name, { ...cordon, surgeAt });
 }
 
+/**
+ * A newer surge (of time `claim.surgeAt`) has joined the pool's drain: the cordons `memory` holds for older surges are
+ * held for it, here and in the nodes' records (which a resolution in another plugin process, or after a restart, reads),
+ * so the older surges' late resolutions leave them. A record that cannot be moved is logged: that cordon stays held for
+ * the older surge until this surge's retry cordons the node again.
+ */
+export async function holdForSurge(drainer: NodeDrainer, memory: PoolMemory, claim: PoolClaim, run: NodeRetry & { logger: Logger }): Promise<void> {
+  const older = [...memory.cordoned].filter(([, cordon]) => (cordon.surgeAt ?? -Infinity) < claim.surgeAt);
+  await forEachBounded(older, PATCH_CONCURRENCY, async ([name, cordon]) => {
+    try {
+      await drainer.recordSurge(name, cordon.uid, claim, run);
+      // The same node object still: the memory may have forgotten it (uncordoned) or learnt another under its name meanwhile.
+      if (memory.cordoned.get(name)?.uid === cordon.uid) holdFor(memory, name, claim.surgeAt);
+    } catch (err) {
+      run.logger.warn('could not record the newer surge on a node its pool drain cordoned: an older surge\'s resolution in another plugin process would undo it', { node: name, err });
+    }
+  });
+}
+
 /** A node not cordoned by this drain (stopped before it began): the pool's memory says whether to undo an earlier cordon. */
 function notCordoned(node: V1Node): NodeState {
   return { node, name: node.metadata?.name ?? '', changed: false, drained: false };
@@ -222,14 +241,21 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
     try {
-      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, { deadline, backoff: r.backoff }, { pool: r.pool, surgeAt: r.surgeAt() });
+      const retry = { deadline, backoff: r.backoff };
+      let surgeAt = r.surgeAt();
+      const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, retry, { pool: r.pool, surgeAt });
+      const uid = node.metadata?.uid;
+      // A newer surge that joined while the patch was on its way did not find this cordon to move (see holdForSurge).
+      while (r.surgeAt() > surgeAt) {
+        surgeAt = r.surgeAt();
+        await drainer.recordSurge(name, uid, { pool: r.pool, surgeAt }, retry);
+      }
       // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned
       // this same node first: one remembered under its name that has been deleted since is another node. That earlier
       // cordon is this surge's now (as the cordon patch moved its record): the older surge's resolution must leave it.
-      const uid = node.metadata?.uid;
       const earlier = r.memory.cordoned.get(name);
-      if (earlier !== undefined && earlier.uid === uid) holdFor(r.memory, name, r.surgeAt());
-      else if (changed) r.memory.cordoned.set(name, { uid, wasUnschedulable, surgeAt: r.surgeAt() });
+      if (earlier !== undefined && earlier.uid === uid) holdFor(r.memory, name, surgeAt);
+      else if (changed) r.memory.cordoned.set(name, { uid, wasUnschedulable, surgeAt });
       states.push({ node, name, changed, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;

@@ -488,6 +488,27 @@ describe('pool mode', () => {
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
   });
 
+  it('a late resolution to another plugin process leaves the cordons of a drain a newer surge joined', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // Two core replicas, each with its own plugin: both surges reached the first (the newer joined the drain in
+    // progress), the older surge's late resolution the second, which knows the cordons only from the nodes' records.
+    const first = handlerFor(api, { replyMarginMs: 200 });
+    const second = handlerFor(api, { replyMarginMs: 200 });
+    const older = rejection(first.handle(surge(), context({ mode: 'pool' }, 4_000)));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    const newer = rejection(first.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 4_000)));
+    // The join moves the nodes' records to the newer surge; before, they kept the older one's until a retry cordoned again.
+    const recordedAt = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? '{}').surgeAt;
+    const newerAt = new Date(TIME + 120_000).toISOString();
+    await vi.waitFor(() => POOL.forEach((name) => expect(recordedAt(name)).toBe(newerAt)), { timeout: 1_000, interval: 20 });
+
+    // Before, this resolution undid the cordons the newer surge's drain went on with.
+    expect(await second.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
+    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    await Promise.all([older, newer]);
+  });
+
   /** A pool drain held at pool-1 (db-0's budget), cut by a rolling update of the plugin serving it: its call fails UNAVAILABLE. */
   async function cutByShutdown(api: KubeApiServer): Promise<void> {
     holdOn(api, 'pool-1');
