@@ -244,10 +244,16 @@ export class PoolAction {
     const memory = this.registry.memory(pool.key);
     const retry = { deadline, backoff: o.backoff };
     await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, memory, { ...retry, logger: o.logger });
-    const held = [...memory.cordoned.values()].filter((c) => heldForNewerSurge(c, resolvedAt)).length;
+    const heldHere = (): number => [...memory.cordoned.values()].filter((c) => heldForNewerSurge(c, resolvedAt)).length;
+    const held = heldHere();
     const none = `no pool drain in progress for pool ${pool.name}` + (held > 0 ? `; ${held} nodes stay cordoned for a surge newer than this resolution` : '');
     if (memory.cordoned.size === held) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
     const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { ...retry, logger: o.logger, resolution: { pool: pool.key, resolvedAt } });
+    // Nothing undone and nothing failed: the nodes' records said the cordons were held for a newer surge (by another
+    // plugin process's drain, say) or taken over; this process's memory of them was older.
+    if (uncordoned.length === 0 && memory.cordoned.size === heldHere()) {
+      return { status: 'skipped', message: `${none}; the cordons its earlier drains left are held for a surge newer than this resolution, or were taken over: left as they are`, attributes: { pool: pool.name } };
+    }
     o.logger.info('uncordoned the nodes an earlier pool drain left', { pool: pool.name, uncordoned });
     return {
       message: `${none}; uncordoned ${uncordoned.length} nodes an earlier drain of the pool left cordoned (${uncordoned.join(', ')})`,

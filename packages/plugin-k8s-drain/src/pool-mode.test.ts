@@ -482,7 +482,8 @@ describe('pool mode', () => {
     await rejection(first.handle(surge(), context({ mode: 'pool' }, 2_000)));
     await rejection(second.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
 
-    await first.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    // Before, it answered ok, "uncordoned 0 nodes", where the README's answers say skipped.
+    expect(await first.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
     expect(await first.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
     for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
