@@ -855,6 +855,20 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
   });
 
+  it('a run that ended here whose Lease delete the API server could not serve (5xx) deletes it at a renew tick once it can: no replica goes on with a run that ended', async () => {
+    for (const code of [500, 503]) {
+      const g = `g${code}`;
+      const a = replica(`a${code}`, { renewIntervalMs: 100 }).store;
+      a.tryStart(g, 'spot', run(g), Date.now());
+      expect((await a.claim(g, run(g))).claim).toBe('held');
+      // A busy API server: the delete, and the read of the renew tick just after, are not served.
+      api.failNext(2, { method: 'DELETE', path: LEASE_PATH, code });
+      a.release(g);
+      expect(await a.commit(g)).toBe(false);
+      await expect.poll(() => api.cluster.leases.all().map((l) => l.metadata.annotations!['hollowtrees.io/group-key']), { timeout: 5_000, interval: 10 }).not.toContain(g);
+    }
+  });
+
   it('a run that ended here whose Lease delete got no answer before the replica stops deletes it as it stops, not at a renew tick that never comes', async () => {
     const a = replica('a', { renewIntervalMs: 60_000 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());

@@ -614,8 +614,8 @@ export class KubernetesRunStateStore extends GroupStates {
   /**
    * Deletes the Lease of a run that ended here (it failed, or succeeded with no cooldown), as this replica last saw it. A 409
    * may be this replica's own write, applied though it got no answer: read back still as the run left it, the Lease is deleted
-   * as read. No answer: looked for again at each renew tick ({@link settleDoubt}). Left, the Lease expired as a run cut short,
-   * and a replica went on with that run, which had ended.
+   * as read. No answer, or an API server that could not serve it (5xx, 429: {@link isOutage}): looked for again at each renew
+   * tick ({@link settleDoubt}). Left, the Lease expired as a run cut short, and a replica went on with that run, which had ended.
    */
   private async deleteHeld(held: HeldLease): Promise<void> {
     const key = held.record.key;
@@ -627,7 +627,6 @@ export class KubernetesRunStateStore extends GroupStates {
           this.answered();
           return;
         } catch (err) {
-          // 404: it is gone; another refusal (403: RBAC): it expires by itself, and is then taken over or swept.
           if (!isRefused(err, 409)) throw err;
         }
         const current = await this.readOrUndefined(held.name);
@@ -637,7 +636,8 @@ export class KubernetesRunStateStore extends GroupStates {
         held.lease = current;
       }
     } catch (err) {
-      if (err instanceof LeaseRefused) return;
+      // 404: it is gone; another refusal (403: RBAC): it expires by itself, and is then taken over or swept.
+      if (!isOutage(err)) return;
       this.failed(err);
       if (held.record.phase === 'running' && !this.doubts.has(key)) this.doubts.set(key, { name: held.name, record: held.record, until: Infinity, ended: true });
     }
@@ -718,7 +718,8 @@ export class KubernetesRunStateStore extends GroupStates {
       }
       done();
     } catch (err) {
-      if (err instanceof LeaseRefused) done();
+      // Refused for itself (403, 404, 409): looking again would not help. Not served (5xx, 429): looked for again, as with no answer.
+      if (!isOutage(err)) done();
       else this.failed(err);
     }
   }
