@@ -869,6 +869,17 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     }
   });
 
+  it('a run that succeeded whose cooldown write is refused for itself (422) and whose Lease delete is then not served (503) deletes it at a renew tick: its Lease, still the run in progress, is not left to expire for another replica to run again', async () => {
+    const a = replica('a', { renewIntervalMs: 100 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    api.failNext(1, { method: 'PUT', path: LEASE_PATH, code: 422 });
+    api.failNext(1, { method: 'DELETE', path: LEASE_PATH, code: 503 });
+    a.succeeded('g', Date.now(), 600_000);
+    expect(await a.commit('g')).toBe(false);
+    await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
+  });
+
   it('a run that ended here whose Lease delete got no answer before the replica stops deletes it as it stops, not at a renew tick that never comes', async () => {
     const a = replica('a', { renewIntervalMs: 60_000 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());

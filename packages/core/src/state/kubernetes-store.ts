@@ -619,6 +619,9 @@ export class KubernetesRunStateStore extends GroupStates {
    */
   private async deleteHeld(held: HeldLease): Promise<void> {
     const key = held.record.key;
+    // What the Lease holds as this replica last wrote or read it: `record` may be a write the API server refused (a cooldown,
+    // see writeRefused), while the Lease is still the run in progress, which must not be left to expire as one cut short.
+    const left = fromLease(held.lease) ?? held.record;
     try {
       for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
         const { uid, resourceVersion } = held.lease.metadata ?? {};
@@ -632,14 +635,14 @@ export class KubernetesRunStateStore extends GroupStates {
         const current = await this.readOrUndefined(held.name);
         const found = current && fromLease(current);
         // Gone, or someone else's now.
-        if (!found || !sameClaim(found, held.record)) return;
+        if (!found || !sameClaim(found, left)) return;
         held.lease = current;
       }
     } catch (err) {
       // 404: it is gone; another refusal (403: RBAC): it expires by itself, and is then taken over or swept.
       if (!isOutage(err)) return;
       this.failed(err);
-      if (held.record.phase === 'running' && !this.doubts.has(key)) this.doubts.set(key, { name: held.name, record: held.record, until: Infinity, ended: true });
+      if (left.phase === 'running' && !this.doubts.has(key)) this.doubts.set(key, { name: held.name, record: left, until: Infinity, ended: true });
     }
   }
 
