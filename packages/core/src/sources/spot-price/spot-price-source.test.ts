@@ -321,6 +321,36 @@ describe('spot-price source', () => {
     }
   });
 
+  it('a surge handed in again for a flow that had no room is not run again by a flow that took it and has no cooldown', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // As above, but the pool flow has no cooldown (the default): once its run ended, only its group's run or cooldown held the surge.
+    await startParts((_event, context) => (context.flow === 'notify' ? held : undefined));
+    for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
+    core = await startTestCore(
+      coreYaml(
+        `      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a, us-east-1b]
+      maxPrice: 0.2`,
+        '  notify:\n    allowedEvents: [aws.ec2.spot.price-surge]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n',
+      ),
+    );
+    await morePolls(1);
+    aws.ec2.spotPrices.set(m5b, 0.5);
+    await eventually(() => plugin.calls.filter((c) => c.flow === 'notify').length === 1);
+    aws.ec2.spotPrices.set(m5a, 0.5);
+    const poolRuns = (): number => plugin.calls.filter((c) => c.flow === 'spot-price' && c.event.type === 'aws.ec2.spot.price-surge' && labelsOf(c.event)['availability_zone'] === 'us-east-1a').length;
+    try {
+      await eventually(() => poolRuns() >= 1);
+      await eventually(async () => (await metric('hollowtrees_spot_price_events_refused_total', { source: 'spot-price-us-east-1' })) >= 1);
+      // The surge is handed in again at each poll while notify has no room: the pool flow took it at the first.
+      await morePolls(4);
+      expect(poolRuns()).toBe(1);
+    } finally {
+      release();
+    }
+  });
+
   it('on-demand ratio and jump thresholds: one event per kind, each naming its threshold', async () => {
     await startParts();
     aws.ec2.spotPrices.setSeries(m5a, [

@@ -27,12 +27,22 @@ class Ec2CallError extends Error {
   }
 }
 
-/** An open surge handed to the flows, the pool it is in, and whether every flow that matched it took it. */
+/**
+ * The flows an event is still to be handed to: those that had no room for it (`all` when none could be asked, or the
+ * store could not keep what they took). Empty once every flow took it.
+ */
+type StillFor = ReadonlySet<string> | 'all';
+
+const TAKEN: StillFor = new Set<string>();
+
+/** An open surge handed to the flows, the pool it is in, and the flows still to take it and its end. */
 interface AnnouncedSurge {
   readonly pool: SpotPool;
   readonly crossing: Crossing;
-  /** False while a flow had no room for it: it is handed in again at each poll while it lasts. */
-  taken: boolean;
+  /** Flows that had no room for it: it is handed in again to them alone at each poll while it lasts. */
+  surgeFor: StillFor;
+  /** Once its end was handed in, the flows still to take that. */
+  endFor?: StillFor;
 }
 
 /**
@@ -44,7 +54,7 @@ interface AnnouncedSurge {
  * re-poll, a restart or another replica gives the same crossing the same id.
  * The source remembers which surges it announced so it announces each edge
  * once; an event the flows could not take is announced again at the next poll,
- * with the same id, and the end of a surge handed to the flows is announced
+ * with the same id, to those flows alone, and the end of a surge handed to the flows is announced
  * even when a flow never had room for the surge itself.
  */
 export class SpotPriceSource implements EventSource {
@@ -183,36 +193,42 @@ export class SpotPriceSource implements EventSource {
       // Only a price back at or below the reset level ends it: a crossing the read no longer finds (a jump whose level caught up) does not.
       const end = crossings.find((c) => c.crossedAt === known.crossing.crossedAt) ?? fellBack(samples, known.crossing, this.config.hysteresis);
       if (end?.resolvedAt === undefined) {
-        if (!known.taken) known.taken = await this.announce(place, known.crossing, 'surge');
+        if (known.surgeFor !== TAKEN) known.surgeFor = await this.announce(place, known.crossing, 'surge', known.surgeFor);
         return;
       }
-      if (!(await this.announce(place, end, 'resolved'))) return;
+      known.endFor = await this.announce(place, end, 'resolved', known.endFor ?? 'all');
+      if (known.endFor !== TAKEN) return;
       this.announced.delete(key);
     } else if (latest && !open && !this.settled.has(key)) {
       // After a restart nothing says whether the last surge's end was announced before: it is again, with its id.
-      if (await this.announce(place, latest, 'resolved')) this.settled.add(key);
+      if ((await this.announce(place, latest, 'resolved', 'all')) === TAKEN) this.settled.add(key);
       return;
     }
     this.settled.add(key);
     // Kept even when refused: a flow that did take it (a pool cordoned) must hear of its end, though another flow never had room for it.
-    if (open) this.announced.set(key, { pool: place.pool, crossing: open, taken: await this.announce(place, open, 'surge') });
+    if (open) this.announced.set(key, { pool: place.pool, crossing: open, surgeFor: await this.announce(place, open, 'surge', 'all') });
   }
 
-  /** Hands the event to the flows; true once it is accepted and durable (see {@link EventSink}). */
-  private async announce(place: CrossingPlace, crossing: Crossing, edge: 'surge' | 'resolved'): Promise<boolean> {
+  /**
+   * Hands the event to the flows `to`; returns those still to take it ({@link TAKEN} once accepted and durable, see
+   * {@link EventSink}). Handed in again, it goes to those alone: a flow that took it and has no cooldown would act again.
+   */
+  private async announce(place: CrossingPlace, crossing: Crossing, edge: 'surge' | 'resolved', to: StillFor): Promise<StillFor> {
     const sink = this.sink!;
     const event = crossingEvent(place, crossing, edge);
     const fields = { source: this.entry, eventId: event.id, type: event.type, ...event.data.labels };
-    const result = sink.durable ? sink.accept(event, this.clock.now()) : undefined;
+    const result = sink.durable ? sink.accept(event, this.clock.now(), undefined, to === 'all' ? {} : { flows: to }) : undefined;
     const drop = result?.dropped[0];
-    if (!result || drop || !(await sink.commit())) {
+    const kept = result !== undefined && (await sink.commit());
+    if (!kept || drop) {
       this.metrics.refused.inc({ source: this.name });
       this.logger.warn({ ...fields, ...(drop ? { flow: drop.flow, reason: drop.reason } : {}) }, 'the flows could not take a Spot price event now; it is announced again at the next poll');
-      return false;
+      // What the others took is kept (the commit says so): only the flows with no room are asked again.
+      return kept ? new Set(result.dropped.map((d) => d.flow)) : to;
     }
     this.metrics.crossings.inc({ source: this.name, threshold_kind: crossing.kind, edge });
     this.logger.info(fields, edge === 'surge' ? 'Spot price crossed its threshold' : 'Spot price fell back below its threshold');
-    return true;
+    return TAKEN;
   }
 
   private async pools(signal: AbortSignal): Promise<SpotPool[]> {
