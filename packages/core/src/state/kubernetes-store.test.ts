@@ -880,6 +880,22 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
   });
 
+  it('a run that ended here whose Lease delete was not served still deletes it when a claim of its group made before the next renew tick fails too', async () => {
+    const a = replica('a', { renewIntervalMs: 60_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    api.failNext(1, { method: 'DELETE', path: LEASE_PATH, code: 503 });
+    a.release('g');
+    expect(await a.commit('g')).toBe(false);
+    // The group's next event (a re-send): its claim is not served either.
+    api.failNext(1, { method: 'POST', path: LEASES_PATH, code: 503 });
+    a.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await a.claim('g', run('e2'))).claim).toBe('unavailable');
+    // Left, the Lease of the run that ended would expire as a run cut short, for a replica to go on with.
+    await a.close();
+    expect(api.cluster.leases.all()).toEqual([]);
+  });
+
   it('a run that ended here whose Lease delete got no answer before the replica stops deletes it as it stops, not at a renew tick that never comes', async () => {
     const a = replica('a', { renewIntervalMs: 60_000 }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());

@@ -398,11 +398,13 @@ export class KubernetesRunStateStore extends GroupStates {
     const event = this.eventToKeep(key, run);
     const record: LeaseRecord = { key, flow, eventId: leaseEventId(run.event.id), phase: 'running', since: now, ...(event ? { event } : {}), holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
     // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
-    const earlier = this.doubts.get(key)?.record;
+    const doubt = this.doubts.get(key);
     this.doubts.delete(key);
     const attempt: ClaimAttempt = { unanswered: undefined, startedAt: this.elapsed() };
-    const result = await this.claimLease(key, name, record, attempt, earlier);
+    const result = await this.claimLease(key, name, record, attempt, doubt?.record);
     if (attempt.unanswered && result.claim !== 'held') this.doubts.set(key, { name, record: attempt.unanswered, until: this.elapsed() + leaseDurationMs });
+    // A claim that failed settled nothing: the Lease of a run that ended here is still looked for, or it would expire as a run cut short.
+    else if (doubt?.ended && result.claim !== 'held' && !this.doubts.has(key)) this.doubts.set(key, doubt);
     // A run taken over for this very event is named by the event's own id, which the engine compares.
     if (result.claim === 'held' && result.takenOver?.eventId === record.eventId) result.takenOver.eventId = run.event.id;
     return result;
