@@ -244,6 +244,39 @@ describe('spot-price source', () => {
     expect(plugin.calls[0]!.event.data).toMatchObject({ labels: { price: '0.050000', threshold: '0.200000', threshold_kind: 'absolute' } });
   });
 
+  it('after a restart, the end of the latest surge handed in again for a flow that had no room is not run again by a flow that took it and has no cooldown', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // us-east-1a's surge, still going on, holds the notify flow's one run: it has no room for us-east-1b's end.
+    await startParts((_event, context) => (context.flow === 'notify' ? held : undefined));
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.5, at: ago(60) },
+    ]);
+    aws.ec2.spotPrices.setSeries(m5b, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.4, at: ago(60) },
+      { price: 0.05, at: ago(30) },
+    ]);
+    core = await startTestCore(
+      coreYaml(
+        `      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a, us-east-1b]
+      maxPrice: 0.2`,
+        '  notify:\n    allowedEvents: [aws.ec2.spot.price-surge, aws.ec2.spot.price-surge.resolved]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n',
+      ),
+    );
+    const poolEnds = (): number => plugin.calls.filter((c) => c.flow === 'spot-price' && c.event.type === 'aws.ec2.spot.price-surge.resolved').length;
+    try {
+      await eventually(() => poolEnds() >= 1);
+      await eventually(async () => (await metric('hollowtrees_spot_price_events_refused_total', { source: 'spot-price-us-east-1' })) >= 1);
+      await morePolls(4);
+      expect(poolEnds()).toBe(1);
+    } finally {
+      release();
+    }
+  });
+
   it('a surge that begins and ends between two polls is not announced, neither its end', async () => {
     await startParts();
     aws.ec2.spotPrices.set(m5a, 0.05, ago(120));

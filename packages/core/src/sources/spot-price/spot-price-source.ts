@@ -78,6 +78,8 @@ export class SpotPriceSource implements EventSource {
    * may have gone unannounced when the process stopped).
    */
   private readonly settled = new Set<string>();
+  /** Of those not yet settled, the flows still to take the end of the latest surge (which began at `crossedAt`), once it was handed in. */
+  private readonly lateEndFor = new Map<string, { crossedAt: number; still: StillFor }>();
   /** Where each pool's last read back began (see {@link readSettledHistory}). */
   private readonly readBackHints = new Map<string, number>();
   /** Instance types found by discovery that have no on-demand price: warned about once. */
@@ -201,10 +203,15 @@ export class SpotPriceSource implements EventSource {
       this.announced.delete(key);
     } else if (latest && !open && !this.settled.has(key)) {
       // After a restart nothing says whether the last surge's end was announced before: it is again, with its id.
-      if ((await this.announce(place, latest, 'resolved', 'all')) === TAKEN) this.settled.add(key);
+      const late = this.lateEndFor.get(key);
+      const still = await this.announce(place, latest, 'resolved', late?.crossedAt === latest.crossedAt ? late.still : 'all');
+      if (still !== TAKEN) return void this.lateEndFor.set(key, { crossedAt: latest.crossedAt, still });
+      this.lateEndFor.delete(key);
+      this.settled.add(key);
       return;
     }
     this.settled.add(key);
+    this.lateEndFor.delete(key);
     // Kept even when refused: a flow that did take it (a pool cordoned) must hear of its end, though another flow never had room for it.
     if (open) this.announced.set(key, { pool: place.pool, crossing: open, surgeFor: await this.announce(place, open, 'surge', 'all') });
   }
