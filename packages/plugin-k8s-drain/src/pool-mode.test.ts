@@ -124,6 +124,14 @@ const cordoned = (api: KubeApiServer, name: string) => {
   return { unschedulable: n.spec?.unschedulable === true, tainted: (n.spec?.taints ?? []).some((t) => t.key === MARK), marked: n.metadata.labels?.[MARK] === 'true' };
 };
 
+/** A node cordoned by a pool drain (unschedulable, tainted and labelled), and one left as it was before. */
+const CORDONED = { unschedulable: true, tainted: true, marked: true };
+const UNCORDONED = { unschedulable: false, tainted: false, marked: false };
+/** Every node of the pool is as `state` says. */
+const expectPool = (api: KubeApiServer, state: ReturnType<typeof cordoned>): void => {
+  for (const name of POOL) expect(cordoned(api, name)).toEqual(state);
+};
+
 describe('pool mode', () => {
   it('cordons the whole pool first, then drains it at most maxUnavailable nodes at a time, budgets respected, other pools untouched', async () => {
     const api = await startCluster();
@@ -138,7 +146,7 @@ describe('pool mode', () => {
     // Every pool node cordoned (one patch each), and every cordon answered before the first eviction reached the API server.
     for (const name of POOL) {
       expect(patchesOf(api, name)).toHaveLength(1);
-      expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+      expect(cordoned(api, name)).toEqual(CORDONED);
     }
     const lastCordon = Math.max(...POOL.map((name) => patchesOf(api, name)[0]!.at));
     expect(lastCordon).toBeLessThan(Math.min(...api.cluster.evictions().map((e) => e.atMs)));
@@ -234,11 +242,11 @@ describe('pool mode', () => {
     for (const name of ['pool-3', 'pool-4', 'pool-5', 'pool-6']) expect(evictionsOn(api, name)).toHaveLength(0);
     expect(api.cluster.pods('pool-2').map((p) => p.metadata.name)).toContain('db-0');
     // Drained: stays cordoned. Cordoned by this drain and not drained: uncordoned.
-    expect(cordoned(api, 'pool-1')).toEqual({ unschedulable: true, tainted: true, marked: true });
-    for (const name of ['pool-2', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-1')).toEqual(CORDONED);
+    for (const name of ['pool-2', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual(UNCORDONED);
     // Unschedulable before: the marks go, the cordon someone else made stays. Cordoned before by the plugin: untouched.
     expect(cordoned(api, 'pool-5')).toEqual({ unschedulable: true, tainted: false, marked: false });
-    expect(cordoned(api, 'pool-6')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-6')).toEqual(CORDONED);
 
     // pool-2's drain was stopped, not failed: no DrainFailed Warning on it.
     await handler.eventsRecorded();
@@ -361,7 +369,7 @@ describe('pool mode', () => {
     // ...and a resolution now undoes the cordons the first call made, though the retry made none.
     await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect((await retry).attributes).toMatchObject({ nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
 
     // A drain that ran out of time with no retry after it: the resolution alone undoes its cordons.
     await rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
@@ -369,7 +377,7 @@ describe('pool mode', () => {
     const undo = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
     expect(undo).toMatchObject({ attributes: { pool: `${ZONE}/${TYPE}`, nodes_uncordoned: '6' } });
     expect(undo.message).toMatch(/^no pool drain in progress for pool eu-west-1a\/m5.large; uncordoned 6 nodes an earlier drain of the pool left cordoned/);
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   });
 
   it('a resolution forgets the nodes an earlier drain left cordoned that the cluster has deleted since (their instances reclaimed), without a warning', async () => {
@@ -395,7 +403,7 @@ describe('pool mode', () => {
     api.cluster.patchNode('pool-6', 'application/merge-patch+json', { spec: { unschedulable: true } });
     const before = handlerFor(api, { replyMarginMs: 200 });
     await rejection(before.handle(surge(), context({ mode: 'pool' }, 2_000)));
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
     const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
     expect(record('pool-6')).toEqual({ pool: POOL_NAME, surgeAt: new Date(TIME).toISOString(), uid: api.cluster.node('pool-6')!.metadata.uid, wasUnschedulable: true });
 
@@ -413,9 +421,9 @@ describe('pool mode', () => {
     const undo = await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect(undo).toMatchObject({ attributes: { pool: POOL_NAME, nodes_uncordoned: '3' } });
     expect(undo.message).toMatch(/uncordoned 3 nodes an earlier drain of the pool left cordoned \(pool-1, pool-5, pool-6\)$/);
-    for (const name of ['pool-1', 'pool-5']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    for (const name of ['pool-1', 'pool-5']) expect(cordoned(api, name)).toEqual(UNCORDONED);
     expect(cordoned(api, 'pool-6')).toEqual({ unschedulable: true, tainted: false, marked: false });
-    for (const name of ['pool-2', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    for (const name of ['pool-2', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual(CORDONED);
     for (const name of ['pool-1', 'pool-5', 'pool-6']) expect(record(name)).toBeNull();
   });
 
@@ -429,7 +437,7 @@ describe('pool mode', () => {
     await vi.waitFor(() => expect(dbRefusals(api)).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
     await after.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
     expect((await draining).message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   });
 
   it('a late resolution of an older surge leaves the cordons of a newer surge of the pool, in this process and after a restart', async () => {
@@ -442,15 +450,15 @@ describe('pool mode', () => {
     const stale = await before.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect(stale).toMatchObject({ status: 'skipped', attributes: { pool: POOL_NAME } });
     expect(stale.message).toBe(`no pool drain in progress for pool ${POOL_NAME}; 6 nodes stay cordoned for a surge newer than this resolution`);
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
 
     // After a restart the nodes' records say which surge cordoned them.
     const after = handlerFor(api, { replyMarginMs: 200 });
     expect(await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
     // The newer surge's own resolution undoes them.
     expect(await after.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   });
 
   it('a newer surge that finds the pool cordoned by an older one takes the cordons over: the older surge\'s late resolution leaves them', async () => {
@@ -462,15 +470,15 @@ describe('pool mode', () => {
     await rejection(before.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
 
     await before.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
     // The nodes record the newer surge, so a restarted plugin knows it too.
     const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
     expect(record('pool-2')).toMatchObject({ pool: POOL_NAME, surgeAt: new Date(TIME + 120_000).toISOString(), wasUnschedulable: false });
     const after = handlerFor(api, { replyMarginMs: 200 });
     await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
     expect(await after.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   });
 
   it('a late resolution to the plugin that drained an older surge leaves the cordons another plugin process took over for a newer surge', async () => {
@@ -484,9 +492,9 @@ describe('pool mode', () => {
 
     // Before, it answered ok, "uncordoned 0 nodes", where the README's answers say skipped.
     expect(await first.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
     expect(await first.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   });
 
   it('a late resolution to another plugin process leaves the cordons of a drain a newer surge joined', async () => {
@@ -506,7 +514,7 @@ describe('pool mode', () => {
 
     // Before, this resolution undid the cordons the newer surge's drain went on with.
     expect(await second.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
     await Promise.all([older, newer]);
   });
 
@@ -522,7 +530,7 @@ describe('pool mode', () => {
     await server.close();
     await handler.close();
     expect((await call).code).toBe(Code.Unavailable);
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
   }
 
   it('a pool drain cut at the shutdown timeout (a rolling update) is finished by core\'s retry on the new process', async () => {
@@ -540,7 +548,7 @@ describe('pool mode', () => {
     await cutByShutdown(api);
     const undo = await handlerFor(api).handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect(undo.attributes).toMatchObject({ nodes_uncordoned: '6' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
     for (const name of POOL) expect(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON]).toBeUndefined();
   });
 
@@ -556,7 +564,7 @@ describe('pool mode', () => {
 
     const undo = await first.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect(undo.message).toMatch(/uncordoned 5 nodes an earlier drain of the pool left cordoned \(pool-1, pool-2, pool-4, pool-5, pool-6\)$/);
-    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-3')).toEqual(CORDONED);
   });
 
   it('a node whose pods are all terminating already (an earlier try evicted them) is waited for before the next node drains', async () => {
@@ -712,7 +720,7 @@ describe('pool mode: the edges', () => {
     const nothingToEvict = await handler.handle(surge(), context({ mode: 'pool', selector: 'node-group=batch' }));
     expect(nothingToEvict.status).toBeUndefined();
     expect(nothingToEvict.message).toBe('drained pool node-group=batch: 2 of 2 nodes drained, 0 pods evicted');
-    expect(cordoned(api, 'batch-1')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'batch-1')).toEqual(CORDONED);
     // A node already cordoned gets no second SpotInterruption; one cordoned now does.
     await handler.eventsRecorded();
     const interrupted = api.cluster.events().filter((e) => e.reason === 'SpotInterruption').map((e) => e.involvedObject.name);
@@ -825,7 +833,7 @@ describe('pool mode: the edges', () => {
     // The first surge's resolution comes late: the pool surges still.
     expect(await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped', attributes: { pool: POOL_NAME } });
     await new Promise((resolve) => setTimeout(resolve, 200));
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
 
     // The second surge's own resolution stops it, for both calls.
     const stop = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
@@ -845,7 +853,7 @@ describe('pool mode: the edges', () => {
     expect((await second).code).toBe(Code.DeadlineExceeded);
 
     expect(await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
   });
 
   it("an event without a time counts as of when it first came: core's retry of a surge resolved since drains nothing", async () => {
@@ -859,7 +867,7 @@ describe('pool mode: the edges', () => {
 
     const retry = await handler.handle(timeless, { ...context({ mode: 'pool' }, 2_000), attempt: 2 });
     expect(retry).toMatchObject({ status: 'skipped' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   });
 
   it("a surge without a time is remembered through a full memory of such events: core's retry of it after its resolution drains nothing", async () => {
@@ -880,7 +888,7 @@ describe('pool mode: the edges', () => {
 
     const retry = await handler.handle(timeless, { ...context({ mode: 'pool' }, 2_000), attempt: 2 });
     expect(retry).toMatchObject({ status: 'skipped' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   }, 60_000);
 
   it('a surge newer than the resolution that stopped the drain, come while that drain still undoes its cordons, drains the pool anew after it', async () => {
@@ -907,7 +915,7 @@ describe('pool mode: the edges', () => {
     expect((await stopping).message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
     // Not the stopped drain's answer: a drain of its own, after the uncordons, which cordons and drains the whole pool.
     expect((await again).attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6', nodes_left: '0', stopped_early: 'false' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expectPool(api, CORDONED);
   });
 
   it('a resolution answers at its own deadline while the drain it stopped is still winding down', async () => {
@@ -925,7 +933,7 @@ describe('pool mode: the edges', () => {
 
     patches.open();
     expect((await draining).attributes).toMatchObject({ nodes_left: '6', stopped_early: 'true' });
-    for (const name of POOL) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expectPool(api, UNCORDONED);
   });
 
   it('a resolution of a drain that then fails for good says so, and the drain answers the failure', async () => {
@@ -1014,7 +1022,7 @@ describe('pool mode: the edges', () => {
     expect(err.message).toMatch(/^drain of pool eu-west-1a\/m5.large left nodes a pod of which no eviction can move: 5 of 6 nodes drained, \d+ pods evicted; nodes_left=1 \(pool-2\): pool-2: evicting pod apps\/cache-0: .*more than one PodDisruptionBudget/);
     for (const name of POOL.filter((n) => n !== 'pool-2')) expect(api.cluster.pods(name).map((p) => p.metadata.name)).toEqual([`proxy-${name}`]);
     expect(api.cluster.pods('pool-2').map((p) => p.metadata.name)).toContain('cache-0');
-    expect(cordoned(api, 'pool-2')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-2')).toEqual(CORDONED);
 
     // With time running out on another node as well, the call is retryable, and says which node no retry mends.
     holdOn(api, 'pool-4');
@@ -1035,14 +1043,14 @@ describe('pool mode: the edges', () => {
     expect(await handler.handle(notice('pool-3'), context({}))).toMatchObject({ attributes: { node: 'pool-3', pods_evicted: '3', pods_remaining: '0' } });
     await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect((await draining).message).toMatch(/uncordoned 5 \(pool-1, pool-2, pool-4, pool-5, pool-6\)$/);
-    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-3')).toEqual(CORDONED);
 
     // A drain that ran out of time, then a notice for one of the nodes it left: the resolution leaves that one too.
     await rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
     expect(await handler.handle(notice('pool-4'), context({}))).toMatchObject({ attributes: { node: 'pool-4', pods_remaining: '0' } });
     const undo = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
     expect(undo.message).toMatch(/uncordoned 4 nodes an earlier drain of the pool left cordoned \(pool-1, pool-2, pool-5, pool-6\)$/);
-    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-4')).toEqual(CORDONED);
   });
 
   it('keeps a cordon someone else made between the listing of the pool and its cordon (a 409 and a re-read) when the surge resolves', async () => {
@@ -1079,7 +1087,7 @@ describe('pool mode: the edges', () => {
 
     expect((await draining).attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6' });
     expect(patchesOf(api, 'pool-3').map((r) => r.code)).toEqual([409]);
-    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-3')).toEqual(UNCORDONED);
   });
 
   it('remembers which node object a pool drain cordoned: a name the cloud reused is undone as the new node was, and a new node under it that the drain did not cordon is left alone', async () => {
@@ -1113,9 +1121,9 @@ describe('pool mode: the edges', () => {
     await outOfTime(TIME + 1);
 
     await handler.handle(resolution(TIME + 60_000), until(10_000));
-    expect(cordoned(api, 'pool-5')).toEqual({ unschedulable: false, tainted: false, marked: false });
-    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
-    for (const name of ['pool-2', 'pool-3', 'pool-6']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-5')).toEqual(UNCORDONED);
+    expect(cordoned(api, 'pool-4')).toEqual(CORDONED);
+    for (const name of ['pool-2', 'pool-3', 'pool-6']) expect(cordoned(api, name)).toEqual(UNCORDONED);
   });
 
   it('undoes a cordon whose answer was lost (applied, then tried again) when the surge resolves', async () => {
@@ -1130,7 +1138,7 @@ describe('pool mode: the edges', () => {
     expect(patchesOf(api, 'pool-3')).toHaveLength(1);
     await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect((await draining).message).toMatch(/uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
-    expect(cordoned(api, 'pool-3')).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-3')).toEqual(UNCORDONED);
   });
 
   it('a resolution with more time than the drain it stops gives that drain\'s uncordons its own time', async () => {
@@ -1163,7 +1171,7 @@ describe('pool mode: the edges', () => {
     const notice: CloudEvent = { ...surge({ node: 'pool-4' }), id: 'notice-pool-4', type: 'aws.ec2.spot-interruption' };
     // A drain that runs out of time leaves pool-4 (among others) cordoned, remembered for the resolution.
     await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
-    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-4')).toEqual(CORDONED);
 
     // The resolution's uncordon of pool-4 has read the node, and its patch is held on the way while pool-4's notice comes.
     let land!: () => void;
@@ -1178,7 +1186,7 @@ describe('pool mode: the edges', () => {
     land();
     expect(await drained).toMatchObject({ attributes: { node: 'pool-4', pods_remaining: '0' } });
     await undo;
-    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-4')).toEqual(CORDONED);
   });
 
   it("a notice for a node a resolution has just uncordoned cordons it again, though the node cache has not seen the uncordon yet", async () => {
@@ -1192,10 +1200,10 @@ describe('pool mode: the edges', () => {
     // The watches fall silent (a dropped connection neither end hears of): the cache still has pool-4 cordoned after the resolution.
     api.silenceOpenWatches();
     await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
-    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-4')).toEqual(UNCORDONED);
     // The evicted pods are not seen gone either (the pod cache is silent too): the drain ends at its deadline, which is not what is tested.
     await handler.handle(notice, context({}, 1_000)).catch(() => {});
-    expect(cordoned(api, 'pool-4')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-4')).toEqual(CORDONED);
   });
 
   it('a resolution while a retry is still listing undoes the cordons the earlier drain left, keeping the ones it did not make', async () => {
@@ -1223,15 +1231,15 @@ describe('pool mode: the edges', () => {
     const [result, stop] = await Promise.all([retry, stopping]);
     expect(result.attributes).toMatchObject({ nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
     expect(stop.message).toMatch(/uncordoned 4 \(pool-1, pool-3, pool-4, pool-5\)$/);
-    for (const name of ['pool-1', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual({ unschedulable: false, tainted: false, marked: false });
-    expect(cordoned(api, 'pool-2')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    for (const name of ['pool-1', 'pool-3', 'pool-4']) expect(cordoned(api, name)).toEqual(UNCORDONED);
+    expect(cordoned(api, 'pool-2')).toEqual(CORDONED);
     expect(cordoned(api, 'pool-5')).toEqual({ unschedulable: true, tainted: false, marked: false });
-    expect(cordoned(api, 'pool-6')).toEqual({ unschedulable: true, tainted: true, marked: true });
+    expect(cordoned(api, 'pool-6')).toEqual(CORDONED);
     expect(logger.lines).toContainEqual({ level: 'warn', message: 'could not uncordon node after its pool drain was stopped', fields: expect.objectContaining({ node: 'pool-2' }) });
 
     const undo = await handler.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
     expect(undo.message).toBe(`no pool drain in progress for pool ${POOL_NAME}; uncordoned 1 nodes an earlier drain of the pool left cordoned (pool-2)`);
-    expect(cordoned(api, 'pool-2')).toEqual({ unschedulable: false, tainted: false, marked: false });
+    expect(cordoned(api, 'pool-2')).toEqual(UNCORDONED);
     expect(logger.lines).toContainEqual({ level: 'info', message: 'uncordoned the nodes an earlier pool drain left', fields: { pool: POOL_NAME, uncordoned: ['pool-2'] } });
   });
 });

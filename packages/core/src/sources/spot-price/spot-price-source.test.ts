@@ -322,10 +322,15 @@ describe('spot-price source', () => {
     expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'surge' })).toBe(2);
   });
 
-  it('a surge one flow acted on while another had no room has its end announced, though the price fell back before that flow took it', async () => {
+  /**
+   * Two flows on us-east-1a and us-east-1b: the pool flow (`poolFlowKeys` added to it) and a notify flow of one run
+   * and no queue, whose run of us-east-1b's surge is held. Then us-east-1a surges: the pool flow runs it (its plugin
+   * would cordon the pool), the notify flow has no room for it. Answers how to release the held run, and the pool flow's
+   * runs of us-east-1a's surge so far.
+   */
+  async function surgeOneFlowHasNoRoomFor(poolFlowKeys: string): Promise<{ release: () => void; poolRuns: () => number }> {
     let release: () => void = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
-    // The notify flow's first run (us-east-1b's surge) is held: while it is, that flow has no room.
     await startParts((_event, context) => (context.flow === 'notify' ? held : undefined));
     for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
     core = await startTestCore(
@@ -333,39 +338,7 @@ describe('spot-price source', () => {
         `      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a, us-east-1b]
       maxPrice: 0.2`,
-        '    cooldown: 1h\n  notify:\n    allowedEvents: [aws.ec2.spot.price-surge]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n',
-      ),
-    );
-    await morePolls(1);
-    aws.ec2.spotPrices.set(m5b, 0.5);
-    await eventually(() => plugin.calls.filter((c) => c.flow === 'notify').length === 1);
-    aws.ec2.spotPrices.set(m5a, 0.5);
-    // The pool flow acts on us-east-1a's surge (its plugin would cordon the pool); the notify flow has no room for it.
-    await eventually(() => plugin.calls.some((c) => c.flow === 'spot-price' && labelsOf(c.event)['availability_zone'] === 'us-east-1a'));
-    await eventually(async () => (await metric('hollowtrees_spot_price_events_refused_total', { source: 'spot-price-us-east-1' })) >= 1);
-    aws.ec2.spotPrices.set(m5a, 0.05);
-    try {
-      await eventually(() => calls('aws.ec2.spot.price-surge.resolved').length >= 1);
-      await morePolls(2);
-      expect(calls('aws.ec2.spot.price-surge.resolved')).toEqual([expect.objectContaining({ availability_zone: 'us-east-1a', price: '0.050000' })]);
-      expect(plugin.calls.filter((c) => c.flow === 'spot-price' && c.event.type === 'aws.ec2.spot.price-surge' && labelsOf(c.event)['availability_zone'] === 'us-east-1a')).toHaveLength(1);
-    } finally {
-      release();
-    }
-  });
-
-  it('a surge handed in again for a flow that had no room is not run again by a flow that took it and has no cooldown', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    // As above, but the pool flow has no cooldown (the default): once its run ended, only its group's run or cooldown held the surge.
-    await startParts((_event, context) => (context.flow === 'notify' ? held : undefined));
-    for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
-    core = await startTestCore(
-      coreYaml(
-        `      instanceTypes: [m5.large]
-      availabilityZones: [us-east-1a, us-east-1b]
-      maxPrice: 0.2`,
-        '  notify:\n    allowedEvents: [aws.ec2.spot.price-surge]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n',
+        `${poolFlowKeys}  notify:\n    allowedEvents: [aws.ec2.spot.price-surge]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n`,
       ),
     );
     await morePolls(1);
@@ -373,9 +346,28 @@ describe('spot-price source', () => {
     await eventually(() => plugin.calls.filter((c) => c.flow === 'notify').length === 1);
     aws.ec2.spotPrices.set(m5a, 0.5);
     const poolRuns = (): number => plugin.calls.filter((c) => c.flow === 'spot-price' && c.event.type === 'aws.ec2.spot.price-surge' && labelsOf(c.event)['availability_zone'] === 'us-east-1a').length;
+    await eventually(() => poolRuns() >= 1);
+    await eventually(async () => (await metric('hollowtrees_spot_price_events_refused_total', { source: 'spot-price-us-east-1' })) >= 1);
+    return { release, poolRuns };
+  }
+
+  it('a surge one flow acted on while another had no room has its end announced, though the price fell back before that flow took it', async () => {
+    const { release, poolRuns } = await surgeOneFlowHasNoRoomFor('    cooldown: 1h\n');
+    aws.ec2.spotPrices.set(m5a, 0.05);
     try {
-      await eventually(() => poolRuns() >= 1);
-      await eventually(async () => (await metric('hollowtrees_spot_price_events_refused_total', { source: 'spot-price-us-east-1' })) >= 1);
+      await eventually(() => calls('aws.ec2.spot.price-surge.resolved').length >= 1);
+      await morePolls(2);
+      expect(calls('aws.ec2.spot.price-surge.resolved')).toEqual([expect.objectContaining({ availability_zone: 'us-east-1a', price: '0.050000' })]);
+      expect(poolRuns()).toBe(1);
+    } finally {
+      release();
+    }
+  });
+
+  it('a surge handed in again for a flow that had no room is not run again by a flow that took it and has no cooldown', async () => {
+    // The pool flow has no cooldown (the default): once its run ended, only its group's run or cooldown held the surge.
+    const { release, poolRuns } = await surgeOneFlowHasNoRoomFor('');
+    try {
       // The surge is handed in again at each poll while notify has no room: the pool flow took it at the first.
       await morePolls(4);
       expect(poolRuns()).toBe(1);
