@@ -132,6 +132,17 @@ const expectPool = (api: KubeApiServer, state: ReturnType<typeof cordoned>): voi
   for (const name of POOL) expect(cordoned(api, name)).toEqual(state);
 };
 
+/**
+ * The late resolution of the surge at TIME + 1m leaves the pool cordoned (skipped: a newer surge holds it); the
+ * resolution of the newer surge, at TIME + 3m, undoes all six cordons.
+ */
+async function onlyTheNewerResolutionUncordons(api: KubeApiServer, handler: ReturnType<typeof handlerFor>): Promise<void> {
+  expect(await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
+  expectPool(api, CORDONED);
+  expect(await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+  expectPool(api, UNCORDONED);
+}
+
 describe('pool mode', () => {
   it('cordons the whole pool first, then drains it at most maxUnavailable nodes at a time, budgets respected, other pools untouched', async () => {
     const api = await startCluster();
@@ -454,11 +465,7 @@ describe('pool mode', () => {
 
     // After a restart the nodes' records say which surge cordoned them.
     const after = handlerFor(api, { replyMarginMs: 200 });
-    expect(await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
-    expectPool(api, CORDONED);
-    // The newer surge's own resolution undoes them.
-    expect(await after.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
-    expectPool(api, UNCORDONED);
+    await onlyTheNewerResolutionUncordons(api, after);
   });
 
   it('a newer surge that finds the pool cordoned by an older one takes the cordons over: the older surge\'s late resolution leaves them', async () => {
@@ -475,10 +482,7 @@ describe('pool mode', () => {
     const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
     expect(record('pool-2')).toMatchObject({ pool: POOL_NAME, surgeAt: new Date(TIME + 120_000).toISOString(), wasUnschedulable: false });
     const after = handlerFor(api, { replyMarginMs: 200 });
-    await after.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
-    expectPool(api, CORDONED);
-    expect(await after.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
-    expectPool(api, UNCORDONED);
+    await onlyTheNewerResolutionUncordons(api, after);
   });
 
   it('a late resolution to the plugin that drained an older surge leaves the cordons another plugin process took over for a newer surge', async () => {
@@ -491,10 +495,7 @@ describe('pool mode', () => {
     await rejection(second.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
 
     // Before, it answered ok, "uncordoned 0 nodes", where the README's answers say skipped.
-    expect(await first.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
-    expectPool(api, CORDONED);
-    expect(await first.handle(resolution(TIME + 180_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
-    expectPool(api, UNCORDONED);
+    await onlyTheNewerResolutionUncordons(api, first);
   });
 
   it('a late resolution to another plugin process leaves the cordons of a drain a newer surge joined', async () => {

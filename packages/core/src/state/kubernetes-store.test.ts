@@ -844,14 +844,20 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(offered).toEqual([]);
   });
 
-  it('a run that ended here whose Lease delete got no answer deletes it at a renew tick once the API server answers again', async () => {
-    const a = replica('a', { renewIntervalMs: 100 }).store;
+  /** Replica a's run of group g ends (no cooldown) while the API server cannot be reached: its Lease delete gets no answer. */
+  async function endedWithDeleteUnanswered(renewIntervalMs: number): Promise<KubernetesRunStateStore> {
+    const a = replica('a', { renewIntervalMs }).store;
     a.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
     api.unreachable = true;
     a.release('g');
     expect(await a.commit('g')).toBe(false);
     api.unreachable = false;
+    return a;
+  }
+
+  it('a run that ended here whose Lease delete got no answer deletes it at a renew tick once the API server answers again', async () => {
+    await endedWithDeleteUnanswered(100);
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
   });
 
@@ -897,13 +903,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   });
 
   it('a run that ended here whose Lease delete got no answer before the replica stops deletes it as it stops, not at a renew tick that never comes', async () => {
-    const a = replica('a', { renewIntervalMs: 60_000 }).store;
-    a.tryStart('g', 'spot', run('e1'), Date.now());
-    expect((await a.claim('g', run('e1'))).claim).toBe('held');
-    api.unreachable = true;
-    a.release('g');
-    expect(await a.commit('g')).toBe(false);
-    api.unreachable = false;
+    const a = await endedWithDeleteUnanswered(60_000);
     // SIGTERM: core stops its engine, then the store.
     await a.close();
     expect(api.cluster.leases.all()).toEqual([]);
