@@ -77,3 +77,8 @@ export function threadTimesBetween(pid: number, before: Map<number, ThreadTimes>
   }
   return { main, others };
 }
+
+/** A {@link ThreadTimes} in words, for the log and the table. */
+export function threadTimesText(t: ThreadTimes): string {
+  return `ran ${t.onCpuMs.toFixed(0)} ms, waited for a CPU ${t.waitingMs.toFixed(0)} ms`;
+}

@@ -2,7 +2,7 @@
 import type { CrashWindowResult } from './crash-window.js';
 import type { FloorResult } from './grpc-floor.js';
 import type { LoadResult } from './loadgen.js';
-import type { MachineInfo, ThreadTimes } from './machine.js';
+import { threadTimesText, type MachineInfo, type ThreadTimes } from './machine.js';
 import type { Summary } from './stats.js';
 import type { WaveRunResult } from './wave/drill.js';
 import type { ReplicasWaveResult } from './replicas-wave.js';
@@ -194,8 +194,7 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
   if (cpuMs !== undefined) rows.push(['Mass reclaim: core CPU per alert (user + system)', `${((cpuMs * 1000) / r.massReclaim.alerts).toFixed(0)} µs`, '', '', '']);
   const threads = r.massReclaim.threads;
   if (threads) {
-    const t = (x: ThreadTimes): string => `ran ${x.onCpuMs.toFixed(0)} ms, waited ${x.waitingMs.toFixed(0)} ms`;
-    rows.push(['Mass reclaim: core main thread / its other threads (parse, GC) (waited: runnable, no CPU free)', `${t(threads.coreMain)} / ${t(threads.coreOthers)}`, '', `bench (POSTs and plugin): ${t(threads.benchMain)}`, '']);
+    rows.push(['Mass reclaim: core main thread / its other threads (parse, GC) (waited: runnable, no CPU free)', `${threadTimesText(threads.coreMain)} / ${threadTimesText(threads.coreOthers)}`, '', `bench (POSTs and plugin): ${threadTimesText(threads.benchMain)}`, '']);
   }
   const rw = r.replicasWave;
   if (rw) {

@@ -16,7 +16,7 @@ import { alertBatches, alertJson, alertsBody } from './alerts.js';
 import { measureCrashWindow } from './crash-window.js';
 import { measureGrpcFloor } from './grpc-floor.js';
 import { runLoad, type LoadResult } from './loadgen.js';
-import { describeMachine, processCpuSeconds, threadTimes, threadTimesBetween, type ThreadTimes } from './machine.js';
+import { describeMachine, processCpuSeconds, threadTimes, threadTimesBetween, threadTimesText } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
 import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading } from './report.js';
@@ -160,10 +160,6 @@ async function latencyAgainst(target: Target, sink: Sink): Promise<LatencySummar
   return { ...summarize(first), warm: summarize(warm), warmAfter: LATENCY_WARM_AFTER };
 }
 
-function threadLine(t: ThreadTimes): string {
-  return `ran ${t.onCpuMs.toFixed(0)} ms and waited for a CPU ${t.waitingMs.toFixed(0)} ms`;
-}
-
 function latencyLine(s: LatencySummary): string {
   const ms = (x: Summary): string => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms`;
   return s.warm ? `${ms(s)}; after ${s.warmAfter} alerts ${ms(s.warm)}` : ms(s);
@@ -230,7 +226,7 @@ async function main(): Promise<void> {
       results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs, coreCpuMs, threads: { coreMain: core.main, coreOthers: core.others, benchMain: bench.main } };
       log(
         `mass reclaim: last of ${bodies.length} POSTs answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms; core used ${coreCpuMs.toFixed(0)} ms of CPU (${((coreCpuMs * 1000) / RECLAIM_ALERTS).toFixed(0)} µs per alert); ` +
-          `core's main thread ${threadLine(core.main)}, its other threads ${threadLine(core.others)}; the bench's (POSTs and plugin) ${threadLine(bench.main)}`,
+          `core's main thread ${threadTimesText(core.main)}, its other threads ${threadTimesText(core.others)}; the bench's (POSTs and plugin) ${threadTimesText(bench.main)}`,
       );
     });
   }
