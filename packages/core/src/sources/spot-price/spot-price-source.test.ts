@@ -39,6 +39,11 @@ async function startParts(behaviour?: Parameters<typeof startRecordingPlugin>[0]
   plugin = await startRecordingPlugin(behaviour);
 }
 
+/** The source's pools: m5.large in us-east-1a and us-east-1b, surging above 0.2. */
+const BOTH_ZONES_OVER_0_2 = `      instanceTypes: [m5.large]
+      availabilityZones: [us-east-1a, us-east-1b]
+      maxPrice: 0.2`;
+
 const coreYaml = (source: string, flowExtra = ''): string => `
 plugins:
   rec: { type: grpc, address: "${plugin.address}", retry: { attempts: 1 } }
@@ -260,9 +265,7 @@ describe('spot-price source', () => {
     ]);
     core = await startTestCore(
       coreYaml(
-        `      instanceTypes: [m5.large]
-      availabilityZones: [us-east-1a, us-east-1b]
-      maxPrice: 0.2`,
+        BOTH_ZONES_OVER_0_2,
         '  notify:\n    allowedEvents: [aws.ec2.spot.price-surge, aws.ec2.spot.price-surge.resolved]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n',
       ),
     );
@@ -301,9 +304,7 @@ describe('spot-price source', () => {
     for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
     core = await startTestCore(
       coreYaml(
-        `      instanceTypes: [m5.large]
-      availabilityZones: [us-east-1a, us-east-1b]
-      maxPrice: 0.2`,
+        BOTH_ZONES_OVER_0_2,
         // One run at a time and no queue: while the first surge's run is held, the second has no room.
         '    concurrency: 1\n    queueSize: 0\n',
       ),
@@ -335,9 +336,7 @@ describe('spot-price source', () => {
     for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
     core = await startTestCore(
       coreYaml(
-        `      instanceTypes: [m5.large]
-      availabilityZones: [us-east-1a, us-east-1b]
-      maxPrice: 0.2`,
+        BOTH_ZONES_OVER_0_2,
         `${poolFlowKeys}  notify:\n    allowedEvents: [aws.ec2.spot.price-surge]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n`,
       ),
     );
@@ -455,9 +454,7 @@ ${pool}
       Array.from({ length: 1_100 }, (_, i) => ({ price: 0.05 + (i % 2) * 0.001, at: new Date(Date.now() - 90 * MINUTE + i * 1_000) })),
     );
     core = await startTestCore(
-      coreYaml(`      instanceTypes: [m5.large]
-      availabilityZones: [us-east-1a, us-east-1b]
-      maxPrice: 0.2`),
+      coreYaml(BOTH_ZONES_OVER_0_2),
     );
     await eventually(() => plugin.calls.length >= 1);
     expect(calls('aws.ec2.spot.price-surge')).toEqual([expect.objectContaining({ availability_zone: 'us-east-1a', price: '0.500000' })]);
