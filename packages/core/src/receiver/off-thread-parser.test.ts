@@ -1,15 +1,15 @@
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tempDir } from '@hollowtrees/testkit';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ReceiverLimits } from '../config/schema.js';
 // The worker runs the built module: the parser is taken from dist, as core runs it (`pnpm build` comes before the tests).
 import { HttpError as BuiltHttpError } from '../../dist/receiver/http-error.js';
 import { OFF_THREAD_MIN_BYTES, OffThreadParser as BuiltParser } from '../../dist/receiver/off-thread-parser.js';
 import { parseAlerts as builtParseAlerts } from '../../dist/receiver/parse-alerts.js';
-import { OffThreadParser } from './off-thread-parser.js';
+import { OffThreadParser, type OffThreadParserOptions } from './off-thread-parser.js';
 import { MAX_ALERT_BODY_DEPTH, parseAlerts } from './parse-alerts.js';
 
 const limits: ReceiverLimits = { maxBodyBytes: 1 << 20, maxAlertsPerRequest: 1_000, maxLabelsPerAlert: 10, maxLabelLength: 64, maxConcurrentRequests: 10 };
@@ -33,8 +33,8 @@ afterEach(async () => {
   await Promise.all(parsers.map((p) => p.close()));
   parsers = [];
 });
-const builtParser = (): BuiltParser => {
-  const parser = new BuiltParser(pino({ level: 'silent' }));
+const builtParser = (options: OffThreadParserOptions = {}): BuiltParser => {
+  const parser = new BuiltParser(pino({ level: 'silent' }), options);
   parsers.push(parser);
   return parser;
 };
@@ -95,7 +95,7 @@ describe('OffThreadParser', () => {
       writeFileSync(failing, "throw new Error('the worker module is broken');\n");
       const lines: Array<Record<string, unknown>> = [];
       const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-      const parser = new BuiltParser(logger, pathToFileURL(failing));
+      const parser = new BuiltParser(logger, { workerUrl: pathToFileURL(failing) });
       parsers.push(parser);
       const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
       const expected = await builtParseAlerts('api_v2', body, receivedAt, limits);
@@ -117,5 +117,40 @@ describe('OffThreadParser', () => {
     const body = batch([alert(1)]);
     expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(await builtParseAlerts('api_v2', body, receivedAt, limits));
     expect(parser.answeredByWorker).toBe(0);
+  });
+
+  it('stops its thread after idling (its heap kept the last batches\' garbage) and starts it again for the next batch', async () => {
+    const threads = (): number => readdirSync('/proc/self/task').length;
+    const parser = builtParser({ idleStopMs: 200 });
+    const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
+    const expected = await builtParseAlerts('api_v2', body, receivedAt, limits);
+    expect(await parser.ready()).toBe(true);
+    expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(expected);
+    expect(parser.answeredByWorker).toBe(1);
+    const withThread = threads();
+    // The thread itself ends: this process has one thread fewer.
+    await vi.waitFor(() => expect(threads()).toBeLessThan(withThread), { timeout: 5_000, interval: 20 });
+    expect(parser.threadRunning).toBe(false);
+    // The next batch is parsed here while the thread starts again, then by the thread.
+    expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(expected);
+    expect(parser.answeredByWorker).toBe(1);
+    expect(await parser.ready()).toBe(true);
+    expect(await parser.parse('api_v2', body, receivedAt, limits)).toEqual(expected);
+    expect(parser.answeredByWorker).toBe(2);
+  });
+
+  it('stops a thread that loaded but got no body, and never one with a body to answer', async () => {
+    const parser = builtParser({ idleStopMs: 0 });
+    const body = batch(Array.from({ length: 200 }, (_, i) => alert(i)));
+    const expected = await builtParseAlerts('api_v2', body, receivedAt, limits);
+    expect(await parser.ready()).toBe(true);
+    await vi.waitFor(() => expect(parser.threadRunning).toBe(false), { timeout: 5_000, interval: 10 });
+    // Stopped at once whenever it has nothing to answer, started again for each round: every body answered once, correctly, by the thread.
+    for (let round = 0; round < 5; round++) {
+      await parser.ready();
+      const answers = await Promise.all([1, 2, 3].map(() => parser.parse('api_v2', body, receivedAt, limits)));
+      expect(answers).toEqual([expected, expected, expected]);
+    }
+    expect(parser.answeredByWorker).toBe(15);
   });
 });

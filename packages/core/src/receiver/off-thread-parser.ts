@@ -33,8 +33,26 @@ const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
 /** What the worker posts once its module has loaded and it takes bodies. */
 export const WORKER_READY = 'ready';
 
+/**
+ * How long the worker may idle before it is stopped. Its V8 heap keeps the garbage of the last
+ * batches while it idles (nothing there runs a GC): after a 100,000-alert fill, 20–85 MiB
+ * (bench/README.md). Restarting it costs a module load, with the next wave's first batches
+ * parsed on the main thread meanwhile; 30 s keeps it up through Prometheus' evaluation rounds.
+ */
+export const WORKER_IDLE_STOP_MS = 30_000;
+
+/** Options of an {@link OffThreadParser}; the defaults are core's. */
+export interface OffThreadParserOptions {
+  /** The worker's module (tests give one that fails). */
+  workerUrl?: URL;
+  /** See {@link WORKER_IDLE_STOP_MS}. */
+  idleStopMs?: number;
+}
+
 /** A body handed to the worker, and how to parse it here instead. */
 interface Pending {
+  /** The worker it was posted to: one stopped for idling may exit while its successor holds bodies. */
+  worker: Worker;
   parseHere: () => Promise<ParsedAlerts>;
   resolve: (parsed: ParsedAlerts) => void;
   reject: (err: unknown) => void;
@@ -47,7 +65,8 @@ interface Pending {
  * bench machine, with the parse beside them in 0.89–1.0 s (bench/README.md). The answer is the same as
  * {@link parseAlerts} gives here. A job the worker does not answer (it died, or was stopped at
  * close) is parsed in this thread: its sender is waiting, and after a failure of the thread
- * every body is. The worker starts at the first batch and never keeps the process alive. It
+ * every body is. The worker starts at the first batch, stops after {@link WORKER_IDLE_STOP_MS}
+ * without a body (the next batch starts it again) and never keeps the process alive. It
  * runs the built module, so core run from its TypeScript sources (the tests) parses in its own
  * thread.
  */
@@ -62,13 +81,17 @@ export class OffThreadParser {
   private loaded: Promise<boolean> | undefined;
   private takesBodies = false;
   private workerAnswers = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly workerUrl: URL;
+  private readonly idleStopMs: number;
 
-  /** @param workerUrl the worker's module (tests give one that fails). */
   constructor(
     private readonly logger: Logger,
-    private readonly workerUrl: URL = WORKER_URL,
+    options: OffThreadParserOptions = {},
   ) {
-    this.available = existsSync(fileURLToPath(workerUrl));
+    this.workerUrl = options.workerUrl ?? WORKER_URL;
+    this.idleStopMs = options.idleStopMs ?? WORKER_IDLE_STOP_MS;
+    this.available = existsSync(fileURLToPath(this.workerUrl));
   }
 
   /**
@@ -83,8 +106,9 @@ export class OffThreadParser {
     const worker = this.worker;
     if (!this.takesBodies || !worker) return parseHere();
     const id = this.nextId++;
+    clearTimeout(this.idleTimer);
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { parseHere, resolve, reject });
+      this.pending.set(id, { worker, parseHere, resolve, reject });
       worker.postMessage({ id, format, body, receivedAt: receivedAt.getTime(), limits } satisfies ParseJob);
     });
   }
@@ -100,9 +124,15 @@ export class OffThreadParser {
     return this.workerAnswers;
   }
 
+  /** Whether the worker thread is up (started, and not stopped for idling, failed or closed). */
+  get threadRunning(): boolean {
+    return this.worker !== undefined;
+  }
+
   /** Stops the worker; what it had not answered is parsed here. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     await this.worker?.terminate();
   }
 
@@ -114,6 +144,8 @@ export class OffThreadParser {
       worker.on('message', (answer: ParseAnswer | typeof WORKER_READY) => {
         if (answer !== WORKER_READY) return this.answered(answer);
         this.takesBodies = true;
+        // A worker no body reaches after it loaded (the batch that started it was the wave's last) idles too.
+        this.stopWhenIdle();
         resolve(true);
       });
       // Not started again: a thread that failed once (its module, or memory) would fail every batch, each a log line and a delay.
@@ -122,11 +154,10 @@ export class OffThreadParser {
         this.logger.error({ err }, 'the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread');
       });
       worker.once('exit', () => {
-        this.worker = undefined;
-        this.takesBodies = false;
-        this.loaded = undefined;
+        if (this.worker === worker) this.forget();
         resolve(false);
-        for (const [id, { parseHere, resolve: answer, reject }] of this.pending) {
+        for (const [id, { worker: postedTo, parseHere, resolve: answer, reject }] of this.pending) {
+          if (postedTo !== worker) continue;
           this.pending.delete(id);
           parseHere().then(answer, reject);
         }
@@ -134,11 +165,31 @@ export class OffThreadParser {
     });
   }
 
+  /** Leaves the worker behind: the next batch starts another. */
+  private forget(): void {
+    this.worker = undefined;
+    this.takesBodies = false;
+    this.loaded = undefined;
+  }
+
+  /** Stops the worker once it has idled {@link OffThreadParserOptions.idleStopMs} with nothing to answer. */
+  private stopWhenIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      const worker = this.worker;
+      if (!worker || this.pending.size > 0) return;
+      this.forget();
+      this.logger.debug({ idleMs: this.idleStopMs }, 'the alert-parsing thread idled and is stopped; the next batch starts it again');
+      void worker.terminate();
+    }, this.idleStopMs).unref();
+  }
+
   private answered(answer: ParseAnswer): void {
     const pending = this.pending.get(answer.id);
     if (!pending) return;
     this.pending.delete(answer.id);
     this.workerAnswers++;
+    if (this.pending.size === 0) this.stopWhenIdle();
     if ('parsed' in answer) return pending.resolve(answer.parsed);
     const { error } = answer;
     // A request's refusal keeps its class, so the receiver answers it as it would one refused here; anything else is a failure (500).
