@@ -69,7 +69,12 @@ interface CompiledFlow {
   groupKey: (event: CloudEvent) => string;
   steps: PluginStep[];
   queue: BoundedQueue;
+  /** The flow's metric labels, made once: a wave's runs would otherwise make them per run. */
+  labels: { readonly flow: string };
+  outcomeLabels: Readonly<Record<RunOutcome, { readonly flow: string; readonly outcome: RunOutcome }>>;
 }
+
+const OUTCOMES: readonly RunOutcome[] = ['succeeded', 'failed', 'retrying', 'interrupted'];
 
 /** A run waiting for its next try. */
 interface WaitingRun {
@@ -234,6 +239,8 @@ export class FlowEngine {
         return { plugin, config: step.config };
       }),
       queue: new BoundedQueue(config.concurrency, config.queueSize, slots.of(name)),
+      labels: { flow: name },
+      outcomeLabels: Object.fromEntries(OUTCOMES.map((outcome) => [outcome, { flow: name, outcome }])) as CompiledFlow['outcomeLabels'],
     }));
     this.byName = new Map(this.flows.map((f) => [f.name, f]));
     options.metrics.initFlows(this.flows.map((f) => f.name));
@@ -427,7 +434,7 @@ export class FlowEngine {
     }
     const { metrics, logger } = this.options;
     const resumes = this.states.resumesRuns;
-    const labels = { flow: flow.name };
+    const { labels } = flow;
     metrics.runsInProgress.inc(labels);
     const startedAt = this.clock.now();
     let firstCall = progress.next === 0 && progress.attempt === 1 && progress.restarts === 0;
@@ -468,8 +475,8 @@ export class FlowEngine {
     if (tell && outcome !== 'retrying') tell({ flow: flow.name, outcome, ...(result.code ? { code: result.code } : {}), ...(result.error ? { error: result.error } : {}) });
 
     metrics.runsInProgress.dec(labels);
-    metrics.flowRuns.inc({ ...labels, outcome });
-    metrics.runDuration.observe({ ...labels, outcome }, (finishedAt - startedAt) / 1000);
+    metrics.flowRuns.inc(flow.outcomeLabels[outcome]);
+    metrics.runDuration.observe(flow.outcomeLabels[outcome], (finishedAt - startedAt) / 1000);
     const run: FinishedRun = {
       flow: flow.name,
       groupKey,
@@ -480,9 +487,11 @@ export class FlowEngine {
       startedAt,
       finishedAt,
       calls: result.calls,
-      ...(result.error ? { error: result.error } : {}),
     };
+    if (result.error) run.error = result.error;
     this.recent.add(run);
+    // A wave's succeeded runs at the default level `warn` make no log fields.
+    if (outcome === 'succeeded' && result.ignored.length === 0 && !logger.isLevelEnabled('info')) return;
     const log = { flow: flow.name, groupKey, eventId: progress.event.id, outcome, durationMs: finishedAt - startedAt, pluginCalls: result.calls.length, runAttempt: progress.attempt };
     if (result.ignored.length > 0) logger.warn({ ...log, ignoredAttributes: result.ignored }, 'plugins returned attributes that would change the event\'s own labels; they were ignored');
     if (outcome === 'succeeded') logger.info(log, 'flow run succeeded');

@@ -73,6 +73,12 @@ function labelsOf(event: CloudEvent): { data: Record<string, unknown>; labels: R
   return { data, labels };
 }
 
+/** Whether `record` has no keys; most runs' plugins return no attributes, and asking costs them no array. */
+function isEmpty(record: Record<string, string>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
 /**
  * Returns the event with `attributes` added to `data.labels`, leaving the
  * original untouched. The event's own labels are protected: a plugin can add
@@ -80,13 +86,7 @@ function labelsOf(event: CloudEvent): { data: Record<string, unknown>; labels: R
  * plugin must not redirect the next one to another instance).
  */
 export function mergeAttributes(event: CloudEvent, attributes: Record<string, string>): CloudEvent {
-  // Most runs have no attributes to add: they cost no arrays.
-  let none = true;
-  for (const _ in attributes) {
-    none = false;
-    break;
-  }
-  if (none) return event;
+  if (isEmpty(attributes)) return event;
   const { data, labels } = labelsOf(event);
   const added = Object.entries(attributes).filter(([key]) => !Object.hasOwn(labels, key));
   if (added.length === 0) return event;
@@ -113,15 +113,17 @@ export async function runPlugins(start: RunStart, flow: string, steps: readonly 
   const own = labelsOf(start.event).labels;
   let attributes = start.attributes;
   let current = mergeAttributes(start.event, attributes);
-  const ignored = new Set<string>();
+  // Made when a plugin returns attributes: most runs' plugins return none.
+  let ignored: Set<string> | undefined;
   const end = (reached: number, outcome: RunResult['outcome'], error?: string, failure?: PluginError): RunResult => {
-    const result: RunResult = { outcome, calls, attributes, reached, ignored: [...ignored] };
+    const result: RunResult = { outcome, calls, attributes, reached, ignored: ignored ? [...ignored] : [] };
     if (error !== undefined) result.error = error;
     if (failure?.retryable) result.retryable = true;
     if (failure) result.code = codeName(failure.code);
     return result;
   };
-  for (const [index, { plugin, config }] of steps.entries()) {
+  for (let index = 0; index < steps.length; index++) {
+    const { plugin, config } = steps[index]!;
     for (let attempt = 1; ; attempt++) {
       if (deps.beforeCall) await deps.beforeCall();
       if (deps.signal.aborted) return end(index, 'interrupted', `interrupted before ${plugin.name}`);
@@ -130,9 +132,9 @@ export async function runPlugins(start: RunStart, flow: string, steps: readonly 
       let reason = '';
       try {
         const response = await plugin.invoke(current, { flow, attempt, config, signal: deps.signal });
-        if (Object.keys(response.attributes).length > 0) {
+        if (!isEmpty(response.attributes)) {
           attributes = { ...attributes, ...response.attributes };
-          for (const key of Object.keys(response.attributes)) if (Object.hasOwn(own, key)) ignored.add(key);
+          for (const key of Object.keys(response.attributes)) if (Object.hasOwn(own, key)) (ignored ??= new Set()).add(key);
           current = mergeAttributes(start.event, attributes);
         }
         record({ plugin: plugin.name, attempt, code: 'OK', message: response.message, startedAt, durationMs: deps.clock.now() - startedAt });

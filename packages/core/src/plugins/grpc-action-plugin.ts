@@ -39,7 +39,7 @@ export function grpcActionPlugin(options: GrpcActionPluginOptions): ActionPlugin
     timeoutMs: options.timeoutMs,
     retry: options.retry,
     invoke: (event, call) =>
-      client.handle(event, { flow: call.flow, attempt: call.attempt, config: call.config, timeoutMs: options.timeoutMs, ...(call.signal ? { signal: call.signal } : {}) }),
+      client.handle(event, { flow: call.flow, attempt: call.attempt, config: call.config, timeoutMs: options.timeoutMs, signal: call.signal }),
     close: () => {
       stopObserving?.();
       return client.close();
