@@ -443,7 +443,7 @@ export class FlowEngine {
     const lost = this.states.holdLost(groupKey);
     const cancel = lost ? this.runSignals.own(lost) : this.runSignals.shared();
     try {
-      result = 'reason' in goOn ? callingNothing(`not resumed: ${goOn.reason}`, progress) : await runPlugins(progress, flow.name, flow.steps.slice(progress.next), {
+      result = 'reason' in goOn ? callingNothing(`not resumed: ${goOn.reason}`, progress) : await runPlugins(progress, flow.name, progress.next === 0 ? flow.steps : flow.steps.slice(progress.next), {
         clock: this.clock,
         random: this.random,
         signal: cancel.signal,
