@@ -3,7 +3,12 @@ import { stringMap, time } from './field-schemas.js';
 
 /** Go's zero time, which Alertmanager writes for "not set". */
 const GO_ZERO_TIME = /^0001-01-01T00:00:00/;
-const optionalTime = z.union([time, z.literal('')]).optional().transform((v) => (v === '' || v === undefined || GO_ZERO_TIME.test(v) ? undefined : v));
+/**
+ * A time that may be unset: absent, `""` or Go's zero time. `""` is taken as absent before the time's
+ * schema, not as a union's other branch: a union refusing `null` or a number named its `""` branch
+ * (`Invalid input: expected ""`), not the time expected.
+ */
+const optionalTime = z.preprocess((v) => (v === '' ? undefined : v), time.optional()).transform((v) => (v === undefined || GO_ZERO_TIME.test(v) ? undefined : v));
 
 const labels = stringMap.refine((l) => typeof l.alertname === 'string' && l.alertname !== '', {
   message: 'required: labels.alertname',
@@ -32,14 +37,17 @@ export const webhookAlertSchema = postableAlertSchema.extend({
 });
 
 /** The Alertmanager webhook receiver payload, version 4; its alerts are validated on their own with {@link webhookAlertSchema}. */
-export const webhookEnvelopeSchema = z.object({
+export const webhookEnvelopeSchema = z.object(
+  {
   version: z.literal('4', { error: 'expected version "4" (Alertmanager webhook payload)' }),
   groupKey: z.string().optional().default(''),
   externalURL: z.string().optional().default(''),
   alerts: z.array(z.unknown()),
   /** Alerts of the group `max_alerts` left out of the payload. Only told, never a reason to refuse the alerts that came. */
   truncatedAlerts: z.number().int().min(0).catch(0),
-});
+  },
+  { error: 'expected an Alertmanager webhook payload, a JSON object with version "4" (a JSON array of alerts goes to /api/v2/alerts)' },
+);
 
 export type PostableAlert = z.output<typeof postableAlertSchema>;
 export type WebhookAlert = z.output<typeof webhookAlertSchema>;

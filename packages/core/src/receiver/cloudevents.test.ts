@@ -205,10 +205,11 @@ describe('POST /api/v1/events', () => {
     ['an extension past 32 bits', event('x', { attempt: 2 ** 31 }), STRUCTURED, 400, 'bad_data', 'attempt: an extension attribute must be a string, a boolean or a 32-bit integer, got 2147483648'],
     ['a fractional extension', event('x', { attempt: 1.5 }), STRUCTURED, 400, 'bad_data', 'attempt: an extension attribute must be a string, a boolean or a 32-bit integer, got 1.5'],
     ['a __proto__ member', JSON.stringify(event('x')).replace('{', '{"__proto__":{"type":"x"},'), STRUCTURED, 400, 'bad_data', `__proto__: ${NOT_A_NAME}`],
-    ['an array in structured mode', [event('x')], STRUCTURED, 400, 'bad_data', 'Invalid input: expected object, received array'],
+    ['an array in structured mode', [event('x')], STRUCTURED, 400, 'bad_data', 'body: a JSON array is a batch of events: send it as application/cloudevents-batch+json'],
+    ['null in structured mode', null, STRUCTURED, 400, 'bad_data', 'body: Invalid input: expected object, received null'],
     ['bad JSON', '{"id":', STRUCTURED, 400, 'bad_json', 'body is not valid JSON: Unexpected end of JSON input'],
     // batch mode: the whole batch or nothing, problems under the event's index
-    ['a batch that is no array', event('x'), BATCH, 400, 'bad_data', 'expected a JSON array of events'],
+    ['a batch that is no array', event('x'), BATCH, 400, 'bad_data', 'body: expected a JSON array of events'],
     ['a batch with one bad event', [event('i-batch-ok'), without(event('x'), 'type')], BATCH, 400, 'bad_data', 'events[1].type: required (expected string)'],
     ['a batch with a bad label map', [event('x', { data: { labels: labels(6) } })], BATCH, 400, 'bad_data', 'events[0].data.labels: 6 labels, more than the limit of 5'],
     ['a batch with data nested too deep', [event('x', { data: deepData(64) })], BATCH, 400, 'bad_data', 'events[0].data: nested more than 64 levels deep'],

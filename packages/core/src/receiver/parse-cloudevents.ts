@@ -97,6 +97,7 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
     return mapInSlices(valid, (event, i) => toCloudEvent(event, list[i]));
   }
   const raw = mode === 'structured' ? parseJson(body, MAX_BODY_DEPTH.structured) : binaryEvent(headers, body);
+  if (Array.isArray(raw)) throw new HttpError(400, 'bad_data', `body: a JSON array is a batch of events: send it as ${BATCH}`);
   checkCounts(raw, limits, mode === 'structured' ? 'event' : 'ce-* headers', mode === 'structured' ? 'data.labels' : 'body.labels');
   const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);

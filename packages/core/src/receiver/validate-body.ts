@@ -27,9 +27,9 @@ export function parseJson(body: Buffer, maxDepth?: number): unknown {
   }
 }
 
-/** A 400 `bad_data` naming every problem zod found, each under `prefix`. */
+/** A 400 `bad_data` naming every problem zod found, each under `prefix`; one with the body itself (a JSON array where an object goes) is named `body`. */
 export function badData(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[]): HttpError {
-  return new HttpError(400, 'bad_data', problemsText(describeIssues(issues, prefix)));
+  return new HttpError(400, 'bad_data', problemsText(describeIssues(issues, prefix).map((problem) => (problem.path ? problem : { ...problem, path: 'body' }))));
 }
 
 /** Validates `value` with `schema`; a 400 naming the fields under `prefix` otherwise. */
