@@ -63,6 +63,8 @@ function binaryEvent(headers: IncomingHttpHeaders, body: Buffer): unknown {
       throw new HttpError(400, 'bad_data', `${header}: not percent-encoded UTF-8`);
     }
   }
+  // Most often a whole event sent with the plain JSON type: listing each ce-* header as required would not say so.
+  if (attributes.length === 0) throw new HttpError(400, 'bad_data', `ce-* headers: none sent: Content-Type application/json is binary mode, where the attributes travel as ce-* headers and the body is the data; send a whole event as ${STRUCTURED}`);
   // fromEntries defines every key, so a `ce-__proto__` header is an own key the schema refuses, not a prototype.
   return Object.fromEntries([...attributes, ['datacontenttype', headers['content-type']], ['data', parseJson(body, MAX_BODY_DEPTH.binary)]]);
 }
