@@ -15,18 +15,22 @@ const batch = (from: number): Buffer =>
   Buffer.from(JSON.stringify(Array.from({ length: 300 }, (_, i) => ({ labels: { alertname: 'SpotInstanceTerminating', instance_id: `i-${from + i}` }, startsAt: '2026-12-01T09:59:00Z' }))));
 
 describe('OffThreadParser when its thread exits with bodies on it', () => {
-  it('answers every body the exiting thread held with what parsing here gives: no sender is left waiting', async () => {
+  it('answers every body the exiting thread held with what parsing here gives, and says the thread exited: no sender is left waiting', async () => {
     const dir = await tempDir('off-thread-exit');
     // A thread that loads, takes bodies, and exits at the first one it is given, answering none.
     const exiting = join(dir.path, 'exiting-worker.mjs');
     writeFileSync(exiting, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(1));\nparentPort.postMessage('ready');\n");
-    const parser = new OffThreadParser(pino({ level: 'silent' }), pathToFileURL(exiting));
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const parser = new OffThreadParser(logger, { workerUrl: pathToFileURL(exiting) });
     try {
       expect(await parser.ready()).toBe(true);
       const bodies = [0, 1_000, 2_000, 3_000, 4_000].map(batch);
       const answers = await Promise.all(bodies.map((body) => parser.parse('api_v2', body, receivedAt, limits)));
       expect(answers).toEqual(await Promise.all(bodies.map((body) => parseAlerts('api_v2', body, receivedAt, limits))));
       expect(parser.answeredByWorker).toBe(0);
+      // Said once, at warn: a thread ending by itself is no idle stop.
+      expect(lines.map((l) => [l['level'], l['exitCode'], l['msg']])).toEqual([[40, 1, 'the alert-parsing thread exited; the bodies it held are parsed on the main thread and the next batch starts it again']]);
     } finally {
       await parser.close();
       await dir.remove();

@@ -153,8 +153,12 @@ export class OffThreadParser {
         this.available = false;
         this.logger.error({ err }, 'the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread');
       });
-      worker.once('exit', () => {
-        if (this.worker === worker) this.forget();
+      worker.once('exit', (code) => {
+        // Stopped here (idle, close) it is forgotten already; a thread that ended by itself is started again by the next batch.
+        if (this.worker === worker) {
+          this.forget();
+          if (!this.closed && this.available) this.logger.warn({ exitCode: code }, 'the alert-parsing thread exited; the bodies it held are parsed on the main thread and the next batch starts it again');
+        }
         resolve(false);
         for (const [id, { worker: postedTo, parseHere, resolve: answer, reject }] of this.pending) {
           if (postedTo !== worker) continue;
