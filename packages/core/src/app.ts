@@ -108,8 +108,11 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
 
   let stopBecause: ((err: Error) => void) | undefined;
   const { store, maintain, reportRecovery } = await openStateStore({ loaded, logger, metrics, clock, ...(files.kubeconfig === undefined ? {} : { kubeconfig: files.kubeconfig }), onFatal: (err) => stopBecause?.(err), dryRun: options.dryRun ?? false });
-  /** Closes the store; what it could not save is logged, never thrown over the reason for stopping. */
-  const closeStore = (): Promise<void> => store.close().catch((err: unknown) => logger.warn({ err, backend: store.backend }, 'could not close the run-state store'));
+  /**
+   * Closes the store; what it could not save is logged, never thrown over the reason for stopping. At `error`: the
+   * changes lost (a full disk at shutdown) make the restart act again on runs that had ended.
+   */
+  const closeStore = (): Promise<void> => store.close().catch((err: unknown) => logger.error({ err, backend: store.backend }, 'could not close the run-state store'));
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
   const listeners = new RunListeners();
   const slots = new FlowSlots();

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,7 +302,10 @@ describe('disk full at run time', () => {
     const refusedEvent = await postEvent(url, 'i-refused-event');
     expect(refusedEvent.status).toBe(503);
     expect(await refusedEvent.json()).toMatchObject({ errorType: 'state_unavailable', error: 'run state cannot be saved to disk right now, so the events cannot be promised; retry later' });
-    await core.waitFor((l) => l.msg?.toString().startsWith('could not write run state') === true);
+    const failing = (l: { msg?: unknown }): boolean => l.msg?.toString().startsWith('could not write run state') === true;
+    expect(await core.waitFor(failing)).toMatchObject({ level: 'error', err: { code: 'ENOSPC' } });
+    // The journal tries again every second: two more tries, and the outage is still one error line, not one per try.
+    await new Promise((r) => setTimeout(r, 2_500));
 
     rmSync(filler);
     for (let i = 0; (await fetch(`${url}/-/ready`)).status !== 200; i++) {
@@ -311,8 +314,46 @@ describe('disk full at run time', () => {
     }
     expect((await post(url, alert('i-after'))).status).toBe(200);
     await core.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === 'spot:{instance_id="i-after"}');
+    // One line says the outage is over, and how many writes failed in it.
+    const back = core.lines.filter((l) => l.msg?.toString().startsWith('run state can be written again') === true);
+    expect(back).toMatchObject([{ level: 'info' }]);
+    expect(back[0]!.failedWrites).toBeGreaterThanOrEqual(3);
+    expect(core.lines.filter(failing)).toHaveLength(1);
     // The alert refused before dispatch never ran; its re-send now does.
     expect(rec.calls.map((c) => instanceOf(c.event))).not.toContain('i-refused');
+  });
+
+  it.skipIf(!mountable)('SIGTERM while a run\'s end cannot be written: the shutdown says at error that the run may act again after the restart', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const rec = await startRecordingPlugin(() => blocked);
+    plugins.push(rec);
+    const disk = mkdtempSync(join(tmpdir(), 'hollowtrees-small-disk-'));
+    const file = writeConfig(config(rec.address, `state: { file: "${join(disk, 'runs.jsonl')}" }`));
+    const core = startCli(['--config', file], { wrap: underPrivateTmpfs(disk, 'size=64k') });
+    const url = await core.url();
+    // The run is on disk (200), its plugin acting, when the disk fills.
+    expect((await post(url, alert('i-1'))).status).toBe(200);
+    await rec.waitForCalls(1);
+    try {
+      writeFileSync(`/proc/${core.child.pid}/root${disk}/filler`, Buffer.alloc(1024 * 1024));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+    // The journal's last page may still have room for the run's end: filled with blank lines, which a reader skips.
+    try {
+      appendFileSync(`/proc/${core.child.pid}/root${disk}/runs.jsonl`, '\n'.repeat(64 * 1024));
+    } catch (err) {
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    }
+    release();
+    await core.waitFor((l) => l.msg === 'flow run succeeded');
+    core.child.kill('SIGTERM');
+    expect(await core.exited).toBe(0);
+    expect(core.lines.find((l) => l.msg === 'could not close the run-state store')).toMatchObject({
+      level: 'error',
+      err: { message: expect.stringContaining('after the restart, runs that ended since may run again and their cooldowns are missing') },
+    });
   });
 });
 

@@ -8,6 +8,7 @@ import { GroupStates } from '../flow/group-states.js';
 import type { CoreMetrics } from '../metrics.js';
 import { JournalFromNewerVersion } from './journal-format.js';
 import { JournalRunStateStore } from './journal-store.js';
+import { JournalWriteLog } from './journal-write-log.js';
 import type { RunStateStore } from './run-state-store.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state-lock.js';
 import { StateJournal, unreadableCopyOf } from './state-journal.js';
@@ -91,15 +92,17 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
     logger.error({ err, file: shownFile }, 'lost the lock on the state file; stopping, so that two processes never act on one state');
     onFatal(err);
   }));
+  const writes = new JournalWriteLog(logger, () => clock.now(), { file: shownFile });
   const { journal, recovered, keptAs, notKept } = await asStateFileProblem(loaded, file, StateJournal.open(file, {
     now: () => clock.now(),
     onError: (err, unwrittenLines) => {
       metrics.engine.stateDurable.set(0);
-      logger.error({ err, file: shownFile, unwrittenLines }, 'could not write run state; runs go on, new events get 503 until the journal can write again');
+      writes.failed(err, unwrittenLines);
     },
     onDurable: ({ oldestWaitMs }) => {
       metrics.engine.stateDurable.set(1);
       metrics.engine.stateWriteSeconds.observe(oldestWaitMs / 1000);
+      writes.written();
     },
   }).catch(async (err: unknown) => {
     await lock.release();
@@ -112,6 +115,8 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
       try {
         const repaired = await store.maintain(clock.now());
         if (repaired) logger.error({ file: shownFile }, `the state journal was ${repaired} while running; rewrote it from memory`);
+        // A journal that dropped changes while writes failed is whole again only once rewritten here.
+        if (store.durable) writes.written();
       } catch (err) {
         // The journal stays as it was (the rename is atomic); the next check tries again.
         logger.error({ err, file: shownFile }, 'could not check or compact the state journal');
