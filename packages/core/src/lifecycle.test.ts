@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { killAllCli, startCli } from '../test/support/cli-process.js';
 import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+import { readJournal } from './state/state-journal.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-lifecycle-'));
 let fileCount = 0;
@@ -319,6 +320,12 @@ describe('disk full at run time', () => {
     expect(back).toMatchObject([{ level: 'info' }]);
     expect(back[0]!.failedWrites).toBeGreaterThanOrEqual(3);
     expect(core.lines.filter(failing)).toHaveLength(1);
+    // What kill -9 now leaves: a write the full disk cut short is at most one unreadable line, the lines written after it
+    // (those kept and written again with the disk) all read back.
+    const left = await readJournal(`/proc/${core.child.pid}/root${disk}/runs.jsonl`);
+    expect(left.problems.length).toBeLessThanOrEqual(1);
+    const cooling = left.states.filter((s) => s.phase === 'cooling').map((s) => s.key);
+    expect(cooling).toEqual(expect.arrayContaining(['spot:{instance_id="i-before"}', 'spot:{instance_id="i-after"}']));
     // The alert refused before dispatch never ran; its re-send now does.
     expect(rec.calls.map((c) => instanceOf(c.event))).not.toContain('i-refused');
   });

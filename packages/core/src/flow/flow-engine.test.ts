@@ -1028,6 +1028,37 @@ describe('FlowEngine with a journal on a failing disk', () => {
   });
 });
 
+describe('FlowEngine: a run that ends while the disk fails', () => {
+  it('tells its source at once (its plugins acted), and its end reaches the disk with the disk, by the journal\'s own retry, no new event needed', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'hollowtrees-engine-')), 'state.jsonl');
+    const disk = fullDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile, onError: () => {} });
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const a = scripted('a', () => blocked);
+    const b = scripted('b');
+    const { engine } = engineFor(spotFlow('', '[a, b]'), [a, b], undefined, undefined, { store: new JournalRunStateStore(journal) });
+    const told: string[] = [];
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now(), (s) => told.push(s.outcome));
+    expect(await engine.commit()).toBe(true);
+    // The run is on disk and its first plugin acting when the disk fills: its step past a, and its end, cannot be written.
+    disk.full = true;
+    release();
+    await engine.drain();
+    expect([a.calls.length, b.calls.length, told]).toEqual([1, 1, ['succeeded']]);
+    expect(engine.durable).toBe(false);
+    // kill -9 now would resume the run from a: the file still has it running at its start.
+    expect((await readJournal(path)).states).toMatchObject([{ phase: 'running', run: { next: 0 } }]);
+    disk.full = false;
+    for (let i = 0; !engine.durable; i++) {
+      if (i > 60) throw new Error('the journal did not write again with the disk back');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await readJournal(path)).states).toMatchObject([{ phase: 'cooling' }]);
+    await journal.close();
+  });
+});
+
 describe('FlowEngine: metrics', () => {
   beforeEach(() => vi.useFakeTimers({ now: new Date('2026-11-25T10:00:00Z') }));
   afterEach(() => vi.useRealTimers());

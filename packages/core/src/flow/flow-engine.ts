@@ -470,7 +470,8 @@ export class FlowEngine {
     const reached = progressAt(flow.steps, progress, result.reached, result.attributes);
     const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey, progress.event);
-    // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow.
+    // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow. A write that
+    // fails (a full disk) does not hold the source back: the plugins acted, and the journal writes the end with the disk.
     await this.states.commit(groupKey);
     if (tell && outcome !== 'retrying') tell({ flow: flow.name, outcome, ...(result.code ? { code: result.code } : {}), ...(result.error ? { error: result.error } : {}) });
 
@@ -519,7 +520,8 @@ export class FlowEngine {
   /** Records that a run passed `passed` more steps, and waits until the store has it, before its next plugin acts. */
   private async passedStep(flow: CompiledFlow, key: string, progress: RunProgress, passed: number, attributes: Record<string, string>): Promise<void> {
     this.states.progress(key, 'running', progressAt(flow.steps, progress, passed, attributes));
-    // A failed write does not stop the run, as for its claim: new events are refused meanwhile.
+    // A failed write does not stop the run, as for its claim: new events are refused meanwhile, and the step is written
+    // with the disk (a crash before then goes on from the last step on disk, calling this plugin again).
     await this.states.commit(key);
   }
 

@@ -69,10 +69,12 @@ export interface RunSettlement {
 /**
  * Told once per run the event started or joined ({@link Acceptance.started}
  * plus {@link Acceptance.joined} runs), when
- * that run has ended for good and its outcome is on disk: never on a failure
+ * that run has ended for good and the store was asked to save its outcome: never on a failure
  * the engine tries again by itself (`runRetry`). Not told after a restart (a
  * run resumed from the journal has no listener) nor for a run still waiting
- * for a later try when core stops.
+ * for a later try when core stops. While the run state cannot be written (a full disk), told all the same: the
+ * plugins acted, and an event kept for a re-send would act again wherever the store never had its run; the
+ * outcome is written once the disk is back (a crash before then resumes the run from its last step on disk).
  */
 export type RunListener = (settlement: RunSettlement) => void;
 

@@ -108,7 +108,7 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
   if (atOnce) runs.push(atOnce);
   expected = result.started + joined + (atOnce ? 1 : 0);
   settled();
-  // A run's settlement comes after its state is on disk; a deduplication's holder may not be yet.
+  // A run's settlement comes after its end was handed to the store (see RunListener); a deduplication's holder may not be on disk yet.
   const committed = verdict.then(async (v) =>
     v.action === 'delete' && v.reason === 'deduplicated' && !(await sink.commit()) ? ({ action: 'leave', why: 'the run state cannot be saved now' } as const) : v,
   );
