@@ -48,11 +48,12 @@ export class JournalRunStateStore extends GroupStates {
 
   /**
    * Rewrites the journal from memory when its file was deleted or replaced
-   * under us (says which), and compacts it once it has grown.
+   * under us (says which), or fails its writes (see {@link StateJournal.needsCompaction}), and compacts it once it has grown.
    */
   async maintain(now: number): Promise<JournalRepair | undefined> {
     const snapshot = () => this.list(now);
-    const repaired = await this.journal.verify(snapshot);
+    // A file that fails its writes may fail its fstat too (EBADF, ESTALE): the rewrite below replaces it either way.
+    const repaired = this.journal.durable ? await this.journal.verify(snapshot) : undefined;
     if (this.journal.needsCompaction) await this.journal.compact(snapshot);
     return repaired;
   }

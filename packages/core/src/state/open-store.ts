@@ -6,6 +6,7 @@ import { ConfigError } from '../config/config-error.js';
 import type { LoadedConfig } from '../config/load-config.js';
 import { GroupStates } from '../flow/group-states.js';
 import type { CoreMetrics } from '../metrics.js';
+import { ThrottledLog } from '../throttled-log.js';
 import { JournalFromNewerVersion } from './journal-format.js';
 import { JournalRunStateStore } from './journal-store.js';
 import { JournalWriteLog } from './journal-write-log.js';
@@ -109,6 +110,8 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
     throw err;
   }));
   const store = new JournalRunStateStore(journal, loaded.config.state.maxGroups, recovered.states, recovered.problems, () => lock.release());
+  // The upkeep runs every 5 s, and while the file fails (EIO, a read-only remount) each of its rewrites fails too.
+  const upkeepLog = new ThrottledLog(logger, () => clock.now(), 60_000);
   return {
     store,
     maintain: async () => {
@@ -119,7 +122,7 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
         if (store.durable) writes.written();
       } catch (err) {
         // The journal stays as it was (the rename is atomic); the next check tries again.
-        logger.error({ err, file: shownFile }, 'could not check or compact the state journal');
+        upkeepLog.log('upkeep', 'error', { err, file: shownFile }, 'could not check or compact the state journal', 'alsoFailedSinceLastLine');
       }
     },
     reportRecovery: (recovery) => {

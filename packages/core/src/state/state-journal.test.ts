@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { GroupStates, type GroupState, type RunProgress } from '../flow/group-states.js';
 import { fullDisk, slowDisk } from '../../test/support/journal-disks.js';
 import { JournalFromNewerVersion, snapshotPieces, type JournalContents } from './journal-format.js';
-import { openJournalFile, type OpenJournalFile } from './journal-file.js';
+import { openJournalFile, type JournalFile, type OpenJournalFile } from './journal-file.js';
 import { JournalRunStateStore } from './journal-store.js';
 import { readJournal, StateJournal } from './state-journal.js';
 
@@ -432,6 +432,26 @@ describe('StateJournal when the disk fails', () => {
     await store.close();
     // The restart holds a's cooldown (read as cut short, a's run would call its plugins again) and resumes b.
     expect((await readJournal(path)).states.map((s) => [s.key, s.phase])).toEqual([['a', 'cooling'], ['b', 'running']]);
+  });
+
+  it('a journal whose open file fails its writes (its descriptor closed under it: EBADF) is rewritten to a new file by the store\'s upkeep, rather than failing until a restart', async () => {
+    const path = freshPath();
+    let opened: JournalFile | undefined;
+    const openFile: OpenJournalFile = async (at) => (opened = await openJournalFile(at));
+    const { journal } = await StateJournal.open(path, { openFile, onError: () => {} });
+    const store = new JournalRunStateStore(journal);
+    store.tryStart('a', 'f', run('a'), 1);
+    expect(await store.commit()).toBe(true);
+    // The file the journal appends to goes bad while the disk is fine (a stale NFS handle, a device reset, a closed descriptor).
+    await opened!.close();
+    store.succeeded('a', 2, 8e12);
+    expect(await store.commit()).toBe(false);
+    await store.maintain(3);
+    expect(store.durable).toBe(true);
+    store.tryStart('b', 'f', run('b'), 4);
+    expect(await store.commit()).toBe(true);
+    expect((await readJournal(path)).states.map((s) => [s.key, s.phase])).toEqual([['a', 'cooling'], ['b', 'running']]);
+    await store.close();
   });
 
   it('ignores records after close', async () => {

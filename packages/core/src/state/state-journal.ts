@@ -9,6 +9,12 @@ import { makeDirectory } from './make-directory.js';
 /** How soon a failed write is tried again. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
 
+/**
+ * Write failures for want of room: a rewrite to a new file needs that room too. Any other (EIO, ESTALE, EBADF)
+ * may be the open file's alone, which a rewrite replaces.
+ */
+const NO_ROOM = new Set(['ENOSPC', 'EDQUOT']);
+
 /** Lines kept in memory while writes fail, by default. */
 const MAX_UNWRITTEN_LINES = 100_000;
 
@@ -214,14 +220,22 @@ export class StateJournal {
     return this.dropped > 0;
   }
 
+  /** The last write failed, and not for want of room. */
+  private get fileFails(): boolean {
+    return !this.healthy && !NO_ROOM.has((this.lastError as NodeJS.ErrnoException | undefined)?.code ?? '');
+  }
+
   /** Changes not in the file: those queued, and those dropped since the last rewrite. */
   private get unwrittenLines(): number {
     return this.pending.length + this.dropped;
   }
 
-  /** True when the journal has grown enough to be worth rewriting, or misses changes it dropped. */
+  /**
+   * True when the journal has grown enough to be worth rewriting, misses changes it dropped, or its open file fails
+   * writes for a reason other than room: appending to it again would fail until a restart, a rewrite opens a new one.
+   */
   get needsCompaction(): boolean {
-    return this.missesChanges || this.written > (this.options.compactAfter ?? 100_000) || this.appendedBytes > (this.options.compactAfterBytes ?? 64 * 1024 * 1024);
+    return this.missesChanges || this.fileFails || this.written > (this.options.compactAfter ?? 100_000) || this.appendedBytes > (this.options.compactAfterBytes ?? 64 * 1024 * 1024);
   }
 
   /**
