@@ -8,6 +8,7 @@ import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { FlowSlots } from './flow/bounded-queue.js';
 import { HeldBytes } from './flow/held-bytes.js';
+import { RecentRuns } from './flow/recent-runs.js';
 import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
 import { CoreMetrics } from './metrics.js';
@@ -116,11 +117,12 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
   const listeners = new RunListeners();
   const slots = new FlowSlots();
+  const recent = new RecentRuns(100);
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
     const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
-    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, store, heldBytes, listeners, slots, clock });
+    const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, store, heldBytes, listeners, slots, recent, clock });
     return { engine, plugins };
   };
   const closePlugins = async (runtime: Runtime): Promise<void> => {

@@ -120,6 +120,27 @@ describe('core with plugins over real gRPC', () => {
     expect(c.logs.filter((l) => l.msg === 'configuration reloaded')).toEqual([]);
   });
 
+  it('after a reload the status API still lists the runs that finished before it, and the run the old engine finished after it', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const rec = await plugin((event) => (labelsOf(event).instance_id === 'i-slow' ? held : undefined));
+    const c = await core(spotConfig(rec.address));
+    await c.post('/api/v2/alerts', [spotAlert('i-done')]);
+    await c.post('/api/v2/alerts', [spotAlert('i-slow')]);
+    await rec.waitForCalls(2);
+    const runs = async (): Promise<Array<{ groupKey: string; outcome: string }>> => (await (await fetch(`${c.url}/api/v1/status/runs`)).json()) as Array<{ groupKey: string; outcome: string }>;
+    await until(() => c.logs.some((l) => l.msg === 'flow run succeeded'));
+    // Still calling its plugin: the reload lets it finish on the old engine.
+    const reloaded = c.reload(parseConfig(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 20m'), 'test.yaml', {}));
+    release();
+    await reloaded;
+    // A node watcher approving an Azure event waits for its run to be listed as succeeded here.
+    expect((await runs()).map((r) => [r.groupKey, r.outcome])).toEqual([
+      ['spot:{instance_id="i-slow"}', 'succeeded'],
+      ['spot:{instance_id="i-done"}', 'succeeded'],
+    ]);
+  });
+
   it('50 concurrent copies of one alert start exactly one run', async () => {
     const rec = await plugin();
     const c = await core(spotConfig(rec.address));

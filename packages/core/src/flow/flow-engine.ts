@@ -52,6 +52,11 @@ export interface FlowEngineOptions {
   random?: () => number;
   /** Finished runs kept for the status API. Default 100. */
   recentRuns?: number;
+  /**
+   * The finished runs the status API lists, shared with the engine this one replaces, so a reload neither empties the
+   * list nor hides the runs the old engine finishes after it. Default: a list of `recentRuns` of this engine's own.
+   */
+  recent?: RecentRuns;
   /** Where run state lives; shared with the engine this one replaces on reload, so groups stay held. Default: memory only. */
   store?: RunStateStore;
   /** Bytes held by runs, shared with the engine this one replaces. Default: no global limit. */
@@ -221,7 +226,7 @@ export class FlowEngine {
   constructor(private readonly options: FlowEngineOptions) {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
-    this.recent = new RecentRuns(options.recentRuns ?? 100);
+    this.recent = options.recent ?? new RecentRuns(options.recentRuns ?? 100);
     this.dropLog = new DropLog(options.logger, () => this.clock.now());
     this.notClaimedLog = new ThrottledLog(options.logger, () => this.clock.now());
     this.states = options.store ?? new GroupStates();
