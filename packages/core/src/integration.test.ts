@@ -141,6 +141,21 @@ describe('core with plugins over real gRPC', () => {
     ]);
   });
 
+  it('after a reload the flows status counts the runs the old engine still calls plugins for and holds queued', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const rec = await plugin(() => held);
+    const c = await core(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 10m\n    concurrency: 1'));
+    await c.post('/api/v2/alerts', [spotAlert('i-1'), spotAlert('i-2')]);
+    await rec.waitForCalls(1);
+    const reloaded = c.reload(parseConfig(spotConfig(rec.address).replace('cooldown: 10m', 'cooldown: 20m\n    concurrency: 1'), 'test.yaml', {}));
+    const flows = (await (await fetch(`${c.url}/api/v1/status/flows`)).json()) as Array<{ name: string; running: number; queued: number }>;
+    release();
+    await reloaded;
+    // Read as "nothing running", core would be restarted in the middle of a drain.
+    expect(flows).toMatchObject([{ name: 'spot', running: 1, queued: 1 }]);
+  });
+
   it('50 concurrent copies of one alert start exactly one run', async () => {
     const rec = await plugin();
     const c = await core(spotConfig(rec.address));

@@ -97,7 +97,9 @@ export interface FlowStatus {
   groupBy: string[];
   cooldownMs: number;
   plugins: string[];
+  /** Runs calling plugins, counting those of the engines a reload replaced that still finish theirs. */
   running: number;
+  /** Runs waiting for a slot, counting those of the engines a reload replaced. */
   queued: number;
   /** Runs that failed on a retryable code and wait for their next try. */
   waitingForRetry: number;
@@ -220,6 +222,8 @@ export class FlowEngine {
   private adopting = false;
   /** The engine that took over after a reload: runs that fail here later retry there. */
   private successor: FlowEngine | undefined;
+  /** Engines this one replaced that still drain: their runs count in {@link flowStatus} here. */
+  private readonly draining = new Set<FlowEngine>();
   /** Ends this engine's part in the scraped gauges, once it holds no runs (retired or shut down). */
   private readonly stopScraping: () => void;
 
@@ -816,8 +820,10 @@ export class FlowEngine {
    */
   async retire(successor: FlowEngine): Promise<void> {
     this.successor = successor;
+    successor.draining.add(this);
     for (const state of this.takeWaiting()) successor.adopt(state, this.stepAt(state));
     await this.drain();
+    successor.draining.delete(this);
     this.stopScraping();
   }
 
@@ -875,11 +881,22 @@ export class FlowEngine {
       groupBy: f.config.groupBy,
       cooldownMs: f.config.cooldown,
       plugins: f.config.plugins.map((step) => step.plugin),
-      running: f.queue.active,
-      queued: f.queue.depth,
+      ...this.runsOf(f.name),
       waitingForRetry: this.waitingIn(f.name),
       heldBytes: this.heldBytes.of(f.name),
     }));
+  }
+
+  /** Runs of flow `name` calling plugins and queued, here and in the engines this one replaced that still drain. */
+  private runsOf(name: string): { running: number; queued: number } {
+    const queue = this.byName.get(name)?.queue;
+    const runs = { running: queue?.active ?? 0, queued: queue?.depth ?? 0 };
+    for (const engine of this.draining) {
+      const theirs = engine.runsOf(name);
+      runs.running += theirs.running;
+      runs.queued += theirs.queued;
+    }
+    return runs;
   }
 
   /** Groups running, waiting for a retry or cooling down. */
