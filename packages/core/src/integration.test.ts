@@ -156,6 +156,41 @@ describe('core with plugins over real gRPC', () => {
     expect(flows).toMatchObject([{ name: 'spot', running: 1, queued: 1 }]);
   });
 
+  it('a shutdown while a reload\'s old engine still drains does not call a run lost that the new engine then tries again', async () => {
+    let releaseOld!: () => void;
+    const old = new Promise<void>((resolve) => (releaseOld = resolve));
+    let releaseBusy!: () => void;
+    const busy = new Promise<void>((resolve) => (releaseBusy = resolve));
+    let failed = false;
+    const rec = await plugin((event) => {
+      const instance = labelsOf(event).instance_id;
+      if (instance === 'i-old') return old;
+      if (instance === 'i-busy') return busy;
+      if (failed) return undefined;
+      failed = true;
+      throw new PluginError(Code.Unavailable, 'restarting');
+    });
+    const retrying = (cooldown: string): string =>
+      spotConfig(rec.address, '  runRetry: { attempts: 2, initialBackoff: 500ms, maxBackoff: 500ms }\nserver: { shutdownGracePeriod: 10s }')
+        .replace('retry: { attempts: 3, initialBackoff: 20ms, maxBackoff: 100ms }', 'retry: { attempts: 1 }')
+        .replace('cooldown: 10m', `cooldown: ${cooldown}`)
+        .replace('  runRetry', '    runRetry');
+    const c = await core(retrying('10m'));
+    await c.post('/api/v2/alerts', [spotAlert('i-old')]);
+    await rec.waitForCalls(1);
+    const reloaded = c.reload(parseConfig(retrying('20m'), 'test.yaml', {}));
+    await c.post('/api/v2/alerts', [spotAlert('i-wait'), spotAlert('i-busy')]);
+    await until(() => c.logs.some((l) => l.msg === 'flow run failed on a retryable code; it will be tried again'));
+    const closed = c.close();
+    // The old engine drains first; the new one still runs i-busy when i-wait's next try comes due.
+    releaseOld();
+    await reloaded;
+    await until(() => rec.calls.filter((call) => labelsOf(call.event).instance_id === 'i-wait').length === 2);
+    releaseBusy();
+    await closed;
+    expect(c.logs.filter((l) => l.msg === 'runs waiting for a retry are lost: without state.file nothing survives the restart')).toEqual([]);
+  });
+
   it('50 concurrent copies of one alert start exactly one run', async () => {
     const rec = await plugin();
     const c = await core(spotConfig(rec.address));

@@ -1253,10 +1253,10 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     const after = successorOn(before.states, logger);
     // A reload, then a shutdown while the old engine still drains: the app shuts both down.
     const retired = before.engine.retire(after.engine);
-    await after.engine.shutdown(1_000);
+    const stoppedAfter = after.engine.shutdown(1_000);
     const stopped = before.engine.shutdown(1_000);
     before.release();
-    await Promise.all([retired, stopped]);
+    await Promise.all([retired, stopped, stoppedAfter]);
     expect(after.engine.pending).toBe(0);
     await vi.advanceTimersByTimeAsync(120_000);
     expect(after.a.calls).toHaveLength(0);

@@ -224,6 +224,8 @@ export class FlowEngine {
   private successor: FlowEngine | undefined;
   /** Engines this one replaced that still drain: their runs count in {@link flowStatus} here. */
   private readonly draining = new Set<FlowEngine>();
+  /** Resolves once this engine, replaced by a reload, has drained. */
+  private retired: Promise<void> = Promise.resolve();
   /** Ends this engine's part in the scraped gauges, once it holds no runs (retired or shut down). */
   private readonly stopScraping: () => void;
 
@@ -822,7 +824,8 @@ export class FlowEngine {
     this.successor = successor;
     successor.draining.add(this);
     for (const state of this.takeWaiting()) successor.adopt(state, this.stepAt(state));
-    await this.drain();
+    this.retired = this.drain();
+    await this.retired;
     successor.draining.delete(this);
     this.stopScraping();
   }
@@ -846,7 +849,8 @@ export class FlowEngine {
    * Stops taking events, waits up to `graceMs` for runs in flight, then
    * cancels what is left. With a journal, cancelled, queued and waiting runs
    * stay on disk and resume after the restart; without one they are lost, and
-   * the log says how many.
+   * the log says how many. The engines a reload replaced that still drain are shut down with it (as the app does): it
+   * ends their runs left waiting for a try once they have drained.
    */
   async shutdown(graceMs: number): Promise<void> {
     const idle = this.drain();
@@ -864,6 +868,10 @@ export class FlowEngine {
       this.options.logger[this.states.backend === 'memory' ? 'error' : 'warn']({ runs: this.notStarted }, NOT_STARTED_BECAUSE[this.states.backend]);
     }
     if (this.states.resumesRuns) return;
+    // The runs that fail here now wait in the store for the engine that took over, which ends them with its own, once every
+    // engine before it drained: ended here, one still waiting there would be called lost (or its Lease handed back), then tried.
+    if (this.successor) return;
+    await Promise.all([...this.draining].map((engine) => engine.retired));
     // Every run waiting for a try, including those that failed during the grace and were never scheduled.
     const waiting = this.states.list(this.clock.now()).filter((state) => state.phase === 'retrying');
     if (waiting.length === 0) return;
