@@ -1,6 +1,9 @@
 import { Code, labelsOf, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { isValidHostLabel } from '@smithy/core/transport';
 
+/** Whether `region` can be an AWS region name: the SDK's own test, one DNS label of its endpoint's host name. */
+export const isRegionName = (region: string): boolean => isValidHostLabel(region);
+
 /**
  * The event's `labels.region`, or undefined when it is missing or empty (the
  * configured region applies then).
@@ -11,7 +14,6 @@ import { isValidHostLabel } from '@smithy/core/transport';
 export function regionLabelOf(event: CloudEvent): string | undefined {
   const region = labelsOf(event).region;
   if (region === undefined || region === '') return undefined;
-  // The SDK's own test: a region is one DNS label of its endpoint's host name.
-  if (!isValidHostLabel(region)) throw new PluginError(Code.InvalidArgument, `event ${event.id}: labels.region "${region}" is not an AWS region name`);
+  if (!isRegionName(region)) throw new PluginError(Code.InvalidArgument, `event ${event.id}: labels.region "${region}" is not an AWS region name`);
   return region;
 }

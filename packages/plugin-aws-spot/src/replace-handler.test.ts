@@ -1011,6 +1011,10 @@ describe('the region', () => {
     expect(await handler().handle(surge, { ...context(), config: { mode: 'pool' } })).toMatchObject({ status: 'skipped', message: 'no spot instance is running in pool us-east-1c/m5.large' });
   });
 
+  it.each([[''], ['eu/west-1'], ['eu-west-1 ']])('refuses a configured region that cannot be one (%j) when built, naming the option, instead of failing every call', (region) => {
+    expect(() => handler({ region })).toThrow(`AwsSpotReplaceOptions.region "${region}" is not an AWS region name (e.g. eu-west-1)`);
+  });
+
   it.each([
     ['a trailing blank', 'eu-west-1 '],
     ['a path', '../eu-west-1'],
