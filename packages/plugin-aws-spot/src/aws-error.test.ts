@@ -93,6 +93,14 @@ describe('toPluginError', () => {
     expect([err.code, err.message, err.cause]).toEqual([Code.Unavailable, 'EC2 CreateFleet failed: SomethingNew: Service is down.', cause]);
   });
 
+  it('answers UNAVAILABLE (retryable) for every network failure the SDK itself retries as transient, once its retries are spent', () => {
+    // As Node's socket reports them: no HTTP status, the errno name in `code`; or wrapped, with the failure as the cause.
+    const system = (code: string): Error => Object.assign(new Error(`connect ${code} 10.0.0.1:443`), { code, errno: -101, syscall: 'connect' });
+    for (const err of [system('ENETUNREACH'), new Error('request failed', { cause: system('ECONNRESET') }), sdkError('RequestTimeoutException', 'timed out')]) {
+      expect([toPluginError(err, 'EC2 DescribeInstances').code, err.message]).toEqual([Code.Unavailable, err.message]);
+    }
+  });
+
   it('prefers the error’s code to its name', () => {
     const err = toPluginError(sdkError('Error', 'Rate exceeded', { code: 'Throttling' }), 'Auto Scaling DetachInstances');
     expect([err.code, err.message]).toEqual([Code.ResourceExhausted, 'Auto Scaling DetachInstances failed: Throttling: Rate exceeded']);

@@ -1,4 +1,5 @@
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { isTransientError } from '@smithy/core/retry';
 
 // AWS error codes by the gRPC code they map to. Throttling and capacity are
 // retryable; credentials, permissions and validation are permanent.
@@ -103,7 +104,10 @@ export function toPluginError(err: unknown, operation: string, signal?: AbortSig
   }
   if (!isSdkError(err)) return new PluginError(Code.Internal, `${operation} failed: ${String(err)}`);
   const code = err.code ?? err.name;
-  return new PluginError(grpcCodeFor(code, err.$metadata?.httpStatusCode), `${operation} failed: ${code}: ${err.message}`, { cause: err });
+  const mapped = grpcCodeFor(code, err.$metadata?.httpStatusCode);
+  // A failure the SDK retried as transient (a network code not listed here, one behind a cause) is one for core too, not a dead end.
+  const grpcCode = mapped === Code.Internal && isTransientError(err) ? Code.Unavailable : mapped;
+  return new PluginError(grpcCode, `${operation} failed: ${code}: ${err.message}`, { cause: err });
 }
 
 /**
