@@ -248,7 +248,9 @@ export class GroupDetacher {
 
   /** The answer for a member that is not to be detached now. */
   private otherwise(instance: InstanceInfo, state: string | undefined): ReplacementOutcome | PluginError {
-    if (state === undefined) {
+    // Still listed on its way out (a load balancer draining it) after this plugin's detach, whose answer was lost: as when gone.
+    const ownDetach = DETACHED.has(state ?? '') && instance.tags[DETACHED_FROM_TAG] === this.groupName;
+    if (state === undefined || ownDetach) {
       try {
         return notAMember(instance);
       } catch (err) {

@@ -302,6 +302,30 @@ describe('a group member (strategy asg-detach)', () => {
     expect(aws.ec2.fleets).toHaveLength(0);
   });
 
+  it('answers a retry that finds its member still Detaching (a load balancer draining it) already detached, not skipped', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    // As Auto Scaling lists a member while its target group deregisters it (300 s by default).
+    intercept('DetachInstances', (params, real) => {
+      const out = real(params);
+      group.members.set(old!, { instanceId: old!, lifecycleState: 'Detaching', healthStatus: 'Healthy' });
+      return out;
+    });
+    await handler().handle(spotEvent(old!), context());
+    // Core's retry after the first answer was lost, on a restarted plugin or another replica.
+    const again = await handler().handle(spotEvent(old!), context(2));
+    expect(again).toMatchObject({ status: 'ok', attributes: { auto_scaling_group: 'workers', replacement_requested: 'true' } });
+    expect(again.message).toBe(`${old} was already detached from Auto Scaling group workers`);
+    expect(aws.callsTo('DetachInstances')).toHaveLength(1);
+  });
+
+  it('still skips a member Detaching without this plugin’s tag: someone else detached it, perhaps shrinking the group', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
+    const [old] = group.members.keys();
+    group.members.get(old!)!.lifecycleState = 'Detaching';
+    expect(await handler().handle(spotEvent(old!), context())).toMatchObject({ status: 'skipped', message: `${old} is Detaching in Auto Scaling group workers: nothing to detach` });
+  });
+
   it('makes a call about an instance being replaced right now wait for that replacement instead of starting another', async () => {
     const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 1 });
     const [old] = group.members.keys();
