@@ -604,6 +604,26 @@ describe('idempotency', () => {
     expect(results[1]?.attributes?.replacement_instance_id).toBe(results[0]?.attributes?.replacement_instance_id);
   });
 
+  it('launches one replacement when the racing replicas were told the old instance’s tags in different orders (EC2 keeps no order)', async () => {
+    const old = standalone();
+    const instance = aws.ec2.instances.get(old)!;
+    // Each DescribeInstances lists the tags in the other order from the one before.
+    intercept(
+      'DescribeInstances',
+      (params, real) => {
+        const out = real(params);
+        instance.tags = Object.fromEntries(Object.entries(instance.tags).reverse());
+        return out;
+      },
+      aws.ec2,
+    );
+    aws.latency.set(100);
+    const results = await Promise.all([handler().handle(spotEvent(old), context()), handler().handle(spotEvent(old), context())]);
+    expect(results.map((r) => r.status)).toEqual(['ok', 'ok']);
+    expect(replacementsOf(old)).toHaveLength(1);
+    expect(results[1]?.attributes?.replacement_instance_id).toBe(results[0]?.attributes?.replacement_instance_id);
+  });
+
   it('launches one replacement when two calls about one instance (an alert and a notice) waited for a third that failed', async () => {
     const old = standalone();
     aws.faults.unavailable(1, { action: 'CreateFleet' });

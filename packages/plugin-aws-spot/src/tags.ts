@@ -23,11 +23,14 @@ const RESERVED_PREFIX = 'aws:';
 const HISTORY_TAGS: ReadonlySet<string> = new Set([REPLACES_TAG, DETACHED_FROM_TAG]);
 
 /**
- * Tags for the replacement of `instance`: its own user tags, plus {@link REPLACES_TAG}.
+ * Tags for the replacement of `instance`: its own user tags, by key, plus {@link REPLACES_TAG}.
  * Not {@link DETACHED_FROM_TAG}: a replacement carrying it would be taken for a member
  * already detached, and its own reclaim left without a replacement.
  */
 export function replacementTags(instance: InstanceInfo): { Key: string; Value: string }[] {
-  const copied = Object.entries(instance.tags).filter(([key]) => !key.toLowerCase().startsWith(RESERVED_PREFIX) && !HISTORY_TAGS.has(key));
+  const copied = Object.entries(instance.tags)
+    .filter(([key]) => !key.toLowerCase().startsWith(RESERVED_PREFIX) && !HISTORY_TAGS.has(key))
+    // In one order whatever order EC2 listed them in: a request re-sent with its client token must carry the same parameters.
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return [...copied, [REPLACES_TAG, instance.instanceId] as const].map(([Key, Value]) => ({ Key, Value }));
 }
