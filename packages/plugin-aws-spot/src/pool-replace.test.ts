@@ -181,6 +181,28 @@ describe('pool mode: replacement before drain', () => {
     expect(aws.ec2.fleets).toHaveLength(5);
   });
 
+  it('launches one replacement per instance when two replicas racing with one event were told its subnets in different orders (EC2 keeps none)', async () => {
+    const aws = await standIn();
+    aws.ec2.subnets.set('subnet-c', 'us-east-1c');
+    aws.ec2.launchDelayMs = 20;
+    surgingPool(aws, 1);
+    // Each DescribeSubnets lists them in the other order from the one before.
+    const actions = aws.ec2.actions as Record<string, (params: never) => Record<string, unknown>>;
+    const real = actions.DescribeSubnets!;
+    let flip = false;
+    actions.DescribeSubnets = (params) => {
+      const out = real(params) as { subnetSet: { item: unknown[] } };
+      if ((flip = !flip)) out.subnetSet.item.reverse();
+      return out;
+    };
+    // Two processes (within one, the second would share the first's launch); 100 ms on every call makes both look before either launches.
+    aws.latency.set(100);
+    const config = { subnets: 'subnet-b,subnet-c' };
+    const [a, b] = await Promise.all([handler(aws).handle(surge(), poolCall(config)), handler(aws).handle(surge(), poolCall(config))]);
+    expect([a.status, b.status]).toEqual(['ok', 'ok']);
+    expect(replacements(aws)).toHaveLength(1);
+  });
+
   it('rides out EC2 throttling (the AWS-like rate limits and throttled CreateFleet and DescribeInstances) without duplicates', async () => {
     const aws = await standIn({ rateLimits: awsLikeRateLimits });
     aws.ec2.launchDelayMs = 20;

@@ -136,11 +136,18 @@ async function poolMembers(describe: DescribeOptions, pool: SpotPool, tag: PoolS
   return found.map((i) => infoOf(i, undefined));
 }
 
-/** The zones of the configured subnets (one DescribeSubnets). */
+/**
+ * The zones of the configured subnets (one DescribeSubnets), in the configured order, not EC2's: the
+ * fleet's overrides follow it, and a request re-sent with its client token must carry the same ones.
+ */
 async function subnetsOf(ctx: PoolReplaceContext, subnetIds: readonly string[], signal: AbortSignal): Promise<Subnet[]> {
   if (subnetIds.length === 0) return [];
   const out = await callAws('EC2 DescribeSubnets', signal, (o) => ctx.region.clients.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [...subnetIds] }), o));
-  return (out.Subnets ?? []).flatMap((s) => (s.SubnetId && s.AvailabilityZone ? [{ subnetId: s.SubnetId, availabilityZone: s.AvailabilityZone }] : []));
+  const zones = new Map((out.Subnets ?? []).map((s) => [s.SubnetId, s.AvailabilityZone]));
+  return subnetIds.flatMap((subnetId) => {
+    const availabilityZone = zones.get(subnetId);
+    return availabilityZone ? [{ subnetId, availabilityZone }] : [];
+  });
 }
 
 /**
