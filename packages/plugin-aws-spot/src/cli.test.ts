@@ -51,18 +51,23 @@ describe('hollowtrees-aws-spot', () => {
     expect(imds.requests).toEqual([]);
   });
 
-  it('exits 2 at start, naming where it came from, when the region is no region name (--region, the profile)', async () => {
+  it('exits 2 at start, naming the flag, when --region is no region name', async () => {
     const imds = await countingServer();
-    const flag = await run(['--region', 'eu/west-1'], imds.url);
-    expect(await flag.exited).toBe('code 2');
-    expect(flag.output()).toBe('hollowtrees-aws-spot: --region "eu/west-1" is not an AWS region name (e.g. eu-west-1)');
+    const proc = await run(['--region', 'eu/west-1'], imds.url);
+    expect(await proc.exited).toBe('code 2');
+    expect(proc.output()).toBe('hollowtrees-aws-spot: --region "eu/west-1" is not an AWS region name (e.g. eu-west-1)');
+    expect(imds.requests).toEqual([]);
+  });
+
+  it("exits 2 at start, naming where it came from, when the profile's region is no region name", async () => {
+    const imds = await countingServer();
     const dir = await tempDir('aws-spot-home');
     cleanups.push(dir.remove);
     await mkdir(join(dir.path, '.aws'));
     await writeFile(join(dir.path, '.aws', 'config'), '[default]\nregion = eu west 1\n');
-    const profile = await run([], imds.url, dir.path);
-    expect(await profile.exited).toBe('code 2');
-    expect(profile.output()).toBe(
+    const proc = await run([], imds.url, dir.path);
+    expect(await proc.exited).toBe('code 2');
+    expect(proc.output()).toBe(
       'hollowtrees-aws-spot: the region "eu west 1" of AWS_REGION or the profile (~/.aws/config, AWS_PROFILE) is not an AWS region name (e.g. eu-west-1): pass --region or correct it',
     );
     expect(imds.requests).toEqual([]);
