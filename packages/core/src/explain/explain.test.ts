@@ -71,6 +71,12 @@ describe('hollowtrees explain', () => {
     await expect(readExplainInput(Buffer.from('{"labels":'), new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
   });
 
+  it('says that an empty list of alerts, or a webhook payload without alerts, holds nothing to explain, instead of printing nothing', async () => {
+    const nothing = new ExplainInputError('holds no alert or event to explain (the receiver would answer it 200 and run nothing)');
+    await expect(read([])).rejects.toThrow(nothing);
+    await expect(read({ ...webhook, alerts: [] })).rejects.toThrow(nothing);
+  });
+
   it('takes the valid alerts of a batch, as the receiver does, and names the ones it would refuse', async () => {
     const spot = { labels: { alertname: 'SpotTerminationNotice', instance_id: 'i-1' } };
     const { events, refused } = await read([spot, { labels: { instance_id: 'i-2' } }]);

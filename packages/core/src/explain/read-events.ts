@@ -75,6 +75,8 @@ export async function readExplainInput(input: Buffer, receivedAt: Date, limits: 
   const { format, body } = alertFormat(json);
   const notAnAlert = 'not a CloudEvent (no specversion), an SQS notice, nor an alert the receiver takes: ';
   const { events, refused } = await asExplainInput(() => parseAlerts(format, Buffer.from(JSON.stringify(body)), receivedAt, limits), notAnAlert);
+  // The receiver answers an empty batch 200: explain, printing a line per event, would print nothing at all.
+  if (events.length === 0 && refused.refused === 0) throw new ExplainInputError('holds no alert or event to explain (the receiver would answer it 200 and run nothing)');
   if (refused.refused === 0) return { events };
   const problems = problemsText(refused.problems, PROBLEMS_LISTED, refused.unlisted);
   if (events.length === 0) throw new ExplainInputError(`${notAnAlert}${problems}`);
