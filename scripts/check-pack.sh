@@ -23,6 +23,10 @@ for tarball in "$tmp"/*.tgz; do
   for needed in package/README.md package/LICENSE package/dist/index.js package/dist/index.d.ts; do
     grep -qx "$needed" <<<"$listing" || { echo "$needed missing from $(basename "$tarball")" >&2; exit 1; }
   done
+  # The npm page links to the repository from these; the READMEs send readers to the repository's README.
+  tar -xzOf "$tarball" package/package.json | node -e '
+    const p = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    if (!p.repository?.url || !p.homepage) { console.error(`${p.name}: package.json has no repository or homepage`); process.exit(1); }'
   # A sourceMappingURL would point at a .map (and the .map at src/) the tarball does not hold.
   mapped=$(tar -xzOf "$tarball" --wildcards 'package/dist/*' | grep -c 'sourceMappingURL' || true)
   if [ "$mapped" != "0" ]; then
@@ -30,7 +34,7 @@ for tarball in "$tmp"/*.tgz; do
     exit 1
   fi
 done
-echo "each of the ${#packages[@]} tarballs holds dist JS and .d.ts, README and LICENSE, and no source map reference"
+echo "each of the ${#packages[@]} tarballs holds dist JS and .d.ts, README and LICENSE, names its repository, and references no source map"
 # Plugin authors in other languages generate their code from the .proto the SDK ships.
 sdk=$(ls "$tmp"/hollowtrees-grpcplugin-*.tgz)
 tar -tzf "$sdk" | grep -x 'package/proto/hollowtrees/plugin/v1/plugin.proto' >/dev/null || { echo "plugin.proto missing from $(basename "$sdk")" >&2; exit 1; }
