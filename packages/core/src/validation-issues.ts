@@ -20,6 +20,12 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 }
 
 /**
+ * A type as a reader of YAML or JSON knows it: zod calls a map of names (`flows`, `labels`) a
+ * record, which is an object (a YAML mapping) to everyone else, as `server` or an alert is.
+ */
+const typeName = (expected: string): string => (expected === 'record' ? 'object' : expected);
+
+/**
  * The `params` of a custom issue whose message should end with the value it
  * got: the value is kept out of the message so that {@link describeIssues}'
  * caller decides how (or whether) it may be shown.
@@ -56,7 +62,10 @@ export function describeIssues(
       return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: 'unknown field' }));
     }
     if (issue.code === 'invalid_type' && issue.input === undefined) {
-      return [{ path: formatPath(path), message: `required (expected ${issue.expected})` }];
+      return [{ path: formatPath(path), message: `required (expected ${typeName(issue.expected)})` }];
+    }
+    if (issue.code === 'invalid_type' && issue.expected === 'record') {
+      return [{ path: formatPath(path), message: issue.message.replace('expected record', 'expected object') }];
     }
     return [{ path: formatPath(path), message: issue.message }];
   });

@@ -269,7 +269,7 @@ flows:
     ['broken YAML, with its line', 'flows:\n  spot: [unclosed\n', 'config.yaml: line 3, column 1:'],
     ['a duplicate key', 'flows: {}\nflows: {}\n', 'config.yaml: line 2, column 1: Map keys must be unique'],
     ['a list at the top', '- a\n- b\n', 'config.yaml: expected a YAML mapping with server, log, plugins and flows'],
-    ['no flows', 'server: {}\n', 'config.yaml: flows: required (expected record)'],
+    ['no flows', 'server: {}\n', 'config.yaml: flows: required (expected object)'],
     ['an empty flows map (validate said "valid (0 flows: )")', 'flows: {}\n', 'config.yaml: flows: expected at least one flow: without one, every alert is answered 200 and every SQS notice deleted, and nothing acts on them'],
     ['a bad duration', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    cooldown: 5 minutes'), 'config.yaml: flows.spot.cooldown: expected a duration like 30s, 5m or 1h30m, got "5 minutes"'],
     ['a duration given as a number', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    cooldown: 300'), 'config.yaml: flows.spot.cooldown: expected a duration like 30s, 5m or 1h30m, got "300"'],

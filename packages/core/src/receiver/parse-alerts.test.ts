@@ -129,7 +129,7 @@ describe('alerts to CloudEvents', () => {
   it.each([
     ['not JSON', '{"labels":', 400, 'body is not valid JSON'],
     ['an object instead of an array', { labels: {} }, 400, 'alerts: expected a JSON array of alerts'],
-    ['an alert without labels', [{ labels: { alertname: 'A' } }, { annotations: {} }], 400, 'alerts[1].labels: required (expected record)'],
+    ['an alert without labels', [{ labels: { alertname: 'A' } }, { annotations: {} }], 400, 'alerts[1].labels: required (expected object)'],
     ['an alert without alertname', [{ labels: { alertname: 'A' } }, { labels: { alertname: 'B' } }, { labels: { node: 'x' } }], 400, 'alerts[2].labels.alertname: required: labels.alertname'],
     ['a label that is not a string', [{ labels: { alertname: 'A', n: 5 } }], 400, 'alerts[0].labels.n: expected a string value'],
     ['a startsAt that is not a time', [{ labels: { alertname: 'A' }, startsAt: 'yesterday' }], 400, 'alerts[0].startsAt'],
