@@ -171,6 +171,12 @@ flows:
     expect(problem(`flows:\n  a: { <<: 5, allowedEvents: [x], plugins: [log] }\n`)).toBe('config.yaml: Merge sources must be maps or map aliases');
   });
 
+  it('says where an alias of an anchor not set before it is', () => {
+    expect(problem('flows:\n  a: { allowedEvents: [x], plugins: [log] }\n  b: *common\n')).toBe(
+      'config.yaml: line 3, column 6: Unresolved alias (the anchor must be set before the alias): common',
+    );
+  });
+
   it('a deprecated global.bindAddr from the environment stays hidden where it becomes server.listen', () => {
     const { config, display } = parseConfig(`global: { bindAddr: "\${ADDR}" }\n${flowYaml()}`, 'config.yaml', { ADDR: '10.1.2.3:9092' });
     expect(config.server.listen).toBe('10.1.2.3:9092');

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
@@ -56,6 +56,24 @@ function plainValue(doc: Document, file: string): unknown {
 }
 
 /**
+ * The first alias of an anchor not set before it, with its line and column: yaml's parse lets it
+ * through, and the error its `toJS()` throws says which anchor but not where.
+ */
+function unresolvedAlias(doc: Document, lines: LineCounter): string | undefined {
+  let alias: Alias | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) !== undefined) return undefined;
+      alias = node;
+      return visit.BREAK;
+    },
+  });
+  if (alias === undefined) return undefined;
+  const { line, col } = lines.linePos(alias.range?.[0] ?? 0);
+  return `line ${line}, column ${col}: Unresolved alias (the anchor must be set before the alias): ${alias.source}`;
+}
+
+/**
  * Parses and validates configuration text. Throws {@link ConfigError} naming
  * the file, the path and what was expected for every problem found.
  */
@@ -64,7 +82,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   // environment can never change the structure, nor show up in a YAML error.
   // yaml's defaults refuse duplicate keys and give each error its line and column. Merge keys
   // (`<<: *common`) as Alertmanager's and Kubernetes' YAML reads them: flows often share most of their settings.
-  const doc = parseDocument(text, { merge: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { merge: true, lineCounter: lines });
   // Warnings too: yaml loads a value under a tag it does not know (`!env TOKEN`, `!vault ...`,
   // `!!float 1`) as the bare text after the tag, so the file would mean something else than written.
   const yamlProblems = [...doc.errors, ...doc.warnings];
@@ -78,6 +97,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       }),
     );
   }
+  const alias = unresolvedAlias(doc, lines);
+  if (alias !== undefined) throw new ConfigError(file, [{ path: '', message: alias }]);
   // Once before interpolation, which follows aliases too: yaml's own guard then refuses an alias
   // bomb (exponential expansion) before anything walks it, and an alias of no anchor.
   plainValue(doc, file);
