@@ -701,15 +701,38 @@ export class FlowEngine {
         continue;
       }
       const cancel = new AbortController();
+      // Its Lease lapsed meanwhile (renewals unanswered past its duration): the replica that takes it over makes the try.
+      const lost = this.states.holdLost(state.key);
+      const onLost = (): void => this.lostWhileWaiting(state.key, cancel);
+      lost?.addEventListener('abort', onLost, { once: true });
       this.clock.sleep(delay, cancel.signal).then(() => {
+        lost?.removeEventListener('abort', onLost);
         this.waiting.delete(state.key);
         this.updateWaitingGauge(flow!.name);
         this.enqueue(flow!, state.key, progress, bytes);
-      }, () => {});
+      }, () => lost?.removeEventListener('abort', onLost));
       this.waiting.set(state.key, { flow: flow!, cancel, bytes });
       this.updateWaitingGauge(flow!.name);
     }
     return { resumed, abandoned };
+  }
+
+  /**
+   * A run waiting for its next try (its wait `cancel`) whose hold on the group was lost: it waits no more here, and
+   * its group is freed here, rather than listed and counted as waiting on this replica until its try came due, only to
+   * be refused then. A source that listens hears it is running elsewhere.
+   */
+  private lostWhileWaiting(key: string, cancel: AbortController): void {
+    const waiting = this.waiting.get(key);
+    if (waiting?.cancel !== cancel) return;
+    cancel.abort();
+    this.waiting.delete(key);
+    this.heldBytes.release(waiting.flow.name, waiting.bytes);
+    this.updateWaitingGauge(waiting.flow.name);
+    const event = this.states.get(key)?.run?.event;
+    this.states.release(key);
+    this.listeners.take(key, event)?.({ flow: waiting.flow.name, outcome: 'running_elsewhere' });
+    this.options.logger.warn({ flow: waiting.flow.name, groupKey: key, eventId: event?.id }, 'a run waiting for its next try lost its hold on the group: the replica that takes its Lease over makes that try');
   }
 
   private enqueue(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): void {
