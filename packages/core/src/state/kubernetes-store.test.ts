@@ -902,6 +902,24 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(api.cluster.leases.all()).toEqual([]);
   });
 
+  it('a run that ended here whose Lease delete was not served still deletes it when a claim of its group made before the next renew tick gets no answer either: the doubt of that claim does not replace the doubt of the run\'s end', async () => {
+    const a = replica('a', { renewIntervalMs: 60_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const lease = new RegExp(`/leases/${leaseName('hollowtrees-', 'g')}$`);
+    api.failNext(1, { method: 'DELETE', path: lease, code: 503 });
+    a.release('g');
+    expect(await a.commit('g')).toBe(false);
+    // The group's next event (a re-send): its create gets no answer (nor does the client's repeat of it), nor is its read-back served.
+    api.failNext(2, { method: 'POST', path: LEASES_PATH, query: /^$/, effect: 'lose-answer' });
+    api.failNext(1, { method: 'GET', path: lease, code: 503 });
+    a.tryStart('g', 'spot', run('e2'), Date.now());
+    expect((await a.claim('g', run('e2'))).claim).toBe('unavailable');
+    // Left, the Lease of the run that ended would expire as a run cut short, for a replica to go on with.
+    await a.close();
+    expect(api.cluster.leases.all()).toEqual([]);
+  });
+
   it('a run that ended here whose Lease delete got no answer before the replica stops deletes it as it stops, not at a renew tick that never comes', async () => {
     const a = await endedWithDeleteUnanswered(60_000);
     // SIGTERM: core stops its engine, then the store.

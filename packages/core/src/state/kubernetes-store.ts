@@ -113,8 +113,11 @@ export class KubernetesRunStateStore extends GroupStates {
   private readonly observed = new Map<string, { version: string; at: number }>();
   /** Leases whose run this process stopped when it lost its hold, while they still name this replica: a claim that takes one over reports no other run interrupted. */
   private readonly stopped = new Set<string>();
-  /** Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found. */
-  private readonly doubts = new Map<string, Doubt>();
+  /**
+   * Creates that got no answer and may have left a Lease with no run behind it, by group: checked every renew interval, and deleted when found.
+   * A group may have two at once (a run's end whose delete got no answer, then a claim of its next event whose create got none): each looks for what its own write would have left.
+   */
+  private readonly doubts = new Map<string, Doubt[]>();
   private readonly elapsed: () => number;
   /** Lines a wave repeats (claims that failed while the API server is down, writes it refuses, events too long to keep): one line of a kind every 10 s. */
   private readonly repeatedLog: ThrottledLog;
@@ -367,7 +370,7 @@ export class KubernetesRunStateStore extends GroupStates {
     for (const [key, held] of this.mine) if (held.unsaved) this.write(key, held, held.record);
     while (this.pending.size > 0) await Promise.all([...this.pending]);
     // So is a delete that got no answer (a run's end, the Lease a claim may have left), as the next renew tick would have.
-    for (const [key, doubt] of this.doubts) this.track(this.settleDoubt(key, doubt));
+    this.settleDoubts();
     while (this.pending.size > 0) await Promise.all([...this.pending]);
     // A call that failed meanwhile may have started probing again.
     clearInterval(this.prober);
@@ -398,20 +401,22 @@ export class KubernetesRunStateStore extends GroupStates {
     const event = this.eventToKeep(key, run);
     const record: LeaseRecord = { key, flow, eventId: leaseEventId(run.event.id), phase: 'running', since: now, ...(event ? { event } : {}), holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
     // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
-    const doubt = this.doubts.get(key);
+    const earlier = this.doubts.get(key) ?? [];
     this.doubts.delete(key);
     const attempt: ClaimAttempt = { unanswered: undefined, startedAt: this.elapsed() };
-    const result = await this.claimLease(key, name, record, attempt, doubt?.record);
-    if (attempt.unanswered && result.claim !== 'held') this.doubts.set(key, { name, record: attempt.unanswered, until: this.elapsed() + leaseDurationMs });
-    // A claim that failed settled nothing: the Lease of a run that ended here is still looked for, or it would expire as a run cut short.
-    else if (doubt?.ended && result.claim !== 'held' && !this.doubts.has(key)) this.doubts.set(key, doubt);
+    const result = await this.claimLease(key, name, record, attempt, earlier.map((doubt) => doubt.record));
+    if (result.claim !== 'held') {
+      if (attempt.unanswered) this.addDoubt(key, { name, record: attempt.unanswered, until: this.elapsed() + leaseDurationMs });
+      // A claim that failed settled nothing: the Lease of a run that ended here is still looked for, or it would expire as a run cut short.
+      for (const doubt of earlier) if (doubt.ended) this.addDoubt(key, doubt);
+    }
     // A run taken over for this very event is named by the event's own id, which the engine compares.
     if (result.claim === 'held' && result.takenOver?.eventId === record.eventId) result.takenOver.eventId = run.event.id;
     return result;
   }
 
-  /** {@link acquireLease}'s calls. `earlier`: an unconfirmed claim's Lease, if one may exist, which had no run behind it. */
-  private async claimLease(key: string, name: string, record: LeaseRecord, attempt: ClaimAttempt, earlier: LeaseRecord | undefined): Promise<ClaimResult> {
+  /** {@link acquireLease}'s calls. `earlier`: what the Lease may hold with no run behind it (an unconfirmed claim's, a run's that ended here). */
+  private async claimLease(key: string, name: string, record: LeaseRecord, attempt: ClaimAttempt, earlier: readonly LeaseRecord[]): Promise<ClaimResult> {
     const { api, identity } = this.options;
     try {
       for (let tries = 0; tries < ATTEMPTS; tries++) {
@@ -456,7 +461,7 @@ export class KubernetesRunStateStore extends GroupStates {
           if (err instanceof LeaseUnreachable) attempt.unanswered = next;
           throw err;
         }
-        const interrupted = found?.phase === 'running' && !(earlier && sameClaim(found, earlier));
+        const interrupted = found?.phase === 'running' && !earlier.some((left) => sameClaim(found, left));
         if (!interrupted) return HELD;
         const takenOver: TakenOver = { holder: found.holder, handedBack: handedBack(found), eventId: found.eventId, since: found.since };
         if (found.holder === identity && this.stopped.delete(name)) takenOver.stoppedHere = true;
@@ -644,7 +649,7 @@ export class KubernetesRunStateStore extends GroupStates {
       // 404: it is gone; another refusal (403: RBAC): it expires by itself, and is then taken over or swept.
       if (!isOutage(err)) return;
       this.failed(err);
-      if (left.phase === 'running' && !this.doubts.has(key)) this.doubts.set(key, { name: held.name, record: left, until: Infinity, ended: true });
+      if (left.phase === 'running') this.addDoubt(key, { name: held.name, record: left, until: Infinity, ended: true });
     }
   }
 
@@ -689,11 +694,21 @@ export class KubernetesRunStateStore extends GroupStates {
       else if (held.unsaved) this.write(key, held, held.record);
       else if (heldUntil(held.record) <= now) this.mine.delete(key);
     }
-    for (const [key, doubt] of this.doubts) this.track(this.settleDoubt(key, doubt));
+    this.settleDoubts();
     if (!this.listing && this.knowsRunsElsewhere()) {
       this.listing = true;
       this.track(this.listShared(now, false).finally(() => (this.listing = false)));
     }
+  }
+
+  /** Adds a doubt beside those the group has already: neither settles the other. */
+  private addDoubt(key: string, doubt: Doubt): void {
+    this.doubts.set(key, [...(this.doubts.get(key) ?? []), doubt]);
+  }
+
+  /** Looks for the Lease of every doubt ({@link settleDoubt}), as a renew tick does. */
+  private settleDoubts(): void {
+    for (const [key, doubts] of this.doubts) for (const doubt of doubts) this.track(this.settleDoubt(key, doubt));
   }
 
   /**
@@ -704,7 +719,9 @@ export class KubernetesRunStateStore extends GroupStates {
    */
   private async settleDoubt(key: string, doubt: Doubt): Promise<void> {
     const done = (): void => {
-      if (this.doubts.get(key) === doubt) this.doubts.delete(key);
+      const left = this.doubts.get(key)?.filter((d) => d !== doubt) ?? [];
+      if (left.length > 0) this.doubts.set(key, left);
+      else this.doubts.delete(key);
     };
     if (this.elapsed() > doubt.until) return done();
     try {
