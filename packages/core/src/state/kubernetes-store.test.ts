@@ -671,6 +671,22 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
   });
 
+  it('a replica whose clock runs 30 s ahead lists a run in progress on a healthy replica as held there (status API), and never takes it over', async () => {
+    const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 1_000 }).store;
+    const ahead = replica('ahead', { leaseDurationMs: 3_000, renewIntervalMs: 1_000, clockOffsetMs: 30_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    // By its clock a's renewTime is always 30 s old, 27 s past its leaseDuration; by what it sees, the Lease is renewed.
+    for (let look = 0; look < 3; look++) {
+      await observe(ahead);
+      expect(ahead.list(Date.now() + 30_000).map((s) => `${s.key} ${s.phase} ${s.replica}`)).toEqual(['g running a']);
+      ahead.tryStart('g', 'spot', run(`e${look + 2}`), Date.now() + 30_000);
+      expect(await ahead.claim('g', run(`e${look + 2}`))).toEqual({ claim: 'taken', heldAs: 'running' });
+      await sleep(1_200);
+    }
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
+  });
+
   it('a Lease left by a holder whose clock ran ahead is taken over once seen unchanged for its duration, not when its future renewTime has passed', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000, clockOffsetMs: 60_000 }).store;
     const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;

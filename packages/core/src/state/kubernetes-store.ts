@@ -56,6 +56,12 @@ interface HeldLease {
   lost: AbortController;
 }
 
+/** A Lease as a list found it live; `expiresAt`, for a run's: when this replica would find it expired unless it changes (monotonic ms), as a claim judges it. */
+interface ListedLease {
+  record: LeaseRecord;
+  expiresAt: number;
+}
+
 /** Another replica's run holds the group; also said when what holds it is not known, so that a message is kept rather than lost. */
 const RUNNING_ELSEWHERE: ClaimResult = Object.freeze({ claim: 'taken', heldAs: 'running' });
 const COOLING_ELSEWHERE: ClaimResult = Object.freeze({ claim: 'taken', heldAs: 'cooling' });
@@ -130,7 +136,7 @@ export class KubernetesRunStateStore extends GroupStates {
   private lastFailureAt = -Infinity;
   private reachable = true;
   /** The Leases of every replica as the last sweep listed them, for the status API. */
-  private shared: LeaseRecord[] = [];
+  private shared: ListedLease[] = [];
   /** Told of each run cut short with its event that a list finds (see {@link onCutShort}). */
   private cutShortTo: ((run: CutShortRun) => void) | undefined;
   private readonly renewer: NodeJS.Timeout;
@@ -307,8 +313,10 @@ export class KubernetesRunStateStore extends GroupStates {
     const local = super.list(now);
     const seen = new Set(local.map((s) => s.key));
     const elsewhere: GroupState[] = [];
-    for (const record of this.shared) {
-      if (seen.has(record.key) || heldUntil(record) <= now) continue;
+    const at = this.elapsed();
+    for (const { record, expiresAt } of this.shared) {
+      // A run's hold is judged on this replica's own clock, as a claim judges it: by its renewTime, a wall clock 30 s ahead hid every run of the others.
+      if (seen.has(record.key) || (record.phase === 'cooling' ? record.until! <= now : expiresAt <= at)) continue;
       seen.add(record.key);
       elsewhere.push(stateOf(record));
     }
@@ -763,7 +771,7 @@ export class KubernetesRunStateStore extends GroupStates {
       return;
     }
     const { identity, leasePrefix } = this.options;
-    const records: LeaseRecord[] = [];
+    const records: ListedLease[] = [];
     const listed = new Set<string>();
     for (const lease of leases) {
       const record = fromLease(lease);
@@ -771,7 +779,7 @@ export class KubernetesRunStateStore extends GroupStates {
       if (record && lease.metadata?.name !== leaseName(leasePrefix, record.key)) continue;
       listed.add(lease.metadata?.name ?? '');
       if (record && !this.holdOver(lease, record)) {
-        records.push(record);
+        records.push({ record, expiresAt: record.phase === 'running' ? this.elapsed() + record.leaseDurationMs - this.unchangedFor(lease) : Infinity });
         if (record.holder !== identity) this.remember(lease, record, now);
         continue;
       }
