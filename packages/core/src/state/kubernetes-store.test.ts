@@ -15,6 +15,7 @@ import type { CutShortRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
 import { leaseName, MAX_EVENT_BYTES, type LeasePlace } from './lease-record.js';
 import { StoreMetrics } from './store-metrics.js';
+import { observeLeases } from '../../test/support/observe-leases.js';
 
 const NAMESPACE = 'ops';
 /** One RunProgress per id: a claim is asked for by the run `tryStart` started. */
@@ -62,15 +63,8 @@ const LEASES_PATH = /\/leases$/;
 /** A holder's renewTime, in ms since the epoch. */
 const renewTimeOf = (): number => Date.parse(api.cluster.leases.all()[0]!.spec!.renewTime as unknown as string);
 
-/** Lets `store` see every Lease as it is now (its sweep lists them): expiry counts from what a replica has seen. */
-async function observe(store: KubernetesRunStateStore): Promise<void> {
-  const lists = (): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path)).length;
-  const before = lists();
-  store.sweep(Date.now());
-  await expect.poll(lists, { timeout: 5_000, interval: 20 }).toBe(before + 1);
-  // The answer is on its way back once the stand-in has the request: wait until the store has read it.
-  await expect.poll(() => (store as unknown as { sweeping: boolean }).sweeping, { timeout: 5_000, interval: 5 }).toBe(false);
-}
+/** Lets `store` see every Lease as it is now (see {@link observeLeases}). */
+const observe = (store: KubernetesRunStateStore): Promise<void> => observeLeases(api, store);
 
 /**
  * Replica a claims group `g` with a 1 s Lease it renews only every `aRenewIntervalMs` (longer than

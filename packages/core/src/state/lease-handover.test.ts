@@ -1,8 +1,9 @@
-import { Code, PluginError, systemClock, type Clock, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, systemClock, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { observeLeases } from '../../test/support/observe-leases.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
 import { parseConfig } from '../config/load-config.js';
 import { EngineMetrics } from '../flow/engine-metrics.js';
@@ -39,14 +40,12 @@ interface ReplicaOptions {
   runRetry?: string;
 }
 
-const clock: Clock = systemClock;
-
 /** A replica: its store and an engine whose flow `spot` calls the recording plugin `drain`. */
 function replica(identity: string, options: ReplicaOptions = {}): { engine: FlowEngine; store: KubernetesRunStateStore; metrics: EngineMetrics } {
   const { concurrency = 1, leaseDurationMs = 30_000, renewIntervalMs = 10_000, runRetry = '{ attempts: 1 }' } = options;
   const logger = pino({ level: 'silent' });
-  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(api.kubeConfigFileText()), { namespace: 'ops', timeoutMs: 2_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs, renewIntervalMs, maxGroups: 1_000, clock, logger });
+  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(api.kubeConfigFileText()), { namespace: 'ops', timeoutMs: 2_000, maxInFlight: 32, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs, renewIntervalMs, maxGroups: 1_000, clock: systemClock, logger });
   const yaml = `plugins:\n  drain: { type: grpc, address: "${plugin.address}", timeout: 60s, retry: { attempts: 1 } }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: ${concurrency}\n    cooldown: 10m\n    runRetry: ${runRetry}\n    plugins: [drain]\n`;
   const { config } = parseConfig(yaml, 'test.yaml', {});
   const metrics = new EngineMetrics(new Registry());
@@ -57,22 +56,13 @@ function replica(identity: string, options: ReplicaOptions = {}): { engine: Flow
   return { engine, store, metrics };
 }
 
-/** Lets `store` see every Lease as it is now, and offer the runs cut short it finds: its sweep lists them. */
-async function observe(store: KubernetesRunStateStore): Promise<void> {
-  const lists = (): number => api.requests.filter((r) => r.method === 'GET' && /\/leases$/.test(r.path)).length;
-  const before = lists();
-  store.sweep(Date.now());
-  await expect.poll(lists, { timeout: 5_000, interval: 20 }).toBe(before + 1);
-  await expect.poll(() => (store as unknown as { sweeping: boolean }).sweeping, { timeout: 5_000, interval: 5 }).toBe(false);
-}
-
+const observe = (store: KubernetesRunStateStore): Promise<void> => observeLeases(api, store);
 const callsOf = (instance: string): number => plugin.calls.filter((c) => instanceOf(c.event) === instance).length;
 
 describe('runs handed from replica to replica', () => {
   it('a run still queued at each of 7 rolling updates (never started, no plugin called) is run once in the end, not given up as resumed too often', async () => {
     // Each replica's one slot is held by a run of its own until its shutdown cuts it short.
     plugin = await startRecordingPlugin((event, { signal }) => (instanceOf(event).startsWith('busy-') && plugin.calls.filter((c) => instanceOf(c.event) === instanceOf(event)).length === 1 ? new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled')))) : undefined));
-    const heard: RunSettlement[] = [];
     for (let hop = 0; hop < 7; hop++) {
       const { engine, store } = replica(`core-${hop}`);
       engine.dispatch(notice(`busy-${hop}`, `busy-${hop}`), Date.now());
@@ -113,7 +103,7 @@ describe('runs handed from replica to replica', () => {
     // b finds the Lease expired with its event and goes on with the run: it waits for the same try.
     await observe(b.store);
     await expect.poll(() => api.cluster.leases.all().map((l) => l.spec?.holderIdentity), { timeout: 5_000, interval: 10 }).toEqual(['b']);
-    expect(b.engine.groups().map((g) => g.phase)).toEqual(['retrying']);
+    await expect.poll(() => b.engine.groups().map((g) => g.phase), { timeout: 5_000, interval: 10 }).toEqual(['retrying']);
     partitionEnds();
     // a lists the group as another replica's, and counts no run waiting here.
     expect(a.engine.groups().filter((g) => g.replica === undefined)).toEqual([]);
