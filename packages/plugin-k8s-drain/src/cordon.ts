@@ -141,6 +141,39 @@ export function recordNewerSurge(
   );
 }
 
+/** Why a pool drain leaves a node it cordoned undrained when its turn comes (see {@link checkPoolCordon}). */
+export type PoolCordonLoss = 'gone' | 'uncordoned since' | 'taken over by an interruption drain' | 'held for a newer surge by another drain';
+
+/**
+ * Whether the node still carries the pool cordon a drain for `claim` made or found (undefined), or why not: it is gone
+ * (or another node object than `uid`), no longer cordoned and marked (a resolution in another plugin process undid it,
+ * or someone by hand), its record names a newer surge of the pool (another process's drain holds it), or its record
+ * is gone while the drain held one (`claimed`: a per-instance drain took it over). Reads the node from the API
+ * server: another process's change is seen nowhere else. Only reads, so a concurrent change cannot make it fail.
+ */
+export async function checkPoolCordon(
+  api: KubeApi,
+  name: string,
+  uid: string | undefined,
+  marks: NodeMarks,
+  held: { claim: PoolClaim; claimed: boolean },
+  run: { deadline: Deadline; backoff: Backoff },
+): Promise<PoolCordonLoss | undefined> {
+  let current: V1Node;
+  try {
+    current = await withRetries(() => api.readNode(name), { ...run, doing: `reading node "${name}" before its drain` });
+  } catch (err) {
+    if (err instanceof PluginError && err.code === Code.NotFound) return 'gone';
+    throw err;
+  }
+  if (uid !== undefined && current.metadata?.uid !== uid) return 'gone';
+  if (!isMarked(current, marks)) return 'uncordoned since';
+  const recorded = recordedPoolCordon(current, held.claim.pool);
+  if (recorded !== undefined && heldForNewerSurge(recorded, held.claim.surgeAt)) return 'held for a newer surge by another drain';
+  if (recorded === undefined && held.claimed) return 'taken over by an interruption drain';
+  return undefined;
+}
+
 /**
  * The merge patch that undoes {@link cordonPatch}: removes the taint and the
  * label (and a pool drain's record of it) and, unless the node was unschedulable before the cordon

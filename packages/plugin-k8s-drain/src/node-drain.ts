@@ -1,6 +1,6 @@
 import type { Backoff, CloudEvent } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { cordonNode, recordNewerSurge, uncordonNode, type CordonResult } from './cordon.js';
+import { checkPoolCordon, cordonNode, recordNewerSurge, uncordonNode, type CordonResult, type PoolCordonLoss } from './cordon.js';
 import { DrainStoppedError, type Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { evictPods, gracePeriodFor } from './evict.js';
@@ -63,6 +63,15 @@ export class NodeDrainer {
   recordSurge(name: string, uid: string | undefined, claim: PoolClaim, retry: NodeRetry): Promise<void> {
     const o = this.options;
     return recordNewerSurge(this.api, name, uid, { taint: o.taint, label: o.nodeLabelMark }, claim, { ...retry, dryRun: o.dryRun });
+  }
+
+  /**
+   * Whether the node still carries its pool cordon for `held.claim`, or why not (see {@link checkPoolCordon}). In dry-run
+   * nothing was cordoned: it always does.
+   */
+  async poolCordonLoss(name: string, uid: string | undefined, held: { claim: PoolClaim; claimed: boolean }, retry: NodeRetry): Promise<PoolCordonLoss | undefined> {
+    const o = this.options;
+    return o.dryRun ? undefined : checkPoolCordon(this.api, name, uid, { taint: o.taint, label: o.nodeLabelMark }, held, retry);
   }
 
   /**

@@ -45,7 +45,7 @@ interface PoolCall {
  * pacing ({@link drainPool}), one drain per pool however many calls ask for it;
  * a resolution event stops that pool's drain, and makes every surge event
  * older than it drain nothing. Answers `pool`, `nodes_selected`,
- * `nodes_drained`, `nodes_left`, `stopped_early`, `duration_ms`.
+ * `nodes_drained`, `nodes_left`, `nodes_released`, `stopped_early`, `duration_ms`.
  */
 export class PoolAction {
   private readonly registry = new PoolRegistry();
@@ -174,7 +174,7 @@ export class PoolAction {
         logger: o.logger,
       });
       const attributes = attributesOf(pool, result, started, o.clock.now(), result.stopped);
-      const counts = `${result.drained.length} of ${result.selected} nodes drained, ${result.evicted} pods evicted`;
+      const counts = `${result.drained.length} of ${result.selected} nodes drained, ${result.evicted} pods evicted` + releasedText(result.released);
       if (result.stopped) {
         const message = `drain of pool ${pool.name} stopped early (the surge resolved): ${counts}; uncordoned ${result.uncordoned.length} (${result.uncordoned.join(', ')})`;
         o.logger.info('pool drain stopped early', { ...attributes, uncordoned: result.uncordoned });
@@ -190,6 +190,11 @@ export class PoolAction {
         }
         const message = `drain of pool ${pool.name} stopped at its deadline: ${counts}; ${left}` + (unevictable ? `; of those, held by a pod no eviction can move: ${unevictable}` : '');
         throw new DrainIncompleteError(message, attributes);
+      }
+      // Cordons undone or taken over elsewhere while it ran: what is left of the drain is not this call's to retry.
+      if (result.released.length > 0) {
+        o.logger.info('pool drain released nodes whose cordon was no longer its own', { ...attributes, released: result.released });
+        return { message: `drain of pool ${pool.name}: ${counts}`, attributes };
       }
       if (result.newlyCordoned === 0 && result.evicted === 0 && !o.dryRun) {
         return { status: 'skipped', message: `pool ${pool.name} is already cordoned and drained`, attributes };
@@ -263,7 +268,16 @@ export class PoolAction {
 }
 
 function emptyOutcome(): PoolDrainOutcome {
-  return { selected: 0, newlyCordoned: 0, drained: [], left: [], unevictable: [], uncordoned: [], evicted: 0, stopped: false };
+  return { selected: 0, newlyCordoned: 0, drained: [], left: [], released: [], unevictable: [], uncordoned: [], evicted: 0, stopped: false };
+}
+
+/** The part of an answer that names the released nodes (none: nothing), grouped by why. */
+function releasedText(released: PoolDrainOutcome['released']): string {
+  if (released.length === 0) return '';
+  const byWhy = new Map<string, string[]>();
+  for (const { node, why } of released) byWhy.set(why, [...(byWhy.get(why) ?? []), node]);
+  const groups = [...byWhy].map(([why, nodes]) => `${nodes.sort().join(', ')}: ${why}`).join('; ');
+  return `; ${released.length} nodes no longer cordoned for this surge when their drain began or ended, not drained (${groups})`;
 }
 
 function attributesOf(pool: Pool, result: PoolDrainOutcome | undefined, started: number, now: number, stoppedEarly: boolean): Record<string, string> {
@@ -273,6 +287,7 @@ function attributesOf(pool: Pool, result: PoolDrainOutcome | undefined, started:
     nodes_selected: String(r.selected),
     nodes_drained: String(r.drained.length),
     nodes_left: String(r.left.length),
+    nodes_released: String(r.released.length),
     stopped_early: String(stoppedEarly),
     duration_ms: String(now - started),
   };

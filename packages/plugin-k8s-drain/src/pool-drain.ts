@@ -3,6 +3,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
 import { isUnevictablePod } from './api-errors.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
+import type { PoolCordonLoss } from './cordon.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
 import { nothingToDrain } from './pod-filter.js';
 import type { PoolSettings } from './pool-options.js';
@@ -57,6 +58,11 @@ export interface PoolDrainOutcome {
   drained: string[];
   /** Nodes not drained: the deadline came, the drain was stopped, or a pod of theirs can never be evicted (`unevictable`). */
   left: string[];
+  /**
+   * Nodes not drained because their cordon was no longer this drain's when their drain began, or when it ended
+   * undone (e.g. a resolution another plugin process took uncordoned them), each with why: no retry is due for them.
+   */
+  released: Array<{ node: string; why: PoolCordonLoss }>;
   /** The nodes left for a pod no eviction can move (two budgets select it), each with its error. */
   unevictable: Array<{ node: string; error: PluginError }>;
   /** Nodes this drain cordoned and, stopped before draining them, uncordoned. */
@@ -72,7 +78,11 @@ interface NodeState {
   readonly name: string;
   /** This drain cordoned it. */
   readonly changed: boolean;
+  /** The node records the drain's pool cordon (made or moved by it): without the record, it was taken over. */
+  readonly claimed: boolean;
   drained: boolean;
+  /** Why the drain left it, its cordon no longer the drain's (see {@link PoolDrainOutcome.released}). */
+  released?: PoolCordonLoss;
 }
 
 const outOfTime = (err: unknown): boolean => err instanceof DeadlineReachedError || (err instanceof PluginError && err.code === Code.DeadlineExceeded);
@@ -121,6 +131,11 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       let plan;
       try {
         plan = await drainer.plan(s.name, retry);
+        // Checked just before the evictions: another plugin process may have undone the cordon while earlier nodes drained.
+        if (!nothingToDrain(plan) && (await releaseIfLost(drainer, r, s, retry))) {
+          deadline.dispose();
+          continue;
+        }
       } catch (err) {
         deadline.dispose();
         if (!outOfTime(err)) {
@@ -151,19 +166,27 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
             evicted += Number(result.attributes.pods_evicted);
           },
           (err: unknown) => {
-            if (err instanceof DrainIncompleteError) {
+            if (err instanceof DrainIncompleteError && deadline.at >= r.at) {
               // It ran out of the pool's own time (its timer may fire a moment before the pool's): no node starts after it.
-              if (deadline.at >= r.at) work.abort(new DeadlineReachedError(r.at));
+              work.abort(new DeadlineReachedError(r.at));
               return;
             }
-            // One pod that can never be evicted holds its own node, not the pool: the other nodes drain, and the answer names it.
-            if (isUnevictablePod(err)) {
-              unevictable.push({ node: s.name, error: err as PluginError });
+            if (!(err instanceof DrainIncompleteError) && !isUnevictablePod(err)) {
+              fatal ??= err;
+              // The pool fails: the other nodes' evictions stop too.
+              work.abort(err);
               return;
             }
-            fatal ??= err;
-            // The pool fails: the other nodes' evictions stop too.
-            work.abort(err);
+            // Left by its own drain (out of maxDrainMs, or one pod that can never be evicted holds it, not the pool): a node
+            // whose cordon went meanwhile is released, not left for a retry that would cordon it again; else the answer names it.
+            return releaseIfLost(drainer, r, s, { deadline: work, backoff: r.backoff }).then(
+              (released) => {
+                if (!released && isUnevictablePod(err)) unevictable.push({ node: s.name, error: err as PluginError });
+              },
+              () => {
+                if (isUnevictablePod(err)) unevictable.push({ node: s.name, error: err as PluginError });
+              },
+            );
           },
         )
         .finally(() => {
@@ -191,7 +214,8 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       selected: r.nodes.length,
       newlyCordoned: states.filter((s) => s.changed).length,
       drained: states.filter((s) => s.drained).map((s) => s.name),
-      left: undrained.map((s) => s.name),
+      left: undrained.filter((s) => s.released === undefined).map((s) => s.name),
+      released: undrained.flatMap((s) => (s.released === undefined ? [] : [{ node: s.name, why: s.released }])),
       unevictable: unevictable.sort((a, b) => a.node.localeCompare(b.node)),
       uncordoned,
       evicted,
@@ -231,7 +255,22 @@ export async function holdForSurge(drainer: NodeDrainer, memory: PoolMemory, cla
 
 /** A node not cordoned by this drain (stopped before it began): the pool's memory says whether to undo an earlier cordon. */
 function notCordoned(node: V1Node): NodeState {
-  return { node, name: node.metadata?.name ?? '', changed: false, drained: false };
+  return { node, name: node.metadata?.name ?? '', changed: false, claimed: false, drained: false };
+}
+
+/**
+ * Reads the node of `s` again (see {@link NodeDrainer.poolCordonLoss}): when its cordon is no longer the drain's, the
+ * node is released (or, gone from the cluster, drained) and forgotten by the pool's memory, so nothing is evicted
+ * from it and no resolution here undoes it. Answers whether it was.
+ */
+async function releaseIfLost(drainer: NodeDrainer, r: PoolDrainRun, s: NodeState, retry: NodeRetry): Promise<boolean> {
+  const loss = await drainer.poolCordonLoss(s.name, s.node.metadata?.uid, { claim: { pool: r.pool, surgeAt: r.surgeAt() }, claimed: s.claimed }, retry);
+  if (loss === undefined) return false;
+  if (loss === 'gone') s.drained = true;
+  else s.released = loss;
+  if (r.memory.cordoned.get(s.name)?.uid === s.node.metadata?.uid) r.memory.cordoned.delete(s.name);
+  r.logger.info('pool drain leaves the node: its cordon is no longer this drain\'s', { node: s.name, why: loss });
+  return true;
 }
 
 /** Cordons every node; a node gone from the cluster counts as drained. */
@@ -256,12 +295,12 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
       const earlier = r.memory.cordoned.get(name);
       if (earlier !== undefined && earlier.uid === uid) holdFor(r.memory, name, surgeAt);
       else if (changed) r.memory.cordoned.set(name, { uid, wasUnschedulable, surgeAt });
-      states.push({ node, name, changed, drained: false });
+      states.push({ node, name, changed, claimed: r.memory.cordoned.get(name)?.uid === uid, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
       else {
         r.memory.cordoned.delete(name);
-        states.push({ node, name, changed: false, drained: true });
+        states.push({ node, name, changed: false, claimed: false, drained: true });
       }
     }
   });

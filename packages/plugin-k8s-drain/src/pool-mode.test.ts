@@ -519,6 +519,28 @@ describe('pool mode', () => {
     await Promise.all([older, newer]);
   });
 
+  it("a drain stops at each node another plugin process's resolution has uncordoned: no pod moved off it, and it answers so (not a retry)", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // Two core replicas, each with its own plugin: the surge reached the first, its resolution the second.
+    const first = handlerFor(api, { replyMarginMs: 200, maxDrainMs: 1_500 });
+    const second = handlerFor(api, { replyMarginMs: 200 });
+    const draining = first.handle(surge(), context({ mode: 'pool' }, 20_000));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    expect(await second.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+    expectPool(api, UNCORDONED);
+
+    // Before, the drain went on past pool-1 and evicted every pod of pool-2 to pool-6 from their uncordoned nodes, then
+    // answered DEADLINE_EXCEEDED for pool-1, and core's retry cordoned the pool again.
+    const result = await draining;
+    for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toEqual([]);
+    expect(result.attributes).toMatchObject({ nodes_drained: '0', nodes_left: '0', nodes_released: '6' });
+    expect(result.message).toMatch(
+      new RegExp(`^drain of pool ${POOL_NAME}: 0 of 6 nodes drained, \\d pods evicted; 6 nodes no longer cordoned for this surge when their drain began or ended, not drained \\(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6: uncordoned since\\)$`),
+    );
+    expectPool(api, UNCORDONED);
+  });
+
   /** A pool drain held at pool-1 (db-0's budget), cut by a rolling update of the plugin serving it: its call fails UNAVAILABLE. */
   async function cutByShutdown(api: KubeApiServer): Promise<void> {
     holdOn(api, 'pool-1');
@@ -692,7 +714,7 @@ describe('pool mode: the edges', () => {
     expect(result).toEqual({
       status: 'skipped',
       message: 'no node in pool node-group=none; nothing to drain',
-      attributes: { pool: 'node-group=none', nodes_selected: '0', nodes_drained: '0', nodes_left: '0', stopped_early: 'false', duration_ms: expect.stringMatching(/^\d+$/) },
+      attributes: { pool: 'node-group=none', nodes_selected: '0', nodes_drained: '0', nodes_left: '0', nodes_released: '0', stopped_early: 'false', duration_ms: expect.stringMatching(/^\d+$/) },
     });
     // The time the call took, not a timestamp.
     expect(Number(result.attributes?.duration_ms)).toBeLessThan(60_000);
