@@ -295,6 +295,13 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
       const earlier = r.memory.cordoned.get(name);
       if (earlier !== undefined && earlier.uid === uid) holdFor(r.memory, name, surgeAt);
       else if (changed) r.memory.cordoned.set(name, { uid, wasUnschedulable, surgeAt });
+      else {
+        // Found cordoned by a drain of the pool this process does not remember (before a restart): remembered as this
+        // drain's, so a newer surge that joins it moves that record too (see holdForSurge), and the older surge's
+        // resolution here leaves it.
+        rememberRecordedCordon(r.memory, node, r.pool);
+        holdFor(r.memory, name, surgeAt);
+      }
       states.push({ node, name, changed, claimed: r.memory.cordoned.get(name)?.uid === uid, drained: false });
     } catch (err) {
       if (!(err instanceof PluginError && err.code === Code.NotFound)) failure ??= err;
@@ -315,6 +322,7 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
  * lacks: those made by drains of the pool before this process began. A node with nothing left to
  * evict is not added: its drain emptied it, and a drained node stays cordoned, as one drained in
  * this process does (its pool is about to be reclaimed). So is one whose pods cannot be listed (logged).
+ * Those `memory` knows only from their records (a drain here found them so cordoned) are weighed again.
  */
 export async function recallRecordedCordons(
   drainer: NodeDrainer,
@@ -323,12 +331,18 @@ export async function recallRecordedCordons(
   memory: PoolMemory,
   run: NodeRetry & { logger: Logger },
 ): Promise<void> {
-  const unknown = nodes.filter((node) => !memory.cordoned.has(node.metadata?.name ?? '') && recordedPoolCordon(node, pool) !== undefined);
+  const madeHere = (name: string): boolean => {
+    const cordon = memory.cordoned.get(name);
+    return cordon !== undefined && cordon.recordedFor === undefined;
+  };
+  const unknown = nodes.filter((node) => !madeHere(node.metadata?.name ?? '') && recordedPoolCordon(node, pool) !== undefined);
   await forEachBounded(unknown, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
     try {
       if (!nothingToDrain(await drainer.plan(name, run))) rememberRecordedCordon(memory, node, pool);
+      else memory.cordoned.delete(name);
     } catch (err) {
+      memory.cordoned.delete(name);
       run.logger.warn('could not list the pods of a node an earlier pool drain cordoned: it stays cordoned', { node: name, err });
     }
   });

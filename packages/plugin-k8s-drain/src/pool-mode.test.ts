@@ -451,6 +451,22 @@ describe('pool mode', () => {
     expectPool(api, UNCORDONED);
   });
 
+  it('after a restart, a drain stopped by a resolution leaves cordoned a node it found cordoned and emptied by the earlier drain', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    await rejection(handlerFor(api, { replyMarginMs: 200 }).handle(surge(), context({ mode: 'pool' }, 2_000)));
+    // pool-2 emptied meanwhile (a drained node stays cordoned); the restarted plugin's drain has not reached it when it is stopped.
+    for (const p of api.cluster.pods('pool-2').filter((p) => !p.metadata.name.startsWith('proxy-'))) api.cluster.deletePod('apps', p.metadata.name, 0);
+    await vi.waitFor(() => expect(api.cluster.pods('pool-2').map((p) => p.metadata.name)).toEqual(['proxy-pool-2']), { timeout: 10_000, interval: 20 });
+    const after = handlerFor(api, { replyMarginMs: 200 });
+    const before = dbRefusals(api);
+    const draining = after.handle(surge(undefined, TIME + 60_000), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(dbRefusals(api)).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
+    await after.handle(resolution(TIME + 120_000), context({ mode: 'pool' }));
+    expect((await draining).message).toMatch(/uncordoned 5 \(pool-1, pool-3, pool-4, pool-5, pool-6\)$/);
+    expect(cordoned(api, 'pool-2')).toEqual(CORDONED);
+  });
+
   it('a late resolution of an older surge leaves the cordons of a newer surge of the pool, in this process and after a restart', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
@@ -539,6 +555,29 @@ describe('pool mode', () => {
       new RegExp(`^drain of pool ${POOL_NAME}: 0 of 6 nodes drained, \\d pods evicted; 6 nodes no longer cordoned for this surge when their drain began or ended, not drained \\(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6: uncordoned since\\)$`),
     );
     expectPool(api, UNCORDONED);
+  });
+
+  it('after a restart, a newer surge that joins the retry of an older one holds the cordons that retry found: the older surge\'s late resolution leaves them, here and in another process', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // The older surge's drain runs out of time; the plugin restarts; core's retry of that surge finds the pool cordoned.
+    await rejection(handlerFor(api, { replyMarginMs: 200 }).handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const after = handlerFor(api, { replyMarginMs: 200 });
+    const before = dbRefusals(api);
+    const retry = rejection(after.handle(surge(), { ...context({ mode: 'pool' }, 4_000), attempt: 2 }));
+    await vi.waitFor(() => expect(dbRefusals(api)).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
+    // The price fell back and surged again: the newer surge joins the retry's drain.
+    const newer = rejection(after.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 4_000)));
+    const recordedAt = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? '{}').surgeAt;
+    // Before, the nodes kept the older surge's record: the retry had found them cordoned, so the join moved nothing.
+    await vi.waitFor(() => POOL.forEach((name) => expect(recordedAt(name)).toBe(new Date(TIME + 120_000).toISOString())), { timeout: 2_000, interval: 20 });
+
+    // The older surge's late resolution, to another plugin process: it leaves the newer surge's pool cordoned.
+    expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
+    expectPool(api, CORDONED);
+    await Promise.all([retry, newer]);
+    // And to this one, once the drain has run out of time: before, it undid every cordon its memory had learnt from the old records.
+    await onlyTheNewerResolutionUncordons(api, after);
   });
 
   /** A pool drain held at pool-1 (db-0's budget), cut by a rolling update of the plugin serving it: its call fails UNAVAILABLE. */
