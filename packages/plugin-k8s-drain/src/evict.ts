@@ -28,6 +28,8 @@ export interface EvictRun {
   concurrency: number;
   /** Cap on each pod's grace period, in seconds; undefined keeps each pod's own. */
   gracePeriodSeconds: number | undefined;
+  /** Runs before each retry of a refused eviction (a budget's 429, say): it may abort `deadline` to stop the evictions. */
+  beforeRetry?: () => Promise<void>;
 }
 
 /** The grace period to ask for: the pod's own (default 30 s), capped by `cap`. */
@@ -57,7 +59,8 @@ export async function evictPods(api: KubeApi, pods: readonly V1Pod[], run: Evict
     try {
       // The uid, so a pod deleted and recreated under the name since (a StatefulSet's, elsewhere) is not evicted in its place: 404 or 409, gone.
       const options = { uid: pod.metadata?.uid, signal: run.deadline.signal };
-      await withRetries(() => api.evictPod(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', grace, options), {
+      const evict = (): Promise<unknown> => api.evictPod(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', grace, options);
+      await withRetries((attempt) => (attempt > 1 && run.beforeRetry ? run.beforeRetry().then(evict) : evict()), {
         deadline: run.deadline,
         backoff: run.backoff,
         doing: `evicting pod ${key}`,

@@ -3,7 +3,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import { checkPoolCordon, cordonNode, recordNewerSurge, uncordonNode, type CordonResult, type PoolCordonLoss } from './cordon.js';
 import { DrainStoppedError, type Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
-import { evictPods, gracePeriodFor } from './evict.js';
+import { evictPods, gracePeriodFor, type EvictRun } from './evict.js';
 import type { EventRecorder } from './events.js';
 import type { KubeApi } from './kube-api.js';
 import type { ResolvedDrainOptions } from './options.js';
@@ -94,11 +94,17 @@ export class NodeDrainer {
   /**
    * Evicts the planned pods and (with `waitForDeletion`) waits until they are
    * gone; records `CordonAndDrain`, or `DrainFailed` when pods were left.
-   * `attributes(evicted, remaining)` builds the answer's attributes. In dry-run
-   * it only logs the pods it would evict, and its message is what it would do.
+   * `attributes(evicted, remaining)` builds the answer's attributes; `beforeRetry` runs before each retry of a refused
+   * eviction (see {@link EvictRun}). In dry-run it only logs the pods it would evict, and its message is what it would do.
    * @throws DrainIncompleteError with those attributes when pods are left at the deadline.
    */
-  async evict(node: V1Node, plan: EvictionPlan, retry: NodeRetry, attributes: (evicted: number, remaining: number) => Record<string, string>): Promise<NodeEvictionResult> {
+  async evict(
+    node: V1Node,
+    plan: EvictionPlan,
+    retry: NodeRetry,
+    attributes: (evicted: number, remaining: number) => Record<string, string>,
+    hooks: Pick<EvictRun, 'beforeRetry'> = {},
+  ): Promise<NodeEvictionResult> {
     const { api, options: o } = this;
     const log = o.logger;
     const name = node.metadata?.name ?? '';
@@ -106,7 +112,7 @@ export class NodeDrainer {
       for (const pod of plan.evict) log.info('dry run: would evict pod', { node: name, pod: podKey(pod), gracePeriodSeconds: gracePeriodFor(pod, o.gracePeriodSeconds) });
       return { attributes: { ...attributes(0, plan.evict.length), dry_run: 'true' }, message: `evict ${plan.evict.length} pods from node ${name}` };
     }
-    const outcome = await evictPods(api, plan.evict, { ...retry, logger: log, concurrency: o.concurrency, gracePeriodSeconds: o.gracePeriodSeconds });
+    const outcome = await evictPods(api, plan.evict, { ...retry, ...hooks, logger: log, concurrency: o.concurrency, gracePeriodSeconds: o.gracePeriodSeconds });
     const terminating = o.waitForDeletion ? await this.pods.waitGone(name, [...outcome.evicted, ...outcome.deletedWithNamespace, ...plan.terminating], retry) : [];
 
     const result = attributes(outcome.evicted.length, outcome.remaining.length);

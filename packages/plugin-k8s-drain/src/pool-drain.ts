@@ -157,8 +157,12 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
         pods_remaining: String(remaining),
         duration_ms: String(r.clock.now() - started),
       });
+      // A budget may hold an eviction for long: each retry first checks the cordon is still the drain's, else stops the node.
+      const beforeRetry = async (): Promise<void> => {
+        if (await releaseIfLost(drainer, r, s, retry)) deadline.abort(new DrainStoppedError(r.clock.now()));
+      };
       const drain: Promise<void> = drainer
-        .evict(s.node, plan, retry, attributes)
+        .evict(s.node, plan, retry, attributes, { beforeRetry })
         .then(
           (result) => {
             s.drained = true;
@@ -166,6 +170,8 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
             evicted += Number(result.attributes.pods_evicted);
           },
           (err: unknown) => {
+            // Stopped by its check before a retry (the cordon is no longer the drain's): the other nodes go on.
+            if (s.released !== undefined || s.drained) return;
             if (err instanceof DrainIncompleteError && deadline.at >= r.at) {
               // It ran out of the pool's own time (its timer may fire a moment before the pool's): no node starts after it.
               work.abort(new DeadlineReachedError(r.at));
