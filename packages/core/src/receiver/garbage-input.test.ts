@@ -551,30 +551,28 @@ describe('the receiver under garbage input', () => {
     await core?.close();
   });
 
-  async function check(cases: readonly Case[], budgetMs: number): Promise<void> {
-    const started = Date.now();
+  // No time bound: a body that hangs the receiver fails the test by its timeout; speed is the bench's to report.
+  async function check(cases: readonly Case[]): Promise<void> {
     const outcomes = await sendAll(baseUrl, cases);
-    const elapsed = Date.now() - started;
     total.sent += cases.length;
     total.rejected += outcomes.filter((o) => o.status >= 400 && o.status <= 499).length;
     total.accepted += outcomes.filter((o) => o.status === 200).length;
     const problems = mismatches(cases, outcomes);
     expect(problems.slice(0, 15), `${problems.length} of ${cases.length} cases got the wrong answer`).toEqual([]);
-    expect(elapsed, `${cases.length} requests took ${elapsed} ms`).toBeLessThan(budgetMs);
   }
 
   it('accepts every real Prometheus and Alertmanager payload with 200', async () => {
     const cases = fixtureCases();
     expect(cases.length).toBe(prometheusCapture.length * 2 + 2);
-    await check(cases, 5_000);
+    await check(cases);
   });
 
   it('refuses every real payload sent as another media type than application/json, or none, with a 4xx', async () => {
-    await check(mediaTypeCases(), 5_000);
+    await check(mediaTypeCases());
   });
 
   it('refuses random bytes with a 4xx and a JSON reason on every alert path', async () => {
-    await check(randomBytesCases(new Rng(0x5eed0001), 400), 8_000);
+    await check(randomBytesCases(new Rng(0x5eed0001), 400));
   });
 
   it('refuses JSON-like noise and random JSON values with a 4xx on every alert path', async () => {
@@ -582,30 +580,30 @@ describe('the receiver under garbage input', () => {
     const cases = [...jsonishCases(rng, 250), ...randomJsonCases(rng, 250)];
     // Only an empty array on a postable path is valid, and every such 2xx is one of those.
     expect(cases.filter((c) => c.expect !== 'rejected').every((c) => c.body.toString() === '[]' && c.path !== '/webhook/alertmanager')).toBe(true);
-    await check(cases, 8_000);
+    await check(cases);
   });
 
   it('refuses every truncation and structural corruption of a real payload with a 4xx', async () => {
     const cases = [...truncationCases(), ...byteFlipCases(new Rng(0x5eed0003), 100)];
     expect(cases.every((c) => c.expect === 'rejected')).toBe(true);
-    await check(cases, 8_000);
+    await check(cases);
   });
 
   it('refuses a wrong type or a missing required field at each field of a real payload, and ignores fields it does not read', async () => {
     const cases = wrongTypeCases();
-    await check(cases, 8_000);
+    await check(cases);
   });
 
   it('refuses deep nesting, huge numbers and oversized bodies with a 4xx, unless the nesting is in an ignored field', async () => {
-    await check(extremeCases(), 8_000);
+    await check(extremeCases());
   });
 
   it('refuses wrong methods and unknown paths with a 4xx', async () => {
-    await check(wrongMethodAndPathCases(), 5_000);
+    await check(wrongMethodAndPathCases());
   });
 
   it('refuses a real payload made invalid UTF-8 with a 4xx instead of decoding it leniently', async () => {
-    await check(invalidUtf8Cases(), 5_000);
+    await check(invalidUtf8Cases());
   });
 
   it('is still healthy and ready afterwards, logged no internal error, and counted every refusal', async () => {
