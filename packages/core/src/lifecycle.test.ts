@@ -268,6 +268,87 @@ describe('shutdown under load', () => {
   });
 });
 
+describe('restarts counted against a run (MAX_RESTARTS)', () => {
+  const succeeded = (instance: string) => (l: Record<string, unknown>) => l.msg === 'flow run succeeded' && l.groupKey === `spot:{instance_id="${instance}"}`;
+  /** A config whose flow runs one run at a time, on a state file of its own, with `graceMs` of shutdown grace. */
+  const oneAtATime = (address: string, name: string, graceMs: number): string =>
+    writeConfig(config(address, `state: { file: "${join(dir, name, 'runs.jsonl')}" }`).replace('shutdownGracePeriod: 10s', `shutdownGracePeriod: ${graceMs}ms`).replace('cooldown: 10m', 'cooldown: 10m\n    concurrency: 1'));
+
+  it('a backlog queued behind a slow plugin survives 7 graceful restarts (SIGTERM) and each of its runs is called once in the end, none given up', { timeout: 90_000 }, async () => {
+    // Each busy-N run's first call lasts until core cancels it: at each restart one holds the only slot, and the backlog waits.
+    const busy = Array.from({ length: 7 }, (_, i) => `busy-${i}`);
+    const backlog = ['b-1', 'b-2', 'b-3'];
+    const callsOf = (instance: string): number => rec.calls.filter((c) => instanceOf(c.event) === instance).length;
+    const rec: RecordingPlugin = await startRecordingPlugin((event, { signal }) =>
+      instanceOf(event).startsWith('busy-') && callsOf(instanceOf(event)) === 1 ? new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled')))) : undefined,
+    );
+    plugins.push(rec);
+    const file = oneAtATime(rec.address, 'backlog', 100);
+    for (let restart = 0; restart < busy.length; restart++) {
+      const core = startCli(['--config', file]);
+      const url = await core.url();
+      if (restart === 0) {
+        for (const instance of [...busy, ...backlog]) expect((await post(url, alert(instance))).status).toBe(200);
+      } else {
+        expect(await core.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: busy.length - restart + 1 + backlog.length, abandoned: 0 });
+      }
+      // The run cut short at the last restart goes on and succeeds; the next busy run then holds the slot.
+      await expect.poll(() => callsOf(busy[restart]!), { timeout: 10_000, interval: 20 }).toBe(1);
+      if (restart > 0) expect(callsOf(busy[restart - 1]!)).toBe(2);
+      expect(backlog.map(callsOf)).toEqual([0, 0, 0]);
+      core.child.kill('SIGTERM');
+      expect(await core.exited).toBe(0);
+    }
+    const last = startCli(['--config', file]);
+    await last.url();
+    expect(await last.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: 1 + backlog.length, abandoned: 0 });
+    for (const instance of backlog) await last.waitFor(succeeded(instance));
+    expect(backlog.map(callsOf)).toEqual([1, 1, 1]);
+    // Each busy run: its call cut short, then the one that succeeded.
+    expect(busy.map(callsOf)).toEqual(busy.map(() => 2));
+  });
+
+  it('a run whose first call makes core exit each time is given up after 5 restarts; the runs queued behind it are not, and run once', { timeout: 90_000 }, async () => {
+    let corePid = 0;
+    let backlogQueued!: () => void;
+    const queued = new Promise<void>((resolve) => (backlogQueued = resolve));
+    // i-crash's call kills core (an OOM kill in its first plugin call) before it can answer: the first one once the backlog is queued behind it.
+    const rec: RecordingPlugin = await startRecordingPlugin(async (event) => {
+      if (instanceOf(event) !== 'i-crash') return;
+      await queued;
+      process.kill(corePid, 'SIGKILL');
+      await new Promise(() => {});
+    });
+    plugins.push(rec);
+    const callsOf = (instance: string): number => rec.calls.filter((c) => instanceOf(c.event) === instance).length;
+    const backlog = ['b-1', 'b-2', 'b-3'];
+    const file = oneAtATime(rec.address, 'crash-loop', 10_000);
+    const start = () => {
+      const core = startCli(['--config', file]);
+      corePid = core.child.pid!;
+      return core;
+    };
+    const first = start();
+    const url = await first.url();
+    expect((await post(url, alert('i-crash'))).status).toBe(200);
+    await rec.waitForCalls(1);
+    for (const instance of backlog) expect((await post(url, alert(instance))).status).toBe(200);
+    backlogQueued();
+    expect(await first.exited).toBeNull();
+    // Each start resumes i-crash first, and it stops core again.
+    for (let restart = 1; restart <= 5; restart++) {
+      expect(await start().exited).toBeNull();
+      expect(callsOf('i-crash')).toBe(restart + 1);
+    }
+    const last = start();
+    await last.url();
+    expect(await last.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: backlog.length, abandoned: 1 });
+    for (const instance of backlog) await last.waitFor(succeeded(instance));
+    expect(backlog.map(callsOf)).toEqual([1, 1, 1]);
+    expect(callsOf('i-crash')).toBe(6);
+  });
+});
+
 /** Whether the disk-full tests can run here: a tmpfs of their own stands in for a small disk. */
 const mountable = canMountPrivateTmpfs();
 

@@ -11,7 +11,7 @@ import { ThrottledLog } from '../throttled-log.js';
 import { approximateBytes } from './event-bytes.js';
 import { compileMatcher, describeMismatch, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
-import { GroupStates, type GroupState, type RunProgress, type StepRef } from './group-states.js';
+import { claimedRun, GroupStates, type GroupState, type RunProgress, type StepRef } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
 import { RunListeners } from './run-listeners.js';
@@ -316,7 +316,7 @@ export class FlowEngine {
         this.refusing.add(flow);
         continue;
       }
-      const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0 };
+      const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0, queued: true };
       if (options.again) this.countedAlready.add(run);
       if (this.states.tryStart(key, flow.name, run, now) === 'full') {
         this.heldBytes.release(flow.name, bytes);
@@ -433,6 +433,8 @@ export class FlowEngine {
       this.notClaimed(flow, groupKey, progress, bytes, claimed);
       return;
     }
+    // What it records from here (each plugin passed, a cut short) is of a run that may have acted: a restart counts it.
+    progress = claimedRun(progress);
     // Taken over from a replica that stopped: the run goes on after the plugins that acted there, as after a restart.
     const goOn = claimed.takenOver ? this.takeOver(flow, groupKey, progress, claimed.takenOver) : progress;
     if (goOn !== progress && !('reason' in goOn)) {
@@ -667,7 +669,7 @@ export class FlowEngine {
 
   /**
    * Starts again runs taken from elsewhere: the journal at start (`restart`:
-   * each run that was queued or in flight counts one restart more), or an
+   * each run that was in flight, claimed, counts one restart more; one still queued does not), or an
    * engine a reload replaced.
    * A run whose `retryAt` is ahead waits for it, at most its flow's `runRetry.maxBackoff`. Returns how many were taken.
    */
@@ -677,8 +679,8 @@ export class FlowEngine {
     for (const state of states) {
       const flow = this.byName.get(state.flow);
       const run = state.run!;
-      // Only a run that was queued or in flight counts: one that waited for its next try through a restart did nothing wrong.
-      const restarts = run.restarts + (options.restart && state.phase === 'running' ? 1 : 0);
+      // Only a run that was in flight counts: one still queued, or waiting for its next try, through a restart did nothing wrong.
+      const restarts = run.restarts + (options.restart && state.phase === 'running' && !run.queued ? 1 : 0);
       const place = resumeAt(flow, state.flow, run, restarts);
       if ('reason' in place) {
         abandoned++;
@@ -687,7 +689,8 @@ export class FlowEngine {
       }
       resumed++;
       const { next } = place;
-      const progress: RunProgress = { ...run, restarts, next, at: stepFor(flow!.steps, next, run.at)! };
+      // Queued again until claimed: a restart before then counts nothing more.
+      const progress: RunProgress = { ...run, restarts, next, at: stepFor(flow!.steps, next, run.at)!, queued: true };
       if (run.retryAt !== undefined) progress.retryAt = Math.min(run.retryAt, this.clock.now() + flow!.config.runRetry.maxBackoff);
       if (options.restart) {
         this.states.restore(state);

@@ -40,6 +40,18 @@ export interface RunProgress {
   retryAt?: number;
   /** How many times a restart resumed the run. */
   restarts: number;
+  /**
+   * Set while the run waits in this process's queue, not yet claimed: it called no plugin here, so a restart that finds
+   * it so resumes it without counting a restart (MAX_RESTARTS). Absent once claimed, and in journals before format 5.
+   */
+  queued?: true;
+}
+
+/** `run` once claimed: it may call a plugin from now on, and a restart that finds it so counts (see {@link RunProgress.queued}). */
+export function claimedRun(run: RunProgress): RunProgress {
+  if (!run.queued) return run;
+  const { queued: _queued, ...claimed } = run;
+  return claimed;
 }
 
 /** The state of one group. */
@@ -59,8 +71,11 @@ export interface GroupState {
   replica?: string;
 }
 
-/** A change of one group, in the order it happened: its new state, or `free` when it has none. */
-export type GroupChange = GroupState | { key: string; phase: 'free' };
+/**
+ * A change of one group, in the order it happened: its new state, `free` when it has none, or `started` when its
+ * queued run was claimed (a short line in the journal, rather than the run and its event again).
+ */
+export type GroupChange = GroupState | { key: string; phase: 'free' } | { key: string; phase: 'started' };
 
 /** What {@link GroupStates.tryStart} decided. */
 export type StartDecision = 'started' | 'held' | 'full';
@@ -112,6 +127,14 @@ export class GroupStates implements RunStateStore {
     const current = this.groups.get(key);
     if (!current || current.phase === 'cooling') return;
     this.set({ ...current, phase, run });
+  }
+
+  /** The group's queued run was claimed here (see {@link claimedRun}): kept so, and the short `started` change persisted. */
+  protected started(key: string): void {
+    const current = this.groups.get(key);
+    if (current?.phase !== 'running' || !current.run?.queued) return;
+    this.groups.set(key, { ...current, run: claimedRun(current.run) });
+    this.persist({ key, phase: 'started' });
   }
 
   /** After success: hold the group for `cooldownMs` (none when 0). */

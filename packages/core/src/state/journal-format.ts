@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { GroupChange, GroupState } from '../flow/group-states.js';
+import { claimedRun, type GroupChange, type GroupState } from '../flow/group-states.js';
 
 /**
  * The journal's text format: JSON lines. A compacted journal starts with a
@@ -8,8 +8,11 @@ import type { GroupChange, GroupState } from '../flow/group-states.js';
  * appended after the snapshot follow one per line.
  */
 const HEADER_TAG = 'hollowtrees-run-state';
-const VERSION = 4;
-/** Format 2 wrote runs without `at`: such a run goes on at its index. Format 3 wrote `at` without `passed`. */
+const VERSION = 5;
+/**
+ * Format 2 wrote runs without `at`: such a run goes on at its index. Format 3 wrote `at` without `passed`. Format 4
+ * wrote no `queued` and no `started` lines: each of its running runs counts a restart, queued or not.
+ */
 const OLDEST_READ = 2;
 
 /** Times as the journal writes them: ms since epoch, within what `Date` can represent. */
@@ -36,6 +39,7 @@ const run = z.strictObject({
   ...runPlace,
   ...runEvent,
   ...runWait,
+  queued: z.literal(true).optional(),
 });
 
 const base = { key: z.string().min(1), flow: z.string().min(1), eventId: z.string(), since: time };
@@ -46,6 +50,8 @@ const record = z.discriminatedUnion('phase', [
   z.strictObject({ ...base, phase: z.literal('retrying'), run }),
   z.strictObject({ ...base, phase: z.literal('cooling'), until: time }),
   z.strictObject({ key: z.string().min(1), phase: z.literal('free') }),
+  // The group's queued run was claimed: a restart counts it from here.
+  z.strictObject({ key: z.string().min(1), phase: z.literal('started') }),
 ]);
 
 const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.number().int().min(OLDEST_READ).max(VERSION), records: z.number().int().min(0) });
@@ -158,7 +164,14 @@ export class JournalReader {
     }
     const change = parsed.data as GroupChange;
     if (change.phase === 'free') this.states.delete(change.key);
+    else if (change.phase === 'started') this.claimed(change.key);
     else this.states.set(change.key, change);
+  }
+
+  /** The group's run as it is once claimed, if it is running. */
+  private claimed(key: string): void {
+    const state = this.states.get(key);
+    if (state?.phase === 'running' && state.run) this.states.set(key, { ...state, run: claimedRun(state.run) });
   }
 
   /**

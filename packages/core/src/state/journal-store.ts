@@ -27,8 +27,12 @@ export class JournalRunStateStore extends GroupStates {
     super((change) => journal.record(change), maxGroups);
   }
 
-  /** The run is on disk with its event before its first plugin call; a failed write does not stop it (new events are refused instead). */
-  override async claim(_key: string, _run: RunProgress): Promise<ClaimResult> {
+  /**
+   * The run is on disk with its event before its first plugin call, and marked started in the same write (a restart
+   * counts it from then on); a failed write does not stop it (new events are refused instead).
+   */
+  override async claim(key: string, _run: RunProgress): Promise<ClaimResult> {
+    this.started(key);
     await this.journal.flush();
     return HELD;
   }

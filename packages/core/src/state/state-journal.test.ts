@@ -108,10 +108,10 @@ describe('StateJournal', () => {
     const { journal } = await StateJournal.open(path);
     await journal.close();
     // A later format: its records carry a field this version does not know.
-    const text = `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 5, records: 1 })}\n${JSON.stringify({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12, epoch: 7 })}\n`;
+    const text = `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 6, records: 1 })}\n${JSON.stringify({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12, epoch: 7 })}\n`;
     writeFileSync(path, text);
     await expect(StateJournal.open(path)).rejects.toThrow(JournalFromNewerVersion);
-    await expect(StateJournal.open(path)).rejects.toThrow('it was written by a later Hollowtrees (journal format 5; this one reads format 4 and earlier)');
+    await expect(StateJournal.open(path)).rejects.toThrow('it was written by a later Hollowtrees (journal format 6; this one reads format 5 and earlier)');
     expect(readFileSync(path, 'utf8')).toBe(text);
   });
 
@@ -126,6 +126,24 @@ describe('StateJournal', () => {
     expect(await reopen(path)).toEqual({ states: [stepped], problems: [] });
   });
 
+  it('a queued run claimed is marked started by one short line in the claim\'s own write; a run of format 4 reads as it was written', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    const store = new JournalRunStateStore(journal);
+    for (const key of ['a', 'b']) store.tryStart(key, 'f', run(key, { queued: true }), 1);
+    await store.commit();
+    const syncs = journal.syncCount;
+    await store.claim('a', run('a', { queued: true }));
+    expect(journal.syncCount).toBe(syncs + 1);
+    expect(lines(path).at(-1)).toBe(JSON.stringify({ key: 'a', phase: 'started' }));
+    await store.close();
+    expect((await readJournal(path)).states.map((s) => [s.key, s.run?.queued])).toEqual([['a', undefined], ['b', true]]);
+    // Format 4 wrote no `queued`: its running runs count a restart as they did.
+    const format4 = { key: 'c', flow: 'f', eventId: 'c', since: 1, phase: 'running', run: run('c') };
+    writeFileSync(path, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 4, records: 1 })}\n${JSON.stringify(format4)}\n`);
+    expect(await reopen(path)).toEqual({ states: [format4], problems: [] });
+  });
+
   it('notices a snapshot cut short at a line boundary', async () => {
     const path = freshPath();
     const { journal } = await StateJournal.open(path);
@@ -134,7 +152,7 @@ describe('StateJournal', () => {
     await journal.compact(() => states.list(1));
     await journal.close();
     const [header, first] = lines(path);
-    expect(JSON.parse(header!)).toEqual({ journal: 'hollowtrees-run-state', version: 4, records: 3 });
+    expect(JSON.parse(header!)).toEqual({ journal: 'hollowtrees-run-state', version: 5, records: 3 });
     writeFileSync(path, `${header}\n${first}\n`);
     const recovered = await reopen(path);
     expect(recovered.states.map((s) => s.key)).toEqual(['a']);
@@ -241,7 +259,7 @@ describe('StateJournal', () => {
     expect(pieces.length).toBeGreaterThan(5);
     expect(pieces.slice(0, -1).every((piece) => piece.length >= 500 && piece.length < 500 + 100)).toBe(true);
     const text = pieces.join('');
-    expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 4, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
+    expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 5, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
   });
 
   it('a check of the file while a compaction swaps it waits for the swap: no false "replaced", no read of the closed file', async () => {
