@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
@@ -473,6 +473,26 @@ describe('StateJournal when the disk fails', () => {
     store.succeeded('a', 2, 8e12);
     expect(await store.commit()).toBe(false);
     await store.maintain(3);
+    expect(store.durable).toBe(true);
+    store.tryStart('b', 'f', run('b'), 4);
+    expect(await store.commit()).toBe(true);
+    expect((await readJournal(path)).states.map((s) => [s.key, s.phase])).toEqual([['a', 'cooling'], ['b', 'running']]);
+    await store.close();
+  });
+
+  it('a journal whose descriptor was closed under it (EBADF, which its close() fails with too) is rewritten by the upkeep, which none of the old file\'s errors fails', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path, { onError: () => {} });
+    const store = new JournalRunStateStore(journal);
+    store.tryStart('a', 'f', run('a'), 1);
+    expect(await store.commit()).toBe(true);
+    // The descriptor itself goes (as EBADF does): every call on the file fails, its close() as well.
+    const fd = readdirSync('/proc/self/fd').find((n) => { try { return readlinkSync(`/proc/self/fd/${n}`) === path; } catch { return false; } });
+    closeSync(Number(fd));
+    store.succeeded('a', 2, 8e12);
+    expect(await store.commit()).toBe(false);
+    // The rewrite's new file is in use by then: the old one's failing close is no failure of the upkeep.
+    await expect(store.maintain(3)).resolves.toBeUndefined();
     expect(store.durable).toBe(true);
     store.tryStart('b', 'f', run('b'), 4);
     expect(await store.commit()).toBe(true);

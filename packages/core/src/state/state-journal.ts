@@ -261,7 +261,9 @@ export class StateJournal {
       this.pending = this.pending.slice(covered);
       this.dropped = 0;
       this.healthy = true;
-      await previous.close();
+      // The new file is in use already: a close that fails (the old file's own failure, EBADF, ESTALE, EIO) fails no
+      // rewrite, and the rename is synced below all the same.
+      await previous.close().catch(() => {});
       const dir = await open(dirname(this.path), 'r');
       try {
         await dir.sync();
