@@ -1238,13 +1238,31 @@ describe('FlowEngine: reload and shutdown with runs waiting for their next try',
     const second = successorOn(first.states);
     const third = successorOn(first.states);
     const firstRetired = first.engine.retire(second.engine);
-    await second.engine.retire(third.engine);
+    const secondRetired = second.engine.retire(third.engine);
     first.release();
-    await firstRetired;
+    await Promise.all([firstRetired, secondRetired]);
     expect(third.engine.flowStatus()[0]).toMatchObject({ waitingForRetry: 1 });
     await vi.advanceTimersByTimeAsync(60_000);
     expect(second.a.calls).toHaveLength(0);
     expect(third.a.calls).toHaveLength(1);
+  });
+
+  it('after two reloads, the last engine counts the first engine\'s run in flight in its status, and a shutdown waits for that run, once the engine between them drained', async () => {
+    const { logger, lines } = capture('info');
+    const first = await runHeldInFlight(logger);
+    const second = successorOn(first.states, logger);
+    const third = successorOn(first.states, logger);
+    const retired = Promise.all([first.engine.retire(second.engine), second.engine.retire(third.engine)]);
+    // The second engine holds no run of its own: drained, it still passes the first engine's on.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(third.engine.flowStatus()[0]).toMatchObject({ running: 1 });
+    // The app's shutdown: the current engine and those still retiring.
+    const stopped = Promise.all([third, second, first].map(({ engine }) => engine.shutdown(1_000)));
+    await vi.advanceTimersByTimeAsync(0);
+    first.release();
+    await Promise.all([retired, stopped]);
+    expect(third.engine.flowStatus()[0]).toMatchObject({ running: 0, waitingForRetry: 0 });
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({ runs: 1, msg: 'runs waiting for a retry are lost: without state.file nothing survives the restart' });
   });
 
   it('a run that fails on a retryable code after the engine a reload started has shut down does not start again: it is left to the journal', async () => {

@@ -224,7 +224,7 @@ export class FlowEngine {
   private successor: FlowEngine | undefined;
   /** Engines this one replaced that still drain: their runs count in {@link flowStatus} here. */
   private readonly draining = new Set<FlowEngine>();
-  /** Resolves once this engine, replaced by a reload, has drained. */
+  /** Resolves once this engine, replaced by a reload, has drained, and so have the engines it replaced. */
   private retired: Promise<void> = Promise.resolve();
   /** Ends this engine's part in the scraped gauges, once it holds no runs (retired or shut down). */
   private readonly stopScraping: () => void;
@@ -844,13 +844,14 @@ export class FlowEngine {
 
   /**
    * After a reload: runs waiting for a retry, and runs in flight that fail
-   * later, go on in `successor`; this engine then drains.
+   * later, go on in `successor`; this engine then drains. Resolves once it has, and so have the engines it replaced.
    */
   async retire(successor: FlowEngine): Promise<void> {
     this.successor = successor;
     successor.draining.add(this);
     for (const state of this.takeWaiting()) successor.adopt(state, this.stepAt(state));
-    this.retired = this.drain();
+    // Drained with the engines it replaced: their runs outlast its own (a second reload mid-run), and are counted and ended through it.
+    this.retired = this.drain().then(async () => void (await Promise.all([...this.draining].map((engine) => engine.retired))));
     await this.retired;
     successor.draining.delete(this);
     this.stopScraping();
