@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tempDir } from '@hollowtrees/testkit';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ReceiverLimits } from '../config/schema.js';
 // The worker runs the built module, as core runs it (`pnpm build` comes before the tests).
 import { OffThreadParser } from '../../dist/receiver/off-thread-parser.js';
@@ -31,6 +31,24 @@ describe('OffThreadParser when its thread exits with bodies on it', () => {
       expect(parser.answeredByWorker).toBe(0);
       // Said once, at warn: a thread ending by itself is no idle stop.
       expect(lines.map((l) => [l['level'], l['exitCode'], l['msg']])).toEqual([[40, 1, 'the alert-parsing thread exited; the bodies it held are parsed on the main thread and the next batch starts it again']]);
+    } finally {
+      await parser.close();
+      await dir.remove();
+    }
+  });
+  it('a thread that exited by itself after its last answer leaves no idle stop behind that would end the next thread while it loads', async () => {
+    const dir = await tempDir('off-thread-exit');
+    // A thread that takes 1.5 s to load, answers its first body, then exits by itself 20 ms later.
+    const answersThenExits = join(dir.path, 'answers-then-exits.mjs');
+    writeFileSync(answersThenExits, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => { parentPort.postMessage({ id: job.id, parsed: 'by the thread' }); setTimeout(() => process.exit(3), 20); });\nsetTimeout(() => parentPort.postMessage('ready'), 1_500);\n");
+    const parser = new OffThreadParser(pino({ level: 'silent' }), { workerUrl: pathToFileURL(answersThenExits), idleStopMs: 1_000 });
+    try {
+      expect(await parser.ready()).toBe(true);
+      expect(await parser.parse('api_v2', batch(0), receivedAt, limits)).toBe('by the thread');
+      await vi.waitFor(() => expect(parser.threadRunning).toBe(false), { timeout: 5_000, interval: 10 });
+      // The next batch starts another thread; the stop the first one's answer set, due while it loads, is not its own.
+      expect(await parser.ready()).toBe(true);
+      expect(await parser.parse('api_v2', batch(1_000), receivedAt, limits)).toBe('by the thread');
     } finally {
       await parser.close();
       await dir.remove();

@@ -171,6 +171,8 @@ export class OffThreadParser {
 
   /** Leaves the worker behind: the next batch starts another. */
   private forget(): void {
+    // Its idle stop, due later, would end the next worker instead (one that exited by itself left it set).
+    clearTimeout(this.idleTimer);
     this.worker = undefined;
     this.takesBodies = false;
     this.loaded = undefined;
