@@ -169,7 +169,7 @@ describe('hollowtrees CLI', () => {
   it('validate refuses an alias of no anchor and an alias bomb with exit 2, instead of a crash or a hang', () => {
     const flows = 'flows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n';
     const noAnchor = file('no-anchor.yaml', `${flows}  g: { allowedEvents: [a.b], plugins: [*nope] }\n`);
-    expect(run('validate', '--config', noAnchor)).toMatchObject({ status: 2, stdout: '', stderr: `${noAnchor}: Unresolved alias (the anchor must be set before the alias): nope\n` });
+    expect(run('validate', '--config', noAnchor)).toMatchObject({ status: 2, stdout: '', stderr: `${noAnchor}: line 3, column 40: Unresolved alias (the anchor must be set before the alias): nope\n` });
     // Nine aliases of nine aliases, ten deep: 9^10 values once expanded.
     const levels = 'abcdefghij'.split('');
     const bomb = file('bomb.yaml', `${levels.map((name, i) => `${name}: &${name} [${Array(9).fill(i === 0 ? 'x' : `*${levels[i - 1]}`).join(', ')}]`).join('\n')}\n${flows}`);
