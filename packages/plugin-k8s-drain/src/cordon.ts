@@ -144,10 +144,20 @@ export function recordNewerSurge(
 /** Why a pool drain leaves a node it cordoned undrained when its turn comes (see {@link checkPoolCordon}). */
 export type PoolCordonLoss = 'gone' | 'uncordoned since' | 'taken over by an interruption drain' | 'held for a newer surge by another drain';
 
+/** The pool cordon a drain holds on a node, as {@link checkPoolCordon} checks it. */
+export interface HeldPoolCordon {
+  /** The key of the drain's pool. */
+  readonly pool: string;
+  /** Epoch milliseconds: the latest surge the drain is for, read when the node's answer comes (a newer one may join meanwhile). */
+  surgeAt(): number;
+  /** The node recorded the drain's cordon (made or moved by it): without the record, it was taken over. */
+  readonly claimed: boolean;
+}
+
 /**
- * Whether the node still carries the pool cordon a drain for `claim` made or found (undefined), or why not: it is gone
+ * Whether the node still carries the pool cordon a drain of `held.pool` made or found (undefined), or why not: it is gone
  * (or another node object than `uid`), no longer cordoned and marked (a resolution in another plugin process undid it,
- * or someone by hand), its record names a newer surge of the pool (another process's drain holds it), or its record
+ * or someone by hand), its record names a surge of the pool newer than `held.surgeAt()` (another process's drain holds it), or its record
  * is gone while the drain held one (`claimed`: a per-instance drain took it over). Reads the node from the API
  * server: another process's change is seen nowhere else. Only reads, so a concurrent change cannot make it fail.
  */
@@ -156,7 +166,7 @@ export async function checkPoolCordon(
   name: string,
   uid: string | undefined,
   marks: NodeMarks,
-  held: { claim: PoolClaim; claimed: boolean },
+  held: HeldPoolCordon,
   run: { deadline: Deadline; backoff: Backoff },
 ): Promise<PoolCordonLoss | undefined> {
   let current: V1Node;
@@ -168,8 +178,9 @@ export async function checkPoolCordon(
   }
   if (uid !== undefined && current.metadata?.uid !== uid) return 'gone';
   if (!isMarked(current, marks)) return 'uncordoned since';
-  const recorded = recordedPoolCordon(current, held.claim.pool);
-  if (recorded !== undefined && heldForNewerSurge(recorded, held.claim.surgeAt)) return 'held for a newer surge by another drain';
+  const recorded = recordedPoolCordon(current, held.pool);
+  // The drain's surge as of the answer, not the ask: a newer surge that joined the drain meanwhile moved the record.
+  if (recorded !== undefined && heldForNewerSurge(recorded, held.surgeAt())) return 'held for a newer surge by another drain';
   if (recorded === undefined && held.claimed) return 'taken over by an interruption drain';
   return undefined;
 }

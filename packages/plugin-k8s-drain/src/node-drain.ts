@@ -1,6 +1,6 @@
 import type { Backoff, CloudEvent } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { checkPoolCordon, cordonNode, recordNewerSurge, uncordonNode, type CordonResult, type PoolCordonLoss } from './cordon.js';
+import { checkPoolCordon, cordonNode, recordNewerSurge, uncordonNode, type CordonResult, type HeldPoolCordon, type PoolCordonLoss } from './cordon.js';
 import { DrainStoppedError, type Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { evictPods, gracePeriodFor, type EvictRun } from './evict.js';
@@ -66,10 +66,10 @@ export class NodeDrainer {
   }
 
   /**
-   * Whether the node still carries its pool cordon for `held.claim`, or why not (see {@link checkPoolCordon}). In dry-run
+   * Whether the node still carries its pool cordon for `held`, or why not (see {@link checkPoolCordon}). In dry-run
    * nothing was cordoned: it always does.
    */
-  async poolCordonLoss(name: string, uid: string | undefined, held: { claim: PoolClaim; claimed: boolean }, retry: NodeRetry): Promise<PoolCordonLoss | undefined> {
+  async poolCordonLoss(name: string, uid: string | undefined, held: HeldPoolCordon, retry: NodeRetry): Promise<PoolCordonLoss | undefined> {
     const o = this.options;
     return o.dryRun ? undefined : checkPoolCordon(this.api, name, uid, { taint: o.taint, label: o.nodeLabelMark }, held, retry);
   }

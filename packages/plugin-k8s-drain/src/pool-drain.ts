@@ -270,7 +270,7 @@ function notCordoned(node: V1Node): NodeState {
  * from it and no resolution here undoes it. Answers whether it was.
  */
 async function releaseIfLost(drainer: NodeDrainer, r: PoolDrainRun, s: NodeState, retry: NodeRetry): Promise<boolean> {
-  const loss = await drainer.poolCordonLoss(s.name, s.node.metadata?.uid, { claim: { pool: r.pool, surgeAt: r.surgeAt() }, claimed: s.claimed }, retry);
+  const loss = await drainer.poolCordonLoss(s.name, s.node.metadata?.uid, { pool: r.pool, surgeAt: r.surgeAt, claimed: s.claimed }, retry);
   if (loss === undefined) return false;
   if (loss === 'gone') s.drained = true;
   else s.released = loss;

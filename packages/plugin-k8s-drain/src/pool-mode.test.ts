@@ -573,6 +573,30 @@ describe('pool mode', () => {
     expectPool(api, UNCORDONED);
   });
 
+  it("a newer surge that joins while a node's check before a retry is on its way: the node is not taken for another drain's and is drained", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const draining = handler.handle(surge(), context({ mode: 'pool' }, 20_000));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    // The next read of pool-1 (a check before an eviction's retry) is answered only after the newer surge has joined
+    // this drain and moved pool-1's record to its time.
+    const read = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /\/nodes\/pool-1$/ });
+    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const newer = handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 20_000));
+    const recordedAt = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? '{}').surgeAt;
+    await vi.waitFor(() => expect(recordedAt('pool-1')).toBe(new Date(TIME + 120_000).toISOString()), { timeout: 5_000, interval: 20 });
+    read.open();
+    // db-0's budget lets it go now: the drain of pool-1 goes on and moves it. Before, the check that came back took the
+    // newer record for another process's drain, released pool-1 with db-0 still on it, and answered ok.
+    api.cluster.addPod(pod('db-1', 'other-type', { labels: { app: 'db' }, kind: 'StatefulSet' }));
+    const [result] = await Promise.all([draining, newer]);
+    expect(result.attributes).toMatchObject({ nodes_drained: '6', nodes_left: '0', nodes_released: '0' });
+    expect(api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 201)).toHaveLength(1);
+    expectPool(api, CORDONED);
+  });
+
   it('after a restart, a newer surge that joins the retry of an older one holds the cordons that retry found: the older surge\'s late resolution leaves them, here and in another process', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
