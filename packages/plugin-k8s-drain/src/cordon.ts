@@ -12,7 +12,7 @@ import { withRetries } from './retry.js';
 const sameSlot = (a: V1Taint, b: Taint): boolean => a.key === b.key && a.effect === b.effect;
 
 /** Whether `node` is cordoned and carries the plugin's taint and label. */
-function isMarked(node: V1Node, marks: NodeMarks): boolean {
+export function isMarked(node: V1Node, marks: NodeMarks): boolean {
   const { taint, label } = marks;
   const tainted = (node.spec?.taints ?? []).some((t) => sameSlot(t, taint) && (t.value ?? '') === taint.value);
   return node.spec?.unschedulable === true && tainted && node.metadata?.labels?.[label.key] === label.value;

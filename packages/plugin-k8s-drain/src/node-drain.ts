@@ -1,6 +1,6 @@
 import type { Backoff, CloudEvent } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { checkPoolCordon, cordonNode, recordNewerSurge, uncordonNode, type CordonResult, type HeldPoolCordon, type PoolCordonLoss } from './cordon.js';
+import { checkPoolCordon, cordonNode, isMarked, recordNewerSurge, uncordonNode, type CordonResult, type HeldPoolCordon, type PoolCordonLoss } from './cordon.js';
 import { DrainStoppedError, type Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { evictPods, gracePeriodFor, type EvictRun } from './evict.js';
@@ -63,6 +63,12 @@ export class NodeDrainer {
   recordSurge(name: string, uid: string | undefined, claim: PoolClaim, retry: NodeRetry): Promise<void> {
     const o = this.options;
     return recordNewerSurge(this.api, name, uid, { taint: o.taint, label: o.nodeLabelMark }, claim, { ...retry, dryRun: o.dryRun });
+  }
+
+  /** Whether `node`, as read, is no longer cordoned and marked: a cordon made on it was undone. In dry-run nothing was cordoned: never. */
+  uncordoned(node: V1Node): boolean {
+    const o = this.options;
+    return !o.dryRun && !isMarked(node, { taint: o.taint, label: o.nodeLabelMark });
   }
 
   /**

@@ -146,6 +146,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       }
       if (nothingToDrain(plan)) {
         s.drained = true;
+        doneWith(r, s.node);
         r.memory.cordoned.delete(s.name);
         deadline.dispose();
         continue;
@@ -166,6 +167,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
         .then(
           (result) => {
             s.drained = true;
+            doneWith(r, s.node);
             r.memory.cordoned.delete(s.name);
             evicted += Number(result.attributes.pods_evicted);
           },
@@ -274,17 +276,42 @@ async function releaseIfLost(drainer: NodeDrainer, r: PoolDrainRun, s: NodeState
   if (loss === undefined) return false;
   if (loss === 'gone') s.drained = true;
   else s.released = loss;
+  if (loss === 'uncordoned since') doneWith(r, s.node);
   if (r.memory.cordoned.get(s.name)?.uid === s.node.metadata?.uid) r.memory.cordoned.delete(s.name);
   r.logger.info('pool drain leaves the node: its cordon is no longer this drain\'s', { node: s.name, why: loss });
   return true;
 }
 
-/** Cordons every node; a node gone from the cluster counts as drained. */
+/**
+ * Whether the pool's memory holds a cordon of `node` for this drain's surge (or a newer one), or says a drain for it was
+ * done with the node (see {@link PoolMemory.done}), and the node, as listed, is no longer cordoned: core's retry of a
+ * drain that ran out of time, after a resolution in another plugin process (or someone by hand) undid the cordon.
+ * Cordoned again, it would stay so: the resolution that would undo it has come and gone.
+ */
+function undoneElsewhere(drainer: NodeDrainer, r: PoolDrainRun, node: V1Node): boolean {
+  const name = node.metadata?.name ?? '';
+  const earlier = r.memory.cordoned.get(name) ?? r.memory.done.get(name);
+  return earlier !== undefined && earlier.uid === node.metadata?.uid && (earlier.surgeAt ?? -Infinity) >= r.surgeAt() && drainer.uncordoned(node);
+}
+
+/** Records in the pool's memory that a drain for the current surge is done with `node` (see {@link PoolMemory.done}). */
+function doneWith(r: PoolDrainRun, node: V1Node): void {
+  r.memory.done.set(node.metadata?.name ?? '', { uid: node.metadata?.uid, surgeAt: r.surgeAt() });
+}
+
+/** Cordons every node, but those {@link undoneElsewhere} (released); a node gone from the cluster counts as drained. */
 async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadline): Promise<NodeState[]> {
   const states: NodeState[] = [];
   let failure: unknown;
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
+    if (undoneElsewhere(drainer, r, node)) {
+      r.memory.cordoned.delete(name);
+      doneWith(r, node);
+      r.logger.info('pool drain leaves the node: the cordon it made for this surge was undone since', { node: name });
+      states.push({ node, name, changed: false, claimed: false, drained: false, released: 'uncordoned since' });
+      return;
+    }
     try {
       const retry = { deadline, backoff: r.backoff };
       let surgeAt = r.surgeAt();

@@ -573,6 +573,23 @@ describe('pool mode', () => {
     expectPool(api, UNCORDONED);
   });
 
+  it("core's retry of a drain that ran out of its call's time does not cordon again the nodes another plugin process's resolution uncordoned meanwhile", async () => {
+    const api = await startCluster({ secondWebPod: false });
+    // A pod that takes 5 s to go: the drain is still waiting for it on pool-1 when the call's time is up (no budget retry, so no check).
+    api.cluster.addPod(pod('slow-pool-1', 'pool-1', { grace: 1_000 }));
+    const first = handlerFor(api, { replyMarginMs: 200 });
+    const draining = rejection(first.handle(surge(), context({ mode: 'pool' }, 1_500)));
+    await vi.waitFor(() => expect(api.cluster.evictions().some((e) => e.name === 'slow-pool-1' && e.code === 201)).toBe(true), { timeout: 5_000, interval: 20 });
+    expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+    expect((await draining).code).toBe(Code.DeadlineExceeded);
+
+    // Before, the retry cordoned the whole pool again for the surge resolved elsewhere, and no resolution was left to undo it.
+    const retried = await first.handle(surge(), { ...context({ mode: 'pool' }, 5_000), attempt: 2 });
+    expect(retried.attributes).toMatchObject({ nodes_released: '6', nodes_left: '0' });
+    expectPool(api, UNCORDONED);
+    for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toEqual([]);
+  });
+
   it("a newer surge that joins while a node's check before a retry is on its way: the node is not taken for another drain's and is drained", async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');

@@ -86,7 +86,7 @@ describe('PoolRegistry', () => {
   it('gives each pool one memory the drains share', () => {
     const registry = new PoolRegistry();
     const memory = registry.memory('a');
-    expect(memory).toEqual({ cordoned: new Map(), uncordoning: new Map(), lastStart: undefined });
+    expect(memory).toEqual({ cordoned: new Map(), done: new Map(), uncordoning: new Map(), lastStart: undefined });
     memory.cordoned.set('n1', { uid: undefined, wasUnschedulable: false });
     expect(registry.memory('a')).toBe(memory);
     expect(registry.memory('b')).not.toBe(memory);

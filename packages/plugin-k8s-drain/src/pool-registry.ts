@@ -44,6 +44,12 @@ export interface PoolCordon {
 export interface PoolMemory {
   /** The nodes the pool's drains cordoned and did not drain or uncordon yet, by name. */
   readonly cordoned: Map<string, PoolCordon>;
+  /**
+   * The nodes the pool's drains are done with, by name: drained, or released because their cordon was undone elsewhere
+   * (see `PoolDrainOutcome.released`), with the node object's uid and the surge the drain was for. A retry of that surge's
+   * drain that finds one uncordoned (a resolution in another plugin process undid it) does not cordon it again.
+   */
+  readonly done: Map<string, { readonly uid: string | undefined; readonly surgeAt: number }>;
   /** The uncordons of those nodes in flight (past their check of `cordoned`), each settling when it has landed or failed. */
   readonly uncordoning: Map<string, Promise<void>>;
   /** Epoch milliseconds when the pool's last node drain started, so `minInterval` holds across calls too. */
@@ -79,7 +85,7 @@ export class PoolRegistry {
     let memory = this.memories.get(key);
     // Re-inserted, so the map's order is the order of use.
     this.memories.delete(key);
-    this.memories.set(key, (memory ??= { cordoned: new Map(), uncordoning: new Map(), lastStart: undefined }));
+    this.memories.set(key, (memory ??= { cordoned: new Map(), done: new Map(), uncordoning: new Map(), lastStart: undefined }));
     if (this.memories.size > this.maxResolutions) this.forgetIdleMemories();
     return memory;
   }
