@@ -558,12 +558,19 @@ describe('pool mode', () => {
   });
 
   it("a node drain whose evictions a budget holds stops retrying them once another plugin process's resolution has uncordoned the node", async () => {
-    const api = await startCluster();
+    // One web pod on pool-1: db-0's are the only evictions retried there, so each read of pool-1 from now is its check.
+    const api = await startCluster({ secondWebPod: false });
     holdOn(api, 'pool-1');
     const first = handlerFor(api, { replyMarginMs: 200 });
     const draining = first.handle(surge(), context({ mode: 'pool' }, 20_000));
     await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
     await resolvePool1Last(api, handlerFor(api, { replyMarginMs: 200 }));
+    // Until db-0's retries have read pool-1 uncordoned (or, before, were refused twice more): a check answered just
+    // before the uncordon landed lets one more eviction out, which the budget must still refuse.
+    const since = api.requests.length;
+    const refusals = dbRefusals(api);
+    const readSince = (): boolean => api.requests.slice(since).some((r) => r.method === 'GET' && r.path === '/api/v1/nodes/pool-1');
+    await vi.waitFor(() => expect(readSince() || dbRefusals(api) > refusals + 1).toBe(true), { timeout: 10_000, interval: 5 });
     // db-0's budget would let it go now (a second replica elsewhere): before, the retries evicted it from its uncordoned node.
     api.cluster.addPod(pod('db-1', 'other-type', { labels: { app: 'db' }, kind: 'StatefulSet' }));
 
