@@ -7,7 +7,7 @@ const STARTS_AT = new Date().toISOString();
 const ENDS_AT = new Date(Date.now() + 6 * 3600_000).toISOString();
 
 /**
- * One alert, about instance `instanceId` (its group key): about 300 bytes of JSON, its keys in the
+ * One alert, about instance `instanceId` (its group key): about 430 bytes of JSON, its keys in the
  * order Prometheus 2.42 sends them (`shared/fixtures`: Go sorts a label set, and writes the fields
  * of a postable alert in this order), so the receiver reads what it reads in production.
  */
