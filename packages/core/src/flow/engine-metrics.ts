@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { RUN_OUTCOMES } from './run-plugins.js';
 
 /** Refreshes gauges read at scrape time, adding the runs each flow holds queued to `queued`. */
 export type ScrapeRefresh = (queued: Map<string, number>) => void;
@@ -89,7 +90,7 @@ export class EngineMetrics {
     for (const flow of flows) {
       if (this.initialised.has(flow)) continue;
       this.initialised.add(flow);
-      for (const outcome of ['succeeded', 'failed', 'retrying', 'interrupted']) {
+      for (const outcome of RUN_OUTCOMES) {
         this.flowRuns.inc({ flow, outcome }, 0);
         this.runDuration.zero({ flow, outcome });
       }

@@ -16,7 +16,7 @@ import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
 import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
-import { runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
+import { RUN_OUTCOMES, runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
 import { RunSignals } from './run-signals.js';
 import { goOnAt, nameOf, passedBy, stepFor, stepOf, type Place } from './resume-place.js';
 import type { Acceptance, AcceptOptions, Drop, DropReason, RunListener } from '../sources/event-sink.js';
@@ -78,8 +78,6 @@ interface CompiledFlow {
   labels: { readonly flow: string };
   outcomeLabels: Readonly<Record<RunOutcome, { readonly flow: string; readonly outcome: RunOutcome }>>;
 }
-
-const OUTCOMES: readonly RunOutcome[] = ['succeeded', 'failed', 'retrying', 'interrupted'];
 
 /** A run waiting for its next try. */
 interface WaitingRun {
@@ -251,7 +249,7 @@ export class FlowEngine {
       }),
       queue: new BoundedQueue(config.concurrency, config.queueSize, slots.of(name)),
       labels: { flow: name },
-      outcomeLabels: Object.fromEntries(OUTCOMES.map((outcome) => [outcome, { flow: name, outcome }])) as CompiledFlow['outcomeLabels'],
+      outcomeLabels: Object.fromEntries(RUN_OUTCOMES.map((outcome) => [outcome, { flow: name, outcome }])) as CompiledFlow['outcomeLabels'],
     }));
     this.byName = new Map(this.flows.map((f) => [f.name, f]));
     options.metrics.initFlows(this.flows.map((f) => f.name));

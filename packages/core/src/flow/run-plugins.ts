@@ -24,7 +24,10 @@ export interface PluginCallRecord {
  * How a run ended: `retrying` when it failed on a retryable code and waits for
  * its next try, `interrupted` when a shutdown cut it short.
  */
-export type RunOutcome = 'succeeded' | 'failed' | 'retrying' | 'interrupted';
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
+
+/** Every {@link RunOutcome}: the metrics' series and the engine's label objects are made for each. */
+export const RUN_OUTCOMES = ['succeeded', 'failed', 'retrying', 'interrupted'] as const;
 
 /** How one pass over the plugins ended. */
 export interface RunResult {
