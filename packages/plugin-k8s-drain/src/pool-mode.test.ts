@@ -125,6 +125,13 @@ const cordoned = (api: KubeApiServer, name: string) => {
 };
 
 /** A node cordoned by a pool drain (unschedulable, tainted and labelled), and one left as it was before. */
+/** The node's pool-cordon record (its annotation, read), or undefined without one. */
+const poolRecord = (api: KubeApiServer, name: string): Record<string, unknown> | undefined => {
+  const text = api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON];
+  return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
+};
+const recordedSurgeAt = (api: KubeApiServer, name: string): unknown => poolRecord(api, name)?.surgeAt;
+
 const CORDONED = { unschedulable: true, tainted: true, marked: true };
 const UNCORDONED = { unschedulable: false, tainted: false, marked: false };
 /** Every node of the pool is as `state` says. */
@@ -415,7 +422,7 @@ describe('pool mode', () => {
     const before = handlerFor(api, { replyMarginMs: 200 });
     await rejection(before.handle(surge(), context({ mode: 'pool' }, 2_000)));
     expectPool(api, CORDONED);
-    const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
+    const record = (name: string) => poolRecord(api, name) ?? null;
     expect(record('pool-6')).toEqual({ pool: POOL_NAME, surgeAt: new Date(TIME).toISOString(), uid: api.cluster.node('pool-6')!.metadata.uid, wasUnschedulable: true });
 
     // The plugin restarts: the new process remembers nothing of that drain.
@@ -495,7 +502,7 @@ describe('pool mode', () => {
     await before.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expectPool(api, CORDONED);
     // The nodes record the newer surge, so a restarted plugin knows it too.
-    const record = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? 'null');
+    const record = (name: string) => poolRecord(api, name) ?? null;
     expect(record('pool-2')).toMatchObject({ pool: POOL_NAME, surgeAt: new Date(TIME + 120_000).toISOString(), wasUnschedulable: false });
     const after = handlerFor(api, { replyMarginMs: 200 });
     await onlyTheNewerResolutionUncordons(api, after);
@@ -525,9 +532,8 @@ describe('pool mode', () => {
     await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
     const newer = rejection(first.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 4_000)));
     // The join moves the nodes' records to the newer surge; before, they kept the older one's until a retry cordoned again.
-    const recordedAt = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? '{}').surgeAt;
     const newerAt = new Date(TIME + 120_000).toISOString();
-    await vi.waitFor(() => POOL.forEach((name) => expect(recordedAt(name)).toBe(newerAt)), { timeout: 1_000, interval: 20 });
+    await vi.waitFor(() => POOL.forEach((name) => expect(recordedSurgeAt(api, name)).toBe(newerAt)), { timeout: 1_000, interval: 20 });
 
     // Before, this resolution undid the cordons the newer surge's drain went on with.
     expect(await second.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
@@ -609,8 +615,7 @@ describe('pool mode', () => {
     api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /\/nodes\/pool-1$/ });
     await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
     const newer = handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 20_000));
-    const recordedAt = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? '{}').surgeAt;
-    await vi.waitFor(() => expect(recordedAt('pool-1')).toBe(new Date(TIME + 120_000).toISOString()), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(recordedSurgeAt(api, 'pool-1')).toBe(new Date(TIME + 120_000).toISOString()), { timeout: 5_000, interval: 20 });
     read.open();
     // db-0's budget lets it go now: the drain of pool-1 goes on and moves it. Before, the check that came back took the
     // newer record for another process's drain, released pool-1 with db-0 still on it, and answered ok.
@@ -632,9 +637,8 @@ describe('pool mode', () => {
     await vi.waitFor(() => expect(dbRefusals(api)).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
     // The price fell back and surged again: the newer surge joins the retry's drain.
     const newer = rejection(after.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 4_000)));
-    const recordedAt = (name: string): unknown => JSON.parse(api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON] ?? '{}').surgeAt;
     // Before, the nodes kept the older surge's record: the retry had found them cordoned, so the join moved nothing.
-    await vi.waitFor(() => POOL.forEach((name) => expect(recordedAt(name)).toBe(new Date(TIME + 120_000).toISOString())), { timeout: 2_000, interval: 20 });
+    await vi.waitFor(() => POOL.forEach((name) => expect(recordedSurgeAt(api, name)).toBe(new Date(TIME + 120_000).toISOString())), { timeout: 2_000, interval: 20 });
 
     // The older surge's late resolution, to another plugin process: it leaves the newer surge's pool cordoned.
     expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
