@@ -4,7 +4,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'bench/**/*.test.ts', 'deploy/test/**/*.test.ts', 'scripts/**/*.test.ts'],
-    // The soak runs on its own afterwards (vitest.soak.config.ts), with the machine to itself.
+    // The soak runs on its own (`pnpm soak`, vitest.soak.config.ts), with the machine to itself.
     exclude: [...configDefaults.exclude, '**/*.soak.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,

@@ -4,8 +4,8 @@
  * retries) and answer with a little random latency. Afterwards the
  * accounting must close per flow, and memory must stay bounded.
  *
- * Runs only under vitest.soak.config.ts (`pnpm exec vitest run --config
- * vitest.soak.config.ts`), which sets HOLLOWTREES_SOAK=1. Duration: SOAK_SECONDS
+ * Runs only under vitest.soak.config.ts (`pnpm soak`), which sets
+ * HOLLOWTREES_SOAK=1. Duration: SOAK_SECONDS
  * (default 60). Seed: SOAK_SEED (default 20261125).
  */
 import { Agent, request } from 'node:http';
