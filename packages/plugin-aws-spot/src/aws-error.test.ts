@@ -63,8 +63,11 @@ describe('grpcCodeFor, every code of the table', () => {
       'IdempotentParameterMismatch',
       'InvalidInstanceID.Malformed',
     ].map((c) => [c, Code.InvalidArgument] as const),
+    ['InvalidFleetConfiguration', Code.InvalidArgument] as const,
     ['InvalidInstanceID.NotFound', Code.NotFound] as const,
     ...['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure'].map((c) => [c, Code.FailedPrecondition] as const),
+    ...['Unsupported', 'UnsupportedOperation'].map((c) => [c, Code.FailedPrecondition] as const),
+    ...['InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable'].map((c) => [c, Code.Unavailable] as const),
     ...['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].map((c) => [c, Code.Unavailable] as const),
     ['SomethingNew', Code.Internal] as const,
   ])('maps %s to %s', (awsCode, code) => {

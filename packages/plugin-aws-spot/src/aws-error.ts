@@ -37,7 +37,12 @@ const INVALID = new Set([
   'UnknownParameter',
   'InvalidAction',
   'IdempotentParameterMismatch',
+  'InvalidFleetConfiguration',
 ]);
+// Codes EC2 answers with HTTP 5xx, also found without a status: inside CreateFleet's 200 answer, per override.
+const SERVER_ERROR = new Set(['InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable']);
+// What a zone or account does not offer (an instance type in a zone): only another request passes.
+const NOT_OFFERED = new Set(['Unsupported', 'UnsupportedOperation']);
 const QUOTA = new Set(['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure']);
 // Failures below HTTP: no answer came, so the call may succeed later.
 const NETWORK = new Set(['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -45,10 +50,11 @@ const NETWORK = new Set(['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNR
 /**
  * The gRPC code for an AWS error code (and HTTP status, when known): throttling
  * and capacity shortages → RESOURCE_EXHAUSTED, conflicting updates → ABORTED,
- * 5xx and network failures → UNAVAILABLE (all retryable); bad credentials →
- * UNAUTHENTICATED, missing permissions → PERMISSION_DENIED, validation →
- * INVALID_ARGUMENT, `*.NotFound` → NOT_FOUND, quotas and other 4xx →
- * FAILED_PRECONDITION (all permanent).
+ * 5xx (AWS's server-side codes, also without a status) and network failures
+ * → UNAVAILABLE (all retryable); bad credentials → UNAUTHENTICATED, missing
+ * permissions → PERMISSION_DENIED, validation → INVALID_ARGUMENT, `*.NotFound`
+ * → NOT_FOUND, quotas, what is not offered and other 4xx → FAILED_PRECONDITION
+ * (all permanent).
  */
 export function grpcCodeFor(awsCode: string, httpStatus?: number): Code {
   if (THROTTLING.has(awsCode) || NO_CAPACITY.has(awsCode)) return Code.ResourceExhausted;
@@ -57,8 +63,8 @@ export function grpcCodeFor(awsCode: string, httpStatus?: number): Code {
   if (PERMISSION_DENIED.has(awsCode)) return Code.PermissionDenied;
   if (INVALID.has(awsCode) || awsCode.endsWith('.Malformed')) return Code.InvalidArgument;
   if (awsCode.endsWith('.NotFound')) return Code.NotFound;
-  if (QUOTA.has(awsCode)) return Code.FailedPrecondition;
-  if (NETWORK.has(awsCode) || (httpStatus !== undefined && httpStatus >= 500)) return Code.Unavailable;
+  if (QUOTA.has(awsCode) || NOT_OFFERED.has(awsCode)) return Code.FailedPrecondition;
+  if (SERVER_ERROR.has(awsCode) || NETWORK.has(awsCode) || (httpStatus !== undefined && httpStatus >= 500)) return Code.Unavailable;
   if (httpStatus !== undefined && httpStatus >= 400) return Code.FailedPrecondition;
   return Code.Internal;
 }

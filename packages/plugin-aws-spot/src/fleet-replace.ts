@@ -6,7 +6,7 @@ import {
   type CreateFleetCommandInput,
   type CreateFleetError,
 } from '@aws-sdk/client-ec2';
-import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { Code, isRetryable, PluginError } from '@hollowtrees/grpcplugin';
 import { callAws, dryRunEc2 } from './aws-call.js';
 import { grpcCodeFor } from './aws-error.js';
 import { clientToken, instanceScope } from './client-token.js';
@@ -134,18 +134,21 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
   };
   let capacityType: CapacityType = 'spot';
   let result = await launchAs(capacityType);
+  // Every answer's errors: spot's shortage keeps a run retryable when the on-demand fallback is refused for good (a quota).
+  let errors = result.errors;
   if (!result.instanceId && settings.onDemandFallback && result.errors.some((e) => CAPACITY_SHORTAGE.has(e.ErrorCode ?? ''))) {
     ctx.logger.info('no spot capacity for the replacement: falling back to on-demand', { instance_id: instance.instanceId, errors: summary(result.errors) });
     capacityType = 'on-demand';
     const spot = result;
     result = await launchAs(capacityType);
+    errors = [...errors, ...result.errors];
     // Only once the on-demand request is answered: one that failed may have launched (its answer lost, or still under way
     // when the call gave up), and a retry must then ask both again with the same tokens, getting EC2's empty spot fleet and
     // then this one, not launch a second replacement with a new spot token once spot capacity is back.
     spot.spend();
   }
   result.spend();
-  if (!result.instanceId) throw fleetFailure(instance, result.errors);
+  if (!result.instanceId) throw fleetFailure(instance, errors);
   return {
     status: 'ok',
     message: `launched ${capacityType} ${result.instanceType ?? ''} ${result.instanceId} to replace ${instance.instanceId}`,
@@ -198,14 +201,18 @@ const summary = (errors: readonly CreateFleetError[]): string =>
   errors.map((e) => `${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType ?? '?'}: ${e.ErrorCode ?? 'unknown'}: ${e.ErrorMessage ?? ''}`).join('; ');
 
 /**
- * A fleet that launched nothing (named with the old instance's zone, so its region too): a capacity shortage of any of its places
- * decides, so it stays retryable (another place may be one its zone does not
- * offer, an error no retry mends, listed before it); else its first error.
+ * A fleet that launched nothing (named with the old instance's zone, so its
+ * region too), with the code of its first error a retry may mend (a capacity
+ * shortage, throttling, EC2's InternalError), else of its first error: another
+ * place may be one its zone does not offer, an error no retry mends, listed
+ * before it. EC2 reports these errors inside a 200 answer, so their codes are
+ * mapped without an HTTP status.
  */
 function fleetFailure(instance: InstanceInfo, errors: readonly CreateFleetError[]): PluginError {
-  const code = (errors.find((e) => CAPACITY_SHORTAGE.has(e.ErrorCode ?? '')) ?? errors[0])?.ErrorCode;
+  const codes = errors.map((e) => (e.ErrorCode === undefined ? Code.Unavailable : grpcCodeFor(e.ErrorCode)));
+  const code = codes.find(isRetryable) ?? codes[0] ?? Code.Unavailable;
   return new PluginError(
-    code === undefined ? Code.Unavailable : grpcCodeFor(code),
+    code,
     `EC2 CreateFleet launched no replacement for ${instance.instanceId} in ${instance.availabilityZone ?? 'an unknown zone'}: ${errors.length > 0 ? summary(errors) : 'no instance and no error reported'}`,
   );
 }

@@ -562,6 +562,40 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect(err.message).toMatch(/m7a\.large: Unsupported: .*; m5\.large: InsufficientInstanceCapacity: /);
   });
 
+  it.each([
+    ['InternalError', 'UNAVAILABLE', Code.Unavailable],
+    ['ServiceUnavailable', 'UNAVAILABLE', Code.Unavailable],
+    ['RequestLimitExceeded', 'RESOURCE_EXHAUSTED', Code.ResourceExhausted],
+    ['Unsupported', 'FAILED_PRECONDITION', Code.FailedPrecondition],
+    ['InvalidFleetConfiguration', 'INVALID_ARGUMENT', Code.InvalidArgument],
+    ['InvalidParameterValue', 'INVALID_ARGUMENT', Code.InvalidArgument],
+  ] as const)('answers a fleet whose every override failed with %s (inside its 200 answer) with %s, naming the code', async (errorCode, _name, code) => {
+    const old = standalone();
+    aws.ec2.failOverrides(['m5.large', 'm5a.large'], errorCode, { errorMessage: 'what EC2 said' });
+    const err = await rejection(handler({ instanceTypes: ['m5.large', 'm5a.large'] }).handle(spotEvent(old), context()));
+    expect([err.code, err.message]).toEqual([code, expect.stringContaining(`m5.large: ${errorCode}: what EC2 said`)]);
+  });
+
+  it('stays UNAVAILABLE (retryable) when one override failed for good and another with EC2’s InternalError', async () => {
+    const old = standalone();
+    aws.ec2.unsupportedInstanceTypes(['m7a.large']);
+    aws.ec2.failOverrides(['m5.large'], 'InternalError', { errorMessage: 'An internal error has occurred' });
+    const h = handler({ instanceTypes: ['m7a.large', 'm5.large'] });
+    expect((await rejection(h.handle(spotEvent(old), context()))).code).toBe(Code.Unavailable);
+    aws.ec2.capacityRestored(['m5.large']);
+    expect((await h.handle(spotEvent(old), { ...context(), attempt: 2 })).attributes).toMatchObject({ replacement_instance_type: 'm5.large' });
+  });
+
+  it('stays RESOURCE_EXHAUSTED (retryable) when spot has no capacity and the on-demand fallback is refused for good (a vCPU quota)', async () => {
+    const old = standalone();
+    aws.ec2.noSpotCapacity(['m5.large']);
+    aws.ec2.failOverrides(['m5.large'], 'VcpuLimitExceeded', { capacityType: 'on-demand' });
+    const h = handler({ instanceTypes: ['m5.large'] });
+    const err = await rejection(h.handle(spotEvent(old), context()));
+    // Both answers are named: why spot failed (so the retry may pass) and why on-demand did.
+    expect([err.code, err.message]).toEqual([Code.ResourceExhausted, expect.stringMatching(/m5\.large: InsufficientInstanceCapacity: .*; m5\.large: VcpuLimitExceeded: /)]);
+  });
+
   it('does not fall back when configured spot-only', async () => {
     const old = standalone();
     aws.ec2.noSpotCapacity(['m5.large']);

@@ -123,7 +123,8 @@ export class Ec2StandIn {
    * `pending` to `running`. Default: it stays `pending`.
    */
   launchDelayMs: number | undefined = undefined;
-  private readonly unsupported = new Set<string>();
+  /** Errors CreateFleet reports for an override of these instance types, for one capacity type or (none given) both. */
+  private readonly overrideErrors = new Map<string, { readonly errorCode: string; readonly errorMessage: string; readonly capacityType?: CapacityType }>();
   private readonly noCapacity: Record<CapacityType, Map<string, CapacityErrorCode>> = {
     spot: new Map(),
     'on-demand': new Map(),
@@ -194,12 +195,28 @@ export class Ec2StandIn {
    * stand-in (`Unsupported`, as EC2 answers a type its zone does not have), whatever the capacity type.
    */
   unsupportedInstanceTypes(instanceTypes: readonly string[]): void {
-    for (const type of instanceTypes) this.unsupported.add(type);
+    for (const type of instanceTypes) {
+      this.failOverrides([type], 'Unsupported', { errorMessage: `Your requested instance type (${type}) is not supported in your requested Availability Zone.` });
+    }
   }
 
-  /** CreateFleet finds spot and on-demand capacity for these instance types again. */
+  /**
+   * CreateFleet reports `errorCode` with `errorMessage` for each override of
+   * these instance types (asking for `capacityType`, default either) inside
+   * its 200 answer, as EC2 does (`InternalError`, `InvalidFleetConfiguration`,
+   * `VcpuLimitExceeded`, ...), until {@link capacityRestored}.
+   */
+  failOverrides(instanceTypes: readonly string[], errorCode: string, options: { errorMessage?: string; capacityType?: CapacityType } = {}): void {
+    const { errorMessage = `${errorCode} (stand-in)`, capacityType } = options;
+    for (const type of instanceTypes) this.overrideErrors.set(type, { errorCode, errorMessage, ...(capacityType !== undefined && { capacityType }) });
+  }
+
+  /** CreateFleet finds spot and on-demand capacity for these instance types again, and reports no error {@link failOverrides} set for them. */
   capacityRestored(instanceTypes: readonly string[]): void {
-    for (const type of instanceTypes) for (const shortage of Object.values(this.noCapacity)) shortage.delete(type);
+    for (const type of instanceTypes) {
+      for (const shortage of Object.values(this.noCapacity)) shortage.delete(type);
+      this.overrideErrors.delete(type);
+    }
   }
 
   /** Instances carrying the tag `key` (with `value`, when given). */
@@ -297,13 +314,10 @@ export class Ec2StandIn {
     const launched: Ec2Instance[] = [];
     for (const override of overrides) {
       if (launched.length >= total) break;
-      if (this.unsupported.has(override.instanceType)) {
-        errors.push({
-          instanceType: override.instanceType,
-          lifecycle: capacityType,
-          errorCode: 'Unsupported',
-          errorMessage: `Your requested instance type (${override.instanceType}) is not supported in your requested Availability Zone.`,
-        });
+      const overrideError = this.overrideErrors.get(override.instanceType);
+      if (overrideError && (overrideError.capacityType ?? capacityType) === capacityType) {
+        const { errorCode, errorMessage } = overrideError;
+        errors.push({ instanceType: override.instanceType, lifecycle: capacityType, errorCode, errorMessage });
         continue;
       }
       const errorCode = this.noCapacity[capacityType].get(override.instanceType);
