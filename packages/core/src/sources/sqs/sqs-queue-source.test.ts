@@ -402,6 +402,29 @@ sources:
     expect(core!.logs.find((l) => l['msg'] === 'SQS message handed out again after this core acted on it (its delete failed, or SQS delivered it twice); deleted without acting again')).toMatchObject({ receiveCount: 2 });
   });
 
+  it('a Health notice for two instances one of whose runs failed: its redelivery runs that one again, not the one acted on (a flow with no cooldown)', async () => {
+    const [acted, failing] = ['i-0b662ef9931388ba0', 'i-0c1f2e3d4c5b6a798'];
+    let failed = false;
+    const health = '  health:\n    allowedEvents: [aws.health.ec2.scheduled-change]\n    groupBy: [instance_id]\n    runRetry: { attempts: 1 }\n    plugins: [drain]\n';
+    await start(
+      (event) => {
+        if (labelsOf(event).instance_id !== failing || failed) return;
+        failed = true;
+        throw new PluginError(Code.Unavailable, 'the node did not answer');
+      },
+      '1s',
+      '',
+      '',
+      health,
+    );
+    queue.send(readNoticeSample('health-scheduled-change.json'));
+    await drained();
+    const calls = (instance: string): number => plugin.calls.filter((c) => labelsOf(c.event).instance_id === instance).length;
+    // Before, the message left for the failed run was dispatched whole again: the instance already drained was drained twice.
+    expect([calls(acted), calls(failing)]).toEqual([1, 2]);
+    expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(1);
+  });
+
   it.each([1, 4])('takes no more than maxInFlight messages at once, with %d pollers: the rest wait on the queue, visible to other replicas', async (pollers) => {
     const { promise: blocked, open: release } = gate();
     await start(() => blocked, '5s', `      maxInFlight: 2\n      pollers: ${pollers}\n`);

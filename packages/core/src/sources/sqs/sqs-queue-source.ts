@@ -85,6 +85,9 @@ function intact(message: Message): boolean {
 /** Deletes after which the message's events are done with here: a run acted on them, or their group already was. */
 const SETTLED_FOR_GOOD: ReadonlySet<DeleteReason> = new Set(['acted', 'not_found', 'deduplicated']);
 
+/** Whether one event's verdict says it is done with here (see {@link SETTLED_FOR_GOOD}), whatever its message's. */
+const settledForGood = (verdict: Verdict): boolean => verdict.action === 'delete' && SETTLED_FOR_GOOD.has(verdict.reason);
+
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
 const REFUSING_RECHECK_MS = 250;
 
@@ -329,10 +332,14 @@ export class SqsQueueSource implements EventSource {
       this.logger.warn({ ...fields, receiveCount }, 'SQS message handed out again after this core acted on it (its delete failed, or SQS delivered it twice); deleted without acting again');
       verdict = { action: 'delete', reason: 'deduplicated' };
     } else {
+      // Of a message of several events (a Health notice's instances) left for one's failed run, only those not settled
+      // here go again: dispatched whole, one acted on would run again where no cooldown holds its group.
+      const events = outcome.events.filter((e) => !this.acted.has(e.id));
       this.keeper!.hold(receipt.handle, message.MessageId);
       try {
-        verdict = await this.dispatchUntilKnown(outcome.events, receivedAt, fields);
-        if (verdict.action === 'delete' && SETTLED_FOR_GOOD.has(verdict.reason)) this.acted.add(outcome.events.map((e) => e.id));
+        const dispatched = await this.dispatchUntilKnown(events, receivedAt, fields);
+        verdict = dispatched.verdict;
+        this.acted.add(events.filter((_, i) => settledForGood(dispatched.each[i]!)).map((e) => e.id));
         // Kept hidden until its delete is answered (the SDK's tries of a slow SQS take seconds): lapsed meanwhile, it
         // would be received again under handles the delete does not name, each receive counted towards maxReceiveCount.
         if (verdict.action === 'delete') {
@@ -381,7 +388,7 @@ export class SqsQueueSource implements EventSource {
    * it would be received again every visibility timeout, and every receive counts towards the queue's
    * `maxReceiveCount`, so a long drain elsewhere would push the notice to the dead-letter queue.
    */
-  private async dispatchUntilKnown(events: readonly CloudEvent[], receivedAt: number, fields: Record<string, unknown>): Promise<Verdict> {
+  private async dispatchUntilKnown(events: readonly CloudEvent[], receivedAt: number, fields: Record<string, unknown>): Promise<{ verdict: Verdict; each: readonly Verdict[] }> {
     const verdicts: Verdict[] = [];
     /** By event, the flows a look again asks: those whose run is in progress on another replica. */
     const waitingIn: Array<ReadonlySet<string>> = [];
@@ -406,7 +413,7 @@ export class SqsQueueSource implements EventSource {
       pending = pending.filter((i) => verdicts[i]!.action === 'wait');
     }
     if (firstCallAt !== Infinity) this.metrics.receiveToFirstCall.observe({ queue: this.name }, (firstCallAt - receivedAt) / 1000);
-    return verdict;
+    return { verdict, each: verdicts };
   }
 
   /**
