@@ -590,6 +590,10 @@ describe('parseConfig rejects, saying where and what was expected', () => {
       "config.yaml: sources.sqs[0].region: not the region the queue URL names (sqs.<region>.amazonaws.com): SQS refuses every call signed for another region; leave region out to take the URL's",
     );
     expect(problem(queue('https://eu-west-1.queue.amazonaws.com/123456789012/q', 'us-east-1'))).toMatch(/^config\.yaml: sources\.sqs\[0\]\.region: not the region/);
+    // The FIPS, dual-stack and VPC endpoint forms name their region too.
+    for (const host of ['sqs-fips.us-east-1.amazonaws.com', 'sqs.us-east-1.api.aws', 'vpce-0a1b2c3d4e5f60718-abcdefgh.sqs.us-east-1.vpce.amazonaws.com']) {
+      expect(problem(queue(`https://${host}/123456789012/q`, 'eu-west-1'))).toMatch(/^config\.yaml: sources\.sqs\[0\]\.region: not the region/);
+    }
     // The same region, or a URL that names none (an endpoint of one's own), is what it was.
     expect(parseConfig(queue('https://sqs.us-east-1.amazonaws.com/123456789012/q', 'us-east-1'), 'config.yaml', {}).config.sources.sqs[0]!.region).toBe('us-east-1');
     expect(parseConfig(queue('http://127.0.0.1:4566/000000000000/q', 'eu-west-1'), 'config.yaml', {}).config.sources.sqs[0]!.region).toBe('eu-west-1');

@@ -177,6 +177,23 @@ sources:
     }
   });
 
+  it('takes the region of a FIPS queue URL (sqs-fips.<region>.amazonaws.com), with none set anywhere else, and acts on its notices', async () => {
+    const saved = process.env['AWS_REGION'];
+    delete process.env['AWS_REGION'];
+    try {
+      sqs = await startSqsStandIn();
+      queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
+      plugin = await startRecordingPlugin();
+      // Before, only sqs.<region>.amazonaws.com named a region: core refused to start ("no region").
+      core = await startTestCore(coreConfig().replace(`url: ${queue.url}\n      region: us-east-2`, 'url: https://sqs-fips.us-east-2.amazonaws.com/000000000000/interruptions'));
+    } finally {
+      if (saved !== undefined) process.env['AWS_REGION'] = saved;
+    }
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await drained();
+    expect(plugin.calls).toHaveLength(1);
+  });
+
   it('acts on a spot interruption warning, then deletes its message', async () => {
     await start(() => {});
     queue.send(spotWarning('i-0b662ef9931388ba0'));
