@@ -197,8 +197,11 @@ async function launch(ctx: StrategyContext, input: CreateFleetCommandInput): Pro
   return { instanceId: launched?.InstanceIds?.[0], instanceType: launched?.InstanceType, errors: out.Errors ?? [] };
 }
 
+/** Each error with its type and capacity type: a failure after the on-demand fallback lists the spot and the on-demand errors. */
 const summary = (errors: readonly CreateFleetError[]): string =>
-  errors.map((e) => `${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType ?? '?'}: ${e.ErrorCode ?? 'unknown'}: ${e.ErrorMessage ?? ''}`).join('; ');
+  errors
+    .map((e) => `${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType ?? '?'}${e.Lifecycle ? ` (${e.Lifecycle})` : ''}: ${e.ErrorCode ?? 'unknown'}: ${e.ErrorMessage ?? ''}`)
+    .join('; ');
 
 /**
  * A fleet that launched nothing (named with the old instance's zone, so its

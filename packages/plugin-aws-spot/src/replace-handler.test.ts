@@ -559,7 +559,7 @@ describe('an instance outside a group (strategy fleet)', () => {
     aws.ec2.noOnDemandCapacity(['m5.large']);
     const err = await rejection(handler({ instanceTypes: ['m7a.large', 'm5.large'] }).handle(spotEvent(old), context()));
     expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.message).toMatch(/m7a\.large: Unsupported: .*; m5\.large: InsufficientInstanceCapacity: /);
+    expect(err.message).toMatch(/m7a\.large \(spot\): Unsupported: .*; m5\.large \(spot\): InsufficientInstanceCapacity: /);
   });
 
   it.each([
@@ -573,7 +573,7 @@ describe('an instance outside a group (strategy fleet)', () => {
     const old = standalone();
     aws.ec2.failOverrides(['m5.large', 'm5a.large'], errorCode, { errorMessage: 'what EC2 said' });
     const err = await rejection(handler({ instanceTypes: ['m5.large', 'm5a.large'] }).handle(spotEvent(old), context()));
-    expect([err.code, err.message]).toEqual([code, expect.stringContaining(`m5.large: ${errorCode}: what EC2 said`)]);
+    expect([err.code, err.message]).toEqual([code, expect.stringContaining(`m5.large (spot): ${errorCode}: what EC2 said`)]);
   });
 
   it('stays UNAVAILABLE (retryable) when one override failed for good and another with EC2’s InternalError', async () => {
@@ -593,7 +593,7 @@ describe('an instance outside a group (strategy fleet)', () => {
     const h = handler({ instanceTypes: ['m5.large'] });
     const err = await rejection(h.handle(spotEvent(old), context()));
     // Both answers are named: why spot failed (so the retry may pass) and why on-demand did.
-    expect([err.code, err.message]).toEqual([Code.ResourceExhausted, expect.stringMatching(/m5\.large: InsufficientInstanceCapacity: .*; m5\.large: VcpuLimitExceeded: /)]);
+    expect([err.code, err.message]).toEqual([Code.ResourceExhausted, expect.stringMatching(/m5\.large \(spot\): InsufficientInstanceCapacity: .*; m5\.large \(on-demand\): VcpuLimitExceeded: /)]);
   });
 
   it('does not fall back when configured spot-only', async () => {
@@ -1485,17 +1485,17 @@ describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', 
     expect(logs).toContainEqual(
       expect.objectContaining({
         message: 'no spot capacity for the replacement: falling back to on-demand',
-        fields: { instance_id: old, errors: expect.stringMatching(/^m5\.large: InsufficientInstanceCapacity: We currently do not have sufficient m5\.large capacity/) },
+        fields: { instance_id: old, errors: expect.stringMatching(/^m5\.large \(spot\): InsufficientInstanceCapacity: We currently do not have sufficient m5\.large capacity/) },
       }),
     );
   });
 
-  it('names every type that had no capacity in the error', async () => {
+  it('names every type that had no capacity in the error, spot and on-demand', async () => {
     const old = standalone();
     aws.ec2.noSpotCapacity(['m5.large', 'm5a.large']);
     aws.ec2.noOnDemandCapacity(['m5.large', 'm5a.large']);
     const err = await rejection(handler({ instanceTypes: ['m5.large', 'm5a.large'] }).handle(spotEvent(old), context()));
-    expect(err.message).toMatch(new RegExp(`^EC2 CreateFleet launched no replacement for ${old} in us-east-1a: m5\\.large: InsufficientInstanceCapacity: .*; m5a\\.large: InsufficientInstanceCapacity: `));
+    expect(err.message).toMatch(new RegExp(`^EC2 CreateFleet launched no replacement for ${old} in us-east-1a: m5\\.large \\(spot\\): InsufficientInstanceCapacity: .*; m5a\\.large \\(spot\\): InsufficientInstanceCapacity: .*; m5\\.large \\(on-demand\\): InsufficientInstanceCapacity: `));
   });
 
   it('launches a new replacement when the one tagged for it is no longer running', async () => {
