@@ -5,6 +5,7 @@ import type { GroupChange, GroupState } from '../flow/group-states.js';
 import { formatRecord, JournalReader, snapshotPieces, type JournalContents } from './journal-format.js';
 import { openJournalFile, type JournalFile, type OpenJournalFile } from './journal-file.js';
 import { makeDirectory } from './make-directory.js';
+import { syncDirectory } from './sync-directory.js';
 
 /** How soon a failed write is tried again. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
@@ -86,7 +87,7 @@ export interface OpenedJournal {
 
 /**
  * Copies the journal at `path` to {@link unreadableCopyOf} `path`, through a temporary file renamed over it once whole
- * and synced: copied in place, a copy that fails (a full disk) would have truncated, then removed, the one an earlier
+ * and synced, the rename synced in its directory: copied in place, a copy that fails (a full disk) would have truncated, then removed, the one an earlier
  * start kept, the operator's only record of that start's unreadable lines. A copy that cannot be made is removed (it
  * would hold room the journal needs) and its error returned, not thrown: a disk with room for the rewrite but not for a
  * second whole journal (its last line torn by a kill -9, an OOM kill) would otherwise keep core from starting at all,
@@ -105,6 +106,8 @@ async function keepUnreadable(path: string): Promise<{ keptAs: string } | { notK
       await handle.close();
     }
     await rename(tmp, copy);
+    // Before the journal is rewritten without the lines the copy keeps: a power cut must not leave the rewrite and no copy.
+    await syncDirectory(dirname(path));
     return { keptAs: copy };
   } catch (err) {
     await rm(tmp, { force: true }).catch(() => {});
@@ -264,12 +267,7 @@ export class StateJournal {
       // The new file is in use already: a close that fails (the old file's own failure, EBADF, ESTALE, EIO) fails no
       // rewrite, and the rename is synced below all the same.
       await previous.close().catch(() => {});
-      const dir = await open(dirname(this.path), 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      await syncDirectory(dirname(this.path));
     });
   }
 
