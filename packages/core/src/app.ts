@@ -255,6 +255,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (next.config.log.level !== config.log.level) logger.level = next.config.log.level;
       const previous = current;
       current = buildRuntime(next, nextFiles);
+      // In the same turn as the swap: an event a source hands in from now on reaches the added flows; one before did not.
+      const added = new Set(Object.keys(next.config.flows).filter((name) => !Object.hasOwn(config.flows, name)));
+      if (added.size > 0) sources.flowsAdded(added);
       if (servedTls && nextFiles.receiverTls) servedTls = nextFiles.receiverTls;
       metrics.tls.track({ receiverTls: servedTls, pluginTls: nextFiles.pluginTls });
       heldBytes.limit = next.config.state.maxQueuedBytes;

@@ -51,4 +51,9 @@ export interface EventSource {
   close(): Promise<void>;
   /** The source as the status API shows it now. */
   status(): SourceStatus;
+  /**
+   * A reload added `flows` (by name; a renamed flow is an added one), which the engine already hands new events to. A
+   * source that announces a state once (a Spot price surge still open) hands it to them, and to them alone. Optional.
+   */
+  flowsAdded?(flows: ReadonlySet<string>): void;
 }

@@ -40,6 +40,11 @@ export class SourceSet {
     await Promise.all(this.sources.map((source) => source.close()));
   }
 
+  /** Tells every source that a reload added `flows` (see {@link EventSource.flowsAdded}). */
+  flowsAdded(flows: ReadonlySet<string>): void {
+    for (const source of this.sources) source.flowsAdded?.(flows);
+  }
+
   /** Every source's status, in start order. */
   statuses(): SourceStatus[] {
     return this.sources.map((source) => source.status());

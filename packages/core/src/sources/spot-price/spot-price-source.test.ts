@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { movableClock } from '../../../test/support/movable-clock.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
+import { parseConfig } from '../../config/load-config.js';
 
 // The default credential chain reads these: no profile or instance metadata is looked for.
 // Undone after the file: its worker runs other files next (vitest.config.ts, isolate false).
@@ -563,5 +564,45 @@ ${pool}
     expect(calls('aws.ec2.spot.price-surge.resolved')).toEqual([expect.objectContaining({ availability_zone: 'us-east-1a', instance_type: 'm5.large', price: '0.050000' })]);
     // Its end announced, the pool is no longer watched: no instance of it is left.
     await eventually(async () => (await metric('hollowtrees_spot_price_pools', { source: 'spot-price-us-east-1' })) === 0);
+  });
+
+  /** A surge open in m5.large/us-east-1a since 30 min, and core on `yaml()` (its flows given the plugin) once its flows took it. */
+  async function surgeHandedIn(yaml: () => string): Promise<void> {
+    await startParts();
+    aws.ec2.spotPrices.setSeries(m5a, [
+      { price: 0.05, at: ago(120) },
+      { price: 0.4, at: ago(30) },
+    ]);
+    core = await startTestCore(yaml());
+    await eventually(() => plugin.calls.length >= 2);
+  }
+  const keepFlow = `  keep:
+    allowedEvents: [aws.ec2.spot.price-surge]
+    runRetry: { attempts: 1 }
+    plugins: [rec]
+`;
+  const byFlow = (): string[] => plugin.calls.map((c) => `${c.flow} ${c.event.type}`).sort();
+
+  it('a reload that renames a flow taking Spot price surges hands it the surge still open, once; the flow it did not change does not hear it again', async () => {
+    await surgeHandedIn(() => coreYaml(BOTH_ZONES_OVER_0_2, keepFlow));
+    const renamed = coreYaml(BOTH_ZONES_OVER_0_2, keepFlow).replace('\n  spot-price:\n', '\n  pool-drain:\n');
+    await core!.reload(parseConfig(renamed, 'test.yaml', {}));
+    await eventually(() => plugin.calls.length >= 3);
+    // Polls enough for a surge handed in again at each one, and a reload that adds nothing.
+    await morePolls(3);
+    await core!.reload(parseConfig(renamed, 'test.yaml', {}));
+    await morePolls(3);
+    expect(byFlow()).toEqual(['keep aws.ec2.spot.price-surge', 'pool-drain aws.ec2.spot.price-surge', 'spot-price aws.ec2.spot.price-surge']);
+    expect(new Set(plugin.calls.map((c) => c.event.id)).size).toBe(1);
+    // Handed to one more flow, it is no second crossing.
+    expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'surge' })).toBe(1);
+  });
+
+  it('a reload that adds a flow taking Spot price surges hands it the surge still open at once, not at the next poll an interval later', async () => {
+    const hourly = (flows: string): string => coreYaml(BOTH_ZONES_OVER_0_2, flows).replace('interval: 250ms', 'interval: 1h');
+    await surgeHandedIn(() => hourly(keepFlow));
+    await core!.reload(parseConfig(hourly(`${keepFlow}  added:\n    allowedEvents: [aws.ec2.spot.price-surge]\n    plugins: [rec]\n`), 'test.yaml', {}));
+    await eventually(() => plugin.calls.length >= 3);
+    expect(byFlow()).toEqual(['added aws.ec2.spot.price-surge', 'keep aws.ec2.spot.price-surge', 'spot-price aws.ec2.spot.price-surge']);
   });
 });

@@ -35,12 +35,24 @@ type StillFor = ReadonlySet<string> | 'all';
 
 const TAKEN: StillFor = new Set<string>();
 
+/** The flows still to take an event once `more` are too. */
+function stillForBoth(still: StillFor, more: StillFor): StillFor {
+  if (still === 'all' || more === 'all') return 'all';
+  if ([...more].every((flow) => still.has(flow))) return still;
+  return new Set([...still, ...more]);
+}
+
 /** An open surge handed to the flows, the pool it is in, and the flows still to take it and its end. */
 interface AnnouncedSurge {
   readonly pool: SpotPool;
   readonly crossing: Crossing;
-  /** Flows that had no room for it: it is handed in again to them alone at each poll while it lasts. */
+  /**
+   * Flows that had no room for it, and flows a reload added since it was handed in: it is handed in again to them alone
+   * at each poll while it lasts. A reload adds to it at any time, also while it is being handed in (see `handSurge`).
+   */
   surgeFor: StillFor;
+  /** Set once every flow configured when it was handed in took it: handed in again to flows a reload added, it is no new crossing. */
+  counted?: true;
   /** Once its end was handed in, the flows still to take that. */
   endFor?: StillFor;
 }
@@ -65,6 +77,10 @@ export class SpotPriceSource implements EventSource {
   private loop: Promise<void> | undefined;
   private readonly stopping = new AbortController();
   private state: SourceState = 'starting';
+  /** Ends the wait for the next poll; set while the loop waits. */
+  private wake: AbortController | undefined;
+  /** A poll was asked for while one ran: the next one comes without waiting. */
+  private pollAgain = false;
   private readonly health = new SourceHealth();
   /**
    * Open surges handed to the flows, by pool and threshold kind, refused ones
@@ -98,6 +114,15 @@ export class SpotPriceSource implements EventSource {
     this.name = spotPriceSourceName(config);
     this.entry = `sources.spotPrice[${index}]`;
     metrics.initSource(this.name);
+  }
+
+  /**
+   * A reload added flows (a renamed flow is one): they are handed the surges still open at once, at a poll made now, and
+   * only they are, so a flow configured before does not hear a surge twice. A surge that ended is not handed to them.
+   */
+  flowsAdded(flows: ReadonlySet<string>): void {
+    for (const surge of this.announced.values()) surge.surgeFor = stillForBoth(surge.surgeFor, flows);
+    this.pollNow();
   }
 
   start(sink: EventSink): Promise<void> {
@@ -143,8 +168,20 @@ export class SpotPriceSource implements EventSource {
         const action = err instanceof Ec2CallError ? err.action : undefined;
         this.logger.error({ err, source: this.entry, action, retryInMs: wait }, `a poll of the Spot prices failed${action ? ` (${action})` : ''}; trying again`);
       }
-      await this.clock.sleep(wait, signal).catch(() => {});
+      if (this.pollAgain) {
+        this.pollAgain = false;
+        continue;
+      }
+      this.wake = new AbortController();
+      await this.clock.sleep(wait, AbortSignal.any([signal, this.wake.signal])).catch(() => {});
+      this.wake = undefined;
     }
+  }
+
+  /** Polls now: at once while the loop waits, or right after the poll running. */
+  private pollNow(): void {
+    if (this.wake) this.wake.abort();
+    else this.pollAgain = true;
   }
 
   private async poll(signal: AbortSignal): Promise<void> {
@@ -195,7 +232,7 @@ export class SpotPriceSource implements EventSource {
       // Only a price back at or below the reset level ends it: a crossing the read no longer finds (a jump whose level caught up) does not.
       const end = crossings.find((c) => c.crossedAt === known.crossing.crossedAt) ?? fellBack(samples, known.crossing, this.config.hysteresis);
       if (end?.resolvedAt === undefined) {
-        if (known.surgeFor !== TAKEN) known.surgeFor = await this.announce(place, known.crossing, 'surge', known.surgeFor);
+        if (known.surgeFor !== TAKEN) await this.handSurge(place, known, known.surgeFor);
         return;
       }
       known.endFor = await this.announce(place, end, 'resolved', known.endFor ?? 'all');
@@ -212,15 +249,30 @@ export class SpotPriceSource implements EventSource {
     }
     this.settled.add(key);
     this.lateEndFor.delete(key);
+    if (!open) return;
     // Kept even when refused: a flow that did take it (a pool cordoned) must hear of its end, though another flow never had room for it.
-    if (open) this.announced.set(key, { pool: place.pool, crossing: open, surgeFor: await this.announce(place, open, 'surge', 'all') });
+    // Kept before it is handed in: a reload meanwhile adds the flows it did not ask (see handSurge).
+    const surge: AnnouncedSurge = { pool: place.pool, crossing: open, surgeFor: TAKEN };
+    this.announced.set(key, surge);
+    await this.handSurge(place, surge, 'all');
+  }
+
+  /**
+   * Hands `surge` in to the flows `to`. A reload while it is handed in may add flows (see {@link flowsAdded}): the
+   * event went to the engine before it, so they are kept with those that had no room, not overwritten by the answer.
+   */
+  private async handSurge(place: CrossingPlace, surge: AnnouncedSurge, to: StillFor): Promise<void> {
+    surge.surgeFor = TAKEN;
+    const still = await this.announce(place, surge.crossing, 'surge', to, surge.counted === undefined);
+    surge.surgeFor = stillForBoth(surge.surgeFor, still);
+    if (still === TAKEN) surge.counted = true;
   }
 
   /**
    * Hands the event to the flows `to`; returns those still to take it ({@link TAKEN} once accepted and durable, see
    * {@link EventSink}). Handed in again, it goes to those alone: a flow that took it and has no cooldown would act again.
    */
-  private async announce(place: CrossingPlace, crossing: Crossing, edge: 'surge' | 'resolved', to: StillFor): Promise<StillFor> {
+  private async announce(place: CrossingPlace, crossing: Crossing, edge: 'surge' | 'resolved', to: StillFor, newCrossing = true): Promise<StillFor> {
     const sink = this.sink!;
     const event = crossingEvent(place, crossing, edge);
     const fields = { source: this.entry, eventId: event.id, type: event.type, ...event.data.labels };
@@ -232,6 +284,10 @@ export class SpotPriceSource implements EventSource {
       this.logger.warn({ ...fields, ...(drop ? { flow: drop.flow, reason: drop.reason } : {}) }, 'the flows could not take a Spot price event now; it is announced again at the next poll');
       // What the others took is kept (the commit says so): only the flows with no room are asked again.
       return kept ? new Set(result.dropped.map((d) => d.flow)) : to;
+    }
+    if (!newCrossing) {
+      this.logger.info({ ...fields, ...(to === 'all' ? {} : { flows: [...to] }) }, 'a Spot price surge still open was handed to the flows a reload added');
+      return TAKEN;
     }
     this.metrics.crossings.inc({ source: this.name, threshold_kind: crossing.kind, edge });
     this.logger.info(fields, edge === 'surge' ? 'Spot price crossed its threshold' : 'Spot price fell back below its threshold');
