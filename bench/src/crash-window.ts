@@ -8,9 +8,9 @@
  * plugin again (whether its OK had reached core before the kill or not).
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { labelsOf, serve } from '@hollowtrees/grpcplugin';
 import { pollUntil, tempDir } from '@hollowtrees/testkit';
 import { alertBatches } from './alerts.js';
+import { gatedPlugin, type GatedPlugin } from './gated-plugin.js';
 import { summarize } from './stats.js';
 import { postAlerts, readMetric, startHollowtrees, type Target } from './targets.js';
 
@@ -34,35 +34,6 @@ export interface CrashWindowResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A plugin that holds every call until `release()`, then answers them all at once. */
-async function gatedPlugin(): Promise<{ address: string; calls: Map<string, number>; waiting: () => number; release: () => void; close: () => Promise<void> }> {
-  const calls = new Map<string, number>();
-  let open = false;
-  let waiters: Array<() => void> = [];
-  const server = await serve(
-    0,
-    {
-      handle: async (event) => {
-        const instance = labelsOf(event).instance_id ?? '';
-        calls.set(instance, (calls.get(instance) ?? 0) + 1);
-        if (!open) await new Promise<void>((resolve) => waiters.push(resolve));
-        return { message: 'ok' };
-      },
-    },
-    { host: '127.0.0.1', shutdownTimeoutMs: 500 },
-  );
-  return {
-    address: `127.0.0.1:${server.port}`,
-    calls,
-    waiting: () => waiters.length,
-    release: () => {
-      open = true;
-      for (const resolve of waiters.splice(0)) resolve();
-    },
-    close: () => server.close(),
-  };
-}
 
 /**
  * Follows a journal as it is appended to. For every cooldown record it notes
@@ -114,7 +85,7 @@ async function follow(follower: JournalFollower, done: (cooling: number) => bool
 }
 
 /** Posts `runs` alerts, waits until every call is held by the plugin, then lets them all answer. */
-async function burst(target: Target, plugin: Awaited<ReturnType<typeof gatedPlugin>>, prefix: string, runs: number): Promise<void> {
+async function burst(target: Target, plugin: GatedPlugin, prefix: string, runs: number): Promise<void> {
   for (const body of alertBatches(prefix, runs, 100)) await postAlerts(target.url, body);
   await pollUntil(() => plugin.waiting() >= runs, 30_000, () => `${runs} calls held (have ${plugin.waiting()})`, 5);
   plugin.release();

@@ -75,6 +75,8 @@ export interface HollowtreesOptions {
   maxBodyBytes?: number;
   /** The plugin's `transport`. Default: core's own default (`auto`, the stream). */
   transport?: 'stream' | 'unary';
+  /** The flow's `concurrency`; fewer than the runs sent leaves a backlog queued. Default 1,000. */
+  concurrency?: number;
 }
 
 /**
@@ -101,7 +103,7 @@ flows:
     allowedEvents: [prometheus.server.alert.${BENCH_ALERTNAME}]
     groupBy: [instance_id]
     cooldown: 1h
-    concurrency: 1000
+    concurrency: ${options.concurrency ?? 1000}
     queueSize: 1000000
     plugins: [sink]
 `,

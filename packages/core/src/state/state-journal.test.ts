@@ -126,18 +126,33 @@ describe('StateJournal', () => {
     expect(await reopen(path)).toEqual({ states: [stepped], problems: [] });
   });
 
-  it('a queued run claimed is marked started by one short line in the claim\'s own write; a run of format 4 reads as it was written', async () => {
+  it('a queued run claimed is marked started by one short line, in the file before its first plugin call, synced by the run\'s next write: a backlog\'s claims cost no sync of their own; a run of format 4 reads as it was written', async () => {
     const path = freshPath();
-    const { journal } = await StateJournal.open(path);
+    const disk = slowDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile });
     const store = new JournalRunStateStore(journal);
     for (const key of ['a', 'b']) store.tryStart(key, 'f', run(key, { queued: true }), 1);
     await store.commit();
-    const syncs = journal.syncCount;
+    const syncs = disk.syncs;
     await store.claim('a', run('a', { queued: true }));
-    expect(journal.syncCount).toBe(syncs + 1);
+    // Written: a kill -9 during the plugin call keeps it (the kernel has it), so a crash loop counts its restarts.
     expect(lines(path).at(-1)).toBe(JSON.stringify({ key: 'a', phase: 'started' }));
+    // Nor synced later on its own: the run's end is.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(disk.syncs).toBe(syncs);
+    store.succeeded('a', 2, 8e12);
+    await store.commit();
+    expect(disk.syncs).toBe(syncs + 1);
+    // A marker alone is synced by the next flush, as at close.
+    await store.claim('b', run('b', { queued: true }));
+    expect(await journal.flush()).toBe(true);
+    expect(disk.syncs).toBe(syncs + 2);
+    // A claim whose write holds more than markers (a run's event not yet committed) syncs before the plugin acts.
+    store.tryStart('c', 'f', run('c', { queued: true }), 3);
+    await store.claim('c', run('c', { queued: true }));
+    expect(disk.syncs).toBe(syncs + 3);
     await store.close();
-    expect((await readJournal(path)).states.map((s) => [s.key, s.run?.queued])).toEqual([['a', undefined], ['b', true]]);
+    expect((await readJournal(path)).states.map((s) => [s.key, s.phase, s.run?.queued])).toEqual([['a', 'cooling', undefined], ['b', 'running', undefined], ['c', 'running', undefined]]);
     // Format 4 wrote no `queued`: its running runs count a restart as they did.
     const format4 = { key: 'c', flow: 'f', eventId: 'c', since: 1, phase: 'running', run: run('c') };
     writeFileSync(path, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 4, records: 1 })}\n${JSON.stringify(format4)}\n`);

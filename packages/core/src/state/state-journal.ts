@@ -133,6 +133,11 @@ export class StateJournal {
   private pending: string[] = [];
   /** When the oldest pending line was queued. */
   private pendingSince = 0;
+  /** A pending line is more than a `started` marker: a write of it must be synced before it resolves (see {@link write}). */
+  private pendingMustSync = false;
+  /** Lines appended and not yet synced (`started` markers, see {@link write}), and when the oldest of them was queued. */
+  private unsynced = 0;
+  private unsyncedSince = 0;
   /** Every write, sync, compaction and close, one after another. */
   private tail: Promise<unknown> = Promise.resolve();
   /** The flush that takes the lines queued now, once the one running has finished. */
@@ -181,15 +186,33 @@ export class StateJournal {
   }
 
 
-  /** Queues a state change; written by the next flush. Ignored once closed. */
+  /**
+   * Queues a state change; written by the next flush. Ignored once closed. A `started` marker is written by the
+   * claim that makes it ({@link write}) and synced by the run's next flush: it asks for no flush of its own.
+   */
   record(change: GroupChange): void {
     if (this.closed) return;
-    if (this.pending.length === 0) {
-      this.pendingSince = this.now();
-      // Nobody may ask for a flush (a cooldown ending a run does): write it soon anyway.
-      setImmediate(() => void this.flush());
+    if (this.pending.length === 0) this.pendingSince = this.now();
+    if (change.phase !== 'started' && !this.pendingMustSync) {
+      this.pendingMustSync = true;
+      // Nobody may ask for a flush (a cooldown ending a run does): write it soon anyway. Only while such lines wait: a
+      // marker appended meanwhile is left for the run's own next write to sync, not given a sync of its own.
+      setImmediate(() => {
+        if (this.pendingMustSync) void this.flush();
+      });
     }
     this.pending.push(formatRecord(change));
+  }
+
+  /**
+   * Resolves once every change recorded before the call is in the file, as {@link flush} does, but syncs only when
+   * one of them is more than a `started` marker. A marker alone is appended: it survives the process's crash (kill -9,
+   * an OOM kill), which is what it counts, and is synced by the next flush (the run's next step or its end). A
+   * power cut before then loses only the marker: the run resumes as queued, counting no restart. Never rejects.
+   */
+  write(): Promise<boolean> {
+    if (this.nextFlush || this.pendingMustSync) return this.flush();
+    return this.enqueue(() => this.writePending(false));
   }
 
   /**
@@ -202,7 +225,7 @@ export class StateJournal {
     if (this.nextFlush) return this.nextFlush;
     const flush = this.enqueue(() => {
       this.nextFlush = undefined;
-      return this.writePending();
+      return this.writePending(true);
     });
     this.nextFlush = flush;
     return flush;
@@ -262,6 +285,8 @@ export class StateJournal {
       this.tornLine = false;
       // The flush that record() scheduled for the rest is still to come.
       this.pending = this.pending.slice(covered);
+      // The snapshot, synced, holds what the markers appended unsynced said.
+      this.unsynced = 0;
       this.dropped = 0;
       this.healthy = true;
       // The new file is in use already: a close that fails (the old file's own failure, EBADF, ESTALE, EIO) fails no
@@ -355,27 +380,41 @@ export class StateJournal {
     return result;
   }
 
-  private async writePending(): Promise<boolean> {
+  /** Appends the pending lines; syncs them, and those appended unsynced before, when `sync` or a pending line must be. */
+  private async writePending(sync: boolean): Promise<boolean> {
     if (this.missesChanges) {
       // Appended to a file that misses changes, they would not make it whole: the rewrite from memory takes them.
       this.dropped += this.pending.length;
       this.pending = [];
+      this.pendingMustSync = false;
       return false;
     }
-    if (this.pending.length === 0 || this.closed) return this.healthy;
+    const mustSync = sync || this.pendingMustSync;
+    if (this.closed || (this.pending.length === 0 && (!mustSync || this.unsynced === 0))) return this.healthy;
     const lines = this.pending;
     const since = this.pendingSince;
     this.pending = [];
+    this.pendingMustSync = false;
     try {
-      const text = `${this.tornLine ? '\n' : ''}${lines.join('\n')}\n`;
-      await this.file.append(text);
+      if (lines.length > 0) {
+        const text = `${this.tornLine ? '\n' : ''}${lines.join('\n')}\n`;
+        await this.file.append(text);
+        this.written += lines.length;
+        this.appendedBytes += Buffer.byteLength(text);
+        this.tornLine = false;
+      }
+      if (!mustSync) {
+        if (this.unsynced === 0) this.unsyncedSince = since;
+        this.unsynced += lines.length;
+        this.healthy = true;
+        return true;
+      }
       await this.file.sync();
       this.syncs++;
-      this.written += lines.length;
-      this.appendedBytes += Buffer.byteLength(text);
-      this.tornLine = false;
       this.healthy = true;
-      this.options.onDurable?.({ records: lines.length, oldestWaitMs: this.now() - since });
+      const oldest = this.unsynced > 0 ? Math.min(this.unsyncedSince, lines.length > 0 ? since : Infinity) : since;
+      this.options.onDurable?.({ records: lines.length + this.unsynced, oldestWaitMs: this.now() - oldest });
+      this.unsynced = 0;
       return true;
     } catch (err) {
       this.tornLine = true;
@@ -387,6 +426,7 @@ export class StateJournal {
       if (kept.length > (this.options.maxUnwrittenLines ?? MAX_UNWRITTEN_LINES)) this.dropped += kept.length;
       this.pending = this.missesChanges ? [] : kept;
       this.pendingSince = since;
+      this.pendingMustSync ||= mustSync && this.pending.length > 0;
       this.options.onError?.(err, this.unwrittenLines);
       // Try again without waiting for the next record, so readiness comes back once the disk does.
       this.retryTimer ??= setTimeout(() => {
