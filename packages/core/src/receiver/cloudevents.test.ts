@@ -69,8 +69,8 @@ interface Reply {
   json: { status?: string; errorType?: string; error?: string; accepted?: number };
 }
 
-/** A POST (or another method) through node:http, with exactly the headers given. */
-function send(core: TestCore, body: unknown, headers: Record<string, string>, method = 'POST'): Promise<Reply> {
+/** A POST (or another method) through node:http, with exactly the headers given (a list: the header sent once per value). */
+function send(core: TestCore, body: unknown, headers: Record<string, string | string[]>, method = 'POST'): Promise<Reply> {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(`${core.url}${PATH}`, { method, headers, agent: false }, (res) => {
@@ -169,6 +169,14 @@ describe('POST /api/v1/events', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(rec.calls.filter((c) => labelsOf(c.event).instance_id === 'i-twice')).toHaveLength(1);
     expect((await core.metrics.engine.eventsDeduplicated.get()).values).toContainEqual({ labels: { flow: 'spot' }, value: 2 });
+  });
+
+  it.each(['ce-id', 'ce-type', 'ce-region'])('refuses a binary-mode event with %s sent twice, naming the header, rather than joining its values', async (header) => {
+    const before = rec.calls.length;
+    const reply = await send(core, binaryBody('i-dup'), { ...binaryHeaders('i-dup'), [header]: ['one', 'two'] });
+    expect(reply).toMatchObject({ status: 400, json: { status: 'error', errorType: 'bad_data', error: `${header}: sent 2 times: a binary-mode attribute takes one value` } });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rec.calls.length).toBe(before);
   });
 
   const MODES = 'Content-Type must be application/cloudevents+json (structured mode), application/cloudevents-batch+json (batch mode) or application/json with ce-* headers (binary mode)';

@@ -21,14 +21,27 @@ const MODES_TAKEN = `${STRUCTURED} (structured mode), ${BATCH} (batch mode) or a
 /**
  * The request's mode, by its Content-Type: 415 for one no mode takes (no
  * Content-Type, another event format, data that is not JSON). Every type taken
- * needs a CORS preflight from a web page, as `ce-*` headers do.
+ * needs a CORS preflight from a web page, as `ce-*` headers do. In binary mode,
+ * 400 for a `ce-*` header sent more than once.
  */
 export function cloudEventMode(req: IncomingMessage): CloudEventMode {
   const type = mediaTypeOf(req);
   if (type === STRUCTURED) return 'structured';
   if (type === BATCH) return 'batch';
-  if (type !== undefined && !type.startsWith('application/cloudevents') && isJsonContentType(type)) return 'binary';
+  if (type !== undefined && !type.startsWith('application/cloudevents') && isJsonContentType(type)) {
+    refuseRepeatedAttributes(req);
+    return 'binary';
+  }
   throw unsupportedMediaType(req, MODES_TAKEN);
+}
+
+/** Node joins a repeated header's values with ", ", so two `ce-id` headers would read as one id "a, b": refused, naming the header. */
+function refuseRepeatedAttributes(req: IncomingMessage): void {
+  for (const [header, values] of Object.entries(req.headersDistinct)) {
+    if (header.startsWith('ce-') && values !== undefined && values.length > 1) {
+      throw new HttpError(400, 'bad_data', `${header}: sent ${values.length} times: a binary-mode attribute takes one value`);
+    }
+  }
 }
 
 const batchSchema = z.array(z.unknown(), { error: 'expected a JSON array of events' });
