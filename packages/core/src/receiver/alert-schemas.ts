@@ -3,12 +3,15 @@ import { stringMap, time } from './field-schemas.js';
 
 /** Go's zero time, which Alertmanager writes for "not set". */
 const GO_ZERO_TIME = /^0001-01-01T00:00:00/;
+/** `schema`, taking `null` as absent: Alertmanager 0.25 (Go's encoding/json) reads a null field as unset. */
+const nullAsAbsent = <S extends z.ZodType>(schema: S): z.ZodPreprocess<S, unknown> => z.preprocess((v) => (v === null ? undefined : v), schema);
+
 /**
- * A time that may be unset: absent, `""` or Go's zero time. `""` is taken as absent before the time's
- * schema, not as a union's other branch: a union refusing `null` or a number named its `""` branch
+ * A time that may be unset: absent, `null`, `""` or Go's zero time. `""` is taken as absent before the time's
+ * schema, not as a union's other branch: a union refusing a number named its `""` branch
  * (`Invalid input: expected ""`), not the time expected.
  */
-const optionalTime = z.preprocess((v) => (v === '' ? undefined : v), time.optional()).transform((v) => (v === undefined || GO_ZERO_TIME.test(v) ? undefined : v));
+const optionalTime = z.preprocess((v) => (v === '' || v === null ? undefined : v), time.optional()).transform((v) => (v === undefined || GO_ZERO_TIME.test(v) ? undefined : v));
 
 const labels = stringMap.refine((l) => typeof l.alertname === 'string' && l.alertname !== '', {
   message: 'required: labels.alertname',
@@ -17,14 +20,15 @@ const labels = stringMap.refine((l) => typeof l.alertname === 'string' && l.aler
 
 /**
  * Alertmanager API v2 `postableAlert` (also the legacy v1 body): what
- * Prometheus sends to an alertmanager. Unknown fields are ignored.
+ * Prometheus sends to an alertmanager. Unknown fields are ignored; `null`
+ * optional fields are unset, as Alertmanager takes them.
  */
 export const postableAlertSchema = z.object({
   labels,
-  annotations: stringMap.optional().default({}),
+  annotations: nullAsAbsent(stringMap.optional().default({})),
   startsAt: optionalTime,
   endsAt: optionalTime,
-  generatorURL: z.string().optional().default(''),
+  generatorURL: nullAsAbsent(z.string().optional().default('')),
 });
 
 /** The v2/v1 body: an array of alerts, each validated on its own with {@link postableAlertSchema}. */

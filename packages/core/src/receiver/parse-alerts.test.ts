@@ -126,6 +126,15 @@ describe('alerts to CloudEvents', () => {
     expect(a!.id).toBe(b!.id);
   });
 
+  it('takes null startsAt, endsAt, generatorURL and annotations as unset, as Alertmanager 0.25 does: a firing alert from the receipt time', async () => {
+    const at = new Date('2026-11-25T10:00:00.5Z');
+    const nulls = { startsAt: null, endsAt: null, generatorURL: null, annotations: null };
+    const [withNulls] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' }, ...nulls }]), at, limits);
+    const [without] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' } }]), at, limits);
+    expect(withNulls).toEqual(without);
+    expect(withNulls).toMatchObject({ type: 'prometheus.server.alert.A', time: '2026-11-25T10:00:00.5Z', data: { status: 'firing', annotations: {}, generatorURL: '' } });
+  });
+
   it.each([
     ['not JSON', '{"labels":', 400, 'body is not valid JSON'],
     ['an object instead of an array', { labels: {} }, 400, 'alerts: expected a JSON array of alerts'],
