@@ -81,7 +81,9 @@ describe('the image directory (scripts/build-image-dir.mjs)', () => {
     expect(outside).toEqual([]);
   });
 
-  it.each(Object.entries(PACKAGES))('%s --version prints its package version from an empty directory', async (bin, dir) => {
+  // The node watcher too: every bin prints its version alone, so a script reads each the same way.
+  const versioned = { ...PACKAGES, ...(existsSync(join(REPO_ROOT, 'packages/node-watcher')) ? { 'hollowtrees-node-watcher': 'packages/node-watcher' } : {}) };
+  it.each(Object.entries(versioned))('%s --version prints its package version from an empty directory', async (bin, dir) => {
     const proc = start(bin, ['--version']);
     expect(await proc.exited, proc.output()).toBe('code 0');
     expect(proc.output().trim()).toBe(await versionOf(dir));

@@ -37,6 +37,20 @@ describe('hollowtrees CLI', () => {
     expect(run('validate')).toMatchObject({ status: 2, stderr: 'hollowtrees validate: --config FILE is required\n' });
   });
 
+  it.each([
+    ['validate', '--dry-run'],
+    ['validate', '--listen'],
+    ['explain', '--dry-run'],
+    ['explain', '--listen'],
+  ])('%s refuses %s, a flag it does not take, with exit 2 naming it, rather than ignoring it', (command, flag) => {
+    const value = flag === '--listen' ? ['127.0.0.1:0'] : [];
+    expect(run(command, '--config', EXAMPLE_CONFIG, flag, ...value, ...(command === 'explain' ? ['/dev/null'] : []))).toMatchObject({
+      status: 2,
+      stdout: '',
+      stderr: `hollowtrees ${command}: ${flag} is not taken by ${command} (it takes --config FILE)\n`,
+    });
+  });
+
   it('an empty --config (an unset variable in a unit file) is a usage error, not a run on the embedded default', () => {
     for (const args of [['--config', '', '--listen', '127.0.0.1:0'], ['--config=', '--listen', '127.0.0.1:0'], ['validate', '-c', '']]) {
       const result = run(...args);

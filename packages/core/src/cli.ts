@@ -17,6 +17,9 @@ import { createLogger } from './logger.js';
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
 
+/** The flags `validate` and `explain` take; `--help` and `--version` are answered before any command. */
+const SUBCOMMAND_FLAGS: ReadonlySet<string> = new Set(['config', 'help', 'version']);
+
 const HELP = `Usage:
   hollowtrees [--config FILE] [--dry-run] [--listen HOST:PORT]
   hollowtrees validate --config FILE
@@ -114,6 +117,13 @@ async function main(argv: string[]): Promise<number> {
   const maxPositionals = command === 'explain' ? 2 : 1;
   if (positionals.length > maxPositionals || (command !== undefined && command !== 'validate' && command !== 'explain')) {
     process.stderr.write(`hollowtrees: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+
+  // validate and explain only read the file: a flag of the run (`--dry-run`, `--listen`) would be silently ignored.
+  const ignored = command === undefined ? undefined : Object.keys(values).find((flag) => !SUBCOMMAND_FLAGS.has(flag));
+  if (ignored !== undefined) {
+    process.stderr.write(`hollowtrees ${command}: --${ignored} is not taken by ${command} (it takes --config FILE)\n`);
     return EXIT_USAGE;
   }
 

@@ -41,7 +41,7 @@ Running:
                             1 when stopped by SIGTERM or SIGINT first)
   --dry-run                 log each event instead of sending it
   --log-level LEVEL         trace, debug, info, warn, error, silent (default info)
-  --version                 print the version
+  -v, --version             print the version
   -h, --help                show this help
 
 Environment:
@@ -158,7 +158,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
     once: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     'log-level': { type: 'string' },
-    version: { type: 'boolean' },
+    version: { type: 'boolean', short: 'v' },
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) return { kind: 'help' };

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { spawnCaptured, startImdsStandIn, waitForOutput, type Spawned } from '@hollowtrees/testkit';
@@ -24,10 +25,11 @@ describe('hollowtrees-node-watcher', () => {
     expect(help).toContain('NODE_NAME');
   });
 
-  it('--version prints the package version', async () => {
-    const proc = run(['--version']);
+  it.each(['--version', '-v'])('%s prints only the package version, as the other bins do', async (flag) => {
+    const proc = run([flag]);
     expect(await proc.exited).toBe('code 0');
-    expect(proc.output()).toMatch(/^hollowtrees-node-watcher \d+\.\d+\.\d+/);
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(proc.output()).toBe(version);
   });
 
   it('exits 2 with the message and a pointer to --help on a bad flag', async () => {

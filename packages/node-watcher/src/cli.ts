@@ -21,7 +21,7 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   }
   if (command.kind === 'version') {
     const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
-    process.stdout.write(`${NAME} ${version}\n`);
+    process.stdout.write(`${version}\n`);
     return 0;
   }
   const { settings } = command;
