@@ -64,7 +64,7 @@ export class EngineMetrics {
     this.runRetries = new Counter({ name: 'hollowtrees_run_retries_total', help: 'Runs that failed on retryable codes and were scheduled to be tried again, by flow.', labelNames: ['flow'], registers });
     this.groupsHeld = new Gauge({ name: 'hollowtrees_groups_held', help: 'Groups held in memory (running, waiting for a retry, cooling down); bounded by state.maxGroups.', registers });
     this.stateWriteSeconds = new Histogram({ name: 'hollowtrees_state_write_seconds', help: 'From a run-state change to its write being durable (the window in which a crash loses it), per group commit.', buckets: LATENCY_BUCKETS, registers });
-    this.stateDurable = new Gauge({ name: 'hollowtrees_state_durable', help: '1 while run state can be written to state.file, 0 while writes fail (readiness is false and events get 503).', registers });
+    this.stateDurable = new Gauge({ name: 'hollowtrees_state_durable', help: '1 while run state can be saved (always 1 in memory, which a restart loses), 0 while it cannot (readiness is false and events get 503).', registers });
   }
 
   /**

@@ -207,7 +207,7 @@ export class GroupStates implements RunStateStore {
   }
 
   describe(): StoreDescription {
-    return { backend: this.backend, durable: this.durable };
+    return { backend: this.backend, survivesRestart: this.backend !== 'memory', writable: this.durable };
   }
 
   /** Nothing to let go of. */

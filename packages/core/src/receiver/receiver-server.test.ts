@@ -142,6 +142,12 @@ describe('receiver', () => {
     expect(status.flows.map((f) => f.name)).toEqual(['all']);
   });
 
+  it('says memory run state does not survive a restart, while hollowtrees_state_durable stays 1 (it can take events)', async () => {
+    const status = JSON.parse((await send(core, 'GET', '/api/v1/status')).body) as { state: Record<string, unknown> };
+    expect(status.state).toEqual({ backend: 'memory', survivesRestart: false, writable: true });
+    expect((await send(core, 'GET', '/metrics')).body).toMatch(/^hollowtrees_state_durable 1$/m);
+  });
+
   it('lists groups up to a limit and says how many there are', async () => {
     await core.post('/api/v2/alerts', ['g-1', 'g-2', 'g-3'].map((id) => ({ labels: { alertname: 'Spot', instance_id: id } })));
     const all = await send(core, 'GET', '/api/v1/status/groups?limit=100000');

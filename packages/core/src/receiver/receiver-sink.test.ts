@@ -59,7 +59,7 @@ async function receiverWith(server = ''): Promise<{ url: string; sink: TestSink;
   };
   const receiver: Receiver = new Receiver({
     host: '127.0.0.1', port: 0, limits: config.server.limits, timeouts: config.server.timeouts, metrics, logger: pino({ level: 'error' }, { write: (line: string) => void logged.push(line) }),
-    status: { flows: () => [{ name: 'f' }], groups: (limit) => ({ groups: Array.from({ length: Math.min(limit, 1_500) }, (_, i) => ({ i })), total: 1_500 }), runs, sources: (): unknown => [receiver.status()], state: () => ({ backend: 'memory', durable: true }) },
+    status: { flows: () => [{ name: 'f' }], groups: (limit) => ({ groups: Array.from({ length: Math.min(limit, 1_500) }, (_, i) => ({ i })), total: 1_500 }), runs, sources: (): unknown => [receiver.status()], state: () => ({ backend: 'memory', survivesRestart: false, writable: true }) },
   });
   await receiver.start(sink);
   const { port } = receiver.address;
@@ -366,7 +366,7 @@ describe('what the receiver hands on, and its edges (the receiver/ mutation roun
     const { config } = parseConfig('flows:\n  f: { allowedEvents: [x], plugins: [log] }\n', 'test.yaml', {});
     const second = new Receiver({
       host: '127.0.0.1', port: r.receiver.address.port, limits: config.server.limits, timeouts: config.server.timeouts,
-      metrics: new ReceiverMetrics(new Registry()), logger: pino({ level: 'silent' }), status: { flows: () => [], groups: () => ({ groups: [], total: 0 }), runs: () => [], sources: () => [], state: () => ({ backend: 'memory', durable: true }) },
+      metrics: new ReceiverMetrics(new Registry()), logger: pino({ level: 'silent' }), status: { flows: () => [], groups: () => ({ groups: [], total: 0 }), runs: () => [], sources: () => [], state: () => ({ backend: 'memory', survivesRestart: false, writable: true }) },
     });
     try {
       await expect(second.start(r.sink)).rejects.toMatchObject({ code: 'EADDRINUSE' });

@@ -153,7 +153,7 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   override describe(): StoreDescription {
-    return { backend: this.backend, identity: this.options.identity, durable: this.durable };
+    return { ...super.describe(), identity: this.options.identity };
   }
 
   override holder(key: string, now: number): GroupState | undefined {

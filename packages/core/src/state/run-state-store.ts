@@ -26,8 +26,13 @@ export interface StoreDescription {
   backend: StateBackend;
   /** Shared backends: the name this replica holds groups under. */
   identity?: string;
-  /** False while the store cannot be written or reached. */
-  durable: boolean;
+  /**
+   * Whether run state outlives this process: false for `memory`. Apart from `writable`, which is true
+   * in memory too, so that no reader takes "can save" for "survives a restart".
+   */
+  survivesRestart: boolean;
+  /** False while the store cannot be written or reached (`hollowtrees_state_durable` 0: readiness false, events 503). */
+  writable: boolean;
 }
 
 /** A run another replica cut short (handed back at its shutdown, or left when it stopped renewing), with the event it was for. */
