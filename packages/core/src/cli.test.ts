@@ -34,6 +34,9 @@ describe('hollowtrees CLI', () => {
   it('bad usage exits 2', () => {
     expect(run('--nope').status).toBe(2);
     expect(run('frobnicate').status).toBe(2);
+    // As the other bins: an argument --version or --help would drop is refused, not ignored.
+    expect(run('--version', 'extra')).toMatchObject({ status: 2, stdout: '' });
+    expect(run('frobnicate', '--help')).toMatchObject({ status: 2, stdout: '' });
     expect(run('validate')).toMatchObject({ status: 2, stderr: 'hollowtrees validate: --config FILE is required\n' });
   });
 

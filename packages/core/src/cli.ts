@@ -105,6 +105,13 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
+  const command = positionals[0];
+  const maxPositionals = command === 'explain' ? 2 : 1;
+  // Checked before --help and --version, as the other bins do: an argument they would drop is a mistake to show.
+  if (positionals.length > maxPositionals || (command !== undefined && command !== 'validate' && command !== 'explain')) {
+    process.stderr.write(`hollowtrees: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -112,12 +119,6 @@ async function main(argv: string[]): Promise<number> {
   if (values.version) {
     process.stdout.write(`${version()}\n`);
     return 0;
-  }
-  const command = positionals[0];
-  const maxPositionals = command === 'explain' ? 2 : 1;
-  if (positionals.length > maxPositionals || (command !== undefined && command !== 'validate' && command !== 'explain')) {
-    process.stderr.write(`hollowtrees: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${HELP}`);
-    return EXIT_USAGE;
   }
 
   // validate and explain only read the file: a flag of the run (`--dry-run`, `--listen`) would be silently ignored.
