@@ -22,7 +22,7 @@ export interface DeliveryQueueOptions {
   metrics: WatcherMetrics;
   /** Events waiting at most; a notice beyond it is dropped and logged. Default 1 000. */
   maxPending?: number;
-  /** Longest wait a `Retry-After` may ask for. Default 60 s. */
+  /** Longest wait after an answer, its `Retry-After` and the backoff on top together. Default 60 s. */
   maxRetryAfterMs?: number;
   /** Told of each event core accepted. */
   onAccepted?: (event: OutgoingEvent) => void;
@@ -43,6 +43,15 @@ function retryable(answer: CoreAnswer): boolean {
   return (status >= 300 && status < 400) || status >= 500 || status === 408 || status === 429 || status === 401 || status === 403 || status === 404;
 }
 
+/**
+ * The wait before the next try: the jittered backoff, on top of the answer's `Retry-After` when it
+ * sent one. Not the larger of the two: core tells every watcher of a wave the same Retry-After, and
+ * 1,000 watchers waiting exactly that would all come back in the same instant, and be refused again.
+ */
+function retryWait(retryAfterMs: number | undefined, backoffMs: number, maxMs: number): number {
+  return Math.min(maxMs, (retryAfterMs ?? 0) + backoffMs);
+}
+
 /** Core's reasons for not taking one event that say nothing of the next: the flows it matches have no room for it. */
 const FLOW_FULL: ReadonlySet<string> = new Set(['queue_full', 'too_many_groups']);
 
@@ -57,7 +66,7 @@ interface Queued {
 
 /**
  * Delivers events to core in order, each tried until core answers 2xx: no answer and retryable
- * statuses wait a backoff (or the `Retry-After` core sent with `queue_full` and `overloaded`) and
+ * statuses wait a backoff (on top of the `Retry-After` core sent with `queue_full` and `overloaded`) and
  * try again with the same event, so core deduplicates a re-send by its id. An event whose flows
  * have no room (`queue_full`, `too_many_groups`) waits on its own: the events behind it, which
  * other flows may take (a spot interruption behind a rebalance recommendation), go on at once.
@@ -177,7 +186,7 @@ export class DeliveryQueue {
           this.options.onAccepted?.(event);
         } else if (retryable(answer)) {
           metrics.sends.inc({ outcome: 'retried' });
-          wait = Math.min(maxRetryAfterMs, Math.max(answer.retryAfterMs ?? 0, backoff(++queued.failures)));
+          wait = retryWait(answer.retryAfterMs, backoff(++queued.failures), maxRetryAfterMs);
           ownWait = answer.reason !== undefined && FLOW_FULL.has(answer.reason);
           if (answer.location !== undefined) logger.error('core\'s URL answers with a redirect, which the watcher does not follow (it would send the notice and its credentials elsewhere); retrying: point --core-url at core itself', { event_id: event.id, status: answer.status, location: answer.location, retry_in_ms: Math.round(wait) });
           else logger.warn('core did not take the notice yet; retrying', { event_id: event.id, status: answer.status, reason: answer.reason, error: answer.message, retry_in_ms: Math.round(wait) });

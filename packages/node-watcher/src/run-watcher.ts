@@ -18,7 +18,7 @@ import { WatcherMetrics } from './watcher-metrics.js';
  * too, not only metadata reads: a notice may give 30 s (an Azure Preempt, a Google Cloud
  * preemption), and a wait grown to 30 s while core restarted would spend all of it once core is
  * back. Only the notices waiting retry, so a core that comes back is not flooded; its own
- * Retry-After, when longer, still holds.
+ * Retry-After still holds, with the backoff on top.
  */
 const DEFAULT_BACKOFF = { initialMs: 500, maxMs: MAX_RETRY_WAIT_MS };
 
