@@ -70,8 +70,16 @@ describe('parseCliArgs', () => {
 
   it.each([['https://ops:s3cr3t@core:9092'], ['https://s3cr3t@core:9092']])('refuses credentials in --core-url (%s), which every log line naming the URL would carry, without echoing them', (url) => {
     expect(() => parseCliArgs(['--core-url', url], {})).toThrow(UsageError);
-    expect(() => parseCliArgs([], { HOLLOWTREES_CORE_URL: url })).toThrow(/--core-url must hold no credentials, which would be logged with it: put them in --basic-auth-file \(user:password\) or --token-file; got "https:\/\/\*\*\*(:\*\*\*)?@core:9092\/"/);
+    expect(() => parseCliArgs(['--core-url', url], {})).toThrow(/--core-url must hold no credentials, which would be logged with it: put them in --basic-auth-file \(user:password\) or --token-file; got "https:\/\/\*\*\*(:\*\*\*)?@core:9092\/"/);
+    expect(() => parseCliArgs([], { HOLLOWTREES_CORE_URL: url })).toThrow(/HOLLOWTREES_CORE_URL must hold no credentials, which would be logged with it: put them in --basic-auth-file \(user:password\) or --token-file; got "https:\/\/\*\*\*(:\*\*\*)?@core:9092\/"/);
     expect(() => parseCliArgs(['--core-url', url], {})).not.toThrow(/s3cr3t/);
+  });
+
+  it.each([
+    ['core:9092', /^HOLLOWTREES_CORE_URL must be an http:\/\/ or https:\/\/ URL, got "core:9092"$/],
+    ['http://core:9092/api/v1/events', /^HOLLOWTREES_CORE_URL is core's base URL, without \/api\/v1\/events, got "http:\/\/core:9092\/api\/v1\/events"$/],
+  ])('refuses a bad HOLLOWTREES_CORE_URL (%s) naming the variable, not a --core-url the command line never had', (url, message) => {
+    expect(() => parseCliArgs([], { HOLLOWTREES_CORE_URL: url })).toThrow(message);
   });
 
   it('refuses a basic-auth file without user:password', async () => {

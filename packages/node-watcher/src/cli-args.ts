@@ -95,32 +95,34 @@ function oneOf<T extends string>(flag: string, text: string | undefined, allowed
   return found;
 }
 
-function httpUrl(flag: string, text: string | undefined): string | undefined {
+/** `text` when it is an http(s) URL; `name` says where it came from (`--metadata-url`, `HOLLOWTREES_CORE_URL`). */
+function httpUrl(name: string, text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
   const url = URL.canParse(text) ? new URL(text) : undefined;
-  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new UsageError(`--${flag} must be an http:// or https:// URL, got "${text}"`);
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new UsageError(`${name} must be an http:// or https:// URL, got "${text}"`);
   return text;
 }
 
 /** A base URL that paths such as `/latest/api/token` are appended to: without its trailing slashes, or they would ask for `//latest/...`. */
 function baseUrl(flag: string, text: string | undefined): string | undefined {
-  return httpUrl(flag, text)?.replace(/\/+$/, '');
+  return httpUrl(`--${flag}`, text)?.replace(/\/+$/, '');
 }
 
 /**
  * Core's base URL. Its path is kept (an ingress prefix), so one that already ends in the receiver's path would ask for it twice, and every notice would meet a 404.
  * Credentials in it (`https://user:password@core`) are refused: the URL is logged at start and in every error that names a request to core.
+ * `name` is where it came from, which a refusal names: a unit setting `HOLLOWTREES_CORE_URL` has no `--core-url` to look for.
  */
-function coreBaseUrl(text: string | undefined): string | undefined {
-  const url = httpUrl('core-url', text);
+function coreBaseUrl(name: string, text: string | undefined): string | undefined {
+  const url = httpUrl(name, text);
   if (url === undefined) return undefined;
   const parsed = new URL(url);
   if (parsed.username !== '' || parsed.password !== '') {
     parsed.username = parsed.username && '***';
     parsed.password = parsed.password && '***';
-    throw new UsageError(`--core-url must hold no credentials, which would be logged with it: put them in --basic-auth-file (user:password) or --token-file; got "${parsed.href}"`);
+    throw new UsageError(`${name} must hold no credentials, which would be logged with it: put them in --basic-auth-file (user:password) or --token-file; got "${parsed.href}"`);
   }
-  if (parsed.pathname.replace(/\/+$/, '').endsWith(CORE_EVENTS_PATH)) throw new UsageError(`--core-url is core's base URL, without ${CORE_EVENTS_PATH}, got "${url}"`);
+  if (parsed.pathname.replace(/\/+$/, '').endsWith(CORE_EVENTS_PATH)) throw new UsageError(`${name} is core's base URL, without ${CORE_EVENTS_PATH}, got "${url}"`);
   return url;
 }
 
@@ -164,7 +166,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   if (v.help) return { kind: 'help' };
   if (v.version) return { kind: 'version' };
   const dryRun = v['dry-run'] ?? false;
-  const coreUrl = coreBaseUrl(v['core-url'] ?? (env.HOLLOWTREES_CORE_URL || undefined));
+  const coreUrl = v['core-url'] === undefined ? coreBaseUrl('HOLLOWTREES_CORE_URL', env.HOLLOWTREES_CORE_URL || undefined) : coreBaseUrl('--core-url', v['core-url']);
   if (coreUrl === undefined && !dryRun) throw new UsageError('--core-url (or HOLLOWTREES_CORE_URL) is required unless --dry-run');
   if (v['azure-approve'] && v.cloud !== undefined && v.cloud !== 'azure') throw new UsageError(`--azure-approve is for Azure, not --cloud ${v.cloud}`);
   // Refused rather than ignored: a user would count on an approval that never comes.
