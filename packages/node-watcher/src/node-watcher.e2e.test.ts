@@ -365,6 +365,17 @@ ${OTHER_FLOW}`;
     expect(plugin.events[0]!.type).toBe('hollowtrees.node.azure.terminate');
   });
 
+  it('without NODE_NAME, says at start that events will name no node, which a drain on Google Cloud or Azure cannot find by instance id', async () => {
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ dryRun: true, cloud: 'gcp', metadataUrl: gce.url, nodeName: undefined })), (w) => w.stop());
+    await until('watching', () => watcher.watcher.notReady() === undefined);
+    expect(watcher.lines.find((l) => l.level === 'warn' && typeof l.msg === 'string' && l.msg.startsWith('NODE_NAME is not set'))).toMatchObject({ cloud: 'gcp' });
+
+    const named = cleanups.add(await startTestWatcher(testSettings({ dryRun: true, cloud: 'gcp', metadataUrl: gce.url, nodeName: 'gke-pool-1-abcd' })), (w) => w.stop());
+    await until('watching', () => named.watcher.notReady() === undefined);
+    expect(named.lines.filter((l) => typeof l.msg === 'string' && l.msg.includes('NODE_NAME'))).toEqual([]);
+  });
+
   it('examples/node-watcher/hollowtrees.yaml drains the node named in the event, once for two notices of one node', async () => {
     const example = new URL('../../../examples/node-watcher/hollowtrees.yaml', import.meta.url).pathname;
     const drain = cleanups.add(await startRecordingPlugin(), (p) => p.close());

@@ -27,6 +27,13 @@ const DETECT_WITHIN_MS = 120_000;
 /** How long `--once` waits for core to accept what it found. */
 const ONCE_DELIVERY_MS = 30_000;
 
+/**
+ * The warning of a watcher without `NODE_NAME`: its events carry no `labels.node`, and the k8s-drain
+ * plugin then finds the node by `labels.instance_id` in `spec.providerID`, which it reads for AWS only.
+ */
+const NO_NODE_NAME =
+  "NODE_NAME is not set: events carry no labels.node, and a drain finds the node only by labels.instance_id, which the k8s-drain plugin matches on AWS alone (on Google Cloud and Azure it finds no node); set NODE_NAME from the downward API's spec.nodeName";
+
 /** What the bin (and a test) gives {@link runWatcher} besides the settings. */
 export interface RunOptions {
   logger: Logger;
@@ -80,6 +87,8 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   const backoff = options.backoff ?? exponentialBackoff(DEFAULT_BACKOFF);
   const logger = pluginLogger(options.logger);
   const cloud = await cloudOf(settings, clock, backoff, logger, waiting);
+  // Said at start, not found out at the first notice, when the drain fails with seconds left.
+  if (settings.nodeName === undefined) logger.warn(NO_NODE_NAME, { cloud });
   const monitor = createMonitor({
     cloud,
     ...(settings.metadataUrl !== undefined && { metadataUrl: settings.metadataUrl }),
