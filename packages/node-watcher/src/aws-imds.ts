@@ -1,5 +1,5 @@
 import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
-import { jsonBody, metadataRequest, MetadataError, okBody, type MetadataResponse } from './metadata-request.js';
+import { instanceIdBody, jsonBody, metadataRequest, MetadataError, okBody, type MetadataResponse } from './metadata-request.js';
 import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
 import { noticeId, rfc3339, type InstanceIdentity, type Notice } from './notice.js';
 import { pollLoop } from './poll-loop.js';
@@ -116,7 +116,7 @@ export class AwsImdsMonitor implements Monitor {
     const [instanceId, instanceType, availabilityZone, region] = await Promise.all(
       ['instance-id', 'instance-type', 'placement/availability-zone', 'placement/region'].map(async (path) => okBody(this.session.url(path), await this.session.get(path, signal))),
     );
-    return { instanceId: instanceId!, instanceType: instanceType!, availabilityZone: availabilityZone!, region: region! };
+    return { instanceId: instanceIdBody(this.session.url('instance-id'), instanceId!, /^i-[0-9a-z]+$/), instanceType: instanceType!, availabilityZone: availabilityZone!, region: region! };
   }
 
   async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {

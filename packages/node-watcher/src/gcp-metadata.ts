@@ -1,5 +1,5 @@
 import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
-import { metadataRequest, okBody } from './metadata-request.js';
+import { instanceIdBody, metadataRequest, okBody } from './metadata-request.js';
 import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
 import { noticeId, type InstanceIdentity, type Notice } from './notice.js';
 import { pollLoop } from './poll-loop.js';
@@ -61,7 +61,7 @@ export class GcpMetadataMonitor implements Monitor {
   async identity(signal: AbortSignal): Promise<InstanceIdentity> {
     const [id, zone, machineType, name] = await Promise.all(['id', 'zone', 'machine-type', 'name'].map(async (key) => (await this.read(key, signal)).value));
     const availabilityZone = lastSegment(zone!);
-    return { instanceId: id!, instanceType: lastSegment(machineType!), availabilityZone, region: availabilityZone.replace(/-[a-z]$/, ''), extraLabels: { instance_name: name! } };
+    return { instanceId: instanceIdBody(this.url('id'), id!, /^\d+$/), instanceType: lastSegment(machineType!), availabilityZone, region: availabilityZone.replace(/-[a-z]$/, ''), extraLabels: { instance_name: name! } };
   }
 
   async check(identity: InstanceIdentity, signal: AbortSignal): Promise<Notice[]> {

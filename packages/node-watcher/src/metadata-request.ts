@@ -105,3 +105,13 @@ export function jsonBody<T>(url: string, body: string, shape: 'object' | 'array'
   if (shape === 'array' ? !isArray : typeof parsed !== 'object' || parsed === null || isArray) throw new MetadataError(`GET ${url}: expected a JSON ${shape}, got ${body.slice(0, 200)}`);
   return parsed as T;
 }
+
+/**
+ * An instance id read from `url`, or a {@link MetadataError} naming it when `body` is not of the
+ * cloud's form (`pattern`): a broken proxy answering 200 with an empty body or a page would
+ * otherwise be taken for the instance, and every such node's notices would share one blank id.
+ */
+export function instanceIdBody(url: string, body: string, pattern: RegExp): string {
+  if (!pattern.test(body)) throw new MetadataError(`GET ${url}: not an instance id: "${body.slice(0, 200)}"`);
+  return body;
+}

@@ -156,6 +156,18 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     expect(running.watcher.status()).toMatchObject({ cloud: 'aws', instance_id: 'i-0abc123def4567890' });
   });
 
+  it.each([
+    ['AWS, an empty instance-id', 'aws', ''],
+    ['AWS, a proxy page for instance-id', 'aws', '<html><body>Service Unavailable</body></html>'],
+    ['Google Cloud, an empty id', 'gcp', ''],
+  ] as const)('%s (a broken metadata proxy answering 200) is no identity: not ready, naming it, rather than events of a blank instance whose ids every such node shares', async (_case, cloud, id) => {
+    const metadata = cleanups.add(cloud === 'aws' ? await startImdsStandIn({ instance: { instanceId: id } }) : await startGceMetadataStandIn({ instance: { id } }), (s) => s.close());
+    const { logger } = capturedLogger();
+    const running = cleanups.add(await runWatcher(testSettings({ dryRun: true, cloud, metadataUrl: metadata.url }), { logger, registry: new Registry(), backoff: () => 20 }), (w) => w.stop());
+    await until('the identity refused', () => running.watcher.notReady()?.includes('not an instance id') === true);
+    expect(running.watcher.status()).toMatchObject({ instance_id: null });
+  });
+
   it('a failed read of the instance identity is retried within 5 s, however far the backoff grew', async () => {
     const clock = manualClock();
     const imds = cleanups.add(await startImdsStandIn({ now: clock.now }), (s) => s.close());
