@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { startImdsStandIn, type ImdsScheduledEvent } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -28,6 +30,25 @@ describe('AwsImdsMonitor', () => {
     expect(imds.tokensIssued).toBe(2);
     // Renewed ahead of time: IMDS never had to refuse a token.
     expect(imds.calls.filter((c) => c.status === 401)).toEqual([]);
+  });
+
+  it('a token request answered 200 with a page (a broken proxy in front of IMDS) is no token: refused, and the next read asks again', async () => {
+    const imds = await startImdsStandIn();
+    closers.push(() => imds.close());
+    // In front of IMDS, a proxy whose first token request meets its error page; then it passes requests on.
+    let garbled = 1;
+    const proxy = createServer((req, res) => {
+      if (req.method === 'PUT' && garbled-- > 0) return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>\n<body>502 Bad Gateway</body>\n</html>\n');
+      const headers = Object.fromEntries(Object.entries(req.headers).filter((h): h is [string, string] => h[0].startsWith('x-aws-ec2-metadata-') && typeof h[1] === 'string'));
+      void fetch(`${imds.url}${req.url}`, { method: req.method ?? 'GET', headers }).then(async (answer) => res.writeHead(answer.status).end(await answer.text()));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise((resolve) => proxy.close(() => resolve())));
+    const monitor = new AwsImdsMonitor({ baseUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, pollIntervalMs: 1_000, backoff: () => 1, clock: manualClock() });
+    const signal = new AbortController().signal;
+    await expect(monitor.identity(signal)).rejects.toThrow(/latest\/api\/token: HTTP 200, and the answer is no session token/);
+    // The proxy is fixed: the very next read gets a token, not hours later when the page would have been renewed.
+    expect(await monitor.identity(signal)).toMatchObject({ instanceId: 'i-0abc123def4567890' });
   });
 
   it('says which path answered what when IMDS fails', async () => {

@@ -18,6 +18,9 @@ export interface AwsImdsOptions {
   clock: Clock;
 }
 
+/** What an IMDSv2 session token can be: visible ASCII (it is sent as a header value), as IMDS's base64 tokens are. */
+const SESSION_TOKEN = /^[\x21-\x7e]+$/;
+
 /**
  * IMDSv2 session: a token from `PUT /latest/api/token`, renewed at 80 % of its life and again on a
  * 401. Requests made at once share one token request, so a poll's parallel GETs ask for one token.
@@ -65,6 +68,8 @@ class ImdsSession {
     const url = `${this.baseUrl}/latest/api/token`;
     const res = await metadataRequest(url, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': String(this.ttlSeconds) }, signal });
     if (res.status !== 200 || res.body === '') throw new MetadataError(`PUT ${url}: HTTP ${res.status} (IMDSv2 session token refused)`, res.status);
+    // A page (a broken proxy's) is no header value: kept, it would fail every GET, without the 401 that drops a token, until renewed hours later.
+    if (!SESSION_TOKEN.test(res.body)) throw new MetadataError(`PUT ${url}: HTTP 200, and the answer is no session token: ${res.body.slice(0, 200)}`);
     return res.body;
   }
 }
