@@ -8,10 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessOf, granted, type Access } from './kube-access.js';
 import { REPO_ROOT } from './repo.js';
 
-// The drain plugin's ClusterRole, checked against what the plugin does: the real bin drains two
+// The drain plugin's ClusterRole and Role, checked against what the plugin does: the real bin drains two
 // nodes (one named, one found by instance id) through gRPC, against the kube-apiserver stand-in,
-// once with its watch caches and once without; every request it made is turned into the RBAC
-// permission it needs. The shipped role must grant each of them, and nothing else.
+// then a pool through a surge and two resolutions (which read, create and update its resolution
+// marker), once with its watch caches and once without; every request it made is turned into the RBAC
+// permission it needs. The shipped roles together must grant each of them, and nothing else.
 const CLI = join(REPO_ROOT, 'packages/plugin-k8s-drain/dist/cli.js');
 const ROLE_FILE = join(REPO_ROOT, 'deploy/kubernetes/base/k8s-drain-rbac.yaml');
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -25,6 +26,24 @@ function seed(kube: KubeApiServer): void {
     }
   }
   kube.cluster.addPodDisruptionBudget({ metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 2 } });
+  kube.cluster.addNode({ metadata: { name: 'ip-10-0-3-7.ec2.internal', labels: { 'node-group': 'batch' } }, spec: { providerID: 'aws:///us-east-1c/i-0batch' } });
+}
+
+/** A surge of the batch pool, then two resolutions of it, the second later: the marker is created, then updated. */
+async function drainPool(client: PluginClient, output: () => string): Promise<void> {
+  const at = Date.now() - 60_000;
+  const events = [
+    testEvent({ type: 'aws.ec2.spot.price-surge', time: new Date(at).toISOString() }),
+    testEvent({ type: 'aws.ec2.spot.price-surge.resolved', time: new Date(at + 1_000).toISOString() }),
+    testEvent({ type: 'aws.ec2.spot.price-surge.resolved', time: new Date(at + 2_000).toISOString() }),
+  ];
+  const statuses: string[] = [];
+  for (const event of events) {
+    const response = await client.handle(event, { flow: 'rbac-check', timeoutMs: 30_000, config: { mode: 'pool', selector: 'node-group=batch' } });
+    statuses.push(`${response.status}: ${response.message}`);
+  }
+  // Cordoned (nothing to evict); then nothing left to undo: the node was drained, and stays cordoned.
+  expect(statuses.map((s) => s.split(':')[0]), `${statuses.join('\n')}\n${output()}`).toEqual(['ok', 'skipped', 'skipped']);
 }
 
 /** Runs the bin with `flags` against a seeded stand-in, drains two nodes through it, and answers what it asked the API server. */
@@ -48,18 +67,25 @@ async function accessUsedBy(flags: readonly string[]): Promise<Set<Access>> {
   }
   expect(kube.cluster.pods('ip-10-0-1-23.ec2.internal')).toEqual([]);
   expect(kube.cluster.pods('ip-10-0-1-24.ec2.internal')).toEqual([]);
+  await drainPool(client, () => plugin.output());
+  expect(kube.cluster.leases.all()).toHaveLength(1);
   await plugin.kill();
   return new Set(kube.requests.map(accessOf));
 }
 
+/** What the file's ClusterRole and Role grant together (the Role's Leases are in the plugin's namespace only). */
 async function shippedRole(): Promise<Set<Access>> {
   const objects = parseAllDocuments(await readFile(ROLE_FILE, 'utf8')).map((d) => d.toJS() as { kind: string; rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> });
-  const role = objects.find((o) => o.kind === 'ClusterRole');
-  if (!role?.rules) throw new Error(`${ROLE_FILE} has no ClusterRole with rules`);
-  return granted(role.rules);
+  const all = new Set<Access>();
+  for (const kind of ['ClusterRole', 'Role']) {
+    const role = objects.find((o) => o.kind === kind);
+    if (!role?.rules) throw new Error(`${ROLE_FILE} has no ${kind} with rules`);
+    for (const access of granted(role.rules)) all.add(access);
+  }
+  return all;
 }
 
-describe('the drain plugin ClusterRole (deploy/kubernetes/base/k8s-drain-rbac.yaml)', () => {
+describe('the drain plugin ClusterRole and Role (deploy/kubernetes/base/k8s-drain-rbac.yaml)', () => {
   let used: Set<Access>;
   beforeAll(async () => {
     used = new Set([...(await accessUsedBy([])), ...(await accessUsedBy(['--watch-cache', 'false']))]);

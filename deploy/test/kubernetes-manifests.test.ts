@@ -308,7 +308,8 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     expect(watcher.args![watcher.args!.indexOf('--core-url') + 1]).toBe('http://hollowtrees.hollowtrees.svc:9092');
     expect(watcher.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
     expect((pod as { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(false);
-    expect(objects.filter((o) => o.kind.includes('Role')).map((o) => o.metadata.name).sort()).toEqual(['hollowtrees-k8s-drain', 'hollowtrees-k8s-drain']);
+    // The watcher needs no RBAC: the only roles are the drain's (its ClusterRole and its Role for the pools' Leases, each with its binding).
+    expect(objects.filter((o) => o.kind.includes('Role')).map((o) => o.metadata.name).sort()).toEqual(['hollowtrees-k8s-drain', 'hollowtrees-k8s-drain', 'hollowtrees-k8s-drain-pools', 'hollowtrees-k8s-drain-pools']);
   });
 
   it.each(['10.0.1.23', 'fd00:10::17'])("node-watcher: the watcher takes its --listen with the node's address %s in it (IPv4 and single-stack IPv6 clusters)", async (hostIp) => {
@@ -362,7 +363,11 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
       const policy = find(objects, 'NetworkPolicy', `hollowtrees-${name}`) as unknown as { spec: { ingress: unknown } };
       expect(policy.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'hollowtrees' } } }], ports: [{ port: 'grpc' }] }]);
     }
-    expect((find(objects, 'ClusterRoleBinding', 'hollowtrees-k8s-drain') as unknown as { subjects: unknown }).subjects).toEqual([{ kind: 'ServiceAccount', name: 'hollowtrees-k8s-drain', namespace: NAMESPACE }]);
+    // The drain's roles go with it to its own service account: the ClusterRole, and the Role for the pools' resolution Leases.
+    for (const kind of ['ClusterRoleBinding', 'RoleBinding'] as const) {
+      const name = kind === 'RoleBinding' ? 'hollowtrees-k8s-drain-pools' : 'hollowtrees-k8s-drain';
+      expect((find(objects, kind, name) as unknown as { subjects: unknown }).subjects).toEqual([{ kind: 'ServiceAccount', name: 'hollowtrees-k8s-drain', namespace: NAMESPACE }]);
+    }
     const mtls = parse(await readFile(join(KUBE, 'overlays/plugins-mtls/config.yaml'), 'utf8')) as { plugins: Record<string, { address: string; tls: unknown }> };
     const base = parse(await readFile(join(KUBE, 'base/config.yaml'), 'utf8')) as Record<string, unknown>;
     const tls = { ca: '/etc/hollowtrees/tls/ca.crt', cert: '/etc/hollowtrees/tls/tls.crt', key: '/etc/hollowtrees/tls/tls.key' };

@@ -18,7 +18,7 @@ describe('parseCliArgs', () => {
     expect(parseCliArgs(['-h'])).toEqual({ kind: 'help' });
     expect(parseCliArgs(['-v'])).toEqual({ kind: 'version' });
     expect(parseCliArgs(['--max-in-flight', '128', '--watch-cache', 'false'])).toMatchObject({ drain: { maxInFlight: 128, watchCache: false } });
-    expect(parseCliArgs(['--pool-max-unavailable', '3', '--pool-min-interval', '1m30s'])).toMatchObject({ drain: { poolMaxUnavailable: 3, poolMinIntervalMs: 90_000 } });
+    expect(parseCliArgs(['--pool-max-unavailable', '3', '--pool-min-interval', '1m30s', '--pool-namespace', 'ops'])).toMatchObject({ drain: { poolMaxUnavailable: 3, poolMinIntervalMs: 90_000, poolNamespace: 'ops' } });
     expect(parseCliArgs(['--deletion-poll-ms', '1', '--reply-margin-ms', '0', '--termination-margin-ms', '0', '--max-drain-ms', '86400000'])).toMatchObject({
       drain: { deletionPollMs: 1, replyMarginMs: 0, terminationMarginMs: 0, maxDrainMs: 86_400_000 },
     });

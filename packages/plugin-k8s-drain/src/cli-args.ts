@@ -47,6 +47,7 @@ Drain:
 Pool mode (a flow's plugin config mode: pool; its maxUnavailable / minInterval win):
   --pool-max-unavailable N      nodes of a pool draining at once (default 1)
   --pool-min-interval DURATION  least time between starting two node drains, e.g. 30s (default 0s)
+  --pool-namespace NS           namespace of the pools' resolution Leases (default POD_NAMESPACE, else default)
   --dry-run                     log every step, change nothing
   -v, --version                 print the version
   -h, --help                    show this help
@@ -97,6 +98,7 @@ const STRING_FLAGS = [
   'event-namespace',
   'pool-max-unavailable',
   'pool-min-interval',
+  'pool-namespace',
 ] as const;
 
 type Values = Partial<Record<(typeof STRING_FLAGS)[number], string>>;
@@ -196,6 +198,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     eventNamespace: values['event-namespace'],
     poolMaxUnavailable,
     poolMinIntervalMs: parsed(values, 'pool-min-interval', durationMs),
+    poolNamespace: values['pool-namespace'],
     dryRun: values['dry-run'],
   };
   return {

@@ -1,4 +1,5 @@
 import {
+  CoordinationV1Api,
   CoreV1Api,
   createConfiguration,
   PatchStrategy,
@@ -8,6 +9,7 @@ import {
   type KubeConfig,
   type RequestContext,
   type ResponseContext,
+  type V1Lease,
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node';
@@ -26,7 +28,7 @@ export type WatchedCollection = 'pods' | 'nodes';
 /**
  * The Kubernetes calls a drain makes, and nothing else, so the RBAC in
  * The ClusterRole (deploy/kubernetes/base/k8s-drain-rbac.yaml) stays minimal: nodes get/list/watch/patch, pods list/watch,
- * pods/eviction create, events create.
+ * pods/eviction create, events create; and its Role there, in the pool namespace only: leases get/create/update.
  */
 export interface KubeApi {
   readNode(name: string): Promise<V1Node>;
@@ -53,6 +55,12 @@ export interface KubeApi {
   /** Creates a `policy/v1` Eviction; `gracePeriodSeconds` undefined keeps the pod's own. */
   evictPod(namespace: string, name: string, gracePeriodSeconds: number | undefined, options?: EvictOptions): Promise<void>;
   createEvent(namespace: string, event: CoreV1Event): Promise<void>;
+  /** Reads a `coordination.k8s.io/v1` Lease (a pool's resolution marker). */
+  readLease(namespace: string, name: string): Promise<V1Lease>;
+  /** Creates a Lease: 409 AlreadyExists when another process created it first. */
+  createLease(namespace: string, lease: V1Lease): Promise<void>;
+  /** Replaces a Lease from the `metadata.resourceVersion` it carries: 409 Conflict when another write came between. */
+  replaceLease(namespace: string, name: string, lease: V1Lease): Promise<void>;
   /** Closes the connections it keeps. */
   close(): void;
 }
@@ -148,13 +156,13 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
     throw new RangeError(`createKubeApi: readTimeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${timeoutMs}`);
   }
   const agents = new SharedAgents({ maxSockets: gate.limit });
-  const core = new CoreV1Api(
-    createConfiguration({
-      baseServer: new ServerConfiguration(cluster.server, {}),
-      authMethods: { default: kubeConfig },
-      promiseMiddleware: [agents.middleware(), readTimeout(timeoutMs)],
-    }),
-  );
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(cluster.server, {}),
+    authMethods: { default: kubeConfig },
+    promiseMiddleware: [agents.middleware(), readTimeout(timeoutMs)],
+  });
+  const core = new CoreV1Api(configuration);
+  const coordination = new CoordinationV1Api(configuration);
   const read = <T>(priority: CallPriority, call: () => Promise<T>): Promise<T> => gate.run(priority, () => timed(call, timeoutMs));
   const write = kubeWriter(kubeConfig, agents);
   const watch = new Watch(kubeConfig);
@@ -195,6 +203,10 @@ export function createKubeApi(kubeConfig: KubeConfig, options: KubeApiOptions = 
       );
     },
     createEvent: (namespace, body) => gate.run('event', () => write('POST', `/api/v1/namespaces/${path(namespace)}/events`, body)),
+    // A resolution's marker guards cordons: it goes with them, ahead of evictions.
+    readLease: (namespace, name) => read('cordon', () => coordination.readNamespacedLease({ namespace, name })),
+    createLease: (namespace, body) => gate.run('cordon', () => write('POST', `/apis/coordination.k8s.io/v1/namespaces/${path(namespace)}/leases`, body)),
+    replaceLease: (namespace, name, body) => gate.run('cordon', () => write('PUT', `/apis/coordination.k8s.io/v1/namespaces/${path(namespace)}/leases/${path(name)}`, body)),
     close: () => agents.destroy(),
   };
 }

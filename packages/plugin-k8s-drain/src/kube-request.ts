@@ -4,7 +4,7 @@ import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { SharedAgents } from '@hollowtrees/grpcplugin';
 
 /** Sends a JSON body to an API server path; resolves on a 2xx answer, whose body is not read. */
-export type KubeWrite = (method: 'POST' | 'PATCH', path: string, body: object, contentType?: string) => Promise<void>;
+export type KubeWrite = (method: 'POST' | 'PATCH' | 'PUT', path: string, body: object, contentType?: string) => Promise<void>;
 
 function headersOf(res: http.IncomingMessage): Record<string, string> {
   return Object.fromEntries(Object.entries(res.headers).map(([name, value]) => [name, Array.isArray(value) ? value.join(', ') : (value ?? '')]));

@@ -22,6 +22,7 @@ describe('resolveDrainOptions', () => {
       maxDrainMs: 120_000,
       nodeNotFound: 'error',
       eventNamespace: 'default',
+      poolNamespace: 'default',
       poolMaxUnavailable: 1,
       poolMinIntervalMs: 0,
       dryRun: false,
@@ -41,6 +42,9 @@ describe('resolveDrainOptions', () => {
 
   it('keeps what the caller set, falsy values too', () => {
     const o = resolveDrainOptions({ deleteEmptyDirData: false, watchCache: false, waitForDeletion: false, dryRun: true, gracePeriodSeconds: 0, deletionPollMs: 1, terminationMarginMs: 0, replyMarginMs: 0, poolMinIntervalMs: 0, concurrency: 1, maxInFlight: 1, poolMaxUnavailable: 1, nodeNotFound: 'skip', eventNamespace: 'ops' });
+    // The pools' resolution markers live in the plugin's own namespace unless told otherwise.
+    expect(resolveDrainOptions({ ownPod: { namespace: 'hollowtrees', name: 'p' } }).poolNamespace).toBe('hollowtrees');
+    expect(resolveDrainOptions({ ownPod: { namespace: 'hollowtrees', name: 'p' }, poolNamespace: 'ops' }).poolNamespace).toBe('ops');
     expect(o).toMatchObject({ deleteEmptyDirData: false, watchCache: false, waitForDeletion: false, dryRun: true, gracePeriodSeconds: 0, deletionPollMs: 1, terminationMarginMs: 0, replyMarginMs: 0, poolMinIntervalMs: 0, concurrency: 1, maxInFlight: 1, poolMaxUnavailable: 1, nodeNotFound: 'skip', eventNamespace: 'ops' });
     expect(resolveDrainOptions({ maxDrainMs: 86_400_000, poolMinIntervalMs: 86_400_000 })).toMatchObject({ maxDrainMs: 86_400_000, poolMinIntervalMs: 86_400_000 });
   });

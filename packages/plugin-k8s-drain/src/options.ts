@@ -53,6 +53,11 @@ export interface DrainOptions {
   nodeNotFound?: 'error' | 'skip';
   /** Namespace of the Kubernetes Events recorded on the node. Default `default`, as the kubelet. */
   eventNamespace?: string;
+  /**
+   * Pool mode: namespace of the Leases (one per pool, `hollowtrees-pool-<hash>`) that record each pool's latest
+   * resolution for every plugin process. Default: the plugin's own pod's namespace (`ownPod`), else `default`.
+   */
+  poolNamespace?: string;
   /** Pool mode (`mode: pool` in the flow's plugin config): nodes draining at once, unless the flow sets `maxUnavailable`. Default 1. */
   poolMaxUnavailable?: number;
   /** Pool mode: least time between the starts of two node drains, unless the flow sets `minInterval`. Default 0. */
@@ -123,6 +128,7 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     maxDrainMs: wait('maxDrainMs', o.maxDrainMs ?? 120_000),
     nodeNotFound: o.nodeNotFound ?? 'error',
     eventNamespace: o.eventNamespace ?? 'default',
+    poolNamespace: o.poolNamespace ?? o.ownPod?.namespace ?? 'default',
     poolMaxUnavailable,
     poolMinIntervalMs: wait('poolMinIntervalMs', o.poolMinIntervalMs ?? 0),
     ...(o.ownPod ? { ownPod: o.ownPod } : {}),

@@ -11,6 +11,7 @@ import type { PoolSettings } from './pool-options.js';
 import { heldForNewerSurge } from './pool-cordon-record.js';
 import { PoolRegistry, type PoolRun } from './pool-registry.js';
 import { listPoolNodes, poolOfNode, poolOfSelector, poolOfZoneAndType, POOL_EVENT_LABELS, type Pool } from './pool-selector.js';
+import { PoolResolutionMarker } from './pool-resolution-marker.js';
 import { isResolution } from './resolution.js';
 
 /** Events without a `time` whose first call is remembered; past it the oldest is forgotten. */
@@ -55,7 +56,12 @@ export class PoolAction {
    */
   private readonly firstCame = rememberingRecent(() => this.deps.options.clock.now(), MAX_UNTIMED_EVENTS);
 
-  constructor(private readonly deps: PoolActionDeps) {}
+  /** The pools' resolutions as every plugin process sees them (see {@link PoolResolutionMarker}). */
+  private readonly marker: PoolResolutionMarker;
+
+  constructor(private readonly deps: PoolActionDeps) {
+    this.marker = new PoolResolutionMarker(deps.api, deps.options.poolNamespace, deps.options.dryRun);
+  }
 
   /**
    * A per-instance drain has cordoned `node`: it is no pool drain's to undo any more. Answers, when an
@@ -106,18 +112,21 @@ export class PoolAction {
     throw new PluginError(Code.NotFound, `${describeNodeRef(ref)} is not in this cluster, so the event's pool is unknown`);
   }
 
+  /**
+   * Reads the pool's resolution marker: a resolution another plugin process took (or this one, before a restart)
+   * counts as one taken here, and stops the drain in progress of a surge it ends.
+   */
+  private async learnResolution(pool: Pool, retry: NodeRetry): Promise<void> {
+    const resolvedAt = await this.marker.resolvedAt(pool.key, retry);
+    // Only a later one: a stop already made keeps the stopping call's deadline for its uncordons.
+    if (resolvedAt !== undefined && resolvedAt > (this.registry.resolvedAt(pool.key) ?? -Infinity)) this.registry.resolve(pool.key, resolvedAt);
+  }
+
   private async surge(call: PoolCall): Promise<HandleResult> {
     const { pool, time, started, deadline } = call;
     for (;;) {
       const resolvedAt = this.registry.resolvedAt(pool.key);
-      if (resolvedAt !== undefined && time <= resolvedAt) {
-        this.deps.options.logger.info('pool surge already resolved: not draining', { pool: pool.name, surgeAt: iso(time), resolvedAt: iso(resolvedAt) });
-        return {
-          status: 'skipped',
-          message: `the surge in pool ${pool.name} (${iso(time)}) was resolved at ${iso(resolvedAt)}: nothing drained`,
-          attributes: attributesOf(pool, undefined, started, this.deps.options.clock.now(), true),
-        };
-      }
+      if (resolvedAt !== undefined && time <= resolvedAt) return this.alreadyResolved(pool, time, resolvedAt, started);
       const { run, joined } = this.registry.startOrJoin(pool.key, time, () => this.start(call));
       if (!joined) return run.outcome;
       // Stopped by a resolution older than this surge, and still undoing its cordons: its answer is not this surge's.
@@ -142,6 +151,16 @@ export class PoolAction {
     }
   }
 
+  /** The answer to a surge of time `time` that a resolution at `resolvedAt` has ended before its drain began. */
+  private alreadyResolved(pool: Pool, time: number, resolvedAt: number, started: number): HandleResult {
+    this.deps.options.logger.info('pool surge already resolved: not draining', { pool: pool.name, surgeAt: iso(time), resolvedAt: iso(resolvedAt) });
+    return {
+      status: 'skipped',
+      message: `the surge in pool ${pool.name} (${iso(time)}) was resolved at ${iso(resolvedAt)}: nothing drained`,
+      attributes: attributesOf(pool, undefined, started, this.deps.options.clock.now(), true),
+    };
+  }
+
   private start(call: PoolCall): PoolRun {
     const { pool, event, settings, context, at, started, deadline } = call;
     const { api, drainer, options: o } = this.deps;
@@ -156,6 +175,15 @@ export class PoolAction {
       if (nodes.length === 0) {
         return { status: 'skipped', message: `no node in pool ${pool.name}; nothing to drain`, attributes: attributesOf(pool, emptyOutcome(), started, o.clock.now(), false) };
       }
+      // Resolved in another plugin process (or in this one before a restart: core's retry of a drain that ran out of time).
+      const stoppedHere = stop.signal.aborted;
+      await this.learnResolution(pool, { deadline, backoff: o.backoff });
+      if (!stoppedHere && stop.signal.aborted) {
+        // The cordons the pool's earlier drains here left (before their call's time ran out) are the resolution's to undo.
+        const memory = this.registry.memory(pool.key);
+        await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { deadline, backoff: o.backoff, logger: o.logger, resolution: { pool: pool.key, resolvedAt: stoppedBy.resolvedAt } });
+        return this.alreadyResolved(pool, since, stoppedBy.resolvedAt, started);
+      }
       o.logger.info('draining pool', { pool: pool.name, nodes: nodes.length, maxUnavailable: settings.maxUnavailable, minIntervalMs: settings.minIntervalMs });
       const result = await drainPool(drainer, {
         nodes,
@@ -167,6 +195,8 @@ export class PoolAction {
         signal: context.signal,
         stop: stop.signal,
         stoppedBy: () => stoppedBy,
+        // A resolution another process took while the cordons were on their way listed the pool before some landed.
+        afterCordons: () => this.learnResolution(pool, { deadline, backoff: o.backoff }),
         memory: this.registry.memory(pool.key),
         maxNodeDrainMs: o.maxDrainMs,
         backoff: o.backoff,
@@ -225,6 +255,7 @@ export class PoolAction {
     const { pool, time, deadline } = call;
     const found = this.registry.resolve(pool.key, time, deadline);
     if ('none' in found) return this.uncordonLeft(pool, time, deadline);
+    await this.marker.record(pool.key, time, { deadline, backoff: this.deps.options.backoff });
     if ('newer' in found) {
       return { status: 'skipped', message: `the drain in progress for pool ${pool.name} follows a surge newer than this resolution (${iso(time)}); not stopped`, attributes: { pool: pool.name } };
     }
@@ -248,10 +279,16 @@ export class PoolAction {
     const { api, drainer, options: o } = this.deps;
     const memory = this.registry.memory(pool.key);
     const retry = { deadline, backoff: o.backoff };
+    const noDrain = `no pool drain in progress for pool ${pool.name}`;
+    // A pool of no node has no cordon to undo, nor one another process may be making.
+    if ((await listPoolNodes(api, pool, retry)).length === 0 && memory.cordoned.size === 0) return { status: 'skipped', message: noDrain, attributes: { pool: pool.name } };
+    // Recorded before the listing the uncordons follow: a drain in another process still cordoning reads it once its
+    // cordons have landed and undoes them itself, or they landed before, and this listing finds them.
+    await this.marker.record(pool.key, resolvedAt, retry);
     await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, memory, { ...retry, logger: o.logger });
     const heldHere = (): number => [...memory.cordoned.values()].filter((c) => heldForNewerSurge(c, resolvedAt)).length;
     const held = heldHere();
-    const none = `no pool drain in progress for pool ${pool.name}` + (held > 0 ? `; ${held} nodes stay cordoned for a surge newer than this resolution` : '');
+    const none = noDrain + (held > 0 ? `; ${held} nodes stay cordoned for a surge newer than this resolution` : '');
     if (memory.cordoned.size === held) return { status: 'skipped', message: none, attributes: { pool: pool.name } };
     const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { ...retry, logger: o.logger, resolution: { pool: pool.key, resolvedAt } });
     // Nothing undone and nothing failed: the nodes' records said the cordons were held for a newer surge (by another

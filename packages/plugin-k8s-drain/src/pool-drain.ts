@@ -36,6 +36,11 @@ export interface PoolDrainRun {
   /** The resolution that stopped the drain (its time, and its call's deadline if it gave one); read once `stop` has aborted. */
   stoppedBy(): { resolvedAt: number; deadline: Deadline | undefined };
   /**
+   * Runs once every cordon has landed, before any eviction: it may stop the drain (aborting `stop`), when a resolution
+   * was taken meanwhile elsewhere (whose listing of the pool missed the cordons still on their way).
+   */
+  afterCordons(): Promise<void>;
+  /**
    * Shared by the pool's drains: the drain adds its cordons to `cordoned` and
    * removes what it drains or uncordons (so a retry's drain can undo the cordons
    * of the call before it; a per-instance drain removes the node it takes over),
@@ -108,6 +113,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
   try {
     // Stopped before it began: nothing to cordon, but what the pool's earlier drains left is still undone below.
     const states = r.stop.aborted ? r.nodes.map(notCordoned) : await cordonAll(drainer, r, call);
+    if (!r.stop.aborted) await r.afterCordons();
     let evicted = 0;
     let fatal: unknown;
     const unevictable: PoolDrainOutcome['unevictable'] = [];

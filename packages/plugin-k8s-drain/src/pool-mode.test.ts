@@ -96,6 +96,8 @@ const context = (config: Record<string, string>, timeoutMs = 30_000): HandleCont
   config,
 });
 
+/** The writes to the cluster's nodes and pods: all but those of the pools' resolution markers (Leases). */
+const nodeWrites = (api: KubeApiServer) => api.requests.filter((r) => r.method !== 'GET' && !r.path.startsWith('/apis/coordination.k8s.io/'));
 /** The listings of a pool's nodes (by label selector). */
 const poolListings = (api: KubeApiServer) => api.requests.filter((r) => r.method === 'GET' && r.path === '/api/v1/nodes' && r.query.labelSelector !== undefined);
 const patchesOf = (api: KubeApiServer, name: string) => api.requests.filter((r) => r.method === 'PATCH' && r.path === `/api/v1/nodes/${name}`);
@@ -295,7 +297,7 @@ describe('pool mode', () => {
     const [result, stop] = await Promise.all([draining, stopping]);
     expect(result.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '0', nodes_left: '6', stopped_early: 'true' });
     expect(stop.attributes).toMatchObject({ stopped_early: 'true' });
-    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+    expect(nodeWrites(api)).toHaveLength(0);
   });
 
   it('a resolution that comes before the drain starts makes every older surge of the pool drain nothing', async () => {
@@ -313,7 +315,7 @@ describe('pool mode', () => {
       expect(late).toMatchObject({ status: 'skipped', attributes: { pool: `${ZONE}/${TYPE}`, nodes_drained: '0', stopped_early: 'true' } });
       expect(late.message).toMatch(/resolved at 2026-11-30T02:00:00.000Z: nothing drained/);
     }
-    expect(api.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+    expect(nodeWrites(api)).toHaveLength(0);
     // Another pool's resolution does not count for this one.
     await handler.handle(resolution(TIME + 60_000, { availability_zone: 'eu-west-1b', instance_type: TYPE }), context({ mode: 'pool' }));
     // A new surge, after the resolution, drains.
@@ -586,21 +588,39 @@ describe('pool mode', () => {
     expectPool(api, UNCORDONED);
   });
 
-  it("core's retry of a drain that ran out of its call's time does not cordon again the nodes another plugin process's resolution uncordoned meanwhile", async () => {
+  it.each([
+    ['in the same process', (first: DrainHandler) => first],
+    ['after a restart', (_first: DrainHandler, api: KubeApiServer) => handlerFor(api, { replyMarginMs: 200 })],
+  ])("core's retry of a drain that ran out of its call's time, %s, drains nothing: the pool's resolution marker says another process resolved the surge", async (_when, retrying) => {
     const api = await startCluster({ secondWebPod: false });
-    // A pod that takes 5 s to go: the drain is still waiting for it on pool-1 when the call's time is up (no budget retry, so no check).
-    api.cluster.addPod(pod('slow-pool-1', 'pool-1', { grace: 1_000 }));
-    const first = handlerFor(api, { replyMarginMs: 200 });
-    const draining = rejection(first.handle(surge(), context({ mode: 'pool' }, 1_500)));
-    await vi.waitFor(() => expect(api.cluster.evictions().some((e) => e.name === 'slow-pool-1' && e.code === 201)).toBe(true), { timeout: 5_000, interval: 20 });
-    expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
-    expect((await draining).code).toBe(Code.DeadlineExceeded);
+    const first = await timedOutThenResolvedElsewhere(api);
 
-    // Before, the retry cordoned the whole pool again for the surge resolved elsewhere, and no resolution was left to undo it.
-    const retried = await first.handle(surge(), { ...context({ mode: 'pool' }, 5_000), attempt: 2 });
-    expect(retried.attributes).toMatchObject({ nodes_released: '6', nodes_left: '0' });
+    // Before, the retry cordoned the whole pool again for the surge resolved elsewhere (after a restart, the plugin knew
+    // nothing of the resolution; in the same process, it kept only the nodes it had been done with), and no resolution was left to undo it.
+    const retried = await retrying(first, api).handle(surge(), { ...context({ mode: 'pool' }, 5_000), attempt: 2 });
+    expect(retried).toMatchObject({ status: 'skipped', attributes: { nodes_drained: '0', stopped_early: 'true' } });
+    expect(retried.message).toMatch(/resolved at 2026-11-30T02:01:00.000Z: nothing drained/);
     expectPool(api, UNCORDONED);
     for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toEqual([]);
+  });
+
+  it("a resolution another plugin process takes while this one is still cordoning the pool: the cordons that land after it are undone, and nothing is evicted", async () => {
+    const api = await startCluster();
+    const first = handlerFor(api, { replyMarginMs: 200 });
+    const second = handlerFor(api, { replyMarginMs: 200 });
+    // pool-6's cordon is on its way until the resolution has undone the rest of the pool.
+    const late = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: late.until, method: 'PATCH', path: /\/nodes\/pool-6$/ });
+    const draining = first.handle(surge(), context({ mode: 'pool' }, 20_000));
+    await vi.waitFor(() => POOL.slice(0, 5).forEach((name) => expect(cordoned(api, name)).toEqual(CORDONED)), { timeout: 10_000, interval: 20 });
+    expect(await second.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '5' } });
+    late.open();
+
+    // Before, pool-6's cordon landed after the resolution: the drain evicted its pods and left it cordoned for good.
+    const result = await draining;
+    expect(result.attributes).toMatchObject({ nodes_drained: '0', stopped_early: 'true' });
+    expect(api.cluster.evictions()).toEqual([]);
+    expectPool(api, UNCORDONED);
   });
 
   it("a newer surge that joins while a node's check before a retry is on its way: the node is not taken for another drain's and is drained", async () => {
@@ -762,6 +782,20 @@ function holdOn(api: KubeApiServer, name: string): void {
 const dbRefusals = (api: KubeApiServer): number => api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 429).length;
 const dbRefused = (api: KubeApiServer): boolean => dbRefusals(api) > 0;
 const POOL_NAME = `${ZONE}/${TYPE}`;
+
+/**
+ * A surge's drain in the plugin returned, held on pool-1 by a pod slow to go until its call's time is up (no budget
+ * retry, so no check of the node), while another plugin process takes the resolution (TIME + 1m) and uncordons the pool.
+ */
+async function timedOutThenResolvedElsewhere(api: KubeApiServer): Promise<DrainHandler> {
+  api.cluster.addPod(pod('slow-pool-1', 'pool-1', { grace: 1_000 }));
+  const first = handlerFor(api, { replyMarginMs: 200 });
+  const draining = rejection(first.handle(surge(), context({ mode: 'pool' }, 1_500)));
+  await vi.waitFor(() => expect(api.cluster.evictions().some((e) => e.name === 'slow-pool-1' && e.code === 201)).toBe(true), { timeout: 5_000, interval: 20 });
+  expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+  expect((await draining).code).toBe(Code.DeadlineExceeded);
+  return first;
+}
 
 /**
  * The resolution of the surge at TIME, to `handler` (another plugin process), with its uncordon of pool-1 landing after
