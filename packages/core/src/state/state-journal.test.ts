@@ -429,6 +429,23 @@ describe('StateJournal when the disk fails', () => {
     expect((await reopen(path)).states).toMatchObject([{ key: 'a', phase: 'running' }]);
   });
 
+  it('says at close that only run start marks went unsynced when the last sync fails with nothing else unwritten, not "0 changes" and lost cooldowns', async () => {
+    const path = freshPath();
+    let syncFails = false;
+    const openFile: OpenJournalFile = async (at) => {
+      const file = await openJournalFile(at);
+      return { ...file, sync: () => (syncFails ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : file.sync()) };
+    };
+    const { journal } = await StateJournal.open(path, { openFile, onError: () => {} });
+    const store = new JournalRunStateStore(journal);
+    store.tryStart('a', 'f', run('a', { queued: true }), 1);
+    await store.commit();
+    // Appended, left for the run's next write to sync; the disk fails before then.
+    await store.claim('a', run('a', { queued: true }));
+    syncFails = true;
+    await expect(journal.close()).rejects.toThrow('1 run start mark could not be synced to the journal before closing (EIO: i/o error, fsync): after a power cut, that run counts no restart; no run state is lost');
+  });
+
   it('a disk full for longer than the lines it keeps leaves the file behind memory: not durable until it is rewritten from memory, which the store\'s upkeep does', async () => {
     const path = freshPath();
     const disk = fullDisk(false);

@@ -354,23 +354,28 @@ export class StateJournal {
   /**
    * Flushes and closes the file; later records are ignored.
    * @throws Error naming how many changes are lost when the last write failed
-   * (disk full at shutdown): the journal on disk is behind what was done.
+   * (disk full at shutdown): the journal on disk is behind what was done; or, when
+   * only `started` markers went unsynced (a sync failed), how many runs may count no restart.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     const saved = await this.flush();
     const unsaved = this.unwrittenLines;
+    const unsynced = this.unsynced;
     this.closed = true;
     clearTimeout(this.retryTimer);
     await this.enqueue(() => this.file.close());
     if (!saved) {
       const cause = this.lastError instanceof Error ? this.lastError.message : String(this.lastError);
-      throw new Error(
-        // Not the path: it may have come from ${VAR}, and the log line says which store this is.
-        `${unsaved} run-state change${unsaved === 1 ? '' : 's'} could not be written to the journal before closing (${cause}): ` +
-          'after the restart, runs that ended since may run again and their cooldowns are missing',
-        { cause: this.lastError },
-      );
+      // Not the path: it may have come from ${VAR}, and the log line says which store this is. Only `started` markers
+      // left unsynced (a sync failed, every change written): they count restarts, no state of a run or cooldown.
+      const what =
+        unsaved === 0 && unsynced > 0
+          ? `${unsynced} run start mark${unsynced === 1 ? '' : 's'} could not be synced to the journal before closing (${cause}): ` +
+            `after a power cut, ${unsynced === 1 ? 'that run counts' : 'those runs count'} no restart; no run state is lost`
+          : `${unsaved} run-state change${unsaved === 1 ? '' : 's'} could not be written to the journal before closing (${cause}): ` +
+            'after the restart, runs that ended since may run again and their cooldowns are missing';
+      throw new Error(what, { cause: this.lastError });
     }
   }
 
