@@ -276,15 +276,25 @@ export class PoolAction {
    * and did not drain; not those held for a surge later than the resolution (a late resolution of an earlier surge).
    */
   private async uncordonLeft(pool: Pool, resolvedAt: number, deadline: Deadline): Promise<HandleResult> {
-    const { api, drainer, options: o } = this.deps;
+    const { api, options: o } = this.deps;
     const memory = this.registry.memory(pool.key);
     const retry = { deadline, backoff: o.backoff };
     const noDrain = `no pool drain in progress for pool ${pool.name}`;
     // A pool of no node has no cordon to undo, nor one another process may be making.
     if ((await listPoolNodes(api, pool, retry)).length === 0 && memory.cordoned.size === 0) return { status: 'skipped', message: noDrain, attributes: { pool: pool.name } };
     // Recorded before the listing the uncordons follow: a drain in another process still cordoning reads it once its
-    // cordons have landed and undoes them itself, or they landed before, and this listing finds them.
-    await this.marker.record(pool.key, resolvedAt, retry);
+    // cordons have landed and undoes them itself, or they landed before, and this listing finds them. A marker that
+    // cannot be written (its Role missing, say) still leaves these cordons to undo: the call fails after them, naming it.
+    const unrecorded = await this.marker.record(pool.key, resolvedAt, retry).then(() => undefined, (err: unknown) => PluginError.from(err));
+    const result = await this.undoLeftCordons(pool, resolvedAt, retry, noDrain);
+    if (unrecorded) throw new PluginError(unrecorded.code, `${unrecorded.message}; ${result.message ?? ''}`, { cause: unrecorded });
+    return result;
+  }
+
+  /** The uncordons of {@link uncordonLeft}, once the pool's marker has been recorded (or failed to be). */
+  private async undoLeftCordons(pool: Pool, resolvedAt: number, retry: NodeRetry, noDrain: string): Promise<HandleResult> {
+    const { api, drainer, options: o } = this.deps;
+    const memory = this.registry.memory(pool.key);
     await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, memory, { ...retry, logger: o.logger });
     const heldHere = (): number => [...memory.cordoned.values()].filter((c) => heldForNewerSurge(c, resolvedAt)).length;
     const held = heldHere();

@@ -400,6 +400,22 @@ describe('pool mode', () => {
     expectPool(api, UNCORDONED);
   });
 
+  it("a resolution whose marker cannot be written (the Lease Role missing after an upgrade) still undoes the cordons an earlier drain left, and fails naming the Lease", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    expectPool(api, CORDONED);
+
+    api.failNext(10, { code: 403, path: /\/leases/ });
+    const err = await rejection(handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' })));
+    // Before, the refused marker ended the call before any uncordon: the pool stayed cordoned, and core does not retry PERMISSION_DENIED.
+    expectPool(api, UNCORDONED);
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toMatch(/recording the resolution of pool eu-west-1a\/m5\.large \(Lease default\/hollowtrees-pool-[0-9a-f]{32}\)/);
+    expect(err.message).toMatch(/uncordoned 6 nodes an earlier drain of the pool left cordoned/);
+  });
+
   it('a resolution forgets the nodes an earlier drain left cordoned that the cluster has deleted since (their instances reclaimed), without a warning', async () => {
     const api = await startCluster();
     api.cluster.addPod(pod('db-0', 'pool-1', { labels: { app: 'db' }, kind: 'StatefulSet' }));
