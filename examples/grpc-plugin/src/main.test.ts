@@ -17,4 +17,10 @@ describe('the example plugin on the command line', () => {
     expect(result.stderr).toMatch(new RegExp(`^hollowtrees-example-plugin: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     expect(result.stderr).not.toContain('    at ');
   });
+
+  it('a bad $PORT (no --port given) is named as the environment variable, not as --port', () => {
+    const result = spawnSync(process.execPath, [MAIN], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, PORT: 'abc' } });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^hollowtrees-example-plugin: PORT \(environment\) must be an integer from 0 to 65535, got "abc"/);
+  });
 });

@@ -4,12 +4,22 @@ import { ExampleHandler } from './example-handler.js';
 
 const NAME = 'hollowtrees-example-plugin';
 
+/** --port, else $PORT, else 9000. A bad $PORT is named as such: a unit or container setting it passed no --port to look for. */
+function portOf(flag: string | undefined, env: string | undefined): number {
+  if (flag !== undefined || env === undefined) return integerFlag('port', flag, 9000, 0, 65535);
+  try {
+    return integerFlag('port', env, 9000, 0, 65535);
+  } catch (err) {
+    throw err instanceof UsageError ? new UsageError(err.message.replace('--port', 'PORT (environment)')) : err;
+  }
+}
+
 let port: number;
 let host: string;
 try {
   // The SDK's flag parser refuses an unknown flag or argument, as the shipped plugins do.
   const values = parseFlags(process.argv.slice(2), { port: { type: 'string' }, host: { type: 'string' } });
-  port = integerFlag('port', values.port ?? (process.env.PORT || undefined), 9000, 0, 65535);
+  port = portOf(values.port, process.env.PORT || undefined);
   host = values.host ?? '127.0.0.1';
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
