@@ -43,6 +43,14 @@ describe('PoolResolutionMarker', () => {
     expect(await marker().resolvedAt('b', retry)).toBe(T + 60_000);
   });
 
+  it('a refused read or write (the Role missing after an upgrade) says which Role pool mode needs, and where', async () => {
+    const { kube, retry, marker } = await start();
+    kube.failNext(2, { code: 403, path: /\/leases/ });
+    for (const call of [marker().resolvedAt(POOL, retry), marker().record(POOL, T, retry)]) {
+      await expect(call).rejects.toThrow(/\(Lease hollowtrees\/hollowtrees-pool-[0-9a-f]{32}\): .*; pool mode needs get, create and update on coordination\.k8s\.io leases in namespace hollowtrees \(the Role hollowtrees-k8s-drain-pools, deploy\/kubernetes\/base\/k8s-drain-rbac\.yaml\)$/);
+    }
+  });
+
   it('reads no resolution from a Lease whose annotation is not one it wrote, or names another pool; writes nothing in dry-run', async () => {
     const { kube, retry, marker } = await start();
     await marker(true).record(POOL, T, retry);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { ApiException, type V1Lease } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.js';
 import type { NodeRetry } from './node-drain.js';
@@ -43,7 +44,7 @@ export class PoolResolutionMarker {
     if (this.dryRun) return;
     const name = markerLeaseName(pool);
     const annotations = { [POOL_RESOLVED_ANNOTATION]: JSON.stringify({ pool, resolvedAt: new Date(resolvedAt).toISOString() }) };
-    await withRetries(
+    await this.explained(withRetries(
       async () => {
         const current = await this.readOnce(name);
         if (current === undefined) {
@@ -55,12 +56,23 @@ export class PoolResolutionMarker {
         return this.api.replaceLease(this.namespace, name, { ...current, metadata });
       },
       { ...retry, doing: `recording the resolution of pool ${pool} (Lease ${this.namespace}/${name})` },
-    );
+    ));
   }
 
   private read(pool: string, retry: NodeRetry): Promise<V1Lease | undefined> {
     const name = markerLeaseName(pool);
-    return withRetries(() => this.readOnce(name), { ...retry, doing: `reading the resolution of pool ${pool} (Lease ${this.namespace}/${name})` });
+    return this.explained(withRetries(() => this.readOnce(name), { ...retry, doing: `reading the resolution of pool ${pool} (Lease ${this.namespace}/${name})` }));
+  }
+
+  /** `call`, whose refusal (403: an upgrade that kept the old RBAC, say) also names the Role pool mode needs. */
+  private async explained<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (err) {
+      if (!(err instanceof PluginError && err.code === Code.PermissionDenied)) throw err;
+      const needs = `pool mode needs get, create and update on coordination.k8s.io leases in namespace ${this.namespace} (the Role hollowtrees-k8s-drain-pools, deploy/kubernetes/base/k8s-drain-rbac.yaml)`;
+      throw new PluginError(Code.PermissionDenied, `${err.message}; ${needs}`, { cause: err });
+    }
   }
 
   /** The Lease, or undefined when there is none (404). */
