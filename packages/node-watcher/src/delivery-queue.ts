@@ -22,7 +22,7 @@ export interface DeliveryQueueOptions {
   metrics: WatcherMetrics;
   /** Events waiting at most; a notice beyond it is dropped and logged. Default 1 000. */
   maxPending?: number;
-  /** Longest wait after an answer, its `Retry-After` and the backoff on top together. Default 60 s. */
+  /** Longest `Retry-After` taken from an answer; the jittered backoff comes on top. Default 60 s. */
   maxRetryAfterMs?: number;
   /** Told of each event core accepted. */
   onAccepted?: (event: OutgoingEvent) => void;
@@ -44,12 +44,13 @@ function retryable(answer: CoreAnswer): boolean {
 }
 
 /**
- * The wait before the next try: the jittered backoff, on top of the answer's `Retry-After` when it
- * sent one. Not the larger of the two: core tells every watcher of a wave the same Retry-After, and
- * 1,000 watchers waiting exactly that would all come back in the same instant, and be refused again.
+ * The wait before the next try: the jittered backoff, on top of the answer's `Retry-After` (at most
+ * `maxMs`) when it sent one. Not the larger of the two: core tells every watcher of a wave the same
+ * Retry-After, and 1,000 watchers waiting exactly that would all come back in the same instant, and
+ * be refused again. Nor the sum capped: every watcher whose sum passed the cap would wait the cap.
  */
 function retryWait(retryAfterMs: number | undefined, backoffMs: number, maxMs: number): number {
-  return Math.min(maxMs, (retryAfterMs ?? 0) + backoffMs);
+  return Math.min(maxMs, retryAfterMs ?? 0) + backoffMs;
 }
 
 /** Core's reasons for not taking one event that say nothing of the next: the flows it matches have no room for it. */
