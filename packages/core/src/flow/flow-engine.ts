@@ -276,6 +276,11 @@ export class FlowEngine {
         continue;
       }
       result.matched++;
+      if (options.settled?.has(flow.name)) {
+        result.deduplicated++;
+        if (!options.again) metrics.eventsDeduplicated.inc({ flow: flow.name });
+        continue;
+      }
       const key = flow.groupKey(event);
       if (!this.accepting) {
         this.drop(result, flow.name, 'shutting_down', { groupKey: key, eventId: event.id });

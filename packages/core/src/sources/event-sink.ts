@@ -91,6 +91,11 @@ export interface AcceptOptions {
    * flow whose cooldown ended meanwhile, or that has none, would act again).
    */
   readonly flows?: ReadonlySet<string>;
+  /**
+   * Flows that settled the event for good before (a queue's redelivery of a message left for another flow's failed
+   * run): they pass it by, counted as deduplicated; one whose group no cooldown holds would act on it again.
+   */
+  readonly settled?: ReadonlySet<string>;
 }
 
 /**

@@ -21,3 +21,28 @@ describe('ActedEvents', () => {
     expect(acted.all(['b'])).toBe(false);
   });
 });
+
+describe('ActedEvents by flow', () => {
+  it('remembers the flows that settled an event, adding to them, until the event is settled as a whole', () => {
+    const acted = new ActedEvents();
+    acted.addFlows('a', new Set(['replace']));
+    acted.addFlows('a', new Set(['drain']));
+    expect([...acted.flowsOf('a')].sort()).toEqual(['drain', 'replace']);
+    expect(acted.has('a')).toBe(false);
+    acted.add(['a']);
+    expect(acted.has('a')).toBe(true);
+    acted.addFlows('a', new Set(['other']));
+    expect(acted.has('a')).toBe(true);
+    expect(acted.flowsOf('b').size).toBe(0);
+  });
+
+  it('counts events settled by some flows in the same bound, oldest forgotten first', () => {
+    const acted = new ActedEvents(2);
+    acted.addFlows('a', new Set(['replace']));
+    acted.add(['b']);
+    acted.addFlows('c', new Set(['replace']));
+    expect(acted.flowsOf('a').size).toBe(0);
+    expect(acted.has('b')).toBe(true);
+    expect(acted.flowsOf('c').has('replace')).toBe(true);
+  });
+});

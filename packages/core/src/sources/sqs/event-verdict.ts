@@ -32,6 +32,12 @@ function verdictOfRun(settlement: RunSettlement): Verdict {
   return { action: 'leave', why: `flow ${settlement.flow}: run ${settlement.outcome}${settlement.error ? `: ${settlement.error}` : ''}` };
 }
 
+/** Deletes after which an event is done with here: a run acted on it, or its group already was. */
+const SETTLED_FOR_GOOD: ReadonlySet<DeleteReason> = new Set(['acted', 'not_found', 'deduplicated']);
+
+/** True when `verdict` settles its event (or a flow's part in it) for good: a copy handed out again needs no run. */
+export const settledForGood = (verdict: Verdict): boolean => verdict.action === 'delete' && SETTLED_FOR_GOOD.has(verdict.reason);
+
 /** Deletion reasons, strongest first: a message whose events ended differently is deleted for the first that applies. */
 const PRECEDENCE: readonly DeleteReason[] = ['acted', 'not_found', 'deduplicated', 'unmatched', 'ignored', 'unprocessable'];
 
@@ -55,6 +61,8 @@ export interface EventProgress {
   firstCallAt(): number | undefined;
   /** The flows whose run of the event's group is in progress on another replica: resolved with the verdict. */
   waitingIn(): ReadonlySet<string>;
+  /** The flows whose run settled the event for good ({@link settledForGood}): resolved with the verdict. */
+  settledIn(): ReadonlySet<string>;
   /** How many flows took the event (of those `options.flows` names, when it names some). */
   readonly matched: number;
 }
@@ -73,6 +81,7 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
   const runs: Verdict[] = [];
   let firstCallAt: number | undefined;
   const waitingIn = new Set<string>();
+  const settledIn = new Set<string>();
   let expected = Infinity;
   let finish: (verdict: Verdict) => void = () => {};
   const verdict = new Promise<Verdict>((resolve) => (finish = resolve));
@@ -86,7 +95,9 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
     (settlement) => {
       if (settlement.firstCallAt !== undefined) firstCallAt = Math.min(firstCallAt ?? Infinity, settlement.firstCallAt);
       if (settlement.outcome === 'running_elsewhere') waitingIn.add(settlement.flow);
-      runs.push(verdictOfRun(settlement));
+      const run = verdictOfRun(settlement);
+      if (settledForGood(run)) settledIn.add(settlement.flow);
+      runs.push(run);
       settled();
     },
     options,
@@ -112,5 +123,5 @@ export function dispatchForVerdict(sink: EventSink, event: CloudEvent, receivedA
   const committed = verdict.then(async (v) =>
     v.action === 'delete' && v.reason === 'deduplicated' && !(await sink.commit()) ? ({ action: 'leave', why: 'the run state cannot be saved now' } as const) : v,
   );
-  return { verdict: committed, firstCallAt: () => firstCallAt, waitingIn: () => waitingIn, matched: result.matched };
+  return { verdict: committed, firstCallAt: () => firstCallAt, waitingIn: () => waitingIn, settledIn: () => settledIn, matched: result.matched };
 }

@@ -442,6 +442,30 @@ sources:
     expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(1);
   });
 
+  it('a spot warning two flows take, one of whose runs failed: its redelivery runs that flow again, not the one that acted (no cooldown)', async () => {
+    let failed = false;
+    const replace = '  replace:\n    allowedEvents: [aws.ec2.spot.interruption-warning]\n    groupBy: [instance_id]\n    runRetry: { attempts: 1 }\n    plugins: [drain]\n';
+    await start(
+      (_event, context) => {
+        if (context.flow !== 'spot' || failed) return;
+        failed = true;
+        throw new PluginError(Code.Unavailable, 'the node did not answer');
+      },
+      '1s',
+      '',
+      '',
+      replace,
+    );
+    queue.send(spotWarning('i-0b662ef9931388ba0'));
+    await drained();
+    // Before, the message left for spot's failed run was dispatched to both flows again: replace acted twice.
+    expect(plugin.calls.map((c) => c.flow).sort()).toEqual(['replace', 'spot', 'spot']);
+    expect(await metric('hollowtrees_sqs_messages_redelivered_total', { queue: 'interruptions' })).toBe(1);
+    expect(await deleted()).toEqual({ acted: 1, deduplicated: 0 });
+    // The redelivery is a delivery replace passes by: counted as its deduplication.
+    expect(await metric('hollowtrees_events_deduplicated_total', { flow: 'replace' })).toBe(1);
+  });
+
   it.each([1, 4])('takes no more than maxInFlight messages at once, with %d pollers: the rest wait on the queue, visible to other replicas', async (pollers) => {
     const { promise: blocked, open: release } = gate();
     await start(() => blocked, '5s', `      maxInFlight: 2\n      pollers: ${pollers}\n`);

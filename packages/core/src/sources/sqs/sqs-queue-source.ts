@@ -9,7 +9,7 @@ import type { EventSource, SourceState, SourceStatus } from '../event-source.js'
 import { SourceHealth } from '../source-health.js';
 import { UNAVAILABLE_BECAUSE } from '../../state/run-state-store.js';
 import { ActedEvents } from './acted-events.js';
-import { combineVerdicts, dispatchForVerdict, type Verdict } from './event-verdict.js';
+import { combineVerdicts, dispatchForVerdict, settledForGood, type Verdict } from './event-verdict.js';
 import { noticeToEvents } from './notice-to-events.js';
 import type { DeleteReason, SqsAction, SqsMetrics } from './sqs-metrics.js';
 import { ReceiptBatcher } from './receipt-batcher.js';
@@ -43,6 +43,9 @@ const RUNNING_ELSEWHERE_RECHECK_MS = 1_000;
  * (no `runningElsewhereIn`) is asked for every flow.
  */
 const lookAgain = (flows: ReadonlySet<string>): AcceptOptions => (flows.size > 0 ? { again: true, flows } : { again: true });
+
+/** How an event is first handed in: not to the flows that settled it for good here before (a redelivery's). */
+const firstLook = (settled: ReadonlySet<string>): AcceptOptions => (settled.size > 0 ? { settled } : {});
 
 /**
  * A look again's verdict for an event that waited for `flows`, `matched` of which take it now: fewer than all of them (a
@@ -81,12 +84,6 @@ const MD5_AVAILABLE = ((): boolean => {
 function intact(message: Message): boolean {
   return message.MD5OfBody === undefined || !MD5_AVAILABLE || createHash('md5').update(message.Body ?? '', 'utf8').digest('hex') === message.MD5OfBody;
 }
-
-/** Deletes after which the message's events are done with here: a run acted on them, or their group already was. */
-const SETTLED_FOR_GOOD: ReadonlySet<DeleteReason> = new Set(['acted', 'not_found', 'deduplicated']);
-
-/** Whether one event's verdict says it is done with here (see {@link SETTLED_FOR_GOOD}), whatever its message's. */
-const settledForGood = (verdict: Verdict): boolean => verdict.action === 'delete' && SETTLED_FOR_GOOD.has(verdict.reason);
 
 /** How often pollers that refuse to receive (run state not durable, no flow with room) look again. */
 const REFUSING_RECHECK_MS = 250;
@@ -332,14 +329,15 @@ export class SqsQueueSource implements EventSource {
       this.logger.warn({ ...fields, receiveCount }, 'SQS message handed out again after this core acted on it (its delete failed, or SQS delivered it twice); deleted without acting again');
       verdict = { action: 'delete', reason: 'deduplicated' };
     } else {
-      // Of a message of several events (a Health notice's instances) left for one's failed run, only those not settled
-      // here go again: dispatched whole, one acted on would run again where no cooldown holds its group.
+      // Of a message left for a failed run, only the events, and of an event only the flows, not settled here go again:
+      // dispatched whole, a Health notice's instance acted on, or a spot warning to a second flow that acted, would run
+      // again where no cooldown holds its group.
       const events = outcome.events.filter((e) => !this.acted.has(e.id));
       this.keeper!.hold(receipt.handle, message.MessageId);
       try {
         const dispatched = await this.dispatchUntilKnown(events, receivedAt, fields);
         verdict = dispatched.verdict;
-        this.acted.add(events.filter((_, i) => settledForGood(dispatched.each[i]!)).map((e) => e.id));
+        events.forEach((e, i) => (settledForGood(dispatched.each[i]!) ? this.acted.add([e.id]) : this.acted.addFlows(e.id, dispatched.settledIn[i]!)));
         // Kept hidden until its delete is answered (the SDK's tries of a slow SQS take seconds): lapsed meanwhile, it
         // would be received again under handles the delete does not name, each receive counted towards maxReceiveCount.
         if (verdict.action === 'delete') {
@@ -388,8 +386,14 @@ export class SqsQueueSource implements EventSource {
    * it would be received again every visibility timeout, and every receive counts towards the queue's
    * `maxReceiveCount`, so a long drain elsewhere would push the notice to the dead-letter queue.
    */
-  private async dispatchUntilKnown(events: readonly CloudEvent[], receivedAt: number, fields: Record<string, unknown>): Promise<{ verdict: Verdict; each: readonly Verdict[] }> {
+  private async dispatchUntilKnown(
+    events: readonly CloudEvent[],
+    receivedAt: number,
+    fields: Record<string, unknown>,
+  ): Promise<{ verdict: Verdict; each: readonly Verdict[]; settledIn: ReadonlyArray<ReadonlySet<string>> }> {
     const verdicts: Verdict[] = [];
+    /** By event, the flows whose run settled it for good, over every round. */
+    const settledIn = events.map(() => new Set<string>());
     /** By event, the flows a look again asks: those whose run is in progress on another replica. */
     const waitingIn: Array<ReadonlySet<string>> = [];
     let pending = events.map((_, i) => i);
@@ -397,11 +401,12 @@ export class SqsQueueSource implements EventSource {
     let verdict: Verdict;
     const recheckMs = Math.min(this.keeper!.intervalMs, RUNNING_ELSEWHERE_RECHECK_MS);
     for (let round = 0; ; round++) {
-      const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt, round === 0 ? {} : lookAgain(waitingIn[i]!)));
+      const progress = pending.map((i) => dispatchForVerdict(this.sink!, events[i]!, receivedAt, round === 0 ? firstLook(this.acted.flowsOf(events[i]!.id)) : lookAgain(waitingIn[i]!)));
       const ended = await Promise.all(progress.map((p) => p.verdict));
       pending.forEach((i, n) => {
         verdicts[i] = round === 0 ? ended[n]! : afterLook(ended[n]!, waitingIn[i]!, progress[n]!.matched);
         waitingIn[i] = progress[n]!.waitingIn();
+        for (const flow of progress[n]!.settledIn()) settledIn[i]!.add(flow);
       });
       for (const p of progress) firstCallAt = Math.min(firstCallAt, p.firstCallAt() ?? Infinity);
       verdict = combineVerdicts(verdicts);
@@ -413,7 +418,7 @@ export class SqsQueueSource implements EventSource {
       pending = pending.filter((i) => verdicts[i]!.action === 'wait');
     }
     if (firstCallAt !== Infinity) this.metrics.receiveToFirstCall.observe({ queue: this.name }, (firstCallAt - receivedAt) / 1000);
-    return { verdict, each: verdicts };
+    return { verdict, each: verdicts, settledIn };
   }
 
   /**
