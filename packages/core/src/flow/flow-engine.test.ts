@@ -244,6 +244,25 @@ flows:
     expect([a.calls.length, b.calls.length]).toEqual([2, 1]);
   });
 
+  it('an event handed in with flows that settled it before runs in the others only: those pass it by as deduplicated', async () => {
+    const a = scripted('a');
+    const b = scripted('b');
+    const { engine, metrics } = engineFor(
+      `
+flows:
+  spot: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [a] }
+  replace: { allowedEvents: [prometheus.server.alert.Spot], groupBy: [instance_id], plugins: [b] }
+`,
+      [a, b],
+    );
+    const heard: string[] = [];
+    const result = engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now(), (s) => heard.push(s.flow), { settled: new Set(['replace']) });
+    expect(result).toEqual({ matched: 2, started: 1, deduplicated: 1, dropped: [] });
+    await vi.runAllTimersAsync();
+    expect([a.calls.length, b.calls.length, heard]).toEqual([1, 0, ['spot']]);
+    expect(await counter(metrics, 'hollowtrees_events_deduplicated_total', { flow: 'replace' })).toBe(1);
+  });
+
   it('bounds concurrency per flow and counts what overflows the queue', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
