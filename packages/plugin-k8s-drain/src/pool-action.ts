@@ -178,11 +178,16 @@ export class PoolAction {
       // Resolved in another plugin process (or in this one before a restart: core's retry of a drain that ran out of time).
       const stoppedHere = stop.signal.aborted;
       await this.learnResolution(pool, { deadline, backoff: o.backoff });
-      if (!stoppedHere && stop.signal.aborted) {
-        // The cordons the pool's earlier drains here left (before their call's time ran out) are the resolution's to undo.
+      if (stop.signal.aborted) {
+        // Stopped before any cordon of its own: the cordons left are the resolution's to undo, those the pool's earlier
+        // drains here left (before their call's time ran out) and those another process made before it read the marker.
         const memory = this.registry.memory(pool.key);
-        await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { deadline, backoff: o.backoff, logger: o.logger, resolution: { pool: pool.key, resolvedAt: stoppedBy.resolvedAt } });
-        return this.alreadyResolved(pool, since, stoppedBy.resolvedAt, started);
+        const retry = { deadline, backoff: o.backoff };
+        const unrecorded = await this.recallAfterMarking(pool, stoppedBy.resolvedAt, retry);
+        const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { ...retry, logger: o.logger, resolution: { pool: pool.key, resolvedAt: stoppedBy.resolvedAt } });
+        if (!stoppedHere) return failIfUnrecorded(unrecorded, this.alreadyResolved(pool, since, stoppedBy.resolvedAt, started));
+        const result: PoolDrainOutcome = { ...emptyOutcome(), selected: nodes.length, left: nodes.map((n) => n.metadata?.name ?? ''), uncordoned, stopped: true };
+        return failIfUnrecorded(unrecorded, this.stoppedEarly(pool, result, started));
       }
       o.logger.info('draining pool', { pool: pool.name, nodes: nodes.length, maxUnavailable: settings.maxUnavailable, minIntervalMs: settings.minIntervalMs });
       const result = await drainPool(drainer, {
@@ -204,12 +209,8 @@ export class PoolAction {
         logger: o.logger,
       });
       const attributes = attributesOf(pool, result, started, o.clock.now(), result.stopped);
-      const counts = `${result.drained.length} of ${result.selected} nodes drained, ${result.evicted} pods evicted` + releasedText(result.released);
-      if (result.stopped) {
-        const message = `drain of pool ${pool.name} stopped early (the surge resolved): ${counts}; uncordoned ${result.uncordoned.length} (${result.uncordoned.join(', ')})`;
-        o.logger.info('pool drain stopped early', { ...attributes, uncordoned: result.uncordoned });
-        return { message, attributes };
-      }
+      const counts = countsText(result);
+      if (result.stopped) return this.stoppedEarly(pool, result, started);
       if (result.left.length > 0) {
         const left = `nodes_left=${result.left.length} (${result.left.join(', ')})`;
         const unevictable = result.unevictable.map((u) => `${u.node}: ${u.error.message}`).join('; ');
@@ -251,6 +252,28 @@ export class PoolAction {
     };
   }
 
+  /** The answer of a drain a resolution stopped with nodes left. */
+  private stoppedEarly(pool: Pool, result: PoolDrainOutcome, started: number): HandleResult {
+    const o = this.deps.options;
+    const attributes = attributesOf(pool, result, started, o.clock.now(), true);
+    const message = `drain of pool ${pool.name} stopped early (the surge resolved): ${countsText(result)}; uncordoned ${result.uncordoned.length} (${result.uncordoned.join(', ')})`;
+    o.logger.info('pool drain stopped early', { ...attributes, uncordoned: result.uncordoned });
+    return { message, attributes };
+  }
+
+  /**
+   * Records the resolution at `resolvedAt` in the pool's marker, then lists the pool and adds to its memory the cordons
+   * the nodes record (see {@link recallRecordedCordons}). In that order: a drain in another process still cordoning reads
+   * the marker once its cordons have landed and undoes them itself, or they landed before, and this listing finds them.
+   * A marker that cannot be written is returned, not thrown: the cordons are recalled all the same, for the caller to undo.
+   */
+  private async recallAfterMarking(pool: Pool, resolvedAt: number, retry: NodeRetry): Promise<PluginError | undefined> {
+    const { api, drainer, options: o } = this.deps;
+    const unrecorded = await this.marker.record(pool.key, resolvedAt, retry).then(() => undefined, (err: unknown) => PluginError.from(err));
+    await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, this.registry.memory(pool.key), { ...retry, logger: o.logger });
+    return unrecorded;
+  }
+
   private async resolve(call: PoolCall): Promise<HandleResult> {
     const { pool, time, deadline } = call;
     const found = this.registry.resolve(pool.key, time, deadline);
@@ -282,20 +305,15 @@ export class PoolAction {
     const noDrain = `no pool drain in progress for pool ${pool.name}`;
     // A pool of no node has no cordon to undo, nor one another process may be making.
     if ((await listPoolNodes(api, pool, retry)).length === 0 && memory.cordoned.size === 0) return { status: 'skipped', message: noDrain, attributes: { pool: pool.name } };
-    // Recorded before the listing the uncordons follow: a drain in another process still cordoning reads it once its
-    // cordons have landed and undoes them itself, or they landed before, and this listing finds them. A marker that
-    // cannot be written (its Role missing, say) still leaves these cordons to undo: the call fails after them, naming it.
-    const unrecorded = await this.marker.record(pool.key, resolvedAt, retry).then(() => undefined, (err: unknown) => PluginError.from(err));
-    const result = await this.undoLeftCordons(pool, resolvedAt, retry, noDrain);
-    if (unrecorded) throw new PluginError(unrecorded.code, `${unrecorded.message}; ${result.message ?? ''}`, { cause: unrecorded });
-    return result;
+    // A marker that cannot be written (its Role missing, say) still leaves these cordons to undo: the call fails after them, naming it.
+    const unrecorded = await this.recallAfterMarking(pool, resolvedAt, retry);
+    return failIfUnrecorded(unrecorded, await this.undoLeftCordons(pool, resolvedAt, retry, noDrain));
   }
 
-  /** The uncordons of {@link uncordonLeft}, once the pool's marker has been recorded (or failed to be). */
+  /** The uncordons of {@link uncordonLeft}, once the pool's marker has been recorded (or failed to be) and its cordons recalled. */
   private async undoLeftCordons(pool: Pool, resolvedAt: number, retry: NodeRetry, noDrain: string): Promise<HandleResult> {
-    const { api, drainer, options: o } = this.deps;
+    const { drainer, options: o } = this.deps;
     const memory = this.registry.memory(pool.key);
-    await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, memory, { ...retry, logger: o.logger });
     const heldHere = (): number => [...memory.cordoned.values()].filter((c) => heldForNewerSurge(c, resolvedAt)).length;
     const held = heldHere();
     const none = noDrain + (held > 0 ? `; ${held} nodes stay cordoned for a surge newer than this resolution` : '');
@@ -314,8 +332,19 @@ export class PoolAction {
   }
 }
 
+/** `result`, or the marker's write failure with what was done all the same (the cordons undone) in its message. */
+function failIfUnrecorded(unrecorded: PluginError | undefined, result: HandleResult): HandleResult {
+  if (unrecorded) throw new PluginError(unrecorded.code, `${unrecorded.message}; ${result.message ?? ''}`, { cause: unrecorded });
+  return result;
+}
+
 function emptyOutcome(): PoolDrainOutcome {
   return { selected: 0, newlyCordoned: 0, drained: [], left: [], released: [], unevictable: [], uncordoned: [], evicted: 0, stopped: false };
+}
+
+/** What a drain did, for its answer: nodes drained, pods evicted, nodes released. */
+function countsText(result: PoolDrainOutcome): string {
+  return `${result.drained.length} of ${result.selected} nodes drained, ${result.evicted} pods evicted` + releasedText(result.released);
 }
 
 /** The part of an answer that names the released nodes (none: nothing), grouped by why. */

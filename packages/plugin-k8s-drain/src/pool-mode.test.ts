@@ -639,6 +639,39 @@ describe('pool mode', () => {
     expectPool(api, UNCORDONED);
   });
 
+  it("a resolution that stops this process's drain before its first cordon lists the pool again after writing the marker: another process's cordons, made before it read the marker, are undone", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const leaseReads = (code: number): number => api.requests.filter((r) => r.method === 'GET' && r.path.includes('/leases/') && r.code === code).length;
+    // Process B's drain listed the pool while it was still uncordoned; its read of the marker fails once and waits on its clock.
+    const clock = manualClock(Date.now());
+    const b = handlerFor(api, { clock });
+    const long = (config: Record<string, string>): HandleContext => ({ ...context(config), deadline: new Date(clock.now() + 600_000) });
+    api.failNext(1, { method: 'GET', path: /\/leases\// });
+    const bDraining = b.handle(surge(), long({ mode: 'pool' }));
+    await vi.waitFor(() => expect(leaseReads(500)).toBe(1), { timeout: 10_000, interval: 10 });
+    // Process A cordons the whole pool and reads the marker (none yet) after its cordons: it drains on.
+    const a = handlerFor(api, { replyMarginMs: 200 });
+    const aDraining = a.handle(surge(), context({ mode: 'pool' }, 20_000));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    expectPool(api, CORDONED);
+
+    // B takes the resolution: it stops its own drain (not yet past its listing) and writes the marker.
+    const stopping = b.handle(resolution(TIME + 60_000), long({ mode: 'pool' }));
+    await vi.waitFor(() => expect(api.requests.some((r) => r.method === 'POST' && r.path.endsWith('/leases') && r.code === 201)).toBe(true), { timeout: 10_000, interval: 10 });
+    await vi.waitFor(() => {
+      clock.advance(1_000);
+      expect(leaseReads(200)).toBeGreaterThan(0);
+    }, { timeout: 10_000, interval: 10 });
+    await Promise.all([bDraining, stopping]);
+
+    // Before, B undid only the cordons it remembered (none): A's stayed, and A drained the resolved pool.
+    expectPool(api, UNCORDONED);
+    const result = await aDraining;
+    expect(result.attributes).toMatchObject({ nodes_drained: '0', nodes_left: '0' });
+    for (const name of POOL.slice(1)) expect(evictionsOn(api, name)).toEqual([]);
+  });
+
   it("a newer surge that joins while a node's check before a retry is on its way: the node is not taken for another drain's and is drained", async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
