@@ -1,4 +1,5 @@
 import { pluginLogger, systemClock } from '@hollowtrees/grpcplugin';
+import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AzureApprover } from './azure-approval.js';
 import { CoreClient } from './core-client.js';
@@ -43,5 +44,66 @@ describe('AzureApprover', () => {
     await until('the approver gave up', () => gaveUp() !== undefined);
     expect(gaveUp()).toMatchObject({ level: 'warn', waited_ms: 300 });
     expect(approvals).toEqual([]);
+  });
+
+  it('backs off between its reads of core\'s runs, jittered and at most maxIntervalMs apart, and approves within one wait of the run succeeding', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const plugin = cleanups.add(await startRecordingPlugin(() => held), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    cleanups.add(held, () => release());
+    const event = { specversion: '1.0', id: 'ev-2', source: 'test', type: 'hollowtrees.node.azure.preempt', data: { labels: {} } };
+    const posted = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(event) });
+    expect(posted.status).toBe(200);
+    await until('the run started', () => plugin.events.length === 1);
+    const client = cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close());
+    const clock = manualClock(Date.now());
+    const started = clock.now();
+    const reads: number[] = [];
+    let reading = false;
+    const approvals: number[] = [];
+    const approver = cleanups.add(
+      new AzureApprover({
+        runsOf: async (id, s) => {
+          reads.push(clock.now() - started);
+          reading = true;
+          try {
+            return await client.runsOf(id, s);
+          } finally {
+            reading = false;
+          }
+        },
+        groupsOf: (id, s) => client.groupsOf(id, s),
+        approve: () => {
+          approvals.push(clock.now() - started);
+          return Promise.resolve('approved');
+        },
+        intervalMs: 1_000,
+        maxIntervalMs: 8_000,
+        random: () => 0.5,
+        clock,
+        logger: pluginLogger(capturedLogger().logger),
+      }),
+      (a) => a.close(),
+    );
+    // One step of the clock at a time, once the approver sleeps again after its read.
+    const step = async (ms: number): Promise<void> => {
+      await until('the approver sleeps', () => (clock.sleeping === 1 && !reading) || approvals.length > 0);
+      if (approvals.length === 0) clock.advance(ms);
+    };
+
+    approver.track('ev-2');
+    while (clock.now() - started < 40_000) await step(250);
+    // Before, core's runs were read every second: 41 reads in 40 s for each event tracked (1,000 VMs: 1,000 a second).
+    // Each wait doubles from 1 s to at most 8 s, scaled by 0.5 + random / 2 (here 0.75), so events tracked together spread out.
+    const gaps = reads.slice(1).map((at, i) => at - reads[i]!);
+    expect(gaps).toEqual([750, 1_500, 3_000, 6_000, 6_000, 6_000, 6_000, 6_000].map((ms) => Math.ceil(ms / 250) * 250));
+    expect(approvals).toEqual([]);
+
+    release();
+    await until('the run succeeded', async () => (await client.runsOf('ev-2', new AbortController().signal)).some((r) => r.outcome === 'succeeded'));
+    const succeededAt = clock.now() - started;
+    while (approvals.length === 0) await step(250);
+    expect(approvals[0]! - succeededAt).toBeLessThanOrEqual(6_000);
   });
 });

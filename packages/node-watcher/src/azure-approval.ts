@@ -1,4 +1,4 @@
-import type { Clock, PluginLogger } from '@hollowtrees/grpcplugin';
+import { exponentialBackoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin';
 import type { AzureApproval } from './azure-scheduled-events.js';
 import type { FinishedRunView, GroupView } from './core-client.js';
 
@@ -9,6 +9,9 @@ const APPROVAL_LOG: Readonly<Record<AzureApproval, string>> = {
   started: 'not approving the Azure event: Azure has started it already',
 };
 
+/** The default longest wait between two looks at core's runs of one event, in `intervalMs`. */
+const DEFAULT_MAX_INTERVALS = 10;
+
 /** Options of {@link AzureApprover}. */
 export interface AzureApprovalOptions {
   /** Core's finished runs of one event, newest first. */
@@ -17,8 +20,16 @@ export interface AzureApprovalOptions {
   groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined>;
   /** `StartRequests` for the event of one notice, when it may be sent. */
   approve(eventId: string, signal: AbortSignal): Promise<AzureApproval>;
-  /** Between looks at core's runs. */
+  /** The first wait between looks at core's runs; each next one doubles, up to `maxIntervalMs`. */
   intervalMs: number;
+  /**
+   * The longest wait between looks: an event whose runs succeed is approved within about this long. Default 10 ×
+   * `intervalMs` (10 s at the watcher's default `--poll-interval`). Bounded so approval stays prompt, backed off so the events of a scale set's
+   * eviction (one per VM, all tracked at once) do not each read core's runs every `intervalMs`.
+   */
+  maxIntervalMs?: number;
+  /** Returns [0, 1): each wait is scaled by 0.5 + random / 2, so events tracked at once look at different times. Default `Math.random`. */
+  random?: () => number;
   /** Gives up after this long: by then Azure has gone ahead at `NotBefore` anyway. Default 15 min. */
   maxWaitMs?: number;
   clock: Clock;
@@ -55,7 +66,10 @@ export class AzureApprover {
   }
 
   private async follow(eventId: string): Promise<void> {
-    const { clock, logger, intervalMs, maxWaitMs = 15 * 60_000 } = this.options;
+    const { clock, logger, intervalMs, maxWaitMs = 15 * 60_000, random } = this.options;
+    const maxMs = Math.max(intervalMs, this.options.maxIntervalMs ?? DEFAULT_MAX_INTERVALS * intervalMs);
+    const wait = exponentialBackoff({ initialMs: intervalMs, maxMs, ...(random && { random }) });
+    let looks = 0;
     const signal = this.stopping.signal;
     const deadline = clock.now() + maxWaitMs;
     // The flows whose groups the event holds, and whether each was already cooling down (its run succeeded).
@@ -94,7 +108,7 @@ export class AzureApprover {
         if (signal.aborted) return;
         logger.warn('cannot approve the Azure event yet; trying again', { event_id: eventId, error: (err as Error).message });
       }
-      await clock.sleep(intervalMs, signal).catch(() => undefined);
+      await clock.sleep(wait(++looks), signal).catch(() => undefined);
     }
     // Said, or an on-call engineer could not tell a slow run from a watcher that never looked.
     if (!signal.aborted) logger.warn('not approving the Azure event: its flow runs did not all succeed in time; Azure goes ahead at NotBefore', { event_id: eventId, waited_ms: maxWaitMs });
