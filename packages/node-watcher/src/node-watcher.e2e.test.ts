@@ -133,6 +133,23 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     expect((await get('/readyz')).body).toMatchObject({ status: 'ready', instance_id: 'i-0abc123def4567890' });
   });
 
+  it('without --cloud, says at once which metadata services it asks and for how long, before any of them answered', async () => {
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    // Off-cloud, the link-local address answers nothing: each probe hangs until its own timeout.
+    for (const path of ['/latest/api/token', '/computeMetadata/v1/instance/id', '/metadata/instance/compute']) imds.faults.hangPath(path);
+    const { logger, lines } = capturedLogger();
+    const starting = runWatcher(testSettings({ dryRun: true, once: true, metadataUrl: imds.url }), { logger, registry: new Registry(), backoff: () => 20 });
+    cleanups.add(starting, async (s) => {
+      imds.faults.clear();
+      await (await s.catch(() => undefined))?.stop();
+    });
+    await until('the three probes asked', () => imds.calls.length >= 3);
+    // Before, nothing was said until every probe had timed out (2 s), and then only that it was retrying.
+    await until('the detection, said', () => lines.some((l) => l.msg === 'detecting the cloud: asking each metadata service (pass --cloud to skip this)'), 1_500);
+    expect(lines.find((l) => String(l.msg).startsWith('detecting the cloud'))).toMatchObject({ level: 'info', metadata: imds.url, for_up_to_s: 120 });
+    expect(lines.some((l) => l.msg === 'cannot detect the cloud; retrying')).toBe(false);
+  });
+
   it('a metadata service out at start is asked again: live but not ready meanwhile, then the cloud is detected and watched, with no exit into a crash loop', async () => {
     const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
     imds.faults.fail(1_000_000, 503);

@@ -72,6 +72,8 @@ async function cloudOf(settings: WatcherSettings, clock: Clock, backoff: Backoff
   const where = settings.metadataUrl ?? 'the AWS, Google Cloud and Azure metadata addresses';
   const why = `no metadata service at ${where} answered as AWS, Google Cloud or Azure would`;
   const deadline = clock.now() + DETECT_WITHIN_MS;
+  // Said before the first probe: off-cloud each one hangs for its whole timeout, and a silent wait of minutes looks hung.
+  logger.info('detecting the cloud: asking each metadata service (pass --cloud to skip this)', { metadata: where, for_up_to_s: DETECT_WITHIN_MS / 1_000 });
   for (let failures = 1; ; failures++) {
     const cloud = await detectCloud({ ...(settings.metadataUrl !== undefined && { baseUrl: settings.metadataUrl }), signal: AbortSignal.timeout(10_000) });
     if (cloud) return cloud;
