@@ -1,8 +1,7 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { refuseEmptyFlags } from '@hollowtrees/grpcplugin';
+import { packageVersion, refuseEmptyFlags } from '@hollowtrees/grpcplugin';
 import { startHollowtrees, StartupError } from './app.js';
 import { readConfigFiles } from './config/config-files.js';
 import { ConfigError } from './config/config-error.js';
@@ -79,11 +78,6 @@ async function readStdin(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -117,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.version) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion(import.meta.url)}\n`);
     return 0;
   }
 

@@ -10,6 +10,7 @@ export { Code, PluginError, codeName, isRetryable } from './errors.js';
 export type { EventHandler, HandleContext, HandleResult } from './handler.js';
 export { createJsonLogger, jsonLogger, pluginLogger, type JsonLoggerOptions, type LogFields, type LogLevel, type PluginLogger } from './plugin-logger.js';
 export { exponentialBackoff, type Backoff, type ExponentialBackoffOptions } from './backoff.js';
+export { packageVersion } from './package-version.js';
 export { forEachBounded } from './bounded-parallel.js';
 export { CallGate } from './call-gate.js';
 export { MAX_LISTING_PAGES, readEveryPage, type PagedListing } from './read-every-page.js';

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { createRequire } from 'node:module';
-import { createJsonLogger, exitOnStopWhileStarting, UsageError } from '@hollowtrees/grpcplugin';
+import { createJsonLogger, exitOnStopWhileStarting, packageVersion, UsageError } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE } from './cli-args.js';
 import { runOnce, runWatcher } from './run-watcher.js';
 
@@ -20,8 +19,7 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
     return 0;
   }
   if (command.kind === 'version') {
-    const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
-    process.stdout.write(`${version}\n`);
+    process.stdout.write(`${packageVersion(import.meta.url)}\n`);
     return 0;
   }
   const { settings } = command;

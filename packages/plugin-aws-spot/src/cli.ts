@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { exitOnStopWhileStarting, jsonLogger, serve } from '@hollowtrees/grpcplugin';
+import { exitOnStopWhileStarting, jsonLogger, packageVersion, serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
 import { resolveDefaultRegion } from './default-region.js';
 import { AwsSpotReplaceHandler, SERVICE } from './replace-handler.js';
@@ -17,7 +16,7 @@ try {
 if (command.kind === 'help') {
   process.stdout.write(`${USAGE}\n`);
 } else if (command.kind === 'version') {
-  process.stdout.write(`${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`);
+  process.stdout.write(`${packageVersion(import.meta.url)}\n`);
 } else {
   const started = exitOnStopWhileStarting();
   let region: string;

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { exitOnStopWhileStarting, serve } from '@hollowtrees/grpcplugin';
+import { exitOnStopWhileStarting, packageVersion, serve } from '@hollowtrees/grpcplugin';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
 import { createDrainHandler } from './drain-handler.js';
 import { checkClusterAccess } from './cluster-access.js';
@@ -22,7 +21,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (command.kind === 'version') {
-    process.stdout.write(`${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`);
+    process.stdout.write(`${packageVersion(import.meta.url)}\n`);
     return 0;
   }
   const started = exitOnStopWhileStarting();
