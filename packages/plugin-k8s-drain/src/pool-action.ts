@@ -114,12 +114,15 @@ export class PoolAction {
 
   /**
    * Reads the pool's resolution marker: a resolution another plugin process took (or this one, before a restart)
-   * counts as one taken here, and stops the drain in progress of a surge it ends.
+   * counts as one taken here, and stops the drain in progress of a surge it ends. True when it took one from the marker
+   * (later than any taken here).
    */
-  private async learnResolution(pool: Pool, retry: NodeRetry): Promise<void> {
+  private async learnResolution(pool: Pool, retry: NodeRetry): Promise<boolean> {
     const resolvedAt = await this.marker.resolvedAt(pool.key, retry);
     // Only a later one: a stop already made keeps the stopping call's deadline for its uncordons.
-    if (resolvedAt !== undefined && resolvedAt > (this.registry.resolvedAt(pool.key) ?? -Infinity)) this.registry.resolve(pool.key, resolvedAt);
+    if (resolvedAt === undefined || resolvedAt <= (this.registry.resolvedAt(pool.key) ?? -Infinity)) return false;
+    this.registry.resolve(pool.key, resolvedAt);
+    return true;
   }
 
   private async surge(call: PoolCall): Promise<HandleResult> {
@@ -176,8 +179,8 @@ export class PoolAction {
         return { status: 'skipped', message: `no node in pool ${pool.name}; nothing to drain`, attributes: attributesOf(pool, emptyOutcome(), started, o.clock.now(), false) };
       }
       // Resolved in another plugin process (or in this one before a restart: core's retry of a drain that ran out of time).
-      const stoppedHere = stop.signal.aborted;
-      await this.learnResolution(pool, { deadline, backoff: o.backoff });
+      // Whether the marker stopped it, not a resolution taken here (before or while the marker was read).
+      const resolvedElsewhere = await this.learnResolution(pool, { deadline, backoff: o.backoff });
       if (stop.signal.aborted) {
         // Stopped before any cordon of its own: the cordons left are the resolution's to undo, those the pool's earlier
         // drains here left (before their call's time ran out) and those another process made before it read the marker.
@@ -185,7 +188,7 @@ export class PoolAction {
         const retry = { deadline, backoff: o.backoff };
         const unrecorded = await this.recallAfterMarking(pool, stoppedBy.resolvedAt, retry);
         const uncordoned = await uncordonNodes(drainer, [...memory.cordoned.keys()], memory, { ...retry, logger: o.logger, resolution: { pool: pool.key, resolvedAt: stoppedBy.resolvedAt } });
-        if (!stoppedHere) return failIfUnrecorded(unrecorded, this.alreadyResolved(pool, since, stoppedBy.resolvedAt, started));
+        if (resolvedElsewhere) return failIfUnrecorded(unrecorded, this.alreadyResolved(pool, since, stoppedBy.resolvedAt, started));
         const result: PoolDrainOutcome = { ...emptyOutcome(), selected: nodes.length, left: nodes.map((n) => n.metadata?.name ?? ''), uncordoned, stopped: true };
         return failIfUnrecorded(unrecorded, this.stoppedEarly(pool, result, started));
       }
@@ -201,7 +204,7 @@ export class PoolAction {
         stop: stop.signal,
         stoppedBy: () => stoppedBy,
         // A resolution another process took while the cordons were on their way listed the pool before some landed.
-        afterCordons: () => this.learnResolution(pool, { deadline, backoff: o.backoff }),
+        afterCordons: async () => void (await this.learnResolution(pool, { deadline, backoff: o.backoff })),
         memory: this.registry.memory(pool.key),
         maxNodeDrainMs: o.maxDrainMs,
         backoff: o.backoff,
