@@ -10,10 +10,11 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Files run in parallel, each with its own ephemeral ports. The tests spend their time
     // waiting on processes and sockets, so there are more workers than cores: on the 2-core
-    // build machine (2026-12-02, 157 files) 4 workers take 251 s where 3 took 345 s.
+    // build machine 3 workers take 184 s where 2 took 273 s (4 took 151 s, with the cores ~85%
+    // busy: too close to the load at which waits on real processes start to stretch).
     pool: 'forks',
     // (vitest caps a percentage at the core count, so the count is worked out here.)
-    maxWorkers: availableParallelism() * 2,
+    maxWorkers: Math.ceil(availableParallelism() * 1.5),
     // A worker keeps its modules from one test file to the next instead of loading the SDK,
     // grpc-js, zod and pino again for each of them: 23 s of imports instead of 105 s. The tests
     // share no module state (each builds its own servers, registries and loggers); a file that
