@@ -1,4 +1,5 @@
 import type { V1Node } from '@kubernetes/client-node';
+import { annotationObject } from './annotation-json.js';
 import type { PoolCordon, PoolMemory } from './pool-registry.js';
 
 /**
@@ -55,15 +56,8 @@ export const hasPoolCordonRecord = (node: V1Node): boolean => node.metadata?.ann
  * (anyone can edit an annotation: such a node is left as it is).
  */
 export function recordedPoolCordon(node: V1Node, pool: string): PoolCordon | undefined {
-  const text = node.metadata?.annotations?.[POOL_CORDON_ANNOTATION];
-  if (text === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null) return undefined;
+  const value = annotationObject(node.metadata, POOL_CORDON_ANNOTATION);
+  if (value === undefined) return undefined;
   const { pool: recordedPool, surgeAt, uid, wasUnschedulable } = value as Partial<Record<keyof Recorded, unknown>>;
   if (recordedPool !== pool || typeof wasUnschedulable !== 'boolean' || uid !== node.metadata?.uid) return undefined;
   if (surgeAt === undefined) return { uid: node.metadata?.uid, wasUnschedulable };

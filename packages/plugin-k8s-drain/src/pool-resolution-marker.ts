@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { ApiException, type V1Lease } from '@kubernetes/client-node';
+import { annotationObject } from './annotation-json.js';
 import type { KubeApi } from './kube-api.js';
 import type { NodeRetry } from './node-drain.js';
 import { withRetries } from './retry.js';
@@ -88,15 +89,7 @@ export class PoolResolutionMarker {
 
 /** The resolution time the Lease records for `pool`, or undefined: none, unreadable, or another pool's (anyone can edit an annotation). */
 function recordedResolution(lease: V1Lease, pool: string): number | undefined {
-  const text = lease.metadata?.annotations?.[POOL_RESOLVED_ANNOTATION];
-  if (text === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const { pool: recordedPool, resolvedAt } = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const { pool: recordedPool, resolvedAt } = annotationObject(lease.metadata, POOL_RESOLVED_ANNOTATION) ?? {};
   const at = recordedPool === pool && typeof resolvedAt === 'string' ? Date.parse(resolvedAt) : NaN;
   return Number.isNaN(at) ? undefined : at;
 }
