@@ -68,6 +68,18 @@ ${flowsExtra}sources:
       visibilityTimeout: ${visibility}
 ${queueExtra}`;
 
+type Behaviour = NonNullable<Parameters<typeof startRecordingPlugin>[0]>;
+
+/** A plugin that answers UNAVAILABLE to the first call `matches` picks, and acts on every other. */
+function unavailableOnce(matches: (...call: Parameters<Behaviour>) => boolean): Behaviour {
+  let failed = false;
+  return (...call) => {
+    if (failed || !matches(...call)) return;
+    failed = true;
+    throw new PluginError(Code.Unavailable, 'the node did not answer');
+  };
+}
+
 async function start(behaviour: Parameters<typeof startRecordingPlugin>[0], ...config: Parameters<typeof coreConfig>): Promise<void> {
   sqs = await startSqsStandIn();
   queue = sqs.createQueue('interruptions', { visibilityTimeoutSeconds: 1 });
@@ -421,14 +433,9 @@ sources:
 
   it('a Health notice for two instances one of whose runs failed: its redelivery runs that one again, not the one acted on (a flow with no cooldown)', async () => {
     const [acted, failing] = ['i-0b662ef9931388ba0', 'i-0c1f2e3d4c5b6a798'];
-    let failed = false;
     const health = '  health:\n    allowedEvents: [aws.health.ec2.scheduled-change]\n    groupBy: [instance_id]\n    runRetry: { attempts: 1 }\n    plugins: [drain]\n';
     await start(
-      (event) => {
-        if (labelsOf(event).instance_id !== failing || failed) return;
-        failed = true;
-        throw new PluginError(Code.Unavailable, 'the node did not answer');
-      },
+      unavailableOnce((event) => labelsOf(event).instance_id === failing),
       '1s',
       '',
       '',
@@ -443,14 +450,9 @@ sources:
   });
 
   it('a spot warning two flows take, one of whose runs failed: its redelivery runs that flow again, not the one that acted (no cooldown)', async () => {
-    let failed = false;
     const replace = '  replace:\n    allowedEvents: [aws.ec2.spot.interruption-warning]\n    groupBy: [instance_id]\n    runRetry: { attempts: 1 }\n    plugins: [drain]\n';
     await start(
-      (_event, context) => {
-        if (context.flow !== 'spot' || failed) return;
-        failed = true;
-        throw new PluginError(Code.Unavailable, 'the node did not answer');
-      },
+      unavailableOnce((_event, context) => context.flow === 'spot'),
       '1s',
       '',
       '',
