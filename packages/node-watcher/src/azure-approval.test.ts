@@ -8,19 +8,24 @@ import { capturedLogger, Cleanups, startCore, startRecordingPlugin, until } from
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
+/** A real core whose run of an Azure preemption event `id` is in progress, held until `release` (or the test's end). */
+async function heldRun(id: string): Promise<{ client: CoreClient; release: () => void }> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const plugin = cleanups.add(await startRecordingPlugin(() => held), (p) => p.close());
+  const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+  // Before core closes, which waits for the held run.
+  cleanups.add(held, () => release());
+  const event = { specversion: '1.0', id, source: 'test', type: 'hollowtrees.node.azure.preempt', data: { labels: {} } };
+  const posted = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(event) });
+  expect(posted.status).toBe(200);
+  await until('the run started', () => plugin.events.length === 1);
+  return { client: cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close()), release };
+}
+
 describe('AzureApprover', () => {
   it('says it gives up when the flow runs of the event have not all succeeded by maxWaitMs', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const plugin = cleanups.add(await startRecordingPlugin(() => held), (p) => p.close());
-    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
-    // Before core closes, which waits for the held run.
-    cleanups.add(held, () => release());
-    const event = { specversion: '1.0', id: 'ev-1', source: 'test', type: 'hollowtrees.node.azure.preempt', data: { labels: {} } };
-    const posted = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(event) });
-    expect(posted.status).toBe(200);
-    await until('the run started', () => plugin.events.length === 1);
-    const client = cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close());
+    const { client } = await heldRun('ev-1');
     const { logger, lines } = capturedLogger();
     const approvals: string[] = [];
     const approver = cleanups.add(
@@ -47,16 +52,7 @@ describe('AzureApprover', () => {
   });
 
   it('backs off between its reads of core\'s runs, jittered and at most maxIntervalMs apart, and approves within one wait of the run succeeding', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const plugin = cleanups.add(await startRecordingPlugin(() => held), (p) => p.close());
-    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
-    cleanups.add(held, () => release());
-    const event = { specversion: '1.0', id: 'ev-2', source: 'test', type: 'hollowtrees.node.azure.preempt', data: { labels: {} } };
-    const posted = await fetch(`${core.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(event) });
-    expect(posted.status).toBe(200);
-    await until('the run started', () => plugin.events.length === 1);
-    const client = cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close());
+    const { client, release } = await heldRun('ev-2');
     const clock = manualClock(Date.now());
     const started = clock.now();
     const reads: number[] = [];
