@@ -152,7 +152,7 @@ export class AwsImdsMonitor implements Monitor {
         pollLoop({
           round: async (s) => {
             if (path === SPOT_ACTION_PATH) sink.polled();
-            sink.notices(await this.read(path, identity, s));
+            sink.notices(path, await this.read(path, identity, s));
           },
           onError: (err) => sink.metadataError(err),
           intervalMs,

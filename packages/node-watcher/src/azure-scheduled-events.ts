@@ -122,6 +122,6 @@ export class AzureScheduledEventsMonitor implements Monitor {
 
   watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
     const { pollIntervalMs: intervalMs, backoff, clock } = this.options;
-    return watchByPolling({ check: (s) => this.check(identity, s), sink, intervalMs, backoff, clock, signal });
+    return watchByPolling({ part: 'scheduledevents', check: (s) => this.check(identity, s), sink, intervalMs, backoff, clock, signal });
   }
 }

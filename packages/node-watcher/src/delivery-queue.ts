@@ -99,6 +99,11 @@ export class DeliveryQueue {
     return this.pending.length;
   }
 
+  /** Whether an event of this id waits for core. */
+  holds(id: string): boolean {
+    return this.pending.some((q) => q.event.id === id);
+  }
+
   /** Queues an event; false (logged, counted) when the queue is full. */
   enqueue(event: OutgoingEvent): boolean {
     const { metrics, logger, maxPending = 1_000 } = this.options;

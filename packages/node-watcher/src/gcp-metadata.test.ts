@@ -26,7 +26,7 @@ async function watching<C extends Clock = ManualClock>(options: {
   const stop = new AbortController();
   const identity = await monitor.identity(stop.signal);
   const found: Notice[] = [];
-  const watch = monitor.watch(identity, { notices: (n) => found.push(...n), polled: options.polled ?? (() => {}), metadataError: () => {} }, stop.signal);
+  const watch = monitor.watch(identity, { notices: (_part, n) => found.push(...n), polled: options.polled ?? (() => {}), metadataError: () => {} }, stop.signal);
   closers.push(async () => {
     stop.abort();
     await watch;

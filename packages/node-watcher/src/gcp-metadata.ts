@@ -35,6 +35,32 @@ const WATCHED: Readonly<Record<string, (value: string, identity: InstanceIdentit
     value === 'TERMINATE_ON_HOST_MAINTENANCE' ? { kind: 'host-maintenance', id: noticeId(identity.instanceId, 'host-maintenance', value), detail: { maintenanceEvent: value } } : undefined,
 };
 
+/**
+ * Ids for the occurrences of one watched value's notice. A value has no id of its own: the first
+ * occurrence this watcher sees keeps the stable id (a restarted watcher sends it again under the
+ * same id, which core deduplicates while its group cools down); one that comes back after a read
+ * showed it gone (a second host maintenance) is a new occurrence, and its id names when it came
+ * back, so that core runs it instead of taking it for a re-send of the first.
+ */
+class Occurrences {
+  private present = false;
+  private seen = 0;
+  private returnedAt: string | undefined;
+
+  /** The notice a successful read found (undefined: none), with the id of its occurrence. */
+  of(found: Notice | undefined, now: number): Notice | undefined {
+    if (!found) {
+      this.present = false;
+      return undefined;
+    }
+    if (!this.present) {
+      this.present = true;
+      this.returnedAt = ++this.seen === 1 ? undefined : new Date(now).toISOString();
+    }
+    return this.returnedAt === undefined ? found : { ...found, id: noticeId(found.id, this.returnedAt) };
+  }
+}
+
 /** The last path segment of `projects/123/zones/europe-west1-b`. */
 const lastSegment = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
 
@@ -82,6 +108,7 @@ export class GcpMetadataMonitor implements Monitor {
       Object.entries(WATCHED).map(([key, notice]) => {
         // The first GET reads the value now (a notice already there counts); each later one hangs until it changes.
         let etag: string | undefined;
+        const occurrences = new Occurrences();
         return pollLoop({
           round: async (s) => {
             const { clock } = this.options;
@@ -90,8 +117,8 @@ export class GcpMetadataMonitor implements Monitor {
             const unchanged = etag !== undefined && answer.etag === etag;
             etag = answer.etag;
             sink.polled();
-            const found = notice(answer.value, identity, clock.now());
-            if (found) sink.notices([found]);
+            const found = occurrences.of(notice(answer.value, identity, clock.now()), clock.now());
+            sink.notices(key, found ? [found] : []);
             // Without an ETag the next GET cannot hang either. Paced after the notice is out: never delay one.
             // At most the minimum: a wall clock stepped back meanwhile (NTP) makes the time taken negative, and the wait its step.
             const early = Math.min(MIN_ROUND_MS, MIN_ROUND_MS - (clock.now() - startedAt));

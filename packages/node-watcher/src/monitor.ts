@@ -1,8 +1,14 @@
 import type { CloudName, InstanceIdentity, Notice } from './notice.js';
 
-/** Told of every notice a check found, and of every failed metadata request (counted, then retried). */
+/** Told of the notices each read found, and of every failed metadata request (counted, then retried). */
 export interface MonitorSink {
-  notices(found: readonly Notice[]): void;
+  /**
+   * The whole list of notices one part of the metadata service (`part`: an IMDS path, a Google
+   * Cloud value, Azure's events) shows now, after a read of it that succeeded: a notice it no
+   * longer lists is forgotten, so that it is sent again if it comes back. Never called for a read
+   * that failed or timed out, which says nothing about what is listed.
+   */
+  notices(part: string, found: readonly Notice[]): void;
   /** A poll was made (one per check, or per hanging GET answered). */
   polled(): void;
   metadataError(err: Error): void;

@@ -1,10 +1,10 @@
 import type { Backoff, Clock, PluginLogger } from '@hollowtrees/grpcplugin';
 import { DeliveryQueue, type OutgoingEvent, type SendEvent } from './delivery-queue.js';
+import { ListedNotices } from './listed-notices.js';
 import { PartialCheckError, type Monitor, type MonitorSink } from './monitor.js';
 import type { InstanceIdentity, Notice } from './notice.js';
 import { noticeEvent } from './notice-event.js';
 import { MAX_RETRY_WAIT_MS } from './poll-loop.js';
-import { SeenNotices } from './seen-notices.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
 
 /** Options of {@link NodeWatcher}. */
@@ -27,11 +27,12 @@ export interface NodeWatcherOptions {
 
 /**
  * Watches one instance's metadata service and sends each notice to core once: a notice seen at
- * every poll is queued the first time only (a full queue's refusal does not count), and its event (the same object at every try) goes to
- * core through a {@link DeliveryQueue} that polling never waits for.
+ * every poll is queued the first time only (a full queue's refusal does not count), and again only
+ * after a read showed it gone; its event (the same object at every try) goes to core through a
+ * {@link DeliveryQueue} that polling never waits for.
  */
 export class NodeWatcher {
-  private readonly seen = new SeenNotices();
+  private readonly listed = new ListedNotices();
   private readonly delivery: DeliveryQueue | undefined;
   private readonly stopping = new AbortController();
   private running: Promise<void> | undefined;
@@ -101,7 +102,7 @@ export class NodeWatcher {
     }
     const { delivery } = this;
     const droppedBefore = delivery?.dropped ?? 0;
-    this.sink(identity).notices(notices);
+    this.sink(identity).notices('check', notices);
     // Idle means every notice left the queue; a notice core refused left it without reaching core.
     return { notices: notices.length, delivered: delivery ? (await delivery.idle(timeoutMs)) && delivery.dropped === droppedBefore : true, complete };
   }
@@ -148,13 +149,16 @@ export class NodeWatcher {
         metrics.metadataErrors.inc({ cloud });
         logger.warn('metadata request failed; retrying', { cloud, error: err.message });
       },
-      notices: (found: readonly Notice[]) => {
+      notices: (part: string, found: readonly Notice[]) => {
+        const fresh = new Set(this.listed.relist(part, found.map((n) => n.id)));
         for (const notice of found) {
-          if (!this.seen.firstTime(notice.id)) continue;
+          if (!fresh.has(notice.id)) continue;
+          // Back before its first send went through: that send carries it.
+          if (this.delivery?.holds(notice.id)) continue;
           const event = noticeEvent({ cloud, identity, nodeName, notice, seenAt: clock.now() });
           // Dropped from a full queue (logged there), it is offered again at the next poll, and queued once there is room.
           if (this.delivery && !this.delivery.enqueue(event)) {
-            this.seen.forget(notice.id);
+            this.listed.forget(part, notice.id);
             continue;
           }
           metrics.notices.inc({ type: event.type });

@@ -43,6 +43,8 @@ export async function pollLoop(options: PollLoopOptions): Promise<void> {
 
 /** What a monitor polling one check (Azure) needs to watch: that check, and its loop's timing. */
 export interface PollingWatch {
+  /** The part of the metadata service the check reads, as {@link MonitorSink.notices} names it. */
+  part: string;
   check(signal: AbortSignal): Promise<Notice[]>;
   sink: MonitorSink;
   intervalMs: number;
@@ -53,11 +55,11 @@ export interface PollingWatch {
 
 /** Checks every `intervalMs` until `signal` aborts: one poll counted per check, notices and errors to the sink. */
 export function watchByPolling(options: PollingWatch): Promise<void> {
-  const { check, sink, ...timing } = options;
+  const { part, check, sink, ...timing } = options;
   return pollLoop({
     round: async (s) => {
       sink.polled();
-      sink.notices(await check(s));
+      sink.notices(part, await check(s));
     },
     onError: (err) => sink.metadataError(err),
     ...timing,

@@ -41,6 +41,8 @@ export interface AzureMetadataStandIn extends MetadataStandInBase {
   readonly incarnation: number;
   /** Adds a scheduled event (defaults: `Preempt` of this VM, 30 s from now); returns its `EventId`. */
   scheduleEvent(event?: Partial<AzureScheduledEvent>, options?: ScheduleOptions): string;
+  /** Ends (or cancels) an event: it leaves the document, as Azure drops an event once it is over. */
+  endEvent(eventId: string): void;
   /** Event ids approved with `StartRequests`, in order. */
   readonly started: readonly string[];
   /** From now on answers `GET /metadata/scheduledevents` 200 with `body` as it is (a broken IMDS or proxy). */
@@ -127,6 +129,12 @@ export async function startAzureMetadataStandIn(options: AzureMetadataStandInOpt
         incarnation++;
       });
       return full.EventId;
+    },
+    endEvent(eventId) {
+      const at = events.findIndex((e) => e.EventId === eventId);
+      if (at < 0) return;
+      events.splice(at, 1);
+      incarnation++;
     },
     get started() {
       return started;

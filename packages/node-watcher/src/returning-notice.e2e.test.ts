@@ -1,0 +1,89 @@
+import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type ImdsScheduledEvent } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+/** Core (one flow, no groupBy: a group is one event id, cooling down 10 min) and the plugin it calls. */
+async function coreWithPlugin() {
+  const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+  const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+  return { plugin, core };
+}
+
+type Watcher = Awaited<ReturnType<typeof startTestWatcher>>;
+
+const accepted = (w: Watcher): Promise<number> => metric(w, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' });
+
+/** Lets the watcher poll `more` more times, so a send that should not happen would have. */
+async function morePolls(w: Watcher, cloud: string, more = 5): Promise<void> {
+  const polls = await metric(w, 'hollowtrees_node_watcher_polls_total', { cloud });
+  await until(`${more} more polls`, async () => (await metric(w, 'hollowtrees_node_watcher_polls_total', { cloud })) >= polls + more);
+}
+
+describe('a notice that leaves the metadata service and comes back', () => {
+  it('AWS: a scheduled maintenance listed again under its EventId is sent again by the running watcher (core deduplicates it while its group cools down); a failed read in between is no empty list', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+    const event: ImdsScheduledEvent = { EventId: 'instance-event-0d59937288b749b32', Code: 'system-reboot', Description: 'scheduled reboot', NotBefore: '30 Nov 2026 00:10:00 GMT', State: 'active' };
+    imds.scheduleMaintenance(event);
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    await until('core accepted it', async () => (await accepted(watcher)) === 1);
+
+    // The path fails for a while: that says nothing about the notice, which is not sent again.
+    imds.faults.failPath('/latest/meta-data/events/maintenance/scheduled', 500);
+    await until('two failed reads', async () => (await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'aws' })) >= 2);
+    imds.faults.clear();
+    await morePolls(watcher, 'aws');
+    expect(await accepted(watcher)).toBe(1);
+
+    // No longer active (IMDS lists it as completed), then active again: the same notice, sent again.
+    event.State = 'completed';
+    await morePolls(watcher, 'aws');
+    event.State = 'active';
+    await until('the notice sent again', async () => (await accepted(watcher)) === 2);
+    await morePolls(watcher, 'aws');
+
+    expect(await accepted(watcher)).toBe(2);
+    // Same id, group cooling down: core deduplicated the second send, the plugin ran once.
+    expect(plugin.events.map((e) => e.id)).toEqual(['instance-event-0d59937288b749b32']);
+  });
+
+  it('Google Cloud: a second host maintenance after the first ended reaches the plugin again, under an id of its own', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
+    await until('both hanging GETs armed', () => gce.waiting === 2);
+
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the first maintenance at the plugin', () => plugin.events.length === 1);
+    gce.setMaintenanceEvent('NONE');
+    await until('the hanging GETs re-armed', async () => gce.waiting === 2 && (await metric(watcher, 'hollowtrees_node_watcher_polls_total', { cloud: 'gcp' })) >= 4);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the second maintenance at the plugin', () => plugin.events.length === 2);
+    await until('the hanging GETs re-armed', () => gce.waiting === 2);
+
+    expect(plugin.events.map((e) => e.type)).toEqual(['hollowtrees.node.gcp.host-maintenance', 'hollowtrees.node.gcp.host-maintenance']);
+    expect(plugin.events[1]!.id).not.toBe(plugin.events[0]!.id);
+    expect(await accepted(watcher)).toBe(2);
+  });
+
+  it('Azure: an event Azure withdraws and posts again is sent again by the running watcher, and deduplicated by core while its group cools down', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Terminate' });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+
+    azure.endEvent(id);
+    await morePolls(watcher, 'azure', 2);
+    azure.scheduleEvent({ EventId: id, EventType: 'Terminate' });
+    await until('the notice sent again', async () => (await accepted(watcher)) === 2);
+    await morePolls(watcher, 'azure');
+
+    expect(await accepted(watcher)).toBe(2);
+    expect(plugin.events).toHaveLength(1);
+  });
+});
