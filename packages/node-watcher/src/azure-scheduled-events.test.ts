@@ -36,4 +36,20 @@ describe('AzureScheduledEventsMonitor', () => {
     azure.answerRaw(JSON.stringify({ DocumentIncarnation: 2, Events: [{ EventId: 'E-2', EventType: 'Preempt', EventStatus: 'Scheduled', Resources: `${azure.vm.name}0`, NotBefore: '' }] }));
     expect(await monitor.check(identity, signal)).toEqual([]);
   });
+
+  it('matches this VM in Resources whatever the case Azure wrote its name in (Azure names are case-insensitive), and a Resources entry that is no string matches nothing', async () => {
+    const azure = await startAzureMetadataStandIn({ vm: { name: 'AKS-Spot-12345678-vmss000001' } });
+    const { monitor, signal, identity } = await monitorOf(azure);
+    const event = { EventType: 'Preempt', EventStatus: 'Scheduled', NotBefore: '' };
+    azure.answerRaw(
+      JSON.stringify({
+        DocumentIncarnation: 2,
+        Events: [
+          { ...event, EventId: 'E-3', Resources: [null, 7, 'aks-spot-12345678-vmss000001'] },
+          { ...event, EventId: 'E-4', Resources: ['aks-spot-12345678-vmss000002'] },
+        ],
+      }),
+    );
+    expect(await monitor.check(identity, signal)).toMatchObject([{ kind: 'preempt', id: `E-3:${azure.vm.vmId}` }]);
+  });
 });

@@ -48,6 +48,17 @@ export const azureNoticeId = (eventId: string, vmId: string): string => `${event
 /** The Azure `EventId` of a notice id {@link azureNoticeId} made (Azure's ids are GUIDs: no colon). */
 const azureEventIdOf = (noticeId: string): string => noticeId.slice(0, noticeId.indexOf(':'));
 
+/**
+ * Whether an event's `Resources` name the VM `vmName` (the compute API's `name`). Azure resource
+ * names are case-insensitive, and Azure does not keep the case they were created with everywhere:
+ * one written in another case is the same VM. A list, not a string: a string's includes would
+ * match a VM whose name is part of another's; an entry that is no string names no VM.
+ */
+function namesVm(resources: unknown, vmName: string): boolean {
+  const name = vmName.toLowerCase();
+  return Array.isArray(resources) && resources.some((r) => typeof r === 'string' && r.toLowerCase() === name);
+}
+
 /** What {@link AzureScheduledEventsMonitor.approve} did. */
 export type AzureApproval =
   /** `StartRequests` sent: Azure goes ahead now. */
@@ -94,8 +105,7 @@ export class AzureScheduledEventsMonitor implements Monitor {
     const types: readonly string[] = this.options.eventTypes ?? DEFAULT_AZURE_EVENT_TYPES;
     const vmName = identity.extraLabels?.vm_name;
     return (await this.events(signal))
-      // A list, not a string: a string's includes would match a VM whose name is part of another's.
-      .filter((e) => e.EventId && e.EventType && types.includes(e.EventType) && vmName !== undefined && Array.isArray(e.Resources) && e.Resources.includes(vmName))
+      .filter((e) => e.EventId && e.EventType && types.includes(e.EventType) && vmName !== undefined && namesVm(e.Resources, vmName))
       .map((e) => {
         const at = rfc3339(e.NotBefore);
         return { kind: e.EventType!.toLowerCase(), id: azureNoticeId(e.EventId!, identity.instanceId), ...(at !== undefined && { terminationTime: at }), detail: e };
