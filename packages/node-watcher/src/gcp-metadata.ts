@@ -1,5 +1,5 @@
 import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
-import { instanceIdBody, metadataRequest, okBody } from './metadata-request.js';
+import { instanceIdBody, metadataRequest, MetadataError, okBody } from './metadata-request.js';
 import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
 import { noticeId, type InstanceIdentity, type Notice } from './notice.js';
 import { pollLoop } from './poll-loop.js';
@@ -26,6 +26,14 @@ export interface GcpMetadataOptions {
   backoff: Backoff;
   clock: Clock;
 }
+
+/**
+ * What a watched value is: Compute Engine writes upper-case words (`TRUE`, `NONE`,
+ * `TERMINATE_ON_HOST_MAINTENANCE`). Anything else (a proxy's page, an empty answer) is no reading of
+ * the value: taken for one, it would end a notice that stands, and its return would be sent again
+ * as a new maintenance.
+ */
+const WATCHED_VALUE = /^[A-Z][A-Z_]*$/;
 
 /** The two values watched, and the notice each value that matters becomes. */
 const WATCHED: Readonly<Record<string, (value: string, identity: InstanceIdentity, now: number) => Notice | undefined>> = {
@@ -84,6 +92,13 @@ export class GcpMetadataMonitor implements Monitor {
     return { value: okBody(url, res).trim(), etag: res.headers.get('etag') ?? undefined };
   }
 
+  /** Reads a watched value (see {@link read}); one that is no value of the key is a {@link MetadataError}. */
+  private async readWatched(key: string, signal: AbortSignal, lastEtag?: string): Promise<{ value: string; etag: string | undefined }> {
+    const answer = await this.read(key, signal, lastEtag);
+    if (!WATCHED_VALUE.test(answer.value)) throw new MetadataError(`GET ${this.url(key)}: HTTP 200, and the answer is no value of ${key}: "${answer.value.slice(0, 200)}"`);
+    return answer;
+  }
+
   async identity(signal: AbortSignal): Promise<InstanceIdentity> {
     const [id, zone, machineType, name] = await Promise.all(['id', 'zone', 'machine-type', 'name'].map(async (key) => (await this.read(key, signal)).value));
     const availabilityZone = lastSegment(zone!);
@@ -94,7 +109,7 @@ export class GcpMetadataMonitor implements Monitor {
     // Each value on its own: one that cannot be read must not hide a notice the other shows.
     const results = await Promise.allSettled(
       Object.entries(WATCHED).map(async ([key, notice]) => {
-        const found = notice((await this.read(key, signal)).value, identity, this.options.clock.now());
+        const found = notice((await this.readWatched(key, signal)).value, identity, this.options.clock.now());
         return found ? [found] : [];
       }),
     );
@@ -113,7 +128,7 @@ export class GcpMetadataMonitor implements Monitor {
           round: async (s) => {
             const { clock } = this.options;
             const startedAt = clock.now();
-            const answer = await this.read(key, s, etag);
+            const answer = await this.readWatched(key, s, etag);
             const unchanged = etag !== undefined && answer.etag === etag;
             etag = answer.etag;
             sink.polled();

@@ -1,4 +1,4 @@
-import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type ImdsScheduledEvent } from '@hollowtrees/testkit';
+import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type GceMaintenanceEvent, type ImdsScheduledEvent } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
@@ -68,6 +68,31 @@ describe('a notice that leaves the metadata service and comes back', () => {
     expect(plugin.events.map((e) => e.type)).toEqual(['hollowtrees.node.gcp.host-maintenance', 'hollowtrees.node.gcp.host-maintenance']);
     expect(plugin.events[1]!.id).not.toBe(plugin.events[0]!.id);
     expect(await accepted(watcher)).toBe(2);
+  });
+
+  it('Google Cloud: a page or an empty answer in place of the value (a broken proxy) is no end of the maintenance: it is not sent again under a new id', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
+    await until('both hanging GETs armed', () => gce.waiting === 2);
+
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the maintenance at the plugin', () => plugin.events.length === 1);
+    // What a proxy in between answers with 200 instead of the value, once with a page and once empty.
+    for (const garbage of ['<html><body>502 Bad Gateway</body></html>', '']) {
+      const errors = await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'gcp' });
+      gce.setMaintenanceEvent(garbage as GceMaintenanceEvent);
+      await until('the answer refused', async () => (await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'gcp' })) > errors);
+      gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+      await until('the hanging GETs re-armed', () => gce.waiting === 2);
+    }
+    // Events go to core in order: once the preemption is through, a second send of the maintenance would be too.
+    gce.preempt();
+    await until('the preemption at the plugin', () => plugin.events.some((e) => e.type === 'hollowtrees.node.gcp.preemption'));
+
+    expect(plugin.events.map((e) => e.type)).toEqual(['hollowtrees.node.gcp.host-maintenance', 'hollowtrees.node.gcp.preemption']);
+    expect(await accepted(watcher)).toBe(2);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_metadata_errors_total', { cloud: 'gcp' })).toBeGreaterThanOrEqual(2);
   });
 
   it('Azure: an event Azure withdraws and posts again is sent again by the running watcher, and deduplicated by core while its group cools down', async () => {
