@@ -91,11 +91,14 @@ export class AzureScheduledEventsMonitor implements Monitor {
 
   /**
    * The scheduled events Azure lists. An entry that is no object (a broken IMDS or proxy) is left
-   * out, so it cannot hide the events beside it; an `Events` that is no list fails, naming the URL.
+   * out, so it cannot hide the events beside it; an `Events` that is no list fails, naming the URL,
+   * and so does an answer with neither `Events` nor `DocumentIncarnation` (a proxy's `{}`): taken
+   * for an empty list, it would end the notices that stand, and send them again when they are listed.
    */
   private async events(signal: AbortSignal): Promise<ScheduledEvent[]> {
     const url = `${this.baseUrl}${EVENTS_API}`;
-    const doc = jsonBody<{ Events?: unknown }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
+    const doc = jsonBody<{ Events?: unknown; DocumentIncarnation?: unknown }>(url, okBody(url, await metadataRequest(url, { headers: { metadata: 'true' }, signal })), 'object');
+    if (doc.Events === undefined && doc.DocumentIncarnation === undefined) throw new MetadataError(`GET ${url}: no Scheduled Events document (neither Events nor DocumentIncarnation): ${JSON.stringify(doc).slice(0, 200)}`);
     if (doc.Events === undefined) return [];
     if (!Array.isArray(doc.Events)) throw new MetadataError(`GET ${url}: expected Events to be a list, got ${JSON.stringify(doc.Events).slice(0, 200)}`);
     return (doc.Events as unknown[]).filter((e): e is ScheduledEvent => typeof e === 'object' && e !== null);

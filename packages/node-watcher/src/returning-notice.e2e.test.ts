@@ -111,4 +111,22 @@ describe('a notice that leaves the metadata service and comes back', () => {
     expect(await accepted(watcher)).toBe(2);
     expect(plugin.events).toHaveLength(1);
   });
+
+  it('Azure: an answer that is no Scheduled Events document (a proxy answering {} with 200) is no empty list: the event is not sent again when the real document lists it', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Terminate' });
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    const listed = plugin.events[0]!;
+
+    azure.answerRaw('{}');
+    await morePolls(watcher, 'azure', 2);
+    const event = { EventId: id, EventType: 'Terminate', ResourceType: 'VirtualMachine', Resources: [azure.vm.name], EventStatus: 'Scheduled', NotBefore: '', Description: '', EventSource: 'Platform', DurationInSeconds: -1 };
+    azure.answerRaw(JSON.stringify({ DocumentIncarnation: azure.incarnation, Events: [event] }));
+    await morePolls(watcher, 'azure');
+
+    expect(await accepted(watcher)).toBe(1);
+    expect(plugin.events).toEqual([listed]);
+  });
 });
