@@ -415,6 +415,28 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
   });
 
+  it.each([
+    ['renewed on waking, unchanged: it keeps its run', false],
+    ['the renewal on waking not confirmed either (the API unreachable): it gives the run up', true],
+  ])('a holder whose process did not run for longer than its renewals allow (its event loop blocked 2.5 s): %s', async (_, unreachable) => {
+    // Renewals unconfirmed for 3 s - 1.5 x 1 s = 1.5 s stop a run, unless the tick comes late: then the API server is asked first.
+    const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 1_000 }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const lost = a.holdLost('g')!;
+    const version = api.cluster.leases.all()[0]!.metadata.resourceVersion;
+    api.unreachable = unreachable;
+    const until = Date.now() + 2_500;
+    while (Date.now() < until);
+    // Before, the first tick after the stall gave the hold up at once, though the Lease was still this replica's.
+    await sleep(200);
+    await a.checkHold('g');
+    expect(lost.aborted).toBe(unreachable);
+    if (unreachable) return expect(String((lost.reason as Error).message)).toMatch(/while this process did not run .*the renewal made on waking was not confirmed either/);
+    expect(api.cluster.leases.all()[0]!.metadata.resourceVersion).not.toBe(version);
+    expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
+  });
+
   it('a holder whose renewals go unconfirmed tells its run to stop before the Lease can expire for the other replicas', async () => {
     // The run stops at the first tick past leaseDuration - 1.5 x renewInterval: 1 s before the Lease expires, more than a busy machine delays a tick.
     const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 1_000 }).store;
@@ -1410,9 +1432,12 @@ describe('FlowEngine on the Kubernetes store', () => {
     const event: CloudEvent = { id: 'e1', source: 's', specversion: '1.0', type: 't', data: { labels: { instance_id: 'i-1' } } };
     engine.dispatch(event, Date.now());
     await expect.poll(() => calls, { timeout: 5_000, interval: 10 }).toEqual(['detach']);
-    // Stopped past its Lease: its next renew tick finds its renewals unconfirmed too long, and stops the run.
+    // Stopped past its Lease, the API server out of reach as it wakes: its next renew tick finds its renewals unconfirmed too
+    // long, the renewal it makes then gets no answer either, and the run is stopped.
+    api.unreachable = true;
     shift.monotonicMs = 200_000;
     await expect.poll(() => engine.recentRuns().map((r) => r.outcome), { timeout: 5_000, interval: 10 }).toEqual(['interrupted']);
+    api.unreachable = false;
     // The event's re-send reaches the same replica, which takes its own Lease over.
     engine.dispatch(event, Date.now());
     await expect.poll(() => engine.recentRuns().map((r) => r.outcome), { timeout: 5_000, interval: 10 }).toEqual(['succeeded', 'interrupted']);

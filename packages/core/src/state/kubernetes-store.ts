@@ -54,6 +54,8 @@ interface HeldLease {
   confirmedAt: number;
   /** Aborted when the hold is lost while its run is in progress. */
   lost: AbortController;
+  /** A renewal made on waking from a stall is on its way ({@link KubernetesRunStateStore.reconfirm}): the hold is judged by its answer. */
+  reconfirming?: Promise<void>;
 }
 
 /** A Lease as a list found it live; `expiresAt`, for a run's: when this replica would find it expired unless it changes (monotonic ms), as a claim judges it. */
@@ -272,13 +274,18 @@ export class KubernetesRunStateStore extends GroupStates {
 
   /**
    * Before a plugin call: loses the hold now when its renewals went unconfirmed too long (the renew tick may not
-   * have run yet); and when the next tick would find them so (a claim answered late, a renewal that failed), renews
+   * have run yet), or, when this process itself did not run meanwhile, once a renewal made now is not confirmed ({@link reconfirm}); and when the next tick would find them so (a claim answered late, a renewal that failed), renews
    * first, and loses the hold now if that renewal is not confirmed either. A plugin called on such a hold was
    * stopped mid-call by the next tick, and then called again for the same run here or on another replica.
    */
   override async checkHold(key: string): Promise<void> {
     const held = this.mine.get(key);
-    if (!held || this.loseHoldIfUnconfirmed(key, held, this.elapsed())) return;
+    if (!held) return;
+    if (held.reconfirming) return held.reconfirming;
+    const at = this.elapsed();
+    // The renew tick is overdue: this process did not run, so its renewals were not even sent. Asked now, the API server tells whether the hold lasted.
+    if (this.unconfirmedTooLong(held, at) && this.stalledSince(at)) return this.reconfirm(key, held, at);
+    if (this.loseHoldIfUnconfirmed(key, held, at)) return;
     const nextTick = this.tickedAt + this.options.renewIntervalMs;
     if (!this.unconfirmedTooLong(held, nextTick)) return;
     this.write(key, held, { ...held.record, renewedAt: this.options.clock.now() });
@@ -685,6 +692,36 @@ export class KubernetesRunStateStore extends GroupStates {
     return true;
   }
 
+  /**
+   * Whether, at `at` (monotonic ms), the renew tick is overdue by more than half an interval: this process did not run
+   * meanwhile (stopped, or starved of CPU), so its renewals went unconfirmed because they were never sent, not because
+   * the API server did not answer them.
+   */
+  private stalledSince(at: number): boolean {
+    return at - this.tickedAt > 1.5 * this.options.renewIntervalMs;
+  }
+
+  /**
+   * On waking from a stall with a hold whose renewals went unconfirmed too long: renews it (guarded by the resourceVersion
+   * this replica last saw), and gives it up only when that renewal is not confirmed. Given up at once, as before, the run's
+   * call was cancelled though its answer (a plugin that acted) had come in during the stall, and the group's next event ran
+   * the plugin again. Confirmed, the Lease is proved unchanged since this replica's last write: no other replica took it
+   * over, nor can before it expires again, so the run goes on.
+   */
+  private reconfirm(key: string, held: HeldLease, at: number): Promise<void> {
+    this.write(key, held, { ...held.record, renewedAt: this.options.clock.now() });
+    const unconfirmedMs = Math.round(at - held.confirmedAt);
+    const judged = held.writing.then(() => {
+      held.reconfirming = undefined;
+      if (this.mine.get(key) !== held) return;
+      if (held.confirmedAt >= at) {
+        this.repeatedLog.log('reconfirmed', 'warn', { groupKey: key, lease: this.shownLease(held.name), unconfirmedMs }, 'this process did not run for longer than its Lease renewals allow (stopped, or starved of CPU): the Lease was renewed on waking, unchanged, so its run goes on', 'alsoRenewedSinceLastLine');
+      } else this.loseHold(key, held, `its renewals went unconfirmed for ${unconfirmedMs} ms while this process did not run (leaseDuration ${this.options.leaseDurationMs} ms), and the renewal made on waking was not confirmed either`);
+    });
+    held.reconfirming = judged;
+    return judged;
+  }
+
   /** True when `held` is a run in progress whose renewals are, at `at` (monotonic ms), unconfirmed too long (see {@link loseHoldIfUnconfirmed}). */
   private unconfirmedTooLong(held: HeldLease, at: number): boolean {
     const { leaseDurationMs, renewIntervalMs } = this.options;
@@ -695,8 +732,14 @@ export class KubernetesRunStateStore extends GroupStates {
   private renew(): void {
     const now = this.options.clock.now();
     const at = this.elapsed();
+    const stalled = this.stalledSince(at);
     this.tickedAt = at;
     for (const [key, held] of this.mine) {
+      if (held.reconfirming) continue;
+      if (stalled && this.unconfirmedTooLong(held, at)) {
+        void this.reconfirm(key, held, at);
+        continue;
+      }
       if (this.loseHoldIfUnconfirmed(key, held, at)) continue;
       if (held.record.phase === 'running') this.write(key, held, { ...held.record, renewedAt: now });
       else if (held.unsaved) this.write(key, held, held.record);
