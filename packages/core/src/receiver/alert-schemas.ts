@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { stringMap, time } from './field-schemas.js';
+import { stringMapSchema, time } from './field-schemas.js';
 
 /** Go's zero time, which Alertmanager writes for "not set". */
 const GO_ZERO_TIME = /^0001-01-01T00:00:00/;
@@ -13,7 +13,33 @@ const nullAsAbsent = <S extends z.ZodType>(schema: S): z.ZodPreprocess<S, unknow
  */
 const optionalTime = z.preprocess((v) => (v === '' || v === null ? undefined : v), time.optional()).transform((v) => (v === undefined || GO_ZERO_TIME.test(v) ? undefined : v));
 
-const labels = stringMap.refine((l) => typeof l.alertname === 'string' && l.alertname !== '', {
+/**
+ * `map` with each entry whose value `replace` changes written anew (`undefined`: left out); `map` itself
+ * when none changes, so an alert as Prometheus sends it is not copied. Object.fromEntries keeps a
+ * `__proto__` key an own key, for the schema to refuse.
+ */
+function rewritingValues(map: unknown, replace: (value: unknown) => unknown): unknown {
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) return map;
+  const entries = map as Record<string, unknown>;
+  let changes = false;
+  for (const name in entries) if (replace(entries[name]) !== entries[name]) changes = true;
+  if (!changes) return map;
+  return Object.fromEntries(Object.entries(entries).flatMap(([name, value]) => {
+    const kept = replace(value);
+    return kept === undefined ? [] : [[name, kept]];
+  }));
+}
+
+/**
+ * Alertmanager 0.25 (Go's encoding/json) reads a null label value as `""`, and drops every empty label:
+ * to Prometheus an empty label is an absent one. So `x: null`, `x: ""` and no `x` are one alert, with one
+ * id and fingerprint, and two posts of it cannot start two runs.
+ */
+const withoutEmptyLabels = (map: unknown): unknown => rewritingValues(map, (value) => (value === null || value === '' ? undefined : value));
+/** Alertmanager 0.25 reads a null annotation value as `""` and keeps it. */
+const nullAnnotationsAsEmpty = (map: unknown): unknown => rewritingValues(map, (value) => (value === null ? '' : value));
+
+const labels = stringMapSchema(withoutEmptyLabels).refine((l) => typeof l.alertname === 'string' && l.alertname !== '', {
   message: 'required: labels.alertname',
   path: ['alertname'],
 });
@@ -25,7 +51,7 @@ const labels = stringMap.refine((l) => typeof l.alertname === 'string' && l.aler
  */
 export const postableAlertSchema = z.object({
   labels,
-  annotations: nullAsAbsent(stringMap.optional().default({})),
+  annotations: nullAsAbsent(stringMapSchema(nullAnnotationsAsEmpty).optional().default({})),
   startsAt: optionalTime,
   endsAt: optionalTime,
   generatorURL: nullAsAbsent(z.string().optional().default('')),

@@ -426,7 +426,9 @@ const rows: Row[] = [
   { name: 'refuses an empty alertname', send: post(V2, [{ labels: { alertname: '', instance_id: 'bad-emptyname' } }]), status: 400, error: 'alerts[0].labels.alertname: required: labels.alertname', reason: 'bad_data' },
   { name: 'refuses a number as alertname', send: post(V2, [{ labels: { alertname: 5, instance_id: 'bad-numname' } }]), status: 400, error: 'alerts[0].labels.alertname: expected a string value', reason: 'bad_data' },
   { name: 'refuses a number as a label value', send: post(V2, [{ labels: { alertname: 'A', instance_id: 12345 } }]), status: 400, error: 'alerts[0].labels.instance_id: expected a string value', reason: 'bad_data' },
-  { name: 'refuses null as a label value', send: post(V2, [{ labels: { alertname: 'A', instance_id: null } }]), status: 400, error: 'alerts[0].labels.instance_id: expected a string value', reason: 'bad_data' },
+  // Alertmanager 0.25 reads a null label value as "" and drops the label (an empty label is an absent one); a null annotation value is "".
+  { name: 'accepts null as a label value, dropping the label, as Alertmanager 0.25 does', send: post(V2, [{ labels: { alertname: 'A', instance_id: 'ok-null-label', x: null } }]), status: 200, accepted: 1 },
+  { name: 'accepts null as an annotation value, as Alertmanager 0.25 does', send: post(V2, [alert('ok-null-annotation', { annotations: { summary: null } })]), status: 200, accepted: 1 },
   { name: 'refuses a boolean as a label value', send: post(V1, [{ labels: { alertname: 'A', instance_id: 'bad-bool', spot: true } }]), status: 400, error: 'alerts[0].labels.spot: expected a string value', reason: 'bad_data' },
   { name: 'refuses an object as a label value', send: post(V2, [{ labels: { alertname: 'A', instance_id: { id: 'bad-objlabel' } } }]), status: 400, error: 'alerts[0].labels.instance_id: expected a string value', reason: 'bad_data' },
   { name: 'refuses annotations as an array', send: post(V2, [alert('bad-annarr', { annotations: ['summary'] })]), status: 400, error: 'alerts[0].annotations: Invalid input: expected object, received array', reason: 'bad_data' },

@@ -17,8 +17,19 @@ export function refusingProtoKey<S extends z.ZodType>(schema: S, message: (value
   }, schema);
 }
 
-/** Label and annotation maps (of an alert, of every event's `data.labels`): string values only, as Prometheus sends them. */
-export const stringMap = refusingProtoKey(z.record(z.string(), z.string({ error: STRING_VALUE })), (value) => (typeof value === 'string' ? 'the name "__proto__" is reserved' : STRING_VALUE));
+/**
+ * A label or annotation map: string values only, as Prometheus sends them. `rewrite` (an alert's
+ * Alertmanager-compatible reading of null and empty values) runs after the `__proto__` check, so
+ * such a key is refused whatever its value, even one `rewrite` would drop.
+ */
+export function stringMapSchema(rewrite: (map: unknown) => unknown = (map) => map) {
+  return refusingProtoKey(z.preprocess(rewrite, z.record(z.string(), z.string({ error: STRING_VALUE }))), (value) =>
+    typeof value === 'string' || value === null ? 'the name "__proto__" is reserved' : STRING_VALUE,
+  );
+}
+
+/** Label and annotation maps as written (every event's `data.labels`): string values only. */
+export const stringMap = stringMapSchema();
 
 /** RFC 3339 within a protobuf Timestamp's range: one schema for every source's times (the SQS source's too). */
 export { rfc3339Time as time } from '../time-schema.js';

@@ -135,6 +135,31 @@ describe('alerts to CloudEvents', () => {
     expect(withNulls).toMatchObject({ type: 'prometheus.server.alert.A', time: '2026-11-25T10:00:00.5Z', data: { status: 'firing', annotations: {}, generatorURL: '' } });
   });
 
+  it('drops a label whose value is null or empty, as Alertmanager 0.25 does: one alert, one id and fingerprint, however the sender wrote it', async () => {
+    const at = new Date('2026-11-25T10:00:00.5Z');
+    const eventOf = async (labels: Record<string, unknown>, format: 'api_v2' | 'webhook' = 'api_v2') => {
+      const alerts = [{ labels, startsAt, ...(format === 'webhook' && { status: 'firing' }) }];
+      return (await eventsOf(format, body(format === 'webhook' ? { version: '4', alerts } : alerts), at, limits))[0]!;
+    };
+    const without = await eventOf({ alertname: 'A', node: 'n-1' });
+    for (const x of [null, '']) {
+      expect(await eventOf({ alertname: 'A', x, node: 'n-1' })).toEqual(without);
+      expect(await eventOf({ alertname: 'A', x, node: 'n-1' }, 'webhook')).toEqual(await eventOf({ alertname: 'A', node: 'n-1' }, 'webhook'));
+    }
+    expect((without.data as AlertEventData).labels).toEqual({ alertname: 'A', node: 'n-1' });
+  });
+
+  it('takes a null annotation value as an empty one, as Alertmanager 0.25 does', async () => {
+    const [event] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' }, annotations: { a: null, b: 'v', e: '' } }]), new Date(startsAt), limits);
+    expect((event!.data as AlertEventData).annotations).toEqual({ a: '', b: 'v', e: '' });
+  });
+
+  it('refuses a null or empty alertname as a missing one, as Alertmanager refuses an alert left without labels', async () => {
+    for (const alertname of [null, '']) {
+      expect((await refusal(() => parseAlerts('api_v2', body([{ labels: { alertname, node: 'n' } }]), new Date(), limits))).message).toBe('alerts[0].labels.alertname: required: labels.alertname');
+    }
+  });
+
   it.each([
     ['not JSON', '{"labels":', 400, 'body is not valid JSON'],
     ['an object instead of an array', { labels: {} }, 400, 'alerts: expected a JSON array of alerts'],
@@ -155,7 +180,8 @@ describe('alerts to CloudEvents', () => {
     const message = async (text: string) => (await refusal(() => parseAlerts('api_v2', body(text), new Date(), limits))).message;
     expect(await message('[{"labels":{"__proto__":{"alertname":"A"}}}]')).toBe('alerts[0].labels.__proto__: expected a string value');
     expect(await message('[{"labels":{"alertname":"A","__proto__":"x"}}]')).toBe('alerts[0].labels.__proto__: the name "__proto__" is reserved');
-    expect(await message('[{"labels":{"alertname":"A"},"annotations":{"__proto__":null}}]')).toBe('alerts[0].annotations.__proto__: expected a string value');
+    expect(await message('[{"labels":{"alertname":"A"},"annotations":{"__proto__":null}}]')).toBe('alerts[0].annotations.__proto__: the name "__proto__" is reserved');
+    expect(await message('[{"labels":{"alertname":"A","__proto__":null}}]')).toBe('alerts[0].labels.__proto__: the name "__proto__" is reserved');
     expect(({} as Record<string, unknown>).alertname).toBeUndefined();
   });
 
