@@ -43,7 +43,10 @@ const INVALID = new Set([
 const SERVER_ERROR = new Set(['InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable']);
 // What a zone or account does not offer (an instance type in a zone): only another request passes.
 const NOT_OFFERED = new Set(['Unsupported', 'UnsupportedOperation']);
-const QUOTA = new Set(['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure']);
+const QUOTA = new Set(['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'MaxSpotFleetRequestCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure']);
+// A launch's setting the moment refuses (a spot max price under the spot price, a subnet out of addresses):
+// EC2 reports them inside CreateFleet's 200 answer too, with no status to fall back on; someone must change the setting.
+const LAUNCH_SETTING = new Set(['SpotMaxPriceTooLow', 'InsufficientFreeAddressesInSubnet']);
 // Failures below HTTP: no answer came, so the call may succeed later.
 const NETWORK = new Set(['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
@@ -53,7 +56,7 @@ const NETWORK = new Set(['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNR
  * 5xx (AWS's server-side codes, also without a status) and network failures
  * → UNAVAILABLE (all retryable); bad credentials → UNAUTHENTICATED, missing
  * permissions → PERMISSION_DENIED, validation → INVALID_ARGUMENT, `*.NotFound`
- * → NOT_FOUND, quotas, what is not offered and other 4xx → FAILED_PRECONDITION
+ * → NOT_FOUND, quotas, what is not offered, a spot max price too low and other 4xx → FAILED_PRECONDITION
  * (all permanent).
  */
 export function grpcCodeFor(awsCode: string, httpStatus?: number): Code {
@@ -63,7 +66,7 @@ export function grpcCodeFor(awsCode: string, httpStatus?: number): Code {
   if (PERMISSION_DENIED.has(awsCode)) return Code.PermissionDenied;
   if (INVALID.has(awsCode) || awsCode.endsWith('.Malformed')) return Code.InvalidArgument;
   if (awsCode.endsWith('.NotFound')) return Code.NotFound;
-  if (QUOTA.has(awsCode) || NOT_OFFERED.has(awsCode)) return Code.FailedPrecondition;
+  if (QUOTA.has(awsCode) || NOT_OFFERED.has(awsCode) || LAUNCH_SETTING.has(awsCode)) return Code.FailedPrecondition;
   if (SERVER_ERROR.has(awsCode) || NETWORK.has(awsCode) || (httpStatus !== undefined && httpStatus >= 500)) return Code.Unavailable;
   if (httpStatus !== undefined && httpStatus >= 400) return Code.FailedPrecondition;
   return Code.Internal;

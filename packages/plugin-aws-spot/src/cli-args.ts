@@ -17,7 +17,7 @@ Options:
   --strategy <s>          auto | asg-detach | fleet (default auto)
   --instance-types <list> comma-separated types for fleet replacements
                           (default: the old type, then the same size in sibling families)
-  --spot-only             never fall back to on-demand when spot has no capacity
+  --spot-only             never fall back to on-demand when spot has none to give
   --dry-run               check with EC2's DryRun and log; change nothing
   --max-attempts <n>      attempts per AWS call, the first included (default 4)
   --max-sockets <n>       connections per AWS endpoint; more calls wait, and a long wait is logged (default 128)

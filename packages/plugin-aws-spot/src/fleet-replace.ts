@@ -25,8 +25,12 @@ export interface FleetSettings {
 /** Spot or on-demand. */
 export type CapacityType = 'spot' | 'on-demand';
 
-/** Per-override errors that mean "no capacity right now", after which on-demand is tried. */
-const CAPACITY_SHORTAGE = new Set(['InsufficientInstanceCapacity', 'UnfulfillableCapacity']);
+/**
+ * Per-override errors that mean "no spot right now", after which on-demand is tried: no capacity, a spot
+ * max price (the launch template's) under the spot price, the account's spot instance quota. On-demand
+ * has none of these limits.
+ */
+const NO_SPOT = new Set(['InsufficientInstanceCapacity', 'UnfulfillableCapacity', 'SpotMaxPriceTooLow', 'MaxSpotInstanceCountExceeded']);
 
 interface LaunchResult {
   readonly instanceId: string | undefined;
@@ -53,7 +57,7 @@ export interface LaunchSettings {
  * Strategy `fleet`: launch one replacement with an `instant` EC2 Fleet from the
  * instance's launch template (same version, same subnet), diversified over the
  * instance types, spot first with capacity-optimized allocation, then
- * on-demand when spot has no capacity. The replacement gets the old instance's
+ * on-demand when spot has none to give. The replacement gets the old instance's
  * tags plus `hollowtrees:replaces=<old id>`.
  *
  * Idempotent twice over: a pending or running instance already tagged as the
@@ -84,7 +88,7 @@ export async function replaceWithFleet(ctx: StrategyContext, settings: FleetSett
 /**
  * Launches one replacement for `ctx.instance` with an `instant` EC2 Fleet from
  * its launch template, over `settings.places`: spot first (capacity-optimized),
- * then on-demand when spot reports no capacity and the fallback is on. The
+ * then on-demand when spot reports it has none to give (see `NO_SPOT`) and the fallback is on. The
  * replacement carries the old instance's tags plus `hollowtrees:replaces=<old id>`.
  * Looks for no earlier replacement: the caller has.
  */
@@ -136,8 +140,8 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
   let result = await launchAs(capacityType);
   // Every answer's errors: spot's shortage keeps a run retryable when the on-demand fallback is refused for good (a quota).
   let errors = result.errors;
-  if (!result.instanceId && settings.onDemandFallback && result.errors.some((e) => CAPACITY_SHORTAGE.has(e.ErrorCode ?? ''))) {
-    ctx.logger.info('no spot capacity for the replacement: falling back to on-demand', { instance_id: instance.instanceId, errors: summary(result.errors) });
+  if (!result.instanceId && settings.onDemandFallback && result.errors.some((e) => NO_SPOT.has(e.ErrorCode ?? ''))) {
+    ctx.logger.info('no spot for the replacement: falling back to on-demand', { instance_id: instance.instanceId, errors: summary(result.errors) });
     capacityType = 'on-demand';
     const spot = result;
     result = await launchAs(capacityType);

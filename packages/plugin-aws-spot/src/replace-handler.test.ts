@@ -596,6 +596,25 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect([err.code, err.message]).toEqual([Code.ResourceExhausted, expect.stringMatching(/m5\.large \(spot\): InsufficientInstanceCapacity: .*; m5\.large \(on-demand\): VcpuLimitExceeded: /)]);
   });
 
+  it.each(['SpotMaxPriceTooLow', 'MaxSpotInstanceCountExceeded'] as const)('falls back to on-demand when spot answers %s for every type: what spot alone lacks', async (errorCode) => {
+    const old = standalone();
+    aws.ec2.failOverrides(['m5.large'], errorCode, { capacityType: 'spot' });
+    const result = await handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), context());
+    expect(aws.ec2.fleets.map((f) => [f.capacityType, f.instances.length])).toEqual([
+      ['spot', 0],
+      ['on-demand', 1],
+    ]);
+    expect(result.attributes).toMatchObject({ replacement_capacity_type: 'on-demand' });
+  });
+
+  it('fails with FAILED_PRECONDITION naming SpotMaxPriceTooLow when spot-only: the launch template’s max price is a configuration to change', async () => {
+    const old = standalone();
+    aws.ec2.failOverrides(['m5.large', 'm5a.large'], 'SpotMaxPriceTooLow', { errorMessage: 'Your Spot request price of 0.001 is lower than the minimum required Spot request fulfillment price of 0.0359.' });
+    const err = await rejection(handler({ instanceTypes: ['m5.large', 'm5a.large'], onDemandFallback: false }).handle(spotEvent(old), context()));
+    expect([err.code, err.message]).toEqual([Code.FailedPrecondition, expect.stringContaining('m5.large (spot): SpotMaxPriceTooLow: Your Spot request price')]);
+    expect(aws.ec2.fleets).toHaveLength(1);
+  });
+
   it('does not fall back when configured spot-only', async () => {
     const old = standalone();
     aws.ec2.noSpotCapacity(['m5.large']);
@@ -1484,7 +1503,7 @@ describe('lifecycle hooks and fleets in detail (issue 20: mutation survivors)', 
     expect(Object.keys(onDemand ?? {}).filter((k) => k.startsWith('SpotOptions'))).toEqual([]);
     expect(logs).toContainEqual(
       expect.objectContaining({
-        message: 'no spot capacity for the replacement: falling back to on-demand',
+        message: 'no spot for the replacement: falling back to on-demand',
         fields: { instance_id: old, errors: expect.stringMatching(/^m5\.large \(spot\): InsufficientInstanceCapacity: We currently do not have sufficient m5\.large capacity/) },
       }),
     );
