@@ -5,6 +5,7 @@ import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';
 import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
+import { addedFlows } from './flow/added-flows.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { FlowSlots } from './flow/bounded-queue.js';
 import { HeldBytes } from './flow/held-bytes.js';
@@ -256,7 +257,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       const previous = current;
       current = buildRuntime(next, nextFiles);
       // In the same turn as the swap: an event a source hands in from now on reaches the added flows; one before did not.
-      const added = new Set(Object.keys(next.config.flows).filter((name) => !Object.hasOwn(config.flows, name)));
+      const added = addedFlows(config.flows, next.config.flows);
       if (added.size > 0) sources.flowsAdded(added);
       if (servedTls && nextFiles.receiverTls) servedTls = nextFiles.receiverTls;
       metrics.tls.track({ receiverTls: servedTls, pluginTls: nextFiles.pluginTls });

@@ -1,4 +1,11 @@
+import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { EventSink } from './event-sink.js';
+
+/**
+ * Flows a reload added (a renamed flow is one), or kept under their name with other `allowedEvents` or `filters`: by
+ * name, each with whether its version before the reload matched an event (an added flow's: never).
+ */
+export type AddedFlows = ReadonlyMap<string, (event: CloudEvent) => boolean>;
 
 /**
  * Where a source is in its life: `starting` until it receives, `running`,
@@ -52,8 +59,9 @@ export interface EventSource {
   /** The source as the status API shows it now. */
   status(): SourceStatus;
   /**
-   * A reload added `flows` (by name; a renamed flow is an added one), which the engine already hands new events to. A
-   * source that announces a state once (a Spot price surge still open) hands it to them, and to them alone. Optional.
+   * A reload added or changed `flows`, which the engine already hands new events to. A source that announces a state
+   * once (a Spot price surge still open) hands it to those whose version before did not match it, and to them alone:
+   * they never acted on it, so cannot act twice. Optional.
    */
-  flowsAdded?(flows: ReadonlySet<string>): void;
+  flowsAdded?(flows: AddedFlows): void;
 }

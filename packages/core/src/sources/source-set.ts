@@ -1,5 +1,5 @@
 import type { EventSink } from './event-sink.js';
-import type { EventSource, SourceStatus } from './event-source.js';
+import type { AddedFlows, EventSource, SourceStatus } from './event-source.js';
 
 /**
  * The sources core runs, started and stopped together. Start is all or
@@ -41,7 +41,7 @@ export class SourceSet {
   }
 
   /** Tells every source that a reload added `flows` (see {@link EventSource.flowsAdded}). */
-  flowsAdded(flows: ReadonlySet<string>): void {
+  flowsAdded(flows: AddedFlows): void {
     for (const source of this.sources) source.flowsAdded?.(flows);
   }
 

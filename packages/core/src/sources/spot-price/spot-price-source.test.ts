@@ -598,6 +598,20 @@ ${pool}
     expect(await metric('hollowtrees_spot_price_crossings_total', { source: 'spot-price-us-east-1', threshold_kind: 'absolute', edge: 'surge' })).toBe(1);
   });
 
+  it('a reload that changes a flow kept under its name to match Spot price surges hands it the surge still open, once; a changed flow that matched it before does not hear it again', async () => {
+    // `widened` took no surge of us-east-1a before (its filter), so it never acted on this one: handing it over cannot act twice.
+    const widened = (filters: string): string => `  widened:\n    allowedEvents: [aws.ec2.spot.price-surge]\n${filters}    runRetry: { attempts: 1 }\n    plugins: [rec]\n`;
+    await surgeHandedIn(() => coreYaml(BOTH_ZONES_OVER_0_2, keepFlow + widened('    filters: { availability_zone: us-east-1b }\n')));
+    // `keep` changes too, and still matches the surge it took: it must not take it again.
+    const after = coreYaml(BOTH_ZONES_OVER_0_2, keepFlow.replace('runRetry', 'filters: { instance_type: m5.large }\n    runRetry') + widened(''));
+    await core!.reload(parseConfig(after, 'test.yaml', {}));
+    await eventually(() => plugin.calls.length >= 3);
+    await morePolls(3);
+    await core!.reload(parseConfig(after, 'test.yaml', {}));
+    await morePolls(3);
+    expect(byFlow()).toEqual(['keep aws.ec2.spot.price-surge', 'spot-price aws.ec2.spot.price-surge', 'widened aws.ec2.spot.price-surge']);
+  });
+
   it('a reload that adds a flow taking Spot price surges hands it the surge still open at once, not at the next poll an interval later', async () => {
     const hourly = (flows: string): string => coreYaml(BOTH_ZONES_OVER_0_2, flows).replace('interval: 250ms', 'interval: 1h');
     await surgeHandedIn(() => hourly(keepFlow));

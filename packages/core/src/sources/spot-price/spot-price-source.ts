@@ -4,7 +4,7 @@ import type { Clock } from '@hollowtrees/grpcplugin';
 import { spotPriceSourceName, type SpotPriceConfig } from '../../config/schema.js';
 import { awsClientConfig } from '../aws-client-config.js';
 import type { EventSink } from '../event-sink.js';
-import type { EventSource, SourceState, SourceStatus } from '../event-source.js';
+import type { AddedFlows, EventSource, SourceState, SourceStatus } from '../event-source.js';
 import { SourceHealth } from '../source-health.js';
 import { crossingEvent, type CrossingPlace } from './crossing-event.js';
 import { fellBack, findCrossings, fixedThreshold, jumpThreshold, settledTime, type Crossing, type PriceSample, type ThresholdRule } from './price-crossings.js';
@@ -44,7 +44,7 @@ function stillForBoth(still: StillFor, more: StillFor): StillFor {
 
 /** An open surge handed to the flows, the pool it is in, and the flows still to take it and its end. */
 interface AnnouncedSurge {
-  readonly pool: SpotPool;
+  readonly place: CrossingPlace;
   readonly crossing: Crossing;
   /**
    * Flows that had no room for it, and flows a reload added since it was handed in: it is handed in again to them alone
@@ -117,11 +117,16 @@ export class SpotPriceSource implements EventSource {
   }
 
   /**
-   * A reload added flows (a renamed flow is one): they are handed the surges still open at once, at a poll made now, and
-   * only they are, so a flow configured before does not hear a surge twice. A surge that ended is not handed to them.
+   * A reload added or changed flows: those whose version before did not match a surge still open are handed it at once,
+   * at a poll made now, and only they are, so a flow that matched it before does not hear it twice. A surge that ended
+   * is not handed to them.
    */
-  flowsAdded(flows: ReadonlySet<string>): void {
-    for (const surge of this.announced.values()) surge.surgeFor = stillForBoth(surge.surgeFor, flows);
+  flowsAdded(flows: AddedFlows): void {
+    for (const surge of this.announced.values()) {
+      const event = crossingEvent(surge.place, surge.crossing, 'surge');
+      const newTo = new Set([...flows].filter(([, matchedBefore]) => !matchedBefore(event)).map(([flow]) => flow));
+      if (newTo.size > 0) surge.surgeFor = stillForBoth(surge.surgeFor, newTo);
+    }
     this.pollNow();
   }
 
@@ -252,7 +257,7 @@ export class SpotPriceSource implements EventSource {
     if (!open) return;
     // Kept even when refused: a flow that did take it (a pool cordoned) must hear of its end, though another flow never had room for it.
     // Kept before it is handed in: a reload meanwhile adds the flows it did not ask (see handSurge).
-    const surge: AnnouncedSurge = { pool: place.pool, crossing: open, surgeFor: TAKEN };
+    const surge: AnnouncedSurge = { place, crossing: open, surgeFor: TAKEN };
     this.announced.set(key, surge);
     await this.handSurge(place, surge, 'all');
   }
@@ -286,7 +291,7 @@ export class SpotPriceSource implements EventSource {
       return kept ? new Set(result.dropped.map((d) => d.flow)) : to;
     }
     if (!newCrossing) {
-      this.logger.info({ ...fields, ...(to === 'all' ? {} : { flows: [...to] }) }, 'a Spot price surge still open was handed to the flows a reload added');
+      this.logger.info({ ...fields, ...(to === 'all' ? {} : { flows: [...to] }) }, 'a Spot price surge still open was handed to the flows a reload added or changed to match it');
       return TAKEN;
     }
     this.metrics.crossings.inc({ source: this.name, threshold_kind: crossing.kind, edge });
@@ -300,7 +305,7 @@ export class SpotPriceSource implements EventSource {
     for (const pool of configuredPools(instanceTypes ?? [], availabilityZones ?? [])) pools.set(poolKey(pool), pool);
     if (discover) for (const pool of await discoverPools(this.client!, discover.tags, signal)) pools.set(poolKey(pool), pool);
     // A surge's flow moves capacity out of its pool, which discovery then no longer finds: its end must still be announced.
-    for (const { pool } of this.announced.values()) pools.set(poolKey(pool), pool);
+    for (const { place } of this.announced.values()) pools.set(poolKey(place.pool), place.pool);
     return [...pools.values()];
   }
 
