@@ -76,6 +76,8 @@ export interface Hollowtrees {
 interface Runtime {
   engine: FlowEngine;
   plugins: Map<string, ActionPlugin>;
+  /** Set by the first close of its plugins: a reload's and a shutdown's, when they overlap, close them once. */
+  pluginsClosed?: Promise<void>;
 }
 
 /** How often the store's upkeep runs (the journal checks that its file is still the one on disk, and compacts). */
@@ -126,9 +128,10 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, store, heldBytes, listeners, slots, recent, clock });
     return { engine, plugins };
   };
-  const closePlugins = async (runtime: Runtime): Promise<void> => {
-    for (const plugin of runtime.plugins.values()) await plugin.close();
-  };
+  const closePlugins = (runtime: Runtime): Promise<void> =>
+    (runtime.pluginsClosed ??= (async () => {
+      for (const plugin of runtime.plugins.values()) await plugin.close();
+    })());
   const closeRuntime = async (runtime: Runtime, graceMs: number): Promise<void> => {
     await runtime.engine.shutdown(graceMs);
     await closePlugins(runtime);

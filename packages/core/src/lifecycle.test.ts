@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -542,6 +543,38 @@ describe('reload on SIGHUP', () => {
     await core.waitFor((l) => l.msg === 'configuration reloaded');
     setTimeout(release, 400);
     expect(await core.waitFor((l) => l.msg === 'flow run succeeded' || l.msg === 'flow run interrupted')).toMatchObject({ msg: 'flow run succeeded', groupKey: 'spot:{instance_id="i-reload"}' });
+  });
+
+  it('a SIGTERM while a reload’s old plugins still finish a run closes each plugin connection once', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const rec = await startRecordingPlugin(() => blocked);
+    plugins.push(rec);
+    const text = config(rec.address);
+    const file = writeConfig(text);
+    // Logs each close of a grpc-js client (the plugin connection) with the client's number, on the process's stdout.
+    const grpcJs = createRequire(createRequire(import.meta.url).resolve('@hollowtrees/grpcplugin/package.json')).resolve('@grpc/grpc-js');
+    const preload = join(dir, 'report-grpc-client-close.cjs');
+    writeFileSync(
+      preload,
+      `const { Client } = require(${JSON.stringify(grpcJs)}); const ids = new WeakMap(); let next = 0; const close = Client.prototype.close;
+Client.prototype.close = function () { if (!ids.has(this)) ids.set(this, ++next); process.stdout.write(JSON.stringify({ msg: 'grpc client closed', client: ids.get(this) }) + '\\n'); return close.call(this); };`,
+    );
+    const core = startCli(['--config', file], { env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
+    const url = await core.url();
+    await post(url, alert('i-overlap'));
+    await rec.waitForCalls(1);
+    writeFileSync(file, text.replace('cooldown: 10m', 'cooldown: 20m'));
+    core.child.kill('SIGHUP');
+    await core.waitFor((l) => l.msg === 'configuration reloaded');
+    // The shutdown waits (grace period 10 s) for the run the reload's old plugins also wait for.
+    core.child.kill('SIGTERM');
+    await core.waitFor((l) => l.msg === 'shutting down');
+    release();
+    expect(await core.exited).toBe(0);
+    const closed = core.lines.filter((l) => l.msg === 'grpc client closed').map((l) => l['client'] as number);
+    // The old runtime's connection and the new one's: each closed, once.
+    expect(closed.sort()).toEqual([1, 2]);
   });
 
   it('a SIGHUP while core is still starting is taken once started, not the end of the process', async () => {
