@@ -273,8 +273,8 @@ flows:
   it.each([
     ['an unknown plugin, with the known ones', `plugins:\n  k8s-drain: { type: grpc, address: "a:1" }\n${flowYaml('', '[log, k8s-drian]')}`, 'config.yaml: flows.spot.plugins[1]: unknown plugin "k8s-drian" (known: k8s-drain, log)'],
     ['broken YAML, with its line', 'flows:\n  spot: [unclosed\n', 'config.yaml: line 3, column 1:'],
-    ['a duplicate key', 'flows: {}\nflows: {}\n', 'config.yaml: line 2, column 1: Map keys must be unique'],
-    ['a list at the top', '- a\n- b\n', 'config.yaml: expected a YAML mapping with server, log, plugins and flows'],
+    ['a duplicate key, by its path', 'flows:\n  spot:\n    allowedEvents: [a.b]\n    allowedEvents: [c.d]\n    plugins: [log]\n', 'config.yaml: line 4, column 5: flows.spot.allowedEvents is written twice (a key is written once in a mapping)'],
+    ['a list at the top', '- a\n- b\n', 'config.yaml: expected a YAML mapping with server, log, plugins and flows, got a list'],
     ['no flows', 'server: {}\n', 'config.yaml: flows: required (expected object)'],
     ['an empty flows map (validate said "valid (0 flows: )")', 'flows: {}\n', 'config.yaml: flows: expected at least one flow: without one, every alert is answered 200 and every SQS notice deleted, and nothing acts on them'],
     ['a bad duration', flowYaml('').replace('plugins: [log]', 'plugins: [log]\n    cooldown: 5 minutes'), 'config.yaml: flows.spot.cooldown: expected a duration like 30s, 5m or 1h30m, got "5 minutes"'],
@@ -600,8 +600,8 @@ describe('parseConfig rejects, saying where and what was expected', () => {
   });
 
   it('a YAML error gives its line and column and the reason, without the code frame', () => {
-    expect(problem(`${'# comment\n'.repeat(10)}flows: { spot: 1, spot: 2 }\n`)).toBe('config.yaml: line 11, column 19: Map keys must be unique');
-    expect(problem('flows: {}\nflows: {}\n')).toBe('config.yaml: line 2, column 1: Map keys must be unique');
+    expect(problem(`${'# comment\n'.repeat(10)}flows: { spot: 1, spot: 2 }\n`)).toBe('config.yaml: line 11, column 19: flows.spot is written twice (a key is written once in a mapping)');
+    expect(problem('flows: {}\nflows: {}\n')).toBe('config.yaml: line 2, column 1: flows is written twice (a key is written once in a mapping)');
   });
 
   it('a value under a tag yaml does not know is an error, not the text after the tag', () => {
@@ -616,7 +616,8 @@ describe('parseConfig rejects, saying where and what was expected', () => {
   });
 
   it('a document that is a single value', () => {
-    expect(problem('just text\n')).toBe('config.yaml: expected a YAML mapping with server, log, plugins and flows');
+    expect(problem('just text\n')).toBe('config.yaml: expected a YAML mapping with server, log, plugins and flows, got a string');
+    expect(problem('42\n')).toBe('config.yaml: expected a YAML mapping with server, log, plugins and flows, got a number');
   });
 });
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
+import { isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
 import { describeIssues, formatPath } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
@@ -74,6 +74,26 @@ function unresolvedAlias(doc: Document, lines: LineCounter): string | undefined 
 }
 
 /**
+ * The path of the key written at `offset`, as the schema's problems name paths (`flows.spot.allowedEvents`,
+ * `plugins[0]`): yaml's duplicate-key error says only where, and a file's `spot:` may be one of many.
+ */
+function keyPathAt(doc: Document, offset: number): string | undefined {
+  let found: string | undefined;
+  visit(doc, {
+    Pair(_key, pair, ancestors) {
+      if (!isNode(pair.key) || pair.key.range?.[0] !== offset) return undefined;
+      const chain = [...ancestors, pair];
+      found = chain.reduce<string>((text, node, i) => {
+        if (isPair(node)) return `${text}${text ? '.' : ''}${String(isScalar(node.key) ? node.key.value : node.key)}`;
+        return isSeq(node) ? `${text}[${node.items.indexOf(chain[i + 1])}]` : text;
+      }, '');
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
+/**
  * Parses and validates configuration text. Throws {@link ConfigError} naming
  * the file, the path and what was expected for every problem found.
  */
@@ -91,7 +111,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     throw new ConfigError(
       file,
       yamlProblems.map((e) => {
-        const reason = e.message.split('\n', 1)[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        const key = e.code === 'DUPLICATE_KEY' ? keyPathAt(doc, e.pos[0]) : undefined;
+        const reason = key !== undefined ? `${key} is written twice (a key is written once in a mapping)` : e.message.split('\n', 1)[0]!.replace(/ at line \d+, column \d+:?$/, '');
         const hint = e.code === 'TAG_RESOLVE_FAILED' ? ' (no tags are read here; write ${VAR} for a value from the environment)' : '';
         return { path: '', message: `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: ${reason}${hint}` };
       }),
@@ -108,7 +129,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
   const raw: unknown = plainValue(doc, file) ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(file, [{ path: '', message: 'expected a YAML mapping with server, log, plugins and flows' }]);
+    throw new ConfigError(file, [{ path: '', message: `expected a YAML mapping with server, log, plugins and flows, got ${Array.isArray(raw) ? 'a list' : `a ${typeof raw}`}` }]);
   }
 
   // Before the schema, which would drop such a key silently.
