@@ -69,6 +69,10 @@ describe('hollowtrees explain', () => {
     await expect(read({ ...cloudEvent, type: undefined })).rejects.toThrow(new ExplainInputError('type: required (expected string)'));
     await expect(read([{ labels: { alertname: 5 } }])).rejects.toThrow(/^not a CloudEvent \(no specversion\), an SQS notice, nor an alert the receiver takes: alerts\[0\]\.labels\.alertname/);
     await expect(readExplainInput(Buffer.from('{"labels":'), new Date(), config.server.limits)).rejects.toThrow(/^not valid JSON: /);
+    // JSON that is no object nor list is named as what it is, not as an alert inside a list the input does not have.
+    for (const value of [42, 'text', null, true]) {
+      await expect(read(value)).rejects.toThrow(new ExplainInputError('not a CloudEvent (no specversion), an SQS notice, nor an alert the receiver takes: alerts: expected a JSON array of alerts'));
+    }
   });
 
   it('says that an empty list of alerts, or a webhook payload without alerts, holds nothing to explain, instead of printing nothing', async () => {

@@ -28,10 +28,13 @@ async function asExplainInput<T>(read: () => T | Promise<T>, prefix = ''): Promi
   }
 }
 
-/** Which receiver path would take this body: webhook payload, a list of postable alerts, or one alert. */
+/**
+ * Which receiver path would take this body: webhook payload, a list of postable alerts, or one alert (an object). JSON
+ * that is neither goes as it is, to be refused as no list of alerts, not as an alert in a list the input does not have.
+ */
 function alertFormat(json: unknown): { format: AlertFormat; body: unknown } {
   if (isObject(json) && 'alerts' in json) return { format: 'webhook', body: json };
-  return { format: 'api_v2', body: Array.isArray(json) ? json : [json] };
+  return { format: 'api_v2', body: isObject(json) ? [json] : json };
 }
 
 /** What `hollowtrees explain` explains: the events its input makes, and what of it the receiver would refuse while taking the rest. */
