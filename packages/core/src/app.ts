@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { systemClock, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';

@@ -4,11 +4,11 @@ import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { hasIpv6Loopback, makeTestCertificates } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
 import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
+import { refusingImport } from '../test/support/refuse-modules.js';
 
 const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
@@ -29,6 +29,24 @@ describe('hollowtrees CLI', () => {
     const help = run('--help');
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('hollowtrees validate --config FILE');
+  });
+
+  it('--version, --help and a usage error load none of the server stack (gRPC, protobuf, zod, yaml, metrics): a third of the start-up', () => {
+    const server = refusingImport(['@grpc/grpc-js', '@bufbuild/protobuf', 'zod', 'yaml', 'prom-client']);
+    const withHook = (...args: string[]) => spawnSync(process.execPath, ['--import', server, CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
+    expect(withHook('--version')).toMatchObject({ status: 0, stdout: '0.1.0\n', stderr: '' });
+    expect(withHook('--help')).toMatchObject({ status: 0, stderr: '' });
+    expect(withHook('--nope')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^hollowtrees: Unknown option '--nope'/) });
+    // The hook does refuse them where they are needed.
+    expect(withHook('validate', '--config', EXAMPLE_CONFIG).stderr).toMatch(/(zod|yaml) was loaded/);
+  });
+
+  it('validate and explain load no gRPC, protobuf or metrics module: they only read files', () => {
+    const grpc = refusingImport(['@grpc/grpc-js', '@bufbuild/protobuf', 'prom-client']);
+    const withHook = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', grpc, CLI, ...args], { encoding: 'utf8', timeout: 10_000, ...(input === undefined ? {} : { input }) });
+    expect(withHook(['validate', '--config', EXAMPLE_CONFIG])).toMatchObject({ status: 0, stderr: '' });
+    expect(withHook(['explain', '--config', EXAMPLE_CONFIG], alert)).toMatchObject({ status: 0, stderr: '' });
+    expect(withHook(['--config', EXAMPLE_CONFIG, '--listen', '127.0.0.1:0']).stderr).toContain('was loaded');
   });
 
   it('bad usage exits 2', () => {
@@ -221,9 +239,7 @@ describe('hollowtrees CLI', () => {
   });
 
   it('loads @kubernetes/client-node (70 MiB resident) only for a kubernetes state backend with a kubeconfig: validate and start-up without one never do', () => {
-    // A module hook that refuses the package: loading it anywhere in the static graph would fail the process.
-    const hook = file('refuse-kube.mjs', "export async function resolve(specifier, context, next) {\n  if (specifier === '@kubernetes/client-node') throw new Error('@kubernetes/client-node was loaded');\n  return next(specifier, context);\n}\n");
-    const register = file('register-refuse-kube.mjs', `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
+    const register = refusingImport(['@kubernetes/client-node']);
     const withHook = (...args: string[]) => spawnSync(process.execPath, ['--import', register, CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
     expect(withHook('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stderr: '' });
     const kubeconfig = file('kubeconfig-lazy', 'apiVersion: v1\nkind: Config\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\nusers: [{ name: u, user: { token: t } }]\ncurrent-context: x\n');

@@ -1,4 +1,4 @@
-import { createJsonLogger, type LogLevel } from '@hollowtrees/grpcplugin';
+import { createJsonLogger, type LogLevel } from '@hollowtrees/grpcplugin/without-grpc';
 import type { DestinationStream, Logger } from 'pino';
 
 /**

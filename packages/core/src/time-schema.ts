@@ -1,4 +1,4 @@
-import { normalizeTime } from '@hollowtrees/grpcplugin';
+import { normalizeTime } from '@hollowtrees/grpcplugin/without-grpc';
 import { z } from 'zod';
 
 /** Whether a time fits a protobuf Timestamp, as every event time must to reach a plugin. */

@@ -1,4 +1,5 @@
 import { runInNewContext } from 'node:vm';
+import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { Code, PluginError, codeName, isRetryable } from './errors.js';
 
@@ -7,6 +8,11 @@ describe('codes', () => {
     const all = Object.values(Code).filter((c): c is Code => typeof c === 'number');
     expect(all).toHaveLength(17);
     expect(all.filter(isRetryable).sort((a, b) => a - b)).toEqual([Code.DeadlineExceeded, Code.ResourceExhausted, Code.Aborted, Code.Unavailable]);
+  });
+
+  it('codeName spells every code as grpc-js does, without loading it', () => {
+    for (let code = Code.Ok; code <= Code.Unauthenticated; code++) expect(codeName(code)).toBe(status[code]);
+    expect([codeName(-1 as Code), codeName(1.5 as Code)]).toEqual(['CODE_-1', 'CODE_1.5']);
   });
 
   it.each([

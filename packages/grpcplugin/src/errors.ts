@@ -1,5 +1,3 @@
-import { status } from '@grpc/grpc-js';
-
 /**
  * gRPC status codes, with the same numbers as on the wire. Branch on
  * {@link PluginError.code}, never on message text.
@@ -36,9 +34,12 @@ export function isRetryable(code: Code): boolean {
   return RETRYABLE.has(code);
 }
 
+// Spelled as gRPC's status enum spells them; kept here so that errors load no gRPC runtime (a CLI's start-up).
+const CODE_NAMES: readonly string[] = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+
 /** The name of a code as gRPC spells it, e.g. `UNAVAILABLE` or `CANCELLED`; `CODE_<n>` for a number gRPC does not define. */
 export function codeName(code: Code): string {
-  return status[code] ?? `CODE_${code}`;
+  return (Number.isInteger(code) ? CODE_NAMES[code] : undefined) ?? `CODE_${code}`;
 }
 
 /**

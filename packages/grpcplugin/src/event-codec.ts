@@ -1,7 +1,7 @@
 import type { CloudEvent, CloudEventExtension } from './cloud-event.js';
-import {
-  type CloudEvent as ProtoCloudEvent,
-  type CloudEvent_CloudEventAttributeValue as ProtoAttribute,
+import type {
+  CloudEvent as ProtoCloudEvent,
+  CloudEvent_CloudEventAttributeValue as ProtoAttribute,
 } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { timestampFromString, timestampFromStringShared, timestampToString } from './timestamp.js';
 

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { TlsFiles, type ClientTlsFiles, type ClientTlsOptions, type TlsFilePaths } from '@hollowtrees/grpcplugin';
+import { TlsFiles, type ClientTlsFiles, type ClientTlsOptions, type TlsFilePaths } from '@hollowtrees/grpcplugin/without-grpc';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import type { LoadedConfig } from './load-config.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_KEEPALIVE, parseDuration } from '@hollowtrees/grpcplugin';
+import { DEFAULT_KEEPALIVE, parseDuration } from '@hollowtrees/grpcplugin/without-grpc';
 import { formatByteSize, parseByteSize } from './byte-size.js';
 import { LISTEN_FORMAT, parseListenAddress, pluginAddressProblem } from './listen-address.js';
 import { regionOfQueueUrl } from '../sources/sqs/sqs-region.js';

@@ -1,4 +1,4 @@
-import { rememberingRecent, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { rememberingRecent, type CloudEvent } from '@hollowtrees/grpcplugin/without-grpc';
 import type { FilterValue } from '../config/schema.js';
 import { readEventField } from './event-fields.js';
 

@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { systemClock, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import type { FlowConfig } from '../config/schema.js';
 import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';

@@ -1,4 +1,4 @@
-import { exponentialBackoff } from '@hollowtrees/grpcplugin';
+import { exponentialBackoff } from '@hollowtrees/grpcplugin/without-grpc';
 import type { RetryConfig } from '../config/schema.js';
 
 /**

@@ -1,4 +1,4 @@
-import { codeName, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { codeName, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin/without-grpc';
 import type { Clock } from '@hollowtrees/grpcplugin';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import { backoffDelay } from './retry-policy.js';

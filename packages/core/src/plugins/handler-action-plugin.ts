@@ -1,4 +1,4 @@
-import { invokeHandler, systemClock, type Clock, type EventHandler } from '@hollowtrees/grpcplugin';
+import { invokeHandler, systemClock, type Clock, type EventHandler } from '@hollowtrees/grpcplugin/without-grpc';
 import type { RetryConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';
 

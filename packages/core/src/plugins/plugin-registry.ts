@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { pluginLogger, systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { pluginLogger, systemClock, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import type { ConfigFiles } from '../config/config-files.js';
 import type { Config, PluginConfig } from '../config/schema.js';
 import type { ActionPlugin } from './action-plugin.js';

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin/without-grpc';
 
 /** The `data` of an event made from a Prometheus alert. */
 export interface AlertEventData {

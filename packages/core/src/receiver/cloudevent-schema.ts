@@ -1,4 +1,4 @@
-import { isJsonContentType, normalizeTime, type CloudEvent, type CloudEventExtension, type EventData } from '@hollowtrees/grpcplugin';
+import { isJsonContentType, normalizeTime, type CloudEvent, type CloudEventExtension, type EventData } from '@hollowtrees/grpcplugin/without-grpc';
 import { z } from 'zod';
 import { MAX_DATA_DEPTH, nestedDeeperThan, TOO_DEEP } from '../json-depth.js';
 import { refusingProtoKey, stringMap, time } from './field-schemas.js';

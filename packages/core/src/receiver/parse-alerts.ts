@@ -1,4 +1,4 @@
-import { rememberingRecent, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { rememberingRecent, type CloudEvent } from '@hollowtrees/grpcplugin/without-grpc';
 import type { ReceiverLimits } from '../config/schema.js';
 import { alertArraySchema, postableAlertSchema, webhookAlertSchema, webhookEnvelopeSchema, type PostableAlert } from './alert-schemas.js';
 import { alertToEvent, statusFromEndsAt, type AlertEventData, type ReceivedAlert } from './alert-to-event.js';

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { isJsonContentType, type CloudEvent, type EventData } from '@hollowtrees/grpcplugin';
+import { isJsonContentType, type CloudEvent, type EventData } from '@hollowtrees/grpcplugin/without-grpc';
 import { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { MAX_DATA_DEPTH } from '../json-depth.js';

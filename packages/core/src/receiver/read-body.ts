@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { formatDuration } from '@hollowtrees/grpcplugin';
+import { formatDuration } from '@hollowtrees/grpcplugin/without-grpc';
 import { HttpError } from './http-error.js';
 
 /** The 413 of a body over `limit` bytes: the receiver's answer, and what `hollowtrees explain` says of such input. */

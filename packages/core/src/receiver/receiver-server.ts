@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, ty
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin';
+import { systemClock, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin/without-grpc';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import { PROBLEMS_LISTED, problemsText } from '../validation-issues.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';

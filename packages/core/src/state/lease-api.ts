@@ -1,5 +1,5 @@
 import { ApiException, CoordinationV1Api, createConfiguration, KubeConfig, ServerConfiguration, type V1Lease, type V1LeaseList } from '@kubernetes/client-node';
-import { CallGate, PluginError, readEveryPage, SharedAgents, type Clock } from '@hollowtrees/grpcplugin';
+import { CallGate, PluginError, readEveryPage, SharedAgents, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import type { StoreCallResult, StoreMetrics, StoreOperation } from './store-metrics.js';
 
 /** A Lease call the API server answered with this HTTP code (404, 409, ...). */

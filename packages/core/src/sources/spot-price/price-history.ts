@@ -1,5 +1,5 @@
 import { DescribeSpotPriceHistoryCommand, type _InstanceType, type EC2Client } from '@aws-sdk/client-ec2';
-import { readEveryPage } from '@hollowtrees/grpcplugin';
+import { readEveryPage } from '@hollowtrees/grpcplugin/without-grpc';
 import type { PriceSample } from './price-crossings.js';
 import { poolKey, type SpotPool } from './spot-pools.js';
 

@@ -1,5 +1,5 @@
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { readEveryPage } from '@hollowtrees/grpcplugin';
+import { readEveryPage } from '@hollowtrees/grpcplugin/without-grpc';
 
 /** One Spot pool: an instance type in an Availability Zone. */
 export interface SpotPool {

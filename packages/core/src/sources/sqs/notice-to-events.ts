@@ -1,4 +1,4 @@
-import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin';
+import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin/without-grpc';
 import type { z } from 'zod';
 import { MAX_DATA_DEPTH, textNestedDeeperThan, TOO_DEEP } from '../../json-depth.js';
 import { rfc3339Time } from '../../time-schema.js';

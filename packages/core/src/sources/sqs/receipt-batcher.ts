@@ -1,5 +1,5 @@
 import type { BatchResultErrorEntry } from '@aws-sdk/client-sqs';
-import { CoalescingBatcher } from '@hollowtrees/grpcplugin';
+import { CoalescingBatcher } from '@hollowtrees/grpcplugin/without-grpc';
 import { SQS_MAX_BATCH } from './sqs-limits.js';
 
 /** How long a call waits for others to share it: short beside a run, long beside a loopback call. */

@@ -1,5 +1,5 @@
 import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { forEachBounded } from '@hollowtrees/grpcplugin';
+import { forEachBounded } from '@hollowtrees/grpcplugin/without-grpc';
 import type { Logger } from 'pino';
 import { SQS_MAX_BATCH } from './sqs-limits.js';
 
