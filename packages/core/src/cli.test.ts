@@ -4,11 +4,10 @@ import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasIpv6Loopback, makeTestCertificates } from '@hollowtrees/testkit';
+import { hasIpv6Loopback, makeTestCertificates, runRefusing } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
 import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
-import { refusingImport } from '../test/support/refuse-modules.js';
 
 const EXAMPLE_CONFIG = new URL('../../../examples/config.yaml', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
@@ -32,8 +31,7 @@ describe('hollowtrees CLI', () => {
   });
 
   it('--version, --help and a usage error load none of the server stack (gRPC, protobuf, zod, yaml, metrics): a third of the start-up', () => {
-    const server = refusingImport(['@grpc/grpc-js', '@bufbuild/protobuf', 'zod', 'yaml', 'prom-client']);
-    const withHook = (...args: string[]) => spawnSync(process.execPath, ['--import', server, CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
+    const withHook = (...args: string[]) => runRefusing(['@grpc/grpc-js', '@bufbuild/protobuf', 'zod', 'yaml', 'prom-client'], CLI, args);
     expect(withHook('--version')).toMatchObject({ status: 0, stdout: '0.1.0\n', stderr: '' });
     expect(withHook('--help')).toMatchObject({ status: 0, stderr: '' });
     expect(withHook('--nope')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^hollowtrees: Unknown option '--nope'/) });
@@ -42,8 +40,7 @@ describe('hollowtrees CLI', () => {
   });
 
   it('validate and explain load no gRPC, protobuf or metrics module: they only read files', () => {
-    const grpc = refusingImport(['@grpc/grpc-js', '@bufbuild/protobuf', 'prom-client']);
-    const withHook = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', grpc, CLI, ...args], { encoding: 'utf8', timeout: 10_000, ...(input === undefined ? {} : { input }) });
+    const withHook = (args: string[], input?: string) => runRefusing(['@grpc/grpc-js', '@bufbuild/protobuf', 'prom-client'], CLI, args, input === undefined ? {} : { input });
     expect(withHook(['validate', '--config', EXAMPLE_CONFIG])).toMatchObject({ status: 0, stderr: '' });
     expect(withHook(['explain', '--config', EXAMPLE_CONFIG], alert)).toMatchObject({ status: 0, stderr: '' });
     expect(withHook(['--config', EXAMPLE_CONFIG, '--listen', '127.0.0.1:0']).stderr).toContain('was loaded');
@@ -239,8 +236,7 @@ describe('hollowtrees CLI', () => {
   });
 
   it('loads @kubernetes/client-node (70 MiB resident) only for a kubernetes state backend with a kubeconfig: validate and start-up without one never do', () => {
-    const register = refusingImport(['@kubernetes/client-node']);
-    const withHook = (...args: string[]) => spawnSync(process.execPath, ['--import', register, CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
+    const withHook = (...args: string[]) => runRefusing(['@kubernetes/client-node'], CLI, args);
     expect(withHook('validate', '--config', EXAMPLE_CONFIG)).toMatchObject({ status: 0, stderr: '' });
     const kubeconfig = file('kubeconfig-lazy', 'apiVersion: v1\nkind: Config\nclusters: [{ name: c, cluster: { server: "https://127.0.0.1:1" } }]\ncontexts: [{ name: x, context: { cluster: c, user: u } }]\nusers: [{ name: u, user: { token: t } }]\ncurrent-context: x\n');
     const config = file('kube-lazy.yaml', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n`);

@@ -26,6 +26,7 @@ export { systemClock, type Clock } from './clock.js';
 export { formatDuration, parseDuration } from './duration.js';
 export { rememberingRecent } from './recent-results.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';
+export { shutdownTimeoutAfter, type SignalStop } from './signal-stop.js';
 export { exitOnStopWhileStarting } from './stop-while-starting.js';
 export { UsageError, integerFlag, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';

@@ -1,4 +1,4 @@
-import { exponentialBackoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin';
+import { exponentialBackoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { AzureApproval } from './azure-scheduled-events.js';
 import type { FinishedRunView, GroupView } from './core-client.js';
 

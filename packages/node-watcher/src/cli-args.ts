@@ -1,4 +1,4 @@
-import { parseDuration, parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin';
+import { parseDuration, parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin/without-grpc';
 import { AZURE_EVENT_TYPES, DEFAULT_AZURE_EVENT_TYPES, type AzureEventType } from './azure-scheduled-events.js';
 import { CORE_EVENTS_PATH, type CoreAuth } from './core-client.js';
 import { parseListen } from './health-server.js';

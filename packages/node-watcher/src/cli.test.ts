@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { spawnCaptured, startImdsStandIn, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { spawnCaptured, startImdsStandIn, waitForOutput, runRefusing, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
 
@@ -15,6 +15,15 @@ function run(args: string[], env: Record<string, string | undefined> = {}): Spaw
 }
 
 describe('hollowtrees-node-watcher', () => {
+  it('--version, --help and a usage error load neither gRPC nor the metrics: they answer at once', () => {
+    const refusing = (...args: string[]) => runRefusing(['@grpc/grpc-js', 'prom-client'], CLI, args);
+    expect(refusing('--version')).toMatchObject({ status: 0, stdout: '0.1.0\n', stderr: '' });
+    expect(refusing('--help')).toMatchObject({ status: 0, stderr: '' });
+    expect(refusing('--nope')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^hollowtrees-node-watcher: Unknown option '--nope'/) });
+    // The hook does refuse them where they are needed.
+    expect(refusing('--once', '--core-url', 'http://127.0.0.1:1', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1').stderr).toContain(' was loaded');
+  });
+
   it('--help lists every flag with its default', async () => {
     const proc = run(['--help']);
     expect(await proc.exited).toBe('code 0');

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import { createJsonLogger, exitOnStopWhileStarting, packageVersion, UsageError } from '@hollowtrees/grpcplugin';
+import { createJsonLogger, exitOnStopWhileStarting, packageVersion, UsageError } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseCliArgs, USAGE } from './cli-args.js';
-import { runOnce, runWatcher } from './run-watcher.js';
 
 const NAME = 'hollowtrees-node-watcher';
 
@@ -24,6 +23,8 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   }
   const { settings } = command;
   const started = exitOnStopWhileStarting();
+  // Loaded only to watch: the metrics and the cloud monitors, which --help, --version and a usage error never need.
+  const { runOnce, runWatcher } = await import('./run-watcher.js');
   const logger = createJsonLogger({ service: NAME, level: settings.logLevel });
   if (settings.once) {
     // Not the 0 of a stop while starting: a --once stopped before core accepted what it found did not deliver it.

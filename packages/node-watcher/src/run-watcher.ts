@@ -1,4 +1,4 @@
-import { exponentialBackoff, pluginLogger, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin';
+import { exponentialBackoff, pluginLogger, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';

@@ -1,6 +1,8 @@
-import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type ServeOptions } from '@hollowtrees/grpcplugin';
+import type { ServeOptions } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError } from '@hollowtrees/grpcplugin/without-grpc';
 import { commaList, DEFAULT_POOL_WAIT_MS, parseTagFilter, type PoolOptions } from './pool-settings.js';
-import { REPLACEMENT_STRATEGIES, type AwsSpotReplaceOptions, type ReplacementStrategy } from './replace-handler.js';
+import type { AwsSpotReplaceOptions } from './replace-handler.js';
+import { REPLACEMENT_STRATEGIES, type ReplacementStrategy } from './replacement-strategy.js';
 
 /** The bin's usage text. */
 export const USAGE = `Usage: hollowtrees-aws-spot [options]

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PluginClient } from '@hollowtrees/grpcplugin';
-import { makeTestCertificates, spawnCaptured, startAwsStandIn, startTcpRelay, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { makeTestCertificates, spawnCaptured, startAwsStandIn, startTcpRelay, tempDir, waitForOutput, runRefusing, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-aws-spot` runs it (`pnpm test` builds first).
@@ -43,6 +43,15 @@ async function run(args: string[], imds: string, home?: string): Promise<Spawned
 }
 
 describe('hollowtrees-aws-spot', () => {
+  it('--version, --help and a usage error load neither gRPC nor the AWS SDK: they answer at once', () => {
+    const refusing = (...args: string[]) => runRefusing(['@grpc/grpc-js', '@aws-sdk/client-ec2', '@aws-sdk/client-auto-scaling'], CLI, args);
+    expect(refusing('--version')).toMatchObject({ status: 0, stdout: '0.1.0\n', stderr: '' });
+    expect(refusing('--help')).toMatchObject({ status: 0, stderr: '' });
+    expect(refusing('--nope')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^hollowtrees-aws-spot: Unknown option '--nope'/) });
+    // The hook does refuse them where they are needed.
+    expect(refusing('--port', '0').stderr).toContain(' was loaded');
+  });
+
   it('exits 2 at start, saying so, when no region resolves, without asking the network', async () => {
     const imds = await countingServer();
     const proc = await run([], imds.url);

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
-import { exitOnStopWhileStarting, jsonLogger, packageVersion, serve } from '@hollowtrees/grpcplugin';
+import { exitOnStopWhileStarting, jsonLogger, packageVersion } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
-import { resolveDefaultRegion } from './default-region.js';
-import { AwsSpotReplaceHandler, SERVICE } from './replace-handler.js';
 
 let command: CliCommand;
 try {
@@ -19,6 +17,12 @@ if (command.kind === 'help') {
   process.stdout.write(`${packageVersion(import.meta.url)}\n`);
 } else {
   const started = exitOnStopWhileStarting();
+  // Loaded only to serve: the AWS SDK and gRPC are most of a second, which --help, --version and a usage error never need.
+  const [{ resolveDefaultRegion }, { AwsSpotReplaceHandler, SERVICE }, { serve }] = await Promise.all([
+    import('./default-region.js'),
+    import('./replace-handler.js'),
+    import('@hollowtrees/grpcplugin'),
+  ]);
   let region: string;
   try {
     region = await resolveDefaultRegion(command.handler.region);

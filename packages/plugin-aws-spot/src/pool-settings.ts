@@ -1,4 +1,4 @@
-import { Code, parseDuration, PluginError, type HandleContext } from '@hollowtrees/grpcplugin';
+import { Code, parseDuration, PluginError, type HandleContext } from '@hollowtrees/grpcplugin/without-grpc';
 
 /** How long a pool call waits for its replacements to run, unless told otherwise. */
 export const DEFAULT_POOL_WAIT_MS = 300_000;

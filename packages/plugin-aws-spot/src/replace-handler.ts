@@ -15,25 +15,16 @@ import { RegionalReplacer, type RequestedReplacement } from './regional-replacer
 import type { ReplacementOutcome } from './replacement-outcome.js';
 import type { RetryOptions } from './retry-strategy.js';
 import { AUTO_SCALING_GROUP_TAG, DETACHED_FROM_TAG } from './tags.js';
+import type { ReplacementStrategy } from './replacement-strategy.js';
 
 /** The `service` field of the plugin's log lines. */
 export const SERVICE = 'hollowtrees-aws-spot';
+export { REPLACEMENT_STRATEGIES, type ReplacementStrategy } from './replacement-strategy.js';
 
 /** The `strategy` attribute of a pool-mode answer. */
 const POOL_STRATEGY = 'pool-fleet';
 /** The suffix of a resolution's event type (a price surge that is over). */
 const RESOLVED = '.resolved';
-
-/**
- * How the reclaimed instance is replaced:
- * - `auto`: `asg-detach` for Auto Scaling group members (present or former), `fleet` otherwise;
- * - `asg-detach`: only group members; anything else fails with FAILED_PRECONDITION;
- * - `fleet`: always an EC2 Fleet, group member or not.
- */
-export type ReplacementStrategy = 'auto' | 'asg-detach' | 'fleet';
-
-/** The strategies {@link ReplacementStrategy} allows, for validating input. */
-export const REPLACEMENT_STRATEGIES: readonly ReplacementStrategy[] = ['auto', 'asg-detach', 'fleet'];
 
 /** Options for {@link AwsSpotReplaceHandler}; every field has a default. */
 export interface AwsSpotReplaceOptions {

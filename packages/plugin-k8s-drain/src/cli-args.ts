@@ -1,4 +1,4 @@
-import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type ServerTlsFiles } from '@hollowtrees/grpcplugin';
+import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type ServerTlsFiles } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
 import { MAX_WAIT_MS, resolveDrainOptions, WAIT_MINIMUM_MS, type DrainOptions } from './options.js';
 

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Code, PluginClient } from '@hollowtrees/grpcplugin';
-import { spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, runRefusing, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-k8s-drain` runs it (`pnpm test` builds first).
@@ -33,6 +33,15 @@ async function kubeconfigFor(text: string): Promise<string> {
 }
 
 describe('hollowtrees-k8s-drain', () => {
+  it('--version, --help and a usage error load neither gRPC nor @kubernetes/client-node: they answer at once', () => {
+    const refusing = (...args: string[]) => runRefusing(['@grpc/grpc-js', '@kubernetes/client-node'], CLI, args);
+    expect(refusing('--version')).toMatchObject({ status: 0, stdout: '0.1.0\n', stderr: '' });
+    expect(refusing('--help')).toMatchObject({ status: 0, stderr: '' });
+    expect(refusing('--nope')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^hollowtrees-k8s-drain: Unknown option '--nope'/) });
+    // The hook does refuse them where they are needed.
+    expect(refusing('--port', '0').stderr).toContain(' was loaded');
+  });
+
   it('exits 2 at start, saying so, when no kubeconfig is found', async () => {
     const proc = await run([]);
     expect(await proc.exited).toBe('code 2');

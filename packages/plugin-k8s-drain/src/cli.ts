@@ -1,11 +1,7 @@
 #!/usr/bin/env node
-import { exitOnStopWhileStarting, packageVersion, serve } from '@hollowtrees/grpcplugin';
+import { exitOnStopWhileStarting, jsonLogger, packageVersion } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.js';
-import { createDrainHandler } from './drain-handler.js';
-import { checkClusterAccess } from './cluster-access.js';
-import { loadKubeConfig } from './kube-config.js';
 import { SERVICE } from './options.js';
-import { jsonLogger } from '@hollowtrees/grpcplugin';
 
 async function main(argv: readonly string[]): Promise<number> {
   let command;
@@ -25,6 +21,13 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const started = exitOnStopWhileStarting();
+  // Loaded only to serve: @kubernetes/client-node and gRPC are most of a second, which --help, --version and a usage error never need.
+  const [{ loadKubeConfig }, { checkClusterAccess }, { createDrainHandler }, { serve }] = await Promise.all([
+    import('./kube-config.js'),
+    import('./cluster-access.js'),
+    import('./drain-handler.js'),
+    import('@hollowtrees/grpcplugin'),
+  ]);
   let kubeConfig;
   try {
     kubeConfig = loadKubeConfig({ path: command.kubeconfig, context: command.context });

@@ -1,6 +1,6 @@
-import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin/without-grpc';
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
-import { exponentialBackoff, type Backoff } from '@hollowtrees/grpcplugin';
+import { exponentialBackoff, type Backoff } from '@hollowtrees/grpcplugin/without-grpc';
 
 /** The `service` field of the plugin's log lines. */
 export const SERVICE = 'hollowtrees-k8s-drain';

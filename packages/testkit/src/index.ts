@@ -10,6 +10,7 @@ export { CallLatency } from './call-latency.js';
 export { LISTEN_BACKLOG, hasIpv6Loopback, wallClockMs } from './listen.js';
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.js';
 export * from './processes.js';
+export * from './refusing-import.js';
 export * from './kube/index.js';
 export * from './aws/index.js';
 export * from './metadata/index.js';
