@@ -16,6 +16,7 @@ import { CoreMetrics } from './metrics.js';
 import type { ActionPlugin } from './plugins/action-plugin.js';
 import { dryRunPlugin } from './plugins/dry-run-plugin.js';
 import { buildPlugins } from './plugins/plugin-registry.js';
+import { grpcPluginFactory, type GrpcPluginFactory } from './plugins/grpc-plugin-factory.js';
 import { createAuthenticator } from './receiver/auth.js';
 import { Receiver } from './receiver/receiver-server.js';
 import { groupView, runView, sourceView } from './receiver/status-view.js';
@@ -104,6 +105,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const metrics = new CoreMetrics(options.registry ?? new Registry());
   const clock = options.clock ?? systemClock;
   const files = await readConfigFiles(loaded);
+  const grpcPlugin = await grpcPluginFactory(loaded.config);
   metrics.tls.track(files);
   const tls = files.receiverTls;
   /** The certificate files the receiver serves: a reload renews them, but turns TLS neither on nor off. */
@@ -122,8 +124,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const slots = new FlowSlots();
   const recent = new RecentRuns(100);
 
-  const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles): Runtime => {
-    const built = buildPlugins(next.config, nextFiles.pluginTls, logger, clock);
+  const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles, grpcPlugin: GrpcPluginFactory | undefined): Runtime => {
+    const built = buildPlugins(next.config, nextFiles.pluginTls, logger, grpcPlugin, clock);
     const plugins = new Map([...built].map(([name, plugin]) => [name, options.dryRun ? dryRunPlugin(plugin, logger) : plugin]));
     const engine = new FlowEngine({ flows: next.config.flows, plugins, logger, metrics: metrics.engine, store, heldBytes, listeners, slots, recent, clock });
     return { engine, plugins };
@@ -141,7 +143,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
 
   let current: Runtime;
   try {
-    current = buildRuntime(loaded, files);
+    current = buildRuntime(loaded, files, grpcPlugin);
   } catch (err) {
     await closeStore();
     throw err;
@@ -251,6 +253,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       if (JSON.stringify({ ...next.config.state, maxQueuedBytes: 0 }) !== JSON.stringify({ ...started.state, maxQueuedBytes: 0 })) needsRestart.push('state');
       if (JSON.stringify(next.config.sources) !== JSON.stringify(started.sources)) needsRestart.push('sources');
       const nextFiles = await readConfigFiles(next);
+      const nextGrpcPlugin = await grpcPluginFactory(next.config);
       // A shutdown that began while the files were read closes the runtime it found: one built now would be left open.
       if (closing) throw shuttingDown();
       const authenticate = createAuthenticator(nextFiles.credentials);
@@ -258,7 +261,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       // Only a change in the file moves it, so a logger handed in at its own level keeps it otherwise.
       if (next.config.log.level !== config.log.level) logger.level = next.config.log.level;
       const previous = current;
-      current = buildRuntime(next, nextFiles);
+      current = buildRuntime(next, nextFiles, nextGrpcPlugin);
       // In the same turn as the swap: an event a source hands in from now on reaches the added flows; one before did not.
       const added = addedFlows(config.flows, next.config.flows);
       if (added.size > 0) sources.flowsAdded(added);

@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasIpv6Loopback, makeTestCertificates, runRefusing } from '@hollowtrees/testkit';
+import { hasIpv6Loopback, makeTestCertificates, refusingImport, runRefusing } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
 import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
@@ -44,6 +44,15 @@ describe('hollowtrees CLI', () => {
     expect(withHook(['validate', '--config', EXAMPLE_CONFIG])).toMatchObject({ status: 0, stderr: '' });
     expect(withHook(['explain', '--config', EXAMPLE_CONFIG], alert)).toMatchObject({ status: 0, stderr: '' });
     expect(withHook(['--config', EXAMPLE_CONFIG, '--listen', '127.0.0.1:0']).stderr).toContain('was loaded');
+  });
+
+  it('on a configuration of log plugins only, start-up loads no gRPC (a fifth of it) and serves', async () => {
+    const withHook = start(['--listen', '127.0.0.1:0'], { env: { ...process.env, NODE_OPTIONS: `--import ${refusingImport(['@grpc/grpc-js', '@bufbuild/protobuf'])}` } });
+    expect((await fetch(`${await withHook.url()}/-/ready`)).status).toBe(200);
+    withHook.child.kill('SIGTERM');
+    expect(await withHook.exited).toBe(0);
+    // The hook does refuse gRPC where a plugin needs it.
+    expect(runRefusing(['@grpc/grpc-js'], CLI, ['--config', EXAMPLE_CONFIG, '--listen', '127.0.0.1:0']).stdout).toContain('@grpc/grpc-js was loaded');
   });
 
   it('bad usage exits 2', () => {

@@ -108,6 +108,15 @@ describe('core with plugins over real gRPC', () => {
     expect(rec.calls.map((call) => [call.flow, call.config]).sort()).toEqual([['pool', { mode: 'pool', maxUnavailable: '2' }], ['spot', {}]]);
   });
 
+  it('a core started on log plugins only takes a gRPC plugin a reload adds, and calls it', async () => {
+    const rec = await plugin();
+    const c = await core('flows:\n  spot:\n    allowedEvents: [prometheus.server.alert.SpotTerminationNotice]\n    plugins: [log]\n');
+    await c.reload(parseConfig(spotConfig(rec.address), 'test.yaml', {}));
+    expect((await c.post('/api/v2/alerts', [spotAlert()])).status).toBe(200);
+    const [call] = await rec.waitForCalls(1);
+    expect(labelsOf(call!.event).instance_id).toBe('i-0abc123');
+  });
+
   it('a reload a shutdown overtakes while it reads its files is refused: nothing is built that the shutdown would leave open', async () => {
     const rec = await plugin();
     const c = await core(spotConfig(rec.address));

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
 import type { ActionPlugin } from './action-plugin.js';
 import { buildPlugins } from './plugin-registry.js';
+import { grpcActionPlugin } from './grpc-action-plugin.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -19,7 +20,7 @@ function pluginsFrom(port: number, extra = ''): { plugin: ActionPlugin; lines: A
   const yaml = `plugins:\n  p:\n    type: grpc\n    address: 127.0.0.1:${port}\n${extra}flows:\n  f:\n    allowedEvents: [t]\n    plugins: [p]\n`;
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const plugins = buildPlugins(parseConfig(yaml, 'test.yaml').config, new Map(), logger);
+  const plugins = buildPlugins(parseConfig(yaml, 'test.yaml').config, new Map(), logger, grpcActionPlugin);
   cleanups.push(() => Promise.all([...plugins.values()].map((p) => p.close?.())));
   return { plugin: plugins.get('p')!, lines };
 }

@@ -9,6 +9,7 @@ import { parseConfig } from '../config/load-config.js';
 import { EngineMetrics } from '../flow/engine-metrics.js';
 import { FlowEngine } from '../flow/flow-engine.js';
 import { buildPlugins } from '../plugins/plugin-registry.js';
+import { grpcActionPlugin } from '../plugins/grpc-action-plugin.js';
 import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore } from './kubernetes-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
@@ -49,7 +50,7 @@ function replica(identity: string, options: ReplicaOptions = {}): { engine: Flow
   const yaml = `plugins:\n  drain: { type: grpc, address: "${plugin.address}", timeout: 60s, retry: { attempts: 1 } }\nflows:\n  spot:\n    allowedEvents: [t]\n    groupBy: [instance_id]\n    concurrency: ${concurrency}\n    cooldown: 10m\n    runRetry: ${runRetry}\n    plugins: [drain]\n`;
   const { config } = parseConfig(yaml, 'test.yaml', {});
   const metrics = new EngineMetrics(new Registry());
-  const engine = new FlowEngine({ flows: config.flows, plugins: buildPlugins(config, new Map(), logger), logger, metrics, store, random: () => 1 });
+  const engine = new FlowEngine({ flows: config.flows, plugins: buildPlugins(config, new Map(), logger, grpcActionPlugin), logger, metrics, store, random: () => 1 });
   store.onCutShort((run) => engine.goOnWith(run));
   stores.push(store);
   engines.push(engine);
