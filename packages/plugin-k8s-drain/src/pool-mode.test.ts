@@ -1470,3 +1470,32 @@ describe('pool mode: the edges', () => {
     expect(logger.lines).toContainEqual({ level: 'info', message: 'uncordoned the nodes an earlier pool drain left', fields: { pool: POOL_NAME, uncordoned: ['pool-2'] } });
   });
 });
+
+describe('pool mode: the resolution marker', () => {
+  it("a retry stopped by a resolution taken here while it reads the pool's marker answers 'stopped early', naming the nodes it uncordoned, not 'resolved at ...: nothing drained'", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    // The first try runs out of time with the pool cordoned.
+    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    expectPool(api, CORDONED);
+    // core's retry lists the pool, then its read of the marker is held at the stand-in.
+    const read = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /\/leases\// });
+    const listings = poolListings(api).length;
+    const retry = handler.handle(surge(), { ...context({ mode: 'pool' }), attempt: 2 });
+    await vi.waitFor(() => expect(poolListings(api).length > listings && api.inFlight > 0).toBe(true), { timeout: 10_000, interval: 5 });
+    // The resolution comes to this process meanwhile: it stops the retry's drain and writes the marker.
+    const stopping = handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    await vi.waitFor(() => expect(api.requests.some((r) => r.method === 'POST' && r.path.endsWith('/leases') && r.code === 201)).toBe(true), { timeout: 10_000, interval: 5 });
+    // The held read now finds the marker this process wrote: a resolution taken here, not one learnt from the marker.
+    read.open();
+
+    const result = await retry;
+    // Before 7c4866b, the retry answered "resolved at 2026-11-30T02:01:00.000Z: nothing drained", though it uncordoned the pool.
+    expect(result.message).toBe(`drain of pool ${POOL_NAME} stopped early (the surge resolved): 0 of 6 nodes drained, 0 pods evicted; uncordoned 6 (${POOL.join(', ')})`);
+    expect(result.attributes).toMatchObject({ nodes_selected: '6', nodes_left: '6', stopped_early: 'true' });
+    expect((await stopping).message).toMatch(/^stopped the drain of pool eu-west-1a\/m5\.large: drain of pool .* stopped early/);
+    expectPool(api, UNCORDONED);
+  });
+});
