@@ -272,7 +272,7 @@ export class PoolAction {
    */
   private async recallAfterMarking(pool: Pool, resolvedAt: number, retry: NodeRetry): Promise<PluginError | undefined> {
     const { api, drainer, options: o } = this.deps;
-    const unrecorded = await this.marker.record(pool.key, resolvedAt, retry).then(() => undefined, (err: unknown) => PluginError.from(err));
+    const unrecorded = await this.recordResolution(pool, resolvedAt, retry);
     await recallRecordedCordons(drainer, await listPoolNodes(api, pool, retry), pool.key, this.registry.memory(pool.key), { ...retry, logger: o.logger });
     return unrecorded;
   }
@@ -281,19 +281,30 @@ export class PoolAction {
     const { pool, time, deadline } = call;
     const found = this.registry.resolve(pool.key, time, deadline);
     if ('none' in found) return this.uncordonLeft(pool, time, deadline);
-    await this.marker.record(pool.key, time, { deadline, backoff: this.deps.options.backoff });
+    // The stop is made already: a marker that cannot be written fails the call after it, naming what it did.
+    const unrecorded = await this.recordResolution(pool, time, { deadline, backoff: this.deps.options.backoff });
     if ('newer' in found) {
-      return { status: 'skipped', message: `the drain in progress for pool ${pool.name} follows a surge newer than this resolution (${iso(time)}); not stopped`, attributes: { pool: pool.name } };
+      return failIfUnrecorded(unrecorded, { status: 'skipped', message: `the drain in progress for pool ${pool.name} follows a surge newer than this resolution (${iso(time)}); not stopped`, attributes: { pool: pool.name } });
     }
+    return failIfUnrecorded(unrecorded, await this.stopAnswer(pool, found.stopped, deadline));
+  }
+
+  /** The answer of a resolution that stopped `run`: the drain's own, once it has wound down, or why it has not. */
+  private async stopAnswer(pool: Pool, run: PoolRun, deadline: Deadline): Promise<HandleResult> {
     let stopped: HandleResult;
     try {
-      stopped = await deadline.race(found.stopped.outcome);
+      stopped = await deadline.race(run.outcome);
     } catch (err) {
       // The drain it stopped ended in an error, or is still winding down at this call's deadline: the stop was made either way.
       const why = err instanceof PluginError ? err.message : 'still stopping at this call\'s deadline';
       return { message: `stopped the drain of pool ${pool.name} (${why})`, attributes: { pool: pool.name, stopped_early: 'true' } };
     }
     return { message: `stopped the drain of pool ${pool.name}: ${stopped.message ?? ''}`, attributes: stopped.attributes };
+  }
+
+  /** Records the resolution in the pool's marker; a write that fails is returned, not thrown (see {@link failIfUnrecorded}). */
+  private recordResolution(pool: Pool, resolvedAt: number, retry: NodeRetry): Promise<PluginError | undefined> {
+    return this.marker.record(pool.key, resolvedAt, retry).then(() => undefined, (err: unknown) => PluginError.from(err));
   }
 
   /**

@@ -1498,4 +1498,21 @@ describe('pool mode: the resolution marker', () => {
     expect((await stopping).message).toMatch(/^stopped the drain of pool eu-west-1a\/m5\.large: drain of pool .* stopped early/);
     expectPool(api, UNCORDONED);
   });
+
+  it('a resolution that stops the drain here but cannot write the marker (PERMISSION_DENIED) fails saying the stop was made and what it uncordoned', async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const draining = handler.handle(surge(), context({ mode: 'pool' }, 20_000));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+
+    api.failNext(1, { code: 403, path: /\/leases/ });
+    const err = await rejection(handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' })));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.message).toMatch(/recording the resolution of pool eu-west-1a\/m5\.large \(Lease default\/hollowtrees-pool-[0-9a-f]{32}\)/);
+    // Before, the error said nothing of the stop it had made: an operator could not tell the pool was uncordoned.
+    expect(err.message).toMatch(/; stopped the drain of pool eu-west-1a\/m5\.large: drain of pool .* stopped early \(the surge resolved\): .*; uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
+    expect((await draining).attributes).toMatchObject({ stopped_early: 'true' });
+    expectPool(api, UNCORDONED);
+  });
 });
