@@ -317,8 +317,11 @@ export class PoolAction {
     const memory = this.registry.memory(pool.key);
     const retry = { deadline, backoff: o.backoff };
     const noDrain = `no pool drain in progress for pool ${pool.name}`;
-    // A pool of no node has no cordon to undo, nor one another process may be making.
-    if ((await listPoolNodes(api, pool, retry)).length === 0 && memory.cordoned.size === 0) return { status: 'skipped', message: noDrain, attributes: { pool: pool.name } };
+    // A pool of no node has no cordon to undo, nor one another process may be making; the marker is written all the same:
+    // a surge in another process may list the pool only once nodes have joined it, and must find its surge resolved.
+    if ((await listPoolNodes(api, pool, retry)).length === 0 && memory.cordoned.size === 0) {
+      return failIfUnrecorded(await this.recordResolution(pool, resolvedAt, retry), { status: 'skipped', message: noDrain, attributes: { pool: pool.name } });
+    }
     // A marker that cannot be written (its Role missing, say) still leaves these cordons to undo: the call fails after them, naming it.
     const unrecorded = await this.recallAfterMarking(pool, resolvedAt, retry);
     return failIfUnrecorded(unrecorded, await this.undoLeftCordons(pool, resolvedAt, retry, noDrain));

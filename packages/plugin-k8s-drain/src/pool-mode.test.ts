@@ -1101,11 +1101,11 @@ describe('pool mode: the edges', () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
     const handler = handlerFor(api, { replyMarginMs: 200 });
-    // 9,999 other events without a time (resolutions of a pool of no node) came before: the surge is the 10,000th remembered.
+    // 9,999 other events without a time (surges of a pool of no node: one listing each) came before: the surge is the 10,000th remembered.
     const others = Array.from({ length: 9_999 }, (_, i) => i);
     const empty = context({ mode: 'pool', selector: 'pool=none' });
     for (let i = 0; i < others.length; i += 50) {
-      await Promise.all(others.slice(i, i + 50).map((n) => handler.handle({ ...surge(), id: `other-${n}`, type: 'aws.ec2.spot.price-surge.resolved', time: undefined }, empty)));
+      await Promise.all(others.slice(i, i + 50).map((n) => handler.handle({ ...surge(), id: `other-${n}`, time: undefined }, empty)));
     }
     const { time: _surgeTime, ...timeless } = surge();
     const { time: _resolutionTime, ...timelessResolution } = resolution(TIME);
@@ -1514,5 +1514,29 @@ describe('pool mode: the resolution marker', () => {
     expect(err.message).toMatch(/; stopped the drain of pool eu-west-1a\/m5\.large: drain of pool .* stopped early \(the surge resolved\): .*; uncordoned 6 \(pool-1, pool-2, pool-3, pool-4, pool-5, pool-6\)$/);
     expect((await draining).attributes).toMatchObject({ stopped_early: 'true' });
     expectPool(api, UNCORDONED);
+  });
+
+  it("a resolution of a pool with no node records it in the marker: a slow surge in another process that lists the pool once nodes have joined it drains nothing", async () => {
+    const api = await startCluster();
+    const EMPTY_ZONE = 'eu-west-1c';
+    const labels = { availability_zone: EMPTY_ZONE, instance_type: TYPE };
+    // Process B's surge lists the pool (no node yet), its listing held at the stand-in.
+    const listing = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: listing.until, method: 'GET', path: /^\/api\/v1\/nodes$/, query: /labelSelector=/ });
+    const slow = handlerFor(api, { replyMarginMs: 200 }).handle(surge(labels), context({ mode: 'pool' }, 20_000));
+    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 10_000, interval: 5 });
+    // Process A takes the surge's resolution: the pool has no node.
+    expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000, labels), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
+    // Nodes join the pool before B's listing is answered.
+    for (const name of ['late-1', 'late-2']) {
+      api.cluster.addNode(node(name, EMPTY_ZONE, TYPE));
+      api.cluster.addPod(pod(`api-${name}`, name));
+    }
+    listing.open();
+
+    // Before, A wrote no marker: B cordoned both nodes for the resolved surge, drained them, and nothing was left to undo it.
+    expect(await slow).toMatchObject({ status: 'skipped', attributes: { nodes_drained: '0' } });
+    for (const name of ['late-1', 'late-2']) expect(cordoned(api, name)).toEqual(UNCORDONED);
+    expect(api.cluster.evictions()).toEqual([]);
   });
 });
