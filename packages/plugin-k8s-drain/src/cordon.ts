@@ -119,7 +119,8 @@ export async function cordonNode(
  * Moves the node's record of an older surge's cordon by a drain of `claim`'s pool to `claim`'s surge (see
  * {@link cordonPatch}), so that older surge's late resolution, in any plugin process, leaves it. A node that is no
  * longer cordoned and marked, is another node object than `uid`, or records anyone else's cordon is left as it is.
- * Re-reads the node at each try.
+ * Re-reads the node at each try. Answers whether the node is still cordoned and marked (in dry-run, always): when not,
+ * the cordon is not held for `claim`'s surge, and no memory may say it is.
  */
 export function recordNewerSurge(
   api: KubeApi,
@@ -128,14 +129,15 @@ export function recordNewerSurge(
   marks: NodeMarks,
   claim: PoolClaim,
   run: { deadline: Deadline; backoff: Backoff; dryRun: boolean },
-): Promise<void> {
+): Promise<boolean> {
   return withRetries(
     async () => {
       const current = await api.readNode(name);
       // Not marked: undone meanwhile, and a cordon here would make it again.
-      if (current.metadata?.uid !== uid || !isMarked(current, marks)) return;
+      if (current.metadata?.uid !== uid || !isMarked(current, marks)) return run.dryRun;
       const patch = cordonPatch(current, marks, claim);
       if (patch && !run.dryRun) await sendPatch(api, name, patch, run.deadline.signal, () => {});
+      return true;
     },
     { deadline: run.deadline, backoff: run.backoff, doing: `recording a newer surge on node "${name}"` },
   );

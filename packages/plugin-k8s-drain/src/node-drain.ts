@@ -59,8 +59,8 @@ export class NodeDrainer {
     return result;
   }
 
-  /** Moves the node's record of a pool cordon for an older surge to `claim`'s (see {@link recordNewerSurge}). */
-  recordSurge(name: string, uid: string | undefined, claim: PoolClaim, retry: NodeRetry): Promise<void> {
+  /** Moves the node's record of a pool cordon for an older surge to `claim`'s; answers whether the node is still cordoned (see {@link recordNewerSurge}). */
+  recordSurge(name: string, uid: string | undefined, claim: PoolClaim, retry: NodeRetry): Promise<boolean> {
     const o = this.options;
     return recordNewerSurge(this.api, name, uid, { taint: o.taint, label: o.nodeLabelMark }, claim, { ...retry, dryRun: o.dryRun });
   }

@@ -140,7 +140,10 @@ export class PoolAction {
       if (!winding) await holdForSurge(this.deps.drainer, this.registry.memory(pool.key), { pool: pool.key, surgeAt: run.since }, { deadline, backoff: this.deps.options.backoff, logger: this.deps.options.logger });
       try {
         const outcome = await deadline.race(winding ? run.outcome.then(() => undefined, () => undefined) : run.outcome);
-        if (outcome) return outcome;
+        // Its cordons were undone for an older surge than this one (that surge's resolution, in another plugin process):
+        // the pool is not cordoned for this surge. Drained anew, which reads the marker first (this surge may be resolved too).
+        if (outcome && !((run.undoneFor ?? Infinity) < time)) return outcome;
+        if (outcome) this.deps.options.logger.info('pool drain joined had its cordons undone for an older surge: draining anew', { pool: pool.name });
       } catch (err) {
         // The drain lives on the call that began it, and that call was cancelled (its client gave up, its stream went away):
         // this call was not, and its drain may be tried again (ABORTED is retried; CANCELLED would fail its run).
@@ -170,6 +173,8 @@ export class PoolAction {
     const stop = new AbortController();
     // The latest surge the drain is for: a newer one may join it (see PoolRun.adopt).
     let since = call.time;
+    // Once it has ended: the oldest surge a cordon of it was held for when someone else undid it (see PoolRun.undoneFor).
+    let undoneFor: number | undefined;
     // The latest resolution that stopped the drain: its cordons for surges up to then are undone.
     let stoppedBy = { resolvedAt: -Infinity, deadline: undefined as Deadline | undefined };
     const outcome = (async (): Promise<HandleResult> => {
@@ -211,6 +216,7 @@ export class PoolAction {
         clock: o.clock,
         logger: o.logger,
       });
+      undoneFor = result.undoneFor;
       const attributes = attributesOf(pool, result, started, o.clock.now(), result.stopped);
       const counts = countsText(result);
       if (result.stopped) return this.stoppedEarly(pool, result, started);
@@ -247,6 +253,9 @@ export class PoolAction {
       outcome,
       get stopped() {
         return stop.signal.aborted;
+      },
+      get undoneFor() {
+        return undoneFor;
       },
       stop: (resolvedAt, by) => {
         stoppedBy = { resolvedAt: Math.max(resolvedAt, stoppedBy.resolvedAt), deadline: by };
@@ -356,7 +365,7 @@ function failIfUnrecorded(unrecorded: PluginError | undefined, result: HandleRes
 }
 
 function emptyOutcome(): PoolDrainOutcome {
-  return { selected: 0, newlyCordoned: 0, drained: [], left: [], released: [], unevictable: [], uncordoned: [], evicted: 0, stopped: false };
+  return { selected: 0, newlyCordoned: 0, drained: [], left: [], released: [], unevictable: [], uncordoned: [], evicted: 0, stopped: false, undoneFor: undefined };
 }
 
 /** What a drain did, for its answer: nodes drained, pods evicted, nodes released. */

@@ -76,6 +76,11 @@ export interface PoolDrainOutcome {
   evicted: number;
   /** A resolution stopped the drain with nodes left. */
   stopped: boolean;
+  /**
+   * Epoch milliseconds: the oldest surge a cordon of this drain was held for when someone else undid it (a node released
+   * as `uncordoned since`), or undefined when none was. A newer surge that joined the drain is not cordoned for by it.
+   */
+  undoneFor: number | undefined;
 }
 
 interface NodeState {
@@ -88,6 +93,8 @@ interface NodeState {
   drained: boolean;
   /** Why the drain left it, its cordon no longer the drain's (see {@link PoolDrainOutcome.released}). */
   released?: PoolCordonLoss;
+  /** Released as `uncordoned since`: the surge its cordon was held for when it was undone. */
+  undoneFor?: number;
 }
 
 const outOfTime = (err: unknown): boolean => err instanceof DeadlineReachedError || (err instanceof PluginError && err.code === Code.DeadlineExceeded);
@@ -234,6 +241,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       uncordoned,
       evicted,
       stopped: r.stop.aborted && undrained.length > 0,
+      undoneFor: undrained.reduce<number | undefined>((oldest, s) => (s.undoneFor === undefined ? oldest : Math.min(s.undoneFor, oldest ?? Infinity)), undefined),
     };
   } finally {
     r.stop.removeEventListener('abort', onStop);
@@ -258,9 +266,10 @@ export async function holdForSurge(drainer: NodeDrainer, memory: PoolMemory, cla
   const older = [...memory.cordoned].filter(([, cordon]) => (cordon.surgeAt ?? -Infinity) < claim.surgeAt);
   await forEachBounded(older, PATCH_CONCURRENCY, async ([name, cordon]) => {
     try {
-      await drainer.recordSurge(name, cordon.uid, claim, run);
+      // Uncordoned meanwhile (an older surge's resolution in another process): not held for this surge, here either.
+      const still = await drainer.recordSurge(name, cordon.uid, claim, run);
       // The same node object still: the memory may have forgotten it (uncordoned) or learnt another under its name meanwhile.
-      if (memory.cordoned.get(name)?.uid === cordon.uid) holdFor(memory, name, claim.surgeAt);
+      if (still && memory.cordoned.get(name)?.uid === cordon.uid) holdFor(memory, name, claim.surgeAt);
     } catch (err) {
       run.logger.warn('could not record the newer surge on a node its pool drain cordoned: an older surge\'s resolution in another plugin process would undo it', { node: name, err });
     }
@@ -282,8 +291,14 @@ async function releaseIfLost(drainer: NodeDrainer, r: PoolDrainRun, s: NodeState
   if (loss === undefined) return false;
   if (loss === 'gone') s.drained = true;
   else s.released = loss;
-  if (loss === 'uncordoned since') doneWith(r, s.node);
-  if (r.memory.cordoned.get(s.name)?.uid === s.node.metadata?.uid) r.memory.cordoned.delete(s.name);
+  const remembered = r.memory.cordoned.get(s.name);
+  const mine = remembered?.uid === s.node.metadata?.uid;
+  if (loss === 'uncordoned since') {
+    // Undone while held for that surge: a newer surge's drain cordons it again (see undoneElsewhere).
+    s.undoneFor = (mine ? remembered?.surgeAt : undefined) ?? r.surgeAt();
+    doneWith(r, s.node, s.undoneFor);
+  }
+  if (mine) r.memory.cordoned.delete(s.name);
   r.logger.info('pool drain leaves the node: its cordon is no longer this drain\'s', { node: s.name, why: loss });
   return true;
 }
@@ -292,17 +307,19 @@ async function releaseIfLost(drainer: NodeDrainer, r: PoolDrainRun, s: NodeState
  * Whether the pool's memory holds a cordon of `node` for this drain's surge (or a newer one), or says a drain for it was
  * done with the node (see {@link PoolMemory.done}), and the node, as listed, is no longer cordoned: core's retry of a
  * drain that ran out of time, after a resolution in another plugin process (or someone by hand) undid the cordon.
- * Cordoned again, it would stay so: the resolution that would undo it has come and gone.
+ * Cordoned again, it would stay so: the resolution that would undo it has come and gone. Answers the surge that cordon
+ * was held for when it was undone, or undefined when it was not.
  */
-function undoneElsewhere(drainer: NodeDrainer, r: PoolDrainRun, node: V1Node): boolean {
+function undoneElsewhere(drainer: NodeDrainer, r: PoolDrainRun, node: V1Node): number | undefined {
   const name = node.metadata?.name ?? '';
   const earlier = r.memory.cordoned.get(name) ?? r.memory.done.get(name);
-  return earlier !== undefined && earlier.uid === node.metadata?.uid && (earlier.surgeAt ?? -Infinity) >= r.surgeAt() && drainer.uncordoned(node);
+  const heldFor = earlier?.surgeAt ?? -Infinity;
+  return earlier !== undefined && earlier.uid === node.metadata?.uid && heldFor >= r.surgeAt() && drainer.uncordoned(node) ? heldFor : undefined;
 }
 
-/** Records in the pool's memory that a drain for the current surge is done with `node` (see {@link PoolMemory.done}). */
-function doneWith(r: PoolDrainRun, node: V1Node): void {
-  r.memory.done.set(node.metadata?.name ?? '', { uid: node.metadata?.uid, surgeAt: r.surgeAt() });
+/** Records in the pool's memory that a drain for the surge of `surgeAt` (by default the current one) is done with `node` (see {@link PoolMemory.done}). */
+function doneWith(r: PoolDrainRun, node: V1Node, surgeAt = r.surgeAt()): void {
+  r.memory.done.set(node.metadata?.name ?? '', { uid: node.metadata?.uid, surgeAt });
 }
 
 /** Cordons every node, but those {@link undoneElsewhere} (released); a node gone from the cluster counts as drained. */
@@ -311,11 +328,12 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
   let failure: unknown;
   await forEachBounded(r.nodes, PATCH_CONCURRENCY, async (node) => {
     const name = node.metadata?.name ?? '';
-    if (undoneElsewhere(drainer, r, node)) {
+    const undoneFor = undoneElsewhere(drainer, r, node);
+    if (undoneFor !== undefined) {
       r.memory.cordoned.delete(name);
-      doneWith(r, node);
+      doneWith(r, node, undoneFor);
       r.logger.info('pool drain leaves the node: the cordon it made for this surge was undone since', { node: name });
-      states.push({ node, name, changed: false, claimed: false, drained: false, released: 'uncordoned since' });
+      states.push({ node, name, changed: false, claimed: false, drained: false, released: 'uncordoned since', undoneFor });
       return;
     }
     try {

@@ -1539,4 +1539,34 @@ describe('pool mode: the resolution marker', () => {
     for (const name of ['late-1', 'late-2']) expect(cordoned(api, name)).toEqual(UNCORDONED);
     expect(api.cluster.evictions()).toEqual([]);
   });
+
+  it("a newer surge that joined a drain whose cordons another plugin process's resolution of the older surge undid drains the pool anew, not answered ok with the pool uncordoned", async () => {
+    const api = await startCluster();
+    holdOn(api, 'pool-1');
+    // Process A drains the surge at TIME, held at pool-1; its next check of pool-1 (before a budget retry) is held at the stand-in.
+    const a = handlerFor(api, { replyMarginMs: 200 });
+    const older = a.handle(surge(), context({ mode: 'pool' }, 20_000));
+    await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
+    const check = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: check.until, method: 'GET', path: /^\/api\/v1\/nodes\/pool-1$/ });
+    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    // Process B takes the older surge's resolution (TIME + 1m) and uncordons the pool.
+    expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
+    expectPool(api, UNCORDONED);
+    // The price surges again (TIME + 2m): the newer surge reaches A and joins its drain, which has not seen the uncordons yet.
+    const newer = a.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 20_000));
+    // The newer surge call has joined the drain (no call of its own comes before) by the next turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    // db-0's budget lets it go now (a second replica elsewhere).
+    api.cluster.addPod(pod('db-1', 'other-type', { labels: { app: 'db' }, kind: 'StatefulSet' }));
+    check.open();
+
+    // The older surge's drain ends with every node released: their cordons were undone by that surge's resolution.
+    expect((await older).attributes).toMatchObject({ nodes_drained: '0', nodes_released: '6' });
+    // Before, the newer surge took that answer (ok, "6 nodes ... not drained"), and the pool stayed uncordoned during its surge.
+    const result = await newer;
+    expect(result.attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6', nodes_left: '0', nodes_released: '0' });
+    expectPool(api, CORDONED);
+    for (const name of POOL) expect(recordedSurgeAt(api, name)).toBe(new Date(TIME + 120_000).toISOString());
+  });
 });

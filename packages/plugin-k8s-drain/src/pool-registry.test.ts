@@ -10,7 +10,7 @@ function run(since: number): PoolRun & { finish: (result?: HandleResult) => void
     finish = (result = { message: 'drained' }) => resolve(result);
     fail = reject;
   });
-  const r = { since, outcome, stops: 0, finish, fail, stop: () => void r.stops++, get stopped() { return r.stops > 0; }, adopt: (t: number) => void (r.since = Math.max(r.since, t)) };
+  const r = { since, outcome, stops: 0, finish, fail, stop: () => void r.stops++, get stopped() { return r.stops > 0; }, undoneFor: undefined, adopt: (t: number) => void (r.since = Math.max(r.since, t)) };
   return r;
 }
 
@@ -97,7 +97,7 @@ describe('PoolRegistry', () => {
     const holding = registry.memory('holding');
     holding.cordoned.set('n1', { uid: undefined, wasUnschedulable: false });
     const running = registry.memory('running');
-    registry.startOrJoin('running', 1, () => ({ since: 1, outcome: new Promise(() => {}), stopped: false, stop: () => {}, adopt: () => {} }));
+    registry.startOrJoin('running', 1, () => ({ since: 1, outcome: new Promise(() => {}), stopped: false, undoneFor: undefined, stop: () => {}, adopt: () => {} }));
     // Pools named by events without a drain of their own: beyond the limit, the least recently used goes.
     const first = registry.memory('p1');
     const second = registry.memory('p2');

@@ -15,6 +15,11 @@ export interface PoolRun {
   /** Whether a resolution has stopped it: until its outcome settles it is only undoing its cordons, and a newer surge must not take its answer. */
   readonly stopped: boolean;
   /**
+   * Once its outcome has settled: the oldest surge (epoch milliseconds) a cordon of it was held for when someone else
+   * undid it (see `PoolDrainOutcome.undoneFor`), or undefined. A newer surge that joined it must not take its answer.
+   */
+  readonly undoneFor: number | undefined;
+  /**
    * Asks the drain to stop: no node starts after this; drains in flight stop at their next step.
    * `resolvedAt` is the stopping resolution's time: cordons held for a later surge stay. `by` is the
    * stopping call's deadline: the uncordons the stop makes may run until it, when it ends after the drain's own call.
@@ -46,8 +51,9 @@ export interface PoolMemory {
   readonly cordoned: Map<string, PoolCordon>;
   /**
    * The nodes the pool's drains are done with, by name: drained, or released because their cordon was undone elsewhere
-   * (see `PoolDrainOutcome.released`), with the node object's uid and the surge the drain was for. A retry of that surge's
-   * drain that finds one uncordoned (a resolution in another plugin process undid it) does not cordon it again.
+   * (see `PoolDrainOutcome.released`), with the node object's uid and the surge the drain was for (for a cordon undone
+   * elsewhere, the surge it was held for then). A retry of that surge's drain that finds one uncordoned (a resolution in
+   * another plugin process undid it) does not cordon it again; a newer surge's drain does.
    */
   readonly done: Map<string, { readonly uid: string | undefined; readonly surgeAt: number }>;
   /** The uncordons of those nodes in flight (past their check of `cordoned`), each settling when it has landed or failed. */
