@@ -342,9 +342,12 @@ async function cordonAll(drainer: NodeDrainer, r: PoolDrainRun, deadline: Deadli
       const { changed, wasUnschedulable } = await drainer.cordon(node, r.event, retry, { pool: r.pool, surgeAt });
       const uid = node.metadata?.uid;
       // A newer surge that joined while the patch was on its way did not find this cordon to move (see holdForSurge).
+      // Uncordoned meanwhile (that older surge's resolution, in another process): the cordon stays held for the surge it
+      // was made for, so the newer surge's drain cordons the node anew.
       while (r.surgeAt() > surgeAt) {
-        surgeAt = r.surgeAt();
-        await drainer.recordSurge(name, uid, { pool: r.pool, surgeAt }, retry);
+        const newer = r.surgeAt();
+        if (!(await drainer.recordSurge(name, uid, { pool: r.pool, surgeAt: newer }, retry))) break;
+        surgeAt = newer;
       }
       // As the node was when the cordon went through (after a 409, as read again), unless an earlier drain cordoned
       // this same node first: one remembered under its name that has been deleted since is another node. That earlier

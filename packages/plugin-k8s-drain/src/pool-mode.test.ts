@@ -1569,4 +1569,35 @@ describe('pool mode: the resolution marker', () => {
     expectPool(api, CORDONED);
     for (const name of POOL) expect(recordedSurgeAt(api, name)).toBe(new Date(TIME + 120_000).toISOString());
   });
+
+  it("a newer surge that joins while a cordon is on its way, whose node another process's resolution of the older surge uncordons before the newer surge is recorded on it, gets that node cordoned anew", async () => {
+    const api = await startCluster();
+    const a = handlerFor(api, { replyMarginMs: 200 });
+    // Process A's cordon of pool-6 (for the surge at TIME) is on its way while the rest of the pool is cordoned.
+    const cordon = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: cordon.until, method: 'PATCH', path: /^\/api\/v1\/nodes\/pool-6$/ });
+    const older = a.handle(surge(), context({ mode: 'pool', maxUnavailable: '6' }, 20_000));
+    await vi.waitFor(() => POOL.slice(0, 5).forEach((name) => expect(cordoned(api, name)).toEqual(CORDONED)), { timeout: 10_000, interval: 20 });
+    // The newer surge (TIME + 2m) joins: pool-1 to pool-5 record it.
+    const newer = a.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool', maxUnavailable: '6' }, 20_000));
+    const newerAt = new Date(TIME + 120_000).toISOString();
+    await vi.waitFor(() => POOL.slice(0, 5).forEach((name) => expect(recordedSurgeAt(api, name)).toBe(newerAt)), { timeout: 5_000, interval: 10 });
+    // pool-6's cordon lands (recording the older surge); A's read of it, to record the newer surge, is held.
+    const read = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /^\/api\/v1\/nodes\/pool-6$/ });
+    cordon.open();
+    await vi.waitFor(() => expect(cordoned(api, 'pool-6')).toEqual(CORDONED), { timeout: 5_000, interval: 10 });
+    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    // Process B takes the older surge's resolution (TIME + 1m): it uncordons pool-6 and leaves the nodes held for the newer surge.
+    await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
+    expect(cordoned(api, 'pool-6')).toEqual(UNCORDONED);
+    read.open();
+
+    expect((await older).attributes).toMatchObject({ nodes_released: '1' });
+    // Before, A remembered pool-6's cordon as held for the newer surge though it was undone: the newer surge took the
+    // drain's answer, and pool-6 stayed uncordoned through it.
+    expect((await newer).attributes).toMatchObject({ nodes_selected: '6', nodes_drained: '6', nodes_released: '0' });
+    expectPool(api, CORDONED);
+    expect(recordedSurgeAt(api, 'pool-6')).toBe(newerAt);
+  });
 });
