@@ -656,13 +656,18 @@ describe('pool mode', () => {
     await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
     expectPool(api, CORDONED);
 
-    // B takes the resolution: it stops its own drain (not yet past its listing) and writes the marker.
+    // B takes the resolution: it stops its own drain (not yet past its listing) and writes the marker. Its uncordon of
+    // pool-1 lands last: A, held there, would otherwise go on to a node whose uncordon is still on its way (see resolvePool1Last).
+    const last = held(cleanups);
+    api.failNext(1, { effect: 'delay', until: last.until, method: 'PATCH', path: /\/nodes\/pool-1$/ });
     const stopping = b.handle(resolution(TIME + 60_000), long({ mode: 'pool' }));
     await vi.waitFor(() => expect(api.requests.some((r) => r.method === 'POST' && r.path.endsWith('/leases') && r.code === 201)).toBe(true), { timeout: 10_000, interval: 10 });
     await vi.waitFor(() => {
       clock.advance(1_000);
       expect(leaseReads(200)).toBeGreaterThan(0);
     }, { timeout: 10_000, interval: 10 });
+    await vi.waitFor(() => POOL.slice(1).forEach((name) => expect(cordoned(api, name)).toEqual(UNCORDONED)), { timeout: 10_000, interval: 20 });
+    last.open();
     await Promise.all([bDraining, stopping]);
 
     // Before, B undid only the cordons it remembered (none): A's stayed, and A drained the resolved pool.
