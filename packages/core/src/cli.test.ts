@@ -179,6 +179,10 @@ describe('hollowtrees CLI', () => {
     expect(viaFile.stdout).toContain('  spot-drain: runs, group spot-drain:{instance_id="i-0abc"}, plugins k8s-drain → aws-spot → log\n');
     expect(run('explain', '--config', EXAMPLE_CONFIG, file('bad.json', '[{"labels": {}}]'))).toMatchObject({ status: 2, stdout: '', stderr: expect.stringContaining(`hollowtrees explain: ${join(tmp, 'bad.json')}: not a CloudEvent`) });
     expect(run('explain', file('x.json', alert))).toMatchObject({ status: 2, stderr: 'hollowtrees explain: --config FILE is required\n' });
+    expect(run('explain', '--config', EXAMPLE_CONFIG, join(tmp, 'missing.json'))).toMatchObject({
+      status: 2,
+      stderr: `hollowtrees explain: ${join(tmp, 'missing.json')}: cannot read: no such file or directory (ENOENT)\n`,
+    });
     // A batch the receiver takes in part: the valid alert explained, the refused one named, and exit 2.
     const mixed = run('explain', '--config', EXAMPLE_CONFIG, file('mixed.json', `[${alert.slice(1, -1)}, {"labels": {}}]`));
     expect(mixed).toMatchObject({ status: 2, stderr: `hollowtrees explain: ${join(tmp, 'mixed.json')}: the receiver would refuse alerts[1].labels.alertname: required: labels.alertname (1 of 2 alerts; the others are explained)\n` });
@@ -203,7 +207,7 @@ describe('hollowtrees CLI', () => {
   it('validate names the file, the path and the expectation, and exits 2', () => {
     const bad = file('bad.yaml', 'flows:\n  spot:\n    allowedEvents: [x]\n    plugins: [k8s-drian]\n');
     expect(run('validate', '--config', bad)).toMatchObject({ status: 2, stderr: `${bad}: flows.spot.plugins[0]: unknown plugin "k8s-drian" (known: log)\n` });
-    expect(run('validate', '--config', join(tmp, 'missing.yaml'))).toMatchObject({ status: 2, stderr: `${join(tmp, 'missing.yaml')}: cannot read file: ENOENT\n` });
+    expect(run('validate', '--config', join(tmp, 'missing.yaml'))).toMatchObject({ status: 2, stderr: `${join(tmp, 'missing.yaml')}: cannot read file: no such file or directory (ENOENT)\n` });
     expect(run('--config', bad).status).toBe(2);
   });
 
@@ -229,7 +233,7 @@ describe('hollowtrees CLI', () => {
     );
     const expected = [
       `${config}: server.tls.key: "${join(tmp, 'key.pem')}" is not the key of the certificate in server.tls.cert`,
-      `${config}: server.auth.bearerTokenFile: cannot read "${join(tmp, 'no-token')}": ENOENT`,
+      `${config}: server.auth.bearerTokenFile: cannot read "${join(tmp, 'no-token')}": no such file or directory (ENOENT)`,
       `${config}: plugins.p.tls.ca: "${notPem}" is not a PEM certificate bundle`,
     ].join('\n');
     expect(run('validate', '--config', config)).toMatchObject({ status: 2, stdout: '', stderr: `${expected}\n` });

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { loadConfigFile } from '../config/load-config.js';
+import { fileProblem } from '../file-problem.js';
 import { explainEvent, formatExplanation } from '../explain/explain-event.js';
 import { ExplainInputError, readExplainInput } from '../explain/read-events.js';
 import { EXIT_USAGE } from './exit-codes.js';
@@ -15,7 +16,7 @@ export async function explainCommand(file: string, input: string | undefined): P
   try {
     body = name === '<stdin>' ? await readStdin() : await readFile(name);
   } catch (err) {
-    process.stderr.write(`hollowtrees explain: ${name}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+    process.stderr.write(`hollowtrees explain: ${name}: cannot read: ${fileProblem(err) ?? String(err)}\n`);
     return EXIT_USAGE;
   }
   let read;

@@ -90,7 +90,7 @@ describe('readConfigFiles', () => {
       ),
     ).toEqual(
       ['server.tls.cert', 'server.tls.key', 'server.auth.bearerTokenFile', 'server.auth.basic.passwordFile', 'plugins.p.tls.ca', 'plugins.p.tls.cert', 'plugins.p.tls.key'].map(
-        (path) => `config.yaml: ${path}: cannot read ${JSON.stringify(missing)}: ENOENT`,
+        (path) => `config.yaml: ${path}: cannot read ${JSON.stringify(missing)}: no such file or directory (ENOENT)`,
       ),
     );
   });
@@ -117,7 +117,7 @@ describe('readConfigFiles', () => {
   it('a path that came from the environment is shown as written, never as its value', async () => {
     const lines = await problems(configWith('  tls: { cert: "${CERT_DIR}/cert.pem", key: "${KEY}" }'), { CERT_DIR: join(dir, 'secret-dir'), KEY: notPem });
     expect(lines).toEqual([
-      'config.yaml: server.tls.cert: cannot read "${CERT_DIR}/cert.pem" (from the environment, not shown): ENOENT',
+      'config.yaml: server.tls.cert: cannot read "${CERT_DIR}/cert.pem" (from the environment, not shown): no such file or directory (ENOENT)',
       'config.yaml: server.tls.key: "${KEY}" (from the environment, not shown) is not a PEM private key (without passphrase)',
     ]);
     expect(lines.join('\n')).not.toContain(dir);

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { TlsFiles, type ClientTlsFiles, type ClientTlsOptions, type TlsFilePaths } from '@hollowtrees/grpcplugin/without-grpc';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { fileProblem } from '../file-problem.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import type { LoadedConfig } from './load-config.js';
 
@@ -68,8 +69,7 @@ export async function readConfigFiles(loaded: LoadedConfig): Promise<ConfigFiles
     try {
       return readFileSync(resolve(loaded.baseDir, file));
     } catch (err) {
-      // The code only: the system's message repeats the path.
-      problems.push({ path, message: `cannot read ${display.quoted(path, file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).name}` });
+      problems.push({ path, message: `cannot read ${display.quoted(path, file)}: ${fileProblem(err) ?? (err as Error).name}` });
       return undefined;
     }
   };

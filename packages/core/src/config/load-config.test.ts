@@ -633,7 +633,7 @@ describe('loadConfigFile', () => {
 
   it('a file that cannot be read is a ConfigError naming it and the reason', async () => {
     const file = join(dir, 'missing.yaml');
-    await expect(loadConfigFile(file)).rejects.toThrow(new ConfigError(file, [{ path: '', message: 'cannot read file: ENOENT' }]));
-    await expect(loadConfigFile(file)).rejects.toThrow(`${file}: cannot read file: ENOENT`);
+    await expect(loadConfigFile(file)).rejects.toThrow(new ConfigError(file, [{ path: '', message: 'cannot read file: no such file or directory (ENOENT)' }]));
+    await expect(loadConfigFile(file)).rejects.toThrow(`${file}: cannot read file: no such file or directory (ENOENT)`);
   });
 });

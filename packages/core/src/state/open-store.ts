@@ -3,6 +3,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '@hollowtrees/grpcplugin';
 import { ConfigError } from '../config/config-error.js';
+import { fileProblem } from '../file-problem.js';
 import type { LoadedConfig } from '../config/load-config.js';
 import { GroupStates } from '../flow/group-states.js';
 import type { CoreMetrics } from '../metrics.js';
@@ -47,25 +48,9 @@ async function lockState(file: string, shownFile: string, configFile: string, on
   }
 }
 
-/** What an error code of the file system means for the state file, in words. */
-const FILE_PROBLEMS: Readonly<Record<string, string>> = {
-  EISDIR: 'it is a directory',
-  ENOTDIR: 'a part of its path is a file, not a directory',
-  EEXIST: 'a part of its path is a file, not a directory',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EROFS: 'the file system is read-only',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'the disk quota is used up',
-};
-
 /** Why the journal cannot be opened, in words, when the file is the reason; undefined for anything else. */
 function stateFileProblem(err: unknown): string | undefined {
-  if (err instanceof JournalFromNewerVersion) return err.message;
-  const { code } = err as NodeJS.ErrnoException;
-  if (typeof code !== 'string' || !code.startsWith('E')) return undefined;
-  const why = FILE_PROBLEMS[code];
-  return why ? `${why} (${code})` : code;
+  return err instanceof JournalFromNewerVersion ? err.message : fileProblem(err);
 }
 
 /**
