@@ -45,16 +45,22 @@ interface ClockShift {
   monotonicMs: number;
 }
 
-/** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string; logger?: Logger } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics } {
+/**
+ * A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'.
+ * `wait(ms)` moves its monotonic clock on by `ms` at once: how a replica sees a Lease stay unchanged for its duration,
+ * without the test sleeping through it.
+ */
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string; logger?: Logger } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics; wait: (ms: number) => void } {
   const metrics = new StoreMetrics(new Registry());
   const offset = more.clockOffsetMs ?? 0;
   const { shift } = more;
   const clock: Clock = shift ? { now: () => Date.now() + shift.wallMs, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
   const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, ...(shift ? { elapsed: () => performance.now() + shift.monotonicMs } : {}), logger: more.logger ?? pino({ level: 'silent' }) });
+  let waited = 0;
+  const elapsed = (): number => performance.now() + (shift?.monotonicMs ?? 0) + waited;
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, elapsed, logger: more.logger ?? pino({ level: 'silent' }) });
   stores.push(store);
-  return { store, metrics };
+  return { store, metrics, wait: (ms) => (waited += ms) };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -252,7 +258,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('a run whose holder was killed is offered with its event by the first list that finds its Lease expired, never before', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const { store: b, wait: waitB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 });
     const offered: CutShortRun[] = [];
     b.onCutShort((cut) => offered.push(cut));
     dead.tryStart('g', 'spot', run('e1'), Date.now());
@@ -260,7 +266,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(JSON.parse(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/run-event']!)).toEqual({ event: run('e1').event, receivedAt: run('e1').receivedAt });
     await observe(b);
     expect(offered).toEqual([]);
-    await sleep(1_100);
+    waitB(1_100);
     await observe(b);
     expect(offered).toEqual([{ key: 'g', flow: 'spot', event: run('e1').event, receivedAt: run('e1').receivedAt }]);
     // Once it succeeded, the cooldown keeps no event.
@@ -753,9 +759,9 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
     it('is swept once seen unchanged for its duration', async () => {
       placeLaterVersionLease(1);
-      const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+      const { store: a, wait: waitA } = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 300 });
       await observe(a);
-      await sleep(1_100);
+      waitA(1_100);
       await sweepToTheEnd(a);
       expect(holders()).toEqual([]);
     });
@@ -854,7 +860,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   it('a run that ended here (succeeded with no cooldown, or failed) whose Lease delete meets its own earlier write, applied though it got no answer, still deletes its Lease: no replica goes on with a run that ended', async () => {
     // No renew tick within the test: nothing writes the Lease again before the run's end.
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b').store;
+    const { store: b, wait: waitB } = replica('b');
     const offered: string[] = [];
     b.onCutShort((cut) => offered.push(cut.key));
     a.tryStart('g', 'spot', run('e1'), Date.now());
@@ -871,7 +877,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await a.commit('g');
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 10 }).toBe(0);
     await observe(b);
-    await sleep(1_100);
+    waitB(1_100);
     await observe(b);
     expect(offered).toEqual([]);
   });
