@@ -45,4 +45,11 @@ describe('ActedEvents by flow', () => {
     expect(acted.has('b')).toBe(true);
     expect(acted.flowsOf('c').has('replace')).toBe(true);
   });
+
+  it('remembers nothing for an event no flow settled, so it takes no place in the bound', () => {
+    const acted = new ActedEvents(1);
+    acted.add(['a']);
+    acted.addFlows('b', new Set());
+    expect(acted.has('a')).toBe(true);
+  });
 });
