@@ -28,6 +28,8 @@ describe('PoolResolutionMarker', () => {
     expect(leases.map((l) => [l.metadata.namespace, l.metadata.name, l.metadata.labels])).toEqual([
       ['hollowtrees', markerLeaseName(POOL), { 'app.kubernetes.io/managed-by': 'hollowtrees-k8s-drain', 'hollowtrees.io/role': 'pool-resolution' }],
     ]);
+    // The annotation's name is what plugin processes of two versions share: spelled out, not taken from the code under test.
+    expect(leases[0]?.metadata.annotations).toEqual({ 'hollowtrees.io/pool-resolved': JSON.stringify({ pool: POOL, resolvedAt: new Date(T + 60_000).toISOString() }) });
     expect(markerLeaseName(POOL)).toMatch(/^hollowtrees-pool-[0-9a-f]{32}$/);
   });
 
@@ -48,6 +50,11 @@ describe('PoolResolutionMarker', () => {
     kube.failNext(2, { code: 403, path: /\/leases/ });
     for (const call of [marker().resolvedAt(POOL, retry), marker().record(POOL, T, retry)]) {
       await expect(call).rejects.toThrow(/\(Lease hollowtrees\/hollowtrees-pool-[0-9a-f]{32}\): .*; pool mode needs get, create and update on coordination\.k8s\.io leases in namespace hollowtrees \(the Role hollowtrees-k8s-drain-pools, deploy\/kubernetes\/base\/k8s-drain-rbac\.yaml\)$/);
+    }
+    // Any other refusal is not blamed on the Role.
+    kube.failNext(2, { code: 400, path: /\/leases/ });
+    for (const call of [marker().resolvedAt(POOL, retry), marker().record(POOL, T, retry)]) {
+      await expect(call).rejects.toThrow(/\(Lease hollowtrees\/hollowtrees-pool-[0-9a-f]{32}\): (?!.*pool mode needs)/);
     }
   });
 
