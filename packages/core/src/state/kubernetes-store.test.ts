@@ -443,6 +443,23 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('a');
   });
 
+  it('a holder whose process did not run past its Lease, which another replica meanwhile took over, ran and deleted (the run ended there): on waking it gives its run up, and does not create the Lease anew', async () => {
+    const shift: ClockShift = { wallMs: 0, monotonicMs: 0 };
+    const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 1_000, shift }).store;
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    const lost = a.holdLost('g')!;
+    // While a did not run, its Lease expired: another replica went on with the run, which ended there and deleted its Lease.
+    const [lease] = api.cluster.leases.all();
+    api.cluster.leases.delete(NAMESPACE, lease!.metadata.name, {});
+    shift.monotonicMs += 10_000;
+    shift.wallMs += 10_000;
+    await a.checkHold('g');
+    // Before, the renewal made on waking found the Lease gone, created it again and kept the run: its plugins acted a second time.
+    expect(lost.aborted).toBe(true);
+    expect(api.cluster.leases.all()).toEqual([]);
+  });
+
   it('a holder whose renewals go unconfirmed tells its run to stop before the Lease can expire for the other replicas', async () => {
     // The run stops at the first tick past leaseDuration - 1.5 x renewInterval: 1 s before the Lease expires, more than a busy machine delays a tick.
     const a = replica('a', { leaseDurationMs: 3_000, renewIntervalMs: 1_000 }).store;

@@ -197,7 +197,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const held = this.mine.get(key);
     if (cooldownMs > 0 && held) {
       const { place: _done, event: _acted, ...record } = held.record;
-      this.write(key, held, { ...record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now }, true);
+      this.write(key, held, { ...record, phase: 'cooling', since: now, until: now + cooldownMs, renewedAt: now }, { settles: true });
     }
   }
 
@@ -209,7 +209,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const place = this.placeToKeep(key, run);
     if (JSON.stringify(place) === JSON.stringify(held.record.place)) return;
     const { place: _old, ...record } = held.record;
-    this.write(key, held, place ? { ...record, place } : record, true);
+    this.write(key, held, place ? { ...record, place } : record, { settles: true });
   }
 
   /**
@@ -573,15 +573,18 @@ export class KubernetesRunStateStore extends GroupStates {
     this.others.set(record.key, { state: stateOf(record), until });
   }
 
-  /** Writes `record` into the Lease after the writes before it, guarded by the resourceVersion they left. */
-  private write(key: string, held: HeldLease, record: LeaseRecord, settles = false): void {
+  /**
+   * Writes `record` into the Lease after the writes before it, guarded by the resourceVersion they left. `settles`: {@link commit}
+   * waits for it; `recreate: false`: a Lease found deleted is lost, not created again ({@link saveHeld}).
+   */
+  private write(key: string, held: HeldLease, record: LeaseRecord, { settles = false, recreate = true }: { settles?: boolean; recreate?: boolean } = {}): void {
     held.record = record;
     const written = held.writing.then(async () => {
       if (this.mine.get(key) !== held) return;
       // Measured on the monotonic clock, as the others measure expiry: a step of the wall clock must not extend the hold.
       const startedAt = this.elapsed();
       try {
-        held.lease = await this.saveHeld(held);
+        held.lease = await this.saveHeld(held, recreate);
         held.confirmedAt = Math.max(held.confirmedAt, startedAt);
         held.unsaved = false;
         this.answered();
@@ -602,19 +605,20 @@ export class KubernetesRunStateStore extends GroupStates {
   /**
    * Writes `held.record`. A 409 may be our own earlier write that got no
    * answer but was applied: when the Lease is still ours, write again on top
-   * of it; a Lease deleted meanwhile (swept as expired) is created again.
-   * @throws LeaseLost when another replica holds it now.
+   * of it; a Lease deleted meanwhile (swept as expired) is created again, unless `recreate` is false.
+   * @throws LeaseLost when another replica holds it now, or it is gone and `recreate` is false.
    */
-  private async saveHeld(held: HeldLease): Promise<V1Lease> {
+  private async saveHeld(held: HeldLease, recreate = true): Promise<V1Lease> {
     const { api, identity } = this.options;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       try {
-        return await api.replace(toLease(held.name, held.record, held.lease), { held: true });
+        return await api.replace(this.heldLease(held, recreate), { held: true });
       } catch (err) {
         if (!isRefused(err, 409)) throw err;
       }
       const current = await this.readOrUndefined(held.name);
       if (!current) {
+        if (!recreate) throw new LeaseLost('');
         try {
           return await api.create(toLease(held.name, held.record));
         } catch (err) {
@@ -627,6 +631,17 @@ export class KubernetesRunStateStore extends GroupStates {
       held.lease = current;
     }
     throw new LeaseLost('');
+  }
+
+  /**
+   * `held` as a write sends it. Without `recreate` it also names the Lease's uid: the API server creates a Lease on an update
+   * when there is none (AllowCreateOnUpdate), and a uid precondition makes that a 409 instead.
+   */
+  private heldLease(held: HeldLease, recreate: boolean): V1Lease {
+    const lease = toLease(held.name, held.record, held.lease);
+    const uid = held.lease.metadata?.uid;
+    if (!recreate && uid) lease.metadata!.uid = uid;
+    return lease;
   }
 
   private deleteLease(held: HeldLease): void {
@@ -709,7 +724,9 @@ export class KubernetesRunStateStore extends GroupStates {
    * over, nor can before it expires again, so the run goes on.
    */
   private reconfirm(key: string, held: HeldLease, at: number): Promise<void> {
-    this.write(key, held, { ...held.record, renewedAt: this.options.clock.now() });
+    // Expired for the others, a Lease found deleted may have been taken over by another replica, whose run ended there and
+    // deleted it: created again, it would prove nothing, and this run would act a second time.
+    this.write(key, held, { ...held.record, renewedAt: this.options.clock.now() }, { recreate: false });
     const unconfirmedMs = Math.round(at - held.confirmedAt);
     const judged = held.writing.then(() => {
       held.reconfirming = undefined;
