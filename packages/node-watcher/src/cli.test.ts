@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { spawnCaptured, startImdsStandIn, waitForOutput, runRefusing, type Spawned } from '@hollowtrees/testkit';
+import { resolveHook, spawnCaptured, startImdsStandIn, waitForOutput, runRefusing, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
 
@@ -106,5 +107,13 @@ describe('hollowtrees-node-watcher', () => {
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe('code 1');
     expect(proc.output()).toContain('stopped before core accepted');
+  });
+
+  it('--once stopped (SIGTERM) while it still loads its watching code exits 1, not the 0 of a watcher stopped while starting: it checked nothing', () => {
+    // Stopped as it resolves run-watcher.js, whose import is held a while: the signal lands mid-import.
+    const register = resolveHook(`if (specifier.endsWith('/run-watcher.js')) {\n  process.kill(process.pid, 'SIGTERM');\n  await new Promise((r) => setTimeout(r, 1000));\n}\nreturn next(specifier, context);`);
+    const result = spawnSync(process.execPath, ['--import', register, CLI, '--once', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1', '--core-url', 'http://127.0.0.1:1'], { encoding: 'utf8', timeout: 20_000 });
+    expect({ status: result.status, signal: result.signal }).toEqual({ status: 1, signal: null });
+    expect(result.stderr + result.stdout).toContain('stopped before core accepted');
   });
 });

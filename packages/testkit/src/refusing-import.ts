@@ -5,17 +5,26 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 /**
+ * A module to pass to `node --import` that registers a module `resolve` hook whose body is `resolveBody` (JavaScript run
+ * on Node's hooks thread, with `specifier`, `context` and `next` in scope; it must return `next(specifier, context)` or
+ * throw): a test can fail, or hold, the import of a chosen module in a process it starts.
+ */
+export function resolveHook(resolveBody: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-hook-'));
+  const hook = join(dir, 'hook.mjs');
+  writeFileSync(hook, `export async function resolve(specifier, context, next) {\n${resolveBody}\n}\n`);
+  const register = join(dir, 'register.mjs');
+  writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
+  return register;
+}
+
+/**
  * A module to pass to `node --import` that makes importing any of `packages` (bare specifiers, e.g.
  * `@grpc/grpc-js`) fail with `<package> was loaded`: in a static import graph the process fails at start,
  * so a test can prove that a command never loads them.
  */
 export function refusingImport(packages: readonly string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-refuse-'));
-  const hook = join(dir, 'refuse.mjs');
-  writeFileSync(hook, `const refused = new Set(${JSON.stringify(packages)});\nexport async function resolve(specifier, context, next) {\n  if (refused.has(specifier)) throw new Error(specifier + ' was loaded');\n  return next(specifier, context);\n}\n`);
-  const register = join(dir, 'register.mjs');
-  writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`);
-  return register;
+  return resolveHook(`if (new Set(${JSON.stringify(packages)}).has(specifier)) throw new Error(specifier + ' was loaded');\nreturn next(specifier, context);`);
 }
 
 /** Options for {@link runRefusing}. */
