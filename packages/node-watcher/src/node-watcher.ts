@@ -152,7 +152,8 @@ export class NodeWatcher {
       notices: (part: string, found: readonly Notice[]) => {
         const fresh = new Set(this.listed.relist(part, found.map((n) => n.id)));
         for (const notice of found) {
-          if (!fresh.has(notice.id)) continue;
+          // Taken out as it is offered: an id a read lists twice (a broken IMDS or proxy) is one notice.
+          if (!fresh.delete(notice.id)) continue;
           // Back before its first send went through: that send carries it.
           if (this.delivery?.holds(notice.id)) continue;
           const event = noticeEvent({ cloud, identity, nodeName, notice, seenAt: clock.now() });

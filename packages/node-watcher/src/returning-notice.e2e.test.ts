@@ -51,6 +51,17 @@ describe('a notice that leaves the metadata service and comes back', () => {
     expect(plugin.events.map((e) => e.id)).toEqual(['instance-event-0d59937288b749b32']);
   });
 
+  it('AWS: an event a read lists twice (a broken IMDS or proxy) is one notice, seen and counted once (dry run: logged once)', async () => {
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ cloud: 'aws', metadataUrl: imds.url, dryRun: true })), (w) => w.stop());
+    const event: ImdsScheduledEvent = { EventId: 'instance-event-0d59937288b749b33', Code: 'system-reboot', Description: 'scheduled reboot', NotBefore: '30 Nov 2026 00:10:00 GMT', State: 'active' };
+    imds.scheduleMaintenance(event);
+    imds.scheduleMaintenance(event);
+    await until('the notice seen', async () => (await metric(watcher, 'hollowtrees_node_watcher_notices_total', { type: 'hollowtrees.node.aws.scheduled-maintenance' })) >= 1);
+    await morePolls(watcher, 'aws');
+    expect(await metric(watcher, 'hollowtrees_node_watcher_notices_total', { type: 'hollowtrees.node.aws.scheduled-maintenance' })).toBe(1);
+  });
+
   it('Google Cloud: a second host maintenance after the first ended reaches the plugin again, under an id of its own', async () => {
     const { plugin, core } = await coreWithPlugin();
     const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
