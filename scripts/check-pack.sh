@@ -64,6 +64,9 @@ if (typeof serve !== 'function' || typeof PluginClient !== 'function') throw new
 console.log(`a CommonJS script requires the SDK; the contract is at ${require('path').relative(process.cwd(), proto)}`);
 JS
 node require-check.cjs
+# The entry for code that must start fast: both ways, and gRPC stays unloaded.
+node -e "const m = require('@hollowtrees/grpcplugin/without-grpc'); if (typeof m.PluginError !== 'function' || typeof m.packageVersion !== 'function') throw new Error('require(without-grpc) gave no PluginError/packageVersion'); if (Object.keys(require.cache).some((f) => f.includes('@grpc'))) throw new Error('require(without-grpc) loaded gRPC')"
+node --input-type=module -e "const m = await import('@hollowtrees/grpcplugin/without-grpc'); if (typeof m.labelsOf !== 'function') throw new Error('import(without-grpc) gave no labelsOf')"
 # Every package loads both ways, and every bin runs with node itself (as the image and the units run it).
 for pkg in @hollowtrees/core @hollowtrees/plugin-k8s-drain @hollowtrees/plugin-aws-spot @hollowtrees/node-watcher; do
   node -e "if (Object.keys(require('$pkg')).length === 0) throw new Error('require($pkg) gave no exports')"
@@ -76,6 +79,7 @@ echo "every package is required and imported, every bin runs with node"
 cat > consumer.ts <<'TS'
 import { serve, PluginError, Code, labelsOf, type EventHandler } from '@hollowtrees/grpcplugin';
 import { invokeHandler, manualClock, testEvent } from '@hollowtrees/grpcplugin/testing';
+import { packageVersion, PluginError as FastStartError } from '@hollowtrees/grpcplugin/without-grpc';
 import { DEFAULT_CONFIG_YAML, parseConfig, startHollowtrees } from '@hollowtrees/core';
 import { createDrainHandler, type DrainOptions } from '@hollowtrees/plugin-k8s-drain';
 import { type AwsSpotReplaceOptions } from '@hollowtrees/plugin-aws-spot';
@@ -87,6 +91,8 @@ class Handler implements EventHandler {
   }
 }
 export const start = () => serve(9000, new Handler());
+export const version: string = packageVersion(import.meta.url);
+export const sameError: boolean = new FastStartError(Code.Unavailable, 'x') instanceof PluginError;
 export const tried = invokeHandler(new Handler(), testEvent({ labels: { instance_id: 'i-1' } }), { clock: manualClock() });
 // The other packages' types, which name their own dependencies' (the Kubernetes client's, the AWS SDK's).
 export const core = () => startHollowtrees(parseConfig(DEFAULT_CONFIG_YAML, 'default.yaml'));
