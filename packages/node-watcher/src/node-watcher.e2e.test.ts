@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { azureNoticeId } from './azure-scheduled-events.js';
 import { runWatcher } from './run-watcher.js';
-import { capturedLogger, Cleanups, holdOtherGroups, metric, OTHER_FLOW, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { capturedLogger, Cleanups, holdOtherGroups, metric, morePolls, OTHER_FLOW, startCore, startCoreWithConfig, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -19,12 +19,6 @@ async function coreWithPlugin(port = 0) {
   const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
   const core = cleanups.add(await startCore(plugin.address, { port }), (c) => c.close());
   return { plugin, core };
-}
-
-/** Lets the watcher poll `more` more times, so a second send of a notice would have happened. */
-async function morePolls(running: Parameters<typeof metric>[0], cloud: string, more = 5): Promise<void> {
-  const polls = await metric(running, 'hollowtrees_node_watcher_polls_total', { cloud });
-  await until(`${more} more polls`, async () => (await metric(running, 'hollowtrees_node_watcher_polls_total', { cloud })) >= polls + more);
 }
 
 describe('node watcher → core → plugin, over real HTTP and gRPC', () => {

@@ -1,6 +1,6 @@
 import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type GceMaintenanceEvent, type ImdsScheduledEvent } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanups, metric, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { Cleanups, metric, morePolls, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -15,12 +15,6 @@ async function coreWithPlugin() {
 type Watcher = Awaited<ReturnType<typeof startTestWatcher>>;
 
 const accepted = (w: Watcher): Promise<number> => metric(w, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' });
-
-/** Lets the watcher poll `more` more times, so a send that should not happen would have. */
-async function morePolls(w: Watcher, cloud: string, more = 5): Promise<void> {
-  const polls = await metric(w, 'hollowtrees_node_watcher_polls_total', { cloud });
-  await until(`${more} more polls`, async () => (await metric(w, 'hollowtrees_node_watcher_polls_total', { cloud })) >= polls + more);
-}
 
 describe('a notice that leaves the metadata service and comes back', () => {
   it('AWS: a scheduled maintenance listed again under its EventId is sent again by the running watcher (core deduplicates it while its group cools down); a failed read in between is no empty list', async () => {

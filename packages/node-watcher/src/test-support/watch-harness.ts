@@ -129,6 +129,12 @@ export function until(what: string, check: () => boolean | Promise<boolean>, tim
   return pollUntil(check, timeoutMs, () => what, 10);
 }
 
+/** Lets the watcher poll `more` more times, so a send that should not happen would have. */
+export async function morePolls(running: RunningWatcher, cloud: string, more = 5): Promise<void> {
+  const polls = await metric(running, 'hollowtrees_node_watcher_polls_total', { cloud });
+  await until(`${more} more polls`, async () => (await metric(running, 'hollowtrees_node_watcher_polls_total', { cloud })) >= polls + more);
+}
+
 /** A reverse proxy that serves core under a path prefix, as an ingress does; it records every path asked for. */
 export interface PrefixProxy {
   /** `http://127.0.0.1:<port>`, without the prefix. */
