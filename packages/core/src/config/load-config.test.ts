@@ -594,6 +594,14 @@ describe('parseConfig rejects, saying where and what was expected', () => {
     for (const host of ['sqs-fips.us-east-1.amazonaws.com', 'sqs.us-east-1.api.aws', 'vpce-0a1b2c3d4e5f60718-abcdefgh.sqs.us-east-1.vpce.amazonaws.com']) {
       expect(problem(queue(`https://${host}/123456789012/q`, 'eu-west-1'))).toMatch(/^config\.yaml: sources\.sqs\[0\]\.region: not the region/);
     }
+    // China's hosts, under amazonaws.com.cn.
+    for (const host of ['sqs.cn-north-1.amazonaws.com.cn', 'cn-north-1.queue.amazonaws.com.cn']) {
+      expect(problem(queue(`https://${host}/123456789012/q`, 'eu-west-1'))).toMatch(/^config\.yaml: sources\.sqs\[0\]\.region: not the region/);
+    }
+    // A host that only holds an SQS host's form (one's own proxy) names no region: the entry's is taken.
+    for (const host of ['sqs.us-east-1.amazonaws.com.proxy.example', 'my-sqs.us-east-1.amazonaws.com', 'x.us-east-1.queue.amazonaws.com.example']) {
+      expect(parseConfig(queue(`https://${host}/123456789012/q`, 'eu-west-1'), 'config.yaml', {}).config.sources.sqs[0]!.region).toBe('eu-west-1');
+    }
     // The same region, or a URL that names none (an endpoint of one's own), is what it was.
     expect(parseConfig(queue('https://sqs.us-east-1.amazonaws.com/123456789012/q', 'us-east-1'), 'config.yaml', {}).config.sources.sqs[0]!.region).toBe('us-east-1');
     expect(parseConfig(queue('http://127.0.0.1:4566/000000000000/q', 'eu-west-1'), 'config.yaml', {}).config.sources.sqs[0]!.region).toBe('eu-west-1');
