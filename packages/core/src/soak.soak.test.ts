@@ -103,10 +103,11 @@ function parseMetrics(text: string): Sample[] {
 const sum = (samples: Sample[], name: string, match: Record<string, string> = {}): number =>
   samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0);
 
-function memory(): { rss: number; heapUsed: number } {
+function memory(): { rss: number; heapUsed: number; buffers: number } {
   (globalThis as { gc?: () => void }).gc?.();
-  const { rss, heapUsed } = process.memoryUsage();
-  return { rss, heapUsed };
+  const { rss, heapUsed, external } = process.memoryUsage();
+  // Memory outside the JS heap that JS holds (Buffers, sockets' and HTTP/2's); arrayBuffers is counted in external.
+  return { rss, heapUsed, buffers: external };
 }
 
 interface LoadResult {
@@ -233,14 +234,7 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
     const before = memory();
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
-    // RSS once a second through the first half, its peak the plateau: memory must not keep climbing past it under steady
-    // load. The peak, not one sample at half-time, which varied by 60 MB between CI runs (322–383 MB, the ends 344–442 MB).
-    let firstHalfPeakRss = 0;
-    const sampleRss = setInterval(() => (firstHalfPeakRss = Math.max(firstHalfPeakRss, process.memoryUsage().rss)), 1_000);
-    const stopSampling = setTimeout(() => clearInterval(sampleRss), (SOAK_SECONDS * 1000) / 2);
     const load = await generateLoad(core.url, SOAK_SECONDS, seededRandom(SEED));
-    clearTimeout(stopSampling);
-    clearInterval(sampleRss);
     lag.disable();
 
     // Drain: nothing running or queued in any flow.
@@ -327,21 +321,22 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
       `[soak] ${load.seconds.toFixed(1)} s, ${load.requests} requests (${queueFullRequests} answered 503 queue_full), ${load.alertsSent} alerts (${rate.toFixed(0)} alerts/s), ${received} events received; ` +
         `${flowText('replace')}; ${flowText('notify')}; drained in ${drainSeconds.toFixed(1)} s; ` +
         `event-loop lag p99=${(lag.percentile(99) / 1e6).toFixed(0)} ms max=${(lag.max / 1e6).toFixed(0)} ms; logs info=${logLines.info} warn=${logLines.warn} error=${logLines.error}; ` +
-        `RSS ${mb(before.rss)} MB -> ${mb(firstHalfPeakRss)} MB (first half's peak) -> ${mb(after.rss)} MB, heapUsed ${mb(before.heapUsed)} MB -> ${mb(after.heapUsed)} MB` +
+        `RSS ${mb(before.rss)} MB -> ${mb(after.rss)} MB, heapUsed ${mb(before.heapUsed)} MB -> ${mb(after.heapUsed)} MB, external ${mb(before.buffers)} MB -> ${mb(after.buffers)} MB` +
         `${(globalThis as { gc?: unknown }).gc ? ' (after gc)' : ''}`,
     );
 
     expect(rate).toBeGreaterThan(1_000);
     // A failed run is logged at error, one line each; nothing else may be.
     expect(logLines.error).toBe(perFlow.replace!.failed! + perFlow.notify!.failed!);
-    // Bounded memory. RSS peaks within the first seconds at full load (V8 heap
-    // headroom plus HTTP/2 and socket buffers) and then stays flat: a 10 s and a
-    // 60 s run both end near 410 MB from about 90 MB. What stays live after a GC
-    // is the groups cooling down and the test's own call records.
+    // Bounded memory, each part where a leak would show. RSS climbs through the whole run at full load (V8's heap
+    // headroom, HTTP/2 and socket buffers, the allocator's arenas) to about 440 MB from about 95 MB, and still climbed
+    // up to 115 MB in the second half of CI runs whose live memory after a GC was the same 63 MB: a check of RSS growth
+    // in the second half failed on that ramp, so its bound is on the whole run. What stays live after a GC (the JS
+    // heap: the groups cooling down and the test's own call records; outside it: Buffers, socket and HTTP/2 memory JS
+    // holds) is bounded on its own.
     expect(after.rss - before.rss).toBeLessThan(450 * MB);
-    // (Short local runs are still ramping up at half-time.)
-    if (SOAK_SECONDS >= 30) expect(after.rss - firstHalfPeakRss, 'RSS still growing past the first half\'s peak').toBeLessThan(100 * MB);
     expect(after.heapUsed - before.heapUsed).toBeLessThan(150 * MB);
+    expect(after.buffers - before.buffers, 'memory outside the JS heap still held after a GC').toBeLessThan(64 * MB);
 
     // Still healthy afterwards.
     expect((await fetch(`${core.url}/-/healthy`)).status).toBe(200);
