@@ -142,8 +142,10 @@ export class PoolAction {
         const outcome = await deadline.race(winding ? run.outcome.then(() => undefined, () => undefined) : run.outcome);
         // Its cordons were undone for an older surge than this one (that surge's resolution, in another plugin process):
         // the pool is not cordoned for this surge. Drained anew, which reads the marker first (this surge may be resolved too).
-        if (outcome && !((run.undoneFor ?? Infinity) < time)) return outcome;
-        if (outcome) this.deps.options.logger.info('pool drain joined had its cordons undone for an older surge: draining anew', { pool: pool.name });
+        if (outcome) {
+          if ((run.undoneFor ?? Infinity) >= time) return outcome;
+          this.deps.options.logger.info('pool drain joined had its cordons undone for an older surge: draining anew', { pool: pool.name });
+        }
       } catch (err) {
         // The drain lives on the call that began it, and that call was cancelled (its client gave up, its stream went away):
         // this call was not, and its drain may be tried again (ABORTED is retried; CANCELLED would fail its run).
@@ -217,9 +219,9 @@ export class PoolAction {
         logger: o.logger,
       });
       undoneFor = result.undoneFor;
-      const attributes = attributesOf(pool, result, started, o.clock.now(), result.stopped);
-      const counts = countsText(result);
       if (result.stopped) return this.stoppedEarly(pool, result, started);
+      const attributes = attributesOf(pool, result, started, o.clock.now(), false);
+      const counts = countsText(result);
       if (result.left.length > 0) {
         const left = `nodes_left=${result.left.length} (${result.left.join(', ')})`;
         const unevictable = result.unevictable.map((u) => `${u.node}: ${u.error.message}`).join('; ');
