@@ -31,6 +31,21 @@ export interface LatencySummary extends Summary {
   warmAfter?: number;
 }
 
+/** One mass-reclaim wave (bench/src/run.ts). */
+export interface ReclaimWave {
+  alerts: number;
+  pluginDelayMs: number;
+  /** POSTs the wave was sent in (absent before 2026-12-02: 100). */
+  posts?: number;
+  postAnsweredMs: number;
+  allCalledMs: number;
+  allFinishedMs: number;
+  /** Core's CPU time from the first POST to the last plugin call (absent in runs before it was measured). */
+  coreCpuMs?: number;
+  /** The same span per thread (Linux schedstat): time on a CPU and time runnable but waiting for one (absent before 2026-12-01). */
+  threads?: { coreMain: ThreadTimes; coreOthers: ThreadTimes; benchMain: ThreadTimes };
+}
+
 export interface BenchResults {
   startedAt: string;
   /** The run-state journal's crash window: 1,000 runs finishing at once, then kill -9 (`crash-window.ts`). */
@@ -45,9 +60,9 @@ export interface BenchResults {
   ingest: { hollowtrees: IngestRun[]; hollowtreesUnary: IngestRun[]; relay: IngestRun[]; relayUnary: IngestRun[]; alertmanager: IngestRun[] };
   /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes; `…Unary` as above. */
   latency: { floor: FloorResult; hollowtrees: LatencySummary; hollowtreesUnary: LatencySummary; relay: LatencySummary; relayUnary: LatencySummary; alertmanager: LatencySummary };
-  massReclaim: { alerts: number; pluginDelayMs: number; postAnsweredMs: number; allCalledMs: number; allFinishedMs: number; /** Core's CPU time from the first POST to the last plugin call (absent in runs before it was measured). */ coreCpuMs?: number;
-    /** The same span per thread (Linux schedstat): time on a CPU and time runnable but waiting for one (absent before 2026-12-01). */
-    threads?: { coreMain: ThreadTimes; coreOthers: ThreadTimes; benchMain: ThreadTimes };
+  massReclaim: ReclaimWave & {
+    /** The same wave again, new instances, after core idled `idleMs` (absent before 2026-12-02). */
+    afterIdle?: ReclaimWave & { idleMs: number };
   };
   /** The reclaim wave through replicas sharing Leases (`replicas-wave.ts`), when it ran. */
   replicasWave?: ReplicasWaveResult;
@@ -195,6 +210,11 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
   const threads = r.massReclaim.threads;
   if (threads) {
     rows.push(['Mass reclaim: core main thread / its other threads (parse, GC) (waited: runnable, no CPU free)', `${threadTimesText(threads.coreMain)} / ${threadTimesText(threads.coreOthers)}`, '', `bench (POSTs and plugin): ${threadTimesText(threads.benchMain)}`, '']);
+  }
+  const cold = r.massReclaim.afterIdle;
+  if (cold) {
+    const coldCpu = cold.coreCpuMs === undefined ? '' : `core CPU ${((cold.coreCpuMs * 1000) / cold.alerts).toFixed(0)} µs per alert`;
+    rows.push([`… the same wave after ${(cold.idleMs / 1000).toFixed(0)} s idle (new instances)`, `${cold.allCalledMs.toFixed(0)} ms`, '', coldCpu, '']);
   }
   const rw = r.replicasWave;
   if (rw) {

@@ -19,7 +19,7 @@ import { runLoad, type LoadResult } from './loadgen.js';
 import { describeMachine, processCpuSeconds, threadTimes, threadTimesBetween, threadTimesText } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
-import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading } from './report.js';
+import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading, type ReclaimWave } from './report.js';
 import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
@@ -39,6 +39,8 @@ const RECLAIM_ALERTS = 10_000;
 /** Alerts per POST of the reclaim wave: Prometheus sends a wave in batches, one after another. */
 const RECLAIM_BATCH = 100;
 const RECLAIM_DELAY_MS = 50;
+/** The quiet spell before the second wave: past core's parse-thread renewal (`WORKER_IDLE_STOP_MS`, 30 s). */
+const RECLAIM_IDLE_MS = 31_000;
 /**
  * Alerts a Hollowtrees has handled before the reclaim wave. V8 optimises the hot path (zod's
  * parse of an alert above all) only after a few thousand; a Hollowtrees that has been up a
@@ -56,6 +58,39 @@ const cpuProfDir = process.env.BENCH_CPU_PROF;
 const htNodeArgs = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), ...(process.env.BENCH_HT_ARGS ? process.env.BENCH_HT_ARGS.split(' ') : [])];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One reclaim wave: {@link RECLAIM_ALERTS} new instances in POSTs of {@link RECLAIM_BATCH}, one after another, timed to the last plugin call and until every run finished. */
+async function reclaimWave(ht: { url: string; pid: number }, plugin: Sink, prefix: string): Promise<Required<ReclaimWave>> {
+  const base = plugin.received;
+  let lastEntry = 0;
+  plugin.onEntry((instance, at) => {
+    if (instance.startsWith(prefix)) lastEntry = at;
+  });
+  const bodies = alertBatches(prefix, RECLAIM_ALERTS, RECLAIM_BATCH);
+  const cpuBefore = processCpuSeconds(ht.pid);
+  const coreThreadsBefore = threadTimes(ht.pid);
+  const benchThreadsBefore = threadTimes(process.pid);
+  const t0 = performance.now();
+  for (const body of bodies) await postAlerts(ht.url, body);
+  const postAnsweredMs = performance.now() - t0;
+  await pollUntil(() => plugin.received - base >= RECLAIM_ALERTS, 30_000, () => `all ${prefix} runs to call the plugin`, 1);
+  const allCalledMs = lastEntry - t0;
+  // Read before the metrics polls below, which cost CPU of their own.
+  const coreCpuMs = (processCpuSeconds(ht.pid) - cpuBefore) * 1000;
+  const core = threadTimesBetween(ht.pid, coreThreadsBefore, threadTimes(ht.pid));
+  const bench = threadTimesBetween(process.pid, benchThreadsBefore, threadTimes(process.pid));
+  await pollUntil(async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, () => `all ${prefix} runs to finish`, 5);
+  const allFinishedMs = performance.now() - t0;
+  plugin.onEntry(undefined);
+  return { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, posts: bodies.length, postAnsweredMs, allCalledMs, allFinishedMs, coreCpuMs, threads: { coreMain: core.main, coreOthers: core.others, benchMain: bench.main } };
+}
+
+function reclaimWaveText(w: Required<ReclaimWave>): string {
+  return (
+    `last of ${w.posts} POSTs answered in ${w.postAnsweredMs.toFixed(0)} ms, all ${w.alerts} called in ${w.allCalledMs.toFixed(0)} ms, all finished by ${w.allFinishedMs.toFixed(0)} ms; core used ${w.coreCpuMs.toFixed(0)} ms of CPU (${((w.coreCpuMs * 1000) / w.alerts).toFixed(0)} µs per alert); ` +
+    `core's main thread ${threadTimesText(w.threads.coreMain)}, its other threads ${threadTimesText(w.threads.coreOthers)}; the bench's (POSTs and plugin) ${threadTimesText(w.threads.benchMain)}`
+  );
+}
 const log = (text: string): void => void process.stderr.write(`[bench] ${text}\n`);
 
 async function generatorCeiling(): Promise<Record<string, LoadResult>> {
@@ -203,31 +238,13 @@ async function main(): Promise<void> {
       for (const body of alertBatches('warm-', RECLAIM_WARMUP_ALERTS, RECLAIM_BATCH)) await postAlerts(ht.url, body);
       await pollUntil(() => plugin.received >= RECLAIM_WARMUP_ALERTS, 30_000, () => 'warm-up runs', 20);
       await sleep(300);
-      const base = plugin.received;
-      let lastEntry = 0;
-      plugin.onEntry((instance, at) => {
-        if (instance.startsWith('reclaim-')) lastEntry = at;
-      });
-      const bodies = alertBatches('reclaim-', RECLAIM_ALERTS, RECLAIM_BATCH);
-      const cpuBefore = processCpuSeconds(ht.pid);
-      const coreThreadsBefore = threadTimes(ht.pid);
-      const benchThreadsBefore = threadTimes(process.pid);
-      const t0 = performance.now();
-      for (const body of bodies) await postAlerts(ht.url, body);
-      const postAnsweredMs = performance.now() - t0;
-      await pollUntil(() => plugin.received - base >= RECLAIM_ALERTS, 30_000, () => 'all reclaim runs to call the plugin', 1);
-      const allCalledMs = lastEntry - t0;
-      // Read before the metrics polls below, which cost CPU of their own.
-      const coreCpuMs = (processCpuSeconds(ht.pid) - cpuBefore) * 1000;
-      const core = threadTimesBetween(ht.pid, coreThreadsBefore, threadTimes(ht.pid));
-      const bench = threadTimesBetween(process.pid, benchThreadsBefore, threadTimes(process.pid));
-      await pollUntil(async () => (await readMetric(ht.url, 'hollowtrees_runs_in_progress')) === 0, 30_000, () => 'all reclaim runs to finish', 5);
-      const allFinishedMs = performance.now() - t0;
-      results.massReclaim = { alerts: RECLAIM_ALERTS, pluginDelayMs: RECLAIM_DELAY_MS, postAnsweredMs, allCalledMs, allFinishedMs, coreCpuMs, threads: { coreMain: core.main, coreOthers: core.others, benchMain: bench.main } };
-      log(
-        `mass reclaim: last of ${bodies.length} POSTs answered in ${postAnsweredMs.toFixed(0)} ms, all ${RECLAIM_ALERTS} called in ${allCalledMs.toFixed(0)} ms, all finished by ${allFinishedMs.toFixed(0)} ms; core used ${coreCpuMs.toFixed(0)} ms of CPU (${((coreCpuMs * 1000) / RECLAIM_ALERTS).toFixed(0)} µs per alert); ` +
-          `core's main thread ${threadTimesText(core.main)}, its other threads ${threadTimesText(core.others)}; the bench's (POSTs and plugin) ${threadTimesText(bench.main)}`,
-      );
+      const warm = await reclaimWave(ht, plugin, 'reclaim-');
+      log(`mass reclaim: ${reclaimWaveText(warm)}`);
+      // A wave usually comes after a quiet spell: past the parse thread's idle renewal (30 s), and long enough for the VM to cool the processes' memory.
+      await sleep(RECLAIM_IDLE_MS);
+      const afterIdle = await reclaimWave(ht, plugin, 'cold-');
+      log(`mass reclaim after ${RECLAIM_IDLE_MS / 1000} s idle: ${reclaimWaveText(afterIdle)}`);
+      results.massReclaim = { ...warm, afterIdle: { ...afterIdle, idleMs: RECLAIM_IDLE_MS } };
     });
   }
 
