@@ -45,22 +45,32 @@ interface ClockShift {
   monotonicMs: number;
 }
 
-/**
- * A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'.
- * `wait(ms)` moves its monotonic clock on by `ms` at once: how a replica sees a Lease stay unchanged for its duration,
- * without the test sleeping through it.
- */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string; logger?: Logger } = {}): { store: KubernetesRunStateStore; metrics: StoreMetrics; wait: (ms: number) => void } {
+/** A replica's store, and the time as it sees it. */
+interface Replica {
+  store: KubernetesRunStateStore;
+  metrics: StoreMetrics;
+  /**
+   * Moves both its clocks on by `ms` at once, as that much time passing would: how a replica sees a Lease stay unchanged
+   * for its duration (monotonic), and its cache of the others' runs (one renew interval, wall clock) run out, without the
+   * test sleeping through it. Its timers (renew ticks) still run in real time.
+   */
+  wait(ms: number): void;
+  /** Its wall clock's now, which the engine hands its store's calls. */
+  now(): number;
+}
+
+/** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
+function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string; logger?: Logger } = {}): Replica {
   const metrics = new StoreMetrics(new Registry());
   const offset = more.clockOffsetMs ?? 0;
   const { shift } = more;
-  const clock: Clock = shift ? { now: () => Date.now() + shift.wallMs, sleep: systemClock.sleep } : offset === 0 ? systemClock : { now: () => Date.now() + offset, sleep: systemClock.sleep };
-  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock });
   let waited = 0;
+  const clock: Clock = { now: () => Date.now() + (shift ? shift.wallMs : offset) + waited, sleep: systemClock.sleep };
+  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock });
   const elapsed = (): number => performance.now() + (shift?.monotonicMs ?? 0) + waited;
   const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, elapsed, logger: more.logger ?? pino({ level: 'silent' }) });
   stores.push(store);
-  return { store, metrics, wait: (ms) => (waited += ms) };
+  return { store, metrics, wait: (ms) => (waited += ms), now: clock.now };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -79,13 +89,13 @@ const observe = (store: KubernetesRunStateStore): Promise<void> => observeLeases
  */
 async function takenOverBeforeCooldown(aRenewIntervalMs: number): Promise<{ a: KubernetesRunStateStore; lost: AbortSignal }> {
   const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: aRenewIntervalMs }).store;
-  const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+  const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 });
   a.tryStart('g', 'spot', run('e1'), Date.now());
   expect((await a.claim('g', run('e1'))).claim).toBe('held');
   const lost = a.holdLost('g')!;
   await observe(b);
-  await new Promise((r) => setTimeout(r, 1_100));
-  b.tryStart('g', 'spot', run('e2'), Date.now());
+  waitB(1_100);
+  b.tryStart('g', 'spot', run('e2'), nowB());
   expect((await b.claim('g', run('e2'))).claim).toBe('held');
   a.succeeded('g', Date.now(), 60_000);
   await a.commit();
@@ -169,20 +179,20 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('takes over a run whose holder stopped renewing once its Lease expired, and says whose run it cut short', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 });
     dead.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await dead.claim('g', run('e1'))).claim).toBe('held');
     b.tryStart('g', 'spot', run('e2'), Date.now());
     expect((await b.claim('g', run('e2'))).claim).toBe('taken');
-    await new Promise((r) => setTimeout(r, 1_100));
-    b.tryStart('g', 'spot', run('e3'), Date.now());
+    waitB(1_100);
+    b.tryStart('g', 'spot', run('e3'), nowB());
     expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', handedBack: false, eventId: 'e1', since: expect.any(Number) } });
     expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
   });
 
   it('writes a run\'s place into its Lease as it passes plugins; a replica that takes the Lease over is handed that place', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 });
     dead.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await dead.claim('g', run('e1'))).claim).toBe('held');
     const place = { next: 1, at: { plugin: 'replace', occurrence: 0, passed: ['drain'] }, attributes: { node: 'n-1' }, attempt: 1, restarts: 0 };
@@ -195,8 +205,8 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(await dead.commit('g')).toBe(true);
     expect(api.requests.filter((r) => r.method === 'PUT')).toHaveLength(writes);
     await observe(b);
-    await sleep(1_100);
-    b.tryStart('g', 'spot', run('e1'), Date.now());
+    waitB(1_100);
+    b.tryStart('g', 'spot', run('e1'), nowB());
     expect(await b.claim('g', run('e1'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', handedBack: false, eventId: 'e1', since: expect.any(Number), place } });
   });
 
@@ -258,7 +268,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('a run whose holder was killed is offered with its event by the first list that finds its Lease expired, never before', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const { store: b, wait: waitB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 });
+    const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 });
     const offered: CutShortRun[] = [];
     b.onCutShort((cut) => offered.push(cut));
     dead.tryStart('g', 'spot', run('e1'), Date.now());
@@ -309,7 +319,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   it('a Lease seen unchanged while this replica could not reach the API server is not taken over: its leaseDuration counts again from the outage\'s end', async () => {
     // a never renews within the test: its Lease is left as if its holder could not write.
     const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
+    const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 });
     a.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
     await observe(b);
@@ -317,27 +327,27 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     api.unreachable = true;
     b.sweep(Date.now());
     await expect.poll(() => b.durable, { timeout: 5_000, interval: 20 }).toBe(false);
-    await sleep(1_100);
+    waitB(1_100);
     api.unreachable = false;
-    b.tryStart('g', 'spot', run('e2'), Date.now());
+    b.tryStart('g', 'spot', run('e2'), nowB());
     expect(await b.claim('g', run('e2'))).toEqual({ claim: 'taken', heldAs: 'running' });
     // Still unchanged a whole leaseDuration after the outage: its holder is gone.
-    await sleep(1_100);
-    b.tryStart('g', 'spot', run('e3'), Date.now());
+    waitB(1_100);
+    b.tryStart('g', 'spot', run('e3'), nowB());
     expect(await b.claim('g', run('e3'))).toMatchObject({ claim: 'held', takenOver: { holder: 'a' } });
   });
 
   it('a claim that took several slow calls (a 409, a read, the takeover) counts its hold from the write that made it, not from the claim\'s first call', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
     // Renewals unconfirmed for 3 s - 1.5 x 1 s = 1.5 s stop a run.
-    const b = replica('b', { leaseDurationMs: 3_000, renewIntervalMs: 1_000 }).store;
+    const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 3_000, renewIntervalMs: 1_000 });
     dead.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await dead.claim('g', run('e1'))).claim).toBe('held');
     await observe(b);
-    await sleep(1_100);
+    waitB(1_100);
     // Three calls of 600 ms: the claim takes 1.8 s, its takeover write the last 0.6 s of it.
     api.latency.set(600);
-    b.tryStart('g', 'spot', run('e2'), Date.now());
+    b.tryStart('g', 'spot', run('e2'), nowB());
     expect(await b.claim('g', run('e2'))).toMatchObject({ claim: 'held', takenOver: { holder: 'dead' } });
     await b.checkHold('g');
     expect(b.holdLost('g')?.aborted).toBe(false);
@@ -557,14 +567,14 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     await b.claim('live', run('e2'));
     b.succeeded('live', Date.now(), 2 * CUT_SHORT_KEPT_MS);
     await b.commit();
-    // a stops renewing (as if killed): its Lease's hold is over after 1 s.
-    await new Promise((r) => setTimeout(r, 1_100));
+    // a stops renewing (as if killed): its Lease's hold is over after 1 s. c's wall clock is 1.1 s on, as that much later:
+    // by it, a's renewTime is past its 1 s Lease.
     expect(api.cluster.leases.all()).toHaveLength(2);
-    const c = replica('c', { leaseDurationMs: 1_000 }).store;
+    const { store: c, wait: waitC } = replica('c', { leaseDurationMs: 1_000, clockOffsetMs: 1_100 });
     // c has never seen a's Lease: it deletes it only once it has seen it unchanged for its lease duration.
     await observe(c);
     expect(api.cluster.leases.all()).toHaveLength(2);
-    await sleep(1_100);
+    waitC(1_100);
     // A run's Lease keeps its event an hour, for a replica with room to go on with it.
     c.sweep(Date.now() + CUT_SHORT_KEPT_MS + 1_000);
     await expect.poll(() => api.cluster.leases.all().length, { timeout: 5_000, interval: 20 }).toBe(1);
@@ -574,7 +584,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('two installations in one namespace with their own leasePrefix share no run state: one\'s cooldown never holds the other\'s group, and its sweep leaves the other\'s Leases alone', async () => {
     const staging = replica('staging', { leasePrefix: 'staging-', leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
-    const prod = replica('prod', { leasePrefix: 'prod-', leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    const { store: prod, wait: waitProd } = replica('prod', { leasePrefix: 'prod-', leaseDurationMs: 1_000, renewIntervalMs: 300 });
     staging.tryStart('pool:{availability_zone="us-east-1a"}', 'pool', run('e1'), Date.now());
     expect((await staging.claim('pool:{availability_zone="us-east-1a"}', run('e1'))).claim).toBe('held');
     staging.succeeded('pool:{availability_zone="us-east-1a"}', Date.now(), 60_000);
@@ -588,7 +598,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await staging.claim('g', run('e3'))).claim).toBe('held');
     await staging.close();
     await observe(prod);
-    await sleep(1_100);
+    waitProd(1_100);
     await observe(prod);
     expect(api.cluster.leases.all().map((l) => l.metadata.name).filter((n) => n.startsWith('staging-'))).toHaveLength(2);
   });
@@ -652,14 +662,14 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('a takeover applied without an answer (the client\'s repeat of it too): the event is refused, and the Lease it left is deleted at the next renewal tick, so another replica can take the group at once', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 }).store;
+    const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 200 });
     const c = replica('c', { leaseDurationMs: 1_000 }).store;
     dead.tryStart('g', 'spot', run('e1'), Date.now());
     expect((await dead.claim('g', run('e1'))).claim).toBe('held');
     await observe(b);
-    await sleep(1_100);
+    waitB(1_100);
     api.failNext(2, { method: 'PUT', effect: 'lose-answer' });
-    b.tryStart('g', 'spot', run('e2'), Date.now());
+    b.tryStart('g', 'spot', run('e2'), nowB());
     expect((await b.claim('g', run('e2'))).claim).toBe('unavailable');
     expect(api.cluster.leases.all()[0]!.spec!.holderIdentity).toBe('b');
     // Not left for c to wait out (it has just seen it: a whole leaseDuration).
@@ -728,14 +738,14 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
   it('a Lease left by a holder whose clock ran ahead is taken over once seen unchanged for its duration, not when its future renewTime has passed', async () => {
     const dead = replica('dead', { leaseDurationMs: 1_000, renewIntervalMs: 60_000, clockOffsetMs: 60_000 }).store;
-    const b = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+    const { store: b, wait: waitB, now: nowB } = replica('b', { leaseDurationMs: 1_000, renewIntervalMs: 300 });
     // The engine starts runs at its clock's now.
     dead.tryStart('g', 'spot', run('e1'), Date.now() + 60_000);
     expect((await dead.claim('g', run('e1'))).claim).toBe('held');
     b.tryStart('g', 'spot', run('e2'), Date.now());
     expect((await b.claim('g', run('e2'))).claim).toBe('taken');
-    await sleep(1_100);
-    b.tryStart('g', 'spot', run('e3'), Date.now());
+    waitB(1_100);
+    b.tryStart('g', 'spot', run('e3'), nowB());
     expect(await b.claim('g', run('e3'))).toEqual({ claim: 'held', takenOver: { holder: 'dead', handedBack: false, eventId: 'e1', since: expect.any(Number) } });
   });
 
@@ -757,12 +767,12 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
 
     it('holds its group as a run in progress there: a claim is told so, and takes it over only once it has seen it unchanged for its duration', async () => {
       placeLaterVersionLease(1);
-      const a = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 300 }).store;
+      const { store: a, wait: waitA, now: nowA } = replica('a', { leaseDurationMs: 1_000, renewIntervalMs: 300 });
       a.tryStart('g', 'spot', run('e1'), Date.now());
       expect(await a.claim('g', run('e1'))).toEqual({ claim: 'taken', heldAs: 'running' });
       expect(holders()).toEqual(['next']);
-      await sleep(1_100);
-      a.tryStart('g', 'spot', run('e2'), Date.now());
+      waitA(1_100);
+      a.tryStart('g', 'spot', run('e2'), nowA());
       expect((await a.claim('g', run('e2'))).claim).toBe('held');
       expect(holders()).toEqual(['a']);
     });
