@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { killAllCli, startCli } from '../test/support/cli-process.js';
+import { ageKilledHolderLock } from '../test/support/killed-holder-lock.js';
 import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 import { readJournal } from './state/state-journal.js';
@@ -96,12 +97,14 @@ describe('durable run state', () => {
     const blocked = new Promise<void>((resolve) => (release = resolve));
     const rec = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
     plugins.push(rec);
-    const file = writeConfig(config(rec.address, `state: { file: "${join(dir, 'events-state', 'runs.jsonl')}" }`));
+    const stateFile = join(dir, 'events-state', 'runs.jsonl');
+    const file = writeConfig(config(rec.address, `state: { file: "${stateFile}" }`));
     const first = startCli(['--config', file]);
     expect((await postEvent(await first.url(), 'i-event')).status).toBe(200);
     await rec.waitForCalls(1);
     first.child.kill('SIGKILL');
     await first.exited;
+    ageKilledHolderLock(stateFile);
 
     const second = startCli(['--config', file]);
     await second.url();
@@ -120,9 +123,10 @@ describe('durable run state', () => {
     const drain = await startRecordingPlugin(() => ({ attributes: { drained: 'yes' } }));
     const replace = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
     plugins.push(drain, replace);
+    const stateFile = join(dir, 'steps', 'runs.jsonl');
     const file = writeConfig(`
 server: { listen: 127.0.0.1:0 }
-state: { file: "${join(dir, 'steps', 'runs.jsonl')}" }
+state: { file: "${stateFile}" }
 plugins:
   drain: { type: grpc, address: "${drain.address}", retry: { attempts: 1 } }
   replace: { type: grpc, address: "${replace.address}", retry: { attempts: 1 } }
@@ -138,6 +142,7 @@ flows:
     await replace.waitForCalls(1);
     first.child.kill('SIGKILL');
     await first.exited;
+    ageKilledHolderLock(stateFile);
 
     const second = startCli(['--config', file]);
     await second.url();
@@ -324,7 +329,9 @@ describe('restarts counted against a run (MAX_RESTARTS)', () => {
     const callsOf = (instance: string): number => rec.calls.filter((c) => instanceOf(c.event) === instance).length;
     const backlog = ['b-1', 'b-2', 'b-3'];
     const file = oneAtATime(rec.address, 'crash-loop', 10_000);
+    /** Starts core once the last one's lock is aged: each start would otherwise wait 2-4 s for the killed holder's lock. */
     const start = () => {
+      if (corePid !== 0) ageKilledHolderLock(join(dir, 'crash-loop', 'runs.jsonl'));
       const core = startCli(['--config', file]);
       corePid = core.child.pid!;
       return core;
