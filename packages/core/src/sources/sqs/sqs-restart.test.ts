@@ -5,6 +5,7 @@ import { labelsOf } from '@hollowtrees/grpcplugin';
 import { pollUntil, startSqsStandIn, type SqsStandIn } from '@hollowtrees/testkit';
 import { afterEach, expect, it } from 'vitest';
 import { killAllCli, startCli } from '../../../test/support/cli-process.js';
+import { ageKilledHolderLock } from '../../../test/support/killed-holder-lock.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 
 let sqs: SqsStandIn | undefined;
@@ -78,6 +79,7 @@ sources:
   first.child.kill('SIGKILL');
   await first.exited;
   expect(queue.list()).toHaveLength(6);
+  ageKilledHolderLock(join(dir, 'runs.jsonl'));
 
   phase = 2;
   sqs.faults.clear();
