@@ -7,6 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, type DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { DrainOptions } from './options.js';
+import { jumpableClock, type JumpableClock } from './test-support/jumpable-clock.js';
 import { cleanupsAfterEach, held } from './test-support/kube.js';
 
 const cleanups = cleanupsAfterEach();
@@ -370,10 +371,11 @@ describe('pool mode', () => {
     // pool-1, the first drained, holds a database that may never lose a pod.
     api.cluster.addPod(pod('db-0', 'pool-1', { labels: { app: 'db' }, kind: 'StatefulSet' }));
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
-    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 200, clock });
     const dbRefusals = (): number => api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 429).length;
 
-    const err = await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const err = await drainUntilDeadline(handler, clock, surge(), api);
     expect(err).toBeInstanceOf(DrainIncompleteError);
     expect(err.code).toBe(Code.DeadlineExceeded);
     expect(err.retryable).toBe(true);
@@ -392,7 +394,8 @@ describe('pool mode', () => {
     expectPool(api, UNCORDONED);
 
     // A drain that ran out of time with no retry after it: the resolution alone undoes its cordons.
-    await rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    const refused = dbRefusals();
+    await drainUntilDeadline(handler, clock, surge(undefined, TIME + 120_000), api);
     for (const name of POOL) expect(cordoned(api, name).unschedulable).toBe(true);
     const undo = await handler.handle(resolution(TIME + 180_000), context({ mode: 'pool' }));
     expect(undo).toMatchObject({ attributes: { pool: `${ZONE}/${TYPE}`, nodes_uncordoned: '6' } });
@@ -403,8 +406,9 @@ describe('pool mode', () => {
   it("a resolution whose marker cannot be written (the Lease Role missing after an upgrade) still undoes the cordons an earlier drain left, and fails naming the Lease", async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    const handler = handlerFor(api, { replyMarginMs: 200 });
-    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 200, clock });
+    await drainUntilDeadline(handler, clock, surge(), api);
     expectPool(api, CORDONED);
 
     api.failNext(10, { code: 403, path: /\/leases/ });
@@ -421,8 +425,9 @@ describe('pool mode', () => {
     api.cluster.addPod(pod('db-0', 'pool-1', { labels: { app: 'db' }, kind: 'StatefulSet' }));
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 1 } });
     const logger = recordingLogger();
-    const handler = handlerFor(api, { replyMarginMs: 200, logger });
-    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 200, logger, clock });
+    await drainUntilDeadline(handler, clock, surge(), api);
     for (const name of ['pool-5', 'pool-6']) api.cluster.deleteNode(name);
 
     const undo = await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
@@ -466,7 +471,8 @@ describe('pool mode', () => {
   it('after a restart of the plugin, a drain stopped by a resolution undoes the cordons it found an earlier drain of the pool made', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    await rejection(handlerFor(api, { replyMarginMs: 200 }).handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const clock = jumpableClock();
+    await drainUntilDeadline(handlerFor(api, { replyMarginMs: 200, clock }), clock, surge(), api);
     const after = handlerFor(api, { replyMarginMs: 200 });
     const before = dbRefusals(api);
     const draining = after.handle(surge(undefined, TIME + 60_000), context({ mode: 'pool' }));
@@ -479,7 +485,8 @@ describe('pool mode', () => {
   it('after a restart, a drain stopped by a resolution leaves cordoned a node it found cordoned and emptied by the earlier drain', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    await rejection(handlerFor(api, { replyMarginMs: 200 }).handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const clock = jumpableClock();
+    await drainUntilDeadline(handlerFor(api, { replyMarginMs: 200, clock }), clock, surge(), api);
     // pool-2 emptied meanwhile (a drained node stays cordoned); the restarted plugin's drain has not reached it when it is stopped.
     for (const p of api.cluster.pods('pool-2').filter((p) => !p.metadata.name.startsWith('proxy-'))) api.cluster.deletePod('apps', p.metadata.name, 0);
     await vi.waitFor(() => expect(api.cluster.pods('pool-2').map((p) => p.metadata.name)).toEqual(['proxy-pool-2']), { timeout: 10_000, interval: 20 });
@@ -495,9 +502,10 @@ describe('pool mode', () => {
   it('a late resolution of an older surge leaves the cordons of a newer surge of the pool, in this process and after a restart', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    const before = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    const before = handlerFor(api, { replyMarginMs: 200, clock });
     // The surge at TIME + 2m runs out of time: its nodes stay cordoned until its own resolution.
-    await rejection(before.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    await drainUntilDeadline(before, clock, surge(undefined, TIME + 120_000), api);
     // The resolution of an earlier surge of the pool (the price fell back at TIME + 1m, then surged again) comes late.
     const stale = await before.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect(stale).toMatchObject({ status: 'skipped', attributes: { pool: POOL_NAME } });
@@ -512,10 +520,11 @@ describe('pool mode', () => {
   it('a newer surge that finds the pool cordoned by an older one takes the cordons over: the older surge\'s late resolution leaves them', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    const before = handlerFor(api, { replyMarginMs: 200 });
-    await rejection(before.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const clock = jumpableClock();
+    const before = handlerFor(api, { replyMarginMs: 200, clock });
+    await drainUntilDeadline(before, clock, surge(), api);
     // The price fell back, its resolution is still on its way, and the pool surged again: this drain finds every node cordoned.
-    await rejection(before.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    await drainUntilDeadline(before, clock, surge(undefined, TIME + 120_000), api);
 
     await before.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expectPool(api, CORDONED);
@@ -530,10 +539,11 @@ describe('pool mode', () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
     // Two core replicas, each with its own plugin: the surges went to one each, the older surge's resolution to the first.
-    const first = handlerFor(api, { replyMarginMs: 200 });
-    const second = handlerFor(api, { replyMarginMs: 200 });
-    await rejection(first.handle(surge(), context({ mode: 'pool' }, 2_000)));
-    await rejection(second.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    const clock = jumpableClock();
+    const first = handlerFor(api, { replyMarginMs: 200, clock });
+    const second = handlerFor(api, { replyMarginMs: 200, clock });
+    await drainUntilDeadline(first, clock, surge(), api);
+    await drainUntilDeadline(second, clock, surge(undefined, TIME + 120_000), api);
 
     // Before, it answered ok, "uncordoned 0 nodes", where the README's answers say skipped.
     await onlyTheNewerResolutionUncordons(api, first);
@@ -835,6 +845,25 @@ function holdOn(api: KubeApiServer, name: string): void {
 }
 const dbRefusals = (api: KubeApiServer): number => api.cluster.evictions().filter((e) => e.name === 'db-0' && e.code === 429).length;
 const dbRefused = (api: KubeApiServer): boolean => dbRefusals(api) > 0;
+
+/**
+ * Calls `handler`, whose clock is `clock`, with 2 s left, for a drain of the pool held at pool-1 ({@link holdOn}) that runs
+ * out of its time; once the drain is held there (every node of the pool records the event's surge, and db-0's eviction
+ * was refused since the call began), the clock jumps past that time, so the answer is the one at the deadline without the
+ * test waiting the rest of it out.
+ */
+async function drainUntilDeadline(handler: DrainHandler, clock: JumpableClock, event: CloudEvent, api: KubeApiServer): Promise<PluginError> {
+  const refusedBefore = dbRefusals(api);
+  let settled = false;
+  // The deadline on the handler's clock, which an earlier jump may have moved ahead of this process's.
+  const answer = rejection(handler.handle(event, { ...context({ mode: 'pool' }), deadline: new Date(clock.now() + 2_000) })).finally(() => (settled = true));
+  const recordedAll = (): boolean => POOL.every((name) => !api.cluster.node(name) || recordedSurgeAt(api, name) === event.time);
+  await vi.waitFor(() => expect((dbRefusals(api) > refusedBefore && recordedAll()) || settled).toBe(true), { timeout: 10_000, interval: 10 });
+  clock.jump(2_000);
+  const err = await answer;
+  expect(err.code).toBe(Code.DeadlineExceeded);
+  return err;
+}
 const POOL_NAME = `${ZONE}/${TYPE}`;
 
 /**
@@ -1399,10 +1428,11 @@ describe('pool mode: the edges', () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
     const logger = recordingLogger();
-    const handler = handlerFor(api, { replyMarginMs: 200, logger });
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 200, logger, clock });
     const notice: CloudEvent = { ...surge({ node: 'pool-4' }), id: 'notice-pool-4', type: 'aws.ec2.spot-interruption' };
     // A drain that runs out of time leaves pool-4 (among others) cordoned, remembered for the resolution.
-    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    await drainUntilDeadline(handler, clock, surge(), api);
     expect(cordoned(api, 'pool-4')).toEqual(CORDONED);
 
     // The resolution's uncordon of pool-4 has read the node, and its patch is held on the way while pool-4's notice comes.
