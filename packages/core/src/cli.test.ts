@@ -34,7 +34,7 @@ describe('hollowtrees CLI', () => {
     const withHook = (...args: string[]) => runRefusing(['@grpc/grpc-js', '@bufbuild/protobuf', 'zod', 'yaml', 'prom-client'], CLI, args);
     expect(withHook('--version')).toMatchObject({ status: 0, stdout: '0.1.0\n', stderr: '' });
     expect(withHook('--help')).toMatchObject({ status: 0, stderr: '' });
-    expect(withHook('--nope')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^hollowtrees: Unknown option '--nope'/) });
+    expect(withHook('--nope')).toMatchObject({ status: 2, stderr: "hollowtrees: Unknown option '--nope'\nRun 'hollowtrees --help' for usage.\n" });
     // The hook does refuse them where they are needed.
     expect(withHook('validate', '--config', EXAMPLE_CONFIG).stderr).toMatch(/(zod|yaml) was loaded/);
   });
@@ -55,13 +55,14 @@ describe('hollowtrees CLI', () => {
     expect(runRefusing(['@grpc/grpc-js'], CLI, ['--config', EXAMPLE_CONFIG, '--listen', '127.0.0.1:0']).stdout).toContain('@grpc/grpc-js was loaded');
   });
 
-  it('bad usage exits 2', () => {
-    expect(run('--nope').status).toBe(2);
-    expect(run('frobnicate').status).toBe(2);
+  it('a usage error names the argument and how to get help, on two lines of stderr, and exits 2, as every Hollowtrees bin answers one', () => {
+    const refused = (said: string) => ({ status: 2, stdout: '', stderr: `hollowtrees: ${said}\nRun 'hollowtrees --help' for usage.\n` });
+    expect(run('--nope')).toMatchObject(refused("Unknown option '--nope'"));
+    expect(run('frobnicate')).toMatchObject(refused('unknown command "frobnicate"'));
     // As the other bins: an argument --version or --help would drop is refused, not ignored.
-    expect(run('--version', 'extra')).toMatchObject({ status: 2, stdout: '' });
-    expect(run('frobnicate', '--help')).toMatchObject({ status: 2, stdout: '' });
-    expect(run('validate')).toMatchObject({ status: 2, stderr: 'hollowtrees validate: --config FILE is required\n' });
+    expect(run('--version', 'extra')).toMatchObject(refused('unknown command "extra"'));
+    expect(run('frobnicate', '--help')).toMatchObject(refused('unknown command "frobnicate"'));
+    expect(run('validate')).toMatchObject(refused('validate needs --config FILE'));
   });
 
   it.each([
@@ -74,7 +75,7 @@ describe('hollowtrees CLI', () => {
     expect(run(command, '--config', EXAMPLE_CONFIG, flag, ...value, ...(command === 'explain' ? ['/dev/null'] : []))).toMatchObject({
       status: 2,
       stdout: '',
-      stderr: `hollowtrees ${command}: ${flag} is not taken by ${command} (it takes --config FILE)\n`,
+      stderr: `hollowtrees: ${command} does not take ${flag} (it takes --config FILE)\nRun 'hollowtrees --help' for usage.\n`,
     });
   });
 
@@ -91,7 +92,7 @@ describe('hollowtrees CLI', () => {
       expect(run('--listen', listen)).toMatchObject({
         status: 2,
         stdout: '',
-        stderr: `hollowtrees: --listen ${JSON.stringify(listen)}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface)\n`,
+        stderr: `hollowtrees: --listen ${JSON.stringify(listen)}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface)\nRun 'hollowtrees --help' for usage.\n`,
       });
     }
   });
@@ -178,7 +179,7 @@ describe('hollowtrees CLI', () => {
     expect(viaFile.stdout).toContain('  spot-replace: runs, group spot-replace:{instance_id="i-0abc"}, plugins aws-spot\n');
     expect(viaFile.stdout).toContain('  spot-drain: runs, group spot-drain:{instance_id="i-0abc"}, plugins k8s-drain → aws-spot → log\n');
     expect(run('explain', '--config', EXAMPLE_CONFIG, file('bad.json', '[{"labels": {}}]'))).toMatchObject({ status: 2, stdout: '', stderr: expect.stringContaining(`hollowtrees explain: ${join(tmp, 'bad.json')}: not a CloudEvent`) });
-    expect(run('explain', file('x.json', alert))).toMatchObject({ status: 2, stderr: 'hollowtrees explain: --config FILE is required\n' });
+    expect(run('explain', file('x.json', alert))).toMatchObject({ status: 2, stderr: "hollowtrees: explain needs --config FILE\nRun 'hollowtrees --help' for usage.\n" });
     expect(run('explain', '--config', EXAMPLE_CONFIG, join(tmp, 'missing.json'))).toMatchObject({
       status: 2,
       stderr: `hollowtrees explain: ${join(tmp, 'missing.json')}: cannot read: no such file or directory (ENOENT)\n`,

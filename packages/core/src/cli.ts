@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { packageVersion, refuseEmptyFlags } from '@hollowtrees/grpcplugin/without-grpc';
+import { parseCommandLine, runBin, UsageError, type InfoCommand } from '@hollowtrees/grpcplugin/without-grpc';
 import { ConfigError } from './config/config-error.js';
 import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
-import { EXIT_RUNTIME, EXIT_USAGE } from './cli/exit-codes.js';
+import { EXIT_USAGE } from './cli/exit-codes.js';
+import type { RunFlags } from './cli/run-command.js';
 
 /** The flags `validate` and `explain` take; `--help` and `--version` are answered before any command. */
 const SUBCOMMAND_FLAGS: ReadonlySet<string> = new Set(['config', 'help', 'version']);
@@ -36,66 +36,45 @@ Options:
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
 `;
 
-async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        'dry-run': { type: 'boolean' },
-        listen: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
-    // `--config ""` (an unset variable) must not run the embedded default instead of the file meant.
-    refuseEmptyFlags(parsed.values);
-  } catch (err) {
-    process.stderr.write(`hollowtrees: ${(err as Error).message}\n\n${HELP}`);
-    return EXIT_USAGE;
-  }
-  const { values, positionals } = parsed;
+/** What the command line asks for besides `--help` and `--version`. */
+type CoreCommand = { kind: 'run'; flags: RunFlags } | { kind: 'validate'; file: string } | { kind: 'explain'; file: string; input: string | undefined };
+
+/** Reads the command line. @throws UsageError naming the argument. */
+function parseCommand(argv: readonly string[]): CoreCommand | InfoCommand {
+  const { values, positionals } = parseCommandLine(argv, {
+    config: { type: 'string', short: 'c' },
+    'dry-run': { type: 'boolean' },
+    listen: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  });
   const command = positionals[0];
   const maxPositionals = command === 'explain' ? 2 : 1;
   // Checked before --help and --version, as the other bins do: an argument they would drop is a mistake to show.
   if (positionals.length > maxPositionals || (command !== undefined && command !== 'validate' && command !== 'explain')) {
-    process.stderr.write(`hollowtrees: unknown command ${JSON.stringify(positionals.join(' '))}\n\n${HELP}`);
-    return EXIT_USAGE;
+    throw new UsageError(`unknown command ${JSON.stringify(positionals.join(' '))}`);
   }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+  if (command === undefined) {
+    if (values.listen !== undefined && !parseListenAddress(values.listen)) throw new UsageError(`--listen ${JSON.stringify(values.listen)}: ${LISTEN_FORMAT}`);
+    return { kind: 'run', flags: values };
   }
-  if (values.version) {
-    process.stdout.write(`${packageVersion(import.meta.url)}\n`);
-    return 0;
-  }
-
   // validate and explain only read the file: a flag of the run (`--dry-run`, `--listen`) would be silently ignored.
-  const ignored = command === undefined ? undefined : Object.keys(values).find((flag) => !SUBCOMMAND_FLAGS.has(flag));
-  if (ignored !== undefined) {
-    process.stderr.write(`hollowtrees ${command}: --${ignored} is not taken by ${command} (it takes --config FILE)\n`);
-    return EXIT_USAGE;
-  }
+  const ignored = Object.keys(values).find((flag) => !SUBCOMMAND_FLAGS.has(flag));
+  if (ignored !== undefined) throw new UsageError(`${command} does not take --${ignored} (it takes --config FILE)`);
+  if (!values.config) throw new UsageError(`${command} needs --config FILE`);
+  return command === 'explain' ? { kind: 'explain', file: values.config, input: positionals[1] } : { kind: 'validate', file: values.config };
+}
 
-  if (values.listen !== undefined && !parseListenAddress(values.listen)) {
-    process.stderr.write(`hollowtrees: --listen ${JSON.stringify(values.listen)}: ${LISTEN_FORMAT}\n`);
-    return EXIT_USAGE;
-  }
-
-  // Each command loads only what it needs: `--version` or `validate` must not wait on the server stack, and a test suite starts hundreds.
+/** Runs a command, each loading only what it needs: `--version` or `validate` must not wait on the server stack, and a test suite starts hundreds. */
+async function runCommand(command: CoreCommand): Promise<number> {
   try {
-    if (command === undefined) return await (await import('./cli/run-command.js')).runCommand(values);
-    const file = values.config;
-    if (!file) {
-      process.stderr.write(`hollowtrees ${command}: --config FILE is required\n`);
-      return EXIT_USAGE;
-    }
-    if (command === 'explain') return await (await import('./cli/explain-command.js')).explainCommand(file, positionals[1]);
-    return await (await import('./cli/validate-command.js')).validateCommand(file);
+    if (command.kind === 'run') return await (await import('./cli/run-command.js')).runCommand(command.flags);
+    if (command.kind === 'explain') return await (await import('./cli/explain-command.js')).explainCommand(command.file, command.input);
+    return await (await import('./cli/validate-command.js')).validateCommand(command.file);
   } catch (err) {
+    // Its message names the file, the path and what was expected: it says it all.
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       return EXIT_USAGE;
@@ -104,15 +83,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-    // Everything core owns is closed by now, but a plugin client can keep a timer: grpc-js' waitForReady
-    // deadline (up to the plugin's timeout) outlives the channel's close. The log is flushed; do not wait on it.
-    setTimeout(() => process.exit(code), 100).unref();
-  },
-  (err: unknown) => {
-    process.stderr.write(`hollowtrees: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(EXIT_RUNTIME);
-  },
-);
+void runBin({ name: 'hollowtrees', usage: HELP, moduleUrl: import.meta.url, parse: parseCommand, run: runCommand });

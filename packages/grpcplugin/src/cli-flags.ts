@@ -27,11 +27,33 @@ export function refuseEmptyFlags(values: Readonly<Record<string, unknown>>): voi
   }
 }
 
+/** The values and the positional arguments (a command, a file) {@link parseCommandLine} returns for `T`. */
+export type CommandLine<T extends FlagOptions> = Pick<ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: true }>>, 'values' | 'positionals'>;
+
+/**
+ * Parses a bin's arguments (without `node` and the script) the one way every Hollowtrees bin does:
+ * strict (an unknown flag, a flag without its value or with an empty one is an error); with
+ * positional arguments, for a bin that takes a command.
+ * @throws UsageError naming the flag.
+ */
+export function parseCommandLine<const T extends FlagOptions>(argv: readonly string[], options: T): CommandLine<T> {
+  let parsed: CommandLine<T>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+  } catch (err) {
+    // Node adds how to pass a positional argument starting with '-', which none of ours is: an unknown flag is a mistake.
+    const message = err instanceof Error ? err.message : String(err);
+    throw new UsageError((err as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? message.replace(/\. To specify a positional argument[^]*$/, '') : message);
+  }
+  refuseEmptyFlags(parsed.values);
+  return parsed;
+}
+
 /**
  * Parses a bin's arguments (without `node` and the script) the one way every Hollowtrees bin does:
  * strict (an unknown flag, a flag without its value or with an empty one is an error), no
  * positional arguments.
- * @throws UsageError naming the flag.
+ * @throws UsageError naming the flag or the argument.
  */
 export function parseFlags<const T extends FlagOptions>(argv: readonly string[], options: T): FlagValues<T> {
   let values: FlagValues<T>;

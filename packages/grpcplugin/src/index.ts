@@ -29,7 +29,8 @@ export { formatDuration, parseDuration } from './duration.js';
 export { rememberingRecent } from './recent-results.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';
 export { exitOnStopWhileStarting } from './stop-while-starting.js';
-export { UsageError, integerFlag, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type FlagOptions, type FlagValues } from './cli-flags.js';
+export { UsageError, integerFlag, parseCommandLine, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type CommandLine, type FlagOptions, type FlagValues } from './cli-flags.js';
+export { runBin, StartFailure, type Bin, type InfoCommand } from './bin-main.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export type { ServingStatus } from 'grpc-health-check';
 /** The generated protobuf messages and service definition, for tooling that needs the wire types. */

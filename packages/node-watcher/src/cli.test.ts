@@ -42,11 +42,18 @@ describe('hollowtrees-node-watcher', () => {
     expect(proc.output()).toBe(version);
   });
 
-  it('exits 2 with the message and a pointer to --help on a bad flag', async () => {
-    const proc = run(['--core-url', 'http://core:9092', '--bogus']);
-    expect(await proc.exited).toBe('code 2');
-    expect(proc.output()).toMatch(/^hollowtrees-node-watcher: Unknown option '--bogus'/);
-    expect(proc.output()).toContain('Run with --help for the flags.');
+  it('a usage error names the argument and how to get help, on two lines of stderr, and exits 2, as every Hollowtrees bin answers one', () => {
+    for (const [args, said] of [
+      [['--core-url', 'http://core:9092', '--bogus'], "Unknown option '--bogus'"],
+      [['--dry-run', '--poll-interval', 'soon'], '--poll-interval must be a duration from 10ms to 1h such as 2s or 500ms, got "soon"'],
+      [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
+    ] as const) {
+      expect(spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, HOLLOWTREES_CORE_URL: '' } })).toMatchObject({
+        status: 2,
+        stdout: '',
+        stderr: `hollowtrees-node-watcher: ${said}\nRun 'hollowtrees-node-watcher --help' for usage.\n`,
+      });
+    }
   });
 
   it('--once --dry-run logs the event it would send and exits 0', async () => {

@@ -1,30 +1,13 @@
 #!/usr/bin/env node
-import { createJsonLogger, exitOnStopWhileStarting, packageVersion, UsageError } from '@hollowtrees/grpcplugin/without-grpc';
-import { parseCliArgs, USAGE } from './cli-args.js';
+import { createJsonLogger, exitOnStopWhileStarting, runBin } from '@hollowtrees/grpcplugin/without-grpc';
+import { parseCliArgs, USAGE, type WatcherSettings } from './cli-args.js';
 
 const NAME = 'hollowtrees-node-watcher';
 
 /** Loaded only to watch: the metrics and the cloud monitors, which --help, --version and a usage error never need. */
 const loadWatching = (): Promise<typeof import('./run-watcher.js')> => import('./run-watcher.js');
 
-async function main(argv: readonly string[]): Promise<number | undefined> {
-  let command;
-  try {
-    command = parseCliArgs(argv, process.env);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`${NAME}: ${err.message}\nRun with --help for the flags.\n`);
-    return 2;
-  }
-  if (command.kind === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (command.kind === 'version') {
-    process.stdout.write(`${packageVersion(import.meta.url)}\n`);
-    return 0;
-  }
-  const { settings } = command;
+async function watch({ settings }: { settings: WatcherSettings }): Promise<number | undefined> {
   const logger = createJsonLogger({ service: NAME, level: settings.logLevel });
   if (settings.once) {
     // Not the 0 of a stop while starting: a --once stopped before core accepted what it found (or while it still loads
@@ -50,12 +33,4 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   return undefined;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== undefined) process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`${NAME}: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  },
-);
+void runBin({ name: NAME, usage: USAGE, moduleUrl: import.meta.url, parse: (argv) => parseCliArgs(argv, process.env), run: watch });

@@ -1,4 +1,4 @@
-import { exponentialBackoff, pluginLogger, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
+import { exponentialBackoff, pluginLogger, StartFailure, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';
@@ -56,7 +56,7 @@ export interface RunningWatcher {
 }
 
 /** Why a watcher could not start, for the bin to print before exiting 1. */
-export class StartError extends Error {
+export class StartError extends StartFailure {
   override readonly name = 'StartError';
 }
 

@@ -1,5 +1,5 @@
 import type { ServeOptions } from '@hollowtrees/grpcplugin';
-import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError } from '@hollowtrees/grpcplugin/without-grpc';
+import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type InfoCommand } from '@hollowtrees/grpcplugin/without-grpc';
 import { commaList, DEFAULT_POOL_WAIT_MS, parseTagFilter, type PoolOptions } from './pool-settings.js';
 import type { AwsSpotReplaceOptions } from './replace-handler.js';
 import { REPLACEMENT_STRATEGIES, type ReplacementStrategy } from './replacement-strategy.js';
@@ -51,10 +51,15 @@ Credentials come from the AWS SDK's default chain (environment, profile, web ide
 export { UsageError };
 
 /** What the bin runs with. */
-export type CliCommand =
-  | { readonly kind: 'help' }
-  | { readonly kind: 'version' }
-  | { readonly kind: 'serve'; readonly port: number; readonly serve: ServeOptions; readonly handler: AwsSpotReplaceOptions };
+export type CliCommand = InfoCommand | ServeCommand;
+
+/** What the bin serves with. */
+export interface ServeCommand {
+  readonly kind: 'serve';
+  readonly port: number;
+  readonly serve: ServeOptions;
+  readonly handler: AwsSpotReplaceOptions;
+}
 
 function strategy(value: string | undefined): ReplacementStrategy | undefined {
   if (value === undefined) return undefined;

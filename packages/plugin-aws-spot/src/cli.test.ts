@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -50,6 +51,20 @@ describe('hollowtrees-aws-spot', () => {
     expect(refusing('--nope')).toMatchObject({ status: 2, stderr: expect.stringMatching(/^hollowtrees-aws-spot: Unknown option '--nope'/) });
     // The hook does refuse them where they are needed.
     expect(refusing('--port', '0').stderr).toContain(' was loaded');
+  });
+
+  it('a usage error names the argument and how to get help, on two lines of stderr, and exits 2, as every Hollowtrees bin answers one', () => {
+    for (const [args, said] of [
+      [['--nope'], "Unknown option '--nope'"],
+      [['--port', '70000'], '--port must be an integer from 0 to 65535, got "70000"'],
+      [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
+    ] as const) {
+      expect(spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 })).toMatchObject({
+        status: 2,
+        stdout: '',
+        stderr: `hollowtrees-aws-spot: ${said}\nRun 'hollowtrees-aws-spot --help' for usage.\n`,
+      });
+    }
   });
 
   it('exits 2 at start, saying so, when no region resolves, without asking the network', async () => {

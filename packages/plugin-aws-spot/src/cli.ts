@@ -1,21 +1,8 @@
 #!/usr/bin/env node
-import { exitOnStopWhileStarting, jsonLogger, packageVersion } from '@hollowtrees/grpcplugin/without-grpc';
-import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli-args.js';
+import { exitOnStopWhileStarting, jsonLogger, runBin, StartFailure } from '@hollowtrees/grpcplugin/without-grpc';
+import { parseCliArgs, USAGE, type ServeCommand } from './cli-args.js';
 
-let command: CliCommand;
-try {
-  command = parseCliArgs(process.argv.slice(2));
-} catch (err) {
-  if (!(err instanceof UsageError)) throw err;
-  process.stderr.write(`hollowtrees-aws-spot: ${err.message}\n\n${USAGE}\n`);
-  process.exit(2);
-}
-
-if (command.kind === 'help') {
-  process.stdout.write(`${USAGE}\n`);
-} else if (command.kind === 'version') {
-  process.stdout.write(`${packageVersion(import.meta.url)}\n`);
-} else {
+async function serveReplacements(command: ServeCommand): Promise<undefined> {
   const started = exitOnStopWhileStarting();
   // Loaded only to serve: the AWS SDK and gRPC are most of a second, which --help, --version and a usage error never need.
   const [{ resolveDefaultRegion }, { AwsSpotReplaceHandler, SERVICE }, { serve }] = await Promise.all([
@@ -27,27 +14,29 @@ if (command.kind === 'help') {
   try {
     region = await resolveDefaultRegion(command.handler.region);
   } catch (err) {
-    process.stderr.write(`hollowtrees-aws-spot: ${(err as Error).message}\n`);
-    process.exit(2);
+    throw new StartFailure((err as Error).message, 2);
   }
   const logger = jsonLogger({ service: SERVICE });
   const handler = new AwsSpotReplaceHandler({ ...command.handler, region, logger });
+  let server;
   try {
     // The SDK clients are released after the calls drain.
-    const server = await serve(command.port, handler, { ...command.serve, logger, handleSignals: { afterClose: () => handler.close() } });
-    // serve() handles the signals from here on.
-    started();
-    logger.info('hollowtrees-aws-spot serving', {
-      host: command.serve.host,
-      port: server.port,
-      tls: command.serve.tls !== undefined,
-      region,
-      strategy: command.handler.strategy ?? 'auto',
-      dry_run: command.handler.dryRun,
-    });
+    server = await serve(command.port, handler, { ...command.serve, logger, handleSignals: { afterClose: () => handler.close() } });
   } catch (err) {
     void handler.close();
-    process.stderr.write(`hollowtrees-aws-spot: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    throw new StartFailure((err as Error).message);
   }
+  // serve() handles the signals from here on.
+  started();
+  logger.info('hollowtrees-aws-spot serving', {
+    host: command.serve.host,
+    port: server.port,
+    tls: command.serve.tls !== undefined,
+    region,
+    strategy: command.handler.strategy ?? 'auto',
+    dry_run: command.handler.dryRun,
+  });
+  return undefined;
 }
+
+void runBin({ name: 'hollowtrees-aws-spot', usage: USAGE, moduleUrl: import.meta.url, parse: parseCliArgs, run: serveReplacements });

@@ -33,7 +33,7 @@ describe('parseCliArgs', () => {
 
   it.each([
     [['--bogus'], /Unknown option '--bogus'/],
-    [['--port', 'x'], /--port must be a non-negative integer/],
+    [['--port', 'x'], /--port must be an integer from 0 to 65535, got "x"/],
     [['--taint', 'nokey'], /--taint: taint "nokey" is not key=value:Effect/],
     [['--wait-for-deletion', 'yes'], /--wait-for-deletion must be true or false/],
     [['--watch-cache', 'on'], /--watch-cache must be true or false/],

@@ -1,4 +1,4 @@
-import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type ServerTlsFiles } from '@hollowtrees/grpcplugin/without-grpc';
+import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type InfoCommand, type ServerTlsFiles } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseNodeLabel, parseTaint } from './node-marks.js';
 import { MAX_WAIT_MS, resolveDrainOptions, WAIT_MINIMUM_MS, type DrainOptions } from './options.js';
 
@@ -53,21 +53,21 @@ Pool mode (a flow's plugin config mode: pool; its maxUnavailable / minInterval w
   -h, --help                    show this help
 `;
 
+/** What the command line asks for when it asks to serve. */
+export interface ServeCommand {
+  kind: 'serve';
+  port: number;
+  host: string;
+  tls: ServerTlsFiles | undefined;
+  /** serve()'s shutdownTimeoutMs: how long a SIGTERM lets drains in flight go on. */
+  shutdownTimeoutMs: number;
+  kubeconfig: string | undefined;
+  context: string | undefined;
+  drain: DrainOptions;
+}
+
 /** What the command line asks for. */
-export type CliCommand =
-  | { kind: 'help' }
-  | { kind: 'version' }
-  | {
-      kind: 'serve';
-      port: number;
-      host: string;
-      tls: ServerTlsFiles | undefined;
-      /** serve()'s shutdownTimeoutMs: how long a SIGTERM lets drains in flight go on. */
-      shutdownTimeoutMs: number;
-      kubeconfig: string | undefined;
-      context: string | undefined;
-      drain: DrainOptions;
-    };
+export type CliCommand = InfoCommand | ServeCommand;
 
 const STRING_FLAGS = [
   'port',
@@ -164,8 +164,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
 
-  const port = integer(values, 'port') ?? 9000;
-  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const port = integerFlag('port', values.port, 9000, 0, 65_535);
   const nodeNotFound = values['node-not-found'];
   if (nodeNotFound !== undefined && nodeNotFound !== 'error' && nodeNotFound !== 'skip') {
     throw new UsageError(`--node-not-found must be error or skip, got "${nodeNotFound}"`);
