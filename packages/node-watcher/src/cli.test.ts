@@ -56,6 +56,16 @@ describe('hollowtrees-node-watcher', () => {
     }
   });
 
+  it('a --listen address already in use exits 1 naming --listen and the address, without a stack trace', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    cleanups.add(busy, (b) => new Promise((resolve) => b.close(resolve)));
+    const listen = `127.0.0.1:${(busy.address() as AddressInfo).port}`;
+    const proc = run(['--dry-run', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1', '--listen', listen]);
+    expect(await proc.exited).toBe('code 1');
+    expect(proc.output()).toBe(`hollowtrees-node-watcher: --listen ${listen}: the port is already in use`);
+  });
+
   it('--once --dry-run logs the event it would send and exits 0', async () => {
     const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
     imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });

@@ -124,10 +124,19 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   };
 }
 
+/** Why the health server could not listen, as an operator fixes it: Node's `listen EADDRINUSE: ...` names neither. */
+function listenProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return 'the port is already in use';
+  if (code === 'EADDRNOTAVAIL') return 'this machine has no such address';
+  if (code === 'EACCES') return 'permission denied (a port below 1024 needs privileges)';
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * Starts the watcher: /healthz, /readyz and /metrics on `settings.listen` first, then the cloud's
  * detection (resolving once it is known), identity, polling and delivery.
- * @throws StartError when no metadata service answered within 2 minutes.
+ * @throws StartError when `--listen` cannot be served or no metadata service answered within 2 minutes.
  */
 export async function runWatcher(settings: WatcherSettings, options: RunOptions): Promise<RunningWatcher> {
   const metrics = new WatcherMetrics(options.registry ?? new Registry());
@@ -137,6 +146,8 @@ export async function runWatcher(settings: WatcherSettings, options: RunOptions)
   const health = await startHealthServer(settings.listen, metrics.registry, {
     status: () => watcher?.status() ?? { cloud: null, instance_id: null, last_poll: null, pending: 0 },
     notReady: () => (watcher ? watcher.notReady() : detecting),
+  }).catch((err: unknown) => {
+    throw new StartError(`--listen ${settings.listen}: ${listenProblem(err)}`);
   });
   let close: () => Promise<void>;
   try {
