@@ -83,6 +83,9 @@ describe('parseCliArgs', () => {
     [['--pool-tag', 'cluster'], /--pool-tag must be key=value, got "cluster"/],
     [['--pool-subnets', ' , '], /--pool-subnets needs at least one subnet/],
     [['--pool-wait-timeout', '5 minutes'], /--pool-wait-timeout must be a duration/],
+    // 0s gave up on every pool call's replacements at once; 1000h made the default --shutdown-timeout a timer Node cannot keep, refused only after loading the SDK and naming serve's option, not the flag.
+    [['--pool-wait-timeout', '0s'], /^--pool-wait-timeout must be a duration from 1s to 24h \(e\.g\. 90s, 5m\), got "0s"$/],
+    [['--pool-wait-timeout', '1000h'], /^--pool-wait-timeout must be a duration from 1s to 24h \(e\.g\. 90s, 5m\), got "1000h"$/],
     [['--pool-fleet-concurrency', '0'], /--pool-fleet-concurrency must be an integer from 1 to 100/],
     [['--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-refresh', '1m'], /^--tls-refresh needs --tls-cert and --tls-key$/],

@@ -31,8 +31,8 @@ Pool mode (a flow's plugin config mode: pool; the flow's config tag, subnets and
                           default: every spot instance of the zone and type)
   --pool-subnets <list>   comma-separated subnets, e.g. the cluster's in other zones, where replacements
                           may launch too (default: only other instance types in the old instance's subnet)
-  --pool-wait-timeout <d> how long a call waits for the replacements to run, at most (default 5m; the
-                          call's deadline also bounds it)
+  --pool-wait-timeout <d> how long a call waits for the replacements to run, at most, 1s to 24h (default
+                          5m; the call's deadline also bounds it)
   --pool-fleet-concurrency <n>
                           CreateFleet calls in flight at once (default 4)
 
@@ -89,7 +89,10 @@ function poolOptions(tag: string | undefined, subnets: string | undefined, waitT
     }
   }
   const waitTimeoutMs = waitTimeout === undefined ? undefined : parseDuration(waitTimeout);
-  if (waitTimeout !== undefined && waitTimeoutMs === undefined) throw new UsageError(`--pool-wait-timeout must be a duration (e.g. 90s, 5m), got "${waitTimeout}"`);
+  // Up to 24h, as --shutdown-timeout: the default shutdown timeout is this plus 10s, and a timer cannot wait much longer.
+  if (waitTimeout !== undefined && (waitTimeoutMs === undefined || waitTimeoutMs < 1_000 || waitTimeoutMs > 86_400_000)) {
+    throw new UsageError(`--pool-wait-timeout must be a duration from 1s to 24h (e.g. 90s, 5m), got "${waitTimeout}"`);
+  }
   const subnetIds = subnets === undefined ? undefined : commaList(subnets);
   if (subnetIds?.length === 0) throw new UsageError('--pool-subnets needs at least one subnet');
   return {
