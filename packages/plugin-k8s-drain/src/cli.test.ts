@@ -63,6 +63,17 @@ describe('hollowtrees-k8s-drain', () => {
     expect(proc.output()).toMatch(/^hollowtrees-k8s-drain: no usable Kubernetes credentials: no kubeconfig found: \$KUBECONFIG is unset, ~\/\.kube\/config does not exist/);
   });
 
+  it('exits 2 at start naming the kubeconfig and where it was named (--kubeconfig, $KUBECONFIG) when it is missing or is no kubeconfig', async () => {
+    const dir = await workDir();
+    const [missing, notKubeconfig] = [join(dir, 'missing'), await kubeconfigFor('just: some yaml\n')];
+    const [byFlag, byEnv, notOne] = await Promise.all([run(['--kubeconfig', missing]), run([], { KUBECONFIG: missing }), run(['--kubeconfig', notKubeconfig])]);
+    for (const proc of [byFlag, byEnv, notOne]) expect(await proc.exited).toBe('code 2');
+    const said = (what: string) => new RegExp(`^hollowtrees-k8s-drain: no usable Kubernetes credentials: ${what.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\nSet --kubeconfig`);
+    expect(byFlag.output()).toMatch(said(`--kubeconfig ${missing}: no such file or directory`));
+    expect(byEnv.output()).toMatch(said(`$KUBECONFIG ${missing}: no such file or directory`));
+    expect(notOne.output()).toMatch(said(`--kubeconfig ${notKubeconfig}: it names no current-context and has no contexts: is it a kubeconfig?`));
+   }, 60_000);
+
   it('exits 2 at start when the API server refuses its credentials', async () => {
     const kube = await startKubeApiServer({ token: 'the-right-one' });
     cleanups.push(() => kube.close());
