@@ -1,14 +1,6 @@
 import { Code, PluginError } from './errors.js';
 import type { HandleResult } from './handler.js';
-
-/** A value as an error message names it. */
-function shown(value: unknown): string {
-  if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
-  if (typeof value === 'object' || typeof value === 'function') return `a ${typeof value}`;
-  return `a ${typeof value} (${String(value)})`;
-}
+import { shown } from './shown-value.js';
 
 const invalid = (what: string): PluginError => new PluginError(Code.Internal, `the handler's result is not a HandleResult: ${what}`);
 

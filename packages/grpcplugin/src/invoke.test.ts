@@ -37,6 +37,13 @@ describe('invokeHandler', () => {
     expect(outcome).toEqual({ ok: false, error: new PluginError(Code.Internal, `the handler's result is not a HandleResult: status is the string "failed", expected 'ok' or 'skipped'`) });
   });
 
+  it('refuses a handler without a handle method, saying what it got, as serve does', async () => {
+    // Taken, every call came back INTERNAL "handler.handle is not a function", a test failing far from its cause.
+    await expect(invokeHandler({ handle: undefined } as unknown as EventHandler, testEvent())).rejects.toThrow(
+      new TypeError('invokeHandler: handler must be an EventHandler, an object with a handle(event, context) method; got an object whose handle is undefined'),
+    );
+  });
+
   it('ends the call at the deadline even when the handler ignores its signal', async () => {
     const clock = manualClock();
     const call = invokeHandler({ handle: () => new Promise(() => {}) }, testEvent(), { timeoutMs: 100, clock });

@@ -2,6 +2,7 @@ import { systemClock, type Clock } from './clock.js';
 import { cancelReason } from './cancel-reason.js';
 import { PluginError } from './errors.js';
 import { completeResult } from './handle-result.js';
+import { checkedHandler } from './handler-check.js';
 import type { CloudEvent } from './cloud-event.js';
 import type { EventHandler, HandleContext, HandleResult } from './handler.js';
 
@@ -49,6 +50,7 @@ const CALL_OVER = new Error('call over');
  * ```
  */
 export async function invokeHandler(handler: EventHandler, event: CloudEvent, options: InvokeOptions = {}): Promise<InvokeOutcome> {
+  checkedHandler('invokeHandler', handler);
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = new Date(clock.now() + timeoutMs);

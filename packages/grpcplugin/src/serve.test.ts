@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { PluginClient } from './client.js';
 import { Code, PluginError, codeName } from './errors.js';
 import * as proto from './gen/hollowtrees/plugin/v1/plugin.js';
-import type { HandleContext, HandleResult } from './handler.js';
+import type { EventHandler, HandleContext, HandleResult } from './handler.js';
 import { jsonLogger, type LogFields, type PluginLogger } from './plugin-logger.js';
 import { serve, type PluginServer, type ServeOptions } from './serve.js';
 import { recordingLogger } from './testing.js';
@@ -536,6 +536,20 @@ describe('serve with TLS options that cannot hold', () => {
     const tls = { cert: certs.server.cert, key: certs.server.key, requireClientCert: true };
     await expect(serve(0, { handle: () => {} }, { host: '127.0.0.1', logger: silentLogger, tls })).rejects.toThrow(
       new TypeError('server TLS: requireClientCert needs ca, the CA bundle client certificates must chain to (without it, any certificate a public CA signed would be accepted)'),
+    );
+  });
+});
+
+describe('serve with something that is no EventHandler', () => {
+  it.each([
+    ['a bare function', async () => ({}), 'a function (give { handle: yourFunction })'],
+    ['an object without handle', { handler: () => ({}) }, 'an object whose handle is undefined'],
+    ['a handle that is no function', { handle: 'drain' }, 'an object whose handle is the string "drain"'],
+    ['null', null, 'null'],
+  ])('%s is refused at once, saying what it got', async (_what, handler, got) => {
+    // Taken, the server said SERVING and failed every call with INTERNAL "this.handler.handle is not a function".
+    await expect(serve(0, handler as unknown as EventHandler, { logger: silentLogger })).rejects.toThrow(
+      new TypeError(`serve: handler must be an EventHandler, an object with a handle(event, context) method; got ${got}`),
     );
   });
 });

@@ -4,6 +4,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { CallRunner } from './call-runner.js';
 import { raiseConnectionWindow } from './connection-window.js';
 import type { EventHandler } from './handler.js';
+import { checkedHandler } from './handler-check.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { streamHandle, type OpenStreams } from './serve-stream.js';
@@ -100,6 +101,8 @@ function bindError(address: string, port: number, err: Error): Error {
  * port), together with the standard `grpc.health.v1` health service. Both calls
  * of the contract are served, the unary `Handle` and the `HandleStream` core uses
  * by default; the handler sees the same calls, deadlines and cancels from either.
+ * Rejects at once with a TypeError when `handler` has no `handle` method (from JavaScript, a bare
+ * function: give `{ handle: yourFunction }`), and when the port cannot be bound (`port 9000 is already in use`).
  *
  * @example
  * ```ts
@@ -109,6 +112,7 @@ function bindError(address: string, port: number, err: Error): Error {
  * ```
  */
 export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {
+  const runner = new CallRunner(checkedHandler('serve', handler));
   const maxPerStream = options.maxConcurrentCallsPerStream ?? 1_000;
   // 0 would never read a call; a fraction would read one more than asked.
   if (!Number.isInteger(maxPerStream) || maxPerStream < 1) {
@@ -123,7 +127,6 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   const health = new HealthImplementation({ '': 'SERVING', [PLUGIN_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
 
-  const runner = new CallRunner(handler);
   const streams: OpenStreams = new Set();
   server.addService(servedPluginService, {
     handle: unaryHandle(runner),
