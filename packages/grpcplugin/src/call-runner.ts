@@ -1,11 +1,12 @@
 import { answerTooLarge, MAX_RESPONSE_BYTES, responseBytes } from './answer-size.js';
-import { Code, PluginError } from './errors.js';
+import { Code, PluginError, codeName } from './errors.js';
 import { eventFromProto } from './event-codec.js';
 import { completeResult } from './handle-result.js';
 import { HandleStatus, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { CallSignal } from './call-signal.js';
 import type { CloudEvent } from './cloud-event.js';
 import type { EventHandler, HandleResult } from './handler.js';
+import type { PluginLogger } from './plugin-logger.js';
 
 function toResponse(result: HandleResult | void): HandleResponse {
   const { status, message, attributes } = completeResult(result);
@@ -27,7 +28,11 @@ export class CallRunner {
   private onIdle: (() => void) | undefined;
   private refusing = false;
 
-  constructor(private readonly handler: EventHandler) {}
+  /** @param logger Where a handler's own failures are logged: core hears only their message. */
+  constructor(
+    private readonly handler: EventHandler,
+    private readonly logger: PluginLogger,
+  ) {}
 
   /** True once {@link drain} was called: calls are refused, not started. */
   get closing(): boolean {
@@ -55,15 +60,25 @@ export class CallRunner {
       throw err;
     }
     this.inFlight++;
+    let returned = false;
     try {
       const context = { flow: request.flow, attempt: request.attempt || 1, config: request.config, deadline: call.deadline, signal: call.signal };
-      const response = toResponse(await this.handler.handle(event, context));
+      const result = await this.handler.handle(event, context);
+      returned = true;
+      const response = toResponse(result);
       // Refused here, for either transport: too large to arrive, it would fail the call as retryable after the work was done.
       const bytes = responseBytes(response);
       if (bytes > MAX_RESPONSE_BYTES) throw answerTooLarge(bytes);
       return response;
     } catch (err) {
-      throw PluginError.from(err);
+      const answer = PluginError.from(err);
+      // A PluginError the handler threw is its answer. Anything else it threw, or a result that cannot be sent, is a
+      // bug whose stack only the plugin has: core hears the message alone. Once the call ended, a failure is most
+      // likely the abort's own (the AbortError of I/O given the signal), and nobody waits for its answer.
+      if ((returned || !(err instanceof PluginError)) && !call.signal.aborted) {
+        this.logger.error(`handler failed, answered ${codeName(answer.code)}: ${answer.message}`, { flow: request.flow, event_id: event.id, attempt: request.attempt || 1, err });
+      }
+      throw answer;
     } finally {
       call.settle();
       if (--this.inFlight === 0) this.onIdle?.();

@@ -118,6 +118,46 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     expect(err.message).toBe('cannot read properties of undefined');
   });
 
+  it("a handler's own failure (a TypeError, a result of the wrong shape) is logged by the plugin with its stack; a PluginError it throws is its answer, not logged", async () => {
+    // Core only ever got the message: the stack of a bug in a handler was written nowhere.
+    const logger = recordingLogger();
+    let answer: () => HandleResult = () => {
+      throw new PluginError(Code.Unavailable, 'webhook down');
+    };
+    const { client } = await start({ handle: () => answer() }, { logger });
+    await rejection(client.handle(event, { flow: 'notify', attempt: 2 }));
+    expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
+    const bug = new TypeError("Cannot read properties of undefined (reading 'url')");
+    answer = () => {
+      throw bug;
+    };
+    expect((await rejection(client.handle(event, { flow: 'notify', attempt: 2 }))).message).toBe(bug.message);
+    answer = () => ({ status: 'done' }) as unknown as HandleResult;
+    await rejection(client.handle(event, { flow: 'notify' }));
+    expect(logger.lines.filter((l) => l.level === 'error')).toEqual([
+      { level: 'error', message: `handler failed, answered INTERNAL: ${bug.message}`, fields: { flow: 'notify', event_id: '1', attempt: 2, err: bug } },
+      {
+        level: 'error',
+        message: `handler failed, answered INTERNAL: the handler's result is not a HandleResult: status is the string "done", expected 'ok' or 'skipped'`,
+        fields: { flow: 'notify', event_id: '1', attempt: 1, err: expect.any(PluginError) },
+      },
+    ]);
+  });
+
+  it('a failure after the call ended (its signal aborted: the AbortError of an I/O given the signal) is not logged', async () => {
+    const logger = recordingLogger();
+    const { client } = await start(
+      {
+        handle: (_event, { signal }) =>
+          new Promise((_, reject) => signal.addEventListener('abort', () => reject(new DOMException('This operation was aborted', 'AbortError')))),
+      },
+      { logger },
+    );
+    expect((await rejection(client.handle(event, { flow: 'f', timeoutMs: 100 }))).code).toBe(Code.DeadlineExceeded);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
   it('a thrown non-Error arrives as INTERNAL', async () => {
     const { client } = await start({
       handle: () => {

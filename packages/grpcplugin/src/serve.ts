@@ -61,7 +61,12 @@ export interface ServeOptions {
    * client's pings at any rate.
    */
   keepalive?: KeepaliveOptions | false;
-  /** Where `serve` reports an exposed, unauthenticated bind. Default: {@link jsonLogger} with service `hollowtrees-plugin`. */
+  /**
+   * Where `serve` reports an exposed, unauthenticated bind, and a handler's own failures at error level with the
+   * call's `flow`, `event_id`, `attempt` and the error (`err`, with its stack): anything it throws that is no
+   * {@link PluginError}, and a result that cannot be sent. Core hears only their message, as INTERNAL. A PluginError
+   * the handler throws is its answer and is not logged. Default: {@link jsonLogger} with service `hollowtrees-plugin`.
+   */
   logger?: PluginLogger;
 }
 
@@ -112,7 +117,8 @@ function bindError(address: string, port: number, err: Error): Error {
  * ```
  */
 export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {
-  const runner = new CallRunner(checkedHandler('serve', handler));
+  const logger = options.logger ?? jsonLogger({ service: 'hollowtrees-plugin' });
+  const runner = new CallRunner(checkedHandler('serve', handler), logger);
   const maxPerStream = options.maxConcurrentCallsPerStream ?? 1_000;
   // 0 would never read a call; a fraction would read one more than asked.
   if (!Number.isInteger(maxPerStream) || maxPerStream < 1) {
@@ -140,7 +146,6 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     );
   });
 
-  const logger = options.logger ?? jsonLogger({ service: 'hollowtrees-plugin' });
   if (!isLoopback(host) && !requiresClientCertificates(options.tls)) {
     logger.warn(
       `serving on ${bindAddress(host, boundPort)} without ${options.tls ? 'client certificates' : 'TLS'}: anyone who can reach the port can make this plugin act (drain a node, replace an instance); bind 127.0.0.1, or serve mTLS (tls with ca)`,
