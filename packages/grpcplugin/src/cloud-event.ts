@@ -31,9 +31,16 @@ export interface CloudEvent<D = unknown> {
   type: string;
   /** RFC 3339 time the occurrence happened, normalised to UTC. */
   time?: string;
+  /** What the event is about within `source`, when the source says (CloudEvents `subject`). */
   subject?: string;
+  /** The media type of `data`: `application/json` for every event Hollowtrees makes. */
   datacontenttype?: string;
+  /** URI of the schema `data` follows, when the source names one. */
   dataschema?: string;
+  /**
+   * The payload: the parsed JSON value when `datacontenttype` is JSON (for every Hollowtrees event an
+   * object with `labels`, see {@link EventData}), a string for other text, a `Uint8Array` for binary.
+   */
   data?: D;
   /** Extension attributes by name (lower-case CloudEvents attribute names). */
   extensions?: Record<string, CloudEventExtension>;
@@ -41,6 +48,7 @@ export interface CloudEvent<D = unknown> {
 
 /** The shape of `data` on every Hollowtrees event: labels plus source-specific fields. */
 export interface EventData {
+  /** What the event is about: `instance_id`, `node`, `region`, `availability_zone`, ..., plus attributes earlier plugins of the run returned. */
   labels: Record<string, string>;
   [field: string]: unknown;
 }

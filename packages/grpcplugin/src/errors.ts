@@ -3,22 +3,39 @@
  * {@link PluginError.code}, never on message text.
  */
 export enum Code {
+  /** Success; not a failure code: a PluginError with it answers INTERNAL. */
   Ok = 0,
+  /** The call was cancelled (a handler's `signal.reason` when core cancels). Fails the run. */
   Canceled = 1,
+  /** An error of an unknown kind. Fails the run. */
   Unknown = 2,
+  /** The event cannot be acted on (a label missing or malformed): calling again would not help. Fails the run. */
   InvalidArgument = 3,
+  /** The deadline passed (a handler's `signal.reason` at its deadline). Retried by core. */
   DeadlineExceeded = 4,
+  /** What the event names does not exist. Fails the run; return `{ status: 'skipped' }` if that means nothing is left to do. */
   NotFound = 5,
+  /** What the plugin would create exists already. Fails the run. */
   AlreadyExists = 6,
+  /** The plugin may not do it (its credentials lack a permission). Fails the run. */
   PermissionDenied = 7,
+  /** Throttled, or out of a quota that refills. Retried by core. */
   ResourceExhausted = 8,
+  /** The system is not in a state that allows it, and will not be by retrying at once. Fails the run. */
   FailedPrecondition = 9,
+  /** A conflict (a concurrent change, an optimistic-lock failure): worth trying again. Retried by core. */
   Aborted = 10,
+  /** A value out of its range. Fails the run. */
   OutOfRange = 11,
+  /** Not implemented by this plugin. Fails the run. */
   Unimplemented = 12,
+  /** A bug: what anything thrown that is no PluginError becomes. Fails the run. */
   Internal = 13,
+  /** A dependency is down or unreachable for now (a cloud API, a webhook). Retried by core. */
   Unavailable = 14,
+  /** Data lost or corrupted. Fails the run. */
   DataLoss = 15,
+  /** The plugin's own credentials were refused. Fails the run. */
   Unauthenticated = 16,
 }
 
@@ -46,6 +63,18 @@ export function codeName(code: Code): string {
  * The one error type that crosses the plugin boundary. Thrown by a handler, it
  * reaches core as the gRPC status `code` with `message`; thrown by
  * {@link PluginClient}, it carries the status the plugin answered with.
+ * Core retries UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED
+ * ({@link PluginError.retryable}); any other code fails the run at once.
+ *
+ * @example
+ * ```ts
+ * import { Code, PluginError } from '@hollowtrees/grpcplugin';
+ * const webhookStatus: number = 503;
+ * // Retried by core: the webhook may be back in a moment.
+ * if (webhookStatus >= 500) throw new PluginError(Code.Unavailable, `webhook answered ${webhookStatus}`);
+ * // Not retried: the flow's config is wrong, calling again cannot help.
+ * if (webhookStatus === 404) throw new PluginError(Code.FailedPrecondition, 'webhook URL not found');
+ * ```
  */
 export class PluginError extends Error {
   override readonly name = 'PluginError';

@@ -34,7 +34,10 @@ export interface HandleContext {
 export interface HandleResult {
   /** `ok`: the plugin acted; `skipped`: nothing to do, the run goes on. Default `ok`. */
   status?: 'ok' | 'skipped';
-  /** A short human-readable summary, logged by core. */
+  /**
+   * A short human-readable summary of what was done. Core keeps it with the run: each call's `message`
+   * in the status API (`GET /api/v1/status/runs`); it does not log it (a failure's message it does log).
+   */
   message?: string;
   /**
    * Merged by core into `data.labels` of the event handed to the next plugin of
@@ -52,5 +55,19 @@ export interface HandleResult {
  * becomes INTERNAL.
  */
 export interface EventHandler {
+  /**
+   * Acts on one event for one flow's run. Resolve (with nothing, or a {@link HandleResult}) when done;
+   * `{ status: 'skipped' }` when there was nothing to do. To fail, throw a {@link PluginError}: with
+   * `Code.Unavailable` (the API you call is down), `Code.ResourceExhausted` (throttled), `Code.Aborted`
+   * (a conflict worth trying again) or `Code.DeadlineExceeded`, core calls again, up to the plugin's
+   * `retry.attempts`, then tries the whole run later; any other code (`Code.InvalidArgument` for an
+   * event you cannot act on, `Code.FailedPrecondition`, `Code.PermissionDenied`, ...) fails the run at
+   * once. Anything else thrown (a plain `Error`, a string) answers INTERNAL, which is not retried, and is
+   * logged by `serve` with its stack. Core may call again for the same event: act idempotently.
+   *
+   * @param event The CloudEvent; what it is about is in `data.labels`: read it with `labelsOf(event)`.
+   * @param context The flow, the attempt, the flow's `config` for this plugin, the deadline and the
+   *   `signal` that aborts at it (or when core cancels): pass `signal` to your I/O.
+   */
   handle(event: CloudEvent, context: HandleContext): Promise<HandleResult | void> | HandleResult | void;
 }

@@ -2,8 +2,11 @@ import { HandleStatus, type HandleResponse } from './gen/hollowtrees/plugin/v1/p
 
 /** What a plugin answered. */
 export interface PluginResponse {
+  /** `ok`: the plugin acted; `skipped`: it had nothing to do. */
   status: 'ok' | 'skipped';
+  /** Its summary; empty when it gave none. */
   message: string;
+  /** Labels it adds for the next plugin of the run; empty when it gave none. */
   attributes: Record<string, string>;
 }
 
