@@ -593,3 +593,12 @@ describe('serve with something that is no EventHandler', () => {
     );
   });
 });
+
+describe('serve on a port that is no port', () => {
+  it.each([Number.NaN, -1, 1.5, 65_536, '0' as unknown as number])('%s is refused at once, naming the option', async (port) => {
+    // `serve(Number(process.env.PORT), ...)` with PORT unset failed with "Failed to parse DNS address dns:127.0.0.1:NaN".
+    await expect(serve(port, { handle: () => {} }, { logger: silentLogger })).rejects.toThrow(
+      new RangeError(`serve: port must be a whole number from 0 to 65535 (0 for an ephemeral one), got ${typeof port === 'string' ? `the string "${port}"` : `a number (${port})`}`),
+    );
+  });
+});

@@ -5,6 +5,7 @@ import { CallRunner } from './call-runner.js';
 import { raiseConnectionWindow } from './connection-window.js';
 import type { EventHandler } from './handler.js';
 import { checkedHandler } from './handler-check.js';
+import { shown } from './shown-value.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { streamHandle, type OpenStreams } from './serve-stream.js';
@@ -106,7 +107,7 @@ function bindError(address: string, port: number, err: Error): Error {
  * port), together with the standard `grpc.health.v1` health service. Both calls
  * of the contract are served, the unary `Handle` and the `HandleStream` core uses
  * by default; the handler sees the same calls, deadlines and cancels from either.
- * Rejects at once with a TypeError when `handler` has no `handle` method (from JavaScript, a bare
+ * Rejects at once with a RangeError when `port` is no whole number from 0 to 65535, with a TypeError when `handler` has no `handle` method (from JavaScript, a bare
  * function: give `{ handle: yourFunction }`), and when the port cannot be bound (`port 9000 is already in use`).
  *
  * @example
@@ -117,6 +118,10 @@ function bindError(address: string, port: number, err: Error): Error {
  * ```
  */
 export async function serve(port: number, handler: EventHandler, options: ServeOptions = {}): Promise<PluginServer> {
+  // Else `serve(Number(process.env.PORT), ...)` with PORT unset fails with "Failed to parse DNS address dns:127.0.0.1:NaN".
+  if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) {
+    throw new RangeError(`serve: port must be a whole number from 0 to 65535 (0 for an ephemeral one), got ${shown(port)}`);
+  }
   const logger = options.logger ?? jsonLogger({ service: 'hollowtrees-plugin' });
   const runner = new CallRunner(checkedHandler('serve', handler), logger);
   const maxPerStream = options.maxConcurrentCallsPerStream ?? 1_000;
