@@ -10,6 +10,7 @@ describe('the example plugin on the command line', () => {
     [['--bogus'], "Unknown option '--bogus'"],
     [['--port', 'abc'], '--port must be an integer from 0 to 65535, got "abc"'],
     [['extra'], "Unexpected argument 'extra'"],
+    [['--handler', 'slack'], '--handler must be one of example, webhook, got "slack"'],
   ])('%j is a usage error: exit 2 with one line naming it, not a stack trace', (args, message) => {
     const result = run(...args);
     expect(result.status).toBe(2);
