@@ -135,6 +135,7 @@ export class PluginClient {
       // serve() writes at most 4 MiB a message (grpc-js' default here); the room above is for plugins
       // written without the SDK, whose larger answer would otherwise fail a call the plugin completed.
       'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+      ...streamWriteOptions(this.transport),
       ...reconnectBackoffOptions(options.reconnectBackoff),
       ...keepaliveChannelOptions('PluginClient: keepalive', options.keepalive),
       ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
@@ -290,6 +291,18 @@ export class PluginClient {
     this.stream?.end();
     this.client.close();
   }
+}
+
+/**
+ * Channel options for a client that may use the stream. grpc-js takes up to 1 MiB of a call's messages at once into
+ * its retry buffer, reporting each as written, and sends them one per completed socket write: the stream's
+ * backpressure never showed, and a busy core, whose calls leave in a message each turn of its own, queued them there
+ * behind thousands of messages, for longer than their deadline. With no buffer, a write completes when it was sent.
+ * It costs grpc-js' transparent retry of a call refused unsent (GOAWAY): the stream's own recovery does that
+ * ({@link isUnsentFailure}); only a client that calls unary alone keeps it.
+ */
+function streamWriteOptions(transport: PluginTransport): Record<string, number> {
+  return transport === 'unary' ? {} : { 'grpc.per_rpc_retry_buffer_size': 0 };
 }
 
 /** grpc-js' reconnect backoff options, checked (see {@link PluginClientOptions.reconnectBackoff}). */
