@@ -6,7 +6,10 @@
  *
  * Runs only under vitest.soak.config.ts (`pnpm soak`), which sets
  * HOLLOWTREES_SOAK=1. Duration: SOAK_SECONDS
- * (default 60). Seed: SOAK_SEED (default 20261125).
+ * (default 60). Seed: SOAK_SEED (default 20261125). A failed check of the plugins'
+ * calls prints a timeline of the run (test/support/soak-timeline.ts): when the calls
+ * that hit their deadline started, and the event-loop lag, CPU, GC and runs around
+ * then, so it says whether the machine, the process or the transport held them.
  */
 import { Agent, request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -17,6 +20,7 @@ import { createLogger } from './logger.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../test/support/start-core.js';
 import { seededRandom } from '../test/support/seeded-random.js';
+import { SoakTimeline } from '../test/support/soak-timeline.js';
 
 const SOAK_SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const SEED = Number(process.env.SOAK_SEED ?? 20261125);
@@ -26,6 +30,8 @@ const WORKERS = 12;
 /** Hard caps, so the generator stops by itself even if the clock misbehaves. */
 const MAX_REQUESTS = SOAK_SECONDS * 1_000;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** Both plugins' call timeout, as configured below. */
+const TIMEOUT_MS = 5_000;
 const MB = 1024 * 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -35,12 +41,20 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * (retried by core), the rest succeed, after `minMs`..`maxMs` of latency.
  */
 function flakyBehaviour(random: () => number, minMs: number, maxMs: number) {
-  return async (): Promise<void> => {
+  const behaviour = async (): Promise<void> => {
     const roll = random();
-    await sleep(minMs + random() * (maxMs - minMs));
+    behaviour.atWork++;
+    try {
+      await sleep(minMs + random() * (maxMs - minMs));
+    } finally {
+      behaviour.atWork--;
+    }
     if (roll < 0.08) throw new PluginError(Code.Internal, 'soak: permanent failure');
     if (roll < 0.23) throw new PluginError(Code.Unavailable, 'soak: try again');
   };
+  /** Calls the handler is at work on now: for the timeline. */
+  behaviour.atWork = 0;
+  return behaviour;
 }
 
 const config = (fast: string, slow: string): string => `
@@ -51,12 +65,12 @@ plugins:
   fast:
     type: grpc
     address: "${fast}"
-    timeout: 5s
+    timeout: ${TIMEOUT_MS}ms
     retry: { attempts: 3, initialBackoff: 10ms, maxBackoff: 50ms, multiplier: 2 }
   slow:
     type: grpc
     address: "${slow}"
-    timeout: 5s
+    timeout: ${TIMEOUT_MS}ms
     retry: { attempts: 2, initialBackoff: 20ms, maxBackoff: 40ms, multiplier: 2 }
 flows:
   replace:
@@ -201,12 +215,14 @@ async function generateLoad(url: string, seconds: number, random: () => number):
 describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
   let fast: RecordingPlugin;
   let slow: RecordingPlugin;
+  const fastBehaviour = flakyBehaviour(seededRandom(SEED + 1), 0, 4);
+  const slowBehaviour = flakyBehaviour(seededRandom(SEED + 2), 10, 40);
   let core: TestCore;
   const logLines = { info: 0, warn: 0, error: 0, other: 0 };
 
   beforeAll(async () => {
-    fast = await startRecordingPlugin(flakyBehaviour(seededRandom(SEED + 1), 0, 4));
-    slow = await startRecordingPlugin(flakyBehaviour(seededRandom(SEED + 2), 10, 40));
+    fast = await startRecordingPlugin(fastBehaviour);
+    slow = await startRecordingPlugin(slowBehaviour);
     // Core logs as in production (info); the lines are counted, not kept, so the
     // harness does not hold hundreds of thousands of log objects.
     const sink = new Writable({
@@ -233,7 +249,23 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
   it(`closes the accounting per flow and keeps memory bounded after ${SOAK_SECONDS} s of load with failing plugins`, async () => {
     const before = memory();
     const lag = monitorEventLoopDelay({ resolution: 10 });
+    // Through the load and the drain: a call that hits its deadline then says whether the machine, the process or the transport held it.
+    const timeline = new SoakTimeline({
+      deadlineFirst: async () => {
+        const counts: Record<string, number> = {};
+        for (const { labels, value } of (await core.metrics.engine.pluginCalls.get()).values) {
+          if (labels.attempt === '1' && labels.code === 'DEADLINE_EXCEEDED') counts[String(labels.plugin)] = (counts[String(labels.plugin)] ?? 0) + value;
+        }
+        return counts;
+      },
+      gauges: () => {
+        const counts: Record<string, number> = {};
+        for (const flow of core.engine.flowStatus()) Object.assign(counts, { [`${flow.name}.running`]: flow.running, [`${flow.name}.queued`]: flow.queued });
+        return Object.assign(counts, { 'fast.atWork': fastBehaviour.atWork, 'slow.atWork': slowBehaviour.atWork });
+      },
+    });
     lag.enable();
+    timeline.start();
     const load = await generateLoad(core.url, SOAK_SECONDS, seededRandom(SEED));
     lag.disable();
 
@@ -243,6 +275,7 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
       .poll(() => core.engine.flowStatus().reduce((n, f) => n + f.running + f.queued, 0), { timeout: 60_000, interval: 100 })
       .toBe(0);
     const drainSeconds = (Date.now() - drainStarted) / 1000;
+    await timeline.stop();
     const after = memory();
 
     const res = await fetch(`${core.url}/metrics`);
@@ -289,11 +322,13 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
       // The plugin saw every call core made. (The plugin answers in at most 40 ms; the
       // timeout is 5 s. Calls used to be lost when core's requests overran the
       // plugin's 64 KiB HTTP/2 connection window: see serve.ts, CONNECTION_WINDOW_BYTES.)
+      // A call that hit its deadline (and one the plugin never saw did) prints when it started and what the process did then.
+      const explained = deadline > 0 ? timeline.explainDeadlines(name, TIMEOUT_MS) : '';
       expect(plugin.calls.every((c) => c.flow === flow)).toBe(true);
-      expect(pluginFirst, `${flow}: plugin first attempts`).toBe(coreFirst);
-      expect(plugin.calls.length, `${flow}: plugin calls`).toBe(coreCalls);
-      expect(deadlineFirst, `${flow}: first attempts that hit the 5 s deadline`).toBe(0);
-      expect(deadline, `${flow}: calls that hit the 5 s deadline`).toBe(0);
+      expect(pluginFirst, `${flow}: plugin first attempts${explained}`).toBe(coreFirst);
+      expect(plugin.calls.length, `${flow}: plugin calls${explained}`).toBe(coreCalls);
+      expect(deadlineFirst, `${flow}: first attempts that hit the 5 s deadline${explained}`).toBe(0);
+      expect(deadline, `${flow}: calls that hit the 5 s deadline${explained}`).toBe(0);
       // The scenario exercised what it meant to.
       expect(dedup).toBeGreaterThan(0);
       expect(failed).toBeGreaterThan(0);
