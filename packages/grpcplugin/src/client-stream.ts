@@ -205,9 +205,13 @@ export class ClientStream {
     else setImmediate(flush);
   }
 
-  /** Writes what waits, in as few messages as {@link batchBytes} allows, until the stream pushes back. */
+  /**
+   * Writes what waits, in as few messages as {@link batchBytes} allows, until the stream pushes back. Until the
+   * plugin's headers came, each call goes alone, and only once the one before it was sent: the calls made meanwhile
+   * leave together with the headers, not as a row of single calls that each take a turn of the event loop to send.
+   */
   private flush(): void {
-    while (!this.blocked && !this.closed && this.waiting.size > 0) {
+    while (!this.blocked && !this.closed && this.waiting.size > 0 && !(this.batchBytes === 0 && this.call.writableLength > 0)) {
       const writer = messageWriter;
       let size = 0;
       for (const [callId, entry] of this.waiting) {
@@ -238,9 +242,14 @@ export class ClientStream {
       }
       const message = writer.finish();
       // A view, not a copy: finish() already returned bytes of their own.
-      if (size > 0) this.blocked = !this.call.write(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+      if (size > 0) this.blocked = !this.call.write(Buffer.from(message.buffer, message.byteOffset, message.byteLength), this.sentBeforeHeaders);
     }
   }
+
+  /** A write's end while the headers have not come: the next call may go. */
+  private readonly sentBeforeHeaders = (): void => {
+    if (this.batchBytes === 0) this.flush();
+  };
 
   private answered({ callId, outcome }: StreamResult): void {
     const pending = this.pending.get(callId);

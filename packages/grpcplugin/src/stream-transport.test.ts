@@ -17,6 +17,7 @@ import type { EventHandler, HandleContext } from './handler.js';
 import type { LogFields, PluginLogger } from './plugin-logger.js';
 import { HandleCall, HandleStatus, PluginServiceClient, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { serve } from './serve.js';
+import { receiveLimitHeaders } from './receive-limit-header.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
 import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 import { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
@@ -182,6 +183,36 @@ describe('calls sharing one stream', () => {
     }
     expect((await Promise.all(calls)).every((r) => r.status === 'ok')).toBe(true);
     expect(most).toBe(4);
+  });
+});
+
+describe('calls made before the plugin\'s headers came', () => {
+  it('leave together once the headers came, not behind a row of 16 single calls each sent a turn of the event loop after the one before', async () => {
+    // A plugin of plain grpc-js that sends its headers as serve() does, at once, and records how many calls each message carries.
+    const perMessage: number[] = [];
+    const server = new Server();
+    const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
+      call.sendMetadata(receiveLimitHeaders(4 * 1024 * 1024));
+      call.on('data', (message: HandleStreamRequest) => {
+        perMessage.push(message.calls.length);
+        const results = message.calls.map((c) => ({ callId: c.callId, outcome: { $case: 'response' as const, value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'ok', attributes: {} } } }));
+        call.write({ results });
+      });
+    };
+    server.addService(PluginServiceService, { handle: () => {}, handleStream } as unknown as Parameters<Server['addService']>[1]);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    pairs.defer(() => server.forceShutdown());
+    const client = new PluginClient(`127.0.0.1:${port}`, { transport: 'stream' });
+    pairs.defer(() => client.close());
+    // A fresh client: the stream opens with the first call, and its headers come a round trip later.
+    const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => client.handle(eventWithId(`h${i}`), { flow: 'f', timeoutMs: 10_000 })));
+    expect(answers.every((a) => a.message === 'ok')).toBe(true);
+    // A call goes alone only while the headers are on their way, one once the one before was sent (a turn or so each);
+    // the others leave together once the headers said how much the plugin reads. Before, 16 went alone at once (as many
+    // as the stream buffers), and the calls behind them waited until all 16 were sent, a turn each.
+    expect(perMessage.reduce((n, calls) => n + calls, 0)).toBe(300);
+    expect(perMessage.filter((calls) => calls === 1).length).toBeLessThan(8);
+    expect(perMessage.length).toBeLessThan(9);
   });
 });
 
