@@ -28,6 +28,32 @@ describe('findCrossings', () => {
     expect(crossings).toEqual([{ kind: 'jump', crossedAt: 70 * MINUTE, price: 0.09, threshold: expect.closeTo(0.075, 9) as number, resolvedAt: 90 * MINUTE, resolvedPrice: 0.07 }]);
   });
 
+  it('a price equal to the threshold is not above it: no surge', () => {
+    expect(findCrossings(series([0, 0.05], [10, 0.2]), fixedThreshold('absolute', 0.2), 0)).toEqual([]);
+  });
+
+  it('looks only at the samples after `after`, where no surge was open, though levels still look before it', () => {
+    const samples = series([0, 0.3], [10, 0.1], [20, 0.3]);
+    expect(findCrossings(samples, fixedThreshold('absolute', 0.2), 0, 10 * MINUTE)).toEqual([{ kind: 'absolute', crossedAt: 20 * MINUTE, price: 0.3, threshold: 0.2 }]);
+    // A jump's level at minute 70 takes the prices before `after` (minute 60) from the window's opening (minute 10).
+    const jumps = series([0, 0.04], [30, 0.06], [70, 0.1]);
+    expect(findCrossings(jumps, jumpThreshold(1.5, 60 * MINUTE), 0, 60 * MINUTE)).toEqual([
+      { kind: 'jump', crossedAt: 70 * MINUTE, price: 0.1, threshold: expect.closeTo(0.075, 9) as number },
+    ]);
+  });
+
+  it('a jump\'s median is by value, and of an even count the mean of the middle two', () => {
+    // In the hour before minute 0: 9 (in effect at -60), 10, 2, 1: by value 1, 2, 9, 10, median 5.5 (not 6, as by text or by time).
+    const samples = series([-70, 9], [-40, 10], [-20, 2], [-10, 1], [0, 5.8]);
+    expect(findCrossings(samples, jumpThreshold(1, 60 * MINUTE), 0)).toEqual([{ kind: 'jump', crossedAt: 0, price: 5.8, threshold: 5.5 }]);
+  });
+
+  it('a change exactly at the window\'s opening is the price in effect then: the window is whole', () => {
+    expect(findCrossings(series([-60, 0.04], [0, 0.1]), jumpThreshold(1.5, 60 * MINUTE), 0)).toEqual([
+      { kind: 'jump', crossedAt: 0, price: 0.1, threshold: expect.closeTo(0.06, 9) as number },
+    ]);
+  });
+
   it('a pool with a single sample has no level to jump from', () => {
     expect(findCrossings(series([0, 5]), jumpThreshold(1.5, 60 * MINUTE), 0)).toEqual([]);
   });
@@ -63,10 +89,26 @@ describe('settledTime', () => {
   });
 });
 
+describe('settledTime, at the edges', () => {
+  it('a change at `until` itself is the price then: a surge that starts then is open', () => {
+    expect(settledTime(series([0, 0.05], [30, 0.3]), fixedThreshold('absolute', 0.2), 0, 30 * MINUTE)).toBe(0);
+    // A change after `until` is not yet in effect then.
+    expect(settledTime(series([0, 0.05], [40, 0.3]), fixedThreshold('absolute', 0.2), 0, 30 * MINUTE)).toBe(30 * MINUTE);
+  });
+
+  it('a jump\'s window that opens exactly at the first change is whole', () => {
+    expect(settledTime(series([-60, 0.03], [0, 0.04]), jumpThreshold(1.5, 60 * MINUTE), 0, 0)).toBe(0);
+    // A change at exactly its level is not above it.
+    expect(settledTime(series([-60, 0.04], [0, 0.06]), jumpThreshold(1.5, 60 * MINUTE), 0, 0)).toBe(0);
+  });
+});
+
 describe('fellBack', () => {
   it('a surge ends at the first sample after its crossing at or below its reset level, whatever crossings a read finds', () => {
     const surge = { kind: 'jump' as const, crossedAt: 0, price: 0.05, threshold: 0.045 };
     expect(fellBack(series([0, 0.05], [30, 0.06], [60, 0.041]), surge, 0.1)).toBeUndefined();
+    // A low price before the crossing is no end of it.
+    expect(fellBack(series([-30, 0.01], [0, 0.05], [30, 0.06]), surge, 0.1)).toBeUndefined();
     expect(fellBack(series([0, 0.05], [60, 0.04], [90, 0.03]), surge, 0.1)).toEqual({ ...surge, resolvedAt: 60 * MINUTE, resolvedPrice: 0.04 });
   });
 });
