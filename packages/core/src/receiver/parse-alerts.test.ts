@@ -152,6 +152,9 @@ describe('alerts to CloudEvents', () => {
   it('takes a null annotation value as an empty one, as Alertmanager 0.25 does', async () => {
     const [event] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' }, annotations: { a: null, b: 'v', e: '' } }]), new Date(startsAt), limits);
     expect((event!.data as AlertEventData).annotations).toEqual({ a: '', b: 'v', e: '' });
+    // Every value null: the map is still read anew.
+    const [allNull] = await eventsOf('api_v2', body([{ labels: { alertname: 'A' }, annotations: { a: null } }]), new Date(startsAt), limits);
+    expect((allNull!.data as AlertEventData).annotations).toEqual({ a: '' });
   });
 
   it('refuses a null or empty alertname as a missing one, as Alertmanager refuses an alert left without labels', async () => {
@@ -165,6 +168,7 @@ describe('alerts to CloudEvents', () => {
     ['an object instead of an array', { labels: {} }, 400, 'alerts: expected a JSON array of alerts'],
     ['an alert without labels', [{ labels: { alertname: 'A' } }, { annotations: {} }], 400, 'alerts[1].labels: required (expected object)'],
     ['an alert without alertname', [{ labels: { alertname: 'A' } }, { labels: { alertname: 'B' } }, { labels: { node: 'x' } }], 400, 'alerts[2].labels.alertname: required: labels.alertname'],
+    ['labels that are a list, not a map', [{ labels: ['A', ''] }], 400, 'alerts[0].labels: Invalid input: expected object, received array'],
     ['a label that is not a string', [{ labels: { alertname: 'A', n: 5 } }], 400, 'alerts[0].labels.n: expected a string value'],
     ['a startsAt that is not a time', [{ labels: { alertname: 'A' }, startsAt: 'yesterday' }], 400, 'alerts[0].startsAt'],
     ['too many alerts', Array.from({ length: 101 }, () => ({ labels: { alertname: 'A' } })), 413, 'request carries 101 alerts, more than the limit of 100'],
@@ -274,6 +278,46 @@ describe('alerts to CloudEvents', () => {
     } finally {
       safeParse.mockRestore();
     }
+  });
+
+  it('takes an empty time or Go\'s zero time as unset, as Alertmanager does: one alert, one id, however the sender wrote it', async () => {
+    const at = new Date('2026-11-25T10:00:00.5Z');
+    const eventOf = async (times: object) => (await eventsOf('api_v2', body([{ labels: { alertname: 'A' }, ...times }]), at, limits))[0]!;
+    const without = await eventOf({});
+    for (const unset of ['', '0001-01-01T00:00:00Z']) expect(await eventOf({ startsAt: unset, endsAt: unset })).toEqual(without);
+    expect(without).toMatchObject({ time: '2026-11-25T10:00:00.5Z', data: { status: 'firing', startsAt: '', endsAt: '' } });
+  });
+
+  it('tells the alerts Alertmanager left out of a webhook payload (truncatedAlerts), and takes a bad count as none', async () => {
+    const payload = webhookFiring as Record<string, unknown>;
+    const parsed = await parseAlerts('webhook', body({ ...payload, truncatedAlerts: 7 }), new Date(), limits);
+    expect(parsed.leftOut).toEqual({ count: 7, group: payload.groupKey });
+    expect(parsed.events).toHaveLength(1);
+    const { groupKey: _, ...withoutKey } = payload;
+    expect((await parseAlerts('webhook', body({ ...withoutKey, truncatedAlerts: 2 }), new Date(), limits)).leftOut).toEqual({ count: 2, group: '' });
+    for (const truncatedAlerts of [0, -1, 1.5, 'seven']) {
+      const other = await parseAlerts('webhook', body({ ...payload, truncatedAlerts }), new Date(), limits);
+      expect(other.leftOut).toBeUndefined();
+      expect(other.events).toHaveLength(1);
+    }
+  });
+
+  it('refuses a webhook body that is no payload, saying what a payload is, and an alert whose status is neither firing nor resolved', async () => {
+    expect((await refusal(() => parseAlerts('webhook', body([]), new Date(), limits))).message).toContain(
+      'expected an Alertmanager webhook payload, a JSON object with version "4" (a JSON array of alerts goes to /api/v2/alerts)',
+    );
+    const alerts = [{ labels: { alertname: 'A' }, status: 'pending' }, { labels: { alertname: 'B' }, status: 'resolved' }];
+    const parsed = await parseAlerts('webhook', body({ version: '4', alerts }), new Date(), limits);
+    expect(parsed.events.map((e) => e.type)).toEqual(['prometheus.server.alert.B.resolved']);
+    expect(parsed.refused).toMatchObject({ refused: 1, problems: [{ path: 'alerts[0].status' }] });
+  });
+
+  it('a webhook alert without a fingerprint gets the one its labels give, as from Prometheus', async () => {
+    const labels = { alertname: 'A', node: 'n-1' };
+    const [fromWebhook] = await eventsOf('webhook', body({ version: '4', alerts: [{ labels, status: 'firing', startsAt }] }), new Date(startsAt), limits);
+    const [fromPrometheus] = await eventsOf('api_v2', body([{ labels, startsAt }]), new Date(startsAt), limits);
+    expect((fromWebhook!.data as AlertEventData).fingerprint).toBe((fromPrometheus!.data as AlertEventData).fingerprint);
+    expect(fromWebhook!.source).toBe('urn:hollowtrees:receiver');
   });
 
   it('refuses a webhook payload of another version', async () => {
