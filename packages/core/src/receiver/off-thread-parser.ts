@@ -34,20 +34,12 @@ const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
 export const WORKER_READY = 'ready';
 
 /**
- * How long the worker may idle after answering bodies before it is replaced by a fresh one. Its
- * V8 heap keeps the garbage of the last batches while it idles (nothing there runs a GC): after a
- * 100,000-alert fill, 20–85 MiB (bench/README.md). A fresh worker holds ~28 MiB and is loaded
- * when the next wave comes: loading one costs ~0.3 s of CPU, which a wave's first second cannot
- * spare. 30 s keeps it through Prometheus' evaluation rounds.
+ * How long the worker may idle before it is stopped. Its V8 heap keeps the garbage of the last
+ * batches while it idles (nothing there runs a GC): after a 100,000-alert fill, 20–85 MiB
+ * (bench/README.md). Restarting it costs a module load, with the next wave's first batches
+ * parsed on the main thread meanwhile; 30 s keeps it up through Prometheus' evaluation rounds.
  */
 export const WORKER_IDLE_STOP_MS = 30_000;
-
-/**
- * How long after the receiver starts the worker is loaded: a reclaim wave usually comes to a core
- * that has seen no batch yet, and its first batches should find the thread ready. Not at once, so
- * the load does not compete with start-up (and a core stopped within seconds never loads it).
- */
-export const WORKER_PRESTART_MS = 2_000;
 
 /** Options of an {@link OffThreadParser}; the defaults are core's. */
 export interface OffThreadParserOptions {
@@ -55,8 +47,6 @@ export interface OffThreadParserOptions {
   workerUrl?: URL;
   /** See {@link WORKER_IDLE_STOP_MS}. */
   idleStopMs?: number;
-  /** See {@link WORKER_PRESTART_MS}. */
-  prestartMs?: number;
 }
 
 /** A body handed to the worker, and how to parse it here instead. */
@@ -75,9 +65,8 @@ interface Pending {
  * bench machine, with the parse beside them in 0.89–1.0 s (bench/README.md). The answer is the same as
  * {@link parseAlerts} gives here. A job the worker does not answer (it died, or was stopped at
  * close) is parsed in this thread: its sender is waiting, and after a failure of the thread
- * every body is. The worker is loaded {@link WORKER_PRESTART_MS} after {@link prestart} (or by the
- * first batch), is replaced by a fresh one after {@link WORKER_IDLE_STOP_MS} without a body (it
- * held the last batches' garbage) and never keeps the process alive. It
+ * every body is. The worker starts at the first batch, stops after {@link WORKER_IDLE_STOP_MS}
+ * without a body (the next batch starts it again) and never keeps the process alive. It
  * runs the built module, so core run from its TypeScript sources (the tests) parses in its own
  * thread.
  */
@@ -93,10 +82,8 @@ export class OffThreadParser {
   private takesBodies = false;
   private workerAnswers = 0;
   private idleTimer: NodeJS.Timeout | undefined;
-  private prestartTimer: NodeJS.Timeout | undefined;
   private readonly workerUrl: URL;
   private readonly idleStopMs: number;
-  private readonly prestartMs: number;
 
   constructor(
     private readonly logger: Logger,
@@ -104,7 +91,6 @@ export class OffThreadParser {
   ) {
     this.workerUrl = options.workerUrl ?? WORKER_URL;
     this.idleStopMs = options.idleStopMs ?? WORKER_IDLE_STOP_MS;
-    this.prestartMs = options.prestartMs ?? WORKER_PRESTART_MS;
     this.available = existsSync(fileURLToPath(this.workerUrl));
   }
 
@@ -133,32 +119,20 @@ export class OffThreadParser {
     return (this.loaded ??= this.start());
   }
 
-  /** Loads the worker {@link OffThreadParserOptions.prestartMs} from now, so the first wave finds it ready. */
-  prestart(): void {
-    clearTimeout(this.prestartTimer);
-    this.prestartTimer = setTimeout(() => void this.ready(), this.prestartMs).unref();
-  }
-
   /** Bodies the worker has answered (the others were parsed in this thread). */
   get answeredByWorker(): number {
     return this.workerAnswers;
   }
 
-  /** Whether the worker thread is up (started, and not failed, exited or closed). */
+  /** Whether the worker thread is up (started, and not stopped for idling, failed or closed). */
   get threadRunning(): boolean {
     return this.worker !== undefined;
-  }
-
-  /** The worker's thread id while it is up: a renewed worker has another. */
-  get threadId(): number | undefined {
-    return this.worker?.threadId;
   }
 
   /** Stops the worker; what it had not answered is parsed here. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.idleTimer);
-    clearTimeout(this.prestartTimer);
     await this.worker?.terminate();
   }
 
@@ -170,6 +144,8 @@ export class OffThreadParser {
       worker.on('message', (answer: ParseAnswer | typeof WORKER_READY) => {
         if (answer !== WORKER_READY) return this.answered(answer);
         this.takesBodies = true;
+        // A worker no body reaches after it loaded (the batch that started it was the wave's last) idles too.
+        this.stopWhenIdle();
         resolve(true);
       });
       // Not started again: a thread that failed once (its module, or memory) would fail every batch, each a log line and a delay.
@@ -193,28 +169,24 @@ export class OffThreadParser {
     });
   }
 
-  /** Leaves the worker behind: the next batch (or a renewal) starts another. */
+  /** Leaves the worker behind: the next batch starts another. */
   private forget(): void {
-    // Its renewal, due later, would end the next worker instead (one that exited by itself left it set).
+    // Its idle stop, due later, would end the next worker instead (one that exited by itself left it set).
     clearTimeout(this.idleTimer);
     this.worker = undefined;
     this.takesBodies = false;
     this.loaded = undefined;
   }
 
-  /**
-   * Replaces the worker by a fresh one once it has idled {@link OffThreadParserOptions.idleStopMs}
-   * since its last answer (armed by answers only: a worker that answered none holds no garbage).
-   */
-  private renewWhenIdle(): void {
+  /** Stops the worker once it has idled {@link OffThreadParserOptions.idleStopMs} with nothing to answer. */
+  private stopWhenIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       const worker = this.worker;
       if (!worker || this.pending.size > 0) return;
       this.forget();
-      this.logger.debug({ idleMs: this.idleStopMs }, 'the alert-parsing thread idled and is replaced by a fresh one (its heap held the last batches\' garbage)');
+      this.logger.debug({ idleMs: this.idleStopMs }, 'the alert-parsing thread idled and is stopped; the next batch starts it again');
       void worker.terminate();
-      void this.ready();
     }, this.idleStopMs).unref();
   }
 
@@ -223,7 +195,7 @@ export class OffThreadParser {
     if (!pending) return;
     this.pending.delete(answer.id);
     this.workerAnswers++;
-    if (this.pending.size === 0) this.renewWhenIdle();
+    if (this.pending.size === 0) this.stopWhenIdle();
     if ('parsed' in answer) return pending.resolve(answer.parsed);
     const { error } = answer;
     // A request's refusal keeps its class, so the receiver answers it as it would one refused here; anything else is a failure (500).

@@ -218,7 +218,6 @@ export class Receiver implements EventSource {
     this.ready = true;
     this.state = 'running';
     this.boundAddress = this.server.address() as AddressInfo;
-    this.alertParser.prestart();
   }
 
   /** The address bound by {@link start}. */
