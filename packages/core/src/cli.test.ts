@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasIpv6Loopback, makeTestCertificates, refusingImport, runRefusing } from '@hollowtrees/testkit';
+import { hasIpv6Loopback, makeTestCertificates, refusingImport, runRefusing, usageRefusal } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH as CLI, killAllCli, startCli as start } from '../test/support/cli-process.js';
 import { canMountPrivateTmpfs, underPrivateTmpfs } from '../test/support/private-mount.js';
@@ -56,7 +56,7 @@ describe('hollowtrees CLI', () => {
   });
 
   it('a usage error names the argument and how to get help, on two lines of stderr, and exits 2, as every Hollowtrees bin answers one', () => {
-    const refused = (said: string) => ({ status: 2, stdout: '', stderr: `hollowtrees: ${said}\nRun 'hollowtrees --help' for usage.\n` });
+    const refused = (said: string) => usageRefusal('hollowtrees', said);
     expect(run('--nope')).toMatchObject(refused("Unknown option '--nope'"));
     expect(run('frobnicate')).toMatchObject(refused('unknown command "frobnicate"'));
     // As the other bins: an argument --version or --help would drop is refused, not ignored.

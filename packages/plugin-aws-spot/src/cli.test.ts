@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PluginClient } from '@hollowtrees/grpcplugin';
-import { makeTestCertificates, spawnCaptured, startAwsStandIn, startTcpRelay, tempDir, waitForOutput, runRefusing, type Spawned } from '@hollowtrees/testkit';
+import { makeTestCertificates, spawnCaptured, startAwsStandIn, startTcpRelay, tempDir, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-aws-spot` runs it (`pnpm test` builds first).
@@ -59,11 +59,7 @@ describe('hollowtrees-aws-spot', () => {
       [['--port', '70000'], '--port must be an integer from 0 to 65535, got "70000"'],
       [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
     ] as const) {
-      expect(spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 })).toMatchObject({
-        status: 2,
-        stdout: '',
-        stderr: `hollowtrees-aws-spot: ${said}\nRun 'hollowtrees-aws-spot --help' for usage.\n`,
-      });
+      expect(spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 })).toMatchObject(usageRefusal('hollowtrees-aws-spot', said));
     }
   });
 

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Code, PluginClient } from '@hollowtrees/grpcplugin';
-import { spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, runRefusing, type Spawned } from '@hollowtrees/testkit';
+import { spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-k8s-drain` runs it (`pnpm test` builds first).
@@ -49,11 +49,7 @@ describe('hollowtrees-k8s-drain', () => {
       [['--port', '70000'], '--port must be an integer from 0 to 65535, got "70000"'],
       [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
     ] as const) {
-      expect(spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 })).toMatchObject({
-        status: 2,
-        stdout: '',
-        stderr: `hollowtrees-k8s-drain: ${said}\nRun 'hollowtrees-k8s-drain --help' for usage.\n`,
-      });
+      expect(spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 })).toMatchObject(usageRefusal('hollowtrees-k8s-drain', said));
     }
   });
 

@@ -249,3 +249,12 @@ export async function pollUntil(check: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * How every Hollowtrees bin answers a usage error (the SDK's `runBin`): exit 2, nothing on stdout,
+ * and two lines on stderr, what was wrong and how to get help. For `toMatchObject` on a
+ * `spawnSync` result.
+ */
+export function usageRefusal(bin: string, said: string): { status: number; stdout: string; stderr: string } {
+  return { status: 2, stdout: '', stderr: `${bin}: ${said}\nRun '${bin} --help' for usage.\n` };
+}
