@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { constants as http2Constants, createServer as createHttp2Server, type ServerHttp2Session } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { rejectionOf, startTcpRelay, type TcpRelayOptions } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
@@ -226,6 +228,32 @@ describe('PluginClient over stream when the plugin closes', () => {
     await closing;
     expect(oldSaw).toEqual(['long']);
     expect(nextSaw).toEqual(['queued attempt 2']);
+  });
+  it('a stream the old plugin refuses unprocessed as it goes away (GOAWAY, then REFUSED_STREAM) carries its call to the new one at once, as the same attempt', async () => {
+    // The old pod's HTTP/2 layer as it goes away: GOAWAY naming no stream it processed, and the client's stream reset
+    // REFUSED_STREAM, which HTTP/2 promises was never processed. The next connection reaches the new plugin.
+    const old = createHttp2Server();
+    let refused = 0;
+    old.on('stream', (stream) => {
+      refused++;
+      stream.on('error', () => {});
+      stream.session?.goaway(http2Constants.NGHTTP2_NO_ERROR, 0);
+      stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
+    });
+    const sessions = new Set<ServerHttp2Session>();
+    old.on('session', (session) => sessions.add(session.on('error', () => {})));
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    plugins.defer(() => new Promise((resolve) => (old.close(resolve), sessions.forEach((session) => session.destroy()))));
+    const nextSaw: string[] = [];
+    const next = await plugins.servePlugin(0, { handle: ({ id }, { attempt }) => (nextSaw.push(`${id} attempt ${attempt}`), { attributes: { served: 'next' } }) });
+    const service = await startTcpRelay((old.address() as AddressInfo).port, { onClientBytes: () => service.retarget(next.port) });
+    plugins.defer(() => service.close());
+    const client = plugins.clientFor(service.port, 'stream');
+    // Before, with no retry buffer grpc-js no longer retried the refused stream itself, and the stream failed the call as
+    // UNAVAILABLE that may have reached the plugin: core retried it after a backoff, an attempt spent (a run failed with attempts: 1).
+    expect((await client.handle({ ...event, id: 'refused' }, { flow: 'f', attempt: 2, timeoutMs: 10_000 })).attributes).toEqual({ served: 'next' });
+    expect(refused).toBe(1);
+    expect(nextSaw).toEqual(['refused attempt 2']);
   });
 });
 

@@ -38,6 +38,12 @@ const CALL_FRAMING_BYTES = 1 + 10 + 1 + 5 + 1 + 5 + 1 + 5;
  * over a plugin's limit ends the whole stream.
  */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * grpc-js' details for a stream the server reset with REFUSED_STREAM, which HTTP/2 promises it never processed. Its status
+ * carries only code and details. With no retry buffer (see the client's channel options) grpc-js no longer retries such a
+ * stream itself, so the stream's calls fail as never sent and {@link PluginClient} sends them again as the same attempt.
+ */
+const REFUSED_STREAM_DETAILS = 'Stream refused by server';
 
 /**
  * The writers every stream encodes with, one for requests and one for the messages that carry
@@ -294,7 +300,9 @@ export class ClientStream {
     // A plugin ends a stream with OK only once it answered every call it read (serve() as it closes, idle): a call still
     // without an answer came after that, and was not started, as one refused with not_started.
     const notRead = end.code === status.OK;
-    for (const pending of [...this.pending.values()]) pending.reject(neverConnected || notRead || !pending.written ? neverSent : mayHaveArrived);
+    // Nor did a plugin that refused the stream unprocessed (REFUSED_STREAM, as it goes away) read any call on it.
+    const refused = end.code === status.UNAVAILABLE && end.details === REFUSED_STREAM_DETAILS;
+    for (const pending of [...this.pending.values()]) pending.reject(neverConnected || notRead || refused || !pending.written ? neverSent : mayHaveArrived);
     this.onClosed(this);
   }
 }
