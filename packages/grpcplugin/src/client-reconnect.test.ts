@@ -229,32 +229,40 @@ describe('PluginClient over stream when the plugin closes', () => {
     expect(oldSaw).toEqual(['long']);
     expect(nextSaw).toEqual(['queued attempt 2']);
   });
-  it('a stream the old plugin refuses unprocessed as it goes away (GOAWAY, then REFUSED_STREAM) carries its call to the new one at once, as the same attempt', async () => {
-    // The old pod's HTTP/2 layer as it goes away: GOAWAY naming no stream it processed, and the client's stream reset
-    // REFUSED_STREAM, which HTTP/2 promises was never processed. The next connection reaches the new plugin.
-    const old = createHttp2Server();
-    let refused = 0;
-    old.on('stream', (stream) => {
-      refused++;
-      stream.on('error', () => {});
-      stream.session?.goaway(http2Constants.NGHTTP2_NO_ERROR, 0);
-      stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
-    });
-    const sessions = new Set<ServerHttp2Session>();
-    old.on('session', (session) => sessions.add(session.on('error', () => {})));
-    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
-    plugins.defer(() => new Promise((resolve) => (old.close(resolve), sessions.forEach((session) => session.destroy()))));
-    const nextSaw: string[] = [];
-    const next = await plugins.servePlugin(0, { handle: ({ id }, { attempt }) => (nextSaw.push(`${id} attempt ${attempt}`), { attributes: { served: 'next' } }) });
-    const service = await startTcpRelay((old.address() as AddressInfo).port, { onClientBytes: () => service.retarget(next.port) });
-    plugins.defer(() => service.close());
-    const client = plugins.clientFor(service.port, 'stream');
-    // Before, with no retry buffer grpc-js no longer retried the refused stream itself, and the stream failed the call as
-    // UNAVAILABLE that may have reached the plugin: core retried it after a backoff, an attempt spent (a run failed with attempts: 1).
-    expect((await client.handle({ ...event, id: 'refused' }, { flow: 'f', attempt: 2, timeoutMs: 10_000 })).attributes).toEqual({ served: 'next' });
-    expect(refused).toBe(1);
-    expect(nextSaw).toEqual(['refused attempt 2']);
-  });
+  it.each(['a stream', 'a unary call after the fallback'] as const)(
+    '%s the old plugin refuses unprocessed as it goes away (GOAWAY, then REFUSED_STREAM) goes to the new one at once, as the same attempt',
+    async (what) => {
+      // The old pod's HTTP/2 layer as it goes away: GOAWAY naming no stream it processed, and the client's stream reset
+      // REFUSED_STREAM, which HTTP/2 promises was never processed. The next connection reaches the new plugin. For the
+      // unary case it first answers the stream UNIMPLEMENTED, as a plugin without HandleStream: the client falls back.
+      const old = createHttp2Server();
+      const refused: string[] = [];
+      old.on('stream', (stream, headers) => {
+        stream.on('error', () => {});
+        if (what !== 'a stream' && String(headers[':path']).endsWith('/HandleStream')) {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': 'no stream' }, { endStream: true });
+          return;
+        }
+        refused.push(String(headers[':path']).split('/').pop()!);
+        stream.session?.goaway(http2Constants.NGHTTP2_NO_ERROR, 0);
+        stream.close(http2Constants.NGHTTP2_REFUSED_STREAM);
+      });
+      const sessions = new Set<ServerHttp2Session>();
+      old.on('session', (session) => sessions.add(session.on('error', () => {})));
+      await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+      plugins.defer(() => new Promise((resolve) => (old.close(resolve), sessions.forEach((session) => session.destroy()))));
+      const nextSaw: string[] = [];
+      const next = await plugins.servePlugin(0, { handle: ({ id }, { attempt }) => (nextSaw.push(`${id} attempt ${attempt}`), { attributes: { served: 'next' } }) });
+      const service = await startTcpRelay((old.address() as AddressInfo).port, { onClientBytes: () => service.retarget(next.port) });
+      plugins.defer(() => service.close());
+      const client = plugins.clientFor(service.port, 'auto');
+      // Before, with no retry buffer grpc-js no longer retried the refused call itself, and the client failed it as
+      // UNAVAILABLE that may have reached the plugin: core retried it after a backoff as a new attempt (a run failed with attempts: 1).
+      expect((await client.handle({ ...event, id: 'refused' }, { flow: 'f', attempt: 2, timeoutMs: 10_000 })).attributes).toEqual({ served: 'next' });
+      expect(refused).toEqual([what === 'a stream' ? 'HandleStream' : 'Handle']);
+      expect(nextSaw).toEqual(['refused attempt 2']);
+    },
+  );
 });
 
 describe('PluginClient over unary when the plugin closes', () => {

@@ -5,7 +5,7 @@ import { answeredFailure, Code, PluginError } from './errors.js';
 import { HandleRequest, PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { announcedReceiveLimit } from './receive-limit-header.js';
-import { closedBeforeSent, unsentFailure } from './unsent-call.js';
+import { closedBeforeSent, refusedUnprocessed, unsentFailure } from './unsent-call.js';
 
 interface Pending {
   resolve(response: PluginResponse): void;
@@ -38,12 +38,6 @@ const CALL_FRAMING_BYTES = 1 + 10 + 1 + 5 + 1 + 5 + 1 + 5;
  * over a plugin's limit ends the whole stream.
  */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-/**
- * grpc-js' details for a stream the server reset with REFUSED_STREAM, which HTTP/2 promises it never processed. Its status
- * carries only code and details. With no retry buffer (see the client's channel options) grpc-js no longer retries such a
- * stream itself, so the stream's calls fail as never sent and {@link PluginClient} sends them again as the same attempt.
- */
-const REFUSED_STREAM_DETAILS = 'Stream refused by server';
 
 /**
  * The writers every stream encodes with, one for requests and one for the messages that carry
@@ -301,7 +295,7 @@ export class ClientStream {
     // without an answer came after that, and was not started, as one refused with not_started.
     const notRead = end.code === status.OK;
     // Nor did a plugin that refused the stream unprocessed (REFUSED_STREAM, as it goes away) read any call on it.
-    const refused = end.code === status.UNAVAILABLE && end.details === REFUSED_STREAM_DETAILS;
+    const refused = refusedUnprocessed(end);
     for (const pending of [...this.pending.values()]) pending.reject(neverConnected || notRead || refused || !pending.written ? neverSent : mayHaveArrived);
     this.onClosed(this);
   }

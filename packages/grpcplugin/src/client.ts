@@ -14,7 +14,7 @@ import { PLUGIN_SERVICE_NAME } from './service-name.js';
 import { checkedMessageBytes } from './message-limit.js';
 import { checkedDeadlineMs, checkedTimerMs } from './timer-limit.js';
 import { channelCredentials, type ClientTlsFiles, type ClientTlsOptions } from './tls.js';
-import { closedBeforeSent, isUnsentFailure, unsentFailure } from './unsent-call.js';
+import { closedBeforeSent, isUnsentFailure, refusedUnprocessed, unsentFailure } from './unsent-call.js';
 
 export type { PluginResponse } from './plugin-response.js';
 
@@ -219,8 +219,9 @@ export class PluginClient {
         signal?.removeEventListener('abort', cancel);
         if (!err) return resolve(fromResponse(response!));
         const failure = signal?.aborted || this.closed ? fromServiceError(err) : unaryFailure(err);
-        // grpc-js fails a call at once, unsent, while the channel cannot connect; a closing plugin marks one it did not start.
-        const unsent = this.connections.neverConnectedSince(mark) || markedNotStarted(err.metadata);
+        // grpc-js fails a call at once, unsent, while the channel cannot connect; a closing plugin marks one it did not start,
+        // or its HTTP/2 layer refuses it unprocessed.
+        const unsent = this.connections.neverConnectedSince(mark) || markedNotStarted(err.metadata) || refusedUnprocessed(err);
         reject(failure.code === Code.Unavailable && unsent ? unsentFailure(failure) : failure);
       });
       const cancel = (): void => call.cancel();
@@ -298,8 +299,8 @@ export class PluginClient {
  * its retry buffer, reporting each as written, and sends them one per completed socket write: the stream's
  * backpressure never showed, and a busy core, whose calls leave in a message each turn of its own, queued them there
  * behind thousands of messages, for longer than their deadline. With no buffer, a write completes when it was sent.
- * It costs grpc-js' transparent retry of a call refused unsent (GOAWAY): the stream's own recovery does that
- * ({@link isUnsentFailure}); only a client that calls unary alone keeps it.
+ * It costs grpc-js' transparent retry of a call refused unprocessed (REFUSED_STREAM as a plugin goes away), on the stream
+ * and on the unary calls of an `auto` client that fell back: the client sends such a call again itself ({@link refusedUnprocessed}).
  */
 function streamWriteOptions(transport: PluginTransport): Record<string, number> {
   return transport === 'unary' ? {} : { 'grpc.per_rpc_retry_buffer_size': 0 };
