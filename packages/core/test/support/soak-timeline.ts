@@ -84,7 +84,7 @@ export class SoakTimeline {
     this.timer = setTimeout(() => (this.ticking = tick()), SAMPLE_MS).unref();
   }
 
-  /** Takes a last sample and stops. */
+  /** Stops sampling: a sample under way is kept, none is taken after it (the last is at most {@link SAMPLE_MS} old). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
