@@ -402,6 +402,8 @@ describe('pool mode: replacement before drain', () => {
     [{ mode: 'pools' }, /config mode "pools" is not one of instance, pool/],
     [{ tag: 'cluster' }, /config tag "cluster" must be key=value/],
     [{ waitTimeout: 'soon' }, /config waitTimeout "soon" is not a duration/],
+    // As --pool-wait-timeout: 0 would give up on the replacements it just launched, on every call and retry.
+    [{ waitTimeout: '0s' }, /config waitTimeout "0s" must be more than 0/],
     // A typo, or a key of another plugin's entry, would otherwise leave the default in force without a word.
     [{ waitTimout: '20m' }, /config: unknown key "waitTimout" \(it takes mode, tag, subnets, waitTimeout\)$/],
     [{ maxUnavailable: '2', minInterval: '30s' }, /config: unknown key "maxUnavailable", "minInterval" /],

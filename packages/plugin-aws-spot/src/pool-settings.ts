@@ -98,6 +98,8 @@ export function poolSettings(context: HandleContext, defaults: PoolOptions): Poo
   if (config.waitTimeout !== undefined) {
     const parsed = parseDuration(config.waitTimeout);
     if (parsed === undefined) throw invalid(context, 'waitTimeout', config.waitTimeout, 'is not a duration (e.g. 90s, 5m)');
+    // As --pool-wait-timeout refuses 0s: every call, and every retry, would give up on what it just launched.
+    if (parsed === 0) throw invalid(context, 'waitTimeout', config.waitTimeout, 'must be more than 0 (e.g. 90s, 5m)');
     waitTimeoutMs = parsed;
   }
   return {
