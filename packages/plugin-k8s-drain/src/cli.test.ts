@@ -62,12 +62,20 @@ describe('hollowtrees-k8s-drain', () => {
   it('exits 2 at start naming the kubeconfig and where it was named (--kubeconfig, $KUBECONFIG) when it is missing or is no kubeconfig', async () => {
     const dir = await workDir();
     const [missing, notKubeconfig] = [join(dir, 'missing'), await kubeconfigFor('just: some yaml\n')];
-    const [byFlag, byEnv, notOne] = await Promise.all([run(['--kubeconfig', missing]), run([], { KUBECONFIG: missing }), run(['--kubeconfig', notKubeconfig])]);
-    for (const proc of [byFlag, byEnv, notOne]) expect(await proc.exited).toBe('code 2');
+    // A current-context left naming a context since deleted: it does name one, just none the file has.
+    const dangling = await kubeconfigFor('current-context: gone\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n- name: b\n  context: {cluster: c, user: u}\n');
+    const [byFlag, byEnv, notOne, danglingCurrent] = await Promise.all([
+      run(['--kubeconfig', missing]),
+      run([], { KUBECONFIG: missing }),
+      run(['--kubeconfig', notKubeconfig]),
+      run([], { KUBECONFIG: dangling }),
+    ]);
+    for (const proc of [byFlag, byEnv, notOne, danglingCurrent]) expect(await proc.exited).toBe('code 2');
     const said = (what: string) => new RegExp(`^hollowtrees-k8s-drain: no usable Kubernetes credentials: ${what.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\nSet --kubeconfig`);
     expect(byFlag.output()).toMatch(said(`--kubeconfig ${missing}: no such file or directory`));
     expect(byEnv.output()).toMatch(said(`$KUBECONFIG ${missing}: no such file or directory`));
     expect(notOne.output()).toMatch(said(`--kubeconfig ${notKubeconfig}: it names no current-context and has no contexts: is it a kubeconfig?`));
+    expect(danglingCurrent.output()).toMatch(said(`$KUBECONFIG ${dangling}: its current-context "gone" is none of its contexts: pass --context (it has: a, b)`));
    }, 60_000);
 
   it('exits 2 at start when the API server refuses its credentials', async () => {
@@ -88,7 +96,7 @@ describe('hollowtrees-k8s-drain', () => {
     expect(unreachable.output()).toContain(`cannot list nodes with the Kubernetes API at ${kube.url}`);
     expect(unreachable.output()).toContain('cannot reach the Kubernetes API');
     expect(await noContext.exited).toBe('code 2');
-    expect(noContext.output()).toContain('the kubeconfig has no context "prod" (it has: testkit)');
+    expect(noContext.output()).toContain(`--kubeconfig ${kubeconfig}: it has no context "prod" (it has: testkit)`);
   });
 
   it('exits 0 at a SIGTERM while it is still starting (checking its access to an API server that does not answer), not only once it serves', async () => {

@@ -30,12 +30,16 @@ export function loadKubeConfig(options: { path?: string; context?: string } = {}
     throw new Error('no kubeconfig found: $KUBECONFIG is unset, ~/.kube/config does not exist, and there is no in-cluster service account');
   }
   const contexts = kc.getContexts().map((c) => c.name);
+  const has = `(it has: ${contexts.join(', ') || 'none'})`;
   if (options.context) {
-    if (!kc.getContextObject(options.context)) throw new Error(`the kubeconfig has no context "${options.context}" (it has: ${contexts.join(', ') || 'none'})`);
+    if (!kc.getContextObject(options.context)) throw new Error(`${source}: it has no context "${options.context}" ${has}`);
     kc.setCurrentContext(options.context);
   } else if (!kc.getContextObject(kc.getCurrentContext())) {
     // Any YAML loads (a wrong file, an empty one): said here, not as "no cluster for context undefined" at the first call.
-    throw new Error(contexts.length === 0 ? `${source}: it names no current-context and has no contexts: is it a kubeconfig?` : `${source}: it names no current-context: pass --context (it has: ${contexts.join(', ')})`);
+    const current = kc.getCurrentContext();
+    if (contexts.length === 0) throw new Error(`${source}: it names no current-context and has no contexts: is it a kubeconfig?`);
+    // A current-context naming a context since deleted is not "none": the operator would look for a missing line.
+    throw new Error(current ? `${source}: its current-context "${current}" is none of its contexts: pass --context ${has}` : `${source}: it names no current-context: pass --context ${has}`);
   }
   return kc;
 }
