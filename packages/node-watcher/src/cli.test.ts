@@ -62,6 +62,14 @@ describe('hollowtrees-node-watcher', () => {
     expect(proc.output()).toBe(`hollowtrees-node-watcher: --listen ${listen}: the port is already in use`);
   });
 
+  it('a --listen host this machine does not have, or that does not resolve, exits 2 naming it, as core does: the flag must change', async () => {
+    const flags = ['--dry-run', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1', '--listen'];
+    const [notHere, unresolved] = [run([...flags, '10.254.253.1:9102']), run([...flags, 'nosuchhost.invalid:9102'])];
+    expect([await notHere.exited, await unresolved.exited]).toEqual(['code 2', 'code 2']);
+    expect(notHere.output()).toBe('hollowtrees-node-watcher: --listen 10.254.253.1:9102: this machine has no such address');
+    expect(unresolved.output()).toBe('hollowtrees-node-watcher: --listen nosuchhost.invalid:9102: the host name does not resolve');
+  });
+
   it('--once --dry-run logs the event it would send and exits 0', async () => {
     const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
     imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });

@@ -55,7 +55,7 @@ export interface RunningWatcher {
   stop(): Promise<void>;
 }
 
-/** Why a watcher could not start, for the bin to print before exiting 1. */
+/** Why a watcher could not start, for the bin to print before exiting with its code (1 unless the operator must change a flag). */
 export class StartError extends StartFailure {
   override readonly name = 'StartError';
 }
@@ -124,13 +124,21 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   };
 }
 
-/** Why the health server could not listen, as an operator fixes it: Node's `listen EADDRINUSE: ...` names neither. */
-function listenProblem(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return 'the port is already in use';
-  if (code === 'EADDRNOTAVAIL') return 'this machine has no such address';
-  if (code === 'EACCES') return 'permission denied (a port below 1024 needs privileges)';
-  return err instanceof Error ? err.message : String(err);
+/** Listen errors that mean the host is not one of this machine's: the flag must change, exit 2 as core's. */
+const NOT_THIS_MACHINE: Readonly<Record<string, string>> = {
+  EADDRNOTAVAIL: 'this machine has no such address',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name does not resolve',
+};
+
+/** Why the health server could not listen, as an operator fixes it (Node's `listen EADDRINUSE: ...` names neither), and the exit code. */
+function listenFailure(listen: string, err: unknown): StartError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const notHere = NOT_THIS_MACHINE[code];
+  if (notHere) return new StartError(`--listen ${listen}: ${notHere}`, 2);
+  if (code === 'EADDRINUSE') return new StartError(`--listen ${listen}: the port is already in use`);
+  if (code === 'EACCES') return new StartError(`--listen ${listen}: permission denied (a port below 1024 needs privileges)`);
+  return new StartError(`--listen ${listen}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 /**
@@ -147,7 +155,7 @@ export async function runWatcher(settings: WatcherSettings, options: RunOptions)
     status: () => watcher?.status() ?? { cloud: null, instance_id: null, last_poll: null, pending: 0 },
     notReady: () => (watcher ? watcher.notReady() : detecting),
   }).catch((err: unknown) => {
-    throw new StartError(`--listen ${settings.listen}: ${listenProblem(err)}`);
+    throw listenFailure(settings.listen, err);
   });
   let close: () => Promise<void>;
   try {
