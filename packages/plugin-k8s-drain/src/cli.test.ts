@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -70,11 +70,17 @@ describe('hollowtrees-k8s-drain', () => {
       run(['--kubeconfig', notKubeconfig]),
       run([], { KUBECONFIG: dangling }),
     ]);
-    for (const proc of [byFlag, byEnv, notOne, danglingCurrent]) expect(await proc.exited).toBe('code 2');
+    // Found by the default chain in ~/.kube/config: named as such, the file the operator would not think of.
+    const home = await workDir();
+    await mkdir(join(home, '.kube'));
+    await writeFile(join(home, '.kube', 'config'), 'just: some yaml\n');
+    const byHome = await run([], { HOME: home });
+    for (const proc of [byFlag, byEnv, notOne, danglingCurrent, byHome]) expect(await proc.exited).toBe('code 2');
     const said = (what: string) => new RegExp(`^hollowtrees-k8s-drain: no usable Kubernetes credentials: ${what.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\nSet --kubeconfig`);
     expect(byFlag.output()).toMatch(said(`--kubeconfig ${missing}: no such file or directory`));
     expect(byEnv.output()).toMatch(said(`$KUBECONFIG ${missing}: no such file or directory`));
     expect(notOne.output()).toMatch(said(`--kubeconfig ${notKubeconfig}: it names no current-context and has no contexts: is it a kubeconfig?`));
+    expect(byHome.output()).toMatch(said(`~/.kube/config ${join(home, '.kube', 'config')}: it names no current-context and has no contexts: is it a kubeconfig?`));
     expect(danglingCurrent.output()).toMatch(said(`$KUBECONFIG ${dangling}: its current-context "gone" is none of its contexts: pass --context (it has: a, b)`));
    }, 60_000);
 

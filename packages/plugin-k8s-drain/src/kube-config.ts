@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 
 /** `ENOENT: no such file or directory, open '/x'` as `no such file or directory`: the caller names the file and where it was named. */
@@ -10,7 +13,7 @@ function readProblem(err: unknown): string {
  * Loads a kubeconfig: the file at `path` when given, else the client's default
  * chain ($KUBECONFIG, ~/.kube/config, then the in-cluster service account).
  * `context` switches from the file's current context.
- * @throws Error naming the file and where it was named (`--kubeconfig`, `$KUBECONFIG`) when it cannot
+ * @throws Error naming the file and where it was named (`--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`) when it cannot
  * be read or names no context to use; when the default chain finds nothing (the client would
  * silently fall back to http://localhost:8080, which fails only at the first call); or when
  * `context` is not in the file.
@@ -18,7 +21,9 @@ function readProblem(err: unknown): string {
 export function loadKubeConfig(options: { path?: string; context?: string } = {}): KubeConfig {
   const kc = new KubeConfig();
   const { KUBECONFIG } = process.env;
-  const source = options.path ? `--kubeconfig ${options.path}` : KUBECONFIG ? `$KUBECONFIG ${KUBECONFIG}` : 'the kubeconfig';
+  const home = join(homedir(), '.kube', 'config');
+  // The default chain's next file after $KUBECONFIG: named too, an operator may not know it is there.
+  const source = options.path ? `--kubeconfig ${options.path}` : KUBECONFIG ? `$KUBECONFIG ${KUBECONFIG}` : existsSync(home) ? `~/.kube/config ${home}` : 'the kubeconfig';
   try {
     if (options.path) kc.loadFromFile(options.path);
     else kc.loadFromDefault();
