@@ -56,7 +56,7 @@ describe('hollowtrees-aws-spot', () => {
   it('a usage error names the argument and how to get help, on two lines of stderr, and exits 2, as every Hollowtrees bin answers one', () => {
     for (const [args, said] of [
       [['--nope'], "Unknown option '--nope'"],
-      [['--port', '70000'], '--port must be an integer from 0 to 65535, got "70000"'],
+      [['--pool-wait-timeout', '0s'], '--pool-wait-timeout must be a duration from 1s to 24h (e.g. 90s, 5m), got "0s"'],
       [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
     ] as const) {
       expect(spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 })).toMatchObject(usageRefusal('hollowtrees-aws-spot', said));
