@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
+import { listenFailure, systemClock, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';
@@ -90,13 +90,6 @@ const SWEEP_MS = 30_000;
 export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
-
-/** Listen errors that mean the configured host is not one of this machine's: a configuration error. */
-const NOT_THIS_MACHINE: Readonly<Record<string, string>> = {
-  EADDRNOTAVAIL: 'no interface of this machine has that address',
-  ENOTFOUND: 'the host name does not resolve',
-  EAI_AGAIN: 'the host name does not resolve',
-};
 
 /** Starts the receiver and the flow engine on a validated configuration. */
 export async function startHollowtrees(loaded: LoadedConfig, options: StartOptions = {}): Promise<Hollowtrees> {
@@ -216,11 +209,9 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const startProblem = (source: EventSource, err: unknown): Error => {
     if (err instanceof SqsRegionMissing) return new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);
     if (source !== receiver) return new StartupError(`source "${source.name}" cannot start: ${err instanceof Error ? err.message : String(err)}`);
-    const { code, name } = err as NodeJS.ErrnoException;
     // An address this machine does not have is a mistake in the configuration (exit 2); a port in use is not.
-    const notHere = NOT_THIS_MACHINE[code ?? ''];
-    if (notHere) return listenProblem(notHere);
-    return new StartupError(`cannot listen on ${shownListen}: ${code === 'EADDRINUSE' ? 'the port is already in use' : (code ?? name)}`);
+    const { reason, notThisMachine } = listenFailure(err);
+    return notThisMachine ? listenProblem(reason) : new StartupError(`cannot listen on ${shownListen}: ${reason}`);
   };
   await sources.start(sink, startProblem).catch(async (err: unknown) => {
     await closeStarted();

@@ -66,7 +66,7 @@ describe('hollowtrees-node-watcher', () => {
     const flags = ['--dry-run', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1', '--listen'];
     const [notHere, unresolved] = [run([...flags, '10.254.253.1:9102']), run([...flags, 'nosuchhost.invalid:9102'])];
     expect([await notHere.exited, await unresolved.exited]).toEqual(['code 2', 'code 2']);
-    expect(notHere.output()).toBe('hollowtrees-node-watcher: --listen 10.254.253.1:9102: this machine has no such address');
+    expect(notHere.output()).toBe('hollowtrees-node-watcher: --listen 10.254.253.1:9102: no interface of this machine has that address');
     expect(unresolved.output()).toBe('hollowtrees-node-watcher: --listen nosuchhost.invalid:9102: the host name does not resolve');
   });
 

@@ -1,4 +1,4 @@
-import { exponentialBackoff, pluginLogger, StartFailure, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
+import { exponentialBackoff, listenFailure, pluginLogger, StartFailure, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';
@@ -124,21 +124,10 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   };
 }
 
-/** Listen errors that mean the host is not one of this machine's: the flag must change, exit 2 as core's. */
-const NOT_THIS_MACHINE: Readonly<Record<string, string>> = {
-  EADDRNOTAVAIL: 'this machine has no such address',
-  ENOTFOUND: 'the host name does not resolve',
-  EAI_AGAIN: 'the host name does not resolve',
-};
-
-/** Why the health server could not listen, as an operator fixes it (Node's `listen EADDRINUSE: ...` names neither), and the exit code. */
-function listenFailure(listen: string, err: unknown): StartError {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  const notHere = NOT_THIS_MACHINE[code];
-  if (notHere) return new StartError(`--listen ${listen}: ${notHere}`, 2);
-  if (code === 'EADDRINUSE') return new StartError(`--listen ${listen}: the port is already in use`);
-  if (code === 'EACCES') return new StartError(`--listen ${listen}: permission denied (a port below 1024 needs privileges)`);
-  return new StartError(`--listen ${listen}: ${err instanceof Error ? err.message : String(err)}`);
+/** Why the health server could not listen, as an operator fixes it, and the exit code (2: the flag must change, as core's). */
+function listenFailed(listen: string, err: unknown): StartError {
+  const { reason, notThisMachine } = listenFailure(err);
+  return new StartError(`--listen ${listen}: ${reason}`, notThisMachine ? 2 : 1);
 }
 
 /**
@@ -155,7 +144,7 @@ export async function runWatcher(settings: WatcherSettings, options: RunOptions)
     status: () => watcher?.status() ?? { cloud: null, instance_id: null, last_poll: null, pending: 0 },
     notReady: () => (watcher ? watcher.notReady() : detecting),
   }).catch((err: unknown) => {
-    throw listenFailure(settings.listen, err);
+    throw listenFailed(settings.listen, err);
   });
   let close: () => Promise<void>;
   try {
