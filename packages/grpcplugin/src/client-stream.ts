@@ -2,7 +2,7 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Metadata, status, type Client, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import type { ChannelConnections } from './channel-connections.js';
 import { answeredFailure, Code, PluginError } from './errors.js';
-import { HandleRequest, PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { announcedReceiveLimit } from './receive-limit-header.js';
 import { closedBeforeSent, refusedUnprocessed, unsentFailure } from './unsent-call.js';
@@ -16,7 +16,7 @@ interface Pending {
 
 /**
  * A call or a cancel waiting to be written: a cancel as its encoded `StreamCall`, a call as
- * its encoded `HandleRequest` and deadline, framed when written with the time left then.
+ * its `HandleRequest`'s bytes and deadline, framed when written with the time left then.
  * A call has one at a time: its cancel is queued only once the call itself was written.
  */
 type Waiting = { cancel: Uint8Array } | { request: Uint8Array; deadline: number };
@@ -40,23 +40,11 @@ const CALL_FRAMING_BYTES = 1 + 10 + 1 + 5 + 1 + 5 + 1 + 5;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
- * The writers every stream encodes with, one for requests and one for the messages that carry
- * them. An encode runs start to end without yielding, so one writer serves all, and its buffer,
- * grown once, is not grown again from a few bytes for every call (`finish()` returns a copy).
- * The message writer keeps the size of the largest message sent, at most MAX_BATCH_BYTES.
+ * The writer every stream frames its messages with. A message is framed start to end without
+ * yielding, so one writer serves all, and it keeps the size of the largest message sent (at most
+ * MAX_BATCH_BYTES) instead of growing again from a few bytes for each.
  */
-const requestWriter = new BinaryWriter();
 const messageWriter = new BinaryWriter();
-
-/** `request`'s bytes; an encode that throws (a value out of its field's range) leaves the shared writer empty. */
-function encodeRequest(request: HandleRequest): Uint8Array {
-  try {
-    return HandleRequest.encode(request, requestWriter).finish();
-  } catch (err) {
-    requestWriter.finish();
-    throw err;
-  }
-}
 
 /**
  * One `HandleStream` to a plugin, carrying many calls. A call written is matched to its
@@ -131,16 +119,26 @@ export class ClientStream {
     return this.waiting.size;
   }
 
-  /** Sends one call; settles with its answer, its deadline, its cancel or the stream's end. */
-  send(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
+  /** Sends one call, its `HandleRequest` as `requestBytes()` encodes it; settles with its answer, its deadline, its cancel or the stream's end. */
+  send(bytes: Uint8Array, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
+    const timeoutMs = Math.ceil(deadline - Date.now());
+    if (timeoutMs <= 0) return Promise.reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
+    const refused = this.refusal(bytes.length);
+    if (refused) return Promise.reject(refused);
+    const callId = this.nextId++;
+    const answer = this.awaitAnswer(callId, timeoutMs, signal);
+    // Framed with the time it has left when it is written.
+    this.write(callId, { request: bytes, deadline });
+    return answer;
+  }
+
+  /**
+   * The answer of call `callId`, ended here at its deadline or by `signal`. Made apart from
+   * {@link send}: the closures a call keeps until its answer would otherwise hold `send`'s scope,
+   * and with it the request's bytes, long after they were written.
+   */
+  private awaitAnswer(callId: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
     return new Promise<PluginResponse>((resolve, reject) => {
-      const callId = this.nextId++;
-      const timeoutMs = Math.ceil(deadline - Date.now());
-      if (timeoutMs <= 0) return reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
-      // Encoded once, here, to check its size; framed with the time it has left when it is written.
-      const bytes = encodeRequest(request);
-      const refused = this.refusal(bytes.length);
-      if (refused) return reject(refused);
       // Ends the call here, and in the plugin too once it has the call: core retries a call
       // that passed its deadline, which must not find the first try still at work (a unary
       // call's deadline cancels it in the plugin the same way).
@@ -165,7 +163,6 @@ export class ClientStream {
         reject: (err) => (done(), reject(err)),
         written: false,
       });
-      this.write(callId, { request: bytes, deadline });
     });
   }
 
@@ -233,7 +230,7 @@ export class ClientStream {
         size += length + FRAMING_BYTES;
         pending.written = true;
         // One element of `calls`: a StreamCall {call_id, call: HandleCall {request, timeout_ms}} around the
-        // request encoded in send(), with the time left now (it may have waited while the stream pushed back).
+        // request's bytes, with the time left now (it may have waited while the stream pushed back).
         const timeoutMs = Math.max(1, Math.ceil(entry.deadline - Date.now()));
         writer.uint32(CALLS_TAG).fork();
         writer.uint32(STREAM_CALL_ID_TAG).uint64(callId);

@@ -5,12 +5,13 @@ import type { CloudEvent } from './cloud-event.js';
 import { ClientStream } from './client-stream.js';
 import { answeredFailure, Code, PluginError } from './errors.js';
 import { eventToProto } from './event-codec.js';
-import { PluginServiceClient, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
+import { PluginServiceClient, PluginServiceService, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { markedNotStarted } from './not-started-trailer.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
 import { PLUGIN_SERVICE_NAME } from './service-name.js';
+import { requestBytes } from './request-bytes.js';
 import { checkedMessageBytes } from './message-limit.js';
 import { checkedDeadlineMs, checkedTimerMs } from './timer-limit.js';
 import { channelCredentials, type ClientTlsFiles, type ClientTlsOptions } from './tls.js';
@@ -88,6 +89,11 @@ const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Hea
   ...args: ConstructorParameters<typeof Client>
 ) => HealthClient;
 
+/** The unary `Handle` method, called with the request's bytes encoded once per call (see requestBytes()). */
+const HANDLE = PluginServiceService.handle;
+/** Bytes as grpc-js sends them: a Buffer over the same memory. */
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
 /** The largest answer taken from a plugin: see the channel options. */
 const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
 
@@ -163,7 +169,12 @@ export class PluginClient {
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
     const deadline = Date.now() + checkedDeadlineMs('PluginClient.handle: timeoutMs', options.timeoutMs ?? this.defaultTimeoutMs);
-    const request = { event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1, config: { ...options.config } };
+    const config = { ...options.config };
+    // Encoded for each send, not kept: a call waiting for its answer holds neither the message's object tree
+    // (with its copy of the event's data as JSON) nor its bytes once written, only the event its caller holds
+    // anyway. With thousands of calls in flight (a reclaim wave) every young-generation collection copies what
+    // the calls hold; a send again (below) is rare.
+    const request = (): Uint8Array => requestBytes({ event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1, config });
     try {
       return await this.callOnce(request, deadline, options.signal);
     } catch (err) {
@@ -176,7 +187,7 @@ export class PluginClient {
     }
   }
 
-  private async callOnce(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
+  private async callOnce(request: () => Uint8Array, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
     if (signal?.aborted) throw new PluginError(Code.Canceled, 'call cancelled before it started');
     // grpc-js would throw a plain Error for a unary call, and open a stream that ends at once.
     if (this.closed) throw closedBeforeSent();
@@ -188,7 +199,7 @@ export class PluginClient {
       throw new PluginError(Code.Unavailable, `cannot open a stream to the plugin: ${(err as Error).message}`, { cause: err });
     }
     try {
-      return await stream.send(request, deadline, signal);
+      return await stream.send(request(), deadline, signal);
     } catch (err) {
       // The plugin has no stream: it never saw the call, which goes out again as a unary call.
       if (!stream.unimplemented || this.transport === 'stream' || !(err instanceof PluginError) || err.code !== Code.Unimplemented) throw err;
@@ -211,11 +222,11 @@ export class PluginClient {
     return stream;
   }
 
-  private callUnary(request: HandleRequest, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
+  private callUnary(request: () => Uint8Array, deadline: number, signal: AbortSignal | undefined): Promise<PluginResponse> {
     return new Promise<PluginResponse>((resolve, reject) => {
       const mark = this.connections.mark();
       // grpc-js passes a response whenever it passes no error.
-      const call = this.client.handle(request, new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
+      const call = this.client.makeUnaryRequest(HANDLE.path, asBuffer, HANDLE.responseDeserialize, request(), new Metadata(), { deadline }, (err: ServiceError | null, response?: HandleResponse) => {
         signal?.removeEventListener('abort', cancel);
         if (!err) return resolve(fromResponse(response!));
         const failure = signal?.aborted || this.closed ? fromServiceError(err) : unaryFailure(err);

@@ -6,6 +6,8 @@
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { credentials, Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { rejectionOf } from '@hollowtrees/testkit';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { ChannelConnections } from './channel-connections.js';
 import { PluginClient, type PluginTransport } from './client.js';
@@ -18,6 +20,7 @@ import type { LogFields, PluginLogger } from './plugin-logger.js';
 import { HandleCall, HandleStatus, PluginServiceClient, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { serve } from './serve.js';
 import { receiveLimitHeaders } from './receive-limit-header.js';
+import { requestBytes } from './request-bytes.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
 import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 import { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
@@ -368,6 +371,32 @@ describe('a call that ends while it waits in the plugin for a free slot', () => 
   });
 });
 
+describe('what a call waiting for its answer keeps', () => {
+  it("not its own copy of the event's data as JSON: 50 calls of one 512 KiB event add well under 25 MiB to the heap", async () => {
+    // A reclaim wave keeps thousands of calls in flight for the plugin's time each: what every one of them holds is
+    // copied by each young-generation collection. Each used to keep the request's message object (with the event's
+    // data as JSON) and its encoded bytes until answered: two copies of the event per call, here 50 MiB.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // The plugin in a process of its own: what it holds of the calls is not counted here.
+    const plugin = await stuckPluginProcess(51, pairs.defer);
+    const client = new PluginClient(`127.0.0.1:${plugin.port}`, { transport: 'stream' });
+    pairs.defer(() => client.close());
+    await client.handle(eventWithId('warm-up'), { flow: 'f', timeoutMs: 100 }).catch(() => {});
+    const big: CloudEvent = { ...testEvent, data: { blob: 'x'.repeat(512 * 1024) } };
+    gc();
+    const before = process.memoryUsage();
+    const calls = Array.from({ length: 50 }, () => client.handle(big, { flow: 'f', timeoutMs: 120_000 }).catch(() => {}));
+    await plugin.allIn;
+    gc();
+    const after = process.memoryUsage();
+    // V8's heap: each call kept its data as JSON there (25 MiB). Buffers outside it are not compared: the last messages'
+    // (up to 4 MiB each) are let go only as their writes complete, whenever that is.
+    expect((after.heapUsed - before.heapUsed) / 2 ** 20).toBeLessThan(10);
+    expect(calls).toHaveLength(50);
+  });
+});
+
 describe('calls that wait in the client while the stream pushes back', () => {
   it('a call that ends (its deadline) before it could be written leaves nothing of it behind: what waits to be written does not grow', async () => {
     // The plugin holds two calls for ever and reads no more, so 64 KB requests fill HTTP/2's windows.
@@ -376,7 +405,8 @@ describe('calls that wait in the client while the stream pushes back', () => {
     pairs.defer(() => grpc.close());
     const calls = new ClientStream(grpc, 16 * 1024 * 1024, new ChannelConnections(grpc.getChannel()), () => {});
     const big: CloudEvent = { ...testEvent, data: { labels: { node: 'n1' }, big: 'x'.repeat(64 * 1024) } };
-    const send = (timeoutMs: number) => calls.send({ event: eventToProto(big), flow: 'f', attempt: 1, config: {} }, Date.now() + timeoutMs, undefined);
+    const request = requestBytes({ event: eventToProto(big), flow: 'f', attempt: 1, config: {} });
+    const send = (timeoutMs: number) => calls.send(request, Date.now() + timeoutMs, undefined);
     // Two calls whose deadline comes after the test take both slots (a call frees its slot at its deadline).
     for (let i = 0; i < 2; i++) send(60_000).catch(() => {});
     // Then more such calls, one a turn, until one is left waiting: the windows are full and the stream pushes back.
