@@ -89,7 +89,7 @@ const HealthClientConstructor = makeGenericClientConstructor(healthService, 'Hea
   ...args: ConstructorParameters<typeof Client>
 ) => HealthClient;
 
-/** The unary `Handle` method, called with the request's bytes encoded once per call (see requestBytes()). */
+/** The unary `Handle` method, called with the request's bytes (see requestBytes()). */
 const HANDLE = PluginServiceService.handle;
 /** Bytes as grpc-js sends them: a Buffer over the same memory. */
 const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -165,7 +165,8 @@ export class PluginClient {
    * the connection error, when it never came, and CANCELLED when the call was cancelled or
    * the client closed while it waited. A call that may have reached the plugin
    * is never sent again here: it fails (UNAVAILABLE when the connection broke or the plugin reset the call) and
-   * the caller's retry policy, with its attempt numbers, decides.
+   * the caller's retry policy, with its attempt numbers, decides. A call sent again reads `event`
+   * again: leave it unchanged until the call settles.
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
     const deadline = Date.now() + checkedDeadlineMs('PluginClient.handle: timeoutMs', options.timeoutMs ?? this.defaultTimeoutMs);
