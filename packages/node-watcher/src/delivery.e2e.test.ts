@@ -70,7 +70,10 @@ describe('delivery to core', () => {
     const refusedWaits = await Promise.all(
       jitters.map(async (jitterMs) => {
         const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
-        const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url }), () => jitterMs), (w) => w.stop());
+        // No stop grace: core's queue stays full until the cleanup frees it after the watchers, so
+        // each would spend its whole grace (5 s) on a notice this test has no more use for.
+        const settings = testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, stopGraceMs: 0 });
+        const watcher = cleanups.add(await startTestWatcher(settings, () => jitterMs), (w) => w.stop());
         threeNotices(imds);
         await until('a 503 queue_full', () => watcher.lines.some((l) => l.reason === 'queue_full'));
         return watcher.lines.find((l) => l.reason === 'queue_full')!.retry_in_ms;
