@@ -442,8 +442,8 @@ describe('pool mode', () => {
     holdOn(api, 'pool-1');
     // An operator cordoned pool-6 before the surge: that cordon outlives the resolution.
     api.cluster.patchNode('pool-6', 'application/merge-patch+json', { spec: { unschedulable: true } });
-    const before = handlerFor(api, { replyMarginMs: 200 });
-    await rejection(before.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    const clock = jumpableClock();
+    await drainUntilDeadline(handlerFor(api, { replyMarginMs: 200, clock }), clock, surge(), api);
     expectPool(api, CORDONED);
     const record = (name: string) => poolRecord(api, name) ?? null;
     expect(record('pool-6')).toEqual({ pool: POOL_NAME, surgeAt: new Date(TIME).toISOString(), uid: api.cluster.node('pool-6')!.metadata.uid, wasUnschedulable: true });
@@ -554,7 +554,8 @@ describe('pool mode', () => {
     holdOn(api, 'pool-1');
     // Two core replicas, each with its own plugin: both surges reached the first (the newer joined the drain in
     // progress), the older surge's late resolution the second, which knows the cordons only from the nodes' records.
-    const first = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    const first = handlerFor(api, { replyMarginMs: 200, clock });
     const second = handlerFor(api, { replyMarginMs: 200 });
     const older = rejection(first.handle(surge(), context({ mode: 'pool' }, 4_000)));
     await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
@@ -566,6 +567,8 @@ describe('pool mode', () => {
     // Before, this resolution undid the cordons the newer surge's drain went on with.
     expect(await second.handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
     expectPool(api, CORDONED);
+    // The drain's end is not what is tested: its calls' deadlines come now rather than in the rest of their 4 s.
+    clock.jump(4_000);
     await Promise.all([older, newer]);
   });
 
@@ -714,8 +717,11 @@ describe('pool mode', () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
     // The older surge's drain runs out of time; the plugin restarts; core's retry of that surge finds the pool cordoned.
-    await rejection(handlerFor(api, { replyMarginMs: 200 }).handle(surge(), context({ mode: 'pool' }, 2_000)));
-    const after = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    await drainUntilDeadline(handlerFor(api, { replyMarginMs: 200, clock }), clock, surge(), api);
+    // The restarted process's clock: on time again, as the deadlines core sets.
+    const restartedClock = jumpableClock();
+    const after = handlerFor(api, { replyMarginMs: 200, clock: restartedClock });
     const before = dbRefusals(api);
     const retry = rejection(after.handle(surge(), { ...context({ mode: 'pool' }, 4_000), attempt: 2 }));
     await vi.waitFor(() => expect(dbRefusals(api)).toBeGreaterThan(before), { timeout: 10_000, interval: 20 });
@@ -727,6 +733,7 @@ describe('pool mode', () => {
     // The older surge's late resolution, to another plugin process: it leaves the newer surge's pool cordoned.
     expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
     expectPool(api, CORDONED);
+    restartedClock.jump(4_000);
     await Promise.all([retry, newer]);
     // And to this one, once the drain has run out of time: before, it undid every cordon its memory had learnt from the old records.
     await onlyTheNewerResolutionUncordons(api, after);
@@ -770,9 +777,10 @@ describe('pool mode', () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
     // Two core replicas, each with its own plugin: the surge reached the first, pool-3's interruption notice the second.
-    const first = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    const first = handlerFor(api, { replyMarginMs: 200, clock });
     const second = handlerFor(api);
-    await rejection(first.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    await drainUntilDeadline(first, clock, surge(), api);
     const notice: CloudEvent = { ...surge({ node: 'pool-3' }), id: 'notice-pool-3', type: 'aws.ec2.spot-interruption' };
     expect(await second.handle(notice, context({}))).toMatchObject({ attributes: { node: 'pool-3', pods_remaining: '0' } });
 
@@ -1106,10 +1114,15 @@ describe('pool mode: the edges', () => {
   it('the cordons a drain leaves at its deadline are held for the newer surge that joined it: the older surge\'s late resolution leaves them', async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 200, clock });
     const first = rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
     await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
     const second = rejection(handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 2_000)));
+    // Once the newer surge has joined (the nodes record it), both deadlines come now, not in the rest of their 2 s.
+    const newerAt = new Date(TIME + 120_000).toISOString();
+    await vi.waitFor(() => POOL.forEach((name) => expect(recordedSurgeAt(api, name)).toBe(newerAt)), { timeout: 10_000, interval: 20 });
+    clock.jump(2_000);
     expect((await first).code).toBe(Code.DeadlineExceeded);
     expect((await second).code).toBe(Code.DeadlineExceeded);
 
@@ -1454,17 +1467,22 @@ describe('pool mode: the edges', () => {
   it("a notice for a node a resolution has just uncordoned cordons it again, though the node cache has not seen the uncordon yet", async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 200, clock });
     handler.start();
     const notice: CloudEvent = { ...surge({ node: 'pool-4' }), id: 'notice-pool-4', type: 'aws.ec2.spot-interruption' };
     // A drain that runs out of time leaves pool-4 cordoned; the node cache sees that meanwhile.
-    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    await drainUntilDeadline(handler, clock, surge(), api);
     // The watches fall silent (a dropped connection neither end hears of): the cache still has pool-4 cordoned after the resolution.
     api.silenceOpenWatches();
     await handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect(cordoned(api, 'pool-4')).toEqual(UNCORDONED);
-    // The evicted pods are not seen gone either (the pod cache is silent too): the drain ends at its deadline, which is not what is tested.
-    await handler.handle(notice, context({}, 1_000)).catch(() => {});
+    // The evicted pods are not seen gone either (the pod cache is silent too): the drain ends at its deadline, which is not
+    // what is tested, so that deadline comes once the notice has cordoned pool-4.
+    const draining = handler.handle(notice, { ...context({}), deadline: new Date(clock.now() + 1_000) }).catch(() => {});
+    await vi.waitFor(() => expect(cordoned(api, 'pool-4')).toEqual(CORDONED), { timeout: 10_000, interval: 20 });
+    clock.jump(1_000);
+    await draining;
     expect(cordoned(api, 'pool-4')).toEqual(CORDONED);
   });
 
@@ -1510,9 +1528,10 @@ describe('pool mode: the resolution marker', () => {
   it("a retry stopped by a resolution taken here while it reads the pool's marker answers 'stopped early', naming the nodes it uncordoned, not 'resolved at ...: nothing drained'", async () => {
     const api = await startCluster();
     holdOn(api, 'pool-1');
-    const handler = handlerFor(api, { replyMarginMs: 200 });
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 200, clock });
     // The first try runs out of time with the pool cordoned.
-    await rejection(handler.handle(surge(), context({ mode: 'pool' }, 2_000)));
+    await drainUntilDeadline(handler, clock, surge(), api);
     expectPool(api, CORDONED);
     // core's retry lists the pool, then its read of the marker is held at the stand-in.
     const read = held(cleanups);
