@@ -25,6 +25,7 @@ import type { CloudEvent, EventData } from './cloud-event.js';
 import type { LogFields, PluginLogger } from './plugin-logger.js';
 
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
+export { jumpableClock, type JumpableClock } from './jumpable-clock.js';
 export { manualClock, type ManualClock } from './manual-clock.js';
 export { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
 

@@ -2,12 +2,11 @@ import { Code, PluginClient, PluginError, serve, type CloudEvent, type HandleCon
 import { jsonLogger } from '@hollowtrees/grpcplugin';
 import { rejectionOf, startKubeApiServer, type KubeApiServer, type KubeNode, type KubePod } from '@hollowtrees/testkit';
 import { KubeConfig } from '@kubernetes/client-node';
-import { manualClock, recordingLogger } from '@hollowtrees/grpcplugin/testing';
+import { jumpableClock, manualClock, recordingLogger, type JumpableClock } from '@hollowtrees/grpcplugin/testing';
 import { describe, expect, it, vi } from 'vitest';
 import { createDrainHandler, type DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { DrainOptions } from './options.js';
-import { jumpableClock, type JumpableClock } from './test-support/jumpable-clock.js';
 import { cleanupsAfterEach, held } from './test-support/kube.js';
 
 const cleanups = cleanupsAfterEach();

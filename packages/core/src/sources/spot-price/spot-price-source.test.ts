@@ -1,7 +1,7 @@
 import { labelsOf } from '@hollowtrees/grpcplugin';
+import { jumpableClock, type JumpableClock } from '@hollowtrees/grpcplugin/testing';
 import { pollUntil, startAwsStandIn, type AwsStandIn, type SpotPool } from '@hollowtrees/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { movableClock } from '../../../test/support/movable-clock.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../../test/support/recording-plugin.js';
 import { startTestCore, type TestCore } from '../../../test/support/start-core.js';
 import { parseConfig } from '../../config/load-config.js';
@@ -18,6 +18,8 @@ afterAll(() => vi.unstubAllEnvs());
 let aws: AwsStandIn;
 let plugin: RecordingPlugin;
 let core: TestCore | undefined;
+/** Core's clock in each test: {@link morePolls} moves it to the source's next poll rather than waiting for it. */
+let clock: JumpableClock;
 
 afterEach(async () => {
   await core?.close();
@@ -36,6 +38,7 @@ const c5b: SpotPool = { instanceType: 'c5.xlarge', availabilityZone: 'us-east-1b
 
 /** Starts the stand-in and a recording plugin behind one flow that takes both spot-price event types. */
 async function startParts(behaviour?: Parameters<typeof startRecordingPlugin>[0]): Promise<void> {
+  clock = jumpableClock();
   aws = await startAwsStandIn();
   plugin = await startRecordingPlugin(behaviour);
 }
@@ -60,13 +63,25 @@ ${flowExtra}sources:
       interval: 250ms
 ${source}`;
 
+/** Core on the test's {@link clock}. */
+const startCore = (yaml: string): Promise<TestCore> => startTestCore(yaml, { clock });
 const polls = (): number => aws.callsTo('DescribeSpotPriceHistory').filter((c) => c.errorCode === undefined && c.params['NextToken'] === undefined).length;
 const state = (): string => `${polls()} polls; plugin got ${plugin.calls.length} calls: ${plugin.calls.map((c) => c.event.type).join(', ')}`;
 const eventually = (check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => pollUntil(check, ms, state);
-/** Waits until `more` further polls have been answered. */
+/** The sources' `interval` in {@link coreYaml}. */
+const POLL_INTERVAL_MS = 250;
+/**
+ * Waits until `more` further polls have been answered. Between polls the clock jumps to the end of
+ * the source's wait (the first sleep to end, due within an interval), as if that time had gone by:
+ * never further, so the clock moves on no faster than the polls.
+ */
 const morePolls = async (more: number): Promise<void> => {
   const target = polls() + more;
-  await eventually(() => polls() >= target);
+  await eventually(() => {
+    const wake = clock.nextWakeIn();
+    if (polls() < target && wake !== undefined && wake <= POLL_INTERVAL_MS) clock.jump(wake);
+    return polls() >= target;
+  });
 };
 const calls = (type: string): Array<Record<string, string>> => plugin.calls.filter((c) => c.event.type === type).map((c) => labelsOf(c.event));
 
@@ -84,7 +99,7 @@ describe('spot-price source', () => {
   it('a surge in one zone is one event, its end one more; the other pools stay quiet and hysteresis holds a price just under the threshold', async () => {
     await startParts();
     for (const pool of [m5a, m5b, c5a, c5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      instanceTypes: [m5.large, c5.xlarge]
       availabilityZones: [us-east-1a, us-east-1b]
       maxPrice: 0.2
@@ -134,10 +149,10 @@ describe('spot-price source', () => {
       coreYaml(`      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a]
       maxPrice: 0.2`);
-    core = await startTestCore(yaml());
+    core = await startTestCore(yaml(), { clock });
     await eventually(() => plugin.calls.length >= 1);
     await core.close();
-    core = await startTestCore(yaml());
+    core = await startTestCore(yaml(), { clock });
     await eventually(() => plugin.calls.length >= 2);
     await morePolls(2);
     expect(plugin.calls.map((c) => c.event.type)).toEqual(['aws.ec2.spot.price-surge', 'aws.ec2.spot.price-surge']);
@@ -146,9 +161,8 @@ describe('spot-price source', () => {
   });
 
   /** The stand-ins, a clock to move, and a pool whose price jumped 20 s ago (0.03 to 0.05), watched with a 1 min history and jump window. */
-  async function jumpedTwentySecondsAgo(): Promise<{ clock: ReturnType<typeof movableClock>; yaml: string }> {
+  async function jumpedTwentySecondsAgo(): Promise<{ clock: JumpableClock; yaml: string }> {
     await startParts();
-    const clock = movableClock();
     const t0 = clock.now();
     aws.ec2.spotPrices.setSeries(m5a, [
       { price: 0.03, at: new Date(t0 - 10 * MINUTE) },
@@ -169,7 +183,7 @@ describe('spot-price source', () => {
     await eventually(() => plugin.calls.length >= 1);
     // The jump sample is the price in effect when the window opens, then older than the window and its level's window too.
     for (const ahead of [45 * SECOND, 5 * MINUTE]) {
-      clock.advance(ahead);
+      clock.jump(ahead);
       await morePolls(3);
       expect(plugin.calls.map((c) => `${c.event.type} ${labelsOf(c.event)['price']}`)).toEqual(['aws.ec2.spot.price-surge 0.050000']);
     }
@@ -183,7 +197,7 @@ describe('spot-price source', () => {
     core = await startTestCore(yaml, { clock });
     await eventually(() => plugin.calls.length >= 1);
     await core.close();
-    clock.advance(45 * SECOND);
+    clock.jump(45 * SECOND);
     core = await startTestCore(yaml, { clock });
     await eventually(() => plugin.calls.length >= 2);
     await morePolls(2);
@@ -193,7 +207,6 @@ describe('spot-price source', () => {
 
   it('a restart during a surge whose price moved (still above the threshold) announces it with the id it had before, at one more read per poll', async () => {
     await startParts();
-    const clock = movableClock();
     const t0 = clock.now();
     aws.ec2.spotPrices.setSeries(m5a, [
       { price: 0.05, at: new Date(t0 - 10 * MINUTE) },
@@ -215,7 +228,7 @@ describe('spot-price source', () => {
       [2, 3 * 24 * 60 * MINUTE],
     ] as const) {
       await core.close();
-      clock.advance(ahead);
+      clock.jump(ahead);
       core = await startTestCore(yaml(), { clock });
       await eventually(() => plugin.calls.length >= restart + 1);
     }
@@ -238,7 +251,7 @@ describe('spot-price source', () => {
       { price: 0.4, at: ago(60) },
       { price: 0.05, at: resolvedAt },
     ]);
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a]
       maxPrice: 0.2`),
@@ -264,7 +277,7 @@ describe('spot-price source', () => {
       { price: 0.4, at: ago(60) },
       { price: 0.05, at: ago(30) },
     ]);
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(
         BOTH_ZONES_OVER_0_2,
         '  notify:\n    allowedEvents: [aws.ec2.spot.price-surge, aws.ec2.spot.price-surge.resolved]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n',
@@ -284,7 +297,7 @@ describe('spot-price source', () => {
   it('a surge that begins and ends between two polls is not announced, neither its end', async () => {
     await startParts();
     aws.ec2.spotPrices.set(m5a, 0.05, ago(120));
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a]
       maxPrice: 0.2`),
@@ -303,7 +316,7 @@ describe('spot-price source', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     await startParts((_event, _context, index) => (index === 0 ? held : undefined));
     for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(
         BOTH_ZONES_OVER_0_2,
         // One run at a time and no queue: while the first surge's run is held, the second has no room.
@@ -335,7 +348,7 @@ describe('spot-price source', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     await startParts((_event, context) => (context.flow === 'notify' ? held : undefined));
     for (const pool of [m5a, m5b]) aws.ec2.spotPrices.set(pool, 0.05, ago(120));
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(
         BOTH_ZONES_OVER_0_2,
         `${poolFlowKeys}  notify:\n    allowedEvents: [aws.ec2.spot.price-surge]\n    concurrency: 1\n    queueSize: 0\n    plugins: [rec]\n`,
@@ -384,7 +397,7 @@ describe('spot-price source', () => {
       { price: 0.031, at: ago(50) },
     ]);
     aws.ec2.spotPrices.set(m5b, 0.03, ago(100));
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a, us-east-1b]
       onDemandRatio: 0.5
@@ -409,7 +422,7 @@ describe('spot-price source', () => {
     const pool = `      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a]`;
     // One jump over both levels: the same crossing sample for both. Then one fall below the lower level only, then one below both.
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(
         `      name: loose
 ${pool}
@@ -454,7 +467,7 @@ ${pool}
       m5b,
       Array.from({ length: 1_100 }, (_, i) => ({ price: 0.05 + (i % 2) * 0.001, at: new Date(Date.now() - 90 * MINUTE + i * 1_000) })),
     );
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(BOTH_ZONES_OVER_0_2),
     );
     await eventually(() => plugin.calls.length >= 1);
@@ -472,7 +485,7 @@ ${pool}
     ]);
     // The SDK tries each call 3 times: two polls fail.
     aws.faults.throttle(6, { action: 'DescribeSpotPriceHistory' });
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a]
       maxPrice: 0.2`),
@@ -493,7 +506,7 @@ ${pool}
     ]);
     // An endpoint that takes the request and never answers (a stalled proxy or VPC endpoint): longer than the test waits for the source to fail.
     aws.latency.set(20_000);
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      instanceTypes: [m5.large]
       availabilityZones: [us-east-1a]
       callTimeout: 300ms
@@ -511,7 +524,7 @@ ${pool}
     aws.ec2.addInstance({ ...m5a, tags: { cluster: 'prod' } });
     // What a role without ec2:DescribeInstances gets: AWS's message does not name the action.
     aws.faults.fail(1, { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.', status: 403 }, { action: 'DescribeInstances' });
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      discover: { tags: { cluster: prod } }
       maxPrice: 0.2`),
     );
@@ -535,7 +548,7 @@ ${pool}
         { price: 0.9, at: ago(5) },
       ]);
     }
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      discover: { tags: { cluster: prod } }
       maxPrice: 0.2`),
     );
@@ -553,7 +566,7 @@ ${pool}
       { price: 0.05, at: ago(120) },
       { price: 0.9, at: ago(5) },
     ]);
-    core = await startTestCore(
+    core = await startCore(
       coreYaml(`      discover: { tags: { cluster: prod } }
       maxPrice: 0.2`),
     );
@@ -573,7 +586,7 @@ ${pool}
       { price: 0.05, at: ago(120) },
       { price: 0.4, at: ago(30) },
     ]);
-    core = await startTestCore(yaml());
+    core = await startTestCore(yaml(), { clock });
     await eventually(() => plugin.calls.length >= 2);
   }
   const keepFlow = `  keep:
