@@ -6,7 +6,7 @@ import { createDrainHandler, DrainHandler } from './drain-handler.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import { createKubeApi, type KubeApi } from './kube-api.js';
 import { jsonLogger, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
-import { manualClock, recordingLogger } from '@hollowtrees/grpcplugin/testing';
+import { jumpableClock, manualClock, recordingLogger, type JumpableClock } from '@hollowtrees/grpcplugin/testing';
 import type { DrainOptions } from './options.js';
 import { cleanupsAfterEach, held } from './test-support/kube.js';
 
@@ -70,6 +70,15 @@ function pod(name: string, extra: { labels?: Record<string, string>; owner?: str
 }
 
 const rejection = (p: Promise<unknown>): Promise<PluginError> => rejectionOf(p, PluginError);
+
+/**
+ * Moves `clock` `ms` ahead once `ready` holds (what the test checks has happened: an eviction made or refused), so a
+ * call's deadline whose coming is not what is tested comes then instead of being waited out.
+ */
+async function jumpWhen(clock: JumpableClock, ms: number, ready: () => boolean): Promise<void> {
+  await vi.waitFor(() => expect(ready()).toBe(true), { timeout: 10_000, interval: 10 });
+  clock.jump(ms);
+}
 
 const names = (pods: KubePod[]): string[] => pods.map((p) => p.metadata.name).sort();
 const writes = (api: KubeApiServer) => api.requests.filter((r) => r.method !== 'GET');
@@ -520,7 +529,12 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     // 5 ms per grace second: a pod with 1000 s of grace outlasts the drain (3 s, so a busy machine still evicts it in time).
     const api = await startCluster();
     api.cluster.addPod(pod('slow', { owner: ['ReplicaSet', 'api'], grace: 1_000 }));
-    const result = await handlerFor(api, { replyMarginMs: 300, watchCache }).handle(event({ node: 'node-a' }), context(3_000));
+    const clock = jumpableClock();
+    const logger = recordingLogger();
+    const answer = handlerFor(api, { replyMarginMs: 300, watchCache, clock, logger }).handle(event({ node: 'node-a' }), context(3_000));
+    // Once the handler has its eviction's answer: it waits for the pod to go.
+    await jumpWhen(clock, 3_000, () => logger.lines.some((l) => l.message === 'evicted pod'));
+    const result = await answer;
     expect(result.message).toBe('drained node node-a: 1 pods evicted, 1 still terminating at the deadline');
     expect(result.attributes).toMatchObject({ pods_evicted: '1', pods_remaining: '0' });
   });
@@ -657,9 +671,12 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     for (let i = 0; i < 5; i++) api.cluster.addPod(pod(`db-${i}`, { owner: ['StatefulSet', 'db'], labels: { app: 'db' } }));
     api.cluster.addPodDisruptionBudget({ metadata: { name: 'db', namespace: 'apps' }, spec: { selector: { matchLabels: { app: 'db' } }, minAvailable: 5 } });
     const logger = recordingLogger();
-    const handler = handlerFor(api, { replyMarginMs: 300, logger });
+    const clock = jumpableClock();
+    const handler = handlerFor(api, { replyMarginMs: 300, logger, clock });
 
-    const err = await rejection(handler.handle(event({ node: 'node-a' }), context(2_000)));
+    const answer = rejection(handler.handle(event({ node: 'node-a' }), context(2_000)));
+    await jumpWhen(clock, 2_000, () => api.cluster.evictions().some((e) => e.name.startsWith('db-') && e.code === 429));
+    const err = await answer;
     expect(err.message).toMatch(/^drain of node node-a stopped at its deadline: pods_evicted=0 pods_remaining=5 \(apps\/db-0, apps\/db-1, apps\/db-2, apps\/db-3, apps\/db-4\); last reason: /);
     const pods = ['apps/db-0', 'apps/db-1', 'apps/db-2', 'apps/db-3', 'apps/db-4'];
     expect(logger.lines).toContainEqual({ level: 'warn', message: 'drain incomplete', fields: expect.objectContaining({ node: 'node-a', pods_evicted: '0', pods_remaining: '5', pods }) });
