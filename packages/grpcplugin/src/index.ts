@@ -31,6 +31,8 @@ export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './sha
 export { exitOnStopWhileStarting } from './stop-while-starting.js';
 export { UsageError, integerFlag, parseCommandLine, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type CommandLine, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { runBin, StartFailure, type Bin, type InfoCommand } from './bin-main.js';
+export { listenFailure } from './listen-failure.js';
+export { serveStartFailure } from './serve-start-failure.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';
 export type { ServingStatus } from 'grpc-health-check';
 /** The generated protobuf messages and service definition, for tooling that needs the wire types. */

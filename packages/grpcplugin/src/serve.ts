@@ -8,6 +8,8 @@ import { checkedHandler } from './handler-check.js';
 import { shown } from './shown-value.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
+import { checkListenable } from './listen-check.js';
+import { listenFailure } from './listen-failure.js';
 import { streamHandle, type OpenStreams } from './serve-stream.js';
 import { servedPluginService } from './served-stream-codec.js';
 import { unaryHandle } from './serve-unary.js';
@@ -84,9 +86,14 @@ export interface PluginServer {
   close(): Promise<void>;
 }
 
+/** `host` without the brackets an IPv6 address may come in. */
+function bareHost(host: string): string {
+  return host.replace(/^\[(.*)\]$/, '$1');
+}
+
 /** True for an address only this host can reach. */
 function isLoopback(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const bare = bareHost(host).toLowerCase();
   return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
@@ -95,11 +102,16 @@ function bindAddress(host: string, port: number): string {
   return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
 }
 
-function bindError(address: string, port: number, err: Error): Error {
-  if (/EADDRINUSE|address already in use/i.test(err.message)) {
-    return new Error(`cannot serve on ${address}: port ${port} is already in use`, { cause: err });
-  }
-  return new Error(`cannot serve on ${address}: ${err.message}`, { cause: err });
+/** grpc-js's bind error says Node's listen error only in its text (`... errors: [listen EADDRINUSE: ...]`). */
+function listenCode(err: Error): string | undefined {
+  return (err as NodeJS.ErrnoException).code ?? /\blisten (E[A-Z]+)\b/.exec(err.message)?.[1];
+}
+
+/** `cannot serve on <address>: <why, in words>`, with the listen error's `code` for {@link listenFailure}. */
+function bindError(address: string, err: Error): NodeJS.ErrnoException {
+  const code = listenCode(err);
+  const { reason } = listenFailure(code ? { code } : err);
+  return Object.assign(new Error(`cannot serve on ${address}: ${reason}`, { cause: err }), code ? { code } : {});
 }
 
 /**
@@ -108,7 +120,9 @@ function bindError(address: string, port: number, err: Error): Error {
  * of the contract are served, the unary `Handle` and the `HandleStream` core uses
  * by default; the handler sees the same calls, deadlines and cancels from either.
  * Rejects at once with a RangeError when `port` is no whole number from 0 to 65535, with a TypeError when `handler` has no `handle` method (from JavaScript, a bare
- * function: give `{ handle: yourFunction }`), and when the port cannot be bound (`port 9000 is already in use`).
+ * function: give `{ handle: yourFunction }`), and when the port cannot be bound: `cannot serve on 127.0.0.1:9000: the port is already in use`,
+ * the error's `code` Node's listen error (`EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ENOTFOUND`), so {@link listenFailure} tells
+ * an address none of this machine's from a busy port.
  *
  * @example
  * ```ts
@@ -144,11 +158,14 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     handleStream: streamHandle(runner, { maxInFlight: maxPerStream, maxReceiveBytes }, streams),
   });
 
+  const address = bindAddress(host, port);
+  // Checked with node:net first: its error has a code (an address not this machine's, a name that does not resolve, a port
+  // in use), and a bind grpc-js cannot make it also logs to stderr. Its own error is still read should the port go meanwhile.
+  await checkListenable(bareHost(host), port).catch((err: Error) => {
+    throw bindError(address, err);
+  });
   const boundPort = await new Promise<number>((resolve, reject) => {
-    const address = bindAddress(host, port);
-    server.bindAsync(address, serverCredentials(options.tls), (err, bound) =>
-      err ? reject(bindError(address, port, err)) : resolve(bound),
-    );
+    server.bindAsync(address, serverCredentials(options.tls), (err, bound) => (err ? reject(bindError(address, err)) : resolve(bound)));
   });
 
   if (!isLoopback(host) && !requiresClientCertificates(options.tls)) {

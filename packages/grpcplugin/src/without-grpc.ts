@@ -31,4 +31,5 @@ export { exitOnStopWhileStarting } from './stop-while-starting.js';
 export { UsageError, integerFlag, parseCommandLine, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type CommandLine, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { runBin, StartFailure, type Bin, type InfoCommand } from './bin-main.js';
 export { listenFailure } from './listen-failure.js';
+export { serveStartFailure } from './serve-start-failure.js';
 export { invokeHandler, type InvokeOptions, type InvokeOutcome, type InvokeResult } from './invoke.js';

@@ -57,7 +57,8 @@ export type CliCommand = InfoCommand | ServeCommand;
 export interface ServeCommand {
   readonly kind: 'serve';
   readonly port: number;
-  readonly serve: ServeOptions;
+  /** serve()'s options; `host` always set, as `--host` gives it or 127.0.0.1. */
+  readonly serve: ServeOptions & { readonly host: string };
   readonly handler: AwsSpotReplaceOptions;
 }
 

@@ -107,6 +107,24 @@ describe('hollowtrees-aws-spot', () => {
     expect(proc.output()).not.toMatch(/anyone who can reach the port/);
   });
 
+  it('a --host this machine does not have, or that does not resolve, exits 2 naming it, as core does; a port in use exits 1; grpc-js logs nothing of its own', async () => {
+    const imds = await countingServer();
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((r) => busy.close(r)));
+    const port = (busy.address() as AddressInfo).port;
+    // Three starts side by side, each seconds on a loaded machine: hence the minute.
+    const [notHere, unresolved, inUse] = await Promise.all([
+      run(['--region', 'eu-west-1', '--host', '192.0.2.1'], imds.url),
+      run(['--region', 'eu-west-1', '--host', 'no-such-host.invalid'], imds.url),
+      run(['--region', 'eu-west-1', '--port', String(port)], imds.url),
+    ]);
+    expect([await notHere.exited, await unresolved.exited, await inUse.exited]).toEqual(['code 2', 'code 2', 'code 1']);
+    expect(notHere.output()).toBe('hollowtrees-aws-spot: --host 192.0.2.1: no interface of this machine has that address');
+    expect(unresolved.output()).toBe('hollowtrees-aws-spot: --host no-such-host.invalid: the host name does not resolve');
+    expect(inUse.output()).toBe(`hollowtrees-aws-spot: cannot serve on 127.0.0.1:${port}: the port is already in use`);
+  }, 60_000);
+
   it('warns when told to serve every interface without mTLS', async () => {
     const proc = await run(['--region', 'eu-west-1', '--host', '0.0.0.0'], (await countingServer()).url);
     const warning = JSON.parse(await waitForOutput(proc, /anyone who can reach the port/)) as Record<string, unknown>;

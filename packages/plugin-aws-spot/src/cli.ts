@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { exitOnStopWhileStarting, jsonLogger, runBin, StartFailure } from '@hollowtrees/grpcplugin/without-grpc';
+import { exitOnStopWhileStarting, jsonLogger, runBin, serveStartFailure, StartFailure } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseCliArgs, USAGE, type ServeCommand } from './cli-args.js';
 
 async function serveReplacements(command: ServeCommand): Promise<undefined> {
@@ -24,7 +24,7 @@ async function serveReplacements(command: ServeCommand): Promise<undefined> {
     server = await serve(command.port, handler, { ...command.serve, logger, handleSignals: { afterClose: () => handler.close() } });
   } catch (err) {
     void handler.close();
-    throw new StartFailure((err as Error).message);
+    throw serveStartFailure(err, command.serve.host);
   }
   // serve() handles the signals from here on.
   started();

@@ -210,6 +210,26 @@ describe('hollowtrees-k8s-drain', () => {
     expect(proc.output()).toMatch(/"shutdown_timeout_ms":1000,"msg":"stopping/);
   }, 30_000);
 
+  it('a --host this machine does not have, or that does not resolve, exits 2 naming it, as core does; a port in use exits 1; grpc-js logs nothing of its own', async () => {
+    const kube = await startKubeApiServer();
+    cleanups.push(() => kube.close());
+    const kubeconfig = await kubeconfigFor(kube.kubeConfigFileText());
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((r) => busy.close(r)));
+    const port = (busy.address() as AddressInfo).port;
+    // Three starts side by side, each seconds on a loaded machine: hence the minute.
+    const [notHere, unresolved, inUse] = await Promise.all([
+      run(['--kubeconfig', kubeconfig, '--host', '192.0.2.1']),
+      run(['--kubeconfig', kubeconfig, '--host', 'no-such-host.invalid']),
+      run(['--kubeconfig', kubeconfig, '--port', String(port)]),
+    ]);
+    expect([await notHere.exited, await unresolved.exited, await inUse.exited]).toEqual(['code 2', 'code 2', 'code 1']);
+    expect(notHere.output()).toBe('hollowtrees-k8s-drain: --host 192.0.2.1: no interface of this machine has that address');
+    expect(unresolved.output()).toBe('hollowtrees-k8s-drain: --host no-such-host.invalid: the host name does not resolve');
+    expect(inUse.output()).toBe(`hollowtrees-k8s-drain: cannot serve on 127.0.0.1:${port}: the port is already in use`);
+  }, 60_000);
+
   it('warns when told to serve every interface without mTLS', async () => {
     const kube = await startKubeApiServer();
     cleanups.push(() => kube.close());

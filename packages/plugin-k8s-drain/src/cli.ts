@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { exitOnStopWhileStarting, jsonLogger, runBin, StartFailure } from '@hollowtrees/grpcplugin/without-grpc';
+import { exitOnStopWhileStarting, jsonLogger, runBin, serveStartFailure, StartFailure } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseCliArgs, USAGE, type ServeCommand } from './cli-args.js';
 import { SERVICE } from './options.js';
 
@@ -35,7 +35,7 @@ async function serveDrains(command: ServeCommand): Promise<undefined> {
     server = await serve(command.port, handler, { host: command.host, tls: command.tls, shutdownTimeoutMs: command.shutdownTimeoutMs, logger, handleSignals });
   } catch (err) {
     await handler.close();
-    throw new StartFailure((err as Error).message);
+    throw serveStartFailure(err, command.host);
   }
   // serve() handles the signals from here on.
   started();
