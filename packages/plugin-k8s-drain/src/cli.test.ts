@@ -153,6 +153,14 @@ describe('hollowtrees-k8s-drain', () => {
     expect(kube.cluster.pods('node-a').map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual(['hollowtrees/hollowtrees-7d9f']);
   });
 
+  it('exits 2 at start, naming what is missing, when only one of POD_NAMESPACE and POD_NAME is set: its own pod would not be spared', async () => {
+    const [namespaceOnly, nameOnly] = await Promise.all([run([], { POD_NAMESPACE: 'hollowtrees' }), run([], { POD_NAME: 'hollowtrees-7d9f' })]);
+    expect([await namespaceOnly.exited, await nameOnly.exited]).toEqual(['code 2', 'code 2']);
+    const unspared = 'set both from the downward API (metadata.namespace, metadata.name), so a drain of its node never evicts the pod this plugin runs in, or neither';
+    expect(namespaceOnly.output()).toBe(`hollowtrees-k8s-drain: POD_NAMESPACE is set ("hollowtrees") but POD_NAME is not: ${unspared}`);
+    expect(nameOnly.output()).toBe(`hollowtrees-k8s-drain: POD_NAME is set ("hollowtrees-7d9f") but POD_NAMESPACE is not: ${unspared}`);
+  });
+
   it('a rolling update: a SIGTERM lets the drain in flight finish while the next drain goes to the new process; each pod is evicted once', async () => {
     const kube = await startKubeApiServer();
     cleanups.push(() => kube.close());

@@ -2,9 +2,12 @@
 import { exitOnStopWhileStarting, jsonLogger, runBin, serveStartFailure, StartFailure } from '@hollowtrees/grpcplugin/without-grpc';
 import { parseCliArgs, USAGE, type ServeCommand } from './cli-args.js';
 import { SERVICE } from './options.js';
+import { ownPodFromEnv } from './own-pod.js';
 
 async function serveDrains(command: ServeCommand): Promise<undefined> {
   const started = exitOnStopWhileStarting();
+  // Before the slow start: a half-set environment is the operator's to fix, whatever the cluster says.
+  const ownPod = ownPodFromEnv();
   // Loaded only to serve: @kubernetes/client-node and gRPC are most of a second, which --help, --version and a usage error never need.
   const [{ loadKubeConfig }, { checkClusterAccess }, { createDrainHandler }, { serve }] = await Promise.all([
     import('./kube-config.js'),
@@ -23,8 +26,6 @@ async function serveDrains(command: ServeCommand): Promise<undefined> {
     );
   }
   const logger = jsonLogger({ service: SERVICE });
-  const { POD_NAMESPACE: namespace, POD_NAME: name } = process.env;
-  const ownPod = namespace && name ? { namespace, name } : undefined;
   const handler = createDrainHandler(kubeConfig, { ...command.drain, logger, ...(ownPod ? { ownPod } : {}) });
   // The caches list the cluster now, so the first drain of a wave finds them ready.
   handler.start();
