@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { Code, PluginClient } from '@hollowtrees/grpcplugin';
 import { spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -83,6 +83,17 @@ describe('hollowtrees-k8s-drain', () => {
     expect(byHome.output()).toMatch(said(`~/.kube/config ${join(home, '.kube', 'config')}: it names no current-context and has no contexts: is it a kubeconfig?`));
     expect(danglingCurrent.output()).toMatch(said(`$KUBECONFIG ${dangling}: its current-context "gone" is none of its contexts: pass --context (it has: a, b)`));
    }, 60_000);
+
+  it('exits 2 at start naming the file of a $KUBECONFIG list that is missing, and a kubeconfig that is a directory, with where it was named', async () => {
+    const dir = await workDir();
+    const [good, missing] = [await kubeconfigFor('current-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n'), join(dir, 'missing')];
+    const [inList, flagDir, envDir] = await Promise.all([run([], { KUBECONFIG: `${good}${delimiter}${missing}` }), run(['--kubeconfig', dir]), run([], { KUBECONFIG: dir })]);
+    for (const proc of [inList, flagDir, envDir]) expect(await proc.exited).toBe('code 2');
+    const said = (what: string) => `hollowtrees-k8s-drain: no usable Kubernetes credentials: ${what}\nSet --kubeconfig`;
+    expect(inList.output()).toContain(said(`$KUBECONFIG ${missing} (one of ${good}${delimiter}${missing}): no such file or directory`));
+    expect(flagDir.output()).toContain(said(`--kubeconfig ${dir}: it is a directory, not a file`));
+    expect(envDir.output()).toContain(said(`$KUBECONFIG ${dir}: it is a directory, not a file`));
+  }, 30_000);
 
   it('exits 2 at start when the API server refuses its credentials', async () => {
     const kube = await startKubeApiServer({ token: 'the-right-one' });

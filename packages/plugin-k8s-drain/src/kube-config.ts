@@ -1,19 +1,35 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 
 /** `ENOENT: no such file or directory, open '/x'` as `no such file or directory`: the caller names the file and where it was named. */
 function readProblem(err: unknown): string {
+  // Node's EISDIR message names no file and says "illegal operation on a directory, read".
+  if ((err as NodeJS.ErrnoException | undefined)?.code === 'EISDIR') return 'it is a directory, not a file';
   const message = err instanceof Error ? err.message : String(err);
   return /^E[A-Z]+: ([^,]+), \w+ '.*'$/.exec(message)?.[1] ?? message;
+}
+
+/** The file of a `$KUBECONFIG` list that does not load alone: the client loads them one by one, and its error names none (EISDIR) or not which of the list. */
+function failingListFile(list: string): string | undefined {
+  const files = list.split(delimiter).filter(Boolean);
+  if (files.length < 2) return undefined;
+  return files.find((file) => {
+    try {
+      new KubeConfig().loadFromFile(file);
+      return false;
+    } catch {
+      return true;
+    }
+  });
 }
 
 /**
  * Loads a kubeconfig: the file at `path` when given, else the client's default
  * chain ($KUBECONFIG, ~/.kube/config, then the in-cluster service account).
  * `context` switches from the file's current context.
- * @throws Error naming the file and where it was named (`--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`) when it cannot
+ * @throws Error naming the file (the one of a `$KUBECONFIG` list) and where it was named (`--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`) when it cannot
  * be read or names no context to use; when the default chain finds nothing (the client would
  * silently fall back to http://localhost:8080, which fails only at the first call); or when
  * `context` is not in the file.
@@ -28,7 +44,8 @@ export function loadKubeConfig(options: { path?: string; context?: string } = {}
     if (options.path) kc.loadFromFile(options.path);
     else kc.loadFromDefault();
   } catch (err) {
-    throw new Error(`${source}: ${readProblem(err)}`);
+    const file = !options.path && KUBECONFIG ? failingListFile(KUBECONFIG) : undefined;
+    throw new Error(`${file ? `$KUBECONFIG ${file} (one of ${KUBECONFIG})` : source}: ${readProblem(err)}`);
   }
   // The client's last resort when the chain found nothing: a cluster named "cluster" at localhost:8080.
   if (!options.path && kc.getCurrentContext() === 'loaded-context' && kc.getCurrentCluster()?.name === 'cluster' && kc.getCurrentCluster()?.server === 'http://localhost:8080') {
