@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseCliArgs, UsageError } from './cli-args.js';
+import { REGION_EXAMPLE } from './region-name.js';
+
+/** A pattern that matches `message` alone. */
+const exactly = (message: string): RegExp => new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
 
 describe('parseCliArgs', () => {
   it('applies the defaults', () => {
@@ -93,8 +97,17 @@ describe('parseCliArgs', () => {
     [['--tls-cert', '/nonexistent/a.pem', '--tls-key', '/nonexistent/b.pem'], /^TLS file --tls-cert \/nonexistent\/a\.pem: cannot read it: ENOENT$/],
     // An unset variable in a unit file: an empty region would reach the SDK instead of AWS_REGION's.
     [['--region', ''], /^--region needs a value, got ""$/],
+    // The SDK took these (one DNS label each) and failed every call later, naming no flag; the blank one only after loading the SDK.
+    ...['eu west 1', 'EU-WEST-1', 'us-east-1x!', 'us-east-1a', 'local', 'eu/west-1'].map((region) => [['--region', region], exactly(`--region must be an AWS region name ${REGION_EXAMPLE}, got "${region}"`)] as [string[], RegExp]),
   ])('refuses %j', (argv, message) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(message);
   });
+
+  it.each(['us-east-1', 'us-gov-west-1', 'cn-north-1', 'eu-central-2', 'il-central-1', 'ap-southeast-5', 'us-isob-east-1', 'eusc-de-east-1'])(
+    'takes the region %s, in every partition',
+    (region) => {
+      expect(parseCliArgs(['--region', region])).toMatchObject({ handler: { region } });
+    },
+  );
 });

@@ -2,6 +2,7 @@ import type { ServeOptions } from '@hollowtrees/grpcplugin';
 import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type InfoCommand } from '@hollowtrees/grpcplugin/without-grpc';
 import { commaList, DEFAULT_POOL_WAIT_MS, parseTagFilter, type PoolOptions } from './pool-settings.js';
 import type { AwsSpotReplaceOptions } from './replace-handler.js';
+import { isRegionName, REGION_EXAMPLE } from './region-name.js';
 import { REPLACEMENT_STRATEGIES, type ReplacementStrategy } from './replacement-strategy.js';
 
 /** The bin's usage text. */
@@ -143,6 +144,8 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   });
   if (v.help) return { kind: 'help' };
   if (v.version) return { kind: 'version' };
+  // Here, not once the SDK is loaded: a usage error, answered at once and naming the flag.
+  if (v.region !== undefined && !isRegionName(v.region)) throw new UsageError(`--region must be an AWS region name ${REGION_EXAMPLE}, got "${v.region}"`);
   if (v.endpoint !== undefined && !URL.canParse(v.endpoint)) throw new UsageError(`--endpoint must be a URL, got "${v.endpoint}"`);
   const instanceTypes = v['instance-types'] === undefined ? undefined : commaList(v['instance-types']);
   if (instanceTypes?.length === 0) throw new UsageError('--instance-types needs at least one instance type');

@@ -71,12 +71,30 @@ describe('hollowtrees-aws-spot', () => {
     expect(imds.requests).toEqual([]);
   });
 
-  it('exits 2 at start, naming the flag, when --region is no region name', async () => {
+  it('a --region that is no region name is a usage error, answered before the AWS SDK loads', () => {
+    for (const region of ['eu west 1', 'EU-WEST-1', 'us-east-1x!']) {
+      const said = `--region must be an AWS region name (lowercase, e.g. eu-west-1 or us-gov-west-1; a zone such as eu-west-1a is no region), got "${region}"`;
+      expect(runRefusing(['@aws-sdk/client-ec2', '@aws-sdk/client-auto-scaling', '@smithy/core/config'], CLI, ['--region', region])).toMatchObject(usageRefusal('hollowtrees-aws-spot', said));
+    }
+  });
+
+  it('exits 2 at start, naming AWS_REGION, when it is no region name: the SDK took EU-WEST-1, signing every call for a region AWS does not know', async () => {
     const imds = await countingServer();
-    const proc = await run(['--region', 'eu/west-1'], imds.url);
+    const dir = await tempDir('aws-spot-env');
+    cleanups.push(dir.remove);
+    const proc = spawnCaptured('hollowtrees-aws-spot', process.execPath, ['--no-warnings', CLI, '--port', '0'], {
+      HOME: dir.path,
+      AWS_REGION: 'EU-WEST-1',
+      AWS_PROFILE: undefined,
+      AWS_CONFIG_FILE: join(dir.path, 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir.path, 'credentials'),
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
+    });
+    cleanups.push(() => proc.kill());
     expect(await proc.exited).toBe('code 2');
-    expect(proc.output()).toBe('hollowtrees-aws-spot: --region "eu/west-1" is not an AWS region name (e.g. eu-west-1)');
-    expect(imds.requests).toEqual([]);
+    expect(proc.output()).toBe(
+      'hollowtrees-aws-spot: the region "EU-WEST-1" of AWS_REGION or the profile (~/.aws/config, AWS_PROFILE) is not an AWS region name (lowercase, e.g. eu-west-1 or us-gov-west-1; a zone such as eu-west-1a is no region): pass --region or correct it',
+    );
   });
 
   it("exits 2 at start, naming where it came from, when the profile's region is no region name", async () => {
@@ -88,7 +106,7 @@ describe('hollowtrees-aws-spot', () => {
     const proc = await run([], imds.url, dir.path);
     expect(await proc.exited).toBe('code 2');
     expect(proc.output()).toBe(
-      'hollowtrees-aws-spot: the region "eu west 1" of AWS_REGION or the profile (~/.aws/config, AWS_PROFILE) is not an AWS region name (e.g. eu-west-1): pass --region or correct it',
+      'hollowtrees-aws-spot: the region "eu west 1" of AWS_REGION or the profile (~/.aws/config, AWS_PROFILE) is not an AWS region name (lowercase, e.g. eu-west-1 or us-gov-west-1; a zone such as eu-west-1a is no region): pass --region or correct it',
     );
     expect(imds.requests).toEqual([]);
   });

@@ -1,11 +1,9 @@
 import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
-import { isRegionName } from './event-region.js';
-
-/** A region name, shown in the messages that refuse one. */
-const EXAMPLE = '(e.g. eu-west-1)';
+import { isRegionName, REGION_EXAMPLE as EXAMPLE } from './region-name.js';
 
 /**
- * The region calls go to when an event has no `labels.region`: `region` when given, else what the
+ * The region calls go to when an event has no `labels.region`: `region` when given (the bin has
+ * checked its form: see `parseCliArgs`), else what the
  * SDK's own settings say (`AWS_REGION`, then the profile's `region` in the shared config files),
  * read with the SDK's loader. Not the SDK's last resort, the instance metadata service: off EC2
  * that costs up to two one-second timeouts before saying nothing, so a missing region is known in
@@ -14,10 +12,7 @@ const EXAMPLE = '(e.g. eu-west-1)';
  * the SDK would refuse it only at the first call, failing every event without `labels.region`.
  */
 export async function resolveDefaultRegion(region: string | undefined): Promise<string> {
-  if (region !== undefined) {
-    if (!isRegionName(region)) throw new Error(`--region "${region}" is not an AWS region name ${EXAMPLE}`);
-    return region;
-  }
+  if (region !== undefined) return region;
   const missing = (): never => {
     throw new Error('no AWS region: pass --region, set AWS_REGION, or set region in the profile (~/.aws/config, AWS_PROFILE)');
   };

@@ -1,8 +1,5 @@
 import { Code, labelsOf, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
-import { isValidHostLabel } from '@smithy/core/transport';
-
-/** Whether `region` can be an AWS region name: the SDK's own test, one DNS label of its endpoint's host name. */
-export const isRegionName = (region: string): boolean => isValidHostLabel(region);
+import { isRegionName } from './region-name.js';
 
 /**
  * The event's `labels.region`, or undefined when it is missing or empty (the

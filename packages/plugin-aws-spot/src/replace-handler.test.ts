@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { AwsSpotReplaceHandler, type AwsSpotReplaceOptions } from './replace-handler.js';
+import { REGION_EXAMPLE } from './region-name.js';
 
 const TERMINATING = 'autoscaling:EC2_INSTANCE_TERMINATING';
 const ORIGINAL_MIN_SIZE = 'hollowtrees:original-min-size';
@@ -1108,8 +1109,8 @@ describe('the region', () => {
     expect(await handler().handle(surge, { ...context(), config: { mode: 'pool' } })).toMatchObject({ status: 'skipped', message: 'no spot instance is running in pool us-east-1c/m5.large' });
   });
 
-  it.each([[''], ['eu/west-1'], ['eu-west-1 ']])('refuses a configured region that cannot be one (%j) when built, naming the option, instead of failing every call', (region) => {
-    expect(() => handler({ region })).toThrow(`AwsSpotReplaceOptions.region "${region}" is not an AWS region name (e.g. eu-west-1)`);
+  it.each([[''], ['eu/west-1'], ['eu-west-1 '], ['EU-WEST-1']])('refuses a configured region that cannot be one (%j) when built, naming the option, instead of failing every call', (region) => {
+    expect(() => handler({ region })).toThrow(`AwsSpotReplaceOptions.region "${region}" is not an AWS region name ${REGION_EXAMPLE}`);
   });
 
   it.each([
@@ -1117,6 +1118,9 @@ describe('the region', () => {
     ['a path', '../eu-west-1'],
     ['a host name', 'evil.example.com'],
     ['300 characters', 'x'.repeat(300)],
+    // One DNS label, which the SDK took, signing every call for a region AWS does not know.
+    ['upper case', 'EU-WEST-1'],
+    ['a zone', 'eu-west-1a'],
   ])('refuses a labels.region that cannot be a region (%s) with INVALID_ARGUMENT naming the label, for either mode', async (_name, region) => {
     const old = standalone();
     const h = handler();

@@ -4,7 +4,8 @@ import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
 import { located, toPluginError } from './aws-error.js';
-import { isRegionName, regionLabelOf } from './event-region.js';
+import { regionLabelOf } from './event-region.js';
+import { isRegionName, REGION_EXAMPLE } from './region-name.js';
 import { replaceWithFleet } from './fleet-replace.js';
 import { instanceIdOf } from './instance-id.js';
 import { replacePool } from './pool-replace.js';
@@ -137,7 +138,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
   /** @throws TypeError when `options.region` cannot be a region name: the SDK would refuse it only at each call. */
   constructor(options: AwsSpotReplaceOptions = {}) {
     if (options.region !== undefined && !isRegionName(options.region)) {
-      throw new TypeError(`AwsSpotReplaceOptions.region "${options.region}" is not an AWS region name (e.g. eu-west-1)`);
+      throw new TypeError(`AwsSpotReplaceOptions.region "${options.region}" is not an AWS region name ${REGION_EXAMPLE}`);
     }
     this.options = options;
     this.logger = options.logger ?? jsonLogger({ service: SERVICE });
