@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { Code, isRetryable, PluginError } from '@hollowtrees/grpcplugin';
 import { callAws, dryRunEc2 } from './aws-call.js';
-import { grpcCodeFor } from './aws-error.js';
+import { awsErrorCode, grpcCodeFor } from './aws-error.js';
 import { clientToken, instanceScope } from './client-token.js';
 import { describeInstancesAmong, type DescribeOptions } from './describe-instances.js';
 import { siblingInstanceTypes } from './instance-types.js';
@@ -26,16 +26,18 @@ export interface FleetSettings {
 export type CapacityType = 'spot' | 'on-demand';
 
 /**
- * Per-override errors that mean "no spot right now", after which on-demand is tried: no capacity, a spot
- * max price (the launch template's) under the spot price, the account's spot instance quota. On-demand
- * has none of these limits.
+ * Errors that mean "no spot right now", after which on-demand is tried: no capacity, a spot max price
+ * (the launch template's) under the spot price, the account's spot instance and spot fleet request
+ * quotas. On-demand has none of these limits; a quota is not lifted within a two-minute notice.
  */
-const NO_SPOT = new Set(['InsufficientInstanceCapacity', 'UnfulfillableCapacity', 'SpotMaxPriceTooLow', 'MaxSpotInstanceCountExceeded']);
+const NO_SPOT = new Set(['InsufficientInstanceCapacity', 'UnfulfillableCapacity', 'SpotMaxPriceTooLow', 'MaxSpotInstanceCountExceeded', 'MaxSpotFleetRequestCountExceeded']);
 
 interface LaunchResult {
   readonly instanceId: string | undefined;
   readonly instanceType: string | undefined;
   readonly errors: readonly CreateFleetError[];
+  /** Whether EC2 answered with a fleet, which it answers the token with again: a request refused whole is not. */
+  readonly spent: boolean;
 }
 
 /** One place a replacement may launch: an instance type in a subnet (the old instance's when none is given). */
@@ -130,9 +132,10 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
   /** Asks EC2 for a fleet; `spend` tells that its token, should the fleet be empty, is spent: EC2 would answer it with that empty fleet again, so a retry needs the next one. */
   const launchAs = async (capacityType: CapacityType): Promise<LaunchResult & { spend: () => void }> => {
     const input = request(capacityType);
-    const result = await launch(ctx, input);
+    const refused = capacityType === 'spot' && settings.onDemandFallback ? refusedForSpot : undefined;
+    const result = await launch(ctx, input, refused);
     const spend = (): void => {
-      if (!result.instanceId) ctx.spentTokens.spend(settings.clientToken(capacityType), input.ClientToken ?? '');
+      if (!result.instanceId && result.spent) ctx.spentTokens.spend(settings.clientToken(capacityType), input.ClientToken ?? '');
     };
     return { ...result, spend };
   };
@@ -195,10 +198,29 @@ export async function findReplacements(options: DescribeOptions, instanceIds: re
   return byReplaced;
 }
 
-async function launch(ctx: StrategyContext, input: CreateFleetCommandInput): Promise<LaunchResult> {
-  const out = await callAws('EC2 CreateFleet', ctx.signal, (o) => ctx.clients.ec2.send(new CreateFleetCommand(input), o));
+/**
+ * The spot request refused as a whole (an HTTP 400, not an error inside the answer) for what only spot lacks
+ * (see `NO_SPOT`: the spot fleet request quota), as the answer's error it would otherwise be; else undefined.
+ * EC2 keeps no answer for a refused request's client token, so it is not spent.
+ */
+function refusedForSpot(err: PluginError): CreateFleetError | undefined {
+  const code = awsErrorCode(err);
+  if (code === undefined || !NO_SPOT.has(code)) return undefined;
+  return { ErrorCode: code, ErrorMessage: err.cause instanceof Error ? err.cause.message : err.message, Lifecycle: 'spot' };
+}
+
+/** One CreateFleet; a refusal that `refused` turns into an error of the answer is answered as a fleet that launched nothing. */
+async function launch(ctx: StrategyContext, input: CreateFleetCommandInput, refused?: (err: PluginError) => CreateFleetError | undefined): Promise<LaunchResult> {
+  let out;
+  try {
+    out = await callAws('EC2 CreateFleet', ctx.signal, (o) => ctx.clients.ec2.send(new CreateFleetCommand(input), o));
+  } catch (err) {
+    const error = err instanceof PluginError ? refused?.(err) : undefined;
+    if (error === undefined) throw err;
+    return { instanceId: undefined, instanceType: undefined, errors: [error], spent: false };
+  }
   const launched = out.Instances?.find((i) => (i.InstanceIds ?? []).length > 0);
-  return { instanceId: launched?.InstanceIds?.[0], instanceType: launched?.InstanceType, errors: out.Errors ?? [] };
+  return { instanceId: launched?.InstanceIds?.[0], instanceType: launched?.InstanceType, errors: out.Errors ?? [], spent: true };
 }
 
 /** Each error with its type and capacity type: a failure after the on-demand fallback lists the spot and the on-demand errors. */

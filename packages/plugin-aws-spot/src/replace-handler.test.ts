@@ -597,7 +597,7 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect([err.code, err.message]).toEqual([Code.ResourceExhausted, expect.stringMatching(/m5\.large \(spot\): InsufficientInstanceCapacity: .*; m5\.large \(on-demand\): VcpuLimitExceeded: /)]);
   });
 
-  it.each(['SpotMaxPriceTooLow', 'MaxSpotInstanceCountExceeded'] as const)('falls back to on-demand when spot answers %s for every type: what spot alone lacks', async (errorCode) => {
+  it.each(['SpotMaxPriceTooLow', 'MaxSpotInstanceCountExceeded', 'MaxSpotFleetRequestCountExceeded'] as const)('falls back to on-demand when spot answers %s for every type: what spot alone lacks', async (errorCode) => {
     const old = standalone();
     aws.ec2.failOverrides(['m5.large'], errorCode, { capacityType: 'spot' });
     const result = await handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), context());
@@ -606,6 +606,29 @@ describe('an instance outside a group (strategy fleet)', () => {
       ['on-demand', 1],
     ]);
     expect(result.attributes).toMatchObject({ replacement_capacity_type: 'on-demand' });
+  });
+
+  it('falls back to on-demand when EC2 refuses the spot fleet request itself for the spot fleet request quota: the node goes in two minutes, the quota does not', async () => {
+    const old = standalone();
+    const refusal = { code: 'MaxSpotFleetRequestCountExceeded', message: 'Max spot fleet request count exceeded', status: 400 };
+    aws.faults.fail(1, refusal, { action: 'CreateFleet' });
+    const result = await handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), context());
+    expect(aws.ec2.fleets.map((f) => [f.capacityType, f.instances.length])).toEqual([['on-demand', 1]]);
+    expect(result.attributes).toMatchObject({ replacement_capacity_type: 'on-demand' });
+    // When on-demand is refused too (the quota counting fleets of every kind), both refusals are named, and no retry mends it.
+    const other = standalone();
+    aws.ec2.failOverrides(['m5.large'], 'VcpuLimitExceeded', { capacityType: 'on-demand' });
+    aws.faults.fail(1, refusal, { action: 'CreateFleet' });
+    const err = await rejection(handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(other), context()));
+    expect([err.code, err.message]).toEqual([Code.FailedPrecondition, expect.stringMatching(/\(spot\): MaxSpotFleetRequestCountExceeded: Max spot fleet request count exceeded; m5\.large \(on-demand\): VcpuLimitExceeded: /)]);
+  });
+
+  it('stays FAILED_PRECONDITION, asking once, when spot-only and EC2 refuses the spot fleet request for its quota', async () => {
+    const old = standalone();
+    aws.faults.fail(2, { code: 'MaxSpotFleetRequestCountExceeded', message: 'Max spot fleet request count exceeded', status: 400 }, { action: 'CreateFleet' });
+    const err = await rejection(handler({ instanceTypes: ['m5.large'], onDemandFallback: false }).handle(spotEvent(old), context()));
+    expect([err.code, err.message]).toEqual([Code.FailedPrecondition, expect.stringContaining('EC2 CreateFleet failed: MaxSpotFleetRequestCountExceeded')]);
+    expect(aws.ec2.fleets).toHaveLength(0);
   });
 
   it('fails with FAILED_PRECONDITION naming SpotMaxPriceTooLow when spot-only: the launch template’s max price is a configuration to change', async () => {

@@ -39,7 +39,7 @@ export interface AwsSpotReplaceOptions {
   strategy?: ReplacementStrategy;
   /** Instance types a fleet replacement may use, in order of preference. Default: the old type, then the same size in sibling families. */
   instanceTypes?: readonly string[];
-  /** Launch on-demand when spot has none to give (InsufficientInstanceCapacity, UnfulfillableCapacity, SpotMaxPriceTooLow, MaxSpotInstanceCountExceeded). Default true. */
+  /** Launch on-demand when spot has none to give (InsufficientInstanceCapacity, UnfulfillableCapacity, SpotMaxPriceTooLow, MaxSpotInstanceCountExceeded, MaxSpotFleetRequestCountExceeded). Default true. */
   onDemandFallback?: boolean;
   /** Check and log instead of acting: EC2 calls carry `DryRun`, Auto Scaling calls are only logged. Default false. */
   dryRun?: boolean;
