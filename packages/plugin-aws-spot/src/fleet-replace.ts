@@ -14,7 +14,7 @@ import { describeInstancesAmong, type DescribeOptions } from './describe-instanc
 import { siblingInstanceTypes } from './instance-types.js';
 import type { InstanceInfo } from './instance-lookup.js';
 import type { ReplacementOutcome, StrategyContext } from './replacement-outcome.js';
-import { REPLACES_TAG, replacementTags } from './tags.js';
+import { EC2_TAG_LIMIT, REPLACES_TAG, replacementTags } from './tags.js';
 
 /** Fleet settings taken from the handler options. */
 export interface FleetSettings {
@@ -103,6 +103,11 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
       `${instance.instanceId} was not launched from a launch template (no aws:ec2launchtemplate:id tag): the fleet strategy needs one`,
     );
   }
+  const { tags, leftOut } = replacementTags(instance);
+  const tagNote = leftOut.length === 0 ? '' : ` (tags left out (EC2 takes ${EC2_TAG_LIMIT} a resource): ${leftOut.join(', ')})`;
+  if (leftOut.length > 0) {
+    ctx.logger.warn(`${instance.instanceId} has more tags than its replacement can carry besides ${REPLACES_TAG}: some are left out`, { instance_id: instance.instanceId, tags_left_out: leftOut });
+  }
   const request = (capacityType: CapacityType): CreateFleetCommandInput => ({
     Type: 'instant',
     ClientToken: ctx.spentTokens.current(settings.clientToken(capacityType)),
@@ -120,7 +125,7 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
     ...(capacityType === 'spot'
       ? { SpotOptions: { AllocationStrategy: 'capacity-optimized' } }
       : { OnDemandOptions: { AllocationStrategy: 'lowest-price' } }),
-    TagSpecifications: [{ ResourceType: 'instance', Tags: replacementTags(instance) }],
+    TagSpecifications: [{ ResourceType: 'instance', Tags: tags }],
   });
 
   if (ctx.dryRun) {
@@ -158,7 +163,7 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
   if (!result.instanceId) throw fleetFailure(instance, errors);
   return {
     status: 'ok',
-    message: `launched ${capacityType} ${result.instanceType ?? ''} ${result.instanceId} to replace ${instance.instanceId}`,
+    message: `launched ${capacityType} ${result.instanceType ?? ''} ${result.instanceId} to replace ${instance.instanceId}${tagNote}`,
     attributes: {
       replacement_instance_id: result.instanceId,
       replacement_capacity_type: capacityType,

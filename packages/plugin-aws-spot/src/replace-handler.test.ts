@@ -631,6 +631,18 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect(aws.ec2.fleets).toHaveLength(0);
   });
 
+  it('replaces an instance carrying EC2’s 50 user tags, keeping the namespaced ones (the cluster’s) and saying which it left out: its 51 were refused', async () => {
+    const tags = Object.fromEntries(Array.from({ length: 49 }, (_, i) => [`team-${String(i).padStart(2, '0')}`, 'x']));
+    const old = aws.ec2.addInstance({ launchTemplate: { id: 'lt-1', version: '1' }, tags: { ...tags, 'kubernetes.io/cluster/prod': 'owned' } }).instanceId;
+    const result = await handler({ instanceTypes: ['m5.large'] }).handle(spotEvent(old), context());
+    const replacement = replacementsOf(old);
+    expect(replacement.map((i) => i.instanceId)).toEqual([result.attributes?.replacement_instance_id]);
+    expect(replacement[0]?.tags).toMatchObject({ 'kubernetes.io/cluster/prod': 'owned', 'team-47': 'x' });
+    expect(replacement[0]?.tags).not.toHaveProperty('team-48');
+    expect(result.message).toContain('tags left out (EC2 takes 50 a resource): team-48');
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ instance_id: old, tags_left_out: ['team-48'] }) }));
+  });
+
   it('fails with FAILED_PRECONDITION naming SpotMaxPriceTooLow when spot-only: the launch template’s max price is a configuration to change', async () => {
     const old = standalone();
     aws.ec2.failOverrides(['m5.large', 'm5a.large'], 'SpotMaxPriceTooLow', { errorMessage: 'Your Spot request price of 0.001 is lower than the minimum required Spot request fulfillment price of 0.0359.' });

@@ -90,6 +90,16 @@ const newInstanceId = (): string => `i-0${hex(8)}`;
 /** Tag keys with this prefix are AWS's own; users may not set them. */
 const RESERVED_TAG_PREFIX = 'aws:';
 
+/** EC2's limit of user tags on one resource (AWS's own `aws:` tags do not count). */
+export const EC2_TAG_LIMIT = 50;
+
+/** Refuses, as EC2 does, a resource that would carry more than {@link EC2_TAG_LIMIT} user tags. */
+function withinTagLimit(tags: Record<string, string>): Record<string, string> {
+  const user = Object.keys(tags).filter((key) => !key.toLowerCase().startsWith(RESERVED_TAG_PREFIX)).length;
+  if (user > EC2_TAG_LIMIT) throw new AwsApiError('TagLimitExceeded', `The maximum number of tags (${EC2_TAG_LIMIT}) for a resource has been reached.`);
+  return tags;
+}
+
 function tagsFrom(structs: readonly QueryParams[]): Record<string, string> {
   const tags: Record<string, string> = {};
   for (const tag of structs) {
@@ -99,7 +109,7 @@ function tagsFrom(structs: readonly QueryParams[]): Record<string, string> {
     }
     tags[key] = tag.get('Value') ?? '';
   }
-  return tags;
+  return withinTagLimit(tags);
 }
 
 /**
@@ -266,6 +276,7 @@ export class Ec2StandIn {
     const instances = params.list('ResourceId').map((id) => this.instance(id));
     if (instances.length === 0) throw new AwsApiError('MissingParameter', 'The request must contain the parameter resourceIdSet');
     const tags = tagsFrom(params.structs('Tag'));
+    for (const instance of instances) withinTagLimit({ ...instance.tags, ...tags });
     dryRunGuard(params);
     for (const instance of instances) Object.assign(instance.tags, tags);
     return { return: true };
