@@ -119,6 +119,11 @@ export class GroupDetacher {
     private readonly settings: GroupDetacherSettings,
   ) {}
 
+  /** Whether nothing is queued, scheduled or running (a batch's MinSize restore included): dropping it loses nothing. */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.timer === undefined && this.running === undefined;
+  }
+
   /** Detaches (or otherwise replaces) `request.instance`; see the class comment for when it answers. */
   detach(request: DetachRequest): Promise<ReplacementOutcome> {
     if (request.signal.aborted) return Promise.reject(abortReason(request.signal));

@@ -54,10 +54,20 @@ export class RegionalReplacer {
     this.spentTokens = new SpentClientTokens(now);
   }
 
-  /** The detacher of `groupName`, made on first use. */
+  /** Auto Scaling groups with a detacher held: those busy, and the last one used. */
+  get detacherGroups(): string[] {
+    return [...this.detachers.keys()];
+  }
+
+  /**
+   * The detacher of `groupName`, made on first use. Idle ones of other groups are dropped then: groups
+   * come and go (a node group recreated with a new name on each upgrade), and one held per name ever
+   * seen would grow for the life of the process.
+   */
   detacher(groupName: string): GroupDetacher {
     let detacher = this.detachers.get(groupName);
     if (!detacher) {
+      for (const [name, other] of this.detachers) if (other.idle) this.detachers.delete(name);
       const { logger, dryRun, coalesceMs, detachConcurrency, replyMarginMs } = this.settings;
       detacher = new GroupDetacher(groupName, {
         clients: this.clients,
