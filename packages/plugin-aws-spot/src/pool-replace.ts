@@ -176,12 +176,20 @@ function placesOutside(pool: SpotPool, member: InstanceInfo, elsewhere: readonly
 /**
  * Runs `launch` for `member` unless this process is launching its replacement
  * already (another call about the pool, or about the instance): then its
- * outcome is this call's.
+ * outcome is this call's, when it launched one. A per-instance call that
+ * detached the member from its group, or skipped it, launched none outside the
+ * pool: the member gets its own then, as it would had this call come alone.
  */
 async function launchOnce(ctx: PoolReplaceContext, member: InstanceInfo, launch: () => Promise<ReplacementOutcome>): Promise<RequestedReplacement> {
   const { inFlight } = ctx.region;
   const pending = inFlight.get(member.instanceId);
-  if (pending) return pending;
+  if (pending) {
+    const shared = await pending;
+    if (shared.outcome.attributes.replacement_instance_id !== undefined) return shared;
+    // Another pool call may have started one meanwhile.
+    const next = inFlight.get(member.instanceId);
+    if (next) return next;
+  }
   const work = launch().then((outcome): RequestedReplacement => ({ strategy: 'fleet', outcome }));
   inFlight.set(member.instanceId, work);
   try {

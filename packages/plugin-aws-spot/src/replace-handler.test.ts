@@ -643,6 +643,21 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect(logs).toContainEqual(expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ instance_id: old, tags_left_out: ['team-48'] }) }));
   });
 
+  it('pool mode launches its own replacement outside the pool for a member whose per-instance detach it met in flight: a detach gives none there', async () => {
+    const group = aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 2, minSize: 0 });
+    const [a, b] = [...group.members.keys()];
+    aws.ec2.launchDelayMs = 0;
+    // The detach waits a second for others to join its batch: the pool call meets it in flight.
+    const h = handler({ coalesceMs: 1_000, instanceTypes: ['m5.large', 'm5a.large'], pool: { pollIntervalMs: 20 } });
+    const detach = h.handle(spotEvent(a!), context());
+    await vi.waitFor(() => expect(aws.callsTo('DescribeInstances').length).toBeGreaterThan(0), { timeout: 5_000 });
+    const surge: CloudEvent = { ...spotEvent(a!, 'surge'), type: 'aws.ec2.spot.price-surge', data: { labels: { availability_zone: 'us-east-1a', instance_type: 'm5.large' } } };
+    const pool = await h.handle(surge, { ...context(), config: { mode: 'pool' } });
+    expect(await detach).toMatchObject({ status: 'ok', attributes: { strategy: 'asg-detach' } });
+    expect([replacementsOf(a!).length, replacementsOf(b!).length]).toEqual([1, 1]);
+    expect(pool.attributes).toMatchObject({ instances: '2', replacements_running: '2' });
+  });
+
   it('fails with FAILED_PRECONDITION naming SpotMaxPriceTooLow when spot-only: the launch template’s max price is a configuration to change', async () => {
     const old = standalone();
     aws.ec2.failOverrides(['m5.large', 'm5a.large'], 'SpotMaxPriceTooLow', { errorMessage: 'Your Spot request price of 0.001 is lower than the minimum required Spot request fulfillment price of 0.0359.' });
