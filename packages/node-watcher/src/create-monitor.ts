@@ -1,7 +1,7 @@
 import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
 import { AwsImdsMonitor } from './aws-imds.js';
 import { AzureScheduledEventsMonitor, type AzureEventType } from './azure-scheduled-events.js';
-import { GcpMetadataMonitor } from './gcp-metadata.js';
+import { GcpMetadataMonitor, type GcpMetadataOptions } from './gcp-metadata.js';
 import type { Monitor } from './monitor.js';
 import type { CloudName } from './notice.js';
 
@@ -13,6 +13,8 @@ export interface MonitorSettings {
   /** Default 2 s on AWS, 1 s on Azure (what Azure asks for); Google Cloud's hanging GETs do not poll. */
   pollIntervalMs?: number;
   azureEventTypes?: readonly AzureEventType[];
+  /** The running kernel's boot id, which Google Cloud's notice ids name (see {@link GcpMetadataOptions.bootId}). */
+  bootId?: string;
   backoff: Backoff;
   clock: Clock;
 }
@@ -25,7 +27,7 @@ export function createMonitor(settings: MonitorSettings): Monitor {
     case 'aws':
       return new AwsImdsMonitor({ ...base, pollIntervalMs: pollIntervalMs ?? 2_000, backoff, clock });
     case 'gcp':
-      return new GcpMetadataMonitor({ ...base, backoff, clock });
+      return new GcpMetadataMonitor({ ...base, ...(settings.bootId !== undefined && { bootId: settings.bootId }), backoff, clock });
     case 'azure':
       return new AzureScheduledEventsMonitor({ ...base, pollIntervalMs: pollIntervalMs ?? 1_000, ...(settings.azureEventTypes && { eventTypes: settings.azureEventTypes }), backoff, clock });
   }

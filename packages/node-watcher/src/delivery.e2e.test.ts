@@ -73,7 +73,7 @@ describe('delivery to core', () => {
         // No stop grace: core's queue stays full until the cleanup frees it after the watchers, so
         // each would spend its whole grace (5 s) on a notice this test has no more use for.
         const settings = testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url, stopGraceMs: 0 });
-        const watcher = cleanups.add(await startTestWatcher(settings, () => jitterMs), (w) => w.stop());
+        const watcher = cleanups.add(await startTestWatcher(settings, { backoff: () => jitterMs }), (w) => w.stop());
         threeNotices(imds);
         await until('a 503 queue_full', () => watcher.lines.some((l) => l.reason === 'queue_full'));
         return watcher.lines.find((l) => l.reason === 'queue_full')!.retry_in_ms;
@@ -205,7 +205,7 @@ flows:
     const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
     const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
     // Every failed send waits 10 minutes, as a backoff grown while core was away would: only the stop's retry can deliver.
-    const watcher = await startTestWatcher(testSettings({ coreUrl: `http://127.0.0.1:${port}`, cloud: 'aws', metadataUrl: imds.url }), () => 600_000);
+    const watcher = await startTestWatcher(testSettings({ coreUrl: `http://127.0.0.1:${port}`, cloud: 'aws', metadataUrl: imds.url }), { backoff: () => 600_000 });
     cleanups.add(watcher, (w) => w.stop());
 
     imds.interruptSpot({ time: '2026-11-30T00:02:00Z' });

@@ -25,6 +25,13 @@ export interface GcpMetadataOptions {
   hangSeconds?: number;
   backoff: Backoff;
   clock: Clock;
+  /**
+   * The running kernel's boot id (see `readBootId`), part of every notice id: a preemption or a host
+   * maintenance that terminates the VM ends its boot, so one seen in a later boot is a new one, even
+   * by a watcher that never saw the first. Undefined (not Linux): ids name the instance alone, and
+   * such a notice within its group's cooldown is taken for the first one.
+   */
+  bootId?: string;
 }
 
 /**
@@ -35,19 +42,29 @@ export interface GcpMetadataOptions {
  */
 const WATCHED_VALUE = /^[A-Z][A-Z_]*$/;
 
+/** Who reads a watched value: the instance, and the boot of it (see {@link GcpMetadataOptions.bootId}). */
+interface Reader {
+  readonly identity: InstanceIdentity;
+  readonly bootId: string | undefined;
+}
+
+/** The id of a notice of `reader`'s instance: its parts, and the boot when it is known. */
+const readerNoticeId = (reader: Reader, ...parts: string[]): string => noticeId(reader.identity.instanceId, ...parts, ...(reader.bootId === undefined ? [] : [reader.bootId]));
+
 /** The two values watched, and the notice each value that matters becomes. */
-const WATCHED: Readonly<Record<string, (value: string, identity: InstanceIdentity, now: number) => Notice | undefined>> = {
-  preempted: (value, identity, now) =>
-    value === 'TRUE' ? { kind: 'preemption', id: noticeId(identity.instanceId, 'preemption'), terminationTime: new Date(now + PREEMPTION_NOTICE_MS).toISOString(), detail: { preempted: value } } : undefined,
-  'maintenance-event': (value, identity) =>
-    value === 'TERMINATE_ON_HOST_MAINTENANCE' ? { kind: 'host-maintenance', id: noticeId(identity.instanceId, 'host-maintenance', value), detail: { maintenanceEvent: value } } : undefined,
+const WATCHED: Readonly<Record<string, (value: string, reader: Reader, now: number) => Notice | undefined>> = {
+  preempted: (value, reader, now) =>
+    value === 'TRUE' ? { kind: 'preemption', id: readerNoticeId(reader, 'preemption'), terminationTime: new Date(now + PREEMPTION_NOTICE_MS).toISOString(), detail: { preempted: value } } : undefined,
+  'maintenance-event': (value, reader) =>
+    value === 'TERMINATE_ON_HOST_MAINTENANCE' ? { kind: 'host-maintenance', id: readerNoticeId(reader, 'host-maintenance', value), detail: { maintenanceEvent: value } } : undefined,
 };
 
 /**
  * Ids for the occurrences of one watched value's notice. A value has no id of its own: the first
- * occurrence this watcher sees keeps the stable id (a restarted watcher sends it again under the
- * same id, which core deduplicates while its group cools down); one that comes back after a read
- * showed it gone (a second host maintenance) is a new occurrence, and its id names when it came
+ * occurrence this watcher sees keeps the stable id, which names the boot (a watcher restarted in
+ * the same boot sends it again under the same id, which core deduplicates while its group cools
+ * down; one in the next boot, after the VM was stopped, sends a new id); one that comes back after a
+ * read showed it gone without the VM stopping is a new occurrence, and its id names when it came
  * back, so that core runs it instead of taking it for a re-send of the first.
  */
 class Occurrences {
@@ -81,6 +98,10 @@ export class GcpMetadataMonitor implements Monitor {
 
   constructor(private readonly options: GcpMetadataOptions) {}
 
+  private reader(identity: InstanceIdentity): Reader {
+    return { identity, bootId: this.options.bootId };
+  }
+
   private url(key: string): string {
     return `${this.options.baseUrl ?? GCP_METADATA_URL}/computeMetadata/v1/instance/${key}`;
   }
@@ -109,7 +130,7 @@ export class GcpMetadataMonitor implements Monitor {
     // Each value on its own: one that cannot be read must not hide a notice the other shows.
     const results = await Promise.allSettled(
       Object.entries(WATCHED).map(async ([key, notice]) => {
-        const found = notice((await this.readWatched(key, signal)).value, identity, this.options.clock.now());
+        const found = notice((await this.readWatched(key, signal)).value, this.reader(identity), this.options.clock.now());
         return found ? [found] : [];
       }),
     );
@@ -119,6 +140,7 @@ export class GcpMetadataMonitor implements Monitor {
   }
 
   async watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
+    const reader = this.reader(identity);
     await Promise.all(
       Object.entries(WATCHED).map(([key, notice]) => {
         // The first GET reads the value now (a notice already there counts); each later one hangs until it changes.
@@ -132,7 +154,7 @@ export class GcpMetadataMonitor implements Monitor {
             const unchanged = etag !== undefined && answer.etag === etag;
             etag = answer.etag;
             sink.polled();
-            const found = occurrences.of(notice(answer.value, identity, clock.now()), clock.now());
+            const found = occurrences.of(notice(answer.value, reader, clock.now()), clock.now());
             sink.notices(key, found ? [found] : []);
             // Without an ETag the next GET cannot hang either. Paced after the notice is out: never delay one.
             // At most the minimum: a wall clock stepped back meanwhile (NTP) makes the time taken negative, and the wait its step.

@@ -12,6 +12,7 @@ export { AwsImdsMonitor, AWS_METADATA_URL, type AwsImdsOptions } from './aws-imd
 export { GcpMetadataMonitor, GCP_METADATA_URL, type GcpMetadataOptions } from './gcp-metadata.js';
 export { AzureScheduledEventsMonitor, AZURE_METADATA_URL, AZURE_EVENT_TYPES, DEFAULT_AZURE_EVENT_TYPES, type AzureEventType, type AzureScheduledEventsOptions } from './azure-scheduled-events.js';
 export { createMonitor, type MonitorSettings } from './create-monitor.js';
+export { BOOT_ID_PATH, readBootId } from './boot-id.js';
 export { detectCloud, type DetectCloudOptions } from './detect-cloud.js';
 export { noticeEvent, NODE_EVENT_TYPE_PREFIX, type NodeEvent, type NoticeEventInput } from './notice-event.js';
 export { CoreClient, CORE_EVENTS_PATH, type CoreAnswer, type CoreAuth, type CoreClientOptions, type FinishedRunView, type GroupView } from './core-client.js';

@@ -94,7 +94,7 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     const broken = '/latest/meta-data/events/maintenance/scheduled';
     fault(imds, broken);
     // A backoff of 10 minutes (capped at 5 s): a spot action polled with the broken path would wait it out.
-    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url }), () => 600_000), (w) => w.stop());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'aws', metadataUrl: imds.url }), { backoff: () => 600_000 }), (w) => w.stop());
     // The broken path asked, and the spot action read (nothing yet) since: the next read of it sees the notice.
     await until('the broken path asked', () => imds.calls.some((c) => c.path === broken));
     const asked = imds.calls.length;

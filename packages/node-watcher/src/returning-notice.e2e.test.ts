@@ -1,4 +1,4 @@
-import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type GceMaintenanceEvent, type ImdsScheduledEvent } from '@hollowtrees/testkit';
+import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type GceMaintenanceEvent, type GceMetadataStandIn, type ImdsScheduledEvent } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, metric, morePolls, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
@@ -15,6 +15,28 @@ async function coreWithPlugin() {
 type Watcher = Awaited<ReturnType<typeof startTestWatcher>>;
 
 const accepted = (w: Watcher): Promise<number> => metric(w, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' });
+
+/** Events core's flow took for ones it holds already (read from its `/metrics`). */
+async function deduplicated(core: { url: string }): Promise<number> {
+  const text = await (await fetch(`${core.url}/metrics`)).text();
+  return Number(/^hollowtrees_events_deduplicated_total\{flow="node-notices"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+}
+
+/** Kernel boot ids: the watcher's process runs in one boot of the VM, as on Linux. */
+const BOOT = ['3f1c2a9e-8d47-4b6f-9a2e-5c7d1e0b4a61', '9b0e4d7c-2a51-4f83-b6c9-1d8e3a7f5c20'] as const;
+
+/**
+ * A Google Cloud watcher of `gce` in the boot `bootId`, with both hanging GETs armed; `stop` may be
+ * called before the cleanups call it (a restart).
+ */
+async function gcpWatcher(coreUrl: string, gce: GceMetadataStandIn, bootId: string = BOOT[0]): Promise<Watcher> {
+  const watcher = await startTestWatcher(testSettings({ coreUrl, cloud: 'gcp', metadataUrl: gce.url }), { bootId });
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= watcher.stop());
+  cleanups.add(watcher, stop);
+  await until('both hanging GETs armed', () => gce.waiting === 2);
+  return { ...watcher, stop };
+}
 
 describe('a notice that leaves the metadata service and comes back', () => {
   it('AWS: a scheduled maintenance listed again under its EventId is sent again by the running watcher (core deduplicates it while its group cools down); a failed read in between is no empty list', async () => {
@@ -59,8 +81,7 @@ describe('a notice that leaves the metadata service and comes back', () => {
   it('Google Cloud: a second host maintenance after the first ended reaches the plugin again, under an id of its own', async () => {
     const { plugin, core } = await coreWithPlugin();
     const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
-    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
-    await until('both hanging GETs armed', () => gce.waiting === 2);
+    const watcher = await gcpWatcher(core.url, gce);
 
     gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
     await until('the first maintenance at the plugin', () => plugin.events.length === 1);
@@ -75,11 +96,45 @@ describe('a notice that leaves the metadata service and comes back', () => {
     expect(await accepted(watcher)).toBe(2);
   });
 
+  it('Google Cloud: a maintenance in a later boot (the first one stopped the VM) reaches the plugin under an id of its own, though the watcher that sees it is a new process', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const first = await gcpWatcher(core.url, gce, BOOT[0]);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the first maintenance at the plugin', () => plugin.events.length === 1);
+
+    // TERMINATE_ON_HOST_MAINTENANCE stops the VM: the watcher goes with it, and starts again in the next boot.
+    await first.stop();
+    gce.setMaintenanceEvent('NONE');
+    const second = await gcpWatcher(core.url, gce, BOOT[1]);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the second maintenance at the plugin', () => plugin.events.length === 2);
+
+    expect(plugin.events[1]!.id).not.toBe(plugin.events[0]!.id);
+    expect(await accepted(second)).toBe(1);
+    expect(await deduplicated(core)).toBe(0);
+  });
+
+  it('Google Cloud: a watcher restarted during a maintenance, in the same boot, sends it under the same id: core deduplicates it, the plugin acts once', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const first = await gcpWatcher(core.url, gce);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    gce.preempt();
+    await until('the maintenance and the preemption at the plugin', () => plugin.events.length === 2);
+
+    await first.stop();
+    const again = await gcpWatcher(core.url, gce);
+    await until('both notices sent again and accepted', async () => (await accepted(again)) === 2);
+
+    expect(await deduplicated(core)).toBe(2);
+    expect(plugin.events.map((e) => e.type).sort()).toEqual(['hollowtrees.node.gcp.host-maintenance', 'hollowtrees.node.gcp.preemption']);
+  });
+
   it('Google Cloud: a page or an empty answer in place of the value (a broken proxy) is no end of the maintenance: it is not sent again under a new id', async () => {
     const { plugin, core } = await coreWithPlugin();
     const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
-    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
-    await until('both hanging GETs armed', () => gce.waiting === 2);
+    const watcher = await gcpWatcher(core.url, gce);
 
     gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
     await until('the maintenance at the plugin', () => plugin.events.length === 1);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';
 import { AzureApprover } from './azure-approval.js';
+import { BOOT_ID_PATH, readBootId } from './boot-id.js';
 import { AzureScheduledEventsMonitor } from './azure-scheduled-events.js';
 import { CoreClient } from './core-client.js';
 import { createMonitor } from './create-monitor.js';
@@ -34,6 +35,13 @@ const ONCE_DELIVERY_MS = 30_000;
 const NO_NODE_NAME =
   "NODE_NAME is not set: events carry no labels.node, and a drain finds the node only by labels.instance_id, which the k8s-drain plugin matches on AWS alone (on Google Cloud and Azure it finds no node); set NODE_NAME from the downward API's spec.nodeName";
 
+/**
+ * The warning of a Google Cloud watcher without a boot id: its notice ids cannot tell a preemption or
+ * host maintenance in a later boot from the one before, which core then deduplicates while its group
+ * cools down.
+ */
+const NO_BOOT_ID = 'no kernel boot id to read: a Google Cloud preemption or host maintenance after the VM restarted gets the id of the one before it, and core drops it while that one cools down';
+
 /** What the bin (and a test) gives {@link runWatcher} besides the settings. */
 export interface RunOptions {
   logger: Logger;
@@ -43,6 +51,8 @@ export interface RunOptions {
   clock?: Clock;
   /** Default: 500 ms doubling to 5 s, jittered. */
   backoff?: Backoff;
+  /** The running kernel's boot id, which Google Cloud's notice ids name. Default: read from {@link BOOT_ID_PATH}. */
+  bootId?: string;
 }
 
 /** A watcher running as the bin runs it. */
@@ -91,11 +101,14 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   const cloud = await cloudOf(settings, clock, backoff, logger, waiting);
   // Said at start, not found out at the first notice, when the drain fails with seconds left.
   if (settings.nodeName === undefined) logger.warn(NO_NODE_NAME, { cloud });
+  const bootId = options.bootId ?? readBootId();
+  if (cloud === 'gcp' && bootId === undefined) logger.warn(NO_BOOT_ID, { cloud, path: BOOT_ID_PATH });
   const monitor = createMonitor({
     cloud,
     ...(settings.metadataUrl !== undefined && { metadataUrl: settings.metadataUrl }),
     ...(settings.pollIntervalMs !== undefined && { pollIntervalMs: settings.pollIntervalMs }),
     azureEventTypes: settings.azureEventTypes,
+    ...(bootId !== undefined && { bootId }),
     backoff,
     clock,
   });

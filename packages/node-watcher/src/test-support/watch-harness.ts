@@ -111,10 +111,19 @@ export function testSettings(overrides: Partial<WatcherSettings>): WatcherSettin
   };
 }
 
+/** What a test may give {@link startTestWatcher} besides the settings. */
+export interface TestWatcherOptions {
+  /** Default: fast, 20 ms doubling to 200 ms. */
+  backoff?: Backoff;
+  /** The boot the watcher runs in (see {@link RunOptions.bootId}); default: this machine's. */
+  bootId?: string;
+}
+
 /** Starts a watcher in-process as the bin does, with fast backoff unless told otherwise. */
-export async function startTestWatcher(settings: WatcherSettings, backoff: Backoff = (attempt) => Math.min(200, 20 * 2 ** (attempt - 1))): Promise<RunningWatcher & { lines: Array<Record<string, unknown>> }> {
+export async function startTestWatcher(settings: WatcherSettings, options: TestWatcherOptions = {}): Promise<RunningWatcher & { lines: Array<Record<string, unknown>> }> {
   const { logger, lines } = capturedLogger();
-  const running = await runWatcher(settings, { logger, registry: new Registry(), backoff });
+  const { backoff = (attempt) => Math.min(200, 20 * 2 ** (attempt - 1)), bootId } = options;
+  const running = await runWatcher(settings, { logger, registry: new Registry(), backoff, ...(bootId !== undefined && { bootId }) });
   return Object.assign(running, { lines });
 }
 
