@@ -178,7 +178,7 @@ describe('GcpMetadataMonitor notices and their ids', () => {
     // Read garbled in between: no read of the value, so no end of the maintenance.
     gce.setMaintenanceEvent('<html>' as GceMaintenanceEvent);
     clock.advance(1_000);
-    await until('the garbled answer read', () => gce.calls.filter((c) => c.path.endsWith('/maintenance-event')).length >= 7);
+    await until('the garbled answer read, and its loop asleep on its backoff', () => gce.calls.filter((c) => c.path.endsWith('/maintenance-event')).length >= 7 && clock.sleeping === 2);
     expect(await read(TERMINATE)).toEqual(second);
     await read('NONE');
     const third = [noticeId(first, new Date(clock.now() + 1_000).toISOString())];
