@@ -23,13 +23,14 @@ describe('parseCliArgs', () => {
         dryRun: false,
         logLevel: 'info',
         nodeName: 'ip-10-0-1-23',
+        stateFile: undefined,
       },
     });
   });
 
   it('--core-url wins over HOLLOWTREES_CORE_URL; durations and lists are read', () => {
-    const command = parseCliArgs(['--core-url', 'https://a:1', '--poll-interval', '500ms', '--azure-event-types', 'Preempt,Reboot', '--cloud', 'azure', '--listen', '[::1]:0', '--stop-grace', '10s'], { HOLLOWTREES_CORE_URL: 'http://b:2' });
-    expect(command).toMatchObject({ kind: 'run', settings: { coreUrl: 'https://a:1', pollIntervalMs: 500, azureEventTypes: ['Preempt', 'Reboot'], cloud: 'azure', listen: '[::1]:0', stopGraceMs: 10_000 } });
+    const command = parseCliArgs(['--core-url', 'https://a:1', '--poll-interval', '500ms', '--azure-event-types', 'Preempt,Reboot', '--cloud', 'azure', '--listen', '[::1]:0', '--stop-grace', '10s', '--state-file', '/run/hollowtrees/watcher.json'], { HOLLOWTREES_CORE_URL: 'http://b:2' });
+    expect(command).toMatchObject({ kind: 'run', settings: { coreUrl: 'https://a:1', pollIntervalMs: 500, azureEventTypes: ['Preempt', 'Reboot'], cloud: 'azure', listen: '[::1]:0', stopGraceMs: 10_000, stateFile: '/run/hollowtrees/watcher.json' } });
   });
 
   it('--poll-interval takes every duration its error message names, up to 1h, written as the configuration writes durations', () => {

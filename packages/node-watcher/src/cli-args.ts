@@ -28,6 +28,9 @@ Metadata:
                             Cloud is watched with hanging GETs and does not poll)
   --azure-event-types LIST  Scheduled Events acted on, of Preempt, Terminate, Reboot, Redeploy, Freeze
                             (default Preempt,Terminate)
+  --state-file FILE         Google Cloud: where the watcher keeps which maintenance it saw in this boot,
+                            so that one restarted during a maintenance that came back without the VM
+                            stopping sends that one's id, not the first's (default: none, kept in memory)
   --azure-approve           approve an Azure event (StartRequests) once every flow run of it succeeded
                             in core, so Azure goes ahead without waiting for NotBefore (default off;
                             not with --once, which exits before the runs end)
@@ -75,6 +78,8 @@ export interface WatcherSettings {
   readonly dryRun: boolean;
   readonly logLevel: LogLevel;
   readonly nodeName: string | undefined;
+  /** Where Google Cloud occurrences are kept across restarts; undefined: in memory only. */
+  readonly stateFile: string | undefined;
 }
 
 /** What the command line asks for. */
@@ -155,6 +160,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
     'poll-interval': { type: 'string' },
     'azure-event-types': { type: 'string' },
     'azure-approve': { type: 'boolean' },
+    'state-file': { type: 'string' },
     listen: { type: 'string' },
     'stop-grace': { type: 'string' },
     once: { type: 'boolean' },
@@ -194,6 +200,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
       dryRun,
       logLevel: oneOf('log-level', v['log-level'], LOG_LEVELS) ?? 'info',
       nodeName: env.NODE_NAME || undefined,
+      stateFile: v['state-file'] || undefined,
     },
   };
 }

@@ -15,6 +15,8 @@ export interface MonitorSettings {
   azureEventTypes?: readonly AzureEventType[];
   /** The running kernel's boot id, which Google Cloud's notice ids name (see {@link GcpMetadataOptions.bootId}). */
   bootId?: string;
+  /** Where Google Cloud keeps its occurrences (see {@link GcpMetadataOptions.stateFile}). */
+  stateFile?: string;
   backoff: Backoff;
   clock: Clock;
 }
@@ -27,7 +29,7 @@ export function createMonitor(settings: MonitorSettings): Monitor {
     case 'aws':
       return new AwsImdsMonitor({ ...base, pollIntervalMs: pollIntervalMs ?? 2_000, backoff, clock });
     case 'gcp':
-      return new GcpMetadataMonitor({ ...base, ...(settings.bootId !== undefined && { bootId: settings.bootId }), backoff, clock });
+      return new GcpMetadataMonitor({ ...base, ...(settings.bootId !== undefined && { bootId: settings.bootId }), ...(settings.stateFile !== undefined && { stateFile: settings.stateFile }), backoff, clock });
     case 'azure':
       return new AzureScheduledEventsMonitor({ ...base, pollIntervalMs: pollIntervalMs ?? 1_000, ...(settings.azureEventTypes && { eventTypes: settings.azureEventTypes }), backoff, clock });
   }

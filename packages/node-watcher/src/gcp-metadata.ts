@@ -1,6 +1,7 @@
 import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
 import { instanceIdBody, metadataRequest, MetadataError, okBody } from './metadata-request.js';
 import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
+import { OccurrenceFile, type OccurrenceState } from './occurrence-file.js';
 import { noticeId, type InstanceIdentity, type Notice } from './notice.js';
 import { pollLoop } from './poll-loop.js';
 
@@ -32,6 +33,12 @@ export interface GcpMetadataOptions {
    * such a notice within its group's cooldown is taken for the first one.
    */
   bootId?: string;
+  /**
+   * A file where each watched value's occurrences are kept, so that a watcher restarted in the same
+   * boot during a maintenance that came back (the VM was not stopped for the first) still sends
+   * that occurrence's id. Undefined: kept in memory, and such a restart sends the first one's id.
+   */
+  stateFile?: string;
 }
 
 /**
@@ -68,21 +75,31 @@ const WATCHED: Readonly<Record<string, (value: string, reader: Reader, now: numb
  * back, so that core runs it instead of taking it for a re-send of the first.
  */
 class Occurrences {
-  private present = false;
-  private seen = 0;
-  private returnedAt: string | undefined;
+  private state: OccurrenceState;
+
+  /** Starts from `saved` (what a watcher before a restart saw in this boot), and tells `save` of each change. */
+  constructor(
+    saved: OccurrenceState | undefined,
+    private readonly save: (state: OccurrenceState) => void,
+  ) {
+    this.state = saved ?? { present: false, seen: 0 };
+  }
 
   /** The notice a successful read found (undefined: none), with the id of its occurrence. */
   of(found: Notice | undefined, now: number): Notice | undefined {
+    const { present, seen, returnedAt } = this.state;
     if (!found) {
-      this.present = false;
+      if (present) this.change({ present: false, seen, ...(returnedAt !== undefined && { returnedAt }) });
       return undefined;
     }
-    if (!this.present) {
-      this.present = true;
-      this.returnedAt = ++this.seen === 1 ? undefined : new Date(now).toISOString();
-    }
-    return this.returnedAt === undefined ? found : { ...found, id: noticeId(found.id, this.returnedAt) };
+    if (!present) this.change(seen === 0 ? { present: true, seen: 1 } : { present: true, seen: seen + 1, returnedAt: new Date(now).toISOString() });
+    const at = this.state.returnedAt;
+    return at === undefined ? found : { ...found, id: noticeId(found.id, at) };
+  }
+
+  private change(state: OccurrenceState): void {
+    this.state = state;
+    this.save(state);
   }
 }
 
@@ -141,11 +158,13 @@ export class GcpMetadataMonitor implements Monitor {
 
   async watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
     const reader = this.reader(identity);
+    const { stateFile, bootId } = this.options;
+    const file = stateFile === undefined ? undefined : new OccurrenceFile(stateFile, `${identity.instanceId} ${bootId ?? ''}`, (err) => sink.metadataError(err));
     await Promise.all(
       Object.entries(WATCHED).map(([key, notice]) => {
         // The first GET reads the value now (a notice already there counts); each later one hangs until it changes.
         let etag: string | undefined;
-        const occurrences = new Occurrences();
+        const occurrences = new Occurrences(file?.state(key), (state) => file?.save(key, state));
         return pollLoop({
           round: async (s) => {
             const { clock } = this.options;

@@ -1,4 +1,7 @@
 import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type GceMaintenanceEvent, type GceMetadataStandIn, type ImdsScheduledEvent } from '@hollowtrees/testkit';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, metric, morePolls, startCore, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
@@ -29,8 +32,8 @@ const BOOT = ['3f1c2a9e-8d47-4b6f-9a2e-5c7d1e0b4a61', '9b0e4d7c-2a51-4f83-b6c9-1
  * A Google Cloud watcher of `gce` in the boot `bootId`, with both hanging GETs armed; `stop` may be
  * called before the cleanups call it (a restart).
  */
-async function gcpWatcher(coreUrl: string, gce: GceMetadataStandIn, bootId: string = BOOT[0]): Promise<Watcher> {
-  const watcher = await startTestWatcher(testSettings({ coreUrl, cloud: 'gcp', metadataUrl: gce.url }), { bootId });
+async function gcpWatcher(coreUrl: string, gce: GceMetadataStandIn, bootId: string = BOOT[0], stateFile?: string): Promise<Watcher> {
+  const watcher = await startTestWatcher(testSettings({ coreUrl, cloud: 'gcp', metadataUrl: gce.url, stateFile }), { bootId });
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopped ??= watcher.stop());
   cleanups.add(watcher, stop);
@@ -129,6 +132,30 @@ describe('a notice that leaves the metadata service and comes back', () => {
 
     expect(await deduplicated(core)).toBe(2);
     expect(plugin.events.map((e) => e.type).sort()).toEqual(['hollowtrees.node.gcp.host-maintenance', 'hollowtrees.node.gcp.preemption']);
+  });
+
+  it('Google Cloud --state-file: a watcher restarted in the same boot during a maintenance that came back sends that one\'s id, not the first\'s: it reaches the plugin, once', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const stateFile = join(mkdtempSync(join(tmpdir(), 'watcher-state-')), 'occurrences.json');
+    const first = await gcpWatcher(core.url, gce, BOOT[0], stateFile);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the first maintenance at the plugin', () => plugin.events.length === 1);
+    gce.setMaintenanceEvent('NONE');
+    await until('the hanging GETs re-armed', async () => gce.waiting === 2 && (await metric(first, 'hollowtrees_node_watcher_polls_total', { cloud: 'gcp' })) >= 4);
+
+    // Restarted (an OOM kill) while the value reads NONE; the maintenance comes back to the new process, then it restarts again.
+    await first.stop();
+    const second = await gcpWatcher(core.url, gce, BOOT[0], stateFile);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the second maintenance at the plugin', () => plugin.events.length === 2);
+    await second.stop();
+    const third = await gcpWatcher(core.url, gce, BOOT[0], stateFile);
+    await until('the second maintenance sent again and accepted', async () => (await accepted(third)) === 1);
+
+    expect(plugin.events[1]!.id).not.toBe(plugin.events[0]!.id);
+    expect(await deduplicated(core)).toBe(1);
+    expect(plugin.events).toHaveLength(2);
   });
 
   it('Google Cloud: a page or an empty answer in place of the value (a broken proxy) is no end of the maintenance: it is not sent again under a new id', async () => {

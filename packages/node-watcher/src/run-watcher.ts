@@ -109,6 +109,7 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
     ...(settings.pollIntervalMs !== undefined && { pollIntervalMs: settings.pollIntervalMs }),
     azureEventTypes: settings.azureEventTypes,
     ...(bootId !== undefined && { bootId }),
+    ...(settings.stateFile !== undefined && { stateFile: settings.stateFile }),
     backoff,
     clock,
   });

@@ -107,6 +107,7 @@ export function testSettings(overrides: Partial<WatcherSettings>): WatcherSettin
     dryRun: false,
     logLevel: 'debug',
     nodeName: 'node-a',
+    stateFile: undefined,
     ...overrides,
   };
 }
