@@ -214,12 +214,11 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
   it("gives core's run journal a volume that holds it at its largest, so kubelet never evicts the pod (and the journal with it) for filling it", () => {
     const short: string[] = [];
     for (const [variant, objects] of Object.entries(variants)) {
-      const pod = corePod(objects) as PodSpec & { volumes?: Array<{ name: string; emptyDir?: { sizeLimit?: string } }> };
+      const pod = corePod(objects);
       const text = (find(objects, 'ConfigMap', configMapName(pod, objects)) as unknown as { data: Record<string, string> }).data['config.yaml']!;
       const { config } = parseConfig(text, `${variant} config.yaml`, { SQS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/hollowtrees-notices' });
       if (!config.state.file) continue;
-      const mount = (container(pod, 'core') as { volumeMounts?: Array<{ name: string; mountPath: string }> }).volumeMounts?.find((m) => config.state.file!.startsWith(`${m.mountPath}/`));
-      const sizeLimit = pod.volumes?.find((v) => v.name === mount?.name)?.emptyDir?.sizeLimit;
+      const sizeLimit = emptyDirLimit(pod, 'core', config.state.file);
       if (!sizeLimit) short.push(`${variant}: state.file ${config.state.file} is on no emptyDir with a sizeLimit`);
       else if (memoryBytes(sizeLimit) < journalDiskBudget(config)) short.push(`${variant}: the journal's volume holds ${sizeLimit}, the journal may need ${Math.ceil(journalDiskBudget(config) / 1024 ** 2)} MiB`);
     }
@@ -307,6 +306,8 @@ describe.skipIf(!hasKubectl)('the Kustomize manifests (deploy/kubernetes)', () =
     expect(watcher.args![0]).toBe('/app/bin/hollowtrees-node-watcher.mjs');
     expect(watcher.args![watcher.args!.indexOf('--core-url') + 1]).toBe('http://hollowtrees.hollowtrees.svc:9092');
     expect(watcher.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+    // --state-file on an emptyDir (the root filesystem is read-only), which a container's restart keeps.
+    expect(emptyDirLimit(pod, 'node-watcher', watcher.args![watcher.args!.indexOf('--state-file') + 1]!)).toBe('1Mi');
     expect((pod as { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(false);
     // The watcher needs no RBAC: the only roles are the drain's (its ClusterRole and its Role for the pools' Leases, each with its binding).
     expect(objects.filter((o) => o.kind.includes('Role')).map((o) => o.metadata.name).sort()).toEqual(['hollowtrees-k8s-drain', 'hollowtrees-k8s-drain', 'hollowtrees-k8s-drain-pools', 'hollowtrees-k8s-drain-pools']);
@@ -408,6 +409,12 @@ function configMapName(pod: PodSpec, objects: KubeObject[]): string {
   if (!name) throw new Error('the core pod mounts no config ConfigMap');
   find(objects, 'ConfigMap', name);
   return name;
+}
+
+/** The sizeLimit of the emptyDir that `containerName` of `pod` keeps `file` on; undefined when it is on none. */
+function emptyDirLimit(pod: PodSpec, containerName: string, file: string): string | undefined {
+  const mount = (container(pod, containerName) as { volumeMounts?: Array<{ name: string; mountPath: string }> }).volumeMounts?.find((m) => file.startsWith(`${m.mountPath}/`));
+  return (pod as PodSpec & { volumes?: Array<{ name: string; emptyDir?: { sizeLimit?: string } }> }).volumes?.find((v) => v.name === mount?.name)?.emptyDir?.sizeLimit;
 }
 
 describe('the checks themselves', () => {
