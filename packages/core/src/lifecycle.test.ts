@@ -526,6 +526,47 @@ describe('a stop Hollowtrees makes by itself', () => {
     await core.waitFor((l) => l.msg === 'hollowtrees stopped');
     expect(await core.exited).toBe(1);
   });
+
+  it('a core stopped (SIGSTOP) past its lock\'s stale time, whose file another core took over, acts no more when it wakes: the plugin after the call it had out is called once, by the new holder, and the new holder\'s journal is not overwritten', { timeout: 30_000 }, async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const drain = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
+    const replace = await startRecordingPlugin();
+    plugins.push(drain, replace);
+    const stateFile = join(dir, 'stalled-holder', 'runs.jsonl');
+    const file = writeConfig(`
+server: { listen: 127.0.0.1:0 }
+state: { file: "${stateFile}" }
+plugins:
+  drain: { type: grpc, address: "${drain.address}", timeout: 60s, retry: { attempts: 1 } }
+  replace: { type: grpc, address: "${replace.address}", retry: { attempts: 1 } }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    cooldown: 10m
+    plugins: [drain, replace]
+`);
+    const stalled = startCli(['--config', file]);
+    expect((await post(await stalled.url(), alert('i-1'))).status).toBe(200);
+    await drain.waitForCalls(1);
+    stalled.child.kill('SIGSTOP');
+    // Unrefreshed past the 10 s after which any holder's lock is stale (a paused VM, a frozen cgroup): taken over at once.
+    const past = new Date(Date.now() - 11_000);
+    utimesSync(`${stateFile}.lock`, past, past);
+    const next = startCli(['--config', file]);
+    await next.url();
+    await next.waitFor((l) => l.msg === 'flow run succeeded');
+    expect([drain.calls.length, replace.calls.length]).toEqual([2, 1]);
+    // The stalled core wakes with its drain call answered.
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    stalled.child.kill('SIGCONT');
+    expect(await stalled.exited).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(replace.calls.length).toBe(1);
+    expect(next.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('the state journal was'))).toBe(false);
+  });
 });
 
 describe('reload on SIGHUP', () => {

@@ -111,8 +111,12 @@ const INTERRUPTED_BECAUSE: Readonly<Record<StateBackend, string>> = {
   file: 'flow run interrupted; it resumes after the restart',
   kubernetes: 'flow run interrupted; its Lease is handed back with its event and the plugins it passed, so another replica goes on after them',
 };
-/** A run stopped because its hold on the group lapsed or was taken over: nothing is handed back, the Lease is another replica's to take. */
-const INTERRUPTED_HOLD_LOST = 'flow run interrupted: this replica lost its hold on the group\'s Lease; the replica that takes the group over goes on after the plugins this run passed';
+/** A run stopped because its hold on the group lapsed or was taken over: nothing is handed back, the group is another process's to take. */
+const INTERRUPTED_HOLD_LOST: Readonly<Record<StateBackend, string>> = {
+  memory: 'flow run interrupted: this process lost its hold on the group',
+  file: 'flow run interrupted: another process took the state file over; it goes on after the plugins this run passed',
+  kubernetes: 'flow run interrupted: this replica lost its hold on the group\'s Lease; the replica that takes the group over goes on after the plugins this run passed',
+};
 
 /** Why a flow has no room, in a drop's detail and in `noRoom`'s answer. */
 const ALL_FLOWS_HOLD = (held: HeldBytes): string => `all flows hold ${held.total} bytes of events (state.maxQueuedBytes)`;
@@ -515,7 +519,7 @@ export class FlowEngine {
     if (result.ignored.length > 0) logger.warn({ ...log, ignoredAttributes: result.ignored }, 'plugins returned attributes that would change the event\'s own labels; they were ignored');
     if (outcome === 'succeeded') logger.info(log, 'flow run succeeded');
     else if (outcome === 'retrying') logger.warn({ ...log, error: result.error, retryAt: new Date(this.states.get(groupKey)?.run?.retryAt ?? finishedAt).toISOString() }, 'flow run failed on a retryable code; it will be tried again');
-    else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: resumes }, lost?.aborted ? INTERRUPTED_HOLD_LOST : INTERRUPTED_BECAUSE[this.states.backend]);
+    else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: resumes }, (lost?.aborted ? INTERRUPTED_HOLD_LOST : INTERRUPTED_BECAUSE)[this.states.backend]);
     else logger.error({ ...log, error: result.error }, 'flow run failed');
   }
 

@@ -2,6 +2,7 @@ import { GroupStates, HELD, type GroupState, type RunProgress } from '../flow/gr
 import type { ClaimResult, StateBackend } from './run-state-store.js';
 import type { JournalProblem } from './journal-format.js';
 import type { JournalRepair, StateJournal } from './state-journal.js';
+import type { StateLock } from './state-lock.js';
 
 /**
  * The `file` backend: group states in memory, every change appended to a
@@ -15,16 +16,26 @@ export class JournalRunStateStore extends GroupStates {
 
   /**
    * @param recovered what the journal held when it was opened (see {@link StateJournal.open}).
-   * @param release lets go of whatever else the store holds (the file's lock), after the journal closed.
+   * @param lock the state file's lock: released after the journal closed; once lost, runs stop before their next call.
    */
   constructor(
     private readonly journal: StateJournal,
     maxGroups?: number,
     override readonly recovered: readonly GroupState[] = [],
     readonly problems: readonly JournalProblem[] = [],
-    private readonly release_: () => Promise<void> = () => Promise.resolve(),
+    private readonly lock?: StateLock,
   ) {
     super((change) => journal.record(change), maxGroups);
+  }
+
+  /** Every run's hold is the file's lock: once another process took it over, that one resumes the runs. */
+  override holdLost(_key: string): AbortSignal | undefined {
+    return this.lock?.lost;
+  }
+
+  /** Before each plugin call: a process that did not run for a while first makes sure the file is still its own. */
+  override checkHold(_key: string): Promise<void> {
+    return this.lock?.confirm() ?? Promise.resolve();
   }
 
   /**
@@ -57,6 +68,9 @@ export class JournalRunStateStore extends GroupStates {
    * under us (says which), or fails its writes (see {@link StateJournal.needsCompaction}), and compacts it once it has grown.
    */
   async maintain(now: number): Promise<JournalRepair | undefined> {
+    // A file another process took over is that one's now: a rewrite from memory here would overwrite what it wrote.
+    await this.lock?.confirm();
+    if (this.lock?.lost.aborted) return undefined;
     const snapshot = () => this.list(now);
     // A file that fails its writes may fail its fstat too (EBADF, ESTALE): the rewrite below replaces it either way.
     const repaired = this.journal.durable ? await this.journal.verify(snapshot) : undefined;
@@ -76,7 +90,7 @@ export class JournalRunStateStore extends GroupStates {
       if (this.journal.missesChanges) await this.journal.compact(() => this.list(Number.NEGATIVE_INFINITY)).catch(() => {});
       await this.journal.close();
     } finally {
-      await this.release_();
+      await this.lock?.release();
     }
   }
 }

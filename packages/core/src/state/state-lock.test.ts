@@ -33,4 +33,23 @@ describe('lockStateFile', () => {
     const lock = await lockStateFile(file, () => {});
     await lock.release();
   });
+
+  it('a process that did not run for longer than a refresh (stopped, paused) finds out before acting that another took the file over; one that ran on checks nothing', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'hollowtrees-lock-')), 'runs.jsonl');
+    const heard: Error[] = [];
+    const lock = await lockStateFile(file, (err) => heard.push(err));
+    try {
+      // Another process took the lock over and named itself, as one does after the lock went stale.
+      writeFileSync(`${file}.holder`, `${JSON.stringify({ pid: 1, hostname: 'other-host', since: new Date().toISOString() })}\n`);
+      await lock.confirm();
+      expect(lock.lost.aborted).toBe(false);
+      // This process stands still for longer than a refresh interval (2 s), as under SIGSTOP.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_500);
+      await lock.confirm();
+      expect(lock.lost.aborted).toBe(true);
+      expect(heard.map((e) => e.message)).toEqual([expect.stringContaining('is in use by pid 1 on host other-host')]);
+    } finally {
+      await lock.release();
+    }
+  });
 });

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,6 +37,17 @@ export class StateFileLockedError extends Error {
 
 /** A held lock. */
 export interface StateLock {
+  /**
+   * Aborted once the lock is lost (its directory removed or taken over, seen by its refresh or by {@link confirm}):
+   * another process may be acting on the same state, so this one must act no more.
+   */
+  readonly lost: AbortSignal;
+  /**
+   * After this process did not run for longer than a refresh interval (stopped, paused, starved), checks that no other
+   * process took the file over meanwhile, aborting {@link lost} if one did. Woken, a process handles what came in (a
+   * plugin's answer) before its refresh timer can see the lock taken: without this it would act once more.
+   */
+  confirm(): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -50,12 +62,17 @@ const UPDATE_MS = 2_000;
 
 const holderPath = (file: string): string => `${file}.holder`;
 
-async function readHolder(file: string): Promise<LockHolder | undefined> {
+/** The holder a holder file's text names; undefined for an empty or half-written one. */
+function parseHolder(text: string): LockHolder | undefined {
   try {
-    return JSON.parse(await readFile(holderPath(file), 'utf8')) as LockHolder;
+    return JSON.parse(text) as LockHolder;
   } catch {
     return undefined;
   }
+}
+
+async function readHolder(file: string): Promise<LockHolder | undefined> {
+  return parseHolder(await readFile(holderPath(file), 'utf8').catch(() => ''));
 }
 
 function isAlive(pid: number): boolean {
@@ -104,7 +121,15 @@ async function stillRefreshed(lockPath: string): Promise<boolean> {
  * or taken over): the caller must stop writing the file.
  */
 export async function lockStateFile(file: string, onCompromised: (err: Error) => void): Promise<StateLock> {
-  const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: `${file}.lock`, onCompromised };
+  const lost = new AbortController();
+  // Every run in flight listens to it (JournalRunStateStore.holdLost): as many as the flows' concurrency.
+  setMaxListeners(0, lost.signal);
+  const loseLock = (err: Error): void => {
+    if (lost.signal.aborted) return;
+    lost.abort(err);
+    onCompromised(err);
+  };
+  const options = { realpath: false, stale: STALE_MS, update: UPDATE_MS, lockfilePath: `${file}.lock`, onCompromised: loseLock };
   await makeDirectory(dirname(file));
   let release: () => Promise<void>;
   try {
@@ -117,6 +142,51 @@ export async function lockStateFile(file: string, onCompromised: (err: Error) =>
     release = await lockfile.lock(file, options);
   }
   const holder: LockHolder = { pid: process.pid, hostname: hostname(), since: new Date().toISOString() };
-  await writeFile(holderPath(file), `${JSON.stringify(holder)}\n`);
-  return { release: () => release() };
+  const ours = `${JSON.stringify(holder)}\n`;
+  await writeFile(holderPath(file), ours);
+  const stall = new StallWatch(UPDATE_MS);
+  return {
+    lost: lost.signal,
+    async confirm() {
+      if (lost.signal.aborted || !stall.stalled()) return;
+      const now = await readFile(holderPath(file), 'utf8').catch(() => '');
+      if (now === ours) return stall.confirmed();
+      loseLock(Object.assign(new Error(`while this process was not running, another took ${file} over: it ${holderText(parseHolder(now))}`), { code: 'ECOMPROMISED' }));
+    },
+    release: () => {
+      stall.stop();
+      // A lock taken over is not ours to remove: proper-lockfile would only say it is released already.
+      return lost.signal.aborted ? Promise.resolve() : release();
+    },
+  };
+}
+
+/** Notices that this process did not run for longer than `intervalMs`: a tick of its own came late. */
+class StallWatch {
+  private last = Date.now();
+  private late = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly intervalMs: number) {
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      // Kept until confirmed: the tick that sees the stall may run before the answer that would act on it.
+      if (now - this.last > intervalMs) this.late = true;
+      this.last = now;
+    }, intervalMs / 2).unref();
+  }
+
+  /** True from a late tick (or one overdue now) until {@link confirmed}. */
+  stalled(): boolean {
+    return this.late || Date.now() - this.last > this.intervalMs;
+  }
+
+  confirmed(): void {
+    this.late = false;
+    this.last = Date.now();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }
