@@ -527,7 +527,7 @@ describe('a stop Hollowtrees makes by itself', () => {
     expect(await core.exited).toBe(1);
   });
 
-  it('a core stopped (SIGSTOP) past its lock\'s stale time, whose file another core took over, acts no more when it wakes: the plugin after the call it had out is called once, by the new holder, and the new holder\'s journal is not overwritten', { timeout: 30_000 }, async () => {
+  it('a core stopped (SIGSTOP) past its lock\'s stale time, whose file another core took over, acts no more when it wakes: the plugin after the call it had out is called once, by the new holder, an alert it is sent is refused, and the new holder\'s journal is not overwritten', { timeout: 30_000 }, async () => {
     let release!: () => void;
     const blocked = new Promise<void>((resolve) => (release = resolve));
     const drain = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
@@ -551,6 +551,7 @@ flows:
     expect((await post(await stalled.url(), alert('i-1'))).status).toBe(200);
     await drain.waitForCalls(1);
     stalled.child.kill('SIGSTOP');
+    const stoppedAt = Date.now();
     // Unrefreshed past the 10 s after which any holder's lock is stale (a paused VM, a frozen cgroup): taken over at once.
     const past = new Date(Date.now() - 11_000);
     utimesSync(`${stateFile}.lock`, past, past);
@@ -558,10 +559,14 @@ flows:
     await next.url();
     await next.waitFor((l) => l.msg === 'flow run succeeded');
     expect([drain.calls.length, replace.calls.length]).toEqual([2, 1]);
-    // The stalled core wakes with its drain call answered.
+    // The stalled core wakes with its drain call answered, and an alert sent to it while it stood still.
     release();
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const sentWhileStopped = post(await stalled.url(), alert('i-2'));
+    // Stopped for longer than a lock refresh (2 s), as a core whose lock went stale (10 s) always was.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(200, stoppedAt + 3_000 - Date.now())));
     stalled.child.kill('SIGCONT');
+    // Answered 200, the alert would be on no disk the new holder reads: lost.
+    expect((await sentWhileStopped).status).toBe(503);
     expect(await stalled.exited).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(replace.calls.length).toBe(1);

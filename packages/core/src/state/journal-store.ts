@@ -55,12 +55,18 @@ export class JournalRunStateStore extends GroupStates {
     this.progress(key, 'running', run);
   }
 
-  override commit(): Promise<boolean> {
-    return this.journal.flush();
+  /**
+   * False too once the lock is lost: what this process writes then is in a file the new holder does not read, and a
+   * sender told its event was accepted would have it lost. Woken after not running for a while, it looks first.
+   */
+  override async commit(): Promise<boolean> {
+    const written = await this.journal.flush();
+    await this.lock?.confirm();
+    return written && this.durable;
   }
 
   override get durable(): boolean {
-    return this.journal.durable;
+    return this.journal.durable && !this.lock?.lost.aborted;
   }
 
   /**
