@@ -52,11 +52,22 @@ describe('OccurrenceFile', () => {
     const dir = mkdtempSync(join(tmpdir(), 'occurrences-'));
     mkdirSync(join(dir, 'a-directory'));
     const unreadable = open(join(dir, 'a-directory'));
-    expect(unreadable.errors).toEqual([expect.stringContaining('cannot read')]);
+    expect(unreadable.errors).toEqual([expect.stringContaining('cannot read'), expect.stringContaining('cannot write')]);
     const unwritable = open(join(dir, 'no-such-dir', 'occurrences.json'));
     unwritable.file.save('maintenance-event', { present: true, seen: 1 });
-    expect(unwritable.errors).toEqual([expect.stringContaining(`cannot write ${join(dir, 'no-such-dir', 'occurrences.json')}`)]);
+    // At start, and at the save.
+    expect(unwritable.errors).toEqual(Array(2).fill(expect.stringContaining(`cannot write ${join(dir, 'no-such-dir', 'occurrences.json')}`)));
     expect(unwritable.file.state('maintenance-event')).toEqual({ present: true, seen: 1 });
+  });
+
+  it('a file it cannot write is reported at start, not first at the maintenance it was set for', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'occurrences-'));
+    const path = join(dir, 'no-such-dir', 'occurrences.json');
+    expect(open(path).errors).toEqual([expect.stringContaining(`cannot write ${path}`)]);
+    // One it can write is there from the start, for this instance and boot.
+    const fresh = freshPath();
+    expect(open(fresh).errors).toEqual([]);
+    expect(JSON.parse(readFileSync(fresh, 'utf8'))).toEqual({ owner: OWNER, values: {} });
   });
 
   it('writes the whole file through a temporary one, leaving no temporary file behind', () => {

@@ -25,7 +25,7 @@ const isState = (s: unknown): s is OccurrenceState => {
  * of that occurrence, not the first one's. States of another instance or boot are not taken.
  */
 export class OccurrenceFile {
-  private values: Record<string, OccurrenceState> = {};
+  private values: Record<string, OccurrenceState>;
 
   /**
    * @param path the file (written whole, through a temporary file beside it)
@@ -37,19 +37,28 @@ export class OccurrenceFile {
     private readonly owner: string,
     private readonly failed: (err: Error) => void,
   ) {
+    this.values = OccurrenceFile.load(path, owner, failed);
+    // Written now: a path it cannot write (no such directory, a read-only filesystem) is told at start,
+    // not first at the maintenance the file was set for; a file of another boot or instance goes with it.
+    this.write();
+  }
+
+  /** The states `path` holds for `owner`: none when it is missing, unreadable, garbled, or another's. */
+  private static load(path: string, owner: string, failed: (err: Error) => void): Record<string, OccurrenceState> {
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failed(new Error(`cannot read ${path}: ${(err as Error).message}`));
-      return;
+      return {};
     }
     try {
       const contents = JSON.parse(text) as Partial<Contents> | null;
-      if (contents?.owner !== owner || typeof contents.values !== 'object' || contents.values === null) return;
-      this.values = Object.fromEntries(Object.entries(contents.values).filter((e): e is [string, OccurrenceState] => isState(e[1])));
+      if (contents?.owner !== owner || typeof contents.values !== 'object' || contents.values === null) return {};
+      return Object.fromEntries(Object.entries(contents.values).filter((e): e is [string, OccurrenceState] => isState(e[1])));
     } catch (err) {
       failed(new Error(`cannot read ${path}: ${(err as Error).message}`));
+      return {};
     }
   }
 
@@ -61,6 +70,10 @@ export class OccurrenceFile {
   /** Saves the state of `key`. */
   save(key: string, state: OccurrenceState): void {
     this.values = { ...this.values, [key]: state };
+    this.write();
+  }
+
+  private write(): void {
     const temporary = `${this.path}.tmp`;
     try {
       writeFileSync(temporary, JSON.stringify({ owner: this.owner, values: this.values } satisfies Contents));
