@@ -50,9 +50,27 @@ const TOKEN_VALIDITY_MS = 24 * 60 * 60 * 1000;
  */
 export class SpentClientTokens {
   private readonly spent: ExpiringMap<string, number>;
+  /** By spot token base: whether its request was refused whole and the on-demand fallback that followed got no answer. */
+  private readonly fallbackUnanswered: ExpiringMap<string, boolean>;
 
   constructor(now: () => number) {
     this.spent = new ExpiringMap(TOKEN_VALIDITY_MS, now);
+    this.fallbackUnanswered = new ExpiringMap(TOKEN_VALIDITY_MS, now);
+  }
+
+  /**
+   * Whether the spot request of `spotBase` was refused whole (EC2 keeps no answer for its token) and the
+   * on-demand request after it got no answer: that one may be launching still, and spot asked again
+   * with the same token would launch a second replacement once spot is back. A retry asks on-demand
+   * again first, with its token, and gets that fleet.
+   */
+  onDemandUnanswered(spotBase: string): boolean {
+    return this.fallbackUnanswered.get(spotBase) === true;
+  }
+
+  /** Records whether an on-demand fallback after the spot request of `spotBase` was refused whole is still unanswered. */
+  setOnDemandUnanswered(spotBase: string, unanswered: boolean): void {
+    this.fallbackUnanswered.set(spotBase, unanswered);
   }
 
   /** The token to ask with now for requests whose token is `base`. */

@@ -144,21 +144,29 @@ export async function launchReplacement(ctx: StrategyContext, settings: LaunchSe
     };
     return { ...result, spend };
   };
-  let capacityType: CapacityType = 'spot';
-  let result = await launchAs(capacityType);
+  const spotBase = settings.clientToken('spot');
+  const resume = settings.onDemandFallback && ctx.spentTokens.onDemandUnanswered(spotBase);
+  if (resume) ctx.logger.info('the on-demand fallback of an earlier try got no answer: asking it again, before spot', { instance_id: instance.instanceId });
+  const spot = resume ? undefined : await launchAs('spot');
   // Every answer's errors: spot's shortage keeps a run retryable when the on-demand fallback is refused for good (a quota).
-  let errors = result.errors;
-  if (!result.instanceId && settings.onDemandFallback && result.errors.some((e) => NO_SPOT.has(e.ErrorCode ?? ''))) {
-    ctx.logger.info('no spot for the replacement: falling back to on-demand', { instance_id: instance.instanceId, errors: summary(result.errors) });
-    capacityType = 'on-demand';
-    const spot = result;
-    result = await launchAs(capacityType);
-    errors = [...errors, ...result.errors];
+  let errors = spot?.errors ?? [];
+  /** On-demand after `spot` (undefined: an earlier try's fallback is resumed). */
+  const onDemand = async (): Promise<LaunchResult & { spend: () => void }> => {
+    if (spot) ctx.logger.info('no spot for the replacement: falling back to on-demand', { instance_id: instance.instanceId, errors: summary(spot.errors) });
+    // A refused spot request keeps no answer: until this one is answered, a retry must not ask spot first.
+    if (spot && !spot.spent) ctx.spentTokens.setOnDemandUnanswered(spotBase, true);
+    const answered = await launchAs('on-demand');
+    ctx.spentTokens.setOnDemandUnanswered(spotBase, false);
+    errors = [...errors, ...answered.errors];
     // Only once the on-demand request is answered: one that failed may have launched (its answer lost, or still under way
     // when the call gave up), and a retry must then ask both again with the same tokens, getting EC2's empty spot fleet and
     // then this one, not launch a second replacement with a new spot token once spot capacity is back.
-    spot.spend();
-  }
+    spot?.spend();
+    return answered;
+  };
+  const spotHadNone = spot !== undefined && !spot.instanceId && settings.onDemandFallback && spot.errors.some((e) => NO_SPOT.has(e.ErrorCode ?? ''));
+  const result = spot && !spotHadNone ? spot : await onDemand();
+  const capacityType: CapacityType = result === spot ? 'spot' : 'on-demand';
   result.spend();
   if (!result.instanceId) throw fleetFailure(instance, errors);
   return {

@@ -623,6 +623,26 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect([err.code, err.message]).toEqual([Code.FailedPrecondition, expect.stringMatching(/\(spot\): MaxSpotFleetRequestCountExceeded: Max spot fleet request count exceeded; m5\.large \(on-demand\): VcpuLimitExceeded: /)]);
   });
 
+  it('launches no second replacement when the call is cut off while its on-demand fallback (spot refused whole for its quota) is under way, and spot is back for the retry', async () => {
+    const old = standalone();
+    aws.faults.fail(1, { code: 'MaxSpotFleetRequestCountExceeded', message: 'Max spot fleet request count exceeded', status: 400 }, { action: 'CreateFleet' });
+    // Every call takes 600 ms: the on-demand CreateFleet is still on its way into EC2 when core gives up on the call.
+    aws.latency.set(600);
+    const h = handler({ instanceTypes: ['m5.large'] });
+    const controller = new AbortController();
+    const first = rejection(h.handle(spotEvent(old), { ...context(), signal: controller.signal }));
+    await vi.waitFor(() => expect(aws.callsTo('CreateFleet')).toHaveLength(1), { timeout: 5_000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
+    expect((await first).code).toBe(Code.DeadlineExceeded);
+    // The retry comes at once, the spot fleet request quota freed meanwhile.
+    aws.latency.set(0);
+    const retry = await h.handle(spotEvent(old), context(2));
+    await vi.waitFor(() => expect(aws.callsTo('CreateFleet').length).toBeGreaterThanOrEqual(3), { timeout: 5_000 });
+    expect(retry.attributes).toMatchObject({ replacement_capacity_type: 'on-demand' });
+    expect(replacementsOf(old)).toHaveLength(1);
+  });
+
   it('stays FAILED_PRECONDITION, asking once, when spot-only and EC2 refuses the spot fleet request for its quota', async () => {
     const old = standalone();
     aws.faults.fail(2, { code: 'MaxSpotFleetRequestCountExceeded', message: 'Max spot fleet request count exceeded', status: 400 }, { action: 'CreateFleet' });
