@@ -92,6 +92,21 @@ describe.concurrent.each(TRANSPORTS)('PluginClient over %s when the plugin resta
     expect((await call).attributes).toEqual({ served: 'yes' });
   });
 
+  it.sequential('a call sent again once the plugin is back goes as the attempt and flow it was made with, though the caller changed its options object meanwhile', async () => {
+    // A caller that reuses its options object: the next attempt's number set while this one waits for the plugin.
+    const gone = await servePlugin();
+    await gone.close();
+    const client = clientFor(gone.port, transport);
+    const options = { flow: 'f', attempt: 1, timeoutMs: 8_000 };
+    const call = client.handle(event, options);
+    await sleep(500); // it failed to connect and waits for the plugin
+    Object.assign(options, { flow: 'other', attempt: 2 });
+    const saw: string[] = [];
+    await servePlugin(gone.port, { handle: (_e, { flow, attempt }) => void saw.push(`${flow} attempt ${attempt}`) });
+    await call;
+    expect(saw).toEqual(['f attempt 1']);
+  });
+
   it.sequential('a call the plugin may have received is not sent again when the plugin is back within the deadline: it fails UNAVAILABLE, and the caller retries it as its next attempt', async () => {
     // The plugin crashes (SIGKILL) while it acts on the call. Sending the call again here, as attempt 1 again, bypassed core's
     // retry policy and attempt numbers, and had the restarted plugin act on it a second time behind core's back.

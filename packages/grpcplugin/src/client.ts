@@ -166,16 +166,18 @@ export class PluginClient {
    * the client closed while it waited. A call that may have reached the plugin
    * is never sent again here: it fails (UNAVAILABLE when the connection broke or the plugin reset the call) and
    * the caller's retry policy, with its attempt numbers, decides. A call sent again reads `event`
-   * again: leave it unchanged until the call settles.
+   * again: leave it unchanged until the call settles (`options` is read once, as the call starts).
    */
   async handle(event: CloudEvent, options: HandleCallOptions): Promise<PluginResponse> {
     const deadline = Date.now() + checkedDeadlineMs('PluginClient.handle: timeoutMs', options.timeoutMs ?? this.defaultTimeoutMs);
+    // Read now, as the event's data is not: a call sent again goes as the attempt it was made as, whatever the caller does with `options` meanwhile.
+    const { flow, attempt = 1 } = options;
     const config = { ...options.config };
     // Encoded for each send, not kept: a call waiting for its answer holds neither the message's object tree
     // (with its copy of the event's data as JSON) nor its bytes once written, only the event its caller holds
     // anyway. With thousands of calls in flight (a reclaim wave) every young-generation collection copies what
     // the calls hold; a send again (below) is rare.
-    const request = (): Uint8Array => requestBytes({ event: eventToProto(event), flow: options.flow, attempt: options.attempt ?? 1, config });
+    const request = (): Uint8Array => requestBytes({ event: eventToProto(event), flow, attempt, config });
     try {
       return await this.callOnce(request, deadline, options.signal);
     } catch (err) {
