@@ -11,13 +11,20 @@ function readProblem(err: unknown): string {
   return /^E[A-Z]+: ([^,]+), \w+ '.*'$/.exec(message)?.[1] ?? message;
 }
 
-/** The file of a `$KUBECONFIG` list that does not load alone: the client loads them one by one, and its error names none (EISDIR) or not which of the list. */
+/**
+ * The file of a `$KUBECONFIG` list where the client stopped: it loads the first, then loads and merges each next one, and
+ * its error names no file (EISDIR), not which of the list, or none at all (`Duplicate cluster: x` from a merge).
+ */
 function failingListFile(list: string): string | undefined {
   const files = list.split(delimiter).filter(Boolean);
   if (files.length < 2) return undefined;
-  return files.find((file) => {
+  const merged = new KubeConfig();
+  return files.find((file, i) => {
     try {
-      new KubeConfig().loadFromFile(file);
+      // As the client does: the first file loaded as it is, each next one merged into it.
+      const next = i === 0 ? merged : new KubeConfig();
+      next.loadFromFile(file);
+      if (next !== merged) merged.mergeConfig(next);
       return false;
     } catch {
       return true;
