@@ -42,6 +42,17 @@ describe.each(TRANSPORTS)('PluginClient over %s', (transport) => {
     expect(calls).toBe(1);
   });
 
+  it('a request that cannot be encoded (an attempt of 1.5) fails INTERNAL, unsent, and the next call goes out whole', async () => {
+    const saw: string[] = [];
+    const { client } = await start({ handle: (e, { attempt }) => void saw.push(`attempt ${attempt}, extensions ${JSON.stringify(e.extensions ?? {})}`) });
+    // Its event is encoded before the attempt fails: an extension shows whether those bytes leak into the next request.
+    const err = await rejection(client.handle({ ...testEvent, extensions: { leftover: { type: 'string', value: 'yes' } } }, { flow: 'f', attempt: 1.5 }));
+    expect([err.code, err.message]).toEqual([Code.Internal, 'request message serialization failure: invalid uint32: 1.5']);
+    // The encoder shared by every call was left part-written: the next request must not carry those bytes.
+    expect(await client.handle(testEvent, { flow: 'f', attempt: 3 })).toMatchObject({ status: 'ok' });
+    expect(saw).toEqual(['attempt 3, extensions {}']);
+  });
+
   it.each([0, -1, 1.5, Number.NaN])('refuses maxSendMessageBytes %s at once, naming it', (bad) => {
     // 0 refused every call with RESOURCE_EXHAUSTED, which core retries; NaN lifted the limit.
     expect(() => new PluginClient('127.0.0.1:1', { transport, maxSendMessageBytes: bad })).toThrow(
