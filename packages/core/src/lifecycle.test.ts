@@ -43,6 +43,21 @@ const cloudEvent = (instance: string) => ({
 const postEvent = (url: string, instance: string) =>
   fetch(`${url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(cloudEvent(instance)) });
 
+/** A flow that drains then replaces, one try each, its runs journalled in `stateFile`; `drainExtra` adds to the drain plugin's settings. */
+const drainThenReplace = (stateFile: string, drainAddress: string, replaceAddress: string, drainExtra = '') => `
+server: { listen: 127.0.0.1:0 }
+state: { file: "${stateFile}" }
+plugins:
+  drain: { type: grpc, address: "${drainAddress}",${drainExtra} retry: { attempts: 1 } }
+  replace: { type: grpc, address: "${replaceAddress}", retry: { attempts: 1 } }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    cooldown: 10m
+    plugins: [drain, replace]
+`;
+
 const config = (pluginAddress: string, extra = '') => `
 ${extra}
 server:
@@ -124,19 +139,7 @@ describe('durable run state', () => {
     const replace = await startRecordingPlugin((_event, _ctx, index) => (index === 0 ? blocked : undefined));
     plugins.push(drain, replace);
     const stateFile = join(dir, 'steps', 'runs.jsonl');
-    const file = writeConfig(`
-server: { listen: 127.0.0.1:0 }
-state: { file: "${stateFile}" }
-plugins:
-  drain: { type: grpc, address: "${drain.address}", retry: { attempts: 1 } }
-  replace: { type: grpc, address: "${replace.address}", retry: { attempts: 1 } }
-flows:
-  spot:
-    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
-    groupBy: [instance_id]
-    cooldown: 10m
-    plugins: [drain, replace]
-`);
+    const file = writeConfig(drainThenReplace(stateFile, drain.address, replace.address));
     const first = startCli(['--config', file]);
     expect((await post(await first.url(), alert('i-1'))).status).toBe(200);
     await replace.waitForCalls(1);
@@ -534,19 +537,7 @@ describe('a stop Hollowtrees makes by itself', () => {
     const replace = await startRecordingPlugin();
     plugins.push(drain, replace);
     const stateFile = join(dir, 'stalled-holder', 'runs.jsonl');
-    const file = writeConfig(`
-server: { listen: 127.0.0.1:0 }
-state: { file: "${stateFile}" }
-plugins:
-  drain: { type: grpc, address: "${drain.address}", timeout: 60s, retry: { attempts: 1 } }
-  replace: { type: grpc, address: "${replace.address}", retry: { attempts: 1 } }
-flows:
-  spot:
-    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
-    groupBy: [instance_id]
-    cooldown: 10m
-    plugins: [drain, replace]
-`);
+    const file = writeConfig(drainThenReplace(stateFile, drain.address, replace.address, ' timeout: 60s,'));
     const stalled = startCli(['--config', file]);
     expect((await post(await stalled.url(), alert('i-1'))).status).toBe(200);
     await drain.waitForCalls(1);
