@@ -78,6 +78,23 @@ export function integerFlag(flag: string, value: string | undefined, fallback: n
 }
 
 /**
+ * A duration flag's value in ms, undefined when unset. `min` (default none) and `max` are durations as
+ * the message shows them (`1s`, `24h`); `example` is shown as what one looks like.
+ * @throws UsageError when it is no duration, or one out of those bounds.
+ */
+export function durationFlag(flag: string, value: string | undefined, bounds: { min?: string; max: string; example: string }): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  const minMs = bounds.min === undefined ? 0 : parseDuration(bounds.min)!;
+  const maxMs = parseDuration(bounds.max)!;
+  if (ms === undefined || ms < minMs || ms > maxMs) {
+    const range = bounds.min === undefined ? `up to ${bounds.max}` : `from ${bounds.min} to ${bounds.max}`;
+    throw new UsageError(`--${flag} must be a duration ${range} (e.g. ${bounds.example}), got "${value}"`);
+  }
+  return ms;
+}
+
+/**
  * The contents of the file a flag names (a certificate, a token).
  * @throws UsageError naming the flag and the file when it cannot be read.
  */
@@ -96,8 +113,7 @@ export function readFlagFile(flag: string, path: string): Buffer {
  * @throws UsageError naming the flag when a file cannot be read, the files do not fit together, or the refresh is out of range.
  */
 export function tlsFlagFiles(files: Partial<Record<keyof TlsFilePaths, { flag: string; path: string }>>, refresh: string | undefined): TlsFiles {
-  const refreshMs = refresh === undefined ? 60_000 : parseDuration(refresh);
-  if (refreshMs === undefined || refreshMs < 1_000 || refreshMs > 86_400_000) throw new UsageError(`--tls-refresh must be a duration from 1s to 24h (e.g. 1m), got "${refresh}"`);
+  const refreshMs = durationFlag('tls-refresh', refresh, { min: '1s', max: '24h', example: '1m' }) ?? 60_000;
   const paths: TlsFilePaths = {};
   const labels: Partial<Record<keyof TlsFilePaths, string>> = {};
   for (const [field, given] of Object.entries(files) as Array<[keyof TlsFilePaths, { flag: string; path: string }]>) {

@@ -28,7 +28,7 @@ export { rememberingRecent } from './recent-results.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';
 export { shutdownTimeoutAfter, type SignalStop } from './signal-stop.js';
 export { exitOnStopWhileStarting } from './stop-while-starting.js';
-export { UsageError, integerFlag, parseCommandLine, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type CommandLine, type FlagOptions, type FlagValues } from './cli-flags.js';
+export { UsageError, durationFlag, integerFlag, parseCommandLine, parseFlags, readFlagFile, refuseEmptyFlags, tlsFlagFiles, type CommandLine, type FlagOptions, type FlagValues } from './cli-flags.js';
 export { runBin, StartFailure, type Bin, type InfoCommand } from './bin-main.js';
 export { listenFailure } from './listen-failure.js';
 export { serveStartFailure } from './serve-start-failure.js';

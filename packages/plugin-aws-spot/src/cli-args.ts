@@ -1,5 +1,5 @@
 import type { ServeOptions } from '@hollowtrees/grpcplugin';
-import { integerFlag, parseDuration, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type InfoCommand } from '@hollowtrees/grpcplugin/without-grpc';
+import { durationFlag, integerFlag, parseFlags, shutdownTimeoutAfter, tlsFlagFiles, UsageError, type InfoCommand } from '@hollowtrees/grpcplugin/without-grpc';
 import { commaList, DEFAULT_POOL_WAIT_MS, parseTagFilter, type PoolOptions } from './pool-settings.js';
 import type { AwsSpotReplaceOptions } from './replace-handler.js';
 import { isRegionName, REGION_EXAMPLE } from './region-name.js';
@@ -90,11 +90,8 @@ function poolOptions(tag: string | undefined, subnets: string | undefined, waitT
       throw new UsageError(`--pool-tag ${(err as Error).message}, got "${tag}"`);
     }
   }
-  const waitTimeoutMs = waitTimeout === undefined ? undefined : parseDuration(waitTimeout);
   // Up to 24h, as --shutdown-timeout: the default shutdown timeout is this plus 10s, and a timer cannot wait much longer.
-  if (waitTimeout !== undefined && (waitTimeoutMs === undefined || waitTimeoutMs < 1_000 || waitTimeoutMs > 86_400_000)) {
-    throw new UsageError(`--pool-wait-timeout must be a duration from 1s to 24h (e.g. 90s, 5m), got "${waitTimeout}"`);
-  }
+  const waitTimeoutMs = durationFlag('pool-wait-timeout', waitTimeout, { min: '1s', max: '24h', example: '90s, 5m' });
   const subnetIds = subnets === undefined ? undefined : commaList(subnets);
   if (subnetIds?.length === 0) throw new UsageError('--pool-subnets needs at least one subnet');
   return {
@@ -111,9 +108,7 @@ function poolOptions(tag: string | undefined, subnets: string | undefined, waitT
  */
 function shutdownTimeoutMs(flag: string | undefined, pool: PoolOptions | undefined): number {
   if (flag === undefined) return shutdownTimeoutAfter(pool?.waitTimeoutMs ?? DEFAULT_POOL_WAIT_MS);
-  const ms = parseDuration(flag);
-  if (ms === undefined || ms > 86_400_000) throw new UsageError(`--shutdown-timeout must be a duration up to 24h (e.g. 2m), got "${flag}"`);
-  return ms;
+  return durationFlag('shutdown-timeout', flag, { max: '24h', example: '2m' })!;
 }
 
 /** Parses the bin's arguments (without `node` and the script). Throws {@link UsageError}. */
