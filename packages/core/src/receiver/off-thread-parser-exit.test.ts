@@ -40,15 +40,15 @@ describe('OffThreadParser when its thread exits with bodies on it', () => {
     const dir = await tempDir('off-thread-exit');
     // A thread that takes 1.5 s to load, answers its first body, then exits by itself 20 ms later.
     const answersThenExits = join(dir.path, 'answers-then-exits.mjs');
-    writeFileSync(answersThenExits, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => { parentPort.postMessage({ id: job.id, parsed: 'by the thread' }); setTimeout(() => process.exit(3), 20); });\nsetTimeout(() => parentPort.postMessage('ready'), 1_500);\n");
+    writeFileSync(answersThenExits, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => { parentPort.postMessage({ id: job.id, parsed: { eventsJson: '[\"by the thread\"]' } }); setTimeout(() => process.exit(3), 20); });\nsetTimeout(() => parentPort.postMessage('ready'), 1_500);\n");
     const parser = new OffThreadParser(pino({ level: 'silent' }), { workerUrl: pathToFileURL(answersThenExits), idleStopMs: 1_000 });
     try {
       expect(await parser.ready()).toBe(true);
-      expect(await parser.parse('api_v2', batch(0), receivedAt, limits)).toBe('by the thread');
+      expect(await parser.parse('api_v2', batch(0), receivedAt, limits)).toEqual({ events: ['by the thread'] });
       await vi.waitFor(() => expect(parser.threadRunning).toBe(false), { timeout: 5_000, interval: 10 });
       // The next batch starts another thread; the stop the first one's answer set, due while it loads, is not its own.
       expect(await parser.ready()).toBe(true);
-      expect(await parser.parse('api_v2', batch(1_000), receivedAt, limits)).toBe('by the thread');
+      expect(await parser.parse('api_v2', batch(1_000), receivedAt, limits)).toEqual({ events: ['by the thread'] });
     } finally {
       await parser.close();
       await dir.remove();

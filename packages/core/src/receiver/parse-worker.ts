@@ -13,7 +13,7 @@ port.on('message', (job: ParseJob) => {
   const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
   const answer = (message: ParseAnswer): void => port.postMessage(message);
   parseAlerts(job.format, body, new Date(job.receivedAt), job.limits).then(
-    (parsed) => answer({ id: job.id, parsed }),
+    ({ events, ...parsed }) => answer({ id: job.id, parsed: { ...parsed, eventsJson: JSON.stringify(events) } }),
     (err: unknown) =>
       answer({ id: job.id, error: err instanceof HttpError ? { status: err.status, reason: err.reason, message: err.message, headers: err.headers, accepted: err.accepted } : { message: String(err) } }),
   );
