@@ -22,6 +22,8 @@ import { goOnAt, nameOf, passedBy, stepFor, stepOf, type Place } from './resume-
 import type { Acceptance, AcceptOptions, Drop, DropReason, RunListener } from '../sources/event-sink.js';
 
 const NO_DROPS: readonly Drop[] = Object.freeze([]);
+/** The attributes of a run no plugin has answered yet: one frozen object for every queued run, not one each. */
+const NO_ATTRIBUTES: Record<string, string> = Object.freeze({});
 
 /** A run resumed after this many restarts is given up: something in it keeps the process from finishing it. */
 export const MAX_RESTARTS = 5;
@@ -325,7 +327,7 @@ export class FlowEngine {
         this.refusing.add(flow);
         continue;
       }
-      const run: RunProgress = { event, attributes: {}, receivedAt, next: 0, attempt: 1, restarts: 0, queued: true };
+      const run: RunProgress = { event, attributes: NO_ATTRIBUTES, receivedAt, next: 0, attempt: 1, restarts: 0, queued: true };
       if (options.again) this.countedAlready.add(run);
       if (this.states.tryStart(key, flow.name, run, now) === 'full') {
         this.heldBytes.release(flow.name, bytes);
@@ -333,7 +335,8 @@ export class FlowEngine {
         continue;
       }
       // It has room (looked at above, nothing ran since).
-      flow.queue.offer(() => this.run(flow, key, run, bytes!), { force: true });
+      // Not a closure here: one made in this loop would keep its scopes alive with the run while it waits in the queue.
+      this.enqueue(flow, key, run, bytes);
       if (onSettled) this.listeners.listen(key, event, onSettled);
       result.started++;
     }

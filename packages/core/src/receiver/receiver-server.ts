@@ -17,6 +17,7 @@ import { OffThreadParser } from './off-thread-parser.js';
 import { readBody } from './read-body.js';
 import type { ReceiverMetrics } from './receiver-metrics.js';
 import { slicer } from './slices.js';
+import { SharedStrings } from './shared-strings.js';
 
 const shuttingDown = (): HttpError => new HttpError(503, 'shutting_down', 'shutting down; send to another replica or retry later', { connection: 'close' });
 const stateUnavailable = (noun: Intake['noun'], backend: StateBackend): HttpError =>
@@ -170,6 +171,7 @@ export class Receiver implements EventSource {
   private readonly busySockets = new WeakMap<object, ServerResponse>();
   private readonly getRoutes: Record<string, GetRoute>;
   private readonly alertParser: OffThreadParser;
+  private readonly strings = new SharedStrings();
 
   constructor(private options: ReceiverOptions) {
     this.alertParser = new OffThreadParser(options.logger);
@@ -359,6 +361,7 @@ export class Receiver implements EventSource {
         if (pause) await pause;
         const type = intake.typeLabel(event);
         received.set(type, (received.get(type) ?? 0) + 1);
+        this.strings.shareEvent(event);
         const { dropped } = sink.accept(event, at);
         if (dropped.length === 0) continue;
         notTaken++;
