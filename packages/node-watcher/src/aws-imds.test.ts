@@ -244,7 +244,7 @@ describe('AwsImdsMonitor notices and their ids', () => {
     const lists = new Map<string, string[]>();
     let polls = 0;
     const stop = new AbortController();
-    const watch = monitor.watch(identity, { notices: (part, n) => lists.set(part, n.map((x) => x.kind)), polled: () => polls++, metadataError: () => {} }, stop.signal);
+    const watch = monitor.watch(identity, { notices: (part, n) => lists.set(part, n.map((x) => x.kind)), polled: () => polls++, metadataError: () => {}, stateFileError: () => {} }, stop.signal);
     closers.push(async () => {
       stop.abort();
       await watch;

@@ -33,7 +33,7 @@ async function watching<C extends Clock = ManualClock>(options: {
     found.push(...n);
     lists.push({ part, ids: n.map((x) => x.id) });
   };
-  const watch = monitor.watch(identity, { notices, polled: options.polled ?? (() => {}), metadataError: () => {} }, stop.signal);
+  const watch = monitor.watch(identity, { notices, polled: options.polled ?? (() => {}), metadataError: () => {}, stateFileError: () => {} }, stop.signal);
   closers.push(async () => {
     stop.abort();
     await watch;

@@ -159,7 +159,7 @@ export class GcpMetadataMonitor implements Monitor {
   async watch(identity: InstanceIdentity, sink: MonitorSink, signal: AbortSignal): Promise<void> {
     const reader = this.reader(identity);
     const { stateFile, bootId } = this.options;
-    const file = stateFile === undefined ? undefined : new OccurrenceFile(stateFile, `${identity.instanceId} ${bootId ?? ''}`, (err) => sink.metadataError(err));
+    const file = stateFile === undefined ? undefined : new OccurrenceFile(stateFile, `${identity.instanceId} ${bootId ?? ''}`, (err) => sink.stateFileError(err));
     await Promise.all(
       Object.entries(WATCHED).map(([key, notice]) => {
         // The first GET reads the value now (a notice already there counts); each later one hangs until it changes.

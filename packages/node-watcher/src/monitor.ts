@@ -1,4 +1,5 @@
 import type { CloudName, InstanceIdentity, Notice } from './notice.js';
+import type { StateFileError } from './occurrence-file.js';
 
 /** Told of the notices each read found, and of every failed metadata request (counted, then retried). */
 export interface MonitorSink {
@@ -12,6 +13,8 @@ export interface MonitorSink {
   /** A poll was made (one per check, or per hanging GET answered). */
   polled(): void;
   metadataError(err: Error): void;
+  /** The `--state-file` could not be read or written (Google Cloud): the watch goes on with what it holds in memory. */
+  stateFileError(err: StateFileError): void;
 }
 
 /** One cloud's metadata service, watched for notices. */

@@ -3,9 +3,20 @@ import { DeliveryQueue, type OutgoingEvent, type SendEvent } from './delivery-qu
 import { ListedNotices } from './listed-notices.js';
 import { PartialCheckError, type Monitor, type MonitorSink } from './monitor.js';
 import type { InstanceIdentity, Notice } from './notice.js';
+import type { StateFileError } from './occurrence-file.js';
 import { noticeEvent } from './notice-event.js';
 import { MAX_RETRY_WAIT_MS } from './poll-loop.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
+
+/**
+ * What a `--state-file` that cannot be read or written means (see `OccurrenceFile`): the occurrences a watcher
+ * restarted in this boot starts from are not the ones this one saw.
+ */
+const STATE_FILE_FAILED: Readonly<Record<StateFileError['operation'], string>> = {
+  read: 'cannot read the state file (--state-file): this watcher starts as without one, so a maintenance that came back before this restart is sent under the first one\'s id, which core takes for a re-send while its group cools down',
+  write:
+    'cannot write the state file (--state-file): a watcher restarted in this boot starts from what the file held before, so a maintenance that came back may be acted on again under a new id, or taken for the first one and not acted on; this watcher goes on with what it holds in memory',
+};
 
 /** Options of {@link NodeWatcher}. */
 export interface NodeWatcherOptions {
@@ -148,6 +159,11 @@ export class NodeWatcher {
       metadataError: (err) => {
         metrics.metadataErrors.inc({ cloud });
         logger.warn('metadata request failed; retrying', { cloud, error: err.message });
+      },
+      stateFileError: (err) => {
+        // Counted with the metadata errors, as before its own words: the metric's series stay as they were.
+        metrics.metadataErrors.inc({ cloud });
+        logger.warn(STATE_FILE_FAILED[err.operation], { cloud, path: err.path, error: (err.cause as Error).message });
       },
       notices: (part: string, found: readonly Notice[]) => {
         const fresh = new Set(this.listed.relist(part, found.map((n) => n.id)));

@@ -8,6 +8,18 @@ export interface OccurrenceState {
   returnedAt?: string;
 }
 
+/** A state file that could not be read or written: which, and Node's error as its `cause`. */
+export class StateFileError extends Error {
+  override readonly name = 'StateFileError';
+  constructor(
+    readonly operation: 'read' | 'write',
+    readonly path: string,
+    cause: Error,
+  ) {
+    super(`cannot ${operation} ${path}: ${cause.message}`, { cause });
+  }
+}
+
 /** What the file holds: whose states they are (instance and boot), and each watched value's. */
 interface Contents {
   owner: string;
@@ -35,7 +47,7 @@ export class OccurrenceFile {
   constructor(
     private readonly path: string,
     private readonly owner: string,
-    private readonly failed: (err: Error) => void,
+    private readonly failed: (err: StateFileError) => void,
   ) {
     this.values = OccurrenceFile.load(path, owner, failed);
     // Written now: a path it cannot write (no such directory, a read-only filesystem) is told at start,
@@ -44,12 +56,12 @@ export class OccurrenceFile {
   }
 
   /** The states `path` holds for `owner`: none when it is missing, unreadable, garbled, or another's. */
-  private static load(path: string, owner: string, failed: (err: Error) => void): Record<string, OccurrenceState> {
+  private static load(path: string, owner: string, failed: (err: StateFileError) => void): Record<string, OccurrenceState> {
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failed(new Error(`cannot read ${path}: ${(err as Error).message}`));
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failed(new StateFileError('read', path, err as Error));
       return {};
     }
     try {
@@ -57,7 +69,7 @@ export class OccurrenceFile {
       if (contents?.owner !== owner || typeof contents.values !== 'object' || contents.values === null) return {};
       return Object.fromEntries(Object.entries(contents.values).filter((e): e is [string, OccurrenceState] => isState(e[1])));
     } catch (err) {
-      failed(new Error(`cannot read ${path}: ${(err as Error).message}`));
+      failed(new StateFileError('read', path, err as Error));
       return {};
     }
   }
@@ -79,7 +91,7 @@ export class OccurrenceFile {
       writeFileSync(temporary, JSON.stringify({ owner: this.owner, values: this.values } satisfies Contents));
       renameSync(temporary, this.path);
     } catch (err) {
-      this.failed(new Error(`cannot write ${this.path}: ${(err as Error).message}`));
+      this.failed(new StateFileError('write', this.path, err as Error));
     }
   }
 }

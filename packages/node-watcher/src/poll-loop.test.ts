@@ -23,7 +23,7 @@ describe('pollLoop', () => {
     const found: Notice[] = [];
     const errors: Error[] = [];
     azure.faults.fail(1, 500);
-    const watching = monitor.watch(identity, { notices: (_part, n) => found.push(...n), polled: () => {}, metadataError: (err) => errors.push(err) }, stop.signal);
+    const watching = monitor.watch(identity, { notices: (_part, n) => found.push(...n), polled: () => {}, metadataError: (err) => errors.push(err), stateFileError: (err) => errors.push(err) }, stop.signal);
     try {
       await until('a failed check, then its wait', () => errors.length === 1 && clock.sleeping === 1);
       azure.scheduleEvent({ EventType: 'Preempt' });

@@ -1,5 +1,5 @@
 import { startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, type GceMaintenanceEvent, type GceMetadataStandIn, type ImdsScheduledEvent } from '@hollowtrees/testkit';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -156,6 +156,46 @@ describe('a notice that leaves the metadata service and comes back', () => {
     expect(plugin.events[1]!.id).not.toBe(plugin.events[0]!.id);
     expect(await deduplicated(core)).toBe(1);
     expect(plugin.events).toHaveLength(2);
+  });
+
+  it('Google Cloud --state-file that can no longer be written (a read-only or full filesystem): the log says the state file could not be written, which path, and what a restart then does; the notice is still sent', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const stateFile = join(mkdtempSync(join(tmpdir(), 'watcher-state-')), 'occurrences.json');
+    const watcher = await gcpWatcher(core.url, gce, BOOT[0], stateFile);
+    // Written at start; from now on its temporary file's place is taken (as root, a read-only directory would not stop the write).
+    mkdirSync(`${stateFile}.tmp`);
+    gce.setMaintenanceEvent('TERMINATE_ON_HOST_MAINTENANCE');
+    await until('the maintenance at the plugin', () => plugin.events.length === 1);
+
+    const failed = watcher.lines.filter((l) => l.level === 'warn' && String(l.msg).includes('state file'));
+    expect(failed).toEqual([
+      expect.objectContaining({
+        msg: 'cannot write the state file (--state-file): a watcher restarted in this boot starts from what the file held before, so a maintenance that came back may be acted on again under a new id, or taken for the first one and not acted on; this watcher goes on with what it holds in memory',
+        cloud: 'gcp',
+        path: stateFile,
+        error: `EISDIR: illegal operation on a directory, open '${stateFile}.tmp'`,
+      }),
+    ]);
+    expect(watcher.lines.some((l) => l.msg === 'metadata request failed; retrying')).toBe(false);
+  });
+
+  it('Google Cloud --state-file that cannot be read: the log says so, which path, and that the watcher starts as without one', async () => {
+    const { core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const stateFile = join(mkdtempSync(join(tmpdir(), 'watcher-state-')), 'occurrences.json');
+    writeFileSync(stateFile, '{"owner": "half-written');
+    const watcher = await gcpWatcher(core.url, gce, BOOT[0], stateFile);
+
+    expect(watcher.lines.filter((l) => String(l.msg).includes('state file'))).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: "cannot read the state file (--state-file): this watcher starts as without one, so a maintenance that came back before this restart is sent under the first one's id, which core takes for a re-send while its group cools down",
+        cloud: 'gcp',
+        path: stateFile,
+        error: expect.stringMatching(/JSON/),
+      }),
+    ]);
   });
 
   it('Google Cloud: a page or an empty answer in place of the value (a broken proxy) is no end of the maintenance: it is not sent again under a new id', async () => {
