@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, type CloudEvent } from '@hollowtrees/grpcplugin';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { killAllCli, startCli } from '../test/support/cli-process.js';
 import { ageKilledHolderLock } from '../test/support/killed-holder-lock.js';
@@ -528,6 +528,26 @@ describe('a stop Hollowtrees makes by itself', () => {
     rmSync(`${stateFile}.lock`, { recursive: true, force: true });
     await core.waitFor((l) => l.msg === 'hollowtrees stopped');
     expect(await core.exited).toBe(1);
+  });
+
+  it('losing the state file\'s lock while a run waits for its next try: the log speaks of the state file\'s lock, not of a Lease, and says who makes that try', async () => {
+    const rec = await startRecordingPlugin((_event, _ctx, index) => {
+      if (index === 0) throw new PluginError(Code.Unavailable, 'EC2 throttled');
+    });
+    plugins.push(rec);
+    const stateFile = join(dir, 'lost-lock-waiting', 'runs.jsonl');
+    const core = startCli(['--config', writeConfig(config(rec.address, `state: { file: "${stateFile}" }`).replace('cooldown: 10m', 'cooldown: 10m\n    runRetry: { attempts: 3, initialBackoff: 1h, maxBackoff: 1h }'))]);
+    expect((await post(await core.url(), alert('i-waiting'))).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run failed on a retryable code; it will be tried again');
+    // The lock directory gone: its next refresh (every 2 s) finds the lock lost.
+    rmSync(`${stateFile}.lock`, { recursive: true, force: true });
+    expect(await core.exited).toBe(1);
+    expect(core.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('a run waiting for its next try'))).toMatchObject({
+      level: 'warn',
+      flow: 'spot',
+      groupKey: 'spot:{instance_id="i-waiting"}',
+      msg: 'a run waiting for its next try lost its hold on the group: this process lost the lock on the state file; the process that holds the file next (this one restarted, or another) makes that try',
+    });
   });
 
   it('a core stopped (SIGSTOP) past its lock\'s stale time, whose file another core took over, acts no more when it wakes: the plugin after the call it had out is called once, by the new holder, an alert it is sent is refused, and the new holder\'s journal is not overwritten', { timeout: 30_000 }, async () => {

@@ -119,6 +119,12 @@ const INTERRUPTED_HOLD_LOST: Readonly<Record<StateBackend, string>> = {
   file: 'flow run interrupted: another process took the state file over; it goes on after the plugins this run passed',
   kubernetes: 'flow run interrupted: this replica lost its hold on the group\'s Lease; the replica that takes the group over goes on after the plugins this run passed',
 };
+/** A run waiting for its next try whose hold on the group was lost: it waits no more here; who makes that try. */
+const WAITING_HOLD_LOST: Readonly<Record<StateBackend, string>> = {
+  memory: 'a run waiting for its next try lost its hold on the group',
+  file: 'a run waiting for its next try lost its hold on the group: this process lost the lock on the state file; the process that holds the file next (this one restarted, or another) makes that try',
+  kubernetes: 'a run waiting for its next try lost its hold on the group: the replica that takes its Lease over makes that try',
+};
 
 /** Why a flow has no room, in a drop's detail and in `noRoom`'s answer. */
 const ALL_FLOWS_HOLD = (held: HeldBytes): string => `all flows hold ${held.total} bytes of events (state.maxQueuedBytes)`;
@@ -716,7 +722,7 @@ export class FlowEngine {
         continue;
       }
       const cancel = new AbortController();
-      // Its Lease lapsed meanwhile (renewals unanswered past its duration): the replica that takes it over makes the try.
+      // Its hold lapsed meanwhile (a Lease's renewals unanswered past its duration, the state file's lock lost): whoever holds it next makes the try.
       const lost = this.states.holdLost(state.key);
       const onLost = (): void => this.lostWhileWaiting(state.key, cancel);
       lost?.addEventListener('abort', onLost, { once: true });
@@ -747,7 +753,7 @@ export class FlowEngine {
     const event = this.states.get(key)?.run?.event;
     this.states.release(key);
     this.listeners.take(key, event)?.({ flow: waiting.flow.name, outcome: 'running_elsewhere' });
-    this.options.logger.warn({ flow: waiting.flow.name, groupKey: key, eventId: event?.id }, 'a run waiting for its next try lost its hold on the group: the replica that takes its Lease over makes that try');
+    this.options.logger.warn({ flow: waiting.flow.name, groupKey: key, eventId: event?.id }, WAITING_HOLD_LOST[this.states.backend]);
   }
 
   private enqueue(flow: CompiledFlow, key: string, progress: RunProgress, bytes: number): void {
