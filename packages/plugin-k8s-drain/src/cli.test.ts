@@ -95,6 +95,15 @@ describe('hollowtrees-k8s-drain', () => {
     expect(envDir.output()).toContain(said(`$KUBECONFIG ${dir}: it is a directory, not a file`));
   }, 30_000);
 
+  it('exits 2 at start saying what is wrong with a $KUBECONFIG that lists no file, only empty entries (":"), not the client\'s TypeError', async () => {
+    const [one, two] = await Promise.all([run([], { KUBECONFIG: delimiter }), run([], { KUBECONFIG: `${delimiter}${delimiter}` })]);
+    for (const proc of [one, two]) expect(await proc.exited).toBe('code 2');
+    const said = (value: string) =>
+      `hollowtrees-k8s-drain: no usable Kubernetes credentials: $KUBECONFIG ${value}: it lists no file, only empty entries: set it to a kubeconfig's path (several separated by "${delimiter}"), or unset it\nSet --kubeconfig`;
+    expect(one.output()).toContain(said(delimiter));
+    expect(two.output()).toContain(said(`${delimiter}${delimiter}`));
+  });
+
   it('exits 2 at start when the API server refuses its credentials', async () => {
     const kube = await startKubeApiServer({ token: 'the-right-one' });
     cleanups.push(() => kube.close());

@@ -11,12 +11,17 @@ function readProblem(err: unknown): string {
   return /^E[A-Z]+: ([^,]+), \w+ '.*'$/.exec(message)?.[1] ?? message;
 }
 
+/** The files a `$KUBECONFIG` list names, as the client reads it: empty entries (`a::b`, a trailing `:`) are skipped. */
+function listedFiles(list: string): string[] {
+  return list.split(delimiter).filter(Boolean);
+}
+
 /**
  * The file of a `$KUBECONFIG` list where the client stopped: it loads the first, then loads and merges each next one, and
  * its error names no file (EISDIR), not which of the list, or none at all (`Duplicate cluster: x` from a merge).
  */
 function failingListFile(list: string): string | undefined {
-  const files = list.split(delimiter).filter(Boolean);
+  const files = listedFiles(list);
   if (files.length < 2) return undefined;
   const merged = new KubeConfig();
   return files.find((file, i) => {
@@ -37,7 +42,7 @@ function failingListFile(list: string): string | undefined {
  * chain ($KUBECONFIG, ~/.kube/config, then the in-cluster service account).
  * `context` switches from the file's current context.
  * @throws Error naming the file (the one of a `$KUBECONFIG` list) and where it was named (`--kubeconfig`, `$KUBECONFIG`, `~/.kube/config`) when it cannot
- * be read or names no context to use; when the default chain finds nothing (the client would
+ * be read or names no context to use; when `$KUBECONFIG` lists no file (only empty entries); when the default chain finds nothing (the client would
  * silently fall back to http://localhost:8080, which fails only at the first call); or when
  * `context` is not in the file.
  */
@@ -47,6 +52,10 @@ export function loadKubeConfig(options: { path?: string; context?: string } = {}
   const home = join(homedir(), '.kube', 'config');
   // The default chain's next file after $KUBECONFIG: named too, an operator may not know it is there.
   const source = options.path ? `--kubeconfig ${options.path}` : KUBECONFIG ? `$KUBECONFIG ${KUBECONFIG}` : existsSync(home) ? `~/.kube/config ${home}` : 'the kubeconfig';
+  // Set but naming no file, the client would load `undefined` and say only that a "path" argument must be a string.
+  if (!options.path && KUBECONFIG && listedFiles(KUBECONFIG).length === 0) {
+    throw new Error(`${source}: it lists no file, only empty entries: set it to a kubeconfig's path (several separated by "${delimiter}"), or unset it`);
+  }
   try {
     if (options.path) kc.loadFromFile(options.path);
     else kc.loadFromDefault();
