@@ -1,5 +1,6 @@
 import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTcp, createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { hasIpv6Loopback, makeTestCertificates, rejectionOf, startTcpRelay } from '@hollowtrees/testkit';
 import { credentials, makeGenericClientConstructor, type Client, type ClientReadableStream } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
@@ -414,6 +415,23 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     expect(unresolved).toMatchObject({ code: 'ENOTFOUND', message: 'cannot serve on no-such-host.invalid:0: the host name does not resolve' });
     expect(listenFailure(notHere)).toEqual({ reason: 'no interface of this machine has that address', notThisMachine: true });
     expect(notHere.cause).toBeInstanceOf(Error);
+  });
+
+  it('a host with a port in it rejects at once, saying to give the host alone and the port as serve()\'s first argument', async () => {
+    const [v4, v6] = await Promise.all([rejectionOf(serve(0, { handle: () => {} }, { host: '0.0.0.0:9000' }), TypeError), rejectionOf(serve(0, { handle: () => {} }, { host: '[::1]:9000' }), TypeError)]);
+    expect(v4.message).toBe('serve: host "0.0.0.0:9000" has a port in it: give the host alone ("0.0.0.0"), and the port as serve()\'s first argument (9000)');
+    expect(v6.message).toBe('serve: host "[::1]:9000" has a port in it: give the host alone ("::1"), and the port as serve()\'s first argument (9000)');
+  });
+
+  it('a link-local IPv6 address without its interface rejects naming the interface to add after a % (Node says only EINVAL), as listenFailure() reads it', async () => {
+    const err = await rejectionOf(serve(0, { handle: () => {} }, { host: 'fe80::1234' }), Error);
+    expect(err).toMatchObject({ code: 'EINVAL', message: 'cannot serve on [fe80::1234]:0: a link-local IPv6 address needs the interface it is on after a % (fe80::1234%<interface>), and no interface of this machine has it' });
+    expect(listenFailure(err)).toMatchObject({ notThisMachine: true });
+    // One this machine has: its interface is named.
+    const own = Object.entries(networkInterfaces()).flatMap(([name, infos]) => (infos ?? []).filter((i) => i.family === 'IPv6' && /^fe80:/i.test(i.address)).map((i) => ({ name, address: i.address })))[0];
+    if (!own) return;
+    const ownErr = await rejectionOf(serve(0, { handle: () => {} }, { host: own.address }), Error);
+    expect(ownErr.message).toBe(`cannot serve on [${own.address}]:0: a link-local IPv6 address needs the interface it is on after a %: ${own.address}%${own.name}`);
   });
 
   it.skipIf(!hasIpv6)('serves an IPv6 address given bare (::1), as a Node server takes it', async () => {

@@ -8,7 +8,7 @@ import { checkedHandler } from './handler-check.js';
 import { shown } from './shown-value.js';
 import { keepaliveChannelOptions, type KeepaliveOptions } from './keepalive.js';
 import { jsonLogger, type PluginLogger } from './plugin-logger.js';
-import { checkListenable } from './listen-check.js';
+import { checkListenable, hostWithPort } from './listen-check.js';
 import { listenFailure } from './listen-failure.js';
 import { streamHandle, type OpenStreams } from './serve-stream.js';
 import { servedPluginService } from './served-stream-codec.js';
@@ -24,7 +24,8 @@ export interface ServeOptions {
   /**
    * Address to bind. Default `127.0.0.1`: a plugin acts on whatever call reaches it, so it is
    * reachable only from its own host (core beside it, or a sidecar in core's pod) unless asked.
-   * Binding another address without mTLS logs a warning. An IPv6 address may be bare (`::`) or in brackets.
+   * Binding another address without mTLS logs a warning. An IPv6 address may be bare (`::`) or in brackets; a
+   * link-local one needs its interface (`fe80::1%eth0`). No port in it: that is `serve()`'s first argument.
    */
   host?: string;
   /**
@@ -107,11 +108,16 @@ function listenCode(err: Error): string | undefined {
   return (err as NodeJS.ErrnoException).code ?? /\blisten (E[A-Z]+)\b/.exec(err.message)?.[1];
 }
 
-/** `cannot serve on <address>: <why, in words>`, with the listen error's `code` for {@link listenFailure}. */
+/**
+ * `cannot serve on <address>: <why, in words>`, with what {@link listenFailure} reads of the listen error: its `code`, and
+ * node:net's `address` or each address's `failures` (a link-local address without its interface, a name with several addresses).
+ */
 function bindError(address: string, err: Error): NodeJS.ErrnoException {
   const code = listenCode(err);
-  const { reason } = listenFailure(code ? { code } : err);
-  return Object.assign(new Error(`cannot serve on ${address}: ${reason}`, { cause: err }), code ? { code } : {});
+  const { address: listened, failures } = err as { address?: unknown; failures?: unknown };
+  const parts = { ...(code && { code }), ...(typeof listened === 'string' && { address: listened }), ...(Array.isArray(failures) && { failures: failures as unknown[] }) };
+  const { reason } = listenFailure(Object.keys(parts).length > 0 ? parts : err);
+  return Object.assign(new Error(`cannot serve on ${address}: ${reason}`, { cause: err }), parts);
 }
 
 /**
@@ -120,7 +126,7 @@ function bindError(address: string, err: Error): NodeJS.ErrnoException {
  * of the contract are served, the unary `Handle` and the `HandleStream` core uses
  * by default; the handler sees the same calls, deadlines and cancels from either.
  * Rejects at once with a RangeError when `port` is no whole number from 0 to 65535, with a TypeError when `handler` has no `handle` method (from JavaScript, a bare
- * function: give `{ handle: yourFunction }`), and when the port cannot be bound: `cannot serve on 127.0.0.1:9000: the port is already in use`,
+ * function: give `{ handle: yourFunction }`) or `host` has a port in it (`0.0.0.0:9000`), and when the port cannot be bound: `cannot serve on 127.0.0.1:9000: the port is already in use`,
  * the error's `code` Node's listen error (`EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, `ENOTFOUND`), so {@link listenFailure} tells
  * an address none of this machine's from a busy port.
  *
@@ -144,6 +150,8 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
     throw new RangeError(`serve: maxConcurrentCallsPerStream must be a whole number of at least 1, got ${maxPerStream}`);
   }
   const host = options.host ?? '127.0.0.1';
+  const split = hostWithPort(host);
+  if (split) throw new TypeError(`serve: host "${host}" has a port in it: give the host alone ("${split.host}"), and the port as serve()'s first argument (${split.port})`);
   // Infinity ("wait for every call") would fire at once, and close() cancel the calls it was to wait for.
   const shutdownTimeoutMs = checkedTimeout('serve: shutdownTimeoutMs', options.shutdownTimeoutMs ?? 30_000);
   const maxReceiveBytes = checkedMessageBytes('serve: maxReceiveMessageBytes', options.maxReceiveMessageBytes ?? 16 * 1024 * 1024);

@@ -143,6 +143,14 @@ describe('hollowtrees-aws-spot', () => {
     expect(inUse.output()).toBe(`hollowtrees-aws-spot: cannot serve on 127.0.0.1:${port}: the port is already in use`);
   }, 60_000);
 
+  it('a --host with a port in it, or a link-local IPv6 address without its interface, exits 2 saying what to pass instead', async () => {
+    const imds = await countingServer();
+    const [withPort, linkLocal] = await Promise.all([run(['--region', 'eu-west-1', '--host', '0.0.0.0:9001'], imds.url), run(['--region', 'eu-west-1', '--host', 'fe80::1234'], imds.url)]);
+    expect([await withPort.exited, await linkLocal.exited]).toEqual(['code 2', 'code 2']);
+    expect(withPort.output()).toBe('hollowtrees-aws-spot: --host 0.0.0.0:9001: a host has no port in it: pass --host 0.0.0.0 --port 9001');
+    expect(linkLocal.output()).toBe('hollowtrees-aws-spot: --host fe80::1234: a link-local IPv6 address needs the interface it is on after a % (fe80::1234%<interface>), and no interface of this machine has it');
+  }, 60_000);
+
   it('warns when told to serve every interface without mTLS', async () => {
     const proc = await run(['--region', 'eu-west-1', '--host', '0.0.0.0'], (await countingServer()).url);
     const warning = JSON.parse(await waitForOutput(proc, /anyone who can reach the port/)) as Record<string, unknown>;

@@ -27,6 +27,13 @@ async function run(args: string[], env: Record<string, string> = {}): Promise<Sp
   return proc;
 }
 
+/** A kube-apiserver stand-in, closed after the test. */
+async function startKubeApiServerCleaned(): Promise<Awaited<ReturnType<typeof startKubeApiServer>>> {
+  const kube = await startKubeApiServer();
+  cleanups.push(() => kube.close());
+  return kube;
+}
+
 async function kubeconfigFor(text: string): Promise<string> {
   const path = join(await workDir(), 'kubeconfig');
   await writeFile(path, text);
@@ -256,6 +263,41 @@ describe('hollowtrees-k8s-drain', () => {
     expect(notHere.output()).toBe('hollowtrees-k8s-drain: --host 192.0.2.1: no interface of this machine has that address');
     expect(unresolved.output()).toBe('hollowtrees-k8s-drain: --host no-such-host.invalid: the host name does not resolve');
     expect(inUse.output()).toBe(`hollowtrees-k8s-drain: cannot serve on 127.0.0.1:${port}: the port is already in use`);
+  }, 60_000);
+
+  it('a --host with a port in it, or a link-local IPv6 address without its interface, exits 2 saying what to pass instead', async () => {
+    const kubeconfig = await kubeconfigFor((await startKubeApiServerCleaned()).kubeConfigFileText());
+    const [v4, v6, linkLocal] = await Promise.all([
+      run(['--kubeconfig', kubeconfig, '--host', '0.0.0.0:9000']),
+      run(['--kubeconfig', kubeconfig, '--host', '[::1]:9000']),
+      // On no interface here: its interface cannot be named for it.
+      run(['--kubeconfig', kubeconfig, '--host', 'fe80::1234']),
+    ]);
+    expect([await v4.exited, await v6.exited, await linkLocal.exited]).toEqual(['code 2', 'code 2', 'code 2']);
+    expect(v4.output()).toBe('hollowtrees-k8s-drain: --host 0.0.0.0:9000: a host has no port in it: pass --host 0.0.0.0 --port 9000');
+    expect(v6.output()).toBe('hollowtrees-k8s-drain: --host [::1]:9000: a host has no port in it: pass --host ::1 --port 9000');
+    expect(linkLocal.output()).toBe("hollowtrees-k8s-drain: --host fe80::1234: a link-local IPv6 address needs the interface it is on after a % (fe80::1234%<interface>), and no interface of this machine has it");
+  }, 60_000);
+
+  it('a --host name with several addresses, none of which can listen, names each address and why; a port in use at one exits 1, none of this machine\'s exits 2', async () => {
+    const kubeconfig = await kubeconfigFor((await startKubeApiServerCleaned()).kubeConfigFileText());
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((r) => busy.close(r)));
+    const port = (busy.address() as AddressInfo).port;
+    // The resolver's answer for the name, as a hosts file or DNS with several A records gives it; the listening is real.
+    const preload = join(await workDir(), 'resolve-several.cjs');
+    await writeFile(
+      preload,
+      `const dns = require('node:dns/promises'); const lookup = dns.lookup;
+dns.lookup = (host, options) => host === 'several.test' ? Promise.resolve(process.env.SEVERAL.split(',').map((address) => ({ address, family: 4 }))) : lookup(host, options);
+require('node:module').syncBuiltinESMExports();`,
+    );
+    const withAddresses = (addresses: string, args: string[]) => run(['--kubeconfig', kubeconfig, '--host', 'several.test', ...args], { NODE_OPTIONS: `--require ${preload}`, SEVERAL: addresses });
+    const [inUse, notHere] = await Promise.all([withAddresses('192.0.2.1,127.0.0.1', ['--port', String(port)]), withAddresses('192.0.2.1,198.51.100.1', [])]);
+    expect([await inUse.exited, await notHere.exited]).toEqual(['code 1', 'code 2']);
+    expect(inUse.output()).toBe(`hollowtrees-k8s-drain: cannot serve on several.test:${port}: none of its addresses can be listened on: 192.0.2.1: no interface of this machine has that address; 127.0.0.1: the port is already in use`);
+    expect(notHere.output()).toBe('hollowtrees-k8s-drain: --host several.test: none of its addresses can be listened on: 192.0.2.1: no interface of this machine has that address; 198.51.100.1: no interface of this machine has that address');
   }, 60_000);
 
   it('warns when told to serve every interface without mTLS', async () => {
