@@ -17,6 +17,7 @@ describe('parseCliArgs', () => {
         pollIntervalMs: undefined,
         azureEventTypes: ['Preempt', 'Terminate'],
         azureApprove: false,
+        maxResends: 3,
         listen: '127.0.0.1:9102',
         stopGraceMs: 25_000,
         once: false,
@@ -30,6 +31,8 @@ describe('parseCliArgs', () => {
 
   it('--core-url wins over HOLLOWTREES_CORE_URL; durations and lists are read', () => {
     const command = parseCliArgs(['--core-url', 'https://a:1', '--poll-interval', '500ms', '--azure-event-types', 'Preempt,Reboot', '--cloud', 'azure', '--listen', '[::1]:0', '--stop-grace', '10s'], { HOLLOWTREES_CORE_URL: 'http://b:2' });
+    expect(parseCliArgs(['--dry-run', '--max-resends', '0'], {})).toMatchObject({ settings: { maxResends: 0 } });
+    expect(parseCliArgs(['--dry-run', '--once', '--max-resends', '0'], {})).toMatchObject({ settings: { maxResends: 0, once: true } });
     expect(command).toMatchObject({ kind: 'run', settings: { coreUrl: 'https://a:1', pollIntervalMs: 500, azureEventTypes: ['Preempt', 'Reboot'], cloud: 'azure', listen: '[::1]:0', stopGraceMs: 10_000 } });
     // --state-file with Google Cloud named, or with the cloud left to detect (the shipped units pass it on every cloud).
     for (const cloud of [['--cloud', 'gcp'], []]) expect(parseCliArgs(['--dry-run', ...cloud, '--state-file', '/run/hollowtrees/watcher.json'], {})).toMatchObject({ settings: { stateFile: '/run/hollowtrees/watcher.json' } });
@@ -66,6 +69,8 @@ describe('parseCliArgs', () => {
     [[], /--core-url \(or HOLLOWTREES_CORE_URL\) is required unless --dry-run/],
     [['--core-url', 'http://core:9092', '--cloud', 'aws', '--azure-approve'], /--azure-approve is for Azure, not --cloud aws/],
     [['--core-url', 'http://core:9092', '--once', '--azure-approve'], /--azure-approve cannot go with --once: it approves once the flow runs of a delivered event succeeded, and --once exits as soon as core accepted the event/],
+    [['--core-url', 'http://core:9092', '--once', '--max-resends', '2'], /--max-resends cannot go with --once: it sends a notice again once a flow run of it failed, and --once exits as soon as core accepted the event/],
+    [['--core-url', 'http://core:9092', '--max-resends', '101'], /--max-resends must be an integer from 0 to 100, got "101"/],
     [['--core-url', 'http://core:9092', '--cloud', 'aws', '--state-file', '/run/w/occurrences.json'], /--state-file is for Google Cloud, not --cloud aws: the other clouds' notices carry ids of their own/],
     [['--core-url', 'http://core:9092', '--cloud', 'azure', '--state-file', '/run/w/occurrences.json'], /--state-file is for Google Cloud, not --cloud azure/],
     [['--core-url', 'http://core:9092', '--once', '--state-file', '/run/w/occurrences.json'], /--state-file cannot go with --once: a single check keeps no occurrences from one run to the next/],

@@ -1,7 +1,8 @@
-import { parseDuration, parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin/without-grpc';
+import { integerFlag, parseDuration, parseFlags, readFlagFile, UsageError, type LogLevel } from '@hollowtrees/grpcplugin/without-grpc';
 import { AZURE_EVENT_TYPES, DEFAULT_AZURE_EVENT_TYPES, type AzureEventType } from './azure-scheduled-events.js';
 import { CORE_EVENTS_PATH, type CoreAuth } from './core-client.js';
 import { parseListen } from './health-server.js';
+import { DEFAULT_MAX_RESENDS } from './notice-follow.js';
 import { CLOUDS, type CloudName } from './notice.js';
 
 /** The `--help` text: every flag with its default. */
@@ -19,6 +20,10 @@ Core:
   --basic-auth-file FILE    send basic auth; the file holds user:password (read at every send)
   --ca-file FILE            trust core's certificate only when signed by a CA in this file (PEM): it
                             replaces the system's CAs, as curl's --cacert does
+  --max-resends N           send a notice again when a flow run of it failed in core (after its plugins'
+                            retries) while the metadata service still lists it, so core runs the flow
+                            again; at most N times per notice, 0 for never (default 3; read from core's
+                            status API, with the same credentials; not with --once, which exits at the 200)
 Metadata:
   --cloud aws|gcp|azure     the cloud (default: detect, by asking each metadata service, again for up to
                             2 minutes while none answers)
@@ -72,6 +77,8 @@ export interface WatcherSettings {
   readonly azureEventTypes: readonly AzureEventType[];
   /** Approve Azure events whose flow run succeeded. */
   readonly azureApprove: boolean;
+  /** `--max-resends`: re-sends of a notice whose run failed in core, at most (0: none). */
+  readonly maxResends: number;
   readonly listen: string;
   /** On stop, how long queued events are still tried. */
   readonly stopGraceMs: number;
@@ -162,6 +169,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
     'azure-event-types': { type: 'string' },
     'azure-approve': { type: 'boolean' },
     'state-file': { type: 'string' },
+    'max-resends': { type: 'string' },
     listen: { type: 'string' },
     'stop-grace': { type: 'string' },
     once: { type: 'boolean' },
@@ -178,6 +186,9 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
   if (v['azure-approve'] && v.cloud !== undefined && v.cloud !== 'azure') throw new UsageError(`--azure-approve is for Azure, not --cloud ${v.cloud}`);
   // Refused rather than ignored: a user would count on an approval that never comes.
   if (v['azure-approve'] && v.once) throw new UsageError('--azure-approve cannot go with --once: it approves once the flow runs of a delivered event succeeded, and --once exits as soon as core accepted the event; run the watcher without --once to approve');
+  // Refused as --azure-approve is: a user would count on re-sends that --once, gone at core's 200, never makes.
+  const maxResends = integerFlag('max-resends', v['max-resends'], DEFAULT_MAX_RESENDS, 0, 100);
+  if (v['max-resends'] !== undefined && maxResends > 0 && v.once) throw new UsageError('--max-resends cannot go with --once: it sends a notice again once a flow run of it failed, and --once exits as soon as core accepted the event; run the watcher without --once to re-send');
   // Refused rather than ignored, as --azure-approve: a user would count on ids kept across restarts that no file keeps.
   // (Left unused without a word when the cloud is detected: the shipped units pass it on every cloud.)
   if (v['state-file'] && v.cloud !== undefined && v.cloud !== 'gcp') throw new UsageError(`--state-file is for Google Cloud, not --cloud ${v.cloud}: the other clouds' notices carry ids of their own`);
@@ -199,6 +210,7 @@ export function parseCliArgs(argv: readonly string[], env: NodeJS.ProcessEnv): C
       pollIntervalMs: duration('poll-interval', v['poll-interval']),
       azureEventTypes: azureEventTypes(v['azure-event-types']),
       azureApprove: v['azure-approve'] ?? false,
+      maxResends,
       listen,
       stopGraceMs: duration('stop-grace', v['stop-grace']) ?? DEFAULT_STOP_GRACE_MS,
       once: v.once ?? false,

@@ -16,6 +16,10 @@ export interface FinishedRunView {
   readonly eventId: string;
   /** `succeeded`, `failed`, `retrying` or `interrupted`. */
   readonly outcome: string;
+  /** Why it failed, when it did. */
+  readonly error?: string;
+  /** When the run ended (RFC 3339, core's clock). */
+  readonly finishedAt?: string;
 }
 
 /** What the watcher reads of one group in core's status API. */
@@ -25,6 +29,8 @@ export interface GroupView {
   readonly eventId: string;
   /** `running`, `retrying` or `cooling`. */
   readonly phase: string;
+  /** When the run started (running, retrying) or succeeded (cooling): RFC 3339, core's clock. */
+  readonly since?: string;
 }
 
 /** How the watcher proves itself to core: a file is read at every send, so a rotated secret is picked up. */

@@ -17,6 +17,8 @@ export { detectCloud, type DetectCloudOptions } from './detect-cloud.js';
 export { noticeEvent, NODE_EVENT_TYPE_PREFIX, type NodeEvent, type NoticeEventInput } from './notice-event.js';
 export { CoreClient, CORE_EVENTS_PATH, type CoreAnswer, type CoreAuth, type CoreClientOptions, type FinishedRunView, type GroupView } from './core-client.js';
 export { AzureApprover, type AzureApprovalOptions } from './azure-approval.js';
+export { RunFollower, LOOK_AGAIN, type LookAgain, type RunFollowOptions, type RunsEnd, type RunsEnded } from './run-follow.js';
+export { NoticeFollow, DEFAULT_MAX_RESENDS, type FailedRunOutcome, type NoticeFollowOptions } from './notice-follow.js';
 export { DeliveryQueue, type DeliveryQueueOptions, type OutgoingEvent, type SendEvent } from './delivery-queue.js';
 export { NodeWatcher, type NodeWatcherOptions } from './node-watcher.js';
 export { WatcherMetrics } from './watcher-metrics.js';

@@ -14,6 +14,12 @@ export class ListedNotices {
     return [...now].filter((id) => !before?.has(id));
   }
 
+  /** Whether a part's last read listed the id. */
+  lists(id: string): boolean {
+    for (const ids of this.byPart.values()) if (ids.has(id)) return true;
+    return false;
+  }
+
   /** Forgets an id, so that the next read listing it offers it again (a notice that could not be queued). */
   forget(part: string, id: string): void {
     this.byPart.get(part)?.delete(id);

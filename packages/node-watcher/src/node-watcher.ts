@@ -118,6 +118,20 @@ export class NodeWatcher {
     return { notices: notices.length, delivered: delivery ? (await delivery.idle(timeoutMs)) && delivery.dropped === droppedBefore : true, complete };
   }
 
+  /** Whether the metadata service listed the notice of this event id at its last read. */
+  lists(eventId: string): boolean {
+    return this.listed.lists(eventId);
+  }
+
+  /**
+   * Queues the event of a notice again (its run failed in core), unless it waits for core already;
+   * false when the queue had no room (logged there) or the watcher does not send.
+   */
+  resend(event: OutgoingEvent): boolean {
+    if (!this.delivery) return false;
+    return this.delivery.holds(event.id) || this.delivery.enqueue(event);
+  }
+
   /** Stops polling, gives the events still queued up to `graceMs` to reach core (trying again at once), then stops sending. */
   async stop(graceMs: number): Promise<void> {
     this.stopping.abort(new Error('watcher stopping'));

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';
 import { AzureApprover } from './azure-approval.js';
+import { NoticeFollow } from './notice-follow.js';
+import { RunFollower } from './run-follow.js';
 import { BOOT_ID_PATH, readBootId } from './boot-id.js';
 import { AzureScheduledEventsMonitor } from './azure-scheduled-events.js';
 import { CoreClient } from './core-client.js';
@@ -115,10 +117,13 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   });
   const client = settings.dryRun || settings.coreUrl === undefined ? undefined : new CoreClient({ coreUrl: settings.coreUrl, ...(settings.auth && { auth: settings.auth }), ...(settings.ca && { ca: settings.ca }) });
   if (settings.azureApprove && !(monitor instanceof AzureScheduledEventsMonitor)) logger.warn('--azure-approve ignored: this is not Azure', { cloud });
-  const approver =
-    settings.azureApprove && client && monitor instanceof AzureScheduledEventsMonitor
-      ? new AzureApprover({ runsOf: (id, s) => client.runsOf(id, s), groupsOf: (id, s) => client.groupsOf(id, s), approve: (id, s) => monitor.approve(id, s), intervalMs: settings.pollIntervalMs ?? 1_000, clock, logger })
+  const approver = settings.azureApprove && client && monitor instanceof AzureScheduledEventsMonitor ? new AzureApprover({ approve: (id, s) => monitor.approve(id, s), logger }) : undefined;
+  // One follow of core's runs per accepted notice serves both uses; --once exits at core's 200, before any run ends.
+  const follower =
+    client && !settings.once && (approver || settings.maxResends > 0)
+      ? new RunFollower({ runsOf: (id, s) => client.runsOf(id, s), groupsOf: (id, s) => client.groupsOf(id, s), intervalMs: settings.pollIntervalMs ?? 1_000, clock, logger })
       : undefined;
+  let follow: NoticeFollow | undefined;
   const watcher = new NodeWatcher({
     monitor,
     nodeName: settings.nodeName,
@@ -127,12 +132,24 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
     backoff,
     logger,
     metrics,
-    ...(approver && { onAccepted: (event) => approver.track(event.id) }),
+    ...(follower && { onAccepted: (event) => follow?.accepted(event) }),
   });
+  if (client && follower) {
+    follow = new NoticeFollow({
+      follower,
+      groupsOf: (id, s) => client.groupsOf(id, s),
+      listed: (id) => watcher.lists(id),
+      resend: (event) => watcher.resend(event),
+      maxResends: settings.maxResends,
+      ...(approver && { approver }),
+      logger,
+      metrics,
+    });
+  }
   return {
     watcher,
     close: async () => {
-      await approver?.close();
+      await follower?.close();
       client?.close();
     },
   };

@@ -8,6 +8,7 @@ import { pollUntil } from '@hollowtrees/testkit';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from '../cli-args.js';
 import { DEFAULT_AZURE_EVENT_TYPES } from '../azure-scheduled-events.js';
+import { DEFAULT_MAX_RESENDS } from '../notice-follow.js';
 import { runWatcher, type RunningWatcher } from '../run-watcher.js';
 
 /** Things a test started, closed after it in reverse order. */
@@ -101,6 +102,7 @@ export function testSettings(overrides: Partial<WatcherSettings>): WatcherSettin
     pollIntervalMs: 20,
     azureEventTypes: DEFAULT_AZURE_EVENT_TYPES,
     azureApprove: false,
+    maxResends: DEFAULT_MAX_RESENDS,
     listen: '127.0.0.1:0',
     stopGraceMs: 5_000,
     once: false,

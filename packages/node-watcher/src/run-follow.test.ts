@@ -2,6 +2,7 @@ import { pluginLogger, systemClock } from '@hollowtrees/grpcplugin';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AzureApprover } from './azure-approval.js';
+import { RunFollower, type RunsEnded } from './run-follow.js';
 import { CoreClient } from './core-client.js';
 import { capturedLogger, Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
 
@@ -23,28 +24,24 @@ async function heldRun(id: string): Promise<{ client: CoreClient; release: () =>
   return { client: cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close()), release };
 }
 
-describe('AzureApprover', () => {
-  it('says it gives up when the flow runs of the event have not all succeeded by maxWaitMs', async () => {
+describe('RunFollower (with --azure-approve)', () => {
+  it('the approver says it gives up when the flow runs of the event have not all succeeded by maxWaitMs', async () => {
     const { client } = await heldRun('ev-1');
     const { logger, lines } = capturedLogger();
     const approvals: string[] = [];
-    const approver = cleanups.add(
-      new AzureApprover({
-        runsOf: (id, s) => client.runsOf(id, s),
-        groupsOf: (id, s) => client.groupsOf(id, s),
-        approve: (id) => {
-          approvals.push(id);
-          return Promise.resolve('approved');
-        },
-        intervalMs: 20,
-        maxWaitMs: 300,
-        clock: systemClock,
-        logger: pluginLogger(logger),
-      }),
-      (a) => a.close(),
+    const approver = new AzureApprover({
+      approve: (id) => {
+        approvals.push(id);
+        return Promise.resolve('approved');
+      },
+      logger: pluginLogger(logger),
+    });
+    const follower = cleanups.add(
+      new RunFollower({ runsOf: (id, s) => client.runsOf(id, s), groupsOf: (id, s) => client.groupsOf(id, s), intervalMs: 20, maxWaitMs: 300, clock: systemClock, logger: pluginLogger(logger) }),
+      (f) => f.close(),
     );
 
-    approver.track('ev-1');
+    follower.track('ev-1', (end, signal) => approver.ended('ev-1', end, signal));
     const gaveUp = (): Record<string, unknown> | undefined => lines.find((l) => l.event_id === 'ev-1' && String(l.msg).startsWith('not approving the Azure event: its flow runs did not all succeed in time'));
     await until('the approver gave up', () => gaveUp() !== undefined);
     expect(gaveUp()).toMatchObject({ level: 'warn', waited_ms: 300 });
@@ -58,8 +55,12 @@ describe('AzureApprover', () => {
     const reads: number[] = [];
     let reading = false;
     const approvals: number[] = [];
-    const approver = cleanups.add(
-      new AzureApprover({
+    const approve: RunsEnded = async (end) => {
+      if (end.kind === 'succeeded') approvals.push(clock.now() - started);
+      return undefined;
+    };
+    const follower = cleanups.add(
+      new RunFollower({
         runsOf: async (id, s) => {
           reads.push(clock.now() - started);
           reading = true;
@@ -70,25 +71,21 @@ describe('AzureApprover', () => {
           }
         },
         groupsOf: (id, s) => client.groupsOf(id, s),
-        approve: () => {
-          approvals.push(clock.now() - started);
-          return Promise.resolve('approved');
-        },
         intervalMs: 1_000,
         maxIntervalMs: 8_000,
         random: () => 0.5,
         clock,
         logger: pluginLogger(capturedLogger().logger),
       }),
-      (a) => a.close(),
+      (f) => f.close(),
     );
     // One step of the clock at a time, once the approver sleeps again after its read.
     const step = async (ms: number): Promise<void> => {
-      await until('the approver sleeps', () => (clock.sleeping === 1 && !reading) || approvals.length > 0);
+      await until('the follower sleeps', () => (clock.sleeping === 1 && !reading) || approvals.length > 0);
       if (approvals.length === 0) clock.advance(ms);
     };
 
-    approver.track('ev-2');
+    follower.track('ev-2', approve);
     while (clock.now() - started < 40_000) await step(250);
     // Before, core's runs were read every second: 41 reads in 40 s for each event tracked (1,000 VMs: 1,000 a second).
     // Each wait doubles from 1 s to at most 8 s, scaled by 0.5 + random / 2 (here 0.75), so events tracked together spread out.

@@ -1,0 +1,102 @@
+import type { PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
+import type { AzureApprover } from './azure-approval.js';
+import type { GroupView } from './core-client.js';
+import type { OutgoingEvent } from './delivery-queue.js';
+import type { LookAgain, RunFollower, RunsEnd } from './run-follow.js';
+import type { WatcherMetrics } from './watcher-metrics.js';
+
+/** The default of `--max-resends`: a notice gives 30 s to 2 minutes, room for a few runs, not for a run failing in a loop. */
+export const DEFAULT_MAX_RESENDS = 3;
+
+/** Options of {@link NoticeFollow}. */
+export interface NoticeFollowOptions {
+  follower: RunFollower;
+  /** The groups core holds under one event's id (read before a re-send); undefined when there are too many to look through. */
+  groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined>;
+  /** Whether the metadata service still lists the notice of this event. */
+  listed(eventId: string): boolean;
+  /** Queues the event for core again; false when the delivery queue had no room (logged there). */
+  resend(event: OutgoingEvent): boolean;
+  /** Re-sends of one notice at most; 0 re-sends none. */
+  maxResends: number;
+  /** `--azure-approve`, told how each event's runs ended. */
+  approver?: AzureApprover;
+  logger: PluginLogger;
+  metrics: WatcherMetrics;
+}
+
+/** What became of a notice whose run failed, as `hollowtrees_node_watcher_failed_runs_total` counts it. */
+export type FailedRunOutcome = 'resent' | 'notice_gone' | 'resend_limit' | 'not_resent';
+
+/**
+ * Follows the runs of every notice core accepted (one {@link RunFollower} for all its uses): tells
+ * the Azure approver how they ended, and sends the notice again when a run of it failed for good
+ * while the metadata service still lists it, so core runs the flow again (core frees a failed
+ * group: the re-send starts a new run), as Prometheus re-sending a firing alert does. Never after
+ * a run that is at work or succeeded: only a failure core reports is re-sent, and not when a flow
+ * whose run of the notice succeeded no longer holds its group (its cooldown over, it would run
+ * again). At most `maxResends` times per notice.
+ */
+export class NoticeFollow {
+  /** Re-sends so far, and when the last failed run ended, of each notice re-sent and not yet settled. */
+  private readonly resent = new Map<string, { count: number; after: number }>();
+
+  constructor(private readonly options: NoticeFollowOptions) {}
+
+  /** Follows the runs of an event core just accepted (a first send or a re-send). */
+  accepted(event: OutgoingEvent): void {
+    this.options.follower.track(event.id, (end, signal) => this.ended(event, end, signal), this.resent.get(event.id)?.after);
+  }
+
+  private async ended(event: OutgoingEvent, end: RunsEnd, signal: AbortSignal): Promise<LookAgain | undefined> {
+    const again = await this.options.approver?.ended(event.id, end, signal);
+    if (again) return again;
+    if (end.kind === 'failed' && this.options.maxResends > 0) {
+      const outcome = await this.afterFailure(event, end, signal);
+      this.options.metrics.failedRuns.inc({ outcome });
+      if (outcome === 'resent') return undefined;
+    }
+    this.resent.delete(event.id);
+    return undefined;
+  }
+
+  private async afterFailure(event: OutgoingEvent, end: Extract<RunsEnd, { kind: 'failed' }>, signal: AbortSignal): Promise<FailedRunOutcome> {
+    const { logger, maxResends } = this.options;
+    const said = { event_id: event.id, type: event.type, failed_flows: end.failed.map((r) => r.flow) };
+    if (!this.options.listed(event.id)) {
+      logger.warn('a flow run of the notice failed; not sending it again: the metadata service no longer lists it', said);
+      return 'notice_gone';
+    }
+    const count = this.resent.get(event.id)?.count ?? 0;
+    if (count >= maxResends) {
+      logger.error('a flow run of the notice failed again; not sending it again: it was re-sent --max-resends times already', { ...said, resends: count, max_resends: maxResends });
+      return 'resend_limit';
+    }
+    const rerun = await this.wouldRunAgain(event.id, end.succeeded, signal);
+    if (rerun !== undefined) {
+      logger.error('a flow run of the notice failed; not sending it again: a flow that ran it with success would run it again', { ...said, ...rerun });
+      return 'not_resent';
+    }
+    this.resent.set(event.id, { count: count + 1, after: end.after });
+    if (!this.options.resend(event)) return 'not_resent';
+    logger.warn('a flow run of the notice failed; sending the notice again, so that core runs its flow again', { ...said, error: end.failed[0]?.error, resend: count + 1, max_resends: maxResends });
+    return 'resent';
+  }
+
+  /**
+   * Why a re-send would act twice, undefined when it would not: a flow whose run of the notice
+   * succeeded takes a re-send as a duplicate only while its group cools down under the notice's id.
+   */
+  private async wouldRunAgain(eventId: string, succeeded: readonly string[], signal: AbortSignal): Promise<Record<string, unknown> | undefined> {
+    if (succeeded.length === 0) return undefined;
+    try {
+      const groups = await this.options.groupsOf(eventId, signal);
+      if (!groups) return { succeeded_flows: succeeded, reason: 'core holds too many groups to read' };
+      const cooling = new Set(groups.filter((g) => g.phase === 'cooling').map((g) => g.flow));
+      const free = succeeded.filter((flow) => !cooling.has(flow));
+      return free.length === 0 ? undefined : { succeeded_flows: free, reason: 'their groups no longer cool down' };
+    } catch (err) {
+      return { succeeded_flows: succeeded, reason: `core's groups could not be read: ${(err as Error).message}` };
+    }
+  }
+}
