@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { spawnCaptured, startImdsStandIn, tempDir, waitForOutput, type ImdsScheduledEvent } from '@hollowtrees/testkit';
+import { spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, tempDir, waitForOutput, type ImdsScheduledEvent } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WatcherSettings } from './cli-args.js';
 import { Cleanups, metric, morePolls, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
@@ -12,19 +12,11 @@ const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
 /**
- * The real core CLI with one flow that drains through `pluginAddress`: the plugin's retries are 2
- * calls, and a run that fails them fails for good (`runRetry.attempts: 1`), freeing its group.
+ * A config with one flow that drains through `pluginAddress`: the plugin's retries are 2 calls, and a
+ * run that fails them fails for good (`runRetry.attempts: 1`, unless `runRetry` says otherwise), freeing its group.
  */
-async function startCoreCli(pluginAddress: string): Promise<string> {
-  const dir = cleanups.add(await tempDir('resend'), (d) => d.remove());
-  const file = join(dir.path, 'config.yaml');
-  writeFileSync(
-    file,
-    `server:
-  listen: 127.0.0.1:0
-log:
-  level: info
-plugins:
+function drainConfig(pluginAddress: string, runRetry = '{ attempts: 1 }'): string {
+  return `plugins:
   drain:
     type: grpc
     address: ${pluginAddress}
@@ -34,10 +26,16 @@ flows:
   drain-node:
     allowedEvents: [hollowtrees.node.*.*]
     cooldown: 10m
-    runRetry: { attempts: 1 }
+    runRetry: ${runRetry}
     plugins: [drain]
-`,
-  );
+`;
+}
+
+/** The real core CLI on `config` (plugins and flows), listening on a free port; resolves with its URL. */
+async function startCoreCli(config: string): Promise<string> {
+  const dir = cleanups.add(await tempDir('resend'), (d) => d.remove());
+  const file = join(dir.path, 'config.yaml');
+  writeFileSync(file, `server:\n  listen: 127.0.0.1:0\nlog:\n  level: info\n${config}`);
   const core = cleanups.add(spawnCaptured('hollowtrees', process.execPath, [CORE_CLI, '--config', file]), (p) => p.kill());
   const started = JSON.parse(await waitForOutput(core, /"hollowtrees started"/)) as { listen: string };
   return `http://${started.listen}`;
@@ -54,11 +52,11 @@ function maintenance(id: string): ImdsScheduledEvent {
   return { EventId: id, Code: 'system-reboot', Description: 'scheduled reboot', NotBefore: '30 Nov 2026 00:10:00 GMT', State: 'active' };
 }
 
-/** A real gRPC plugin answering each call through `answer` (given the call's number, from 1), core started on it, IMDS and a watcher. */
-async function setUp(answer: (call: number) => Promise<void> | void, settings: Partial<WatcherSettings> = {}) {
+/** A real gRPC plugin answering each call through `answer` (given the call's number, from 1), core started on it with `config`, IMDS and a watcher. */
+async function setUp(answer: (call: number) => Promise<void> | void, settings: Partial<WatcherSettings> = {}, config = drainConfig) {
   let calls = 0;
   const plugin = cleanups.add(await startRecordingPlugin(() => answer(++calls)), (p) => p.close());
-  const coreUrl = await startCoreCli(plugin.address);
+  const coreUrl = await startCoreCli(config(plugin.address));
   // The watcher reaches core through a proxy that records the paths it asks for.
   const proxy = cleanups.add(await startPrefixProxy('/core', coreUrl), (p) => p.close());
   const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
@@ -87,8 +85,9 @@ const blocked = (): never => {
 
 describe('a notice whose flow run failed in core', () => {
   it('is sent again while IMDS lists it, and the second run succeeds; a succeeded run is never sent again', async () => {
-    // The first run's two calls (its retries) meet UNAVAILABLE; the run fails; the next run's call succeeds.
-    const t = await setUp((call) => (call <= 2 ? unavailable() : undefined));
+    // The first run's two calls (its retries) meet UNAVAILABLE; the run fails; the next run's call succeeds, after a
+    // drain's while: the re-send's follow looks at core's runs while that run is at work, the failed one still listed.
+    const t = await setUp((call) => (call <= 2 ? unavailable() : new Promise<void>((resolve) => setTimeout(resolve, 500))));
     const id = 'instance-event-0a1b2c3d4e5f60718';
     t.imds.scheduleMaintenance(maintenance(id));
 
@@ -159,5 +158,55 @@ describe('a notice whose flow run failed in core', () => {
     expect(t.plugin.events).toHaveLength(1);
     expect(await t.failedRuns('resent')).toBe(0);
     expect(t.proxy.paths.filter((p) => p.includes('/status/'))).toEqual([]);
+  });
+
+  it('a run waiting for its next try (retrying) is not sent again: core tries it, and it succeeds', async () => {
+    // The run's first try meets UNAVAILABLE through both its calls and waits 300 ms for its next try, which succeeds.
+    const t = await setUp((call) => (call <= 2 ? unavailable() : undefined), {}, (address) => drainConfig(address, '{ attempts: 2, initialBackoff: 300ms, maxBackoff: 300ms }'));
+    const id = 'instance-event-0a1b2c3d4e5f60722';
+    t.imds.scheduleMaintenance(maintenance(id));
+    await until('the run succeeded on its next try', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded');
+    expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded', 'retrying']);
+    await morePolls(t.watcher, 'aws', 30);
+    expect(await t.accepted()).toBe(1);
+    expect(t.plugin.events).toHaveLength(3);
+    expect(await t.failedRuns('resent')).toBe(0);
+  });
+
+  it('is not sent again when a flow whose run of it succeeded no longer holds its group (no cooldown): that flow would act twice', async () => {
+    const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    // The drain flow as elsewhere, plus a notify flow without a cooldown: its group is free as soon as its run succeeded.
+    const config = (address: string): string =>
+      drainConfig(address)
+        .replace('plugins:\n', `plugins:\n  notify: { type: grpc, address: "${notify.address}" }\n`)
+        .concat('  notify:\n    allowedEvents: [hollowtrees.node.*.*]\n    cooldown: 0s\n    plugins: [notify]\n');
+    const t = await setUp(blocked, {}, config);
+    const id = 'instance-event-0a1b2c3d4e5f60723';
+    t.imds.scheduleMaintenance(maintenance(id));
+    await until('the failed run seen', async () => (await t.failedRuns('not_resent')) === 1);
+    expect(t.watcher.lines.find((l) => l.event_id === id && String(l.msg).startsWith('a flow run of the notice failed; not sending it again: a flow that ran it with success would run it again'))).toMatchObject({
+      level: 'error',
+      succeeded_flows: ['notify'],
+      failed_flows: ['drain-node'],
+    });
+    await morePolls(t.watcher, 'aws', 20);
+    expect(await t.accepted()).toBe(1);
+    expect(notify.events).toHaveLength(1);
+    expect(t.plugin.events).toHaveLength(1);
+  });
+
+  it('Azure --azure-approve: a failed run is not approved; the notice is sent again, and approved once that run succeeded', async () => {
+    let calls = 0;
+    const plugin = cleanups.add(await startRecordingPlugin(() => (++calls === 1 ? blocked() : undefined)), (p) => p.close());
+    const coreUrl = await startCoreCli(drainConfig(plugin.address));
+    const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
+    const id = azure.scheduleEvent({ EventType: 'Preempt' });
+
+    await until('the event approved', () => azure.started.length === 1, 15_000);
+    expect(azure.started).toEqual([id]);
+    expect(plugin.events).toHaveLength(2);
+    expect(watcher.lines.find((l) => String(l.msg).startsWith('a flow run of the Azure event failed; not approving it'))).toMatchObject({ level: 'warn' });
+    expect(await metric(watcher, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })).toBe(1);
   });
 });
