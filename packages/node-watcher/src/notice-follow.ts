@@ -49,8 +49,12 @@ export class NoticeFollow {
   }
 
   private async ended(event: OutgoingEvent, end: RunsEnd, signal: AbortSignal): Promise<LookAgain | undefined> {
-    const again = await this.options.approver?.ended(event.id, end, signal);
+    const { approver, logger } = this.options;
+    const again = await approver?.ended(event.id, end, signal);
     if (again) return again;
+    // Said once (the approver says it in its own words): a failure after this goes unseen, and is not re-sent.
+    if (!approver && end.kind === 'timed_out') logger.warn('stopped following the flow runs of the notice: they did not end in time; a failure after this is not sent again', { event_id: event.id, waited_ms: end.waitedMs });
+    if (!approver && end.kind === 'too_many_groups') logger.warn('not following the flow runs of the notice: core holds too many groups to find the flows running it; a failure is not sent again', { event_id: event.id });
     if (end.kind === 'failed' && this.options.maxResends > 0) {
       const outcome = await this.afterFailure(event, end, signal);
       this.options.metrics.failedRuns.inc({ outcome });

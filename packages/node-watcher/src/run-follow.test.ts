@@ -1,8 +1,11 @@
 import { pluginLogger, systemClock } from '@hollowtrees/grpcplugin';
+import { Registry } from 'prom-client';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AzureApprover } from './azure-approval.js';
+import { NoticeFollow } from './notice-follow.js';
 import { RunFollower, type RunsEnded } from './run-follow.js';
+import { WatcherMetrics } from './watcher-metrics.js';
 import { CoreClient } from './core-client.js';
 import { capturedLogger, Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
 
@@ -24,7 +27,7 @@ async function heldRun(id: string): Promise<{ client: CoreClient; release: () =>
   return { client: cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close()), release };
 }
 
-describe('RunFollower (with --azure-approve)', () => {
+describe('RunFollower', () => {
   it('the approver says it gives up when the flow runs of the event have not all succeeded by maxWaitMs', async () => {
     const { client } = await heldRun('ev-1');
     const { logger, lines } = capturedLogger();
@@ -98,5 +101,30 @@ describe('RunFollower (with --azure-approve)', () => {
     const succeededAt = clock.now() - started;
     while (approvals.length === 0) await step(250);
     expect(approvals[0]! - succeededAt).toBeLessThanOrEqual(6_000);
+  });
+
+  it('the notice follow says it stopped following when the runs of a notice did not end by maxWaitMs, and sends nothing again', async () => {
+    const { client } = await heldRun('ev-3');
+    const { logger, lines } = capturedLogger();
+    const resent: string[] = [];
+    const follower = cleanups.add(
+      new RunFollower({ runsOf: (id, s) => client.runsOf(id, s), groupsOf: (id, s) => client.groupsOf(id, s), intervalMs: 20, maxWaitMs: 300, clock: systemClock, logger: pluginLogger(logger) }),
+      (f) => f.close(),
+    );
+    const follow = new NoticeFollow({
+      follower,
+      groupsOf: (id, s) => client.groupsOf(id, s),
+      listed: () => true,
+      resend: (event) => resent.push(event.id) > 0,
+      maxResends: 3,
+      logger: pluginLogger(logger),
+      metrics: new WatcherMetrics(new Registry()),
+    });
+
+    follow.accepted({ id: 'ev-3', type: 'hollowtrees.node.azure.preempt' });
+    const stopped = (): Record<string, unknown> | undefined => lines.find((l) => l.event_id === 'ev-3' && String(l.msg).startsWith('stopped following the flow runs of the notice'));
+    await until('the follow stopped', () => stopped() !== undefined);
+    expect(stopped()).toMatchObject({ level: 'warn', waited_ms: 300 });
+    expect(resent).toEqual([]);
   });
 });
