@@ -83,7 +83,8 @@ const blocked = (): never => {
   throw new PluginError(Code.FailedPrecondition, 'eviction blocked by a PodDisruptionBudget');
 };
 
-describe('a notice whose flow run failed in core', () => {
+// Each test starts the core bin and waits on runs of real plugins: more than the default 20 s on a loaded machine.
+describe('a notice whose flow run failed in core', { timeout: 60_000 }, () => {
   it('is sent again while IMDS lists it, and the second run succeeds; a succeeded run is never sent again', async () => {
     // The first run's two calls (its retries) meet UNAVAILABLE; the run fails; the next run's call succeeds, after a
     // drain's while: the re-send's follow looks at core's runs while that run is at work, the failed one still listed.
@@ -91,7 +92,7 @@ describe('a notice whose flow run failed in core', () => {
     const id = 'instance-event-0a1b2c3d4e5f60718';
     t.imds.scheduleMaintenance(maintenance(id));
 
-    await until('the second run succeeded', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded', 15_000);
+    await until('the second run succeeded', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded', 40_000);
     expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded', 'failed']);
     expect(t.plugin.events.map((e) => e.id)).toEqual([id, id, id]);
     expect(await t.failedRuns('resent')).toBe(1);
@@ -118,14 +119,14 @@ describe('a notice whose flow run failed in core', () => {
     const id = 'instance-event-0a1b2c3d4e5f60719';
     const event = maintenance(id);
     t.imds.scheduleMaintenance(event);
-    await until('the run started', () => t.plugin.events.length === 1);
+    await until('the run started', () => t.plugin.events.length === 1, 30_000);
 
     // The maintenance is over (IMDS lists it as completed) before the run fails.
     event.State = 'completed';
     await morePolls(t.watcher, 'aws');
     fail();
 
-    await until('the failed run seen, with the notice gone', async () => (await t.failedRuns('notice_gone')) === 1);
+    await until('the failed run seen, with the notice gone', async () => (await t.failedRuns('notice_gone')) === 1, 30_000);
     expect(t.watcher.lines.find((l) => l.event_id === id && String(l.msg).startsWith('a flow run of the notice failed; not sending it again: the metadata service no longer lists it'))).toMatchObject({ level: 'warn' });
     await morePolls(t.watcher, 'aws', 20);
     expect(await t.accepted()).toBe(1);
@@ -138,7 +139,7 @@ describe('a notice whose flow run failed in core', () => {
     const id = 'instance-event-0a1b2c3d4e5f60720';
     t.imds.scheduleMaintenance(maintenance(id));
 
-    await until('the bound reached', async () => (await t.failedRuns('resend_limit')) === 1, 15_000);
+    await until('the bound reached', async () => (await t.failedRuns('resend_limit')) === 1, 40_000);
     expect(t.watcher.lines.find((l) => String(l.msg).startsWith('a flow run of the notice failed again; not sending it again: it was re-sent --max-resends times already'))).toMatchObject({ level: 'error', event_id: id, resends: 2, max_resends: 2 });
     await morePolls(t.watcher, 'aws', 20);
     // The first send and two re-sends: three runs, each failed, none after.
@@ -152,7 +153,7 @@ describe('a notice whose flow run failed in core', () => {
     const t = await setUp(blocked, { maxResends: 0 });
     const id = 'instance-event-0a1b2c3d4e5f60721';
     t.imds.scheduleMaintenance(maintenance(id));
-    await until('the run failed', async () => (await outcomes(t.coreUrl, id))[0] === 'failed');
+    await until('the run failed', async () => (await outcomes(t.coreUrl, id))[0] === 'failed', 30_000);
     await morePolls(t.watcher, 'aws', 20);
     expect(await t.accepted()).toBe(1);
     expect(t.plugin.events).toHaveLength(1);
@@ -165,7 +166,7 @@ describe('a notice whose flow run failed in core', () => {
     const t = await setUp((call) => (call <= 2 ? unavailable() : undefined), {}, (address) => drainConfig(address, '{ attempts: 2, initialBackoff: 300ms, maxBackoff: 300ms }'));
     const id = 'instance-event-0a1b2c3d4e5f60722';
     t.imds.scheduleMaintenance(maintenance(id));
-    await until('the run succeeded on its next try', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded');
+    await until('the run succeeded on its next try', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded', 30_000);
     expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded', 'retrying']);
     await morePolls(t.watcher, 'aws', 30);
     expect(await t.accepted()).toBe(1);
@@ -183,7 +184,7 @@ describe('a notice whose flow run failed in core', () => {
     const t = await setUp(blocked, {}, config);
     const id = 'instance-event-0a1b2c3d4e5f60723';
     t.imds.scheduleMaintenance(maintenance(id));
-    await until('the failed run seen', async () => (await t.failedRuns('not_resent')) === 1);
+    await until('the failed run seen', async () => (await t.failedRuns('not_resent')) === 1, 30_000);
     expect(t.watcher.lines.find((l) => l.event_id === id && String(l.msg).startsWith('a flow run of the notice failed; not sending it again: a flow that ran it with success would run it again'))).toMatchObject({
       level: 'error',
       succeeded_flows: ['notify'],
@@ -203,7 +204,7 @@ describe('a notice whose flow run failed in core', () => {
     const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
     const id = azure.scheduleEvent({ EventType: 'Preempt' });
 
-    await until('the event approved', () => azure.started.length === 1, 15_000);
+    await until('the event approved', () => azure.started.length === 1, 40_000);
     expect(azure.started).toEqual([id]);
     expect(plugin.events).toHaveLength(2);
     expect(watcher.lines.find((l) => String(l.msg).startsWith('a flow run of the Azure event failed; not approving it'))).toMatchObject({ level: 'warn' });

@@ -357,13 +357,16 @@ ${OTHER_FLOW}`;
     expect(plugin.events).toEqual([]);
   });
 
-  it('Azure --azure-approve: never approves an event whose flow run failed', async () => {
+  it('Azure --azure-approve: never approves an event whose flow run failed, nor after a re-send whose run failed too', async () => {
     const plugin = cleanups.add(await startRecordingPlugin(() => Promise.reject(new Error('drain failed'))), (p) => p.close());
     const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
     const azure = cleanups.add(await startAzureMetadataStandIn(), (s) => s.close());
     const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'azure', metadataUrl: azure.url, azureApprove: true })), (w) => w.stop());
     const id = azure.scheduleEvent({ EventType: 'Preempt' });
     await until('the refusal to approve', () => watcher.lines.some((l) => l.event_id === azureNoticeId(id, AZURE_VM_ID) && String(l.msg).startsWith('a flow run of the Azure event failed')));
+    // Sent again --max-resends times (3), each run failing: none is approved.
+    await until('the re-sends spent', async () => (await metric(watcher, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resend_limit' })) === 1);
+    expect(plugin.events).toHaveLength(4);
     expect(azure.started).toEqual([]);
   });
 
