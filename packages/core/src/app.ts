@@ -24,6 +24,7 @@ import type { EventSink } from './sources/event-sink.js';
 import type { EventSource } from './sources/event-source.js';
 import { SourceSet } from './sources/source-set.js';
 import { openStateStore } from './state/open-store.js';
+import { runStateClock } from './state/run-state-clock.js';
 import { configuredSources } from './sources/configured-sources.js';
 import { SqsRegionMissing } from './sources/sqs/sqs-region.js';
 
@@ -39,7 +40,10 @@ export interface StartOptions {
   logger?: Logger;
   /** Default: a new registry (never the global one). */
   registry?: Registry;
-  /** Default: the system clock. */
+  /**
+   * Default: {@link runStateClock} for the backend in use, for the run state, the receiver and the plugins;
+   * the system clock for the other sources (the AWS APIs they call read the wall clock).
+   */
   clock?: Clock;
   /** Override the configured listen address, e.g. `127.0.0.1:0` in tests. */
   listen?: string;
@@ -96,7 +100,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const logger = options.logger ?? createLogger(loaded.config.log.level);
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
-  const clock = options.clock ?? systemClock;
+  const clock = options.clock ?? runStateClock(options.dryRun ? 'memory' : loaded.config.state.backend);
   const files = await readConfigFiles(loaded);
   const grpcPlugin = await grpcPluginFactory(loaded.config);
   metrics.tls.track(files);
@@ -204,7 +208,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   if (options.dryRun && config.sources.sqs.length > 0) logger.warn({ queues: config.sources.sqs.length }, 'dry run: sources.sqs are not read');
   const readSources = options.dryRun ? { ...config.sources, sqs: [] } : config.sources;
   // The receiver first: it serves health and status while the others start.
-  const sources: SourceSet = new SourceSet([receiver, ...(await configuredSources(readSources, metrics, logger, clock))]);
+  const sources: SourceSet = new SourceSet([receiver, ...(await configuredSources(readSources, metrics, logger, options.clock ?? systemClock))]);
   /** Why a source could not start, as the CLI shows it. */
   const startProblem = (source: EventSource, err: unknown): Error => {
     if (err instanceof SqsRegionMissing) return new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);

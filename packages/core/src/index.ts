@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 export { startHollowtrees, StartupError, type Hollowtrees, type StartOptions } from './app.js';
-export { systemClock, type Clock } from '@hollowtrees/grpcplugin';
+export { steadyClock, systemClock, type Clock } from '@hollowtrees/grpcplugin';
 export { ConfigError, type ConfigProblem } from './config/config-error.js';
 export { defaultConfig, DEFAULT_CONFIG_YAML } from './config/default-config.js';
 export { BUILTIN_PLUGINS, loadConfigFile, parseConfig, type LoadedConfig } from './config/load-config.js';

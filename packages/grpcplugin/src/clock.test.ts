@@ -1,22 +1,46 @@
-import { describe, expect, it } from 'vitest';
-import { systemClock } from './clock.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { steadyClock, systemClock } from './clock.js';
 import { MAX_TIMER_MS } from './timer-limit.js';
 
-describe('systemClock.sleep', () => {
+describe.each([
+  ['systemClock', systemClock],
+  ['steadyClock', steadyClock],
+])('%s.sleep', (_name, clock) => {
   it('waits out a sleep longer than one timer holds (2^31-1 ms, 24.8 days) instead of ending it at once', async () => {
     // setTimeout fires anything longer after 1 ms: a handler sleeping until a stream call's deadline (timeout_ms up to 49.7 days) woke at once.
     const stop = new AbortController();
-    const slept = systemClock.sleep(MAX_TIMER_MS + 1_000, stop.signal).then(() => 'woke', () => 'aborted');
+    const slept = clock.sleep(MAX_TIMER_MS + 1_000, stop.signal).then(() => 'woke', () => 'aborted');
     await new Promise((resolve) => setTimeout(resolve, 100));
     stop.abort();
     expect(await slept).toBe('aborted');
   });
 
   it('wakes after a short sleep, and an abort before it ends rejects with the signal reason', async () => {
-    await expect(systemClock.sleep(5)).resolves.toBeUndefined();
+    await expect(clock.sleep(5)).resolves.toBeUndefined();
     const stop = new AbortController();
-    const slept = systemClock.sleep(60_000, stop.signal);
+    const slept = clock.sleep(60_000, stop.signal);
     stop.abort(new Error('stopped'));
     await expect(slept).rejects.toThrow('stopped');
+  });
+});
+
+describe('steadyClock.now', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('reads the wall clock, in whole ms, while the wall clock is not stepped', () => {
+    const now = steadyClock.now();
+    expect(Number.isInteger(now)).toBe(true);
+    expect(Math.abs(now - Date.now())).toBeLessThan(50);
+  });
+
+  it('does not move when the wall clock is stepped 2 h forward or back', () => {
+    const before = steadyClock.now();
+    const wall = Date.now;
+    for (const step of [2 * 3_600_000, -2 * 3_600_000]) {
+      vi.spyOn(Date, 'now').mockImplementation(() => wall() + step);
+      expect(steadyClock.now() - before).toBeLessThan(50);
+      expect(steadyClock.now()).toBeGreaterThanOrEqual(before);
+      vi.restoreAllMocks();
+    }
   });
 });

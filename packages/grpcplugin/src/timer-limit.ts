@@ -27,14 +27,14 @@ export function checkedTimerMs(what: string, ms: number): number {
 }
 
 /**
- * Calls `fire` at `atMs` (epoch ms), however far off: a time past what one timer holds is waited
- * for in steps of at most {@link MAX_TIMER_MS}, where a single timer would fire after 1 ms.
- * Returns what stops it.
+ * Calls `fire` at `atMs` (epoch ms, as `now` reads it), however far off: a time past what one timer
+ * holds is waited for in steps of at most {@link MAX_TIMER_MS}, where a single timer would fire
+ * after 1 ms. Returns what stops it.
  */
-export function timerAt(atMs: number, fire: () => void): () => void {
+export function timerAt(atMs: number, fire: () => void, now: () => number = Date.now): () => void {
   let timer: NodeJS.Timeout;
   const arm = (): void => {
-    const left = atMs - Date.now();
+    const left = atMs - now();
     timer = setTimeout(left > MAX_TIMER_MS ? arm : fire, Math.max(0, Math.min(left, MAX_TIMER_MS)));
   };
   arm();

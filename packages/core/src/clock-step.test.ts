@@ -1,0 +1,111 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { afterEach, describe, expect, it } from 'vitest';
+import { killAllCli, startCli, type CliProcess } from '../test/support/cli-process.js';
+import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-clock-step-'));
+const STEP_MS = 2 * 60 * 60 * 1000;
+/**
+ * Preloaded into core: SIGUSR2 steps the wall clock (`Date.now()`) 2 h forward, as NTP does after
+ * a VM resumed, and leaves the monotonic clock (`performance.now()`) alone, as the system does.
+ */
+const STEP_PRELOAD = join(dir, 'step-wall-clock.mjs');
+writeFileSync(
+  STEP_PRELOAD,
+  `const wall = Date.now;
+let ahead = 0;
+Date.now = () => wall() + ahead;
+process.on('SIGUSR2', () => {
+  ahead += ${STEP_MS};
+  process.stderr.write('wall clock stepped\\n');
+});
+`,
+);
+
+let fileCount = 0;
+const writeConfig = (text: string): string => {
+  const path = join(dir, `config-${++fileCount}.yaml`);
+  writeFileSync(path, text);
+  return path;
+};
+const config = (pluginAddress: string, extra: string) => `
+${extra}
+server: { listen: 127.0.0.1:0 }
+log: { level: debug }
+plugins:
+  rec: { type: grpc, address: "${pluginAddress}", retry: { attempts: 1 } }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    cooldown: 10m
+    runRetry: { attempts: 2, initialBackoff: 4s, maxBackoff: 4s, multiplier: 1 }
+    plugins: [rec]
+`;
+const alert = JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc' }, startsAt: '2026-11-25T10:00:00Z' }]);
+const post = (url: string): Promise<Response> => fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alert });
+
+const plugins: RecordingPlugin[] = [];
+afterEach(async () => {
+  killAllCli();
+  for (const p of plugins.splice(0)) await p.close();
+});
+
+/** Core on `extra` (its state settings) with the wall clock it reads steppable. */
+async function startSteppable(rec: RecordingPlugin, extra: string): Promise<{ core: CliProcess; url: string }> {
+  const core = startCli(['--config', writeConfig(config(rec.address, extra))], { env: { ...process.env, NODE_OPTIONS: `--import ${STEP_PRELOAD}` } });
+  return { core, url: await core.url() };
+}
+
+/** Steps core's wall clock 2 h forward and waits until it has. */
+async function stepWallClock(core: CliProcess): Promise<void> {
+  core.child.kill('SIGUSR2');
+  while (!core.stderr().includes('wall clock stepped')) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('a step of the wall clock while core runs', () => {
+  it.each([
+    ['memory', ''],
+    ['file', `state: { file: "${join(dir, 'runs.jsonl')}" }`],
+  ])('2 h forward: a re-sent alert inside its cooldown is still deduplicated, the plugin not called again (state.backend %s)', async (_backend, extra) => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const { core, url } = await startSteppable(rec, extra);
+    expect((await post(url)).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run succeeded');
+
+    await stepWallClock(core);
+    const from = core.lines.length;
+    expect((await post(url)).status).toBe(200);
+    const next = await core.waitFor((l) => typeof l.msg === 'string' && (l.msg.startsWith('event deduplicated') || l.msg.startsWith('flow run')), from);
+    expect(next.msg).toBe('event deduplicated: its group is cooling down');
+    expect(rec.calls).toHaveLength(1);
+    // The status API still counts the cooldown.
+    const groups = (await (await fetch(`${url}/api/v1/status/groups`)).json()) as Array<{ phase: string }>;
+    expect(groups.map((g) => g.phase)).toEqual(['cooling']);
+  });
+
+  it('2 h forward during a retry wait, then a reload: the retry still waits its backoff rather than coming at once', async () => {
+    const rec = await startRecordingPlugin((_event, _ctx, index) => {
+      if (index === 0) throw new PluginError(Code.Unavailable, 'not yet');
+    });
+    plugins.push(rec);
+    const { core, url } = await startSteppable(rec, '');
+    expect((await post(url)).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run failed on a retryable code; it will be tried again');
+    const failedAt = Date.now();
+
+    await stepWallClock(core);
+    // The reload hands the waiting run to the new engine, which waits what is left of the backoff.
+    const from = core.lines.length;
+    core.child.kill('SIGHUP');
+    await core.waitFor((l) => l.msg === 'configuration reloaded', from);
+    await core.waitFor((l) => l.msg === 'flow run succeeded', from);
+    expect(rec.calls).toHaveLength(2);
+    // 4 s backoff (multiplied by a jitter of 0.5 to 1): at least 2 s after the failure.
+    expect(rec.calls[1]!.at - failedAt).toBeGreaterThanOrEqual(1_900);
+  });
+});
