@@ -41,8 +41,8 @@ export interface StartOptions {
   /** Default: a new registry (never the global one). */
   registry?: Registry;
   /**
-   * Default: {@link runStateClock} for the backend in use, for the run state, the receiver and the plugins;
-   * the system clock for the other sources (the AWS APIs they call read the wall clock).
+   * Default: {@link runStateClock} for the backend in use, for the run state, the receiver, the SQS
+   * sources and the plugins; the system clock for the spot price sources (AWS's price samples are wall-clock times).
    */
   clock?: Clock;
   /** Override the configured listen address, e.g. `127.0.0.1:0` in tests. */
@@ -208,7 +208,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   if (options.dryRun && config.sources.sqs.length > 0) logger.warn({ queues: config.sources.sqs.length }, 'dry run: sources.sqs are not read');
   const readSources = options.dryRun ? { ...config.sources, sqs: [] } : config.sources;
   // The receiver first: it serves health and status while the others start.
-  const sources: SourceSet = new SourceSet([receiver, ...(await configuredSources(readSources, metrics, logger, options.clock ?? systemClock))]);
+  const sources: SourceSet = new SourceSet([receiver, ...(await configuredSources(readSources, metrics, logger, { runState: clock, wall: options.clock ?? systemClock }))]);
   /** Why a source could not start, as the CLI shows it. */
   const startProblem = (source: EventSource, err: unknown): Error => {
     if (err instanceof SqsRegionMissing) return new ConfigError(loaded.file, [{ path: `sources.sqs[${err.index}].region`, message: err.message }]);

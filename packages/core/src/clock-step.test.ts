@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
+import { startSqsStandIn, type SqsStandIn } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { killAllCli, startCli, type CliProcess } from '../test/support/cli-process.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
@@ -39,7 +40,7 @@ plugins:
   rec: { type: grpc, address: "${pluginAddress}", retry: { attempts: 1 } }
 flows:
   spot:
-    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating, aws.ec2.spot.interruption-warning]
     groupBy: [instance_id]
     cooldown: 10m
     runRetry: { attempts: 2, initialBackoff: 4s, maxBackoff: 4s, multiplier: 1 }
@@ -49,14 +50,17 @@ const alert = JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', 
 const post = (url: string): Promise<Response> => fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alert });
 
 const plugins: RecordingPlugin[] = [];
+let sqs: SqsStandIn | undefined;
 afterEach(async () => {
   killAllCli();
   for (const p of plugins.splice(0)) await p.close();
+  await sqs?.close();
+  sqs = undefined;
 });
 
 /** Core on `extra` (its state settings) with the wall clock it reads steppable. */
-async function startSteppable(rec: RecordingPlugin, extra: string): Promise<{ core: CliProcess; url: string }> {
-  const core = startCli(['--config', writeConfig(config(rec.address, extra))], { env: { ...process.env, NODE_OPTIONS: `--import ${STEP_PRELOAD}` } });
+async function startSteppable(rec: RecordingPlugin, extra: string, env: NodeJS.ProcessEnv = {}): Promise<{ core: CliProcess; url: string }> {
+  const core = startCli(['--config', writeConfig(config(rec.address, extra))], { env: { ...process.env, ...env, NODE_OPTIONS: `--import ${STEP_PRELOAD}` } });
   return { core, url: await core.url() };
 }
 
@@ -107,5 +111,27 @@ describe('a step of the wall clock while core runs', () => {
     expect(rec.calls).toHaveLength(2);
     // 4 s backoff (multiplied by a jitter of 0.5 to 1): at least 2 s after the failure.
     expect(rec.calls[1]!.at - failedAt).toBeGreaterThanOrEqual(1_900);
+  });
+
+  it('2 h forward, then an SQS notice: its run counts the time from receipt on the same clock as its plugin call (status API, receipt-to-first-call metric)', async () => {
+    sqs = await startSqsStandIn();
+    const queue = sqs.createQueue('interruptions');
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const notice = { version: '0', id: 'evt-1', 'detail-type': 'EC2 Spot Instance Interruption Warning', source: 'aws.ec2', account: '123456789012', time: '2026-11-29T18:40:12Z', region: 'us-east-1', resources: [], detail: { 'instance-id': 'i-0aaaaaaaaaaaaaaa1', 'instance-action': 'terminate' } };
+    const sources = `sources: { sqs: [{ url: "${queue.url}", region: us-east-1, endpoint: "${sqs.url}", waitTimeSeconds: 1 }] }`;
+    const { core, url } = await startSteppable(rec, sources, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' });
+    await stepWallClock(core);
+    queue.send(JSON.stringify(notice));
+    await core.waitFor((l) => l.msg === 'flow run succeeded');
+
+    const [run] = (await (await fetch(`${url}/api/v1/status/runs`)).json()) as Array<{ receivedAt: string; startedAt: string }>;
+    const waited = Date.parse(run!.startedAt) - Date.parse(run!.receivedAt);
+    expect(waited).toBeGreaterThanOrEqual(0);
+    expect(waited).toBeLessThan(60_000);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const seconds = Number(/^hollowtrees_receipt_to_first_plugin_call_seconds_sum\{flow="spot"\} (\S+)$/m.exec(metrics)?.[1]);
+    expect(seconds).toBeGreaterThanOrEqual(0);
+    expect(seconds).toBeLessThan(60);
   });
 });
