@@ -17,7 +17,9 @@ const STEP_PRELOAD = join(dir, 'step-wall-clock.mjs');
 writeFileSync(
   STEP_PRELOAD,
   `const wall = Date.now;
-let ahead = 0;
+// HOLLOWTREES_TEST_STEPPED: the process starts on a wall clock stepped already, as one started after the step.
+let ahead = process.env.HOLLOWTREES_TEST_STEPPED ? ${STEP_MS} : 0;
+if (ahead) Object.defineProperty(performance, 'timeOrigin', { value: performance.timeOrigin + ahead });
 Date.now = () => wall() + ahead;
 process.on('SIGUSR2', () => {
   ahead += ${STEP_MS};
@@ -133,5 +135,25 @@ describe('a step of the wall clock while core runs', () => {
     const seconds = Number(/^hollowtrees_receipt_to_first_plugin_call_seconds_sum\{flow="spot"\} (\S+)$/m.exec(metrics)?.[1]);
     expect(seconds).toBeGreaterThanOrEqual(0);
     expect(seconds).toBeLessThan(60);
+  });
+
+  it('2 h forward, then a run, then a restart (state.backend file): the cooldown it wrote still holds on the restarted process, which starts on the stepped wall clock', async () => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const extra = `state: { file: "${join(dir, 'restarted.jsonl')}" }`;
+    const { core } = await startSteppable(rec, extra);
+    await stepWallClock(core);
+    expect((await post(await core.url())).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run succeeded');
+    core.child.kill('SIGTERM');
+    expect(await core.exited).toBe(0);
+
+    const { core: restarted, url } = await startSteppable(rec, extra, { HOLLOWTREES_TEST_STEPPED: '1' });
+    expect(await restarted.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ cooling: 1 });
+    const from = restarted.lines.length;
+    expect((await post(url)).status).toBe(200);
+    const next = await restarted.waitFor((l) => typeof l.msg === 'string' && (l.msg.startsWith('event deduplicated') || l.msg.startsWith('flow run')), from);
+    expect(next.msg).toBe('event deduplicated: its group is cooling down');
+    expect(rec.calls).toHaveLength(1);
   });
 });

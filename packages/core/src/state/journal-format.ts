@@ -89,20 +89,35 @@ export interface JournalContents {
   problems: JournalProblem[];
 }
 
-/** One journal line for a change. */
-export function formatRecord(change: GroupChange): string {
-  return JSON.stringify(change);
+/**
+ * `change` with each of its times moved `by` ms: the journal holds wall-clock times, which a process on
+ * `steadyClock` writes and reads moved by how far the wall clock was stepped since it started.
+ */
+export function shiftTimes<T extends GroupChange>(change: T, by: number): T {
+  if (by === 0 || !('since' in change)) return change;
+  const shifted: GroupState = { ...change, since: change.since + by };
+  if (change.until !== undefined) shifted.until = change.until + by;
+  if (change.run) {
+    const { run } = change;
+    shifted.run = { ...run, receivedAt: run.receivedAt + by, ...(run.retryAt === undefined ? {} : { retryAt: run.retryAt + by }) };
+  }
+  return shifted as T;
+}
+
+/** One journal line for a change, its times moved `by` ms ({@link shiftTimes}). */
+export function formatRecord(change: GroupChange, by = 0): string {
+  return JSON.stringify(shiftTimes(change, by));
 }
 
 /**
  * A compacted journal (the header, then one line per state) in pieces of about
- * `pieceChars` characters: a snapshot of 250,000 groups is 42 MiB of text, which
+ * `pieceChars` characters, its times moved `by` ms ({@link shiftTimes}): a snapshot of 250,000 groups is 42 MiB of text, which
  * as one string (and its bytes) would hold that much again while it is written.
  */
-export function* snapshotPieces(states: readonly GroupState[], pieceChars = 1024 * 1024): Generator<string> {
+export function* snapshotPieces(states: readonly GroupState[], pieceChars = 1024 * 1024, by = 0): Generator<string> {
   let piece = `${JSON.stringify({ journal: HEADER_TAG, version: VERSION, records: states.length })}\n`;
   for (const state of states) {
-    piece += `${formatRecord(state)}\n`;
+    piece += `${formatRecord(state, by)}\n`;
     if (piece.length >= pieceChars) {
       yield piece;
       piece = '';

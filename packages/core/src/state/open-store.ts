@@ -14,6 +14,7 @@ import { JournalWriteLog } from './journal-write-log.js';
 import type { RunStateStore } from './run-state-store.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state-lock.js';
 import { StateJournal, unreadableCopyOf } from './state-journal.js';
+import { wallAheadOf } from './run-state-clock.js';
 
 /** What core needs around its store: start-up reporting and periodic upkeep. */
 export interface OpenedStore {
@@ -81,6 +82,7 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
   const writes = new JournalWriteLog(logger, () => clock.now(), { file: shownFile });
   const { journal, recovered, keptAs, notKept } = await asStateFileProblem(loaded, file, StateJournal.open(file, {
     now: () => clock.now(),
+    wallAhead: wallAheadOf(clock),
     onError: (err, unwrittenLines) => {
       metrics.engine.stateDurable.set(0);
       writes.failed(err, unwrittenLines);

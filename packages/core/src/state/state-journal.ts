@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { GroupChange, GroupState } from '../flow/group-states.js';
-import { formatRecord, JournalReader, snapshotPieces, type JournalContents } from './journal-format.js';
+import { formatRecord, JournalReader, shiftTimes, snapshotPieces, type JournalContents } from './journal-format.js';
 import { openJournalFile, type JournalFile, type OpenJournalFile } from './journal-file.js';
 import { makeDirectory } from './make-directory.js';
 import { syncDirectory } from './sync-directory.js';
@@ -42,6 +42,12 @@ export interface StateJournalOptions {
   openFile?: OpenJournalFile;
   /** Default: Date.now. */
   now?: () => number;
+  /**
+   * How far the wall clock is ahead of `now` (steps of it since a `steadyClock` started): added to every time
+   * written, taken from every time read, so that the file holds wall-clock times, which the next process reads.
+   * Default: none.
+   */
+  wallAhead?: () => number;
 }
 
 /** Where a journal with unreadable lines is kept as it was before its rewrite at start (the last such file only). */
@@ -177,7 +183,9 @@ export class StateJournal {
    */
   static async open(path: string, options: StateJournalOptions = {}): Promise<OpenedJournal> {
     await makeDirectory(dirname(path));
-    const recovered = await readJournal(path);
+    const read = await readJournal(path);
+    const ahead = options.wallAhead?.() ?? 0;
+    const recovered = { ...read, states: read.states.map((state) => shiftTimes(state, -ahead)) };
     const copy = recovered.problems.length > 0 ? await keepUnreadable(path) : {};
     const openFile = options.openFile ?? openJournalFile;
     const journal = new StateJournal(path, await openFile(path), options);
@@ -201,7 +209,7 @@ export class StateJournal {
         if (this.pendingMustSync) void this.flush();
       });
     }
-    this.pending.push(formatRecord(change));
+    this.pending.push(formatRecord(change, this.options.wallAhead?.()));
   }
 
   /**
@@ -308,7 +316,7 @@ export class StateJournal {
       const handle = await open(tmp, 'w');
       try {
         // Each writeFile goes on where the last one ended, looping until all of it is written.
-        for (const piece of snapshotPieces(states)) await handle.writeFile(piece);
+        for (const piece of snapshotPieces(states, undefined, this.options.wallAhead?.())) await handle.writeFile(piece);
         await handle.sync();
       } finally {
         await handle.close();
