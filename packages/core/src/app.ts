@@ -24,7 +24,7 @@ import type { EventSink } from './sources/event-sink.js';
 import type { EventSource } from './sources/event-source.js';
 import { SourceSet } from './sources/source-set.js';
 import { openStateStore } from './state/open-store.js';
-import { runStateClock } from './state/run-state-clock.js';
+import { runStateClock, wallAheadOf } from './state/run-state-clock.js';
 import { configuredSources } from './sources/configured-sources.js';
 import { SqsRegionMissing } from './sources/sqs/sqs-region.js';
 
@@ -101,6 +101,8 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
   const clock = options.clock ?? runStateClock(options.dryRun ? 'memory' : loaded.config.state.backend);
+  /** The status API shows run state on the wall clock, as people read it. */
+  const wallAhead = wallAheadOf(clock);
   const files = await readConfigFiles(loaded);
   const grpcPlugin = await grpcPluginFactory(loaded.config);
   metrics.tls.track(files);
@@ -193,9 +195,13 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       flows: () => current.engine.flowStatus(),
       groups: (limit) => {
         const all = current.engine.groups();
-        return { groups: all.slice(0, limit).map(groupView), total: all.length };
+        const ahead = wallAhead();
+        return { groups: all.slice(0, limit).map((group) => groupView(group, ahead)), total: all.length };
       },
-      runs: () => current.engine.recentRuns().map(runView),
+      runs: () => {
+        const ahead = wallAhead();
+        return current.engine.recentRuns().map((run) => runView(run, ahead));
+      },
       state: () => store.describe(),
     },
     metrics: metrics.receiver,

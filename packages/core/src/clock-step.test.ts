@@ -89,9 +89,10 @@ describe('a step of the wall clock while core runs', () => {
     const next = await core.waitFor((l) => typeof l.msg === 'string' && (l.msg.startsWith('event deduplicated') || l.msg.startsWith('flow run')), from);
     expect(next.msg).toBe('event deduplicated: its group is cooling down');
     expect(rec.calls).toHaveLength(1);
-    // The status API still counts the cooldown.
-    const groups = (await (await fetch(`${url}/api/v1/status/groups`)).json()) as Array<{ phase: string }>;
+    // The status API still counts the cooldown, and shows its end on core's wall clock (2 h ahead of this one's).
+    const groups = (await (await fetch(`${url}/api/v1/status/groups`)).json()) as Array<{ phase: string; until: string }>;
     expect(groups.map((g) => g.phase)).toEqual(['cooling']);
+    expect(Math.abs(Date.parse(groups[0]!.until) - (Date.now() + STEP_MS + 10 * 60_000))).toBeLessThan(60_000);
   });
 
   it('2 h forward during a retry wait, then a reload: the retry still waits its backoff rather than coming at once', async () => {

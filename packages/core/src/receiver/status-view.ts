@@ -2,11 +2,15 @@ import type { GroupState } from '../flow/group-states.js';
 import type { FinishedRun } from '../flow/recent-runs.js';
 import type { SourceStatus } from '../sources/event-source.js';
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+const shownTime = (ms: number): string => new Date(ms).toISOString();
 
-/** A group as the status API shows it: times as RFC 3339; of a run, how far it got, not its event. */
-export function groupView(state: GroupState): Record<string, unknown> {
+/**
+ * A group as the status API shows it: times as RFC 3339, moved `ahead` ms onto the wall clock (the steps of it
+ * since a `steadyClock` started, see `wallAheadOf`); of a run, how far it got, not its event.
+ */
+export function groupView(state: GroupState, ahead = 0): Record<string, unknown> {
   const { run } = state;
+  const iso = (ms: number): string => shownTime(ms + ahead);
   return {
     key: state.key,
     flow: state.flow,
@@ -20,8 +24,9 @@ export function groupView(state: GroupState): Record<string, unknown> {
   };
 }
 
-/** A finished run as the status API shows it: times as RFC 3339, each plugin call with its duration. */
-export function runView(run: FinishedRun): Record<string, unknown> {
+/** A finished run as the status API shows it: times as RFC 3339 moved `ahead` ms (see {@link groupView}), each plugin call with its duration. */
+export function runView(run: FinishedRun, ahead = 0): Record<string, unknown> {
+  const iso = (ms: number): string => shownTime(ms + ahead);
   return {
     ...run,
     receivedAt: iso(run.receivedAt),
@@ -37,7 +42,7 @@ export function sourceView(status: SourceStatus): Record<string, unknown> {
   const { lastReceiveAt, lastError, ...rest } = status;
   return {
     ...rest,
-    ...(lastReceiveAt === undefined ? {} : { lastReceiveAt: iso(lastReceiveAt) }),
-    ...(lastError ? { lastError: { at: iso(lastError.at), message: lastError.message } } : {}),
+    ...(lastReceiveAt === undefined ? {} : { lastReceiveAt: shownTime(lastReceiveAt) }),
+    ...(lastError ? { lastError: { at: shownTime(lastError.at), message: lastError.message } } : {}),
   };
 }
