@@ -27,15 +27,32 @@ interface ListenErrorParts {
   failures?: readonly AddressFailure[];
 }
 
-/** The interface a link-local IPv6 address is on here, if any: what goes after its `%`. */
-function interfaceOf(address: string): string | undefined {
-  const wanted = address.toLowerCase();
-  return Object.entries(networkInterfaces()).find(([, infos]) => infos?.some((i) => i.address.toLowerCase() === wanted))?.[0];
+/** An IPv6 address in one spelling (`FE80:0:0:0:0:0:0:1` as `fe80::1`), so two forms of one address compare equal. */
+function canonicalIPv6(address: string): string {
+  try {
+    return new URL(`http://[${address}]`).hostname.slice(1, -1);
+  } catch {
+    return address.toLowerCase();
+  }
 }
 
-/** Node's EINVAL for a link-local IPv6 address given without its interface (`fe80::1`, not `fe80::1%eth0`), in words. */
-function unscopedLinkLocal(address: string): string {
-  const name = interfaceOf(address);
+/** The interface a link-local IPv6 address is on here, if any: what goes after its `%`. */
+function interfaceOf(address: string): string | undefined {
+  const wanted = canonicalIPv6(address);
+  return Object.entries(networkInterfaces()).find(([, infos]) => infos?.some((i) => i.family === 'IPv6' && canonicalIPv6(i.address) === wanted))?.[0];
+}
+
+/**
+ * Node's EINVAL for a link-local IPv6 address, in words: given without its interface (`fe80::1`, not `fe80::1%eth0`),
+ * or with one after its `%` this machine has not (a typo, another host's name).
+ */
+function linkLocalProblem(address: string): string {
+  const [bare = address, zone] = address.split('%');
+  const name = interfaceOf(bare);
+  if (zone !== undefined) {
+    const not = `no interface of this machine is named ${zone} (after the %)`;
+    return name ? `${not}: ${bare} is on ${name}, so ${bare}%${name}` : `${not}, and none has ${bare}`;
+  }
   const hint = 'a link-local IPv6 address needs the interface it is on after a %';
   return name ? `${hint}: ${address}%${name}` : `${hint} (${address}%<interface>), and no interface of this machine has it`;
 }
@@ -53,6 +70,6 @@ export function listenFailure(err: unknown): { reason: string; notThisMachine: b
   }
   const notHere = NOT_THIS_MACHINE[code];
   if (notHere) return { reason: notHere, notThisMachine: true };
-  if (code === 'EINVAL' && address && isIPv6(address) && /^fe[89ab]/i.test(address) && !address.includes('%')) return { reason: unscopedLinkLocal(address), notThisMachine: true };
+  if (code === 'EINVAL' && address && isIPv6(address) && /^fe[89ab]/i.test(address)) return { reason: linkLocalProblem(address), notThisMachine: true };
   return { reason: ELSEWHERE[code] ?? (code || (err instanceof Error ? err.message : String(err))), notThisMachine: false };
 }

@@ -4,7 +4,7 @@ import { listenFailure } from './listen-failure.js';
 
 /**
  * What a plugin bin says when `serve()` rejects: an address none of this machine's, a host name that does not
- * resolve, a host with a port in it or a link-local IPv6 address without its interface, as what `--host` must
+ * resolve, a host with a port in it or a link-local IPv6 address without its interface (or with one this machine lacks), as what `--host` must
  * change, exit 2 (as core and the node watcher say theirs); anything else (a port in use, at every address of a
  * name too; TLS files that cannot be read) in `serve()`'s words, exit 1.
  * @param host the `--host` the bin was given.

@@ -434,6 +434,26 @@ describe.each(TRANSPORTS)('serve over %s', (transport) => {
     expect(ownErr.message).toBe(`cannot serve on [${own.address}]:0: a link-local IPv6 address needs the interface it is on after a %: ${own.address}%${own.name}`);
   });
 
+  it('a link-local IPv6 address this machine has, written out in full or with an interface it lacks after its %, rejects naming its interface, as an address none of this machine\'s', async (ctx) => {
+    const own = Object.entries(networkInterfaces()).flatMap(([name, infos]) => (infos ?? []).filter((i) => i.family === 'IPv6' && /^fe80:/i.test(i.address)).map((i) => ({ name, address: i.address })))[0];
+    if (!own) return ctx.skip();
+    // The same address with its zero groups written out: fe80::1 as fe80:0:0:0:0:0:0:1.
+    const [left, right] = own.address.split('::') as [string, string];
+    const missing = 8 - left.split(':').length - right.split(':').length;
+    const full = [left, ...Array<string>(missing).fill('0'), right].join(':').toUpperCase();
+    const [unscoped, wrongInterface] = await Promise.all([
+      rejectionOf(serve(0, { handle: () => {} }, { host: full }), Error),
+      rejectionOf(serve(0, { handle: () => {} }, { host: `${own.address}%no-such-if0` }), Error),
+    ]);
+    // Before: "... (FE80:0:0:0:...%<interface>), and no interface of this machine has it", though eth0 has it.
+    expect(unscoped.message).toBe(`cannot serve on [${full}]:0: a link-local IPv6 address needs the interface it is on after a %: ${full}%${own.name}`);
+    // Before: Node's bare "EINVAL", and the bins exited 1 as for a port in use.
+    expect(wrongInterface.message).toBe(`cannot serve on [${own.address}%no-such-if0]:0: no interface of this machine is named no-such-if0 (after the %): ${own.address} is on ${own.name}, so ${own.address}%${own.name}`);
+    expect(listenFailure(wrongInterface)).toMatchObject({ notThisMachine: true });
+    const nowhere = await rejectionOf(serve(0, { handle: () => {} }, { host: 'fe80::1234%no-such-if0' }), Error);
+    expect(nowhere.message).toBe('cannot serve on [fe80::1234%no-such-if0]:0: no interface of this machine is named no-such-if0 (after the %), and none has fe80::1234');
+  });
+
   it.skipIf(!hasIpv6)('serves an IPv6 address given bare (::1), as a Node server takes it', async () => {
     // grpc-js read '::1:0' as host '::1:0' and port 443: serve() failed with "address not available ::1:0:443", and '::' with a name resolution failure.
     const server = await serve(0, { handle: () => ({ message: 'over IPv6' }) }, { host: '::1' });
