@@ -3,7 +3,7 @@ import type { CloudEvent } from '@hollowtrees/grpcplugin';
 /** Field names whose last value a {@link SharedStrings} remembers: an alert's labels, annotations and fields, and more. */
 export const SHARED_STRINGS_FIELDS = 256;
 
-/** Longer values are not remembered: rarely repeated, and kept after their events are gone. */
+/** Longer values, and values of fields with longer names, are not remembered: rarely repeated, and kept after their events are gone. */
 export const SHARED_STRING_MAX_LENGTH = 256;
 
 /**
@@ -29,7 +29,8 @@ export class SharedStrings {
   share(field: string, value: string): string {
     const last = this.last.get(field);
     if (last === value) return last;
-    if (value.length <= this.maxLength && (last !== undefined || this.last.size < this.fields)) this.last.set(field, value);
+    // The field name is kept as the map's key: a CloudEvent's data takes keys as long as its body.
+    if (value.length <= this.maxLength && field.length <= this.maxLength && (last !== undefined || this.last.size < this.fields)) this.last.set(field, value);
     return value;
   }
 
