@@ -57,6 +57,8 @@ export class NoticeFollow {
     if (!approver && end.kind === 'too_many_groups') logger.warn('not following the flow runs of the notice: core holds too many groups to find the flows running it; a failure is not sent again', { event_id: event.id });
     if (end.kind === 'failed' && this.options.maxResends > 0) {
       const outcome = await this.afterFailure(event, end, signal);
+      // Stopping: nothing was decided, nothing is said or counted.
+      if (outcome === undefined) return undefined;
       this.options.metrics.failedRuns.inc({ outcome });
       if (outcome === 'resent') return undefined;
     }
@@ -64,7 +66,8 @@ export class NoticeFollow {
     return undefined;
   }
 
-  private async afterFailure(event: OutgoingEvent, end: Extract<RunsEnd, { kind: 'failed' }>, signal: AbortSignal): Promise<FailedRunOutcome> {
+  /** What became of the failed run; undefined when the watcher stopped while core's groups were read. */
+  private async afterFailure(event: OutgoingEvent, end: Extract<RunsEnd, { kind: 'failed' }>, signal: AbortSignal): Promise<FailedRunOutcome | undefined> {
     const { logger, maxResends } = this.options;
     const said = { event_id: event.id, type: event.type, failed_flows: end.failed.map((r) => r.flow) };
     if (!this.options.listed(event.id)) {
@@ -77,6 +80,8 @@ export class NoticeFollow {
       return 'resend_limit';
     }
     const rerun = await this.wouldRunAgain(event.id, end.succeeded, signal);
+    // The read was cut by the watcher stopping: it says nothing of whether a flow would run the notice again.
+    if (signal.aborted) return undefined;
     if (rerun !== undefined) {
       logger.error('a flow run of the notice failed; not sending it again: a flow that ran it with success would run it again', { ...said, ...rerun });
       return 'not_resent';
