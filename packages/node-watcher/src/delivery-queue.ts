@@ -3,6 +3,9 @@ import type { CoreAnswer } from './core-client.js';
 import { linkedSignal } from './linked-signal.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
 
+/** Said of an event the queue stopped before core accepted it. */
+const UNDELIVERED = 'stopped before core accepted the notice';
+
 /** An event to deliver: its `id` names it in logs; the object is sent as it is, the same at every try. */
 export interface OutgoingEvent {
   readonly id: string;
@@ -104,9 +107,14 @@ export class DeliveryQueue {
     return this.pending.some((q) => q.event.id === id);
   }
 
-  /** Queues an event; false (logged, counted) when the queue is full. */
+  /** Queues an event; false (logged, counted) when the queue is full, false (logged) once it is closed. */
   enqueue(event: OutgoingEvent): boolean {
     const { metrics, logger, maxPending = 1_000 } = this.options;
+    // Closed, no worker would send it (a failed run's notice re-sent while the watcher stops): said as close() says the rest.
+    if (this.stop.signal.aborted) {
+      logger.error(UNDELIVERED, { event_id: event.id, type: event.type });
+      return false;
+    }
     if (this.pending.length >= maxPending) {
       metrics.eventsDropped.inc();
       this.lost++;
@@ -162,7 +170,7 @@ export class DeliveryQueue {
   async close(): Promise<void> {
     this.stop.abort(new Error('delivery stopped'));
     await this.worker;
-    for (const { event } of this.pending.splice(0)) this.options.logger.error('stopped before core accepted the notice', { event_id: event.id, type: event.type });
+    for (const { event } of this.pending.splice(0)) this.options.logger.error(UNDELIVERED, { event_id: event.id, type: event.type });
     this.options.metrics.eventsPending.set(0);
   }
 

@@ -200,6 +200,20 @@ flows:
     }
   });
 
+  it('an event queued once the queue closed (a failed run\'s notice re-sent as the watcher stops) is refused and logged as undelivered, never left unsaid', async () => {
+    const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const core = cleanups.add(await startCore(plugin.address), (c) => c.close());
+    const client = cleanups.add(new CoreClient({ coreUrl: core.url }), (c) => c.close());
+    const { logger, lines } = capturedLogger();
+    const queue = new DeliveryQueue({ send: (e, signal) => client.post(e, signal), backoff: () => 20, clock: systemClock, logger: pluginLogger(logger), metrics: new WatcherMetrics(new Registry()) });
+    await queue.close();
+    // Before: true (the notice follow logged "sending the notice again" and counted it resent), held for good, never sent nor said undelivered.
+    const late: { id: string; type: string } & Record<string, unknown> = { specversion: '1.0', id: 'late', source: '//test', type: 'hollowtrees.node.aws.maintenance', data: { labels: {} } };
+    expect(queue.enqueue(late)).toBe(false);
+    expect(queue.size).toBe(0);
+    expect(lines.find((l) => l.msg === 'stopped before core accepted the notice')).toMatchObject({ level: 'error', event_id: 'late', type: 'hollowtrees.node.aws.maintenance' });
+  });
+
   it('on stop, a send waiting out a long backoff is tried again at once, so the event still reaches core within the grace', async () => {
     const port = await freePort();
     const plugin = cleanups.add(await startRecordingPlugin(), (p) => p.close());

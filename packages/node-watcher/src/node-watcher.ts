@@ -125,7 +125,7 @@ export class NodeWatcher {
 
   /**
    * Queues the event of a notice again (its run failed in core), unless it waits for core already;
-   * false when the queue had no room (logged there) or the watcher does not send.
+   * false when the queue had no room or is closed, the watcher stopping (logged there), or the watcher does not send.
    */
   resend(event: OutgoingEvent): boolean {
     if (!this.delivery) return false;

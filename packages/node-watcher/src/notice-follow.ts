@@ -15,7 +15,7 @@ export interface NoticeFollowOptions {
   groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined>;
   /** Whether the metadata service still lists the notice of this event. */
   listed(eventId: string): boolean;
-  /** Queues the event for core again; false when the delivery queue had no room (logged there). */
+  /** Queues the event for core again; false when the delivery queue had no room or was closed (logged there). */
   resend(event: OutgoingEvent): boolean;
   /** Re-sends of one notice at most; 0 re-sends none. */
   maxResends: number;
