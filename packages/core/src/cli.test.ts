@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasIpv6Loopback, makeTestCertificates, refusingImport, runRefusing, usageRefusal } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -150,6 +150,15 @@ describe('hollowtrees CLI', () => {
     const elsewhere = file('elsewhere.yaml', 'server: { listen: "192.0.2.1:9099" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n');
     expect(run('--config', elsewhere)).toMatchObject({ status: 2, stderr: `${elsewhere}: server.listen: "192.0.2.1:9099": no interface of this machine has that address\n` });
     expect(run('--listen', '192.0.2.1:9099')).toMatchObject({ status: 2, stderr: '--listen: "192.0.2.1:9099": no interface of this machine has that address\n' });
+  });
+
+  it('a link-local IPv6 --listen takes the interface its refusal says to add after a % ([fe80::1%eth0]:PORT)', async (ctx) => {
+    const own = Object.entries(networkInterfaces()).flatMap(([name, infos]) => (infos ?? []).filter((i) => i.family === 'IPv6' && /^fe80:/i.test(i.address)).map((i) => ({ name, address: i.address })))[0];
+    if (!own) return ctx.skip();
+    expect(run('--listen', `[${own.address}]:0`)).toMatchObject({ status: 2, stderr: `--listen: "[${own.address}]:0": a link-local IPv6 address needs the interface it is on after a %: ${own.address}%${own.name}\n` });
+    // Before: refused as "expected HOST:PORT ..." (exit 2): the address it was told to give could not be given.
+    const scoped = start(['--listen', `[${own.address}%${own.name}]:0`]);
+    expect(String((await scoped.waitFor((l) => l.msg === 'hollowtrees started')).listen)).toMatch(new RegExp(`^\\[${own.address}(%${own.name})?\\]:\\d+$`));
   });
 
   it(':PORT listens on every interface, IPv6 ones too where the machine has IPv6, as in Go; 0.0.0.0:PORT on the IPv4 ones', async () => {

@@ -13,10 +13,11 @@ export interface ListenAddress {
 /** What a listen address must look like, for error messages. */
 export const LISTEN_FORMAT = 'expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092 (this machine only) or :9092 (every interface)';
 
-const SHAPE = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):(\d{1,5})$/;
+// An IPv6 address may carry its interface after a % (`[fe80::1%eth0]`): a link-local one listens only so.
+const SHAPE = /^(\[[0-9a-fA-F:.]+(?:%[^\]\s%]+)?\]|[^:\s[\]]*):(\d{1,5})$/;
 
 /**
- * Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (every interface, IPv6 too, as in Go
+ * Parses `HOST:PORT`, `[IPv6]:PORT` (`[IPv6%interface]:PORT` too) or `:PORT` (every interface, IPv6 too, as in Go
  * and Prometheus). A bare port is refused rather than guessed: `9092` alone
  * could mean "loopback" or "everywhere", and the difference is who can send
  * alerts. Returns undefined for anything else.
