@@ -13,6 +13,22 @@ import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 
 const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event' };
 
+/**
+ * serve() on `port`. A plugin restarted on the port it gave back can find it taken for a moment: another test file,
+ * running beside this one, may have been given it as a connection's local port. Tried again for up to 5 s then.
+ */
+async function serveAgainOn(port: number, handler: EventHandler, options: ServeOptions): Promise<PluginServer> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      return await serve(port, handler, options);
+    } catch (err) {
+      if (port === 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+}
+
 /** Servers and clients of the calling suite's tests, each closed after its test; call inside a `describe`. */
 function restartablePlugins() {
   const cleanups: Array<() => unknown> = [];
@@ -22,7 +38,7 @@ function restartablePlugins() {
   return {
     defer: (cleanup: () => unknown): void => void cleanups.push(cleanup),
     async servePlugin(port = 0, handler: EventHandler = { handle: () => ({ attributes: { served: 'yes' } }) }, options: ServeOptions = {}): Promise<PluginServer> {
-      const server = await serve(port, handler, { host: '127.0.0.1', ...options });
+      const server = await serveAgainOn(port, handler, { host: '127.0.0.1', ...options });
       cleanups.push(() => server.close());
       return server;
     },
