@@ -6,14 +6,13 @@ import { bodyTooLarge } from '../receiver/read-body.js';
 import { parseCloudEvents } from '../receiver/parse-cloudevents.js';
 import { utf8Text } from '../receiver/validate-body.js';
 import { noticeToEvents } from '../sources/sqs/notice-to-events.js';
+import { isObject } from '../json-object.js';
 import { PROBLEMS_LISTED, problemsText } from '../validation-issues.js';
 
 /** Input `hollowtrees explain` cannot read; the message says what and where. */
 export class ExplainInputError extends Error {
   override readonly name = 'ExplainInputError';
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** An SQS message body from EventBridge, Auto Scaling or SNS, as the queue source reads it. */
 const isNotice = (value: Record<string, unknown>): boolean => 'detail-type' in value || 'LifecycleTransition' in value || 'Event' in value || ('Type' in value && 'Message' in value);

@@ -1,4 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
+import { isObject } from '../json-object.js';
 
 /** Field names whose last value a {@link SharedStrings} remembers: an alert's labels, annotations and fields, and more. */
 export const SHARED_STRINGS_FIELDS = 256;
@@ -42,10 +43,11 @@ export class SharedStrings {
   shareEvent(event: CloudEvent): void {
     this.shareValues(event as unknown as Record<string, unknown>);
     const { data } = event;
-    if (!isRecord(data)) return;
+    // Binary data holds no strings, and reading it key by key would walk every byte.
+    if (!isObject(data) || data instanceof Uint8Array) return;
     this.shareValues(data);
-    if (isRecord(data.labels)) this.shareValues(data.labels);
-    if (isRecord(data.annotations)) this.shareValues(data.annotations);
+    if (isObject(data.labels)) this.shareValues(data.labels);
+    if (isObject(data.annotations)) this.shareValues(data.annotations);
   }
 
   private shareValues(record: Record<string, unknown>): void {
@@ -54,8 +56,4 @@ export class SharedStrings {
       if (typeof value === 'string') record[key] = this.share(key, value);
     }
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }

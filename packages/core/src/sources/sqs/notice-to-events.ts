@@ -1,6 +1,7 @@
 import { normalizeTime, type CloudEvent } from '@hollowtrees/grpcplugin/without-grpc';
 import type { z } from 'zod';
 import { MAX_DATA_DEPTH, textNestedDeeperThan, TOO_DEEP } from '../../json-depth.js';
+import { isObject } from '../../json-object.js';
 import { rfc3339Time } from '../../time-schema.js';
 import { describeIssues, problemsText } from '../../validation-issues.js';
 import {
@@ -236,10 +237,6 @@ function fromFlatLifecycle(message: Record<string, unknown>, context: NoticeCont
     kind: 'events',
     events: [eventOf(envelope, NOTICE_TYPES.lifecycleTerminate, { region: context.region, account_id: action.value.AccountId, ...lifecycleLabels(action.value) }, message)],
   };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**
