@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { resolveHook, spawnCaptured, startImdsStandIn, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
+import { busyPort, resolveHook, spawnCaptured, startImdsStandIn, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
 
@@ -53,10 +53,9 @@ describe('hollowtrees-node-watcher', () => {
   });
 
   it('a --listen address already in use exits 1 naming --listen and the address, without a stack trace', async () => {
-    const busy = createServer();
-    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
-    cleanups.add(busy, (b) => new Promise((resolve) => b.close(resolve)));
-    const listen = `127.0.0.1:${(busy.address() as AddressInfo).port}`;
+    const busy = await busyPort();
+    cleanups.add(busy, (b) => b.close());
+    const listen = `127.0.0.1:${busy.port}`;
     const proc = run(['--dry-run', '--cloud', 'aws', '--metadata-url', 'http://127.0.0.1:1', '--listen', listen]);
     expect(await proc.exited).toBe('code 1');
     expect(proc.output()).toBe(`hollowtrees-node-watcher: --listen ${listen}: the port is already in use`);

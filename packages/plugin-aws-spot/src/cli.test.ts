@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PluginClient } from '@hollowtrees/grpcplugin';
-import { makeTestCertificates, spawnCaptured, startAwsStandIn, startTcpRelay, tempDir, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
+import { busyPort, makeTestCertificates, spawnCaptured, startAwsStandIn, startTcpRelay, tempDir, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-aws-spot` runs it (`pnpm test` builds first).
@@ -127,10 +127,9 @@ describe('hollowtrees-aws-spot', () => {
 
   it('a --host this machine does not have, or that does not resolve, exits 2 naming it, as core does; a port in use exits 1; grpc-js logs nothing of its own', async () => {
     const imds = await countingServer();
-    const busy = createServer();
-    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((r) => busy.close(r)));
-    const port = (busy.address() as AddressInfo).port;
+    const busy = await busyPort();
+    cleanups.push(() => busy.close());
+    const { port } = busy;
     // Three starts side by side, each seconds on a loaded machine: hence the minute.
     const [notHere, unresolved, inUse] = await Promise.all([
       run(['--region', 'eu-west-1', '--host', '192.0.2.1'], imds.url),

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { Code, PluginClient } from '@hollowtrees/grpcplugin';
-import { spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
+import { busyPort, spawnCaptured, startKubeApiServer, startTcpRelay, tempDir, waitForOutput, runRefusing, usageRefusal, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // The built bin, as `npx hollowtrees-k8s-drain` runs it (`pnpm test` builds first).
@@ -249,10 +249,9 @@ describe('hollowtrees-k8s-drain', () => {
     const kube = await startKubeApiServer();
     cleanups.push(() => kube.close());
     const kubeconfig = await kubeconfigFor(kube.kubeConfigFileText());
-    const busy = createServer();
-    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((r) => busy.close(r)));
-    const port = (busy.address() as AddressInfo).port;
+    const busy = await busyPort();
+    cleanups.push(() => busy.close());
+    const { port } = busy;
     // Three starts side by side, each seconds on a loaded machine: hence the minute.
     const [notHere, unresolved, inUse] = await Promise.all([
       run(['--kubeconfig', kubeconfig, '--host', '192.0.2.1']),
@@ -281,10 +280,9 @@ describe('hollowtrees-k8s-drain', () => {
 
   it('a --host name with several addresses, none of which can listen, names each address and why; a port in use at one exits 1, none of this machine\'s exits 2', async () => {
     const kubeconfig = await kubeconfigFor((await startKubeApiServerCleaned()).kubeConfigFileText());
-    const busy = createServer();
-    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((r) => busy.close(r)));
-    const port = (busy.address() as AddressInfo).port;
+    const busy = await busyPort();
+    cleanups.push(() => busy.close());
+    const { port } = busy;
     // The resolver's answer for the name, as a hosts file or DNS with several A records gives it; the listening is real.
     const preload = join(await workDir(), 'resolve-several.cjs');
     await writeFile(
