@@ -14,6 +14,7 @@ const depthCases: Array<[string, unknown, number, boolean]> = [
   ['arrays count as levels', [[['x']]], 3, false],
   ['arrays count as levels', [[['x']]], 2, true],
   ['the deepest branch decides', { flat: 1, deep: { b: { c: {} } } }, 3, true],
+  ['siblings are no levels: more brackets than the limit, none deeper', [[], [], [], []], 2, false],
 ];
 
 describe('nestedDeeperThan', () => {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document } from 'yaml';
 import { fileProblem } from '../file-problem.js';
-import { describeIssues, formatPath } from '../validation-issues.js';
+import { describeIssues, formatPath, safeParseWithInput } from '../validation-issues.js';
 import { ConfigError, type ConfigProblem } from './config-error.js';
 import { interpolateDocument } from './interpolate.js';
 import { keyProblems } from './key-problems.js';
@@ -137,7 +137,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const badKeys = keyProblems(raw);
   if (badKeys.length > 0) throw new ConfigError(file, badKeys);
 
-  const parsed = configSchema.safeParse(raw, { reportInput: true });
+  const parsed = safeParseWithInput(configSchema, raw);
   if (!parsed.success) throw new ConfigError(file, describeIssues(parsed.error.issues, [], (path, value) => display.quoted(path, value)));
   const config = parsed.data;
 

@@ -3,6 +3,7 @@ import { isJsonContentType, type CloudEvent, type EventData } from '@hollowtrees
 import { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { MAX_DATA_DEPTH } from '../json-depth.js';
+import { safeParseWithInput } from '../validation-issues.js';
 import { cloudEventSchema, extensionsOver, toCloudEvent } from './cloudevent-schema.js';
 import { HttpError } from './http-error.js';
 import { mediaTypeOf, unsupportedMediaType } from './media-type.js';
@@ -114,7 +115,7 @@ export async function parseCloudEvents(mode: CloudEventMode, headers: IncomingHt
   const raw = mode === 'structured' ? parseJson(body, MAX_BODY_DEPTH.structured) : binaryEvent(headers, body);
   if (Array.isArray(raw)) throw new HttpError(400, 'bad_data', `body: a JSON array is a batch of events: send it as ${BATCH}`);
   checkCounts(raw, limits, mode === 'structured' ? 'event' : 'ce-* headers', mode === 'structured' ? 'data.labels' : 'body.labels');
-  const parsed = cloudEventSchema.safeParse(raw, { reportInput: true });
+  const parsed = safeParseWithInput(cloudEventSchema, raw);
   if (!parsed.success) throw badData(mode === 'structured' ? parsed.error.issues : parsed.error.issues.map((issue) => ({ ...issue, path: headerPath(issue.path) })), []);
   checkId(parsed.data.id, limits, mode === 'structured' ? 'id' : 'ce-id');
   checkLabels(parsed.data.data.labels, limits, () => (mode === 'structured' ? 'data.labels' : 'body.labels'));

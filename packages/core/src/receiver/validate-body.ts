@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { z } from 'zod';
 import type { ReceiverLimits } from '../config/schema.js';
 import { textNestedDeeperThan } from '../json-depth.js';
-import { describeIssues, PROBLEMS_LISTED, problemsText, shownKey, type InputProblem } from '../validation-issues.js';
+import { describeIssues, PROBLEMS_LISTED, problemsText, safeParseWithInput, shownKey, type InputProblem } from '../validation-issues.js';
 import { HttpError } from './http-error.js';
 import { slicer } from './slices.js';
 
@@ -34,7 +34,7 @@ export function badData(issues: readonly z.core.$ZodIssue[], prefix: readonly Pr
 
 /** Validates `value` with `schema`; a 400 naming the fields under `prefix` otherwise. */
 export function validate<S extends z.ZodType>(schema: S, value: unknown, prefix: readonly PropertyKey[]): z.output<S> {
-  const parsed = schema.safeParse(value, { reportInput: true });
+  const parsed = safeParseWithInput(schema, value);
   if (!parsed.success) throw badData(parsed.error.issues, prefix);
   return parsed.data;
 }
@@ -86,7 +86,7 @@ export async function validateItems<S extends z.ZodType>(
       addProblems(result, [early]);
       continue;
     }
-    const parsed = schema.safeParse(items[i], { reportInput: true });
+    const parsed = safeParseWithInput(schema, items[i]);
     const problem = parsed.success ? check?.(parsed.data as z.output<S>, i) : undefined;
     if (parsed.success && problem === undefined) {
       result.valid.push(parsed.data as z.output<S>);
