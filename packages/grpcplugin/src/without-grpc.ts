@@ -8,6 +8,7 @@
  * @packageDocumentation
  */
 export { labelsOf, type CloudEvent, type CloudEventExtension, type EventData } from './cloud-event.js';
+export { SETTLED_FLOWS_ATTRIBUTE, settledFlowsOf, settledFlowsValue } from './settled-flows.js';
 export { Code, PluginError, codeName, isRetryable } from './errors.js';
 export type { EventHandler, HandleContext, HandleResult } from './handler.js';
 export { createJsonLogger, jsonLogger, pluginLogger, type JsonLoggerOptions, type LogFields, type LogLevel, type PluginLogger } from './plugin-logger.js';

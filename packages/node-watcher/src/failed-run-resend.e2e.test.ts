@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, tempDir, waitForOutput, type ImdsScheduledEvent } from '@hollowtrees/testkit';
+import { freePort, spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, tempDir, waitForOutput, type ImdsScheduledEvent, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WatcherSettings } from './cli-args.js';
 import { Cleanups, metric, morePolls, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
@@ -31,14 +31,34 @@ flows:
 `;
 }
 
-/** The real core CLI on `config` (plugins and flows), listening on a free port; resolves with its URL. */
-async function startCoreCli(config: string): Promise<string> {
+/** {@link drainConfig} plus a flow `notify` that hands every notice to the plugin at `notifyAddress` and cools down `cooldown`. */
+function withNotify(notifyAddress: string, cooldown: string, before = ''): (address: string) => string {
+  return (address) =>
+    before +
+    drainConfig(address)
+      .replace('plugins:\n', `plugins:\n  notify: { type: grpc, address: "${notifyAddress}" }\n`)
+      .concat(`  notify:\n    allowedEvents: [hollowtrees.node.*.*]\n    cooldown: ${cooldown}\n    plugins: [notify]\n`);
+}
+
+/** The groups core holds (running, retrying or cooling down) of flow `flow`. */
+async function groupsOfFlow(coreUrl: string, flow: string): Promise<unknown[]> {
+  const groups = (await (await fetch(`${coreUrl}/api/v1/status/groups`)).json()) as Array<{ flow: string }>;
+  return groups.filter((g) => g.flow === flow);
+}
+
+/** The real core CLI on `config` (plugins and flows), listening on `listen` (default: a free port); resolves with its URL and process. */
+async function startCoreProcess(config: string, listen = '127.0.0.1:0'): Promise<{ url: string; core: Spawned }> {
   const dir = cleanups.add(await tempDir('resend'), (d) => d.remove());
   const file = join(dir.path, 'config.yaml');
-  writeFileSync(file, `server:\n  listen: 127.0.0.1:0\nlog:\n  level: info\n${config}`);
+  writeFileSync(file, `server:\n  listen: ${listen}\nlog:\n  level: info\n${config}`);
   const core = cleanups.add(spawnCaptured('hollowtrees', process.execPath, [CORE_CLI, '--config', file]), (p) => p.kill());
   const started = JSON.parse(await waitForOutput(core, /"hollowtrees started"/)) as { listen: string };
-  return `http://${started.listen}`;
+  return { url: `http://${started.listen}`, core };
+}
+
+/** {@link startCoreProcess}'s URL. */
+async function startCoreCli(config: string): Promise<string> {
+  return (await startCoreProcess(config)).url;
 }
 
 /** Core's finished runs (newest first) of one event: their outcomes. */
@@ -53,10 +73,10 @@ function maintenance(id: string): ImdsScheduledEvent {
 }
 
 /** A real gRPC plugin answering each call through `answer` (given the call's number, from 1), core started on it with `config`, IMDS and a watcher. */
-async function setUp(answer: (call: number) => Promise<void> | void, settings: Partial<WatcherSettings> = {}, config = drainConfig) {
+async function setUp(answer: (call: number) => Promise<void> | void, settings: Partial<WatcherSettings> = {}, config = drainConfig, listen?: string) {
   let calls = 0;
   const plugin = cleanups.add(await startRecordingPlugin(() => answer(++calls)), (p) => p.close());
-  const coreUrl = await startCoreCli(config(plugin.address));
+  const { url: coreUrl, core } = await startCoreProcess(config(plugin.address), listen);
   // The watcher reaches core through a proxy that records the paths it asks for.
   const proxy = cleanups.add(await startPrefixProxy('/core', coreUrl), (p) => p.close());
   const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
@@ -65,6 +85,7 @@ async function setUp(answer: (call: number) => Promise<void> | void, settings: P
   return {
     plugin,
     coreUrl,
+    core,
     proxy,
     imds,
     watcher,
@@ -177,11 +198,7 @@ describe('a notice whose flow run failed in core', { timeout: 60_000 }, () => {
   it('is not sent again when a flow whose run of it succeeded no longer holds its group (no cooldown): that flow would act twice', async () => {
     const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
     // The drain flow as elsewhere, plus a notify flow without a cooldown: its group is free as soon as its run succeeded.
-    const config = (address: string): string =>
-      drainConfig(address)
-        .replace('plugins:\n', `plugins:\n  notify: { type: grpc, address: "${notify.address}" }\n`)
-        .concat('  notify:\n    allowedEvents: [hollowtrees.node.*.*]\n    cooldown: 0s\n    plugins: [notify]\n');
-    const t = await setUp(blocked, {}, config);
+    const t = await setUp(blocked, {}, withNotify(notify.address, '0s'));
     const id = 'instance-event-0a1b2c3d4e5f60723';
     t.imds.scheduleMaintenance(maintenance(id));
     await until('the failed run seen', async () => (await t.failedRuns('not_resent')) === 1, 30_000);
@@ -209,5 +226,72 @@ describe('a notice whose flow run failed in core', { timeout: 60_000 }, () => {
     expect(plugin.events).toHaveLength(2);
     expect(watcher.lines.find((l) => String(l.msg).startsWith('a flow run of the Azure event failed; not approving it'))).toMatchObject({ level: 'warn' });
     expect(await metric(watcher, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })).toBe(1);
+  });
+});
+
+/**
+ * The drain flow's first call waits for `fail()`, then fails the run for good; later calls succeed. Beside it a notify
+ * flow cools down `NOTIFY_COOLDOWN_MS` only. The re-send of the notice is refused (503) until the notify flow's cooldown is over.
+ */
+const NOTIFY_COOLDOWN_MS = 3_000;
+
+describe('a re-send core takes only after the cooldown of a flow whose run of the notice succeeded', { timeout: 60_000 }, () => {
+  /** Core (`before`: config lines ahead of the plugins, on `listen`), a drain flow failing once on `fail()`, a notify flow; the notice sent and both runs started. */
+  async function failOnceBesideNotify(id: string, before = '', listen?: string) {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    cleanups.add(released, () => release());
+    const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const t = await setUp(
+      async (call) => {
+        if (call > 1) return;
+        await released;
+        blocked();
+      },
+      {},
+      withNotify(notify.address, `${NOTIFY_COOLDOWN_MS}ms`, before),
+      listen,
+    );
+    t.imds.scheduleMaintenance(maintenance(id));
+    await until('the notify run succeeded, the drain run at work', async () => t.plugin.events.length === 1 && (await outcomes(t.coreUrl, id)).includes('succeeded'), 30_000);
+    const notifiedAt = Date.now();
+    // Core (as an ingress in front of it says) takes no event from now on: the re-send waits in the watcher's queue.
+    t.proxy.refuseEvents(true);
+    release();
+    await until('the re-send refused', () => t.proxy.refused > 0, 30_000);
+    return { ...t, notify, cooledAt: notifiedAt + NOTIFY_COOLDOWN_MS };
+  }
+
+  /** Lets the refused re-send through, and waits for the drain flow's second run. */
+  async function letThrough(t: Awaited<ReturnType<typeof failOnceBesideNotify>>, id: string): Promise<void> {
+    t.proxy.refuseEvents(false);
+    await until('the drain flow ran the re-send', async () => t.plugin.events.length === 2 && (await outcomes(t.coreUrl, id))[0] === 'succeeded', 30_000);
+    await morePolls(t.watcher, 'aws', 30);
+  }
+
+  it('core refusing events past that cooldown: only the flow that failed runs the re-send; the notify flow does not act twice', async () => {
+    const id = 'instance-event-0a1b2c3d4e5f60730';
+    const t = await failOnceBesideNotify(id);
+    await until('the notify flow cooled down', async () => (await groupsOfFlow(t.coreUrl, 'notify')).length === 0, 30_000);
+    await letThrough(t, id);
+    expect(t.plugin.events).toHaveLength(2);
+    expect(t.notify.events).toHaveLength(1);
+    expect(await t.failedRuns('resent')).toBe(1);
+    expect(await t.accepted()).toBe(2);
+  });
+
+  it('core restarted (state.file) while the re-send waits, after that cooldown: only the flow that failed runs the re-send', async () => {
+    const id = 'instance-event-0a1b2c3d4e5f60731';
+    const dir = cleanups.add(await tempDir('resend-state'), (d) => d.remove());
+    const t = await failOnceBesideNotify(id, `state:\n  file: ${join(dir.path, 'state.journal')}\n`, `127.0.0.1:${await freePort()}`);
+    await t.core.kill();
+    await until('the notify flow\'s cooldown over', () => Date.now() > t.cooledAt + 500, 30_000);
+    await startCoreProcess(withNotify(t.notify.address, `${NOTIFY_COOLDOWN_MS}ms`, `state:\n  file: ${join(dir.path, 'state.journal')}\n`)(t.plugin.address), new URL(t.coreUrl).host);
+    await letThrough(t, id);
+    expect(t.plugin.events).toHaveLength(2);
+    expect(t.notify.events).toHaveLength(1);
+    // The status API after the restart lists the run of the re-send alone: the failure before it was in memory only.
+    expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded']);
+    expect(await t.failedRuns('resent')).toBe(1);
   });
 });

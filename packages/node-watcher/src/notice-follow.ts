@@ -1,4 +1,4 @@
-import type { PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
+import { SETTLED_FLOWS_ATTRIBUTE, settledFlowsValue, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { AzureApprover } from './azure-approval.js';
 import type { GroupView } from './core-client.js';
 import type { OutgoingEvent } from './delivery-queue.js';
@@ -25,6 +25,13 @@ export interface NoticeFollowOptions {
   metrics: WatcherMetrics;
 }
 
+/** `event` naming `settled`, the flows whose run of it succeeded, for core's flows of those names to pass it by. */
+function namingSettled(event: OutgoingEvent, settled: ReadonlySet<string>): OutgoingEvent {
+  if (settled.size === 0) return event;
+  const named = { ...event, [SETTLED_FLOWS_ATTRIBUTE]: settledFlowsValue(settled) };
+  return named;
+}
+
 /** What became of a notice whose run failed, as `hollowtrees_node_watcher_failed_runs_total` counts it. */
 export type FailedRunOutcome = 'resent' | 'notice_gone' | 'resend_limit' | 'not_resent';
 
@@ -35,11 +42,16 @@ export type FailedRunOutcome = 'resent' | 'notice_gone' | 'resend_limit' | 'not_
  * group: the re-send starts a new run), as Prometheus re-sending a firing alert does. Never after
  * a run that is at work or succeeded: only a failure core reports is re-sent, and not when a flow
  * whose run of the notice succeeded no longer holds its group (its cooldown over, it would run
- * again). At most `maxResends` times per notice.
+ * again). The re-send names the flows whose run of the notice succeeded ({@link SETTLED_FLOWS_ATTRIBUTE}):
+ * core's flows of those names pass it by even when it reaches core after their cooldowns (core
+ * refusing it for a while, or restarting). At most `maxResends` times per notice.
  */
 export class NoticeFollow {
-  /** Re-sends so far, and when the last failed run ended, of each notice re-sent and not yet settled. */
-  private readonly resent = new Map<string, { count: number; after: number }>();
+  /**
+   * Re-sends so far, when the last failed run ended, and the flows whose run of it succeeded (at any send), of each
+   * notice re-sent and not yet settled.
+   */
+  private readonly resent = new Map<string, { count: number; after: number; settled: ReadonlySet<string> }>();
 
   constructor(private readonly options: NoticeFollowOptions) {}
 
@@ -86,8 +98,9 @@ export class NoticeFollow {
       logger.error('a flow run of the notice failed; not sending it again: a flow that ran it with success would run it again', { ...said, ...rerun });
       return 'not_resent';
     }
-    this.resent.set(event.id, { count: count + 1, after: end.after });
-    if (!this.options.resend(event)) return 'not_resent';
+    const settled = new Set([...(this.resent.get(event.id)?.settled ?? []), ...end.succeeded]);
+    this.resent.set(event.id, { count: count + 1, after: end.after, settled });
+    if (!this.options.resend(namingSettled(event, settled))) return 'not_resent';
     logger.warn('a flow run of the notice failed; sending the notice again, so that core runs its flow again', { ...said, error: end.failed[0]?.error, resend: count + 1, max_resends: maxResends });
     return 'resent';
   }

@@ -171,6 +171,24 @@ describe('POST /api/v1/events', () => {
     expect((await core.metrics.engine.eventsDeduplicated.get()).values).toContainEqual({ labels: { flow: 'spot' }, value: 2 });
   });
 
+  it('an event naming flows in hollowtreessettled (any mode) passes those flows by, counted as deduplicated, though no cooldown holds them; the other flows run it', async () => {
+    // A flow without a cooldown: any re-send of the event would run it again, but for the sender naming it.
+    const { core: own, rec: ownRec } = await startCore(undefined, '', `  notify:\n    allowedEvents: [${TYPE}]\n    cooldown: 0s\n    plugins: [rec]\n`);
+    const flowsCalled = async (instance: string, calls: number): Promise<string[]> => {
+      await ownRec.waitForCalls(calls);
+      return ownRec.calls.filter((c) => labelsOf(c.event).instance_id === instance).map((c) => c.flow).sort();
+    };
+    expect(await send(own, event('i-settled', { hollowtreessettled: 'notify' }), STRUCTURED)).toMatchObject({ status: 200 });
+    expect(await flowsCalled('i-settled', 1)).toEqual(['spot']);
+    expect(await send(own, binaryBody('i-settled-bin'), binaryHeaders('i-settled-bin', { 'ce-hollowtreessettled': 'spot' }))).toMatchObject({ status: 200 });
+    expect(await flowsCalled('i-settled-bin', 2)).toEqual(['notify']);
+    // Named by both, the event runs nowhere; a flow of a name core lacks changes nothing.
+    expect(await send(own, [event('i-settled-both', { hollowtreessettled: 'spot,notify,gone' })], BATCH)).toMatchObject({ status: 200, json: { accepted: 1 } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ownRec.calls).toHaveLength(2);
+    expect((await own.metrics.engine.eventsDeduplicated.get()).values).toEqual(expect.arrayContaining([{ labels: { flow: 'spot' }, value: 2 }, { labels: { flow: 'notify' }, value: 2 }]));
+  });
+
   it.each(['ce-id', 'ce-type', 'ce-region'])('refuses a binary-mode event with %s sent twice, naming the header, rather than joining its values', async (header) => {
     const before = rec.calls.length;
     const reply = await send(core, binaryBody('i-dup'), { ...binaryHeaders('i-dup'), [header]: ['one', 'two'] });

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, ty
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin/without-grpc';
+import { settledFlowsOf, systemClock, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin/without-grpc';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import { PROBLEMS_LISTED, problemsText } from '../validation-issues.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
@@ -362,7 +362,10 @@ export class Receiver implements EventSource {
         const type = intake.typeLabel(event);
         received.set(type, (received.get(type) ?? 0) + 1);
         this.strings.shareEvent(event);
-        const { dropped } = sink.accept(event, at);
+        // A sender's re-send names the flows that acted on it already (a node watcher's, after another flow failed): they
+        // pass it by, also once their cooldowns are over (the re-send delayed), and do not act twice.
+        const settled = settledFlowsOf(event);
+        const { dropped } = sink.accept(event, at, undefined, settled && { settled });
         if (dropped.length === 0) continue;
         notTaken++;
         firstDrop ??= dropped[0];

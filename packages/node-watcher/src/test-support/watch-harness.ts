@@ -155,6 +155,13 @@ export interface PrefixProxy {
   readonly paths: string[];
   /** Bytes of the answers' bodies passed back so far. */
   readonly bytes: number;
+  /**
+   * While on, events posted (`<prefix>/api/v1/events`) are answered 503, as an ingress answers while core has no ready
+   * pod (a restart, a full queue), and counted in {@link refused}; the status API still passes.
+   */
+  refuseEvents(on: boolean): void;
+  /** Events refused so far by {@link refuseEvents}. */
+  readonly refused: number;
   close(): Promise<void>;
 }
 
@@ -162,11 +169,18 @@ export interface PrefixProxy {
 export async function startPrefixProxy(prefix: string, target: string): Promise<PrefixProxy> {
   const paths: string[] = [];
   let bytes = 0;
+  let refusing = false;
+  let refused = 0;
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '/';
     paths.push(path);
     if (!path.startsWith(`${prefix}/`)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route for ${path}\n`);
+      return;
+    }
+    if (refusing && path === `${prefix}/api/v1/events`) {
+      refused++;
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('no ready backend\n');
       return;
     }
     const upstream = request(new URL(path.slice(prefix.length), target), { method: req.method, headers: req.headers }, (answer) => {
@@ -183,6 +197,10 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
     paths,
     get bytes() {
       return bytes;
+    },
+    refuseEvents: (on) => void (refusing = on),
+    get refused() {
+      return refused;
     },
     close: () =>
       new Promise<void>((resolve) => {
