@@ -280,6 +280,13 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
     expect(await t.accepted()).toBe(2);
   });
 
+  // Not closed: core restarted after the drain run failed but before the watcher's follow saw the failure. Core lists
+  // finished runs in memory only, and a failed run frees its group (nothing of it in the journal), so after the restart
+  // the follow finds the drain flow's group gone and no run of it listed: it cannot tell a failure from a success without
+  // a cooldown, re-sends nothing, and stops following after 15 minutes (the node goes undrained). Closing it needs core to
+  // keep a failed run's end across a restart (the journal, or a Lease), listed by the status API.
+  it.todo('core restarted (state.file) between the drain run failing and the watcher seeing it: the notice is still sent again');
+
   it('core restarted (state.file) while the re-send waits, after that cooldown: only the flow that failed runs the re-send', async () => {
     const id = 'instance-event-0a1b2c3d4e5f60731';
     const dir = cleanups.add(await tempDir('resend-state'), (d) => d.remove());
@@ -294,4 +301,41 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
     expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded']);
     expect(await t.failedRuns('resent')).toBe(1);
   });
+});
+
+describe('two watchers on one node (a DaemonSet rollout: the old pod and the new) following one notice', { timeout: 60_000 }, () => {
+  it('both re-send it after its drain run failed: the drain flow runs it once more, the notify flow never again', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    cleanups.add(released, () => release());
+    const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    const t = await setUp(
+      async (call) => {
+        if (call > 1) return;
+        await released;
+        blocked();
+      },
+      {},
+      withNotify(notify.address, '10m'),
+    );
+    const other = cleanups.add(await startTestWatcher(testSettings({ coreUrl: `${t.proxy.url}/core`, cloud: 'aws', metadataUrl: t.imds.url })), (w) => w.stop());
+    const id = 'instance-event-0a1b2c3d4e5f60732';
+    t.imds.scheduleMaintenance(maintenance(id));
+    // Both sent it while the drain run was at work: the second send joined that run.
+    await until('both watchers sent the notice', async () => (await t.accepted()) === 1 && (await metric(other, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 1, 30_000);
+    release();
+
+    await until('both re-sent it', async () => (await t.failedRuns('resent')) === 1 && (await metric(other, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })) === 1, 30_000);
+    await until('the drain flow ran it again', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded' && t.plugin.events.length === 2, 30_000);
+    await morePolls(t.watcher, 'aws', 30);
+    expect(t.plugin.events).toHaveLength(2);
+    expect(notify.events).toHaveLength(1);
+    expect((await outcomes(t.coreUrl, id)).filter((o) => o === 'failed')).toHaveLength(1);
+  });
+
+  // Not closed: each watcher names only the flows it saw succeed. The old pod's re-send, held up (core answering 503)
+  // until after the drain flow's cooldown, once the new pod's re-send had run the drain flow with success, runs the drain
+  // flow again. Closing it needs core to remember per (flow, event id) that a run succeeded beyond the cooldown (see the
+  // README, "A run that fails is tried again"); with the usual drain cooldown (longer than a notice lives) it does not arise.
+  it.todo('the second re-send held up past the drain flow\'s cooldown, after the first re-ran that flow with success: the drain flow does not run a third time');
 });
