@@ -31,6 +31,14 @@ flows:
 `;
 }
 
+/** A promise the test resolves with `open()`; opened at cleanup too, so that no plugin call waits on it after the test. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  cleanups.add(promise, () => open());
+  return { promise, open };
+}
+
 /** {@link drainConfig} plus a flow `notify` that hands every notice to the plugin at `notifyAddress` and cools down `cooldown`. */
 function withNotify(notifyAddress: string, cooldown: string, before = ''): (address: string) => string {
   return (address) =>
@@ -238,14 +246,12 @@ const NOTIFY_COOLDOWN_MS = 3_000;
 describe('a re-send core takes only after the cooldown of a flow whose run of the notice succeeded', { timeout: 60_000 }, () => {
   /** Core (`before`: config lines ahead of the plugins, on `listen`), a drain flow failing once on `fail()`, a notify flow; the notice sent and both runs started. */
   async function failOnceBesideNotify(id: string, before = '', listen?: string) {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    cleanups.add(released, () => release());
+    const drain = gate();
     const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
     const t = await setUp(
       async (call) => {
         if (call > 1) return;
-        await released;
+        await drain.promise;
         blocked();
       },
       {},
@@ -257,7 +263,7 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
     const notifiedAt = Date.now();
     // Core (as an ingress in front of it says) takes no event from now on: the re-send waits in the watcher's queue.
     t.proxy.refuseEvents(true);
-    release();
+    drain.open();
     await until('the re-send refused', () => t.proxy.refused > 0, 30_000);
     return { ...t, notify, cooledAt: notifiedAt + NOTIFY_COOLDOWN_MS };
   }
@@ -303,16 +309,47 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
   });
 });
 
+describe('a notice whose drain run failed while its notify run was still at work', { timeout: 60_000 }, () => {
+  it('is sent again naming the notify flow once its run succeeded: a re-send core takes after the notify cooldown does not notify twice', async () => {
+    const drain = gate();
+    const notifying = gate();
+    const notify = cleanups.add(await startRecordingPlugin(() => notifying.promise), (p) => p.close());
+    const t = await setUp(
+      async (call) => {
+        if (call > 1) return;
+        await drain.promise;
+        blocked();
+      },
+      {},
+      withNotify(notify.address, `${NOTIFY_COOLDOWN_MS}ms`),
+    );
+    const id = 'instance-event-0a1b2c3d4e5f60733';
+    t.imds.scheduleMaintenance(maintenance(id));
+    await until('both runs at work', async () => (await t.accepted()) === 1 && t.plugin.events.length === 1 && notify.events.length === 1, 30_000);
+    t.proxy.refuseEvents(true);
+    drain.open();
+    await until('the drain run failed', async () => (await outcomes(t.coreUrl, id)).includes('failed'), 30_000);
+    // The watcher's follow has seen the failure (it looks every 200 ms at most) before the notify run ends.
+    await morePolls(t.watcher, 'aws', 15);
+    notifying.open();
+    await until('the re-send refused', () => t.proxy.refused > 0, 30_000);
+    await until('the notify flow cooled down', async () => (await outcomes(t.coreUrl, id)).includes('succeeded') && (await groupsOfFlow(t.coreUrl, 'notify')).length === 0, 30_000);
+    t.proxy.refuseEvents(false);
+    await until('the drain flow ran the re-send', async () => t.plugin.events.length === 2 && (await outcomes(t.coreUrl, id))[0] === 'succeeded', 30_000);
+    await morePolls(t.watcher, 'aws', 30);
+    expect(notify.events).toHaveLength(1);
+    expect(t.plugin.events).toHaveLength(2);
+  });
+});
+
 describe('two watchers on one node (a DaemonSet rollout: the old pod and the new) following one notice', { timeout: 60_000 }, () => {
   it('both re-send it after its drain run failed: the drain flow runs it once more, the notify flow never again', async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    cleanups.add(released, () => release());
+    const drain = gate();
     const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
     const t = await setUp(
       async (call) => {
         if (call > 1) return;
-        await released;
+        await drain.promise;
         blocked();
       },
       {},
@@ -323,7 +360,7 @@ describe('two watchers on one node (a DaemonSet rollout: the old pod and the new
     t.imds.scheduleMaintenance(maintenance(id));
     // Both sent it while the drain run was at work: the second send joined that run.
     await until('both watchers sent the notice', async () => (await t.accepted()) === 1 && (await metric(other, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 1, 30_000);
-    release();
+    drain.open();
 
     await until('both re-sent it', async () => (await t.failedRuns('resent')) === 1 && (await metric(other, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })) === 1, 30_000);
     await until('the drain flow ran it again', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded' && t.plugin.events.length === 2, 30_000);

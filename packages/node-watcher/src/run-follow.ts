@@ -9,8 +9,8 @@ export type RunsEnd =
   /** Every flow that runs the event succeeded: its latest run listed succeeded, or its group cools down. */
   | { readonly kind: 'succeeded'; readonly flows: readonly string[] }
   /**
-   * The latest run of at least one flow failed for good (core freed its group). `succeeded`: the flows
-   * whose latest run succeeded; `after`: when the last of the failed runs finished (core's clock, ms),
+   * The latest run of at least one flow failed for good (core freed its group), and no other flow's run of the
+   * event is still calling its plugins. `succeeded`: the flows whose latest run succeeded; `after`: when the last of the failed runs finished (core's clock, ms),
    * so that a follow of a re-send looks only at the runs after it.
    */
   | { readonly kind: 'failed'; readonly failed: readonly FinishedRunView[]; readonly succeeded: readonly string[]; readonly after: number }
@@ -138,7 +138,10 @@ export class RunFollower {
     const outcome = (flow: string): string | undefined => latest.get(flow)?.outcome ?? (held.get(flow)?.phase === 'cooling' ? 'succeeded' : undefined);
     const failed = [...latest.values()].filter((r) => r.outcome === 'failed');
     const succeeded = flows.filter((flow) => outcome(flow) === 'succeeded');
-    if (failed.length > 0) return { kind: 'failed', failed, succeeded, after: Math.max(seen.after, ...failed.map(finishedAt).filter((at) => !Number.isNaN(at))) };
+    // Not while another flow's run is still calling its plugins: one that succeeds then must be named in the re-send, or a
+    // re-send core takes after its cooldown runs it again. One waiting for its next try is not waited for (that may take minutes).
+    const calling = flows.some((flow) => outcome(flow) === undefined);
+    if (failed.length > 0 && !calling) return { kind: 'failed', failed, succeeded, after: Math.max(seen.after, ...failed.map(finishedAt).filter((at) => !Number.isNaN(at))) };
     return succeeded.length === flows.length ? { kind: 'succeeded', flows } : undefined;
   }
 }
