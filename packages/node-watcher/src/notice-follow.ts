@@ -1,6 +1,5 @@
 import { SETTLED_FLOWS_ATTRIBUTE, settledFlowsValue, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { AzureApprover } from './azure-approval.js';
-import type { GroupView } from './core-client.js';
 import type { OutgoingEvent } from './delivery-queue.js';
 import type { LookAgain, RunFollower, RunsEnd } from './run-follow.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
@@ -11,8 +10,6 @@ export const DEFAULT_MAX_RESENDS = 3;
 /** Options of {@link NoticeFollow}. */
 export interface NoticeFollowOptions {
   follower: RunFollower;
-  /** The groups core holds under one event's id (read before a re-send); undefined when there are too many to look through. */
-  groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined>;
   /** Whether the metadata service still lists the notice of this event. */
   listed(eventId: string): boolean;
   /** Queues the event for core again; false when the delivery queue had no room or was closed (logged there). */
@@ -40,11 +37,10 @@ export type FailedRunOutcome = 'resent' | 'notice_gone' | 'resend_limit' | 'not_
  * the Azure approver how they ended, and sends the notice again when a run of it failed for good
  * while the metadata service still lists it, so core runs the flow again (core frees a failed
  * group: the re-send starts a new run), as Prometheus re-sending a firing alert does. Never after
- * a run that is at work or succeeded: only a failure core reports is re-sent, and not when a flow
- * whose run of the notice succeeded no longer holds its group (its cooldown over, it would run
- * again). The re-send names the flows whose run of the notice succeeded ({@link SETTLED_FLOWS_ATTRIBUTE}):
- * core's flows of those names pass it by even when it reaches core after their cooldowns (core
- * refusing it for a while, or restarting). At most `maxResends` times per notice.
+ * a run that is at work or succeeded: only a failure core reports is re-sent. The re-send names the
+ * flows whose run of the notice succeeded ({@link SETTLED_FLOWS_ATTRIBUTE}): core's flows of those
+ * names pass it by, whatever became of their cooldowns (over, none, or over by the time core takes
+ * the re-send: core refusing it for a while, or restarting). At most `maxResends` times per notice.
  */
 export class NoticeFollow {
   /**
@@ -68,9 +64,7 @@ export class NoticeFollow {
     if (!approver && end.kind === 'timed_out') logger.warn('stopped following the flow runs of the notice: they did not end in time; a failure after this is not sent again', { event_id: event.id, waited_ms: end.waitedMs });
     if (!approver && end.kind === 'too_many_groups') logger.warn('not following the flow runs of the notice: core holds too many groups to find the flows running it; a failure is not sent again', { event_id: event.id });
     if (end.kind === 'failed' && this.options.maxResends > 0) {
-      const outcome = await this.afterFailure(event, end, signal);
-      // Stopping: nothing was decided, nothing is said or counted.
-      if (outcome === undefined) return undefined;
+      const outcome = this.afterFailure(event, end);
       this.options.metrics.failedRuns.inc({ outcome });
       if (outcome === 'resent') return undefined;
     }
@@ -78,8 +72,8 @@ export class NoticeFollow {
     return undefined;
   }
 
-  /** What became of the failed run; undefined when the watcher stopped while core's groups were read. */
-  private async afterFailure(event: OutgoingEvent, end: Extract<RunsEnd, { kind: 'failed' }>, signal: AbortSignal): Promise<FailedRunOutcome | undefined> {
+  /** What became of the failed run. */
+  private afterFailure(event: OutgoingEvent, end: Extract<RunsEnd, { kind: 'failed' }>): FailedRunOutcome {
     const { logger, maxResends } = this.options;
     const said = { event_id: event.id, type: event.type, failed_flows: end.failed.map((r) => r.flow) };
     if (!this.options.listed(event.id)) {
@@ -91,34 +85,10 @@ export class NoticeFollow {
       logger.error('a flow run of the notice failed again; not sending it again: it was re-sent --max-resends times already', { ...said, resends: count, max_resends: maxResends });
       return 'resend_limit';
     }
-    const rerun = await this.wouldRunAgain(event.id, end.succeeded, signal);
-    // The read was cut by the watcher stopping: it says nothing of whether a flow would run the notice again.
-    if (signal.aborted) return undefined;
-    if (rerun !== undefined) {
-      logger.error('a flow run of the notice failed; not sending it again: a flow that ran it with success would run it again', { ...said, ...rerun });
-      return 'not_resent';
-    }
     const settled = new Set([...(this.resent.get(event.id)?.settled ?? []), ...end.succeeded]);
     this.resent.set(event.id, { count: count + 1, after: end.after, settled });
     if (!this.options.resend(namingSettled(event, settled))) return 'not_resent';
-    logger.warn('a flow run of the notice failed; sending the notice again, so that core runs its flow again', { ...said, error: end.failed[0]?.error, resend: count + 1, max_resends: maxResends });
+    logger.warn('a flow run of the notice failed; sending the notice again, so that core runs its flow again', { ...said, settled_flows: [...settled], error: end.failed[0]?.error, resend: count + 1, max_resends: maxResends });
     return 'resent';
-  }
-
-  /**
-   * Why a re-send would act twice, undefined when it would not: a flow whose run of the notice
-   * succeeded takes a re-send as a duplicate only while its group cools down under the notice's id.
-   */
-  private async wouldRunAgain(eventId: string, succeeded: readonly string[], signal: AbortSignal): Promise<Record<string, unknown> | undefined> {
-    if (succeeded.length === 0) return undefined;
-    try {
-      const groups = await this.options.groupsOf(eventId, signal);
-      if (!groups) return { succeeded_flows: succeeded, reason: 'core holds too many groups to read' };
-      const cooling = new Set(groups.filter((g) => g.phase === 'cooling').map((g) => g.flow));
-      const free = succeeded.filter((flow) => !cooling.has(flow));
-      return free.length === 0 ? undefined : { succeeded_flows: free, reason: 'their groups no longer cool down' };
-    } catch (err) {
-      return { succeeded_flows: succeeded, reason: `core's groups could not be read: ${(err as Error).message}` };
-    }
   }
 }

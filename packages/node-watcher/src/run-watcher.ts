@@ -137,7 +137,6 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   if (client && follower) {
     follow = new NoticeFollow({
       follower,
-      groupsOf: (id, s) => client.groupsOf(id, s),
       listed: (id) => watcher.lists(id),
       resend: (event) => watcher.resend(event),
       maxResends: settings.maxResends,

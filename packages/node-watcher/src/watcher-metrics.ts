@@ -18,7 +18,7 @@ export class WatcherMetrics {
   /**
    * Flow runs of a notice that failed for good, by what the watcher did: `resent` (the notice sent again),
    * `notice_gone` (the metadata service no longer lists it), `resend_limit` (`--max-resends` reached), `not_resent`
-   * (a flow that ran it with success would run it again, or the queue had no room or was closed).
+   * (the queue had no room or was closed).
    */
   readonly failedRuns: Counter<'outcome'>;
   /** Events dropped because the delivery queue was full. */
