@@ -69,10 +69,10 @@ async function startCoreCli(config: string): Promise<string> {
   return (await startCoreProcess(config)).url;
 }
 
-/** Core's finished runs (newest first) of one event: their outcomes. */
-async function outcomes(coreUrl: string, eventId: string): Promise<string[]> {
-  const runs = (await (await fetch(`${coreUrl}/api/v1/status/runs`)).json()) as Array<{ eventId: string; outcome: string }>;
-  return runs.filter((r) => r.eventId === eventId).map((r) => r.outcome);
+/** Core's finished runs (newest first) of one event, of flow `flow` alone when given: their outcomes. */
+async function outcomes(coreUrl: string, eventId: string, flow?: string): Promise<string[]> {
+  const runs = (await (await fetch(`${coreUrl}/api/v1/status/runs`)).json()) as Array<{ eventId: string; flow: string; outcome: string }>;
+  return runs.filter((r) => r.eventId === eventId && (flow === undefined || r.flow === flow)).map((r) => r.outcome);
 }
 
 /** An AWS scheduled maintenance: its `EventId` is the event's id; set `State` to `completed` and IMDS no longer lists it as active. */
@@ -337,6 +337,33 @@ describe('a notice whose drain run failed while its notify run was still at work
     await morePolls(t.watcher, 'aws', 30);
     expect(notify.events).toHaveLength(1);
     expect(t.plugin.events).toHaveLength(2);
+  });
+});
+
+describe('a re-send racing a running retry of the same flow', { timeout: 60_000 }, () => {
+  it('is deduplicated: no second run starts beside the retry, and the retry\'s end is the one run of the flow', async () => {
+    const retry = gate();
+    const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    // The drain run's first try meets UNAVAILABLE through both its calls; its next try (after 50 ms) waits for the gate.
+    const config = (address: string): string => withNotify(notify.address, '10m')(address).replace('runRetry: { attempts: 1 }', 'runRetry: { attempts: 2, initialBackoff: 50ms, maxBackoff: 50ms }');
+    const t = await setUp((call) => (call <= 2 ? unavailable() : retry.promise), {}, config);
+    const id = 'instance-event-0a1b2c3d4e5f60734';
+    t.imds.scheduleMaintenance(maintenance(id));
+    await until('the retry running', () => t.plugin.events.length === 3, 30_000);
+    // What another watcher's re-send (or a late one) posts: the notice, naming the notify flow.
+    const [event] = t.plugin.events;
+    const resend = { specversion: '1.0', id, source: event!.source, type: event!.type, time: event!.time, data: event!.data, hollowtreessettled: 'notify' };
+    const posted = await fetch(`${t.coreUrl}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(resend) });
+    expect(posted.status).toBe(200);
+    await morePolls(t.watcher, 'aws', 10);
+    expect(t.plugin.events).toHaveLength(3);
+    retry.open();
+    await until('the retry succeeded', async () => (await outcomes(t.coreUrl, id, 'drain-node'))[0] === 'succeeded', 30_000);
+    await morePolls(t.watcher, 'aws', 20);
+    expect(await outcomes(t.coreUrl, id, 'drain-node')).toEqual(['succeeded', 'retrying']);
+    expect(t.plugin.events).toHaveLength(3);
+    expect(notify.events).toHaveLength(1);
+    expect(await t.failedRuns('resent')).toBe(0);
   });
 });
 
