@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { listenFailure, systemClock, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
+import { listenFailure, systemClock, wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { readConfigFiles, type ConfigFiles } from './config/config-files.js';
 import type { LoadedConfig } from './config/load-config.js';
 import { ConfigError } from './config/config-error.js';
@@ -24,7 +24,7 @@ import type { EventSink } from './sources/event-sink.js';
 import type { EventSource } from './sources/event-source.js';
 import { SourceSet } from './sources/source-set.js';
 import { openStateStore } from './state/open-store.js';
-import { runStateClock, wallAheadOf } from './state/run-state-clock.js';
+import { runStateClock } from './state/run-state-clock.js';
 import { configuredSources } from './sources/configured-sources.js';
 import { SqsRegionMissing } from './sources/sqs/sqs-region.js';
 
@@ -41,7 +41,7 @@ export interface StartOptions {
   /** Default: a new registry (never the global one). */
   registry?: Registry;
   /**
-   * Default: {@link runStateClock} for the backend in use, for the run state, the receiver, the SQS
+   * Default: {@link runStateClock}, for the run state, the receiver, the SQS
    * sources and the plugins; the system clock for the spot price sources (AWS's price samples are wall-clock times).
    */
   clock?: Clock;
@@ -100,7 +100,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const logger = options.logger ?? createLogger(loaded.config.log.level);
   for (const warning of loaded.warnings) logger.warn(warning);
   const metrics = new CoreMetrics(options.registry ?? new Registry());
-  const clock = options.clock ?? runStateClock(options.dryRun ? 'memory' : loaded.config.state.backend);
+  const clock = options.clock ?? runStateClock;
   /** The status API shows run state on the wall clock, as people read it. */
   const wallAhead = wallAheadOf(clock);
   const files = await readConfigFiles(loaded);

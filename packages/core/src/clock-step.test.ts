@@ -2,31 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { startSqsStandIn, type SqsStandIn } from '@hollowtrees/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { startKubeApiServer, startSqsStandIn, STARTS_STEPPED_ENV, WALL_CLOCK_STEPPED, wallClockStepPreload, type KubeApiServer, type SqsStandIn } from '@hollowtrees/testkit';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { killAllCli, startCli, type CliProcess } from '../test/support/cli-process.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-clock-step-'));
 const STEP_MS = 2 * 60 * 60 * 1000;
-/**
- * Preloaded into core: SIGUSR2 steps the wall clock (`Date.now()`) 2 h forward, as NTP does after
- * a VM resumed, and leaves the monotonic clock (`performance.now()`) alone, as the system does.
- */
-const STEP_PRELOAD = join(dir, 'step-wall-clock.mjs');
-writeFileSync(
-  STEP_PRELOAD,
-  `const wall = Date.now;
-// HOLLOWTREES_TEST_STEPPED: the process starts on a wall clock stepped already, as one started after the step.
-let ahead = process.env.HOLLOWTREES_TEST_STEPPED ? ${STEP_MS} : 0;
-if (ahead) Object.defineProperty(performance, 'timeOrigin', { value: performance.timeOrigin + ahead });
-Date.now = () => wall() + ahead;
-process.on('SIGUSR2', () => {
-  ahead += ${STEP_MS};
-  process.stderr.write('wall clock stepped\\n');
-});
-`,
-);
+/** Preloaded into core: SIGUSR2 steps its wall clock 2 h forward, and leaves the monotonic clock alone. */
+const STEP_PRELOAD = wallClockStepPreload(STEP_MS);
 
 let fileCount = 0;
 const writeConfig = (text: string): string => {
@@ -48,17 +32,38 @@ flows:
     runRetry: { attempts: 2, initialBackoff: 4s, maxBackoff: 4s, multiplier: 1 }
     plugins: [rec]
 `;
-const alert = JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0abc' }, startsAt: '2026-11-25T10:00:00Z' }]);
-const post = (url: string): Promise<Response> => fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alert });
+const alertOf = (instance: string): string => JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: instance }, startsAt: '2026-11-25T10:00:00Z' }]);
+const post = (url: string, instance = 'i-0abc'): Promise<Response> => fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: alertOf(instance) });
 
 const plugins: RecordingPlugin[] = [];
 let sqs: SqsStandIn | undefined;
+let kube: KubeApiServer | undefined;
 afterEach(async () => {
   killAllCli();
   for (const p of plugins.splice(0)) await p.close();
   await sqs?.close();
   sqs = undefined;
+  await kube?.close();
+  kube = undefined;
 });
+
+/** The state settings of `state.backend: kubernetes` on a new kube-apiserver stand-in (`kube`); `lease`: more settings of it. */
+async function kubernetesState(lease = ''): Promise<string> {
+  kube = await startKubeApiServer();
+  const kubeconfig = join(dir, `kubeconfig-${kube.port}`);
+  writeFileSync(kubeconfig, kube.kubeConfigFileText());
+  return `state: { backend: kubernetes, kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}"${lease} } }`;
+}
+
+/** The cooldown end the Lease of `instance`'s group holds, in ms since the epoch. */
+function leaseCooldownEnd(instance: string): number {
+  const lease = kube!.cluster.leases.all().find((l) => l.metadata?.annotations?.['hollowtrees.io/group-key']?.includes(instance));
+  return Date.parse(lease?.metadata?.annotations?.['hollowtrees.io/cooldown-until'] ?? '');
+}
+
+/** The message of the line core logs next (from line `from`) about an event: deduplicated, or a run's end. */
+const nextVerdict = async (core: CliProcess, from: number): Promise<unknown> =>
+  (await core.waitFor((l) => typeof l.msg === 'string' && (l.msg.startsWith('event deduplicated') || l.msg.startsWith('flow run')), from)).msg;
 
 /** Core on `extra` (its state settings) with the wall clock it reads steppable. */
 async function startSteppable(rec: RecordingPlugin, extra: string, env: NodeJS.ProcessEnv = {}): Promise<{ core: CliProcess; url: string }> {
@@ -69,7 +74,7 @@ async function startSteppable(rec: RecordingPlugin, extra: string, env: NodeJS.P
 /** Steps core's wall clock 2 h forward and waits until it has. */
 async function stepWallClock(core: CliProcess): Promise<void> {
   core.child.kill('SIGUSR2');
-  while (!core.stderr().includes('wall clock stepped')) await new Promise((r) => setTimeout(r, 10));
+  while (!core.stderr().includes(WALL_CLOCK_STEPPED)) await new Promise((r) => setTimeout(r, 10));
 }
 
 describe('a step of the wall clock while core runs', () => {
@@ -149,7 +154,7 @@ describe('a step of the wall clock while core runs', () => {
     core.child.kill('SIGTERM');
     expect(await core.exited).toBe(0);
 
-    const { core: restarted, url } = await startSteppable(rec, extra, { HOLLOWTREES_TEST_STEPPED: '1' });
+    const { core: restarted, url } = await startSteppable(rec, extra, { [STARTS_STEPPED_ENV]: '1' });
     expect(await restarted.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ cooling: 1 });
     const from = restarted.lines.length;
     expect((await post(url)).status).toBe(200);
@@ -157,4 +162,78 @@ describe('a step of the wall clock while core runs', () => {
     expect(next.msg).toBe('event deduplicated: its group is cooling down');
     expect(rec.calls).toHaveLength(1);
   });
+
+  it('2 h forward (state.backend kubernetes): a re-sent alert inside its cooldown is still deduplicated, the plugin not called again; Leases still get wall-clock times', async () => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const { core, url } = await startSteppable(rec, await kubernetesState());
+    expect((await post(url)).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run succeeded');
+    // Written before the step: the cooldown's end on the wall clock, as every replica reads it.
+    expect(Math.abs(leaseCooldownEnd('i-0abc') - (Date.now() + 10 * 60_000))).toBeLessThan(60_000);
+
+    await stepWallClock(core);
+    let from = core.lines.length;
+    expect((await post(url)).status).toBe(200);
+    expect(await nextVerdict(core, from)).toBe('event deduplicated: its group is cooling down');
+    expect(rec.calls).toHaveLength(1);
+
+    // A cooldown begun after the step is written on core's wall clock (2 h ahead of this one's), not its steady clock.
+    from = core.lines.length;
+    expect((await post(url, 'i-0def')).status).toBe(200);
+    expect(await nextVerdict(core, from)).toBe('flow run succeeded');
+    await vi.waitFor(() => expect(Math.abs(leaseCooldownEnd('i-0def') - (Date.now() + STEP_MS + 10 * 60_000))).toBeLessThan(60_000), { timeout: 5_000 });
+    const groups = (await (await fetch(`${url}/api/v1/status/groups`)).json()) as Array<{ phase: string; until: string }>;
+    expect(groups.map((g) => g.phase)).toEqual(['cooling', 'cooling']);
+    for (const group of groups) expect(Math.abs(Date.parse(group.until) - (Date.now() + STEP_MS + 10 * 60_000))).toBeLessThan(60_000);
+  });
+
+  it('2 h forward on one of two replicas (state.backend kubernetes) during its run: the other neither runs the group beside it nor after it; a replica killed after the step is still taken over once its Lease expires', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The first call of each group is held: i-0abc's until the test releases it, i-0def's for good (its replica is killed).
+    const rec = await startRecordingPlugin(async (_event, _ctx, index) => {
+      if (index === 0) await released;
+      if (index === 1) await new Promise(() => {});
+    });
+    plugins.push(rec);
+    const state = await kubernetesState(', leaseDuration: 3s, renewInterval: 1s');
+    const [stepped, other] = await Promise.all([startSteppable(rec, state), startSteppable(rec, state)]);
+    expect((await post(stepped!.url)).status).toBe(200);
+    await rec.waitForCalls(1);
+    await stepWallClock(stepped!.core);
+
+    // Longer than the Lease (3 s): only the stepped replica's renewals keep it, and they do.
+    const from = other!.core.lines.length;
+    for (let i = 0; i < 10; i++) {
+      expect((await post(other!.url)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(other!.core.lines.slice(from).filter((l) => l.msg === 'event deduplicated: a run of its group is in progress' && l.replica !== undefined).length).toBeGreaterThan(5);
+    expect(rec.calls).toHaveLength(1);
+    release();
+    await stepped!.core.waitFor((l) => l.msg === 'flow run succeeded');
+    // Once its next list of the Leases saw the run end there, the other replica finds the group cooling.
+    const coolingThere = (l: Record<string, unknown>): boolean => l.msg === 'event deduplicated: its group is cooling down' && l.replica !== undefined;
+    for (let i = 0; i < 20 && !other!.core.lines.slice(from).some(coolingThere); i++) {
+      expect((await post(other!.url)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(other!.core.lines.slice(from).some(coolingThere)).toBe(true);
+    expect(rec.calls).toHaveLength(1);
+
+    // Expiry is judged on the other replica's monotonic clock, not on the stepped renewTime (2 h ahead): it still ends.
+    expect((await post(stepped!.url, 'i-0def')).status).toBe(200);
+    await rec.waitForCalls(2);
+    stepped!.core.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const takenOver = other!.core.waitFor((l) => l.msg === 'run of another replica interrupted: it stopped renewing its Lease; this replica takes the group over', from);
+    while (rec.calls.length < 3 && Date.now() - killedAt < 20_000) {
+      await post(other!.url, 'i-0def');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await takenOver;
+    expect(rec.calls).toHaveLength(3);
+    expect(rec.calls[2]!.at - killedAt).toBeGreaterThanOrEqual(2_500);
+  }, 60_000);
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { steadyClock, systemClock } from './clock.js';
+import { steadyClock, systemClock, wallAheadOf } from './clock.js';
 import { MAX_TIMER_MS } from './timer-limit.js';
 
 describe.each([
@@ -42,5 +42,30 @@ describe('steadyClock.now', () => {
       expect(steadyClock.now()).toBeGreaterThanOrEqual(before);
       vi.restoreAllMocks();
     }
+  });
+});
+
+describe('wallAheadOf', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('on steadyClock: the steps of the wall clock, unmoved by the ms the two clocks differ by between reads (a Lease time written and read back comes back the same)', () => {
+    const ahead = wallAheadOf(steadyClock);
+    const start = ahead();
+    const wall = Date.now;
+    for (const jitter of [1, -1, 900, 0]) {
+      vi.spyOn(Date, 'now').mockImplementation(() => wall() + jitter);
+      expect(ahead()).toBe(start);
+    }
+    vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
+    expect(Math.abs(ahead() - start - 2 * 3_600_000)).toBeLessThan(50);
+    vi.restoreAllMocks();
+    expect(Math.abs(ahead() - start)).toBeLessThan(50);
+  });
+
+  it('on any other clock: 0, whatever the wall clock does', () => {
+    const wall = Date.now;
+    vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
+    expect(wallAheadOf(systemClock)()).toBe(0);
+    expect(wallAheadOf({ now: () => 5, sleep: systemClock.sleep })()).toBe(0);
   });
 });

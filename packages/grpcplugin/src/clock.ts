@@ -45,3 +45,34 @@ export const systemClock: Clock = clockOn(() => Date.now());
  */
 // Floored: whole ms, as Date.now() reads, for durations and times logged and written.
 export const steadyClock: Clock = clockOn(() => Math.floor(performance.timeOrigin + performance.now()));
+
+/**
+ * Below this, the wall clock's lead on {@link steadyClock} is read as noise, not a step: the two are read one after
+ * the other and each floored, so they differ by a ms now and then.
+ */
+const STEP_TOLERANCE_MS = 1_000;
+/** A reading whose two reads of the steady clock, either side of the wall clock's, lie further apart than this was preempted (GC, a starved CPU): it is not used. */
+const READING_MS = 20;
+/** The wall clock's lead on {@link steadyClock} as last taken for a step. */
+let wallSteps = 0;
+
+/** How far the wall clock is ahead of {@link steadyClock}: changed only by a step of more than {@link STEP_TOLERANCE_MS}. */
+function stepsOfWallClock(): number {
+  const before = steadyClock.now();
+  const wall = Date.now();
+  const after = steadyClock.now();
+  const seen = wall - after;
+  if (after - before <= READING_MS && Math.abs(seen - wallSteps) > STEP_TOLERANCE_MS) wallSteps = seen;
+  return wallSteps;
+}
+
+/**
+ * How far the wall clock is ahead of `clock` now, for times that leave the process (written where another
+ * process reads them on its wall clock, shown to people) or come into it from elsewhere (a deadline, a
+ * Lease's cooldown end): a time `t` on `clock` is `t + ahead()` on the wall clock. On {@link steadyClock}: the
+ * steps of the wall clock since this process started (a step under 1 s is taken for none, so that a time
+ * written and read back within the process comes back the same); on any other clock (the system's, a test's): 0.
+ */
+export function wallAheadOf(clock: Clock): () => number {
+  return clock === steadyClock ? stepsOfWallClock : () => 0;
+}

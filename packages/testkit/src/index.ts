@@ -11,6 +11,7 @@ export { LISTEN_BACKLOG, hasIpv6Loopback, wallClockMs } from './listen.js';
 export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.js';
 export * from './processes.js';
 export * from './refusing-import.js';
+export { STARTS_STEPPED_ENV, WALL_CLOCK_STEPPED, wallClockStepPreload } from './wall-clock-step.js';
 export * from './kube/index.js';
 export * from './aws/index.js';
 export * from './metadata/index.js';

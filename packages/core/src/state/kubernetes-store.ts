@@ -1,6 +1,6 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Clock } from '@hollowtrees/grpcplugin';
+import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
@@ -127,6 +127,8 @@ export class KubernetesRunStateStore extends GroupStates {
    */
   private readonly doubts = new Map<string, Doubt[]>();
   private readonly elapsed: () => number;
+  /** How far the wall clock is ahead of `clock`: Leases hold wall-clock times, this process compares them on `clock`. */
+  private readonly wallAhead: () => number;
   /** Lines a wave repeats (claims that failed while the API server is down, writes it refuses, events too long to keep): one line of a kind every 10 s. */
   private readonly repeatedLog: ThrottledLog;
   /** A list of the renew tick is in flight. */
@@ -149,6 +151,7 @@ export class KubernetesRunStateStore extends GroupStates {
   constructor(private readonly options: KubernetesStoreOptions) {
     super(undefined, options.maxGroups);
     this.elapsed = options.elapsed ?? (() => performance.now());
+    this.wallAhead = wallAheadOf(options.clock);
     this.repeatedLog = new ThrottledLog(options.logger, () => options.clock.now());
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
     this.tickedAt = this.elapsed();
@@ -252,7 +255,7 @@ export class KubernetesRunStateStore extends GroupStates {
 
   /** `run`'s event, or undefined (and a warning) when it is too long to keep in a Lease: a run cut short then waits for its event again. */
   private eventToKeep(key: string, run: RunProgress): string | undefined {
-    const event = eventOf(run);
+    const event = eventOf(run, this.wallAhead());
     if (!event) this.repeatedLog.log('event too long', 'warn', { groupKey: key, eventId: run.event.id }, 'the event is too long to keep in the run\'s Lease: if the run is cut short, it goes on only when the event is sent again', 'alsoTooLongSinceLastLine');
     return event;
   }
@@ -438,7 +441,7 @@ export class KubernetesRunStateStore extends GroupStates {
         try {
           // Its hold counts from when this create began, not the claim: the calls before it (a 409, a read) wrote nothing.
           const sentAt = this.elapsed();
-          this.hold(key, name, record, await api.create(toLease(name, record)), sentAt);
+          this.hold(key, name, record, await api.create(this.leaseOf(name, record)), sentAt);
           return HELD;
         } catch (err) {
           // No answer: the create may have been applied all the same. Read it back rather than leave a Lease nobody renews.
@@ -447,7 +450,7 @@ export class KubernetesRunStateStore extends GroupStates {
         }
         const current = await this.readOrUndefined(name);
         if (!current) continue;
-        const found = fromLease(current);
+        const found = this.recordOf(current);
         const at = this.options.clock.now();
         if (found && found.key !== key) throw new Error(`Lease ${name} holds group ${found.key}, not ${key}: two group keys share a name`);
         // This very claim's create, applied though its answer was lost (or the client's repeat of it met it): ours, held as created.
@@ -498,14 +501,24 @@ export class KubernetesRunStateStore extends GroupStates {
    */
   private async takeOver(name: string, next: LeaseRecord, current: V1Lease): Promise<V1Lease> {
     try {
-      return await this.options.api.replace(toLease(name, next, current));
+      return await this.options.api.replace(this.leaseOf(name, next, current));
     } catch (err) {
       if (!isRefused(err, 409)) throw err;
       const lease = await this.readOrUndefined(name);
-      const found = lease && fromLease(lease);
+      const found = lease && this.recordOf(lease);
       if (found && sameClaim(found, next)) return lease;
       throw err;
     }
+  }
+
+  /** The Lease for `record` ({@link toLease}), its times on the wall clock. */
+  private leaseOf(name: string, record: LeaseRecord, base?: V1Lease): V1Lease {
+    return toLease(name, record, base, this.wallAhead());
+  }
+
+  /** The record a Lease holds ({@link fromLease}), its times on this process's clock. */
+  private recordOf(lease: V1Lease): LeaseRecord | undefined {
+    return fromLease(lease, this.wallAhead());
   }
 
   private shownLease(name: string): string {
@@ -620,13 +633,13 @@ export class KubernetesRunStateStore extends GroupStates {
       if (!current) {
         if (!recreate) throw new LeaseLost('');
         try {
-          return await api.create(toLease(held.name, held.record));
+          return await api.create(this.leaseOf(held.name, held.record));
         } catch (err) {
           if (!isRefused(err, 409)) throw err;
           continue;
         }
       }
-      const holder = fromLease(current)?.holder;
+      const holder = this.recordOf(current)?.holder;
       if (holder !== identity) throw new LeaseLost(holder ?? '');
       held.lease = current;
     }
@@ -638,7 +651,7 @@ export class KubernetesRunStateStore extends GroupStates {
    * when there is none (AllowCreateOnUpdate), and a uid precondition makes that a 409 instead.
    */
   private heldLease(held: HeldLease, recreate: boolean): V1Lease {
-    const lease = toLease(held.name, held.record, held.lease);
+    const lease = this.leaseOf(held.name, held.record, held.lease);
     const uid = held.lease.metadata?.uid;
     if (!recreate && uid) lease.metadata!.uid = uid;
     return lease;
@@ -658,7 +671,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const key = held.record.key;
     // What the Lease holds as this replica last wrote or read it: `record` may be a write the API server refused (a cooldown,
     // see writeRefused), while the Lease is still the run in progress, which must not be left to expire as one cut short.
-    const left = fromLease(held.lease) ?? held.record;
+    const left = this.recordOf(held.lease) ?? held.record;
     try {
       for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
         const { uid, resourceVersion } = held.lease.metadata ?? {};
@@ -670,7 +683,7 @@ export class KubernetesRunStateStore extends GroupStates {
           if (!isRefused(err, 409)) throw err;
         }
         const current = await this.readOrUndefined(held.name);
-        const found = current && fromLease(current);
+        const found = current && this.recordOf(current);
         // Gone, or someone else's now.
         if (!found || !sameClaim(found, left)) return;
         held.lease = current;
@@ -795,13 +808,13 @@ export class KubernetesRunStateStore extends GroupStates {
     try {
       const current = await this.readOrUndefined(doubt.name);
       this.answered();
-      const found = current && fromLease(current);
+      const found = current && this.recordOf(current);
       // Not (yet) there: a create still on its way may land; look again next time. A run's end: deleted already.
       if (!current) return doubt.ended ? done() : undefined;
       if (found && sameClaim(found, doubt.record) && !this.mine.has(key)) {
         // A takeover that kept a run's place hands the Lease back with it, as it was before: the event's re-send goes on from there.
         const handingBack = found.place && !doubt.ended;
-        if (handingBack) await this.options.api.replace(toLease(doubt.name, handBack(found, this.options.clock.now()), current));
+        if (handingBack) await this.options.api.replace(this.leaseOf(doubt.name, handBack(found, this.options.clock.now()), current));
         else await this.options.api.delete(doubt.name, { uid: current.metadata!.uid!, resourceVersion: current.metadata!.resourceVersion! });
         if (doubt.ended) this.options.logger.info({ groupKey: key, lease: this.shownLease(doubt.name) }, 'deleted the Lease of a run that ended here, whose delete got no answer');
         else this.options.logger.warn({ groupKey: key, lease: this.shownLease(doubt.name) }, `${handingBack ? 'handed back (with its run\'s place) the Lease of a takeover' : 'deleted the Lease of a claim'} whose write got no answer but was applied; the event was refused and is sent again`);
@@ -834,7 +847,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const records: ListedLease[] = [];
     const listed = new Set<string>();
     for (const lease of leases) {
-      const record = fromLease(lease);
+      const record = this.recordOf(lease);
       // Every installation's Leases carry the same labels: one with another leasePrefix in this namespace keeps run state of its own.
       if (record && lease.metadata?.name !== leaseName(leasePrefix, record.key)) continue;
       listed.add(lease.metadata?.name ?? '');
@@ -848,7 +861,7 @@ export class KubernetesRunStateStore extends GroupStates {
       if (record && record.holder !== identity) this.others.delete(record.key);
       // A run cut short (handed back, or its holder stopped renewing) with its event: this replica claims it now, as that
       // event sent again would (one claim wins) and goes on with it.
-      const event = record?.phase === 'running' ? leaseEventOf(record) : undefined;
+      const event = record?.phase === 'running' ? leaseEventOf(record, this.wallAhead()) : undefined;
       if (event && !this.mine.has(record!.key)) this.cutShortTo?.({ key: record!.key, flow: record!.flow, ...event });
       const { name, uid, resourceVersion } = lease.metadata ?? {};
       // Our own run in progress is renewed, not swept, however late the renewal; a run cut short keeps its place and its event

@@ -28,7 +28,7 @@ const A = {
  */
 export type LeasePlace = Pick<RunProgress, 'next' | 'at' | 'attributes' | 'attempt' | 'restarts' | 'retryAt'> & {
   /**
-   * The run was waiting for its next try (due at `retryAt`, on its holder's wall clock), calling nothing: going on with it
+   * The run was waiting for its next try (due at `retryAt`; in the Lease, on its holder's wall clock), calling nothing: going on with it
    * is no restart of it. Written beside `retryAt` for the replicas of an older version in a rolling update, which read it alone.
    */
   waiting?: true;
@@ -71,17 +71,21 @@ export const MAX_EVENT_BYTES = 64 * 1024;
 /**
  * `run`'s event as a Lease keeps it: JSON text, written and read back as it is (a Lease is read at every claim
  * that meets it, the event is parsed only by {@link leaseEventOf}); undefined when it takes more than {@link MAX_EVENT_BYTES}.
+ * `ahead`: how far the wall clock is ahead of the run's (`wallAheadOf`), so that its receipt is written on the wall clock.
  */
-export function eventOf(run: RunProgress): string | undefined {
-  const kept: LeaseEvent = { event: run.event, receivedAt: run.receivedAt };
+export function eventOf(run: RunProgress, ahead = 0): string | undefined {
+  const kept: LeaseEvent = { event: run.event, receivedAt: run.receivedAt + ahead };
   const text = JSON.stringify(kept);
   return fitsIn(text, MAX_EVENT_BYTES) ? text : undefined;
 }
 
-/** The event `record` keeps, when it parses and is the one its run was for (another would start a run of another event in this group). */
-export function leaseEventOf(record: LeaseRecord): LeaseEvent | undefined {
+/**
+ * The event `record` keeps, when it parses and is the one its run was for (another would start a run of another event in this group);
+ * its receipt moved off the wall clock onto this process's, `ahead` behind it (see {@link eventOf}).
+ */
+export function leaseEventOf(record: LeaseRecord, ahead = 0): LeaseEvent | undefined {
   const kept = parseAnnotation<LeaseEvent>(record.event, eventSchema);
-  return kept && leaseEventId(kept.event.id) === record.eventId ? kept : undefined;
+  return kept && leaseEventId(kept.event.id) === record.eventId ? { ...kept, receivedAt: kept.receivedAt - ahead } : undefined;
 }
 
 /** What an annotation holds, checked by `schema`; undefined when it does not parse (garbled, or written by something else). */
@@ -160,8 +164,16 @@ const microTime = (ms: number): Date => new V1MicroTime(ms);
 /** The client hands MicroTime back as the string it read (or a Date): either way, ms since epoch. */
 const msOf = (value: unknown): number => (value instanceof Date ? value.getTime() : Date.parse(String(value)));
 
-/** The Lease for `record` named `name`; `base` carries the resourceVersion an update is guarded by. */
-export function toLease(name: string, record: LeaseRecord, base?: V1Lease): V1Lease {
+/** `place` with its retry time moved `by` ms (see {@link toLease}). */
+const placeMoved = (place: LeasePlace, by: number): LeasePlace => (place.retryAt === undefined || by === 0 ? place : { ...place, retryAt: place.retryAt + by });
+
+/**
+ * The Lease for `record` named `name`; `base` carries the resourceVersion an update is guarded by. `ahead`: how far the wall
+ * clock is ahead of the clock `record`'s times are on (`wallAheadOf`): the Lease gets wall-clock times, which every replica,
+ * and this one's successor, reads on its own wall clock (the one they share), while this process compares them on its steady clock.
+ */
+export function toLease(name: string, record: LeaseRecord, base?: V1Lease, ahead = 0): V1Lease {
+  const wall = (ms: number): number => ms + ahead;
   return {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
@@ -173,9 +185,9 @@ export function toLease(name: string, record: LeaseRecord, base?: V1Lease): V1Le
         [A.flow]: record.flow,
         [A.eventId]: record.eventId,
         [A.phase]: record.phase,
-        [A.since]: iso(record.since),
-        ...(record.until === undefined ? {} : { [A.until]: iso(record.until) }),
-        ...(record.place === undefined ? {} : { [A.place]: JSON.stringify(record.place) }),
+        [A.since]: iso(wall(record.since)),
+        ...(record.until === undefined ? {} : { [A.until]: iso(wall(record.until)) }),
+        ...(record.place === undefined ? {} : { [A.place]: JSON.stringify(placeMoved(record.place, ahead)) }),
         ...(record.event === undefined ? {} : { [A.event]: record.event }),
       },
       ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
@@ -183,35 +195,39 @@ export function toLease(name: string, record: LeaseRecord, base?: V1Lease): V1Le
     spec: {
       holderIdentity: record.holder,
       leaseDurationSeconds: Math.ceil(record.leaseDurationMs / 1000),
-      acquireTime: microTime(record.since),
-      renewTime: microTime(record.renewedAt),
+      acquireTime: microTime(wall(record.since)),
+      renewTime: microTime(wall(record.renewedAt)),
       leaseTransitions: record.transitions,
     },
   };
 }
 
-/** The run state a Lease holds, or undefined when it is not one of ours (or was written by something else). */
-export function fromLease(lease: V1Lease): LeaseRecord | undefined {
+/**
+ * The run state a Lease holds, or undefined when it is not one of ours (or was written by something else); its
+ * wall-clock times moved onto this process's clock, `ahead` behind the wall clock (see {@link toLease}).
+ */
+export function fromLease(lease: V1Lease, ahead = 0): LeaseRecord | undefined {
   const a = lease.metadata?.annotations ?? {};
   const phase = a[A.phase];
   const key = a[A.key];
   const flow = a[A.flow];
   if ((phase !== 'running' && phase !== 'cooling') || !key || !flow) return undefined;
   const untilText = a[A.until];
-  const until = untilText === undefined ? undefined : Date.parse(untilText);
-  const place = phase === 'running' ? parseAnnotation<LeasePlace>(a[A.place], placeSchema) : undefined;
+  const until = untilText === undefined ? undefined : Date.parse(untilText) - ahead;
+  const placeRead = phase === 'running' ? parseAnnotation<LeasePlace>(a[A.place], placeSchema) : undefined;
+  const place = placeRead && placeMoved(placeRead, -ahead);
   const event = phase === 'running' ? a[A.event] : undefined;
   const record: LeaseRecord = {
     key,
     flow,
     eventId: a[A.eventId] ?? '',
     phase,
-    since: Date.parse(a[A.since] ?? ''),
+    since: Date.parse(a[A.since] ?? '') - ahead,
     ...(until === undefined ? {} : { until }),
     ...(place === undefined ? {} : { place }),
     ...(event === undefined ? {} : { event }),
     holder: lease.spec?.holderIdentity ?? '',
-    renewedAt: msOf(lease.spec?.renewTime ?? lease.spec?.acquireTime),
+    renewedAt: msOf(lease.spec?.renewTime ?? lease.spec?.acquireTime) - ahead,
     leaseDurationMs: (lease.spec?.leaseDurationSeconds ?? 0) * 1000,
     transitions: lease.spec?.leaseTransitions ?? 0,
   };

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Clock } from '@hollowtrees/grpcplugin';
+import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { ConfigError } from '../config/config-error.js';
 import { fileProblem } from '../file-problem.js';
 import type { LoadedConfig } from '../config/load-config.js';
@@ -14,7 +14,6 @@ import { JournalWriteLog } from './journal-write-log.js';
 import type { RunStateStore } from './run-state-store.js';
 import { lockStateFile, StateFileLockedError, type StateLock } from './state-lock.js';
 import { StateJournal, unreadableCopyOf } from './state-journal.js';
-import { wallAheadOf } from './run-state-clock.js';
 
 /** What core needs around its store: start-up reporting and periodic upkeep. */
 export interface OpenedStore {
