@@ -1,5 +1,7 @@
+import { steadyClock } from '@hollowtrees/grpcplugin';
+
 /**
- * A map whose entries expire `ttlMs` after they were set. Entries are kept in
+ * A map whose entries expire `ttlMs` after they were set (by `now`, default the steady clock, which a step of the wall clock does not move). Entries are kept in
  * the order they were set, so expired ones are dropped from the front on every
  * write and the map stays the size of what the last `ttlMs` brought.
  */
@@ -8,7 +10,7 @@ export class ExpiringMap<K, V> {
 
   constructor(
     private readonly ttlMs: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => steadyClock.now(),
   ) {}
 
   get(key: K): V | undefined {

@@ -1,4 +1,4 @@
-import { Code, PluginError, systemClock } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, steadyClock, systemClock } from '@hollowtrees/grpcplugin';
 import { rejectionOf } from '@hollowtrees/testkit';
 import { describe, expect, it, vi } from 'vitest';
 import { restoreMinSize } from './asg-detach.js';
@@ -173,6 +173,33 @@ describe('GroupDetacher', () => {
       `the detach of ${b} from Auto Scaling group workers was still queued (0 ahead of it, a batch in progress) 200 ms before the call's deadline; nothing was done for it, retry`,
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
+    fixture.aws.faults.clear();
+    expect((await running).status).toBe('ok');
+  });
+
+  it.each([
+    ['forward', 2 * 3_600_000],
+    ['back', -2 * 3_600_000],
+  ])('on the steady clock, the wall clock stepped 2 h %s: a call still queued is still answered at its reply margin (its wall-clock deadline read on the steady clock), not at once nor never', async (_way, step) => {
+    const group = fixture.aws.autoScaling.addGroup({ name: 'workers', desiredCapacity: 3, minSize: 0 });
+    const [a, b] = group.members.keys();
+    fixture.aws.faults.throttle(1_000, { action: 'DetachInstances' });
+    const slowClients = fixture.clientsWith({ maxAttempts: 1_000, baseDelayMs: 20, maxDelayMs: 20 });
+    const detacher = detacherFor('workers', { clients: slowClients, replyMarginMs: 200, clock: steadyClock });
+    const running = detacher.detach(await request(a!, { deadlineInMs: 2_000 }));
+    await vi.waitFor(() => expect(fixture.aws.callsTo('DetachInstances').length).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const wall = Date.now;
+    vi.spyOn(Date, 'now').mockImplementation(() => wall() + step);
+    try {
+      // The SDK hands a served call its deadline on the wall clock, stepped as it is.
+      const queuedAt = performance.now();
+      const queued = await rejectionOf(detacher.detach(await request(b!, { deadlineInMs: 500 })), PluginError);
+      expect(queued.code).toBe(Code.ResourceExhausted);
+      expect(performance.now() - queuedAt).toBeGreaterThanOrEqual(200);
+      expect(performance.now() - queuedAt).toBeLessThan(1_500);
+    } finally {
+      vi.restoreAllMocks();
+    }
     fixture.aws.faults.clear();
     expect((await running).status).toBe('ok');
   });

@@ -1,6 +1,7 @@
 import { DetachInstancesCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { Code, forEachBounded, PluginError, type Clock } from '@hollowtrees/grpcplugin';
+import { deadlineOn } from './call-deadline.js';
 import { abortReason, timeoutSignal } from './abortable.js';
 import {
   completeTermination,
@@ -147,7 +148,7 @@ export class GroupDetacher {
       };
       request.signal.addEventListener('abort', onAbort, { once: true });
       if (request.deadline) {
-        const wait = request.deadline.getTime() - this.settings.replyMarginMs - this.settings.clock.now();
+        const wait = deadlineOn(this.settings.clock, request.deadline) - this.settings.replyMarginMs - this.settings.clock.now();
         this.settings.clock.sleep(Math.max(0, wait), margin.signal).then(
           () => pending.state === 'queued' && pending.settle(this.stillQueued(pending)),
           () => {},

@@ -1,6 +1,6 @@
 import { DescribeAutoScalingInstancesCommand } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
-import { CoalescingBatcher, Code, PluginError } from '@hollowtrees/grpcplugin';
+import { CoalescingBatcher, Code, PluginError, steadyClock } from '@hollowtrees/grpcplugin';
 import { timeoutSignal, untilAborted } from './abortable.js';
 import { callAws } from './aws-call.js';
 import type { AwsClients } from './aws-clients.js';
@@ -74,7 +74,7 @@ export class InstanceLookup {
   constructor(
     clients: AwsClients,
     options: LookupOptions,
-    now: () => number = Date.now,
+    now: () => number = () => steadyClock.now(),
   ) {
     this.cache = new ExpiringMap(options.cacheMs, now);
     this.instances = new CoalescingBatcher(async (ids) => {

@@ -1,5 +1,6 @@
 import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
 import { Code, forEachBounded, PluginError, type Clock, type CloudEvent, type HandleContext, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { deadlineOn } from './call-deadline.js';
 import { callAws } from './aws-call.js';
 import { toPluginError } from './aws-error.js';
 import { clientToken, eventScope } from './client-token.js';
@@ -67,7 +68,7 @@ export async function replacePool(ctx: PoolReplaceContext, pool: SpotPool, event
     return { status: 'ok', message: `dry run: EC2 would launch ${toLaunch.length} replacements for pool ${name}`, attributes: { ...counts, dry_run: 'true' } };
   }
   const replacements = [...existing, ...launched];
-  const until = Math.min(started + ctx.settings.waitTimeoutMs, (call.deadline?.getTime() ?? Infinity) - ctx.replyMarginMs);
+  const until = Math.min(started + ctx.settings.waitTimeoutMs, deadlineOn(ctx.clock, call.deadline) - ctx.replyMarginMs);
   const running = await waitUntilRunning(ctx, describe, replacements, until, () => ({ ...counts, waited_ms: String(Math.round(ctx.clock.now() - started)) }));
   return {
     status: 'ok',

@@ -1,5 +1,5 @@
 import { labelsOf, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
-import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { jsonLogger, steadyClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { abortReason, untilAborted } from './abortable.js';
 import { notAMember } from './asg-detach.js';
 import type { AwsCredentials } from './aws-clients.js';
@@ -83,7 +83,10 @@ export interface AwsSpotReplaceOptions {
   pool?: PoolOptions;
   /** Default: JSON lines on stdout, in core's format. */
   logger?: Logger;
-  /** Where `duration_ms` and the `rememberMs` windows read time. Default {@link systemClock}. */
+  /**
+   * Where `duration_ms`, the `rememberMs` windows and the pool waits read time. Default {@link steadyClock}: a step of the wall
+   * clock (NTP after a VM resumed) neither ends a window early, so that a call repeated inside it would ask AWS again, nor stretches it.
+   */
   clock?: Clock;
 }
 
@@ -142,7 +145,7 @@ export class AwsSpotReplaceHandler implements EventHandler {
     }
     this.options = options;
     this.logger = options.logger ?? jsonLogger({ service: SERVICE });
-    this.clock = options.clock ?? systemClock;
+    this.clock = options.clock ?? steadyClock;
   }
 
   /** Replaces the event's instance; rejects with a PluginError whose code says whether core should retry. */
