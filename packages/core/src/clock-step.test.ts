@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { startKubeApiServer, startSqsStandIn, STARTS_STEPPED_ENV, WALL_CLOCK_STEPPED, wallClockStepPreload, type KubeApiServer, type SqsStandIn } from '@hollowtrees/testkit';
+import { startAwsStandIn, startKubeApiServer, startSqsStandIn, STARTS_STEPPED_ENV, WALL_CLOCK_STEPPED, wallClockStepPreload, type KubeApiServer, type SqsStandIn } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { killAllCli, startCli, type CliProcess } from '../test/support/cli-process.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../test/support/recording-plugin.js';
@@ -26,7 +26,7 @@ plugins:
   rec: { type: grpc, address: "${pluginAddress}", retry: { attempts: 1 } }
 flows:
   spot:
-    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating, aws.ec2.spot.interruption-warning]
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating, aws.ec2.spot.interruption-warning, aws.ec2.spot.price-surge]
     groupBy: [instance_id]
     cooldown: 10m
     runRetry: { attempts: 2, initialBackoff: 4s, maxBackoff: 4s, multiplier: 1 }
@@ -143,6 +143,32 @@ describe('a step of the wall clock while core runs', () => {
     expect(seconds).toBeLessThan(60);
   });
 
+  it('2 h forward, then a Spot price surge: its run counts the time from receipt on the same clock as its plugin call (status API, receipt-to-first-call metric)', async () => {
+    const aws = await startAwsStandIn();
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const pool = { instanceType: 'm5.large', availabilityZone: 'us-east-1a' };
+    const sources = `sources: { spotPrice: [{ region: us-east-1, endpoint: "${aws.url}", interval: 250ms, instanceTypes: [m5.large], availabilityZones: [us-east-1a], maxPrice: 0.2 }] }`;
+    try {
+      // Prices as AWS samples them, on the wall clock core reads after its step.
+      aws.ec2.spotPrices.set(pool, 0.05, new Date(Date.now() + STEP_MS - 60 * 60_000));
+      const { core, url } = await startSteppable(rec, sources, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' });
+      await stepWallClock(core);
+      aws.ec2.spotPrices.set(pool, 0.31, new Date(Date.now() + STEP_MS));
+      await core.waitFor((l) => l.msg === 'flow run succeeded');
+      const [run] = (await (await fetch(`${url}/api/v1/status/runs`)).json()) as Array<{ receivedAt: string; startedAt: string }>;
+      const waited = Date.parse(run!.startedAt) - Date.parse(run!.receivedAt);
+      expect(waited).toBeGreaterThanOrEqual(0);
+      expect(waited).toBeLessThan(60_000);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const seconds = Number(/^hollowtrees_receipt_to_first_plugin_call_seconds_sum\{flow="spot"\} (\S+)$/m.exec(metrics)?.[1]);
+      expect(seconds).toBeGreaterThanOrEqual(0);
+      expect(seconds).toBeLessThan(60);
+    } finally {
+      await aws.close();
+    }
+  });
+
   it('2 h forward, then a run, then a restart (state.backend file): the cooldown it wrote still holds on the restarted process, which starts on the stepped wall clock', async () => {
     const rec = await startRecordingPlugin();
     plugins.push(rec);
@@ -161,6 +187,40 @@ describe('a step of the wall clock while core runs', () => {
     const next = await restarted.waitFor((l) => typeof l.msg === 'string' && (l.msg.startsWith('event deduplicated') || l.msg.startsWith('flow run')), from);
     expect(next.msg).toBe('event deduplicated: its group is cooling down');
     expect(rec.calls).toHaveLength(1);
+  });
+
+  it('2 h forward: times shown to people are on core\'s wall clock (a source\'s last receive and last error in the status API, the `until` of a deduplicated re-send in its log line)', async () => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const { core, url } = await startSteppable(rec, '');
+    expect((await post(url)).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run succeeded');
+
+    await stepWallClock(core);
+    const from = core.lines.length;
+    expect((await post(url)).status).toBe(200);
+    const deduplicated = await core.waitFor((l) => l.msg === 'event deduplicated: its group is cooling down', from);
+    const coreNow = Date.now() + STEP_MS;
+    expect(Math.abs(Date.parse(String(deduplicated.until)) - (coreNow + 10 * 60_000))).toBeLessThan(60_000);
+    expect((await fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{}]' })).status).toBe(400);
+    const [http] = (await (await fetch(`${url}/api/v1/status/sources`)).json()) as Array<{ lastReceiveAt: string; lastError: { at: string } }>;
+    expect(Math.abs(Date.parse(http!.lastReceiveAt) - coreNow)).toBeLessThan(30_000);
+    expect(Math.abs(Date.parse(http!.lastError.at) - coreNow)).toBeLessThan(30_000);
+  });
+
+  it('2 h forward: an alert posted resolved (API v2: its endsAt before its receipt, on Prometheus\' clock and core\'s) is taken as resolved, not acted on as firing', async () => {
+    const rec = await startRecordingPlugin();
+    plugins.push(rec);
+    const { core, url } = await startSteppable(rec, '');
+    await stepWallClock(core);
+    // Prometheus, on a clock that agrees with core's stepped one, says the alert ended a minute ago.
+    const endsAt = new Date(Date.now() + STEP_MS - 60_000).toISOString();
+    const resolved = JSON.stringify([{ labels: { alertname: 'SpotInstanceTerminating', instance_id: 'i-0res' }, startsAt: '2026-11-25T10:00:00Z', endsAt }]);
+    const from = core.lines.length;
+    expect((await fetch(`${url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: resolved })).status).toBe(200);
+    const next = await core.waitFor((l) => l.msg === 'event matched no flow' || (typeof l.msg === 'string' && l.msg.startsWith('flow run')), from);
+    expect(next).toMatchObject({ msg: 'event matched no flow', type: 'prometheus.server.alert.SpotInstanceTerminating.resolved' });
+    expect(rec.calls).toHaveLength(0);
   });
 
   it('2 h forward (state.backend kubernetes): a re-sent alert inside its cooldown is still deduplicated, the plugin not called again; Leases still get wall-clock times', async () => {

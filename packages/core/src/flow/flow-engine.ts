@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
 import type { Logger } from 'pino';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
+import { systemClock, wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import type { FlowConfig } from '../config/schema.js';
 import type { EngineMetrics } from './engine-metrics.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
@@ -210,6 +210,8 @@ export class FlowEngine {
   private readonly flows: CompiledFlow[];
   private readonly byName: Map<string, CompiledFlow>;
   private readonly clock: Clock;
+  /** How far the wall clock is ahead of `clock`: times in log lines are shown on the wall clock, as people read them. */
+  private readonly wallAhead: () => number;
   private readonly random: () => number;
   private readonly recent: RecentRuns;
   /** What a shutdown past its grace aborts: the signals of the runs in flight. */
@@ -243,6 +245,7 @@ export class FlowEngine {
 
   constructor(private readonly options: FlowEngineOptions) {
     this.clock = options.clock ?? systemClock;
+    this.wallAhead = wallAheadOf(this.clock);
     this.random = options.random ?? Math.random;
     this.recent = options.recent ?? new RecentRuns(options.recentRuns ?? 100);
     this.dropLog = new DropLog(options.logger, () => this.clock.now());
@@ -313,7 +316,7 @@ export class FlowEngine {
         }
         if (!options.again) metrics.eventsDeduplicated.inc({ flow: flow.name });
         this.options.logger.debug(
-          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.replica ? { replica: holder.replica } : {}), ...(holder.until === undefined ? {} : { until: new Date(holder.until).toISOString() }) },
+          { flow: flow.name, groupKey: key, eventId: event.id, phase: holder.phase, heldBy: holder.eventId, ...(holder.replica ? { replica: holder.replica } : {}), ...(holder.until === undefined ? {} : { until: this.shownTime(holder.until) }) },
           HELD_BECAUSE[holder.phase],
         );
         continue;
@@ -426,6 +429,11 @@ export class FlowEngine {
   }
 
   /** Records on `result`, counts and logs that `flow` dropped an event. */
+  /** A time on `clock` as a log line shows it: RFC 3339 on the wall clock. */
+  private shownTime(ms: number): string {
+    return new Date(ms + this.wallAhead()).toISOString();
+  }
+
   private drop(result: DispatchResult, flow: string, reason: DropReason, fields: Record<string, unknown>, detail?: string): void {
     result.dropped = [...result.dropped, { flow, reason, ...(detail ? { detail } : {}) }];
     if (this.adopting) {
@@ -527,7 +535,7 @@ export class FlowEngine {
     const log = { flow: flow.name, groupKey, eventId: progress.event.id, outcome, durationMs: finishedAt - startedAt, pluginCalls: result.calls.length, runAttempt: progress.attempt };
     if (result.ignored.length > 0) logger.warn({ ...log, ignoredAttributes: result.ignored }, 'plugins returned attributes that would change the event\'s own labels; they were ignored');
     if (outcome === 'succeeded') logger.info(log, 'flow run succeeded');
-    else if (outcome === 'retrying') logger.warn({ ...log, error: result.error, retryAt: new Date(this.states.get(groupKey)?.run?.retryAt ?? finishedAt).toISOString() }, 'flow run failed on a retryable code; it will be tried again');
+    else if (outcome === 'retrying') logger.warn({ ...log, error: result.error, retryAt: this.shownTime(this.states.get(groupKey)?.run?.retryAt ?? finishedAt) }, 'flow run failed on a retryable code; it will be tried again');
     else if (outcome === 'interrupted') logger.warn({ ...log, error: result.error, resumesAfterRestart: resumes }, (lost?.aborted ? INTERRUPTED_HOLD_LOST : INTERRUPTED_BECAUSE)[this.states.backend]);
     else logger.error({ ...log, error: result.error }, 'flow run failed');
   }
@@ -606,8 +614,8 @@ export class FlowEngine {
     const { holder, eventId, since } = takenOver;
     const goOn = goOnAfter(flow, progress, takenOver);
     // Where it goes on (step 1: from the start), or why it does not.
-    const then = 'reason' in goOn ? { notResumed: goOn.reason } : { goesOnAtStep: goOn.next + 1, plugin: flow.steps[goOn.next]?.plugin.name, ...(goOn.retryAt === undefined ? {} : { retryAt: new Date(goOn.retryAt).toISOString() }) };
-    const fields = { flow: flow.name, groupKey, eventId, holder, since: new Date(since).toISOString(), ...then };
+    const then = 'reason' in goOn ? { notResumed: goOn.reason } : { goesOnAtStep: goOn.next + 1, plugin: flow.steps[goOn.next]?.plugin.name, ...(goOn.retryAt === undefined ? {} : { retryAt: this.shownTime(goOn.retryAt) }) };
+    const fields = { flow: flow.name, groupKey, eventId, holder, since: this.shownTime(since), ...then };
     if (takenOver.handedBack) {
       this.options.logger.info(fields, 'run handed back by a replica at its shutdown: this replica takes the group over');
       return goOn;
@@ -821,7 +829,7 @@ export class FlowEngine {
 
   private reportInterrupted(state: GroupState, now: number): void {
     this.endRecovered(state, 'interrupted', 'the process stopped during the run', now);
-    this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: new Date(state.since).toISOString() }, 'run interrupted by a restart; the next event of the group runs again');
+    this.options.logger.warn({ flow: state.flow, groupKey: state.key, eventId: state.eventId, since: this.shownTime(state.since) }, 'run interrupted by a restart; the next event of the group runs again');
   }
 
   /**

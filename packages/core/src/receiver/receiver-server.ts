@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, ty
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { settledFlowsOf, systemClock, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin/without-grpc';
+import { settledFlowsOf, systemClock, wallAheadOf, type Clock, type TlsFiles, type TlsMaterial } from '@hollowtrees/grpcplugin/without-grpc';
 import type { ReceiverLimits, ReceiverTimeouts } from '../config/schema.js';
 import { PROBLEMS_LISTED, problemsText } from '../validation-issues.js';
 import type { Drop, EventSink } from '../sources/event-sink.js';
@@ -165,7 +165,10 @@ export class Receiver implements EventSource {
   private state: SourceStatus['state'] = 'starting';
   private ready = false;
   private inFlight = 0;
-  private readonly health = new SourceHealth();
+  private readonly clock: Clock;
+  /** How far the wall clock is ahead of `clock`: the senders' times are on their wall clocks. */
+  private readonly wallAhead: () => number;
+  private readonly health: SourceHealth;
   private boundAddress: AddressInfo | undefined;
   /** Sockets with a request core is handling, and its response: a parser error on them is not counted twice. */
   private readonly busySockets = new WeakMap<object, ServerResponse>();
@@ -174,6 +177,9 @@ export class Receiver implements EventSource {
   private readonly strings = new SharedStrings();
 
   constructor(private options: ReceiverOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.wallAhead = wallAheadOf(this.clock);
+    this.health = new SourceHealth(this.wallAhead);
     this.alertParser = new OffThreadParser(options.logger);
     this.getRoutes = {
       '/-/healthy': (res) => sendText(res, 200, 'Healthy\n'),
@@ -341,8 +347,9 @@ export class Receiver implements EventSource {
       // Read, so the connection stays open, but not parsed while every flow is full: that would only slow the runs that make room.
       const full = sink.noRoom?.();
       if (full) throw noRoomBeforeParsing(intake.noun, full);
-      const receivedAt = new Date((this.options.clock ?? systemClock).now());
-      const at = receivedAt.getTime();
+      const at = this.clock.now();
+      // Parsed on the wall clock: an alert's endsAt (at or before its receipt: resolved) is the sender's wall-clock time.
+      const receivedAt = new Date(at + this.wallAhead());
       this.health.received(at);
       const { events, refused, leftOut } = await intake.parse(body, receivedAt, limits);
       // Said at every such payload: nothing else tells the operator that these alerts are never acted on.
@@ -395,7 +402,7 @@ export class Receiver implements EventSource {
     const error = err instanceof HttpError ? err : new HttpError(500, 'internal', 'internal error');
     if (!(err instanceof HttpError)) this.options.logger.error({ err, path: req.url }, 'receiver failed on a request');
     this.options.metrics.requestsRejected.inc({ reason: countedReason(req, error) });
-    this.health.failed((this.options.clock ?? systemClock).now(), `${error.status} ${error.reason}: ${error.message}`);
+    this.health.failed(this.clock.now(), `${error.status} ${error.reason}: ${error.message}`);
     if (res.headersSent) {
       res.destroy();
       return;

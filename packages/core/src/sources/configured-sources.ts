@@ -7,7 +7,7 @@ import type { EventSource } from './event-source.js';
 
 /**
  * The clocks the sources read: `runState`, the run state's (a queue's receipt times go with its runs');
- * `wall`, the system's (the price source compares it with the times of AWS's price samples).
+ * `wall`, the system's (the price source compares it with the times of AWS's price samples; its events' receipt is on `runState`).
  */
 export interface SourceClocks {
   runState: Clock;
@@ -27,7 +27,7 @@ export async function configuredSources(sources: Config['sources'], metrics: { s
   }
   if (sources.spotPrice.length > 0) {
     const { SpotPriceSource } = await import('./spot-price/spot-price-source.js');
-    configured.push(...sources.spotPrice.map((entry, i) => new SpotPriceSource(entry, i, metrics.spotPrice, logger, clocks.wall)));
+    configured.push(...sources.spotPrice.map((entry, i) => new SpotPriceSource(entry, i, metrics.spotPrice, logger, clocks.wall, clocks.runState)));
   }
   return configured;
 }

@@ -6,6 +6,9 @@ import type { SourceState, SourceStatus } from './event-source.js';
  * same fields the same way in `/api/v1/status`.
  */
 export class SourceHealth {
+  /** @param wallAhead How far the wall clock is ahead of the clock the source's times are on (`wallAheadOf`): the status shows them on the wall clock. */
+  constructor(private readonly wallAhead: () => number = () => 0) {}
+
   private lastReceiveAt: number | undefined;
   private errors = 0;
   private lastError: SourceStatus['lastError'];
@@ -21,16 +24,17 @@ export class SourceHealth {
     this.lastError = { at, message };
   }
 
-  /** The status of a source with these name, kind, state and requests or messages in flight. */
+  /** The status of a source with these name, kind, state and requests or messages in flight; its times on the wall clock. */
   status(name: string, kind: string, state: SourceState, inFlight: number): SourceStatus {
+    const ahead = this.wallAhead();
     return {
       name,
       kind,
       state,
       inFlight,
       errors: this.errors,
-      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt }),
-      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.lastReceiveAt === undefined ? {} : { lastReceiveAt: this.lastReceiveAt + ahead }),
+      ...(this.lastError ? { lastError: { ...this.lastError, at: this.lastError.at + ahead } } : {}),
     };
   }
 }

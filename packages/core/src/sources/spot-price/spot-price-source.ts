@@ -110,6 +110,8 @@ export class SpotPriceSource implements EventSource {
     private readonly metrics: SpotPriceMetrics,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    /** What an event's receipt is read on: the run state's clock, which the engine times the event's runs on. Default `clock`. */
+    private readonly receiptClock: Clock = clock,
   ) {
     this.name = spotPriceSourceName(config);
     this.entry = `sources.spotPrice[${index}]`;
@@ -281,7 +283,7 @@ export class SpotPriceSource implements EventSource {
     const sink = this.sink!;
     const event = crossingEvent(place, crossing, edge);
     const fields = { source: this.entry, eventId: event.id, type: event.type, ...event.data.labels };
-    const result = sink.durable ? sink.accept(event, this.clock.now(), undefined, to === 'all' ? {} : { flows: to }) : undefined;
+    const result = sink.durable ? sink.accept(event, this.receiptClock.now(), undefined, to === 'all' ? {} : { flows: to }) : undefined;
     const drop = result?.dropped[0];
     const kept = result !== undefined && (await sink.commit());
     if (!kept || drop) {

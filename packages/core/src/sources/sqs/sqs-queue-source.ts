@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import type { Logger } from 'pino';
 import type { Clock, CloudEvent } from '@hollowtrees/grpcplugin';
+import { wallAheadOf } from '@hollowtrees/grpcplugin/without-grpc';
 import { sqsQueueName, type SqsQueueConfig } from '../../config/schema.js';
 import { awsClientConfig } from '../aws-client-config.js';
 import type { AcceptOptions, EventSink } from '../event-sink.js';
@@ -123,7 +124,7 @@ export class SqsQueueSource implements EventSource {
   /** Why the pollers receive nothing now (see {@link refusal}); undefined while they receive. */
   private refusing: string | undefined;
   private state: SourceState = 'starting';
-  private readonly health = new SourceHealth();
+  private readonly health: SourceHealth;
 
   constructor(
     private readonly config: SqsQueueConfig,
@@ -133,6 +134,7 @@ export class SqsQueueSource implements EventSource {
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
+    this.health = new SourceHealth(wallAheadOf(clock));
     metrics.initQueue(this.name);
   }
 
