@@ -690,7 +690,8 @@ describe('pool mode', () => {
   });
 
   it("a newer surge that joins while a node's check before a retry is on its way: the node is not taken for another drain's and is drained", async () => {
-    const api = await startCluster();
+    // One web pod on pool-1: db-0's retries are the only ones that check pool-1, so the check held below is theirs.
+    const api = await startCluster({ secondWebPod: false });
     holdOn(api, 'pool-1');
     const handler = handlerFor(api, { replyMarginMs: 200 });
     const draining = handler.handle(surge(), context({ mode: 'pool' }, 20_000));
@@ -698,8 +699,8 @@ describe('pool mode', () => {
     // The next read of pool-1 (a check before an eviction's retry) is answered only after the newer surge has joined
     // this drain and moved pool-1's record to its time.
     const read = held(cleanups);
-    api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /\/nodes\/pool-1$/ });
-    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const reading = api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /\/nodes\/pool-1$/ });
+    await vi.waitFor(() => expect(reading.hits).toBe(1), { timeout: 5_000, interval: 5 });
     const newer = handler.handle(surge(undefined, TIME + 120_000), context({ mode: 'pool' }, 20_000));
     await vi.waitFor(() => expect(recordedSurgeAt(api, 'pool-1')).toBe(new Date(TIME + 120_000).toISOString()), { timeout: 5_000, interval: 20 });
     read.open();
@@ -1534,10 +1535,10 @@ describe('pool mode: the resolution marker', () => {
     expectPool(api, CORDONED);
     // core's retry lists the pool, then its read of the marker is held at the stand-in.
     const read = held(cleanups);
-    api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /\/leases\// });
+    const reading = api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /\/leases\// });
     const listings = poolListings(api).length;
     const retry = handler.handle(surge(), { ...context({ mode: 'pool' }), attempt: 2 });
-    await vi.waitFor(() => expect(poolListings(api).length > listings && api.inFlight > 0).toBe(true), { timeout: 10_000, interval: 5 });
+    await vi.waitFor(() => expect(poolListings(api).length > listings && reading.hits === 1).toBe(true), { timeout: 10_000, interval: 5 });
     // The resolution comes to this process meanwhile: it stops the retry's drain and writes the marker.
     const stopping = handler.handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     await vi.waitFor(() => expect(api.requests.some((r) => r.method === 'POST' && r.path.endsWith('/leases') && r.code === 201)).toBe(true), { timeout: 10_000, interval: 5 });
@@ -1575,9 +1576,9 @@ describe('pool mode: the resolution marker', () => {
     const labels = { availability_zone: EMPTY_ZONE, instance_type: TYPE };
     // Process B's surge lists the pool (no node yet), its listing held at the stand-in.
     const listing = held(cleanups);
-    api.failNext(1, { effect: 'delay', until: listing.until, method: 'GET', path: /^\/api\/v1\/nodes$/, query: /labelSelector=/ });
+    const listed = api.failNext(1, { effect: 'delay', until: listing.until, method: 'GET', path: /^\/api\/v1\/nodes$/, query: /labelSelector=/ });
     const slow = handlerFor(api, { replyMarginMs: 200 }).handle(surge(labels), context({ mode: 'pool' }, 20_000));
-    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 10_000, interval: 5 });
+    await vi.waitFor(() => expect(listed.hits).toBe(1), { timeout: 10_000, interval: 5 });
     // Process A takes the surge's resolution: the pool has no node.
     expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000, labels), context({ mode: 'pool' }))).toMatchObject({ status: 'skipped' });
     // Nodes join the pool before B's listing is answered.
@@ -1594,15 +1595,19 @@ describe('pool mode: the resolution marker', () => {
   });
 
   it("a newer surge that joined a drain whose cordons another plugin process's resolution of the older surge undid drains the pool anew, not answered ok with the pool uncordoned", async () => {
-    const api = await startCluster();
+    // One web pod on pool-1: db-0's retries are the only ones that check pool-1. With a second, refused by the web
+    // budget, one check was held and the other retries ran on: one of them could see pool-1 still cordoned and evict
+    // db-0 once db-1 came (nodes_drained 1).
+    const api = await startCluster({ secondWebPod: false });
     holdOn(api, 'pool-1');
     // Process A drains the surge at TIME, held at pool-1; its next check of pool-1 (before a budget retry) is held at the stand-in.
     const a = handlerFor(api, { replyMarginMs: 200 });
     const older = a.handle(surge(), context({ mode: 'pool' }, 20_000));
     await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
     const check = held(cleanups);
-    api.failNext(1, { effect: 'delay', until: check.until, method: 'GET', path: /^\/api\/v1\/nodes\/pool-1$/ });
-    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    const checking = api.failNext(1, { effect: 'delay', until: check.until, method: 'GET', path: /^\/api\/v1\/nodes\/pool-1$/ });
+    // The check itself at the stand-in (not just any request in flight): else B's read of pool-1 could be the one held.
+    await vi.waitFor(() => expect(checking.hits).toBe(1), { timeout: 5_000, interval: 5 });
     // Process B takes the older surge's resolution (TIME + 1m) and uncordons the pool.
     expect(await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }))).toMatchObject({ attributes: { nodes_uncordoned: '6' } });
     expectPool(api, UNCORDONED);
@@ -1637,10 +1642,10 @@ describe('pool mode: the resolution marker', () => {
     await vi.waitFor(() => POOL.slice(0, 5).forEach((name) => expect(recordedSurgeAt(api, name)).toBe(newerAt)), { timeout: 5_000, interval: 10 });
     // pool-6's cordon lands (recording the older surge); A's read of it, to record the newer surge, is held.
     const read = held(cleanups);
-    api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /^\/api\/v1\/nodes\/pool-6$/ });
+    const reading = api.failNext(1, { effect: 'delay', until: read.until, method: 'GET', path: /^\/api\/v1\/nodes\/pool-6$/ });
     cordon.open();
     await vi.waitFor(() => expect(cordoned(api, 'pool-6')).toEqual(CORDONED), { timeout: 5_000, interval: 10 });
-    await vi.waitFor(() => expect(api.inFlight).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    await vi.waitFor(() => expect(reading.hits).toBe(1), { timeout: 5_000, interval: 5 });
     // Process B takes the older surge's resolution (TIME + 1m): it uncordons pool-6 and leaves the nodes held for the newer surge.
     await handlerFor(api, { replyMarginMs: 200 }).handle(resolution(TIME + 60_000), context({ mode: 'pool' }));
     expect(cordoned(api, 'pool-6')).toEqual(UNCORDONED);

@@ -7,6 +7,7 @@
 export {
   startKubeApiServer,
   type FaultOptions,
+  type KubeFault,
   type KubeApiServer,
   type KubeApiServerOptions,
   type KubeConfigOptions,

@@ -294,6 +294,22 @@ describe('kube-apiserver stand-in', () => {
     expect(api.requests.map((r) => r.code)).toEqual([500, 503, 500, 200]);
   });
 
+  it('counts the requests a fault has hit, a held one as soon as it arrives, and only those it matches', async () => {
+    let release = (): void => {};
+    const fault = api.failNext(1, { effect: 'delay', until: new Promise<void>((resolve) => (release = resolve)), method: 'GET', path: /\/nodes\/n1$/ });
+    expect(fault.hits).toBe(0);
+    expect((await call('GET', '/api/v1/nodes/n2')).code).toBe(200);
+    expect(fault.hits).toBe(0);
+    const slow = call('GET', '/api/v1/nodes/n1');
+    await expect.poll(() => fault.hits, { timeout: 5_000 }).toBe(1);
+    expect(api.requests.map((r) => r.path)).toEqual(['/api/v1/nodes/n2']);
+    // Spent: the next matching request is served at once.
+    expect((await call('GET', '/api/v1/nodes/n1')).code).toBe(200);
+    expect(fault.hits).toBe(1);
+    release();
+    expect((await slow).code).toBe(200);
+  });
+
   it('answers 429 with Retry-After, unserved, to a request past maxInFlight, as API Priority and Fairness does; watches do not count', async () => {
     const limited = await startKubeApiServer({ maxInFlight: 2 });
     limited.cluster.addNode({ metadata: { name: 'n1' } });

@@ -42,6 +42,15 @@ export interface FaultOptions {
   query?: RegExp;
 }
 
+/** What {@link KubeApiServer.failNext} set up, as the stand-in sees it. */
+export interface KubeFault {
+  /**
+   * The requests it has hit so far (a `delay`: held, or served after it), counted on arrival: a test waits for this,
+   * not for some request to be in flight, to know the request it meant is the one held.
+   */
+  readonly hits: number;
+}
+
 /** One request the stand-in answered. */
 export interface RequestRecord {
   method: string;
@@ -68,7 +77,7 @@ export interface KubeApiServer {
   /** Requests being served now (arrived, not yet answered), watches aside. */
   readonly inFlight: number;
   /** Answers the next `count` matching requests with an error instead of serving them, or loses or delays their answers (see {@link FaultOptions}). */
-  failNext(count: number, options?: FaultOptions): void;
+  failNext(count: number, options?: FaultOptions): KubeFault;
   /** TCP connections accepted so far (a client that reuses connections opens few). */
   connections(): number;
   /** Drops every open connection, as a restarting API server or a network blip does; watches end. */
@@ -335,7 +344,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       return serving;
     },
     failNext(count, fault = {}) {
-      faults.push({ remaining: count, effect: fault.effect ?? 'error', until: fault.until, code: fault.code ?? 500, method: fault.method, path: fault.path, query: fault.query });
+      const injected: Fault = { remaining: count, effect: fault.effect ?? 'error', until: fault.until, code: fault.code ?? 500, method: fault.method, path: fault.path, query: fault.query };
+      faults.push(injected);
+      return {
+        get hits() {
+          return count - injected.remaining;
+        },
+      };
     },
     connections: () => accepted,
     dropConnections: () => server.closeAllConnections(),
