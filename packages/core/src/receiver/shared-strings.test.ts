@@ -62,21 +62,31 @@ describe('SharedStrings', () => {
 });
 
 describe('SharedStrings and the field names senders choose', () => {
-  it('keeps no field name longer than a shared value: events with 100,000-character data keys leave nothing behind once gone', () => {
+  /** A CloudEvent whose data has one key of 100,000 characters, named for `round` and `i`, parsed as the receiver's are. */
+  const longKeyEvent = (round: number, i: number): CloudEvent =>
+    JSON.parse(JSON.stringify({ specversion: '1.0', id: `e-${round}-${i}`, source: 'test', type: 't', data: { labels: {}, [`${round}-${String(i).padStart(3, '0')}${'k'.repeat(100_000)}`]: 'v' } })) as CloudEvent;
+
+  /** Bytes of heap per event that a new SharedStrings, still in use, holds after sharing `count` such events of `round`. */
+  function retainedPerEvent(round: number, count: number): number {
     const strings = new SharedStrings();
     gc();
     const before = process.memoryUsage().heapUsed;
-    // A CloudEvent's data takes any key, as long as the body allows (1 MiB by default): these are parsed, as the receiver's are.
-    for (let i = 0; i < 256; i++) {
-      const event = JSON.parse(JSON.stringify({ specversion: '1.0', id: `e-${i}`, source: 'test', type: 't', data: { labels: {}, [`${String(i).padStart(3, '0')}${'k'.repeat(100_000)}`]: 'v' } })) as CloudEvent;
-      strings.shareEvent(event);
-    }
+    for (let i = 0; i < count; i++) strings.shareEvent(longKeyEvent(round, i));
     // Twice: the hidden classes of the events' objects, which also name the keys, go at the second.
     gc();
     gc();
-    const retained = (process.memoryUsage().heapUsed - before) / 256;
+    const retained = (process.memoryUsage().heapUsed - before) / count;
     expect(strings.share('labels', 'x')).toBe('x');
-    // Before: each key, 100 KB, was kept as a field name for good (25 MB for these 256 events).
-    expect(retained, `${retained.toFixed(0)} B held an event`).toBeLessThan(1_000);
+    return retained;
+  }
+
+  it('keeps no field name longer than a shared value: events with 100,000-character data keys leave nothing behind once gone', () => {
+    // A first round unmeasured: what the first such events leave for good (compiled code, the shapes' transition tables)
+    // was up to 1.8 KB an event, over the bound; later rounds leave a few bytes. The median of three rides out a stray one.
+    retainedPerEvent(0, 100);
+    const readings = [1, 2, 3].map((round) => retainedPerEvent(round, 100));
+    const median = [...readings].sort((x, y) => x - y)[1]!;
+    // Before: each key, 100 KB, was kept as a field name for good (10 MB for a round's 100 events), in every round.
+    expect(median, `${median.toFixed(0)} B held an event (the median of ${readings.map((r) => r.toFixed(0)).join(', ')})`).toBeLessThan(1_000);
   });
 });
