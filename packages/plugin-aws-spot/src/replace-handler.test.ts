@@ -626,18 +626,24 @@ describe('an instance outside a group (strategy fleet)', () => {
   it('launches no second replacement when the call is cut off while its on-demand fallback (spot refused whole for its quota) is under way, and spot is back for the retry', async () => {
     const old = standalone();
     aws.faults.fail(1, { code: 'MaxSpotFleetRequestCountExceeded', message: 'Max spot fleet request count exceeded', status: 400 }, { action: 'CreateFleet' });
-    // Every call takes 600 ms: the on-demand CreateFleet is still on its way into EC2 when core gives up on the call.
-    aws.latency.set(600);
+    // The on-demand CreateFleet is held on its way into EC2 when core gives up on the call (held, not slowed by a
+    // latency the test sleeps into: on a loaded machine the sleep outlasted it, and the call was answered first).
+    let letGo = (): void => {};
+    // Holds take calls in the order set: the spot request goes through, the on-demand one is held.
+    aws.faults.hold(1, Promise.resolve(), { action: 'CreateFleet' });
+    const launching = aws.faults.hold(1, new Promise<void>((resolve) => (letGo = resolve)), { action: 'CreateFleet' });
+    cleanups.push(() => letGo());
     const h = handler({ instanceTypes: ['m5.large'] });
     const controller = new AbortController();
     const first = rejection(h.handle(spotEvent(old), { ...context(), signal: controller.signal }));
     await vi.waitFor(() => expect(aws.callsTo('CreateFleet')).toHaveLength(1), { timeout: 5_000 });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await vi.waitFor(() => expect(launching.hits).toBe(1), { timeout: 5_000, interval: 5 });
     controller.abort(new PluginError(Code.DeadlineExceeded, 'deadline exceeded'));
     expect((await first).code).toBe(Code.DeadlineExceeded);
-    // The retry comes at once, the spot fleet request quota freed meanwhile.
-    aws.latency.set(0);
+    // The retry comes at once, the spot fleet request quota freed meanwhile, while that request is still held; EC2 then
+    // launches it all the same.
     const retry = await h.handle(spotEvent(old), context(2));
+    letGo();
     await vi.waitFor(() => expect(aws.callsTo('CreateFleet').length).toBeGreaterThanOrEqual(3), { timeout: 5_000 });
     expect(retry.attributes).toMatchObject({ replacement_capacity_type: 'on-demand' });
     expect(replacementsOf(old)).toHaveLength(1);

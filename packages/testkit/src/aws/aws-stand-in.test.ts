@@ -354,6 +354,22 @@ describe('faults', () => {
     expect(aws.calls.map((c) => c.errorCode)).toEqual(['RequestLimitExceeded', 'Throttling', undefined]);
   });
 
+  it('holds a call, before its action runs, until the test lets it go: a fleet a client gave up on is launched all the same', async () => {
+    aws.ec2.addLaunchTemplate({ id: 'lt-0aaa', imageId: 'ami-1' });
+    let release = (): void => {};
+    const held = aws.faults.hold(1, new Promise<void>((resolve) => (release = resolve)), { action: 'CreateFleet' });
+    await ec2.send(new DescribeInstancesCommand({}));
+    expect(held.hits).toBe(0);
+    const client = new AbortController();
+    const cut = ec2.send(new CreateFleetCommand(fleetInput(['m5.large'], 'spot')), { abortSignal: client.signal }).catch((err: unknown) => err);
+    await vi.waitFor(() => expect(held.hits).toBe(1), { timeout: 5_000, interval: 5 });
+    expect(aws.ec2.instances.size).toBe(0);
+    client.abort();
+    expect(await cut).toMatchObject({ name: 'AbortError' });
+    release();
+    await vi.waitFor(() => expect(aws.ec2.instances.size).toBe(1), { timeout: 5_000, interval: 5 });
+  });
+
   it('answers 503 and injected errors for one action', async () => {
     aws.faults.unavailable(1);
     aws.faults.fail(1, { code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.', status: 403 }, { action: 'CreateTags' });

@@ -73,6 +73,20 @@ interface PendingFault {
   readonly error: (service: AwsService) => InjectedFault;
 }
 
+/** Calls held at the stand-in (see {@link AwsFaults.hold}). */
+export interface HeldCalls {
+  /** The calls held so far, counted on arrival: a test waits for this, not for a time, to know the call is there. */
+  readonly hits: number;
+}
+
+/** A hold waiting for the next matching calls. */
+interface PendingHold {
+  remaining: number;
+  readonly service: AwsService | undefined;
+  readonly action: string | undefined;
+  readonly until: Promise<unknown>;
+}
+
 /** Which calls a fault applies to. Default: any call to either service. */
 export interface FaultScope {
   service?: AwsService;
@@ -82,6 +96,29 @@ export interface FaultScope {
 /** Errors injected into the next calls, answered before the action runs. */
 export class AwsFaults {
   private readonly pending: PendingFault[] = [];
+  private readonly holds: PendingHold[] = [];
+
+  /**
+   * The next `count` calls wait at the stand-in, before their action runs (and before any other fault), until `until`
+   * settles: a call on its way into the service when its client gives up, applied all the same once let go.
+   */
+  hold(count: number, until: Promise<unknown>, scope: FaultScope = {}): HeldCalls {
+    const hold: PendingHold = { remaining: count, service: scope.service, action: scope.action, until };
+    this.holds.push(hold);
+    return {
+      get hits() {
+        return count - hold.remaining;
+      },
+    };
+  }
+
+  /** Waits while a {@link hold} takes this call; at once when none does. */
+  async held(service: AwsService, action: string): Promise<void> {
+    const hold = this.holds.find((h) => h.remaining > 0 && (h.service ?? service) === service && (h.action ?? action) === action);
+    if (!hold) return;
+    hold.remaining--;
+    await hold.until.catch(() => {});
+  }
 
   /**
    * The next `count` calls fail with each service's real throttling error:
@@ -127,6 +164,7 @@ export class AwsFaults {
   /** Drops every fault still pending: the service works again. */
   clear(): void {
     this.pending.length = 0;
+    this.holds.length = 0;
   }
 
   /** Takes the fault for this call, if one is pending. */
@@ -176,6 +214,7 @@ export async function startQueryServer(options: {
     const action = params.get('Action') ?? '';
     const service = serviceOf(params.get('Version')) ?? 'ec2';
     const dialect = DIALECTS[service];
+    await options.faults.held(service, action);
     const send = (status: number, body: Record<string, unknown>): void => {
       res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId });
       res.end(toXml(body));

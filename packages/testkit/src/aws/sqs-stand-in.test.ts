@@ -225,7 +225,8 @@ describe('SQS stand-in through @aws-sdk/client-sqs', () => {
 
   it('close() ends a pending long poll instead of waiting it out', async () => {
     const pending = receive({ WaitTimeSeconds: 20 }).catch((err: unknown) => err);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The receive at the stand-in (counted on arrival), not 100 ms that a loaded machine may spend before sending it.
+    await expect.poll(() => sqs.maxConcurrent('ReceiveMessage'), { timeout: 5_000 }).toBe(1);
     const started = Date.now();
     await sqs.close();
     await pending;

@@ -294,6 +294,7 @@ export async function startSqsStandIn(options: SqsStandInOptions = {}): Promise<
       } catch {
         throw new AwsApiError('SerializationException', 'Start of structure or map found where not expected.');
       }
+      await faults.held('sqs', action);
       const fault = faults.take('sqs', action);
       if (fault === 'drop-connection' || fault === 'no-answer') {
         record(fault);
