@@ -215,9 +215,10 @@ describe('DrainHandler', () => {
     await handler.eventsRecorded();
     const before = { node: api.cluster.node('node-a'), writes: writes(api).length, events: api.cluster.events().length };
 
-    const started = Date.now();
+    const asked = api.requests.length;
     const again = await handler.handle(event({ node: 'node-a' }), context());
-    expect(Date.now() - started).toBeLessThan(500);
+    // Reads only (no eviction, no patch, no Event): not a time, which a loaded machine stretches.
+    expect(api.requests.slice(asked).filter((r) => r.method !== 'GET')).toEqual([]);
     expect(again).toMatchObject({ status: 'skipped', attributes: { node: 'node-a', pods_evicted: '0', pods_remaining: '0' } });
     expect(api.cluster.node('node-a')).toEqual(before.node);
     expect(writes(api)).toHaveLength(before.writes);
