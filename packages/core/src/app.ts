@@ -148,7 +148,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     throw err;
   }
   let config = loaded.config;
-  if (store.recovered.length > 0 || store.backend === 'file') reportRecovery(current.engine.recover(store.recovered));
+  if (store.recovered.length > 0 || store.backend === 'file') reportRecovery(current.engine.recover(store.recovered, store.recoveredFailures));
   // A run another replica cut short goes on here without waiting for its event again.
   store.onCutShort((run) => current.engine.goOnWith(run));
   const sweeper = setInterval(() => current.engine.sweep(), SWEEP_MS).unref();

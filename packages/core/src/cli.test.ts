@@ -135,14 +135,14 @@ describe('hollowtrees CLI', () => {
 
   it('a state.file a later version wrote is refused naming state.file: exit 2, the file kept as it is (a rollback)', () => {
     const journal = join(mkdtempSync(join(tmpdir(), 'hollowtrees-state-')), 'runs.jsonl');
-    writeFileSync(journal, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 6, records: 0 })}\n`);
+    writeFileSync(journal, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 7, records: 0 })}\n`);
     const config = file('state-later.yaml', `state: { file: "${journal}" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n`);
     expect(run('--config', config, '--listen', '127.0.0.1:0')).toMatchObject({
       status: 2,
       stdout: '',
-      stderr: `${config}: state.file: cannot use "${journal}" for the run-state journal: it was written by a later Hollowtrees (journal format 6; this one reads format 5 and earlier): start that version again, or move the file away to start without its run state\n`,
+      stderr: `${config}: state.file: cannot use "${journal}" for the run-state journal: it was written by a later Hollowtrees (journal format 7; this one reads format 6 and earlier): start that version again, or move the file away to start without its run state\n`,
     });
-    expect(readFileSync(journal, 'utf8')).toBe(`${JSON.stringify({ journal: 'hollowtrees-run-state', version: 6, records: 0 })}\n`);
+    expect(readFileSync(journal, 'utf8')).toBe(`${JSON.stringify({ journal: 'hollowtrees-run-state', version: 7, records: 0 })}\n`);
   });
 
   it('an address this machine does not have is a configuration error: exit 2 naming server.listen or --listen', () => {

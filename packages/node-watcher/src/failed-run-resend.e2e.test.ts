@@ -284,12 +284,39 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
     expect(await t.accepted()).toBe(2);
   });
 
-  // Not closed: core restarted after the drain run failed but before the watcher's follow saw the failure. Core lists
-  // finished runs in memory only, and a failed run frees its group (nothing of it in the journal), so after the restart
-  // the follow finds the drain flow's group gone and no run of it listed: it cannot tell a failure from a success without
-  // a cooldown, re-sends nothing, and stops following after 15 minutes (the node goes undrained). Closing it needs core to
-  // keep a failed run's end across a restart (the journal, or a Lease), listed by the status API.
-  it.todo('core restarted (state.file) between the drain run failing and the watcher seeing it: the notice is still sent again');
+  it('core restarted (state.file) between the drain run failing and the watcher seeing it: the notice is still sent again', async () => {
+    const id = 'instance-event-0a1b2c3d4e5f60735';
+    const dir = cleanups.add(await tempDir('resend-state'), (d) => d.remove());
+    const config = (address: string): string => `state:\n  file: ${join(dir.path, 'state.journal')}\n${drainConfig(address)}`;
+    const drain = gate();
+    const t = await setUp(
+      async (call) => {
+        if (call > 1) return;
+        await drain.promise;
+        blocked();
+      },
+      {},
+      config,
+      `127.0.0.1:${await freePort()}`,
+    );
+    t.imds.scheduleMaintenance(maintenance(id));
+    // The follow has read the group the drain run holds, then looked for its end.
+    await until('the watcher follows the drain run at work', () => t.plugin.events.length === 1 && t.proxy.paths.some((p) => p.startsWith('/core/api/v1/status/runs')), 30_000);
+    // From here the watcher cannot see core's runs: the failure and the restart happen unseen.
+    t.proxy.refuseStatus(true);
+    drain.open();
+    await until('the drain run failed', async () => (await outcomes(t.coreUrl, id)).includes('failed'), 30_000);
+    await t.core.kill();
+    await startCoreProcess(config(t.plugin.address), new URL(t.coreUrl).host);
+    // The journal kept the failure: the restarted core lists it.
+    expect(await outcomes(t.coreUrl, id)).toEqual(['failed']);
+    t.proxy.refuseStatus(false);
+
+    await until('the drain flow ran the re-send', async () => t.plugin.events.length === 2 && (await outcomes(t.coreUrl, id))[0] === 'succeeded', 30_000);
+    expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded', 'failed']);
+    expect(await t.failedRuns('resent')).toBe(1);
+    expect(await t.accepted()).toBe(2);
+  });
 
   it('core restarted (state.file) while the re-send waits, after that cooldown: only the flow that failed runs the re-send', async () => {
     const id = 'instance-event-0a1b2c3d4e5f60731';
@@ -301,8 +328,8 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
     await letThrough(t, id);
     expect(t.plugin.events).toHaveLength(2);
     expect(t.notify.events).toHaveLength(1);
-    // The status API after the restart lists the run of the re-send alone: the failure before it was in memory only.
-    expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded']);
+    // The status API after the restart lists the failure before it too: the journal kept it.
+    expect(await outcomes(t.coreUrl, id)).toEqual(['succeeded', 'failed']);
     expect(await t.failedRuns('resent')).toBe(1);
   });
 });

@@ -11,7 +11,7 @@ import { ThrottledLog } from '../throttled-log.js';
 import { approximateBytes } from './event-bytes.js';
 import { compileMatcher, describeMismatch, type EventMatcher } from './event-matcher.js';
 import { compileGroupKey } from './group-key.js';
-import { claimedRun, GroupStates, type GroupState, type RunProgress, type StepRef } from './group-states.js';
+import { claimedRun, GroupStates, type FailedRunRecord, type GroupState, type RunProgress, type StepRef } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
 import { RecentRuns, type FinishedRun } from './recent-runs.js';
 import { RunListeners } from './run-listeners.js';
@@ -507,7 +507,7 @@ export class FlowEngine {
     cancel.release();
     const finishedAt = this.clock.now();
     const reached = progressAt(flow.steps, progress, result.reached, result.attributes);
-    const outcome = this.settle(flow, groupKey, reached, result, bytes, finishedAt);
+    const outcome = this.settle(flow, groupKey, reached, result, bytes, { startedAt, finishedAt });
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey, progress.event);
     // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow. A write that
     // fails (a full disk) does not hold the source back: the plugins acted, and the journal writes the end with the disk.
@@ -631,8 +631,9 @@ export class FlowEngine {
     return goOn;
   }
 
-  /** Decides what the group becomes after one pass over the plugins. */
-  private settle(flow: CompiledFlow, key: string, reached: RunProgress, result: RunResult, bytes: number, now: number): RunOutcome {
+  /** Decides what the group becomes after one pass over the plugins, which started and ended at `times` (`finishedAt`: now). */
+  private settle(flow: CompiledFlow, key: string, reached: RunProgress, result: RunResult, bytes: number, times: { startedAt: number; finishedAt: number }): RunOutcome {
+    const now = times.finishedAt;
     // The event leaves this run whatever happens; a later try holds its bytes again.
     this.heldBytes.release(flow.name, bytes);
     if (result.outcome === 'succeeded') {
@@ -652,7 +653,8 @@ export class FlowEngine {
       this.scheduleOrHandOver(this.states.get(key)!);
       return 'retrying';
     }
-    this.states.release(key);
+    const { event, receivedAt } = reached;
+    this.states.release(key, { flow: flow.name, eventId: event.id, eventType: event.type, ...(result.error === undefined ? {} : { error: result.error }), receivedAt, ...times });
     return 'failed';
   }
 
@@ -775,11 +777,12 @@ export class FlowEngine {
 
   /** A run read back from the journal that will not go on: its group is freed, and it is counted and listed as `outcome`. */
   private endRecovered(state: GroupState, outcome: 'failed' | 'interrupted', error: string, now: number): void {
+    const ended = { flow: state.flow, eventId: state.eventId, eventType: state.run?.event.type ?? '', error, receivedAt: state.run?.receivedAt ?? state.since, startedAt: state.since, finishedAt: now };
     this.states.restore(state);
-    this.states.release(state.key);
+    this.states.release(state.key, outcome === 'failed' ? ended : undefined);
     this.listeners.take(state.key, state.run?.event)?.({ flow: state.flow, outcome, error });
     this.options.metrics.flowRuns.inc({ flow: state.flow, outcome });
-    this.recent.add({ flow: state.flow, groupKey: state.key, eventId: state.eventId, eventType: state.run?.event.type ?? '', outcome, error, receivedAt: state.run?.receivedAt ?? state.since, startedAt: state.since, finishedAt: now, calls: [] });
+    this.recent.add({ ...ended, groupKey: state.key, outcome, calls: [] });
   }
 
   private updateWaitingGauge(flow: string): void {
@@ -800,8 +803,11 @@ export class FlowEngine {
    * latest its flow's `cooldown` from now, and a wait for the next try its
    * `runRetry.maxBackoff` from now (see `resume`): a journal written by a clock
    * that was ahead, or before those were shortened, would hold the group longer.
+   * The runs that failed for good before the restart (`failures`, oldest first) are listed again.
    */
-  recover(states: readonly GroupState[]): Recovery {
+  recover(states: readonly GroupState[], failures: readonly FailedRunRecord[] = []): Recovery {
+    // Listed as before the restart: a follower of an event that failed meanwhile learns it still.
+    for (const { key, phase: _failed, ...failure } of failures) this.recent.add({ ...failure, groupKey: key, outcome: 'failed', calls: [] });
     const now = this.clock.now();
     const recovery: Recovery = { cooling: 0, resumed: 0, interrupted: 0, abandoned: 0 };
     const toResume: GroupState[] = [];

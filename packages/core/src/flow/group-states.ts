@@ -72,10 +72,29 @@ export interface GroupState {
 }
 
 /**
- * A change of one group, in the order it happened: its new state, `free` when it has none, or `started` when its
- * queued run was claimed (a short line in the journal, rather than the run and its event again).
+ * A run that failed for good, as the journal keeps it once its group is free: listed by the status API after a
+ * restart, so that whoever follows the event's runs (the node watcher, to send a notice again) still learns that it
+ * failed. Times in ms since epoch.
  */
-export type GroupChange = GroupState | { key: string; phase: 'free' } | { key: string; phase: 'started' };
+export interface RunFailure {
+  flow: string;
+  eventId: string;
+  eventType: string;
+  error?: string;
+  receivedAt: number;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** {@link RunFailure} as a change of its group: the group is free. */
+export type FailedRunRecord = { key: string; phase: 'failed' } & RunFailure;
+
+/**
+ * A change of one group, in the order it happened: its new state, `free` when it has none, `failed` when a run failed
+ * for good (free too), or `started` when its queued run was claimed (a short line in the journal, rather than the run
+ * and its event again).
+ */
+export type GroupChange = GroupState | { key: string; phase: 'free' } | FailedRunRecord | { key: string; phase: 'started' };
 
 /** What {@link GroupStates.tryStart} decided. */
 export type StartDecision = 'started' | 'held' | 'full';
@@ -97,6 +116,7 @@ export class GroupStates implements RunStateStore {
   readonly resumesRuns: boolean = false;
   readonly recordsSteps: boolean = false;
   readonly recovered: readonly GroupState[] = [];
+  readonly recoveredFailures: readonly FailedRunRecord[] = [];
   private readonly groups = new Map<string, GroupState>();
   private lastFullSweep = -Infinity;
 
@@ -149,9 +169,9 @@ export class GroupStates implements RunStateStore {
     this.set({ key: current.key, flow: current.flow, phase: 'cooling', eventId: current.eventId, since: now, until: now + cooldownMs });
   }
 
-  /** After failure, or when the run never started: the group is free again, so the next re-send retries. */
-  release(key: string): void {
-    if (this.groups.delete(key)) this.persist({ key, phase: 'free' });
+  /** After failure (`failure`, when it failed for good), or when the run never started: the group is free again, so the next re-send retries. */
+  release(key: string, failure?: RunFailure): void {
+    if (this.groups.delete(key)) this.persist(failure ? { key, phase: 'failed', ...failure } : { key, phase: 'free' });
   }
 
   /** Frees the group: nothing in memory outlives the process. */

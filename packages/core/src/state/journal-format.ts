@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { claimedRun, type GroupChange, type GroupState } from '../flow/group-states.js';
+import { claimedRun, type FailedRunRecord, type GroupChange, type GroupState } from '../flow/group-states.js';
 
 /**
  * The journal's text format: JSON lines. A compacted journal starts with a
@@ -8,10 +8,11 @@ import { claimedRun, type GroupChange, type GroupState } from '../flow/group-sta
  * appended after the snapshot follow one per line.
  */
 const HEADER_TAG = 'hollowtrees-run-state';
-const VERSION = 5;
+const VERSION = 6;
 /**
  * Format 2 wrote runs without `at`: such a run goes on at its index. Format 3 wrote `at` without `passed`. Format 4
- * wrote no `queued` and no `started` lines: each of its running runs counts a restart, queued or not.
+ * wrote no `queued` and no `started` lines: each of its running runs counts a restart, queued or not. Format 5 wrote
+ * `free` where a run failed, no `failed` line: its failures are not listed after the restart.
  */
 const OLDEST_READ = 2;
 
@@ -52,7 +53,26 @@ const record = z.discriminatedUnion('phase', [
   z.strictObject({ key: z.string().min(1), phase: z.literal('free') }),
   // The group's queued run was claimed: a restart counts it from here.
   z.strictObject({ key: z.string().min(1), phase: z.literal('started') }),
+  // A run failed for good: its group is free, and the failure is listed again after the restart.
+  z.strictObject({
+    key: z.string().min(1),
+    phase: z.literal('failed'),
+    flow: z.string().min(1),
+    eventId: z.string(),
+    eventType: z.string(),
+    error: z.string().optional(),
+    receivedAt: time,
+    startedAt: time,
+    finishedAt: time,
+  }),
 ]);
+
+/**
+ * Failed runs a journal keeps at most, the newest: as many as the status API lists runs. Enough for a follower that
+ * looks at core's runs every few seconds to see the failure of its event after a restart; no more, so that the journal
+ * of a flow failing in a loop does not grow with it.
+ */
+export const FAILED_RUNS_KEPT = 100;
 
 const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.number().int().min(OLDEST_READ).max(VERSION), records: z.number().int().min(0) });
 
@@ -85,6 +105,8 @@ export interface JournalProblem {
 export interface JournalContents {
   /** The last state of every group that has one. */
   states: GroupState[];
+  /** The last {@link FAILED_RUNS_KEPT} runs that failed for good, oldest first. */
+  failures: FailedRunRecord[];
   /** Lines that were skipped, and a snapshot that was cut short. */
   problems: JournalProblem[];
 }
@@ -94,7 +116,9 @@ export interface JournalContents {
  * `steadyClock` writes and reads moved by how far the wall clock was stepped since it started.
  */
 export function shiftTimes<T extends GroupChange>(change: T, by: number): T {
-  if (by === 0 || !('since' in change)) return change;
+  if (by === 0) return change;
+  if (change.phase === 'failed') return { ...change, receivedAt: change.receivedAt + by, startedAt: change.startedAt + by, finishedAt: change.finishedAt + by };
+  if (!('since' in change)) return change;
   const shifted: GroupState = { ...change, since: change.since + by };
   if (change.until !== undefined) shifted.until = change.until + by;
   if (change.run) {
@@ -110,13 +134,13 @@ export function formatRecord(change: GroupChange, by = 0): string {
 }
 
 /**
- * A compacted journal (the header, then one line per state) in pieces of about
+ * A compacted journal (the header, then one line per state, then one per failed run kept) in pieces of about
  * `pieceChars` characters, its times moved `by` ms ({@link shiftTimes}): a snapshot of 250,000 groups is 42 MiB of text, which
  * as one string (and its bytes) would hold that much again while it is written.
  */
-export function* snapshotPieces(states: readonly GroupState[], pieceChars = 1024 * 1024, by = 0): Generator<string> {
-  let piece = `${JSON.stringify({ journal: HEADER_TAG, version: VERSION, records: states.length })}\n`;
-  for (const state of states) {
+export function* snapshotPieces(states: readonly GroupState[], pieceChars = 1024 * 1024, by = 0, failures: readonly FailedRunRecord[] = []): Generator<string> {
+  let piece = `${JSON.stringify({ journal: HEADER_TAG, version: VERSION, records: states.length + failures.length })}\n`;
+  for (const state of [...states, ...failures]) {
     piece += `${formatRecord(state, by)}\n`;
     if (piece.length >= pieceChars) {
       yield piece;
@@ -140,6 +164,7 @@ function reasonOf(error: z.ZodError): string {
  */
 export class JournalReader {
   private readonly states = new Map<string, GroupState>();
+  private readonly failures = new FailedRuns();
   private readonly problems: JournalProblem[] = [];
   /** Lines taken so far, each one ended by a newline. */
   private lines = 0;
@@ -179,7 +204,10 @@ export class JournalReader {
     }
     const change = parsed.data as GroupChange;
     if (change.phase === 'free') this.states.delete(change.key);
-    else if (change.phase === 'started') this.claimed(change.key);
+    else if (change.phase === 'failed') {
+      this.states.delete(change.key);
+      this.failures.add(change);
+    } else if (change.phase === 'started') this.claimed(change.key);
     else this.states.set(change.key, change);
   }
 
@@ -200,6 +228,25 @@ export class JournalReader {
     if (this.snapshotEnd > 0 && present < this.announced) {
       this.problems.push({ line: complete + 1, reason: `the snapshot announces ${this.announced} records but the file ends after ${Math.max(0, present)}: it was cut short` });
     }
-    return { states: [...this.states.values()], problems: this.problems };
+    return { states: [...this.states.values()], failures: this.failures.list(), problems: this.problems };
+  }
+}
+
+/** The last {@link FAILED_RUNS_KEPT} failed runs, oldest first: what a journal keeps of them, read back and written. */
+export class FailedRuns {
+  private runs: FailedRunRecord[] = [];
+
+  constructor(runs: readonly FailedRunRecord[] = []) {
+    for (const run of runs) this.add(run);
+  }
+
+  add(run: FailedRunRecord): void {
+    this.runs.push(run);
+    // Halved in one step rather than shifted at each add: a flow failing in a loop costs no copy per failure.
+    if (this.runs.length >= 2 * FAILED_RUNS_KEPT) this.runs = this.runs.slice(-FAILED_RUNS_KEPT);
+  }
+
+  list(): FailedRunRecord[] {
+    return this.runs.slice(-FAILED_RUNS_KEPT);
   }
 }

@@ -1,4 +1,4 @@
-import { GroupStates, HELD, type GroupState, type RunProgress } from '../flow/group-states.js';
+import { GroupStates, HELD, type FailedRunRecord, type GroupState, type RunProgress } from '../flow/group-states.js';
 import type { ClaimResult, StateBackend } from './run-state-store.js';
 import type { JournalProblem } from './journal-format.js';
 import type { JournalRepair, StateJournal } from './state-journal.js';
@@ -17,6 +17,7 @@ export class JournalRunStateStore extends GroupStates {
   /**
    * @param recovered what the journal held when it was opened (see {@link StateJournal.open}).
    * @param lock the state file's lock: released after the journal closed; once lost, runs stop before their next call.
+   * @param recoveredFailures the failed runs the journal held when it was opened.
    */
   constructor(
     private readonly journal: StateJournal,
@@ -24,6 +25,7 @@ export class JournalRunStateStore extends GroupStates {
     override readonly recovered: readonly GroupState[] = [],
     readonly problems: readonly JournalProblem[] = [],
     private readonly lock?: StateLock,
+    override readonly recoveredFailures: readonly FailedRunRecord[] = [],
   ) {
     super((change) => journal.record(change), maxGroups);
   }

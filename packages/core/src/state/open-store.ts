@@ -95,7 +95,7 @@ async function openJournalStore({ loaded, logger, metrics, clock, onFatal }: Sto
     await lock.release();
     throw err;
   }));
-  const store = new JournalRunStateStore(journal, loaded.config.state.maxGroups, recovered.states, recovered.problems, lock);
+  const store = new JournalRunStateStore(journal, loaded.config.state.maxGroups, recovered.states, recovered.problems, lock, recovered.failures);
   // The upkeep runs every 5 s, and while the file fails (EIO, a read-only remount) each of its rewrites fails too.
   const upkeepLog = new ThrottledLog(logger, () => clock.now(), 60_000);
   return {

@@ -1,4 +1,4 @@
-import type { GroupState, RunProgress, StartDecision } from '../flow/group-states.js';
+import type { FailedRunRecord, GroupState, RunFailure, RunProgress, StartDecision } from '../flow/group-states.js';
 import type { LeasePlace } from './lease-record.js';
 
 /** Where run state is kept: this process only, a journal on local disk, or Leases shared by every replica. */
@@ -118,8 +118,11 @@ export interface RunStateStore {
   progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void;
   /** After success: hold the group for `cooldownMs` (none when 0). */
   succeeded(key: string, now: number, cooldownMs: number): void;
-  /** After failure, or when the run never started: the group is free again. */
-  release(key: string): void;
+  /**
+   * After failure, or when the run never started: the group is free again. A run that failed for good names its
+   * `failure`, which a store that outlives the process keeps (the journal: see {@link recoveredFailures}).
+   */
+  release(key: string, failure?: RunFailure): void;
   /**
    * A run a shutdown cut short (in flight, or waiting for its next try), at `run`'s place: the journal
    * keeps it, to resume after the restart; a Lease is handed back with the place, for the group's next
@@ -155,6 +158,11 @@ export interface RunStateStore {
   mark(): number;
   /** Runs that were in progress when the last process on this store stopped, and cooldowns it left (empty but for the journal). */
   readonly recovered: readonly GroupState[];
+  /**
+   * The last runs that failed for good before the last process on this store stopped, oldest first (empty but for the
+   * journal): the status API lists them again, as it did before the restart.
+   */
+  readonly recoveredFailures: readonly FailedRunRecord[];
   /** The backend and what identifies this process in it, for the status API. */
   describe(): StoreDescription;
   /** Saves what is pending and lets go of the store. */

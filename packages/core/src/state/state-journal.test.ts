@@ -56,6 +56,39 @@ describe('StateJournal', () => {
     ]);
   });
 
+  it('keeps the last 100 runs that failed for good, oldest first, through restarts and rewrites, in wall-clock times', async () => {
+    const path = freshPath();
+    let ahead = 0;
+    const { journal } = await StateJournal.open(path, { wallAhead: () => ahead });
+    const states = new GroupStates((change) => journal.record(change));
+    const failure = (i: number) => ({ flow: 'f', eventId: `e${i}`, eventType: 't', error: `boom ${i}`, receivedAt: i, startedAt: i + 1, finishedAt: i + 2 });
+    for (let i = 0; i < 250; i++) {
+      states.tryStart(`k${i}`, 'f', run(`e${i}`), i);
+      states.release(`k${i}`, failure(i));
+    }
+    // Freed without a failure (a run that never started): nothing to list.
+    states.tryStart('quiet', 'f', run('quiet'), 1);
+    states.release('quiet');
+    // Written while the process's steady clock is 1 s behind the wall clock (it was stepped since it started).
+    ahead = 1_000;
+    await journal.compact(() => states.list(0));
+    states.tryStart('last', 'f', run('last'), 300);
+    states.release('last', { ...failure(300), eventId: 'last' });
+    await journal.close();
+
+    const kept = [...Array.from({ length: 99 }, (_, i) => failure(151 + i)), { ...failure(300), eventId: 'last' }];
+    const wall = kept.map((f, i) => ({ key: i < 99 ? `k${151 + i}` : 'last', phase: 'failed', ...f, receivedAt: f.receivedAt + 1_000, startedAt: f.startedAt + 1_000, finishedAt: f.finishedAt + 1_000 }));
+    const first = await reopen(path);
+    expect(first).toEqual({ states: [], failures: wall, problems: [] });
+    // Opening rewrote the journal (a snapshot): the failures are in it, read back by the next start too.
+    expect(await reopen(path)).toEqual(first);
+    expect(JSON.parse(lines(path)[0]!)).toMatchObject({ records: 100 });
+    // Read by a process whose own clock is behind the wall: in its own times.
+    const { journal: behind, recovered } = await StateJournal.open(path, { wallAhead: () => 1_000 });
+    await behind.close();
+    expect(recovered.failures[0]).toMatchObject({ eventId: 'e151', receivedAt: 151, finishedAt: 153 });
+  });
+
   it('skips a last line cut short by kill -9, naming its line', async () => {
     const path = freshPath();
     const { journal } = await StateJournal.open(path);
@@ -108,10 +141,10 @@ describe('StateJournal', () => {
     const { journal } = await StateJournal.open(path);
     await journal.close();
     // A later format: its records carry a field this version does not know.
-    const text = `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 6, records: 1 })}\n${JSON.stringify({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12, epoch: 7 })}\n`;
+    const text = `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 7, records: 1 })}\n${JSON.stringify({ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 1, until: 8e12, epoch: 7 })}\n`;
     writeFileSync(path, text);
     await expect(StateJournal.open(path)).rejects.toThrow(JournalFromNewerVersion);
-    await expect(StateJournal.open(path)).rejects.toThrow('it was written by a later Hollowtrees (journal format 6; this one reads format 5 and earlier)');
+    await expect(StateJournal.open(path)).rejects.toThrow('it was written by a later Hollowtrees (journal format 7; this one reads format 6 and earlier)');
     expect(readFileSync(path, 'utf8')).toBe(text);
   });
 
@@ -120,10 +153,10 @@ describe('StateJournal', () => {
     await (await StateJournal.open(path)).journal.close();
     const running = { key: 'a', flow: 'f', eventId: 'a', since: 1, phase: 'running', run: run('a', { next: 1 }) };
     writeFileSync(path, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 2, records: 1 })}\n${JSON.stringify(running)}\n`);
-    expect(await reopen(path)).toEqual({ states: [running], problems: [] });
+    expect(await reopen(path)).toEqual({ states: [running], failures: [], problems: [] });
     const stepped = { ...running, run: run('a', { next: 1, at: { plugin: 'b', occurrence: 0 } }) };
     writeFileSync(path, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 3, records: 1 })}\n${JSON.stringify(stepped)}\n`);
-    expect(await reopen(path)).toEqual({ states: [stepped], problems: [] });
+    expect(await reopen(path)).toEqual({ states: [stepped], failures: [], problems: [] });
   });
 
   it('a queued run claimed is marked started by one short line, in the file before its first plugin call, synced by the run\'s next write: a backlog\'s claims cost no sync of their own; a run of format 4 reads as it was written', async () => {
@@ -156,7 +189,7 @@ describe('StateJournal', () => {
     // Format 4 wrote no `queued`: its running runs count a restart as they did.
     const format4 = { key: 'c', flow: 'f', eventId: 'c', since: 1, phase: 'running', run: run('c') };
     writeFileSync(path, `${JSON.stringify({ journal: 'hollowtrees-run-state', version: 4, records: 1 })}\n${JSON.stringify(format4)}\n`);
-    expect(await reopen(path)).toEqual({ states: [format4], problems: [] });
+    expect(await reopen(path)).toEqual({ states: [format4], failures: [], problems: [] });
   });
 
   it('notices a snapshot cut short at a line boundary', async () => {
@@ -167,7 +200,7 @@ describe('StateJournal', () => {
     await journal.compact(() => states.list(1));
     await journal.close();
     const [header, first] = lines(path);
-    expect(JSON.parse(header!)).toEqual({ journal: 'hollowtrees-run-state', version: 5, records: 3 });
+    expect(JSON.parse(header!)).toEqual({ journal: 'hollowtrees-run-state', version: 6, records: 3 });
     writeFileSync(path, `${header}\n${first}\n`);
     const recovered = await reopen(path);
     expect(recovered.states.map((s) => s.key)).toEqual(['a']);
@@ -275,7 +308,7 @@ describe('StateJournal', () => {
     expect(pieces.length).toBeGreaterThan(5);
     expect(pieces.slice(0, -1).every((piece) => piece.length >= 500 && piece.length < 500 + 100)).toBe(true);
     const text = pieces.join('');
-    expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 5, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
+    expect(text.split('\n')).toEqual([JSON.stringify({ journal: 'hollowtrees-run-state', version: 6, records: 50 }), ...states.map((s) => JSON.stringify(s)), '']);
   });
 
   it('a check of the file while a compaction swaps it waits for the swap: no false "replaced", no read of the closed file', async () => {
@@ -379,7 +412,7 @@ describe('StateJournal when the disk fails', () => {
     expect(await journal.flush()).toBe(true);
     expect(journal.durable).toBe(true);
     await journal.close();
-    expect((await reopen(path))).toEqual({ states: [{ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 }], problems: [] });
+    expect((await reopen(path))).toEqual({ states: [{ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 }], failures: [], problems: [] });
   });
 
   it('a compaction that cannot open its new file (EMFILE) keeps the old journal in use: what flush() calls durable survives kill -9', async () => {

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { GroupChange, GroupState } from '../flow/group-states.js';
-import { formatRecord, JournalReader, shiftTimes, snapshotPieces, type JournalContents } from './journal-format.js';
+import { FailedRuns, formatRecord, JournalReader, shiftTimes, snapshotPieces, type JournalContents } from './journal-format.js';
 import { openJournalFile, type JournalFile, type OpenJournalFile } from './journal-file.js';
 import { makeDirectory } from './make-directory.js';
 import { syncDirectory } from './sync-directory.js';
@@ -75,7 +75,7 @@ export async function readJournal(path: string): Promise<JournalContents> {
       if (start < chunk.length) rest.push(chunk.slice(start));
     }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { states: [], problems: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { states: [], failures: [], problems: [] };
     throw err;
   }
   return reader.finish(rest.join(''));
@@ -165,13 +165,17 @@ export class StateJournal {
   /** Why the last write failed, for close() to say. */
   private lastError: unknown;
   private readonly now: () => number;
+  /** The last runs that failed for good: every snapshot writes them again, so that they outlive the rewrite. */
+  private readonly failures: FailedRuns;
 
   private constructor(
     readonly path: string,
     private file: JournalFile,
     private readonly options: StateJournalOptions,
+    failures: JournalContents['failures'],
   ) {
     this.now = options.now ?? Date.now;
+    this.failures = new FailedRuns(failures);
   }
 
   /**
@@ -185,10 +189,10 @@ export class StateJournal {
     await makeDirectory(dirname(path));
     const read = await readJournal(path);
     const ahead = options.wallAhead?.() ?? 0;
-    const recovered = { ...read, states: read.states.map((state) => shiftTimes(state, -ahead)) };
+    const recovered = { ...read, states: read.states.map((state) => shiftTimes(state, -ahead)), failures: read.failures.map((run) => shiftTimes(run, -ahead)) };
     const copy = recovered.problems.length > 0 ? await keepUnreadable(path) : {};
     const openFile = options.openFile ?? openJournalFile;
-    const journal = new StateJournal(path, await openFile(path), options);
+    const journal = new StateJournal(path, await openFile(path), options, recovered.failures);
     await journal.compact(() => recovered.states);
     return { journal, recovered, ...copy };
   }
@@ -200,6 +204,7 @@ export class StateJournal {
    */
   record(change: GroupChange): void {
     if (this.closed) return;
+    if (change.phase === 'failed') this.failures.add(change);
     if (this.pending.length === 0) this.pendingSince = this.now();
     if (change.phase !== 'started' && !this.pendingMustSync) {
       this.pendingMustSync = true;
@@ -274,21 +279,22 @@ export class StateJournal {
 
   /**
    * Rewrites the journal as the states `snapshot()` returns when the rewrite
-   * starts: a temporary file, fsync, rename over the journal, fsync of the
+   * starts, and the failed runs it keeps: a temporary file, fsync, rename over the journal, fsync of the
    * directory. Rejects when the rewrite fails; the old journal then stays.
    */
   compact(snapshot: () => readonly GroupState[]): Promise<void> {
     return this.enqueue(async () => {
       if (this.closed) return;
       const states = snapshot();
+      const failures = this.failures.list();
       // Changes recorded while the snapshot is written are in it only if queued before it was taken.
       const covered = this.pending.length;
       // The directory too may have been deleted under us.
       await makeDirectory(dirname(this.path));
-      const next = await this.writeSnapshot(states);
+      const next = await this.writeSnapshot(states, failures);
       const previous = this.file;
       this.file = next;
-      this.written = states.length;
+      this.written = states.length + failures.length;
       this.appendedBytes = 0;
       this.tornLine = false;
       // The flush that record() scheduled for the rest is still to come.
@@ -309,14 +315,14 @@ export class StateJournal {
    * A failure leaves the old journal in place and no temporary file: a partial snapshot would hold the very room
    * on the disk that appends need (a full disk is what usually fails a rewrite).
    */
-  private async writeSnapshot(states: readonly GroupState[]): Promise<JournalFile> {
+  private async writeSnapshot(states: readonly GroupState[], failures: JournalContents['failures']): Promise<JournalFile> {
     const tmp = `${this.path}.tmp`;
     let next: JournalFile | undefined;
     try {
       const handle = await open(tmp, 'w');
       try {
         // Each writeFile goes on where the last one ended, looping until all of it is written.
-        for (const piece of snapshotPieces(states, undefined, this.options.wallAhead?.())) await handle.writeFile(piece);
+        for (const piece of snapshotPieces(states, undefined, this.options.wallAhead?.(), failures)) await handle.writeFile(piece);
         await handle.sync();
       } finally {
         await handle.close();

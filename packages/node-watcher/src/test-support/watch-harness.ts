@@ -160,6 +160,8 @@ export interface PrefixProxy {
    * pod (a restart, a full queue), and counted in {@link refused}; the status API still passes.
    */
   refuseEvents(on: boolean): void;
+  /** While on, the status API (`<prefix>/api/v1/status...`) is answered 503: what core's runs did meanwhile goes unseen. */
+  refuseStatus(on: boolean): void;
   /** Events refused so far by {@link refuseEvents}. */
   readonly refused: number;
   close(): Promise<void>;
@@ -170,6 +172,7 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
   const paths: string[] = [];
   let bytes = 0;
   let refusing = false;
+  let refusingStatus = false;
   let refused = 0;
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '/';
@@ -178,8 +181,9 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route for ${path}\n`);
       return;
     }
-    if (refusing && path === `${prefix}/api/v1/events`) {
-      refused++;
+    const refuseEvent = refusing && path === `${prefix}/api/v1/events`;
+    if (refuseEvent || (refusingStatus && path.startsWith(`${prefix}/api/v1/status`))) {
+      if (refuseEvent) refused++;
       res.writeHead(503, { 'content-type': 'text/plain' }).end('no ready backend\n');
       return;
     }
@@ -199,6 +203,7 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
       return bytes;
     },
     refuseEvents: (on) => void (refusing = on),
+    refuseStatus: (on) => void (refusingStatus = on),
     get refused() {
       return refused;
     },
