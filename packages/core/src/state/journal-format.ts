@@ -73,6 +73,8 @@ const record = z.discriminatedUnion('phase', [
  * of a flow failing in a loop does not grow with it.
  */
 export const FAILED_RUNS_KEPT = 100;
+/** The start of a failed run's error the journal keeps: a plugin's message may be megabytes (a stream answer's status). */
+export const FAILURE_ERROR_CHARS = 2_000;
 
 const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.number().int().min(OLDEST_READ).max(VERSION), records: z.number().int().min(0) });
 
@@ -240,10 +242,13 @@ export class FailedRuns {
     for (const run of runs) this.add(run);
   }
 
-  add(run: FailedRunRecord): void {
-    this.runs.push(run);
+  /** Keeps `run`, its error cut to {@link FAILURE_ERROR_CHARS}; returns it as kept. */
+  add(run: FailedRunRecord): FailedRunRecord {
+    const kept = run.error !== undefined && run.error.length > FAILURE_ERROR_CHARS ? { ...run, error: `${run.error.slice(0, FAILURE_ERROR_CHARS)}…` } : run;
+    this.runs.push(kept);
     // Halved in one step rather than shifted at each add: a flow failing in a loop costs no copy per failure.
     if (this.runs.length >= 2 * FAILED_RUNS_KEPT) this.runs = this.runs.slice(-FAILED_RUNS_KEPT);
+    return kept;
   }
 
   list(): FailedRunRecord[] {

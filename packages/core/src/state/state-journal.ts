@@ -204,7 +204,7 @@ export class StateJournal {
    */
   record(change: GroupChange): void {
     if (this.closed) return;
-    if (change.phase === 'failed') this.failures.add(change);
+    if (change.phase === 'failed') change = this.failures.add(change);
     if (this.pending.length === 0) this.pendingSince = this.now();
     if (change.phase !== 'started' && !this.pendingMustSync) {
       this.pendingMustSync = true;
