@@ -1,4 +1,4 @@
-import { isJsonContentType, normalizeTime, type CloudEvent, type CloudEventExtension, type EventData } from '@hollowtrees/grpcplugin/without-grpc';
+import { isJsonContentType, normalizeTime, SETTLED_FLOWS_ATTRIBUTE, type CloudEvent, type CloudEventExtension, type EventData } from '@hollowtrees/grpcplugin/without-grpc';
 import { z } from 'zod';
 import { MAX_DATA_DEPTH, nestedDeeperThan, TOO_DEEP } from '../json-depth.js';
 import { refusingProtoKey, stringMap, time } from './field-schemas.js';
@@ -31,6 +31,23 @@ const eventData = z.preprocess(
   z.object({ labels: stringMap }, { error: 'expected a JSON object with a string map "labels"' }),
 );
 
+/**
+ * The most flows an event may name in {@link SETTLED_FLOWS_ATTRIBUTE}. A sender names those of one core's that acted on
+ * it; without a bound, a 1 MiB value of `%zz,` repeated (262,144 names, each failing to decode) held the event loop ~0.8 s.
+ */
+const MAX_SETTLED_FLOWS = 1_000;
+
+/** What is wrong with `value` as {@link SETTLED_FLOWS_ATTRIBUTE}'s value, if anything. */
+function settledFlowsProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'expected a string: the names of flows, each percent-encoded, joined by commas';
+  // Commas counted up to the bound only: the value is not split (nor its names decoded) before it is known to be short enough.
+  let names = 1;
+  for (let at = value.indexOf(','); at !== -1; at = value.indexOf(',', at + 1)) {
+    if (++names > MAX_SETTLED_FLOWS) return `names more flows than the limit of ${MAX_SETTLED_FLOWS}`;
+  }
+  return undefined;
+}
+
 /** An extension's value in the JSON format: a string, a boolean or a 32-bit integer (CloudEvents has no other JSON-native type). */
 function extensionOf(value: unknown): CloudEventExtension | undefined {
   if (typeof value === 'string') return { type: 'string', value };
@@ -44,7 +61,7 @@ function extensionOf(value: unknown): CloudEventExtension | undefined {
  * `specversion` "1.0"; `id`, `source` and `type` non-empty; `time` RFC 3339;
  * data JSON (no `data_base64`) and an object with a `labels` map; extension
  * names of lower-case letters and digits, with string, boolean or 32-bit
- * integer values.
+ * integer values; `hollowtreessettled` a string naming at most 1,000 flows.
  */
 export const cloudEventSchema = refusingProtoKey(
   z
@@ -65,6 +82,11 @@ export const cloudEventSchema = refusingProtoKey(
         if (DEFINED.has(name)) continue;
         if (!ATTRIBUTE_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: NOT_A_NAME });
         else if (!extensionOf(value)) ctx.addIssue({ code: 'custom', path: [name], message: `an extension attribute must be a string, a boolean or a 32-bit integer, got ${shown(value)}` });
+        else if (name === SETTLED_FLOWS_ATTRIBUTE) {
+          // Refused rather than ignored: ignored, the flows it means to name would act on the re-send again.
+          const problem = settledFlowsProblem(value);
+          if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
+        }
       }
     }),
   () => NOT_A_NAME,
