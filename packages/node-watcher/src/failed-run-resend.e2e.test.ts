@@ -112,6 +112,13 @@ const blocked = (): never => {
   throw new PluginError(Code.FailedPrecondition, 'eviction blocked by a PodDisruptionBudget');
 };
 
+/** A drain plugin's answer whose first call fails (blocked) once `opened` is, and whose later calls succeed. */
+const failingFirstOn = (opened: { promise: Promise<void> }) => async (call: number): Promise<void> => {
+  if (call > 1) return;
+  await opened.promise;
+  blocked();
+};
+
 // Each test starts the core bin and waits on runs of real plugins: more than the default 20 s on a loaded machine.
 describe('a notice whose flow run failed in core', { timeout: 60_000 }, () => {
   it('is sent again while IMDS lists it, and the second run succeeds; a succeeded run is never sent again', async () => {
@@ -247,11 +254,7 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
     const drain = gate();
     const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
     const t = await setUp(
-      async (call) => {
-        if (call > 1) return;
-        await drain.promise;
-        blocked();
-      },
+      failingFirstOn(drain),
       {},
       withNotify(notify.address, `${NOTIFY_COOLDOWN_MS}ms`, before),
       listen,
@@ -340,11 +343,7 @@ describe('a notice whose drain run failed while its notify run was still at work
     const notifying = gate();
     const notify = cleanups.add(await startRecordingPlugin(() => notifying.promise), (p) => p.close());
     const t = await setUp(
-      async (call) => {
-        if (call > 1) return;
-        await drain.promise;
-        blocked();
-      },
+      failingFirstOn(drain),
       {},
       withNotify(notify.address, `${NOTIFY_COOLDOWN_MS}ms`),
     );
@@ -399,11 +398,7 @@ describe('two watchers on one node (a DaemonSet rollout: the old pod and the new
     const drain = gate();
     const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
     const t = await setUp(
-      async (call) => {
-        if (call > 1) return;
-        await drain.promise;
-        blocked();
-      },
+      failingFirstOn(drain),
       {},
       withNotify(notify.address, '10m'),
     );
