@@ -428,12 +428,12 @@ export class FlowEngine {
     return this.states.durable;
   }
 
-  /** Records on `result`, counts and logs that `flow` dropped an event. */
   /** A time on `clock` as a log line shows it: RFC 3339 on the wall clock. */
   private shownTime(ms: number): string {
     return new Date(ms + this.wallAhead()).toISOString();
   }
 
+  /** Records on `result`, counts and logs that `flow` dropped an event. */
   private drop(result: DispatchResult, flow: string, reason: DropReason, fields: Record<string, unknown>, detail?: string): void {
     result.dropped = [...result.dropped, { flow, reason, ...(detail ? { detail } : {}) }];
     if (this.adopting) {
