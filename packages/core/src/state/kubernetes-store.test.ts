@@ -1,9 +1,9 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import { Code, PluginError, systemClock, type Clock, type PluginResponse } from '@hollowtrees/grpcplugin';
+import { Code, PluginError, steadyClock, systemClock, type Clock, type PluginResponse } from '@hollowtrees/grpcplugin';
 import { startKubeApiServer, type KubeApiServer } from '@hollowtrees/testkit';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load-config.js';
 import { EngineMetrics } from '../flow/engine-metrics.js';
 import { FlowEngine } from '../flow/flow-engine.js';
@@ -556,6 +556,31 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/phase']).toBe('cooling');
     expect(a.holder('g', Date.now())).toMatchObject({ phase: 'cooling' });
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
+  });
+
+  it('a forward step of the wall clock on a replica on steadyClock: its sweep keeps the Lease of a cooldown it began before the step, which holds the group on the other replicas', async () => {
+    const metrics = new StoreMetrics(new Registry());
+    const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock: steadyClock });
+    const a = new KubernetesRunStateStore({ api: leaseApi, identity: 'a', leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 60_000, maxGroups: 1_000, clock: steadyClock, logger: pino({ level: 'silent' }) });
+    stores.push(a);
+    a.tryStart('g', 'spot', run('e1'), steadyClock.now());
+    await a.claim('g', run('e1'));
+    a.succeeded('g', steadyClock.now(), 10 * 60_000);
+    await a.commit();
+    const until = Date.parse(api.cluster.leases.all()[0]!.metadata.annotations!['hollowtrees.io/cooldown-until']!);
+    const wall = Date.now;
+    try {
+      vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
+      const asked = api.requests.length;
+      a.sweep(steadyClock.now());
+      await expect.poll(() => api.requests.slice(asked).some((r) => r.method === 'GET' && LEASES_PATH.test(r.path)), { timeout: 5_000, interval: 20 }).toBe(true);
+      await sleep(200);
+      // The cooldown holds here (in memory) and, through its Lease, on the replicas whose wall clock was not stepped.
+      expect(a.holder('g', steadyClock.now())).toMatchObject({ phase: 'cooling' });
+      expect(api.cluster.leases.all().map((l) => Date.parse(l.metadata.annotations!['hollowtrees.io/cooldown-until']!))).toEqual([until]);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('the sweep lists every replica\'s Leases for the status API and deletes those whose hold is over (a run\'s with its event an hour later)', async () => {

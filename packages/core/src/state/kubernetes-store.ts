@@ -532,8 +532,18 @@ export class KubernetesRunStateStore extends GroupStates {
    * holder's clock running behind or ahead of this one never ends its hold early.
    */
   private holdOver(lease: V1Lease, record: LeaseRecord): boolean {
-    if (record.phase === 'cooling') return record.until! <= this.options.clock.now();
+    if (record.phase === 'cooling') return this.coolingUntil(record) <= this.options.clock.now();
     return handedBack(record) || this.unchangedFor(lease) >= record.leaseDurationMs;
+  }
+
+  /**
+   * When the cooldown `record` holds ends, on this process's clock. One this replica began and still holds: the end it
+   * keeps, not the Lease's read back, which a step of the wall clock since it was written moves by the step (2 h forward:
+   * over at once, and the sweep deleted the Lease that held the group on every other replica).
+   */
+  private coolingUntil(record: LeaseRecord): number {
+    const held = record.holder === this.options.identity ? this.mine.get(record.key)?.record : undefined;
+    return held?.phase === 'cooling' && held.eventId === record.eventId ? held.until! : record.until!;
   }
 
   /**
