@@ -292,16 +292,7 @@ describe('a re-send core takes only after the cooldown of a flow whose run of th
     const dir = cleanups.add(await tempDir('resend-state'), (d) => d.remove());
     const config = (address: string): string => `state:\n  file: ${join(dir.path, 'state.journal')}\n${drainConfig(address)}`;
     const drain = gate();
-    const t = await setUp(
-      async (call) => {
-        if (call > 1) return;
-        await drain.promise;
-        blocked();
-      },
-      {},
-      config,
-      `127.0.0.1:${await freePort()}`,
-    );
+    const t = await setUp(failingFirstOn(drain), {}, config, `127.0.0.1:${await freePort()}`);
     t.imds.scheduleMaintenance(maintenance(id));
     // The follow has read the group the drain run holds, then looked for its end.
     await until('the watcher follows the drain run at work', () => t.plugin.events.length === 1 && t.proxy.paths.some((p) => p.startsWith('/core/api/v1/status/runs')), 30_000);
