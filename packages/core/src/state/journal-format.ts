@@ -142,11 +142,14 @@ export function formatRecord(change: GroupChange, by = 0): string {
  */
 export function* snapshotPieces(states: readonly GroupState[], pieceChars = 1024 * 1024, by = 0, failures: readonly FailedRunRecord[] = []): Generator<string> {
   let piece = `${JSON.stringify({ journal: HEADER_TAG, version: VERSION, records: states.length + failures.length })}\n`;
-  for (const state of [...states, ...failures]) {
-    piece += `${formatRecord(state, by)}\n`;
-    if (piece.length >= pieceChars) {
-      yield piece;
-      piece = '';
+  // Not one spread array: a snapshot may hold hundreds of thousands of states.
+  for (const records of [states, failures]) {
+    for (const record of records) {
+      piece += `${formatRecord(record, by)}\n`;
+      if (piece.length >= pieceChars) {
+        yield piece;
+        piece = '';
+      }
     }
   }
   yield piece;
