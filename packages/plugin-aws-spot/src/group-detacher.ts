@@ -1,7 +1,6 @@
 import { DetachInstancesCommand, type AutoScalingGroup } from '@aws-sdk/client-auto-scaling';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
-import { Code, forEachBounded, PluginError, type Clock } from '@hollowtrees/grpcplugin';
-import { deadlineOn } from './call-deadline.js';
+import { Code, deadlineOn, forEachBounded, PluginError, type Clock } from '@hollowtrees/grpcplugin';
 import { abortReason, timeoutSignal } from './abortable.js';
 import {
   completeTermination,

@@ -1,6 +1,5 @@
 import { DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
-import { Code, forEachBounded, PluginError, type Clock, type CloudEvent, type HandleContext, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
-import { deadlineOn } from './call-deadline.js';
+import { Code, deadlineOn, forEachBounded, PluginError, type Clock, type CloudEvent, type HandleContext, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import { callAws } from './aws-call.js';
 import { toPluginError } from './aws-error.js';
 import { clientToken, eventScope } from './client-token.js';

@@ -1,9 +1,15 @@
 import { setMaxListeners } from 'node:events';
-import { systemClock, type Clock } from '@hollowtrees/grpcplugin';
+import { steadyClock, wallAheadOf, type Clock } from '@hollowtrees/grpcplugin';
+
+/** `time` on `clock` as the wall clock reads it, for what people read: on `steadyClock` the steps of the wall clock since start are added. */
+export function wallTimeOf(clock: Clock, time: number): number {
+  return time + wallAheadOf(clock)();
+}
 
 /** The reason a {@link Deadline}'s signal aborts when its time is up. */
 export class DeadlineReachedError extends Error {
   override readonly name: string = 'DeadlineReachedError';
+  /** @param at when, on the wall clock (see {@link wallTimeOf}). */
   constructor(readonly at: number) {
     super(`deadline ${new Date(at).toISOString()} reached`);
   }
@@ -25,7 +31,8 @@ export class DrainStoppedError extends DeadlineReachedError {
 /**
  * A point in time with an AbortSignal that fires at it, or earlier when the
  * parent signal (the gRPC call's) aborts, with the parent's reason. Time is
- * read and waited for on `clock`.
+ * read and waited for on `clock`: on `steadyClock` (the default) a step of the wall clock during a drain neither
+ * ends its waits early nor stretches them.
  */
 export class Deadline {
   private readonly controller = new AbortController();
@@ -34,15 +41,15 @@ export class Deadline {
   private readonly onParentAbort: () => void;
 
   constructor(
-    /** Epoch milliseconds. */
+    /** Epoch milliseconds, on `clock`. */
     readonly at: number,
     private readonly parent?: AbortSignal,
-    private readonly clock: Clock = systemClock,
+    private readonly clock: Clock = steadyClock,
   ) {
     // Every eviction in flight races this signal: more than the default 10 listeners is expected.
     setMaxListeners(0, this.controller.signal);
     // However far off: the clock's sleep outlasts what one timer holds (a stream call's deadline may be 49.7 days out).
-    clock.sleep(Math.max(0, at - clock.now()), this.disposed.signal).then(() => this.abort(new DeadlineReachedError(at)), () => {});
+    clock.sleep(Math.max(0, at - clock.now()), this.disposed.signal).then(() => this.abort(new DeadlineReachedError(wallTimeOf(clock, at))), () => {});
     this.onParentAbort = () => this.abort(parent?.reason);
     if (parent?.aborted) this.onParentAbort();
     else parent?.addEventListener('abort', this.onParentAbort, { once: true });

@@ -13,6 +13,14 @@ describe('drainDeadline', () => {
     expect(drainDeadline({ now, callDeadline: undefined, terminationTime: undefined, ...margins })).toBe(now + 120_000);
   });
 
+  it('reads the wall-clock deadline and termination time on a clock behind the wall by wallAheadMs (a step since start)', () => {
+    const ahead = 2 * 60 * 60 * 1000;
+    // The wall clock reads now + ahead: the call has 30 s and the instance 60 s, whatever the step.
+    const wall = (ms: number): Date => new Date(now + ahead + ms);
+    expect(drainDeadline({ now, callDeadline: wall(30_000), terminationTime: wall(60_000), ...margins, wallAheadMs: ahead })).toBe(now + 29_000);
+    expect(drainDeadline({ now, callDeadline: wall(90_000), terminationTime: wall(60_000), ...margins, wallAheadMs: ahead })).toBe(now + 50_000);
+  });
+
   it('reads the termination time label and rejects one that is not RFC 3339', () => {
     expect(terminationTimeOf({ termination_time: '2024-05-01T12:02:00Z' }, 'termination_time')).toEqual(new Date(now + 120_000));
     expect(terminationTimeOf({}, 'termination_time')).toBeUndefined();

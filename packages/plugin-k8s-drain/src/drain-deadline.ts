@@ -14,17 +14,23 @@ export interface DrainDeadlineInputs {
   replyMarginMs: number;
   /** Upper bound when neither the call nor the event sets one. */
   maxDrainMs: number;
+  /**
+   * How far the wall clock is ahead of the clock `now` is read on (`wallAheadOf`): the call's deadline and the
+   * termination time are wall-clock times. Default 0.
+   */
+  wallAheadMs?: number;
 }
 
 /**
- * Epoch milliseconds at which a drain stops and reports what it could not evict:
+ * Epoch milliseconds (on the clock `now` is read on) at which a drain stops and reports what it could not evict:
  * the earliest of the termination time minus its margin, the gRPC deadline
  * minus the time to reply, and `now + maxDrainMs`.
  */
 export function drainDeadline(i: DrainDeadlineInputs): number {
+  const ahead = i.wallAheadMs ?? 0;
   const bounds = [i.now + i.maxDrainMs];
-  if (i.callDeadline) bounds.push(i.callDeadline.getTime() - i.replyMarginMs);
-  if (i.terminationTime) bounds.push(i.terminationTime.getTime() - i.terminationMarginMs);
+  if (i.callDeadline) bounds.push(i.callDeadline.getTime() - ahead - i.replyMarginMs);
+  if (i.terminationTime) bounds.push(i.terminationTime.getTime() - ahead - i.terminationMarginMs);
   return Math.min(...bounds);
 }
 

@@ -1,6 +1,6 @@
-import { Code, labelsOf, PluginError, type Backoff, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { Code, deadlineOn, labelsOf, PluginError, wallAheadOf, type Backoff, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { Deadline } from './deadline.js';
+import { Deadline, wallTimeOf } from './deadline.js';
 import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
 import { EventRecorder } from './events.js';
 import { createKubeApi, type KubeApi } from './kube-api.js';
@@ -96,6 +96,7 @@ export class DrainHandler implements EventHandler {
       terminationMarginMs: o.terminationMarginMs,
       replyMarginMs: o.replyMarginMs,
       maxDrainMs: o.maxDrainMs,
+      wallAheadMs: wallAheadOf(o.clock)(),
     });
     // Permanent: the deadline is already behind us, so a retry would find even less time.
     if (at <= started) throw new PluginError(Code.FailedPrecondition, await this.cordonTooLate(event, ref, context, started, at));
@@ -144,8 +145,8 @@ export class DrainHandler implements EventHandler {
    */
   private async cordonTooLate(event: CloudEvent, ref: NodeRef, context: HandleContext, started: number, at: number): Promise<string> {
     const o = this.options;
-    const noTime = `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(at).toISOString()} has passed`;
-    const until = Math.min(started + o.maxDrainMs, context.deadline ? context.deadline.getTime() - o.replyMarginMs : Infinity);
+    const noTime = `no time left to drain ${describeNodeRef(ref)}: its deadline ${new Date(wallTimeOf(o.clock, at)).toISOString()} has passed`;
+    const until = Math.min(started + o.maxDrainMs, deadlineOn(o.clock, context.deadline) - o.replyMarginMs);
     if (until <= started) return noTime;
     const deadline = new Deadline(until, context.signal, o.clock);
     try {

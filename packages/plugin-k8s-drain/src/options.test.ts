@@ -1,4 +1,4 @@
-import { systemClock } from '@hollowtrees/grpcplugin';
+import { steadyClock } from '@hollowtrees/grpcplugin';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, parseNodeLabel, parseTaint } from './node-marks.js';
 import { resolveDrainOptions, SERVICE } from './options.js';
@@ -32,7 +32,7 @@ describe('resolveDrainOptions', () => {
     // Copies: a caller changing its options cannot change the frozen defaults.
     expect(taint).not.toBe(DEFAULT_TAINT);
     expect(nodeLabelMark).not.toBe(DEFAULT_NODE_LABEL);
-    expect(clock).toBe(systemClock);
+    expect(clock).toBe(steadyClock);
     // 250 ms doubling to 5 s, jittered: the first wait is at most 250 ms, the tenth at most 5 s.
     expect(backoff(1)).toBeLessThanOrEqual(250);
     expect(backoff(10)).toBeLessThanOrEqual(5_000);

@@ -1,4 +1,4 @@
-import { jsonLogger, systemClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin/without-grpc';
+import { jsonLogger, steadyClock, type Clock, type PluginLogger as Logger } from '@hollowtrees/grpcplugin/without-grpc';
 import { DEFAULT_NODE_LABEL, DEFAULT_TAINT, type NodeLabel, type Taint } from './node-marks.js';
 import { exponentialBackoff, type Backoff } from '@hollowtrees/grpcplugin/without-grpc';
 
@@ -74,7 +74,10 @@ export interface DrainOptions {
   backoff?: Backoff;
   /** Default: JSON lines on stdout, in core's format (`service: hollowtrees-k8s-drain`). */
   logger?: Logger;
-  /** Where a drain reads the time and waits for its deadline and retries. Default {@link systemClock}. */
+  /**
+   * Where a drain reads the time and waits for its deadline and retries. Default {@link steadyClock}: a step of the
+   * wall clock during a drain (NTP after a VM resumed) neither ends its waits at once nor stretches them.
+   */
   clock?: Clock;
 }
 
@@ -135,6 +138,6 @@ export function resolveDrainOptions(o: DrainOptions = {}): ResolvedDrainOptions 
     dryRun: o.dryRun ?? false,
     backoff: o.backoff ?? exponentialBackoff(),
     logger: o.logger ?? jsonLogger({ service: SERVICE }),
-    clock: o.clock ?? systemClock,
+    clock: o.clock ?? steadyClock,
   };
 }

@@ -1,6 +1,6 @@
-import { Code, labelsOf, PluginError, rememberingRecent, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { Code, deadlineOn, labelsOf, PluginError, rememberingRecent, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { Deadline } from './deadline.js';
+import { Deadline, wallTimeOf } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { KubeApi } from './kube-api.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';
@@ -32,9 +32,9 @@ interface PoolCall {
   readonly context: HandleContext;
   readonly settings: PoolSettings;
   readonly pool: Pool;
-  /** Epoch milliseconds: the event's time (when the call came, if it has none or a later one). */
+  /** Epoch milliseconds on the wall clock: the event's time (when the call came, if it has none or a later one). */
   readonly time: number;
-  /** Epoch milliseconds: when the call came, and when it must have answered. */
+  /** Epoch milliseconds on the plugin's clock: when the call came, and when it must have answered. */
   readonly started: number;
   readonly at: number;
   /** Bounds this call's own waits. */
@@ -54,7 +54,8 @@ export class PoolAction {
    * When each event without a `time` first came, by source and id: the time of all its calls, so core's retry of a
    * surge is not newer than a resolution that came between (it would drain the pool again).
    */
-  private readonly firstCame = rememberingRecent(() => this.deps.options.clock.now(), MAX_UNTIMED_EVENTS);
+  // Wall-clock times, as an event's own and the ones the nodes' and the marker's annotations hold for other processes.
+  private readonly firstCame = rememberingRecent(() => wallTimeOf(this.deps.options.clock, this.deps.options.clock.now()), MAX_UNTIMED_EVENTS);
 
   /** The pools' resolutions as every plugin process sees them (see {@link PoolResolutionMarker}). */
   private readonly marker: PoolResolutionMarker;
@@ -75,15 +76,15 @@ export class PoolAction {
     const o = this.deps.options;
     const started = o.clock.now();
     // A pool drain takes as long as the flow gives the plugin; without a call deadline, one node's longest drain.
-    const at = context.deadline ? context.deadline.getTime() - o.replyMarginMs : started + o.maxDrainMs;
-    if (at <= started) throw new PluginError(Code.FailedPrecondition, `no time left for a pool drain: the call's deadline ${new Date(at).toISOString()} (less the reply margin) has passed`);
+    const at = context.deadline ? deadlineOn(o.clock, context.deadline) - o.replyMarginMs : started + o.maxDrainMs;
+    if (at <= started) throw new PluginError(Code.FailedPrecondition, `no time left for a pool drain: the call's deadline ${new Date(wallTimeOf(o.clock, at)).toISOString()} (less the reply margin) has passed`);
     const deadline = new Deadline(at, context.signal, o.clock);
     try {
       const pool = await this.poolOf(event, settings, { deadline, backoff: o.backoff });
       if (!pool) return { status: 'skipped', message: 'the node the event names is not in this cluster; nothing to drain' };
       // Never later than the call: an event cannot have happened after it came. A time ahead of ours (a sender's fast
       // clock, a hostile event) would make a resolution hold off the pool's every surge until a restart, or a surge unstoppable.
-      const time = Math.min(eventTime(event) ?? this.firstCame(`${event.source}\n${event.id}`), started);
+      const time = Math.min(eventTime(event) ?? this.firstCame(`${event.source}\n${event.id}`), wallTimeOf(o.clock, started));
       const call: PoolCall = { event, context, settings, pool, time, started, at, deadline };
       return await (isResolution(event) ? this.resolve(call) : this.surge(call));
     } finally {

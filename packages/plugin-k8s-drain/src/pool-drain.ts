@@ -1,6 +1,6 @@
 import { Code, forEachBounded, PluginError, type Backoff, type Clock, type CloudEvent, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
+import { Deadline, DeadlineReachedError, DrainStoppedError, wallTimeOf } from './deadline.js';
 import { isUnevictablePod } from './api-errors.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { PoolCordonLoss } from './cordon.js';
@@ -22,12 +22,12 @@ export interface PoolDrainRun {
   /** The pool's key, recorded on each node this drain cordons (its `hollowtrees.io/pool-cordon` annotation). */
   pool: string;
   /**
-   * Epoch milliseconds: the time of the latest surge the drain is for (a newer one may join it while it runs), recorded
+   * Epoch milliseconds on the wall clock: the time of the latest surge the drain is for (a newer one may join it while it runs), recorded
    * with the pool's key on the nodes it cordons and kept in `memory` for those it leaves: only a resolution as late undoes them.
    */
   surgeAt(): number;
   settings: Pick<PoolSettings, 'maxUnavailable' | 'minIntervalMs'>;
-  /** Epoch milliseconds when the whole drain must have answered. */
+  /** Epoch milliseconds on `clock` when the whole drain must have answered. */
   at: number;
   /** The call's signal: cancels everything. */
   signal: AbortSignal;
@@ -114,7 +114,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
   // Cordons and uncordons run on the call's time; node drains also end when the drain is stopped.
   const call = new Deadline(r.at, r.signal, r.clock);
   const work = new Deadline(r.at, call.signal, r.clock);
-  const onStop = (): void => work.abort(new DrainStoppedError(r.clock.now()));
+  const onStop = (): void => work.abort(new DrainStoppedError(wallTimeOf(r.clock, r.clock.now())));
   if (r.stop.aborted) onStop();
   else r.stop.addEventListener('abort', onStop, { once: true });
   try {
@@ -173,7 +173,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
       });
       // A budget may hold an eviction for long: each retry first checks the cordon is still the drain's, else stops the node.
       const beforeRetry = async (): Promise<void> => {
-        if (await releaseIfLost(drainer, r, s, retry)) deadline.abort(new DrainStoppedError(r.clock.now()));
+        if (await releaseIfLost(drainer, r, s, retry)) deadline.abort(new DrainStoppedError(wallTimeOf(r.clock, r.clock.now())));
       };
       const drain: Promise<void> = drainer
         .evict(s.node, plan, retry, attributes, { beforeRetry })
@@ -189,7 +189,7 @@ export async function drainPool(drainer: NodeDrainer, r: PoolDrainRun): Promise<
             if (s.released !== undefined || s.drained) return;
             if (err instanceof DrainIncompleteError && deadline.at >= r.at) {
               // It ran out of the pool's own time (its timer may fire a moment before the pool's): no node starts after it.
-              work.abort(new DeadlineReachedError(r.at));
+              work.abort(new DeadlineReachedError(wallTimeOf(r.clock, r.at)));
               return;
             }
             if (!(err instanceof DrainIncompleteError) && !isUnevictablePod(err)) {
