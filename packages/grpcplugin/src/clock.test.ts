@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { steadyClock, systemClock, wallAheadOf } from './clock.js';
+import { deadlineOn, steadyClock, systemClock, wallAheadOf } from './clock.js';
 import { MAX_TIMER_MS } from './timer-limit.js';
 
 describe.each([
@@ -67,5 +67,19 @@ describe('wallAheadOf', () => {
     vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
     expect(wallAheadOf(systemClock)()).toBe(0);
     expect(wallAheadOf({ now: () => 5, sleep: systemClock.sleep })()).toBe(0);
+  });
+});
+
+describe('deadlineOn', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('a served call\'s wall-clock deadline as a time on the clock: on steadyClock the steps since start taken off, so as much time is left; Infinity for none', () => {
+    const wall = Date.now;
+    // The call came after a 2 h forward step, with 30 s to go by the (stepped) wall clock.
+    vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
+    const deadline = new Date(Date.now() + 30_000);
+    expect(Math.abs(deadlineOn(steadyClock, deadline) - steadyClock.now() - 30_000)).toBeLessThan(50);
+    expect(deadlineOn(systemClock, deadline)).toBe(deadline.getTime());
+    expect(deadlineOn(steadyClock, undefined)).toBe(Infinity);
   });
 });
