@@ -136,14 +136,15 @@ export function formatRecord(change: GroupChange, by = 0): string {
 }
 
 /**
- * A compacted journal (the header, then one line per state, then one per failed run kept) in pieces of about
+ * A compacted journal (the header, then one line per failed run kept, then one per state) in pieces of about
  * `pieceChars` characters, its times moved `by` ms ({@link shiftTimes}): a snapshot of 250,000 groups is 42 MiB of text, which
  * as one string (and its bytes) would hold that much again while it is written.
  */
 export function* snapshotPieces(states: readonly GroupState[], pieceChars = 1024 * 1024, by = 0, failures: readonly FailedRunRecord[] = []): Generator<string> {
   let piece = `${JSON.stringify({ journal: HEADER_TAG, version: VERSION, records: states.length + failures.length })}\n`;
-  // Not one spread array: a snapshot may hold hundreds of thousands of states.
-  for (const records of [states, failures]) {
+  // Not one spread array: a snapshot may hold hundreds of thousands of states. The failures first, as they happened:
+  // a group that failed and ran again has its newer state after its failure, which frees the group where it is read.
+  for (const records of [failures, states]) {
     for (const record of records) {
       piece += `${formatRecord(record, by)}\n`;
       if (piece.length >= pieceChars) {
@@ -210,7 +211,8 @@ export class JournalReader {
     const change = parsed.data as GroupChange;
     if (change.phase === 'free') this.states.delete(change.key);
     else if (change.phase === 'failed') {
-      this.states.delete(change.key);
+      // In a snapshot the group's state is its latest, whatever the order (12d33fe wrote the failures after the states).
+      if (number > this.snapshotEnd) this.states.delete(change.key);
       this.failures.add(change);
     } else if (change.phase === 'started') this.claimed(change.key);
     else this.states.set(change.key, change);

@@ -90,6 +90,43 @@ describe('StateJournal', () => {
     expect(recovered.failures[0]).toMatchObject({ eventId: 'e151', receivedAt: 151, finishedAt: 153 });
   });
 
+  it('a group whose run failed and that then ran again keeps its new state through a rewrite: the snapshot\'s failure of it is older', async () => {
+    const path = freshPath();
+    const { journal } = await StateJournal.open(path);
+    const states = new GroupStates((change) => journal.record(change));
+    const failure = { flow: 'f', eventId: 'a', eventType: 't', error: 'boom', receivedAt: 1, startedAt: 2, finishedAt: 3 };
+    // The notice's run failed; its re-send ran and cools down, and the re-send of another group is in progress.
+    states.tryStart('a', 'f', run('a'), 1);
+    states.release('a', failure);
+    states.tryStart('a', 'f', run('a'), 4);
+    states.succeeded('a', 5, 8e12);
+    states.tryStart('b', 'f', run('b'), 1);
+    states.release('b', { ...failure, eventId: 'b' });
+    states.tryStart('b', 'f', run('b'), 6);
+    await journal.compact(() => states.list(0));
+    await journal.close();
+
+    const expected = {
+      states: [
+        { key: 'a', flow: 'f', phase: 'cooling', eventId: 'a', since: 5, until: 8e12 + 5 },
+        { key: 'b', flow: 'f', phase: 'running', eventId: 'b', since: 6, run: run('b') },
+      ],
+      failures: [
+        { key: 'a', phase: 'failed', ...failure },
+        { key: 'b', phase: 'failed', ...failure, eventId: 'b' },
+      ],
+      problems: [],
+    };
+    expect(await reopen(path)).toEqual(expected);
+    // Opening rewrote it as a snapshot again: the next start reads the same.
+    expect(await reopen(path)).toEqual(expected);
+    // A snapshot with its failures after its states (as 12d33fe wrote them) reads the same; an appended failure frees its group.
+    const [header] = lines(path);
+    const snapshot = [...expected.states, ...expected.failures].map((r) => JSON.stringify(r));
+    writeFileSync(path, `${[header, ...snapshot, JSON.stringify({ key: 'b', phase: 'failed', ...failure, eventId: 'b2' })].join('\n')}\n`);
+    expect(await reopen(path)).toEqual({ ...expected, states: expected.states.slice(0, 1), failures: [...expected.failures, { key: 'b', phase: 'failed', ...failure, eventId: 'b2' }] });
+  });
+
   it('skips a last line cut short by kill -9, naming its line', async () => {
     const path = freshPath();
     const { journal } = await StateJournal.open(path);
