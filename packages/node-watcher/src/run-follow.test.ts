@@ -103,6 +103,25 @@ describe('RunFollower', () => {
     expect(approvals[0]! - succeededAt).toBeLessThanOrEqual(6_000);
   });
 
+  it('a failure listed from before the success its group cools down after is older: the runs of the event succeeded (core restarted, listing its failures again and not its successes)', async () => {
+    const { logger } = capturedLogger();
+    // A first send (a watcher restarted) finds the group cooling down after the re-send's run succeeded; core, restarted
+    // since, lists again the earlier send's failure, and not the success, which was in memory only.
+    const runs = [{ flow: 'drain', eventId: 'ev-4', outcome: 'failed', error: 'boom', finishedAt: '2026-12-03T08:00:00.000Z' }];
+    const groups = [{ flow: 'drain', eventId: 'ev-4', phase: 'cooling', since: '2026-12-03T08:01:00.000Z' }];
+    const follower = cleanups.add(
+      new RunFollower({ runsOf: () => Promise.resolve(runs), groupsOf: () => Promise.resolve(groups), intervalMs: 20, maxWaitMs: 300, clock: systemClock, logger: pluginLogger(logger) }),
+      (f) => f.close(),
+    );
+    const ends: Parameters<RunsEnded>[0][] = [];
+    follower.track('ev-4', (end) => {
+      ends.push(end);
+      return Promise.resolve(undefined);
+    });
+    await until('the runs ended', () => ends.length === 1);
+    expect(ends).toEqual([{ kind: 'succeeded', flows: ['drain'] }]);
+  });
+
   it('the notice follow says it stopped following when the runs of a notice did not end by maxWaitMs, and sends nothing again', async () => {
     const { client } = await heldRun('ev-3');
     const { logger, lines } = capturedLogger();

@@ -56,9 +56,14 @@ function finishedAt(run: FinishedRunView): number {
   return Date.parse(run.finishedAt ?? '');
 }
 
-/** Runs of a flow that finished before the run holding its group now started are older ones: only the holder's end counts. */
+/**
+ * Runs of a flow that finished before the run holding its group now started, or (cooling) by the time it succeeded, are
+ * older ones: only the holder's end counts. A cooling group's own run is among them: its end is the cooldown. Core
+ * restarted with `state.file` lists its earlier failures again but not the successes after them: such a failure must
+ * not read as the latest run of a group that cools down.
+ */
 function sinceOf(group: GroupView | undefined): number {
-  return group && group.phase !== 'cooling' && group.since !== undefined ? Date.parse(group.since) : -Infinity;
+  return group?.since !== undefined ? Date.parse(group.since) : -Infinity;
 }
 
 /** What one follow learnt so far: the groups the event held at the first look, by flow, and the runs too old to count. */
