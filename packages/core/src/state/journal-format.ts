@@ -239,20 +239,34 @@ export class JournalReader {
   }
 }
 
+/** What tells one failed run from another: a group's runs are of events received, and start and end, at different times. */
+const failureIdentity = (run: FailedRunRecord): string => JSON.stringify([run.key, run.eventId, run.receivedAt, run.startedAt, run.finishedAt]);
+
 /** The last {@link FAILED_RUNS_KEPT} failed runs, oldest first: what a journal keeps of them, read back and written. */
 export class FailedRuns {
   private runs: FailedRunRecord[] = [];
+  /** The {@link failureIdentity} of each run in `runs`. */
+  private identities = new Set<string>();
 
   constructor(runs: readonly FailedRunRecord[] = []) {
     for (const run of runs) this.add(run);
   }
 
-  /** Keeps `run`, its error cut to {@link FAILURE_ERROR_CHARS}; returns it as kept. */
+  /**
+   * Keeps `run`, its error cut to {@link FAILURE_ERROR_CHARS}; returns it as kept. A run kept already is not kept
+   * twice: a write that failed after its lines landed (a sync's EIO, a full disk mid-write) appends them again.
+   */
   add(run: FailedRunRecord): FailedRunRecord {
     const kept = run.error !== undefined && run.error.length > FAILURE_ERROR_CHARS ? { ...run, error: `${run.error.slice(0, FAILURE_ERROR_CHARS)}…` } : run;
+    const identity = failureIdentity(kept);
+    if (this.identities.has(identity)) return kept;
     this.runs.push(kept);
+    this.identities.add(identity);
     // Halved in one step rather than shifted at each add: a flow failing in a loop costs no copy per failure.
-    if (this.runs.length >= 2 * FAILED_RUNS_KEPT) this.runs = this.runs.slice(-FAILED_RUNS_KEPT);
+    if (this.runs.length >= 2 * FAILED_RUNS_KEPT) {
+      this.runs = this.runs.slice(-FAILED_RUNS_KEPT);
+      this.identities = new Set(this.runs.map(failureIdentity));
+    }
     return kept;
   }
 

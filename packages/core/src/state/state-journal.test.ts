@@ -453,6 +453,28 @@ describe('StateJournal when the disk fails', () => {
     expect((await reopen(path))).toEqual({ states: [{ key: 'a', flow: 'f', phase: 'cooling', eventId: 'e', since: 2, until: 99 }], failures: [], problems: [] });
   });
 
+  it('a failed run whose line was appended but not synced (EIO) is written again, and read back once', async () => {
+    const path = freshPath();
+    let syncFails = false;
+    const openFile: OpenJournalFile = async (at) => {
+      const file = await openJournalFile(at);
+      return { ...file, sync: () => (syncFails ? Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })) : file.sync()) };
+    };
+    const { journal } = await StateJournal.open(path, { openFile });
+    const states = new GroupStates((change) => journal.record(change));
+    const failure = { flow: 'f', eventId: 'a', eventType: 't', error: 'boom', receivedAt: 1, startedAt: 2, finishedAt: 3 };
+    states.tryStart('a', 'f', run('a'), 1);
+    states.release('a', failure);
+    syncFails = true;
+    expect(await journal.flush()).toBe(false);
+    syncFails = false;
+    expect(await journal.flush()).toBe(true);
+    await journal.close();
+    // The lines were appended twice (the retry cannot know the first append landed).
+    expect(lines(path).filter((l) => l.includes('"failed"'))).toHaveLength(2);
+    expect(await reopen(path)).toEqual({ states: [], failures: [{ key: 'a', phase: 'failed', ...failure }], problems: [] });
+  });
+
   it('a compaction that cannot open its new file (EMFILE) keeps the old journal in use: what flush() calls durable survives kill -9', async () => {
     const path = freshPath();
     let opensFail = false;
