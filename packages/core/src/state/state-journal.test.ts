@@ -17,6 +17,14 @@ const run = (id: string, extra: Partial<RunProgress> = {}): RunProgress => ({ ev
 
 const lines = (path: string): string[] => readFileSync(path, 'utf8').trim().split('\n');
 
+/** The real journal file, whose syncs fail with EIO (in `call`) while `failing()` says so. */
+const syncFailing =
+  (failing: () => boolean, call: string): OpenJournalFile =>
+  async (at) => {
+    const file = await openJournalFile(at);
+    return { ...file, sync: () => (failing() ? Promise.reject(Object.assign(new Error(`EIO: i/o error, ${call}`), { code: 'EIO' })) : file.sync()) };
+  };
+
 /** What a restarted process would read back from `path`. */
 async function reopen(path: string): Promise<JournalContents> {
   const { journal, recovered } = await StateJournal.open(path);
@@ -456,10 +464,7 @@ describe('StateJournal when the disk fails', () => {
   it('a failed run whose line was appended but not synced (EIO) is written again, and read back once', async () => {
     const path = freshPath();
     let syncFails = false;
-    const openFile: OpenJournalFile = async (at) => {
-      const file = await openJournalFile(at);
-      return { ...file, sync: () => (syncFails ? Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })) : file.sync()) };
-    };
+    const openFile = syncFailing(() => syncFails, 'fdatasync');
     const { journal } = await StateJournal.open(path, { openFile });
     const states = new GroupStates((change) => journal.record(change));
     const failure = { flow: 'f', eventId: 'a', eventType: 't', error: 'boom', receivedAt: 1, startedAt: 2, finishedAt: 3 };
@@ -526,10 +531,7 @@ describe('StateJournal when the disk fails', () => {
   it('says at close that only run start marks went unsynced when the last sync fails with nothing else unwritten, not "0 changes" and lost cooldowns', async () => {
     const path = freshPath();
     let syncFails = false;
-    const openFile: OpenJournalFile = async (at) => {
-      const file = await openJournalFile(at);
-      return { ...file, sync: () => (syncFails ? Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : file.sync()) };
-    };
+    const openFile = syncFailing(() => syncFails, 'fsync');
     const { journal } = await StateJournal.open(path, { openFile, onError: () => {} });
     const store = new JournalRunStateStore(journal);
     store.tryStart('a', 'f', run('a', { queued: true }), 1);
