@@ -73,8 +73,16 @@ const record = z.discriminatedUnion('phase', [
  * of a flow failing in a loop does not grow with it.
  */
 export const FAILED_RUNS_KEPT = 100;
-/** The start of a failed run's error the journal keeps: a plugin's message may be megabytes (a stream answer's status). */
-export const FAILURE_ERROR_CHARS = 2_000;
+/**
+ * The start of a failed run's error and event type the journal keeps: a plugin's message may be megabytes (a stream
+ * answer's status), and a flow matching `*` takes any type a sender names.
+ */
+export const FAILURE_TEXT_CHARS = 2_000;
+
+/** `text` cut to {@link FAILURE_TEXT_CHARS}, marked so when cut. */
+function cutText(text: string): string {
+  return text.length > FAILURE_TEXT_CHARS ? `${text.slice(0, FAILURE_TEXT_CHARS)}…` : text;
+}
 
 const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.number().int().min(OLDEST_READ).max(VERSION), records: z.number().int().min(0) });
 
@@ -253,11 +261,12 @@ export class FailedRuns {
   }
 
   /**
-   * Keeps `run`, its error cut to {@link FAILURE_ERROR_CHARS}; returns it as kept. A run kept already is not kept
+   * Keeps `run`, its error and event type cut to {@link FAILURE_TEXT_CHARS}; returns it as kept. A run kept already is not kept
    * twice: a write that failed after its lines landed (a sync's EIO, a full disk mid-write) appends them again.
    */
   add(run: FailedRunRecord): FailedRunRecord {
-    const kept = run.error !== undefined && run.error.length > FAILURE_ERROR_CHARS ? { ...run, error: `${run.error.slice(0, FAILURE_ERROR_CHARS)}…` } : run;
+    const long = run.eventType.length > FAILURE_TEXT_CHARS || (run.error?.length ?? 0) > FAILURE_TEXT_CHARS;
+    const kept = long ? { ...run, eventType: cutText(run.eventType), ...(run.error === undefined ? {} : { error: cutText(run.error) }) } : run;
     const identity = failureIdentity(kept);
     if (this.identities.has(identity)) return kept;
     this.runs.push(kept);
