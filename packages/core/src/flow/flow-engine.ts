@@ -13,7 +13,7 @@ import { compileMatcher, describeMismatch, type EventMatcher } from './event-mat
 import { compileGroupKey } from './group-key.js';
 import { claimedRun, GroupStates, type FailedRunRecord, type GroupState, type RunProgress, type StepRef } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
-import { RecentRuns, type FinishedRun } from './recent-runs.js';
+import { RecentRuns, runEndOf, type FinishedRun } from './recent-runs.js';
 import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
 import { RUN_OUTCOMES, runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
@@ -507,7 +507,21 @@ export class FlowEngine {
     cancel.release();
     const finishedAt = this.clock.now();
     const reached = progressAt(flow.steps, progress, result.reached, result.attributes);
-    const outcome = this.settle(flow, groupKey, reached, result, bytes, { startedAt, finishedAt });
+    const run: FinishedRun = {
+      flow: flow.name,
+      groupKey,
+      eventId: progress.event.id,
+      eventType: progress.event.type,
+      // What settle() decides, just below.
+      outcome: 'failed',
+      receivedAt: progress.receivedAt,
+      startedAt,
+      finishedAt,
+      calls: result.calls,
+    };
+    if (result.error) run.error = result.error;
+    const outcome = this.settle(flow, groupKey, reached, result, bytes, run);
+    run.outcome = outcome;
     const tell = outcome === 'retrying' ? undefined : this.listeners.take(groupKey, progress.event);
     // The cooldown is in the store before the run counts as done: a crash now must not re-run the flow. A write that
     // fails (a full disk) does not hold the source back: the plugins acted, and the journal writes the end with the disk.
@@ -517,18 +531,6 @@ export class FlowEngine {
     metrics.runsInProgress.dec(labels);
     metrics.flowRuns.inc(flow.outcomeLabels[outcome]);
     metrics.runDuration.observe(flow.outcomeLabels[outcome], (finishedAt - startedAt) / 1000);
-    const run: FinishedRun = {
-      flow: flow.name,
-      groupKey,
-      eventId: progress.event.id,
-      eventType: progress.event.type,
-      outcome,
-      receivedAt: progress.receivedAt,
-      startedAt,
-      finishedAt,
-      calls: result.calls,
-    };
-    if (result.error) run.error = result.error;
     this.recent.add(run);
     // A wave's succeeded runs at the default level `warn` make no log fields.
     if (outcome === 'succeeded' && result.ignored.length === 0 && !logger.isLevelEnabled('info')) return;
@@ -631,9 +633,9 @@ export class FlowEngine {
     return goOn;
   }
 
-  /** Decides what the group becomes after one pass over the plugins, which started and ended at `times` (`finishedAt`: now). */
-  private settle(flow: CompiledFlow, key: string, reached: RunProgress, result: RunResult, bytes: number, times: { startedAt: number; finishedAt: number }): RunOutcome {
-    const now = times.finishedAt;
+  /** Decides what the group becomes after one pass over the plugins, which `ended` lists (its `finishedAt`: now). */
+  private settle(flow: CompiledFlow, key: string, reached: RunProgress, result: RunResult, bytes: number, ended: FinishedRun): RunOutcome {
+    const now = ended.finishedAt;
     // The event leaves this run whatever happens; a later try holds its bytes again.
     this.heldBytes.release(flow.name, bytes);
     if (result.outcome === 'succeeded') {
@@ -653,8 +655,7 @@ export class FlowEngine {
       this.scheduleOrHandOver(this.states.get(key)!);
       return 'retrying';
     }
-    const { event, receivedAt } = reached;
-    this.states.release(key, { flow: flow.name, eventId: event.id, eventType: event.type, ...(result.error === undefined ? {} : { error: result.error }), receivedAt, ...times });
+    this.states.release(key, runEndOf(ended));
     return 'failed';
   }
 

@@ -72,11 +72,12 @@ export interface GroupState {
 }
 
 /**
- * A run that failed for good, as the journal keeps it once its group is free: listed by the status API after a
- * restart, so that whoever follows the event's runs (the node watcher, to send a notice again) still learns that it
- * failed. Times in ms since epoch.
+ * How a run ended: its flow and event, when the event was received and the run started and finished (ms since epoch),
+ * and why it failed. The status API lists it (`FinishedRun`); a run that failed for good the journal keeps once its
+ * group is free, listed again after a restart, so that whoever follows the event's runs (the node watcher, to send a
+ * notice again) still learns that it failed.
  */
-export interface RunFailure {
+export interface RunEnd {
   flow: string;
   eventId: string;
   eventType: string;
@@ -86,8 +87,8 @@ export interface RunFailure {
   finishedAt: number;
 }
 
-/** {@link RunFailure} as a change of its group: the group is free. */
-export type FailedRunRecord = { key: string; phase: 'failed' } & RunFailure;
+/** The {@link RunEnd} of a run that failed for good, as a change of its group: the group is free. */
+export type FailedRunRecord = { key: string; phase: 'failed' } & RunEnd;
 
 /**
  * A change of one group, in the order it happened: its new state, `free` when it has none, `failed` when a run failed
@@ -170,7 +171,7 @@ export class GroupStates implements RunStateStore {
   }
 
   /** After failure (`failure`, when it failed for good), or when the run never started: the group is free again, so the next re-send retries. */
-  release(key: string, failure?: RunFailure): void {
+  release(key: string, failure?: RunEnd): void {
     if (this.groups.delete(key)) this.persist(failure ? { key, phase: 'failed', ...failure } : { key, phase: 'free' });
   }
 

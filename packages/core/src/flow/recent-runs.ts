@@ -1,17 +1,17 @@
+import type { RunEnd } from './group-states.js';
 import type { PluginCallRecord, RunOutcome } from './run-plugins.js';
 
 /** A finished run, as the status API lists it. */
-export interface FinishedRun {
-  flow: string;
+export interface FinishedRun extends RunEnd {
   groupKey: string;
-  eventId: string;
-  eventType: string;
   outcome: RunOutcome;
-  error?: string;
-  receivedAt: number;
-  startedAt: number;
-  finishedAt: number;
   calls: PluginCallRecord[];
+}
+
+/** `run`'s end alone, as the journal keeps a run that failed for good. */
+export function runEndOf(run: FinishedRun): RunEnd {
+  const { groupKey: _groupKey, outcome: _outcome, calls: _calls, ...end } = run;
+  return end;
 }
 
 /** The last N finished runs, oldest dropped first: a fixed-size ring, so memory stays bounded. */

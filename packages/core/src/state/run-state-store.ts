@@ -1,4 +1,4 @@
-import type { FailedRunRecord, GroupState, RunFailure, RunProgress, StartDecision } from '../flow/group-states.js';
+import type { FailedRunRecord, GroupState, RunEnd, RunProgress, StartDecision } from '../flow/group-states.js';
 import type { LeasePlace } from './lease-record.js';
 
 /** Where run state is kept: this process only, a journal on local disk, or Leases shared by every replica. */
@@ -122,7 +122,7 @@ export interface RunStateStore {
    * After failure, or when the run never started: the group is free again. A run that failed for good names its
    * `failure`, which a store that outlives the process keeps (the journal: see {@link recoveredFailures}).
    */
-  release(key: string, failure?: RunFailure): void;
+  release(key: string, failure?: RunEnd): void;
   /**
    * A run a shutdown cut short (in flight, or waiting for its next try), at `run`'s place: the journal
    * keeps it, to resume after the restart; a Lease is handed back with the place, for the group's next
