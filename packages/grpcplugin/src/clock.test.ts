@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { deadlineOn, steadyClock, systemClock, wallAheadOf } from './clock.js';
+import { deadlineOn, steadyClock, systemClock, wallAheadOf, wallTimeOf } from './clock.js';
 import { MAX_TIMER_MS } from './timer-limit.js';
 
 describe.each([
@@ -67,6 +67,17 @@ describe('wallAheadOf', () => {
     vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
     expect(wallAheadOf(systemClock)()).toBe(0);
     expect(wallAheadOf({ now: () => 5, sleep: systemClock.sleep })()).toBe(0);
+  });
+});
+
+describe('wallTimeOf', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('a time on steadyClock as the wall clock reads it, a 2 h forward step since start included; on any other clock the time itself', () => {
+    const wall = Date.now;
+    vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
+    expect(Math.abs(wallTimeOf(steadyClock, steadyClock.now()) - Date.now())).toBeLessThan(50);
+    expect(wallTimeOf(systemClock, 1_000)).toBe(1_000);
   });
 });
 

@@ -77,6 +77,11 @@ export function wallAheadOf(clock: Clock): () => number {
   return clock === steadyClock ? stepsOfWallClock : () => 0;
 }
 
+/** `time` on `clock` as the wall clock reads it, for times that leave the process (see {@link wallAheadOf}): on {@link steadyClock} the steps of the wall clock since start are added. */
+export function wallTimeOf(clock: Clock, time: number): number {
+  return time + wallAheadOf(clock)();
+}
+
 /**
  * A served call's deadline (a wall-clock `Date`, as the SDK hands it) as a time on `clock`, Infinity for none: on
  * {@link steadyClock} the steps of the wall clock since start are taken off, so the time left to it is what the caller gave.

@@ -25,7 +25,7 @@ export type { ClientTlsFiles, ClientTlsOptions, Pem, ServerTlsFiles, ServerTlsOp
 export { TlsFiles, type TlsFilePaths, type TlsFilesObserver, type TlsFilesOptions, type TlsMaterial } from './tls-files.js';
 export { eventFromProto, eventToProto, isJsonContentType } from './event-codec.js';
 export { normalizeTime } from './timestamp.js';
-export { deadlineOn, steadyClock, systemClock, wallAheadOf, type Clock } from './clock.js';
+export { deadlineOn, steadyClock, systemClock, wallAheadOf, wallTimeOf, type Clock } from './clock.js';
 export { formatDuration, parseDuration } from './duration.js';
 export { rememberingRecent } from './recent-results.js';
 export { SharedAgents, type AgentContext, type SharedAgentsOptions } from './shared-agents.js';

@@ -1,13 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { freePort, spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, tempDir, waitForOutput, type ImdsScheduledEvent, type Spawned } from '@hollowtrees/testkit';
+import { freePort, spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, tempDir, waitForOutput, WALL_CLOCK_STEPPED, wallClockStepPreload, type ImdsScheduledEvent, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WatcherSettings } from './cli-args.js';
 import { Cleanups, metric, morePolls, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 // The built core bin, as `npx hollowtrees` runs it (`pnpm test` builds first).
 const CORE_CLI = new URL('../../core/dist/cli.js', import.meta.url).pathname;
+// The built watcher bin, as its DaemonSet runs it.
+const WATCHER_CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
 
@@ -413,4 +415,46 @@ describe('two watchers on one node (a DaemonSet rollout: the old pod and the new
   // flow again. Closing it needs core to remember per (flow, event id) that a run succeeded beyond the cooldown (see the
   // README, "A run that fails is tried again"); with the usual drain cooldown (longer than a notice lives) it does not arise.
   it.todo('the second re-send held up past the drain flow\'s cooldown, after the first re-ran that flow with success: the drain flow does not run a third time');
+});
+
+const STEP_MS = 2 * 60 * 60 * 1000;
+/** Preloaded into the watcher: SIGUSR2 steps its wall clock 2 h forward (NTP after a VM resumed) and leaves the monotonic clock alone. */
+const STEP_PRELOAD = wallClockStepPreload(STEP_MS);
+
+describe('the watcher\'s wall clock stepped forward while it follows a notice\'s drain run', { timeout: 60_000 }, () => {
+  it('the run failing after the step is still seen and the notice sent again; notices after the step carry the stepped wall time', async () => {
+    let calls = 0;
+    const drain = gate();
+    const answer = failingFirstOn(drain);
+    const plugin = cleanups.add(await startRecordingPlugin(() => answer(++calls)), (p) => p.close());
+    const { url: coreUrl } = await startCoreProcess(drainConfig(plugin.address));
+    const proxy = cleanups.add(await startPrefixProxy('/core', coreUrl), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const args = ['--cloud', 'aws', '--metadata-url', imds.url, '--core-url', `${proxy.url}/core`, '--poll-interval', '50ms', '--listen', '127.0.0.1:0'];
+    const watcher = cleanups.add(spawnCaptured('hollowtrees-node-watcher', process.execPath, [WATCHER_CLI, ...args], { NODE_NAME: 'node-a', NODE_OPTIONS: `--import ${STEP_PRELOAD}` }), (p) => p.kill());
+    await waitForOutput(watcher, /"hollowtrees-node-watcher started"/);
+    const id = 'instance-event-0a1b2c3d4e5f60740';
+    imds.scheduleMaintenance(maintenance(id));
+    const statusReads = (): number => proxy.paths.filter((p) => p.startsWith('/core/api/v1/status/runs')).length;
+    await until('the watcher follows the drain run at work', () => plugin.events.length === 1 && statusReads() > 0, 30_000);
+
+    watcher.child.kill('SIGUSR2');
+    await waitForOutput(watcher, new RegExp(WALL_CLOCK_STEPPED));
+    // The follow looks at core's runs twice more on the stepped clock, the run still at work.
+    const reads = statusReads();
+    await until('two more looks at core\'s runs', () => statusReads() >= reads + 2, 30_000);
+    drain.open();
+
+    await until('the drain flow ran the re-send', async () => plugin.events.length === 2 && (await outcomes(coreUrl, id))[0] === 'succeeded', 30_000);
+    expect(await outcomes(coreUrl, id)).toEqual(['succeeded', 'failed']);
+    expect(watcher.output()).not.toContain('they did not end in time');
+
+    // A notice first seen after the step is stamped with the wall clock people and core read, step included.
+    const second = 'instance-event-0a1b2c3d4e5f60741';
+    const steppedNow = Date.now() + STEP_MS;
+    imds.scheduleMaintenance(maintenance(second));
+    await until('the second notice acted on', () => plugin.events.some((e) => e.id === second), 30_000);
+    const time = Date.parse(plugin.events.find((e) => e.id === second)!.time ?? '');
+    expect(Math.abs(time - steppedNow)).toBeLessThan(30_000);
+  });
 });

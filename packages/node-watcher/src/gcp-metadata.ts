@@ -1,4 +1,4 @@
-import type { Backoff, Clock } from '@hollowtrees/grpcplugin';
+import { wallTimeOf, type Backoff, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { instanceIdBody, metadataRequest, MetadataError, okBody } from './metadata-request.js';
 import { PartialCheckError, settleParts, type Monitor, type MonitorSink } from './monitor.js';
 import { OccurrenceFile, type OccurrenceState } from './occurrence-file.js';
@@ -147,7 +147,7 @@ export class GcpMetadataMonitor implements Monitor {
     // Each value on its own: one that cannot be read must not hide a notice the other shows.
     const results = await Promise.allSettled(
       Object.entries(WATCHED).map(async ([key, notice]) => {
-        const found = notice((await this.readWatched(key, signal)).value, this.reader(identity), this.options.clock.now());
+        const found = notice((await this.readWatched(key, signal)).value, this.reader(identity), wallTimeOf(this.options.clock, this.options.clock.now()));
         return found ? [found] : [];
       }),
     );
@@ -173,7 +173,9 @@ export class GcpMetadataMonitor implements Monitor {
             const unchanged = etag !== undefined && answer.etag === etag;
             etag = answer.etag;
             sink.polled();
-            const found = occurrences.of(notice(answer.value, reader, clock.now()), clock.now());
+            // On the wall clock: a notice's termination time and a return's time leave the process (core, the state file).
+            const now = wallTimeOf(clock, clock.now());
+            const found = occurrences.of(notice(answer.value, reader, now), now);
             sink.notices(key, found ? [found] : []);
             // Without an ETag the next GET cannot hang either. Paced after the notice is out: never delay one.
             // At most the minimum: a wall clock stepped back meanwhile (NTP) makes the time taken negative, and the wait its step.

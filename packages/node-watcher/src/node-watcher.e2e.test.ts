@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { labelsOf } from '@hollowtrees/grpcplugin';
 import { manualClock } from '@hollowtrees/grpcplugin/testing';
 import { freePort, makeTestCertificates, startAzureMetadataStandIn, startGceMetadataStandIn, startImdsStandIn, tempDir, type ImdsStandIn } from '@hollowtrees/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Registry } from 'prom-client';
 import { azureNoticeId } from './azure-scheduled-events.js';
 import { runWatcher } from './run-watcher.js';
@@ -229,6 +229,24 @@ describe('node watcher → core → plugin, over real HTTP and gRPC', () => {
     // The watcher waits on the server: every answered GET after the first read carried the last ETag.
     expect(gce.calls.filter((c) => c.path.endsWith('/preempted')).length).toBeLessThan(5);
     expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(1);
+  });
+
+  it('Google Cloud: the wall clock stepped 2 h forward after the start (NTP after a VM resumed): a preemption\'s termination_time and /healthz\'s last_poll are on the stepped wall clock', async () => {
+    const { plugin, core } = await coreWithPlugin();
+    const gce = cleanups.add(await startGceMetadataStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: core.url, cloud: 'gcp', metadataUrl: gce.url })), (w) => w.stop());
+    await until('both hanging GETs armed', () => gce.waiting === 2);
+    // The watcher runs on the steady clock, which a step does not move; what it sends and shows must move with it.
+    const wall = Date.now;
+    vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
+    cleanups.add(undefined, () => vi.restoreAllMocks());
+
+    gce.preempt();
+    await until('the event at the plugin', () => plugin.events.length === 1);
+    const terminationTime = Date.parse(labelsOf(plugin.events[0]!).termination_time!);
+    expect(Math.abs(terminationTime - (Date.now() + 30_000))).toBeLessThan(10_000);
+    const { last_poll } = (await (await fetch(`http://127.0.0.1:${watcher.health.port}/healthz`)).json()) as { last_poll: string };
+    expect(Math.abs(Date.parse(last_poll) - Date.now())).toBeLessThan(10_000);
   });
 
   it('Google Cloud: TERMINATE_ON_HOST_MAINTENANCE becomes a host-maintenance event', async () => {

@@ -1,4 +1,4 @@
-import type { Backoff, Clock, PluginLogger } from '@hollowtrees/grpcplugin';
+import { wallTimeOf, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import { DeliveryQueue, type OutgoingEvent, type SendEvent } from './delivery-queue.js';
 import { ListedNotices } from './listed-notices.js';
 import { PartialCheckError, type Monitor, type MonitorSink } from './monitor.js';
@@ -50,6 +50,7 @@ export class NodeWatcher {
   private identityKnown: InstanceIdentity | undefined;
   /** Why the last read of the identity failed. */
   private identityError: string | undefined;
+  /** On the wall clock, as `/healthz` shows it. */
   private lastPollAt: number | undefined;
 
   constructor(private readonly options: NodeWatcherOptions) {
@@ -167,7 +168,7 @@ export class NodeWatcher {
     const cloud = monitor.cloud;
     return {
       polled: () => {
-        this.lastPollAt = clock.now();
+        this.lastPollAt = wallTimeOf(clock, clock.now());
         metrics.polls.inc({ cloud });
       },
       metadataError: (err) => {
@@ -186,7 +187,7 @@ export class NodeWatcher {
           if (!fresh.delete(notice.id)) continue;
           // Back before its first send went through: that send carries it.
           if (this.delivery?.holds(notice.id)) continue;
-          const event = noticeEvent({ cloud, identity, nodeName, notice, seenAt: clock.now() });
+          const event = noticeEvent({ cloud, identity, nodeName, notice, seenAt: wallTimeOf(clock, clock.now()) });
           // Dropped from a full queue (logged there), it is offered again at the next poll, and queued once there is room.
           if (this.delivery && !this.delivery.enqueue(event)) {
             this.listed.forget(part, notice.id);

@@ -1,4 +1,4 @@
-import { exponentialBackoff, listenFailure, pluginLogger, StartFailure, systemClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
+import { exponentialBackoff, listenFailure, pluginLogger, StartFailure, steadyClock, type Backoff, type Clock, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { WatcherSettings } from './cli-args.js';
@@ -49,7 +49,10 @@ export interface RunOptions {
   logger: Logger;
   /** Default: a new registry. */
   registry?: Registry;
-  /** Default: the system clock. */
+  /**
+   * Default: `steadyClock`, so that a step of the wall clock (NTP after a VM resumed) neither ends the follow of a run
+   * early nor stretches a wait; the times it sends and shows are on the wall clock still.
+   */
   clock?: Clock;
   /** Default: 500 ms doubling to 5 s, jittered. */
   backoff?: Backoff;
@@ -97,7 +100,7 @@ async function cloudOf(settings: WatcherSettings, clock: Clock, backoff: Backoff
 }
 
 async function setUp(settings: WatcherSettings, options: RunOptions, metrics: WatcherMetrics, waiting: (why: string) => void = () => undefined): Promise<{ watcher: NodeWatcher; close: () => Promise<void> }> {
-  const clock = options.clock ?? systemClock;
+  const clock = options.clock ?? steadyClock;
   const backoff = options.backoff ?? exponentialBackoff(DEFAULT_BACKOFF);
   const logger = pluginLogger(options.logger);
   const cloud = await cloudOf(settings, clock, backoff, logger, waiting);

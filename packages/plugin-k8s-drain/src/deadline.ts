@@ -1,10 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { steadyClock, wallAheadOf, type Clock } from '@hollowtrees/grpcplugin';
-
-/** `time` on `clock` as the wall clock reads it, for what people read: on `steadyClock` the steps of the wall clock since start are added. */
-export function wallTimeOf(clock: Clock, time: number): number {
-  return time + wallAheadOf(clock)();
-}
+import { steadyClock, wallTimeOf, type Clock } from '@hollowtrees/grpcplugin';
 
 /** The reason a {@link Deadline}'s signal aborts when its time is up. */
 export class DeadlineReachedError extends Error {

@@ -1,6 +1,6 @@
-import { Code, deadlineOn, labelsOf, PluginError, wallAheadOf, type Backoff, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { Code, deadlineOn, labelsOf, PluginError, wallAheadOf, wallTimeOf, type Backoff, type CloudEvent, type EventHandler, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';
-import { Deadline, wallTimeOf } from './deadline.js';
+import { Deadline } from './deadline.js';
 import { drainDeadline, terminationTimeOf } from './drain-deadline.js';
 import { EventRecorder } from './events.js';
 import { createKubeApi, type KubeApi } from './kube-api.js';

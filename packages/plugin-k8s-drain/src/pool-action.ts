@@ -1,6 +1,6 @@
-import { Code, deadlineOn, labelsOf, PluginError, rememberingRecent, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
+import { Code, deadlineOn, labelsOf, PluginError, rememberingRecent, wallTimeOf, type CloudEvent, type HandleContext, type HandleResult } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { Deadline, wallTimeOf } from './deadline.js';
+import { Deadline } from './deadline.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { KubeApi } from './kube-api.js';
 import type { NodeDrainer, NodeRetry } from './node-drain.js';

@@ -1,6 +1,6 @@
-import { Code, forEachBounded, PluginError, type Backoff, type Clock, type CloudEvent, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
+import { Code, forEachBounded, PluginError, wallTimeOf, type Backoff, type Clock, type CloudEvent, type PluginLogger as Logger } from '@hollowtrees/grpcplugin';
 import type { V1Node } from '@kubernetes/client-node';
-import { Deadline, DeadlineReachedError, DrainStoppedError, wallTimeOf } from './deadline.js';
+import { Deadline, DeadlineReachedError, DrainStoppedError } from './deadline.js';
 import { isUnevictablePod } from './api-errors.js';
 import { DrainIncompleteError } from './drain-incomplete-error.js';
 import type { PoolCordonLoss } from './cordon.js';
