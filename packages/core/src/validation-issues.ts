@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { textStart } from './text-start.js';
 
 /** One problem in validated input, at a path such as `flows.spot.plugins[1]` or `alerts[3].labels`. */
 export interface InputProblem {
@@ -10,7 +11,7 @@ export interface InputProblem {
 const MAX_KEY_SHOWN = 64;
 
 /** A key as a path shows it: its first {@link MAX_KEY_SHOWN} characters. */
-export const shownKey = (key: string): string => key.slice(0, MAX_KEY_SHOWN);
+export const shownKey = (key: string): string => textStart(key, MAX_KEY_SHOWN);
 
 /** Formats a path the way a reader of the YAML or JSON thinks of it: `flows.spot.plugins[1]`. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {

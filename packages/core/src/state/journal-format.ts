@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { claimedRun, type FailedRunRecord, type GroupChange, type GroupState } from '../flow/group-states.js';
+import { textStart } from '../text-start.js';
 
 /**
  * The journal's text format: JSON lines. A compacted journal starts with a
@@ -81,7 +82,7 @@ export const FAILURE_TEXT_CHARS = 2_000;
 
 /** `text` cut to {@link FAILURE_TEXT_CHARS}, marked so when cut. */
 function cutText(text: string): string {
-  return text.length > FAILURE_TEXT_CHARS ? `${text.slice(0, FAILURE_TEXT_CHARS)}…` : text;
+  return text.length > FAILURE_TEXT_CHARS ? `${textStart(text, FAILURE_TEXT_CHARS)}…` : text;
 }
 
 const header = z.strictObject({ journal: z.literal(HEADER_TAG), version: z.number().int().min(OLDEST_READ).max(VERSION), records: z.number().int().min(0) });

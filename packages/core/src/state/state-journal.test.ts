@@ -80,12 +80,12 @@ describe('StateJournal', () => {
     // Written while the process's steady clock is 1 s behind the wall clock (it was stepped since it started).
     ahead = 1_000;
     await journal.compact(() => states.list(0));
-    // A plugin's error may be megabytes, and a type any length: the journal keeps their start.
+    // A plugin's error may be megabytes, and a type any length: the journal keeps their start, and no half of a character (an emoji's surrogate pair).
     states.tryStart('last', 'f', run('last'), 300);
-    states.release('last', { ...failure(300), eventId: 'last', eventType: 't'.repeat(100_000), error: 'x'.repeat(1_000_000) });
+    states.release('last', { ...failure(300), eventId: 'last', eventType: 't'.repeat(100_000), error: `${'x'.repeat(1_999)}${'🙂'.repeat(500_000)}` });
     await journal.close();
 
-    const kept = [...Array.from({ length: 99 }, (_, i) => failure(151 + i)), { ...failure(300), eventId: 'last', eventType: `${'t'.repeat(2_000)}…`, error: `${'x'.repeat(2_000)}…` }];
+    const kept = [...Array.from({ length: 99 }, (_, i) => failure(151 + i)), { ...failure(300), eventId: 'last', eventType: `${'t'.repeat(2_000)}…`, error: `${'x'.repeat(1_999)}…` }];
     const wall = kept.map((f, i) => ({ key: i < 99 ? `k${151 + i}` : 'last', phase: 'failed', ...f, receivedAt: f.receivedAt + 1_000, startedAt: f.startedAt + 1_000, finishedAt: f.finishedAt + 1_000 }));
     const first = await reopen(path);
     expect(first).toEqual({ states: [], failures: wall, problems: [] });
