@@ -400,9 +400,13 @@ describe('two watchers on one node (a DaemonSet rollout: the old pod and the new
     t.imds.scheduleMaintenance(maintenance(id));
     // Both sent it while the drain run was at work: the second send joined that run.
     await until('both watchers sent the notice', async () => (await t.accepted()) === 1 && (await metric(other, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 1, 30_000);
+    // Core takes no re-send until both watchers saw the failure: one that looked only after the other's re-send ran the
+    // drain flow with success would rightly not re-send (under load its backed-off look can come that late).
+    t.proxy.refuseEvents(true);
     drain.open();
 
     await until('both re-sent it', async () => (await t.failedRuns('resent')) === 1 && (await metric(other, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })) === 1, 30_000);
+    t.proxy.refuseEvents(false);
     await until('the drain flow ran it again', async () => (await outcomes(t.coreUrl, id))[0] === 'succeeded' && t.plugin.events.length === 2, 30_000);
     await morePolls(t.watcher, 'aws', 30);
     expect(t.plugin.events).toHaveLength(2);
