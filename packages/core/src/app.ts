@@ -9,7 +9,7 @@ import { addedFlows } from './flow/added-flows.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { FlowSlots } from './flow/bounded-queue.js';
 import { HeldBytes } from './flow/held-bytes.js';
-import { RecentRuns } from './flow/recent-runs.js';
+import { RecentRuns, withSharedRuns } from './flow/recent-runs.js';
 import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
 import { CoreMetrics } from './metrics.js';
@@ -89,6 +89,11 @@ interface Runtime {
 const JOURNAL_CHECK_MS = 5_000;
 /** How often cooldowns that are over are forgotten. */
 const SWEEP_MS = 30_000;
+/**
+ * How old the shared store's list may be that answers a read of the runs (several replicas): a follower reads them every
+ * few seconds, and a wave of followers would otherwise cost a list of every Lease at each read.
+ */
+const RUNS_VIEW_MAX_AGE_MS = 2_000;
 
 /** Start-up failed for a reason its message says in full (e.g. the port is in use): no stack to show. */
 export class StartupError extends Error {
@@ -193,14 +198,17 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     status: {
       sources: (): unknown => sources.statuses().map(sourceView),
       flows: () => current.engine.flowStatus(),
-      groups: (limit) => {
+      groups: async (limit) => {
+        // Read after a write to another replica (a follower that sent its event there), it must see that replica's run.
+        await store.catchUp(0);
         const all = current.engine.groups();
         const ahead = wallAhead();
         return { groups: all.slice(0, limit).map((group) => groupView(group, ahead)), total: all.length };
       },
-      runs: () => {
+      runs: async () => {
+        await store.catchUp(RUNS_VIEW_MAX_AGE_MS);
         const ahead = wallAhead();
-        return current.engine.recentRuns().map((run) => runView(run, ahead));
+        return withSharedRuns(current.engine.recentRuns(), store.sharedRuns()).map((run) => runView(run, ahead));
       },
       state: () => store.describe(),
     },

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, PluginError } from '@hollowtrees/grpcplugin';
-import { freePort, spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, tempDir, waitForOutput, WALL_CLOCK_STEPPED, wallClockStepPreload, type ImdsScheduledEvent, type Spawned } from '@hollowtrees/testkit';
+import { freePort, spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, startKubeApiServer, tempDir, waitForOutput, WALL_CLOCK_STEPPED, wallClockStepPreload, type ImdsScheduledEvent, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WatcherSettings } from './cli-args.js';
 import { Cleanups, metric, morePolls, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
@@ -460,5 +460,47 @@ describe('the watcher\'s wall clock stepped forward while it follows a notice\'s
     await until('the second notice acted on', () => plugin.events.some((e) => e.id === second), 30_000);
     const time = Date.parse(plugin.events.find((e) => e.id === second)!.time ?? '');
     expect(Math.abs(time - steppedNow)).toBeLessThan(30_000);
+  });
+});
+
+describe('several core replicas (state.backend: kubernetes) behind one Service', { timeout: 60_000 }, () => {
+  it('the watcher\'s events reach one replica and its reads the other: the drain run that failed there is still seen and the notice sent again; the success of its re-run ends the follow', async () => {
+    const api = cleanups.add(await startKubeApiServer(), (a) => a.close());
+    const dir = cleanups.add(await tempDir('replicas'), (d) => d.remove());
+    const kubeconfig = join(dir.path, 'kubeconfig');
+    writeFileSync(kubeconfig, api.kubeConfigFileText());
+    const opened = gate();
+    let calls = 0;
+    const answer = failingFirstOn(opened);
+    const plugin = cleanups.add(await startRecordingPlugin(() => answer(++calls)), (p) => p.close());
+    const config = `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\n${drainConfig(plugin.address)}`;
+    const [a, b] = await Promise.all([startCoreProcess(config), startCoreProcess(config)]);
+    const identityOf = async (url: string): Promise<string> => ((await (await fetch(`${url}/api/v1/status`)).json()) as { state: { identity: string } }).state.identity;
+    const replicaA = await identityOf(a.url);
+    expect(await identityOf(b.url)).not.toBe(replicaA);
+    // Events go to a, every read to b.
+    const proxy = cleanups.add(await startPrefixProxy('/core', a.url, b.url), (p) => p.close());
+    const imds = cleanups.add(await startImdsStandIn(), (s) => s.close());
+    const watcher = cleanups.add(await startTestWatcher(testSettings({ coreUrl: `${proxy.url}/core`, cloud: 'aws', metadataUrl: imds.url })), (w) => w.stop());
+    const id = 'instance-event-0b1c2d3e4f5a60718';
+    imds.scheduleMaintenance(maintenance(id));
+
+    // The drain run is at work on a while the watcher reads b: b must list it as a's (else "no flow runs it", and the follow ends).
+    await until('the drain run at work and the watcher reading b', () => plugin.events.length === 1 && proxy.paths.some((p) => p.startsWith('/core/api/v1/status/runs')), 30_000);
+    opened.open();
+    await until('the notice sent again, and its drain run done', async () => (await outcomes(a.url, id))[0] === 'succeeded', 30_000);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })).toBe(1);
+    expect(plugin.events.map((e) => e.id)).toEqual([id, id]);
+    // b ran nothing: it lists a's runs, the failure from its Lease, the success from the cooldown's.
+    const onB = (await (await fetch(`${b.url}/api/v1/status/runs`)).json()) as Array<{ eventId: string; outcome: string; replica?: string }>;
+    expect(onB.filter((r) => r.eventId === id).map((r) => `${r.outcome} ${r.replica}`)).toEqual([`succeeded ${replicaA}`, `failed ${replicaA}`]);
+    // The follow of the re-send saw that success through b, and ended: no more reads, nothing sent again.
+    await until('the follow of the re-send ended', async () => {
+      const reads = proxy.paths.filter((p) => p.includes('/status/')).length;
+      await morePolls(watcher, 'aws', 30);
+      return proxy.paths.filter((p) => p.includes('/status/')).length === reads;
+    }, 30_000);
+    expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(2);
+    expect(plugin.events).toHaveLength(2);
   });
 });

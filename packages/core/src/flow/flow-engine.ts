@@ -13,7 +13,7 @@ import { compileMatcher, describeMismatch, type EventMatcher } from './event-mat
 import { compileGroupKey } from './group-key.js';
 import { claimedRun, GroupStates, type FailedRunRecord, type GroupState, type RunProgress, type StepRef } from './group-states.js';
 import { HeldBytes } from './held-bytes.js';
-import { RecentRuns, runEndOf, type FinishedRun } from './recent-runs.js';
+import { failedRunOf, RecentRuns, runEndOf, type FinishedRun } from './recent-runs.js';
 import { RunListeners } from './run-listeners.js';
 import { backoffDelay } from './retry-policy.js';
 import { RUN_OUTCOMES, runPlugins, type PluginStep, type RunOutcome, type RunResult } from './run-plugins.js';
@@ -808,7 +808,7 @@ export class FlowEngine {
    */
   recover(states: readonly GroupState[], failures: readonly FailedRunRecord[] = []): Recovery {
     // Listed as before the restart: a follower of an event that failed meanwhile learns it still.
-    for (const { key, phase: _failed, ...failure } of failures) this.recent.add({ ...failure, groupKey: key, outcome: 'failed', calls: [] });
+    for (const failure of failures) this.recent.add(failedRunOf(failure));
     const now = this.clock.now();
     const recovery: Recovery = { cooling: 0, resumed: 0, interrupted: 0, abandoned: 0 };
     const toResume: GroupState[] = [];

@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import type { ClaimResult, CutShortRun, RunStateStore, StateBackend, StoreDescription } from '../state/run-state-store.js';
+import type { ClaimResult, CutShortRun, RunStateStore, SharedRun, StateBackend, StoreDescription } from '../state/run-state-store.js';
 
 /**
  * Where a group is in its life: a run queued or calling plugins, a failed run
@@ -178,6 +178,16 @@ export class GroupStates implements RunStateStore {
   /** Frees the group: nothing in memory outlives the process. */
   cutShort(key: string, _run: RunProgress): void {
     this.release(key);
+  }
+
+  /** Nothing is shared between processes here. */
+  catchUp(_maxAgeMs: number): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Nothing is shared between processes here. */
+  sharedRuns(): readonly SharedRun[] {
+    return [];
   }
 
   /** Nothing is handed over between processes here. */

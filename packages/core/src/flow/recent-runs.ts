@@ -1,4 +1,5 @@
-import type { RunEnd } from './group-states.js';
+import type { SharedRun } from '../state/run-state-store.js';
+import type { FailedRunRecord, RunEnd } from './group-states.js';
 import type { PluginCallRecord, RunOutcome } from './run-plugins.js';
 
 /** A finished run, as the status API lists it. */
@@ -6,6 +7,20 @@ export interface FinishedRun extends RunEnd {
   groupKey: string;
   outcome: RunOutcome;
   calls: PluginCallRecord[];
+  /** A run of another replica (or of this one's earlier process), as the store they share recorded its end. */
+  replica?: string;
+}
+
+/** A run that failed for good as the journal kept it: listed as failed, its plugin calls not kept. */
+export function failedRunOf({ key, phase: _failed, ...end }: FailedRunRecord): FinishedRun {
+  return { ...end, groupKey: key, outcome: 'failed', calls: [] };
+}
+
+/** This process's runs (newest first) and those of the other processes sharing its store, newest first; their plugin calls are not shared. */
+export function withSharedRuns(own: readonly FinishedRun[], shared: readonly SharedRun[]): FinishedRun[] {
+  if (shared.length === 0) return [...own];
+  const theirs = shared.map(({ key, ...end }): FinishedRun => ({ ...end, groupKey: key, calls: [] }));
+  return [...own, ...theirs].sort((a, b) => b.finishedAt - a.finishedAt);
 }
 
 /** `run`'s end alone, as the journal keeps a run that failed for good. */

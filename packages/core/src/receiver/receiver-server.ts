@@ -36,8 +36,9 @@ function noRoomBeforeParsing(noun: Intake['noun'], why: string): HttpError {
 /** The read-only JSON the status routes serve. */
 export interface StatusProvider {
   flows(): unknown;
-  /** The first `limit` groups running or cooling down, and how many there are. */
-  groups(limit: number): { groups: unknown[]; total: number };
+  /** The first `limit` groups running or cooling down, and how many there are (a shared store's, once read from it). */
+  groups(limit: number): { groups: unknown[]; total: number } | Promise<{ groups: unknown[]; total: number }>;
+  /** Finished runs, newest first: with a shared store, the other replicas' too (see `RunStateStore.sharedRuns`). */
   runs(): unknown;
   /** Every source, this receiver among them. */
   sources(): unknown;
@@ -189,17 +190,17 @@ export class Receiver implements EventSource {
         res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
         res.end(body);
       },
-      '/api/v1/status': (res, query) => {
-        const { groups, total } = this.options.status.groups(groupLimit(query));
+      '/api/v1/status': async (res, query) => {
+        const { groups, total } = await this.options.status.groups(groupLimit(query));
         sendJson(res, 200, { state: this.options.status.state(), sources: this.options.status.sources(), flows: this.options.status.flows(), groups, groupsTotal: total });
       },
       '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
       '/api/v1/status/sources': (res) => sendJson(res, 200, options.status.sources()),
-      '/api/v1/status/groups': (res, query) => {
-        const { groups, total } = this.options.status.groups(groupLimit(query));
+      '/api/v1/status/groups': async (res, query) => {
+        const { groups, total } = await this.options.status.groups(groupLimit(query));
         sendJson(res, 200, groups, { 'x-total-count': String(total) });
       },
-      '/api/v1/status/runs': (res) => sendJson(res, 200, options.status.runs()),
+      '/api/v1/status/runs': async (res) => sendJson(res, 200, await options.status.runs()),
     };
     const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     const nodeOptions = serverOptions(options.timeouts);

@@ -80,8 +80,8 @@ export const FAILED_RUNS_KEPT = 100;
  */
 export const FAILURE_TEXT_CHARS = 2_000;
 
-/** `text` cut to {@link FAILURE_TEXT_CHARS}, marked so when cut. */
-function cutText(text: string): string {
+/** `text` cut to {@link FAILURE_TEXT_CHARS}, marked so when cut: as the journal and a failed run's Lease keep it. */
+export function failureText(text: string): string {
   return text.length > FAILURE_TEXT_CHARS ? `${textStart(text, FAILURE_TEXT_CHARS)}…` : text;
 }
 
@@ -267,7 +267,7 @@ export class FailedRuns {
    */
   add(run: FailedRunRecord): FailedRunRecord {
     const long = run.eventType.length > FAILURE_TEXT_CHARS || (run.error?.length ?? 0) > FAILURE_TEXT_CHARS;
-    const kept = long ? { ...run, eventType: cutText(run.eventType), ...(run.error === undefined ? {} : { error: cutText(run.error) }) } : run;
+    const kept = long ? { ...run, eventType: failureText(run.eventType), ...(run.error === undefined ? {} : { error: failureText(run.error) }) } : run;
     const identity = failureIdentity(kept);
     if (this.identities.has(identity)) return kept;
     this.runs.push(kept);

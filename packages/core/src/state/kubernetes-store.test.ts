@@ -11,6 +11,7 @@ import type { RunProgress } from '../flow/group-states.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore, CUT_SHORT_KEPT_MS } from './kubernetes-store.js';
+import { FAILED_RUN_KEPT_MS } from './failed-run-leases.js';
 import type { CutShortRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
 import { leaseName, MAX_EVENT_BYTES, type LeasePlace } from './lease-record.js';
@@ -558,6 +559,42 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     expect((await a.claim('g', run('e1'))).claim).toBe('held');
   });
 
+  it('a list answered after a later one (its answer slow on its way back) brings back no run that ended meanwhile: the group is free, and claimed at once', async () => {
+    const { store: a } = replica('a');
+    a.tryStart('g', 'spot', run('e1'), Date.now());
+    expect((await a.claim('g', run('e1'))).claim).toBe('held');
+    // b's Lease calls go to the same stand-in; the answer of one list of its run-state Leases is held back on its way.
+    const metrics = new StoreMetrics(new Registry());
+    const real = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock: systemClock });
+    let holdAnswer: Promise<void> | undefined;
+    let answered = false;
+    const held = { ...real, list: async (selector: string) => {
+      const hold = selector.includes('role=run-state') ? holdAnswer : undefined;
+      holdAnswer = undefined;
+      const items = await real.list(selector);
+      await hold;
+      return items;
+    } };
+    const b = new KubernetesRunStateStore({ api: held, identity: 'b', leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 60_000, maxGroups: 1_000, clock: systemClock, logger: pino({ level: 'silent' }) });
+    stores.push(b);
+    let letGo!: () => void;
+    holdAnswer = new Promise<void>((resolve) => (letGo = resolve)).then(() => void (answered = true));
+    // The sweep's list reads a's run, and its answer waits.
+    b.sweep(Date.now());
+    await expect.poll(() => api.requests.filter((r) => r.method === 'GET' && r.query.labelSelector?.includes('role=run-state')).length, { timeout: 5_000, interval: 10 }).toBe(1);
+    // a's run ends (failed: its Lease is deleted); b's next list sees the group free.
+    a.release('g');
+    expect(await a.commit()).toBe(true);
+    await b.catchUp(0);
+    expect(b.list(Date.now())).toEqual([]);
+    letGo();
+    await expect.poll(() => answered && !(b as unknown as { sweeping: boolean }).sweeping, { timeout: 5_000, interval: 10 }).toBe(true);
+    // The late answer said a's run was in progress: it is not believed over the later one.
+    expect(b.list(Date.now())).toEqual([]);
+    expect(b.tryStart('g', 'spot', run('e2'), Date.now())).toBe('started');
+    expect(await b.claim('g', run('e2'))).toEqual({ claim: 'held' });
+  });
+
   it('a forward step of the wall clock on a replica on steadyClock: its sweep keeps the Lease of a cooldown it began before the step, which holds the group on the other replicas', async () => {
     const metrics = new StoreMetrics(new Registry());
     const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock: steadyClock });
@@ -718,17 +755,20 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   it('a sweep while the last one is still listing is skipped: slow lists never pile up, each holding every Lease', async () => {
     const a = replica('a').store;
     let answerList!: () => void;
-    api.failNext(1, { method: 'GET', path: LEASES_PATH, effect: 'delay', until: new Promise<void>((resolve) => (answerList = resolve)) });
+    const slow = new Promise<void>((resolve) => (answerList = resolve));
+    // The run-state Leases' list and the failed-run Leases' list, both slow.
+    api.failNext(2, { method: 'GET', path: LEASES_PATH, effect: 'delay', until: slow });
     a.sweep(Date.now());
     a.sweep(Date.now());
     a.sweep(Date.now());
     answerList();
     await a.close();
-    expect(api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path))).toHaveLength(1);
+    const lists = (role: string): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path) && r.query.labelSelector?.includes(`hollowtrees.io/role=${role}`)).length;
+    expect([lists('run-state'), lists('failed-run')]).toEqual([1, 1]);
     // Once it is done, the next sweep lists again.
     a.sweep(Date.now());
     await a.close();
-    expect(api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path))).toHaveLength(2);
+    expect([lists('run-state'), lists('failed-run')]).toEqual([2, 2]);
   });
 
   it('a replica whose clock runs ahead never takes over a run whose holder renews', async () => {
@@ -1536,5 +1576,96 @@ describe('FlowEngine on the Kubernetes store', () => {
     await engine.drain();
     expect(calls).toEqual(['detach']);
     expect(heard.map((s) => s.outcome)).toEqual(['interrupted']);
+  });
+});
+
+describe('runs that ended on one replica, as the others list them (the status API of several replicas)', () => {
+  const FLOW = (cooldown: string): string => `plugins:\n  drain: { type: log }\nflows:\n  spot:\n    allowedEvents: [hollowtrees.node.aws.spot-interruption]\n    groupBy: [instance_id]\n    cooldown: ${cooldown}\n    runRetry: { attempts: 1 }\n    plugins: [drain]\n`;
+  const engineOn = (store: KubernetesRunStateStore, cooldown: string, invoke: ActionPlugin['invoke']): FlowEngine =>
+    new FlowEngine({ flows: parseConfig(FLOW(cooldown), 'test.yaml', {}).config.flows, plugins: new Map([['drain', stubPlugin('drain', 5_000, invoke)]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
+  const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 'hollowtrees.node.aws.spot-interruption', data: { labels: { instance_id: instance } } });
+  const failedRunLeases = (): string[] => api.cluster.leases.all().filter((l) => l.metadata.labels?.['hollowtrees.io/role'] === 'failed-run').map((l) => l.metadata.name);
+  const blocked: ActionPlugin['invoke'] = () => Promise.reject(new PluginError(Code.FailedPrecondition, 'eviction blocked by a PodDisruptionBudget'));
+
+  it('a run that failed for good on a is listed by b, with a\'s name, the error and the times a listed; a lists it once, from memory; kept 15 minutes, then swept', async () => {
+    const a = replica('a');
+    const engine = engineOn(a.store, '10m', blocked);
+    engine.dispatch(notice('e1', 'i-1'), a.now());
+    await engine.drain();
+    const [own] = engine.recentRuns();
+    expect(own).toMatchObject({ outcome: 'failed', eventId: 'e1' });
+    await expect.poll(failedRunLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^hollowtrees-failed-[0-9a-f]{40}$/)]);
+    // Not run state: the group is free, on every replica.
+    const b = replica('b');
+    await b.store.catchUp(0);
+    expect(b.store.list(b.now())).toEqual([]);
+    expect(b.store.sharedRuns()).toEqual([
+      { key: 'spot:{instance_id="i-1"}', flow: 'spot', eventId: 'e1', eventType: 'hollowtrees.node.aws.spot-interruption', error: own!.error, receivedAt: own!.receivedAt, startedAt: own!.startedAt, finishedAt: own!.finishedAt, outcome: 'failed', replica: 'a' },
+    ]);
+    expect(own!.error).toContain('eviction blocked');
+    await a.store.catchUp(0);
+    expect(a.store.sharedRuns()).toEqual([]);
+    // a restarted (the same pod name): its earlier process's failure is listed from the Lease.
+    const again = replica('a');
+    await again.store.catchUp(0);
+    expect(again.store.sharedRuns()).toEqual([expect.objectContaining({ eventId: 'e1', outcome: 'failed', replica: 'a' })]);
+    // A sweep keeps it for the 15 minutes a node watcher follows a notice's runs, and deletes it after.
+    b.wait(FAILED_RUN_KEPT_MS - 60_000);
+    await observe(b.store);
+    expect(failedRunLeases()).toHaveLength(1);
+    b.wait(61_000);
+    await observe(b.store);
+    await expect.poll(failedRunLeases, { timeout: 5_000, interval: 10 }).toEqual([]);
+    await b.store.catchUp(0);
+    expect(b.store.sharedRuns()).toEqual([]);
+  });
+
+  it('a run on a that succeeded: b, asked right after a took the event, lists a\'s run in its groups; then its success, from the cooldown\'s Lease', async () => {
+    const a = replica('a');
+    let finish!: () => void;
+    const drained = new Promise<void>((resolve) => (finish = resolve));
+    const engine = engineOn(a.store, '10m', async () => {
+      await drained;
+      return { status: 'ok', message: '', attributes: {} };
+    });
+    const b = replica('b');
+    // b's view is fresh a moment before a takes the event; a read after it must not be answered from that view.
+    await b.store.catchUp(0);
+    expect(b.store.list(b.now())).toEqual([]);
+    engine.dispatch(notice('e1', 'i-1'), a.now());
+    expect(await engine.commit()).toBe(true);
+    await b.store.catchUp(0);
+    expect(b.store.list(b.now())).toEqual([expect.objectContaining({ key: 'spot:{instance_id="i-1"}', phase: 'running', eventId: 'e1', replica: 'a' })]);
+    expect(b.store.sharedRuns()).toEqual([]);
+    finish();
+    await engine.drain();
+    expect(await a.store.commit()).toBe(true);
+    await b.store.catchUp(0);
+    const [own] = engine.recentRuns();
+    expect(b.store.sharedRuns()).toEqual([expect.objectContaining({ key: 'spot:{instance_id="i-1"}', flow: 'spot', eventId: 'e1', outcome: 'succeeded', replica: 'a' })]);
+    // Of a success, its end is known: the cooldown's start, which a wrote as the run ended.
+    expect(Math.abs(b.store.sharedRuns()[0]!.finishedAt - own!.finishedAt)).toBeLessThan(50);
+    // Reads that come within the age they accept are answered from that list: no list of their own.
+    const lists = (): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path)).length;
+    const before = lists();
+    await Promise.all([b.store.catchUp(2_000), b.store.catchUp(2_000), b.store.catchUp(2_000)]);
+    expect(lists()).toBe(before);
+    // Reads that come while a list is in flight wait for one begun after them: one more list for all of them.
+    await Promise.all([b.store.catchUp(0), b.store.catchUp(0), b.store.catchUp(0)]);
+    expect(lists()).toBeLessThanOrEqual(before + 4);
+  });
+
+  it('another installation\'s failed-run Leases (its own leasePrefix) are neither listed nor swept', async () => {
+    const staging = replica('staging', { leasePrefix: 'staging-' });
+    const engine = engineOn(staging.store, '10m', blocked);
+    engine.dispatch(notice('e1', 'i-1'), staging.now());
+    await engine.drain();
+    await expect.poll(failedRunLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^staging-failed-/)]);
+    const prod = replica('prod', { leasePrefix: 'prod-' });
+    await prod.store.catchUp(0);
+    expect(prod.store.sharedRuns()).toEqual([]);
+    prod.wait(FAILED_RUN_KEPT_MS + 1_000);
+    await observe(prod.store);
+    expect(failedRunLeases()).toHaveLength(1);
   });
 });

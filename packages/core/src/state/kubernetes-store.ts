@@ -2,10 +2,11 @@ import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { ThrottledLog } from '../throttled-log.js';
-import { GroupStates, HELD, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
+import { GroupStates, HELD, type GroupState, type RunEnd, type RunProgress, type StartDecision } from '../flow/group-states.js';
+import { FAILED_RUN_KEPT_MS, FailedRunLeases } from './failed-run-leases.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { eventOf, fromLease, handBack, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseEventOf, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
-import type { ClaimResult, CutShortRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
+import type { ClaimResult, CutShortRun, SharedRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
 interface Doubt {
@@ -72,6 +73,8 @@ const UNAVAILABLE: ClaimResult = Object.freeze({ claim: 'unavailable' });
 const ATTEMPTS = 3;
 /** After a call got no answer, commits say false until a later call was answered and this long has passed. */
 const FAILURE_HOLD_MS = 1_000;
+/** The most runs of other replicas the status API lists, the newest: a wave's thousands of cooldowns would be megabytes of JSON at every read. */
+const SHARED_RUNS_LISTED = 1_000;
 /** While the API server cannot be reached, how often it is asked again. */
 const PROBE_MS = 500;
 /**
@@ -139,7 +142,10 @@ export class KubernetesRunStateStore extends GroupStates {
   private failures = 0;
   private lastFailureAt = -Infinity;
   private reachable = true;
-  /** The Leases of every replica as the last sweep listed them, for the status API. */
+  /** Lists of the Leases begun so far, and the last of them whose answer was applied (see {@link listShared}). */
+  private listsStarted = 0;
+  private listApplied = 0;
+  /** The Leases of every replica as the latest list read them, for the status API. */
   private shared: ListedLease[] = [];
   /** Told of each run cut short with its event that a list finds (see {@link onCutShort}). */
   private cutShortTo: ((run: CutShortRun) => void) | undefined;
@@ -147,12 +153,21 @@ export class KubernetesRunStateStore extends GroupStates {
   /** When the renew tick last ran (monotonic ms; the store's start before the first): the next is due renewIntervalMs later. */
   private tickedAt: number;
   private prober: NodeJS.Timeout | undefined;
+  /** Runs that failed for good, each in a Lease of its own, so that every replica lists them. */
+  private readonly failedRuns: FailedRunLeases;
+  /** When the last list for {@link catchUp} that ended began (monotonic ms). */
+  private caughtUpAt = -Infinity;
+  /** The list for {@link catchUp} in flight, and when it began; and the one that follows it, which reads that came meanwhile wait for. */
+  private catchingUp: { startedAt: number; done: Promise<void> } | undefined;
+  private nextCatchUp: Promise<void> | undefined;
 
   constructor(private readonly options: KubernetesStoreOptions) {
     super(undefined, options.maxGroups);
     this.elapsed = options.elapsed ?? (() => performance.now());
     this.wallAhead = wallAheadOf(options.clock);
     this.repeatedLog = new ThrottledLog(options.logger, () => options.clock.now());
+    const { api, leasePrefix, identity, clock } = options;
+    this.failedRuns = new FailedRunLeases({ api, leasePrefix, identity, clock, wallAhead: this.wallAhead, log: this.repeatedLog });
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
     this.tickedAt = this.elapsed();
   }
@@ -296,9 +311,45 @@ export class KubernetesRunStateStore extends GroupStates {
     if (this.mine.get(key) === held) this.loseHoldIfUnconfirmed(key, held, Math.max(this.elapsed(), nextTick), ' by its next renewal');
   }
 
-  override release(key: string): void {
+  override release(key: string, failure?: RunEnd): void {
     this.forget(key);
     this.dropHeld(key);
+    if (failure) this.track(this.failedRuns.record(key, failure));
+  }
+
+  override catchUp(maxAgeMs: number): Promise<void> {
+    const asked = this.elapsed() - maxAgeMs;
+    if (this.caughtUpAt >= asked) return Promise.resolve();
+    if (!this.catchingUp) return this.listForStatus();
+    if (this.catchingUp.startedAt >= asked) return this.catchingUp.done;
+    return (this.nextCatchUp ??= this.catchingUp.done.then(() => {
+      this.nextCatchUp = undefined;
+      return this.listForStatus();
+    }));
+  }
+
+  /** Lists the run-state Leases and the failed-run Leases for {@link catchUp}; never rejects. */
+  private listForStatus(): Promise<void> {
+    const startedAt = this.elapsed();
+    const done = Promise.all([this.listShared(this.options.clock.now(), false), this.failedRuns.list()]).then(() => {
+      this.caughtUpAt = Math.max(this.caughtUpAt, startedAt);
+      if (this.catchingUp?.done === done) this.catchingUp = undefined;
+    });
+    this.catchingUp = { startedAt, done };
+    this.track(done);
+    return done;
+  }
+
+  /** The failed-run Leases, and each cooldown another replica holds (listed for the status API as the success it follows), of the last 15 minutes. */
+  override sharedRuns(): readonly SharedRun[] {
+    const since = this.options.clock.now() - FAILED_RUN_KEPT_MS;
+    const runs: SharedRun[] = this.failedRuns.shared();
+    for (const { record } of this.shared) {
+      if (record.phase !== 'cooling' || record.since < since || this.mine.has(record.key)) continue;
+      const { key, flow, eventId, since: finishedAt, holder: replica } = record;
+      runs.push({ key, flow, eventId, eventType: '', receivedAt: finishedAt, startedAt: finishedAt, finishedAt, outcome: 'succeeded', replica });
+    }
+    return runs.sort((a, b) => b.finishedAt - a.finishedAt).slice(0, SHARED_RUNS_LISTED);
   }
 
   /** Frees the group here, and a claim in flight for it: released before its claim came back (a full queue), the claim's Lease is given up when it does. */
@@ -343,7 +394,7 @@ export class KubernetesRunStateStore extends GroupStates {
     for (const [key, other] of this.others) if (other.state.phase === 'cooling' && other.until <= now) this.others.delete(key);
     if (!this.sweeping) {
       this.sweeping = true;
-      this.track(this.listShared(now, true).finally(() => (this.sweeping = false)));
+      this.track(Promise.all([this.listShared(now, true), this.failedRuns.sweep()]).finally(() => (this.sweeping = false)));
     }
     return removed;
   }
@@ -845,6 +896,7 @@ export class KubernetesRunStateStore extends GroupStates {
    * hold is over, each only as it was listed.
    */
   private async listShared(now: number, sweep: boolean): Promise<void> {
+    const started = ++this.listsStarted;
     let leases: V1Lease[];
     try {
       leases = await this.options.api.list(LEASE_SELECTOR);
@@ -853,6 +905,12 @@ export class KubernetesRunStateStore extends GroupStates {
       this.failed(err);
       return;
     }
+    // Lists overlap (the sweep's, the renew tick's, the status API's): one answered after a later one read the Leases as they
+    // were before it, and would bring back a run that ended meanwhile. It still deletes what it found over (each delete is
+    // guarded by the version it read), but teaches nothing.
+    if (started > this.listApplied) this.listApplied = started;
+    // Checked at each use: a sweep's deletes let later lists be answered meanwhile.
+    const latest = (): boolean => started === this.listApplied;
     const { identity, leasePrefix } = this.options;
     const records: ListedLease[] = [];
     const listed = new Set<string>();
@@ -863,7 +921,7 @@ export class KubernetesRunStateStore extends GroupStates {
       listed.add(lease.metadata?.name ?? '');
       if (record && !this.holdOver(lease, record)) {
         records.push({ record, expiresAt: record.phase === 'running' ? this.elapsed() + record.leaseDurationMs - this.unchangedFor(lease) : Infinity });
-        if (record.holder !== identity) this.remember(lease, record, now);
+        if (record.holder !== identity && latest()) this.remember(lease, record, now);
         continue;
       }
       if (!record && !this.unreadableOver(lease)) continue;
@@ -888,7 +946,7 @@ export class KubernetesRunStateStore extends GroupStates {
     for (const name of this.stopped) if (!listed.has(name)) this.stopped.delete(name);
     // A run elsewhere whose Lease is gone failed or was cut short there: its group is free.
     for (const [key, other] of this.others) if (other.state.phase !== 'cooling' && !listed.has(leaseName(this.options.leasePrefix, key))) this.others.delete(key);
-    this.shared = records;
+    if (latest()) this.shared = records;
   }
 
   /** Whether this replica knows of a run in progress on another replica: its Lease is then listed every renew interval, so its holder's end is seen in time. */

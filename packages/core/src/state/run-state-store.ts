@@ -35,6 +35,17 @@ export interface StoreDescription {
   writable: boolean;
 }
 
+/**
+ * A run that ended on another replica sharing the store, or on this one's earlier process (see {@link RunStateStore.sharedRuns}).
+ * Of a success, only its end is known (the cooldown's start): its receipt and start are given as its end.
+ */
+export interface SharedRun extends RunEnd {
+  key: string;
+  outcome: 'failed' | 'succeeded';
+  /** The replica that ran it. */
+  replica: string;
+}
+
 /** A run another replica cut short (handed back at its shutdown, or left when it stopped renewing), with the event it was for. */
 export interface CutShortRun extends Pick<RunProgress, 'event' | 'receivedAt'> {
   key: string;
@@ -163,6 +174,20 @@ export interface RunStateStore {
    * journal): the status API lists them again, as it did before the restart.
    */
   readonly recoveredFailures: readonly FailedRunRecord[];
+  /**
+   * Resolves once what this process knows of the groups and runs of the other replicas sharing the store was read at
+   * most `maxAgeMs` before the call: a status read that follows a write to another replica (a follower that sent an
+   * event there) sees it. The kubernetes backend lists its Leases (reads that come meanwhile share the next list);
+   * nothing to do for the others. Never rejects: a list that fails leaves what the last one read.
+   */
+  catchUp(maxAgeMs: number): Promise<void>;
+  /**
+   * The runs that ended on the other replicas sharing the store, or on this one's earlier process, newest first, as the
+   * last list read them: the kubernetes backend's failed-run Leases of the last 15 minutes and the cooldowns other
+   * replicas hold (each a success), so that the status API lists a run's end whichever replica a follower of its event
+   * reads. None for the other backends (the journal's failures are listed again by the engine after a restart).
+   */
+  sharedRuns(): readonly SharedRun[];
   /** The backend and what identifies this process in it, for the status API. */
   describe(): StoreDescription;
   /** Saves what is pending and lets go of the store. */

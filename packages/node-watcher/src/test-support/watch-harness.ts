@@ -167,8 +167,12 @@ export interface PrefixProxy {
   close(): Promise<void>;
 }
 
-/** Forwards `<prefix>/x` to `target` + `/x` (what an ingress rewrite does) and answers 404 for anything outside the prefix. */
-export async function startPrefixProxy(prefix: string, target: string): Promise<PrefixProxy> {
+/**
+ * Forwards `<prefix>/x` to `target` + `/x` (what an ingress rewrite does) and answers 404 for anything outside the prefix.
+ * `readsTarget`: where everything but events goes instead, as a Service in front of several core replicas may send a
+ * client's reads to another replica than its events.
+ */
+export async function startPrefixProxy(prefix: string, target: string, readsTarget = target): Promise<PrefixProxy> {
   const paths: string[] = [];
   let bytes = 0;
   let refusing = false;
@@ -187,7 +191,7 @@ export async function startPrefixProxy(prefix: string, target: string): Promise<
       res.writeHead(503, { 'content-type': 'text/plain' }).end('no ready backend\n');
       return;
     }
-    const upstream = request(new URL(path.slice(prefix.length), target), { method: req.method, headers: req.headers }, (answer) => {
+    const upstream = request(new URL(path.slice(prefix.length), path === `${prefix}/api/v1/events` ? target : readsTarget), { method: req.method, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.on('data', (chunk: Buffer) => (bytes += chunk.length));
       answer.pipe(res);

@@ -1,0 +1,182 @@
+import type { V1Lease } from '@kubernetes/client-node';
+import type { Clock } from '@hollowtrees/grpcplugin/without-grpc';
+import type { RunEnd } from '../flow/group-states.js';
+import type { ThrottledLog } from '../throttled-log.js';
+import { failureText } from './journal-format.js';
+import { LeaseRefused, type LeaseApi } from './lease-api.js';
+import { leaseEventId, leaseName } from './lease-record.js';
+import type { SharedRun } from './run-state-store.js';
+
+/**
+ * Labels of the Leases that record runs that failed for good. Not those of run state: a replica's list of groups never
+ * meets them, nor does a replica of an older version in a rolling update, which would take them for unreadable run state.
+ */
+const FAILED_RUN_LABELS: Readonly<Record<string, string>> = Object.freeze({ 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': 'failed-run' });
+export const FAILED_RUN_SELECTOR = Object.entries(FAILED_RUN_LABELS)
+  .map(([k, v]) => `${k}=${v}`)
+  .join(',');
+
+/** How long a failed run's Lease is kept: as long as the node watcher follows a notice's runs. */
+export const FAILED_RUN_KEPT_MS = 15 * 60_000;
+const A = {
+  key: 'hollowtrees.io/group-key',
+  flow: 'hollowtrees.io/flow',
+  eventId: 'hollowtrees.io/event-id',
+  eventType: 'hollowtrees.io/event-type',
+  error: 'hollowtrees.io/error',
+  receivedAt: 'hollowtrees.io/received-at',
+  startedAt: 'hollowtrees.io/started-at',
+  finishedAt: 'hollowtrees.io/finished-at',
+} as const;
+
+/** A failure as a list found it, with its Lease's name. */
+interface ListedFailure {
+  name: string;
+  failure: SharedRun;
+}
+
+/** What {@link FailedRunLeases} needs. */
+export interface FailedRunLeasesOptions {
+  api: LeaseApi;
+  leasePrefix: string;
+  /** This replica's name, written as the Lease's holder. */
+  identity: string;
+  clock: Clock;
+  /** How far the wall clock is ahead of `clock` (`wallAheadOf`): Leases hold wall-clock times. */
+  wallAhead: () => number;
+  /** Where a write or list that failed is said, a line of a kind at most every 10 s. */
+  log: ThrottledLog;
+}
+
+/**
+ * The failed-run Leases of the kubernetes backend: each replica lists only the runs it made itself, so a follower of an
+ * event's runs (the node watcher, which sends a notice again when its run failed) whose read reaches another replica
+ * would never learn of the failure. A run that failed for good is therefore written to a Lease of its own, named by its
+ * group, flow, event and end, kept {@link FAILED_RUN_KEPT_MS}; every replica lists the others' (and those its own
+ * earlier process wrote) beside its own runs. Nothing claims them: they are records, not locks.
+ */
+export class FailedRunLeases {
+  /** Names of the Leases this process wrote, and when (`clock`): its own runs it lists from memory. */
+  private readonly written = new Map<string, number>();
+  /** What the last list found, newest first. */
+  private listed: ListedFailure[] = [];
+  private listing: Promise<void> | undefined;
+
+  constructor(private readonly options: FailedRunLeasesOptions) {}
+
+  /** Writes the Lease of a run that failed for good on this replica; never rejects (a write that fails is logged: followers reading another replica then miss it, as before). */
+  async record(key: string, end: RunEnd): Promise<void> {
+    const lease = this.leaseOf(key, end);
+    const name = lease.metadata!.name!;
+    this.written.set(name, this.options.clock.now());
+    try {
+      await this.options.api.create(lease);
+    } catch (err) {
+      // 409: the same failure written already (a create whose answer was lost, sent again by the client).
+      if (err instanceof LeaseRefused && err.code === 409) return;
+      this.options.log.log('failed-run write', 'warn', { err, flow: end.flow, eventId: end.eventId }, 'the Lease recording a failed run could not be written: a follower of the event reading another replica does not learn that it failed', 'alsoUnwrittenSinceLastLine');
+    }
+  }
+
+  /** The failures the last list found that this process did not record itself, newest first. */
+  shared(): SharedRun[] {
+    return this.listed.filter(({ name }) => !this.written.has(name)).map(({ failure }) => failure);
+  }
+
+  /** Lists them again, for {@link shared}; never rejects (a list that fails keeps the last one's, and is logged). */
+  list(): Promise<void> {
+    return this.listOnce(false);
+  }
+
+  /** {@link list}, also deleting those kept {@link FAILED_RUN_KEPT_MS}, each only as it was listed. */
+  sweep(): Promise<void> {
+    return this.listOnce(true);
+  }
+
+  /** One list at a time: one asked for while another is in flight shares its answer (the next read lists again). */
+  private listOnce(sweep: boolean): Promise<void> {
+    // A sweep that meets a read's list in flight deletes nothing this time: the next sweep does.
+    if (this.listing) return this.listing;
+    const listing = this.listNow(sweep).finally(() => {
+      if (this.listing === listing) this.listing = undefined;
+    });
+    this.listing = listing;
+    return listing;
+  }
+
+  private async listNow(sweep: boolean): Promise<void> {
+    const at = this.options.clock.now();
+    let leases: V1Lease[];
+    try {
+      leases = await this.options.api.list(FAILED_RUN_SELECTOR);
+    } catch (err) {
+      this.options.log.log('failed-run list', 'warn', { err }, 'the Leases recording failed runs could not be listed: the status API lists the runs of the last list that could', 'alsoUnlistedSinceLastLine');
+      return;
+    }
+    const kept: ListedFailure[] = [];
+    for (const lease of leases) {
+      const failure = this.failureOf(lease);
+      const name = lease.metadata?.name ?? '';
+      // Every installation's Leases carry the same labels: one with another leasePrefix in this namespace is not ours.
+      if (!failure || name !== this.nameFrom(lease.metadata?.annotations ?? {})) continue;
+      if (at - failure.finishedAt < FAILED_RUN_KEPT_MS) kept.push({ name, failure });
+      else if (sweep) {
+        const { uid, resourceVersion } = lease.metadata!;
+        // Another replica's sweep may have deleted it first (404), or it changed (409): either way it is not this one's to delete.
+        await this.options.api.delete(name, { uid: uid!, resourceVersion: resourceVersion! }).catch(() => {});
+      }
+    }
+    // This process's own: forgotten once their Lease is past its time, so the set stays as small as the list.
+    for (const [name, writtenAt] of this.written) if (at - writtenAt >= FAILED_RUN_KEPT_MS) this.written.delete(name);
+    kept.sort((a, b) => b.failure.finishedAt - a.failure.finishedAt);
+    this.listed = kept;
+  }
+
+  private leaseOf(key: string, end: RunEnd): V1Lease {
+    const ahead = this.options.wallAhead();
+    const iso = (ms: number): string => new Date(ms + ahead).toISOString();
+    const annotations: Record<string, string> = {
+      [A.key]: key,
+      [A.flow]: end.flow,
+      [A.eventId]: leaseEventId(end.eventId),
+      [A.eventType]: failureText(end.eventType),
+      ...(end.error === undefined ? {} : { [A.error]: failureText(end.error) }),
+      [A.receivedAt]: iso(end.receivedAt),
+      [A.startedAt]: iso(end.startedAt),
+      [A.finishedAt]: iso(end.finishedAt),
+    };
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.nameFrom(annotations), labels: { ...FAILED_RUN_LABELS }, annotations },
+      spec: { holderIdentity: this.options.identity },
+    };
+  }
+
+  /** The failure a Lease records, its times moved onto this process's clock; undefined when it is not one (written by something else). */
+  private failureOf(lease: V1Lease): SharedRun | undefined {
+    const a = lease.metadata?.annotations ?? {};
+    const ahead = this.options.wallAhead();
+    const time = (name: string): number => Date.parse(a[name] ?? '') - ahead;
+    const [key, flow, eventId] = [a[A.key], a[A.flow], a[A.eventId]];
+    const [receivedAt, startedAt, finishedAt] = [time(A.receivedAt), time(A.startedAt), time(A.finishedAt)];
+    if (!key || !flow || eventId === undefined || ![receivedAt, startedAt, finishedAt].every(Number.isFinite)) return undefined;
+    return {
+      key,
+      outcome: 'failed',
+      flow,
+      eventId,
+      eventType: a[A.eventType] ?? '',
+      ...(a[A.error] === undefined ? {} : { error: a[A.error] }),
+      receivedAt,
+      startedAt,
+      finishedAt,
+      replica: lease.spec?.holderIdentity ?? '',
+    };
+  }
+
+  /** The prefix, `failed-` and a hash of what tells one failure from another: its group, flow, event and end (wall clock, as written). */
+  private nameFrom(a: Readonly<Record<string, string | undefined>>): string {
+    return leaseName(`${this.options.leasePrefix}failed-`, [a[A.key], a[A.flow], a[A.eventId], a[A.finishedAt]].join('\n'));
+  }
+}
