@@ -464,7 +464,7 @@ describe('the watcher\'s wall clock stepped forward while it follows a notice\'s
 });
 
 describe('several core replicas (state.backend: kubernetes) behind one Service', { timeout: 60_000 }, () => {
-  it('the watcher\'s events reach one replica and its reads the other: the drain run that failed there is still seen and the notice sent again; the success of its re-run ends the follow', async () => {
+  it('the watcher\'s events reach one replica and its reads the other: the drain run that failed there is still seen, with the success of a notify flow with no cooldown, and the notice sent again naming it; the success of the re-run ends the follow', async () => {
     const api = cleanups.add(await startKubeApiServer(), (a) => a.close());
     const dir = cleanups.add(await tempDir('replicas'), (d) => d.remove());
     const kubeconfig = join(dir.path, 'kubeconfig');
@@ -473,7 +473,9 @@ describe('several core replicas (state.backend: kubernetes) behind one Service',
     let calls = 0;
     const answer = failingFirstOn(opened);
     const plugin = cleanups.add(await startRecordingPlugin(() => answer(++calls)), (p) => p.close());
-    const config = `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\n${drainConfig(plugin.address)}`;
+    const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    // Its group's Lease is deleted as its run succeeds: nothing but that run's own end says so on the other replica.
+    const config = withNotify(notify.address, '0s', `state:\n  backend: kubernetes\n  kubernetes: { namespace: ops, kubeconfig: "${kubeconfig}" }\n`)(plugin.address);
     const [a, b] = await Promise.all([startCoreProcess(config), startCoreProcess(config)]);
     const identityOf = async (url: string): Promise<string> => ((await (await fetch(`${url}/api/v1/status`)).json()) as { state: { identity: string } }).state.identity;
     const replicaA = await identityOf(a.url);
@@ -488,12 +490,20 @@ describe('several core replicas (state.backend: kubernetes) behind one Service',
     // The drain run is at work on a while the watcher reads b: b must list it as a's (else "no flow runs it", and the follow ends).
     await until('the drain run at work and the watcher reading b', () => plugin.events.length === 1 && proxy.paths.some((p) => p.startsWith('/core/api/v1/status/runs')), 30_000);
     opened.open();
-    await until('the notice sent again, and its drain run done', async () => (await outcomes(a.url, id))[0] === 'succeeded', 30_000);
+    await until('the notice sent again, and its drain run done', async () => (await outcomes(a.url, id, 'drain-node'))[0] === 'succeeded', 30_000);
     expect(await metric(watcher, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })).toBe(1);
+    expect(watcher.lines.find((l) => String(l.msg).startsWith('a flow run of the notice failed; sending the notice again'))).toMatchObject({ failed_flows: ['drain-node'], settled_flows: ['notify'] });
     expect(plugin.events.map((e) => e.id)).toEqual([id, id]);
-    // b ran nothing: it lists a's runs, the failure from its Lease, the success from the cooldown's.
-    const onB = (await (await fetch(`${b.url}/api/v1/status/runs`)).json()) as Array<{ eventId: string; outcome: string; replica?: string }>;
-    expect(onB.filter((r) => r.eventId === id).map((r) => `${r.outcome} ${r.replica}`)).toEqual([`succeeded ${replicaA}`, `failed ${replicaA}`]);
+    expect(notify.events.map((e) => e.id)).toEqual([id]);
+    // b ran nothing: it lists a's runs, each drain end (the failure from its run-end Lease, the success from the cooldown's) and notify's success (its run-end Lease).
+    // (Read from a list at most 2 s old: a's success may come a moment later.)
+    const onB = async (flow: string): Promise<string[]> => {
+      const runs = (await (await fetch(`${b.url}/api/v1/status/runs`)).json()) as Array<{ eventId: string; flow: string; outcome: string; replica?: string }>;
+      return runs.filter((r) => r.eventId === id && r.flow === flow).map((r) => `${r.outcome} ${r.replica}`);
+    };
+    await until('b lists the success of the re-run', async () => (await onB('drain-node'))[0] === `succeeded ${replicaA}`, 10_000);
+    expect(await onB('drain-node')).toEqual([`succeeded ${replicaA}`, `failed ${replicaA}`]);
+    expect(await onB('notify')).toEqual([`succeeded ${replicaA}`]);
     // The follow of the re-send saw that success through b, and ended: no more reads, nothing sent again.
     await until('the follow of the re-send ended', async () => {
       const reads = proxy.paths.filter((p) => p.includes('/status/')).length;
@@ -502,5 +512,6 @@ describe('several core replicas (state.backend: kubernetes) behind one Service',
     }, 30_000);
     expect(await metric(watcher, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })).toBe(2);
     expect(plugin.events).toHaveLength(2);
+    expect(notify.events).toHaveLength(1);
   });
 });

@@ -639,7 +639,7 @@ export class FlowEngine {
     // The event leaves this run whatever happens; a later try holds its bytes again.
     this.heldBytes.release(flow.name, bytes);
     if (result.outcome === 'succeeded') {
-      this.states.succeeded(key, now, flow.config.cooldown);
+      this.states.succeeded(key, now, flow.config.cooldown, runEndOf(ended));
       return 'succeeded';
     }
     if (result.outcome === 'interrupted') {

@@ -11,7 +11,7 @@ import type { RunProgress } from '../flow/group-states.js';
 import type { ActionPlugin } from '../plugins/action-plugin.js';
 import type { RunSettlement } from '../sources/event-sink.js';
 import { KubernetesRunStateStore, CUT_SHORT_KEPT_MS } from './kubernetes-store.js';
-import { FAILED_RUN_KEPT_MS } from './failed-run-leases.js';
+import { RUN_END_KEPT_MS } from './run-end-leases.js';
 import type { CutShortRun } from './run-state-store.js';
 import { kubeLeaseApi, loadStoreKubeConfig } from './lease-api.js';
 import { leaseName, MAX_EVENT_BYTES, type LeasePlace } from './lease-record.js';
@@ -756,7 +756,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     const a = replica('a').store;
     let answerList!: () => void;
     const slow = new Promise<void>((resolve) => (answerList = resolve));
-    // The run-state Leases' list and the failed-run Leases' list, both slow.
+    // The run-state Leases' list and the run-end Leases' list, both slow.
     api.failNext(2, { method: 'GET', path: LEASES_PATH, effect: 'delay', until: slow });
     a.sweep(Date.now());
     a.sweep(Date.now());
@@ -764,11 +764,11 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     answerList();
     await a.close();
     const lists = (role: string): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path) && r.query.labelSelector?.includes(`hollowtrees.io/role=${role}`)).length;
-    expect([lists('run-state'), lists('failed-run')]).toEqual([1, 1]);
+    expect([lists('run-state'), lists('run-end')]).toEqual([1, 1]);
     // Once it is done, the next sweep lists again.
     a.sweep(Date.now());
     await a.close();
-    expect([lists('run-state'), lists('failed-run')]).toEqual([2, 2]);
+    expect([lists('run-state'), lists('run-end')]).toEqual([2, 2]);
   });
 
   it('a replica whose clock runs ahead never takes over a run whose holder renews', async () => {
@@ -1584,7 +1584,7 @@ describe('runs that ended on one replica, as the others list them (the status AP
   const engineOn = (store: KubernetesRunStateStore, cooldown: string, invoke: ActionPlugin['invoke']): FlowEngine =>
     new FlowEngine({ flows: parseConfig(FLOW(cooldown), 'test.yaml', {}).config.flows, plugins: new Map([['drain', stubPlugin('drain', 5_000, invoke)]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store });
   const notice = (id: string, instance: string): CloudEvent => ({ id, source: 's', specversion: '1.0', type: 'hollowtrees.node.aws.spot-interruption', data: { labels: { instance_id: instance } } });
-  const failedRunLeases = (): string[] => api.cluster.leases.all().filter((l) => l.metadata.labels?.['hollowtrees.io/role'] === 'failed-run').map((l) => l.metadata.name);
+  const runEndLeases = (): string[] => api.cluster.leases.all().filter((l) => l.metadata.labels?.['hollowtrees.io/role'] === 'run-end').map((l) => l.metadata.name);
   const blocked: ActionPlugin['invoke'] = () => Promise.reject(new PluginError(Code.FailedPrecondition, 'eviction blocked by a PodDisruptionBudget'));
 
   it('a run that failed for good on a is listed by b, with a\'s name, the error and the times a listed; a lists it once, from memory; kept 15 minutes, then swept', async () => {
@@ -1594,7 +1594,7 @@ describe('runs that ended on one replica, as the others list them (the status AP
     await engine.drain();
     const [own] = engine.recentRuns();
     expect(own).toMatchObject({ outcome: 'failed', eventId: 'e1' });
-    await expect.poll(failedRunLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^hollowtrees-failed-[0-9a-f]{40}$/)]);
+    await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^hollowtrees-ended-[0-9a-f]{40}$/)]);
     // Not run state: the group is free, on every replica.
     const b = replica('b');
     await b.store.catchUp(0);
@@ -1610,12 +1610,12 @@ describe('runs that ended on one replica, as the others list them (the status AP
     await again.store.catchUp(0);
     expect(again.store.sharedRuns()).toEqual([expect.objectContaining({ eventId: 'e1', outcome: 'failed', replica: 'a' })]);
     // A sweep keeps it for the 15 minutes a node watcher follows a notice's runs, and deletes it after.
-    b.wait(FAILED_RUN_KEPT_MS - 60_000);
+    b.wait(RUN_END_KEPT_MS - 60_000);
     await observe(b.store);
-    expect(failedRunLeases()).toHaveLength(1);
+    expect(runEndLeases()).toHaveLength(1);
     b.wait(61_000);
     await observe(b.store);
-    await expect.poll(failedRunLeases, { timeout: 5_000, interval: 10 }).toEqual([]);
+    await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toEqual([]);
     await b.store.catchUp(0);
     expect(b.store.sharedRuns()).toEqual([]);
   });
@@ -1655,17 +1655,33 @@ describe('runs that ended on one replica, as the others list them (the status AP
     expect(lists()).toBeLessThanOrEqual(before + 4);
   });
 
-  it('another installation\'s failed-run Leases (its own leasePrefix) are neither listed nor swept', async () => {
+  it('a run on a that succeeded in a flow with no cooldown (its group\'s Lease deleted as it ends) is listed by b as succeeded, with the times a listed', async () => {
+    const a = replica('a');
+    const engine = engineOn(a.store, '0s', () => Promise.resolve({ status: 'ok', message: '', attributes: {} }));
+    engine.dispatch(notice('e1', 'i-1'), a.now());
+    await engine.drain();
+    const [own] = engine.recentRuns();
+    expect(own).toMatchObject({ outcome: 'succeeded', eventId: 'e1' });
+    await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toHaveLength(1);
+    expect(api.cluster.leases.all().filter((l) => l.metadata.labels?.['hollowtrees.io/role'] === 'run-state')).toEqual([]);
+    const b = replica('b');
+    await b.store.catchUp(0);
+    expect(b.store.sharedRuns()).toEqual([
+      { key: 'spot:{instance_id="i-1"}', flow: 'spot', eventId: 'e1', eventType: 'hollowtrees.node.aws.spot-interruption', receivedAt: own!.receivedAt, startedAt: own!.startedAt, finishedAt: own!.finishedAt, outcome: 'succeeded', replica: 'a' },
+    ]);
+  });
+
+  it('another installation\'s run-end Leases (its own leasePrefix) are neither listed nor swept', async () => {
     const staging = replica('staging', { leasePrefix: 'staging-' });
     const engine = engineOn(staging.store, '10m', blocked);
     engine.dispatch(notice('e1', 'i-1'), staging.now());
     await engine.drain();
-    await expect.poll(failedRunLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^staging-failed-/)]);
+    await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^staging-ended-/)]);
     const prod = replica('prod', { leasePrefix: 'prod-' });
     await prod.store.catchUp(0);
     expect(prod.store.sharedRuns()).toEqual([]);
-    prod.wait(FAILED_RUN_KEPT_MS + 1_000);
+    prod.wait(RUN_END_KEPT_MS + 1_000);
     await observe(prod.store);
-    expect(failedRunLeases()).toHaveLength(1);
+    expect(runEndLeases()).toHaveLength(1);
   });
 });

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunEnd, type RunProgress, type StartDecision } from '../flow/group-states.js';
-import { FAILED_RUN_KEPT_MS, FailedRunLeases } from './failed-run-leases.js';
+import { RUN_END_KEPT_MS, RunEndLeases } from './run-end-leases.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { eventOf, fromLease, handBack, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseEventOf, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
 import type { ClaimResult, CutShortRun, SharedRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
@@ -153,8 +153,8 @@ export class KubernetesRunStateStore extends GroupStates {
   /** When the renew tick last ran (monotonic ms; the store's start before the first): the next is due renewIntervalMs later. */
   private tickedAt: number;
   private prober: NodeJS.Timeout | undefined;
-  /** Runs that failed for good, each in a Lease of its own, so that every replica lists them. */
-  private readonly failedRuns: FailedRunLeases;
+  /** Runs that failed for good, and successes that leave no cooldown, each in a Lease of its own, so that every replica lists them. */
+  private readonly runEnds: RunEndLeases;
   /** When the last list for {@link catchUp} that ended began (monotonic ms). */
   private caughtUpAt = -Infinity;
   /** The list for {@link catchUp} in flight, and when it began; and the one that follows it, which reads that came meanwhile wait for. */
@@ -167,7 +167,7 @@ export class KubernetesRunStateStore extends GroupStates {
     this.wallAhead = wallAheadOf(options.clock);
     this.repeatedLog = new ThrottledLog(options.logger, () => options.clock.now());
     const { api, leasePrefix, identity, clock } = options;
-    this.failedRuns = new FailedRunLeases({ api, leasePrefix, identity, clock, wallAhead: this.wallAhead, log: this.repeatedLog });
+    this.runEnds = new RunEndLeases({ api, leasePrefix, identity, clock, wallAhead: this.wallAhead, log: this.repeatedLog });
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
     this.tickedAt = this.elapsed();
   }
@@ -209,9 +209,10 @@ export class KubernetesRunStateStore extends GroupStates {
     return Promise.resolve(RUNNING_ELSEWHERE);
   }
 
-  override succeeded(key: string, now: number, cooldownMs: number): void {
-    // Without a cooldown this calls release(), which deletes the Lease.
+  override succeeded(key: string, now: number, cooldownMs: number, end?: RunEnd): void {
+    // Without a cooldown this calls release(), which deletes the Lease: the success is recorded in a Lease of its own instead.
     super.succeeded(key, now, cooldownMs);
+    if (cooldownMs === 0 && end) this.track(this.runEnds.record(key, end, 'succeeded'));
     const held = this.mine.get(key);
     if (cooldownMs > 0 && held) {
       const { place: _done, event: _acted, ...record } = held.record;
@@ -314,7 +315,7 @@ export class KubernetesRunStateStore extends GroupStates {
   override release(key: string, failure?: RunEnd): void {
     this.forget(key);
     this.dropHeld(key);
-    if (failure) this.track(this.failedRuns.record(key, failure));
+    if (failure) this.track(this.runEnds.record(key, failure, 'failed'));
   }
 
   override catchUp(maxAgeMs: number): Promise<void> {
@@ -328,10 +329,10 @@ export class KubernetesRunStateStore extends GroupStates {
     }));
   }
 
-  /** Lists the run-state Leases and the failed-run Leases for {@link catchUp}; never rejects. */
+  /** Lists the run-state Leases and the run-end Leases for {@link catchUp}; never rejects. */
   private listForStatus(): Promise<void> {
     const startedAt = this.elapsed();
-    const done = Promise.all([this.listShared(this.options.clock.now(), false), this.failedRuns.list()]).then(() => {
+    const done = Promise.all([this.listShared(this.options.clock.now(), false), this.runEnds.list()]).then(() => {
       this.caughtUpAt = Math.max(this.caughtUpAt, startedAt);
       if (this.catchingUp?.done === done) this.catchingUp = undefined;
     });
@@ -340,10 +341,10 @@ export class KubernetesRunStateStore extends GroupStates {
     return done;
   }
 
-  /** The failed-run Leases, and each cooldown another replica holds (listed for the status API as the success it follows), of the last 15 minutes. */
+  /** The run-end Leases, and each cooldown another replica holds (listed for the status API as the success it follows), of the last 15 minutes. */
   override sharedRuns(): readonly SharedRun[] {
-    const since = this.options.clock.now() - FAILED_RUN_KEPT_MS;
-    const runs: SharedRun[] = this.failedRuns.shared();
+    const since = this.options.clock.now() - RUN_END_KEPT_MS;
+    const runs: SharedRun[] = this.runEnds.shared();
     for (const { record } of this.shared) {
       if (record.phase !== 'cooling' || record.since < since || this.mine.has(record.key)) continue;
       const { key, flow, eventId, since: finishedAt, holder: replica } = record;
@@ -394,7 +395,7 @@ export class KubernetesRunStateStore extends GroupStates {
     for (const [key, other] of this.others) if (other.state.phase === 'cooling' && other.until <= now) this.others.delete(key);
     if (!this.sweeping) {
       this.sweeping = true;
-      this.track(Promise.all([this.listShared(now, true), this.failedRuns.sweep()]).finally(() => (this.sweeping = false)));
+      this.track(Promise.all([this.listShared(now, true), this.runEnds.sweep()]).finally(() => (this.sweeping = false)));
     }
     return removed;
   }

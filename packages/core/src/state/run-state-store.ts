@@ -37,7 +37,7 @@ export interface StoreDescription {
 
 /**
  * A run that ended on another replica sharing the store, or on this one's earlier process (see {@link RunStateStore.sharedRuns}).
- * Of a success, only its end is known (the cooldown's start): its receipt and start are given as its end.
+ * Of a success read from the cooldown's Lease, only its end is known (the cooldown's start): its receipt and start are given as its end.
  */
 export interface SharedRun extends RunEnd {
   key: string;
@@ -127,11 +127,15 @@ export interface RunStateStore {
   checkHold(key: string): Promise<void>;
   /** Records how far a running or retrying run got. */
   progress(key: string, phase: 'running' | 'retrying', run: RunProgress): void;
-  /** After success: hold the group for `cooldownMs` (none when 0). */
-  succeeded(key: string, now: number, cooldownMs: number): void;
+  /**
+   * After success: hold the group for `cooldownMs` (none when 0). `end`: how the run ended, which a store shared by
+   * several processes records when no cooldown's hold says it succeeded (see {@link sharedRuns}).
+   */
+  succeeded(key: string, now: number, cooldownMs: number, end?: RunEnd): void;
   /**
    * After failure, or when the run never started: the group is free again. A run that failed for good names its
-   * `failure`, which a store that outlives the process keeps (the journal: see {@link recoveredFailures}).
+   * `failure`, which a store that outlives the process keeps (the journal: see {@link recoveredFailures}; the kubernetes
+   * backend, for every replica: see {@link sharedRuns}).
    */
   release(key: string, failure?: RunEnd): void;
   /**
@@ -183,8 +187,8 @@ export interface RunStateStore {
   catchUp(maxAgeMs: number): Promise<void>;
   /**
    * The runs that ended on the other replicas sharing the store, or on this one's earlier process, newest first, as the
-   * last list read them: the kubernetes backend's failed-run Leases of the last 15 minutes and the cooldowns other
-   * replicas hold (each a success), so that the status API lists a run's end whichever replica a follower of its event
+   * last list read them: the kubernetes backend's run-end Leases of the last 15 minutes (runs that failed for good, and
+   * successes in flows with no cooldown) and the cooldowns other replicas hold (each a success), so that the status API lists a run's end whichever replica a follower of its event
    * reads. None for the other backends (the journal's failures are listed again by the engine after a restart).
    */
   sharedRuns(): readonly SharedRun[];
