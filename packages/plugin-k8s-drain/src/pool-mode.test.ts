@@ -602,8 +602,10 @@ describe('pool mode', () => {
     await vi.waitFor(() => expect(dbRefused(api)).toBe(true), { timeout: 10_000, interval: 20 });
     await resolvePool1Last(api, handlerFor(api, { replyMarginMs: 200 }));
     // Until db-0's retries have read pool-1 uncordoned (or, before, were refused twice more): a check answered just
-    // before the uncordon landed lets one more eviction out, which the budget must still refuse.
-    const since = api.requests.length;
+    // before the uncordon landed lets one more eviction out, which the budget must still refuse. Read from the uncordon
+    // on, not from now: a retry may have read it, and stopped, before this line.
+    const since = api.requests.findLastIndex((r) => r.method === 'PATCH' && r.path === '/api/v1/nodes/pool-1') + 1;
+    expect(since).toBeGreaterThan(0);
     const refusals = dbRefusals(api);
     const readSince = (): boolean => api.requests.slice(since).some((r) => r.method === 'GET' && r.path === '/api/v1/nodes/pool-1');
     await vi.waitFor(() => expect(readSince() || dbRefusals(api) > refusals + 1).toBe(true), { timeout: 10_000, interval: 5 });
