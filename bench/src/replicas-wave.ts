@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pollUntil, startKubeApiServer, tempDir } from '@hollowtrees/testkit';
 import { alertBatches, alertsBody } from './alerts.js';
 import { startPluginSink } from './sinks.js';
+import { summarize } from './stats.js';
 import { postAlerts, startHollowtrees, type Target } from './targets.js';
 
 export interface ReplicasWaveResult {
@@ -33,6 +34,24 @@ export interface ReplicasWaveResult {
    * Prometheus re-sends firing alerts: its Lease calls by method, and plugin calls (none is right).
    */
   resend: { leaseCalls: Record<string, number>; leaseCallsPerInstance: number; pluginCalls: number };
+  /**
+   * Then one node watcher per instance following its notice's runs, all at once, each at a replica of its own choosing
+   * (as a Service spreads them): the groups (a first look at one, then all of them) and the runs, the reads a follow
+   * starts with. A read of the groups waits for a list of the Leases begun after it; reads meanwhile share the next one.
+   */
+  followers?: FollowersResult;
+}
+
+/** What {@link ReplicasWaveResult.followers} measured. */
+export interface FollowersResult {
+  followers: number;
+  /** First read → last answer. */
+  totalMs: number;
+  /** One follower's three reads, one after another. */
+  p50Ms: number;
+  p99Ms: number;
+  /** Lease lists (each page a call) the replicas made for them. */
+  leaseLists: number;
 }
 
 /**
@@ -94,6 +113,7 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
     const resendFrom = api.requests.length;
     await sendAll(targets, bodies);
     const resent = leaseCallsSince(api.requests, resendFrom);
+    const followers = await followAll(targets, alerts, api.requests);
     return {
       replicas,
       alerts,
@@ -104,6 +124,7 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
       leaseCallsPerDelivery: total / (alerts * replicas),
       leaseCallsPerInstance: total / alerts,
       resend: { leaseCalls: resent.byMethod, leaseCallsPerInstance: resent.total / alerts, pluginCalls: sink.received - base - pluginCalls },
+      followers,
     };
   } finally {
     await Promise.all(targets.map((t) => t.stop()));
@@ -111,4 +132,29 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
     await api.close();
     await dir.remove();
   }
+}
+
+/** `count` followers at once, follower i reading replica i mod n: see {@link ReplicasWaveResult.followers}. */
+async function followAll(targets: readonly Target[], count: number, requests: readonly { path: string; method: string }[]): Promise<FollowersResult> {
+  const from = requests.length;
+  const read = async (url: string): Promise<void> => {
+    const res = await fetch(url);
+    if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${res.status}`);
+    await res.arrayBuffer();
+  };
+  const t0 = performance.now();
+  const took = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const { url } = targets[i % targets.length]!;
+      const started = performance.now();
+      await read(`${url}/api/v1/status/groups?limit=1`);
+      await read(`${url}/api/v1/status/groups?limit=10000`);
+      await read(`${url}/api/v1/status/runs`);
+      return performance.now() - started;
+    }),
+  );
+  const totalMs = performance.now() - t0;
+  const { p50, p99 } = summarize(took);
+  const leaseLists = requests.slice(from).filter((r) => r.method === 'GET' && r.path.endsWith('/leases')).length;
+  return { followers: count, totalMs, p50Ms: p50, p99Ms: p99, leaseLists };
 }

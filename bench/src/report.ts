@@ -232,6 +232,16 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
       `${rw.resend.pluginCalls} plugin calls; Lease calls ${JSON.stringify(rw.resend.leaseCalls)}`,
       '',
     ]);
+    const f = rw.followers;
+    if (f) {
+      rows.push([
+        `… then ${f.followers} node watchers at once, each reading a replica's groups (twice) and runs, as a follow begins`,
+        `${f.totalMs.toFixed(0)} ms`,
+        '',
+        `one watcher's three reads: p50 ${f.p50Ms.toFixed(0)} ms, p99 ${f.p99Ms.toFixed(0)} ms; ${f.leaseLists} Lease list pages for all of them`,
+        '',
+      ]);
+    }
   }
   const settle = r.memory.hollowtrees.rssSamplesMiB.length;
   for (const [when, pick] of [

@@ -254,7 +254,8 @@ async function main(): Promise<void> {
     log(
       `reclaim through ${rw.replicas} replicas on Kubernetes Leases: all ${rw.alerts} called in ${rw.allCalledMs.toFixed(0)} ms, ${rw.pluginCalls} plugin calls, ${rw.throttled} Lease calls answered 429, ` +
         `Lease calls ${JSON.stringify(rw.leaseCalls)} (${rw.leaseCallsPerDelivery.toFixed(2)} per alert delivered, ${rw.leaseCallsPerInstance.toFixed(2)} per instance); ` +
-        `re-sent 10 s later: Lease calls ${JSON.stringify(rw.resend.leaseCalls)} (${rw.resend.leaseCallsPerInstance.toFixed(2)} per instance), ${rw.resend.pluginCalls} plugin calls`,
+        `re-sent 10 s later: Lease calls ${JSON.stringify(rw.resend.leaseCalls)} (${rw.resend.leaseCallsPerInstance.toFixed(2)} per instance), ${rw.resend.pluginCalls} plugin calls` +
+        (rw.followers ? `; ${rw.followers.followers} watchers' first reads: all answered in ${rw.followers.totalMs.toFixed(0)} ms, one watcher's p50 ${rw.followers.p50Ms.toFixed(0)} ms, p99 ${rw.followers.p99Ms.toFixed(0)} ms, ${rw.followers.leaseLists} Lease list pages` : ''),
     );
   }
 
