@@ -120,6 +120,20 @@ describe('kubeLeaseApi calls in flight', () => {
     expect(sent).toEqual(['POST', 'PUT', 'POST', 'POST', 'POST']);
   });
 
+  it('sends the record of a run\'s end after the claims waiting for a slot, though it asked first: a wave\'s records do not hold its claims back', async () => {
+    const narrow = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 5_000, maxInFlight: 1, metrics: new StoreMetrics(new Registry()), clock: systemClock });
+    let answer = (): void => {};
+    server.failNext(1, { effect: 'delay', method: 'POST', until: new Promise<void>((resolve) => (answer = resolve)) });
+    const first = narrow.create(lease('first'));
+    await expect.poll(() => server.inFlight, { timeout: 5_000, interval: 5 }).toBe(1);
+    const ended = narrow.create(lease('ended'), { record: true });
+    const claims = ['c1', 'c2'].map((name) => narrow.create(lease(name)));
+    answer();
+    await Promise.all([first, ended, ...claims]);
+    const created = server.cluster.leases.all().map((l) => l.metadata?.name).filter((name) => !name?.startsWith('hollowtrees-'));
+    expect(created).toEqual(['first', 'c1', 'c2', 'ended']);
+  });
+
   it('does not send a call that waited for a slot past its deadline, says so, and frees the slot of a call never answered at its deadline', async () => {
     const clock = manualClock();
     const narrow = kubeLeaseApi(loadStoreKubeConfig(server.kubeConfigFileText()), { namespace: NAMESPACE, timeoutMs: 1_000, maxInFlight: 1, metrics: new StoreMetrics(new Registry()), clock });

@@ -20,8 +20,11 @@ export class LeaseUnreachable extends Error {
 
 /** The Lease calls the kubernetes backend makes in its namespace, and nothing else (see deploy/kubernetes/overlays/ha/lease-rbac.yaml). */
 export interface LeaseApi {
-  /** Creates the Lease; with `dryRun`, only asks whether it would be created (RBAC, admission, the namespace), storing nothing. */
-  create(lease: V1Lease, options?: { dryRun?: boolean }): Promise<V1Lease>;
+  /**
+   * Creates the Lease; with `dryRun`, only asks whether it would be created (RBAC, admission, the namespace), storing nothing.
+   * `record`: a Lease that only records (a run's end), which waits behind claims and writes of held Leases as lists do.
+   */
+  create(lease: V1Lease, options?: { dryRun?: boolean; record?: boolean }): Promise<V1Lease>;
   read(name: string): Promise<V1Lease>;
   /**
    * Replaces the Lease; its `metadata.resourceVersion` makes it conditional (409 when stale). `held`: a write of a
@@ -66,10 +69,12 @@ export function loadStoreKubeConfig(kubeconfigText: string | undefined): KubeCon
 /**
  * The classes of Lease calls, most urgent first: a write of a Lease this replica holds (a renewal, a run's
  * place or end) keeps a run that is acting single, and one that waits past its Lease loses the run to another
- * replica, which acts again; a claim keeps its sender waiting; a list (sweeps, caches of other replicas) can wait.
+ * replica, which acts again; a claim keeps its sender waiting; a list (sweeps, caches of other replicas) or the record
+ * of a run's end can wait.
  * Without the first class, a wave of claims (after an outage, say) held renewals back until runs lost their holds.
  */
 const CALL_CLASSES = ['held', 'lease', 'list'] as const;
+type CallClass = (typeof CALL_CLASSES)[number];
 
 /** How long a 429 asks the client to wait: its `Retry-After` in seconds, else 1 s, as client-go reads it. */
 function retryAfterMs(err: ApiException<unknown>): number {
@@ -103,7 +108,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
   );
   const { namespace, metrics, clock, timeoutMs, maxInFlight, shown = (message: string) => message } = options;
   const gate = new CallGate(maxInFlight, CALL_CLASSES);
-  const call = async <T>(operation: StoreOperation, run: () => Promise<T>, held = false): Promise<T> => {
+  const call = async <T>(operation: StoreOperation, run: () => Promise<T>, callClass: CallClass = operation === 'list' ? 'list' : 'lease'): Promise<T> => {
     const started = clock.now();
     // Aborted at the answer or the deadline, whichever comes first: it ends the wait for the other, and takes a call still waiting out of the gate.
     const over = new AbortController();
@@ -138,7 +143,7 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     });
     try {
       // The slot is free again at the deadline: a call the server never answers does not hold it.
-      const answer = await Promise.race([gate.run(held ? 'held' : operation === 'list' ? 'list' : 'lease', () => Promise.race([attempt(), deadline]), over.signal), deadline]);
+      const answer = await Promise.race([gate.run(callClass, () => Promise.race([attempt(), deadline]), over.signal), deadline]);
       metrics.calls.inc({ operation, result: 'ok' });
       return answer;
     } catch (err) {
@@ -156,9 +161,9 @@ export function kubeLeaseApi(kc: KubeConfig, options: LeaseApiOptions): LeaseApi
     }
   };
   return {
-    create: (body, { dryRun = false } = {}) => call('create', () => api.createNamespacedLease({ namespace, body, ...(dryRun ? { dryRun: 'All' } : {}) })),
+    create: (body, { dryRun = false, record = false } = {}) => call('create', () => api.createNamespacedLease({ namespace, body, ...(dryRun ? { dryRun: 'All' } : {}) }), record ? 'list' : 'lease'),
     read: (name) => call('read', () => api.readNamespacedLease({ name, namespace })),
-    replace: (body, { held = false } = {}) => call('update', () => api.replaceNamespacedLease({ name: body.metadata!.name!, namespace, body }), held),
+    replace: (body, { held = false } = {}) => call('update', () => api.replaceNamespacedLease({ name: body.metadata!.name!, namespace, body }), held ? 'held' : 'lease'),
     delete: async (name, preconditions) => {
       await call('delete', () => api.deleteNamespacedLease({ name, namespace, body: { preconditions } }));
     },

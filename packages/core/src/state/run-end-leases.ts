@@ -73,7 +73,8 @@ export class RunEndLeases {
     const name = lease.metadata!.name!;
     this.written.set(name, this.options.clock.now());
     try {
-      await this.options.api.create(lease);
+      // Behind the claims of a wave: a record may wait, a claim keeps its sender waiting.
+      await this.options.api.create(lease, { record: true });
     } catch (err) {
       // 409: the same end written already (a create whose answer was lost, sent again by the client).
       if (err instanceof LeaseRefused && err.code === 409) return;
