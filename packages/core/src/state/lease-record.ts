@@ -4,17 +4,29 @@ import { z } from 'zod';
 import type { RunProgress } from '../flow/group-states.js';
 import { runEvent, runPlace, runWait } from './journal-format.js';
 
-/** Labels on every Lease of the kubernetes backend, so a list finds them and nothing else. */
-export const LEASE_LABELS: Readonly<Record<string, string>> = Object.freeze({ 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': 'run-state' });
-export const LEASE_SELECTOR = Object.entries(LEASE_LABELS)
-  .map(([k, v]) => `${k}=${v}`)
-  .join(',');
+/** Labels on every Lease of the kubernetes backend that plays `role`, so a list of that role finds them and nothing else. */
+export const backendLabels = (role: string): Readonly<Record<string, string>> => Object.freeze({ 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': role });
 
-/** Annotations that carry a group's run state (a group key can be any length and any text, so it is no name or label). */
-const A = {
+/** The label selector that lists the Leases carrying `labels`. */
+export const selectorOf = (labels: Readonly<Record<string, string>>): string =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
+/** Labels on every Lease of run state. */
+export const LEASE_LABELS = backendLabels('run-state');
+export const LEASE_SELECTOR = selectorOf(LEASE_LABELS);
+
+/** Annotations that name a run: its group (a group key can be any length and any text, so it is no name or label), flow and event. */
+export const RUN_ANNOTATIONS = {
   key: 'hollowtrees.io/group-key',
   flow: 'hollowtrees.io/flow',
   eventId: 'hollowtrees.io/event-id',
+} as const;
+
+/** Annotations that carry a group's run state. */
+const A = {
+  ...RUN_ANNOTATIONS,
   phase: 'hollowtrees.io/phase',
   since: 'hollowtrees.io/since',
   until: 'hollowtrees.io/cooldown-until',

@@ -4,24 +4,20 @@ import type { RunEnd } from '../flow/group-states.js';
 import type { ThrottledLog } from '../throttled-log.js';
 import { failureText } from './journal-format.js';
 import { LeaseRefused, type LeaseApi } from './lease-api.js';
-import { leaseEventId, leaseName } from './lease-record.js';
+import { backendLabels, leaseEventId, leaseName, RUN_ANNOTATIONS, selectorOf } from './lease-record.js';
 import type { SharedRun } from './run-state-store.js';
 
 /**
  * Labels of the Leases that record how runs ended. Not those of run state: a replica's list of groups never meets them,
  * nor does a replica of an older version in a rolling update, which would take them for unreadable run state.
  */
-const RUN_END_LABELS: Readonly<Record<string, string>> = Object.freeze({ 'app.kubernetes.io/managed-by': 'hollowtrees', 'hollowtrees.io/role': 'run-end' });
-const RUN_END_SELECTOR = Object.entries(RUN_END_LABELS)
-  .map(([k, v]) => `${k}=${v}`)
-  .join(',');
+const RUN_END_LABELS = backendLabels('run-end');
+const RUN_END_SELECTOR = selectorOf(RUN_END_LABELS);
 
 /** How long a run's end is kept: as long as the node watcher follows a notice's runs. */
 export const RUN_END_KEPT_MS = 15 * 60_000;
 const A = {
-  key: 'hollowtrees.io/group-key',
-  flow: 'hollowtrees.io/flow',
-  eventId: 'hollowtrees.io/event-id',
+  ...RUN_ANNOTATIONS,
   outcome: 'hollowtrees.io/outcome',
   eventType: 'hollowtrees.io/event-type',
   error: 'hollowtrees.io/error',
