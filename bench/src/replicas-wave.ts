@@ -7,6 +7,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CoreClient } from '@hollowtrees/node-watcher';
 import { pollUntil, startKubeApiServer, tempDir } from '@hollowtrees/testkit';
 import { alertBatches, alertsBody } from './alerts.js';
 import { startPluginSink } from './sinks.js';
@@ -36,8 +37,9 @@ export interface ReplicasWaveResult {
   resend: { leaseCalls: Record<string, number>; leaseCallsPerInstance: number; pluginCalls: number };
   /**
    * Then one node watcher per instance following its notice's runs, all at once, each at a replica of its own choosing
-   * (as a Service spreads them): the groups (a first look at one, then all of them) and the runs, the reads a follow
-   * starts with. A read of the groups waits for a list of the Leases begun after it; reads meanwhile share the next one.
+   * (as a Service spreads them): the reads a follow starts with, made with the watcher's own client (`CoreClient`), the
+   * notice's groups (`?eventId=`), then its runs. A read of the groups waits for a list of the Leases begun after it;
+   * reads meanwhile share the next one.
    */
   followers?: FollowersResult;
 }
@@ -47,7 +49,7 @@ export interface FollowersResult {
   followers: number;
   /** First read → last answer. */
   totalMs: number;
-  /** One follower's three reads, one after another. */
+  /** One follower's reads, one after another. */
   p50Ms: number;
   p99Ms: number;
   /** Lease lists (each page a call) the replicas made for them. */
@@ -136,25 +138,30 @@ export async function runReplicasWave(nodeArgs: string[], replicas = 3, alerts =
 
 /** `count` followers at once, follower i reading replica i mod n: see {@link ReplicasWaveResult.followers}. */
 async function followAll(targets: readonly Target[], count: number, requests: readonly { path: string; method: string }[]): Promise<FollowersResult> {
+  // Each follower follows one instance's event: their ids, as core made them from the alerts, read once before timing.
+  const groups = (await (await fetch(`${targets[0]!.url}/api/v1/status/groups?limit=${count}`)).json()) as Array<{ eventId: string }>;
+  if (groups.length !== count) throw new Error(`expected ${count} groups cooling down, read ${groups.length}`);
+  const clients = Array.from({ length: count }, (_, i) => new CoreClient({ coreUrl: targets[i % targets.length]!.url }));
   const from = requests.length;
-  const read = async (url: string): Promise<void> => {
-    const res = await fetch(url);
-    if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${res.status}`);
-    await res.arrayBuffer();
-  };
-  const t0 = performance.now();
-  const took = await Promise.all(
-    Array.from({ length: count }, async (_, i) => {
-      const { url } = targets[i % targets.length]!;
-      const started = performance.now();
-      await read(`${url}/api/v1/status/groups?limit=1`);
-      await read(`${url}/api/v1/status/groups?limit=10000`);
-      await read(`${url}/api/v1/status/runs`);
-      return performance.now() - started;
-    }),
-  );
-  const totalMs = performance.now() - t0;
-  const { p50, p99 } = summarize(took);
-  const leaseLists = requests.slice(from).filter((r) => r.method === 'GET' && r.path.endsWith('/leases')).length;
-  return { followers: count, totalMs, p50Ms: p50, p99Ms: p99, leaseLists };
+  try {
+    const t0 = performance.now();
+    const took = await Promise.all(
+      clients.map(async (client, i) => {
+        const { eventId } = groups[i]!;
+        const signal = AbortSignal.timeout(60_000);
+        const started = performance.now();
+        const held = await client.groupsOf(eventId, signal);
+        const runs = await client.runsOf(eventId, signal);
+        // A replica lists its own last 100 runs and the others' ends: the one run, or none when it scrolled away.
+        if (held?.length !== 1 || runs.length > 1) throw new Error(`follower ${i} read ${held?.length ?? 'too many'} groups and ${runs.length} runs of ${eventId}`);
+        return performance.now() - started;
+      }),
+    );
+    const totalMs = performance.now() - t0;
+    const { p50, p99 } = summarize(took);
+    const leaseLists = requests.slice(from).filter((r) => r.method === 'GET' && r.path.endsWith('/leases')).length;
+    return { followers: count, totalMs, p50Ms: p50, p99Ms: p99, leaseLists };
+  } finally {
+    for (const client of clients) client.close();
+  }
 }

@@ -235,10 +235,10 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
     const f = rw.followers;
     if (f) {
       rows.push([
-        `… then ${f.followers} node watchers at once, each reading a replica's groups (twice) and runs, as a follow begins`,
+        `… then ${f.followers} node watchers at once, each reading its notice's groups and runs at a replica, as a follow begins`,
         `${f.totalMs.toFixed(0)} ms`,
         '',
-        `one watcher's three reads: p50 ${f.p50Ms.toFixed(0)} ms, p99 ${f.p99Ms.toFixed(0)} ms; ${f.leaseLists} Lease list pages for all of them`,
+        `one watcher's reads: p50 ${f.p50Ms.toFixed(0)} ms, p99 ${f.p99Ms.toFixed(0)} ms; ${f.leaseLists} Lease list pages for all of them`,
         '',
       ]);
     }

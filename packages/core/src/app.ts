@@ -19,7 +19,7 @@ import { buildPlugins } from './plugins/plugin-registry.js';
 import { grpcPluginFactory, type GrpcPluginFactory } from './plugins/grpc-plugin-factory.js';
 import { createAuthenticator } from './receiver/auth.js';
 import { Receiver } from './receiver/receiver-server.js';
-import { groupView, runView, sourceView } from './receiver/status-view.js';
+import { groupView, ofEvents, runView, sourceView } from './receiver/status-view.js';
 import type { EventSink } from './sources/event-sink.js';
 import type { EventSource } from './sources/event-source.js';
 import { SourceSet } from './sources/source-set.js';
@@ -198,17 +198,17 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
     status: {
       sources: (): unknown => sources.statuses().map(sourceView),
       flows: () => current.engine.flowStatus(),
-      groups: async (limit) => {
+      groups: async (limit, events) => {
         // Read after a write to another replica (a follower that sent its event there), it must see that replica's run.
         await store.catchUp(0);
-        const all = current.engine.groups();
+        const all = ofEvents(current.engine.groups(), events);
         const ahead = wallAhead();
         return { groups: all.slice(0, limit).map((group) => groupView(group, ahead)), total: all.length };
       },
-      runs: async () => {
+      runs: async (events) => {
         await store.catchUp(RUNS_VIEW_MAX_AGE_MS);
         const ahead = wallAhead();
-        return withSharedRuns(current.engine.recentRuns(), store.sharedRuns()).map((run) => runView(run, ahead));
+        return withSharedRuns(ofEvents(current.engine.recentRuns(), events), ofEvents(store.sharedRuns(), events)).map((run) => runView(run, ahead));
       },
       state: () => store.describe(),
     },

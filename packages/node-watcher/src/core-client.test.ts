@@ -2,7 +2,8 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoreClient } from './core-client.js';
-import { Cleanups, holdOtherGroups, OTHER_FLOW, startCoreWithConfig, startPrefixProxy } from './test-support/watch-harness.js';
+import type { Hollowtrees } from '@hollowtrees/core';
+import { Cleanups, holdOtherGroups, OTHER_FLOW, startCoreWithConfig, startPrefixProxy, type PrefixProxy } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -69,26 +70,45 @@ describe('CoreClient', () => {
     }
   });
 
-  it("groupsOf reads core's groups past the status API's first page, but gives up on more than maxGroupsRead rather than fill the watcher's memory", async () => {
-    const core = cleanups.add(await startCoreWithConfig(`flows:\n${OTHER_FLOW}`, 'groups.yaml', {}), (c) => c.close());
-    // One more than the status API's first page.
-    await holdOtherGroups(core, 1_001);
-    const signal = new AbortController().signal;
-    const client = (maxGroupsRead: number): CoreClient => cleanups.add(new CoreClient({ coreUrl: core.url, maxGroupsRead }), (c) => c.close());
-
-    expect(await client(1_001).groupsOf('other-1000', signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000' })]);
-    expect(await client(1_000).groupsOf('other-1000', signal)).toBeUndefined();
-  });
-
-  it("groupsOf reads each of core's groups once when they take more than the status API's first page", async () => {
+  it("groupsOf and runsOf ask core for one event's: a read of a few hundred bytes among more groups than maxGroupsRead", async () => {
     const core = cleanups.add(await startCoreWithConfig(`flows:\n${OTHER_FLOW}`, 'groups.yaml', {}), (c) => c.close());
     await holdOtherGroups(core, 1_001);
     const proxy = cleanups.add(await startPrefixProxy('/core', core.url), (p) => p.close());
-    const client = cleanups.add(new CoreClient({ coreUrl: `${proxy.url}/core` }), (c) => c.close());
-    const all = Buffer.byteLength(await (await fetch(`${core.url}/api/v1/status/groups?limit=1001`)).text());
+    const client = cleanups.add(new CoreClient({ coreUrl: `${proxy.url}/core`, maxGroupsRead: 1_000 }), (c) => c.close());
+    const signal = new AbortController().signal;
 
-    expect(await client.groupsOf('other-1000', new AbortController().signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000' })]);
-    // Every group, and a few more bytes (a first look at one group, for the count); the old client read the first 1,000 twice.
-    expect(proxy.bytes).toBeLessThan(all * 1.01);
+    expect(await client.groupsOf('other-1000', signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000' })]);
+    expect(await client.runsOf('other-1000', signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000', outcome: 'succeeded' })]);
+    expect(await client.runsOf('never-sent', signal)).toEqual([]);
+    expect(proxy.paths).toEqual(['/core/api/v1/status/groups?eventId=other-1000&limit=16', '/core/api/v1/status/runs?eventId=other-1000', '/core/api/v1/status/runs?eventId=never-sent']);
+    expect(proxy.bytes).toBeLessThan(1_000);
+  });
+
+  describe('against a core older than the watcher (its status API lists every event\'s, whatever the eventId)', () => {
+    async function olderCore(maxGroupsRead?: number): Promise<{ client: CoreClient; proxy: PrefixProxy; core: Hollowtrees }> {
+      const core = cleanups.add(await startCoreWithConfig(`flows:\n${OTHER_FLOW}`, 'groups.yaml', {}), (c) => c.close());
+      // One more than the status API's first page.
+      await holdOtherGroups(core, 1_001);
+      const proxy = cleanups.add(await startPrefixProxy('/core', core.url), (p) => p.close());
+      proxy.dropEventIds(true);
+      const client = cleanups.add(new CoreClient({ coreUrl: `${proxy.url}/core`, ...(maxGroupsRead === undefined ? {} : { maxGroupsRead }) }), (c) => c.close());
+      return { client, proxy, core };
+    }
+
+    it("groupsOf reads core's groups past the status API's first page, but gives up on more than maxGroupsRead rather than fill the watcher's memory", async () => {
+      const signal = new AbortController().signal;
+      expect(await (await olderCore(1_001)).client.groupsOf('other-1000', signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000' })]);
+      expect(await (await olderCore(1_000)).client.groupsOf('other-1000', signal)).toBeUndefined();
+    });
+
+    it("groupsOf reads each of core's groups once when they take more than the status API's first page; runsOf finds the event's among all", async () => {
+      const { client, proxy, core } = await olderCore();
+      const all = Buffer.byteLength(await (await fetch(`${core.url}/api/v1/status/groups?limit=1001`)).text());
+
+      expect(await client.groupsOf('other-1000', new AbortController().signal)).toEqual([expect.objectContaining({ flow: 'other', eventId: 'other-1000' })]);
+      // Every group, and a few more bytes (a first look at 16 groups, for the count); the old client read the first 1,000 twice.
+      expect(proxy.bytes).toBeLessThan(all * 1.02);
+      expect(await client.runsOf('other-1000', new AbortController().signal)).toEqual([expect.objectContaining({ eventId: 'other-1000', outcome: 'succeeded' })]);
+    });
   });
 });

@@ -79,6 +79,20 @@ function under(base: string, path: string): URL {
   return url;
 }
 
+/**
+ * Groups a first look at one event's reads: all of them, as a core that filters by event answers (one per flow the
+ * event is in); from an older core, which does not, a few groups and the count of all.
+ */
+const FIRST_LOOK_GROUPS = 16;
+
+/** `url` asking for one event's items (`?eventId=`), and at most `limit` of them when given. */
+function ofEvent(url: URL, eventId: string, limit?: number): URL {
+  const asked = new URL(url);
+  asked.searchParams.set('eventId', eventId);
+  if (limit !== undefined) asked.searchParams.set('limit', String(limit));
+  return asked;
+}
+
 /** Core's `X-Total-Count`, when it sent one. */
 function totalCount(headers: IncomingHttpHeaders): number | undefined {
   const count = Number(headers['x-total-count']);
@@ -131,33 +145,31 @@ export class CoreClient {
     };
   }
 
-  /** The finished runs core still lists (`GET /api/v1/status/runs`, its last 100) of one event, newest first. */
+  /**
+   * The finished runs core still lists of one event, newest first (`GET /api/v1/status/runs?eventId=`, that event's
+   * alone; a core older than the watcher ignores `eventId` and answers its last 100, looked through here).
+   */
   async runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]> {
-    const { list } = await this.list<FinishedRunView>(this.runsUrl, signal);
+    const { list } = await this.list<FinishedRunView>(ofEvent(this.runsUrl, eventId), signal);
     return list.filter((run) => run.eventId === eventId);
   }
 
   /**
-   * The groups core holds under one event's id (`GET /api/v1/status/groups`, all of them, past its
-   * default limit); undefined when core holds more than `maxGroupsRead`, too many to look through.
-   * A first look at one group gives the count, so a busy core's groups are read once, or not at all.
+   * The groups core holds under one event's id (`GET /api/v1/status/groups?eventId=`): core answers that event's
+   * alone, with their count, in one read. A core older than the watcher ignores `eventId` and counts every group: they
+   * are then all read, past its default limit, in a second read, or none (undefined) when it holds more than
+   * `maxGroupsRead`, too many to look through.
    */
   async groupsOf(eventId: string, signal: AbortSignal): Promise<GroupView[] | undefined> {
     const max = this.options.maxGroupsRead ?? 10_000;
-    const first = await this.list<GroupView>(this.groupsUpTo(1), signal);
+    const first = await this.list<GroupView>(ofEvent(this.groupsUrl, eventId, FIRST_LOOK_GROUPS), signal);
     const total = totalCount(first.headers);
     if (total !== undefined && total > max) return undefined;
-    // A core that sends no count is read up to the bound, as one that holds more than one group.
-    const { list, headers } = total !== undefined && total <= first.list.length ? first : await this.list<GroupView>(this.groupsUpTo(max), signal);
+    // A core that sends no count is read up to the bound, as one that holds more groups than a first look reads.
+    const { list, headers } = total !== undefined && total <= first.list.length ? first : await this.list<GroupView>(ofEvent(this.groupsUrl, eventId, max), signal);
     // Groups started between the two reads count too.
     if ((totalCount(headers) ?? 0) > max) return undefined;
     return list.filter((group) => group.eventId === eventId);
-  }
-
-  private groupsUpTo(limit: number): URL {
-    const url = new URL(this.groupsUrl);
-    url.searchParams.set('limit', String(limit));
-    return url;
   }
 
   /** GETs a JSON array of core's status API. */

@@ -160,6 +160,35 @@ describe('receiver', () => {
     expect(JSON.parse((await send(core, 'GET', '/api/v1/status?limit=1')).body)).toMatchObject({ groups: [expect.any(Object)], groupsTotal: total });
   });
 
+  it('lists the groups and runs of the events asked for (?eventId=, repeatable), the groups counted among theirs', async () => {
+    await core.post('/api/v2/alerts', ['e-1', 'e-2', 'e-3'].map((id) => ({ labels: { alertname: 'Spot', instance_id: id } })));
+    const everyGroup = JSON.parse((await send(core, 'GET', '/api/v1/status/groups?limit=100000')).body) as Array<{ key: string; eventId: string }>;
+    const idOf = (instance: string): string => everyGroup.find((g) => g.key.includes(instance))!.eventId;
+    const [first, second] = [idOf('e-1'), idOf('e-2')];
+    const query = `eventId=${encodeURIComponent(first)}&eventId=${encodeURIComponent(second)}`;
+
+    const both = await send(core, 'GET', `/api/v1/status/groups?${query}`);
+    expect((JSON.parse(both.body) as Array<{ eventId: string }>).map((g) => g.eventId).sort()).toEqual([first, second].sort());
+    expect(both.headers['x-total-count']).toBe('2');
+    const one = await send(core, 'GET', `/api/v1/status/groups?${query}&limit=1`);
+    expect(JSON.parse(one.body)).toHaveLength(1);
+    expect(one.headers['x-total-count']).toBe('2');
+    expect(JSON.parse((await send(core, 'GET', `/api/v1/status?${query}`)).body)).toMatchObject({ groupsTotal: 2 });
+
+    const runs = JSON.parse((await send(core, 'GET', `/api/v1/status/runs?eventId=${encodeURIComponent(first)}`)).body) as Array<{ eventId: string; outcome: string }>;
+    expect(runs).toEqual([expect.objectContaining({ eventId: first, outcome: 'succeeded' })]);
+    const unknown = await send(core, 'GET', '/api/v1/status/groups?eventId=never-sent');
+    expect([JSON.parse(unknown.body), unknown.headers['x-total-count']]).toEqual([[], '0']);
+    expect(JSON.parse((await send(core, 'GET', '/api/v1/status/runs?eventId=never-sent')).body)).toEqual([]);
+  });
+
+  it('answers 400 to an empty eventId rather than list every event', async () => {
+    for (const path of ['/api/v1/status/groups?eventId=', '/api/v1/status/runs?eventId=a&eventId=', '/api/v1/status?eventId=']) {
+      const answer = await send(core, 'GET', path);
+      expect([answer.status, JSON.parse(answer.body)]).toEqual([400, expect.objectContaining({ errorType: 'bad_request', error: 'query parameter eventId: expected an event id, got an empty one' })]);
+    }
+  });
+
   it('ignores a query string when routing', async () => {
     expect((await send(core, 'GET', '/-/healthy?x=1')).status).toBe(200);
   });

@@ -36,10 +36,13 @@ function noRoomBeforeParsing(noun: Intake['noun'], why: string): HttpError {
 /** The read-only JSON the status routes serve. */
 export interface StatusProvider {
   flows(): unknown;
-  /** The first `limit` groups running or cooling down, and how many there are (a shared store's, once read from it). */
-  groups(limit: number): { groups: unknown[]; total: number } | Promise<{ groups: unknown[]; total: number }>;
-  /** Finished runs, newest first: with a shared store, the other replicas' too (see `RunStateStore.sharedRuns`). */
-  runs(): unknown;
+  /**
+   * The first `limit` groups running or cooling down, and how many there are (a shared store's, once read from it);
+   * given `events`, only the groups those events hold, and how many of them there are.
+   */
+  groups(limit: number, events?: ReadonlySet<string>): { groups: unknown[]; total: number } | Promise<{ groups: unknown[]; total: number }>;
+  /** Finished runs, newest first: with a shared store, the other replicas' too (see `RunStateStore.sharedRuns`); given `events`, theirs only. */
+  runs(events?: ReadonlySet<string>): unknown;
   /** Every source, this receiver among them. */
   sources(): unknown;
   /** Where run state is kept: the backend and, with a shared one, this replica's identity. */
@@ -56,6 +59,17 @@ function groupLimit(query: URLSearchParams): number {
   const asked = Number(given);
   if (/^\d+$/.test(given) && asked > 0) return asked;
   throw new HttpError(400, 'bad_request', `query parameter limit: expected a positive whole number, got ${JSON.stringify(given.slice(0, 100))}`);
+}
+
+/**
+ * `?eventId=` (repeatable): the ids of the events a status read is about, so that a follower of one event (the node
+ * watcher) reads its groups and runs, not every one of a wave's; absent, every event. An empty one is a 400.
+ */
+function eventFilter(query: URLSearchParams): ReadonlySet<string> | undefined {
+  const given = query.getAll('eventId');
+  if (given.length === 0) return undefined;
+  if (given.includes('')) throw new HttpError(400, 'bad_request', 'query parameter eventId: expected an event id, got an empty one');
+  return new Set(given);
 }
 
 export interface ReceiverOptions {
@@ -191,16 +205,16 @@ export class Receiver implements EventSource {
         res.end(body);
       },
       '/api/v1/status': async (res, query) => {
-        const { groups, total } = await this.options.status.groups(groupLimit(query));
+        const { groups, total } = await this.options.status.groups(groupLimit(query), eventFilter(query));
         sendJson(res, 200, { state: this.options.status.state(), sources: this.options.status.sources(), flows: this.options.status.flows(), groups, groupsTotal: total });
       },
       '/api/v1/status/flows': (res) => sendJson(res, 200, options.status.flows()),
       '/api/v1/status/sources': (res) => sendJson(res, 200, options.status.sources()),
       '/api/v1/status/groups': async (res, query) => {
-        const { groups, total } = await this.options.status.groups(groupLimit(query));
+        const { groups, total } = await this.options.status.groups(groupLimit(query), eventFilter(query));
         sendJson(res, 200, groups, { 'x-total-count': String(total) });
       },
-      '/api/v1/status/runs': async (res) => sendJson(res, 200, await options.status.runs()),
+      '/api/v1/status/runs': async (res, query) => sendJson(res, 200, await options.status.runs(eventFilter(query))),
     };
     const listener = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     const nodeOptions = serverOptions(options.timeouts);

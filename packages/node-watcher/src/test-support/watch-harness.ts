@@ -164,7 +164,16 @@ export interface PrefixProxy {
   refuseStatus(on: boolean): void;
   /** Events refused so far by {@link refuseEvents}. */
   readonly refused: number;
+  /** While on, status reads reach core without `eventId`: core answers as one older than the watcher, which lists every event's. */
+  dropEventIds(on: boolean): void;
   close(): Promise<void>;
+}
+
+/** `path` (with its query) without its `eventId` parameters. */
+function withoutEventIds(path: string): string {
+  const url = new URL(path, 'http://proxy');
+  url.searchParams.delete('eventId');
+  return `${url.pathname}${url.search}`;
 }
 
 /**
@@ -178,9 +187,11 @@ export async function startPrefixProxy(prefix: string, target: string, readsTarg
   let refusing = false;
   let refusingStatus = false;
   let refused = 0;
+  let droppingEventIds = false;
   const server: Server = createServer((req, res) => {
-    const path = req.url ?? '/';
-    paths.push(path);
+    const asked = req.url ?? '/';
+    paths.push(asked);
+    const path = droppingEventIds ? withoutEventIds(asked) : asked;
     if (!path.startsWith(`${prefix}/`)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route for ${path}\n`);
       return;
@@ -211,6 +222,7 @@ export async function startPrefixProxy(prefix: string, target: string, readsTarg
     get refused() {
       return refused;
     },
+    dropEventIds: (on) => void (droppingEventIds = on),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
