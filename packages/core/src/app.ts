@@ -9,7 +9,8 @@ import { addedFlows } from './flow/added-flows.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { FlowSlots } from './flow/bounded-queue.js';
 import { HeldBytes } from './flow/held-bytes.js';
-import { RecentRuns, withSharedRuns } from './flow/recent-runs.js';
+import { ofEvents } from './flow/of-events.js';
+import { RecentRuns, RUNS_KEPT_BY_EVENT, withSharedRuns } from './flow/recent-runs.js';
 import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
 import { CoreMetrics } from './metrics.js';
@@ -19,7 +20,7 @@ import { buildPlugins } from './plugins/plugin-registry.js';
 import { grpcPluginFactory, type GrpcPluginFactory } from './plugins/grpc-plugin-factory.js';
 import { createAuthenticator } from './receiver/auth.js';
 import { Receiver } from './receiver/receiver-server.js';
-import { groupView, ofEvents, runView, sourceView } from './receiver/status-view.js';
+import { groupView, runView, sourceView } from './receiver/status-view.js';
 import type { EventSink } from './sources/event-sink.js';
 import type { EventSource } from './sources/event-source.js';
 import { SourceSet } from './sources/source-set.js';
@@ -126,7 +127,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
   const heldBytes = new HeldBytes(loaded.config.state.maxQueuedBytes);
   const listeners = new RunListeners();
   const slots = new FlowSlots();
-  const recent = new RecentRuns(100);
+  const recent = new RecentRuns(100, RUNS_KEPT_BY_EVENT);
 
   const buildRuntime = (next: LoadedConfig, nextFiles: ConfigFiles, grpcPlugin: GrpcPluginFactory | undefined): Runtime => {
     const built = buildPlugins(next.config, nextFiles.pluginTls, logger, grpcPlugin, clock);
@@ -208,7 +209,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       runs: async (events) => {
         await store.catchUp(RUNS_VIEW_MAX_AGE_MS);
         const ahead = wallAhead();
-        return withSharedRuns(ofEvents(current.engine.recentRuns(), events), ofEvents(store.sharedRuns(), events)).map((run) => runView(run, ahead));
+        return withSharedRuns(current.engine.recentRuns(events), store.sharedRuns(events)).map((run) => runView(run, ahead));
       },
       state: () => store.describe(),
     },

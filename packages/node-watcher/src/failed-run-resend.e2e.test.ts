@@ -4,7 +4,7 @@ import { Code, PluginError } from '@hollowtrees/grpcplugin';
 import { freePort, spawnCaptured, startAzureMetadataStandIn, startImdsStandIn, startKubeApiServer, tempDir, waitForOutput, WALL_CLOCK_STEPPED, wallClockStepPreload, type ImdsScheduledEvent, type Spawned } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WatcherSettings } from './cli-args.js';
-import { Cleanups, metric, morePolls, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
+import { Cleanups, metric, morePolls, OTHER_FLOW, startPrefixProxy, startRecordingPlugin, startTestWatcher, testSettings, until } from './test-support/watch-harness.js';
 
 // The built core bin, as `npx hollowtrees` runs it (`pnpm test` builds first).
 const CORE_CLI = new URL('../../core/dist/cli.js', import.meta.url).pathname;
@@ -249,6 +249,38 @@ describe('a notice whose flow run failed in core', { timeout: 60_000 }, () => {
  * flow cools down `NOTIFY_COOLDOWN_MS` only. The re-send of the notice is refused (503) until the notify flow's cooldown is over.
  */
 const NOTIFY_COOLDOWN_MS = 3_000;
+
+/** Makes core (configured with `OTHER_FLOW`) run `count` events of another kind, and waits until each run ended. */
+async function runOtherEvents(coreUrl: string, count: number): Promise<void> {
+  const batch = Array.from({ length: count }, (_, i) => ({ specversion: '1.0', id: `other-${i}`, source: 'test', type: 'other.event', data: { labels: {} } }));
+  const sent = await fetch(`${coreUrl}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(batch) });
+  expect(sent.status).toBe(200);
+  await until(`the ${count} other runs ended`, async () => (await groupsOfFlow(coreUrl, 'other')).filter((g) => (g as { phase: string }).phase === 'cooling').length === count, 30_000);
+}
+
+describe('a notice whose drain run failed in a wave: more runs ended after it than core lists of every event (its last 100)', { timeout: 60_000 }, () => {
+  it('is still seen failed by its watcher, which asks core for its notice\'s runs alone, and sent again', async () => {
+    const drain = gate();
+    const t = await setUp(failingFirstOn(drain), {}, (address) => drainConfig(address).replace('flows:\n', `flows:\n${OTHER_FLOW}`));
+    const id = 'instance-event-0a1b2c3d4e5f60740';
+    t.imds.scheduleMaintenance(maintenance(id));
+    await until('the notice accepted, its drain at work', async () => (await t.accepted()) === 1 && t.plugin.events.length === 1, 30_000);
+    // The watcher reads nothing of core's runs until 150 more have ended after the drain's.
+    t.proxy.refuseStatus(true);
+    drain.open();
+    await until('the drain run failed', async () => (await outcomes(t.coreUrl, id)).includes('failed'), 30_000);
+    await runOtherEvents(t.coreUrl, 150);
+    expect(await outcomes(t.coreUrl, id)).toEqual([]);
+
+    t.proxy.refuseStatus(false);
+    await until('the drain flow ran the re-send', () => t.plugin.events.length === 2, 30_000);
+    expect(await t.failedRuns('resent')).toBe(1);
+    // Core still finds both runs of the notice when asked for its own.
+    const ofNotice = async (): Promise<string[]> => ((await (await fetch(`${t.coreUrl}/api/v1/status/runs?eventId=${id}`)).json()) as Array<{ outcome: string }>).map((r) => r.outcome);
+    await until('the re-send\'s run succeeded', async () => (await ofNotice())[0] === 'succeeded', 30_000);
+    expect(await ofNotice()).toEqual(['succeeded', 'failed']);
+  });
+});
 
 describe('a re-send core takes only after the cooldown of a flow whose run of the notice succeeded', { timeout: 60_000 }, () => {
   /** Core (`before`: config lines ahead of the plugins, on `listen`), a drain flow failing once on `fail()`, a notify flow; the notice sent and both runs started. */

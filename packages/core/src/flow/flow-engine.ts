@@ -972,8 +972,8 @@ export class FlowEngine {
     return this.states.list(this.clock.now());
   }
 
-  /** Finished runs, newest first. */
-  recentRuns(): FinishedRun[] {
-    return this.recent.list();
+  /** Finished runs, newest first: the last 100 (see {@link RecentRuns}), or, given `events`, those kept of these events. */
+  recentRuns(events?: ReadonlySet<string>): FinishedRun[] {
+    return events ? this.recent.ofEvents(events) : this.recent.list();
   }
 }

@@ -14,6 +14,20 @@ describe('RecentRuns', () => {
     expect(recent.list().map((r) => r.eventId)).toEqual(['e5', 'e4', 'e3']);
   });
 
+  it('finds the runs it keeps by event, newest first, after the list of the newest dropped them; forgets the oldest once full', () => {
+    const recent = new RecentRuns(2, 5);
+    const of = (...ids: string[]): string[] => recent.ofEvents(new Set(ids)).map((r) => `${r.eventId}@${r.finishedAt}`);
+    // e1 runs twice (a re-send), e2 once, between them.
+    for (const r of [run(1), run(2), { ...run(1), finishedAt: 3 }, run(4), run(5)]) recent.add(r);
+    expect(recent.list().map((r) => r.eventId)).toEqual(['e5', 'e4']);
+    expect(of('e1')).toEqual(['e1@3', 'e1@1']);
+    expect(of('e2', 'e1', 'never')).toEqual(['e1@3', 'e2@2', 'e1@1']);
+    recent.add(run(6));
+    expect(of('e1')).toEqual(['e1@3']);
+    for (const n of [7, 8, 9]) recent.add(run(n));
+    expect([of('e1', 'e2'), of('e9')]).toEqual([[], ['e9@9']]);
+  });
+
   it('keeps nothing when its capacity is 0', () => {
     const recent = new RecentRuns(0);
     recent.add(run(1));

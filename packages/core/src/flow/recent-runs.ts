@@ -29,28 +29,60 @@ export function runEndOf(run: FinishedRun): RunEnd {
   return end;
 }
 
-/** The last N finished runs, oldest dropped first: a fixed-size ring, so memory stays bounded. */
+/**
+ * Finished runs kept to be found by their event: one per flow and notice of a wave of 5,000 nodes with two flows, read
+ * by each node's watcher (`?eventId=`) long after the wave's last runs pushed it out of the {@link RecentRuns.list}.
+ */
+export const RUNS_KEPT_BY_EVENT = 10_000;
+
+/**
+ * The last `kept` finished runs, oldest dropped first (a fixed-size ring, so memory stays bounded): the newest `listed`
+ * of them are what the status API lists; every one is found by its event's id.
+ */
 export class RecentRuns {
   private readonly ring: Array<FinishedRun | undefined>;
-  private next = 0;
+  /** Each event's runs in the ring, oldest first, with the count of runs added before each (their order across events). */
+  private readonly byEvent = new Map<string, Array<{ run: FinishedRun; seq: number }>>();
+  private added = 0;
 
-  constructor(readonly capacity: number) {
-    this.ring = new Array<FinishedRun | undefined>(capacity);
+  constructor(
+    readonly listed: number,
+    readonly kept = listed,
+  ) {
+    this.ring = new Array<FinishedRun | undefined>(Math.max(listed, kept));
   }
 
   add(run: FinishedRun): void {
-    if (this.capacity === 0) return;
-    this.ring[this.next] = run;
-    this.next = (this.next + 1) % this.capacity;
+    const size = this.ring.length;
+    if (size === 0) return;
+    const at = this.added % size;
+    const dropped = this.ring[at];
+    if (dropped) this.forget(dropped);
+    this.ring[at] = run;
+    const entry = { run, seq: this.added++ };
+    const ofEvent = this.byEvent.get(run.eventId);
+    if (ofEvent) ofEvent.push(entry);
+    else this.byEvent.set(run.eventId, [entry]);
   }
 
-  /** Newest first. */
+  /** The newest `listed`, newest first. */
   list(): FinishedRun[] {
+    const size = this.ring.length;
     const out: FinishedRun[] = [];
-    for (let i = 1; i <= this.capacity; i++) {
-      const run = this.ring[(this.next - i + this.capacity) % this.capacity];
-      if (run) out.push(run);
-    }
+    for (let seq = this.added - 1; seq >= 0 && seq >= this.added - size && out.length < this.listed; seq--) out.push(this.ring[seq % size]!);
     return out;
+  }
+
+  /** The runs kept of these events, newest first (as added, like {@link list}). */
+  ofEvents(events: ReadonlySet<string>): FinishedRun[] {
+    const found = [...events].flatMap((id) => this.byEvent.get(id) ?? []);
+    return found.sort((a, b) => b.seq - a.seq).map(({ run }) => run);
+  }
+
+  /** Drops the oldest run kept, the first of its event's. */
+  private forget(run: FinishedRun): void {
+    const ofEvent = this.byEvent.get(run.eventId);
+    ofEvent?.shift();
+    if (ofEvent?.length === 0) this.byEvent.delete(run.eventId);
   }
 }

@@ -2,11 +2,6 @@ import type { GroupState } from '../flow/group-states.js';
 import type { FinishedRun } from '../flow/recent-runs.js';
 import type { SourceStatus } from '../sources/event-source.js';
 
-/** The items of the events in `events` (all of them when undefined), in their order. */
-export function ofEvents<T extends { readonly eventId: string }>(items: readonly T[], events: ReadonlySet<string> | undefined): readonly T[] {
-  return events ? items.filter((item) => events.has(item.eventId)) : items;
-}
-
 const shownTime = (ms: number): string => new Date(ms).toISOString();
 
 /**

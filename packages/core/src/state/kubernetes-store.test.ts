@@ -1671,6 +1671,20 @@ describe('runs that ended on one replica, as the others list them (the status AP
     ]);
   });
 
+  it('b lists, of a\'s run ends, those of the events asked for alone: a failure from its run-end Lease, a success from its cooldown\'s', async () => {
+    const a = replica('a');
+    const engine = engineOn(a.store, '10m', (event, call) => (event.id === 'e1' ? blocked(event, call) : Promise.resolve({ status: 'ok', message: '', attributes: {} })));
+    engine.dispatch(notice('e1', 'i-1'), a.now());
+    engine.dispatch(notice('e2', 'i-2'), a.now());
+    await engine.drain();
+    expect(await a.store.commit()).toBe(true);
+    await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toHaveLength(1);
+    const b = replica('b');
+    await b.store.catchUp(0);
+    const of = (...ids: string[]): string[] => b.store.sharedRuns(new Set(ids)).map((r) => `${r.eventId} ${r.outcome}`);
+    expect([of('e1'), of('e2'), of('e1', 'e2').sort(), of('never-sent')]).toEqual([['e1 failed'], ['e2 succeeded'], ['e1 failed', 'e2 succeeded'], []]);
+  });
+
   it('another installation\'s run-end Leases (its own leasePrefix) are neither listed nor swept', async () => {
     const staging = replica('staging', { leasePrefix: 'staging-' });
     const engine = engineOn(staging.store, '10m', blocked);

@@ -1,6 +1,7 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
+import { ofEvents } from '../flow/of-events.js';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunEnd, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { RUN_END_KEPT_MS, RunEndLeases } from './run-end-leases.js';
@@ -342,11 +343,11 @@ export class KubernetesRunStateStore extends GroupStates {
   }
 
   /** The run-end Leases, and each cooldown another replica holds (listed for the status API as the success it follows), of the last 15 minutes. */
-  override sharedRuns(): readonly SharedRun[] {
+  override sharedRuns(events?: ReadonlySet<string>): readonly SharedRun[] {
     const since = this.options.clock.now() - RUN_END_KEPT_MS;
-    const runs: SharedRun[] = this.runEnds.shared();
+    const runs: SharedRun[] = [...ofEvents(this.runEnds.shared(), events)];
     for (const { record } of this.shared) {
-      if (record.phase !== 'cooling' || record.since < since || this.mine.has(record.key)) continue;
+      if (record.phase !== 'cooling' || record.since < since || this.mine.has(record.key) || (events && !events.has(record.eventId))) continue;
       const { key, flow, eventId, since: finishedAt, holder: replica } = record;
       runs.push({ key, flow, eventId, eventType: '', receivedAt: finishedAt, startedAt: finishedAt, finishedAt, outcome: 'succeeded', replica });
     }

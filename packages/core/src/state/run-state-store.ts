@@ -190,8 +190,9 @@ export interface RunStateStore {
    * last list read them: the kubernetes backend's run-end Leases of the last 15 minutes (runs that failed for good, and
    * successes in flows with no cooldown) and the cooldowns other replicas hold (each a success), so that the status API lists a run's end whichever replica a follower of its event
    * reads. None for the other backends (the journal's failures are listed again by the engine after a restart).
+   * Given `events`, those of these events alone (of all the runs kept, not of the newest listed).
    */
-  sharedRuns(): readonly SharedRun[];
+  sharedRuns(events?: ReadonlySet<string>): readonly SharedRun[];
   /** The backend and what identifies this process in it, for the status API. */
   describe(): StoreDescription;
   /** Saves what is pending and lets go of the store. */
