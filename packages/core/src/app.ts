@@ -9,7 +9,6 @@ import { addedFlows } from './flow/added-flows.js';
 import { FlowEngine } from './flow/flow-engine.js';
 import { FlowSlots } from './flow/bounded-queue.js';
 import { HeldBytes } from './flow/held-bytes.js';
-import { ofEvents } from './flow/of-events.js';
 import { RecentRuns, RUNS_KEPT_BY_EVENT, withSharedRuns } from './flow/recent-runs.js';
 import { RunListeners } from './flow/run-listeners.js';
 import { createLogger } from './logger.js';
@@ -202,7 +201,7 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       groups: async (limit, events) => {
         // Read after a write to another replica (a follower that sent its event there), it must see that replica's run.
         await store.catchUp(0);
-        const all = ofEvents(current.engine.groups(), events);
+        const all = current.engine.groups(events);
         const ahead = wallAhead();
         return { groups: all.slice(0, limit).map((group) => groupView(group, ahead)), total: all.length };
       },

@@ -967,9 +967,9 @@ export class FlowEngine {
     return runs;
   }
 
-  /** Groups running, waiting for a retry or cooling down. */
-  groups(): GroupState[] {
-    return this.states.list(this.clock.now());
+  /** Groups running, waiting for a retry or cooling down; given `events`, those of these events alone. */
+  groups(events?: ReadonlySet<string>): GroupState[] {
+    return this.states.list(this.clock.now(), events);
   }
 
   /** Finished runs, newest first: the last 100 (see {@link RecentRuns}), or, given `events`, those kept of these events. */

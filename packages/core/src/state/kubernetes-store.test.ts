@@ -1671,7 +1671,7 @@ describe('runs that ended on one replica, as the others list them (the status AP
     ]);
   });
 
-  it('b lists, of a\'s run ends, those of the events asked for alone: a failure from its run-end Lease, a success from its cooldown\'s', async () => {
+  it('b lists, of a\'s run ends and groups, those of the events asked for alone: a failure from its run-end Lease, a success from its cooldown\'s', async () => {
     const a = replica('a');
     const engine = engineOn(a.store, '10m', (event, call) => (event.id === 'e1' ? blocked(event, call) : Promise.resolve({ status: 'ok', message: '', attributes: {} })));
     engine.dispatch(notice('e1', 'i-1'), a.now());
@@ -1683,6 +1683,10 @@ describe('runs that ended on one replica, as the others list them (the status AP
     await b.store.catchUp(0);
     const of = (...ids: string[]): string[] => b.store.sharedRuns(new Set(ids)).map((r) => `${r.eventId} ${r.outcome}`);
     expect([of('e1'), of('e2'), of('e1', 'e2').sort(), of('never-sent')]).toEqual([['e1 failed'], ['e2 succeeded'], ['e1 failed', 'e2 succeeded'], []]);
+    // Its groups likewise: e2's cools down on a, e1's was freed as its run failed.
+    expect(b.store.list(b.now(), new Set(['e2']))).toEqual([expect.objectContaining({ eventId: 'e2', phase: 'cooling', replica: 'a' })]);
+    expect(b.store.list(b.now(), new Set(['e1', 'never-sent']))).toEqual([]);
+    expect(a.store.list(a.now(), new Set(['e2']))).toEqual([expect.objectContaining({ eventId: 'e2', phase: 'cooling' })]);
   });
 
   it('another installation\'s run-end Leases (its own leasePrefix) are neither listed nor swept', async () => {

@@ -1,7 +1,6 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
-import { ofEvents } from '../flow/of-events.js';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunEnd, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { RUN_END_KEPT_MS, RunEndLeases } from './run-end-leases.js';
@@ -345,7 +344,7 @@ export class KubernetesRunStateStore extends GroupStates {
   /** The run-end Leases, and each cooldown another replica holds (listed for the status API as the success it follows), of the last 15 minutes. */
   override sharedRuns(events?: ReadonlySet<string>): readonly SharedRun[] {
     const since = this.options.clock.now() - RUN_END_KEPT_MS;
-    const runs: SharedRun[] = [...ofEvents(this.runEnds.shared(), events)];
+    const runs: SharedRun[] = this.runEnds.shared().filter((run) => !events || events.has(run.eventId));
     for (const { record } of this.shared) {
       if (record.phase !== 'cooling' || record.since < since || this.mine.has(record.key) || (events && !events.has(record.eventId))) continue;
       const { key, flow, eventId, since: finishedAt, holder: replica } = record;
@@ -372,14 +371,16 @@ export class KubernetesRunStateStore extends GroupStates {
     this.deleteLease(held);
   }
 
-  override list(now: number): GroupState[] {
-    const local = super.list(now);
-    const seen = new Set(local.map((s) => s.key));
+  override list(now: number, events?: ReadonlySet<string>): GroupState[] {
+    const local = super.list(now, events);
+    const seen = new Set<string>();
     const elsewhere: GroupState[] = [];
     const at = this.elapsed();
     for (const { record, expiresAt } of this.shared) {
+      if (events && !events.has(record.eventId)) continue;
+      // A group this replica holds is its own, whatever event the others' Lease last named.
       // A run's hold is judged on this replica's own clock, as a claim judges it: by its renewTime, a wall clock 30 s ahead hid every run of the others.
-      if (seen.has(record.key) || (record.phase === 'cooling' ? record.until! <= now : expiresAt <= at)) continue;
+      if (seen.has(record.key) || super.holder(record.key, now) || (record.phase === 'cooling' ? record.until! <= now : expiresAt <= at)) continue;
       seen.add(record.key);
       elsewhere.push(stateOf(record));
     }

@@ -155,8 +155,8 @@ export interface RunStateStore {
   /** The state holding the group now, as this process knows it. */
   holder(key: string, now: number): GroupState | undefined;
   get(key: string): GroupState | undefined;
-  /** Every live state this process knows (cooldowns that are over left out). */
-  list(now: number): GroupState[];
+  /** Every live state this process knows (cooldowns that are over left out); given `events`, those of these events alone. */
+  list(now: number, events?: ReadonlySet<string>): GroupState[];
   coolingByFlow(now: number): Map<string, number>;
   /** Forgets cooldowns that are over; returns how many. */
   sweep(now: number): number;
