@@ -5,7 +5,7 @@ import { completeResult } from './handle-result.js';
 import { HandleStatus, type HandleRequest, type HandleResponse } from './gen/hollowtrees/plugin/v1/plugin.js';
 import type { CallSignal } from './call-signal.js';
 import type { CloudEvent } from './cloud-event.js';
-import type { EventHandler, HandleResult } from './handler.js';
+import type { EventHandler, HandleContext, HandleResult } from './handler.js';
 import type { PluginLogger } from './plugin-logger.js';
 
 function toResponse(result: HandleResult | void): HandleResponse {
@@ -62,7 +62,15 @@ export class CallRunner {
     this.inFlight++;
     let returned = false;
     try {
-      const context = { flow: request.flow, attempt: request.attempt || 1, config: request.config, deadline: call.deadline, signal: call.signal };
+      const context: HandleContext = {
+        flow: request.flow,
+        attempt: request.attempt || 1,
+        config: request.config,
+        deadline: call.deadline,
+        get signal(): AbortSignal {
+          return call.signal;
+        },
+      };
       const result = await this.handler.handle(event, context);
       returned = true;
       const response = toResponse(result);
@@ -75,7 +83,7 @@ export class CallRunner {
       // A PluginError the handler threw is its answer. Anything else it threw, or a result that cannot be sent, is a
       // bug whose stack only the plugin has: core hears the message alone. Once the call ended, a failure is most
       // likely the abort's own (the AbortError of I/O given the signal), and nobody waits for its answer.
-      if ((returned || !(err instanceof PluginError)) && !call.signal.aborted) {
+      if ((returned || !(err instanceof PluginError)) && !call.aborted) {
         this.logger.error(`handler failed, answered ${codeName(answer.code)}: ${answer.message}`, { flow: request.flow, event_id: event.id, attempt: request.attempt || 1, err });
       }
       throw answer;

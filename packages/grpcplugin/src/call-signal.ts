@@ -1,14 +1,16 @@
 import { cancelReason } from './cancel-reason.js';
+import { LazyAbort } from './lazy-abort.js';
 import { timerAt } from './timer-limit.js';
 
 /**
  * The AbortSignal a served call hands its handler. It aborts once, while the call is
  * pending: at the call's deadline (DEADLINE_EXCEEDED) or when the call is cancelled
  * (CANCELLED, or DEADLINE_EXCEEDED when that is close to the deadline: see
- * {@link cancelReason}). Once the handler settled, nothing aborts it.
+ * {@link cancelReason}). Once the handler settled, nothing aborts it. The signal is made only if read
+ * (see {@link LazyAbort}).
  */
 export class CallSignal {
-  private readonly controller = new AbortController();
+  private readonly call = new LazyAbort();
   private settled = false;
   private stopTimer: (() => void) | undefined;
 
@@ -16,7 +18,17 @@ export class CallSignal {
   constructor(private readonly deadlineMs: number) {}
 
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.call.signal;
+  }
+
+  /** True once the call was cancelled or its deadline passed, whether or not the signal was read. */
+  get aborted(): boolean {
+    return this.call.aborted;
+  }
+
+  /** `listener` hears the cancel or the deadline once, with its reason, before the handler's signal does. */
+  whenCancelled(listener: (reason: unknown) => void): void {
+    this.call.whenAborted(listener);
   }
 
   /** The deadline the handler sees. */
@@ -36,7 +48,7 @@ export class CallSignal {
 
   /** The call was cancelled, or its stream went away. */
   cancel(): void {
-    if (!this.settled && !this.controller.signal.aborted) this.controller.abort(cancelReason(this.deadlineMs, Date.now()));
+    if (!this.settled) this.call.abort(cancelReason(this.deadlineMs, Date.now()));
   }
 
   /** The handler settled: the call is over and the signal stays as it is. */

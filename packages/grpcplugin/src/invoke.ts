@@ -2,6 +2,7 @@ import { systemClock, type Clock } from './clock.js';
 import { cancelReason } from './cancel-reason.js';
 import { PluginError } from './errors.js';
 import { completeResult } from './handle-result.js';
+import { LazyAbort } from './lazy-abort.js';
 import { checkedHandler } from './handler-check.js';
 import type { CloudEvent } from './cloud-event.js';
 import type { EventHandler, HandleContext, HandleResult } from './handler.js';
@@ -54,30 +55,18 @@ export async function invokeHandler(handler: EventHandler, event: CloudEvent, op
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = new Date(clock.now() + timeoutMs);
-  // The handler's signal is made when the handler first reads it: most built-in handlers never
-  // do, and an AbortController costs several µs in Node 20, paid by every run of a wave.
-  let controller: AbortController | undefined;
-  let reason: unknown;
-  let endCall!: (reason: unknown) => void;
-  const aborted = new Promise<never>((_, reject) => (endCall = reject));
+  // The handler's signal is made when the handler first reads it: most built-in handlers never do.
+  const call = new LazyAbort();
+  const aborted = new Promise<never>((_, reject) => call.whenAborted(reject));
   // The reasons a served call's signal gets (a cancel close to the deadline counts as the deadline).
-  const abort = (): void => {
-    if (reason !== undefined) return;
-    reason = cancelReason(deadline.getTime(), clock.now());
-    controller?.abort(reason);
-    endCall(reason);
-  };
+  const abort = (): void => call.abort(cancelReason(deadline.getTime(), clock.now()));
   const context: HandleContext = {
     flow: options.flow ?? 'test',
     attempt: options.attempt ?? 1,
     config: options.config ?? {},
     deadline,
     get signal(): AbortSignal {
-      if (!controller) {
-        controller = new AbortController();
-        if (reason !== undefined) controller.abort(reason);
-      }
-      return controller.signal;
+      return call.signal;
     },
   };
   // Ends the deadline's sleep once the call is over, so no timer outlives it.

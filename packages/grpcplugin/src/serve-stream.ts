@@ -130,7 +130,7 @@ export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes 
       // Answered, and its slot freed, once its deadline passes or it is cancelled, whether or not the
       // handler has returned (as grpc-js ends a unary call at its deadline): a handler that ignores its
       // signal must not hold the stream's slots, and with them every later call, for ever.
-      signal.signal.addEventListener('abort', () => end(failedResult(callId, signal.signal.reason)), { once: true });
+      signal.whenCancelled((reason) => end(failedResult(callId, reason)));
       runner.run(request, signal).then(
         (response) => end({ callId, outcome: { $case: 'response', value: response } }),
         (err: unknown) => end(failedResult(callId, err)),
