@@ -15,6 +15,8 @@ describe('LazyAbort', () => {
     const heard: string[] = [];
     call.signal.addEventListener('abort', () => heard.push('signal'));
     call.whenAborted((reason) => heard.push(`listener ${(reason as Error).message}`));
+    // One listener: a second would silently replace the first.
+    expect(() => call.whenAborted(() => heard.push('second'))).toThrow('LazyAbort tells one listener');
     expect(call.aborted).toBe(false);
     call.abort(new Error('cancelled'));
     call.abort(new Error('again'));

@@ -23,6 +23,7 @@ export class LazyAbort {
 
   /** `listener` hears the abort once, before the signal's own listeners (at once, if it came already). One listener. */
   whenAborted(listener: (reason: unknown) => void): void {
+    if (this.listener) throw new Error('LazyAbort tells one listener');
     if (this.done) listener(this.why);
     else this.listener = listener;
   }
