@@ -12,7 +12,8 @@ const STRING_ATTRIBUTES = ['subject', 'datacontenttype'] as const;
 
 /** True for `application/json` and `*+json` media types, the ones whose data is parsed. */
 export function isJsonContentType(contentType: string | undefined): boolean {
-  if (contentType === undefined) return true;
+  // What core and most senders write, answered without taking it apart.
+  if (contentType === undefined || contentType === 'application/json') return true;
   const media = contentType.split(';', 1)[0]!.trim().toLowerCase();
   return media === 'application/json' || media === 'text/json' || media.endsWith('+json');
 }

@@ -42,6 +42,10 @@ describe('RFC 3339 times', () => {
     expect(timestampToString({ seconds: SECONDS, nanos: 0 })).toBe('2026-01-02T03:04:05Z');
     expect(timestampToString({ seconds: SECONDS, nanos: 120_000_000 })).toBe('2026-01-02T03:04:05.12Z');
     expect(timestampToString({ seconds: SECONDS, nanos: 7 })).toBe('2026-01-02T03:04:05.000000007Z');
+    // The last one is remembered: the same time again, then another second with the same fraction.
+    expect(timestampToString({ seconds: SECONDS, nanos: 7 })).toBe('2026-01-02T03:04:05.000000007Z');
+    expect(timestampToString({ seconds: SECONDS + 1, nanos: 7 })).toBe('2026-01-02T03:04:06.000000007Z');
+    expect(timestampToString({ seconds: SECONDS + 1, nanos: 0 })).toBe('2026-01-02T03:04:06Z');
   });
 
   it('normalizeTime turns any RFC 3339 form into that one', () => {

@@ -32,11 +32,20 @@ export function timestampFromString(value: string): Timestamp {
   return { seconds, nanos: Number((m[2] ?? '').slice(0, 9).padEnd(9, '0')) };
 }
 
+// The last Timestamp timestampToString formatted, and its text: the events of a wave mostly share their time.
+let lastSeconds = NaN;
+let lastNanos = NaN;
+let lastText = '';
+
 /** Formats a protobuf Timestamp as RFC 3339 in UTC, trailing zeros dropped (like Go's RFC3339Nano). */
 export function timestampToString(ts: Timestamp): string {
+  if (ts.seconds === lastSeconds && ts.nanos === lastNanos) return lastText;
   const base = new Date(ts.seconds * 1000).toISOString().slice(0, 19);
   const fraction = ts.nanos ? `.${String(ts.nanos).padStart(9, '0').replace(/0+$/, '')}` : '';
-  return `${base}${fraction}Z`;
+  lastSeconds = ts.seconds;
+  lastNanos = ts.nanos;
+  lastText = `${base}${fraction}Z`;
+  return lastText;
 }
 
 /** Distinct times remembered by {@link normalizeTime} and {@link timestampFromStringShared}. */
