@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import type { ClaimResult, CutShortRun, RunStateStore, SharedRun, StateBackend, StoreDescription } from '../state/run-state-store.js';
+import { askedFor, type ClaimResult, type CutShortRun, type RunStateStore, type SharedRun, type StateBackend, type StoreDescription } from '../state/run-state-store.js';
 
 /**
  * Where a group is in its life: a run queued or calling plugins, a failed run
@@ -274,7 +274,7 @@ export class GroupStates implements RunStateStore {
   list(now: number, events?: ReadonlySet<string>): GroupState[] {
     const live: GroupState[] = [];
     for (const state of this.groups.values()) {
-      if ((state.phase !== 'cooling' || state.until! > now) && (!events || events.has(state.eventId))) live.push(state);
+      if ((state.phase !== 'cooling' || state.until! > now) && askedFor(events, state.eventId)) live.push(state);
     }
     return live;
   }

@@ -6,7 +6,7 @@ import { GroupStates, HELD, type GroupState, type RunEnd, type RunProgress, type
 import { RUN_END_KEPT_MS, RunEndLeases } from './run-end-leases.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { eventOf, fromLease, handBack, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseEventOf, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
-import type { ClaimResult, CutShortRun, SharedRun, StateBackend, StoreDescription, TakenOver } from './run-state-store.js';
+import { askedFor, type ClaimResult, type CutShortRun, type SharedRun, type StateBackend, type StoreDescription, type TakenOver } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
 interface Doubt {
@@ -344,9 +344,9 @@ export class KubernetesRunStateStore extends GroupStates {
   /** The run-end Leases, and each cooldown another replica holds (listed for the status API as the success it follows), of the last 15 minutes. */
   override sharedRuns(events?: ReadonlySet<string>): readonly SharedRun[] {
     const since = this.options.clock.now() - RUN_END_KEPT_MS;
-    const runs: SharedRun[] = this.runEnds.shared().filter((run) => !events || events.has(run.eventId));
+    const runs: SharedRun[] = this.runEnds.shared().filter((run) => askedFor(events, run.eventId));
     for (const { record } of this.shared) {
-      if (record.phase !== 'cooling' || record.since < since || this.mine.has(record.key) || (events && !events.has(record.eventId))) continue;
+      if (record.phase !== 'cooling' || record.since < since || this.mine.has(record.key) || !askedFor(events, record.eventId)) continue;
       const { key, flow, eventId, since: finishedAt, holder: replica } = record;
       runs.push({ key, flow, eventId, eventType: '', receivedAt: finishedAt, startedAt: finishedAt, finishedAt, outcome: 'succeeded', replica });
     }
@@ -377,7 +377,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const elsewhere: GroupState[] = [];
     const at = this.elapsed();
     for (const { record, expiresAt } of this.shared) {
-      if (events && !events.has(record.eventId)) continue;
+      if (!askedFor(events, record.eventId)) continue;
       // A group this replica holds is its own, whatever event the others' Lease last named.
       // A run's hold is judged on this replica's own clock, as a claim judges it: by its renewTime, a wall clock 30 s ahead hid every run of the others.
       if (seen.has(record.key) || super.holder(record.key, now) || (record.phase === 'cooling' ? record.until! <= now : expiresAt <= at)) continue;

@@ -35,6 +35,11 @@ export interface StoreDescription {
   writable: boolean;
 }
 
+/** Whether a status read of `events` (`?eventId=`) asks for `eventId`: any one, when it names none. */
+export function askedFor(events: ReadonlySet<string> | undefined, eventId: string): boolean {
+  return !events || events.has(eventId);
+}
+
 /**
  * A run that ended on another replica sharing the store, or on this one's earlier process (see {@link RunStateStore.sharedRuns}).
  * Of a success read from the cooldown's Lease, only its end is known (the cooldown's start): its receipt and start are given as its end.
