@@ -409,9 +409,16 @@ describe('calls that wait in the client while the stream pushes back', () => {
     const send = (timeoutMs: number) => calls.send(request, Date.now() + timeoutMs, undefined);
     // Two calls whose deadline comes after the test take both slots (a call frees its slot at its deadline).
     for (let i = 0; i < 2; i++) send(60_000).catch(() => {});
-    // Then more such calls, one a turn, until one is left waiting: the windows are full and the stream pushes back.
-    // (Left to the rounds below, the windows, 16 MiB, filled only when a busy machine let their calls out in time.)
-    while (calls.queued === 0) {
+    // Then more such calls, one a turn, until one is left waiting and still is 100 ms later: the windows are full and the
+    // stream pushes back for good. A call left waiting for a turn only may be let out by a drain while HTTP/2 sends what
+    // grpc-js buffered: the rounds below then wrote some of theirs, whose cancels waited in turn (the test failed so
+    // about one run in six). (Left to the rounds, the windows, 16 MiB, filled only when a busy machine let their calls out in time.)
+    const pushesBack = async (): Promise<boolean> => {
+      if (calls.queued === 0) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return calls.queued > 0;
+    };
+    while (!(await pushesBack())) {
       send(60_000).catch(() => {});
       await new Promise((resolve) => setImmediate(resolve));
     }
