@@ -29,6 +29,17 @@ export const INGEST_BATCHES = [1, 100] as const;
 export interface LatencySummary extends Summary {
   warm?: Summary;
   warmAfter?: number;
+  /**
+   * The server's threads over the compared samples and over the warm ones: its main thread, and its others summed
+   * (for Node, V8's compiler and GC threads). Absent before 2026-12-04.
+   */
+  threads?: { compared: ThreadSplit; warm: ThreadSplit };
+}
+
+/** A process's main thread and its other threads summed, over one span ({@link threadTimesBetween}). */
+export interface ThreadSplit {
+  main: ThreadTimes;
+  others: ThreadTimes;
 }
 
 /** One mass-reclaim wave (bench/src/run.ts). */
@@ -203,6 +214,11 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
         `${fmtRatio(ht.warm[p] / f[p])} / ${fmtRatio(am.warm[p] / f[p])} floor; ${fmtRatio(ht.warm[p] / relay.warm[p])} relay`,
       ]);
     }
+  }
+  if (ht.threads && relay.threads) {
+    const split = (s: ThreadSplit): string => `main ${threadTimesText(s.main)}; others ${threadTimesText(s.others)}`;
+    rows.push(['… threads over the compared alerts (others: V8 compiler and GC)', split(ht.threads.compared), '', `bare relay: ${split(relay.threads.compared)}`, '']);
+    rows.push([`… threads once warm`, split(ht.threads.warm), '', `bare relay: ${split(relay.threads.warm)}`, '']);
   }
   rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
   const cpuMs = r.massReclaim.coreCpuMs;

@@ -19,7 +19,7 @@ import { runLoad, type LoadResult } from './loadgen.js';
 import { describeMachine, processCpuSeconds, threadTimes, threadTimesBetween, threadTimesText } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
-import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading, type ReclaimWave } from './report.js';
+import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading, type ReclaimWave, type ThreadSplit } from './report.js';
 import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
@@ -183,21 +183,29 @@ async function timeAlerts(target: Target, sink: Sink, from: number, count: numbe
 
 /**
  * Latencies after a short warm-up (the compared figures), then `warm`: the same
- * server timed again once it has handled {@link LATENCY_WARM_AFTER} alerts.
+ * server timed again once it has handled {@link LATENCY_WARM_AFTER} alerts; with
+ * what the server's threads did over each (a cold Node process compiles as it goes).
  */
 async function latencyAgainst(target: Target, sink: Sink): Promise<LatencySummary> {
   await timeAlerts(target, sink, 0, LATENCY_WARMUP);
-  const first = await timeAlerts(target, sink, LATENCY_WARMUP, LATENCY_SAMPLES);
+  const timed = async (from: number): Promise<{ latencies: number[]; threads: ThreadSplit }> => {
+    const before = threadTimes(target.pid);
+    const latencies = await timeAlerts(target, sink, from, LATENCY_SAMPLES);
+    return { latencies, threads: threadTimesBetween(target.pid, before, threadTimes(target.pid)) };
+  };
+  const first = await timed(LATENCY_WARMUP);
   const seen = LATENCY_WARMUP + LATENCY_SAMPLES;
   const filler = Math.max(0, LATENCY_WARM_AFTER - seen);
   await timeAlerts(target, sink, seen, filler);
-  const warm = await timeAlerts(target, sink, seen + filler, LATENCY_SAMPLES);
-  return { ...summarize(first), warm: summarize(warm), warmAfter: LATENCY_WARM_AFTER };
+  const warm = await timed(seen + filler);
+  return { ...summarize(first.latencies), warm: summarize(warm.latencies), warmAfter: LATENCY_WARM_AFTER, threads: { compared: first.threads, warm: warm.threads } };
 }
 
 function latencyLine(s: LatencySummary): string {
   const ms = (x: Summary): string => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms`;
-  return s.warm ? `${ms(s)}; after ${s.warmAfter} alerts ${ms(s.warm)}` : ms(s);
+  const threads = (t: ThreadSplit): string => ` (main thread ${threadTimesText(t.main)}; others ${threadTimesText(t.others)})`;
+  if (!s.warm) return ms(s);
+  return `${ms(s)}${s.threads ? threads(s.threads.compared) : ''}; after ${s.warmAfter} alerts ${ms(s.warm)}${s.threads ? threads(s.threads.warm) : ''}`;
 }
 
 async function main(): Promise<void> {
