@@ -66,7 +66,13 @@ export function threadTimes(pid: number): Map<number, ThreadTimes> {
  * other threads summed (Node's worker threads, V8's and libuv's). A thread started in between
  * counts from zero.
  */
-export function threadTimesBetween(pid: number, before: Map<number, ThreadTimes>, after: Map<number, ThreadTimes>): { main: ThreadTimes; others: ThreadTimes } {
+/** A process's main thread and its other threads summed, over one span ({@link threadTimesBetween}). */
+export interface ThreadSplit {
+  main: ThreadTimes;
+  others: ThreadTimes;
+}
+
+export function threadTimesBetween(pid: number, before: Map<number, ThreadTimes>, after: Map<number, ThreadTimes>): ThreadSplit {
   const main = { onCpuMs: 0, waitingMs: 0 };
   const others = { onCpuMs: 0, waitingMs: 0 };
   for (const [tid, end] of after) {
@@ -81,4 +87,9 @@ export function threadTimesBetween(pid: number, before: Map<number, ThreadTimes>
 /** A {@link ThreadTimes} in words, for the log and the table. */
 export function threadTimesText(t: ThreadTimes): string {
   return `ran ${t.onCpuMs.toFixed(0)} ms, waited for a CPU ${t.waitingMs.toFixed(0)} ms`;
+}
+
+/** A {@link ThreadSplit} in words, for the log and the table. */
+export function threadSplitText(s: ThreadSplit): string {
+  return `main thread ${threadTimesText(s.main)}; others ${threadTimesText(s.others)}`;
 }

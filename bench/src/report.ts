@@ -2,7 +2,7 @@
 import type { CrashWindowResult } from './crash-window.js';
 import type { FloorResult } from './grpc-floor.js';
 import type { LoadResult } from './loadgen.js';
-import { threadTimesText, type MachineInfo, type ThreadTimes } from './machine.js';
+import { threadSplitText, threadTimesText, type MachineInfo, type ThreadSplit, type ThreadTimes } from './machine.js';
 import type { Summary } from './stats.js';
 import type { WaveRunResult } from './wave/drill.js';
 import type { ReplicasWaveResult } from './replicas-wave.js';
@@ -36,11 +36,6 @@ export interface LatencySummary extends Summary {
   threads?: { compared: ThreadSplit; warm: ThreadSplit };
 }
 
-/** A process's main thread and its other threads summed, over one span ({@link threadTimesBetween}). */
-export interface ThreadSplit {
-  main: ThreadTimes;
-  others: ThreadTimes;
-}
 
 /** One mass-reclaim wave (bench/src/run.ts). */
 export interface ReclaimWave {
@@ -216,9 +211,8 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
     }
   }
   if (ht.threads && relay.threads) {
-    const split = (s: ThreadSplit): string => `main ${threadTimesText(s.main)}; others ${threadTimesText(s.others)}`;
-    rows.push(['… threads over the compared alerts (others: V8 compiler and GC)', split(ht.threads.compared), '', `bare relay: ${split(relay.threads.compared)}`, '']);
-    rows.push([`… threads once warm`, split(ht.threads.warm), '', `bare relay: ${split(relay.threads.warm)}`, '']);
+    rows.push(['… threads over the compared alerts (others: V8 compiler and GC)', threadSplitText(ht.threads.compared), '', `bare relay: ${threadSplitText(relay.threads.compared)}`, '']);
+    rows.push(['… threads once warm', threadSplitText(ht.threads.warm), '', `bare relay: ${threadSplitText(relay.threads.warm)}`, '']);
   }
   rows.push([`Mass reclaim: ${r.massReclaim.alerts} instances, ${r.massReclaim.pluginDelayMs} ms plugin`, `${r.massReclaim.allCalledMs.toFixed(0)} ms`, '', '', '']);
   const cpuMs = r.massReclaim.coreCpuMs;

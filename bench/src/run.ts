@@ -16,10 +16,10 @@ import { alertBatches, alertJson, alertsBody } from './alerts.js';
 import { measureCrashWindow } from './crash-window.js';
 import { measureGrpcFloor } from './grpc-floor.js';
 import { runLoad, type LoadResult } from './loadgen.js';
-import { describeMachine, processCpuSeconds, threadTimes, threadTimesBetween, threadTimesText } from './machine.js';
+import { describeMachine, processCpuSeconds, threadSplitText, threadTimes, threadTimesBetween, threadTimesText, type ThreadSplit } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
-import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading, type ReclaimWave, type ThreadSplit } from './report.js';
+import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading, type ReclaimWave } from './report.js';
 import { startPluginSink, startWebhookSink, type Sink } from './sinks.js';
 import { summarize, type Summary } from './stats.js';
 import { renderBarChart } from './svg-chart.js';
@@ -203,9 +203,9 @@ async function latencyAgainst(target: Target, sink: Sink): Promise<LatencySummar
 
 function latencyLine(s: LatencySummary): string {
   const ms = (x: Summary): string => `p50 ${x.p50.toFixed(3)} ms, p99 ${x.p99.toFixed(3)} ms`;
-  const threads = (t: ThreadSplit): string => ` (main thread ${threadTimesText(t.main)}; others ${threadTimesText(t.others)})`;
+  const threads = (t: ThreadSplit | undefined): string => (t ? ` (${threadSplitText(t)})` : '');
   if (!s.warm) return ms(s);
-  return `${ms(s)}${s.threads ? threads(s.threads.compared) : ''}; after ${s.warmAfter} alerts ${ms(s.warm)}${s.threads ? threads(s.threads.warm) : ''}`;
+  return `${ms(s)}${threads(s.threads?.compared)}; after ${s.warmAfter} alerts ${ms(s.warm)}${threads(s.threads?.warm)}`;
 }
 
 async function main(): Promise<void> {
