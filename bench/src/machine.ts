@@ -61,17 +61,17 @@ export function threadTimes(pid: number): Map<number, ThreadTimes> {
   return times;
 }
 
-/**
- * What a process's threads did between two {@link threadTimes} of it: its main thread, and its
- * other threads summed (Node's worker threads, V8's and libuv's). A thread started in between
- * counts from zero.
- */
 /** A process's main thread and its other threads summed, over one span ({@link threadTimesBetween}). */
 export interface ThreadSplit {
   main: ThreadTimes;
   others: ThreadTimes;
 }
 
+/**
+ * What a process's threads did between two {@link threadTimes} of it: its main thread, and its
+ * other threads summed (Node's worker threads, V8's and libuv's). A thread started in between
+ * counts from zero.
+ */
 export function threadTimesBetween(pid: number, before: Map<number, ThreadTimes>, after: Map<number, ThreadTimes>): ThreadSplit {
   const main = { onCpuMs: 0, waitingMs: 0 };
   const others = { onCpuMs: 0, waitingMs: 0 };

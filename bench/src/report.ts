@@ -36,7 +36,6 @@ export interface LatencySummary extends Summary {
   threads?: { compared: ThreadSplit; warm: ThreadSplit };
 }
 
-
 /** One mass-reclaim wave (bench/src/run.ts). */
 export interface ReclaimWave {
   alerts: number;
