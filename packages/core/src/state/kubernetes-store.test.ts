@@ -74,6 +74,15 @@ function replica(identity: string, more: { leaseDurationMs?: number; renewInterv
   return { store, metrics, wait: (ms) => (waited += ms), now: clock.now };
 }
 
+/** A replica's store as production runs it, on {@link steadyClock} (its own clock and timers: no {@link Replica.wait}). */
+function steadyReplica(identity: string): KubernetesRunStateStore {
+  const metrics = new StoreMetrics(new Registry());
+  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock: steadyClock });
+  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 60_000, maxGroups: 1_000, clock: steadyClock, logger: pino({ level: 'silent' }) });
+  stores.push(store);
+  return store;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const LEASE_PATH = /\/leases\/[^/]+$/;
 const LEASES_PATH = /\/leases$/;
@@ -596,10 +605,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
   });
 
   it('a forward step of the wall clock on a replica on steadyClock: its sweep keeps the Lease of a cooldown it began before the step, which holds the group on the other replicas', async () => {
-    const metrics = new StoreMetrics(new Registry());
-    const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock: steadyClock });
-    const a = new KubernetesRunStateStore({ api: leaseApi, identity: 'a', leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 60_000, maxGroups: 1_000, clock: steadyClock, logger: pino({ level: 'silent' }) });
-    stores.push(a);
+    const a = steadyReplica('a');
     a.tryStart('g', 'spot', run('e1'), steadyClock.now());
     await a.claim('g', run('e1'));
     a.succeeded('g', steadyClock.now(), 10 * 60_000);
@@ -683,6 +689,27 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     a.tryStart('g', 'spot', run('e1'), Date.now());
     expect(await a.claim('g', run('e1'))).toEqual({ claim: 'held' });
     expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'a', leaseTransitions: 0 });
+  });
+
+  it('a create whose lost answer is read back after a step of the wall clock (on steadyClock, as in production) is still known as this claim\'s own: held, no run reported interrupted, no takeover written', async () => {
+    const a = steadyReplica('a');
+    api.failNext(1, { method: 'POST', effect: 'lose-answer' });
+    let readBack!: () => void;
+    const held = api.failNext(1, { method: 'GET', path: LEASE_PATH, effect: 'delay', until: new Promise<void>((r) => (readBack = r)) });
+    a.tryStart('g', 'spot', run('e1'), steadyClock.now());
+    const claimed = a.claim('g', run('e1'));
+    await expect.poll(() => held.hits, { timeout: 5_000, interval: 10 }).toBe(1);
+    const wall = Date.now;
+    try {
+      // The Lease was written before the step; it is read back after it, its times 2 h later on this process's clock.
+      vi.spyOn(Date, 'now').mockImplementation(() => wall() + 2 * 3_600_000);
+      readBack();
+      expect(await claimed).toEqual({ claim: 'held' });
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(api.cluster.leases.all()[0]!.spec).toMatchObject({ holderIdentity: 'a', leaseTransitions: 0 });
+    expect(api.requests.filter((r) => r.method === 'PUT')).toEqual([]);
   });
 
   it('a create applied without an answer whose read-back failed too: the event is refused, and the Lease it left is deleted at the next renewal tick, so another replica can take the group at once', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
@@ -471,7 +472,7 @@ export class KubernetesRunStateStore extends GroupStates {
     const name = leaseName(this.options.leasePrefix, key);
     // The event goes in from the claim on: a replica that finds the run cut short (handed back, or its holder killed) goes on with it by itself.
     const event = this.eventToKeep(key, run);
-    const record: LeaseRecord = { key, flow, eventId: leaseEventId(run.event.id), phase: 'running', since: now, ...(event ? { event } : {}), holder: identity, renewedAt: now, leaseDurationMs, transitions: 0 };
+    const record: LeaseRecord = { key, flow, eventId: leaseEventId(run.event.id), phase: 'running', since: now, ...(event ? { event } : {}), holder: identity, claim: randomUUID(), renewedAt: now, leaseDurationMs, transitions: 0 };
     // A claim of this group settles any doubt about an earlier one: it reads the Lease and takes it as its own.
     const earlier = this.doubts.get(key) ?? [];
     this.doubts.delete(key);
@@ -1064,9 +1065,9 @@ const isRefused = (err: unknown, code: number): boolean => err instanceof LeaseR
 /** A 4xx that refuses the call for itself (422 invalid, 404 its namespace gone), not this replica nor for now: made again as it is, it is refused again. */
 const isRefusedForGood = (err: unknown): err is LeaseRefused => err instanceof LeaseRefused && !isOutage(err) && !isDenied(err);
 
-/** Whether a Lease holds the claim `record` made, unchanged: the same holder, event and start, still running. */
+/** Whether a Lease holds the claim `record` made (named by {@link LeaseRecord.claim}), unchanged: the same holder and event, still running. */
 const sameClaim = (found: LeaseRecord, record: LeaseRecord): boolean =>
-  found.phase === 'running' && found.holder === record.holder && found.eventId === record.eventId && found.since === record.since;
+  found.phase === 'running' && found.holder === record.holder && found.eventId === record.eventId && found.claim !== undefined && found.claim === record.claim;
 
 /** A Lease's record as the group state the engine and the status API read. */
 function stateOf(record: LeaseRecord): GroupState {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { eventOf, fromLease, leaseEventOf, toLease, type LeaseRecord } from './lease-record.js';
 
 const event: CloudEvent = { id: 'e1', source: 's', specversion: '1.0', type: 't' };
-const record: LeaseRecord = { key: 'g', flow: 'spot', eventId: 'e1', phase: 'running', since: 1, holder: '', renewedAt: 2, leaseDurationMs: 30_000, transitions: 0 };
+const record: LeaseRecord = { key: 'g', flow: 'spot', eventId: 'e1', phase: 'running', since: 1, holder: '', claim: 'c-1', renewedAt: 2, leaseDurationMs: 30_000, transitions: 0 };
 
 describe('a Lease written by a later version', () => {
   it('keeps its place and event readable when they carry members this version does not know: a rolling update does not run the group from its start', () => {

@@ -32,6 +32,7 @@ const A = {
   until: 'hollowtrees.io/cooldown-until',
   place: 'hollowtrees.io/run-place',
   event: 'hollowtrees.io/run-event',
+  claim: 'hollowtrees.io/claim',
 } as const;
 
 /**
@@ -148,6 +149,11 @@ export interface LeaseRecord {
   event?: string;
   /** Empty when the run's holder handed it back, cut short by a shutdown: any replica may take it over at once. */
   holder: string;
+  /**
+   * Names the claim that wrote the Lease, so that its writer knows its own write when it reads it back (an answer lost).
+   * `since` cannot tell: read back after a step of the wall clock it is moved by the step. None in the Leases of older versions.
+   */
+  claim?: string;
   /** Last renewal, ms since epoch. */
   renewedAt: number;
   leaseDurationMs: number;
@@ -201,6 +207,7 @@ export function toLease(name: string, record: LeaseRecord, base?: V1Lease, ahead
         ...(record.until === undefined ? {} : { [A.until]: iso(wall(record.until)) }),
         ...(record.place === undefined ? {} : { [A.place]: JSON.stringify(placeMoved(record.place, ahead)) }),
         ...(record.event === undefined ? {} : { [A.event]: record.event }),
+        ...(record.claim === undefined ? {} : { [A.claim]: record.claim }),
       },
       ...(base?.metadata?.resourceVersion ? { resourceVersion: base.metadata.resourceVersion } : {}),
     },
@@ -229,6 +236,7 @@ export function fromLease(lease: V1Lease, ahead = 0): LeaseRecord | undefined {
   const placeRead = phase === 'running' ? parseAnnotation<LeasePlace>(a[A.place], placeSchema) : undefined;
   const place = placeRead && placeMoved(placeRead, -ahead);
   const event = phase === 'running' ? a[A.event] : undefined;
+  const claim = a[A.claim];
   const record: LeaseRecord = {
     key,
     flow,
@@ -239,6 +247,7 @@ export function fromLease(lease: V1Lease, ahead = 0): LeaseRecord | undefined {
     ...(place === undefined ? {} : { place }),
     ...(event === undefined ? {} : { event }),
     holder: lease.spec?.holderIdentity ?? '',
+    ...(claim === undefined ? {} : { claim }),
     renewedAt: msOf(lease.spec?.renewTime ?? lease.spec?.acquireTime) - ahead,
     leaseDurationMs: (lease.spec?.leaseDurationSeconds ?? 0) * 1000,
     transitions: lease.spec?.leaseTransitions ?? 0,
