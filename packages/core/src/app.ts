@@ -200,13 +200,13 @@ export async function startHollowtrees(loaded: LoadedConfig, options: StartOptio
       flows: () => current.engine.flowStatus(),
       groups: async (limit, events) => {
         // Read after a write to another replica (a follower that sent its event there), it must see that replica's run.
-        await store.catchUp(0);
+        await store.catchUp(0, 'groups');
         const all = current.engine.groups(events);
         const ahead = wallAhead();
         return { groups: all.slice(0, limit).map((group) => groupView(group, ahead)), total: all.length };
       },
       runs: async (events) => {
-        await store.catchUp(RUNS_VIEW_MAX_AGE_MS);
+        await store.catchUp(RUNS_VIEW_MAX_AGE_MS, 'runs');
         const ahead = wallAhead();
         return withSharedRuns(current.engine.recentRuns(events), store.sharedRuns(events)).map((run) => runView(run, ahead));
       },

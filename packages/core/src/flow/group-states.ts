@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@hollowtrees/grpcplugin';
-import { askedFor, type ClaimResult, type CutShortRun, type RunStateStore, type SharedRun, type StateBackend, type StoreDescription } from '../state/run-state-store.js';
+import { askedFor, type ClaimResult, type CutShortRun, type RunStateStore, type SharedRun, type StateBackend, type StatusView, type StoreDescription } from '../state/run-state-store.js';
 
 /**
  * Where a group is in its life: a run queued or calling plugins, a failed run
@@ -181,7 +181,7 @@ export class GroupStates implements RunStateStore {
   }
 
   /** Nothing is shared between processes here. */
-  catchUp(_maxAgeMs: number): Promise<void> {
+  catchUp(_maxAgeMs: number, _view: StatusView): Promise<void> {
     return Promise.resolve();
   }
 

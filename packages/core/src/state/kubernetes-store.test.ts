@@ -594,7 +594,7 @@ describe('KubernetesRunStateStore on the kube-apiserver stand-in', () => {
     // a's run ends (failed: its Lease is deleted); b's next list sees the group free.
     a.release('g');
     expect(await a.commit()).toBe(true);
-    await b.catchUp(0);
+    await b.catchUp(0, 'runs');
     expect(b.list(Date.now())).toEqual([]);
     letGo();
     await expect.poll(() => answered && !(b as unknown as { sweeping: boolean }).sweeping, { timeout: 5_000, interval: 10 }).toBe(true);
@@ -1624,17 +1624,17 @@ describe('runs that ended on one replica, as the others list them (the status AP
     await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^hollowtrees-ended-[0-9a-f]{40}$/)]);
     // Not run state: the group is free, on every replica.
     const b = replica('b');
-    await b.store.catchUp(0);
+    await b.store.catchUp(0, 'runs');
     expect(b.store.list(b.now())).toEqual([]);
     expect(b.store.sharedRuns()).toEqual([
       { key: 'spot:{instance_id="i-1"}', flow: 'spot', eventId: 'e1', eventType: 'hollowtrees.node.aws.spot-interruption', error: own!.error, receivedAt: own!.receivedAt, startedAt: own!.startedAt, finishedAt: own!.finishedAt, outcome: 'failed', replica: 'a' },
     ]);
     expect(own!.error).toContain('eviction blocked');
-    await a.store.catchUp(0);
+    await a.store.catchUp(0, 'runs');
     expect(a.store.sharedRuns()).toEqual([]);
     // a restarted (the same pod name): its earlier process's failure is listed from the Lease.
     const again = replica('a');
-    await again.store.catchUp(0);
+    await again.store.catchUp(0, 'runs');
     expect(again.store.sharedRuns()).toEqual([expect.objectContaining({ eventId: 'e1', outcome: 'failed', replica: 'a' })]);
     // A sweep keeps it for the 15 minutes a node watcher follows a notice's runs, and deletes it after.
     b.wait(RUN_END_KEPT_MS - 60_000);
@@ -1643,7 +1643,7 @@ describe('runs that ended on one replica, as the others list them (the status AP
     b.wait(61_000);
     await observe(b.store);
     await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toEqual([]);
-    await b.store.catchUp(0);
+    await b.store.catchUp(0, 'runs');
     expect(b.store.sharedRuns()).toEqual([]);
   });
 
@@ -1657,17 +1657,17 @@ describe('runs that ended on one replica, as the others list them (the status AP
     });
     const b = replica('b');
     // b's view is fresh a moment before a takes the event; a read after it must not be answered from that view.
-    await b.store.catchUp(0);
+    await b.store.catchUp(0, 'runs');
     expect(b.store.list(b.now())).toEqual([]);
     engine.dispatch(notice('e1', 'i-1'), a.now());
     expect(await engine.commit()).toBe(true);
-    await b.store.catchUp(0);
+    await b.store.catchUp(0, 'runs');
     expect(b.store.list(b.now())).toEqual([expect.objectContaining({ key: 'spot:{instance_id="i-1"}', phase: 'running', eventId: 'e1', replica: 'a' })]);
     expect(b.store.sharedRuns()).toEqual([]);
     finish();
     await engine.drain();
     expect(await a.store.commit()).toBe(true);
-    await b.store.catchUp(0);
+    await b.store.catchUp(0, 'runs');
     const [own] = engine.recentRuns();
     expect(b.store.sharedRuns()).toEqual([expect.objectContaining({ key: 'spot:{instance_id="i-1"}', flow: 'spot', eventId: 'e1', outcome: 'succeeded', replica: 'a' })]);
     // Of a success, its end is known: the cooldown's start, which a wrote as the run ended.
@@ -1675,11 +1675,26 @@ describe('runs that ended on one replica, as the others list them (the status AP
     // Reads that come within the age they accept are answered from that list: no list of their own.
     const lists = (): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path)).length;
     const before = lists();
-    await Promise.all([b.store.catchUp(2_000), b.store.catchUp(2_000), b.store.catchUp(2_000)]);
+    await Promise.all([b.store.catchUp(2_000, 'runs'), b.store.catchUp(2_000, 'runs'), b.store.catchUp(2_000, 'runs')]);
     expect(lists()).toBe(before);
     // Reads that come while a list is in flight wait for one begun after them: one more list for all of them.
-    await Promise.all([b.store.catchUp(0), b.store.catchUp(0), b.store.catchUp(0)]);
+    await Promise.all([b.store.catchUp(0, 'runs'), b.store.catchUp(0, 'runs'), b.store.catchUp(0, 'runs')]);
     expect(lists()).toBeLessThanOrEqual(before + 4);
+  });
+
+  it('a read of the groups lists the run-state Leases alone; a read of the runs the run-end Leases too, and its list serves a read of the groups that accepts its age', async () => {
+    const b = replica('b');
+    const lists = (): [number, number] => {
+      const of = (role: string): number => api.requests.filter((r) => r.method === 'GET' && LEASES_PATH.test(r.path) && r.query.labelSelector?.includes(`hollowtrees.io/role=${role}`)).length;
+      return [of('run-state'), of('run-end')];
+    };
+    const [states, ends] = lists();
+    await b.store.catchUp(0, 'groups');
+    expect(lists()).toEqual([states + 1, ends]);
+    await b.store.catchUp(0, 'runs');
+    expect(lists()).toEqual([states + 2, ends + 1]);
+    await b.store.catchUp(2_000, 'groups');
+    expect(lists()).toEqual([states + 2, ends + 1]);
   });
 
   it('a run on a that succeeded in a flow with no cooldown (its group\'s Lease deleted as it ends) is listed by b as succeeded, with the times a listed', async () => {
@@ -1692,7 +1707,7 @@ describe('runs that ended on one replica, as the others list them (the status AP
     await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toHaveLength(1);
     expect(api.cluster.leases.all().filter((l) => l.metadata.labels?.['hollowtrees.io/role'] === 'run-state')).toEqual([]);
     const b = replica('b');
-    await b.store.catchUp(0);
+    await b.store.catchUp(0, 'runs');
     expect(b.store.sharedRuns()).toEqual([
       { key: 'spot:{instance_id="i-1"}', flow: 'spot', eventId: 'e1', eventType: 'hollowtrees.node.aws.spot-interruption', receivedAt: own!.receivedAt, startedAt: own!.startedAt, finishedAt: own!.finishedAt, outcome: 'succeeded', replica: 'a' },
     ]);
@@ -1707,7 +1722,7 @@ describe('runs that ended on one replica, as the others list them (the status AP
     expect(await a.store.commit()).toBe(true);
     await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toHaveLength(1);
     const b = replica('b');
-    await b.store.catchUp(0);
+    await b.store.catchUp(0, 'runs');
     const of = (...ids: string[]): string[] => b.store.sharedRuns(new Set(ids)).map((r) => `${r.eventId} ${r.outcome}`);
     expect([of('e1'), of('e2'), of('e1', 'e2').sort(), of('never-sent')]).toEqual([['e1 failed'], ['e2 succeeded'], ['e1 failed', 'e2 succeeded'], []]);
     // Its groups likewise: e2's cools down on a, e1's was freed as its run failed.
@@ -1723,7 +1738,7 @@ describe('runs that ended on one replica, as the others list them (the status AP
     await engine.drain();
     await expect.poll(runEndLeases, { timeout: 5_000, interval: 10 }).toEqual([expect.stringMatching(/^staging-ended-/)]);
     const prod = replica('prod', { leasePrefix: 'prod-' });
-    await prod.store.catchUp(0);
+    await prod.store.catchUp(0, 'runs');
     expect(prod.store.sharedRuns()).toEqual([]);
     prod.wait(RUN_END_KEPT_MS + 1_000);
     await observe(prod.store);

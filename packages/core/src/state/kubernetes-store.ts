@@ -4,10 +4,11 @@ import type { Logger } from 'pino';
 import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { ThrottledLog } from '../throttled-log.js';
 import { GroupStates, HELD, type GroupState, type RunEnd, type RunProgress, type StartDecision } from '../flow/group-states.js';
+import { FreshList } from './fresh-list.js';
 import { RUN_END_KEPT_MS, RunEndLeases } from './run-end-leases.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
 import { eventOf, fromLease, handBack, handedBack, heldUntil, LEASE_SELECTOR, leaseEventId, leaseEventOf, leaseName, placeOf, toLease, type LeasePlace, type LeaseRecord } from './lease-record.js';
-import { askedFor, type ClaimResult, type CutShortRun, type SharedRun, type StateBackend, type StoreDescription, type TakenOver } from './run-state-store.js';
+import { askedFor, type ClaimResult, type CutShortRun, type SharedRun, type StateBackend, type StatusView, type StoreDescription, type TakenOver } from './run-state-store.js';
 
 /** A claim whose create or takeover got no answer and that ended without holding the group: the write may still be applied, leaving a Lease no run is behind. */
 interface Doubt {
@@ -156,11 +157,9 @@ export class KubernetesRunStateStore extends GroupStates {
   private prober: NodeJS.Timeout | undefined;
   /** Runs that failed for good, and successes that leave no cooldown, each in a Lease of its own, so that every replica lists them. */
   private readonly runEnds: RunEndLeases;
-  /** When the last list for {@link catchUp} that ended began (monotonic ms). */
-  private caughtUpAt = -Infinity;
-  /** The list for {@link catchUp} in flight, and when it began; and the one that follows it, which reads that came meanwhile wait for. */
-  private catchingUp: { startedAt: number; done: Promise<void> } | undefined;
-  private nextCatchUp: Promise<void> | undefined;
+  /** The lists {@link catchUp} reads again: the run-state Leases (groups, and the cooldowns listed as runs) and the run-end Leases. */
+  private readonly leasesRead: FreshList;
+  private readonly runEndsRead: FreshList;
 
   constructor(private readonly options: KubernetesStoreOptions) {
     super(undefined, options.maxGroups);
@@ -169,6 +168,8 @@ export class KubernetesRunStateStore extends GroupStates {
     this.repeatedLog = new ThrottledLog(options.logger, () => options.clock.now());
     const { api, leasePrefix, identity, clock } = options;
     this.runEnds = new RunEndLeases({ api, leasePrefix, identity, clock, wallAhead: this.wallAhead, log: this.repeatedLog });
+    this.leasesRead = new FreshList(() => this.track(this.listShared(clock.now(), false)), this.elapsed);
+    this.runEndsRead = new FreshList(() => this.track(this.runEnds.list()), this.elapsed);
     this.renewer = setInterval(() => this.renew(), options.renewIntervalMs).unref();
     this.tickedAt = this.elapsed();
   }
@@ -319,27 +320,10 @@ export class KubernetesRunStateStore extends GroupStates {
     if (failure) this.track(this.runEnds.record(key, failure, 'failed'));
   }
 
-  override catchUp(maxAgeMs: number): Promise<void> {
-    const asked = this.elapsed() - maxAgeMs;
-    if (this.caughtUpAt >= asked) return Promise.resolve();
-    if (!this.catchingUp) return this.listForStatus();
-    if (this.catchingUp.startedAt >= asked) return this.catchingUp.done;
-    return (this.nextCatchUp ??= this.catchingUp.done.then(() => {
-      this.nextCatchUp = undefined;
-      return this.listForStatus();
-    }));
-  }
-
-  /** Lists the run-state Leases and the run-end Leases for {@link catchUp}; never rejects. */
-  private listForStatus(): Promise<void> {
-    const startedAt = this.elapsed();
-    const done = Promise.all([this.listShared(this.options.clock.now(), false), this.runEnds.list()]).then(() => {
-      this.caughtUpAt = Math.max(this.caughtUpAt, startedAt);
-      if (this.catchingUp?.done === done) this.catchingUp = undefined;
-    });
-    this.catchingUp = { startedAt, done };
-    this.track(done);
-    return done;
+  /** The groups' view lists the run-state Leases alone; the runs' view the run-end Leases too. */
+  override catchUp(maxAgeMs: number, view: StatusView): Promise<void> {
+    const leases = this.leasesRead.fresh(maxAgeMs);
+    return view === 'groups' ? leases : Promise.all([leases, this.runEndsRead.fresh(maxAgeMs)]).then(() => undefined);
   }
 
   /** The run-end Leases, and each cooldown another replica holds (listed for the status API as the success it follows), of the last 15 minutes. */
@@ -959,8 +943,8 @@ export class KubernetesRunStateStore extends GroupStates {
     return false;
   }
 
-  /** Keeps `work` until it ends, for {@link close}; with `settles`, the group it settles, {@link commit} waits for it too. */
-  private track(work: Promise<unknown>, settles?: string): void {
+  /** Keeps `work` until it ends, for {@link close}; with `settles`, the group it settles, {@link commit} waits for it too. Returns `work`. */
+  private track<T>(work: Promise<T>, settles?: string): Promise<T> {
     this.pending.add(work);
     if (settles !== undefined) {
       this.settling.add(work);
@@ -971,6 +955,7 @@ export class KubernetesRunStateStore extends GroupStates {
       this.settling.delete(work);
       if (settles !== undefined && this.settlingByKey.get(settles) === work) this.settlingByKey.delete(settles);
     });
+    return work;
   }
 
   private answered(): void {

@@ -4,6 +4,9 @@ import type { LeasePlace } from './lease-record.js';
 /** Where run state is kept: this process only, a journal on local disk, or Leases shared by every replica. */
 export type StateBackend = 'memory' | 'file' | 'kubernetes';
 
+/** What a status read shows (see {@link RunStateStore.catchUp}): the groups held, or the runs that ended. */
+export type StatusView = 'groups' | 'runs';
+
 /** What cannot be done while a backend's store is not durable, for the sender's 503 `state_unavailable`. */
 export const UNAVAILABLE_BECAUSE: Readonly<Record<StateBackend, string>> = Object.freeze({
   memory: 'run state cannot be kept right now',
@@ -186,10 +189,11 @@ export interface RunStateStore {
   /**
    * Resolves once what this process knows of the groups and runs of the other replicas sharing the store was read at
    * most `maxAgeMs` before the call: a status read that follows a write to another replica (a follower that sent an
-   * event there) sees it. The kubernetes backend lists its Leases (reads that come meanwhile share the next list);
+   * event there) sees it. The kubernetes backend lists its Leases (reads that come meanwhile share the next list):
+   * for `view` `groups` those of run state alone, for `runs` the run-end Leases too;
    * nothing to do for the others. Never rejects: a list that fails leaves what the last one read.
    */
-  catchUp(maxAgeMs: number): Promise<void>;
+  catchUp(maxAgeMs: number, view: StatusView): Promise<void>;
   /**
    * The runs that ended on the other replicas sharing the store, or on this one's earlier process, newest first, as the
    * last list read them: the kubernetes backend's run-end Leases of the last 15 minutes (runs that failed for good, and
