@@ -60,27 +60,47 @@ interface Replica {
   now(): number;
 }
 
+/** How a replica's store is made beyond its clock; each has the default {@link storeOn} gives it. */
+interface StoreSettings {
+  leaseDurationMs?: number;
+  renewIntervalMs?: number;
+  leasePrefix?: string;
+  logger?: Logger;
+}
+
+/** A store on the stand-in, with the real client, reading time from `clock` (and `elapsed`, when given, for its monotonic clock). */
+function storeOn(identity: string, metrics: StoreMetrics, clock: Clock, more: StoreSettings & { elapsed?: () => number }): KubernetesRunStateStore {
+  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock });
+  const store = new KubernetesRunStateStore({
+    api: leaseApi,
+    identity,
+    leasePrefix: more.leasePrefix ?? 'hollowtrees-',
+    leaseDurationMs: more.leaseDurationMs ?? 30_000,
+    renewIntervalMs: more.renewIntervalMs ?? 10_000,
+    maxGroups: 1_000,
+    clock,
+    ...(more.elapsed ? { elapsed: more.elapsed } : {}),
+    logger: more.logger ?? pino({ level: 'silent' }),
+  });
+  stores.push(store);
+  return store;
+}
+
 /** A replica's store on the stand-in, with the real client; `clockOffsetMs` sets its wall clock that far from the others'. */
-function replica(identity: string, more: { leaseDurationMs?: number; renewIntervalMs?: number; clockOffsetMs?: number; shift?: ClockShift; leasePrefix?: string; logger?: Logger } = {}): Replica {
+function replica(identity: string, more: StoreSettings & { clockOffsetMs?: number; shift?: ClockShift } = {}): Replica {
   const metrics = new StoreMetrics(new Registry());
   const offset = more.clockOffsetMs ?? 0;
   const { shift } = more;
   let waited = 0;
   const clock: Clock = { now: () => Date.now() + (shift ? shift.wallMs : offset) + waited, sleep: systemClock.sleep };
-  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock });
   const elapsed = (): number => performance.now() + (shift?.monotonicMs ?? 0) + waited;
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: more.leasePrefix ?? 'hollowtrees-', leaseDurationMs: more.leaseDurationMs ?? 30_000, renewIntervalMs: more.renewIntervalMs ?? 10_000, maxGroups: 1_000, clock, elapsed, logger: more.logger ?? pino({ level: 'silent' }) });
-  stores.push(store);
+  const store = storeOn(identity, metrics, clock, { ...more, elapsed });
   return { store, metrics, wait: (ms) => (waited += ms), now: clock.now };
 }
 
 /** A replica's store as production runs it, on {@link steadyClock} (its own clock and timers: no {@link Replica.wait}). */
 function steadyReplica(identity: string): KubernetesRunStateStore {
-  const metrics = new StoreMetrics(new Registry());
-  const leaseApi = kubeLeaseApi(loadStoreKubeConfig(kubeconfig), { namespace: NAMESPACE, timeoutMs: 2_000, maxInFlight: 32, metrics, clock: steadyClock });
-  const store = new KubernetesRunStateStore({ api: leaseApi, identity, leasePrefix: 'hollowtrees-', leaseDurationMs: 30_000, renewIntervalMs: 60_000, maxGroups: 1_000, clock: steadyClock, logger: pino({ level: 'silent' }) });
-  stores.push(store);
-  return store;
+  return storeOn(identity, new StoreMetrics(new Registry()), steadyClock, { renewIntervalMs: 60_000 });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
