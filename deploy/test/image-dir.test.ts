@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, spawnCaptured, tempDir, waitForHttpOk, waitForOutput, type Spawned } from '@hollowtrees/testkit';
+import { spawnCaptured, startOnFreePort, tempDir, waitForOutput, type Spawned } from '@hollowtrees/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './repo.js';
 
@@ -33,9 +33,17 @@ afterAll(async () => {
 
 /** Runs `node <app>/bin/<bin>.mjs args` in the empty directory, with no NODE_PATH to lean on. */
 function start(bin: string, args: readonly string[]): Spawned {
-  const proc = spawnCaptured(bin, process.execPath, [join(app, 'bin', `${bin}.mjs`), ...args], { NODE_PATH: undefined }, emptyCwd);
+  const proc = spawnCaptured(bin, process.execPath, [join(app, 'bin', `${bin}.mjs`), ...args], NO_NODE_PATH, emptyCwd);
   started.push(proc);
   return proc;
+}
+const NO_NODE_PATH = { NODE_PATH: undefined };
+
+/** Starts the image's core on a free port (a new one if another process took it first), ready once `readiness` answers 200. */
+async function startCore(readiness: string): Promise<{ core: Spawned; port: number }> {
+  const { proc, port } = await startOnFreePort('hollowtrees', process.execPath, (p) => [join(app, 'bin', 'hollowtrees.mjs'), '--listen', `127.0.0.1:${p}`], readiness, { timeoutMs: 20_000, env: NO_NODE_PATH, cwd: emptyCwd });
+  started.push(proc);
+  return { core: proc, port };
 }
 
 async function versionOf(dir: string): Promise<string> {
@@ -90,9 +98,7 @@ describe('the image directory (scripts/build-image-dir.mjs)', () => {
   });
 
   it('core serves an alert, runs its flow, and exits 0 on SIGTERM sent to node itself', async () => {
-    const port = await freePort();
-    const core = start('hollowtrees', ['--listen', `127.0.0.1:${port}`]);
-    await waitForHttpOk(`http://127.0.0.1:${port}/-/ready`, core, 20_000);
+    const { core, port } = await startCore('/-/ready');
     const res = await fetch(`http://127.0.0.1:${port}/api/v2/alerts`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -107,9 +113,7 @@ describe('the image directory (scripts/build-image-dir.mjs)', () => {
   });
 
   it('tcp-probe.mjs passes on a listening port and fails on a closed one or a bad argument', async () => {
-    const port = await freePort();
-    const core = start('hollowtrees', ['--listen', `127.0.0.1:${port}`]);
-    await waitForHttpOk(`http://127.0.0.1:${port}/-/healthy`, core, 20_000);
+    const { core, port } = await startCore('/-/healthy');
     const probe = (target: string): Spawned => start('tcp-probe', [target]);
     expect(await probe(`127.0.0.1:${port}`).exited).toBe('code 0');
     await core.kill();

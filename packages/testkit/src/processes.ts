@@ -182,24 +182,29 @@ export function waitForHttpOk(url: string, proc: Spawned, timeoutMs = 10_000, in
   return waitUntilReady(proc, url, httpOkProbe(url), timeoutMs, intervalMs);
 }
 
+// How a server says its port was taken: Go's and Node's EADDRINUSE, and Hollowtrees' own words for it.
+const PORT_TAKEN = /address already in use|port is already in use/i;
+
 /**
  * Starts a server on a free port and waits until it is ready: `readiness` is
  * an HTTP path that must answer 200, or a probe made for the port. The port is
  * found by binding port 0 and closing it, so another process can take it in
- * between: an instance that dies on start is retried on a new port.
+ * between: an instance that dies on start saying so is retried on a new port.
+ * `env` is added to this process's environment (`undefined` removes a variable);
+ * `cwd` is the server's working directory.
  */
 export async function startOnFreePort(
   name: string,
   command: string,
   args: (port: number) => string[],
   readiness: string | ((port: number) => ReadinessProbe),
-  options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
+  options: { timeoutMs?: number; env?: Readonly<Record<string, string | undefined>>; cwd?: string } = {},
 ): Promise<{ proc: Spawned; port: number }> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   let lastError: Error | undefined;
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort();
-    const proc = spawnCaptured(name, command, args(port), options.env);
+    const proc = spawnCaptured(name, command, args(port), options.env, options.cwd);
     try {
       if (typeof readiness === 'string') await waitForHttpOk(`http://127.0.0.1:${port}${readiness}`, proc, timeoutMs);
       else await waitUntilReady(proc, `port ${port}`, readiness(port), timeoutMs);
@@ -208,7 +213,7 @@ export async function startOnFreePort(
       lastError = err as Error;
       const exitedEarly = proc.hasExited();
       await proc.kill();
-      if (!exitedEarly || !/address already in use/i.test(proc.output())) break;
+      if (!exitedEarly || !PORT_TAKEN.test(proc.output())) break;
     }
   }
   throw lastError ?? new Error(`${name} did not start`);
