@@ -7,27 +7,12 @@ import type { CloudEvent } from './cloud-event.js';
 import { PluginClient, type PluginTransport } from './client.js';
 import { Code, PluginError } from './errors.js';
 import type { EventHandler } from './handler.js';
-import { serve, type PluginServer, type ServeOptions } from './serve.js';
+import type { PluginServer, ServeOptions } from './serve.js';
 import { TRANSPORTS } from './test-support/plugin-pair.js';
+import { serveAgainOn } from './test-support/serve-again.js';
 import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 
 const event: CloudEvent = { id: '1', source: 'test', specversion: '1.0', type: 'test.event' };
-
-/**
- * serve() on `port`. A plugin restarted on the port it gave back can find it taken for a moment: another test file,
- * running beside this one, may have been given it as a connection's local port. Tried again for up to 5 s then.
- */
-async function serveAgainOn(port: number, handler: EventHandler, options: ServeOptions): Promise<PluginServer> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    try {
-      return await serve(port, handler, options);
-    } catch (err) {
-      if (port === 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > deadline) throw err;
-      await sleep(100);
-    }
-  }
-}
 
 /** Servers and clients of the calling suite's tests, each closed after its test; call inside a `describe`. */
 function restartablePlugins() {

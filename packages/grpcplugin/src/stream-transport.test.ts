@@ -22,6 +22,7 @@ import { serve } from './serve.js';
 import { receiveLimitHeaders } from './receive-limit-header.js';
 import { requestBytes } from './request-bytes.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
+import { serveAgainOn } from './test-support/serve-again.js';
 import { stuckPluginProcess } from './test-support/stuck-plugin-process.js';
 import { serveUnaryOnly, type UnaryOnlyPlugin } from './unary-only-plugin.js';
 
@@ -547,7 +548,7 @@ describe('a plugin process killed with calls in flight on its stream', () => {
     expect(new Set(results)).toEqual(new Set(['UNAVAILABLE']));
     expect(results).toHaveLength(500);
 
-    const back = await serve(plugin.port, { handle: (event) => ({ message: `back ${event.id}` }) }, { host: '127.0.0.1' });
+    const back = await serveAgainOn(plugin.port, { handle: (event) => ({ message: `back ${event.id}` }) }, { host: '127.0.0.1' });
     pairs.defer(() => back.close());
     const next = await Promise.all(Array.from({ length: 20 }, (_, i) => client.handle(eventWithId(`n${i}`), { flow: 'f', timeoutMs: 10_000 })));
     expect(next.map((r) => r.message)).toEqual(Array.from({ length: 20 }, (_, i) => `back n${i}`));

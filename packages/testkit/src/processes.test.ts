@@ -1,5 +1,7 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { busyPort, startOnFreePort } from './processes.js';
+import { busyPort, freePort, startOnFreePort } from './processes.js';
 
 // A server as Hollowtrees' bins are: it says "the port is already in use" and exits 1 when it cannot bind.
 const SERVER = `
@@ -44,5 +46,24 @@ describe('startOnFreePort', () => {
     }, '/');
     await expect(starting).rejects.toThrow(/no config/);
     expect(attempts).toBe(1);
+  });
+});
+
+const PORT_RANGE = '/proc/sys/net/ipv4/ip_local_port_range';
+
+describe.skipIf(!existsSync(PORT_RANGE))('freePort', () => {
+  it('picks a port below the kernel\'s ephemeral range, where no listen(0) or outgoing connection can take it, and a server can listen on it', async () => {
+    const ephemeralStart = Number(readFileSync(PORT_RANGE, 'utf8').trim().split(/\s+/)[0]);
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(20_000);
+      expect(port).toBeLessThan(ephemeralStart);
+    }
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(ports[0], '127.0.0.1', resolve);
+    });
+    await new Promise((resolve) => server.close(resolve));
   });
 });

@@ -5,6 +5,7 @@
  * runner, so the e2e tests and the bench share them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,14 +21,52 @@ export async function busyPort(): Promise<{ port: number; close: () => Promise<v
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1 (bind port 0, read it, close). */
+/**
+ * A TCP port free on 127.0.0.1 a moment ago, for a server started later on it. It is picked below the kernel's
+ * ephemeral range: `listen(0)` and every outgoing connection take their port from that range, so a port found there
+ * and closed again could go to any test's connection before the server binds it; a port below it only goes to a
+ * process that binds it by number (another test's pick, 1 in ~10,000).
+ */
 export async function freePort(): Promise<number> {
+  const below = ephemeralRangeStart();
+  for (let tries = 0; below - PICKED_PORTS_FROM > 100 && tries < 20; tries++) {
+    const port = PICKED_PORTS_FROM + Math.floor(Math.random() * (below - PICKED_PORTS_FROM));
+    if (await canListen(port)) return port;
+  }
+  return listenedPort();
+}
+
+/** Above the ports well-known servers use (Prometheus 9090, Alertmanager 9093, Hollowtrees 9092...). */
+const PICKED_PORTS_FROM = 20_000;
+
+/** The first port of the kernel's ephemeral range (Linux's default where it cannot be read). */
+function ephemeralRangeStart(): number {
+  try {
+    const start = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(start) ? start : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Whether a server can listen on `port` of 127.0.0.1 now (it is closed again before this resolves). */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port the kernel picked for `listen(0)`, closed again: the fallback where no range lies below its ephemeral one. */
+function listenedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
+      const { port } = server.address() as AddressInfo;
       server.close(() => resolve(port));
     });
   });
