@@ -221,8 +221,8 @@ const PORT_TAKEN = /address already in use|port is already in use/i;
 /**
  * Starts a server on a free port and waits until it is ready: `readiness` is
  * an HTTP path that must answer 200, or a probe made for the port. The port is
- * found by binding port 0 and closing it, so another process can take it in
- * between: an instance that dies on start saying so is retried on a new port.
+ * a {@link freePort}, which another process can still take before the server
+ * binds it: an instance that dies on start saying so is retried on a new port.
  * `env` is added to this process's environment (`undefined` removes a variable);
  * `cwd` is the server's working directory.
  */
