@@ -31,17 +31,19 @@ afterAll(async () => {
   await tmp?.remove();
 });
 
+const NO_NODE_PATH = { NODE_PATH: undefined };
+const binOf = (bin: string): string => join(app, 'bin', `${bin}.mjs`);
+
 /** Runs `node <app>/bin/<bin>.mjs args` in the empty directory, with no NODE_PATH to lean on. */
 function start(bin: string, args: readonly string[]): Spawned {
-  const proc = spawnCaptured(bin, process.execPath, [join(app, 'bin', `${bin}.mjs`), ...args], NO_NODE_PATH, emptyCwd);
+  const proc = spawnCaptured(bin, process.execPath, [binOf(bin), ...args], NO_NODE_PATH, emptyCwd);
   started.push(proc);
   return proc;
 }
-const NO_NODE_PATH = { NODE_PATH: undefined };
 
-/** Starts the image's core on a free port (a new one if another process took it first), ready once `readiness` answers 200. */
+/** Starts the image's core as {@link start} does, on a free port (a new one if another process took it first), ready once `readiness` answers 200. */
 async function startCore(readiness: string): Promise<{ core: Spawned; port: number }> {
-  const { proc, port } = await startOnFreePort('hollowtrees', process.execPath, (p) => [join(app, 'bin', 'hollowtrees.mjs'), '--listen', `127.0.0.1:${p}`], readiness, { timeoutMs: 20_000, env: NO_NODE_PATH, cwd: emptyCwd });
+  const { proc, port } = await startOnFreePort('hollowtrees', process.execPath, (p) => [binOf('hollowtrees'), '--listen', `127.0.0.1:${p}`], readiness, { timeoutMs: 20_000, env: NO_NODE_PATH, cwd: emptyCwd });
   started.push(proc);
   return { core: proc, port };
 }
