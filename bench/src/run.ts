@@ -39,7 +39,7 @@ const RECLAIM_ALERTS = 10_000;
 /** Alerts per POST of the reclaim wave: Prometheus sends a wave in batches, one after another. */
 const RECLAIM_BATCH = 100;
 const RECLAIM_DELAY_MS = 50;
-/** The quiet spell before the second wave: past core's parse-thread idle stop (`WORKER_IDLE_STOP_MS`, 30 s). */
+/** The quiet spell before the second wave: past the parse thread's heap collection (`IDLE_COLLECT_MS`, 5 s) and the 30 s idle stop it had until 2026-12-04. */
 const RECLAIM_IDLE_MS = 31_000;
 /**
  * Alerts a Hollowtrees has handled before the reclaim wave. V8 optimises the hot path (zod's
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
       await sleep(300);
       const warm = await reclaimWave(ht, plugin, 'reclaim-');
       log(`mass reclaim: ${reclaimWaveText(warm)}`);
-      // A wave usually comes after a quiet spell: past the parse thread's idle stop (30 s), and long enough for the VM to cool the processes' memory.
+      // A wave usually comes after a quiet spell: long enough for the VM to cool the processes' memory.
       await sleep(RECLAIM_IDLE_MS);
       const afterIdle = await reclaimWave(ht, plugin, 'cold-');
       log(`mass reclaim after ${RECLAIM_IDLE_MS / 1000} s idle: ${reclaimWaveText(afterIdle)}`);

@@ -29,24 +29,25 @@ describe('OffThreadParser when its thread exits with bodies on it', () => {
       const answers = await Promise.all(bodies.map((body) => parser.parse('api_v2', body, receivedAt, limits)));
       expect(answers).toEqual(await Promise.all(bodies.map((body) => parseAlerts('api_v2', body, receivedAt, limits))));
       expect(parser.answeredByWorker).toBe(0);
-      // Said once, at warn: a thread ending by itself is no idle stop.
+      // Said once, at warn.
       expect(lines.map((l) => [l['level'], l['exitCode'], l['msg']])).toEqual([[40, 1, 'the alert-parsing thread exited; the bodies it held are parsed on the main thread and the next batch starts it again']]);
     } finally {
       await parser.close();
       await dir.remove();
     }
   });
-  it('a thread that exited by itself after its last answer leaves no idle stop behind that would end the next thread while it loads', async () => {
+  it('a thread that exited by itself after its last answer is started again by the next batch, which it answers', async () => {
     const dir = await tempDir('off-thread-exit');
-    // A thread that takes 1.5 s to load, answers its first body, then exits by itself 20 ms later.
+    // A thread that answers its first body, then exits by itself 20 ms later.
     const answersThenExits = join(dir.path, 'answers-then-exits.mjs');
-    writeFileSync(answersThenExits, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => { parentPort.postMessage({ id: job.id, parsed: { eventsJson: '[\"by the thread\"]' } }); setTimeout(() => process.exit(3), 20); });\nsetTimeout(() => parentPort.postMessage('ready'), 1_500);\n");
-    const parser = new OffThreadParser(pino({ level: 'silent' }), { workerUrl: pathToFileURL(answersThenExits), idleStopMs: 1_000 });
+    writeFileSync(answersThenExits, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => { parentPort.postMessage({ id: job.id, parsed: { eventsJson: '[\"by the thread\"]' } }); setTimeout(() => process.exit(3), 20); });\nparentPort.postMessage('ready');\n");
+    const parser = new OffThreadParser(pino({ level: 'silent' }), { workerUrl: pathToFileURL(answersThenExits) });
     try {
       expect(await parser.ready()).toBe(true);
       expect(await parser.parse('api_v2', batch(0), receivedAt, limits)).toEqual({ events: ['by the thread'] });
       await vi.waitFor(() => expect(parser.threadRunning).toBe(false), { timeout: 5_000, interval: 10 });
-      // The next batch starts another thread; the stop the first one's answer set, due while it loads, is not its own.
+      // The next batch is parsed here while another thread starts; the one after by that thread.
+      expect(await parser.parse('api_v2', batch(500), receivedAt, limits)).toEqual(await parseAlerts('api_v2', batch(500), receivedAt, limits));
       expect(await parser.ready()).toBe(true);
       expect(await parser.parse('api_v2', batch(1_000), receivedAt, limits)).toEqual({ events: ['by the thread'] });
     } finally {

@@ -43,19 +43,32 @@ const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
 export const WORKER_READY = 'ready';
 
 /**
- * How long the worker may idle before it is stopped. Its V8 heap keeps the garbage of the last
- * batches while it idles (nothing there runs a GC): after a 100,000-alert fill, 20–85 MiB
- * (bench/README.md). Restarting it costs a module load, with the next wave's first batches
- * parsed on the main thread meanwhile; 30 s keeps it up through Prometheus' evaluation rounds.
+ * How long the worker idles after an answer before it collects its heap. V8 collects a heap only
+ * as it allocates, so without this the garbage of the last batches stays for as long as the
+ * thread idles (after a 100,000-alert fill, 20–85 MiB: bench/README.md). Within a wave batches
+ * come milliseconds apart; the collection, a few milliseconds of the worker's own time, comes after.
+ * What the thread still holds then (its code, and the young generation V8 keeps committed) is
+ * 15–30 MiB more than a stopped thread's nothing: the price of its compiled code.
  */
-export const WORKER_IDLE_STOP_MS = 30_000;
+export const IDLE_COLLECT_MS = 5_000;
+
+/** What the worker is started with. */
+export interface ParseWorkerData {
+  /** See {@link IDLE_COLLECT_MS}. */
+  idleCollectMs: number;
+}
+
+/** What the worker posts once it collected its heap after idling: its V8 heap's used bytes before and after. */
+export interface IdleCollection {
+  collected: { heapUsedBefore: number; heapUsedAfter: number };
+}
 
 /** Options of an {@link OffThreadParser}; the defaults are core's. */
 export interface OffThreadParserOptions {
   /** The worker's module (tests give one that fails). */
   workerUrl?: URL;
-  /** See {@link WORKER_IDLE_STOP_MS}. */
-  idleStopMs?: number;
+  /** See {@link IDLE_COLLECT_MS}. */
+  idleCollectMs?: number;
 }
 
 /** A body handed to the worker, and how to parse it here instead. */
@@ -74,10 +87,12 @@ interface Pending {
  * bench machine, with the parse beside them in 0.89–1.0 s (bench/README.md). The answer is the same as
  * {@link parseAlerts} gives here. A job the worker does not answer (it died, or was stopped at
  * close) is parsed in this thread: its sender is waiting, and after a failure of the thread
- * every body is. The worker starts at the first batch, stops after {@link WORKER_IDLE_STOP_MS}
- * without a body (the next batch starts it again) and never keeps the process alive. It
- * runs the built module, so core run from its TypeScript sources (the tests) parses in its own
- * thread.
+ * every body is. The worker starts at the first batch and stays, with the code V8 compiled for
+ * it: one started again for a wave after a quiet spell parsed that wave's batches more slowly
+ * (bench/README.md, "The parse thread through a quiet spell"). It collects its own heap once idle
+ * ({@link IDLE_COLLECT_MS}), is started again by the next batch if it ended by itself, and never
+ * keeps the process alive. It runs the built module, so core run from its TypeScript sources (the
+ * tests) parses in its own thread.
  */
 export class OffThreadParser {
   private worker: Worker | undefined;
@@ -90,16 +105,15 @@ export class OffThreadParser {
   private loaded: Promise<boolean> | undefined;
   private takesBodies = false;
   private workerAnswers = 0;
-  private idleTimer: NodeJS.Timeout | undefined;
   private readonly workerUrl: URL;
-  private readonly idleStopMs: number;
+  private readonly idleCollectMs: number;
 
   constructor(
     private readonly logger: Logger,
     options: OffThreadParserOptions = {},
   ) {
     this.workerUrl = options.workerUrl ?? WORKER_URL;
-    this.idleStopMs = options.idleStopMs ?? WORKER_IDLE_STOP_MS;
+    this.idleCollectMs = options.idleCollectMs ?? IDLE_COLLECT_MS;
     this.available = existsSync(fileURLToPath(this.workerUrl));
   }
 
@@ -115,7 +129,6 @@ export class OffThreadParser {
     const worker = this.worker;
     if (!this.takesBodies || !worker) return parseHere();
     const id = this.nextId++;
-    clearTimeout(this.idleTimer);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { worker, parseHere, resolve, reject });
       worker.postMessage({ id, format, body, receivedAt: receivedAt.getTime(), limits } satisfies ParseJob);
@@ -141,21 +154,21 @@ export class OffThreadParser {
   /** Stops the worker; what it had not answered is parsed here. */
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.idleTimer);
     await this.worker?.terminate();
   }
 
   private start(): Promise<boolean> {
-    const worker = new Worker(this.workerUrl);
+    const worker = new Worker(this.workerUrl, { workerData: { idleCollectMs: this.idleCollectMs } satisfies ParseWorkerData });
     this.worker = worker;
     worker.unref();
     return new Promise((resolve) => {
-      worker.on('message', (answer: ParseAnswer | typeof WORKER_READY) => {
-        if (answer !== WORKER_READY) return this.answered(answer);
-        this.takesBodies = true;
-        // A worker no body reaches after it loaded (the batch that started it was the wave's last) idles too.
-        this.stopWhenIdle();
-        resolve(true);
+      worker.on('message', (answer: ParseAnswer | IdleCollection | typeof WORKER_READY) => {
+        if (answer === WORKER_READY) {
+          this.takesBodies = true;
+          return resolve(true);
+        }
+        if ('collected' in answer) return this.logger.debug(answer.collected, 'the alert-parsing thread idled and collected its heap');
+        this.answered(answer);
       });
       // Not started again: a thread that failed once (its module, or memory) would fail every batch, each a log line and a delay.
       worker.on('error', (err) => {
@@ -163,9 +176,11 @@ export class OffThreadParser {
         this.logger.error({ err }, 'the alert-parsing thread failed: the bodies it held, and every body from now on, are parsed on the main thread');
       });
       worker.once('exit', (code) => {
-        // Stopped here (idle, close) it is forgotten already; a thread that ended by itself is started again by the next batch.
+        // A thread that ended by itself is started again by the next batch (not after close, nor after a failure).
         if (this.worker === worker) {
-          this.forget();
+          this.worker = undefined;
+          this.takesBodies = false;
+          this.loaded = undefined;
           if (!this.closed && this.available) this.logger.warn({ exitCode: code }, 'the alert-parsing thread exited; the bodies it held are parsed on the main thread and the next batch starts it again');
         }
         resolve(false);
@@ -178,33 +193,11 @@ export class OffThreadParser {
     });
   }
 
-  /** Leaves the worker behind: the next batch starts another. */
-  private forget(): void {
-    // Its idle stop, due later, would end the next worker instead (one that exited by itself left it set).
-    clearTimeout(this.idleTimer);
-    this.worker = undefined;
-    this.takesBodies = false;
-    this.loaded = undefined;
-  }
-
-  /** Stops the worker once it has idled {@link OffThreadParserOptions.idleStopMs} with nothing to answer. */
-  private stopWhenIdle(): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      const worker = this.worker;
-      if (!worker || this.pending.size > 0) return;
-      this.forget();
-      this.logger.debug({ idleMs: this.idleStopMs }, 'the alert-parsing thread idled and is stopped; the next batch starts it again');
-      void worker.terminate();
-    }, this.idleStopMs).unref();
-  }
-
   private answered(answer: ParseAnswer): void {
     const pending = this.pending.get(answer.id);
     if (!pending) return;
     this.pending.delete(answer.id);
     this.workerAnswers++;
-    if (this.pending.size === 0) this.stopWhenIdle();
     if ('parsed' in answer) {
       const { eventsJson, ...parsed } = answer.parsed;
       return pending.resolve({ ...parsed, events: JSON.parse(eventsJson) as ParsedAlerts['events'] });
