@@ -34,8 +34,11 @@ export interface LoadResult {
   meanRequestMs: number;
 }
 
-/** Runs the generator in-process: only the forked child calls this. */
-async function generate(options: LoadOptions): Promise<LoadResult> {
+/** Where the generator is in its run: the measured window opened, or closed. */
+export type LoadMark = 'window-start' | 'window-end';
+
+/** Runs the generator in-process, telling `mark` when its measured window opens and closes: only the forked child calls this. */
+async function generate(options: LoadOptions, mark: (at: LoadMark) => void): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
   const target = new URL(options.url);
   let next = 0;
@@ -76,12 +79,14 @@ async function generate(options: LoadOptions): Promise<LoadResult> {
   const workers = Array.from({ length: options.connections }, () => worker());
   await new Promise((r) => setTimeout(r, options.warmupMs));
   measuring = true;
+  mark('window-start');
   const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
   await new Promise((r) => setTimeout(r, options.durationMs));
   const seconds = (performance.now() - wallStart) / 1000;
   const cpu = process.cpuUsage(cpuStart);
   stopped = true;
+  mark('window-end');
   await Promise.all(workers);
   agent.destroy();
   return {
@@ -95,12 +100,17 @@ async function generate(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
-/** Forks a generator process, runs `options` and resolves with its report. */
-export function runLoad(options: LoadOptions): Promise<LoadResult> {
+/**
+ * Forks a generator process, runs `options` and resolves with its report. `onMark` hears when the
+ * measured window opens and closes (as soon as the child says so), so that a caller can count what
+ * the target did inside the same window as the rate (its actions, say).
+ */
+export function runLoad(options: LoadOptions, onMark?: (at: LoadMark) => void): Promise<LoadResult> {
   const child = fork(new URL(import.meta.url).pathname, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
-    child.once('message', (result) => {
-      resolve(result as LoadResult);
+    child.on('message', (message: { mark: LoadMark } | LoadResult) => {
+      if ('mark' in message) return onMark?.(message.mark);
+      resolve(message);
       child.disconnect();
     });
     child.once('exit', (code) => reject(new Error(`load generator exited with ${code} before reporting`)));
@@ -110,6 +120,6 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
 
 if (process.send && process.argv[1] === new URL(import.meta.url).pathname) {
   process.once('message', (options) => {
-    void generate(options as LoadOptions).then((result) => process.send!(result));
+    void generate(options as LoadOptions, (mark) => process.send!({ mark })).then((result) => process.send!(result));
   });
 }

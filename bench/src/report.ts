@@ -15,8 +15,13 @@ export interface IngestRun {
   serverCpuPercent: number;
   /** Plugin calls (Hollowtrees) or webhook alerts (Alertmanager) by the end of the run. */
   actionsDelivered: number;
-  /** `actionsDelivered` over the run's wall time, warm-up included: the rate acted on. */
+  /**
+   * The rate acted on: actions inside the generator's measured window, over that window (the accepted
+   * rate's window). Until 2026-12-04 it was `wholeRunPerSecond`.
+   */
   actionsPerSecond: number;
+  /** `actionsDelivered` over the run's wall time, warm-up included (absent before 2026-12-04, when it was `actionsPerSecond`). */
+  wholeRunPerSecond?: number;
 }
 
 /** Alerts per POST in the ingest runs; every table and chart row follows this list. */
