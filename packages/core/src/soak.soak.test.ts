@@ -321,7 +321,7 @@ describe.skipIf(!process.env.HOLLOWTREES_SOAK)('bounded soak', () => {
       expect(interrupted).toBe(0);
       // The plugin saw every call core made. (The plugin answers in at most 40 ms; the
       // timeout is 5 s. Calls used to be lost when core's requests overran the
-      // plugin's 64 KiB HTTP/2 connection window: see serve.ts, CONNECTION_WINDOW_BYTES.)
+      // plugin's 64 KiB HTTP/2 connection window: see the SDK's receive-windows.ts, CONNECTION_WINDOW_BYTES.)
       // A call that hit its deadline (and one the plugin never saw did) prints when it started and what the process did then.
       const explained = deadline > 0 ? timeline.explainDeadlines(name, TIMEOUT_MS) : '';
       expect(plugin.calls.every((c) => c.flow === flow)).toBe(true);

@@ -5,11 +5,14 @@
  * request that did not fit in part and schedules that stream behind every newer
  * one: the rest of the request starves until the deadline and the handler never
  * sees the call. serve() raises the window; without it, a score of calls over unary starve.
+ * And each stream's window: over the stream transport all of core's calls share one stream.
  */
+import { connect } from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
+import { STREAM_WINDOW_BYTES } from './receive-windows.js';
 import { serve } from './serve.js';
 import { TRANSPORTS } from './test-support/plugin-pair.js';
 
@@ -54,5 +57,19 @@ describe.each(TRANSPORTS)('sustained concurrent load on one channel over %s', (t
 
     expect(deadlineExceeded, `${deadlineExceeded} of ${sent} calls hit the ${TIMEOUT_MS} ms deadline`).toBe(0);
     expect(received).toBe(sent);
+  });
+});
+
+describe("a served plugin's HTTP/2 windows", () => {
+  it('let a client have 2 MiB of calls in transit on one stream before the plugin reads them, not 64 KiB', async () => {
+    const server = await serve(0, { handle: () => undefined }, { host: '127.0.0.1' });
+    const session = connect(`http://127.0.0.1:${server.port}`);
+    cleanups.push(() => server.close(), () => session.close());
+    await new Promise((resolve) => session.once('connect', resolve));
+    // The plugin's SETTINGS frames all come before its answer to a ping sent after connecting.
+    await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+    // What each stream (over the stream transport: all calls) may send before the plugin reads it, and the connection.
+    expect(session.remoteSettings.initialWindowSize).toBe(2 * 1024 * 1024);
+    expect(session.state.remoteWindowSize).toBeGreaterThanOrEqual(STREAM_WINDOW_BYTES);
   });
 });

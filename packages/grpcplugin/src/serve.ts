@@ -2,7 +2,7 @@ import { isIPv6 } from 'node:net';
 import { Server } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { CallRunner } from './call-runner.js';
-import { raiseConnectionWindow } from './connection-window.js';
+import { raiseReceiveWindows } from './receive-windows.js';
 import type { EventHandler } from './handler.js';
 import { checkedHandler } from './handler-check.js';
 import { shown } from './shown-value.js';
@@ -156,7 +156,7 @@ export async function serve(port: number, handler: EventHandler, options: ServeO
   const shutdownTimeoutMs = checkedTimeout('serve: shutdownTimeoutMs', options.shutdownTimeoutMs ?? 30_000);
   const maxReceiveBytes = checkedMessageBytes('serve: maxReceiveMessageBytes', options.maxReceiveMessageBytes ?? 16 * 1024 * 1024);
   const server = new Server({ 'grpc.max_receive_message_length': maxReceiveBytes, ...keepaliveChannelOptions('serve: keepalive', options.keepalive) });
-  raiseConnectionWindow(server);
+  raiseReceiveWindows(server);
   const health = new HealthImplementation({ '': 'SERVING', [PLUGIN_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
 

@@ -13,8 +13,21 @@ import type { Server } from '@grpc/grpc-js';
  */
 export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
 
-/** Raises the connection window of each session `server` accepts (see {@link CONNECTION_WINDOW_BYTES}). */
-export function raiseConnectionWindow(server: Server): void {
+/**
+ * HTTP/2 receive window of each stream a client opens (SETTINGS_INITIAL_WINDOW_SIZE),
+ * 64 KiB by default as well. Over the stream transport every call core makes to this
+ * plugin travels on one HTTP/2 stream, so that window is what core may have in transit
+ * before the plugin has read it: about 90 calls of a 700-byte event, where core keeps up
+ * to 1,000 in flight. Each 64 KiB then waited for this process to be scheduled, read and
+ * send a WINDOW_UPDATE, and on two busy cores core's event loop idled in those waits.
+ * 2 MiB lets core's default 1,000 calls of a 1–2 KB event through unread. It is also the
+ * most a stream buffers here while `serve()` holds its reading back (a slow handler, its
+ * calls beyond `maxConcurrentCallsPerStream`): the client waits beyond it.
+ */
+export const STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
+
+/** Raises the connection and stream receive windows of each session `server` accepts (see {@link CONNECTION_WINDOW_BYTES}, {@link STREAM_WINDOW_BYTES}). */
+export function raiseReceiveWindows(server: Server): void {
   // grpc-js creates its HTTP/2 servers in this private method at bind time; wrapping
   // it on the instance registers the listener before any connection can arrive.
   // Should a grpc-js upgrade drop it, flow-control.test.ts fails.
@@ -24,7 +37,9 @@ export function raiseConnectionWindow(server: Server): void {
   internals.createHttp2Server = function (this: Server, ...args: unknown[]) {
     const http2Server = create.apply(this, args);
     http2Server.on('session', (session: ServerHttp2Session) => {
-      if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+      if (session.destroyed) return;
+      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+      session.settings({ initialWindowSize: STREAM_WINDOW_BYTES });
     });
     return http2Server;
   };
