@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CloudEvent } from './cloud-event.js';
 import { PluginClient } from './client.js';
 import { Code, PluginError } from './errors.js';
-import { STREAM_WINDOW_BYTES } from './receive-windows.js';
+import { CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES } from './receive-windows.js';
 import { serve } from './serve.js';
 import { TRANSPORTS } from './test-support/plugin-pair.js';
 
@@ -68,8 +68,10 @@ describe("a served plugin's HTTP/2 windows", () => {
     await new Promise((resolve) => session.once('connect', resolve));
     // The plugin's SETTINGS frames all come before its answer to a ping sent after connecting.
     await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
-    // What each stream (over the stream transport: all calls) may send before the plugin reads it, and the connection.
+    // What each stream (over the stream transport: all calls) may send before the plugin reads it: 65535 before.
     expect(session.remoteSettings.initialWindowSize).toBe(2 * 1024 * 1024);
-    expect(session.state.remoteWindowSize).toBeGreaterThanOrEqual(STREAM_WINDOW_BYTES);
+    expect(STREAM_WINDOW_BYTES).toBe(2 * 1024 * 1024);
+    // And the connection's window, raised before, larger still.
+    expect(session.state.remoteWindowSize).toBe(CONNECTION_WINDOW_BYTES);
   });
 });

@@ -20,9 +20,10 @@ export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
  * before the plugin has read it: about 90 calls of a 700-byte event, where core keeps up
  * to 1,000 in flight. Each 64 KiB then waited for this process to be scheduled, read and
  * send a WINDOW_UPDATE, and on two busy cores core's event loop idled in those waits.
- * 2 MiB lets core's default 1,000 calls of a 1–2 KB event through unread. It is also the
- * most a stream buffers here while `serve()` holds its reading back (a slow handler, its
- * calls beyond `maxConcurrentCallsPerStream`): the client waits beyond it.
+ * 2 MiB lets core's default 1,000 calls of an event of up to ~2 KB through unread. It is
+ * also about the most a stream buffers here (beside the chunk being read) while `serve()`
+ * holds its reading back (a slow handler, its calls beyond `maxConcurrentCallsPerStream`):
+ * the client waits beyond it.
  */
 export const STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
 
@@ -37,9 +38,14 @@ export function raiseReceiveWindows(server: Server): void {
   internals.createHttp2Server = function (this: Server, ...args: unknown[]) {
     const http2Server = create.apply(this, args);
     http2Server.on('session', (session: ServerHttp2Session) => {
-      if (session.destroyed) return;
-      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-      session.settings({ initialWindowSize: STREAM_WINDOW_BYTES });
+      // A throw here would escape the server's connection handler and end the plugin: a session that is gone (or that
+      // nghttp2 destroyed for want of memory while taking the first setting) only loses its larger windows.
+      try {
+        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+        session.settings({ initialWindowSize: STREAM_WINDOW_BYTES });
+      } catch {
+        // the session is destroyed: nothing to raise
+      }
     });
     return http2Server;
   };
