@@ -15,7 +15,7 @@ import { pollUntil } from '@hollowtrees/testkit';
 import { alertBatches, alertJson, alertsBody } from './alerts.js';
 import { measureCrashWindow } from './crash-window.js';
 import { measureGrpcFloor } from './grpc-floor.js';
-import { runLoad, type LoadResult } from './loadgen.js';
+import { runLoad, type LoadMark, type LoadResult } from './loadgen.js';
 import { describeMachine, processCpuSeconds, threadSplitText, threadTimes, threadTimesBetween, threadTimesText, type ThreadSplit } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
@@ -150,15 +150,15 @@ async function ingestAgainst(start: Start, label: string): Promise<IngestRun[]> 
       const cpuBefore = processCpuSeconds(target.pid);
       const wallBefore = performance.now();
       // The actions counted where the accepted rate is: inside the generator's measured window.
-      const window = { startAt: 0, startActions: 0, endAt: 0, endActions: 0 };
-      const load = await runLoad({ url: `${target.url}/api/v2/alerts`, connections: CONNECTIONS, batch, warmupMs: INGEST_WARMUP_MS, durationMs: INGEST_MS, prefix: `i-${batch}-` }, (mark) => {
-        if (mark === 'window-start') Object.assign(window, { startAt: performance.now(), startActions: sink.received });
-        else Object.assign(window, { endAt: performance.now(), endActions: sink.received });
-      });
+      const marks = new Map<LoadMark, { at: number; actions: number }>();
+      const load = await runLoad({ url: `${target.url}/api/v2/alerts`, connections: CONNECTIONS, batch, warmupMs: INGEST_WARMUP_MS, durationMs: INGEST_MS, prefix: `i-${batch}-` }, (mark) =>
+        marks.set(mark, { at: performance.now(), actions: sink.received }),
+      );
       const wallSeconds = (performance.now() - wallBefore) / 1000;
       const serverCpuPercent = ((processCpuSeconds(target.pid) - cpuBefore) / wallSeconds) * 100;
       const actionsDelivered = sink.received;
-      const actionsPerSecond = (window.endActions - window.startActions) / ((window.endAt - window.startAt) / 1000);
+      const [opened, closed] = [marks.get('window-start')!, marks.get('window-end')!];
+      const actionsPerSecond = (closed.actions - opened.actions) / ((closed.at - opened.at) / 1000);
       const wholeRunPerSecond = actionsDelivered / wallSeconds;
       runs.push({ batch, load, serverCpuPercent, actionsDelivered, actionsPerSecond, wholeRunPerSecond });
       log(`${label} ingest batch ${batch}: ${Math.round(load.alertsPerSecond)} alerts/s (${load.errors} errors), generator CPU ${load.cpuPercent.toFixed(0)}%, server CPU ${serverCpuPercent.toFixed(0)}%, actions delivered ${actionsDelivered}: ${Math.round(actionsPerSecond)}/s in the measured window, ${Math.round(wholeRunPerSecond)}/s over the run with its warm-up`);
