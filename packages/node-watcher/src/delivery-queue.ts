@@ -6,7 +6,7 @@ import type { WatcherMetrics } from './watcher-metrics.js';
 /** Said of an event the queue stopped before core accepted it. */
 const UNDELIVERED = 'stopped before core accepted the notice';
 
-/** An event to deliver: its `id` names it in logs; the object is sent as it is, the same at every try. */
+/** An event to deliver: its `id` names it in logs; `send` gets the same object at every try (a re-send's: see `NoticeFollow.toSend`). */
 export interface OutgoingEvent {
   readonly id: string;
   readonly type: string;

@@ -446,11 +446,37 @@ describe('two watchers on one node (a DaemonSet rollout: the old pod and the new
     expect((await outcomes(t.coreUrl, id)).filter((o) => o === 'failed')).toHaveLength(1);
   });
 
-  // Not closed: each watcher names only the flows it saw succeed. The old pod's re-send, held up (core answering 503)
-  // until after the drain flow's cooldown, once the new pod's re-send had run the drain flow with success, runs the drain
-  // flow again. Closing it needs core to remember per (flow, event id) that a run succeeded beyond the cooldown (see the
-  // README, "A run that fails is tried again"); with the usual drain cooldown (longer than a notice lives) it does not arise.
-  it.todo('the second re-send held up past the drain flow\'s cooldown, after the first re-ran that flow with success: the drain flow does not run a third time');
+  it('the old pod\'s re-send, held up (core answering 503) past the drain flow\'s cooldown after the new pod\'s re-send ran that flow with success: the drain flow does not run a third time', async () => {
+    const drain = gate();
+    const notify = cleanups.add(await startRecordingPlugin(), (p) => p.close());
+    // The drain flow cools down 2 s: the old pod's re-send reaches core after that.
+    const config = (address: string): string => withNotify(notify.address, '10m')(address).replace('    cooldown: 10m\n    runRetry', '    cooldown: 2s\n    runRetry');
+    const t = await setUp(failingFirstOn(drain), {}, config);
+    // The new pod reaches core through its own proxy: each pod's events are refused and let through on their own.
+    const newPod = cleanups.add(await startPrefixProxy('/core', t.coreUrl), (p) => p.close());
+    const other = cleanups.add(await startTestWatcher(testSettings({ coreUrl: `${newPod.url}/core`, cloud: 'aws', metadataUrl: t.imds.url })), (w) => w.stop());
+    const id = 'instance-event-0a1b2c3d4e5f60735';
+    t.imds.scheduleMaintenance(maintenance(id));
+    await until('both watchers sent the notice', async () => (await t.accepted()) === 1 && (await metric(other, 'hollowtrees_node_watcher_sends_total', { outcome: 'accepted' })) === 1, 30_000);
+    t.proxy.refuseEvents(true);
+    newPod.refuseEvents(true);
+    drain.open();
+    await until('both re-sent it', async () => (await t.failedRuns('resent')) === 1 && (await metric(other, 'hollowtrees_node_watcher_failed_runs_total', { outcome: 'resent' })) === 1, 30_000);
+
+    newPod.refuseEvents(false);
+    await until('the drain flow ran the new pod\'s re-send', async () => (await outcomes(t.coreUrl, id, 'drain-node'))[0] === 'succeeded' && t.plugin.events.length === 2, 30_000);
+    await until('the drain flow cooled down', async () => (await groupsOfFlow(t.coreUrl, 'drain-node')).length === 0, 30_000);
+    const refused = t.proxy.refused;
+    t.proxy.refuseEvents(false);
+    await until('core took the old pod\'s re-send', async () => (await t.accepted()) === 2, 30_000);
+    await morePolls(t.watcher, 'aws', 30);
+    expect(refused).toBeGreaterThan(0);
+    expect(t.plugin.events).toHaveLength(2);
+    expect(notify.events).toHaveLength(1);
+    expect(await outcomes(t.coreUrl, id, 'drain-node')).toEqual(['succeeded', 'failed']);
+    expect(t.watcher.lines.find((l) => String(l.msg).startsWith('flows ran the notice with success while its re-send waited'))).toMatchObject({ level: 'info', event_id: id, settled_flows: ['notify', 'drain-node'] });
+    expect(await t.failedRuns('resent')).toBe(1);
+  });
 });
 
 const STEP_MS = 2 * 60 * 60 * 1000;

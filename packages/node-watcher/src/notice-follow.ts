@@ -1,5 +1,6 @@
 import { SETTLED_FLOWS_ATTRIBUTE, settledFlowsValue, type PluginLogger } from '@hollowtrees/grpcplugin/without-grpc';
 import type { AzureApprover } from './azure-approval.js';
+import type { FinishedRunView } from './core-client.js';
 import type { OutgoingEvent } from './delivery-queue.js';
 import type { LookAgain, RunFollower, RunsEnd } from './run-follow.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
@@ -10,6 +11,8 @@ export const DEFAULT_MAX_RESENDS = 3;
 /** Options of {@link NoticeFollow}. */
 export interface NoticeFollowOptions {
   follower: RunFollower;
+  /** Core's finished runs of one event (the follower's reads): what a re-send looks at before each try. */
+  runsOf(eventId: string, signal: AbortSignal): Promise<FinishedRunView[]>;
   /** Whether the metadata service still lists the notice of this event. */
   listed(eventId: string): boolean;
   /** Queues the event for core again; false when the delivery queue had no room or was closed (logged there). */
@@ -50,6 +53,31 @@ export class NoticeFollow {
   private readonly resent = new Map<string, { count: number; after: number; settled: ReadonlySet<string> }>();
 
   constructor(private readonly options: NoticeFollowOptions) {}
+
+  /**
+   * The event to send at this try. A re-send names, besides the flows named when it was queued, each flow core lists a
+   * run of the notice succeeded in: another watcher's re-send of it (the node's old and new pod, in a DaemonSet
+   * rollout). Core refusing this one meanwhile (503) would otherwise take it after that flow's cooldown, and run the
+   * flow again. When core's runs cannot be read, the re-send goes as it was queued.
+   */
+  async toSend(event: OutgoingEvent, signal: AbortSignal): Promise<OutgoingEvent> {
+    const resent = this.resent.get(event.id);
+    if (!resent) return event;
+    let runs: FinishedRunView[] = [];
+    try {
+      runs = await this.options.runsOf(event.id, signal);
+    } catch (err) {
+      this.options.logger.debug('cannot read core\'s flow runs of the notice before sending it again; it names the flows it named so far', { event_id: event.id, error: (err as Error).message });
+    }
+    const added = runs.filter((run) => run.outcome === 'succeeded' && !resent.settled.has(run.flow)).map((run) => run.flow);
+    if (added.length > 0) {
+      // Kept for the next tries and later re-sends, as the flows of its own sends are.
+      this.resent.set(event.id, { ...resent, settled: new Set([...resent.settled, ...added]) });
+      this.options.logger.info('flows ran the notice with success while its re-send waited for core; the re-send names them too, so they do not act on it again', { event_id: event.id, settled_flows: [...this.resent.get(event.id)!.settled] });
+    }
+    // The queued event names the flows known when it was queued; those seen at an earlier try are named again.
+    return namingSettled(event, this.resent.get(event.id)!.settled);
+  }
 
   /** Follows the runs of an event core just accepted (a first send or a re-send). */
   accepted(event: OutgoingEvent): void {

@@ -6,7 +6,8 @@ import { AzureApprover } from './azure-approval.js';
 import { NoticeFollow } from './notice-follow.js';
 import { RunFollower, type RunsEnded } from './run-follow.js';
 import { WatcherMetrics } from './watcher-metrics.js';
-import { CoreClient } from './core-client.js';
+import { CoreClient, type FinishedRunView } from './core-client.js';
+import type { OutgoingEvent } from './delivery-queue.js';
 import { capturedLogger, Cleanups, startCore, startRecordingPlugin, until } from './test-support/watch-harness.js';
 
 const cleanups = new Cleanups();
@@ -132,6 +133,7 @@ describe('RunFollower', () => {
     );
     const follow = new NoticeFollow({
       follower,
+      runsOf: (id, s) => client.runsOf(id, s),
       listed: () => true,
       resend: (event) => resent.push(event.id) > 0,
       maxResends: 3,
@@ -144,5 +146,37 @@ describe('RunFollower', () => {
     await until('the follow stopped', () => stopped() !== undefined);
     expect(stopped()).toMatchObject({ level: 'warn', waited_ms: 300 });
     expect(resent).toEqual([]);
+  });
+
+  it('the notice follow\'s re-send names, at each try, the flows core listed a success of the notice in since it was queued (another watcher\'s re-send); a first send is not read for, and a read that fails leaves the flows named so far', async () => {
+    const { logger, lines } = capturedLogger();
+    let runs: FinishedRunView[] = [
+      { flow: 'drain', eventId: 'ev-5', outcome: 'failed', error: 'blocked', finishedAt: '2026-12-04T08:00:01.000Z' },
+      { flow: 'notify', eventId: 'ev-5', outcome: 'succeeded', finishedAt: '2026-12-04T08:00:00.000Z' },
+    ];
+    let reads = 0;
+    let readable = true;
+    const runsOf = (): Promise<FinishedRunView[]> => (reads++, readable ? Promise.resolve(runs) : Promise.reject(new Error('503 no ready backend')));
+    const follower = cleanups.add(new RunFollower({ runsOf, groupsOf: () => Promise.resolve([]), intervalMs: 20, maxWaitMs: 300, clock: systemClock, logger: pluginLogger(logger) }), (f) => f.close());
+    const queued: OutgoingEvent[] = [];
+    const follow = new NoticeFollow({ follower, runsOf, listed: () => true, resend: (event) => queued.push(event) > 0, maxResends: 3, logger: pluginLogger(logger), metrics: new WatcherMetrics(new Registry()) });
+    const event = { id: 'ev-5', type: 'hollowtrees.node.aws.scheduled-maintenance' };
+    const signal = new AbortController().signal;
+
+    expect(await follow.toSend(event, signal)).toBe(event);
+    expect(reads).toBe(0);
+    follow.accepted(event);
+    await until('the notice re-sent', () => queued.length === 1);
+    const resend = queued[0]!;
+    expect(resend).toMatchObject({ hollowtreessettled: 'notify' });
+    expect(await follow.toSend(resend, signal)).toEqual(resend);
+
+    // Another watcher's re-send of the notice ran the drain flow with success while this one waited.
+    runs = [{ flow: 'drain', eventId: 'ev-5', outcome: 'succeeded', finishedAt: '2026-12-04T08:00:05.000Z' }, ...runs];
+    expect(await follow.toSend(resend, signal)).toEqual({ ...resend, hollowtreessettled: 'notify,drain' });
+    expect(lines.find((l) => String(l.msg).startsWith('flows ran the notice with success while its re-send waited'))).toMatchObject({ level: 'info', event_id: 'ev-5', settled_flows: ['notify', 'drain'] });
+    // The queue hands the same object at the next try: what the last read found is named again, also when none can be read.
+    readable = false;
+    expect(await follow.toSend(resend, signal)).toEqual({ ...resend, hollowtreessettled: 'notify,drain' });
   });
 });

@@ -130,7 +130,7 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   const watcher = new NodeWatcher({
     monitor,
     nodeName: settings.nodeName,
-    send: client && ((event, signal) => client.post(event, signal)),
+    send: client && (async (event, signal) => client.post(follow ? await follow.toSend(event, signal) : event, signal)),
     clock,
     backoff,
     logger,
@@ -140,6 +140,7 @@ async function setUp(settings: WatcherSettings, options: RunOptions, metrics: Wa
   if (client && follower) {
     follow = new NoticeFollow({
       follower,
+      runsOf: (id, s) => client.runsOf(id, s),
       listed: (id) => watcher.lists(id),
       resend: (event) => watcher.resend(event),
       maxResends: settings.maxResends,

@@ -126,7 +126,6 @@ const cordoned = (api: KubeApiServer, name: string) => {
   return { unschedulable: n.spec?.unschedulable === true, tainted: (n.spec?.taints ?? []).some((t) => t.key === MARK), marked: n.metadata.labels?.[MARK] === 'true' };
 };
 
-/** A node cordoned by a pool drain (unschedulable, tainted and labelled), and one left as it was before. */
 /** The node's pool-cordon record (its annotation, read), or undefined without one. */
 const poolRecord = (api: KubeApiServer, name: string): Record<string, unknown> | undefined => {
   const text = api.cluster.node(name)!.metadata.annotations?.[POOL_CORDON];
@@ -134,6 +133,7 @@ const poolRecord = (api: KubeApiServer, name: string): Record<string, unknown> |
 };
 const recordedSurgeAt = (api: KubeApiServer, name: string): unknown => poolRecord(api, name)?.surgeAt;
 
+/** A node cordoned by a pool drain (unschedulable, tainted and labelled), and one left as it was before. */
 const CORDONED = { unschedulable: true, tainted: true, marked: true };
 const UNCORDONED = { unschedulable: false, tainted: false, marked: false };
 /** Every node of the pool is as `state` says. */

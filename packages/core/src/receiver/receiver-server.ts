@@ -159,16 +159,16 @@ function sendText(res: ServerResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/**
- * The HTTP receiver, an event source: alert and CloudEvents paths, health,
- * readiness, metrics and the status API. Every refusal is a 4xx (or 503) with
- * a JSON reason; nothing a client sends can crash it.
- */
 /** The certificate and key of what TLS files hold, as Node's HTTPS takes them. */
 function certificateOf({ cert, key }: Readonly<TlsMaterial>): { cert?: Buffer; key?: Buffer } {
   return { cert, key };
 }
 
+/**
+ * The HTTP receiver, an event source: alert and CloudEvents paths, health,
+ * readiness, metrics and the status API. Every refusal is a 4xx (or 503) with
+ * a JSON reason; nothing a client sends can crash it.
+ */
 export class Receiver implements EventSource {
   readonly name = 'http';
   readonly kind = 'http';
