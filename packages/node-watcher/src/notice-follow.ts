@@ -2,6 +2,7 @@ import { SETTLED_FLOWS_ATTRIBUTE, settledFlowsValue, type PluginLogger } from '@
 import type { AzureApprover } from './azure-approval.js';
 import type { FinishedRunView } from './core-client.js';
 import type { OutgoingEvent } from './delivery-queue.js';
+import { linkedSignal } from './linked-signal.js';
 import type { LookAgain, RunFollower, RunsEnd } from './run-follow.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
 
@@ -25,11 +26,21 @@ export interface NoticeFollowOptions {
   metrics: WatcherMetrics;
 }
 
-/** `event` naming `settled`, the flows whose run of it succeeded, for core's flows of those names to pass it by. */
+/** The longest a re-send's look at core's runs holds the delivery queue, whose other notices wait meanwhile. */
+const RESEND_READ_TIMEOUT_MS = 2_000;
+
+/** A copy of `event` naming `settled`, the flows whose run of it succeeded, for core's flows of those names to pass it by. */
 function namingSettled(event: OutgoingEvent, settled: ReadonlySet<string>): OutgoingEvent {
-  if (settled.size === 0) return event;
+  if (settled.size === 0) return { ...event };
   const named = { ...event, [SETTLED_FLOWS_ATTRIBUTE]: settledFlowsValue(settled) };
   return named;
+}
+
+/** A re-send in the delivery queue: when the failed run it follows ended (core's clock, ms), the flows it names, and whether it was tried. */
+interface QueuedResend {
+  readonly after: number;
+  settled: ReadonlySet<string>;
+  tried: boolean;
 }
 
 /** What became of a notice whose run failed, as `hollowtrees_node_watcher_failed_runs_total` counts it. */
@@ -51,32 +62,48 @@ export class NoticeFollow {
    * notice re-sent and not yet settled.
    */
   private readonly resent = new Map<string, { count: number; after: number; settled: ReadonlySet<string> }>();
+  /** The re-sends this follow queued, by the object the queue holds: only they are looked at again before a try. */
+  private readonly queued = new WeakMap<OutgoingEvent, QueuedResend>();
 
   constructor(private readonly options: NoticeFollowOptions) {}
 
   /**
-   * The event to send at this try. A re-send names, besides the flows named when it was queued, each flow core lists a
-   * run of the notice succeeded in: another watcher's re-send of it (the node's old and new pod, in a DaemonSet
-   * rollout). Core refusing this one meanwhile (503) would otherwise take it after that flow's cooldown, and run the
-   * flow again. When core's runs cannot be read, the re-send goes as it was queued.
+   * The event to send at this try. A re-send this follow queued names, from its second try on, besides the flows it
+   * named when queued, each flow core lists a run of the notice succeeded in after the failure it follows: another
+   * watcher's re-send of it (the node's old and new pod, in a DaemonSet rollout). Core refusing this one meanwhile (503)
+   * would otherwise take it after that flow's cooldown, and run the flow again. A read that fails, or takes more than
+   * {@link RESEND_READ_TIMEOUT_MS}, leaves the flows named so far. Any other event is sent as it is.
    */
   async toSend(event: OutgoingEvent, signal: AbortSignal): Promise<OutgoingEvent> {
-    const resent = this.resent.get(event.id);
-    if (!resent) return event;
-    let runs: FinishedRunView[] = [];
-    try {
-      runs = await this.options.runsOf(event.id, signal);
-    } catch (err) {
-      this.options.logger.debug('cannot read core\'s flow runs of the notice before sending it again; it names the flows it named so far', { event_id: event.id, error: (err as Error).message });
-    }
-    const added = runs.filter((run) => run.outcome === 'succeeded' && !resent.settled.has(run.flow)).map((run) => run.flow);
+    const resend = this.queued.get(event);
+    if (!resend) return event;
+    // Its first try follows the look that found the failure: nothing new to read yet.
+    const added = resend.tried ? await this.succeededSince(event.id, resend, signal) : [];
+    resend.tried = true;
     if (added.length > 0) {
-      // Kept for the next tries and later re-sends, as the flows of its own sends are.
-      this.resent.set(event.id, { ...resent, settled: new Set([...resent.settled, ...added]) });
-      this.options.logger.info('flows ran the notice with success while its re-send waited for core; the re-send names them too, so they do not act on it again', { event_id: event.id, settled_flows: [...this.resent.get(event.id)!.settled] });
+      resend.settled = new Set([...resend.settled, ...added]);
+      // Named by the notice's later re-sends too, as the flows of its own sends are.
+      const notice = this.resent.get(event.id);
+      if (notice) this.resent.set(event.id, { ...notice, settled: new Set([...notice.settled, ...added]) });
+      this.options.logger.info('flows ran the notice with success while its re-send waited for core; the re-send names them too, so they do not act on it again', { event_id: event.id, settled_flows: [...resend.settled] });
     }
-    // The queued event names the flows known when it was queued; those seen at an earlier try are named again.
-    return namingSettled(event, this.resent.get(event.id)!.settled);
+    // The queue holds the event as it was queued: the flows an earlier try added are named again.
+    return namingSettled(event, resend.settled);
+  }
+
+  /** The flows `resend` does not name yet that core lists a run of the notice succeeded in after its failure; none when they cannot be read. */
+  private async succeededSince(eventId: string, resend: QueuedResend, signal: AbortSignal): Promise<string[]> {
+    const bounded = linkedSignal([signal, AbortSignal.timeout(RESEND_READ_TIMEOUT_MS)]);
+    try {
+      const runs = await this.options.runsOf(eventId, bounded.signal);
+      const succeeded = runs.filter((run) => run.outcome === 'succeeded' && !resend.settled.has(run.flow) && Date.parse(run.finishedAt ?? '') > resend.after);
+      return [...new Set(succeeded.map((run) => run.flow))];
+    } catch (err) {
+      this.options.logger.debug('cannot read core\'s flow runs of the notice before sending it again; it names the flows it named so far', { event_id: eventId, error: (err as Error).message });
+      return [];
+    } finally {
+      bounded.release();
+    }
   }
 
   /** Follows the runs of an event core just accepted (a first send or a re-send). */
@@ -115,7 +142,9 @@ export class NoticeFollow {
     }
     const settled = new Set([...(this.resent.get(event.id)?.settled ?? []), ...end.succeeded]);
     this.resent.set(event.id, { count: count + 1, after: end.after, settled });
-    if (!this.options.resend(namingSettled(event, settled))) return 'not_resent';
+    const resend = namingSettled(event, settled);
+    this.queued.set(resend, { after: end.after, settled, tried: false });
+    if (!this.options.resend(resend)) return 'not_resent';
     logger.warn('a flow run of the notice failed; sending the notice again, so that core runs its flow again', { ...said, settled_flows: [...settled], error: end.failed[0]?.error, resend: count + 1, max_resends: maxResends });
     return 'resent';
   }

@@ -148,35 +148,55 @@ describe('RunFollower', () => {
     expect(resent).toEqual([]);
   });
 
-  it('the notice follow\'s re-send names, at each try, the flows core listed a success of the notice in since it was queued (another watcher\'s re-send); a first send is not read for, and a read that fails leaves the flows named so far', async () => {
+  it('the notice follow\'s re-send names, from its second try on, the flows core lists a success of the notice in after the failure it re-sends (another watcher\'s re-send); nothing else is read for or named', async () => {
     const { logger, lines } = capturedLogger();
+    // A success of an earlier notice under the same id (a maintenance that came back) is older than the failure.
     let runs: FinishedRunView[] = [
       { flow: 'drain', eventId: 'ev-5', outcome: 'failed', error: 'blocked', finishedAt: '2026-12-04T08:00:01.000Z' },
       { flow: 'notify', eventId: 'ev-5', outcome: 'succeeded', finishedAt: '2026-12-04T08:00:00.000Z' },
+      { flow: 'replace', eventId: 'ev-5', outcome: 'succeeded', finishedAt: '2026-12-03T08:00:00.000Z' },
     ];
     let reads = 0;
-    let readable = true;
-    const runsOf = (): Promise<FinishedRunView[]> => (reads++, readable ? Promise.resolve(runs) : Promise.reject(new Error('503 no ready backend')));
-    const follower = cleanups.add(new RunFollower({ runsOf, groupsOf: () => Promise.resolve([]), intervalMs: 20, maxWaitMs: 300, clock: systemClock, logger: pluginLogger(logger) }), (f) => f.close());
+    let answer: 'runs' | 'error' | 'never' = 'runs';
+    const runsOf = (_id: string, signal: AbortSignal): Promise<FinishedRunView[]> => {
+      reads++;
+      if (answer === 'runs') return Promise.resolve(runs);
+      if (answer === 'error') return Promise.reject(new Error('503 no ready backend'));
+      return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error)));
+    };
+    // The follower sees the first send's runs alone: the earlier notice's success is not among them.
+    const follower = cleanups.add(new RunFollower({ runsOf: () => Promise.resolve(runs.slice(0, 2)), groupsOf: () => Promise.resolve([]), intervalMs: 20, maxWaitMs: 300, clock: systemClock, logger: pluginLogger(logger) }), (f) => f.close());
     const queued: OutgoingEvent[] = [];
     const follow = new NoticeFollow({ follower, runsOf, listed: () => true, resend: (event) => queued.push(event) > 0, maxResends: 3, logger: pluginLogger(logger), metrics: new WatcherMetrics(new Registry()) });
     const event = { id: 'ev-5', type: 'hollowtrees.node.aws.scheduled-maintenance' };
     const signal = new AbortController().signal;
 
     expect(await follow.toSend(event, signal)).toBe(event);
-    expect(reads).toBe(0);
     follow.accepted(event);
     await until('the notice re-sent', () => queued.length === 1);
     const resend = queued[0]!;
-    expect(resend).toMatchObject({ hollowtreessettled: 'notify' });
+    expect(resend).toEqual({ ...event, hollowtreessettled: 'notify' });
+    // Its first try follows the look that found the failure; the next reads, and finds nothing newer.
     expect(await follow.toSend(resend, signal)).toEqual(resend);
+    expect(reads).toBe(0);
+    expect(await follow.toSend(resend, signal)).toEqual(resend);
+    expect(reads).toBe(1);
 
     // Another watcher's re-send of the notice ran the drain flow with success while this one waited.
     runs = [{ flow: 'drain', eventId: 'ev-5', outcome: 'succeeded', finishedAt: '2026-12-04T08:00:05.000Z' }, ...runs];
-    expect(await follow.toSend(resend, signal)).toEqual({ ...resend, hollowtreessettled: 'notify,drain' });
+    expect(await follow.toSend(resend, signal)).toEqual({ ...event, hollowtreessettled: 'notify,drain' });
     expect(lines.find((l) => String(l.msg).startsWith('flows ran the notice with success while its re-send waited'))).toMatchObject({ level: 'info', event_id: 'ev-5', settled_flows: ['notify', 'drain'] });
-    // The queue hands the same object at the next try: what the last read found is named again, also when none can be read.
-    readable = false;
-    expect(await follow.toSend(resend, signal)).toEqual({ ...resend, hollowtreessettled: 'notify,drain' });
+    // The queue hands the same object at the next tries: what a read found is named again when none can be read.
+    answer = 'error';
+    expect(await follow.toSend(resend, signal)).toEqual({ ...event, hollowtreessettled: 'notify,drain' });
+    answer = 'never';
+    const started = performance.now();
+    expect(await follow.toSend(resend, signal)).toEqual({ ...event, hollowtreessettled: 'notify,drain' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_900);
+    // A first send of the notice (it came back under the same id) is not the re-send: sent as it is, nothing read.
+    const readsBefore = reads;
+    const again = { ...event };
+    expect(await follow.toSend(again, signal)).toBe(again);
+    expect(reads).toBe(readsBefore);
   });
 });
