@@ -106,8 +106,22 @@ function serverOptions(timeouts: ReceiverTimeouts): ServerOptions {
   };
 }
 
-/** How long a refused connection may take to read Node's bare answer before it is destroyed. */
+/** How long a refused connection may take to read its last answer before it is destroyed. */
 const LINGER_MS = 1_000;
+
+/**
+ * Ends `socket` with Node's bare `answer` (what was written before stays first), or destroys it when it cannot be
+ * written. A client that reads closes its side and the socket goes at once; one that does not is not waited for.
+ */
+function answerBare(socket: Socket, answer: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(answer);
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.once('close', () => clearTimeout(linger));
+}
 
 /**
  * The status line of the bare answer to what Node's parser refused, by its
@@ -301,28 +315,35 @@ export class Receiver implements EventSource {
 
   /**
    * What Node's parser or its header and request timers refused: a bare answer
-   * unless core's own has begun, then the connection goes, read or not.
+   * unless core's own has begun, then the connection goes, read or not. Bytes
+   * after a request core still answers (a client that pipelines) are no part of
+   * it: a bare answer now would reach the client as that request's (a 4xx, which
+   * a sender does not re-send), so it follows that request's answer.
    */
   private refuseConnection(err: NodeJS.ErrnoException, socket: Socket): void {
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const res = this.busySockets.get(socket);
-    // Count what was refused before core saw a request; a request core took is counted where it fails.
-    if (!res && err.code !== 'ECONNRESET') this.options.metrics.requestsRejected.inc({ reason: timedOut ? 'timeout' : 'bad_request' });
-    if (!socket.writable || res?.headersSent) {
+    const afterRequest = res?.req.complete === true;
+    // Count what was refused outside a request core took; such a request is counted where it fails.
+    if ((!res || afterRequest) && err.code !== 'ECONNRESET') this.options.metrics.requestsRejected.inc({ reason: timedOut ? 'timeout' : 'bad_request' });
+    const answer = `HTTP/1.1 ${BARE_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\n\r\n`;
+    if (res && afterRequest) {
+      res.once('close', () => answerBare(socket, answer));
+      return;
+    }
+    if (res?.headersSent) {
       socket.destroy();
       return;
     }
-    socket.end(`HTTP/1.1 ${BARE_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
-    // A client that reads closes its side and the socket goes at once; one that does not is not waited for.
-    const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
-    socket.once('close', () => clearTimeout(linger));
+    answerBare(socket, answer);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req);
     const search = (req.url ?? '').split('?', 2)[1] ?? '';
     this.busySockets.set(req.socket, res);
-    res.once('close', () => this.busySockets.delete(req.socket));
+    // A pipelined request after this one may hold the socket's entry by now.
+    res.once('close', () => this.busySockets.get(req.socket) === res && this.busySockets.delete(req.socket));
     try {
       if (this.options.authenticate && !OPEN_PATHS.has(path) && !this.options.authenticate(req)) {
         // One answer for every failure: no hint which part was wrong.
