@@ -4,7 +4,7 @@ import type { ChannelConnections } from './channel-connections.js';
 import { answeredFailure, Code, PluginError } from './errors.js';
 import { PluginServiceService, StreamCall, type HandleStreamResponse, type StreamResult } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { fromResponse, type PluginResponse } from './plugin-response.js';
-import { announcedReceiveLimit } from './receive-limit-header.js';
+import { announcedStreamLimits } from './stream-limit-headers.js';
 import { closedBeforeSent, refusedUnprocessed, unsentFailure } from './unsent-call.js';
 
 interface Pending {
@@ -14,12 +14,11 @@ interface Pending {
   written: boolean;
 }
 
-/**
- * A call or a cancel waiting to be written: a cancel as its encoded `StreamCall`, a call as
- * its `HandleRequest`'s bytes and deadline, framed when written with the time left then.
- * A call has one at a time: its cancel is queued only once the call itself was written.
- */
-type Waiting = { cancel: Uint8Array } | { request: Uint8Array; deadline: number };
+/** A call waiting to be written: its `HandleRequest`'s bytes and deadline, framed when written with the time left then. */
+interface Waiting {
+  request: Uint8Array;
+  deadline: number;
+}
 
 /** The field number of `HandleStreamRequest.calls`, as a length-delimited field's tag. */
 const CALLS_TAG = (1 << 3) | 2;
@@ -56,7 +55,9 @@ const messageWriter = new BinaryWriter();
  * announces in the stream's headers; until they come (a plugin without the SDK sends them
  * with its first answer) each call goes alone. Writes respect the stream's backpressure: once
  * `write()` reports a full buffer, further calls wait here, one per waiting caller, until it
- * drains; a call that ends meanwhile (deadline, cancel) is dropped at once. When the stream
+ * drains; so do calls beyond the number the plugin's headers say it runs at once, until its
+ * answers free slots (a call that waited unread there would get its deadline counted from the
+ * read); a call that ends meanwhile (deadline, cancel) is dropped at once, never sent. When the stream
  * ends or fails, every call without an answer fails with UNAVAILABLE (UNIMPLEMENTED when
  * the plugin does not serve the stream at all), marked {@link unsentFailure} when it cannot
  * have reached the plugin, and the stream is done: {@link onClosed}.
@@ -64,8 +65,12 @@ const messageWriter = new BinaryWriter();
 export class ClientStream {
   private readonly call: ClientDuplexStream<Buffer, HandleStreamResponse>;
   private readonly pending = new Map<number, Pending>();
-  /** By call id, in the order they are to be written. */
+  /** Calls not written yet, by id, in the order they are to be written. */
   private readonly waiting = new Map<number, Waiting>();
+  /** Cancels of written calls not written yet (encoded `StreamCall`s): they go first, as each frees a slot in the plugin. */
+  private cancels: Uint8Array[] = [];
+  /** Calls written whose answer has not come (also those ended here since: the plugin still holds them until it answers). */
+  private readonly unanswered = new Set<number>();
   private flushScheduled = false;
   private nextId = 1;
   private blocked = false;
@@ -76,6 +81,8 @@ export class ClientStream {
   private draining = false;
   /** The largest message the plugin reads, once its headers said. */
   private receiveLimit: number | undefined;
+  /** The calls of the stream the plugin runs at once, once its headers said: no more are kept written and unanswered. */
+  private callLimit = Infinity;
   /** What one message may carry: one call (0) until the plugin's headers came. */
   private batchBytes = 0;
   /** Taken as the stream opened: see {@link ChannelConnections}. */
@@ -95,11 +102,17 @@ export class ClientStream {
     // Requests are encoded before they are written (to check their size), so the stream passes bytes on.
     this.call = client.makeBidiStreamRequest(method.path, (bytes: Buffer) => bytes, method.responseDeserialize, new Metadata());
     this.call.on('metadata', (headers: Metadata) => {
-      this.receiveLimit = announcedReceiveLimit(headers);
+      const limits = announcedStreamLimits(headers);
+      this.receiveLimit = limits.receiveBytes;
+      this.callLimit = limits.calls ?? Infinity;
       this.batchBytes = Math.min(this.maxSendBytes, MAX_BATCH_BYTES, this.receiveLimit ?? Infinity);
       this.flush();
     });
-    this.call.on('data', (message: HandleStreamResponse) => message.results.forEach((result) => this.answered(result)));
+    this.call.on('data', (message: HandleStreamResponse) => {
+      message.results.forEach((result) => this.answered(result));
+      // Answers free the plugin's slots: the calls held back for them go with the next message.
+      if (this.waiting.size > 0) this.scheduleFlush();
+    });
     this.call.on('drain', () => {
       this.blocked = false;
       this.flush();
@@ -114,9 +127,9 @@ export class ClientStream {
     return !this.closed && !this.draining;
   }
 
-  /** Calls and cancels waiting to be written while the stream pushes back. */
+  /** Calls and cancels waiting to be written while the stream pushes back, or the plugin's slots are taken. */
   get queued(): number {
-    return this.waiting.size;
+    return this.waiting.size + this.cancels.length;
   }
 
   /** Sends one call, its `HandleRequest` as `requestBytes()` encodes it; settles with its answer, its deadline, its cancel or the stream's end. */
@@ -128,7 +141,8 @@ export class ClientStream {
     const callId = this.nextId++;
     const answer = this.awaitAnswer(callId, timeoutMs, signal);
     // Framed with the time it has left when it is written.
-    this.write(callId, { request: bytes, deadline });
+    this.waiting.set(callId, { request: bytes, deadline });
+    this.scheduleFlush();
     return answer;
   }
 
@@ -146,7 +160,10 @@ export class ClientStream {
         const written = this.pending.get(callId)?.written === true;
         done();
         reject(err);
-        if (written && !this.closed && !this.halfClosed) this.write(callId, { cancel: StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish() });
+        if (written && !this.closed && !this.halfClosed) {
+          this.cancels.push(StreamCall.encode({ callId, kind: { $case: 'cancel', value: {} } }).finish());
+          this.scheduleFlush();
+        }
       };
       const done = (): void => {
         this.pending.delete(callId);
@@ -174,8 +191,9 @@ export class ClientStream {
   end(): void {
     if (this.closed || this.halfClosed) return;
     this.halfClosed = true;
-    for (const [callId, entry] of this.waiting) if ('request' in entry) this.pending.get(callId)?.reject(closedBeforeSent());
+    for (const callId of this.waiting.keys()) this.pending.get(callId)?.reject(closedBeforeSent());
     this.waiting.clear();
+    this.cancels = [];
     this.call.end();
   }
 
@@ -187,8 +205,7 @@ export class ClientStream {
     return undefined;
   }
 
-  private write(callId: number, entry: Waiting): void {
-    this.waiting.set(callId, entry);
+  private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     const flush = (): void => {
@@ -203,23 +220,29 @@ export class ClientStream {
   }
 
   /**
-   * Writes what waits, in as few messages as {@link batchBytes} allows, until the stream pushes back. Until the
-   * plugin's headers came, each call goes alone, and only once the one before it was sent: the calls made meanwhile
-   * leave together with the headers, not as a row of single calls that each take a turn of the event loop to send.
+   * Writes what waits, in as few messages as {@link batchBytes} allows, until the stream pushes back: the cancels, then
+   * the calls, while fewer than the plugin runs at once are written and unanswered ({@link callLimit}); the others wait
+   * here for answers, where their deadlines end them before they ever leave. Until the plugin's headers came, each call
+   * goes alone, and only once the one before it was sent: the calls made meanwhile leave together with the headers, not
+   * as a row of single calls that each take a turn of the event loop to send.
    */
   private flush(): void {
-    while (!this.blocked && !this.closed && this.waiting.size > 0 && !(this.batchBytes === 0 && this.call.writableLength > 0)) {
+    while (!this.blocked && !this.closed && (this.waiting.size > 0 || this.cancels.length > 0) && !(this.batchBytes === 0 && this.call.writableLength > 0)) {
       const writer = messageWriter;
       let size = 0;
+      let cancels = 0;
+      for (const cancel of this.cancels) {
+        if (size > 0 && size + cancel.length + FRAMING_BYTES > this.batchBytes) break;
+        size += cancel.length + FRAMING_BYTES;
+        writer.uint32(CALLS_TAG).bytes(cancel);
+        cancels++;
+      }
+      this.cancels.splice(0, cancels);
       for (const [callId, entry] of this.waiting) {
-        const length = 'cancel' in entry ? entry.cancel.length : entry.request.length + CALL_FRAMING_BYTES;
+        if (this.unanswered.size >= this.callLimit) break;
+        const length = entry.request.length + CALL_FRAMING_BYTES;
         if (size > 0 && size + length + FRAMING_BYTES > this.batchBytes) break;
         this.waiting.delete(callId);
-        if ('cancel' in entry) {
-          size += length + FRAMING_BYTES;
-          writer.uint32(CALLS_TAG).bytes(entry.cancel);
-          continue;
-        }
         const pending = this.pending.get(callId)!;
         // Queued before the plugin's headers told its limit: refused now, it never leaves.
         const refused = this.refusal(entry.request.length);
@@ -227,19 +250,27 @@ export class ClientStream {
           pending.reject(refused);
           continue;
         }
+        // Its deadline passed in a turn too busy to run its timer yet: it never leaves, as the timer would have had it.
+        const timeoutMs = Math.ceil(entry.deadline - Date.now());
+        if (timeoutMs <= 0) {
+          pending.reject(new PluginError(Code.DeadlineExceeded, 'deadline exceeded before the call was sent'));
+          continue;
+        }
         size += length + FRAMING_BYTES;
         pending.written = true;
+        this.unanswered.add(callId);
         // One element of `calls`: a StreamCall {call_id, call: HandleCall {request, timeout_ms}} around the
         // request's bytes, with the time left now (it may have waited while the stream pushed back).
-        const timeoutMs = Math.max(1, Math.ceil(entry.deadline - Date.now()));
         writer.uint32(CALLS_TAG).fork();
         writer.uint32(STREAM_CALL_ID_TAG).uint64(callId);
         writer.uint32(STREAM_CALL_CALL_TAG).fork().uint32(HANDLE_CALL_REQUEST_TAG).bytes(entry.request).uint32(HANDLE_CALL_TIMEOUT_TAG).uint32(timeoutMs).join();
         writer.join();
       }
       const message = writer.finish();
+      // Nothing to write: what waits are calls the plugin has no slot for yet.
+      if (size === 0) return;
       // A view, not a copy: finish() already returned bytes of their own.
-      if (size > 0) this.blocked = !this.call.write(Buffer.from(message.buffer, message.byteOffset, message.byteLength), this.sentBeforeHeaders);
+      this.blocked = !this.call.write(Buffer.from(message.buffer, message.byteOffset, message.byteLength), this.sentBeforeHeaders);
     }
   }
 
@@ -249,6 +280,7 @@ export class ClientStream {
   };
 
   private answered({ callId, outcome }: StreamResult): void {
+    this.unanswered.delete(callId);
     const pending = this.pending.get(callId);
     if (!pending) return; // ended here already: deadline or cancel
     if (outcome?.$case === 'response') pending.resolve(fromResponse(outcome.value));
@@ -268,13 +300,14 @@ export class ClientStream {
     this.draining = true;
     unsentFailure(err);
     pending.reject(err);
-    for (const [callId, entry] of this.waiting) if ('request' in entry) this.pending.get(callId)?.reject(err);
+    for (const callId of this.waiting.keys()) this.pending.get(callId)?.reject(err);
   }
 
   private close(end: StatusObject): void {
     if (this.closed) return;
     this.closed = true;
     this.waiting.clear();
+    this.cancels = [];
     this.unimplemented = end.code === status.UNIMPLEMENTED;
     const error = (): PluginError =>
       this.unimplemented

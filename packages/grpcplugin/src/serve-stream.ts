@@ -5,7 +5,7 @@ import { Code, PluginError } from './errors.js';
 import { shuttingDown, type CallRunner } from './call-runner.js';
 import type { HandleCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { Backlog } from './backlog.js';
-import { receiveLimitHeaders } from './receive-limit-header.js';
+import { streamLimitHeaders } from './stream-limit-headers.js';
 import { failedResult, type CallId, type ServedCall, type ServedResult, type ServedStreamRequest, type ServedStreamResponse } from './served-stream-codec.js';
 
 type PluginStream = ServerDuplexStream<ServedStreamRequest, ServedStreamResponse>;
@@ -43,8 +43,9 @@ export interface StreamLimits {
  */
 export function streamHandle(runner: CallRunner, { maxInFlight, maxReceiveBytes }: StreamLimits, open: OpenStreams): handleBidiStreamingCall<ServedStreamRequest, ServedStreamResponse> {
   return (stream: PluginStream) => {
-    // At once, not with the first answer: the client batches its calls below the limit from then on.
-    stream.sendMetadata(receiveLimitHeaders(maxReceiveBytes));
+    // At once, not with the first answer: the client batches its calls below the message limit from then on, and keeps
+    // no more of them unanswered than run here at once, so that every call read has a slot and starts as it is read.
+    stream.sendMetadata(streamLimitHeaders({ receiveBytes: maxReceiveBytes, calls: maxInFlight }));
     const calls = new Map<CallId, CallSignal>();
     // Calls read but not started yet, with their deadlines counted from when they were read; by id, so
     // a message of thousands of calls (or their cancels) is not looked up call by call along the list.

@@ -50,9 +50,12 @@ export interface ServeOptions {
    */
   maxReceiveMessageBytes?: number;
   /**
-   * How many calls of one `HandleStream` run at once; further calls wait unread, so a busy
-   * plugin holds core back through gRPC flow control. A call read starts a turn later, so a
-   * cancel already read behind it keeps it from the handler. A call is answered and stops counting
+   * How many calls of one `HandleStream` run at once. Announced to the client in the stream's
+   * response headers: it keeps no more calls written and unanswered, so further calls wait in the
+   * client, where their deadlines end them before they are sent. From a client that sends more
+   * anyway, further calls wait unread, so a busy plugin holds it back through gRPC flow control;
+   * a call read starts a turn later, so a cancel already read behind it keeps it from the
+   * handler. A call is answered and stops counting
    * at its deadline or cancel, whether or not its handler returned (as a unary call ends at its
    * deadline), so handlers that ignore their signal cannot hold the stream up. Default 1 000.
    */

@@ -19,7 +19,7 @@ import type { EventHandler, HandleContext } from './handler.js';
 import type { LogFields, PluginLogger } from './plugin-logger.js';
 import { HandleCall, HandleStatus, PluginServiceClient, PluginServiceService, type HandleStreamRequest, type HandleStreamResponse, type StreamCall } from './gen/hollowtrees/plugin/v1/plugin.js';
 import { serve } from './serve.js';
-import { receiveLimitHeaders } from './receive-limit-header.js';
+import { streamLimitHeaders } from './stream-limit-headers.js';
 import { requestBytes } from './request-bytes.js';
 import { pluginPairs, testEvent } from './test-support/plugin-pair.js';
 import { serveAgainOn } from './test-support/serve-again.js';
@@ -188,6 +188,49 @@ describe('calls sharing one stream', () => {
     expect((await Promise.all(calls)).every((r) => r.status === 'ok')).toBe(true);
     expect(most).toBe(4);
   });
+
+  it('calls the plugin has no slot for wait in the client, where their deadline ends them: none that core gave up runs once a slot frees', async () => {
+    // Before, they were written and waited unread in the plugin, whose deadline for a call counts from when it reads
+    // it: 98 of these 100 calls ran in full once the slots freed, each given up and reported DEADLINE_EXCEEDED long
+    // before (core tries such a call again: acted on twice).
+    const entered: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    pairs.defer(() => release());
+    const { client } = await stream(
+      {
+        handle: async (event) => {
+          entered.push(event.id);
+          if (event.id.startsWith('hold')) await held;
+          return { message: event.id };
+        },
+      },
+      { maxConcurrentCallsPerStream: 2 },
+    );
+    const holding = [client.handle(eventWithId('hold-1'), { flow: 'f', timeoutMs: 20_000 }), client.handle(eventWithId('hold-2'), { flow: 'f', timeoutMs: 20_000 })];
+    while (entered.length < 2) await sleep(5);
+    const late = Array.from({ length: 100 }, (_, i) => rejectionOf(client.handle(eventWithId(`late-${i}`), { flow: 'f', timeoutMs: 300 }), PluginError));
+    expect(new Set((await Promise.all(late)).map((err) => err.code))).toEqual(new Set([Code.DeadlineExceeded]));
+    release();
+    expect((await Promise.all(holding)).map((r) => r.message)).toEqual(['hold-1', 'hold-2']);
+    // A call made now goes through the freed slots; nothing given up ran before or after it.
+    expect((await client.handle(eventWithId('after'), { flow: 'f', timeoutMs: 20_000 })).message).toBe('after');
+    await sleep(100);
+    expect(entered).toEqual(['hold-1', 'hold-2', 'after']);
+  });
+
+  it('a call whose deadline passed in a turn too busy to run its timer is not written: the plugin never starts it', async () => {
+    const entered: string[] = [];
+    const { client } = await stream({ handle: (event) => void entered.push(event.id) });
+    await client.handle(eventWithId('warm-up'), { flow: 'f' });
+    const call = rejectionOf(client.handle(eventWithId('expired'), { flow: 'f', timeoutMs: 20 }), PluginError);
+    // The call is written at the end of this tick, after the turn's work: 60 ms of it here.
+    const busyUntil = Date.now() + 60;
+    while (Date.now() < busyUntil);
+    expect((await call).code).toBe(Code.DeadlineExceeded);
+    expect((await client.handle(eventWithId('after'), { flow: 'f' })).status).toBe('ok');
+    expect(entered).toEqual(['warm-up', 'after']);
+  });
 });
 
 describe('calls made before the plugin\'s headers came', () => {
@@ -196,7 +239,7 @@ describe('calls made before the plugin\'s headers came', () => {
     const perMessage: number[] = [];
     const server = new Server();
     const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
-      call.sendMetadata(receiveLimitHeaders(4 * 1024 * 1024));
+      call.sendMetadata(streamLimitHeaders({ receiveBytes: 4 * 1024 * 1024 }));
       call.on('data', (message: HandleStreamRequest) => {
         perMessage.push(message.calls.length);
         const results = message.calls.map((c) => ({ callId: c.callId, outcome: { $case: 'response' as const, value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'ok', attributes: {} } } }));

@@ -1195,7 +1195,11 @@ export const PluginServiceService = {
    * plugin writes messages of at most 4 MiB (what gRPC clients read by default), and
    * may announce the largest message it reads in the response header
    * `hollowtrees-max-receive-message-bytes` (decimal), sent as the stream opens; a
-   * client then puts no more calls in a message than that. A plugin reads
+   * client then puts no more calls in a message than that. It may announce in
+   * `hollowtrees-max-concurrent-calls` (decimal) how many of the stream's calls it
+   * works on at once; a client then keeps no more calls written and without an
+   * answer (a call's timeout_ms counts from when the plugin reads it: a call that
+   * waited unread could run after its sender gave it up). A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
@@ -1237,7 +1241,11 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
    * plugin writes messages of at most 4 MiB (what gRPC clients read by default), and
    * may announce the largest message it reads in the response header
    * `hollowtrees-max-receive-message-bytes` (decimal), sent as the stream opens; a
-   * client then puts no more calls in a message than that. A plugin reads
+   * client then puts no more calls in a message than that. It may announce in
+   * `hollowtrees-max-concurrent-calls` (decimal) how many of the stream's calls it
+   * works on at once; a client then keeps no more calls written and without an
+   * answer (a call's timeout_ms counts from when the plugin reads it: a call that
+   * waited unread could run after its sender gave it up). A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
@@ -1284,7 +1292,11 @@ export interface PluginServiceClient extends Client {
    * plugin writes messages of at most 4 MiB (what gRPC clients read by default), and
    * may announce the largest message it reads in the response header
    * `hollowtrees-max-receive-message-bytes` (decimal), sent as the stream opens; a
-   * client then puts no more calls in a message than that. A plugin reads
+   * client then puts no more calls in a message than that. It may announce in
+   * `hollowtrees-max-concurrent-calls` (decimal) how many of the stream's calls it
+   * works on at once; a client then keeps no more calls written and without an
+   * answer (a call's timeout_ms counts from when the plugin reads it: a call that
+   * waited unread could run after its sender gave it up). A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
