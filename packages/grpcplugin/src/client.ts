@@ -211,6 +211,8 @@ export class PluginClient {
         this.transport = 'unary';
         (this.logger ?? jsonLogger({ service: 'hollowtrees' })).warn(`plugin at ${this.address} does not serve HandleStream: calling it with unary Handle calls from now on`, { address: this.address });
       }
+      // Closed since the call was written: the channel takes no call (grpc-js would throw a plain Error).
+      if (this.closed) throw closedBeforeSent();
       return this.callUnary(request, deadline, signal);
     }
   }
