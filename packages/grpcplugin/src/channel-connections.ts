@@ -9,7 +9,11 @@ import { connectivityState, type ChannelInterface } from '@grpc/grpc-js';
 export class ChannelConnections {
   private connections = 0;
 
-  constructor(private readonly channel: ChannelInterface) {
+  /** `onLeftReady` is told each time the channel's connection stops taking calls (GOAWAY, or broken). */
+  constructor(
+    private readonly channel: ChannelInterface,
+    private readonly onLeftReady: () => void = () => {},
+  ) {
     this.watch();
   }
 
@@ -36,6 +40,7 @@ export class ChannelConnections {
     if (state === connectivityState.SHUTDOWN) return;
     this.channel.watchConnectivityState(state, Infinity, () => {
       if (this.ready()) this.connections++;
+      else if (state === connectivityState.READY) this.onLeftReady();
       this.watch();
     });
   }

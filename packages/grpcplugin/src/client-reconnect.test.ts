@@ -230,10 +230,11 @@ describe('PluginClient over stream when the plugin closes', () => {
     expect(nextSaw).toEqual(['during attempt 2']);
   });
 
-  it('a call waiting in the old plugin for a slot on the stream is refused as not started as it closes, and goes to the new one at once, as the same attempt', async () => {
+  it('a call waiting for a slot on the old plugin\'s stream goes to the new one at once as the old one closes (GOAWAY), as the same attempt', async () => {
     const { old, next, service, client, long, oldSaw, nextSaw, release } = await rollingUpdate(plugins, 'stream', { maxConcurrentCallsPerStream: 1 });
     const queued = client.handle({ ...event, id: 'queued' }, { flow: 'f', attempt: 2, timeoutMs: 10_000 });
-    // Sent on the stream, where it waits behind `long` (the old plugin reads it: its stream is not paused at 1 call).
+    // It waits in the client behind `long`, which holds the stream's one slot (a plugin not served by this SDK's client
+    // would have it read and refused as not started: stream-transport.test.ts).
     await sleep(200);
     service.retarget(next.port);
     const closing = old.close();

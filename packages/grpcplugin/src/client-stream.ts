@@ -52,12 +52,13 @@ const messageWriter = new BinaryWriter();
  * made in that tick; while a message is being written, the calls made within one turn of
  * the event loop go out as one message (gRPC writes a stream's messages one per turn: a
  * message per call would cap the stream at one call per turn of a busy core), kept below the largest message the plugin reads, which `serve()`
- * announces in the stream's headers; until they come (a plugin without the SDK sends them
- * with its first answer) each call goes alone. Writes respect the stream's backpressure: once
+ * announces in the stream's headers. Writes respect the stream's backpressure: once
  * `write()` reports a full buffer, further calls wait here, one per waiting caller, until it
  * drains; so do calls beyond the number the plugin's headers say it runs at once, until its
  * answers free slots (a call that waited unread there would get its deadline counted from the
- * read); a call that ends meanwhile (deadline, cancel) is dropped at once, never sent. When the stream
+ * read), and, until the headers come, every call but the first: `serve()` sends them as the
+ * stream opens, a plugin without the SDK may send them only with its first answer. A call that
+ * ends meanwhile (deadline, cancel) is dropped at once, never sent. When the stream
  * ends or fails, every call without an answer fails with UNAVAILABLE (UNIMPLEMENTED when
  * the plugin does not serve the stream at all), marked {@link unsentFailure} when it cannot
  * have reached the plugin, and the stream is done: {@link onClosed}.
@@ -81,8 +82,11 @@ export class ClientStream {
   private draining = false;
   /** The largest message the plugin reads, once its headers said. */
   private receiveLimit: number | undefined;
-  /** The calls of the stream the plugin runs at once, once its headers said: no more are kept written and unanswered. */
-  private callLimit = Infinity;
+  /**
+   * No more calls are kept written and unanswered: the calls of the stream the plugin runs at once, once its headers
+   * said (none said: no limit); one until they come, as the plugin's slots and what it reads are not known yet.
+   */
+  private callLimit = 1;
   /** What one message may carry: one call (0) until the plugin's headers came. */
   private batchBytes = 0;
   /** Taken as the stream opened: see {@link ChannelConnections}. */
@@ -222,12 +226,10 @@ export class ClientStream {
   /**
    * Writes what waits, in as few messages as {@link batchBytes} allows, until the stream pushes back: the cancels, then
    * the calls, while fewer than the plugin runs at once are written and unanswered ({@link callLimit}); the others wait
-   * here for answers, where their deadlines end them before they ever leave. Until the plugin's headers came, each call
-   * goes alone, and only once the one before it was sent: the calls made meanwhile leave together with the headers, not
-   * as a row of single calls that each take a turn of the event loop to send.
+   * here for answers, where their deadlines end them before they ever leave.
    */
   private flush(): void {
-    while (!this.blocked && !this.closed && (this.waiting.size > 0 || this.cancels.length > 0) && !(this.batchBytes === 0 && this.call.writableLength > 0)) {
+    while (!this.blocked && !this.closed && (this.waiting.size > 0 || this.cancels.length > 0)) {
       const writer = messageWriter;
       let size = 0;
       let cancels = 0;
@@ -270,14 +272,9 @@ export class ClientStream {
       // Nothing to write: what waits are calls the plugin has no slot for yet.
       if (size === 0) return;
       // A view, not a copy: finish() already returned bytes of their own.
-      this.blocked = !this.call.write(Buffer.from(message.buffer, message.byteOffset, message.byteLength), this.sentBeforeHeaders);
+      this.blocked = !this.call.write(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
     }
   }
-
-  /** A write's end while the headers have not come: the next call may go. */
-  private readonly sentBeforeHeaders = (): void => {
-    if (this.batchBytes === 0) this.flush();
-  };
 
   private answered({ callId, outcome }: StreamResult): void {
     this.unanswered.delete(callId);
@@ -291,15 +288,32 @@ export class ClientStream {
   }
 
   /**
+   * The stream's connection is going away (the plugin sent GOAWAY as it shuts down, or the connection broke): no call
+   * is written on it any more, and those waiting here (for a slot in the plugin) fail as never sent, so
+   * {@link PluginClient} sends them again on a new stream, over a new connection, as the same attempt; the calls
+   * written get their answers here, and the stream is half-closed once it has them.
+   */
+  connectionLeaving(): void {
+    if (this.closed || this.draining) return;
+    this.stopTaking(unsentFailure(new PluginError(Code.Unavailable, 'the connection to the plugin went away before the call was sent')));
+    if (this.pending.size === 0) this.end();
+  }
+
+  /**
    * The plugin did not start a call as it shuts down: the call, and those not written yet, fail as
    * never sent, so {@link PluginClient} sends them again on a new stream (over a new connection:
    * the plugin sent GOAWAY) as the same attempt; this stream only waits for the answers of the
    * calls the plugin started, and is half-closed once it has them.
    */
   private refusedUnstarted(pending: Pending, err: PluginError): void {
-    this.draining = true;
     unsentFailure(err);
     pending.reject(err);
+    this.stopTaking(err);
+  }
+
+  /** Takes no more calls: those not written yet fail with `err`. */
+  private stopTaking(err: PluginError): void {
+    this.draining = true;
     for (const callId of this.waiting.keys()) this.pending.get(callId)?.reject(err);
   }
 

@@ -147,7 +147,8 @@ export class PluginClient {
       ...(options.tls?.serverName ? { 'grpc.ssl_target_name_override': options.tls.serverName } : {}),
     };
     this.client = new PluginServiceClient(address, creds, channelOptions);
-    this.connections = new ChannelConnections(this.client.getChannel());
+    // A stream whose connection goes away sends its waiting calls to the next one at once, not at its end.
+    this.connections = new ChannelConnections(this.client.getChannel(), () => this.stream?.connectionLeaving());
     // The health client shares the plugin client's channel: one connection per plugin.
     this.health = new HealthClientConstructor(address, grpcCredentials.createInsecure(), {
       channelOverride: this.client.getChannel(),

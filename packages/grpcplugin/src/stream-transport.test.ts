@@ -31,6 +31,14 @@ const stream = pairs.over('stream');
 const eventWithId = (id: string) => ({ ...testEvent, id });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A HandleStreamRequest of one call, by hand, as a client not built with this SDK may write it (the generated encoder's id is a number). */
+const callMessage = (callId: bigint, id: string): Buffer => {
+  const call = HandleCall.encode({ request: { event: eventToProto(eventWithId(id)), flow: 'f', attempt: 1, config: {} }, timeoutMs: 10_000 }).finish();
+  return Buffer.from(new BinaryWriter().uint32(10).fork().uint32(8).uint64(callId).uint32(18).bytes(call).join().finish());
+};
+/** A HandleStreamRequest cancelling call `callId`, by hand. */
+const cancelMessage = (callId: bigint): Buffer => Buffer.from(new BinaryWriter().uint32(10).fork().uint32(8).uint64(callId).uint32(26).fork().join().join().finish());
+
 /** A handler that records the ids of the calls it starts and holds the call `long` until `release()` (or the test's end). */
 function holdingLong(): { handler: EventHandler; started: string[]; longRunning: Promise<void>; release: () => void } {
   const started: string[] = [];
@@ -234,6 +242,37 @@ describe('calls sharing one stream', () => {
 });
 
 describe('calls made before the plugin\'s headers came', () => {
+  it('one call is written until the headers come: a burst on a new stream does not pass the slots the plugin has not told yet', async () => {
+    // A plugin of plain grpc-js whose headers (2 calls at once) come 200 ms after the stream opened; it answers each call
+    // as it reads it, once they were sent. Before, a call went out as each write before it completed: all 20 before the headers.
+    let headersSent = false;
+    let readBeforeHeaders = 0;
+    const server = new Server();
+    const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
+      const held: HandleStreamResponse['results'] = [];
+      const answer = (results: HandleStreamResponse['results']): void => void call.write({ results });
+      setTimeout(() => {
+        headersSent = true;
+        call.sendMetadata(streamLimitHeaders({ receiveBytes: 4 * 1024 * 1024, calls: 2 }));
+        answer(held.splice(0));
+      }, 200);
+      call.on('data', (message: HandleStreamRequest) => {
+        const results = message.calls.map((c) => ({ callId: c.callId, outcome: { $case: 'response' as const, value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'ok', attributes: {} } } }));
+        if (headersSent) return answer(results);
+        readBeforeHeaders += message.calls.length;
+        held.push(...results);
+      });
+    };
+    server.addService(PluginServiceService, { handle: () => {}, handleStream } as unknown as Parameters<Server['addService']>[1]);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    pairs.defer(() => server.forceShutdown());
+    const client = new PluginClient(`127.0.0.1:${port}`, { transport: 'stream' });
+    pairs.defer(() => client.close());
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => client.handle(eventWithId(`b${i}`), { flow: 'f', timeoutMs: 10_000 })));
+    expect(answers.every((a) => a.message === 'ok')).toBe(true);
+    expect(readBeforeHeaders).toBe(1);
+  });
+
   it('leave together once the headers came, not behind a row of 16 single calls each sent a turn of the event loop after the one before', async () => {
     // A plugin of plain grpc-js that sends its headers as serve() does, at once, and records how many calls each message carries.
     const perMessage: number[] = [];
@@ -347,11 +386,6 @@ describe('a plugin written without the SDK that answers a status code gRPC does 
 });
 
 describe('call ids past 2^53 (call_id is a uint64 the client chooses)', () => {
-  /** A HandleStreamRequest of one call, by hand: the generated encoder's id is a number. */
-  const callMessage = (callId: bigint, id: string): Buffer => {
-    const call = HandleCall.encode({ request: { event: eventToProto(eventWithId(id)), flow: 'f', attempt: 1, config: {} }, timeoutMs: 10_000 }).finish();
-    return Buffer.from(new BinaryWriter().uint32(10).fork().uint32(8).uint64(callId).uint32(18).bytes(call).join().finish());
-  };
   /** The call ids a HandleStreamResponse answers, each as the first field of its result (as serve() writes them). */
   const answeredIds = (bytes: Buffer): bigint[] => {
     const ids: bigint[] = [];
@@ -395,23 +429,56 @@ describe('call ids past 2^53 (call_id is a uint64 the client chooses)', () => {
   });
 });
 
-describe('a call that ends while it waits in the plugin for a free slot', () => {
-  it('is never handed to the handler once the client cancelled it: the cancel, sent after it, is read before its turn comes', async () => {
+/** A raw `HandleStream` to `port` (no SDK client: it does not keep to the plugin's slots), and the results it reads. */
+function rawStream(port: number): { write: (message: Buffer) => void; results: () => StreamResultView[] } {
+  const raw = new PluginServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  pairs.defer(() => raw.close());
+  const method = PluginServiceService.handleStream;
+  const call = raw.makeBidiStreamRequest(method.path, (bytes: Buffer) => bytes, method.responseDeserialize, new Metadata());
+  pairs.defer(() => call.cancel());
+  const results: StreamResultView[] = [];
+  call.on('data', (message: HandleStreamResponse) => results.push(...message.results.map(({ callId, outcome }) => ({ callId: Number(callId), outcome }))));
+  call.on('error', () => {});
+  return { write: (message) => void call.write(message), results: () => results };
+}
+type StreamResultView = { callId: number; outcome: HandleStreamResponse['results'][number]['outcome'] };
+
+describe('calls a client writes beyond the stream\'s slots (a client not built with this SDK, which keeps to them)', () => {
+  it('wait unread, and one the client cancels meanwhile is never handed to the handler: the cancel, sent after it, is read before its turn comes', async () => {
     const plugin = holdingLong();
-    const { client } = await stream(plugin.handler, { maxConcurrentCallsPerStream: 1 });
-    const long = client.handle(eventWithId('long'), { flow: 'f', timeoutMs: 10_000 });
+    const { server } = await stream(plugin.handler, { maxConcurrentCallsPerStream: 1 });
+    const raw = rawStream(server.port);
+    raw.write(callMessage(1n, 'long'));
     await plugin.longRunning;
-    const cancel = new AbortController();
-    const waiting = rejectionOf(client.handle(eventWithId('cancelled'), { flow: 'f', timeoutMs: 10_000, signal: cancel.signal }), PluginError);
+    raw.write(callMessage(2n, 'cancelled'));
     await sleep(100); // the call reaches the plugin, which does not read it while its one slot is taken
-    cancel.abort();
-    expect((await waiting).code).toBe(Code.Canceled);
+    raw.write(cancelMessage(2n));
     await sleep(100); // the cancel reaches the plugin too
     plugin.release();
-    expect((await long).message).toBe('long');
-    // A call made after it starts after its turn would have come.
-    expect((await client.handle(eventWithId('next'), { flow: 'f' })).message).toBe('next');
-    expect(plugin.started).toEqual(['long', 'next']);
+    while (raw.results().length < 2) await sleep(10);
+    const outcomes = raw.results().map((r) => [r.callId, r.outcome?.$case === 'status' ? r.outcome.value.code : 'response']);
+    expect(outcomes.sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+      [1, 'response'],
+      [2, Code.Canceled],
+    ]);
+    expect(plugin.started).toEqual(['long']);
+  });
+
+  it('are refused as not started when the plugin closes, while the call it runs finishes', async () => {
+    const plugin = holdingLong();
+    const { server } = await stream(plugin.handler, { maxConcurrentCallsPerStream: 1, shutdownTimeoutMs: 10_000 });
+    const raw = rawStream(server.port);
+    raw.write(callMessage(1n, 'long'));
+    await plugin.longRunning;
+    raw.write(callMessage(2n, 'queued'));
+    await sleep(100);
+    const closing = server.close();
+    while (raw.results().length < 1) await sleep(10);
+    expect(raw.results()[0]).toMatchObject({ callId: 2, outcome: { $case: 'status', value: { code: Code.Unavailable, notStarted: true } } });
+    plugin.release();
+    await closing;
+    expect(raw.results().map((r) => r.callId)).toEqual([2, 1]);
+    expect(plugin.started).toEqual(['long']);
   });
 });
 

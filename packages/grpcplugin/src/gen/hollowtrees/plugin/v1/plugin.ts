@@ -1199,7 +1199,8 @@ export const PluginServiceService = {
    * `hollowtrees-max-concurrent-calls` (decimal) how many of the stream's calls it
    * works on at once; a client then keeps no more calls written and without an
    * answer (a call's timeout_ms counts from when the plugin reads it: a call that
-   * waited unread could run after its sender gave it up). A plugin reads
+   * waited unread could run after its sender gave it up), and until the headers
+   * come it keeps one: a plugin sends them as the stream opens. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
@@ -1245,7 +1246,8 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
    * `hollowtrees-max-concurrent-calls` (decimal) how many of the stream's calls it
    * works on at once; a client then keeps no more calls written and without an
    * answer (a call's timeout_ms counts from when the plugin reads it: a call that
-   * waited unread could run after its sender gave it up). A plugin reads
+   * waited unread could run after its sender gave it up), and until the headers
+   * come it keeps one: a plugin sends them as the stream opens. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
@@ -1296,7 +1298,8 @@ export interface PluginServiceClient extends Client {
    * `hollowtrees-max-concurrent-calls` (decimal) how many of the stream's calls it
    * works on at once; a client then keeps no more calls written and without an
    * answer (a call's timeout_ms counts from when the plugin reads it: a call that
-   * waited unread could run after its sender gave it up). A plugin reads
+   * waited unread could run after its sender gave it up), and until the headers
+   * come it keeps one: a plugin sends them as the stream opens. A plugin reads
    * no more calls than it can work on at once (gRPC flow control then holds the
    * sender back). When the stream breaks, every call without an answer counts as
    * failed with UNAVAILABLE. A plugin that shuts down refuses the calls it has
