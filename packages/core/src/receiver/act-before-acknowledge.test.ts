@@ -53,9 +53,11 @@ flows:
     plugins: [rec]
 `);
     cleanups.push(() => core.close());
-    // The first alert opens the stream; the ones after find it open and idle, as in steady operation.
+    // The first alert opens the stream; the ones after find it open and idle, as in steady operation: its run ended, so
+    // core has the plugin's answer, and the stream's headers before it (until they come, a call waits for the one before).
     expect(await postAlert(core.url, 'i-warm', [])).toBe(200);
     await plugin.waitForCalls(1);
+    while (!(await (await fetch(`${core.url}/metrics`)).text()).includes('hollowtrees_flow_runs_total{flow="spot",outcome="succeeded"} 1')) await new Promise((r) => setTimeout(r, 10));
     for (let i = 1; i <= 5; i++) {
       seen.length = 0;
       expect(await postAlert(core.url, `i-${i}`, seen)).toBe(200);
