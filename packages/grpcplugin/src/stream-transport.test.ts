@@ -241,13 +241,27 @@ describe('calls sharing one stream', () => {
   });
 });
 
+/** A plugin of plain grpc-js (no SDK) serving `handleStream`; resolves with a stream client to it. */
+async function plainStreamPlugin(handleStream: (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>) => void): Promise<PluginClient> {
+  const server = new Server();
+  server.addService(PluginServiceService, { handle: () => {}, handleStream } as unknown as Parameters<Server['addService']>[1]);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  pairs.defer(() => server.forceShutdown());
+  const client = new PluginClient(`127.0.0.1:${port}`, { transport: 'stream' });
+  pairs.defer(() => client.close());
+  return client;
+}
+
+/** An OK answer to each call of `message`. */
+const answeredOk = (message: HandleStreamRequest): HandleStreamResponse['results'] =>
+  message.calls.map((c) => ({ callId: c.callId, outcome: { $case: 'response' as const, value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'ok', attributes: {} } } }));
+
 describe('calls made before the plugin\'s headers came', () => {
   it('one call is written until the headers come: a burst on a new stream does not pass the slots the plugin has not told yet', async () => {
     // A plugin of plain grpc-js whose headers (2 calls at once) come 200 ms after the stream opened; it answers each call
     // as it reads it, once they were sent. Before, a call went out as each write before it completed: all 20 before the headers.
     let headersSent = false;
     let readBeforeHeaders = 0;
-    const server = new Server();
     const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
       const held: HandleStreamResponse['results'] = [];
       const answer = (results: HandleStreamResponse['results']): void => void call.write({ results });
@@ -257,17 +271,13 @@ describe('calls made before the plugin\'s headers came', () => {
         answer(held.splice(0));
       }, 200);
       call.on('data', (message: HandleStreamRequest) => {
-        const results = message.calls.map((c) => ({ callId: c.callId, outcome: { $case: 'response' as const, value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'ok', attributes: {} } } }));
+        const results = answeredOk(message);
         if (headersSent) return answer(results);
         readBeforeHeaders += message.calls.length;
         held.push(...results);
       });
     };
-    server.addService(PluginServiceService, { handle: () => {}, handleStream } as unknown as Parameters<Server['addService']>[1]);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    pairs.defer(() => server.forceShutdown());
-    const client = new PluginClient(`127.0.0.1:${port}`, { transport: 'stream' });
-    pairs.defer(() => client.close());
+    const client = await plainStreamPlugin(handleStream);
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => client.handle(eventWithId(`b${i}`), { flow: 'f', timeoutMs: 10_000 })));
     expect(answers.every((a) => a.message === 'ok')).toBe(true);
     expect(readBeforeHeaders).toBe(1);
@@ -276,25 +286,20 @@ describe('calls made before the plugin\'s headers came', () => {
   it('leave together once the headers came, not behind a row of 16 single calls each sent a turn of the event loop after the one before', async () => {
     // A plugin of plain grpc-js that sends its headers as serve() does, at once, and records how many calls each message carries.
     const perMessage: number[] = [];
-    const server = new Server();
     const handleStream = (call: ServerDuplexStream<HandleStreamRequest, HandleStreamResponse>): void => {
       call.sendMetadata(streamLimitHeaders({ receiveBytes: 4 * 1024 * 1024 }));
       call.on('data', (message: HandleStreamRequest) => {
         perMessage.push(message.calls.length);
-        const results = message.calls.map((c) => ({ callId: c.callId, outcome: { $case: 'response' as const, value: { status: HandleStatus.HANDLE_STATUS_OK, message: 'ok', attributes: {} } } }));
+        const results = answeredOk(message);
         call.write({ results });
       });
     };
-    server.addService(PluginServiceService, { handle: () => {}, handleStream } as unknown as Parameters<Server['addService']>[1]);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-    pairs.defer(() => server.forceShutdown());
-    const client = new PluginClient(`127.0.0.1:${port}`, { transport: 'stream' });
-    pairs.defer(() => client.close());
+    const client = await plainStreamPlugin(handleStream);
     // A fresh client: the stream opens with the first call, and its headers come a round trip later.
     const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => client.handle(eventWithId(`h${i}`), { flow: 'f', timeoutMs: 10_000 })));
     expect(answers.every((a) => a.message === 'ok')).toBe(true);
-    // A call goes alone only while the headers are on their way, one once the one before was sent (a turn or so each);
-    // the others leave together once the headers said how much the plugin reads. Before, 16 went alone at once (as many
+    // One call goes while the headers are on their way; the others leave together once the headers said how much the
+    // plugin reads. Before, 16 went alone at once (as many
     // as the stream buffers), and the calls behind them waited until all 16 were sent, a turn each.
     expect(perMessage.reduce((n, calls) => n + calls, 0)).toBe(300);
     expect(perMessage.filter((calls) => calls === 1).length).toBeLessThan(8);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startTcpRelay } from '@hollowtrees/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRecordingPlugin } from '../../test/support/recording-plugin.js';
-import { startTestCore } from '../../test/support/start-core.js';
+import { spotFlowConfig, startTestCore } from '../../test/support/start-core.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -43,15 +43,7 @@ describe('an accepted alert', () => {
     cleanups.push(() => relay.close());
     const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-act-first-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const core = await startTestCore(`${journal ? `state: { file: ${join(dir, 'state.journal')} }\n` : ''}
-plugins:
-  rec: { type: grpc, transport: ${transport}, address: "127.0.0.1:${relay.port}" }
-flows:
-  spot:
-    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
-    groupBy: [instance_id]
-    plugins: [rec]
-`);
+    const core = await startTestCore(`${journal ? `state: { file: ${join(dir, 'state.journal')} }\n` : ''}${spotFlowConfig(`127.0.0.1:${relay.port}`, `transport: ${transport}`)}`);
     cleanups.push(() => core.close());
     // The first alert opens the stream; the ones after find it open and idle, as in steady operation: its run ended, so
     // core has the plugin's answer, and the stream's headers before it (until they come, a call waits for the one before).

@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRecordingPlugin } from '../../test/support/recording-plugin.js';
-import { startTestCore } from '../../test/support/start-core.js';
+import { spotFlowConfig, startTestCore } from '../../test/support/start-core.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -38,14 +38,7 @@ describe('pipelined requests followed by bytes that are no request', () => {
   it('get their own answers first, in order, then the bare 400 for those bytes; the connection closes; both alerts are acted on and the bytes counted refused', async () => {
     const plugin = await startRecordingPlugin();
     cleanups.push(() => plugin.close());
-    const core = await startTestCore(`plugins:
-  rec: { type: grpc, address: "127.0.0.1:${plugin.server.port}" }
-flows:
-  spot:
-    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
-    groupBy: [instance_id]
-    plugins: [rec]
-`);
+    const core = await startTestCore(spotFlowConfig(`127.0.0.1:${plugin.server.port}`));
     cleanups.push(() => core.close());
     const port = Number(new URL(core.url).port);
     const read = await exchange(port, `${alertRequest('i-1')}${alertRequest('i-2')}NOT HTTP AT ALL\r\n\r\n`);

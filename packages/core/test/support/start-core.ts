@@ -36,3 +36,15 @@ export async function startTestCore(yaml: string, options: StartOptions = {}): P
     },
   });
 }
+
+/** Configuration text of one flow `spot`: SpotInstanceTerminating alerts, one group per instance, into the gRPC plugin `rec` at `address` (`settings`: its other settings, e.g. `transport: unary`). */
+export function spotFlowConfig(address: string, settings = ''): string {
+  return `plugins:
+  rec: { type: grpc, ${settings ? `${settings}, ` : ''}address: "${address}" }
+flows:
+  spot:
+    allowedEvents: [prometheus.server.alert.SpotInstanceTerminating]
+    groupBy: [instance_id]
+    plugins: [rec]
+`;
+}
