@@ -284,6 +284,11 @@ export class ClientStream {
     else if (outcome?.$case === 'status' && outcome.value.notStarted) this.refusedUnstarted(pending, new PluginError(Code.Unavailable, outcome.value.message));
     else if (outcome?.$case === 'status') pending.reject(answeredFailure(outcome.value.code, outcome.value.message));
     else pending.reject(new PluginError(Code.Internal, 'the plugin answered a call with neither a response nor a status'));
+    this.endWhenDrained();
+  }
+
+  /** Half-closes a stream that takes no more calls once the plugin answered every call written on it. */
+  private endWhenDrained(): void {
     if (this.draining && this.pending.size === 0) this.end();
   }
 
@@ -296,7 +301,7 @@ export class ClientStream {
   connectionLeaving(): void {
     if (this.closed || this.draining) return;
     this.stopTaking(unsentFailure(new PluginError(Code.Unavailable, 'the connection to the plugin went away before the call was sent')));
-    if (this.pending.size === 0) this.end();
+    this.endWhenDrained();
   }
 
   /**

@@ -3,7 +3,7 @@ import type { AzureApprover } from './azure-approval.js';
 import type { FinishedRunView } from './core-client.js';
 import type { OutgoingEvent } from './delivery-queue.js';
 import { linkedSignal } from './linked-signal.js';
-import type { LookAgain, RunFollower, RunsEnd } from './run-follow.js';
+import { finishedAt, type LookAgain, type RunFollower, type RunsEnd } from './run-follow.js';
 import type { WatcherMetrics } from './watcher-metrics.js';
 
 /** The default of `--max-resends`: a notice gives 30 s to 2 minutes, room for a few runs, not for a run failing in a loop. */
@@ -96,7 +96,7 @@ export class NoticeFollow {
     const bounded = linkedSignal([signal, AbortSignal.timeout(RESEND_READ_TIMEOUT_MS)]);
     try {
       const runs = await this.options.runsOf(eventId, bounded.signal);
-      const succeeded = runs.filter((run) => run.outcome === 'succeeded' && !resend.settled.has(run.flow) && Date.parse(run.finishedAt ?? '') > resend.after);
+      const succeeded = runs.filter((run) => run.outcome === 'succeeded' && !resend.settled.has(run.flow) && finishedAt(run) > resend.after);
       return [...new Set(succeeded.map((run) => run.flow))];
     } catch (err) {
       this.options.logger.debug('cannot read core\'s flow runs of the notice before sending it again; it names the flows it named so far', { event_id: eventId, error: (err as Error).message });

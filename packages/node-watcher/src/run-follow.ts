@@ -52,7 +52,7 @@ export interface RunFollowOptions {
 }
 
 /** A run's finish in core's clock, ms; NaN (older than everything) when core did not say. */
-function finishedAt(run: FinishedRunView): number {
+export function finishedAt(run: FinishedRunView): number {
   return Date.parse(run.finishedAt ?? '');
 }
 
