@@ -384,8 +384,10 @@ describe('disk full at run time', () => {
     }
     // The journal's last page still had room: alerts are taken until it is full too.
     let refused: Response | undefined;
+    let firstRefused = '';
     for (let i = 0; i < 50 && !refused; i++) {
-      const answer = await post(url, alert(`i-full-${i}`));
+      firstRefused = `i-full-${i}`;
+      const answer = await post(url, alert(firstRefused));
       if (answer.status !== 200) refused = answer;
     }
     expect(refused?.status).toBe(503);
@@ -420,6 +422,12 @@ describe('disk full at run time', () => {
     expect(cooling).toEqual(expect.arrayContaining(['spot:{instance_id="i-before"}', 'spot:{instance_id="i-after"}']));
     // The alert refused before dispatch never ran; its re-send now does.
     expect(rec.calls.map((c) => instanceOf(c.event))).not.toContain('i-refused');
+    // Nor did the first one refused, whose start the full disk kept from the journal after it was dispatched: acting, it
+    // would have acted again on its re-send after a restart (kill -9) before the disk had room. Its re-send is its one run.
+    expect(rec.calls.map((c) => instanceOf(c.event))).not.toContain(firstRefused);
+    expect((await post(url, alert(firstRefused))).status).toBe(200);
+    await core.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === `spot:{instance_id="${firstRefused}"}`);
+    expect(rec.calls.filter((c) => instanceOf(c.event) === firstRefused)).toHaveLength(1);
   });
 
   it.skipIf(!mountable)('SIGTERM while a run\'s end cannot be written: the shutdown says at error that the run may act again after the restart', async () => {

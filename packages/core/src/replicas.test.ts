@@ -303,6 +303,38 @@ describe('three replicas on one Kubernetes API server', () => {
     expect(sent.filter((i) => !calls.has(i))).toEqual([]);
     expect(calls.size).toBe(sent.length);
   }, 120_000);
+
+  it('a run waiting in its flow\'s queue whose Lease hold lapses meanwhile, and that another replica takes over: it does not act when its turn comes', async () => {
+    let releaseBusy!: () => void;
+    const busy = new Promise<void>((resolve) => (releaseBusy = resolve));
+    // i-busy keeps replica a's one slot until released; every other call is answered at once.
+    plugin = await startRecordingPlugin((event) => (instanceOf(event) === 'i-busy' ? busy : undefined));
+    const { procs, urls } = await replicas(2, plugin.address, { duration: '3s', renew: '1s' }, 1);
+    const [a, b] = procs as [CliProcess, CliProcess];
+    expect(await post(urls[0]!, ['i-busy'])).toBe(200);
+    await plugin.waitForCalls(1);
+    // Claimed by a (200), its run waits for a's slot.
+    expect(await post(urls[0]!, ['i-queued'])).toBe(200);
+    const leaseOf = () => api.cluster.leases.all().find((l) => l.metadata.annotations!['hollowtrees.io/group-key']!.includes('i-queued'))!;
+    const heldByA = leaseOf().spec!.holderIdentity;
+    // The API server refuses a's renewals of that Lease: a's hold lapses, its queued run is not running yet.
+    api.failNext(3, { method: 'PUT', path: new RegExp(`/leases/${leaseOf().metadata.name}$`), code: 503 });
+    await a.waitFor((l) => String(l.msg).startsWith('lost the Lease of a group this replica holds'));
+    // Expired for b, the Lease is taken over there (the alert's re-send, or b's list offering the event it keeps): b acts.
+    for (let i = 0; leaseOf().spec!.holderIdentity === heldByA; i++) {
+      if (i > 40) throw new Error('b did not take the Lease over');
+      await post(urls[1]!, ['i-queued']);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await b.waitFor((l) => l.msg === 'flow run succeeded' && String(l.groupKey).includes('i-queued'));
+    releaseBusy();
+    await a.waitFor((l) => l.msg === 'flow run succeeded' && String(l.groupKey).includes('i-busy'));
+    // Its turn comes at once: it counts its event deduplicated (the group runs elsewhere), or (the fault) calls the plugin.
+    const deduplicated = async (): Promise<boolean> => /hollowtrees_events_deduplicated_total\{flow="spot"\} 1\b/.test(await (await fetch(`${urls[0]}/metrics`)).text());
+    for (let i = 0; !(await deduplicated()) && callsByInstance(plugin).get('i-queued') === 1 && i < 50; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(callsByInstance(plugin).get('i-queued')).toBe(1);
+    expect(await deduplicated()).toBe(true);
+  }, 60_000);
 });
 
 describe('a run of [drain, replace] whose replica is stopped (SIGSTOP) during drain for longer than its 3 s Lease, then let go on (SIGCONT)', () => {

@@ -1025,7 +1025,7 @@ describe('drop log', () => {
 });
 
 describe('FlowEngine with a journal on a failing disk', () => {
-  it('still runs the plugins and cools the group down, and says the state is not durable', async () => {
+  it('does not run the plugins of a run whose start could not be written (its sender is refused, and told it was interrupted), and says the state is not durable', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hollowtrees-engine-'));
     const failures: number[] = [];
     // Every append goes to /dev/full, which fails with ENOSPC like a full disk.
@@ -1035,12 +1035,15 @@ describe('FlowEngine with a journal on a failing disk', () => {
     const declared = 'plugins:\n  a: { type: grpc, address: "unused:1" }\n';
     const { config } = parseConfig(declared + spotFlow(), 'test.yaml', {});
     const engine = new FlowEngine({ flows: config.flows, plugins: new Map([['a', a]]), logger: pino({ level: 'silent' }), metrics: new EngineMetrics(new Registry()), store: new JournalRunStateStore(journal) });
-    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now());
+    const told: string[] = [];
+    engine.dispatch(alert('Spot', { instance_id: 'i-1' }), Date.now(), (s) => told.push(s.outcome));
     expect(await engine.commit()).toBe(false);
     expect(engine.durable).toBe(false);
     await engine.drain();
-    expect(a.calls).toHaveLength(1);
-    expect(engine.groups()).toMatchObject([{ phase: 'cooling' }]);
+    // Acting, it would act again on the sender's re-send after a restart that found no trace of it.
+    expect(a.calls).toHaveLength(0);
+    expect(told).toEqual(['interrupted']);
+    expect(engine.groups()).toEqual([]);
     expect(failures.length).toBeGreaterThan(0);
     // The disk never came back: closing says what was not saved.
     await expect(journal.close()).rejects.toThrow('could not be written to the journal before closing (ENOSPC');

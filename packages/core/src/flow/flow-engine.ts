@@ -461,6 +461,9 @@ export class FlowEngine {
     }
     // What it records from here (each plugin passed, a cut short) is of a run that may have acted: a restart counts it.
     progress = claimedRun(progress);
+    // A hold lost from here on (another replica may run the group then) stops this run, as a shutdown does: also while
+    // its takeover's place is written below, after which the store no longer hands out the lost hold's signal.
+    const lost = this.states.holdLost(groupKey);
     // Taken over from a replica that stopped: the run goes on after the plugins that acted there, as after a restart.
     const goOn = claimed.takenOver ? this.takeOver(flow, groupKey, progress, claimed.takenOver) : progress;
     if (goOn !== progress && !('reason' in goOn)) {
@@ -478,8 +481,6 @@ export class FlowEngine {
     const startedAt = this.clock.now();
     let firstCall = progress.next === 0 && progress.attempt === 1 && progress.restarts === 0;
     let result: RunResult;
-    // A hold lost mid-run (another replica may run the group now) stops this run, as a shutdown does.
-    const lost = this.states.holdLost(groupKey);
     const cancel = lost ? this.runSignals.own(lost) : this.runSignals.shared();
     try {
       result = 'reason' in goOn ? callingNothing(`not resumed: ${goOn.reason}`, progress) : await runPlugins(progress, flow.name, progress.next === 0 ? flow.steps : flow.steps.slice(progress.next), {
@@ -602,8 +603,8 @@ export class FlowEngine {
       tell?.({ flow: flow.name, outcome: running ? 'running_elsewhere' : 'deduplicated' });
       return;
     }
-    this.notClaimedLog.log(flow.name, 'warn', fields, 'run not started: the run-state store could not be reached; the sender is refused and sends the event again', 'alsoNotStartedSinceLastLine');
-    tell?.({ flow: flow.name, outcome: 'interrupted', error: 'the run-state store could not be reached' });
+    this.notClaimedLog.log(flow.name, 'warn', fields, 'run not started: the run-state store could not be reached or could not record it; the sender is refused and sends the event again', 'alsoNotStartedSinceLastLine');
+    tell?.({ flow: flow.name, outcome: 'interrupted', error: 'the run-state store could not be reached or could not record the run' });
   }
 
   /**

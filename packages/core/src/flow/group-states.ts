@@ -103,6 +103,9 @@ export type StartDecision = 'started' | 'held' | 'full';
 /** A claim in memory: this process holds what `tryStart` started. */
 export const HELD: ClaimResult = Object.freeze({ claim: 'held' });
 
+/** A claim the store could not make (see {@link ClaimResult}): the run does not act, its sender is refused. */
+export const UNAVAILABLE: ClaimResult = Object.freeze({ claim: 'unavailable' });
+
 /** Least time between two sweeps forced by a full table, so a flood cannot make every event O(groups). */
 const FULL_SWEEP_INTERVAL_MS = 1_000;
 

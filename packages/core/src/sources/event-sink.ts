@@ -51,8 +51,8 @@ export interface RunSettlement {
   readonly flow: string;
   /**
    * `interrupted`: a shutdown cut it short (with a journal it resumes after the
-   * restart), or the shared run-state store could not be reached before it
-   * acted. `deduplicated`: it never acted, because another replica's cooldown
+   * restart), or the run-state store could not be reached, or could not record
+   * the run (a full disk), before it acted. `deduplicated`: it never acted, because another replica's cooldown
    * holds its group, or another event's run of its group here succeeded.
    * `running_elsewhere`: it never acted, because another replica's run of its
    * group is in progress; how that run ends is not told here.

@@ -1,4 +1,4 @@
-import { GroupStates, HELD, type FailedRunRecord, type GroupState, type RunProgress } from '../flow/group-states.js';
+import { GroupStates, HELD, UNAVAILABLE, type FailedRunRecord, type GroupState, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import type { ClaimResult, StateBackend } from './run-state-store.js';
 import type { JournalProblem } from './journal-format.js';
 import type { JournalRepair, StateJournal } from './state-journal.js';
@@ -13,6 +13,8 @@ export class JournalRunStateStore extends GroupStates {
   override readonly backend: StateBackend = 'file';
   override readonly resumesRuns = true;
   override readonly recordsSteps = true;
+  /** The journal's number of each queued run's `running` change, until its claim: see {@link claim}. */
+  private readonly startChanges = new WeakMap<RunProgress, number>();
 
   /**
    * @param recovered what the journal held when it was opened (see {@link StateJournal.open}).
@@ -40,16 +42,28 @@ export class JournalRunStateStore extends GroupStates {
     return this.lock?.confirm() ?? Promise.resolve();
   }
 
+  override tryStart(key: string, flow: string, run: RunProgress, now: number): StartDecision {
+    const decision = super.tryStart(key, flow, run, now);
+    if (decision === 'started') this.startChanges.set(run, this.journal.lastChange);
+    return decision;
+  }
+
   /**
    * The run is on disk with its event before its first plugin call, and marked started in the same write (a restart
-   * counts it from then on); a failed write does not stop it (new events are refused instead). The marker alone costs
-   * no sync of its own (see {@link StateJournal.write}): a backlog's runs, claimed one after another, would each pay
-   * one more sync than the run's end.
+   * counts it from then on). A run whose own start could not be written (a full disk) does not act: its sender was
+   * refused (503) and sends the event again, which a restart before the disk had room would run a second time. A
+   * failed write of the marker alone does not stop a run already on disk (new events are refused instead). The marker
+   * alone costs no sync of its own (see {@link StateJournal.write}): a backlog's runs, claimed one after another, would
+   * each pay one more sync than the run's end.
    */
-  override async claim(key: string, _run: RunProgress): Promise<ClaimResult> {
+  override async claim(key: string, run: RunProgress): Promise<ClaimResult> {
+    const start = this.startChanges.get(run);
+    this.startChanges.delete(run);
     this.started(key);
-    await this.journal.write();
-    return HELD;
+    const written = await this.journal.write();
+    if (written || start === undefined || this.journal.holds(start)) return HELD;
+    this.release(key);
+    return UNAVAILABLE;
   }
 
   /** Kept as running on disk: the restart resumes it from the plugin it stopped at. */

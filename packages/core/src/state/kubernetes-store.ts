@@ -3,7 +3,7 @@ import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { wallAheadOf, type Clock } from '@hollowtrees/grpcplugin/without-grpc';
 import { ThrottledLog } from '../throttled-log.js';
-import { GroupStates, HELD, type GroupState, type RunEnd, type RunProgress, type StartDecision } from '../flow/group-states.js';
+import { GroupStates, HELD, UNAVAILABLE, type GroupState, type RunEnd, type RunProgress, type StartDecision } from '../flow/group-states.js';
 import { FreshList } from './fresh-list.js';
 import { RUN_END_KEPT_MS, RunEndLeases } from './run-end-leases.js';
 import { LeaseRefused, LeaseUnreachable, type LeaseApi } from './lease-api.js';
@@ -70,7 +70,6 @@ interface ListedLease {
 /** Another replica's run holds the group; also said when what holds it is not known, so that a message is kept rather than lost. */
 const RUNNING_ELSEWHERE: ClaimResult = Object.freeze({ claim: 'taken', heldAs: 'running' });
 const COOLING_ELSEWHERE: ClaimResult = Object.freeze({ claim: 'taken', heldAs: 'cooling' });
-const UNAVAILABLE: ClaimResult = Object.freeze({ claim: 'unavailable' });
 /** A create that meets a Lease taken over or deleted meanwhile looks again, this many times in all. */
 const ATTEMPTS = 3;
 /** After a call got no answer, commits say false until a later call was answered and this long has passed. */
@@ -203,12 +202,19 @@ export class KubernetesRunStateStore extends GroupStates {
     const claim = this.claims.get(run);
     if (claim) {
       this.claims.delete(run);
-      return claim;
+      // A run that waited in its flow's queue since its claim came back may have lost the hold meanwhile (renewals
+      // unconfirmed): another replica may run the group by now, so it goes on only while the Lease is still ours.
+      return claim.then((result) => (result.claim === 'held' ? this.stillHeld(key, result) : result));
     }
-    // A later try of a run, or a run handed over on reload: it goes on only while its Lease is still ours.
-    if (this.mine.has(key)) return Promise.resolve(HELD);
+    // A later try of a run, or a run handed over on reload: the same.
+    return Promise.resolve(this.stillHeld(key, HELD));
+  }
+
+  /** `held` while the group's Lease is this replica's; otherwise frees the group here: its run goes on elsewhere. */
+  private stillHeld(key: string, held: ClaimResult): ClaimResult {
+    if (this.mine.has(key)) return held;
     super.release(key);
-    return Promise.resolve(RUNNING_ELSEWHERE);
+    return RUNNING_ELSEWHERE;
   }
 
   override succeeded(key: string, now: number, cooldownMs: number, end?: RunEnd): void {

@@ -20,7 +20,7 @@ export const UNAVAILABLE_BECAUSE: Readonly<Record<StateBackend, string>> = Objec
  * - `held`: this process holds the group; the run may act.
  * - `taken`: another replica holds it (running or cooling down); the run must
  *   not act, and the event counts as deduplicated.
- * - `unavailable`: the store could not be asked; the run must not act, the
+ * - `unavailable`: the store could not be asked, or not record the run; the run must not act, the
  *   group is freed, and the sender must be refused so that it sends again.
  */
 export type Claim = ClaimResult['claim'];

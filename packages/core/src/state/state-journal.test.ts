@@ -440,6 +440,28 @@ describe('StateJournal', () => {
 });
 
 describe('StateJournal when the disk fails', () => {
+  it('a run whose own start the full disk kept out of the file is not claimed (its sender was refused and sends again); a run already in the file is, and so is one whose start got in once the disk was back', async () => {
+    const path = freshPath();
+    const disk = fullDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile, onError: () => {} });
+    const store = new JournalRunStateStore(journal);
+    const [before, during, back] = [run('before', { queued: true }), run('during', { queued: true }), run('back', { queued: true })];
+    store.tryStart('before', 'f', before, 1);
+    expect(await store.commit()).toBe(true);
+    disk.full = true;
+    store.tryStart('during', 'f', during, 2);
+    expect(await store.commit()).toBe(false);
+    expect(await store.claim('during', during)).toEqual({ claim: 'unavailable' });
+    expect(store.get('during')).toBeUndefined();
+    // Its marker fails to write too, but the run is in the file: it goes on, as a restart would resume it.
+    expect(await store.claim('before', before)).toEqual({ claim: 'held' });
+    store.tryStart('back', 'f', back, 3);
+    disk.full = false;
+    expect(await store.claim('back', back)).toEqual({ claim: 'held' });
+    await store.close();
+    expect((await readJournal(path)).states.map((s) => s.key)).toEqual(['before', 'back']);
+  });
+
   it('reports a failed write, is not durable until the disk is back, then writes the kept lines', async () => {
     const path = freshPath();
     const errors: Array<[string, number]> = [];

@@ -149,6 +149,9 @@ export class StateJournal {
   /** The flush that takes the lines queued now, once the one running has finished. */
   private nextFlush: Promise<boolean> | undefined;
   private written = 0;
+  /** Changes recorded so far, and how many of the first of them are in the file (appended, or in a rewrite). */
+  private recorded = 0;
+  private inFile = 0;
   /** Bytes appended since the last rewrite. */
   private appendedBytes = 0;
   private closed = false;
@@ -215,6 +218,17 @@ export class StateJournal {
       });
     }
     this.pending.push(formatRecord(change, this.options.wallAhead?.()));
+    this.recorded++;
+  }
+
+  /** The number of the last change {@link record} queued (they count from 1), for {@link holds}. */
+  get lastChange(): number {
+    return this.recorded;
+  }
+
+  /** Whether the change numbered `change` ({@link lastChange}) is in the file: written as {@link write} and {@link flush} promise, or in a rewrite. */
+  holds(change: number): boolean {
+    return change <= this.inFile;
   }
 
   /**
@@ -289,6 +303,7 @@ export class StateJournal {
       const failures = this.failures.list();
       // Changes recorded while the snapshot is written are in it only if queued before it was taken.
       const covered = this.pending.length;
+      const through = this.recorded;
       // The directory too may have been deleted under us.
       await makeDirectory(dirname(this.path));
       const next = await this.writeSnapshot(states, failures);
@@ -299,6 +314,7 @@ export class StateJournal {
       this.tornLine = false;
       // The flush that record() scheduled for the rest is still to come.
       this.pending = this.pending.slice(covered);
+      this.inFile = Math.max(this.inFile, through);
       // The snapshot, synced, holds what the markers appended unsynced said.
       this.unsynced = 0;
       this.dropped = 0;
@@ -411,6 +427,7 @@ export class StateJournal {
     const mustSync = sync || this.pendingMustSync;
     if (this.closed || (this.pending.length === 0 && (!mustSync || this.unsynced === 0))) return this.healthy;
     const lines = this.pending;
+    const through = this.recorded;
     const since = this.pendingSince;
     this.pending = [];
     this.pendingMustSync = false;
@@ -426,6 +443,7 @@ export class StateJournal {
         if (this.unsynced === 0) this.unsyncedSince = since;
         this.unsynced += lines.length;
         this.healthy = true;
+        this.inFile = through;
         return true;
       }
       await this.file.sync();
@@ -434,6 +452,7 @@ export class StateJournal {
       const oldest = this.unsynced > 0 ? Math.min(this.unsyncedSince, lines.length > 0 ? since : Infinity) : since;
       this.options.onDurable?.({ records: lines.length + this.unsynced, oldestWaitMs: this.now() - oldest });
       this.unsynced = 0;
+      this.inFile = through;
       return true;
     } catch (err) {
       this.tornLine = true;
