@@ -181,6 +181,38 @@ describe('pool mode: replacement before drain', () => {
     expect(aws.ec2.fleets).toHaveLength(5);
   });
 
+  it('does not launch a second replacement for a member another call of the process replaced after this call read the pool\'s replacements: an interruption warning\'s, or another pool call\'s', async () => {
+    const aws = await standIn();
+    aws.ec2.launchDelayMs = 20;
+    const [one, two] = surgingPool(aws, 2) as [Ec2Instance, Ec2Instance];
+    const h = handler(aws, { pool: { fleetConcurrency: 1 } });
+    const held = (action: string): { hits: () => number; letGo: () => void } => {
+      let letGo = (): void => {};
+      const fault = aws.faults.hold(1, new Promise<void>((resolve) => (letGo = resolve)), { action });
+      cleanups.push(() => letGo());
+      return { hits: () => fault.hits, letGo: () => letGo() };
+    };
+    // A surge's pool call has read the replacements (none) and launches for the first member EC2 listed (held there).
+    const fleet = held('CreateFleet');
+    const surgeCall = h.handle(surge('surge-a'), poolCall());
+    await vi.waitFor(() => expect(fleet.hits()).toBe(1), { timeout: 5_000, interval: 5 });
+    const other = two;
+    // Meanwhile the other member's interruption warning is replaced by a per-instance call.
+    const warning: CloudEvent = { id: `warning-${other.instanceId}`, source: 'aws.ec2', specversion: '1.0', type: 'aws.ec2.spot.interruption-warning', data: { labels: { region: 'us-east-1', instance_id: other.instanceId } } };
+    expect((await h.handle(warning, { ...poolCall(), config: {} })).status).toBe('ok');
+    // A second pool call (another rebalance recommendation of the pool) reads the replacements while the first waits,
+    // and is itself held (its DescribeSubnets) until the first has launched for both members.
+    const subnets = held('DescribeSubnets');
+    const secondCall = h.handle(surge('surge-b'), poolCall());
+    await vi.waitFor(() => expect(subnets.hits()).toBe(1), { timeout: 5_000, interval: 5 });
+    fleet.letGo();
+    expect((await surgeCall).status).toBe('ok');
+    subnets.letGo();
+    expect((await secondCall).status).toBe('ok');
+    // Before: the first call launched again for `other`, and the second for both members.
+    for (const member of [one, two]) expect(aws.ec2.instancesTagged(REPLACES, member.instanceId), member.instanceId).toHaveLength(1);
+  });
+
   it('launches one replacement per instance when two replicas racing with one event were told its subnets in different orders (EC2 keeps none)', async () => {
     const aws = await standIn();
     aws.ec2.subnets.set('subnet-c', 'us-east-1c');
@@ -267,14 +299,16 @@ describe('pool mode: replacement before drain', () => {
     const aws = await standIn();
     aws.ec2.launchDelayMs = 60_000;
     const members = surgingPool(aws, 2);
-    const first = rejectionOf(handler(aws).handle(surge(), poolCall({}, { timeoutMs: 3_000 })), PluginError);
+    // One process: the retry comes to the one that launched the replacement now gone, and remembers it.
+    const h = handler(aws);
+    const first = rejectionOf(h.handle(surge(), poolCall({}, { timeoutMs: 3_000 })), PluginError);
     await vi.waitFor(() => expect(replacements(aws)).toHaveLength(2), { timeout: 5_000, interval: 10 });
     const reclaimed = replacements(aws).find((i) => i.tags[REPLACES] === members[0]!.instanceId)!;
     reclaimed.state = 'terminated';
     expect((await first).code).toBe(Code.Unavailable);
     for (const i of replacements(aws)) if (i !== reclaimed) i.state = 'running';
     aws.ec2.launchDelayMs = 50;
-    const retried = await handler(aws).handle(surge(), poolCall({}, { timeoutMs: 3_000, attempt: 2 }));
+    const retried = await h.handle(surge(), poolCall({}, { timeoutMs: 3_000, attempt: 2 }));
     expect(retried.attributes).toMatchObject({ replacements_requested: '1', replacements_existing: '1', replacements_running: '2' });
     const live = (member: Ec2Instance): Ec2Instance[] => replacements(aws).filter((i) => i.tags[REPLACES] === member.instanceId && i.state !== 'terminated');
     expect(members.map((m) => live(m).length)).toEqual([1, 1]);

@@ -104,7 +104,7 @@ async function requestReplacements(
     );
   await forEachBounded(toLaunch, ctx.settings.fleetConcurrency, async (member) => {
     try {
-      const done = await launchOnce(ctx, member, () => launch(member));
+      const done = await launchOnce(ctx, member, gone(member), () => launch(member));
       const id = done.outcome.attributes.replacement_instance_id;
       if (id !== undefined) launched.push(id);
     } catch (err) {
@@ -175,13 +175,19 @@ function placesOutside(pool: SpotPool, member: InstanceInfo, elsewhere: readonly
 
 /**
  * Runs `launch` for `member` unless this process is launching its replacement
- * already (another call about the pool, or about the instance): then its
- * outcome is this call's, when it launched one. A per-instance call that
+ * already (another call about the pool, or about the instance), or launched one
+ * since this call read the pool's replacements (`gone`: those it found gone then):
+ * then its outcome is this call's, when it launched one. A per-instance call that
  * detached the member from its group, or skipped it, launched none outside the
  * pool: the member gets its own then, as it would had this call come alone.
+ * What it launches is remembered for the pool calls after it ({@link RegionalReplacer.launchedForPools}).
  */
-async function launchOnce(ctx: PoolReplaceContext, member: InstanceInfo, launch: () => Promise<ReplacementOutcome>): Promise<RequestedReplacement> {
-  const { inFlight } = ctx.region;
+async function launchOnce(ctx: PoolReplaceContext, member: InstanceInfo, gone: readonly string[], launch: () => Promise<ReplacementOutcome>): Promise<RequestedReplacement> {
+  const { inFlight, requested, launchedForPools } = ctx.region;
+  // Read once per call, the pool's replacements miss one another call launched while this call worked on other members.
+  const earlier = launchedForPools.get(member.instanceId) ?? requested.get(member.instanceId);
+  const earlierId = earlier?.outcome.attributes.replacement_instance_id;
+  if (earlier && earlierId !== undefined && !gone.includes(earlierId)) return earlier;
   const pending = inFlight.get(member.instanceId);
   if (pending) {
     const shared = await pending;
@@ -193,7 +199,9 @@ async function launchOnce(ctx: PoolReplaceContext, member: InstanceInfo, launch:
   const work = launch().then((outcome): RequestedReplacement => ({ strategy: 'fleet', outcome }));
   inFlight.set(member.instanceId, work);
   try {
-    return await work;
+    const done = await work;
+    if (done.outcome.attributes.replacement_instance_id !== undefined && !ctx.dryRun) launchedForPools.set(member.instanceId, done);
+    return done;
   } finally {
     if (inFlight.get(member.instanceId) === work) inFlight.delete(member.instanceId);
   }

@@ -37,6 +37,11 @@ export class RegionalReplacer {
   readonly clients: AwsClients;
   readonly lookup: InstanceLookup;
   readonly requested: ExpiringMap<string, RequestedReplacement>;
+  /**
+   * The replacements pool mode launched, by instance, for the pool calls after it. Kept apart from {@link requested}:
+   * an interruption of a member of an Auto Scaling group still detaches it, as without a pool call before.
+   */
+  readonly launchedForPools: ExpiringMap<string, RequestedReplacement>;
   /** The CreateFleet client tokens whose fleet launched nothing, so a retry asks anew. */
   readonly spentTokens: SpentClientTokens;
   /** Replacements being requested now, by instance: a second call about one of them waits for it. */
@@ -51,6 +56,7 @@ export class RegionalReplacer {
     const now = (): number => settings.clock.now();
     this.lookup = new InstanceLookup(this.clients, { windowMs: settings.coalesceMs, cacheMs: settings.rememberMs }, now);
     this.requested = new ExpiringMap(settings.rememberMs, now);
+    this.launchedForPools = new ExpiringMap(settings.rememberMs, now);
     this.spentTokens = new SpentClientTokens(now);
   }
 
