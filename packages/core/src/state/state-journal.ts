@@ -314,7 +314,7 @@ export class StateJournal {
       this.tornLine = false;
       // The flush that record() scheduled for the rest is still to come.
       this.pending = this.pending.slice(covered);
-      this.inFile = Math.max(this.inFile, through);
+      this.inFile = through;
       // The snapshot, synced, holds what the markers appended unsynced said.
       this.unsynced = 0;
       this.dropped = 0;
