@@ -538,13 +538,15 @@ describe('a stop Hollowtrees makes by itself', () => {
     expect(await core.exited).toBe(1);
   });
 
-  it('losing the state file\'s lock while a run waits for its next try: the log speaks of the state file\'s lock, not of a Lease, and says who makes that try', async () => {
+  it('losing the state file\'s lock while a run waits for its next try: the log speaks of the state file\'s lock, not of a Lease, and says who makes that try; the file keeps the run, and the restarted core makes it', async () => {
     const rec = await startRecordingPlugin((_event, _ctx, index) => {
       if (index === 0) throw new PluginError(Code.Unavailable, 'EC2 throttled');
     });
     plugins.push(rec);
     const stateFile = join(dir, 'lost-lock-waiting', 'runs.jsonl');
-    const core = startCli(['--config', writeConfig(config(rec.address, `state: { file: "${stateFile}" }`).replace('cooldown: 10m', 'cooldown: 10m\n    runRetry: { attempts: 3, initialBackoff: 1h, maxBackoff: 1h }'))]);
+    const withRetry = (maxBackoff: string) =>
+      writeConfig(config(rec.address, `state: { file: "${stateFile}" }`).replace('cooldown: 10m', `cooldown: 10m\n    runRetry: { attempts: 3, initialBackoff: 1h, maxBackoff: ${maxBackoff} }`));
+    const core = startCli(['--config', withRetry('1h')]);
     expect((await post(await core.url(), alert('i-waiting'))).status).toBe(200);
     await core.waitFor((l) => l.msg === 'flow run failed on a retryable code; it will be tried again');
     // The lock directory gone: its next refresh (every 2 s) finds the lock lost.
@@ -556,6 +558,13 @@ describe('a stop Hollowtrees makes by itself', () => {
       groupKey: 'spot:{instance_id="i-waiting"}',
       msg: 'a run waiting for its next try lost its hold on the group: this process lost the lock on the state file; the process that holds the file next (this one restarted, or another) makes that try',
     });
+    // Not freed on the way out: a `free` line would have the restart forget an accepted run.
+    expect((await readJournal(stateFile)).states.map((s) => [s.key, s.phase])).toEqual([['spot:{instance_id="i-waiting"}', 'retrying']]);
+    // Restarted with a shorter wait, so that the try comes due now.
+    const restarted = startCli(['--config', withRetry('1s')]);
+    expect(await restarted.waitFor((l) => l.msg === 'run state restored')).toMatchObject({ resumed: 1 });
+    await restarted.waitFor((l) => l.msg === 'flow run succeeded' && l.groupKey === 'spot:{instance_id="i-waiting"}');
+    expect(rec.calls.map((c) => instanceOf(c.event))).toEqual(['i-waiting', 'i-waiting']);
   });
 
   it('a core stopped (SIGSTOP) past its lock\'s stale time, whose file another core took over, acts no more when it wakes: the plugin after the call it had out is called once, by the new holder, an alert it is sent is refused, and the new holder\'s journal is not overwritten', { timeout: 30_000 }, async () => {

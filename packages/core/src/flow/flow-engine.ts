@@ -751,9 +751,10 @@ export class FlowEngine {
   }
 
   /**
-   * A run waiting for its next try (its wait `cancel`) whose hold on the group was lost: it waits no more here, and
-   * its group is freed here, rather than listed and counted as waiting on this replica until its try came due, only to
-   * be refused then. A source that listens hears it is running elsewhere.
+   * A run waiting for its next try (its wait `cancel`) whose hold on the group was lost: it waits no more here, rather
+   * than listed and counted as waiting on this replica until its try came due, only to be refused then. A source that
+   * listens hears it is running elsewhere. A store that resumes runs (the file) keeps it as it is: the process that holds
+   * the file next makes the try. A Lease's group is freed here: the replica that takes the Lease over has the run.
    */
   private lostWhileWaiting(key: string, cancel: AbortController): void {
     const waiting = this.waiting.get(key);
@@ -763,7 +764,7 @@ export class FlowEngine {
     this.heldBytes.release(waiting.flow.name, waiting.bytes);
     this.updateWaitingGauge(waiting.flow.name);
     const event = this.states.get(key)?.run?.event;
-    this.states.release(key);
+    if (!this.states.resumesRuns) this.states.release(key);
     this.listeners.take(key, event)?.({ flow: waiting.flow.name, outcome: 'running_elsewhere' });
     this.options.logger.warn({ flow: waiting.flow.name, groupKey: key, eventId: event?.id }, WAITING_HOLD_LOST[this.states.backend]);
   }

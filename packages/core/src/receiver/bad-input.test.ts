@@ -38,7 +38,7 @@
  */
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RejectReason } from './http-error.js';
 import { readFixture } from '../../test/support/fixtures.js';
 import { startRecordingPlugin, type RecordingPlugin } from '../../test/support/recording-plugin.js';
@@ -767,7 +767,15 @@ describe('receiver timeouts: a stalled client loses its slot and its connection'
   it('closes a connection whose client stops reading the answers it asked for, after the idle timeout', async () => {
     // Far more answers than the socket buffers hold: the server's writes stall and nothing moves.
     const asked = 5_000;
+    const renders = vi.spyOn(core.metrics.registry, 'metrics');
     const socket = await stalled(core.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(asked));
+    // Until the server renders no more answers, its writes stalled: on a busy machine filling the buffers takes seconds.
+    let seen = 0;
+    while (renders.mock.calls.length === 0 || renders.mock.calls.length !== seen) {
+      seen = renders.mock.calls.length;
+      await sleep(500);
+    }
+    renders.mockRestore();
     await sleep(TIMEOUTS.idle + 1_000);
     const { closed, received } = await drain(socket, 5_000);
     socket.destroy();

@@ -104,12 +104,13 @@ export class JournalRunStateStore extends GroupStates {
    * Closes the journal, then lets go of the lock, also when changes could not be saved (rejects saying how many).
    * A journal that dropped changes while the disk was full is first rewritten from memory: appending alone would
    * leave the file without them (a run that ended read as cut short, a cooldown missing) if the shutdown comes
-   * after the disk is back but before {@link maintain} rewrote it.
+   * after the disk is back but before {@link maintain} rewrote it. Not once the lock is lost: the rewrite would be renamed
+   * over what the file's new holder wrote (close() then reports the changes not saved).
    */
   override async close(): Promise<void> {
     try {
       // Every state: a cooldown over by now is dropped when read back. A failed rewrite is what close() then reports.
-      if (this.journal.missesChanges) await this.journal.compact(() => this.list(Number.NEGATIVE_INFINITY)).catch(() => {});
+      if (this.journal.missesChanges && !this.lock?.lost.aborted) await this.journal.compact(() => this.list(Number.NEGATIVE_INFINITY)).catch(() => {});
       await this.journal.close();
     } finally {
       await this.lock?.release();

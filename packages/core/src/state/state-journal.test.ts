@@ -610,6 +610,28 @@ describe('StateJournal when the disk fails', () => {
     expect((await readJournal(path)).states.map((s) => [s.key, s.phase])).toEqual([['a', 'cooling'], ['b', 'running']]);
   });
 
+  it('a store whose lock was lost does not rewrite the file as it closes, though it dropped changes: the rewrite would replace what the file\'s new holder wrote', async () => {
+    const path = freshPath();
+    const disk = fullDisk(false);
+    const { journal } = await StateJournal.open(path, { openFile: disk.openFile, maxUnwrittenLines: 1, onError: () => {} });
+    const lost = new AbortController();
+    const store = new JournalRunStateStore(journal, undefined, [], [], { lost: lost.signal, confirm: async () => {}, release: async () => {} });
+    store.tryStart('a', 'f', run('a'), 1);
+    disk.full = true;
+    store.tryStart('b', 'f', run('b'), 2);
+    expect(await store.commit()).toBe(false);
+    disk.full = false;
+    // Another process took the file over (this one was stopped past the lock's stale time) and started a run of its own.
+    const next = await StateJournal.open(path);
+    const newHolder = new JournalRunStateStore(next.journal, undefined, next.recovered.states);
+    newHolder.tryStart('c', 'f', run('c'), 3);
+    expect(await newHolder.commit()).toBe(true);
+    lost.abort();
+    await expect(store.close()).rejects.toThrow('could not be written to the journal before closing');
+    expect((await readJournal(path)).states.map((s) => s.key)).toEqual(['c']);
+    await newHolder.close();
+  });
+
   it('a journal whose open file fails its writes (its descriptor closed under it: EBADF) is rewritten to a new file by the store\'s upkeep, rather than failing until a restart', async () => {
     const path = freshPath();
     let opened: JournalFile | undefined;
