@@ -762,6 +762,30 @@ describe('DrainHandler answers in detail (issue 20: mutation survivors)', () => 
     expect(api.requests.length).toBe(before);
   });
 
+  it('a node deleted while the node watch was down, which the cache then listed again (410 Gone), is gone too: skipped with node_gone=true, so the next plugin (the replacement) runs', async () => {
+    const api = await startCluster();
+    const handler = handlerFor(api);
+    handler.start();
+    // The node watch is open (a watch is recorded when it ends: the drop below ends it).
+    await vi.waitFor(() => expect(api.requests.filter((r) => r.path === '/api/v1/nodes' && r.query.watch === undefined)).toHaveLength(1), { timeout: 5_000, interval: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The API server restarts: the watch comes back to 410 Gone, and its list again is slow.
+    api.failNext(1, { code: 410, method: 'GET', path: /^\/api\/v1\/nodes$/, query: /(^|&)watch=/ });
+    const relist = held(cleanups);
+    const listing = api.failNext(1, { effect: 'delay', until: relist.until, method: 'GET', path: /^\/api\/v1\/nodes$/, query: /(^|&)limit=/ });
+    // The watch after the relist: the cache has the list by then.
+    const watchAfter = api.failNext(1, { effect: 'delay', until: Promise.resolve(), method: 'GET', path: /^\/api\/v1\/nodes$/, query: /(^|&)watch=/ });
+    api.dropConnections();
+    await vi.waitFor(() => expect(listing.hits).toBe(1), { timeout: 5_000, interval: 10 });
+    // Meanwhile node-a's instance is reclaimed and the cloud node controller deletes it.
+    api.cluster.deleteNode('node-a');
+    relist.open();
+    await vi.waitFor(() => expect(watchAfter.hits).toBe(1), { timeout: 5_000, interval: 10 });
+
+    const result = await handler.handle(event({ node: 'node-a', instance_id: 'i-0aaa' }), context()).catch((err: unknown) => err);
+    expect(result).toEqual({ status: 'skipped', message: 'node "node-a" of instance i-0aaa does not exist in this cluster; nothing to drain', attributes: { node_gone: 'true' } });
+  });
+
   it('asks the API server for a node the cache does not have yet', async () => {
     const api = await startCluster();
     const handler = handlerFor(api);

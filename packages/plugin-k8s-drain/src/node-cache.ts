@@ -50,11 +50,25 @@ export class NodeCache extends WatchedCache<V1Node> {
     return this.deleted.has(ref.instanceId === undefined ? `name:${'name' in ref ? ref.name : ''}` : `instance:${ref.instanceId}`);
   }
 
-  /** @internal A (re)list: replaces what the cache holds. */
+  /**
+   * @internal A (re)list: replaces what the cache holds. A node it held that the list lacks (or has under its name as
+   * another node object) was deleted while the watch was down: remembered as the watch would have seen it.
+   */
   replaceAll(nodes: readonly V1Node[]): void {
+    const before = [...this.byName.values()];
     this.byName.clear();
     this.byInstance.clear();
     for (const node of nodes) this.put(node);
+    for (const old of before) {
+      const name = old.metadata?.name ?? '';
+      const now = this.byName.get(name);
+      if (!now) this.remember(name, instanceIdOf(old.spec?.providerID));
+      else if (now.metadata?.uid !== old.metadata?.uid) {
+        // The name taken again: only the old instance is gone.
+        const instanceId = instanceIdOf(old.spec?.providerID);
+        if (instanceId && instanceId !== instanceIdOf(now.spec?.providerID)) this.remember(undefined, instanceId);
+      }
+    }
   }
 
   /** @internal */
@@ -75,7 +89,12 @@ export class NodeCache extends WatchedCache<V1Node> {
     this.byName.delete(name);
     const instanceId = instanceIdOf(node.spec?.providerID);
     if (instanceId && this.byInstance.get(instanceId) === name) this.byInstance.delete(instanceId);
-    for (const key of [`name:${name}`, ...(instanceId ? [`instance:${instanceId}`] : [])]) {
+    this.remember(name, instanceId);
+  }
+
+  /** Remembers a node deleted, by its name (when given) and its instance. */
+  private remember(name: string | undefined, instanceId: string | undefined): void {
+    for (const key of [...(name !== undefined ? [`name:${name}`] : []), ...(instanceId ? [`instance:${instanceId}`] : [])]) {
       // Re-inserted, so the oldest is forgotten first: a node deleted hours ago has had every notice it will get.
       this.deleted.delete(key);
       this.deleted.add(key);

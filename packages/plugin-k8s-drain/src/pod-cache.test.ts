@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { KubeApi } from './kube-api.js';
 import { PodCache } from './pod-cache.js';
 import { MIRROR_ANNOTATION, planEviction, podKey } from './pod-filter.js';
-import { cleanupsAfterEach, startStandIn } from './test-support/kube.js';
+import { cleanupsAfterEach, held, startStandIn } from './test-support/kube.js';
 
 const cleanups = cleanupsAfterEach();
 
@@ -125,6 +125,21 @@ describe('PodCache', () => {
     expect(await cache.whenSynced(5_000)).toBe(true);
     kube.cluster.addPod(pod('late', 'n1'));
     await expect.poll(() => namesOn(cache, 'n1'), { timeout: 10_000 }).toEqual(['late']);
+  });
+
+  it('a watch whose request is never answered (its connection dropped on the way before the watch opened) is given up and asked for again: the cache does not stay stale for good', async () => {
+    const { kube, cache } = await start({ quietMs: 200 });
+    kube.cluster.addPod(pod('a', 'n1'));
+    const gate = held(cleanups);
+    const fault = kube.failNext(1, { effect: 'delay', until: gate.until, path: /^\/api\/v1\/pods$/, query: /(^|&)watch=/ });
+    expect(await cache.whenSynced(5_000)).toBe(true);
+    await expect.poll(() => fault.hits).toBe(1);
+    const waiting = cache.waitGone(['uid-a'], AbortSignal.timeout(8_000));
+    kube.cluster.deletePod('default', 'a', 0);
+    kube.cluster.addPod(pod('b', 'n1'));
+    // Without a bound on the watch's opening, the cache holds 'a' (and never sees 'b') until the process restarts.
+    await expect.poll(() => namesOn(cache, 'n1'), { timeout: 6_000 }).toEqual(['b']);
+    expect(await waiting).toEqual([]);
   });
 
   it('a wait ends with the pods still there when its signal aborts; a relist that still has a pod does not end its wait', async () => {

@@ -38,7 +38,16 @@ export interface WatchOptions {
    * Default {@link DEFAULT_QUIET_MS}.
    */
   readonly quietMs?: number;
+  /**
+   * A watch whose request has not been answered (no headers) this long after it was sent is given up and asked for
+   * again: `@kubernetes/client-node`'s Watch has no timeout of its own, and a request whose connection was dropped on
+   * the way would otherwise leave the cache stale for good. Default {@link OPEN_QUIET_PERIODS} × `quietMs`.
+   */
+  readonly openTimeoutMs?: number;
 }
+
+/** How many quiet periods a watch may take to open: an API server slow to open one must still get it open. */
+export const OPEN_QUIET_PERIODS = 4;
 
 /** 30 s: what a drain waiting on a silently dead watch may lose, against a two-minute notice. */
 export const DEFAULT_QUIET_MS = 30_000;
@@ -171,8 +180,14 @@ export class WatchedList<T extends Versioned> {
         end(); // first: the stop reports an abort, which is not a failure here
         handle?.stop();
       };
-      // Armed once the watch is open: an API server slow to open watches must not have each one ended before it opens.
-      let quiet: NodeJS.Timeout | undefined;
+      // The quiet wait is armed once the watch is open: an API server slow to open watches must not have each one ended
+      // before it opens. Until then a longer wait bounds the opening: a request never answered is given up.
+      const onNotOpened = (): void => {
+        this.options.logger.warn(`the ${this.options.what} watch was not opened within ${openMs} ms: asking for it again from the last version seen`, { resourceVersion: this.resourceVersion });
+        end();
+      };
+      const openMs = this.options.openTimeoutMs ?? OPEN_QUIET_PERIODS * quietMs;
+      let quiet: NodeJS.Timeout | undefined = setTimeout(onNotOpened, openMs).unref();
       const listen = (): void => {
         clearTimeout(quiet);
         quiet = setTimeout(onQuiet, quietMs).unref();
