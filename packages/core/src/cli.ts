@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: signals that come while the rest loads are kept (see early-signals).
+import { earlySignals, resendEarlySignals } from './cli/early-signals.js';
 import { parseCommandLine, runBin, UsageError, type InfoCommand } from '@hollowtrees/grpcplugin/without-grpc';
 import { ConfigError } from './config/config-error.js';
 import { LISTEN_FORMAT, parseListenAddress } from './config/listen-address.js';
@@ -70,7 +72,8 @@ function parseCommand(argv: readonly string[]): CoreCommand | InfoCommand {
 /** Runs a command, each loading only what it needs: `--version` or `validate` must not wait on the server stack, and a test suite starts hundreds. */
 async function runCommand(command: CoreCommand): Promise<number> {
   try {
-    if (command.kind === 'run') return await (await import('./cli/run-command.js')).runCommand(command.flags);
+    if (command.kind === 'run') return await (await import('./cli/run-command.js')).runCommand(command.flags, earlySignals);
+    resendEarlySignals();
     if (command.kind === 'explain') return await (await import('./cli/explain-command.js')).explainCommand(command.file, command.input);
     return await (await import('./cli/validate-command.js')).validateCommand(command.file);
   } catch (err) {

@@ -58,6 +58,17 @@ flows:
     plugins: [drain, replace]
 `;
 
+/**
+ * Env that makes core say on stderr, `SIGHUP listeners: N`, each time a SIGHUP listener is added: a test signals at
+ * the point of start-up it is about. The CLI's own first listener keeps signals that come while it loads; proper-lockfile's
+ * signal-exit adds one on import, which alone would end the process on the signal; `runCommand` adds its own next.
+ */
+function reportingSighupListeners(): NodeJS.ProcessEnv {
+  const preload = join(dir, 'report-sighup-listeners.cjs');
+  writeFileSync(preload, `const on = process.on; process.on = function (name, fn) { on.call(this, name, fn); if (name === 'SIGHUP') process.stderr.write('SIGHUP listeners: ' + process.listenerCount(name) + '\\n'); return this; };`);
+  return { ...process.env, NODE_OPTIONS: `--require ${preload}` };
+}
+
 const config = (pluginAddress: string, extra = '') => `
 ${extra}
 server:
@@ -527,6 +538,34 @@ describe('graceful shutdown', () => {
   });
 });
 
+describe('stop signals', () => {
+  it('SIGTERM, then SIGINT while a run is in flight: the second signal exits at once (1), whichever it is', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const rec = await startRecordingPlugin(() => blocked);
+    plugins.push(rec);
+    const core = startCli(['--config', writeConfig(config(rec.address).replace('shutdownGracePeriod: 10s', 'shutdownGracePeriod: 1m'))]);
+    try {
+      expect((await post(await core.url(), alert('i-1'))).status).toBe(200);
+      await rec.waitForCalls(1);
+      core.child.kill('SIGTERM');
+      await core.waitFor((l) => l.msg === 'shutting down');
+      core.child.kill('SIGINT');
+      expect(await core.exited).toBe(1);
+    } finally {
+      release();
+    }
+  });
+
+  it('a SIGTERM that comes while the CLI still loads its modules is kept: core starts, then stops gracefully, exit 0', async () => {
+    const core = startCli(['--config', writeConfig('server: { listen: "127.0.0.1:0" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n')], { env: reportingSighupListeners() });
+    await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 1'), { timeout: 15_000, interval: 1 });
+    core.child.kill('SIGTERM');
+    expect(await core.exited).toBe(0);
+    expect(core.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['hollowtrees started', 'shutting down', 'hollowtrees stopped']));
+  });
+});
+
 describe('a stop Hollowtrees makes by itself', () => {
   it('losing the state file\'s lock stops the process with exit 1, a runtime failure systemd restarts', async () => {
     const stateFile = join(dir, 'lost-lock', 'runs.jsonl');
@@ -669,13 +708,21 @@ Client.prototype.close = function () { if (!ids.has(this)) ids.set(this, ++next)
     writeFileSync(`${stateFile}.holder`, JSON.stringify({ pid: dead, hostname: hostname(), since: new Date().toISOString() }));
     const text = (flow: string) => `state: { file: "${stateFile}" }\nserver: { listen: "127.0.0.1:0" }\nflows:\n  ${flow}: { allowedEvents: [a.b], plugins: [log] }\n`;
     const file = writeConfig(text('first'));
-    // Says on stderr when a SIGHUP listener is added. proper-lockfile's signal-exit adds one on import, which ends
-    // the process on the signal if it is the only one; the test signals once core has added its own.
-    const preload = join(dir, 'report-sighup-listeners.cjs');
-    writeFileSync(preload, `const on = process.on; process.on = function (name, fn) { on.call(this, name, fn); if (name === 'SIGHUP') process.stderr.write('SIGHUP listeners: ' + process.listenerCount(name) + '\\n'); return this; };`);
-    const core = startCli(['--config', file], { env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
-    await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 2'), { timeout: 15_000, interval: 5 });
+    // Once `runCommand` has added its own listener: start-up is waiting on the lock.
+    const core = startCli(['--config', file], { env: reportingSighupListeners() });
+    await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 3'), { timeout: 15_000, interval: 5 });
     expect(core.lines.some((l) => l.msg === 'hollowtrees started')).toBe(false);
+    writeFileSync(file, text('second'));
+    core.child.kill('SIGHUP');
+    await core.url();
+    expect(await core.waitFor((l) => l.msg === 'configuration reloaded')).toMatchObject({ flows: ['second'] });
+  });
+
+  it('a SIGHUP that comes while the CLI still loads its modules (a config reloader right after a start) is taken once started, not the end of the process', async () => {
+    const text = (flow: string) => `server: { listen: "127.0.0.1:0" }\nflows:\n  ${flow}: { allowedEvents: [a.b], plugins: [log] }\n`;
+    const file = writeConfig(text('first'));
+    const core = startCli(['--config', file], { env: reportingSighupListeners() });
+    await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 1'), { timeout: 15_000, interval: 1 });
     writeFileSync(file, text('second'));
     core.child.kill('SIGHUP');
     await core.url();

@@ -3,6 +3,7 @@ import { ConfigError } from '../config/config-error.js';
 import { defaultConfig } from '../config/default-config.js';
 import { loadConfigFile } from '../config/load-config.js';
 import { createLogger } from '../logger.js';
+import type { EarlySignals } from './early-signals.js';
 import { EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 
 /** The flags of a run, as the command line gave them. */
@@ -17,8 +18,9 @@ export interface RunFlags {
 /**
  * `hollowtrees [--config FILE]`: starts core and resolves with the exit code once it stopped (SIGTERM, SIGINT,
  * a fatal error); SIGHUP reloads the file. A bad configuration file throws its ConfigError.
+ * @param early the signals the CLI kept while this module loaded: taken as if they came once its own listeners are in place.
  */
-export async function runCommand(values: RunFlags): Promise<number> {
+export async function runCommand(values: RunFlags, early?: EarlySignals): Promise<number> {
   const loaded = values.config ? await loadConfigFile(values.config) : defaultConfig();
 
   const logger = createLogger(loaded.config.log.level);
@@ -50,6 +52,9 @@ export async function runCommand(values: RunFlags): Promise<number> {
     process.exit(EXIT_RUNTIME);
   };
   process.on('SIGTERM', onStopWhileStarting).on('SIGINT', onStopWhileStarting);
+  // Signals that came while the command loaded: as if they came now.
+  early?.release();
+  for (const signal of early?.signals ?? []) (signal === 'SIGHUP' ? onHupWhileStarting() : onStopWhileStarting(signal));
   let app;
   try {
     // A stop Hollowtrees had to make by itself (it lost its state file's lock) is a runtime failure:
@@ -70,7 +75,10 @@ export async function runCommand(values: RunFlags): Promise<number> {
   const running = app;
   const stop = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'shutting down');
-    process.once(signal, () => exit(EXIT_RUNTIME)); // a second signal means: now
+    // A second signal means: now, whichever of SIGTERM and SIGINT it is (the first one's other listener would stop again).
+    process.off('SIGTERM', stop).off('SIGINT', stop);
+    const now = (): void => exit(EXIT_RUNTIME);
+    process.once('SIGTERM', now).once('SIGINT', now);
     running.close().then(() => exit(0), (err: unknown) => {
       logger.error({ err }, 'shutdown failed');
       exit(EXIT_RUNTIME);
@@ -80,9 +88,7 @@ export async function runCommand(values: RunFlags): Promise<number> {
   process.off('SIGHUP', onHupWhileStarting);
   process.on('SIGHUP', requestReload);
   if (stopWhileStarting !== undefined) {
-    // Stopping already: the other signal too means now.
-    const other = stopWhileStarting === 'SIGTERM' ? 'SIGINT' : 'SIGTERM';
-    process.once(other, () => exit(EXIT_RUNTIME));
+    // Stopping already: either signal again means now (stop() listens for both).
     stop(stopWhileStarting);
     return exitCode;
   }
