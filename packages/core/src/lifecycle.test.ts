@@ -59,13 +59,14 @@ flows:
 `;
 
 /**
- * Env that makes core say on stderr, `SIGHUP listeners: N`, each time a SIGHUP listener is added: a test signals at
- * the point of start-up it is about. The CLI's own first listener keeps signals that come while it loads; proper-lockfile's
- * signal-exit adds one on import, which alone would end the process on the signal; `runCommand` adds its own next.
+ * Env that makes core say on stderr, `SIGHUP listeners: N` (or SIGTERM, SIGINT), each time it has added a listener for
+ * the signal: a test sends it at the point of start-up it is about, never before core listens for it. The CLI's own
+ * first listeners keep signals that come while it loads; proper-lockfile's signal-exit adds one on import, which alone
+ * would end the process on a SIGHUP; `runCommand` adds its own next.
  */
-function reportingSighupListeners(): NodeJS.ProcessEnv {
-  const preload = join(dir, 'report-sighup-listeners.cjs');
-  writeFileSync(preload, `const on = process.on; process.on = function (name, fn) { on.call(this, name, fn); if (name === 'SIGHUP') process.stderr.write('SIGHUP listeners: ' + process.listenerCount(name) + '\\n'); return this; };`);
+function reportingSignalListeners(): NodeJS.ProcessEnv {
+  const preload = join(dir, 'report-signal-listeners.cjs');
+  writeFileSync(preload, `const on = process.on; process.on = function (name, fn) { on.call(this, name, fn); if (/^SIG(HUP|TERM|INT)$/.test(name)) process.stderr.write(name + ' listeners: ' + process.listenerCount(name) + '\\n'); return this; };`);
   return { ...process.env, NODE_OPTIONS: `--require ${preload}` };
 }
 
@@ -558,8 +559,8 @@ describe('stop signals', () => {
   });
 
   it('a SIGTERM that comes while the CLI still loads its modules is kept: core starts, then stops gracefully, exit 0', async () => {
-    const core = startCli(['--config', writeConfig('server: { listen: "127.0.0.1:0" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n')], { env: reportingSighupListeners() });
-    await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 1'), { timeout: 15_000, interval: 1 });
+    const core = startCli(['--config', writeConfig('server: { listen: "127.0.0.1:0" }\nflows:\n  f: { allowedEvents: [a.b], plugins: [log] }\n')], { env: reportingSignalListeners() });
+    await vi.waitFor(() => expect(core.stderr()).toContain('SIGTERM listeners: 1'), { timeout: 15_000, interval: 1 });
     core.child.kill('SIGTERM');
     expect(await core.exited).toBe(0);
     expect(core.lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['hollowtrees started', 'shutting down', 'hollowtrees stopped']));
@@ -709,7 +710,7 @@ Client.prototype.close = function () { if (!ids.has(this)) ids.set(this, ++next)
     const text = (flow: string) => `state: { file: "${stateFile}" }\nserver: { listen: "127.0.0.1:0" }\nflows:\n  ${flow}: { allowedEvents: [a.b], plugins: [log] }\n`;
     const file = writeConfig(text('first'));
     // Once `runCommand` has added its own listener: start-up is waiting on the lock.
-    const core = startCli(['--config', file], { env: reportingSighupListeners() });
+    const core = startCli(['--config', file], { env: reportingSignalListeners() });
     await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 3'), { timeout: 15_000, interval: 5 });
     expect(core.lines.some((l) => l.msg === 'hollowtrees started')).toBe(false);
     writeFileSync(file, text('second'));
@@ -721,7 +722,7 @@ Client.prototype.close = function () { if (!ids.has(this)) ids.set(this, ++next)
   it('a SIGHUP that comes while the CLI still loads its modules (a config reloader right after a start) is taken once started, not the end of the process', async () => {
     const text = (flow: string) => `server: { listen: "127.0.0.1:0" }\nflows:\n  ${flow}: { allowedEvents: [a.b], plugins: [log] }\n`;
     const file = writeConfig(text('first'));
-    const core = startCli(['--config', file], { env: reportingSighupListeners() });
+    const core = startCli(['--config', file], { env: reportingSignalListeners() });
     await vi.waitFor(() => expect(core.stderr()).toContain('SIGHUP listeners: 1'), { timeout: 15_000, interval: 1 });
     writeFileSync(file, text('second'));
     core.child.kill('SIGHUP');
