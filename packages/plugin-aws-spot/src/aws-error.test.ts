@@ -23,7 +23,7 @@ describe('grpcCodeFor', () => {
     ['AccessDenied', 403, Code.PermissionDenied],
     ['ValidationError', 400, Code.InvalidArgument],
     ['InvalidInstanceID.Malformed', 400, Code.InvalidArgument],
-    ['InvalidLaunchTemplateId.NotFound', 400, Code.NotFound],
+    ['InvalidLaunchTemplateId.NotFound', 400, Code.FailedPrecondition],
     ['VcpuLimitExceeded', 400, Code.FailedPrecondition],
     ['SomethingNew', 400, Code.FailedPrecondition],
   ])('maps %s (HTTP %s) to a permanent code', (awsCode, status, code) => {
@@ -65,6 +65,8 @@ describe('grpcCodeFor, every code of the table', () => {
     ].map((c) => [c, Code.InvalidArgument] as const),
     ['InvalidFleetConfiguration', Code.InvalidArgument] as const,
     ['InvalidInstanceID.NotFound', Code.NotFound] as const,
+    // A resource a setting names, not the instance: someone must fix the setting, and the event must wait for it.
+    ...['InvalidLaunchTemplateId.NotFound', 'InvalidSubnetID.NotFound', 'InvalidAMIID.NotFound', 'InvalidGroup.NotFound'].map((c) => [c, Code.FailedPrecondition] as const),
     ...['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanceCountExceeded', 'MaxSpotFleetRequestCountExceeded', 'VcpuLimitExceeded', 'ServiceLinkedRoleFailure'].map((c) => [c, Code.FailedPrecondition] as const),
     ...['SpotMaxPriceTooLow', 'InsufficientFreeAddressesInSubnet'].map((c) => [c, Code.FailedPrecondition] as const),
     ...['Unsupported', 'UnsupportedOperation'].map((c) => [c, Code.FailedPrecondition] as const),

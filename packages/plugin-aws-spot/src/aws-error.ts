@@ -47,6 +47,10 @@ const QUOTA = new Set(['LimitExceeded', 'InstanceLimitExceeded', 'MaxSpotInstanc
 // A launch's setting the moment refuses (a spot max price under the spot price, a subnet out of addresses):
 // EC2 reports them inside CreateFleet's 200 answer too, with no status to fall back on; someone must change the setting.
 const LAUNCH_SETTING = new Set(['SpotMaxPriceTooLow', 'InsufficientFreeAddressesInSubnet']);
+// The one resource whose absence means there is nothing to act on. Any other `*.NotFound` (a launch template, subnet,
+// AMI or security group a setting names) is a setting someone must fix: FAILED_PRECONDITION, so an SQS message is
+// kept for its redelivery (and dead-letter queue) where NOT_FOUND would delete it, losing the replacement.
+const INSTANCE_NOT_FOUND = 'InvalidInstanceID.NotFound';
 // Failures below HTTP: no answer came, so the call may succeed later.
 const NETWORK = new Set(['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
@@ -55,9 +59,9 @@ const NETWORK = new Set(['TimeoutError', 'RequestTimeout', 'ECONNRESET', 'ECONNR
  * and capacity shortages → RESOURCE_EXHAUSTED, conflicting updates → ABORTED,
  * 5xx (AWS's server-side codes, also without a status) and network failures
  * → UNAVAILABLE (all retryable); bad credentials → UNAUTHENTICATED, missing
- * permissions → PERMISSION_DENIED, validation → INVALID_ARGUMENT, `*.NotFound`
- * → NOT_FOUND, quotas, what is not offered, a spot max price too low and other 4xx → FAILED_PRECONDITION
- * (all permanent).
+ * permissions → PERMISSION_DENIED, validation → INVALID_ARGUMENT, an unknown instance
+ * → NOT_FOUND, quotas, what is not offered, a spot max price too low, any other resource
+ * not found (`*.NotFound`) and other 4xx → FAILED_PRECONDITION (all permanent).
  */
 export function grpcCodeFor(awsCode: string, httpStatus?: number): Code {
   if (THROTTLING.has(awsCode) || NO_CAPACITY.has(awsCode)) return Code.ResourceExhausted;
@@ -65,8 +69,8 @@ export function grpcCodeFor(awsCode: string, httpStatus?: number): Code {
   if (UNAUTHENTICATED.has(awsCode)) return Code.Unauthenticated;
   if (PERMISSION_DENIED.has(awsCode)) return Code.PermissionDenied;
   if (INVALID.has(awsCode) || awsCode.endsWith('.Malformed')) return Code.InvalidArgument;
-  if (awsCode.endsWith('.NotFound')) return Code.NotFound;
-  if (QUOTA.has(awsCode) || NOT_OFFERED.has(awsCode) || LAUNCH_SETTING.has(awsCode)) return Code.FailedPrecondition;
+  if (awsCode === INSTANCE_NOT_FOUND) return Code.NotFound;
+  if (QUOTA.has(awsCode) || NOT_OFFERED.has(awsCode) || LAUNCH_SETTING.has(awsCode) || awsCode.endsWith('.NotFound')) return Code.FailedPrecondition;
   if (SERVER_ERROR.has(awsCode) || NETWORK.has(awsCode) || (httpStatus !== undefined && httpStatus >= 500)) return Code.Unavailable;
   if (httpStatus !== undefined && httpStatus >= 400) return Code.FailedPrecondition;
   return Code.Internal;

@@ -504,6 +504,16 @@ describe('an instance outside a group (strategy fleet)', () => {
     expect(aws.ec2.instances.get(newId!)).toMatchObject({ lifecycle: 'spot', subnetId: 'subnet-0feed', launchTemplate: { id: 'lt-0web', version: '7' } });
   });
 
+  it('answers FAILED_PRECONDITION, not NOT_FOUND, when the launch template is gone: the instance is known, a setting is wrong', async () => {
+    const old = standalone();
+    aws.ec2.launchTemplates.delete('lt-0web');
+    const err = await rejection(handler().handle(spotEvent(old), context()));
+    // NOT_FOUND would tell core's SQS source the instance is unknown, and the message would be deleted with its replacement undone.
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toMatch(/lt-0web, does not exist/);
+    expect(aws.callsTo('CreateFleet').map((c) => c.errorCode)).toEqual(['InvalidLaunchTemplateId.NotFound']);
+  });
+
   it('copies the tags and adds hollowtrees:replaces=<old id>', async () => {
     const old = standalone();
     const result = await handler().handle(spotEvent(old), context());
