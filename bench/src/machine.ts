@@ -41,6 +41,17 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds (user + system) a process and every process it started (those still running) have used. */
+export function processTreeCpuSeconds(pid: number): number {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    // gone, or no children file (kernel without it): the process alone
+  }
+  return children.reduce((sum, child) => sum + processTreeCpuSeconds(child), processCpuSeconds(pid));
+}
+
 /** A thread's time on a CPU and time runnable but waiting for one (Linux schedstat), in ms. */
 export interface ThreadTimes {
   onCpuMs: number;

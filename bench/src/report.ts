@@ -11,8 +11,10 @@ import type { ChartPanel } from './svg-chart.js';
 export interface IngestRun {
   batch: number;
   load: LoadResult;
-  /** The server's CPU over the run (warm-up included), % of one core. */
+  /** The server's CPU over the run (warm-up included), % of one core; every process of a server that runs several. */
   serverCpuPercent: number;
+  /** The bench process's CPU over the same span: the sink the server acts into (absent before 2026-12-05). */
+  benchCpuPercent?: number;
   /** Plugin calls (Hollowtrees) or webhook alerts (Alertmanager) by the end of the run. */
   actionsDelivered: number;
   /**
@@ -66,8 +68,9 @@ export interface BenchResults {
   /**
    * `relay`: the bare HTTP → gRPC relay (`relay.ts`), the transport's ceiling for this design.
    * `hollowtrees` and `relay` call the plugin over the stream (core's default); the `…Unary` runs over unary calls.
+   * `relayTwoProcesses`: the relay on two processes sharing its port (absent before 2026-12-05).
    */
-  ingest: { hollowtrees: IngestRun[]; hollowtreesUnary: IngestRun[]; relay: IngestRun[]; relayUnary: IngestRun[]; alertmanager: IngestRun[] };
+  ingest: { hollowtrees: IngestRun[]; hollowtreesUnary: IngestRun[]; relay: IngestRun[]; relayUnary: IngestRun[]; relayTwoProcesses?: IngestRun[]; alertmanager: IngestRun[] };
   /** `relay`: the same bare relay timed like Hollowtrees, the design's latency floor across processes; `…Unary` as above. */
   latency: { floor: FloorResult; hollowtrees: LatencySummary; hollowtreesUnary: LatencySummary; relay: LatencySummary; relayUnary: LatencySummary; alertmanager: LatencySummary };
   massReclaim: ReclaimWave & {
@@ -189,6 +192,16 @@ export function resultsTable(r: BenchResults, checks: readonly TargetCheck[]): s
       `bare relay over unary calls ${fmtRate(relayUnary.actionsPerSecond)} (accepted ${fmtRate(relayUnary.load.alertsPerSecond)})`,
       `stream ${fmtRatio(ht.load.alertsPerSecond / htUnary.load.alertsPerSecond)} / ${fmtRatio(ht.actionsPerSecond / htUnary.actionsPerSecond)} unary`,
     ]);
+    if (r.ingest.relayTwoProcesses) {
+      const two = batchRun(r.ingest.relayTwoProcesses, batch);
+      rows.push([
+        `… bare relay on two processes (\`node:cluster\`): ingest / acted on`,
+        '',
+        '',
+        `${fmtRate(two.load.alertsPerSecond)} / ${fmtRate(two.actionsPerSecond)}; CPU: relays ${two.serverCpuPercent.toFixed(0)}%, one relay ${relay.serverCpuPercent.toFixed(0)}%, AM ${am.serverCpuPercent.toFixed(0)}%`,
+        `${fmtRatio(two.actionsPerSecond / am.actionsPerSecond)} AM, ${fmtRatio(two.actionsPerSecond / relay.actionsPerSecond)} one relay`,
+      ]);
+    }
   }
   const f = r.latency.floor.latencyMs;
   const ht = r.latency.hollowtrees;
@@ -281,7 +294,8 @@ export function generatorTable(r: BenchResults): string {
     const ceiling = r.generatorCeiling[`batch${batch}`];
     const ht = batchRun(r.ingest.hollowtrees, batch);
     const am = batchRun(r.ingest.alertmanager, batch);
-    const cpu = (run: IngestRun): string => `${run.load.cpuPercent.toFixed(0)}% (server ${run.serverCpuPercent.toFixed(0)}%)`;
+    const cpu = (run: IngestRun): string =>
+      `${run.load.cpuPercent.toFixed(0)}% (server ${run.serverCpuPercent.toFixed(0)}%${run.benchCpuPercent === undefined ? '' : `, sink ${run.benchCpuPercent.toFixed(0)}%`})`;
     rows.push([`batches of ${batch}`, ceiling ? `${fmtRate(ceiling.alertsPerSecond)} at ${ceiling.cpuPercent.toFixed(0)}%` : '', cpu(ht), cpu(am)]);
   }
   return markdownTable(['Load generator', 'Against a null HTTP server (rate, generator CPU)', 'Generator CPU vs Hollowtrees', 'Generator CPU vs Alertmanager'], rows);

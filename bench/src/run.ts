@@ -16,7 +16,7 @@ import { alertBatches, alertJson, alertsBody } from './alerts.js';
 import { measureCrashWindow } from './crash-window.js';
 import { measureGrpcFloor } from './grpc-floor.js';
 import { runLoad, type LoadMark, type LoadResult } from './loadgen.js';
-import { describeMachine, processCpuSeconds, threadSplitText, threadTimes, threadTimesBetween, threadTimesText, type ThreadSplit } from './machine.js';
+import { describeMachine, processCpuSeconds, processTreeCpuSeconds, threadSplitText, threadTimes, threadTimesBetween, threadTimesText, type ThreadSplit } from './machine.js';
 import { startNullServer } from './null-server.js';
 import { startRelay } from './relay.js';
 import { INGEST_BATCHES, chartPanels, checkTargets, fmtMiB, generatorTable, machineLine, resultsTable, type BenchResults, type IngestRun, type LatencySummary, type MemoryReading, type ReclaimWave } from './report.js';
@@ -129,12 +129,12 @@ const hollowtreesIntoPlugin =
     return { sink, target: await startHollowtrees({ pluginAddress: sink.address, nodeArgs: options.nodeArgs ?? [], ...(options.transport ? { transport: options.transport } : {}) }) };
   };
 
-/** The bare relay into the bench's gRPC plugin, over `transport`. */
+/** The bare relay (on `processes` processes) into the bench's gRPC plugin, over `transport`. */
 const relayIntoPlugin =
-  (transport: 'stream' | 'unary'): Start =>
+  (transport: 'stream' | 'unary', processes = 1): Start =>
   async () => {
     const sink = await startPluginSink();
-    return { sink, target: await startRelay(sink.address, transport, htNodeArgs) };
+    return { sink, target: await startRelay(sink.address, transport, htNodeArgs, processes) };
   };
 
 /** Alertmanager into the bench's webhook receiver. */
@@ -147,7 +147,8 @@ async function ingestAgainst(start: Start, label: string): Promise<IngestRun[]> 
   const runs: IngestRun[] = [];
   for (const batch of INGEST_BATCHES) {
     await withTarget(start, async (target, sink) => {
-      const cpuBefore = processCpuSeconds(target.pid);
+      const cpuBefore = processTreeCpuSeconds(target.pid);
+      const benchCpuBefore = process.cpuUsage();
       const wallBefore = performance.now();
       // The actions counted where the accepted rate is: inside the generator's measured window.
       const marks = new Map<LoadMark, { at: number; actions: number }>();
@@ -155,13 +156,15 @@ async function ingestAgainst(start: Start, label: string): Promise<IngestRun[]> 
         marks.set(mark, { at: performance.now(), actions: sink.received }),
       );
       const wallSeconds = (performance.now() - wallBefore) / 1000;
-      const serverCpuPercent = ((processCpuSeconds(target.pid) - cpuBefore) / wallSeconds) * 100;
+      const serverCpuPercent = ((processTreeCpuSeconds(target.pid) - cpuBefore) / wallSeconds) * 100;
+      const benchCpu = process.cpuUsage(benchCpuBefore);
+      const benchCpuPercent = ((benchCpu.user + benchCpu.system) / 1e6 / wallSeconds) * 100;
       const actionsDelivered = sink.received;
       const [opened, closed] = [marks.get('window-start')!, marks.get('window-end')!];
       const actionsPerSecond = (closed.actions - opened.actions) / ((closed.at - opened.at) / 1000);
       const wholeRunPerSecond = actionsDelivered / wallSeconds;
-      runs.push({ batch, load, serverCpuPercent, actionsDelivered, actionsPerSecond, wholeRunPerSecond });
-      log(`${label} ingest batch ${batch}: ${Math.round(load.alertsPerSecond)} alerts/s (${load.errors} errors), generator CPU ${load.cpuPercent.toFixed(0)}%, server CPU ${serverCpuPercent.toFixed(0)}%, actions delivered ${actionsDelivered}: ${Math.round(actionsPerSecond)}/s in the measured window, ${Math.round(wholeRunPerSecond)}/s over the run with its warm-up`);
+      runs.push({ batch, load, serverCpuPercent, benchCpuPercent, actionsDelivered, actionsPerSecond, wholeRunPerSecond });
+      log(`${label} ingest batch ${batch}: ${Math.round(load.alertsPerSecond)} alerts/s (${load.errors} errors), generator CPU ${load.cpuPercent.toFixed(0)}%, server CPU ${serverCpuPercent.toFixed(0)}%, the bench's (sink) ${benchCpuPercent.toFixed(0)}%, actions delivered ${actionsDelivered}: ${Math.round(actionsPerSecond)}/s in the measured window, ${Math.round(wholeRunPerSecond)}/s over the run with its warm-up`);
     });
   }
   return runs;
@@ -227,8 +230,9 @@ async function main(): Promise<void> {
     const hollowtreesUnary = await ingestAgainst(hollowtreesIntoPlugin({ nodeArgs: htNodeArgs, transport: 'unary' }), 'Hollowtrees over unary calls');
     const relay = await ingestAgainst(relayIntoPlugin('stream'), 'Bare HTTP → gRPC relay');
     const relayUnary = await ingestAgainst(relayIntoPlugin('unary'), 'Bare HTTP → gRPC relay over unary calls');
+    const relayTwoProcesses = await ingestAgainst(relayIntoPlugin('stream', 2), 'Bare HTTP → gRPC relay, two processes');
     const alertmanager = await ingestAgainst(alertmanagerIntoWebhook, 'Alertmanager');
-    results.ingest = { hollowtrees, hollowtreesUnary, relay, relayUnary, alertmanager };
+    results.ingest = { hollowtrees, hollowtreesUnary, relay, relayUnary, relayTwoProcesses, alertmanager };
   }
 
   if (only.has('latency')) {
