@@ -29,7 +29,7 @@ export {
   type LaunchTemplate,
 } from './ec2-stand-in.js';
 export { SpotPriceHistory, type PricePoint, type SpotPool, type SpotPriceSample } from './spot-price-history.js';
-export { AwsFaults, type AwsCall, type AwsService, type FaultScope, type HeldCalls } from './query-server.js';
+export { AwsFaults, type AwsCall, type AwsService, type FaultScope, type HeldCalls, type HoldStage } from './query-server.js';
 
 /** A running EC2 + Auto Scaling stand-in. */
 export interface AwsStandIn {

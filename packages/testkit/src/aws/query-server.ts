@@ -79,11 +79,15 @@ export interface HeldCalls {
   readonly hits: number;
 }
 
+/** Where a held call waits: before its action runs, or after it ran, before its answer is sent. */
+export type HoldStage = 'call' | 'answer';
+
 /** A hold waiting for the next matching calls. */
 interface PendingHold {
   remaining: number;
   readonly service: AwsService | undefined;
   readonly action: string | undefined;
+  readonly stage: HoldStage;
   readonly until: Promise<unknown>;
 }
 
@@ -103,21 +107,33 @@ export class AwsFaults {
    * settles: a call on its way into the service when its client gives up, applied all the same once let go.
    */
   hold(count: number, until: Promise<unknown>, scope: FaultScope = {}): HeldCalls {
-    const hold: PendingHold = { remaining: count, service: scope.service, action: scope.action, until };
+    return this.addHold(count, until, scope, 'call');
+  }
+
+  /**
+   * The next `count` calls run their action at once, then their answers wait at the stand-in until `until` settles:
+   * a call the service applied whose answer is slow on its way back (what the action changed is seen meanwhile).
+   */
+  holdAnswer(count: number, until: Promise<unknown>, scope: FaultScope = {}): HeldCalls {
+    return this.addHold(count, until, scope, 'answer');
+  }
+
+  /** Waits while a {@link hold} (or, at `answer`, a {@link holdAnswer}) takes this call; at once when none does. */
+  async held(service: AwsService, action: string, stage: HoldStage = 'call'): Promise<void> {
+    const hold = this.holds.find((h) => h.remaining > 0 && h.stage === stage && (h.service ?? service) === service && (h.action ?? action) === action);
+    if (!hold) return;
+    hold.remaining--;
+    await hold.until.catch(() => {});
+  }
+
+  private addHold(count: number, until: Promise<unknown>, scope: FaultScope, stage: HoldStage): HeldCalls {
+    const hold: PendingHold = { remaining: count, service: scope.service, action: scope.action, stage, until };
     this.holds.push(hold);
     return {
       get hits() {
         return count - hold.remaining;
       },
     };
-  }
-
-  /** Waits while a {@link hold} takes this call; at once when none does. */
-  async held(service: AwsService, action: string): Promise<void> {
-    const hold = this.holds.find((h) => h.remaining > 0 && (h.service ?? service) === service && (h.action ?? action) === action);
-    if (!hold) return;
-    hold.remaining--;
-    await hold.until.catch(() => {});
   }
 
   /**
@@ -238,6 +254,7 @@ export async function startQueryServer(options: {
       // EC2 names the element nextToken, Auto Scaling NextToken.
       if (refusal === 'repeat-next-token' && sentToken) body[service === 'ec2' ? 'nextToken' : 'NextToken'] = sentToken;
       options.calls.push({ service, action, params: params.toObject(), at: wallClockMs() });
+      await options.faults.held(service, action, 'answer');
       send(200, dialect.success(action, body, requestId));
     } catch (err) {
       const apiError = err instanceof AwsApiError ? err : new AwsApiError('InternalError', String(err), 500);

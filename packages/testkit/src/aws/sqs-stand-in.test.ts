@@ -97,6 +97,20 @@ describe('SQS stand-in through @aws-sdk/client-sqs', () => {
     expect((await receive()).map((m) => m.MessageId)).toEqual([message!.MessageId]);
   });
 
+  it('holdAnswer: the call is applied at once and only its answer waits: a message made visible is handed out before the change is answered', async () => {
+    queue.send('m');
+    const [message] = await receive();
+    let answer = (): void => {};
+    const held = sqs.faults.holdAnswer(1, new Promise<void>((resolve) => (answer = resolve)), { action: 'ChangeMessageVisibility' });
+    let answered = false;
+    const change = client.send(new ChangeMessageVisibilityCommand({ QueueUrl: queue.url, ReceiptHandle: message!.ReceiptHandle, VisibilityTimeout: 0 })).then(() => (answered = true));
+    expect((await receive({ WaitTimeSeconds: 5 })).map((m) => m.MessageId)).toEqual([message!.MessageId]);
+    expect([held.hits, answered]).toEqual([1, false]);
+    answer();
+    await change;
+    expect(answered).toBe(true);
+  });
+
   it('a message stays hidden at most maxVisibilitySeconds (SQS: 12 hours) from its latest receive: a change beyond it is refused', async () => {
     queue.maxVisibilitySeconds = 5;
     queue.send('m');

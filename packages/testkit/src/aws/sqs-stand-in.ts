@@ -306,6 +306,7 @@ export async function startSqsStandIn(options: SqsStandInOptions = {}): Promise<
       if (!handler) throw new AwsApiError('InvalidAction', `The action ${action || '(none)'} is not valid for this endpoint.`);
       const output = await handler(input, gone.signal);
       record();
+      await faults.held('sqs', action, 'answer');
       res.writeHead(200, { 'content-type': JSON_CONTENT_TYPE, 'x-amzn-requestid': requestId });
       res.end(JSON.stringify(output));
     } catch (err) {

@@ -600,6 +600,31 @@ sources:
     }
   });
 
+  it('a message made visible at once after a reload and received again before SQS answered the release is dispatched as new, not taken for a copy of itself in progress and left hidden for its visibility timeout', async () => {
+    const { state: sharedState, close } = await otherReplicaRunning('i-0b662ef9931388ba0');
+    try {
+      // A 30 s timeout: only a message dispatched again at once is acted on within this test.
+      await start(() => {}, '30s', '', sharedState);
+      const notice = queue.send(spotWarning('i-0b662ef9931388ba0'));
+      await eventually(() => core!.logs.some((l) => l['msg'] === 'SQS message kept hidden until a run on another replica ends'));
+      // SQS applies the release (and the open long poll hands the message out again) before its answer comes back.
+      const answered = gate();
+      sqs.faults.holdAnswer(100, answered.promise, { service: 'sqs', action: 'ChangeMessageVisibilityBatch' });
+      await core!.reload(parseConfig(coreConfig('30s', '', sharedState).replace('\n  spot:\n', '\n  spot-renamed:\n'), 'test.yaml', {}));
+      await eventually(() => notice.receiveCount > 1);
+      answered.open();
+      await plugin.waitForCalls(1);
+      await drained();
+      expect(plugin.calls.map((c) => c.flow)).toEqual(['spot-renamed']);
+      expect(notice.receiveCount).toBe(2);
+      expect(await deleted()).toEqual({ acted: 1, deduplicated: 0 });
+    } finally {
+      await core?.close();
+      core = undefined;
+      await close();
+    }
+  });
+
   it('a reload that renames one of two flows a message waits on (another replica runs both groups) does not drop the renamed flow\'s part when the other\'s run ends: it is handed out again at once, and the renamed flow acts on it', async () => {
     const { other, key, state: sharedState, close } = await otherReplicaRunning('i-0b662ef9931388ba0', ['spot', 'notify']);
     const notify = '  notify: { allowedEvents: [aws.ec2.spot.interruption-warning], groupBy: [instance_id], cooldown: 10m, plugins: [drain] }\n';

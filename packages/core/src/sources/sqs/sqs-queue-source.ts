@@ -306,8 +306,14 @@ export class SqsQueueSource implements EventSource {
     try {
       await this.settle(message, receipt, receivedAt, receiveCount);
     } finally {
-      if (id !== undefined) this.receipts.delete(id);
+      this.forget(id, receipt);
     }
+  }
+
+  /** Ends `receipt`'s hold on its message id: a copy received from then on is handled as a message of its own. */
+  private forget(id: string | undefined, receipt: { handle: string }): void {
+    // A copy received after an earlier forget may hold the id now: its entry is its own.
+    if (id !== undefined && this.receipts.get(id) === receipt) this.receipts.delete(id);
   }
 
   /** Dispatches the message's events and deletes or leaves it by their verdict, under its newest receipt handle. */
@@ -355,7 +361,12 @@ export class SqsQueueSource implements EventSource {
       const now = verdict.action === 'leave' && verdict.now === true;
       this.logger.warn({ ...fields, receiveCount, why: verdict.why }, `SQS message left on the queue; it is handed out again ${now ? 'at once' : 'after its visibility timeout'}`);
       if (this.stopping.signal.aborted) await this.releaseAtStop(receipt, fields);
-      else if (now) await this.release(receipt, fields, 'the flows it waited for changed');
+      else if (now) {
+        // SQS may hand the message out again before it answers the release: that copy is to be dispatched, not taken
+        // for one received while its events are in progress here (left hidden, it would wait a visibility timeout).
+        this.forget(message.MessageId, receipt);
+        await this.release(receipt, fields, 'the flows it waited for changed');
+      }
       return;
     }
     await this.delete(receipt, verdict.reason, fields, receiveCount);
