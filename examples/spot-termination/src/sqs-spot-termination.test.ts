@@ -52,6 +52,27 @@ describe('spot termination from an EventBridge → SQS queue, end to end through
     expect(stack.sqs!.standIn.callsTo('DeleteMessageBatch')).toHaveLength(1);
   });
 
+  it('an instance outside any group whose launch template was deleted: the message is kept (not deleted as an unknown instance), and once the template is back the redelivery replaces it', async () => {
+    stack = await startSpotTerminationStack({ sqs: true, visibilityTimeoutSeconds: 1 });
+    const { aws, kube } = stack;
+    const lone = aws.ec2.addInstance({ instanceType: 'm5.large', availabilityZone: 'us-east-1a', launchTemplate: { id: 'lt-0lone', version: '3' } });
+    kube.cluster.addNode({ metadata: { name: 'ip-10-0-1-77.ec2.internal' }, spec: { providerID: `aws:///us-east-1a/${lone.instanceId}` } });
+    const template = aws.ec2.launchTemplates.get('lt-0lone')!;
+    aws.ec2.launchTemplates.delete('lt-0lone');
+    stack.sqs!.queue.send(spotInterruptionWarning(lone.instanceId));
+    await eventually(() => stack!.core.engine.recentRuns().some((r) => r.outcome === 'failed'));
+    // Someone puts the template back; the message, kept, comes back after its visibility timeout.
+    aws.ec2.addLaunchTemplate(template);
+    await drained(stack);
+
+    const runs = stack.core.engine.recentRuns();
+    expect(runs.map((r) => r.outcome)).toEqual(['succeeded', 'failed']);
+    expect(runs[1]!.calls.map((c) => [c.plugin, c.code])).toEqual([['k8s-drain', 'OK'], ['aws-spot', 'FAILED_PRECONDITION']]);
+    expect(runs[0]!.calls.map((c) => [c.plugin, c.code])).toEqual([['k8s-drain', 'OK'], ['aws-spot', 'OK'], ['log', 'OK']]);
+    expect(aws.ec2.instancesTagged('hollowtrees:replaces', lone.instanceId)).toHaveLength(1);
+    expect(stack.sqs!.standIn.callsTo('DeleteMessageBatch')).toHaveLength(1);
+  });
+
   it('a drain longer than the visibility timeout: the message is kept hidden, never handed out mid-run, and deleted once', async () => {
     // Pods take 3 s to go (600 grace seconds at 5 ms each); the queue's visibility timeout is 1 s.
     stack = await startSpotTerminationStack({ sqs: true, visibilityTimeoutSeconds: 1, podGraceSeconds: 600, msPerGraceSecond: 5 });
