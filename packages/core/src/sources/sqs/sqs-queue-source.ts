@@ -360,13 +360,8 @@ export class SqsQueueSource implements EventSource {
       this.metrics.left.inc(labels);
       const now = verdict.action === 'leave' && verdict.now === true;
       this.logger.warn({ ...fields, receiveCount, why: verdict.why }, `SQS message left on the queue; it is handed out again ${now ? 'at once' : 'after its visibility timeout'}`);
-      if (this.stopping.signal.aborted) await this.releaseAtStop(receipt, fields);
-      else if (now) {
-        // SQS may hand the message out again before it answers the release: that copy is to be dispatched, not taken
-        // for one received while its events are in progress here (left hidden, it would wait a visibility timeout).
-        this.forget(message.MessageId, receipt);
-        await this.release(receipt, fields, 'the flows it waited for changed');
-      }
+      if (this.stopping.signal.aborted) await this.releaseAtStop(message.MessageId, receipt, fields);
+      else if (now) await this.release(message.MessageId, receipt, fields, 'the flows it waited for changed');
       return;
     }
     await this.delete(receipt, verdict.reason, fields, receiveCount);
@@ -440,13 +435,16 @@ export class SqsQueueSource implements EventSource {
    * receives have ended: a long poll still open would take the message straight back, hide it for a timeout, and
    * count a receive towards the queue's `maxReceiveCount`.
    */
-  private async releaseAtStop(receipt: { handle: string }, fields: Record<string, unknown>): Promise<void> {
+  private async releaseAtStop(id: string | undefined, receipt: { handle: string }, fields: Record<string, unknown>): Promise<void> {
     await Promise.all(this.pollers);
-    await this.release(receipt, fields, 'the source is stopping');
+    await this.release(id, receipt, fields, 'the source is stopping');
   }
 
-  /** Makes a message visible at once under its newest receipt handle; `because` ends its log line. */
-  private async release(receipt: { handle: string }, fields: Record<string, unknown>, because: string): Promise<void> {
+  /** Makes a message visible at once under its newest receipt handle, letting go of its id first; `because` ends its log line. */
+  private async release(id: string | undefined, receipt: { handle: string }, fields: Record<string, unknown>, because: string): Promise<void> {
+    // SQS may hand the message out again before it answers: that copy is to be dispatched, not taken for one received
+    // while its events are in progress here (left hidden, it would wait a visibility timeout).
+    this.forget(id, receipt);
     try {
       await this.releaser!.send(receipt.handle);
       this.logger.info(fields, `SQS message made visible again at once: ${because}`);
